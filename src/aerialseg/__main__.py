@@ -1,0 +1,3 @@
+from aerialseg.cli import main
+
+raise SystemExit(main())

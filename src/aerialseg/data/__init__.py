@@ -1,0 +1,1 @@
+"""Reading datasets: class tables, sources (folder or zip), splits, training samples."""

@@ -1,0 +1,77 @@
+"""Dataset statistics: pairs per tile, image sizes, pixel share per class, unknown colours."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from tqdm import tqdm
+
+from aerialseg.data.classes import ClassTable, check_unknown_share, encode_mask, unpack_hex
+from aerialseg.data.source import DatasetSource
+
+
+def inspect_dataset(source: DatasetSource, table: ClassTable, max_unknown: float) -> dict:
+    """Read every pair once and summarise it. Raises on the first bad file."""
+    source.check_sizes()
+    class_pixels = np.zeros(table.num_classes, dtype=np.int64)
+    unknown: Counter = Counter()
+    ignored = 0
+    total = 0
+    tiles: dict[str, dict] = {}
+    mask_modes: Counter = Counter()
+    for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
+        source.read_image(pair)  # decodes fully: a truncated image fails here
+        mask_image = source._open(pair.mask)
+        mask_modes[mask_image.mode] += 1
+        encoded = encode_mask(source.read_mask_rgb(pair), table)
+        check_unknown_share(encoded, pair.mask, max_unknown)
+        h, w = encoded.ids.shape
+        class_pixels += np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]
+        unknown.update(encoded.unknown)
+        ignored += encoded.ignored
+        total += h * w
+        tile = tiles.setdefault(pair.group or ".", {"pairs": 0, "sizes": Counter()})
+        tile["pairs"] += 1
+        tile["sizes"][f"{w}x{h}"] += 1
+    labelled = int(class_pixels.sum())
+    return {
+        "path": str(source.path),
+        "root": source.root,
+        "pairs": len(source.pairs),
+        "tiles": {
+            name: {"pairs": t["pairs"], "sizes": dict(t["sizes"])} for name, t in sorted(tiles.items())
+        },
+        "mask_modes": dict(mask_modes),
+        "pixels": total,
+        "classes": [
+            {"name": c.name, "mask_color": c.mask_color, "pixels": int(n), "share": n / total}
+            for c, n in zip(table.classes, class_pixels, strict=True)
+        ],
+        "labelled_pixels": labelled,
+        "ignore_color_pixels": ignored,
+        "unmatched_pixels": total - labelled,
+        "unmatched_share": (total - labelled) / total,
+        "unknown_colors": [
+            {"color": unpack_hex(code), "pixels": n} for code, n in unknown.most_common(10)
+        ],
+    }
+
+
+def format_report(report: dict) -> str:
+    lines = [f"dataset: {report['path']} (root: {report['root']})",
+             f"pairs: {report['pairs']} in {len(report['tiles'])} tile(s)"]
+    for name, tile in report["tiles"].items():
+        sizes = ", ".join(f"{s} x{n}" for s, n in tile["sizes"].items())
+        lines.append(f"  {name:<12} {tile['pairs']:>3} pairs  {sizes}")
+    lines.append(f"pixels: {report['pixels']:,}")
+    lines.append(f"  {'class':<12} {'colour':<8} {'share':>7}")
+    for c in report["classes"]:
+        lines.append(f"  {c['name']:<12} {c['mask_color']:<8} {c['share']:>7.2%}")
+    lines.append(
+        f"pixels matching no class: {report['unmatched_pixels']:,} ({report['unmatched_share']:.2%});"
+        f" of these in ignore colours: {report['ignore_color_pixels']:,}"
+    )
+    for u in report["unknown_colors"]:
+        lines.append(f"  unknown colour {u['color']}: {u['pixels']:,} px")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""Find image/mask pairs in a dataset as users get it: the Kaggle zip or its folder.
+
+Layout (the Kaggle "Semantic segmentation of aerial imagery" one, also fine for own data)::
+
+    ROOT/[GROUP/]images/NAME.jpg|png|tif   and   ROOT/[GROUP/]masks/NAME.png|tif
+
+ROOT may sit one or two folders below the path the user gives (the zip wraps it in
+``Semantic segmentation dataset/``). Pair ids are image paths relative to ROOT, the form
+``../shared/benchmark/split.json`` uses.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from aerialseg.errors import DatasetError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+MASK_SUFFIXES = (".png", ".tif", ".tiff")
+LAYOUT_HINT = (
+    "expected folders named images/ and masks/ (optionally inside one folder per tile),"
+    " as in the Kaggle 'Semantic segmentation of aerial imagery' archive.zip"
+)
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str  # image path relative to the dataset root, e.g. "Tile 1/images/image_part_002.jpg"
+    mask: str  # mask path relative to the dataset root
+
+    @property
+    def group(self) -> str:
+        """The tile (folder above images/), or "" for a flat dataset."""
+        return str(PurePosixPath(self.id).parent.parent)
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.id).stem
+
+
+class DatasetSource:
+    """Reads files of one dataset from a folder or a zip archive."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DatasetError(f"{self.path}: no such file or folder")
+        if self.path.is_file():
+            if not zipfile.is_zipfile(self.path):
+                raise DatasetError(
+                    f"{self.path}: not a zip archive nor a folder; pass the dataset's"
+                    " archive.zip or the folder it extracts to"
+                )
+            with zipfile.ZipFile(self.path) as archive:
+                names = [n for n in archive.namelist() if not n.endswith("/")]
+            self._files = names
+        else:
+            self._files = [
+                p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
+            ]
+        self.root = self._find_root()
+        self.pairs = self._find_pairs()
+
+    @property
+    def is_zip(self) -> bool:
+        return self.path.is_file()
+
+    def _find_root(self) -> str:
+        """The shallowest folder whose children (or itself) hold images/ and masks/."""
+        candidates = set()
+        for name in self._files:
+            parts = PurePosixPath(name).parts
+            if len(parts) >= 2 and parts[-2] == "images":
+                group = PurePosixPath(*parts[:-2])
+                # root is the group itself (flat) or the group's parent (tiled)
+                candidates.add(str(group.parent) if group.parts else ".")
+                candidates.add(str(group) if group.parts else ".")
+        roots = sorted(
+            (c for c in candidates if self._has_pairs_below(c)),
+            key=lambda c: (len(PurePosixPath(c).parts) if c != "." else 0),
+        )
+        if not roots:
+            raise DatasetError(f"{self.path}: no images/ folder with a masks/ beside it; {LAYOUT_HINT}")
+        return roots[0]
+
+    def _has_pairs_below(self, root: str) -> bool:
+        prefix = "" if root == "." else root + "/"
+        rel = [n[len(prefix):] for n in self._files if n.startswith(prefix)]
+        return any(PurePosixPath(r).parts[-2:-1] == ("masks",) for r in rel) and any(
+            PurePosixPath(r).parts[-2:-1] == ("images",) for r in rel
+        )
+
+    def _relative_files(self) -> list[str]:
+        prefix = "" if self.root == "." else self.root + "/"
+        return sorted(n[len(prefix):] for n in self._files if n.startswith(prefix))
+
+    def _find_pairs(self) -> list[Pair]:
+        files = self._relative_files()
+        masks_by_key = {}
+        for rel in files:
+            p = PurePosixPath(rel)
+            if p.parent.name == "masks" and p.suffix.lower() in MASK_SUFFIXES:
+                masks_by_key[(str(p.parent.parent), p.stem)] = rel
+        pairs = []
+        for rel in files:
+            p = PurePosixPath(rel)
+            if p.parent.name != "images" or p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            mask = masks_by_key.get((str(p.parent.parent), p.stem))
+            if mask is None:
+                expected = p.parent.parent / "masks" / (p.stem + ".png")
+                raise DatasetError(
+                    f"{rel}: image has no mask (expected {expected}); add the mask or remove the image"
+                )
+            pairs.append(Pair(id=rel, mask=mask))
+        if not pairs:
+            raise DatasetError(f"{self.path}: the dataset is empty, no images found; {LAYOUT_HINT}")
+        return pairs
+
+    def _open(self, rel: str) -> Image.Image:
+        full = rel if self.root == "." else f"{self.root}/{rel}"
+        try:
+            if self.is_zip:
+                with zipfile.ZipFile(self.path) as archive:
+                    data = archive.read(full)
+                return Image.open(io.BytesIO(data))
+            return Image.open(self.path / full)
+        except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as err:
+            raise DatasetError(
+                f"{rel}: cannot read the file ({err.__class__.__name__}: {err}); it is damaged or"
+                " not an image: replace it or remove it from the dataset"
+            ) from None
+
+    def _load(self, rel: str, mode: str | None) -> np.ndarray:
+        image = self._open(rel)
+        try:
+            image.load()
+            if mode is not None and image.mode != mode:
+                image = image.convert(mode)
+            return np.asarray(image)
+        except OSError as err:
+            raise DatasetError(
+                f"{rel}: the file is truncated or damaged ({err}); replace it or remove it from"
+                " the dataset"
+            ) from None
+
+    def read_image(self, pair: Pair) -> np.ndarray:
+        """(H, W, 3) uint8 RGB."""
+        return self._load(pair.id, "RGB")
+
+    def read_mask_rgb(self, pair: Pair) -> np.ndarray:
+        """(H, W, 3) uint8 mask colours, whether the PNG is RGB or palette."""
+        return self._load(pair.mask, "RGB")
+
+    def image_size(self, rel: str) -> tuple[int, int]:
+        """(width, height) from the header only."""
+        return self._open(rel).size
+
+    def check_sizes(self, pairs: list[Pair] | None = None) -> None:
+        """Raise on the first pair whose mask size differs from its image."""
+        for pair in pairs or self.pairs:
+            image_size, mask_size = self.image_size(pair.id), self.image_size(pair.mask)
+            if image_size != mask_size:
+                raise DatasetError(
+                    f"{pair.mask}: mask is {mask_size[0]}x{mask_size[1]} but its image is"
+                    f" {image_size[0]}x{image_size[1]}; masks must match their image pixel for pixel"
+                )

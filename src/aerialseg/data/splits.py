@@ -1,0 +1,97 @@
+"""Train / validation / test splits, by a documented rule or from a file.
+
+Default rule (``../shared/benchmark/PROTOCOL.md``): the test images are ``image_part_002``
+and ``image_part_007`` of every tile; the validation images, used for early stopping and
+checkpoint choice, are ``image_part_005`` of every tile; the rest train. Holding out whole
+images (not patches of them) keeps test pixels unseen in training.
+
+A split file is JSON with lists of pair ids under ``test`` and optionally ``val``
+(``train`` is everything else), the form of ``../shared/benchmark/split.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from aerialseg.data.source import Pair
+from aerialseg.errors import DatasetError
+
+TEST_STEMS = ("image_part_002", "image_part_007")
+VAL_STEMS = ("image_part_005",)
+RULE = (
+    "test: image_part_002 and image_part_007 of every tile (PROTOCOL.md);"
+    " val: image_part_005 of every tile; train: the rest"
+)
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    rule: str
+
+    def ids(self, name: str) -> tuple[str, ...]:
+        if name not in SPLIT_NAMES:
+            raise DatasetError(f"unknown split {name!r}; choose one of {', '.join(SPLIT_NAMES)}")
+        return getattr(self, name)
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "train": list(self.train), "val": list(self.val),
+                "test": list(self.test)}
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def rule_split(pairs: list[Pair]) -> Split:
+    """The default split by image name."""
+    test = tuple(p.id for p in pairs if p.stem in TEST_STEMS)
+    val = tuple(p.id for p in pairs if p.stem in VAL_STEMS)
+    train = tuple(p.id for p in pairs if p.stem not in TEST_STEMS + VAL_STEMS)
+    if not train or not val:
+        raise DatasetError(
+            "the default split rule (image_part_002/005/007 of each tile) leaves no training or"
+            " validation images in this dataset; pass a split file with --split"
+        )
+    return Split(train=train, val=val, test=test, rule=RULE)
+
+
+def file_split(pairs: list[Pair], path: str | Path) -> Split:
+    """A split from a JSON file; ``val`` defaults to the rule's validation images."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise DatasetError(f"cannot read split file {path}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"split file {path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("test"), list):
+        raise DatasetError(f"split file {path} needs a 'test' list of image paths")
+    known = {p.id for p in pairs}
+    test = tuple(data["test"])
+    val_given = data.get("val")
+    val = tuple(val_given) if val_given is not None else tuple(
+        p.id for p in pairs if p.stem in VAL_STEMS and p.id not in test
+    )
+    missing = [i for i in test + val if i not in known]
+    if missing:
+        raise DatasetError(
+            f"split file {path} names {len(missing)} image(s) not in the dataset, e.g."
+            f" {missing[0]!r}; paths are relative to the dataset root"
+        )
+    if set(test) & set(val):
+        raise DatasetError(f"split file {path}: an image is in both 'test' and 'val'")
+    held_out = set(test) | set(val)
+    train = tuple(p.id for p in pairs if p.id not in held_out)
+    if not train or not val:
+        raise DatasetError(f"split file {path} leaves no training or no validation images")
+    rule = str(data.get("rule", f"from {path.name}"))
+    return Split(train=train, val=val, test=test, rule=rule)
+
+
+def make_split(pairs: list[Pair], split_file: str | Path | None = None) -> Split:
+    return file_split(pairs, split_file) if split_file else rule_split(pairs)
