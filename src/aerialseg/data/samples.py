@@ -1,0 +1,119 @@
+"""Training and validation samples: decoded arrays, random crops, augmentation.
+
+Images are decoded once and kept in memory (the Dubai set is ~400 MB decoded): random
+crops then cost no I/O. Joint image/mask geometry uses torchvision's v2 transforms, which
+treat ``tv_tensors.Mask`` with nearest sampling and leave it out of colour jitter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable, check_unknown_share, encode_mask
+from aerialseg.data.source import DatasetSource
+
+
+@dataclass
+class LabelledImage:
+    id: str
+    image: torch.Tensor  # (3, H, W) uint8
+    mask: torch.Tensor  # (H, W) uint8 class ids, IGNORE_INDEX where unlabelled
+
+
+def load_labelled(source: DatasetSource, ids: tuple[str, ...] | list[str], classes: ClassTable,
+                  max_unknown: float, desc: str = "loading") -> list[LabelledImage]:
+    """Decode images and masks, checking sizes and the share of unknown mask colours."""
+    by_id = {p.id: p for p in source.pairs}
+    pairs = [by_id[i] for i in ids]
+    source.check_sizes(pairs)
+    out = []
+    for pair in tqdm(pairs, desc=desc, unit="img", leave=False):
+        encoded = encode_mask(source.read_mask_rgb(pair), classes)
+        check_unknown_share(encoded, pair.mask, max_unknown)
+        image = torch.from_numpy(np.ascontiguousarray(source.read_image(pair))).permute(2, 0, 1)
+        out.append(LabelledImage(pair.id, image, torch.from_numpy(encoded.ids)))
+    return out
+
+
+class RandomRot90(v2.Transform):
+    """Rotate by a random multiple of 90 degrees: exact, unlike interpolated rotation."""
+
+    def make_params(self, flat_inputs: list) -> dict:
+        return {"k": int(torch.randint(4, ()).item())}
+
+    def transform(self, inpt, params: dict):
+        return inpt if params["k"] == 0 else torch.rot90(inpt, params["k"], dims=(-2, -1))
+
+
+def crop_transform(size: int, augment: bool) -> v2.Compose:
+    steps: list = [v2.RandomCrop(size, pad_if_needed=True,
+                                 fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX})]
+    if augment:
+        steps += [
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            RandomRot90(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
+        ]
+    return v2.Compose(steps)
+
+
+class RandomCropDataset(Dataset):
+    """``length`` random crops; each picks an image with probability proportional to its
+    area, so every labelled pixel is equally likely to be seen."""
+
+    def __init__(self, items: list[LabelledImage], size: int, length: int, augment: bool):
+        self.items = items
+        self.length = length
+        self.transform = crop_transform(size, augment)
+        areas = torch.tensor([float(it.mask.numel()) for it in items])
+        self.probs = areas / areas.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self.items[int(torch.multinomial(self.probs, 1).item())]
+        image, mask = self.transform(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+        return image.as_subclass(torch.Tensor).float(), mask.as_subclass(torch.Tensor).long()
+
+
+class ResizedDataset(Dataset):
+    """Whole images squashed to size x size (the seed notebook's input)."""
+
+    def __init__(self, items: list[LabelledImage], size: int):
+        self.items = items
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self.items[index]
+        image = F.interpolate(item.image[None].float(), size=(self.size, self.size),
+                              mode="bilinear", align_corners=False)[0]
+        mask = F.interpolate(item.mask[None, None].float(), size=(self.size, self.size),
+                             mode="nearest")[0, 0]
+        return image, mask.long()
+
+
+class WholeImageDataset(Dataset):
+    """Native-resolution images for validation; batch size 1 since sizes differ."""
+
+    def __init__(self, items: list[LabelledImage]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self.items[index]
+        return item.image.float(), item.mask.long()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics from a confusion matrix, reports and plots."""

@@ -1,0 +1,66 @@
+"""``aerialseg evaluate``: predict a split at native resolution and score it (PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix
+from tqdm import tqdm
+
+from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.data.samples import load_labelled
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import make_split
+from aerialseg.evaluation.metrics import metrics_from_confusion
+from aerialseg.evaluation.plots import plot_confusion, plot_panels
+from aerialseg.inference.sliding import predict_image
+from aerialseg.models.io import LoadedModel, atomic_write
+
+PANEL_COUNT = 4
+
+
+def evaluate(model: LoadedModel, data: str | Path, out: str | Path, *, split_name: str = "test",
+             split_file: str | None = None, batch_size: int = 4) -> dict:
+    """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png."""
+    source = DatasetSource(data)
+    split = make_split(source.pairs, split_file)
+    ids = split.ids(split_name)
+    cfg, classes = model.config, model.classes
+    device = next(model.net.parameters()).device
+    cm = MulticlassConfusionMatrix(classes.num_classes, ignore_index=IGNORE_INDEX).to(device)
+    ignored = 0
+    panels = []
+    for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown, f"{split_name} images"),
+                     desc="evaluate", unit="img"):
+        image = item.image.to(device).float()
+        probs = predict_image(model.net, image, input_mode=cfg.input_mode, window=cfg.window,
+                              overlap=cfg.overlap, resize_to=cfg.resize_to, batch_size=batch_size)
+        pred = probs.argmax(0)
+        mask = item.mask.to(device).long()
+        cm.update(pred[None], mask[None])
+        ignored += int((mask == IGNORE_INDEX).sum())
+        if len(panels) < PANEL_COUNT:
+            panels.append((item.id, item.image.permute(1, 2, 0).numpy(), item.mask.numpy(),
+                           pred.to(torch.uint8).cpu().numpy()))
+    matrix = cm.compute().cpu().numpy()
+    metrics = metrics_from_confusion(matrix, classes)
+    report = {
+        "model": cfg.model,
+        "split": split_name,
+        "split_rule": split.rule,
+        "images": list(ids),
+        **metrics,
+        "ignored_pixels": ignored,
+        "classes": classes.names,
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "metrics.json",
+                 lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+    plot_confusion(np.asarray(matrix), classes, out / "confusion.png")
+    if panels:
+        plot_panels(panels, classes, out / "panels.png")
+    return report

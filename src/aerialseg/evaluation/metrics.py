@@ -1,0 +1,79 @@
+"""Metrics of ``../shared/benchmark/PROTOCOL.md``, all derived from one confusion matrix.
+
+Rows are the true class, columns the predicted class; ignored pixels never enter it
+(torchmetrics' ``ignore_index``), so sums are over labelled pixels only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from aerialseg.data.classes import ClassTable
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0 (a class absent from both truth and prediction)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
+
+
+def _mean(values: np.ndarray) -> float | None:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def _clean(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
+    """Headline and per-class metrics. mIoU keys carry their class count: for the Dubai
+    table ``miou6`` (all classes) and ``miou5`` (Unlabeled left out, ``scored: false``)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    fp = cm.sum(0) - tp
+    fn = cm.sum(1) - tp
+    iou = _ratio(tp, tp + fp + fn)
+    dice = _ratio(2 * tp, 2 * tp + fp + fn)
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    total = cm.sum()
+    scored = np.array([c.scored for c in classes.classes])
+    n_all, n_scored = len(scored), int(scored.sum())
+    result = {
+        f"miou{n_all}": _mean(iou),
+        f"miou{n_scored}": _mean(iou[scored]),
+        "pixel_accuracy": float(tp.sum() / total) if total else None,
+        "mean_dice": _mean(dice),
+        "per_class": {
+            c.name: {
+                "iou": _clean(iou[i]), "dice": _clean(dice[i]),
+                "precision": _clean(precision[i]), "recall": _clean(recall[i]),
+                "support": int(cm[i].sum()),
+            }
+            for i, c in enumerate(classes.classes)
+        },
+        "labelled_pixels": int(total),
+        "confusion_matrix": cm.astype(np.int64).tolist(),
+    }
+    return result
+
+
+def headline_keys(classes: ClassTable) -> list[str]:
+    n_all = classes.num_classes
+    n_scored = sum(c.scored for c in classes.classes)
+    keys = [f"miou{n_all}"] + ([f"miou{n_scored}"] if n_scored != n_all else [])
+    return keys + ["pixel_accuracy", "mean_dice"]
+
+
+def format_table(metrics: dict, classes: ClassTable) -> str:
+    lines = ["  ".join(f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a"
+                       for k in headline_keys(classes))]
+    lines.append(f"  {'class':<12} {'IoU':>7} {'Dice':>7} {'prec':>7} {'recall':>7}")
+    for name, m in metrics["per_class"].items():
+        cells = [f"{m[k]:>7.4f}" if m[k] is not None else f"{'n/a':>7}"
+                 for k in ("iou", "dice", "precision", "recall")]
+        lines.append(f"  {name:<12} " + " ".join(cells))
+    return "\n".join(lines)

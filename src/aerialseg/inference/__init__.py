@@ -1,0 +1,1 @@
+"""Prediction: sliding windows with blended overlaps, model-aware resizing."""

@@ -1,0 +1,41 @@
+"""Build a model by name. Unknown names fail with the list of valid ones."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import segmentation_models_pytorch as smp
+from torch import nn
+
+from aerialseg.errors import ConfigError
+from aerialseg.models.pretrained import TIMM_NAME, load_lite0_into
+from aerialseg.models.seed_unet import SeedUNet
+
+ModelName = Literal["seed-unet", "unet-effnet-lite0"]
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+
+# Input sides must be multiples of this for each model (its total downsampling).
+STRIDE = {"seed-unet": 16, "unet-effnet-lite0": 32}
+
+
+def create_model(name: str, num_classes: int, *, pretrained: bool = True,
+                 base_width: int = 16, dropout: float = 0.2) -> nn.Module:
+    """A segmentation network returning (N, num_classes, H, W) logits.
+
+    Args:
+        name: one of MODEL_NAMES.
+        num_classes: output channels.
+        pretrained: load ImageNet encoder weights (ignored by seed-unet). Off when the
+            weights are about to be replaced from a model file anyway.
+        base_width: seed-unet's first block width.
+        dropout: seed-unet's dropout.
+    """
+    match name:
+        case "seed-unet":
+            return SeedUNet(num_classes, base_width=base_width, dropout=dropout)
+        case "unet-effnet-lite0":
+            model = smp.Unet(f"tu-{TIMM_NAME}", encoder_weights=None, classes=num_classes)
+            if pretrained:
+                load_lite0_into(model.encoder.model)
+            return model
+    raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")

@@ -1,0 +1,113 @@
+"""Self-describing model files: loading one needs no other file.
+
+A model file is a ``torch.save`` dict with the network weights, the run config, the class
+table, the input normalisation and the metrics it was chosen by. Lightning checkpoints
+(``best.ckpt``, ``last.ckpt``) carry the same under ``hyper_parameters`` and load too.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aerialseg.data.classes import ClassTable
+from aerialseg.errors import AerialsegError, ModelFileError
+from aerialseg.models.network import SegmentationNet, build_network
+from aerialseg.training.config import TrainConfig
+
+FORMAT = "aerialseg-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    net: SegmentationNet
+    config: TrainConfig
+    classes: ClassTable
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.model
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(tmp_path)``, then rename onto ``path``: never a half-written final file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(path: str | Path, net: SegmentationNet, config: TrainConfig, classes: ClassTable,
+               meta: dict[str, Any] | None = None, half: bool = False) -> None:
+    """Write a model file. ``half`` stores floating weights as fp16 (half the size)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).cpu()
+             for k, v in net.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "classes": classes.to_dict(),
+        "normalization": {"mean": net.mean.flatten().tolist(), "std": net.std.flatten().tolist()},
+        "meta": meta or {},
+        "state_dict": state,
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(
+            f"{path}: not an aerialseg model file ({first[:120]}); pass a model.pt or a .ckpt"
+            " written by 'aerialseg train'"
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: not an aerialseg model file")
+    return data
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model file or a Lightning checkpoint of aerialseg, in eval mode."""
+    path = Path(path)
+    data = _read(path)
+    if data.get("format") == FORMAT:
+        hparams, state, meta = data, data["state_dict"], data.get("meta", {})
+    elif "hyper_parameters" in data and "config" in data["hyper_parameters"]:
+        hparams = data["hyper_parameters"]
+        state = {k.removeprefix("net."): v for k, v in data["state_dict"].items()
+                 if k.startswith("net.")}
+        meta = {"epoch": data.get("epoch"), "global_step": data.get("global_step")}
+    else:
+        raise ModelFileError(f"{path}: not an aerialseg model file (no aerialseg metadata inside)")
+    try:
+        config = TrainConfig.from_dict(hparams["config"])
+        classes = ClassTable.from_dict(hparams["classes"])
+    except (AerialsegError, KeyError) as err:
+        raise ModelFileError(f"{path}: model metadata is damaged ({err})") from None
+    net = build_network(config.model, classes.num_classes, pretrained=False,
+                        base_width=config.base_width, dropout=config.dropout)
+    try:
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v
+                             for k, v in state.items()})
+    except RuntimeError as err:
+        raise ModelFileError(f"{path}: weights do not fit a {config.model} network ({err})") from None
+    return LoadedModel(net.to(device).eval(), config, classes, meta)

@@ -1,0 +1,1 @@
+"""Training: run config, data module, LightningModule and the train entry point."""

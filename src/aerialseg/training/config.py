@@ -1,0 +1,190 @@
+"""One typed config describes a run; it is saved in the run folder and inside every model file.
+
+Presets give starting points; ``key=value`` overrides change single fields, e.g.
+``aerialseg train --data D max_epochs=5 lr=3e-4``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from aerialseg.errors import ConfigError
+from aerialseg.models.factory import ModelName
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a run trains and how. Field comments are the reference."""
+
+    model: ModelName = "unet-effnet-lite0"
+    base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
+    dropout: float = 0.2  # seed-unet
+    pretrained: bool = True  # ImageNet encoder weights (unet-effnet-lite0)
+    # crop: random crops at native resolution; resize: whole images squashed to resize_to
+    # (the seed notebook's way; predictions are resized back to native size)
+    input_mode: Literal["crop", "resize"] = "crop"
+    crop_size: int = 256
+    resize_to: int = 256
+    augment: bool = True  # flips, 90-degree rotations, mild colour jitter
+    batch_size: int = 8
+    samples_per_epoch: int = 400  # crops per epoch (crop mode)
+    max_epochs: int = 60
+    max_steps: int = -1  # -1: no step limit
+    max_time: str | None = None  # wall-clock budget "HH:MM:SS"; the schedule anneals within it
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    plateau_patience: int = 5  # epochs without val mIoU gain before the LR is cut (plateau)
+    early_stop_patience: int = 15  # epochs without val mIoU gain before stopping
+    dice_weight: float = 1.0  # loss = cross-entropy + dice_weight * Dice
+    class_weights: list[float] | None = None  # cross-entropy weight per class
+    seed: int = 42
+    num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
+    window: int = 512  # sliding-window size for validation and prediction
+    overlap: float = 0.25  # share of a window that overlaps its neighbour
+    max_unknown: float = 0.05  # largest share of unknown mask colours before an error
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    precision: str = "32-true"
+    val_every: int = 1  # validate every N epochs
+
+    def validate(self) -> TrainConfig:
+        checks = [
+            (self.crop_size > 0 and self.crop_size % 32 == 0, "crop_size must be a multiple of 32"),
+            (self.resize_to > 0 and self.resize_to % 32 == 0, "resize_to must be a multiple of 32"),
+            (self.window > 0 and self.window % 32 == 0, "window must be a multiple of 32"),
+            (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
+            (self.batch_size > 0, "batch_size must be positive"),
+            (self.lr > 0, "lr must be positive"),
+            (0 <= self.max_unknown <= 1, "max_unknown must be in [0, 1]"),
+            (self.devices > 0 and self.num_nodes > 0, "devices and num_nodes must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if self.max_time is not None:
+            parse_duration(self.max_time)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        config = cls()
+        for key, value in data.items():
+            _set_field(config, key, value)
+        return config.validate()
+
+    def save(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Pretrained U-Net on native-resolution crops.
+    "default": {},
+    # The original notebook: its U-Net, squashed 256x256 images, Adam, reduce-LR-on-plateau.
+    "seed": {
+        "model": "seed-unet",
+        "pretrained": False,
+        "input_mode": "resize",
+        "augment": False,
+        "batch_size": 16,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "scheduler": "plateau",
+        "max_epochs": 100,
+        "early_stop_patience": 20,
+    },
+}
+
+
+def parse_duration(text: str) -> int:
+    """ "HH:MM:SS" or "MM:SS" or seconds -> seconds."""
+    try:
+        parts = [int(p) for p in str(text).split(":")]
+    except ValueError:
+        raise ConfigError(f"max_time {text!r} is not HH:MM:SS") from None
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise ConfigError(f"max_time {text!r} is not HH:MM:SS")
+    seconds = 0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        return _coerce(value, options[0], key)
+    if origin is Literal:
+        allowed = typing.get_args(kind)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(map(str, allowed))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, e.g. {key}=[1.0,2.0]")
+        (item,) = typing.get_args(kind)
+        return [_coerce(v, item, key) for v in value]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false")
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str:
+        return str(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} must be of type {kind.__name__}")
+    return value
+
+
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _set_field(config: TrainConfig, key: str, value: Any) -> None:
+    if key not in _HINTS:
+        valid = ", ".join(f.name for f in fields(TrainConfig))
+        raise ConfigError(f"unknown config key {key!r}; valid keys: {valid}")
+    setattr(config, key, _coerce(value, _HINTS[key], key))
+
+
+def resolve_config(preset: str = "default", config_file: str | Path | None = None,
+                   overrides: list[str] | None = None) -> TrainConfig:
+    """Preset, then the config file, then ``key=value`` overrides, each over the last."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    data: dict[str, Any] = dict(PRESETS[preset])
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as err:
+            raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must be a mapping of keys to values")
+        data.update(loaded)
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not key=value")
+        data[key.strip()] = yaml.safe_load(text) if text.strip() else None
+    return TrainConfig.from_dict(data)
+
+

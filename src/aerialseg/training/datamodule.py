@@ -1,0 +1,48 @@
+"""LightningDataModule over a dataset source, a split and a class table."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from aerialseg.data.classes import ClassTable
+from aerialseg.data.samples import (
+    RandomCropDataset,
+    ResizedDataset,
+    WholeImageDataset,
+    load_labelled,
+)
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import Split
+from aerialseg.training.config import TrainConfig
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    def __init__(self, source: DatasetSource, split: Split, classes: ClassTable, cfg: TrainConfig):
+        super().__init__()
+        self.source, self.split, self.classes, self.cfg = source, split, classes, cfg
+        self.train_set = self.val_set = None
+
+    def setup(self, stage: str) -> None:
+        if self.train_set is not None:
+            return
+        cfg = self.cfg
+        train = load_labelled(self.source, self.split.train, self.classes, cfg.max_unknown, "train images")
+        val = load_labelled(self.source, self.split.val, self.classes, cfg.max_unknown, "val images")
+        if cfg.input_mode == "resize":
+            self.train_set = ResizedDataset(train, cfg.resize_to)
+        else:
+            self.train_set = RandomCropDataset(train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment)
+        self.val_set = WholeImageDataset(val)
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        workers = self.cfg.num_workers
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                          persistent_workers=workers > 0, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        # Random crops are random already; resized whole images need shuffling.
+        return self._loader(self.train_set, self.cfg.batch_size, self.cfg.input_mode == "resize")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, 1, False)

@@ -1,0 +1,114 @@
+"""LightningModule: loss, optimiser, schedule, and native-resolution validation."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.evaluation.metrics import metrics_from_confusion
+from aerialseg.inference.sliding import predict_image
+from aerialseg.models.network import build_network
+from aerialseg.training.config import TrainConfig, parse_duration
+
+
+class SegmentationTask(L.LightningModule):
+    """Trains a SegmentationNet; validation predicts whole images like ``evaluate`` does."""
+
+    def __init__(self, config: dict[str, Any], classes: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = TrainConfig.from_dict(config)
+        self.classes = ClassTable.from_dict(classes)
+        n = self.classes.num_classes
+        self.net = build_network(self.cfg.model, n, pretrained=self.cfg.pretrained,
+                                 base_width=self.cfg.base_width, dropout=self.cfg.dropout)
+        weight = torch.tensor(self.cfg.class_weights) if self.cfg.class_weights else None
+        if weight is not None and len(weight) != n:
+            raise ValueError(f"class_weights has {len(weight)} values for {n} classes")
+        self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
+        self.dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_INDEX)
+        self.val_cm = MulticlassConfusionMatrix(n, ignore_index=IGNORE_INDEX)
+        self._start_time = time.monotonic()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = self.ce(logits, target)
+        if self.cfg.dice_weight:
+            loss = loss + self.cfg.dice_weight * self.dice(logits, target)
+        return loss
+
+    def on_train_start(self) -> None:
+        # Every rank seeds alike (identical initial weights, which DDP also enforces), so
+        # with in-process loading all ranks would draw the same crops: give each rank, and
+        # each resumed run, its own stream.
+        torch.manual_seed(self.cfg.seed + 1_000_003 * self.global_rank + self.global_step)
+        self._start_time = time.monotonic()
+        self._start_step = self.global_step
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        images, masks = batch
+        loss = self.loss(self(images), masks)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=images.shape[0], sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        images, masks = batch
+        for image, mask in zip(images, masks, strict=True):
+            probs = predict_image(self.net, image, input_mode=self.cfg.input_mode,
+                                  window=self.cfg.window, overlap=self.cfg.overlap,
+                                  resize_to=self.cfg.resize_to)
+            valid = mask != IGNORE_INDEX
+            nll = -torch.log(probs.clamp_min(1e-8)).gather(0, mask.clamp_max(probs.shape[0] - 1)[None])[0]
+            self.log("val_loss", nll[valid].mean() if valid.any() else nll.sum() * 0,
+                     on_epoch=True, batch_size=1, sync_dist=True)
+            self.val_cm.update(probs.argmax(0)[None], mask[None])
+
+    def on_validation_epoch_end(self) -> None:
+        cm = self.val_cm.compute().cpu().numpy()
+        self.val_cm.reset()
+        m = metrics_from_confusion(cm, self.classes)
+        miou = m[f"miou{self.classes.num_classes}"]
+        self.log("val_miou", miou if miou is not None else 0.0, prog_bar=True)
+        self.log("val_acc", m["pixel_accuracy"] or 0.0)
+        self.log("val_dice", m["mean_dice"] or 0.0)
+
+    def _budget_progress(self) -> float:
+        """Share of the run's budget used: steps or wall time, whichever is further along."""
+        trainer = self.trainer
+        progress = 0.0
+        if trainer.max_steps and trainer.max_steps > 0:
+            progress = trainer.global_step / trainer.max_steps
+        elif trainer.max_epochs and trainer.num_training_batches not in (0, math.inf):
+            total = trainer.max_epochs * trainer.num_training_batches
+            progress = trainer.global_step / max(total / trainer.accumulate_grad_batches, 1)
+        if self.cfg.max_time:
+            budget = parse_duration(self.cfg.max_time)
+            progress = max(progress, (time.monotonic() - self._start_time) / max(budget, 1))
+        return min(progress, 1.0)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt_cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = opt_cls(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        if self.cfg.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=0.5, patience=self.cfg.plateau_patience)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val_miou"}}
+        if self.cfg.scheduler == "cosine":
+            # Cosine over the budget, stepped per batch; a time budget counts as the budget.
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda _: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * self._budget_progress())))
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer}
