@@ -38,7 +38,7 @@ def load_labelled(source: DatasetSource, ids: tuple[str, ...] | list[str], class
     for pair in tqdm(pairs, desc=desc, unit="img", leave=False):
         encoded = encode_mask(source.read_mask_rgb(pair), classes)
         check_unknown_share(encoded, pair.mask, max_unknown)
-        image = torch.from_numpy(np.ascontiguousarray(source.read_image(pair))).permute(2, 0, 1)
+        image = torch.from_numpy(source.read_image(pair)).permute(2, 0, 1)
         out.append(LabelledImage(pair.id, image, torch.from_numpy(encoded.ids)))
     return out
 

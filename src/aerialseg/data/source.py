@@ -143,7 +143,7 @@ class DatasetSource:
             image.load()
             if mode is not None and image.mode != mode:
                 image = image.convert(mode)
-            return np.asarray(image)
+            return np.array(image)  # a writable copy, so torch can take it as is
         except OSError as err:
             raise DatasetError(
                 f"{rel}: the file is truncated or damaged ({err}); replace it or remove it from"

@@ -8,9 +8,7 @@ table, the input normalisation and the metrics it was chosen by. Lightning check
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +72,7 @@ def _read(path: Path) -> dict:
         raise ModelFileError(f"{path}: no such model file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - any parse failure of a user's file means 'not a model'
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelFileError(
             f"{path}: not an aerialseg model file ({first[:120]}); pass a model.pt or a .ckpt"

@@ -11,15 +11,17 @@ from torch import nn
 
 from aerialseg.models.factory import STRIDE, create_model
 
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+# TF EfficientNet-Lite weights were trained on inputs scaled to [-1, 1] (timm's
+# pretrained config for tf_efficientnet_lite0: mean = std = 0.5).
+LITE_MEAN = (127.5, 127.5, 127.5)
+LITE_STD = (127.5, 127.5, 127.5)
 # The seed notebook scaled pixels to [0, 1].
 UNIT_MEAN = (0.0, 0.0, 0.0)
 UNIT_STD = (255.0, 255.0, 255.0)
 
 
 def normalization_for(model: str) -> dict[str, list[float]]:
-    mean, std = (UNIT_MEAN, UNIT_STD) if model == "seed-unet" else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = (UNIT_MEAN, UNIT_STD) if model == "seed-unet" else (LITE_MEAN, LITE_STD)
     return {"mean": list(mean), "std": list(std)}
 
 

@@ -70,7 +70,10 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max",
-                        save_top_k=1, save_last=True, enable_version_counter=False),
+                        save_top_k=1, enable_version_counter=False),
+        # Lightning's save_last only writes alongside a new best; resume needs every epoch.
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
+                        enable_version_counter=False),
         EarlyStopping(monitor="val_miou", mode="max", patience=cfg.early_stop_patience),
         LearningRateMonitor(logging_interval="epoch"),
         *extra_callbacks,
@@ -106,13 +109,14 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, split_file: st
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     source = DatasetSource(data)
     split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
+    datamodule = SegmentationDataModule(source, split, classes, cfg)
+    datamodule.setup("fit")  # every image decoded and checked before anything is written
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", lambda tmp: cfg.save(Path(tmp)))
         atomic_write(run_dir / "classes.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(classes.to_dict(), indent=2)))
         atomic_write(run_dir / "split.json", lambda tmp: split.save(Path(tmp)))
-    datamodule = SegmentationDataModule(source, split, classes, cfg)
     task = SegmentationTask(cfg.to_dict(), classes.to_dict())
     trainer = _trainer(cfg, run_dir, extra_callbacks or [])
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None)

@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny dataset in the Kaggle layout, and the real one in ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aerialseg.data.classes import DUBAI_CLASSES, parse_color
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REAL_DATA = SHARED / "datasets" / "dubai-aerial"
+SPLIT_JSON = SHARED / "benchmark" / "split.json"
+
+
+def class_colours() -> np.ndarray:
+    return np.array([parse_color(c.mask_color) for c in DUBAI_CLASSES.classes], dtype=np.uint8)
+
+
+def synthetic_pair(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """An image whose colour follows its class map (so a model can learn it) and the map."""
+    ids = np.zeros((h, w), dtype=np.uint8)
+    for _ in range(6):
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        ids[y : y + h // 3, x : x + w // 3] = rng.integers(0, 5)
+    base = np.array([[200, 60, 60], [180, 160, 120], [90, 90, 90], [40, 140, 40], [30, 60, 200],
+                     [128, 128, 128]], dtype=np.int16)
+    image = base[ids] + rng.integers(-20, 21, size=(h, w, 3))
+    return np.clip(image, 0, 255).astype(np.uint8), ids
+
+
+def write_mask(path: Path, ids: np.ndarray, palette: bool = False) -> None:
+    """Colour mask of class ids, with a black border row; RGB or palette ("P") PNG."""
+    ids = ids.copy()
+    black = len(DUBAI_CLASSES.classes)
+    ids[0, :] = black  # a black line, as at the borders of the real masks
+    colours = np.vstack([class_colours(), [[0, 0, 0]]]).astype(np.uint8)
+    if palette:
+        mask = Image.fromarray(ids, mode="P")
+        mask.putpalette(colours.ravel().tolist())
+    else:
+        mask = Image.fromarray(colours[ids])
+    mask.save(path)
+
+
+def write_dataset(root: Path, tiles: int = 2, parts: int = 9, size: tuple[int, int] = (72, 80),
+                  palette_tiles: tuple[int, ...] = (2,), seed: int = 0) -> Path:
+    """Write ``root/Tile N/{images,masks}/image_part_00K`` like the Kaggle archive."""
+    rng = np.random.default_rng(seed)
+    colours = class_colours()
+    for t in range(1, tiles + 1):
+        (root / f"Tile {t}" / "images").mkdir(parents=True)
+        (root / f"Tile {t}" / "masks").mkdir(parents=True)
+        for k in range(1, parts + 1):
+            image, ids = synthetic_pair(rng, *size)
+            name = f"image_part_{k:03d}"
+            Image.fromarray(image).save(root / f"Tile {t}" / "images" / f"{name}.jpg", quality=95)
+            write_mask(root / f"Tile {t}" / "masks" / f"{name}.png", ids, palette=t in palette_tiles)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Read-only tiny dataset shared by tests that do not modify it."""
+    return write_dataset(tmp_path_factory.mktemp("tiny") / "Semantic segmentation dataset")
+
+
+@pytest.fixture
+def fresh_dataset(tmp_path) -> Path:
+    """A tiny dataset a test may damage."""
+    return write_dataset(tmp_path / "ds")
+
+
+def requires_real_data():
+    return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real dataset not found at {REAL_DATA}")

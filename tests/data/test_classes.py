@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aerialseg.data.classes import (
+    DUBAI_CLASSES,
+    IGNORE_INDEX,
+    ClassTable,
+    check_unknown_share,
+    encode_mask,
+    mask_to_rgb,
+    parse_color,
+)
+from aerialseg.errors import ClassTableError
+
+
+def rgb(*hexes: str) -> np.ndarray:
+    return np.array([[parse_color(h) for h in hexes]], dtype=np.uint8)
+
+
+def test_class_colours_map_to_ids_in_table_order():
+    mask = rgb("#3C1098", "#8429F6", "#6EC1E4", "#FEDD3A", "#E2A929", "#9B9B9B")
+    assert encode_mask(mask, DUBAI_CLASSES).ids.tolist() == [[0, 1, 2, 3, 4, 5]]
+
+
+def test_classes_json_colours_are_not_the_mask_colours():
+    # The archive's classes.json says Water is #50E3C2; the masks never use it.
+    encoded = encode_mask(rgb("#50E3C2", "#E2A929"), DUBAI_CLASSES)
+    assert encoded.ids.tolist() == [[IGNORE_INDEX, 4]]
+    assert sum(encoded.unknown.values()) == 1
+
+
+def test_black_is_ignored_but_not_unknown():
+    encoded = encode_mask(rgb("#000000", "#000000", "#3C1098"), DUBAI_CLASSES)
+    assert encoded.ids.tolist() == [[IGNORE_INDEX, IGNORE_INDEX, 0]]
+    assert encoded.ignored == 2 and not encoded.unknown
+
+
+def test_palette_mask_reads_like_rgb(tmp_path):
+    colours = rgb("#3C1098", "#6EC1E4", "#000000")[0]
+    ids = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    image = Image.fromarray(ids, mode="P")
+    image.putpalette(colours.ravel().tolist())
+    image.save(tmp_path / "m.png")
+    loaded = Image.open(tmp_path / "m.png")
+    assert loaded.mode == "P"
+    encoded = encode_mask(mask_to_rgb(loaded), DUBAI_CLASSES)
+    assert encoded.ids.tolist() == [[0, 2, IGNORE_INDEX], [IGNORE_INDEX, 2, 0]]
+
+
+def test_unknown_share_over_limit_names_file_and_colours():
+    mask = np.repeat(rgb("#123456", "#3C1098"), 10, axis=0)  # half unknown
+    encoded = encode_mask(mask, DUBAI_CLASSES)
+    with pytest.raises(ClassTableError, match=r"Tile 9/masks/x.png: 50.0% .*#123456"):
+        check_unknown_share(encoded, "Tile 9/masks/x.png", 0.05)
+    check_unknown_share(encoded, "x", 0.6)  # under the limit: fine
+
+
+def test_table_from_json_and_yaml_files(tmp_path):
+    data = {"classes": [{"name": "a", "mask_color": "#010203"},
+                        {"name": "b", "mask_color": [4, 5, 6], "display_color": "#FFFFFF"}],
+            "ignore_colors": ["#000000"]}
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    (tmp_path / "t.yaml").write_text(
+        "classes:\n  - {name: a, mask_color: '#010203'}\n"
+        "  - {name: b, mask_color: [4, 5, 6], display_color: '#FFFFFF'}\n"
+        "ignore_colors: ['#000000']\n")
+    for name in ("t.json", "t.yaml"):
+        table = ClassTable.from_file(tmp_path / name)
+        assert table.names == ["a", "b"]
+        assert encode_mask(rgb("#040506", "#010203"), table).ids.tolist() == [[1, 0]]
+        assert table.display_palette().tolist() == [[1, 2, 3], [255, 255, 255]]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"classes": []}, "at least one class"),
+    ({"classes": [{"name": "a"}]}, "mask_color"),
+    ({"classes": [{"name": "a", "mask_color": "#12"}]}, "#RRGGBB"),
+    ({"classes": [{"name": "a", "mask_color": "#010101"}, {"name": "b", "mask_color": "#010101"}]},
+     "share a mask colour"),
+])
+def test_bad_tables_are_rejected(data, message):
+    with pytest.raises(ClassTableError, match=message):
+        ClassTable.from_dict(data)
+
+
+def test_table_round_trips_through_dict():
+    assert ClassTable.from_dict(DUBAI_CLASSES.to_dict()) == DUBAI_CLASSES

@@ -1,0 +1,72 @@
+import torch
+from torchvision import tv_tensors
+
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
+from aerialseg.data.samples import (
+    LabelledImage,
+    RandomCropDataset,
+    ResizedDataset,
+    crop_transform,
+    load_labelled,
+)
+from aerialseg.data.source import DatasetSource
+
+
+def coded_item(h=50, w=70) -> LabelledImage:
+    """Image and mask that encode each pixel's position, so misalignment is visible."""
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    code = (ys * w + xs) % 250
+    image = torch.stack([code, code, code]).to(torch.uint8)
+    return LabelledImage("x", image, code.to(torch.uint8))
+
+
+def test_geometric_augmentation_keeps_image_and_mask_aligned():
+    torch.manual_seed(0)
+    item = coded_item()
+    transform = crop_transform(32, augment=True)
+    # Colour jitter changes the image values, so align on geometry alone: drop jitter.
+    transform.transforms = transform.transforms[:-1]
+    seen = set()
+    for _ in range(40):
+        image, mask = transform(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+        assert image.shape == (3, 32, 32) and mask.shape == (32, 32)
+        assert torch.equal(image[0], mask)
+        seen.add(tuple(image[0, 0, :2].tolist()))
+    assert len(seen) > 20  # crops, flips and rotations really vary
+
+
+def test_colour_jitter_changes_image_not_mask():
+    item = coded_item()
+    with_jitter = crop_transform(48, augment=True)
+    without = crop_transform(48, augment=True)
+    without.transforms = without.transforms[:-1]
+    # Same seed: geometry parameters are drawn first, so both see the same crop and turns.
+    torch.manual_seed(1)
+    image_j, mask_j = with_jitter(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+    torch.manual_seed(1)
+    image, mask = without(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+    assert torch.equal(mask_j, mask)
+    assert not torch.equal(image_j, image)
+    assert (image_j.float() - image.float()).abs().mean() < 60  # mild, not a new picture
+
+
+def test_crop_larger_than_image_pads_mask_with_ignore():
+    item = coded_item(20, 20)
+    ds = RandomCropDataset([item], size=32, length=3, augment=False)
+    image, mask = ds[0]
+    assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+    assert (mask == IGNORE_INDEX).sum() == 32 * 32 - 20 * 20
+
+
+def test_crops_pick_images_by_area():
+    small, big = coded_item(32, 32), coded_item(96, 96)
+    ds = RandomCropDataset([small, big], size=32, length=1, augment=False)
+    assert torch.allclose(ds.probs, torch.tensor([0.1, 0.9]))
+
+
+def test_resized_dataset_squashes_whole_images(tiny_dataset):
+    source = DatasetSource(tiny_dataset)
+    items = load_labelled(source, [source.pairs[0].id], DUBAI_CLASSES, 0.05)
+    image, mask = ResizedDataset(items, 32)[0]
+    assert image.shape == (3, 32, 32) and mask.shape == (32, 32)
+    assert set(mask.unique().tolist()) <= set(items[0].mask.unique().tolist())

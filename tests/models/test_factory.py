@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from aerialseg.errors import ConfigError
+from aerialseg.models import MODEL_NAMES, create_model
+from aerialseg.models.network import build_network
+from aerialseg.models.seed_unet import SeedUNet
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_forward_and_backward_on_64x64(name):
+    torch.manual_seed(0)
+    net = build_network(name, 6, pretrained=False)
+    x = torch.rand(2, 3, 64, 64) * 255
+    logits = net(x)
+    assert logits.shape == (2, 6, 64, 64)
+    logits.logsumexp(1).mean().backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ConfigError, match="valid models: seed-unet, unet-effnet-lite0"):
+        create_model("resnet-9000", 6)
+
+
+def test_seed_unet_widths_follow_base_width():
+    net = SeedUNet(6, base_width=16)
+    widths = [block[0].out_channels for block in net.down] + [net.bottom[0].out_channels]
+    assert widths == [16, 32, 64, 128, 256]
+    assert [block[0].out_channels for block in SeedUNet(6, base_width=8).down] == [8, 16, 32, 64]
+    kinds = {type(m).__name__ for m in net.modules()}
+    assert {"BatchNorm2d", "MaxPool2d", "Dropout2d", "ConvTranspose2d"} <= kinds
+
+
+def test_network_normalises_inside():
+    net = build_network("seed-unet", 3, pretrained=False)
+    assert net.std.flatten().tolist() == [255.0] * 3  # the notebook's [0, 1] scaling
+    lite = build_network("unet-effnet-lite0", 3, pretrained=False)
+    assert lite.mean.flatten().tolist() == [127.5] * 3  # Lite weights expect [-1, 1]

@@ -1,0 +1,107 @@
+"""Bad input: one clear line on stderr, exit code 2, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aerialseg.cli import main
+
+FAST = ["model=seed-unet", "pretrained=false", "base_width=4", "crop_size=32", "window=64",
+        "batch_size=4", "samples_per_epoch=4", "max_epochs=1", "accelerator=cpu"]
+
+
+def run_fails(argv: list[str], capsys, *fragments: str) -> str:
+    assert main(argv) == 2
+    # What a terminal shows: progress bars erase themselves with carriage returns.
+    err = "\n".join(line.split("\r")[-1] for line in capsys.readouterr().err.splitlines()).strip()
+    assert err.startswith("aerialseg: error: ") and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def train_args(data: Path, out: Path) -> list[str]:
+    return ["train", "--data", str(data), "--out", str(out), *FAST]
+
+
+def test_image_without_mask(fresh_dataset, tmp_path, capsys):
+    (fresh_dataset / "Tile 1" / "masks" / "image_part_004.png").unlink()
+    run_fails(train_args(fresh_dataset, tmp_path / "r"), capsys, "Tile 1/images/image_part_004.jpg",
+              "has no mask")
+    assert not (tmp_path / "r").exists()
+
+
+def test_mask_size_differs(fresh_dataset, tmp_path, capsys):
+    path = fresh_dataset / "Tile 2" / "masks" / "image_part_001.png"
+    Image.open(path).resize((40, 40)).save(path)
+    run_fails(train_args(fresh_dataset, tmp_path / "r"), capsys, "Tile 2/masks/image_part_001.png",
+              "40x40")
+    assert not (tmp_path / "r").exists()  # nothing written for a run that never started
+
+
+def test_truncated_image(fresh_dataset, tmp_path, capsys):
+    path = fresh_dataset / "Tile 1" / "images" / "image_part_003.jpg"
+    path.write_bytes(path.read_bytes()[:400])
+    run_fails(["data", "inspect", str(fresh_dataset)], capsys, "Tile 1/images/image_part_003.jpg")
+
+
+def test_wrong_layout(tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "photos" / "a.jpg")
+    run_fails(["data", "inspect", str(tmp_path)], capsys, "images/ and masks/")
+
+
+def test_empty_dataset(tmp_path, capsys):
+    for sub in ("images", "masks"):
+        (tmp_path / "Tile 1" / sub).mkdir(parents=True)
+    (tmp_path / "Tile 1" / "masks" / "x.png").write_bytes(b"")
+    (tmp_path / "Tile 1" / "images" / "readme.txt").write_text("")
+    run_fails(["data", "inspect", str(tmp_path)], capsys, "empty")
+
+
+def test_zip_that_is_not_the_dataset(tmp_path, capsys):
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as z:
+        z.writestr("data/table.csv", "a,b\n")
+    run_fails(["data", "inspect", str(tmp_path / "archive.zip")], capsys, "archive.zip")
+
+
+def test_masks_in_other_colours(fresh_dataset, capsys):
+    path = fresh_dataset / "Tile 1" / "masks" / "image_part_002.png"
+    Image.fromarray(np.full((72, 80, 3), (80, 227, 194), dtype=np.uint8)).save(path)
+    run_fails(["data", "inspect", str(fresh_dataset)], capsys, "image_part_002.png", "#50E3C2",
+              "--classes")
+
+
+def test_bad_override(tiny_dataset, tmp_path, capsys):
+    run_fails(train_args(tiny_dataset, tmp_path / "r") + ["lr=fast"], capsys, "lr")
+
+
+def test_evaluate_with_a_file_that_is_not_a_model(tiny_dataset, tmp_path, capsys):
+    (tmp_path / "model.pt").write_text("not a model")
+    run_fails(["evaluate", str(tmp_path / "model.pt"), "--data", str(tiny_dataset)], capsys,
+              "not an aerialseg model file")
+
+
+def test_resume_without_a_run(tiny_dataset, tmp_path, capsys):
+    run_fails(train_args(tiny_dataset, tmp_path / "none") + ["--resume"], capsys, "nothing to resume")
+
+
+def test_unknown_subcommand_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fly"])
+    assert exc.value.code == 2
+
+
+def test_help_explains_every_command(capsys):
+    for cmd in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["data", "inspect", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(cmd)
+        assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "key=value" in out and "archive.zip" in out and "native resolution" in out

@@ -1,0 +1,50 @@
+import pytest
+
+from aerialseg.errors import ConfigError
+from aerialseg.training.config import TrainConfig, parse_duration, resolve_config
+
+
+def test_presets_then_file_then_overrides(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 0.01\nbatch_size: 2\n")
+    cfg = resolve_config("seed", tmp_path / "c.yaml", ["batch_size=3", "class_weights=[1,2,3,4,5,6]"])
+    assert cfg.model == "seed-unet" and cfg.input_mode == "resize"  # preset
+    assert cfg.lr == 0.01  # file
+    assert cfg.batch_size == 3  # override wins
+    assert cfg.class_weights == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_default_preset_is_the_pretrained_unet():
+    cfg = resolve_config()
+    assert cfg.model == "unet-effnet-lite0" and cfg.pretrained and cfg.input_mode == "crop"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("colour=red", "unknown config key 'colour'; valid keys: model,"),
+    ("model=vgg", "not one of: seed-unet, unet-effnet-lite0"),
+    ("batch_size=two", "must be of type int"),
+    ("augment=maybe", "true or false"),
+    ("crop_size=100", "multiple of 32"),
+    ("max_time=soon", "HH:MM:SS"),
+    ("lr", "not key=value"),
+])
+def test_bad_overrides(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config("default", None, [override])
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="presets: default, seed"):
+        resolve_config("best")
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = resolve_config("seed", None, ["max_time=00:10:00"])
+    cfg.save(tmp_path / "config.yaml")
+    assert resolve_config("default", tmp_path / "config.yaml") == cfg
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_durations():
+    assert parse_duration("01:02:03") == 3723
+    assert parse_duration("18:00") == 1080
+    assert parse_duration("90") == 90

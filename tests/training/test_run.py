@@ -1,0 +1,123 @@
+"""The real CLI, a few steps on a tiny dataset: train -> evaluate -> reload, resume, DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from aerialseg.cli import main
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.models.io import load_model
+from aerialseg.training.config import resolve_config
+from aerialseg.training.run import train
+
+# seed-unet at width 4: the pipeline is under test here, not the network.
+FAST = ["model=seed-unet", "pretrained=false", "base_width=4", "crop_size=32", "window=64",
+        "batch_size=4", "samples_per_epoch=8", "accelerator=cpu"]
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "max_epochs=2"]) == 0
+    for name in ("config.yaml", "split.json", "classes.json", "model.pt", "metrics.csv",
+                 "training.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    assert not list(run.rglob("*.tmp"))
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["test"]) == 4 and len(split["val"]) == 2 and len(split["train"]) == 12
+    epochs = {row["epoch"] for row in metric_rows(run) if row.get("val_miou")}
+    assert epochs == {"0", "1"}
+
+    assert main(["evaluate", str(run / "model.pt"), "--data", str(tiny_dataset),
+                 "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "miou6=" in out and "Building" in out
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert {"miou6", "miou5", "pixel_accuracy", "mean_dice", "per_class", "confusion_matrix",
+            "ignored_pixels"} <= report.keys()
+    assert report["ignored_pixels"] == 4 * 80  # the black top row of each test mask
+    assert report["labelled_pixels"] == 4 * 72 * 80 - report["ignored_pixels"]
+    assert sum(map(sum, report["confusion_matrix"])) == report["labelled_pixels"]
+    assert (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
+    assert (tmp_path / "eval" / "panels.png").stat().st_size > 1000
+
+    # The model file alone reloads to the same network as the best checkpoint.
+    from_file, from_ckpt = load_model(run / "model.pt"), load_model(run / "checkpoints/best.ckpt")
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        assert torch.equal(from_file.net(x), from_ckpt.net(x))
+    assert from_file.config.base_width == 4 and from_file.classes == DUBAI_CLASSES
+
+
+class PowerCut(L.Callback):
+    def __init__(self, at_step: int):
+        self.at_step = at_step
+
+    def on_train_batch_start(self, trainer, *_):
+        if trainer.global_step == self.at_step:
+            raise RuntimeError("power cut")
+
+
+def test_resume_after_interruption(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    cfg = resolve_config("default", None, [*FAST, "max_epochs=3"])
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(cfg, tiny_dataset, run, classes=DUBAI_CLASSES, extra_callbacks=[PowerCut(5)])
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
+    assert not (run / "model.pt").exists()
+
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run)]) == 2  # not without --resume
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), "--resume"]) == 0
+    last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    assert last["global_step"] == 6 and last["epoch"] == 2
+    epochs = sorted({row["epoch"] for row in metric_rows(run) if row.get("val_miou")})
+    assert epochs == ["0", "1", "2"]  # the first attempt's history is kept
+    assert (run / "model.pt").is_file()
+
+
+def test_training_is_deterministic_on_cpu(tiny_dataset, tmp_path):
+    states = []
+    for name in ("a", "b"):
+        cfg = resolve_config("default", None, [*FAST, "max_epochs=1"])
+        states.append(load_model(train(cfg, tiny_dataset, tmp_path / name, classes=DUBAI_CLASSES))
+                      .net.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    cfg = resolve_config("default", None, [*FAST, "max_epochs=1", "seed=7"])
+    other = load_model(train(cfg, tiny_dataset, tmp_path / "c", classes=DUBAI_CLASSES)).net.state_dict()
+    assert not all(torch.equal(states[0][k], other[k]) for k in other)
+
+
+def test_seed_preset_trains_on_resized_whole_images(tiny_dataset, tmp_path):
+    run = tmp_path / "seed"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), "--preset", "seed",
+                 "base_width=4", "resize_to=32", "max_epochs=1", "accelerator=cpu"]) == 0
+    model = load_model(run / "model.pt")
+    assert model.config.input_mode == "resize" and model.config.scheduler == "plateau"
+
+
+def test_ddp_on_two_cpu_processes(tiny_dataset, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "aerialseg", "train", "--data", str(tiny_dataset), "--out", str(run),
+         "--devices", "2", "--accelerator", "cpu", *FAST, "max_epochs=1"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    # 8 samples per epoch, batch 4, split over 2 ranks: 1 optimizer step per epoch.
+    assert last["global_step"] == 1
+    assert (run / "model.pt").is_file()
