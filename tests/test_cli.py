@@ -18,7 +18,7 @@ FAST = ["model=seed-unet", "pretrained=false", "base_width=4", "crop_size=32", "
 def run_fails(argv: list[str], capsys, *fragments: str) -> str:
     assert main(argv) == 2
     # What a terminal shows: progress bars erase themselves with carriage returns.
-    err = "\n".join(line.split("\r")[-1] for line in capsys.readouterr().err.splitlines()).strip()
+    err = "\n".join(line.split("\r")[-1] for line in capsys.readouterr().err.split("\n")).strip()
     assert err.startswith("aerialseg: error: ") and "Traceback" not in err
     assert len(err.splitlines()) == 1, err
     for fragment in fragments:
