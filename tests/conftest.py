@@ -26,8 +26,17 @@ def synthetic_pair(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray
     for _ in range(6):
         y, x = rng.integers(0, h), rng.integers(0, w)
         ids[y : y + h // 3, x : x + w // 3] = rng.integers(0, 5)
-    base = np.array([[200, 60, 60], [180, 160, 120], [90, 90, 90], [40, 140, 40], [30, 60, 200],
-                     [128, 128, 128]], dtype=np.int16)
+    base = np.array(
+        [
+            [200, 60, 60],
+            [180, 160, 120],
+            [90, 90, 90],
+            [40, 140, 40],
+            [30, 60, 200],
+            [128, 128, 128],
+        ],
+        dtype=np.int16,
+    )
     image = base[ids] + rng.integers(-20, 21, size=(h, w, 3))
     return np.clip(image, 0, 255).astype(np.uint8), ids
 
@@ -46,11 +55,16 @@ def write_mask(path: Path, ids: np.ndarray, palette: bool = False) -> None:
     mask.save(path)
 
 
-def write_dataset(root: Path, tiles: int = 2, parts: int = 9, size: tuple[int, int] = (72, 80),
-                  palette_tiles: tuple[int, ...] = (2,), seed: int = 0) -> Path:
+def write_dataset(
+    root: Path,
+    tiles: int = 2,
+    parts: int = 9,
+    size: tuple[int, int] = (72, 80),
+    palette_tiles: tuple[int, ...] = (2,),
+    seed: int = 0,
+) -> Path:
     """Write ``root/Tile N/{images,masks}/image_part_00K`` like the Kaggle archive."""
     rng = np.random.default_rng(seed)
-    colours = class_colours()
     for t in range(1, tiles + 1):
         (root / f"Tile {t}" / "images").mkdir(parents=True)
         (root / f"Tile {t}" / "masks").mkdir(parents=True)
@@ -58,7 +72,9 @@ def write_dataset(root: Path, tiles: int = 2, parts: int = 9, size: tuple[int, i
             image, ids = synthetic_pair(rng, *size)
             name = f"image_part_{k:03d}"
             Image.fromarray(image).save(root / f"Tile {t}" / "images" / f"{name}.jpg", quality=95)
-            write_mask(root / f"Tile {t}" / "masks" / f"{name}.png", ids, palette=t in palette_tiles)
+            write_mask(
+                root / f"Tile {t}" / "masks" / f"{name}.png", ids, palette=t in palette_tiles
+            )
     return root
 
 
@@ -75,4 +91,6 @@ def fresh_dataset(tmp_path) -> Path:
 
 
 def requires_real_data():
-    return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real dataset not found at {REAL_DATA}")
+    return pytest.mark.skipif(
+        not REAL_DATA.is_dir(), reason=f"real dataset not found at {REAL_DATA}"
+    )

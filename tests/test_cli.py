@@ -11,8 +11,17 @@ from PIL import Image
 
 from aerialseg.cli import main
 
-FAST = ["model=seed-unet", "pretrained=false", "base_width=4", "crop_size=32", "window=64",
-        "batch_size=4", "samples_per_epoch=4", "max_epochs=1", "accelerator=cpu"]
+FAST = [
+    "model=seed-unet",
+    "pretrained=false",
+    "base_width=4",
+    "crop_size=32",
+    "window=64",
+    "batch_size=4",
+    "samples_per_epoch=4",
+    "max_epochs=1",
+    "accelerator=cpu",
+]
 
 
 def run_fails(argv: list[str], capsys, *fragments: str) -> str:
@@ -32,16 +41,24 @@ def train_args(data: Path, out: Path) -> list[str]:
 
 def test_image_without_mask(fresh_dataset, tmp_path, capsys):
     (fresh_dataset / "Tile 1" / "masks" / "image_part_004.png").unlink()
-    run_fails(train_args(fresh_dataset, tmp_path / "r"), capsys, "Tile 1/images/image_part_004.jpg",
-              "has no mask")
+    run_fails(
+        train_args(fresh_dataset, tmp_path / "r"),
+        capsys,
+        "Tile 1/images/image_part_004.jpg",
+        "has no mask",
+    )
     assert not (tmp_path / "r").exists()
 
 
 def test_mask_size_differs(fresh_dataset, tmp_path, capsys):
     path = fresh_dataset / "Tile 2" / "masks" / "image_part_001.png"
     Image.open(path).resize((40, 40)).save(path)
-    run_fails(train_args(fresh_dataset, tmp_path / "r"), capsys, "Tile 2/masks/image_part_001.png",
-              "40x40")
+    run_fails(
+        train_args(fresh_dataset, tmp_path / "r"),
+        capsys,
+        "Tile 2/masks/image_part_001.png",
+        "40x40",
+    )
     assert not (tmp_path / "r").exists()  # nothing written for a run that never started
 
 
@@ -74,8 +91,13 @@ def test_zip_that_is_not_the_dataset(tmp_path, capsys):
 def test_masks_in_other_colours(fresh_dataset, capsys):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_002.png"
     Image.fromarray(np.full((72, 80, 3), (80, 227, 194), dtype=np.uint8)).save(path)
-    run_fails(["data", "inspect", str(fresh_dataset)], capsys, "image_part_002.png", "#50E3C2",
-              "--classes")
+    run_fails(
+        ["data", "inspect", str(fresh_dataset)],
+        capsys,
+        "image_part_002.png",
+        "#50E3C2",
+        "--classes",
+    )
 
 
 def test_bad_override(tiny_dataset, tmp_path, capsys):
@@ -84,12 +106,17 @@ def test_bad_override(tiny_dataset, tmp_path, capsys):
 
 def test_evaluate_with_a_file_that_is_not_a_model(tiny_dataset, tmp_path, capsys):
     (tmp_path / "model.pt").write_text("not a model")
-    run_fails(["evaluate", str(tmp_path / "model.pt"), "--data", str(tiny_dataset)], capsys,
-              "not an aerialseg model file")
+    run_fails(
+        ["evaluate", str(tmp_path / "model.pt"), "--data", str(tiny_dataset)],
+        capsys,
+        "not an aerialseg model file",
+    )
 
 
 def test_resume_without_a_run(tiny_dataset, tmp_path, capsys):
-    run_fails(train_args(tiny_dataset, tmp_path / "none") + ["--resume"], capsys, "nothing to resume")
+    run_fails(
+        train_args(tiny_dataset, tmp_path / "none") + ["--resume"], capsys, "nothing to resume"
+    )
 
 
 def test_unknown_subcommand_exits_2(capsys):
@@ -99,7 +126,12 @@ def test_unknown_subcommand_exits_2(capsys):
 
 
 def test_help_explains_every_command(capsys):
-    for cmd in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["data", "inspect", "--help"]):
+    for cmd in (
+        ["--help"],
+        ["train", "--help"],
+        ["evaluate", "--help"],
+        ["data", "inspect", "--help"],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(cmd)
         assert exc.value.code == 0

@@ -50,8 +50,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = resolve_config(args.preset, args.config, overrides)
         classes = _classes(args.classes)
-    model_path = train(cfg, args.data, out, split_file=args.split, classes=classes,
-                       resume=args.resume)
+    model_path = train(
+        cfg, args.data, out, split_file=args.split, classes=classes, resume=args.resume
+    )
     print(f"model written to {model_path}")
     return 0
 
@@ -63,11 +64,103 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=_device(args.device))
     out = Path(args.out) if args.out else Path(args.model).parent / f"eval-{args.split}"
-    report = evaluate(model, args.data, out, split_name=args.split, split_file=args.split_file,
-                      batch_size=args.batch_size)
+    report = evaluate(
+        model,
+        args.data,
+        out,
+        split_name=args.split,
+        split_file=args.split_file,
+        batch_size=args.batch_size,
+    )
     print(f"{args.split} split, {len(report['images'])} images, model {report['model']}")
     print(format_table(report, model.classes))
     print(f"written to {out}/metrics.json")
+    return 0
+
+
+DEFAULT_MODEL = "default-model.pt"  # bundled in aerialseg/assets once one is trained
+
+
+def default_model_path() -> Path:
+    from importlib.resources import files
+
+    path = Path(str(files("aerialseg") / "assets" / DEFAULT_MODEL))
+    if not path.is_file():
+        raise AerialsegError(
+            "no --model given and this install bundles no default model; train one with"
+            " 'aerialseg train --data DATASET --out runs/a' and pass --model runs/a/model.pt"
+        )
+    return path
+
+
+def _engine(model_arg: str | None, engine: str, device: str):
+    """(engine, config, classes) for a model file or an exported ONNX file."""
+    from aerialseg.inference.engine import OnnxEngine
+    from aerialseg.models.io import load_model
+
+    path = Path(model_arg) if model_arg else default_model_path()
+    if engine == "onnx" or path.suffix == ".onnx":
+        if device != "cpu":
+            raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
+        onnx = OnnxEngine(path)
+        return onnx, onnx.config, onnx.classes
+    model = load_model(path, device=device)
+    return model.net, model.config, model.classes
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from aerialseg.inference.raster import parse_bands
+    from aerialseg.inference.run import PredictOptions, expand_inputs, predict_files, shard
+
+    outputs = {"classes"} | ({"areas"} if not args.no_areas else set())
+    outputs |= {"color"} if args.color or args.all_outputs else set()
+    outputs |= {"overlay"} if args.overlay or args.all_outputs else set()
+    opts = PredictOptions(
+        outputs=frozenset(outputs),
+        class_format=args.format,
+        vector=args.vector,
+        simplify=args.simplify,
+        min_area=args.min_area,
+        bands=parse_bands(args.bands),
+        tta=args.tta,
+        batch_size=args.batch_size,
+        overlap=args.overlap,
+    )
+    inputs = shard(expand_inputs(args.inputs), args.shard)
+    if not inputs:
+        raise AerialsegError("no input images found; give files, folders or glob patterns")
+    device = "cpu" if args.engine == "onnx" else _device(args.device)
+    engine, config, classes = _engine(args.model, args.engine, device)
+    summary = predict_files(engine, config, classes, inputs, Path(args.out), opts, device)
+    for name, files in summary.done.items():
+        print(f"{name}: " + ", ".join(str(p) for p in files.values()))
+    total = len(summary.done) + len(summary.failed)
+    print(
+        f"predicted {len(summary.done)} of {total} input(s)"
+        + (f"; {len(summary.failed)} failed (see above)" if summary.failed else "")
+    )
+    if summary.failed and len(summary.failed) == 1 and total == 1:
+        raise AerialsegError(next(iter(summary.failed.values())))
+    return 1 if summary.failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from aerialseg.models.export import export_onnx
+    from aerialseg.models.io import load_model
+
+    model = load_model(args.model)
+    check = None
+    if args.check_image:
+        from rasterio.windows import Window
+
+        from aerialseg.inference.raster import open_input
+
+        raster = open_input(args.check_image)
+        rgb, _ = raster.read(Window(0, 0, min(raster.width, 512), min(raster.height, 512)))
+        raster.close()
+        check = rgb.transpose(1, 2, 0).astype("uint8")
+    diff = export_onnx(model, args.onnx, check)
+    print(f"wrote {args.onnx}; max |p_onnx - p_torch| = {diff:.2e} on the check image")
     return 0
 
 
@@ -90,33 +183,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="look at a dataset").add_subparsers(
-        dest="data_command", required=True, metavar="COMMAND")
-    p = data.add_parser("inspect", help="pairs per tile, sizes, class shares, unknown colours",
-                        description="Read every image/mask pair once and summarise the dataset.")
+        dest="data_command", required=True, metavar="COMMAND"
+    )
+    p = data.add_parser(
+        "inspect",
+        help="pairs per tile, sizes, class shares, unknown colours",
+        description="Read every image/mask pair once and summarise the dataset.",
+    )
     p.add_argument("path", help="the Kaggle archive.zip or the folder it extracts to")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
-    p.add_argument("--max-unknown", type=float, default=0.05, metavar="SHARE",
-                   help="largest share of a mask in unknown colours before it is an error"
-                        " (default 0.05)")
+    p.add_argument(
+        "--max-unknown",
+        type=float,
+        default=0.05,
+        metavar="SHARE",
+        help="largest share of a mask in unknown colours before it is an error (default 0.05)",
+    )
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser(
-        "train", help="train a model into a run folder",
+        "train",
+        help="train a model into a run folder",
         description="Train a model. Settings come from a preset, then --config, then key=value"
-                    " overrides (e.g. max_epochs=5 lr=3e-4 crop_size=384); see"
-                    " aerialseg/training/config.py for every key.",
+        " overrides (e.g. max_epochs=5 lr=3e-4 crop_size=384); see"
+        " aerialseg/training/config.py for every key.",
     )
     p.add_argument("--data", required=True, help="the Kaggle archive.zip or its folder")
-    p.add_argument("--preset", default="default", choices=["default", "seed"],
-                   help="default: pretrained U-Net on native crops; seed: the original notebook")
+    p.add_argument(
+        "--preset",
+        default="default",
+        choices=["default", "seed"],
+        help="default: pretrained U-Net on native crops; seed: the original notebook",
+    )
     p.add_argument("--config", help="YAML file of config keys")
     p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
-    p.add_argument("--split", help="split JSON (a 'test' list, optional 'val');"
-                                   " default: the protocol's rule")
+    p.add_argument(
+        "--split", help="split JSON (a 'test' list, optional 'val'); default: the protocol's rule"
+    )
     p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
     p.add_argument("--max-time", help="wall-clock budget HH:MM:SS")
     p.add_argument("--devices", type=int, help="devices (GPUs, or CPU processes) for DDP")
     p.add_argument("--num-nodes", type=int, help="machines for DDP")
@@ -124,9 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score a model on a split (PROTOCOL.md metrics)",
-                       description="Predict every image of a split at native resolution and"
-                                   " write metrics.json, confusion.png and panels.png.")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on a split (PROTOCOL.md metrics)",
+        description="Predict every image of a split at native resolution and"
+        " write metrics.json, confusion.png and panels.png.",
+    )
     p.add_argument("model", help="model.pt or a .ckpt from a run folder")
     p.add_argument("--data", required=True, help="the Kaggle archive.zip or its folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -135,6 +246,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        help="segment images of any size (JPEG, PNG, TIFF, GeoTIFF)",
+        description="Predict every input at native resolution, window by window with bounded"
+        " memory. Per input OUT/NAME_classes.{tif,png} (class ids with a colour"
+        " table; GeoTIFF keeps CRS, transform and nodata) and NAME_areas.{csv,json};"
+        " optionally a colour mask, an overlay PNG and polygons. 16-bit and float"
+        " inputs are stretched per band from their 2nd to 98th percentile to 0..255.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
+    p.add_argument("--model", help="model.pt, .ckpt or exported .onnx (default: the bundled model)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--engine", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "tif", "png"],
+        help="class raster format; auto: GeoTIFF for georeferenced or TIFF input",
+    )
+    p.add_argument("--color", action="store_true", help="also write a colour mask")
+    p.add_argument("--overlay", action="store_true", help="also write an overlay PNG")
+    p.add_argument("--all-outputs", action="store_true", help="colour mask and overlay too")
+    p.add_argument("--no-areas", action="store_true", help="skip the per-class area table")
+    p.add_argument("--vector", choices=["geojson", "gpkg"], help="also write polygons")
+    p.add_argument(
+        "--simplify",
+        type=float,
+        default=0.0,
+        help="polygon simplification tolerance, map units (default 0)",
+    )
+    p.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0,
+        help="drop polygons smaller than this, map units squared (default 0)",
+    )
+    p.add_argument("--bands", help="three 1-based band numbers to use as RGB, e.g. 4,3,2")
+    p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
+    p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    p.add_argument("--shard", metavar="I/N", help="predict only inputs I, I+N, ... (0-based)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX, checked against PyTorch",
+        description="Write an ONNX model with dynamic batch, height and width;"
+        " the export is run on onnxruntime and compared with PyTorch.",
+    )
+    p.add_argument("model", help="model.pt or .ckpt")
+    p.add_argument("--onnx", required=True, help="output .onnx path")
+    p.add_argument("--check-image", help="image to compare on (default: a synthetic one)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

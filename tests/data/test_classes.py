@@ -59,14 +59,19 @@ def test_unknown_share_over_limit_names_file_and_colours():
 
 
 def test_table_from_json_and_yaml_files(tmp_path):
-    data = {"classes": [{"name": "a", "mask_color": "#010203"},
-                        {"name": "b", "mask_color": [4, 5, 6], "display_color": "#FFFFFF"}],
-            "ignore_colors": ["#000000"]}
+    data = {
+        "classes": [
+            {"name": "a", "mask_color": "#010203"},
+            {"name": "b", "mask_color": [4, 5, 6], "display_color": "#FFFFFF"},
+        ],
+        "ignore_colors": ["#000000"],
+    }
     (tmp_path / "t.json").write_text(json.dumps(data))
     (tmp_path / "t.yaml").write_text(
         "classes:\n  - {name: a, mask_color: '#010203'}\n"
         "  - {name: b, mask_color: [4, 5, 6], display_color: '#FFFFFF'}\n"
-        "ignore_colors: ['#000000']\n")
+        "ignore_colors: ['#000000']\n"
+    )
     for name in ("t.json", "t.yaml"):
         table = ClassTable.from_file(tmp_path / name)
         assert table.names == ["a", "b"]
@@ -74,13 +79,23 @@ def test_table_from_json_and_yaml_files(tmp_path):
         assert table.display_palette().tolist() == [[1, 2, 3], [255, 255, 255]]
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"classes": []}, "at least one class"),
-    ({"classes": [{"name": "a"}]}, "mask_color"),
-    ({"classes": [{"name": "a", "mask_color": "#12"}]}, "#RRGGBB"),
-    ({"classes": [{"name": "a", "mask_color": "#010101"}, {"name": "b", "mask_color": "#010101"}]},
-     "share a mask colour"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"classes": []}, "at least one class"),
+        ({"classes": [{"name": "a"}]}, "mask_color"),
+        ({"classes": [{"name": "a", "mask_color": "#12"}]}, "#RRGGBB"),
+        (
+            {
+                "classes": [
+                    {"name": "a", "mask_color": "#010101"},
+                    {"name": "b", "mask_color": "#010101"},
+                ]
+            },
+            "share a mask colour",
+        ),
+    ],
+)
 def test_bad_tables_are_rejected(data, message):
     with pytest.raises(ClassTableError, match=message):
         ClassTable.from_dict(data)

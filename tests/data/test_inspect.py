@@ -9,8 +9,14 @@ from aerialseg.data.source import DatasetSource
 from tests.conftest import REAL_DATA, requires_real_data
 
 # ../shared/datasets/README.md
-README_SHARES = {"Building": 0.133, "Land": 0.524, "Road": 0.094, "Vegetation": 0.103,
-                 "Water": 0.136, "Unlabeled": 0.005}
+README_SHARES = {
+    "Building": 0.133,
+    "Land": 0.524,
+    "Road": 0.094,
+    "Vegetation": 0.103,
+    "Water": 0.136,
+    "Unlabeled": 0.005,
+}
 
 
 @requires_real_data()

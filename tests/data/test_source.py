@@ -38,7 +38,9 @@ def test_mask_size_differs_from_image(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_003.png"
     Image.open(path).convert("RGB").resize((10, 10)).save(path)
     source = DatasetSource(fresh_dataset)
-    with pytest.raises(DatasetError, match=r"image_part_003.png: mask is 10x10 but its image is 80x72"):
+    with pytest.raises(
+        DatasetError, match=r"image_part_003.png: mask is 10x10 but its image is 80x72"
+    ):
         source.check_sizes()
 
 

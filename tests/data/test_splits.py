@@ -26,21 +26,33 @@ def test_shared_split_file_equals_the_rule():
 def test_split_file_with_own_val(tiny_dataset, tmp_path):
     pairs = DatasetSource(tiny_dataset).pairs
     f = tmp_path / "s.json"
-    f.write_text(json.dumps({"test": ["Tile 1/images/image_part_001.jpg"],
-                             "val": ["Tile 2/images/image_part_001.jpg"]}))
+    f.write_text(
+        json.dumps(
+            {
+                "test": ["Tile 1/images/image_part_001.jpg"],
+                "val": ["Tile 2/images/image_part_001.jpg"],
+            }
+        )
+    )
     split = make_split(pairs, f)
     assert split.test == ("Tile 1/images/image_part_001.jpg",)
     assert split.val == ("Tile 2/images/image_part_001.jpg",)
     assert len(split.train) == 16
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{", "not valid JSON"),
-    ('{"train": []}', "needs a 'test' list"),
-    ('{"test": ["Tile 9/images/x.jpg"]}', "not in the dataset"),
-    ('{"test": ["Tile 1/images/image_part_005.jpg"], "val": ["Tile 1/images/image_part_005.jpg"]}',
-     "both"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{", "not valid JSON"),
+        ('{"train": []}', "needs a 'test' list"),
+        ('{"test": ["Tile 9/images/x.jpg"]}', "not in the dataset"),
+        (
+            '{"test": ["Tile 1/images/image_part_005.jpg"],'
+            ' "val": ["Tile 1/images/image_part_005.jpg"]}',
+            "both",
+        ),
+    ],
+)
 def test_bad_split_files(tiny_dataset, tmp_path, content, message):
     f = tmp_path / "s.json"
     f.write_text(content)

@@ -4,16 +4,20 @@ import pytest
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.evaluation.metrics import format_table, metrics_from_confusion
 
-THREE = ClassTable.from_dict({"classes": [
-    {"name": "a", "mask_color": "#010101"}, {"name": "b", "mask_color": "#020202"},
-    {"name": "void", "mask_color": "#030303", "scored": False}]})
+THREE = ClassTable.from_dict(
+    {
+        "classes": [
+            {"name": "a", "mask_color": "#010101"},
+            {"name": "b", "mask_color": "#020202"},
+            {"name": "void", "mask_color": "#030303", "scored": False},
+        ]
+    }
+)
 
 
 def test_metrics_from_hand_computed_matrix():
     # rows true, columns predicted
-    cm = np.array([[50, 10, 0],
-                   [5, 30, 5],
-                   [0, 0, 0]])
+    cm = np.array([[50, 10, 0], [5, 30, 5], [0, 0, 0]])
     m = metrics_from_confusion(cm, THREE)
     # a: TP 50, FP 5, FN 10 -> IoU 50/65, Dice 100/115
     assert m["per_class"]["a"]["iou"] == pytest.approx(50 / 65)

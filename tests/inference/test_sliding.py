@@ -17,7 +17,9 @@ def net_of(model: nn.Module, stride: int = 1) -> SegmentationNet:
     return SegmentationNet(model, [0.0] * 3, [255.0] * 3, stride).eval()
 
 
-@pytest.mark.parametrize("length, window, step", [(100, 32, 24), (64, 32, 32), (33, 32, 8), (20, 32, 8)])
+@pytest.mark.parametrize(
+    "length, window, step", [(100, 32, 24), (64, 32, 32), (33, 32, 8), (20, 32, 8)]
+)
 def test_windows_cover_everything_and_stay_inside(length, window, step):
     starts = window_starts(length, window, step)
     covered = set()
@@ -45,8 +47,13 @@ def test_pointwise_model_windowed_equals_whole_exactly():
 def test_conv_model_windowed_matches_whole_within_tolerance():
     # Receptive field of 7 px: windows differ from the whole image only near their edges,
     # where the blending ramp gives them little weight.
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
-                          nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 4, 3, padding=1),
+    )
     net = net_of(model)
     torch.manual_seed(1)
     image = torch.rand(3, 200, 260) * 255

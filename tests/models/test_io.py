@@ -33,10 +33,13 @@ def test_half_precision_file_is_smaller_and_close(tmp_path):
         assert torch.allclose(load_model(tmp_path / "half.pt").net(x), net(x), atol=1e-2)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "not an aerialseg model file"),
-    (b"hello world", "not an aerialseg model file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not an aerialseg model file"),
+        (b"hello world", "not an aerialseg model file"),
+    ],
+)
 def test_files_that_are_not_models(tmp_path, content, message):
     (tmp_path / "m.pt").write_bytes(content)
     with pytest.raises(ModelFileError, match=message):

@@ -33,7 +33,9 @@ def test_lite0_recognises_the_cat_photo():
     norm = normalization_for("unet-effnet-lite0")
     image = torch.from_numpy(chelsea()).permute(2, 0, 1).float()[None]
     image = torch.nn.functional.interpolate(image, size=(224, 224), mode="bilinear")
-    image = (image - torch.tensor(norm["mean"]).view(1, 3, 1, 1)) / torch.tensor(norm["std"]).view(1, 3, 1, 1)
+    image = (image - torch.tensor(norm["mean"]).view(1, 3, 1, 1)) / torch.tensor(norm["std"]).view(
+        1, 3, 1, 1
+    )
     with torch.no_grad():
         probs = net(image).softmax(1)[0]
     assert int(probs.argmax()) == 285

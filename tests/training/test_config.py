@@ -6,7 +6,9 @@ from aerialseg.training.config import TrainConfig, parse_duration, resolve_confi
 
 def test_presets_then_file_then_overrides(tmp_path):
     (tmp_path / "c.yaml").write_text("lr: 0.01\nbatch_size: 2\n")
-    cfg = resolve_config("seed", tmp_path / "c.yaml", ["batch_size=3", "class_weights=[1,2,3,4,5,6]"])
+    cfg = resolve_config(
+        "seed", tmp_path / "c.yaml", ["batch_size=3", "class_weights=[1,2,3,4,5,6]"]
+    )
     assert cfg.model == "seed-unet" and cfg.input_mode == "resize"  # preset
     assert cfg.lr == 0.01  # file
     assert cfg.batch_size == 3  # override wins
@@ -18,15 +20,18 @@ def test_default_preset_is_the_pretrained_unet():
     assert cfg.model == "unet-effnet-lite0" and cfg.pretrained and cfg.input_mode == "crop"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("colour=red", "unknown config key 'colour'; valid keys: model,"),
-    ("model=vgg", "not one of: seed-unet, unet-effnet-lite0"),
-    ("batch_size=two", "must be of type int"),
-    ("augment=maybe", "true or false"),
-    ("crop_size=100", "multiple of 32"),
-    ("max_time=soon", "HH:MM:SS"),
-    ("lr", "not key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("colour=red", "unknown config key 'colour'; valid keys: model,"),
+        ("model=vgg", "not one of: seed-unet, unet-effnet-lite0"),
+        ("batch_size=two", "must be of type int"),
+        ("augment=maybe", "true or false"),
+        ("crop_size=100", "multiple of 32"),
+        ("max_time=soon", "HH:MM:SS"),
+        ("lr", "not key=value"),
+    ],
+)
 def test_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=message):
         resolve_config("default", None, [override])

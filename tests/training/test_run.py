@@ -20,8 +20,16 @@ from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
 
 # seed-unet at width 4: the pipeline is under test here, not the network.
-FAST = ["model=seed-unet", "pretrained=false", "base_width=4", "crop_size=32", "window=64",
-        "batch_size=4", "samples_per_epoch=8", "accelerator=cpu"]
+FAST = [
+    "model=seed-unet",
+    "pretrained=false",
+    "base_width=4",
+    "crop_size=32",
+    "window=64",
+    "batch_size=4",
+    "samples_per_epoch=8",
+    "accelerator=cpu",
+]
 
 
 def metric_rows(run: Path) -> list[dict[str, str]]:
@@ -31,9 +39,19 @@ def metric_rows(run: Path) -> list[dict[str, str]]:
 
 def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "max_epochs=2"]) == 0
-    for name in ("config.yaml", "split.json", "classes.json", "model.pt", "metrics.csv",
-                 "training.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+    assert (
+        main(["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "max_epochs=2"]) == 0
+    )
+    for name in (
+        "config.yaml",
+        "split.json",
+        "classes.json",
+        "model.pt",
+        "metrics.csv",
+        "training.png",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    ):
         assert (run / name).is_file(), name
     assert not list(run.rglob("*.tmp"))
     split = json.loads((run / "split.json").read_text())
@@ -41,13 +59,33 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     epochs = {row["epoch"] for row in metric_rows(run) if row.get("val_miou")}
     assert epochs == {"0", "1"}
 
-    assert main(["evaluate", str(run / "model.pt"), "--data", str(tiny_dataset),
-                 "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run / "model.pt"),
+                "--data",
+                str(tiny_dataset),
+                "--out",
+                str(tmp_path / "eval"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "miou6=" in out and "Building" in out
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert {"miou6", "miou5", "pixel_accuracy", "mean_dice", "per_class", "confusion_matrix",
-            "ignored_pixels"} <= report.keys()
+    assert {
+        "miou6",
+        "miou5",
+        "pixel_accuracy",
+        "mean_dice",
+        "per_class",
+        "confusion_matrix",
+        "ignored_pixels",
+    } <= report.keys()
     assert report["ignored_pixels"] == 4 * 80  # the black top row of each test mask
     assert report["labelled_pixels"] == 4 * 72 * 80 - report["ignored_pixels"]
     assert sum(map(sum, report["confusion_matrix"])) == report["labelled_pixels"]
@@ -79,7 +117,9 @@ def test_resume_after_interruption(tiny_dataset, tmp_path):
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
     assert not (run / "model.pt").exists()
 
-    assert main(["train", "--data", str(tiny_dataset), "--out", str(run)]) == 2  # not without --resume
+    assert (
+        main(["train", "--data", str(tiny_dataset), "--out", str(run)]) == 2
+    )  # not without --resume
     assert main(["train", "--data", str(tiny_dataset), "--out", str(run), "--resume"]) == 0
     last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
     assert last["global_step"] == 6 and last["epoch"] == 2
@@ -92,18 +132,39 @@ def test_training_is_deterministic_on_cpu(tiny_dataset, tmp_path):
     states = []
     for name in ("a", "b"):
         cfg = resolve_config("default", None, [*FAST, "max_epochs=1"])
-        states.append(load_model(train(cfg, tiny_dataset, tmp_path / name, classes=DUBAI_CLASSES))
-                      .net.state_dict())
+        states.append(
+            load_model(
+                train(cfg, tiny_dataset, tmp_path / name, classes=DUBAI_CLASSES)
+            ).net.state_dict()
+        )
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     cfg = resolve_config("default", None, [*FAST, "max_epochs=1", "seed=7"])
-    other = load_model(train(cfg, tiny_dataset, tmp_path / "c", classes=DUBAI_CLASSES)).net.state_dict()
+    other = load_model(
+        train(cfg, tiny_dataset, tmp_path / "c", classes=DUBAI_CLASSES)
+    ).net.state_dict()
     assert not all(torch.equal(states[0][k], other[k]) for k in other)
 
 
 def test_seed_preset_trains_on_resized_whole_images(tiny_dataset, tmp_path):
     run = tmp_path / "seed"
-    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), "--preset", "seed",
-                 "base_width=4", "resize_to=32", "max_epochs=1", "accelerator=cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_dataset),
+                "--out",
+                str(run),
+                "--preset",
+                "seed",
+                "base_width=4",
+                "resize_to=32",
+                "max_epochs=1",
+                "accelerator=cpu",
+            ]
+        )
+        == 0
+    )
     model = load_model(run / "model.pt")
     assert model.config.input_mode == "resize" and model.config.scheduler == "plateau"
 
@@ -112,9 +173,26 @@ def test_ddp_on_two_cpu_processes(tiny_dataset, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "aerialseg", "train", "--data", str(tiny_dataset), "--out", str(run),
-         "--devices", "2", "--accelerator", "cpu", *FAST, "max_epochs=1"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "aerialseg",
+            "train",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(run),
+            "--devices",
+            "2",
+            "--accelerator",
+            "cpu",
+            *FAST,
+            "max_epochs=1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)

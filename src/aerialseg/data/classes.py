@@ -160,8 +160,9 @@ def encode_mask(rgb: np.ndarray, table: ClassTable) -> EncodedMask:
     packed = _pack(rgb)
     colours, inverse = np.unique(packed.ravel(), return_inverse=True)
     lut = np.full(len(colours), IGNORE_INDEX, dtype=np.uint8)
-    class_codes = {int(_pack(np.array(parse_color(c.mask_color)))): i
-                   for i, c in enumerate(table.classes)}
+    class_codes = {
+        int(_pack(np.array(parse_color(c.mask_color)))): i for i, c in enumerate(table.classes)
+    }
     ignore_codes = {int(_pack(np.array(parse_color(c)))) for c in table.ignore_colors}
     counts = np.bincount(inverse, minlength=len(colours))
     unknown: Counter = Counter()

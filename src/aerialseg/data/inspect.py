@@ -40,7 +40,8 @@ def inspect_dataset(source: DatasetSource, table: ClassTable, max_unknown: float
         "root": source.root,
         "pairs": len(source.pairs),
         "tiles": {
-            name: {"pairs": t["pairs"], "sizes": dict(t["sizes"])} for name, t in sorted(tiles.items())
+            name: {"pairs": t["pairs"], "sizes": dict(t["sizes"])}
+            for name, t in sorted(tiles.items())
         },
         "mask_modes": dict(mask_modes),
         "pixels": total,
@@ -59,8 +60,10 @@ def inspect_dataset(source: DatasetSource, table: ClassTable, max_unknown: float
 
 
 def format_report(report: dict) -> str:
-    lines = [f"dataset: {report['path']} (root: {report['root']})",
-             f"pairs: {report['pairs']} in {len(report['tiles'])} tile(s)"]
+    lines = [
+        f"dataset: {report['path']} (root: {report['root']})",
+        f"pairs: {report['pairs']} in {len(report['tiles'])} tile(s)",
+    ]
     for name, tile in report["tiles"].items():
         sizes = ", ".join(f"{s} x{n}" for s, n in tile["sizes"].items())
         lines.append(f"  {name:<12} {tile['pairs']:>3} pairs  {sizes}")
@@ -69,7 +72,8 @@ def format_report(report: dict) -> str:
     for c in report["classes"]:
         lines.append(f"  {c['name']:<12} {c['mask_color']:<8} {c['share']:>7.2%}")
     lines.append(
-        f"pixels matching no class: {report['unmatched_pixels']:,} ({report['unmatched_share']:.2%});"
+        f"pixels matching no class: {report['unmatched_pixels']:,}"
+        f" ({report['unmatched_share']:.2%});"
         f" of these in ignore colours: {report['ignore_color_pixels']:,}"
     )
     for u in report["unknown_colors"]:

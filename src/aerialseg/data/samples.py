@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -28,8 +27,13 @@ class LabelledImage:
     mask: torch.Tensor  # (H, W) uint8 class ids, IGNORE_INDEX where unlabelled
 
 
-def load_labelled(source: DatasetSource, ids: tuple[str, ...] | list[str], classes: ClassTable,
-                  max_unknown: float, desc: str = "loading") -> list[LabelledImage]:
+def load_labelled(
+    source: DatasetSource,
+    ids: tuple[str, ...] | list[str],
+    classes: ClassTable,
+    max_unknown: float,
+    desc: str = "loading",
+) -> list[LabelledImage]:
     """Decode images and masks, checking sizes and the share of unknown mask colours."""
     by_id = {p.id: p for p in source.pairs}
     pairs = [by_id[i] for i in ids]
@@ -54,8 +58,11 @@ class RandomRot90(v2.Transform):
 
 
 def crop_transform(size: int, augment: bool) -> v2.Compose:
-    steps: list = [v2.RandomCrop(size, pad_if_needed=True,
-                                 fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX})]
+    steps: list = [
+        v2.RandomCrop(
+            size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
+        )
+    ]
     if augment:
         steps += [
             v2.RandomHorizontalFlip(),
@@ -98,10 +105,15 @@ class ResizedDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         item = self.items[index]
-        image = F.interpolate(item.image[None].float(), size=(self.size, self.size),
-                              mode="bilinear", align_corners=False)[0]
-        mask = F.interpolate(item.mask[None, None].float(), size=(self.size, self.size),
-                             mode="nearest")[0, 0]
+        image = F.interpolate(
+            item.image[None].float(),
+            size=(self.size, self.size),
+            mode="bilinear",
+            align_corners=False,
+        )[0]
+        mask = F.interpolate(
+            item.mask[None, None].float(), size=(self.size, self.size), mode="nearest"
+        )[0, 0]
         return image, mask.long()
 
 

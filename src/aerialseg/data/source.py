@@ -83,22 +83,24 @@ class DatasetSource:
                 candidates.add(str(group) if group.parts else ".")
         roots = sorted(
             (c for c in candidates if self._has_pairs_below(c)),
-            key=lambda c: (len(PurePosixPath(c).parts) if c != "." else 0),
+            key=lambda c: len(PurePosixPath(c).parts) if c != "." else 0,
         )
         if not roots:
-            raise DatasetError(f"{self.path}: no images/ folder with a masks/ beside it; {LAYOUT_HINT}")
+            raise DatasetError(
+                f"{self.path}: no images/ folder with a masks/ beside it; {LAYOUT_HINT}"
+            )
         return roots[0]
 
     def _has_pairs_below(self, root: str) -> bool:
         prefix = "" if root == "." else root + "/"
-        rel = [n[len(prefix):] for n in self._files if n.startswith(prefix)]
+        rel = [n[len(prefix) :] for n in self._files if n.startswith(prefix)]
         return any(PurePosixPath(r).parts[-2:-1] == ("masks",) for r in rel) and any(
             PurePosixPath(r).parts[-2:-1] == ("images",) for r in rel
         )
 
     def _relative_files(self) -> list[str]:
         prefix = "" if self.root == "." else self.root + "/"
-        return sorted(n[len(prefix):] for n in self._files if n.startswith(prefix))
+        return sorted(n[len(prefix) :] for n in self._files if n.startswith(prefix))
 
     def _find_pairs(self) -> list[Pair]:
         files = self._relative_files()
@@ -116,7 +118,8 @@ class DatasetSource:
             if mask is None:
                 expected = p.parent.parent / "masks" / (p.stem + ".png")
                 raise DatasetError(
-                    f"{rel}: image has no mask (expected {expected}); add the mask or remove the image"
+                    f"{rel}: image has no mask (expected {expected});"
+                    " add the mask or remove the image"
                 )
             pairs.append(Pair(id=rel, mask=mask))
         if not pairs:
@@ -169,5 +172,6 @@ class DatasetSource:
             if image_size != mask_size:
                 raise DatasetError(
                     f"{pair.mask}: mask is {mask_size[0]}x{mask_size[1]} but its image is"
-                    f" {image_size[0]}x{image_size[1]}; masks must match their image pixel for pixel"
+                    f" {image_size[0]}x{image_size[1]};"
+                    " masks must match their image pixel for pixel"
                 )

@@ -40,8 +40,12 @@ class Split:
         return getattr(self, name)
 
     def to_dict(self) -> dict:
-        return {"rule": self.rule, "train": list(self.train), "val": list(self.val),
-                "test": list(self.test)}
+        return {
+            "rule": self.rule,
+            "train": list(self.train),
+            "val": list(self.val),
+            "test": list(self.test),
+        }
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -74,8 +78,10 @@ def file_split(pairs: list[Pair], path: str | Path) -> Split:
     known = {p.id for p in pairs}
     test = tuple(data["test"])
     val_given = data.get("val")
-    val = tuple(val_given) if val_given is not None else tuple(
-        p.id for p in pairs if p.stem in VAL_STEMS and p.id not in test
+    val = (
+        tuple(val_given)
+        if val_given is not None
+        else tuple(p.id for p in pairs if p.stem in VAL_STEMS and p.id not in test)
     )
     missing = [i for i in test + val if i not in known]
     if missing:

@@ -22,8 +22,15 @@ from aerialseg.models.io import LoadedModel, atomic_write
 PANEL_COUNT = 4
 
 
-def evaluate(model: LoadedModel, data: str | Path, out: str | Path, *, split_name: str = "test",
-             split_file: str | None = None, batch_size: int = 4) -> dict:
+def evaluate(
+    model: LoadedModel,
+    data: str | Path,
+    out: str | Path,
+    *,
+    split_name: str = "test",
+    split_file: str | None = None,
+    batch_size: int = 4,
+) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png."""
     source = DatasetSource(data)
     split = make_split(source.pairs, split_file)
@@ -33,18 +40,34 @@ def evaluate(model: LoadedModel, data: str | Path, out: str | Path, *, split_nam
     cm = MulticlassConfusionMatrix(classes.num_classes, ignore_index=IGNORE_INDEX).to(device)
     ignored = 0
     panels = []
-    for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown, f"{split_name} images"),
-                     desc="evaluate", unit="img"):
+    for item in tqdm(
+        load_labelled(source, ids, classes, cfg.max_unknown, f"{split_name} images"),
+        desc="evaluate",
+        unit="img",
+    ):
         image = item.image.to(device).float()
-        probs = predict_image(model.net, image, input_mode=cfg.input_mode, window=cfg.window,
-                              overlap=cfg.overlap, resize_to=cfg.resize_to, batch_size=batch_size)
+        probs = predict_image(
+            model.net,
+            image,
+            input_mode=cfg.input_mode,
+            window=cfg.window,
+            overlap=cfg.overlap,
+            resize_to=cfg.resize_to,
+            batch_size=batch_size,
+        )
         pred = probs.argmax(0)
         mask = item.mask.to(device).long()
         cm.update(pred[None], mask[None])
         ignored += int((mask == IGNORE_INDEX).sum())
         if len(panels) < PANEL_COUNT:
-            panels.append((item.id, item.image.permute(1, 2, 0).numpy(), item.mask.numpy(),
-                           pred.to(torch.uint8).cpu().numpy()))
+            panels.append(
+                (
+                    item.id,
+                    item.image.permute(1, 2, 0).numpy(),
+                    item.mask.numpy(),
+                    pred.to(torch.uint8).cpu().numpy(),
+                )
+            )
     matrix = cm.compute().cpu().numpy()
     metrics = metrics_from_confusion(matrix, classes)
     report = {
@@ -58,8 +81,9 @@ def evaluate(model: LoadedModel, data: str | Path, out: str | Path, *, split_nam
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "metrics.json",
-                 lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+    atomic_write(
+        out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    )
     plot_confusion(np.asarray(matrix), classes, out / "confusion.png")
     if panels:
         plot_panels(panels, classes, out / "panels.png")

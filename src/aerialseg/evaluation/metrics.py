@@ -49,8 +49,10 @@ def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
         "mean_dice": _mean(dice),
         "per_class": {
             c.name: {
-                "iou": _clean(iou[i]), "dice": _clean(dice[i]),
-                "precision": _clean(precision[i]), "recall": _clean(recall[i]),
+                "iou": _clean(iou[i]),
+                "dice": _clean(dice[i]),
+                "precision": _clean(precision[i]),
+                "recall": _clean(recall[i]),
                 "support": int(cm[i].sum()),
             }
             for i, c in enumerate(classes.classes)
@@ -69,11 +71,17 @@ def headline_keys(classes: ClassTable) -> list[str]:
 
 
 def format_table(metrics: dict, classes: ClassTable) -> str:
-    lines = ["  ".join(f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a"
-                       for k in headline_keys(classes))]
+    lines = [
+        "  ".join(
+            f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a"
+            for k in headline_keys(classes)
+        )
+    ]
     lines.append(f"  {'class':<12} {'IoU':>7} {'Dice':>7} {'prec':>7} {'recall':>7}")
     for name, m in metrics["per_class"].items():
-        cells = [f"{m[k]:>7.4f}" if m[k] is not None else f"{'n/a':>7}"
-                 for k in ("iou", "dice", "precision", "recall")]
+        cells = [
+            f"{m[k]:>7.4f}" if m[k] is not None else f"{'n/a':>7}"
+            for k in ("iou", "dice", "precision", "recall")
+        ]
         lines.append(f"  {name:<12} " + " ".join(cells))
     return "\n".join(lines)

@@ -61,8 +61,15 @@ def plot_confusion(cm: np.ndarray, classes: ClassTable, out: Path) -> None:
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (row-normalised)")
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046)
     _save(fig, out)
 
@@ -75,17 +82,23 @@ def colorize(ids: np.ndarray, classes: ClassTable) -> np.ndarray:
     return palette[ids]
 
 
-def plot_panels(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
-                classes: ClassTable, out: Path) -> None:
+def plot_panels(
+    panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], classes: ClassTable, out: Path
+) -> None:
     """One row per (name, image, truth ids, predicted ids)."""
     fig, axes = plt.subplots(len(panels), 3, figsize=(12, 4 * len(panels)), squeeze=False)
     for row, (name, image, truth, pred) in zip(axes, panels, strict=True):
-        for ax, picture, title in zip(row, (image, colorize(truth, classes), colorize(pred, classes)),
-                                      (name, "ground truth", "prediction"), strict=True):
+        for ax, picture, title in zip(
+            row,
+            (image, colorize(truth, classes), colorize(pred, classes)),
+            (name, "ground truth", "prediction"),
+            strict=True,
+        ):
             ax.imshow(picture)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255)
-               for c in classes.display_palette()]
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255) for c in classes.display_palette()
+    ]
     fig.legend(handles, classes.names, loc="lower center", ncol=len(handles))
     _save(fig, out)

@@ -56,8 +56,13 @@ def predict_whole(net: SegmentationNet, image: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_sliding(net: SegmentationNet, image: torch.Tensor, window: int = 512,
-                    overlap: float = 0.25, batch_size: int = 4) -> torch.Tensor:
+def predict_sliding(
+    net: SegmentationNet,
+    image: torch.Tensor,
+    window: int = 512,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+) -> torch.Tensor:
     """(3, H, W) float 0..255 on the net's device -> (C, H, W) probabilities."""
     h, w = image.shape[-2:]
     if h <= window and w <= window:
@@ -68,18 +73,20 @@ def predict_sliding(net: SegmentationNet, image: torch.Tensor, window: int = 512
     # An image thinner than a window along one axis is padded up to the window there.
     padded = _pad_to(image, max(h, window), max(w, window))
     ph, pw = padded.shape[-2:]
-    boxes = [(y, x) for y in window_starts(ph, window, step) for x in window_starts(pw, window, step)]
+    boxes = [
+        (y, x) for y in window_starts(ph, window, step) for x in window_starts(pw, window, step)
+    ]
     probs = None
     total = torch.zeros(ph, pw, device=image.device)
     for i in range(0, len(boxes), batch_size):
-        chunk = boxes[i:i + batch_size]
-        batch = torch.stack([padded[:, y:y + window, x:x + window] for y, x in chunk])
+        chunk = boxes[i : i + batch_size]
+        batch = torch.stack([padded[:, y : y + window, x : x + window] for y, x in chunk])
         out = net(batch).softmax(1)
         if probs is None:
             probs = torch.zeros(out.shape[1], ph, pw, device=image.device)
         for (y, x), p in zip(chunk, out, strict=True):
-            probs[:, y:y + window, x:x + window] += p * weights
-            total[y:y + window, x:x + window] += weights
+            probs[:, y : y + window, x : x + window] += p * weights
+            total[y : y + window, x : x + window] += weights
     assert probs is not None  # boxes is never empty
     return (probs / total)[:, :h, :w]
 
@@ -93,8 +100,16 @@ def predict_resized(net: SegmentationNet, image: torch.Tensor, size: int) -> tor
     return F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)[0]
 
 
-def predict_image(net: SegmentationNet, image: torch.Tensor, *, input_mode: str, window: int,
-                  overlap: float, resize_to: int, batch_size: int = 4) -> torch.Tensor:
+def predict_image(
+    net: SegmentationNet,
+    image: torch.Tensor,
+    *,
+    input_mode: str,
+    window: int,
+    overlap: float,
+    resize_to: int,
+    batch_size: int = 4,
+) -> torch.Tensor:
     """Probabilities for one image, the way the model was trained to see images."""
     if input_mode == "resize":
         return predict_resized(net, image, resize_to)

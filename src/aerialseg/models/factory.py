@@ -18,8 +18,14 @@ MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 STRIDE = {"seed-unet": 16, "unet-effnet-lite0": 32}
 
 
-def create_model(name: str, num_classes: int, *, pretrained: bool = True,
-                 base_width: int = 16, dropout: float = 0.2) -> nn.Module:
+def create_model(
+    name: str,
+    num_classes: int,
+    *,
+    pretrained: bool = True,
+    base_width: int = 16,
+    dropout: float = 0.2,
+) -> nn.Module:
     """A segmentation network returning (N, num_classes, H, W) logits.
 
     Args:

@@ -50,11 +50,19 @@ def atomic_write(path: str | Path, write) -> None:
         raise
 
 
-def save_model(path: str | Path, net: SegmentationNet, config: TrainConfig, classes: ClassTable,
-               meta: dict[str, Any] | None = None, half: bool = False) -> None:
+def save_model(
+    path: str | Path,
+    net: SegmentationNet,
+    config: TrainConfig,
+    classes: ClassTable,
+    meta: dict[str, Any] | None = None,
+    half: bool = False,
+) -> None:
     """Write a model file. ``half`` stores floating weights as fp16 (half the size)."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).cpu()
-             for k, v in net.state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).cpu()
+        for k, v in net.state_dict().items()
+    }
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -91,8 +99,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         hparams, state, meta = data, data["state_dict"], data.get("meta", {})
     elif "hyper_parameters" in data and "config" in data["hyper_parameters"]:
         hparams = data["hyper_parameters"]
-        state = {k.removeprefix("net."): v for k, v in data["state_dict"].items()
-                 if k.startswith("net.")}
+        state = {
+            k.removeprefix("net."): v for k, v in data["state_dict"].items() if k.startswith("net.")
+        }
         meta = {"epoch": data.get("epoch"), "global_step": data.get("global_step")}
     else:
         raise ModelFileError(f"{path}: not an aerialseg model file (no aerialseg metadata inside)")
@@ -101,11 +110,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         classes = ClassTable.from_dict(hparams["classes"])
     except (AerialsegError, KeyError) as err:
         raise ModelFileError(f"{path}: model metadata is damaged ({err})") from None
-    net = build_network(config.model, classes.num_classes, pretrained=False,
-                        base_width=config.base_width, dropout=config.dropout)
+    net = build_network(
+        config.model,
+        classes.num_classes,
+        pretrained=False,
+        base_width=config.base_width,
+        dropout=config.dropout,
+    )
     try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v
-                             for k, v in state.items()})
+        net.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
     except RuntimeError as err:
-        raise ModelFileError(f"{path}: weights do not fit a {config.model} network ({err})") from None
+        raise ModelFileError(
+            f"{path}: weights do not fit a {config.model} network ({err})"
+        ) from None
     return LoadedModel(net.to(device).eval(), config, classes, meta)

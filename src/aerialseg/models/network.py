@@ -39,9 +39,11 @@ class SegmentationNet(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
-def build_network(name: str, num_classes: int, *, pretrained: bool, base_width: int = 16,
-                  dropout: float = 0.2) -> SegmentationNet:
-    model = create_model(name, num_classes, pretrained=pretrained, base_width=base_width,
-                         dropout=dropout)
+def build_network(
+    name: str, num_classes: int, *, pretrained: bool, base_width: int = 16, dropout: float = 0.2
+) -> SegmentationNet:
+    model = create_model(
+        name, num_classes, pretrained=pretrained, base_width=base_width, dropout=dropout
+    )
     norm = normalization_for(name)
     return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name])

@@ -33,7 +33,9 @@ def lite0_imagenet_state_dict() -> OrderedDict[str, torch.Tensor]:
     source = torch.load(lite0_weight_file(), map_location="cpu", weights_only=True)
     target = timm.create_model(TIMM_NAME, pretrained=False).state_dict()
     if len(source) != len(target):
-        raise RuntimeError(f"expected {len(target)} tensors in the Lite0 weights, got {len(source)}")
+        raise RuntimeError(
+            f"expected {len(target)} tensors in the Lite0 weights, got {len(source)}"
+        )
     mapped: OrderedDict[str, torch.Tensor] = OrderedDict()
     for (src_key, tensor), (key, ref) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != ref.shape:

@@ -26,8 +26,9 @@ class SeedUNet(nn.Module):
 
     depth = 4
 
-    def __init__(self, num_classes: int, in_channels: int = 3, base_width: int = 16,
-                 dropout: float = 0.2):
+    def __init__(
+        self, num_classes: int, in_channels: int = 3, base_width: int = 16, dropout: float = 0.2
+    ):
         super().__init__()
         widths = [base_width * 2**i for i in range(self.depth + 1)]
         self.down = nn.ModuleList()

@@ -163,8 +163,11 @@ def _set_field(config: TrainConfig, key: str, value: Any) -> None:
     setattr(config, key, _coerce(value, _HINTS[key], key))
 
 
-def resolve_config(preset: str = "default", config_file: str | Path | None = None,
-                   overrides: list[str] | None = None) -> TrainConfig:
+def resolve_config(
+    preset: str = "default",
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> TrainConfig:
     """Preset, then the config file, then ``key=value`` overrides, each over the last."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
@@ -186,5 +189,3 @@ def resolve_config(preset: str = "default", config_file: str | Path | None = Non
             raise ConfigError(f"override {item!r} is not key=value")
         data[key.strip()] = yaml.safe_load(text) if text.strip() else None
     return TrainConfig.from_dict(data)
-
-

@@ -27,18 +27,30 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         cfg = self.cfg
-        train = load_labelled(self.source, self.split.train, self.classes, cfg.max_unknown, "train images")
-        val = load_labelled(self.source, self.split.val, self.classes, cfg.max_unknown, "val images")
+        train = load_labelled(
+            self.source, self.split.train, self.classes, cfg.max_unknown, "train images"
+        )
+        val = load_labelled(
+            self.source, self.split.val, self.classes, cfg.max_unknown, "val images"
+        )
         if cfg.input_mode == "resize":
             self.train_set = ResizedDataset(train, cfg.resize_to)
         else:
-            self.train_set = RandomCropDataset(train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment)
+            self.train_set = RandomCropDataset(
+                train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment
+            )
         self.val_set = WholeImageDataset(val)
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.cfg.num_workers
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                          persistent_workers=workers > 0, drop_last=False)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         # Random crops are random already; resized whole images need shuffling.

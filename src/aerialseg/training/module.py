@@ -28,8 +28,13 @@ class SegmentationTask(L.LightningModule):
         self.cfg = TrainConfig.from_dict(config)
         self.classes = ClassTable.from_dict(classes)
         n = self.classes.num_classes
-        self.net = build_network(self.cfg.model, n, pretrained=self.cfg.pretrained,
-                                 base_width=self.cfg.base_width, dropout=self.cfg.dropout)
+        self.net = build_network(
+            self.cfg.model,
+            n,
+            pretrained=self.cfg.pretrained,
+            base_width=self.cfg.base_width,
+            dropout=self.cfg.dropout,
+        )
         weight = torch.tensor(self.cfg.class_weights) if self.cfg.class_weights else None
         if weight is not None and len(weight) != n:
             raise ValueError(f"class_weights has {len(weight)} values for {n} classes")
@@ -58,20 +63,37 @@ class SegmentationTask(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         images, masks = batch
         loss = self.loss(self(images), masks)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=images.shape[0], sync_dist=True)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=images.shape[0],
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         images, masks = batch
         for image, mask in zip(images, masks, strict=True):
-            probs = predict_image(self.net, image, input_mode=self.cfg.input_mode,
-                                  window=self.cfg.window, overlap=self.cfg.overlap,
-                                  resize_to=self.cfg.resize_to)
-            valid = mask != IGNORE_INDEX
-            nll = -torch.log(probs.clamp_min(1e-8)).gather(0, mask.clamp_max(probs.shape[0] - 1)[None])[0]
-            self.log("val_loss", nll[valid].mean() if valid.any() else nll.sum() * 0,
-                     on_epoch=True, batch_size=1, sync_dist=True)
+            probs = predict_image(
+                self.net,
+                image,
+                input_mode=self.cfg.input_mode,
+                window=self.cfg.window,
+                overlap=self.cfg.overlap,
+                resize_to=self.cfg.resize_to,
+            )
+            # log p are logits of p (softmax(log p) = p): the training loss, on whole images.
+            log_probs = torch.log(probs.clamp_min(1e-8))[None]
+            self.log(
+                "val_loss",
+                self.loss(log_probs, mask[None]),
+                on_epoch=True,
+                batch_size=1,
+                sync_dist=True,
+            )
             self.val_cm.update(probs.argmax(0)[None], mask[None])
 
     def on_validation_epoch_end(self) -> None:
@@ -102,13 +124,20 @@ class SegmentationTask(L.LightningModule):
         optimizer = opt_cls(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if self.cfg.scheduler == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="max", factor=0.5, patience=self.cfg.plateau_patience)
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val_miou"}}
+                optimizer, mode="max", factor=0.5, patience=self.cfg.plateau_patience
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_miou"},
+            }
         if self.cfg.scheduler == "cosine":
             # Cosine over the budget, stepped per batch; a time budget counts as the budget.
             scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda _: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * self._budget_progress())))
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+                optimizer,
+                lambda _: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * self._budget_progress())),
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
         return {"optimizer": optimizer}

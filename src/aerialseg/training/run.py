@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from aerialseg.data.classes import ClassTable
@@ -39,14 +39,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint under a temporary name and renames it when complete."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        atomic_write(path, lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(
-            checkpoint, tmp, storage_options))
+        atomic_write(
+            path,
+            lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(
+                checkpoint, tmp, storage_options
+            ),
+        )
 
 
 def merge_metrics(run_dir: Path) -> Path | None:
     """Concatenate every attempt's metrics.csv into run_dir/metrics.csv."""
-    parts = sorted((run_dir / "logs").glob("version_*/metrics.csv"),
-                   key=lambda p: int(p.parent.name.split("_")[1]))
+    parts = sorted(
+        (run_dir / "logs").glob("version_*/metrics.csv"),
+        key=lambda p: int(p.parent.name.split("_")[1]),
+    )
     rows: list[dict[str, str]] = []
     for part in parts:
         with part.open(newline="") as f:
@@ -69,30 +75,53 @@ def merge_metrics(run_dir: Path) -> Path | None:
 def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Trainer:
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max",
-                        save_top_k=1, enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor="val_miou",
+            mode="max",
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
         # Lightning's save_last only writes alongside a new best; resume needs every epoch.
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
-                        enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False
+        ),
         EarlyStopping(monitor="val_miou", mode="max", patience=cfg.early_stop_patience),
         LearningRateMonitor(logging_interval="epoch"),
         *extra_callbacks,
     ]
     strategy = "ddp" if cfg.devices * cfg.num_nodes > 1 else "auto"
     return L.Trainer(
-        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
-        strategy=strategy, precision=cfg.precision,  # type: ignore[arg-type]
-        max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=strategy,
+        precision=cfg.precision,  # type: ignore[arg-type]
+        max_epochs=cfg.max_epochs,
+        max_steps=cfg.max_steps,
         max_time=timedelta(seconds=parse_duration(cfg.max_time)) if cfg.max_time else None,
-        check_val_every_n_epoch=cfg.val_every, callbacks=callbacks,
+        check_val_every_n_epoch=cfg.val_every,
+        callbacks=callbacks,
         logger=CSVLogger(save_dir=run_dir, name="logs"),
-        plugins=[AtomicCheckpointIO()], deterministic=cfg.accelerator == "cpu" or None,
-        log_every_n_steps=1, num_sanity_val_steps=0, default_root_dir=run_dir,
+        plugins=[AtomicCheckpointIO()],
+        deterministic=cfg.accelerator == "cpu" or None,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+        default_root_dir=run_dir,
     )
 
 
-def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, split_file: str | None = None,
-          classes: ClassTable, resume: bool = False, extra_callbacks: list | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    data: str | Path,
+    out: str | Path,
+    *,
+    split_file: str | None = None,
+    classes: ClassTable,
+    resume: bool = False,
+    extra_callbacks: list | None = None,
+) -> Path:
     """Train into ``out`` and return the path of the best model file.
 
     With ``resume`` the run folder's last checkpoint is continued; cfg should then be the
@@ -104,8 +133,9 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, split_file: st
         if not last.is_file():
             raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
     elif last.exists():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or"
-                          " choose another --out")
+        raise ConfigError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     source = DatasetSource(data)
     split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
@@ -114,8 +144,10 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, split_file: st
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", lambda tmp: cfg.save(Path(tmp)))
-        atomic_write(run_dir / "classes.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(classes.to_dict(), indent=2)))
+        atomic_write(
+            run_dir / "classes.json",
+            lambda tmp: Path(tmp).write_text(json.dumps(classes.to_dict(), indent=2)),
+        )
         atomic_write(run_dir / "split.json", lambda tmp: split.save(Path(tmp)))
     task = SegmentationTask(cfg.to_dict(), classes.to_dict())
     trainer = _trainer(cfg, run_dir, extra_callbacks or [])
@@ -127,7 +159,11 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, split_file: st
         best = Path(trainer.checkpoint_callback.best_model_path or last)  # type: ignore[union-attr]
         loaded = load_model(best)
         score = trainer.checkpoint_callback.best_model_score  # type: ignore[union-attr]
-        meta = {**loaded.meta, "val_miou": float(score) if score is not None else None,
-                "split": split.to_dict(), "trained_on": os.fspath(data)}
+        meta = {
+            **loaded.meta,
+            "val_miou": float(score) if score is not None else None,
+            "split": split.to_dict(),
+            "trained_on": os.fspath(data),
+        }
         save_model(model_path, loaded.net, loaded.config, loaded.classes, meta)
     return model_path

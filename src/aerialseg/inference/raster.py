@@ -1,0 +1,153 @@
+"""Open any input raster (JPEG, PNG, TIFF, GeoTIFF) and read RGB windows of it.
+
+Band choice: three-band inputs are used as they are; RGBA uses the alpha band as the
+nodata mask; anything else needs ``--bands`` (1-based, e.g. ``4,3,2``).
+
+Value scaling (the model was trained on 8-bit RGB): 8-bit data is used as is. Other types
+(16-bit, float) are stretched linearly per band from the 2nd to the 98th percentile of the
+valid pixels, measured on a reduced read of the whole raster, to 0..255 and clipped; this
+is the usual display stretch for satellite products and keeps one scale for all windows.
+
+Nodata: GDAL's dataset mask (nodata value, alpha band or mask band) marks invalid pixels;
+they are predicted as nothing and written as nodata in every output.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from aerialseg.errors import AerialsegError
+
+STRETCH_PERCENTILES = (2.0, 98.0)
+STATS_SIDE = 1024  # longest side of the reduced read used for the stretch
+
+
+class InputError(AerialsegError, ValueError):
+    """An input raster cannot be predicted as given."""
+
+
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        bands = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise InputError(f"--bands {text!r}: give three band numbers like 1,2,3") from None
+    if len(bands) != 3 or min(bands) < 1:
+        raise InputError(f"--bands {text!r}: give three band numbers (from 1) like 1,2,3")
+    return bands
+
+
+@dataclass
+class RasterInput:
+    """An open input raster plus the decisions on how to read it."""
+
+    path: Path
+    dataset: rasterio.io.DatasetReader
+    bands: tuple[int, ...]
+    scale: tuple[np.ndarray, np.ndarray] | None  # per-band (low, high) stretch, None for 8-bit
+
+    @property
+    def width(self) -> int:
+        return self.dataset.width
+
+    @property
+    def height(self) -> int:
+        return self.dataset.height
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.dataset.crs is not None
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(3, h, w) float32 RGB in 0..255 and an (h, w) bool valid mask; ``window`` lies
+        inside the raster."""
+        data = self.dataset.read(list(self.bands), window=window)
+        valid = self.dataset.dataset_mask(window=window) > 0
+        if self.scale is None:
+            rgb = data.astype(np.float32)
+        else:
+            low, high = self.scale
+            rgb = (data.astype(np.float32) - low[:, None, None]) / (high - low)[:, None, None] * 255
+            rgb = np.clip(rgb, 0, 255)
+        rgb[:, ~valid] = 0
+        return rgb, valid
+
+    def close(self) -> None:
+        self.dataset.close()
+
+
+def _default_bands(ds) -> tuple[int, ...]:
+    interp = ds.colorinterp
+    if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
+        return (1, 2, 3)
+    raise InputError(
+        f"{ds.name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
+        f" --bands, e.g. --bands {'1,1,1' if ds.count == 1 else '1,2,3'}"
+    )
+
+
+def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    factor = max(1, max(ds.width, ds.height) // STATS_SIDE)
+    shape = (max(1, ds.height // factor), max(1, ds.width // factor))
+    data = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(np.float64)
+    valid = ds.dataset_mask(out_shape=shape) > 0
+    lows, highs = [], []
+    for band in data:
+        values = band[valid] if valid.any() else band.ravel()
+        lo, hi = np.percentile(values, STRETCH_PERCENTILES)
+        lows.append(lo)
+        highs.append(hi if hi > lo else lo + 1)
+    return np.array(lows, np.float32), np.array(highs, np.float32)
+
+
+def open_input(path: str | Path, bands: tuple[int, ...] | None = None) -> RasterInput:
+    """Open and check an input; raises InputError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path)
+    except RasterioIOError:
+        raise InputError(
+            f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
+        ) from None
+    try:
+        chosen = bands or _default_bands(ds)
+        if max(chosen) > ds.count:
+            raise InputError(
+                f"{path}: --bands {','.join(map(str, chosen))} asks for band"
+                f" {max(chosen)} but the file has {ds.count}"
+            )
+        # Read a corner block and the last one: a truncated file fails here, not mid-run.
+        ds.read(1, window=Window(0, 0, min(ds.width, 256), min(ds.height, 256)))
+        ds.read(
+            1,
+            window=Window(
+                max(0, ds.width - 256),
+                max(0, ds.height - 256),
+                min(ds.width, 256),
+                min(ds.height, 256),
+            ),
+        )
+        dtype = np.dtype(ds.dtypes[chosen[0] - 1])
+        scale = None if dtype == np.uint8 else _stretch(ds, chosen)
+    except InputError:
+        ds.close()
+        raise
+    except RasterioIOError as err:
+        ds.close()
+        raise InputError(f"{path}: the file is truncated or damaged ({str(err)[:100]})") from None
+    return RasterInput(path, ds, chosen, scale)

@@ -1,0 +1,159 @@
+"""``aerialseg predict``: many inputs, one progress bar, every output per input.
+
+A bad input is reported and skipped; the others are still predicted. Every output is
+written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from aerialseg.errors import AerialsegError
+from aerialseg.inference.engine import FlipTTA
+from aerialseg.inference.predict import predict_chunks
+from aerialseg.inference.raster import InputError, open_input
+from aerialseg.inference.vector import polygonize
+from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
+
+RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+@dataclass
+class PredictOptions:
+    outputs: frozenset[str] = frozenset({"classes", "areas"})  # + color, overlay
+    class_format: str = "auto"  # auto: GeoTIFF for georeferenced or TIFF input, else PNG
+    vector: str | None = None  # geojson | gpkg
+    simplify: float = 0.0
+    min_area: float = 0.0
+    bands: tuple[int, ...] | None = None
+    tta: bool = False
+    batch_size: int = 4
+    chunk: int = 2048
+    overlap: float | None = None  # None: the model's own
+
+
+@dataclass
+class PredictSummary:
+    done: dict[str, dict[str, Path]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files, folders (their images, not recursive) and glob patterns -> sorted unique files."""
+    found: set[Path] = set()
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found.update(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+            )
+        elif any(ch in item for ch in "*?[") and not path.exists():
+            found.update(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        else:
+            found.add(path)  # a missing file is reported when it is predicted
+    return sorted(found)
+
+
+def shard(paths: list[Path], spec: str | None) -> list[Path]:
+    """``i/n``: every n-th input starting at i (0-based), for splitting across processes."""
+    if spec is None:
+        return paths
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise AerialsegError(f"--shard {spec!r}: use i/n, e.g. 0/4 ... 3/4") from None
+    if not 0 <= i < n:
+        raise AerialsegError(f"--shard {spec!r}: i must be in 0..n-1")
+    return paths[i::n]
+
+
+def prepare_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AerialsegError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    probe = out / f".aerialseg-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise AerialsegError(f"--out {out}: cannot write there ({err.strerror})") from None
+
+
+def predict_one(
+    engine, config, classes, path: Path, out: Path, opts: PredictOptions, device: str
+) -> dict[str, Path]:
+    raster = open_input(path, opts.bands)
+    try:
+        fmt = opts.class_format
+        if fmt == "auto":
+            fmt = (
+                "tif" if raster.georeferenced or path.suffix.lower() in (".tif", ".tiff") else "png"
+            )
+        outputs = RasterOutputs(
+            raster,
+            classes,
+            out / path.stem,
+            fmt=fmt,
+            color="color" in opts.outputs,
+            overlay="overlay" in opts.outputs,
+        )
+        try:
+            for result in predict_chunks(
+                engine, raster, config, chunk=opts.chunk, batch_size=opts.batch_size, device=device
+            ):
+                outputs.write(result)
+        except BaseException:
+            outputs.abort()
+            raise
+        written = outputs.finish()
+        if "areas" in opts.outputs:
+            written.update(write_areas(area_table(outputs), out / path.stem))
+    finally:
+        raster.close()
+    if opts.vector:
+        written["polygons"] = polygonize(
+            written["classes"],
+            classes,
+            out / path.stem,
+            opts.vector,
+            simplify=opts.simplify,
+            min_area=opts.min_area,
+        )
+    if "classes" not in opts.outputs:
+        written.pop("classes").unlink()
+    return written
+
+
+def predict_files(
+    engine,
+    config,
+    classes,
+    inputs: list[Path],
+    out: Path,
+    opts: PredictOptions,
+    device: str = "cpu",
+) -> PredictSummary:
+    prepare_out_dir(out)
+    if opts.overlap is not None:
+        config = type(config).from_dict({**config.to_dict(), "overlap": opts.overlap})
+    if opts.tta:
+        engine = FlipTTA(engine)
+    summary = PredictSummary()
+    with torch.inference_mode():
+        for path in tqdm(inputs, desc="predict", unit="image", disable=len(inputs) < 2):
+            try:
+                summary.done[str(path)] = predict_one(
+                    engine, config, classes, path, out, opts, device
+                )
+            except InputError as err:
+                summary.failed[str(path)] = str(err)
+                tqdm.write(f"aerialseg: skipped {err}", file=sys.stderr)
+    return summary

@@ -1,0 +1,174 @@
+"""Output files of ``predict``, streamed chunk by chunk and renamed only when complete.
+
+Rasters are first written as tiled, compressed GeoTIFFs (GDAL can write those window by
+window); PNG outputs are then made from them with GDAL's CreateCopy, which also streams.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.io import DatasetWriter
+
+from aerialseg.data.classes import ClassTable
+from aerialseg.inference.predict import NODATA, ChunkResult
+from aerialseg.inference.raster import RasterInput
+
+OVERLAY_ALPHA = 0.5
+BLOCK = 256
+
+
+def _palette(classes: ClassTable) -> np.ndarray:
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[: classes.num_classes] = classes.display_palette()
+    return lut
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+class RasterOutputs:
+    """Class ids (+ colour mask, overlay) for one input, plus pixel counts per class."""
+
+    def __init__(
+        self,
+        raster: RasterInput,
+        classes: ClassTable,
+        stem: Path,
+        *,
+        fmt: str,
+        color: bool,
+        overlay: bool,
+    ):
+        self.raster, self.classes, self.fmt = raster, classes, fmt
+        self.lut = _palette(classes)
+        self.counts = np.zeros(classes.num_classes, dtype=np.int64)
+        self.valid_pixels = 0
+        suffix = ".tif" if fmt == "tif" else ".png"
+        self.finals: dict[str, Path] = {"classes": stem.with_name(stem.name + "_classes" + suffix)}
+        if color:
+            self.finals["color"] = stem.with_name(stem.name + "_color" + suffix)
+        if overlay:
+            self.finals["overlay"] = stem.with_name(stem.name + "_overlay.png")
+        self.tiffs: dict[str, Path] = {
+            k: _tmp(v.with_suffix(".tif")) for k, v in self.finals.items()
+        }
+        self.writers: dict[str, DatasetWriter] = {}
+        src = raster.dataset
+        base = {
+            "driver": "GTiff",
+            "width": src.width,
+            "height": src.height,
+            "dtype": "uint8",
+            "crs": src.crs,
+            "transform": src.transform,
+            "tiled": True,
+            "blockxsize": BLOCK,
+            "blockysize": BLOCK,
+            "compress": "deflate",
+        }
+        if not raster.georeferenced:
+            base.pop("crs")
+            base.pop("transform")
+        for key, path in self.tiffs.items():
+            profile = dict(base, count=1 if key == "classes" else 3)
+            if key == "classes":
+                profile["nodata"] = NODATA
+            elif key == "color":
+                profile["photometric"] = "RGB"
+            with warnings.catch_warnings():  # plain images have no georeference, by design
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self.writers[key] = rasterio.open(path, "w", **profile)
+        self.writers["classes"].write_colormap(
+            1, {i: (*map(int, self.lut[i]), 255) for i in range(classes.num_classes)}
+        )
+
+    def write(self, result: ChunkResult) -> None:
+        ids, win = result.ids, result.window
+        self.writers["classes"].write(ids, 1, window=win)
+        self.valid_pixels += int(result.valid.sum())
+        self.counts += np.bincount(ids[result.valid].ravel(), minlength=256)[
+            : self.classes.num_classes
+        ]
+        color = self.lut[ids].transpose(2, 0, 1)  # nodata -> black
+        if "color" in self.writers:
+            self.writers["color"].write(color, window=win)
+        if "overlay" in self.writers:
+            blend = (1 - OVERLAY_ALPHA) * result.rgb + OVERLAY_ALPHA * color
+            blend = np.where(result.valid[None], blend, result.rgb)
+            self.writers["overlay"].write(np.clip(blend, 0, 255).astype(np.uint8), window=win)
+
+    def finish(self) -> dict[str, Path]:
+        """Close, convert to PNG where asked, and move every file to its final name."""
+        for w in self.writers.values():
+            w.close()
+        for key, final in self.finals.items():
+            tiff = self.tiffs[key]
+            if final.suffix == ".png":
+                png_tmp = _tmp(final)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    rasterio.shutil.copy(tiff, png_tmp, driver="PNG")
+                Path(str(png_tmp) + ".aux.xml").unlink(missing_ok=True)
+                tiff.unlink()
+                os.replace(png_tmp, final)
+            else:
+                os.replace(tiff, final)
+        return dict(self.finals)
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            if not w.closed:
+                w.close()
+        for path in self.tiffs.values():
+            path.unlink(missing_ok=True)
+
+
+def pixel_area_m2(raster: RasterInput) -> float | None:
+    """Area of one pixel in m² when the CRS is projected in metres, else None."""
+    crs = raster.dataset.crs
+    if crs is None or not crs.is_projected:
+        return None
+    units = (crs.linear_units or "").lower()
+    if units not in ("metre", "meter", "m"):
+        return None
+    t = raster.dataset.transform
+    return abs(t.a * t.e - t.b * t.d)
+
+
+def area_table(outputs: RasterOutputs) -> list[dict]:
+    px_area = pixel_area_m2(outputs.raster)
+    total = max(outputs.valid_pixels, 1)
+    return [
+        {
+            "class": c.name,
+            "pixels": int(n),
+            "share": float(n / total),
+            "area_m2": float(n * px_area) if px_area is not None else None,
+        }
+        for c, n in zip(outputs.classes.classes, outputs.counts, strict=True)
+    ]
+
+
+def write_areas(rows: list[dict], stem: Path) -> dict[str, Path]:
+    csv_path = stem.with_name(stem.name + "_areas.csv")
+    json_path = stem.with_name(stem.name + "_areas.json")
+    tmp = _tmp(csv_path)
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["class", "pixels", "share", "area_m2"])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, csv_path)
+    tmp = _tmp(json_path)
+    tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    os.replace(tmp, json_path)
+    return {"areas_csv": csv_path, "areas_json": json_path}

@@ -1,0 +1,351 @@
+"""predict: georeference, seamless windows, nodata, outputs, shards, many inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from torch import nn
+
+from aerialseg.cli import main
+from aerialseg.inference.predict import NODATA, predict_chunks
+from aerialseg.inference.raster import open_input
+from aerialseg.inference.sliding import predict_whole
+from aerialseg.models.io import load_model
+from aerialseg.models.network import SegmentationNet
+from aerialseg.training.config import resolve_config
+from tests.inference.conftest import rgb_scene, write_geotiff
+
+
+def read(path):
+    with rasterio.open(path) as src:
+        return src.read(1), src.profile, src.colormap(1) if src.count == 1 else None
+
+
+def test_georeference_is_kept(tiny_model, geotiff, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "predict",
+                str(geotiff),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "o" / "scene_classes.tif"
+    with rasterio.open(geotiff) as src, rasterio.open(out) as dst:
+        assert dst.crs == src.crs and dst.transform == src.transform
+        assert (dst.width, dst.height) == (src.width, src.height)
+        assert dst.xy(37, 123) == src.xy(37, 123)
+        assert dst.nodata == NODATA and dst.profile["tiled"] and dst.compression is not None
+        colours = dst.colormap(1)
+    assert colours[0][:3] == (0xD0, 0x02, 0x1B)  # Building's display colour: opens coloured in QGIS
+    assert not list((tmp_path / "o").glob(".*tmp*"))
+
+
+def test_chunked_windows_equal_whole_image_prediction():
+    """Chunks with halos + blended windows reproduce one whole-image pass."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1))
+    net = SegmentationNet(model, [0.0] * 3, [255.0] * 3, 1).eval()
+    cfg = resolve_config("default", None, ["window=64", "overlap=0.5"])
+    image = rgb_scene(150, 200)
+
+    class Raster:  # the RasterInput interface over an array
+        width, height = 200, 150
+
+        def read(self, win):
+            r, c = win.row_off, win.col_off
+            data = image[:, r : r + win.height, c : c + win.width].astype(np.float32)
+            return data, np.ones(data.shape[1:], bool)
+
+    with torch.no_grad():
+        whole = predict_whole(net, torch.from_numpy(image).float()).argmax(0).numpy()
+    ids = np.full((150, 200), 99, np.uint8)
+    for chunk in predict_chunks(net, Raster(), cfg, chunk=48):
+        w = chunk.window
+        ids[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] = chunk.ids
+    assert (ids != 99).all()
+    assert (ids == whole).mean() > 0.995
+
+
+def test_nodata_stays_nodata(tiny_model, tmp_path):
+    data = rgb_scene(100, 120)
+    data[:, :30, :40] = 0
+    path = write_geotiff(tmp_path / "nd.tif", data, nodata=0)
+    assert (
+        main(
+            [
+                "predict",
+                str(path),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "o"),
+                "--all-outputs",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    ids, profile, _ = read(tmp_path / "o" / "nd_classes.tif")
+    assert profile["nodata"] == NODATA
+    assert (ids[:30, :40] == NODATA).all() and (ids[30:, 40:] != NODATA).all()
+    with rasterio.open(tmp_path / "o" / "nd_color.tif") as src:
+        assert (src.read()[:, :30, :40] == 0).all()
+    areas = json.loads((tmp_path / "o" / "nd_areas.json").read_text())
+    assert sum(a["pixels"] for a in areas) == 100 * 120 - 30 * 40
+    assert sum(a["share"] for a in areas) == pytest.approx(1.0)
+    assert areas[0]["area_m2"] == pytest.approx(areas[0]["pixels"] * 0.25)  # 0.5 m pixels
+    assert (tmp_path / "o" / "nd_overlay.png").is_file()
+
+
+def test_polygon_areas_sum_to_raster_areas(tiny_model, geotiff, tmp_path):
+    import fiona
+
+    for fmt in ("geojson", "gpkg"):
+        out = tmp_path / fmt
+        assert (
+            main(
+                [
+                    "predict",
+                    str(geotiff),
+                    "--model",
+                    str(tiny_model),
+                    "--out",
+                    str(out),
+                    "--vector",
+                    fmt,
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
+        areas = {
+            a["class"]: a["area_m2"] for a in json.loads((out / "scene_areas.json").read_text())
+        }
+        with fiona.open(next(out.glob("scene_polygons.*"))) as src:
+            assert src.crs.to_epsg() == 32640
+            summed: dict[str, float] = {}
+            for feature in src:
+                name = feature["properties"]["class"]
+                summed[name] = summed.get(name, 0.0) + feature["properties"]["area"]
+        for name, area in areas.items():
+            assert summed.get(name, 0.0) == pytest.approx(area, rel=1e-6), name
+
+
+def test_simplify_and_min_area_reduce_polygons(tiny_model, geotiff, tmp_path):
+    import fiona
+
+    counts = []
+    for extra in ([], ["--simplify", "1.0", "--min-area", "5"]):
+        out = tmp_path / str(len(extra))
+        assert (
+            main(
+                [
+                    "predict",
+                    str(geotiff),
+                    "--model",
+                    str(tiny_model),
+                    "--out",
+                    str(out),
+                    "--vector",
+                    "geojson",
+                    "--device",
+                    "cpu",
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        with fiona.open(out / "scene_polygons.geojson") as src:
+            features = list(src)
+        counts.append(len(features))
+        if extra:
+            assert all(f["properties"]["area"] >= 5 for f in features)
+    assert counts[1] < counts[0]
+
+
+def test_plain_jpeg_gives_png_outputs(tiny_model, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(rgb_scene(90, 110).transpose(1, 2, 0)).save(tmp_path / "photo.jpg")
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "photo.jpg"),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "o"),
+                "--all-outputs",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    classes = Image.open(tmp_path / "o" / "photo_classes.png")
+    assert classes.mode == "P" and classes.size == (110, 90)
+    assert Image.open(tmp_path / "o" / "photo_overlay.png").mode == "RGB"
+    areas = json.loads((tmp_path / "o" / "photo_areas.json").read_text())
+    assert areas[0]["area_m2"] is None  # no georeference: pixels and shares only
+
+
+def test_sixteen_bit_multiband_with_bands(tiny_model, tmp_path):
+    rng = np.random.default_rng(0)
+    data = rgb_scene(80, 96).astype(np.uint16) * 40
+    data = np.concatenate([data, rng.integers(0, 10_000, (1, 80, 96), dtype=np.uint16)])
+    path = write_geotiff(tmp_path / "ms.tif", data)
+    raster = open_input(path, (3, 2, 1))
+    rgb, valid = raster.read(rasterio.windows.Window(0, 0, 96, 80))
+    raster.close()
+    assert rgb.min() >= 0 and rgb.max() <= 255 and valid.all()
+    # 2nd..98th percentile stretch: about 2 % of pixels saturate at each end.
+    assert 0.005 < (rgb[0] == 255).mean() < 0.05
+    assert (
+        main(
+            [
+                "predict",
+                str(path),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "o"),
+                "--bands",
+                "3,2,1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "o" / "ms_classes.tif").is_file()
+
+
+def test_sharded_runs_equal_a_single_run(tiny_model, tmp_path):
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        write_geotiff(tmp_path / "in" / f"s{i}.tif", rgb_scene(70, 90, seed=i))
+    base = ["--model", str(tiny_model), "--device", "cpu"]
+    assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "all"), *base]) == 0
+    for k in range(2):
+        assert (
+            main(
+                [
+                    "predict",
+                    str(tmp_path / "in" / "*.tif"),
+                    "--out",
+                    str(tmp_path / "sh"),
+                    "--shard",
+                    f"{k}/2",
+                    *base,
+                ]
+            )
+            == 0
+        )
+    for i in range(3):
+        single = read(tmp_path / "all" / f"s{i}_classes.tif")[0]
+        assert np.array_equal(single, read(tmp_path / "sh" / f"s{i}_classes.tif")[0])
+
+
+def test_tta_keeps_shape_and_mostly_agrees(tiny_model, geotiff, tmp_path):
+    assert (
+        main(
+            [
+                "predict",
+                str(geotiff),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "a"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                str(geotiff),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "b"),
+                "--device",
+                "cpu",
+                "--tta",
+            ]
+        )
+        == 0
+    )
+    plain, tta = (
+        read(tmp_path / "a" / "scene_classes.tif")[0],
+        read(tmp_path / "b" / "scene_classes.tif")[0],
+    )
+    assert plain.shape == tta.shape and not np.array_equal(plain, tta)
+
+
+def test_onnx_export_and_engine_match_pytorch(tiny_model, geotiff, tmp_path, capsys):
+    onnx_path = tmp_path / "m.onnx"
+    assert (
+        main(["export", str(tiny_model), "--onnx", str(onnx_path), "--check-image", str(geotiff)])
+        == 0
+    )
+    assert "max |p_onnx - p_torch|" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "predict",
+                str(geotiff),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "t"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                str(geotiff),
+                "--model",
+                str(onnx_path),
+                "--engine",
+                "onnx",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 0
+    )
+    torch_ids = read(tmp_path / "t" / "scene_classes.tif")[0]
+    onnx_ids = read(tmp_path / "x" / "scene_classes.tif")[0]
+    assert (torch_ids == onnx_ids).mean() > 0.999
+
+
+def test_export_rejects_a_diverging_model(tiny_model, tmp_path, monkeypatch):
+    import aerialseg.models.export as export
+
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # any difference is too much
+    with pytest.raises(RuntimeError, match="differs from PyTorch"):
+        export.export_onnx(load_model(tiny_model), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []  # nothing under the final name, no temporary

@@ -1,0 +1,125 @@
+"""predict on bad input: one line, non-zero exit, no partial output under a final name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from aerialseg.cli import main
+from tests.inference.conftest import rgb_scene, write_geotiff
+
+
+def fails(argv, capsys, *fragments, code=2):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+@pytest.fixture
+def base(tiny_model, tmp_path):
+    return ["--model", str(tiny_model), "--out", str(tmp_path / "o"), "--device", "cpu"]
+
+
+def test_not_an_image(tmp_path, base, capsys):
+    (tmp_path / "notes.tif").write_text("hello")
+    fails(["predict", str(tmp_path / "notes.tif"), *base], capsys, "notes.tif", "not an image")
+    assert not list((tmp_path / "o").iterdir())
+
+
+def test_empty_file(tmp_path, base, capsys):
+    (tmp_path / "empty.png").write_bytes(b"")
+    fails(["predict", str(tmp_path / "empty.png"), *base], capsys, "empty (0 bytes)")
+
+
+def test_truncated_geotiff(tmp_path, base, capsys):
+    path = write_geotiff(tmp_path / "big.tif", rgb_scene(300, 300))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    fails(["predict", str(path), *base], capsys, "big.tif")
+    assert not list((tmp_path / "o").iterdir())
+
+
+def test_band_count_needs_bands(tmp_path, base, capsys):
+    path = write_geotiff(tmp_path / "gray.tif", rgb_scene(40, 40)[:1])
+    fails(["predict", str(path), *base], capsys, "has 1 band(s)", "--bands")
+    assert main(["predict", str(path), *base, "--bands", "1,1,1"]) == 0
+
+
+def test_bands_out_of_range(tmp_path, base, capsys):
+    path = write_geotiff(tmp_path / "rgb.tif", rgb_scene(40, 40))
+    fails(["predict", str(path), *base, "--bands", "1,2,5"], capsys, "band 5", "has 3")
+
+
+def test_unwritable_output_folder(tmp_path, tiny_model, geotiff, capsys):
+    (tmp_path / "file").write_text("")
+    fails(
+        [
+            "predict",
+            str(geotiff),
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(tmp_path / "file" / "o"),
+        ],
+        capsys,
+        "cannot create the folder",
+    )
+
+
+def test_model_that_is_not_a_model(tmp_path, geotiff, capsys):
+    (tmp_path / "m.pt").write_bytes(b"\x00" * 100)
+    fails(
+        ["predict", str(geotiff), "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o")],
+        capsys,
+        "not an aerialseg model file",
+    )
+    (tmp_path / "m.onnx").write_bytes(b"\x00" * 100)
+    fails(
+        [
+            "predict",
+            str(geotiff),
+            "--model",
+            str(tmp_path / "m.onnx"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+        "not an ONNX model",
+    )
+
+
+def test_no_model_and_none_bundled(tmp_path, geotiff, capsys, monkeypatch):
+    import aerialseg.cli as cli
+
+    monkeypatch.setattr(cli, "DEFAULT_MODEL", "missing-model.pt")
+    fails(
+        ["predict", str(geotiff), "--out", str(tmp_path / "o")],
+        capsys,
+        "no --model given",
+        "aerialseg train",
+    )
+
+
+def test_one_bad_file_among_many_is_skipped(tmp_path, base, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        write_geotiff(folder / f"ok{i}.tif", rgb_scene(50, 60, seed=i))
+    (folder / "bad.tif").write_bytes(b"garbage")
+    assert main(["predict", str(folder), *base]) == 1
+    captured = capsys.readouterr()
+    assert "bad.tif" in captured.err and "predicted 2 of 3 input(s); 1 failed" in captured.out
+    out = tmp_path / "o"
+    assert {p.name for p in out.iterdir()} == {
+        "ok0_classes.tif",
+        "ok0_areas.csv",
+        "ok0_areas.json",
+        "ok1_classes.tif",
+        "ok1_areas.csv",
+        "ok1_areas.json",
+    }
+    with rasterio.open(out / "ok0_classes.tif") as src:
+        assert np.isin(np.unique(src.read(1)), range(6)).all()
