@@ -8,8 +8,8 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))'; then
   exit 1
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+pip=(.venv/bin/python -m pip install -qq --disable-pip-version-check)
 # The pinned torch pair first: a bare 'torch' requirement would pull another build.
 "${pip[@]}" torch==2.14.1 torchvision==0.29.1
-"${pip[@]}" -e ".[export,dev]"
+"${pip[@]}" -e ".[export,serve,dev]"
 echo "setup: ready (.venv/bin/aerialseg)"

@@ -164,6 +164,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from aerialseg.api.app import LoadedEngine, ServeLimits, create_app
+    except ImportError as err:
+        raise AerialsegError(
+            f"serve needs the web extra ({err.name} is missing): pip install 'aerialseg[serve]'"
+        ) from None
+    from aerialseg.models.io import load_model
+
+    device = _device(args.device)
+    model = load_model(Path(args.model) if args.model else default_model_path(), device=device)
+    loaded = LoadedEngine(model.net, model.config, model.classes, model.meta, device)
+    limits = ServeLimits(
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=int(args.max_megapixels * 1e6),
+        workers=args.workers,
+        max_queue=args.max_queue,
+    )
+    print(f"aerialseg: serving {model.name} on http://{args.host}:{args.port}/")
+    uvicorn.run(create_app(loaded, limits), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def _device(name: str) -> str:
     import torch
 
@@ -301,6 +326,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="output .onnx path")
     p.add_argument("--check-image", help="image to compare on (default: a synthetic one)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "serve",
+        help="HTTP API and web page",
+        description="Serve the model: a web page at /, the API under /v1 (OpenAPI"
+        " schema at /docs). Predictions run on --workers threads;"
+        " up to --max-queue more requests wait, further ones get 503.",
+    )
+    p.add_argument("--model", help="model.pt or .ckpt (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=1, help="predictions at once (default 1)")
+    p.add_argument("--max-queue", type=int, default=8, help="waiting requests (default 8)")
+    p.add_argument("--max-upload-mb", type=float, default=50, help="upload limit (default 50)")
+    p.add_argument("--max-megapixels", type=float, default=40, help="pixel limit (default 40)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

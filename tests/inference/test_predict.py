@@ -17,7 +17,7 @@ from aerialseg.inference.sliding import predict_whole
 from aerialseg.models.io import load_model
 from aerialseg.models.network import SegmentationNet
 from aerialseg.training.config import resolve_config
-from tests.inference.conftest import rgb_scene, write_geotiff
+from tests.conftest import rgb_scene, write_geotiff
 
 
 def read(path):

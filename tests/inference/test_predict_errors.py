@@ -7,7 +7,7 @@ import pytest
 import rasterio
 
 from aerialseg.cli import main
-from tests.inference.conftest import rgb_scene, write_geotiff
+from tests.conftest import rgb_scene, write_geotiff
 
 
 def fails(argv, capsys, *fragments, code=2):

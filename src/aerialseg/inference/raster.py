@@ -34,6 +34,10 @@ class InputError(AerialsegError, ValueError):
     """An input raster cannot be predicted as given."""
 
 
+class UnreadableInputError(InputError):
+    """The input is empty or not an image format aerialseg reads at all."""
+
+
 def parse_bands(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -115,13 +119,13 @@ def open_input(path: str | Path, bands: tuple[int, ...] | None = None) -> Raster
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes)")
+        raise UnreadableInputError(f"{path}: the file is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             ds = rasterio.open(path)
     except RasterioIOError:
-        raise InputError(
+        raise UnreadableInputError(
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
         ) from None
     try:

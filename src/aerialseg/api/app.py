@@ -1,0 +1,206 @@
+"""HTTP API and web page: ``aerialseg serve``.
+
+The model is loaded once; each request is decode -> validate -> predict -> encode, where
+predict is ``inference.run.predict_one``, the code behind ``aerialseg predict``, so the API
+and the CLI give the same files. Predictions run on a bounded thread pool: requests beyond
+it wait in a queue of bounded length, and past that get 503 rather than memory pressure.
+Uploads are stored under a name the server picks; nothing a client sends becomes a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from aerialseg.inference.raster import InputError, UnreadableInputError, open_input
+from aerialseg.inference.run import PredictOptions, predict_one
+
+log = logging.getLogger("aerialseg.api")
+READ_CHUNK = 1 << 20
+MEDIA = {".png": "image/png", ".tif": "image/tiff"}
+
+
+@dataclass
+class ServeLimits:
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    workers: int = 1  # predictions at once
+    max_queue: int = 8  # requests waiting beyond the workers before 503
+
+
+@dataclass
+class LoadedEngine:
+    engine: Any
+    config: Any
+    classes: Any
+    meta: dict
+    device: str = "cpu"
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _client_message(err: Exception, upload: Path) -> str:
+    """The error without the server's temporary path."""
+    return str(err).replace(str(upload), "upload")
+
+
+async def _save_upload(file: UploadFile, dest: Path, limit: int) -> None:
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := await file.read(READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"upload larger than the limit of {limit // 2**20} MiB")
+            out.write(chunk)
+
+
+def _segment(
+    loaded: LoadedEngine,
+    upload: Path,
+    out: Path,
+    limits: ServeLimits,
+    fmt: str,
+    overlay: bool,
+    polygons: bool,
+) -> dict[str, Path]:
+    """Runs on a worker thread: validate the image, then the CLI's predict_one."""
+    raster = open_input(upload)
+    pixels, georeferenced = raster.width * raster.height, raster.georeferenced
+    raster.close()
+    if pixels > limits.max_pixels:
+        raise HTTPException(413, f"image has {pixels:,} pixels; the limit is {limits.max_pixels:,}")
+    class_format = fmt if fmt in ("png", "tif") else ("tif" if georeferenced else "png")
+    outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
+    opts = PredictOptions(
+        outputs=frozenset(outputs),
+        class_format=class_format,
+        vector="geojson" if polygons else None,
+    )
+    out.mkdir()
+    return predict_one(
+        loaded.engine, loaded.config, loaded.classes, upload, out, opts, loaded.device
+    )
+
+
+def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
+    return {
+        "name": loaded.config.model,
+        "classes": [
+            {
+                "id": i,
+                "name": c.name,
+                "color": c.display_color,
+                "mask_color": c.mask_color,
+                "scored": c.scored,
+            }
+            for i, c in enumerate(loaded.classes.classes)
+        ],
+        "input": {
+            "formats": ["JPEG", "PNG", "TIFF", "GeoTIFF"],
+            "bands": "3-band RGB, or RGBA (alpha marks nodata)",
+            "values": "8-bit as is; 16-bit and float stretched per band (2nd-98th percentile)",
+            "max_upload_bytes": limits.max_upload_bytes,
+            "max_pixels": limits.max_pixels,
+        },
+        "metrics": loaded.meta.get("test_metrics") or {"val_miou": loaded.meta.get("val_miou")},
+    }
+
+
+def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastAPI:
+    limits = limits or ServeLimits()
+    pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="predict")
+    slots = asyncio.Semaphore(limits.workers + limits.max_queue)
+    app = FastAPI(
+        title="aerialseg", version="1", description="Semantic segmentation of aerial imagery."
+    )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)  # the trace stays here
+        return JSONResponse({"detail": "internal error; the server log has the details"}, 500)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/model")
+    def get_model() -> dict:
+        return model_info(loaded, limits)
+
+    @app.post(
+        "/v1/segment",
+        responses={
+            200: {
+                "content": {"image/png": {}, "image/tiff": {}, "application/json": {}},
+                "description": "class mask, or JSON with areas (and overlay / polygons)",
+            },
+            413: {"description": "upload or image too large"},
+            415: {"description": "not an image"},
+            422: {"description": "damaged image or wrong parameters"},
+            503: {"description": "too many requests queued"},
+        },
+    )
+    async def segment(
+        file: Annotated[UploadFile, File(description="JPEG, PNG, TIFF or GeoTIFF")],
+        format: Annotated[
+            Literal["auto", "png", "tif", "json"],
+            Query(description="mask format, or json for areas"),
+        ] = "auto",
+        overlay: Annotated[
+            bool, Query(description="json: include colour mask and overlay PNG")
+        ] = False,
+        polygons: Annotated[bool, Query(description="json: include GeoJSON polygons")] = False,
+    ) -> Response:
+        if slots.locked():
+            raise HTTPException(503, "server busy: too many requests queued; retry shortly")
+        async with slots:
+            with tempfile.TemporaryDirectory(prefix="aerialseg-") as tmp:
+                upload, out = Path(tmp) / "upload", Path(tmp) / "out"
+                await _save_upload(file, upload, limits.max_upload_bytes)
+                loop = asyncio.get_running_loop()
+                try:
+                    written = await loop.run_in_executor(
+                        pool, _segment, loaded, upload, out, limits, format, overlay, polygons
+                    )
+                except UnreadableInputError as err:
+                    raise HTTPException(415, _client_message(err, upload)) from None
+                except InputError as err:
+                    raise HTTPException(422, _client_message(err, upload)) from None
+                mask = written["classes"]
+                if format != "json":
+                    return Response(mask.read_bytes(), media_type=MEDIA[mask.suffix])
+                body: dict[str, Any] = {
+                    "areas": json.loads(written["areas_json"].read_text()),
+                    "mask": {"media_type": MEDIA[mask.suffix], "base64": _b64(mask)},
+                }
+                if overlay:
+                    body["color_png"] = (
+                        _b64(written["color"]) if written["color"].suffix == ".png" else None
+                    )
+                    body["overlay_png"] = _b64(written["overlay"])
+                if polygons:
+                    body["geojson"] = json.loads(written["polygons"].read_text())
+                return JSONResponse(body)
+
+    static = files("aerialseg") / "api" / "static"
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(str(static / "index.html"))
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app

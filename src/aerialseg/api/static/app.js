@@ -1,0 +1,113 @@
+// aerialseg web page: upload an image, show the predicted mask over it, legend, downloads.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let model = null;
+const urls = [];
+
+function show(el, visible) { el.hidden = !visible; }
+
+function setStatus(text) { $("status").textContent = text; }
+
+function setError(text) {
+  $("error").textContent = text;
+  show($("error"), Boolean(text));
+}
+
+function blobUrl(base64, type) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  urls.push(url);
+  return url;
+}
+
+function formatArea(m2) {
+  if (m2 === null || m2 === undefined) return "";
+  return m2 >= 1e6 ? (m2 / 1e6).toFixed(2) + " km²" : Math.round(m2).toLocaleString() + " m²";
+}
+
+async function loadModel() {
+  const response = await fetch("/v1/model");
+  model = await response.json();
+  $("model-name").textContent = "model: " + model.name;
+  $("limits").textContent = `JPEG, PNG, TIFF or GeoTIFF, up to ${Math.round(model.input.max_upload_bytes / 2 ** 20)} MiB`;
+}
+
+function renderLegend(areas) {
+  const body = $("legend").querySelector("tbody");
+  body.replaceChildren();
+  model.classes.forEach((cls, i) => {
+    const row = body.insertRow();
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = cls.color;
+    row.insertCell().append(swatch);
+    row.insertCell().textContent = cls.name;
+    row.insertCell().textContent = (100 * areas[i].share).toFixed(1) + " %";
+    row.insertCell().textContent = formatArea(areas[i].area_m2);
+  });
+}
+
+function upload(file) {
+  // XMLHttpRequest, not fetch: it reports upload progress.
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/v1/segment?format=json&overlay=true&polygons=true");
+    xhr.responseType = "json";
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) setStatus(`Uploading… ${Math.round((100 * e.loaded) / e.total)} %`);
+    };
+    const started = Date.now();
+    let timer = null;
+    xhr.upload.onload = () => {
+      timer = setInterval(() => setStatus(`Predicting… ${Math.round((Date.now() - started) / 1000)} s`), 500);
+      setStatus("Predicting…");
+    };
+    xhr.onload = () => {
+      clearInterval(timer);
+      if (xhr.status === 200) resolve(xhr.response);
+      else reject(new Error((xhr.response && xhr.response.detail) || `server answered ${xhr.status}`));
+    };
+    xhr.onerror = () => { clearInterval(timer); reject(new Error("could not reach the server")); };
+    const form = new FormData();
+    form.append("file", file);
+    xhr.send(form);
+  });
+}
+
+async function segment(file) {
+  setError("");
+  show($("result"), false);
+  urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
+  try {
+    const result = await upload(file);
+    const overlayUrl = blobUrl(result.overlay_png, "image/png");
+    // Browsers show JPEG and PNG; for TIFF the server's overlay stands in as the base.
+    const viewable = /^image\/(jpeg|png)$/.test(file.type);
+    $("base").src = viewable ? URL.createObjectURL(file) : overlayUrl;
+    $("mask").src = result.color_png ? blobUrl(result.color_png, "image/png") : overlayUrl;
+    renderLegend(result.areas);
+    const stem = file.name.replace(/\.[^.]+$/, "");
+    const maskExt = result.mask.media_type === "image/tiff" ? ".tif" : ".png";
+    $("dl-mask").href = blobUrl(result.mask.base64, result.mask.media_type);
+    $("dl-mask").download = stem + "_classes" + maskExt;
+    $("dl-overlay").href = overlayUrl;
+    $("dl-overlay").download = stem + "_overlay.png";
+    $("dl-geojson").href = URL.createObjectURL(new Blob([JSON.stringify(result.geojson)], { type: "application/geo+json" }));
+    $("dl-geojson").download = stem + "_polygons.geojson";
+    setStatus(`${file.name}: done`);
+    show($("result"), true);
+  } catch (err) {
+    setStatus("");
+    setError(err.message);
+  }
+}
+
+$("opacity").addEventListener("input", (e) => { $("mask").style.opacity = e.target.value / 100; });
+$("mask").style.opacity = 0.6;
+$("file").addEventListener("change", (e) => { if (e.target.files[0]) segment(e.target.files[0]); });
+const drop = $("drop");
+["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+drop.addEventListener("drop", (e) => { if (e.dataTransfer.files[0]) segment(e.dataTransfer.files[0]); });
+loadModel().catch(() => setError("could not load the model description from the server"));

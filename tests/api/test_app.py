@@ -1,0 +1,179 @@
+"""The API in-process: endpoints, errors, the worker bound, parity with the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import rasterio
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from aerialseg.api import app as app_module
+from aerialseg.api.app import ServeLimits, create_app
+from aerialseg.cli import main
+from tests.conftest import REAL_DATA, rgb_scene, write_geotiff
+
+
+def jpeg_bytes(h=90, w=110) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb_scene(h, w).transpose(1, 2, 0)).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def client(app):
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_health_and_model(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    info = client.get("/v1/model").json()
+    assert info["name"] == "seed-unet"
+    assert [c["name"] for c in info["classes"]][:2] == ["Building", "Land"]
+    assert info["classes"][0]["color"] == "#D0021B"
+    assert info["input"]["max_pixels"] == 1_000_000
+    assert "openapi" in client.get("/openapi.json").json()
+
+
+def test_png_mask_equals_cli_output(client, tiny_model, tmp_path):
+    data = jpeg_bytes()
+    (tmp_path / "photo.jpg").write_bytes(data)
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "photo.jpg"),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(tmp_path / "cli"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    response = client.post("/v1/segment", files={"file": ("photo.jpg", data, "image/jpeg")})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    api_ids = np.asarray(Image.open(io.BytesIO(response.content)))
+    cli_ids = np.asarray(Image.open(tmp_path / "cli" / "photo_classes.png"))
+    assert api_ids.shape == (90, 110) and np.array_equal(api_ids, cli_ids)
+
+
+def test_geotiff_keeps_georeference(client, tmp_path):
+    path = write_geotiff(tmp_path / "g.tif", rgb_scene(64, 80))
+    response = client.post("/v1/segment", files={"file": ("g.tif", path.read_bytes())})
+    assert response.headers["content-type"] == "image/tiff"
+    with (
+        rasterio.MemoryFile(response.content) as mem,
+        mem.open() as out,
+        rasterio.open(path) as src,
+    ):
+        assert out.crs == src.crs and out.transform == src.transform
+
+
+def test_json_with_overlay_and_polygons(client):
+    response = client.post(
+        "/v1/segment?format=json&overlay=true&polygons=true",
+        files={"file": ("p.jpg", jpeg_bytes(), "image/jpeg")},
+    )
+    body = response.json()
+    assert sum(a["pixels"] for a in body["areas"]) == 90 * 110
+    assert sum(a["share"] for a in body["areas"]) == pytest.approx(1)
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["overlay_png"])))
+    assert overlay.size == (110, 90)
+    assert body["geojson"]["type"] == "FeatureCollection" and body["geojson"]["features"]
+    assert body["mask"]["media_type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    "payload, status, fragment",
+    [
+        (b"this is not an image", 415, "not an image"),
+        (b"", 415, "empty"),
+    ],
+)
+def test_unreadable_uploads(client, payload, status, fragment):
+    response = client.post("/v1/segment", files={"file": ("x.png", payload)})
+    assert response.status_code == status and fragment in response.json()["detail"]
+    assert "/tmp" not in response.json()["detail"]  # no server path in messages
+
+
+def test_band_count_is_422(client, tmp_path):
+    path = write_geotiff(tmp_path / "gray.tif", rgb_scene(40, 40)[:1])
+    response = client.post("/v1/segment", files={"file": ("gray.tif", path.read_bytes())})
+    assert response.status_code == 422 and "band" in response.json()["detail"]
+
+
+def test_size_limits_are_413(loaded, tmp_path):
+    small = TestClient(create_app(loaded, ServeLimits(max_upload_bytes=5_000, max_pixels=5_000)))
+    big = small.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes(200, 200))})
+    assert big.status_code == 413 and "MiB" in big.json()["detail"]
+    many = small.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes(80, 80))})
+    assert many.status_code == 413 and "pixels" in many.json()["detail"]
+
+
+def test_wrong_parameters_are_422(client):
+    assert (
+        client.post("/v1/segment?format=bmp", files={"file": ("a.jpg", jpeg_bytes())}).status_code
+        == 422
+    )
+    assert client.post("/v1/segment").status_code == 422
+
+
+def test_no_traceback_reaches_a_client(client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(app_module, "predict_one", broken)
+    response = client.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes())})
+    assert response.status_code == 500
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_concurrent_requests_stay_within_the_bound(loaded, monkeypatch):
+    running, peak, lock = 0, 0, threading.Lock()
+    real = app_module.predict_one
+
+    def slow(*args, **kwargs):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.3)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(app_module, "predict_one", slow)
+    app = create_app(loaded, ServeLimits(workers=1, max_queue=2))
+    data = jpeg_bytes(48, 48)
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            calls = [http.post("/v1/segment", files={"file": ("a.jpg", data)}) for _ in range(6)]
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    codes = asyncio.run(burst())
+    assert peak == 1  # one prediction at a time
+    assert codes.count(200) == 3 and codes.count(503) == 3  # 1 running + 2 queued, rest refused
+
+
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="real dataset not found")
+def test_real_aerial_image(client):
+    image = REAL_DATA / "Semantic segmentation dataset" / "Tile 1" / "images" / "image_part_002.jpg"
+    response = client.post(
+        "/v1/segment?format=json", files={"file": (image.name, image.read_bytes())}
+    )
+    assert response.status_code == 200
+    assert sum(a["pixels"] for a in response.json()["areas"]) == 797 * 644

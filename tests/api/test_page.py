@@ -1,0 +1,92 @@
+"""The web page in a real headless browser: upload, overlay, legend, download.
+
+Uses Debian's chromium (``apt-get install chromium``) driven by Playwright; skips, saying
+why, only where neither is available. The screenshot lands in the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from aerialseg.api.app import create_app
+from tests.conftest import REAL_DATA
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+IMAGE = REAL_DATA / "Semantic segmentation dataset" / "Tile 1" / "images" / "image_part_002.jpg"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def server(loaded):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(loaded), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+@pytest.mark.skipif(not IMAGE.is_file(), reason="real dataset not found")
+def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(server + "/")
+        page.wait_for_selector("#model-name:has-text('seed-unet')")
+        page.set_input_files("#file", str(IMAGE))
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.wait_for_function("document.getElementById('mask').naturalWidth > 0")
+        assert page.eval_on_selector("#mask", "m => [m.naturalWidth, m.naturalHeight]") == [
+            797,
+            644,
+        ]
+        names = page.eval_on_selector_all(
+            "#legend tbody tr td:nth-child(2)", "tds => tds.map(t => t.textContent)"
+        )
+        assert names == ["Building", "Land", "Road", "Vegetation", "Water", "Unlabeled"]
+        page.fill("#opacity", "20")
+        assert page.eval_on_selector("#mask", "m => m.style.opacity") == "0.2"
+        with page.expect_download() as info:
+            page.click("#dl-mask")
+        download = info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        assert saved.name == "image_part_002_classes.png"
+        assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        # A bad upload shows the server's message.
+        (tmp_path / "bad.png").write_text("not an image")
+        page.set_input_files("#file", str(tmp_path / "bad.png"))
+        page.wait_for_selector("#error:not([hidden])")
+        assert "not an image" in page.text_content("#error")
+        browser.close()
+    assert not errors, errors
+    print(f"screenshot: {tmp_path / 'page.png'}")
