@@ -168,23 +168,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from aerialseg.api.app import LoadedEngine, ServeLimits, create_app
+        from aerialseg.api.app import ServeLimits, create_app, load_engine
     except ImportError as err:
         raise AerialsegError(
             f"serve needs the web extra ({err.name} is missing): pip install 'aerialseg[serve]'"
         ) from None
-    from aerialseg.models.io import load_model
-
     device = _device(args.device)
-    model = load_model(Path(args.model) if args.model else default_model_path(), device=device)
-    loaded = LoadedEngine(model.net, model.config, model.classes, model.meta, device)
+    loaded = load_engine(Path(args.model) if args.model else default_model_path(), device)
     limits = ServeLimits(
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=int(args.max_megapixels * 1e6),
         workers=args.workers,
         max_queue=args.max_queue,
     )
-    print(f"aerialseg: serving {model.name} on http://{args.host}:{args.port}/")
+    print(f"aerialseg: serving {loaded.config.model} on http://{args.host}:{args.port}/")
     uvicorn.run(create_app(loaded, limits), host=args.host, port=args.port, log_level="info")
     return 0
 

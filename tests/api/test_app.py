@@ -42,6 +42,25 @@ def test_health_and_model(client):
     assert "openapi" in client.get("/openapi.json").json()
 
 
+def test_model_reports_test_metrics_from_evaluate(tiny_model, tmp_path):
+    import shutil
+
+    from aerialseg.api.app import load_engine
+
+    shutil.copy(tiny_model, tmp_path / "model.pt")
+    (tmp_path / "eval-test").mkdir()
+    (tmp_path / "eval-test" / "metrics.json").write_text(
+        '{"miou6": 0.61, "miou5": 0.7, "pixel_accuracy": 0.85, "mean_dice": 0.72}'
+    )
+    client = TestClient(create_app(load_engine(tmp_path / "model.pt")))
+    assert client.get("/v1/model").json()["metrics"] == {
+        "miou6": 0.61,
+        "miou5": 0.7,
+        "pixel_accuracy": 0.85,
+        "mean_dice": 0.72,
+    }
+
+
 def test_png_mask_equals_cli_output(client, tiny_model, tmp_path):
     data = jpeg_bytes()
     (tmp_path / "photo.jpg").write_bytes(data)

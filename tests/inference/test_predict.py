@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from aerialseg.cli import main
-from aerialseg.inference.predict import NODATA, predict_chunks
+from aerialseg.inference.predict import NODATA, predict_rows
 from aerialseg.inference.raster import open_input
-from aerialseg.inference.sliding import predict_whole
+from aerialseg.inference.sliding import predict_sliding, predict_whole
 from aerialseg.models.io import load_model
 from aerialseg.models.network import SegmentationNet
 from aerialseg.training.config import resolve_config
@@ -52,29 +52,38 @@ def test_georeference_is_kept(tiny_model, geotiff, tmp_path, capsys):
     assert not list((tmp_path / "o").glob(".*tmp*"))
 
 
-def test_chunked_windows_equal_whole_image_prediction():
-    """Chunks with halos + blended windows reproduce one whole-image pass."""
+@pytest.mark.parametrize("height, width", [(150, 200), (40, 300), (300, 40)])
+def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
+    """Streaming row bands give the in-memory sliding window's result, which itself
+    matches one whole-image pass: no seams at window or band edges."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1))
     net = SegmentationNet(model, [0.0] * 3, [255.0] * 3, 1).eval()
     cfg = resolve_config("default", None, ["window=64", "overlap=0.5"])
-    image = rgb_scene(150, 200)
+    image = rgb_scene(height, width)
 
     class Raster:  # the RasterInput interface over an array
-        width, height = 200, 150
+        def __init__(self):
+            self.height, self.width = height, width
 
         def read(self, win):
             r, c = win.row_off, win.col_off
             data = image[:, r : r + win.height, c : c + win.width].astype(np.float32)
             return data, np.ones(data.shape[1:], bool)
 
+    tensor = torch.from_numpy(image).float()
     with torch.no_grad():
-        whole = predict_whole(net, torch.from_numpy(image).float()).argmax(0).numpy()
-    ids = np.full((150, 200), 99, np.uint8)
-    for chunk in predict_chunks(net, Raster(), cfg, chunk=48):
-        w = chunk.window
-        ids[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] = chunk.ids
-    assert (ids != 99).all()
+        whole = predict_whole(net, tensor).argmax(0).numpy()
+        sliding = predict_sliding(net, tensor, window=64, overlap=0.5).argmax(0).numpy()
+        ids = np.full((height, width), 99, np.uint8)
+        next_row = 0
+        for band in predict_rows(net, Raster(), cfg):
+            w = band.window
+            assert w.row_off == next_row and w.width == width  # contiguous, full-width bands
+            ids[w.row_off : w.row_off + w.height] = band.ids
+            next_row += w.height
+    assert next_row == height
+    assert (ids == sliding).mean() > 0.9999
     assert (ids == whole).mean() > 0.995
 
 

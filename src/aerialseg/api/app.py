@@ -24,8 +24,10 @@ from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.inference.raster import InputError, UnreadableInputError, open_input
 from aerialseg.inference.run import PredictOptions, predict_one
+from aerialseg.models.io import load_model
 
 log = logging.getLogger("aerialseg.api")
 READ_CHUNK = 1 << 20
@@ -47,6 +49,18 @@ class LoadedEngine:
     classes: Any
     meta: dict
     device: str = "cpu"
+
+
+def load_engine(path: Path, device: str = "cpu") -> LoadedEngine:
+    """Load a model file once; test metrics come from the file or, failing that, from the
+    ``eval-test/metrics.json`` that ``aerialseg evaluate`` writes beside it."""
+    model = load_model(path, device=device)
+    meta = dict(model.meta)
+    report = path.parent / "eval-test" / "metrics.json"
+    if "test_metrics" not in meta and report.is_file():
+        metrics = json.loads(report.read_text())
+        meta["test_metrics"] = {k: metrics.get(k) for k in headline_keys(model.classes)}
+    return LoadedEngine(model.net, model.config, model.classes, meta, device)
 
 
 def _b64(path: Path) -> str:

@@ -1,9 +1,10 @@
-"""Predict rasters of any size window by window, with bounded memory and no seams.
+"""Predict rasters of any size in row bands, with bounded memory and no seams.
 
-The output is produced in square *chunks*. Each chunk is read with a halo of context
-around it, predicted with the blended sliding window, and only its core is kept; the halo
-(half a window) gives pixels near a chunk's edge the same context as anywhere else, so
-chunk borders leave no seams. Memory depends on the chunk size, not on the scene size.
+The sliding-window grid of ``sliding.predict_sliding`` is walked top to bottom. Blended
+probabilities are kept only for the rows that a later window still covers; once the next
+row of windows starts below a row, that row is final and is written out. Every window is
+predicted once, the result equals the in-memory sliding window (same windows, same
+weights), and memory grows with the raster's width times one window, not with its area.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from rasterio.windows import Window
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.inference.raster import RasterInput
-from aerialseg.inference.sliding import predict_image
+from aerialseg.inference.sliding import (
+    _pad_to,
+    predict_image,
+    predict_whole,
+    ramp_weights,
+    window_starts,
+)
 from aerialseg.training.config import TrainConfig
 
 NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
@@ -25,56 +32,75 @@ NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
 
 @dataclass
 class ChunkResult:
-    window: Window  # where the core lies in the raster
+    window: Window  # where these rows lie in the raster
     ids: np.ndarray  # (h, w) uint8 class ids, NODATA where the input was invalid
     rgb: np.ndarray  # (3, h, w) float32 input RGB (for overlays)
     valid: np.ndarray  # (h, w) bool
 
 
-def chunk_windows(width: int, height: int, chunk: int) -> Iterator[Window]:
-    for row in range(0, height, chunk):
-        for col in range(0, width, chunk):
-            yield Window(col, row, min(chunk, width - col), min(chunk, height - row))
+def _result(row: int, probs: torch.Tensor, rgb: np.ndarray, valid: np.ndarray) -> ChunkResult:
+    ids = probs.argmax(0).to(torch.uint8).cpu().numpy()
+    ids[~valid] = NODATA
+    return ChunkResult(Window(0, row, ids.shape[1], ids.shape[0]), ids, rgb, valid)
 
 
-def predict_chunks(
+def _whole(engine, raster: RasterInput, cfg: TrainConfig, device) -> Iterator[ChunkResult]:
+    """Images within one window, and the seed model's squash-and-resize: one pass."""
+    rgb, valid = raster.read(Window(0, 0, raster.width, raster.height))
+    image = torch.from_numpy(rgb).to(device)
+    if cfg.input_mode == "resize":
+        probs = predict_image(
+            engine,
+            image,
+            input_mode="resize",
+            window=cfg.window,
+            overlap=cfg.overlap,
+            resize_to=cfg.resize_to,
+        )
+    else:
+        probs = predict_whole(engine, image)
+    yield _result(0, probs, rgb, valid)
+
+
+def predict_rows(
     engine,
     raster: RasterInput,
     cfg: TrainConfig,
     *,
-    chunk: int = 2048,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
 ) -> Iterator[ChunkResult]:
-    """Yield the prediction of each chunk of ``raster`` in row-major order."""
-    if cfg.input_mode == "resize":
-        # The seed model sees whole images squashed to one size: one chunk, whole image.
-        chunk, halo = max(raster.width, raster.height), 0
-    else:
-        halo = cfg.window // 2
-    for core in chunk_windows(raster.width, raster.height, chunk):
-        col0, row0 = max(0, core.col_off - halo), max(0, core.row_off - halo)
-        col1 = min(raster.width, core.col_off + core.width + halo)
-        row1 = min(raster.height, core.row_off + core.height + halo)
-        rgb, valid = raster.read(Window(col0, row0, col1 - col0, row1 - row0))
-        image = torch.from_numpy(rgb).to(device)
-        probs = predict_image(
-            engine,
-            image,
-            input_mode=cfg.input_mode,
-            window=cfg.window,
-            overlap=cfg.overlap,
-            resize_to=cfg.resize_to,
-            batch_size=batch_size,
-        )
-        y, x = core.row_off - row0, core.col_off - col0
-        ids = (
-            probs[:, y : y + core.height, x : x + core.width]
-            .argmax(0)
-            .to(torch.uint8)
-            .cpu()
-            .numpy()
-        )
-        core_valid = valid[y : y + core.height, x : x + core.width]
-        ids[~core_valid] = NODATA
-        yield ChunkResult(core, ids, rgb[:, y : y + core.height, x : x + core.width], core_valid)
+    """Yield final row bands of the prediction of ``raster``, top to bottom."""
+    h, w, win = raster.height, raster.width, cfg.window
+    if cfg.input_mode == "resize" or (h <= win and w <= win):
+        yield from _whole(engine, raster, cfg, device)
+        return
+    overlap_px = int(win * cfg.overlap)
+    weights = ramp_weights(win, overlap_px).to(device)
+    # A raster thinner than a window along one axis is padded up to the window there.
+    ph, pw = max(h, win), max(w, win)
+    step = max(win - overlap_px, 1)
+    rows, cols = window_starts(ph, win, step), window_starts(pw, win, step)
+    carry_p = carry_w = None  # blended rows that the band above shares with this one
+    for i, y in enumerate(rows):
+        rgb, valid = raster.read(Window(0, y, w, min(win, h - y)))
+        band = _pad_to(torch.from_numpy(rgb).to(device), win, pw)
+        acc_w = torch.zeros(win, pw, device=device)
+        acc_p = None
+        for j in range(0, len(cols), batch_size):
+            xs = cols[j : j + batch_size]
+            out = engine(torch.stack([band[:, :, x : x + win] for x in xs])).softmax(1)
+            if acc_p is None:
+                acc_p = torch.zeros(out.shape[1], win, pw, device=device)
+            for x, p in zip(xs, out, strict=True):
+                acc_p[:, :, x : x + win] += p * weights
+                acc_w[:, x : x + win] += weights
+        assert acc_p is not None  # cols is never empty
+        if carry_p is not None:
+            n = carry_p.shape[1]
+            acc_p[:, :n] += carry_p
+            acc_w[:n] += carry_w
+        # Rows above the next band's start get no more contributions: they are final.
+        end = rows[i + 1] - y if i + 1 < len(rows) else min(win, h - y)
+        yield _result(y, acc_p[:, :end, :w] / acc_w[:end, :w], rgb[:, :end], valid[:end])
+        carry_p, carry_w = acc_p[:, end:], acc_w[end:]

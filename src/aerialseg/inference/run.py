@@ -12,17 +12,19 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rasterio
 import torch
 from tqdm import tqdm
 
 from aerialseg.errors import AerialsegError
 from aerialseg.inference.engine import FlipTTA
-from aerialseg.inference.predict import predict_chunks
+from aerialseg.inference.predict import predict_rows
 from aerialseg.inference.raster import InputError, open_input
 from aerialseg.inference.vector import polygonize
 from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
 
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+GDAL_CACHE_MB = 128
 
 
 @dataclass
@@ -35,7 +37,6 @@ class PredictOptions:
     bands: tuple[int, ...] | None = None
     tta: bool = False
     batch_size: int = 4
-    chunk: int = 2048
     overlap: float | None = None  # None: the model's own
 
 
@@ -87,7 +88,17 @@ def prepare_out_dir(out: Path) -> None:
         raise AerialsegError(f"--out {out}: cannot write there ({err.strerror})") from None
 
 
-def predict_one(
+def predict_one(*args, **kwargs) -> dict[str, Path]:
+    """Predict one input into ``out``; returns the files written, by kind.
+
+    GDAL's block cache defaults to 5 % of RAM and fills up while a large GeoTIFF is
+    written; capped here, it keeps the memory of a large scene bounded.
+    """
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _predict_one(*args, **kwargs)
+
+
+def _predict_one(
     engine, config, classes, path: Path, out: Path, opts: PredictOptions, device: str
 ) -> dict[str, Path]:
     raster = open_input(path, opts.bands)
@@ -105,11 +116,19 @@ def predict_one(
             color="color" in opts.outputs,
             overlay="overlay" in opts.outputs,
         )
+        bands = predict_rows(engine, raster, config, batch_size=opts.batch_size, device=device)
         try:
-            for result in predict_chunks(
-                engine, raster, config, chunk=opts.chunk, batch_size=opts.batch_size, device=device
-            ):
-                outputs.write(result)
+            # A large scene is long work of its own: it gets its own bar, in rows.
+            with tqdm(
+                total=raster.height,
+                desc=path.name,
+                unit="row",
+                leave=False,
+                disable=raster.height <= config.window,
+            ) as bar:
+                for result in bands:
+                    outputs.write(result)
+                    bar.update(result.ids.shape[0])
         except BaseException:
             outputs.abort()
             raise
