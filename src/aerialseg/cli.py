@@ -266,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split JSON; default: the protocol's rule")
     p.add_argument("--out", help="output folder (default: beside the model, eval-SPLIT)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    p.add_argument(
+        "--batch-size", type=int, help="windows per forward pass (default: 1 on CPU, 8 on GPU)"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -309,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bands", help="three 1-based band numbers to use as RGB, e.g. 4,3,2")
     p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    p.add_argument(
+        "--batch-size", type=int, help="windows per forward pass (default: 1 on CPU, 8 on GPU)"
+    )
     p.add_argument("--shard", metavar="I/N", help="predict only inputs I, I+N, ... (0-based)")
     p.set_defaults(func=cmd_predict)
 

@@ -16,6 +16,7 @@ from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
+from aerialseg.inference.predict import default_batch_size
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
 
@@ -29,7 +30,7 @@ def evaluate(
     *,
     split_name: str = "test",
     split_file: str | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png."""
     source = DatasetSource(data)
@@ -53,7 +54,7 @@ def evaluate(
             window=cfg.window,
             overlap=cfg.overlap,
             resize_to=cfg.resize_to,
-            batch_size=batch_size,
+            batch_size=batch_size or default_batch_size(device),
         )
         pred = probs.argmax(0)
         mask = item.mask.to(device).long()
