@@ -45,8 +45,8 @@ class ChunkResult:
     valid: np.ndarray  # (h, w) bool
 
 
-def _result(row: int, probs: torch.Tensor, rgb: np.ndarray, valid: np.ndarray) -> ChunkResult:
-    ids = probs.argmax(0).to(torch.uint8).cpu().numpy()
+def _result(row: int, scores: torch.Tensor, rgb: np.ndarray, valid: np.ndarray) -> ChunkResult:
+    ids = scores.argmax(0).to(torch.uint8).cpu().numpy()
     ids[~valid] = NODATA
     return ChunkResult(Window(0, row, ids.shape[1], ids.shape[0]), ids, rgb, valid)
 
@@ -88,26 +88,25 @@ def predict_rows(
     ph, pw = max(h, win), max(w, win)
     step = max(win - overlap_px, 1)
     rows, cols = window_starts(ph, win, step), window_starts(pw, win, step)
-    carry_p = carry_w = None  # blended rows that the band above shares with this one
+    carry = None  # weighted rows that the band above shares with this one
     for i, y in enumerate(rows):
         rgb, valid = raster.read(Window(0, y, w, min(win, h - y)))
         band = _pad_to(torch.from_numpy(rgb).to(device), win, pw)
-        acc_w = torch.zeros(win, pw, device=device)
-        acc_p = None
+        acc = None
         for j in range(0, len(cols), batch_size):
             xs = cols[j : j + batch_size]
             out = engine(torch.stack([band[:, :, x : x + win] for x in xs])).softmax(1)
-            if acc_p is None:
-                acc_p = torch.zeros(out.shape[1], win, pw, device=device)
+            if acc is None:
+                acc = torch.zeros(out.shape[1], win, pw, device=device)
             for x, p in zip(xs, out, strict=True):
-                acc_p[:, :, x : x + win] += p * weights
-                acc_w[:, x : x + win] += weights
-        assert acc_p is not None  # cols is never empty
-        if carry_p is not None:
-            n = carry_p.shape[1]
-            acc_p[:, :n] += carry_p
-            acc_w[:n] += carry_w
+                acc[:, :, x : x + win] += p * weights
+        assert acc is not None  # cols is never empty
+        if carry is not None:
+            n = carry.shape[1]
+            acc[:, :n] += carry
         # Rows above the next band's start get no more contributions: they are final.
         end = rows[i + 1] - y if i + 1 < len(rows) else min(win, h - y)
-        yield _result(y, acc_p[:, :end, :w] / acc_w[:end, :w], rgb[:, :end], valid[:end])
-        carry_p, carry_w = acc_p[:, end:], acc_w[end:]
+        # The blend weight is positive and the same for every class of a pixel, so the
+        # argmax of the weighted sums is the argmax of the blend: no division needed.
+        yield _result(y, acc[:, :end, :w], rgb[:, :end], valid[:end])
+        carry = acc[:, end:]

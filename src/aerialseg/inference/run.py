@@ -24,7 +24,7 @@ from aerialseg.inference.vector import polygonize
 from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
 
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-GDAL_CACHE_MB = 128
+GDAL_CACHE_MB = 64  # a row band touches ~8 MB of 256 px tiles
 
 
 @dataclass
