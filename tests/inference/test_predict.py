@@ -20,27 +20,18 @@ from aerialseg.training.config import resolve_config
 from tests.conftest import rgb_scene, write_geotiff
 
 
+def predict(*args) -> int:
+    """``aerialseg predict ARGS --device cpu``; paths may be given as Path objects."""
+    return main(["predict", *map(str, args), "--device", "cpu"])
+
+
 def read(path):
     with rasterio.open(path) as src:
         return src.read(1), src.profile, src.colormap(1) if src.count == 1 else None
 
 
 def test_georeference_is_kept(tiny_model, geotiff, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "predict",
-                str(geotiff),
-                "--model",
-                str(tiny_model),
-                "--out",
-                str(tmp_path / "o"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert predict(geotiff, "--model", tiny_model, "--out", tmp_path / "o") == 0
     out = tmp_path / "o" / "scene_classes.tif"
     with rasterio.open(geotiff) as src, rasterio.open(out) as dst:
         assert dst.crs == src.crs and dst.transform == src.transform
@@ -91,22 +82,7 @@ def test_nodata_stays_nodata(tiny_model, tmp_path):
     data = rgb_scene(100, 120)
     data[:, :30, :40] = 0
     path = write_geotiff(tmp_path / "nd.tif", data, nodata=0)
-    assert (
-        main(
-            [
-                "predict",
-                str(path),
-                "--model",
-                str(tiny_model),
-                "--out",
-                str(tmp_path / "o"),
-                "--all-outputs",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert predict(path, "--model", tiny_model, "--out", tmp_path / "o", "--all-outputs") == 0
     ids, profile, _ = read(tmp_path / "o" / "nd_classes.tif")
     assert profile["nodata"] == NODATA
     assert (ids[:30, :40] == NODATA).all() and (ids[30:, 40:] != NODATA).all()
@@ -124,23 +100,7 @@ def test_polygon_areas_sum_to_raster_areas(tiny_model, geotiff, tmp_path):
 
     for fmt in ("geojson", "gpkg"):
         out = tmp_path / fmt
-        assert (
-            main(
-                [
-                    "predict",
-                    str(geotiff),
-                    "--model",
-                    str(tiny_model),
-                    "--out",
-                    str(out),
-                    "--vector",
-                    fmt,
-                    "--device",
-                    "cpu",
-                ]
-            )
-            == 0
-        )
+        assert predict(geotiff, "--model", tiny_model, "--out", out, "--vector", fmt) == 0
         areas = {
             a["class"]: a["area_m2"] for a in json.loads((out / "scene_areas.json").read_text())
         }
@@ -161,21 +121,7 @@ def test_simplify_and_min_area_reduce_polygons(tiny_model, geotiff, tmp_path):
     for extra in ([], ["--simplify", "1.0", "--min-area", "5"]):
         out = tmp_path / str(len(extra))
         assert (
-            main(
-                [
-                    "predict",
-                    str(geotiff),
-                    "--model",
-                    str(tiny_model),
-                    "--out",
-                    str(out),
-                    "--vector",
-                    "geojson",
-                    "--device",
-                    "cpu",
-                    *extra,
-                ]
-            )
+            predict(geotiff, "--model", tiny_model, "--out", out, "--vector", "geojson", *extra)
             == 0
         )
         with fiona.open(out / "scene_polygons.geojson") as src:
@@ -191,18 +137,8 @@ def test_plain_jpeg_gives_png_outputs(tiny_model, tmp_path):
 
     Image.fromarray(rgb_scene(90, 110).transpose(1, 2, 0)).save(tmp_path / "photo.jpg")
     assert (
-        main(
-            [
-                "predict",
-                str(tmp_path / "photo.jpg"),
-                "--model",
-                str(tiny_model),
-                "--out",
-                str(tmp_path / "o"),
-                "--all-outputs",
-                "--device",
-                "cpu",
-            ]
+        predict(
+            tmp_path / "photo.jpg", "--model", tiny_model, "--out", tmp_path / "o", "--all-outputs"
         )
         == 0
     )
@@ -224,23 +160,7 @@ def test_sixteen_bit_multiband_with_bands(tiny_model, tmp_path):
     assert rgb.min() >= 0 and rgb.max() <= 255 and valid.all()
     # 2nd..98th percentile stretch: about 2 % of pixels saturate at each end.
     assert 0.005 < (rgb[0] == 255).mean() < 0.05
-    assert (
-        main(
-            [
-                "predict",
-                str(path),
-                "--model",
-                str(tiny_model),
-                "--out",
-                str(tmp_path / "o"),
-                "--bands",
-                "3,2,1",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert predict(path, "--model", tiny_model, "--out", tmp_path / "o", "--bands", "3,2,1") == 0
     assert (tmp_path / "o" / "ms_classes.tif").is_file()
 
 
@@ -249,20 +169,10 @@ def test_sharded_runs_equal_a_single_run(tiny_model, tmp_path):
     for i in range(3):
         write_geotiff(tmp_path / "in" / f"s{i}.tif", rgb_scene(70, 90, seed=i))
     base = ["--model", str(tiny_model), "--device", "cpu"]
-    assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "all"), *base]) == 0
+    assert predict(tmp_path / "in", "--out", tmp_path / "all", *base) == 0
     for k in range(2):
         assert (
-            main(
-                [
-                    "predict",
-                    str(tmp_path / "in" / "*.tif"),
-                    "--out",
-                    str(tmp_path / "sh"),
-                    "--shard",
-                    f"{k}/2",
-                    *base,
-                ]
-            )
+            predict(tmp_path / "in" / "*.tif", "--out", tmp_path / "sh", "--shard", f"{k}/2", *base)
             == 0
         )
     for i in range(3):
@@ -271,37 +181,8 @@ def test_sharded_runs_equal_a_single_run(tiny_model, tmp_path):
 
 
 def test_tta_keeps_shape_and_mostly_agrees(tiny_model, geotiff, tmp_path):
-    assert (
-        main(
-            [
-                "predict",
-                str(geotiff),
-                "--model",
-                str(tiny_model),
-                "--out",
-                str(tmp_path / "a"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "predict",
-                str(geotiff),
-                "--model",
-                str(tiny_model),
-                "--out",
-                str(tmp_path / "b"),
-                "--device",
-                "cpu",
-                "--tta",
-            ]
-        )
-        == 0
-    )
+    assert predict(geotiff, "--model", tiny_model, "--out", tmp_path / "a") == 0
+    assert predict(geotiff, "--model", tiny_model, "--out", tmp_path / "b", "--tta") == 0
     plain, tta = (
         read(tmp_path / "a" / "scene_classes.tif")[0],
         read(tmp_path / "b" / "scene_classes.tif")[0],
@@ -316,36 +197,8 @@ def test_onnx_export_and_engine_match_pytorch(tiny_model, geotiff, tmp_path, cap
         == 0
     )
     assert "max |p_onnx - p_torch|" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "predict",
-                str(geotiff),
-                "--model",
-                str(tiny_model),
-                "--out",
-                str(tmp_path / "t"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "predict",
-                str(geotiff),
-                "--model",
-                str(onnx_path),
-                "--engine",
-                "onnx",
-                "--out",
-                str(tmp_path / "x"),
-            ]
-        )
-        == 0
-    )
+    assert predict(geotiff, "--model", tiny_model, "--out", tmp_path / "t") == 0
+    assert predict(geotiff, "--model", onnx_path, "--engine", "onnx", "--out", tmp_path / "x") == 0
     torch_ids = read(tmp_path / "t" / "scene_classes.tif")[0]
     onnx_ids = read(tmp_path / "x" / "scene_classes.tif")[0]
     assert (torch_ids == onnx_ids).mean() > 0.999
