@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -72,6 +73,11 @@ def merge_metrics(run_dir: Path) -> Path | None:
     return out
 
 
+def _on_cpu(cfg: TrainConfig) -> bool:
+    """Deterministic algorithms are cheap on CPU; on GPUs some ops have none."""
+    return cfg.accelerator == "cpu" or (cfg.accelerator == "auto" and not torch.cuda.is_available())
+
+
 def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Trainer:
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
@@ -105,7 +111,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         callbacks=callbacks,
         logger=CSVLogger(save_dir=run_dir, name="logs"),
         plugins=[AtomicCheckpointIO()],
-        deterministic=cfg.accelerator == "cpu" or None,
+        deterministic=_on_cpu(cfg) or None,
         log_every_n_steps=1,
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
