@@ -1,0 +1,117 @@
+"""Inference throughput over the 16 protocol test images, reading and writing included.
+
+Compares, in one run on one machine (PROTOCOL.md: speed as a ratio):
+  - aerialseg: ``predict_files`` (row-band sliding windows) with the given model;
+  - eager: a plain PyTorch loop over the same network: read the JPEG, pad to the stride,
+    one forward pass over the whole image, argmax, write a PNG (no tiling, no export).
+Also the network's GFLOPs per megapixel (torch's FlopCounterMode on a 512 px input) and
+the achieved GFLOP/s beside this machine's measured fp32 matrix-multiply peak.
+
+    .venv/bin/python bench/inference_speed.py --model runs/main/model.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import write_result
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from aerialseg.inference.run import PredictOptions, predict_files
+from aerialseg.models.io import load_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def test_images() -> list[Path]:
+    split = json.loads((SHARED / "benchmark" / "split.json").read_text())
+    root = SHARED / "datasets" / "dubai-aerial" / "Semantic segmentation dataset"
+    return [root / rel for rel in split["test"]]
+
+
+def eager_loop(net, images: list[Path], out: Path) -> float:
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for path in images:
+            rgb = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+            h, w = rgb.shape[1:]
+            pad_h, pad_w = (-h) % net.stride, (-w) % net.stride
+            x = F.pad(rgb[None].float(), (0, pad_w, 0, pad_h), mode="reflect")
+            ids = net(x)[0, :, :h, :w].argmax(0).to(torch.uint8).numpy()
+            Image.fromarray(ids).save(out / f"{path.parent.parent.name}-{path.stem}.png")
+    return time.perf_counter() - start
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def gflops_per_megapixel(net, side: int = 512) -> float:
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, 3, side, side))
+    return counter.get_total_flops() / 1e9 / (side * side / 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--name", default="inference_speed")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    images = test_images()
+    megapixels = sum(np.prod(Image.open(p).size) for p in images) / 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        eager_s = eager_loop(model.net, images, Path(tmp))
+        start = time.perf_counter()
+        summary = predict_files(
+            model.net,
+            model.config,
+            model.classes,
+            images,
+            Path(tmp) / "aerialseg",
+            PredictOptions(outputs=frozenset({"classes"})),
+        )
+        ours_s = time.perf_counter() - start
+        assert len(summary.done) == len(images), summary.failed
+    per_mp = gflops_per_megapixel(model.net)
+    ours_mps = megapixels / ours_s
+    write_result(
+        args.name,
+        {
+            "benchmark": "inference throughput, 16 test images, JPEG read and mask write included",
+            "model": args.model,
+            "architecture": model.config.model,
+            "megapixels": round(megapixels, 2),
+            "aerialseg": {
+                "seconds": round(ours_s, 1),
+                "megapixels_per_s": round(ours_mps, 3),
+                "window": model.config.window,
+                "overlap": model.config.overlap,
+            },
+            "eager_whole_image": {
+                "seconds": round(eager_s, 1),
+                "megapixels_per_s": round(megapixels / eager_s, 3),
+            },
+            "speedup_vs_eager": round(eager_s / ours_s, 2),
+            "gflops_per_megapixel": round(per_mp, 1),
+            "achieved_gflops_per_s": round(per_mp * ours_mps, 1),
+            "fp32_matmul_peak_gflops_per_s": round(matmul_peak_gflops(), 1),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
