@@ -39,28 +39,56 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config key=value")
     args = parser.parse_args()
     run_dir = REPO / "runs" / f"bench-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    train_s = run(["train", "--data", args.data, "--out", str(run_dir), "--preset", args.preset,
-                   "--max-time", args.budget, *args.overrides])
-    eval_s = run(["evaluate", str(run_dir / "model.pt"), "--data", args.data, "--split", "test",
-                  "--out", str(run_dir / "eval-test")])
+    train_s = run(
+        [
+            "train",
+            "--data",
+            args.data,
+            "--out",
+            str(run_dir),
+            "--preset",
+            args.preset,
+            "--max-time",
+            args.budget,
+            *args.overrides,
+        ]
+    )
+    eval_s = run(
+        [
+            "evaluate",
+            str(run_dir / "model.pt"),
+            "--data",
+            args.data,
+            "--split",
+            "test",
+            "--out",
+            str(run_dir / "eval-test"),
+        ]
+    )
     metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
     with (run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     steps = max(int(r["step"]) for r in rows if r.get("step")) + 1
-    write_result(f"quality-{args.name}", {
-        "benchmark": "quality on the protocol's test split (PROTOCOL.md)",
-        "preset": args.preset,
-        "overrides": args.overrides,
-        "budget": args.budget,
-        "train_seconds": round(train_s, 1),
-        "train_steps": steps,
-        "evaluate_seconds": round(eval_s, 1),
-        "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
-        "val_curve": [{"epoch": int(r["epoch"]), "val_miou": float(r["val_miou"])}
-                      for r in rows if r.get("val_miou")],
-        "test": {k: metrics[k] for k in ("miou6", "miou5", "pixel_accuracy", "mean_dice")},
-        "per_class_iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
-    })
+    write_result(
+        f"quality-{args.name}",
+        {
+            "benchmark": "quality on the protocol's test split (PROTOCOL.md)",
+            "preset": args.preset,
+            "overrides": args.overrides,
+            "budget": args.budget,
+            "train_seconds": round(train_s, 1),
+            "train_steps": steps,
+            "evaluate_seconds": round(eval_s, 1),
+            "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
+            "val_curve": [
+                {"epoch": int(r["epoch"]), "val_miou": float(r["val_miou"])}
+                for r in rows
+                if r.get("val_miou")
+            ],
+            "test": {k: metrics[k] for k in ("miou6", "miou5", "pixel_accuracy", "mean_dice")},
+            "per_class_iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ from aerialseg.data.classes import (
     ClassTable,
     check_unknown_share,
     encode_mask,
-    mask_to_rgb,
     parse_color,
 )
+from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError
 
 
@@ -41,12 +41,15 @@ def test_black_is_ignored_but_not_unknown():
 def test_palette_mask_reads_like_rgb(tmp_path):
     colours = rgb("#3C1098", "#6EC1E4", "#000000")[0]
     ids = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    Image.new("RGB", (3, 2)).save(tmp_path / "images" / "a.png")
     image = Image.fromarray(ids, mode="P")
     image.putpalette(colours.ravel().tolist())
-    image.save(tmp_path / "m.png")
-    loaded = Image.open(tmp_path / "m.png")
-    assert loaded.mode == "P"
-    encoded = encode_mask(mask_to_rgb(loaded), DUBAI_CLASSES)
+    image.save(tmp_path / "masks" / "a.png")
+    assert Image.open(tmp_path / "masks" / "a.png").mode == "P"
+    source = DatasetSource(tmp_path)
+    encoded = encode_mask(source.read_mask_rgb(source.pairs[0]), DUBAI_CLASSES)
     assert encoded.ids.tolist() == [[0, 2, IGNORE_INDEX], [IGNORE_INDEX, 2, 0]]
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from aerialseg.errors import ClassTableError
 
@@ -139,13 +138,6 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 -> (...) uint32 with one integer per colour."""
     rgb = rgb.astype(np.uint32)
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-def mask_to_rgb(mask: Image.Image) -> np.ndarray:
-    """RGB array of a colour mask, whether it is stored as RGB, RGBA or palette ('P')."""
-    if mask.mode != "RGB":
-        mask = mask.convert("RGB")
-    return np.asarray(mask)
 
 
 @dataclass

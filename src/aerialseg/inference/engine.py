@@ -15,7 +15,6 @@ import torch
 from aerialseg.data.classes import ClassTable
 from aerialseg.errors import ModelFileError
 from aerialseg.models.export import METADATA_KEY as ONNX_METADATA_KEY
-from aerialseg.models.io import LoadedModel
 from aerialseg.training.config import TrainConfig
 
 
@@ -64,7 +63,3 @@ class FlipTTA:
         out = out + self.engine(batch.flip(-1)).flip(-1)
         out = out + self.engine(batch.flip(-2)).flip(-2)
         return out / 3
-
-
-def torch_engine(model: LoadedModel):
-    return model.net
