@@ -14,11 +14,14 @@ function setError(text) {
   show($("error"), Boolean(text));
 }
 
-function blobUrl(base64, type) {
-  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-  const url = URL.createObjectURL(new Blob([bytes], { type }));
-  urls.push(url);
+function track(blob) {
+  const url = URL.createObjectURL(blob);
+  urls.push(url); // revoked when the next image is segmented
   return url;
+}
+
+function blobUrl(base64, type) {
+  return track(new Blob([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], { type }));
 }
 
 function formatArea(m2) {
@@ -84,7 +87,7 @@ async function segment(file) {
     const overlayUrl = blobUrl(result.overlay_png, "image/png");
     // Browsers show JPEG and PNG; for TIFF the server's overlay stands in as the base.
     const viewable = /^image\/(jpeg|png)$/.test(file.type);
-    $("base").src = viewable ? URL.createObjectURL(file) : overlayUrl;
+    $("base").src = viewable ? track(file) : overlayUrl;
     $("mask").src = result.color_png ? blobUrl(result.color_png, "image/png") : overlayUrl;
     renderLegend(result.areas);
     const stem = file.name.replace(/\.[^.]+$/, "");
@@ -93,7 +96,7 @@ async function segment(file) {
     $("dl-mask").download = stem + "_classes" + maskExt;
     $("dl-overlay").href = overlayUrl;
     $("dl-overlay").download = stem + "_overlay.png";
-    $("dl-geojson").href = URL.createObjectURL(new Blob([JSON.stringify(result.geojson)], { type: "application/geo+json" }));
+    $("dl-geojson").href = track(new Blob([JSON.stringify(result.geojson)], { type: "application/geo+json" }));
     $("dl-geojson").download = stem + "_polygons.geojson";
     setStatus(`${file.name}: done`);
     show($("result"), true);
