@@ -20,6 +20,23 @@ def test_forward_and_backward_on_64x64(name):
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
+def test_unet_decoder_widths_are_configurable():
+    slim = create_model(
+        "unet-effnet-lite0", 6, pretrained=False, decoder_channels=[64, 32, 16, 8, 8]
+    )
+    widths = [block.conv2[0].out_channels for block in slim.decoder.blocks]
+    assert widths == [64, 32, 16, 8, 8]
+    default = create_model("unet-effnet-lite0", 6, pretrained=False)
+    assert [block.conv2[0].out_channels for block in default.decoder.blocks] == [
+        256,
+        128,
+        64,
+        32,
+        16,
+    ]
+    assert slim(torch.zeros(1, 3, 64, 64)).shape == (1, 6, 64, 64)
+
+
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ConfigError, match="valid models: seed-unet, unet-effnet-lite0"):
         create_model("resnet-9000", 6)

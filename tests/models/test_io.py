@@ -22,6 +22,17 @@ def test_model_file_is_self_describing(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "m.pt"]  # no temporary file left
 
 
+def test_decoder_widths_travel_in_the_model_file(tmp_path):
+    cfg = resolve_config("default", None, ["decoder_channels=[32,16,16,8,8]", "pretrained=false"])
+    net = build_network(cfg.model, 6, pretrained=False, decoder_channels=cfg.decoder_channels)
+    save_model(tmp_path / "m.pt", net.eval(), cfg, DUBAI_CLASSES)
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.config.decoder_channels == [32, 16, 16, 8, 8]
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        assert torch.equal(loaded.net(x), net(x))
+
+
 def test_half_precision_file_is_smaller_and_close(tmp_path):
     cfg = resolve_config("seed", None, ["base_width=8"])
     net = build_network(cfg.model, 6, pretrained=False, base_width=8).eval()

@@ -30,6 +30,7 @@ def test_default_preset_is_the_pretrained_unet():
         ("crop_size=100", "multiple of 32"),
         ("max_time=soon", "HH:MM:SS"),
         ("lr", "not key=value"),
+        ("decoder_channels=[64,32]", "five positive widths"),
     ],
 )
 def test_bad_overrides(override, message):

@@ -25,6 +25,7 @@ def create_model(
     pretrained: bool = True,
     base_width: int = 16,
     dropout: float = 0.2,
+    decoder_channels: list[int] | None = None,
 ) -> nn.Module:
     """A segmentation network returning (N, num_classes, H, W) logits.
 
@@ -35,12 +36,20 @@ def create_model(
             weights are about to be replaced from a model file anyway.
         base_width: seed-unet's first block width.
         dropout: seed-unet's dropout.
+        decoder_channels: unet-effnet-lite0's five decoder widths, deepest first
+            (None: smp's 256, 128, 64, 32, 16).
     """
     match name:
         case "seed-unet":
             return SeedUNet(num_classes, base_width=base_width, dropout=dropout)
         case "unet-effnet-lite0":
-            model = smp.Unet(f"tu-{TIMM_NAME}", encoder_weights=None, classes=num_classes)
+            widths = tuple(decoder_channels or (256, 128, 64, 32, 16))
+            model = smp.Unet(
+                f"tu-{TIMM_NAME}",
+                encoder_weights=None,
+                classes=num_classes,
+                decoder_channels=widths,
+            )
             if pretrained:
                 load_lite0_into(model.encoder.model)
             return model

@@ -116,6 +116,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         pretrained=False,
         base_width=config.base_width,
         dropout=config.dropout,
+        decoder_channels=config.decoder_channels,
     )
     try:
         net.load_state_dict(

@@ -40,10 +40,21 @@ class SegmentationNet(nn.Module):
 
 
 def build_network(
-    name: str, num_classes: int, *, pretrained: bool, base_width: int = 16, dropout: float = 0.2
+    name: str,
+    num_classes: int,
+    *,
+    pretrained: bool,
+    base_width: int = 16,
+    dropout: float = 0.2,
+    decoder_channels: list[int] | None = None,
 ) -> SegmentationNet:
     model = create_model(
-        name, num_classes, pretrained=pretrained, base_width=base_width, dropout=dropout
+        name,
+        num_classes,
+        pretrained=pretrained,
+        base_width=base_width,
+        dropout=dropout,
+        decoder_channels=decoder_channels,
     )
     norm = normalization_for(name)
     return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name])

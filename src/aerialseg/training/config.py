@@ -27,6 +27,8 @@ class TrainConfig:
     base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
     dropout: float = 0.2  # seed-unet
     pretrained: bool = True  # ImageNet encoder weights (unet-effnet-lite0)
+    # unet-effnet-lite0 decoder widths, deepest first; None: 256,128,64,32,16 (smp's)
+    decoder_channels: list[int] | None = None
     # crop: random crops at native resolution; resize: whole images squashed to resize_to
     # (the seed notebook's way; predictions are resized back to native size)
     input_mode: Literal["crop", "resize"] = "crop"
@@ -67,6 +69,11 @@ class TrainConfig:
             (self.lr > 0, "lr must be positive"),
             (0 <= self.max_unknown <= 1, "max_unknown must be in [0, 1]"),
             (self.devices > 0 and self.num_nodes > 0, "devices and num_nodes must be positive"),
+            (
+                self.decoder_channels is None
+                or (len(self.decoder_channels) == 5 and min(self.decoder_channels) > 0),
+                "decoder_channels must be five positive widths, deepest first",
+            ),
         ]
         for ok, message in checks:
             if not ok:

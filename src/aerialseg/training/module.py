@@ -34,6 +34,7 @@ class SegmentationTask(L.LightningModule):
             pretrained=self.cfg.pretrained,
             base_width=self.cfg.base_width,
             dropout=self.cfg.dropout,
+            decoder_channels=self.cfg.decoder_channels,
         )
         weight = torch.tensor(self.cfg.class_weights) if self.cfg.class_weights else None
         if weight is not None and len(weight) != n:
