@@ -1,7 +1,8 @@
 """Inference throughput over the 16 protocol test images, reading and writing included.
 
 Compares, in one run on one machine (PROTOCOL.md: speed as a ratio):
-  - aerialseg: ``predict_files`` (row-band sliding windows) with the given model;
+  - aerialseg: ``predict_files`` (row-band sliding windows) with the given model, on
+    PyTorch and on ONNX Runtime (``predict --engine onnx``);
   - eager: a plain PyTorch loop over the same network: read the JPEG, pad to the stride,
     one forward pass over the whole image, argmax, write a PNG (no tiling, no export).
 Also the network's GFLOPs per megapixel (torch's FlopCounterMode on a 512 px input) and
@@ -25,7 +26,9 @@ from common import write_result
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from aerialseg.inference.engine import OnnxEngine
 from aerialseg.inference.run import PredictOptions, predict_files
+from aerialseg.models.export import export_onnx
 from aerialseg.models.io import load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -65,6 +68,20 @@ def gflops_per_megapixel(net, side: int = 512) -> float:
     return counter.get_total_flops() / 1e9 / (side * side / 1e6)
 
 
+def timed_predict(engine, model, images: list[Path], out: Path) -> float:
+    start = time.perf_counter()
+    summary = predict_files(
+        engine,
+        model.config,
+        model.classes,
+        images,
+        out,
+        PredictOptions(outputs=frozenset({"classes"})),
+    )
+    assert len(summary.done) == len(images), summary.failed
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -75,17 +92,11 @@ def main() -> None:
     megapixels = sum(np.prod(Image.open(p).size) for p in images) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         eager_s = eager_loop(model.net, images, Path(tmp))
-        start = time.perf_counter()
-        summary = predict_files(
-            model.net,
-            model.config,
-            model.classes,
-            images,
-            Path(tmp) / "aerialseg",
-            PredictOptions(outputs=frozenset({"classes"})),
+        ours_s = timed_predict(model.net, model, images, Path(tmp) / "torch")
+        export_onnx(model, Path(tmp) / "model.onnx")
+        onnx_s = timed_predict(
+            OnnxEngine(Path(tmp) / "model.onnx"), model, images, Path(tmp) / "ort"
         )
-        ours_s = time.perf_counter() - start
-        assert len(summary.done) == len(images), summary.failed
     per_mp = gflops_per_megapixel(model.net)
     ours_mps = megapixels / ours_s
     write_result(
@@ -101,11 +112,16 @@ def main() -> None:
                 "window": model.config.window,
                 "overlap": model.config.overlap,
             },
+            "aerialseg_onnxruntime": {
+                "seconds": round(onnx_s, 1),
+                "megapixels_per_s": round(megapixels / onnx_s, 3),
+            },
             "eager_whole_image": {
                 "seconds": round(eager_s, 1),
                 "megapixels_per_s": round(megapixels / eager_s, 3),
             },
             "speedup_vs_eager": round(eager_s / ours_s, 2),
+            "speedup_vs_eager_onnxruntime": round(eager_s / onnx_s, 2),
             "gflops_per_megapixel": round(per_mp, 1),
             "achieved_gflops_per_s": round(per_mp * ours_mps, 1),
             "fp32_matmul_peak_gflops_per_s": round(matmul_peak_gflops(), 1),

@@ -1,0 +1,126 @@
+"""Training throughput: 256x256 patches per second, data loading included (PROTOCOL.md).
+
+Measures, in one run on one machine, over --steps steps after --warmup steps:
+  - aerialseg's Lightning training step (``SegmentationTask`` + ``SegmentationDataModule``,
+    exactly what ``aerialseg train`` runs, validation left out) for each --models entry;
+  - a plain eager PyTorch loop (same network, loss, optimiser and data loader; no Lightning)
+    over the default preset's model, the reference for the ratios;
+  - the ``seed`` preset (whole images squashed to 256x256, its U-Net).
+
+    .venv/bin/python bench/train_speed.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from common import write_result
+
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import make_split
+from aerialseg.training.config import resolve_config
+from aerialseg.training.datamodule import SegmentationDataModule
+from aerialseg.training.module import SegmentationTask
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "dubai-aerial"
+
+
+class StepTimer(L.Callback):
+    """Wall time from the end of step ``warmup`` to the end of step ``warmup + steps``."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+
+    def on_train_batch_end(self, trainer, *_) -> None:
+        if trainer.global_step == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def setup(preset: str, overrides: list[str], steps: int):
+    cfg = resolve_config(preset, None, overrides)
+    # One epoch long enough that no validation interrupts the timed steps.
+    cfg.samples_per_epoch = cfg.batch_size * (steps + 10)
+    classes = DUBAI_CLASSES
+    source = DatasetSource(DATA)
+    datamodule = SegmentationDataModule(source, make_split(source.pairs, None), classes, cfg)
+    datamodule.setup("fit")
+    return cfg, classes, datamodule
+
+
+def lightning_rate(preset: str, overrides: list[str], warmup: int, steps: int) -> float:
+    cfg, classes, datamodule = setup(preset, overrides, warmup + steps)
+    L.seed_everything(cfg.seed, verbose=False)
+    timer = StepTimer(warmup)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        deterministic=True,
+        callbacks=[timer],
+    )
+    trainer.fit(SegmentationTask(cfg.to_dict(), classes.to_dict()), datamodule=datamodule)
+    return steps * cfg.batch_size / (timer.end - timer.start)
+
+
+def eager_rate(preset: str, overrides: list[str], warmup: int, steps: int) -> float:
+    """The plain loop: the same network, loss, optimiser and batches, no framework."""
+    cfg, classes, datamodule = setup(preset, overrides, warmup + steps)
+    torch.manual_seed(cfg.seed)
+    task = SegmentationTask(cfg.to_dict(), classes.to_dict())
+    net = task.net.train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0.0
+    for step, (images, masks) in enumerate(datamodule.train_dataloader()):
+        if step == warmup:
+            start = time.perf_counter()
+        if step == warmup + steps:
+            break
+        loss = task.loss(net(images), masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return steps * cfg.batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument(
+        "--models", nargs="+", default=["unet-effnet-lite0"]
+    )
+    parser.add_argument("--name", default="train_speed")
+    args = parser.parse_args()
+    w, n = args.warmup, args.steps
+    default_model = resolve_config("default").model
+    eager = eager_rate("default", [], w, n)
+    ours = {m: lightning_rate("default", [f"model={m}"], w, n) for m in args.models}
+    seed = lightning_rate("seed", [], w, n)
+    write_result(
+        args.name,
+        {
+            "benchmark": "training throughput, 256x256 patches/s, data loading included",
+            "warmup_steps": w,
+            "timed_steps": n,
+            "patches_per_s": {
+                f"eager loop, {default_model}": round(eager, 2),
+                **{f"aerialseg, {m}": round(r, 2) for m, r in ours.items()},
+                "aerialseg, seed preset (seed-unet, batch 16)": round(seed, 2),
+            },
+            "ratio_vs_eager_default_model": {m: round(r / eager, 2) for m, r in ours.items()},
+            "ratio_vs_seed_preset": {m: round(r / seed, 2) for m, r in ours.items()},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
