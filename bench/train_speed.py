@@ -95,9 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument(
-        "--models", nargs="+", default=["unet-effnet-lite0"]
-    )
+    parser.add_argument("--models", nargs="+", default=["unet-effnet-lite0"])
     parser.add_argument("--name", default="train_speed")
     args = parser.parse_args()
     w, n = args.warmup, args.steps
