@@ -1,0 +1,54 @@
+"""The bundled default model: small, fp16, self-describing, used when --model is left out."""
+
+import re
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aerialseg.cli import main
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, encode_mask
+from aerialseg.models.io import load_model
+from tests.conftest import REAL_DATA, requires_real_data
+
+ASSETS = Path(str(files("aerialseg") / "assets"))
+BUNDLED = ASSETS / "default-model.pt"
+# The smallest test image of the protocol (Tile 2, 509 x 544 px).
+TEST_PAIR = REAL_DATA / "Semantic segmentation dataset" / "Tile 2"
+
+pytestmark = pytest.mark.skipif(not BUNDLED.is_file(), reason="no default model bundled")
+
+
+def test_bundled_file_is_small_fp16_and_carries_its_test_metrics():
+    assert BUNDLED.stat().st_size <= 15 * 2**20
+    raw = torch.load(BUNDLED, map_location="cpu", weights_only=True)
+    floats = [t for t in raw["state_dict"].values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+    model = load_model(BUNDLED)
+    assert model.classes == DUBAI_CLASSES
+    metrics = model.meta["test_metrics"]
+    assert set(metrics) == {"miou6", "miou5", "pixel_accuracy", "mean_dice"}
+    # The card quotes the figures the file carries.
+    card = (ASSETS / "MODEL_CARD.md").read_text()
+    row = re.search(r"\| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \|", card)
+    quoted = [float(x) for x in row.groups()]
+    carried = [metrics[k] for k in ("miou6", "miou5", "pixel_accuracy", "mean_dice")]
+    assert quoted == pytest.approx(carried, abs=5e-4)
+
+
+@requires_real_data()
+def test_predict_without_model_uses_the_bundled_one(tmp_path):
+    image = TEST_PAIR / "images" / "image_part_002.jpg"
+    assert main(["predict", str(image), "--out", str(tmp_path)]) == 0
+    pred = np.asarray(Image.open(tmp_path / "image_part_002_classes.png"))
+    truth = encode_mask(
+        np.asarray(Image.open(TEST_PAIR / "masks" / "image_part_002.png").convert("RGB")),
+        DUBAI_CLASSES,
+    )
+    labelled = truth.ids != IGNORE_INDEX
+    assert pred.shape == truth.ids.shape
+    # A trained model, not a random one: most labelled pixels right on a held-out image.
+    assert (pred[labelled] == truth.ids[labelled]).mean() > 0.6
