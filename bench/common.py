@@ -38,10 +38,15 @@ def _commit() -> str:
         return "unknown"
 
 
+# Taken when a benchmark starts: the code it runs is the code of that commit, whatever is
+# committed while it runs.
+COMMIT_AT_START = _commit()
+
+
 def environment() -> dict:
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": _commit(),
+        "commit": COMMIT_AT_START,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpu": _cpu_model(),
