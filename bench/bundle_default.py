@@ -47,10 +47,10 @@ def known_limits(quality: dict, metrics: dict, headline: dict) -> str:
             f" {quality['train_seconds'] / 60:.0f} minutes, not to convergence."
         )
     unlabeled = metrics["per_class"].get("Unlabeled")
-    if unlabeled and unlabeled["recall"] < 0.05:
+    if unlabeled and (unlabeled["recall"] or 0.0) < 0.05:
         lines.append(
             f"- Unlabeled (0.5 % of pixels) is almost never predicted (recall"
-            f" {unlabeled['recall']:.3f}), which caps mIoU-6."
+            f" {unlabeled['recall'] or 0.0:.3f}), which caps mIoU-6."
         )
     return "".join(line + "\n" for line in lines)
 
@@ -58,8 +58,14 @@ def known_limits(quality: dict, metrics: dict, headline: dict) -> str:
 def card(quality: dict, metrics: dict, size_mb: float, headline: dict) -> str:
     cfg = quality["config"]
     limits = known_limits(quality, metrics, headline)
+
+    def fmt(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"  # None: the class was never predicted
+
     per_class = "\n".join(
-        f"| {name} | {m['iou']:.3f} | {m['dice']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} |"
+        f"| {name} | "
+        + " | ".join(fmt(m[k]) for k in ("iou", "dice", "precision", "recall"))
+        + " |"
         for name, m in metrics["per_class"].items()
     )
     return f"""# aerialseg default model
@@ -120,15 +126,13 @@ def main() -> None:
         save_model(half, trained.net, trained.config, trained.classes, trained.meta, half=True)
         metrics = evaluate(load_model(half), args.data, Path(tmp) / "eval", split_name="test")
         headline = {k: metrics[k] for k in headline_keys(trained.classes)}
-        meta = {**trained.meta, "test_metrics": headline, "trained_on": "dubai-aerial"}
-        ASSETS.mkdir(parents=True, exist_ok=True)
-        target = ASSETS / "default-model.pt"
-        save_model(target, trained.net, trained.config, trained.classes, meta, half=True)
-    size_mb = target.stat().st_size / 2**20
+        size_mb = half.stat().st_size / 2**20
     if size_mb > SIZE_LIMIT_MB:
-        target.unlink()
         raise SystemExit(f"bundle: {size_mb:.1f} MB is over the {SIZE_LIMIT_MB} MB limit")
-    text = card(quality, metrics, size_mb, headline)
+    text = card(quality, metrics, size_mb, headline)  # before any write: no half a bundle
+    meta = {**trained.meta, "test_metrics": headline, "trained_on": "dubai-aerial"}
+    target = ASSETS / "default-model.pt"
+    save_model(target, trained.net, trained.config, trained.classes, meta, half=True)
     atomic_write(ASSETS / "MODEL_CARD.md", lambda tmp: Path(tmp).write_text(text))
     write_result(
         "default-model",
