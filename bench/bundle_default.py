@@ -21,15 +21,13 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import write_result
+from common import DATA, REPO, write_result
 
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.models.io import atomic_write, load_model, save_model
 
-REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "src" / "aerialseg" / "assets"
-DATA = REPO.parent / "shared" / "datasets" / "dubai-aerial"
 SIZE_LIMIT_MB = 15  # issue 4: the bundled weights stay small enough to ship in the wheel
 
 

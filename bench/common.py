@@ -12,7 +12,10 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+SHARED = REPO.parent / "shared"  # beside the clone, as the brief lays it out
+DATA = SHARED / "datasets" / "dubai-aerial"
 
 
 def _cpu_model() -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import write_result
+from common import DATA, SHARED, write_result
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -30,13 +30,14 @@ from aerialseg.inference.engine import OnnxEngine
 from aerialseg.inference.run import PredictOptions, predict_files
 from aerialseg.models.export import export_onnx
 from aerialseg.models.io import load_model
+from aerialseg.models.network import build_network
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SLIM_DECODER = [128, 64, 32, 16, 8]
 
 
 def test_images() -> list[Path]:
     split = json.loads((SHARED / "benchmark" / "split.json").read_text())
-    root = SHARED / "datasets" / "dubai-aerial" / "Semantic segmentation dataset"
+    root = DATA / "Semantic segmentation dataset"
     return [root / rel for rel in split["test"]]
 
 
@@ -64,7 +65,7 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 def gflops_per_megapixel(net, side: int = 512) -> float:
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, 3, side, side))
+        net.eval()(torch.zeros(1, 3, side, side))
     return counter.get_total_flops() / 1e9 / (side * side / 1e6)
 
 
@@ -98,6 +99,11 @@ def main() -> None:
             OnnxEngine(Path(tmp) / "model.onnx"), model, images, Path(tmp) / "ort"
         )
     per_mp = gflops_per_megapixel(model.net)
+    # Where the cost lies, and what the lighter decoder widths of the config would cost.
+    encoder_per_mp = gflops_per_megapixel(model.net.model.encoder)
+    slim = build_network(
+        model.name, model.classes.num_classes, pretrained=False, decoder_channels=SLIM_DECODER
+    )
     ours_mps = megapixels / ours_s
     write_result(
         args.name,
@@ -123,6 +129,10 @@ def main() -> None:
             "speedup_vs_eager": round(eager_s / ours_s, 2),
             "speedup_vs_eager_onnxruntime": round(eager_s / onnx_s, 2),
             "gflops_per_megapixel": round(per_mp, 1),
+            "encoder_gflops_per_megapixel": round(encoder_per_mp, 1),
+            f"gflops_per_megapixel_decoder_channels={SLIM_DECODER}": round(
+                gflops_per_megapixel(slim), 1
+            ),
             "achieved_gflops_per_s": round(per_mp * ours_mps, 1),
             "fp32_matmul_peak_gflops_per_s": round(matmul_peak_gflops(), 1),
         },

@@ -18,10 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import write_result
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "datasets" / "dubai-aerial"
+from common import DATA, REPO, write_result
 
 
 def run(args: list[str]) -> float:

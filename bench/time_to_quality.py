@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from common import write_result
+from common import DATA, write_result
 
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.evaluation.evaluate import evaluate
@@ -25,8 +25,6 @@ from aerialseg.models.io import load_model, save_model
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "datasets" / "dubai-aerial"
 SEED_MIOU6 = 0.4286  # the seed notebook's reported mean IoU
 
 
@@ -68,18 +66,22 @@ def main() -> None:
         snapshots = Snapshots(Path(tmp), args.every)
         train(cfg, args.data, Path(tmp) / "run", classes=DUBAI_CLASSES, extra_callbacks=[snapshots])
         curve, reached = [], None
-        # In order until the target is reached, then the last snapshot for the budget's figure.
-        todo = snapshots.taken
-        for i, (step, seconds, path) in enumerate(todo):
-            if reached is not None and i != len(todo) - 1:
-                continue
+
+        def score(step: int, seconds: float, path: Path) -> float:
             report = evaluate(load_model(path), args.data, Path(tmp) / "eval", split_name="test")
             curve.append(
                 {"step": step, "train_seconds": round(seconds, 1), "miou6": report["miou6"]}
             )
             print(f"step {step} at {seconds:.0f} s: test mIoU-6 {report['miou6']:.4f}")
-            if reached is None and report["miou6"] >= args.target:
+            return report["miou6"]
+
+        # In order until the target is reached, then the last one for the budget's figure.
+        for snapshot in snapshots.taken:
+            if score(*snapshot) >= args.target:
                 reached = curve[-1]
+                break
+        if snapshots.taken and curve[-1]["step"] != snapshots.taken[-1][0]:
+            score(*snapshots.taken[-1])
     write_result(
         args.name,
         {

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
-from common import write_result
+from common import DATA, write_result
 
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.source import DatasetSource
@@ -26,8 +25,6 @@ from aerialseg.data.splits import make_split
 from aerialseg.training.config import resolve_config
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "dubai-aerial"
 
 
 class StepTimer(L.Callback):
