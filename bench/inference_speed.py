@@ -4,7 +4,10 @@ Compares, in one run on one machine (PROTOCOL.md: speed as a ratio):
   - aerialseg: ``predict_files`` (row-band sliding windows) with the given model, on
     PyTorch and on ONNX Runtime (``predict --engine onnx``);
   - eager: a plain PyTorch loop over the same network: read the JPEG, pad to the stride,
-    one forward pass over the whole image, argmax, write a PNG (no tiling, no export).
+    one forward pass over the whole image, argmax, write a PNG (no tiling, no export);
+  - the same eager loop over an smp U-Net (smp's decoder widths) on the same encoder, the
+    reference of issue 4's speed target (random weights: speed does not depend on them);
+  - aerialseg with the ``seed`` preset's network and settings (random weights).
 Also the network's GFLOPs per megapixel (torch's FlopCounterMode on a 512 px input) and
 the achieved GFLOP/s beside this machine's measured fp32 matrix-multiply peak.
 
@@ -29,10 +32,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from aerialseg.inference.engine import OnnxEngine
 from aerialseg.inference.run import PredictOptions, predict_files
 from aerialseg.models.export import export_onnx
-from aerialseg.models.io import load_model
+from aerialseg.models.io import LoadedModel, load_model
 from aerialseg.models.network import build_network
-
-SLIM_DECODER = [128, 64, 32, 16, 8]
+from aerialseg.training.config import resolve_config
 
 
 def test_images() -> list[Path]:
@@ -89,21 +91,25 @@ def main() -> None:
     parser.add_argument("--name", default="inference_speed")
     args = parser.parse_args()
     model = load_model(args.model)
+    num_classes = model.classes.num_classes
+    unet = build_network("unet-effnet-lite0", num_classes, pretrained=False)
+    seed_cfg = resolve_config("seed")
+    seed = LoadedModel(
+        build_network("seed-unet", num_classes, pretrained=False), seed_cfg, model.classes
+    )
     images = test_images()
     megapixels = sum(np.prod(Image.open(p).size) for p in images) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         eager_s = eager_loop(model.net, images, Path(tmp))
+        unet_eager_s = eager_loop(unet.eval(), images, Path(tmp))
         ours_s = timed_predict(model.net, model, images, Path(tmp) / "torch")
         export_onnx(model, Path(tmp) / "model.onnx")
         onnx_s = timed_predict(
             OnnxEngine(Path(tmp) / "model.onnx"), model, images, Path(tmp) / "ort"
         )
+        seed_s = timed_predict(seed.net.eval(), seed, images, Path(tmp) / "seed")
     per_mp = gflops_per_megapixel(model.net)
-    # Where the cost lies, and what the lighter decoder widths of the config would cost.
-    encoder_per_mp = gflops_per_megapixel(model.net.model.encoder)
-    slim = build_network(
-        model.name, model.classes.num_classes, pretrained=False, decoder_channels=SLIM_DECODER
-    )
+    encoder_per_mp = gflops_per_megapixel(model.net.model.encoder)  # where the cost lies
     ours_mps = megapixels / ours_s
     write_result(
         args.name,
@@ -126,13 +132,23 @@ def main() -> None:
                 "seconds": round(eager_s, 1),
                 "megapixels_per_s": round(megapixels / eager_s, 3),
             },
+            "eager_whole_image_smp_unet_same_encoder": {
+                "seconds": round(unet_eager_s, 1),
+                "megapixels_per_s": round(megapixels / unet_eager_s, 3),
+                "gflops_per_megapixel": round(gflops_per_megapixel(unet), 1),
+            },
+            "seed_preset": {
+                "seconds": round(seed_s, 1),
+                "megapixels_per_s": round(megapixels / seed_s, 3),
+                "input_mode": seed_cfg.input_mode,
+            },
             "speedup_vs_eager": round(eager_s / ours_s, 2),
             "speedup_vs_eager_onnxruntime": round(eager_s / onnx_s, 2),
+            "speedup_vs_eager_smp_unet": round(unet_eager_s / ours_s, 2),
+            "speedup_vs_eager_smp_unet_onnxruntime": round(unet_eager_s / onnx_s, 2),
+            "speedup_vs_seed_preset": round(seed_s / ours_s, 2),
             "gflops_per_megapixel": round(per_mp, 1),
             "encoder_gflops_per_megapixel": round(encoder_per_mp, 1),
-            f"gflops_per_megapixel_decoder_channels={SLIM_DECODER}": round(
-                gflops_per_megapixel(slim), 1
-            ),
             "achieved_gflops_per_s": round(per_mp * ours_mps, 1),
             "fp32_matmul_peak_gflops_per_s": round(matmul_peak_gflops(), 1),
         },

@@ -37,8 +37,22 @@ def test_unet_decoder_widths_are_configurable():
     assert slim(torch.zeros(1, 3, 64, 64)).shape == (1, 6, 64, 64)
 
 
+def test_fpn_widths_are_configurable_and_logits_come_from_quarter_resolution():
+    fpn = create_model("fpn-effnet-lite0", 6, pretrained=False, decoder_channels=[48, 32])
+    assert fpn.decoder.p5.out_channels == 48
+    assert fpn.segmentation_head[0].out_channels == 6
+    assert fpn.segmentation_head[0].in_channels == 32
+    # The head sees a 1/4-resolution map; the logits are upsampled to the input size.
+    assert fpn.segmentation_head[1].scale_factor == 4
+    assert fpn(torch.zeros(1, 3, 64, 96)).shape == (1, 6, 64, 96)
+    default = create_model("fpn-effnet-lite0", 6, pretrained=False)
+    assert (default.decoder.p5.out_channels, default.segmentation_head[0].in_channels) == (128, 64)
+
+
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ConfigError, match="valid models: seed-unet, unet-effnet-lite0"):
+    with pytest.raises(
+        ConfigError, match="valid models: seed-unet, unet-effnet-lite0, fpn-effnet-lite0"
+    ):
         create_model("resnet-9000", 6)
 
 

@@ -23,7 +23,11 @@ def test_model_file_is_self_describing(tmp_path):
 
 
 def test_decoder_widths_travel_in_the_model_file(tmp_path):
-    cfg = resolve_config("default", None, ["decoder_channels=[32,16,16,8,8]", "pretrained=false"])
+    cfg = resolve_config(
+        "default",
+        None,
+        ["model=unet-effnet-lite0", "decoder_channels=[32,16,16,8,8]", "pretrained=false"],
+    )
     net = build_network(cfg.model, 6, pretrained=False, decoder_channels=cfg.decoder_channels)
     save_model(tmp_path / "m.pt", net.eval(), cfg, DUBAI_CLASSES)
     loaded = load_model(tmp_path / "m.pt")

@@ -1,12 +1,14 @@
+import pytest
 import torch
 
 from aerialseg.models import create_model
 from aerialseg.models.pretrained import lite0_imagenet_state_dict, lite0_weight_file
 
 
-def test_lite0_weights_are_really_loaded():
+@pytest.mark.parametrize("name", ["unet-effnet-lite0", "fpn-effnet-lite0"])
+def test_lite0_weights_are_really_loaded(name):
     package = list(torch.load(lite0_weight_file(), map_location="cpu", weights_only=True).values())
-    model = create_model("unet-effnet-lite0", 6, pretrained=True)
+    model = create_model(name, 6, pretrained=True)
     encoder = model.encoder.model.state_dict()
     mapped = lite0_imagenet_state_dict()
     # Every encoder tensor equals the package tensor at the same position.
@@ -15,7 +17,7 @@ def test_lite0_weights_are_really_loaded():
     for key, tensor in encoder.items():
         assert torch.equal(tensor, package[positions[key]]), key
     # And a randomly initialised encoder is different: loading did something.
-    random = create_model("unet-effnet-lite0", 6, pretrained=False).encoder.model.state_dict()
+    random = create_model(name, 6, pretrained=False).encoder.model.state_dict()
     assert not torch.equal(random["conv_stem.weight"], encoder["conv_stem.weight"])
 
 

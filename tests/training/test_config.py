@@ -15,27 +15,32 @@ def test_presets_then_file_then_overrides(tmp_path):
     assert cfg.class_weights == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
-def test_default_preset_is_the_pretrained_unet():
+def test_default_preset_is_the_pretrained_fpn_with_ema():
     cfg = resolve_config()
-    assert cfg.model == "unet-effnet-lite0" and cfg.pretrained and cfg.input_mode == "crop"
+    assert cfg.model == "fpn-effnet-lite0" and cfg.pretrained and cfg.input_mode == "crop"
+    assert cfg.ema_decay == 0.995
+    assert resolve_config("seed").ema_decay == 0  # the notebook had no averaging
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
         ("colour=red", "unknown config key 'colour'; valid keys: model,"),
-        ("model=vgg", "not one of: seed-unet, unet-effnet-lite0"),
+        ("model=vgg", "not one of: seed-unet, unet-effnet-lite0, fpn-effnet-lite0"),
         ("batch_size=two", "must be of type int"),
         ("augment=maybe", "true or false"),
         ("crop_size=100", "multiple of 32"),
         ("max_time=soon", "HH:MM:SS"),
         ("lr", "not key=value"),
-        ("decoder_channels=[64,32]", "five positive widths"),
+        ("model=unet-effnet-lite0 decoder_channels=[64,32]", "must be 5 positive widths"),
+        ("model=fpn-effnet-lite0 decoder_channels=[64,32,16]", "must be 2 positive widths"),
+        ("model=fpn-effnet-lite0 decoder_channels=[64,48]", "head width must be a multiple of 32"),
+        ("model=seed-unet decoder_channels=[64,32]", "seed-unet takes no decoder_channels"),
     ],
 )
 def test_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=message):
-        resolve_config("default", None, [override])
+        resolve_config("default", None, override.split())
 
 
 def test_unknown_preset():

@@ -128,6 +128,35 @@ def test_resume_after_interruption(tiny_dataset, tmp_path):
     assert (run / "model.pt").is_file()
 
 
+class WeightRecorder(L.Callback):
+    """The raw (not averaged) network weights after every optimiser step."""
+
+    def __init__(self):
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, *_):
+        self.steps.append({k: v.detach().clone() for k, v in pl_module.net.state_dict().items()})
+
+
+def test_ema_weights_are_the_ones_shipped(tiny_dataset, tmp_path):
+    # One epoch of two steps; with decay 0.25 the average is 0.25 * w1 + 0.75 * w2.
+    cfg = resolve_config("default", None, [*FAST, "max_epochs=1", "ema_decay=0.25"])
+    recorder = WeightRecorder()
+    model = load_model(
+        train(
+            cfg, tiny_dataset, tmp_path / "ema", classes=DUBAI_CLASSES, extra_callbacks=[recorder]
+        )
+    )
+    assert len(recorder.steps) == 2
+    first, second = recorder.steps
+    shipped = model.net.state_dict()
+    weights = [k for k, v in shipped.items() if v.is_floating_point() and k.endswith("weight")]
+    assert weights
+    for key in weights:
+        assert not torch.equal(first[key], second[key]), key
+        torch.testing.assert_close(shipped[key], 0.25 * first[key] + 0.75 * second[key])
+
+
 def test_training_is_deterministic_on_cpu(tiny_dataset, tmp_path):
     # accelerator=auto, as users run it: on this GPU-less machine that is the CPU.
     auto = [o for o in FAST if not o.startswith("accelerator=")]

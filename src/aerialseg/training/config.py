@@ -16,18 +16,19 @@ from typing import Any, Literal
 import yaml
 
 from aerialseg.errors import ConfigError
-from aerialseg.models.factory import ModelName
+from aerialseg.models.factory import DEFAULT_DECODER_CHANNELS, ModelName
 
 
 @dataclass
 class TrainConfig:
     """Everything that decides what a run trains and how. Field comments are the reference."""
 
-    model: ModelName = "unet-effnet-lite0"
+    model: ModelName = "fpn-effnet-lite0"
     base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
     dropout: float = 0.2  # seed-unet
-    pretrained: bool = True  # ImageNet encoder weights (unet-effnet-lite0)
-    # unet-effnet-lite0 decoder widths, deepest first; None: 256,128,64,32,16 (smp's)
+    pretrained: bool = True  # ImageNet encoder weights (the *-effnet-lite0 models)
+    # decoder widths; None: the model's own (unet: 256,128,64,32,16; fpn: 128,64).
+    # unet-effnet-lite0 takes five, deepest first; fpn-effnet-lite0 pyramid and head widths.
     decoder_channels: list[int] | None = None
     # crop: random crops at native resolution; resize: whole images squashed to resize_to
     # (the seed notebook's way; predictions are resized back to native size)
@@ -46,6 +47,9 @@ class TrainConfig:
     scheduler: Literal["cosine", "plateau", "none"] = "cosine"
     plateau_patience: int = 5  # epochs without val mIoU gain before the LR is cut (plateau)
     early_stop_patience: int = 15  # epochs without val mIoU gain before stopping
+    # weights validated, checkpointed and shipped: an exponential moving average of the
+    # trained ones with this decay per step (0: off, the raw weights)
+    ema_decay: float = 0.995
     dice_weight: float = 1.0  # loss = cross-entropy + dice_weight * Dice
     class_weights: list[float] | None = None  # cross-entropy weight per class
     seed: int = 42
@@ -67,14 +71,28 @@ class TrainConfig:
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
+            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (0 <= self.max_unknown <= 1, "max_unknown must be in [0, 1]"),
             (self.devices > 0 and self.num_nodes > 0, "devices and num_nodes must be positive"),
-            (
-                self.decoder_channels is None
-                or (len(self.decoder_channels) == 5 and min(self.decoder_channels) > 0),
-                "decoder_channels must be five positive widths, deepest first",
-            ),
         ]
+        if self.decoder_channels is not None:
+            count = len(DEFAULT_DECODER_CHANNELS.get(self.model, []))
+            checks.append(
+                (
+                    len(self.decoder_channels) == count and min(self.decoder_channels) > 0,
+                    f"decoder_channels for {self.model} must be {count} positive widths"
+                    if count
+                    else f"{self.model} takes no decoder_channels",
+                )
+            )
+            if self.model == "fpn-effnet-lite0" and count == len(self.decoder_channels):
+                # smp's FPN head normalises with 32-group GroupNorm.
+                checks.append(
+                    (
+                        self.decoder_channels[1] % 32 == 0,
+                        "decoder_channels: the FPN head width must be a multiple of 32",
+                    )
+                )
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
@@ -97,12 +115,13 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Pretrained U-Net on native-resolution crops.
+    # Pretrained FPN on native-resolution crops, weights averaged (EMA).
     "default": {},
     # The original notebook: its U-Net, squashed 256x256 images, Adam, reduce-LR-on-plateau.
     "seed": {
         "model": "seed-unet",
         "pretrained": False,
+        "ema_decay": 0.0,
         "input_mode": "resize",
         "augment": False,
         "batch_size": 16,

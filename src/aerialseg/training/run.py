@@ -21,7 +21,12 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    EMAWeightAveraging,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -97,6 +102,9 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         LearningRateMonitor(logging_interval="epoch"),
         *extra_callbacks,
     ]
+    if cfg.ema_decay:
+        # Swaps the average in for validation and checkpoints, and keeps it at the end.
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     strategy = "ddp" if cfg.devices * cfg.num_nodes > 1 else "auto"
     return L.Trainer(
         accelerator=cfg.accelerator,
