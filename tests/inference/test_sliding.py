@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 import torch
 from torch import nn
@@ -7,6 +9,7 @@ from aerialseg.inference.sliding import (
     predict_sliding,
     predict_whole,
     ramp_weights,
+    window_plan,
     window_starts,
 )
 from aerialseg.models.network import SegmentationNet
@@ -30,8 +33,37 @@ def test_windows_cover_everything_and_stay_inside(length, window, step):
 
 
 def test_ramp_is_one_inside_and_small_at_edges():
-    w = ramp_weights(64, 16)
-    assert w[32, 32] == 1 and w[0, 0] < 0.01 and w.min() > 0
+    w = ramp_weights(64, 96, 16)
+    assert w.shape == (64, 96)
+    assert w[32, 48] == 1 and w[0, 0] < 0.01 and w.min() > 0
+
+
+def test_window_plan_example():
+    # Two 608 px windows for 1099 px, not two 1024 px windows computing 1.9x the pixels.
+    assert window_plan(1099, 1024, 64, 32) == (608, [0, 491])
+    assert window_plan(1000, 1024, 64, 32) == (1024, [0])  # one window, padded to the stride
+    assert window_plan(45, 512, 128, 32) == (64, [0])
+
+
+@pytest.mark.parametrize("length", [33, 100, 511, 512, 513, 1099, 2061, 2149, 10000])
+@pytest.mark.parametrize(
+    "window, overlap_px, stride", [(512, 128, 32), (1024, 64, 32), (96, 48, 1)]
+)
+def test_window_plan_covers_with_the_fewest_windows_of_at_most_window(
+    length, window, overlap_px, stride
+):
+    size, starts = window_plan(length, window, overlap_px, stride)
+    assert size % stride == 0 and size <= max(window, -(-length // stride) * stride)
+    covered = set()
+    for s in starts:
+        covered.update(range(s, s + size))
+    assert covered >= set(range(length))
+    if len(starts) > 1:
+        assert starts[0] == 0 and starts[-1] + size == length  # inside the axis
+        assert all(b - a <= size - overlap_px for a, b in pairwise(starts))  # overlap kept
+        # Fewest windows: one fewer full-size window could not cover the axis.
+        fewer = len(starts) - 1
+        assert fewer * window - (fewer - 1) * overlap_px < length
 
 
 def test_pointwise_model_windowed_equals_whole_exactly():

@@ -23,7 +23,7 @@ from aerialseg.inference.sliding import (
     predict_image,
     predict_whole,
     ramp_weights,
-    window_starts,
+    window_plan,
 )
 from aerialseg.training.config import TrainConfig
 
@@ -84,29 +84,29 @@ def predict_rows(
         yield from _whole(engine, raster, cfg, device)
         return
     overlap_px = int(win * cfg.overlap)
-    weights = ramp_weights(win, overlap_px).to(device)
-    # A raster thinner than a window along one axis is padded up to the window there.
-    ph, pw = max(h, win), max(w, win)
-    step = max(win - overlap_px, 1)
-    rows, cols = window_starts(ph, win, step), window_starts(pw, win, step)
+    wh, rows = window_plan(h, win, overlap_px, engine.stride)
+    ww, cols = window_plan(w, win, overlap_px, engine.stride)
+    weights = ramp_weights(wh, ww, overlap_px).to(device)
+    # A raster that fits in one window along an axis is padded up to that window there.
+    pw = max(w, ww)
     carry = None  # weighted rows that the band above shares with this one
     for i, y in enumerate(rows):
-        rgb, valid = raster.read(Window(0, y, w, min(win, h - y)))
-        band = _pad_to(torch.from_numpy(rgb).to(device), win, pw)
+        rgb, valid = raster.read(Window(0, y, w, min(wh, h - y)))
+        band = _pad_to(torch.from_numpy(rgb).to(device), wh, pw)
         acc = None
         for j in range(0, len(cols), batch_size):
             xs = cols[j : j + batch_size]
-            out = engine(torch.stack([band[:, :, x : x + win] for x in xs])).softmax(1)
+            out = engine(torch.stack([band[:, :, x : x + ww] for x in xs])).softmax(1)
             if acc is None:
-                acc = torch.zeros(out.shape[1], win, pw, device=device)
+                acc = torch.zeros(out.shape[1], wh, pw, device=device)
             for x, p in zip(xs, out, strict=True):
-                acc[:, :, x : x + win] += p * weights
+                acc[:, :, x : x + ww] += p * weights
         assert acc is not None  # cols is never empty
         if carry is not None:
             n = carry.shape[1]
             acc[:, :n] += carry
         # Rows above the next band's start get no more contributions: they are final.
-        end = rows[i + 1] - y if i + 1 < len(rows) else min(win, h - y)
+        end = rows[i + 1] - y if i + 1 < len(rows) else min(wh, h - y)
         # The blend weight is positive and the same for every class of a pixel, so the
         # argmax of the weighted sums is the argmax of the blend: no division needed.
         yield _result(y, acc[:, :end, :w], rgb[:, :end], valid[:end])

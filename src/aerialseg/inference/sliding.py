@@ -25,14 +25,33 @@ def window_starts(length: int, window: int, step: int) -> list[int]:
     return starts
 
 
-def ramp_weights(window: int, overlap_px: int) -> torch.Tensor:
-    """(window, window) blending weights."""
-    if overlap_px <= 0:
-        return torch.ones(window, window)
-    pos = torch.arange(window, dtype=torch.float32) + 0.5
-    edge = torch.minimum(pos, window - pos)
-    ramp = (edge / overlap_px).clamp(MIN_WEIGHT, 1.0)
-    return ramp[:, None] * ramp[None, :]
+def window_plan(length: int, window: int, overlap_px: int, stride: int) -> tuple[int, list[int]]:
+    """Window size and window starts along one axis of ``length`` px.
+
+    An axis that fits in one window gets one window, padded only up to the network's
+    stride. A longer axis gets the fewest windows of at most ``window`` px that overlap by
+    at least ``overlap_px``, all made as short as that allows (rounded up to the stride),
+    so that no window is mostly overlap: 1099 px with 1024 px windows and 64 px overlap
+    becomes two windows of 608 px, not two of 1024 px that compute 1.9 px per pixel.
+    """
+    if length <= window:
+        return _round_up(length, stride), [0]
+    count = -(-(length - overlap_px) // (window - overlap_px))
+    size = min(window, _round_up(-(-(length + (count - 1) * overlap_px) // count), stride))
+    return size, window_starts(length, size, size - overlap_px)
+
+
+def ramp_weights(height: int, width: int, overlap_px: int) -> torch.Tensor:
+    """(height, width) blending weights."""
+
+    def ramp(size: int) -> torch.Tensor:
+        if overlap_px <= 0:
+            return torch.ones(size)
+        pos = torch.arange(size, dtype=torch.float32) + 0.5
+        edge = torch.minimum(pos, size - pos)
+        return (edge / overlap_px).clamp(MIN_WEIGHT, 1.0)
+
+    return ramp(height)[:, None] * ramp(width)[None, :]
 
 
 def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -65,28 +84,27 @@ def predict_sliding(
 ) -> torch.Tensor:
     """(3, H, W) float 0..255 on the net's device -> (C, H, W) probabilities."""
     h, w = image.shape[-2:]
-    if h <= window and w <= window:
-        return predict_whole(net, image)
     overlap_px = int(window * overlap)
-    step = max(window - overlap_px, 1)
-    weights = ramp_weights(window, overlap_px).to(image.device)
-    # An image thinner than a window along one axis is padded up to the window there.
-    padded = _pad_to(image, max(h, window), max(w, window))
+    wh, rows = window_plan(h, window, overlap_px, net.stride)
+    ww, cols = window_plan(w, window, overlap_px, net.stride)
+    if len(rows) == 1 and len(cols) == 1:
+        return predict_whole(net, image)
+    weights = ramp_weights(wh, ww, overlap_px).to(image.device)
+    # An image that fits in one window along an axis is padded up to that window there.
+    padded = _pad_to(image, max(h, wh), max(w, ww))
     ph, pw = padded.shape[-2:]
-    boxes = [
-        (y, x) for y in window_starts(ph, window, step) for x in window_starts(pw, window, step)
-    ]
+    boxes = [(y, x) for y in rows for x in cols]
     probs = None
     total = torch.zeros(ph, pw, device=image.device)
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i : i + batch_size]
-        batch = torch.stack([padded[:, y : y + window, x : x + window] for y, x in chunk])
+        batch = torch.stack([padded[:, y : y + wh, x : x + ww] for y, x in chunk])
         out = net(batch).softmax(1)
         if probs is None:
             probs = torch.zeros(out.shape[1], ph, pw, device=image.device)
         for (y, x), p in zip(chunk, out, strict=True):
-            probs[:, y : y + window, x : x + window] += p * weights
-            total[y : y + window, x : x + window] += weights
+            probs[:, y : y + wh, x : x + ww] += p * weights
+            total[y : y + wh, x : x + ww] += weights
     assert probs is not None  # boxes is never empty
     return (probs / total)[:, :h, :w]
 
