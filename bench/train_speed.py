@@ -2,9 +2,10 @@
 
 Measures, in one run on one machine, over --steps steps after --warmup steps:
   - aerialseg's Lightning training step (``SegmentationTask`` + ``SegmentationDataModule``,
-    exactly what ``aerialseg train`` runs, validation left out) for each --models entry;
-  - a plain eager PyTorch loop (same network, loss, optimiser and data loader; no Lightning)
-    over the default preset's model, the reference for the ratios;
+    exactly what ``aerialseg train`` runs, EMA included, validation left out) for each
+    --models entry;
+  - a plain eager PyTorch loop (same network, loss, optimiser and data loader; no Lightning,
+    no EMA) over each of those models, the reference for the ratios;
   - the ``seed`` preset (whole images squashed to 256x256, its U-Net).
 
     .venv/bin/python bench/train_speed.py
@@ -25,6 +26,7 @@ from aerialseg.data.splits import make_split
 from aerialseg.training.config import resolve_config
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
+from aerialseg.training.run import WarmEMA
 
 
 class StepTimer(L.Callback):
@@ -54,6 +56,8 @@ def lightning_rate(preset: str, overrides: list[str], warmup: int, steps: int) -
     cfg, classes, datamodule = setup(preset, overrides, warmup + steps)
     L.seed_everything(cfg.seed, verbose=False)
     timer = StepTimer(warmup)
+    # The weight average is part of every training step of `aerialseg train`.
+    ema = [WarmEMA(cfg.ema_decay)] if cfg.ema_decay else []
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=warmup + steps,
@@ -62,7 +66,7 @@ def lightning_rate(preset: str, overrides: list[str], warmup: int, steps: int) -
         enable_checkpointing=False,
         enable_model_summary=False,
         deterministic=True,
-        callbacks=[timer],
+        callbacks=[*ema, timer],
     )
     trainer.fit(SegmentationTask(cfg.to_dict(), classes.to_dict()), datamodule=datamodule)
     return steps * cfg.batch_size / (timer.end - timer.start)
@@ -92,12 +96,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--models", nargs="+", default=["unet-effnet-lite0"])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["fpn-effnet-lite0", "unet-effnet-lite0"],
+        help="models timed through Lightning with the default preset (first: the default)",
+    )
     parser.add_argument("--name", default="train_speed")
     args = parser.parse_args()
     w, n = args.warmup, args.steps
-    default_model = resolve_config("default").model
-    eager = eager_rate("default", [], w, n)
+    eager = {m: eager_rate("default", [f"model={m}"], w, n) for m in args.models}
     ours = {m: lightning_rate("default", [f"model={m}"], w, n) for m in args.models}
     # The plateau schedule needs validation, which the timing leaves out; the LR does not
     # change the cost of a step.
@@ -108,12 +116,13 @@ def main() -> None:
             "benchmark": "training throughput, 256x256 patches/s, data loading included",
             "warmup_steps": w,
             "timed_steps": n,
+            "default_model": resolve_config("default").model,
             "patches_per_s": {
-                f"eager loop, {default_model}": round(eager, 2),
+                **{f"eager loop, {m}": round(r, 2) for m, r in eager.items()},
                 **{f"aerialseg, {m}": round(r, 2) for m, r in ours.items()},
                 "aerialseg, seed preset (seed-unet, batch 16)": round(seed, 2),
             },
-            "ratio_vs_eager_default_model": {m: round(r / eager, 2) for m, r in ours.items()},
+            "ratio_vs_eager_same_model": {m: round(ours[m] / eager[m], 2) for m in ours},
             "ratio_vs_seed_preset": {m: round(r / seed, 2) for m, r in ours.items()},
         },
     )

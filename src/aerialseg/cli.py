@@ -71,6 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split_name=args.split,
         split_file=args.split_file,
         batch_size=args.batch_size,
+        tta=args.tta,
     )
     print(f"{args.split} split, {len(report['images'])} images, model {report['model']}")
     print(format_table(report, model.classes))
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, help="windows per forward pass (default: 1 on CPU, 8 on GPU)"
     )
+    p.add_argument("--tta", action="store_true", help="score predict --tta's flip average")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

@@ -16,6 +16,7 @@ from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
+from aerialseg.inference.engine import FlipTTA
 from aerialseg.inference.predict import default_batch_size
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
@@ -31,13 +32,17 @@ def evaluate(
     split_name: str = "test",
     split_file: str | None = None,
     batch_size: int | None = None,
+    tta: bool = False,
 ) -> dict:
-    """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png."""
+    """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
+
+    ``tta`` scores the flip-averaged prediction of ``aerialseg predict --tta``."""
     source = DatasetSource(data)
     split = make_split(source.pairs, split_file)
     ids = split.ids(split_name)
     cfg, classes = model.config, model.classes
     device = next(model.net.parameters()).device
+    engine = FlipTTA(model.net) if tta else model.net
     cm = MulticlassConfusionMatrix(classes.num_classes, ignore_index=IGNORE_INDEX).to(device)
     ignored = 0
     panels = []
@@ -48,7 +53,7 @@ def evaluate(
     ):
         image = item.image.to(device).float()
         probs = predict_image(
-            model.net,
+            engine,
             image,
             input_mode=cfg.input_mode,
             window=cfg.window,
@@ -76,6 +81,7 @@ def evaluate(
         "split": split_name,
         "split_rule": split.rule,
         "images": list(ids),
+        "tta": tta,
         **metrics,
         "ignored_pixels": ignored,
         "classes": classes.names,

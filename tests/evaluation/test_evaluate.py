@@ -1,0 +1,41 @@
+"""``evaluate`` scores what ``predict`` would write, with and without flip TTA."""
+
+import torch
+from torch import nn
+
+from aerialseg.evaluation.evaluate import evaluate
+from aerialseg.models.io import LoadedModel, load_model
+
+
+class TopLeftQuadrant(nn.Module):
+    """Scores class 1 above class 0 only in the top-left quadrant of each window.
+
+    Flip TTA averages that quadrant with the top-right and bottom-left ones, where the
+    class 1 score is below class 0's, so with TTA class 1 is never predicted."""
+
+    stride = 32
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))  # evaluate reads the device from it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        scores = torch.full((n, 6, h, w), -10.0)
+        scores[:, 0] = 0.0
+        scores[:, 1] = -1.0
+        scores[:, 1, : h // 2, : w // 2] = 1.0
+        return scores
+
+
+def test_tta_scores_the_flip_average(tiny_model, tiny_dataset, tmp_path):
+    trained = load_model(tiny_model)
+    model = LoadedModel(TopLeftQuadrant(), trained.config, trained.classes)
+    second = trained.classes.names[1]
+
+    plain = evaluate(model, tiny_dataset, tmp_path / "plain", split_name="val")
+    tta = evaluate(model, tiny_dataset, tmp_path / "tta", split_name="val", tta=True)
+
+    assert plain["per_class"][second]["precision"] is not None  # predicted somewhere
+    assert tta["per_class"][second]["precision"] is None  # never predicted
+    assert (plain["tta"], tta["tta"]) == (False, True)
