@@ -7,7 +7,8 @@ Compares, in one run on one machine (PROTOCOL.md: speed as a ratio):
     one forward pass over the whole image, argmax, write a PNG (no tiling, no export);
   - the same eager loop over an smp U-Net (smp's decoder widths) on the same encoder, the
     reference of issue 4's speed target (random weights: speed does not depend on them);
-  - aerialseg with the ``seed`` preset's network and settings (random weights).
+  - aerialseg with the ``seed`` preset's network and settings (random weights);
+  - aerialseg with the weights in torch's default NCHW layout, not channels-last.
 Also the network's GFLOPs per megapixel (torch's FlopCounterMode on a 512 px input) and
 the achieved GFLOP/s beside this machine's measured fp32 matrix-multiply peak.
 
@@ -94,20 +95,26 @@ def main() -> None:
     num_classes = model.classes.num_classes
     unet = build_network("unet-effnet-lite0", num_classes, pretrained=False)
     seed_cfg = resolve_config("seed")
-    seed = LoadedModel(
-        build_network("seed-unet", num_classes, pretrained=False), seed_cfg, model.classes
-    )
+    # Laid out as load_model would give it to `aerialseg predict` on a CPU.
+    seed_net = build_network("seed-unet", num_classes, pretrained=False).eval()
+    seed_net.to(memory_format=torch.channels_last)
+    seed = LoadedModel(seed_net, seed_cfg, model.classes)
     images = test_images()
     megapixels = sum(np.prod(Image.open(p).size) for p in images) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
+        # load_model gives a CPU network channels-last weights; the plain loop is plain:
+        # torch's default NCHW layout. Module.to converts in place.
+        model.net.to(memory_format=torch.contiguous_format)
         eager_s = eager_loop(model.net, images, Path(tmp))
         unet_eager_s = eager_loop(unet.eval(), images, Path(tmp))
+        nchw_s = timed_predict(model.net, model, images, Path(tmp) / "nchw")
+        model.net.to(memory_format=torch.channels_last)
         ours_s = timed_predict(model.net, model, images, Path(tmp) / "torch")
         export_onnx(model, Path(tmp) / "model.onnx")
         onnx_s = timed_predict(
             OnnxEngine(Path(tmp) / "model.onnx"), model, images, Path(tmp) / "ort"
         )
-        seed_s = timed_predict(seed.net.eval(), seed, images, Path(tmp) / "seed")
+        seed_s = timed_predict(seed.net, seed, images, Path(tmp) / "seed")
     per_mp = gflops_per_megapixel(model.net)
     encoder_per_mp = gflops_per_megapixel(model.net.model.encoder)  # where the cost lies
     ours_mps = megapixels / ours_s
@@ -123,6 +130,10 @@ def main() -> None:
                 "megapixels_per_s": round(ours_mps, 3),
                 "window": model.config.window,
                 "overlap": model.config.overlap,
+            },
+            "aerialseg_nchw_weights": {
+                "seconds": round(nchw_s, 1),
+                "megapixels_per_s": round(megapixels / nchw_s, 3),
             },
             "aerialseg_onnxruntime": {
                 "seconds": round(onnx_s, 1),

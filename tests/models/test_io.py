@@ -17,8 +17,10 @@ def test_model_file_is_self_describing(tmp_path):
     assert loaded.config == cfg and loaded.classes == DUBAI_CLASSES
     assert loaded.meta["val_miou"] == 0.5
     x = torch.rand(1, 3, 32, 32) * 255
-    with torch.no_grad():
-        assert torch.equal(loaded.net(x), net(x))
+    saved, reloaded = net.state_dict(), loaded.net.state_dict()
+    assert all(torch.equal(saved[k], reloaded[k]) for k in saved)
+    with torch.no_grad():  # same weights; the CPU's channels-last layout reorders sums
+        torch.testing.assert_close(loaded.net(x), net(x), rtol=1e-4, atol=1e-4)
     assert list(tmp_path.iterdir()) == [tmp_path / "m.pt"]  # no temporary file left
 
 
@@ -34,7 +36,7 @@ def test_decoder_widths_travel_in_the_model_file(tmp_path):
     assert loaded.config.decoder_channels == [32, 16, 16, 8, 8]
     x = torch.rand(1, 3, 64, 64) * 255
     with torch.no_grad():
-        assert torch.equal(loaded.net(x), net(x))
+        torch.testing.assert_close(loaded.net(x), net(x), rtol=1e-4, atol=1e-4)
 
 
 def test_half_precision_file_is_smaller_and_close(tmp_path):

@@ -134,4 +134,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         raise ModelFileError(
             f"{path}: weights do not fit a {config.model} network ({err})"
         ) from None
-    return LoadedModel(net.to(device).eval(), config, classes, meta)
+    net = net.to(device).eval()
+    if torch.device(device).type == "cpu":
+        # oneDNN's convolutions run channels-last natively; in NCHW every layer converts.
+        # On 2 CPU cores (bench/windows.py) this speeds 1024 px windows up 1.6x.
+        net = net.to(memory_format=torch.channels_last)
+    return LoadedModel(net, config, classes, meta)
