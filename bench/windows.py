@@ -25,7 +25,7 @@ from aerialseg.inference.engine import OnnxEngine
 from aerialseg.models.export import export_onnx
 from aerialseg.models.io import load_model
 
-PAIRS = [(512, 0.25), (768, 0.125), (1024, 0.125), (1024, 0.0625)]
+PAIRS = [(512, 0.25), (512, 0.125), (768, 0.125), (1024, 0.0625)]
 
 
 def main() -> None:

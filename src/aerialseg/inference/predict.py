@@ -110,4 +110,5 @@ def predict_rows(
         # The blend weight is positive and the same for every class of a pixel, so the
         # argmax of the weighted sums is the argmax of the blend: no division needed.
         yield _result(y, acc[:, :end, :w], rgb[:, :end], valid[:end])
-        carry = acc[:, end:]
+        # A copy: a view would keep the whole band's scores alive beside the next band's.
+        carry = acc[:, end:].clone()

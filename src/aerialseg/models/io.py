@@ -136,7 +136,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         ) from None
     net = net.to(device).eval()
     if torch.device(device).type == "cpu":
-        # oneDNN's convolutions run channels-last natively; in NCHW every layer converts.
-        # On 2 CPU cores (bench/windows.py) this speeds 1024 px windows up 1.6x.
+        # oneDNN's convolutions run channels-last natively; in NCHW every layer converts
+        # (bench/inference_speed.py times both layouts).
         net = net.to(memory_format=torch.channels_last)
     return LoadedModel(net, config, classes, meta)

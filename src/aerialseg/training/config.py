@@ -54,11 +54,11 @@ class TrainConfig:
     class_weights: list[float] | None = None  # cross-entropy weight per class
     seed: int = 42
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
-    # Sliding windows for validation and prediction. 1024 px overlapping by 64 px predicts
-    # 2.3x faster on a CPU than 512 px by 128 px, for 0.001 less validation mIoU
-    # (bench/results/windows.json).
-    window: int = 1024
-    overlap: float = 0.0625  # share of a window that overlaps its neighbour
+    # Sliding windows for validation and prediction (bench/results/windows.json,
+    # predict_memory.json). 512 px overlapping by 64 px: 1024 px windows predict small
+    # images faster, but a 10,000 px wide scene took 1.8 GB against 1.3 GB, and no longer.
+    window: int = 512
+    overlap: float = 0.125  # share of a window that overlaps its neighbour
     max_unknown: float = 0.05  # largest share of unknown mask colours before an error
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int = 1
