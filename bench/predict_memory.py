@@ -5,11 +5,15 @@ whole in this process either), then predicted in a child process whose peak RSS 
 kernel reports through getrusage.
 
     .venv/bin/python bench/predict_memory.py --model runs/main/model.pt [--side 10000]
+
+--window/--overlap predict with a copy of the model whose windows are changed: the
+memory side of bench/windows.py's speed figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import subprocess
 import sys
@@ -23,6 +27,8 @@ from common import write_result
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+
+from aerialseg.models.io import load_model, save_model
 
 BLOCK = 1024
 
@@ -51,21 +57,35 @@ def write_scene(path: Path, side: int) -> None:
                 dst.write(data, window=Window(col, row, w, h))
 
 
+def with_windows(src: str, dst: str, window: int | None, overlap: float | None) -> None:
+    """Copy a model file, its prediction window and overlap changed."""
+    loaded = load_model(src)
+    changes = {k: v for k, v in (("window", window), ("overlap", overlap)) if v}
+    config = dataclasses.replace(loaded.config, **changes)
+    save_model(dst, loaded.net, config, loaded.classes, loaded.meta, half=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--side", type=int, default=10_000)
     parser.add_argument("--name", default="predict_memory")
+    parser.add_argument("--window", type=int, help="predict with this window (default: model's)")
+    parser.add_argument("--overlap", type=float, help="and this overlap (default: model's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(tmp) / "scene.tif"
         write_scene(scene, args.side)
+        model = args.model
+        if args.window or args.overlap:
+            model = str(Path(tmp) / "model.pt")
+            with_windows(args.model, model, args.window, args.overlap)
         cmd = [
             str(Path(sys.executable).with_name("aerialseg")),
             "predict",
             str(scene),
             "--model",
-            args.model,
+            model,
             "--out",
             str(Path(tmp) / "out"),
             "--device",
@@ -83,6 +103,8 @@ def main() -> None:
         {
             "benchmark": "peak RSS predicting a large GeoTIFF (PROTOCOL.md: large-image memory)",
             "model": args.model,
+            "window": args.window,
+            "overlap": args.overlap,
             "scene_px": [args.side, args.side],
             "peak_rss_mb": round(peak_kib / 1024, 1),
             "target_mb": 1536,
