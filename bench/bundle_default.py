@@ -17,12 +17,11 @@ prints again.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 from pathlib import Path
 
-from common import DATA, REPO, environment, write_result
+from common import DATA, REPO, environment, with_windows, write_result
 
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.evaluation.metrics import headline_keys
@@ -146,8 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     quality = json.loads(args.quality_json.read_text())
     trained = load_model(args.run_dir / "model.pt")
-    windows = {k: v for k, v in (("window", args.window), ("overlap", args.overlap)) if v}
-    trained.config = dataclasses.replace(trained.config, **windows)
+    trained.config = with_windows(trained.config, args.window, args.overlap)
     with tempfile.TemporaryDirectory() as tmp:
         # Score the fp16 file itself: the card describes what ships.
         half = Path(tmp) / "default-model.pt"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -72,3 +73,9 @@ def write_result(name: str, result: dict) -> Path:
     path.write_text(json.dumps({**environment(), **result}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def with_windows(config, window: int | None = None, overlap: float | None = None):
+    """``config`` with its prediction window and overlap replaced where given."""
+    changes = {"window": window, "overlap": overlap}
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})

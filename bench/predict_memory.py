@@ -13,7 +13,6 @@ memory side of bench/windows.py's speed figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import resource
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from common import write_result
+from common import with_windows, write_result
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
@@ -57,11 +56,10 @@ def write_scene(path: Path, side: int) -> None:
                 dst.write(data, window=Window(col, row, w, h))
 
 
-def with_windows(src: str, dst: str, window: int | None, overlap: float | None) -> None:
+def copy_with_windows(src: str, dst: str, window: int | None, overlap: float | None) -> None:
     """Copy a model file, its prediction window and overlap changed."""
     loaded = load_model(src)
-    changes = {k: v for k, v in (("window", window), ("overlap", overlap)) if v}
-    config = dataclasses.replace(loaded.config, **changes)
+    config = with_windows(loaded.config, window, overlap)
     save_model(dst, loaded.net, config, loaded.classes, loaded.meta, half=True)
 
 
@@ -77,9 +75,9 @@ def main() -> None:
         scene = Path(tmp) / "scene.tif"
         write_scene(scene, args.side)
         model = args.model
-        if args.window or args.overlap:
+        if args.window is not None or args.overlap is not None:
             model = str(Path(tmp) / "model.pt")
-            with_windows(args.model, model, args.window, args.overlap)
+            copy_with_windows(args.model, model, args.window, args.overlap)
         cmd = [
             str(Path(sys.executable).with_name("aerialseg")),
             "predict",

@@ -11,12 +11,11 @@ mask write included) on PyTorch and on ONNX Runtime, and mIoU-6 on the validatio
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import DATA, write_result
+from common import DATA, with_windows, write_result
 from inference_speed import test_images, timed_predict
 from PIL import Image
 
@@ -41,7 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for window, overlap in PAIRS:
-            model.config = dataclasses.replace(model.config, window=window, overlap=overlap)
+            model.config = with_windows(model.config, window, overlap)
             torch_s = timed_predict(model.net, model, images, tmp / f"torch-{window}-{overlap}")
             export_onnx(model, tmp / "model.onnx")  # the window travels in the ONNX metadata
             onnx_s = timed_predict(
