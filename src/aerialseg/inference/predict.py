@@ -32,7 +32,7 @@ NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
 
 def default_batch_size(device: str | torch.device) -> int:
     """Windows per forward pass: on a CPU batching buys little speed but multiplies the
-    activation memory (about 130 MB per 512 px window for the default model), so 1;
+    activation memory (about 300 MB per 1024 px window for the default model), so 1;
     on a GPU, 8."""
     return 1 if torch.device(device).type == "cpu" else 8
 
