@@ -36,6 +36,8 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("model=fpn-effnet-lite0 decoder_channels=[64,32,16]", "must be 2 positive widths"),
         ("model=fpn-effnet-lite0 decoder_channels=[64,48]", "head width must be a multiple of 32"),
         ("model=seed-unet decoder_channels=[64,32]", "seed-unet takes no decoder_channels"),
+        ("model=seed-unet decoder_channels=[]", "seed-unet takes no decoder_channels"),
+        ("model=fpn-effnet-lite0 decoder_channels=[0,64]", "must be 2 positive widths"),
     ],
 )
 def test_bad_overrides(override, message):

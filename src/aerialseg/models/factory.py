@@ -18,8 +18,9 @@ MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 STRIDE = {"seed-unet": 16, "unet-effnet-lite0": 32, "fpn-effnet-lite0": 32}
 
 # Decoder widths when a config gives none. U-Net: five stages, deepest first (smp's).
-# FPN: pyramid and segmentation-head widths, half of smp's 256/128: on 2 CPU cores this
-# runs 1.6x faster than smp's widths (bench/inference_speed.py records both).
+# FPN: pyramid and segmentation-head widths, half of smp's 256/128: on 2 CPU cores a
+# 512 px window predicts 1.8x and a batch trains 1.5x faster than with smp's widths
+# (bench/results/architectures.json).
 DEFAULT_DECODER_CHANNELS = {
     "unet-effnet-lite0": [256, 128, 64, 32, 16],
     "fpn-effnet-lite0": [128, 64],

@@ -54,9 +54,9 @@ class TrainConfig:
     class_weights: list[float] | None = None  # cross-entropy weight per class
     seed: int = 42
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
-    # Sliding windows for validation and prediction (bench/results/windows.json,
-    # predict_memory.json). 512 px overlapping by 64 px: 1024 px windows predict small
-    # images faster, but a 10,000 px wide scene took 1.8 GB against 1.3 GB, and no longer.
+    # Sliding windows for validation and prediction. 512 px overlapping by 64 px: as fast
+    # as 1024 px windows on PyTorch (bench/results/windows.json) at 1.3 GB instead of
+    # 1.8 GB on a 10,000 px scene (predict_memory.json, predict_memory-1024px.json).
     window: int = 512
     overlap: float = 0.125  # share of a window that overlaps its neighbour
     max_unknown: float = 0.05  # largest share of unknown mask colours before an error
@@ -82,7 +82,9 @@ class TrainConfig:
             count = len(DEFAULT_DECODER_CHANNELS.get(self.model, []))
             checks.append(
                 (
-                    len(self.decoder_channels) == count and min(self.decoder_channels) > 0,
+                    count > 0
+                    and len(self.decoder_channels) == count
+                    and all(width > 0 for width in self.decoder_channels),
                     f"decoder_channels for {self.model} must be {count} positive widths"
                     if count
                     else f"{self.model} takes no decoder_channels",
