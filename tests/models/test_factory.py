@@ -70,3 +70,24 @@ def test_network_normalises_inside():
     assert net.std.flatten().tolist() == [255.0] * 3  # the notebook's [0, 1] scaling
     lite = build_network("unet-effnet-lite0", 3, pretrained=False)
     assert lite.mean.flatten().tolist() == [127.5] * 3  # Lite weights expect [-1, 1]
+
+
+def test_downsampled_network_sees_block_averages_and_answers_at_native_size():
+    torch.manual_seed(0)
+    net = build_network("fpn-effnet-lite0", 6, pretrained=False, downsample=2).eval()
+    assert net.stride == 64  # the encoder's 32, in native pixels
+    seen = []
+    net.model.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    x = torch.rand(1, 3, 128, 192) * 255
+    with torch.no_grad():
+        logits = net(x)
+    assert logits.shape == (1, 6, 128, 192)
+    assert seen[0].shape == (1, 3, 64, 96)
+    # The model's input is the normalised image averaged over 2 x 2 blocks ...
+    block = ((x - net.mean) / net.std)[..., :2, :2].mean((-2, -1))
+    assert torch.allclose(seen[0][..., 0, 0], block, atol=1e-5)
+    # ... and the answer is its logits, upsampled.
+    with torch.no_grad():
+        small = net.model(seen[0])
+    expected = torch.nn.functional.interpolate(small, size=(128, 192), mode="bilinear")
+    assert torch.allclose(logits, expected, atol=1e-5)

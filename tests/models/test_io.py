@@ -72,3 +72,24 @@ def test_torch_file_without_metadata(tmp_path):
 def test_missing_model_file(tmp_path):
     with pytest.raises(ModelFileError, match="no such model file"):
         load_model(tmp_path / "nope.pt")
+
+
+def test_downsampled_network_round_trips_through_model_file_and_onnx(tmp_path):
+    from aerialseg.inference.engine import OnnxEngine
+    from aerialseg.models.export import export_onnx
+
+    cfg = resolve_config("seed", None, ["base_width=4", "downsample=2"])
+    torch.manual_seed(0)
+    net = build_network(cfg.model, 6, pretrained=False, base_width=4, downsample=2).eval()
+    save_model(tmp_path / "m.pt", net, cfg, DUBAI_CLASSES)
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.net.downsample == 2 and loaded.net.stride == 32
+    x = torch.rand(1, 3, 64, 96) * 255
+    with torch.no_grad():
+        expected = net(x)
+        torch.testing.assert_close(loaded.net(x), expected, rtol=1e-4, atol=1e-4)
+    # ONNX keeps the downsampling and the upsampling to any (stride-multiple) input size.
+    export_onnx(loaded, tmp_path / "m.onnx")
+    engine = OnnxEngine(tmp_path / "m.onnx")
+    assert engine.stride == 32
+    torch.testing.assert_close(engine(x), expected, rtol=1e-3, atol=1e-3)

@@ -68,7 +68,9 @@ def crop_transform(size: int, augment: bool) -> v2.Compose:
             v2.RandomHorizontalFlip(),
             v2.RandomVerticalFlip(),
             RandomRot90(),
-            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
+            # No hue jitter: on 512 px crops it cost 12 ms a crop, 5x the rest of the
+            # jitter, about a tenth of a CPU training step.
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
         ]
     return v2.Compose(steps)
 

@@ -8,22 +8,25 @@ import segmentation_models_pytorch as smp
 from torch import nn
 
 from aerialseg.errors import ConfigError
-from aerialseg.models.pretrained import TIMM_NAME, load_lite0_into
+from aerialseg.models.pretrained import WEIGHTS, load_imagenet_into
 from aerialseg.models.seed_unet import SeedUNet
 
-ModelName = Literal["seed-unet", "unet-effnet-lite0", "fpn-effnet-lite0"]
+ModelName = Literal[
+    "seed-unet", "unet-effnet-lite0", "fpn-effnet-lite0", "unet-effnet-lite2", "fpn-effnet-lite2"
+]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 # Input sides must be multiples of this for each model (its total downsampling).
-STRIDE = {"seed-unet": 16, "unet-effnet-lite0": 32, "fpn-effnet-lite0": 32}
+STRIDE = {name: 16 if name == "seed-unet" else 32 for name in MODEL_NAMES}
 
 # Decoder widths when a config gives none. U-Net: five stages, deepest first (smp's).
 # FPN: pyramid and segmentation-head widths, half of smp's 256/128: on 2 CPU cores a
 # 512 px window predicts 1.8x and a batch trains 1.5x faster than with smp's widths
 # (bench/results/architectures.json).
 DEFAULT_DECODER_CHANNELS = {
-    "unet-effnet-lite0": [256, 128, 64, 32, 16],
-    "fpn-effnet-lite0": [128, 64],
+    name: [256, 128, 64, 32, 16] if name.startswith("unet") else [128, 64]
+    for name in MODEL_NAMES
+    if name != "seed-unet"
 }
 
 
@@ -45,32 +48,31 @@ def create_model(
             weights are about to be replaced from a model file anyway.
         base_width: seed-unet's first block width.
         dropout: seed-unet's dropout.
-        decoder_channels: decoder widths (None: DEFAULT_DECODER_CHANNELS): five for
-            unet-effnet-lite0, deepest first; pyramid and head widths for fpn-effnet-lite0.
+        decoder_channels: decoder widths (None: DEFAULT_DECODER_CHANNELS): five for the
+            unet-* models, deepest first; pyramid and head widths for the fpn-* models.
     """
-    match name:
-        case "seed-unet":
-            return SeedUNet(num_classes, base_width=base_width, dropout=dropout)
-        case "unet-effnet-lite0":
-            widths = decoder_channels or DEFAULT_DECODER_CHANNELS[name]
-            model = smp.Unet(
-                f"tu-{TIMM_NAME}",
-                encoder_weights=None,
-                classes=num_classes,
-                decoder_channels=tuple(widths),
-            )
-        case "fpn-effnet-lite0":
-            # Predicts at 1/4 resolution and upsamples the logits 4x (bilinear).
-            pyramid, head = decoder_channels or DEFAULT_DECODER_CHANNELS[name]
-            model = smp.FPN(
-                f"tu-{TIMM_NAME}",
-                encoder_weights=None,
-                classes=num_classes,
-                decoder_pyramid_channels=pyramid,
-                decoder_segmentation_channels=head,
-            )
-        case _:
-            raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+    if name == "seed-unet":
+        return SeedUNet(num_classes, base_width=base_width, dropout=dropout)
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+    decoder, _, variant = name.split("-")  # "fpn-effnet-lite2" -> fpn, lite2
+    encoder = f"tu-{WEIGHTS[variant].timm_name}"
+    model: nn.Module
+    if decoder == "unet":
+        widths = decoder_channels or DEFAULT_DECODER_CHANNELS[name]
+        model = smp.Unet(
+            encoder, encoder_weights=None, classes=num_classes, decoder_channels=tuple(widths)
+        )
+    else:
+        # Predicts at 1/4 resolution and upsamples the logits 4x (bilinear).
+        pyramid, head = decoder_channels or DEFAULT_DECODER_CHANNELS[name]
+        model = smp.FPN(
+            encoder,
+            encoder_weights=None,
+            classes=num_classes,
+            decoder_pyramid_channels=pyramid,
+            decoder_segmentation_channels=head,
+        )
     if pretrained:
-        load_lite0_into(model.encoder.model)
+        load_imagenet_into(model.encoder.model, variant)
     return model

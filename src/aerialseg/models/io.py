@@ -125,6 +125,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         base_width=config.base_width,
         dropout=config.dropout,
         decoder_channels=config.decoder_channels,
+        downsample=config.downsample,
     )
     try:
         net.load_state_dict(

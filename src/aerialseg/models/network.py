@@ -1,12 +1,14 @@
 """The network as shipped: input normalisation + segmentation model, in one module.
 
-Putting normalisation inside the module means every caller (training, sliding-window
-prediction, ONNX export) feeds raw 0-255 RGB and cannot forget or double it.
+Putting normalisation (and the optional downsampling) inside the module means every caller
+(training, sliding-window prediction, ONNX export) feeds raw 0-255 RGB at native resolution
+and gets logits at native resolution: none can forget or double a step.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from aerialseg.models.factory import STRIDE, create_model
@@ -26,17 +28,40 @@ def normalization_for(model: str) -> dict[str, list[float]]:
 
 
 class SegmentationNet(nn.Module):
-    """(N, 3, H, W) float RGB in 0..255 -> (N, C, H, W) logits."""
+    """(N, 3, H, W) float RGB in 0..255 -> (N, C, H, W) logits.
 
-    def __init__(self, model: nn.Module, mean: list[float], std: list[float], stride: int):
+    With ``downsample`` k > 1 the model sees the image averaged over k x k blocks (k^2 times
+    less compute, k times more context per receptive field) and its logits are upsampled
+    bilinearly back to H x W, so callers never deal with the reduced resolution.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        mean: list[float],
+        std: list[float],
+        stride: int,
+        downsample: int = 1,
+    ):
         super().__init__()
         self.model = model
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-        self.stride = stride  # input sides must be multiples of this
+        self.downsample = downsample
+        self.stride = stride * downsample  # input sides must be multiples of this
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) / self.std)
+        logits = self.reduced_logits(x)
+        if self.downsample == 1:
+            return logits
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def reduced_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at the resolution the model works at, (N, C, H / k, W / k)."""
+        x = (x - self.mean) / self.std
+        if self.downsample > 1:
+            x = F.avg_pool2d(x, self.downsample)
+        return self.model(x)
 
 
 def build_network(
@@ -47,6 +72,7 @@ def build_network(
     base_width: int = 16,
     dropout: float = 0.2,
     decoder_channels: list[int] | None = None,
+    downsample: int = 1,
 ) -> SegmentationNet:
     model = create_model(
         name,
@@ -57,4 +83,4 @@ def build_network(
         decoder_channels=decoder_channels,
     )
     norm = normalization_for(name)
-    return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name])
+    return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name], downsample)

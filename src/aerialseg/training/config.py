@@ -26,14 +26,18 @@ class TrainConfig:
     model: ModelName = "fpn-effnet-lite0"
     base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
     dropout: float = 0.2  # seed-unet
-    pretrained: bool = True  # ImageNet encoder weights (the *-effnet-lite0 models)
+    pretrained: bool = True  # ImageNet encoder weights (the *-effnet-* models)
     # decoder widths; None: the model's own (unet: 256,128,64,32,16; fpn: 128,64).
-    # unet-effnet-lite0 takes five, deepest first; fpn-effnet-lite0 pyramid and head widths.
+    # unet-* models take five, deepest first; fpn-* models pyramid and head widths.
     decoder_channels: list[int] | None = None
+    # the network sees images averaged over downsample x downsample blocks (1: native
+    # resolution); its class scores are upsampled back, so crops, windows and outputs stay
+    # in native pixels. 2 costs a quarter of the compute and doubles the context.
+    downsample: int = 1
     # crop: random crops at native resolution; resize: whole images squashed to resize_to
     # (the seed notebook's way; predictions are resized back to native size)
     input_mode: Literal["crop", "resize"] = "crop"
-    crop_size: int = 256
+    crop_size: int = 256  # native px
     resize_to: int = 256
     augment: bool = True  # flips, 90-degree rotations, mild colour jitter
     batch_size: int = 8
@@ -67,10 +71,21 @@ class TrainConfig:
     val_every: int = 1  # validate every N epochs
 
     def validate(self) -> TrainConfig:
+        multiple = 32 * self.downsample if self.downsample > 0 else 32
         checks = [
-            (self.crop_size > 0 and self.crop_size % 32 == 0, "crop_size must be a multiple of 32"),
-            (self.resize_to > 0 and self.resize_to % 32 == 0, "resize_to must be a multiple of 32"),
-            (self.window > 0 and self.window % 32 == 0, "window must be a multiple of 32"),
+            (self.downsample in (1, 2, 3, 4), "downsample must be 1, 2, 3 or 4"),
+            (
+                self.crop_size > 0 and self.crop_size % multiple == 0,
+                f"crop_size must be a multiple of {multiple}",
+            ),
+            (
+                self.resize_to > 0 and self.resize_to % multiple == 0,
+                f"resize_to must be a multiple of {multiple}",
+            ),
+            (
+                self.window > 0 and self.window % multiple == 0,
+                f"window must be a multiple of {multiple}",
+            ),
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
@@ -90,7 +105,7 @@ class TrainConfig:
                     else f"{self.model} takes no decoder_channels",
                 )
             )
-            if self.model == "fpn-effnet-lite0" and count == len(self.decoder_channels):
+            if self.model.startswith("fpn") and count == len(self.decoder_channels):
                 # smp's FPN head normalises with 32-group GroupNorm.
                 checks.append(
                     (
