@@ -5,6 +5,7 @@ from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
 from aerialseg.data.samples import (
     LabelledImage,
     RandomCropDataset,
+    RandomScaledCrop,
     ResizedDataset,
     crop_transform,
     load_labelled,
@@ -70,3 +71,44 @@ def test_resized_dataset_squashes_whole_images(tiny_dataset):
     image, mask = ResizedDataset(items, 32)[0]
     assert image.shape == (3, 32, 32) and mask.shape == (32, 32)
     assert set(mask.unique().tolist()) <= set(items[0].mask.unique().tolist())
+
+
+def row_coded_item(h=120, w=90) -> LabelledImage:
+    """Every pixel of image and mask holds its row number."""
+    rows = torch.arange(h)[:, None].expand(h, w).to(torch.uint8)
+    return LabelledImage("rows", torch.stack([rows, rows, rows]), rows.clone())
+
+
+def test_scaled_crops_zoom_image_and_mask_together():
+    item = row_coded_item()
+    for scale, row_step in [(2.0, 2), (0.5, 0.5)]:
+        transform = RandomScaledCrop(32, (scale, scale))
+        for seed in range(5):
+            torch.manual_seed(seed)
+            image, mask = transform(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+            assert image.shape == (3, 32, 32) and mask.shape == (32, 32)
+            rows = mask[:, 0].float()
+            # A square of 64 px shrunk to 32 skips every other row; one of 16 px grown to 32
+            # repeats each row twice.
+            assert torch.allclose(rows[1:] - rows[:-1], torch.full((31,), float(row_step)), atol=1)
+            assert abs((rows[-1] - rows[0]).item() - 31 * row_step) <= 1
+            # The image was resampled from the same square: its rows agree with the mask's.
+            assert (image[0, :, 0].float() - rows).abs().max() <= 1.5
+
+
+def test_scaled_crop_never_exceeds_the_image():
+    item = row_coded_item(40, 50)
+    transform = RandomScaledCrop(32, (3.0, 3.0))  # asks for 96 px of a 40 px tall image
+    torch.manual_seed(0)
+    _, mask = transform(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+    assert mask.shape == (32, 32) and int(mask.max()) <= 39 and IGNORE_INDEX not in mask
+
+
+def test_scale_range_comes_from_the_config_into_the_crops():
+    item = row_coded_item()
+    ds = RandomCropDataset([item], size=32, length=1, augment=True, scale_range=(2.0, 2.0))
+    torch.manual_seed(0)
+    _, mask = ds[0]
+    # 64 rows shrunk into 32 (a crop at native scale would span 31), whichever way the
+    # flips and turns put them.
+    assert int(mask.max()) - int(mask.min()) >= 60

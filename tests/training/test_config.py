@@ -64,3 +64,10 @@ def test_durations():
     assert parse_duration("01:02:03") == 3723
     assert parse_duration("18:00") == 1080
     assert parse_duration("90") == 90
+
+
+def test_scale_range_must_be_an_ordered_positive_pair():
+    assert resolve_config("default", None, ["scale_range=[0.5,2]"]).scale_range == [0.5, 2.0]
+    for bad in ("scale_range=[2,1]", "scale_range=[0,1]", "scale_range=[1]"):
+        with pytest.raises(ConfigError, match="scale_range must be"):
+            resolve_config("default", None, [bad])

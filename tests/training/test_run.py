@@ -158,6 +158,56 @@ def test_ema_weights_are_the_ones_shipped(tiny_dataset, tmp_path):
         torch.testing.assert_close(shipped[key], 2 / 11 * first[key] + 9 / 11 * second[key])
 
 
+class ShapeRecorder(L.Callback):
+    """The shapes the model inside the network sees in training steps, and their losses."""
+
+    def __init__(self):
+        self.inputs: list[tuple[int, ...]] = []
+        self.losses: list[float] = []
+
+    def on_train_start(self, trainer, pl_module):
+        def hook(_module, args, _output):
+            if pl_module.training:
+                self.inputs.append(tuple(args[0].shape))
+
+        pl_module.net.model.register_forward_hook(hook)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, *_):
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_downsampled_training_with_scale_augmentation_and_lovasz(tiny_dataset, tmp_path):
+    options = ["downsample=2", "crop_size=64", "scale_range=[0.5,2]", "lovasz_weight=1"]
+    cfg = resolve_config("default", None, [*FAST, *options, "max_epochs=1"])
+    recorder = ShapeRecorder()
+    model = load_model(
+        train(cfg, tiny_dataset, tmp_path / "ds", classes=DUBAI_CLASSES, extra_callbacks=[recorder])
+    )
+    # 64 px crops reach the model as 32 px block averages; the losses are real numbers.
+    assert recorder.inputs == [(4, 3, 32, 32)] * 2
+    assert all(torch.isfinite(torch.tensor(recorder.losses)))
+    assert model.config.downsample == 2 and model.config.lovasz_weight == 1
+    with torch.no_grad():
+        assert model.net(torch.zeros(1, 3, 64, 128)).shape == (1, 6, 64, 128)
+
+
+def test_loss_adds_the_weighted_terms():
+    import segmentation_models_pytorch as smp
+
+    from aerialseg.training.module import SegmentationTask
+
+    cfg = resolve_config("default", None, [*FAST, "dice_weight=0.5", "lovasz_weight=2"])
+    task = SegmentationTask(cfg.to_dict(), DUBAI_CLASSES.to_dict())
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 6, 8, 8), torch.randint(0, 6, (2, 8, 8))
+    target[0, 0] = 255  # ignored
+    ce = torch.nn.functional.cross_entropy(logits, target, ignore_index=255)
+    dice = smp.losses.DiceLoss("multiclass", ignore_index=255)(logits, target)
+    lovasz = smp.losses.LovaszLoss("multiclass", ignore_index=255)(logits, target)
+    assert float(lovasz) > 0
+    torch.testing.assert_close(task.loss(logits, target), ce + 0.5 * dice + 2 * lovasz)
+
+
 def test_training_is_deterministic_on_cpu(tiny_dataset, tmp_path):
     # accelerator=auto, as users run it: on this GPU-less machine that is the CPU.
     auto = [o for o in FAST if not o.startswith("accelerator=")]

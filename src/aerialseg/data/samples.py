@@ -7,6 +7,7 @@ treat ``tv_tensors.Mask`` with nearest sampling and leave it out of colour jitte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -57,12 +58,45 @@ class RandomRot90(v2.Transform):
         return inpt if params["k"] == 0 else torch.rot90(inpt, params["k"], dims=(-2, -1))
 
 
-def crop_transform(size: int, augment: bool) -> v2.Compose:
-    steps: list = [
+class RandomScaledCrop(v2.Transform):
+    """A square of ``size * s`` px, s log-uniform in ``scale_range``, resized to ``size``:
+    the network sees the scene at scales around its native one. The square is at most the
+    image's shorter side, so no padding is needed for it."""
+
+    def __init__(self, size: int, scale_range: tuple[float, float]):
+        super().__init__()
+        self.size = size
+        self.log_range = (math.log(scale_range[0]), math.log(scale_range[1]))
+
+    def make_params(self, flat_inputs: list) -> dict:
+        height, width = v2.query_size(flat_inputs)
+        scale = math.exp(float(torch.empty(()).uniform_(*self.log_range)))
+        side = max(1, min(round(self.size * scale), height, width))
+        top = int(torch.randint(height - side + 1, ()).item())
+        left = int(torch.randint(width - side + 1, ()).item())
+        return {"top": top, "left": left, "side": side}
+
+    def transform(self, inpt, params: dict):
+        side = params["side"]
+        out = v2.functional.crop(inpt, params["top"], params["left"], side, side)
+        if side == self.size:
+            return out
+        # Masks resize with nearest sampling (tv_tensors.Mask), images with antialiasing.
+        return v2.functional.resize(out, [self.size, self.size], antialias=True)
+
+
+def crop_transform(
+    size: int, augment: bool, scale_range: tuple[float, float] | None = None
+) -> v2.Compose:
+    steps: list = []
+    if augment and scale_range is not None:
+        steps.append(RandomScaledCrop(size, scale_range))
+    # Pads a crop of an image smaller than ``size`` (masks with the ignore index).
+    steps.append(
         v2.RandomCrop(
             size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
         )
-    ]
+    )
     if augment:
         steps += [
             v2.RandomHorizontalFlip(),
@@ -79,10 +113,17 @@ class RandomCropDataset(Dataset):
     """``length`` random crops; each picks an image with probability proportional to its
     area, so every labelled pixel is equally likely to be seen."""
 
-    def __init__(self, items: list[LabelledImage], size: int, length: int, augment: bool):
+    def __init__(
+        self,
+        items: list[LabelledImage],
+        size: int,
+        length: int,
+        augment: bool,
+        scale_range: tuple[float, float] | None = None,
+    ):
         self.items = items
         self.length = length
-        self.transform = crop_transform(size, augment)
+        self.transform = crop_transform(size, augment, scale_range)
         areas = torch.tensor([float(it.mask.numel()) for it in items])
         self.probs = areas / areas.sum()
 

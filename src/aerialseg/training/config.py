@@ -40,6 +40,9 @@ class TrainConfig:
     crop_size: int = 256  # native px
     resize_to: int = 256
     augment: bool = True  # flips, 90-degree rotations, mild colour jitter
+    # with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized
+    # to crop_size (scale augmentation); None: crops at native scale only
+    scale_range: list[float] | None = None
     batch_size: int = 8
     samples_per_epoch: int = 400  # crops per epoch (crop mode)
     max_epochs: int = 60
@@ -54,7 +57,9 @@ class TrainConfig:
     # weights validated, checkpointed and shipped: an exponential moving average of the
     # trained ones with this decay per step (0: off, the raw weights)
     ema_decay: float = 0.995
-    dice_weight: float = 1.0  # loss = cross-entropy + dice_weight * Dice
+    # loss = cross-entropy + dice_weight * Dice + lovasz_weight * Lovasz-softmax
+    dice_weight: float = 1.0
+    lovasz_weight: float = 0.0
     class_weights: list[float] | None = None  # cross-entropy weight per class
     seed: int = 42
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
@@ -91,6 +96,11 @@ class TrainConfig:
             (self.lr > 0, "lr must be positive"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (0 <= self.max_unknown <= 1, "max_unknown must be in [0, 1]"),
+            (
+                self.scale_range is None
+                or (len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1]),
+                "scale_range must be [low, high] with 0 < low <= high",
+            ),
             (self.devices > 0 and self.num_nodes > 0, "devices and num_nodes must be positive"),
         ]
         if self.decoder_channels is not None:

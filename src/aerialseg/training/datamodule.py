@@ -36,8 +36,9 @@ class SegmentationDataModule(L.LightningDataModule):
         if cfg.input_mode == "resize":
             self.train_set = ResizedDataset(train, cfg.resize_to)
         else:
+            scales = tuple(cfg.scale_range) if cfg.scale_range else None
             self.train_set = RandomCropDataset(
-                train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment
+                train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment, scales
             )
         self.val_set = WholeImageDataset(val)
 

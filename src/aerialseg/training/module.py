@@ -46,6 +46,7 @@ class SegmentationTask(L.LightningModule):
             raise ValueError(f"class_weights has {len(weight)} values for {n} classes")
         self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
         self.dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_INDEX)
+        self.lovasz = smp.losses.LovaszLoss("multiclass", ignore_index=IGNORE_INDEX)
         self.val_cm = MulticlassConfusionMatrix(n, ignore_index=IGNORE_INDEX)
         self._start_time = time.monotonic()
 
@@ -56,6 +57,8 @@ class SegmentationTask(L.LightningModule):
         loss = self.ce(logits, target)
         if self.cfg.dice_weight:
             loss = loss + self.cfg.dice_weight * self.dice(logits, target)
+        if self.cfg.lovasz_weight:
+            loss = loss + self.cfg.lovasz_weight * self.lovasz(logits, target)
         return loss
 
     def on_train_start(self) -> None:
