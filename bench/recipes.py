@@ -27,7 +27,23 @@ RECIPES: dict[str, list[str]] = {
     "lite0-ds2": ["model=fpn-effnet-lite0", "downsample=2", "crop_size=512", "window=1024"],
     "lite2": ["model=fpn-effnet-lite2"],
     "lite2-ds2": ["model=fpn-effnet-lite2", "downsample=2", "crop_size=512", "window=1024"],
-}
+    "lite2-ds2-scale": [
+        "model=fpn-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
+        "scale_range=[0.67,1.5]",
+    ],
+    "lite2-ds2-lovasz": [
+        "model=fpn-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
+        "dice_weight=0", "lovasz_weight=1",
+    ],
+    "lite0-ds2-scale": [
+        "model=fpn-effnet-lite0", "downsample=2", "crop_size=512", "window=1024",
+        "scale_range=[0.67,1.5]",
+    ],
+    "lite0-ds2-lovasz": [
+        "model=fpn-effnet-lite0", "downsample=2", "crop_size=512", "window=1024",
+        "dice_weight=0", "lovasz_weight=1",
+    ],
+}  # fmt: skip
 
 
 def run(args: list[str]) -> float:
@@ -40,11 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", choices=sorted(RECIPES))
     parser.add_argument("--steps", type=int, default=600, help="optimiser steps per recipe")
+    parser.add_argument(
+        "--val-every", type=int, default=1, help="epochs between validations (they cost time)"
+    )
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
     for name in args.names:
         run_dir = REPO / "runs" / f"recipe-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        overrides = [*RECIPES[name], f"max_steps={args.steps}"]
+        overrides = [*RECIPES[name], f"max_steps={args.steps}", f"val_every={args.val_every}"]
         train_s = run(["train", "--data", args.data, "--out", str(run_dir), *overrides])
         eval_dir = run_dir / "eval-val"
         run(["evaluate", str(run_dir / "model.pt"), "--data", args.data, "--split", "val",
