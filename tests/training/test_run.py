@@ -281,3 +281,20 @@ def test_ddp_on_two_cpu_processes(tiny_dataset, tmp_path):
     # 8 samples per epoch, batch 4, split over 2 ranks: 1 optimizer step per epoch.
     assert last["global_step"] == 1
     assert (run / "model.pt").is_file()
+
+
+def test_encoder_learns_at_its_own_rate():
+    from aerialseg.training.module import SegmentationTask
+
+    cfg = resolve_config(
+        "default",
+        None,
+        ["model=fpn-effnet-lite0", "pretrained=false", "encoder_lr_factor=0.1", "scheduler=none"],
+    )
+    task = SegmentationTask(cfg.to_dict(), DUBAI_CLASSES.to_dict())
+    encoder, rest = task.configure_optimizers()["optimizer"].param_groups
+    assert encoder["lr"] == pytest.approx(1e-4) and rest["lr"] == pytest.approx(1e-3)
+    assert {id(p) for p in encoder["params"]} == {
+        id(p) for p in task.net.model.encoder.parameters()
+    }
+    assert len(encoder["params"]) + len(rest["params"]) == len(list(task.parameters()))

@@ -50,6 +50,7 @@ class TrainConfig:
     max_time: str | None = None  # wall-clock budget "HH:MM:SS"; the schedule anneals within it
     optimizer: Literal["adam", "adamw"] = "adamw"
     lr: float = 1e-3
+    encoder_lr_factor: float = 1.0  # the pretrained encoder learns at lr * this
     weight_decay: float = 1e-4
     scheduler: Literal["cosine", "plateau", "none"] = "cosine"
     plateau_patience: int = 5  # epochs without val mIoU gain before the LR is cut (plateau)
@@ -94,6 +95,7 @@ class TrainConfig:
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
+            (self.encoder_lr_factor > 0, "encoder_lr_factor must be positive"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (0 <= self.max_unknown <= 1, "max_unknown must be in [0, 1]"),
             (

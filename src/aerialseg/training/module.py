@@ -136,7 +136,19 @@ class SegmentationTask(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt_cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
-        optimizer = opt_cls(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        encoder = getattr(self.net.model, "encoder", None)  # the seed U-Net has none apart
+        if encoder is None or self.cfg.encoder_lr_factor == 1:
+            groups = [{"params": list(self.parameters())}]
+        else:
+            own = {id(p) for p in encoder.parameters()}
+            groups = [
+                {
+                    "params": list(encoder.parameters()),
+                    "lr": self.cfg.lr * self.cfg.encoder_lr_factor,
+                },
+                {"params": [p for p in self.parameters() if id(p) not in own]},
+            ]
+        optimizer = opt_cls(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if self.cfg.scheduler == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="max", factor=0.5, patience=self.cfg.plateau_patience
