@@ -62,7 +62,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerialseg.evaluation.metrics import format_table
     from aerialseg.models.io import load_model
 
-    model = load_model(args.model, device=_device(args.device))
+    model = load_model(args.model, device=_device(args.device), for_inference=True)
     out = Path(args.out) if args.out else Path(args.model).parent / f"eval-{args.split}"
     report = evaluate(
         model,
@@ -105,7 +105,7 @@ def _engine(model_arg: str | None, engine: str, device: str):
             raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
         onnx = OnnxEngine(path)
         return onnx, onnx.config, onnx.classes
-    model = load_model(path, device=device)
+    model = load_model(path, device=device, for_inference=True)
     return model.net, model.config, model.classes
 
 

@@ -54,7 +54,7 @@ class LoadedEngine:
 def load_engine(path: Path, device: str = "cpu") -> LoadedEngine:
     """Load a model file once; test metrics come from the file or, failing that, from the
     ``eval-test/metrics.json`` that ``aerialseg evaluate`` writes beside it."""
-    model = load_model(path, device=device)
+    model = load_model(path, device=device, for_inference=True)
     meta = dict(model.meta)
     report = path.parent / "eval-test" / "metrics.json"
     if "test_metrics" not in meta and report.is_file():

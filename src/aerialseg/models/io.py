@@ -17,6 +17,7 @@ import torch
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.errors import AerialsegError, ModelFileError
+from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.network import SegmentationNet, build_network
 from aerialseg.training.config import TrainConfig
 
@@ -99,8 +100,14 @@ def _read(path: Path) -> dict:
     return data
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a model file or a Lightning checkpoint of aerialseg, in eval mode."""
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", *, for_inference: bool = False
+) -> LoadedModel:
+    """Load a model file or a Lightning checkpoint of aerialseg, in eval mode.
+
+    ``for_inference`` folds the batch norms into the convolutions (models/fuse.py): the
+    same predictions, faster, but a network whose weights no longer fit a model file.
+    """
     path = Path(path)
     data = _read(path)
     if data.get("format") == FORMAT:
@@ -136,6 +143,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
             f"{path}: weights do not fit a {config.model} network ({err})"
         ) from None
     net = net.to(device).eval()
+    if for_inference:
+        sample = torch.rand(1, 3, 2 * net.stride, 2 * net.stride, device=device) * 255
+        net, _ = fold_batchnorms(net, sample)
     if torch.device(device).type == "cpu":
         # oneDNN's convolutions run channels-last natively; in NCHW every layer converts
         # (bench/inference_speed.py times both layouts).
