@@ -77,7 +77,8 @@ def eager_rate(preset: str, overrides: list[str], warmup: int, steps: int) -> fl
     cfg, classes, datamodule = setup(preset, overrides, warmup + steps)
     torch.manual_seed(cfg.seed)
     task = SegmentationTask(cfg.to_dict(), classes.to_dict())
-    net = task.net.train()
+    # Plain: torch's default NCHW layout (the task lays its network out channels-last).
+    net = task.net.to(memory_format=torch.contiguous_format).train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0.0
     for step, (images, masks) in enumerate(datamodule.train_dataloader()):

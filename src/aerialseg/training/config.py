@@ -44,7 +44,9 @@ class TrainConfig:
     # to crop_size (scale augmentation); None: crops at native scale only
     scale_range: list[float] | None = None
     batch_size: int = 8
-    samples_per_epoch: int = 400  # crops per epoch (crop mode)
+    # crops per epoch (crop mode); an epoch ends with a validation, which on 2 CPU cores
+    # costs about as much as 10 steps, so epochs are 100 steps long
+    samples_per_epoch: int = 800
     max_epochs: int = 60
     max_steps: int = -1  # -1: no step limit
     max_time: str | None = None  # wall-clock budget "HH:MM:SS"; the schedule anneals within it
