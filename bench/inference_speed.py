@@ -10,6 +10,8 @@ Compares, in one run on one machine (PROTOCOL.md: speed as a ratio):
     not depend on them);
   - aerialseg with the ``seed`` preset's network and settings (random weights);
   - aerialseg with the weights in torch's default NCHW layout, not channels-last.
+aerialseg predicts with batch norms folded into the convolutions (models/fuse.py), the
+eager loop with the model file's network as it is.
 Also the network's GFLOPs per megapixel (torch's FlopCounterMode on a 512 px input) and
 the achieved GFLOP/s beside this machine's measured fp32 matrix-multiply peak.
 
@@ -34,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aerialseg.inference.engine import OnnxEngine
 from aerialseg.inference.run import PredictOptions, predict_files
 from aerialseg.models.export import export_onnx
+from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.io import LoadedModel, load_model
 from aerialseg.models.network import build_network
 from aerialseg.training.config import resolve_config
@@ -92,15 +95,17 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--name", default="inference_speed")
     args = parser.parse_args()
-    model = load_model(args.model)
+    model = load_model(args.model, for_inference=True)  # as `aerialseg predict` runs it
+    plain = load_model(args.model)  # batch norms unfolded: the eager loop's network
     num_classes = model.classes.num_classes
     # The reference network of issue 4: an smp U-Net (smp's widths) on the model's encoder,
     # at native resolution.
     variant = model.config.model.rsplit("-", 1)[1] if "effnet" in model.config.model else "lite0"
     unet = build_network(f"unet-effnet-{variant}", num_classes, pretrained=False)
     seed_cfg = resolve_config("seed")
-    # Laid out as load_model would give it to `aerialseg predict` on a CPU.
+    # As load_model(for_inference=True) gives it to `aerialseg predict` on a CPU.
     seed_net = build_network("seed-unet", num_classes, pretrained=False).eval()
+    seed_net, _ = fold_batchnorms(seed_net, torch.rand(1, 3, 64, 64) * 255)
     seed_net.to(memory_format=torch.channels_last)
     seed = LoadedModel(seed_net, seed_cfg, model.classes)
     images = test_images()
@@ -108,22 +113,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # load_model gives a CPU network channels-last weights; the plain loop is plain:
         # torch's default NCHW layout. Module.to converts in place.
+        plain.net.to(memory_format=torch.contiguous_format)
+        eager_s = eager_loop(plain.net, images, Path(tmp))
         model.net.to(memory_format=torch.contiguous_format)
-        eager_s = eager_loop(model.net, images, Path(tmp))
         unet_eager_s = eager_loop(unet.eval(), images, Path(tmp))
         nchw_s = timed_predict(model.net, model, images, Path(tmp) / "nchw")
         model.net.to(memory_format=torch.channels_last)
         ours_s = timed_predict(model.net, model, images, Path(tmp) / "torch")
-        export_onnx(model, Path(tmp) / "model.onnx")
+        export_onnx(plain, Path(tmp) / "model.onnx")  # what `aerialseg export` writes
         onnx_s = timed_predict(
             OnnxEngine(Path(tmp) / "model.onnx"), model, images, Path(tmp) / "ort"
         )
         seed_s = timed_predict(seed.net, seed, images, Path(tmp) / "seed")
-    per_mp = gflops_per_megapixel(model.net)
+    per_mp = gflops_per_megapixel(plain.net)
     # Where the cost lies. The encoder sees the image downsampled k x k (its FLOPs scale
     # with pixels), the rest of the network is the difference.
     k = model.net.downsample
-    encoder_per_mp = gflops_per_megapixel(model.net.model.encoder) / k**2
+    encoder_per_mp = gflops_per_megapixel(plain.net.model.encoder) / k**2
     ours_mps = megapixels / ours_s
     write_result(
         args.name,

@@ -24,7 +24,9 @@ from aerialseg.inference.engine import OnnxEngine
 from aerialseg.models.export import export_onnx
 from aerialseg.models.io import load_model
 
-PAIRS = [(512, 0.25), (512, 0.125), (768, 0.125), (1024, 0.0625)]
+# (window px, overlap share): 128, 64 and 32 px of overlap on 512 px windows, 64 px on
+# larger ones
+PAIRS = [(512, 0.25), (512, 0.125), (512, 0.0625), (768, 0.0833), (1024, 0.0625)]
 
 
 def main() -> None:
@@ -33,7 +35,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--name", default="windows")
     args = parser.parse_args()
-    model = load_model(args.model)
+    model = load_model(args.model, for_inference=True)  # as `aerialseg predict` runs it
     images = test_images()
     megapixels = float(sum(np.prod(Image.open(p).size) for p in images)) / 1e6
     rows = []
