@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import json
@@ -9,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -79,3 +81,27 @@ def with_windows(config, window: int | None = None, overlap: float | None = None
     """``config`` with its prediction window and overlap replaced where given."""
     changes = {"window": window, "overlap": overlap}
     return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+HEADLINE = ("miou6", "miou5", "pixel_accuracy", "mean_dice")
+
+
+def aerialseg(args: list[str]) -> float:
+    """Run this environment's ``aerialseg`` command; returns its wall-clock seconds."""
+    start = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).with_name("aerialseg")), *args], check=True)
+    return time.perf_counter() - start
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The merged per-step log of a run folder (``metrics.csv``)."""
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def scores(metrics: dict) -> dict:
+    """Headline figures and per-class IoU of an ``aerialseg evaluate`` metrics.json."""
+    return {
+        "headline": {k: metrics[k] for k in HEADLINE},
+        "per_class_iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
+    }

@@ -10,21 +10,11 @@ black mask pixels ignored. Writes bench/results/quality-NAME.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import yaml
-from common import DATA, REPO, write_result
-
-
-def run(args: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).with_name("aerialseg")), *args], check=True)
-    return time.perf_counter() - start
+from common import DATA, REPO, aerialseg, metric_rows, scores, write_result
 
 
 def main() -> None:
@@ -36,7 +26,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config key=value")
     args = parser.parse_args()
     run_dir = REPO / "runs" / f"bench-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    train_s = run(
+    train_s = aerialseg(
         [
             "train",
             "--data",
@@ -50,7 +40,7 @@ def main() -> None:
             *args.overrides,
         ]
     )
-    eval_s = run(
+    eval_s = aerialseg(
         [
             "evaluate",
             str(run_dir / "model.pt"),
@@ -63,8 +53,7 @@ def main() -> None:
         ]
     )
     metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
-    with (run_dir / "metrics.csv").open() as f:
-        rows = list(csv.DictReader(f))
+    rows = metric_rows(run_dir)
     steps = max(int(r["step"]) for r in rows if r.get("step")) + 1
     write_result(
         f"quality-{args.name}",
@@ -82,8 +71,8 @@ def main() -> None:
                 for r in rows
                 if r.get("val_miou")
             ],
-            "test": {k: metrics[k] for k in ("miou6", "miou5", "pixel_accuracy", "mean_dice")},
-            "per_class_iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
+            "test": scores(metrics)["headline"],
+            "per_class_iou": scores(metrics)["per_class_iou"],
         },
     )
 

@@ -12,56 +12,32 @@ not help included.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from common import DATA, REPO, write_result
+from common import DATA, REPO, aerialseg, metric_rows, scores, write_result
 
 # name -> config overrides on the default preset
+LITE0 = ["model=fpn-effnet-lite0"]
+LITE2 = ["model=fpn-effnet-lite2"]
+HALF = ["downsample=2", "crop_size=512", "window=1024"]  # half resolution, same windows
 RECIPES: dict[str, list[str]] = {
-    "lite0": ["model=fpn-effnet-lite0"],
-    "lite0-ds2": ["model=fpn-effnet-lite0", "downsample=2", "crop_size=512", "window=1024"],
-    "lite2": ["model=fpn-effnet-lite2"],
-    "lite2-ds2": ["model=fpn-effnet-lite2", "downsample=2", "crop_size=512", "window=1024"],
-    "lite2-ds2-scale": [
-        "model=fpn-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
-        "scale_range=[0.67,1.5]",
-    ],
-    "lite2-ds2-lovasz": [
-        "model=fpn-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
-        "dice_weight=0", "lovasz_weight=1",
-    ],
-    "lite0-ds2-scale": [
-        "model=fpn-effnet-lite0", "downsample=2", "crop_size=512", "window=1024",
-        "scale_range=[0.67,1.5]",
-    ],
-    "lite0-ds2-lovasz": [
-        "model=fpn-effnet-lite0", "downsample=2", "crop_size=512", "window=1024",
-        "dice_weight=0", "lovasz_weight=1",
-    ],
-    "unet-lite2-ds2": [
-        "model=unet-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
-    ],
-    "unet-lite2-ds2-slim": [
-        "model=unet-effnet-lite2", "downsample=2", "crop_size=512", "window=1024",
-        "decoder_channels=[128,64,32,16,8]",
-    ],
-    "lite0-lovasz": ["model=fpn-effnet-lite0", "dice_weight=0", "lovasz_weight=1"],
-    "lite0-scale": ["model=fpn-effnet-lite0", "scale_range=[0.67,1.5]"],
+    "lite0": LITE0,
+    "lite0-ds2": [*LITE0, *HALF],
+    "lite2": LITE2,
+    "lite2-ds2": [*LITE2, *HALF],
+    "lite2-ds2-scale": [*LITE2, *HALF, "scale_range=[0.67,1.5]"],
+    "lite2-ds2-lovasz": [*LITE2, *HALF, "dice_weight=0", "lovasz_weight=1"],
+    "lite0-ds2-scale": [*LITE0, *HALF, "scale_range=[0.67,1.5]"],
+    "lite0-ds2-lovasz": [*LITE0, *HALF, "dice_weight=0", "lovasz_weight=1"],
+    "unet-lite2-ds2": ["model=unet-effnet-lite2", *HALF],
+    "unet-lite2-ds2-slim": ["model=unet-effnet-lite2", *HALF, "decoder_channels=[128,64,32,16,8]"],
+    "lite0-lovasz": [*LITE0, "dice_weight=0", "lovasz_weight=1"],
+    "lite0-scale": [*LITE0, "scale_range=[0.67,1.5]"],
     # Unlabeled (0.5 % of pixels, a sixth of mIoU-6) weighted up in the cross-entropy
-    "lite0-unlabeled5": ["model=fpn-effnet-lite0", "class_weights=[1,1,1,1,1,5]"],
-    "lite0-enc-lr0.2": ["model=fpn-effnet-lite0", "encoder_lr_factor=0.2"],
-}  # fmt: skip
-
-
-def run(args: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).with_name("aerialseg")), *args], check=True)
-    return time.perf_counter() - start
+    "lite0-unlabeled5": [*LITE0, "class_weights=[1,1,1,1,1,5]"],
+    "lite0-enc-lr0.2": [*LITE0, "encoder_lr_factor=0.2"],
+}
 
 
 def main() -> None:
@@ -76,13 +52,12 @@ def main() -> None:
     for name in args.names:
         run_dir = REPO / "runs" / f"recipe-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         overrides = [*RECIPES[name], f"max_steps={args.steps}", f"val_every={args.val_every}"]
-        train_s = run(["train", "--data", args.data, "--out", str(run_dir), *overrides])
+        train_s = aerialseg(["train", "--data", args.data, "--out", str(run_dir), *overrides])
         eval_dir = run_dir / "eval-val"
-        run(["evaluate", str(run_dir / "model.pt"), "--data", args.data, "--split", "val",
+        aerialseg(["evaluate", str(run_dir / "model.pt"), "--data", args.data, "--split", "val",
              "--out", str(eval_dir)])  # fmt: skip
         metrics = json.loads((eval_dir / "metrics.json").read_text())
-        with (run_dir / "metrics.csv").open() as f:
-            rows = list(csv.DictReader(f))
+        rows = metric_rows(run_dir)
         write_result(
             f"recipe-{name}",
             {
@@ -96,8 +71,8 @@ def main() -> None:
                     for r in rows
                     if r.get("val_miou")
                 ],
-                "val": {k: metrics[k] for k in ("miou6", "miou5", "pixel_accuracy", "mean_dice")},
-                "val_per_class_iou": {n: m["iou"] for n, m in metrics["per_class"].items()},
+                "val": scores(metrics)["headline"],
+                "val_per_class_iou": scores(metrics)["per_class_iou"],
             },
         )
 
