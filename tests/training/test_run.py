@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -126,6 +127,32 @@ def test_resume_after_interruption(tiny_dataset, tmp_path):
     epochs = sorted({row["epoch"] for row in metric_rows(run) if row.get("val_miou")})
     assert epochs == ["0", "1", "2"]  # the first attempt's history is kept
     assert (run / "model.pt").is_file()
+
+
+class LearningRates(L.Callback):
+    def __init__(self):
+        self.seen: list[float] = []
+
+    def on_train_batch_start(self, trainer, *_):
+        self.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_resume_keeps_the_time_budgets_schedule(tiny_dataset, tmp_path):
+    """A run resumed at 90% of its time budget goes on near the end of its cosine."""
+    run = tmp_path / "run"
+    cfg = resolve_config("default", None, [*FAST, "max_epochs=3", "max_time=00:10:00"])
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(cfg, tiny_dataset, run, classes=DUBAI_CLASSES, extra_callbacks=[PowerCut(3)])
+    ckpt_path = run / "checkpoints/last.ckpt"
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    ckpt["callbacks"]["Timer"]["time_elapsed"]["train"] = 540.0  # 9 of the 10 minutes
+    torch.save(ckpt, ckpt_path)
+
+    rates = LearningRates()
+    train(cfg, tiny_dataset, run, classes=DUBAI_CLASSES, resume=True, extra_callbacks=[rates])
+    # The first step runs at the rate the checkpoint saved; the next ones at 90% and on.
+    late = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * 0.9))
+    assert rates.seen[1] == pytest.approx(cfg.lr * late, rel=0.05)
 
 
 class WeightRecorder(L.Callback):

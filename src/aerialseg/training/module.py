@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import lightning as L
 import segmentation_models_pytorch as smp
 import torch
+from lightning.pytorch.callbacks import Timer
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -48,7 +48,6 @@ class SegmentationTask(L.LightningModule):
         self.dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_INDEX)
         self.lovasz = smp.losses.LovaszLoss("multiclass", ignore_index=IGNORE_INDEX)
         self.val_cm = MulticlassConfusionMatrix(n, ignore_index=IGNORE_INDEX)
-        self._start_time = time.monotonic()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -66,8 +65,6 @@ class SegmentationTask(L.LightningModule):
         # with in-process loading all ranks would draw the same crops: give each rank, and
         # each resumed run, its own stream.
         torch.manual_seed(self.cfg.seed + 1_000_003 * self.global_rank + self.global_step)
-        self._start_time = time.monotonic()
-        self._start_step = self.global_step
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         images, masks = batch
@@ -129,9 +126,12 @@ class SegmentationTask(L.LightningModule):
         elif trainer.max_epochs and trainer.num_training_batches not in (0, math.inf):
             total = trainer.max_epochs * trainer.num_training_batches
             progress = trainer.global_step / max(total / trainer.accumulate_grad_batches, 1)
-        if self.cfg.max_time:
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        if self.cfg.max_time and timer is not None:
+            # The Timer's count is restored from the checkpoint, so a resumed run goes on
+            # down its cosine instead of starting the schedule again.
             budget = parse_duration(self.cfg.max_time)
-            progress = max(progress, (time.monotonic() - self._start_time) / max(budget, 1))
+            progress = max(progress, timer.time_elapsed() / max(budget, 1))
         return min(progress, 1.0)
 
     def configure_optimizers(self) -> dict[str, Any]:
