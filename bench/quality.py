@@ -5,6 +5,10 @@ black mask pixels ignored. Writes bench/results/quality-NAME.json.
 
     .venv/bin/python bench/quality.py --name default --budget 00:17:00
     .venv/bin/python bench/quality.py --name seed --preset seed --budget 00:10:00
+    .venv/bin/python bench/quality.py --name default-2h --resume runs/bench-default-2h-...
+
+--resume continues an interrupted run in its own folder, with its saved config and
+budget; train_timer_seconds is then the whole run's training time, both parts.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
+import torch
 import yaml
 from common import DATA, REPO, aerialseg, metric_rows, scores, write_result
 
@@ -23,11 +29,15 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--budget", default="00:17:00", help="training wall-clock HH:MM:SS")
     parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--resume", type=Path, help="an interrupted run folder to continue")
     parser.add_argument("overrides", nargs="*", help="config key=value")
     args = parser.parse_args()
-    run_dir = REPO / "runs" / f"bench-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    train_s = aerialseg(
-        [
+    if args.resume:
+        run_dir = args.resume.resolve()
+        command = ["train", "--data", args.data, "--out", str(run_dir), "--resume"]
+    else:
+        run_dir = REPO / "runs" / f"bench-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        command = [
             "train",
             "--data",
             args.data,
@@ -39,7 +49,9 @@ def main() -> None:
             args.budget,
             *args.overrides,
         ]
-    )
+    train_s = aerialseg(command)
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    timer_s = last["callbacks"]["Timer"]["time_elapsed"]["train"]
     eval_s = aerialseg(
         [
             "evaluate",
@@ -61,8 +73,10 @@ def main() -> None:
             "benchmark": "quality on the protocol's test split (PROTOCOL.md)",
             "preset": args.preset,
             "overrides": args.overrides,
-            "budget": args.budget,
+            "budget": yaml.safe_load((run_dir / "config.yaml").read_text())["max_time"],
+            "resumed": bool(args.resume),
             "train_seconds": round(train_s, 1),
+            "train_timer_seconds": round(timer_s, 1),
             "train_steps": steps,
             "evaluate_seconds": round(eval_s, 1),
             "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
