@@ -103,7 +103,13 @@ def _engine(model_arg: str | None, engine: str, device: str):
     if engine == "onnx" or path.suffix == ".onnx":
         if device != "cpu":
             raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
-        onnx = OnnxEngine(path)
+        if path.suffix == ".onnx":
+            onnx = OnnxEngine(path)
+        else:
+            from aerialseg.models.export import exported_engine
+
+            print(f"exporting {path.name} to ONNX for this run", file=sys.stderr)
+            onnx = exported_engine(load_model(path, device="cpu", for_inference=True))
         return onnx, onnx.config, onnx.classes
     model = load_model(path, device=device, for_inference=True)
     return model.net, model.config, model.classes
@@ -285,7 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
     p.add_argument("--model", help="model.pt, .ckpt or exported .onnx (default: the bundled model)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--engine", default="torch", choices=["torch", "onnx"])
+    p.add_argument(
+        "--engine",
+        default="torch",
+        choices=["torch", "onnx"],
+        help="onnx: ONNX Runtime on the CPU, faster there; a .pt model is exported first",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument(
         "--format",

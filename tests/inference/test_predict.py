@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -202,6 +203,25 @@ def test_onnx_export_and_engine_match_pytorch(tiny_model, geotiff, tmp_path, cap
     torch_ids = read(tmp_path / "t" / "scene_classes.tif")[0]
     onnx_ids = read(tmp_path / "x" / "scene_classes.tif")[0]
     assert (torch_ids == onnx_ids).mean() > 0.999
+
+
+def test_onnx_engine_on_a_pt_model_exports_it_for_the_run(
+    tiny_model, geotiff, tmp_path, capsys, monkeypatch
+):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(tiny_model), "--onnx", str(onnx_path)]) == 0
+    assert predict(geotiff, "--model", onnx_path, "--out", tmp_path / "file") == 0
+    assert (
+        predict(geotiff, "--model", tiny_model, "--engine", "onnx", "--out", tmp_path / "pt") == 0
+    )
+    assert "exporting" in capsys.readouterr().err
+    from_file = read(tmp_path / "file" / "scene_classes.tif")[0]
+    from_pt = read(tmp_path / "pt" / "scene_classes.tif")[0]
+    np.testing.assert_array_equal(from_pt, from_file)
+    assert list(scratch.iterdir()) == []  # the run's export is gone
 
 
 def test_export_rejects_a_diverging_model(tiny_model, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ with dynamic height and width and matches PyTorch to ~3e-4 in logits.
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -86,3 +87,17 @@ def export_onnx(
 
     atomic_write(path, write_checked)
     return result["diff"]
+
+
+def exported_engine(model: LoadedModel):
+    """An ONNX Runtime engine over ``model``: exported and checked in a temporary folder.
+
+    What ``predict --engine onnx`` runs on a .pt file, the bundled model included; the
+    export costs a few seconds per run, ``aerialseg export`` keeps it for reuse.
+    """
+    from aerialseg.inference.engine import OnnxEngine
+
+    with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, path)
+        return OnnxEngine(path)  # the session holds the graph; the file may go
