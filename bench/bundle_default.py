@@ -76,6 +76,21 @@ def describe_loss(cfg: dict) -> str:
     return " + ".join(terms)
 
 
+def train_minutes(quality: dict) -> float:
+    """The run's training time; for a resumed run, both parts (the checkpoint's Timer)."""
+    return quality.get("train_timer_seconds", quality["train_seconds"]) / 60
+
+
+def how_trained(quality: dict) -> str:
+    """The command that trained the run: a resumed run names the first one and the resume."""
+    commit = f"at commit `{quality['commit'][:12]}`"
+    if not quality.get("resumed"):
+        return f"`{quality['command']}` {commit}"
+    name = quality["name"]
+    first = f"python bench/quality.py --name {name} --budget {quality['budget']}"
+    return f"`{first}`, interrupted and continued by `{quality['command']}` {commit}"
+
+
 def known_limits(quality: dict, metrics: dict, headline: dict) -> str:
     """The limits these figures show, worded from the figures themselves."""
     lines = []
@@ -84,7 +99,7 @@ def known_limits(quality: dict, metrics: dict, headline: dict) -> str:
         lines.append(
             f"- Below the project's targets ({', '.join(missed)}): trained on"
             f" {quality['machine']['cores']} CPU cores for"
-            f" {quality['train_seconds'] / 60:.0f} minutes, not to convergence."
+            f" {train_minutes(quality):.0f} minutes, not to convergence."
         )
     unlabeled = metrics["per_class"].get("Unlabeled")
     if unlabeled and unlabeled["iou"] < 0.2:
@@ -137,8 +152,8 @@ def card(
   the other 48 images are trained on, as {describe_training_data(cfg)}.
 
 ## How it was trained
-`{quality["command"]}` at commit `{quality["commit"][:12]}` on {quality["machine"]["cores"]}
-CPU cores ({quality["machine"]["cpu"]}, no GPU): {quality["train_seconds"] / 60:.0f} minutes,
+{how_trained(quality)} on {quality["machine"]["cores"]}
+CPU cores ({quality["machine"]["cpu"]}, no GPU): {train_minutes(quality):.0f} minutes,
 {quality["train_steps"]} steps of batch {cfg["batch_size"]}, AdamW lr {cfg["lr"]} with a cosine
 schedule over the time budget, loss {describe_loss(cfg)}{averaging}. Then
 `{environment()["command"]}` stored the best checkpoint in fp16.
@@ -177,6 +192,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=float, help="window overlap (default: the run's)")
     args = parser.parse_args()
     quality = json.loads(args.quality_json.read_text())
+    quality["name"] = args.quality_json.stem.removeprefix("quality-")
     trained = load_model(args.run_dir / "model.pt")
     trained.config = with_windows(trained.config, args.window, args.overlap)
     with tempfile.TemporaryDirectory() as tmp:
