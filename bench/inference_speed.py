@@ -76,6 +76,24 @@ def gflops_per_megapixel(net, side: int = 512) -> float:
     return counter.get_total_flops() / 1e9 / (side * side / 1e6)
 
 
+class EngineClock:
+    """Wraps an engine to add up the time spent in it and the pixels it was given, so a
+    run splits into the network's share and the rest (reading, blending, writing)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.stride = engine.stride
+        self.seconds = 0.0
+        self.pixels = 0
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        out = self.engine(batch)
+        self.seconds += time.perf_counter() - start
+        self.pixels += batch.shape[0] * batch.shape[2] * batch.shape[3]
+        return out
+
+
 def timed_predict(engine, model, images: list[Path], out: Path) -> float:
     start = time.perf_counter()
     summary = predict_files(
@@ -119,11 +137,11 @@ def main() -> None:
         unet_eager_s = eager_loop(unet.eval(), images, Path(tmp))
         nchw_s = timed_predict(model.net, model, images, Path(tmp) / "nchw")
         model.net.to(memory_format=torch.channels_last)
-        ours_s = timed_predict(model.net, model, images, Path(tmp) / "torch")
+        ours = EngineClock(model.net)
+        ours_s = timed_predict(ours, model, images, Path(tmp) / "torch")
         export_onnx(plain, Path(tmp) / "model.onnx")  # what `aerialseg export` writes
-        onnx_s = timed_predict(
-            OnnxEngine(Path(tmp) / "model.onnx"), model, images, Path(tmp) / "ort"
-        )
+        ort = EngineClock(OnnxEngine(Path(tmp) / "model.onnx"))
+        onnx_s = timed_predict(ort, model, images, Path(tmp) / "ort")
         seed_s = timed_predict(seed.net, seed, images, Path(tmp) / "seed")
     per_mp = gflops_per_megapixel(plain.net)
     # Where the cost lies. The encoder sees the image downsampled k x k (its FLOPs scale
@@ -144,6 +162,8 @@ def main() -> None:
                 "megapixels_per_s": round(ours_mps, 3),
                 "window": model.config.window,
                 "overlap": model.config.overlap,
+                "network_seconds": round(ours.seconds, 1),
+                "window_megapixels": round(ours.pixels / 1e6, 2),  # overlaps counted twice
             },
             "aerialseg_nchw_weights": {
                 "seconds": round(nchw_s, 1),
@@ -152,6 +172,7 @@ def main() -> None:
             "aerialseg_onnxruntime": {
                 "seconds": round(onnx_s, 1),
                 "megapixels_per_s": round(megapixels / onnx_s, 3),
+                "network_seconds": round(ort.seconds, 1),
             },
             "eager_whole_image": {
                 "seconds": round(eager_s, 1),
