@@ -96,6 +96,25 @@ def test_nodata_stays_nodata(tiny_model, tmp_path):
     assert (tmp_path / "o" / "nd_overlay.png").is_file()
 
 
+def test_small_rasters_decoded_whole_predict_as_windowed_reads(tiny_model, tmp_path, monkeypatch):
+    import aerialseg.inference.raster as raster
+
+    data = rgb_scene(150, 200)
+    data[:, :30, :40] = 0
+    path = write_geotiff(tmp_path / "nd.tif", data, nodata=0)
+    assert open_input(path).whole is not None  # 30,000 px: decoded once
+    assert predict(path, "--model", tiny_model, "--out", tmp_path / "whole", "--color") == 0
+    monkeypatch.setattr(raster, "WHOLE_READ_PIXELS", 0)
+    assert open_input(path).whole is None
+    assert predict(path, "--model", tiny_model, "--out", tmp_path / "windows", "--color") == 0
+    for name in ("nd_classes.tif", "nd_color.tif"):
+        with (
+            rasterio.open(tmp_path / "whole" / name) as a,
+            rasterio.open(tmp_path / "windows" / name) as b,
+        ):
+            np.testing.assert_array_equal(a.read(), b.read())
+
+
 def test_polygon_areas_sum_to_raster_areas(tiny_model, geotiff, tmp_path):
     import fiona
 

@@ -28,6 +28,10 @@ from aerialseg.errors import AerialsegError
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_SIDE = 1024  # longest side of the reduced read used for the stretch
+# Rasters up to this many pixels are decoded once, whole, when opened: JPEG and PNG cannot
+# be read from the middle, so each band of windows would decode the file from its start
+# again. 25 MP of 8-bit RGB hold 100 MB; larger scenes are read window by window.
+WHOLE_READ_PIXELS = 25_000_000
 
 
 class InputError(AerialsegError, ValueError):
@@ -58,6 +62,7 @@ class RasterInput:
     dataset: rasterio.io.DatasetReader
     bands: tuple[int, ...]
     scale: tuple[np.ndarray, np.ndarray] | None  # per-band (low, high) stretch, None for 8-bit
+    whole: tuple[np.ndarray, np.ndarray] | None = None  # (bands, valid mask) of a small raster
 
     @property
     def width(self) -> int:
@@ -74,8 +79,12 @@ class RasterInput:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """(3, h, w) float32 RGB in 0..255 and an (h, w) bool valid mask; ``window`` lies
         inside the raster."""
-        data = self.dataset.read(list(self.bands), window=window)
-        valid = self.dataset.dataset_mask(window=window) > 0
+        if self.whole is None:
+            data = self.dataset.read(list(self.bands), window=window)
+            valid = self.dataset.dataset_mask(window=window) > 0
+        else:
+            rows, cols = window.toslices()
+            data, valid = self.whole[0][:, rows, cols], self.whole[1][rows, cols]
         if self.scale is None:
             rgb = data.astype(np.float32)
         else:
@@ -135,17 +144,21 @@ def open_input(path: str | Path, bands: tuple[int, ...] | None = None) -> Raster
                 f"{path}: --bands {','.join(map(str, chosen))} asks for band"
                 f" {max(chosen)} but the file has {ds.count}"
             )
-        # Read a corner block and the last one: a truncated file fails here, not mid-run.
-        ds.read(1, window=Window(0, 0, min(ds.width, 256), min(ds.height, 256)))
-        ds.read(
-            1,
-            window=Window(
-                max(0, ds.width - 256),
-                max(0, ds.height - 256),
-                min(ds.width, 256),
-                min(ds.height, 256),
-            ),
-        )
+        whole = None
+        if ds.width * ds.height <= WHOLE_READ_PIXELS:
+            whole = ds.read(list(chosen)), ds.dataset_mask() > 0  # a truncated file fails here
+        else:
+            # Read a corner block and the last one: a truncated file fails here, not mid-run.
+            ds.read(1, window=Window(0, 0, min(ds.width, 256), min(ds.height, 256)))
+            ds.read(
+                1,
+                window=Window(
+                    max(0, ds.width - 256),
+                    max(0, ds.height - 256),
+                    min(ds.width, 256),
+                    min(ds.height, 256),
+                ),
+            )
         dtype = np.dtype(ds.dtypes[chosen[0] - 1])
         scale = None if dtype == np.uint8 else _stretch(ds, chosen)
     except InputError:
@@ -154,4 +167,4 @@ def open_input(path: str | Path, bands: tuple[int, ...] | None = None) -> Raster
     except RasterioIOError as err:
         ds.close()
         raise InputError(f"{path}: the file is truncated or damaged ({str(err)[:100]})") from None
-    return RasterInput(path, ds, chosen, scale)
+    return RasterInput(path, ds, chosen, scale, whole)
