@@ -101,6 +101,15 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     assert from_file.config.base_width == 4 and from_file.classes == DUBAI_CLASSES
 
 
+def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path):
+    """A run shorter than one epoch is never validated: it still ends with a model file."""
+    run = tmp_path / "run"
+    args = ["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "max_steps=1"]
+    assert main(args) == 0
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 1
+    assert load_model(run / "model.pt").meta["val_miou"] is None
+
+
 class PowerCut(L.Callback):
     def __init__(self, at_step: int):
         self.at_step = at_step

@@ -125,7 +125,11 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         ModelCheckpoint(
             dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False
         ),
-        EarlyStopping(monitor="val_miou", mode="max", patience=cfg.early_stop_patience),
+        # Not strict: a run whose max_steps end before its first validation has no
+        # val_miou to judge, and keeps its last weights.
+        EarlyStopping(
+            monitor="val_miou", mode="max", patience=cfg.early_stop_patience, strict=False
+        ),
         LearningRateMonitor(logging_interval="epoch"),
     ]
     if cfg.ema_decay:
