@@ -64,7 +64,8 @@ def main() -> None:
             str(run_dir / "eval-test"),
         ]
     )
-    metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
+    metrics = scores(json.loads((run_dir / "eval-test" / "metrics.json").read_text()))
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
     rows = metric_rows(run_dir)
     steps = max(int(r["step"]) for r in rows if r.get("step")) + 1
     write_result(
@@ -73,20 +74,20 @@ def main() -> None:
             "benchmark": "quality on the protocol's test split (PROTOCOL.md)",
             "preset": args.preset,
             "overrides": args.overrides,
-            "budget": yaml.safe_load((run_dir / "config.yaml").read_text())["max_time"],
+            "budget": config["max_time"],
             "resumed": bool(args.resume),
             "train_seconds": round(train_s, 1),
             "train_timer_seconds": round(timer_s, 1),
             "train_steps": steps,
             "evaluate_seconds": round(eval_s, 1),
-            "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
+            "config": config,
             "val_curve": [
                 {"epoch": int(r["epoch"]), "val_miou": float(r["val_miou"])}
                 for r in rows
                 if r.get("val_miou")
             ],
-            "test": scores(metrics)["headline"],
-            "per_class_iou": scores(metrics)["per_class_iou"],
+            "test": metrics["headline"],
+            "per_class_iou": metrics["per_class_iou"],
         },
     )
 

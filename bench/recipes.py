@@ -56,7 +56,7 @@ def main() -> None:
         eval_dir = run_dir / "eval-val"
         aerialseg(["evaluate", str(run_dir / "model.pt"), "--data", args.data, "--split", "val",
              "--out", str(eval_dir)])  # fmt: skip
-        metrics = json.loads((eval_dir / "metrics.json").read_text())
+        metrics = scores(json.loads((eval_dir / "metrics.json").read_text()))
         rows = metric_rows(run_dir)
         write_result(
             f"recipe-{name}",
@@ -71,8 +71,8 @@ def main() -> None:
                     for r in rows
                     if r.get("val_miou")
                 ],
-                "val": scores(metrics)["headline"],
-                "val_per_class_iou": scores(metrics)["per_class_iou"],
+                "val": metrics["headline"],
+                "val_per_class_iou": metrics["per_class_iou"],
             },
         )
 

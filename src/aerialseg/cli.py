@@ -109,7 +109,7 @@ def _engine(model_arg: str | None, engine: str, device: str):
             from aerialseg.models.export import exported_engine
 
             print(f"exporting {path.name} to ONNX for this run", file=sys.stderr)
-            onnx = exported_engine(load_model(path, device="cpu", for_inference=True))
+            onnx = exported_engine(load_model(path))  # ONNX Runtime folds batch norms itself
         return onnx, onnx.config, onnx.classes
     model = load_model(path, device=device, for_inference=True)
     return model.net, model.config, model.classes

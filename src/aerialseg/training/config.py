@@ -68,7 +68,7 @@ class TrainConfig:
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
     # Sliding windows for validation and prediction. 512 px overlapping by 32 px: faster
     # than 64 or 128 px of overlap and than 768 or 1024 px windows, at the same validation
-    # mIoU (bench/results/windows.json), and 1.3 GB instead of 1.8 GB on a 10,000 px
+    # mIoU (bench/results/windows.json), and 1.2 GB instead of 1.8 GB on a 10,000 px
     # scene (predict_memory.json, predict_memory-1024px.json).
     window: int = 512
     overlap: float = 0.0625  # share of a window that overlaps its neighbour
