@@ -21,14 +21,34 @@ SHARED = REPO.parent / "shared"  # beside the clone, as the brief lays it out
 DATA = SHARED / "datasets" / "dubai-aerial"
 
 
-def _cpu_model() -> str:
+# Instruction sets that change what a CPU run costs: the same "AMD EPYC" name covers hosts
+# of different generations here, and bf16 is fast only where the CPU has it natively.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's entries of /proc/cpuinfo (empty where there is none)."""
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            info[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return info
+
+
+def _cpu() -> dict:
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    return {
+        "cpu": info.get("model name") or platform.processor() or "unknown",
+        # family 25 is AMD Zen 3/4, 26 Zen 5: the name alone does not tell them apart
+        "cpu_family_model": f"{info.get('cpu family', '?')}/{info.get('model', '?')}",
+        "cpu_isa": [f for f in ISA_FLAGS if f in flags],
+    }
 
 
 def _commit() -> str:
@@ -59,7 +79,7 @@ def environment() -> dict:
         "commit": COMMIT_AT_START,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu_model(),
+            **_cpu(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
