@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from aerialseg.api.app import LoadedEngine, ServeLimits, create_app
-from aerialseg.models.io import load_model
+from aerialseg.api.app import LoadedEngine, ServeLimits, create_app, load_engine
 
 
 @pytest.fixture(scope="session")
 def loaded(tiny_model) -> LoadedEngine:
-    model = load_model(tiny_model)
-    return LoadedEngine(model.net, model.config, model.classes, model.meta)
+    # As `aerialseg serve` loads it: the precision `predict` picks on this machine too.
+    return load_engine(tiny_model)
 
 
 @pytest.fixture

@@ -39,3 +39,34 @@ def test_tta_scores_the_flip_average(tiny_model, tiny_dataset, tmp_path):
     assert plain["per_class"][second]["precision"] is not None  # predicted somewhere
     assert tta["per_class"][second]["precision"] is None  # never predicted
     assert (plain["tta"], tta["tta"]) == (False, True)
+
+
+class NearTie(nn.Module):
+    """Scores class 1 a factor 1 + 2^-10 above class 0: a win in fp32, a tie in bf16
+    (8 significant bits), which argmax gives to class 0."""
+
+    stride = 32
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, 0] = 1.0
+            self.conv.weight[1, 0] = 1 + 2**-10
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_precision_is_the_one_scored(tiny_model, tiny_dataset, tmp_path):
+    trained = load_model(tiny_model)
+    model = LoadedModel(NearTie(), trained.config, trained.classes)
+    second = trained.classes.names[1]
+
+    fp32 = evaluate(model, tiny_dataset, tmp_path / "fp32", split_name="val", precision="fp32")
+    bf16 = evaluate(model, tiny_dataset, tmp_path / "bf16", split_name="val", precision="bf16")
+
+    assert fp32["per_class"][second]["precision"] is not None  # class 1 wins in fp32
+    assert bf16["per_class"][second]["precision"] is None  # and ties away in bf16
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")

@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from aerialseg.evaluation.metrics import headline_keys
+from aerialseg.inference.engine import with_precision
 from aerialseg.inference.raster import InputError, UnreadableInputError, open_input
 from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.models.io import load_model
@@ -51,16 +52,18 @@ class LoadedEngine:
     device: str = "cpu"
 
 
-def load_engine(path: Path, device: str = "cpu") -> LoadedEngine:
+def load_engine(path: Path, device: str = "cpu", precision: str = "auto") -> LoadedEngine:
     """Load a model file once; test metrics come from the file or, failing that, from the
-    ``eval-test/metrics.json`` that ``aerialseg evaluate`` writes beside it."""
+    ``eval-test/metrics.json`` that ``aerialseg evaluate`` writes beside it. ``precision``
+    as ``aerialseg predict --precision``."""
     model = load_model(path, device=device, for_inference=True)
     meta = dict(model.meta)
     report = path.parent / "eval-test" / "metrics.json"
     if "test_metrics" not in meta and report.is_file():
         metrics = json.loads(report.read_text())
         meta["test_metrics"] = {k: metrics.get(k) for k in headline_keys(model.classes)}
-    return LoadedEngine(model.net, model.config, model.classes, meta, device)
+    engine = with_precision(model.net, precision, device)
+    return LoadedEngine(engine, model.config, model.classes, meta, device)
 
 
 def _b64(path: Path) -> str:

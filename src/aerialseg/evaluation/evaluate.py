@@ -16,7 +16,7 @@ from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
-from aerialseg.inference.engine import FlipTTA
+from aerialseg.inference.engine import FlipTTA, resolve_precision, with_precision
 from aerialseg.inference.predict import default_batch_size
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
@@ -33,16 +33,19 @@ def evaluate(
     split_file: str | None = None,
     batch_size: int | None = None,
     tta: bool = False,
+    precision: str = "auto",
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
 
-    ``tta`` scores the flip-averaged prediction of ``aerialseg predict --tta``."""
+    ``tta`` scores the flip-averaged prediction of ``aerialseg predict --tta``;
+    ``precision`` is predict's (engine.resolve_precision), so both score the same."""
     source = DatasetSource(data)
     split = make_split(source.pairs, split_file)
     ids = split.ids(split_name)
     cfg, classes = model.config, model.classes
     device = next(model.net.parameters()).device
-    engine = FlipTTA(model.net) if tta else model.net
+    engine = with_precision(model.net, precision, device)
+    engine = FlipTTA(engine) if tta else engine
     cm = MulticlassConfusionMatrix(classes.num_classes, ignore_index=IGNORE_INDEX).to(device)
     ignored = 0
     panels = []
@@ -82,6 +85,7 @@ def evaluate(
         "split_rule": split.rule,
         "images": list(ids),
         "tta": tta,
+        "precision": resolve_precision(precision, device),
         **metrics,
         "ignored_pixels": ignored,
         "classes": classes.names,
