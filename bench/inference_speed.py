@@ -9,7 +9,9 @@ Compares, in one run on one machine (PROTOCOL.md: speed as a ratio):
     native resolution, the reference of issue 4's speed target (random weights: speed does
     not depend on them);
   - aerialseg with the ``seed`` preset's network and settings (random weights);
-  - aerialseg with the weights in torch's default NCHW layout, not channels-last.
+  - aerialseg with the weights in torch's default NCHW layout, not channels-last;
+  - aerialseg in bf16 (``--precision bf16``, what ``auto`` picks on a CPU that computes
+    bf16 natively; its accuracy: bench/precision.py).
 aerialseg predicts with batch norms folded into the convolutions (models/fuse.py), the
 eager loop with the model file's network as it is.
 Also the network's GFLOPs per megapixel (torch's FlopCounterMode on a 512 px input) and
@@ -33,7 +35,7 @@ from common import DATA, SHARED, write_result
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from aerialseg.inference.engine import OnnxEngine
+from aerialseg.inference.engine import OnnxEngine, resolve_precision, with_precision
 from aerialseg.inference.run import PredictOptions, predict_files
 from aerialseg.models.export import export_onnx
 from aerialseg.models.fuse import fold_batchnorms
@@ -139,6 +141,8 @@ def main() -> None:
         model.net.to(memory_format=torch.channels_last)
         ours = EngineClock(model.net)
         ours_s = timed_predict(ours, model, images, Path(tmp) / "torch")
+        bf16 = EngineClock(with_precision(model.net, "bf16", "cpu"))
+        bf16_s = timed_predict(bf16, model, images, Path(tmp) / "bf16")
         export_onnx(plain, Path(tmp) / "model.onnx")  # what `aerialseg export` writes
         ort = EngineClock(OnnxEngine(Path(tmp) / "model.onnx"))
         onnx_s = timed_predict(ort, model, images, Path(tmp) / "ort")
@@ -165,6 +169,12 @@ def main() -> None:
                 "network_seconds": round(ours.seconds, 1),
                 "window_megapixels": round(ours.pixels / 1e6, 2),  # overlaps counted twice
             },
+            "aerialseg_bf16": {
+                "seconds": round(bf16_s, 1),
+                "megapixels_per_s": round(megapixels / bf16_s, 3),
+                "network_seconds": round(bf16.seconds, 1),
+            },
+            "predict_precision_here": resolve_precision("auto", "cpu"),
             "aerialseg_nchw_weights": {
                 "seconds": round(nchw_s, 1),
                 "megapixels_per_s": round(megapixels / nchw_s, 3),
@@ -192,6 +202,7 @@ def main() -> None:
             "speedup_vs_eager_onnxruntime": round(eager_s / onnx_s, 2),
             "speedup_vs_eager_smp_unet": round(unet_eager_s / ours_s, 2),
             "speedup_vs_eager_smp_unet_onnxruntime": round(unet_eager_s / onnx_s, 2),
+            "speedup_vs_eager_smp_unet_bf16": round(unet_eager_s / bf16_s, 2),
             "speedup_vs_seed_preset": round(seed_s / ours_s, 2),
             "gflops_per_megapixel": round(per_mp, 1),
             "encoder_gflops_per_megapixel": round(encoder_per_mp, 1),
