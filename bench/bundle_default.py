@@ -6,7 +6,7 @@ scores that very file on the protocol's test split, and writes ``MODEL_CARD.md``
 and ``bench/results/default-model.json``. The card's figures are what
 
     .venv/bin/aerialseg evaluate src/aerialseg/assets/default-model.pt \\
-        --data "../shared/datasets/dubai-aerial" --split test --out /tmp/card-check
+        --data "../shared/datasets/dubai-aerial" --split test --precision fp32 --out /tmp/card-check
 
 prints again.
 
@@ -172,8 +172,10 @@ With `--tta` (flip averaging, 3x the compute): mIoU-6 {headline_tta["miou6"]:.3f
 {headline_tta["miou5"]:.3f}, pixel accuracy {headline_tta["pixel_accuracy"]:.3f}.
 Predicted in windows of {predict_cfg.window} px overlapping by
 {int(predict_cfg.window * predict_cfg.overlap)} px, blended.
-Reproduce these figures with
-`aerialseg evaluate src/aerialseg/assets/default-model.pt --data DATASET --split test --out DIR`.
+Scored in fp32. Reproduce these figures with `aerialseg evaluate
+src/aerialseg/assets/default-model.pt --data DATASET --split test --precision fp32 --out DIR`
+(without `--precision fp32`, a CPU that computes bf16 natively predicts in bf16:
+bench/results/precision.json compares the two).
 
 ## Known limits
 {limits}- One city, one sensor, one season: expect lower quality on other imagery; fine-tune with
@@ -199,10 +201,19 @@ def main() -> None:
         # Score the fp16 file itself: the card describes what ships.
         half = Path(tmp) / "default-model.pt"
         save_model(half, trained.net, trained.config, trained.classes, trained.meta, half=True)
-        metrics = evaluate(load_model(half), args.data, Path(tmp) / "eval", split_name="test")
+        metrics = evaluate(
+            load_model(half), args.data, Path(tmp) / "eval", split_name="test", precision="fp32"
+        )
         headline = {k: metrics[k] for k in headline_keys(trained.classes)}
         # Whether flip TTA (`predict --tta`, 3x the compute) pays: recorded either way.
-        tta = evaluate(load_model(half), args.data, Path(tmp) / "tta", split_name="test", tta=True)
+        tta = evaluate(
+            load_model(half),
+            args.data,
+            Path(tmp) / "tta",
+            split_name="test",
+            tta=True,
+            precision="fp32",
+        )
         headline_tta = {k: tta[k] for k in headline}
         size_mb = half.stat().st_size / 2**20
     if size_mb > SIZE_LIMIT_MB:

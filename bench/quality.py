@@ -62,6 +62,10 @@ def main() -> None:
             "test",
             "--out",
             str(run_dir / "eval-test"),
+            # Every quality figure is fp32, comparable across hosts; bench/precision.py
+            # measures what bf16 changes.
+            "--precision",
+            "fp32",
         ]
     )
     metrics = scores(json.loads((run_dir / "eval-test" / "metrics.json").read_text()))

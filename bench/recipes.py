@@ -55,7 +55,7 @@ def main() -> None:
         train_s = aerialseg(["train", "--data", args.data, "--out", str(run_dir), *overrides])
         eval_dir = run_dir / "eval-val"
         aerialseg(["evaluate", str(run_dir / "model.pt"), "--data", args.data, "--split", "val",
-             "--out", str(eval_dir)])  # fmt: skip
+             "--out", str(eval_dir), "--precision", "fp32"])  # fmt: skip
         metrics = scores(json.loads((eval_dir / "metrics.json").read_text()))
         rows = metric_rows(run_dir)
         write_result(

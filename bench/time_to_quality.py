@@ -71,7 +71,9 @@ def main() -> None:
         curve, reached = [], None
 
         def score(step: int, seconds: float, path: Path) -> float:
-            report = evaluate(load_model(path), args.data, Path(tmp) / "eval", split_name="test")
+            report = evaluate(
+                load_model(path), args.data, Path(tmp) / "eval", split_name="test", precision="fp32"
+            )
             curve.append(
                 {"step": step, "train_seconds": round(seconds, 1), "miou6": report["miou6"]}
             )

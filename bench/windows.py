@@ -48,7 +48,13 @@ def main() -> None:
             onnx_s = timed_predict(
                 OnnxEngine(tmp / "model.onnx"), model, images, tmp / f"ort-{window}-{overlap}"
             )
-            val = evaluate(model, args.data, tmp / f"val-{window}-{overlap}", split_name="val")
+            val = evaluate(
+                model,
+                args.data,
+                tmp / f"val-{window}-{overlap}",
+                split_name="val",
+                precision="fp32",
+            )
             rows.append(
                 {
                     "window": window,
