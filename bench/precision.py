@@ -1,10 +1,11 @@
 """bf16 against fp32 prediction: speed and test mIoU of one model, in one run.
 
 Issue 4 admits a faster reduced-precision path if it costs at most 0.005 of test mIoU-6.
-For each precision this times ``predict_files`` over the 16 protocol test images (JPEG
-read and mask write included, as bench/inference_speed.py) and scores ``aerialseg
-evaluate`` on them. bf16 is fast only on a CPU that computes it natively (AVX512-BF16 or
-AMX); the result records whether this one does.
+For each precision and CPU batch size (windows per forward pass) this times
+``predict_files`` over the 16 protocol test images (JPEG read and mask write included, as
+bench/inference_speed.py), and scores ``aerialseg evaluate`` on them per precision. bf16
+is fast only on a CPU that computes it natively (AVX512-BF16 or AMX); the result records
+whether this one does.
 
     .venv/bin/python bench/precision.py --model src/aerialseg/assets/default-model.pt
 """
@@ -22,9 +23,11 @@ from PIL import Image
 
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.inference.engine import native_bf16, with_precision
+from aerialseg.inference.predict import default_batch_size
 from aerialseg.models.io import load_model
 
 PRECISIONS = ("fp32", "bf16")
+BATCH_SIZES = (1, 2, 4)
 
 
 def main() -> None:
@@ -36,16 +39,19 @@ def main() -> None:
     model = load_model(args.model, for_inference=True)  # as `aerialseg predict` runs it
     images = test_images()
     megapixels = sum(np.prod(Image.open(p).size) for p in images) / 1e6
-    timings: dict[str, list[float]] = {p: [] for p in PRECISIONS}
-    network: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+    runs = [(p, b) for p in PRECISIONS for b in BATCH_SIZES]
+    timings: dict[str, list[float]] = {f"{p}, batch {b}": [] for p, b in runs}
+    network: dict[str, list[float]] = {f"{p}, batch {b}": [] for p, b in runs}
+    default = f", batch {default_batch_size('cpu')}"
     with tempfile.TemporaryDirectory() as tmp:
-        # Alternated, so that a slow spell of this shared machine hits both alike.
+        # Alternated, so that a slow spell of this shared machine hits all alike.
         for i in range(args.repeats):
-            for precision in PRECISIONS:
+            for precision, batch in runs:
+                key = f"{precision}, batch {batch}"
                 clock = EngineClock(with_precision(model.net, precision, "cpu"))
-                out = Path(tmp) / f"{precision}-{i}"
-                timings[precision].append(timed_predict(clock, model, images, out))
-                network[precision].append(clock.seconds)
+                out = Path(tmp) / f"{precision}-{batch}-{i}"
+                timings[key].append(timed_predict(clock, model, images, out, batch))
+                network[key].append(clock.seconds)
         quality = {
             p: scores(evaluate(model, DATA, Path(tmp) / f"eval-{p}", precision=p))
             for p in PRECISIONS
@@ -62,7 +68,8 @@ def main() -> None:
             "seconds": {p: [round(s, 2) for s in t] for p, t in timings.items()},
             "network_seconds": {p: [round(s, 2) for s in t] for p, t in network.items()},
             "megapixels_per_s": {p: round(megapixels / s, 3) for p, s in best.items()},
-            "speedup_bf16": round(best["fp32"] / best["bf16"], 2),
+            "predict_default_batch_cpu": default_batch_size("cpu"),
+            "speedup_bf16": round(best["fp32" + default] / best["bf16" + default], 2),
             "test": {p: q["headline"] for p, q in quality.items()},
             "per_class_iou": {p: q["per_class_iou"] for p, q in quality.items()},
             "miou6_change_bf16": round(
