@@ -289,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: beside the model, eval-SPLIT)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument(
-        "--batch-size", type=int, help="windows per forward pass (default: 2 on CPU, 8 on GPU)"
+        "--batch-size",
+        type=int,
+        help="windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on a GPU)",
     )
     p.add_argument("--tta", action="store_true", help="score predict --tta's flip average")
     _add_precision(p)
@@ -341,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
     p.add_argument(
-        "--batch-size", type=int, help="windows per forward pass (default: 2 on CPU, 8 on GPU)"
+        "--batch-size",
+        type=int,
+        help="windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on a GPU)",
     )
     p.add_argument("--shard", metavar="I/N", help="predict only inputs I, I+N, ... (0-based)")
     _add_precision(p)

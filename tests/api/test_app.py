@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from aerialseg.api import app as app_module
-from aerialseg.api.app import ServeLimits, create_app
+from aerialseg.api.app import ServeLimits, create_app, load_engine
 from aerialseg.cli import main
+from aerialseg.inference.engine import Bf16Engine
 from tests.conftest import REAL_DATA, rgb_scene, write_geotiff
 
 
@@ -44,8 +45,6 @@ def test_health_and_model(client):
 
 def test_model_reports_test_metrics_from_evaluate(tiny_model, tmp_path):
     import shutil
-
-    from aerialseg.api.app import load_engine
 
     shutil.copy(tiny_model, tmp_path / "model.pt")
     (tmp_path / "eval-test").mkdir()
@@ -196,3 +195,11 @@ def test_real_aerial_image(client):
     )
     assert response.status_code == 200
     assert sum(a["pixels"] for a in response.json()["areas"]) == 797 * 644
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_model_reports_the_precision_it_predicts_in(tiny_model, precision):
+    loaded = load_engine(tiny_model, "cpu", precision)
+    assert isinstance(loaded.engine, Bf16Engine) == (precision == "bf16")
+    client = TestClient(create_app(loaded))
+    assert client.get("/v1/model").json()["precision"] == precision

@@ -81,3 +81,35 @@ def test_bf16_predicts_a_real_image_as_fp32_does(tmp_path):
     assert maps["fp32"].shape == maps["bf16"].shape == (height, width)
     agree = (maps["fp32"] == maps["bf16"]).mean()
     assert agree > 0.99
+
+
+class BatchRecorder(nn.Module):
+    """A 1x1 convolution that notes how many windows each forward pass is given."""
+
+    stride = 1
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(x.shape[0])
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("precision, batch", [("fp32", 1), ("bf16", 2)])
+def test_cpu_predicts_two_windows_a_pass_in_bf16_one_in_fp32(tmp_path, precision, batch):
+    from aerialseg.data.classes import DUBAI_CLASSES
+    from aerialseg.inference.engine import FlipTTA, engine_precision
+    from aerialseg.inference.run import PredictOptions, predict_files
+    from aerialseg.training.config import resolve_config
+
+    image = tmp_path / "wide.png"
+    Image.fromarray(np.full((64, 256, 3), 90, np.uint8)).save(image)
+    cfg = resolve_config("default", None, ["window=64", "overlap=0"])  # 4 windows in a row
+    net = BatchRecorder()
+    engine = with_precision(net, precision, "cpu")
+    assert engine_precision(FlipTTA(engine)) == precision
+    summary = predict_files(engine, cfg, DUBAI_CLASSES, [image], tmp_path / "o", PredictOptions())
+    assert summary.done and net.batches == [batch] * (4 // batch)

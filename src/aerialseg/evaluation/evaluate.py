@@ -16,7 +16,12 @@ from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
-from aerialseg.inference.engine import FlipTTA, resolve_precision, with_precision
+from aerialseg.inference.engine import (
+    FlipTTA,
+    engine_precision,
+    resolve_precision,
+    with_precision,
+)
 from aerialseg.inference.predict import default_batch_size
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
@@ -62,7 +67,7 @@ def evaluate(
             window=cfg.window,
             overlap=cfg.overlap,
             resize_to=cfg.resize_to,
-            batch_size=batch_size or default_batch_size(device),
+            batch_size=batch_size or default_batch_size(device, engine_precision(engine)),
         )
         pred = probs.argmax(0)
         mask = item.mask.to(device).long()

@@ -90,6 +90,8 @@ class Bf16Engine:
     """Runs a PyTorch engine under bf16 autocast; logits come back as float32, so the
     softmax and the blending of windows stay in full precision."""
 
+    precision = "bf16"
+
     def __init__(self, engine, device: str | torch.device):
         self.engine = engine
         self.stride = engine.stride
@@ -98,6 +100,11 @@ class Bf16Engine:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device_type, dtype=torch.bfloat16):
             return self.engine(batch).float()
+
+
+def engine_precision(engine) -> str:
+    """What ``engine`` computes in: ``bf16`` for a Bf16Engine (TTA-wrapped or not)."""
+    return getattr(engine, "precision", "fp32")
 
 
 def with_precision(net, precision: str, device: str | torch.device):
@@ -113,6 +120,7 @@ class FlipTTA:
     def __init__(self, engine):
         self.engine = engine
         self.stride = engine.stride
+        self.precision = engine_precision(engine)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         out = self.engine(batch)

@@ -30,12 +30,14 @@ from aerialseg.training.config import TrainConfig
 NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
 
 
-def default_batch_size(device: str | torch.device) -> int:
-    """Windows per forward pass. On a CPU 2: two 512 px windows a pass predicted the test
-    images 1.3x faster than one in bf16 on a Zen 5 host (bench/results/precision.json),
-    and more cost activation memory (about 75 MB per 512 px window for the default model)
-    for no further gain there. On a GPU, 8."""
-    return 2 if torch.device(device).type == "cpu" else 8
+def default_batch_size(device: str | torch.device, precision: str = "fp32") -> int:
+    """Windows per forward pass. On a CPU, 2 in bf16 and 1 in fp32: on a Zen 5 host two
+    512 px windows a pass predicted the test images 1.3x faster than one in bf16, and 4
+    no faster than 2; in fp32 batching did not pay (bench/results/precision.json). Each
+    window adds about 75 MB of activations. On a GPU, 8."""
+    if torch.device(device).type != "cpu":
+        return 8
+    return 2 if precision == "bf16" else 1
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from aerialseg.errors import AerialsegError
-from aerialseg.inference.engine import FlipTTA
+from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
 from aerialseg.inference.raster import InputError, open_input
 from aerialseg.inference.vector import polygonize
@@ -36,7 +36,7 @@ class PredictOptions:
     min_area: float = 0.0
     bands: tuple[int, ...] | None = None
     tta: bool = False
-    batch_size: int | None = None  # None: default_batch_size(device)
+    batch_size: int | None = None  # None: default_batch_size(device, the engine's precision)
     overlap: float | None = None  # None: the model's own
 
 
@@ -116,7 +116,7 @@ def _predict_one(
             color="color" in opts.outputs,
             overlay="overlay" in opts.outputs,
         )
-        batch = opts.batch_size or default_batch_size(device)
+        batch = opts.batch_size or default_batch_size(device, engine_precision(engine))
         bands = predict_rows(engine, raster, config, batch_size=batch, device=device)
         try:
             # A large scene is long work of its own: it gets its own bar, in rows.
