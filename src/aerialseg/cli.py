@@ -74,7 +74,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tta=args.tta,
         precision=args.precision,
     )
-    print(f"{args.split} split, {len(report['images'])} images, model {report['model']}")
+    print(
+        f"{args.split} split, {len(report['images'])} images, model {report['model']},"
+        f" {report['precision']}"
+    )
     print(format_table(report, model.classes))
     print(f"written to {out}/metrics.json")
     return 0

@@ -71,12 +71,14 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
                 str(tmp_path / "eval"),
                 "--device",
                 "cpu",
+                "--precision",
+                "fp32",
             ]
         )
         == 0
     )
     out = capsys.readouterr().out
-    assert "miou6=" in out and "Building" in out
+    assert "miou6=" in out and "Building" in out and ", fp32\n" in out
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert {
         "miou6",
@@ -87,6 +89,7 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
         "confusion_matrix",
         "ignored_pixels",
     } <= report.keys()
+    assert report["precision"] == "fp32"
     assert report["ignored_pixels"] == 4 * 80  # the black top row of each test mask
     assert report["labelled_pixels"] == 4 * 72 * 80 - report["ignored_pixels"]
     assert sum(map(sum, report["confusion_matrix"])) == report["labelled_pixels"]
