@@ -39,6 +39,8 @@ RECIPES: dict[str, list[str]] = {
     "lite0-enc-lr0.2": [*LITE0, "encoder_lr_factor=0.2"],
     # more context per crop: 2.25x the pixels of a 256 px crop per sample
     "lite0-crop384": [*LITE0, "crop_size=384"],
+    # stronger colour jitter (factors 0.6-1.4, not 0.8-1.2): the tiles differ in colour
+    "lite0-jitter0.4": [*LITE0, "color_jitter=0.4"],
 }
 
 

@@ -1,5 +1,6 @@
 import torch
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
 from aerialseg.data.samples import (
@@ -49,6 +50,18 @@ def test_colour_jitter_changes_image_not_mask():
     assert torch.equal(mask_j, mask)
     assert not torch.equal(image_j, image)
     assert (image_j.float() - image.float()).abs().mean() < 60  # mild, not a new picture
+
+
+def test_colour_jitter_strength_is_the_configured_one():
+    item = coded_item()
+    plain = crop_transform(48, augment=True, color_jitter=0.0)
+    assert not any(isinstance(t, v2.ColorJitter) for t in plain.transforms)
+    strong = crop_transform(48, augment=True, color_jitter=0.4)
+    (jitter,) = [t for t in strong.transforms if isinstance(t, v2.ColorJitter)]
+    assert jitter.brightness == jitter.contrast == jitter.saturation == (0.6, 1.4)
+    torch.manual_seed(1)
+    image, mask = plain(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+    assert torch.equal(image[0], mask)  # values untouched: the image still codes its mask
 
 
 def test_crop_larger_than_image_pads_mask_with_ignore():

@@ -43,6 +43,8 @@ class TrainConfig:
     # with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized
     # to crop_size (scale augmentation); None: crops at native scale only
     scale_range: list[float] | None = None
+    # with augment: brightness, contrast and saturation factors drawn in 1 -/+ this
+    color_jitter: float = 0.2
     batch_size: int = 8
     # crops per epoch (crop mode); an epoch ends with a validation, which on 2 CPU cores
     # costs about as much as 10 steps, so epochs are 100 steps long
@@ -96,6 +98,7 @@ class TrainConfig:
                 f"window must be a multiple of {multiple}",
             ),
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
+            (0 <= self.color_jitter < 1, "color_jitter must be in [0, 1)"),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
             (self.encoder_lr_factor > 0, "encoder_lr_factor must be positive"),

@@ -38,7 +38,7 @@ class SegmentationDataModule(L.LightningDataModule):
         else:
             scales = tuple(cfg.scale_range) if cfg.scale_range else None
             self.train_set = RandomCropDataset(
-                train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment, scales
+                train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment, scales, cfg.color_jitter
             )
         self.val_set = WholeImageDataset(val)
 
