@@ -33,8 +33,9 @@ NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
 def default_batch_size(device: str | torch.device, precision: str = "fp32") -> int:
     """Windows per forward pass. On a CPU, 2 in bf16 and 1 in fp32: on a Zen 5 host two
     512 px windows a pass predicted the test images 1.3x faster than one in bf16, and 4
-    no faster than 2; in fp32 batching did not pay (bench/results/precision.json). Each
-    window adds about 75 MB of activations. On a GPU, 8."""
+    no faster than 2; in fp32 batching did not pay (bench/results/precision.json). The
+    second window raised a 10,000 px scene's peak memory from 1234 to 1277 MiB
+    (predict_memory.json at 1675507 and 9ca6a16). On a GPU, 8."""
     if torch.device(device).type != "cpu":
         return 8
     return 2 if precision == "bf16" else 1
