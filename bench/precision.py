@@ -22,7 +22,7 @@ from inference_speed import EngineClock, test_images, timed_predict
 from PIL import Image
 
 from aerialseg.evaluation.evaluate import evaluate
-from aerialseg.inference.engine import native_bf16, with_precision
+from aerialseg.inference.engine import cpu_has_native_bf16, with_precision
 from aerialseg.inference.predict import default_batch_size
 from aerialseg.models.io import load_model
 
@@ -33,7 +33,9 @@ BATCH_SIZES = (1, 2, 4)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per precision")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="timed runs per precision and batch size"
+    )
     parser.add_argument("--name", default="precision")
     args = parser.parse_args()
     model = load_model(args.model, for_inference=True)  # as `aerialseg predict` runs it
@@ -63,7 +65,7 @@ def main() -> None:
             "benchmark": "bf16 vs fp32 prediction: 16 test images, read and write included",
             "model": args.model,
             "architecture": model.config.model,
-            "native_bf16": native_bf16("cpu"),
+            "native_bf16": cpu_has_native_bf16(),
             "megapixels": round(megapixels, 2),
             "seconds": {p: [round(s, 2) for s in t] for p, t in timings.items()},
             "network_seconds": {p: [round(s, 2) for s in t] for p, t in network.items()},

@@ -9,7 +9,12 @@ from PIL import Image
 from torch import nn
 
 from aerialseg.cli import main
-from aerialseg.inference.engine import Bf16Engine, native_bf16, resolve_precision, with_precision
+from aerialseg.inference.engine import (
+    Bf16Engine,
+    cpu_has_native_bf16,
+    resolve_precision,
+    with_precision,
+)
 from aerialseg.models.network import SegmentationNet
 from tests.conftest import REAL_DATA, requires_real_data
 
@@ -48,7 +53,7 @@ def test_with_precision_wraps_only_for_bf16():
 def test_auto_is_bf16_only_on_a_cpu_that_computes_it_natively(monkeypatch, native):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert native_bf16("cpu") is native
+    assert cpu_has_native_bf16() is native
     assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"

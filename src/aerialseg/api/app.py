@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from aerialseg.evaluation.metrics import headline_keys
-from aerialseg.inference.engine import resolve_precision, with_precision
+from aerialseg.inference.engine import engine_precision, with_precision
 from aerialseg.inference.raster import InputError, UnreadableInputError, open_input
 from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.models.io import load_model
@@ -50,7 +50,6 @@ class LoadedEngine:
     classes: Any
     meta: dict
     device: str = "cpu"
-    precision: str = "fp32"  # what the engine computes in: fp32 or bf16
 
 
 def load_engine(path: Path, device: str = "cpu", precision: str = "auto") -> LoadedEngine:
@@ -64,8 +63,7 @@ def load_engine(path: Path, device: str = "cpu", precision: str = "auto") -> Loa
         metrics = json.loads(report.read_text())
         meta["test_metrics"] = {k: metrics.get(k) for k in headline_keys(model.classes)}
     engine = with_precision(model.net, precision, device)
-    resolved = resolve_precision(precision, device)
-    return LoadedEngine(engine, model.config, model.classes, meta, device, resolved)
+    return LoadedEngine(engine, model.config, model.classes, meta, device)
 
 
 def _b64(path: Path) -> str:
@@ -118,7 +116,7 @@ def _segment(
 def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
     return {
         "name": loaded.config.model,
-        "precision": loaded.precision,
+        "precision": engine_precision(loaded.engine),
         "classes": [
             {
                 "id": i,

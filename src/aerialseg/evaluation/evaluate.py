@@ -16,12 +16,7 @@ from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
-from aerialseg.inference.engine import (
-    FlipTTA,
-    engine_precision,
-    resolve_precision,
-    with_precision,
-)
+from aerialseg.inference.engine import FlipTTA, engine_precision, with_precision
 from aerialseg.inference.predict import default_batch_size
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
@@ -51,6 +46,7 @@ def evaluate(
     device = next(model.net.parameters()).device
     engine = with_precision(model.net, precision, device)
     engine = FlipTTA(engine) if tta else engine
+    batch_size = batch_size or default_batch_size(device, engine_precision(engine))
     cm = MulticlassConfusionMatrix(classes.num_classes, ignore_index=IGNORE_INDEX).to(device)
     ignored = 0
     panels = []
@@ -67,7 +63,7 @@ def evaluate(
             window=cfg.window,
             overlap=cfg.overlap,
             resize_to=cfg.resize_to,
-            batch_size=batch_size or default_batch_size(device, engine_precision(engine)),
+            batch_size=batch_size,
         )
         pred = probs.argmax(0)
         mask = item.mask.to(device).long()
@@ -90,7 +86,7 @@ def evaluate(
         "split_rule": split.rule,
         "images": list(ids),
         "tta": tta,
-        "precision": resolve_precision(precision, device),
+        "precision": engine_precision(engine),
         **metrics,
         "ignored_pixels": ignored,
         "classes": classes.names,

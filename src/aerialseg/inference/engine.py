@@ -55,14 +55,9 @@ class OnnxEngine:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def native_bf16(device: str | torch.device) -> bool:
-    """Whether ``device`` computes bf16 in hardware (elsewhere it is emulated, and slower
-    than fp32): a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere oneDNN
+    emulates it, slower than fp32."""
     # torch exposes these checks only as private helpers; absent ones count as no.
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
@@ -80,8 +75,7 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    device = torch.device(device)
-    return "bf16" if device.type == "cpu" and native_bf16(device) else "fp32"
+    return "bf16" if torch.device(device).type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 class Bf16Engine:
