@@ -266,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of config keys")
     p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
     p.add_argument(
-        "--split", help="split JSON (a 'test' list, optional 'val'); default: the protocol's rule"
+        "--split",
+        help="split JSON (a 'test' list, optional 'val' and 'train' lists); default: the"
+        " protocol's rule",
     )
     p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
     p.add_argument(

@@ -66,3 +66,32 @@ def test_split_is_saved_and_reloaded(tiny_dataset, tmp_path):
     split.save(tmp_path / "split.json")
     again = file_split(pairs, tmp_path / "split.json")
     assert (again.train, again.val, again.test) == (split.train, split.val, split.test)
+
+
+def test_split_file_with_own_train_subset(tiny_dataset, tmp_path):
+    pairs = DatasetSource(tiny_dataset).pairs
+    chosen = ["Tile 1/images/image_part_001.jpg", "Tile 2/images/image_part_003.jpg"]
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"test": ["Tile 1/images/image_part_002.jpg"], "train": chosen}))
+    split = make_split(pairs, f)
+    assert split.train == tuple(chosen)
+    # val still defaults to the rule's images, and nothing else trains
+    assert split.val and all("image_part_005" in i for i in split.val)
+    assert len(split.train) + len(split.val) + len(split.test) < len(pairs)
+
+
+@pytest.mark.parametrize(
+    "train, message",
+    [
+        (["Tile 9/images/x.jpg"], "'train' names 1 image"),
+        (["Tile 1/images/image_part_002.jpg"], "in 'train' and 'test' or 'val'"),
+        (["Tile 1/images/image_part_005.jpg"], "in 'train' and 'test' or 'val'"),
+        ("Tile 1/images/image_part_001.jpg", "'train' must be a list"),
+        ([], "leaves no training"),
+    ],
+)
+def test_bad_train_lists(tiny_dataset, tmp_path, train, message):
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"test": ["Tile 1/images/image_part_002.jpg"], "train": train}))
+    with pytest.raises(DatasetError, match=message):
+        make_split(DatasetSource(tiny_dataset).pairs, f)

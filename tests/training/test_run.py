@@ -125,8 +125,15 @@ class PowerCut(L.Callback):
 def test_resume_after_interruption(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     cfg = resolve_config("default", None, [*FAST, "max_epochs=3"])
+    # trained on a subset of the images: the resumed run must keep to it
+    subset = ["Tile 1/images/image_part_001.jpg", "Tile 2/images/image_part_001.jpg"]
+    split_file = tmp_path / "split.json"
+    split_file.write_text(
+        json.dumps({"test": ["Tile 1/images/image_part_002.jpg"], "train": subset})
+    )
     with pytest.raises(RuntimeError, match="power cut"):
-        train(cfg, tiny_dataset, run, classes=DUBAI_CLASSES, extra_callbacks=[PowerCut(5)])
+        train(cfg, tiny_dataset, run, split_file=str(split_file), classes=DUBAI_CLASSES,
+              extra_callbacks=[PowerCut(5)])  # fmt: skip
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
     assert not (run / "model.pt").exists()
 
@@ -139,6 +146,7 @@ def test_resume_after_interruption(tiny_dataset, tmp_path):
     epochs = sorted({row["epoch"] for row in metric_rows(run) if row.get("val_miou")})
     assert epochs == ["0", "1", "2"]  # the first attempt's history is kept
     assert (run / "model.pt").is_file()
+    assert json.loads((run / "split.json").read_text())["train"] == subset
 
 
 class LearningRates(L.Callback):

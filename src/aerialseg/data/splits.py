@@ -5,8 +5,10 @@ and ``image_part_007`` of every tile; the validation images, used for early stop
 checkpoint choice, are ``image_part_005`` of every tile; the rest train. Holding out whole
 images (not patches of them) keeps test pixels unseen in training.
 
-A split file is JSON with lists of pair ids under ``test`` and optionally ``val``
-(``train`` is everything else), the form of ``../shared/benchmark/split.json``.
+A split file is JSON with lists of pair ids under ``test`` and optionally ``val`` and
+``train`` (default: every image not held out), the form of ``../shared/benchmark/split.json``.
+A ``train`` list trains on a subset: images with doubtful labels left out, or fewer images
+to see how quality grows with data (bench/data_curve.py).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def rule_split(pairs: list[Pair]) -> Split:
 
 
 def file_split(pairs: list[Pair], path: str | Path) -> Split:
-    """A split from a JSON file; ``val`` defaults to the rule's validation images."""
+    """A split from a JSON file; ``val`` defaults to the rule's validation images, ``train``
+    to every image neither in ``test`` nor in ``val``."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -75,6 +78,9 @@ def file_split(pairs: list[Pair], path: str | Path) -> Split:
         raise DatasetError(f"split file {path} is not valid JSON: {err}") from None
     if not isinstance(data, dict) or not isinstance(data.get("test"), list):
         raise DatasetError(f"split file {path} needs a 'test' list of image paths")
+    for key in ("val", "train"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            raise DatasetError(f"split file {path}: '{key}' must be a list of image paths")
     known = {p.id for p in pairs}
     test = tuple(data["test"])
     val_given = data.get("val")
@@ -92,7 +98,19 @@ def file_split(pairs: list[Pair], path: str | Path) -> Split:
     if set(test) & set(val):
         raise DatasetError(f"split file {path}: an image is in both 'test' and 'val'")
     held_out = set(test) | set(val)
-    train = tuple(p.id for p in pairs if p.id not in held_out)
+    train_given = data.get("train")
+    if train_given is None:
+        train = tuple(p.id for p in pairs if p.id not in held_out)
+    else:
+        train = tuple(train_given)
+        unknown = [i for i in train if i not in known]
+        if unknown:
+            raise DatasetError(
+                f"split file {path}: 'train' names {len(unknown)} image(s) not in the dataset,"
+                f" e.g. {unknown[0]!r}"
+            )
+        if held_out & set(train):
+            raise DatasetError(f"split file {path}: an image is in 'train' and 'test' or 'val'")
     if not train or not val:
         raise DatasetError(f"split file {path} leaves no training or no validation images")
     rule = str(data.get("rule", f"from {path.name}"))
