@@ -1,0 +1,104 @@
+"""How quality grows with the number of training images, and how well the model fits them.
+
+Every long run of the default recipe flattens near validation mIoU-6 0.60, whatever the
+encoder, loss or crop size. Is the model short of data or of capacity and compute? This
+trains the default recipe for the same number of steps on 1, 2, 3 and all 6 training
+images of every tile (nested subsets, drawn once with a fixed seed) and scores each model
+on the validation images (never on the test images: PROTOCOL.md) and on the images it
+trained on. Writes bench/results/data_curve.json.
+
+    .venv/bin/python bench/data_curve.py --steps 1000 --per-tile 1 2 3 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from common import DATA, REPO, aerialseg, metric_rows, scores, write_result
+
+sys.path.insert(0, str(REPO / "src"))
+from aerialseg.data.source import DatasetSource  # noqa: E402
+from aerialseg.data.splits import rule_split  # noqa: E402
+
+SEED = 0
+
+
+def nested_subsets(train_ids: tuple[str, ...], counts: list[int]) -> dict[int, list[str]]:
+    """For each count k, the first k images of every tile in one fixed random order."""
+    by_tile: dict[str, list[str]] = defaultdict(list)
+    for image_id in sorted(train_ids):
+        by_tile[image_id.split("/")[0]].append(image_id)
+    rng = random.Random(SEED)
+    order = {tile: rng.sample(ids, len(ids)) for tile, ids in sorted(by_tile.items())}
+    return {k: sorted(i for ids in order.values() for i in ids[:k]) for k in counts}
+
+
+def evaluate(run_dir: Path, data: str, split: str, split_file: Path) -> dict:
+    out = run_dir / f"eval-{split}"
+    aerialseg(["evaluate", str(run_dir / "model.pt"), "--data", data, "--split", split,
+               "--split-file", str(split_file), "--out", str(out),
+               "--precision", "fp32"])  # fmt: skip
+    return scores(json.loads((out / "metrics.json").read_text()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-tile", type=int, nargs="+", default=[1, 2, 3, 6])
+    parser.add_argument("--steps", type=int, default=1000, help="optimiser steps per run")
+    parser.add_argument("--data", default=str(DATA))
+    args = parser.parse_args()
+
+    split = rule_split(DatasetSource(args.data).pairs)
+    subsets = nested_subsets(split.train, args.per_tile)
+    points = []
+    for k, train_ids in subsets.items():
+        run_dir = REPO / "runs" / f"data-curve-{k}-per-tile-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir.mkdir(parents=True)
+        split_file = run_dir / "split-subset.json"
+        split_file.write_text(
+            json.dumps({"test": list(split.test), "val": list(split.val), "train": train_ids})
+        )
+        overrides = [f"max_steps={args.steps}"]
+        train_s = aerialseg(["train", "--data", args.data, "--out", str(run_dir),
+                             "--split", str(split_file), *overrides])  # fmt: skip
+        val = evaluate(run_dir, args.data, "val", split_file)
+        fit = evaluate(run_dir, args.data, "train", split_file)
+        points.append(
+            {
+                "per_tile": k,
+                "train_images": train_ids,
+                "overrides": overrides,
+                "train_seconds": round(train_s, 1),
+                "val_curve": [
+                    {"step": int(r["step"]), "val_miou": round(float(r["val_miou"]), 4)}
+                    for r in metric_rows(run_dir)
+                    if r.get("val_miou")
+                ],
+                "val": val["headline"],
+                "val_per_class_iou": val["per_class_iou"],
+                "own_train_images": fit["headline"],
+                "own_train_images_per_class_iou": fit["per_class_iou"],
+            }
+        )
+        print(f"{k} per tile: val mIoU-6 {val['headline']['miou6']:.4f},"
+              f" own images {fit['headline']['miou6']:.4f}")  # fmt: skip
+    write_result(
+        "data_curve",
+        {
+            "benchmark": "quality against the number of training images (default recipe,"
+            " same steps), scored on the validation split and on the run's own images",
+            "steps": args.steps,
+            "subset_seed": SEED,
+            "points": points,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
