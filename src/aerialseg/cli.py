@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerialseg.evaluation.evaluate import evaluate
-    from aerialseg.evaluation.metrics import format_table
+    from aerialseg.evaluation.metrics import format_table, headline_keys
     from aerialseg.models.io import load_model
 
     model = load_model(args.model, device=_device(args.device), for_inference=True)
@@ -79,7 +79,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f" {report['precision']}"
     )
     print(format_table(report, model.classes))
-    print(f"written to {out}/metrics.json")
+    key = headline_keys(model.classes)[0]
+    scored = sorted((v[key], k) for k, v in report["per_image"].items() if v[key] is not None)
+    lowest = ", ".join(f"{image_id} {value:.4f}" for value, image_id in scored[:3])
+    print(f"lowest {key} of one image: {lowest}")
+    print(f"written to {out}/metrics.json (per image too)")
     return 0
 
 

@@ -1,8 +1,12 @@
 """``evaluate`` scores what ``predict`` would write, with and without flip TTA."""
 
+import pytest
 import torch
 from torch import nn
 
+from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.data.samples import load_labelled
+from aerialseg.data.source import DatasetSource
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.models.io import LoadedModel, load_model
 
@@ -70,3 +74,45 @@ def test_precision_is_the_one_scored(tiny_model, tiny_dataset, tmp_path):
     assert fp32["per_class"][second]["precision"] is not None  # class 1 wins in fp32
     assert bf16["per_class"][second]["precision"] is None  # and ties away in bf16
     assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+
+
+class AllFirstClass(nn.Module):
+    """Scores the first class highest everywhere."""
+
+    stride = 32
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = torch.zeros((x.shape[0], 6, *x.shape[2:]))
+        scores[:, 0] = 1.0
+        return scores
+
+
+def test_per_image_figures_are_each_images_own(tiny_model, tiny_dataset, tmp_path):
+    trained = load_model(tiny_model)
+    model = LoadedModel(AllFirstClass(), trained.config, trained.classes)
+    report = evaluate(model, tiny_dataset, tmp_path, split_name="test")
+
+    source = DatasetSource(tiny_dataset)
+    masks = {
+        item.id: item.mask
+        for item in load_labelled(source, report["images"], trained.classes, 0.05, "test")
+    }
+    assert set(report["per_image"]) == set(masks)
+    for image_id, mask in masks.items():
+        labelled = mask != IGNORE_INDEX
+        first = int((mask == 0).sum())
+        figures = report["per_image"][image_id]
+        assert figures["labelled_pixels"] == int(labelled.sum())
+        # predicting class 0 everywhere: accuracy and class-0 IoU are its share of the pixels
+        assert figures["pixel_accuracy"] == pytest.approx(first / int(labelled.sum()))
+        assert figures["iou"][trained.classes.names[0]] == pytest.approx(
+            first / int(labelled.sum())
+        )
+        assert figures["iou"][trained.classes.names[1]] in (0.0, None)
+    assert (
+        sum(f["labelled_pixels"] for f in report["per_image"].values()) == report["labelled_pixels"]
+    )

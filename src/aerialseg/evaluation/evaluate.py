@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
-from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
-from aerialseg.evaluation.metrics import metrics_from_confusion
+from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
 from aerialseg.inference.engine import FlipTTA, engine_precision, with_precision
 from aerialseg.inference.predict import default_batch_size
@@ -22,6 +22,17 @@ from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
 
 PANEL_COUNT = 4
+
+
+def image_summary(cm: np.ndarray, classes: ClassTable) -> dict:
+    """One image's headline figures and per-class IoU (None: class absent from both its
+    mask and its prediction): finds the images, or the labels, that pull a score down."""
+    metrics = metrics_from_confusion(cm, classes)
+    return {
+        **{key: metrics[key] for key in headline_keys(classes)},
+        "iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
+        "labelled_pixels": metrics["labelled_pixels"],
+    }
 
 
 def evaluate(
@@ -47,7 +58,8 @@ def evaluate(
     engine = with_precision(model.net, precision, device)
     engine = FlipTTA(engine) if tta else engine
     batch_size = batch_size or default_batch_size(device, engine_precision(engine))
-    cm = MulticlassConfusionMatrix(classes.num_classes, ignore_index=IGNORE_INDEX).to(device)
+    total = np.zeros((classes.num_classes, classes.num_classes), dtype=np.int64)
+    per_image = {}
     ignored = 0
     panels = []
     for item in tqdm(
@@ -67,7 +79,12 @@ def evaluate(
         )
         pred = probs.argmax(0)
         mask = item.mask.to(device).long()
-        cm.update(pred[None], mask[None])
+        cm = multiclass_confusion_matrix(
+            pred, mask, classes.num_classes, ignore_index=IGNORE_INDEX, normalize="none"
+        )
+        cm = cm.cpu().numpy().astype(np.int64)
+        total += cm
+        per_image[item.id] = image_summary(cm, classes)
         ignored += int((mask == IGNORE_INDEX).sum())
         if len(panels) < PANEL_COUNT:
             panels.append(
@@ -78,8 +95,7 @@ def evaluate(
                     pred.to(torch.uint8).cpu().numpy(),
                 )
             )
-    matrix = cm.compute().cpu().numpy()
-    metrics = metrics_from_confusion(matrix, classes)
+    metrics = metrics_from_confusion(total, classes)
     report = {
         "model": cfg.model,
         "split": split_name,
@@ -90,13 +106,14 @@ def evaluate(
         **metrics,
         "ignored_pixels": ignored,
         "classes": classes.names,
+        "per_image": per_image,
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(
         out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
     )
-    plot_confusion(np.asarray(matrix), classes, out / "confusion.png")
+    plot_confusion(total, classes, out / "confusion.png")
     if panels:
         plot_panels(panels, classes, out / "panels.png")
     return report
