@@ -127,7 +127,13 @@ def _engine(model_arg: str | None, engine: str, device: str, precision: str = "a
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from aerialseg.inference.raster import parse_bands
-    from aerialseg.inference.run import PredictOptions, expand_inputs, predict_files, shard
+    from aerialseg.inference.run import (
+        PredictOptions,
+        expand_inputs,
+        output_names,
+        predict_files,
+        shard,
+    )
 
     outputs = {"classes"} | ({"areas"} if not args.no_areas else set())
     outputs |= {"color"} if args.color or args.all_outputs else set()
@@ -143,12 +149,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         overlap=args.overlap,
     )
-    inputs = shard(expand_inputs(args.inputs), args.shard)
+    every_input = expand_inputs(args.inputs)
+    inputs = shard(every_input, args.shard)
     if not inputs:
         raise AerialsegError("no input images found; give files, folders or glob patterns")
     device = "cpu" if args.engine == "onnx" else _device(args.device)
     engine, config, classes = _engine(args.model, args.engine, device, args.precision)
-    summary = predict_files(engine, config, classes, inputs, Path(args.out), opts, device)
+    # names over every input, not the shard's: shards writing to one folder never collide
+    names = output_names(every_input)
+    summary = predict_files(engine, config, classes, inputs, Path(args.out), opts, device, names)
     for name, files in summary.done.items():
         print(f"{name}: " + ", ".join(str(p) for p in files.values()))
     total = len(summary.done) + len(summary.failed)
@@ -310,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="segment images of any size (JPEG, PNG, TIFF, GeoTIFF)",
         description="Predict every input at native resolution, window by window with bounded"
-        " memory. Per input OUT/NAME_classes.{tif,png} (class ids with a colour"
+        " memory. Per input NAME (its file name; inputs of one name from different"
+        " folders get their folders in it) OUT/NAME_classes.{tif,png} (class ids with a colour"
         " table; GeoTIFF keeps CRS, transform and nodata) and NAME_areas.{csv,json};"
         " optionally a colour mask, an overlay PNG and polygons. 16-bit and float"
         " inputs are stretched per band from their 2nd to 98th percentile to 0..255.",

@@ -14,6 +14,7 @@ from torch import nn
 from aerialseg.cli import main
 from aerialseg.inference.predict import NODATA, predict_rows
 from aerialseg.inference.raster import open_input
+from aerialseg.inference.run import output_names
 from aerialseg.inference.sliding import predict_sliding, predict_whole
 from aerialseg.models.io import load_model
 from aerialseg.models.network import SegmentationNet
@@ -250,3 +251,42 @@ def test_export_rejects_a_diverging_model(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="differs from PyTorch"):
         export.export_onnx(load_model(tiny_model), tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []  # nothing under the final name, no temporary
+
+
+def test_output_names_tell_inputs_of_one_name_apart(tmp_path):
+    a, b = tmp_path / "Tile 6" / "images" / "x.jpg", tmp_path / "Tile 8" / "images" / "x.jpg"
+    c, d = tmp_path / "y.jpg", tmp_path / "y.tif"
+    names = output_names([a, b, c, d, tmp_path / "z.png"])
+    assert names == {
+        a: "Tile 6__images__x",
+        b: "Tile 8__images__x",
+        c: "y_jpg",
+        d: "y_tif",
+        tmp_path / "z.png": "z",
+    }
+
+
+def test_inputs_of_one_name_do_not_overwrite_each_other(tiny_model, tmp_path):
+    for folder, seed in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        write_geotiff(tmp_path / folder / "x.tif", rgb_scene(70, 90, seed=seed))
+    base = ["--model", str(tiny_model), "--device", "cpu"]
+    for folder in ("a", "b"):
+        assert predict(tmp_path / folder / "x.tif", "--out", tmp_path / folder / "out", *base) == 0
+    # two shards, one input each, into one folder: the names come from all the inputs
+    for k in range(2):
+        assert (
+            predict(
+                tmp_path / "?" / "x.tif", "--out", tmp_path / "both", "--shard", f"{k}/2", *base
+            )
+            == 0
+        )
+    written = sorted(p.name for p in (tmp_path / "both").glob("*_classes.tif"))
+    assert written == ["a__x_classes.tif", "b__x_classes.tif"]
+    for folder in ("a", "b"):
+        alone = read(tmp_path / folder / "out" / "x_classes.tif")[0]
+        assert np.array_equal(alone, read(tmp_path / "both" / f"{folder}__x_classes.tif")[0])
+    assert not np.array_equal(
+        read(tmp_path / "both" / "a__x_classes.tif")[0],
+        read(tmp_path / "both" / "b__x_classes.tif")[0],
+    )

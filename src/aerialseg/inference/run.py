@@ -1,7 +1,9 @@
 """``aerialseg predict``: many inputs, one progress bar, every output per input.
 
 A bad input is reported and skipped; the others are still predicted. Every output is
-written under a temporary name and renamed when complete.
+written under a temporary name and renamed when complete. Outputs are named after their
+input; inputs that share a name (``Tile 6/images/x.jpg``, ``Tile 8/images/x.jpg``) get
+their folders in it, so none overwrites another.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +65,26 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return sorted(found)
 
 
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """The name each input's outputs start with: its stem, or for inputs sharing a stem
+    their folders below the group's common folder too, joined by ``__``
+    (``Tile 6__images__x``), and where that still collides (``x.jpg``, ``x.tif``) the suffix."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        groups[path.stem].append(path)
+    names: dict[Path, str] = {}
+    for stem, group in groups.items():
+        if len(group) == 1:
+            names[group[0]] = stem
+            continue
+        root = Path(os.path.commonpath([p.absolute().parent for p in group]))
+        named = {p: "__".join((*p.absolute().parent.relative_to(root).parts, stem)) for p in group}
+        if len(set(named.values())) < len(group):
+            named = {p: f"{n}_{p.suffix.lstrip('.').lower()}" for p, n in named.items()}
+        names.update(named)
+    return names
+
+
 def shard(paths: list[Path], spec: str | None) -> list[Path]:
     """``i/n``: every n-th input starting at i (0-based), for splitting across processes."""
     if spec is None:
@@ -99,8 +122,16 @@ def predict_one(*args, **kwargs) -> dict[str, Path]:
 
 
 def _predict_one(
-    engine, config, classes, path: Path, out: Path, opts: PredictOptions, device: str
+    engine,
+    config,
+    classes,
+    path: Path,
+    out: Path,
+    opts: PredictOptions,
+    device: str,
+    name: str | None = None,
 ) -> dict[str, Path]:
+    base = out / (name or path.stem)
     raster = open_input(path, opts.bands)
     try:
         fmt = opts.class_format
@@ -111,7 +142,7 @@ def _predict_one(
         outputs = RasterOutputs(
             raster,
             classes,
-            out / path.stem,
+            base,
             fmt=fmt,
             color="color" in opts.outputs,
             overlay="overlay" in opts.outputs,
@@ -135,14 +166,14 @@ def _predict_one(
             raise
         written = outputs.finish()
         if "areas" in opts.outputs:
-            written.update(write_areas(area_table(outputs), out / path.stem))
+            written.update(write_areas(area_table(outputs), base))
     finally:
         raster.close()
     if opts.vector:
         written["polygons"] = polygonize(
             written["classes"],
             classes,
-            out / path.stem,
+            base,
             opts.vector,
             simplify=opts.simplify,
             min_area=opts.min_area,
@@ -160,7 +191,11 @@ def predict_files(
     out: Path,
     opts: PredictOptions,
     device: str = "cpu",
+    names: dict[Path, str] | None = None,
 ) -> PredictSummary:
+    """Predict ``inputs`` into ``out``. ``names``: output names by input (default
+    ``output_names(inputs)``; a sharded run passes those of all its shards' inputs)."""
+    names = names or output_names(inputs)
     prepare_out_dir(out)
     if opts.overlap is not None:
         config = type(config).from_dict({**config.to_dict(), "overlap": opts.overlap})
@@ -171,7 +206,7 @@ def predict_files(
         for path in tqdm(inputs, desc="predict", unit="image", disable=len(inputs) < 2):
             try:
                 summary.done[str(path)] = predict_one(
-                    engine, config, classes, path, out, opts, device
+                    engine, config, classes, path, out, opts, device, names[path]
                 )
             except InputError as err:
                 summary.failed[str(path)] = str(err)
