@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from common import DATA, REPO, aerialseg, metric_rows, scores, write_result
 
-sys.path.insert(0, str(REPO / "src"))
-from aerialseg.data.source import DatasetSource  # noqa: E402
-from aerialseg.data.splits import rule_split  # noqa: E402
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import rule_split
 
 SEED = 0
 
