@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from torch import nn
 from aerialseg.cli import main
 from aerialseg.inference.predict import NODATA, predict_rows
 from aerialseg.inference.raster import open_input
-from aerialseg.inference.run import output_names
+from aerialseg.inference.run import expand_inputs, output_names
 from aerialseg.inference.sliding import predict_sliding, predict_whole
 from aerialseg.models.io import load_model
 from aerialseg.models.network import SegmentationNet
@@ -290,3 +291,12 @@ def test_inputs_of_one_name_do_not_overwrite_each_other(tiny_model, tmp_path):
         read(tmp_path / "both" / "a__x_classes.tif")[0],
         read(tmp_path / "both" / "b__x_classes.tif")[0],
     )
+
+
+def test_a_file_named_several_ways_is_predicted_once(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.jpg").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    found = expand_inputs(["a/x.jpg", "./a/x.jpg", str(tmp_path / "a" / "x.jpg"), "a", "a/*.jpg"])
+    assert found == [Path("a/x.jpg")]
+    assert output_names(found) == {Path("a/x.jpg"): "x"}

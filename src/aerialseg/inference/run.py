@@ -50,19 +50,23 @@ class PredictSummary:
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
-    """Files, folders (their images, not recursive) and glob patterns -> sorted unique files."""
-    found: set[Path] = set()
+    """Files, folders (their images, not recursive) and glob patterns -> sorted files, each
+    once however many ways it was named (``a/x.jpg``, ``./a/x.jpg``, ``/abs/a/x.jpg``)."""
+    found: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found.update(
+            found.extend(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
             )
         elif any(ch in item for ch in "*?[") and not path.exists():
-            found.update(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            found.extend(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
         else:
-            found.add(path)  # a missing file is reported when it is predicted
-    return sorted(found)
+            found.append(path)  # a missing file is reported when it is predicted
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)  # the first spelling given is kept
+    return sorted(unique.values())
 
 
 def output_names(paths: list[Path]) -> dict[Path, str]:
