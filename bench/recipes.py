@@ -7,6 +7,7 @@ with ``aerialseg evaluate``. Writes bench/results/recipe-NAME.json per recipe, w
 not help included.
 
     .venv/bin/python bench/recipes.py --steps 600 lite0 lite0-ds2
+    .venv/bin/python bench/recipes.py --steps 1500 --tag 1500steps lite0-crop384
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main() -> None:
     parser.add_argument(
         "--val-every", type=int, default=1, help="epochs between validations (they cost time)"
     )
+    parser.add_argument(
+        "--tag", help="appended to the result name (recipe-NAME-TAG), e.g. for other --steps"
+    )
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
     for name in args.names:
@@ -63,7 +67,7 @@ def main() -> None:
         metrics = scores(json.loads((eval_dir / "metrics.json").read_text()))
         rows = metric_rows(run_dir)
         write_result(
-            f"recipe-{name}",
+            f"recipe-{name}-{args.tag}" if args.tag else f"recipe-{name}",
             {
                 "benchmark": "training recipe, scored on the validation split only",
                 "recipe": name,
