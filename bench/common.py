@@ -119,6 +119,25 @@ def metric_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def evaluate_run(run_dir: Path, data: str, split: str, split_file: Path | None = None) -> dict:
+    """``aerialseg evaluate`` of a run folder's model.pt on one split, in fp32 (comparable
+    across hosts); returns its ``scores``."""
+    out = run_dir / f"eval-{split}"
+    extra = ["--split-file", str(split_file)] if split_file else []
+    aerialseg(["evaluate", str(run_dir / "model.pt"), "--data", data, "--split", split,
+               "--out", str(out), "--precision", "fp32", *extra])  # fmt: skip
+    return scores(json.loads((out / "metrics.json").read_text()))
+
+
+def val_curve(run_dir: Path) -> list[dict]:
+    """A run's validation mIoU by optimiser step, from its ``metrics.csv``."""
+    return [
+        {"step": int(r["step"]), "val_miou": round(float(r["val_miou"]), 4)}
+        for r in metric_rows(run_dir)
+        if r.get("val_miou")
+    ]
+
+
 def scores(metrics: dict) -> dict:
     """Headline figures and per-class IoU of an ``aerialseg evaluate`` metrics.json."""
     return {

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 
-from common import DATA, REPO, aerialseg, metric_rows, scores, write_result
+from common import DATA, REPO, aerialseg, evaluate_run, val_curve, write_result
 
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import rule_split
@@ -37,14 +37,6 @@ def nested_subsets(train_ids: tuple[str, ...], counts: list[int]) -> dict[int, l
     return {k: sorted(i for ids in order.values() for i in ids[:k]) for k in counts}
 
 
-def evaluate(run_dir: Path, data: str, split: str, split_file: Path) -> dict:
-    out = run_dir / f"eval-{split}"
-    aerialseg(["evaluate", str(run_dir / "model.pt"), "--data", data, "--split", split,
-               "--split-file", str(split_file), "--out", str(out),
-               "--precision", "fp32"])  # fmt: skip
-    return scores(json.loads((out / "metrics.json").read_text()))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-tile", type=int, nargs="+", default=[1, 2, 3, 6])
@@ -57,27 +49,24 @@ def main() -> None:
     points = []
     for k, train_ids in subsets.items():
         run_dir = REPO / "runs" / f"data-curve-{k}-per-tile-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir.mkdir(parents=True)
-        split_file = run_dir / "split-subset.json"
-        split_file.write_text(
-            json.dumps({"test": list(split.test), "val": list(split.val), "train": train_ids})
-        )
         overrides = [f"max_steps={args.steps}"]
-        train_s = aerialseg(["train", "--data", args.data, "--out", str(run_dir),
-                             "--split", str(split_file), *overrides])  # fmt: skip
-        val = evaluate(run_dir, args.data, "val", split_file)
-        fit = evaluate(run_dir, args.data, "train", split_file)
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as subset:
+            json.dump(
+                {"test": list(split.test), "val": list(split.val), "train": train_ids}, subset
+            )
+            subset.flush()
+            train_s = aerialseg(["train", "--data", args.data, "--out", str(run_dir),
+                                 "--split", subset.name, *overrides])  # fmt: skip
+        saved = run_dir / "split.json"  # the split the run recorded, subset included
+        val = evaluate_run(run_dir, args.data, "val", saved)
+        fit = evaluate_run(run_dir, args.data, "train", saved)
         points.append(
             {
                 "per_tile": k,
                 "train_images": train_ids,
                 "overrides": overrides,
                 "train_seconds": round(train_s, 1),
-                "val_curve": [
-                    {"step": int(r["step"]), "val_miou": round(float(r["val_miou"]), 4)}
-                    for r in metric_rows(run_dir)
-                    if r.get("val_miou")
-                ],
+                "val_curve": val_curve(run_dir),
                 "val": val["headline"],
                 "val_per_class_iou": val["per_class_iou"],
                 "own_train_images": fit["headline"],

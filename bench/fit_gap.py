@@ -26,12 +26,12 @@ BUNDLED = REPO / "src" / "aerialseg" / "assets" / "default-model.pt"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", nargs="?", default=str(BUNDLED))
+    parser.add_argument("model", nargs="?", help="model.pt (default: the bundled model)")
     parser.add_argument("--name", help="suffix of the result file")
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
 
-    model = load_model(args.model)
+    model = load_model(args.model or BUNDLED)
     splits = {}
     with tempfile.TemporaryDirectory() as tmp:
         for split in SPLIT_NAMES:
@@ -48,9 +48,7 @@ def main() -> None:
         f"fit_gap-{args.name}" if args.name else "fit_gap",
         {
             "benchmark": "one model scored on its training, validation and test images (fp32)",
-            "model": str(Path(args.model).resolve().relative_to(REPO))
-            if Path(args.model).resolve().is_relative_to(REPO)
-            else args.model,
+            "model": args.model or str(BUNDLED.relative_to(REPO)),
             "model_config": model.config.model,
             "splits": splits,
         },

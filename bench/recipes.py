@@ -13,10 +13,9 @@ not help included.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-from common import DATA, REPO, aerialseg, metric_rows, scores, write_result
+from common import DATA, REPO, aerialseg, evaluate_run, val_curve, write_result
 
 # name -> config overrides on the default preset
 LITE0 = ["model=fpn-effnet-lite0"]
@@ -61,11 +60,7 @@ def main() -> None:
         run_dir = REPO / "runs" / f"recipe-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         overrides = [*RECIPES[name], f"max_steps={args.steps}", f"val_every={args.val_every}"]
         train_s = aerialseg(["train", "--data", args.data, "--out", str(run_dir), *overrides])
-        eval_dir = run_dir / "eval-val"
-        aerialseg(["evaluate", str(run_dir / "model.pt"), "--data", args.data, "--split", "val",
-             "--out", str(eval_dir), "--precision", "fp32"])  # fmt: skip
-        metrics = scores(json.loads((eval_dir / "metrics.json").read_text()))
-        rows = metric_rows(run_dir)
+        metrics = evaluate_run(run_dir, args.data, "val")
         write_result(
             f"recipe-{name}-{args.tag}" if args.tag else f"recipe-{name}",
             {
@@ -74,11 +69,7 @@ def main() -> None:
                 "overrides": overrides,
                 "steps": args.steps,
                 "train_seconds": round(train_s, 1),
-                "val_curve": [
-                    {"step": int(r["step"]), "val_miou": round(float(r["val_miou"]), 4)}
-                    for r in rows
-                    if r.get("val_miou")
-                ],
+                "val_curve": val_curve(run_dir),
                 "val": metrics["headline"],
                 "val_per_class_iou": metrics["per_class_iou"],
             },
