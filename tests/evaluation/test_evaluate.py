@@ -116,3 +116,18 @@ def test_per_image_figures_are_each_images_own(tiny_model, tiny_dataset, tmp_pat
     assert (
         sum(f["labelled_pixels"] for f in report["per_image"].values()) == report["labelled_pixels"]
     )
+
+
+def test_a_given_engine_is_scored_in_the_models_place(tiny_model, tiny_dataset, tmp_path):
+    trained = load_model(tiny_model)
+    model = LoadedModel(TopLeftQuadrant(), trained.config, trained.classes)
+    second = trained.classes.names[1]
+
+    own = evaluate(model, tiny_dataset, tmp_path / "own", split_name="val")
+    other = evaluate(
+        model, tiny_dataset, tmp_path / "other", split_name="val", engine=AllFirstClass()
+    )
+
+    assert own["per_class"][second]["precision"] is not None  # the model predicts class 1
+    assert other["per_class"][second]["precision"] is None  # the engine never does
+    assert other["pixel_accuracy"] != own["pixel_accuracy"]

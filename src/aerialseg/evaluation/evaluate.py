@@ -45,18 +45,22 @@ def evaluate(
     batch_size: int | None = None,
     tta: bool = False,
     precision: str = "auto",
+    engine=None,
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
 
     ``tta`` scores the flip-averaged prediction of ``aerialseg predict --tta``;
-    ``precision`` is predict's (engine.resolve_precision), so both score the same."""
+    ``precision`` is predict's (engine.resolve_precision), so both score the same.
+    ``engine`` (inference/engine.py's interface) is scored in place of the model's own, with
+    the model's windows and classes: the benchmarks score ensembles and other TTAs so."""
     source = DatasetSource(data)
     split = make_split(source.pairs, split_file)
     ids = split.ids(split_name)
     cfg, classes = model.config, model.classes
     device = next(model.net.parameters()).device
-    engine = with_precision(model.net, precision, device)
-    engine = FlipTTA(engine) if tta else engine
+    if engine is None:
+        engine = with_precision(model.net, precision, device)
+        engine = FlipTTA(engine) if tta else engine
     batch_size = batch_size or default_batch_size(device, engine_precision(engine))
     total = np.zeros((classes.num_classes, classes.num_classes), dtype=np.int64)
     per_image = {}
