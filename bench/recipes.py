@@ -8,6 +8,7 @@ not help included.
 
     .venv/bin/python bench/recipes.py --steps 600 lite0 lite0-ds2
     .venv/bin/python bench/recipes.py --steps 1500 --tag 1500steps lite0-crop384
+    .venv/bin/python bench/recipes.py --steps 500 --seed 1 --tag seed1 lite0  # run spread
 """
 
 from __future__ import annotations
@@ -58,11 +59,15 @@ def main() -> None:
     parser.add_argument(
         "--tag", help="appended to the result name (recipe-NAME-TAG), e.g. for other --steps"
     )
+    parser.add_argument(
+        "--seed", type=int, help="training seed (default: the preset's); runs differ by it"
+    )
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
     for name in args.names:
         run_dir = REPO / "runs" / f"recipe-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         overrides = [*RECIPES[name], f"max_steps={args.steps}", f"val_every={args.val_every}"]
+        overrides += [f"seed={args.seed}"] if args.seed is not None else []
         train_s = aerialseg(["train", "--data", args.data, "--out", str(run_dir), *overrides])
         metrics = evaluate_run(run_dir, args.data, "val")
         write_result(
