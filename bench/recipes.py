@@ -46,6 +46,9 @@ RECIPES: dict[str, list[str]] = {
     "lite0-crop384": [*LITE0, "crop_size=384"],
     # stronger colour jitter (factors 0.6-1.4, not 0.8-1.2): the tiles differ in colour
     "lite0-jitter0.4": [*LITE0, "color_jitter=0.4"],
+    # stochastic depth in the encoder: a regulariser, the model fits its own images far
+    # better than new ones (fit_gap.json)
+    "lite0-droppath0.2": [*LITE0, "drop_path=0.2"],
 }
 
 

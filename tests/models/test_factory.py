@@ -91,3 +91,21 @@ def test_downsampled_network_sees_block_averages_and_answers_at_native_size():
         small = net.model(seen[0])
     expected = torch.nn.functional.interpolate(small, size=(128, 192), mode="bilinear")
     assert torch.allclose(logits, expected, atol=1e-5)
+
+
+def test_drop_path_skips_encoder_blocks_in_training_only():
+    torch.manual_seed(0)
+    plain = create_model("fpn-effnet-lite0", 6, pretrained=False)
+    dropped = create_model("fpn-effnet-lite0", 6, pretrained=False, drop_path=0.3)
+    dropped.load_state_dict(plain.state_dict())  # stochastic depth adds no weights
+    rates = [m.drop_prob for m in dropped.encoder.modules() if type(m).__name__ == "DropPath"]
+    assert rates and max(rates) == pytest.approx(0.3, abs=0.03)  # rising to the rate
+    x = torch.rand(2, 3, 64, 64) * 255
+    plain.eval(), dropped.eval()
+    torch.testing.assert_close(dropped(x), plain(x))  # inference is unchanged
+    # The encoder has no other randomness: in training its features repeat without stochastic
+    # depth and vary with it (the decoder's dropout is left out of the comparison).
+    plain.train(), dropped.train()
+    torch.testing.assert_close(plain.encoder(x)[-1], plain.encoder(x)[-1])
+    first = dropped.encoder(x)[-1]
+    assert any(not torch.equal(first, dropped.encoder(x)[-1]) for _ in range(3))

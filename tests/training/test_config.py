@@ -39,6 +39,8 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("model=seed-unet decoder_channels=[]", "seed-unet takes no decoder_channels"),
         ("model=fpn-effnet-lite0 decoder_channels=[0,64]", "must be 2 positive widths"),
         ("downsample=5", "downsample must be 1, 2, 3 or 4"),
+        ("drop_path=1", "drop_path must be in"),
+        ("model=seed-unet drop_path=0.1", "seed-unet takes no drop_path"),
         ("downsample=2 crop_size=288", "crop_size must be a multiple of 64"),
         ("downsample=2 crop_size=512 window=480", "window must be a multiple of 64"),
     ],

@@ -38,6 +38,7 @@ def create_model(
     base_width: int = 16,
     dropout: float = 0.2,
     decoder_channels: list[int] | None = None,
+    drop_path: float = 0.0,
 ) -> nn.Module:
     """A segmentation network returning (N, num_classes, H, W) logits.
 
@@ -50,6 +51,7 @@ def create_model(
         dropout: seed-unet's dropout.
         decoder_channels: decoder widths (None: DEFAULT_DECODER_CHANNELS): five for the
             unet-* models, deepest first; pyramid and head widths for the fpn-* models.
+        drop_path: the encoder's stochastic depth rate (timm's drop_path_rate).
     """
     if name == "seed-unet":
         return SeedUNet(num_classes, base_width=base_width, dropout=dropout)
@@ -61,7 +63,11 @@ def create_model(
     if decoder == "unet":
         widths = decoder_channels or DEFAULT_DECODER_CHANNELS[name]
         model = smp.Unet(
-            encoder, encoder_weights=None, classes=num_classes, decoder_channels=tuple(widths)
+            encoder,
+            encoder_weights=None,
+            classes=num_classes,
+            decoder_channels=tuple(widths),
+            drop_path_rate=drop_path,
         )
     else:
         # Predicts at 1/4 resolution and upsamples the logits 4x (bilinear).
@@ -72,6 +78,7 @@ def create_model(
             classes=num_classes,
             decoder_pyramid_channels=pyramid,
             decoder_segmentation_channels=head,
+            drop_path_rate=drop_path,
         )
     if pretrained:
         load_imagenet_into(model.encoder.model, variant)

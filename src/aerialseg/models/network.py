@@ -73,6 +73,7 @@ def build_network(
     dropout: float = 0.2,
     decoder_channels: list[int] | None = None,
     downsample: int = 1,
+    drop_path: float = 0.0,
 ) -> SegmentationNet:
     model = create_model(
         name,
@@ -81,6 +82,7 @@ def build_network(
         base_width=base_width,
         dropout=dropout,
         decoder_channels=decoder_channels,
+        drop_path=drop_path,
     )
     norm = normalization_for(name)
     return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name], downsample)

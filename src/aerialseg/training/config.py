@@ -27,6 +27,10 @@ class TrainConfig:
     base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
     dropout: float = 0.2  # seed-unet
     pretrained: bool = True  # ImageNet encoder weights (the *-effnet-* models)
+    # *-effnet-* models: stochastic depth, the chance that a residual block of the encoder
+    # is skipped in a training step, rising linearly with depth to this (timm's
+    # drop_path_rate); a regulariser for small datasets. 0: off
+    drop_path: float = 0.0
     # decoder widths; None: the model's own (unet: 256,128,64,32,16; fpn: 128,64).
     # unet-* models take five, deepest first; fpn-* models pyramid and head widths.
     decoder_channels: list[int] | None = None
@@ -99,6 +103,11 @@ class TrainConfig:
             ),
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
             (0 <= self.color_jitter < 1, "color_jitter must be in [0, 1)"),
+            (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
+            (
+                self.drop_path == 0 or self.model != "seed-unet",
+                "seed-unet takes no drop_path (its encoder has no residual blocks)",
+            ),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
             (self.encoder_lr_factor > 0, "encoder_lr_factor must be positive"),
