@@ -32,8 +32,8 @@ RECIPES: dict[str, list[str]] = {
     "lite0-ds2-scale": [*LITE0, *HALF, "scale_range=[0.67,1.5]"],
     "lite0-ds2-lovasz": [*LITE0, *HALF, "dice_weight=0", "lovasz_weight=1"],
     "unet-lite2-ds2": ["model=unet-effnet-lite2", *HALF],
-    # the U-Net's scores come back at 1/2 of the network's input, so at half resolution
-    # they sit on 1/4 of the native grid, as the native FPN's do, for a quarter of the
+    # the U-Net answers at its input's resolution, so at half resolution its scores sit on
+    # 1/2 of the native grid (the half-resolution FPN's on 1/8), for a quarter of the
     # native U-Net's compute
     "unet-lite0-ds2": ["model=unet-effnet-lite0", *HALF],
     "unet-lite2-ds2-slim": ["model=unet-effnet-lite2", *HALF, "decoder_channels=[128,64,32,16,8]"],
