@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from aerialseg.cli import main
+from aerialseg.training.config import TrainConfig, resolve_config
 
 FAST = [
     "model=seed-unet",
@@ -137,3 +140,25 @@ def test_help_explains_every_command(capsys):
         assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "key=value" in out and "archive.zip" in out and "native resolution" in out
+
+
+def test_train_without_data(tmp_path, capsys):
+    run_fails(["train", "--out", str(tmp_path / "run"), *FAST], capsys, "needs --data")
+    assert not (tmp_path / "run").exists()
+
+
+def test_print_config_shows_the_settings_a_run_would_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("mine.yaml").write_text("lr: 0.01\ncrop_size: 512\n")
+    argv = ["train", "--preset", "seed", "--config", "mine.yaml", "crop_size=384", "--max-time"]
+    assert main([*argv, "00:10:00", "--print-config"]) == 0
+
+    printed = yaml.safe_load(capsys.readouterr().out)
+    # preset, then file, then overrides, each over the last
+    assert (printed["model"], printed["lr"], printed["crop_size"]) == ("seed-unet", 0.01, 384)
+    assert printed["max_time"] == "00:10:00"
+    assert set(printed) == {f.name for f in fields(TrainConfig)}  # every key
+    # usable as --config as it is: it gives back the same settings over any preset
+    Path("printed.yaml").write_text(yaml.safe_dump(printed))
+    assert resolve_config("default", "printed.yaml").to_dict() == printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml", "printed.yaml"]

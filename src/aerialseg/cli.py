@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from aerialseg import __version__
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.errors import AerialsegError
@@ -50,6 +52,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = resolve_config(args.preset, args.config, overrides)
         classes = _classes(args.classes)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    if args.data is None:
+        raise AerialsegError("train needs --data: the Kaggle archive.zip or its folder")
     model_path = train(
         cfg, args.data, out, split_file=args.split, classes=classes, resume=args.resume
     )
@@ -265,10 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model into a run folder",
         description="Train a model. Settings come from a preset, then --config, then key=value"
-        " overrides (e.g. max_epochs=5 lr=3e-4 crop_size=384); see"
-        " aerialseg/training/config.py for every key.",
+        " overrides (e.g. max_epochs=5 lr=3e-4 crop_size=384). --print-config lists every"
+        " key with the value it would take; aerialseg/training/config.py explains each.",
     )
-    p.add_argument("--data", required=True, help="the Kaggle archive.zip or its folder")
+    p.add_argument("--data", help="the Kaggle archive.zip or its folder (required to train)")
     p.add_argument(
         "--preset",
         default="default",
@@ -291,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, help="devices (GPUs, or CPU processes) for DDP")
     p.add_argument("--num-nodes", type=int, help="machines for DDP")
     p.add_argument("--accelerator", choices=["auto", "cpu", "gpu", "cuda", "mps"])
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the settings this command would train with (YAML, usable as --config) and exit",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(func=cmd_train)
 
