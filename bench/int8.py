@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from common import DATA, scores, write_result
 from inference_speed import best_predict, test_images
 from onnxruntime.quantization import (
@@ -33,7 +32,7 @@ from PIL import Image
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.inference.engine import OnnxEngine
 from aerialseg.models.export import export_onnx
-from aerialseg.models.io import LoadedModel, load_model
+from aerialseg.models.io import load_model
 
 CALIBRATION_PARTS = ("001", "003", "004", "006")  # training images of every tile
 CROP = 480  # px, a multiple of the network's stride
@@ -55,20 +54,6 @@ class TrainingCrops(CalibrationDataReader):
 
     def get_next(self) -> dict | None:
         return next(self.batches, None)
-
-
-class EngineNet(torch.nn.Module):
-    """An ONNX engine behind the network interface ``evaluate`` takes; the parameter only
-    tells ``evaluate`` the device (the CPU)."""
-
-    def __init__(self, engine: OnnxEngine):
-        super().__init__()
-        self.engine = engine
-        self.stride = engine.stride
-        self.anchor = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.engine(x)
 
 
 def main() -> None:
@@ -97,8 +82,7 @@ def main() -> None:
         )
         for name, path in (("fp32", fp32_path), ("int8", int8_path)):
             engine = OnnxEngine(path)
-            wrapped = LoadedModel(EngineNet(engine), model.config, model.classes)
-            report = evaluate(wrapped, DATA, Path(tmp) / f"eval-{name}", precision="fp32")
+            report = evaluate(model, DATA, Path(tmp) / f"eval-{name}", engine=engine)
             seconds, _ = best_predict(engine, model, images, Path(tmp) / name, 2)
             results[name] = {
                 **scores(report),
