@@ -21,9 +21,13 @@ import time
 import segmentation_models_pytorch as smp
 import torch
 from common import write_result
-from inference_speed import gflops_per_megapixel
 
-from aerialseg.models.network import SegmentationNet, build_network, normalization_for
+from aerialseg.models.network import (
+    SegmentationNet,
+    build_network,
+    gflops_per_megapixel,
+    normalization_for,
+)
 
 NUM_CLASSES = 6
 ENCODER = "tf_efficientnet_lite0"

@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from common import DATA, SHARED, write_result
 from PIL import Image
-from torch.utils.flop_counter import FlopCounterMode
 
 from aerialseg.inference.engine import (
     OnnxEngine,
@@ -48,7 +47,7 @@ from aerialseg.inference.run import PredictOptions, predict_files
 from aerialseg.models.export import export_onnx
 from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.io import LoadedModel, load_model
-from aerialseg.models.network import build_network
+from aerialseg.models.network import build_network, gflops_per_megapixel
 from aerialseg.training.config import resolve_config
 
 
@@ -78,12 +77,6 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def gflops_per_megapixel(net, side: int = 512) -> float:
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        net.eval()(torch.zeros(1, 3, side, side))
-    return counter.get_total_flops() / 1e9 / (side * side / 1e6)
 
 
 class EngineClock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import subprocess
@@ -79,6 +80,8 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "miou6=" in out and "Building" in out and ", fp32\n" in out
+    params = sum(p.numel() for p in load_model(run / "model.pt").net.parameters())
+    assert f"network: seed-unet, from scratch, {params / 1e3:.1f} K parameters, " in out
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert {
         "miou6",
@@ -345,3 +348,19 @@ def test_encoder_learns_at_its_own_rate():
         id(p) for p in task.net.model.encoder.parameters()
     }
     assert len(encoder["params"]) + len(rest["params"]) == len(list(task.parameters()))
+
+
+def test_lightning_service_tips_are_dropped():
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addHandler(handler)
+    try:
+        rank_zero_info("💡 Tip: For seamless cloud logging, try installing a service")
+        rank_zero_info("GPU available: False, used: False")
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in seen] == ["GPU available: False, used: False"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from aerialseg.models.factory import STRIDE, create_model
 
@@ -86,3 +87,16 @@ def build_network(
     )
     norm = normalization_for(name)
     return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name], downsample)
+
+
+def gflops_per_megapixel(net: nn.Module, side: int = 512) -> float:
+    """Forward-pass GFLOPs per megapixel of input, counted by torch's FlopCounterMode on one
+    ``side`` x ``side`` input in eval mode (the network's mode is restored after)."""
+    training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            net(torch.zeros(1, 3, side, side))
+    finally:
+        net.train(training)
+    return counter.get_total_flops() / 1e9 / (side * side / 1e6)

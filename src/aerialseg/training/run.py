@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import warnings
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -37,9 +39,34 @@ from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError
 from aerialseg.evaluation.plots import plot_training
 from aerialseg.models.io import atomic_write, load_model, save_model
+from aerialseg.models.network import gflops_per_megapixel
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
+
+
+class _NoServiceTips(logging.Filter):
+    """Drops Lightning's tips to install its cloud logging and model-registry services:
+    printed on every run, and no help on an air-gapped machine."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+# rank_zero_info() logs through this logger.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoServiceTips())
+
+
+def describe_network(net: torch.nn.Module, cfg: TrainConfig) -> str:
+    """One line on the network a run trains, in place of Lightning's module table (whose
+    rows are mostly the loss functions, and whose FLOPs column reads 0)."""
+    count = sum(p.numel() for p in net.parameters())
+    params = f"{count / 1e6:.1f} M" if count >= 1_000_000 else f"{count / 1e3:.1f} K"
+    weights = "ImageNet encoder" if cfg.pretrained and cfg.model != "seed-unet" else "from scratch"
+    return (
+        f"network: {cfg.model}, {weights}, {params} parameters,"
+        f" {gflops_per_megapixel(net):.0f} GFLOPs per megapixel"
+    )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -150,6 +177,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         check_val_every_n_epoch=cfg.val_every,
         callbacks=callbacks,
         logger=CSVLogger(save_dir=run_dir, name="logs"),
+        enable_model_summary=False,  # describe_network() prints one line instead
         plugins=[AtomicCheckpointIO()],
         deterministic=_on_cpu(cfg) or None,
         log_every_n_steps=1,
@@ -196,8 +224,14 @@ def train(
         )
         atomic_write(run_dir / "split.json", lambda tmp: split.save(Path(tmp)))
     task = SegmentationTask(cfg.to_dict(), classes.to_dict())
+    if rank_zero_only.rank == 0:
+        print(describe_network(task.net, cfg), flush=True)
     trainer = _trainer(cfg, run_dir, extra_callbacks or [])
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    with warnings.catch_warnings():
+        # Lightning 2.6 still uses the LeafSpec that torch 2.14 deprecates; nothing a
+        # user can act on.
+        warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", FutureWarning)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None)
     model_path = run_dir / "model.pt"
     if trainer.is_global_zero:
         merge_metrics(run_dir)
