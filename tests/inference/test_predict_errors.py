@@ -92,7 +92,7 @@ def test_model_that_is_not_a_model(tmp_path, geotiff, capsys):
 
 
 def test_no_model_and_none_bundled(tmp_path, geotiff, capsys, monkeypatch):
-    import aerialseg.cli as cli
+    import aerialseg.cli.commands as cli
 
     monkeypatch.setattr(cli, "DEFAULT_MODEL", "missing-model.pt")
     fails(

@@ -1,0 +1,198 @@
+"""The ``aerialseg`` argument parser: every subcommand's options and ``--help`` text."""
+
+from __future__ import annotations
+
+import argparse
+
+from aerialseg import __version__
+from aerialseg.cli.commands import (
+    cmd_evaluate,
+    cmd_export,
+    cmd_inspect,
+    cmd_predict,
+    cmd_serve,
+    cmd_train,
+)
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="PyTorch arithmetic; auto: bf16 on a CPU that computes it natively (AVX512-BF16"
+        " or AMX: faster, same accuracy), else fp32",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aerialseg",
+        description="Semantic segmentation of aerial and satellite imagery.",
+    )
+    parser.add_argument("--version", action="version", version=f"aerialseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="look at a dataset").add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND"
+    )
+    p = data.add_parser(
+        "inspect",
+        help="pairs per tile, sizes, class shares, unknown colours",
+        description="Read every image/mask pair once and summarise the dataset.",
+    )
+    p.add_argument("path", help="the Kaggle archive.zip or the folder it extracts to")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
+    p.add_argument(
+        "--max-unknown",
+        type=float,
+        default=0.05,
+        metavar="SHARE",
+        help="largest share of a mask in unknown colours before it is an error (default 0.05)",
+    )
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model into a run folder",
+        description="Train a model. Settings come from a preset, then --config, then key=value"
+        " overrides (e.g. max_epochs=5 lr=3e-4 crop_size=384). --print-config lists every"
+        " key with the value it would take; aerialseg/training/config.py explains each.",
+    )
+    p.add_argument("--data", help="the Kaggle archive.zip or its folder (required to train)")
+    p.add_argument(
+        "--preset",
+        default="default",
+        choices=["default", "seed"],
+        help="default: FPN on a pretrained encoder, native-resolution crops;"
+        " seed: the original notebook",
+    )
+    p.add_argument("--config", help="YAML file of config keys")
+    p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    p.add_argument(
+        "--split",
+        help="split JSON (a 'test' list, optional 'val' and 'train' lists); default: the"
+        " protocol's rule",
+    )
+    p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    p.add_argument("--max-time", help="wall-clock budget HH:MM:SS")
+    p.add_argument("--devices", type=int, help="devices (GPUs, or CPU processes) for DDP")
+    p.add_argument("--num-nodes", type=int, help="machines for DDP")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu", "cuda", "mps"])
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the settings this command would train with (YAML, usable as --config) and exit",
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on a split (PROTOCOL.md metrics)",
+        description="Predict every image of a split at native resolution and"
+        " write metrics.json, confusion.png and panels.png.",
+    )
+    p.add_argument("model", help="model.pt or a .ckpt from a run folder")
+    p.add_argument("--data", required=True, help="the Kaggle archive.zip or its folder")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split-file", help="split JSON; default: the protocol's rule")
+    p.add_argument("--out", help="output folder (default: beside the model, eval-SPLIT)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on a GPU)",
+    )
+    p.add_argument("--tta", action="store_true", help="score predict --tta's flip average")
+    _add_precision(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        help="segment images of any size (JPEG, PNG, TIFF, GeoTIFF)",
+        description="Predict every input at native resolution, window by window with bounded"
+        " memory. Per input NAME (its file name; inputs of one name from different"
+        " folders get their folders in it) OUT/NAME_classes.{tif,png} (class ids with a colour"
+        " table; GeoTIFF keeps CRS, transform and nodata) and NAME_areas.{csv,json};"
+        " optionally a colour mask, an overlay PNG and polygons. 16-bit and float"
+        " inputs are stretched per band from their 2nd to 98th percentile to 0..255.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
+    p.add_argument("--model", help="model.pt, .ckpt or exported .onnx (default: the bundled model)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--engine",
+        default="torch",
+        choices=["torch", "onnx"],
+        help="onnx: ONNX Runtime on the CPU, faster there; a .pt model is exported first",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "tif", "png"],
+        help="class raster format; auto: GeoTIFF for georeferenced or TIFF input",
+    )
+    p.add_argument("--color", action="store_true", help="also write a colour mask")
+    p.add_argument("--overlay", action="store_true", help="also write an overlay PNG")
+    p.add_argument("--all-outputs", action="store_true", help="colour mask and overlay too")
+    p.add_argument("--no-areas", action="store_true", help="skip the per-class area table")
+    p.add_argument("--vector", choices=["geojson", "gpkg"], help="also write polygons")
+    p.add_argument(
+        "--simplify",
+        type=float,
+        default=0.0,
+        help="polygon simplification tolerance, map units (default 0)",
+    )
+    p.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0,
+        help="drop polygons smaller than this, map units squared (default 0)",
+    )
+    p.add_argument("--bands", help="three 1-based band numbers to use as RGB, e.g. 4,3,2")
+    p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
+    p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on a GPU)",
+    )
+    p.add_argument("--shard", metavar="I/N", help="predict only inputs I, I+N, ... (0-based)")
+    _add_precision(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX, checked against PyTorch",
+        description="Write an ONNX model with dynamic batch, height and width;"
+        " the export is run on onnxruntime and compared with PyTorch.",
+    )
+    p.add_argument("model", help="model.pt or .ckpt")
+    p.add_argument("--onnx", required=True, help="output .onnx path")
+    p.add_argument("--check-image", help="image to compare on (default: a synthetic one)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "serve",
+        help="HTTP API and web page",
+        description="Serve the model: a web page at /, the API under /v1 (OpenAPI"
+        " schema at /docs). Predictions run on --workers threads;"
+        " up to --max-queue more requests wait, further ones get 503.",
+    )
+    p.add_argument("--model", help="model.pt or .ckpt (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=1, help="predictions at once (default 1)")
+    p.add_argument("--max-queue", type=int, default=8, help="waiting requests (default 8)")
+    p.add_argument("--max-upload-mb", type=float, default=50, help="upload limit (default 50)")
+    p.add_argument("--max-megapixels", type=float, default=40, help="pixel limit (default 40)")
+    _add_precision(p)
+    p.set_defaults(func=cmd_serve)
+    return parser
