@@ -14,6 +14,9 @@ def fails(argv, capsys, *fragments, code=2):
     assert main(argv) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err
+    if code == 2:  # a user error: one line says it (progress bars aside)
+        said = [line for line in err.splitlines() if line.startswith("aerialseg:")]
+        assert len(said) == 1, err
     for fragment in fragments:
         assert fragment in err, err
     return err

@@ -159,15 +159,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # names over every input, not the shard's: shards writing to one folder never collide
     names = output_names(every_input)
     summary = predict_files(engine, config, classes, inputs, Path(args.out), opts, device, names)
+    total = len(summary.done) + len(summary.failed)
+    if summary.failed and total == 1:  # one input: its error is the one line to show
+        raise AerialsegError(next(iter(summary.failed.values())))
     for name, files in summary.done.items():
         print(f"{name}: " + ", ".join(str(p) for p in files.values()))
-    total = len(summary.done) + len(summary.failed)
     print(
         f"predicted {len(summary.done)} of {total} input(s)"
         + (f"; {len(summary.failed)} failed (see above)" if summary.failed else "")
     )
-    if summary.failed and len(summary.failed) == 1 and total == 1:
-        raise AerialsegError(next(iter(summary.failed.values())))
     return 1 if summary.failed else 0
 
 

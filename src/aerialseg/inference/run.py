@@ -214,5 +214,6 @@ def predict_files(
                 )
             except InputError as err:
                 summary.failed[str(path)] = str(err)
-                tqdm.write(f"aerialseg: skipped {err}", file=sys.stderr)
+                if len(inputs) > 1:  # a lone input's error is the command's, reported once
+                    tqdm.write(f"aerialseg: skipped {err}", file=sys.stderr)
     return summary
