@@ -1,0 +1,125 @@
+"""Where a model's errors lie: along the masks' class boundaries, or inside regions.
+
+Hand-drawn polygon masks are imprecise along class boundaries, and so is a network whose
+class scores come from a coarser grid; more training fixes neither. For every split this
+scores a model (fp32, PROTOCOL.md's way), then again forgiving its errors within 2 and 4 px
+of a class boundary in the mask, and counts how its errors split by distance from one.
+If forgiving them gains little, the errors are confusions of whole regions (the wrong class
+for a plot, a roof, a race track), not outlines. Writes bench/results/error_sources.json.
+
+    .venv/bin/python bench/error_sources.py                  # the bundled default model
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from common import DATA, REPO, write_result
+from scipy.ndimage import distance_transform_edt
+from tqdm import tqdm
+
+from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.data.samples import load_labelled
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import SPLIT_NAMES, make_split
+from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
+from aerialseg.inference.sliding import predict_image
+from aerialseg.models.io import load_model
+
+BUNDLED = REPO / "src" / "aerialseg" / "assets" / "default-model.pt"
+TOLERANCES_PX = (0, 2, 4)
+# distance from the nearest class boundary, px: (low, high]
+BANDS_PX = {"within 2 px": (-1, 2), "2-8 px": (2, 8), "beyond 8 px": (8, np.inf)}
+
+
+def boundary_distance(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's distance (px) to the nearest pixel whose 4-neighbour has another label."""
+    edge = np.zeros(mask.shape, dtype=bool)
+    horizontal = mask[:, 1:] != mask[:, :-1]
+    vertical = mask[1:] != mask[:-1]
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    edge[1:] |= vertical
+    edge[:-1] |= vertical
+    return distance_transform_edt(~edge)
+
+
+def confusion(pred: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(mask * n + pred, minlength=n * n).reshape(n, n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help="model.pt (default: the bundled model)")
+    parser.add_argument("--data", default=str(DATA))
+    args = parser.parse_args()
+
+    model = load_model(args.model or BUNDLED, for_inference=True)
+    cfg, classes = model.config, model.classes
+    n = classes.num_classes
+    source = DatasetSource(args.data)
+    split = make_split(source.pairs, None)
+    results = {}
+    for split_name in SPLIT_NAMES:
+        cms = {t: np.zeros((n, n), dtype=np.int64) for t in TOLERANCES_PX}
+        errors = dict.fromkeys(BANDS_PX, 0)
+        pixels = dict.fromkeys(BANDS_PX, 0)
+        ids = split.ids(split_name)
+        for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name):
+            with torch.inference_mode():
+                probs = predict_image(
+                    model.net,
+                    item.image.float(),
+                    input_mode=cfg.input_mode,
+                    window=cfg.window,
+                    overlap=cfg.overlap,
+                    resize_to=cfg.resize_to,
+                    batch_size=1,
+                )
+            pred = probs.argmax(0).numpy()
+            mask = item.mask.numpy().astype(np.int64)
+            distance = boundary_distance(mask)
+            valid = mask != IGNORE_INDEX
+            wrong = valid & (pred != mask)
+            for t in TOLERANCES_PX:
+                forgiven = np.where(wrong & (distance <= t), mask, pred)
+                cms[t] += confusion(forgiven[valid], mask[valid], n)
+            for band, (low, high) in BANDS_PX.items():
+                inside = (distance > low) & (distance <= high)
+                errors[band] += int((wrong & inside).sum())
+                pixels[band] += int((valid & inside).sum())
+        total_errors, total_pixels = sum(errors.values()), sum(pixels.values())
+        keys = headline_keys(classes)
+        scored = {}
+        for t, cm in cms.items():
+            metrics = metrics_from_confusion(cm, classes)
+            scored[f"{t} px"] = {
+                **{k: round(metrics[k], 4) for k in keys},
+                "per_class_iou": {
+                    c: None if m["iou"] is None else round(m["iou"], 4)
+                    for c, m in metrics["per_class"].items()
+                },
+            }
+        results[split_name] = {
+            "images": len(ids),
+            "forgiving_errors_near_boundaries": scored,
+            "share_of_errors": {b: round(e / total_errors, 4) for b, e in errors.items()},
+            "share_of_pixels": {b: round(p / total_pixels, 4) for b, p in pixels.items()},
+            "error_rate": {b: round(errors[b] / max(pixels[b], 1), 4) for b in BANDS_PX},
+        }
+        print(split_name, results[split_name]["forgiving_errors_near_boundaries"])
+    write_result(
+        "error_sources",
+        {
+            "benchmark": "errors near class boundaries vs inside regions, every split (fp32)",
+            "model": args.model or str(BUNDLED.relative_to(REPO)),
+            "model_config": cfg.model,
+            "splits": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
