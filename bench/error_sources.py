@@ -31,11 +31,12 @@ from aerialseg.models.io import load_model
 BUNDLED = REPO / "src" / "aerialseg" / "assets" / "default-model.pt"
 TOLERANCES_PX = (0, 2, 4)
 # distance from the nearest class boundary, px: (low, high]
-BANDS_PX = {"within 2 px": (-1, 2), "2-8 px": (2, 8), "beyond 8 px": (8, np.inf)}
+BANDS_PX = {"within 2 px": (0, 2), "2-8 px": (2, 8), "beyond 8 px": (8, np.inf)}
 
 
 def boundary_distance(mask: np.ndarray) -> np.ndarray:
-    """Each pixel's distance (px) to the nearest pixel whose 4-neighbour has another label."""
+    """Each pixel's distance in px from the nearest class boundary: 1 for a pixel with a
+    4-neighbour of another label, 2 for the pixels next to those, and so on."""
     edge = np.zeros(mask.shape, dtype=bool)
     horizontal = mask[:, 1:] != mask[:, :-1]
     vertical = mask[1:] != mask[:-1]
@@ -43,7 +44,7 @@ def boundary_distance(mask: np.ndarray) -> np.ndarray:
     edge[:, :-1] |= horizontal
     edge[1:] |= vertical
     edge[:-1] |= vertical
-    return distance_transform_edt(~edge)
+    return distance_transform_edt(~edge) + 1
 
 
 def confusion(pred: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
