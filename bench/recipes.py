@@ -49,6 +49,11 @@ RECIPES: dict[str, list[str]] = {
     # stochastic depth in the encoder: a regulariser, the model fits its own images far
     # better than new ones (fit_gap.json)
     "lite0-droppath0.2": [*LITE0, "drop_path=0.2"],
+    # outlines in the masks are uncertain by a few px and the model errs on nearly half of
+    # the pixels beside them, on its training images too (error_sources.json): leave
+    # them out of the loss
+    "lite0-bignore1": [*LITE0, "boundary_ignore=1"],
+    "lite0-bignore2": [*LITE0, "boundary_ignore=2"],
 }
 
 

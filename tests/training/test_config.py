@@ -40,6 +40,7 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("model=fpn-effnet-lite0 decoder_channels=[0,64]", "must be 2 positive widths"),
         ("downsample=5", "downsample must be 1, 2, 3 or 4"),
         ("drop_path=1", "drop_path must be in"),
+        ("boundary_ignore=-1", "boundary_ignore must be 0 to 8 px"),
         ("model=seed-unet drop_path=0.1", "seed-unet takes no drop_path"),
         ("downsample=2 crop_size=288", "crop_size must be a multiple of 64"),
         ("downsample=2 crop_size=512 window=480", "window must be a multiple of 64"),

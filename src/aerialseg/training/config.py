@@ -70,6 +70,9 @@ class TrainConfig:
     dice_weight: float = 1.0
     lovasz_weight: float = 0.0
     class_weights: list[float] | None = None  # cross-entropy weight per class
+    # pixels within this many px of another label are left out of the loss: hand-drawn
+    # outlines are uncertain by a few px (bench/results/error_sources.json); 0: off
+    boundary_ignore: int = 0
     seed: int = 42
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
     # Sliding windows for validation and prediction. 512 px overlapping by 32 px: faster
@@ -104,6 +107,7 @@ class TrainConfig:
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
             (0 <= self.color_jitter < 1, "color_jitter must be in [0, 1)"),
             (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
+            (0 <= self.boundary_ignore <= 8, "boundary_ignore must be 0 to 8 px"),
             (
                 self.drop_path == 0 or self.model != "seed-unet",
                 "seed-unet takes no drop_path (its encoder has no residual blocks)",
