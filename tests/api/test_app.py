@@ -203,3 +203,14 @@ def test_model_reports_the_precision_it_predicts_in(tiny_model, precision):
     assert isinstance(loaded.engine, Bf16Engine) == (precision == "bf16")
     client = TestClient(create_app(loaded))
     assert client.get("/v1/model").json()["precision"] == precision
+
+
+def test_no_progress_bars_in_the_server_log(client, tiny_model, tmp_path, capsys):
+    data = jpeg_bytes(200, 110)  # taller than the model's window: the CLI shows a row bar
+    (tmp_path / "tall.jpg").write_bytes(data)
+    argv = ["predict", str(tmp_path / "tall.jpg"), "--model", str(tiny_model), "--out"]
+    assert main([*argv, str(tmp_path / "cli"), "--device", "cpu"]) == 0
+    assert "row" in capsys.readouterr().err
+    response = client.post("/v1/segment", files={"file": ("tall.jpg", data, "image/jpeg")})
+    assert response.status_code == 200
+    assert "row" not in capsys.readouterr().err

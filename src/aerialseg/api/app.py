@@ -106,6 +106,7 @@ def _segment(
         outputs=frozenset(outputs),
         class_format=class_format,
         vector="geojson" if polygons else None,
+        progress=False,
     )
     out.mkdir()
     return predict_one(

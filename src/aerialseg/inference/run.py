@@ -41,6 +41,7 @@ class PredictOptions:
     tta: bool = False
     batch_size: int | None = None  # None: default_batch_size(device, the engine's precision)
     overlap: float | None = None  # None: the model's own
+    progress: bool = True  # a bar per large scene (off in the server: its log is no terminal)
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _predict_one(
                 desc=path.name,
                 unit="row",
                 leave=False,
-                disable=raster.height <= config.window,
+                disable=not opts.progress or raster.height <= config.window,
             ) as bar:
                 for result in bands:
                     outputs.write(result)
