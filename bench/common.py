@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 SHARED = REPO.parent / "shared"  # beside the clone, as the brief lays it out
 DATA = SHARED / "datasets" / "dubai-aerial"
+BUNDLED = REPO / "src" / "aerialseg" / "assets" / "default-model.pt"  # the default model
 
 
 # Instruction sets that change what a CPU run costs: the same "AMD EPYC" name covers hosts

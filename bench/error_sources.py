@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 import torch
-from common import DATA, REPO, write_result
+from common import BUNDLED, DATA, REPO, write_result
 from scipy.ndimage import distance_transform_edt
 from tqdm import tqdm
 
@@ -28,7 +28,6 @@ from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import load_model
 
-BUNDLED = REPO / "src" / "aerialseg" / "assets" / "default-model.pt"
 TOLERANCES_PX = (0, 2, 4)
 # distance from the nearest class boundary, px: (low, high]
 BANDS_PX = {"within 2 px": (0, 2), "2-8 px": (2, 8), "beyond 8 px": (8, np.inf)}

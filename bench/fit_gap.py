@@ -15,13 +15,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import DATA, REPO, scores, write_result
+from common import BUNDLED, DATA, REPO, scores, write_result
 
 from aerialseg.data.splits import SPLIT_NAMES
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.models.io import load_model
-
-BUNDLED = REPO / "src" / "aerialseg" / "assets" / "default-model.pt"
 
 
 def main() -> None:

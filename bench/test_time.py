@@ -18,13 +18,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import DATA, REPO, scores, write_result
+from common import BUNDLED, DATA, REPO, scores, write_result
 
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.inference.engine import FlipTTA
 from aerialseg.models.io import load_model
-
-BUNDLED = REPO / "src" / "aerialseg" / "assets" / "default-model.pt"
 
 
 def _round_to(value: float, multiple: int) -> int:

@@ -25,6 +25,14 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_batch_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on a GPU)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aerialseg",
@@ -103,11 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split JSON; default: the protocol's rule")
     p.add_argument("--out", help="output folder (default: beside the model, eval-SPLIT)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        help="windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on a GPU)",
-    )
+    _add_batch_size(p)
     p.add_argument("--tta", action="store_true", help="score predict --tta's flip average")
     _add_precision(p)
     p.set_defaults(func=cmd_evaluate)
@@ -158,11 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bands", help="three 1-based band numbers to use as RGB, e.g. 4,3,2")
     p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        help="windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on a GPU)",
-    )
+    _add_batch_size(p)
     p.add_argument("--shard", metavar="I/N", help="predict only inputs I, I+N, ... (0-based)")
     _add_precision(p)
     p.set_defaults(func=cmd_predict)
