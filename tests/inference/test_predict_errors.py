@@ -30,7 +30,10 @@ def base(tiny_model, tmp_path):
 def test_not_an_image(tmp_path, base, capsys):
     (tmp_path / "notes.tif").write_text("hello")
     fails(["predict", str(tmp_path / "notes.tif"), *base], capsys, "notes.tif", "not an image")
-    assert not list((tmp_path / "o").iterdir())
+    assert not (tmp_path / "o").exists()  # the output folder it made is gone again
+    (tmp_path / "o").mkdir()
+    fails(["predict", str(tmp_path / "notes.tif"), *base], capsys, "not an image")
+    assert (tmp_path / "o").is_dir() and not list((tmp_path / "o").iterdir())  # a user's stays
 
 
 def test_empty_file(tmp_path, base, capsys):
@@ -42,7 +45,7 @@ def test_truncated_geotiff(tmp_path, base, capsys):
     path = write_geotiff(tmp_path / "big.tif", rgb_scene(300, 300))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     fails(["predict", str(path), *base], capsys, "big.tif")
-    assert not list((tmp_path / "o").iterdir())
+    assert not (tmp_path / "o").exists()
 
 
 def test_band_count_needs_bands(tmp_path, base, capsys):

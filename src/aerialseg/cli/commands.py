@@ -158,7 +158,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     engine, config, classes = _engine(args.model, args.engine, device, args.precision)
     # names over every input, not the shard's: shards writing to one folder never collide
     names = output_names(every_input)
-    summary = predict_files(engine, config, classes, inputs, Path(args.out), opts, device, names)
+    out = Path(args.out)
+    created = not out.exists()
+    summary = predict_files(engine, config, classes, inputs, out, opts, device, names)
+    # Every input failed: leave no empty folder behind. Not when sharded: another shard may
+    # be about to write into it.
+    if created and not summary.done and args.shard is None and not any(out.iterdir()):
+        out.rmdir()
     total = len(summary.done) + len(summary.failed)
     if summary.failed and total == 1:  # one input: its error is the one line to show
         raise AerialsegError(next(iter(summary.failed.values())))
