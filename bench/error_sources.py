@@ -8,6 +8,7 @@ If forgiving them gains little, the errors are confusions of whole regions (the 
 for a plot, a roof, a race track), not outlines. Writes bench/results/error_sources.json.
 
     .venv/bin/python bench/error_sources.py                  # the bundled default model
+    .venv/bin/python bench/error_sources.py runs/X/model.pt --name X --splits val
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def confusion(pred: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", help="model.pt (default: the bundled model)")
+    parser.add_argument("--name", help="suffix of the result file")
+    parser.add_argument("--splits", nargs="+", choices=SPLIT_NAMES, default=list(SPLIT_NAMES))
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
 
@@ -62,7 +65,7 @@ def main() -> None:
     source = DatasetSource(args.data)
     split = make_split(source.pairs, None)
     results = {}
-    for split_name in SPLIT_NAMES:
+    for split_name in args.splits:
         cms = {t: np.zeros((n, n), dtype=np.int64) for t in TOLERANCES_PX}
         errors = dict.fromkeys(BANDS_PX, 0)
         pixels = dict.fromkeys(BANDS_PX, 0)
@@ -111,7 +114,7 @@ def main() -> None:
         }
         print(split_name, results[split_name]["forgiving_errors_near_boundaries"])
     write_result(
-        "error_sources",
+        f"error_sources-{args.name}" if args.name else "error_sources",
         {
             "benchmark": "errors near class boundaries vs inside regions, every split (fp32)",
             "model": args.model or str(BUNDLED.relative_to(REPO)),
