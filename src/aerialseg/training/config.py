@@ -29,7 +29,8 @@ class TrainConfig:
     pretrained: bool = True  # ImageNet encoder weights (the *-effnet-* models)
     # *-effnet-* models: stochastic depth, the chance that a residual block of the encoder
     # is skipped in a training step, rising linearly with depth to this (timm's
-    # drop_path_rate); a regulariser for small datasets. 0: off
+    # drop_path_rate); a regulariser for small datasets. 0: off. On the Dubai data 0.2 did
+    # not help (bench/results/recipe-lite0-droppath0.2.json)
     drop_path: float = 0.0
     # decoder widths; None: the model's own (unet: 256,128,64,32,16; fpn: 128,64).
     # unet-* models take five, deepest first; fpn-* models pyramid and head widths.
@@ -70,8 +71,10 @@ class TrainConfig:
     dice_weight: float = 1.0
     lovasz_weight: float = 0.0
     class_weights: list[float] | None = None  # cross-entropy weight per class
-    # pixels within this many px of another label are left out of the loss: hand-drawn
-    # outlines are uncertain by a few px (bench/results/error_sources.json); 0: off
+    # pixels within this many px of another label are left out of the loss, for masks whose
+    # outlines are uncertain; 0: off. On the Dubai data, where the model errs on nearly
+    # half the pixels beside outlines (bench/results/error_sources.json), 1 and 2 px did
+    # not help (recipe-lite0-bignore1.json, -bignore2.json)
     boundary_ignore: int = 0
     seed: int = 42
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
