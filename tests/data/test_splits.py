@@ -1,9 +1,11 @@
 import json
+from collections import Counter
 
 import pytest
 
+from aerialseg.cli import main
 from aerialseg.data.source import DatasetSource
-from aerialseg.data.splits import file_split, make_split, rule_split
+from aerialseg.data.splits import file_split, make_split, random_split, rule_split
 from aerialseg.errors import DatasetError
 from tests.conftest import REAL_DATA, SPLIT_JSON, requires_real_data
 
@@ -95,3 +97,48 @@ def test_bad_train_lists(tiny_dataset, tmp_path, train, message):
     f.write_text(json.dumps({"test": ["Tile 1/images/image_part_002.jpg"], "train": train}))
     with pytest.raises(DatasetError, match=message):
         make_split(DatasetSource(tiny_dataset).pairs, f)
+
+
+def test_random_split_is_reproducible_whole_images_from_every_group(tiny_dataset):
+    pairs = DatasetSource(tiny_dataset).pairs  # 2 tiles of 9 images
+    split = random_split(pairs, val=0.15, test=0.25, seed=7)
+    assert split == random_split(pairs, val=0.15, test=0.25, seed=7)
+    assert (len(split.test), len(split.val), len(split.train)) == (4, 3, 11)  # 18 x shares
+    held = [*split.test, *split.val, *split.train]
+    assert sorted(held) == sorted(p.id for p in pairs)  # each image once, whole
+    group = {p.id: p.group for p in pairs}
+    assert Counter(group[i] for i in split.test) == {"Tile 1": 2, "Tile 2": 2}  # dealt alike
+    # another seed, another draw (2 of 9 images a tile: 1296 test sets, so five seeds all
+    # drawing the same one has odds of 1 in 1296^4)
+    draws = {random_split(pairs, val=0.15, test=0.25, seed=s).test for s in range(5)}
+    assert len(draws) > 1
+    # one image fewer in one tile leaves the other tile's test images as they were
+    fewer = random_split([p for p in pairs if p.id != split.train[0]], 0.15, 0.25, seed=7)
+    other = next(g for g in ("Tile 1", "Tile 2") if g != group[split.train[0]])
+    assert [i for i in fewer.test if group[i] == other] == [
+        i for i in split.test if group[i] == other
+    ]
+
+
+@pytest.mark.parametrize(
+    "val, test, message",
+    [(0.0, 0.2, "val above 0"), (0.5, 0.5, "sum below 1"), (0.3, 0.6, "too few")],
+)
+def test_random_split_refuses_shares_that_leave_nothing(tiny_dataset, val, test, message):
+    pairs = DatasetSource(tiny_dataset).pairs
+    if message == "too few":
+        pairs = pairs[:2]
+    with pytest.raises(DatasetError, match=message):
+        random_split(pairs, val=val, test=test)
+
+
+def test_data_split_writes_a_file_train_reads_back(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "splits" / "mine.json"
+    argv = ["data", "split", str(tiny_dataset), "--out", str(out), "--test", "0.25"]
+    assert main([*argv, "--seed", "3"]) == 0
+    assert "--split" in capsys.readouterr().out
+    pairs = DatasetSource(tiny_dataset).pairs
+    assert file_split(pairs, out) == random_split(pairs, val=0.1, test=0.25, seed=3)
+    assert main([*argv, "--val", "0"]) == 2  # a bad share: one line, the file untouched
+    assert file_split(pairs, out) == random_split(pairs, val=0.1, test=0.25, seed=3)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mine.json"]

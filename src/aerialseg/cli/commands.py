@@ -27,6 +27,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    from aerialseg.data.source import DatasetSource
+    from aerialseg.data.splits import random_split
+    from aerialseg.models.io import atomic_write
+
+    split = random_split(DatasetSource(args.path).pairs, args.val, args.test, args.seed)
+    out = Path(args.out)
+    atomic_write(out, lambda tmp: split.save(Path(tmp)))
+    print(
+        f"{out}: {len(split.train)} train, {len(split.val)} val, {len(split.test)} test"
+        f" images; train with: aerialseg train --data {args.path} --split {out}"
+    )
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from aerialseg.training.config import resolve_config
     from aerialseg.training.run import train

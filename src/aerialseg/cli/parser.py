@@ -11,6 +11,7 @@ from aerialseg.cli.commands import (
     cmd_inspect,
     cmd_predict,
     cmd_serve,
+    cmd_split,
     cmd_train,
 )
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aerialseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = sub.add_parser("data", help="look at a dataset").add_subparsers(
+    data = sub.add_parser("data", help="look at a dataset, split it").add_subparsers(
         dest="data_command", required=True, metavar="COMMAND"
     )
     p = data.add_parser(
@@ -60,6 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest share of a mask in unknown colours before it is an error (default 0.05)",
     )
     p.set_defaults(func=cmd_inspect)
+    p = data.add_parser(
+        "split",
+        help="write a reproducible random split file (for datasets of other names)",
+        description="Hold out shares of the images for validation and test, drawn at random"
+        " from every tile folder alike, and write them as a split file for 'train --split'."
+        " The same seed gives the same split on any machine. (The Dubai dataset needs none:"
+        " its default split is the protocol's.)",
+    )
+    p.add_argument("path", help="the dataset: an archive.zip or a folder")
+    p.add_argument("--out", required=True, help="the split file to write (JSON)")
+    p.add_argument("--val", type=float, default=0.1, help="validation share (default 0.1)")
+    p.add_argument("--test", type=float, default=0.2, help="test share (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="which draw (default 0)")
+    p.set_defaults(func=cmd_split)
 
     p = sub.add_parser(
         "train",

@@ -9,11 +9,16 @@ A split file is JSON with lists of pair ids under ``test`` and optionally ``val`
 ``train`` (default: every image not held out), the form of ``../shared/benchmark/split.json``.
 A ``train`` list trains on a subset: images with doubtful labels left out, or fewer images
 to see how quality grows with data (bench/data_curve.py).
+
+For a dataset not named like the Dubai one, ``random_split`` (``aerialseg data split``) draws
+whole images at random, reproducibly, and writes such a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +120,52 @@ def file_split(pairs: list[Pair], path: str | Path) -> Split:
         raise DatasetError(f"split file {path} leaves no training or no validation images")
     rule = str(data.get("rule", f"from {path.name}"))
     return Split(train=train, val=val, test=test, rule=rule)
+
+
+def _rank(seed: int, text: str) -> str:
+    return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
+
+
+def random_split(pairs: list[Pair], val: float, test: float, seed: int = 0) -> Split:
+    """Hold out shares ``val`` and ``test`` of the images, drawn at random from every group
+    (tile folder) alike, as the protocol holds out images of every tile.
+
+    Each group's images are ordered by a hash of seed and id, and the groups are dealt out
+    in turn (first images of every group, then second images, ...); test takes the first
+    ``test`` share of that order and validation the next ``val`` share. A hash, not a
+    random generator: the same seed gives the same split on any machine and library
+    version, and adding images leaves the order of the others in their group as it was.
+    Hand-written: the
+    libraries' group splitters (scikit-learn's) keep a group together, the opposite.
+    """
+    if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DatasetError(
+            f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
+        )
+    groups: dict[str, list[str]] = defaultdict(list)
+    for pair in pairs:
+        groups[pair.group].append(pair.id)
+    ordered = [sorted(ids, key=lambda i: _rank(seed, i)) for ids in groups.values()]
+    ordered.sort(key=lambda ids: _rank(seed, ids[0]))
+    dealt = [
+        ids[k] for k in range(max(map(len, ordered), default=0)) for ids in ordered if k < len(ids)
+    ]
+    n_test, n_val = round(len(dealt) * test), max(1, round(len(dealt) * val))
+    if len(dealt) - n_test - n_val < 1:
+        raise DatasetError(
+            f"{len(dealt)} image(s) are too few for val {val:g} and test {test:g}: no image"
+            " would be left to train on"
+        )
+    rule = (
+        f"random: test {test:g} and val {val:g} of the images, drawn alike from each of"
+        f" {len(groups)} group(s), seed {seed} (aerialseg data split)"
+    )
+    return Split(
+        train=tuple(sorted(dealt[n_test + n_val :])),
+        val=tuple(sorted(dealt[n_test : n_test + n_val])),
+        test=tuple(sorted(dealt[:n_test])),
+        rule=rule,
+    )
 
 
 def make_split(pairs: list[Pair], split_file: str | Path | None = None) -> Split:
