@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from aerialseg.cli import main
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.data.splits import file_split, make_split, random_split, rule_split
 from aerialseg.errors import DatasetError
 from tests.conftest import REAL_DATA, SPLIT_JSON, requires_real_data
@@ -142,3 +142,10 @@ def test_data_split_writes_a_file_train_reads_back(tiny_dataset, tmp_path, capsy
     assert main([*argv, "--val", "0"]) == 2  # a bad share: one line, the file untouched
     assert file_split(pairs, out) == random_split(pairs, val=0.1, test=0.25, seed=3)
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.json"]
+
+
+def test_rule_on_other_names_points_to_data_split():
+    pairs = [Pair(f"scenes/images/scene_{i}.tif", f"scenes/masks/scene_{i}.tif") for i in range(6)]
+    with pytest.raises(DatasetError, match="--split .*aerialseg data split"):
+        rule_split(pairs)
+    assert len(random_split(pairs, val=0.2, test=0.2).train) == 4  # what it points to works

@@ -66,7 +66,8 @@ def rule_split(pairs: list[Pair]) -> Split:
     if not train or not val:
         raise DatasetError(
             "the default split rule (image_part_002/005/007 of each tile) leaves no training or"
-            " validation images in this dataset; pass a split file with --split"
+            " validation images in this dataset; pass a split file with --split ('aerialseg"
+            " data split DATA --out split.json' draws one)"
         )
     return Split(train=train, val=val, test=test, rule=RULE)
 
