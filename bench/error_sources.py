@@ -19,14 +19,15 @@ import numpy as np
 import torch
 from common import BUNDLED, DATA, REPO, write_result
 from scipy.ndimage import distance_transform_edt
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import SPLIT_NAMES, make_split
+from aerialseg.evaluation.evaluate import predicted
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
-from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import load_model
 
 TOLERANCES_PX = (0, 2, 4)
@@ -45,10 +46,6 @@ def boundary_distance(mask: np.ndarray) -> np.ndarray:
     edge[1:] |= vertical
     edge[:-1] |= vertical
     return distance_transform_edt(~edge) + 1
-
-
-def confusion(pred: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(mask * n + pred, minlength=n * n).reshape(n, n)
 
 
 def main() -> None:
@@ -70,25 +67,17 @@ def main() -> None:
         errors = dict.fromkeys(BANDS_PX, 0)
         pixels = dict.fromkeys(BANDS_PX, 0)
         ids = split.ids(split_name)
-        for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name):
-            with torch.inference_mode():
-                probs = predict_image(
-                    model.net,
-                    item.image.float(),
-                    input_mode=cfg.input_mode,
-                    window=cfg.window,
-                    overlap=cfg.overlap,
-                    resize_to=cfg.resize_to,
-                    batch_size=1,
-                )
-            pred = probs.argmax(0).numpy()
-            mask = item.mask.numpy().astype(np.int64)
-            distance = boundary_distance(mask)
+        items = tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name)
+        for item, pred in predicted(model.net, cfg, items, "cpu", batch_size=1):
+            mask = item.mask.long()
+            distance = torch.from_numpy(boundary_distance(mask.numpy()))
             valid = mask != IGNORE_INDEX
             wrong = valid & (pred != mask)
             for t in TOLERANCES_PX:
-                forgiven = np.where(wrong & (distance <= t), mask, pred)
-                cms[t] += confusion(forgiven[valid], mask[valid], n)
+                forgiven = torch.where(wrong & (distance <= t), mask, pred)
+                cms[t] += multiclass_confusion_matrix(
+                    forgiven, mask, n, ignore_index=IGNORE_INDEX
+                ).numpy()
             for band, (low, high) in BANDS_PX.items():
                 inside = (distance > low) & (distance <= high)
                 errors[band] += int((wrong & inside).sum())

@@ -136,8 +136,8 @@ def random_split(pairs: list[Pair], val: float, test: float, seed: int = 0) -> S
     ``test`` share of that order and validation the next ``val`` share. A hash, not a
     random generator: the same seed gives the same split on any machine and library
     version, and adding images leaves the order of the others in their group as it was.
-    Hand-written: the
-    libraries' group splitters (scikit-learn's) keep a group together, the opposite.
+    Hand-written: the libraries' group splitters (scikit-learn's) keep a group together,
+    the opposite of this.
     """
     if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
         raise DatasetError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
-from aerialseg.data.samples import load_labelled
+from aerialseg.data.samples import LabelledImage, load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
@@ -20,6 +21,7 @@ from aerialseg.inference.engine import FlipTTA, engine_precision, with_precision
 from aerialseg.inference.predict import default_batch_size
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
+from aerialseg.training.config import TrainConfig
 
 PANEL_COUNT = 4
 
@@ -33,6 +35,24 @@ def image_summary(cm: np.ndarray, classes: ClassTable) -> dict:
         "iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
         "labelled_pixels": metrics["labelled_pixels"],
     }
+
+
+def predicted(
+    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device, batch_size: int
+) -> Iterator[tuple[LabelledImage, torch.Tensor]]:
+    """Each labelled image with its (H, W) predicted class ids on ``device``, predicted as
+    ``aerialseg predict`` does, with the model's windows (``cfg``)."""
+    for item in items:
+        probs = predict_image(
+            engine,
+            item.image.to(device).float(),
+            input_mode=cfg.input_mode,
+            window=cfg.window,
+            overlap=cfg.overlap,
+            resize_to=cfg.resize_to,
+            batch_size=batch_size,
+        )
+        yield item, probs.argmax(0)
 
 
 def evaluate(
@@ -66,22 +86,9 @@ def evaluate(
     per_image = {}
     ignored = 0
     panels = []
-    for item in tqdm(
-        load_labelled(source, ids, classes, cfg.max_unknown, f"{split_name} images"),
-        desc="evaluate",
-        unit="img",
-    ):
-        image = item.image.to(device).float()
-        probs = predict_image(
-            engine,
-            image,
-            input_mode=cfg.input_mode,
-            window=cfg.window,
-            overlap=cfg.overlap,
-            resize_to=cfg.resize_to,
-            batch_size=batch_size,
-        )
-        pred = probs.argmax(0)
+    items = load_labelled(source, ids, classes, cfg.max_unknown, f"{split_name} images")
+    bar = tqdm(items, desc="evaluate", unit="img")
+    for item, pred in predicted(engine, cfg, bar, device, batch_size):
         mask = item.mask.to(device).long()
         cm = multiclass_confusion_matrix(
             pred, mask, classes.num_classes, ignore_index=IGNORE_INDEX, normalize="none"
