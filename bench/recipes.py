@@ -54,6 +54,11 @@ RECIPES: dict[str, list[str]] = {
     # them out of the loss
     "lite0-bignore1": [*LITE0, "boundary_ignore=1"],
     "lite0-bignore2": [*LITE0, "boundary_ignore=2"],
+    # the optimiser's own settings, never swept before: AdamW at lr 1e-3 and weight decay
+    # 1e-4 were taken over from the first runs
+    "lite0-lr2e-3": [*LITE0, "lr=2e-3"],
+    "lite0-lr5e-4": [*LITE0, "lr=5e-4"],
+    "lite0-wd0.05": [*LITE0, "weight_decay=0.05"],
 }
 
 
