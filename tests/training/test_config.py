@@ -15,6 +15,16 @@ def test_presets_then_file_then_overrides(tmp_path):
     assert cfg.class_weights == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
+def test_floats_in_exponent_notation(tmp_path):
+    # PyYAML reads "3e-4" (no dot) as a string, the way most people write a learning rate.
+    (tmp_path / "c.yaml").write_text("lr: 3e-4\nweight_decay: 1E-2\n")
+    cfg = resolve_config("default", tmp_path / "c.yaml", ["ema_decay=9.9e-1"])
+    assert (cfg.lr, cfg.weight_decay, cfg.ema_decay) == (3e-4, 1e-2, 0.99)
+    assert resolve_config("default", None, ["lr=2e-3"]).lr == 2e-3
+    weights = resolve_config("default", None, ["class_weights=[1e0,2,1,1,1,5e0]"]).class_weights
+    assert weights == [1, 2, 1, 1, 1, 5]
+
+
 def test_default_preset_is_the_pretrained_fpn_with_ema():
     cfg = resolve_config()
     assert cfg.model == "fpn-effnet-lite0" and cfg.pretrained and cfg.input_mode == "crop"
@@ -28,6 +38,7 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("colour=red", "unknown config key 'colour'; valid keys: model,"),
         ("model=vgg", "not one of: seed-unet, unet-effnet-lite0, fpn-effnet-lite0"),
         ("batch_size=two", "must be of type int"),
+        ("lr=fast", "lr='fast' must be a number"),
         ("augment=maybe", "true or false"),
         ("crop_size=100", "multiple of 32"),
         ("max_time=soon", "HH:MM:SS"),

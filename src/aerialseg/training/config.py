@@ -226,6 +226,12 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):
+        # YAML 1.1 (PyYAML) reads 3e-4 as a string: it wants a dot in the mantissa (3.0e-4).
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}={value!r} must be a number") from None
     if kind is str:
         return str(value)
     if not isinstance(value, kind) or isinstance(value, bool):
