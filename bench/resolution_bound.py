@@ -41,7 +41,7 @@ def main() -> None:
     by_id = {p.id: p for p in source.pairs}
     ids = make_split(source.pairs).ids(args.split)
     masks = [
-        torch.from_numpy(encode_mask(source.read_mask_rgb(by_id[i]), DUBAI_CLASSES).ids).long()
+        torch.from_numpy(encode_mask(source.read_mask(by_id[i]), DUBAI_CLASSES).ids).long()
         for i in ids
     ]
     n = DUBAI_CLASSES.num_classes

@@ -119,6 +119,35 @@ def write_geotiff(
     return path
 
 
+# A class table for single-band masks of values 1-5, as GeoTIFF label rasters come.
+VALUE_CLASSES = {
+    "classes": [
+        {"name": name, "mask_value": value}
+        for value, name in enumerate(["Building", "Land", "Road", "Vegetation", "Water"], 1)
+    ],
+    "ignore_values": [0],
+}
+
+
+def write_geotiff_dataset(root: Path, parts: int = 9, size: tuple[int, int] = (72, 80)) -> Path:
+    """``root/{images,masks}/scene_K.tif`` as users' own data often comes: 16-bit images with
+    blue, green, red and near-infrared bands, 0 as nodata along their last columns, and
+    single-band masks of class values 1-5 (0: unlabelled)."""
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for k in range(parts):
+        image, ids = synthetic_pair(rng, *size)
+        bgrn = np.concatenate([image[..., ::-1], image[..., 1:2]], axis=-1).astype(np.uint16)
+        bgrn = bgrn.transpose(2, 0, 1) * 40 + 100  # 12-bit-like values, none 0
+        bgrn[:, :, -3:] = 0
+        write_geotiff(root / "images" / f"scene_{k}.tif", bgrn, nodata=0)
+        values = ids + 1
+        values[:2, :] = 0
+        write_geotiff(root / "masks" / f"scene_{k}.tif", values[None].astype(np.uint8))
+    return root
+
+
 def rgb_scene(h: int, w: int, seed: int = 0) -> np.ndarray:
     image, _ = synthetic_pair(np.random.default_rng(seed), h, w)
     return image.transpose(2, 0, 1).copy()

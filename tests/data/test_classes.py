@@ -14,6 +14,7 @@ from aerialseg.data.classes import (
 )
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError
+from tests.conftest import VALUE_CLASSES
 
 
 def rgb(*hexes: str) -> np.ndarray:
@@ -49,7 +50,7 @@ def test_palette_mask_reads_like_rgb(tmp_path):
     image.save(tmp_path / "masks" / "a.png")
     assert Image.open(tmp_path / "masks" / "a.png").mode == "P"
     source = DatasetSource(tmp_path)
-    encoded = encode_mask(source.read_mask_rgb(source.pairs[0]), DUBAI_CLASSES)
+    encoded = encode_mask(source.read_mask(source.pairs[0]), DUBAI_CLASSES)
     assert encoded.ids.tolist() == [[0, 2, IGNORE_INDEX], [IGNORE_INDEX, 2, 0]]
 
 
@@ -97,6 +98,10 @@ def test_table_from_json_and_yaml_files(tmp_path):
             },
             "share a mask colour",
         ),
+        ({"classes": [{"name": "a", "mask_value": 1}, {"name": "b", "mask_value": 1}]}, "value"),
+        ({"classes": [{"name": "a", "mask_value": -1}]}, "not a whole number"),
+        ({"classes": [{"name": "a", "mask_value": "1"}]}, "not a whole number"),
+        ({"classes": [{"name": "a", "mask_value": 0}], "ignore_values": [0]}, "both a class"),
     ],
 )
 def test_bad_tables_are_rejected(data, message):
@@ -106,3 +111,32 @@ def test_bad_tables_are_rejected(data, message):
 
 def test_table_round_trips_through_dict():
     assert ClassTable.from_dict(DUBAI_CLASSES.to_dict()) == DUBAI_CLASSES
+
+
+def test_value_tables_map_single_band_masks():
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    assert table.by_value and not table.by_color
+    mask = np.array([[1, 2, 3, 4, 5, 0, 9]], dtype=np.uint16)
+    encoded = encode_mask(mask, table)
+    assert encoded.ids.tolist() == [[0, 1, 2, 3, 4, IGNORE_INDEX, IGNORE_INDEX]]
+    assert encoded.ignored == 1 and encoded.unknown == {9: 1}
+    with pytest.raises(ClassTableError, match=r"x.tif: 14.3% of pixels match no class value .*9"):
+        check_unknown_share(encoded, "x.tif", 0.05)
+    # no colours given: distinct display colours all the same, and a round trip keeps them
+    assert len({tuple(c) for c in table.display_palette().tolist()}) == 5
+    assert ClassTable.from_dict(table.to_dict()) == table
+
+
+def test_a_mask_of_the_other_kind_than_the_table_says_what_to_add():
+    with pytest.raises(ClassTableError, match="single-band .* give every class a mask_value"):
+        encode_mask(np.zeros((2, 2), np.uint8), DUBAI_CLASSES)
+    with pytest.raises(ClassTableError, match="colour-coded .* give every class a mask_color"):
+        encode_mask(rgb("#3C1098"), ClassTable.from_dict(VALUE_CLASSES))
+
+
+def test_a_table_can_give_both_colours_and_values():
+    table = ClassTable.from_dict(
+        {"classes": [{"name": "a", "mask_color": "#010203", "mask_value": 7}]}
+    )
+    assert encode_mask(rgb("#010203"), table).ids.tolist() == [[0]]
+    assert encode_mask(np.array([[7]]), table).ids.tolist() == [[0]]

@@ -2,7 +2,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable
 from aerialseg.data.samples import (
     LabelledImage,
     RandomCropDataset,
@@ -12,6 +12,7 @@ from aerialseg.data.samples import (
     load_labelled,
 )
 from aerialseg.data.source import DatasetSource
+from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
 
 
 def coded_item(h=50, w=70) -> LabelledImage:
@@ -125,3 +126,15 @@ def test_scale_range_comes_from_the_config_into_the_crops():
     # 64 rows shrunk into 32 (a crop at native scale would span 31), whichever way the
     # flips and turns put them.
     assert int(mask.max()) - int(mask.min()) >= 60
+
+
+def test_nodata_pixels_of_an_image_are_left_out_of_its_mask(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    source = DatasetSource(root)
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    items = load_labelled(source, [p.id for p in source.pairs], table, 0.05, bands=(3, 2, 1))
+    for item in items:
+        assert item.image.shape == (3, 72, 80)
+        assert (item.mask[:, -3:] == IGNORE_INDEX).all()  # the image's nodata columns
+        assert (item.mask[:2, :] == IGNORE_INDEX).all()  # the mask's ignore value 0
+        assert (item.mask[2:, :-3] < 5).all()  # values 1-5 became class ids 0-4

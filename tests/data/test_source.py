@@ -1,11 +1,15 @@
 import shutil
 import zipfile
 
+import numpy as np
 import pytest
 from PIL import Image
+from rasterio.windows import Window
 
+from aerialseg.data.raster import open_input
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import DatasetError
+from tests.conftest import write_geotiff, write_geotiff_dataset
 
 
 def zip_folder(folder, archive):
@@ -24,8 +28,8 @@ def test_folder_and_parent_folder_and_zip_list_the_same_pairs(tiny_dataset, tmp_
     assert direct.pairs[0].id == "Tile 1/images/image_part_001.jpg"
     assert direct.pairs[0].mask == "Tile 1/masks/image_part_001.png"
     pair = direct.pairs[10]
-    assert (archive.read_image(pair) == direct.read_image(pair)).all()
-    assert (archive.read_mask_rgb(pair) == direct.read_mask_rgb(pair)).all()
+    assert (archive.read_image(pair)[0] == direct.read_image(pair)[0]).all()
+    assert (archive.read_mask(pair) == direct.read_mask(pair)).all()
 
 
 def test_image_without_mask(fresh_dataset):
@@ -100,3 +104,59 @@ def test_flat_dataset_without_tiles(tiny_dataset, tmp_path):
     source = DatasetSource(flat)
     assert len(source.pairs) == 9 and source.pairs[0].id == "images/image_part_001.jpg"
     assert source.pairs[0].group == "."
+
+
+def test_geotiff_images_read_as_predict_reads_them(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own")
+    direct = DatasetSource(root)
+    archive = DatasetSource(zip_folder(root, tmp_path / "own.zip"))
+    assert [p.id for p in direct.pairs][:2] == ["images/scene_0.tif", "images/scene_1.tif"]
+    pair = direct.pairs[0]
+    assert direct.image_size(pair.id) == (80, 72)
+    rgb, valid = direct.read_image(pair, (3, 2, 1))
+    raster = open_input(root / pair.id, (3, 2, 1))  # what predict sees
+    expected, expected_valid = raster.read(Window(0, 0, 80, 72))
+    raster.close()
+    assert rgb.shape == (72, 80, 3) and rgb.dtype == np.uint8
+    assert np.abs(rgb.astype(float) - expected.transpose(1, 2, 0)).max() <= 0.5
+    assert (valid == expected_valid).all() and not valid[:, -3:].any() and valid[:, :-3].all()
+    # stretched from 16 bits: the full 8-bit range is used
+    assert rgb[valid].min() == 0 and rgb[valid].max() == 255
+    in_zip = archive.pairs[0]  # "own/images/scene_0.tif": the zip holds the folder
+    from_zip, zip_valid = archive.read_image(in_zip, (3, 2, 1))
+    assert (from_zip == rgb).all() and (zip_valid == valid).all()
+    mask = direct.read_mask(pair)
+    assert mask.shape == (72, 80) and set(np.unique(mask)) <= {0, 1, 2, 3, 4, 5}
+    assert (archive.read_mask(in_zip) == mask).all()
+    assert direct.mask_mode(pair) == "1x uint8"
+
+
+def test_four_band_images_need_bands(tmp_path):
+    source = DatasetSource(write_geotiff_dataset(tmp_path / "own", parts=1))
+    with pytest.raises(DatasetError, match=r"scene_0.tif: has 4 band\(s\).*bands=\[1,2,3\]"):
+        source.read_image(source.pairs[0])
+    with pytest.raises(DatasetError, match="bands= 3,2,5 asks for band 5 but the file has 4"):
+        source.read_image(source.pairs[0], (3, 2, 5))
+
+
+def test_a_two_band_mask_is_neither_values_nor_colours(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    write_geotiff(root / "masks" / "scene_0.tif", np.ones((2, 72, 80), np.uint8))
+    source = DatasetSource(root)
+    with pytest.raises(DatasetError, match="scene_0.tif: a mask has one band .* this one 2"):
+        source.read_mask(source.pairs[0])
+
+
+def test_a_palette_png_is_read_as_colours_or_as_values(tmp_path):
+    # predict's class rasters are palette PNGs of class ids; the Dubai masks are palette
+    # PNGs of colours: which one is meant depends on the class table.
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    Image.new("RGB", (3, 1)).save(tmp_path / "images" / "a.png")
+    mask = Image.fromarray(np.array([[0, 1, 2]], np.uint8), mode="P")
+    mask.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90])
+    mask.save(tmp_path / "masks" / "a.png")
+    source = DatasetSource(tmp_path)
+    assert source.read_mask(source.pairs[0], palette_as_values=True).tolist() == [[0, 1, 2]]
+    colours = source.read_mask(source.pairs[0])
+    assert colours.shape == (1, 3, 3) and colours[0, 2].tolist() == [70, 80, 90]

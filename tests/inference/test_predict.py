@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from aerialseg.cli import main
+from aerialseg.data.raster import open_input
 from aerialseg.inference.predict import NODATA, predict_rows
-from aerialseg.inference.raster import open_input
 from aerialseg.inference.run import expand_inputs, output_names
 from aerialseg.inference.sliding import predict_sliding, predict_whole
 from aerialseg.models.io import load_model
@@ -99,7 +99,7 @@ def test_nodata_stays_nodata(tiny_model, tmp_path):
 
 
 def test_small_rasters_decoded_whole_predict_as_windowed_reads(tiny_model, tmp_path, monkeypatch):
-    import aerialseg.inference.raster as raster
+    import aerialseg.data.raster as raster
 
     data = rgb_scene(150, 200)
     data[:, :30, :40] = 0

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import rasterio
 import torch
+import yaml
 
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.models.io import load_model
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
+from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
 
 # seed-unet at width 4: the pipeline is under test here, not the network.
 FAST = [
@@ -364,3 +367,38 @@ def test_lightning_service_tips_are_dropped():
     finally:
         logger.removeHandler(handler)
     assert [r.getMessage() for r in seen] == ["GPU available: False, used: False"]
+
+
+def test_own_geotiffs_with_class_value_masks(tmp_path, capsys):
+    """Users' own data: 4-band 16-bit GeoTIFFs with nodata, masks of class values, a split
+    drawn by `data split`; the model keeps its bands, so predict needs no --bands."""
+    root = write_geotiff_dataset(tmp_path / "own")
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split = tmp_path / "split.json"
+    assert main(["data", "split", str(root), "--out", str(split), "--test", "0.25"]) == 0
+    argv = ["data", "inspect", str(root), "--classes", str(table), "--bands", "3,2,1", "--json"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mask_modes"] == {"1x uint8": 9} and report["unknown_values"] == []
+    assert [c["mask_value"] for c in report["classes"]] == [1, 2, 3, 4, 5]
+
+    run, data = tmp_path / "run", ["--data", str(root)]
+    argv = ["train", *data, "--classes", str(table), "--split", str(split), "--out", str(run)]
+    assert main([*argv, *FAST, "max_epochs=1", "bands=[3,2,1]"]) == 0
+    model_file = str(run / "model.pt")
+    model = load_model(model_file)
+    assert model.config.bands == [3, 2, 1] and model.classes.by_value
+
+    scene = root / "images" / "scene_0.tif"
+    assert main(["predict", str(scene), "--model", model_file, "--out", str(tmp_path / "p")]) == 0
+    with rasterio.open(tmp_path / "p" / "scene_0_classes.tif") as out, rasterio.open(scene) as src:
+        assert out.crs == src.crs and out.transform == src.transform
+        ids = out.read(1)
+        assert (ids[:, -3:] == out.nodata).all() and (ids[:, :-3] < 5).all()
+
+    argv = ["evaluate", model_file, *data, "--split-file", str(split), "--out", str(tmp_path / "e")]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert list(metrics["per_class"]) == ["Building", "Land", "Road", "Vegetation", "Water"]

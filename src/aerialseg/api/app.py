@@ -24,9 +24,9 @@ from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from aerialseg.data.raster import InputError, UnreadableInputError, open_input
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.inference.engine import engine_precision, with_precision
-from aerialseg.inference.raster import InputError, UnreadableInputError, open_input
 from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.models.io import load_model
 
@@ -95,7 +95,7 @@ def _segment(
     polygons: bool,
 ) -> dict[str, Path]:
     """Runs on a worker thread: validate the image, then the CLI's predict_one."""
-    raster = open_input(upload)
+    raster = open_input(upload, loaded.config.band_tuple)
     pixels, georeferenced = raster.width * raster.height, raster.georeferenced
     raster.close()
     if pixels > limits.max_pixels:
@@ -124,13 +124,18 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
                 "name": c.name,
                 "color": c.display_color,
                 "mask_color": c.mask_color,
+                "mask_value": c.mask_value,
                 "scored": c.scored,
             }
             for i, c in enumerate(loaded.classes.classes)
         ],
         "input": {
             "formats": ["JPEG", "PNG", "TIFF", "GeoTIFF"],
-            "bands": "3-band RGB, or RGBA (alpha marks nodata)",
+            "bands": (
+                f"bands {','.join(map(str, loaded.config.bands))} as RGB"
+                if loaded.config.bands
+                else "3-band RGB, or RGBA (alpha marks nodata)"
+            ),
             "values": "8-bit as is; 16-bit and float stretched per band (2nd-98th percentile)",
             "max_upload_bytes": limits.max_upload_bytes,
             "max_pixels": limits.max_pixels,

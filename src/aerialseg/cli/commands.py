@@ -20,9 +20,11 @@ def _classes(path: str | None) -> ClassTable:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from aerialseg.data.inspect import format_report, inspect_dataset
+    from aerialseg.data.raster import parse_bands
     from aerialseg.data.source import DatasetSource
 
-    report = inspect_dataset(DatasetSource(args.path), _classes(args.classes), args.max_unknown)
+    source, bands = DatasetSource(args.path), parse_bands(args.bands)
+    report = inspect_dataset(source, _classes(args.classes), args.max_unknown, bands)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -142,7 +144,7 @@ def _engine(model_arg: str | None, engine: str, device: str, precision: str = "a
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from aerialseg.inference.raster import parse_bands
+    from aerialseg.data.raster import parse_bands
     from aerialseg.inference.run import (
         PredictOptions,
         expand_inputs,
@@ -201,7 +203,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.check_image:
         from rasterio.windows import Window
 
-        from aerialseg.inference.raster import open_input
+        from aerialseg.data.raster import open_input
 
         raster = open_input(args.check_image)
         rgb, _ = raster.read(Window(0, 0, min(raster.width, 512), min(raster.height, 512)))

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
     p.add_argument(
+        "--bands", help="TIFF images: three 1-based band numbers to read as RGB, e.g. 3,2,1"
+    )
+    p.add_argument(
         "--max-unknown",
         type=float,
         default=0.05,

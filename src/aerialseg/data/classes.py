@@ -1,9 +1,13 @@
-"""Class tables: mask colour -> contiguous class id, and display colours.
+"""Class tables: mask colour or mask value -> contiguous class id, and display colours.
 
-Pixels whose colour is in no class become IGNORE_INDEX, which the loss and metrics skip.
-Colours listed under ``ignore_colors`` are known to carry no label (black borders in the
-Dubai masks); any other unmatched colour counts as *unknown*, and too much of it means the
-table does not fit the masks.
+Masks come in two kinds. Colour-coded ones (the Dubai PNGs) are matched by ``mask_color``;
+single-band ones holding a number per class (GeoTIFF label rasters, and the class rasters
+``aerialseg predict`` writes) by ``mask_value``. A table may give both.
+
+Pixels whose colour or value is in no class become IGNORE_INDEX, which the loss and metrics
+skip. Those listed under ``ignore_colors`` / ``ignore_values`` are known to carry no label
+(black borders in the Dubai masks, a nodata value); any other unmatched one counts as
+*unknown*, and too much of it means the table does not fit the masks.
 """
 
 from __future__ import annotations
@@ -40,30 +44,57 @@ def to_hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02X}{:02X}{:02X}".format(*rgb)
 
 
+# Display colours for classes a table gives none for (value-coded masks have no colours).
+FALLBACK_COLORS = (
+    "#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231", "#911EB4", "#46F0F0", "#F032E6",
+    "#BCF60C", "#FABEBE", "#008080", "#E6BEFF", "#9A6324", "#FFFAC8", "#800000", "#AAFFC3",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SegClass:
     name: str
-    mask_color: str
+    mask_color: str | None  # colour-coded masks: this class's colour
     display_color: str
     # False for classes with no visual meaning (Unlabeled): left out of the headline mIoU.
     scored: bool = True
+    mask_value: int | None = None  # single-band masks: this class's value
 
 
 @dataclass(frozen=True)
 class ClassTable:
     classes: tuple[SegClass, ...]
     ignore_colors: tuple[str, ...] = field(default_factory=tuple)
+    ignore_values: tuple[int, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if not self.classes:
             raise ClassTableError("a class table needs at least one class")
         if len(self.classes) >= IGNORE_INDEX:
             raise ClassTableError(f"at most {IGNORE_INDEX - 1} classes are supported")
-        colours = [parse_color(c.mask_color) for c in self.classes]
+        for c in self.classes:
+            if c.mask_color is None and c.mask_value is None:
+                raise ClassTableError(f"class {c.name!r} needs a mask_color or a mask_value")
+        colours = [parse_color(c.mask_color) for c in self.classes if c.mask_color is not None]
         if len(set(colours)) != len(colours):
             raise ClassTableError("two classes share a mask colour")
         if set(colours) & {parse_color(c) for c in self.ignore_colors}:
             raise ClassTableError("a colour is both a class colour and an ignore colour")
+        values = [c.mask_value for c in self.classes if c.mask_value is not None]
+        if len(set(values)) != len(values):
+            raise ClassTableError("two classes share a mask value")
+        if set(values) & set(self.ignore_values):
+            raise ClassTableError("a value is both a class value and an ignore value")
+
+    @property
+    def by_color(self) -> bool:
+        """Every class has a mask colour: colour-coded masks can be read."""
+        return all(c.mask_color is not None for c in self.classes)
+
+    @property
+    def by_value(self) -> bool:
+        """Every class has a mask value: single-band masks can be read."""
+        return all(c.mask_value is not None for c in self.classes)
 
     @property
     def names(self) -> list[str]:
@@ -81,27 +112,23 @@ class ClassTable:
         return {
             "classes": [asdict(c) for c in self.classes],
             "ignore_colors": list(self.ignore_colors),
+            "ignore_values": list(self.ignore_values),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> ClassTable:
         try:
-            entries = data["classes"]
-            classes = tuple(
-                SegClass(
-                    name=str(e["name"]),
-                    mask_color=to_hex(parse_color(e["mask_color"])),
-                    display_color=to_hex(parse_color(e.get("display_color", e["mask_color"]))),
-                    scored=bool(e.get("scored", True)),
-                )
-                for e in entries
+            classes = tuple(_class_from_dict(e, i) for i, e in enumerate(data["classes"]))
+            ignore = tuple(to_hex(parse_color(c)) for c in data.get("ignore_colors") or [])
+            ignore_values = tuple(
+                _mask_value(v, "ignore_values") for v in data.get("ignore_values") or []
             )
         except (KeyError, TypeError) as err:
             raise ClassTableError(
                 f"class table entry is missing {err}; each class needs 'name' and 'mask_color'"
+                " (colour-coded masks) or 'mask_value' (single-band masks)"
             ) from None
-        ignore = tuple(to_hex(parse_color(c)) for c in data.get("ignore_colors", []))
-        return cls(classes=classes, ignore_colors=ignore)
+        return cls(classes=classes, ignore_colors=ignore, ignore_values=ignore_values)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ClassTable:
@@ -117,6 +144,26 @@ class ClassTable:
         if not isinstance(data, dict):
             raise ClassTableError(f"class table {path} must be a mapping with a 'classes' list")
         return cls.from_dict(data)
+
+
+def _mask_value(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ClassTableError(f"{what}: {value!r} is not a whole number from 0")
+    return value
+
+
+def _class_from_dict(entry: dict, index: int) -> SegClass:
+    colour = entry.get("mask_color")
+    colour = None if colour is None else to_hex(parse_color(colour))
+    value = entry.get("mask_value")
+    display = entry.get("display_color", colour or FALLBACK_COLORS[index % len(FALLBACK_COLORS)])
+    return SegClass(
+        name=str(entry["name"]),
+        mask_color=colour,
+        display_color=to_hex(parse_color(display)),
+        scored=bool(entry.get("scored", True)),
+        mask_value=None if value is None else _mask_value(value, f"class {entry['name']!r}"),
+    )
 
 
 # The colours the Dubai masks really use (measured; classes.json in the archive is wrong).
@@ -143,30 +190,50 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 @dataclass
 class EncodedMask:
     ids: np.ndarray  # (H, W) uint8 class ids, IGNORE_INDEX where no class
-    unknown: Counter  # packed colour -> pixel count, for colours in no list
-    ignored: int  # pixels of a declared ignore colour
+    unknown: Counter  # packed colour (or value) -> pixel count, for those in no list
+    ignored: int  # pixels of a declared ignore colour (or value)
+    by_value: bool = False  # read from a single-band mask of values, not colours
+
+    def describe(self, code: int) -> str:
+        """An unknown code as the user wrote it in the mask: a value or #RRGGBB."""
+        return str(code) if self.by_value else unpack_hex(code)
 
 
-def encode_mask(rgb: np.ndarray, table: ClassTable) -> EncodedMask:
-    """Map an (H, W, 3) colour mask to class ids."""
-    packed = _pack(rgb)
-    colours, inverse = np.unique(packed.ravel(), return_inverse=True)
-    lut = np.full(len(colours), IGNORE_INDEX, dtype=np.uint8)
-    class_codes = {
-        int(_pack(np.array(parse_color(c.mask_color)))): i for i, c in enumerate(table.classes)
-    }
-    ignore_codes = {int(_pack(np.array(parse_color(c)))) for c in table.ignore_colors}
-    counts = np.bincount(inverse, minlength=len(colours))
+def encode_mask(mask: np.ndarray, table: ClassTable) -> EncodedMask:
+    """Map an (H, W, 3) colour mask or an (H, W) mask of class values to class ids."""
+    if mask.ndim == 2:
+        if not table.by_value:
+            raise ClassTableError(
+                "the masks are single-band (a value per class) but the class table gives"
+                " colours: give every class a mask_value (see --classes)"
+            )
+        codes = mask.astype(np.int64)
+        class_codes = {c.mask_value: i for i, c in enumerate(table.classes)}
+        ignore_codes = set(table.ignore_values)
+    else:
+        if not table.by_color:
+            raise ClassTableError(
+                "the masks are colour-coded but the class table gives values: give every"
+                " class a mask_color (see --classes)"
+            )
+        codes = _pack(mask)
+        class_codes = {
+            int(_pack(np.array(parse_color(c.mask_color)))): i for i, c in enumerate(table.classes)
+        }
+        ignore_codes = {int(_pack(np.array(parse_color(c)))) for c in table.ignore_colors}
+    found, inverse = np.unique(codes.ravel(), return_inverse=True)
+    lut = np.full(len(found), IGNORE_INDEX, dtype=np.uint8)
+    counts = np.bincount(inverse, minlength=len(found))
     unknown: Counter = Counter()
     ignored = 0
-    for j, code in enumerate(colours.tolist()):
+    for j, code in enumerate(found.tolist()):
         if code in class_codes:
             lut[j] = class_codes[code]
         elif code in ignore_codes:
             ignored += int(counts[j])
         else:
             unknown[code] = int(counts[j])
-    return EncodedMask(lut[inverse].reshape(packed.shape), unknown, ignored)
+    return EncodedMask(lut[inverse].reshape(codes.shape), unknown, ignored, mask.ndim == 2)
 
 
 def unpack_hex(code: int) -> str:
@@ -174,16 +241,17 @@ def unpack_hex(code: int) -> str:
 
 
 def check_unknown_share(encoded: EncodedMask, name: str, max_share: float) -> None:
-    """Raise if more than ``max_share`` of a mask's pixels match no listed colour."""
+    """Raise if more than ``max_share`` of a mask's pixels match no listed colour or value."""
     total = encoded.ids.size
     n_unknown = sum(encoded.unknown.values())
     if total and n_unknown / total > max_share:
         top = ", ".join(
-            f"{unpack_hex(code)} ({count / total:.1%})"
+            f"{encoded.describe(code)} ({count / total:.1%})"
             for code, count in encoded.unknown.most_common(3)
         )
+        kind = "value" if encoded.by_value else "colour"
         raise ClassTableError(
-            f"{name}: {n_unknown / total:.1%} of pixels match no class colour (most common: {top});"
-            f" the class table does not fit these masks: pass the right one with --classes"
-            f" (limit {max_share:.0%}, set by --max-unknown)"
+            f"{name}: {n_unknown / total:.1%} of pixels match no class {kind} (most common:"
+            f" {top}); the class table does not fit these masks: pass the right one with"
+            f" --classes (limit {max_share:.0%}, set by --max-unknown)"
         )

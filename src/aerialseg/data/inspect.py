@@ -1,4 +1,5 @@
-"""Dataset statistics: pairs per tile, image sizes, pixel share per class, unknown colours."""
+"""Dataset statistics: pairs per tile, image sizes, pixel share per class, unknown colours
+or values."""
 
 from __future__ import annotations
 
@@ -7,28 +8,34 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
-from aerialseg.data.classes import ClassTable, check_unknown_share, encode_mask, unpack_hex
+from aerialseg.data.classes import ClassTable, check_unknown_share, encode_mask
 from aerialseg.data.source import DatasetSource
 
 
-def inspect_dataset(source: DatasetSource, table: ClassTable, max_unknown: float) -> dict:
+def inspect_dataset(
+    source: DatasetSource,
+    table: ClassTable,
+    max_unknown: float,
+    bands: tuple[int, ...] | None = None,
+) -> dict:
     """Read every pair once and summarise it. Raises on the first bad file."""
     source.check_sizes()
     class_pixels = np.zeros(table.num_classes, dtype=np.int64)
-    unknown: Counter = Counter()
+    unknown: dict[str, Counter] = {"colors": Counter(), "values": Counter()}
     ignored = 0
     total = 0
     tiles: dict[str, dict] = {}
     mask_modes: Counter = Counter()
     for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
-        source.read_image(pair)  # decodes fully: a truncated image fails here
-        mask_image = source._open(pair.mask)
-        mask_modes[mask_image.mode] += 1
-        encoded = encode_mask(source.read_mask_rgb(pair), table)
+        source.read_image(pair, bands)  # decodes fully: a truncated image fails here
+        mask_modes[source.mask_mode(pair)] += 1
+        encoded = encode_mask(source.read_mask(pair, table.by_value), table)
         check_unknown_share(encoded, pair.mask, max_unknown)
         h, w = encoded.ids.shape
         class_pixels += np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]
-        unknown.update(encoded.unknown)
+        unknown["values" if encoded.by_value else "colors"].update(
+            {encoded.describe(code): n for code, n in encoded.unknown.items()}
+        )
         ignored += encoded.ignored
         total += h * w
         tile = tiles.setdefault(pair.group or ".", {"pairs": 0, "sizes": Counter()})
@@ -46,15 +53,24 @@ def inspect_dataset(source: DatasetSource, table: ClassTable, max_unknown: float
         "mask_modes": dict(mask_modes),
         "pixels": total,
         "classes": [
-            {"name": c.name, "mask_color": c.mask_color, "pixels": int(n), "share": n / total}
+            {
+                "name": c.name,
+                "mask_color": c.mask_color,
+                "mask_value": c.mask_value,
+                "pixels": int(n),
+                "share": n / total,
+            }
             for c, n in zip(table.classes, class_pixels, strict=True)
         ],
         "labelled_pixels": labelled,
-        "ignore_color_pixels": ignored,
+        "ignore_color_pixels": ignored,  # or ignore values
         "unmatched_pixels": total - labelled,
         "unmatched_share": (total - labelled) / total,
         "unknown_colors": [
-            {"color": unpack_hex(code), "pixels": n} for code, n in unknown.most_common(10)
+            {"color": code, "pixels": n} for code, n in unknown["colors"].most_common(10)
+        ],
+        "unknown_values": [
+            {"value": code, "pixels": n} for code, n in unknown["values"].most_common(10)
         ],
     }
 
@@ -68,14 +84,17 @@ def format_report(report: dict) -> str:
         sizes = ", ".join(f"{s} x{n}" for s, n in tile["sizes"].items())
         lines.append(f"  {name:<12} {tile['pairs']:>3} pairs  {sizes}")
     lines.append(f"pixels: {report['pixels']:,}")
-    lines.append(f"  {'class':<12} {'colour':<8} {'share':>7}")
+    lines.append(f"  {'class':<12} {'colour':<8} {'value':>5} {'share':>7}")
     for c in report["classes"]:
-        lines.append(f"  {c['name']:<12} {c['mask_color']:<8} {c['share']:>7.2%}")
+        value = "" if c["mask_value"] is None else c["mask_value"]
+        lines.append(f"  {c['name']:<12} {c['mask_color'] or '':<8} {value:>5} {c['share']:>7.2%}")
     lines.append(
         f"pixels matching no class: {report['unmatched_pixels']:,}"
         f" ({report['unmatched_share']:.2%});"
-        f" of these in ignore colours: {report['ignore_color_pixels']:,}"
+        f" of these ignored as declared: {report['ignore_color_pixels']:,}"
     )
     for u in report["unknown_colors"]:
         lines.append(f"  unknown colour {u['color']}: {u['pixels']:,} px")
+    for u in report["unknown_values"]:
+        lines.append(f"  unknown value {u['value']}: {u['pixels']:,} px")
     return "\n".join(lines)

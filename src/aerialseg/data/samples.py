@@ -34,16 +34,22 @@ def load_labelled(
     classes: ClassTable,
     max_unknown: float,
     desc: str = "loading",
+    bands: tuple[int, ...] | None = None,
 ) -> list[LabelledImage]:
-    """Decode images and masks, checking sizes and the share of unknown mask colours."""
+    """Decode images and masks, checking sizes and the share of unknown mask colours or
+    values. Nodata pixels of an image are ignored in its mask. ``bands``: the RGB bands of
+    raster images (1-based; default: their first three)."""
     by_id = {p.id: p for p in source.pairs}
     pairs = [by_id[i] for i in ids]
     source.check_sizes(pairs)
     out = []
     for pair in tqdm(pairs, desc=desc, unit="img", leave=False):
-        encoded = encode_mask(source.read_mask_rgb(pair), classes)
+        encoded = encode_mask(source.read_mask(pair, classes.by_value), classes)
         check_unknown_share(encoded, pair.mask, max_unknown)
-        image = torch.from_numpy(source.read_image(pair)).permute(2, 0, 1)
+        rgb, valid = source.read_image(pair, bands)
+        if valid is not None:
+            encoded.ids[~valid] = IGNORE_INDEX
+        image = torch.from_numpy(rgb).permute(2, 0, 1)
         out.append(LabelledImage(pair.id, image, torch.from_numpy(encoded.ids)))
     return out
 

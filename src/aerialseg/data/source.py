@@ -4,6 +4,12 @@ Layout (the Kaggle "Semantic segmentation of aerial imagery" one, also fine for 
 
     ROOT/[GROUP/]images/NAME.jpg|png|tif   and   ROOT/[GROUP/]masks/NAME.png|tif
 
+TIFF and GeoTIFF images are read with rasterio, their bands chosen and 16-bit or float
+values stretched to 8 bits as ``aerialseg predict`` does it, and their nodata pixels left
+out of training. Masks are colour-coded (RGB, or a palette PNG like the Dubai ones) or
+single-band rasters of class values (GeoTIFF label rasters, the class rasters predict
+writes); ``aerialseg.data.classes`` maps either to class ids.
+
 ROOT may sit one or two folders below the path the user gives (the zip wraps it in
 ``Semantic segmentation dataset/``). Pair ids are image paths relative to ROOT, the form
 ``../shared/benchmark/split.json`` uses.
@@ -12,16 +18,23 @@ ROOT may sit one or two folders below the path the user gives (the zip wraps it 
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+import rasterio
 from PIL import Image, UnidentifiedImageError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
+from aerialseg.data.raster import InputError, read_rgb
 from aerialseg.errors import DatasetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+RASTER_SUFFIXES = (".tif", ".tiff")  # read with rasterio: any band count, type, compression
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 LAYOUT_HINT = (
     "expected folders named images/ and masks/ (optionally inside one folder per tile),"
@@ -153,16 +166,77 @@ class DatasetSource:
                 " the dataset"
             ) from None
 
-    def read_image(self, pair: Pair) -> np.ndarray:
-        """(H, W, 3) uint8 RGB."""
-        return self._load(pair.id, "RGB")
+    @contextmanager
+    def _raster(self, rel: str) -> Iterator[rasterio.io.DatasetReader]:
+        full = rel if self.root == "." else f"{self.root}/{rel}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                if self.is_zip:
+                    with zipfile.ZipFile(self.path) as archive:
+                        data = archive.read(full)
+                    with rasterio.MemoryFile(data) as memory, memory.open() as dataset:
+                        yield dataset
+                else:
+                    with rasterio.open(self.path / full) as dataset:
+                        yield dataset
+        except (RasterioIOError, zipfile.BadZipFile) as err:
+            raise DatasetError(
+                f"{rel}: cannot read the file ({str(err)[:100]}); it is damaged or not an"
+                " image: replace it or remove it from the dataset"
+            ) from None
 
-    def read_mask_rgb(self, pair: Pair) -> np.ndarray:
-        """(H, W, 3) uint8 mask colours, whether the PNG is RGB or palette."""
-        return self._load(pair.mask, "RGB")
+    def read_image(
+        self, pair: Pair, bands: tuple[int, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(H, W, 3) uint8 RGB, and the (H, W) valid-pixel mask of a raster that has nodata
+        (None: every pixel is valid). ``bands`` (1-based) picks the RGB bands of a raster."""
+        if bands is None and PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
+            return self._load(pair.id, "RGB"), None
+        with self._raster(pair.id) as dataset:
+            try:
+                rgb, valid = read_rgb(dataset, pair.id, bands, flag="bands=")
+            except InputError as err:
+                raise DatasetError(str(err)) from None
+        return rgb, None if valid.all() else valid
+
+    def read_mask(self, pair: Pair, palette_as_values: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG), or the
+        (H, W) values of a single-band one. A palette PNG holds values too (the class rasters
+        predict writes): ``palette_as_values`` reads those instead of their colours."""
+        if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
+            with self._raster(pair.mask) as dataset:
+                if dataset.count == 1:
+                    return dataset.read(1)
+                if dataset.count < 3:
+                    raise DatasetError(
+                        f"{pair.mask}: a mask has one band (class values) or three (colours),"
+                        f" this one {dataset.count}"
+                    )
+                return dataset.read([1, 2, 3]).transpose(1, 2, 0)
+        mode = self._open(pair.mask).mode
+        if mode in ("RGB", "RGBA") or (mode == "P" and not palette_as_values):
+            return self._load(pair.mask, "RGB")
+        if mode in ("1", "LA", "CMYK", "YCbCr", "LAB", "HSV"):
+            raise DatasetError(
+                f"{pair.mask}: a mask of {mode} pixels; masks are RGB colours, or one band of"
+                " class values (8 or 16 bit)"
+            )
+        return self._load(pair.mask, None)
+
+    def mask_mode(self, pair: Pair) -> str:
+        """How the mask file stores its pixels: PIL's mode ("RGB", "P" for palette, "L"), or
+        bands and type for a TIFF ("1x uint16")."""
+        if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
+            with self._raster(pair.mask) as dataset:
+                return f"{dataset.count}x {dataset.dtypes[0]}"
+        return self._open(pair.mask).mode
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the header only."""
+        if PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES:
+            with self._raster(rel) as dataset:
+                return dataset.width, dataset.height
         return self._open(rel).size
 
     def check_sizes(self, pairs: list[Pair] | None = None) -> None:

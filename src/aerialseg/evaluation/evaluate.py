@@ -86,7 +86,9 @@ def evaluate(
     per_image = {}
     ignored = 0
     panels = []
-    items = load_labelled(source, ids, classes, cfg.max_unknown, f"{split_name} images")
+    items = load_labelled(
+        source, ids, classes, cfg.max_unknown, f"{split_name} images", cfg.band_tuple
+    )
     bar = tqdm(items, desc="evaluate", unit="img")
     for item, pred in predicted(engine, cfg, bar, device, batch_size):
         mask = item.mask.to(device).long()

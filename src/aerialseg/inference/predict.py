@@ -17,7 +17,7 @@ import torch
 from rasterio.windows import Window
 
 from aerialseg.data.classes import IGNORE_INDEX
-from aerialseg.inference.raster import RasterInput
+from aerialseg.data.raster import RasterInput
 from aerialseg.inference.sliding import (
     _pad_to,
     predict_image,

@@ -19,10 +19,10 @@ import rasterio
 import torch
 from tqdm import tqdm
 
+from aerialseg.data.raster import InputError, open_input
 from aerialseg.errors import AerialsegError
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
-from aerialseg.inference.raster import InputError, open_input
 from aerialseg.inference.vector import polygonize
 from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
 
@@ -137,7 +137,7 @@ def _predict_one(
     name: str | None = None,
 ) -> dict[str, Path]:
     base = out / (name or path.stem)
-    raster = open_input(path, opts.bands)
+    raster = open_input(path, opts.bands or config.band_tuple)  # the user's, else the model's
     try:
         fmt = opts.class_format
         if fmt == "auto":

@@ -21,8 +21,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import DatasetWriter
 
 from aerialseg.data.classes import ClassTable
+from aerialseg.data.raster import RasterInput
 from aerialseg.inference.predict import NODATA, ChunkResult
-from aerialseg.inference.raster import RasterInput
 
 OVERLAY_ALPHA = 0.5
 BLOCK = 256

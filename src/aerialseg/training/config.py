@@ -44,6 +44,10 @@ class TrainConfig:
     input_mode: Literal["crop", "resize"] = "crop"
     crop_size: int = 256  # native px
     resize_to: int = 256
+    # TIFF/GeoTIFF images: the three bands (1-based) the network sees as RGB, e.g. [3,2,1]
+    # for a blue-green-red-NIR product; None: bands 1-3 of 3-band or RGBA rasters. Saved in
+    # the model, so predict, evaluate and serve pick the same bands.
+    bands: list[int] | None = None
     augment: bool = True  # flips, 90-degree rotations, mild colour jitter
     # with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized
     # to crop_size (scale augmentation); None: crops at native scale only
@@ -115,6 +119,10 @@ class TrainConfig:
                 self.drop_path == 0 or self.model != "seed-unet",
                 "seed-unet takes no drop_path (its encoder has no residual blocks)",
             ),
+            (
+                self.bands is None or (len(self.bands) == 3 and min(self.bands) >= 1),
+                "bands must be three band numbers from 1, e.g. bands=[3,2,1]",
+            ),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
             (self.encoder_lr_factor > 0, "encoder_lr_factor must be positive"),
@@ -153,6 +161,11 @@ class TrainConfig:
         if self.max_time is not None:
             parse_duration(self.max_time)
         return self
+
+    @property
+    def band_tuple(self) -> tuple[int, ...] | None:
+        """``bands`` in the form the raster readers take."""
+        return tuple(self.bands) if self.bands else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

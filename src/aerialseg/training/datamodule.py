@@ -28,11 +28,13 @@ class SegmentationDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         train = load_labelled(
-            self.source, self.split.train, self.classes, cfg.max_unknown, "train images"
-        )
+            self.source, self.split.train, self.classes, cfg.max_unknown, "train images",
+            cfg.band_tuple,
+        )  # fmt: skip
         val = load_labelled(
-            self.source, self.split.val, self.classes, cfg.max_unknown, "val images"
-        )
+            self.source, self.split.val, self.classes, cfg.max_unknown, "val images",
+            cfg.band_tuple,
+        )  # fmt: skip
         if cfg.input_mode == "resize":
             self.train_set = ResizedDataset(train, cfg.resize_to)
         else:

@@ -1,4 +1,5 @@
-"""Open any input raster (JPEG, PNG, TIFF, GeoTIFF) and read RGB windows of it.
+"""Open any raster (JPEG, PNG, TIFF, GeoTIFF) and read RGB windows of it, for prediction
+and for training alike.
 
 Band choice: three-band inputs are used as they are; RGBA uses the alpha band as the
 nodata mask; anything else needs ``--bands`` (1-based, e.g. ``4,3,2``).
@@ -85,27 +86,57 @@ class RasterInput:
         else:
             rows, cols = window.toslices()
             data, valid = self.whole[0][:, rows, cols], self.whole[1][rows, cols]
-        if self.scale is None:
-            rgb = data.astype(np.float32)
-        else:
-            low, high = self.scale
-            rgb = (data.astype(np.float32) - low[:, None, None]) / (high - low)[:, None, None] * 255
-            rgb = np.clip(rgb, 0, 255)
-        rgb[:, ~valid] = 0
-        return rgb, valid
+        return _to_rgb(data, valid, self.scale), valid
 
     def close(self) -> None:
         self.dataset.close()
 
 
-def _default_bands(ds) -> tuple[int, ...]:
+def _to_rgb(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
+    if scale is None:
+        rgb = data.astype(np.float32)
+    else:
+        low, high = scale
+        rgb = (data.astype(np.float32) - low[:, None, None]) / (high - low)[:, None, None] * 255
+        rgb = np.clip(rgb, 0, 255)
+    rgb[:, ~valid] = 0
+    return rgb
+
+
+def choose_bands(
+    ds, name: str, bands: tuple[int, ...] | None, flag: str = "--bands"
+) -> tuple[int, ...]:
+    """``bands`` checked against the raster, or the default three; ``flag`` is how the user
+    chooses bands where the error is read (``--bands`` in predict, ``bands=`` in train)."""
+    if bands:
+        if max(bands) > ds.count:
+            raise InputError(
+                f"{name}: {flag} {','.join(map(str, bands))} asks for band {max(bands)} but"
+                f" the file has {ds.count}"
+            )
+        return bands
     interp = ds.colorinterp
     if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
         return (1, 2, 3)
+    example = "1,1,1" if ds.count == 1 else "1,2,3"
+    example = f"{flag} {example}" if flag.startswith("--") else f"{flag}[{example}]"
     raise InputError(
-        f"{ds.name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
-        f" --bands, e.g. --bands {'1,1,1' if ds.count == 1 else '1,2,3'}"
+        f"{name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
+        f" {flag}, e.g. {example}"
     )
+
+
+def read_rgb(
+    ds, name: str, bands: tuple[int, ...] | None = None, flag: str = "--bands"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A whole raster as (H, W, 3) uint8 RGB, bands chosen and values scaled as predict does
+    it (so a model trains on what it will be given), and its (H, W) valid mask."""
+    chosen = choose_bands(ds, name, bands, flag)
+    data, valid = ds.read(list(chosen)), ds.dataset_mask() > 0
+    dtype = np.dtype(ds.dtypes[chosen[0] - 1])
+    scale = None if dtype == np.uint8 else _stretch(ds, chosen)
+    rgb = np.rint(_to_rgb(data, valid, scale)).astype(np.uint8)
+    return rgb.transpose(1, 2, 0), valid
 
 
 def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -138,12 +169,7 @@ def open_input(path: str | Path, bands: tuple[int, ...] | None = None) -> Raster
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
         ) from None
     try:
-        chosen = bands or _default_bands(ds)
-        if max(chosen) > ds.count:
-            raise InputError(
-                f"{path}: --bands {','.join(map(str, chosen))} asks for band"
-                f" {max(chosen)} but the file has {ds.count}"
-            )
+        chosen = choose_bands(ds, str(path), bands)
         whole = None
         if ds.width * ds.height <= WHOLE_READ_PIXELS:
             whole = ds.read(list(chosen)), ds.dataset_mask() > 0  # a truncated file fails here
