@@ -177,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="drop polygons smaller than this, map units squared (default 0)",
     )
-    p.add_argument("--bands", help="three 1-based band numbers to use as RGB, e.g. 4,3,2")
+    p.add_argument(
+        "--bands",
+        help="three 1-based band numbers to use as RGB, e.g. 4,3,2 (default: the bands the"
+        " model was trained on, else 1-3 of an RGB or RGBA raster)",
+    )
     p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
     _add_batch_size(p)
