@@ -127,6 +127,13 @@ def test_value_tables_map_single_band_masks():
     assert ClassTable.from_dict(table.to_dict()) == table
 
 
+def test_a_label_rasters_nodata_is_ignored_not_unknown():
+    values = np.ma.masked_equal(np.array([[1, 200, 200, 2]]), 200)
+    encoded = encode_mask(values, ClassTable.from_dict(VALUE_CLASSES))
+    assert encoded.ids.tolist() == [[0, IGNORE_INDEX, IGNORE_INDEX, 1]]
+    assert encoded.ignored == 2 and not encoded.unknown
+
+
 def test_a_mask_of_the_other_kind_than_the_table_says_what_to_add():
     with pytest.raises(ClassTableError, match="single-band .* give every class a mask_value"):
         encode_mask(np.zeros((2, 2), np.uint8), DUBAI_CLASSES)

@@ -129,6 +129,17 @@ def test_geotiff_images_read_as_predict_reads_them(tmp_path):
     assert mask.shape == (72, 80) and set(np.unique(mask)) <= {0, 1, 2, 3, 4, 5}
     assert (archive.read_mask(in_zip) == mask).all()
     assert direct.mask_mode(pair) == "1x uint8"
+    assert not np.ma.isMaskedArray(mask)  # no nodata declared
+
+
+def test_a_label_rasters_nodata_comes_masked(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    labels = np.full((1, 72, 80), 3, np.uint8)
+    labels[0, :, :10] = 255
+    write_geotiff(root / "masks" / "scene_0.tif", labels, nodata=255)
+    source = DatasetSource(root)
+    mask = source.read_mask(source.pairs[0])
+    assert np.ma.getmaskarray(mask)[:, :10].all() and not np.ma.getmaskarray(mask)[:, 10:].any()
 
 
 def test_four_band_images_need_bands(tmp_path):

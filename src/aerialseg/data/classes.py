@@ -200,16 +200,18 @@ class EncodedMask:
 
 
 def encode_mask(mask: np.ndarray, table: ClassTable) -> EncodedMask:
-    """Map an (H, W, 3) colour mask or an (H, W) mask of class values to class ids."""
+    """Map an (H, W, 3) colour mask or an (H, W) mask of class values to class ids. Masked
+    pixels of a masked array (a label raster's declared nodata) are ignored."""
     if mask.ndim == 2:
         if not table.by_value:
             raise ClassTableError(
                 "the masks are single-band (a value per class) but the class table gives"
                 " colours: give every class a mask_value (see --classes)"
             )
-        codes = mask.astype(np.int64)
+        codes = np.ma.getdata(mask).astype(np.int64)
+        codes[np.ma.getmaskarray(mask)] = -1  # nodata: no value a table can hold
         class_codes = {c.mask_value: i for i, c in enumerate(table.classes)}
-        ignore_codes = set(table.ignore_values)
+        ignore_codes = {*table.ignore_values, -1}
     else:
         if not table.by_color:
             raise ClassTableError(

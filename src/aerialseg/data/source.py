@@ -202,12 +202,13 @@ class DatasetSource:
 
     def read_mask(self, pair: Pair, palette_as_values: bool = False) -> np.ndarray:
         """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG), or the
-        (H, W) values of a single-band one. A palette PNG holds values too (the class rasters
-        predict writes): ``palette_as_values`` reads those instead of their colours."""
+        (H, W) values of a single-band one, a masked array where the raster declares nodata.
+        A palette PNG holds values too (the class rasters predict writes):
+        ``palette_as_values`` reads those instead of their colours."""
         if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
             with self._raster(pair.mask) as dataset:
                 if dataset.count == 1:
-                    return dataset.read(1)
+                    return dataset.read(1, masked=dataset.nodata is not None)
                 if dataset.count < 3:
                     raise DatasetError(
                         f"{pair.mask}: a mask has one band (class values) or three (colours),"
