@@ -59,6 +59,7 @@ RECIPES: dict[str, list[str]] = {
     "lite0-lr2e-3": [*LITE0, "lr=2e-3"],
     "lite0-lr5e-4": [*LITE0, "lr=5e-4"],
     "lite0-wd0.05": [*LITE0, "weight_decay=0.05"],
+    "lite0-lr4e-3": [*LITE0, "lr=4e-3"],
 }
 
 
