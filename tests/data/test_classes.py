@@ -147,3 +147,23 @@ def test_a_table_can_give_both_colours_and_values():
     )
     assert encode_mask(rgb("#010203"), table).ids.tolist() == [[0]]
     assert encode_mask(np.array([[7]]), table).ids.tolist() == [[0]]
+
+
+def test_class_rasters_hold_the_tables_values_or_the_ids():
+    lut, nodata, dtype = DUBAI_CLASSES.raster_coding()
+    assert (lut[:6].tolist(), lut[IGNORE_INDEX], nodata, dtype) == (
+        [0, 1, 2, 3, 4, 5],
+        255,
+        255,
+        "uint8",
+    )
+    lut, nodata, dtype = ClassTable.from_dict(VALUE_CLASSES).raster_coding()
+    assert (lut[:5].tolist(), lut[IGNORE_INDEX], dtype) == ([1, 2, 3, 4, 5], 255, "uint8")
+    wide = {"classes": [{"name": "a", "mask_value": 300}, {"name": "b", "mask_value": 255}]}
+    lut, nodata, dtype = ClassTable.from_dict(wide).raster_coding()
+    assert (lut[:2].tolist(), lut[IGNORE_INDEX], nodata, dtype) == (
+        [300, 255],
+        65535,
+        65535,
+        "uint16",
+    )

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from aerialseg.cli import main
+from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import open_input
 from aerialseg.inference.predict import NODATA, predict_rows
 from aerialseg.inference.run import expand_inputs, output_names
 from aerialseg.inference.sliding import predict_sliding, predict_whole
-from aerialseg.models.io import load_model
+from aerialseg.models.io import load_model, save_model
 from aerialseg.models.network import SegmentationNet
 from aerialseg.training.config import resolve_config
 from tests.conftest import rgb_scene, write_geotiff
@@ -300,3 +301,33 @@ def test_a_file_named_several_ways_is_predicted_once(tmp_path, monkeypatch):
     found = expand_inputs(["a/x.jpg", "./a/x.jpg", str(tmp_path / "a" / "x.jpg"), "a", "a/*.jpg"])
     assert found == [Path("a/x.jpg")]
     assert output_names(found) == {Path("a/x.jpg"): "x"}
+
+
+def test_a_value_table_writes_its_values_in_16_bits(tiny_model, geotiff, tmp_path):
+    """A model trained on label rasters of values 100-600 writes predictions in those values
+    (16-bit, nodata 65535), where the same network with the colour table writes ids."""
+    loaded = load_model(tiny_model)
+    table = ClassTable.from_dict(
+        {
+            "classes": [
+                {"name": n, "mask_value": 100 * (i + 1)} for i, n in enumerate(loaded.classes.names)
+            ]
+        }
+    )
+    valued = tmp_path / "valued.pt"
+    save_model(valued, loaded.net, loaded.config, table, loaded.meta)
+    assert predict(geotiff, "--model", tiny_model, "--out", tmp_path / "ids") == 0
+    assert (
+        predict(geotiff, "--model", valued, "--out", tmp_path / "values", "--vector", "geojson")
+        == 0
+    )
+    with (
+        rasterio.open(tmp_path / "ids" / "scene_classes.tif") as ids,
+        rasterio.open(tmp_path / "values" / "scene_classes.tif") as values,
+    ):
+        assert values.dtypes[0] == "uint16" and values.nodata == 65535
+        np.testing.assert_array_equal(values.read(1), (ids.read(1).astype(np.uint16) + 1) * 100)
+    polygons = json.loads((tmp_path / "values" / "scene_polygons.geojson").read_text())
+    areas = json.loads((tmp_path / "values" / "scene_areas.json").read_text())
+    predicted = {a["class"] for a in areas if a["area_m2"] > 0}
+    assert {f["properties"]["class"] for f in polygons["features"]} == predicted

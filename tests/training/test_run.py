@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import rasterio
 import torch
@@ -392,11 +393,17 @@ def test_own_geotiffs_with_class_value_masks(tmp_path, capsys):
     assert model.config.bands == [3, 2, 1] and model.classes.by_value
 
     scene = root / "images" / "scene_0.tif"
-    assert main(["predict", str(scene), "--model", model_file, "--out", str(tmp_path / "p")]) == 0
+    argv = ["predict", str(scene), "--model", model_file, "--out", str(tmp_path / "p")]
+    assert main([*argv, "--vector", "geojson"]) == 0
     with rasterio.open(tmp_path / "p" / "scene_0_classes.tif") as out, rasterio.open(scene) as src:
         assert out.crs == src.crs and out.transform == src.transform
-        ids = out.read(1)
-        assert (ids[:, -3:] == out.nodata).all() and (ids[:, :-3] < 5).all()
+        values = out.read(1)  # in the labels' own coding: 1-5, not class ids 0-4
+        assert out.nodata == 255 and (values[:, -3:] == 255).all()
+        assert set(np.unique(values[:, :-3])) <= {1, 2, 3, 4, 5}
+        assert out.colormap(1)[1][:3] != out.colormap(1)[2][:3]
+    polygons = json.loads((tmp_path / "p" / "scene_0_polygons.geojson").read_text())
+    names = {f["properties"]["class"] for f in polygons["features"]}
+    assert names and names <= {"Building", "Land", "Road", "Vegetation", "Water"}
 
     argv = ["evaluate", model_file, *data, "--split-file", str(split), "--out", str(tmp_path / "e")]
     assert main(argv) == 0

@@ -96,6 +96,21 @@ class ClassTable:
         """Every class has a mask value: single-band masks can be read."""
         return all(c.mask_value is not None for c in self.classes)
 
+    def raster_coding(self) -> tuple[np.ndarray, int, str]:
+        """How class rasters store classes: the value written per class id (a lookup table
+        of 256, IGNORE_INDEX to nodata), the nodata value and the type. Tables of mask
+        values write those values, so predictions read like the labels they learnt from;
+        others write the class ids."""
+        values = [c.mask_value for c in self.classes] if self.by_value else None
+        if values is None or max(values) < 255:
+            lut, nodata, dtype = np.arange(256, dtype=np.uint16), 255, "uint8"
+        else:
+            lut, nodata, dtype = np.arange(256, dtype=np.uint16), 65535, "uint16"
+        if values is not None:
+            lut[: len(values)] = values
+        lut[IGNORE_INDEX] = nodata
+        return lut, nodata, dtype
+
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.classes]
@@ -147,8 +162,9 @@ class ClassTable:
 
 
 def _mask_value(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-        raise ClassTableError(f"{what}: {value!r} is not a whole number from 0")
+    # 65535 is kept for nodata in class rasters of 16-bit values
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 65535:
+        raise ClassTableError(f"{what}: {value!r} is not a whole number from 0 to 65534")
     return value
 
 

@@ -16,7 +16,6 @@ from rasterio.features import shapes
 from shapely.geometry import mapping, shape
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.inference.predict import NODATA
 
 DRIVERS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg")}
 SCHEMA = {"geometry": "Polygon", "properties": {"class_id": "int", "class": "str", "area": "float"}}
@@ -36,6 +35,8 @@ def polygonize(
     driver, suffix = DRIVERS[fmt]
     final = out_stem.with_name(out_stem.name + "_polygons" + suffix)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp{suffix}")
+    codes, nodata, _ = classes.raster_coding()
+    class_of = {int(code): i for i, code in enumerate(codes[: classes.num_classes])}
     with rasterio.open(class_raster) as src:
         crs = src.crs
         band = rasterio.band(src, 1)
@@ -48,9 +49,9 @@ def polygonize(
             crs=crs.to_wkt() if crs else None,
         ) as sink:
             for geom, value in shapes(band, transform=src.transform):
-                cls = int(value)
-                if cls == NODATA:  # no input there: no polygon
+                if int(value) == nodata:  # no input there: no polygon
                     continue
+                cls = class_of[int(value)]
                 poly = shape(geom)
                 if simplify > 0:
                     poly = poly.simplify(simplify, preserve_topology=True)

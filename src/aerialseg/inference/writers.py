@@ -22,7 +22,7 @@ from rasterio.io import DatasetWriter
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import RasterInput
-from aerialseg.inference.predict import NODATA, ChunkResult
+from aerialseg.inference.predict import ChunkResult
 
 OVERLAY_ALPHA = 0.5
 BLOCK = 256
@@ -53,6 +53,7 @@ class RasterOutputs:
     ):
         self.raster, self.classes, self.fmt = raster, classes, fmt
         self.lut = _palette(classes)
+        self.codes, nodata, dtype = classes.raster_coding()
         self.counts = np.zeros(classes.num_classes, dtype=np.int64)
         self.valid_pixels = 0
         suffix = ".tif" if fmt == "tif" else ".png"
@@ -86,19 +87,24 @@ class RasterOutputs:
         for key, path in self.tiffs.items():
             profile = dict(base, count=1 if key == "classes" else 3)
             if key == "classes":
-                profile["nodata"] = NODATA
+                profile.update(nodata=nodata, dtype=dtype)
             elif key == "color":
                 profile["photometric"] = "RGB"
             with warnings.catch_warnings():  # plain images have no georeference, by design
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self.writers[key] = rasterio.open(path, "w", **profile)
         self.writers["classes"].write_colormap(
-            1, {i: (*map(int, self.lut[i]), 255) for i in range(classes.num_classes)}
+            1,
+            {int(self.codes[i]): (*map(int, self.lut[i]), 255) for i in range(classes.num_classes)},
         )
 
     def write(self, result: ChunkResult) -> None:
         ids, win = result.ids, result.window
-        self.writers["classes"].write(ids, 1, window=win)
+        if self.classes.by_value:  # the table's values; else ids, as they are
+            codes = self.codes[ids].astype(self.writers["classes"].dtypes[0])
+            self.writers["classes"].write(codes, 1, window=win)
+        else:
+            self.writers["classes"].write(ids, 1, window=win)
         self.valid_pixels += int(result.valid.sum())
         self.counts += np.bincount(ids[result.valid].ravel(), minlength=256)[
             : self.classes.num_classes
