@@ -3,6 +3,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
 from rasterio.windows import Window
 
@@ -156,6 +157,17 @@ def test_a_two_band_mask_is_neither_values_nor_colours(tmp_path):
     source = DatasetSource(root)
     with pytest.raises(DatasetError, match="scene_0.tif: a mask has one band .* this one 2"):
         source.read_mask(source.pairs[0])
+
+
+def test_a_palette_geotiff_is_read_as_colours_or_as_values(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    with rasterio.open(root / "masks" / "scene_0.tif", "r+") as mask:
+        mask.write_colormap(1, {v: (v * 10, v * 20, v * 30, 255) for v in range(6)})
+    source = DatasetSource(root)
+    values = source.read_mask(source.pairs[0], palette_as_values=True)
+    colours = source.read_mask(source.pairs[0])
+    assert values.ndim == 2 and colours.shape == (*values.shape, 3)
+    assert (colours[..., 1] == values * 20).all()
 
 
 def test_a_palette_png_is_read_as_colours_or_as_values(tmp_path):

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import rasterio
 from PIL import Image, UnidentifiedImageError
+from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from aerialseg.data.raster import InputError, read_rgb
@@ -201,12 +202,18 @@ class DatasetSource:
         return rgb, None if valid.all() else valid
 
     def read_mask(self, pair: Pair, palette_as_values: bool = False) -> np.ndarray:
-        """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG), or the
-        (H, W) values of a single-band one, a masked array where the raster declares nodata.
-        A palette PNG holds values too (the class rasters predict writes):
+        """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG or TIFF), or
+        the (H, W) values of a single-band one, a masked array where the raster declares
+        nodata. A palette file holds values too (the class rasters predict writes):
         ``palette_as_values`` reads those instead of their colours."""
         if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
             with self._raster(pair.mask) as dataset:
+                palette = dataset.colorinterp[0] == ColorInterp.palette
+                if dataset.count == 1 and palette and not palette_as_values:
+                    colours = np.zeros((256, 3), np.uint8)
+                    for index, rgba in dataset.colormap(1).items():
+                        colours[index] = rgba[:3]
+                    return colours[dataset.read(1)]
                 if dataset.count == 1:
                     return dataset.read(1, masked=dataset.nodata is not None)
                 if dataset.count < 3:
