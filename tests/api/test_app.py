@@ -19,6 +19,7 @@ from aerialseg.api import app as app_module
 from aerialseg.api.app import ServeLimits, create_app, load_engine
 from aerialseg.cli import main
 from aerialseg.inference.engine import Bf16Engine
+from aerialseg.models.io import load_model, save_model
 from tests.conftest import REAL_DATA, rgb_scene, write_geotiff
 
 
@@ -214,3 +215,15 @@ def test_no_progress_bars_in_the_server_log(client, tiny_model, tmp_path, capsys
     response = client.post("/v1/segment", files={"file": ("tall.jpg", data, "image/jpeg")})
     assert response.status_code == 200
     assert "row" not in capsys.readouterr().err
+
+
+def test_a_model_trained_on_chosen_bands_serves_4_band_scenes(tiny_model, tmp_path):
+    loaded = load_model(tiny_model)
+    loaded.config.bands = [3, 2, 1]
+    save_model(tmp_path / "bgr.pt", loaded.net, loaded.config, loaded.classes, loaded.meta)
+    client = TestClient(create_app(load_engine(tmp_path / "bgr.pt")))
+    assert client.get("/v1/model").json()["input"]["bands"] == "bands 3,2,1 as RGB"
+    scene = np.concatenate([rgb_scene(40, 50), rgb_scene(40, 50)[:1]])  # 4 bands
+    path = write_geotiff(tmp_path / "bgrn.tif", scene)
+    response = client.post("/v1/segment", files={"file": ("bgrn.tif", path.read_bytes())})
+    assert response.status_code == 200
