@@ -13,6 +13,7 @@ from PIL import Image
 
 from aerialseg.cli import main
 from aerialseg.training.config import TrainConfig, resolve_config
+from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
 
 FAST = [
     "model=seed-unet",
@@ -162,3 +163,19 @@ def test_print_config_shows_the_settings_a_run_would_use(tmp_path, monkeypatch, 
     Path("printed.yaml").write_text(yaml.safe_dump(printed))
     assert resolve_config("default", "printed.yaml").to_dict() == printed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml", "printed.yaml"]
+
+
+def test_own_geotiffs_say_what_to_pass(tmp_path, capsys):
+    root = write_geotiff_dataset(tmp_path / "own")
+    split = tmp_path / "split.json"
+    assert main(["data", "split", str(root), "--out", str(split)]) == 0
+    inspect = ["data", "inspect", str(root)]
+    run_fails(inspect, capsys, "scene_0.tif: has 4 band(s)", "e.g. --bands 1,2,3")
+    run_fails([*inspect, "--bands", "3,2,1"], capsys, "masks/scene_0.tif", "mask_value")
+    train = ["train", "--data", str(root), "--split", str(split), "--out", str(tmp_path / "r")]
+    run_fails([*train, *FAST], capsys, "masks/scene_", "mask_value with --classes")
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    train += ["--classes", str(table)]
+    run_fails([*train, *FAST], capsys, "scene_", "choose them with bands=, e.g. bands=[1,2,3]")
+    assert not (tmp_path / "r").exists()

@@ -135,10 +135,10 @@ def test_a_label_rasters_nodata_is_ignored_not_unknown():
 
 
 def test_a_mask_of_the_other_kind_than_the_table_says_what_to_add():
-    with pytest.raises(ClassTableError, match="single-band .* give every class a mask_value"):
-        encode_mask(np.zeros((2, 2), np.uint8), DUBAI_CLASSES)
-    with pytest.raises(ClassTableError, match="colour-coded .* give every class a mask_color"):
-        encode_mask(rgb("#3C1098"), ClassTable.from_dict(VALUE_CLASSES))
+    with pytest.raises(ClassTableError, match="^m.tif: a single-band .* have a mask_value"):
+        encode_mask(np.zeros((2, 2), np.uint8), DUBAI_CLASSES, "m.tif")
+    with pytest.raises(ClassTableError, match="^m.png: a colour-coded .* have a mask_color"):
+        encode_mask(rgb("#3C1098"), ClassTable.from_dict(VALUE_CLASSES), "m.png")
 
 
 def test_a_table_can_give_both_colours_and_values():

@@ -215,14 +215,15 @@ class EncodedMask:
         return str(code) if self.by_value else unpack_hex(code)
 
 
-def encode_mask(mask: np.ndarray, table: ClassTable) -> EncodedMask:
+def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> EncodedMask:
     """Map an (H, W, 3) colour mask or an (H, W) mask of class values to class ids. Masked
-    pixels of a masked array (a label raster's declared nodata) are ignored."""
+    pixels of a masked array (a label raster's declared nodata) are ignored. ``name``: the
+    mask's file, for errors."""
     if mask.ndim == 2:
         if not table.by_value:
             raise ClassTableError(
-                "the masks are single-band (a value per class) but the class table gives"
-                " colours: give every class a mask_value (see --classes)"
+                f"{name}: a single-band mask (a value per class) but the class table gives"
+                " colours: pass one whose classes have a mask_value with --classes"
             )
         codes = np.ma.getdata(mask).astype(np.int64)
         codes[np.ma.getmaskarray(mask)] = -1  # nodata: no value a table can hold
@@ -231,8 +232,8 @@ def encode_mask(mask: np.ndarray, table: ClassTable) -> EncodedMask:
     else:
         if not table.by_color:
             raise ClassTableError(
-                "the masks are colour-coded but the class table gives values: give every"
-                " class a mask_color (see --classes)"
+                f"{name}: a colour-coded mask but the class table gives values: pass one"
+                " whose classes have a mask_color with --classes"
             )
         codes = _pack(mask)
         class_codes = {

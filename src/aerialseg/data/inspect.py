@@ -27,9 +27,9 @@ def inspect_dataset(
     tiles: dict[str, dict] = {}
     mask_modes: Counter = Counter()
     for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
-        source.read_image(pair, bands)  # decodes fully: a truncated image fails here
+        source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
         mask_modes[source.mask_mode(pair)] += 1
-        encoded = encode_mask(source.read_mask(pair, table.by_value), table)
+        encoded = encode_mask(source.read_mask(pair, table.by_value), table, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
         h, w = encoded.ids.shape
         class_pixels += np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]

@@ -44,7 +44,7 @@ def load_labelled(
     source.check_sizes(pairs)
     out = []
     for pair in tqdm(pairs, desc=desc, unit="img", leave=False):
-        encoded = encode_mask(source.read_mask(pair, classes.by_value), classes)
+        encoded = encode_mask(source.read_mask(pair, classes.by_value), classes, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
         rgb, valid = source.read_image(pair, bands)
         if valid is not None:

@@ -188,15 +188,16 @@ class DatasetSource:
             ) from None
 
     def read_image(
-        self, pair: Pair, bands: tuple[int, ...] | None = None
+        self, pair: Pair, bands: tuple[int, ...] | None = None, flag: str = "bands="
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(H, W, 3) uint8 RGB, and the (H, W) valid-pixel mask of a raster that has nodata
-        (None: every pixel is valid). ``bands`` (1-based) picks the RGB bands of a raster."""
+        (None: every pixel is valid). ``bands`` (1-based) picks the RGB bands of a raster;
+        ``flag`` is how the user sets them, for errors (``bands=`` in a training config)."""
         if bands is None and PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
             return self._load(pair.id, "RGB"), None
         with self._raster(pair.id) as dataset:
             try:
-                rgb, valid = read_rgb(dataset, pair.id, bands, flag="bands=")
+                rgb, valid = read_rgb(dataset, pair.id, bands, flag)
             except InputError as err:
                 raise DatasetError(str(err)) from None
         return rgb, None if valid.all() else valid
