@@ -243,18 +243,41 @@ class DatasetSource:
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the header only."""
+        return self._header(rel)[0]
+
+    def _header(self, rel: str) -> tuple[tuple[int, int], object]:
+        """(width, height) and, for a georeferenced raster, (CRS, transform)."""
         if PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES:
             with self._raster(rel) as dataset:
-                return dataset.width, dataset.height
-        return self._open(rel).size
+                grid = (dataset.crs, dataset.transform) if dataset.crs else None
+                return (dataset.width, dataset.height), grid
+        return self._open(rel).size, None
 
     def check_sizes(self, pairs: list[Pair] | None = None) -> None:
-        """Raise on the first pair whose mask size differs from its image."""
+        """Raise on the first pair whose mask size, or georeferenced pixel grid, differs from
+        its image's."""
         for pair in pairs or self.pairs:
-            image_size, mask_size = self.image_size(pair.id), self.image_size(pair.mask)
+            (image_size, image_grid), (mask_size, mask_grid) = (
+                self._header(pair.id),
+                self._header(pair.mask),
+            )
             if image_size != mask_size:
                 raise DatasetError(
                     f"{pair.mask}: mask is {mask_size[0]}x{mask_size[1]} but its image is"
                     f" {image_size[0]}x{image_size[1]};"
                     " masks must match their image pixel for pixel"
                 )
+            if image_grid and mask_grid and not _same_grid(image_grid, mask_grid):
+                raise DatasetError(
+                    f"{pair.mask}: mask lies on another grid than its image (CRS or pixel"
+                    " origin and size differ); resample it onto the image's grid (gdalwarp"
+                    " with the image's extent, resolution and CRS)"
+                )
+
+
+def _same_grid(a, b) -> bool:
+    """Same CRS and a transform within a hundredth of a pixel."""
+    (crs_a, transform_a), (crs_b, transform_b) = a, b
+    return crs_a == crs_b and transform_a.almost_equals(
+        transform_b, precision=0.01 * abs(transform_a.a)
+    )
