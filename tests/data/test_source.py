@@ -130,7 +130,7 @@ def test_geotiff_images_read_as_predict_reads_them(tmp_path):
     mask = direct.read_mask(pair)
     assert mask.shape == (72, 80) and set(np.unique(mask)) <= {0, 1, 2, 3, 4, 5}
     assert (archive.read_mask(in_zip) == mask).all()
-    assert direct.mask_mode(pair) == "1x uint8"
+    assert direct.file_mode(pair.mask) == "1x uint8" and direct.file_mode(pair.id) == "4x uint16"
     assert not np.ma.isMaskedArray(mask)  # no nodata declared
 
 

@@ -383,6 +383,7 @@ def test_own_geotiffs_with_class_value_masks(tmp_path, capsys):
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["mask_modes"] == {"1x uint8": 9} and report["unknown_values"] == []
+    assert report["image_modes"] == {"4x uint16": 9}
     assert [c["mask_value"] for c in report["classes"]] == [1, 2, 3, 4, 5]
 
     run, data = tmp_path / "run", ["--data", str(root)]

@@ -25,10 +25,12 @@ def inspect_dataset(
     ignored = 0
     total = 0
     tiles: dict[str, dict] = {}
+    image_modes: Counter = Counter()
     mask_modes: Counter = Counter()
     for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
         source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
-        mask_modes[source.mask_mode(pair)] += 1
+        image_modes[source.file_mode(pair.id)] += 1
+        mask_modes[source.file_mode(pair.mask)] += 1
         encoded = encode_mask(source.read_mask(pair, table.by_value), table, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
         h, w = encoded.ids.shape
@@ -50,6 +52,7 @@ def inspect_dataset(
             name: {"pairs": t["pairs"], "sizes": dict(t["sizes"])}
             for name, t in sorted(tiles.items())
         },
+        "image_modes": dict(image_modes),
         "mask_modes": dict(mask_modes),
         "pixels": total,
         "classes": [
@@ -83,6 +86,9 @@ def format_report(report: dict) -> str:
     for name, tile in report["tiles"].items():
         sizes = ", ".join(f"{s} x{n}" for s, n in tile["sizes"].items())
         lines.append(f"  {name:<12} {tile['pairs']:>3} pairs  {sizes}")
+    for kind in ("image", "mask"):
+        modes = ", ".join(f"{m} x{n}" for m, n in report[f"{kind}_modes"].items())
+        lines.append(f"{kind} files: {modes}")
     lines.append(f"pixels: {report['pixels']:,}")
     lines.append(f"  {'class':<12} {'colour':<8} {'value':>5} {'share':>7}")
     for c in report["classes"]:

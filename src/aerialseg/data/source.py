@@ -233,13 +233,13 @@ class DatasetSource:
             )
         return self._load(pair.mask, None)
 
-    def mask_mode(self, pair: Pair) -> str:
-        """How the mask file stores its pixels: PIL's mode ("RGB", "P" for palette, "L"), or
-        bands and type for a TIFF ("1x uint16")."""
-        if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
-            with self._raster(pair.mask) as dataset:
+    def file_mode(self, rel: str) -> str:
+        """How a file stores its pixels: PIL's mode ("RGB", "P" for palette, "L"), or bands
+        and type for a TIFF ("1x uint16")."""
+        if PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES:
+            with self._raster(rel) as dataset:
                 return f"{dataset.count}x {dataset.dtypes[0]}"
-        return self._open(pair.mask).mode
+        return self._open(rel).mode
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the header only."""
