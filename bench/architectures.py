@@ -57,6 +57,7 @@ CANDIDATES = {
     "unet-effnet-lite0 (decoder 128,64,32,16,8)": ours("unet-effnet-lite0", [128, 64, 32, 16, 8]),
     "fpn-effnet-lite0 (pyramid 256, head 128)": ours("fpn-effnet-lite0", [256, 128]),
     "fpn-effnet-lite0 (pyramid 128, head 64)": ours("fpn-effnet-lite0", [128, 64]),
+    "fpn-effnet-lite0 (pyramid 64, head 32)": ours("fpn-effnet-lite0", [64, 32]),
     "smp DeepLabV3+ (decoder 128)": deeplab(128),
 }
 
