@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from PIL import Image
 from torch import nn
 
 from aerialseg.cli import main
@@ -327,6 +328,12 @@ def test_a_value_table_writes_its_values_in_16_bits(tiny_model, geotiff, tmp_pat
     ):
         assert values.dtypes[0] == "uint16" and values.nodata == 65535
         np.testing.assert_array_equal(values.read(1), (ids.read(1).astype(np.uint16) + 1) * 100)
+        # a PNG keeps the 16-bit values; it has no palette for them
+        png = tmp_path / "png"
+        assert predict(geotiff, "--model", valued, "--out", png, "--format", "png") == 0
+        np.testing.assert_array_equal(
+            np.array(Image.open(png / "scene_classes.png")), values.read(1)
+        )
     polygons = json.loads((tmp_path / "values" / "scene_polygons.geojson").read_text())
     areas = json.loads((tmp_path / "values" / "scene_areas.json").read_text())
     predicted = {a["class"] for a in areas if a["area_m2"] > 0}

@@ -93,10 +93,14 @@ class RasterOutputs:
             with warnings.catch_warnings():  # plain images have no georeference, by design
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self.writers[key] = rasterio.open(path, "w", **profile)
-        self.writers["classes"].write_colormap(
-            1,
-            {int(self.codes[i]): (*map(int, self.lut[i]), 255) for i in range(classes.num_classes)},
-        )
+        if dtype == "uint8" or fmt == "tif":  # a PNG palette holds 8-bit indices only
+            self.writers["classes"].write_colormap(
+                1,
+                {
+                    int(self.codes[i]): (*map(int, self.lut[i]), 255)
+                    for i in range(classes.num_classes)
+                },
+            )
 
     def write(self, result: ChunkResult) -> None:
         ids, win = result.ids, result.window
