@@ -95,6 +95,12 @@ def test_model_that_is_not_a_model(tmp_path, geotiff, capsys):
         capsys,
         "not an ONNX model",
     )
+    missing = str(tmp_path / "missing.onnx")
+    fails(
+        ["predict", str(geotiff), "--model", missing, "--out", str(tmp_path / "o")],
+        capsys,
+        "missing.onnx: no such model file",
+    )
 
 
 def test_no_model_and_none_bundled(tmp_path, geotiff, capsys, monkeypatch):

@@ -29,6 +29,8 @@ class OnnxEngine:
             raise ModelFileError(
                 "--engine onnx needs onnxruntime: pip install 'aerialseg[export]'"
             ) from err
+        if not Path(path).is_file():
+            raise ModelFileError(f"{path}: no such model file")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
