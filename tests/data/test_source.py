@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
-from rasterio.transform import from_origin
+from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from aerialseg.data.raster import open_input
@@ -190,7 +190,7 @@ def test_a_palette_png_is_read_as_colours_or_as_values(tmp_path):
 def test_a_mask_on_another_grid_than_its_image(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=2)
     labels = np.ones((1, 72, 80), np.uint8)
-    shifted = from_origin(300_001.0, 2_800_000.0, 0.5, 0.5)  # two pixels east
+    shifted = Affine(0.5, 0, 300_001.0, 0, -0.5, 2_800_000.0)  # two pixels east
     write_geotiff(root / "masks" / "scene_1.tif", labels, transform=shifted)
     with pytest.raises(DatasetError, match="masks/scene_1.tif: mask lies on another grid"):
         DatasetSource(root).check_sizes()

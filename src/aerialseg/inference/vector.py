@@ -8,10 +8,12 @@ fiona writes with the input's CRS.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import fiona
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
 from shapely.geometry import mapping, shape
 
@@ -37,7 +39,10 @@ def polygonize(
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp{suffix}")
     codes, nodata, _ = classes.raster_coding()
     class_of = {int(code): i for i, code in enumerate(codes[: classes.num_classes])}
-    with rasterio.open(class_raster) as src:
+    with warnings.catch_warnings():  # polygons of a plain image are in pixels, by design
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = rasterio.open(class_raster)
+    with src:
         crs = src.crs
         band = rasterio.band(src, 1)
         with fiona.open(
