@@ -125,10 +125,16 @@ def test_unreadable_uploads(client, payload, status, fragment):
     assert "/tmp" not in response.json()["detail"]  # no server path in messages
 
 
-def test_band_count_is_422(client, tmp_path):
+def test_band_count_is_422_until_bands_are_chosen(client, tmp_path):
     path = write_geotiff(tmp_path / "gray.tif", rgb_scene(40, 40)[:1])
-    response = client.post("/v1/segment", files={"file": ("gray.tif", path.read_bytes())})
-    assert response.status_code == 422 and "band" in response.json()["detail"]
+    files = {"file": ("gray.tif", path.read_bytes())}
+    response = client.post("/v1/segment", files=files)
+    assert response.status_code == 422
+    assert "has 1 band(s)" in response.json()["detail"]
+    assert "choose them with bands=" in response.json()["detail"]
+    assert client.post("/v1/segment?bands=1,1,1", files=files).status_code == 200
+    for bad in ("1,1", "0,1,1", "1,1,2"):  # too few, not from 1, no band 2
+        assert client.post(f"/v1/segment?bands={bad}", files=files).status_code == 422, bad
 
 
 def test_size_limits_are_413(loaded, tmp_path):

@@ -24,7 +24,7 @@ from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from aerialseg.data.raster import InputError, UnreadableInputError, open_input
+from aerialseg.data.raster import InputError, UnreadableInputError, open_input, parse_bands
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.inference.engine import engine_precision, with_precision
 from aerialseg.inference.run import PredictOptions, predict_one
@@ -93,9 +93,11 @@ def _segment(
     fmt: str,
     overlay: bool,
     polygons: bool,
+    bands_text: str | None = None,
 ) -> dict[str, Path]:
     """Runs on a worker thread: validate the image, then the CLI's predict_one."""
-    raster = open_input(upload, loaded.config.band_tuple)
+    bands = parse_bands(bands_text, "bands=") or loaded.config.band_tuple
+    raster = open_input(upload, bands, "bands=")
     pixels, georeferenced = raster.width * raster.height, raster.georeferenced
     raster.close()
     if pixels > limits.max_pixels:
@@ -106,6 +108,7 @@ def _segment(
         outputs=frozenset(outputs),
         class_format=class_format,
         vector="geojson" if polygons else None,
+        bands=bands,
         progress=False,
     )
     out.mkdir()
@@ -134,7 +137,7 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
             "bands": (
                 f"bands {','.join(map(str, loaded.config.bands))} as RGB"
                 if loaded.config.bands
-                else "3-band RGB, or RGBA (alpha marks nodata)"
+                else "3-band RGB, or RGBA (alpha marks nodata); others with bands="
             ),
             "values": "8-bit as is; 16-bit and float stretched per band (2nd-98th percentile)",
             "max_upload_bytes": limits.max_upload_bytes,
@@ -188,6 +191,14 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
             bool, Query(description="json: include colour mask and overlay PNG")
         ] = False,
         polygons: Annotated[bool, Query(description="json: include GeoJSON polygons")] = False,
+        bands: Annotated[
+            str | None,
+            Query(
+                description="three 1-based band numbers to read as RGB, e.g. 4,3,2 (default:"
+                " the model's, else 1-3 of an RGB or RGBA image)",
+                pattern=r"^\d+,\d+,\d+$",
+            ),
+        ] = None,
     ) -> Response:
         if slots.locked():
             raise HTTPException(503, "server busy: too many requests queued; retry shortly")
@@ -198,7 +209,16 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
                 loop = asyncio.get_running_loop()
                 try:
                     written = await loop.run_in_executor(
-                        pool, _segment, loaded, upload, out, limits, format, overlay, polygons
+                        pool,
+                        _segment,
+                        loaded,
+                        upload,
+                        out,
+                        limits,
+                        format,
+                        overlay,
+                        polygons,
+                        bands,
                     )
                 except UnreadableInputError as err:
                     raise HTTPException(415, _client_message(err, upload)) from None

@@ -43,15 +43,15 @@ class UnreadableInputError(InputError):
     """The input is empty or not an image format aerialseg reads at all."""
 
 
-def parse_bands(text: str | None) -> tuple[int, ...] | None:
+def parse_bands(text: str | None, flag: str = "--bands") -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
         bands = tuple(int(b) for b in text.split(","))
     except ValueError:
-        raise InputError(f"--bands {text!r}: give three band numbers like 1,2,3") from None
+        raise InputError(f"{flag} {text!r}: give three band numbers like 1,2,3") from None
     if len(bands) != 3 or min(bands) < 1:
-        raise InputError(f"--bands {text!r}: give three band numbers (from 1) like 1,2,3")
+        raise InputError(f"{flag} {text!r}: give three band numbers (from 1) like 1,2,3")
     return bands
 
 
@@ -153,8 +153,11 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows, np.float32), np.array(highs, np.float32)
 
 
-def open_input(path: str | Path, bands: tuple[int, ...] | None = None) -> RasterInput:
-    """Open and check an input; raises InputError with a one-line reason."""
+def open_input(
+    path: str | Path, bands: tuple[int, ...] | None = None, flag: str = "--bands"
+) -> RasterInput:
+    """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
+    user chooses bands, for that reason (predict's --bands, the API's bands=)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -169,7 +172,7 @@ def open_input(path: str | Path, bands: tuple[int, ...] | None = None) -> Raster
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
         ) from None
     try:
-        chosen = choose_bands(ds, str(path), bands)
+        chosen = choose_bands(ds, str(path), bands, flag)
         whole = None
         if ds.width * ds.height <= WHOLE_READ_PIXELS:
             whole = ds.read(list(chosen)), ds.dataset_mask() > 0  # a truncated file fails here
