@@ -39,6 +39,7 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("model=vgg", "not one of: seed-unet, unet-effnet-lite0, fpn-effnet-lite0"),
         ("batch_size=two", "must be of type int"),
         ("lr=fast", "lr='fast' must be a number"),
+        ("focal_gamma=-1", "focal_gamma must be 0 .off. or positive"),
         ("augment=maybe", "true or false"),
         ("crop_size=100", "multiple of 32"),
         ("max_time=soon", "HH:MM:SS"),

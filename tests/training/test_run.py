@@ -260,6 +260,11 @@ def test_loss_adds_the_weighted_terms():
     lovasz = smp.losses.LovaszLoss("multiclass", ignore_index=255)(logits, target)
     assert float(lovasz) > 0
     torch.testing.assert_close(task.loss(logits, target), ce + 0.5 * dice + 2 * lovasz)
+    cfg = resolve_config("default", None, [*FAST, "focal_gamma=2", "dice_weight=0.5"])
+    task = SegmentationTask(cfg.to_dict(), DUBAI_CLASSES.to_dict())
+    focal = smp.losses.FocalLoss("multiclass", gamma=2, ignore_index=255)(logits, target)
+    assert 0 < float(focal) < float(ce)  # pixels already right weigh less
+    torch.testing.assert_close(task.loss(logits, target), focal + 0.5 * dice)
 
 
 def test_training_is_deterministic_on_cpu(tiny_dataset, tmp_path):

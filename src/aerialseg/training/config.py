@@ -73,6 +73,9 @@ class TrainConfig:
     ema_decay: float = 0.995
     # loss = cross-entropy + dice_weight * Dice + lovasz_weight * Lovasz-softmax
     dice_weight: float = 1.0
+    # > 0: focal loss with this gamma (smp's, per class) in place of the cross-entropy, which
+    # weighs down pixels already right; for rare classes
+    focal_gamma: float = 0.0
     lovasz_weight: float = 0.0
     class_weights: list[float] | None = None  # cross-entropy weight per class
     # pixels within this many px of another label are left out of the loss, for masks whose
@@ -125,6 +128,7 @@ class TrainConfig:
             ),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
+            (self.focal_gamma >= 0, "focal_gamma must be 0 (off) or positive"),
             (self.encoder_lr_factor > 0, "encoder_lr_factor must be positive"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (0 <= self.max_unknown <= 1, "max_unknown must be in [0, 1]"),

@@ -57,7 +57,15 @@ class SegmentationTask(L.LightningModule):
         weight = torch.tensor(self.cfg.class_weights) if self.cfg.class_weights else None
         if weight is not None and len(weight) != n:
             raise ValueError(f"class_weights has {len(weight)} values for {n} classes")
-        self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
+        if self.cfg.focal_gamma > 0:
+            self.ce = smp.losses.FocalLoss(
+                "multiclass",
+                gamma=self.cfg.focal_gamma,
+                ignore_index=IGNORE_INDEX,
+                class_weights=self.cfg.class_weights,
+            )
+        else:
+            self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
         self.dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_INDEX)
         self.lovasz = smp.losses.LovaszLoss("multiclass", ignore_index=IGNORE_INDEX)
         self.val_cm = MulticlassConfusionMatrix(n, ignore_index=IGNORE_INDEX)
