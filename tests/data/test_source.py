@@ -196,3 +196,16 @@ def test_a_mask_on_another_grid_than_its_image(tmp_path):
         DatasetSource(root).check_sizes()
     write_geotiff(root / "masks" / "scene_1.tif", labels, crs=None)  # no georeference: no check
     DatasetSource(root).check_sizes()
+
+
+def test_the_alpha_of_an_rgba_png_marks_nodata_as_in_predict(tmp_path):
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    rgba = np.full((4, 5, 4), 200, np.uint8)
+    rgba[:, :2, 3] = 0  # transparent: no data
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "images" / "a.png")
+    Image.new("RGB", (5, 4)).save(tmp_path / "masks" / "a.png")
+    source = DatasetSource(tmp_path)
+    rgb, valid = source.read_image(source.pairs[0])
+    assert rgb.shape == (4, 5, 3) and valid.tolist() == [[False, False, True, True, True]] * 4
+    assert (rgb[:, 2:] == 200).all()

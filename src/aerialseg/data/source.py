@@ -193,7 +193,10 @@ class DatasetSource:
         """(H, W, 3) uint8 RGB, and the (H, W) valid-pixel mask of a raster that has nodata
         (None: every pixel is valid). ``bands`` (1-based) picks the RGB bands of a raster;
         ``flag`` is how the user sets them, for errors (``bands=`` in a training config)."""
-        if bands is None and PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
+        suffix = PurePosixPath(pair.id).suffix.lower()
+        # PIL decodes 8-bit RGB fastest; rasterio does the rest as predict does, the alpha
+        # band of an RGBA PNG included (it marks nodata)
+        if bands is None and suffix not in RASTER_SUFFIXES and self._open(pair.id).mode != "RGBA":
             return self._load(pair.id, "RGB"), None
         with self._raster(pair.id) as dataset:
             try:
