@@ -1,9 +1,12 @@
 """``evaluate`` scores what ``predict`` would write, with and without flip TTA."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
 
+from aerialseg.cli import main
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
@@ -131,3 +134,20 @@ def test_a_given_engine_is_scored_in_the_models_place(tiny_model, tiny_dataset, 
     assert own["per_class"][second]["precision"] is not None  # the model predicts class 1
     assert other["per_class"][second]["precision"] is None  # the engine never does
     assert other["pixel_accuracy"] != own["pixel_accuracy"]
+
+
+def test_an_exported_onnx_model_scores_as_its_model_file(
+    tiny_model, tiny_dataset, tmp_path, capsys
+):
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(tiny_model), "--onnx", str(onnx_path)]) == 0
+    scores = {}
+    for name, path in (("pt", tiny_model), ("onnx", onnx_path)):
+        argv = ["evaluate", str(path), "--data", str(tiny_dataset), "--out", str(tmp_path / name)]
+        assert main([*argv, "--precision", "fp32"] if name == "pt" else argv) == 0
+        scores[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert scores["onnx"]["precision"] == "fp32"
+    assert scores["onnx"]["miou6"] == pytest.approx(scores["pt"]["miou6"], abs=1e-3)
+    capsys.readouterr()
+    assert main([*argv, "--precision", "bf16"]) == 2
+    assert "ONNX Runtime's CPU, in fp32" in capsys.readouterr().err

@@ -80,7 +80,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerialseg.evaluation.metrics import format_table, headline_keys
     from aerialseg.models.io import load_model
 
-    model = load_model(args.model, device=_device(args.device), for_inference=True)
+    if Path(args.model).suffix == ".onnx":
+        from aerialseg.inference.engine import OnnxEngine
+
+        if args.precision == "bf16" or args.device == "cuda":
+            raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
+        model = OnnxEngine(args.model)
+    else:
+        model = load_model(args.model, device=_device(args.device), for_inference=True)
     out = Path(args.out) if args.out else Path(args.model).parent / f"eval-{args.split}"
     report = evaluate(
         model,

@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict every image of a split at native resolution and"
         " write metrics.json, confusion.png and panels.png.",
     )
-    p.add_argument("model", help="model.pt or a .ckpt from a run folder")
+    p.add_argument(
+        "model", help="model.pt, a .ckpt from a run folder, or an .onnx from aerialseg export"
+    )
     p.add_argument("--data", required=True, help="the Kaggle archive.zip or its folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--split-file", help="split JSON; default: the protocol's rule")

@@ -17,7 +17,7 @@ from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
-from aerialseg.inference.engine import FlipTTA, engine_precision, with_precision
+from aerialseg.inference.engine import FlipTTA, OnnxEngine, engine_precision, with_precision
 from aerialseg.inference.predict import default_batch_size
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import LoadedModel, atomic_write
@@ -56,7 +56,7 @@ def predicted(
 
 
 def evaluate(
-    model: LoadedModel,
+    model: LoadedModel | OnnxEngine,
     data: str | Path,
     out: str | Path,
     *,
@@ -68,6 +68,7 @@ def evaluate(
     engine=None,
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
+    ``model`` is a loaded model file or an exported ONNX model (``OnnxEngine``, on the CPU).
 
     ``tta`` scores the flip-averaged prediction of ``aerialseg predict --tta``;
     ``precision`` is predict's (engine.resolve_precision), so both score the same.
@@ -77,9 +78,10 @@ def evaluate(
     split = make_split(source.pairs, split_file)
     ids = split.ids(split_name)
     cfg, classes = model.config, model.classes
-    device = next(model.net.parameters()).device
+    net = getattr(model, "net", None)  # None: an OnnxEngine, itself the engine
+    device = next(net.parameters()).device if net is not None else torch.device("cpu")
     if engine is None:
-        engine = with_precision(model.net, precision, device)
+        engine = with_precision(net, precision, device) if net is not None else model
         engine = FlipTTA(engine) if tta else engine
     batch_size = batch_size or default_batch_size(device, engine_precision(engine))
     total = np.zeros((classes.num_classes, classes.num_classes), dtype=np.int64)
