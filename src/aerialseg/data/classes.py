@@ -102,10 +102,9 @@ class ClassTable:
         values write those values, so predictions read like the labels they learnt from;
         others write the class ids."""
         values = [c.mask_value for c in self.classes] if self.by_value else None
-        if values is None or max(values) < 255:
-            lut, nodata, dtype = np.arange(256, dtype=np.uint16), 255, "uint8"
-        else:
-            lut, nodata, dtype = np.arange(256, dtype=np.uint16), 65535, "uint16"
+        wide = values is not None and max(values) >= 255
+        nodata, dtype = (65535, "uint16") if wide else (255, "uint8")
+        lut = np.arange(256, dtype=np.uint16)
         if values is not None:
             lut[: len(values)] = values
         lut[IGNORE_INDEX] = nodata
