@@ -1,0 +1,54 @@
+"""Reading rasters as RGB: band choice, the 16-bit stretch, nodata, errors that name the option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from aerialseg.data.raster import InputError, open_input, parse_bands, read_rgb
+from tests.conftest import rgb_scene, write_geotiff
+
+
+def test_parse_bands():
+    assert parse_bands(None) is None
+    assert parse_bands("4,3,2") == (4, 3, 2)
+    for bad in ("4,3", "0,1,2", "a,b,c"):
+        with pytest.raises(InputError, match=f"^bands= '{bad}': give three band numbers"):
+            parse_bands(bad, "bands=")
+
+
+def test_sixteen_bit_bands_are_stretched_per_band_with_nodata_left_out(tmp_path):
+    data = np.zeros((4, 30, 40), np.uint16)
+    for band in range(4):
+        data[band] = 1000 * (band + 1) + np.arange(40)[None, :] * 10 * (band + 1)
+    data[:, :, :5] = 0  # nodata columns: must not widen the stretch
+    path = write_geotiff(tmp_path / "bgrn.tif", data, nodata=0)
+    with rasterio.open(path) as ds:
+        rgb, valid = read_rgb(ds, "bgrn.tif", (3, 2, 1))
+    assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
+    assert not valid[:, :5].any() and valid[:, 5:].all()
+    assert (rgb[:, :5] == 0).all()
+    for channel in range(3):  # each band spans 0..255 over its own 2nd-98th percentile
+        assert rgb[valid][:, channel].min() == 0 and rgb[valid][:, channel].max() == 255
+    # predict reads the same pixels, window by window
+    raster = open_input(path, (3, 2, 1))
+    window, _ = raster.read(Window(0, 0, 40, 30))
+    raster.close()
+    assert np.abs(window.transpose(1, 2, 0) - rgb).max() <= 0.5
+
+
+def test_default_bands_and_the_errors_name_the_option(tmp_path):
+    rgb = write_geotiff(tmp_path / "rgb.tif", rgb_scene(20, 20))
+    with rasterio.open(rgb) as ds:
+        image, valid = read_rgb(ds, "rgb.tif")
+    assert (image == rgb_scene(20, 20).transpose(1, 2, 0)).all() and valid.all()
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
+    with pytest.raises(InputError, match=r"has 1 band\(s\).* e.g. --bands 1,1,1$"):
+        open_input(gray)
+    with rasterio.open(gray) as ds:
+        with pytest.raises(InputError, match=r"e.g. bands=\[1,1,1\]$"):
+            read_rgb(ds, "gray.tif", flag="bands=")
+        with pytest.raises(InputError, match="bands= 1,1,2 asks for band 2 but the file has 1"):
+            read_rgb(ds, "gray.tif", (1, 1, 2), flag="bands=")
