@@ -78,11 +78,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerialseg.evaluation.evaluate import evaluate
     from aerialseg.evaluation.metrics import format_table, headline_keys
-    from aerialseg.models.io import load_model
+    from aerialseg.inference.engine import OnnxEngine
+    from aerialseg.models.io import LoadedModel, load_model
 
+    model: LoadedModel | OnnxEngine
     if Path(args.model).suffix == ".onnx":
-        from aerialseg.inference.engine import OnnxEngine
-
         if args.precision == "bf16" or args.device == "cuda":
             raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
         model = OnnxEngine(args.model)

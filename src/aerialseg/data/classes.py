@@ -101,11 +101,12 @@ class ClassTable:
         of 256, IGNORE_INDEX to nodata), the nodata value and the type. Tables of mask
         values write those values, so predictions read like the labels they learnt from;
         others write the class ids."""
-        values = [c.mask_value for c in self.classes] if self.by_value else None
-        wide = values is not None and max(values) >= 255
+        values = [c.mask_value for c in self.classes if c.mask_value is not None]
+        by_value = self.by_value  # then values holds one per class
+        wide = by_value and max(values) >= 255
         nodata, dtype = (65535, "uint16") if wide else (255, "uint8")
         lut = np.arange(256, dtype=np.uint16)
-        if values is not None:
+        if by_value:
             lut[: len(values)] = values
         lut[IGNORE_INDEX] = nodata
         return lut, nodata, dtype
@@ -236,7 +237,9 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
             )
         codes = _pack(mask)
         class_codes = {
-            int(_pack(np.array(parse_color(c.mask_color)))): i for i, c in enumerate(table.classes)
+            int(_pack(np.array(parse_color(c.mask_color)))): i
+            for i, c in enumerate(table.classes)
+            if c.mask_color is not None  # all of them: by_color
         }
         ignore_codes = {int(_pack(np.array(parse_color(c)))) for c in table.ignore_colors}
     found, inverse = np.unique(codes.ravel(), return_inverse=True)
