@@ -87,17 +87,21 @@ def evaluate(
     total = np.zeros((classes.num_classes, classes.num_classes), dtype=np.int64)
     per_image = {}
     ignored = 0
-    panels = []
+    panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
     items = load_labelled(
         source, ids, classes, cfg.max_unknown, f"{split_name} images", cfg.band_tuple
     )
     bar = tqdm(items, desc="evaluate", unit="img")
     for item, pred in predicted(engine, cfg, bar, device, batch_size):
         mask = item.mask.to(device).long()
-        cm = multiclass_confusion_matrix(
-            pred, mask, classes.num_classes, ignore_index=IGNORE_INDEX, normalize="none"
+        cm = (
+            multiclass_confusion_matrix(
+                pred, mask, classes.num_classes, ignore_index=IGNORE_INDEX, normalize="none"
+            )
+            .cpu()
+            .numpy()
+            .astype(np.int64)
         )
-        cm = cm.cpu().numpy().astype(np.int64)
         total += cm
         per_image[item.id] = image_summary(cm, classes)
         ignored += int((mask == IGNORE_INDEX).sum())

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.samples import (
+    LabelledImage,
     RandomCropDataset,
     ResizedDataset,
     WholeImageDataset,
@@ -21,24 +22,24 @@ class SegmentationDataModule(L.LightningDataModule):
     def __init__(self, source: DatasetSource, split: Split, classes: ClassTable, cfg: TrainConfig):
         super().__init__()
         self.source, self.split, self.classes, self.cfg = source, split, classes, cfg
-        self.train_set = self.val_set = None
+        self.train_set: Dataset | None = None
+        self.val_set: WholeImageDataset | None = None
 
     def setup(self, stage: str) -> None:
         if self.train_set is not None:
             return
         cfg = self.cfg
-        train = load_labelled(
-            self.source, self.split.train, self.classes, cfg.max_unknown, "train images",
-            cfg.band_tuple,
-        )  # fmt: skip
-        val = load_labelled(
-            self.source, self.split.val, self.classes, cfg.max_unknown, "val images",
-            cfg.band_tuple,
-        )  # fmt: skip
+
+        def load(ids: tuple[str, ...], desc: str) -> list[LabelledImage]:
+            return load_labelled(
+                self.source, ids, self.classes, cfg.max_unknown, desc, cfg.band_tuple
+            )
+
+        train, val = load(self.split.train, "train images"), load(self.split.val, "val images")
         if cfg.input_mode == "resize":
             self.train_set = ResizedDataset(train, cfg.resize_to)
         else:
-            scales = tuple(cfg.scale_range) if cfg.scale_range else None
+            scales = (cfg.scale_range[0], cfg.scale_range[1]) if cfg.scale_range else None
             self.train_set = RandomCropDataset(
                 train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment, scales, cfg.color_jitter
             )
