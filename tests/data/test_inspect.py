@@ -31,7 +31,7 @@ def test_inspect_real_dataset_matches_its_readme(capsys):
     assert report["unmatched_share"] == pytest.approx(0.0056, abs=0.0005)
     assert report["unknown_colors"] == []  # every unmatched pixel is black
     assert report["mask_modes"] == {"RGB": 54, "P": 18}  # Tiles 2 and 4 are palette PNGs
-    assert report["image_modes"] == {"RGB": 72}
+    assert report["image_modes"] == {"RGB": 72} and report["image_grids"] == {"none": 72}
     assert report["tiles"]["Tile 2"]["sizes"].keys() >= {"509x544"}
     assert "2149x1479" in report["tiles"]["Tile 8"]["sizes"]
 

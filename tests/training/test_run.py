@@ -389,6 +389,7 @@ def test_own_geotiffs_with_class_value_masks(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["mask_modes"] == {"1x uint8": 9} and report["unknown_values"] == []
     assert report["image_modes"] == {"4x uint16": 9}
+    assert report["image_grids"] == {"EPSG:32640, 0.5 x 0.5": 9}
     assert [c["mask_value"] for c in report["classes"]] == [1, 2, 3, 4, 5]
 
     run, data = tmp_path / "run", ["--data", str(root)]

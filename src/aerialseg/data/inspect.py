@@ -26,10 +26,12 @@ def inspect_dataset(
     total = 0
     tiles: dict[str, dict] = {}
     image_modes: Counter = Counter()
+    grids: Counter = Counter()  # CRS and pixel size: one dataset, one ground resolution
     mask_modes: Counter = Counter()
     for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
         source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
         image_modes[source.file_mode(pair.id)] += 1
+        grids[source.grid(pair.id) or "none"] += 1
         mask_modes[source.file_mode(pair.mask)] += 1
         encoded = encode_mask(source.read_mask(pair, table.by_value), table, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
@@ -53,6 +55,7 @@ def inspect_dataset(
             for name, t in sorted(tiles.items())
         },
         "image_modes": dict(image_modes),
+        "image_grids": dict(grids),
         "mask_modes": dict(mask_modes),
         "pixels": total,
         "classes": [
@@ -89,6 +92,9 @@ def format_report(report: dict) -> str:
     for kind in ("image", "mask"):
         modes = ", ".join(f"{m} x{n}" for m, n in report[f"{kind}_modes"].items())
         lines.append(f"{kind} files: {modes}")
+    if set(report["image_grids"]) != {"none"}:
+        grids = ", ".join(f"{g} x{n}" for g, n in report["image_grids"].items())
+        lines.append(f"georeference: {grids}")
     lines.append(f"pixels: {report['pixels']:,}")
     lines.append(f"  {'class':<12} {'colour':<8} {'value':>5} {'share':>7}")
     for c in report["classes"]:

@@ -244,6 +244,14 @@ class DatasetSource:
                 return f"{dataset.count}x {dataset.dtypes[0]}"
         return self._open(rel).mode
 
+    def grid(self, rel: str) -> str | None:
+        """A georeferenced raster's CRS and pixel size ("EPSG:32640, 0.5 x 0.5"), else None."""
+        _, grid = self._header(rel)
+        if grid is None:
+            return None
+        crs, transform = grid
+        return f"{crs.to_string()}, {abs(transform.a):g} x {abs(transform.e):g}"
+
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the header only."""
         return self._header(rel)[0]
