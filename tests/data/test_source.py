@@ -130,7 +130,9 @@ def test_geotiff_images_read_as_predict_reads_them(tmp_path):
     mask = direct.read_mask(pair)
     assert mask.shape == (72, 80) and set(np.unique(mask)) <= {0, 1, 2, 3, 4, 5}
     assert (archive.read_mask(in_zip) == mask).all()
-    assert direct.file_mode(pair.mask) == "1x uint8" and direct.file_mode(pair.id) == "4x uint16"
+    assert direct.header(pair.mask).mode == "1x uint8"
+    image = direct.header(pair.id)
+    assert image.mode == "4x uint16" and image.describe_grid() == "EPSG:32640, 0.5 x 0.5"
     assert not np.ma.isMaskedArray(mask)  # no nodata declared
 
 

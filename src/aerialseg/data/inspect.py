@@ -30,9 +30,10 @@ def inspect_dataset(
     mask_modes: Counter = Counter()
     for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
         source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
-        image_modes[source.file_mode(pair.id)] += 1
-        grids[source.grid(pair.id) or "none"] += 1
-        mask_modes[source.file_mode(pair.mask)] += 1
+        image = source.header(pair.id)
+        image_modes[image.mode] += 1
+        grids[image.describe_grid() or "none"] += 1
+        mask_modes[source.header(pair.mask).mode] += 1
         encoded = encode_mask(source.read_mask(pair, table.by_value), table, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
         h, w = encoded.ids.shape

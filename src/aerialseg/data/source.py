@@ -44,6 +44,22 @@ LAYOUT_HINT = (
 
 
 @dataclass(frozen=True)
+class FileHeader:
+    size: tuple[int, int]  # (width, height)
+    # how the pixels are stored: PIL's mode ("RGB", "P" for palette, "L"), or bands and
+    # type for a TIFF ("1x uint16")
+    mode: str
+    grid: tuple | None  # (CRS, transform) of a georeferenced raster
+
+    def describe_grid(self) -> str | None:
+        """CRS and pixel size, e.g. "EPSG:32640, 0.5 x 0.5"; None without a georeference."""
+        if self.grid is None:
+            return None
+        crs, transform = self.grid
+        return f"{crs.to_string()}, {abs(transform.a):g} x {abs(transform.e):g}"
+
+
+@dataclass(frozen=True)
 class Pair:
     id: str  # image path relative to the dataset root, e.g. "Tile 1/images/image_part_002.jpg"
     mask: str  # mask path relative to the dataset root
@@ -154,8 +170,9 @@ class DatasetSource:
                 " not an image: replace it or remove it from the dataset"
             ) from None
 
-    def _load(self, rel: str, mode: str | None) -> np.ndarray:
-        image = self._open(rel)
+    def _load(self, rel: str, mode: str | None, image: Image.Image | None = None) -> np.ndarray:
+        """Decode ``rel`` (or ``image``, the file already opened by ``_open``) in ``mode``."""
+        image = image or self._open(rel)
         try:
             image.load()
             if mode is not None and image.mode != mode:
@@ -193,11 +210,12 @@ class DatasetSource:
         """(H, W, 3) uint8 RGB, and the (H, W) valid-pixel mask of a raster that has nodata
         (None: every pixel is valid). ``bands`` (1-based) picks the RGB bands of a raster;
         ``flag`` is how the user sets them, for errors (``bands=`` in a training config)."""
-        suffix = PurePosixPath(pair.id).suffix.lower()
         # PIL decodes 8-bit RGB fastest; rasterio does the rest as predict does, the alpha
         # band of an RGBA PNG included (it marks nodata)
-        if bands is None and suffix not in RASTER_SUFFIXES and self._open(pair.id).mode != "RGBA":
-            return self._load(pair.id, "RGB"), None
+        if bands is None and PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
+            image = self._open(pair.id)
+            if image.mode != "RGBA":
+                return self._load(pair.id, "RGB", image), None
         with self._raster(pair.id) as dataset:
             try:
                 rgb, valid = read_rgb(dataset, pair.id, bands, flag)
@@ -226,59 +244,43 @@ class DatasetSource:
                         f" this one {dataset.count}"
                     )
                 return dataset.read([1, 2, 3]).transpose(1, 2, 0)
-        mode = self._open(pair.mask).mode
+        image = self._open(pair.mask)
+        mode = image.mode
         if mode in ("RGB", "RGBA") or (mode == "P" and not palette_as_values):
-            return self._load(pair.mask, "RGB")
+            return self._load(pair.mask, "RGB", image)
         if mode in ("1", "LA", "CMYK", "YCbCr", "LAB", "HSV"):
             raise DatasetError(
                 f"{pair.mask}: a mask of {mode} pixels; masks are RGB colours, or one band of"
                 " class values (8 or 16 bit)"
             )
-        return self._load(pair.mask, None)
+        return self._load(pair.mask, None, image)
 
-    def file_mode(self, rel: str) -> str:
-        """How a file stores its pixels: PIL's mode ("RGB", "P" for palette, "L"), or bands
-        and type for a TIFF ("1x uint16")."""
-        if PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES:
-            with self._raster(rel) as dataset:
-                return f"{dataset.count}x {dataset.dtypes[0]}"
-        return self._open(rel).mode
-
-    def grid(self, rel: str) -> str | None:
-        """A georeferenced raster's CRS and pixel size ("EPSG:32640, 0.5 x 0.5"), else None."""
-        _, grid = self._header(rel)
-        if grid is None:
-            return None
-        crs, transform = grid
-        return f"{crs.to_string()}, {abs(transform.a):g} x {abs(transform.e):g}"
-
-    def image_size(self, rel: str) -> tuple[int, int]:
-        """(width, height) from the header only."""
-        return self._header(rel)[0]
-
-    def _header(self, rel: str) -> tuple[tuple[int, int], object]:
-        """(width, height) and, for a georeferenced raster, (CRS, transform)."""
+    def header(self, rel: str) -> FileHeader:
+        """Size, pixel storage and georeference of a file, from its header only."""
         if PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES:
             with self._raster(rel) as dataset:
                 grid = (dataset.crs, dataset.transform) if dataset.crs else None
-                return (dataset.width, dataset.height), grid
-        return self._open(rel).size, None
+                mode = f"{dataset.count}x {dataset.dtypes[0]}"
+                return FileHeader((dataset.width, dataset.height), mode, grid)
+        image = self._open(rel)
+        return FileHeader(image.size, image.mode, None)
+
+    def image_size(self, rel: str) -> tuple[int, int]:
+        """(width, height) from the header only."""
+        return self.header(rel).size
 
     def check_sizes(self, pairs: list[Pair] | None = None) -> None:
         """Raise on the first pair whose mask size, or georeferenced pixel grid, differs from
         its image's."""
         for pair in pairs or self.pairs:
-            (image_size, image_grid), (mask_size, mask_grid) = (
-                self._header(pair.id),
-                self._header(pair.mask),
-            )
-            if image_size != mask_size:
+            image, mask = self.header(pair.id), self.header(pair.mask)
+            if image.size != mask.size:
                 raise DatasetError(
-                    f"{pair.mask}: mask is {mask_size[0]}x{mask_size[1]} but its image is"
-                    f" {image_size[0]}x{image_size[1]};"
+                    f"{pair.mask}: mask is {mask.size[0]}x{mask.size[1]} but its image is"
+                    f" {image.size[0]}x{image.size[1]};"
                     " masks must match their image pixel for pixel"
                 )
-            if image_grid and mask_grid and not _same_grid(image_grid, mask_grid):
+            if image.grid and mask.grid and not _same_grid(image.grid, mask.grid):
                 raise DatasetError(
                     f"{pair.mask}: mask lies on another grid than its image (CRS or pixel"
                     " origin and size differ); resample it onto the image's grid (gdalwarp"

@@ -78,7 +78,7 @@ def evaluate(
     split = make_split(source.pairs, split_file)
     ids = split.ids(split_name)
     cfg, classes = model.config, model.classes
-    net = getattr(model, "net", None)  # None: an OnnxEngine, itself the engine
+    net = None if isinstance(model, OnnxEngine) else model.net  # an OnnxEngine is its engine
     device = next(net.parameters()).device if net is not None else torch.device("cpu")
     if engine is None:
         engine = with_precision(net, precision, device) if net is not None else model

@@ -54,6 +54,7 @@ class RasterOutputs:
         self.raster, self.classes, self.fmt = raster, classes, fmt
         self.lut = _palette(classes)
         self.codes, nodata, dtype = classes.raster_coding()
+        self.write_values = classes.by_value  # else ids, which need no lookup
         self.counts = np.zeros(classes.num_classes, dtype=np.int64)
         self.valid_pixels = 0
         suffix = ".tif" if fmt == "tif" else ".png"
@@ -104,7 +105,7 @@ class RasterOutputs:
 
     def write(self, result: ChunkResult) -> None:
         ids, win = result.ids, result.window
-        if self.classes.by_value:  # the table's values; else ids, as they are
+        if self.write_values:
             codes = self.codes[ids].astype(self.writers["classes"].dtypes[0])
             self.writers["classes"].write(codes, 1, window=win)
         else:
