@@ -233,3 +233,26 @@ def test_a_model_trained_on_chosen_bands_serves_4_band_scenes(tiny_model, tmp_pa
     path = write_geotiff(tmp_path / "bgrn.tif", scene)
     response = client.post("/v1/segment", files={"file": ("bgrn.tif", path.read_bytes())})
     assert response.status_code == 200
+
+
+def test_a_four_band_model_takes_four_bands(tiny_model, tmp_path):
+    from aerialseg.models.network import build_network
+
+    loaded = load_model(tiny_model)
+    loaded.config.bands = [3, 2, 1, 4]
+    net = build_network(
+        "seed-unet", loaded.classes.num_classes, pretrained=False, base_width=4, in_channels=4
+    )
+    save_model(tmp_path / "bgrn.pt", net, loaded.config, loaded.classes, loaded.meta)
+    client = TestClient(create_app(load_engine(tmp_path / "bgrn.pt")))
+    assert client.get("/v1/model").json()["input"]["bands"] == "bands 3,2,1,4, in this order"
+    scene = np.concatenate([rgb_scene(40, 50), rgb_scene(40, 50)[:1]])
+    files = {"file": ("bgrn.tif", write_geotiff(tmp_path / "bgrn.tif", scene).read_bytes())}
+    assert client.post("/v1/segment", files=files).status_code == 200
+    assert client.post("/v1/segment?bands=4,3,2,1", files=files).status_code == 200
+    response = client.post("/v1/segment?bands=3,2,1", files=files)
+    assert response.status_code == 422
+    assert "bands= 3,2,1: the model takes 4 band(s)" in response.json()["detail"]
+    rgb = {"file": ("x.jpg", jpeg_bytes())}
+    response = client.post("/v1/segment", files=rgb)
+    assert response.status_code == 422 and "asks for band 4" in response.json()["detail"]

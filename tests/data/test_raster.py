@@ -1,4 +1,4 @@
-"""Reading rasters as RGB: band choice, the 16-bit stretch, nodata, errors that name the option."""
+"""Reading rasters: band choice, the 16-bit stretch, nodata, errors that name the option."""
 
 from __future__ import annotations
 
@@ -7,16 +7,38 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from aerialseg.data.raster import InputError, open_input, parse_bands, read_rgb
+from aerialseg.data.raster import (
+    InputError,
+    check_band_count,
+    display_rgb,
+    open_input,
+    parse_bands,
+    read_bands,
+)
 from tests.conftest import rgb_scene, write_geotiff
 
 
 def test_parse_bands():
     assert parse_bands(None) is None
     assert parse_bands("4,3,2") == (4, 3, 2)
-    for bad in ("4,3", "0,1,2", "a,b,c"):
-        with pytest.raises(InputError, match=f"^bands= '{bad}': give three band numbers"):
+    assert parse_bands("3,2,1,4") == (3, 2, 1, 4) and parse_bands("2") == (2,)
+    for bad in ("0,1,2", "a,b,c", "", "3,,1"):
+        with pytest.raises(InputError, match=f"^bands= '{bad}': give band numbers"):
             parse_bands(bad, "bands=")
+
+
+def test_band_count_must_be_the_models():
+    check_band_count(None, 4, "--bands")
+    check_band_count((4, 3, 2, 1), 4, "--bands")
+    with pytest.raises(InputError, match="^--bands 4,3,2: the model takes 4 band"):
+        check_band_count((4, 3, 2), 4, "--bands")
+
+
+def test_display_rgb_shows_the_first_three_bands_or_grey():
+    four = np.arange(4 * 2 * 2).reshape(4, 2, 2)
+    assert (display_rgb(four) == four[:3]).all()
+    one = np.arange(4).reshape(1, 2, 2)
+    assert display_rgb(one).shape == (3, 2, 2) and (display_rgb(one) == one[0]).all()
 
 
 def test_sixteen_bit_bands_are_stretched_per_band_with_nodata_left_out(tmp_path):
@@ -26,7 +48,7 @@ def test_sixteen_bit_bands_are_stretched_per_band_with_nodata_left_out(tmp_path)
     data[:, :, :5] = 0  # nodata columns: must not widen the stretch
     path = write_geotiff(tmp_path / "bgrn.tif", data, nodata=0)
     with rasterio.open(path) as ds:
-        rgb, valid = read_rgb(ds, "bgrn.tif", (3, 2, 1))
+        rgb, valid = read_bands(ds, "bgrn.tif", (3, 2, 1))
     assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
     assert not valid[:, :5].any() and valid[:, 5:].all()
     assert (rgb[:, :5] == 0).all()
@@ -42,13 +64,25 @@ def test_sixteen_bit_bands_are_stretched_per_band_with_nodata_left_out(tmp_path)
 def test_default_bands_and_the_errors_name_the_option(tmp_path):
     rgb = write_geotiff(tmp_path / "rgb.tif", rgb_scene(20, 20))
     with rasterio.open(rgb) as ds:
-        image, valid = read_rgb(ds, "rgb.tif")
+        image, valid = read_bands(ds, "rgb.tif")
     assert (image == rgb_scene(20, 20).transpose(1, 2, 0)).all() and valid.all()
     gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
     with pytest.raises(InputError, match=r"has 1 band\(s\).* e.g. --bands 1,1,1$"):
         open_input(gray)
     with rasterio.open(gray) as ds:
         with pytest.raises(InputError, match=r"e.g. bands=\[1,1,1\]$"):
-            read_rgb(ds, "gray.tif", flag="bands=")
+            read_bands(ds, "gray.tif", flag="bands=")
         with pytest.raises(InputError, match="bands= 1,1,2 asks for band 2 but the file has 1"):
-            read_rgb(ds, "gray.tif", (1, 1, 2), flag="bands=")
+            read_bands(ds, "gray.tif", (1, 1, 2), flag="bands=")
+
+
+def test_more_than_three_bands_are_read_in_the_order_asked(tmp_path):
+    data = np.stack([np.full((8, 10), 10 * (band + 1), np.uint8) for band in range(4)])
+    path = write_geotiff(tmp_path / "bgrn.tif", data)
+    with rasterio.open(path) as ds:
+        values, _ = read_bands(ds, "bgrn.tif", (3, 2, 1, 4))
+    assert values.shape == (8, 10, 4) and list(values[0, 0]) == [30, 20, 10, 40]
+    raster = open_input(path, (3, 2, 1, 4))
+    window, _ = raster.read(Window(0, 0, 10, 8))
+    raster.close()
+    assert (window.transpose(1, 2, 0) == values).all()

@@ -4,6 +4,7 @@ from torchvision.transforms import v2
 
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable
 from aerialseg.data.samples import (
+    BandJitter,
     LabelledImage,
     RandomCropDataset,
     RandomScaledCrop,
@@ -63,6 +64,37 @@ def test_colour_jitter_strength_is_the_configured_one():
     torch.manual_seed(1)
     image, mask = plain(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
     assert torch.equal(image[0], mask)  # values untouched: the image still codes its mask
+
+
+def test_band_jitter_follows_the_rgb_definitions_over_any_band_count():
+    image = tv_tensors.Image(torch.tensor([[[100.0]], [[50.0]], [[0.0]], [[250.0]]]))
+    jitter = BandJitter(0.2)
+
+    def apply(brightness=1.0, contrast=1.0, saturation=1.0):
+        params = {"brightness": brightness, "contrast": contrast, "saturation": saturation}
+        return jitter.transform(image, params).flatten().tolist()
+
+    assert apply() == [100, 50, 0, 250]
+    assert apply(brightness=1.2) == [120, 60, 0, 255]  # clipped at 255
+    # one pixel: its mean over bands is the image mean, 100; contrast halves the distance
+    assert apply(contrast=0.5) == [100, 75, 50, 175]
+    assert apply(saturation=0.0) == [100, 100, 100, 100]
+    mask = tv_tensors.Mask(torch.ones(1, 1, dtype=torch.uint8))
+    assert jitter.transform(mask, {"brightness": 2.0}) is mask
+
+
+def test_four_band_crops_are_jittered_by_band_not_torchvision():
+    torch.manual_seed(0)
+    item = coded_item()
+    four = LabelledImage("x", torch.cat([item.image, item.image[:1] // 2]), item.mask)
+    transform = crop_transform(32, augment=True, bands=4)
+    assert isinstance(transform.transforms[-1], BandJitter)
+    assert not any(isinstance(t, v2.ColorJitter) for t in transform.transforms)
+    dataset = RandomCropDataset([four], size=32, length=4, augment=True)
+    for index in range(len(dataset)):
+        image, mask = dataset[index]
+        assert image.shape == (4, 32, 32) and mask.shape == (32, 32)
+        assert image.min() >= 0 and image.max() <= 255
 
 
 def test_crop_larger_than_image_pads_mask_with_ignore():

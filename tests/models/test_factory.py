@@ -20,6 +20,17 @@ def test_forward_and_backward_on_64x64(name):
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("bands", [1, 4])
+def test_networks_take_other_band_counts(name, bands):
+    net = build_network(name, 6, pretrained=False, in_channels=bands).eval()
+    assert net.in_channels == bands and net.mean.shape == (1, bands, 1, 1)
+    with torch.no_grad():
+        assert net(torch.rand(1, bands, 64, 64) * 255).shape == (1, 6, 64, 64)
+    with pytest.raises(RuntimeError):
+        net(torch.rand(1, 3, 64, 64))
+
+
 def test_unet_decoder_widths_are_configurable():
     slim = create_model(
         "unet-effnet-lite0", 6, pretrained=False, decoder_channels=[64, 32, 16, 8, 8]

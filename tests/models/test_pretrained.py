@@ -48,3 +48,33 @@ def test_weights_recognise_the_cat_photo(variant, side):
         probs = net(image).softmax(1)[0]
     assert int(probs.argmax()) == 285
     assert probs[285] > 0.5
+
+
+def test_four_band_stems_start_from_the_rgb_filters():
+    """timm's rule for extra bands: RGB filters repeated over the bands, scaled by 3/4; every
+    other encoder tensor is ImageNet's as it is."""
+    rgb = create_model("fpn-effnet-lite0", 6, pretrained=True).encoder.model.state_dict()
+    four = create_model("fpn-effnet-lite0", 6, in_channels=4, pretrained=True)
+    state = four.encoder.model.state_dict()
+    stem = rgb["conv_stem.weight"]
+    assert state["conv_stem.weight"].shape == (32, 4, 3, 3)
+    assert torch.allclose(state["conv_stem.weight"][:, :3], stem * 0.75)
+    assert torch.allclose(state["conv_stem.weight"][:, 3], stem[:, 0] * 0.75)
+    assert all(torch.equal(state[k], rgb[k]) for k in rgb if k != "conv_stem.weight")
+
+
+def test_a_one_band_encoder_sees_grey_as_the_rgb_one_does():
+    from aerialseg.models.network import build_network
+
+    torch.manual_seed(0)
+    grey = torch.rand(1, 1, 64, 64) * 255
+    nets = [
+        build_network("fpn-effnet-lite0", 6, pretrained=True, in_channels=bands).eval()
+        for bands in (1, 3)
+    ]
+    # the decoders start random: compare the pretrained encoders' features
+    with torch.no_grad():
+        one = nets[0].model.encoder((grey - 127.5) / 127.5)
+        three = nets[1].model.encoder((grey.repeat(1, 3, 1, 1) - 127.5) / 127.5)
+    for a, b in zip(one, three, strict=True):
+        assert torch.allclose(a, b, atol=1e-4)

@@ -54,6 +54,9 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("drop_path=1", "drop_path must be in"),
         ("boundary_ignore=-1", "boundary_ignore must be 0 to 8 px"),
         ("model=seed-unet drop_path=0.1", "seed-unet takes no drop_path"),
+        ("bands=[]", "bands must be 1 to 16 band numbers from 1"),
+        ("bands=[0,1,2]", "bands must be 1 to 16 band numbers from 1"),
+        (f"bands=[{','.join(['1'] * 17)}]", "bands must be 1 to 16 band numbers from 1"),
         ("downsample=2 crop_size=288", "crop_size must be a multiple of 64"),
         ("downsample=2 crop_size=512 window=480", "window must be a multiple of 64"),
     ],
@@ -61,6 +64,13 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
 def test_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=message):
         resolve_config("default", None, override.split())
+
+
+def test_the_network_takes_as_many_bands_as_listed():
+    assert resolve_config("default").in_channels == 3
+    cfg = resolve_config("default", None, ["bands=[3,2,1,4]"])
+    assert cfg.band_tuple == (3, 2, 1, 4) and cfg.in_channels == 4
+    assert resolve_config("default", None, ["bands=[1]"]).in_channels == 1
 
 
 def test_unknown_preset():

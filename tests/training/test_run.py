@@ -17,6 +17,7 @@ import pytest
 import rasterio
 import torch
 import yaml
+from PIL import Image
 
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
@@ -414,5 +415,60 @@ def test_own_geotiffs_with_class_value_masks(tmp_path, capsys):
 
     argv = ["evaluate", model_file, *data, "--split-file", str(split), "--out", str(tmp_path / "e")]
     assert main(argv) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert list(metrics["per_class"]) == ["Building", "Land", "Road", "Vegetation", "Water"]
+
+
+def test_own_geotiffs_with_near_infrared(tmp_path, capsys):
+    """A model of four bands, RGB plus NIR, on a pretrained encoder: it trains, keeps its
+    bands, predicts and evaluates without being told them, and exports to ONNX."""
+    root = write_geotiff_dataset(tmp_path / "own")
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split = tmp_path / "split.json"
+    assert main(["data", "split", str(root), "--out", str(split), "--test", "0.25"]) == 0
+    run, data = tmp_path / "run", ["--data", str(root), "--classes", str(table)]
+    pretrained_fpn = [f for f in FAST if not f.startswith(("model=", "pretrained=", "base_w"))]
+    overrides = ["model=fpn-effnet-lite0", "max_epochs=1", "bands=[3,2,1,4]"]
+    argv = ["train", *data, "--split", str(split), "--out", str(run)]
+    assert main([*argv, *pretrained_fpn, *overrides]) == 0
+    model_file = str(run / "model.pt")
+    model = load_model(model_file)
+    assert model.config.bands == [3, 2, 1, 4] and model.net.in_channels == 4
+
+    scene = root / "images" / "scene_0.tif"
+    # fp32 as ONNX Runtime computes, so both predictions can be compared below
+    argv = ["predict", str(scene), "--model", model_file, "--all-outputs", "--precision", "fp32"]
+    assert main([*argv, "--out", str(tmp_path / "p")]) == 0
+    with rasterio.open(tmp_path / "p" / "scene_0_classes.tif") as out:
+        values = out.read(1)
+    assert set(np.unique(values[:, :-3])) <= {1, 2, 3, 4, 5}
+    with Image.open(tmp_path / "p" / "scene_0_overlay.png") as overlay:
+        assert overlay.mode == "RGB"  # the first three bands, blended with the classes
+
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "q"), "--bands", "3,2,1"]) == 2
+    assert "--bands 3,2,1: the model takes 4 band(s)" in capsys.readouterr().err
+    rgb_only = tmp_path / "rgb.tif"
+    with rasterio.open(scene) as src:
+        profile = {**src.profile, "count": 3}
+        with rasterio.open(rgb_only, "w", **profile) as dst:
+            dst.write(src.read([3, 2, 1]))
+    assert (
+        main(["predict", str(rgb_only), "--model", model_file, "--out", str(tmp_path / "r")]) == 2
+    )
+    assert "asks for band 4 but the file has 3" in capsys.readouterr().err
+
+    onnx_file = tmp_path / "m.onnx"
+    check = ["--check-image", str(scene)]
+    assert main(["export", model_file, "--onnx", str(onnx_file), *check]) == 0
+    argv = ["predict", str(scene), "--model", str(onnx_file), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    with rasterio.open(tmp_path / "o" / "scene_0_classes.tif") as out:
+        assert (out.read(1) == values).mean() > 0.999
+
+    argv = ["evaluate", model_file, "--data", str(root), "--split-file", str(split)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    assert (tmp_path / "e" / "panels.png").is_file()
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert list(metrics["per_class"]) == ["Building", "Land", "Road", "Vegetation", "Water"]

@@ -24,7 +24,13 @@ from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from aerialseg.data.raster import InputError, UnreadableInputError, open_input, parse_bands
+from aerialseg.data.raster import (
+    InputError,
+    UnreadableInputError,
+    check_band_count,
+    open_input,
+    parse_bands,
+)
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.inference.engine import engine_precision, with_precision
 from aerialseg.inference.run import PredictOptions, predict_one
@@ -96,7 +102,9 @@ def _segment(
     bands_text: str | None = None,
 ) -> dict[str, Path]:
     """Runs on a worker thread: validate the image, then the CLI's predict_one."""
-    bands = parse_bands(bands_text, "bands=") or loaded.config.band_tuple
+    chosen = parse_bands(bands_text, "bands=")
+    check_band_count(chosen, loaded.config.in_channels, "bands=")
+    bands = chosen or loaded.config.band_tuple
     raster = open_input(upload, bands, "bands=")
     pixels, georeferenced = raster.width * raster.height, raster.georeferenced
     raster.close()
@@ -117,6 +125,13 @@ def _segment(
     )
 
 
+def _bands_text(bands: list[int] | None) -> str:
+    if not bands:
+        return "3-band RGB, or RGBA (alpha marks nodata); others with bands="
+    listed = ",".join(map(str, bands))
+    return f"bands {listed} as RGB" if len(bands) == 3 else f"bands {listed}, in this order"
+
+
 def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
     return {
         "name": loaded.config.model,
@@ -134,11 +149,7 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
         ],
         "input": {
             "formats": ["JPEG", "PNG", "TIFF", "GeoTIFF"],
-            "bands": (
-                f"bands {','.join(map(str, loaded.config.bands))} as RGB"
-                if loaded.config.bands
-                else "3-band RGB, or RGBA (alpha marks nodata); others with bands="
-            ),
+            "bands": _bands_text(loaded.config.bands),
             "values": "8-bit as is; 16-bit and float stretched per band (2nd-98th percentile)",
             "max_upload_bytes": limits.max_upload_bytes,
             "max_pixels": limits.max_pixels,
@@ -194,9 +205,9 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
         bands: Annotated[
             str | None,
             Query(
-                description="three 1-based band numbers to read as RGB, e.g. 4,3,2 (default:"
-                " the model's, else 1-3 of an RGB or RGBA image)",
-                pattern=r"^\d+,\d+,\d+$",
+                description="1-based band numbers to read, as many as the model takes, e.g."
+                " 4,3,2 (default: the model's bands, else 1-3 of an RGB or RGBA image)",
+                pattern=r"^\d+(,\d+)*$",
             ),
         ] = None,
     ) -> Response:

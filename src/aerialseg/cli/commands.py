@@ -151,7 +151,7 @@ def _engine(model_arg: str | None, engine: str, device: str, precision: str = "a
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from aerialseg.data.raster import parse_bands
+    from aerialseg.data.raster import check_band_count, parse_bands
     from aerialseg.inference.run import (
         PredictOptions,
         expand_inputs,
@@ -180,6 +180,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise AerialsegError("no input images found; give files, folders or glob patterns")
     device = "cpu" if args.engine == "onnx" else _device(args.device)
     engine, config, classes = _engine(args.model, args.engine, device, args.precision)
+    check_band_count(opts.bands, config.in_channels, "--bands")
     # names over every input, not the shard's: shards writing to one folder never collide
     names = output_names(every_input)
     out = Path(args.out)
@@ -212,10 +213,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         from aerialseg.data.raster import open_input
 
-        raster = open_input(args.check_image)
-        rgb, _ = raster.read(Window(0, 0, min(raster.width, 512), min(raster.height, 512)))
+        raster = open_input(args.check_image, model.config.band_tuple)
+        values, _ = raster.read(Window(0, 0, min(raster.width, 512), min(raster.height, 512)))
         raster.close()
-        check = rgb.transpose(1, 2, 0).astype("uint8")
+        check = values.transpose(1, 2, 0).astype("uint8")
     diff = export_onnx(model, args.onnx, check)
     print(f"wrote {args.onnx}; max |p_onnx - p_torch| = {diff:.2e} on the check image")
     return 0

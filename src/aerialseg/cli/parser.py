@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
     p.add_argument(
-        "--bands", help="TIFF images: three 1-based band numbers to read as RGB, e.g. 3,2,1"
+        "--bands",
+        help="TIFF images: 1-based band numbers to read, e.g. 3,2,1 (default: an RGB or RGBA"
+        " image's three)",
     )
     p.add_argument(
         "--max-unknown",
@@ -182,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--bands",
-        help="three 1-based band numbers to use as RGB, e.g. 4,3,2 (default: the bands the"
-        " model was trained on, else 1-3 of an RGB or RGBA raster)",
+        help="1-based band numbers to read, as many as the model takes, e.g. 4,3,2 (default:"
+        " the bands the model was trained on, else 1-3 of an RGB or RGBA raster)",
     )
     p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")

@@ -1,10 +1,11 @@
-"""Open any raster (JPEG, PNG, TIFF, GeoTIFF) and read RGB windows of it, for prediction
-and for training alike.
+"""Open any raster (JPEG, PNG, TIFF, GeoTIFF) and read windows of the bands a model takes,
+for prediction and for training alike.
 
-Band choice: three-band inputs are used as they are; RGBA uses the alpha band as the
-nodata mask; anything else needs ``--bands`` (1-based, e.g. ``4,3,2``).
+Band choice: three-band inputs are read as RGB as they are; RGBA uses the alpha band as the
+nodata mask; anything else needs ``--bands`` (1-based, e.g. ``4,3,2``). A model trained on
+other bands (``bands=[3,2,1,4]`` with near infrared) keeps them and reads them again.
 
-Value scaling (the model was trained on 8-bit RGB): 8-bit data is used as is. Other types
+Value scaling (models train on 8-bit values): 8-bit data is used as is. Other types
 (16-bit, float) are stretched linearly per band from the 2nd to the 98th percentile of the
 valid pixels, measured on a reduced read of the whole raster, to 0..255 and clipped; this
 is the usual display stretch for satellite products and keeps one scale for all windows.
@@ -44,15 +45,25 @@ class UnreadableInputError(InputError):
 
 
 def parse_bands(text: str | None, flag: str = "--bands") -> tuple[int, ...] | None:
+    """``"4,3,2"`` -> (4, 3, 2); any count of band numbers from 1."""
     if text is None:
         return None
     try:
         bands = tuple(int(b) for b in text.split(","))
     except ValueError:
-        raise InputError(f"{flag} {text!r}: give three band numbers like 1,2,3") from None
-    if len(bands) != 3 or min(bands) < 1:
-        raise InputError(f"{flag} {text!r}: give three band numbers (from 1) like 1,2,3")
+        raise InputError(f"{flag} {text!r}: give band numbers like 1,2,3") from None
+    if min(bands) < 1:
+        raise InputError(f"{flag} {text!r}: give band numbers (from 1) like 1,2,3")
     return bands
+
+
+def check_band_count(bands: tuple[int, ...] | None, model_bands: int, flag: str) -> None:
+    """A user's band choice for a model that takes ``model_bands`` bands."""
+    if bands is not None and len(bands) != model_bands:
+        raise InputError(
+            f"{flag} {','.join(map(str, bands))}: the model takes {model_bands} band(s);"
+            f" give {model_bands} band numbers"
+        )
 
 
 @dataclass
@@ -78,29 +89,35 @@ class RasterInput:
         return self.dataset.crs is not None
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """(3, h, w) float32 RGB in 0..255 and an (h, w) bool valid mask; ``window`` lies
-        inside the raster."""
+        """(bands, h, w) float32 values in 0..255 and an (h, w) bool valid mask; ``window``
+        lies inside the raster."""
         if self.whole is None:
             data = self.dataset.read(list(self.bands), window=window)
             valid = self.dataset.dataset_mask(window=window) > 0
         else:
             rows, cols = window.toslices()
             data, valid = self.whole[0][:, rows, cols], self.whole[1][rows, cols]
-        return _to_rgb(data, valid, self.scale), valid
+        return _to_0_255(data, valid, self.scale), valid
 
     def close(self) -> None:
         self.dataset.close()
 
 
-def _to_rgb(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
+def display_rgb(values: np.ndarray) -> np.ndarray:
+    """(bands, h, w) -> (3, h, w) for a picture: the first three bands as RGB (the order a
+    model's bands start with), a single band as grey."""
+    return values[:3] if values.shape[0] >= 3 else np.repeat(values[:1], 3, axis=0)
+
+
+def _to_0_255(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
     if scale is None:
-        rgb = data.astype(np.float32)
+        out = data.astype(np.float32)
     else:
         low, high = scale
-        rgb = (data.astype(np.float32) - low[:, None, None]) / (high - low)[:, None, None] * 255
-        rgb = np.clip(rgb, 0, 255)
-    rgb[:, ~valid] = 0
-    return rgb
+        out = (data.astype(np.float32) - low[:, None, None]) / (high - low)[:, None, None] * 255
+        out = np.clip(out, 0, 255)
+    out[:, ~valid] = 0
+    return out
 
 
 def choose_bands(
@@ -126,17 +143,17 @@ def choose_bands(
     )
 
 
-def read_rgb(
+def read_bands(
     ds, name: str, bands: tuple[int, ...] | None = None, flag: str = "--bands"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A whole raster as (H, W, 3) uint8 RGB, bands chosen and values scaled as predict does
-    it (so a model trains on what it will be given), and its (H, W) valid mask."""
+    """A whole raster as (H, W, bands) uint8, bands chosen and values scaled as predict
+    does it (so a model trains on what it will be given), and its (H, W) valid mask."""
     chosen = choose_bands(ds, name, bands, flag)
     data, valid = ds.read(list(chosen)), ds.dataset_mask() > 0
     dtype = np.dtype(ds.dtypes[chosen[0] - 1])
     scale = None if dtype == np.uint8 else _stretch(ds, chosen)
-    rgb = np.rint(_to_rgb(data, valid, scale)).astype(np.uint8)
-    return rgb.transpose(1, 2, 0), valid
+    values = np.rint(_to_0_255(data, valid, scale)).astype(np.uint8)
+    return values.transpose(1, 2, 0), valid
 
 
 def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from aerialseg.data.source import DatasetSource
 @dataclass
 class LabelledImage:
     id: str
-    image: torch.Tensor  # (3, H, W) uint8
+    image: torch.Tensor  # (bands, H, W) uint8: RGB, or the bands the config names
     mask: torch.Tensor  # (H, W) uint8 class ids, IGNORE_INDEX where unlabelled
 
 
@@ -37,8 +37,8 @@ def load_labelled(
     bands: tuple[int, ...] | None = None,
 ) -> list[LabelledImage]:
     """Decode images and masks, checking sizes and the share of unknown mask colours or
-    values. Nodata pixels of an image are ignored in its mask. ``bands``: the RGB bands of
-    raster images (1-based; default: their first three)."""
+    values. Nodata pixels of an image are ignored in its mask. ``bands``: the bands of
+    raster images to read (1-based; default: RGB, their first three)."""
     by_id = {p.id: p for p in source.pairs}
     pairs = [by_id[i] for i in ids]
     source.check_sizes(pairs)
@@ -46,10 +46,10 @@ def load_labelled(
     for pair in tqdm(pairs, desc=desc, unit="img", leave=False):
         encoded = encode_mask(source.read_mask(pair, classes.by_value), classes, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
-        rgb, valid = source.read_image(pair, bands)
+        values, valid = source.read_image(pair, bands)
         if valid is not None:
             encoded.ids[~valid] = IGNORE_INDEX
-        image = torch.from_numpy(rgb).permute(2, 0, 1)
+        image = torch.from_numpy(values).permute(2, 0, 1)
         out.append(LabelledImage(pair.id, image, torch.from_numpy(encoded.ids)))
     return out
 
@@ -91,16 +91,43 @@ class RandomScaledCrop(v2.Transform):
         return v2.functional.resize(out, [self.size, self.size], antialias=True)
 
 
+class BandJitter(v2.Transform):
+    """Brightness, contrast and saturation jitter for images of any band count, which
+    torchvision's ColorJitter (1 or 3 channels) does not take. Its RGB definitions with the
+    mean over bands in place of luminance: brightness scales every band, contrast blends
+    with the image's mean value, saturation with each pixel's mean over bands."""
+
+    def __init__(self, strength: float):
+        super().__init__()
+        self.strength = strength
+
+    def make_params(self, flat_inputs: list) -> dict:
+        factors = torch.empty(3).uniform_(1 - self.strength, 1 + self.strength)
+        return dict(zip(("brightness", "contrast", "saturation"), factors.tolist(), strict=True))
+
+    def transform(self, inpt, params: dict):
+        if not isinstance(inpt, tv_tensors.Image):
+            return inpt  # masks keep their labels
+        x = inpt.as_subclass(torch.Tensor).float() * params["brightness"]
+        x = x.clamp(0, 255)
+        x = torch.lerp(x.mean(), x, params["contrast"]).clamp(0, 255)
+        x = torch.lerp(x.mean(0, keepdim=True), x, params["saturation"]).clamp(0, 255)
+        return tv_tensors.wrap(x.round().to(inpt.dtype), like=inpt)
+
+
 def crop_transform(
     size: int,
     augment: bool,
     scale_range: tuple[float, float] | None = None,
     color_jitter: float = 0.2,
+    bands: int = 3,
 ) -> v2.Compose:
     """Crop (and with ``augment`` flip, turn, rescale and jitter) an image/mask pair.
 
     ``color_jitter`` is the brightness, contrast and saturation range (0.2: factors in
     0.8..1.2); 0 leaves colours alone. Jitter comes last, so geometry is drawn first.
+    ``bands``: how many the images have; RGB ones get torchvision's jitter, others
+    BandJitter.
     """
     steps: list = []
     if augment and scale_range is not None:
@@ -116,8 +143,11 @@ def crop_transform(
         if color_jitter > 0:
             # No hue jitter: on 512 px crops it cost 12 ms a crop, 5x the rest of the
             # jitter, about a tenth of a CPU training step.
-            strength = {k: color_jitter for k in ("brightness", "contrast", "saturation")}
-            steps.append(v2.ColorJitter(**strength))
+            if bands == 3:
+                strength = {k: color_jitter for k in ("brightness", "contrast", "saturation")}
+                steps.append(v2.ColorJitter(**strength))
+            else:
+                steps.append(BandJitter(color_jitter))
     return v2.Compose(steps)
 
 
@@ -136,7 +166,8 @@ class RandomCropDataset(Dataset):
     ):
         self.items = items
         self.length = length
-        self.transform = crop_transform(size, augment, scale_range, color_jitter)
+        bands = items[0].image.shape[0] if items else 3
+        self.transform = crop_transform(size, augment, scale_range, color_jitter, bands)
         areas = torch.tensor([float(it.mask.numel()) for it in items])
         self.probs = areas / areas.sum()
 

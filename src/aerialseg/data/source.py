@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from aerialseg.data.raster import InputError, read_rgb
+from aerialseg.data.raster import InputError, read_bands
 from aerialseg.errors import DatasetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -207,9 +207,9 @@ class DatasetSource:
     def read_image(
         self, pair: Pair, bands: tuple[int, ...] | None = None, flag: str = "bands="
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(H, W, 3) uint8 RGB, and the (H, W) valid-pixel mask of a raster that has nodata
-        (None: every pixel is valid). ``bands`` (1-based) picks the RGB bands of a raster;
-        ``flag`` is how the user sets them, for errors (``bands=`` in a training config)."""
+        """(H, W, bands) uint8, RGB unless ``bands`` (1-based) picks others, and the (H, W)
+        valid-pixel mask of a raster that has nodata (None: every pixel is valid). ``flag``
+        is how the user sets bands, for errors (``bands=`` in a training config)."""
         # PIL decodes 8-bit RGB fastest; rasterio does the rest as predict does, the alpha
         # band of an RGBA PNG included (it marks nodata)
         if bands is None and PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
@@ -218,10 +218,10 @@ class DatasetSource:
                 return self._load(pair.id, "RGB", image), None
         with self._raster(pair.id) as dataset:
             try:
-                rgb, valid = read_rgb(dataset, pair.id, bands, flag)
+                values, valid = read_bands(dataset, pair.id, bands, flag)
             except InputError as err:
                 raise DatasetError(str(err)) from None
-        return rgb, None if valid.all() else valid
+        return values, None if valid.all() else valid
 
     def read_mask(self, pair: Pair, palette_as_values: bool = False) -> np.ndarray:
         """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG or TIFF), or

@@ -12,6 +12,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.data.raster import display_rgb
 from aerialseg.data.samples import LabelledImage, load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
@@ -109,7 +110,7 @@ def evaluate(
             panels.append(
                 (
                     item.id,
-                    item.image.permute(1, 2, 0).numpy(),
+                    display_rgb(item.image.numpy()).transpose(1, 2, 0),
                     item.mask.numpy(),
                     pred.to(torch.uint8).cpu().numpy(),
                 )

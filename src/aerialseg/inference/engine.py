@@ -1,4 +1,4 @@
-"""Engines: what turns a (N, 3, h, w) float batch in 0..255 into (N, C, h, w) logits.
+"""Engines: what turns a (N, bands, h, w) float batch in 0..255 into (N, C, h, w) logits.
 
 PyTorch (the SegmentationNet itself), ONNX Runtime, a bf16 autocast wrapper over the
 PyTorch one, and a flip test-time-augmentation wrapper over any. They share the interface

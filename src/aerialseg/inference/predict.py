@@ -45,21 +45,21 @@ def default_batch_size(device: str | torch.device, precision: str = "fp32") -> i
 class ChunkResult:
     window: Window  # where these rows lie in the raster
     ids: np.ndarray  # (h, w) uint8 class ids, NODATA where the input was invalid
-    rgb: np.ndarray  # (3, h, w) float32 input RGB (for overlays)
+    image: np.ndarray  # (bands, h, w) float32 input values in 0..255 (for overlays)
     valid: np.ndarray  # (h, w) bool
 
 
-def _result(row: int, scores: torch.Tensor, rgb: np.ndarray, valid: np.ndarray) -> ChunkResult:
+def _result(row: int, scores: torch.Tensor, image: np.ndarray, valid: np.ndarray) -> ChunkResult:
     # max().indices, not argmax(): the same first-maximum ids, 4x faster on a CPU here.
     ids = scores.max(0).indices.to(torch.uint8).cpu().numpy()
     ids[~valid] = NODATA
-    return ChunkResult(Window(0, row, ids.shape[1], ids.shape[0]), ids, rgb, valid)
+    return ChunkResult(Window(0, row, ids.shape[1], ids.shape[0]), ids, image, valid)
 
 
 def _whole(engine, raster: RasterInput, cfg: TrainConfig, device) -> Iterator[ChunkResult]:
     """Images within one window, and the seed model's squash-and-resize: one pass."""
-    rgb, valid = raster.read(Window(0, 0, raster.width, raster.height))
-    image = torch.from_numpy(rgb).to(device)
+    values, valid = raster.read(Window(0, 0, raster.width, raster.height))
+    image = torch.from_numpy(values).to(device)
     if cfg.input_mode == "resize":
         probs = predict_image(
             engine,
@@ -71,7 +71,7 @@ def _whole(engine, raster: RasterInput, cfg: TrainConfig, device) -> Iterator[Ch
         )
     else:
         probs = predict_whole(engine, image)
-    yield _result(0, probs, rgb, valid)
+    yield _result(0, probs, values, valid)
 
 
 def predict_rows(
@@ -95,8 +95,8 @@ def predict_rows(
     pw = max(w, ww)
     carry = None  # weighted rows that the band above shares with this one
     for i, y in enumerate(rows):
-        rgb, valid = raster.read(Window(0, y, w, min(wh, h - y)))
-        band = _pad_to(torch.from_numpy(rgb).to(device), wh, pw)
+        values, valid = raster.read(Window(0, y, w, min(wh, h - y)))
+        band = _pad_to(torch.from_numpy(values).to(device), wh, pw)
         acc = None
         for j in range(0, len(cols), batch_size):
             xs = cols[j : j + batch_size]
@@ -113,6 +113,6 @@ def predict_rows(
         end = rows[i + 1] - y if i + 1 < len(rows) else min(wh, h - y)
         # The blend weight is positive and the same for every class of a pixel, so the
         # argmax of the weighted sums is the argmax of the blend: no division needed.
-        yield _result(y, acc[:, :end, :w], rgb[:, :end], valid[:end])
+        yield _result(y, acc[:, :end, :w], values[:, :end], valid[:end])
         # A copy: a view would keep the whole band's scores alive beside the next band's.
         carry = acc[:, end:].clone()

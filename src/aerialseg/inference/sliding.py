@@ -68,7 +68,7 @@ def _round_up(value: int, multiple: int) -> int:
 
 @torch.no_grad()
 def predict_whole(net: SegmentationNet, image: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) -> (C, H, W) probabilities in one pass, padding to the network's stride."""
+    """(bands, H, W) -> (C, H, W) probabilities in one pass, padding to the network's stride."""
     h, w = image.shape[-2:]
     x = _pad_to(image[None], _round_up(h, net.stride), _round_up(w, net.stride))
     return net(x).softmax(1)[0, :, :h, :w]
@@ -82,7 +82,7 @@ def predict_sliding(
     overlap: float = 0.25,
     batch_size: int = 4,
 ) -> torch.Tensor:
-    """(3, H, W) float 0..255 on the net's device -> (C, H, W) probabilities."""
+    """(bands, H, W) float 0..255 on the net's device -> (C, H, W) probabilities."""
     h, w = image.shape[-2:]
     overlap_px = int(window * overlap)
     wh, rows = window_plan(h, window, overlap_px, net.stride)

@@ -21,7 +21,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import DatasetWriter
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.raster import RasterInput
+from aerialseg.data.raster import RasterInput, display_rgb
 from aerialseg.inference.predict import ChunkResult
 
 OVERLAY_ALPHA = 0.5
@@ -120,8 +120,9 @@ class RasterOutputs:
         if "color" in self.writers:
             self.writers["color"].write(color, window=win)
         if "overlay" in self.writers:
-            blend = (1 - OVERLAY_ALPHA) * result.rgb + OVERLAY_ALPHA * color
-            blend = np.where(result.valid[None], blend, result.rgb)
+            picture = display_rgb(result.image)
+            blend = (1 - OVERLAY_ALPHA) * picture + OVERLAY_ALPHA * color
+            blend = np.where(result.valid[None], blend, picture)
             self.writers["overlay"].write(np.clip(blend, 0, 255).astype(np.uint8), window=win)
 
     def finish(self) -> dict[str, Path]:

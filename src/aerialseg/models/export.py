@@ -22,10 +22,10 @@ TOLERANCE = 1e-3  # max abs difference of class probabilities, ONNX Runtime vs P
 METADATA_KEY = "aerialseg"
 
 
-def sample_image(size: int = 256, seed: int = 0) -> np.ndarray:
+def sample_image(size: int = 256, seed: int = 0, bands: int = 3) -> np.ndarray:
     """A deterministic stand-in check image, used when no real one is given."""
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, size=(size // 32, size // 32, 3)).astype(np.uint8)
+    base = rng.integers(0, 256, size=(size // 32, size // 32, bands)).astype(np.uint8)
     return np.kron(base, np.ones((32, 32, 1), dtype=np.uint8))
 
 
@@ -33,10 +33,15 @@ def _onnx_export(model: LoadedModel, tmp: str) -> None:
     import onnx
 
     net = model.net.cpu().eval()
-    dummy = torch.zeros(1, 3, 2 * net.stride, 2 * net.stride)
+    dummy = torch.zeros(1, net.in_channels, 2 * net.stride, 2 * net.stride)
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        # The FPN head's GroupNorm checks in Python that it normalises more than one value;
+        # the tracer warns that the check is frozen, which is harmless for any input size.
+        warnings.filterwarnings(
+            "ignore", "Converting a tensor to a Python boolean", torch.jit.TracerWarning
+        )
         torch.onnx.export(
             net,
             (dummy,),
@@ -52,7 +57,10 @@ def _onnx_export(model: LoadedModel, tmp: str) -> None:
         "config": model.config.to_dict(),
         "classes": model.classes.to_dict(),
         "stride": net.stride,
-        "input": "float32 RGB 0..255, NCHW; H, W multiples of stride",
+        "input": (
+            f"float32 NCHW, {net.in_channels} bands (config bands; null: RGB) in 0..255;"
+            " H, W multiples of stride"
+        ),
     }
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
@@ -67,7 +75,7 @@ def export_onnx(
     from aerialseg.inference.engine import OnnxEngine
 
     path = Path(path)
-    image = check_image if check_image is not None else sample_image()
+    image = check_image if check_image is not None else sample_image(bands=model.net.in_channels)
     h, w = image.shape[:2]
     stride = model.net.stride
     h, w = max(stride, h // stride * stride), max(stride, w // stride * stride)

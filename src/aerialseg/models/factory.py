@@ -34,6 +34,7 @@ def create_model(
     name: str,
     num_classes: int,
     *,
+    in_channels: int = 3,
     pretrained: bool = True,
     base_width: int = 16,
     dropout: float = 0.2,
@@ -45,6 +46,8 @@ def create_model(
     Args:
         name: one of MODEL_NAMES.
         num_classes: output channels.
+        in_channels: input bands; a pretrained encoder's first convolution is adapted to
+            other counts than 3 (models/pretrained.py).
         pretrained: load ImageNet encoder weights (ignored by seed-unet). Off when the
             weights are about to be replaced from a model file anyway.
         base_width: seed-unet's first block width.
@@ -54,7 +57,7 @@ def create_model(
         drop_path: the encoder's stochastic depth rate (timm's drop_path_rate).
     """
     if name == "seed-unet":
-        return SeedUNet(num_classes, base_width=base_width, dropout=dropout)
+        return SeedUNet(num_classes, in_channels, base_width=base_width, dropout=dropout)
     if name not in MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
     decoder, _, variant = name.split("-")  # "fpn-effnet-lite2" -> fpn, lite2
@@ -65,6 +68,7 @@ def create_model(
         model = smp.Unet(
             encoder,
             encoder_weights=None,
+            in_channels=in_channels,
             classes=num_classes,
             decoder_channels=tuple(widths),
             drop_path_rate=drop_path,
@@ -75,6 +79,7 @@ def create_model(
         model = smp.FPN(
             encoder,
             encoder_weights=None,
+            in_channels=in_channels,
             classes=num_classes,
             decoder_pyramid_channels=pyramid,
             decoder_segmentation_channels=head,

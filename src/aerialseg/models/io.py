@@ -133,6 +133,7 @@ def load_model(
         dropout=config.dropout,
         decoder_channels=config.decoder_channels,
         downsample=config.downsample,
+        in_channels=config.in_channels,
     )
     try:
         net.load_state_dict(
@@ -144,7 +145,8 @@ def load_model(
         ) from None
     net = net.to(device).eval()
     if for_inference:
-        sample = torch.rand(1, 3, 2 * net.stride, 2 * net.stride, device=device) * 255
+        side = 2 * net.stride
+        sample = torch.rand(1, net.in_channels, side, side, device=device) * 255
         net, _ = fold_batchnorms(net, sample)
     if torch.device(device).type == "cpu":
         # oneDNN's convolutions run channels-last natively; in NCHW every layer converts

@@ -23,18 +23,24 @@ UNIT_MEAN = (0.0, 0.0, 0.0)
 UNIT_STD = (255.0, 255.0, 255.0)
 
 
-def normalization_for(model: str) -> dict[str, list[float]]:
+def normalization_for(model: str, in_channels: int = 3) -> dict[str, list[float]]:
+    """Per-band mean and std. Every band arrives in 0..255 (8-bit, or stretched to it by
+    data/raster.py), so extra bands are scaled as the RGB ones are."""
     mean, std = (UNIT_MEAN, UNIT_STD) if model == "seed-unet" else (LITE_MEAN, LITE_STD)
-    return {"mean": list(mean), "std": list(std)}
+    return {"mean": [mean[0]] * in_channels, "std": [std[0]] * in_channels}
 
 
 class SegmentationNet(nn.Module):
-    """(N, 3, H, W) float RGB in 0..255 -> (N, C, H, W) logits.
+    """(N, B, H, W) float bands (RGB unless the model was trained on others) in 0..255 ->
+    (N, C, H, W) logits.
 
     With ``downsample`` k > 1 the model sees the image averaged over k x k blocks (k^2 times
     less compute, k times more context per receptive field) and its logits are upsampled
     bilinearly back to H x W, so callers never deal with the reduced resolution.
     """
+
+    mean: torch.Tensor  # (1, bands, 1, 1) buffers
+    std: torch.Tensor
 
     def __init__(
         self,
@@ -50,6 +56,10 @@ class SegmentationNet(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.downsample = downsample
         self.stride = stride * downsample  # input sides must be multiples of this
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.mean.shape[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.reduced_logits(x)
@@ -75,17 +85,19 @@ def build_network(
     decoder_channels: list[int] | None = None,
     downsample: int = 1,
     drop_path: float = 0.0,
+    in_channels: int = 3,
 ) -> SegmentationNet:
     model = create_model(
         name,
         num_classes,
+        in_channels=in_channels,
         pretrained=pretrained,
         base_width=base_width,
         dropout=dropout,
         decoder_channels=decoder_channels,
         drop_path=drop_path,
     )
-    norm = normalization_for(name)
+    norm = normalization_for(name, in_channels)
     return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name], downsample)
 
 
@@ -96,7 +108,8 @@ def gflops_per_megapixel(net: nn.Module, side: int = 512) -> float:
     net.eval()
     try:
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            net(torch.zeros(1, 3, side, side))
+            bands = net.in_channels if isinstance(net, SegmentationNet) else 3
+            net(torch.zeros(1, bands, side, side))
     finally:
         net.train(training)
     return counter.get_total_flops() / 1e9 / (side * side / 1e6)

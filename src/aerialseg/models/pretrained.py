@@ -16,6 +16,7 @@ from typing import Literal
 
 import timm
 import torch
+from timm.models import adapt_input_conv
 from torch import nn
 
 Variant = Literal["lite0", "lite2"]
@@ -84,6 +85,12 @@ def load_imagenet_into(encoder: nn.Module, variant: Variant = "lite0") -> int:
     """
     weights = imagenet_state_dict(variant)
     own = encoder.state_dict()
+    stem = own.get("conv_stem.weight")
+    if stem is not None and stem.shape[1] != weights["conv_stem.weight"].shape[1]:
+        # An encoder for other bands than RGB: timm's rule (smp's patch_first_conv does the
+        # same) repeats the RGB filters over the bands and scales them by 3 / bands, and
+        # sums them for a single band, so the stem's response stays at its trained scale.
+        weights["conv_stem.weight"] = adapt_input_conv(stem.shape[1], weights["conv_stem.weight"])
     missing = [k for k in own if k not in weights]
     if missing:
         raise RuntimeError(

@@ -18,6 +18,9 @@ import yaml
 from aerialseg.errors import ConfigError
 from aerialseg.models.factory import DEFAULT_DECODER_CHANNELS, ModelName
 
+# Most bands a network takes: a hyperspectral cube wants band selection or another model.
+MAX_BANDS = 16
+
 
 @dataclass
 class TrainConfig:
@@ -44,9 +47,11 @@ class TrainConfig:
     input_mode: Literal["crop", "resize"] = "crop"
     crop_size: int = 256  # native px
     resize_to: int = 256
-    # TIFF/GeoTIFF images: the three bands (1-based) the network sees as RGB, e.g. [3,2,1]
-    # for a blue-green-red-NIR product; None: bands 1-3 of 3-band or RGBA rasters. Saved in
-    # the model, so predict, evaluate and serve pick the same bands.
+    # TIFF/GeoTIFF images: the bands (1-based) the network sees, e.g. [3,2,1] for the RGB
+    # of a blue-green-red-NIR product, or [3,2,1,4] for RGB plus near infrared. The first
+    # three meet the pretrained encoder's R, G and B filters; further bands start from
+    # copies of them (timm's adapt_input_conv). None: bands 1-3 of 3-band or RGBA rasters.
+    # Saved in the model, so predict, evaluate and serve read the same bands.
     bands: list[int] | None = None
     augment: bool = True  # flips, 90-degree rotations, mild colour jitter
     # with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized
@@ -123,8 +128,9 @@ class TrainConfig:
                 "seed-unet takes no drop_path (its encoder has no residual blocks)",
             ),
             (
-                self.bands is None or (len(self.bands) == 3 and min(self.bands) >= 1),
-                "bands must be three band numbers from 1, e.g. bands=[3,2,1]",
+                self.bands is None or (1 <= len(self.bands) <= MAX_BANDS and min(self.bands) >= 1),
+                f"bands must be 1 to {MAX_BANDS} band numbers from 1, e.g. bands=[3,2,1] or"
+                " bands=[3,2,1,4]",
             ),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
@@ -170,6 +176,11 @@ class TrainConfig:
     def band_tuple(self) -> tuple[int, ...] | None:
         """``bands`` in the form the raster readers take."""
         return tuple(self.bands) if self.bands else None
+
+    @property
+    def in_channels(self) -> int:
+        """How many bands the network takes."""
+        return len(self.bands) if self.bands else 3
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

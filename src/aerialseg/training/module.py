@@ -49,6 +49,7 @@ class SegmentationTask(L.LightningModule):
             decoder_channels=self.cfg.decoder_channels,
             downsample=self.cfg.downsample,
             drop_path=self.cfg.drop_path,
+            in_channels=self.cfg.in_channels,
         )
         # oneDNN's convolutions run channels-last natively: a training step on 2 CPU cores
         # takes 1.23 s instead of 1.47 s (FPN-Lite0, batch 8 of 256 px). Done here, before

@@ -34,6 +34,7 @@ async function loadModel() {
   model = await response.json();
   $("model-name").textContent = "model: " + model.name;
   $("limits").textContent = `JPEG, PNG, TIFF or GeoTIFF, up to ${Math.round(model.input.max_upload_bytes / 2 ** 20)} MiB`;
+  $("bands-rule").textContent = `(empty: ${model.input.bands})`;
 }
 
 function renderLegend(areas) {
@@ -55,7 +56,9 @@ function upload(file) {
   // XMLHttpRequest, not fetch: it reports upload progress.
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/v1/segment?format=json&overlay=true&polygons=true");
+    const bands = $("bands").value.trim();
+    const query = "format=json&overlay=true&polygons=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
+    xhr.open("POST", "/v1/segment?" + query);
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) setStatus(`Uploading… ${Math.round((100 * e.loaded) / e.total)} %`);
