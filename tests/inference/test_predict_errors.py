@@ -104,9 +104,9 @@ def test_model_that_is_not_a_model(tmp_path, geotiff, capsys):
 
 
 def test_no_model_and_none_bundled(tmp_path, geotiff, capsys, monkeypatch):
-    import aerialseg.cli.commands as cli
+    import aerialseg.models.io as io
 
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", "missing-model.pt")
+    monkeypatch.setattr(io, "BUNDLED_MODEL", "missing-model.pt")
     fails(
         ["predict", str(geotiff), "--out", str(tmp_path / "o")],
         capsys,

@@ -472,3 +472,41 @@ def test_own_geotiffs_with_near_infrared(tmp_path, capsys):
     assert (tmp_path / "e" / "panels.png").is_file()
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert list(metrics["per_class"]) == ["Building", "Land", "Road", "Vegetation", "Water"]
+
+
+def test_fine_tuning_starts_from_the_given_model(tiny_dataset, tiny_model, tmp_path, capsys):
+    run, data = tmp_path / "run", ["--data", str(tiny_dataset)]
+    # a learning rate too small to move anything: the weights stay the source model's
+    still = ["max_steps=2", "lr=1e-12", "ema_decay=0", "scheduler=none"]
+    argv = ["train", *data, "--out", str(run), *FAST, *still, f"init_from={tiny_model}"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"network: seed-unet, from {tiny_model}" in out
+    assert "weights from" in out and "classes new to it" not in out
+    tuned, source = load_model(run / "model.pt"), load_model(tiny_model)
+    assert tuned.config.init_from == str(tiny_model)  # recorded in the model
+    for key, tensor in source.net.state_dict().items():
+        if not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            torch.testing.assert_close(tuned.net.state_dict()[key], tensor, atol=1e-6, rtol=0)
+
+    argv = ["train", *data, "--out", str(tmp_path / "x"), *FAST, "init_from=missing.pt"]
+    assert main(argv) == 2
+    assert "init_from: missing.pt: no such model file" in capsys.readouterr().err
+
+
+def test_the_bundled_model_starts_a_four_band_run(tmp_path, capsys):
+    """The user story: fine-tune the bundled Dubai model on one's own RGB + NIR GeoTIFFs
+    whose classes are five of its six."""
+    root = write_geotiff_dataset(tmp_path / "own")
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split = tmp_path / "split.json"
+    assert main(["data", "split", str(root), "--out", str(split), "--test", "0.25"]) == 0
+    argv = ["train", "--data", str(root), "--classes", str(table), "--split", str(split)]
+    fast = [f for f in FAST if not f.startswith(("model=", "pretrained=", "base_w"))]
+    overrides = ["max_steps=1", "bands=[3,2,1,4]", "init_from=default"]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "run"), *fast, *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "weights from default:" in out and "first convolution adapted to the bands" in out
+    assert "classes new to it" not in out

@@ -112,13 +112,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_MODEL = "default-model.pt"  # bundled in aerialseg/assets once one is trained
-
-
 def default_model_path() -> Path:
-    from importlib.resources import files
+    from aerialseg.models.io import bundled_model_path
 
-    path = Path(str(files("aerialseg") / "assets" / DEFAULT_MODEL))
+    path = bundled_model_path()
     if not path.is_file():
         raise AerialsegError(
             "no --model given and this install bundles no default model; train one with"

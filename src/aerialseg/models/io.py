@@ -23,6 +23,14 @@ from aerialseg.training.config import TrainConfig
 
 FORMAT = "aerialseg-model"
 FORMAT_VERSION = 1
+BUNDLED_MODEL = "default-model.pt"  # in aerialseg/assets
+
+
+def bundled_model_path() -> Path:
+    """Where the bundled default model lies (an install may lack the file)."""
+    from importlib.resources import files
+
+    return Path(str(files("aerialseg") / "assets" / BUNDLED_MODEL))
 
 
 @dataclass

@@ -30,6 +30,11 @@ class TrainConfig:
     base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
     dropout: float = 0.2  # seed-unet
     pretrained: bool = True  # ImageNet encoder weights (the *-effnet-* models)
+    # start from a trained model's weights instead (fine-tuning): a model file or .ckpt, or
+    # "default" for the bundled model. Same model and decoder widths; its class head rows
+    # are matched by class name (classes new to it start fresh) and its first convolution
+    # is adapted to other bands
+    init_from: str | None = None
     # *-effnet-* models: stochastic depth, the chance that a residual block of the encoder
     # is skipped in a training step, rising linearly with depth to this (timm's
     # drop_path_rate); a regulariser for small datasets. 0: off. On the Dubai data 0.2 did

@@ -36,10 +36,11 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
-from aerialseg.errors import ConfigError
+from aerialseg.errors import ConfigError, ModelFileError
 from aerialseg.evaluation.plots import plot_training
-from aerialseg.models.io import atomic_write, load_model, save_model
+from aerialseg.models.io import atomic_write, bundled_model_path, load_model, save_model
 from aerialseg.models.network import gflops_per_megapixel
+from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
@@ -62,7 +63,12 @@ def describe_network(net: torch.nn.Module, cfg: TrainConfig) -> str:
     rows are mostly the loss functions, and whose FLOPs column reads 0)."""
     count = sum(p.numel() for p in net.parameters())
     params = f"{count / 1e6:.1f} M" if count >= 1_000_000 else f"{count / 1e3:.1f} K"
-    weights = "ImageNet encoder" if cfg.pretrained and cfg.model != "seed-unet" else "from scratch"
+    if cfg.init_from:
+        weights = f"from {cfg.init_from}"
+    elif cfg.pretrained and cfg.model != "seed-unet":
+        weights = "ImageNet encoder"
+    else:
+        weights = "from scratch"
     return (
         f"network: {cfg.model}, {weights}, {params} parameters,"
         f" {gflops_per_megapixel(net):.0f} GFLOPs per megapixel"
@@ -186,6 +192,18 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
     )
 
 
+def initial_weights(task: SegmentationTask, init_from: str) -> str:
+    """Load ``init_from`` (a model file, or "default") into the task's network; returns a
+    line saying what was carried over."""
+    path = bundled_model_path() if init_from == "default" else Path(init_from)
+    try:
+        source = load_model(path)
+    except ModelFileError as err:
+        raise ConfigError(f"init_from: {err}") from None
+    transfer = init_from_model(task.net, task.cfg.model, task.classes, source)
+    return transfer.describe(init_from)
+
+
 def train(
     cfg: TrainConfig,
     data: str | Path,
@@ -224,8 +242,13 @@ def train(
         )
         atomic_write(run_dir / "split.json", lambda tmp: split.save(Path(tmp)))
     task = SegmentationTask(cfg.to_dict(), classes.to_dict())
+    transfer = None
+    if cfg.init_from and not resume:  # a resumed run's checkpoint holds its weights
+        transfer = initial_weights(task, cfg.init_from)
     if rank_zero_only.rank == 0:
         print(describe_network(task.net, cfg), flush=True)
+        if transfer:
+            print(transfer, flush=True)
     trainer = _trainer(cfg, run_dir, extra_callbacks or [])
     with warnings.catch_warnings():
         # Lightning 2.6 still uses the LeafSpec that torch 2.14 deprecates; nothing a

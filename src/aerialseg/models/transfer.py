@@ -1,0 +1,87 @@
+"""Start a network from another model's weights: fine-tuning a trained model (the bundled
+one, say) on one's own labels, which may name other classes or come with other bands.
+
+Loaders of Lightning, timm and smp match tensors by name and shape; here the class head is
+matched by class name, row by row, and the first convolution is adapted to another band
+count with timm's rule, so no library call does it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from timm.models import adapt_input_conv
+
+from aerialseg.data.classes import ClassTable
+from aerialseg.errors import ConfigError
+from aerialseg.models.factory import CLASS_HEAD, STEM
+from aerialseg.models.io import LoadedModel
+from aerialseg.models.network import SegmentationNet
+
+NET_PREFIX = "model."  # SegmentationNet holds the model under this name
+
+
+@dataclass
+class Transfer:
+    """What ``init_from`` carried over."""
+
+    copied: int = 0  # tensors copied whole or adapted
+    total: int = 0
+    kept_classes: list[str] = field(default_factory=list)  # head rows taken from the source
+    new_classes: list[str] = field(default_factory=list)  # head rows left as initialised
+    adapted_stem: bool = False
+
+    def describe(self, source: str) -> str:
+        line = f"weights from {source}: {self.copied} of {self.total} tensors"
+        if self.adapted_stem:
+            line += ", first convolution adapted to the bands"
+        if self.new_classes:
+            line += f"; classes new to it: {', '.join(self.new_classes)}"
+        return line
+
+
+def init_from(
+    net: SegmentationNet, model_name: str, classes: ClassTable, source: LoadedModel
+) -> Transfer:
+    """Copy ``source``'s weights into ``net`` (a ``model_name`` network for ``classes``).
+
+    Every tensor but the head and the first convolution must fit as it is: another
+    architecture or other decoder widths is a ConfigError naming what differs.
+    """
+    if source.config.model != model_name:
+        raise ConfigError(
+            f"init_from: that model is a {source.config.model}, this run trains a"
+            f" {model_name}; set model={source.config.model} to fine-tune it"
+        )
+    own, theirs = net.state_dict(), source.net.state_dict()
+    stem, head = NET_PREFIX + STEM[model_name], NET_PREFIX + CLASS_HEAD[model_name]
+    rows = {name: i for i, name in enumerate(source.classes.names)}
+    report = Transfer(total=sum(key.startswith(NET_PREFIX) for key in own))
+    state = {}
+    for key, tensor in own.items():
+        if not key.startswith(NET_PREFIX):
+            continue  # the input normalisation follows this run's bands, not the source's
+        theirs_tensor = theirs[key]
+        if key.startswith(head):
+            state[key] = tensor.clone()
+            for i, name in enumerate(classes.names):
+                if name in rows:
+                    state[key][i] = theirs_tensor[rows[name]]
+        elif key == stem and tensor.shape != theirs_tensor.shape:
+            state[key] = adapt_input_conv(tensor.shape[1], theirs_tensor)
+            report.adapted_stem = True
+        elif tensor.shape != theirs_tensor.shape:
+            raise ConfigError(
+                f"init_from: {key} is {tuple(theirs_tensor.shape)} in that model and"
+                f" {tuple(tensor.shape)} here; set decoder_channels (or base_width) as it was"
+                " trained"
+            )
+        else:
+            state[key] = theirs_tensor
+        report.copied += 1
+    with torch.no_grad():
+        net.load_state_dict(state, strict=False)
+    report.kept_classes = [name for name in classes.names if name in rows]
+    report.new_classes = [name for name in classes.names if name not in rows]
+    return report
