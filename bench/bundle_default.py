@@ -216,8 +216,9 @@ bench/results/precision.json compares the two).
 {limits}- One city, one sensor, one season: expect lower quality on other imagery; fine-tune it
   on your own labels with `aerialseg train ... init_from=default` (the classes it knows
   keep their weights by name; `bands=[3,2,1,4]` adds a band such as near infrared).
-- Input is 8-bit RGB at about the dataset's ground resolution; other band orders or
-  resolutions need `--bands` and resampling first.
+- Input is 8-bit RGB at about the dataset's ground resolution, which its JPEGs do not
+  record; other band orders need `--bands`, other resolutions resampling first
+  (`--pixel-size` for GeoTIFFs).
 """
 
 

@@ -256,3 +256,17 @@ def test_a_four_band_model_takes_four_bands(tiny_model, tmp_path):
     rgb = {"file": ("x.jpg", jpeg_bytes())}
     response = client.post("/v1/segment", files=rgb)
     assert response.status_code == 422 and "asks for band 4" in response.json()["detail"]
+
+
+def test_a_model_with_a_pixel_size_serves_on_that_grid(tiny_model, tmp_path):
+    loaded = load_model(tiny_model)
+    loaded.config.pixel_size = 1.0
+    save_model(tmp_path / "1m.pt", loaded.net, loaded.config, loaded.classes, loaded.meta)
+    client = TestClient(create_app(load_engine(tmp_path / "1m.pt")))
+    assert client.get("/v1/model").json()["input"]["pixel_size"] == 1.0
+    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(40, 60))  # 0.5 m pixels
+    files = {"file": ("scene.tif", scene.read_bytes())}
+    response = client.post("/v1/segment?format=tif", files=files)
+    assert response.status_code == 200
+    with rasterio.MemoryFile(response.content) as memory, memory.open() as mask:
+        assert (mask.width, mask.height, mask.transform.a) == (30, 20, 1.0)

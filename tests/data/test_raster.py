@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 from rasterio.windows import Window
 
 from aerialseg.data.raster import (
     InputError,
+    UngeoreferencedError,
+    at_pixel_size,
     check_band_count,
     display_rgb,
     open_input,
@@ -86,3 +89,38 @@ def test_more_than_three_bands_are_read_in_the_order_asked(tmp_path):
     window, _ = raster.read(Window(0, 0, 10, 8))
     raster.close()
     assert (window.transpose(1, 2, 0) == values).all()
+
+
+def test_a_pixel_size_resamples_over_the_same_extent(tmp_path):
+    image = write_geotiff(tmp_path / "scene.tif", rgb_scene(40, 60))  # 0.5 m pixels
+    with rasterio.open(image) as ds:
+        same = at_pixel_size(ds, 0.5, "scene.tif")
+        assert same is ds  # already that size: no resampling
+        native, bounds = ds.read().astype(float), ds.bounds
+        with at_pixel_size(ds, 1.0, "scene.tif") as coarse:
+            assert (coarse.width, coarse.height) == (30, 20) and coarse.bounds == bounds
+            assert coarse.transform.a == 1.0 and coarse.crs == ds.crs
+            averaged = native.reshape(3, 20, 2, 30, 2).mean(axis=(2, 4))
+            assert np.abs(coarse.read().astype(float) - averaged).max() <= 0.5
+        with at_pixel_size(ds, 0.25, "scene.tif") as fine:
+            assert (fine.width, fine.height) == (120, 80)
+
+
+def test_labels_keep_whole_values_when_resampled(tmp_path):
+    labels = np.zeros((1, 4, 4), np.uint8)
+    labels[0, :3, :3] = 7  # three of each 2x2 block's four pixels in the top-left block
+    path = write_geotiff(tmp_path / "labels.tif", labels)
+    with rasterio.open(path) as ds, at_pixel_size(ds, 1.0, "labels.tif", labels=True) as coarse:
+        values = coarse.read(1)
+    assert values[0, 0] == 7 and set(np.unique(values)) <= {0, 7}  # the most common, no mean
+
+
+def test_a_pixel_size_needs_a_georeference(tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.fromarray(rgb_scene(20, 20).transpose(1, 2, 0)).save(plain)
+    with pytest.raises(UngeoreferencedError, match="plain.png: has no georeference"):
+        open_input(plain, pixel_size=1.0)
+    raster = open_input(write_geotiff(tmp_path / "geo.tif", rgb_scene(20, 20)), pixel_size=1.0)
+    assert (raster.width, raster.height) == (10, 10) and raster.file is not None
+    raster.close()
+    assert raster.file.closed and raster.dataset.closed

@@ -338,3 +338,23 @@ def test_a_value_table_writes_its_values_in_16_bits(tiny_model, geotiff, tmp_pat
     areas = json.loads((tmp_path / "values" / "scene_areas.json").read_text())
     predicted = {a["class"] for a in areas if a["area_m2"] > 0}
     assert {f["properties"]["class"] for f in polygons["features"]} == predicted
+
+
+def test_a_pixel_size_predicts_on_a_resampled_grid(tiny_model, geotiff, tmp_path, capsys):
+    argv = ["--model", tiny_model, "--pixel-size", "1.0"]
+    assert predict(geotiff, *argv, "--out", tmp_path / "o", "--vector", "geojson") == 0
+    ids, profile, _ = read(tmp_path / "o" / "scene_classes.tif")
+    with rasterio.open(geotiff) as src:
+        assert ids.shape == (src.height // 2, src.width // 2)  # 0.5 m pixels read at 1 m
+        assert profile["transform"].a == 1.0 and profile["crs"] == src.crs
+        with rasterio.open(tmp_path / "o" / "scene_classes.tif") as out:
+            assert out.bounds == src.bounds
+        scene_m2 = src.width * src.height * 0.25
+    areas = json.loads((tmp_path / "o" / "scene_areas.json").read_text())
+    assert sum(a["area_m2"] for a in areas) == pytest.approx(scene_m2)
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rgb_scene(64, 64).transpose(1, 2, 0)).save(photo)
+    capsys.readouterr()
+    assert predict(photo, *argv, "--out", tmp_path / "p") == 2
+    assert "photo.png: has no georeference" in capsys.readouterr().err

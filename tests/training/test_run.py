@@ -510,3 +510,37 @@ def test_the_bundled_model_starts_a_four_band_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "weights from default:" in out and "first convolution adapted to the bands" in out
     assert "classes new to it" not in out
+
+
+def test_a_run_at_one_pixel_size_predicts_at_it(tmp_path, capsys):
+    """pixel_size=1.0 on 0.5 m GeoTIFFs: trained, scored and predicted on 1 m pixels."""
+    root = write_geotiff_dataset(tmp_path / "own")  # 72 x 80 px of 0.5 m
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split = tmp_path / "split.json"
+    assert main(["data", "split", str(root), "--out", str(split), "--test", "0.25"]) == 0
+    run, data = tmp_path / "run", ["--data", str(root), "--split", str(split)]
+    argv = ["train", *data, "--classes", str(table), "--out", str(run), *FAST, "max_epochs=1"]
+    assert main([*argv, "bands=[3,2,1]", "pixel_size=1.0"]) == 0
+    model_file = str(run / "model.pt")
+    assert load_model(model_file).config.pixel_size == 1.0
+
+    scene = root / "images" / "scene_0.tif"
+    assert main(["predict", str(scene), "--model", model_file, "--out", str(tmp_path / "p")]) == 0
+    with rasterio.open(tmp_path / "p" / "scene_0_classes.tif") as out:
+        assert (out.width, out.height, out.transform.a) == (40, 36, 1.0)
+        assert (out.read(1)[:, -1] == 255).all()  # the nodata columns stay nodata
+
+    photo = tmp_path / "photo.png"  # no georeference: read as it is, and said so
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photo)
+    capsys.readouterr()
+    assert main(["predict", str(photo), "--model", model_file, "--out", str(tmp_path / "q")]) == 0
+    assert "no georeference; predicted at its own pixel size" in capsys.readouterr().err
+    with Image.open(tmp_path / "q" / "photo_classes.png") as out:
+        assert out.size == (64, 64)
+
+    argv = ["evaluate", model_file, "--data", str(root), "--split-file", str(split)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    report = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    scored = [image["labelled_pixels"] for image in report["per_image"].values()]
+    assert scored and all(0 < n < 40 * 36 for n in scored)  # on the 1 m grid, not 80 x 72

@@ -151,6 +151,8 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
             "formats": ["JPEG", "PNG", "TIFF", "GeoTIFF"],
             "bands": _bands_text(loaded.config.bands),
             "values": "8-bit as is; 16-bit and float stretched per band (2nd-98th percentile)",
+            # georeferenced uploads are resampled to this pixel size (CRS units); None: not
+            "pixel_size": loaded.config.pixel_size,
             "max_upload_bytes": limits.max_upload_bytes,
             "max_pixels": limits.max_pixels,
         },

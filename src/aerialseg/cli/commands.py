@@ -167,6 +167,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         simplify=args.simplify,
         min_area=args.min_area,
         bands=parse_bands(args.bands),
+        pixel_size=args.pixel_size,
         tta=args.tta,
         batch_size=args.batch_size,
         overlap=args.overlap,
@@ -178,6 +179,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     device = "cpu" if args.engine == "onnx" else _device(args.device)
     engine, config, classes = _engine(args.model, args.engine, device, args.precision)
     check_band_count(opts.bands, config.in_channels, "--bands")
+    if opts.pixel_size is not None and opts.pixel_size <= 0:
+        raise AerialsegError("--pixel-size must be positive (CRS units, e.g. metres)")
     # names over every input, not the shard's: shards writing to one folder never collide
     names = output_names(every_input)
     out = Path(args.out)

@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="1-based band numbers to read, as many as the model takes, e.g. 4,3,2 (default:"
         " the bands the model was trained on, else 1-3 of an RGB or RGBA raster)",
     )
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="SIZE",
+        help="georeferenced inputs: predict on pixels of this size in CRS units (e.g. 0.5 m),"
+        " resampled, and write the outputs on that grid (default: the model's pixel_size,"
+        " else each input's own)",
+    )
     p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
     _add_batch_size(p)

@@ -10,20 +10,26 @@ Value scaling (models train on 8-bit values): 8-bit data is used as is. Other ty
 valid pixels, measured on a reduced read of the whole raster, to 0..255 and clipped; this
 is the usual display stretch for satellite products and keeps one scale for all windows.
 
+Pixel size: a model trained with ``pixel_size=`` (or predict's ``--pixel-size``) reads
+georeferenced rasters resampled to that ground resolution (at_pixel_size).
+
 Nodata: GDAL's dataset mask (nodata value, alpha band or mask band) marks invalid pixels;
 they are predicted as nothing and written as nodata in every output.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp
+from affine import Affine
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from aerialseg.errors import AerialsegError
@@ -42,6 +48,10 @@ class InputError(AerialsegError, ValueError):
 
 class UnreadableInputError(InputError):
     """The input is empty or not an image format aerialseg reads at all."""
+
+
+class UngeoreferencedError(InputError):
+    """A pixel size was asked of a raster that has no georeference."""
 
 
 def parse_bands(text: str | None, flag: str = "--bands") -> tuple[int, ...] | None:
@@ -75,6 +85,7 @@ class RasterInput:
     bands: tuple[int, ...]
     scale: tuple[np.ndarray, np.ndarray] | None  # per-band (low, high) stretch, None for 8-bit
     whole: tuple[np.ndarray, np.ndarray] | None = None  # (bands, valid mask) of a small raster
+    file: rasterio.io.DatasetReader | None = None  # the file under a resampled ``dataset``
 
     @property
     def width(self) -> int:
@@ -101,6 +112,45 @@ class RasterInput:
 
     def close(self) -> None:
         self.dataset.close()
+        if self.file is not None:
+            self.file.close()
+
+
+def at_pixel_size(
+    ds, pixel_size: float, name: str, labels: bool = False, flag: str = "--pixel-size"
+):
+    """``ds`` resampled to square pixels of ``pixel_size`` CRS units over the same extent
+    (a WarpedVRT; ``ds`` itself where its pixels are that size already). Images are
+    averaged onto coarser pixels and interpolated bilinearly onto finer ones; ``labels``
+    (class masks) take the most common value, or the nearest one. This is torchgeo's
+    ``res``: a model sees every scene at the ground resolution it was trained at."""
+    if ds.crs is None:
+        raise UngeoreferencedError(
+            f"{name}: has no georeference, so its pixel size is unknown; {flag} needs"
+            " georeferenced rasters (GeoTIFF)"
+        )
+    t = ds.transform
+    if t.b or t.d:
+        raise InputError(f"{name}: a rotated pixel grid; warp it north-up first (gdalwarp)")
+    if math.isclose(abs(t.a), pixel_size, rel_tol=1e-6) and math.isclose(
+        abs(t.e), pixel_size, rel_tol=1e-6
+    ):
+        return ds
+    left, bottom, right, top = ds.bounds
+    coarser = pixel_size > min(abs(t.a), abs(t.e))
+    if labels:
+        # the most common of several colours, band by band, could be a colour of none
+        resampling = Resampling.mode if coarser and ds.count == 1 else Resampling.nearest
+    else:
+        resampling = Resampling.average if coarser else Resampling.bilinear
+    return WarpedVRT(
+        ds,
+        crs=ds.crs,
+        transform=Affine(pixel_size, 0, left, 0, -pixel_size, top),
+        width=max(1, round((right - left) / pixel_size)),
+        height=max(1, round((top - bottom) / pixel_size)),
+        resampling=resampling,
+    )
 
 
 def display_rgb(values: np.ndarray) -> np.ndarray:
@@ -171,10 +221,14 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def open_input(
-    path: str | Path, bands: tuple[int, ...] | None = None, flag: str = "--bands"
+    path: str | Path,
+    bands: tuple[int, ...] | None = None,
+    flag: str = "--bands",
+    pixel_size: float | None = None,
 ) -> RasterInput:
     """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
-    user chooses bands, for that reason (predict's --bands, the API's bands=)."""
+    user chooses bands, for that reason (predict's --bands, the API's bands=).
+    ``pixel_size``: read it resampled to pixels of that size (at_pixel_size)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -188,7 +242,10 @@ def open_input(
         raise UnreadableInputError(
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
         ) from None
+    file = ds
     try:
+        if pixel_size:
+            ds = at_pixel_size(file, pixel_size, str(path))
         chosen = choose_bands(ds, str(path), bands, flag)
         whole = None
         if ds.width * ds.height <= WHOLE_READ_PIXELS:
@@ -209,8 +266,10 @@ def open_input(
         scale = None if dtype == np.uint8 else _stretch(ds, chosen)
     except InputError:
         ds.close()
+        file.close()
         raise
     except RasterioIOError as err:
         ds.close()
+        file.close()
         raise InputError(f"{path}: the file is truncated or damaged ({str(err)[:100]})") from None
-    return RasterInput(path, ds, chosen, scale, whole)
+    return RasterInput(path, ds, chosen, scale, whole, None if ds is file else file)

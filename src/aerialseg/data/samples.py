@@ -35,18 +35,21 @@ def load_labelled(
     max_unknown: float,
     desc: str = "loading",
     bands: tuple[int, ...] | None = None,
+    pixel_size: float | None = None,
 ) -> list[LabelledImage]:
     """Decode images and masks, checking sizes and the share of unknown mask colours or
     values. Nodata pixels of an image are ignored in its mask. ``bands``: the bands of
-    raster images to read (1-based; default: RGB, their first three)."""
+    raster images to read (1-based; default: RGB, their first three). ``pixel_size``:
+    georeferenced images and masks resampled to pixels of that size."""
     by_id = {p.id: p for p in source.pairs}
     pairs = [by_id[i] for i in ids]
     source.check_sizes(pairs)
     out = []
     for pair in tqdm(pairs, desc=desc, unit="img", leave=False):
-        encoded = encode_mask(source.read_mask(pair, classes.by_value), classes, pair.mask)
+        mask = source.read_mask(pair, classes.by_value, pixel_size)
+        encoded = encode_mask(mask, classes, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
-        values, valid = source.read_image(pair, bands)
+        values, valid = source.read_image(pair, bands, pixel_size=pixel_size)
         if valid is not None:
             encoded.ids[~valid] = IGNORE_INDEX
         image = torch.from_numpy(values).permute(2, 0, 1)

@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from aerialseg.data.raster import InputError, read_bands
+from aerialseg.data.raster import InputError, at_pixel_size, read_bands
 from aerialseg.errors import DatasetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -185,7 +185,26 @@ class DatasetSource:
             ) from None
 
     @contextmanager
-    def _raster(self, rel: str) -> Iterator[rasterio.io.DatasetReader]:
+    def _raster(
+        self, rel: str, pixel_size: float | None = None, labels: bool = False
+    ) -> Iterator[rasterio.io.DatasetReader]:
+        """The raster ``rel``, resampled to ``pixel_size`` if given (at_pixel_size)."""
+        with self._file_raster(rel) as dataset:
+            if not pixel_size:
+                yield dataset
+                return
+            try:
+                resampled = at_pixel_size(dataset, pixel_size, rel, labels, "pixel_size=")
+            except InputError as err:
+                raise DatasetError(str(err)) from None
+            try:
+                yield resampled
+            finally:
+                if resampled is not dataset:
+                    resampled.close()
+
+    @contextmanager
+    def _file_raster(self, rel: str) -> Iterator[rasterio.io.DatasetReader]:
         full = rel if self.root == "." else f"{self.root}/{rel}"
         try:
             with warnings.catch_warnings():
@@ -205,31 +224,40 @@ class DatasetSource:
             ) from None
 
     def read_image(
-        self, pair: Pair, bands: tuple[int, ...] | None = None, flag: str = "bands="
+        self,
+        pair: Pair,
+        bands: tuple[int, ...] | None = None,
+        flag: str = "bands=",
+        pixel_size: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(H, W, bands) uint8, RGB unless ``bands`` (1-based) picks others, and the (H, W)
         valid-pixel mask of a raster that has nodata (None: every pixel is valid). ``flag``
-        is how the user sets bands, for errors (``bands=`` in a training config)."""
+        is how the user sets bands, for errors (``bands=`` in a training config).
+        ``pixel_size``: resampled to pixels of that size (georeferenced rasters only)."""
         # PIL decodes 8-bit RGB fastest; rasterio does the rest as predict does, the alpha
         # band of an RGBA PNG included (it marks nodata)
-        if bands is None and PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
+        plain = PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES
+        if bands is None and pixel_size is None and plain:
             image = self._open(pair.id)
             if image.mode != "RGBA":
                 return self._load(pair.id, "RGB", image), None
-        with self._raster(pair.id) as dataset:
+        with self._raster(pair.id, pixel_size) as dataset:
             try:
                 values, valid = read_bands(dataset, pair.id, bands, flag)
             except InputError as err:
                 raise DatasetError(str(err)) from None
         return values, None if valid.all() else valid
 
-    def read_mask(self, pair: Pair, palette_as_values: bool = False) -> np.ndarray:
+    def read_mask(
+        self, pair: Pair, palette_as_values: bool = False, pixel_size: float | None = None
+    ) -> np.ndarray:
         """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG or TIFF), or
         the (H, W) values of a single-band one, a masked array where the raster declares
         nodata. A palette file holds values too (the class rasters predict writes):
-        ``palette_as_values`` reads those instead of their colours."""
+        ``palette_as_values`` reads those instead of their colours. ``pixel_size``:
+        resampled to pixels of that size (GeoTIFF masks only), labels kept whole."""
         if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
-            with self._raster(pair.mask) as dataset:
+            with self._raster(pair.mask, pixel_size, labels=True) as dataset:
                 palette = dataset.colorinterp[0] == ColorInterp.palette
                 if dataset.count == 1 and palette and not palette_as_values:
                     colours = np.zeros((256, 3), np.uint8)
@@ -244,6 +272,11 @@ class DatasetSource:
                         f" this one {dataset.count}"
                     )
                 return dataset.read([1, 2, 3]).transpose(1, 2, 0)
+        if pixel_size:
+            raise DatasetError(
+                f"{pair.mask}: pixel_size= resamples GeoTIFF masks only; this one has no"
+                " georeference"
+            )
         image = self._open(pair.mask)
         mode = image.mode
         if mode in ("RGB", "RGBA") or (mode == "P" and not palette_as_values):
@@ -258,7 +291,7 @@ class DatasetSource:
     def header(self, rel: str) -> FileHeader:
         """Size, pixel storage and georeference of a file, from its header only."""
         if PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES:
-            with self._raster(rel) as dataset:
+            with self._file_raster(rel) as dataset:
                 grid = (dataset.crs, dataset.transform) if dataset.crs else None
                 mode = f"{dataset.count}x {dataset.dtypes[0]}"
                 return FileHeader((dataset.width, dataset.height), mode, grid)

@@ -90,7 +90,13 @@ def evaluate(
     ignored = 0
     panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
     items = load_labelled(
-        source, ids, classes, cfg.max_unknown, f"{split_name} images", cfg.band_tuple
+        source,
+        ids,
+        classes,
+        cfg.max_unknown,
+        f"{split_name} images",
+        cfg.band_tuple,
+        cfg.pixel_size,
     )
     bar = tqdm(items, desc="evaluate", unit="img")
     for item, pred in predicted(engine, cfg, bar, device, batch_size):

@@ -19,7 +19,7 @@ import rasterio
 import torch
 from tqdm import tqdm
 
-from aerialseg.data.raster import InputError, open_input
+from aerialseg.data.raster import InputError, RasterInput, UngeoreferencedError, open_input
 from aerialseg.errors import AerialsegError
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
@@ -38,6 +38,7 @@ class PredictOptions:
     simplify: float = 0.0
     min_area: float = 0.0
     bands: tuple[int, ...] | None = None
+    pixel_size: float | None = None  # None: the model's, else the input's own
     tta: bool = False
     batch_size: int | None = None  # None: default_batch_size(device, the engine's precision)
     overlap: float | None = None  # None: the model's own
@@ -126,6 +127,23 @@ def predict_one(*args, **kwargs) -> dict[str, Path]:
         return _predict_one(*args, **kwargs)
 
 
+def _open(path: Path, opts: PredictOptions, config) -> RasterInput:
+    """The input, with the user's bands and pixel size, else the model's. A model's pixel
+    size cannot apply to an image without georeference: that one is read as it is."""
+    bands = opts.bands or config.band_tuple
+    if opts.pixel_size or not config.pixel_size:
+        return open_input(path, bands, pixel_size=opts.pixel_size)
+    try:
+        return open_input(path, bands, pixel_size=config.pixel_size)
+    except UngeoreferencedError:
+        tqdm.write(
+            f"aerialseg: {path.name} has no georeference; predicted at its own pixel size,"
+            f" not the model's {config.pixel_size:g}",
+            file=sys.stderr,
+        )
+        return open_input(path, bands)
+
+
 def _predict_one(
     engine,
     config,
@@ -137,7 +155,7 @@ def _predict_one(
     name: str | None = None,
 ) -> dict[str, Path]:
     base = out / (name or path.stem)
-    raster = open_input(path, opts.bands or config.band_tuple)  # the user's, else the model's
+    raster = _open(path, opts, config)
     try:
         fmt = opts.class_format
         if fmt == "auto":

@@ -58,6 +58,11 @@ class TrainConfig:
     # copies of them (timm's adapt_input_conv). None: bands 1-3 of 3-band or RGBA rasters.
     # Saved in the model, so predict, evaluate and serve read the same bands.
     bands: list[int] | None = None
+    # GeoTIFF images and masks are resampled to square pixels of this size in CRS units
+    # (e.g. 0.5 for 0.5 m in a UTM CRS), so scenes of mixed resolutions train at one;
+    # torchgeo's ``res``. Saved in the model: predict reads new scenes at it too.
+    # None: every raster at its own pixel size
+    pixel_size: float | None = None
     augment: bool = True  # flips, 90-degree rotations, mild colour jitter
     # with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized
     # to crop_size (scale augmentation); None: crops at native scale only
@@ -136,6 +141,10 @@ class TrainConfig:
                 self.bands is None or (1 <= len(self.bands) <= MAX_BANDS and min(self.bands) >= 1),
                 f"bands must be 1 to {MAX_BANDS} band numbers from 1, e.g. bands=[3,2,1] or"
                 " bands=[3,2,1,4]",
+            ),
+            (
+                self.pixel_size is None or self.pixel_size > 0,
+                "pixel_size must be positive (CRS units, e.g. metres)",
             ),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),

@@ -32,7 +32,13 @@ class SegmentationDataModule(L.LightningDataModule):
 
         def load(ids: tuple[str, ...], desc: str) -> list[LabelledImage]:
             return load_labelled(
-                self.source, ids, self.classes, cfg.max_unknown, desc, cfg.band_tuple
+                self.source,
+                ids,
+                self.classes,
+                cfg.max_unknown,
+                desc,
+                cfg.band_tuple,
+                cfg.pixel_size,
             )
 
         train, val = load(self.split.train, "train images"), load(self.split.val, "val images")
