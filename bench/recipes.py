@@ -65,6 +65,10 @@ RECIPES: dict[str, list[str]] = {
     "lite0-fpn64": [*LITE0, "decoder_channels=[64,32]"],
     # focal loss in place of the cross-entropy, a lever the issue names for small classes
     "lite0-focal2": [*LITE0, "focal_gamma=2"],
+    # crops cut around a pixel of a class drawn uniformly (nnU-Net's oversampling), so
+    # Unlabeled and Vegetation are seen as often as Land: half of the crops, or all
+    "lite0-balanced0.5": [*LITE0, "class_balanced=0.5"],
+    "lite0-balanced1": [*LITE0, "class_balanced=1"],
 }
 
 

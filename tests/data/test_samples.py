@@ -170,3 +170,18 @@ def test_nodata_pixels_of_an_image_are_left_out_of_its_mask(tmp_path):
         assert (item.mask[:, -3:] == IGNORE_INDEX).all()  # the image's nodata columns
         assert (item.mask[:2, :] == IGNORE_INDEX).all()  # the mask's ignore value 0
         assert (item.mask[2:, :-3] < 5).all()  # values 1-5 became class ids 0-4
+
+
+def test_class_balanced_crops_find_a_rare_class():
+    mask = torch.zeros(256, 256, dtype=torch.uint8)
+    mask[200:208, 40:48] = 1  # 0.1 % of the pixels
+    mask[:4] = IGNORE_INDEX  # ignored pixels are no class to centre on
+    item = LabelledImage("x", torch.zeros(3, 256, 256, dtype=torch.uint8), mask)
+
+    def share_with_rare_class(balanced: float) -> float:
+        torch.manual_seed(0)
+        ds = RandomCropDataset([item], size=32, length=200, augment=False, class_balanced=balanced)
+        return sum(bool((ds[i][1] == 1).any()) for i in range(len(ds))) / len(ds)
+
+    assert share_with_rare_class(0.0) < 0.1
+    assert 0.4 < share_with_rare_class(1.0) < 0.6  # one class of two, drawn uniformly

@@ -54,6 +54,7 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("drop_path=1", "drop_path must be in"),
         ("boundary_ignore=-1", "boundary_ignore must be 0 to 8 px"),
         ("model=seed-unet drop_path=0.1", "seed-unet takes no drop_path"),
+        ("class_balanced=1.5", "class_balanced must be in"),
         ("bands=[]", "bands must be 1 to 16 band numbers from 1"),
         ("bands=[0,1,2]", "bands must be 1 to 16 band numbers from 1"),
         (f"bands=[{','.join(['1'] * 17)}]", "bands must be 1 to 16 band numbers from 1"),

@@ -154,9 +154,17 @@ def crop_transform(
     return v2.Compose(steps)
 
 
+CLASS_GRID = 8  # class_balanced crops look up class pixels on this grid (memory / 64)
+
+
 class RandomCropDataset(Dataset):
     """``length`` random crops; each picks an image with probability proportional to its
-    area, so every labelled pixel is equally likely to be seen."""
+    area, so every labelled pixel is equally likely to be seen.
+
+    ``class_balanced`` p: that share of crops is instead cut around a pixel of a class
+    drawn uniformly from the classes present, so rare classes are seen as often as common
+    ones (nnU-Net's foreground oversampling, per class).
+    """
 
     def __init__(
         self,
@@ -166,6 +174,7 @@ class RandomCropDataset(Dataset):
         augment: bool,
         scale_range: tuple[float, float] | None = None,
         color_jitter: float = 0.2,
+        class_balanced: float = 0.0,
     ):
         self.items = items
         self.length = length
@@ -173,14 +182,46 @@ class RandomCropDataset(Dataset):
         self.transform = crop_transform(size, augment, scale_range, color_jitter, bands)
         areas = torch.tensor([float(it.mask.numel()) for it in items])
         self.probs = areas / areas.sum()
+        self.class_balanced = class_balanced
+        # the cut a class-centred crop is taken from: room for the largest scaled crop
+        self.cut = math.ceil(size * (scale_range[1] if augment and scale_range else 1))
+        self.class_pixels = _class_pixels(items) if class_balanced > 0 else []
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        item = self.items[int(torch.multinomial(self.probs, 1).item())]
-        image, mask = self.transform(tv_tensors.Image(item.image), tv_tensors.Mask(item.mask))
+        if self.class_pixels and float(torch.rand(())) < self.class_balanced:
+            image, mask = self._around_a_class()
+        else:
+            item = self.items[int(torch.multinomial(self.probs, 1).item())]
+            image, mask = item.image, item.mask
+        image, mask = self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
         return image.as_subclass(torch.Tensor).float(), mask.as_subclass(torch.Tensor).long()
+
+    def _around_a_class(self) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = self.class_pixels[int(torch.randint(len(self.class_pixels), ()))]
+        index, y, x = pixels[int(torch.randint(len(pixels), ()))].tolist()
+        item = self.items[index]
+        height, width = item.mask.shape
+        top = min(max(0, y - self.cut // 2), max(0, height - self.cut))
+        left = min(max(0, x - self.cut // 2), max(0, width - self.cut))
+        rows, cols = slice(top, top + self.cut), slice(left, left + self.cut)
+        return item.image[:, rows, cols], item.mask[rows, cols]
+
+
+def _class_pixels(items: list[LabelledImage]) -> list[torch.Tensor]:
+    """Per class present, the (image index, y, x) of its pixels on a CLASS_GRID grid."""
+    found: dict[int, list[torch.Tensor]] = {}
+    for index, item in enumerate(items):
+        grid = item.mask[::CLASS_GRID, ::CLASS_GRID]
+        for c in grid.unique().tolist():
+            if c == IGNORE_INDEX:
+                continue
+            ys, xs = torch.nonzero(grid == c, as_tuple=True)
+            where = torch.stack([torch.full_like(ys, index), ys * CLASS_GRID, xs * CLASS_GRID], 1)
+            found.setdefault(c, []).append(where)
+    return [torch.cat(found[c]) for c in sorted(found)]
 
 
 class ResizedDataset(Dataset):

@@ -69,6 +69,9 @@ class TrainConfig:
     scale_range: list[float] | None = None
     # with augment: brightness, contrast and saturation factors drawn in 1 -/+ this
     color_jitter: float = 0.2
+    # share of crops cut around a pixel of a class drawn uniformly from the classes (crop
+    # mode), so rare classes are seen as often as common ones; 0: crops uniform over pixels
+    class_balanced: float = 0.0
     batch_size: int = 8
     # crops per epoch (crop mode); an epoch ends with a validation, which on 2 CPU cores
     # costs about as much as 10 steps, so epochs are 100 steps long
@@ -131,6 +134,7 @@ class TrainConfig:
             ),
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
             (0 <= self.color_jitter < 1, "color_jitter must be in [0, 1)"),
+            (0 <= self.class_balanced <= 1, "class_balanced must be in [0, 1]"),
             (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
             (0 <= self.boundary_ignore <= 8, "boundary_ignore must be 0 to 8 px"),
             (

@@ -47,7 +47,13 @@ class SegmentationDataModule(L.LightningDataModule):
         else:
             scales = (cfg.scale_range[0], cfg.scale_range[1]) if cfg.scale_range else None
             self.train_set = RandomCropDataset(
-                train, cfg.crop_size, cfg.samples_per_epoch, cfg.augment, scales, cfg.color_jitter
+                train,
+                cfg.crop_size,
+                cfg.samples_per_epoch,
+                cfg.augment,
+                scales,
+                cfg.color_jitter,
+                cfg.class_balanced,
             )
         self.val_set = WholeImageDataset(val)
 
