@@ -88,7 +88,9 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         page.wait_for_selector("#error:not([hidden])")
         assert "not an image" in page.text_content("#error")
         # The bands field reaches the server: two bands for a model of three.
-        assert "3-band RGB" in page.text_content("#bands-rule")
+        assert (
+            page.text_content("#bands-rule") == "(empty: 3-band RGB, or RGBA (alpha marks nodata))"
+        )
         page.fill("#bands", "1,2")
         page.set_input_files("#file", str(IMAGE))
         page.wait_for_selector("#error:has-text('the model takes 3 band')")

@@ -34,7 +34,8 @@ async function loadModel() {
   model = await response.json();
   $("model-name").textContent = "model: " + model.name;
   $("limits").textContent = `JPEG, PNG, TIFF or GeoTIFF, up to ${Math.round(model.input.max_upload_bytes / 2 ** 20)} MiB`;
-  $("bands-rule").textContent = `(empty: ${model.input.bands})`;
+  // the API's rule, less its advice to use bands=: this field is how the page sets them
+  $("bands-rule").textContent = `(empty: ${model.input.bands.replace(/; others with bands=$/, "")})`;
 }
 
 function renderLegend(areas) {
