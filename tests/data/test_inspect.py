@@ -1,12 +1,22 @@
 import json
 
 import pytest
+import rasterio
+import yaml
+from affine import Affine
 
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.inspect import inspect_dataset
 from aerialseg.data.source import DatasetSource
-from tests.conftest import REAL_DATA, requires_real_data
+from tests.conftest import (
+    REAL_DATA,
+    TRANSFORM,
+    VALUE_CLASSES,
+    requires_real_data,
+    write_geotiff,
+    write_geotiff_dataset,
+)
 
 # ../shared/datasets/README.md
 README_SHARES = {
@@ -49,3 +59,22 @@ def test_inspect_table_output(tiny_dataset, capsys):
     assert main(["data", "inspect", str(tiny_dataset)]) == 0
     out = capsys.readouterr().out
     assert "pairs: 18 in 2 tile(s)" in out and "Building" in out
+
+
+def test_several_pixel_sizes_are_reported_with_the_key_that_unifies_them(tmp_path, capsys):
+    root = write_geotiff_dataset(tmp_path / "own", parts=3)
+    one_metre = Affine(1.0, 0, TRANSFORM.c, 0, -1.0, TRANSFORM.f)
+    for folder in ("images", "masks"):  # scene_0 at 1 m, image and mask on one grid
+        path = root / folder / "scene_0.tif"
+        with rasterio.open(path) as src:
+            data, nodata = src.read(), src.nodata
+        write_geotiff(path, data, nodata=nodata, transform=one_metre)
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    argv = ["data", "inspect", str(root), "--classes", str(table), "--bands", "3,2,1"]
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pixel_sizes"] == {"0.5": 2, "1.0": 1}
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "several pixel sizes: train at one with pixel_size= (the most common here:" in out
+    assert "pixel_size=0.5)" in out

@@ -27,12 +27,15 @@ def inspect_dataset(
     tiles: dict[str, dict] = {}
     image_modes: Counter = Counter()
     grids: Counter = Counter()  # CRS and pixel size: one dataset, one ground resolution
+    pixel_sizes: Counter = Counter()
     mask_modes: Counter = Counter()
     for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
         source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
         image = source.header(pair.id)
         image_modes[image.mode] += 1
         grids[image.describe_grid() or "none"] += 1
+        if image.grid:
+            pixel_sizes[round(abs(image.grid[1].a), 6)] += 1
         mask_modes[source.header(pair.mask).mode] += 1
         encoded = encode_mask(source.read_mask(pair, table.by_value), table, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)
@@ -57,6 +60,7 @@ def inspect_dataset(
         },
         "image_modes": dict(image_modes),
         "image_grids": dict(grids),
+        "pixel_sizes": {str(size): n for size, n in pixel_sizes.most_common()},
         "mask_modes": dict(mask_modes),
         "pixels": total,
         "classes": [
@@ -96,6 +100,12 @@ def format_report(report: dict) -> str:
     if set(report["image_grids"]) != {"none"}:
         grids = ", ".join(f"{g} x{n}" for g, n in report["image_grids"].items())
         lines.append(f"georeference: {grids}")
+    if len(report["pixel_sizes"]) > 1:
+        common = next(iter(report["pixel_sizes"]))
+        lines.append(
+            f"several pixel sizes: train at one with pixel_size= (the most common here:"
+            f" pixel_size={common})"
+        )
     lines.append(f"pixels: {report['pixels']:,}")
     lines.append(f"  {'class':<12} {'colour':<8} {'value':>5} {'share':>7}")
     for c in report["classes"]:
