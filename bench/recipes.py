@@ -69,6 +69,9 @@ RECIPES: dict[str, list[str]] = {
     # Unlabeled and Vegetation are seen as often as Land: half of the crops, or all
     "lite0-balanced0.5": [*LITE0, "class_balanced=0.5"],
     "lite0-balanced1": [*LITE0, "class_balanced=1"],
+    # the Dice term's weight in the loss (default 1), never varied: none, or twice
+    "lite0-dice0": [*LITE0, "dice_weight=0"],
+    "lite0-dice2": [*LITE0, "dice_weight=2"],
 }
 
 
