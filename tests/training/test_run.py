@@ -544,3 +544,8 @@ def test_a_run_at_one_pixel_size_predicts_at_it(tmp_path, capsys):
     report = json.loads((tmp_path / "e" / "metrics.json").read_text())
     scored = [image["labelled_pixels"] for image in report["per_image"].values()]
     assert scored and all(0 < n < 40 * 36 for n in scored)  # on the 1 m grid, not 80 x 72
+    assert report["pixel_size"] == 1.0
+    assert main([*argv, "--out", str(tmp_path / "n"), "--pixel-size", "0.5"]) == 0
+    native = json.loads((tmp_path / "n" / "metrics.json").read_text())
+    assert native["pixel_size"] == 0.5
+    assert native["labelled_pixels"] > 3.5 * report["labelled_pixels"]  # 4x the pixels

@@ -81,6 +81,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerialseg.inference.engine import OnnxEngine
     from aerialseg.models.io import LoadedModel, load_model
 
+    if args.pixel_size is not None and args.pixel_size <= 0:
+        raise AerialsegError("--pixel-size must be positive (CRS units, e.g. metres)")
     model: LoadedModel | OnnxEngine
     if Path(args.model).suffix == ".onnx":
         if args.precision == "bf16" or args.device == "cuda":
@@ -98,6 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         tta=args.tta,
         precision=args.precision,
+        pixel_size=args.pixel_size,
     )
     print(
         f"{args.split} split, {len(report['images'])} images, model {report['model']},"

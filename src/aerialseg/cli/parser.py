@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _add_batch_size(p)
     p.add_argument("--tta", action="store_true", help="score predict --tta's flip average")
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="SIZE",
+        help="georeferenced datasets: score on pixels of this size in CRS units, images and"
+        " masks resampled (default: the model's pixel_size, else native)",
+    )
     _add_precision(p)
     p.set_defaults(func=cmd_evaluate)
 

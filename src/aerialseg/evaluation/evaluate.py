@@ -67,6 +67,7 @@ def evaluate(
     tta: bool = False,
     precision: str = "auto",
     engine=None,
+    pixel_size: float | None = None,
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
     ``model`` is a loaded model file or an exported ONNX model (``OnnxEngine``, on the CPU).
@@ -74,7 +75,8 @@ def evaluate(
     ``tta`` scores the flip-averaged prediction of ``aerialseg predict --tta``;
     ``precision`` is predict's (engine.resolve_precision), so both score the same.
     ``engine`` (inference/engine.py's interface) is scored in place of the model's own, with
-    the model's windows and classes: the benchmarks score ensembles and other TTAs so."""
+    the model's windows and classes: the benchmarks score ensembles and other TTAs so.
+    ``pixel_size``: score georeferenced data resampled to it (None: the model's, if any)."""
     source = DatasetSource(data)
     split = make_split(source.pairs, split_file)
     ids = split.ids(split_name)
@@ -96,7 +98,7 @@ def evaluate(
         cfg.max_unknown,
         f"{split_name} images",
         cfg.band_tuple,
-        cfg.pixel_size,
+        pixel_size or cfg.pixel_size,
     )
     bar = tqdm(items, desc="evaluate", unit="img")
     for item, pred in predicted(engine, cfg, bar, device, batch_size):
@@ -129,6 +131,7 @@ def evaluate(
         "images": list(ids),
         "tta": tta,
         "precision": engine_precision(engine),
+        "pixel_size": pixel_size or cfg.pixel_size,
         **metrics,
         "ignored_pixels": ignored,
         "classes": classes.names,
