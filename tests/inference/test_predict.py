@@ -358,3 +358,7 @@ def test_a_pixel_size_predicts_on_a_resampled_grid(tiny_model, geotiff, tmp_path
     capsys.readouterr()
     assert predict(photo, *argv, "--out", tmp_path / "p") == 2
     assert "photo.png: has no georeference" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error
+        predict(geotiff, "--model", tiny_model, "--pixel-size", "-1", "--out", tmp_path / "n")
+    assert stop.value.code == 2
+    assert "--pixel-size: '-1': give a positive size" in capsys.readouterr().err

@@ -81,8 +81,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerialseg.inference.engine import OnnxEngine
     from aerialseg.models.io import LoadedModel, load_model
 
-    if args.pixel_size is not None and args.pixel_size <= 0:
-        raise AerialsegError("--pixel-size must be positive (CRS units, e.g. metres)")
     model: LoadedModel | OnnxEngine
     if Path(args.model).suffix == ".onnx":
         if args.precision == "bf16" or args.device == "cuda":
@@ -182,8 +180,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     device = "cpu" if args.engine == "onnx" else _device(args.device)
     engine, config, classes = _engine(args.model, args.engine, device, args.precision)
     check_band_count(opts.bands, config.in_channels, "--bands")
-    if opts.pixel_size is not None and opts.pixel_size <= 0:
-        raise AerialsegError("--pixel-size must be positive (CRS units, e.g. metres)")
     # names over every input, not the shard's: shards writing to one folder never collide
     names = output_names(every_input)
     out = Path(args.out)

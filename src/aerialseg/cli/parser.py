@@ -26,6 +26,25 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_size(text: str) -> float:
+    try:
+        size = float(text)
+    except ValueError:
+        size = 0.0
+    if not size > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive size in CRS units, e.g. 0.5")
+    return size
+
+
+def _add_pixel_size(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--pixel-size",
+        type=_positive_size,
+        metavar="SIZE",
+        help=f"{what} (default: the model's pixel_size, else the data's own)",
+    )
+
+
 def _add_batch_size(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size",
@@ -135,12 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _add_batch_size(p)
     p.add_argument("--tta", action="store_true", help="score predict --tta's flip average")
-    p.add_argument(
-        "--pixel-size",
-        type=float,
-        metavar="SIZE",
-        help="georeferenced datasets: score on pixels of this size in CRS units, images and"
-        " masks resampled (default: the model's pixel_size, else native)",
+    _add_pixel_size(
+        p,
+        "score a georeferenced dataset on pixels of this size in CRS units,"
+        " images and masks resampled",
     )
     _add_precision(p)
     p.set_defaults(func=cmd_evaluate)
@@ -194,13 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="1-based band numbers to read, as many as the model takes, e.g. 4,3,2 (default:"
         " the bands the model was trained on, else 1-3 of an RGB or RGBA raster)",
     )
-    p.add_argument(
-        "--pixel-size",
-        type=float,
-        metavar="SIZE",
-        help="georeferenced inputs: predict on pixels of this size in CRS units (e.g. 0.5 m),"
-        " resampled, and write the outputs on that grid (default: the model's pixel_size,"
-        " else each input's own)",
+    _add_pixel_size(
+        p,
+        "predict georeferenced inputs on pixels of this size in CRS units"
+        " (e.g. 0.5 m), resampled, and write the outputs on that grid",
     )
     p.add_argument("--tta", action="store_true", help="average over flips (3x slower)")
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")

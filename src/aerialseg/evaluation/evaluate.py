@@ -81,6 +81,7 @@ def evaluate(
     split = make_split(source.pairs, split_file)
     ids = split.ids(split_name)
     cfg, classes = model.config, model.classes
+    pixel_size = pixel_size or cfg.pixel_size
     net = None if isinstance(model, OnnxEngine) else model.net  # an OnnxEngine is its engine
     device = next(net.parameters()).device if net is not None else torch.device("cpu")
     if engine is None:
@@ -98,7 +99,7 @@ def evaluate(
         cfg.max_unknown,
         f"{split_name} images",
         cfg.band_tuple,
-        pixel_size or cfg.pixel_size,
+        pixel_size,
     )
     bar = tqdm(items, desc="evaluate", unit="img")
     for item, pred in predicted(engine, cfg, bar, device, batch_size):
@@ -131,7 +132,7 @@ def evaluate(
         "images": list(ids),
         "tta": tta,
         "precision": engine_precision(engine),
-        "pixel_size": pixel_size or cfg.pixel_size,
+        "pixel_size": pixel_size,
         **metrics,
         "ignored_pixels": ignored,
         "classes": classes.names,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from timm.models import adapt_input_conv
 
 from aerialseg.data.classes import ClassTable
@@ -80,8 +79,7 @@ def init_from(
         else:
             state[key] = theirs_tensor
         report.copied += 1
-    with torch.no_grad():
-        net.load_state_dict(state, strict=False)
+    net.load_state_dict(state, strict=False)  # mean and std stay this run's
     report.kept_classes = [name for name in classes.names if name in rows]
     report.new_classes = [name for name in classes.names if name not in rows]
     return report
