@@ -45,7 +45,7 @@ def test_georeference_is_kept(tiny_model, geotiff, tmp_path, capsys):
         assert dst.nodata == NODATA and dst.profile["tiled"] and dst.compression is not None
         colours = dst.colormap(1)
     assert colours[0][:3] == (0xD0, 0x02, 0x1B)  # Building's display colour: opens coloured in QGIS
-    assert not list((tmp_path / "o").glob(".*tmp*"))
+    assert not list((tmp_path / "o").glob(".*"))  # no step or temporary file left
 
 
 @pytest.mark.parametrize("height, width", [(150, 200), (40, 300), (300, 40)])

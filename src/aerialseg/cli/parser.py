@@ -168,10 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict every input at native resolution, window by window with bounded"
         " memory. Per input NAME (its file name; inputs of one name from different"
         " folders get their folders in it) OUT/NAME_classes.{tif,png} (class ids, or the"
-        " class table's mask values, with a colour table; GeoTIFF keeps CRS, transform and"
-        " nodata) and NAME_areas.{csv,json}; optionally a colour mask, an overlay PNG and"
-        " polygons. 16-bit and float inputs are stretched per band from their 2nd to 98th"
-        " percentile to 0..255.",
+        " class table's mask values, with a colour table; GeoTIFF is Cloud Optimized, with"
+        " overviews, and keeps CRS, transform and nodata) and NAME_areas.{csv,json};"
+        " optionally a colour mask, an overlay PNG and polygons. 16-bit and float inputs are"
+        " stretched per band from their 2nd to 98th percentile to 0..255.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
     p.add_argument("--model", help="model.pt, .ckpt or exported .onnx (default: the bundled model)")

@@ -1,9 +1,11 @@
 """Output files of ``predict``, streamed chunk by chunk and renamed only when complete.
 
-Rasters are first written as tiled GeoTIFFs (GDAL can write those window by window); PNG
-outputs are then made from them with GDAL's CreateCopy, which also streams. A GeoTIFF that
-is only a step towards a PNG is left uncompressed: it is deleted a moment later, and
-deflating it cost about a tenth of prediction time on the CPU.
+Rasters are first written as uncompressed tiled GeoTIFFs (GDAL can write those window by
+window), then copied to their final form with GDAL's CreateCopy, which also streams: PNG, or
+a Cloud Optimized GeoTIFF (deflated, with overviews, so that QGIS or a tile server shows a
+whole scene at once). Class overviews take each block's most common class, never an average
+of class ids. The copy costs about 0.7 s per 100 megapixels on 2 cores, some 3 % of
+predicting them; deflating the step file as well would cost about a tenth.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def _step(path: Path) -> Path:
+    """The uncompressed GeoTIFF that predictions stream into before their final copy."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.step.tif")
+
+
 class RasterOutputs:
     """Class ids (+ colour mask, overlay) for one input, plus pixel counts per class."""
 
@@ -63,9 +70,7 @@ class RasterOutputs:
             self.finals["color"] = stem.with_name(stem.name + "_color" + suffix)
         if overlay:
             self.finals["overlay"] = stem.with_name(stem.name + "_overlay.png")
-        self.tiffs: dict[str, Path] = {
-            k: _tmp(v.with_suffix(".tif")) for k, v in self.finals.items()
-        }
+        self.tiffs: dict[str, Path] = {k: _step(v) for k, v in self.finals.items()}
         self.writers: dict[str, DatasetWriter] = {}
         src = raster.dataset
         base = {
@@ -78,13 +83,10 @@ class RasterOutputs:
             "tiled": True,
             "blockxsize": BLOCK,
             "blockysize": BLOCK,
-            "compress": "deflate",
         }
         if not raster.georeferenced:
             base.pop("crs")
             base.pop("transform")
-        if fmt != "tif":
-            base.pop("compress")
         for key, path in self.tiffs.items():
             profile = dict(base, count=1 if key == "classes" else 3)
             if key == "classes":
@@ -126,29 +128,48 @@ class RasterOutputs:
             self.writers["overlay"].write(np.clip(blend, 0, 255).astype(np.uint8), window=win)
 
     def finish(self) -> dict[str, Path]:
-        """Close, convert to PNG where asked, and move every file to its final name."""
+        """Close, copy each file to its final format, and move it to its final name."""
         for w in self.writers.values():
             w.close()
-        for key, final in self.finals.items():
-            tiff = self.tiffs[key]
-            if final.suffix == ".png":
-                png_tmp = _tmp(final)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    rasterio.shutil.copy(tiff, png_tmp, driver="PNG")
-                Path(str(png_tmp) + ".aux.xml").unlink(missing_ok=True)
-                tiff.unlink()
-                os.replace(png_tmp, final)
-            else:
-                os.replace(tiff, final)
+        try:
+            for key, final in self.finals.items():
+                self._convert(self.tiffs[key], final, key)
+        except BaseException:
+            self.abort()
+            raise
         return dict(self.finals)
+
+    def _convert(self, tiff: Path, final: Path, key: str) -> None:
+        tmp = _tmp(final)
+        if final.suffix == ".png":
+            options: dict = {"driver": "PNG"}
+        else:
+            # Colour masks are RGB: a per-band majority would mix colours of no class.
+            resampling = "MODE" if key == "classes" else "NEAREST"
+            options = {
+                "driver": "COG",
+                "compress": "DEFLATE",
+                "blocksize": BLOCK,
+                "resampling": resampling,
+                "num_threads": "ALL_CPUS",
+            }
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                rasterio.shutil.copy(tiff, tmp, **options)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(str(tmp) + ".aux.xml").unlink(missing_ok=True)
+        tiff.unlink()
 
     def abort(self) -> None:
         for w in self.writers.values():
             if not w.closed:
                 w.close()
-        for path in self.tiffs.values():
+        for key, path in self.tiffs.items():
             path.unlink(missing_ok=True)
+            _tmp(self.finals[key]).unlink(missing_ok=True)
 
 
 def pixel_area_m2(raster: RasterInput) -> float | None:

@@ -1,0 +1,71 @@
+"""writers: Cloud Optimized GeoTIFF outputs with class-true overviews; nothing left on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.raster import open_input
+from aerialseg.inference.predict import ChunkResult
+from aerialseg.inference.writers import RasterOutputs
+from tests.conftest import rgb_scene, write_geotiff
+
+SIZE = 600  # over two 256 px blocks: GDAL gives the COG overviews
+
+
+def _write(tmp_path, ids: np.ndarray, **outputs) -> RasterOutputs:
+    """RasterOutputs of a SIZE px georeferenced scene, fed ``ids`` in two bands of rows."""
+    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(SIZE, SIZE))
+    raster = open_input(scene)
+    (tmp_path / "out").mkdir()
+    outs = RasterOutputs(raster, DUBAI_CLASSES, tmp_path / "out" / "scene", fmt="tif", **outputs)
+    image = raster.dataset.read().astype(np.float32)
+    for top in (0, SIZE // 2):
+        rows = slice(top, top + SIZE // 2)
+        valid = np.ones_like(ids[rows], dtype=bool)
+        outs.write(ChunkResult(Window(0, top, SIZE, SIZE // 2), ids[rows], image[:, rows], valid))
+    raster.close()
+    return outs
+
+
+def test_class_raster_is_a_cog_whose_overviews_take_the_majority_class(tmp_path):
+    # Every 2x2 block holds one Building (0) pixel, at its top left, and three Water (4)
+    # ones: the majority is 4, where an average of ids gives 3 and nearest-neighbour 0.
+    ids = np.full((SIZE, SIZE), 4, dtype=np.uint8)
+    ids[::2, ::2] = 0
+    outs = _write(tmp_path, ids, color=True, overlay=False)
+    written = outs.finish()
+    with rasterio.open(written["classes"]) as dst:
+        assert dst.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert dst.overviews(1)[0] == 2 and dst.compression is not None
+        assert dst.crs is not None and dst.colormap(1)[4][:3] == (0x50, 0xE3, 0xC2)
+        assert np.array_equal(dst.read(1), ids)
+    with rasterio.open(written["classes"], overview_level=0) as half:
+        assert (half.read(1) == 4).all()
+    with rasterio.open(written["color"], overview_level=0) as half:
+        colours = {tuple(c) for c in half.read().reshape(3, -1).T}
+    assert colours <= {tuple(c) for c in DUBAI_CLASSES.display_palette()}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "scene_classes.tif",
+        "scene_color.tif",
+    ]
+
+
+def test_a_failed_copy_leaves_no_file(tmp_path, monkeypatch):
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    outs = _write(tmp_path, ids, color=True, overlay=True)
+
+    def disk_full(src, dst, **options):
+        Path(dst).write_bytes(b"half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(rasterio.shutil, "copy", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        outs.finish()
+    assert list((tmp_path / "out").iterdir()) == []
