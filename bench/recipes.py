@@ -54,6 +54,11 @@ RECIPES: dict[str, list[str]] = {
     # them out of the loss
     "lite0-bignore1": [*LITE0, "boundary_ignore=1"],
     "lite0-bignore2": [*LITE0, "boundary_ignore=2"],
+    # regularisers against the gap between the model's own images and new ones
+    # (fit_gap.json): CutMix boxes from other crops, and softened cross-entropy targets
+    "lite0-cutmix0.5": [*LITE0, "cutmix=0.5"],
+    "lite0-cutmix1": [*LITE0, "cutmix=1"],
+    "lite0-ls0.1": [*LITE0, "label_smoothing=0.1"],
     # the optimiser's own settings, never swept before: AdamW at lr 1e-3 and weight decay
     # 1e-4 were taken over from the first runs
     "lite0-lr2e-3": [*LITE0, "lr=2e-3"],

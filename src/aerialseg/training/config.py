@@ -101,6 +101,13 @@ class TrainConfig:
     # half the pixels beside outlines (bench/results/error_sources.json), 1 and 2 px did
     # not help (recipe-lite0-bignore1.json, -bignore2.json)
     boundary_ignore: int = 0
+    # cross-entropy target smoothing (PyTorch's label_smoothing): the share of each target
+    # spread over all classes, against overconfidence on hand-drawn masks; 0: off
+    label_smoothing: float = 0.0
+    # share of training crops that get a box of another crop of the batch pasted in, image
+    # and mask alike (CutMix, box area uniform in 0..1); a regulariser for small datasets.
+    # 0: off
+    cutmix: float = 0.0
     seed: int = 42
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
     # Sliding windows for validation and prediction. 512 px overlapping by 32 px: faster
@@ -137,6 +144,12 @@ class TrainConfig:
             (0 <= self.class_balanced <= 1, "class_balanced must be in [0, 1]"),
             (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
             (0 <= self.boundary_ignore <= 8, "boundary_ignore must be 0 to 8 px"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (
+                self.label_smoothing == 0 or self.focal_gamma == 0,
+                "label_smoothing applies to the cross-entropy: use it without focal_gamma",
+            ),
+            (0 <= self.cutmix <= 1, "cutmix must be in [0, 1]"),
             (
                 self.drop_path == 0 or self.model != "seed-unet",
                 "seed-unet takes no drop_path (its encoder has no residual blocks)",
