@@ -110,6 +110,27 @@ def test_json_with_overlay_and_polygons(client):
     assert overlay.size == (110, 90)
     assert body["geojson"]["type"] == "FeatureCollection" and body["geojson"]["features"]
     assert body["mask"]["media_type"] == "image/png"
+    assert "confidence" not in body
+
+
+def test_json_with_confidence_of_a_geotiff(client, tmp_path):
+    data = rgb_scene(60, 80)
+    data[:, :10, :20] = 0
+    path = write_geotiff(tmp_path / "g.tif", data, nodata=0)
+    response = client.post(
+        "/v1/segment?format=json&confidence=true",
+        files={"file": ("g.tif", path.read_bytes(), "image/tiff")},
+    )
+    body = response.json()
+    assert body["confidence"]["media_type"] == "image/tiff"
+    with (
+        rasterio.MemoryFile(base64.b64decode(body["confidence"]["base64"])) as mem,
+        mem.open() as out,
+    ):
+        percent = out.read(1)
+        assert out.nodata == 255 and out.crs is not None
+    assert (percent[:10, :20] == 255).all()
+    assert percent[10:, 20:].min() >= 100 // 6 and percent[10:, 20:].max() <= 100
 
 
 @pytest.mark.parametrize(

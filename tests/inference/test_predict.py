@@ -71,16 +71,24 @@ def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
     with torch.no_grad():
         whole = predict_whole(net, tensor).argmax(0).numpy()
         sliding = predict_sliding(net, tensor, window=64, overlap=0.5).argmax(0).numpy()
+        sliding_probs = predict_sliding(net, tensor, window=64, overlap=0.5)
+        sliding = sliding_probs.argmax(0).numpy()
         ids = np.full((height, width), 99, np.uint8)
+        confidence = np.full((height, width), 255, np.uint8)
         next_row = 0
-        for band in predict_rows(net, Raster(), cfg):
+        for band in predict_rows(net, Raster(), cfg, confidence=True):
             w = band.window
             assert w.row_off == next_row and w.width == width  # contiguous, full-width bands
             ids[w.row_off : w.row_off + w.height] = band.ids
+            confidence[w.row_off : w.row_off + w.height] = band.confidence
             next_row += w.height
     assert next_row == height
     assert (ids == sliding).mean() > 0.9999
     assert (ids == whole).mean() > 0.995
+    # the confidence is the blended probability of the class chosen, in percent
+    expected = 100 * sliding_probs.max(0).values.numpy()
+    assert np.abs(confidence - expected).max() <= 0.51
+    assert confidence.min() >= 100 // 6  # at least the 1/6 of a uniform guess
 
 
 def test_nodata_stays_nodata(tiny_model, tmp_path):
@@ -98,6 +106,11 @@ def test_nodata_stays_nodata(tiny_model, tmp_path):
     assert sum(a["share"] for a in areas) == pytest.approx(1.0)
     assert areas[0]["area_m2"] == pytest.approx(areas[0]["pixels"] * 0.25)  # 0.5 m pixels
     assert (tmp_path / "o" / "nd_overlay.png").is_file()
+    with rasterio.open(tmp_path / "o" / "nd_confidence.tif") as src:
+        confidence = src.read(1)
+        assert src.nodata == 255 and src.crs.to_epsg() == 32640
+    assert (confidence[:30, :40] == 255).all()
+    assert confidence[30:, 40:].min() >= 100 // 6 and confidence[30:, 40:].max() <= 100
 
 
 def test_small_rasters_decoded_whole_predict_as_windowed_reads(tiny_model, tmp_path, monkeypatch):

@@ -19,8 +19,9 @@ from tests.conftest import rgb_scene, write_geotiff
 SIZE = 600  # over two 256 px blocks: GDAL gives the COG overviews
 
 
-def _write(tmp_path, ids: np.ndarray, **outputs) -> RasterOutputs:
-    """RasterOutputs of a SIZE px georeferenced scene, fed ``ids`` in two bands of rows."""
+def _write(tmp_path, ids: np.ndarray, percent=None, **outputs) -> RasterOutputs:
+    """RasterOutputs of a SIZE px georeferenced scene, fed ``ids`` (and confidences
+    ``percent``) in two bands of rows."""
     scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(SIZE, SIZE))
     raster = open_input(scene)
     (tmp_path / "out").mkdir()
@@ -29,7 +30,9 @@ def _write(tmp_path, ids: np.ndarray, **outputs) -> RasterOutputs:
     for top in (0, SIZE // 2):
         rows = slice(top, top + SIZE // 2)
         valid = np.ones_like(ids[rows], dtype=bool)
-        outs.write(ChunkResult(Window(0, top, SIZE, SIZE // 2), ids[rows], image[:, rows], valid))
+        confidence = None if percent is None else percent[rows]
+        window = Window(0, top, SIZE, SIZE // 2)
+        outs.write(ChunkResult(window, ids[rows], image[:, rows], valid, confidence))
     raster.close()
     return outs
 
@@ -69,3 +72,15 @@ def test_a_failed_copy_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         outs.finish()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_confidence_overviews_average_the_percentages(tmp_path):
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    confidence = np.full((SIZE, SIZE), 40, dtype=np.uint8)
+    confidence[:, ::2] = 60
+    outs = _write(tmp_path, ids, confidence, color=False, overlay=False, confidence=True)
+    written = outs.finish()
+    with rasterio.open(written["confidence"]) as dst:
+        assert dst.nodata == 255 and np.array_equal(dst.read(1), confidence)
+    with rasterio.open(written["confidence"], overview_level=0) as half:
+        assert (half.read(1) == 50).all()

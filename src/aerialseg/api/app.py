@@ -100,6 +100,7 @@ def _segment(
     overlay: bool,
     polygons: bool,
     bands_text: str | None = None,
+    confidence: bool = False,
 ) -> dict[str, Path]:
     """Runs on a worker thread: validate the image, then the CLI's predict_one."""
     chosen = parse_bands(bands_text, "bands=")
@@ -112,6 +113,7 @@ def _segment(
         raise HTTPException(413, f"image has {pixels:,} pixels; the limit is {limits.max_pixels:,}")
     class_format = fmt if fmt in ("png", "tif") else ("tif" if georeferenced else "png")
     outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
+    outputs |= {"confidence"} if confidence else set()
     opts = PredictOptions(
         outputs=frozenset(outputs),
         class_format=class_format,
@@ -186,7 +188,8 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
         responses={
             200: {
                 "content": {"image/png": {}, "image/tiff": {}, "application/json": {}},
-                "description": "class mask, or JSON with areas (and overlay / polygons)",
+                "description": "class mask, or JSON with areas (and overlay / polygons /"
+                " confidence)",
             },
             413: {"description": "upload or image too large"},
             415: {"description": "not an image"},
@@ -204,6 +207,14 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
             bool, Query(description="json: include colour mask and overlay PNG")
         ] = False,
         polygons: Annotated[bool, Query(description="json: include GeoJSON polygons")] = False,
+        confidence: Annotated[
+            bool,
+            Query(
+                description="json: include the confidence raster (each pixel's probability"
+                " of its class in percent, 255 where the image has no data), in the mask's"
+                " format"
+            ),
+        ] = False,
         bands: Annotated[
             str | None,
             Query(
@@ -232,6 +243,7 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
                         overlay,
                         polygons,
                         bands,
+                        confidence,
                     )
                 except UnreadableInputError as err:
                     raise HTTPException(415, _client_message(err, upload)) from None
@@ -251,6 +263,9 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
                     body["overlay_png"] = _b64(written["overlay"])
                 if polygons:
                     body["geojson"] = json.loads(written["polygons"].read_text())
+                if confidence:
+                    path = written["confidence"]
+                    body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}
                 return JSONResponse(body)
 
     static = files("aerialseg") / "api" / "static"

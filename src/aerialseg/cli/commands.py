@@ -161,6 +161,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     outputs = {"classes"} | ({"areas"} if not args.no_areas else set())
     outputs |= {"color"} if args.color or args.all_outputs else set()
     outputs |= {"overlay"} if args.overlay or args.all_outputs else set()
+    outputs |= {"confidence"} if args.confidence or args.all_outputs else set()
     opts = PredictOptions(
         outputs=frozenset(outputs),
         class_format=args.format,

@@ -170,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         " folders get their folders in it) OUT/NAME_classes.{tif,png} (class ids, or the"
         " class table's mask values, with a colour table; GeoTIFF is Cloud Optimized, with"
         " overviews, and keeps CRS, transform and nodata) and NAME_areas.{csv,json};"
-        " optionally a colour mask, an overlay PNG and polygons. 16-bit and float inputs are"
-        " stretched per band from their 2nd to 98th percentile to 0..255.",
+        " optionally a colour mask, an overlay PNG, a confidence raster and polygons. 16-bit"
+        " and float inputs are stretched per band from their 2nd to 98th percentile to"
+        " 0..255.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
     p.add_argument("--model", help="model.pt, .ckpt or exported .onnx (default: the bundled model)")
@@ -191,7 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--color", action="store_true", help="also write a colour mask")
     p.add_argument("--overlay", action="store_true", help="also write an overlay PNG")
-    p.add_argument("--all-outputs", action="store_true", help="colour mask and overlay too")
+    p.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also write NAME_confidence: each pixel's blended probability of its class, in"
+        " percent (0-100; 255: nodata), to find where the model is unsure",
+    )
+    p.add_argument(
+        "--all-outputs", action="store_true", help="colour mask, overlay and confidence too"
+    )
     p.add_argument("--no-areas", action="store_true", help="skip the per-class area table")
     p.add_argument("--vector", choices=["geojson", "gpkg"], help="also write polygons")
     p.add_argument(

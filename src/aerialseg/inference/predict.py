@@ -28,6 +28,7 @@ from aerialseg.inference.sliding import (
 from aerialseg.training.config import TrainConfig
 
 NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
+CONFIDENCE_NODATA = 255  # confidence-raster value there (confidences run 0..100)
 
 
 def default_batch_size(device: str | torch.device, precision: str = "fp32") -> int:
@@ -47,16 +48,30 @@ class ChunkResult:
     ids: np.ndarray  # (h, w) uint8 class ids, NODATA where the input was invalid
     image: np.ndarray  # (bands, h, w) float32 input values in 0..255 (for overlays)
     valid: np.ndarray  # (h, w) bool
+    # (h, w) uint8: the blended probability of each pixel's class, in percent; when asked
+    confidence: np.ndarray | None = None
 
 
-def _result(row: int, scores: torch.Tensor, image: np.ndarray, valid: np.ndarray) -> ChunkResult:
-    # max().indices, not argmax(): the same first-maximum ids, 4x faster on a CPU here.
-    ids = scores.max(0).indices.to(torch.uint8).cpu().numpy()
+def _result(
+    row: int, scores: torch.Tensor, image: np.ndarray, valid: np.ndarray, confidence: bool
+) -> ChunkResult:
+    # max(), not argmax(): the same first-maximum ids, 4x faster on a CPU here.
+    top = scores.max(0)
+    ids = top.indices.to(torch.uint8).cpu().numpy()
     ids[~valid] = NODATA
-    return ChunkResult(Window(0, row, ids.shape[1], ids.shape[0]), ids, image, valid)
+    percent = None
+    if confidence:
+        # Scores are probabilities summed with a weight that is the same for every class
+        # of a pixel: over their sum they are the blended probabilities.
+        share = top.values / scores.sum(0).clamp_min(1e-12)
+        percent = (100 * share).round().to(torch.uint8).cpu().numpy()
+        percent[~valid] = CONFIDENCE_NODATA
+    return ChunkResult(Window(0, row, ids.shape[1], ids.shape[0]), ids, image, valid, percent)
 
 
-def _whole(engine, raster: RasterInput, cfg: TrainConfig, device) -> Iterator[ChunkResult]:
+def _whole(
+    engine, raster: RasterInput, cfg: TrainConfig, device, confidence: bool
+) -> Iterator[ChunkResult]:
     """Images within one window, and the seed model's squash-and-resize: one pass."""
     values, valid = raster.read(Window(0, 0, raster.width, raster.height))
     image = torch.from_numpy(values).to(device)
@@ -71,7 +86,7 @@ def _whole(engine, raster: RasterInput, cfg: TrainConfig, device) -> Iterator[Ch
         )
     else:
         probs = predict_whole(engine, image)
-    yield _result(0, probs, values, valid)
+    yield _result(0, probs, values, valid, confidence)
 
 
 def predict_rows(
@@ -81,11 +96,13 @@ def predict_rows(
     *,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
+    confidence: bool = False,
 ) -> Iterator[ChunkResult]:
-    """Yield final row bands of the prediction of ``raster``, top to bottom."""
+    """Yield final row bands of the prediction of ``raster``, top to bottom, with each
+    pixel's confidence if asked."""
     h, w, win = raster.height, raster.width, cfg.window
     if cfg.input_mode == "resize" or (h <= win and w <= win):
-        yield from _whole(engine, raster, cfg, device)
+        yield from _whole(engine, raster, cfg, device, confidence)
         return
     overlap_px = int(win * cfg.overlap)
     wh, rows = window_plan(h, win, overlap_px, engine.stride)
@@ -113,6 +130,6 @@ def predict_rows(
         end = rows[i + 1] - y if i + 1 < len(rows) else min(wh, h - y)
         # The blend weight is positive and the same for every class of a pixel, so the
         # argmax of the weighted sums is the argmax of the blend: no division needed.
-        yield _result(y, acc[:, :end, :w], values[:, :end], valid[:end])
+        yield _result(y, acc[:, :end, :w], values[:, :end], valid[:end], confidence)
         # A copy: a view would keep the whole band's scores alive beside the next band's.
         carry = acc[:, end:].clone()

@@ -32,7 +32,7 @@ GDAL_CACHE_MB = 64  # a row band touches ~8 MB of 256 px tiles
 
 @dataclass
 class PredictOptions:
-    outputs: frozenset[str] = frozenset({"classes", "areas"})  # + color, overlay
+    outputs: frozenset[str] = frozenset({"classes", "areas"})  # + color, overlay, confidence
     class_format: str = "auto"  # auto: GeoTIFF for georeferenced or TIFF input, else PNG
     vector: str | None = None  # geojson | gpkg
     simplify: float = 0.0
@@ -169,9 +169,17 @@ def _predict_one(
             fmt=fmt,
             color="color" in opts.outputs,
             overlay="overlay" in opts.outputs,
+            confidence="confidence" in opts.outputs,
         )
         batch = opts.batch_size or default_batch_size(device, engine_precision(engine))
-        bands = predict_rows(engine, raster, config, batch_size=batch, device=device)
+        bands = predict_rows(
+            engine,
+            raster,
+            config,
+            batch_size=batch,
+            device=device,
+            confidence="confidence" in opts.outputs,
+        )
         try:
             # A large scene is long work of its own: it gets its own bar, in rows.
             with tqdm(

@@ -27,7 +27,7 @@ from rasterio.io import DatasetWriter
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import RasterInput, display_rgb
-from aerialseg.inference.predict import ChunkResult
+from aerialseg.inference.predict import CONFIDENCE_NODATA, ChunkResult
 
 OVERLAY_ALPHA = 0.5
 BLOCK = 256
@@ -49,7 +49,8 @@ def _step(path: Path) -> Path:
 
 
 class RasterOutputs:
-    """Class ids (+ colour mask, overlay) for one input, plus pixel counts per class."""
+    """Class ids (+ colour mask, overlay, confidence) for one input, plus pixel counts per
+    class."""
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class RasterOutputs:
         fmt: str,
         color: bool,
         overlay: bool,
+        confidence: bool = False,
     ):
         self.raster, self.classes, self.fmt = raster, classes, fmt
         self.lut = _palette(classes)
@@ -73,6 +75,8 @@ class RasterOutputs:
             self.finals["color"] = stem.with_name(stem.name + "_color" + suffix)
         if overlay:
             self.finals["overlay"] = stem.with_name(stem.name + "_overlay.png")
+        if confidence:
+            self.finals["confidence"] = stem.with_name(stem.name + "_confidence" + suffix)
         self.tiffs: dict[str, Path] = {k: _step(v) for k, v in self.finals.items()}
         self.writers: dict[str, DatasetWriter] = {}
         src = raster.dataset
@@ -93,9 +97,11 @@ class RasterOutputs:
             base.pop("crs")
             base.pop("transform")
         for key, path in self.tiffs.items():
-            profile = dict(base, count=1 if key == "classes" else 3)
+            profile = dict(base, count=1 if key in ("classes", "confidence") else 3)
             if key == "classes":
                 profile.update(nodata=nodata, dtype=dtype)
+            elif key == "confidence":
+                profile["nodata"] = CONFIDENCE_NODATA
             elif key == "color":
                 profile["photometric"] = "RGB"
             with warnings.catch_warnings():  # plain images have no georeference, by design
@@ -121,6 +127,8 @@ class RasterOutputs:
         self.counts += np.bincount(ids[result.valid].ravel(), minlength=256)[
             : self.classes.num_classes
         ]
+        if result.confidence is not None and "confidence" in self.writers:
+            self.writers["confidence"].write(result.confidence, 1, window=win)
         if "color" not in self.writers and "overlay" not in self.writers:
             return
         color = self.lut[ids].transpose(2, 0, 1)  # nodata -> black
@@ -150,7 +158,7 @@ class RasterOutputs:
             options: dict = {"driver": "PNG"}
         else:
             # Colour masks are RGB: a per-band majority would mix colours of no class.
-            resampling = "MODE" if key == "classes" else "NEAREST"
+            resampling = {"classes": "MODE", "confidence": "AVERAGE"}.get(key, "NEAREST")
             options = {
                 "driver": "COG",
                 "compress": "DEFLATE",
