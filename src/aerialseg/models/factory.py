@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import segmentation_models_pytorch as smp
 from torch import nn
 
 from aerialseg.errors import ConfigError
-from aerialseg.models.pretrained import WEIGHTS, load_imagenet_into
+from aerialseg.models.pretrained import WEIGHTS, Variant, load_imagenet_into
 from aerialseg.models.seed_unet import SeedUNet
 
 ModelName = Literal[
@@ -96,5 +96,6 @@ def create_model(
             drop_path_rate=drop_path,
         )
     if pretrained:
-        load_imagenet_into(model.encoder.model, variant)
+        timm_encoder = model.get_submodule("encoder.model")  # smp's "tu-" wrapper holds it
+        load_imagenet_into(timm_encoder, cast(Variant, variant))
     return model

@@ -11,7 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -155,7 +155,8 @@ def load_model(
     if for_inference:
         side = 2 * net.stride
         sample = torch.rand(1, net.in_channels, side, side, device=device) * 255
-        net, _ = fold_batchnorms(net, sample)
+        folded, _ = fold_batchnorms(net, sample)
+        net = cast(SegmentationNet, folded)
     if torch.device(device).type == "cpu":
         # oneDNN's convolutions run channels-last natively; in NCHW every layer converts
         # (bench/inference_speed.py times both layouts).

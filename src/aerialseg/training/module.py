@@ -177,7 +177,8 @@ class SegmentationTask(L.LightningModule):
         elif trainer.max_epochs and trainer.num_training_batches not in (0, math.inf):
             total = trainer.max_epochs * trainer.num_training_batches
             progress = trainer.global_step / max(total / trainer.accumulate_grad_batches, 1)
-        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Trainer.__init__
+        timer = next((c for c in callbacks if isinstance(c, Timer)), None)
         if self.cfg.max_time and timer is not None:
             # The Timer's count is restored from the checkpoint, so a resumed run goes on
             # down its cosine instead of starting the schedule again.
@@ -185,11 +186,11 @@ class SegmentationTask(L.LightningModule):
             progress = max(progress, timer.time_elapsed() / max(budget, 1))
         return min(progress, 1.0)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:  # Lightning's optimizer-and-scheduler dict
         opt_cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
         encoder = getattr(self.net.model, "encoder", None)  # the seed U-Net has none apart
         if encoder is None or self.cfg.encoder_lr_factor == 1:
-            groups = [{"params": list(self.parameters())}]
+            groups: list[dict[str, Any]] = [{"params": list(self.parameters())}]
         else:
             own = {id(p) for p in encoder.parameters()}
             groups = [
@@ -201,12 +202,12 @@ class SegmentationTask(L.LightningModule):
             ]
         optimizer = opt_cls(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if self.cfg.scheduler == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="max", factor=0.5, patience=self.cfg.plateau_patience
             )
             return {
                 "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_miou"},
+                "lr_scheduler": {"scheduler": plateau, "monitor": "val_miou"},
             }
         if self.cfg.scheduler == "cosine":
             # Cosine over the budget, stepped per batch; a time budget counts as the budget.

@@ -19,7 +19,7 @@ import warnings
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -56,6 +56,11 @@ class _NoServiceTips(logging.Filter):
 
 # rank_zero_info() logs through this logger.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoServiceTips())
+
+
+def _rank_zero() -> bool:
+    """Whether this process is the first of a (DDP) run; Lightning sets the rank at launch."""
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def describe_network(net: torch.nn.Module, cfg: TrainConfig) -> str:
@@ -127,7 +132,7 @@ class WarmEMA(WeightAveraging):
     def averaged_network(self) -> torch.nn.Module:
         """The averaged copy of the task's network (valid during fit)."""
         assert self._average_model is not None
-        return self._average_model.module.net
+        return cast(torch.nn.Module, self._average_model.module.net)
 
 
 def warm_ema(
@@ -233,7 +238,7 @@ def train(
     split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
     datamodule = SegmentationDataModule(source, split, classes, cfg)
     datamodule.setup("fit")  # every image decoded and checked before anything is written
-    if rank_zero_only.rank == 0:
+    if _rank_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", lambda tmp: cfg.save(Path(tmp)))
         atomic_write(
@@ -245,7 +250,7 @@ def train(
     transfer = None
     if cfg.init_from and not resume:  # a resumed run's checkpoint holds its weights
         transfer = initial_weights(task, cfg.init_from)
-    if rank_zero_only.rank == 0:
+    if _rank_zero():
         print(describe_network(task.net, cfg), flush=True)
         if transfer:
             print(transfer, flush=True)
