@@ -1,0 +1,121 @@
+"""Does ``predict --confidence`` mean what it says? Pixel accuracy by confidence.
+
+For every labelled pixel of a split, the model's confidence (its blended probability of
+the class it gave, in percent, as ``predict --confidence`` writes it) is set beside whether
+the class was right. Reports, per confidence band, the share of pixels and their accuracy;
+the expected calibration error (ECE: the pixel-weighted gap between confidence and accuracy
+over ten equal bands); and the accuracy left when only the most confident pixels are kept
+(selective prediction: how far a user can trust a confidence threshold). fp32, PROTOCOL.md's
+labelled pixels. Writes bench/results/confidence.json.
+
+    .venv/bin/python bench/confidence.py                  # the bundled default model
+    .venv/bin/python bench/confidence.py runs/X/model.pt --name X --splits val
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from common import BUNDLED, DATA, REPO, write_result
+from tqdm import tqdm
+
+from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.data.samples import load_labelled
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import SPLIT_NAMES, make_split
+from aerialseg.inference.sliding import predict_image
+from aerialseg.models.io import load_model
+
+BANDS = [(0, 50), (50, 70), (70, 80), (80, 90), (90, 95), (95, 101)]  # percent, [low, high)
+COVERAGES = (0.5, 0.8, 0.9, 1.0)
+
+
+def summarise(pixels: np.ndarray, correct: np.ndarray) -> dict:
+    """``pixels[c]``, ``correct[c]``: labelled pixels at confidence c percent (0..100), and
+    how many of them were right."""
+    total = pixels.sum()
+    bands = {}
+    for low, high in BANDS:
+        n, right = pixels[low:high].sum(), correct[low:high].sum()
+        bands[f"{low}-{min(high, 100)} %"] = {
+            "share_of_pixels": round(float(n / total), 4),
+            "accuracy": round(float(right / n), 4) if n else None,
+        }
+    ece = 0.0
+    for low in range(0, 100, 10):
+        high = low + 10 if low < 90 else 101
+        n = pixels[low:high].sum()
+        if n:
+            mean_confidence = (np.arange(low, high) * pixels[low:high]).sum() / n / 100
+            ece += n / total * abs(correct[low:high].sum() / n - mean_confidence)
+    # the most confident pixels first: accuracy of the top share of them
+    from_top_pixels, from_top_correct = np.cumsum(pixels[::-1]), np.cumsum(correct[::-1])
+    selective = {}
+    for coverage in COVERAGES:
+        k = int(np.searchsorted(from_top_pixels, coverage * total))
+        k = min(k, len(pixels) - 1)
+        selective[f"{coverage:.0%} most confident"] = {
+            "confidence_at_least": int(100 - k),
+            "share_of_pixels": round(float(from_top_pixels[k] / total), 4),
+            "accuracy": round(float(from_top_correct[k] / from_top_pixels[k]), 4),
+        }
+    return {
+        "pixels": int(total),
+        "pixel_accuracy": round(float(correct.sum() / total), 4),
+        "mean_confidence": round(float((np.arange(101) * pixels).sum() / total / 100), 4),
+        "expected_calibration_error": round(float(ece), 4),
+        "by_confidence": bands,
+        "selective": selective,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help="model.pt (default: the bundled model)")
+    parser.add_argument("--name", help="suffix of the result file")
+    parser.add_argument("--splits", nargs="+", choices=SPLIT_NAMES, default=["val", "test"])
+    parser.add_argument("--data", default=str(DATA))
+    args = parser.parse_args()
+
+    model = load_model(args.model or BUNDLED, for_inference=True)
+    cfg, classes = model.config, model.classes
+    source = DatasetSource(args.data)
+    split = make_split(source.pairs, None)
+    results = {}
+    for split_name in args.splits:
+        pixels = np.zeros(101, dtype=np.int64)
+        correct = np.zeros(101, dtype=np.int64)
+        ids = split.ids(split_name)
+        for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name):
+            probs = predict_image(
+                model.net,
+                item.image.float(),
+                input_mode=cfg.input_mode,
+                window=cfg.window,
+                overlap=cfg.overlap,
+                resize_to=cfg.resize_to,
+            )
+            top = probs.max(0)
+            # rounded to whole percent as predict --confidence writes it
+            percent = (100 * top.values).round().long().numpy()
+            mask = item.mask.long().numpy()
+            labelled = mask != IGNORE_INDEX
+            right = (top.indices.numpy() == mask) & labelled
+            pixels += np.bincount(percent[labelled], minlength=101)
+            correct += np.bincount(percent[right], minlength=101)
+        results[split_name] = {"images": len(ids), **summarise(pixels, correct)}
+        print(split_name, results[split_name])
+    write_result(
+        f"confidence-{args.name}" if args.name else "confidence",
+        {
+            "benchmark": "pixel accuracy by predict --confidence, and its calibration (fp32)",
+            "model": args.model or str(BUNDLED.relative_to(REPO)),
+            "model_config": cfg.model,
+            "splits": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
