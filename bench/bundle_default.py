@@ -15,6 +15,8 @@ prints again.
 
 ``--card-only`` (no run folder) scores the bundled file again and rewrites its card and
 result, weights untouched: for when the card's wording or the results it cites change.
+Either way the confidence temperature (``predict --confidence``) is fitted again on the
+validation images, as ``aerialseg train`` fits it, and stored in the file's config.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from common import DATA, REPO, environment, with_windows, write_result
 
+from aerialseg.data.samples import load_labelled
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import make_split
+from aerialseg.evaluation.calibration import fit_on_images
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.models.io import atomic_write, load_model, save_model
@@ -211,6 +218,10 @@ Scored in fp32. Reproduce these figures with `aerialseg evaluate
 src/aerialseg/assets/default-model.pt --data DATASET --split test --precision fp32 --out DIR`
 (without `--precision fp32`, a CPU that computes bf16 natively predicts in bf16:
 bench/results/precision.json compares the two).
+`--confidence` reports its probabilities at temperature \
+{predict_cfg.confidence_temperature}, fitted on the validation images (a network trained
+with cross-entropy is overconfident on new images); `bench/confidence.py` measures how
+far each confidence can be trusted.
 
 ## Known limits
 {limits}- One city, one sensor, one season: expect lower quality on other imagery; fine-tune it
@@ -220,6 +231,17 @@ bench/results/precision.json compares the two).
   record; other band orders need `--bands`, other resolutions resampling first
   (`--pixel-size` for GeoTIFFs).
 """
+
+
+def calibrated(model, data: str) -> TrainConfig:
+    """The model's config with its confidence temperature fitted on the validation images."""
+    source = DatasetSource(data)
+    ids = make_split(source.pairs, None).ids("val")
+    items = load_labelled(source, ids, model.classes, model.config.max_unknown)
+    temperature = fit_on_images(model.net, model.config, items)
+    if temperature is None:
+        raise SystemExit("bundle: no labelled validation pixels to fit the confidence on")
+    return replace(model.config, confidence_temperature=round(temperature, 4))
 
 
 def score(model_file: Path, classes, data: str, tmp: Path) -> tuple[dict, dict, dict]:
@@ -256,6 +278,7 @@ def main() -> None:
     source = target if args.card_only else args.run_dir / "model.pt"
     trained = load_model(source)
     trained.config = with_windows(trained.config, args.window, args.overlap)
+    trained.config = calibrated(trained, args.data)
     with tempfile.TemporaryDirectory() as tmp:
         # Score the fp16 file itself: the card describes what ships.
         half = Path(tmp) / "default-model.pt"
@@ -270,9 +293,10 @@ def main() -> None:
         bundled_by = previous.get("bundled_by", previous["command"])
     # The card is written before any file is: a failure leaves no half a bundle.
     text = card(quality, trained.config, metrics, size_mb, headline, headline_tta, bundled_by)
+    meta = dict(trained.meta)
     if not args.card_only:
-        meta = {**trained.meta, "test_metrics": headline, "trained_on": "dubai-aerial"}
-        save_model(target, trained.net, trained.config, trained.classes, meta, half=True)
+        meta.update(test_metrics=headline, trained_on="dubai-aerial")
+    save_model(target, trained.net, trained.config, trained.classes, meta, half=True)
     atomic_write(ASSETS / "MODEL_CARD.md", lambda tmp: Path(tmp).write_text(text))
     write_result(
         "default-model",
@@ -282,6 +306,7 @@ def main() -> None:
             "trained_at_commit": quality["commit"],
             "bundled_by": bundled_by,
             "size_mb": round(size_mb, 2),
+            "confidence_temperature": trained.config.confidence_temperature,
             "test": headline,
             "test_with_flip_tta": headline_tta,
             "per_class_iou": {name: m["iou"] for name, m in metrics["per_class"].items()},

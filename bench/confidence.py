@@ -1,9 +1,11 @@
 """Does ``predict --confidence`` mean what it says? Pixel accuracy by confidence.
 
 For every labelled pixel of a split, the model's confidence (its blended probability of
-the class it gave, in percent, as ``predict --confidence`` writes it) is set beside whether
-the class was right. Reports, per confidence band, the share of pixels and their accuracy;
-the expected calibration error (ECE: the pixel-weighted gap between confidence and accuracy
+the class it gave, in percent, at the model's confidence temperature, as ``predict
+--confidence`` writes it) is set beside whether the class was right; the same figures at
+temperature 1 (the network's own probabilities) are kept beside them under ``raw``.
+Reports, per confidence band, the share of pixels and their accuracy; the expected
+calibration error (ECE: the pixel-weighted gap between confidence and accuracy
 over ten equal bands); and the accuracy left when only the most confident pixels are kept
 (selective prediction: how far a user can trust a confidence threshold). fp32, PROTOCOL.md's
 labelled pixels. Writes bench/results/confidence.json.
@@ -24,6 +26,7 @@ from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import SPLIT_NAMES, make_split
+from aerialseg.evaluation.calibration import with_temperature
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import load_model
 
@@ -83,9 +86,10 @@ def main() -> None:
     source = DatasetSource(args.data)
     split = make_split(source.pairs, None)
     results = {}
+    temperatures = {"calibrated": cfg.confidence_temperature or 1.0, "raw": 1.0}
     for split_name in args.splits:
-        pixels = np.zeros(101, dtype=np.int64)
-        correct = np.zeros(101, dtype=np.int64)
+        pixels = {kind: np.zeros(101, dtype=np.int64) for kind in temperatures}
+        correct = {kind: np.zeros(101, dtype=np.int64) for kind in temperatures}
         ids = split.ids(split_name)
         for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name):
             probs = predict_image(
@@ -96,15 +100,20 @@ def main() -> None:
                 overlap=cfg.overlap,
                 resize_to=cfg.resize_to,
             )
-            top = probs.max(0)
-            # rounded to whole percent as predict --confidence writes it
-            percent = (100 * top.values).round().long().numpy()
             mask = item.mask.long().numpy()
             labelled = mask != IGNORE_INDEX
-            right = (top.indices.numpy() == mask) & labelled
-            pixels += np.bincount(percent[labelled], minlength=101)
-            correct += np.bincount(percent[right], minlength=101)
-        results[split_name] = {"images": len(ids), **summarise(pixels, correct)}
+            right = (probs.argmax(0).numpy() == mask) & labelled
+            for kind, temperature in temperatures.items():
+                # rounded to whole percent as predict --confidence writes it
+                share = with_temperature(probs, temperature).max(0).values
+                percent = (100 * share).round().long().numpy()
+                pixels[kind] += np.bincount(percent[labelled], minlength=101)
+                correct[kind] += np.bincount(percent[right], minlength=101)
+        results[split_name] = {
+            "images": len(ids),
+            **summarise(pixels["calibrated"], correct["calibrated"]),
+            "raw": summarise(pixels["raw"], correct["raw"]),
+        }
         print(split_name, results[split_name])
     write_result(
         f"confidence-{args.name}" if args.name else "confidence",
@@ -112,6 +121,7 @@ def main() -> None:
             "benchmark": "pixel accuracy by predict --confidence, and its calibration (fp32)",
             "model": args.model or str(BUNDLED.relative_to(REPO)),
             "model_config": cfg.model,
+            "confidence_temperature": temperatures["calibrated"],
             "splits": results,
         },
     )

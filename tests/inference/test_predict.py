@@ -16,6 +16,7 @@ from torch import nn
 from aerialseg.cli import main
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import open_input
+from aerialseg.evaluation.calibration import with_temperature
 from aerialseg.inference.predict import NODATA, predict_rows
 from aerialseg.inference.run import expand_inputs, output_names
 from aerialseg.inference.sliding import predict_sliding, predict_whole
@@ -89,6 +90,14 @@ def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
     expected = 100 * sliding_probs.max(0).values.numpy()
     assert np.abs(confidence - expected).max() <= 0.51
     assert confidence.min() >= 100 // 6  # at least the 1/6 of a uniform guess
+    # a model's confidence temperature rescales them, as calibration fitted it
+    hot = resolve_config("default", None, ["window=64", "overlap=0.5", "confidence_temperature=2"])
+    with torch.no_grad():
+        softened = np.concatenate(
+            [b.confidence for b in predict_rows(net, Raster(), hot, confidence=True)]
+        )
+    expected = 100 * with_temperature(sliding_probs, 2.0).max(0).values.numpy()
+    assert np.abs(softened - expected).max() <= 0.51 and (softened <= confidence).all()
 
 
 def test_nodata_stays_nodata(tiny_model, tmp_path):

@@ -110,6 +110,9 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     with torch.no_grad():
         assert torch.equal(from_file.net(x), from_ckpt.net(x))
     assert from_file.config.base_width == 4 and from_file.classes == DUBAI_CLASSES
+    # ... with a confidence temperature fitted on the validation images
+    assert from_ckpt.config.confidence_temperature is None
+    assert 0.05 <= from_file.config.confidence_temperature <= 20
 
 
 def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path):

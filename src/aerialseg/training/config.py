@@ -110,6 +110,11 @@ class TrainConfig:
     cutmix: float = 0.0
     seed: int = 42
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
+    # predict --confidence: probabilities are sharpened or softened by this temperature
+    # (p ** (1 / T), renormalised) before the class's is reported. Fitted by training on
+    # the validation images after the run (evaluation/calibration.py); None: 1, as the
+    # network gives them. Class ids do not depend on it
+    confidence_temperature: float | None = None
     # Sliding windows for validation and prediction. 512 px overlapping by 32 px: faster
     # than 64 or 128 px of overlap and than 768 or 1024 px windows, at the same validation
     # mIoU (bench/results/windows.json), and 1.2 GB instead of 1.8 GB on a 10,000 px
@@ -150,6 +155,10 @@ class TrainConfig:
                 "label_smoothing applies to the cross-entropy: use it without focal_gamma",
             ),
             (0 <= self.cutmix <= 1, "cutmix must be in [0, 1]"),
+            (
+                self.confidence_temperature is None or self.confidence_temperature > 0,
+                "confidence_temperature must be positive",
+            ),
             (
                 self.drop_path == 0 or self.model != "seed-unet",
                 "seed-unet takes no drop_path (its encoder has no residual blocks)",

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import warnings
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -37,8 +38,15 @@ from aerialseg.data.classes import ClassTable
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError
+from aerialseg.evaluation.calibration import fit_on_images
 from aerialseg.evaluation.plots import plot_training
-from aerialseg.models.io import atomic_write, bundled_model_path, load_model, save_model
+from aerialseg.models.io import (
+    LoadedModel,
+    atomic_write,
+    bundled_model_path,
+    load_model,
+    save_model,
+)
 from aerialseg.models.network import gflops_per_megapixel
 from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
@@ -61,6 +69,19 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoServiceT
 def _rank_zero() -> bool:
     """Whether this process is the first of a (DDP) run; Lightning sets the rank at launch."""
     return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def calibrated(model: LoadedModel, datamodule: SegmentationDataModule) -> TrainConfig:
+    """The model's config with the confidence temperature fitted on the validation images
+    (evaluation/calibration.py); unchanged without any, or if the user set one."""
+    items = datamodule.val_set.items if datamodule.val_set is not None else []
+    if model.config.confidence_temperature is not None or not items:
+        return model.config
+    temperature = fit_on_images(model.net, model.config, items)
+    if temperature is None:
+        return model.config
+    print(f"confidence temperature {temperature:.3f} (fitted on the validation images)")
+    return replace(model.config, confidence_temperature=round(temperature, 4))
 
 
 def describe_network(net: torch.nn.Module, cfg: TrainConfig) -> str:
@@ -266,6 +287,7 @@ def train(
         plot_training(run_dir / "metrics.csv", run_dir / "training.png")
         best = Path(trainer.checkpoint_callback.best_model_path or last)  # type: ignore[union-attr]
         loaded = load_model(best)
+        loaded.config = calibrated(loaded, datamodule)
         score = trainer.checkpoint_callback.best_model_score  # type: ignore[union-attr]
         meta = {
             **loaded.meta,
