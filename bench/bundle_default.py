@@ -219,9 +219,9 @@ src/aerialseg/assets/default-model.pt --data DATASET --split test --precision fp
 (without `--precision fp32`, a CPU that computes bf16 natively predicts in bf16:
 bench/results/precision.json compares the two).
 `--confidence` reports its probabilities at temperature \
-{predict_cfg.confidence_temperature}, fitted on the validation images (a network trained
-with cross-entropy is overconfident on new images); `bench/confidence.py` measures how
-far each confidence can be trusted.
+{predict_cfg.confidence_temperature or 1:.2f}, fitted on the validation images (a network
+trained with cross-entropy is overconfident on new images); `bench/confidence.py`
+measures how far each confidence can be trusted.
 
 ## Known limits
 {limits}- One city, one sensor, one season: expect lower quality on other imagery; fine-tune it
