@@ -26,7 +26,7 @@ from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import SPLIT_NAMES, make_split
-from aerialseg.evaluation.calibration import with_temperature
+from aerialseg.inference.predict import with_temperature
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import load_model
 

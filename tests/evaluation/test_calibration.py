@@ -5,7 +5,8 @@ import torch
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import LabelledImage
-from aerialseg.evaluation.calibration import fit_on_images, fit_temperature, with_temperature
+from aerialseg.evaluation.calibration import fit_on_images, fit_temperature
+from aerialseg.inference.predict import with_temperature
 from aerialseg.training.config import resolve_config
 
 

@@ -16,8 +16,7 @@ from torch import nn
 from aerialseg.cli import main
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import open_input
-from aerialseg.evaluation.calibration import with_temperature
-from aerialseg.inference.predict import NODATA, predict_rows
+from aerialseg.inference.predict import NODATA, predict_rows, with_temperature
 from aerialseg.inference.run import expand_inputs, output_names
 from aerialseg.inference.sliding import predict_sliding, predict_whole
 from aerialseg.models.io import load_model, save_model

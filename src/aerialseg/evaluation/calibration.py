@@ -5,8 +5,9 @@ the bundled model's pixels average 0.91 confidence at 0.85 accuracy on the test 
 (bench/results/confidence.json). One temperature T, fitted on the validation images by
 minimising the negative log-likelihood of their labels, rescales every probability as
 ``p ** (1 / T)``, renormalised (Guo et al. 2017, "On calibration of modern neural
-networks"); the class of every pixel stays the same. Written here because torchmetrics
-measures calibration but fits no temperature, and the one-parameter fit is a few lines.
+networks"); the class of every pixel stays the same. Applied by inference/predict.py's
+``with_temperature``. Written here because torchmetrics measures calibration but fits no
+temperature, and the one-parameter fit is a few lines.
 """
 
 from __future__ import annotations
@@ -18,19 +19,10 @@ import torch.nn.functional as F
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import LabelledImage
-from aerialseg.inference.sliding import predict_image
+from aerialseg.evaluation.evaluate import predicted_probs
 from aerialseg.training.config import TrainConfig
 
 PIXELS_PER_IMAGE = 20_000  # labelled pixels sampled per image: enough for one parameter
-
-
-def with_temperature(probs: torch.Tensor, temperature: float, dim: int = 0) -> torch.Tensor:
-    """``probs`` (classes along ``dim``, summing to 1) raised to 1 / T and renormalised:
-    softmax(logits / T) for probabilities that were softmax(logits)."""
-    if temperature == 1:
-        return probs
-    scaled = probs.clamp_min(1e-30).log() / temperature
-    return scaled.softmax(dim)
 
 
 def fit_temperature(probs: torch.Tensor, labels: torch.Tensor) -> float:
@@ -57,16 +49,8 @@ def fit_on_images(
     None when they hold no labelled pixel."""
     generator = torch.Generator().manual_seed(seed)
     samples, labels = [], []
-    for item in items:
-        with torch.inference_mode():
-            probs = predict_image(
-                engine,
-                item.image.to(device).float(),
-                input_mode=cfg.input_mode,
-                window=cfg.window,
-                overlap=cfg.overlap,
-                resize_to=cfg.resize_to,
-            ).cpu()
+    for item, probs in predicted_probs(engine, cfg, items, device, batch_size=1):
+        probs = probs.cpu()
         mask = item.mask.long().flatten()
         labelled = torch.nonzero(mask != IGNORE_INDEX).flatten()
         pick = labelled[torch.randperm(len(labelled), generator=generator)[:PIXELS_PER_IMAGE]]

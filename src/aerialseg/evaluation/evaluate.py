@@ -38,11 +38,11 @@ def image_summary(cm: np.ndarray, classes: ClassTable) -> dict:
     }
 
 
-def predicted(
+def predicted_probs(
     engine, cfg: TrainConfig, items: Iterable[LabelledImage], device, batch_size: int
 ) -> Iterator[tuple[LabelledImage, torch.Tensor]]:
-    """Each labelled image with its (H, W) predicted class ids on ``device``, predicted as
-    ``aerialseg predict`` does, with the model's windows (``cfg``)."""
+    """Each labelled image with its (classes, H, W) class probabilities on ``device``,
+    predicted as ``aerialseg predict`` does, with the model's windows (``cfg``)."""
     for item in items:
         probs = predict_image(
             engine,
@@ -53,6 +53,14 @@ def predicted(
             resize_to=cfg.resize_to,
             batch_size=batch_size,
         )
+        yield item, probs
+
+
+def predicted(
+    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device, batch_size: int
+) -> Iterator[tuple[LabelledImage, torch.Tensor]]:
+    """Each labelled image with its (H, W) predicted class ids on ``device``."""
+    for item, probs in predicted_probs(engine, cfg, items, device, batch_size):
         yield item, probs.argmax(0)
 
 

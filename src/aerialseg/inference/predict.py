@@ -18,7 +18,6 @@ from rasterio.windows import Window
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.raster import RasterInput
-from aerialseg.evaluation.calibration import with_temperature
 from aerialseg.inference.sliding import (
     _pad_to,
     predict_image,
@@ -30,6 +29,15 @@ from aerialseg.training.config import TrainConfig
 
 NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
 CONFIDENCE_NODATA = 255  # confidence-raster value there (confidences run 0..100)
+
+
+def with_temperature(probs: torch.Tensor, temperature: float, dim: int = 0) -> torch.Tensor:
+    """``probs`` (classes along ``dim``, summing to 1) raised to 1 / T and renormalised:
+    softmax(logits / T) for probabilities that were softmax(logits)."""
+    if temperature == 1:
+        return probs
+    scaled = probs.clamp_min(1e-30).log() / temperature
+    return scaled.softmax(dim)
 
 
 def default_batch_size(device: str | torch.device, precision: str = "fp32") -> int:
