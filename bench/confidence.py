@@ -22,11 +22,10 @@ import numpy as np
 from common import BUNDLED, DATA, REPO, write_result
 from tqdm import tqdm
 
-from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import SPLIT_NAMES, make_split
-from aerialseg.inference.predict import with_temperature
+from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import load_model
 
@@ -34,9 +33,8 @@ BANDS = [(0, 50), (50, 70), (70, 80), (80, 90), (90, 95), (95, 101)]  # percent,
 COVERAGES = (0.5, 0.8, 0.9, 1.0)
 
 
-def summarise(pixels: np.ndarray, correct: np.ndarray) -> dict:
-    """``pixels[c]``, ``correct[c]``: labelled pixels at confidence c percent (0..100), and
-    how many of them were right."""
+def summarise(tally: ConfidenceTally) -> dict:
+    pixels, correct = tally.pixels, tally.correct
     total = pixels.sum()
     bands = {}
     for low, high in BANDS:
@@ -45,19 +43,11 @@ def summarise(pixels: np.ndarray, correct: np.ndarray) -> dict:
             "share_of_pixels": round(float(n / total), 4),
             "accuracy": round(float(right / n), 4) if n else None,
         }
-    ece = 0.0
-    for low in range(0, 100, 10):
-        high = low + 10 if low < 90 else 101
-        n = pixels[low:high].sum()
-        if n:
-            mean_confidence = (np.arange(low, high) * pixels[low:high]).sum() / n / 100
-            ece += n / total * abs(correct[low:high].sum() / n - mean_confidence)
     # the most confident pixels first: accuracy of the top share of them
     from_top_pixels, from_top_correct = np.cumsum(pixels[::-1]), np.cumsum(correct[::-1])
     selective = {}
     for coverage in COVERAGES:
-        k = int(np.searchsorted(from_top_pixels, coverage * total))
-        k = min(k, len(pixels) - 1)
+        k = min(int(np.searchsorted(from_top_pixels, coverage * total)), len(pixels) - 1)
         selective[f"{coverage:.0%} most confident"] = {
             "confidence_at_least": int(100 - k),
             "share_of_pixels": round(float(from_top_pixels[k] / total), 4),
@@ -66,8 +56,8 @@ def summarise(pixels: np.ndarray, correct: np.ndarray) -> dict:
     return {
         "pixels": int(total),
         "pixel_accuracy": round(float(correct.sum() / total), 4),
-        "mean_confidence": round(float((np.arange(101) * pixels).sum() / total / 100), 4),
-        "expected_calibration_error": round(float(ece), 4),
+        "mean_confidence": round(tally.mean_confidence(), 4),
+        "expected_calibration_error": round(tally.calibration_error(), 4),
         "by_confidence": bands,
         "selective": selective,
     }
@@ -88,8 +78,7 @@ def main() -> None:
     results = {}
     temperatures = {"calibrated": cfg.confidence_temperature or 1.0, "raw": 1.0}
     for split_name in args.splits:
-        pixels = {kind: np.zeros(101, dtype=np.int64) for kind in temperatures}
-        correct = {kind: np.zeros(101, dtype=np.int64) for kind in temperatures}
+        tallies = {kind: ConfidenceTally() for kind in temperatures}
         ids = split.ids(split_name)
         for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name):
             probs = predict_image(
@@ -100,19 +89,12 @@ def main() -> None:
                 overlap=cfg.overlap,
                 resize_to=cfg.resize_to,
             )
-            mask = item.mask.long().numpy()
-            labelled = mask != IGNORE_INDEX
-            right = (probs.argmax(0).numpy() == mask) & labelled
             for kind, temperature in temperatures.items():
-                # rounded to whole percent as predict --confidence writes it
-                share = with_temperature(probs, temperature).max(0).values
-                percent = (100 * share).round().long().numpy()
-                pixels[kind] += np.bincount(percent[labelled], minlength=101)
-                correct[kind] += np.bincount(percent[right], minlength=101)
+                tallies[kind].add(probs, item.mask.long(), temperature)
         results[split_name] = {
             "images": len(ids),
-            **summarise(pixels["calibrated"], correct["calibrated"]),
-            "raw": summarise(pixels["raw"], correct["raw"]),
+            **summarise(tallies["calibrated"]),
+            "raw": summarise(tallies["raw"]),
         }
         print(split_name, results[split_name])
     write_result(

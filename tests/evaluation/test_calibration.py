@@ -5,7 +5,7 @@ import torch
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import LabelledImage
-from aerialseg.evaluation.calibration import fit_on_images, fit_temperature
+from aerialseg.evaluation.calibration import ConfidenceTally, fit_on_images, fit_temperature
 from aerialseg.inference.predict import with_temperature
 from aerialseg.training.config import resolve_config
 
@@ -57,3 +57,20 @@ def test_fit_on_images_skips_unlabelled_pixels_and_images_without_any():
     labelled = LabelledImage("half", image, half_right)
     # right half of the time at 0.99 confidence: a high temperature flattens it
     assert fit_on_images(Confident(), cfg, [unlabelled, labelled]) > 3
+
+
+@pytest.mark.parametrize("right_share, error", [(0.8, 0.0), (0.5, 0.3)])
+def test_calibration_error_is_the_gap_between_confidence_and_accuracy(right_share, error):
+    probs = torch.full((3, 10, 10), 0.1)
+    probs[0] = 0.8  # class 0 everywhere, at 80 %
+    mask = torch.ones(10, 10, dtype=torch.long)
+    mask.view(-1)[: int(100 * right_share)] = 0
+    mask[9, 9] = IGNORE_INDEX  # not counted
+    tally = ConfidenceTally()
+    tally.add(probs, mask)
+    assert tally.pixels.sum() == 99 and tally.pixels[80] == 99
+    assert tally.mean_confidence() == pytest.approx(0.8)
+    assert tally.calibration_error() == pytest.approx(error, abs=0.011)
+    softened = ConfidenceTally()
+    softened.add(probs, mask, temperature=3.0)
+    assert softened.mean_confidence() < 0.6  # a temperature above 1 lowers confidence

@@ -98,6 +98,9 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
         "ignored_pixels",
     } <= report.keys()
     assert report["precision"] == "fp32"
+    confidence = report["confidence"]  # predict --confidence at the model's temperature
+    assert confidence["temperature"] == load_model(run / "model.pt").config.confidence_temperature
+    assert 1 / 6 <= confidence["mean"] <= 1 and 0 <= confidence["calibration_error"] <= 1
     assert report["ignored_pixels"] == 4 * 80  # the black top row of each test mask
     assert report["labelled_pixels"] == 4 * 72 * 80 - report["ignored_pixels"]
     assert sum(map(sum, report["confusion_matrix"])) == report["labelled_pixels"]

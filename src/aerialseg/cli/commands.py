@@ -109,6 +109,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scored = sorted((v[key], k) for k, v in report["per_image"].items() if v[key] is not None)
     lowest = ", ".join(f"{image_id} {value:.4f}" for value, image_id in scored[:3])
     print(f"lowest {key} of one image: {lowest}")
+    confidence = report["confidence"]
+    print(
+        f"predict --confidence here: mean {confidence['mean']:.3f} at pixel accuracy"
+        f" {report['pixel_accuracy']:.3f}, calibration error {confidence['calibration_error']:.3f}"
+        f" (temperature {confidence['temperature']:g})"
+    )
     print(f"written to {out}/metrics.json (per image too)")
     return 0
 

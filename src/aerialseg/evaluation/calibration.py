@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import LabelledImage
-from aerialseg.evaluation.evaluate import predicted_probs
+from aerialseg.inference.predict import with_temperature
 from aerialseg.training.config import TrainConfig
 
 PIXELS_PER_IMAGE = 20_000  # labelled pixels sampled per image: enough for one parameter
@@ -49,6 +50,8 @@ def fit_on_images(
     None when they hold no labelled pixel."""
     generator = torch.Generator().manual_seed(seed)
     samples, labels = [], []
+    from aerialseg.evaluation.evaluate import predicted_probs  # evaluate imports this module
+
     for item, probs in predicted_probs(engine, cfg, items, device, batch_size=1):
         probs = probs.cpu()
         mask = item.mask.long().flatten()
@@ -59,3 +62,43 @@ def fit_on_images(
     if not samples or sum(len(x) for x in labels) == 0:
         return None
     return fit_temperature(torch.cat(samples), torch.cat(labels))
+
+
+class ConfidenceTally:
+    """Labelled pixels, and the right ones among them, per whole-percent confidence, as
+    ``predict --confidence`` writes it: what calibration is measured from."""
+
+    def __init__(self) -> None:
+        self.pixels = np.zeros(101, dtype=np.int64)
+        self.correct = np.zeros(101, dtype=np.int64)
+
+    def add(self, probs: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> None:
+        """``probs`` (classes, H, W) of one image, ``mask`` (H, W) its class ids."""
+        top = with_temperature(probs, temperature).max(0)
+        percent = (100 * top.values).round().long()
+        labelled = mask != IGNORE_INDEX
+        right = labelled & (top.indices == mask)
+        self.pixels += torch.bincount(percent[labelled], minlength=101).cpu().numpy()
+        self.correct += torch.bincount(percent[right], minlength=101).cpu().numpy()
+
+    def mean_confidence(self) -> float:
+        return float((np.arange(101) * self.pixels).sum() / max(self.pixels.sum(), 1) / 100)
+
+    def calibration_error(self) -> float:
+        """Expected calibration error: the pixel-weighted gap between confidence and
+        accuracy over ten bands, 0-9 %, ..., 80-89 %, 90-100 %."""
+        total, error = max(self.pixels.sum(), 1), 0.0
+        edges = [*range(0, 100, 10), 101]
+        for low, high in zip(edges[:-1], edges[1:], strict=True):
+            n = self.pixels[low:high].sum()
+            if n:
+                confidence = (np.arange(low, high) * self.pixels[low:high]).sum() / n / 100
+                error += n / total * abs(self.correct[low:high].sum() / n - confidence)
+        return float(error)
+
+    def summary(self, temperature: float) -> dict:
+        return {
+            "temperature": temperature,
+            "mean": round(self.mean_confidence(), 4),
+            "calibration_error": round(self.calibration_error(), 4),
+        }

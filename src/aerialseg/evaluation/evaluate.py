@@ -16,6 +16,7 @@ from aerialseg.data.raster import display_rgb
 from aerialseg.data.samples import LabelledImage, load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
+from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
 from aerialseg.inference.engine import FlipTTA, OnnxEngine, engine_precision, with_precision
@@ -110,8 +111,11 @@ def evaluate(
         pixel_size,
     )
     bar = tqdm(items, desc="evaluate", unit="img")
-    for item, pred in predicted(engine, cfg, bar, device, batch_size):
+    tally, temperature = ConfidenceTally(), cfg.confidence_temperature or 1.0
+    for item, probs in predicted_probs(engine, cfg, bar, device, batch_size):
+        pred = probs.argmax(0)
         mask = item.mask.to(device).long()
+        tally.add(probs, mask, temperature)
         cm = (
             multiclass_confusion_matrix(
                 pred, mask, classes.num_classes, ignore_index=IGNORE_INDEX, normalize="none"
@@ -143,6 +147,8 @@ def evaluate(
         "pixel_size": pixel_size,
         **metrics,
         "ignored_pixels": ignored,
+        # predict --confidence on these pixels: its mean and calibration error
+        "confidence": tally.summary(temperature),
         "classes": classes.names,
         "per_image": per_image,
     }
