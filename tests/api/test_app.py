@@ -123,6 +123,8 @@ def test_json_with_confidence_of_a_geotiff(client, tmp_path):
     )
     body = response.json()
     assert body["confidence"]["media_type"] == "image/tiff"
+    temperature = client.get("/v1/model").json()["confidence_temperature"]
+    assert 0.05 <= temperature <= 20 and temperature != 1  # fitted when it was trained
     with (
         rasterio.MemoryFile(base64.b64decode(body["confidence"]["base64"])) as mem,
         mem.open() as out,

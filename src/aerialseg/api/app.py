@@ -159,6 +159,8 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
             "max_pixels": limits.max_pixels,
         },
         "metrics": loaded.meta.get("test_metrics") or {"val_miou": loaded.meta.get("val_miou")},
+        # confidence=true reports probabilities at this temperature (fitted by training)
+        "confidence_temperature": loaded.config.confidence_temperature or 1.0,
     }
 
 
