@@ -11,8 +11,10 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 import uvicorn
+from PIL import Image
 
 from aerialseg.api.app import create_app
 from tests.conftest import REAL_DATA
@@ -74,6 +76,24 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         assert names == ["Building", "Land", "Road", "Vegetation", "Water", "Unlabeled"]
         page.fill("#opacity", "20")
         assert page.eval_on_selector("#mask", "m => m.style.opacity") == "0.2"
+        # The doubt layer: red where the confidence is low, as big as the image.
+        classes_src = page.eval_on_selector("#mask", "m => m.src")
+        page.select_option("#layer", "confidence")
+        page.wait_for_function(f"document.getElementById('mask').src !== '{classes_src}'")
+        page.wait_for_function("document.getElementById('mask').complete")
+        assert page.eval_on_selector("#mask", "m => [m.naturalWidth, m.naturalHeight]") == [
+            797,
+            644,
+        ]
+        with page.expect_download() as info:
+            page.click("#dl-confidence")
+        confidence = tmp_path / info.value.suggested_filename
+        info.value.save_as(confidence)
+        assert confidence.name == "image_part_002_confidence.png"
+        percent = np.array(Image.open(confidence))
+        assert percent.shape == (644, 797) and percent.max() <= 100 < 255
+        page.select_option("#layer", "classes")
+        assert page.eval_on_selector("#mask", "m => m.src") == classes_src
         with page.expect_download() as info:
             page.click("#dl-mask")
         download = info.value

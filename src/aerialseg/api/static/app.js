@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 let model = null;
 const urls = [];
+const layers = { classes: null, confidence: null }; // what #mask can show
 
 function show(el, visible) { el.hidden = !visible; }
 
@@ -53,12 +54,33 @@ function renderLegend(areas) {
   });
 }
 
+async function doubtLayer(base64) {
+  // The confidence PNG holds percentages (0-100; 255: nodata): paint doubt red, opaque at
+  // 50 % confidence and below, clear at 100 % and where there is no data.
+  const img = new Image();
+  img.src = blobUrl(base64, "image/png");
+  await img.decode();
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const px = pixels.data;
+  for (let i = 0; i < px.length; i += 4) {
+    const percent = px[i];
+    const doubt = percent > 100 ? 0 : Math.min(1, 2 * (1 - percent / 100));
+    [px[i], px[i + 1], px[i + 2], px[i + 3]] = [220, 20, 60, Math.round(255 * doubt)];
+  }
+  ctx.putImageData(pixels, 0, 0);
+  return track(await new Promise((resolve) => canvas.toBlob(resolve, "image/png")));
+}
+
 function upload(file) {
   // XMLHttpRequest, not fetch: it reports upload progress.
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     const bands = $("bands").value.trim();
-    const query = "format=json&overlay=true&polygons=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
+    const query = "format=json&overlay=true&polygons=true&confidence=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
     xhr.open("POST", "/v1/segment?" + query);
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => {
@@ -92,7 +114,13 @@ async function segment(file) {
     // Browsers show JPEG and PNG; for TIFF the server's overlay stands in as the base.
     const viewable = /^image\/(jpeg|png)$/.test(file.type);
     $("base").src = viewable ? track(file) : overlayUrl;
-    $("mask").src = result.color_png ? blobUrl(result.color_png, "image/png") : overlayUrl;
+    layers.classes = result.color_png ? blobUrl(result.color_png, "image/png") : overlayUrl;
+    // A GeoTIFF's confidence comes as a GeoTIFF, which browsers do not show: download only.
+    const confidenceIsPng = result.confidence.media_type === "image/png";
+    layers.confidence = confidenceIsPng ? await doubtLayer(result.confidence.base64) : null;
+    $("layer").value = "classes";
+    $("layer").querySelector("[value=confidence]").disabled = !confidenceIsPng;
+    $("mask").src = layers.classes;
     renderLegend(result.areas);
     const stem = file.name.replace(/\.[^.]+$/, "");
     const maskExt = result.mask.media_type === "image/tiff" ? ".tif" : ".png";
@@ -102,6 +130,8 @@ async function segment(file) {
     $("dl-overlay").download = stem + "_overlay.png";
     $("dl-geojson").href = track(new Blob([JSON.stringify(result.geojson)], { type: "application/geo+json" }));
     $("dl-geojson").download = stem + "_polygons.geojson";
+    $("dl-confidence").href = blobUrl(result.confidence.base64, result.confidence.media_type);
+    $("dl-confidence").download = stem + "_confidence" + (confidenceIsPng ? ".png" : ".tif");
     setStatus(`${file.name}: done`);
     show($("result"), true);
   } catch (err) {
@@ -112,6 +142,7 @@ async function segment(file) {
 
 $("opacity").addEventListener("input", (e) => { $("mask").style.opacity = e.target.value / 100; });
 $("mask").style.opacity = 0.6;
+$("layer").addEventListener("change", (e) => { $("mask").src = layers[e.target.value] || layers.classes; });
 $("file").addEventListener("change", (e) => { if (e.target.files[0]) segment(e.target.files[0]); });
 const drop = $("drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
