@@ -32,7 +32,7 @@ from common import DATA, REPO, environment, with_windows, write_result
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
-from aerialseg.evaluation.calibration import fit_on_images
+from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.models.io import atomic_write, load_model, save_model
@@ -238,10 +238,12 @@ def calibrated(model, data: str) -> TrainConfig:
     source = DatasetSource(data)
     ids = make_split(source.pairs, None).ids("val")
     items = load_labelled(source, ids, model.classes, model.config.max_unknown)
-    temperature = fit_on_images(model.net, model.config, items)
-    if temperature is None:
+    config = with_fitted_temperature(
+        model.net, replace(model.config, confidence_temperature=None), items
+    )
+    if config.confidence_temperature is None:
         raise SystemExit("bundle: no labelled validation pixels to fit the confidence on")
-    return replace(model.config, confidence_temperature=round(temperature, 4))
+    return config
 
 
 def score(model_file: Path, classes, data: str, tmp: Path) -> tuple[dict, dict, dict]:

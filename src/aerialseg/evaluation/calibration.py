@@ -13,6 +13,7 @@ temperature, and the one-parameter fit is a few lines.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import LabelledImage
-from aerialseg.inference.predict import with_temperature
+from aerialseg.inference.predict import predicted_probs, with_temperature
 from aerialseg.training.config import TrainConfig
 
 PIXELS_PER_IMAGE = 20_000  # labelled pixels sampled per image: enough for one parameter
@@ -50,18 +51,26 @@ def fit_on_images(
     None when they hold no labelled pixel."""
     generator = torch.Generator().manual_seed(seed)
     samples, labels = [], []
-    from aerialseg.evaluation.evaluate import predicted_probs  # evaluate imports this module
-
     for item, probs in predicted_probs(engine, cfg, items, device, batch_size=1):
-        probs = probs.cpu()
         mask = item.mask.long().flatten()
         labelled = torch.nonzero(mask != IGNORE_INDEX).flatten()
         pick = labelled[torch.randperm(len(labelled), generator=generator)[:PIXELS_PER_IMAGE]]
-        samples.append(probs.flatten(1)[:, pick].T.float())
+        samples.append(probs.cpu().flatten(1)[:, pick].T.float())
         labels.append(mask[pick])
     if not samples or sum(len(x) for x in labels) == 0:
         return None
     return fit_temperature(torch.cat(samples), torch.cat(labels))
+
+
+def with_fitted_temperature(
+    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device="cpu"
+) -> TrainConfig:
+    """``cfg`` with its confidence_temperature fitted on ``items`` (what ``aerialseg train``
+    stores in a model); ``cfg`` itself when they hold no labelled pixel."""
+    temperature = fit_on_images(engine, cfg, items, device)
+    if temperature is None:
+        return cfg
+    return replace(cfg, confidence_temperature=round(temperature, 4))
 
 
 class ConfidenceTally:

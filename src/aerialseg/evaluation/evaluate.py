@@ -20,8 +20,7 @@ from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
 from aerialseg.inference.engine import FlipTTA, OnnxEngine, engine_precision, with_precision
-from aerialseg.inference.predict import default_batch_size
-from aerialseg.inference.sliding import predict_image
+from aerialseg.inference.predict import default_batch_size, predicted_probs
 from aerialseg.models.io import LoadedModel, atomic_write
 from aerialseg.training.config import TrainConfig
 
@@ -37,24 +36,6 @@ def image_summary(cm: np.ndarray, classes: ClassTable) -> dict:
         "iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
         "labelled_pixels": metrics["labelled_pixels"],
     }
-
-
-def predicted_probs(
-    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device, batch_size: int
-) -> Iterator[tuple[LabelledImage, torch.Tensor]]:
-    """Each labelled image with its (classes, H, W) class probabilities on ``device``,
-    predicted as ``aerialseg predict`` does, with the model's windows (``cfg``)."""
-    for item in items:
-        probs = predict_image(
-            engine,
-            item.image.to(device).float(),
-            input_mode=cfg.input_mode,
-            window=cfg.window,
-            overlap=cfg.overlap,
-            resize_to=cfg.resize_to,
-            batch_size=batch_size,
-        )
-        yield item, probs
 
 
 def predicted(

@@ -9,8 +9,9 @@ weights), and memory grows with the raster's width times one window, not with it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from aerialseg.inference.sliding import (
     window_plan,
 )
 from aerialseg.training.config import TrainConfig
+
+if TYPE_CHECKING:  # at run time the items come from the caller: no torchvision import here
+    from aerialseg.data.samples import LabelledImage
 
 NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
 CONFIDENCE_NODATA = 255  # confidence-raster value there (confidences run 0..100)
@@ -102,6 +106,24 @@ def _whole(
     else:
         probs = predict_whole(engine, image)
     yield _result(0, probs, values, valid, temperature)
+
+
+def predicted_probs(
+    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device, batch_size: int
+) -> Iterator[tuple[LabelledImage, torch.Tensor]]:
+    """Each labelled image with its (classes, H, W) class probabilities on ``device``,
+    predicted as ``aerialseg predict`` does, with the model's windows (``cfg``)."""
+    for item in items:
+        probs = predict_image(
+            engine,
+            item.image.to(device).float(),
+            input_mode=cfg.input_mode,
+            window=cfg.window,
+            overlap=cfg.overlap,
+            resize_to=cfg.resize_to,
+            batch_size=batch_size,
+        )
+        yield item, probs
 
 
 def predict_rows(

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -38,7 +37,7 @@ from aerialseg.data.classes import ClassTable
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError
-from aerialseg.evaluation.calibration import fit_on_images
+from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.evaluation.plots import plot_training
 from aerialseg.models.io import (
     LoadedModel,
@@ -77,11 +76,10 @@ def calibrated(model: LoadedModel, datamodule: SegmentationDataModule) -> TrainC
     items = datamodule.val_set.items if datamodule.val_set is not None else []
     if model.config.confidence_temperature is not None or not items:
         return model.config
-    temperature = fit_on_images(model.net, model.config, items)
-    if temperature is None:
-        return model.config
-    print(f"confidence temperature {temperature:.3f} (fitted on the validation images)")
-    return replace(model.config, confidence_temperature=round(temperature, 4))
+    config = with_fitted_temperature(model.net, model.config, items)
+    if config.confidence_temperature is not None:
+        print(f"confidence temperature {config.confidence_temperature:g} (fitted on validation)")
+    return config
 
 
 def describe_network(net: torch.nn.Module, cfg: TrainConfig) -> str:
