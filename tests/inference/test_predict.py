@@ -383,3 +383,32 @@ def test_a_pixel_size_predicts_on_a_resampled_grid(tiny_model, geotiff, tmp_path
         predict(geotiff, "--model", tiny_model, "--pixel-size", "-1", "--out", tmp_path / "n")
     assert stop.value.code == 2
     assert "--pixel-size: '-1': give a positive size" in capsys.readouterr().err
+
+
+def test_prediction_on_a_fresh_thread_builds_no_autograd_graph(tmp_path):
+    """The server predicts on a worker thread, where a caller's inference_mode is not in
+    force: the prediction code itself must run without autograd, or every window's
+    activations stay alive until the scene is done."""
+    import threading
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1))
+    net = SegmentationNet(model, [0.0] * 3, [255.0] * 3, 1).eval()  # weights require grad
+    outputs: list[torch.Tensor] = []
+
+    def engine(batch: torch.Tensor) -> torch.Tensor:
+        out = net(batch)
+        outputs.append(out)
+        return out
+
+    engine.stride = net.stride  # type: ignore[attr-defined]
+    cfg = resolve_config("default", None, ["window=64", "overlap=0.5"])
+    path = tmp_path / "scene.tif"
+    write_geotiff(path, rgb_scene(150, 200))
+    raster = open_input(path)
+    worker = threading.Thread(target=lambda: list(predict_rows(engine, raster, cfg)))
+    worker.start()
+    worker.join()
+    raster.close()
+    assert len(outputs) > 4  # several windows ran
+    assert all(out.grad_fn is None and not out.requires_grad for out in outputs)

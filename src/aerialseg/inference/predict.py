@@ -5,6 +5,10 @@ probabilities are kept only for the rows that a later window still covers; once 
 row of windows starts below a row, that row is final and is written out. Every window is
 predicted once, the result equals the in-memory sliding window (same windows, same
 weights), and memory grows with the raster's width times one window, not with its area.
+
+Prediction runs without autograd here, in the functions themselves: grad mode is per
+thread, so a caller on a worker thread (the HTTP server's pool) that relied on its own
+``torch.inference_mode()`` would keep every window's activations until the scene is done.
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ def _whole(
     yield _result(0, probs, values, valid, temperature)
 
 
+@torch.no_grad()
 def predicted_probs(
     engine, cfg: TrainConfig, items: Iterable[LabelledImage], device, batch_size: int
 ) -> Iterator[tuple[LabelledImage, torch.Tensor]]:
@@ -126,6 +131,7 @@ def predicted_probs(
         yield item, probs
 
 
+@torch.no_grad()  # on a generator: in force at every step, on whichever thread runs it
 def predict_rows(
     engine,
     raster: RasterInput,

@@ -156,7 +156,8 @@ def load_model(
         side = 2 * net.stride
         sample = torch.rand(1, net.in_channels, side, side, device=device) * 255
         folded, _ = fold_batchnorms(net, sample)
-        net = cast(SegmentationNet, folded)
+        # Nothing trains a network loaded for prediction: no caller can build a graph on it.
+        net = cast(SegmentationNet, folded).requires_grad_(False)
     if torch.device(device).type == "cpu":
         # oneDNN's convolutions run channels-last natively; in NCHW every layer converts
         # (bench/inference_speed.py times both layouts).
