@@ -19,3 +19,29 @@ class ConfigError(AerialsegError, ValueError):
 
 class ModelFileError(AerialsegError, ValueError):
     """A file given as a model is not an aerialseg model."""
+
+
+class OutputError(AerialsegError, OSError):
+    """An output cannot be written: its disk is full, or its folder is gone or read-only."""
+
+
+REASON_CHARS = 160  # a quoted library reason longer than this is cut at a word
+
+
+def library_reason(err: BaseException) -> str:
+    """One clean sentence of why a library failed, to quote inside a user-facing message.
+
+    rasterio wraps GDAL's error as the cause of a bare "Read failed. See previous exception
+    for details.", so the most specific message is the innermost cause's; GDAL's advice on
+    its own configuration options and further lines are dropped, and a long reason is cut
+    at a word, never mid-word."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror
+    text = text.split(" (this error can be turned")[0]
+    text = text.replace("See previous exception for details.", "").strip().rstrip(".")
+    if len(text) > REASON_CHARS:
+        text = text[: text.rfind(" ", 0, REASON_CHARS)].rstrip(",;:") + " …"
+    return text or type(err).__name__

@@ -135,3 +135,33 @@ def test_one_bad_file_among_many_is_skipped(tmp_path, base, capsys):
     }
     with rasterio.open(out / "ok0_classes.tif") as src:
         assert np.isin(np.unique(src.read(1)), range(6)).all()
+
+
+def test_truncated_jpeg_says_why_in_one_clean_sentence(tmp_path, base, capsys):
+    from PIL import Image
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rgb_scene(200, 240).transpose(1, 2, 0)).save(path, quality=90)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    err = fails(["predict", str(path), *base], capsys, "photo.jpg", "Premature end of JPEG file")
+    assert "previous exception" not in err and "GDAL_ERROR_ON" not in err
+
+
+def test_non_finite_values_are_nodata(tmp_path, base, capsys):
+    """One NaN in a float raster without a nodata tag: that pixel is nodata, the others are
+    stretched and predicted as if it were not there."""
+    values = rgb_scene(96, 96).astype(np.float32) * 10.0
+    clean = write_geotiff(tmp_path / "clean.tif", values)
+    values[:, 5, 7] = np.nan
+    values[1, 50, 60] = np.inf
+    spoilt = write_geotiff(tmp_path / "nan.tif", values)
+    assert main(["predict", str(clean), str(spoilt), *base]) == 0
+    with rasterio.open(tmp_path / "o" / "nan_classes.tif") as src:
+        ids, nodata = src.read(1), src.nodata
+    with rasterio.open(tmp_path / "o" / "clean_classes.tif") as src:
+        clean_ids = src.read(1)
+    assert ids[5, 7] == nodata and ids[50, 60] == nodata
+    others = ids != nodata
+    assert others.sum() == ids.size - 2
+    # the same stretch and prediction elsewhere, up to the two pixels' own influence
+    assert (ids[others] == clean_ids[others]).mean() > 0.99

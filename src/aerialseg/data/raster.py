@@ -13,8 +13,10 @@ is the usual display stretch for satellite products and keeps one scale for all 
 Pixel size: a model trained with ``pixel_size=`` (or predict's ``--pixel-size``) reads
 georeferenced rasters resampled to that ground resolution (at_pixel_size).
 
-Nodata: GDAL's dataset mask (nodata value, alpha band or mask band) marks invalid pixels;
-they are predicted as nothing and written as nodata in every output.
+Nodata: GDAL's dataset mask (nodata value, alpha band or mask band) marks invalid pixels,
+and so does any non-finite value (NaN, infinity) in a float band, declared or not: one NaN
+would otherwise spoil the stretch of every pixel. They are predicted as nothing and
+written as nodata in every output.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from aerialseg.errors import AerialsegError
+from aerialseg.errors import AerialsegError, library_reason
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_SIDE = 1024  # longest side of the reduced read used for the stretch
@@ -104,7 +106,7 @@ class RasterInput:
         lies inside the raster."""
         if self.whole is None:
             data = self.dataset.read(list(self.bands), window=window)
-            valid = self.dataset.dataset_mask(window=window) > 0
+            valid = valid_mask(data, self.dataset.dataset_mask(window=window))
         else:
             rows, cols = window.toslices()
             data, valid = self.whole[0][:, rows, cols], self.whole[1][rows, cols]
@@ -153,6 +155,14 @@ def at_pixel_size(
     )
 
 
+def valid_mask(data: np.ndarray, dataset_mask: np.ndarray) -> np.ndarray:
+    """(h, w) bool: GDAL's mask says valid and every band's value is finite."""
+    valid = dataset_mask > 0
+    if data.dtype.kind == "f":
+        valid &= np.isfinite(data).all(axis=0)
+    return valid
+
+
 def display_rgb(values: np.ndarray) -> np.ndarray:
     """(bands, h, w) -> (3, h, w) for a picture: the first three bands as RGB (the order a
     model's bands start with), a single band as grey."""
@@ -199,7 +209,8 @@ def read_bands(
     """A whole raster as (H, W, bands) uint8, bands chosen and values scaled as predict
     does it (so a model trains on what it will be given), and its (H, W) valid mask."""
     chosen = choose_bands(ds, name, bands, flag)
-    data, valid = ds.read(list(chosen)), ds.dataset_mask() > 0
+    data = ds.read(list(chosen))
+    valid = valid_mask(data, ds.dataset_mask())
     dtype = np.dtype(ds.dtypes[chosen[0] - 1])
     scale = None if dtype == np.uint8 else _stretch(ds, chosen)
     values = np.rint(_to_0_255(data, valid, scale)).astype(np.uint8)
@@ -210,11 +221,11 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     factor = max(1, max(ds.width, ds.height) // STATS_SIDE)
     shape = (max(1, ds.height // factor), max(1, ds.width // factor))
     data = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(np.float64)
-    valid = ds.dataset_mask(out_shape=shape) > 0
+    valid = valid_mask(data, ds.dataset_mask(out_shape=shape))
     lows, highs = [], []
     for band in data:
-        values = band[valid] if valid.any() else band.ravel()
-        lo, hi = np.percentile(values, STRETCH_PERCENTILES)
+        values = band[valid] if valid.any() else band[np.isfinite(band)]
+        lo, hi = np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0)
         lows.append(lo)
         highs.append(hi if hi > lo else lo + 1)
     return np.array(lows, np.float32), np.array(highs, np.float32)
@@ -249,7 +260,8 @@ def open_input(
         chosen = choose_bands(ds, str(path), bands, flag)
         whole = None
         if ds.width * ds.height <= WHOLE_READ_PIXELS:
-            whole = ds.read(list(chosen)), ds.dataset_mask() > 0  # a truncated file fails here
+            data = ds.read(list(chosen))  # a truncated file fails here
+            whole = data, valid_mask(data, ds.dataset_mask())
         else:
             # Read a corner block and the last one: a truncated file fails here, not mid-run.
             ds.read(1, window=Window(0, 0, min(ds.width, 256), min(ds.height, 256)))
@@ -271,5 +283,7 @@ def open_input(
     except RasterioIOError as err:
         ds.close()
         file.close()
-        raise InputError(f"{path}: the file is truncated or damaged ({str(err)[:100]})") from None
+        raise InputError(
+            f"{path}: the file is truncated or damaged ({library_reason(err)})"
+        ) from None
     return RasterInput(path, ds, chosen, scale, whole, None if ds is file else file)

@@ -32,7 +32,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from aerialseg.data.raster import InputError, at_pixel_size, read_bands
-from aerialseg.errors import DatasetError
+from aerialseg.errors import DatasetError, library_reason
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 RASTER_SUFFIXES = (".tif", ".tiff")  # read with rasterio: any band count, type, compression
@@ -219,7 +219,7 @@ class DatasetSource:
                         yield dataset
         except (RasterioIOError, zipfile.BadZipFile) as err:
             raise DatasetError(
-                f"{rel}: cannot read the file ({str(err)[:100]}); it is damaged or not an"
+                f"{rel}: cannot read the file ({library_reason(err)}); it is damaged or not an"
                 " image: replace it or remove it from the dataset"
             ) from None
 

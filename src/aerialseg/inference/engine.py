@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.errors import ModelFileError
+from aerialseg.errors import ModelFileError, library_reason
 from aerialseg.models.export import METADATA_KEY as ONNX_METADATA_KEY
 from aerialseg.training.config import TrainConfig
 
@@ -39,7 +39,7 @@ class OnnxEngine:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # noqa: BLE001 - any load failure of a user's file
-            raise ModelFileError(f"{path}: not an ONNX model ({str(err)[:120]})") from None
+            raise ModelFileError(f"{path}: not an ONNX model ({library_reason(err)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if ONNX_METADATA_KEY not in meta:
             raise ModelFileError(f"{path}: an ONNX model, but not one exported by aerialseg")

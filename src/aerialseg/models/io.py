@@ -16,7 +16,7 @@ from typing import Any, cast
 import torch
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.errors import AerialsegError, ModelFileError
+from aerialseg.errors import AerialsegError, ModelFileError, library_reason
 from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.network import SegmentationNet, build_network
 from aerialseg.training.config import TrainConfig
@@ -98,10 +98,9 @@ def _read(path: Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any parse failure of a user's file means 'not a model'
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelFileError(
-            f"{path}: not an aerialseg model file ({first[:120]}); pass a model.pt or a .ckpt"
-            " written by 'aerialseg train'"
+            f"{path}: not an aerialseg model file ({library_reason(err)}); pass a model.pt"
+            " or a .ckpt written by 'aerialseg train'"
         ) from None
     if not isinstance(data, dict):
         raise ModelFileError(f"{path}: not an aerialseg model file")
