@@ -555,3 +555,36 @@ def test_a_run_at_one_pixel_size_predicts_at_it(tmp_path, capsys):
     native = json.loads((tmp_path / "n" / "metrics.json").read_text())
     assert native["pixel_size"] == 0.5
     assert native["labelled_pixels"] > 3.5 * report["labelled_pixels"]  # 4x the pixels
+
+
+def test_a_damaged_last_checkpoint_says_what_to_do(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run)]
+    assert main([*argv, *FAST, "max_epochs=2"]) == 0
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    capsys.readouterr()
+    assert main([*argv, "--resume", "max_epochs=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(last) in err and "damaged" in err and "--resume-from best" in err
+    assert main([*argv, "--resume-from", "best", "max_epochs=3"]) == 0
+    assert torch.load(last, weights_only=True)["epoch"] == 2  # went on from the best epoch
+
+
+def test_an_epoch_run_twice_is_listed_once(tmp_path):
+    """A run killed in epoch 1 and resumed from the end of epoch 0 logs epoch 1 twice:
+    metrics.csv keeps the resumed attempt's rows."""
+    from aerialseg.training.run import merge_metrics
+
+    logs = tmp_path / "logs"
+    for version, rows in {
+        0: [("0", "0", "0.9", "0.3"), ("1", "1", "0.8", ""), ("1", "2", "0.7", "")],
+        1: [("1", "1", "0.75", ""), ("1", "2", "0.6", "0.4"), ("2", "3", "0.5", "0.45")],
+    }.items():
+        (logs / f"version_{version}").mkdir(parents=True)
+        lines = ["epoch,step,train_loss,val_miou"] + [",".join(r) for r in rows]
+        (logs / f"version_{version}" / "metrics.csv").write_text("\n".join(lines) + "\n")
+    merge_metrics(tmp_path)
+    merged = [(r["epoch"], r["step"], r["train_loss"]) for r in metric_rows(tmp_path)]
+    assert merged == [("0", "0", "0.9"), ("1", "1", "0.75"), ("1", "2", "0.6"), ("2", "3", "0.5")]

@@ -54,6 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     out = Path(args.out)
+    args.resume = args.resume or args.resume_from is not None
     if args.resume:
         saved = out / "config.yaml"
         if not saved.is_file():
@@ -69,7 +70,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data is None:
         raise AerialsegError("train needs --data: the Kaggle archive.zip or its folder")
     model_path = train(
-        cfg, args.data, out, split_file=args.split, classes=classes, resume=args.resume
+        cfg,
+        args.data,
+        out,
+        split_file=args.split,
+        classes=classes,
+        resume=args.resume,
+        resume_from=args.resume_from or "last",
     )
     print(f"model written to {model_path}")
     return 0

@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
+    p.add_argument(
+        "--resume-from",
+        choices=["last", "best"],
+        help="continue the run in --out from this checkpoint (best: e.g. when last.ckpt is"
+        " damaged); implies --resume",
+    )
     p.add_argument("--max-time", help="wall-clock budget HH:MM:SS")
     p.add_argument("--devices", type=int, help="devices (GPUs, or CPU processes) for DDP")
     p.add_argument("--num-nodes", type=int, help="machines for DDP")

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from aerialseg.data.raster import InputError, RasterInput, UngeoreferencedError, open_input
 from aerialseg.errors import AerialsegError
+from aerialseg.files import sweep
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
 from aerialseg.inference.vector import polygonize
@@ -105,10 +106,12 @@ def shard(paths: list[Path], spec: str | None) -> list[Path]:
 
 
 def prepare_out_dir(out: Path) -> None:
+    """Create ``out``, check that it takes files, and remove what killed runs left there."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise AerialsegError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    sweep(out)
     probe = out / f".aerialseg-write-test-{os.getpid()}"
     try:
         probe.write_bytes(b"")

@@ -18,6 +18,7 @@ from rasterio.features import shapes
 from shapely.geometry import mapping, shape
 
 from aerialseg.data.classes import ClassTable
+from aerialseg.files import temp_path
 
 DRIVERS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg")}
 SCHEMA = {"geometry": "Polygon", "properties": {"class_id": "int", "class": "str", "area": "float"}}
@@ -36,7 +37,7 @@ def polygonize(
     map units (metres for a projected CRS, pixels for a plain image)."""
     driver, suffix = DRIVERS[fmt]
     final = out_stem.with_name(out_stem.name + "_polygons" + suffix)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp{suffix}")
+    tmp = temp_path(final, f"tmp{suffix}")  # the suffix tells fiona the format
     codes, nodata, _ = classes.raster_coding()
     class_of = {int(code): i for i, code in enumerate(codes[: classes.num_classes])}
     with warnings.catch_warnings():  # polygons of a plain image are in pixels, by design

@@ -27,6 +27,7 @@ from rasterio.io import DatasetWriter
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import RasterInput, display_rgb
+from aerialseg.files import temp_path
 from aerialseg.inference.predict import CONFIDENCE_NODATA, ChunkResult
 
 OVERLAY_ALPHA = 0.5
@@ -40,12 +41,12 @@ def _palette(classes: ClassTable) -> np.ndarray:
 
 
 def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return temp_path(path)
 
 
 def _step(path: Path) -> Path:
-    """The uncompressed GeoTIFF that predictions stream into before their final copy."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.step.tif")
+    """The GeoTIFF that predictions stream into before their final copy."""
+    return temp_path(path, "step.tif")
 
 
 class RasterOutputs:

@@ -17,6 +17,7 @@ import torch
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.errors import AerialsegError, ModelFileError, library_reason
+from aerialseg.files import temp_prefix
 from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.network import SegmentationNet, build_network
 from aerialseg.training.config import TrainConfig
@@ -55,7 +56,7 @@ def atomic_write(path: str | Path, write) -> None:
     """Call ``write(tmp_path)``, then rename onto ``path``: never a half-written final file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -36,7 +36,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
-from aerialseg.errors import ConfigError, ModelFileError
+from aerialseg.errors import ConfigError, ModelFileError, library_reason
 from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.evaluation.plots import plot_training
 from aerialseg.models.io import (
@@ -112,7 +112,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def merge_metrics(run_dir: Path) -> Path | None:
-    """Concatenate every attempt's metrics.csv into run_dir/metrics.csv."""
+    """Every attempt's metrics.csv, in order, into run_dir/metrics.csv. A resumed attempt
+    starts again at the epoch its checkpoint ended before, so an earlier attempt's rows of
+    that epoch and later ones (work the interruption threw away) give way to its own: each
+    epoch is listed once, as the run that went on computed it."""
     parts = sorted(
         (run_dir / "logs").glob("version_*/metrics.csv"),
         key=lambda p: int(p.parent.name.split("_")[1]),
@@ -120,7 +123,11 @@ def merge_metrics(run_dir: Path) -> Path | None:
     rows: list[dict[str, str]] = []
     for part in parts:
         with part.open(newline="") as f:
-            rows.extend(csv.DictReader(f))
+            attempt = list(csv.DictReader(f))
+        epochs = [int(row["epoch"]) for row in attempt if row.get("epoch")]
+        if epochs:
+            rows = [row for row in rows if not row.get("epoch") or int(row["epoch"]) < min(epochs)]
+        rows.extend(attempt)
     if not rows:
         return None
     keys = sorted({k for row in rows for k in row})
@@ -228,6 +235,20 @@ def initial_weights(task: SegmentationTask, init_from: str) -> str:
     return transfer.describe(init_from)
 
 
+def check_checkpoint(path: Path, run_dir: Path) -> None:
+    """A checkpoint to resume from exists and loads, or one line says what to do instead."""
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/{path.name})")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read it means it is damaged
+        other = "--resume-from best" if path.stem == "last" else "--resume-from last"
+        raise ConfigError(
+            f"{path}: the checkpoint is damaged ({library_reason(err)}); resume from the other"
+            f" checkpoint with {other}, or start again with another --out"
+        ) from None
+
+
 def train(
     cfg: TrainConfig,
     data: str | Path,
@@ -236,18 +257,20 @@ def train(
     split_file: str | None = None,
     classes: ClassTable,
     resume: bool = False,
+    resume_from: str = "last",
     extra_callbacks: list | None = None,
 ) -> Path:
     """Train into ``out`` and return the path of the best model file.
 
-    With ``resume`` the run folder's last checkpoint is continued; cfg should then be the
-    saved config (with any overrides), and ``classes`` and the split are read back from it.
+    With ``resume`` the run folder's last checkpoint (``resume_from="best"``: its best) is
+    continued; cfg should then be the saved config (with any overrides), and ``classes``
+    and the split are read back from it.
     """
     run_dir = Path(out)
     last = run_dir / "checkpoints" / "last.ckpt"
+    start = run_dir / "checkpoints" / f"{resume_from}.ckpt"
     if resume:
-        if not last.is_file():
-            raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
+        check_checkpoint(start, run_dir)
     elif last.exists():
         raise ConfigError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
@@ -278,7 +301,7 @@ def train(
         # Lightning 2.6 still uses the LeafSpec that torch 2.14 deprecates; nothing a
         # user can act on.
         warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", FutureWarning)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(start) if resume else None)
     model_path = run_dir / "model.pt"
     if trainer.is_global_zero:
         merge_metrics(run_dir)
