@@ -293,3 +293,101 @@ def test_a_model_with_a_pixel_size_serves_on_that_grid(tiny_model, tmp_path):
     assert response.status_code == 200
     with rasterio.MemoryFile(response.content) as memory, memory.open() as mask:
         assert (mask.width, mask.height, mask.transform.a) == (30, 20, 1.0)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height pixels, followed by data that is no
+    image at all: only a reader that decodes pixels notices."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", b"\x00" * 1_000_000)
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_pixel_limit_is_read_from_the_header(client):
+    """A 1 MB PNG that declares 400 MP is refused for its size before any decoding: a
+    decode would have found its data damaged (422) instead."""
+    response = client.post("/v1/segment", files={"file": ("a.png", png_declaring(20_000, 20_000))})
+    assert response.status_code == 413, response.text
+    assert "400,000,000 pixels" in response.json()["detail"]
+    small = client.post("/v1/segment", files={"file": ("a.png", png_declaring(300, 200))})
+    assert small.status_code == 422  # within the limit it is decoded, and found damaged
+
+
+def test_a_token_guards_the_api_but_not_health_or_page(loaded):
+    client = TestClient(create_app(loaded, token="s3cret-token"), raise_server_exceptions=False)
+    files = {"file": ("a.jpg", jpeg_bytes(48, 48))}
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/").status_code == 200
+    assert client.get("/v1/model").status_code == 401
+    wrong = client.post(
+        "/v1/segment", files=files, headers={"Authorization": "Bearer s3cret-tokeX"}
+    )
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert client.post("/v1/segment", files=files).status_code == 401
+    good = {"Authorization": "Bearer s3cret-token"}
+    assert client.get("/v1/model", headers=good).status_code == 200
+    assert client.post("/v1/segment", files=files, headers=good).status_code == 200
+
+
+def test_serve_warns_when_open_beyond_this_machine(tiny_model, monkeypatch, capsys):
+    import uvicorn
+
+    started: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))
+    monkeypatch.delenv("AERIALSEG_TOKEN", raising=False)
+    base = ["serve", "--model", str(tiny_model), "--device", "cpu"]
+    assert main([*base, "--host", "0.0.0.0"]) == 0
+    assert "without a token" in capsys.readouterr().err
+    for quiet in (
+        ["--host", "0.0.0.0", "--token", "t"],
+        ["--host", "127.0.0.1"],
+        ["--host", "::1"],
+    ):
+        assert main([*base, *quiet]) == 0
+        assert "without a token" not in capsys.readouterr().err
+    monkeypatch.setenv("AERIALSEG_TOKEN", "from-env")
+    assert main([*base, "--host", "0.0.0.0"]) == 0
+    assert "without a token" not in capsys.readouterr().err
+    assert len(started) == 5 and started[0]["host"] == "0.0.0.0"
+
+
+def test_a_new_server_sweeps_what_dead_servers_left(loaded, tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run(["true"], check=True)
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    assert ended.returncode == 0
+    dead = tmp_path / f"aerialseg-serve-{dead_pid.pid}-abc"
+    alive = tmp_path / f"aerialseg-serve-{os.getpid()}-def"
+    other = tmp_path / "aerialseg-something-else"
+    for folder in (dead, alive, other):
+        (folder / "out").mkdir(parents=True)
+        (folder / "upload").write_bytes(b"x" * 100)
+    create_app(loaded)
+    assert not dead.exists() and alive.is_dir() and other.is_dir()
+
+
+def test_a_full_disk_is_507_not_500(client, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(app_module, "_save_upload", full)
+    response = client.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes())})
+    assert response.status_code == 507 and "disk is full" in response.json()["detail"]

@@ -17,7 +17,7 @@ import uvicorn
 from PIL import Image
 
 from aerialseg.api.app import create_app
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, rgb_scene
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IMAGE = REAL_DATA / "Semantic segmentation dataset" / "Tile 1" / "images" / "image_part_002.jpg"
@@ -32,12 +32,17 @@ FLAGS = [
 ]
 
 
-@pytest.fixture
-def server(loaded):
+TOKEN = "page-token-42"
+
+
+@pytest.fixture(params=[None])
+def server(loaded, request):
+    """The page's server on a free port; ``request.param``: its token, if any."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(loaded), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(loaded, token=request.param)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -117,3 +122,37 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         browser.close()
     assert not errors, errors
     print(f"screenshot: {tmp_path / 'page.png'}")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+@pytest.mark.parametrize("server", [TOKEN], indirect=True)
+def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_tab(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    image = tmp_path / "scene.png"
+    Image.fromarray(rgb_scene(120, 160).transpose(1, 2, 0)).save(image)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(server + "/")
+        page.wait_for_selector("#token-form:not([hidden])")
+        page.fill("#token", "not-it")
+        page.click("#token-form button")
+        page.wait_for_selector("#error:has-text('not accepted')")
+        page.fill("#token", TOKEN)
+        page.click("#token-form button")
+        page.wait_for_selector("#model-name:has-text('seed-unet')")
+        assert page.is_hidden("#token-form")
+        page.set_input_files("#file", str(image))
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.reload()  # the same tab: the token is kept, not asked again
+        page.wait_for_selector("#model-name:has-text('seed-unet')")
+        assert page.is_hidden("#token-form")
+        other = browser.new_page()  # another tab asks again
+        other.goto(server + "/")
+        other.wait_for_selector("#token-form:not([hidden])")
+        browser.close()
+    assert not errors, errors

@@ -5,6 +5,9 @@ predict is ``inference.run.predict_one``, the code behind ``aerialseg predict``,
 and the CLI give the same files. Predictions run on a bounded thread pool: requests beyond
 it wait in a queue of bounded length, and past that get 503 rather than memory pressure.
 Uploads are stored under a name the server picks; nothing a client sends becomes a path.
+Each upload's folder is named after the server's PID, so a server started after one was
+killed removes what the dead one left. With a token, every ``/v1`` request must carry it
+as ``Authorization: Bearer TOKEN``; ``/healthz`` and the page itself stay open.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import base64
 import json
 import logging
+import secrets
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,18 +24,20 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from aerialseg.data.raster import (
     InputError,
+    TooLargeInputError,
     UnreadableInputError,
     check_band_count,
-    open_input,
     parse_bands,
 )
 from aerialseg.evaluation.metrics import headline_keys
+from aerialseg.files import UPLOAD_DIR, sweep, upload_dir_prefix, write_failure
 from aerialseg.inference.engine import engine_precision, with_precision
 from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.models.io import load_model
@@ -102,16 +108,13 @@ def _segment(
     bands_text: str | None = None,
     confidence: bool = False,
 ) -> dict[str, Path]:
-    """Runs on a worker thread: validate the image, then the CLI's predict_one."""
+    """Runs on a worker thread: the CLI's predict_one, which checks the image's size from
+    its header before decoding it."""
     chosen = parse_bands(bands_text, "bands=")
     check_band_count(chosen, loaded.config.in_channels, "bands=")
     bands = chosen or loaded.config.band_tuple
-    raster = open_input(upload, bands, "bands=")
-    pixels, georeferenced = raster.width * raster.height, raster.georeferenced
-    raster.close()
-    if pixels > limits.max_pixels:
-        raise HTTPException(413, f"image has {pixels:,} pixels; the limit is {limits.max_pixels:,}")
-    class_format = fmt if fmt in ("png", "tif") else ("tif" if georeferenced else "png")
+    # The upload has no suffix: "auto" is GeoTIFF for a georeferenced image, else PNG.
+    class_format = fmt if fmt in ("png", "tif") else "auto"
     outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
     outputs |= {"confidence"} if confidence else set()
     opts = PredictOptions(
@@ -120,6 +123,8 @@ def _segment(
         vector="geojson" if polygons else None,
         bands=bands,
         progress=False,
+        max_pixels=limits.max_pixels,
+        band_flag="bands=",
     )
     out.mkdir()
     return predict_one(
@@ -164,8 +169,37 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
     }
 
 
-def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastAPI:
+# Module level: the annotations below are strings (postponed), resolved in these globals.
+BEARER = HTTPBearer(auto_error=False, description="the token given to aerialseg serve")
+
+
+def bearer_check(token: str | None):
+    """A dependency that lets a request through when it carries ``token`` (any request
+    when there is none); 401 otherwise. Compared in constant time."""
+
+    def check(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> None:
+        if token is None:
+            return
+        given = credentials.credentials if credentials else ""
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                401,
+                "a valid token is needed: Authorization: Bearer TOKEN",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return check
+
+
+def create_app(
+    loaded: LoadedEngine, limits: ServeLimits | None = None, token: str | None = None
+) -> FastAPI:
+    """The app; ``token``: required of every /v1 request (None: open to all who reach it)."""
     limits = limits or ServeLimits()
+    sweep(Path(tempfile.gettempdir()), UPLOAD_DIR)  # what killed servers left
+    authorized = [Depends(bearer_check(token))]
     pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="predict")
     slots = asyncio.Semaphore(limits.workers + limits.max_queue)
     app = FastAPI(
@@ -181,22 +215,25 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/v1/model")
+    @app.get("/v1/model", dependencies=authorized)
     def get_model() -> dict:
         return model_info(loaded, limits)
 
     @app.post(
         "/v1/segment",
+        dependencies=authorized,
         responses={
             200: {
                 "content": {"image/png": {}, "image/tiff": {}, "application/json": {}},
                 "description": "class mask, or JSON with areas (and overlay / polygons /"
                 " confidence)",
             },
+            401: {"description": "token missing or wrong (a server started with --token)"},
             413: {"description": "upload or image too large"},
             415: {"description": "not an image"},
             422: {"description": "damaged image or wrong parameters"},
             503: {"description": "too many requests queued"},
+            507: {"description": "the server's disk is full"},
         },
     )
     async def segment(
@@ -229,11 +266,11 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
         if slots.locked():
             raise HTTPException(503, "server busy: too many requests queued; retry shortly")
         async with slots:
-            with tempfile.TemporaryDirectory(prefix="aerialseg-") as tmp:
+            with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
                 upload, out = Path(tmp) / "upload", Path(tmp) / "out"
-                await _save_upload(file, upload, limits.max_upload_bytes)
                 loop = asyncio.get_running_loop()
                 try:
+                    await _save_upload(file, upload, limits.max_upload_bytes)
                     written = await loop.run_in_executor(
                         pool,
                         _segment,
@@ -247,10 +284,20 @@ def create_app(loaded: LoadedEngine, limits: ServeLimits | None = None) -> FastA
                         bands,
                         confidence,
                     )
+                except TooLargeInputError as err:
+                    raise HTTPException(413, _client_message(err, upload)) from None
                 except UnreadableInputError as err:
                     raise HTTPException(415, _client_message(err, upload)) from None
                 except InputError as err:
                     raise HTTPException(422, _client_message(err, upload)) from None
+                except HTTPException:
+                    raise
+                except Exception as err:
+                    reason = write_failure(err, Path(tmp))
+                    if reason is None:
+                        raise
+                    log.error("%s", reason)
+                    raise HTTPException(507, "the server's disk is full; try again later") from None
                 mask = written["classes"]
                 if format != "json":
                     return Response(mask.read_bytes(), media_type=MEDIA[mask.suffix])

@@ -253,9 +253,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_queue=args.max_queue,
     )
+    if not args.token and not _loopback(args.host):
+        print(
+            f"aerialseg: warning: listening on {args.host} without a token: anyone who reaches"
+            " this port can use the API; set --token (or AERIALSEG_TOKEN) to require one",
+            file=sys.stderr,
+        )
     print(f"aerialseg: serving {loaded.config.model} on http://{args.host}:{args.port}/")
-    uvicorn.run(create_app(loaded, limits), host=args.host, port=args.port, log_level="info")
+    app = create_app(loaded, limits, token=args.token or None)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only reaches this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to any network
 
 
 def _device(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from aerialseg import __version__
 from aerialseg.cli.commands import (
@@ -257,7 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
         " up to --max-queue more requests wait, further ones get 503.",
     )
     p.add_argument("--model", help="model.pt or .ckpt (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 is every"
+        " network: set a --token then)",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("AERIALSEG_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' on every /v1 request (default: the"
+        " AERIALSEG_TOKEN environment variable; none: no access control)",
+    )
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--workers", type=int, default=1, help="predictions at once (default 1)")

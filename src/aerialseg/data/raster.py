@@ -52,6 +52,10 @@ class UnreadableInputError(InputError):
     """The input is empty or not an image format aerialseg reads at all."""
 
 
+class TooLargeInputError(InputError):
+    """The input has more pixels than the caller takes (the server's limit)."""
+
+
 class UngeoreferencedError(InputError):
     """A pixel size was asked of a raster that has no georeference."""
 
@@ -236,10 +240,13 @@ def open_input(
     bands: tuple[int, ...] | None = None,
     flag: str = "--bands",
     pixel_size: float | None = None,
+    max_pixels: int | None = None,
 ) -> RasterInput:
     """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
     user chooses bands, for that reason (predict's --bands, the API's bands=).
-    ``pixel_size``: read it resampled to pixels of that size (at_pixel_size)."""
+    ``pixel_size``: read it resampled to pixels of that size (at_pixel_size).
+    ``max_pixels``: refuse a larger raster (TooLargeInputError) from its header, before a
+    pixel is decoded: a 1 MB PNG may declare 400 MP."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -257,6 +264,11 @@ def open_input(
     try:
         if pixel_size:
             ds = at_pixel_size(file, pixel_size, str(path))
+        if max_pixels is not None and ds.width * ds.height > max_pixels:
+            raise TooLargeInputError(
+                f"{path}: the image has {ds.width * ds.height:,} pixels; the limit is"
+                f" {max_pixels:,}"
+            )
         chosen = choose_bands(ds, str(path), bands, flag)
         whole = None
         if ds.width * ds.height <= WHOLE_READ_PIXELS:

@@ -44,6 +44,8 @@ class PredictOptions:
     batch_size: int | None = None  # None: default_batch_size(device, the engine's precision)
     overlap: float | None = None  # None: the model's own
     progress: bool = True  # a bar per large scene (off in the server: its log is no terminal)
+    max_pixels: int | None = None  # refuse larger inputs, from their header (the server)
+    band_flag: str = "--bands"  # how the caller's user chooses bands, for error messages
 
 
 @dataclass
@@ -133,18 +135,18 @@ def predict_one(*args, **kwargs) -> dict[str, Path]:
 def _open(path: Path, opts: PredictOptions, config) -> RasterInput:
     """The input, with the user's bands and pixel size, else the model's. A model's pixel
     size cannot apply to an image without georeference: that one is read as it is."""
-    bands = opts.bands or config.band_tuple
+    bands, flag, limit = opts.bands or config.band_tuple, opts.band_flag, opts.max_pixels
     if opts.pixel_size or not config.pixel_size:
-        return open_input(path, bands, pixel_size=opts.pixel_size)
+        return open_input(path, bands, flag, pixel_size=opts.pixel_size, max_pixels=limit)
     try:
-        return open_input(path, bands, pixel_size=config.pixel_size)
+        return open_input(path, bands, flag, pixel_size=config.pixel_size, max_pixels=limit)
     except UngeoreferencedError:
         tqdm.write(
             f"aerialseg: {path.name} has no georeference; predicted at its own pixel size,"
             f" not the model's {config.pixel_size:g}",
             file=sys.stderr,
         )
-        return open_input(path, bands)
+        return open_input(path, bands, flag, max_pixels=limit)
 
 
 def _predict_one(

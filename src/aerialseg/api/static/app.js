@@ -25,14 +25,36 @@ function blobUrl(base64, type) {
   return track(new Blob([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], { type }));
 }
 
+// A server started with --token wants it on every /v1 request: asked once, kept for the tab.
+const TOKEN_KEY = "aerialseg-token";
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+function askForToken(message) {
+  setError(message);
+  show($("token-form"), true);
+  $("token").focus();
+}
+
 function formatArea(m2) {
   if (m2 === null || m2 === undefined) return "";
   return m2 >= 1e6 ? (m2 / 1e6).toFixed(2) + " km²" : Math.round(m2).toLocaleString() + " m²";
 }
 
 async function loadModel() {
-  const response = await fetch("/v1/model");
+  const response = await fetch("/v1/model", { headers: authHeaders() });
+  if (response.status === 401) {
+    const wrong = sessionStorage.getItem(TOKEN_KEY) !== null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    askForToken(wrong ? "That token was not accepted; enter the server's token." : "Enter the token this server was started with.");
+    return;
+  }
   model = await response.json();
+  show($("token-form"), false);
+  setError("");
   $("model-name").textContent = "model: " + model.name;
   $("limits").textContent = `JPEG, PNG, TIFF or GeoTIFF, up to ${Math.round(model.input.max_upload_bytes / 2 ** 20)} MiB`;
   // the API's rule, less its advice to use bands=: this field is how the page sets them
@@ -82,6 +104,7 @@ function upload(file) {
     const bands = $("bands").value.trim();
     const query = "format=json&overlay=true&polygons=true&confidence=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
     xhr.open("POST", "/v1/segment?" + query);
+    Object.entries(authHeaders()).forEach(([name, value]) => xhr.setRequestHeader(name, value));
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) setStatus(`Uploading… ${Math.round((100 * e.loaded) / e.total)} %`);
@@ -95,6 +118,7 @@ function upload(file) {
     xhr.onload = () => {
       clearInterval(timer);
       if (xhr.status === 200) resolve(xhr.response);
+      else if (xhr.status === 401) { askForToken("Enter the token this server was started with."); reject(new Error("the server needs a token")); }
       else reject(new Error((xhr.response && xhr.response.detail) || `server answered ${xhr.status}`));
     };
     xhr.onerror = () => { clearInterval(timer); reject(new Error("could not reach the server")); };
@@ -148,4 +172,10 @@ const drop = $("drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
 drop.addEventListener("drop", (e) => { if (e.dataTransfer.files[0]) segment(e.dataTransfer.files[0]); });
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  $("token").value = "";
+  loadModel().catch(() => setError("could not load the model description from the server"));
+});
 loadModel().catch(() => setError("could not load the model description from the server"));
