@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -588,3 +589,30 @@ def test_an_epoch_run_twice_is_listed_once(tmp_path):
     merge_metrics(tmp_path)
     merged = [(r["epoch"], r["step"], r["train_loss"]) for r in metric_rows(tmp_path)]
     assert merged == [("0", "0", "0.9"), ("1", "1", "0.75"), ("1", "2", "0.6"), ("2", "3", "0.5")]
+
+
+def test_kill_9_between_checkpoints_then_resume_ends_as_an_uninterrupted_run(
+    tiny_dataset, tmp_path
+):
+    settings = [*FAST, "max_epochs=4", "early_stop_patience=100"]
+    whole = tmp_path / "whole"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(whole), *settings]) == 0
+    steps = torch.load(whole / "checkpoints/last.ckpt", weights_only=True)["global_step"]
+
+    run = tmp_path / "killed"
+    argv = [sys.executable, "-m", "aerialseg", "train", "--data", str(tiny_dataset)]
+    child = subprocess.Popen([*argv, "--out", str(run), *settings], stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.ckpt"
+    while child.poll() is None and not last.exists():
+        time.sleep(0.02)
+    child.kill()  # SIGKILL: no handler, no cleanup
+    child.wait()
+    assert child.returncode == -9, "the run ended before it could be killed"
+    assert not (run / "model.pt").exists()
+    killed_at = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < killed_at < steps
+
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), "--resume"]) == 0
+    assert torch.load(last, weights_only=True)["global_step"] == steps
+    assert (run / "model.pt").is_file()
+    assert not list(run.rglob(".*.aerialseg-*"))  # nothing half-written is left

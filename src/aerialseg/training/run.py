@@ -39,6 +39,7 @@ from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError, library_reason
 from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.evaluation.plots import plot_training
+from aerialseg.files import sweep
 from aerialseg.models.io import (
     LoadedModel,
     atomic_write,
@@ -282,6 +283,8 @@ def train(
     datamodule.setup("fit")  # every image decoded and checked before anything is written
     if _rank_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (run_dir, run_dir / "checkpoints"):
+            sweep(folder)  # checkpoints half-written by a run killed before this one
         atomic_write(run_dir / "config.yaml", lambda tmp: cfg.save(Path(tmp)))
         atomic_write(
             run_dir / "classes.json",

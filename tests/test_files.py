@@ -1,0 +1,188 @@
+"""files.py: owned temporary names, the sweep of dead runs' leftovers, and failed writes
+told in one line by every command that writes (full disk, vanished folder)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import rasterio
+
+from aerialseg.cli import main
+from aerialseg.files import LEFTOVER_FILE, sweep, temp_path, write_failure
+from aerialseg.inference import writers
+from tests.conftest import rgb_scene, write_geotiff
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_only_leftovers_of_dead_processes_are_swept(tmp_path):
+    mine = temp_path(tmp_path / "x_classes.tif", "step.tif")
+    assert LEFTOVER_FILE.match(mine.name) and mine.name.startswith(".x_classes.tif.")
+    pid = dead_pid()
+    dead = [
+        tmp_path / f".x_classes.tif.aerialseg-{pid}.step.tif",
+        tmp_path / f".x_classes.tif.aerialseg-{pid}.tmp.ovr.tmp",  # GDAL's, beside ours
+        tmp_path / f".model.pt.aerialseg-{pid}.k2j4.tmp",  # atomic_write's mkstemp
+    ]
+    kept = [
+        mine,  # a live run's (this process)
+        tmp_path / "x_classes.tif",  # a final output
+        tmp_path / f".notes.{pid}.tmp",  # not a name of ours
+        tmp_path / f"x.aerialseg-{pid}.tmp",  # not hidden: never ours
+    ]
+    for path in dead + kept:
+        path.write_bytes(b"12345")
+    assert sweep(tmp_path) == 15
+    assert [p for p in dead if p.exists()] == []
+    assert all(p.exists() for p in kept)
+
+
+def test_write_failures_are_told_in_one_line(tmp_path):
+    full = OSError(errno.ENOSPC, "No space left on device")
+    wrapped = RuntimeError("Write failed.")
+    wrapped.__cause__ = full
+    assert "no space left" in write_failure(wrapped, tmp_path)
+    gdal = RuntimeError("WriteEncodedTile/Strip() failed.")
+    assert "writing there failed" in write_failure(gdal, tmp_path)
+    assert "free now" in write_failure(gdal, tmp_path)
+    assert "read-only" in write_failure(OSError(errno.EROFS, "Read-only"), tmp_path)
+    assert "disappeared" in write_failure(FileNotFoundError(2, "x"), tmp_path / "gone")
+    assert write_failure(ValueError("a bug"), tmp_path) is None
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def finals(folder: Path) -> list[Path]:
+    """Files under final (not hidden, not temporary) names below ``folder``."""
+    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+
+@pytest.fixture
+def commands(tiny_model, tiny_dataset, geotiff, tmp_path):
+    out = tmp_path / "out"
+    return {
+        "predict": ["predict", str(geotiff), "--model", str(tiny_model), "--out", str(out)],
+        "train": [
+            "train",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            "model=seed-unet",
+            "pretrained=false",
+            "base_width=4",
+            "max_steps=2",
+            "accelerator=cpu",
+        ],
+        "evaluate": ["evaluate", str(tiny_model), "--data", str(tiny_dataset), "--out", str(out)],
+        "export": ["export", str(tiny_model), "--onnx", str(out / "m.onnx")],
+        "data split": ["data", "split", str(tiny_dataset), "--out", str(out / "split.json")],
+    }
+
+
+@pytest.mark.parametrize("command", ["predict", "train", "evaluate", "export", "data split"])
+def test_every_writing_command_answers_a_full_disk_in_one_line(
+    command, commands, tmp_path, monkeypatch, capsys
+):
+    """ENOSPC injected where every output is completed (the rename of its temporary
+    file): exit 2, one line naming the folder, nothing under a final name."""
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(os, "replace", no_space)
+    assert main(commands[command]) == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if "aerialseg:" in line]
+    assert said == [
+        f"aerialseg: error: {out}: no space left on the disk that holds it; free some space"
+        " there, or write to another folder, then run the command again"
+    ]
+    assert finals(out) == [] and not list(out.glob(".*.aerialseg-*"))
+
+
+def test_a_folder_that_vanishes_mid_run_is_said_so(
+    geotiff, tiny_model, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "out"
+    real = writers.RasterOutputs.write
+
+    def write_then_lose_the_folder(self, result):
+        real(self, result)
+        shutil.rmtree(out, ignore_errors=True)
+
+    monkeypatch.setattr(writers.RasterOutputs, "write", write_then_lose_the_folder)
+    assert main(["predict", str(geotiff), "--model", str(tiny_model), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: the output folder disappeared" in err and "Traceback" not in err
+
+
+def mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)])
+    return done.returncode == 0
+
+
+def test_predict_into_a_full_tmpfs(tiny_model, tmp_path, capsys):
+    """A real full disk: GDAL's writes fail without an errno, and the line says so."""
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "64k"):
+        pytest.skip("mounting a tmpfs needs root and mount (CI runs as root)")
+    try:
+        scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(600, 700))
+        argv = ["predict", str(scene), "--model", str(tiny_model), "--out", str(disk / "o")]
+        assert main([*argv, "--all-outputs"]) == 2
+        said = [line for line in capsys.readouterr().err.splitlines() if "aerialseg:" in line]
+        assert len(said) == 1 and f"{disk / 'o'}: writing there failed" in said[0]
+        assert list((disk / "o").iterdir()) == []  # not even a temporary file
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_no_output_is_left_half_written_by_a_failed_copy(
+    geotiff, tiny_model, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+
+    def broken_copy(*args, **kwargs):
+        raise rasterio.errors.RasterioIOError("Write failed.")
+
+    monkeypatch.setattr(rasterio.shutil, "copy", broken_copy)
+    assert main(["predict", str(geotiff), "--model", str(tiny_model), "--out", str(out)]) == 2
+    assert finals(out) == [] and list(out.iterdir()) == []
+
+
+def test_kill_9_of_a_large_scene_then_the_same_command_leaves_nothing_behind(tiny_model, tmp_path):
+    import sys
+    import time
+
+    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(1500, 1500))
+    out = tmp_path / "out"
+    argv = ["predict", str(scene), "--model", str(tiny_model), "--out", str(out), "--color"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aerialseg", *argv, "--device", "cpu"], stderr=subprocess.DEVNULL
+    )
+    while child.poll() is None and not any(p.stat().st_size > 0 for p in out.glob(".*.step.tif")):
+        time.sleep(0.02)
+    child.kill()
+    child.wait()
+    assert child.returncode == -9, "the prediction ended before it could be killed"
+    left = list(out.glob(".*"))
+    assert left and finals(out) == []  # step files stay behind; no final output yet
+    assert main([*argv, "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "scene_areas.csv",
+        "scene_areas.json",
+        "scene_classes.tif",
+        "scene_color.tif",
+    ]
