@@ -126,3 +126,12 @@ def test_styles_name_each_class_by_its_raster_value(tmp_path):
     assert rows == [("polygons", "geom", qml, 1)]
     assert kinds == {"polygons": "features", "layer_styles": "attributes"}
     assert sorted(p.name for p in tmp_path.glob("v_*")) == ["v_polygons.gpkg", "v_polygons.qml"]
+
+
+def test_min_area_help_states_the_default(capsys):
+    from aerialseg.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: the area of {MIN_AREA_PIXELS} pixels" in text and "0 keeps all" in text
