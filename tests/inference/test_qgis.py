@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from aerialseg.cli import main
-from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.inference.vector import polygonize
+from aerialseg.models.io import load_model, save_model
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
@@ -28,7 +29,7 @@ from qgis.core import (QgsApplication, QgsRasterLayer, QgsVectorLayer)
 
 app = QgsApplication([], False)
 app.initQgis()
-classes, color, overlay, gpkg, gpkg_alone, geojson = sys.argv[1:]
+layers = json.loads(sys.argv[1])  # name -> [how to open it, path]
 
 def raster(path, default_style=True):
     options = QgsRasterLayer.LayerOptions(loadDefaultStyle=default_style)
@@ -52,19 +53,20 @@ def vector(uri):
         out["categories"] = [[int(c.value()), c.label()] for c in renderer.categories()]
     return out
 
-dataset = gdal.Open(classes)  # held: a band outliving its dataset crashes GDAL
-rat = dataset.GetRasterBand(1).GetDefaultRAT()
-report = {
-    "classes": raster(classes),
-    "classes_without_qml": raster(classes, default_style=False),
-    "gdal_rat": [[rat.GetValueAsInt(i, 0), rat.GetValueAsString(i, 1)]
-                 for i in range(rat.GetRowCount())] if rat else None,
-    "color": raster(color),
-    "overlay": raster(overlay),
-    "gpkg": vector(gpkg + "|layername=polygons"),
-    "gpkg_alone": vector(gpkg_alone + "|layername=polygons"),
-    "geojson": vector(geojson),
+def gdal_rat(path):
+    dataset = gdal.Open(path)  # held: a band outliving its dataset crashes GDAL
+    rat = dataset.GetRasterBand(1).GetDefaultRAT()
+    rows = range(rat.GetRowCount()) if rat else []
+    return [[rat.GetValueAsInt(i, 0), rat.GetValueAsString(i, 1)] for i in rows]
+
+how = {
+    "raster": raster,
+    "raster_without_qml": lambda path: raster(path, default_style=False),
+    "gdal_rat": gdal_rat,
+    "gpkg": lambda path: vector(path + "|layername=polygons"),
+    "vector": vector,
 }
+report = {name: how[kind](path) for name, (kind, path) in layers.items()}
 print(json.dumps(report), flush=True)
 """
 
@@ -106,16 +108,28 @@ def test_outputs_open_in_qgis_with_names_colours_and_crs(tiny_model, geotiff, tm
     alone = tmp_path / "alone"  # the GeoPackage copied without its .qml: its own style
     alone.mkdir()
     shutil.copy(out / "scene_polygons.gpkg", alone)
-    files = [
-        out / "scene_classes.tif",
-        out / "scene_color.tif",
-        out / "scene_overlay.png",
-        out / "scene_polygons.gpkg",
-        alone / "scene_polygons.gpkg",
-        out / "scene_polygons.geojson",
-    ]
+    # a model of value-coded classes (1-5, as label rasters come): styles at those values
+    loaded = load_model(tiny_model)
+    values = ClassTable.from_dict(
+        {"classes": [{"name": n, "mask_value": i + 1} for i, n in enumerate(loaded.classes.names)]}
+    )
+    save_model(tmp_path / "values.pt", loaded.net, loaded.config, values, loaded.meta)
+    argv = ["predict", str(geotiff), "--model", str(tmp_path / "values.pt"), "--vector", "gpkg"]
+    assert main([*argv, "--out", str(tmp_path / "v"), "--device", "cpu"]) == 0
+    layers = {
+        "classes": ["raster", out / "scene_classes.tif"],
+        "classes_without_qml": ["raster_without_qml", out / "scene_classes.tif"],
+        "gdal_rat": ["gdal_rat", out / "scene_classes.tif"],
+        "color": ["raster", out / "scene_color.tif"],
+        "overlay": ["raster", out / "scene_overlay.png"],
+        "gpkg": ["gpkg", out / "scene_polygons.gpkg"],
+        "gpkg_alone": ["gpkg", alone / "scene_polygons.gpkg"],
+        "geojson": ["vector", out / "scene_polygons.geojson"],
+        "value_classes": ["raster", tmp_path / "v" / "scene_classes.tif"],
+        "value_polygons": ["gpkg", tmp_path / "v" / "scene_polygons.gpkg"],
+    }
     run = subprocess.run(
-        [str(python), "-c", REPORT, *map(str, files)],
+        [str(python), "-c", REPORT, json.dumps({k: [h, str(p)] for k, (h, p) in layers.items()})],
         capture_output=True,
         text=True,
         env=_env(),
@@ -145,3 +159,6 @@ def test_outputs_open_in_qgis_with_names_colours_and_crs(tiny_model, geotiff, tm
         assert layer["valid"] and layer["crs"] == crs and layer["features"] > 0, key
         assert layer["renderer"] == "categorizedSymbol" and layer["field"] == "class_id", key
         assert layer["categories"] == named, key
+    by_value = [[c.mask_value, c.name] for c in values.classes]
+    assert report["value_classes"]["palette"] == by_value
+    assert report["value_polygons"]["categories"] == by_value
