@@ -22,11 +22,11 @@ from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
 VALUES = ClassTable.from_dict(VALUE_CLASSES)  # Building 1, Land 2, ... Water 5
 
 
-def class_raster(tmp_path, table: ClassTable, crs=UTM40N):
-    """A 40x50 class raster in ``table``'s coding: Land, a Road band, a Water block, and
+def class_raster(tmp_path, table: ClassTable, crs=UTM40N, size=(40, 50)):
+    """A class raster in ``table``'s coding: Land, a Road band, a Water block, and
     specks of Building of 1, 3 and 4 pixels; nodata in a corner."""
     codes, nodata, dtype = table.raster_coding()
-    ids = np.full((40, 50), 1, dtype=np.uint8)  # Land
+    ids = np.full(size, 1, dtype=np.uint8)  # Land
     ids[:, 20:26] = 2  # Road
     ids[25:, 30:] = 4  # Water
     ids[5, 5] = 0  # one pixel
@@ -98,13 +98,14 @@ def test_geojson_follows_rfc_7946(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_plain_image_polygons_stay_in_pixels(tmp_path):
-    path, data, nodata = class_raster(tmp_path, DUBAI_CLASSES, crs=None)
+    # larger than 180 x 90: no longitude and latitude, as RFC 7946 would have them
+    path, data, nodata = class_raster(tmp_path, DUBAI_CLASSES, crs=None, size=(120, 200))
     doc = json.loads(
         polygonize(path, DUBAI_CLASSES, tmp_path / "p", "geojson")["polygons"].read_text()
     )
     assert "crs" not in doc
     bounds = np.array([shape(f["geometry"]).bounds for f in doc["features"]])
-    assert bounds.min() >= 0 and bounds[:, 2].max() == 50 and bounds[:, 3].max() == 40
+    assert bounds.min() >= 0 and bounds[:, 2].max() == 200 and bounds[:, 3].max() == 120
 
 
 def test_styles_name_each_class_by_its_raster_value(tmp_path):

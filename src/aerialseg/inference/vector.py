@@ -5,7 +5,8 @@ need not fit in memory as an array of Python objects; shapely simplifies and mea
 fiona writes. A polygon's ``class_id`` is the raster's value under it (the class id, or the
 class table's mask value). GeoPackage keeps the input's CRS; GeoJSON follows RFC 7946
 (GDAL's RFC7946 option): longitude and latitude on WGS 84, with no ``crs`` member. Areas
-and ``min_area`` are measured before that, in the input's units (m² for a metric CRS).
+and ``min_area`` are measured before that, in the input's units (m² for a metric CRS). A
+plain image's polygons stay in pixel coordinates, which RFC 7946 has no place for.
 Each file gets a QGIS style of its name beside it (``.qml``); a GeoPackage also holds it
 in its ``layer_styles`` table, which QGIS reads as the layer's default style.
 """
@@ -67,13 +68,14 @@ def polygonize(
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp{suffix}")
     codes, nodata, _ = classes.raster_coding()
     names = {int(code): classes.names[i] for i, code in enumerate(codes[: classes.num_classes])}
-    options = {"RFC7946": "YES"} if fmt == "geojson" else {}
     with warnings.catch_warnings():  # polygons of a plain image are in pixels, by design
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         src = rasterio.open(class_raster)
     try:
         with src:
             crs = src.crs
+            # RFC 7946 needs a place on Earth: a plain image's polygons stay in pixels
+            options = {"RFC7946": "YES"} if fmt == "geojson" and crs else {}
             if min_area is None:
                 t = src.transform
                 min_area = MIN_AREA_PIXELS * abs(t.a * t.e - t.b * t.d)
