@@ -14,6 +14,7 @@ import pytest
 import rasterio
 from fastapi.testclient import TestClient
 from PIL import Image
+from rasterio.warp import transform_bounds
 
 from aerialseg.api import app as app_module
 from aerialseg.api.app import ServeLimits, create_app, load_engine
@@ -391,3 +392,23 @@ def test_a_full_disk_is_507_not_500(client, monkeypatch):
     monkeypatch.setattr(app_module, "_save_upload", full)
     response = client.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes())})
     assert response.status_code == 507 and "disk is full" in response.json()["detail"]
+
+
+def test_polygons_of_a_geotiff_follow_rfc_7946(client, tmp_path):
+    """The server's GeoJSON is predict's: WGS 84 longitude/latitude, no crs member, and
+    class ids that are the class raster's values."""
+    path = write_geotiff(tmp_path / "g.tif", rgb_scene(60, 80))
+    response = client.post(
+        "/v1/segment?format=json&polygons=true",
+        files={"file": ("g.tif", path.read_bytes(), "image/tiff")},
+    )
+    geojson = response.json()["geojson"]
+    assert "crs" not in geojson and geojson["features"]
+    with rasterio.open(path) as src:
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    ids = {c["id"] for c in client.get("/v1/model").json()["classes"]}
+    for feature in geojson["features"]:
+        ring = np.array(feature["geometry"]["coordinates"][0])
+        assert (west - 1e-6 <= ring[:, 0]).all() and (ring[:, 0] <= east + 1e-6).all()
+        assert (south - 1e-6 <= ring[:, 1]).all() and (ring[:, 1] <= north + 1e-6).all()
+        assert feature["properties"]["class_id"] in ids

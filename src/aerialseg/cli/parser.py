@@ -219,8 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-area",
         type=float,
-        default=0.0,
-        help="drop polygons smaller than this, map units squared (default 0)",
+        default=None,
+        help="drop polygons smaller than this, map units squared (m² for a metric CRS, pixels"
+        " for a plain image; default: the area of 4 pixels, which drops specks of 1-3"
+        " pixels; 0 keeps all)",
     )
     p.add_argument(
         "--bands",

@@ -25,7 +25,7 @@ from aerialseg.files import sweep
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
 from aerialseg.inference.vector import polygonize
-from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
+from aerialseg.inference.writers import RasterOutputs, area_table, aux_path, write_areas
 
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 GDAL_CACHE_MB = 64  # a row band touches ~8 MB of 256 px tiles
@@ -37,7 +37,7 @@ class PredictOptions:
     class_format: str = "auto"  # auto: GeoTIFF for georeferenced or TIFF input, else PNG
     vector: str | None = None  # geojson | gpkg
     simplify: float = 0.0
-    min_area: float = 0.0
+    min_area: float | None = None  # None: polygons under vector.MIN_AREA_PIXELS go; 0 keeps all
     bands: tuple[int, ...] | None = None
     pixel_size: float | None = None  # None: the model's, else the input's own
     tta: bool = False
@@ -206,7 +206,7 @@ def _predict_one(
     finally:
         raster.close()
     if opts.vector:
-        written["polygons"] = polygonize(
+        written |= polygonize(
             written["classes"],
             classes,
             base,
@@ -215,7 +215,9 @@ def _predict_one(
             min_area=opts.min_area,
         )
     if "classes" not in opts.outputs:
-        written.pop("classes").unlink()
+        raster_file = written.pop("classes")
+        for path in (raster_file, written.pop("classes_style"), aux_path(raster_file)):
+            path.unlink(missing_ok=True)
     return written
 
 

@@ -2,13 +2,20 @@
 
 GDAL's polygonize (through rasterio.features.shapes) reads the band itself, so the raster
 need not fit in memory as an array of Python objects; shapely simplifies and measures,
-fiona writes with the input's CRS.
+fiona writes. A polygon's ``class_id`` is the raster's value under it (the class id, or the
+class table's mask value). GeoPackage keeps the input's CRS; GeoJSON follows RFC 7946
+(GDAL's RFC7946 option): longitude and latitude on WGS 84, with no ``crs`` member. Areas
+and ``min_area`` are measured before that, in the input's units (m² for a metric CRS). A
+plain image's polygons stay in pixel coordinates, which RFC 7946 has no place for.
+Each file gets a QGIS style of its name beside it (``.qml``); a GeoPackage also holds it
+in its ``layer_styles`` table, which QGIS reads as the layer's default style.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import fiona
@@ -19,9 +26,29 @@ from shapely.geometry import mapping, shape
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.files import temp_path
+from aerialseg.inference.styles import polygons_qml
+from aerialseg.inference.writers import write_text
 
 DRIVERS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg")}
 SCHEMA = {"geometry": "Polygon", "properties": {"class_id": "int", "class": "str", "area": "float"}}
+# Polygons under this many pixels are dropped unless min_area says otherwise: single
+# pixels and specks of two or three, which clutter a map and an attribute table.
+MIN_AREA_PIXELS = 4
+# The table QGIS keeps a GeoPackage's styles in (the columns it reads and writes).
+STYLE_FIELDS = (
+    "f_table_catalog",
+    "f_table_schema",
+    "f_table_name",
+    "f_geometry_column",
+    "styleName",
+    "styleQML",
+    "styleSLD",
+    "useAsDefault",
+    "description",
+    "owner",
+    "ui",
+    "update_time",
+)
 
 
 def polygonize(
@@ -31,47 +58,82 @@ def polygonize(
     fmt: str,
     *,
     simplify: float = 0.0,
-    min_area: float = 0.0,
-) -> Path:
-    """Write one polygon per region of equal class. ``simplify`` and ``min_area`` are in
-    map units (metres for a projected CRS, pixels for a plain image)."""
+    min_area: float | None = None,
+) -> dict[str, Path]:
+    """Write one polygon per region of equal class, and its style; returns both files
+    (``polygons``, ``polygons_style``). ``simplify`` and ``min_area`` are in map units
+    (metres for a projected CRS, pixels for a plain image); ``min_area`` None drops
+    polygons under MIN_AREA_PIXELS pixels, 0 keeps all."""
     driver, suffix = DRIVERS[fmt]
     final = out_stem.with_name(out_stem.name + "_polygons" + suffix)
     tmp = temp_path(final, f"tmp{suffix}")  # the suffix tells fiona the format
     codes, nodata, _ = classes.raster_coding()
-    class_of = {int(code): i for i, code in enumerate(codes[: classes.num_classes])}
+    names = {int(code): classes.names[i] for i, code in enumerate(codes[: classes.num_classes])}
     with warnings.catch_warnings():  # polygons of a plain image are in pixels, by design
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         src = rasterio.open(class_raster)
-    with src:
-        crs = src.crs
-        band = rasterio.band(src, 1)
-        with fiona.open(
-            tmp,
-            "w",
-            driver=driver,
-            schema=SCHEMA,
-            layer="polygons",
-            crs=crs.to_wkt() if crs else None,
-        ) as sink:
-            for geom, value in shapes(band, transform=src.transform):
-                if int(value) == nodata:  # no input there: no polygon
-                    continue
-                cls = class_of[int(value)]
-                poly = shape(geom)
-                if simplify > 0:
-                    poly = poly.simplify(simplify, preserve_topology=True)
-                if poly.is_empty or poly.area < min_area:
-                    continue
-                sink.write(
-                    {
-                        "geometry": mapping(poly),
-                        "properties": {
-                            "class_id": cls,
-                            "class": classes.names[cls],
-                            "area": float(poly.area),
-                        },
-                    }
-                )
-    os.replace(tmp, final)
-    return final
+    try:
+        with src:
+            crs = src.crs
+            # RFC 7946 needs a place on Earth: a plain image's polygons stay in pixels
+            options = {"RFC7946": "YES"} if fmt == "geojson" and crs else {}
+            if min_area is None:
+                t = src.transform
+                min_area = MIN_AREA_PIXELS * abs(t.a * t.e - t.b * t.d)
+            with fiona.open(
+                tmp,
+                "w",
+                driver=driver,
+                schema=SCHEMA,
+                layer="polygons",
+                crs=crs.to_wkt() if crs else None,
+                **options,
+            ) as sink:
+                for geom, value in shapes(rasterio.band(src, 1), transform=src.transform):
+                    if int(value) == nodata:  # no input there: no polygon
+                        continue
+                    poly = shape(geom)
+                    if simplify > 0:
+                        poly = poly.simplify(simplify, preserve_topology=True)
+                    if poly.is_empty or poly.area < min_area:
+                        continue
+                    sink.write(
+                        {
+                            "geometry": mapping(poly),
+                            "properties": {
+                                "class_id": int(value),
+                                "class": names[int(value)],
+                                "area": float(poly.area),
+                            },
+                        }
+                    )
+        style = polygons_qml(classes)
+        if fmt == "gpkg":
+            _store_style(tmp, style)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    qml = write_text(final.with_suffix(".qml"), style)
+    return {"polygons": final, "polygons_style": qml}
+
+
+def _store_style(gpkg: Path, qml: str) -> None:
+    """Add ``qml`` to the GeoPackage as the polygons layer's default QGIS style."""
+    fields = dict.fromkeys(STYLE_FIELDS, "str") | {
+        "useAsDefault": "bool",
+        "update_time": "datetime",
+    }
+    schema = {"geometry": "None", "properties": fields}
+    row: dict = dict.fromkeys(STYLE_FIELDS, "")
+    row.update(
+        f_table_name="polygons",
+        f_geometry_column="geom",  # the geometry column OGR's GeoPackage driver names
+        styleName="aerialseg classes",
+        styleQML=qml,
+        styleSLD=None,
+        useAsDefault=True,
+        description="class colours and names of the model that predicted them",
+        update_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    with fiona.open(gpkg, "w", driver="GPKG", layer="layer_styles", schema=schema) as table:
+        table.write({"geometry": None, "properties": row})

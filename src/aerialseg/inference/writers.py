@@ -9,6 +9,11 @@ predicting them. Step files towards a GeoTIFF, the format of large scenes, are c
 with Zstandard at level 1, which keeps a 100 MP scene's class ids in about 2 MB of disk
 instead of 105 MB (a colour mask's 315 MB); towards a PNG they are left uncompressed,
 which saved 0.5 s over the 16 test images (some 8 % of predicting them).
+
+For GIS software: the class raster gets its class names in a GDAL ``.aux.xml`` sidecar and
+a QGIS style (``.qml``) beside it (see styles.py); the colour mask has an alpha band, clear
+where the input has no data; a PNG of a georeferenced input keeps its georeference in the
+``.aux.xml`` that GDAL writes beside it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import RasterInput, display_rgb
 from aerialseg.files import temp_path
 from aerialseg.inference.predict import CONFIDENCE_NODATA, ChunkResult
+from aerialseg.inference.styles import class_pam, raster_qml
 
 OVERLAY_ALPHA = 0.5
 BLOCK = 256
@@ -42,6 +48,22 @@ def _palette(classes: ClassTable) -> np.ndarray:
 
 def _tmp(path: Path) -> Path:
     return temp_path(path)
+
+
+def aux_path(path: Path) -> Path:
+    """GDAL's sidecar of ``path``: what its format cannot hold (names, georeference)."""
+    return path.with_name(path.name + ".aux.xml")
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` under a temporary name, then rename it to ``path``."""
+    tmp = _tmp(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _step(path: Path) -> Path:
@@ -98,13 +120,13 @@ class RasterOutputs:
             base.pop("crs")
             base.pop("transform")
         for key, path in self.tiffs.items():
-            profile = dict(base, count=1 if key in ("classes", "confidence") else 3)
+            profile = dict(base, count={"classes": 1, "confidence": 1, "color": 4}.get(key, 3))
             if key == "classes":
                 profile.update(nodata=nodata, dtype=dtype)
             elif key == "confidence":
                 profile["nodata"] = CONFIDENCE_NODATA
-            elif key == "color":
-                profile["photometric"] = "RGB"
+            elif key == "color":  # RGBA: where the input has no data, clear, not black
+                profile.update(photometric="RGB", alpha="YES")
             with warnings.catch_warnings():  # plain images have no georeference, by design
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self.writers[key] = rasterio.open(path, "w", **profile)
@@ -134,7 +156,8 @@ class RasterOutputs:
             return
         color = self.lut[ids].transpose(2, 0, 1)  # nodata -> black
         if "color" in self.writers:
-            self.writers["color"].write(color, window=win)
+            alpha = np.where(result.valid, 255, 0).astype(np.uint8)[None]
+            self.writers["color"].write(np.concatenate([color, alpha]), window=win)
         if "overlay" in self.writers:
             picture = display_rgb(result.image)
             blend = (1 - OVERLAY_ALPHA) * picture + OVERLAY_ALPHA * color
@@ -151,7 +174,10 @@ class RasterOutputs:
         except BaseException:
             self.abort()
             raise
-        return dict(self.finals)
+        written = dict(self.finals)
+        classes = written["classes"]
+        written["classes_style"] = write_text(classes.with_suffix(".qml"), raster_qml(self.classes))
+        return written
 
     def _convert(self, tiff: Path, final: Path, key: str) -> None:
         tmp = _tmp(final)
@@ -171,10 +197,18 @@ class RasterOutputs:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 rasterio.shutil.copy(tiff, tmp, **options)
+            # GDAL puts what the format cannot hold (a PNG's georeference) in a sidecar.
+            sidecar = aux_path(tmp).read_text() if aux_path(tmp).exists() else None
+            if key == "classes":
+                sidecar = class_pam(self.classes, sidecar)
+            if sidecar is None:
+                aux_path(final).unlink(missing_ok=True)  # an earlier run's, now wrong
+            else:
+                write_text(aux_path(final), sidecar)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-            Path(str(tmp) + ".aux.xml").unlink(missing_ok=True)
+            aux_path(tmp).unlink(missing_ok=True)
         tiff.unlink()
 
     def abort(self) -> None:
@@ -184,6 +218,7 @@ class RasterOutputs:
         for key, path in self.tiffs.items():
             path.unlink(missing_ok=True)
             _tmp(self.finals[key]).unlink(missing_ok=True)
+            aux_path(_tmp(self.finals[key])).unlink(missing_ok=True)
 
 
 def pixel_area_m2(raster: RasterInput) -> float | None:
@@ -221,7 +256,5 @@ def write_areas(rows: list[dict], stem: Path) -> dict[str, Path]:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, csv_path)
-    tmp = _tmp(json_path)
-    tmp.write_text(json.dumps(rows, indent=2) + "\n")
-    os.replace(tmp, json_path)
+    write_text(json_path, json.dumps(rows, indent=2) + "\n")
     return {"areas_csv": csv_path, "areas_json": json_path}
