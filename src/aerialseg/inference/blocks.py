@@ -22,6 +22,7 @@ import rasterio
 from rasterio.windows import Window
 
 from aerialseg.data.raster import RasterInput
+from aerialseg.files import temp_path
 from aerialseg.inference.predict import ChunkResult, band_starts, predict_rows
 from aerialseg.training.config import TrainConfig
 
@@ -75,7 +76,7 @@ def write_block(
 ) -> int:
     """Predict rows ``start``..``stop`` of ``raster`` into the block file ``path``;
     returns the pixels predicted."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)  # names its owner: sweep() removes it once that process is gone
     profile = {
         "driver": "GTiff",
         "width": raster.width,
@@ -143,7 +144,7 @@ def block_rows(paths: list[tuple[int, int, Path]], with_image: bool):
 
 def remove_blocks(out: Path, name: str) -> None:
     """Delete a scene's block files, finished or left half-written by a killed worker."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.rows\d+-\d+\.tif(\.\d+\.tmp)?")
+    pattern = re.compile(rf"\.\.?{re.escape(name)}\.rows\d+-\d+\.tif(\..*)?")
     for entry in out.iterdir():
         if pattern.fullmatch(entry.name):
             entry.unlink(missing_ok=True)

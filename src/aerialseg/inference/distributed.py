@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from aerialseg.data.raster import InputError, input_name, is_url
 from aerialseg.errors import AerialsegError
+from aerialseg.files import TAG, sweep
 from aerialseg.inference.run import PredictOptions, predict_one, prepare_out_dir
 
 RECORD = ".aerialseg-done.jsonl"
@@ -342,15 +344,13 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
 
 def _remove_temporaries(ray, out: Path, pid_ref) -> None:
     """The half-written files of a dead worker: its process id is in their names
-    (``.NAME.PID.tmp``, ``.NAME.PID.step.tif``; writers.py, blocks.py)."""
+    (files.temp_path). Only its own: on a cluster, another node's live worker may run
+    under a process id that means nothing on this one."""
     try:
         pid = ray.get(pid_ref, timeout=5)
-    except Exception:  # it died before saying: its files, if any, stay
+    except Exception:  # it died before saying: files.sweep removes them on the next run
         return
-    marks = (f".{pid}.tmp", f".{pid}.step.tif", f".{pid}.tmp.aux.xml")
-    for entry in out.iterdir():
-        if entry.name.startswith(".") and entry.name.endswith(marks):
-            entry.unlink(missing_ok=True)
+    sweep(out, re.compile(rf"^\..+\.{TAG}-({pid})\."))
 
 
 def ray_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:
