@@ -7,7 +7,7 @@ workers), on 1 scene and on all 32. From those:
   - fixed cost of Ray (starting it, its workers loading the model): the Ray run's extra
     seconds on 1 scene; overhead per scene: the extra seconds on 32 scenes less that fixed
     cost, over 32 (negative where the workers' parallelism wins more than Ray costs);
-  - peak RSS of the driver, of each worker and of Ray's own services, sampled with psutil
+  - peak RSS of the driver, of each worker and of Ray's own services, sampled from /proc
     every 0.1 s over the process tree (Ray's workers are its raylet's children).
 On a GPU machine (--device cuda or auto there) the same runs give MP/s per GPU with and
 without Ray (one worker per GPU). The default model, fp32, as predict runs it.
@@ -26,7 +26,6 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import torch
 from common import DATA, write_result
 from PIL import Image
@@ -36,16 +35,39 @@ def scenes(count: int) -> list[Path]:
     return sorted((DATA / "Semantic segmentation dataset").glob("*/images/*.jpg"))[:count]
 
 
-def kind_of(proc: psutil.Process, driver: int) -> str:
-    if proc.pid == driver:
-        return "driver"
+def _proc(pid: int) -> tuple[int, float, str] | None:
+    """(parent pid, RSS in MiB, command line) of a live process, from /proc."""
     try:
-        title = " ".join(proc.cmdline())
-    except psutil.Error:
-        return "other"
-    if "PredictWorker" in title:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    rss_kib = int(fields.get("VmRSS", "0 kB").split()[0])
+    return int(fields["PPid"]), rss_kib / 1024, cmdline
+
+
+def process_tree(root: int) -> dict[int, tuple[float, str]]:
+    """RSS and command line of ``root`` and all its descendants."""
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (info := _proc(int(entry.name))) is not None:
+            procs[int(entry.name)] = info
+    tree, frontier = {}, [root]
+    while frontier:
+        pid = frontier.pop()
+        if pid in procs:
+            tree[pid] = procs[pid][1:]
+            frontier += [child for child, info in procs.items() if info[0] == pid]
+    return tree
+
+
+def kind_of(pid: int, cmdline: str, driver: int) -> str:
+    if pid == driver:
+        return "driver"
+    if "PredictWorker" in cmdline:  # Ray titles an actor's process ray::PredictWorker
         return "worker"
-    return "ray_services" if "ray" in title else "other"
+    return "ray_services" if "ray" in cmdline else "other"
 
 
 def run(args: list[str]) -> dict:
@@ -57,19 +79,10 @@ def run(args: list[str]) -> dict:
     done = threading.Event()
 
     def sample() -> None:
-        root = psutil.Process(child.pid)
         while not done.is_set():
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                break
-            for proc in procs:
-                try:
-                    rss = proc.memory_info().rss / 2**20
-                except psutil.Error:
-                    continue
-                kind, peak = peaks.get(proc.pid, (kind_of(proc, child.pid), 0.0))
-                peaks[proc.pid] = (kind, max(peak, rss))
+            for pid, (rss, cmdline) in process_tree(child.pid).items():
+                kind, peak = peaks.get(pid, (kind_of(pid, cmdline, child.pid), 0.0))
+                peaks[pid] = (kind, max(peak, rss))
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample)

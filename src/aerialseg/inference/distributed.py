@@ -133,21 +133,41 @@ class PredictWorker:
 
         return _open(path, self.opts, self.config)
 
+    def _header_pixels(self, path: str) -> int | None:
+        """The scene's pixels from its header (a small image is not decoded twice); None
+        where it is resampled to a pixel size, so that only opening it tells."""
+        import warnings
+
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning
+
+        if self.opts.pixel_size or self.config.pixel_size:
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as ds:
+                    return ds.width * ds.height
+        except rasterio.errors.RasterioIOError:
+            return 0  # predict_one says what is wrong with it
+
     def scene(self, path: str, name: str, block_pixels: float) -> dict:
         """Predict a scene, or (large) return its blocks for the driver to hand out."""
         from aerialseg.inference.blocks import plan_blocks
 
         try:
-            raster = self._open(path)
-            try:
-                blocks = plan_blocks(
-                    raster.height, raster.width, self.config, self.engine.stride, block_pixels
-                )
-                pixels = raster.height * raster.width
-            finally:
-                raster.close()
-            if len(blocks) > 1:
-                return {"kind": "split", "blocks": blocks}
+            pixels = self._header_pixels(path)
+            if pixels is None or pixels > block_pixels:  # opened in full only to plan blocks
+                raster = self._open(path)
+                try:
+                    blocks = plan_blocks(
+                        raster.height, raster.width, self.config, self.engine.stride, block_pixels
+                    )
+                    pixels = raster.height * raster.width
+                finally:
+                    raster.close()
+                if len(blocks) > 1:
+                    return {"kind": "split", "blocks": blocks}
             files = predict_one(
                 self.engine, self.config, self.classes, path, self.out, self.opts,
                 self.device, name,
@@ -245,7 +265,13 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
     gpus = int(ray.cluster_resources().get("GPU", 0)) if spec.device != "cpu" else 0
     cpus = int(ray.cluster_resources().get("CPU", 1))
     count = settings.workers or (gpus or max(1, cpus))
-    options = {"num_cpus": 1, "num_gpus": 1 if gpus else 0, "max_restarts": 0}
+    # More workers than CPUs or GPUs share them: a worker that cannot be placed would
+    # hold the units queued on it for ever.
+    options = {
+        "num_cpus": min(1.0, cpus / count),
+        "num_gpus": min(1.0, gpus / count) if gpus else 0,
+        "max_restarts": 0,
+    }
     actor_class = ray.remote(PredictWorker).options(**options)
 
     pids: dict = {}  # worker -> ObjectRef of its process id
