@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -78,16 +79,25 @@ def test_resume_skips_scenes_done(tiny_model, tmp_path, capsys):
     assert (out / "s1_areas.json").is_file() and (out / "s2_classes.tif").is_file()
 
 
-def test_a_bad_input_among_good_ones(tiny_model, tmp_path, capsys):
+def test_a_bad_input_among_good_ones_and_a_gdal_url(tiny_model, tmp_path, capsys):
     inputs = scenes(tmp_path / "in", 2)
     (inputs / "notes.tif").write_text("hello")
+    # a GDAL virtual path, as URLs are: its "//" must reach GDAL as given
+    local = write_geotiff(tmp_path / "u.tif", rgb_scene(60, 80, seed=7))
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as z:
+        z.write(local, "u.tif")
+    url = f"/vsizip//{(tmp_path / 'z.zip').as_posix().lstrip('/')}/u.tif"
     out = tmp_path / "o"
-    assert predict(inputs, "--out", out, "--model", tiny_model, "--ray") == 1
+    assert predict(inputs, url, "--out", out, "--model", tiny_model, "--ray") == 1
     captured = capsys.readouterr()
     assert "skipped" in captured.err and "notes.tif" in captured.err
     assert "not an image" in captured.err and "Traceback" not in captured.err
-    assert "predicted 2 of 3 scene(s)" in captured.out and "1 failed" in captured.out
-    assert sorted(p.name for p in out.glob("*_classes.tif")) == ["s0_classes.tif", "s1_classes.tif"]
+    assert "predicted 3 of 4 scene(s)" in captured.out and "1 failed" in captured.out
+    written = sorted(p.name for p in out.glob("*_classes.tif"))
+    assert written == ["s0_classes.tif", "s1_classes.tif", "u_classes.tif"]
+    assert predict(local, "--out", tmp_path / "single", "--model", tiny_model) == 0
+    single = (tmp_path / "single" / "u_classes.tif").read_bytes()
+    assert (out / "u_classes.tif").read_bytes() == single
 
 
 def test_a_killed_worker_s_scene_is_predicted_again(tiny_model, tmp_path, capsys):
