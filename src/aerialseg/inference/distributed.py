@@ -252,6 +252,8 @@ def predict_on_ray(
         if record.complete(unit[2]):
             todo.remove(unit)
             summary.skipped += 1
+    if not todo:  # all done before: no need for Ray
+        return summary
     ray, started = _start_ray(settings.address)
     try:
         _drive(ray, spec, opts, out, run, settings, todo, record, summary, len(inputs))
