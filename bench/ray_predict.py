@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,8 +32,17 @@ from common import DATA, write_result
 from PIL import Image
 
 
-def scenes(count: int) -> list[Path]:
-    return sorted((DATA / "Semantic segmentation dataset").glob("*/images/*.jpg"))[:count]
+def scenes(count: int, crop: int, folder: Path) -> list[Path]:
+    """The first ``count`` Dubai images; with ``crop``, their top-left crop x crop pixels
+    as PNGs in ``folder`` (for a machine too busy for whole images)."""
+    images = sorted((DATA / "Semantic segmentation dataset").glob("*/images/*.jpg"))[:count]
+    if not crop:
+        return images
+    cropped = []
+    for i, path in enumerate(images):
+        cropped.append(folder / f"scene_{i:02d}.png")
+        Image.open(path).convert("RGB").crop((0, 0, crop, crop)).save(cropped[-1])
+    return cropped
 
 
 def _proc(pid: int) -> tuple[int, float, str] | None:
@@ -104,8 +114,10 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--crop", type=int, default=0, help="crop scenes to this side (px)")
     args = parser.parse_args()
-    images = scenes(args.scenes)
+    folder = Path(tempfile.mkdtemp())
+    images = scenes(args.scenes, args.crop, folder)
     megapixels = sum(a * b for a, b in (Image.open(p).size for p in images)) / 1e6
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
     common = ["--device", args.device, "--precision", "fp32", "--no-areas"]
@@ -118,6 +130,7 @@ def main() -> None:
                 results[f"{mode}_{count}"] = run([*map(str, chosen), "--out", str(out),
                                                   *common, *extra])  # fmt: skip
                 print(mode, count, results[f"{mode}_{count}"]["seconds"], "s", flush=True)
+    shutil.rmtree(folder)
     n = len(images)
     single, on_ray = results[f"single_{n}"]["seconds"], results[f"ray_{n}"]["seconds"]
     fixed = results["ray_1"]["seconds"] - results["single_1"]["seconds"]
@@ -136,6 +149,7 @@ def main() -> None:
         {
             "benchmark": "predict --ray (local Ray) against one process, the same scenes",
             "scenes": n,
+            "scene_crop_px": args.crop or None,
             "megapixels": round(megapixels, 2),
             "workers": gpus or args.workers,
             "gpus": gpus,
