@@ -91,7 +91,10 @@ def run(args: list[str]) -> dict:
     def sample() -> None:
         while not done.is_set():
             for pid, (rss, cmdline) in process_tree(child.pid).items():
-                kind, peak = peaks.get(pid, (kind_of(pid, cmdline, child.pid), 0.0))
+                kind, peak = peaks.get(pid, ("other", 0.0))
+                # A Ray worker process is titled for its actor only once it has one.
+                if kind != "worker":
+                    kind = kind_of(pid, cmdline, child.pid)
                 peaks[pid] = (kind, max(peak, rss))
             time.sleep(0.1)
 
