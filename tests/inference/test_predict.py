@@ -16,7 +16,7 @@ from torch import nn
 from aerialseg.cli import main
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import open_input
-from aerialseg.inference.predict import NODATA, predict_rows, with_temperature
+from aerialseg.inference.predict import NODATA, band_starts, predict_rows, with_temperature
 from aerialseg.inference.run import expand_inputs, output_names
 from aerialseg.inference.sliding import predict_sliding, predict_whole
 from aerialseg.models.io import load_model, save_model
@@ -97,6 +97,40 @@ def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
         )
     expected = 100 * with_temperature(sliding_probs, 2.0).max(0).values.numpy()
     assert np.abs(softened - expected).max() <= 0.51 and (softened <= confidence).all()
+
+
+@pytest.mark.parametrize("overlap", [0.5, 0.25])
+def test_row_blocks_are_bit_identical_to_the_whole_run(overlap):
+    """predict_rows(start=, stop=) over blocks cut at band starts gives the very bytes of
+    one pass, confidences too: the windows above a block are predicted for its rows."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1))
+    net = SegmentationNet(model, [0.0] * 3, [255.0] * 3, 1).eval()
+    cfg = resolve_config("default", None, ["window=64", f"overlap={overlap}"])
+    image = rgb_scene(300, 90)
+
+    class Raster:
+        height, width = image.shape[1:]
+
+        def read(self, win):
+            r = win.row_off
+            data = image[:, r : r + win.height, : win.width].astype(np.float32)
+            return data, np.ones(data.shape[1:], bool)
+
+    def rows(**kw):
+        with torch.no_grad():
+            bands = list(predict_rows(net, Raster(), cfg, confidence=True, **kw))
+        return np.concatenate([b.ids for b in bands]), np.concatenate([b.confidence for b in bands])
+
+    starts = band_starts(300, 90, cfg, net.stride)
+    assert len(starts) > 4
+    cuts = [0, starts[2], starts[3], starts[-1], 300]  # blocks of 2, 1 and several bands
+    ids, confidence = rows()
+    parts = [rows(start=a, stop=b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    assert np.array_equal(np.concatenate([p[0] for p in parts]), ids)
+    assert np.array_equal(np.concatenate([p[1] for p in parts]), confidence)
+    with pytest.raises(ValueError, match="do not start and end bands"):
+        rows(start=starts[1] + 1)
 
 
 def test_nodata_stays_nodata(tiny_model, tmp_path):

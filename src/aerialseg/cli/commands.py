@@ -187,6 +187,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         overlap=args.overlap,
     )
+    if args.ray is not None:
+        return _predict_on_ray(args, opts)
     every_input = expand_inputs(args.inputs)
     inputs = shard(every_input, args.shard)
     if not inputs:
@@ -211,6 +213,53 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(
         f"predicted {len(summary.done)} of {total} input(s)"
         + (f"; {len(summary.failed)} failed (see above)" if summary.failed else "")
+    )
+    return 1 if summary.failed else 0
+
+
+def _predict_on_ray(args: argparse.Namespace, opts) -> int:
+    """predict --ray: the same outputs, from Ray workers; one summary line at the end."""
+    from aerialseg.data.raster import check_band_count
+    from aerialseg.inference.distributed import (
+        ModelSpec,
+        RaySettings,
+        predict_on_ray,
+        ray_inputs,
+    )
+
+    if args.shard is not None:
+        raise AerialsegError("--ray hands scenes out itself; drop --shard")
+    inputs, names = ray_inputs(args.inputs)
+    if not inputs:
+        raise AerialsegError("no input images found; give files, folders, glob patterns or URLs")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise AerialsegError(f"--ray-workers {args.ray_workers}: give 1 or more")
+    model_path = Path(args.model) if args.model else default_model_path()
+    # Loaded here once too, so that a bad model file is one line before Ray starts.
+    _, config, _ = _engine(str(model_path), "torch", "cpu", "fp32")  # .onnx: ONNX Runtime
+    check_band_count(opts.bands, config.in_channels, "--bands")
+    spec = ModelSpec(str(model_path.resolve()), args.engine, args.device, args.precision)
+    settings = RaySettings(
+        address=None if args.ray == "local" else args.ray,
+        workers=args.ray_workers,
+        block_pixels=args.block_megapixels * 1e6,
+    )
+    out = Path(args.out)
+    created = not out.exists()
+    summary = predict_on_ray(spec, model_path, inputs, out, opts, names, settings)
+    if created and not summary.done and not any(out.iterdir()):
+        out.rmdir()
+    total = len(inputs)
+    if summary.failed and total == 1:
+        raise AerialsegError(next(iter(summary.failed.values())))
+    megapixels = summary.pixels / 1e6
+    print(
+        f"predicted {len(summary.done)} of {total} scene(s)"
+        + (f" ({summary.skipped} done before, skipped)" if summary.skipped else "")
+        + f": {megapixels:.1f} MP in {summary.seconds:.1f} s"
+        f" ({megapixels / max(summary.seconds, 1e-9):.2f} MP/s); {summary.retries} retried"
+        f" after a worker died; {len(summary.failed)} failed"
+        + (" (see above)" if summary.failed else "")
     )
     return 1 if summary.failed else 0
 

@@ -238,6 +238,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, help="window overlap share (default: the model's)")
     _add_batch_size(p)
     p.add_argument("--shard", metavar="I/N", help="predict only inputs I, I+N, ... (0-based)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="predict on Ray workers (pip install 'aerialseg[ray]'): a local Ray without"
+        " ADDRESS, or a cluster's ('auto', 'ray://HOST:PORT'); --out must be a folder every"
+        " worker sees. Resumable: a second run skips the scenes already done",
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="with --ray: workers, each loading the model once (default: one per GPU of the"
+        " cluster, else one per CPU)",
+    )
+    p.add_argument(
+        "--block-megapixels",
+        type=_positive_size,
+        default=64.0,
+        metavar="MP",
+        help="with --ray: scenes larger than this are split into row blocks predicted by"
+        " several workers (default 64); the outputs are the same",
+    )
     _add_precision(p)
     p.set_defaults(func=cmd_predict)
 

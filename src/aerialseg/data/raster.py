@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import numpy as np
 import rasterio
@@ -86,7 +87,7 @@ def check_band_count(bands: tuple[int, ...] | None, model_bands: int, flag: str)
 class RasterInput:
     """An open input raster plus the decisions on how to read it."""
 
-    path: Path
+    path: Path | str  # str: a URL (is_url)
     dataset: rasterio.io.DatasetReader
     bands: tuple[int, ...]
     scale: tuple[np.ndarray, np.ndarray] | None  # per-band (low, high) stretch, None for 8-bit
@@ -235,6 +236,22 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows, np.float32), np.array(highs, np.float32)
 
 
+URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")
+
+
+def is_url(path: str | Path) -> bool:
+    """Whether ``path`` is a URL or GDAL virtual path (``/vsis3/bucket/x.tif``) rather than
+    a local file. Keep URLs as strings: ``Path`` would fold their ``//``."""
+    return isinstance(path, str) and path.startswith(URL_SCHEMES)
+
+
+def input_name(path: str | Path) -> PurePosixPath:
+    """The file name part of a local path or a URL, for ``.name``, ``.stem``, ``.suffix``."""
+    if is_url(path):
+        return PurePosixPath(urlsplit(str(path)).path)
+    return PurePosixPath(Path(path).as_posix())
+
+
 def open_input(
     path: str | Path,
     bands: tuple[int, ...] | None = None,
@@ -247,11 +264,14 @@ def open_input(
     ``pixel_size``: read it resampled to pixels of that size (at_pixel_size).
     ``max_pixels``: refuse a larger raster (TooLargeInputError) from its header, before a
     pixel is decoded: a 1 MB PNG may declare 400 MP."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise UnreadableInputError(f"{path}: the file is empty (0 bytes)")
+    if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
+        path = str(path)
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise UnreadableInputError(f"{path}: the file is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

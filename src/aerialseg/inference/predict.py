@@ -131,6 +131,14 @@ def predicted_probs(
         yield item, probs
 
 
+def band_starts(height: int, width: int, cfg: TrainConfig, stride: int) -> list[int]:
+    """The rows where ``predict_rows`` starts a band: where a scene may be split into
+    blocks that ``predict_rows(start=, stop=)`` predicts apart."""
+    if cfg.input_mode == "resize" or (height <= cfg.window and width <= cfg.window):
+        return [0]
+    return window_plan(height, cfg.window, int(cfg.window * cfg.overlap), stride)[1]
+
+
 @torch.no_grad()  # on a generator: in force at every step, on whichever thread runs it
 def predict_rows(
     engine,
@@ -140,22 +148,38 @@ def predict_rows(
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     confidence: bool = False,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[ChunkResult]:
     """Yield final row bands of the prediction of ``raster``, top to bottom, with each
-    pixel's confidence if asked (at the config's confidence_temperature)."""
+    pixel's confidence if asked (at the config's confidence_temperature).
+
+    ``start``, ``stop``: only the bands from row ``start`` to row ``stop`` (both from
+    ``band_starts``, or the raster's height), bit for bit as in the whole run: the windows
+    above ``start`` that reach below it are predicted first, for their share of its rows.
+    """
     h, w, win = raster.height, raster.width, cfg.window
+    stop = h if stop is None else stop
     temperature = (cfg.confidence_temperature or 1.0) if confidence else None
     if cfg.input_mode == "resize" or (h <= win and w <= win):
-        yield from _whole(engine, raster, cfg, device, temperature)
-        return
+        if start == 0 and stop == h:
+            yield from _whole(engine, raster, cfg, device, temperature)
+            return
+        raise ValueError(f"rows {start}..{stop}: a scene of one window is not split")
     overlap_px = int(win * cfg.overlap)
     wh, rows = window_plan(h, win, overlap_px, engine.stride)
     ww, cols = window_plan(w, win, overlap_px, engine.stride)
+    if start not in rows or (stop != h and stop not in rows):
+        raise ValueError(f"rows {start}..{stop} do not start and end bands ({rows})")
     weights = ramp_weights(wh, ww, overlap_px).to(device)
     # A raster that fits in one window along an axis is padded up to that window there.
     pw = max(w, ww)
     carry = None  # weighted rows that the band above shares with this one
     for i, y in enumerate(rows):
+        if y + wh <= start or y >= stop:
+            # Windows above ``start`` add nothing to its rows: starting after them, the sums
+            # there are the same (x + 0.0 == x).
+            continue
         values, valid = raster.read(Window(0, y, w, min(wh, h - y)))
         band = _pad_to(torch.from_numpy(values).to(device), wh, pw)
         acc = None
@@ -174,6 +198,7 @@ def predict_rows(
         end = rows[i + 1] - y if i + 1 < len(rows) else min(wh, h - y)
         # The blend weight is positive and the same for every class of a pixel, so the
         # argmax of the weighted sums is the argmax of the blend: no division needed.
-        yield _result(y, acc[:, :end, :w], values[:, :end], valid[:end], temperature)
+        if y >= start:
+            yield _result(y, acc[:, :end, :w], values[:, :end], valid[:end], temperature)
         # A copy: a view would keep the whole band's scores alive beside the next band's.
         carry = acc[:, end:].clone()

@@ -12,18 +12,26 @@ import glob
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import rasterio
 import torch
 from tqdm import tqdm
 
-from aerialseg.data.raster import InputError, RasterInput, UngeoreferencedError, open_input
+from aerialseg.data.raster import (
+    InputError,
+    RasterInput,
+    UngeoreferencedError,
+    input_name,
+    open_input,
+)
 from aerialseg.errors import AerialsegError
 from aerialseg.files import sweep
 from aerialseg.inference.engine import FlipTTA, engine_precision
-from aerialseg.inference.predict import default_batch_size, predict_rows
+from aerialseg.inference.predict import ChunkResult, default_batch_size, predict_rows
 from aerialseg.inference.vector import polygonize
 from aerialseg.inference.writers import RasterOutputs, area_table, aux_path, write_areas
 
@@ -132,7 +140,7 @@ def predict_one(*args, **kwargs) -> dict[str, Path]:
         return _predict_one(*args, **kwargs)
 
 
-def _open(path: Path, opts: PredictOptions, config) -> RasterInput:
+def _open(path: Path | str, opts: PredictOptions, config) -> RasterInput:
     """The input, with the user's bands and pixel size, else the model's. A model's pixel
     size cannot apply to an image without georeference: that one is read as it is."""
     bands, flag, limit = opts.bands or config.band_tuple, opts.band_flag, opts.max_pixels
@@ -142,8 +150,8 @@ def _open(path: Path, opts: PredictOptions, config) -> RasterInput:
         return open_input(path, bands, flag, pixel_size=config.pixel_size, max_pixels=limit)
     except UngeoreferencedError:
         tqdm.write(
-            f"aerialseg: {path.name} has no georeference; predicted at its own pixel size,"
-            f" not the model's {config.pixel_size:g}",
+            f"aerialseg: {input_name(path).name} has no georeference; predicted at its own"
+            f" pixel size, not the model's {config.pixel_size:g}",
             file=sys.stderr,
         )
         return open_input(path, bands, flag, max_pixels=limit)
@@ -153,19 +161,25 @@ def _predict_one(
     engine,
     config,
     classes,
-    path: Path,
+    path: Path | str,
     out: Path,
     opts: PredictOptions,
     device: str,
     name: str | None = None,
+    rows: Callable[..., Iterable[ChunkResult]] | None = None,
 ) -> dict[str, Path]:
-    base = out / (name or path.stem)
+    """``rows``: where the predicted rows come from (default: predict_rows over the whole
+    scene; distributed.py passes the blocks that workers predicted)."""
+    shown = input_name(path)  # a URL's file name too
+    base = out / (name or shown.stem)
     raster = _open(path, opts, config)
     try:
         fmt = opts.class_format
         if fmt == "auto":
             fmt = (
-                "tif" if raster.georeferenced or path.suffix.lower() in (".tif", ".tiff") else "png"
+                "tif"
+                if raster.georeferenced or shown.suffix.lower() in (".tif", ".tiff")
+                else "png"
             )
         outputs = RasterOutputs(
             raster,
@@ -177,8 +191,7 @@ def _predict_one(
             confidence="confidence" in opts.outputs,
         )
         batch = opts.batch_size or default_batch_size(device, engine_precision(engine))
-        bands = predict_rows(
-            engine,
+        bands = (rows or partial(predict_rows, engine))(
             raster,
             config,
             batch_size=batch,
@@ -189,7 +202,7 @@ def _predict_one(
             # A large scene is long work of its own: it gets its own bar, in rows.
             with tqdm(
                 total=raster.height,
-                desc=path.name,
+                desc=shown.name,
                 unit="row",
                 leave=False,
                 disable=not opts.progress or raster.height <= config.window,

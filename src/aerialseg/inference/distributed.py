@@ -1,0 +1,401 @@
+"""``aerialseg predict --ray``: many scenes on a Ray cluster (or a local Ray), resumable.
+
+Work units are scenes; a scene of more than ``block_pixels`` is split into row blocks
+(blocks.py) that workers predict apart and one worker assembles, so every output equals a
+single run's byte for byte. Workers are Ray actors that load the model once (a GPU each
+where the cluster has GPUs). At most two units per worker are in flight, so the driver's
+memory does not grow with the number of scenes. A unit whose worker dies is run again on
+another (a new worker takes the dead one's place). Each scene's outputs are renamed into
+place when complete, then recorded in ``OUT/.aerialseg-done.jsonl``: a second run skips
+the scenes recorded there whose files are all on disk, with the same model and options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from aerialseg.data.raster import InputError, input_name, is_url
+from aerialseg.errors import AerialsegError
+from aerialseg.files import TAG, sweep
+from aerialseg.inference.run import PredictOptions, predict_one, prepare_out_dir
+
+RECORD = ".aerialseg-done.jsonl"
+IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no worker waits on the driver
+MAX_ATTEMPTS = 3  # runs of one unit before it counts as failed
+
+
+@dataclass
+class RaySettings:
+    address: str | None = None  # None: a local Ray; "auto" or "ray://HOST:PORT": a cluster
+    workers: int | None = None  # None: one per GPU, else one per CPU
+    block_pixels: float = 64e6  # scenes larger than this are split into row blocks
+
+
+@dataclass
+class ModelSpec:
+    """What each worker loads: the arguments of cli.commands._engine."""
+
+    model: str | None
+    engine: str = "torch"
+    device: str = "auto"  # auto: the worker's GPU where Ray gave it one
+    precision: str = "auto"
+
+
+@dataclass
+class RaySummary:
+    done: dict[str, dict[str, str]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0  # complete from an earlier run
+    retries: int = 0
+    pixels: int = 0
+    seconds: float = 0.0
+
+
+def run_fingerprint(spec: ModelSpec, model_path: Path, opts: PredictOptions) -> str:
+    """What decides the outputs' bytes: the model file's content, the engine and options."""
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    settings = {
+        "model": digest,
+        "engine": spec.engine,
+        "precision": spec.precision,
+        "options": {
+            k: sorted(v) if isinstance(v, frozenset) else v
+            for k, v in dataclasses.asdict(opts).items()
+            if k != "progress"
+        },
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class DoneRecord:
+    """The scenes finished in ``out``, one JSON line each, appended by the driver only
+    after the scene's files are in place."""
+
+    def __init__(self, out: Path, run: str):
+        self.path, self.run = out / RECORD, run
+        self.files: dict[str, dict[str, str]] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash
+                    continue
+                if entry.get("run") == run:
+                    self.files[entry["name"]] = entry["files"]
+
+    def complete(self, name: str) -> bool:
+        files = self.files.get(name)
+        return files is not None and all(Path(p).is_file() for p in files.values())
+
+    def add(self, name: str, source: str, files: dict[str, str]) -> None:
+        line = json.dumps({"name": name, "input": source, "run": self.run, "files": files})
+        with self.path.open("a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class PredictWorker:
+    """One Ray actor: the model loaded once; scenes, blocks and assemblies on request."""
+
+    def __init__(self, spec: ModelSpec, opts: PredictOptions, out: str, run: str):
+        import torch
+
+        from aerialseg.cli.commands import _device, _engine
+        from aerialseg.inference.engine import FlipTTA
+
+        if torch.cuda.is_available() or spec.device == "cpu":
+            self.device = "cpu" if spec.engine == "onnx" else _device(spec.device)
+        else:
+            self.device = "cpu"  # no GPU given to this worker
+        engine, config, self.classes = _engine(spec.model, spec.engine, self.device, spec.precision)
+        if opts.overlap is not None:
+            config = type(config).from_dict({**config.to_dict(), "overlap": opts.overlap})
+        self.engine = FlipTTA(engine) if opts.tta else engine
+        self.config, self.opts, self.out, self.run = config, opts, Path(out), run
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def _open(self, path: str):
+        from aerialseg.inference.run import _open
+
+        return _open(path, self.opts, self.config)
+
+    def _header_pixels(self, path: str) -> int | None:
+        """The scene's pixels from its header (a small image is not decoded twice); None
+        where it is resampled to a pixel size, so that only opening it tells."""
+        import warnings
+
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning
+
+        if self.opts.pixel_size or self.config.pixel_size:
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as ds:
+                    return ds.width * ds.height
+        except rasterio.errors.RasterioIOError:
+            return 0  # predict_one says what is wrong with it
+
+    def scene(self, path: str, name: str, block_pixels: float) -> dict:
+        """Predict a scene, or (large) return its blocks for the driver to hand out."""
+        from aerialseg.inference.blocks import plan_blocks
+
+        try:
+            pixels = self._header_pixels(path)
+            if pixels is None or pixels > block_pixels:  # opened in full only to plan blocks
+                raster = self._open(path)
+                try:
+                    blocks = plan_blocks(
+                        raster.height, raster.width, self.config, self.engine.stride, block_pixels
+                    )
+                    pixels = raster.height * raster.width
+                finally:
+                    raster.close()
+                if len(blocks) > 1:
+                    return {"kind": "split", "blocks": blocks}
+            files = predict_one(
+                self.engine, self.config, self.classes, path, self.out, self.opts,
+                self.device, name,
+            )  # fmt: skip
+        except InputError as err:
+            return {"kind": "failed", "error": str(err)}
+        return {"kind": "done", "files": {k: str(v) for k, v in files.items()}, "pixels": pixels}
+
+    def block(self, path: str, name: str, start: int, stop: int) -> dict:
+        from aerialseg.inference.blocks import block_path, finished_block, write_block
+        from aerialseg.inference.engine import engine_precision
+        from aerialseg.inference.predict import default_batch_size
+
+        target = block_path(self.out, name, start, stop)
+        if finished_block(target, self.run):  # done by an earlier, interrupted run
+            return {"kind": "block", "pixels": 0}
+        raster = self._open(path)
+        try:
+            batch = self.opts.batch_size or default_batch_size(
+                self.device, engine_precision(self.engine)
+            )
+            pixels = write_block(
+                self.engine, raster, self.config, target, start, stop, run=self.run,
+                batch_size=batch, device=self.device,
+                confidence="confidence" in self.opts.outputs,
+            )  # fmt: skip
+        finally:
+            raster.close()
+        return {"kind": "block", "pixels": pixels}
+
+    def assemble(self, path: str, name: str, blocks: list[tuple[int, int]]) -> dict:
+        from aerialseg.inference.blocks import block_path, block_rows, remove_blocks
+
+        parts = [(a, b, block_path(self.out, name, a, b)) for a, b in blocks]
+        rows = block_rows(parts, with_image="overlay" in self.opts.outputs)
+        files = predict_one(
+            self.engine, self.config, self.classes, path, self.out, self.opts,
+            self.device, name, rows=rows,
+        )  # fmt: skip
+        remove_blocks(self.out, name)
+        return {"kind": "done", "files": {k: str(v) for k, v in files.items()}, "pixels": 0}
+
+
+def _start_ray(address: str | None):
+    """Ray, imported and connected; whether this call started it."""
+    try:
+        import ray
+    except ImportError:
+        raise AerialsegError(
+            "--ray needs Ray (not installed here): pip install 'aerialseg[ray]'"
+        ) from None
+    if ray.is_initialized():
+        return ray, False
+    import logging
+
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        raise AerialsegError(f"--ray {address}: cannot connect to Ray ({err})") from None
+    return ray, True
+
+
+def predict_on_ray(
+    spec: ModelSpec,
+    model_path: Path,
+    inputs: list[str],
+    out: Path,
+    opts: PredictOptions,
+    names: dict[str, str],
+    settings: RaySettings,
+) -> RaySummary:
+    """Predict ``inputs`` (absolute paths or URLs) into ``out``, a folder every worker
+    sees; ``names``: the output name of each input."""
+    prepare_out_dir(out)
+    out = out.resolve()
+    opts = dataclasses.replace(opts, progress=False)  # the driver's bar is the one bar
+    run = run_fingerprint(spec, model_path, opts)
+    record = DoneRecord(out, run)
+    summary = RaySummary()
+    todo = deque(("scene", path, names[path]) for path in inputs)
+    for unit in list(todo):
+        if record.complete(unit[2]):
+            todo.remove(unit)
+            summary.skipped += 1
+    if not todo:  # all done before: no need for Ray
+        return summary
+    ray, started = _start_ray(settings.address)
+    try:
+        _drive(ray, spec, opts, out, run, settings, todo, record, summary, len(inputs))
+    finally:
+        if started:
+            ray.shutdown()
+    return summary
+
+
+def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) -> None:
+    gpus = int(ray.cluster_resources().get("GPU", 0)) if spec.device != "cpu" else 0
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    count = settings.workers or (gpus or max(1, cpus))
+    # More workers than CPUs or GPUs share them: a worker that cannot be placed would
+    # hold the units queued on it for ever.
+    options = {
+        "num_cpus": min(1.0, cpus / count),
+        "num_gpus": min(1.0, gpus / count) if gpus else 0,
+        "max_restarts": 0,
+    }
+    actor_class = ray.remote(PredictWorker).options(**options)
+
+    pids: dict = {}  # worker -> ObjectRef of its process id
+
+    def new_worker():
+        worker = actor_class.remote(spec, opts, str(out), run)
+        pids[worker] = worker.pid.remote()
+        return worker
+
+    workers = [new_worker() for _ in range(count)]
+    load = {w: 0 for w in workers}  # units in flight per worker
+    pending: dict = {}  # ObjectRef -> (worker, unit, attempt)
+    attempts: dict[tuple, int] = {}
+    blocks_left: dict[str, int] = {}  # per split scene: blocks not yet written
+    scene_blocks: dict[str, tuple] = {}
+    deaths_in_a_row = 0
+    start = time.perf_counter()
+    bar = tqdm(total=total, initial=summary.skipped, desc="predict", unit="scene")
+
+    def submit(unit) -> None:
+        worker = min(load, key=load.__getitem__)
+        kind, path, name, *rest = unit
+        ref = getattr(worker, kind).remote(path, name, *(rest or [settings.block_pixels]))
+        pending[ref] = (worker, unit)
+        load[worker] += 1
+
+    def finish_scene(unit, result) -> None:
+        _, path, name, *_ = unit
+        if result["kind"] == "failed":
+            summary.failed[path] = result["error"]
+            if total > 1:
+                tqdm.write(f"aerialseg: skipped {result['error']}", file=sys.stderr)
+        else:
+            summary.done[path] = result["files"]
+            record.add(name, path, result["files"])
+        bar.update(1)
+
+    try:
+        while todo or pending:
+            while todo and len(pending) < IN_FLIGHT_PER_WORKER * len(load):
+                submit(todo.popleft())
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            worker, unit = pending.pop(ref)
+            load[worker] -= 1
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError as err:
+                deaths_in_a_row += 1
+                if deaths_in_a_row > 2 * len(load) + MAX_ATTEMPTS:
+                    raise AerialsegError(f"Ray workers keep dying; the last: {err}") from None
+                if worker in load:  # its other units in flight fail on their own
+                    del load[worker]
+                    load[new_worker()] = 0
+                    _remove_temporaries(ray, out, pids.pop(worker))
+                attempts[unit] = attempts.get(unit, 1) + 1
+                if attempts[unit] > MAX_ATTEMPTS:
+                    finish_scene(
+                        unit,
+                        {"kind": "failed", "error": f"{unit[1]}: its worker died {MAX_ATTEMPTS}"
+                         f" times while predicting it"},
+                    )  # fmt: skip
+                else:
+                    summary.retries += 1
+                    todo.appendleft(unit)
+                continue
+            deaths_in_a_row = 0
+            summary.pixels += result.get("pixels", 0)
+            kind, path, name = unit[:3]
+            if result["kind"] == "split":
+                blocks = tuple(tuple(b) for b in result["blocks"])
+                blocks_left[path] = len(blocks)
+                scene_blocks[path] = blocks
+                for a, b in reversed(blocks):  # to the queue's front: finish scenes begun
+                    todo.appendleft(("block", path, name, a, b))
+            elif result["kind"] == "block":
+                blocks_left[path] -= 1
+                if blocks_left[path] == 0:
+                    del blocks_left[path]
+                    todo.appendleft(("assemble", path, name, scene_blocks.pop(path)))
+            else:
+                finish_scene(unit, result)
+            seconds = time.perf_counter() - start
+            bar.set_postfix(
+                MP=f"{summary.pixels / 1e6:.1f}",
+                MPps=f"{summary.pixels / 1e6 / max(seconds, 1e-9):.2f}",
+                retries=summary.retries,
+                failed=len(summary.failed),
+            )
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+        for worker in load:
+            ray.kill(worker)
+
+
+def _remove_temporaries(ray, out: Path, pid_ref) -> None:
+    """The half-written files of a dead worker: its process id is in their names
+    (files.temp_path). Only its own: on a cluster, another node's live worker may run
+    under a process id that means nothing on this one."""
+    try:
+        pid = ray.get(pid_ref, timeout=5)
+    except Exception:  # it died before saying: files.sweep removes them on the next run
+        return
+    sweep(out, re.compile(rf"^\..+\.{TAG}-({pid})\."))
+
+
+def ray_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Inputs for ``--ray``: local files, folders and globs (expand_inputs) as absolute
+    paths, URLs as given; with each one's output name (output_names for local files, the
+    file name for a URL, its host and folders too where that name is taken)."""
+    from aerialseg.inference.run import expand_inputs, output_names
+
+    local = expand_inputs([i for i in items if not is_url(i)])
+    names = {str(p.absolute()): n for p, n in output_names(local).items()}
+    taken = set(names.values())
+    urls = list(dict.fromkeys(i for i in items if is_url(i)))
+    stems = [input_name(u).stem for u in urls]
+    for url, stem in zip(urls, stems, strict=True):
+        if stem in taken or stems.count(stem) > 1:
+            host_and_path = url.split("://", 1)[-1].strip("/")
+            stem = "__".join(Path(host_and_path).with_suffix("").parts)
+        names[url] = stem
+        taken.add(stem)
+    return [*names], names
