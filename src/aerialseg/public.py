@@ -58,8 +58,8 @@ def default_model_path() -> Path:
     path = bundled_model_path()
     if not path.is_file():
         raise AerialsegError(
-            "no model given and this install bundles no default model; train one with"
-            " 'aerialseg train --data DATASET --out runs/a' and pass runs/a/model.pt"
+            "no --model given and this install bundles no default model; train one with"
+            " 'aerialseg train --data DATASET --out runs/a' and pass --model runs/a/model.pt"
         )
     return path
 
