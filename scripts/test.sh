@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Set up and run the test suite (reads the real dataset from ../shared when present).
+# Set up and run the test suite (reads the real dataset from ../shared when present); with
+# no arguments, ruff, mypy and the docs build first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [ $# -eq 0 ]; then  # the whole suite: lint, format and types fail it as a test would
-  .venv/bin/ruff check -q src tests bench
-  .venv/bin/ruff format -q --check src tests bench
+  .venv/bin/ruff check -q src tests bench docs
+  .venv/bin/ruff format -q --check src tests bench docs
   .venv/bin/mypy src
+  # The docs site must build without a warning (a dead link, a missing page or anchor).
+  # Not --quiet: it hides the warnings that --strict counts.
+  site=$(mktemp -d)
+  if ! log=$(NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site" 2>&1); then
+    echo "$log" >&2
+    exit 1
+  fi
+  rm -rf "$site"
 fi
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --timeout 600 "$@"

@@ -45,74 +45,63 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aerialseg.training.config import resolve_config
-    from aerialseg.training.run import train
+    from aerialseg.public import train, training_config
+    from aerialseg.training.config import parse_overrides
 
-    overrides = list(args.overrides)
-    for key in ("max_time", "devices", "num_nodes", "accelerator"):
-        value = getattr(args, key)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    out = Path(args.out)
-    args.resume = args.resume or args.resume_from is not None
-    if args.resume:
-        saved = out / "config.yaml"
-        if not saved.is_file():
-            raise AerialsegError(f"{out}: nothing to resume (no config.yaml); check --out")
-        cfg = resolve_config("default", saved, overrides)
-        classes = ClassTable.from_file(out / "classes.json")
-    else:
-        cfg = resolve_config(args.preset, args.config, overrides)
-        classes = _classes(args.classes)
+    settings = parse_overrides(list(args.overrides))
+    launch = {
+        key: getattr(args, key) for key in ("max_time", "devices", "num_nodes", "accelerator")
+    }
     if args.print_config:
+        given = {key: value for key, value in launch.items() if value is not None}
+        cfg = training_config(
+            preset=args.preset,
+            config=args.config,
+            settings={**settings, **given},
+            resume=args.out if args.resume else None,
+        )
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     if args.data is None:
         raise AerialsegError("train needs --data: the Kaggle archive.zip or its folder")
     model_path = train(
-        cfg,
         args.data,
-        out,
-        split_file=args.split,
-        classes=classes,
+        args.out,
+        preset=args.preset,
+        config=args.config,
+        settings=settings,
+        classes=args.classes,
+        split=args.split,
         resume=args.resume,
-        resume_from=args.resume_from or "last",
+        resume_from=args.resume_from,
+        **launch,
     )
     print(f"model written to {model_path}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from aerialseg.evaluation.evaluate import evaluate
-    from aerialseg.evaluation.metrics import format_table, headline_keys
-    from aerialseg.inference.engine import OnnxEngine
-    from aerialseg.models.io import LoadedModel, load_model
+    from aerialseg.evaluation.metrics import format_table
+    from aerialseg.public import evaluate
 
-    model: LoadedModel | OnnxEngine
-    if Path(args.model).suffix == ".onnx":
-        if args.precision == "bf16" or args.device == "cuda":
-            raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
-        model = OnnxEngine(args.model)
-    else:
-        model = load_model(args.model, device=_device(args.device), for_inference=True)
-    out = Path(args.out) if args.out else Path(args.model).parent / f"eval-{args.split}"
     report = evaluate(
-        model,
+        args.model,
         args.data,
-        out,
-        split_name=args.split,
+        split=args.split,
         split_file=args.split_file,
+        out=args.out,
+        device=args.device,
         batch_size=args.batch_size,
         tta=args.tta,
-        precision=args.precision,
         pixel_size=args.pixel_size,
+        precision=args.precision,
     )
     print(
         f"{args.split} split, {len(report['images'])} images, model {report['model']},"
         f" {report['precision']}"
     )
-    print(format_table(report, model.classes))
-    key = headline_keys(model.classes)[0]
+    print(format_table(report))
+    key = report["headline"][0]
     scored = sorted((v[key], k) for k, v in report["per_image"].items() if v[key] is not None)
     lowest = ", ".join(f"{image_id} {value:.4f}" for value, image_id in scored[:3])
     print(f"lowest {key} of one image: {lowest}")
@@ -122,89 +111,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f" {report['pixel_accuracy']:.3f}, calibration error {confidence['calibration_error']:.3f}"
         f" (temperature {confidence['temperature']:g})"
     )
+    out = Path(args.out) if args.out else Path(args.model).parent / f"eval-{args.split}"
     print(f"written to {out}/metrics.json (per image too)")
     return 0
 
 
-def default_model_path() -> Path:
-    from aerialseg.models.io import bundled_model_path
-
-    path = bundled_model_path()
-    if not path.is_file():
-        raise AerialsegError(
-            "no --model given and this install bundles no default model; train one with"
-            " 'aerialseg train --data DATASET --out runs/a' and pass --model runs/a/model.pt"
-        )
-    return path
-
-
-def _engine(model_arg: str | None, engine: str, device: str, precision: str = "auto"):
-    """(engine, config, classes) for a model file or an exported ONNX file."""
-    from aerialseg.inference.engine import OnnxEngine, with_precision
-    from aerialseg.models.io import load_model
-
-    path = Path(model_arg) if model_arg else default_model_path()
-    if engine == "onnx" or path.suffix == ".onnx":
-        if device != "cpu":
-            raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
-        if precision == "bf16":
-            raise AerialsegError("--precision bf16 runs on PyTorch; use --engine torch")
-        if path.suffix == ".onnx":
-            onnx = OnnxEngine(path)
-        else:
-            from aerialseg.models.export import exported_engine
-
-            print(f"exporting {path.name} to ONNX for this run", file=sys.stderr)
-            onnx = exported_engine(load_model(path))  # ONNX Runtime folds batch norms itself
-        return onnx, onnx.config, onnx.classes
-    model = load_model(path, device=device, for_inference=True)
-    return with_precision(model.net, precision, device), model.config, model.classes
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
-    from aerialseg.data.raster import check_band_count, parse_bands
-    from aerialseg.inference.run import (
-        PredictOptions,
-        expand_inputs,
-        output_names,
-        predict_files,
-        shard,
-    )
+    from aerialseg.data.raster import parse_bands
+    from aerialseg.public import predict_files, predict_options
 
-    outputs = {"classes"} | ({"areas"} if not args.no_areas else set())
-    outputs |= {"color"} if args.color or args.all_outputs else set()
-    outputs |= {"overlay"} if args.overlay or args.all_outputs else set()
-    outputs |= {"confidence"} if args.confidence or args.all_outputs else set()
-    opts = PredictOptions(
-        outputs=frozenset(outputs),
-        class_format=args.format,
-        vector=args.vector,
-        simplify=args.simplify,
-        min_area=args.min_area,
-        bands=parse_bands(args.bands),
-        pixel_size=args.pixel_size,
-        tta=args.tta,
-        batch_size=args.batch_size,
-        overlap=args.overlap,
-    )
+    outputs = {
+        "color": args.color or args.all_outputs,
+        "overlay": args.overlay or args.all_outputs,
+        "confidence": args.confidence or args.all_outputs,
+        "areas": not args.no_areas,
+        "class_format": args.format,
+        "vector": args.vector,
+        "simplify": args.simplify,
+        "min_area": args.min_area,
+        "bands": parse_bands(args.bands),
+        "pixel_size": args.pixel_size,
+        "tta": args.tta,
+        "batch_size": args.batch_size,
+        "overlap": args.overlap,
+    }
     if args.ray is not None:
-        return _predict_on_ray(args, opts)
-    every_input = expand_inputs(args.inputs)
-    inputs = shard(every_input, args.shard)
-    if not inputs:
-        raise AerialsegError("no input images found; give files, folders or glob patterns")
-    device = "cpu" if args.engine == "onnx" else _device(args.device)
-    engine, config, classes = _engine(args.model, args.engine, device, args.precision)
-    check_band_count(opts.bands, config.in_channels, "--bands")
-    # names over every input, not the shard's: shards writing to one folder never collide
-    names = output_names(every_input)
-    out = Path(args.out)
-    created = not out.exists()
-    summary = predict_files(engine, config, classes, inputs, out, opts, device, names)
-    # Every input failed: leave no empty folder behind. Not when sharded: another shard may
-    # be about to write into it.
-    if created and not summary.done and args.shard is None and not any(out.iterdir()):
-        out.rmdir()
+        return _predict_on_ray(args, predict_options(**outputs))
+    summary = predict_files(
+        args.inputs,
+        args.out,
+        model=args.model,
+        engine=args.engine,
+        device=args.device,
+        precision=args.precision,
+        shard=args.shard,
+        **outputs,
+    )
     total = len(summary.done) + len(summary.failed)
     if summary.failed and total == 1:  # one input: its error is the one line to show
         raise AerialsegError(next(iter(summary.failed.values())))
@@ -226,6 +168,7 @@ def _predict_on_ray(args: argparse.Namespace, opts) -> int:
         predict_on_ray,
         ray_inputs,
     )
+    from aerialseg.public import default_model_path, prediction_engine
 
     if args.shard is not None:
         raise AerialsegError("--ray hands scenes out itself; drop --shard")
@@ -236,7 +179,7 @@ def _predict_on_ray(args: argparse.Namespace, opts) -> int:
         raise AerialsegError(f"--ray-workers {args.ray_workers}: give 1 or more")
     model_path = Path(args.model) if args.model else default_model_path()
     # Loaded here once too, so that a bad model file is one line before Ray starts.
-    _, config, _ = _engine(str(model_path), "torch", "cpu", "fp32")  # .onnx: ONNX Runtime
+    _, config, _ = prediction_engine(model_path, "torch", "cpu", "fp32")  # .onnx: ONNX Runtime
     check_band_count(opts.bands, config.in_channels, "--bands")
     spec = ModelSpec(str(model_path.resolve()), args.engine, args.device, args.precision)
     settings = RaySettings(
@@ -293,8 +236,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise AerialsegError(
             f"serve needs the web extra ({err.name} is missing): pip install 'aerialseg[serve]'"
         ) from None
+    from aerialseg.public import default_model_path, resolve_device
+
     one_malloc_arena()
-    device = _device(args.device)
+    device = resolve_device(args.device)
     model = Path(args.model) if args.model else default_model_path()
     loaded = load_engine(model, device, args.precision)
     limits = ServeLimits(
@@ -346,13 +291,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # another host name: it may resolve to any network
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AerialsegError("--device cuda: no CUDA GPU is available here; use --device cpu")
-    return name

@@ -43,6 +43,9 @@ def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
     scored = np.array([c.scored for c in classes.classes])
     n_all, n_scored = len(scored), int(scored.sum())
     result = {
+        # which of these keys sum a model up, mIoU first: readers of metrics.json need no
+        # class table to know
+        "headline": headline_keys(classes),
         f"miou{n_all}": _mean(iou),
         f"miou{n_scored}": _mean(iou[scored]),
         "pixel_accuracy": float(tp.sum() / total) if total else None,
@@ -70,12 +73,11 @@ def headline_keys(classes: ClassTable) -> list[str]:
     return keys + ["pixel_accuracy", "mean_dice"]
 
 
-def format_table(metrics: dict, classes: ClassTable) -> str:
+def format_table(metrics: dict, classes: ClassTable | None = None) -> str:
+    """The headline figures and a per-class table; ``classes`` default: the metrics' own."""
+    keys = headline_keys(classes) if classes is not None else metrics["headline"]
     lines = [
-        "  ".join(
-            f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a"
-            for k in headline_keys(classes)
-        )
+        "  ".join(f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a" for k in keys)
     ]
     lines.append(f"  {'class':<12} {'IoU':>7} {'Dice':>7} {'prec':>7} {'recall':>7}")
     for name, m in metrics["per_class"].items():

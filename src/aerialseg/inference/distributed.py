@@ -112,14 +112,16 @@ class PredictWorker:
     def __init__(self, spec: ModelSpec, opts: PredictOptions, out: str, run: str):
         import torch
 
-        from aerialseg.cli.commands import _device, _engine
         from aerialseg.inference.engine import FlipTTA
+        from aerialseg.public import prediction_engine, resolve_device
 
         if torch.cuda.is_available() or spec.device == "cpu":
-            self.device = "cpu" if spec.engine == "onnx" else _device(spec.device)
+            self.device = "cpu" if spec.engine == "onnx" else resolve_device(spec.device)
         else:
             self.device = "cpu"  # no GPU given to this worker
-        engine, config, self.classes = _engine(spec.model, spec.engine, self.device, spec.precision)
+        engine, config, self.classes = prediction_engine(
+            spec.model, spec.engine, self.device, spec.precision
+        )
         if opts.overlap is not None:
             config = type(config).from_dict({**config.to_dict(), "overlap": opts.overlap})
         self.engine = FlipTTA(engine) if opts.tta else engine

@@ -101,9 +101,13 @@ def build_network(
     return SegmentationNet(model, norm["mean"], norm["std"], STRIDE[name], downsample)
 
 
-def gflops_per_megapixel(net: nn.Module, side: int = 512) -> float:
+def gflops_per_megapixel(net: nn.Module, side: int = 64) -> float:
     """Forward-pass GFLOPs per megapixel of input, counted by torch's FlopCounterMode on one
-    ``side`` x ``side`` input in eval mode (the network's mode is restored after)."""
+    ``side`` x ``side`` input in eval mode (the network's mode is restored after).
+
+    The count of these fully convolutional networks grows with the pixels, so the 64 px
+    default gives the figure 512 px gives (30.118 for the FPN, 89.382 for the U-Net, 92.704
+    for the seed U-Net) at a sixth of the CPU time: every training run counts it."""
     training = net.training
     net.eval()
     try:

@@ -317,12 +317,26 @@ def _set_field(config: TrainConfig, key: str, value: Any) -> None:
     setattr(config, key, _coerce(value, _HINTS[key], key))
 
 
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["lr=3e-4", "bands=[3,2,1]"]`` -> ``{"lr": "3e-4", "bands": [3, 2, 1]}``: each value
+    read as YAML (an empty one as None); types are checked when the config is built."""
+    data: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not key=value")
+        data[key.strip()] = yaml.safe_load(text) if text.strip() else None
+    return data
+
+
 def resolve_config(
     preset: str = "default",
     config_file: str | Path | None = None,
     overrides: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Preset, then the config file, then ``key=value`` overrides, each over the last."""
+    """Preset, then the config file, then ``key=value`` overrides, then ``settings`` (typed
+    values by key, as the Python API takes them), each over the last."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
     data: dict[str, Any] = dict(PRESETS[preset])
@@ -337,9 +351,6 @@ def resolve_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path} must be a mapping of keys to values")
         data.update(loaded)
-    for item in overrides or []:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r} is not key=value")
-        data[key.strip()] = yaml.safe_load(text) if text.strip() else None
+    data.update(parse_overrides(overrides or []))
+    data.update(settings or {})
     return TrainConfig.from_dict(data)

@@ -1,0 +1,588 @@
+"""The Python API, what ``import aerialseg`` gives: load a model and predict arrays or files,
+train, evaluate. The ``aerialseg`` commands call these same functions, so a notebook and
+the command line get the same results.
+
+Heavy libraries (torch, Lightning, rasterio) are imported when a function first runs, so
+``import aerialseg`` and ``aerialseg --help`` stay quick.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from aerialseg.errors import AerialsegError, ConfigError
+
+if TYPE_CHECKING:
+    from aerialseg.data.classes import ClassTable
+    from aerialseg.inference.run import PredictOptions, PredictSummary
+    from aerialseg.models.io import LoadedModel
+    from aerialseg.training.config import TrainConfig
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "bf16"]
+# Caps every training run at this many optimiser steps: a smoke test of a script or of the
+# documentation's examples trains in seconds instead of hours. Announced when it applies.
+MAX_STEPS_ENV = "AERIALSEG_MAX_STEPS"
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` where a CUDA GPU is available, else ``cpu``.
+
+    Raises:
+        AerialsegError: ``cuda`` was asked for on a machine without a CUDA GPU.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AerialsegError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    return name
+
+
+def default_model_path() -> Path:
+    """The model file bundled with the package (the Dubai model).
+
+    Raises:
+        AerialsegError: this install bundles no model file.
+    """
+    from aerialseg.models.io import bundled_model_path
+
+    path = bundled_model_path()
+    if not path.is_file():
+        raise AerialsegError(
+            "no --model given and this install bundles no default model; train one with"
+            " 'aerialseg train --data DATASET --out runs/a' and pass --model runs/a/model.pt"
+        )
+    return path
+
+
+@dataclass
+class Prediction:
+    """What ``Model.predict`` returns for one image.
+
+    Attributes:
+        class_ids: (H, W) uint8 class ids, indices into ``Model.class_names``; 255 where the
+            input has no data.
+        valid: (H, W) bool, False where the input has no data.
+        probabilities: (classes, H, W) float32 class probabilities at the model's confidence
+            temperature (NaN where there is no data); only when asked for.
+        confidence: (H, W) float32, the probability of each pixel's class in 0..1, as
+            ``aerialseg predict --confidence`` writes it in percent (NaN where there is no
+            data); only when asked for.
+    """
+
+    class_ids: np.ndarray
+    valid: np.ndarray
+    probabilities: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+
+class Model:
+    """A loaded model, ready to predict. Made by ``load_model``."""
+
+    def __init__(self, loaded: LoadedModel, path: Path, device: str, precision: str):
+        from aerialseg.inference.engine import with_precision
+
+        self.path = path
+        self.device = device
+        self.config: TrainConfig = loaded.config
+        self.classes: ClassTable = loaded.classes
+        self.meta = loaded.meta
+        self.engine = with_precision(loaded.net, precision, device)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in class-id order."""
+        return self.classes.names
+
+    def __repr__(self) -> str:
+        return f"<aerialseg.Model {self.config.model} from {self.path}, classes {self.class_names}>"
+
+    def predict(
+        self,
+        image: str | Path | np.ndarray,
+        *,
+        probabilities: bool = False,
+        confidence: bool = False,
+        tta: bool = False,
+        bands: Sequence[int] | None = None,
+        pixel_size: float | None = None,
+        batch_size: int | None = None,
+    ) -> Prediction:
+        """Segment one image held in memory, as ``aerialseg predict`` segments a file.
+
+        Args:
+            image: a file (JPEG, PNG, TIFF, GeoTIFF), read whole as ``aerialseg predict``
+                reads it (bands, 16-bit stretch, nodata), or an array of values in 0..255:
+                (H, W, bands) as ``numpy.asarray(PIL.Image.open(...))`` gives, or (H, W) for
+                a one-band model. Scenes too large for memory go to ``predict_files``.
+            probabilities: also return the class probabilities.
+            confidence: also return each pixel's confidence.
+            tta: average over flips (3x the compute).
+            bands: a file's 1-based bands to read (default: the model's, else RGB).
+            pixel_size: read a georeferenced file resampled to this pixel size in CRS
+                units (default: the model's, if it was trained at one).
+            batch_size: windows per forward pass (default: as ``aerialseg predict``).
+
+        Returns:
+            The class ids, and the probabilities and confidence if asked for.
+
+        Raises:
+            InputError: the file or array cannot be predicted as given (one-line reason).
+        """
+        import torch
+
+        from aerialseg.inference.engine import FlipTTA, engine_precision
+        from aerialseg.inference.predict import NODATA, default_batch_size, with_temperature
+        from aerialseg.inference.sliding import predict_image
+
+        values, valid = self._read(image, bands, pixel_size)
+        engine: Any = FlipTTA(self.engine) if tta else self.engine
+        batch = batch_size or default_batch_size(self.device, engine_precision(engine))
+        cfg = self.config
+        with torch.inference_mode():
+            probs = predict_image(
+                engine,
+                torch.from_numpy(values).to(self.device),
+                input_mode=cfg.input_mode,
+                window=cfg.window,
+                overlap=cfg.overlap,
+                resize_to=cfg.resize_to,
+                batch_size=batch,
+            )
+            ids = probs.max(0).indices.to(torch.uint8).cpu().numpy()
+            ids[~valid] = NODATA
+            result = Prediction(ids, valid)
+            if probabilities or confidence:
+                scaled = with_temperature(probs, cfg.confidence_temperature or 1.0)
+                calibrated = scaled.float().cpu().numpy()
+                calibrated[:, ~valid] = np.nan
+                if probabilities:
+                    result.probabilities = calibrated
+                if confidence:
+                    result.confidence = np.max(calibrated, axis=0)
+        return result
+
+    def _read(
+        self, image: str | Path | np.ndarray, bands: Sequence[int] | None, pixel_size: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(bands, H, W) float32 values in 0..255 and the (H, W) valid mask."""
+        from aerialseg.data.raster import InputError, check_band_count
+
+        if isinstance(image, str | os.PathLike):
+            from rasterio.windows import Window
+
+            from aerialseg.inference.run import PredictOptions, _open
+
+            chosen = tuple(bands) if bands else None
+            check_band_count(chosen, self.config.in_channels, "bands=")
+            opts = PredictOptions(bands=chosen, pixel_size=pixel_size)
+            raster = _open(Path(image), opts, self.config)
+            try:
+                return raster.read(Window(0, 0, raster.width, raster.height))
+            finally:
+                raster.close()
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = array[:, :, None]
+        want = self.config.in_channels
+        if array.ndim != 3 or array.shape[2] != want or 0 in array.shape:
+            raise InputError(
+                f"an array of shape {array.shape}: the model takes (height, width, {want})"
+                f" values in 0..255"
+            )
+        values = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+        return values, np.ones(array.shape[:2], dtype=bool)
+
+
+def load_model(
+    path: str | Path | None = None, *, device: Device = "auto", precision: Precision = "auto"
+) -> Model:
+    """Load a model file for prediction.
+
+    Args:
+        path: a ``model.pt`` or ``.ckpt`` written by ``aerialseg train``; None: the model
+            bundled with the package (trained on the Dubai dataset).
+        device: ``auto`` picks a CUDA GPU where there is one.
+        precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
+
+    Returns:
+        The model, its batch norms folded into the convolutions (the same predictions).
+
+    Raises:
+        ModelFileError: the file is not an aerialseg model.
+    """
+    from aerialseg.models.io import load_model as load_file
+
+    resolved = Path(path) if path is not None else default_model_path()
+    chosen = resolve_device(device)
+    loaded = load_file(resolved, device=chosen, for_inference=True)
+    return Model(loaded, resolved, chosen, precision)
+
+
+def prediction_engine(model: str | Path | Model | None, engine: str, device: str, precision: str):
+    """(engine, config, classes) for a model file, a loaded Model, or an exported ONNX file."""
+    from aerialseg.inference.engine import OnnxEngine
+    from aerialseg.models.io import load_model as load_file
+
+    if isinstance(model, Model):
+        if engine == "onnx":
+            model = model.path
+        else:
+            return model.engine, model.config, model.classes
+    path = Path(model) if model is not None else default_model_path()
+    if engine == "onnx" or path.suffix == ".onnx":
+        if device != "cpu":
+            raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
+        if precision == "bf16":
+            raise AerialsegError("--precision bf16 runs on PyTorch; use --engine torch")
+        if path.suffix == ".onnx":
+            onnx = OnnxEngine(path)
+        else:
+            from aerialseg.models.export import exported_engine
+
+            print(f"exporting {path.name} to ONNX for this run", file=sys.stderr)
+            onnx = exported_engine(load_file(path))  # ONNX Runtime folds batch norms itself
+        return onnx, onnx.config, onnx.classes
+    loaded = Model(load_file(path, device=device, for_inference=True), path, device, precision)
+    return loaded.engine, loaded.config, loaded.classes
+
+
+def predict_options(
+    *,
+    color: bool = False,
+    overlay: bool = False,
+    confidence: bool = False,
+    areas: bool = True,
+    class_format: str = "auto",
+    vector: str | None = None,
+    simplify: float | None = None,
+    min_area: float | None = None,
+    bands: Sequence[int] | None = None,
+    pixel_size: float | None = None,
+    tta: bool = False,
+    batch_size: int | None = None,
+    overlap: float | None = None,
+) -> PredictOptions:
+    """What to write and how to read, as ``predict_files`` takes them (its Args)."""
+    from aerialseg.inference.run import PredictOptions
+
+    kinds = {"classes"} | ({"areas"} if areas else set())
+    kinds |= {
+        k for k, on in (("color", color), ("overlay", overlay), ("confidence", confidence)) if on
+    }
+    opts = PredictOptions(
+        outputs=frozenset(kinds),
+        class_format=class_format,
+        vector=vector,
+        bands=tuple(bands) if bands else None,
+        pixel_size=pixel_size,
+        tta=tta,
+        batch_size=batch_size,
+        overlap=overlap,
+    )
+    # None: PredictOptions' default, the one aerialseg predict documents
+    if simplify is not None:
+        opts.simplify = simplify
+    if min_area is not None:
+        opts.min_area = min_area
+    return opts
+
+
+def predict_files(
+    inputs: str | Path | Sequence[str | Path],
+    out: str | Path,
+    *,
+    model: str | Path | Model | None = None,
+    color: bool = False,
+    overlay: bool = False,
+    confidence: bool = False,
+    areas: bool = True,
+    class_format: Literal["auto", "tif", "png"] = "auto",
+    vector: Literal["geojson", "gpkg"] | None = None,
+    simplify: float | None = None,
+    min_area: float | None = None,
+    bands: Sequence[int] | None = None,
+    pixel_size: float | None = None,
+    tta: bool = False,
+    batch_size: int | None = None,
+    overlap: float | None = None,
+    engine: Literal["torch", "onnx"] = "torch",
+    device: Device = "auto",
+    precision: Precision = "auto",
+    shard: str | None = None,
+) -> PredictSummary:
+    """Segment image files of any size into ``out``: ``aerialseg predict``.
+
+    Per input NAME: ``NAME_classes.tif`` or ``.png`` and ``NAME_areas.csv``/``.json``, and
+    whichever of the colour mask, overlay, confidence raster and polygons are asked for.
+    Large scenes are read and written in bands, with bounded memory.
+
+    Args:
+        inputs: files, folders (their images) or glob patterns.
+        out: the output folder (made if missing).
+        model: a model file, an exported ``.onnx``, or a loaded ``Model``; None: the bundled
+            model.
+        color: also write a colour mask.
+        overlay: also write an overlay PNG.
+        confidence: also write ``NAME_confidence``, each pixel's probability of its class
+            in percent.
+        areas: write the per-class area table.
+        class_format: ``auto``: GeoTIFF for georeferenced or TIFF input, else PNG.
+        vector: also write polygons as GeoJSON or GeoPackage.
+        simplify: polygon simplification tolerance in map units (None: predict's default).
+        min_area: drop polygons smaller than this, map units squared (None: predict's
+            default).
+        bands: 1-based bands to read, as many as the model takes (default: the model's).
+        pixel_size: predict georeferenced inputs resampled to this pixel size.
+        tta: average over flips (3x slower).
+        batch_size: windows per forward pass.
+        overlap: window overlap share (default: the model's).
+        engine: ``onnx`` runs ONNX Runtime on the CPU (a ``.pt`` model is exported first).
+        device: ``auto`` picks a CUDA GPU where there is one.
+        precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
+        shard: ``"i/n"``: only inputs i, i+n, ... (split a folder across processes).
+
+    Returns:
+        The files written per input (``done``) and the reason per input that failed
+        (``failed``); a bad input is skipped, the others are still predicted.
+    """
+    from aerialseg.data.raster import check_band_count
+    from aerialseg.inference.run import expand_inputs, output_names
+    from aerialseg.inference.run import predict_files as predict_all
+    from aerialseg.inference.run import shard as take_shard
+
+    items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    opts = predict_options(
+        color=color,
+        overlay=overlay,
+        confidence=confidence,
+        areas=areas,
+        class_format=class_format,
+        vector=vector,
+        simplify=simplify,
+        min_area=min_area,
+        bands=bands,
+        pixel_size=pixel_size,
+        tta=tta,
+        batch_size=batch_size,
+        overlap=overlap,
+    )
+    every_input = expand_inputs([os.fspath(item) for item in items])
+    chosen = take_shard(every_input, shard)
+    if not chosen:
+        raise AerialsegError("no input images found; give files, folders or glob patterns")
+    where = "cpu" if engine == "onnx" else resolve_device(device)
+    run_engine, config, classes = prediction_engine(model, engine, where, precision)
+    check_band_count(opts.bands, config.in_channels, "--bands")
+    # names over every input, not the shard's: shards writing to one folder never collide
+    names = output_names(every_input)
+    out = Path(out)
+    created = not out.exists()
+    summary = predict_all(run_engine, config, classes, chosen, out, opts, where, names)
+    # Every input failed: leave no empty folder behind. Not when sharded: another shard may
+    # be about to write into it.
+    if created and not summary.done and shard is None and not any(out.iterdir()):
+        out.rmdir()
+    return summary
+
+
+def training_config(
+    *,
+    preset: Literal["default", "seed"] = "default",
+    config: str | Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+    resume: str | Path | None = None,
+) -> TrainConfig:
+    """The settings a run would train with: the preset, then the YAML ``config``, then
+    ``settings`` (e.g. ``{"max_epochs": 5, "crop_size": 384}``), each over the last.
+
+    Args:
+        preset: ``default`` (FPN on a pretrained encoder) or ``seed`` (the first notebook).
+        config: a YAML file of settings.
+        settings: settings by name; ``aerialseg train --print-config`` lists them all.
+        resume: a run folder whose saved settings replace the preset and ``config``.
+
+    Raises:
+        ConfigError: an unknown setting or a value of the wrong type.
+    """
+    from aerialseg.training.config import resolve_config
+
+    if resume is not None:
+        saved = Path(resume) / "config.yaml"
+        if not saved.is_file():
+            raise AerialsegError(f"{resume}: nothing to resume (no config.yaml); check --out")
+        preset, config = "default", saved
+    return resolve_config(preset, config, settings=dict(settings or {}))
+
+
+def _step_cap(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with max_steps capped by $AERIALSEG_MAX_STEPS, if set."""
+    from aerialseg.training.config import TrainConfig
+
+    text = os.environ.get(MAX_STEPS_ENV)
+    if not text:
+        return cfg
+    try:
+        cap = int(text)
+    except ValueError:
+        raise ConfigError(f"{MAX_STEPS_ENV}={text!r}: give a number of steps") from None
+    steps = cap if cfg.max_steps < 0 else min(cfg.max_steps, cap)
+    print(f"aerialseg: {MAX_STEPS_ENV}={cap}: training stops after {steps} steps", file=sys.stderr)
+    return TrainConfig.from_dict({**cfg.to_dict(), "max_steps": steps})
+
+
+def train(
+    data: str | Path,
+    out: str | Path = "runs/latest",
+    *,
+    preset: Literal["default", "seed"] = "default",
+    config: str | Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+    classes: str | Path | ClassTable | None = None,
+    split: str | Path | None = None,
+    resume: bool = False,
+    resume_from: Literal["last", "best"] | None = None,
+    max_time: str | None = None,
+    devices: int | None = None,
+    num_nodes: int | None = None,
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] | None = None,
+) -> Path:
+    """Train a model into the run folder ``out``: ``aerialseg train``.
+
+    Args:
+        data: the dataset: the Kaggle ``archive.zip``, its folder, or any folder of
+            ``[TILE/]images/NAME`` and ``[TILE/]masks/NAME`` pairs.
+        out: the run folder (config, split, checkpoints, logs, ``model.pt``).
+        preset: ``default`` (FPN on a pretrained encoder) or ``seed`` (the first notebook).
+        config: a YAML file of settings.
+        settings: settings by name over the preset and ``config``, e.g.
+            ``{"max_epochs": 5, "bands": [3, 2, 1]}``.
+        classes: a class table (JSON/YAML file, or a ``ClassTable``); None: the Dubai table.
+        split: a split file (``aerialseg data split`` writes one); None: the protocol's
+            rule for the Dubai dataset, or every image not held out.
+        resume: continue the run in ``out`` from its last checkpoint, with its saved
+            settings, classes and split (``settings`` still apply over them).
+        resume_from: resume from this checkpoint of the run (``best``: e.g. when
+            ``last.ckpt`` is damaged); implies ``resume``.
+        max_time: wall-clock budget ``HH:MM:SS``.
+        devices: devices (GPUs, or CPU processes) for distributed training.
+        num_nodes: machines for distributed training.
+        accelerator: ``cpu``, ``gpu``, ... (default: ``auto``).
+
+    Returns:
+        The path of the trained model file, ``out/model.pt``.
+
+    Raises:
+        DatasetError: the data cannot be read as a dataset (one-line reason).
+        ConfigError: an unknown setting or a bad value.
+    """
+    from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
+    from aerialseg.training.run import train as run_training
+
+    resume = resume or resume_from is not None
+    launch = {"max_time": max_time, "devices": devices, "num_nodes": num_nodes}
+    launch["accelerator"] = accelerator
+    given = {key: value for key, value in launch.items() if value is not None}
+    run_dir = Path(out)
+    cfg = training_config(
+        preset=preset,
+        config=config,
+        settings={**(settings or {}), **given},
+        resume=run_dir if resume else None,
+    )
+    if resume:
+        table = ClassTable.from_file(run_dir / "classes.json")
+    elif isinstance(classes, ClassTable):
+        table = classes
+    else:
+        table = ClassTable.from_file(classes) if classes else DUBAI_CLASSES
+    return run_training(
+        _step_cap(cfg),
+        data,
+        run_dir,
+        split_file=os.fspath(split) if split else None,
+        classes=table,
+        resume=resume,
+        resume_from=resume_from or "last",
+    )
+
+
+def evaluate(
+    model: str | Path | Model,
+    data: str | Path,
+    *,
+    split: Literal["train", "val", "test"] = "test",
+    split_file: str | Path | None = None,
+    out: str | Path | None = None,
+    device: Device = "auto",
+    batch_size: int | None = None,
+    tta: bool = False,
+    pixel_size: float | None = None,
+    precision: Precision = "auto",
+) -> dict:
+    """Score a model on one split of a dataset at native resolution: ``aerialseg evaluate``.
+
+    Writes ``metrics.json``, ``confusion.png`` and ``panels.png`` into ``out``.
+
+    Args:
+        model: a model file, an exported ``.onnx`` (scored on ONNX Runtime), or a loaded
+            ``Model``.
+        data: the dataset (as for ``train``).
+        split: which images to score.
+        split_file: a split file; None: the protocol's rule.
+        out: the output folder; None: ``eval-SPLIT`` beside the model file.
+        device: ``auto`` picks a CUDA GPU where there is one.
+        batch_size: windows per forward pass.
+        tta: score the flip average (``predict --tta``).
+        pixel_size: score a georeferenced dataset resampled to this pixel size.
+        precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
+
+    Returns:
+        The report saved as ``metrics.json``: ``miou6``/``miou5`` (or ``miou``),
+        ``pixel_accuracy``, ``mean_dice``, ``per_class``, ``per_image``, ``confidence``, ...
+    """
+    from aerialseg.evaluation.evaluate import evaluate as score
+    from aerialseg.inference.engine import OnnxEngine
+    from aerialseg.models.io import LoadedModel
+    from aerialseg.models.io import load_model as load_file
+
+    scored: LoadedModel | OnnxEngine
+    engine = None
+    if isinstance(model, Model):
+        path = model.path
+        net = getattr(model.engine, "engine", model.engine)  # under a bf16 wrapper
+        scored, engine = LoadedModel(net, model.config, model.classes, model.meta), model.engine
+        if tta:
+            from aerialseg.inference.engine import FlipTTA
+
+            engine = FlipTTA(engine)
+    elif Path(model).suffix == ".onnx":
+        path = Path(model)
+        if precision == "bf16" or device == "cuda":
+            raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
+        scored = OnnxEngine(path)
+    else:
+        path = Path(model)
+        scored = load_file(path, device=resolve_device(device), for_inference=True)
+    target = Path(out) if out else path.parent / f"eval-{split}"
+    return score(
+        scored,
+        data,
+        target,
+        split_name=split,
+        split_file=os.fspath(split_file) if split_file else None,
+        batch_size=batch_size,
+        tta=tta,
+        precision=precision,
+        engine=engine,
+        pixel_size=pixel_size,
+    )
