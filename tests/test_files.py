@@ -183,6 +183,8 @@ def test_kill_9_of_a_large_scene_then_the_same_command_leaves_nothing_behind(tin
     assert sorted(p.name for p in out.iterdir()) == [
         "scene_areas.csv",
         "scene_areas.json",
+        "scene_classes.qml",
         "scene_classes.tif",
+        "scene_classes.tif.aux.xml",
         "scene_color.tif",
     ]
