@@ -118,13 +118,21 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     assert 0.05 <= from_file.config.confidence_temperature <= 20
 
 
-def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path):
-    """A run shorter than one epoch is never validated: it still ends with a model file."""
+def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path, capsys):
+    """A run shorter than one epoch is never validated: it still ends with a model file,
+    calibrated on the validation images predicted after the run, with progress."""
     run = tmp_path / "run"
     args = ["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "max_steps=1"]
     assert main(args) == 0
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 1
-    assert load_model(run / "model.pt").meta["val_miou"] is None
+    model = load_model(run / "model.pt")
+    assert model.meta["val_miou"] is None
+    out, err = capsys.readouterr()
+    assert "stopped by max_steps=1" in out and "not validated" in out
+    # stderr is no terminal here: a plain line an image
+    assert "calibrating confidence: 1/2 images\ncalibrating confidence: 2/2 images\n" in err
+    temperature = model.config.confidence_temperature
+    assert f"confidence temperature {temperature:g}, fitted on 2 validation image(s)" in out
 
 
 class PowerCut(L.Callback):

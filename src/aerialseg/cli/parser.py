@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
             " listed below (--list-settings prints only them). --print-config shows the values"
             " a run would take. --max-time bounds the whole command; the run ends with a"
             " summary and the commands to run next.",
-            100,
+            79,  # argparse's own width without a terminal
         ),
         epilog=SETTINGS,
         formatter_class=_TrainHelp,

@@ -51,8 +51,9 @@ class TimeBudget(L.Callback):
     The budget counts from ``started`` (a ``time.monotonic()``, the command's start), and
     a resumed run's earlier training time (Lightning's Timer, restored from the
     checkpoint) counts against it too. Lightning validates when a callback stops training
-    (``should_stop``), so that validation runs within the budget. At least one step is
-    taken, so that a budget spent on loading still gives a model.
+    (``should_stop``), so that validation runs within the budget; where it would not fit,
+    it is skipped. At least one step is taken, so that a budget spent on loading still
+    gives a model.
     """
 
     def __init__(self, seconds: float, started: float, pixels_per_step: int):
@@ -65,6 +66,8 @@ class TimeBudget(L.Callback):
         self.val_seconds: float | None = None  # the last validation's, measured
         self._step_start = self._val_start = 0.0
         self.stopped = False
+        self.skipped_validation = False
+        self._warmed_up = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         timer = _timer(trainer)
@@ -98,10 +101,25 @@ class TimeBudget(L.Callback):
     def on_train_batch_start(self, *_: Any) -> None:
         self._step_start = time.monotonic()
 
-    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
-        self.step_seconds = [*self.step_seconds[-19:], time.monotonic() - self._step_start]
-        if self.training_left() <= 0 and not trainer.should_stop:
+    def _stop_if_out_of_time(self, trainer: L.Trainer) -> None:
+        # Rank 0's clock decides for all (as Lightning's Timer does): ranks that disagreed
+        # would wait for each other forever.
+        if trainer.strategy.broadcast(self.training_left() <= 0) and not trainer.should_stop:
             self.stopped = trainer.should_stop = True
+            # The last validation runs only where it fits. With the budget spent (on
+            # loading, or by a step far slower than the others) the run ends now instead,
+            # and ships the best validated weights, else the last ones unvalidated.
+            fits = self.deadline - time.monotonic() >= self.validation_guess()
+            if not trainer.strategy.broadcast(fits):
+                trainer.limit_val_batches = 0
+                self.skipped_validation = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        seconds = time.monotonic() - self._step_start
+        if self._warmed_up:  # the first step, 2-100x slower (kernels built, caches), is not one
+            self.step_seconds = [*self.step_seconds[-19:], seconds]
+        self._warmed_up = True
+        self._stop_if_out_of_time(trainer)
 
     def on_validation_start(self, trainer: L.Trainer, *_: Any) -> None:
         self._val_start = time.monotonic()
@@ -111,8 +129,7 @@ class TimeBudget(L.Callback):
             return
         self.val_seconds = time.monotonic() - self._val_start
         # No time for one more step and its validation: stop here, this one was the last.
-        if self.training_left() <= 0 and not trainer.should_stop:
-            self.stopped = trainer.should_stop = True
+        self._stop_if_out_of_time(trainer)
 
 
 def _is_terminal(stream: TextIO) -> bool:

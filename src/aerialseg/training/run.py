@@ -20,7 +20,6 @@ import sys
 import time
 import warnings
 from dataclasses import replace
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +31,7 @@ from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
+    Timer,
     WeightAveraging,
 )
 from lightning.pytorch.loggers import CSVLogger, Logger
@@ -93,22 +93,21 @@ def calibrated(
     if sample is not None and sample.images:
         temperature, images = sample.fit(), sample.images
     else:
+        terminal = sys.stderr.isatty()
         with tqdm(
             total=len(items),
             desc="calibrating confidence",
             unit="image",
             file=sys.stderr,
-            disable=not sys.stderr.isatty(),
+            disable=not terminal,
         ) as bar:
-            if not sys.stderr.isatty():
-                print(
-                    f"calibrating confidence on {len(items)} validation image(s)", file=sys.stderr
-                )
             done = [0]
 
             def step(count: int) -> None:
                 done[0] = count
                 bar.update(count - bar.n)
+                if not terminal:  # a log: a line an image (seconds to a minute each)
+                    print(f"calibrating confidence: {count}/{len(items)} images", file=sys.stderr)
 
             temperature = fit_on_images(model.net, model.config, items, until=until, progress=step)
             images = done[0]
@@ -270,6 +269,10 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         # Swaps the average in for validation and checkpoints, and keeps it at the end.
         # Before the extra callbacks, so that they see this step's average.
         callbacks.append(WarmEMA(cfg.ema_decay))
+    if cfg.max_time:
+        # Counts training time, kept in checkpoints (a resume continues the budget), for
+        # TimeBudget; the limit itself is TimeBudget's, which counts the whole command.
+        callbacks.append(Timer(duration=None, verbose=False))
     callbacks += extra_callbacks
     strategy = "ddp" if cfg.devices * cfg.num_nodes > 1 else "auto"
     return L.Trainer(
@@ -280,7 +283,6 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         precision=cfg.precision,  # type: ignore[arg-type]
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
-        max_time=timedelta(seconds=parse_duration(cfg.max_time)) if cfg.max_time else None,
         check_val_every_n_epoch=cfg.val_every,
         callbacks=callbacks,
         logger=_loggers(cfg, run_dir),
@@ -388,7 +390,10 @@ def train(
         if task.best_sample is not None and score is not None:
             sample = task.best_sample[1] if abs(task.best_sample[0] - float(score)) < 1e-6 else None
         until = budget.deadline - FINISH_SECONDS if budget else None
-        loaded.config, calibration_images = calibrated(loaded, datamodule, sample, until)
+        out_of_time = until is not None and sample is None and time.monotonic() >= until
+        calibration_images = 0
+        if not out_of_time:  # else predict --confidence reports the network's probabilities
+            loaded.config, calibration_images = calibrated(loaded, datamodule, sample, until)
         meta = {
             **loaded.meta,
             "val_miou": float(score) if score is not None else None,
@@ -409,6 +414,7 @@ def train(
             temperature=loaded.config.confidence_temperature,
             calibration_images=calibration_images,
             logger=cfg.logger,
+            out_of_time=out_of_time or bool(budget and budget.skipped_validation),
         )
         print(format_summary(outcome, example_image(source, split)), flush=True)
     return model_path

@@ -95,7 +95,7 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def format_settings(width: int = 100) -> str:
+def format_settings(width: int = 79) -> str:
     """The settings as text: one entry per setting, its meaning wrapped below it."""
     lines = [
         "settings (key=value after the options, or keys of a --config YAML file; the defaults"

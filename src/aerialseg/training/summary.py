@@ -26,6 +26,7 @@ class RunOutcome:
     temperature: float | None
     calibration_images: int
     logger: str
+    out_of_time: bool = False  # the budget left no time to validate or calibrate
 
 
 def example_image(source: DatasetSource, split: Split) -> str | None:
@@ -74,25 +75,30 @@ def next_commands(outcome: RunOutcome, image: str | None) -> list[str]:
 
 
 def format_summary(outcome: RunOutcome, image: str | None) -> str:
-    budget = f" of the {clock(outcome.budget)} budget" if outcome.budget else ""
+    budget = f" of the {clock(outcome.budget)} budget" if outcome.budget is not None else ""
     lines = [
         f"done in {clock(outcome.seconds)}{budget}: {outcome.steps} steps,"
         f" stopped by {outcome.stopped_by}"
     ]
+    why = "the budget left no time for it" if outcome.out_of_time else "training ended first"
     if outcome.best_miou is not None:
         lines.append(
             f"best validation {outcome.miou_name} {outcome.best_miou:.4f}"
             f" (step {outcome.best_step}); model.pt holds those weights"
         )
+        if outcome.out_of_time and (outcome.best_step or 0) < outcome.steps:
+            lines.append(f"steps after {outcome.best_step} were not validated ({why})")
     else:
-        lines.append(
-            "not validated (training ended before the first validation);"
-            " model.pt holds the last weights"
-        )
+        lines.append(f"not validated ({why}); model.pt holds the last weights")
     if outcome.temperature is not None:
         lines.append(
             f"confidence temperature {outcome.temperature:g}, fitted on"
             f" {outcome.calibration_images} validation image(s)"
+        )
+    elif outcome.out_of_time:
+        lines.append(
+            "confidence not calibrated (no time left): predict --confidence reports the"
+            " network's own probabilities"
         )
     lines.append(f"written to {outcome.run_dir}/:")
     files = _files(outcome)
