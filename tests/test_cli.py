@@ -198,7 +198,8 @@ def test_every_option_of_every_command_has_help():
     from aerialseg.cli.parser import build_parser
 
     seen = list(_options(build_parser()))
-    assert len({command for command, _ in seen}) == 8  # the data group, its two, and five
+    # aerialseg, its data group and the group's two, and five more
+    assert len({command for command, _ in seen}) == 9
     for command, action in seen:
         label = f"{command} {'/'.join(action.option_strings) or action.dest}"
         assert action.help and action.help != argparse.SUPPRESS, f"{label} has no help"

@@ -340,12 +340,10 @@ def train(
     source = DatasetSource(data)
     split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
     datamodule = SegmentationDataModule(source, split, classes, cfg)
-    if _rank_zero() and not sys.stderr.isatty():  # a log: one line, not a bar's redraws
-        print(
-            f"loading {len(split.train)} training and {len(split.val)} validation images",
-            file=sys.stderr,
-            flush=True,
-        )
+    if _rank_zero() and not sys.stderr.isatty():
+        # A log gets one line instead of the bars' redraws; on stdout, so that a bad image's
+        # error stays the one line on stderr.
+        print(f"loading {len(split.train)} training and {len(split.val)} validation images")
     datamodule.setup("fit")  # every image decoded and checked before anything is written
     if _rank_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
