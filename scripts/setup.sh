@@ -11,5 +11,5 @@ fi
 pip=(.venv/bin/python -m pip install -qq --disable-pip-version-check)
 # The pinned torch pair first: a bare 'torch' requirement would pull another build.
 "${pip[@]}" torch==2.14.1 torchvision==0.29.1
-"${pip[@]}" -e ".[export,serve,ray,dev,docs]"
+"${pip[@]}" -e ".[export,serve,ray,tracking,dev,docs]"
 echo "setup: ready (.venv/bin/aerialseg)"

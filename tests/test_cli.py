@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import shlex
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -12,6 +14,7 @@ import yaml
 from PIL import Image
 
 from aerialseg.cli import main
+from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.training.config import TrainConfig, resolve_config
 from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
 
@@ -179,3 +182,50 @@ def test_own_geotiffs_say_what_to_pass(tmp_path, capsys):
     train += ["--classes", str(table)]
     run_fails([*train, *FAST], capsys, "scene_", "choose them with bands=, e.g. bands=[1,2,3]")
     assert not (tmp_path / "r").exists()
+
+
+def _options(parser: argparse.ArgumentParser, name: str = "aerialseg"):
+    """(command, option) for every option and positional of every (sub)command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _options(sub, f"{name} {sub_name}")
+        else:
+            yield name, action
+
+
+def test_every_option_of_every_command_has_help():
+    from aerialseg.cli.parser import build_parser
+
+    seen = list(_options(build_parser()))
+    # aerialseg, its data group and the group's two, and five more
+    assert len({command for command, _ in seen}) == 9
+    for command, action in seen:
+        label = f"{command} {'/'.join(action.option_strings) or action.dest}"
+        assert action.help and action.help != argparse.SUPPRESS, f"{label} has no help"
+        # the Dubai set is named as a default or an example, never as the only kind of data
+        if "Dubai" in action.help or "Kaggle" in action.help:
+            assert "default" in action.help or "such as" in action.help, label
+
+
+def test_data_split_prints_a_train_command_that_works(tiny_dataset, tmp_path, capsys):
+    table = tmp_path / "my classes.yaml"  # a space: the printed command quotes it
+    table.write_text(yaml.safe_dump(DUBAI_CLASSES.to_dict()))
+    split = tmp_path / "split.json"
+    argv = ["data", "split", str(tiny_dataset), "--out", str(split), "--classes", str(table)]
+    assert main(argv) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("train with: "))
+    command = shlex.split(line.removeprefix("train with: "))
+    assert command[:2] == ["aerialseg", "train"]
+    assert command[command.index("--classes") + 1] == str(table)
+    run = tmp_path / "run"
+    assert main([*command[1:], "--out", str(run), *FAST, "max_steps=1"]) == 0
+    assert (run / "model.pt").is_file()
+
+    capsys.readouterr()
+    argv = ["data", "split", str(tiny_dataset), "--out", str(tmp_path / "s2.json")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "--classes" not in out.splitlines()[1] and "need --classes TABLE" in out
+    (tmp_path / "bad.yaml").write_text("- not a table\n")
+    run_fails([*argv, "--classes", str(tmp_path / "bad.yaml")], capsys, "bad.yaml")

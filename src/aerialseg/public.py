@@ -455,6 +455,7 @@ def train(
     devices: int | None = None,
     num_nodes: int | None = None,
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] | None = None,
+    started: float | None = None,
 ) -> Path:
     """Train a model into the run folder ``out``: ``aerialseg train``.
 
@@ -477,6 +478,8 @@ def train(
         devices: devices (GPUs, or CPU processes) for distributed training.
         num_nodes: machines for distributed training.
         accelerator: ``cpu``, ``gpu``, ... (default: ``auto``).
+        started: ``time.monotonic()`` when the work began, which ``max_time`` counts from
+            (None: now).
 
     Returns:
         The path of the trained model file, ``out/model.pt``.
@@ -513,6 +516,7 @@ def train(
         classes=table,
         resume=resume,
         resume_from=resume_from or "last",
+        started=started,
     )
 
 

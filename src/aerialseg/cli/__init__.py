@@ -7,11 +7,15 @@ folder); anything else is a bug and keeps its traceback.
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
-from aerialseg.cli.parser import build_parser
-from aerialseg.errors import AerialsegError
-from aerialseg.files import write_failure
+# The process's start, as near as the package can see it: what train --max-time counts from.
+STARTED = time.monotonic()
+
+from aerialseg.cli.parser import build_parser  # noqa: E402
+from aerialseg.errors import AerialsegError  # noqa: E402
+from aerialseg.files import write_failure  # noqa: E402
 
 EXIT_USER_ERROR = 2
 
@@ -27,7 +31,11 @@ def output_folder(args: argparse.Namespace) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A console command counts from the process's start; main([...]) called in a running
+    # process (tests, notebooks) from the call.
+    started = STARTED if argv is None else time.monotonic()
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return args.func(args)
     except AerialsegError as err:

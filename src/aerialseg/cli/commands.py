@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,19 +35,29 @@ def cmd_split(args: argparse.Namespace) -> int:
     from aerialseg.data.splits import random_split
     from aerialseg.models.io import atomic_write
 
+    if args.classes:
+        ClassTable.from_file(args.classes)  # a bad table fails here, not in the train run
     split = random_split(DatasetSource(args.path).pairs, args.val, args.test, args.seed)
     out = Path(args.out)
     atomic_write(out, lambda tmp: split.save(Path(tmp)))
-    print(
-        f"{out}: {len(split.train)} train, {len(split.val)} val, {len(split.test)} test"
-        f" images; train with: aerialseg train --data {args.path} --split {out}"
-    )
+    command = ["aerialseg", "train", "--data", args.path, "--split", str(out)]
+    command += ["--classes", args.classes] if args.classes else []
+    print(f"{out}: {len(split.train)} train, {len(split.val)} val, {len(split.test)} test images")
+    print(f"train with: {shlex.join(command)}")
+    if not args.classes:
+        print("(masks not in the Dubai set's colours need --classes TABLE: see 'data inspect')")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from aerialseg.public import train, training_config
     from aerialseg.training.config import parse_overrides
+
+    if args.list_settings:
+        from aerialseg.training.settings import format_settings
+
+        print(format_settings())
+        return 0
 
     settings = parse_overrides(list(args.overrides))
     launch = {
@@ -63,8 +74,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     if args.data is None:
-        raise AerialsegError("train needs --data: the Kaggle archive.zip or its folder")
-    model_path = train(
+        raise AerialsegError(
+            "train needs --data: a dataset folder of images/ and masks/ (or a zip of one)"
+        )
+    train(
         args.data,
         args.out,
         preset=args.preset,
@@ -74,9 +87,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         split=args.split,
         resume=args.resume,
         resume_from=args.resume_from,
+        started=getattr(args, "started", None),
         **launch,
-    )
-    print(f"model written to {model_path}")
+    )  # its summary ends with the model file and the commands to run next
     return 0
 
 

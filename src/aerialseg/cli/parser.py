@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 
 from aerialseg import __version__
 from aerialseg.cli.commands import (
@@ -15,6 +16,43 @@ from aerialseg.cli.commands import (
     cmd_split,
     cmd_train,
 )
+
+DATASET = (
+    "the dataset: a folder of images/ and masks/ (flat, or in tile folders such as the Dubai"
+    " set's 'Tile 1/'), or a zip of one such as the Dubai set's Kaggle archive.zip"
+)
+CLASSES = (
+    "class table (JSON/YAML): each class's name and mask colour or mask value;"
+    " default: the Dubai set's six classes"
+)
+SPLIT = (
+    "split JSON (a 'test' list, optional 'val' and 'train' lists), e.g. from 'aerialseg data"
+    " split'; default: the Dubai benchmark's rule (image_part_002/005/007 of each tile held out)"
+)
+
+
+SETTINGS = "(the settings)"  # train --help's epilog, filled in by _TrainHelp
+
+
+class _TrainHelp(argparse.RawDescriptionHelpFormatter):
+    """Lists the settings in ``train --help``, read only when help is shown: reading them
+    imports the models, which every other command's start would pay for."""
+
+    def add_text(self, text: str | None) -> None:
+        if text == SETTINGS:
+            from aerialseg.training.settings import format_settings
+
+            text = format_settings()
+        super().add_text(text)
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where the network runs; auto: a CUDA GPU if there is one, else the CPU",
+    )
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
@@ -70,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="pairs per tile, sizes, class shares, unknown colours",
         description="Read every image/mask pair once and summarise the dataset.",
     )
-    p.add_argument("path", help="the Kaggle archive.zip or the folder it extracts to")
+    p.add_argument("path", help=DATASET)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
+    p.add_argument("--classes", help=CLASSES)
     p.add_argument(
         "--bands",
         help="TIFF images: 1-based band numbers to read, e.g. 3,2,1 (default: an RGB or RGBA"
@@ -94,8 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         " The same seed gives the same split on any machine. (The Dubai dataset needs none:"
         " its default split is the protocol's.)",
     )
-    p.add_argument("path", help="the dataset: an archive.zip or a folder")
+    p.add_argument("path", help=DATASET)
     p.add_argument("--out", required=True, help="the split file to write (JSON)")
+    p.add_argument(
+        "--classes",
+        help="the class table the dataset needs (checked here), passed on in the train"
+        " command this prints",
+    )
     p.add_argument("--val", type=float, default=0.1, help="validation share (default 0.1)")
     p.add_argument("--test", type=float, default=0.2, help="test share (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="which draw (default 0)")
@@ -104,11 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model into a run folder",
-        description="Train a model. Settings come from a preset, then --config, then key=value"
-        " overrides (e.g. max_epochs=5 lr=3e-4 crop_size=384). --print-config lists every"
-        " key with the value it would take; aerialseg/training/config.py explains each.",
+        description=textwrap.fill(
+            "Train a model into a run folder. Settings come from a preset, then --config, then"
+            " key=value overrides (e.g. max_epochs=5 lr=3e-4 crop_size=384); all of them are"
+            " listed below (--list-settings prints only them). --print-config shows the values"
+            " a run would take. --max-time bounds the whole command; the run ends with a"
+            " summary and the commands to run next.",
+            79,  # argparse's own width without a terminal
+        ),
+        epilog=SETTINGS,
+        formatter_class=_TrainHelp,
     )
-    p.add_argument("--data", help="the Kaggle archive.zip or its folder (required to train)")
+    p.add_argument("--data", help=DATASET + " (required to train)")
     p.add_argument(
         "--preset",
         default="default",
@@ -116,14 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: FPN on a pretrained encoder, native-resolution crops;"
         " seed: the original notebook",
     )
-    p.add_argument("--config", help="YAML file of config keys")
+    p.add_argument("--config", help="YAML file of settings (as --print-config writes)")
     p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
-    p.add_argument(
-        "--split",
-        help="split JSON (a 'test' list, optional 'val' and 'train' lists); default: the"
-        " protocol's rule",
-    )
-    p.add_argument("--classes", help="class table (JSON/YAML); default: the Dubai table")
+    p.add_argument("--split", help=SPLIT)
+    p.add_argument("--classes", help=CLASSES)
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
@@ -133,16 +179,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in --out from this checkpoint (best: e.g. when last.ckpt is"
         " damaged); implies --resume",
     )
-    p.add_argument("--max-time", help="wall-clock budget HH:MM:SS")
+    p.add_argument(
+        "--max-time",
+        metavar="HH:MM:SS",
+        help="wall-clock budget of the whole command (loading, training, the last validation,"
+        " calibration); the setting max_time",
+    )
     p.add_argument("--devices", type=int, help="devices (GPUs, or CPU processes) for DDP")
     p.add_argument("--num-nodes", type=int, help="machines for DDP")
-    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu", "cuda", "mps"])
+    p.add_argument(
+        "--accelerator",
+        choices=["auto", "cpu", "gpu", "cuda", "mps"],
+        help="what trains; auto (the default): a GPU if there is one, else the CPU",
+    )
     p.add_argument(
         "--print-config",
         action="store_true",
         help="print the settings this command would train with (YAML, usable as --config) and exit",
     )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument(
+        "--list-settings",
+        action="store_true",
+        help="list every setting with its default and meaning, and exit",
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="settings, e.g. lr=3e-4 (listed below)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -154,11 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "model", help="model.pt, a .ckpt from a run folder, or an .onnx from aerialseg export"
     )
-    p.add_argument("--data", required=True, help="the Kaggle archive.zip or its folder")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--split-file", help="split JSON; default: the protocol's rule")
+    p.add_argument("--data", required=True, help=DATASET)
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test"],
+        help="which images of the split to score (default test)",
+    )
+    p.add_argument("--split-file", help=SPLIT + "; a run folder's split.json scores its own")
     p.add_argument("--out", help="output folder (default: beside the model, eval-SPLIT)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_device(p)
     _add_batch_size(p)
     p.add_argument("--tta", action="store_true", help="score predict --tta's flip average")
     _add_pixel_size(
@@ -190,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["torch", "onnx"],
         help="onnx: ONNX Runtime on the CPU, faster there; a .pt model is exported first",
     )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_device(p)
     p.add_argument(
         "--format",
         default="auto",
@@ -296,8 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="require 'Authorization: Bearer TOKEN' on every /v1 request (default: the"
         " AERIALSEG_TOKEN environment variable; none: no access control)",
     )
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    _add_device(p)
     p.add_argument("--workers", type=int, default=1, help="predictions at once (default 1)")
     p.add_argument("--max-queue", type=int, default=8, help="waiting requests (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=50, help="upload limit (default 50)")

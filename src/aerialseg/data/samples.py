@@ -45,7 +45,8 @@ def load_labelled(
     pairs = [by_id[i] for i in ids]
     source.check_sizes(pairs)
     out = []
-    for pair in tqdm(pairs, desc=desc, unit="img", leave=False):
+    # disable=None: no bar where stderr is no terminal (a log file would get every redraw)
+    for pair in tqdm(pairs, desc=desc, unit="img", leave=False, disable=None):
         mask = source.read_mask(pair, classes.by_value, pixel_size)
         encoded = encode_mask(mask, classes, pair.mask)
         check_unknown_share(encoded, pair.mask, max_unknown)

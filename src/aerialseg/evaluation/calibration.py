@@ -12,7 +12,8 @@ temperature, and the one-parameter fit is a few lines.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -44,22 +45,57 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.detach().exp().clamp(0.05, 20))
 
 
+class TemperatureSample:
+    """Up to PIXELS_PER_IMAGE labelled pixels an image, drawn at random, with their class
+    probabilities: what a temperature is fitted on. Training fills one during each
+    validation, so the model it ships is calibrated without predicting the images again."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+        self.probs: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    @property
+    def images(self) -> int:
+        return len(self.labels)
+
+    def add(self, probs: torch.Tensor, mask: torch.Tensor) -> None:
+        """``probs`` (classes, H, W) of one image, ``mask`` (H, W) its class ids."""
+        mask = mask.long().flatten().cpu()
+        labelled = torch.nonzero(mask != IGNORE_INDEX).flatten()
+        pick = labelled[torch.randperm(len(labelled), generator=self.generator)[:PIXELS_PER_IMAGE]]
+        self.probs.append(probs.detach().cpu().flatten(1)[:, pick].T.float())
+        self.labels.append(mask[pick])
+
+    def fit(self) -> float | None:
+        """The fitted temperature; None without a labelled pixel."""
+        if sum(len(x) for x in self.labels) == 0:
+            return None
+        return fit_temperature(torch.cat(self.probs), torch.cat(self.labels))
+
+
 def fit_on_images(
-    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device="cpu", seed: int = 0
+    engine,
+    cfg: TrainConfig,
+    items: Iterable[LabelledImage],
+    device="cpu",
+    seed: int = 0,
+    *,
+    until: float | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> float | None:
     """Fit the temperature on labelled images, predicted as ``aerialseg predict`` does;
-    None when they hold no labelled pixel."""
-    generator = torch.Generator().manual_seed(seed)
-    samples, labels = [], []
+    None when they hold no labelled pixel. ``until``: a ``time.monotonic()`` after which no
+    further image is predicted (the first always is); ``progress`` is called with the
+    count of images done after each."""
+    sample = TemperatureSample(seed)
     for item, probs in predicted_probs(engine, cfg, items, device, batch_size=1):
-        mask = item.mask.long().flatten()
-        labelled = torch.nonzero(mask != IGNORE_INDEX).flatten()
-        pick = labelled[torch.randperm(len(labelled), generator=generator)[:PIXELS_PER_IMAGE]]
-        samples.append(probs.cpu().flatten(1)[:, pick].T.float())
-        labels.append(mask[pick])
-    if not samples or sum(len(x) for x in labels) == 0:
-        return None
-    return fit_temperature(torch.cat(samples), torch.cat(labels))
+        sample.add(probs, item.mask)
+        if progress is not None:
+            progress(sample.images)
+        if until is not None and time.monotonic() >= until:
+            break
+    return sample.fit()
 
 
 def with_fitted_temperature(

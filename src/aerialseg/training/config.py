@@ -24,11 +24,12 @@ MAX_BANDS = 16
 
 @dataclass
 class TrainConfig:
-    """Everything that decides what a run trains and how. Field comments are the reference."""
+    """Everything that decides what a run trains and how. Field comments are the reference:
+    ``aerialseg train --list-settings`` prints them (training/settings.py reads them here)."""
 
-    model: ModelName = "fpn-effnet-lite0"
+    model: ModelName = "fpn-effnet-lite0"  # the network (models/factory.py)
     base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
-    dropout: float = 0.2  # seed-unet
+    dropout: float = 0.2  # seed-unet: dropout rate before its class head
     pretrained: bool = True  # ImageNet encoder weights (the *-effnet-* models)
     # start from a trained model's weights instead (fine-tuning): a model file or .ckpt, or
     # "default" for the bundled model. Same model and decoder widths; its class head rows
@@ -50,8 +51,8 @@ class TrainConfig:
     # crop: random crops at native resolution; resize: whole images squashed to resize_to
     # (the seed notebook's way; predictions are resized back to native size)
     input_mode: Literal["crop", "resize"] = "crop"
-    crop_size: int = 256  # native px
-    resize_to: int = 256
+    crop_size: int = 256  # crop mode: side of the training crops, native px
+    resize_to: int = 256  # resize mode: side of the squashed images, px
     # TIFF/GeoTIFF images: the bands (1-based) the network sees, e.g. [3,2,1] for the RGB
     # of a blue-green-red-NIR product, or [3,2,1,4] for RGB plus near infrared. The first
     # three meet the pretrained encoder's R, G and B filters; further bands start from
@@ -72,17 +73,22 @@ class TrainConfig:
     # share of crops cut around a pixel of a class drawn uniformly from the classes (crop
     # mode), so rare classes are seen as often as common ones; 0: crops uniform over pixels
     class_balanced: float = 0.0
-    batch_size: int = 8
+    batch_size: int = 8  # crops (or images) per training step
     # crops per epoch (crop mode); an epoch ends with a validation, which on 2 CPU cores
     # costs about as much as 10 steps, so epochs are 100 steps long
     samples_per_epoch: int = 800
-    max_epochs: int = 60
+    max_epochs: int = 60  # epochs at most; training stops at whichever limit comes first
     max_steps: int = -1  # -1: no step limit
-    max_time: str | None = None  # wall-clock budget "HH:MM:SS"; the schedule anneals within it
-    optimizer: Literal["adam", "adamw"] = "adamw"
-    lr: float = 1e-3
+    # wall-clock budget "HH:MM:SS" for the whole train command: loading, training, the last
+    # validation and the confidence calibration; the schedule anneals within it. None: no
+    # time limit
+    max_time: str | None = None
+    optimizer: Literal["adam", "adamw"] = "adamw"  # adamw: Adam with decoupled weight decay
+    lr: float = 1e-3  # learning rate at the start of the schedule
     encoder_lr_factor: float = 1.0  # the pretrained encoder learns at lr * this
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # the optimiser's weight decay
+    # learning rate schedule. cosine: down to 2 % over the budget (steps, epochs or
+    # max_time); plateau: halved when val mIoU stalls; none: constant
     scheduler: Literal["cosine", "plateau", "none"] = "cosine"
     plateau_patience: int = 5  # epochs without val mIoU gain before the LR is cut (plateau)
     early_stop_patience: int = 15  # epochs without val mIoU gain before stopping
@@ -94,7 +100,7 @@ class TrainConfig:
     # > 0: focal loss with this gamma (smp's, per class) in place of the cross-entropy, which
     # weighs down pixels already right; for rare classes
     focal_gamma: float = 0.0
-    lovasz_weight: float = 0.0
+    lovasz_weight: float = 0.0  # weight of the Lovasz-softmax term in the loss
     class_weights: list[float] | None = None  # cross-entropy weight per class
     # pixels within this many px of another label are left out of the loss, for masks whose
     # outlines are uncertain; 0: off. On the Dubai data, where the model errs on nearly
@@ -108,7 +114,7 @@ class TrainConfig:
     # and mask alike (CutMix, box area uniform in 0..1); a regulariser for small datasets.
     # 0: off
     cutmix: float = 0.0
-    seed: int = 42
+    seed: int = 42  # random seed: the same seed and data give the same model on a CPU
     num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
     # predict --confidence: probabilities are sharpened or softened by this temperature
     # (p ** (1 / T), renormalised) before the class's is reported. Fitted by training on
@@ -122,11 +128,16 @@ class TrainConfig:
     window: int = 512
     overlap: float = 0.0625  # share of a window that overlaps its neighbour
     max_unknown: float = 0.05  # largest share of unknown mask colours before an error
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int = 1
-    num_nodes: int = 1
-    precision: str = "32-true"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"  # auto: a GPU if any
+    devices: int = 1  # GPUs (or CPU processes) to train on with DDP
+    num_nodes: int = 1  # machines to train on with DDP
+    precision: str = "32-true"  # Lightning's precision, e.g. bf16-mixed on a GPU
     val_every: int = 1  # validate every N epochs
+    # where metrics go besides the run folder's metrics.csv and training.png (always
+    # written): tensorboard: RUN/logs/version_N/events.*; mlflow: a local MLflow file store in
+    # RUN/mlruns. Both work offline; they need the tracking extra (pip install
+    # 'aerialseg[tracking]')
+    logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
 
     def validate(self) -> TrainConfig:
         multiple = 32 * self.downsample if self.downsample > 0 else 32

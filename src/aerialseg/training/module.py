@@ -9,15 +9,16 @@ import lightning as L
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Timer
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.evaluation.calibration import TemperatureSample
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.inference.sliding import predict_image
 from aerialseg.models.network import build_network
-from aerialseg.training.config import TrainConfig, parse_duration
+from aerialseg.training.config import TrainConfig
+from aerialseg.training.progress import TimeBudget
 
 
 def ignore_near_boundaries(masks: torch.Tensor, px: int) -> torch.Tensor:
@@ -97,6 +98,9 @@ class SegmentationTask(L.LightningModule):
         self.dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_INDEX)
         self.lovasz = smp.losses.LovaszLoss("multiclass", ignore_index=IGNORE_INDEX)
         self.val_cm = MulticlassConfusionMatrix(n, ignore_index=IGNORE_INDEX)
+        # pixels of each validation for the confidence temperature, and the best one's
+        self.temperature_sample = TemperatureSample(seed=self.cfg.seed)
+        self.best_sample: tuple[float, TemperatureSample] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -158,18 +162,29 @@ class SegmentationTask(L.LightningModule):
                 sync_dist=True,
             )
             self.val_cm.update(probs.argmax(0)[None], mask[None])
+            self.temperature_sample.add(probs, mask)
+
+    def on_validation_epoch_start(self) -> None:
+        self.temperature_sample = TemperatureSample(seed=self.cfg.seed)
 
     def on_validation_epoch_end(self) -> None:
         cm = self.val_cm.compute().cpu().numpy()
         self.val_cm.reset()
         m = metrics_from_confusion(cm, self.classes)
         miou = m[f"miou{self.classes.num_classes}"]
+        if not self.trainer.sanity_checking and (
+            self.best_sample is None or (miou or 0.0) > self.best_sample[0]
+        ):
+            # the validation of the weights the best checkpoint keeps (ModelCheckpoint
+            # keeps a strictly higher val_miou too): their temperature is fitted on it
+            self.best_sample = (miou or 0.0, self.temperature_sample)
         self.log("val_miou", miou if miou is not None else 0.0, prog_bar=True)
         self.log("val_acc", m["pixel_accuracy"] or 0.0)
         self.log("val_dice", m["mean_dice"] or 0.0)
 
     def _budget_progress(self) -> float:
-        """Share of the run's budget used: steps or wall time, whichever is further along."""
+        """Share of the run's budget used: steps or training time (the part of max_time left
+        for it), whichever is further along."""
         trainer = self.trainer
         progress = 0.0
         if trainer.max_steps and trainer.max_steps > 0:
@@ -178,12 +193,11 @@ class SegmentationTask(L.LightningModule):
             total = trainer.max_epochs * trainer.num_training_batches
             progress = trainer.global_step / max(total / trainer.accumulate_grad_batches, 1)
         callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Trainer.__init__
-        timer = next((c for c in callbacks if isinstance(c, Timer)), None)
-        if self.cfg.max_time and timer is not None:
-            # The Timer's count is restored from the checkpoint, so a resumed run goes on
-            # down its cosine instead of starting the schedule again.
-            budget = parse_duration(self.cfg.max_time)
-            progress = max(progress, timer.time_elapsed() / max(budget, 1))
+        budget = next((c for c in callbacks if isinstance(c, TimeBudget)), None)
+        if budget is not None:
+            # The share of the training time spent, earlier attempts' included (restored
+            # from the checkpoint): a resumed run goes on down its cosine.
+            progress = max(progress, budget.progress())
         return min(progress, 1.0)
 
     def configure_optimizers(self) -> Any:  # Lightning's optimizer-and-scheduler dict

@@ -12,11 +12,14 @@ Run folder::
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import logging
 import os
+import sys
+import time
 import warnings
-from datetime import timedelta
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -28,16 +31,18 @@ from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
+    Timer,
     WeightAveraging,
 )
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from tqdm import tqdm
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError, library_reason
-from aerialseg.evaluation.calibration import with_fitted_temperature
+from aerialseg.evaluation.calibration import TemperatureSample, fit_on_images
 from aerialseg.evaluation.plots import plot_training
 from aerialseg.files import sweep
 from aerialseg.models.io import (
@@ -52,6 +57,8 @@ from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
+from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
+from aerialseg.training.summary import RunOutcome, example_image, format_summary
 
 
 class _NoServiceTips(logging.Filter):
@@ -71,16 +78,43 @@ def _rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-def calibrated(model: LoadedModel, datamodule: SegmentationDataModule) -> TrainConfig:
+def calibrated(
+    model: LoadedModel,
+    datamodule: SegmentationDataModule,
+    sample: TemperatureSample | None = None,
+    until: float | None = None,
+) -> tuple[TrainConfig, int]:
     """The model's config with the confidence temperature fitted on the validation images
-    (evaluation/calibration.py); unchanged without any, or if the user set one."""
+    (evaluation/calibration.py), and how many images it was fitted on; unchanged without
+    any, or if the user set one. ``sample``: the pixels the model's own validation drew,
+    else the images are predicted again (with progress, until ``until``)."""
     items = datamodule.val_set.items if datamodule.val_set is not None else []
     if model.config.confidence_temperature is not None or not items:
-        return model.config
-    config = with_fitted_temperature(model.net, model.config, items)
-    if config.confidence_temperature is not None:
-        print(f"confidence temperature {config.confidence_temperature:g} (fitted on validation)")
-    return config
+        return model.config, 0
+    if sample is not None and sample.images:
+        temperature, images = sample.fit(), sample.images
+    else:
+        terminal = sys.stderr.isatty()
+        with tqdm(
+            total=len(items),
+            desc="calibrating confidence",
+            unit="image",
+            file=sys.stderr,
+            disable=not terminal,
+        ) as bar:
+            done = [0]
+
+            def step(count: int) -> None:
+                done[0] = count
+                bar.update(count - bar.n)
+                if not terminal:  # a log: a line an image (seconds to a minute each)
+                    print(f"calibrating confidence: {count}/{len(items)} images", file=sys.stderr)
+
+            temperature = fit_on_images(model.net, model.config, items, until=until, progress=step)
+            images = done[0]
+    if temperature is None:
+        return model.config, 0
+    return replace(model.config, confidence_temperature=round(temperature, 4)), images
 
 
 def describe_network(net: torch.nn.Module, cfg: TrainConfig) -> str:
@@ -175,6 +209,48 @@ def _on_cpu(cfg: TrainConfig) -> bool:
     return cfg.accelerator == "cpu" or (cfg.accelerator == "auto" and not torch.cuda.is_available())
 
 
+def check_logger(cfg: TrainConfig) -> None:
+    """Fail before anything is loaded or written if the chosen logger is not installed."""
+    needs = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+    if cfg.logger in needs:
+        module, package = needs[cfg.logger]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"logger={cfg.logger} needs {package}: pip install 'aerialseg[tracking]'"
+                " (or logger=csv)"
+            )
+
+
+def _loggers(cfg: TrainConfig, run_dir: Path) -> list[Logger]:
+    """The CSV log (metrics.csv, training.png come from it), and the chosen tracker beside
+    it: TensorBoard in the same logs/version_N folder, or an MLflow file store in
+    run_dir/mlruns. Both offline."""
+    csv_logger = CSVLogger(save_dir=run_dir, name="logs")
+    loggers: list[Logger] = [csv_logger]
+    if cfg.logger == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(
+            TensorBoardLogger(
+                save_dir=run_dir, name="logs", version=csv_logger.version, default_hp_metric=False
+            )
+        )
+    elif cfg.logger == "mlflow":
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        # MLflow 3 keeps its file store (a folder, nothing to set up) only on request; a
+        # database store would need SQLAlchemy and a migration step.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        loggers.append(
+            MLFlowLogger(
+                experiment_name="aerialseg",
+                run_name=run_dir.name,
+                tracking_uri=(run_dir / "mlruns").resolve().as_uri(),
+            )
+        )
+    return loggers
+
+
 def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Trainer:
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
@@ -201,6 +277,10 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         # Swaps the average in for validation and checkpoints, and keeps it at the end.
         # Before the extra callbacks, so that they see this step's average.
         callbacks.append(WarmEMA(cfg.ema_decay))
+    if cfg.max_time:
+        # Counts training time, kept in checkpoints (a resume continues the budget), for
+        # TimeBudget; the limit itself is TimeBudget's, which counts the whole command.
+        callbacks.append(Timer(duration=None, verbose=False))
     callbacks += extra_callbacks
     strategy = "ddp" if cfg.devices * cfg.num_nodes > 1 else "auto"
     return L.Trainer(
@@ -211,10 +291,9 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
         precision=cfg.precision,  # type: ignore[arg-type]
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
-        max_time=timedelta(seconds=parse_duration(cfg.max_time)) if cfg.max_time else None,
         check_val_every_n_epoch=cfg.val_every,
         callbacks=callbacks,
-        logger=CSVLogger(save_dir=run_dir, name="logs"),
+        logger=_loggers(cfg, run_dir),
         enable_model_summary=False,  # describe_network() prints one line instead
         plugins=[AtomicCheckpointIO()],
         deterministic=_on_cpu(cfg) or None,
@@ -260,13 +339,16 @@ def train(
     resume: bool = False,
     resume_from: str = "last",
     extra_callbacks: list | None = None,
+    started: float | None = None,
 ) -> Path:
     """Train into ``out`` and return the path of the best model file.
 
     With ``resume`` the run folder's last checkpoint (``resume_from="best"``: its best) is
     continued; cfg should then be the saved config (with any overrides), and ``classes``
-    and the split are read back from it.
+    and the split are read back from it. ``started``: the ``time.monotonic()`` that
+    ``max_time`` counts from (the command's start); None: now.
     """
+    started = time.monotonic() if started is None else started
     run_dir = Path(out)
     last = run_dir / "checkpoints" / "last.ckpt"
     start = run_dir / "checkpoints" / f"{resume_from}.ckpt"
@@ -276,10 +358,15 @@ def train(
         raise ConfigError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
+    check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     source = DatasetSource(data)
     split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
     datamodule = SegmentationDataModule(source, split, classes, cfg)
+    if _rank_zero() and not sys.stderr.isatty():
+        # A log gets one line instead of the bars' redraws; on stdout, so that a bad image's
+        # error stays the one line on stderr.
+        print(f"loading {len(split.train)} training and {len(split.val)} validation images")
     datamodule.setup("fit")  # every image decoded and checked before anything is written
     if _rank_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -299,7 +386,14 @@ def train(
         print(describe_network(task.net, cfg), flush=True)
         if transfer:
             print(transfer, flush=True)
-    trainer = _trainer(cfg, run_dir, extra_callbacks or [])
+    budget_s = parse_duration(cfg.max_time) if cfg.max_time else None
+    budget = None
+    if budget_s is not None:
+        side = cfg.crop_size if cfg.input_mode == "crop" else cfg.resize_to
+        budget = TimeBudget(budget_s, started, cfg.batch_size * side * side)
+    progress = TrainingProgress(budget, started)
+    callbacks = [*([budget] if budget else []), progress, *(extra_callbacks or [])]
+    trainer = _trainer(cfg, run_dir, callbacks)
     with warnings.catch_warnings():
         # Lightning 2.6 still uses the LeafSpec that torch 2.14 deprecates; nothing a
         # user can act on.
@@ -309,10 +403,20 @@ def train(
     if trainer.is_global_zero:
         merge_metrics(run_dir)
         plot_training(run_dir / "metrics.csv", run_dir / "training.png")
-        best = Path(trainer.checkpoint_callback.best_model_path or last)  # type: ignore[union-attr]
+        checkpoints = trainer.checkpoint_callback
+        best = Path(checkpoints.best_model_path or last)  # type: ignore[union-attr]
         loaded = load_model(best)
-        loaded.config = calibrated(loaded, datamodule)
-        score = trainer.checkpoint_callback.best_model_score  # type: ignore[union-attr]
+        score = checkpoints.best_model_score  # type: ignore[union-attr]
+        sample = None
+        # pixels from the validation of these very weights (not when they were validated
+        # before a resume)
+        if task.best_sample is not None and score is not None:
+            sample = task.best_sample[1] if abs(task.best_sample[0] - float(score)) < 1e-6 else None
+        until = budget.deadline - FINISH_SECONDS if budget else None
+        out_of_time = until is not None and sample is None and time.monotonic() >= until
+        calibration_images = 0
+        if not out_of_time:  # else predict --confidence reports the network's probabilities
+            loaded.config, calibration_images = calibrated(loaded, datamodule, sample, until)
         meta = {
             **loaded.meta,
             "val_miou": float(score) if score is not None else None,
@@ -320,4 +424,31 @@ def train(
             "trained_on": os.fspath(data),
         }
         save_model(model_path, loaded.net, loaded.config, loaded.classes, meta)
+        outcome = RunOutcome(
+            run_dir=run_dir,
+            data=os.fspath(data),
+            seconds=time.monotonic() - started,
+            budget=budget_s,
+            steps=trainer.global_step,
+            stopped_by=_stop_reason(trainer, budget),
+            best_miou=float(score) if score is not None else None,
+            best_step=loaded.meta.get("global_step"),
+            miou_name=f"mIoU-{classes.num_classes}",
+            temperature=loaded.config.confidence_temperature,
+            calibration_images=calibration_images,
+            logger=cfg.logger,
+            out_of_time=out_of_time or bool(budget and budget.skipped_validation),
+        )
+        print(format_summary(outcome, example_image(source, split)), flush=True)
     return model_path
+
+
+def _stop_reason(trainer: L.Trainer, budget: TimeBudget | None) -> str:
+    early = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)  # type: ignore[attr-defined]
+    if budget is not None and budget.stopped:
+        return "the time budget (max_time)"
+    if early is not None and early.stopped_epoch:
+        return f"early stopping (no val mIoU gain in {early.patience} validations)"
+    if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+        return f"max_steps={trainer.max_steps}"
+    return f"max_epochs={trainer.max_epochs}"

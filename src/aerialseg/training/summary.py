@@ -1,0 +1,109 @@
+"""The lines a run ends with: how long it took, how good the model is, what was written,
+and the commands to run next, ready to copy."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import Split
+from aerialseg.training.progress import clock
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    data: str
+    seconds: float  # the whole command's wall time
+    budget: float | None  # max_time in seconds
+    steps: int
+    stopped_by: str  # why training ended, in words
+    best_miou: float | None  # the shipped weights' validation mIoU
+    best_step: int | None
+    miou_name: str  # "mIoU-6"
+    temperature: float | None
+    calibration_images: int
+    logger: str
+    out_of_time: bool = False  # the budget left no time to validate or calibrate
+
+
+def example_image(source: DatasetSource, split: Split) -> str | None:
+    """A held-out image of the dataset as a path a user can pass to ``predict``; None for
+    a zip, whose images are not files."""
+    if source.is_zip:
+        return None
+    ids = split.test or split.val or split.train
+    return str(source.path / source.root / ids[0]) if ids else None
+
+
+def _files(outcome: RunOutcome) -> list[tuple[str, str]]:
+    run = outcome.run_dir
+    found = [
+        ("model.pt", "the best weights with their settings and classes: predict, evaluate, serve"),
+        ("checkpoints/", "best.ckpt, and last.ckpt that --resume continues from"),
+        ("metrics.csv", "loss, validation mIoU and learning rate by step"),
+        ("training.png", "loss and validation mIoU curves"),
+        ("config.yaml", "the settings (usable as --config), classes.json, split.json"),
+    ]
+    if outcome.logger == "tensorboard":
+        found.append(("logs/", "TensorBoard event files, one folder per attempt"))
+    if outcome.logger == "mlflow":
+        found.append(("mlruns/", "MLflow file store (experiment 'aerialseg')"))
+    return [(name, what) for name, what in found if (run / name.rstrip("/")).exists()]
+
+
+def next_commands(outcome: RunOutcome, image: str | None) -> list[str]:
+    q = shlex.quote
+    run, model = outcome.run_dir, outcome.run_dir / "model.pt"
+    commands = [
+        f"aerialseg evaluate {q(str(model))} --data {q(outcome.data)}"
+        f" --split-file {q(str(run / 'split.json'))}",
+        f"aerialseg predict {q(image) if image else 'YOUR_IMAGE.tif'} --model {q(str(model))}"
+        f" --out {q(str(run / 'predictions'))}",
+    ]
+    if outcome.logger == "tensorboard":
+        commands.append(f"tensorboard --logdir {q(str(run / 'logs'))}")
+    if outcome.logger == "mlflow":
+        uri = (run / "mlruns").resolve().as_uri()
+        commands.append(
+            f"MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {q(uri)}"
+            "  # the UI needs the full mlflow package"
+        )
+    return commands
+
+
+def format_summary(outcome: RunOutcome, image: str | None) -> str:
+    budget = f" of the {clock(outcome.budget)} budget" if outcome.budget is not None else ""
+    lines = [
+        f"done in {clock(outcome.seconds)}{budget}: {outcome.steps} steps,"
+        f" stopped by {outcome.stopped_by}"
+    ]
+    why = "the budget left no time for it" if outcome.out_of_time else "training ended first"
+    if outcome.best_miou is not None:
+        lines.append(
+            f"best validation {outcome.miou_name} {outcome.best_miou:.4f}"
+            f" (step {outcome.best_step}); model.pt holds those weights"
+        )
+        if outcome.out_of_time and (outcome.best_step or 0) < outcome.steps:
+            lines.append(f"steps after {outcome.best_step} were not validated ({why})")
+    else:
+        lines.append(f"not validated ({why}); model.pt holds the last weights")
+    if outcome.temperature is not None:
+        lines.append(
+            f"confidence temperature {outcome.temperature:g}, fitted on"
+            f" {outcome.calibration_images} validation image(s)"
+        )
+    elif outcome.out_of_time:
+        lines.append(
+            "confidence not calibrated (no time left): predict --confidence reports the"
+            " network's own probabilities"
+        )
+    lines.append(f"written to {outcome.run_dir}/:")
+    files = _files(outcome)
+    width = max(len(name) for name, _ in files) if files else 0
+    lines += [f"  {name.ljust(width)}  {what}" for name, what in files]
+    lines.append("next:")
+    lines += [f"  {command}" for command in next_commands(outcome, image)]
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""A run ends with what it made and the commands to run next, which work as printed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+from aerialseg.cli import main
+from aerialseg.models.io import load_model
+from tests.training.test_run import FAST
+
+
+def test_the_summary_names_the_files_and_commands_that_work(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "my run"  # a space: the commands quote it
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "max_epochs=2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    summary = out[out.index("done in ") :].splitlines()
+    assert re.fullmatch(r"done in 0:\d\d:\d\d: 4 steps, stopped by max_epochs=2", summary[0])
+    model = load_model(run / "model.pt")
+    assert summary[1] == (
+        f"best validation mIoU-6 {model.meta['val_miou']:.4f} (step"
+        f" {model.meta['global_step']}); model.pt holds those weights"
+    )
+    assert f"confidence temperature {model.config.confidence_temperature:g}, fitted on 2" in out
+    files = summary[summary.index(f"written to {run}/:") + 1 : summary.index("next:")]
+    assert [line.split()[0] for line in files] == [
+        "model.pt",
+        "checkpoints/",
+        "metrics.csv",
+        "training.png",
+        "config.yaml",
+    ]
+    assert all((run / line.split()[0]).exists() for line in files)
+
+    evaluate, predict = [shlex.split(x) for x in summary[summary.index("next:") + 1 :]]
+    assert evaluate[:2] == ["aerialseg", "evaluate"] and predict[:2] == ["aerialseg", "predict"]
+    assert main(evaluate[1:]) == 0
+    scored = json.loads((run / "eval-test" / "metrics.json").read_text())
+    # the run's own split: its test images, none it trained on
+    split = json.loads((run / "split.json").read_text())
+    assert sorted(scored["images"]) == sorted(split["test"])
+    assert main(predict[1:]) == 0  # a held-out image of the dataset
+    assert [p.name for p in (run / "predictions").iterdir() if p.suffix == ".png"]
