@@ -2,9 +2,13 @@ from itertools import pairwise
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
+from aerialseg.inference import sliding
 from aerialseg.inference.sliding import (
+    MIN_WEIGHT,
     predict_resized,
     predict_sliding,
     predict_whole,
@@ -36,6 +40,40 @@ def test_ramp_is_one_inside_and_small_at_edges():
     w = ramp_weights(64, 96, 16)
     assert w.shape == (64, 96)
     assert w[32, 48] == 1 and w[0, 0] < 0.01 and w.min() > 0
+
+
+# A 12 px axis with 4 px of overlap: pixel centres 0.5, 1.5, ... px from the nearer edge,
+# over 4 px, up to 1 in the middle.
+RAMP_12 = [0.125, 0.375, 0.625, 0.875, 1, 1, 1, 1, 0.875, 0.625, 0.375, 0.125]
+RAMP_10 = [0.125, 0.375, 0.625, 0.875, 1, 1, 0.875, 0.625, 0.375, 0.125]
+
+
+def test_ramp_falls_alike_towards_all_four_edges():
+    w = ramp_weights(12, 10, 4)  # not square: rows and columns cannot be swapped
+    assert w.shape == (12, 10)
+    middle_row, middle_col = w[5], w[:, 4]
+    assert middle_col.tolist() == RAMP_12 and middle_row.tolist() == RAMP_10
+    assert torch.equal(w, torch.outer(torch.tensor(RAMP_12), torch.tensor(RAMP_10)))
+    # top, bottom, left and right edges: the edge's ramp value times the other axis's ramp
+    assert torch.equal(w[0], 0.125 * middle_row) and torch.equal(w[-1], 0.125 * middle_row)
+    assert torch.equal(w[:, 0], 0.125 * middle_col) and torch.equal(w[:, -1], 0.125 * middle_col)
+
+
+def test_ramp_without_overlap_is_flat_and_a_window_edge_is_never_zero():
+    assert torch.equal(ramp_weights(5, 7, 0), torch.ones(5, 7))
+    tiny = ramp_weights(3, 3, 10_000)  # edges far below 1e-3 are held at MIN_WEIGHT
+    assert tiny.min() == pytest.approx(MIN_WEIGHT**2) and tiny.max() > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 80), width=st.integers(1, 80), overlap_px=st.integers(0, 40))
+def test_ramp_is_symmetric_and_rises_towards_the_middle(height, width, overlap_px):
+    w = ramp_weights(height, width, overlap_px)
+    assert w.shape == (height, width)
+    assert torch.equal(w, w.flip(0)) and torch.equal(w, w.flip(1))
+    assert ((w > 0) & (w <= 1)).all()
+    half_rows, half_cols = w[: (height + 1) // 2, 0], w[0, : (width + 1) // 2]
+    assert (half_rows.diff() >= 0).all() and (half_cols.diff() >= 0).all()
 
 
 def test_window_plan_example():
@@ -76,9 +114,13 @@ def test_pointwise_model_windowed_equals_whole_exactly():
     assert torch.allclose(windowed.sum(0), torch.ones(150, 230), atol=1e-5)
 
 
-def test_conv_model_windowed_matches_whole_within_tolerance():
-    # Receptive field of 7 px: windows differ from the whole image only near their edges,
-    # where the blending ramp gives them little weight.
+TIGHT = 0.006
+
+
+def conv_net(scale: float = 1.0) -> SegmentationNet:
+    """Three 3x3 convolutions: a receptive field of 7 px, and probabilities that vary by
+    about ``scale`` times a freshly initialised network's (0.06 at 1)."""
+    torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1),
         nn.ReLU(),
@@ -86,13 +128,28 @@ def test_conv_model_windowed_matches_whole_within_tolerance():
         nn.ReLU(),
         nn.Conv2d(8, 4, 3, padding=1),
     )
-    net = net_of(model)
+    with torch.no_grad():
+        model[-1].weight *= scale
+    return SegmentationNet(model, [0.0] * 3, [255.0] * 3, 1).eval()
+
+
+def test_conv_model_windowed_matches_whole_where_the_ramp_says(monkeypatch):
+    # Windows differ from the whole image only within 3 px of their inner edges, where the
+    # ramp gives them at most 3.5 / 48 of a full weight. With probabilities spanning 0.43,
+    # the blend stays within 0.0046 of one pass here; equal weights would be 0.11 off, a
+    # ramp along one axis only 0.069, a ramp over half the overlap 0.0077.
+    net = conv_net(scale=10.0)
     torch.manual_seed(1)
     image = torch.rand(3, 200, 260) * 255
     whole = predict_whole(net, image)
+    assert whole.max() - whole.min() > 0.4
     windowed = predict_sliding(net, image, window=96, overlap=0.5)
-    assert (windowed - whole).abs().max() < 0.02
-    assert (windowed.argmax(0) == whole.argmax(0)).float().mean() > 0.99
+    error = (windowed - whole).abs()
+    assert error.max() < TIGHT
+    # The tolerance tells a ramp from none: equal weights would be seen here.
+    monkeypatch.setattr(sliding, "ramp_weights", lambda h, w, overlap_px: torch.ones(h, w))
+    flat = predict_sliding(net, image, window=96, overlap=0.5)
+    assert (flat - whole).abs().max() > 4 * TIGHT
 
 
 def test_small_image_is_padded_to_the_stride():
@@ -105,3 +162,25 @@ def test_resized_prediction_returns_native_size():
     net = net_of(nn.Conv2d(3, 2, 1))
     probs = predict_resized(net, torch.rand(3, 45, 70) * 255, 32)
     assert probs.shape == (2, 45, 70)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(1, 150),
+    width=st.integers(1, 150),
+    window=st.sampled_from([16, 32, 48]),
+    overlap=st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.75]),
+    stride=st.sampled_from([1, 8, 16]),
+    batch_size=st.integers(1, 5),
+)
+def test_pointwise_model_windowed_equals_whole_for_any_size_and_overlap(
+    height, width, window, overlap, stride, batch_size
+):
+    """Each pixel's blend weights, over all windows that cover it, sum to one: a model
+    that sees one pixel at a time gives the whole-image result however windows fall."""
+    net = net_of(nn.Conv2d(3, 3, 1), stride=stride)
+    image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(height)) * 255
+    whole = predict_whole(net, image)
+    windowed = predict_sliding(net, image, window=window, overlap=overlap, batch_size=batch_size)
+    assert windowed.shape == (3, height, width)
+    assert torch.allclose(windowed, whole, atol=1e-5)
