@@ -8,20 +8,21 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
+from PIL import Image
 from rasterio.windows import Window
 
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.raster import open_input
-from aerialseg.inference.predict import ChunkResult
+from aerialseg.inference.predict import NODATA, ChunkResult
 from aerialseg.inference.writers import RasterOutputs
-from tests.conftest import rgb_scene, write_geotiff
+from tests.conftest import TRANSFORM, UTM40N, rgb_scene, write_geotiff
 
 SIZE = 600  # over two 256 px blocks: GDAL gives the COG overviews
 
 
-def _write(tmp_path, ids: np.ndarray, percent=None, **outputs) -> RasterOutputs:
+def _write(tmp_path, ids: np.ndarray, percent=None, valid=None, **outputs) -> RasterOutputs:
     """RasterOutputs of a SIZE px georeferenced scene, fed ``ids`` (and confidences
-    ``percent``) in two bands of rows."""
+    ``percent``, the ``valid`` pixels: default all) in two bands of rows."""
     scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(SIZE, SIZE))
     raster = open_input(scene)
     (tmp_path / "out").mkdir()
@@ -29,10 +30,10 @@ def _write(tmp_path, ids: np.ndarray, percent=None, **outputs) -> RasterOutputs:
     image = raster.dataset.read().astype(np.float32)
     for top in (0, SIZE // 2):
         rows = slice(top, top + SIZE // 2)
-        valid = np.ones_like(ids[rows], dtype=bool)
+        ok = np.ones_like(ids[rows], dtype=bool) if valid is None else valid[rows]
         confidence = None if percent is None else percent[rows]
         window = Window(0, top, SIZE, SIZE // 2)
-        outs.write(ChunkResult(window, ids[rows], image[:, rows], valid, confidence))
+        outs.write(ChunkResult(window, ids[rows], image[:, rows], ok, confidence))
     raster.close()
     return outs
 
@@ -47,7 +48,8 @@ def test_class_raster_is_a_cog_whose_overviews_take_the_majority_class(tmp_path)
     with rasterio.open(written["classes"]) as dst:
         assert dst.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert dst.overviews(1)[0] == 2 and dst.compression is not None
-        assert dst.crs is not None and dst.colormap(1)[4][:3] == (0x50, 0xE3, 0xC2)
+        assert dst.crs == UTM40N and dst.transform == TRANSFORM
+        assert dst.colormap(1)[4][:3] == (0x50, 0xE3, 0xC2)
         assert np.array_equal(dst.read(1), ids)
     with rasterio.open(written["classes"], overview_level=0) as half:
         assert (half.read(1) == 4).all()
@@ -84,3 +86,38 @@ def test_confidence_overviews_average_the_percentages(tmp_path):
         assert dst.nodata == 255 and np.array_equal(dst.read(1), confidence)
     with rasterio.open(written["confidence"], overview_level=0) as half:
         assert (half.read(1) == 50).all()
+
+
+def regions() -> tuple[np.ndarray, np.ndarray]:
+    """Class ids in blocks of Building, Road and Water, with a corner of no data."""
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    ids[:, SIZE // 3 :] = 4
+    ids[SIZE // 2 :, : SIZE // 4] = 2
+    valid = np.ones((SIZE, SIZE), dtype=bool)
+    valid[:50, :70] = False
+    ids[~valid] = NODATA
+    return ids, valid
+
+
+def test_colour_mask_geotiff_has_the_input_grid_and_the_class_colours(tmp_path):
+    ids, valid = regions()
+    written = _write(tmp_path, ids, valid=valid, color=True, overlay=False).finish()
+    with rasterio.open(written["color"]) as dst:
+        assert dst.crs == UTM40N and dst.transform == TRANSFORM
+        assert (dst.width, dst.height, dst.count) == (SIZE, SIZE, 3)
+        colours = dst.read()
+    palette = DUBAI_CLASSES.display_palette()
+    expected = np.zeros((3, SIZE, SIZE), dtype=np.uint8)  # black where nothing was predicted
+    expected[:, valid] = palette[ids[valid]].T
+    np.testing.assert_array_equal(colours, expected)
+    assert tuple(colours[:, SIZE - 1, SIZE - 1]) == (0x50, 0xE3, 0xC2)  # Water's display colour
+
+
+def test_overlay_shows_half_picture_half_class_colour_and_the_bare_picture_at_nodata(tmp_path):
+    ids, valid = regions()
+    written = _write(tmp_path, ids, valid=valid, color=False, overlay=True).finish()
+    overlay = np.asarray(Image.open(written["overlay"])).transpose(2, 0, 1).astype(int)
+    picture = rgb_scene(SIZE, SIZE).astype(int)
+    colour = DUBAI_CLASSES.display_palette()[np.where(valid, ids, 0)].transpose(2, 0, 1)
+    np.testing.assert_array_equal(overlay[:, valid], ((picture + colour) // 2)[:, valid])
+    np.testing.assert_array_equal(overlay[:, ~valid], picture[:, ~valid])
