@@ -2,15 +2,20 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from aerialseg.data.classes import (
     DUBAI_CLASSES,
     IGNORE_INDEX,
     ClassTable,
+    _pack,
     check_unknown_share,
     encode_mask,
     parse_color,
+    to_hex,
+    unpack_hex,
 )
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError
@@ -167,3 +172,51 @@ def test_class_rasters_hold_the_tables_values_or_the_ids():
         65535,
         "uint16",
     )
+
+
+rgb_triples = st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    colours=st.lists(rgb_triples, min_size=1, max_size=12, unique=True),
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_colour_masks_decode_to_the_ids_they_were_painted_from(colours, shape, seed):
+    table = ClassTable.from_dict(
+        {"classes": [{"name": f"c{i}", "mask_color": list(c)} for i, c in enumerate(colours)]}
+    )
+    assert [parse_color(c.mask_color) for c in table.classes] == colours  # via #RRGGBB
+    ids = np.random.default_rng(seed).integers(0, len(colours), shape).astype(np.uint8)
+    mask = np.array(colours, dtype=np.uint8)[ids]
+    encoded = encode_mask(mask, table)
+    assert np.array_equal(encoded.ids, ids) and not encoded.unknown and encoded.ignored == 0
+    assert ClassTable.from_dict(table.to_dict()) == table
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 65534), min_size=1, max_size=12, unique=True),
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_class_rasters_written_with_a_value_table_read_back_as_the_same_ids(values, shape, seed):
+    """What predict writes (raster_coding) and what training reads (encode_mask) agree."""
+    table = ClassTable.from_dict(
+        {"classes": [{"name": f"c{i}", "mask_value": v} for i, v in enumerate(values)]}
+    )
+    lut, nodata, dtype = table.raster_coding()
+    ids = np.random.default_rng(seed).integers(0, len(values), shape).astype(np.uint8)
+    ids.flat[0] = IGNORE_INDEX  # a pixel with no input: nodata, read back as ignored
+    written = lut[ids].astype(dtype)
+    assert written.flat[0] == nodata and nodata not in values
+    assert (dtype == "uint16") == (max(values) >= 255)
+    encoded = encode_mask(np.ma.masked_equal(written, nodata), table)
+    assert np.array_equal(encoded.ids, ids) and not encoded.unknown and encoded.ignored == 1
+
+
+@given(rgb=rgb_triples)
+def test_hex_and_triples_round_trip(rgb):
+    assert parse_color(to_hex(rgb)) == rgb and parse_color(list(rgb)) == rgb
+    assert unpack_hex(int(_pack(np.array(rgb, dtype=np.uint8)))) == to_hex(rgb)
