@@ -1,0 +1,213 @@
+"""Mutation testing of the core modules with mutmut: how many planted bugs the tests catch.
+
+For each module, mutmut makes small changes to its code (``<`` to ``<=``, ``+ 1`` to
+``+ 2``, a string or a default changed, a call argument dropped), one at a time, and runs
+the tests that reach the changed function; a mutant whose tests all still pass
+*survived*. The score of a module is the share of its mutants that were killed (a test
+failed, or the run timed out), over all mutants except those listed in EQUIVALENT below:
+changes that no test can see because the code behaves the same.
+
+Each module runs alone, in its own folder under ``.mutation/`` (a copy of the package
+and the tests, made by mutmut, kept between runs so that an interrupted or repeated run
+only redoes what changed), with its own fast selection of tests: no test that trains a
+model, since mutmut runs a mutant's tests from a fresh process and would train it again
+for every mutant. Not part of CI: a full run takes about an hour on 2 cores.
+
+    nice .venv/bin/python bench/mutation.py                 # every module
+    nice .venv/bin/python bench/mutation.py inference/vector.py data/classes.py
+
+writes bench/results/mutation.json (a run of some modules keeps the others' entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import REPO, RESULTS, environment, write_result
+
+# Module (under src/aerialseg) -> the tests that guard it, as pytest arguments, and the
+# functions to mutate when only part of a module is the core ("*" for all of it).
+MODULES: dict[str, dict] = {
+    "data/classes.py": {"tests": ["tests/data/test_classes.py"]},
+    "data/splits.py": {"tests": ["tests/data/test_splits.py"]},
+    "data/source.py": {"tests": ["tests/data/test_source.py"]},
+    "evaluation/metrics.py": {"tests": ["tests/evaluation/test_metrics.py"]},
+    "inference/sliding.py": {
+        "tests": [
+            "tests/inference/test_sliding.py",
+            "tests/inference/test_predict.py::test_row_bands_equal_in_memory_windows_and_whole_image",
+        ]
+    },
+    "inference/predict.py": {
+        "tests": [
+            "tests/inference/test_predict.py::test_row_bands_equal_in_memory_windows_and_whole_image",
+            "tests/inference/test_predict.py::test_one_window_and_resize_models_predict_in_one_pass",
+            "tests/inference/test_predict.py::test_nodata_pixels_of_a_windowed_scene",
+            "tests/inference/test_predict.py::test_predicted_probs_are_the_sliding_windows",
+            "tests/inference/test_predict.py::test_default_batch_size",
+            "tests/evaluation/test_calibration.py::test_temperature_keeps_classes_and_spreads_or_sharpens",
+        ]
+    },
+    "inference/writers.py": {"tests": ["tests/inference/test_writers.py"]},
+    "inference/vector.py": {"tests": ["tests/inference/test_vector.py"]},
+    # The upload limits only: the rest of the app is its routing, tested by tests/api.
+    "api/app.py": {
+        "tests": [
+            "tests/api/test_app.py::test_size_limits_are_413",
+            "tests/api/test_app.py::test_byte_and_pixel_limits_are_told_apart_at_their_edges",
+        ],
+        "functions": ["x__save_upload", "x__segment", "xǁServeLimitsǁ*"],
+    },
+}
+
+# Mutants that change nothing a caller can observe, with the reason. Keyed by mutmut's
+# mutant name, which numbers the mutants of a function in order: valid for the code of
+# the commit in bench/results/mutation.json, to be re-checked when a function changes.
+EQUIVALENT: dict[str, str] = {}
+
+WORK = REPO / ".mutation"
+
+
+def slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
+def prepare(module: str, spec: dict) -> Path:
+    """A folder where mutmut mutates ``module`` only and runs its tests only."""
+    folder = WORK / slug(module)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("src", "tests"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(REPO / name)
+    tests = ", ".join(json.dumps(t) for t in spec["tests"])
+    (folder / "pyproject.toml").write_text(
+        f"""[tool.mutmut]
+source_paths = ["src"]
+only_mutate = ["src/aerialseg/{module}"]
+pytest_add_cli_args_test_selection = [{tests}]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
+# torch's thread pools do not survive a fork of a process that used them
+process_isolation = "forkserver"
+use_git_change_detection = false
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+filterwarnings = ["ignore::DeprecationWarning", "ignore::UserWarning:lightning"]
+"""
+    )
+    return folder
+
+
+def mutant_globs(module: str, spec: dict) -> list[str]:
+    return [f"aerialseg.{slug(module)}.{f}" for f in spec.get("functions", ["*"])]
+
+
+def run_module(module: str, spec: dict, children: int) -> dict:
+    folder = prepare(module, spec)
+    mutmut = [sys.executable, "-m", "mutmut"]
+    started = time.perf_counter()
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    log = folder / "mutmut.log"
+    with log.open("w") as out:
+        subprocess.run(
+            [*mutmut, "run", "--max-children", str(children), *mutant_globs(module, spec)],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    seconds = time.perf_counter() - started
+    return summarise(module, spec, folder, seconds)
+
+
+def statuses(module: str, folder: Path) -> dict[str, str]:
+    """Mutant name -> mutmut's status, read from the results file mutmut keeps."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = folder / "mutants" / "src" / "aerialseg" / f"{module}.meta"
+    exit_codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: status_by_exit_code[code] for name, code in exit_codes.items()}
+
+
+def in_scope(name: str, module: str, spec: dict) -> bool:
+    from fnmatch import fnmatchcase
+
+    return any(fnmatchcase(name, g) for g in mutant_globs(module, spec))
+
+
+def diff(folder: Path, name: str) -> str:
+    shown = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return "\n".join(
+        line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    )
+
+
+def summarise(module: str, spec: dict, folder: Path, seconds: float) -> dict:
+    found = {n: s for n, s in statuses(module, folder).items() if in_scope(n, module, spec)}
+    killed_like = {"killed", "timeout", "caught by type check", "segfault"}
+    equivalent = {n: EQUIVALENT[n] for n in found if n in EQUIVALENT}
+    counted = {n: s for n, s in found.items() if n not in equivalent}
+    killed = sum(s in killed_like for s in counted.values())
+    surviving = {n: s for n, s in counted.items() if s not in killed_like}
+    by_status: dict[str, int] = {}
+    for s in found.values():
+        by_status[s] = by_status.get(s, 0) + 1
+    return {
+        "commit": environment()["commit"],  # a partial run keeps other modules' entries
+        "tests": spec["tests"],
+        "functions": spec.get("functions", ["*"]),
+        "mutants": len(found),
+        "by_status": by_status,
+        "equivalent": [
+            {"name": n, "diff": diff(folder, n), "why": why}
+            for n, why in sorted(equivalent.items())
+        ],
+        "killed": killed,
+        "score": round(killed / max(len(counted), 1), 4),
+        "surviving": [
+            {"name": n, "status": s, "diff": diff(folder, n)} for n, s in sorted(surviving.items())
+        ],
+        "seconds": round(seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier runs' results")
+    args = parser.parse_args()
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULES)}")
+    path = RESULTS / "mutation.json"
+    previous = json.loads(path.read_text()).get("modules", {}) if path.is_file() else {}
+    results = dict(previous)
+    for module in args.modules or list(MODULES):
+        if args.fresh:
+            shutil.rmtree(WORK / slug(module), ignore_errors=True)
+        print(f"mutating {module} ...", flush=True)
+        results[module] = run_module(module, MODULES[module], args.children)
+        r = results[module]
+        print(f"  {r['killed']} of {r['mutants'] - len(r['equivalent'])} killed: {r['score']:.1%}")
+        # after each module: an interrupted run keeps what it measured
+        write_result("mutation", {"tool": "mutmut", "modules": dict(sorted(results.items()))})
+
+
+if __name__ == "__main__":
+    main()
