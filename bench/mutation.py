@@ -43,6 +43,8 @@ MODULES: dict[str, dict] = {
         "tests": [
             "tests/inference/test_sliding.py",
             "tests/inference/test_predict.py::test_row_bands_equal_in_memory_windows_and_whole_image",
+            "tests/inference/test_predict.py::test_one_window_and_resize_models_predict_in_one_pass",
+            "tests/inference/test_predict.py::test_predicted_probs_are_the_sliding_windows",
         ]
     },
     "inference/predict.py": {
@@ -114,7 +116,7 @@ def run_module(module: str, spec: dict, children: int) -> dict:
     folder = prepare(module, spec)
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.perf_counter()
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONHASHSEED="0", HYPOTHESIS_PROFILE="mutation")
     log = folder / "mutmut.log"
     with log.open("w") as out:
         subprocess.run(

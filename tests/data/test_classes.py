@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -177,7 +177,6 @@ def test_class_rasters_hold_the_tables_values_or_the_ids():
 rgb_triples = st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
 
 
-@settings(max_examples=60, deadline=None)
 @given(
     colours=st.lists(rgb_triples, min_size=1, max_size=12, unique=True),
     shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
@@ -195,7 +194,6 @@ def test_colour_masks_decode_to_the_ids_they_were_painted_from(colours, shape, s
     assert ClassTable.from_dict(table.to_dict()) == table
 
 
-@settings(max_examples=60, deadline=None)
 @given(
     values=st.lists(st.integers(0, 65534), min_size=1, max_size=12, unique=True),
     shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),

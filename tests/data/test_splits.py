@@ -2,7 +2,7 @@ import json
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aerialseg.cli import main
@@ -200,7 +200,6 @@ pair_sets = st.sets(
 )
 
 
-@settings(max_examples=80, deadline=None)
 @given(
     pairs=pair_sets,
     val=st.floats(0.05, 0.5),
@@ -225,7 +224,6 @@ def test_random_split_is_stable_disjoint_and_complete(pairs, val, test, seed, or
         assert list(split.ids(name)) == sorted(split.ids(name))
 
 
-@settings(max_examples=80, deadline=None)
 @given(pairs=pair_sets)
 def test_rule_split_is_disjoint_and_goes_by_name_only(pairs):
     try:

@@ -2,7 +2,7 @@ from itertools import pairwise
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -65,7 +65,6 @@ def test_ramp_without_overlap_is_flat_and_a_window_edge_is_never_zero():
     assert tiny.min() == pytest.approx(MIN_WEIGHT**2) and tiny.max() > 0
 
 
-@settings(max_examples=60, deadline=None)
 @given(height=st.integers(1, 80), width=st.integers(1, 80), overlap_px=st.integers(0, 40))
 def test_ramp_is_symmetric_and_rises_towards_the_middle(height, width, overlap_px):
     w = ramp_weights(height, width, overlap_px)
@@ -164,11 +163,10 @@ def test_resized_prediction_returns_native_size():
     assert probs.shape == (2, 45, 70)
 
 
-@settings(max_examples=40, deadline=None)
 @given(
-    height=st.integers(1, 150),
-    width=st.integers(1, 150),
-    window=st.sampled_from([16, 32, 48]),
+    height=st.integers(1, 100),
+    width=st.integers(1, 100),
+    window=st.sampled_from([32, 48, 64]),
     overlap=st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.75]),
     stride=st.sampled_from([1, 8, 16]),
     batch_size=st.integers(1, 5),
