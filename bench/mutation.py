@@ -72,7 +72,21 @@ MODULES: dict[str, dict] = {
 # Mutants that change nothing a caller can observe, with the reason. Keyed by mutmut's
 # mutant name, which numbers the mutants of a function in order: valid for the code of
 # the commit in bench/results/mutation.json, to be re-checked when a function changes.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "aerialseg.inference.sliding.x_window_starts__mutmut_1": (
+        "length < window for length <= window: at length == window the range that follows is"
+        " empty and the appended start is 0, the same single window [0]"
+    ),
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_1": (
+        "np.errstate(invalid=None): the division is by max(den, 1), never by 0, so no"
+        " invalid-value warning can arise for errstate to silence"
+    ),
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_2": (
+        "np.errstate(divide=None): as above, the divisor is at least 1"
+    ),
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_3": "errstate without invalid=: as above",
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_4": "errstate without divide=: as above",
+}
 
 WORK = REPO / ".mutation"
 

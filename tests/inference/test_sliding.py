@@ -9,6 +9,7 @@ from torch import nn
 from aerialseg.inference import sliding
 from aerialseg.inference.sliding import (
     MIN_WEIGHT,
+    predict_image,
     predict_resized,
     predict_sliding,
     predict_whole,
@@ -182,3 +183,28 @@ def test_pointwise_model_windowed_equals_whole_for_any_size_and_overlap(
     windowed = predict_sliding(net, image, window=window, overlap=overlap, batch_size=batch_size)
     assert windowed.shape == (3, height, width)
     assert torch.allclose(windowed, whole, atol=1e-5)
+
+
+class BatchRecorder(nn.Module):
+    """A 1x1 convolution that notes how many windows each forward pass is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(x.shape[0])
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("batch_size, batches", [(None, [4, 4, 4, 4]), (3, [3] * 5 + [1])])
+def test_predict_image_passes_windows_in_batches_of_the_size_asked(batch_size, batches):
+    recorder = BatchRecorder()
+    net = SegmentationNet(recorder, [0.0] * 3, [255.0] * 3, 1).eval()
+    extra = {} if batch_size is None else {"batch_size": batch_size}
+    image = torch.rand(3, 128, 128) * 255  # 4 x 4 windows of 32 px
+    probs = predict_image(
+        net, image, input_mode="crop", window=32, overlap=0.0, resize_to=64, **extra
+    )
+    assert probs.shape == (2, 128, 128) and recorder.batches == batches
