@@ -243,3 +243,81 @@ def test_rule_split_is_disjoint_and_goes_by_name_only(pairs):
         split.val[::-1],
         split.test[::-1],
     )
+
+
+def test_split_names_and_the_saved_file():
+    split = rule_split(DUBAI_LAYOUT)
+    assert split.ids("val") == split.val and split.ids("test") == split.test
+    with pytest.raises(DatasetError) as err:
+        split.ids("holdout")
+    assert str(err.value) == "unknown split 'holdout'; choose one of train, val, test"
+    assert list(split.to_dict()) == ["rule", "train", "val", "test"]
+    assert split.rule.startswith("test: image_part_002 and image_part_007 of every tile")
+
+
+def test_a_reloaded_split_keeps_its_rule_and_a_file_without_one_is_named(tmp_path):
+    split = rule_split(DUBAI_LAYOUT)
+    split.save(tmp_path / "split.json")
+    assert file_split(DUBAI_LAYOUT, tmp_path / "split.json") == split
+    (tmp_path / "mine.json").write_text(json.dumps({"test": PROTOCOL_TEST}))
+    assert file_split(DUBAI_LAYOUT, tmp_path / "mine.json").rule == "from mine.json"
+
+
+def test_default_validation_images_leave_out_those_held_for_test(tmp_path):
+    test = [*PROTOCOL_TEST, "Tile 3/images/image_part_005.jpg"]
+    (tmp_path / "s.json").write_text(json.dumps({"test": test}))
+    split = file_split(DUBAI_LAYOUT, tmp_path / "s.json")
+    assert "Tile 3/images/image_part_005.jpg" not in split.val and len(split.val) == 7
+    assert len(split.train) == 72 - 17 - 7
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot read split file {path}: No such file or directory"),
+        ("[1]", "split file {path} needs a 'test' list of image paths"),
+        ('{"test": [], "val": "x"}', "split file {path}: 'val' must be a list of image paths"),
+        (
+            '{"test": ["Tile 9/images/x.jpg"]}',
+            "split file {path} names 1 image(s) not in the dataset, e.g."
+            " 'Tile 9/images/x.jpg'; paths are relative to the dataset root",
+        ),
+        (
+            '{"test": [], "train": ["a.jpg"]}',
+            "split file {path}: 'train' names 1 image(s) not in the dataset, e.g. 'a.jpg'",
+        ),
+        ('{"test": [], "train": []}', "split file {path} leaves no training or no validation"),
+    ],
+)
+def test_split_file_errors_name_the_file_and_the_fix(tmp_path, content, message):
+    path = tmp_path / "s.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DatasetError) as err:
+        file_split(DUBAI_LAYOUT, path)
+    assert str(err.value).startswith(message.format(path=path))
+
+
+def test_rule_and_random_split_errors_say_what_to_do():
+    with pytest.raises(DatasetError) as err:
+        rule_split([p for p in DUBAI_LAYOUT if p.stem == "image_part_005"])
+    assert str(err.value) == (
+        "the default split rule (image_part_002/005/007 of each tile) leaves no training or"
+        " validation images in this dataset; pass a split file with --split ('aerialseg"
+        " data split DATA --out split.json' draws one)"
+    )
+    with pytest.raises(DatasetError) as err:
+        random_split(DUBAI_LAYOUT, val=0.0, test=0.2)
+    assert str(err.value) == "val 0 and test 0.2: each in [0, 1), val above 0, sum below 1"
+    with pytest.raises(DatasetError) as err:
+        random_split(DUBAI_LAYOUT[:2], val=0.3, test=0.3)
+    assert str(err.value) == (
+        "2 image(s) are too few for val 0.3 and test 0.3: no image would be left to train on"
+    )
+    for val, test in [(1.0, 0.0), (0.5, -0.1), (0.2, 1.0)]:
+        with pytest.raises(DatasetError, match="each in"):
+            random_split(DUBAI_LAYOUT, val=val, test=test)
+    assert random_split(DUBAI_LAYOUT, val=0.1, test=0.2, seed=4).rule == (
+        "random: test 0.2 and val 0.1 of the images, drawn alike from each of 8 group(s),"
+        " seed 4 (aerialseg data split)"
+    )
