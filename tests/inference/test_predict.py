@@ -82,7 +82,6 @@ def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
     tensor = torch.from_numpy(image).float()
     with torch.no_grad():
         whole = predict_whole(net, tensor).argmax(0).numpy()
-        sliding = predict_sliding(net, tensor, window=64, overlap=0.5).argmax(0).numpy()
         sliding_probs = predict_sliding(net, tensor, window=64, overlap=0.5)
         sliding = sliding_probs.argmax(0).numpy()
         ids = np.full((height, width), 99, np.uint8)
