@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, RESULTS, environment, write_result
+from common import REPO, RESULTS, _commit, write_result
 
 # Module (under src/aerialseg) -> the tests that guard it, as pytest arguments, and the
 # functions to mutate when only part of a module is the core ("*" for all of it).
@@ -128,6 +128,7 @@ def mutant_globs(module: str, spec: dict) -> list[str]:
 
 def run_module(module: str, spec: dict, children: int) -> dict:
     folder = prepare(module, spec)
+    commit = _commit()  # mutmut copies the tests now: later commits do not count here
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.perf_counter()
     env = dict(os.environ, PYTHONHASHSEED="0", HYPOTHESIS_PROFILE="mutation")
@@ -142,7 +143,7 @@ def run_module(module: str, spec: dict, children: int) -> dict:
             check=False,
         )
     seconds = time.perf_counter() - started
-    return summarise(module, spec, folder, seconds)
+    return {"commit": commit, **summarise(module, spec, folder, seconds)}
 
 
 def statuses(module: str, folder: Path) -> dict[str, str]:
@@ -184,7 +185,6 @@ def summarise(module: str, spec: dict, folder: Path, seconds: float) -> dict:
     for s in found.values():
         by_status[s] = by_status.get(s, 0) + 1
     return {
-        "commit": environment()["commit"],  # a partial run keeps other modules' entries
         "tests": spec["tests"],
         "functions": spec.get("functions", ["*"]),
         "mutants": len(found),
