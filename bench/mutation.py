@@ -77,6 +77,19 @@ EQUIVALENT: dict[str, str] = {
         "length < window for length <= window: at length == window the range that follows is"
         " empty and the appended start is 0, the same single window [0]"
     ),
+    "aerialseg.inference.sliding.x_window_plan__mutmut_1": (
+        "length < window: at length == window the general branch computes one window of"
+        " length rounded up to the stride, starting at 0: what the first branch returns"
+    ),
+    "aerialseg.inference.sliding.x_ramp_weights__mutmut_1": (
+        "overlap_px < 0: at 0 the ramp divides by 0, giving inf, which the clamp to 1 turns"
+        " into the same flat weights"
+    ),
+    "aerialseg.inference.sliding.x_ramp_weights__mutmut_7": (
+        "arange(size, dtype=None) + 0.5: an int64 range plus 0.5 is float32, torch's default"
+        " float type, the type asked for"
+    ),
+    "aerialseg.inference.sliding.x_ramp_weights__mutmut_9": "arange(size) + 0.5: as above",
     "aerialseg.evaluation.metrics.x__ratio__mutmut_1": (
         "np.errstate(invalid=None): the division is by max(den, 1), never by 0, so no"
         " invalid-value warning can arise for errstate to silence"

@@ -9,6 +9,7 @@ from torch import nn
 from aerialseg.inference import sliding
 from aerialseg.inference.sliding import (
     MIN_WEIGHT,
+    _pad_to,
     predict_image,
     predict_resized,
     predict_sliding,
@@ -208,3 +209,26 @@ def test_predict_image_passes_windows_in_batches_of_the_size_asked(batch_size, b
         net, image, input_mode="crop", window=32, overlap=0.0, resize_to=64, **extra
     )
     assert probs.shape == (2, 128, 128) and recorder.batches == batches
+
+
+@pytest.mark.parametrize(
+    "size, mode",
+    [
+        ((15, 16), "reflect"),  # both pads shorter than the image: mirrored
+        ((11, 12), "reflect"),  # one row more
+        ((10, 13), "reflect"),  # one column more
+        ((20, 16), "replicate"),  # a pad as long as the image cannot be mirrored
+        ((15, 30), "replicate"),  # nor one longer, along one axis only
+    ],
+)
+def test_pad_mirrors_where_it_can_and_repeats_the_edge_where_it_cannot(size, mode):
+    x = torch.rand(3, 10, 12)
+    padded = _pad_to(x, *size)
+    pad = (0, size[1] - 12, 0, size[0] - 10)
+    assert torch.equal(padded, torch.nn.functional.pad(x[None], pad, mode=mode)[0])
+    assert _pad_to(x, 10, 12) is x
+
+
+def test_ramp_over_one_pixel_of_overlap_halves_the_edge_pixels():
+    expected = torch.outer(torch.tensor([0.5, 1, 1, 0.5]), torch.tensor([0.5, 1, 0.5]))
+    assert torch.equal(ramp_weights(4, 3, 1), expected)
