@@ -64,6 +64,9 @@ MODULES: dict[str, dict] = {
         "tests": [
             "tests/api/test_app.py::test_size_limits_are_413",
             "tests/api/test_app.py::test_byte_and_pixel_limits_are_told_apart_at_their_edges",
+            "tests/api/test_app.py::test_the_upload_limit_is_told_in_mib_and_checked_before_decoding",
+            "tests/api/test_app.py::test_default_limits_are_the_documented_ones",
+            "tests/api/test_app.py::test_each_output_of_segment_with_a_pointwise_engine",
         ],
         "functions": ["x__save_upload", "x__segment", "xǁServeLimitsǁ*"],
     },

@@ -225,6 +225,54 @@ def test_byte_and_pixel_limits_are_told_apart_at_their_edges(pointwise):
     assert post(10**9, 9_999).status_code == 200
 
 
+def test_the_upload_limit_is_told_in_mib_and_checked_before_decoding(pointwise):
+    limits = ServeLimits(max_upload_bytes=3 * 2**20, max_pixels=10)
+    client = TestClient(create_app(pointwise, limits))
+    over = client.post("/v1/segment", files={"file": ("a.jpg", b"x" * (3 * 2**20 + 1))})
+    assert over.status_code == 413
+    assert over.json()["detail"] == "upload larger than the limit of 3 MiB"
+
+
+def test_default_limits_are_the_documented_ones(pointwise):
+    # README: --max-upload-mb (50) and --max-megapixels (40); one prediction at a time
+    assert ServeLimits() == ServeLimits(50 * 2**20, 40_000_000, 1, 8)
+    info = TestClient(create_app(pointwise)).get("/v1/model").json()["input"]
+    assert (info["max_upload_bytes"], info["max_pixels"]) == (50 * 2**20, 40_000_000)
+
+
+def test_each_output_of_segment_with_a_pointwise_engine(pointwise, tmp_path):
+    """The requests _segment turns into outputs, on an engine quick enough to run them
+    all: the mask's format, the JSON parts, the bands."""
+    client = TestClient(create_app(pointwise))
+    photo = {"file": ("p.jpg", jpeg_bytes(40, 50), "image/jpeg")}
+    scene = write_geotiff(tmp_path / "g.tif", rgb_scene(40, 50))
+    geotiff = {"file": ("g.tif", scene.read_bytes(), "image/tiff")}
+    assert client.post("/v1/segment", files=photo).headers["content-type"] == "image/png"
+    assert client.post("/v1/segment", files=geotiff).headers["content-type"] == "image/tiff"
+    as_tif = client.post("/v1/segment?format=tif", files=photo)
+    assert as_tif.headers["content-type"] == "image/tiff"
+    as_png = client.post("/v1/segment?format=png", files=geotiff)
+    assert as_png.headers["content-type"] == "image/png"
+    plain = client.post("/v1/segment?format=json", files=geotiff).json()
+    assert set(plain) == {"areas", "mask"} and plain["mask"]["media_type"] == "image/tiff"
+    assert sum(a["pixels"] for a in plain["areas"]) == 40 * 50
+    assert plain["areas"][0]["area_m2"] == pytest.approx(plain["areas"][0]["pixels"] * 0.25)
+    full = client.post(
+        "/v1/segment?format=json&overlay=true&polygons=true&confidence=true", files=photo
+    ).json()
+    assert set(full) == {"areas", "mask", "color_png", "overlay_png", "geojson", "confidence"}
+    for key in ("color_png", "overlay_png"):
+        assert Image.open(io.BytesIO(base64.b64decode(full[key]))).size == (50, 40)
+    assert full["confidence"]["media_type"] == "image/png"
+    assert full["geojson"]["features"]
+    tif_json = client.post("/v1/segment?format=json&overlay=true", files=geotiff).json()
+    assert tif_json["color_png"] is None  # a GeoTIFF's colour mask is a GeoTIFF: download only
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
+    files = {"file": ("gray.tif", gray.read_bytes())}
+    assert client.post("/v1/segment", files=files).status_code == 422
+    assert client.post("/v1/segment?bands=1,1,1", files=files).status_code == 200
+
+
 def test_wrong_parameters_are_422(client):
     assert (
         client.post("/v1/segment?format=bmp", files={"file": ("a.jpg", jpeg_bytes())}).status_code
