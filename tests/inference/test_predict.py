@@ -160,6 +160,7 @@ def test_one_window_and_resize_models_predict_in_one_pass():
     percent = (100 * probs.max(0).values).round().numpy()
     assert (band.confidence[valid] == percent[valid]).all()
     assert (band.confidence[~valid] == CONFIDENCE_NODATA).all()
+    assert band.ids.dtype == band.confidence.dtype == np.uint8  # as the rasters store them
     # the seed model's way: the whole image squashed to resize_to, whatever its size
     squash = resolve_config("default", None, ["window=64", "input_mode=resize", "resize_to=32"])
     tall = rgb_scene(150, 70)
@@ -200,6 +201,36 @@ def test_predicted_probs_are_the_sliding_windows():
         squash = resolve_config("default", None, ["input_mode=resize", "resize_to=32"])
         (_, probs), _ = predicted_probs(net, squash, items, "cpu", batch_size=1)
         assert torch.allclose(probs, predict_resized(net, items[0].image.float(), 32))
+
+
+class BatchRecorder(nn.Module):
+    """A 1x1 convolution that notes how many windows each forward pass is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 1)
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(x.shape[0])
+        return self.conv(x)
+
+
+def test_windows_go_through_the_network_in_the_batches_asked():
+    recorder = BatchRecorder()
+    net = SegmentationNet(recorder, [0.0] * 3, [255.0] * 3, 1).eval()
+    cfg = resolve_config("default", None, ["window=64", "overlap=0"])
+    image = rgb_scene(128, 320)  # 2 rows of 5 windows
+    with torch.no_grad():
+        list(predict_rows(net, ArrayRaster(image), cfg))
+        assert recorder.batches == [4, 1, 4, 1]  # 4 windows a pass by default
+        recorder.batches.clear()
+        list(predict_rows(net, ArrayRaster(image), cfg, batch_size=2))
+        assert recorder.batches == [2, 2, 1, 2, 2, 1]
+        recorder.batches.clear()
+        item = LabelledImage("a", torch.from_numpy(image), None)
+        list(predicted_probs(net, cfg, [item], "cpu", batch_size=3))
+        assert recorder.batches == [3, 3, 3, 1]
 
 
 def test_default_batch_size():
