@@ -15,8 +15,11 @@ for every mutant. Not part of CI: a full run takes about an hour on 2 cores.
 
     nice .venv/bin/python bench/mutation.py                 # every module
     nice .venv/bin/python bench/mutation.py inference/vector.py data/classes.py
+    nice .venv/bin/python bench/mutation.py --survivors inference/sliding.py
 
 writes bench/results/mutation.json (a run of some modules keeps the others' entries).
+``--survivors`` re-tests only what the last run left alive or untested: after adding tests,
+or to finish a stopped run.
 """
 
 from __future__ import annotations
@@ -164,8 +167,17 @@ def mutant_globs(module: str, spec: dict) -> list[str]:
     return [f"aerialseg.{slug(module)}.{f}" for f in spec.get("functions", ["*"])]
 
 
-def run_module(module: str, spec: dict, children: int) -> dict:
+KILLED_LIKE = {"killed", "timeout", "caught by type check", "segfault"}
+
+
+def run_module(module: str, spec: dict, children: int, survivors_only: bool = False) -> dict:
+    """Run mutmut on ``module``; ``survivors_only``: re-test only the mutants that survived
+    the last run (tests were added since; those killed stay killed)."""
     folder = prepare(module, spec)
+    names = mutant_globs(module, spec)
+    if survivors_only and (folder / "mutants").is_dir():
+        found = statuses(module, folder)
+        names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in KILLED_LIKE]
     commit = _commit()  # mutmut copies the tests now: later commits do not count here
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.perf_counter()
@@ -173,7 +185,7 @@ def run_module(module: str, spec: dict, children: int) -> dict:
     log = folder / "mutmut.log"
     with log.open("w") as out:
         subprocess.run(
-            [*mutmut, "run", "--max-children", str(children), *mutant_globs(module, spec)],
+            [*mutmut, "run", "--max-children", str(children), *names],
             cwd=folder,
             env=env,
             stdout=out,
@@ -213,12 +225,13 @@ def diff(folder: Path, name: str) -> str:
 
 
 def summarise(module: str, spec: dict, folder: Path, seconds: float) -> dict:
+    """Counts by status, and the score: killed over the mutants tested, less the equivalent
+    ones. Mutants a stopped run left untested are counted apart, not as survivors."""
     found = {n: s for n, s in statuses(module, folder).items() if in_scope(n, module, spec)}
-    killed_like = {"killed", "timeout", "caught by type check", "segfault"}
     equivalent = {n: EQUIVALENT[n] for n in found if n in EQUIVALENT}
-    counted = {n: s for n, s in found.items() if n not in equivalent}
-    killed = sum(s in killed_like for s in counted.values())
-    surviving = {n: s for n, s in counted.items() if s not in killed_like}
+    counted = {n: s for n, s in found.items() if n not in equivalent and s != "not checked"}
+    killed = sum(s in KILLED_LIKE for s in counted.values())
+    surviving = {n: s for n, s in counted.items() if s not in KILLED_LIKE}
     by_status: dict[str, int] = {}
     for s in found.values():
         by_status[s] = by_status.get(s, 0) + 1
@@ -227,6 +240,7 @@ def summarise(module: str, spec: dict, folder: Path, seconds: float) -> dict:
         "functions": spec.get("functions", ["*"]),
         "mutants": len(found),
         "by_status": by_status,
+        "not_checked": by_status.get("not checked", 0),
         "equivalent": [
             {"name": n, "diff": diff(folder, n), "why": why}
             for n, why in sorted(equivalent.items())
@@ -245,6 +259,11 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--fresh", action="store_true", help="forget earlier runs' results")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="re-test only the mutants that survived the last run of each module",
+    )
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -269,9 +288,10 @@ def main() -> None:
             results[module] = {"commit": old["commit"], **summary}
         else:
             print(f"mutating {module} ...", flush=True)
-            results[module] = run_module(module, MODULES[module], args.children)
+            results[module] = run_module(module, MODULES[module], args.children, args.survivors)
         r = results[module]
-        print(f"  {r['killed']} of {r['mutants'] - len(r['equivalent'])} killed: {r['score']:.1%}")
+        tested = r["mutants"] - len(r["equivalent"]) - r["not_checked"]
+        print(f"  {r['killed']} of {tested} killed: {r['score']:.1%}")
         # after each module: an interrupted run keeps what it measured
         write_result("mutation", {"tool": "mutmut", "modules": dict(sorted(results.items()))})
 
