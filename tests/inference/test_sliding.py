@@ -219,6 +219,7 @@ def test_predict_image_passes_windows_in_batches_of_the_size_asked(batch_size, b
         ((10, 13), "reflect"),  # one column more
         ((15, 23), "reflect"),  # 11 columns more: shorter than the width, not the height
         ((20, 16), "replicate"),  # a pad as long as the image cannot be mirrored
+        ((15, 24), "replicate"),  # (along either axis)
         ((15, 30), "replicate"),  # nor one longer, along one axis only
     ],
 )
