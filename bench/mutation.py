@@ -72,7 +72,9 @@ MODULES: dict[str, dict] = {
             "tests/api/test_app.py::test_default_limits_are_the_documented_ones",
             "tests/api/test_app.py::test_each_output_of_segment_with_a_pointwise_engine",
         ],
-        "functions": ["x__save_upload", "x__segment", "xǁServeLimitsǁ*"],
+        # mutmut mutates function bodies only: ServeLimits' defaults are guarded by a test,
+        # not counted here
+        "functions": ["x__save_upload__mutmut_*", "x__segment__mutmut_*"],
     },
 }
 
