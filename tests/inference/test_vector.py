@@ -58,7 +58,7 @@ def test_min_area_keeps_regions_of_exactly_that_area_and_simplify_drops_vertices
     for k in range(12):  # a staircase: many vertices a metre of tolerance smooths away
         ids[k * 3 : k * 3 + 3, : 3 + k * 3] = 0
     ids[38, 38:40] = 4  # 2 px, 0.5 m²
-    ids[39, 0] = 2  # 1 px, 0.25 m²
+    ids[0, 39] = 2  # 1 px, 0.25 m², in the first row: polygons after it are still written
     raster = write_geotiff(tmp_path / "c.tif", ids[None])
     plain = features(polygonize(raster, DUBAI_CLASSES, tmp_path / "a", "geojson"))
     kept = features(polygonize(raster, DUBAI_CLASSES, tmp_path / "b", "geojson", min_area=0.5))
