@@ -92,6 +92,7 @@ def test_a_raster_of_mask_values_gives_the_classes_of_those_values(tmp_path):
     ]
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing it
 def test_a_plain_image_gives_polygons_in_pixels_without_a_warning(tmp_path):
     raster = write_geotiff(tmp_path / "c.tif", regions()[None], nodata=NODATA, crs=None)
     with warnings.catch_warnings():

@@ -195,6 +195,7 @@ def _write_wide(tmp_path, table, ids):
     return outs.finish()
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing it
 def test_pixel_area_is_that_of_a_metre_grid_only(tmp_path):
     data = rgb_scene(8, 8)
     skewed = Affine(0.5, 0.1, 300_000.0, 0.2, -0.5, 2_800_000.0)
