@@ -273,6 +273,37 @@ def test_each_output_of_segment_with_a_pointwise_engine(pointwise, tmp_path):
     assert client.post("/v1/segment?bands=1,1,1", files=files).status_code == 200
 
 
+def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeypatch, tmp_path):
+    asked = []
+    real = app_module.predict_one
+
+    def recording(engine, config, classes, upload, out, opts, device):
+        asked.append(opts)
+        return real(engine, config, classes, upload, out, opts, device)
+
+    monkeypatch.setattr(app_module, "predict_one", recording)
+    client = TestClient(create_app(pointwise))
+    photo = {"file": ("p.jpg", jpeg_bytes(40, 50), "image/jpeg")}
+    assert client.post("/v1/segment", files=photo).status_code == 200
+    assert client.post("/v1/segment?format=json&polygons=true", files=photo).status_code == 200
+    plain, polygons = asked
+    assert plain.outputs == {"classes", "areas"} and plain.vector is None
+    assert plain.class_format == "png" and plain.progress is False  # no bars in a server log
+    assert polygons.outputs == {"classes", "areas"} and polygons.vector == "geojson"
+    # band errors name the query parameter, not the CLI's --bands
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
+    files = {"file": ("gray.tif", gray.read_bytes())}
+    for query, fragment in [
+        ("", "choose them with bands="),
+        ("?bands=1,1", "bands= 1,1: the model takes 3 band(s)"),
+        ("?bands=0,1,1", "bands="),
+        ("?bands=1,1,2", "bands= 1,1,2 asks for band 2"),
+    ]:
+        response = client.post(f"/v1/segment{query}", files=files)
+        assert response.status_code == 422 and fragment in response.json()["detail"], query
+        assert "--bands" not in response.json()["detail"]
+
+
 def test_wrong_parameters_are_422(client):
     assert (
         client.post("/v1/segment?format=bmp", files={"file": ("a.jpg", jpeg_bytes())}).status_code
