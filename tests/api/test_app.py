@@ -296,7 +296,7 @@ def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeyp
     for query, fragment in [
         ("", "choose them with bands="),
         ("?bands=1,1", "bands= 1,1: the model takes 3 band(s)"),
-        ("?bands=0,1,1", "bands="),
+        ("?bands=0,1,1", "bands= '0,1,1': give band numbers (from 1)"),
         ("?bands=1,1,2", "bands= 1,1,2 asks for band 2"),
     ]:
         response = client.post(f"/v1/segment{query}", files=files)
