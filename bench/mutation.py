@@ -299,6 +299,11 @@ def main() -> None:
         action="store_true",
         help="run nothing: rewrite the JSON from the last runs' results (after EQUIVALENT changed)",
     )
+    parser.add_argument(
+        "--commit",
+        default="unknown",
+        help="with --report-only: the commit whose tests a stopped run used",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -310,11 +315,12 @@ def main() -> None:
         if args.fresh:
             shutil.rmtree(WORK / slug(module), ignore_errors=True)
         if args.report_only:
-            if module not in previous:
-                continue
-            old = previous[module]
             folder = WORK / slug(module)
-            summary = summarise(module, MODULES[module], folder, old["seconds"])
+            if module not in previous and not (folder / "mutants").is_dir():
+                continue
+            # a run stopped before it summarised has no entry yet: --commit tells its tests
+            old = previous.get(module, {"commit": args.commit, "seconds": None})
+            summary = summarise(module, MODULES[module], folder, old["seconds"] or 0)
             results[module] = {"commit": old["commit"], **summary}
         else:
             print(f"mutating {module} ...", flush=True)
