@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from hypothesis import settings
 from PIL import Image
 from rasterio.crs import CRS
 from rasterio.transform import Affine
@@ -14,6 +16,12 @@ from rasterio.transform import Affine
 from aerialseg.data.classes import DUBAI_CLASSES, parse_color
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
+
+# Property tests: 50 examples each in the suite; bench/mutation.py runs them once per
+# mutant, with fewer and always the same (HYPOTHESIS_PROFILE=mutation).
+settings.register_profile("default", max_examples=50, deadline=None)
+settings.register_profile("mutation", max_examples=10, deadline=None, derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

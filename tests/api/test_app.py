@@ -12,16 +12,23 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from rasterio.warp import transform_bounds
+from torch import nn
 
 from aerialseg.api import app as app_module
-from aerialseg.api.app import ServeLimits, create_app, load_engine
+from aerialseg.api.app import LoadedEngine, ServeLimits, create_app, load_engine
 from aerialseg.cli import main
-from aerialseg.inference.engine import Bf16Engine
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.raster import open_input
+from aerialseg.inference.engine import Bf16Engine, engine_precision
+from aerialseg.inference.predict import default_batch_size, predict_rows
 from aerialseg.models.io import load_model, save_model
-from tests.conftest import REAL_DATA, rgb_scene, write_geotiff
+from aerialseg.models.network import SegmentationNet
+from aerialseg.training.config import resolve_config
+from tests.conftest import REAL_DATA, TRANSFORM, UTM40N, rgb_scene, write_geotiff
 
 
 def jpeg_bytes(h=90, w=110) -> bytes:
@@ -114,7 +121,7 @@ def test_json_with_overlay_and_polygons(client):
     assert "confidence" not in body
 
 
-def test_json_with_confidence_of_a_geotiff(client, tmp_path):
+def test_json_with_confidence_of_a_geotiff(client, loaded, tiny_model, tmp_path):
     data = rgb_scene(60, 80)
     data[:, :10, :20] = 0
     path = write_geotiff(tmp_path / "g.tif", data, nodata=0)
@@ -125,15 +132,29 @@ def test_json_with_confidence_of_a_geotiff(client, tmp_path):
     body = response.json()
     assert body["confidence"]["media_type"] == "image/tiff"
     temperature = client.get("/v1/model").json()["confidence_temperature"]
-    assert 0.05 <= temperature <= 20 and temperature != 1  # fitted when it was trained
+    fitted = load_model(tiny_model).config.confidence_temperature
+    assert temperature == fitted and fitted != 1  # the one fitted when it was trained
     with (
         rasterio.MemoryFile(base64.b64decode(body["confidence"]["base64"])) as mem,
         mem.open() as out,
     ):
         percent = out.read(1)
-        assert out.nodata == 255 and out.crs is not None
+        assert out.nodata == 255 and out.crs == UTM40N and out.transform == TRANSFORM
     assert (percent[:10, :20] == 255).all()
-    assert percent[10:, 20:].min() >= 100 // 6 and percent[10:, 20:].max() <= 100
+    # the same percentages as the in-memory prediction at the model's temperature
+    raster = open_input(path, loaded.config.band_tuple)
+    batch = default_batch_size("cpu", engine_precision(loaded.engine))
+    expected = np.concatenate(
+        [
+            b.confidence
+            for b in predict_rows(
+                loaded.engine, raster, loaded.config, batch_size=batch, confidence=True
+            )
+        ]
+    )
+    raster.close()
+    assert np.abs(percent.astype(int) - expected).max() <= 1
+    assert (percent == expected).mean() > 0.99
 
 
 @pytest.mark.parametrize(
@@ -161,12 +182,127 @@ def test_band_count_is_422_until_bands_are_chosen(client, tmp_path):
         assert client.post(f"/v1/segment?bands={bad}", files=files).status_code == 422, bad
 
 
-def test_size_limits_are_413(loaded, tmp_path):
-    small = TestClient(create_app(loaded, ServeLimits(max_upload_bytes=5_000, max_pixels=5_000)))
+@pytest.fixture(scope="module")
+def pointwise() -> LoadedEngine:
+    """A 1x1 convolution in place of a trained network, for tests of the upload limits:
+    the service around the model is under test there, not the model."""
+    torch.manual_seed(0)
+    net = SegmentationNet(nn.Conv2d(3, 6, 1), [0.0] * 3, [255.0] * 3, 1).eval()
+    return LoadedEngine(net, resolve_config("default", None, ["window=64"]), DUBAI_CLASSES, {})
+
+
+def test_size_limits_are_413(pointwise, tmp_path):
+    limits = ServeLimits(max_upload_bytes=5_000, max_pixels=5_000)
+    small = TestClient(create_app(pointwise, limits))
     big = small.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes(200, 200))})
     assert big.status_code == 413 and "MiB" in big.json()["detail"]
     many = small.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes(80, 80))})
     assert many.status_code == 413 and "pixels" in many.json()["detail"]
+
+
+def test_byte_and_pixel_limits_are_told_apart_at_their_edges(pointwise):
+    """An upload of n bytes and 60 x 100 px: each limit alone refuses it one unit below
+    its size and lets it through at its size; the pixel count is width times height."""
+    data = jpeg_bytes(60, 100)
+    n = len(data)
+
+    def post(max_upload_bytes: int, max_pixels: int) -> httpx.Response:
+        limits = ServeLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+        client = TestClient(create_app(pointwise, limits), raise_server_exceptions=False)
+        return client.post("/v1/segment", files={"file": ("a.jpg", data, "image/jpeg")})
+
+    assert n < 6_000 < 10_000  # the byte and pixel counts, neither equal to the other
+    assert post(n, 6_000).status_code == 200  # at both limits: accepted
+    too_big = post(n - 1, 10**9)
+    assert too_big.status_code == 413
+    assert "upload larger" in too_big.json()["detail"]
+    assert "pixels" not in too_big.json()["detail"]
+    too_many = post(10**9, 5_999)
+    assert too_many.status_code == 413
+    detail = too_many.json()["detail"]
+    assert "6,000 pixels" in detail and "5,999" in detail and "upload larger" not in detail
+    # 60 x 100 px: neither 60 x 60 (3,600) nor 100 x 100 (10,000)
+    assert post(10**9, 3_600).status_code == 413
+    assert post(10**9, 9_999).status_code == 200
+
+
+def test_the_upload_limit_is_told_in_mib_and_checked_before_decoding(pointwise):
+    limits = ServeLimits(max_upload_bytes=3 * 2**20, max_pixels=10)
+    client = TestClient(create_app(pointwise, limits))
+    over = client.post("/v1/segment", files={"file": ("a.jpg", b"x" * (3 * 2**20 + 1))})
+    assert over.status_code == 413
+    assert over.json()["detail"] == "upload larger than the limit of 3 MiB"
+
+
+def test_default_limits_are_the_documented_ones(pointwise):
+    # README: --max-upload-mb (50) and --max-megapixels (40); one prediction at a time
+    assert ServeLimits() == ServeLimits(50 * 2**20, 40_000_000, 1, 8)
+    info = TestClient(create_app(pointwise)).get("/v1/model").json()["input"]
+    assert (info["max_upload_bytes"], info["max_pixels"]) == (50 * 2**20, 40_000_000)
+
+
+def test_each_output_of_segment_with_a_pointwise_engine(pointwise, tmp_path):
+    """The requests _segment turns into outputs, on an engine quick enough to run them
+    all: the mask's format, the JSON parts, the bands."""
+    client = TestClient(create_app(pointwise))
+    photo = {"file": ("p.jpg", jpeg_bytes(40, 50), "image/jpeg")}
+    scene = write_geotiff(tmp_path / "g.tif", rgb_scene(40, 50))
+    geotiff = {"file": ("g.tif", scene.read_bytes(), "image/tiff")}
+    assert client.post("/v1/segment", files=photo).headers["content-type"] == "image/png"
+    assert client.post("/v1/segment", files=geotiff).headers["content-type"] == "image/tiff"
+    as_tif = client.post("/v1/segment?format=tif", files=photo)
+    assert as_tif.headers["content-type"] == "image/tiff"
+    as_png = client.post("/v1/segment?format=png", files=geotiff)
+    assert as_png.headers["content-type"] == "image/png"
+    plain = client.post("/v1/segment?format=json", files=geotiff).json()
+    assert set(plain) == {"areas", "mask"} and plain["mask"]["media_type"] == "image/tiff"
+    assert sum(a["pixels"] for a in plain["areas"]) == 40 * 50
+    assert plain["areas"][0]["area_m2"] == pytest.approx(plain["areas"][0]["pixels"] * 0.25)
+    full = client.post(
+        "/v1/segment?format=json&overlay=true&polygons=true&confidence=true", files=photo
+    ).json()
+    assert set(full) == {"areas", "mask", "color_png", "overlay_png", "geojson", "confidence"}
+    for key in ("color_png", "overlay_png"):
+        assert Image.open(io.BytesIO(base64.b64decode(full[key]))).size == (50, 40)
+    assert full["confidence"]["media_type"] == "image/png"
+    assert full["geojson"]["features"]
+    tif_json = client.post("/v1/segment?format=json&overlay=true", files=geotiff).json()
+    assert tif_json["color_png"] is None  # a GeoTIFF's colour mask is a GeoTIFF: download only
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
+    files = {"file": ("gray.tif", gray.read_bytes())}
+    assert client.post("/v1/segment", files=files).status_code == 422
+    assert client.post("/v1/segment?bands=1,1,1", files=files).status_code == 200
+
+
+def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeypatch, tmp_path):
+    asked = []
+    real = app_module.predict_one
+
+    def recording(engine, config, classes, upload, out, opts, device):
+        asked.append(opts)
+        return real(engine, config, classes, upload, out, opts, device)
+
+    monkeypatch.setattr(app_module, "predict_one", recording)
+    client = TestClient(create_app(pointwise))
+    photo = {"file": ("p.jpg", jpeg_bytes(40, 50), "image/jpeg")}
+    assert client.post("/v1/segment", files=photo).status_code == 200
+    assert client.post("/v1/segment?format=json&polygons=true", files=photo).status_code == 200
+    plain, polygons = asked
+    assert plain.outputs == {"classes", "areas"} and plain.vector is None
+    assert plain.class_format == "png" and plain.progress is False  # no bars in a server log
+    assert polygons.outputs == {"classes", "areas"} and polygons.vector == "geojson"
+    # band errors name the query parameter, not the CLI's --bands
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
+    files = {"file": ("gray.tif", gray.read_bytes())}
+    for query, fragment in [
+        ("", "choose them with bands="),
+        ("?bands=1,1", "bands= 1,1: the model takes 3 band(s)"),
+        ("?bands=0,1,1", "bands= '0,1,1': give band numbers (from 1)"),
+        ("?bands=1,1,2", "bands= 1,1,2 asks for band 2"),
+    ]:
+        response = client.post(f"/v1/segment{query}", files=files)
+        assert response.status_code == 422 and fragment in response.json()["detail"], query
+        assert "--bands" not in response.json()["detail"]
 
 
 def test_wrong_parameters_are_422(client):

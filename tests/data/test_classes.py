@@ -2,15 +2,20 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from aerialseg.data.classes import (
     DUBAI_CLASSES,
     IGNORE_INDEX,
     ClassTable,
+    _pack,
     check_unknown_share,
     encode_mask,
     parse_color,
+    to_hex,
+    unpack_hex,
 )
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError
@@ -167,3 +172,139 @@ def test_class_rasters_hold_the_tables_values_or_the_ids():
         65535,
         "uint16",
     )
+
+
+rgb_triples = st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
+
+
+@given(
+    colours=st.lists(rgb_triples, min_size=1, max_size=12, unique=True),
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_colour_masks_decode_to_the_ids_they_were_painted_from(colours, shape, seed):
+    table = ClassTable.from_dict(
+        {"classes": [{"name": f"c{i}", "mask_color": list(c)} for i, c in enumerate(colours)]}
+    )
+    assert [parse_color(c.mask_color) for c in table.classes] == colours  # via #RRGGBB
+    ids = np.random.default_rng(seed).integers(0, len(colours), shape).astype(np.uint8)
+    mask = np.array(colours, dtype=np.uint8)[ids]
+    encoded = encode_mask(mask, table)
+    assert np.array_equal(encoded.ids, ids) and not encoded.unknown and encoded.ignored == 0
+    assert ClassTable.from_dict(table.to_dict()) == table
+
+
+@given(
+    values=st.lists(st.integers(0, 65534), min_size=1, max_size=12, unique=True),
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_class_rasters_written_with_a_value_table_read_back_as_the_same_ids(values, shape, seed):
+    """What predict writes (raster_coding) and what training reads (encode_mask) agree."""
+    table = ClassTable.from_dict(
+        {"classes": [{"name": f"c{i}", "mask_value": v} for i, v in enumerate(values)]}
+    )
+    lut, nodata, dtype = table.raster_coding()
+    ids = np.random.default_rng(seed).integers(0, len(values), shape).astype(np.uint8)
+    ids.flat[0] = IGNORE_INDEX  # a pixel with no input: nodata, read back as ignored
+    written = lut[ids].astype(dtype)
+    assert written.flat[0] == nodata and nodata not in values
+    assert (dtype == "uint16") == (max(values) >= 255)
+    encoded = encode_mask(np.ma.masked_equal(written, nodata), table)
+    assert np.array_equal(encoded.ids, ids) and not encoded.unknown and encoded.ignored == 1
+
+
+@given(rgb=rgb_triples)
+def test_hex_and_triples_round_trip(rgb):
+    assert parse_color(to_hex(rgb)) == rgb and parse_color(list(rgb)) == rgb
+    assert unpack_hex(int(_pack(np.array(rgb, dtype=np.uint8)))) == to_hex(rgb)
+
+
+def message(call, *args) -> str:
+    with pytest.raises(ClassTableError) as err:
+        call(*args)
+    return str(err.value)
+
+
+def test_colour_errors_say_which_forms_are_read():
+    assert parse_color(" #3c1098 ") == (0x3C, 0x10, 0x98) and parse_color("3C1098") == (60, 16, 152)
+    assert message(parse_color, "#12345") == "colour '#12345' is not of the form #RRGGBB"
+    assert message(parse_color, "#12345G") == "colour '#12345G' is not of the form #RRGGBB"
+    for bad in ([1, 2], [1, 2, 256], [-1, 0, 0], [1.0, 2, 3]):
+        assert message(parse_color, bad) == (
+            f"colour {bad!r} is neither #RRGGBB nor [r, g, b] in 0..255"
+        )
+    assert parse_color([0, 255, 7]) == (0, 255, 7)
+
+
+def test_table_errors():
+    many = {"classes": [{"name": str(i), "mask_value": i} for i in range(255)]}
+    assert message(ClassTable.from_dict, many) == "at most 254 classes are supported"
+    assert len(ClassTable.from_dict({"classes": many["classes"][:254]}).classes) == 254
+    both = {"classes": [{"name": "a", "mask_color": "#000000"}], "ignore_colors": ["#000000"]}
+    assert message(ClassTable.from_dict, both) == (
+        "a colour is both a class colour and an ignore colour"
+    )
+    assert message(ClassTable.from_dict, {"classes": [{"name": "a"}]}) == (
+        "class 'a' needs a mask_color or a mask_value"
+    )
+    assert message(ClassTable.from_dict, {"classes": [{"mask_value": 1}]}) == (
+        "class table entry is missing 'name'; each class needs 'name' and 'mask_color'"
+        " (colour-coded masks) or 'mask_value' (single-band masks)"
+    )
+    for bad in (True, 65535, 2.0):
+        assert message(ClassTable.from_dict, {"classes": [{"name": "a", "mask_value": bad}]}) == (
+            f"class 'a': {bad!r} is not a whole number from 0 to 65534"
+        )
+    assert message(
+        ClassTable.from_dict, {"classes": [{"name": "a", "mask_value": 1}], "ignore_values": [-2]}
+    ) == ("ignore_values: -2 is not a whole number from 0 to 65534")
+    assert ClassTable.from_dict({"classes": [{"name": "a", "mask_value": 65534}]}).by_value
+
+
+def test_table_defaults_and_properties():
+    table = ClassTable.from_dict(
+        {
+            "classes": [{"name": f"c{i}", "mask_value": i} for i in range(17)]
+            + [{"name": "void", "mask_value": 99, "scored": False, "mask_color": "#ABCDEF"}]
+        }
+    )
+    assert table.num_classes == 18 and table.names[:2] == ["c0", "c1"]
+    colours = [c.display_color for c in table.classes]
+    assert colours[0] == "#E6194B" and colours[15] == "#AAFFC3" and colours[16] == "#E6194B"
+    assert colours[17] == "#ABCDEF"  # its mask colour, when it has one
+    assert [c.scored for c in table.classes] == [True] * 17 + [False]
+    assert table.by_value and not table.by_color and DUBAI_CLASSES.by_color
+    assert not DUBAI_CLASSES.by_value
+
+
+def test_table_files_that_cannot_be_read(tmp_path):
+    path = tmp_path / "t.yaml"
+    assert message(ClassTable.from_file, path) == (
+        f"cannot read class table {path}: No such file or directory"
+    )
+    path.write_text("- just\n- a list\n")
+    assert message(ClassTable.from_file, path) == (
+        f"class table {path} must be a mapping with a 'classes' list"
+    )
+    path.write_text("classes: [\n")
+    assert message(ClassTable.from_file, path).startswith(
+        f"class table {path} is not valid JSON/YAML: "
+    )
+    bad_json = tmp_path / "t.json"
+    bad_json.write_text("{'classes': []}")  # YAML would read it; JSON does not
+    assert "is not valid JSON/YAML" in message(ClassTable.from_file, bad_json)
+
+
+def test_unknown_share_reports_the_three_commonest_and_the_limit():
+    mask = rgb(*["#000001"] * 4, *["#000002"] * 3, *["#000003"] * 2, "#000004", "#3C1098")
+    encoded = encode_mask(mask, DUBAI_CLASSES)
+    assert encoded.describe(1) == "#000001" and not encoded.by_value
+    assert message(check_unknown_share, encoded, "m.png", 0.5) == (
+        "m.png: 90.9% of pixels match no class colour (most common: #000001 (36.4%),"
+        " #000002 (27.3%), #000003 (18.2%)); the class table does not fit these masks: pass"
+        " the right one with --classes (limit 50%, set by --max-unknown)"
+    )
+    check_unknown_share(encoded, "m.png", 10 / 11)  # exactly at the limit: fine
+    empty = encode_mask(np.zeros((0, 3, 3), dtype=np.uint8), DUBAI_CLASSES)
+    check_unknown_share(empty, "m.png", 0.0)  # no pixels: nothing to refuse

@@ -14,6 +14,7 @@ from tests.conftest import (
     TRANSFORM,
     VALUE_CLASSES,
     requires_real_data,
+    write_dataset,
     write_geotiff,
     write_geotiff_dataset,
 )
@@ -44,6 +45,18 @@ def test_inspect_real_dataset_matches_its_readme(capsys):
     assert report["image_modes"] == {"RGB": 72} and report["image_grids"] == {"none": 72}
     assert report["tiles"]["Tile 2"]["sizes"].keys() >= {"509x544"}
     assert "2149x1479" in report["tiles"]["Tile 8"]["sizes"]
+
+
+def test_inspect_reports_the_palette_tiles_and_black_borders_of_the_dubai_form(tmp_path):
+    """Synthetic twin of the real-data facts above: palette PNG masks (Tiles 2 and 4 in
+    the archive) read like RGB ones, and black borders are ignored, not unknown."""
+    root = write_dataset(tmp_path / "ds", tiles=4, parts=2, size=(24, 30), palette_tiles=(2, 4))
+    report = inspect_dataset(DatasetSource(root), DUBAI_CLASSES, 0.05)
+    assert report["mask_modes"] == {"RGB": 4, "P": 4}
+    assert report["unknown_colors"] == []  # every unmatched pixel is black
+    assert report["unmatched_share"] == pytest.approx(1 / 24)  # one black row of 24
+    assert report["image_modes"] == {"RGB": 8} and report["image_grids"] == {"none": 8}
+    assert len(report["tiles"]) == 4 and all(t["pairs"] == 2 for t in report["tiles"].values())
 
 
 def test_inspect_counts_synthetic_pixels(tiny_dataset):

@@ -2,6 +2,8 @@ import json
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aerialseg.cli import main
 from aerialseg.data.source import DatasetSource, Pair
@@ -23,6 +25,38 @@ def test_rule_gives_the_protocol_test_split():
 def test_shared_split_file_equals_the_rule():
     pairs = DatasetSource(REAL_DATA).pairs
     assert file_split(pairs, SPLIT_JSON).test == rule_split(pairs).test
+
+
+# Synthetic twins of the two tests above: the Dubai layout (8 tiles of image_part_001 to
+# image_part_009), so that a checkout without ../shared still guards the protocol's rule.
+DUBAI_LAYOUT = [
+    Pair(f"Tile {t}/images/image_part_{k:03d}.jpg", f"Tile {t}/masks/image_part_{k:03d}.png")
+    for t in range(1, 9)
+    for k in range(1, 10)
+]
+# PROTOCOL.md: "image_part_002 and image_part_007 of every tile — 16 images"
+PROTOCOL_TEST = sorted(
+    f"Tile {t}/images/image_part_{k:03d}.jpg" for t in range(1, 9) for k in (2, 7)
+)
+
+
+def test_rule_gives_the_protocol_test_split_on_the_dubai_layout():
+    split = rule_split(DUBAI_LAYOUT)
+    assert sorted(split.test) == PROTOCOL_TEST
+    assert sorted(split.val) == [f"Tile {t}/images/image_part_005.jpg" for t in range(1, 9)]
+    assert len(split.train) == 48
+    assert sorted(split.train + split.val + split.test) == sorted(p.id for p in DUBAI_LAYOUT)
+
+
+def test_a_split_file_in_the_protocols_form_equals_the_rule(tmp_path):
+    shared_form = {
+        "dataset": "dubai-aerial/Semantic segmentation dataset",
+        "test": PROTOCOL_TEST,
+        "rule": "image_part_002 and image_part_007 of every tile",
+    }
+    (tmp_path / "split.json").write_text(json.dumps(shared_form))
+    split, rule = file_split(DUBAI_LAYOUT, tmp_path / "split.json"), rule_split(DUBAI_LAYOUT)
+    assert (split.test, split.val, split.train) == (tuple(PROTOCOL_TEST), rule.val, rule.train)
 
 
 def test_split_file_with_own_val(tiny_dataset, tmp_path):
@@ -149,3 +183,141 @@ def test_rule_on_other_names_points_to_data_split():
     with pytest.raises(DatasetError, match="--split .*aerialseg data split"):
         rule_split(pairs)
     assert len(random_split(pairs, val=0.2, test=0.2).train) == 4  # what it points to works
+
+
+pair_sets = st.sets(
+    st.tuples(st.sampled_from(["Tile 1", "Tile 2", "Tile 3", ""]), st.integers(1, 12)),
+    min_size=3,
+    max_size=40,
+).map(
+    lambda keys: [
+        Pair(
+            f"{g}/images/image_part_{k:03d}.jpg".lstrip("/"),
+            f"{g}/masks/image_part_{k:03d}.png".lstrip("/"),
+        )
+        for g, k in sorted(keys)
+    ]
+)
+
+
+@given(
+    pairs=pair_sets,
+    val=st.floats(0.05, 0.5),
+    test=st.floats(0.0, 0.45),
+    seed=st.integers(0, 2**31),
+    order=st.randoms(use_true_random=False),
+)
+def test_random_split_is_stable_disjoint_and_complete(pairs, val, test, seed, order):
+    try:
+        split = random_split(pairs, val, test, seed)
+    except DatasetError:  # too few images for these shares: the documented refusal
+        assert len(pairs) - round(len(pairs) * test) - max(1, round(len(pairs) * val)) < 1
+        return
+    shuffled = list(pairs)
+    order.shuffle(shuffled)
+    assert random_split(shuffled, val, test, seed) == split  # the order given does not count
+    parts = [set(split.train), set(split.val), set(split.test)]
+    assert sum(map(len, parts)) == len(pairs) and set().union(*parts) == {p.id for p in pairs}
+    assert len(split.test) == round(len(pairs) * test)
+    assert len(split.val) == max(1, round(len(pairs) * val))
+    for name in ("train", "val", "test"):
+        assert list(split.ids(name)) == sorted(split.ids(name))
+
+
+@given(pairs=pair_sets)
+def test_rule_split_is_disjoint_and_goes_by_name_only(pairs):
+    try:
+        split = rule_split(pairs)
+    except DatasetError:
+        stems = {p.stem for p in pairs}
+        assert stems <= {"image_part_002", "image_part_005", "image_part_007"} or (
+            "image_part_005" not in stems
+        )
+        return
+    assert set(split.test) == {p.id for p in pairs if p.stem[-3:] in ("002", "007")}
+    assert set(split.val) == {p.id for p in pairs if p.stem.endswith("005")}
+    assert set(split.train) == {p.id for p in pairs} - set(split.test) - set(split.val)
+    backwards = rule_split(pairs[::-1])
+    assert (backwards.train, backwards.val, backwards.test) == (
+        split.train[::-1],
+        split.val[::-1],
+        split.test[::-1],
+    )
+
+
+def test_split_names_and_the_saved_file():
+    split = rule_split(DUBAI_LAYOUT)
+    assert split.ids("val") == split.val and split.ids("test") == split.test
+    with pytest.raises(DatasetError) as err:
+        split.ids("holdout")
+    assert str(err.value) == "unknown split 'holdout'; choose one of train, val, test"
+    assert list(split.to_dict()) == ["rule", "train", "val", "test"]
+    assert split.rule.startswith("test: image_part_002 and image_part_007 of every tile")
+
+
+def test_a_reloaded_split_keeps_its_rule_and_a_file_without_one_is_named(tmp_path):
+    split = rule_split(DUBAI_LAYOUT)
+    split.save(tmp_path / "split.json")
+    assert file_split(DUBAI_LAYOUT, tmp_path / "split.json") == split
+    (tmp_path / "mine.json").write_text(json.dumps({"test": PROTOCOL_TEST}))
+    assert file_split(DUBAI_LAYOUT, tmp_path / "mine.json").rule == "from mine.json"
+
+
+def test_default_validation_images_leave_out_those_held_for_test(tmp_path):
+    test = [*PROTOCOL_TEST, "Tile 3/images/image_part_005.jpg"]
+    (tmp_path / "s.json").write_text(json.dumps({"test": test}))
+    split = file_split(DUBAI_LAYOUT, tmp_path / "s.json")
+    assert "Tile 3/images/image_part_005.jpg" not in split.val and len(split.val) == 7
+    assert len(split.train) == 72 - 17 - 7
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot read split file {path}: No such file or directory"),
+        ("[1]", "split file {path} needs a 'test' list of image paths"),
+        ('{"test": [], "val": "x"}', "split file {path}: 'val' must be a list of image paths"),
+        (
+            '{"test": ["Tile 9/images/x.jpg"]}',
+            "split file {path} names 1 image(s) not in the dataset, e.g."
+            " 'Tile 9/images/x.jpg'; paths are relative to the dataset root",
+        ),
+        (
+            '{"test": [], "train": ["a.jpg"]}',
+            "split file {path}: 'train' names 1 image(s) not in the dataset, e.g. 'a.jpg'",
+        ),
+        ('{"test": [], "train": []}', "split file {path} leaves no training or no validation"),
+    ],
+)
+def test_split_file_errors_name_the_file_and_the_fix(tmp_path, content, message):
+    path = tmp_path / "s.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DatasetError) as err:
+        file_split(DUBAI_LAYOUT, path)
+    assert str(err.value).startswith(message.format(path=path))
+
+
+def test_rule_and_random_split_errors_say_what_to_do():
+    with pytest.raises(DatasetError) as err:
+        rule_split([p for p in DUBAI_LAYOUT if p.stem == "image_part_005"])
+    assert str(err.value) == (
+        "the default split rule (image_part_002/005/007 of each tile) leaves no training or"
+        " validation images in this dataset; pass a split file with --split ('aerialseg"
+        " data split DATA --out split.json' draws one)"
+    )
+    with pytest.raises(DatasetError) as err:
+        random_split(DUBAI_LAYOUT, val=0.0, test=0.2)
+    assert str(err.value) == "val 0 and test 0.2: each in [0, 1), val above 0, sum below 1"
+    with pytest.raises(DatasetError) as err:
+        random_split(DUBAI_LAYOUT[:2], val=0.3, test=0.3)
+    assert str(err.value) == (
+        "2 image(s) are too few for val 0.3 and test 0.3: no image would be left to train on"
+    )
+    for val, test in [(1.0, 0.0), (0.5, -0.1), (0.2, 1.0)]:
+        with pytest.raises(DatasetError, match="each in"):
+            random_split(DUBAI_LAYOUT, val=val, test=test)
+    assert random_split(DUBAI_LAYOUT, val=0.1, test=0.2, seed=4).rule == (
+        "random: test 0.2 and val 0.1 of the images, drawn alike from each of 8 group(s),"
+        " seed 4 (aerialseg data split)"
+    )

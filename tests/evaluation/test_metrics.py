@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
-from aerialseg.evaluation.metrics import format_table, metrics_from_confusion
+from aerialseg.evaluation.metrics import format_table, headline_keys, metrics_from_confusion
 
 THREE = ClassTable.from_dict(
     {
@@ -50,3 +50,55 @@ def test_dubai_headline_keys_and_table():
     assert {"miou6", "miou5", "pixel_accuracy", "mean_dice"} <= m.keys()
     assert m["miou6"] == pytest.approx((0.5 + 0.5 + 4) / 6)
     assert "miou6=" in format_table(m, DUBAI_CLASSES)
+
+
+def test_a_class_seen_once_is_scored_and_an_empty_matrix_has_no_figures():
+    one = metrics_from_confusion(np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]]), THREE)
+    assert one["per_class"]["a"] == {
+        "iou": 1.0,
+        "dice": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "support": 1,
+    }
+    assert one["miou3"] == 1.0 and one["pixel_accuracy"] == 1.0
+    empty = metrics_from_confusion(np.zeros((3, 3), dtype=np.int64), THREE)
+    assert empty["miou3"] is None and empty["miou2"] is None and empty["mean_dice"] is None
+    assert empty["pixel_accuracy"] is None and empty["labelled_pixels"] == 0
+
+
+def test_support_and_the_matrix_are_reported_as_whole_numbers():
+    cm = np.array([[50, 10, 0], [5, 30, 5], [0, 0, 0]])
+    m = metrics_from_confusion(cm, THREE)
+    assert [m["per_class"][n]["support"] for n in ("a", "b", "void")] == [60, 40, 0]
+    assert m["confusion_matrix"] == cm.tolist()
+    assert all(type(v) is int for row in m["confusion_matrix"] for v in row)  # JSON: 50, not 50.0
+
+
+def test_a_narrow_integer_matrix_does_not_overflow():
+    # 2 x TP is 400: past the 255 of a uint8 matrix's own type
+    cm = np.array([[200, 10, 0], [5, 100, 0], [0, 0, 0]], dtype=np.uint8)
+    m = metrics_from_confusion(cm, THREE)
+    assert m["per_class"]["a"]["dice"] == pytest.approx(400 / 415)
+    assert m["per_class"]["b"]["dice"] == pytest.approx(200 / 215)
+
+
+def test_headline_keys_name_the_scored_classes_only_when_some_are_not():
+    assert headline_keys(THREE) == ["miou3", "miou2", "pixel_accuracy", "mean_dice"]
+    two = ClassTable.from_dict(
+        {"classes": [{"name": "a", "mask_value": 1}, {"name": "b", "mask_value": 2}]}
+    )
+    assert headline_keys(two) == ["miou2", "pixel_accuracy", "mean_dice"]
+
+
+def test_table_lines():
+    cm = np.array([[50, 10, 0], [5, 30, 5], [0, 0, 0]])
+    m = metrics_from_confusion(cm, THREE)
+    m["mean_dice"] = None  # as a report of no labelled pixels shows it
+    assert format_table(m, THREE).splitlines() == [
+        "miou3=0.4564  miou2=0.6846  pixel_accuracy=0.8000  mean_dice=n/a",
+        "  class            IoU    Dice    prec  recall",
+        "  a             0.7692  0.8696  0.9091  0.8333",
+        "  b             0.6000  0.7500  0.7500  0.7500",
+        "  void          0.0000  0.0000  0.0000     n/a",
+    ]

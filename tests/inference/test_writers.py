@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
+from PIL import Image
+from rasterio.crs import CRS
+from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.data.raster import open_input
-from aerialseg.inference.predict import ChunkResult
-from aerialseg.inference.writers import RasterOutputs
-from tests.conftest import TRANSFORM, UTM40N, rgb_scene, write_geotiff
+from aerialseg.inference.predict import NODATA, ChunkResult
+from aerialseg.inference.writers import RasterOutputs, area_table, pixel_area_m2, write_areas
+from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, rgb_scene, write_geotiff
 
 SIZE = 600  # over two 256 px blocks: GDAL gives the COG overviews
 
 
-def _write(tmp_path, ids: np.ndarray, percent=None, fmt="tif", **outputs) -> RasterOutputs:
+def _write(
+    tmp_path, ids: np.ndarray, percent=None, valid=None, fmt="tif", **outputs
+) -> RasterOutputs:
     """RasterOutputs of a SIZE px georeferenced scene, fed ``ids`` (and confidences
-    ``percent``) in two bands of rows."""
+    ``percent``, the ``valid`` pixels: default all) in two bands of rows."""
     scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(SIZE, SIZE))
     raster = open_input(scene)
     (tmp_path / "out").mkdir()
@@ -29,10 +35,10 @@ def _write(tmp_path, ids: np.ndarray, percent=None, fmt="tif", **outputs) -> Ras
     image = raster.dataset.read().astype(np.float32)
     for top in (0, SIZE // 2):
         rows = slice(top, top + SIZE // 2)
-        valid = np.ones_like(ids[rows], dtype=bool)
+        ok = np.ones_like(ids[rows], dtype=bool) if valid is None else valid[rows]
         confidence = None if percent is None else percent[rows]
         window = Window(0, top, SIZE, SIZE // 2)
-        outs.write(ChunkResult(window, ids[rows], image[:, rows], valid, confidence))
+        outs.write(ChunkResult(window, ids[rows], image[:, rows], ok, confidence))
     raster.close()
     return outs
 
@@ -47,7 +53,8 @@ def test_class_raster_is_a_cog_whose_overviews_take_the_majority_class(tmp_path)
     with rasterio.open(written["classes"]) as dst:
         assert dst.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert dst.overviews(1)[0] == 2 and dst.compression is not None
-        assert dst.crs is not None and dst.colormap(1)[4][:3] == (0x50, 0xE3, 0xC2)
+        assert dst.crs == UTM40N and dst.transform == TRANSFORM
+        assert dst.colormap(1)[4][:3] == (0x50, 0xE3, 0xC2)
         assert np.array_equal(dst.read(1), ids)
     with rasterio.open(written["classes"], overview_level=0) as half:
         assert (half.read(1) == 4).all()
@@ -110,3 +117,152 @@ def test_an_earlier_runs_sidecar_does_not_outlive_its_file(tmp_path):
     assert not stale.exists()
     with rasterio.open(tmp_path / "out" / "scene_color.tif") as colour:
         assert colour.crs == UTM40N
+
+
+def regions() -> tuple[np.ndarray, np.ndarray]:
+    """Class ids in blocks of Building, Road and Water, with a corner of no data."""
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    ids[:, SIZE // 3 :] = 4
+    ids[SIZE // 2 :, : SIZE // 4] = 2
+    valid = np.ones((SIZE, SIZE), dtype=bool)
+    valid[:50, :70] = False
+    ids[~valid] = NODATA
+    return ids, valid
+
+
+def test_colour_mask_geotiff_has_the_input_grid_and_the_class_colours(tmp_path):
+    ids, valid = regions()
+    written = _write(tmp_path, ids, valid=valid, color=True, overlay=False).finish()
+    with rasterio.open(written["color"]) as dst:
+        assert dst.crs == UTM40N and dst.transform == TRANSFORM
+        assert (dst.width, dst.height, dst.count) == (SIZE, SIZE, 3)
+        colours = dst.read()
+    palette = DUBAI_CLASSES.display_palette()
+    expected = np.zeros((3, SIZE, SIZE), dtype=np.uint8)  # black where nothing was predicted
+    expected[:, valid] = palette[ids[valid]].T
+    np.testing.assert_array_equal(colours, expected)
+    assert tuple(colours[:, SIZE - 1, SIZE - 1]) == (0x50, 0xE3, 0xC2)  # Water's display colour
+
+
+def test_overlay_shows_half_picture_half_class_colour_and_the_bare_picture_at_nodata(tmp_path):
+    ids, valid = regions()
+    written = _write(tmp_path, ids, valid=valid, color=False, overlay=True).finish()
+    overlay = np.asarray(Image.open(written["overlay"])).transpose(2, 0, 1).astype(int)
+    picture = rgb_scene(SIZE, SIZE).astype(int)
+    colour = DUBAI_CLASSES.display_palette()[np.where(valid, ids, 0)].transpose(2, 0, 1)
+    np.testing.assert_array_equal(overlay[:, valid], ((picture + colour) // 2)[:, valid])
+    np.testing.assert_array_equal(overlay[:, ~valid], picture[:, ~valid])
+
+
+def _plain(tmp_path, ids: np.ndarray, valid: np.ndarray, table=DUBAI_CLASSES, **outputs):
+    """RasterOutputs of a plain PNG photo (no georeference), fed ``ids`` in one chunk."""
+    h, w = ids.shape
+    Image.fromarray(rgb_scene(h, w).transpose(1, 2, 0)).save(tmp_path / "photo.png")
+    raster = open_input(tmp_path / "photo.png")
+    (tmp_path / "out").mkdir()
+    outs = RasterOutputs(raster, table, tmp_path / "out" / "photo", fmt="png", **outputs)
+    values, _ = raster.read(Window(0, 0, w, h))
+    outs.write(ChunkResult(Window(0, 0, w, h), ids, values, valid))
+    raster.close()
+    return outs
+
+
+def test_a_plain_photo_gives_palette_pngs_and_counts_valid_pixels_only(tmp_path):
+    ids = np.zeros((30, 40), dtype=np.uint8)
+    ids[:, 25:] = 4
+    ids[20:, :10] = 2
+    valid = np.ones_like(ids, dtype=bool)
+    valid[:5, :8] = False
+    ids[~valid] = NODATA
+    outs = _plain(tmp_path, ids, valid, color=True, overlay=False)
+    written = outs.finish()
+    assert {k: p.name for k, p in written.items()} == {
+        "classes": "photo_classes.png",
+        "color": "photo_color.png",
+    }
+    classes = Image.open(written["classes"])
+    assert classes.mode == "P" and classes.size == (40, 30)
+    np.testing.assert_array_equal(np.asarray(classes), ids)
+    palette = np.array(classes.getpalette()[:18]).reshape(6, 3)
+    np.testing.assert_array_equal(palette, DUBAI_CLASSES.display_palette())
+    colour = np.asarray(Image.open(written["color"]))
+    assert tuple(colour[0, 39]) == (0x50, 0xE3, 0xC2) and tuple(colour[0, 0]) == (0, 0, 0)
+    expected = [int(((ids == k) & valid).sum()) for k in range(6)]
+    assert outs.counts.tolist() == expected and outs.valid_pixels == 30 * 40 - 5 * 8
+    rows = area_table(outs)
+    assert [r["pixels"] for r in rows] == expected
+    assert [r["share"] for r in rows] == pytest.approx([n / (30 * 40 - 40) for n in expected])
+    assert all(r["area_m2"] is None for r in rows)  # pixels only: no georeference
+
+
+def test_class_rasters_of_a_value_table_hold_its_values(tmp_path):
+    table = ClassTable.from_dict(VALUE_CLASSES)  # Building 1 ... Water 5
+    ids = np.array([[0, 1, 2], [3, 4, NODATA]], dtype=np.uint8)
+    valid = ids != NODATA
+    written = _plain(tmp_path, ids, valid, table, color=False, overlay=False).finish()
+    np.testing.assert_array_equal(np.asarray(Image.open(written["classes"])), ids + 1 * valid)
+    wide = ClassTable.from_dict(
+        {"classes": [{"name": "a", "mask_value": 300}, {"name": "b", "mask_value": 7}]}
+    )
+    ids = np.array([[0, 1], [1, NODATA]], dtype=np.uint8)
+    outs = _write_wide(tmp_path / "wide", wide, ids)
+    with rasterio.open(outs["classes"]) as dst:
+        assert dst.dtypes[0] == "uint16" and dst.nodata == 65535
+        np.testing.assert_array_equal(dst.read(1), [[300, 7], [7, 65535]])
+
+
+def _write_wide(tmp_path, table, ids):
+    tmp_path.mkdir()
+    h, w = ids.shape
+    scene = write_geotiff(tmp_path / "s.tif", rgb_scene(h, w))
+    raster = open_input(scene)
+    outs = RasterOutputs(raster, table, tmp_path / "s", fmt="tif", color=False, overlay=False)
+    values, valid = raster.read(Window(0, 0, w, h))
+    outs.write(ChunkResult(Window(0, 0, w, h), ids, values, ids != NODATA))
+    raster.close()
+    return outs.finish()
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing it
+def test_pixel_area_is_that_of_a_metre_grid_only(tmp_path):
+    data = rgb_scene(8, 8)
+    skewed = Affine(0.5, 0.1, 300_000.0, 0.2, -0.5, 2_800_000.0)
+    cases = [
+        (UTM40N, TRANSFORM, 0.25),
+        (UTM40N, skewed, 0.27),  # |a e - b d|
+        (CRS.from_epsg(4326), Affine(1e-5, 0, 55.0, 0, -1e-5, 25.0), None),  # degrees
+        (CRS.from_epsg(2263), TRANSFORM, None),  # US survey feet
+        (None, TRANSFORM, None),
+    ]
+    for k, (crs, transform, area) in enumerate(cases):
+        path = write_geotiff(tmp_path / f"{k}.tif", data, crs=crs, transform=transform)
+        raster = open_input(path)
+        assert pixel_area_m2(raster) == (None if area is None else pytest.approx(area)), k
+        raster.close()
+
+
+def test_areas_are_written_as_csv_and_json_under_their_final_names(tmp_path):
+    rows = [
+        {"class": "Building", "pixels": 3, "share": 0.75, "area_m2": 0.75},
+        {"class": "Water", "pixels": 1, "share": 0.25, "area_m2": None},
+    ]
+    written = write_areas(rows, tmp_path / "scene")
+    assert written == {
+        "areas_csv": tmp_path / "scene_areas.csv",
+        "areas_json": tmp_path / "scene_areas.json",
+    }
+    assert written["areas_csv"].read_text().splitlines() == [
+        "class,pixels,share,area_m2",
+        "Building,3,0.75,0.75",
+        "Water,1,0.25,",
+    ]
+    assert json.loads(written["areas_json"].read_text()) == rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_areas.csv", "scene_areas.json"]
+
+
+def test_abort_leaves_nothing(tmp_path):
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    outs = _write(tmp_path, ids, color=True, overlay=True)
+    assert len(list((tmp_path / "out").iterdir())) == 3  # the step files being written
+    outs.abort()
+    assert list((tmp_path / "out").iterdir()) == []

@@ -50,5 +50,8 @@ def test_predict_without_model_uses_the_bundled_one(tmp_path):
     )
     labelled = truth.ids != IGNORE_INDEX
     assert pred.shape == truth.ids.shape
-    # A trained model, not a random one: most labelled pixels right on a held-out image.
-    assert (pred[labelled] == truth.ids[labelled]).mean() > 0.6
+    # A trained model, not a random one nor one that paints the commonest class everywhere
+    # (Land: 0.535 of this image's labelled pixels; the bundled model scored 0.814).
+    accuracy = (pred[labelled] == truth.ids[labelled]).mean()
+    majority = np.bincount(truth.ids[labelled]).max() / labelled.sum()
+    assert accuracy > 0.75 and accuracy > majority + 0.2

@@ -21,7 +21,10 @@ import yaml
 from PIL import Image
 
 from aerialseg.cli import main
-from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
+from aerialseg.data.samples import load_labelled
+from aerialseg.data.source import DatasetSource
+from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.models.io import load_model
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
@@ -101,7 +104,23 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     assert report["precision"] == "fp32"
     confidence = report["confidence"]  # predict --confidence at the model's temperature
     assert confidence["temperature"] == load_model(run / "model.pt").config.confidence_temperature
-    assert 1 / 6 <= confidence["mean"] <= 1 and 0 <= confidence["calibration_error"] <= 1
+    # its mean is that of predict --confidence over the test images' labelled pixels
+    source = DatasetSource(tiny_dataset)
+    test_items = load_labelled(source, split["test"], DUBAI_CLASSES, 0.05)
+    percent_sum, labelled_pixels = 0, 0
+    for k, item in enumerate(test_items):
+        out = tmp_path / f"confidence-{k}"
+        image = source.path / source.root / item.id
+        argv = ["predict", str(image), "--model", str(run / "model.pt"), "--out", str(out)]
+        assert main([*argv, "--confidence", "--precision", "fp32", "--device", "cpu"]) == 0
+        percent = np.asarray(Image.open(next(out.glob("*_confidence.png"))))
+        labelled = item.mask.numpy() != IGNORE_INDEX
+        percent_sum += int(percent[labelled].astype(np.int64).sum())
+        labelled_pixels += int(labelled.sum())
+    assert confidence["mean"] == pytest.approx(percent_sum / labelled_pixels / 100, abs=2e-3)
+    # a gap between mean confidence and accuracy is a lower bound of the calibration error
+    gap = abs(confidence["mean"] - report["pixel_accuracy"])
+    assert confidence["calibration_error"] >= gap - 1e-3
     assert report["ignored_pixels"] == 4 * 80  # the black top row of each test mask
     assert report["labelled_pixels"] == 4 * 72 * 80 - report["ignored_pixels"]
     assert sum(map(sum, report["confusion_matrix"])) == report["labelled_pixels"]
@@ -116,7 +135,10 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     assert from_file.config.base_width == 4 and from_file.classes == DUBAI_CLASSES
     # ... with a confidence temperature fitted on the validation images
     assert from_ckpt.config.confidence_temperature is None
-    assert 0.05 <= from_file.config.confidence_temperature <= 20
+    val_items = load_labelled(source, split["val"], DUBAI_CLASSES, 0.05)
+    refit = with_fitted_temperature(from_ckpt.net, from_ckpt.config, val_items)
+    assert from_file.config.confidence_temperature == refit.confidence_temperature
+    assert from_file.config.confidence_temperature != 1
 
 
 def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path, capsys):

@@ -1,0 +1,336 @@
+"""Mutation testing of the core modules with mutmut: how many planted bugs the tests catch.
+
+For each module, mutmut makes small changes to its code (``<`` to ``<=``, ``+ 1`` to
+``+ 2``, a string or a default changed, a call argument dropped), one at a time, and runs
+the tests that reach the changed function; a mutant whose tests all still pass
+*survived*. The score of a module is the share of its mutants that were killed (a test
+failed, or the run timed out), over all mutants except those listed in EQUIVALENT below:
+changes that no test can see because the code behaves the same.
+
+Each module runs alone, in its own folder under ``.mutation/`` (a copy of the package
+and the tests, made by mutmut, kept between runs so that an interrupted or repeated run
+only redoes what changed), with its own fast selection of tests: no test that trains a
+model, since mutmut runs a mutant's tests from a fresh process and would train it again
+for every mutant. Not part of CI: a full run takes about an hour on 2 cores.
+
+    nice .venv/bin/python bench/mutation.py                 # every module
+    nice .venv/bin/python bench/mutation.py inference/vector.py data/classes.py
+    nice .venv/bin/python bench/mutation.py --survivors inference/sliding.py
+
+writes bench/results/mutation.json (a run of some modules keeps the others' entries).
+``--survivors`` re-tests only what the last run left alive or untested: after adding tests,
+or to finish a stopped run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import REPO, RESULTS, _commit, write_result
+
+# Module (under src/aerialseg) -> the tests that guard it, as pytest arguments, and the
+# functions to mutate when only part of a module is the core ("*" for all of it).
+MODULES: dict[str, dict] = {
+    "data/classes.py": {"tests": ["tests/data/test_classes.py"]},
+    "data/splits.py": {"tests": ["tests/data/test_splits.py"]},
+    "data/source.py": {"tests": ["tests/data/test_source.py"]},
+    "evaluation/metrics.py": {"tests": ["tests/evaluation/test_metrics.py"]},
+    "inference/sliding.py": {
+        "tests": [
+            "tests/inference/test_sliding.py",
+            "tests/inference/test_predict.py::test_row_bands_equal_in_memory_windows_and_whole_image",
+            "tests/inference/test_predict.py::test_one_window_and_resize_models_predict_in_one_pass",
+            "tests/inference/test_predict.py::test_predicted_probs_are_the_sliding_windows",
+        ]
+    },
+    "inference/predict.py": {
+        "tests": [
+            "tests/inference/test_predict.py::test_row_bands_equal_in_memory_windows_and_whole_image",
+            "tests/inference/test_predict.py::test_one_window_and_resize_models_predict_in_one_pass",
+            "tests/inference/test_predict.py::test_nodata_pixels_of_a_windowed_scene",
+            "tests/inference/test_predict.py::test_predicted_probs_are_the_sliding_windows",
+            "tests/inference/test_predict.py::test_default_batch_size",
+            "tests/inference/test_predict.py::test_windows_go_through_the_network_in_the_batches_asked",
+            "tests/evaluation/test_calibration.py::test_temperature_keeps_classes_and_spreads_or_sharpens",
+        ]
+    },
+    "inference/writers.py": {"tests": ["tests/inference/test_writers.py"]},
+    "inference/vector.py": {"tests": ["tests/inference/test_vector.py"]},
+    # The upload limits only: the rest of the app is its routing, tested by tests/api.
+    "api/app.py": {
+        "tests": [
+            "tests/api/test_app.py::test_size_limits_are_413",
+            "tests/api/test_app.py::test_byte_and_pixel_limits_are_told_apart_at_their_edges",
+            "tests/api/test_app.py::test_the_upload_limit_is_told_in_mib_and_checked_before_decoding",
+            "tests/api/test_app.py::test_default_limits_are_the_documented_ones",
+            "tests/api/test_app.py::test_each_output_of_segment_with_a_pointwise_engine",
+            "tests/api/test_app.py::test_segment_asks_predict_for_what_the_request_names_only",
+        ],
+        # mutmut mutates function bodies only: ServeLimits' defaults are guarded by a test,
+        # not counted here
+        "functions": ["x__save_upload__mutmut_*", "x__segment__mutmut_*"],
+    },
+}
+
+# Mutants that change nothing a caller can observe, with the reason. Keyed by mutmut's
+# mutant name, which numbers the mutants of a function in order: valid for the code of
+# the commit in bench/results/mutation.json, to be re-checked when a function changes.
+EQUIVALENT: dict[str, str] = {
+    "aerialseg.inference.sliding.x_window_starts__mutmut_1": (
+        "length < window for length <= window: at length == window the range that follows is"
+        " empty and the appended start is 0, the same single window [0]"
+    ),
+    "aerialseg.inference.sliding.x_window_plan__mutmut_1": (
+        "length < window: at length == window the general branch computes one window of"
+        " length rounded up to the stride, starting at 0: what the first branch returns"
+    ),
+    "aerialseg.inference.sliding.x_ramp_weights__mutmut_1": (
+        "overlap_px < 0: at 0 the ramp divides by 0, giving inf, which the clamp to 1 turns"
+        " into the same flat weights"
+    ),
+    "aerialseg.inference.sliding.x_ramp_weights__mutmut_7": (
+        "arange(size, dtype=None) + 0.5: an int64 range plus 0.5 is float32, torch's default"
+        " float type, the type asked for"
+    ),
+    "aerialseg.inference.sliding.x_ramp_weights__mutmut_9": "arange(size) + 0.5: as above",
+    "aerialseg.inference.predict.x_default_batch_size__mutmut_1": (
+        "precision default 'XXfp32XX': only 'bf16' is told apart, any other default is fp32"
+    ),
+    "aerialseg.inference.predict.x_default_batch_size__mutmut_2": "'FP32': as above",
+    "aerialseg.inference.predict.x__whole__mutmut_14": (
+        "not equivalent, but unseen on a CPU-only host: .to(None) leaves the image on the CPU,"
+        " where the tests' device is; a GPU run would fail on it"
+    ),
+    "aerialseg.inference.predict.x__whole__mutmut_23": (
+        "window=None in resize mode: predict_image passes window and overlap to the sliding"
+        " window only, never to predict_resized"
+    ),
+    "aerialseg.inference.predict.x__whole__mutmut_24": "overlap=None in resize mode: as above",
+    "aerialseg.inference.predict.x__result__mutmut_16": (
+        "scores.sum(0) without keepdim: (C, H, W) over (H, W) broadcasts along the trailing"
+        " axes to the same quotient"
+    ),
+    "aerialseg.inference.predict.x__result__mutmut_18": "keepdim=False: as above",
+    "aerialseg.inference.predict.x_predicted_probs__mutmut_16": (
+        "not equivalent, but unseen on a CPU-only host: .to(None) leaves the image where it is"
+    ),
+    "aerialseg.inference.vector.x_polygonize__mutmut_19": (
+        "simplefilter('ignore') without a category silences every warning, not only the"
+        " missing georeference; opening a class raster raises no other"
+    ),
+    "aerialseg.inference.vector.x_polygonize__mutmut_33": (
+        "driver=None: fiona picks the driver from the temporary file's suffix, .geojson or"
+        " .gpkg, which is the one asked for"
+    ),
+    "aerialseg.inference.vector.x_polygonize__mutmut_39": "driver left out: as above",
+    "aerialseg.inference.vector.x_polygonize__mutmut_52": (
+        "shapes(band) without transform=: given a band, rasterio takes its dataset's"
+        " transform (polygons of a 0.5 m raster measured 0.25 m² a pixel either way)"
+    ),
+    "aerialseg.inference.vector.x_polygonize__mutmut_60": (
+        "simplify >= 0: simplify(0) returns GDAL's polygons unchanged, as they have no"
+        " collinear vertices (checked on the test's shapes)"
+    ),
+    "aerialseg.inference.vector.x_polygonize__mutmut_66": (
+        "preserve_topology left out: it is shapely's default, True"
+    ),
+    "aerialseg.api.app.x__save_upload__mutmut_6": (
+        "read(None) reads the upload in one piece: the same bytes and the same verdict at"
+        " the limit, only more memory (not observable in a test's result)"
+    ),
+    "aerialseg.api.app.x__segment__mutmut_1": (
+        "confidence defaulting to True: the one caller passes every argument"
+    ),
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_1": (
+        "np.errstate(invalid=None): the division is by max(den, 1), never by 0, so no"
+        " invalid-value warning can arise for errstate to silence"
+    ),
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_2": (
+        "np.errstate(divide=None): as above, the divisor is at least 1"
+    ),
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_3": "errstate without invalid=: as above",
+    "aerialseg.evaluation.metrics.x__ratio__mutmut_4": "errstate without divide=: as above",
+}
+
+WORK = REPO / ".mutation"
+
+
+def slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
+def prepare(module: str, spec: dict) -> Path:
+    """A folder where mutmut mutates ``module`` only and runs its tests only."""
+    folder = WORK / slug(module)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("src", "tests"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(REPO / name)
+    tests = ", ".join(json.dumps(t) for t in spec["tests"])
+    (folder / "pyproject.toml").write_text(
+        f"""[tool.mutmut]
+source_paths = ["src"]
+only_mutate = ["src/aerialseg/{module}"]
+pytest_add_cli_args_test_selection = [{tests}]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
+# torch's thread pools do not survive a fork of a process that used them
+process_isolation = "forkserver"
+use_git_change_detection = false
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+filterwarnings = ["ignore::DeprecationWarning", "ignore::UserWarning:lightning"]
+"""
+    )
+    return folder
+
+
+def mutant_globs(module: str, spec: dict) -> list[str]:
+    return [f"aerialseg.{slug(module)}.{f}" for f in spec.get("functions", ["*"])]
+
+
+KILLED_LIKE = {"killed", "timeout", "caught by type check", "segfault"}
+
+
+def run_module(module: str, spec: dict, children: int, survivors_only: bool = False) -> dict:
+    """Run mutmut on ``module``; ``survivors_only``: re-test only the mutants that survived
+    the last run (tests were added since; those killed stay killed)."""
+    folder = prepare(module, spec)
+    names = mutant_globs(module, spec)
+    if survivors_only and (folder / "mutants").is_dir():
+        found = statuses(module, folder)
+        names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in KILLED_LIKE]
+    commit = _commit()  # mutmut copies the tests now: later commits do not count here
+    mutmut = [sys.executable, "-m", "mutmut"]
+    started = time.perf_counter()
+    env = dict(os.environ, PYTHONHASHSEED="0", HYPOTHESIS_PROFILE="mutation")
+    log = folder / "mutmut.log"
+    with log.open("w") as out:
+        subprocess.run(
+            [*mutmut, "run", "--max-children", str(children), *names],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    seconds = time.perf_counter() - started
+    return {"commit": commit, **summarise(module, spec, folder, seconds)}
+
+
+def statuses(module: str, folder: Path) -> dict[str, str]:
+    """Mutant name -> mutmut's status, read from the results file mutmut keeps."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = folder / "mutants" / "src" / "aerialseg" / f"{module}.meta"
+    exit_codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: status_by_exit_code[code] for name, code in exit_codes.items()}
+
+
+def in_scope(name: str, module: str, spec: dict) -> bool:
+    from fnmatch import fnmatchcase
+
+    return any(fnmatchcase(name, g) for g in mutant_globs(module, spec))
+
+
+def diff(folder: Path, name: str) -> str:
+    shown = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return "\n".join(
+        line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    )
+
+
+def summarise(module: str, spec: dict, folder: Path, seconds: float) -> dict:
+    """Counts by status, and the score: killed over the mutants tested, less the equivalent
+    ones. Mutants a stopped run left untested are counted apart, not as survivors."""
+    found = {n: s for n, s in statuses(module, folder).items() if in_scope(n, module, spec)}
+    equivalent = {n: EQUIVALENT[n] for n in found if n in EQUIVALENT}
+    counted = {n: s for n, s in found.items() if n not in equivalent and s != "not checked"}
+    killed = sum(s in KILLED_LIKE for s in counted.values())
+    surviving = {n: s for n, s in counted.items() if s not in KILLED_LIKE}
+    by_status: dict[str, int] = {}
+    for s in found.values():
+        by_status[s] = by_status.get(s, 0) + 1
+    return {
+        "tests": spec["tests"],
+        "functions": spec.get("functions", ["*"]),
+        "mutants": len(found),
+        "by_status": by_status,
+        "not_checked": by_status.get("not checked", 0),
+        "equivalent": [
+            {"name": n, "diff": diff(folder, n), "why": why}
+            for n, why in sorted(equivalent.items())
+        ],
+        "killed": killed,
+        "score": round(killed / max(len(counted), 1), 4),
+        "surviving": [
+            {"name": n, "status": s, "diff": diff(folder, n)} for n, s in sorted(surviving.items())
+        ],
+        "seconds": round(seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier runs' results")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="re-test only the mutants that survived the last run of each module",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite the JSON from the last runs' results (after EQUIVALENT changed)",
+    )
+    parser.add_argument(
+        "--commit",
+        default="unknown",
+        help="with --report-only: the commit whose tests a stopped run used",
+    )
+    args = parser.parse_args()
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULES)}")
+    path = RESULTS / "mutation.json"
+    previous = json.loads(path.read_text()).get("modules", {}) if path.is_file() else {}
+    results = dict(previous)
+    for module in args.modules or list(MODULES):
+        if args.fresh:
+            shutil.rmtree(WORK / slug(module), ignore_errors=True)
+        if args.report_only:
+            folder = WORK / slug(module)
+            if module not in previous and not (folder / "mutants").is_dir():
+                continue
+            # a run stopped before it summarised has no entry yet: --commit tells its tests
+            old = previous.get(module, {"commit": args.commit, "seconds": None})
+            summary = summarise(module, MODULES[module], folder, old["seconds"] or 0)
+            results[module] = {"commit": old["commit"], **summary}
+        else:
+            print(f"mutating {module} ...", flush=True)
+            results[module] = run_module(module, MODULES[module], args.children, args.survivors)
+        r = results[module]
+        tested = r["mutants"] - len(r["equivalent"]) - r["not_checked"]
+        print(f"  {r['killed']} of {tested} killed: {r['score']:.1%}")
+        # after each module: an interrupted run keeps what it measured
+        write_result("mutation", {"tool": "mutmut", "modules": dict(sorted(results.items()))})
+
+
+if __name__ == "__main__":
+    main()
