@@ -1,21 +1,25 @@
-"""vector: polygons whose class_id is the raster value, RFC 7946 GeoJSON, GeoPackage in the
-input CRS with its QGIS style, and the default min-area that drops specks."""
+"""vector: one polygon per region, whose class_id is the raster value, measured in map units,
+nodata left out; RFC 7946 GeoJSON, GeoPackage in the input CRS with its QGIS style, and the
+default min-area that drops specks."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import warnings
 import xml.etree.ElementTree as ET
 
 import fiona
 import numpy as np
 import pytest
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import rowcol
 from rasterio.warp import transform as reproject_points
 from shapely.geometry import shape
 
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
+from aerialseg.inference.predict import NODATA
 from aerialseg.inference.vector import MIN_AREA_PIXELS, polygonize
 from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
 
@@ -41,6 +45,93 @@ def class_raster(tmp_path, table: ClassTable, crs=UTM40N, size=(40, 50)):
 def features(path, layer=None):
     with fiona.open(path, layer=layer) as src:
         return [dict(f["properties"]) | {"geometry": shape(f["geometry"])} for f in src], src.crs
+
+
+def regions() -> np.ndarray:
+    """A 20 x 30 class raster: Land around a Building block (4 x 5 px), two separate Water
+    pixels, a Road strip of 3 px and a corner of no data."""
+    ids = np.full((20, 30), 1, dtype=np.uint8)
+    ids[2:6, 3:8] = 0
+    ids[10, 10] = ids[15, 20] = 4
+    ids[18, 0:3] = 2
+    ids[:4, 24:] = NODATA
+    return ids
+
+
+@pytest.mark.parametrize("fmt, suffix", [("geojson", ".geojson"), ("gpkg", ".gpkg")])
+def test_one_polygon_per_region_with_its_class_and_area(tmp_path, fmt, suffix):
+    raster = write_geotiff(tmp_path / "c.tif", regions()[None], nodata=NODATA)
+    written = polygonize(raster, DUBAI_CLASSES, tmp_path / "scene", fmt, min_area=0)
+    path = written["polygons"]
+    assert written == {
+        "polygons": tmp_path / f"scene_polygons{suffix}",
+        "polygons_style": tmp_path / "scene_polygons.qml",
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["c.tif", "scene_polygons.qml", f"scene_polygons{suffix}"]
+    )
+    with fiona.open(path) as src:
+        assert src.driver == {"geojson": "GeoJSON", "gpkg": "GPKG"}[fmt]
+        # GeoJSON in WGS 84 (RFC 7946), a GeoPackage in the input's CRS
+        assert src.crs.to_epsg() == {"geojson": 4326, "gpkg": 32640}[fmt]
+    layers = {"geojson": ["polygons"], "gpkg": ["polygons", "layer_styles"]}[fmt]
+    assert fiona.listlayers(path) == layers
+    found = sorted((f["class"], f["class_id"], f["area"]) for f in features(path)[0])
+    # 0.5 m pixels: 0.25 m² each, in the input's units whatever the file's CRS; no polygon
+    # where nothing was predicted
+    assert found == [
+        ("Building", 0, 20 * 0.25),
+        ("Land", 1, (600 - 20 - 2 - 3 - 4 * 6) * 0.25),
+        ("Road", 2, 3 * 0.25),
+        ("Water", 4, 0.25),
+        ("Water", 4, 0.25),
+    ]
+
+
+def test_min_area_keeps_regions_of_exactly_that_area_and_simplify_drops_vertices(tmp_path):
+    ids = np.full((40, 40), 1, dtype=np.uint8)
+    for k in range(12):  # a staircase: many vertices a metre of tolerance smooths away
+        ids[k * 3 : k * 3 + 3, : 3 + k * 3] = 0
+    ids[38, 38:40] = 4  # 2 px, 0.5 m²
+    ids[0, 39] = 2  # 1 px, 0.25 m², in the first row: polygons after it are still written
+    raster = write_geotiff(tmp_path / "c.tif", ids[None])
+
+    def found(name: str, **options) -> list[dict]:
+        written = polygonize(raster, DUBAI_CLASSES, tmp_path / name, "geojson", **options)
+        return features(written["polygons"])[0]
+
+    def classes(polygons: list[dict]) -> set[str]:
+        return {f["class"] for f in polygons}
+
+    every = found("a", min_area=0)
+    assert classes(every) == {"Building", "Land", "Road", "Water"}
+    assert classes(found("b", min_area=0.5)) == {"Building", "Land", "Water"}
+    # the default: under MIN_AREA_PIXELS (4) pixels, 1 m² here, the 1 and 2 px regions go
+    assert classes(found("d")) == {"Building", "Land"}
+    smooth = found("c", simplify=1.0, min_area=0)
+
+    def vertices(polygons: list[dict], name: str) -> int:
+        (region,) = [f["geometry"] for f in polygons if f["class"] == name]
+        return len(region.exterior.coords) + sum(len(r.coords) for r in region.interiors)
+
+    assert vertices(smooth, "Building") < vertices(every, "Building") / 2
+    # simplifying keeps each region's topology: the 1 and 2 px regions do not vanish
+    assert classes(smooth) == {"Building", "Land", "Road", "Water"}
+    # simplified areas are those of the simplified shapes, close to the pixels' own
+    building = next(f for f in smooth if f["class"] == "Building")
+    assert building["area"] == pytest.approx((ids == 0).sum() * 0.25, rel=0.1)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing it
+def test_a_plain_image_gives_polygons_in_pixels_without_a_warning(tmp_path):
+    raster = write_geotiff(tmp_path / "c.tif", regions()[None], nodata=NODATA, crs=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotGeoreferencedWarning)
+        path = polygonize(raster, DUBAI_CLASSES, tmp_path / "scene", "gpkg")["polygons"]
+    found, crs = features(path)  # GeoPackage: GeoJSON readers assume WGS 84 when none
+    assert not crs
+    building = next(f for f in found if f["class"] == "Building")
+    assert building["area"] == 20  # pixels
 
 
 def test_class_id_is_the_raster_value_under_the_polygon(tmp_path):

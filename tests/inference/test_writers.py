@@ -11,6 +11,7 @@ import rasterio
 import rasterio.shutil
 from PIL import Image
 from rasterio.crs import CRS
+from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -135,13 +136,17 @@ def test_colour_mask_geotiff_has_the_input_grid_and_the_class_colours(tmp_path):
     written = _write(tmp_path, ids, valid=valid, color=True, overlay=False).finish()
     with rasterio.open(written["color"]) as dst:
         assert dst.crs == UTM40N and dst.transform == TRANSFORM
-        assert (dst.width, dst.height, dst.count) == (SIZE, SIZE, 3)
+        assert (dst.width, dst.height, dst.count) == (SIZE, SIZE, 4)
+        assert dst.colorinterp[3] == ColorInterp.alpha
         colours = dst.read()
     palette = DUBAI_CLASSES.display_palette()
-    expected = np.zeros((3, SIZE, SIZE), dtype=np.uint8)  # black where nothing was predicted
-    expected[:, valid] = palette[ids[valid]].T
+    # RGBA: the class colour, opaque; clear (and black) where nothing was predicted
+    expected = np.zeros((4, SIZE, SIZE), dtype=np.uint8)
+    expected[:3, valid] = palette[ids[valid]].T
+    expected[3, valid] = 255
     np.testing.assert_array_equal(colours, expected)
-    assert tuple(colours[:, SIZE - 1, SIZE - 1]) == (0x50, 0xE3, 0xC2)  # Water's display colour
+    assert tuple(colours[:, SIZE - 1, SIZE - 1]) == (0x50, 0xE3, 0xC2, 255)  # Water's colour
+    assert tuple(colours[:, 0, 0]) == (0, 0, 0, 0)
 
 
 def test_overlay_shows_half_picture_half_class_colour_and_the_bare_picture_at_nodata(tmp_path):
@@ -179,14 +184,24 @@ def test_a_plain_photo_gives_palette_pngs_and_counts_valid_pixels_only(tmp_path)
     assert {k: p.name for k, p in written.items()} == {
         "classes": "photo_classes.png",
         "color": "photo_color.png",
+        "classes_style": "photo_classes.qml",
     }
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "photo_classes.png",
+        "photo_classes.png.aux.xml",  # the class names, for GDAL and QGIS
+        "photo_classes.qml",
+        "photo_color.png",
+    ]
     classes = Image.open(written["classes"])
     assert classes.mode == "P" and classes.size == (40, 30)
     np.testing.assert_array_equal(np.asarray(classes), ids)
     palette = np.array(classes.getpalette()[:18]).reshape(6, 3)
     np.testing.assert_array_equal(palette, DUBAI_CLASSES.display_palette())
-    colour = np.asarray(Image.open(written["color"]))
-    assert tuple(colour[0, 39]) == (0x50, 0xE3, 0xC2) and tuple(colour[0, 0]) == (0, 0, 0)
+    colour = Image.open(written["color"])
+    assert colour.mode == "RGBA" and colour.size == (40, 30)
+    colour = np.asarray(colour)
+    assert tuple(colour[0, 39]) == (0x50, 0xE3, 0xC2, 255) and tuple(colour[0, 0]) == (0, 0, 0, 0)
+    np.testing.assert_array_equal(colour[..., 3], np.where(valid, 255, 0))
     expected = [int(((ids == k) & valid).sum()) for k in range(6)]
     assert outs.counts.tolist() == expected and outs.valid_pixels == 30 * 40 - 5 * 8
     rows = area_table(outs)
