@@ -55,9 +55,11 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def sweep(folder: Path, pattern: re.Pattern[str] = LEFTOVER_FILE) -> int:
+def sweep(folder: Path, pattern: re.Pattern[str] = LEFTOVER_FILE, owner_gone: bool = False) -> int:
     """Remove the entries of ``folder`` that ``pattern`` names (its group 1: the owner's
-    PID) whose owner is no longer running; returns the bytes freed."""
+    PID) whose owner is no longer running; returns the bytes freed. ``owner_gone``: the
+    caller knows the owner died (a process killed a moment ago may linger as a zombie
+    that still answers as running)."""
     freed = 0
     try:
         entries = list(Path(folder).iterdir())
@@ -65,7 +67,7 @@ def sweep(folder: Path, pattern: re.Pattern[str] = LEFTOVER_FILE) -> int:
         return 0
     for entry in entries:
         match = pattern.match(entry.name)
-        if not match or process_alive(int(match.group(1))):
+        if not match or (not owner_gone and process_alive(int(match.group(1)))):
             continue
         try:
             if entry.is_dir() and not entry.is_symlink():

@@ -285,11 +285,14 @@ def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeyp
     monkeypatch.setattr(app_module, "predict_one", recording)
     client = TestClient(create_app(pointwise))
     photo = {"file": ("p.jpg", jpeg_bytes(40, 50), "image/jpeg")}
-    assert client.post("/v1/segment", files=photo).status_code == 200
+    mask = client.post("/v1/segment", files=photo)
+    assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"
     assert client.post("/v1/segment?format=json&polygons=true", files=photo).status_code == 200
     plain, polygons = asked
     assert plain.outputs == {"classes", "areas"} and plain.vector is None
-    assert plain.class_format == "png" and plain.progress is False  # no bars in a server log
+    # the upload has no suffix: auto is PNG for a photo, GeoTIFF for a georeferenced image
+    assert plain.class_format == "auto" and plain.progress is False  # no bars in a server log
+    assert plain.max_pixels == ServeLimits().max_pixels and plain.band_flag == "bands="
     assert polygons.outputs == {"classes", "areas"} and polygons.vector == "geojson"
     # band errors name the query parameter, not the CLI's --bands
     gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])

@@ -380,7 +380,7 @@ def _remove_temporaries(ray, out: Path, pid_ref) -> None:
         pid = ray.get(pid_ref, timeout=5)
     except Exception:  # it died before saying: files.sweep removes them on the next run
         return
-    sweep(out, re.compile(rf"^\..+\.{TAG}-({pid})\."))
+    sweep(out, re.compile(rf"^\..+\.{TAG}-({pid})\."), owner_gone=True)  # Ray saw it die
 
 
 def ray_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:
