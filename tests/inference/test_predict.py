@@ -608,3 +608,25 @@ def test_prediction_on_a_fresh_thread_builds_no_autograd_graph(tmp_path):
     raster.close()
     assert len(outputs) > 4  # several windows ran
     assert all(out.grad_fn is None and not out.requires_grad for out in outputs)
+
+
+@pytest.mark.parametrize(
+    "height, width, settings",
+    [
+        (300, 90, ["window=64", "overlap=0.5"]),
+        (300, 90, ["window=64", "overlap=0.25"]),
+        (200, 300, ["window=96", "overlap=0.25"]),
+        (64, 64, ["window=64"]),  # one window: one band
+        (64, 65, ["window=64", "overlap=0.5"]),  # wider than a window, one window high
+        (65, 64, ["window=64", "overlap=0.5"]),  # taller: bands
+        (300, 300, ["window=64", "input_mode=resize"]),  # squashed whole: one band
+    ],
+)
+def test_band_starts_are_the_rows_predict_rows_starts_bands_at(height, width, settings):
+    cfg = resolve_config("default", None, settings)
+    net = conv_net()
+    with torch.no_grad():
+        bands = list(predict_rows(net, ArrayRaster(rgb_scene(height, width)), cfg))
+    starts = band_starts(height, width, cfg, net.stride)
+    assert starts == [b.window.row_off for b in bands]
+    assert starts[0] == 0 and starts == sorted(set(starts))
