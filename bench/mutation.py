@@ -102,6 +102,14 @@ EQUIVALENT: dict[str, str] = {
         " float type, the type asked for"
     ),
     "aerialseg.inference.sliding.x_ramp_weights__mutmut_9": "arange(size) + 0.5: as above",
+    "aerialseg.inference.predict.x_band_starts__mutmut_6": (
+        "height < window for height <= window: at height == window the general branch's"
+        " window_plan has one window at 0, the [0] the first branch returns"
+    ),
+    "aerialseg.inference.predict.x_band_starts__mutmut_7": (
+        "width < window for width <= window: the rows do not depend on the width, and at"
+        " width == window with height <= window window_plan gives the same [0]"
+    ),
     "aerialseg.inference.predict.x_default_batch_size__mutmut_1": (
         "precision default 'XXfp32XX': only 'bf16' is told apart, any other default is fp32"
     ),
