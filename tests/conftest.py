@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from hypothesis import settings
 from PIL import Image
 from rasterio.crs import CRS
@@ -191,3 +192,19 @@ def tiny_model(tiny_dataset, tmp_path_factory) -> Path:
 @pytest.fixture
 def geotiff(tmp_path) -> Path:
     return write_geotiff(tmp_path / "scene.tif", rgb_scene(150, 200))
+
+
+class BatchRecorder(torch.nn.Module):
+    """A 1x1 convolution (an engine of stride 1) that notes how many windows each forward
+    pass is given."""
+
+    stride = 1
+
+    def __init__(self, classes: int = 2):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, classes, 1)
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(x.shape[0])
+        return self.conv(x)

@@ -16,7 +16,7 @@ from aerialseg.inference.engine import (
     with_precision,
 )
 from aerialseg.models.network import SegmentationNet
-from tests.conftest import REAL_DATA, requires_real_data
+from tests.conftest import REAL_DATA, BatchRecorder, requires_real_data
 
 # bf16 keeps 8 significant bits: 1 + 2^-10 is 1 there, not in fp32.
 JUST_ABOVE_ONE = 1 + 2**-10
@@ -86,21 +86,6 @@ def test_bf16_predicts_a_real_image_as_fp32_does(tmp_path):
     assert maps["fp32"].shape == maps["bf16"].shape == (height, width)
     agree = (maps["fp32"] == maps["bf16"]).mean()
     assert agree > 0.99
-
-
-class BatchRecorder(nn.Module):
-    """A 1x1 convolution that notes how many windows each forward pass is given."""
-
-    stride = 1
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 2, 1)
-        self.batches: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.batches.append(x.shape[0])
-        return self.conv(x)
 
 
 @pytest.mark.parametrize("precision, batch", [("fp32", 1), ("bf16", 2)])

@@ -31,7 +31,7 @@ from aerialseg.inference.sliding import predict_resized, predict_sliding, predic
 from aerialseg.models.io import load_model, save_model
 from aerialseg.models.network import SegmentationNet
 from aerialseg.training.config import resolve_config
-from tests.conftest import rgb_scene, write_geotiff
+from tests.conftest import BatchRecorder, rgb_scene, write_geotiff
 
 # The tiny model's classes with and without flip TTA agree on 99.9 % of the scene's pixels;
 # a view flipped back the wrong way would move whole regions.
@@ -238,21 +238,8 @@ def test_predicted_probs_are_the_sliding_windows():
         assert torch.allclose(probs, predict_resized(net, items[0].image.float(), 32))
 
 
-class BatchRecorder(nn.Module):
-    """A 1x1 convolution that notes how many windows each forward pass is given."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 6, 1)
-        self.batches: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.batches.append(x.shape[0])
-        return self.conv(x)
-
-
 def test_windows_go_through_the_network_in_the_batches_asked():
-    recorder = BatchRecorder()
+    recorder = BatchRecorder(classes=6)
     net = SegmentationNet(recorder, [0.0] * 3, [255.0] * 3, 1).eval()
     cfg = resolve_config("default", None, ["window=64", "overlap=0"])
     image = rgb_scene(128, 320)  # 2 rows of 5 windows

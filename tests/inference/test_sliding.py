@@ -19,6 +19,7 @@ from aerialseg.inference.sliding import (
     window_starts,
 )
 from aerialseg.models.network import SegmentationNet
+from tests.conftest import BatchRecorder
 
 
 def net_of(model: nn.Module, stride: int = 1) -> SegmentationNet:
@@ -184,19 +185,6 @@ def test_pointwise_model_windowed_equals_whole_for_any_size_and_overlap(
     windowed = predict_sliding(net, image, window=window, overlap=overlap, batch_size=batch_size)
     assert windowed.shape == (3, height, width)
     assert torch.allclose(windowed, whole, atol=1e-5)
-
-
-class BatchRecorder(nn.Module):
-    """A 1x1 convolution that notes how many windows each forward pass is given."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 2, 1)
-        self.batches: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.batches.append(x.shape[0])
-        return self.conv(x)
 
 
 @pytest.mark.parametrize("batch_size, batches", [(None, [4, 4, 4, 4]), (3, [3] * 5 + [1])])
