@@ -60,6 +60,7 @@ MODULES: dict[str, dict] = {
             "tests/inference/test_predict.py::test_windows_go_through_the_network_in_the_batches_asked",
             "tests/inference/test_predict.py::test_row_blocks_are_bit_identical_to_the_whole_run",
             "tests/inference/test_predict.py::test_band_starts_are_the_rows_predict_rows_starts_bands_at",
+            "tests/inference/test_predict.py::test_images_go_to_the_device_asked_before_the_network",
             "tests/evaluation/test_calibration.py::test_temperature_keeps_classes_and_spreads_or_sharpens",
         ]
     },
@@ -114,10 +115,6 @@ EQUIVALENT: dict[str, str] = {
         "precision default 'XXfp32XX': only 'bf16' is told apart, any other default is fp32"
     ),
     "aerialseg.inference.predict.x_default_batch_size__mutmut_2": "'FP32': as above",
-    "aerialseg.inference.predict.x__whole__mutmut_14": (
-        "not equivalent, but unseen on a CPU-only host: .to(None) leaves the image on the CPU,"
-        " where the tests' device is; a GPU run would fail on it"
-    ),
     "aerialseg.inference.predict.x__whole__mutmut_23": (
         "window=None in resize mode: predict_image passes window and overlap to the sliding"
         " window only, never to predict_resized"
@@ -128,9 +125,6 @@ EQUIVALENT: dict[str, str] = {
         " axes to the same quotient"
     ),
     "aerialseg.inference.predict.x__result__mutmut_18": "keepdim=False: as above",
-    "aerialseg.inference.predict.x_predicted_probs__mutmut_16": (
-        "not equivalent, but unseen on a CPU-only host: .to(None) leaves the image where it is"
-    ),
     "aerialseg.inference.vector.x_polygonize__mutmut_19": (
         "simplefilter('ignore') without a category silences every warning, not only the"
         " missing georeference; opening a class raster raises no other"

@@ -617,3 +617,31 @@ def test_band_starts_are_the_rows_predict_rows_starts_bands_at(height, width, se
     starts = band_starts(height, width, cfg, net.stride)
     assert starts == [b.window.row_off for b in bands]
     assert starts[0] == 0 and starts == sorted(set(starts))
+
+
+class DeviceSpy(nn.Module):
+    """An engine of stride 1 that notes the device each forward pass's input is on and
+    answers uniform probabilities on the CPU, wherever its input was."""
+
+    stride = 1
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.classes = classes
+        self.devices: list[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.devices.append(x.device.type)
+        return torch.zeros((x.shape[0], self.classes, *x.shape[-2:]))
+
+
+def test_images_go_to_the_device_asked_before_the_network():
+    # "meta" stands for a GPU on a CPU-only host: a tensor left on the CPU shows as "cpu"
+    spy, image = DeviceSpy(), rgb_scene(20, 30)
+    cfg = resolve_config("default", None, ["window=64"])
+    (band,) = predict_rows(spy, ArrayRaster(image), cfg, device="meta")  # one window
+    assert spy.devices == ["meta"] and band.ids.shape == (20, 30)
+    spy.devices.clear()
+    item = LabelledImage("a", torch.from_numpy(image), None)
+    list(predicted_probs(spy, cfg, [item], "meta", batch_size=1))
+    assert spy.devices == ["meta"]
