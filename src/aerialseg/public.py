@@ -21,6 +21,7 @@ from aerialseg.errors import AerialsegError, ConfigError
 
 if TYPE_CHECKING:
     from aerialseg.data.classes import ClassTable
+    from aerialseg.data.scenes import PolygonSpec
     from aerialseg.inference.run import PredictOptions, PredictSummary
     from aerialseg.models.io import LoadedModel
     from aerialseg.training.config import TrainConfig
@@ -424,6 +425,28 @@ def training_config(
     return resolve_config(preset, config, settings=dict(settings or {}))
 
 
+def polygon_spec(
+    labels: str | Path | None,
+    field: str | None = None,
+    crs: str | None = None,
+    labelled_area: str | Path | None = None,
+) -> PolygonSpec | None:
+    """The polygon labels of train's and evaluate's arguments; None without ``labels``."""
+    from aerialseg.data.scenes import PolygonSpec
+
+    if labels is None:
+        for flag, value in (("--label-field", field), ("--label-crs", crs)):
+            if value is not None:
+                raise AerialsegError(f"{flag} describes polygon labels: give them with --labels")
+        if labelled_area is not None:
+            raise AerialsegError(
+                "--labelled-area goes with polygon labels: give them with --labels"
+            )
+        return None
+    area = os.fspath(labelled_area) if labelled_area is not None else None
+    return PolygonSpec(os.fspath(labels), field, crs, area)
+
+
 def _step_cap(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with max_steps capped by $AERIALSEG_MAX_STEPS, if set."""
     from aerialseg.training.config import TrainConfig
@@ -449,6 +472,10 @@ def train(
     settings: Mapping[str, Any] | None = None,
     classes: str | Path | ClassTable | None = None,
     split: str | Path | None = None,
+    labels: str | Path | None = None,
+    label_field: str | None = None,
+    label_crs: str | None = None,
+    labelled_area: str | Path | None = None,
     resume: bool = False,
     resume_from: Literal["last", "best"] | None = None,
     max_time: str | None = None,
@@ -470,6 +497,12 @@ def train(
         classes: a class table (JSON/YAML file, or a ``ClassTable``); None: the Dubai table.
         split: a split file (``aerialseg data split`` writes one); None: the protocol's
             rule for the Dubai dataset, or every image not held out.
+        labels: polygon labels (GeoPackage, Shapefile, GeoJSON, FlatGeobuf) over image
+            rasters: ``data`` then names those (a GeoTIFF, a folder, a glob or a URL).
+        label_field: the polygons' attribute naming each one's class (by class name or
+            mask_value).
+        label_crs: the polygons' CRS where the file lacks it, e.g. ``EPSG:32640``.
+        labelled_area: polygons of where the labels hold (None: every image's extent).
         resume: continue the run in ``out`` from its last checkpoint, with its saved
             settings, classes and split (``settings`` still apply over them).
         resume_from: resume from this checkpoint of the run (``best``: e.g. when
@@ -514,6 +547,7 @@ def train(
         run_dir,
         split_file=os.fspath(split) if split else None,
         classes=table,
+        polygons=polygon_spec(labels, label_field, label_crs, labelled_area),
         resume=resume,
         resume_from=resume_from or "last",
         started=started,

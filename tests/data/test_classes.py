@@ -92,7 +92,6 @@ def test_table_from_json_and_yaml_files(tmp_path):
     "data, message",
     [
         ({"classes": []}, "at least one class"),
-        ({"classes": [{"name": "a"}]}, "mask_color"),
         ({"classes": [{"name": "a", "mask_color": "#12"}]}, "#RRGGBB"),
         (
             {
@@ -245,9 +244,12 @@ def test_table_errors():
     assert message(ClassTable.from_dict, both) == (
         "a colour is both a class colour and an ignore colour"
     )
-    assert message(ClassTable.from_dict, {"classes": [{"name": "a"}]}) == (
-        "class 'a' needs a mask_color or a mask_value"
-    )
+    # names alone serve polygon labels; one background at most
+    names_only = ClassTable.from_dict({"classes": [{"name": "a"}, {"name": "b", "background": 1}]})
+    assert not names_only.by_color and not names_only.by_value
+    assert names_only.background_id == 1 and DUBAI_CLASSES.background_id is None
+    two = {"classes": [{"name": "a", "background": True}, {"name": "b", "background": True}]}
+    assert message(ClassTable.from_dict, two) == "at most one class can be the background"
     assert message(ClassTable.from_dict, {"classes": [{"mask_value": 1}]}) == (
         "class table entry is missing 'name'; each class needs 'name' and 'mask_color'"
         " (colour-coded masks) or 'mask_value' (single-band masks)"

@@ -31,22 +31,53 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    from aerialseg.data.source import DatasetSource
+    from aerialseg.data.scenes import open_dataset
     from aerialseg.data.splits import random_split
     from aerialseg.models.io import atomic_write
+    from aerialseg.public import polygon_spec
 
-    if args.classes:
-        ClassTable.from_file(args.classes)  # a bad table fails here, not in the train run
-    split = random_split(DatasetSource(args.path).pairs, args.val, args.test, args.seed)
+    table = _classes(args.classes)  # a bad table fails here, not in the train run
+    polygons = polygon_spec(args.labels, args.label_field, args.label_crs, args.labelled_area)
+    data = open_dataset(args.path, table, polygons)
     out = Path(args.out)
+    if args.block_size:
+        split, blocks_note = _block_split(args, data, out)
+    else:
+        split, blocks_note = random_split(data.pairs, args.val, args.test, args.seed), ""
     atomic_write(out, lambda tmp: split.save(Path(tmp)))
     command = ["aerialseg", "train", "--data", args.path, "--split", str(out)]
     command += ["--classes", args.classes] if args.classes else []
-    print(f"{out}: {len(split.train)} train, {len(split.val)} val, {len(split.test)} test images")
+    for flag in ("labels", "label_field", "label_crs", "labelled_area"):
+        value = getattr(args, flag)
+        command += [f"--{flag.replace('_', '-')}", value] if value else []
+    unit = "block(s)" if args.block_size else "images"
+    counts = [len(split.parts(n)) for n in ("train", "val", "test")]
+    print(f"{out}: {counts[0]} train, {counts[1]} val, {counts[2]} test {unit}{blocks_note}")
     print(f"train with: {shlex.join(command)}")
     if not args.classes:
         print("(masks not in the Dubai set's colours need --classes TABLE: see 'data inspect')")
     return 0
+
+
+def _block_split(args: argparse.Namespace, data, out: Path):
+    from aerialseg.data.blocks import block_split, write_blocks
+    from aerialseg.data.scenes import georeferences, scene_grids
+    from aerialseg.data.splits import blocks_split
+    from aerialseg.models.io import atomic_write
+    from aerialseg.training.config import TrainConfig
+
+    buffer = TrainConfig().crop_size if args.buffer is None else args.buffer
+    blocks = block_split(scene_grids(data), args.block_size, buffer, args.val, args.test, args.seed)
+    rule = (
+        f"blocks of {args.block_size} (px unless m), buffer {buffer} px: test {args.test:g} and"
+        f" val {args.val:g} of the blocks, seed {args.seed} (aerialseg data split)"
+    )
+    grids = georeferences(data)
+    if not grids:
+        return blocks_split(blocks, rule), " (no georeference: no GeoPackage of the blocks)"
+    gpkg = out.with_suffix(".gpkg")
+    atomic_write(gpkg, lambda tmp: write_blocks(tmp, blocks, grids))
+    return blocks_split(blocks, rule), f"; the blocks for QGIS: {gpkg}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -85,6 +116,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings=settings,
         classes=args.classes,
         split=args.split,
+        labels=args.labels,
+        label_field=args.label_field,
+        label_crs=args.label_crs,
+        labelled_area=args.labelled_area,
         resume=args.resume,
         resume_from=args.resume_from,
         started=getattr(args, "started", None),

@@ -92,6 +92,38 @@ def _add_batch_size(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_polygon_labels(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group(
+        "polygon labels",
+        "Label image rasters with polygons: --data then names the rasters (a GeoTIFF, COG or"
+        " VRT, a folder of them, a glob, or a URL GDAL reads).",
+    )
+    group.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class polygons: GeoPackage, Shapefile, GeoJSON or FlatGeobuf",
+    )
+    group.add_argument(
+        "--label-field",
+        metavar="NAME",
+        help="the polygons' attribute giving each one's class, matched to the class table by"
+        " class name or mask_value",
+    )
+    group.add_argument(
+        "--label-crs",
+        metavar="CRS",
+        help="the polygons' CRS where the file does not say it, e.g. EPSG:32640 (a GeoJSON"
+        " without 'crs' is read as WGS84)",
+    )
+    group.add_argument(
+        "--labelled-area",
+        metavar="FILE",
+        help="polygons of where the labels hold (default: every image's extent); pixels"
+        " outside are left out, pixels inside that no polygon covers get the background"
+        " class",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aerialseg",
@@ -142,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=float, default=0.1, help="validation share (default 0.1)")
     p.add_argument("--test", type=float, default=0.2, help="test share (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="which draw (default 0)")
+    p.add_argument(
+        "--block-size",
+        metavar="SIZE",
+        help="split large scenes spatially: square blocks of SIZE pixels (512) or map units"
+        " (200m), dealt to train, val and test; also writes the blocks as a GeoPackage beside"
+        " --out",
+    )
+    p.add_argument(
+        "--buffer",
+        type=int,
+        metavar="PX",
+        help="with --block-size: pixels a block gives up along a block of another split, used"
+        " by none (default: the default crop size, 256)",
+    )
+    _add_polygon_labels(p)
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser(
@@ -170,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
     p.add_argument("--split", help=SPLIT)
     p.add_argument("--classes", help=CLASSES)
+    _add_polygon_labels(p)
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )

@@ -2,7 +2,9 @@
 
 Masks come in two kinds. Colour-coded ones (the Dubai PNGs) are matched by ``mask_color``;
 single-band ones holding a number per class (GeoTIFF label rasters, and the class rasters
-``aerialseg predict`` writes) by ``mask_value``. A table may give both.
+``aerialseg predict`` writes) by ``mask_value``. A table may give both, or neither for
+polygon labels, whose attribute names the class (data/polygons.py); one class may be the
+``background``: what pixels no polygon covers are.
 
 Pixels whose colour or value is in no class become IGNORE_INDEX, which the loss and metrics
 skip. Those listed under ``ignore_colors`` / ``ignore_values`` are known to carry no label
@@ -59,6 +61,8 @@ class SegClass:
     # False for classes with no visual meaning (Unlabeled): left out of the headline mIoU.
     scored: bool = True
     mask_value: int | None = None  # single-band masks: this class's value
+    # polygon labels: the class of pixels no polygon covers, inside the labelled area
+    background: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,8 @@ class ClassTable:
             raise ClassTableError("a class table needs at least one class")
         if len(self.classes) >= IGNORE_INDEX:
             raise ClassTableError(f"at most {IGNORE_INDEX - 1} classes are supported")
-        for c in self.classes:
-            if c.mask_color is None and c.mask_value is None:
-                raise ClassTableError(f"class {c.name!r} needs a mask_color or a mask_value")
+        if sum(c.background for c in self.classes) > 1:
+            raise ClassTableError("at most one class can be the background")
         colours = [parse_color(c.mask_color) for c in self.classes if c.mask_color is not None]
         if len(set(colours)) != len(colours):
             raise ClassTableError("two classes share a mask colour")
@@ -110,6 +113,11 @@ class ClassTable:
             lut[: len(values)] = values
         lut[IGNORE_INDEX] = nodata
         return lut, nodata, dtype
+
+    @property
+    def background_id(self) -> int | None:
+        """The id of the background class, None without one."""
+        return next((i for i, c in enumerate(self.classes) if c.background), None)
 
     @property
     def names(self) -> list[str]:
@@ -179,6 +187,7 @@ def _class_from_dict(entry: dict, index: int) -> SegClass:
         display_color=to_hex(parse_color(display)),
         scored=bool(entry.get("scored", True)),
         mask_value=None if value is None else _mask_value(value, f"class {entry['name']!r}"),
+        background=bool(entry.get("background", False)),
     )
 
 

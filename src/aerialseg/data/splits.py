@@ -11,7 +11,9 @@ A ``train`` list trains on a subset: images with doubtful labels left out, or fe
 to see how quality grows with data (bench/data_curve.py).
 
 For a dataset not named like the Dubai one, ``random_split`` (``aerialseg data split``) draws
-whole images at random, reproducibly, and writes such a file.
+whole images at random, reproducibly, and writes such a file. Large scenes are split by
+blocks instead (data/blocks.py): the file then also lists, under ``blocks``, the part of
+each scene every split may use, as ``[column, row, width, height]`` pixel windows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from rasterio.windows import Window
 
 from aerialseg.data.source import Pair
 from aerialseg.errors import DatasetError
@@ -40,19 +44,33 @@ class Split:
     val: tuple[str, ...]
     test: tuple[str, ...]
     rule: str
+    # a block split: split name -> (image id, window) of each part of a scene it may use
+    blocks: dict[str, tuple[tuple[str, Window], ...]] | None = None
 
     def ids(self, name: str) -> tuple[str, ...]:
         if name not in SPLIT_NAMES:
             raise DatasetError(f"unknown split {name!r}; choose one of {', '.join(SPLIT_NAMES)}")
         return getattr(self, name)
 
+    def parts(self, name: str) -> list[tuple[str, Window | None]]:
+        """The images of split ``name`` with the window of each that it uses (None: all)."""
+        if self.blocks is None:
+            return [(i, None) for i in self.ids(name)]
+        return list(self.blocks[name])
+
     def to_dict(self) -> dict:
-        return {
+        data: dict = {
             "rule": self.rule,
             "train": list(self.train),
             "val": list(self.val),
             "test": list(self.test),
         }
+        if self.blocks is not None:
+            data["blocks"] = {
+                name: [{"image": i, "window": _window_list(w)} for i, w in parts]
+                for name, parts in self.blocks.items()
+            }
+        return data
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -82,6 +100,8 @@ def file_split(pairs: list[Pair], path: str | Path) -> Split:
         raise DatasetError(f"cannot read split file {path}: {err.strerror}") from None
     except json.JSONDecodeError as err:
         raise DatasetError(f"split file {path} is not valid JSON: {err}") from None
+    if isinstance(data, dict) and "blocks" in data:
+        return _read_blocks(data, {p.id for p in pairs}, path)
     if not isinstance(data, dict) or not isinstance(data.get("test"), list):
         raise DatasetError(f"split file {path} needs a 'test' list of image paths")
     for key in ("val", "train"):
@@ -121,6 +141,37 @@ def file_split(pairs: list[Pair], path: str | Path) -> Split:
         raise DatasetError(f"split file {path} leaves no training or no validation images")
     rule = str(data.get("rule", f"from {path.name}"))
     return Split(train=train, val=val, test=test, rule=rule)
+
+
+def _window_list(window: Window) -> list[int]:
+    return [int(window.col_off), int(window.row_off), int(window.width), int(window.height)]
+
+
+def blocks_split(blocks: dict[str, list[tuple[str, Window]]], rule: str) -> Split:
+    """A Split of block parts: each split's ids are the images it has parts of."""
+    ids = {name: tuple(dict.fromkeys(i for i, _ in parts)) for name, parts in blocks.items()}
+    frozen = {name: tuple(parts) for name, parts in blocks.items()}
+    return Split(ids["train"], ids["val"], ids["test"], rule, frozen)
+
+
+def _read_blocks(data: dict, known: set[str], path: Path) -> Split:
+    try:
+        blocks = {
+            name: [(b["image"], Window(*b["window"])) for b in data["blocks"].get(name, [])]
+            for name in SPLIT_NAMES
+        }
+    except (KeyError, TypeError, AttributeError):
+        raise DatasetError(
+            f"split file {path}: 'blocks' must map train, val and test to lists of"
+            " {image, window: [column, row, width, height]}"
+        ) from None
+    missing = [i for parts in blocks.values() for i, _ in parts if i not in known]
+    if missing:
+        raise DatasetError(
+            f"split file {path} names {len(missing)} block(s) of images not in the dataset,"
+            f" e.g. {missing[0]!r}"
+        )
+    return blocks_split(blocks, str(data.get("rule", f"blocks from {path.name}")))
 
 
 def _rank(seed: int, text: str) -> str:

@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.raster import display_rgb
-from aerialseg.data.samples import LabelledImage, load_labelled
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.samples import LabelledImage, WholeImageDataset, load_labelled
+from aerialseg.data.scenes import GeoData, PolygonSpec, open_dataset, split_scenes
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
@@ -46,6 +46,13 @@ def predicted(
         yield item, probs.argmax(0)
 
 
+def _part_name(image: str, window) -> str:
+    """An image's name in the report, with the block's pixel window for a block split."""
+    if window is None:
+        return image
+    return f"{image}[{window.col_off},{window.row_off},{window.width},{window.height}]"
+
+
 def evaluate(
     model: LoadedModel | OnnxEngine,
     data: str | Path,
@@ -58,6 +65,7 @@ def evaluate(
     precision: str = "auto",
     engine=None,
     pixel_size: float | None = None,
+    polygons: PolygonSpec | None = None,
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
     ``model`` is a loaded model file or an exported ONNX model (``OnnxEngine``, on the CPU).
@@ -66,12 +74,14 @@ def evaluate(
     ``precision`` is predict's (engine.resolve_precision), so both score the same.
     ``engine`` (inference/engine.py's interface) is scored in place of the model's own, with
     the model's windows and classes: the benchmarks score ensembles and other TTAs so.
-    ``pixel_size``: score georeferenced data resampled to it (None: the model's, if any)."""
-    source = DatasetSource(data)
-    split = make_split(source.pairs, split_file)
-    ids = split.ids(split_name)
+    ``pixel_size``: score georeferenced data resampled to it (None: the model's, if any).
+    ``polygons``: ``data`` is image rasters labelled by these polygons; with a block split
+    only the blocks of ``split_name`` are scored."""
     cfg, classes = model.config, model.classes
     pixel_size = pixel_size or cfg.pixel_size
+    source = open_dataset(data, classes, polygons, cfg.band_tuple, pixel_size)
+    split = make_split(source.pairs, split_file)
+    ids = split.ids(split_name)
     net = None if isinstance(model, OnnxEngine) else model.net  # an OnnxEngine is its engine
     device = next(net.parameters()).device if net is not None else torch.device("cpu")
     if engine is None:
@@ -82,18 +92,26 @@ def evaluate(
     per_image = {}
     ignored = 0
     panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
-    items = load_labelled(
-        source,
-        ids,
-        classes,
-        cfg.max_unknown,
-        f"{split_name} images",
-        cfg.band_tuple,
-        pixel_size,
-    )
+    items: Iterable[LabelledImage]
+    if isinstance(source, GeoData):
+        scenes, parts = split_scenes(source, split, split_name, classes, cfg)
+        dataset = WholeImageDataset([scenes[k] for k, _ in parts], [w for _, w in parts])
+        items, ids = dataset.items, tuple(_part_name(i, w) for i, w in split.parts(split_name))
+    else:
+        items = load_labelled(
+            source,
+            ids,
+            classes,
+            cfg.max_unknown,
+            f"{split_name} images",
+            cfg.band_tuple,
+            pixel_size,
+        )
     bar = tqdm(items, desc="evaluate", unit="img")
     tally, temperature = ConfidenceTally(), cfg.confidence_temperature or 1.0
-    for item, probs in predicted_probs(engine, cfg, bar, device, batch_size):
+    for name, (item, probs) in zip(
+        ids, predicted_probs(engine, cfg, bar, device, batch_size), strict=True
+    ):
         pred = probs.argmax(0)
         mask = item.mask.to(device).long()
         tally.add(probs, mask, temperature)
@@ -106,12 +124,12 @@ def evaluate(
             .astype(np.int64)
         )
         total += cm
-        per_image[item.id] = image_summary(cm, classes)
+        per_image[name] = image_summary(cm, classes)
         ignored += int((mask == IGNORE_INDEX).sum())
         if len(panels) < PANEL_COUNT:
             panels.append(
                 (
-                    item.id,
+                    name,
                     display_rgb(item.image.numpy()).transpose(1, 2, 0),
                     item.mask.numpy(),
                     pred.to(torch.uint8).cpu().numpy(),

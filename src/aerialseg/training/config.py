@@ -73,6 +73,9 @@ class TrainConfig:
     # share of crops cut around a pixel of a class drawn uniformly from the classes (crop
     # mode), so rare classes are seen as often as common ones; 0: crops uniform over pixels
     class_balanced: float = 0.0
+    # scenes with polygon labels are kept decoded in memory while they fit in this many MB
+    # (crops are then slices), else each crop reads its window from the files
+    cache_megabytes: float = 4096
     batch_size: int = 8  # crops (or images) per training step
     # crops per epoch (crop mode); an epoch ends with a validation, which on 2 CPU cores
     # costs about as much as 10 steps, so epochs are 100 steps long

@@ -1,4 +1,5 @@
-"""LightningDataModule over a dataset source, a split and a class table."""
+"""LightningDataModule over a dataset (image/mask pairs, or scenes with polygon labels), a
+split and a class table."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from aerialseg.data.samples import (
     RandomCropDataset,
     ResizedDataset,
     WholeImageDataset,
-    load_labelled,
 )
+from aerialseg.data.scenes import GeoData, split_scenes
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import Split
+from aerialseg.errors import ConfigError
 from aerialseg.training.config import TrainConfig
 
 
 class SegmentationDataModule(L.LightningDataModule):
-    def __init__(self, source: DatasetSource, split: Split, classes: ClassTable, cfg: TrainConfig):
+    def __init__(
+        self, source: DatasetSource | GeoData, split: Split, classes: ClassTable, cfg: TrainConfig
+    ):
         super().__init__()
         self.source, self.split, self.classes, self.cfg = source, split, classes, cfg
         self.train_set: Dataset | None = None
@@ -29,23 +33,20 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         cfg = self.cfg
-
-        def load(ids: tuple[str, ...], desc: str) -> list[LabelledImage]:
-            return load_labelled(
-                self.source,
-                ids,
-                self.classes,
-                cfg.max_unknown,
-                desc,
-                cfg.band_tuple,
-                cfg.pixel_size,
-            )
-
-        train, val = load(self.split.train, "train images"), load(self.split.val, "val images")
+        train, train_parts = split_scenes(self.source, self.split, "train", self.classes, cfg)
+        val, val_parts = split_scenes(self.source, self.split, "val", self.classes, cfg)
         if cfg.input_mode == "resize":
-            self.train_set = ResizedDataset(train, cfg.resize_to)
+            if not all(isinstance(s, LabelledImage) for s in train) or self.split.blocks:
+                raise ConfigError(
+                    "input_mode=resize squashes whole images: it needs images that fit in"
+                    " memory and a whole-image split; use input_mode=crop for large scenes"
+                )
+            self.train_set = ResizedDataset(train, cfg.resize_to)  # type: ignore[arg-type]
         else:
             scales = (cfg.scale_range[0], cfg.scale_range[1]) if cfg.scale_range else None
+            regions = None
+            if self.split.blocks is not None:
+                regions = [(k, w) for k, w in train_parts]
             self.train_set = RandomCropDataset(
                 train,
                 cfg.crop_size,
@@ -54,8 +55,9 @@ class SegmentationDataModule(L.LightningDataModule):
                 scales,
                 cfg.color_jitter,
                 cfg.class_balanced,
+                regions,
             )
-        self.val_set = WholeImageDataset(val)
+        self.val_set = WholeImageDataset([val[k] for k, _ in val_parts], [w for _, w in val_parts])
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.cfg.num_workers

@@ -41,8 +41,7 @@ def _timer(trainer: L.Trainer) -> Timer | None:
 
 def _val_pixels(trainer: L.Trainer) -> int:
     val_set = getattr(trainer.datamodule, "val_set", None)  # type: ignore[attr-defined]
-    items = getattr(val_set, "items", [])
-    return sum(item.mask.shape[-2] * item.mask.shape[-1] for item in items)
+    return getattr(val_set, "pixels", 0)
 
 
 class TimeBudget(L.Callback):

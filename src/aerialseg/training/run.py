@@ -39,7 +39,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from tqdm import tqdm
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.scenes import PolygonSpec, open_dataset
 from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError, library_reason
 from aerialseg.evaluation.calibration import TemperatureSample, fit_on_images
@@ -336,6 +336,7 @@ def train(
     *,
     split_file: str | None = None,
     classes: ClassTable,
+    polygons: PolygonSpec | None = None,
     resume: bool = False,
     resume_from: str = "last",
     extra_callbacks: list | None = None,
@@ -346,7 +347,8 @@ def train(
     With ``resume`` the run folder's last checkpoint (``resume_from="best"``: its best) is
     continued; cfg should then be the saved config (with any overrides), and ``classes``
     and the split are read back from it. ``started``: the ``time.monotonic()`` that
-    ``max_time`` counts from (the command's start); None: now.
+    ``max_time`` counts from (the command's start); None: now. ``polygons``: ``data`` is
+    image rasters labelled by these polygons (data/scenes.py).
     """
     started = time.monotonic() if started is None else started
     run_dir = Path(out)
@@ -360,7 +362,7 @@ def train(
         )
     check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    source = DatasetSource(data)
+    source = open_dataset(data, classes, polygons, cfg.band_tuple, cfg.pixel_size)
     split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
     datamodule = SegmentationDataModule(source, split, classes, cfg)
     if _rank_zero() and not sys.stderr.isatty():

@@ -1,0 +1,152 @@
+"""Spatial splits: large scenes cut into a grid of blocks, dealt to train / val / test.
+
+Neighbouring pixels look alike, so a test pixel next to a training crop is not unseen
+data. Each scene is cut into square blocks (the last row and column smaller); blocks are
+ordered by a hash of the seed, scene and block (the same split on any machine), and test
+takes the first share of that order, validation the next. Where a block borders one of
+a later split (train < val < test, diagonals included), it gives up a strip of ``buffer``
+pixels along that side, which no split uses: training crops, which lie inside training
+blocks, stay at least ``buffer`` pixels from every validation and test pixel, and test
+blocks are scored whole. Hand-written: the libraries' spatial splitters (torchgeo's
+``random_grid_cell_assignment``) leave no buffer and are not stable across versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+
+from rasterio.windows import Window
+
+from aerialseg.errors import DatasetError
+
+ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class SceneGrid:
+    """What a block split needs of a scene: its id, size and pixel size."""
+
+    id: str
+    height: int
+    width: int
+    pixel: float | None  # pixel width in CRS units; None without a georeference
+
+
+def block_pixels(size: str, scene: SceneGrid) -> int:
+    """``size`` as pixels of ``scene``: ``512`` (pixels) or ``200m`` (CRS units, metres for
+    a projected CRS)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(px|m)?\s*", str(size))
+    if not match:
+        raise DatasetError(f"--block-size {size!r}: give pixels (512) or map units (200m)")
+    value, unit = float(match[1]), match[2] or "px"
+    if unit == "px":
+        pixels = round(value)
+    elif scene.pixel is None:
+        raise DatasetError(
+            f"--block-size {size}: {scene.id} has no georeference; give the size in pixels"
+        )
+    else:
+        pixels = round(value / scene.pixel)
+    if pixels < 1:
+        raise DatasetError(f"--block-size {size!r} is less than one pixel of {scene.id}")
+    if pixels > scene.height and pixels > scene.width:
+        raise DatasetError(
+            f"--block-size {size} ({pixels} px) is larger than {scene.id}"
+            f" ({scene.width} x {scene.height} px); choose a smaller block"
+        )
+    return pixels
+
+
+def _rank(seed: int, text: str) -> str:
+    return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
+
+
+def block_split(
+    scenes: list[SceneGrid],
+    size: str,
+    buffer: int,
+    val: float,
+    test: float,
+    seed: int = 0,
+) -> dict[str, list[tuple[str, Window]]]:
+    """Split name -> (scene id, window) of each block's usable part, buffers taken off."""
+    if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DatasetError(
+            f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
+        )
+    if buffer < 0:
+        raise DatasetError(f"--buffer {buffer}: a number of pixels, 0 or more")
+    cells: list[tuple[str, int, int, int]] = []  # scene id, row, column, block side
+    shapes: dict[str, tuple[int, int, int]] = {}
+    for scene in scenes:
+        side = block_pixels(size, scene)
+        rows, cols = math.ceil(scene.height / side), math.ceil(scene.width / side)
+        shapes[scene.id] = (rows, cols, side)
+        cells += [(scene.id, r, c, side) for r in range(rows) for c in range(cols)]
+    ordered = sorted(cells, key=lambda cell: _rank(seed, f"{cell[0]}:{cell[1]}:{cell[2]}"))
+    n_test, n_val = round(len(ordered) * test), max(1, round(len(ordered) * val))
+    if len(ordered) - n_test - n_val < 1:
+        raise DatasetError(
+            f"{len(ordered)} block(s) are too few for val {val:g} and test {test:g}: choose a"
+            " smaller --block-size"
+        )
+    split_of = {
+        cell[:3]: ("test" if k < n_test else "val" if k < n_test + n_val else "train")
+        for k, cell in enumerate(ordered)
+    }
+    sizes = {s.id: (s.height, s.width) for s in scenes}
+    out: dict[str, list[tuple[str, Window]]] = {name: [] for name in ORDER}
+    for sid, r, c, side in cells:
+        name = split_of[(sid, r, c)]
+        height, width = sizes[sid]
+        top, left = r * side, c * side
+        bottom, right = min(top + side, height), min(left + side, width)
+
+        def later(dr: int, dc: int, name=name, sid=sid, r=r, c=c) -> bool:
+            other = split_of.get((sid, r + dr, c + dc))
+            return other is not None and ORDER[other] > ORDER[name]
+
+        # a side gives up the buffer if a block along it (or at its corners) comes later
+        if any(later(-1, dc) for dc in (-1, 0, 1)):
+            top += buffer
+        if any(later(1, dc) for dc in (-1, 0, 1)):
+            bottom -= buffer
+        if any(later(dr, -1) for dr in (-1, 0, 1)):
+            left += buffer
+        if any(later(dr, 1) for dr in (-1, 0, 1)):
+            right -= buffer
+        if bottom > top and right > left:
+            out[name].append((sid, Window(left, top, right - left, bottom - top)))
+    if not out["train"] or not out["val"]:
+        raise DatasetError(
+            f"the buffer of {buffer} px leaves no training or validation block; choose a larger"
+            " --block-size or a smaller --buffer"
+        )
+    return out
+
+
+def write_blocks(path, blocks: dict[str, list[tuple[str, Window]]], grids: dict) -> int:
+    """A GeoPackage of the blocks' usable parts (attributes: split, image) for QGIS, in
+    the first scene's CRS; ``grids``: image id -> (CRS, transform). Returns the number of
+    blocks written."""
+    import fiona
+    from rasterio.warp import transform_geom
+    from rasterio.windows import bounds
+    from shapely.geometry import box, mapping
+
+    crs = next(iter(grids.values()))[0]
+    schema = {"geometry": "Polygon", "properties": {"split": "str", "image": "str"}}
+    count = 0
+    with fiona.open(path, "w", driver="GPKG", crs=crs.to_wkt(), schema=schema) as layer:
+        for name, parts in blocks.items():
+            for image, window in parts:
+                scene_crs, transform = grids[image]
+                geom = mapping(box(*bounds(window, transform)))
+                if scene_crs != crs:
+                    geom = transform_geom(scene_crs, crs, geom)
+                layer.write({"geometry": geom, "properties": {"split": name, "image": image}})
+                count += 1
+    return count

@@ -1,0 +1,260 @@
+"""Polygon labels: a vector file of class polygons, rasterised onto an image's pixel grid
+one window at a time.
+
+The file (GeoPackage, Shapefile, GeoJSON, FlatGeobuf: whatever GDAL's OGR reads) is read
+once; each polygon's class comes from an attribute (``--label-field``) whose values are
+matched to the class table by class name, or by ``mask_value`` for numbers. Invalid
+geometries are repaired (shapely's ``make_valid``) and counted. Polygons are reprojected
+once per image CRS and kept in a spatial index (an STRtree), so rasterising a window
+touches only the polygons over it: memory and time follow the window, not the layer.
+
+Rasterising uses ``rasterio.features.rasterize`` (GDAL's pixel-centre rule) on the window's
+own transform, which is the scene's transform shifted by whole pixels: a window equals the
+whole scene rasterised and cut to it. Where polygons overlap, the later one in the file wins,
+as in one rasterize call over all of them.
+
+Hand-written rather than torchgeo's VectorDataset: that one re-reads the whole vector file
+for every sample (``gpd.read_file`` in ``__getitem__``), seconds a sample for 100,000
+polygons, and brings geopandas, pyproj and kornia; this reads the file once with fiona,
+which the project has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import fiona
+import numpy as np
+import rasterio.features
+import shapely
+from affine import Affine
+from fiona.errors import FionaError
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+from rasterio.warp import transform_geom
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+from shapely.geometry import mapping, shape
+
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.errors import DatasetError, library_reason
+
+WGS84 = CRS.from_epsg(4326)
+
+
+def parse_crs(text: str, flag: str = "--label-crs") -> CRS:
+    """A CRS from what a user types: EPSG:32640, a WKT or PROJ string."""
+    try:
+        return CRS.from_user_input(text)
+    except (CRSError, ValueError):
+        raise DatasetError(
+            f"{flag} {text!r}: not a CRS GDAL knows; give it as EPSG:NNNN (e.g. EPSG:32640)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class PolygonLayer:
+    """Polygons with a value each, in one CRS, indexed for window queries."""
+
+    crs: CRS
+    geometries: np.ndarray  # shapely geometries
+    values: np.ndarray  # int per geometry: a class id, or 1 for an area
+    tree: shapely.STRtree
+
+    @classmethod
+    def of(cls, crs: CRS, geometries: list, values: list[int]) -> PolygonLayer:
+        array = np.empty(len(geometries), dtype=object)
+        array[:] = geometries
+        return cls(crs, array, np.asarray(values, dtype=np.int64), shapely.STRtree(array))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) of all polygons."""
+        box = shapely.total_bounds(self.geometries)
+        return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+
+    def to_crs(self, crs: CRS) -> PolygonLayer:
+        """The layer in ``crs`` (GDAL's OGR transform, all polygons in one call)."""
+        if crs == self.crs:
+            return self
+        moved = transform_geom(self.crs, crs, [mapping(g) for g in self.geometries])
+        return PolygonLayer.of(crs, [shape(g) for g in moved], list(self.values))
+
+    def overlaps(self, bounds: tuple[float, float, float, float]) -> bool:
+        return len(self.tree.query(shapely.box(*bounds))) > 0
+
+    def rasterize(self, transform: Affine, shape_hw: tuple[int, int], fill: int) -> np.ndarray:
+        """(h, w) uint8 of the polygons' values on the grid of ``transform``, ``fill``
+        where none lies."""
+        h, w = shape_hw
+        left, top = transform @ (0, 0)
+        right, bottom = transform @ (w, h)
+        box = shapely.box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+        hits = np.sort(self.tree.query(box))  # in file order: the later polygon wins
+        if len(hits) == 0:
+            return np.full((h, w), fill, dtype=np.uint8)
+        shapes = zip(self.geometries[hits], self.values[hits].tolist(), strict=True)
+        return rasterio.features.rasterize(
+            shapes, out_shape=(h, w), transform=transform, fill=fill, dtype="uint8"
+        )
+
+
+@dataclass(frozen=True)
+class PolygonLabels:
+    """Class polygons (values: class ids) and where they hold (the labelled area)."""
+
+    polygons: PolygonLayer
+    area: PolygonLayer | None  # None: wherever there is an image
+    background: int | None  # class id of pixels no polygon covers, inside the area
+    repaired: int  # invalid geometries repaired on reading
+
+    def to_crs(self, crs: CRS) -> PolygonLabels:
+        area = self.area.to_crs(crs) if self.area is not None else None
+        return PolygonLabels(self.polygons.to_crs(crs), area, self.background, self.repaired)
+
+    def window(self, transform: Affine, win: Window) -> np.ndarray:
+        """(h, w) uint8 class ids of ``win`` of a scene on ``transform``: a polygon's class,
+        else the background class inside the labelled area, else IGNORE_INDEX."""
+        at, hw = window_transform(win, transform), (int(win.height), int(win.width))
+        uncovered = IGNORE_INDEX if self.background is None else self.background
+        ids = self.polygons.rasterize(at, hw, fill=uncovered)
+        if self.area is not None:
+            inside = self.area.rasterize(at, hw, fill=0).astype(bool)
+            ids[~inside] = IGNORE_INDEX
+        return ids
+
+
+def read_polygons(
+    path: str | Path,
+    classes: ClassTable,
+    field: str | None,
+    label_crs: str | None = None,
+    labelled_area: str | Path | None = None,
+) -> PolygonLabels:
+    """Read class polygons from ``path``, their class from attribute ``field``.
+
+    Raises DatasetError, in one line, on: a missing field (listing those there are), values
+    that match no class (listed with counts), a CRS that is missing or plainly wrong, no
+    polygon left after repair, and a labelled area without a background class."""
+    background = classes.background_id
+    if labelled_area is None and background is None:
+        raise DatasetError(
+            "polygon labels need to know what pixels no polygon covers are: mark one class of"
+            " the class table 'background: true', or give --labelled-area FILE (pixels in it"
+            " that no polygon covers are then left out of training)"
+        )
+    crs_override = parse_crs(label_crs) if label_crs else None
+    geometries, raw_values, crs, repaired = _read_layer(path, field, crs_override)
+    ids = _class_ids(raw_values, classes, field, path)
+    polygons = PolygonLayer.of(crs, geometries, ids)
+    area = None
+    if labelled_area is not None:
+        area_geoms, _, area_crs, _ = _read_layer(labelled_area, None, crs_override)
+        area = PolygonLayer.of(area_crs, area_geoms, [1] * len(area_geoms))
+    return PolygonLabels(polygons, area, background, repaired)
+
+
+def _read_layer(
+    path: str | Path, field: str | None, crs_override: CRS | None
+) -> tuple[list, list, CRS, int]:
+    """Polygonal geometries of a vector file, the ``field`` value of each (None without a
+    field), the layer's CRS, and how many invalid geometries were repaired."""
+    try:
+        with fiona.open(path) as layer:
+            fields = list(layer.schema["properties"])
+            if field is not None and field not in fields:
+                raise DatasetError(
+                    f"{path}: no field {field!r}; its fields are {', '.join(fields) or 'none'}"
+                    " (choose one with --label-field)"
+                )
+            crs = crs_override or (CRS.from_wkt(layer.crs_wkt) if layer.crs_wkt else None)
+            records = [
+                (r.geometry, r.properties[field] if field else None)
+                for r in layer
+                if r.geometry is not None
+            ]
+    except (FionaError, OSError) as err:
+        raise DatasetError(f"{path}: cannot read polygons ({library_reason(err)})") from None
+    if crs is None:
+        raise DatasetError(f"{path}: the polygons have no CRS; give theirs with --label-crs")
+    geometries, values, repaired = [], [], 0
+    for geometry, value in records:
+        geom = shape(geometry)
+        if not geom.is_valid:
+            geom, repaired = _polygonal(shapely.make_valid(geom)), repaired + 1
+        if geom is not None and not geom.is_empty and geom.geom_type.endswith("Polygon"):
+            geometries.append(geom)
+            values.append(value)
+    if not geometries:
+        raise DatasetError(f"{path}: no polygon in the file (or none left after repair)")
+    if crs.is_geographic and crs_override is None:
+        _check_degrees(path, geometries)
+    return geometries, values, crs, repaired
+
+
+def _polygonal(geom):
+    """The polygons of a repaired geometry: make_valid may also return lines and points."""
+    if geom.geom_type == "GeometryCollection":
+        parts = [g for g in geom.geoms if g.geom_type.endswith("Polygon")]
+        return shapely.union_all(parts) if parts else None
+    return geom
+
+
+def _check_degrees(path: str | Path, geometries: list) -> None:
+    """A layer read as WGS84 (a GeoJSON without 'crs' is WGS84 by RFC 7946) whose
+    coordinates cannot be degrees was written in a projected CRS and lost its name."""
+    left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
+    if left < -180 or right > 180 or bottom < -90 or top > 90 or not math.isfinite(left):
+        raise DatasetError(
+            f"{path}: coordinates up to {max(abs(left), abs(right)):,.0f},"
+            f" {max(abs(bottom), abs(top)):,.0f} are not degrees, but the file declares no"
+            " other CRS (a GeoJSON without 'crs' is WGS84); give the CRS they are in with"
+            " --label-crs, e.g. --label-crs EPSG:32640"
+        )
+
+
+def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> list[int]:
+    """The class id of each polygon: its field value matched to a class name (any case) or,
+    for whole numbers, to a class's mask_value. Unmatched values are an error."""
+    if field is None:
+        if classes.num_classes - (classes.background_id is not None) != 1:
+            raise DatasetError(
+                f"{path}: which class is each polygon? name the attribute that says it with"
+                " --label-field"
+            )
+        return [next(i for i, c in enumerate(classes.classes) if not c.background)] * len(values)
+    by_name = {c.name.casefold(): i for i, c in enumerate(classes.classes)}
+    by_value = {c.mask_value: i for i, c in enumerate(classes.classes) if c.mask_value is not None}
+    ids: list[int] = []
+    unmatched: Counter = Counter()
+    for value in values:
+        found = _match(value, by_name, by_value)
+        if found is None:
+            unmatched[value] += 1
+        else:
+            ids.append(found)
+    if unmatched:
+        listed = ", ".join(f"{v!r} ({n})" for v, n in unmatched.most_common(10))
+        raise DatasetError(
+            f"{path}: values of {field!r} that match no class name or mask_value: {listed};"
+            f" classes: {', '.join(classes.names)}"
+        )
+    return ids
+
+
+def _match(value, by_name: dict, by_value: dict) -> int | None:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.casefold() in by_name:
+            return by_name[text.casefold()]
+        return by_value.get(int(text)) if text.isdigit() else None
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+    ):
+        return by_value.get(int(value))
+    return None

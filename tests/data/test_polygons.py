@@ -1,0 +1,159 @@
+import json
+
+import numpy as np
+import pytest
+import rasterio.features
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from shapely.geometry import Polygon, box, mapping
+
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.data.polygons import read_polygons
+from aerialseg.errors import DatasetError
+from tests.geodata import (
+    ORIGIN,
+    PIXEL,
+    POLYGON_CLASSES,
+    UTM,
+    class_boxes,
+    class_ids_of,
+    scene_transform,
+    write_area,
+    write_geojson,
+    write_polygons,
+)
+
+TABLE = ClassTable.from_dict(POLYGON_CLASSES)
+H, W = 160, 200
+
+
+def message(fn, *args, **kwargs) -> str:
+    with pytest.raises(DatasetError) as err:
+        fn(*args, **kwargs)
+    return str(err.value)
+
+
+@pytest.fixture
+def boxes():
+    return class_boxes(H, W, seed=3)
+
+
+def test_a_window_equals_the_whole_scene_rasterised_and_cut(tmp_path, boxes):
+    path = write_polygons(tmp_path / "labels.gpkg", boxes)  # WGS84 over a UTM scene
+    labels = read_polygons(path, TABLE, "class").to_crs(UTM)
+    transform = scene_transform()
+    polygons = labels.polygons
+    whole = rasterio.features.rasterize(
+        zip(polygons.geometries, polygons.values.tolist(), strict=True),
+        out_shape=(H, W),
+        transform=transform,
+        fill=3,  # Land, the background
+        dtype="uint8",
+    )
+    for window in (Window(0, 0, W, H), Window(37, 21, 64, 50), Window(W - 17, H - 9, 17, 9)):
+        rows, cols = window.toslices()
+        np.testing.assert_array_equal(labels.window(transform, window), whole[rows, cols])
+    # and the polygons, though they went through WGS84, land where they were drawn
+    truth = class_ids_of(boxes, H, W, transform)
+    assert (labels.window(transform, Window(0, 0, W, H)) == truth).mean() > 0.995
+    assert len(set(np.unique(truth))) == 4  # every class is there to be told apart
+
+
+def test_values_match_class_names_in_any_case_or_mask_values(tmp_path):
+    schema = {"geometry": "Polygon", "properties": {"kind": "str", "code": "int"}}
+    import fiona
+
+    rows = [("building", 0), ("ROAD", 7), (" Water ", 7)]
+    path = tmp_path / "mixed.gpkg"
+    with fiona.open(path, "w", driver="GPKG", crs=UTM.to_wkt(), schema=schema) as dst:
+        for k, (name, code) in enumerate(rows):
+            geom = box(ORIGIN[0] + k * 10, ORIGIN[1] - 10, ORIGIN[0] + k * 10 + 5, ORIGIN[1])
+            dst.write({"geometry": mapping(geom), "properties": {"kind": name, "code": code}})
+    assert read_polygons(path, TABLE, "kind").polygons.values.tolist() == [0, 1, 2]
+    # numbers match mask_value: Road's 7; 0 is no class's value
+    assert message(read_polygons, path, TABLE, "code") == (
+        f"{path}: values of 'code' that match no class name or mask_value: 0 (1);"
+        " classes: Building, Road, Water, Land"
+    )
+
+
+def test_errors_name_what_is_there(tmp_path, boxes):
+    path = write_polygons(tmp_path / "labels.gpkg", boxes)
+    assert message(read_polygons, path, TABLE, "kind") == (
+        f"{path}: no field 'kind'; its fields are class (choose one with --label-field)"
+    )
+    other = ClassTable.from_dict(
+        {"classes": [{"name": "Building"}, {"name": "Land", "background": True}]}
+    )
+    counts = {}
+    for _, name in boxes:
+        counts[name] = counts.get(name, 0) + 1
+    text = message(read_polygons, path, other, "class")
+    assert text.startswith(f"{path}: values of 'class' that match no class name or mask_value: ")
+    for name in ("Road", "Water"):
+        assert f"'{name}' ({counts[name]})" in text
+    no_background = ClassTable.from_dict(
+        {"classes": [{"name": "Building"}, {"name": "Road"}, {"name": "Water"}]}
+    )
+    assert "background: true" in message(read_polygons, path, no_background, "class")
+
+
+def test_a_geojson_without_crs_is_wgs84_and_projected_coordinates_are_refused(tmp_path, boxes):
+    good = write_geojson(tmp_path / "good.geojson", boxes)
+    labels = read_polygons(good, TABLE, "class")
+    assert labels.polygons.crs == CRS.from_epsg(4326)
+    bad = write_geojson(tmp_path / "utm.geojson", boxes, wgs84=False)
+    text = message(read_polygons, bad, TABLE, "class")
+    assert "are not degrees" in text and "--label-crs" in text and "\n" not in text
+    fixed = read_polygons(bad, TABLE, "class", label_crs="EPSG:32640")
+    assert fixed.polygons.crs == UTM
+    truth = class_ids_of(boxes, H, W, scene_transform())
+    ids = fixed.window(scene_transform(), Window(0, 0, W, H))
+    np.testing.assert_array_equal(ids, truth)  # same CRS: no reprojection, the same pixels
+    assert "not a CRS" in message(read_polygons, bad, TABLE, "class", label_crs="EPSG:nope")
+
+
+def test_invalid_geometries_are_repaired_and_counted(tmp_path):
+    left, top = ORIGIN
+    bowtie = Polygon([(left, top), (left + 20, top - 20), (left + 20, top), (left, top - 20)])
+    path = tmp_path / "bowtie.geojson"
+    features = [
+        {"type": "Feature", "geometry": mapping(g), "properties": {"class": "Water"}}
+        for g in (bowtie, box(left + 40, top - 10, left + 50, top))
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    labels = read_polygons(path, TABLE, "class", label_crs="EPSG:32640")
+    assert labels.repaired == 1 and len(labels.polygons.geometries) == 2
+    assert all(g.is_valid for g in labels.polygons.geometries)
+    ids = labels.window(scene_transform(), Window(0, 0, 120, 60))
+    assert (ids == 2).sum() > 0.9 * (200 / PIXEL**2 + 100 / PIXEL**2)  # both triangles + box
+    line_only = tmp_path / "line.geojson"
+    flat = Polygon([(left, top), (left + 10, top), (left + 20, top)])  # no area at all
+    line_only.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "geometry": mapping(flat), "properties": {"class": "Water"}}
+                ],
+            }
+        )
+    )
+    assert "no polygon" in message(read_polygons, line_only, TABLE, "class", label_crs="EPSG:32640")
+
+
+def test_the_labelled_area_bounds_labels_and_background(tmp_path, boxes):
+    path = write_polygons(tmp_path / "labels.gpkg", boxes)
+    left, top = ORIGIN
+    area = write_area(tmp_path / "area.gpkg", box(left, top - 40, left + 50, top))  # 100x80 px
+    labels = read_polygons(path, TABLE, "class", labelled_area=area).to_crs(UTM)
+    ids = labels.window(scene_transform(), Window(0, 0, W, H))
+    assert (ids[80:, :] == IGNORE_INDEX).all() and (ids[:, 100:] == IGNORE_INDEX).all()
+    inside = ids[:80, :100]
+    truth = class_ids_of(boxes, H, W, scene_transform())[:80, :100]
+    assert (inside == truth).mean() > 0.99  # background (Land) where no polygon lies
+    # without a background class, pixels of the area no polygon covers are left out
+    table = ClassTable.from_dict({"classes": POLYGON_CLASSES["classes"][:3]})
+    plain = read_polygons(path, table, "class", labelled_area=area).to_crs(UTM)
+    ids = plain.window(scene_transform(), Window(0, 0, 100, 80))
+    assert ((ids == IGNORE_INDEX) == (truth == 3)).mean() > 0.99
