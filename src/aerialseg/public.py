@@ -566,6 +566,10 @@ def evaluate(
     tta: bool = False,
     pixel_size: float | None = None,
     precision: Precision = "auto",
+    labels: str | Path | None = None,
+    label_field: str | None = None,
+    label_crs: str | None = None,
+    labelled_area: str | Path | None = None,
 ) -> dict:
     """Score a model on one split of a dataset at native resolution: ``aerialseg evaluate``.
 
@@ -583,6 +587,8 @@ def evaluate(
         tta: score the flip average (``predict --tta``).
         pixel_size: score a georeferenced dataset resampled to this pixel size.
         precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
+        labels, label_field, label_crs, labelled_area: polygon labels over image rasters,
+            as for ``train``; with a block split only the split's blocks are scored.
 
     Returns:
         The report saved as ``metrics.json``: ``miou6``/``miou5`` (or ``miou``),
@@ -623,4 +629,5 @@ def evaluate(
         precision=precision,
         engine=engine,
         pixel_size=pixel_size,
+        polygons=polygon_spec(labels, label_field, label_crs, labelled_area),
     )

@@ -143,6 +143,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tta=args.tta,
         pixel_size=args.pixel_size,
         precision=args.precision,
+        labels=args.labels,
+        label_field=args.label_field,
+        label_crs=args.label_crs,
+        labelled_area=args.labelled_area,
     )
     print(
         f"{args.split} split, {len(report['images'])} images, model {report['model']},"

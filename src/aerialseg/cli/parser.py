@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which images of the split to score (default test)",
     )
     p.add_argument("--split-file", help=SPLIT + "; a run folder's split.json scores its own")
+    _add_polygon_labels(p)
     p.add_argument("--out", help="output folder (default: beside the model, eval-SPLIT)")
     _add_device(p)
     _add_batch_size(p)

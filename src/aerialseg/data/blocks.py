@@ -137,10 +137,15 @@ def write_blocks(path, blocks: dict[str, list[tuple[str, Window]]], grids: dict)
     from rasterio.windows import bounds
     from shapely.geometry import box, mapping
 
+    from pathlib import Path
+
+    Path(path).unlink(missing_ok=True)  # GDAL creates a GeoPackage only where none is
     crs = next(iter(grids.values()))[0]
     schema = {"geometry": "Polygon", "properties": {"split": "str", "image": "str"}}
     count = 0
-    with fiona.open(path, "w", driver="GPKG", crs=crs.to_wkt(), schema=schema) as layer:
+    with fiona.open(
+        path, "w", driver="GPKG", crs=crs.to_wkt(), schema=schema, layer="blocks"
+    ) as layer:
         for name, parts in blocks.items():
             for image, window in parts:
                 scene_crs, transform = grids[image]

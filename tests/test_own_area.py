@@ -1,0 +1,98 @@
+"""End to end through the CLI on one's own area: a UTM scene with polygon labels in WGS84
+-> block split (and its GeoPackage) -> train a few steps, streamed -> evaluate the test
+blocks -> predict the scene."""
+
+import json
+
+import fiona
+import numpy as np
+import pytest
+import rasterio
+
+from aerialseg.cli import main
+from tests.geodata import (
+    POLYGON_CLASSES,
+    class_boxes,
+    class_ids_of,
+    scene_transform,
+    write_geojson,
+    write_polygons,
+    write_scene,
+)
+from tests.training.test_run import FAST
+
+H, W = 256, 320
+
+
+@pytest.fixture
+def area(tmp_path):
+    boxes = class_boxes(H, W, seed=11, count=60)
+    truth = class_ids_of(boxes, H, W, scene_transform())
+    scene = write_scene(tmp_path / "scene.tif", truth, scene_transform())
+    labels = write_polygons(tmp_path / "labels.gpkg", boxes)
+    classes = tmp_path / "classes.json"
+    classes.write_text(json.dumps(POLYGON_CLASSES))
+    return tmp_path, scene, labels, classes, boxes
+
+
+def test_polygons_split_train_evaluate_predict(area, capsys):
+    root, scene, labels, classes, _ = area
+    labelled = ["--labels", str(labels), "--label-field", "class", "--classes", str(classes)]
+    split = root / "split.json"
+    assert main(["data", "split", str(scene), "--out", str(split), "--block-size", "64",
+                 "--buffer", "8", *labelled]) == 0
+    out = capsys.readouterr().out
+    assert "train with: aerialseg train --data" in out and "--label-field class" in out
+    blocks = json.loads(split.read_text())["blocks"]
+    assert sum(len(v) for v in blocks.values()) <= 20 and blocks["test"]
+    with fiona.open(split.with_suffix(".gpkg")) as layer:  # the blocks, for QGIS
+        rows = [(f.properties["split"], f.geometry) for f in layer]
+        assert layer.crs_wkt and "32640" in layer.crs.to_string()
+    assert len(rows) == sum(len(v) for v in blocks.values())
+    run = root / "run"
+    # cache_megabytes=0: the scene is streamed, window by window
+    assert main(["train", "--data", str(scene), "--split", str(split), "--out", str(run),
+                 *labelled, *FAST, "max_steps=3", "cache_megabytes=0"]) == 0
+    capsys.readouterr()
+    assert (run / "model.pt").is_file()
+    assert main(["evaluate", str(run / "model.pt"), "--data", str(scene), "--split-file",
+                 str(split), "--labels", str(labels), "--label-field", "class",
+                 "--out", str(root / "eval")]) == 0
+    report = json.loads((root / "eval" / "metrics.json").read_text())
+    assert len(report["per_image"]) == len(blocks["test"])  # the test blocks, each scored
+    first = blocks["test"][0]
+    assert f"scene.tif[{','.join(map(str, first['window']))}]" in report["per_image"]
+    assert main(["predict", str(scene), "--model", str(run / "model.pt"), "--out",
+                 str(root / "pred")]) == 0
+    with rasterio.open(next((root / "pred").glob("scene*.tif"))) as ds:
+        assert ds.crs.to_epsg() == 32640 and (ds.height, ds.width) == (H, W)
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--label-field", "kind"], "no field 'kind'; its fields are class"),
+        (["--label-field", "class", "--label-crs", "EPSG:nope"], "not a CRS GDAL knows"),
+    ],
+)
+def test_bad_polygon_input_is_one_line_and_exit_2(area, capsys, extra, expected):
+    root, scene, labels, classes, _ = area
+    code = main(["train", "--data", str(scene), "--labels", str(labels), "--classes",
+                 str(classes), "--out", str(root / "run"), *extra, *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expected in err and "\n" not in err
+    assert not (root / "run").exists()  # nothing half-written
+
+
+def test_a_geojson_in_metres_without_crs_says_how_to_fix_it(area, capsys):
+    root, scene, _, classes, boxes = area
+    bad = write_geojson(root / "utm.geojson", boxes, wgs84=False)
+    args = ["data", "split", str(scene), "--out", str(root / "s.json"), "--block-size", "64",
+            "--labels", str(bad), "--label-field", "class", "--classes", str(classes)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not degrees" in err and "--label-crs" in err
+    assert not (root / "s.json").exists()
+    assert main([*args, "--label-crs", "EPSG:32640"]) == 0
+    assert (root / "s.json").is_file()
+    np.testing.assert_equal(len(json.loads((root / "s.json").read_text())["blocks"]), 3)
