@@ -39,8 +39,23 @@ def test_polygons_split_train_evaluate_predict(area, capsys):
     root, scene, labels, classes, _ = area
     labelled = ["--labels", str(labels), "--label-field", "class", "--classes", str(classes)]
     split = root / "split.json"
-    assert main(["data", "split", str(scene), "--out", str(split), "--block-size", "64",
-                 "--buffer", "8", *labelled]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                str(scene),
+                "--out",
+                str(split),
+                "--block-size",
+                "64",
+                "--buffer",
+                "8",
+                *labelled,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "train with: aerialseg train --data" in out and "--label-field class" in out
     blocks = json.loads(split.read_text())["blocks"]
@@ -51,19 +66,53 @@ def test_polygons_split_train_evaluate_predict(area, capsys):
     assert len(rows) == sum(len(v) for v in blocks.values())
     run = root / "run"
     # cache_megabytes=0: the scene is streamed, window by window
-    assert main(["train", "--data", str(scene), "--split", str(split), "--out", str(run),
-                 *labelled, *FAST, "max_steps=3", "cache_megabytes=0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(scene),
+                "--split",
+                str(split),
+                "--out",
+                str(run),
+                *labelled,
+                *FAST,
+                "max_steps=3",
+                "cache_megabytes=0",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert (run / "model.pt").is_file()
-    assert main(["evaluate", str(run / "model.pt"), "--data", str(scene), "--split-file",
-                 str(split), "--labels", str(labels), "--label-field", "class",
-                 "--out", str(root / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run / "model.pt"),
+                "--data",
+                str(scene),
+                "--split-file",
+                str(split),
+                "--labels",
+                str(labels),
+                "--label-field",
+                "class",
+                "--out",
+                str(root / "eval"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((root / "eval" / "metrics.json").read_text())
     assert len(report["per_image"]) == len(blocks["test"])  # the test blocks, each scored
     first = blocks["test"][0]
     assert f"scene.tif[{','.join(map(str, first['window']))}]" in report["per_image"]
-    assert main(["predict", str(scene), "--model", str(run / "model.pt"), "--out",
-                 str(root / "pred")]) == 0
+    assert (
+        main(["predict", str(scene), "--model", str(run / "model.pt"), "--out", str(root / "pred")])
+        == 0
+    )
     with rasterio.open(next((root / "pred").glob("scene*.tif"))) as ds:
         assert ds.crs.to_epsg() == 32640 and (ds.height, ds.width) == (H, W)
 
@@ -77,8 +126,21 @@ def test_polygons_split_train_evaluate_predict(area, capsys):
 )
 def test_bad_polygon_input_is_one_line_and_exit_2(area, capsys, extra, expected):
     root, scene, labels, classes, _ = area
-    code = main(["train", "--data", str(scene), "--labels", str(labels), "--classes",
-                 str(classes), "--out", str(root / "run"), *extra, *FAST])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(scene),
+            "--labels",
+            str(labels),
+            "--classes",
+            str(classes),
+            "--out",
+            str(root / "run"),
+            *extra,
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and expected in err and "\n" not in err
     assert not (root / "run").exists()  # nothing half-written
@@ -87,8 +149,21 @@ def test_bad_polygon_input_is_one_line_and_exit_2(area, capsys, extra, expected)
 def test_a_geojson_in_metres_without_crs_says_how_to_fix_it(area, capsys):
     root, scene, _, classes, boxes = area
     bad = write_geojson(root / "utm.geojson", boxes, wgs84=False)
-    args = ["data", "split", str(scene), "--out", str(root / "s.json"), "--block-size", "64",
-            "--labels", str(bad), "--label-field", "class", "--classes", str(classes)]
+    args = [
+        "data",
+        "split",
+        str(scene),
+        "--out",
+        str(root / "s.json"),
+        "--block-size",
+        "64",
+        "--labels",
+        str(bad),
+        "--label-field",
+        "class",
+        "--classes",
+        str(classes),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "not degrees" in err and "--label-crs" in err

@@ -357,7 +357,7 @@ def predict_files(
         (``failed``); a bad input is skipped, the others are still predicted.
     """
     from aerialseg.data.raster import check_band_count
-    from aerialseg.inference.run import expand_inputs, output_names
+    from aerialseg.inference.run import named_inputs
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
@@ -377,7 +377,7 @@ def predict_files(
         batch_size=batch_size,
         overlap=overlap,
     )
-    every_input = expand_inputs([os.fspath(item) for item in items])
+    every_input, names = named_inputs([os.fspath(item) for item in items])
     chosen = take_shard(every_input, shard)
     if not chosen:
         raise AerialsegError("no input images found; give files, folders or glob patterns")
@@ -385,7 +385,6 @@ def predict_files(
     run_engine, config, classes = prediction_engine(model, engine, where, precision)
     check_band_count(opts.bands, config.in_channels, "--bands")
     # names over every input, not the shard's: shards writing to one folder never collide
-    names = output_names(every_input)
     out = Path(out)
     created = not out.exists()
     summary = predict_all(run_engine, config, classes, chosen, out, opts, where, names)

@@ -132,12 +132,12 @@ def write_blocks(path, blocks: dict[str, list[tuple[str, Window]]], grids: dict)
     """A GeoPackage of the blocks' usable parts (attributes: split, image) for QGIS, in
     the first scene's CRS; ``grids``: image id -> (CRS, transform). Returns the number of
     blocks written."""
+    from pathlib import Path
+
     import fiona
     from rasterio.warp import transform_geom
     from rasterio.windows import bounds
     from shapely.geometry import box, mapping
-
-    from pathlib import Path
 
     Path(path).unlink(missing_ok=True)  # GDAL creates a GeoPackage only where none is
     crs = next(iter(grids.values()))[0]

@@ -258,15 +258,15 @@ def open_input(
     flag: str = "--bands",
     pixel_size: float | None = None,
     max_pixels: int | None = None,
-    whole_read_pixels: int = WHOLE_READ_PIXELS,
+    whole_read_pixels: int | None = None,
 ) -> RasterInput:
     """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
     user chooses bands, for that reason (predict's --bands, the API's bands=).
     ``pixel_size``: read it resampled to pixels of that size (at_pixel_size).
     ``max_pixels``: refuse a larger raster (TooLargeInputError) from its header, before a
     pixel is decoded: a 1 MB PNG may declare 400 MP. ``whole_read_pixels``: a raster up
-    to this many pixels is decoded whole on opening (0: never, for training windows that
-    each read their own part)."""
+    to this many pixels is decoded whole on opening (None: WHOLE_READ_PIXELS; 0: never,
+    for training windows that each read their own part)."""
     if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
         path = str(path)
     else:
@@ -294,7 +294,9 @@ def open_input(
             )
         chosen = choose_bands(ds, str(path), bands, flag)
         whole = None
-        if ds.width * ds.height <= whole_read_pixels:
+        if ds.width * ds.height <= (
+            WHOLE_READ_PIXELS if whole_read_pixels is None else whole_read_pixels
+        ):
             data = ds.read(list(chosen))  # a truncated file fails here
             whole = data, valid_mask(data, ds.dataset_mask())
         else:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from aerialseg.data.raster import InputError, input_name, is_url
+from aerialseg.data.raster import InputError
 from aerialseg.errors import AerialsegError
 from aerialseg.files import TAG, sweep
 from aerialseg.inference.run import PredictOptions, predict_one, prepare_out_dir
@@ -384,20 +384,10 @@ def _remove_temporaries(ray, out: Path, pid_ref) -> None:
 
 
 def ray_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Inputs for ``--ray``: local files, folders and globs (expand_inputs) as absolute
-    paths, URLs as given; with each one's output name (output_names for local files, the
-    file name for a URL, its host and folders too where that name is taken)."""
-    from aerialseg.inference.run import expand_inputs, output_names
+    """Inputs for ``--ray``: local files, folders and globs as absolute paths, URLs as
+    given; with each one's output name (run.named_inputs)."""
+    from aerialseg.inference.run import named_inputs
 
-    local = expand_inputs([i for i in items if not is_url(i)])
-    names = {str(p.absolute()): n for p, n in output_names(local).items()}
-    taken = set(names.values())
-    urls = list(dict.fromkeys(i for i in items if is_url(i)))
-    stems = [input_name(u).stem for u in urls]
-    for url, stem in zip(urls, stems, strict=True):
-        if stem in taken or stems.count(stem) > 1:
-            host_and_path = url.split("://", 1)[-1].strip("/")
-            stem = "__".join(Path(host_and_path).with_suffix("").parts)
-        names[url] = stem
-        taken.add(stem)
-    return [*names], names
+    inputs, names = named_inputs(items)
+    absolute = {str(Path(p).absolute()) if isinstance(p, Path) else p: names[p] for p in inputs}
+    return [*absolute], absolute

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import rasterio
 import torch
@@ -26,6 +26,7 @@ from aerialseg.data.raster import (
     RasterInput,
     UngeoreferencedError,
     input_name,
+    is_url,
     open_input,
 )
 from aerialseg.errors import AerialsegError
@@ -102,7 +103,31 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
     return names
 
 
-def shard(paths: list[Path], spec: str | None) -> list[Path]:
+def url_names(urls: list[str], taken: set[str]) -> dict[str, str]:
+    """The output name of each URL input: its file name's stem, with its host and folders
+    too where that stem is taken by another input."""
+    stems = [input_name(u).stem for u in urls]
+    names: dict[str, str] = {}
+    for url, stem in zip(urls, stems, strict=True):
+        if stem in taken or stems.count(stem) > 1:
+            host_and_path = url.split("://", 1)[-1].strip("/")
+            stem = "__".join(PurePosixPath(host_and_path).with_suffix("").parts)
+        names[url] = stem
+        taken.add(stem)
+    return names
+
+
+def named_inputs(items: list[str]) -> tuple[list[Path | str], dict[Path | str, str]]:
+    """Inputs (local files, folders, globs: expand_inputs; URLs kept as strings, never
+    folded into a local path) with each one's output name."""
+    local = expand_inputs([i for i in items if not is_url(i)])
+    names: dict[Path | str, str] = {p: n for p, n in output_names(local).items()}
+    urls = list(dict.fromkeys(i for i in items if is_url(i)))
+    names.update(url_names(urls, set(names.values())))
+    return [*local, *urls], names
+
+
+def shard(paths: list, spec: str | None) -> list:
     """``i/n``: every n-th input starting at i (0-based), for splitting across processes."""
     if spec is None:
         return paths
@@ -238,15 +263,15 @@ def predict_files(
     engine,
     config,
     classes,
-    inputs: list[Path],
+    inputs: list[Path | str],
     out: Path,
     opts: PredictOptions,
     device: str = "cpu",
-    names: dict[Path, str] | None = None,
+    names: dict[Path | str, str] | None = None,
 ) -> PredictSummary:
     """Predict ``inputs`` into ``out``. ``names``: output names by input (default
     ``output_names(inputs)``; a sharded run passes those of all its shards' inputs)."""
-    names = names or output_names(inputs)
+    names = names or named_inputs([os.fspath(i) for i in inputs])[1]
     prepare_out_dir(out)
     if opts.overlap is not None:
         config = type(config).from_dict({**config.to_dict(), "overlap": opts.overlap})

@@ -1,0 +1,117 @@
+"""Rasters read over HTTP: for predict and for training data, never folded into a path."""
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from aerialseg.cli import main
+from aerialseg.data.classes import ClassTable
+from aerialseg.data.raster import open_input
+from aerialseg.data.scenes import PolygonSpec, open_dataset
+from aerialseg.errors import DatasetError
+from tests.geodata import (
+    POLYGON_CLASSES,
+    class_boxes,
+    class_ids_of,
+    scene_transform,
+    write_polygons,
+    write_scene,
+)
+from tests.http_files import free_port, serve_folder
+
+H, W = 512, 640
+
+
+@pytest.fixture(autouse=True)
+def gdal_http(monkeypatch):
+    # no directory listing (the server has none) and no retries: a test fails fast
+    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "10")
+
+
+@pytest.fixture
+def served(tmp_path):
+    boxes = class_boxes(H, W, seed=2, count=50)
+    write_scene(
+        tmp_path / "scene.tif", class_ids_of(boxes, H, W, scene_transform()), scene_transform()
+    )
+    write_polygons(tmp_path / "labels.gpkg", boxes)
+    with serve_folder(tmp_path) as (base, log):
+        yield tmp_path, base, log
+
+
+def test_a_remote_cog_reads_as_the_local_file_by_ranges(served):
+    folder, base, log = served
+    remote, local = (
+        open_input(f"{base}/scene.tif", whole_read_pixels=0),
+        open_input(folder / "scene.tif", whole_read_pixels=0),
+    )
+    assert isinstance(remote.path, str) and remote.path.startswith("http://")  # kept a URL
+    log.clear()
+    for window in (Window(0, 0, 64, 64), Window(300, 200, 100, 70)):
+        a, b = remote.read(window), local.read(window)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert log and all(
+        method == "GET" and rng and rng.startswith("bytes=") for method, _, rng in log
+    )
+    size = (folder / "scene.tif").stat().st_size
+    fetched = 0
+    for _, _, rng in log:
+        start, end = rng.removeprefix("bytes=").split("-")
+        fetched += int(end) - int(start) + 1
+    assert fetched < size / 2  # two windows, not the whole file
+    remote.close()
+    local.close()
+
+
+def test_training_scenes_and_predict_read_urls(served, tiny_model, capsys):
+    folder, base, _ = served
+    table = ClassTable.from_dict(POLYGON_CLASSES)
+    spec = PolygonSpec(str(folder / "labels.gpkg"), "class")
+    remote = open_dataset(f"{base}/scene.tif", table, spec)
+    local = open_dataset(folder / "scene.tif", table, spec)
+    assert [p.id for p in remote.pairs] == [f"{base}/scene.tif"]
+    (r,) = remote.scenes([remote.pairs[0].id], 0)
+    (lo,) = local.scenes([local.pairs[0].id], 0)
+    window = Window(100, 50, 128, 96)
+    a, b = r.read(window), lo.read(window)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    out_remote, out_local = folder / "pred-remote", folder / "pred-local"
+    assert (
+        main(["predict", f"{base}/scene.tif", "--model", str(tiny_model), "--out", str(out_remote)])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                str(folder / "scene.tif"),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(out_local),
+            ]
+        )
+        == 0
+    )
+    with (
+        rasterio.open(out_remote / "scene_classes.tif") as x,
+        rasterio.open(out_local / "scene_classes.tif") as y,
+    ):
+        assert np.array_equal(x.read(), y.read()) and x.crs == y.crs
+    capsys.readouterr()
+
+
+def test_a_url_that_does_not_answer_is_one_line_and_exit_2(tmp_path, capsys):
+    dead = f"http://127.0.0.1:{free_port()}/scene.tif"  # nothing listens there
+    assert main(["predict", dead, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert dead in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+    table = ClassTable.from_dict(POLYGON_CLASSES)
+    labels = write_polygons(tmp_path / "l.gpkg", class_boxes(10, 10))
+    with pytest.raises(DatasetError, match="scene.tif"):
+        open_dataset(dead, table, PolygonSpec(str(labels), "class"))
