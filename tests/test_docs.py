@@ -11,6 +11,8 @@ Conventions, for whoever writes a page:
   ``classes.yaml`` (its class table) and ``new_scene.tif`` (an image like mydata's).
 - A page's blocks run in order in that folder, so a block may use what an earlier one
   made (``runs/a``); its python blocks share one namespace, like a notebook's cells.
+- ``area/``: ``scene.tif`` (a UTM GeoTIFF), ``labels.gpkg`` (its class polygons in WGS84,
+  attribute ``class``) and ``classes.yaml`` (Building, Road, Water, and Land as background).
 - ``AERIALSEG_MAX_STEPS=1`` caps every training run (aerialseg/public.py), so a
   ``--max-time 02:00:00`` example trains for seconds.
 - A bash block whose every line is an ``aerialseg`` command without shell syntax (but
@@ -49,6 +51,14 @@ from tests.conftest import (
     write_dataset,
     write_geotiff,
     write_geotiff_dataset,
+)
+from tests.geodata import (
+    POLYGON_CLASSES,
+    class_boxes,
+    class_ids_of,
+    scene_transform,
+    write_polygons,
+    write_scene,
 )
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -140,6 +150,16 @@ def workspace_template(tmp_path_factory) -> Path:
     write_geotiff_dataset(root / "mydata", parts=8)
     (root / "classes.yaml").write_text(yaml.safe_dump(VALUE_CLASSES, sort_keys=False))
     shutil.copy(root / "mydata" / "images" / "scene_0.tif", root / "new_scene.tif")
+    # one's own area: a UTM scene, its class polygons in WGS84 and their class table
+    (root / "area").mkdir()
+    boxes = class_boxes(256, 320, seed=4, count=60)
+    write_scene(
+        root / "area" / "scene.tif",
+        class_ids_of(boxes, 256, 320, scene_transform()),
+        scene_transform(),
+    )
+    write_polygons(root / "area" / "labels.gpkg", boxes)
+    (root / "area" / "classes.yaml").write_text(yaml.safe_dump(POLYGON_CLASSES, sort_keys=False))
     return root
 
 
