@@ -2,7 +2,11 @@
 gloo (the launch comes from the torchrun-style environment), then writes the windows this
 rank drew (a digest of each) and the weights it ended with, for the test to compare.
 
-Usage: python -m tests.training.ddp_node DATA OUT RECORDS
+Usage: python -m tests.training.ddp_node DATA OUT RECORDS [LABELS CLASSES SPLIT]
+
+With LABELS (polygons, attribute ``class``), CLASSES and SPLIT (a block split), DATA is a
+scene streamed window by window (cache_megabytes=0); each rank also records what its
+training scenes are, to show that none decoded the scene whole.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
+from aerialseg.data.scenes import PolygonSpec
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
 
@@ -30,12 +35,15 @@ class Record(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         rank = trainer.global_rank
+        scenes = [type(s).__name__ for s in trainer.datamodule.train_set.items]
+        (self.folder / f"scenes-{rank}.json").write_text(json.dumps(scenes))
         weights = {k: v.detach().cpu() for k, v in pl_module.net.state_dict().items()}
         torch.save(weights, self.folder / f"weights-{rank}.pt")
         (self.folder / f"windows-{rank}.json").write_text(json.dumps(self.windows))
 
 
-def main(data: str, out: str, records: str) -> None:
+def main(data: str, out: str, records: str, *polygon_args: str) -> None:
+    streamed = ["cache_megabytes=0"] if polygon_args else []
     cfg = resolve_config(
         "default",
         None,
@@ -52,10 +60,20 @@ def main(data: str, out: str, records: str) -> None:
             "accelerator=cpu",
             "devices=1",
             "num_nodes=2",
+            *streamed,
         ],
     )
-    train(cfg, data, out, classes=DUBAI_CLASSES, extra_callbacks=[Record(Path(records))])
+    record = [Record(Path(records))]
+    if not polygon_args:
+        train(cfg, data, out, classes=DUBAI_CLASSES, extra_callbacks=record)
+        return
+    labels, classes, split = polygon_args
+    polygons = PolygonSpec(labels, "class")
+    table = ClassTable.from_file(classes)
+    train(
+        cfg, data, out, split_file=split, classes=table, polygons=polygons, extra_callbacks=record
+    )
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:])
