@@ -163,6 +163,176 @@ EQUIVALENT: dict[str, str] = {
     "aerialseg.evaluation.metrics.x__ratio__mutmut_4": "errstate without divide=: as above",
 }
 
+
+# inference/writers.py: its mutants that change nothing a caller can see, most of them the
+# spelling of a GDAL name or option
+_GDAL_CASE = "GDAL's driver names and creation options are case-insensitive, keys and values alike"
+for _names, _why in [
+    (
+        ("x__palette__mutmut_3",),
+        (
+            "a float64 lookup table of the same values: rasterio casts it to the uint8 bands it "
+            "writes, and the colour map takes int() of each entry"
+        ),
+    ),
+    (
+        ("x__palette__mutmut_5",),
+        ("dtype left out: as above"),
+    ),
+    (
+        ("x__palette__mutmut_6",),
+        ("257 rows: class ids index it, and they stop at 255"),
+    ),
+    (
+        (
+            "x__step__mutmut_2",
+            "x__step__mutmut_5",
+            "x__step__mutmut_6",
+        ),
+        (
+            "the step file's kind, a part of its temporary name only: it is opened with an "
+            "explicit driver and removed after the copy, and sweep() matches the name whatever "
+            "the kind"
+        ),
+    ),
+    (
+        (
+            "x_area_table__mutmut_27",
+            "x_area_table__mutmut_30",
+            "x_area_table__mutmut_31",
+        ),
+        ("zip's strict flag: counts has one entry per class by construction"),
+    ),
+    (
+        ("x_pixel_area_m2__mutmut_8",),
+        ("a projected CRS always names its linear unit, so the fallback string is never used"),
+    ),
+    (
+        (
+            "x_write_areas__mutmut_14",
+            "x_write_areas__mutmut_16",
+        ),
+        ("newline='' or the default: on POSIX, writing translates no line ending either way"),
+    ),
+    (
+        (
+            "x_write_text__mutmut_4",
+            "x_write_text__mutmut_6",
+        ),
+        (
+            "the locale's encoding: UTF-8 wherever Python 3.11 runs on Linux (a C locale is "
+            "coerced to C.UTF-8, PEP 538)"
+        ),
+    ),
+    (
+        ("x_write_text__mutmut_8",),
+        ("'UTF-8' and 'utf-8' name one codec"),
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_9",
+            "xǁRasterOutputsǁ__init____mutmut_11",
+        ),
+        (
+            "counts as float64 zeros: they add whole numbers below 2**53, exactly, and the area "
+            "rows take int() of them"
+        ),
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_60",
+            "xǁRasterOutputsǁ__init____mutmut_61",
+        ),
+        ("the driver key misspelt: rasterio infers GTiff from the step file's .tif suffix"),
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_63",
+            "xǁRasterOutputsǁ__init____mutmut_64",
+            "xǁRasterOutputsǁ__init____mutmut_141",
+            "xǁRasterOutputsǁ__init____mutmut_143",
+            "xǁRasterOutputsǁ_convert__mutmut_10",
+            "xǁRasterOutputsǁ_convert__mutmut_19",
+            "xǁRasterOutputsǁ_convert__mutmut_23",
+            "xǁRasterOutputsǁ_convert__mutmut_25",
+            "xǁRasterOutputsǁ_convert__mutmut_30",
+            "xǁRasterOutputsǁ_convert__mutmut_32",
+            "xǁRasterOutputsǁ_convert__mutmut_34",
+            "xǁRasterOutputsǁ_convert__mutmut_36",
+            "xǁRasterOutputsǁ_convert__mutmut_38",
+            "xǁRasterOutputsǁ_convert__mutmut_40",
+            "xǁRasterOutputsǁ_convert__mutmut_42",
+        ),
+        _GDAL_CASE,
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_88",
+            "xǁRasterOutputsǁ__init____mutmut_90",
+            "xǁRasterOutputsǁ__init____mutmut_93",
+        ),
+        (
+            "the Zstandard level of a step file changes its size and the time to write it, not "
+            "its pixels"
+        ),
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_147",
+            "xǁRasterOutputsǁ_convert__mutmut_44",
+            "xǁRasterOutputsǁ_convert__mutmut_46",
+        ),
+        (
+            "simplefilter('ignore') without a category silences every warning while a file is "
+            "opened or copied; none but the missing georeference arises there"
+        ),
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ_convert__mutmut_39",
+            "xǁRasterOutputsǁ_convert__mutmut_41",
+        ),
+        ("GDAL's thread count for compressing the copy: the same bytes, only the time differs"),
+    ),
+    (
+        ("xǁRasterOutputsǁabort__mutmut_1",),
+        (
+            "writers left open while their files are unlinked: on POSIX the name goes at once and"
+            " the handle writes to the unlinked file when collected, so nothing is left on disk"
+        ),
+    ),
+    (
+        ("xǁRasterOutputsǁwrite__mutmut_3",),
+        (
+            "class codes in the lookup table's uint16: rasterio casts them to the raster's type, "
+            "which holds every code"
+        ),
+    ),
+    (
+        ("xǁRasterOutputsǁwrite__mutmut_34",),
+        ("bincount's minlength 257: the counts are cut to the classes, fewer than 256"),
+    ),
+    (
+        ("xǁRasterOutputsǁwrite__mutmut_70",),
+        (
+            "the alpha band as int64 of 0 and 255: concatenated and cast to the uint8 raster, the"
+            " same bytes"
+        ),
+    ),
+    (
+        (
+            "xǁRasterOutputsǁwrite__mutmut_112",
+            "xǁRasterOutputsǁwrite__mutmut_113",
+            "xǁRasterOutputsǁwrite__mutmut_118",
+        ),
+        (
+            "a bound of the clip that no value reaches: the overlay mixes values of 0..255 with "
+            "weights summing to 1"
+        ),
+    ),
+]:
+    EQUIVALENT.update({f"aerialseg.inference.writers.{n}": _why for n in _names})
+
 WORK = REPO / ".mutation"
 
 

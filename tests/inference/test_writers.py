@@ -281,3 +281,133 @@ def test_abort_leaves_nothing(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 3  # the step files being written
     outs.abort()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_step_files_are_tiled_and_zstd_only_towards_a_geotiff(tmp_path):
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    for fmt, compression in (("tif", "zstd"), ("png", None)):
+        (tmp_path / fmt).mkdir()
+        outs = _write(tmp_path / fmt, ids, fmt=fmt, color=True, overlay=False, confidence=True)
+        for writer in outs.writers.values():
+            writer.close()
+        for key, step in outs.tiffs.items():
+            with rasterio.open(step) as written:
+                assert written.driver == "GTiff", key
+                assert written.block_shapes == [(256, 256)] * written.count, key
+                found = written.compression.value.lower() if written.compression else None
+                assert found == compression, (fmt, key)
+        outs.abort()
+
+
+def test_confidence_is_one_band_of_its_own_name_written_where_its_rows_are(tmp_path):
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    percent = np.tile(np.arange(SIZE, dtype=np.uint8)[:, None] % 101, (1, SIZE))  # by row
+    outs = _write(tmp_path, ids, percent, color=False, overlay=False, confidence=True)
+    written = outs.finish()
+    assert written["confidence"] == tmp_path / "out" / "scene_confidence.tif"
+    with rasterio.open(written["confidence"]) as dst:
+        assert dst.count == 1 and np.array_equal(dst.read(1), percent)
+    # confidences given to outputs that were not asked for them: nothing written, no error
+    (tmp_path / "no").mkdir()
+    quiet = _write(tmp_path / "no", ids, percent, color=False, overlay=False)
+    assert "confidence" not in quiet.finish()
+    assert not list((tmp_path / "no" / "out").glob("*confidence*"))
+
+
+def test_colour_geotiff_is_rgba_and_final_cogs_are_deflated_in_256_px_tiles(tmp_path):
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    written = _write(tmp_path, ids, color=True, overlay=False, confidence=True).finish()
+    with rasterio.open(written["color"]) as dst:
+        assert dst.colorinterp == (
+            ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha,
+        )  # fmt: skip
+    for key in ("classes", "color", "confidence"):
+        with rasterio.open(written[key]) as dst:
+            assert dst.compression.value == "DEFLATE" and dst.block_shapes[0] == (256, 256)
+
+
+def test_a_wide_value_table_geotiff_keeps_its_colour_table(tmp_path):
+    wide = ClassTable.from_dict(
+        {"classes": [{"name": "a", "mask_value": 300}, {"name": "b", "mask_value": 7}]}
+    )
+    written = _write_wide(tmp_path / "wide", wide, np.array([[0, 1], [1, 0]], dtype=np.uint8))
+    with rasterio.open(written["classes"]) as dst:
+        colours = dst.colormap(1)
+    assert colours[300] == (*wide.display_palette()[0].tolist(), 255)
+    assert colours[7] == (*wide.display_palette()[1].tolist(), 255)
+
+
+def test_value_rasters_counts_and_valid_pixels_add_up_over_bands_of_rows(tmp_path):
+    table = ClassTable.from_dict(VALUE_CLASSES)  # values 1..5
+    ids = (np.arange(SIZE)[:, None] // 120 + np.zeros(SIZE, dtype=int)).astype(np.uint8)  # 0..4
+    valid = np.ones((SIZE, SIZE), bool)
+    valid[:10] = False
+    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(SIZE, SIZE))
+    raster = open_input(scene)
+    outs = RasterOutputs(raster, table, tmp_path / "scene", fmt="tif", color=False, overlay=False)
+    for top in (0, SIZE // 2):
+        rows = slice(top, top + SIZE // 2)
+        values, _ = raster.read(Window(0, top, SIZE, SIZE // 2))
+        outs.write(ChunkResult(Window(0, top, SIZE, SIZE // 2), ids[rows], values, valid[rows]))
+    raster.close()
+    assert outs.valid_pixels == valid.sum()
+    assert outs.counts.tolist() == np.bincount(ids[valid], minlength=5).tolist()
+    with rasterio.open(outs.finish()["classes"]) as dst:
+        np.testing.assert_array_equal(dst.read(1), ids + 1)  # values, in their rows
+
+
+def test_area_rows_of_a_metre_grid(tmp_path):
+    ids = np.full((SIZE, SIZE), 4, dtype=np.uint8)
+    valid = np.zeros((SIZE, SIZE), bool)
+    valid[7, 9] = True  # one valid pixel: its share is 1
+    outs = _write(tmp_path, ids, valid=valid, color=False, overlay=False)
+    rows = area_table(outs)
+    assert rows[4] == {"class": "Water", "pixels": 1, "share": 1.0, "area_m2": 0.25}
+    assert [r["class"] for r in rows] == DUBAI_CLASSES.names
+    assert all(r["pixels"] == 0 and r["area_m2"] == 0.0 for r in rows[:4])
+    written = write_areas(rows, tmp_path / "scene")
+    assert written["areas_json"].read_text() == json.dumps(rows, indent=2) + "\n"
+    outs.abort()
+
+
+@pytest.mark.parametrize("unit", ["Meter", "m", "metre"])
+def test_pixel_area_takes_every_spelling_of_metres(tmp_path, unit):
+    wkt = UTM40N.to_wkt().replace('UNIT["metre",1', f'UNIT["{unit}",1')
+    crs = CRS.from_wkt(wkt)
+    assert crs.linear_units.lower() == unit.lower()
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(8, 8), crs=crs)
+    raster = open_input(path)
+    assert pixel_area_m2(raster) == pytest.approx(0.25)
+    raster.close()
+
+
+def test_a_failure_after_the_first_copy_raises_it_and_leaves_no_step_file(tmp_path, monkeypatch):
+    ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    outs = _write(tmp_path, ids, color=True, overlay=True)
+    copy, calls = rasterio.shutil.copy, []
+
+    def second_fails(src, dst, **options):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("No space left on device")
+        copy(src, dst, **options)
+
+    monkeypatch.setattr(rasterio.shutil, "copy", second_fails)
+    with pytest.raises(OSError, match="No space"):  # not a FileNotFoundError of the cleanup
+        outs.finish()
+    left = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert not [name for name in left if "aerialseg" in name]  # no step or temporary file
+
+
+def test_the_overlay_keeps_black_pixels_black_where_there_is_no_data(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", np.zeros((3, 4, 6), np.uint8))
+    raster = open_input(scene)
+    outs = RasterOutputs(
+        raster, DUBAI_CLASSES, tmp_path / "scene", fmt="tif", color=False, overlay=True
+    )
+    valid = np.zeros((4, 6), bool)
+    values, _ = raster.read(Window(0, 0, 6, 4))
+    outs.write(ChunkResult(Window(0, 0, 6, 4), np.zeros((4, 6), np.uint8), values, valid))
+    raster.close()
+    overlay = np.asarray(Image.open(outs.finish()["overlay"]))
+    assert (overlay == 0).all()
