@@ -171,3 +171,23 @@ def test_a_geojson_in_metres_without_crs_says_how_to_fix_it(area, capsys):
     assert main([*args, "--label-crs", "EPSG:32640"]) == 0
     assert (root / "s.json").is_file()
     np.testing.assert_equal(len(json.loads((root / "s.json").read_text())["blocks"]), 3)
+
+
+def test_a_block_split_of_plain_images_trains_and_scores_blocks(fresh_dataset, tmp_path, capsys):
+    # the published protocol's kind of split: 256 px patches of the same images (here 32 px)
+    split = tmp_path / "blocks.json"
+    assert main(["data", "split", str(fresh_dataset), "--out", str(split), "--block-size", "32",
+                 "--buffer", "0", "--val", "0.1", "--test", "0.2"]) == 0  # fmt: skip
+    assert "no georeference: no GeoPackage" in capsys.readouterr().out
+    blocks = json.loads(split.read_text())["blocks"]
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(fresh_dataset), "--split", str(split), "--out",
+                 str(run), *FAST, "max_steps=2"]) == 0  # fmt: skip
+    assert main(["evaluate", str(run / "model.pt"), "--data", str(fresh_dataset),
+                 "--split-file", str(split), "--out", str(tmp_path / "eval")]) == 0  # fmt: skip
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert len(report["per_image"]) == len(blocks["test"])
+    total = sum(b["window"][2] * b["window"][3] for b in blocks["test"])
+    # every pixel of the test blocks is scored or ignored, none beyond them
+    labelled = sum(v["labelled_pixels"] for v in report["per_image"].values())
+    assert labelled + report["ignored_pixels"] == total

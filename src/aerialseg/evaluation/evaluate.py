@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ from tqdm import tqdm
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.raster import display_rgb
-from aerialseg.data.samples import LabelledImage, WholeImageDataset, load_labelled
-from aerialseg.data.scenes import GeoData, PolygonSpec, open_dataset, split_scenes
+from aerialseg.data.samples import LabelledImage, WholeImageDataset
+from aerialseg.data.scenes import PolygonSpec, open_dataset, split_scenes
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
@@ -92,21 +93,12 @@ def evaluate(
     per_image = {}
     ignored = 0
     panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
-    items: Iterable[LabelledImage]
-    if isinstance(source, GeoData):
-        scenes, parts = split_scenes(source, split, split_name, classes, cfg)
-        dataset = WholeImageDataset([scenes[k] for k, _ in parts], [w for _, w in parts])
-        items, ids = dataset.items, tuple(_part_name(i, w) for i, w in split.parts(split_name))
-    else:
-        items = load_labelled(
-            source,
-            ids,
-            classes,
-            cfg.max_unknown,
-            f"{split_name} images",
-            cfg.band_tuple,
-            pixel_size,
-        )
+    # whole images, or the blocks of a block split, read one at a time
+    scenes, parts = split_scenes(
+        source, split, split_name, classes, replace(cfg, pixel_size=pixel_size)
+    )
+    items = WholeImageDataset([scenes[k] for k, _ in parts], [w for _, w in parts]).items
+    ids = tuple(_part_name(i, w) for i, w in split.parts(split_name))
     bar = tqdm(items, desc="evaluate", unit="img")
     tally, temperature = ConfidenceTally(), cfg.confidence_temperature or 1.0
     for name, (item, probs) in zip(
