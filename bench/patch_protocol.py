@@ -29,8 +29,9 @@ def main() -> None:
     folder = REPO / "runs" / f"bench-patch-protocol-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True)
     blocks = folder / "blocks.json"
+    shares = ["--val", "0.1", "--test", "0.2", "--seed", str(args.seed)]
     aerialseg(["data", "split", str(DATA), "--out", str(blocks), "--block-size", "256",
-               "--buffer", "0", "--val", "0.1", "--test", "0.2", "--seed", str(args.seed)])  # fmt: skip
+               "--buffer", "0", *shares])  # fmt: skip
     split = json.loads(blocks.read_text())["blocks"]
     results = {}
     for name, split_args in (("patches", ["--split", str(blocks)]), ("held_out_images", [])):
