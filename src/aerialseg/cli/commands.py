@@ -14,6 +14,8 @@ import yaml
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.errors import AerialsegError
 
+EXIT_PROBLEMS = 2  # as any user error (aerialseg.cli.EXIT_USER_ERROR)
+
 
 def _classes(path: str | None) -> ClassTable:
     return ClassTable.from_file(path) if path else DUBAI_CLASSES
@@ -24,9 +26,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from aerialseg.data.raster import parse_bands
     from aerialseg.data.source import DatasetSource
 
-    source, bands = DatasetSource(args.path), parse_bands(args.bands)
+    source, bands = DatasetSource(args.path, strict=False), parse_bands(args.bands)
     report = inspect_dataset(source, _classes(args.classes), args.max_unknown, bands)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if report["problems"]:  # the report is the message; the exit status says it failed
+        print(
+            f"aerialseg: error: {len(report['problems'])} problem(s) in the dataset, listed above",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
     return 0
 
 

@@ -123,7 +123,9 @@ def read_manifest(path: Path) -> Found:
     """The pairs a manifest names; labels that do not exist are left unpaired, images that
     do not exist are an error (a manifest names them on purpose)."""
     rows = _manifest_rows(path)
-    pairs, unpaired, seen = [], [], set()
+    pairs: list[tuple[str, str]] = []
+    unpaired: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for number, (image, label) in enumerate(rows, 1):
         for value in (image, label):
             if not value or PurePosixPath(value).is_absolute():
