@@ -112,7 +112,11 @@ def test_inspect_reports_every_problem_in_one_run(fresh_dataset, capsys):
     assert main(["data", "inspect", str(fresh_dataset), "--json"]) == 2
     captured = capsys.readouterr()
     report = json.loads(captured.out)
-    assert captured.err.strip() == "aerialseg: error: 6 problem(s) in the dataset, listed above"
+    assert captured.err.startswith(
+        "aerialseg: error: 6 problem(s) in the dataset, listed above; the first:"
+        " Tile 2/images/image_part_005.jpg: image has no mask"
+    )
+    assert len(captured.err.strip().splitlines()) == 1
     found = {(p["kind"], p["file"]) for p in report["problems"]}
     assert found == {
         ("no-mask", "Tile 2/images/image_part_005.jpg"),

@@ -31,7 +31,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if report["problems"]:  # the report is the message; the exit status says it failed
         print(
-            f"aerialseg: error: {len(report['problems'])} problem(s) in the dataset, listed above",
+            f"aerialseg: error: {len(report['problems'])} problem(s) in the dataset, listed"
+            f" above; the first: {report['problems'][0]['message']}",
             file=sys.stderr,
         )
         return EXIT_PROBLEMS
@@ -68,6 +69,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
 
     settings = parse_overrides(list(args.overrides))
+    if args.resize_masks:
+        settings["resize_masks"] = True
     launch = {
         key: getattr(args, key) for key in ("max_time", "devices", "num_nodes", "accelerator")
     }
@@ -116,11 +119,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tta=args.tta,
         pixel_size=args.pixel_size,
         precision=args.precision,
+        classes=args.classes,
+        max_unknown=args.max_unknown,
+        resize_masks=args.resize_masks,
     )
     print(
         f"{args.split} split, {len(report['images'])} images, model {report['model']},"
         f" {report['precision']}"
     )
+    match = report["class_match"]
+    if match:
+        print(
+            "classes matched by name: "
+            + ", ".join(match["matched"])
+            + "".join(
+                f"; {what}: {', '.join(match[key])}"
+                for key, what in (
+                    ("dataset_only", "the dataset's, not the model's (not scored)"),
+                    ("model_only", "the model's, not the dataset's (left out of mIoU)"),
+                )
+                if match[key]
+            )
+        )
     print(format_table(report))
     key = report["headline"][0]
     scored = sorted((v[key], k) for k, v in report["per_image"].items() if v[key] is not None)

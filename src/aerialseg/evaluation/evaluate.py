@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from aerialseg.data.raster import display_rgb
 from aerialseg.data.samples import LabelledImage, load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
+from aerialseg.errors import ClassTableError, DatasetError
 from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
@@ -46,6 +48,64 @@ def predicted(
         yield item, probs.argmax(0)
 
 
+@dataclass(frozen=True)
+class ClassMatch:
+    """A dataset's class table matched to a model's by class name (case aside)."""
+
+    lut: np.ndarray  # (256,) dataset class id -> model class id; IGNORE_INDEX: not scored
+    table: ClassTable  # the model's, with the classes the dataset lacks left out of mIoU
+    report: dict  # which classes are scored, which are not and why (metrics.json)
+
+
+def match_classes(model: ClassTable, data: ClassTable) -> ClassMatch:
+    """Score a model on masks of another class table: the classes both have are scored;
+    pixels of the dataset's classes the model lacks are ignored; the model's classes the
+    dataset lacks are left out of mIoU (predicting them on a scored pixel is an error)."""
+    by_name = {c.name.casefold(): i for i, c in enumerate(model.classes)}
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for j, c in enumerate(data.classes):
+        lut[j] = by_name.get(c.name.casefold(), IGNORE_INDEX)
+    shared = {int(i) for i in lut[: data.num_classes] if i != IGNORE_INDEX}
+    if not shared:
+        raise ClassTableError(
+            f"none of the class table's classes ({', '.join(data.names)}) is one of the"
+            f" model's ({', '.join(model.names)}); classes are matched by name"
+        )
+    table = replace(
+        model,
+        classes=tuple(
+            c if i in shared else replace(c, scored=False) for i, c in enumerate(model.classes)
+        ),
+    )
+    report = {
+        "by": "name",
+        "matched": [model.classes[i].name for i in sorted(shared)],
+        "dataset_only": [  # their pixels are ignored
+            c.name for j, c in enumerate(data.classes) if lut[j] == IGNORE_INDEX
+        ],
+        # left out of mIoU; a scored pixel predicted as one of them counts as an error
+        "model_only": [c.name for i, c in enumerate(model.classes) if i not in shared],
+    }
+    return ClassMatch(lut, table, report)
+
+
+def select_images(source: DatasetSource, split_name: str, split_file: str | None):
+    """The ids to score and the rule that chose them: a split of the split file, of the
+    protocol's rule, or ``all`` (every image)."""
+    if split_name == "all":
+        if split_file:
+            raise DatasetError("--split all scores every image of the dataset; drop --split-file")
+        return tuple(p.id for p in source.pairs), "all: every image of the dataset"
+    split = make_split(source.pairs, split_file, for_training=False)
+    ids = split.ids(split_name)
+    if not ids:
+        raise DatasetError(
+            f"no {split_name} images in this dataset by the split ({split.rule}); name them in"
+            " a split file with --split-file, or score every image with --split all"
+        )
+    return ids, split.rule
+
+
 def evaluate(
     model: LoadedModel | OnnxEngine,
     data: str | Path,
@@ -58,6 +118,9 @@ def evaluate(
     precision: str = "auto",
     engine=None,
     pixel_size: float | None = None,
+    classes: ClassTable | None = None,
+    max_unknown: float | None = None,
+    resize_masks: bool = False,
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
     ``model`` is a loaded model file or an exported ONNX model (``OnnxEngine``, on the CPU).
@@ -66,11 +129,17 @@ def evaluate(
     ``precision`` is predict's (engine.resolve_precision), so both score the same.
     ``engine`` (inference/engine.py's interface) is scored in place of the model's own, with
     the model's windows and classes: the benchmarks score ensembles and other TTAs so.
-    ``pixel_size``: score georeferenced data resampled to it (None: the model's, if any)."""
+    ``pixel_size``: score georeferenced data resampled to it (None: the model's, if any).
+    ``split_name`` ``all`` scores every image. ``classes``: the dataset's class table if
+    not the model's, matched to it by name (``match_classes``). ``max_unknown``: the
+    share of a mask in colours of no class before it is an error (None: the model's).
+    ``resize_masks``: plain masks of another size than their image resampled to it."""
     source = DatasetSource(data)
-    split = make_split(source.pairs, split_file)
-    ids = split.ids(split_name)
-    cfg, classes = model.config, model.classes
+    ids, rule = select_images(source, split_name, split_file)
+    cfg = model.config
+    match = match_classes(model.classes, classes) if classes is not None else None
+    data_classes = classes or model.classes  # what the masks are read with
+    classes = match.table if match else model.classes  # what is scored
     pixel_size = pixel_size or cfg.pixel_size
     net = None if isinstance(model, OnnxEngine) else model.net  # an OnnxEngine is its engine
     device = next(net.parameters()).device if net is not None else torch.device("cpu")
@@ -85,12 +154,16 @@ def evaluate(
     items = load_labelled(
         source,
         ids,
-        classes,
-        cfg.max_unknown,
+        data_classes,
+        cfg.max_unknown if max_unknown is None else max_unknown,
         f"{split_name} images",
         cfg.band_tuple,
         pixel_size,
+        resize_masks,
     )
+    if match:  # masks in the model's class ids
+        lut = torch.from_numpy(match.lut)
+        items = [replace(item, mask=lut[item.mask.long()]) for item in items]
     bar = tqdm(items, desc="evaluate", unit="img")
     tally, temperature = ConfidenceTally(), cfg.confidence_temperature or 1.0
     for item, probs in predicted_probs(engine, cfg, bar, device, batch_size):
@@ -118,10 +191,12 @@ def evaluate(
                 )
             )
     metrics = metrics_from_confusion(total, classes)
+    if match and match.report["model_only"]:  # mIoU over every model class means nothing
+        metrics["headline"] = [k for k in metrics["headline"] if k != f"miou{classes.num_classes}"]
     report = {
         "model": cfg.model,
         "split": split_name,
-        "split_rule": split.rule,
+        "split_rule": rule,
         "images": list(ids),
         "tta": tta,
         "precision": engine_precision(engine),
@@ -131,6 +206,7 @@ def evaluate(
         # predict --confidence on these pixels: its mean and calibration error
         "confidence": tally.summary(temperature),
         "classes": classes.names,
+        "class_match": match.report if match else None,
         "per_image": per_image,
     }
     out = Path(out)

@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.samples import (
+    TRAINING_FLAGS,
     LabelledImage,
     RandomCropDataset,
     ResizedDataset,
@@ -39,6 +40,8 @@ class SegmentationDataModule(L.LightningDataModule):
                 desc,
                 cfg.band_tuple,
                 cfg.pixel_size,
+                cfg.resize_masks,
+                TRAINING_FLAGS,
             )
 
         train, val = load(self.split.train, "train images"), load(self.split.val, "val images")
