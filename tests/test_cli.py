@@ -242,3 +242,30 @@ def test_train_resize_masks_is_the_setting_and_the_error_names_it(fresh_dataset,
     assert yaml.safe_load(capsys.readouterr().out)["resize_masks"] is False
     assert main(["train", "--resize-masks", *argv[1:], "max_steps=1"]) == 0
     assert (tmp_path / "r" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("img,mask\n", "needs the header line 'image,label'"),
+        ("image,label\nnone.png,none_mask.png\n", "image none.png: no such file"),
+        ("image,label\n/abs.png,m.png\n", "is not a relative path"),
+    ],
+)
+def test_a_bad_manifest_is_one_line(tmp_path, capsys, text, fragment):
+    (tmp_path / "pairs.csv").write_text(text)
+    out = tmp_path / "r"
+    for argv in (
+        ["data", "inspect", str(tmp_path / "pairs.csv")],
+        ["train", "--data", str(tmp_path / "pairs.csv"), "--out", str(out), *FAST],
+    ):
+        run_fails(argv, capsys, "pairs.csv", fragment)
+    assert not out.exists()
+
+
+def test_evaluate_with_a_missing_class_table_is_one_line(
+    tiny_model, tiny_dataset, tmp_path, capsys
+):
+    argv = ["evaluate", str(tiny_model), "--data", str(tiny_dataset), "--out", str(tmp_path / "o")]
+    run_fails([*argv, "--classes", str(tmp_path / "none.yaml")], capsys, "none.yaml")
+    assert not (tmp_path / "o").exists()

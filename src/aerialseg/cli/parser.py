@@ -19,7 +19,9 @@ from aerialseg.cli.commands import (
 
 DATASET = (
     "the dataset: a folder of images/ and masks/ (flat, or in tile folders such as the Dubai"
-    " set's 'Tile 1/'), or a zip of one such as the Dubai set's Kaggle archive.zip"
+    " set's 'Tile 1/'; also image/+mask/, images/+labels/, img/+gt/), a zip of one such as"
+    " the Dubai set's Kaggle archive.zip, or a manifest (CSV 'image,label' or YAML) naming"
+    " the pairs"
 )
 CLASSES = (
     "class table (JSON/YAML): each class's name and mask colour or mask value;"
