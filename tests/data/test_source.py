@@ -10,7 +10,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from aerialseg.data.raster import open_input
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.errors import DatasetError
 from tests.conftest import synthetic_pair, write_geotiff, write_geotiff_dataset, write_mask
 
@@ -287,7 +287,7 @@ def test_a_dataset_of_images_without_any_mask_is_not_empty_when_not_strict(tmp_p
     for sub in ("images", "masks"):
         (tmp_path / sub).mkdir()
     Image.new("RGB", (4, 4)).save(tmp_path / "images" / "a.png")
-    (tmp_path / "masks" / "notes.txt").write_text("")
+    (tmp_path / "masks" / "a.txt").write_text("")  # not a mask, though of the image's name
     source = DatasetSource(tmp_path, strict=False)
     assert source.pairs == [] and source.unpaired == [("images/a.png", "masks/a.png")]
 
@@ -418,6 +418,10 @@ def test_a_geotiff_mask_of_another_size_is_not_resampled(tmp_path):
     problem = source.pair_problem(source.pairs[0], resize_masks=True)
     assert problem is not None and problem.endswith("pixel for pixel")
     assert not source.resizable(source.pairs[0])
+    # one TIFF in a pair is enough: it may carry a georeference
+    assert not source.resizable(Pair("images/a.png", "masks/a.tif"))
+    assert not source.resizable(Pair("images/a.TIF", "masks/a.png"))
+    assert source.resizable(Pair("images/a.jpg", "masks/a.png"))
 
 
 def test_a_damaged_mask_fails_to_resize_with_one_line(fresh_dataset):
