@@ -41,6 +41,8 @@ MODULES: dict[str, dict] = {
     "data/classes.py": {"tests": ["tests/data/test_classes.py"]},
     "data/splits.py": {"tests": ["tests/data/test_splits.py"]},
     "data/source.py": {"tests": ["tests/data/test_source.py"]},
+    # split out of source.py: its layout discovery, still guarded by test_source.py
+    "data/layouts.py": {"tests": ["tests/data/test_source.py"]},
     "evaluation/metrics.py": {"tests": ["tests/evaluation/test_metrics.py"]},
     "inference/sliding.py": {
         "tests": [

@@ -78,7 +78,7 @@ def test_truncated_image(fresh_dataset, tmp_path, capsys):
 def test_wrong_layout(tmp_path, capsys):
     (tmp_path / "photos").mkdir()
     Image.new("RGB", (4, 4)).save(tmp_path / "photos" / "a.jpg")
-    run_fails(["data", "inspect", str(tmp_path)], capsys, "images/ and masks/")
+    run_fails(["data", "inspect", str(tmp_path)], capsys, "images/ + masks/", "img/ + gt/")
 
 
 def test_empty_dataset(tmp_path, capsys):
@@ -229,3 +229,43 @@ def test_data_split_prints_a_train_command_that_works(tiny_dataset, tmp_path, ca
     assert "--classes" not in out.splitlines()[1] and "need --classes TABLE" in out
     (tmp_path / "bad.yaml").write_text("- not a table\n")
     run_fails([*argv, "--classes", str(tmp_path / "bad.yaml")], capsys, "bad.yaml")
+
+
+def test_train_resize_masks_is_the_setting_and_the_error_names_it(fresh_dataset, tmp_path, capsys):
+    path = fresh_dataset / "Tile 2" / "masks" / "image_part_001.png"
+    Image.open(path).resize((40, 36), Image.Resampling.NEAREST).save(path)
+    argv = train_args(fresh_dataset, tmp_path / "r")
+    run_fails(argv, capsys, "mask is 40x36 but its image is 80x72", "--resize-masks resamples")
+    assert main([*argv, "--resize-masks", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["resize_masks"] is True
+    assert main([*argv, "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["resize_masks"] is False
+    assert main(["train", "--resize-masks", *argv[1:], "max_steps=1"]) == 0
+    assert (tmp_path / "r" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("img,mask\n", "needs the header line 'image,label'"),
+        ("image,label\nnone.png,none_mask.png\n", "image none.png: no such file"),
+        ("image,label\n/abs.png,m.png\n", "is not a relative path"),
+    ],
+)
+def test_a_bad_manifest_is_one_line(tmp_path, capsys, text, fragment):
+    (tmp_path / "pairs.csv").write_text(text)
+    out = tmp_path / "r"
+    for argv in (
+        ["data", "inspect", str(tmp_path / "pairs.csv")],
+        ["train", "--data", str(tmp_path / "pairs.csv"), "--out", str(out), *FAST],
+    ):
+        run_fails(argv, capsys, "pairs.csv", fragment)
+    assert not out.exists()
+
+
+def test_evaluate_with_a_missing_class_table_is_one_line(
+    tiny_model, tiny_dataset, tmp_path, capsys
+):
+    argv = ["evaluate", str(tiny_model), "--data", str(tiny_dataset), "--out", str(tmp_path / "o")]
+    run_fails([*argv, "--classes", str(tmp_path / "none.yaml")], capsys, "none.yaml")
+    assert not (tmp_path / "o").exists()

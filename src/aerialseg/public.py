@@ -557,7 +557,7 @@ def evaluate(
     model: str | Path | Model,
     data: str | Path,
     *,
-    split: Literal["train", "val", "test"] = "test",
+    split: Literal["train", "val", "test", "all"] = "test",
     split_file: str | Path | None = None,
     out: str | Path | None = None,
     device: Device = "auto",
@@ -569,6 +569,9 @@ def evaluate(
     label_field: str | None = None,
     label_crs: str | None = None,
     labelled_area: str | Path | None = None,
+    classes: str | Path | ClassTable | None = None,
+    max_unknown: float | None = None,
+    resize_masks: bool = False,
 ) -> dict:
     """Score a model on one split of a dataset at native resolution: ``aerialseg evaluate``.
 
@@ -578,8 +581,9 @@ def evaluate(
         model: a model file, an exported ``.onnx`` (scored on ONNX Runtime), or a loaded
             ``Model``.
         data: the dataset (as for ``train``).
-        split: which images to score.
-        split_file: a split file; None: the protocol's rule.
+        split: which images to score; ``all``: every image of the dataset.
+        split_file: a split file (one listing only ``test`` will do); None: the
+            protocol's rule.
         out: the output folder; None: ``eval-SPLIT`` beside the model file.
         device: ``auto`` picks a CUDA GPU where there is one.
         batch_size: windows per forward pass.
@@ -588,11 +592,18 @@ def evaluate(
         precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
         labels, label_field, label_crs, labelled_area: polygon labels over image rasters,
             as for ``train``; with a block split only the split's blocks are scored.
+        classes: the dataset's class table (a file or a ``ClassTable``) where its masks
+            are not in the model's colours or values; classes are matched to the model's
+            by name, and ``class_match`` in the report says which are scored.
+        max_unknown: share of a mask in colours or values of no class before it is an
+            error; None: the model's setting.
+        resize_masks: resample plain masks of another size than their image to it.
 
     Returns:
         The report saved as ``metrics.json``: ``miou6``/``miou5`` (or ``miou``),
         ``pixel_accuracy``, ``mean_dice``, ``per_class``, ``per_image``, ``confidence``, ...
     """
+    from aerialseg.data.classes import ClassTable
     from aerialseg.evaluation.evaluate import evaluate as score
     from aerialseg.inference.engine import OnnxEngine
     from aerialseg.models.io import LoadedModel
@@ -629,4 +640,7 @@ def evaluate(
         engine=engine,
         pixel_size=pixel_size,
         polygons=polygon_spec(labels, label_field, label_crs, labelled_area),
+        classes=ClassTable.from_file(classes) if isinstance(classes, str | Path) else classes,
+        max_unknown=max_unknown,
+        resize_masks=resize_masks,
     )

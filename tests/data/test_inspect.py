@@ -4,6 +4,7 @@ import pytest
 import rasterio
 import yaml
 from affine import Affine
+from PIL import Image
 
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
@@ -91,3 +92,68 @@ def test_several_pixel_sizes_are_reported_with_the_key_that_unifies_them(tmp_pat
     out = capsys.readouterr().out
     assert "several pixel sizes: train at one with pixel_size= (the most common here:" in out
     assert "pixel_size=0.5)" in out
+
+
+def damage_in_six_ways(root):
+    """Six problems of four kinds in one dataset (2 tiles of 9 pairs, 80x72)."""
+    tile1, tile2 = root / "Tile 1", root / "Tile 2"
+    for name in ("image_part_002.png", "image_part_006.png"):  # masks of another size
+        path = tile1 / "masks" / name
+        Image.open(path).resize((40, 36), Image.Resampling.NEAREST).save(path)
+    truncated = tile1 / "images" / "image_part_004.jpg"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    (tile2 / "masks" / "image_part_003.png").write_text("not an image")
+    (tile2 / "masks" / "image_part_005.png").unlink()
+    Image.new("RGB", (80, 72), (1, 2, 3)).save(tile2 / "masks" / "image_part_008.png")
+
+
+def test_inspect_reports_every_problem_in_one_run(fresh_dataset, capsys):
+    damage_in_six_ways(fresh_dataset)
+    assert main(["data", "inspect", str(fresh_dataset), "--json"]) == 2
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert captured.err.startswith(
+        "aerialseg: error: 6 problem(s) in the dataset, listed above; the first:"
+        " Tile 2/images/image_part_005.jpg: image has no mask"
+    )
+    assert len(captured.err.strip().splitlines()) == 1
+    found = {(p["kind"], p["file"]) for p in report["problems"]}
+    assert found == {
+        ("no-mask", "Tile 2/images/image_part_005.jpg"),
+        ("size", "Tile 1/masks/image_part_002.png"),
+        ("size", "Tile 1/masks/image_part_006.png"),
+        ("unreadable", "Tile 1/images/image_part_004.jpg"),
+        ("unreadable", "Tile 2/masks/image_part_003.png"),
+        ("classes", "Tile 2/masks/image_part_008.png"),
+    }
+    size = next(p for p in report["problems"] if p["file"].endswith("part_002.png"))
+    assert "mask is 40x36 but its image is 80x72" in size["message"]
+    assert "'aerialseg train --resize-masks'" in size["message"]
+    assert "100.0% of pixels match no class colour" in report["problems"][-1]["message"]
+    # the figures cover the 12 good pairs of the 17 that have a mask
+    assert report["pairs"] == 17 and report["pixels"] == 12 * 80 * 72
+    assert sum(t["pairs"] for t in report["tiles"].values()) == 12
+
+    assert main(["data", "inspect", str(fresh_dataset)]) == 2
+    out = capsys.readouterr().out
+    assert (
+        "6 problem(s), pairs left out of the figures above: 1 image(s) without a mask,"
+        " 2 mask(s) of another size or grid than the image, 2 unreadable file(s),"
+        " 1 mask(s) the class table does not fit" in out
+    )
+    assert out.count("\n  Tile ") >= 6  # one line per problem
+    assert "  Tile 1/masks/image_part_006.png: mask is 40x36" in out
+
+
+def test_a_dataset_with_no_problem_has_an_empty_list(tiny_dataset, capsys):
+    assert main(["data", "inspect", str(tiny_dataset), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
+
+
+def test_a_dataset_of_only_problems_is_reported_not_divided_by_zero(tmp_path, capsys):
+    root = write_dataset(tmp_path / "ds", tiles=1, parts=1)
+    (root / "Tile 1" / "masks" / "image_part_001.png").write_text("broken")
+    assert main(["data", "inspect", str(root), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["pixels"] == 0 and report["unmatched_share"] == 0.0
+    assert [c["share"] for c in report["classes"]] == [0.0] * 6

@@ -1,9 +1,13 @@
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable, encode_mask
 from aerialseg.data.samples import (
+    TRAINING_FLAGS,
     BandJitter,
     LabelledImage,
     RandomCropDataset,
@@ -13,6 +17,7 @@ from aerialseg.data.samples import (
     load_labelled,
 )
 from aerialseg.data.source import DatasetSource
+from aerialseg.errors import ClassTableError, DatasetError
 from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
 
 
@@ -185,3 +190,27 @@ def test_class_balanced_crops_find_a_rare_class():
 
     assert share_with_rare_class(0.0) < 0.1
     assert 0.4 < share_with_rare_class(1.0) < 0.6  # one class of two, drawn uniformly
+
+
+def test_resize_masks_gives_the_nearest_resampled_mask(fresh_dataset):
+    path = fresh_dataset / "Tile 1" / "masks" / "image_part_004.png"
+    small = Image.open(path).resize((30, 25), Image.Resampling.NEAREST)
+    small.save(path)
+    source = DatasetSource(fresh_dataset)
+    pair = source.pairs[3]
+    with pytest.raises(DatasetError, match=r"30x25 .*; --resize-masks resamples such masks"):
+        load_labelled(source, [pair.id], DUBAI_CLASSES, 0.05, flags=TRAINING_FLAGS)
+    (item,) = load_labelled(source, [pair.id], DUBAI_CLASSES, 0.05, resize_masks=True)
+    expected = np.array(small.convert("RGB").resize((80, 72), Image.Resampling.NEAREST))
+    assert item.mask.shape == (72, 80)
+    assert (item.mask.numpy() == encode_mask(expected, DUBAI_CLASSES).ids).all()
+
+
+def test_training_errors_name_the_training_setting(fresh_dataset):
+    path = fresh_dataset / "Tile 1" / "masks" / "image_part_004.png"
+    Image.new("RGB", (80, 72), (1, 2, 3)).save(path)
+    source = DatasetSource(fresh_dataset)
+    with pytest.raises(ClassTableError, match=r"set by max_unknown=\)"):
+        load_labelled(source, [source.pairs[3].id], DUBAI_CLASSES, 0.05, flags=TRAINING_FLAGS)
+    with pytest.raises(ClassTableError, match=r"set by --max-unknown\)"):
+        load_labelled(source, [source.pairs[3].id], DUBAI_CLASSES, 0.05)

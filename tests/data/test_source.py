@@ -4,14 +4,15 @@ import zipfile
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from PIL import Image
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from aerialseg.data.raster import open_input
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.errors import DatasetError
-from tests.conftest import write_geotiff, write_geotiff_dataset
+from tests.conftest import synthetic_pair, write_geotiff, write_geotiff_dataset, write_mask
 
 
 def zip_folder(folder, archive):
@@ -69,7 +70,9 @@ def test_not_an_image(fresh_dataset):
 def test_wrong_layout(tmp_path):
     (tmp_path / "pictures").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "pictures" / "a.png")
-    with pytest.raises(DatasetError, match="no images/ folder with a masks/ beside it"):
+    with pytest.raises(
+        DatasetError, match=r"no image folder with a label folder beside it; .* images/ \+ labels/"
+    ):
         DatasetSource(tmp_path)
 
 
@@ -85,7 +88,7 @@ def test_empty_dataset(fresh_dataset):
 def test_zip_that_is_not_the_dataset(tmp_path):
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
         z.writestr("readme.txt", "something else")
-    with pytest.raises(DatasetError, match="no images/ folder"):
+    with pytest.raises(DatasetError, match="no image folder"):
         DatasetSource(tmp_path / "other.zip")
 
 
@@ -211,3 +214,220 @@ def test_the_alpha_of_an_rgba_png_marks_nodata_as_in_predict(tmp_path):
     rgb, valid = source.read_image(source.pairs[0])
     assert rgb.shape == (4, 5, 3) and valid.tolist() == [[False, False, True, True, True]] * 4
     assert (rgb[:, 2:] == 200).all()
+
+
+# ---- layouts: folder names of public datasets, and manifests ----
+
+
+def renamed_copy(tiny_dataset, dest, images, masks, tiles=True):
+    """tiny_dataset with its images/ and masks/ folders renamed (Tile 1 only if not tiles)."""
+    for tile in ("Tile 1", "Tile 2") if tiles else ("Tile 1",):
+        base = dest / tile if tiles else dest
+        shutil.copytree(tiny_dataset / tile / "images", base / images)
+        shutil.copytree(tiny_dataset / tile / "masks", base / masks)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("images", "masks"),
+    [("images", "masks"), ("image", "mask"), ("images", "labels"), ("img", "gt")],
+)
+@pytest.mark.parametrize("tiles", [True, False])
+def test_each_layout_is_found(tiny_dataset, tmp_path, images, masks, tiles):
+    root = renamed_copy(tiny_dataset, tmp_path / "ds", images, masks, tiles)
+    for given in (root, root.parent):  # the root itself or the folder above it
+        source = DatasetSource(given)
+        assert len(source.pairs) == (18 if tiles else 9)
+        first = source.pairs[0]
+        # a flat dataset in a folder reads as one tile of that name, as before
+        tile = "Tile 1/" if tiles else ("" if given == root else "ds/")
+        assert first.id == f"{tile}{images}/image_part_001.jpg"
+        assert first.mask == f"{tile}{masks}/image_part_001.png"
+        assert source.root == ("ds" if tiles and given != root else ".")
+        expected = DatasetSource(tiny_dataset).read_mask(DatasetSource(tiny_dataset).pairs[0])
+        assert (source.read_mask(first) == expected).all()
+
+
+def test_a_layout_named_in_no_table_entry_is_refused_with_the_accepted_ones(tiny_dataset, tmp_path):
+    root = renamed_copy(tiny_dataset, tmp_path / "ds", "img", "mask", tiles=False)
+    with pytest.raises(DatasetError) as err:
+        DatasetSource(root)
+    for names in ("images/ + masks/", "image/ + mask/", "images/ + labels/", "img/ + gt/"):
+        assert names in str(err.value)
+    assert "manifest" in str(err.value)
+
+
+def test_the_kaggle_names_win_a_tie_and_the_shallowest_root_wins(tiny_dataset, tmp_path):
+    root = renamed_copy(tiny_dataset, tmp_path / "ds", "images", "labels", tiles=False)
+    shutil.copytree(tiny_dataset / "Tile 1" / "masks", root / "masks")
+    (root / "masks" / "image_part_009.png").unlink()
+    source = DatasetSource(root, strict=False)
+    assert {p.mask.split("/")[0] for p in source.pairs} == {"masks"}
+    assert source.unpaired == [("images/image_part_009.jpg", "masks/image_part_009.png")]
+    # a deeper layout of earlier rank loses to a shallower one
+    deeper = renamed_copy(tiny_dataset, tmp_path / "deep", "img", "gt", tiles=False)
+    renamed_copy(tiny_dataset, deeper / "sub" / "more", "images", "masks", tiles=False)
+    assert DatasetSource(deeper).pairs[0].id == "img/image_part_001.jpg"
+
+
+def test_images_without_masks_are_all_listed_when_not_strict(fresh_dataset):
+    for name in ("Tile 1/masks/image_part_003.png", "Tile 2/masks/image_part_004.png"):
+        (fresh_dataset / name).unlink()
+    with pytest.raises(DatasetError, match=r"image_part_003.jpg: .*'aerialseg data inspect .*ds'"):
+        DatasetSource(fresh_dataset)
+    source = DatasetSource(fresh_dataset, strict=False)
+    assert source.unpaired == [
+        ("Tile 1/images/image_part_003.jpg", "Tile 1/masks/image_part_003.png"),
+        ("Tile 2/images/image_part_004.jpg", "Tile 2/masks/image_part_004.png"),
+    ]
+    assert len(source.pairs) == 16
+
+
+def test_a_dataset_of_images_without_any_mask_is_not_empty_when_not_strict(tmp_path):
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "masks" / "a.txt").write_text("")  # not a mask, though of the image's name
+    source = DatasetSource(tmp_path, strict=False)
+    assert source.pairs == [] and source.unpaired == [("images/a.png", "masks/a.png")]
+
+
+def write_manifest_files(folder):
+    """Two pairs under names no layout knows, as a manifest names them."""
+    rng = np.random.default_rng(3)
+    (folder / "pics").mkdir(parents=True)
+    (folder / "truth").mkdir()
+    for name in ("x", "y"):
+        image, ids = synthetic_pair(rng, 12, 10)
+        Image.fromarray(image).save(folder / "pics" / f"{name}.png")
+        write_mask(folder / "truth" / f"{name}_label.png", ids)
+    return [("pics/x.png", "truth/x_label.png"), ("pics/y.png", "truth/y_label.png")]
+
+
+@pytest.mark.parametrize("kind", ["csv", "yaml", "yml"])
+def test_a_manifest_names_the_pairs(tmp_path, kind):
+    rows = write_manifest_files(tmp_path / "data")
+    manifest = tmp_path / "data" / f"pairs.{kind}"
+    if kind == "csv":
+        manifest.write_text("label,image\n" + "".join(f"{m},{i}\n" for i, m in rows))
+    else:
+        manifest.write_text(yaml.safe_dump([{"image": i, "label": m} for i, m in rows]))
+    source = DatasetSource(manifest)
+    assert [(p.id, p.mask) for p in source.pairs] == rows
+    assert source.root == "." and not source.is_zip
+    rgb, _ = source.read_image(source.pairs[1])
+    assert (rgb == np.array(Image.open(tmp_path / "data" / "pics" / "y.png"))).all()
+    mask = source.read_mask(source.pairs[0])
+    assert (mask == np.array(Image.open(tmp_path / "data" / "truth" / "x_label.png"))).all()
+    assert source.header(source.pairs[0].mask).size == (10, 12)
+
+
+def test_a_manifests_missing_label_is_unpaired(tmp_path):
+    rows = write_manifest_files(tmp_path)
+    (tmp_path / "pairs.csv").write_text(
+        "image,label\n" + "".join(f"{i},{m}\n" for i, m in rows) + "pics/x.png,truth/none.png\n"
+    )
+    with pytest.raises(DatasetError, match="listed twice"):
+        DatasetSource(tmp_path / "pairs.csv")
+    (tmp_path / "pairs.csv").write_text("image,label\npics/x.png,truth/none.png\n")
+    with pytest.raises(DatasetError, match=r"pics/x.png: image has no mask \(expected truth/none"):
+        DatasetSource(tmp_path / "pairs.csv")
+    source = DatasetSource(tmp_path / "pairs.csv", strict=False)
+    assert source.pairs == [] and source.unpaired == [("pics/x.png", "truth/none.png")]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("m.csv", "img,mask\na.png,b.png\n", "needs the header line 'image,label', not 'img,mask'"),
+        ("m.csv", "", "needs the header line 'image,label', not 'an empty file'"),
+        ("m.csv", "image,label\n", "the dataset is empty"),
+        ("m.csv", "image,label\npics/x.png\n", r"entry 1: '' is not a relative path"),
+        ("m.csv", "image,label\n/abs/x.png,a.png\n", "entry 1: '/abs/x.png' is not a relative"),
+        ("m.csv", "image,label\npics/x.png,/abs/m.png\n", "'/abs/m.png' is not a relative"),
+        (
+            "m.csv",
+            "image,label\npics/x.png,a\npics/z.png,a\n",
+            "entry 2: image pics/z.png: no such",
+        ),
+        ("m.yaml", "image: a.png\n", r"a list of entries \{image: PATH, label: PATH\}"),
+        ("m.yaml", "- {image: a.png}\n", r"a list of entries"),
+        ("m.yaml", "- {image: a.png, label: 3}\n", r"a list of entries"),
+        ("m.yaml", "- [a.png, b.png]\n", r"a list of entries"),
+        ("m.yaml", "- {image: [\n", "is not valid YAML"),
+        ("m.yml", "[]\n", "the dataset is empty"),
+    ],
+)
+def test_bad_manifests(tmp_path, name, text, message):
+    write_manifest_files(tmp_path)
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DatasetError, match=message):
+        DatasetSource(tmp_path / name)
+
+
+def test_an_unreadable_manifest(tmp_path):
+    (tmp_path / "m.csv").write_bytes(b"\xff\xfe\xfa image")
+    with pytest.raises(DatasetError, match="cannot read manifest"):
+        DatasetSource(tmp_path / "m.csv")
+
+
+def test_a_file_neither_zip_nor_manifest_names_what_is_accepted(tmp_path):
+    (tmp_path / "data.txt").write_text("image,label\n")
+    with pytest.raises(DatasetError, match=r"not a zip archive, a manifest \(.csv, .yaml\)"):
+        DatasetSource(tmp_path / "data.txt")
+
+
+# ---- masks of another size than their image ----
+
+
+def test_a_plain_mask_of_another_size_is_resampled_nearest_on_request(fresh_dataset):
+    path = fresh_dataset / "Tile 1" / "masks" / "image_part_003.png"
+    small = Image.open(path).resize((20, 18), Image.Resampling.NEAREST)
+    small.save(path)
+    source = DatasetSource(fresh_dataset)
+    pair = source.pairs[2]
+    problem = source.pair_problem(pair)
+    assert problem is not None and "mask is 20x18 but its image is 80x72" in problem
+    assert problem.endswith("--resize-masks resamples such masks to their image's size (nearest)")
+    assert "resize_masks=true resamples" in source.pair_problem(pair, flag="resize_masks=true")
+    assert source.pair_problem(pair, resize_masks=True) is None
+    source.check_sizes(resize_masks=True)
+    with pytest.raises(DatasetError, match=r"20x18 .*'aerialseg data inspect .*' lists every"):
+        source.check_sizes()
+    resized = source.read_mask(pair, size=(80, 72))
+    assert resized.shape == (72, 80, 3)
+    expected = np.array(small.convert("RGB").resize((80, 72), Image.Resampling.NEAREST))
+    assert (resized == expected).all()
+    assert (source.read_mask(pair, size=(20, 18)) == np.array(small.convert("RGB"))).all()
+
+
+def test_a_palette_mask_resamples_its_indices(fresh_dataset):
+    path = fresh_dataset / "Tile 2" / "masks" / "image_part_001.png"  # a palette tile
+    small = Image.open(path).resize((33, 31), Image.Resampling.NEAREST)
+    small.save(path)
+    source = DatasetSource(fresh_dataset)
+    pair = source.pairs[9]
+    values = source.read_mask(pair, palette_as_values=True, size=(80, 72))
+    assert (values == np.array(small.resize((80, 72), Image.Resampling.NEAREST))).all()
+
+
+def test_a_geotiff_mask_of_another_size_is_not_resampled(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8))
+    source = DatasetSource(root)
+    problem = source.pair_problem(source.pairs[0], resize_masks=True)
+    assert problem is not None and problem.endswith("pixel for pixel")
+    assert not source.resizable(source.pairs[0])
+    # one TIFF in a pair is enough: it may carry a georeference
+    assert not source.resizable(Pair("images/a.png", "masks/a.tif"))
+    assert not source.resizable(Pair("images/a.TIF", "masks/a.png"))
+    assert source.resizable(Pair("images/a.jpg", "masks/a.png"))
+
+
+def test_a_damaged_mask_fails_to_resize_with_one_line(fresh_dataset):
+    path = fresh_dataset / "Tile 1" / "masks" / "image_part_001.png"
+    Image.open(path).convert("RGB").resize((40, 36)).save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    source = DatasetSource(fresh_dataset)
+    with pytest.raises(DatasetError, match="image_part_001.png: the file is truncated"):
+        source.read_mask(source.pairs[0], size=(80, 72))

@@ -321,3 +321,20 @@ def test_rule_and_random_split_errors_say_what_to_do():
         "random: test 0.2 and val 0.1 of the images, drawn alike from each of 8 group(s),"
         " seed 4 (aerialseg data split)"
     )
+
+
+def test_scoring_takes_a_split_of_only_what_it_scores(tiny_dataset, tmp_path):
+    pairs = [
+        Pair(id=p.id.replace("image_part_", "scene"), mask=p.mask)
+        for p in DatasetSource(tiny_dataset).pairs
+    ]  # names unlike the Dubai set's
+    path = tmp_path / "test-only.json"
+    path.write_text(json.dumps({"test": [pairs[0].id]}))
+    with pytest.raises(DatasetError, match="leaves no training or no validation images"):
+        make_split(pairs, path)
+    split = make_split(pairs, path, for_training=False)
+    assert split.test == (pairs[0].id,) and split.val == ()
+    with pytest.raises(DatasetError, match="leaves no training or validation images"):
+        make_split(pairs)
+    rule = make_split(pairs, for_training=False)
+    assert rule.test == rule.val == () and len(rule.train) == 18

@@ -1,15 +1,26 @@
 """``evaluate`` scores what ``predict`` would write, with and without flip TTA."""
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 import torch
+import yaml
+from PIL import Image
 from torch import nn
 
 from aerialseg.cli import main
-from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.data.classes import (
+    DUBAI_CLASSES,
+    IGNORE_INDEX,
+    ClassTable,
+    encode_mask,
+    parse_color,
+)
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
+from aerialseg.errors import ClassTableError
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.models.io import LoadedModel, load_model
 
@@ -151,3 +162,169 @@ def test_an_exported_onnx_model_scores_as_its_model_file(
     capsys.readouterr()
     assert main([*argv, "--precision", "bf16"]) == 2
     assert "ONNX Runtime's CPU, in fp32" in capsys.readouterr().err
+
+
+# ---- scoring other data: another class table, test-only split files, every image ----
+
+# The Dubai classes in another order and palette, as another dataset's masks may come.
+OTHER_PALETTE = {
+    "Water": "#0000FF",
+    "Road": "#808080",
+    "Building": "#FF0000",
+    "Unlabeled": "#FFFFFF",
+    "Land": "#A0522D",
+    "Vegetation": "#00FF00",
+}
+
+
+def recoloured(tiny_dataset, dest, palette, rename=None):
+    """tiny_dataset with its masks in ``palette`` (class name -> colour; the Dubai class
+    ``rename`` maps from gets the other name), and that dataset's class table file."""
+    shutil.copytree(tiny_dataset, dest)
+    source = DatasetSource(dest)
+    rename = rename or {}
+    colours = np.zeros((256, 3), np.uint8)  # ignored pixels (the black rows) stay black
+    for i, name in enumerate(DUBAI_CLASSES.names):
+        colours[i] = parse_color(palette[rename.get(name, name)])
+    for pair in source.pairs:
+        ids = encode_mask(source.read_mask(pair), DUBAI_CLASSES).ids
+        Image.fromarray(colours[ids]).save(dest / pair.mask)
+    table = {
+        "classes": [{"name": n, "mask_color": c} for n, c in palette.items()],
+        "ignore_colors": ["#000000"],
+    }
+    path = dest.parent / "other-classes.yaml"
+    path.write_text(yaml.safe_dump(table, sort_keys=False))
+    return path
+
+
+def test_another_palette_scores_as_the_models_own_by_class_name(tiny_model, tiny_dataset, tmp_path):
+    table = recoloured(tiny_dataset, tmp_path / "other", OTHER_PALETTE)
+    model = load_model(tiny_model)
+    own = evaluate(model, tiny_dataset, tmp_path / "own")
+    other = evaluate(model, tmp_path / "other", tmp_path / "o", classes=ClassTable.from_file(table))
+    assert other["confusion_matrix"] == own["confusion_matrix"]
+    assert other["miou5"] == own["miou5"] and other["headline"] == own["headline"]
+    assert other["class_match"] == {
+        "by": "name",
+        "matched": DUBAI_CLASSES.names,
+        "dataset_only": [],
+        "model_only": [],
+    }
+    assert own["class_match"] is None
+    with pytest.raises(ClassTableError, match="match no class colour"):  # the model's table
+        evaluate(model, tmp_path / "other", tmp_path / "x")
+
+
+def test_classes_one_side_has_are_reported_and_left_out(tiny_model, tiny_dataset, tmp_path, capsys):
+    palette = {**OTHER_PALETTE, "sea": OTHER_PALETTE["Water"]}  # the dataset's name for water
+    del palette["Water"]
+    table = recoloured(tiny_dataset, tmp_path / "other", palette, rename={"Water": "sea"})
+    # the model loaded as the command loads it (for inference: other rounding than load_model)
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tiny_model),
+                "--data",
+                str(tiny_dataset),
+                "--out",
+                str(tmp_path / "own"),
+            ]
+        )
+        == 0
+    )
+    own = json.loads((tmp_path / "own" / "metrics.json").read_text())
+    argv = ["evaluate", str(tiny_model), "--data", str(tmp_path / "other"), "--classes", str(table)]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    other = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert other["class_match"] == {
+        "by": "name",
+        "matched": ["Building", "Land", "Road", "Vegetation", "Unlabeled"],
+        "dataset_only": ["sea"],
+        "model_only": ["Water"],
+    }
+    assert (
+        "classes matched by name: Building, Land, Road, Vegetation, Unlabeled; the dataset's,"
+        " not the model's (not scored): sea; the model's, not the dataset's (left out of"
+        " mIoU): Water" in out
+    )
+    water = DUBAI_CLASSES.names.index("Water")
+    expected = np.array(own["confusion_matrix"])
+    expected[water] = 0  # the truth's water pixels are not scored; predictions of water are
+    assert other["confusion_matrix"] == expected.tolist()
+    assert other["headline"] == ["miou4", "pixel_accuracy", "mean_dice"]  # no mIoU-6
+    scored = [other["per_class"][n]["iou"] for n in ("Building", "Land", "Road", "Vegetation")]
+    assert other["miou4"] == pytest.approx(np.mean([v for v in scored if v is not None]))
+
+
+def test_a_table_sharing_no_class_name_is_one_line(tiny_model, tiny_dataset, tmp_path, capsys):
+    table = tmp_path / "t.yaml"
+    table.write_text(yaml.safe_dump({"classes": [{"name": "Tree", "mask_color": "#00FF00"}]}))
+    argv = ["evaluate", str(tiny_model), "--data", str(tiny_dataset), "--classes", str(table)]
+    argv += ["--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "none of the class table's classes (Tree) is one of the model's (Building," in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def renamed_dataset(tiny_dataset, dest):
+    """tiny_dataset with images named unlike the Dubai set's, so no default split."""
+    shutil.copytree(tiny_dataset, dest)
+    for path in sorted(dest.rglob("image_part_*")):
+        path.rename(path.with_name(path.name.replace("image_part_", "scene")))
+    return dest
+
+
+def test_a_test_only_split_file_and_every_image(tiny_model, tiny_dataset, tmp_path, capsys):
+    data = renamed_dataset(tiny_dataset, tmp_path / "mine")
+    split = tmp_path / "test-only.json"
+    chosen = ["Tile 1/images/scene003.jpg", "Tile 2/images/scene009.jpg"]
+    split.write_text(json.dumps({"test": chosen}))
+    base = ["evaluate", str(tiny_model), "--data", str(data)]
+    assert main([*base, "--split-file", str(split), "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["images"] == chosen
+    assert main([*base, "--split", "all", "--out", str(tmp_path / "all")]) == 0
+    report = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    assert len(report["images"]) == 18 and report["split_rule"].startswith("all:")
+    capsys.readouterr()
+    # no split file and names unlike the Dubai set's: what to pass instead
+    assert main([*base, "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "no test images in this dataset" in err and "--split-file" in err
+    assert "--split all" in err and not (tmp_path / "none").exists()
+    assert main([*base, "--split", "val", "--split-file", str(split)]) == 2
+    assert "no val images" in capsys.readouterr().err
+    assert main([*base, "--split", "all", "--split-file", str(split)]) == 2
+    assert "--split all scores every image of the dataset; drop --split-file" in (
+        capsys.readouterr().err
+    )
+
+
+def test_max_unknown_and_resize_masks_are_evaluates_own(
+    tiny_model, fresh_dataset, tmp_path, capsys
+):
+    path = fresh_dataset / "Tile 1" / "masks" / "image_part_002.png"  # a test image's mask
+    original = Image.open(path)
+    recoloured_half = np.array(original.convert("RGB"))
+    recoloured_half[36:] = (1, 2, 3)  # half of it in a colour of no class
+    Image.fromarray(recoloured_half).save(path)
+    base = ["evaluate", str(tiny_model), "--data", str(fresh_dataset)]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 2
+    assert "set by --max-unknown" in capsys.readouterr().err
+    assert main([*base, "--max-unknown", "0.6", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+
+    small = original.resize((40, 36), Image.Resampling.NEAREST)
+    small.save(path)
+    assert main([*base, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "mask is 40x36 but its image is 80x72" in err and "--resize-masks resamples" in err
+    assert main([*base, "--resize-masks", "--out", str(tmp_path / "d")]) == 0
+    resized = evaluate(load_model(tiny_model), fresh_dataset, tmp_path / "e", resize_masks=True)
+    assert (
+        resized["labelled_pixels"]
+        == json.loads((tmp_path / "d" / "metrics.json").read_text())["labelled_pixels"]
+    )

@@ -14,6 +14,8 @@ import yaml
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.errors import AerialsegError
 
+EXIT_PROBLEMS = 2  # as any user error (aerialseg.cli.EXIT_USER_ERROR)
+
 
 def _classes(path: str | None) -> ClassTable:
     return ClassTable.from_file(path) if path else DUBAI_CLASSES
@@ -24,9 +26,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from aerialseg.data.raster import parse_bands
     from aerialseg.data.source import DatasetSource
 
-    source, bands = DatasetSource(args.path), parse_bands(args.bands)
+    source, bands = DatasetSource(args.path, strict=False), parse_bands(args.bands)
     report = inspect_dataset(source, _classes(args.classes), args.max_unknown, bands)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if report["problems"]:  # the report is the message; the exit status says it failed
+        print(
+            f"aerialseg: error: {len(report['problems'])} problem(s) in the dataset, listed"
+            f" above; the first: {report['problems'][0]['message']}",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
     return 0
 
 
@@ -91,6 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
 
     settings = parse_overrides(list(args.overrides))
+    if args.resize_masks:
+        settings["resize_masks"] = True
     launch = {
         key: getattr(args, key) for key in ("max_time", "devices", "num_nodes", "accelerator")
     }
@@ -147,11 +158,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         label_field=args.label_field,
         label_crs=args.label_crs,
         labelled_area=args.labelled_area,
+        classes=args.classes,
+        max_unknown=args.max_unknown,
+        resize_masks=args.resize_masks,
     )
     print(
         f"{args.split} split, {len(report['images'])} images, model {report['model']},"
         f" {report['precision']}"
     )
+    match = report["class_match"]
+    if match:
+        print(
+            "classes matched by name: "
+            + ", ".join(match["matched"])
+            + "".join(
+                f"; {what}: {', '.join(match[key])}"
+                for key, what in (
+                    ("dataset_only", "the dataset's, not the model's (not scored)"),
+                    ("model_only", "the model's, not the dataset's (left out of mIoU)"),
+                )
+                if match[key]
+            )
+        )
     print(format_table(report))
     key = report["headline"][0]
     scored = sorted((v[key], k) for k, v in report["per_image"].items() if v[key] is not None)

@@ -19,7 +19,9 @@ from aerialseg.cli.commands import (
 
 DATASET = (
     "the dataset: a folder of images/ and masks/ (flat, or in tile folders such as the Dubai"
-    " set's 'Tile 1/'), or a zip of one such as the Dubai set's Kaggle archive.zip"
+    " set's 'Tile 1/'; also image/+mask/, images/+labels/, img/+gt/), a zip of one such as"
+    " the Dubai set's Kaggle archive.zip, or a manifest (CSV 'image,label' or YAML) naming"
+    " the pairs"
 )
 CLASSES = (
     "class table (JSON/YAML): each class's name and mask colour or mask value;"
@@ -81,6 +83,15 @@ def _add_pixel_size(p: argparse.ArgumentParser, what: str) -> None:
         type=_positive_size,
         metavar="SIZE",
         help=f"{what} (default: the model's pixel_size, else the data's own)",
+    )
+
+
+def _add_resize_masks(p: argparse.ArgumentParser, more: str = "") -> None:
+    p.add_argument(
+        "--resize-masks",
+        action="store_true",
+        help="resample plain PNG/JPEG masks of another size than their image to its size,"
+        " nearest (default: such a pair is an error; 'data inspect' lists them)" + more,
     )
 
 
@@ -218,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help=SPLIT)
     p.add_argument("--classes", help=CLASSES)
     _add_polygon_labels(p)
+    _add_resize_masks(p, "; the setting resize_masks")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
@@ -268,10 +280,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split",
         default="test",
-        choices=["train", "val", "test"],
-        help="which images of the split to score (default test)",
+        choices=["train", "val", "test", "all"],
+        help="which images of the split to score (default test); all: every image of the"
+        " dataset, no split file needed",
     )
-    p.add_argument("--split-file", help=SPLIT + "; a run folder's split.json scores its own")
+    p.add_argument(
+        "--split-file",
+        help=SPLIT + "; a run folder's split.json scores its own; a file of only the images"
+        " scored will do",
+    )
+    p.add_argument(
+        "--classes",
+        metavar="TABLE",
+        help="the dataset's class table (JSON/YAML) where its masks are not in the model's"
+        " colours or values; its classes are matched to the model's by name, and metrics.json"
+        " says which are scored (default: the model's table)",
+    )
+    p.add_argument(
+        "--max-unknown",
+        type=float,
+        metavar="SHARE",
+        help="largest share of a mask in unknown colours before it is an error (default: the"
+        " model's max_unknown, 0.05 unless trained otherwise)",
+    )
+    _add_resize_masks(p)
     _add_polygon_labels(p)
     p.add_argument("--out", help="output folder (default: beside the model, eval-SPLIT)")
     _add_device(p)

@@ -270,8 +270,11 @@ def unpack_hex(code: int) -> str:
     return to_hex(((code >> 16) & 255, (code >> 8) & 255, code & 255))
 
 
-def check_unknown_share(encoded: EncodedMask, name: str, max_share: float) -> None:
-    """Raise if more than ``max_share`` of a mask's pixels match no listed colour or value."""
+def check_unknown_share(
+    encoded: EncodedMask, name: str, max_share: float, flag: str = "--max-unknown"
+) -> None:
+    """Raise if more than ``max_share`` of a mask's pixels match no listed colour or value.
+    ``flag``: how the user sets the limit, for the message (``max_unknown=`` in training)."""
     total = encoded.ids.size
     n_unknown = sum(encoded.unknown.values())
     if total and n_unknown / total > max_share:
@@ -283,5 +286,5 @@ def check_unknown_share(encoded: EncodedMask, name: str, max_share: float) -> No
         raise ClassTableError(
             f"{name}: {n_unknown / total:.1%} of pixels match no class {kind} (most common:"
             f" {top}); the class table does not fit these masks: pass the right one with"
-            f" --classes (limit {max_share:.0%}, set by --max-unknown)"
+            f" --classes (limit {max_share:.0%}, set by {flag})"
         )

@@ -10,6 +10,10 @@ from tqdm import tqdm
 
 from aerialseg.data.classes import ClassTable, check_unknown_share, encode_mask
 from aerialseg.data.source import DatasetSource
+from aerialseg.errors import ClassTableError, DatasetError
+
+# how a user resamples masks of another size, said where inspect lists them
+RESIZE_HINT = "'aerialseg train --resize-masks' (and evaluate's)"
 
 
 def inspect_dataset(
@@ -18,8 +22,14 @@ def inspect_dataset(
     max_unknown: float,
     bands: tuple[int, ...] | None = None,
 ) -> dict:
-    """Read every pair once and summarise it. Raises on the first bad file."""
-    source.check_sizes()
+    """Read every pair once and summarise it, with every problem found (``problems``:
+    images without a mask, masks of another size or grid, unreadable files, masks over
+    the unknown limit); pairs with a problem are left out of the figures. A source made
+    with ``strict=False`` lists its images without a mask too."""
+    problems = [
+        _problem("no-mask", image, f"{image}: image has no mask (expected {expected})")
+        for image, expected in source.unpaired
+    ]
     class_pixels = np.zeros(table.num_classes, dtype=np.int64)
     unknown: dict[str, Counter] = {"colors": Counter(), "values": Counter()}
     ignored = 0
@@ -29,16 +39,30 @@ def inspect_dataset(
     grids: Counter = Counter()  # CRS and pixel size: one dataset, one ground resolution
     pixel_sizes: Counter = Counter()
     mask_modes: Counter = Counter()
-    for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False):
-        source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
+    # disable=None: no bar where stderr is no terminal, so a problem is one line there
+    for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False, disable=None):
+        try:
+            problem = source.pair_problem(pair, flag=RESIZE_HINT)
+            if problem:
+                problems.append(_problem("size", pair.mask, problem))
+                continue
+            source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
+            mask = source.read_mask(pair, table.by_value)
+        except DatasetError as err:
+            problems.append(_problem("unreadable", str(err).split(":")[0], str(err)))
+            continue
+        try:
+            encoded = encode_mask(mask, table, pair.mask)
+            check_unknown_share(encoded, pair.mask, max_unknown)
+        except ClassTableError as err:
+            problems.append(_problem("classes", pair.mask, str(err)))
+            continue
         image = source.header(pair.id)
         image_modes[image.mode] += 1
         grids[image.describe_grid() or "none"] += 1
         if image.grid:
             pixel_sizes[round(abs(image.grid[1].a), 6)] += 1
         mask_modes[source.header(pair.mask).mode] += 1
-        encoded = encode_mask(source.read_mask(pair, table.by_value), table, pair.mask)
-        check_unknown_share(encoded, pair.mask, max_unknown)
         h, w = encoded.ids.shape
         class_pixels += np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]
         unknown["values" if encoded.by_value else "colors"].update(
@@ -54,6 +78,7 @@ def inspect_dataset(
         "path": str(source.path),
         "root": source.root,
         "pairs": len(source.pairs),
+        "problems": problems,
         "tiles": {
             name: {"pairs": t["pairs"], "sizes": dict(t["sizes"])}
             for name, t in sorted(tiles.items())
@@ -69,14 +94,14 @@ def inspect_dataset(
                 "mask_color": c.mask_color,
                 "mask_value": c.mask_value,
                 "pixels": int(n),
-                "share": n / total,
+                "share": n / total if total else 0.0,
             }
             for c, n in zip(table.classes, class_pixels, strict=True)
         ],
         "labelled_pixels": labelled,
         "ignore_color_pixels": ignored,  # or ignore values
         "unmatched_pixels": total - labelled,
-        "unmatched_share": (total - labelled) / total,
+        "unmatched_share": (total - labelled) / total if total else 0.0,
         "unknown_colors": [
             {"color": code, "pixels": n} for code, n in unknown["colors"].most_common(10)
         ],
@@ -84,6 +109,10 @@ def inspect_dataset(
             {"value": code, "pixels": n} for code, n in unknown["values"].most_common(10)
         ],
     }
+
+
+def _problem(kind: str, file: str, message: str) -> dict:
+    return {"kind": kind, "file": file, "message": message}
 
 
 def format_report(report: dict) -> str:
@@ -120,4 +149,20 @@ def format_report(report: dict) -> str:
         lines.append(f"  unknown colour {u['color']}: {u['pixels']:,} px")
     for u in report["unknown_values"]:
         lines.append(f"  unknown value {u['value']}: {u['pixels']:,} px")
+    problems = report["problems"]
+    if problems:
+        kinds = Counter(p["kind"] for p in problems)
+        lines.append(
+            f"{len(problems)} problem(s), pairs left out of the figures above: "
+            + ", ".join(f"{n} {PROBLEM_KINDS[kind]}" for kind, n in kinds.items())
+        )
+        lines += [f"  {p['message']}" for p in problems]
     return "\n".join(lines)
+
+
+PROBLEM_KINDS = {
+    "no-mask": "image(s) without a mask",
+    "size": "mask(s) of another size or grid than the image",
+    "unreadable": "unreadable file(s)",
+    "classes": "mask(s) the class table does not fit",
+}

@@ -24,6 +24,19 @@ from aerialseg.data.classes import IGNORE_INDEX, ClassTable, check_unknown_share
 from aerialseg.data.source import DatasetSource
 
 
+@dataclass(frozen=True)
+class Flags:
+    """How a command's user sets what ``load_labelled``'s errors suggest changing: the
+    evaluate command's flags by default, the training settings in ``TRAINING_FLAGS``."""
+
+    max_unknown: str = "--max-unknown"
+    resize_masks: str = "--resize-masks"
+    bands: str = "bands="  # evaluate reads the model's bands: only training sets them
+
+
+TRAINING_FLAGS = Flags(max_unknown="max_unknown=", resize_masks="--resize-masks")
+
+
 @dataclass
 class LabelledImage:
     """A decoded image and its labels: also a scene held in memory (data/scenes.py), whose
@@ -57,21 +70,26 @@ def load_labelled(
     desc: str = "loading",
     bands: tuple[int, ...] | None = None,
     pixel_size: float | None = None,
+    resize_masks: bool = False,
+    flags: Flags = Flags(),
 ) -> list[LabelledImage]:
     """Decode images and masks, checking sizes and the share of unknown mask colours or
     values. Nodata pixels of an image are ignored in its mask. ``bands``: the bands of
     raster images to read (1-based; default: RGB, their first three). ``pixel_size``:
-    georeferenced images and masks resampled to pixels of that size."""
+    georeferenced images and masks resampled to pixels of that size. ``resize_masks``:
+    plain masks of another size than their image resampled to it (nearest). ``flags``:
+    how the calling command's user sets these, for its errors."""
     by_id = {p.id: p for p in source.pairs}
     pairs = [by_id[i] for i in ids]
-    source.check_sizes(pairs)
+    source.check_sizes(pairs, resize_masks, flags.resize_masks)
     out = []
     # disable=None: no bar where stderr is no terminal (a log file would get every redraw)
     for pair in tqdm(pairs, desc=desc, unit="img", leave=False, disable=None):
-        mask = source.read_mask(pair, classes.by_value, pixel_size)
+        size = source.image_size(pair.id) if resize_masks else None
+        mask = source.read_mask(pair, classes.by_value, pixel_size, size)
         encoded = encode_mask(mask, classes, pair.mask)
-        check_unknown_share(encoded, pair.mask, max_unknown)
-        values, valid = source.read_image(pair, bands, pixel_size=pixel_size)
+        check_unknown_share(encoded, pair.mask, max_unknown, flags.max_unknown)
+        values, valid = source.read_image(pair, bands, flags.bands, pixel_size)
         if valid is not None:
             encoded.ids[~valid] = IGNORE_INDEX
         image = torch.from_numpy(values).permute(2, 0, 1)

@@ -29,7 +29,7 @@ from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.polygons import PolygonLabels, read_polygons
 from aerialseg.data.raster import InputError, RasterInput, input_name, is_url, open_input
-from aerialseg.data.samples import LabelledImage, Scene, load_labelled
+from aerialseg.data.samples import TRAINING_FLAGS, Flags, LabelledImage, Scene, load_labelled
 from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.data.splits import Split
 from aerialseg.errors import DatasetError
@@ -254,24 +254,40 @@ def labelled_scenes(
     classes: ClassTable,
     cfg,
     desc: str,
+    flags: Flags = TRAINING_FLAGS,
 ) -> list[Scene]:
-    """The scenes ``ids`` of ``data``: image/mask pairs decoded and checked (they are
-    collections of images that fit), scenes with polygon labels in memory while they fit
-    in ``cfg.cache_megabytes``, else streamed."""
+    """The scenes ``ids`` of ``data``, read as ``cfg`` (a TrainConfig) says: image/mask
+    pairs decoded and checked (they are collections of images that fit), scenes with
+    polygon labels in memory while they fit in ``cfg.cache_megabytes``, else streamed.
+    ``flags``: how the calling command's user changes what the errors name."""
     if isinstance(data, GeoData):
         return list(data.scenes(ids, cfg.cache_megabytes))
-    found: list[Scene] = list(
-        load_labelled(data, ids, classes, cfg.max_unknown, desc, cfg.band_tuple, cfg.pixel_size)
+    return list(
+        load_labelled(
+            data,
+            ids,
+            classes,
+            cfg.max_unknown,
+            desc,
+            cfg.band_tuple,
+            cfg.pixel_size,
+            cfg.resize_masks,
+            flags,
+        )
     )
-    return found
 
 
 def split_scenes(
-    data: DatasetSource | GeoData, split: Split, name: str, classes: ClassTable, cfg
+    data: DatasetSource | GeoData,
+    split: Split,
+    name: str,
+    classes: ClassTable,
+    cfg,
+    flags: Flags = TRAINING_FLAGS,
 ) -> tuple[list[Scene], list]:
     """The scenes split ``name`` uses, and its parts as (scene index, window or None)."""
     parts = split.parts(name)
     ids = list(dict.fromkeys(i for i, _ in parts))
     index = {i: k for k, i in enumerate(ids)}
-    scenes = labelled_scenes(data, ids, classes, cfg, f"{name} images")
+    scenes = labelled_scenes(data, ids, classes, cfg, f"{name} images", flags)
     return scenes, [(index[i], w) for i, w in parts]

@@ -1,6 +1,5 @@
-"""Find image/mask pairs in a dataset as users get it: the Kaggle zip or its folder.
-
-Layout (the Kaggle "Semantic segmentation of aerial imagery" one, also fine for own data)::
+"""Find image/mask pairs in a dataset as users get it: the Kaggle zip or its folder, a
+folder of another common layout, or a manifest (``aerialseg.data.layouts``), e.g.::
 
     ROOT/[GROUP/]images/NAME.jpg|png|tif   and   ROOT/[GROUP/]masks/NAME.png|tif
 
@@ -11,8 +10,8 @@ single-band rasters of class values (GeoTIFF label rasters, the class rasters pr
 writes); ``aerialseg.data.classes`` maps either to class ids.
 
 ROOT may sit one or two folders below the path the user gives (the zip wraps it in
-``Semantic segmentation dataset/``). Pair ids are image paths relative to ROOT, the form
-``../shared/benchmark/split.json`` uses.
+``Semantic segmentation dataset/``); a manifest's ROOT is its folder. Pair ids are image
+paths relative to ROOT, the form ``../shared/benchmark/split.json`` uses.
 """
 
 from __future__ import annotations
@@ -31,16 +30,11 @@ from PIL import Image, UnidentifiedImageError
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
+from aerialseg.data.layouts import LAYOUT_HINT, find_in_folders, is_manifest, read_manifest
 from aerialseg.data.raster import InputError, at_pixel_size, read_bands
 from aerialseg.errors import DatasetError, library_reason
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 RASTER_SUFFIXES = (".tif", ".tiff")  # read with rasterio: any band count, type, compression
-MASK_SUFFIXES = (".png", ".tif", ".tiff")
-LAYOUT_HINT = (
-    "expected folders named images/ and masks/ (optionally inside one folder per tile),"
-    " as in the Kaggle 'Semantic segmentation of aerial imagery' archive.zip"
-)
 
 
 @dataclass(frozen=True)
@@ -75,86 +69,48 @@ class Pair:
 
 
 class DatasetSource:
-    """Reads files of one dataset from a folder or a zip archive."""
+    """Reads files of one dataset from a folder, a zip archive or a manifest's folder.
 
-    def __init__(self, path: str | Path):
+    ``strict``: an image without its mask is an error (training, scoring); without it,
+    such images are left out and listed in ``unpaired`` (``data inspect`` reports them)."""
+
+    def __init__(self, path: str | Path, strict: bool = True):
         self.path = Path(path)
         if not self.path.exists():
             raise DatasetError(f"{self.path}: no such file or folder")
-        if self.path.is_file():
+        self._folder = self.path  # where a folder's or a manifest's files are read from
+        if self.path.is_file() and is_manifest(self.path):
+            self._folder = self.path.parent
+            found = read_manifest(self.path)
+        elif self.path.is_file():
             if not zipfile.is_zipfile(self.path):
                 raise DatasetError(
-                    f"{self.path}: not a zip archive nor a folder; pass the dataset's"
-                    " archive.zip or the folder it extracts to"
+                    f"{self.path}: not a zip archive, a manifest (.csv, .yaml) nor a folder;"
+                    f" pass the dataset's archive.zip or the folder it extracts to; {LAYOUT_HINT}"
                 )
             with zipfile.ZipFile(self.path) as archive:
                 names = [n for n in archive.namelist() if not n.endswith("/")]
-            self._files = names
+            found = find_in_folders(names, str(self.path))
         else:
-            self._files = [
+            files = [
                 p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
             ]
-        self.root = self._find_root()
-        self.pairs = self._find_pairs()
+            found = find_in_folders(files, str(self.path))
+        self.root = found.root
+        self.pairs = [Pair(id=image, mask=mask) for image, mask in found.pairs]
+        self.unpaired = found.unpaired  # (image, the mask expected)
+        if strict and self.unpaired:
+            image, expected = self.unpaired[0]
+            raise DatasetError(
+                f"{image}: image has no mask (expected {expected}); add the mask or remove the"
+                f" image{self.inspect_hint()}"
+            )
+        if not self.pairs and not self.unpaired:
+            raise DatasetError(f"{self.path}: the dataset is empty, no images found; {LAYOUT_HINT}")
 
     @property
     def is_zip(self) -> bool:
-        return self.path.is_file()
-
-    def _find_root(self) -> str:
-        """The shallowest folder whose children (or itself) hold images/ and masks/."""
-        candidates = set()
-        for name in self._files:
-            parts = PurePosixPath(name).parts
-            if len(parts) >= 2 and parts[-2] == "images":
-                group = PurePosixPath(*parts[:-2])
-                # root is the group itself (flat) or the group's parent (tiled)
-                candidates.add(str(group.parent) if group.parts else ".")
-                candidates.add(str(group) if group.parts else ".")
-        roots = sorted(
-            (c for c in candidates if self._has_pairs_below(c)),
-            key=lambda c: len(PurePosixPath(c).parts) if c != "." else 0,
-        )
-        if not roots:
-            raise DatasetError(
-                f"{self.path}: no images/ folder with a masks/ beside it; {LAYOUT_HINT}"
-            )
-        return roots[0]
-
-    def _has_pairs_below(self, root: str) -> bool:
-        prefix = "" if root == "." else root + "/"
-        rel = [n[len(prefix) :] for n in self._files if n.startswith(prefix)]
-        return any(PurePosixPath(r).parts[-2:-1] == ("masks",) for r in rel) and any(
-            PurePosixPath(r).parts[-2:-1] == ("images",) for r in rel
-        )
-
-    def _relative_files(self) -> list[str]:
-        prefix = "" if self.root == "." else self.root + "/"
-        return sorted(n[len(prefix) :] for n in self._files if n.startswith(prefix))
-
-    def _find_pairs(self) -> list[Pair]:
-        files = self._relative_files()
-        masks_by_key = {}
-        for rel in files:
-            p = PurePosixPath(rel)
-            if p.parent.name == "masks" and p.suffix.lower() in MASK_SUFFIXES:
-                masks_by_key[(str(p.parent.parent), p.stem)] = rel
-        pairs = []
-        for rel in files:
-            p = PurePosixPath(rel)
-            if p.parent.name != "images" or p.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            mask = masks_by_key.get((str(p.parent.parent), p.stem))
-            if mask is None:
-                expected = p.parent.parent / "masks" / (p.stem + ".png")
-                raise DatasetError(
-                    f"{rel}: image has no mask (expected {expected});"
-                    " add the mask or remove the image"
-                )
-            pairs.append(Pair(id=rel, mask=mask))
-        if not pairs:
-            raise DatasetError(f"{self.path}: the dataset is empty, no images found; {LAYOUT_HINT}")
-        return pairs
+        return self.path.is_file() and not is_manifest(self.path)
 
     def _open(self, rel: str) -> Image.Image:
         full = rel if self.root == "." else f"{self.root}/{rel}"
@@ -163,7 +119,7 @@ class DatasetSource:
                 with zipfile.ZipFile(self.path) as archive:
                     data = archive.read(full)
                 return Image.open(io.BytesIO(data))
-            return Image.open(self.path / full)
+            return Image.open(self._folder / full)
         except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as err:
             raise DatasetError(
                 f"{rel}: cannot read the file ({err.__class__.__name__}: {err}); it is damaged or"
@@ -215,7 +171,7 @@ class DatasetSource:
                     with rasterio.MemoryFile(data) as memory, memory.open() as dataset:
                         yield dataset
                 else:
-                    with rasterio.open(self.path / full) as dataset:
+                    with rasterio.open(self._folder / full) as dataset:
                         yield dataset
         except (RasterioIOError, zipfile.BadZipFile) as err:
             raise DatasetError(
@@ -249,13 +205,18 @@ class DatasetSource:
         return values, None if valid.all() else valid
 
     def read_mask(
-        self, pair: Pair, palette_as_values: bool = False, pixel_size: float | None = None
+        self,
+        pair: Pair,
+        palette_as_values: bool = False,
+        pixel_size: float | None = None,
+        size: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG or TIFF), or
         the (H, W) values of a single-band one, a masked array where the raster declares
         nodata. A palette file holds values too (the class rasters predict writes):
         ``palette_as_values`` reads those instead of their colours. ``pixel_size``:
-        resampled to pixels of that size (GeoTIFF masks only), labels kept whole."""
+        resampled to pixels of that size (GeoTIFF masks only), labels kept whole. ``size``:
+        a plain (PNG) mask of another (width, height) is resampled to it, nearest."""
         if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
             with self._raster(pair.mask, pixel_size, labels=True) as dataset:
                 palette = dataset.colorinterp[0] == ColorInterp.palette
@@ -278,6 +239,8 @@ class DatasetSource:
                 " georeference"
             )
         image = self._open(pair.mask)
+        if size is not None and image.size != size:
+            image = self._resized(pair.mask, image, size)
         mode = image.mode
         if mode in ("RGB", "RGBA") or (mode == "P" and not palette_as_values):
             return self._load(pair.mask, "RGB", image)
@@ -287,6 +250,16 @@ class DatasetSource:
                 " class values (8 or 16 bit)"
             )
         return self._load(pair.mask, None, image)
+
+    def _resized(self, rel: str, image: Image.Image, size: tuple[int, int]) -> Image.Image:
+        # nearest sampling keeps every pixel one of the mask's own colours or values
+        try:
+            return image.resize(size, Image.Resampling.NEAREST)
+        except OSError as err:
+            raise DatasetError(
+                f"{rel}: the file is truncated or damaged ({err}); replace it or remove it from"
+                " the dataset"
+            ) from None
 
     def header(self, rel: str) -> FileHeader:
         """Size, pixel storage and georeference of a file, from its header only."""
@@ -302,23 +275,56 @@ class DatasetSource:
         """(width, height) from the header only."""
         return self.header(rel).size
 
-    def check_sizes(self, pairs: list[Pair] | None = None) -> None:
+    def inspect_hint(self) -> str:
+        """Where a user finds every problem, for errors that name only the first."""
+        return f" ('aerialseg data inspect {self.path}' lists every problem of the dataset)"
+
+    def resizable(self, pair: Pair) -> bool:
+        """A plain (PNG/JPEG) pair, whose mask may be resampled to its image's size."""
+        return not any(
+            PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES for rel in (pair.id, pair.mask)
+        )
+
+    def pair_problem(
+        self, pair: Pair, resize_masks: bool = False, flag: str = "--resize-masks"
+    ) -> str | None:
+        """What is wrong between a pair's image and mask headers, or None: a mask of another
+        size (but for a plain pair with ``resize_masks``), or on another georeferenced pixel
+        grid. ``flag`` is how the user asks for resized masks, for the message."""
+        image, mask = self.header(pair.id), self.header(pair.mask)
+        if image.size != mask.size:
+            if resize_masks and self.resizable(pair):
+                return None
+            hint = (
+                f"; {flag} resamples such masks to their image's size (nearest)"
+                if self.resizable(pair)
+                else ""
+            )
+            return (
+                f"{pair.mask}: mask is {mask.size[0]}x{mask.size[1]} but its image is"
+                f" {image.size[0]}x{image.size[1]}; masks must match their image pixel for"
+                f" pixel{hint}"
+            )
+        if image.grid and mask.grid and not _same_grid(image.grid, mask.grid):
+            return (
+                f"{pair.mask}: mask lies on another grid than its image (CRS or pixel"
+                " origin and size differ); resample it onto the image's grid (gdalwarp"
+                " with the image's extent, resolution and CRS)"
+            )
+        return None
+
+    def check_sizes(
+        self,
+        pairs: list[Pair] | None = None,
+        resize_masks: bool = False,
+        flag: str = "--resize-masks",
+    ) -> None:
         """Raise on the first pair whose mask size, or georeferenced pixel grid, differs from
-        its image's."""
+        its image's (``pair_problem``)."""
         for pair in pairs or self.pairs:
-            image, mask = self.header(pair.id), self.header(pair.mask)
-            if image.size != mask.size:
-                raise DatasetError(
-                    f"{pair.mask}: mask is {mask.size[0]}x{mask.size[1]} but its image is"
-                    f" {image.size[0]}x{image.size[1]};"
-                    " masks must match their image pixel for pixel"
-                )
-            if image.grid and mask.grid and not _same_grid(image.grid, mask.grid):
-                raise DatasetError(
-                    f"{pair.mask}: mask lies on another grid than its image (CRS or pixel"
-                    " origin and size differ); resample it onto the image's grid (gdalwarp"
-                    " with the image's extent, resolution and CRS)"
-                )
+            problem = self.pair_problem(pair, resize_masks, flag)
+            if problem:
+                raise DatasetError(problem + self.inspect_hint())
 
 
 def _same_grid(a, b) -> bool:

@@ -76,12 +76,13 @@ class Split:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-def rule_split(pairs: list[Pair]) -> Split:
-    """The default split by image name."""
+def rule_split(pairs: list[Pair], for_training: bool = True) -> Split:
+    """The default split by image name. ``for_training``: it must leave training and
+    validation images (scoring needs only the split it scores)."""
     test = tuple(p.id for p in pairs if p.stem in TEST_STEMS)
     val = tuple(p.id for p in pairs if p.stem in VAL_STEMS)
     train = tuple(p.id for p in pairs if p.stem not in TEST_STEMS + VAL_STEMS)
-    if not train or not val:
+    if for_training and (not train or not val):
         raise DatasetError(
             "the default split rule (image_part_002/005/007 of each tile) leaves no training or"
             " validation images in this dataset; pass a split file with --split ('aerialseg"
@@ -90,9 +91,10 @@ def rule_split(pairs: list[Pair]) -> Split:
     return Split(train=train, val=val, test=test, rule=RULE)
 
 
-def file_split(pairs: list[Pair], path: str | Path) -> Split:
+def file_split(pairs: list[Pair], path: str | Path, for_training: bool = True) -> Split:
     """A split from a JSON file; ``val`` defaults to the rule's validation images, ``train``
-    to every image neither in ``test`` nor in ``val``."""
+    to every image neither in ``test`` nor in ``val``. ``for_training``: it must leave
+    training and validation images; scoring takes a file of only what it scores."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -137,7 +139,7 @@ def file_split(pairs: list[Pair], path: str | Path) -> Split:
             )
         if held_out & set(train):
             raise DatasetError(f"split file {path}: an image is in 'train' and 'test' or 'val'")
-    if not train or not val:
+    if for_training and (not train or not val):
         raise DatasetError(f"split file {path} leaves no training or no validation images")
     rule = str(data.get("rule", f"from {path.name}"))
     return Split(train=train, val=val, test=test, rule=rule)
@@ -220,5 +222,9 @@ def random_split(pairs: list[Pair], val: float, test: float, seed: int = 0) -> S
     )
 
 
-def make_split(pairs: list[Pair], split_file: str | Path | None = None) -> Split:
-    return file_split(pairs, split_file) if split_file else rule_split(pairs)
+def make_split(
+    pairs: list[Pair], split_file: str | Path | None = None, for_training: bool = True
+) -> Split:
+    if split_file:
+        return file_split(pairs, split_file, for_training)
+    return rule_split(pairs, for_training)

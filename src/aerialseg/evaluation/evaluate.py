@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +14,10 @@ from tqdm import tqdm
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.raster import display_rgb
-from aerialseg.data.samples import LabelledImage, WholeImageDataset
+from aerialseg.data.samples import Flags, LabelledImage, WholeImageDataset
 from aerialseg.data.scenes import PolygonSpec, open_dataset, split_scenes
-from aerialseg.data.splits import make_split
+from aerialseg.data.splits import Split, make_split
+from aerialseg.errors import ClassTableError, DatasetError
 from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
@@ -54,6 +55,64 @@ def _part_name(image: str, window) -> str:
     return f"{image}[{window.col_off},{window.row_off},{window.width},{window.height}]"
 
 
+@dataclass(frozen=True)
+class ClassMatch:
+    """A dataset's class table matched to a model's by class name (case aside)."""
+
+    lut: np.ndarray  # (256,) dataset class id -> model class id; IGNORE_INDEX: not scored
+    table: ClassTable  # the model's, with the classes the dataset lacks left out of mIoU
+    report: dict  # which classes are scored, which are not and why (metrics.json)
+
+
+def match_classes(model: ClassTable, data: ClassTable) -> ClassMatch:
+    """Score a model on masks of another class table: the classes both have are scored;
+    pixels of the dataset's classes the model lacks are ignored; the model's classes the
+    dataset lacks are left out of mIoU (predicting them on a scored pixel is an error)."""
+    by_name = {c.name.casefold(): i for i, c in enumerate(model.classes)}
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for j, c in enumerate(data.classes):
+        lut[j] = by_name.get(c.name.casefold(), IGNORE_INDEX)
+    shared = {int(i) for i in lut[: data.num_classes] if i != IGNORE_INDEX}
+    if not shared:
+        raise ClassTableError(
+            f"none of the class table's classes ({', '.join(data.names)}) is one of the"
+            f" model's ({', '.join(model.names)}); classes are matched by name"
+        )
+    table = replace(
+        model,
+        classes=tuple(
+            c if i in shared else replace(c, scored=False) for i, c in enumerate(model.classes)
+        ),
+    )
+    report = {
+        "by": "name",
+        "matched": [model.classes[i].name for i in sorted(shared)],
+        "dataset_only": [  # their pixels are ignored
+            c.name for j, c in enumerate(data.classes) if lut[j] == IGNORE_INDEX
+        ],
+        # left out of mIoU; a scored pixel predicted as one of them counts as an error
+        "model_only": [c.name for i, c in enumerate(model.classes) if i not in shared],
+    }
+    return ClassMatch(lut, table, report)
+
+
+def select_split(source, split_name: str, split_file: str | None) -> tuple[Split, str]:
+    """The split to score and the name of its part: a part of the split file or of the
+    protocol's rule, or for ``all`` every image (as the test part of a split of its own)."""
+    if split_name == "all":
+        if split_file:
+            raise DatasetError("--split all scores every image of the dataset; drop --split-file")
+        every = tuple(p.id for p in source.pairs)
+        return Split((), (), every, "all: every image of the dataset"), "test"
+    split = make_split(source.pairs, split_file, for_training=False)
+    if not split.parts(split_name):
+        raise DatasetError(
+            f"no {split_name} images in this dataset by the split ({split.rule}); name them in"
+            " a split file with --split-file, or score every image with --split all"
+        )
+    return split, split_name
+
+
 def evaluate(
     model: LoadedModel | OnnxEngine,
     data: str | Path,
@@ -67,6 +126,9 @@ def evaluate(
     engine=None,
     pixel_size: float | None = None,
     polygons: PolygonSpec | None = None,
+    classes: ClassTable | None = None,
+    max_unknown: float | None = None,
+    resize_masks: bool = False,
 ) -> dict:
     """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
     ``model`` is a loaded model file or an exported ONNX model (``OnnxEngine``, on the CPU).
@@ -76,13 +138,19 @@ def evaluate(
     ``engine`` (inference/engine.py's interface) is scored in place of the model's own, with
     the model's windows and classes: the benchmarks score ensembles and other TTAs so.
     ``pixel_size``: score georeferenced data resampled to it (None: the model's, if any).
+    ``split_name`` ``all`` scores every image. ``classes``: the dataset's class table if
+    not the model's, matched to it by name (``match_classes``). ``max_unknown``: the
+    share of a mask in colours of no class before it is an error (None: the model's).
+    ``resize_masks``: plain masks of another size than their image resampled to it.
     ``polygons``: ``data`` is image rasters labelled by these polygons; with a block split
     only the blocks of ``split_name`` are scored."""
-    cfg, classes = model.config, model.classes
+    cfg = model.config
+    match = match_classes(model.classes, classes) if classes is not None else None
+    data_classes = classes or model.classes  # what the masks are read with
+    classes = match.table if match else model.classes  # what is scored
     pixel_size = pixel_size or cfg.pixel_size
-    source = open_dataset(data, classes, polygons, cfg.band_tuple, pixel_size)
-    split = make_split(source.pairs, split_file)
-    ids = split.ids(split_name)
+    source = open_dataset(data, data_classes, polygons, cfg.band_tuple, pixel_size)
+    split, part = select_split(source, split_name, split_file)
     net = None if isinstance(model, OnnxEngine) else model.net  # an OnnxEngine is its engine
     device = next(net.parameters()).device if net is not None else torch.device("cpu")
     if engine is None:
@@ -94,12 +162,21 @@ def evaluate(
     ignored = 0
     panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
     # whole images, or the blocks of a block split, read one at a time
-    scenes, parts = split_scenes(
-        source, split, split_name, classes, replace(cfg, pixel_size=pixel_size)
+    reading = replace(
+        cfg,
+        pixel_size=pixel_size,
+        max_unknown=cfg.max_unknown if max_unknown is None else max_unknown,
+        resize_masks=resize_masks,
     )
-    items = WholeImageDataset([scenes[k] for k, _ in parts], [w for _, w in parts]).items
-    ids = tuple(_part_name(i, w) for i, w in split.parts(split_name))
-    bar = tqdm(items, desc="evaluate", unit="img")
+    scenes, parts = split_scenes(source, split, part, data_classes, reading, Flags())
+    items: Iterable[LabelledImage] = WholeImageDataset(
+        [scenes[k] for k, _ in parts], [w for _, w in parts]
+    ).items
+    ids = tuple(_part_name(i, w) for i, w in split.parts(part))
+    if match:  # masks in the model's class ids
+        lut = torch.from_numpy(match.lut)
+        items = (replace(item, mask=lut[item.mask.long()]) for item in items)
+    bar = tqdm(items, desc="evaluate", unit="img", total=len(ids))
     tally, temperature = ConfidenceTally(), cfg.confidence_temperature or 1.0
     for name, (item, probs) in zip(
         ids, predicted_probs(engine, cfg, bar, device, batch_size), strict=True
@@ -128,6 +205,8 @@ def evaluate(
                 )
             )
     metrics = metrics_from_confusion(total, classes)
+    if match and match.report["model_only"]:  # mIoU over every model class means nothing
+        metrics["headline"] = [k for k in metrics["headline"] if k != f"miou{classes.num_classes}"]
     report = {
         "model": cfg.model,
         "split": split_name,
@@ -141,6 +220,7 @@ def evaluate(
         # predict --confidence on these pixels: its mean and calibration error
         "confidence": tally.summary(temperature),
         "classes": classes.names,
+        "class_match": match.report if match else None,
         "per_image": per_image,
     }
     out = Path(out)

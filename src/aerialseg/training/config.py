@@ -131,6 +131,9 @@ class TrainConfig:
     window: int = 512
     overlap: float = 0.0625  # share of a window that overlaps its neighbour
     max_unknown: float = 0.05  # largest share of unknown mask colours before an error
+    # plain PNG/JPEG masks of another size than their image are resampled to it, nearest
+    # (train --resize-masks); false: such a pair is an error (data inspect lists them all)
+    resize_masks: bool = False
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"  # auto: a GPU if any
     devices: int = 1  # GPUs (or CPU processes) to train on with DDP
     num_nodes: int = 1  # machines to train on with DDP

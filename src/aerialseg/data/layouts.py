@@ -1,0 +1,171 @@
+"""Where a dataset keeps its images and labels: folder-name pairs, or a manifest file.
+
+Folder layouts: an image folder and its label folder side by side, optionally inside one
+folder per tile (``ROOT/[GROUP/]images/NAME.jpg`` with ``ROOT/[GROUP/]masks/NAME.png``).
+The names are those public datasets use (``LAYOUTS``); an image's label is the file of
+the same stem in the label folder beside it.
+
+A manifest (CSV with the header ``image,label``, or a YAML list of ``{image: ...,
+label: ...}``) names the pairs one by one, with paths relative to its own folder.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from aerialseg.errors import DatasetError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+MASK_SUFFIXES = (".png", ".tif", ".tiff")
+MANIFEST_SUFFIXES = (".csv", ".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Layout:
+    images: str  # the image folder's name
+    masks: str  # the label folder's name, beside it
+
+
+# The Kaggle archive's names first: a folder that holds several layouts reads as this one.
+LAYOUTS = (
+    Layout("images", "masks"),
+    Layout("image", "mask"),
+    Layout("images", "labels"),
+    Layout("img", "gt"),
+)
+LAYOUT_HINT = (
+    "expected an image folder with its label folder beside it, named "
+    + ", ".join(f"{layout.images}/ + {layout.masks}/" for layout in LAYOUTS)
+    + " (optionally inside one folder per tile, as in the Kaggle 'Semantic segmentation of"
+    " aerial imagery' archive.zip), or a manifest file: CSV with the header 'image,label' or"
+    " YAML, a list of {image: ..., label: ...}, paths relative to its folder"
+)
+
+
+@dataclass(frozen=True)
+class Found:
+    """The pairs of a dataset: image and mask paths relative to ``root``, and the images
+    whose mask is missing (with the mask path expected)."""
+
+    root: str  # "." or a folder path, relative to what the user gave
+    pairs: list[tuple[str, str]]
+    unpaired: list[tuple[str, str]]
+
+
+def _depth(root: str) -> int:
+    return 0 if root == "." else len(PurePosixPath(root).parts)
+
+
+def _candidates(files: list[str], layout: Layout) -> set[str]:
+    """Folders that may be the root of ``layout``: the one above an image folder (flat) or
+    the one above that (a folder per tile)."""
+    found = set()
+    for name in files:
+        parts = PurePosixPath(name).parts
+        if len(parts) >= 2 and parts[-2] == layout.images:
+            group = PurePosixPath(*parts[:-2])
+            found.add(str(group) if group.parts else ".")
+            found.add(str(group.parent) if group.parts else ".")
+    return found
+
+
+def _below(files: list[str], root: str) -> list[str]:
+    prefix = "" if root == "." else root + "/"
+    return sorted(n[len(prefix) :] for n in files if n.startswith(prefix))
+
+
+def _has_both(files: list[str], root: str, layout: Layout) -> bool:
+    folders = {PurePosixPath(r).parts[-2:-1] for r in _below(files, root)}
+    return (layout.images,) in folders and (layout.masks,) in folders
+
+
+def find_in_folders(files: list[str], where: str) -> Found:
+    """The shallowest root of any layout in ``files`` (paths relative to what the user
+    gave, ``where`` in errors); on a tie the earlier layout of ``LAYOUTS``."""
+    roots = sorted(
+        (_depth(root), index, root)
+        for index, layout in enumerate(LAYOUTS)
+        for root in _candidates(files, layout)
+        if _has_both(files, root, layout)
+    )
+    if not roots:
+        raise DatasetError(f"{where}: no image folder with a label folder beside it; {LAYOUT_HINT}")
+    _, index, root = roots[0]
+    layout = LAYOUTS[index]
+    rel = _below(files, root)
+    masks = {}
+    for name in rel:
+        p = PurePosixPath(name)
+        if p.parent.name == layout.masks and p.suffix.lower() in MASK_SUFFIXES:
+            masks[(str(p.parent.parent), p.stem)] = name
+    pairs, unpaired = [], []
+    for name in rel:
+        p = PurePosixPath(name)
+        if p.parent.name != layout.images or p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        mask = masks.get((str(p.parent.parent), p.stem))
+        if mask is None:
+            unpaired.append((name, str(p.parent.parent / layout.masks / (p.stem + ".png"))))
+        else:
+            pairs.append((name, mask))
+    return Found(root, pairs, unpaired)
+
+
+def is_manifest(path: Path) -> bool:
+    return path.suffix.lower() in MANIFEST_SUFFIXES
+
+
+def read_manifest(path: Path) -> Found:
+    """The pairs a manifest names; labels that do not exist are left unpaired, images that
+    do not exist are an error (a manifest names them on purpose)."""
+    rows = _manifest_rows(path)
+    pairs: list[tuple[str, str]] = []
+    unpaired: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for number, (image, label) in enumerate(rows, 1):
+        for value in (image, label):
+            if not value or PurePosixPath(value).is_absolute():
+                raise DatasetError(
+                    f"{path}: entry {number}: {value!r} is not a relative path; give image"
+                    " and label paths relative to the manifest's folder"
+                )
+        image, label = PurePosixPath(image).as_posix(), PurePosixPath(label).as_posix()
+        if image in seen:
+            raise DatasetError(f"{path}: entry {number}: {image} is listed twice")
+        seen.add(image)
+        if not (path.parent / image).is_file():
+            raise DatasetError(f"{path}: entry {number}: image {image}: no such file")
+        (pairs if (path.parent / label).is_file() else unpaired).append((image, label))
+    return Found(".", pairs, unpaired)
+
+
+def _manifest_rows(path: Path) -> list[tuple[str, str]]:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"cannot read manifest {path}: {err}") from None
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if not {"image", "label"} <= set(reader.fieldnames or []):
+            raise DatasetError(
+                f"{path}: a manifest CSV needs the header line 'image,label', not"
+                f" {','.join(reader.fieldnames or []) or 'an empty file'!r}"
+            )
+        return [(row["image"] or "", row["label"] or "") for row in reader]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise DatasetError(f"manifest {path} is not valid YAML: {err}") from None
+    entries = data if isinstance(data, list) else None
+    if entries is None or not all(
+        isinstance(e, dict) and isinstance(e.get("image"), str) and isinstance(e.get("label"), str)
+        for e in entries
+    ):
+        raise DatasetError(
+            f"{path}: a manifest YAML is a list of entries {{image: PATH, label: PATH}}"
+        )
+    return [(e["image"], e["label"]) for e in entries]
