@@ -332,6 +332,45 @@ for _names, _why in [
             "weights summing to 1"
         ),
     ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_78",
+            "xǁRasterOutputsǁ__init____mutmut_81",
+            "xǁRasterOutputsǁ__init____mutmut_92",
+        ),
+        _GDAL_CASE,
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_80",
+            "xǁRasterOutputsǁ__init____mutmut_82",
+        ),
+        ("a tile side left out: GDAL's default tile side is 256, BLOCK's value"),
+    ),
+    (
+        (
+            "xǁRasterOutputsǁ__init____mutmut_133",
+            "xǁRasterOutputsǁ__init____mutmut_134",
+            "xǁRasterOutputsǁ__init____mutmut_135",
+            "xǁRasterOutputsǁ__init____mutmut_138",
+        ),
+        (
+            "GDAL writes a 4-band byte GeoTIFF as RGB plus alpha by default, which the options "
+            "restate; given to the 3-band overlay's step file instead, they change none of the "
+            "values its PNG copy holds"
+        ),
+    ),
+    (
+        ("xǁRasterOutputsǁ__init____mutmut_177",),
+        ("a TIFF colour map holds no alpha: GDAL reads every entry back with 255"),
+    ),
+    (
+        ("xǁRasterOutputsǁwrite__mutmut_110",),
+        (
+            "rasterio casts the float64 blend to the uint8 raster by truncation, as astype does: "
+            "the exact overlay test sees the same values"
+        ),
+    ),
 ]:
     EQUIVALENT.update({f"aerialseg.inference.writers.{n}": _why for n in _names})
 
