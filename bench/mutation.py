@@ -39,7 +39,7 @@ from common import REPO, RESULTS, _commit, write_result
 # functions to mutate when only part of a module is the core ("*" for all of it).
 MODULES: dict[str, dict] = {
     "data/classes.py": {"tests": ["tests/data/test_classes.py"]},
-    "data/splits.py": {"tests": ["tests/data/test_splits.py"]},
+    "data/splits.py": {"tests": ["tests/data/test_splits.py", "tests/data/test_blocks.py"]},
     "data/source.py": {"tests": ["tests/data/test_source.py"]},
     # split out of source.py: its layout discovery, still guarded by test_source.py
     "data/layouts.py": {"tests": ["tests/data/test_source.py"]},

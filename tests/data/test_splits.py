@@ -338,3 +338,36 @@ def test_scoring_takes_a_split_of_only_what_it_scores(tiny_dataset, tmp_path):
         make_split(pairs)
     rule = make_split(pairs, for_training=False)
     assert rule.test == rule.val == () and len(rule.train) == 18
+
+
+def test_a_block_split_file_round_trips_and_names_its_images(tmp_path):
+    from rasterio.windows import Window
+
+    from aerialseg.data.splits import blocks_split
+
+    pairs = [Pair("a.tif", "a.gpkg"), Pair("b.tif", "b.gpkg")]
+    blocks = {
+        "train": [("a.tif", Window(0, 0, 64, 64)), ("b.tif", Window(64, 0, 32, 64))],
+        "val": [("a.tif", Window(64, 0, 64, 48))],
+        "test": [("b.tif", Window(0, 0, 64, 64)), ("b.tif", Window(0, 64, 64, 16))],
+    }
+    split = blocks_split(blocks, "blocks of 64")
+    assert (split.train, split.val, split.test) == (("a.tif", "b.tif"), ("a.tif",), ("b.tif",))
+    assert split.parts("test") == blocks["test"] and split.parts("val") == blocks["val"]
+    path = tmp_path / "blocks.json"
+    split.save(path)
+    saved = json.loads(path.read_text())
+    assert saved["blocks"]["test"][1] == {"image": "b.tif", "window": [0, 64, 64, 16]}
+    again = file_split(pairs, path)
+    assert again == split and again.rule == "blocks of 64"
+    # whole-image splits have one part per image, the whole of it
+    plain = rule_split(DUBAI_LAYOUT)
+    assert plain.parts("test") == [(i, None) for i in PROTOCOL_TEST]
+    saved["blocks"]["val"][0]["image"] = "c.tif"
+    path.write_text(json.dumps(saved))
+    with pytest.raises(DatasetError, match="1 block.s. of images not in the dataset, e.g. 'c.tif'"):
+        file_split(pairs, path)
+    saved["blocks"]["val"] = [{"image": "a.tif"}]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(DatasetError, match="'blocks' must map train, val and test"):
+        file_split(pairs, path)
