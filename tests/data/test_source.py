@@ -197,6 +197,13 @@ def test_a_mask_on_another_grid_than_its_image(tmp_path):
     labels = np.ones((1, 72, 80), np.uint8)
     shifted = Affine(0.5, 0, 300_001.0, 0, -0.5, 2_800_000.0)  # two pixels east
     write_geotiff(root / "masks" / "scene_1.tif", labels, transform=shifted)
+    source = DatasetSource(root)
+    source.check_sizes()  # one band of labels: warped onto the image's grid when read
+    warped = source.read_mask(source.pairs[1], palette_as_values=True)
+    assert warped.mask[:, :2].all() and not warped.mask[:, 2:].any()  # two columns unreached
+    assert (warped[:, 2:] == 1).all()
+    # colours (three bands) are not warped: a blend of colours is no class
+    write_geotiff(root / "masks" / "scene_1.tif", np.ones((3, 72, 80), np.uint8), transform=shifted)
     with pytest.raises(DatasetError, match="masks/scene_1.tif: mask lies on another grid"):
         DatasetSource(root).check_sizes()
     write_geotiff(root / "masks" / "scene_1.tif", labels, crs=None)  # no georeference: no check
@@ -413,8 +420,14 @@ def test_a_palette_mask_resamples_its_indices(fresh_dataset):
 
 def test_a_geotiff_mask_of_another_size_is_not_resampled(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    # a georeferenced label raster of half the extent is warped, not resized
     write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8))
     source = DatasetSource(root)
+    assert source.pair_problem(source.pairs[0], resize_masks=True) is None
+    half = source.read_mask(source.pairs[0], palette_as_values=True)
+    assert half.shape == (72, 80) and not half.mask[:36, :40].any() and half.mask[36:].all()
+    # without a georeference it is a plain size mismatch, which TIFFs never resize
+    write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8), crs=None)
     problem = source.pair_problem(source.pairs[0], resize_masks=True)
     assert problem is not None and problem.endswith("pixel for pixel")
     assert not source.resizable(source.pairs[0])
@@ -431,3 +444,51 @@ def test_a_damaged_mask_fails_to_resize_with_one_line(fresh_dataset):
     source = DatasetSource(fresh_dataset)
     with pytest.raises(DatasetError, match="image_part_001.png: the file is truncated"):
         source.read_mask(source.pairs[0], size=(80, 72))
+
+
+def test_label_rasters_off_the_image_grid_are_warped_onto_it_nearest(tmp_path):
+    """A label raster of another resolution and extent (and one in another CRS) is read on
+    its image's grid, nearest, with the pixels it does not reach left out."""
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.warp import reproject
+
+    from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+    from aerialseg.data.samples import load_labelled
+    from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, rgb_scene, write_geotiff
+
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    write_geotiff(root / "images" / "a.tif", rgb_scene(80, 100))  # 0.5 m, 100 x 80 px
+    # labels at 1 m, 40 x 30 px, starting 10 px right and 6 px down of the image
+    left, top = TRANSFORM.c + 10 * 0.5, TRANSFORM.f - 6 * 0.5
+    coarse = Affine(1.0, 0, left, 0, -1.0, top)
+    values = (np.arange(30)[:, None] // 10 * 2 + np.arange(40)[None, :] // 20 + 1).astype(
+        np.uint8
+    )  # 1..6 in blocks of 10 x 20 m
+    values[values > 5] = 5
+    write_geotiff(root / "masks" / "a.tif", values[None], transform=coarse)
+    source = DatasetSource(root)
+    assert source.pair_problem(source.pairs[0]) is None  # not a size mismatch: warped
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    (item,) = load_labelled(source, ["images/a.tif"], table, 1.0)
+    ids = item.mask.numpy()
+    assert ids.shape == (80, 100)
+    expected = np.full((80, 100), IGNORE_INDEX, np.uint8)
+    expected[6:66, 10:90] = np.repeat(np.repeat(values, 2, 0), 2, 1) - 1  # nearest, ids 0..4
+    np.testing.assert_array_equal(ids, expected)
+    # the same labels in WGS84: warped back onto the UTM grid they nearly all land home
+    wgs84 = CRS.from_epsg(4326)
+    from rasterio.warp import calculate_default_transform
+
+    bottom, right = top - 30.0, left + 40.0
+    t, w, h = calculate_default_transform(UTM40N, wgs84, 40, 30, left, bottom, right, top)
+    degrees = np.zeros((h, w), np.uint8)
+    reproject(values, degrees, src_transform=coarse, src_crs=UTM40N, dst_transform=t,
+              dst_crs=wgs84, resampling=rasterio.enums.Resampling.nearest)  # fmt: skip
+    write_geotiff(root / "masks" / "a.tif", degrees[None], crs=wgs84, transform=t, nodata=0)
+    (item,) = load_labelled(DatasetSource(root), ["images/a.tif"], table, 1.0)
+    inside = expected != IGNORE_INDEX
+    assert (item.mask.numpy()[inside] == expected[inside]).mean() > 0.9
+    assert (item.mask.numpy()[~inside] == IGNORE_INDEX).mean() > 0.9

@@ -27,8 +27,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import rasterio
 from PIL import Image, UnidentifiedImageError
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.features import rasterize
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping
 
 from aerialseg.data.layouts import LAYOUT_HINT, find_in_folders, is_manifest, read_manifest
 from aerialseg.data.raster import InputError, at_pixel_size, read_bands
@@ -218,13 +222,20 @@ class DatasetSource:
         resampled to pixels of that size (GeoTIFF masks only), labels kept whole. ``size``:
         a plain (PNG) mask of another (width, height) is resampled to it, nearest."""
         if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
+            onto = self._image_grid(pair, pixel_size)
             with self._raster(pair.mask, pixel_size, labels=True) as dataset:
                 palette = dataset.colorinterp[0] == ColorInterp.palette
+                values = None
+                if dataset.count == 1 and onto and dataset.crs and not _on_grid(dataset, onto):
+                    values = _warped_labels(dataset, onto)
                 if dataset.count == 1 and palette and not palette_as_values:
                     colours = np.zeros((256, 3), np.uint8)
                     for index, rgba in dataset.colormap(1).items():
                         colours[index] = rgba[:3]
-                    return colours[dataset.read(1)]
+                    # warped: outside the mask's extent index 0's colour (black, if unused)
+                    return colours[dataset.read(1) if values is None else values.filled(0)]
+                if values is not None:
+                    return values
                 if dataset.count == 1:
                     return dataset.read(1, masked=dataset.nodata is not None)
                 if dataset.count < 3:
@@ -250,6 +261,16 @@ class DatasetSource:
                 " class values (8 or 16 bit)"
             )
         return self._load(pair.mask, None, image)
+
+    def _image_grid(self, pair: Pair, pixel_size: float | None) -> tuple | None:
+        """(CRS, transform, width, height) of a georeferenced image as it is read (at
+        ``pixel_size``), None for any other image."""
+        if PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
+            return None
+        with self._raster(pair.id, pixel_size) as dataset:
+            if dataset.crs is None:
+                return None
+            return dataset.crs, dataset.transform, dataset.width, dataset.height
 
     def _resized(self, rel: str, image: Image.Image, size: tuple[int, int]) -> Image.Image:
         # nearest sampling keeps every pixel one of the mask's own colours or values
@@ -292,6 +313,8 @@ class DatasetSource:
         size (but for a plain pair with ``resize_masks``), or on another georeferenced pixel
         grid. ``flag`` is how the user asks for resized masks, for the message."""
         image, mask = self.header(pair.id), self.header(pair.mask)
+        if image.grid and mask.grid and mask.mode.startswith("1x"):
+            return None  # a label raster, warped onto its image's grid as it is read
         if image.size != mask.size:
             if resize_masks and self.resizable(pair):
                 return None
@@ -332,4 +355,27 @@ def _same_grid(a, b) -> bool:
     (crs_a, transform_a), (crs_b, transform_b) = a, b
     return crs_a == crs_b and transform_a.almost_equals(
         transform_b, precision=0.01 * abs(transform_a.a)
+    )
+
+
+def _on_grid(dataset, onto: tuple) -> bool:
+    crs, transform, width, height = onto
+    same_size = (dataset.width, dataset.height) == (width, height)
+    return same_size and _same_grid((dataset.crs, dataset.transform), (crs, transform))
+
+
+def _warped_labels(dataset, onto: tuple) -> np.ma.MaskedArray:
+    """A single-band label raster on another grid (resolution, extent or CRS) than its
+    image, warped onto the image's with nearest sampling (a label is never blended), and
+    masked where it has no data or does not reach."""
+    crs, transform, width, height = onto
+    with WarpedVRT(
+        dataset, crs=crs, transform=transform, width=width, height=height,
+        resampling=Resampling.nearest,
+    ) as vrt:  # fmt: skip
+        values = vrt.read(1, masked=dataset.nodata is not None)
+    extent = transform_geom(dataset.crs, crs, mapping(box(*dataset.bounds)))
+    inside = rasterize([(extent, 1)], out_shape=(height, width), transform=transform, fill=0)
+    return np.ma.masked_array(
+        np.ma.getdata(values), mask=np.ma.getmaskarray(values) | (inside == 0)
     )
