@@ -191,3 +191,31 @@ def test_a_block_split_of_plain_images_trains_and_scores_blocks(fresh_dataset, t
     # every pixel of the test blocks is scored or ignored, none beyond them
     labelled = sum(v["labelled_pixels"] for v in report["per_image"].values())
     assert labelled + report["ignored_pixels"] == total
+
+
+def test_invalid_polygons_are_repaired_and_the_count_is_told(area, capsys):
+    from shapely.geometry import Polygon
+
+    from tests.geodata import ORIGIN, write_polygons
+
+    root, scene, _, classes, boxes = area
+    left, top = ORIGIN
+    bowtie = Polygon([(left, top), (left + 20, top - 20), (left + 20, top), (left, top - 20)])
+    labels = write_polygons(root / "bowtie.gpkg", [*boxes, (bowtie, "Water")])
+    args = [
+        "data",
+        "split",
+        str(scene),
+        "--out",
+        str(root / "s.json"),
+        "--block-size",
+        "64",
+        "--labels",
+        str(labels),
+        "--label-field",
+        "class",
+        "--classes",
+        str(classes),
+    ]
+    assert main(args) == 0
+    assert "repaired 1 invalid polygon(s)" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +159,12 @@ class GeoData:
             root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
         spec = self.polygons
         labels = read_polygons(spec.path, self.classes, spec.field, spec.crs, spec.labelled_area)
+        if labels.repaired:
+            print(
+                f"{spec.path}: repaired {labels.repaired} invalid polygon(s) (self-intersecting"
+                " rings and the like, with make_valid)",
+                file=sys.stderr,
+            )
         by_crs: dict[str, PolygonLabels] = {}
         polygons_seen = area_seen = False
         for path in paths:
