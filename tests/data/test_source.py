@@ -492,3 +492,160 @@ def test_label_rasters_off_the_image_grid_are_warped_onto_it_nearest(tmp_path):
     inside = expected != IGNORE_INDEX
     assert (item.mask.numpy()[inside] == expected[inside]).mean() > 0.9
     assert (item.mask.numpy()[~inside] == IGNORE_INDEX).mean() > 0.9
+
+
+# ---- what mutation testing found unguarded (bench/mutation.py, data/source.py) ----
+
+
+def _pair_folder(tmp_path, image: Image.Image, mask: Image.Image, mask_name="a.png"):
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+    image.save(tmp_path / "images" / "a.png")
+    mask.save(tmp_path / "masks" / mask_name)
+    return DatasetSource(tmp_path)
+
+
+def test_mask_pixel_modes_are_colours_values_or_a_one_line_refusal(tmp_path):
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    source = _pair_folder(tmp_path / "rgba", Image.new("RGB", (5, 4)), Image.fromarray(rgba))
+    colours = source.read_mask(source.pairs[0])
+    assert (
+        colours.shape == (4, 5, 3) and colours.dtype == np.uint8 and (colours[..., 0] == 200).all()
+    )
+    grey = Image.fromarray(np.full((4, 5), 7, np.uint8))
+    source = _pair_folder(tmp_path / "l", Image.new("RGB", (5, 4)), grey)
+    assert source.read_mask(source.pairs[0]).tolist() == [[7] * 5] * 4
+    for mode in ("1", "LA"):
+        source = _pair_folder(tmp_path / mode, Image.new("RGB", (5, 4)), Image.new(mode, (5, 4)))
+        with pytest.raises(DatasetError) as err:
+            source.read_mask(source.pairs[0])
+        assert str(err.value) == (
+            f"masks/a.png: a mask of {mode} pixels; masks are RGB colours, or one band of"
+            " class values (8 or 16 bit)"
+        )
+
+
+def test_plain_images_are_rgb_bands_as_asked_and_refuse_a_pixel_size(tmp_path):
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 10, 30
+    source = _pair_folder(tmp_path / "rgb", Image.fromarray(rgb), Image.new("RGB", (5, 4)))
+    values, valid = source.read_image(source.pairs[0])
+    assert values[0, 0].tolist() == [10, 0, 30] and valid is None
+    flipped, _ = source.read_image(source.pairs[0], bands=(3, 2, 1))
+    assert flipped[0, 0].tolist() == [30, 0, 10]
+    with pytest.raises(DatasetError, match="no georeference"):
+        source.read_image(source.pairs[0], pixel_size=1.0)
+    grey = Image.fromarray(np.full((4, 5), 9, np.uint8))
+    source = _pair_folder(tmp_path / "grey", grey, Image.new("RGB", (5, 4)))
+    assert source.read_image(source.pairs[0])[0].shape == (4, 5, 3)  # grey as RGB
+    assert source.header("images/a.png").mode == "L"
+    with pytest.raises(DatasetError) as err:
+        source.read_mask(source.pairs[0], pixel_size=1.0)
+    assert str(err.value) == (
+        "masks/a.png: pixel_size= resamples GeoTIFF masks only; this one has no georeference"
+    )
+
+
+def test_damaged_files_are_named_in_whole_sentences(tmp_path):
+    source = _pair_folder(tmp_path, Image.new("RGB", (50, 40)), Image.new("RGB", (50, 40)))
+    mask = tmp_path / "masks" / "a.png"
+    data = mask.read_bytes()
+    mask.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError) as err:
+        source.read_mask(source.pairs[0])
+    assert str(err.value).startswith("masks/a.png: the file is truncated or damaged (")
+    assert str(err.value).endswith("); replace it or remove it from the dataset")
+    mask.write_bytes(b"not an image at all")
+    with pytest.raises(DatasetError) as err:
+        source.read_mask(source.pairs[0])
+    assert str(err.value).startswith("masks/a.png: cannot read the file (")
+    assert str(err.value).endswith(
+        "); it is damaged or not an image: replace it or remove it from the dataset"
+    )
+    big = Image.new("RGB", (50, 40))
+    big.save(mask)
+    mask.write_bytes(mask.read_bytes()[:60])
+    with pytest.raises(DatasetError) as err:
+        source.read_mask(source.pairs[0], size=(25, 20))
+    assert str(err.value).endswith("; replace it or remove it from the dataset")
+
+
+def test_a_flat_zip_reads_its_files(tmp_path):
+    folder = tmp_path / "flat"
+    _pair_folder(folder, Image.new("RGB", (5, 4), (1, 2, 3)), Image.new("RGB", (5, 4)))
+    archive = tmp_path / "flat.zip"
+    zip_folder(folder, archive)
+    source = DatasetSource(archive)
+    assert source.root == "." and source.read_image(source.pairs[0])[0][0, 0].tolist() == [1, 2, 3]
+    with pytest.raises(DatasetError, match=f"^{tmp_path / 'empty.zip'}: no image folder"):
+        empty = tmp_path / "empty.zip"
+        with zipfile.ZipFile(empty, "w") as z:
+            z.writestr("readme.txt", "x")
+        DatasetSource(empty)
+    with pytest.raises(DatasetError, match=f"^{tmp_path / 'nothing'}: no image folder"):
+        (tmp_path / "nothing").mkdir()
+        (tmp_path / "nothing" / "readme.txt").write_text("x")
+        DatasetSource(tmp_path / "nothing")
+
+
+def test_size_and_grid_messages_name_the_flag_and_the_fix(tmp_path):
+    source = _pair_folder(tmp_path, Image.new("RGB", (5, 4)), Image.new("RGB", (3, 2)))
+    with pytest.raises(DatasetError) as err:
+        source.check_sizes()
+    assert "; --resize-masks resamples such masks to their image's size (nearest)" in str(err.value)
+    with pytest.raises(DatasetError) as err:
+        source.check_sizes(flag="resize_masks=true")
+    assert "; resize_masks=true resamples such masks" in str(err.value)
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    colours = np.ones((3, 72, 80), np.uint8)
+    for shift, problem in ((0.001, False), (0.25, True)):  # a 500th, then half a pixel
+        moved = Affine(0.5, 0, 300_000.0 + shift, 0, -0.5, 2_800_000.0)
+        write_geotiff(root / "masks" / "scene_0.tif", colours, transform=moved)
+        found = DatasetSource(root).pair_problem(DatasetSource(root).pairs[0])
+        assert (found is not None) == problem, shift
+    assert found == (
+        "masks/scene_0.tif: mask lies on another grid than its image (CRS or pixel origin and"
+        " size differ); resample it onto the image's grid (gdalwarp with the image's extent,"
+        " resolution and CRS)"
+    )
+
+
+def test_colour_geotiff_masks_and_resampled_label_rasters(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    colours = np.zeros((3, 72, 80), np.uint8)
+    colours[0], colours[1], colours[2] = 10, 20, 30
+    write_geotiff(root / "masks" / "scene_0.tif", colours)
+    source = DatasetSource(root)
+    read = source.read_mask(source.pairs[0])
+    assert read.shape == (72, 80, 3) and read[5, 6].tolist() == [10, 20, 30]
+    # labels at 0.5 m read at 1 m: each 2x2 block's most common value, never a blend
+    values = np.ones((1, 72, 80), np.uint8)
+    values[0, ::2, ::2] = 5  # one 5 and three 1s a block: mode 1, mean 2
+    write_geotiff(root / "masks" / "scene_0.tif", values)
+    coarse = source.read_mask(source.pairs[0], palette_as_values=True, pixel_size=1.0)
+    image, _ = source.read_image(source.pairs[0], bands=(3, 2, 1), pixel_size=1.0)
+    assert coarse.shape == image.shape[:2] == (36, 40)
+    assert set(np.unique(coarse).tolist()) == {1}
+
+
+def test_warped_labels_keep_their_nodata_and_palettes_their_colours(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    labels = np.full((1, 72, 80), 2, np.uint8)
+    labels[0, :, :10] = 0  # the raster's nodata
+    shifted = Affine(0.5, 0, 300_002.0, 0, -0.5, 2_800_000.0)  # four pixels east
+    write_geotiff(root / "masks" / "scene_0.tif", labels, transform=shifted, nodata=0)
+    source = DatasetSource(root)
+    warped = source.read_mask(source.pairs[0], palette_as_values=True)
+    assert warped.mask[:, :14].all() and not warped.mask[:, 14:].any()
+    assert (warped[:, 14:] == 2).all()
+    # a palette mask off the grid: colours, and index 0's where it does not reach
+    path = root / "masks" / "scene_0.tif"
+    profile = dict(driver="GTiff", width=80, height=72, count=1, dtype="uint8",
+                   crs="EPSG:32640", transform=shifted)  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((1, 72, 80), np.uint8))
+        dst.write_colormap(1, {0: (0, 0, 0, 255), 1: (200, 10, 10, 255)})
+    coloured = source.read_mask(source.pairs[0])
+    assert coloured.dtype == np.uint8 and coloured.shape == (72, 80, 3)
+    assert (coloured[:, :4] == 0).all() and (coloured[:, 4:] == [200, 10, 10]).all()

@@ -72,6 +72,10 @@ class Pair:
         return PurePosixPath(self.id).stem
 
 
+# PIL modes of one band of class values (8, 16 or 32 bit); "P" when read as values
+VALUE_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")
+
+
 class DatasetSource:
     """Reads files of one dataset from a folder, a zip archive or a manifest's folder.
 
@@ -130,9 +134,8 @@ class DatasetSource:
                 " not an image: replace it or remove it from the dataset"
             ) from None
 
-    def _load(self, rel: str, mode: str | None, image: Image.Image | None = None) -> np.ndarray:
-        """Decode ``rel`` (or ``image``, the file already opened by ``_open``) in ``mode``."""
-        image = image or self._open(rel)
+    def _load(self, rel: str, mode: str | None, image: Image.Image) -> np.ndarray:
+        """Decode ``image``, the file ``rel`` opened by ``_open``, in ``mode``."""
         try:
             image.load()
             if mode is not None and image.mode != mode:
@@ -255,7 +258,7 @@ class DatasetSource:
         mode = image.mode
         if mode in ("RGB", "RGBA") or (mode == "P" and not palette_as_values):
             return self._load(pair.mask, "RGB", image)
-        if mode in ("1", "LA", "CMYK", "YCbCr", "LAB", "HSV"):
+        if mode not in VALUE_MODES:
             raise DatasetError(
                 f"{pair.mask}: a mask of {mode} pixels; masks are RGB colours, or one band of"
                 " class values (8 or 16 bit)"
