@@ -374,6 +374,33 @@ for _names, _why in [
 ]:
     EQUIVALENT.update({f"aerialseg.inference.writers.{n}": _why for n in _names})
 
+
+# data/splits.py
+for _names, _why in [
+    (
+        (
+            "x_random_split__mutmut_7",
+            "x_random_split__mutmut_8",
+        ),
+        ("val <= 1 or val < 2: with test >= 0, val + test < 1 already keeps val below 1"),
+    ),
+    (
+        (
+            "x_random_split__mutmut_11",
+            "x_random_split__mutmut_12",
+        ),
+        ("test <= 1 or test < 2: with val > 0, val + test < 1 already keeps test below 1"),
+    ),
+    (
+        ("x_random_split__mutmut_47",),
+        (
+            "max(..., default=1) over no groups: range(1) deals nothing from no groups, as "
+            "range(0) does"
+        ),
+    ),
+]:
+    EQUIVALENT.update({f"aerialseg.data.splits.{n}": _why for n in _names})
+
 WORK = REPO / ".mutation"
 
 

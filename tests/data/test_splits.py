@@ -371,3 +371,39 @@ def test_a_block_split_file_round_trips_and_names_its_images(tmp_path):
     path.write_text(json.dumps(saved))
     with pytest.raises(DatasetError, match="'blocks' must map train, val and test"):
         file_split(pairs, path)
+
+
+def test_random_split_deals_groups_in_the_order_of_their_hash_seed_0_by_default(tmp_path):
+    pairs = [
+        Pair(f"{g}/images/{k}.jpg", f"{g}/masks/{k}.png") for g in ("A", "B", "C") for k in range(3)
+    ]
+    split = random_split(pairs, 0.2, 0.3)
+    assert split == random_split(pairs, 0.2, 0.3, seed=0)
+    # pinned (sha256 of seed and id orders them, on any machine): the first image of each
+    # group to test, then the second images of the groups whose first ranks lowest
+    assert split.test == ("A/images/0.jpg", "B/images/0.jpg", "C/images/2.jpg")
+    assert split.val == ("B/images/1.jpg", "C/images/0.jpg")
+    path = tmp_path / "split.json"
+    split.save(path)
+    assert path.read_text() == json.dumps(split.to_dict(), indent=2) + "\n"
+
+
+def test_block_split_files_default_their_rule_and_missing_splits(tmp_path):
+    pairs = [Pair("a.tif", "a.gpkg")]
+    path = tmp_path / "blocks.json"
+    window = {"image": "a.tif", "window": [0, 0, 8, 8]}
+    path.write_text(json.dumps({"blocks": {"train": [window], "val": [window]}}))
+    split = file_split(pairs, path, for_training=False)
+    assert split.rule == "blocks from blocks.json" and split.parts("test") == []
+    path.write_text(json.dumps({"blocks": {"train": [{"image": "a.tif"}]}}))
+    with pytest.raises(DatasetError) as err:
+        file_split(pairs, path)
+    assert str(err.value) == (
+        f"split file {path}: 'blocks' must map train, val and test to lists of"
+        " {image, window: [column, row, width, height]}"
+    )
+
+
+def test_random_split_of_no_images_says_so():
+    with pytest.raises(DatasetError, match="^0 image.s. are too few for val 0.1 and test 0.2"):
+        random_split([], 0.1, 0.2)
