@@ -401,6 +401,34 @@ for _names, _why in [
 ]:
     EQUIVALENT.update({f"aerialseg.data.splits.{n}": _why for n in _names})
 
+
+# data/classes.py
+for _names, _why in [
+    (
+        ("x_parse_color__mutmut_4",),
+        (
+            "lstrip('XX#XX') also strips a leading X, which no hex colour has: a text with one "
+            "fails the length or the hex check either way, with the same message"
+        ),
+    ),
+    (
+        ("x_parse_color__mutmut_27",),
+        ("text[4:7] of a text checked to be 6 long is text[4:6]"),
+    ),
+    (
+        ("x_encode_mask__mutmut_56",),
+        (
+            "bincount without minlength: inverse holds every index of found, so the counts have "
+            "its length anyway"
+        ),
+    ),
+    (
+        ("xǁClassTableǁraster_coding__mutmut_23",),
+        ("a lookup table of 257: class ids index it, and they stop at 255"),
+    ),
+]:
+    EQUIVALENT.update({f"aerialseg.data.classes.{n}": _why for n in _names})
+
 WORK = REPO / ".mutation"
 
 

@@ -310,3 +310,61 @@ def test_unknown_share_reports_the_three_commonest_and_the_limit():
     check_unknown_share(encoded, "m.png", 10 / 11)  # exactly at the limit: fine
     empty = encode_mask(np.zeros((0, 3, 3), dtype=np.uint8), DUBAI_CLASSES)
     check_unknown_share(empty, "m.png", 0.0)  # no pixels: nothing to refuse
+
+
+# ---- what mutation testing found unguarded (bench/mutation.py, data/classes.py) ----
+
+
+def test_masks_of_the_wrong_kind_for_the_table_are_named_in_whole_sentences():
+    values_only = ClassTable.from_dict({"classes": [{"name": "a", "mask_value": 1}]})
+    colours_only = ClassTable.from_dict({"classes": [{"name": "a", "mask_color": "#010203"}]})
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    text = message(encode_mask, rgb, values_only)
+    assert text.startswith("mask: ") and text.endswith(
+        " whose classes have a mask_color with --classes"
+    )
+    text = message(encode_mask, np.zeros((2, 2), np.uint8), colours_only)
+    assert text.startswith("mask: ") and text.endswith(
+        " colours: pass one whose classes have a mask_value with --classes"
+    )
+
+
+def test_encoded_ids_are_uint8_nodata_is_no_class_and_ignores_add_up():
+    table = ClassTable.from_dict(
+        {
+            "classes": [{"name": "a", "mask_value": 255}, {"name": "b", "mask_value": 7}],
+            "ignore_values": [0, 9],
+        }
+    )
+    values = np.ma.masked_array(
+        np.array([[255, 7, 0, 9]], np.uint8), mask=[[True, False, False, False]]
+    )
+    encoded = encode_mask(values, table)
+    assert encoded.ids.dtype == np.uint8
+    assert encoded.ids.tolist() == [[IGNORE_INDEX, 1, IGNORE_INDEX, IGNORE_INDEX]]  # nodata: not a
+    assert encoded.ignored == 3  # the nodata pixel, one 0 and one 9
+    assert encoded.describe(7) == "7"
+
+
+def test_table_error_sentences_and_array_types():
+    assert (
+        message(ClassTable.from_dict, {"classes": []}) == "a class table needs at least one class"
+    )
+    two_colours = {"classes": [{"name": n, "mask_color": "#010101"} for n in "ab"]}
+    assert message(ClassTable.from_dict, two_colours) == "two classes share a mask colour"
+    two_values = {"classes": [{"name": n, "mask_value": 3} for n in "ab"]}
+    assert message(ClassTable.from_dict, two_values) == "two classes share a mask value"
+    both = {"classes": [{"name": "a", "mask_value": 3}], "ignore_values": [3]}
+    assert message(ClassTable.from_dict, both) == (
+        "a value is both a class value and an ignore value"
+    )
+    assert DUBAI_CLASSES.display_palette().dtype == np.uint8
+
+
+def test_a_table_whose_values_reach_255_writes_16_bits():
+    # 255 is the 8-bit nodata: a class of value 255 needs 16-bit rasters
+    top = ClassTable.from_dict({"classes": [{"name": "a", "mask_value": 255}]})
+    lut, nodata, dtype = top.raster_coding()
+    assert (nodata, dtype) == (65535, "uint16") and lut.dtype == np.uint16 and lut[0] == 255
+    low = ClassTable.from_dict({"classes": [{"name": "a", "mask_value": 254}]})
+    assert low.raster_coding()[1:] == (255, "uint8")
