@@ -39,8 +39,8 @@ SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 # GDAL's block cache for streamed scenes, MB. Its default, 5 % of RAM, kept every decoded
 # tile of a 40,000 px scene that random crops touched: 23 training steps peaked at 2759 MB
 # with it and 2291 MB with this (bench/streamed_training.py --child streamed, at the same
-# train rate); crops seldom read a tile twice, so a small cache costs nothing. GDAL reads it once, at the process's first raster read:
-# set GDAL_CACHEMAX yourself to choose another.
+# train rate); crops seldom read a tile twice, so a small cache costs nothing. GDAL reads
+# it once, at the process's first raster read: set GDAL_CACHEMAX yourself for another.
 STREAMED_GDAL_CACHE_MB = 128
 
 
