@@ -590,8 +590,11 @@ def evaluate(
         tta: score the flip average (``predict --tta``).
         pixel_size: score a georeferenced dataset resampled to this pixel size.
         precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
-        labels, label_field, label_crs, labelled_area: polygon labels over image rasters,
-            as for ``train``; with a block split only the split's blocks are scored.
+        labels: polygon labels over image rasters, as for ``train``; with a block split
+            only the split's blocks are scored.
+        label_field: the polygons' attribute naming each one's class.
+        label_crs: the polygons' CRS where the file lacks it.
+        labelled_area: polygons of where the labels hold.
         classes: the dataset's class table (a file or a ``ClassTable``) where its masks
             are not in the model's colours or values; classes are matched to the model's
             by name, and ``class_match`` in the report says which are scored.
