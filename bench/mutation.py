@@ -169,265 +169,281 @@ EQUIVALENT: dict[str, str] = {
 # inference/writers.py: its mutants that change nothing a caller can see, most of them the
 # spelling of a GDAL name or option
 _GDAL_CASE = "GDAL's driver names and creation options are case-insensitive, keys and values alike"
-for _names, _why in [
-    (
-        ("x__palette__mutmut_3",),
+
+
+def _add_equivalent(module: str, groups: list) -> None:
+    """List each group's mutants of ``module`` (e.g. "data.splits") as equivalent, with
+    the group's reason."""
+    for names, why in groups:
+        EQUIVALENT.update({f"aerialseg.{module}.{n}": why for n in names})
+
+
+_add_equivalent(
+    "inference.writers",
+    [
         (
-            "a float64 lookup table of the same values: rasterio casts it to the uint8 bands it "
-            "writes, and the colour map takes int() of each entry"
-        ),
-    ),
-    (
-        ("x__palette__mutmut_5",),
-        ("dtype left out: as above"),
-    ),
-    (
-        ("x__palette__mutmut_6",),
-        ("257 rows: class ids index it, and they stop at 255"),
-    ),
-    (
-        (
-            "x__step__mutmut_2",
-            "x__step__mutmut_5",
-            "x__step__mutmut_6",
+            ("x__palette__mutmut_3",),
+            (
+                "a float64 lookup table of the same values: rasterio casts it to the uint8 "
+                "bands it writes, and the colour map takes int() of each entry"
+            ),
         ),
         (
-            "the step file's kind, a part of its temporary name only: it is opened with an "
-            "explicit driver and removed after the copy, and sweep() matches the name whatever "
-            "the kind"
-        ),
-    ),
-    (
-        (
-            "x_area_table__mutmut_27",
-            "x_area_table__mutmut_30",
-            "x_area_table__mutmut_31",
-        ),
-        ("zip's strict flag: counts has one entry per class by construction"),
-    ),
-    (
-        ("x_pixel_area_m2__mutmut_8",),
-        ("a projected CRS always names its linear unit, so the fallback string is never used"),
-    ),
-    (
-        (
-            "x_write_areas__mutmut_14",
-            "x_write_areas__mutmut_16",
-        ),
-        ("newline='' or the default: on POSIX, writing translates no line ending either way"),
-    ),
-    (
-        (
-            "x_write_text__mutmut_4",
-            "x_write_text__mutmut_6",
+            ("x__palette__mutmut_5",),
+            ("dtype left out: as above"),
         ),
         (
-            "the locale's encoding: UTF-8 wherever Python 3.11 runs on Linux (a C locale is "
-            "coerced to C.UTF-8, PEP 538)"
-        ),
-    ),
-    (
-        ("x_write_text__mutmut_8",),
-        ("'UTF-8' and 'utf-8' name one codec"),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_9",
-            "xǁRasterOutputsǁ__init____mutmut_11",
+            ("x__palette__mutmut_6",),
+            ("257 rows: class ids index it, and they stop at 255"),
         ),
         (
-            "counts as float64 zeros: they add whole numbers below 2**53, exactly, and the area "
-            "rows take int() of them"
-        ),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_60",
-            "xǁRasterOutputsǁ__init____mutmut_61",
-        ),
-        ("the driver key misspelt: rasterio infers GTiff from the step file's .tif suffix"),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_63",
-            "xǁRasterOutputsǁ__init____mutmut_64",
-            "xǁRasterOutputsǁ__init____mutmut_141",
-            "xǁRasterOutputsǁ__init____mutmut_143",
-            "xǁRasterOutputsǁ_convert__mutmut_10",
-            "xǁRasterOutputsǁ_convert__mutmut_19",
-            "xǁRasterOutputsǁ_convert__mutmut_23",
-            "xǁRasterOutputsǁ_convert__mutmut_25",
-            "xǁRasterOutputsǁ_convert__mutmut_30",
-            "xǁRasterOutputsǁ_convert__mutmut_32",
-            "xǁRasterOutputsǁ_convert__mutmut_34",
-            "xǁRasterOutputsǁ_convert__mutmut_36",
-            "xǁRasterOutputsǁ_convert__mutmut_38",
-            "xǁRasterOutputsǁ_convert__mutmut_40",
-            "xǁRasterOutputsǁ_convert__mutmut_42",
-        ),
-        _GDAL_CASE,
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_88",
-            "xǁRasterOutputsǁ__init____mutmut_90",
-            "xǁRasterOutputsǁ__init____mutmut_93",
+            (
+                "x__step__mutmut_2",
+                "x__step__mutmut_5",
+                "x__step__mutmut_6",
+            ),
+            (
+                "the step file's kind, a part of its temporary name only: it is opened with an "
+                "explicit driver and removed after the copy, and sweep() matches the name "
+                "whatever the kind"
+            ),
         ),
         (
-            "the Zstandard level of a step file changes its size and the time to write it, not "
-            "its pixels"
-        ),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_147",
-            "xǁRasterOutputsǁ_convert__mutmut_44",
-            "xǁRasterOutputsǁ_convert__mutmut_46",
+            (
+                "x_area_table__mutmut_27",
+                "x_area_table__mutmut_30",
+                "x_area_table__mutmut_31",
+            ),
+            ("zip's strict flag: counts has one entry per class by construction"),
         ),
         (
-            "simplefilter('ignore') without a category silences every warning while a file is "
-            "opened or copied; none but the missing georeference arises there"
-        ),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ_convert__mutmut_39",
-            "xǁRasterOutputsǁ_convert__mutmut_41",
-        ),
-        ("GDAL's thread count for compressing the copy: the same bytes, only the time differs"),
-    ),
-    (
-        ("xǁRasterOutputsǁabort__mutmut_1",),
-        (
-            "writers left open while their files are unlinked: on POSIX the name goes at once and"
-            " the handle writes to the unlinked file when collected, so nothing is left on disk"
-        ),
-    ),
-    (
-        ("xǁRasterOutputsǁwrite__mutmut_3",),
-        (
-            "class codes in the lookup table's uint16: rasterio casts them to the raster's type, "
-            "which holds every code"
-        ),
-    ),
-    (
-        ("xǁRasterOutputsǁwrite__mutmut_34",),
-        ("bincount's minlength 257: the counts are cut to the classes, fewer than 256"),
-    ),
-    (
-        ("xǁRasterOutputsǁwrite__mutmut_70",),
-        (
-            "the alpha band as int64 of 0 and 255: concatenated and cast to the uint8 raster, the"
-            " same bytes"
-        ),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁwrite__mutmut_112",
-            "xǁRasterOutputsǁwrite__mutmut_113",
-            "xǁRasterOutputsǁwrite__mutmut_118",
+            ("x_pixel_area_m2__mutmut_8",),
+            ("a projected CRS always names its linear unit, so the fallback string is never used"),
         ),
         (
-            "a bound of the clip that no value reaches: the overlay mixes values of 0..255 with "
-            "weights summing to 1"
-        ),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_78",
-            "xǁRasterOutputsǁ__init____mutmut_81",
-            "xǁRasterOutputsǁ__init____mutmut_92",
-        ),
-        _GDAL_CASE,
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_80",
-            "xǁRasterOutputsǁ__init____mutmut_82",
-        ),
-        ("a tile side left out: GDAL's default tile side is 256, BLOCK's value"),
-    ),
-    (
-        (
-            "xǁRasterOutputsǁ__init____mutmut_133",
-            "xǁRasterOutputsǁ__init____mutmut_134",
-            "xǁRasterOutputsǁ__init____mutmut_135",
-            "xǁRasterOutputsǁ__init____mutmut_138",
+            (
+                "x_write_areas__mutmut_14",
+                "x_write_areas__mutmut_16",
+            ),
+            ("newline='' or the default: on POSIX, writing translates no line ending either way"),
         ),
         (
-            "GDAL writes a 4-band byte GeoTIFF as RGB plus alpha by default, which the options "
-            "restate; given to the 3-band overlay's step file instead, they change none of the "
-            "values its PNG copy holds"
+            (
+                "x_write_text__mutmut_4",
+                "x_write_text__mutmut_6",
+            ),
+            (
+                "the locale's encoding: UTF-8 wherever Python 3.11 runs on Linux (a C locale is"
+                " coerced to C.UTF-8, PEP 538)"
+            ),
         ),
-    ),
-    (
-        ("xǁRasterOutputsǁ__init____mutmut_177",),
-        ("a TIFF colour map holds no alpha: GDAL reads every entry back with 255"),
-    ),
-    (
-        ("xǁRasterOutputsǁwrite__mutmut_110",),
         (
-            "rasterio casts the float64 blend to the uint8 raster by truncation, as astype does: "
-            "the exact overlay test sees the same values"
+            ("x_write_text__mutmut_8",),
+            ("'UTF-8' and 'utf-8' name one codec"),
         ),
-    ),
-]:
-    EQUIVALENT.update({f"aerialseg.inference.writers.{n}": _why for n in _names})
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_9",
+                "xǁRasterOutputsǁ__init____mutmut_11",
+            ),
+            (
+                "counts as float64 zeros: they add whole numbers below 2**53, exactly, and the "
+                "area rows take int() of them"
+            ),
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_60",
+                "xǁRasterOutputsǁ__init____mutmut_61",
+            ),
+            ("the driver key misspelt: rasterio infers GTiff from the step file's .tif suffix"),
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_63",
+                "xǁRasterOutputsǁ__init____mutmut_64",
+                "xǁRasterOutputsǁ__init____mutmut_141",
+                "xǁRasterOutputsǁ__init____mutmut_143",
+                "xǁRasterOutputsǁ_convert__mutmut_10",
+                "xǁRasterOutputsǁ_convert__mutmut_19",
+                "xǁRasterOutputsǁ_convert__mutmut_23",
+                "xǁRasterOutputsǁ_convert__mutmut_25",
+                "xǁRasterOutputsǁ_convert__mutmut_30",
+                "xǁRasterOutputsǁ_convert__mutmut_32",
+                "xǁRasterOutputsǁ_convert__mutmut_34",
+                "xǁRasterOutputsǁ_convert__mutmut_36",
+                "xǁRasterOutputsǁ_convert__mutmut_38",
+                "xǁRasterOutputsǁ_convert__mutmut_40",
+                "xǁRasterOutputsǁ_convert__mutmut_42",
+            ),
+            _GDAL_CASE,
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_88",
+                "xǁRasterOutputsǁ__init____mutmut_90",
+                "xǁRasterOutputsǁ__init____mutmut_93",
+            ),
+            (
+                "the Zstandard level of a step file changes its size and the time to write it, "
+                "not its pixels"
+            ),
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_147",
+                "xǁRasterOutputsǁ_convert__mutmut_44",
+                "xǁRasterOutputsǁ_convert__mutmut_46",
+            ),
+            (
+                "simplefilter('ignore') without a category silences every warning while a file "
+                "is opened or copied; none but the missing georeference arises there"
+            ),
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ_convert__mutmut_39",
+                "xǁRasterOutputsǁ_convert__mutmut_41",
+            ),
+            ("GDAL's thread count for compressing the copy: the same bytes, only the time differs"),
+        ),
+        (
+            ("xǁRasterOutputsǁabort__mutmut_1",),
+            (
+                "writers left open while their files are unlinked: on POSIX the name goes at "
+                "once and the handle writes to the unlinked file when collected, so nothing is "
+                "left on disk"
+            ),
+        ),
+        (
+            ("xǁRasterOutputsǁwrite__mutmut_3",),
+            (
+                "class codes in the lookup table's uint16: rasterio casts them to the raster's "
+                "type, which holds every code"
+            ),
+        ),
+        (
+            ("xǁRasterOutputsǁwrite__mutmut_34",),
+            ("bincount's minlength 257: the counts are cut to the classes, fewer than 256"),
+        ),
+        (
+            ("xǁRasterOutputsǁwrite__mutmut_70",),
+            (
+                "the alpha band as int64 of 0 and 255: concatenated and cast to the uint8 "
+                "raster, the same bytes"
+            ),
+        ),
+        (
+            (
+                "xǁRasterOutputsǁwrite__mutmut_112",
+                "xǁRasterOutputsǁwrite__mutmut_113",
+                "xǁRasterOutputsǁwrite__mutmut_118",
+            ),
+            (
+                "a bound of the clip that no value reaches: the overlay mixes values of 0..255 "
+                "with weights summing to 1"
+            ),
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_78",
+                "xǁRasterOutputsǁ__init____mutmut_81",
+                "xǁRasterOutputsǁ__init____mutmut_92",
+            ),
+            _GDAL_CASE,
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_80",
+                "xǁRasterOutputsǁ__init____mutmut_82",
+            ),
+            ("a tile side left out: GDAL's default tile side is 256, BLOCK's value"),
+        ),
+        (
+            (
+                "xǁRasterOutputsǁ__init____mutmut_133",
+                "xǁRasterOutputsǁ__init____mutmut_134",
+                "xǁRasterOutputsǁ__init____mutmut_135",
+                "xǁRasterOutputsǁ__init____mutmut_138",
+            ),
+            (
+                "GDAL writes a 4-band byte GeoTIFF as RGB plus alpha by default, which the "
+                "options restate; given to the 3-band overlay's step file instead, they change "
+                "none of the values its PNG copy holds"
+            ),
+        ),
+        (
+            ("xǁRasterOutputsǁ__init____mutmut_177",),
+            ("a TIFF colour map holds no alpha: GDAL reads every entry back with 255"),
+        ),
+        (
+            ("xǁRasterOutputsǁwrite__mutmut_110",),
+            (
+                "rasterio casts the float64 blend to the uint8 raster by truncation, as astype "
+                "does: the exact overlay test sees the same values"
+            ),
+        ),
+    ],
+)
 
 
 # data/splits.py
-for _names, _why in [
-    (
+_add_equivalent(
+    "data.splits",
+    [
         (
-            "x_random_split__mutmut_7",
-            "x_random_split__mutmut_8",
+            (
+                "x_random_split__mutmut_7",
+                "x_random_split__mutmut_8",
+            ),
+            ("val <= 1 or val < 2: with test >= 0, val + test < 1 already keeps val below 1"),
         ),
-        ("val <= 1 or val < 2: with test >= 0, val + test < 1 already keeps val below 1"),
-    ),
-    (
         (
-            "x_random_split__mutmut_11",
-            "x_random_split__mutmut_12",
+            (
+                "x_random_split__mutmut_11",
+                "x_random_split__mutmut_12",
+            ),
+            ("test <= 1 or test < 2: with val > 0, val + test < 1 already keeps test below 1"),
         ),
-        ("test <= 1 or test < 2: with val > 0, val + test < 1 already keeps test below 1"),
-    ),
-    (
-        ("x_random_split__mutmut_47",),
         (
-            "max(..., default=1) over no groups: range(1) deals nothing from no groups, as "
-            "range(0) does"
+            ("x_random_split__mutmut_47",),
+            (
+                "max(..., default=1) over no groups: range(1) deals nothing from no groups, as "
+                "range(0) does"
+            ),
         ),
-    ),
-]:
-    EQUIVALENT.update({f"aerialseg.data.splits.{n}": _why for n in _names})
+    ],
+)
 
 
 # data/classes.py
-for _names, _why in [
-    (
-        ("x_parse_color__mutmut_4",),
+_add_equivalent(
+    "data.classes",
+    [
         (
-            "lstrip('XX#XX') also strips a leading X, which no hex colour has: a text with one "
-            "fails the length or the hex check either way, with the same message"
+            ("x_parse_color__mutmut_4",),
+            (
+                "lstrip('XX#XX') also strips a leading X, which no hex colour has: a text with "
+                "one fails the length or the hex check either way, with the same message"
+            ),
         ),
-    ),
-    (
-        ("x_parse_color__mutmut_27",),
-        ("text[4:7] of a text checked to be 6 long is text[4:6]"),
-    ),
-    (
-        ("x_encode_mask__mutmut_56",),
         (
-            "bincount without minlength: inverse holds every index of found, so the counts have "
-            "its length anyway"
+            ("x_parse_color__mutmut_27",),
+            ("text[4:7] of a text checked to be 6 long is text[4:6]"),
         ),
-    ),
-    (
-        ("xǁClassTableǁraster_coding__mutmut_23",),
-        ("a lookup table of 257: class ids index it, and they stop at 255"),
-    ),
-]:
-    EQUIVALENT.update({f"aerialseg.data.classes.{n}": _why for n in _names})
+        (
+            ("x_encode_mask__mutmut_56",),
+            (
+                "bincount without minlength: inverse holds every index of found, so the counts "
+                "have its length anyway"
+            ),
+        ),
+        (
+            ("xǁClassTableǁraster_coding__mutmut_23",),
+            ("a lookup table of 257: class ids index it, and they stop at 255"),
+        ),
+    ],
+)
 
 WORK = REPO / ".mutation"
 
