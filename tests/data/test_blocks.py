@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from rasterio.windows import Window
 
 from aerialseg.data.blocks import SceneGrid, block_pixels, block_split
 from aerialseg.errors import DatasetError
@@ -79,4 +78,3 @@ def test_block_sizes_in_pixels_or_map_units_and_errors():
         block_split([scene], "1000", 0, 0.2, 0.2)
     with pytest.raises(DatasetError, match="leaves no training or validation block"):
         block_split([SceneGrid("s", 100, 100, 1.0)], "50", 50, 0.25, 0.25, seed=1)
-    assert Window(0, 0, 1, 1)  # windows are rasterio's

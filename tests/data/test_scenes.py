@@ -90,8 +90,6 @@ def test_scene_errors(geo, tmp_path):
     root, truth, labels = geo
     from shapely.geometry import box
 
-    from tests.geodata import ORIGIN
-
     far = write_area(tmp_path / "far.gpkg", box(0, 0, 10, 10))
     with pytest.raises(DatasetError, match="labelled area overlaps none of the 1 image"):
         open_dataset(root / "scenes", TABLE, PolygonSpec(str(labels), "class", None, str(far)))
@@ -106,4 +104,3 @@ def test_scene_errors(geo, tmp_path):
         open_dataset(root / "scenes" / "a.tif", TABLE)
     with pytest.raises(DatasetError, match="no image rasters found"):
         expand_scenes(str(tmp_path / "none" / "*.tif"))
-    assert ORIGIN  # the fixture's scene starts there
