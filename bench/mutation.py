@@ -217,10 +217,6 @@ _add_equivalent(
             ("zip's strict flag: counts has one entry per class by construction"),
         ),
         (
-            ("x_pixel_area_m2__mutmut_8",),
-            ("a projected CRS always names its linear unit, so the fallback string is never used"),
-        ),
-        (
             (
                 "x_write_areas__mutmut_14",
                 "x_write_areas__mutmut_16",

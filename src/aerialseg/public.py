@@ -339,8 +339,9 @@ def predict_files(
         areas: write the per-class area table.
         class_format: ``auto``: GeoTIFF for georeferenced or TIFF input, else PNG.
         vector: also write polygons as GeoJSON or GeoPackage.
-        simplify: polygon simplification tolerance in map units (None: predict's default).
-        min_area: drop polygons smaller than this, map units squared (None: predict's
+        simplify: polygon simplification tolerance in metres, pixels for a plain image
+            (None: predict's default).
+        min_area: drop polygons smaller than this, in m² (pixels for a plain image) (None: predict's
             default).
         bands: 1-based bands to read, as many as the model takes (default: the model's).
         pixel_size: predict georeferenced inputs resampled to this pixel size.

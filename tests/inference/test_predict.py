@@ -331,7 +331,7 @@ def test_polygon_areas_sum_to_raster_areas(tiny_model, geotiff, tmp_path):
             summed: dict[str, float] = {}
             for feature in src:
                 name = feature["properties"]["class"]
-                summed[name] = summed.get(name, 0.0) + feature["properties"]["area"]
+                summed[name] = summed.get(name, 0.0) + feature["properties"]["area_m2"]
         for name, area in areas.items():
             assert summed.get(name, 0.0) == pytest.approx(area, rel=1e-6), name
 
@@ -350,7 +350,7 @@ def test_simplify_and_min_area_reduce_polygons(tiny_model, geotiff, tmp_path):
             features = list(src)
         counts.append(len(features))
         if "--simplify" in extra:
-            assert all(f["properties"]["area"] >= 5 for f in features)
+            assert all(f["properties"]["area_m2"] >= 5 for f in features)
     assert counts[1] < counts[0]
 
 

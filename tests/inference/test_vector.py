@@ -76,7 +76,7 @@ def test_one_polygon_per_region_with_its_class_and_area(tmp_path, fmt, suffix):
         assert src.crs.to_epsg() == {"geojson": 4326, "gpkg": 32640}[fmt]
     layers = {"geojson": ["polygons"], "gpkg": ["polygons", "layer_styles"]}[fmt]
     assert fiona.listlayers(path) == layers
-    found = sorted((f["class"], f["class_id"], f["area"]) for f in features(path)[0])
+    found = sorted((f["class"], f["class_id"], f["area_m2"]) for f in features(path)[0])
     # 0.5 m pixels: 0.25 m² each, in the input's units whatever the file's CRS; no polygon
     # where nothing was predicted
     assert found == [
@@ -90,7 +90,7 @@ def test_one_polygon_per_region_with_its_class_and_area(tmp_path, fmt, suffix):
 
 def test_min_area_keeps_regions_of_exactly_that_area_and_simplify_drops_vertices(tmp_path):
     ids = np.full((40, 40), 1, dtype=np.uint8)
-    for k in range(12):  # a staircase: many vertices a metre of tolerance smooths away
+    for k in range(12):  # a staircase: many vertices a tolerance of 2 m smooths away
         ids[k * 3 : k * 3 + 3, : 3 + k * 3] = 0
     ids[38, 38:40] = 4  # 2 px, 0.5 m²
     ids[0, 39] = 2  # 1 px, 0.25 m², in the first row: polygons after it are still written
@@ -108,7 +108,7 @@ def test_min_area_keeps_regions_of_exactly_that_area_and_simplify_drops_vertices
     assert classes(found("b", min_area=0.5)) == {"Building", "Land", "Water"}
     # the default: under MIN_AREA_PIXELS (4) pixels, 1 m² here, the 1 and 2 px regions go
     assert classes(found("d")) == {"Building", "Land"}
-    smooth = found("c", simplify=1.0, min_area=0)
+    smooth = found("c", simplify=2.0, min_area=0)  # steps of 1.5 m: triangles of 1.1 m²
 
     def vertices(polygons: list[dict], name: str) -> int:
         (region,) = [f["geometry"] for f in polygons if f["class"] == name]
@@ -119,7 +119,7 @@ def test_min_area_keeps_regions_of_exactly_that_area_and_simplify_drops_vertices
     assert classes(smooth) == {"Building", "Land", "Road", "Water"}
     # simplified areas are those of the simplified shapes, close to the pixels' own
     building = next(f for f in smooth if f["class"] == "Building")
-    assert building["area"] == pytest.approx((ids == 0).sum() * 0.25, rel=0.1)
+    assert building["area_m2"] == pytest.approx((ids == 0).sum() * 0.25, rel=0.1)
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing it
@@ -131,7 +131,7 @@ def test_a_plain_image_gives_polygons_in_pixels_without_a_warning(tmp_path):
     found, crs = features(path)  # GeoPackage: GeoJSON readers assume WGS 84 when none
     assert not crs
     building = next(f for f in found if f["class"] == "Building")
-    assert building["area"] == 20  # pixels
+    assert building["area_px"] == 20 and "area_m2" not in building  # pixels
 
 
 def test_class_id_is_the_raster_value_under_the_polygon(tmp_path):
@@ -148,7 +148,7 @@ def test_class_id_is_the_raster_value_under_the_polygon(tmp_path):
         )
     assert {f["class_id"] for f in found} == set(np.unique(data)) - {nodata}
     # all pixels but nodata are covered when min_area is 0
-    assert sum(f["area"] for f in found) == pytest.approx(((data != nodata).sum()) * 0.25)
+    assert sum(f["area_m2"] for f in found) == pytest.approx(((data != nodata).sum()) * 0.25)
 
 
 def test_default_min_area_drops_specks_and_zero_keeps_them(tmp_path):
@@ -157,9 +157,9 @@ def test_default_min_area_drops_specks_and_zero_keeps_them(tmp_path):
         polygonize(path, DUBAI_CLASSES, tmp_path / "all", "gpkg", min_area=0)["polygons"]
     )[0]
     default = features(polygonize(path, DUBAI_CLASSES, tmp_path / "dflt", "gpkg")["polygons"])[0]
-    pixels = sorted(round(f["area"] / 0.25) for f in every if f["class"] == "Building")
+    pixels = sorted(round(f["area_m2"] / 0.25) for f in every if f["class"] == "Building")
     assert pixels == [1, 3, 4]
-    kept = sorted(round(f["area"] / 0.25) for f in default if f["class"] == "Building")
+    kept = sorted(round(f["area_m2"] / 0.25) for f in default if f["class"] == "Building")
     assert kept == [p for p in pixels if p >= MIN_AREA_PIXELS] == [4]
     assert len(default) == len(every) - 2  # the others are large regions: all kept
 
@@ -183,7 +183,7 @@ def test_geojson_follows_rfc_7946(tmp_path):
         row, col = rowcol(TRANSFORM, xs[0], ys[0])
         assert feature["properties"]["class_id"] == data[row, col]
     # the area stays in the input's square metres
-    areas = sum(f["properties"]["area"] for f in doc["features"])
+    areas = sum(f["properties"]["area_m2"] for f in doc["features"])
     assert areas == pytest.approx((data != nodata).sum() * 0.25)
 
 

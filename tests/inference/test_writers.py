@@ -10,15 +10,13 @@ import pytest
 import rasterio
 import rasterio.shutil
 from PIL import Image
-from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
-from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.data.raster import open_input
 from aerialseg.inference.predict import NODATA, ChunkResult
-from aerialseg.inference.writers import RasterOutputs, area_table, pixel_area_m2, write_areas
+from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
 from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, rgb_scene, write_geotiff
 
 SIZE = 600  # over two 256 px blocks: GDAL gives the COG overviews
@@ -238,24 +236,6 @@ def _write_wide(tmp_path, table, ids):
     return outs.finish()
 
 
-@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing it
-def test_pixel_area_is_that_of_a_metre_grid_only(tmp_path):
-    data = rgb_scene(8, 8)
-    skewed = Affine(0.5, 0.1, 300_000.0, 0.2, -0.5, 2_800_000.0)
-    cases = [
-        (UTM40N, TRANSFORM, 0.25),
-        (UTM40N, skewed, 0.27),  # |a e - b d|
-        (CRS.from_epsg(4326), Affine(1e-5, 0, 55.0, 0, -1e-5, 25.0), None),  # degrees
-        (CRS.from_epsg(2263), TRANSFORM, None),  # US survey feet
-        (None, TRANSFORM, None),
-    ]
-    for k, (crs, transform, area) in enumerate(cases):
-        path = write_geotiff(tmp_path / f"{k}.tif", data, crs=crs, transform=transform)
-        raster = open_input(path)
-        assert pixel_area_m2(raster) == (None if area is None else pytest.approx(area)), k
-        raster.close()
-
-
 def test_areas_are_written_as_csv_and_json_under_their_final_names(tmp_path):
     rows = [
         {"class": "Building", "pixels": 3, "share": 0.75, "area_m2": 0.75},
@@ -368,17 +348,6 @@ def test_area_rows_of_a_metre_grid(tmp_path):
     written = write_areas(rows, tmp_path / "scene")
     assert written["areas_json"].read_text() == json.dumps(rows, indent=2) + "\n"
     outs.abort()
-
-
-@pytest.mark.parametrize("unit", ["Meter", "m", "metre"])
-def test_pixel_area_takes_every_spelling_of_metres(unit):
-    # a GeoTIFF would store the EPSG code and read back "metre": the CRS is given as is
-    from types import SimpleNamespace
-
-    crs = CRS.from_wkt(UTM40N.to_wkt().replace('UNIT["metre",1', f'UNIT["{unit}",1'))
-    assert crs.linear_units == unit
-    raster = SimpleNamespace(dataset=SimpleNamespace(crs=crs, transform=TRANSFORM))
-    assert pixel_area_m2(raster) == pytest.approx(0.25)
 
 
 def test_a_failure_after_the_first_copy_raises_it_and_leaves_no_step_file(tmp_path, monkeypatch):

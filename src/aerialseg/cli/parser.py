@@ -362,14 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--simplify",
         type=float,
         default=0.0,
-        help="polygon simplification tolerance, map units (default 0)",
+        help="smooth away polygon details smaller than this many metres (pixels for a plain"
+        " image): the square root of their area, as shapely's coverage_simplify counts it; all"
+        " polygons are simplified together, so neighbours keep their shared edges (default 0)",
     )
     p.add_argument(
         "--min-area",
         type=float,
         default=None,
-        help="drop polygons smaller than this, map units squared (m² for a metric CRS, pixels"
-        " for a plain image; default: the area of 4 pixels, which drops specks of 1-3"
+        help="drop polygons smaller than this, in m² in any CRS (pixels for a plain image;"
+        " default: the area of 4 pixels, which drops specks of 1-3"
         " pixels; 0 keeps all)",
     )
     p.add_argument(

@@ -5,8 +5,10 @@ need not fit in memory as an array of Python objects; shapely simplifies and mea
 fiona writes. A polygon's ``class_id`` is the raster's value under it (the class id, or the
 class table's mask value). GeoPackage keeps the input's CRS; GeoJSON follows RFC 7946
 (GDAL's RFC7946 option): longitude and latitude on WGS 84, with no ``crs`` member. Areas
-and ``min_area`` are measured before that, in the input's units (m² for a metric CRS). A
-plain image's polygons stay in pixel coordinates, which RFC 7946 has no place for.
+are ground areas in m² in any CRS (``area_m2``, see areas.py), measured before that; a
+plain image's are in pixels (``area_px``), and its polygons stay in pixel coordinates,
+which RFC 7946 has no place for. ``simplify`` simplifies all polygons together as one
+coverage (shapely's coverage_simplify), so neighbours keep their shared edges.
 Each file gets a QGIS style of its name beside it (``.qml``); a GeoPackage also holds it
 in its ``layer_styles`` table, which QGIS reads as the layer's default style.
 """
@@ -15,22 +17,24 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import fiona
 import rasterio
+import shapely
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
-from shapely.geometry import mapping, shape
+from shapely.geometry import Polygon, mapping, shape
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.files import temp_path
+from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.styles import polygons_qml
 from aerialseg.inference.writers import write_text
 
 DRIVERS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg")}
-SCHEMA = {"geometry": "Polygon", "properties": {"class_id": "int", "class": "str", "area": "float"}}
 # Polygons under this many pixels are dropped unless min_area says otherwise: single
 # pixels and specks of two or three, which clutter a map and an attribute table.
 MIN_AREA_PIXELS = 4
@@ -61,9 +65,9 @@ def polygonize(
     min_area: float | None = None,
 ) -> dict[str, Path]:
     """Write one polygon per region of equal class, and its style; returns both files
-    (``polygons``, ``polygons_style``). ``simplify`` and ``min_area`` are in map units
-    (metres for a projected CRS, pixels for a plain image); ``min_area`` None drops
-    polygons under MIN_AREA_PIXELS pixels, 0 keeps all."""
+    (``polygons``, ``polygons_style``). ``simplify`` is a length in metres, ``min_area``
+    an area in m² (pixels for a plain image, in both); ``min_area`` None drops polygons
+    under MIN_AREA_PIXELS pixels, 0 keeps all."""
     driver, suffix = DRIVERS[fmt]
     final = out_stem.with_name(out_stem.name + "_polygons" + suffix)
     tmp = temp_path(final, f"tmp{suffix}")  # the suffix tells fiona the format
@@ -75,35 +79,52 @@ def polygonize(
     try:
         with src:
             crs = src.crs
+            measure = AreaMeasure(crs, src.transform, src.width, src.height)
             # RFC 7946 needs a place on Earth: a plain image's polygons stay in pixels
             options = {"RFC7946": "YES"} if fmt == "geojson" and crs else {}
             if min_area is None:
-                t = src.transform
-                min_area = MIN_AREA_PIXELS * abs(t.a * t.e - t.b * t.d)
+                min_area = MIN_AREA_PIXELS * measure.pixel_area()
+            regions: Iterable[tuple[Polygon, int]] = (
+                (shape(geom), int(value))
+                for geom, value in shapes(rasterio.band(src, 1), transform=src.transform)
+                if int(value) != nodata  # no input there: no polygon
+            )
+            if simplify > 0:
+                # Simplified together, shared edges stay shared: no gaps, no overlaps. This
+                # needs every polygon at once; without it they stream.
+                kept = list(regions)
+                # The outline (the image's edge, nodata) stays as it is: the union of the
+                # polygons remains exactly the pixels that have a class.
+                simple = shapely.coverage_simplify(
+                    [poly for poly, _ in kept],
+                    measure.map_length(simplify),
+                    simplify_boundary=False,
+                )
+                regions = zip(simple, (value for _, value in kept), strict=True)
+            schema = {
+                "geometry": "Polygon",
+                "properties": {"class_id": "int", "class": "str", measure.field: "float"},
+            }
             with fiona.open(
                 tmp,
                 "w",
                 driver=driver,
-                schema=SCHEMA,
+                schema=schema,
                 layer="polygons",
                 crs=crs.to_wkt() if crs else None,
                 **options,
             ) as sink:
-                for geom, value in shapes(rasterio.band(src, 1), transform=src.transform):
-                    if int(value) == nodata:  # no input there: no polygon
-                        continue
-                    poly = shape(geom)
-                    if simplify > 0:
-                        poly = poly.simplify(simplify, preserve_topology=True)
-                    if poly.is_empty or poly.area < min_area:
+                for poly, value in regions:
+                    area = measure.polygon_area(poly)
+                    if poly.is_empty or area < min_area:
                         continue
                     sink.write(
                         {
                             "geometry": mapping(poly),
                             "properties": {
-                                "class_id": int(value),
-                                "class": names[int(value)],
-                                "area": float(poly.area),
+                                "class_id": value,
+                                "class": names[value],
+                                measure.field: area,
                             },
                         }
                     )

@@ -33,6 +33,7 @@ from rasterio.io import DatasetWriter
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import RasterInput, display_rgb
 from aerialseg.files import temp_path
+from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import CONFIDENCE_NODATA, ChunkResult
 from aerialseg.inference.styles import class_pam, raster_qml
 
@@ -92,6 +93,9 @@ class RasterOutputs:
         self.write_values = classes.by_value  # else ids, which need no lookup
         self.counts = np.zeros(classes.num_classes, dtype=np.int64)
         self.valid_pixels = 0
+        src = raster.dataset
+        self.measure = AreaMeasure(src.crs, src.transform, src.width, src.height)
+        self.areas = np.zeros(classes.num_classes)  # in measure.unit: a pixel's varies by row
         suffix = ".tif" if fmt == "tif" else ".png"
         self.finals: dict[str, Path] = {"classes": stem.with_name(stem.name + "_classes" + suffix)}
         if color:
@@ -102,7 +106,6 @@ class RasterOutputs:
             self.finals["confidence"] = stem.with_name(stem.name + "_confidence" + suffix)
         self.tiffs: dict[str, Path] = {k: _step(v) for k, v in self.finals.items()}
         self.writers: dict[str, DatasetWriter] = {}
-        src = raster.dataset
         base = {
             "driver": "GTiff",
             "width": src.width,
@@ -147,9 +150,11 @@ class RasterOutputs:
         else:
             self.writers["classes"].write(ids, 1, window=win)
         self.valid_pixels += int(result.valid.sum())
-        self.counts += np.bincount(ids[result.valid].ravel(), minlength=256)[
-            : self.classes.num_classes
-        ]
+        valid_ids, n = ids[result.valid], self.classes.num_classes
+        self.counts += np.bincount(valid_ids, minlength=256)[:n]
+        row_areas = self.measure.row_areas(int(win.row_off), ids.shape[0])
+        weights = np.broadcast_to(row_areas[:, None], ids.shape)[result.valid]
+        self.areas += np.bincount(valid_ids, weights, minlength=256)[:n]
         if result.confidence is not None and "confidence" in self.writers:
             self.writers["confidence"].write(result.confidence, 1, window=win)
         if "color" not in self.writers and "overlay" not in self.writers:
@@ -221,29 +226,19 @@ class RasterOutputs:
             aux_path(_tmp(self.finals[key])).unlink(missing_ok=True)
 
 
-def pixel_area_m2(raster: RasterInput) -> float | None:
-    """Area of one pixel in m² when the CRS is projected in metres, else None."""
-    crs = raster.dataset.crs
-    if crs is None or not crs.is_projected:
-        return None
-    units = (crs.linear_units or "").lower()
-    if units not in ("metre", "meter", "m"):
-        return None
-    t = raster.dataset.transform
-    return abs(t.a * t.e - t.b * t.d)
-
-
 def area_table(outputs: RasterOutputs) -> list[dict]:
-    px_area = pixel_area_m2(outputs.raster)
+    """Each class's pixels, share and ground area (m² in any CRS; None for a plain image,
+    whose only measure is its pixels)."""
     total = max(outputs.valid_pixels, 1)
+    metric = outputs.measure.unit == "m2"
     return [
         {
             "class": c.name,
             "pixels": int(n),
             "share": float(n / total),
-            "area_m2": float(n * px_area) if px_area is not None else None,
+            "area_m2": float(area) if metric else None,
         }
-        for c, n in zip(outputs.classes.classes, outputs.counts, strict=True)
+        for c, n, area in zip(outputs.classes.classes, outputs.counts, outputs.areas, strict=True)
     ]
 
 

@@ -1,0 +1,150 @@
+"""areas: ground areas in m² in any CRS. The same scene in UTM and in longitude/latitude
+gets the same areas, in the table and in the polygons; feet are converted; a plain image
+is measured in pixels. Simplified polygons keep a coverage: no overlaps, no gaps."""
+
+from __future__ import annotations
+
+import fiona
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_geom
+from rasterio.windows import Window
+from shapely.geometry import box, mapping, shape
+
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.raster import open_input
+from aerialseg.inference.areas import AreaMeasure
+from aerialseg.inference.predict import NODATA, ChunkResult
+from aerialseg.inference.vector import polygonize
+from aerialseg.inference.writers import RasterOutputs, area_table
+from tests.conftest import TRANSFORM, UTM40N, rgb_scene, write_geotiff
+
+WGS84 = CRS.from_epsg(4326)
+
+
+def blocks(h: int, w: int) -> np.ndarray:
+    """Class ids in four large blocks: Building, Land, Road, Water."""
+    ids = np.zeros((h, w), dtype=np.uint8)
+    ids[: h // 2, w // 2 :] = 1
+    ids[h // 2 :, : w // 2] = 2
+    ids[h // 2 :, w // 2 :] = 4
+    return ids
+
+
+def to_wgs84(path, out, resampling=Resampling.nearest, nodata=None):
+    """``path`` warped onto longitude/latitude at about its own resolution."""
+    with rasterio.open(path) as src:
+        transform, w, h = calculate_default_transform(
+            src.crs, WGS84, src.width, src.height, *src.bounds
+        )
+        profile = src.profile | {"crs": WGS84, "transform": transform, "width": w, "height": h}
+        profile["nodata"] = nodata if nodata is not None else src.nodata
+        with rasterio.open(out, "w", **profile) as dst:
+            for band in range(1, src.count + 1):
+                reproject(
+                    rasterio.band(src, band),
+                    rasterio.band(dst, band),
+                    resampling=resampling,
+                    dst_nodata=profile["nodata"],
+                )
+    return out
+
+
+def table_areas(image, ids, tmp_path) -> dict[str, float]:
+    """area_table of ``ids`` predicted over ``image`` (nodata where the image has none)."""
+    raster = open_input(image)
+    h, w = ids.shape
+    values, valid = raster.read(Window(0, 0, w, h))
+    outs = RasterOutputs(raster, DUBAI_CLASSES, tmp_path / image.stem, fmt="tif", color=False,
+                         overlay=False)  # fmt: skip
+    outs.write(ChunkResult(Window(0, 0, w, h), np.where(valid, ids, NODATA), values, valid))
+    raster.close()
+    outs.finish()
+    return {r["class"]: r["area_m2"] for r in area_table(outs)}
+
+
+def test_a_scene_in_longitude_latitude_has_the_areas_it_has_in_utm(tmp_path):
+    h, w = 400, 300  # 200 m x 150 m at 0.5 m
+    utm = write_geotiff(tmp_path / "utm.tif", rgb_scene(h, w), nodata=0)
+    ids = blocks(h, w)
+    labels = write_geotiff(tmp_path / "ids.tif", ids[None], nodata=NODATA)
+    geo = to_wgs84(utm, tmp_path / "geo.tif", nodata=0)
+    geo_ids = to_wgs84(labels, tmp_path / "geo_ids.tif", nodata=NODATA)
+    with rasterio.open(geo_ids) as src:
+        warped = src.read(1)
+    in_utm, in_degrees = table_areas(utm, ids, tmp_path), table_areas(geo, warped, tmp_path)
+    for name in ("Building", "Land", "Road", "Water"):
+        assert in_utm[name] == pytest.approx(150 * 200 / 4)  # m², from the grid's own units
+        # The warped blocks' edges move by up to a pixel: well within 1 % at this size.
+        assert in_degrees[name] == pytest.approx(in_utm[name], rel=0.01), name
+    # and the polygons, measured on their own, agree with the table
+    polygons = polygonize(geo_ids, DUBAI_CLASSES, tmp_path / "geo", "gpkg", min_area=0)
+    with fiona.open(polygons["polygons"]) as src:
+        summed: dict[str, float] = {}
+        for f in src:
+            summed[f["properties"]["class"]] = (
+                summed.get(f["properties"]["class"], 0.0) + f["properties"]["area_m2"]
+            )
+    for name, area in in_degrees.items():
+        assert summed.get(name, 0.0) == pytest.approx(area, rel=1e-3), name
+
+
+def test_a_polygon_keeps_its_area_in_every_crs():
+    square = box(300_000, 2_800_000, 301_000, 2_801_000)  # 1 km² in UTM 40N
+    utm = AreaMeasure(UTM40N, TRANSFORM, 10, 10)
+    assert utm.polygon_area(square) == pytest.approx(1e6)
+    degrees = shape(transform_geom(UTM40N, WGS84, mapping(shapely.segmentize(square, 10))))
+    geo = AreaMeasure(WGS84, Affine(1e-5, 0, 55.0, 0, -1e-5, 25.3), 10, 10)
+    # UTM's scale factor (0.9996 on the central meridian) makes its areas differ a little
+    assert geo.polygon_area(degrees) == pytest.approx(1e6, rel=2e-3)
+    feet = AreaMeasure(CRS.from_epsg(2263), TRANSFORM, 10, 10)  # US survey feet
+    assert feet.polygon_area(box(0, 0, 1, 1)) == pytest.approx(0.3048006**2, rel=1e-6)
+    assert feet.row_areas(0, 2) == pytest.approx([0.25 * 0.3048006**2] * 2, rel=1e-6)
+    plain = AreaMeasure(None, TRANSFORM, 10, 10)
+    assert (plain.unit, plain.field, plain.polygon_area(box(0, 0, 2, 3))) == ("px", "area_px", 6)
+
+
+def test_pixels_in_degrees_shrink_towards_the_poles():
+    def pixel_m2(lat: float) -> float:
+        return AreaMeasure(WGS84, Affine(1e-4, 0, 10.0, 0, -1e-4, lat), 100, 1).pixel_area()
+
+    # a 1e-4 degree pixel: about 11.1 m tall and 11.1 m x cos(latitude) wide
+    for lat in (0.0, 45.0, 60.0):
+        expected = (1e-4 * 111_320) ** 2 * np.cos(np.radians(lat))
+        assert pixel_m2(lat) == pytest.approx(expected, rel=0.01), lat
+    rows = AreaMeasure(WGS84, Affine(0.1, 0, 10.0, 0, -0.1, 60.0), 10, 100).row_areas(0, 100)
+    assert np.all(np.diff(rows) > 0)  # southwards, from 60° N, each row's pixels are larger
+
+
+@pytest.mark.parametrize("crs", [UTM40N, WGS84])
+def test_simplified_polygons_keep_a_coverage(tmp_path, crs):
+    rng = np.random.default_rng(3)
+    # blobs of classes: many shared, jagged edges that a simplification could pull apart
+    coarse = rng.integers(0, 5, (12, 12)).astype(np.uint8)
+    ids = np.kron(coarse, np.ones((8, 8), dtype=np.uint8))
+    ids[rng.random(ids.shape) < 0.05] = 1
+    ids[:10, :10] = NODATA
+    transform = TRANSFORM if crs == UTM40N else Affine(5e-6, 0, 55.0, 0, -5e-6, 25.3)
+    raster = write_geotiff(
+        tmp_path / "c.tif", ids[None], nodata=NODATA, crs=crs, transform=transform
+    )
+    written = polygonize(raster, DUBAI_CLASSES, tmp_path / "s", "gpkg", simplify=2.0, min_area=0)
+    with fiona.open(written["polygons"]) as src:
+        polygons = [shape(f["geometry"]) for f in src]
+    union = shapely.union_all(polygons)
+    overlap = sum(p.area for p in polygons) - union.area
+    valid = shapely.union_all(
+        [shape(g) for g, v in rasterio.features.shapes(ids, transform=transform) if v != NODATA]
+    )
+    assert overlap == pytest.approx(0, abs=1e-9 * union.area)
+    # no gap opened: the union is exactly the pixels that have a class
+    assert union.symmetric_difference(valid).area == pytest.approx(0, abs=1e-9 * union.area)
+    plain = polygonize(raster, DUBAI_CLASSES, tmp_path / "p", "gpkg", min_area=0)
+    with fiona.open(plain["polygons"]) as src:
+        assert len(src) == len(polygons)  # each region simplified, none lost
+        vertices = sum(len(shape(f["geometry"]).exterior.coords) for f in src)
+    assert sum(len(p.exterior.coords) for p in polygons) < vertices
