@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,50 @@ def test_an_array_predicts_as_its_file(geotiff):
     assert from_array.valid.all()
     with pytest.raises(InputError, match=r"shape \(150, 200, 4\).*\(height, width, 3\)"):
         model.predict(np.zeros((150, 200, 4), np.uint8))
+
+
+DUBAI = Path(__file__).parents[2] / "shared" / "datasets" / "dubai-aerial"
+TILE3 = DUBAI / "Semantic segmentation dataset" / "Tile 3" / "images" / "image_part_002.jpg"
+
+
+@pytest.mark.skipif(not TILE3.exists(), reason="needs ../shared/datasets (the Dubai set)")
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the RGBA file
+def test_arrays_of_every_type_are_read_as_files_are(tmp_path):
+    """On a real image: 16-bit and float arrays give the classes a file of the same data
+    gives, float in 0..1 those of the 8-bit image, and NaN columns are nodata that leave
+    the rest alone."""
+    from PIL import Image
+
+    model = aerialseg.load_model(device="cpu", precision="fp32")
+    rgb = np.asarray(Image.open(TILE3))[:384, :512]  # (H, W, 3) uint8
+    eight_bit = model.predict(rgb).class_ids
+    assert model.predict(rgb / 255).class_ids.tolist() == eight_bit.tolist()
+    assert model.predict((rgb / 255).astype(np.float32)).class_ids.tolist() == eight_bit.tolist()
+    for array in (rgb.astype(np.uint16) * 257, rgb.astype(np.float32) * 40 + 3):
+        file = write_geotiff(tmp_path / f"{array.dtype}.tif", array.transpose(2, 0, 1))
+        from_array = model.predict(array).class_ids
+        assert from_array.tolist() == model.predict(file).class_ids.tolist(), array.dtype
+        # a stretch of 8-bit data is close to it: most pixels keep their class
+        assert (from_array == eight_bit).mean() > 0.8, array.dtype
+    holes = (rgb / 255).astype(np.float32)
+    holes[:, 200:250] = np.nan
+    holes[10, 10, 0] = np.inf
+    result = model.predict(holes, confidence=True)
+    assert not result.valid[:, 200:250].any() and not result.valid[10, 10]
+    assert (result.class_ids[:, 200:250] == 255).all()
+    assert result.confidence is not None and np.isnan(result.confidence[:, 200:250]).all()
+    # the hole is what nodata in a file is: an RGBA file transparent there gives the same
+    alpha = np.where(np.isfinite(holes).all(axis=2), 255, 0).astype(np.uint8)
+    rgba = write_geotiff(
+        tmp_path / "rgba.tif", np.dstack([rgb, alpha]).transpose(2, 0, 1), crs=None
+    )
+    assert result.class_ids.tolist() == model.predict(rgba).class_ids.tolist()
+    # NaN no longer spreads through the network (it changed 43 % of the other pixels);
+    # what remains is the network seeing a 50 px hole in a 512 px window
+    agree = (result.class_ids[result.valid] == eight_bit[result.valid]).mean()
+    assert agree > 0.85
+    with pytest.raises(InputError, match="complex128.*pass numbers"):
+        model.predict(rgb.astype(np.complex128))
 
 
 def test_many_windows_match_the_command(tiny_model, tmp_path):

@@ -122,9 +122,12 @@ class Model:
 
         Args:
             image: a file (JPEG, PNG, TIFF, GeoTIFF), read whole as ``aerialseg predict``
-                reads it (bands, 16-bit stretch, nodata), or an array of values in 0..255:
-                (H, W, bands) as ``numpy.asarray(PIL.Image.open(...))`` gives, or (H, W) for
-                a one-band model. Scenes too large for memory go to ``predict_files``.
+                reads it (bands, 16-bit stretch, nodata), or an array, (H, W, bands) as
+                ``numpy.asarray(PIL.Image.open(...))`` gives, or (H, W) for a one-band
+                model. Arrays are read as files of the same data are: uint8 as it is,
+                other integers and floats stretched per band, NaN and infinity as nodata;
+                a float array whose values all lie in 0..1 is taken as 8-bit values / 255.
+                Scenes too large for memory go to ``predict_files``.
             probabilities: also return the class probabilities.
             confidence: also return each pixel's confidence.
             tta: average over flips (3x the compute).
@@ -191,6 +194,8 @@ class Model:
                 return raster.read(Window(0, 0, raster.width, raster.height))
             finally:
                 raster.close()
+        from aerialseg.data.raster import read_array
+
         array = np.asarray(image)
         if array.ndim == 2:
             array = array[:, :, None]
@@ -198,10 +203,9 @@ class Model:
         if array.ndim != 3 or array.shape[2] != want or 0 in array.shape:
             raise InputError(
                 f"an array of shape {array.shape}: the model takes (height, width, {want})"
-                f" values in 0..255"
+                " values: uint8, 16-bit or float (stretched as files are), or float in 0..1"
             )
-        values = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
-        return values, np.ones(array.shape[:2], dtype=bool)
+        return read_array(array.transpose(2, 0, 1))
 
 
 def load_model(

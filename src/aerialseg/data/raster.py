@@ -236,6 +236,39 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows, np.float32), np.array(highs, np.float32)
 
 
+def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A (bands, H, W) array read as ``open_input`` reads a file of the same values:
+    (bands, H, W) float32 in 0..255 and the (H, W) valid mask. A float array whose finite
+    values all lie in 0..1 holds 8-bit values / 255 (torchvision's ``to_tensor``), the
+    usual form in notebooks: it is scaled back rather than stretched."""
+    kind = array.dtype.kind
+    if kind not in "uif":
+        raise InputError(
+            f"an array of {array.dtype}: pass numbers (uint8 0..255, 16-bit, or float)"
+        )
+    if kind == "f":
+        valid = np.isfinite(array).all(axis=0)
+        if valid.any() and array[:, valid].min() >= 0 and array[:, valid].max() <= 1:
+            return np.where(valid, array * 255, 0).astype(np.float32), valid
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array, dtype=np.float32), np.ones(array.shape[1:], bool)
+    if kind == "f" and array.dtype != np.float64:
+        array = array.astype(np.float32)  # float16: no GDAL type
+    # Through GDAL, as a file of the same data: the same stretch, on the same reduced read.
+    count, height, width = array.shape
+    with rasterio.MemoryFile() as memory, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # an array has no place
+        with memory.open(
+            driver="GTiff", width=width, height=height, count=count, dtype=array.dtype.name
+        ) as dataset:
+            dataset.write(array)
+        raster = open_input(memory.name, bands=tuple(range(1, count + 1)))
+        try:
+            return raster.read(Window(0, 0, width, height))
+        finally:
+            raster.close()
+
+
 URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")
 
 
