@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import subprocess
+import sys
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -269,3 +271,19 @@ def test_evaluate_with_a_missing_class_table_is_one_line(
     argv = ["evaluate", str(tiny_model), "--data", str(tiny_dataset), "--out", str(tmp_path / "o")]
     run_fails([*argv, "--classes", str(tmp_path / "none.yaml")], capsys, "none.yaml")
     assert not (tmp_path / "o").exists()
+
+
+def test_help_of_every_command_imports_no_torch():
+    """--help answers at once: no command's help imports torch (8-11 s for train's, once)."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from aerialseg.cli import main\n"
+        "for argv in (['train'], ['predict'], ['evaluate'], ['export'], ['serve'],"
+        " ['data', 'inspect'], ['data', 'split'], []):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main([*argv, '--help'])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from aerialseg.models.factory import STRIDE, create_model
+from aerialseg.models.factory import create_model
+from aerialseg.models.names import STRIDE
 
 # TF EfficientNet-Lite weights were trained on inputs scaled to [-1, 1] (timm's
 # pretrained config for tf_efficientnet_lite0: mean = std = 0.5).

@@ -14,8 +14,8 @@ from timm.models import adapt_input_conv
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.errors import ConfigError
-from aerialseg.models.factory import CLASS_HEAD, STEM
 from aerialseg.models.io import LoadedModel
+from aerialseg.models.names import CLASS_HEAD, STEM
 from aerialseg.models.network import SegmentationNet
 
 NET_PREFIX = "model."  # SegmentationNet holds the model under this name

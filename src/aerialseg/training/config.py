@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from aerialseg.errors import ConfigError
-from aerialseg.models.factory import DEFAULT_DECODER_CHANNELS, ModelName
+from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
 
 # Most bands a network takes: a hyperspectral cube wants band selection or another model.
 MAX_BANDS = 16
