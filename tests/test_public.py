@@ -173,9 +173,16 @@ def test_load_model_errors_are_one_line(tmp_path):
 
 
 def test_train_takes_typed_settings_and_evaluate_scores_it(tiny_dataset, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from aerialseg.public import default_model_path
+
     monkeypatch.setenv("AERIALSEG_MAX_STEPS", "3")
     path = aerialseg.train(
-        tiny_dataset, tmp_path / "run", settings={**TINY, "max_epochs": 4}, max_time="00:05:00"
+        tiny_dataset,
+        tmp_path / "run",
+        settings={**TINY, "max_epochs": 4},
+        max_time=timedelta(minutes=5),
     )
     assert path == tmp_path / "run" / "model.pt"
     saved = load_file(path)
@@ -187,6 +194,8 @@ def test_train_takes_typed_settings_and_evaluate_scores_it(tiny_dataset, tmp_pat
     loaded = aerialseg.load_model(path, device="cpu", precision="fp32")
     by_model = aerialseg.evaluate(loaded, tiny_dataset, out=tmp_path / "e2", split="val")
     assert by_path["split"] == "test" and by_model["split"] == "val"
+    bundled = aerialseg.evaluate("default", tiny_dataset, out=tmp_path / "e0", device="cpu")
+    assert bundled["model"] == aerialseg.load_model(default_model_path()).config.model
     assert by_path["headline"] == ["miou6", "miou5", "pixel_accuracy", "mean_dice"]
     saved_report = json.loads((tmp_path / "e1" / "metrics.json").read_text())
     assert saved_report["miou6"] == by_path["miou6"]
@@ -201,8 +210,29 @@ def test_training_config_and_errors(tmp_path):
     assert aerialseg.training_config(preset="seed").model == "seed-unet"
     with pytest.raises(ConfigError, match="unknown config key 'no_such'"):
         aerialseg.training_config(settings={"no_such": 1})
+    with pytest.raises(ConfigError, match="unknown setting 'max_epoch'; did you mean 'max_epochs'"):
+        aerialseg.training_config(settings={"max_epoch": 1})
     with pytest.raises(aerialseg.public.AerialsegError, match="nothing to resume"):
         aerialseg.train(tmp_path, tmp_path / "run", resume=True)
+
+
+def test_max_time_takes_seconds_a_timedelta_or_text():
+    from datetime import timedelta
+
+    from aerialseg.training.config import duration_text
+
+    assert duration_text(90) == duration_text(timedelta(minutes=1.5)) == "00:01:30"
+    assert duration_text(3600.2) == "01:00:01" and duration_text("00:10:00") == "00:10:00"
+    for bad in (-1, "soon", True, [1]):
+        with pytest.raises(ConfigError, match="max_time"):
+            duration_text(bad)
+
+
+def test_default_names_the_bundled_model_wherever_a_model_is_taken(tmp_path):
+    from aerialseg.public import default_model_path, model_path
+
+    assert model_path("default") == model_path(None) == default_model_path()
+    assert aerialseg.load_model("default", device="cpu").path == default_model_path()
 
 
 def test_a_bad_step_cap_is_a_config_error(tmp_path, monkeypatch):

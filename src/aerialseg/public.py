@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +64,14 @@ def default_model_path() -> Path:
             " 'aerialseg train --data DATASET --out runs/a' and pass --model runs/a/model.pt"
         )
     return path
+
+
+def model_path(model: str | os.PathLike | None) -> Path:
+    """Where a model named by a user is: None or ``"default"`` is the bundled model (as
+    ``init_from=default`` is), anything else a file."""
+    if model is None or os.fspath(model) == "default":
+        return default_model_path()
+    return Path(model)
 
 
 @dataclass
@@ -214,8 +223,8 @@ def load_model(
     """Load a model file for prediction.
 
     Args:
-        path: a ``model.pt`` or ``.ckpt`` written by ``aerialseg train``; None: the model
-            bundled with the package (trained on the Dubai dataset).
+        path: a ``model.pt`` or ``.ckpt`` written by ``aerialseg train``; None or
+            ``"default"``: the model bundled with the package (trained on the Dubai dataset).
         device: ``auto`` picks a CUDA GPU where there is one.
         precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
 
@@ -227,7 +236,7 @@ def load_model(
     """
     from aerialseg.models.io import load_model as load_file
 
-    resolved = Path(path) if path is not None else default_model_path()
+    resolved = model_path(path)
     chosen = resolve_device(device)
     loaded = load_file(resolved, device=chosen, for_inference=True)
     return Model(loaded, resolved, chosen, precision)
@@ -243,7 +252,7 @@ def prediction_engine(model: str | Path | Model | None, engine: str, device: str
             model = model.path
         else:
             return model.engine, model.config, model.classes
-    path = Path(model) if model is not None else default_model_path()
+    path = model_path(model)
     if engine == "onnx" or path.suffix == ".onnx":
         if device != "cpu":
             raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
@@ -334,8 +343,8 @@ def predict_files(
     Args:
         inputs: files, folders (their images) or glob patterns.
         out: the output folder (made if missing).
-        model: a model file, an exported ``.onnx``, or a loaded ``Model``; None: the bundled
-            model.
+        model: a model file, an exported ``.onnx``, or a loaded ``Model``; None or
+            ``"default"``: the bundled model.
         color: also write a colour mask.
         overlay: also write an overlay PNG.
         confidence: also write ``NAME_confidence``, each pixel's probability of its class
@@ -482,7 +491,7 @@ def train(
     labelled_area: str | Path | None = None,
     resume: bool = False,
     resume_from: Literal["last", "best"] | None = None,
-    max_time: str | None = None,
+    max_time: str | float | timedelta | None = None,
     devices: int | None = None,
     num_nodes: int | None = None,
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] | None = None,
@@ -511,7 +520,7 @@ def train(
             settings, classes and split (``settings`` still apply over them).
         resume_from: resume from this checkpoint of the run (``best``: e.g. when
             ``last.ckpt`` is damaged); implies ``resume``.
-        max_time: wall-clock budget ``HH:MM:SS``.
+        max_time: wall-clock budget: ``"HH:MM:SS"``, seconds, or a ``datetime.timedelta``.
         devices: devices (GPUs, or CPU processes) for distributed training.
         num_nodes: machines for distributed training.
         accelerator: ``cpu``, ``gpu``, ... (default: ``auto``).
@@ -529,7 +538,10 @@ def train(
     from aerialseg.training.run import train as run_training
 
     resume = resume or resume_from is not None
-    launch = {"max_time": max_time, "devices": devices, "num_nodes": num_nodes}
+    from aerialseg.training.config import duration_text
+
+    budget = duration_text(max_time) if max_time is not None else None
+    launch = {"max_time": budget, "devices": devices, "num_nodes": num_nodes}
     launch["accelerator"] = accelerator
     given = {key: value for key, value in launch.items() if value is not None}
     run_dir = Path(out)
@@ -583,8 +595,8 @@ def evaluate(
     Writes ``metrics.json``, ``confusion.png`` and ``panels.png`` into ``out``.
 
     Args:
-        model: a model file, an exported ``.onnx`` (scored on ONNX Runtime), or a loaded
-            ``Model``.
+        model: a model file, an exported ``.onnx`` (scored on ONNX Runtime), a loaded
+            ``Model``, or ``"default"``: the bundled model.
         data: the dataset (as for ``train``).
         split: which images to score; ``all``: every image of the dataset.
         split_file: a split file (one listing only ``test`` will do); None: the
@@ -627,13 +639,13 @@ def evaluate(
             from aerialseg.inference.engine import FlipTTA
 
             engine = FlipTTA(engine)
-    elif Path(model).suffix == ".onnx":
-        path = Path(model)
+    elif model_path(model).suffix == ".onnx":
+        path = model_path(model)
         if precision == "bf16" or device == "cuda":
             raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
         scored = OnnxEngine(path)
     else:
-        path = Path(model)
+        path = model_path(model)
         scored = load_file(path, device=resolve_device(device), for_inference=True)
     target = Path(out) if out else path.parent / f"eval-{split}"
     return score(

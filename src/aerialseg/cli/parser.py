@@ -274,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         " write metrics.json, confusion.png and panels.png.",
     )
     p.add_argument(
-        "model", help="model.pt, a .ckpt from a run folder, or an .onnx from aerialseg export"
+        "model",
+        help="model.pt, a .ckpt from a run folder, an .onnx from aerialseg export, or"
+        " 'default' for the bundled model",
     )
     p.add_argument("--data", required=True, help=DATASET)
     p.add_argument(

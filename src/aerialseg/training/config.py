@@ -7,9 +7,12 @@ Presets give starting points; ``key=value`` overrides change single fields, e.g.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -274,6 +277,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def duration_text(value: str | float | timedelta) -> str:
+    """A budget given as ``"HH:MM:SS"``, seconds or a ``timedelta`` -> ``"HH:MM:SS"``."""
+    if isinstance(value, str):
+        parse_duration(value)
+        return value
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise ConfigError(f"max_time {value!r}: give seconds, a datetime.timedelta or 'HH:MM:SS'")
+    whole = math.ceil(seconds)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 def parse_duration(text: str) -> int:
     """ "HH:MM:SS" or "MM:SS" or seconds -> seconds."""
     try:
@@ -329,6 +344,12 @@ _HINTS = typing.get_type_hints(TrainConfig)
 
 def _set_field(config: TrainConfig, key: str, value: Any) -> None:
     if key not in _HINTS:
+        close = difflib.get_close_matches(key, list(_HINTS), n=1)
+        if close:
+            raise ConfigError(
+                f"unknown setting {key!r}; did you mean {close[0]!r}? (aerialseg train"
+                " --list-settings lists them all)"
+            )
         valid = ", ".join(f.name for f in fields(TrainConfig))
         raise ConfigError(f"unknown config key {key!r}; valid keys: {valid}")
     setattr(config, key, _coerce(value, _HINTS[key], key))
