@@ -236,6 +236,15 @@ def test_pages_have_examples_and_readme_stays_short():
     assert counted["README.md"] >= 3 and counted["python-api.md"] >= 5, counted
 
 
+def test_the_site_lists_every_page_in_reading_order():
+    # mkdocs.yml holds !!python/name tags of mkdocs-material's extensions: a plain loader
+    text = (REPO / "mkdocs.yml").read_text()
+    nav = yaml.load(text, Loader=yaml.BaseLoader)["nav"]
+    pages = [next(iter(entry.values())) for entry in nav]
+    assert sorted(pages) == sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert pages[:2] == ["index.md", "getting-started.md"]
+
+
 def test_the_extractor_reads_indented_fences_and_norun_marks(tmp_path):
     page = tmp_path / "p.md"
     page.write_text(
