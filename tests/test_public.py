@@ -204,6 +204,44 @@ def test_train_takes_typed_settings_and_evaluate_scores_it(tiny_dataset, tmp_pat
     assert json.loads((cli_out / "metrics.json").read_text())["miou6"] == by_path["miou6"]
 
 
+def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    import lightning as L
+    import torch
+    from torchvision import tv_tensors
+
+    monkeypatch.setenv("AERIALSEG_MAX_STEPS", "2")
+    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    def mark(image, mask):  # a user's transform: sees every training pair, after the crop
+        seen.append((tuple(image.shape), tuple(mask.shape)))
+        assert isinstance(image, tv_tensors.Image) and isinstance(mask, tv_tensors.Mask)
+        return image * 0, mask
+
+    class Steps(L.Callback):
+        count = 0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            Steps.count += 1
+            assert float(batch[0].abs().sum()) == 0  # the transform's output was trained on
+
+    path = aerialseg.train(
+        tiny_dataset, tmp_path / "run", settings=TINY, callbacks=[Steps()], transforms=mark
+    )
+    assert Steps.count == 2 and len(seen) >= 2 * TINY["batch_size"]
+    assert set(seen) == {((3, 32, 32), (32, 32))}  # crop_size 32
+    # the pieces of that run, from the package top
+    task = aerialseg.SegmentationTask(load_file(path).config.to_dict(), DUBAI_CLASSES.to_dict())
+    assert isinstance(task, L.LightningModule)
+    net = aerialseg.build_network("seed-unet", 6, pretrained=False, base_width=4)
+    assert tuple(net(torch.zeros(1, 3, 64, 64)).shape) == (1, 6, 64, 64)
+    assert issubclass(aerialseg.SegmentationDataModule, L.LightningDataModule)
+    # and export as a function, as the command does it
+    assert aerialseg.export(path, tmp_path / "m.onnx") < 1e-3
+    assert (tmp_path / "m.onnx").is_file()
+
+
 def test_training_config_and_errors(tmp_path):
     cfg = aerialseg.training_config(settings={"bands": [3, 2, 1, 4], "lr": 3e-4})
     assert cfg.in_channels == 4 and cfg.lr == 3e-4

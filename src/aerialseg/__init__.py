@@ -4,21 +4,43 @@
     model = aerialseg.load_model()               # the bundled model
     result = model.predict("scene.tif", confidence=True)
 
-The names below come from ``aerialseg.public`` on first use, so ``import aerialseg`` does
-not import torch.
+For ML work the pieces a run is made of are here too: ``SegmentationTask`` (the
+LightningModule), ``SegmentationDataModule`` and ``build_network``; ``train`` takes
+``callbacks=`` and ``transforms=``.
+
+The names below are imported on first use, so ``import aerialseg`` does not import torch.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# name -> the module that defines it
+_LAZY = {
+    "Model": "aerialseg.public",
+    "Prediction": "aerialseg.public",
+    "evaluate": "aerialseg.public",
+    "export": "aerialseg.public",
+    "load_model": "aerialseg.public",
+    "predict_files": "aerialseg.public",
+    "train": "aerialseg.public",
+    "training_config": "aerialseg.public",
+    "SegmentationTask": "aerialseg.training.module",
+    "SegmentationDataModule": "aerialseg.training.datamodule",
+    "build_network": "aerialseg.models.network",
+}
 __all__ = [
     "Model",
     "Prediction",
+    "SegmentationDataModule",
+    "SegmentationTask",
     "__version__",
+    "build_network",
     "evaluate",
+    "export",
     "load_model",
     "predict_files",
     "train",
@@ -26,22 +48,24 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from aerialseg.models.network import build_network
     from aerialseg.public import (
         Model,
         Prediction,
         evaluate,
+        export,
         load_model,
         predict_files,
         train,
         training_config,
     )
+    from aerialseg.training.datamodule import SegmentationDataModule
+    from aerialseg.training.module import SegmentationTask
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from aerialseg import public
-
-        return getattr(public, name)
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'aerialseg' has no attribute {name!r}")
 
 

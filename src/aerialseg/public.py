@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -495,6 +495,8 @@ def train(
     devices: int | None = None,
     num_nodes: int | None = None,
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] | None = None,
+    callbacks: Sequence[Any] = (),
+    transforms: Callable | None = None,
     started: float | None = None,
 ) -> Path:
     """Train a model into the run folder ``out``: ``aerialseg train``.
@@ -524,6 +526,13 @@ def train(
         devices: devices (GPUs, or CPU processes) for distributed training.
         num_nodes: machines for distributed training.
         accelerator: ``cpu``, ``gpu``, ... (default: ``auto``).
+        callbacks: Lightning callbacks added to the run's own (checkpoints, early stop,
+            EMA, time budget), e.g. a logger of your own or a profiler.
+        transforms: a torchvision v2 transform of each training pair
+            ``(tv_tensors.Image, tv_tensors.Mask)``, applied after the crop and the
+            built-in augmentation: ``image`` is (bands, H, W) uint8, ``mask`` (H, W)
+            uint8 class ids with 255 for unlabelled pixels. It returns the pair, at the
+            size it was given.
         started: ``time.monotonic()`` when the work began, which ``max_time`` counts from
             (None: now).
 
@@ -566,6 +575,8 @@ def train(
         polygons=polygon_spec(labels, label_field, label_crs, labelled_area),
         resume=resume,
         resume_from=resume_from or "last",
+        extra_callbacks=list(callbacks),
+        extra_transform=transforms,
         started=started,
     )
 
@@ -664,3 +675,45 @@ def evaluate(
         max_unknown=max_unknown,
         resize_masks=resize_masks,
     )
+
+
+def export(
+    model: str | Path | None,
+    onnx: str | Path,
+    *,
+    check_image: str | Path | None = None,
+) -> float:
+    """Export a model to ONNX: ``aerialseg export``.
+
+    Args:
+        model: a ``model.pt`` or ``.ckpt``; None or ``"default"``: the bundled model.
+        onnx: the ``.onnx`` file to write (dynamic batch, height and width; the model's
+            classes, bands and settings in its metadata).
+        check_image: an image whose first 512 x 512 px check ONNX Runtime against
+            PyTorch (default: a built pattern).
+
+    Returns:
+        The largest difference of a class probability, ONNX Runtime against PyTorch.
+
+    Raises:
+        ModelFileError: the file is not an aerialseg model.
+        InputError: the check image cannot be read.
+    """
+    from aerialseg.models.export import export_onnx
+    from aerialseg.models.io import load_model as load_file
+
+    loaded = load_file(model_path(model))
+    check = None
+    if check_image is not None:
+        from rasterio.windows import Window
+
+        from aerialseg.data.raster import open_input
+
+        raster = open_input(check_image, loaded.config.band_tuple)
+        try:
+            window = Window(0, 0, min(raster.width, 512), min(raster.height, 512))
+            values, _ = raster.read(window)
+        finally:
+            raster.close()
+        check = values.transpose(1, 2, 0).astype("uint8")
+    return export_onnx(loaded, Path(onnx), check)

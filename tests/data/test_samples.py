@@ -11,6 +11,7 @@ from aerialseg.data.samples import (
     BandJitter,
     LabelledImage,
     RandomCropDataset,
+    RandomRot90,
     RandomScaledCrop,
     ResizedDataset,
     crop_transform,
@@ -100,6 +101,21 @@ def test_four_band_crops_are_jittered_by_band_not_torchvision():
         image, mask = dataset[index]
         assert image.shape == (4, 32, 32) and mask.shape == (32, 32)
         assert image.min() >= 0 and image.max() <= 255
+
+
+def test_rotated_crops_stay_images_and_masks_so_band_jitter_still_applies():
+    image = tv_tensors.Image(torch.arange(4 * 8 * 8, dtype=torch.uint8).reshape(4, 8, 8))
+    mask = tv_tensors.Mask(torch.zeros(8, 8, dtype=torch.uint8))
+    rotate = RandomRot90()
+    for k in range(1, 4):
+        turned_image = rotate.transform(image, {"k": k})
+        turned_mask = rotate.transform(mask, {"k": k})
+        assert type(turned_image) is tv_tensors.Image and type(turned_mask) is tv_tensors.Mask
+    # after a turn, BandJitter still changes the image (it passed plain tensors by)
+    jitter = BandJitter(0.5)
+    params = {"brightness": 1.5, "contrast": 1.0, "saturation": 1.0}
+    jittered = jitter.transform(rotate.transform(image, {"k": 1}), params)
+    assert not torch.equal(jittered, rotate.transform(image, {"k": 1}))
 
 
 def test_crop_larger_than_image_pads_mask_with_ignore():

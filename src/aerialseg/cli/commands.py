@@ -288,21 +288,9 @@ def _predict_on_ray(args: argparse.Namespace, opts) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from aerialseg.models.export import export_onnx
-    from aerialseg.models.io import load_model
+    from aerialseg.public import export
 
-    model = load_model(args.model)
-    check = None
-    if args.check_image:
-        from rasterio.windows import Window
-
-        from aerialseg.data.raster import open_input
-
-        raster = open_input(args.check_image, model.config.band_tuple)
-        values, _ = raster.read(Window(0, 0, min(raster.width, 512), min(raster.height, 512)))
-        raster.close()
-        check = values.transpose(1, 2, 0).astype("uint8")
-    diff = export_onnx(model, args.onnx, check)
+    diff = export(args.model, args.onnx, check_image=args.check_image)
     print(f"wrote {args.onnx}; max |p_onnx - p_torch| = {diff:.2e} on the check image")
     return 0
 

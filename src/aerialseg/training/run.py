@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -340,6 +341,7 @@ def train(
     resume: bool = False,
     resume_from: str = "last",
     extra_callbacks: list | None = None,
+    extra_transform: Callable | None = None,
     started: float | None = None,
 ) -> Path:
     """Train into ``out`` and return the path of the best model file.
@@ -364,7 +366,7 @@ def train(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     source = open_dataset(data, classes, polygons, cfg.band_tuple, cfg.pixel_size)
     split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
-    datamodule = SegmentationDataModule(source, split, classes, cfg)
+    datamodule = SegmentationDataModule(source, split, classes, cfg, extra_transform)
     if _rank_zero() and not sys.stderr.isatty():
         # A log gets one line instead of the bars' redraws; on stdout, so that a bad image's
         # error stays the one line on stderr.
