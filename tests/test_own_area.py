@@ -157,6 +157,8 @@ def test_a_geojson_in_metres_without_crs_says_how_to_fix_it(area, capsys):
         str(root / "s.json"),
         "--block-size",
         "64",
+        "--buffer",  # the default, the crop size (256), is more than half a block
+        "16",
         "--labels",
         str(bad),
         "--label-field",
@@ -210,6 +212,8 @@ def test_invalid_polygons_are_repaired_and_the_count_is_told(area, capsys):
         str(root / "s.json"),
         "--block-size",
         "64",
+        "--buffer",  # the default, the crop size (256), is more than half a block
+        "16",
         "--labels",
         str(labels),
         "--label-field",
@@ -219,3 +223,21 @@ def test_invalid_polygons_are_repaired_and_the_count_is_told(area, capsys):
     ]
     assert main(args) == 0
     assert "repaired 1 invalid polygon(s)" in capsys.readouterr().err
+
+
+def test_a_label_field_mixing_names_and_numbers_splits_and_a_fraction_is_one_line(area, capsys):
+    root, scene, _, classes, boxes = area
+    # Road's polygons say 7, its mask_value, the others their names: GDAL types the field JSON
+    mixed = [(geom, 7 if name == "Road" else name) for geom, name in boxes]
+    labels = write_geojson(root / "mixed.geojson", mixed)
+    split = ["data", "split", str(scene), "--block-size", "64", "--buffer", "16"]
+    split += ["--label-field", "class"]
+    split += ["--classes", str(classes)]
+    assert main([*split, "--labels", str(labels), "--out", str(root / "s.json")]) == 0
+    assert (root / "s.json").is_file()
+    capsys.readouterr()
+    half = write_geojson(root / "half.geojson", [*mixed[:-1], (mixed[-1][0], 3.5)])
+    assert main([*split, "--labels", str(half), "--out", str(root / "t.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"feature {len(mixed) - 1}: 'class' is 3.5" in err and "\n" not in err
+    assert not (root / "t.json").exists()

@@ -77,4 +77,16 @@ def test_block_sizes_in_pixels_or_map_units_and_errors():
     with pytest.raises(DatasetError, match="too few"):
         block_split([scene], "1000", 0, 0.2, 0.2)
     with pytest.raises(DatasetError, match="leaves no training or validation block"):
-        block_split([SceneGrid("s", 100, 100, 1.0)], "50", 50, 0.25, 0.25, seed=1)
+        block_split([SceneGrid("s", 50, 150, 1.0)], "50", 25, 0.25, 0.25, seed=0)
+
+
+def test_a_buffer_over_half_a_block_is_refused_in_one_line():
+    scene = SceneGrid("big.tif", 400, 400, 0.5)
+    assert block_split([scene], "64", 32, 0.2, 0.2, seed=3)["train"]  # half: fine
+    with pytest.raises(DatasetError) as err:
+        block_split([scene], "32m", 33, 0.2, 0.2, seed=3)
+    assert str(err.value) == (
+        "--buffer 33 px is more than half a block (64 px of big.tif), which no longer keeps"
+        " training pixels that far from validation and test ones: give --buffer 32 or less"
+        " (without --buffer, the crop size) or blocks of 66 px or more"
+    )

@@ -100,7 +100,7 @@ def test_table_from_json_and_yaml_files(tmp_path):
                     {"name": "b", "mask_color": "#010101"},
                 ]
             },
-            "share a mask colour",
+            "both have mask_color #010101",
         ),
         ({"classes": [{"name": "a", "mask_value": 1}, {"name": "b", "mask_value": 1}]}, "value"),
         ({"classes": [{"name": "a", "mask_value": -1}]}, "not a whole number"),
@@ -351,9 +351,13 @@ def test_table_error_sentences_and_array_types():
         message(ClassTable.from_dict, {"classes": []}) == "a class table needs at least one class"
     )
     two_colours = {"classes": [{"name": n, "mask_color": "#010101"} for n in "ab"]}
-    assert message(ClassTable.from_dict, two_colours) == "two classes share a mask colour"
+    assert message(ClassTable.from_dict, two_colours) == (
+        "classes 'a' and 'b' both have mask_color #010101; give each class its own"
+    )
     two_values = {"classes": [{"name": n, "mask_value": 3} for n in "ab"]}
-    assert message(ClassTable.from_dict, two_values) == "two classes share a mask value"
+    assert message(ClassTable.from_dict, two_values) == (
+        "classes 'a' and 'b' both have mask_value 3; give each class its own"
+    )
     both = {"classes": [{"name": "a", "mask_value": 3}], "ignore_values": [3]}
     assert message(ClassTable.from_dict, both) == (
         "a value is both a class value and an ignore value"
@@ -368,3 +372,32 @@ def test_a_table_whose_values_reach_255_writes_16_bits():
     assert (nodata, dtype) == (65535, "uint16") and lut.dtype == np.uint16 and lut[0] == 255
     low = ClassTable.from_dict({"classes": [{"name": "a", "mask_value": 254}]})
     assert low.raster_coding()[1:] == (255, "uint8")
+
+
+@pytest.mark.parametrize(
+    "classes, expected",
+    [
+        (
+            [{"name": "Road"}, {"name": "Water"}, {"name": "Road"}],
+            "classes 'Road' and 'Road' have the same name",
+        ),
+        (
+            [{"name": "Road"}, {"name": "Water"}, {"name": "ROAD"}],
+            "classes 'Road' and 'ROAD' have the same name",
+        ),
+        (  # the same colour written two ways
+            [{"name": "a", "mask_color": "#0a0B0c"}, {"name": "b", "mask_color": [10, 11, 12]}],
+            "classes 'a' and 'b' both have mask_color #0A0B0C",
+        ),
+        (
+            [{"name": "a", "mask_value": 0}, {"name": "b", "mask_value": 7}, {"name": "c",
+             "mask_value": 7}],
+            "classes 'b' and 'c' both have mask_value 7",
+        ),
+    ],
+)  # fmt: skip
+def test_a_name_colour_or_value_twice_is_one_line_naming_both_classes(classes, expected):
+    text = message(ClassTable.from_dict, {"classes": classes})
+    assert text.startswith(expected) and "\n" not in text
+    with pytest.raises(ClassTableError, match=expected):  # built in code, too
+        ClassTable(tuple(ClassTable.from_dict({"classes": [c]}).classes[0] for c in classes))

@@ -19,6 +19,7 @@ from tests.conftest import (
     write_geotiff,
     write_geotiff_dataset,
 )
+from tests.data.test_source import zip_folder
 
 # ../shared/datasets/README.md
 README_SHARES = {
@@ -157,3 +158,19 @@ def test_a_dataset_of_only_problems_is_reported_not_divided_by_zero(tmp_path, ca
     report = json.loads(capsys.readouterr().out)
     assert report["pixels"] == 0 and report["unmatched_share"] == 0.0
     assert [c["share"] for c in report["classes"]] == [0.0] * 6
+
+
+def test_inspect_of_the_zip_names_the_same_files(fresh_dataset, tmp_path, capsys):
+    damage_in_six_ways(fresh_dataset)
+    archive = zip_folder(fresh_dataset, tmp_path / "archive.zip")
+    assert main(["data", "inspect", str(archive), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    unreadable = {p["file"]: p["message"] for p in report["problems"] if p["kind"] == "unreadable"}
+    assert sorted(unreadable) == [
+        "Tile 1/images/image_part_004.jpg",
+        "Tile 2/masks/image_part_003.png",
+    ]
+    root = f"{archive}:{fresh_dataset.name}"
+    assert unreadable["Tile 2/masks/image_part_003.png"].startswith(
+        f"{root}/Tile 2/masks/image_part_003.png: cannot read the file (not an image format"
+    )

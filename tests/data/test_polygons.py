@@ -157,3 +157,56 @@ def test_the_labelled_area_bounds_labels_and_background(tmp_path, boxes):
     plain = read_polygons(path, table, "class", labelled_area=area).to_crs(UTM)
     ids = plain.window(scene_transform(), Window(0, 0, 100, 80))
     assert ((ids == IGNORE_INDEX) == (truth == 3)).mean() > 0.99
+
+
+def write_values(path, values, field_type=None):
+    """One small square per value, in a row: a GeoJSON written as text (GDAL guesses the
+    field's type from the values), or a GeoPackage whose field is ``field_type``."""
+    left, top = ORIGIN
+    squares = [box(left + k * 10, top - 10, left + k * 10 + 5, top) for k in range(len(values))]
+    if path.suffix == ".geojson":
+        features = [
+            {"type": "Feature", "geometry": mapping(g), "properties": {"class": v}}
+            for g, v in zip(squares, values, strict=True)
+        ]
+        crs = {"type": "name", "properties": {"name": "EPSG:32640"}}
+        path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+        return path
+    import fiona
+
+    schema = {"geometry": "Polygon", "properties": {"class": field_type}}
+    with fiona.open(path, "w", driver="GPKG", crs=UTM.to_wkt(), schema=schema) as dst:
+        for g, v in zip(squares, values, strict=True):
+            dst.write({"geometry": mapping(g), "properties": {"class": v}})
+    return path
+
+
+def test_a_field_mixing_names_and_numbers_is_read_value_by_value(tmp_path):
+    # GDAL types such a GeoJSON property as JSON and leaves its strings unquoted, which
+    # fiona cannot decode: read as text, each value is a name or a mask_value
+    path = write_values(tmp_path / "mixed.geojson", ["Building", 7, " water ", 7.0, "ROAD", "7"])
+    assert read_polygons(path, TABLE, "class").polygons.values.tolist() == [0, 1, 2, 1, 1, 1]
+    floats = write_values(tmp_path / "floats.gpkg", [7.0, 7.0], "float")
+    assert read_polygons(floats, TABLE, "class").polygons.values.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "name, values, field_type, bad",
+    [
+        ("mixed.geojson", ["Building", 3.5], None, "feature 1: 'class' is 3.5"),
+        ("mixed.geojson", ["Building", 7, True], None, "feature 2: 'class' is true"),
+        ("mixed.geojson", [[1, 2], "Building"], None, "feature 0: 'class' is [1, 2]"),
+        ("mixed.geojson", ["Water", {"a": 1}, 7], None, "feature 1: 'class' is {\"a\": 1}"),
+        ("floats.geojson", [3.0, 3.5], None, "feature 1: 'class' is 3.5"),
+        ("bools.geojson", [False, True], None, "feature 0: 'class' is false"),
+        ("lists.geojson", [[7], [7, 1]], None, "feature 0: 'class' is [7]"),
+        ("floats.gpkg", [7.0, 3.5], "float", "feature 2: 'class' is 3.5"),  # GPKG ids from 1
+        ("bools.gpkg", [True], "bool", "feature 1: 'class' is true"),
+    ],
+)
+def test_other_values_are_one_line_naming_the_feature(tmp_path, name, values, field_type, bad):
+    path = write_values(tmp_path / name, values, field_type)
+    assert message(read_polygons, path, TABLE, "class") == (
+        f"{path}: {bad}, neither a class name nor a whole-number mask_value; give each"
+        " polygon one of those"
+    )

@@ -1,4 +1,6 @@
+import io
 import shutil
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -649,3 +651,72 @@ def test_warped_labels_keep_their_nodata_and_palettes_their_colours(tmp_path):
     coloured = source.read_mask(source.pairs[0])
     assert coloured.dtype == np.uint8 and coloured.shape == (72, 80, 3)
     assert (coloured[:, :4] == 0).all() and (coloured[:, 4:] == [200, 10, 10]).all()
+
+
+@pytest.fixture(scope="module")
+def zip_bomb(tmp_path_factory):
+    """A dataset zip of 1.6 MB whose images are 300 MiB and 64 MiB of zeros, and one image
+    that is not an image. Written a MiB at a time: the test never holds an entry whole."""
+    path = tmp_path_factory.mktemp("bomb") / "archive.zip"
+    mask = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(mask, "PNG")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for stem in ("x", "y", "z"):
+            archive.writestr(f"Tile 1/masks/{stem}.png", mask.getvalue())
+        archive.writestr("Tile 1/images/z.png", b"not an image")
+        for name, mib in (("x.jpg", 300), ("y.tif", 64)):
+            with archive.open(f"Tile 1/images/{name}", "w") as entry:
+                for _ in range(mib):
+                    entry.write(bytes(2**20))
+    return path
+
+
+def read_traced(source, rel):
+    """The error reading ``rel`` raises, and the most memory Python held meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError) as err:
+            source.read_image(Pair(rel, rel.replace("images", "masks")[:-4] + ".png"))
+        return str(err.value), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_zip_bomb_is_refused_from_its_sizes_before_it_is_decompressed(zip_bomb):
+    source = DatasetSource(zip_bomb)
+    assert zip_bomb.stat().st_size < 2e6
+    text, peak = read_traced(source, "Tile 1/images/x.jpg")
+    assert peak < 8 * 2**20  # the 300 MiB were never read
+    assert text == (
+        f"{zip_bomb}:Tile 1/images/x.jpg: the entry would decompress to 300 MiB from 1.3 MiB,"
+        " over the limits for a zip entry (4 GiB, or 100 times its compressed size above 256"
+        " MiB): refused as a likely zip bomb; if the file is genuine, extract the archive and"
+        " pass its folder"
+    )
+    with pytest.raises(DatasetError, match="likely zip bomb"):
+        source.header("Tile 1/images/x.jpg")  # data inspect's way in: the same
+
+
+def test_zip_entries_are_read_as_they_are_decoded_and_errors_name_them(zip_bomb, monkeypatch):
+    source = DatasetSource(zip_bomb)
+    # under the bounds, an entry is streamed: PIL and GDAL read as much as they need
+    monkeypatch.setattr("aerialseg.data.source.ZIP_RATIO_FROM", 2**40, raising=False)
+    text, peak = read_traced(source, "Tile 1/images/x.jpg")
+    assert peak < 8 * 2**20  # not the 300 MiB of the entry
+    assert text.startswith(f"{zip_bomb}:Tile 1/images/x.jpg: cannot read the file (")
+    text, peak = read_traced(source, "Tile 1/images/y.tif")  # GDAL's /vsizip/
+    assert peak < 8 * 2**20
+    assert text == (
+        f"{zip_bomb}:Tile 1/images/y.tif: cannot read the file (not recognized as being in a"
+        " supported file format); it is damaged or not an image: replace it or remove it from"
+        " the dataset"
+    )
+    text, _ = read_traced(source, "Tile 1/images/z.png")
+    assert text == (
+        f"{zip_bomb}:Tile 1/images/z.png: cannot read the file (not an image format PIL"
+        " reads); it is damaged or not an image: replace it or remove it from the dataset"
+    )
+    # the size bound holds whatever the ratio
+    monkeypatch.setattr("aerialseg.data.source.ZIP_MAX_BYTES", 2**30 // 32, raising=False)
+    assert "the entry would decompress to 64 MiB" in read_traced(source, "Tile 1/images/y.tif")[0]
+    assert source.read_mask(Pair("Tile 1/images/z.png", "Tile 1/masks/z.png")).shape == (4, 4, 3)

@@ -83,6 +83,16 @@ def block_split(
     shapes: dict[str, tuple[int, int, int]] = {}
     for scene in scenes:
         side = block_pixels(size, scene)
+        if 2 * buffer > side:
+            # a strip only comes off blocks that touch a later split: wider than the block
+            # next to it, it no longer holds blocks further off at that distance (16 px
+            # blocks, a 40 px buffer: training pixels 17 px from test ones)
+            raise DatasetError(
+                f"--buffer {buffer} px is more than half a block ({side} px of {scene.id}),"
+                " which no longer keeps training pixels that far from validation and test"
+                f" ones: give --buffer {side // 2} or less (without --buffer, the crop size)"
+                f" or blocks of {2 * buffer} px or more"
+            )
         rows, cols = math.ceil(scene.height / side), math.ceil(scene.width / side)
         shapes[scene.id] = (rows, cols, side)
         cells += [(scene.id, r, c, side) for r in range(rows) for c in range(cols)]

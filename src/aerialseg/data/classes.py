@@ -78,15 +78,27 @@ class ClassTable:
             raise ClassTableError(f"at most {IGNORE_INDEX - 1} classes are supported")
         if sum(c.background for c in self.classes) > 1:
             raise ClassTableError("at most one class can be the background")
-        colours = [parse_color(c.mask_color) for c in self.classes if c.mask_color is not None]
-        if len(set(colours)) != len(colours):
-            raise ClassTableError("two classes share a mask colour")
-        if set(colours) & {parse_color(c) for c in self.ignore_colors}:
+        twice = _first_twice(self.classes, lambda c: c.name.casefold())
+        if twice:  # names are matched in any case (polygon labels, another model's table)
+            raise ClassTableError(
+                f"classes {twice[0].name!r} and {twice[1].name!r} have the same name (names"
+                " are matched in any case); rename or merge one"
+            )
+        for what, key in (
+            ("mask_color", lambda c: c.mask_color and to_hex(parse_color(c.mask_color))),
+            ("mask_value", lambda c: c.mask_value),
+        ):
+            twice = _first_twice(self.classes, key)
+            if twice:
+                raise ClassTableError(
+                    f"classes {twice[0].name!r} and {twice[1].name!r} both have {what}"
+                    f" {key(twice[0])}; give each class its own"
+                )
+        colours = {parse_color(c.mask_color) for c in self.classes if c.mask_color is not None}
+        if colours & {parse_color(c) for c in self.ignore_colors}:
             raise ClassTableError("a colour is both a class colour and an ignore colour")
-        values = [c.mask_value for c in self.classes if c.mask_value is not None]
-        if len(set(values)) != len(values):
-            raise ClassTableError("two classes share a mask value")
-        if set(values) & set(self.ignore_values):
+        values = {c.mask_value for c in self.classes if c.mask_value is not None}
+        if values & set(self.ignore_values):
             raise ClassTableError("a value is both a class value and an ignore value")
 
     @property
@@ -167,6 +179,17 @@ class ClassTable:
         if not isinstance(data, dict):
             raise ClassTableError(f"class table {path} must be a mapping with a 'classes' list")
         return cls.from_dict(data)
+
+
+def _first_twice(classes: tuple[SegClass, ...], key) -> tuple[SegClass, SegClass] | None:
+    """The first two classes whose ``key`` is the same (a key of None counts for none)."""
+    seen: dict = {}
+    for entry in classes:
+        k = key(entry)
+        if k is not None and k in seen:
+            return seen[k], entry
+        seen.setdefault(k, entry)
+    return None
 
 
 def _mask_value(value, what: str) -> int:

@@ -49,7 +49,8 @@ def inspect_dataset(
             source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
             mask = source.read_mask(pair, table.by_value)
         except DatasetError as err:
-            problems.append(_problem("unreadable", str(err).split(":")[0], str(err)))
+            file = pair.mask if pair.mask in str(err) else pair.id  # a zip's: archive.zip:ROOT/...
+            problems.append(_problem("unreadable", file, str(err)))
             continue
         try:
             encoded = encode_mask(mask, table, pair.mask)

@@ -21,10 +21,12 @@ which the project has.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 import fiona
 import numpy as np
@@ -160,10 +162,11 @@ def read_polygons(
 def _read_layer(
     path: str | Path, field: str | None, crs_override: CRS | None
 ) -> tuple[list, list, CRS, int]:
-    """Polygonal geometries of a vector file, the ``field`` value of each (None without a
-    field), the layer's CRS, and how many invalid geometries were repaired."""
+    """Polygonal geometries of a vector file, the feature id and ``field`` value of each
+    (None without a field), the layer's CRS, and how many invalid geometries were
+    repaired."""
     try:
-        with fiona.open(path) as layer:
+        with fiona.open(path, ARRAY_AS_STRING="YES") as layer:
             fields = list(layer.schema["properties"])
             if field is not None and field not in fields:
                 raise DatasetError(
@@ -171,28 +174,62 @@ def _read_layer(
                     " (choose one with --label-field)"
                 )
             crs = crs_override or (CRS.from_wkt(layer.crs_wkt) if layer.crs_wkt else None)
-            records = [
-                (r.geometry, r.properties[field] if field else None)
-                for r in layer
-                if r.geometry is not None
-            ]
+            if field is not None and layer.schema["properties"][field] == "json":
+                records = _json_field_records(path, layer.name, field)
+            else:
+                records = [
+                    (r.id, r.geometry, r.properties[field] if field else None)
+                    for r in layer
+                    if r.geometry is not None
+                ]
     except (FionaError, OSError) as err:
         raise DatasetError(f"{path}: cannot read polygons ({library_reason(err)})") from None
     if crs is None:
         raise DatasetError(f"{path}: the polygons have no CRS; give theirs with --label-crs")
     geometries, values, repaired = [], [], 0
-    for geometry, value in records:
+    for fid, geometry, value in records:
         geom = shape(geometry)
         if not geom.is_valid:
             geom, repaired = _polygonal(shapely.make_valid(geom)), repaired + 1
         if geom is not None and not geom.is_empty and geom.geom_type.endswith("Polygon"):
             geometries.append(geom)
-            values.append(value)
+            values.append((fid, value))
     if not geometries:
         raise DatasetError(f"{path}: no polygon in the file (or none left after repair)")
     if crs.is_geographic and crs_override is None:
         _check_degrees(path, geometries)
     return geometries, values, crs, repaired
+
+
+def _json_field_records(path: str | Path, layer: str, field: str) -> list[tuple]:
+    """(id, geometry, value) of each feature whose ``field`` GDAL types as JSON: a GeoJSON
+    property that mixes names and numbers ("Building", 7). GDAL gives such values as text,
+    strings unquoted, which fiona's JSON decoding fails on; an OGR VRT of the layer reads
+    the field as plain text, and each value that parses as JSON (7, 3.5, true, [1, 2]) is
+    taken as what it says, any other as a name. (GDAL 3.11's OGR_SCHEMA open option would
+    do this; fiona's wheels bring 3.9.)"""
+    source = Path(path).absolute() if Path(path).exists() else path
+    vrt = (
+        '<OGRVRTDataSource><OGRVRTLayer name="labels">'
+        f"<SrcDataSource>{escape(str(source))}</SrcDataSource>"
+        '<OpenOptions><OOI key="ARRAY_AS_STRING">YES</OOI></OpenOptions>'
+        f"<SrcLayer>{escape(layer)}</SrcLayer>"
+        f'<Field name={quoteattr(field)} type="String" subtype="None"/>'
+        "</OGRVRTLayer></OGRVRTDataSource>"
+    )
+    records = []
+    with fiona.open(vrt, driver="OGR_VRT", allow_unsupported_drivers=True) as text_layer:
+        for r in text_layer:
+            if r.geometry is not None:
+                records.append((r.id, r.geometry, _from_json_text(r.properties[field])))
+    return records
+
+
+def _from_json_text(text: str | None):
+    try:
+        return text if text is None else json.loads(text)
+    except ValueError:
+        return text
 
 
 def _polygonal(geom):
@@ -217,8 +254,9 @@ def _check_degrees(path: str | Path, geometries: list) -> None:
 
 
 def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> list[int]:
-    """The class id of each polygon: its field value matched to a class name (any case) or,
-    for whole numbers, to a class's mask_value. Unmatched values are an error."""
+    """The class id of each polygon from its (feature id, field value): a text matched to a
+    class name (any case) or, as a whole number, to a class's mask_value. Unmatched values
+    are an error, and so are values of another type (3.5, true, a list)."""
     if field is None:
         if classes.num_classes - (classes.background_id is not None) != 1:
             raise DatasetError(
@@ -230,10 +268,11 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
     by_value = {c.mask_value: i for i, c in enumerate(classes.classes) if c.mask_value is not None}
     ids: list[int] = []
     unmatched: Counter = Counter()
-    for value in values:
-        found = _match(value, by_name, by_value)
+    for fid, value in values:
+        label = _label(value, fid, field, path)
+        found = _match(label, by_name, by_value)
         if found is None:
-            unmatched[value] += 1
+            unmatched[label] += 1
         else:
             ids.append(found)
     if unmatched:
@@ -245,16 +284,25 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
     return ids
 
 
-def _match(value, by_name: dict, by_value: dict) -> int | None:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.casefold() in by_name:
-            return by_name[text.casefold()]
-        return by_value.get(int(text)) if text.isdigit() else None
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and float(value).is_integer()
-    ):
-        return by_value.get(int(value))
-    return None
+def _match(label: str | int | None, by_name: dict, by_value: dict) -> int | None:
+    if isinstance(label, str):
+        if label.casefold() in by_name:
+            return by_name[label.casefold()]
+        return by_value.get(int(label)) if label.isdecimal() else None
+    return None if label is None else by_value.get(label)
+
+
+def _label(value, fid, field: str, path) -> str | int | None:
+    """A field value as a class name (text) or a mask_value (a whole number, 7 or 7.0);
+    None stays None (no value: unmatched)."""
+    if value is None or isinstance(value, str):
+        return None if value is None else value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    shown = json.dumps(value, default=str)  # as the file says it: true, [1, 2]
+    raise DatasetError(
+        f"{path}: feature {fid}: {field!r} is {shown}, neither a class name nor a whole-number"
+        " mask_value; give each polygon one of those"
+    )

@@ -12,13 +12,17 @@ writes); ``aerialseg.data.classes`` maps either to class ids.
 ROOT may sit one or two folders below the path the user gives (the zip wraps it in
 ``Semantic segmentation dataset/``); a manifest's ROOT is its folder. Pair ids are image
 paths relative to ROOT, the form ``../shared/benchmark/split.json`` uses.
+
+A zip's entries are read in place, never whole into memory (PIL from a zipfile stream,
+rasterio through GDAL's ``/vsizip/``), and one that would decompress to far more than it
+holds is refused from the archive's directory before it is read (``ZIP_MAX_RATIO``).
 """
 
 from __future__ import annotations
 
-import io
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +43,18 @@ from aerialseg.data.raster import InputError, at_pixel_size, read_bands
 from aerialseg.errors import DatasetError, library_reason
 
 RASTER_SUFFIXES = (".tif", ".tiff")  # read with rasterio: any band count, type, compression
+
+# A zip entry is checked from its sizes in the archive's directory before a byte of it is
+# decompressed (Python's zipfile stops an entry at its recorded size). JPEG, PNG and
+# compressed TIFF barely shrink in a zip; uncompressed masks shrink 30 to 300 times (the
+# Dubai masks as raw rasters), but are small: above 256 MiB, an entry 100 times its
+# compressed size is a zip bomb (a 1.9 MB zip held a 1 GB entry). Past 4 GiB, no image
+# or mask of a dataset is read from a zip: extract it.
+ZIP_MAX_BYTES = 4 * 2**30
+ZIP_MAX_RATIO = 100
+ZIP_RATIO_FROM = 256 * 2**20
+# how a damaged entry fails as it is read (CRC, deflate stream, end of data)
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
 
 
 @dataclass(frozen=True)
@@ -120,19 +136,61 @@ class DatasetSource:
     def is_zip(self) -> bool:
         return self.path.is_file() and not is_manifest(self.path)
 
-    def _open(self, rel: str) -> Image.Image:
-        full = rel if self.root == "." else f"{self.root}/{rel}"
+    def _where(self, rel: str) -> str:
+        """How errors name a file: relative to the dataset root, or in a zip as
+        ``archive.zip:Tile 1/images/x.jpg``."""
+        return f"{self.path}:{self._full(rel)}" if self.is_zip else rel
+
+    def _full(self, rel: str) -> str:
+        return rel if self.root == "." else f"{self.root}/{rel}"
+
+    def _zip_entry(self, archive: zipfile.ZipFile, rel: str) -> zipfile.ZipInfo:
+        """The entry of ``rel``, refused from its sizes alone if it would decompress to too
+        much (ZIP_MAX_BYTES, ZIP_MAX_RATIO): nothing of it is decompressed to find out."""
+        info = archive.getinfo(self._full(rel))
+        size, packed = info.file_size, info.compress_size
+        if size > ZIP_MAX_BYTES or (size > ZIP_RATIO_FROM and size > ZIP_MAX_RATIO * packed):
+            raise DatasetError(
+                f"{self._where(rel)}: the entry would decompress to {size / 2**20:,.0f} MiB"
+                f" from {packed / 2**20:,.1f} MiB, over the limits for a zip entry"
+                f" ({ZIP_MAX_BYTES // 2**30} GiB, or {ZIP_MAX_RATIO} times its compressed size"
+                f" above {ZIP_RATIO_FROM // 2**20} MiB): refused as a likely zip bomb; if the"
+                " file is genuine, extract the archive and pass its folder"
+            )
+        return info
+
+    @contextmanager
+    def _open(self, rel: str) -> Iterator[Image.Image]:
+        """The image ``rel`` opened by PIL, read from its file or zip entry as it is
+        decoded (a zip entry is never held whole in memory)."""
         try:
             if self.is_zip:
                 with zipfile.ZipFile(self.path) as archive:
-                    data = archive.read(full)
-                return Image.open(io.BytesIO(data))
-            return Image.open(self._folder / full)
-        except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as err:
-            raise DatasetError(
-                f"{rel}: cannot read the file ({err.__class__.__name__}: {err}); it is damaged or"
-                " not an image: replace it or remove it from the dataset"
-            ) from None
+                    entry = archive.open(self._zip_entry(archive, rel))
+            else:
+                entry = open(self._folder / self._full(rel), "rb")  # noqa: SIM115
+        # zipfile: RuntimeError for an encrypted entry, NotImplementedError for Deflate64
+        except (OSError, RuntimeError, NotImplementedError, *ZIP_ERRORS) as err:
+            raise self._unreadable(rel, err) from None
+        with entry:
+            try:
+                image = Image.open(entry)
+            except (UnidentifiedImageError, OSError, *ZIP_ERRORS) as err:
+                raise self._unreadable(rel, err) from None
+            with image:
+                yield image
+
+    def _unreadable(self, rel: str, err: BaseException) -> DatasetError:
+        # PIL's own message names the file object (<_io.BytesIO object at 0x...>)
+        reason = (
+            "not an image format PIL reads"
+            if isinstance(err, UnidentifiedImageError)
+            else library_reason(err)
+        )
+        return DatasetError(
+            f"{self._where(rel)}: cannot read the file ({reason}); it is damaged or not an"
+            " image: replace it or remove it from the dataset"
+        )
 
     def _load(self, rel: str, mode: str | None, image: Image.Image) -> np.ndarray:
         """Decode ``image``, the file ``rel`` opened by ``_open``, in ``mode``."""
@@ -141,10 +199,10 @@ class DatasetSource:
             if mode is not None and image.mode != mode:
                 image = image.convert(mode)
             return np.array(image)  # a writable copy, so torch can take it as is
-        except OSError as err:
+        except (OSError, *ZIP_ERRORS) as err:
             raise DatasetError(
-                f"{rel}: the file is truncated or damaged ({err}); replace it or remove it from"
-                " the dataset"
+                f"{self._where(rel)}: the file is truncated or damaged ({library_reason(err)});"
+                " replace it or remove it from the dataset"
             ) from None
 
     @contextmanager
@@ -168,21 +226,20 @@ class DatasetSource:
 
     @contextmanager
     def _file_raster(self, rel: str) -> Iterator[rasterio.io.DatasetReader]:
-        full = rel if self.root == "." else f"{self.root}/{rel}"
+        path: str | Path = self._folder / self._full(rel)
         try:
+            if self.is_zip:  # GDAL reads the entry in place, a window at a time
+                with zipfile.ZipFile(self.path) as archive:
+                    self._zip_entry(archive, rel)
+                path = f"/vsizip/{{{self.path.absolute()}}}/{self._full(rel)}"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                if self.is_zip:
-                    with zipfile.ZipFile(self.path) as archive:
-                        data = archive.read(full)
-                    with rasterio.MemoryFile(data) as memory, memory.open() as dataset:
-                        yield dataset
-                else:
-                    with rasterio.open(self._folder / full) as dataset:
-                        yield dataset
-        except (RasterioIOError, zipfile.BadZipFile) as err:
+                with rasterio.open(path) as dataset:
+                    yield dataset
+        except (RasterioIOError, *ZIP_ERRORS) as err:
+            reason = library_reason(err).replace(f"'{path}' ", "")  # named already
             raise DatasetError(
-                f"{rel}: cannot read the file ({library_reason(err)}); it is damaged or not an"
+                f"{self._where(rel)}: cannot read the file ({reason}); it is damaged or not an"
                 " image: replace it or remove it from the dataset"
             ) from None
 
@@ -201,9 +258,9 @@ class DatasetSource:
         # band of an RGBA PNG included (it marks nodata)
         plain = PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES
         if bands is None and pixel_size is None and plain:
-            image = self._open(pair.id)
-            if image.mode != "RGBA":
-                return self._load(pair.id, "RGB", image), None
+            with self._open(pair.id) as image:
+                if image.mode != "RGBA":
+                    return self._load(pair.id, "RGB", image), None
         with self._raster(pair.id, pixel_size) as dataset:
             try:
                 values, valid = read_bands(dataset, pair.id, bands, flag)
@@ -252,18 +309,18 @@ class DatasetSource:
                 f"{pair.mask}: pixel_size= resamples GeoTIFF masks only; this one has no"
                 " georeference"
             )
-        image = self._open(pair.mask)
-        if size is not None and image.size != size:
-            image = self._resized(pair.mask, image, size)
-        mode = image.mode
-        if mode in ("RGB", "RGBA") or (mode == "P" and not palette_as_values):
-            return self._load(pair.mask, "RGB", image)
-        if mode not in VALUE_MODES:
-            raise DatasetError(
-                f"{pair.mask}: a mask of {mode} pixels; masks are RGB colours, or one band of"
-                " class values (8 or 16 bit)"
-            )
-        return self._load(pair.mask, None, image)
+        with self._open(pair.mask) as image:
+            if size is not None and image.size != size:
+                image = self._resized(pair.mask, image, size)
+            mode = image.mode
+            if mode in ("RGB", "RGBA") or (mode == "P" and not palette_as_values):
+                return self._load(pair.mask, "RGB", image)
+            if mode not in VALUE_MODES:
+                raise DatasetError(
+                    f"{pair.mask}: a mask of {mode} pixels; masks are RGB colours, or one band"
+                    " of class values (8 or 16 bit)"
+                )
+            return self._load(pair.mask, None, image)
 
     def _image_grid(self, pair: Pair, pixel_size: float | None) -> tuple | None:
         """(CRS, transform, width, height) of a georeferenced image as it is read (at
@@ -279,10 +336,10 @@ class DatasetSource:
         # nearest sampling keeps every pixel one of the mask's own colours or values
         try:
             return image.resize(size, Image.Resampling.NEAREST)
-        except OSError as err:
+        except (OSError, *ZIP_ERRORS) as err:
             raise DatasetError(
-                f"{rel}: the file is truncated or damaged ({err}); replace it or remove it from"
-                " the dataset"
+                f"{self._where(rel)}: the file is truncated or damaged ({library_reason(err)});"
+                " replace it or remove it from the dataset"
             ) from None
 
     def header(self, rel: str) -> FileHeader:
@@ -292,8 +349,8 @@ class DatasetSource:
                 grid = (dataset.crs, dataset.transform) if dataset.crs else None
                 mode = f"{dataset.count}x {dataset.dtypes[0]}"
                 return FileHeader((dataset.width, dataset.height), mode, grid)
-        image = self._open(rel)
-        return FileHeader(image.size, image.mode, None)
+        with self._open(rel) as image:
+            return FileHeader(image.size, image.mode, None)
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the header only."""
