@@ -111,7 +111,7 @@ def test_a_killed_worker_s_scene_is_predicted_again(tiny_model, tmp_path, capsys
     write_geotiff(inputs / "quick.tif", rgb_scene(70, 90, seed=4))
     out = tmp_path / "o"
     killed: list[int] = []
-    step = re.compile(r"\.slow_classes\.tif\.aerialseg-(\d+)\.step\.tif")
+    step = re.compile(r"\.slow_classes\.tif\.aerialseg-\w+-[0-9a-f]{8}-(\d+)\.step\.tif")
 
     def kill_the_writer() -> None:
         deadline = time.monotonic() + 300  # Ray starts slowly on a busy machine

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections import deque
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from aerialseg.data.raster import InputError
 from aerialseg.errors import AerialsegError
-from aerialseg.files import TAG, sweep
+from aerialseg.files import finish_sets, sweep
 from aerialseg.inference.run import PredictOptions, predict_one, prepare_out_dir
 
 RECORD = ".aerialseg-done.jsonl"
@@ -127,8 +126,10 @@ class PredictWorker:
         self.engine = FlipTTA(engine) if opts.tta else engine
         self.config, self.opts, self.out, self.run = config, opts, Path(out), run
 
-    def pid(self) -> int:
-        return os.getpid()
+    def owner(self) -> str:
+        from aerialseg.files import owner
+
+        return owner()
 
     def _open(self, path: str):
         from aerialseg.inference.run import _open
@@ -278,11 +279,11 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
     }
     actor_class = ray.remote(PredictWorker).options(**options)
 
-    pids: dict = {}  # worker -> ObjectRef of its process id
+    owners: dict = {}  # worker -> ObjectRef of its files.owner()
 
     def new_worker():
         worker = actor_class.remote(spec, opts, str(out), run)
-        pids[worker] = worker.pid.remote()
+        owners[worker] = worker.owner.remote()
         return worker
 
     workers = [new_worker() for _ in range(count)]
@@ -330,7 +331,7 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
                 if worker in load:  # its other units in flight fail on their own
                     del load[worker]
                     load[new_worker()] = 0
-                    _remove_temporaries(ray, out, pids.pop(worker))
+                    _remove_temporaries(ray, out, owners.pop(worker))
                 attempts[unit] = attempts.get(unit, 1) + 1
                 if attempts[unit] > MAX_ATTEMPTS:
                     finish_scene(
@@ -372,15 +373,16 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
             ray.kill(worker)
 
 
-def _remove_temporaries(ray, out: Path, pid_ref) -> None:
-    """The half-written files of a dead worker: its process id is in their names
-    (files.temp_path). Only its own: on a cluster, another node's live worker may run
-    under a process id that means nothing on this one."""
+def _remove_temporaries(ray, out: Path, owner_ref) -> None:
+    """The half-written files of a dead worker, on whichever node it ran: its host and
+    process id are in their names (files.temp_path). An output set it was renaming into
+    place is completed first."""
     try:
-        pid = ray.get(pid_ref, timeout=5)
+        owner = ray.get(owner_ref, timeout=5)
     except Exception:  # it died before saying: files.sweep removes them on the next run
         return
-    sweep(out, re.compile(rf"^\..+\.{TAG}-({pid})\."), owner_gone=True)  # Ray saw it die
+    finish_sets(out, dead=owner)  # Ray saw it die
+    sweep(out, dead=owner)
 
 
 def ray_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -30,7 +30,7 @@ from aerialseg.data.raster import (
     open_input,
 )
 from aerialseg.errors import AerialsegError
-from aerialseg.files import sweep
+from aerialseg.files import finish_sets, sweep
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import ChunkResult, default_batch_size, predict_rows
 from aerialseg.inference.vector import polygonize
@@ -146,6 +146,7 @@ def prepare_out_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise AerialsegError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    finish_sets(out)  # first: a killed run's set is completed from its temporary files
     sweep(out)
     probe = out / f".aerialseg-write-test-{os.getpid()}"
     try:
