@@ -16,6 +16,7 @@ from aerialseg.cli import main
 from aerialseg.files import (
     LEFTOVER_FILE,
     UPLOAD_DIR,
+    finish_sets,
     owner,
     sweep,
     temp_path,
@@ -212,6 +213,54 @@ def test_no_output_is_left_half_written_by_a_failed_copy(
     monkeypatch.setattr(rasterio.shutil, "copy", broken_copy)
     assert main(["predict", str(geotiff), "--model", str(tiny_model), "--out", str(out)]) == 2
     assert finals(out) == [] and list(out.iterdir()) == []
+
+
+KILL_AFTER_THE_CLASS_RASTER = """
+import os, signal, sys
+rename = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    rename(src, dst, *args, **kwargs)
+    if str(dst).endswith("_classes.tif"):  # the first of the set, the others not yet
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace
+from aerialseg.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_kill_between_the_renames_of_a_set_leaves_old_or_new_never_a_mix(tiny_model, tmp_path):
+    """New class raster in place, old areas and polygons beside it: the manifest left
+    behind lets the next run complete the new set before it does anything else."""
+    import sys
+
+    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(150, 200, seed=1))
+    out, new = tmp_path / "out", tmp_path / "new"
+    argv = ["predict", str(scene), "--model", str(tiny_model), "--vector", "geojson"]
+    argv += ["--device", "cpu", "--out"]
+    assert main([*argv, str(out)]) == 0
+    old = outputs(out)
+    write_geotiff(scene, rgb_scene(150, 200, seed=2))  # the same input, now other pixels
+    assert main([*argv, str(new)]) == 0
+    assert outputs(new) != old and set(outputs(new)) == set(old)
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_THE_CLASS_RASTER, *argv, str(out)],
+        stderr=subprocess.DEVNULL,
+    )
+    assert child.returncode == -9
+    finals_now = {k: v for k, v in outputs(out).items() if not k.startswith(".")}
+    assert finals_now["scene_classes.tif"] == outputs(new)["scene_classes.tif"]
+    assert finals_now["scene_areas.csv"] == old["scene_areas.csv"]  # a mix, for now...
+    assert (out / ".scene.aerialseg-set.json").is_file()  # ...that says so
+    assert finish_sets(out) == 1  # what the next run into the folder does first
+    assert outputs(out) == outputs(new)
+    assert main([*argv, str(out)]) == 0  # and the command run again ends as it should
+    assert outputs(out) == outputs(new)
 
 
 def test_kill_9_of_a_large_scene_then_the_same_command_leaves_nothing_behind(tiny_model, tmp_path):

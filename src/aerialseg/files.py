@@ -161,24 +161,36 @@ class OutputSet:
     name: str
     moves: dict[str, str] = field(default_factory=dict)  # final name -> temporary name
     drops: list[str] = field(default_factory=list)
+    renaming: bool = False  # the manifest is in place: the set is to be completed, not undone
 
     @property
     def manifest(self) -> Path:
         return self.folder / f".{self.name}.{TAG}-set.json"
 
     def temp(self, final: Path, kind: str = "tmp") -> Path:
-        if final.parent != self.folder or not final.name.startswith(self.name):
-            raise ValueError(f"{final} is not an output named {self.name}... in {self.folder}")
-        tmp = temp_path(final, kind)
+        tmp = temp_path(self._check(final), kind)
         self.moves[final.name] = tmp.name
         return tmp
 
+    def staged(self, final: Path) -> Path:
+        """Where ``final`` is until the commit: its temporary file."""
+        return self.folder / self.moves[final.name]
+
     def drop(self, final: Path) -> None:
-        self.moves.pop(final.name, None)
-        self.drops.append(final.name)
+        if final.name in self.moves:
+            (self.folder / self.moves.pop(final.name)).unlink(missing_ok=True)
+        self.drops.append(self._check(final).name)
+
+    def _check(self, final: Path) -> Path:
+        if final.parent != self.folder or not final.name.startswith(self.name):
+            raise ValueError(f"{final} is not an output named {self.name}... in {self.folder}")
+        return final
 
     def commit(self) -> None:
         record = {"owner": owner(), "moves": list(self.moves.items()), "drops": self.drops}
+        if len(self.moves) + len(self.drops) == 1:  # one rename is all or nothing anyway
+            _rename_set(self.folder, self.manifest, record["moves"], self.drops)
+            return
         tmp = temp_path(self.manifest)
         try:
             tmp.write_text(json.dumps(record, indent=1))
@@ -188,9 +200,12 @@ class OutputSet:
             self.abort()
             raise
         # From here on a failure leaves the manifest: the next run completes the renames.
+        self.renaming = True
         _rename_set(self.folder, self.manifest, record["moves"], self.drops)
 
     def abort(self) -> None:
+        if self.renaming:
+            return
         for tmp in self.moves.values():
             (self.folder / tmp).unlink(missing_ok=True)
 
