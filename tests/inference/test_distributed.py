@@ -149,6 +149,17 @@ def test_the_record_holds_only_complete_scenes_of_the_same_settings(tmp_path):
     assert not DoneRecord(tmp_path, "other options").complete("a")
 
 
+def test_a_scene_written_again_since_its_record_is_not_done(tmp_path):
+    """Another run (other options, or a set it began and the next run completed) wrote
+    the scene's files since: the record's entry no longer describes them."""
+    done = tmp_path / "a_classes.tif"
+    done.write_bytes(b"x")
+    DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
+    assert DoneRecord(tmp_path, "run1").complete("a")
+    os.utime(done, ns=(0, done.stat().st_mtime_ns + 1_000_000))
+    assert not DoneRecord(tmp_path, "run1").complete("a")
+
+
 def test_url_inputs_keep_their_slashes_and_get_names(tmp_path):
     (tmp_path / "x.tif").write_bytes(b"")
     inputs, names = ray_inputs(

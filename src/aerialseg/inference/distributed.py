@@ -79,11 +79,14 @@ def run_fingerprint(spec: ModelSpec, model_path: Path, opts: PredictOptions) -> 
 
 class DoneRecord:
     """The scenes finished in ``out``, one JSON line each, appended by the driver only
-    after the scene's files are in place."""
+    after the scene's files are in place, with each file's size and modification time: a
+    scene whose files were written again since (by other settings, or a set that another
+    run began and the next completed) is not done."""
 
     def __init__(self, out: Path, run: str):
         self.path, self.run = out / RECORD, run
         self.files: dict[str, dict[str, str]] = {}
+        self.stamps: dict[str, dict[str, list[int]]] = {}
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
@@ -92,17 +95,36 @@ class DoneRecord:
                     continue
                 if entry.get("run") == run:
                     self.files[entry["name"]] = entry["files"]
+                    self.stamps[entry["name"]] = entry.get("stamps", {})  # older records: none
 
     def complete(self, name: str) -> bool:
-        files = self.files.get(name)
-        return files is not None and all(Path(p).is_file() for p in files.values())
+        files, stamps = self.files.get(name), self.stamps.get(name, {})
+        if files is None:
+            return False
+        for key, path in files.items():
+            now = _stamp(path)
+            if now is None or (key in stamps and stamps[key] != now):
+                return False
+        return True
 
     def add(self, name: str, source: str, files: dict[str, str]) -> None:
-        line = json.dumps({"name": name, "input": source, "run": self.run, "files": files})
+        stamps = {k: _stamp(p) for k, p in files.items()}
+        line = json.dumps(
+            {"name": name, "input": source, "run": self.run, "files": files, "stamps": stamps}
+        )
         with self.path.open("a") as f:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _stamp(path: str) -> list[int] | None:
+    """A file's size and modification time (ns), as JSON keeps them; None if missing."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns] if Path(path).is_file() else None
 
 
 class PredictWorker:
