@@ -343,7 +343,8 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
             ready, _ = ray.wait(list(pending), num_returns=1)
             ref = ready[0]
             worker, unit = pending.pop(ref)
-            load[worker] -= 1
+            if worker in load:  # else it died with this unit queued, and is replaced
+                load[worker] -= 1
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError as err:
