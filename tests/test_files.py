@@ -13,7 +13,16 @@ import pytest
 import rasterio
 
 from aerialseg.cli import main
-from aerialseg.files import LEFTOVER_FILE, sweep, temp_path, write_failure
+from aerialseg.files import (
+    LEFTOVER_FILE,
+    UPLOAD_DIR,
+    finish_sets,
+    owner,
+    sweep,
+    temp_path,
+    upload_dir_prefix,
+    write_failure,
+)
 from aerialseg.inference import writers
 from tests.conftest import rgb_scene, write_geotiff
 
@@ -26,24 +35,68 @@ def dead_pid() -> int:
 
 def test_only_leftovers_of_dead_processes_are_swept(tmp_path):
     mine = temp_path(tmp_path / "x_classes.tif", "step.tif")
-    assert LEFTOVER_FILE.match(mine.name) and mine.name.startswith(".x_classes.tif.")
-    pid = dead_pid()
-    dead = [
-        tmp_path / f".x_classes.tif.aerialseg-{pid}.step.tif",
-        tmp_path / f".x_classes.tif.aerialseg-{pid}.tmp.ovr.tmp",  # GDAL's, beside ours
-        tmp_path / f".model.pt.aerialseg-{pid}.k2j4.tmp",  # atomic_write's mkstemp
+    assert LEFTOVER_FILE.pattern.fullmatch(mine.name) and mine.name.startswith(".x_classes.tif.")
+    dead = owner(dead_pid())
+    gone = [
+        tmp_path / f".x_classes.tif.aerialseg-{dead}.step.tif",
+        tmp_path / f".x_classes.tif.aerialseg-{dead}.tmp.ovr.tmp",  # GDAL's, beside ours
+        tmp_path / f".model.pt.aerialseg-{dead}.k2j4abc_.tmp",  # atomic_write's mkstemp
     ]
     kept = [
         mine,  # a live run's (this process)
         tmp_path / "x_classes.tif",  # a final output
-        tmp_path / f".notes.{pid}.tmp",  # not a name of ours
-        tmp_path / f"x.aerialseg-{pid}.tmp",  # not hidden: never ours
+        tmp_path / f".notes.{dead}.tmp",  # not a name of ours
+        tmp_path / f"x.aerialseg-{dead}.tmp",  # not hidden: never ours
     ]
-    for path in dead + kept:
+    for path in gone + kept:
         path.write_bytes(b"12345")
     assert sweep(tmp_path) == 15
-    assert [p for p in dead if p.exists()] == []
+    assert [p for p in gone if p.exists()] == []
     assert all(p.exists() for p in kept)
+
+
+def test_the_sweep_leaves_what_it_cannot_prove_is_a_dead_run_s_of_this_host(tmp_path):
+    """A shared --out: another host's (or container's, or boot's) files whose PID is absent
+    here, old names without a host, and a user's files or folders that merely look like
+    ours all stay."""
+    pid = dead_pid()
+    host, boot = owner(pid).split("-")[:2]
+    ours = tmp_path / f".x_classes.tif.aerialseg-{owner(pid)}.tmp"
+    kept = [
+        tmp_path / f".x_classes.tif.aerialseg-otherhost-{boot}-{pid}.tmp",
+        tmp_path / f".x_classes.tif.aerialseg-{host}-0badb007-{pid}.tmp",  # another boot
+        tmp_path / f".x_classes.tif.aerialseg-{pid}.tmp",  # a release without host names
+        tmp_path / f".x.aerialseg-{owner(pid)}.tmp.bak",  # a user's copy
+        tmp_path / f".x.aerialseg-{owner(pid)}.tmpfoo",
+        tmp_path / f".x.aerialseg-{owner(pid)}.mine",
+    ]
+    for path in [ours, *kept]:
+        path.write_bytes(b"12345")
+    folder = tmp_path / f".y.aerialseg-{owner(pid)}.tmp"  # a folder: never ours
+    (folder / "inside").mkdir(parents=True)
+    link = tmp_path / f".z.aerialseg-{owner(pid)}.tmp"
+    link.symlink_to(tmp_path / "x_classes.tif")
+    assert sweep(tmp_path) == 5
+    assert not ours.exists()
+    assert all(p.exists() for p in kept) and (folder / "inside").is_dir() and link.is_symlink()
+
+
+def test_upload_folders_of_dead_servers_of_this_host_are_swept_and_nothing_else(tmp_path):
+    pid = dead_pid()
+    dead = tmp_path / f"aerialseg-serve-{owner(pid)}-abc_1234"
+    kept = [
+        tmp_path / f"aerialseg-serve-{owner()}-abcd1234",  # this live process's
+        tmp_path / f"aerialseg-serve-elsewhere-{owner(pid).split('-')[1]}-{pid}-abcd1234",
+        tmp_path / f"aerialseg-serve-{pid}-abcd1234",  # a release without host names
+        tmp_path / f"aerialseg-serve-{owner(pid)}-abcd1234.keep",
+    ]
+    for folder in (dead, *kept):
+        (folder / "out").mkdir(parents=True)
+    file_alike = tmp_path / f"aerialseg-serve-{owner(pid)}-efgh5678"  # a file: not ours
+    file_alike.write_bytes(b"x")
+    assert upload_dir_prefix().startswith(f"aerialseg-serve-{owner()}-")
+    sweep(tmp_path, UPLOAD_DIR)
+    assert not dead.exists() and all(p.is_dir() for p in kept) and file_alike.is_file()
 
 
 def test_write_failures_are_told_in_one_line(tmp_path):
@@ -160,6 +213,54 @@ def test_no_output_is_left_half_written_by_a_failed_copy(
     monkeypatch.setattr(rasterio.shutil, "copy", broken_copy)
     assert main(["predict", str(geotiff), "--model", str(tiny_model), "--out", str(out)]) == 2
     assert finals(out) == [] and list(out.iterdir()) == []
+
+
+KILL_AFTER_THE_CLASS_RASTER = """
+import os, signal, sys
+rename = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    rename(src, dst, *args, **kwargs)
+    if str(dst).endswith("_classes.tif"):  # the first of the set, the others not yet
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace
+from aerialseg.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_kill_between_the_renames_of_a_set_leaves_old_or_new_never_a_mix(tiny_model, tmp_path):
+    """New class raster in place, old areas and polygons beside it: the manifest left
+    behind lets the next run complete the new set before it does anything else."""
+    import sys
+
+    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(150, 200, seed=1))
+    out, new = tmp_path / "out", tmp_path / "new"
+    argv = ["predict", str(scene), "--model", str(tiny_model), "--vector", "geojson"]
+    argv += ["--device", "cpu", "--out"]
+    assert main([*argv, str(out)]) == 0
+    old = outputs(out)
+    write_geotiff(scene, rgb_scene(150, 200, seed=2))  # the same input, now other pixels
+    assert main([*argv, str(new)]) == 0
+    assert outputs(new) != old and set(outputs(new)) == set(old)
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_THE_CLASS_RASTER, *argv, str(out)],
+        stderr=subprocess.DEVNULL,
+    )
+    assert child.returncode == -9
+    finals_now = {k: v for k, v in outputs(out).items() if not k.startswith(".")}
+    assert finals_now["scene_classes.tif"] == outputs(new)["scene_classes.tif"]
+    assert finals_now["scene_areas.csv"] == old["scene_areas.csv"]  # a mix, for now...
+    assert (out / ".scene.aerialseg-set.json").is_file()  # ...that says so
+    assert finish_sets(out) == 1  # what the next run into the folder does first
+    assert outputs(out) == outputs(new)
+    assert main([*argv, str(out)]) == 0  # and the command run again ends as it should
+    assert outputs(out) == outputs(new)
 
 
 def test_kill_9_of_a_large_scene_then_the_same_command_leaves_nothing_behind(tiny_model, tmp_path):

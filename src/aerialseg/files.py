@@ -1,26 +1,63 @@
 """Files in the making: temporary names that say which process owns them, the sweep that
-removes what killed processes left, and the one-line account of a failed write.
+removes what killed processes left, the outputs of one input renamed as one set, and the
+one-line account of a failed write.
 
 Every output is written under a hidden temporary name and renamed when complete, so a
 crash never leaves a half-written file under a final name. A process killed with -9 cannot
 clean up, though: its temporary files (and GDAL's side files beside them, such as
-``.ovr.tmp``) stay. Their names carry the owner's PID, so the next run into the same folder
-removes those whose owner is gone, and never another live run's.
+``.ovr.tmp``) stay. Their names carry the owner: its host, an id of its boot and PID
+namespace, and its PID (``.NAME.aerialseg-HOST-ID-PID.KIND``). The next run into the same
+folder removes those of its own host, boot and namespace whose owner is gone; a file of
+another host or container is left alone, since a PID means nothing there, and so is
+anything that is not exactly such a name (a user's ``.x.aerialseg-1.tmp.bak``, any folder).
+Names of releases before the host was added (``.NAME.aerialseg-PID.KIND``) are never
+removed either: nothing in them says which host wrote them.
+
+An input's outputs (class raster, its sidecars, colour mask, areas, polygons) are renamed
+as one set (OutputSet): all are written under temporary names first, then a manifest
+``.NAME.aerialseg-set.json`` listing the renames is put in place, the files are renamed in
+order, and the manifest is removed last. A kill between two renames leaves the manifest,
+and the next run into the folder (finish_sets) completes the renames before anything else,
+so the folder holds the old set or the new one, never a mix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
+import hashlib
+import json
 import os
 import re
 import shutil
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TAG = "aerialseg"
-# `.NAME.aerialseg-PID.KIND...`: a temporary output file, and GDAL's files beside it
-LEFTOVER_FILE = re.compile(rf"^\..+\.{TAG}-(\d+)\.")
-# `aerialseg-serve-PID-XXXX`: the server's folder for one upload, in the system temp folder
-UPLOAD_DIR = re.compile(rf"^{TAG}-serve-(\d+)-")
+_OWNER = r"(?P<host>[A-Za-z0-9]+)-(?P<boot>[0-9a-f]{8})-(?P<pid>\d+)"
+# What aerialseg writes under a temporary name: temp_path's kinds, atomic_write's mkstemp
+# (8 random characters), and the files GDAL and SQLite put beside them.
+_KINDS = r"(?:tmp|step\.tif|tmp\.geojson|tmp\.gpkg|[a-z0-9_]{8}\.tmp)"
+_SIDE = r"(?:\.ovr\.tmp|\.ovr|\.aux\.xml|-journal|-wal|-shm)?"
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What a killed process may leave in a folder: names (group ``host``, ``boot``,
+    ``pid``) and whether they are folders (else plain files)."""
+
+    pattern: re.Pattern[str]
+    folders: bool = False
+
+
+# `.NAME.aerialseg-OWNER.KIND`: a temporary output file, and GDAL's files beside it
+LEFTOVER_FILE = Leftovers(re.compile(rf"\..+\.{TAG}-{_OWNER}\.{_KINDS}{_SIDE}"))
+# `aerialseg-serve-OWNER-XXXXXXXX`: the server's folder for one upload (mkdtemp's suffix)
+UPLOAD_DIR = Leftovers(re.compile(rf"{TAG}-serve-{_OWNER}-[a-z0-9_]{{8}}"), folders=True)
+# `.NAME.aerialseg-set.json`: the renames of an output set under way (OutputSet)
+SET_MANIFEST = re.compile(rf"\.(?P<name>.+)\.{TAG}-set\.json")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 DISK_FULL_WORDS = ("No space left on device", "Disk quota exceeded")
 # How libraries that do not raise OSError report a failed write: GDAL ("Write failed",
@@ -29,18 +66,41 @@ DISK_FULL_WORDS = ("No space left on device", "Disk quota exceeded")
 WRITE_FAILED_WORDS = ("Write failed", "write failed", "WriteEncoded", "writing a dirty block")
 
 
+@functools.cache
+def _machine() -> tuple[str, str]:
+    """This host's name (letters and digits) and an id of its boot and PID namespace: a
+    PID is only known alive or dead where both are the same."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+    ids = []
+    for read in (
+        lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+        lambda: str(os.stat("/proc/self/ns/pid").st_ino),  # containers: their own PIDs
+    ):
+        try:
+            ids.append(read())
+        except OSError:  # not Linux: the host name alone
+            ids.append("")
+    return host, hashlib.sha256("/".join(ids).encode()).hexdigest()[:8]
+
+
+def owner(pid: int | None = None) -> str:
+    """``HOST-ID-PID``: the process that a temporary name belongs to (default: this one)."""
+    host, boot = _machine()
+    return f"{host}-{boot}-{os.getpid() if pid is None else pid}"
+
+
 def temp_path(final: Path, kind: str = "tmp") -> Path:
     """Where ``final`` is written before it is renamed onto its name."""
-    return final.with_name(f".{final.name}.{TAG}-{os.getpid()}.{kind}")
+    return final.with_name(f".{final.name}.{TAG}-{owner()}.{kind}")
 
 
 def temp_prefix(final: Path) -> str:
     """``tempfile.mkstemp``'s prefix for ``final``: the same owned form as temp_path."""
-    return f".{final.name}.{TAG}-{os.getpid()}."
+    return f".{final.name}.{TAG}-{owner()}."
 
 
 def upload_dir_prefix() -> str:
-    return f"{TAG}-serve-{os.getpid()}-"
+    return f"{TAG}-serve-{owner()}-"
 
 
 def process_alive(pid: int) -> bool:
@@ -55,30 +115,145 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def sweep(folder: Path, pattern: re.Pattern[str] = LEFTOVER_FILE, owner_gone: bool = False) -> int:
-    """Remove the entries of ``folder`` that ``pattern`` names (its group 1: the owner's
-    PID) whose owner is no longer running; returns the bytes freed. ``owner_gone``: the
-    caller knows the owner died (a process killed a moment ago may linger as a zombie
-    that still answers as running)."""
+def _owner_gone(match: re.Match[str], dead: str | None) -> bool:
+    """Whether the owner named in ``match`` is gone: ``dead`` (which the caller saw die),
+    or a process of this host, boot and namespace that no longer runs."""
+    tag = f"{match['host']}-{match['boot']}-{match['pid']}"
+    if tag == dead:
+        return True
+    return tag == owner(int(match["pid"])) and not process_alive(int(match["pid"]))
+
+
+def sweep(folder: Path, kind: Leftovers = LEFTOVER_FILE, dead: str | None = None) -> int:
+    """Remove the entries of ``folder`` that ``kind`` names whose owner is gone (see
+    _owner_gone); returns the bytes freed. Files only, or folders only for a kind of
+    folders; never a symlink. ``dead``: an owner() the caller knows has died (a process
+    killed a moment ago may linger as a zombie that still answers as running)."""
     freed = 0
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
         return 0
     for entry in entries:
-        match = pattern.match(entry.name)
-        if not match or (not owner_gone and process_alive(int(match.group(1)))):
+        match = kind.pattern.fullmatch(entry.name)
+        if not match or not _owner_gone(match, dead) or entry.is_symlink():
             continue
         try:
-            if entry.is_dir() and not entry.is_symlink():
+            if kind.folders and entry.is_dir():
                 freed += sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
                 shutil.rmtree(entry)
-            else:
+            elif not kind.folders and entry.is_file():
                 freed += entry.stat().st_size
                 entry.unlink()
         except OSError:
             continue  # gone already, or not ours to remove: leave it
     return freed
+
+
+@dataclass
+class OutputSet:
+    """The outputs of one input, named ``NAME...`` in ``folder``, renamed into place
+    together (the module docstring says how). Write each output to ``temp(final)``, mark
+    an earlier run's file that the new set has no place for with ``drop``, then
+    ``commit()``; ``abort()`` removes the temporary files."""
+
+    folder: Path
+    name: str
+    moves: dict[str, str] = field(default_factory=dict)  # final name -> temporary name
+    drops: list[str] = field(default_factory=list)
+    renaming: bool = False  # the manifest is in place: the set is to be completed, not undone
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / f".{self.name}.{TAG}-set.json"
+
+    def temp(self, final: Path, kind: str = "tmp") -> Path:
+        tmp = temp_path(self._check(final), kind)
+        self.moves[final.name] = tmp.name
+        return tmp
+
+    def staged(self, final: Path) -> Path:
+        """Where ``final`` is until the commit: its temporary file."""
+        return self.folder / self.moves[final.name]
+
+    def drop(self, final: Path) -> None:
+        if final.name in self.moves:
+            (self.folder / self.moves.pop(final.name)).unlink(missing_ok=True)
+        self.drops.append(self._check(final).name)
+
+    def _check(self, final: Path) -> Path:
+        if final.parent != self.folder or not final.name.startswith(self.name):
+            raise ValueError(f"{final} is not an output named {self.name}... in {self.folder}")
+        return final
+
+    def commit(self) -> None:
+        record = {"owner": owner(), "moves": list(self.moves.items()), "drops": self.drops}
+        if len(self.moves) + len(self.drops) == 1:  # one rename is all or nothing anyway
+            _rename_set(self.folder, self.manifest, record["moves"], self.drops)
+            return
+        tmp = temp_path(self.manifest)
+        try:
+            tmp.write_text(json.dumps(record, indent=1))
+            os.replace(tmp, self.manifest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            self.abort()
+            raise
+        # From here on a failure leaves the manifest: the next run completes the renames.
+        self.renaming = True
+        _rename_set(self.folder, self.manifest, record["moves"], self.drops)
+
+    def abort(self) -> None:
+        if self.renaming:
+            return
+        for tmp in self.moves.values():
+            (self.folder / tmp).unlink(missing_ok=True)
+
+
+def _rename_set(folder: Path, manifest: Path, moves, drops) -> None:
+    for final, tmp in moves:
+        with contextlib.suppress(FileNotFoundError):  # renamed before the kill
+            os.replace(folder / tmp, folder / final)
+    for final in drops:
+        (folder / final).unlink(missing_ok=True)
+    manifest.unlink(missing_ok=True)
+
+
+def finish_sets(folder: Path, dead: str | None = None) -> int:
+    """Complete the output sets in ``folder`` that a killed process left half renamed
+    (its manifest is still there); returns how many. Only sets whose owner is gone
+    (_owner_gone), and only renames of that owner's temporary names onto the set's names:
+    a manifest that says anything else is left alone."""
+    done = 0
+    try:
+        entries = [e for e in Path(folder).iterdir() if SET_MANIFEST.fullmatch(e.name)]
+    except OSError:
+        return 0
+    for entry in entries:
+        name = SET_MANIFEST.fullmatch(entry.name)["name"]  # type: ignore[index]
+        try:
+            record = json.loads(entry.read_text())
+            match = re.fullmatch(_OWNER, record["owner"])
+            moves = [(str(final), str(tmp)) for final, tmp in record["moves"]]
+            drops = [str(final) for final in record["drops"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if match is None or not _owner_gone(match, dead):
+            continue
+        prefix = f".{{}}.{TAG}-{record['owner']}."
+        if all(_output_name(f, name) for f in drops) and all(
+            _output_name(f, name)
+            and tmp.startswith(prefix.format(f))
+            and LEFTOVER_FILE.pattern.fullmatch(tmp)
+            for f, tmp in moves
+        ):
+            _rename_set(Path(folder), entry, moves, drops)
+            done += 1
+    return done
+
+
+def _output_name(name: str, stem: str) -> bool:
+    return name.startswith(stem) and not any(ch in name for ch in "/\\\0")
 
 
 def _chain(err: BaseException):

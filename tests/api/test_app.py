@@ -503,7 +503,6 @@ def test_serve_warns_when_open_beyond_this_machine(tiny_model, monkeypatch, caps
 
 
 def test_a_new_server_sweeps_what_dead_servers_left(loaded, tmp_path, monkeypatch):
-    import os
     import subprocess
     import tempfile
 
@@ -512,8 +511,10 @@ def test_a_new_server_sweeps_what_dead_servers_left(loaded, tmp_path, monkeypatc
     dead_pid = subprocess.Popen(["true"])
     dead_pid.wait()
     assert ended.returncode == 0
-    dead = tmp_path / f"aerialseg-serve-{dead_pid.pid}-abc"
-    alive = tmp_path / f"aerialseg-serve-{os.getpid()}-def"
+    from aerialseg.files import owner
+
+    dead = tmp_path / f"aerialseg-serve-{owner(dead_pid.pid)}-abcd1234"
+    alive = tmp_path / f"aerialseg-serve-{owner()}-efgh5678"
     other = tmp_path / "aerialseg-something-else"
     for folder in (dead, alive, other):
         (folder / "out").mkdir(parents=True)

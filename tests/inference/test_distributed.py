@@ -111,7 +111,7 @@ def test_a_killed_worker_s_scene_is_predicted_again(tiny_model, tmp_path, capsys
     write_geotiff(inputs / "quick.tif", rgb_scene(70, 90, seed=4))
     out = tmp_path / "o"
     killed: list[int] = []
-    step = re.compile(r"\.slow_classes\.tif\.aerialseg-(\d+)\.step\.tif")
+    step = re.compile(r"\.slow_classes\.tif\.aerialseg-\w+-[0-9a-f]{8}-(\d+)\.step\.tif")
 
     def kill_the_writer() -> None:
         deadline = time.monotonic() + 300  # Ray starts slowly on a busy machine
@@ -147,6 +147,17 @@ def test_the_record_holds_only_complete_scenes_of_the_same_settings(tmp_path):
     again = DoneRecord(tmp_path, "run1")
     assert again.complete("a") and not again.complete("b") and not again.complete("c")
     assert not DoneRecord(tmp_path, "other options").complete("a")
+
+
+def test_a_scene_written_again_since_its_record_is_not_done(tmp_path):
+    """Another run (other options, or a set it began and the next run completed) wrote
+    the scene's files since: the record's entry no longer describes them."""
+    done = tmp_path / "a_classes.tif"
+    done.write_bytes(b"x")
+    DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
+    assert DoneRecord(tmp_path, "run1").complete("a")
+    os.utime(done, ns=(0, done.stat().st_mtime_ns + 1_000_000))
+    assert not DoneRecord(tmp_path, "run1").complete("a")
 
 
 def test_url_inputs_keep_their_slashes_and_get_names(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from rasterio.windows import Window
 
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.data.raster import open_input
+from aerialseg.files import OutputSet, finish_sets, owner
 from aerialseg.inference.predict import NODATA, ChunkResult
 from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
 from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, rgb_scene, write_geotiff
@@ -380,3 +382,62 @@ def test_the_overlay_keeps_black_pixels_black_where_there_is_no_data(tmp_path):
     raster.close()
     overlay = np.asarray(Image.open(outs.finish()["overlay"]))
     assert (overlay == 0).all()
+
+
+def _staged(work: Path, ids: np.ndarray) -> OutputSet:
+    """The class raster, colour mask and areas of one scene, in one set not yet renamed."""
+    work.mkdir()
+    outs = _write(work, ids, color=True, overlay=False)
+    into = OutputSet(work / "out", "scene")
+    outs.finish(into)
+    write_areas(area_table(outs), into.folder / "scene", into)
+    return into
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_set_interrupted_between_renames_is_completed_not_left_mixed(tmp_path, monkeypatch):
+    """Old outputs in place, a new set renamed up to its class raster when the process is
+    stopped: the manifest says the set is incomplete, and finish_sets (which the next run
+    calls first) ends it with the new set in full."""
+    new_ids = np.full((SIZE, SIZE), 3, dtype=np.uint8)
+    expected = _staged(tmp_path / "new", new_ids)
+    expected.commit()
+    old = _staged(tmp_path / "old", np.zeros((SIZE, SIZE), dtype=np.uint8))
+    old.commit()
+    into = _staged(tmp_path / "interrupted", new_ids)
+    for name, content in _files(old.folder).items():
+        (into.folder / name).write_bytes(content)
+    rename, renamed = os.replace, []
+
+    def stopped_after_one(src, dst):
+        if Path(dst).name.startswith("."):  # the manifest
+            return rename(src, dst)
+        if renamed:
+            raise KeyboardInterrupt  # as good as a kill: nothing after this runs
+        rename(src, dst)
+        renamed.append(dst)
+
+    monkeypatch.setattr(os, "replace", stopped_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        into.commit()
+    monkeypatch.undo()
+    now = _files(into.folder)
+    assert now["scene_classes.tif"] == _files(expected.folder)["scene_classes.tif"]
+    assert now["scene_areas.csv"] == _files(old.folder)["scene_areas.csv"]  # a mix...
+    assert into.manifest.is_file() and finish_sets(into.folder) == 0  # (its owner runs)
+    assert finish_sets(into.folder, dead=owner()) == 1  # ...that the next run completes
+    assert _files(into.folder) == _files(expected.folder)
+
+
+def test_a_manifest_that_names_files_outside_its_set_is_left_alone(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    tmp = tmp_path / f".scene_areas.csv.aerialseg-{owner()}.tmp"
+    tmp.write_text("class,pixels\n")
+    for moves in ([["notes.txt", tmp.name]], [["../scene_areas.csv", tmp.name]]):
+        manifest = tmp_path / ".scene.aerialseg-set.json"
+        manifest.write_text(json.dumps({"owner": owner(), "moves": moves, "drops": []}))
+        assert finish_sets(tmp_path, dead=owner()) == 0
+        assert (tmp_path / "notes.txt").read_text() == "mine" and tmp.exists()

@@ -717,3 +717,44 @@ def test_a_tracker_that_is_not_installed_says_how_to_get_it(
         "logger=mlflow needs mlflow: pip install 'aerialseg[tracking]'" in capsys.readouterr().err
     )
     assert not run.exists()
+
+
+def test_resume_with_only_the_best_checkpoint_names_resume_from_best(
+    tiny_dataset, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    resolve_config("default", None, FAST).save(run / "config.yaml")
+    (run / "classes.json").write_text(json.dumps(DUBAI_CLASSES.to_dict()))
+    (run / "checkpoints" / "best.ckpt").write_bytes(b"")  # checked only once chosen
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume-from best" in err, err
+
+
+def test_ctrl_c_says_interrupted_and_the_command_that_resumes(tiny_dataset, tmp_path):
+    """SIGINT to a running `train`: exit 130 and one line with a resume command that
+    runs as printed."""
+    import shlex
+    import signal
+
+    run = tmp_path / "my run"  # a space: the command must quote it
+    argv = [sys.executable, "-m", "aerialseg", "train", "--data", str(tiny_dataset)]
+    settings = [*FAST, "max_epochs=1000", "early_stop_patience=1000"]
+    child = subprocess.Popen(
+        [*argv, "--out", str(run), *settings], stderr=subprocess.PIPE, text=True
+    )
+    last = run / "checkpoints" / "last.ckpt"
+    while child.poll() is None and not last.exists():
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    err = child.communicate(timeout=120)[1]
+    assert child.returncode == 130, err
+    said = [line for line in err.splitlines() if line.startswith("aerialseg:")]
+    expected = "aerialseg: train interrupted; resume with: aerialseg train --data "
+    assert len(said) == 1 and said[0].startswith(expected), err
+    command = shlex.split(said[0].split("resume with: ")[1])
+    assert command[-1] == "--resume" and command[command.index("--out") + 1] == str(run)
+    epoch = torch.load(last, weights_only=True)["epoch"]
+    assert main([*command[1:], f"max_epochs={epoch + 2}"]) == 0
+    assert torch.load(last, weights_only=True)["epoch"] == epoch + 1

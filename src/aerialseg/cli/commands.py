@@ -119,24 +119,45 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise AerialsegError(
             "train needs --data: a dataset folder of images/ and masks/ (or a zip of one)"
         )
-    train(
-        args.data,
-        args.out,
-        preset=args.preset,
-        config=args.config,
-        settings=settings,
-        classes=args.classes,
-        split=args.split,
-        labels=args.labels,
-        label_field=args.label_field,
-        label_crs=args.label_crs,
-        labelled_area=args.labelled_area,
-        resume=args.resume,
-        resume_from=args.resume_from,
-        started=getattr(args, "started", None),
-        **launch,
-    )  # its summary ends with the model file and the commands to run next
+    try:
+        train(
+            args.data,
+            args.out,
+            preset=args.preset,
+            config=args.config,
+            settings=settings,
+            classes=args.classes,
+            split=args.split,
+            labels=args.labels,
+            label_field=args.label_field,
+            label_crs=args.label_crs,
+            labelled_area=args.labelled_area,
+            resume=args.resume,
+            resume_from=args.resume_from,
+            started=getattr(args, "started", None),
+            **launch,
+        )  # its summary ends with the model file and the commands to run next
+    except KeyboardInterrupt:  # Ctrl-C, in Lightning's loop or around it
+        print(f"aerialseg: train interrupted; {_resume_hint(args)}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """What to run after Ctrl-C: the command that continues the run from its checkpoint
+    (its settings, classes and split are saved in --out; polygon labels are not)."""
+    checkpoints = Path(args.out) / "checkpoints"
+    if (checkpoints / "last.ckpt").is_file():
+        how = ["--resume"]
+    elif (checkpoints / "best.ckpt").is_file():
+        how = ["--resume-from", "best"]
+    else:
+        return "no checkpoint was written yet: run the same command again to start over"
+    argv = ["aerialseg", "train", "--data", str(args.data), "--out", str(args.out)]
+    for name in ("labels", "label_field", "label_crs", "labelled_area"):
+        if getattr(args, name, None) is not None:
+            argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return "resume with: " + shlex.join([*argv, *how])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

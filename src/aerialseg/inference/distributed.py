@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections import deque
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from aerialseg.data.raster import InputError
 from aerialseg.errors import AerialsegError
-from aerialseg.files import TAG, sweep
+from aerialseg.files import finish_sets, sweep
 from aerialseg.inference.run import PredictOptions, predict_one, prepare_out_dir
 
 RECORD = ".aerialseg-done.jsonl"
@@ -80,11 +79,14 @@ def run_fingerprint(spec: ModelSpec, model_path: Path, opts: PredictOptions) -> 
 
 class DoneRecord:
     """The scenes finished in ``out``, one JSON line each, appended by the driver only
-    after the scene's files are in place."""
+    after the scene's files are in place, with each file's size and modification time: a
+    scene whose files were written again since (by other settings, or a set that another
+    run began and the next completed) is not done."""
 
     def __init__(self, out: Path, run: str):
         self.path, self.run = out / RECORD, run
         self.files: dict[str, dict[str, str]] = {}
+        self.stamps: dict[str, dict[str, list[int]]] = {}
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
@@ -93,17 +95,36 @@ class DoneRecord:
                     continue
                 if entry.get("run") == run:
                     self.files[entry["name"]] = entry["files"]
+                    self.stamps[entry["name"]] = entry.get("stamps", {})  # older records: none
 
     def complete(self, name: str) -> bool:
-        files = self.files.get(name)
-        return files is not None and all(Path(p).is_file() for p in files.values())
+        files, stamps = self.files.get(name), self.stamps.get(name, {})
+        if files is None:
+            return False
+        for key, path in files.items():
+            now = _stamp(path)
+            if now is None or (key in stamps and stamps[key] != now):
+                return False
+        return True
 
     def add(self, name: str, source: str, files: dict[str, str]) -> None:
-        line = json.dumps({"name": name, "input": source, "run": self.run, "files": files})
+        stamps = {k: _stamp(p) for k, p in files.items()}
+        line = json.dumps(
+            {"name": name, "input": source, "run": self.run, "files": files, "stamps": stamps}
+        )
         with self.path.open("a") as f:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _stamp(path: str) -> list[int] | None:
+    """A file's size and modification time (ns), as JSON keeps them; None if missing."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns] if Path(path).is_file() else None
 
 
 class PredictWorker:
@@ -127,8 +148,10 @@ class PredictWorker:
         self.engine = FlipTTA(engine) if opts.tta else engine
         self.config, self.opts, self.out, self.run = config, opts, Path(out), run
 
-    def pid(self) -> int:
-        return os.getpid()
+    def owner(self) -> str:
+        from aerialseg.files import owner
+
+        return owner()
 
     def _open(self, path: str):
         from aerialseg.inference.run import _open
@@ -278,11 +301,11 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
     }
     actor_class = ray.remote(PredictWorker).options(**options)
 
-    pids: dict = {}  # worker -> ObjectRef of its process id
+    owners: dict = {}  # worker -> ObjectRef of its files.owner()
 
     def new_worker():
         worker = actor_class.remote(spec, opts, str(out), run)
-        pids[worker] = worker.pid.remote()
+        owners[worker] = worker.owner.remote()
         return worker
 
     workers = [new_worker() for _ in range(count)]
@@ -320,7 +343,8 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
             ready, _ = ray.wait(list(pending), num_returns=1)
             ref = ready[0]
             worker, unit = pending.pop(ref)
-            load[worker] -= 1
+            if worker in load:  # else it died with this unit queued, and is replaced
+                load[worker] -= 1
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError as err:
@@ -330,7 +354,7 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
                 if worker in load:  # its other units in flight fail on their own
                     del load[worker]
                     load[new_worker()] = 0
-                    _remove_temporaries(ray, out, pids.pop(worker))
+                    _remove_temporaries(ray, out, owners.pop(worker))
                 attempts[unit] = attempts.get(unit, 1) + 1
                 if attempts[unit] > MAX_ATTEMPTS:
                     finish_scene(
@@ -372,15 +396,16 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
             ray.kill(worker)
 
 
-def _remove_temporaries(ray, out: Path, pid_ref) -> None:
-    """The half-written files of a dead worker: its process id is in their names
-    (files.temp_path). Only its own: on a cluster, another node's live worker may run
-    under a process id that means nothing on this one."""
+def _remove_temporaries(ray, out: Path, owner_ref) -> None:
+    """The half-written files of a dead worker, on whichever node it ran: its host and
+    process id are in their names (files.temp_path). An output set it was renaming into
+    place is completed first."""
     try:
-        pid = ray.get(pid_ref, timeout=5)
+        owner = ray.get(owner_ref, timeout=5)
     except Exception:  # it died before saying: files.sweep removes them on the next run
         return
-    sweep(out, re.compile(rf"^\..+\.{TAG}-({pid})\."), owner_gone=True)  # Ray saw it die
+    finish_sets(out, dead=owner)  # Ray saw it die
+    sweep(out, dead=owner)
 
 
 def ray_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:

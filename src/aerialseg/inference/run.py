@@ -1,7 +1,9 @@
 """``aerialseg predict``: many inputs, one progress bar, every output per input.
 
 A bad input is reported and skipped; the others are still predicted. Every output is
-written under a temporary name and renamed when complete. Outputs are named after their
+written under a temporary name; an input's outputs are renamed into place together when
+all are complete (files.OutputSet), and a set that a killed run left half renamed is
+completed when the next run prepares the folder. Outputs are named after their
 input; inputs that share a name (``Tile 6/images/x.jpg``, ``Tile 8/images/x.jpg``) get
 their folders in it, so none overwrites another.
 """
@@ -30,7 +32,7 @@ from aerialseg.data.raster import (
     open_input,
 )
 from aerialseg.errors import AerialsegError
-from aerialseg.files import sweep
+from aerialseg.files import OutputSet, finish_sets, sweep
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import ChunkResult, default_batch_size, predict_rows
 from aerialseg.inference.vector import polygonize
@@ -146,6 +148,7 @@ def prepare_out_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise AerialsegError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    finish_sets(out)  # first: a killed run's set is completed from its temporary files
     sweep(out)
     probe = out / f".aerialseg-write-test-{os.getpid()}"
     try:
@@ -238,24 +241,36 @@ def _predict_one(
         except BaseException:
             outputs.abort()
             raise
-        written = outputs.finish()
-        if "areas" in opts.outputs:
-            written.update(write_areas(area_table(outputs), base))
+        # Every output of this input is one set, renamed into place together at the end.
+        outputs_set = OutputSet(out, base.name)
+        try:
+            written = outputs.finish(outputs_set)
+            if "areas" in opts.outputs:
+                written.update(write_areas(area_table(outputs), base, outputs_set))
+        except BaseException:
+            outputs_set.abort()
+            raise
     finally:
         raster.close()
-    if opts.vector:
-        written |= polygonize(
-            written["classes"],
-            classes,
-            base,
-            opts.vector,
-            simplify=opts.simplify,
-            min_area=opts.min_area,
-        )
-    if "classes" not in opts.outputs:
-        raster_file = written.pop("classes")
-        for path in (raster_file, written.pop("classes_style"), aux_path(raster_file)):
-            path.unlink(missing_ok=True)
+    try:
+        if opts.vector:
+            written |= polygonize(
+                outputs_set.staged(written["classes"]),
+                classes,
+                base,
+                opts.vector,
+                simplify=opts.simplify,
+                min_area=opts.min_area,
+                into=outputs_set,
+            )
+        if "classes" not in opts.outputs:  # written only for the polygons
+            raster_file = written.pop("classes")
+            for path in (raster_file, written.pop("classes_style"), aux_path(raster_file)):
+                outputs_set.drop(path)
+        outputs_set.commit()
+    except BaseException:
+        outputs_set.abort()
+        raise
     return written
 
 

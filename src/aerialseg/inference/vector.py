@@ -15,7 +15,6 @@ in its ``layer_styles`` table, which QGIS reads as the layer's default style.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from rasterio.features import shapes
 from shapely.geometry import Polygon, mapping, shape
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.files import temp_path
+from aerialseg.files import OutputSet
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.styles import polygons_qml
 from aerialseg.inference.writers import write_text
@@ -63,14 +62,17 @@ def polygonize(
     *,
     simplify: float = 0.0,
     min_area: float | None = None,
+    into: OutputSet | None = None,
 ) -> dict[str, Path]:
     """Write one polygon per region of equal class, and its style; returns both files
     (``polygons``, ``polygons_style``). ``simplify`` is a length in metres, ``min_area``
     an area in m² (pixels for a plain image, in both); ``min_area`` None drops polygons
-    under MIN_AREA_PIXELS pixels, 0 keeps all."""
+    under MIN_AREA_PIXELS pixels, 0 keeps all. ``into``: the output set they belong to
+    (None: renamed into place at once)."""
     driver, suffix = DRIVERS[fmt]
     final = out_stem.with_name(out_stem.name + "_polygons" + suffix)
-    tmp = temp_path(final, f"tmp{suffix}")  # the suffix tells fiona the format
+    outputs = into if into is not None else OutputSet(out_stem.parent, out_stem.name)
+    tmp = outputs.temp(final, f"tmp{suffix}")  # the suffix tells fiona the format
     codes, nodata, _ = classes.raster_coding()
     names = {int(code): classes.names[i] for i, code in enumerate(codes[: classes.num_classes])}
     with warnings.catch_warnings():  # polygons of a plain image are in pixels, by design
@@ -131,10 +133,12 @@ def polygonize(
         style = polygons_qml(classes)
         if fmt == "gpkg":
             _store_style(tmp, style)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    qml = write_text(final.with_suffix(".qml"), style)
+        qml = write_text(final.with_suffix(".qml"), style, outputs)
+    except BaseException:
+        outputs.abort()
+        raise
+    if into is None:
+        outputs.commit()
     return {"polygons": final, "polygons_style": qml}
 
 

@@ -14,13 +14,17 @@ For GIS software: the class raster gets its class names in a GDAL ``.aux.xml`` s
 a QGIS style (``.qml``) beside it (see styles.py); the colour mask has an alpha band, clear
 where the input has no data; a PNG of a georeferenced input keeps its georeference in the
 ``.aux.xml`` that GDAL writes beside it.
+
+All outputs of one input go into one files.OutputSet: each is written under a temporary
+name, and they are renamed into place together, so that a kill while finishing leaves the
+old set or the new one (class raster, sidecars, areas and polygons that agree), never a
+mix. Functions given no set (``into=None``) make their own and rename at once.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -32,7 +36,7 @@ from rasterio.io import DatasetWriter
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import RasterInput, display_rgb
-from aerialseg.files import temp_path
+from aerialseg.files import OutputSet, temp_path
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import CONFIDENCE_NODATA, ChunkResult
 from aerialseg.inference.styles import class_pam, raster_qml
@@ -56,14 +60,21 @@ def aux_path(path: Path) -> Path:
     return path.with_name(path.name + ".aux.xml")
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` under a temporary name, then rename it to ``path``."""
-    tmp = _tmp(path)
+def _set_for(path: Path, into: OutputSet | None) -> OutputSet:
+    return into if into is not None else OutputSet(path.parent, path.name)
+
+
+def write_text(path: Path, text: str, into: OutputSet | None = None) -> Path:
+    """Write ``text`` as ``path`` of the set ``into`` (None: under a temporary name,
+    renamed at once)."""
+    outputs = _set_for(path, into)
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        outputs.temp(path).write_text(text, encoding="utf-8")
+    except BaseException:
+        outputs.abort()
+        raise
+    if into is None:
+        outputs.commit()
     return path
 
 
@@ -87,7 +98,7 @@ class RasterOutputs:
         overlay: bool,
         confidence: bool = False,
     ):
-        self.raster, self.classes, self.fmt = raster, classes, fmt
+        self.raster, self.classes, self.fmt, self.stem = raster, classes, fmt, stem
         self.lut = _palette(classes)
         self.codes, nodata, dtype = classes.raster_coding()
         self.write_values = classes.by_value  # else ids, which need no lookup
@@ -169,23 +180,28 @@ class RasterOutputs:
             blend = np.where(result.valid[None], blend, picture)
             self.writers["overlay"].write(np.clip(blend, 0, 255).astype(np.uint8), window=win)
 
-    def finish(self) -> dict[str, Path]:
-        """Close, copy each file to its final format, and move it to its final name."""
+    def finish(self, into: OutputSet | None = None) -> dict[str, Path]:
+        """Close, copy each file to its final format in the set ``into`` (None: renamed
+        to its final name at once)."""
         for w in self.writers.values():
             w.close()
+        outputs = into if into is not None else OutputSet(self.stem.parent, self.stem.name)
         try:
             for key, final in self.finals.items():
-                self._convert(self.tiffs[key], final, key)
+                self._convert(self.tiffs[key], final, key, outputs)
+            written = dict(self.finals)
+            qml = written["classes"].with_suffix(".qml")
+            written["classes_style"] = write_text(qml, raster_qml(self.classes), outputs)
         except BaseException:
             self.abort()
+            outputs.abort()
             raise
-        written = dict(self.finals)
-        classes = written["classes"]
-        written["classes_style"] = write_text(classes.with_suffix(".qml"), raster_qml(self.classes))
+        if into is None:
+            outputs.commit()
         return written
 
-    def _convert(self, tiff: Path, final: Path, key: str) -> None:
-        tmp = _tmp(final)
+    def _convert(self, tiff: Path, final: Path, key: str, outputs: OutputSet) -> None:
+        tmp = outputs.temp(final)
         if final.suffix == ".png":
             options: dict = {"driver": "PNG"}
         else:
@@ -207,12 +223,10 @@ class RasterOutputs:
             if key == "classes":
                 sidecar = class_pam(self.classes, sidecar)
             if sidecar is None:
-                aux_path(final).unlink(missing_ok=True)  # an earlier run's, now wrong
+                outputs.drop(aux_path(final))  # an earlier run's, now wrong
             else:
-                write_text(aux_path(final), sidecar)
-            os.replace(tmp, final)
+                write_text(aux_path(final), sidecar, outputs)
         finally:
-            tmp.unlink(missing_ok=True)
             aux_path(tmp).unlink(missing_ok=True)
         tiff.unlink()
 
@@ -242,14 +256,20 @@ def area_table(outputs: RasterOutputs) -> list[dict]:
     ]
 
 
-def write_areas(rows: list[dict], stem: Path) -> dict[str, Path]:
+def write_areas(rows: list[dict], stem: Path, into: OutputSet | None = None) -> dict[str, Path]:
+    """The area table as CSV and JSON, in the set ``into`` (None: renamed at once)."""
     csv_path = stem.with_name(stem.name + "_areas.csv")
     json_path = stem.with_name(stem.name + "_areas.json")
-    tmp = _tmp(csv_path)
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["class", "pixels", "share", "area_m2"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, csv_path)
-    write_text(json_path, json.dumps(rows, indent=2) + "\n")
+    outputs = _set_for(stem, into)
+    try:
+        with outputs.temp(csv_path).open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["class", "pixels", "share", "area_m2"])
+            writer.writeheader()
+            writer.writerows(rows)
+        write_text(json_path, json.dumps(rows, indent=2) + "\n", outputs)
+    except BaseException:
+        outputs.abort()
+        raise
+    if into is None:
+        outputs.commit()
     return {"areas_csv": csv_path, "areas_json": json_path}

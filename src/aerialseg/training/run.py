@@ -316,8 +316,18 @@ def initial_weights(task: SegmentationTask, init_from: str) -> str:
     return transfer.describe(init_from)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run (Lightning turns it into an exit of its own)."""
+
+
 def check_checkpoint(path: Path, run_dir: Path) -> None:
     """A checkpoint to resume from exists and loads, or one line says what to do instead."""
+    best = path.with_name("best.ckpt")
+    if not path.is_file() and path != best and best.is_file():
+        raise ConfigError(
+            f"{run_dir}: no checkpoints/{path.name} to resume from, but the run has"
+            " checkpoints/best.ckpt: resume from it with --resume-from best"
+        )
     if not path.is_file():
         raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/{path.name})")
     try:
@@ -402,7 +412,14 @@ def train(
         # Lightning 2.6 still uses the LeafSpec that torch 2.14 deprecates; nothing a
         # user can act on.
         warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", FutureWarning)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=str(start) if resume else None)
+        try:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=str(start) if resume else None)
+        except SystemExit:  # how Lightning ends a run that Ctrl-C stopped
+            if trainer.interrupted:
+                raise TrainingInterrupted from None
+            raise
+    if trainer.interrupted:
+        raise TrainingInterrupted
     model_path = run_dir / "model.pt"
     if trainer.is_global_zero:
         merge_metrics(run_dir)
