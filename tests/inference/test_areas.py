@@ -8,6 +8,7 @@ import fiona
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
@@ -148,3 +149,60 @@ def test_simplified_polygons_keep_a_coverage(tmp_path, crs):
         assert len(src) == len(polygons)  # each region simplified, none lost
         vertices = sum(len(shape(f["geometry"]).exterior.coords) for f in src)
     assert sum(len(p.exterior.coords) for p in polygons) < vertices
+
+
+def in_small_regions(ids: np.ndarray, size: int) -> np.ndarray:
+    """Pixels of 4-connected regions of one class with fewer than ``size`` pixels."""
+    from scipy import ndimage
+
+    small = np.zeros(ids.shape, dtype=bool)
+    for value in np.unique(ids[ids != NODATA]):
+        labels, _ = ndimage.label(ids == value)
+        sizes = np.bincount(labels.ravel())
+        small |= (labels > 0) & (sizes[labels] < size)
+    return small
+
+
+def test_min_area_sieves_the_raster_so_polygons_cover_it_without_holes(tmp_path, monkeypatch):
+    """Specks under min_area merge into a neighbour in the class raster, the colour mask and
+    the areas; the polygons are that raster's, so they leave no hole. The sieve runs in
+    bands of rows with a margin, as on a scene too large to hold whole."""
+    import aerialseg.inference.writers as writers
+
+    monkeypatch.setattr(writers, "SIEVE_ROWS", 16)
+    monkeypatch.setattr(writers, "SIEVE_MARGIN", 4)
+    rng = np.random.default_rng(5)
+    ids = np.kron(rng.integers(0, 5, (6, 6)), np.ones((10, 10), dtype=np.uint8)).astype(np.uint8)
+    specks = rng.random(ids.shape) < 0.03
+    ids[specks] = (ids[specks] + 1) % 5
+    ids[:5, :5] = NODATA
+    image = write_geotiff(tmp_path / "s.tif", rgb_scene(60, 60))
+    raster = open_input(image)
+    values, valid = raster.read(Window(0, 0, 60, 60))
+    valid &= ids != NODATA
+    outs = RasterOutputs(raster, DUBAI_CLASSES, tmp_path / "s", fmt="tif", color=True,
+                         overlay=False, sieve_pixels=4)  # fmt: skip
+    outs.write(ChunkResult(Window(0, 0, 60, 60), np.where(valid, ids, NODATA), values, valid))
+    raster.close()
+    written = outs.finish()
+    with rasterio.open(written["classes"]) as src:
+        sieved = src.read(1)
+    with rasterio.open(written["color"]) as src:
+        color = src.read()
+    # only specks changed, and none is left (a band's margin holds any speck whole)
+    changed = sieved != ids
+    assert changed.any() and not (changed & ~in_small_regions(ids, 4)).any()
+    assert not in_small_regions(sieved, 4).any()
+    assert color[:3].transpose(1, 2, 0)[sieved != NODATA].tolist() == (
+        DUBAI_CLASSES.display_palette()[sieved[sieved != NODATA]].tolist()
+    )
+    counts = np.bincount(sieved[sieved != NODATA], minlength=6)[:6]
+    assert outs.counts.tolist() == counts.tolist()
+    assert outs.areas.tolist() == pytest.approx((counts * 0.25).tolist())
+    polygons = polygonize(written["classes"], DUBAI_CLASSES, tmp_path / "s", "gpkg", min_area=0)
+    with fiona.open(polygons["polygons"]) as src:
+        shapes_ = [shape(f["geometry"]) for f in src]
+    assert min(p.area for p in shapes_) >= 4 * 0.25 - 1e-9  # no speck left
+    union = shapely.union_all(shapes_)
+    assert union.area == pytest.approx(((sieved != NODATA).sum()) * 0.25)
+    assert sum(p.area for p in shapes_) == pytest.approx(union.area)  # no overlap

@@ -372,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-area",
         type=float,
         default=None,
-        help="drop polygons smaller than this, in m² in any CRS (pixels for a plain image;"
+        help="with --vector, merge regions smaller than this into their largest neighbour, in"
+        " the class raster and the polygons alike, in m² in any CRS (pixels for a plain image;"
         " default: the area of 4 pixels, which drops specks of 1-3"
         " pixels; 0 keeps all)",
     )

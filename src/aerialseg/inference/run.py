@@ -35,7 +35,7 @@ from aerialseg.errors import AerialsegError
 from aerialseg.files import OutputSet, finish_sets, sweep
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import ChunkResult, default_batch_size, predict_rows
-from aerialseg.inference.vector import polygonize
+from aerialseg.inference.vector import polygonize, sieve_size
 from aerialseg.inference.writers import RasterOutputs, area_table, aux_path, write_areas
 
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -48,7 +48,8 @@ class PredictOptions:
     class_format: str = "auto"  # auto: GeoTIFF for georeferenced or TIFF input, else PNG
     vector: str | None = None  # geojson | gpkg
     simplify: float = 0.0
-    min_area: float | None = None  # None: polygons under vector.MIN_AREA_PIXELS go; 0 keeps all
+    # with vector: regions smaller (m²) merge into a neighbour; None: MIN_AREA_PIXELS; 0 keeps all
+    min_area: float | None = None
     bands: tuple[int, ...] | None = None
     pixel_size: float | None = None  # None: the model's, else the input's own
     tta: bool = False
@@ -209,6 +210,9 @@ def _predict_one(
                 if raster.georeferenced or shown.suffix.lower() in (".tif", ".tiff")
                 else "png"
             )
+        # With polygons, regions under min_area merge into their neighbours in the raster
+        # first, so that the raster and its polygons agree and leave no holes.
+        speck = sieve_size(raster.dataset, opts.min_area) if opts.vector else 0
         outputs = RasterOutputs(
             raster,
             classes,
@@ -217,6 +221,7 @@ def _predict_one(
             color="color" in opts.outputs,
             overlay="overlay" in opts.outputs,
             confidence="confidence" in opts.outputs,
+            sieve_pixels=speck,
         )
         batch = opts.batch_size or default_batch_size(device, engine_precision(engine))
         bands = (rows or partial(predict_rows, engine))(
@@ -260,7 +265,7 @@ def _predict_one(
                 base,
                 opts.vector,
                 simplify=opts.simplify,
-                min_area=opts.min_area,
+                min_area=0,  # the raster is sieved already
                 into=outputs_set,
             )
         if "classes" not in opts.outputs:  # written only for the polygons

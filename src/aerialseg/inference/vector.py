@@ -15,6 +15,7 @@ in its ``layer_styles`` table, which QGIS reads as the layer's default style.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -52,6 +53,15 @@ STYLE_FIELDS = (
     "ui",
     "update_time",
 )
+
+
+def sieve_size(dataset, min_area: float | None) -> int:
+    """The sieve threshold in pixels for ``min_area`` (m², pixels for a plain image; None:
+    MIN_AREA_PIXELS) over ``dataset``'s grid: regions of fewer pixels go."""
+    if min_area is None:
+        return MIN_AREA_PIXELS
+    measure = AreaMeasure(dataset.crs, dataset.transform, dataset.width, dataset.height)
+    return math.ceil(min_area / measure.pixel_area() - 1e-9)
 
 
 def polygonize(

@@ -32,17 +32,22 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.features import sieve
 from rasterio.io import DatasetWriter
+from rasterio.windows import Window
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import RasterInput, display_rgb
 from aerialseg.files import OutputSet, temp_path
 from aerialseg.inference.areas import AreaMeasure
-from aerialseg.inference.predict import CONFIDENCE_NODATA, ChunkResult
+from aerialseg.inference.predict import CONFIDENCE_NODATA, NODATA, ChunkResult
 from aerialseg.inference.styles import class_pam, raster_qml
 
 OVERLAY_ALPHA = 0.5
 BLOCK = 256
+# The sieve reads the class raster in bands of this many rows, plus a margin of at least
+# SIEVE_MARGIN rows (and at least the sieve's threshold) on either side.
+SIEVE_ROWS, SIEVE_MARGIN = 1024, 64
 
 
 def _palette(classes: ClassTable) -> np.ndarray:
@@ -97,10 +102,16 @@ class RasterOutputs:
         color: bool,
         overlay: bool,
         confidence: bool = False,
+        sieve_pixels: int = 0,
     ):
+        """``sieve_pixels``: before finishing, merge regions of fewer pixels into their
+        largest neighbour (GDAL's sieve), in the class raster and the colour mask, and
+        count the classes again."""
         self.raster, self.classes, self.fmt, self.stem = raster, classes, fmt, stem
+        self.sieve_pixels = sieve_pixels
         self.lut = _palette(classes)
         self.codes, nodata, dtype = classes.raster_coding()
+        self.nodata = nodata
         self.write_values = classes.by_value  # else ids, which need no lookup
         self.counts = np.zeros(classes.num_classes, dtype=np.int64)
         self.valid_pixels = 0
@@ -153,6 +164,16 @@ class RasterOutputs:
                 },
             )
 
+    def _count(self, ids: np.ndarray, valid: np.ndarray, row_off: int) -> None:
+        """Add the classes of ``ids`` (rows from ``row_off``) where ``valid`` to the counts
+        and areas."""
+        self.valid_pixels += int(valid.sum())
+        valid_ids, n = ids[valid], self.classes.num_classes
+        self.counts += np.bincount(valid_ids, minlength=256)[:n]
+        row_areas = self.measure.row_areas(row_off, ids.shape[0])
+        weights = np.broadcast_to(row_areas[:, None], ids.shape)[valid]
+        self.areas += np.bincount(valid_ids, weights, minlength=256)[:n]
+
     def write(self, result: ChunkResult) -> None:
         ids, win = result.ids, result.window
         if self.write_values:
@@ -160,12 +181,7 @@ class RasterOutputs:
             self.writers["classes"].write(codes, 1, window=win)
         else:
             self.writers["classes"].write(ids, 1, window=win)
-        self.valid_pixels += int(result.valid.sum())
-        valid_ids, n = ids[result.valid], self.classes.num_classes
-        self.counts += np.bincount(valid_ids, minlength=256)[:n]
-        row_areas = self.measure.row_areas(int(win.row_off), ids.shape[0])
-        weights = np.broadcast_to(row_areas[:, None], ids.shape)[result.valid]
-        self.areas += np.bincount(valid_ids, weights, minlength=256)[:n]
+        self._count(ids, result.valid, int(win.row_off))
         if result.confidence is not None and "confidence" in self.writers:
             self.writers["confidence"].write(result.confidence, 1, window=win)
         if "color" not in self.writers and "overlay" not in self.writers:
@@ -187,6 +203,8 @@ class RasterOutputs:
             w.close()
         outputs = into if into is not None else OutputSet(self.stem.parent, self.stem.name)
         try:
+            if self.sieve_pixels > 1:
+                self._sieve()
             for key, final in self.finals.items():
                 self._convert(self.tiffs[key], final, key, outputs)
             written = dict(self.finals)
@@ -199,6 +217,36 @@ class RasterOutputs:
         if into is None:
             outputs.commit()
         return written
+
+    def _sieve(self) -> None:
+        """Sieve the class raster in bands of rows, each read with SIEVE_MARGIN rows more
+        on either side (a region under the threshold spans fewer rows than it has pixels),
+        so memory stays that of a band; then the colour mask and the counts follow it."""
+        n = self.classes.num_classes
+        code_to_id = np.full(int(self.codes[:n].max()) + 1, NODATA, dtype=np.uint8)
+        code_to_id[self.codes[:n]] = np.arange(n, dtype=np.uint8)
+        margin = max(SIEVE_MARGIN, self.sieve_pixels)
+        self.counts[:], self.areas[:], self.valid_pixels = 0, 0.0, 0
+        color = rasterio.open(self.tiffs["color"], "r+") if "color" in self.tiffs else None
+        with rasterio.open(self.tiffs["classes"], "r+") as dst:
+            height, width = dst.height, dst.width
+            for top in range(0, height, SIEVE_ROWS):
+                start, stop = max(0, top - margin), min(height, top + SIEVE_ROWS + margin)
+                values = dst.read(1, window=Window(0, start, width, stop - start))
+                valid = values != self.nodata
+                sieved = sieve(values, self.sieve_pixels, mask=valid)
+                rows = slice(top - start, min(top + SIEVE_ROWS, height) - start)
+                band, keep = sieved[rows], valid[rows]
+                window = Window(0, top, width, band.shape[0])
+                dst.write(band, 1, window=window)
+                ids = np.where(keep, code_to_id[np.where(keep, band, 0)], NODATA)
+                self._count(ids, keep, top)
+                if color is not None:
+                    alpha = np.where(keep, 255, 0).astype(np.uint8)[None]
+                    rgb = self.lut[ids].transpose(2, 0, 1)
+                    color.write(np.concatenate([rgb, alpha]), window=window)
+        if color is not None:
+            color.close()
 
     def _convert(self, tiff: Path, final: Path, key: str, outputs: OutputSet) -> None:
         tmp = outputs.temp(final)
