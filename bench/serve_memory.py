@@ -11,7 +11,8 @@
    fitted over the second half (after warm-up).
 4. Hostile clients (``--hostile-only`` runs just these, into serve_memory-hostile.json):
    a 1 GiB upload, a 300 MiB upload without the token, 10 uploads of 45 MiB at once, and
-   a body that trickles in; for each the status, when it came, how much the client could
+   a body that trickles in (the 10 uploads twice: with the default queue of 8 and with
+   a queue of 2); for each the status, when it came, how much the client could
    send, and the server's peak RSS and peak bytes in its temporary folder (files there,
    and deleted ones it still holds open, as Starlette's spooled uploads are).
 
@@ -347,6 +348,12 @@ def hostile(uploads: int = 10, upload_mib: float = 45) -> list[dict]:
         ),
         hostile_case(f"{uploads} uploads of {upload_mib:g} MiB at once", at_once),
         hostile_case(
+            f"{uploads} uploads of {upload_mib:g} MiB at once, --max-queue 2",
+            at_once,
+            "--max-queue",
+            "2",
+        ),
+        hostile_case(
             "a body that trickles, 1 byte a second (--body-timeout 10)",
             lambda s: raw_upload(s.port, 10 * mib, 10 * mib, pace_s=1),
             "--body-timeout",
@@ -381,6 +388,8 @@ def main() -> None:
         print("burst", many, flush=True)
         soaked = soak(args.soak_minutes, folder)
         print("soak", soaked, flush=True)
+        hostile_cases = hostile()
+        print("hostile", hostile_cases, flush=True)
     write_result(
         "serve_memory",
         {
@@ -393,6 +402,7 @@ def main() -> None:
             },
             "concurrent_uploads": many,
             "soak": soaked,
+            "hostile": hostile_cases,
         },
     )
 
