@@ -514,7 +514,7 @@ def test_a_full_disk_is_507_not_500(client, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(app_module, "_save_upload", full)
+    monkeypatch.setattr(app_module, "receive_upload", full)
     response = client.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes())})
     assert response.status_code == 507 and "disk is full" in response.json()["detail"]
 

@@ -3,9 +3,11 @@ else; it never reads another file or contacts an address, whatever the upload na
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 from fastapi.testclient import TestClient
@@ -188,3 +190,35 @@ def test_open_input_reads_with_the_one_driver_it_is_given(tmp_path):
     open_input(tmp_path / "v.vrt").close()  # any driver: the VRT opens
     with pytest.raises(InputError, match="not an image"):
         open_input(tmp_path / "v.vrt", driver="GTiff")
+
+
+def test_an_upload_is_written_once_straight_to_its_folder(pointwise, tmp_path, monkeypatch):
+    """A 1.5 MB upload (over Starlette's 1 MiB spool) lies on disk once, as the upload's
+    own file, while it is predicted: no spooled copy beside it, open or deleted."""
+    import os
+    import tempfile
+
+    from aerialseg.api import app as app_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="PNG")
+    data = buf.getvalue()
+    assert len(data) > 1.4e6
+    seen: list[tuple[list[int], list[str]]] = []
+    real = app_module.predict_one
+
+    def looking(*args, **kwargs):
+        sizes = [p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()]
+        held = [os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink()]
+        seen.append((sizes, [t for t in held if t.startswith(str(tmp_path))]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "predict_one", looking)
+    client = TestClient(create_app(pointwise, ServeLimits(max_upload_bytes=2_000_000)))
+    response = client.post("/v1/segment", files={"file": ("n.png", data)})
+    assert response.status_code == 200, response.text
+    [(sizes, open_there)] = seen
+    assert sizes == [len(data)]
+    assert all(not t.endswith("(deleted)") for t in open_there), open_there

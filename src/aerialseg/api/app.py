@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import rasterio
-from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from aerialseg.api import guard
-from aerialseg.api.uploads import NETWORK_OFF, check_shape, upload_driver
+from aerialseg.api.uploads import NETWORK_OFF, check_shape, receive_upload, upload_driver
 from aerialseg.data.raster import (
     InputError,
     TooLargeInputError,
@@ -50,8 +50,25 @@ from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.models.io import load_model
 
 log = logging.getLogger("aerialseg.api")
-READ_CHUNK = 1 << 20
 MEDIA = {".png": "image/png", ".tif": "image/tiff"}
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "JPEG, PNG, TIFF or GeoTIFF",
+                    }
+                },
+                "required": ["file"],
+            }
+        }
+    },
+}
 
 
 @dataclass
@@ -95,23 +112,6 @@ def _b64(path: Path) -> str:
 def _client_message(err: Exception, upload: Path) -> str:
     """The error without the server's temporary paths."""
     return str(err).replace(str(upload), "upload").replace(str(upload.parent), "(server)")
-
-
-async def _save_upload(file: UploadFile, dest: Path, limit: int) -> None:
-    """Copy the upload to ``dest``, then free the copy Starlette spooled it to, rather than
-    hold both while the request waits for a worker."""
-    size = 0
-    try:
-        with dest.open("wb") as out:
-            while chunk := await file.read(READ_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(
-                        413, f"upload larger than the limit of {limit // 2**20} MiB"
-                    )
-                out.write(chunk)
-    finally:
-        await file.close()
 
 
 def _segment(
@@ -253,6 +253,7 @@ def create_app(
     @app.post(
         "/v1/segment",
         dependencies=authorized,
+        openapi_extra={"requestBody": UPLOAD_BODY},  # read by receive_upload, not FastAPI
         responses={
             200: {
                 "content": {"image/png": {}, "image/tiff": {}, "application/json": {}},
@@ -271,7 +272,7 @@ def create_app(
         },
     )
     async def segment(
-        file: Annotated[UploadFile, File(description="JPEG, PNG, TIFF or GeoTIFF")],
+        request: Request,
         format: Annotated[
             Literal["auto", "png", "tif", "json"],
             Query(description="mask format, or json for areas"),
@@ -301,7 +302,7 @@ def create_app(
             upload, out = Path(tmp) / "upload", Path(tmp) / "out"
             loop = asyncio.get_running_loop()
             try:
-                await _save_upload(file, upload, limits.max_upload_bytes)
+                await receive_upload(request, upload, limits.max_upload_bytes)
                 written = await loop.run_in_executor(
                     pool,
                     _segment,

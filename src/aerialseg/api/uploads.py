@@ -1,4 +1,9 @@
-"""An upload is read as what it claims to be, and nothing else.
+"""An upload is received straight to disk, and read as what it claims to be, nothing else.
+
+``receive_upload`` streams the ``file`` field of the multipart body into the upload's
+file as it arrives, counted: one copy on disk, never more than the limit (FastAPI's own
+form parsing would spool it to a temporary file first, and hold both while the request
+waits for a worker).
 
 GDAL opens whatever it recognises: a VRT or GDAL_WMS XML file names other files and URLs,
 and an ENVI, AAIGrid or XYZ text file is a raster too. So an upload is first identified
@@ -18,7 +23,11 @@ import warnings
 from pathlib import Path
 
 import rasterio
+from fastapi import HTTPException, Request
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from starlette.requests import ClientDisconnect
 
 from aerialseg.data.raster import InputError, TooLargeInputError, UnreadableInputError
 
@@ -37,6 +46,85 @@ NETWORK_OFF = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no listing of, or looking for, siblings
     "PROJ_NETWORK": "OFF",
 }
+
+FIELD = b"file"
+
+
+class _FileField:
+    """python-multipart callbacks that keep the bytes of the first ``file`` field."""
+
+    def __init__(self) -> None:
+        self.header, self.value, self.disposition = b"", b"", b""
+        self.inside, self.done = False, False
+        self.pending: list[bytes] = []
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self.begin,
+            "on_header_field": lambda data, start, end: self._add("header", data[start:end]),
+            "on_header_value": lambda data, start, end: self._add("value", data[start:end]),
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.data,
+            "on_part_end": self.end,
+        }
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def begin(self) -> None:
+        self.disposition = b""
+
+    def header_end(self) -> None:
+        if self.header.lower() == b"content-disposition":
+            self.disposition = self.value
+        self.header, self.value = b"", b""
+
+    def headers_finished(self) -> None:
+        _, options = parse_options_header(self.disposition)
+        self.inside = options.get(b"name") == FIELD and not self.done
+
+    def data(self, data: bytes, start: int, end: int) -> None:
+        if self.inside:
+            self.pending.append(data[start:end])
+
+    def end(self) -> None:
+        self.done |= self.inside
+        self.inside = False
+
+
+async def receive_upload(request: Request, dest: Path, limit: int) -> None:
+    """Write the body's ``file`` field to ``dest`` as it arrives; 413 past ``limit``
+    bytes, 422 for a body that is not multipart/form-data with that field."""
+    kind, params = parse_options_header(request.headers.get("content-type"))
+    if kind != b"multipart/form-data" or not params.get(b"boundary"):
+        raise HTTPException(422, "send the image as multipart/form-data, in a field named file")
+    field = _FileField()
+    parser = MultipartParser(params[b"boundary"], field.callbacks())  # type: ignore[arg-type]
+    size = 0
+    try:
+        with dest.open("wb") as out:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                for data in field.pending:
+                    size += len(data)
+                    if size > limit:  # and close: the rest of the body is not read
+                        raise HTTPException(
+                            413,
+                            f"upload larger than the limit of {limit // 2**20} MiB",
+                            headers={"connection": "close"},
+                        )
+                    out.write(data)
+                field.pending.clear()
+            parser.finalize()
+    except ClientDisconnect:  # the client left, or the guard cut the body: no one to tell
+        raise HTTPException(400, "the upload was cut short") from None
+    except FormParserError:
+        raise HTTPException(
+            422, "the body is not valid multipart/form-data", headers={"connection": "close"}
+        ) from None
+    if not field.done:
+        raise HTTPException(422, "no complete field named file in the body")
 
 
 def upload_driver(path: Path) -> str:
