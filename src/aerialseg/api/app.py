@@ -35,7 +35,13 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from aerialseg.api import guard
-from aerialseg.api.uploads import NETWORK_OFF, check_shape, receive_upload, upload_driver
+from aerialseg.api.uploads import (
+    NETWORK_OFF,
+    UPLOAD_BODY,
+    check_shape,
+    receive_upload,
+    upload_driver,
+)
 from aerialseg.data.raster import (
     InputError,
     TooLargeInputError,
@@ -51,24 +57,6 @@ from aerialseg.models.io import load_model
 
 log = logging.getLogger("aerialseg.api")
 MEDIA = {".png": "image/png", ".tif": "image/tiff"}
-UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "file": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "JPEG, PNG, TIFF or GeoTIFF",
-                    }
-                },
-                "required": ["file"],
-            }
-        }
-    },
-}
 
 
 @dataclass

@@ -48,6 +48,25 @@ NETWORK_OFF = {
 }
 
 FIELD = b"file"
+# The body receive_upload reads, for the OpenAPI schema (FastAPI does not parse it).
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "JPEG, PNG, TIFF or GeoTIFF",
+                    }
+                },
+                "required": ["file"],
+            }
+        }
+    },
+}
 
 
 class _FileField:
