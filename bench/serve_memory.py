@@ -9,13 +9,20 @@
    a 16-bit GeoTIFF with NaN) and invalid ones (text, a truncated JPEG, a PNG declaring
    400 MP); status codes, and the RSS sampled every few seconds with its slope per hour
    fitted over the second half (after warm-up).
+4. Hostile clients (``--hostile-only`` runs just these, into serve_memory-hostile.json):
+   a 1 GiB upload, a 300 MiB upload without the token, 10 uploads of 45 MiB at once, and
+   a body that trickles in (the 10 uploads twice: with the default queue of 8 and with
+   a queue of 2); for each the status, when it came, how much the client could
+   send, and the server's peak RSS and peak bytes in its temporary folder (files there,
+   and deleted ones it still holds open, as Starlette's spooled uploads are).
 
-    python bench/serve_memory.py [--soak-minutes 10] [--megapixels 40]
+    python bench/serve_memory.py [--soak-minutes 10] [--megapixels 40] [--hostile-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import socket
@@ -37,6 +44,8 @@ from common import DATA, write_result  # noqa: E402
 
 IMAGES = sorted((DATA / "Semantic segmentation dataset").glob("Tile */images/*.jpg"))
 AERIALSEG = str(Path(sys.executable).with_name("aerialseg"))
+# The server as this interpreter imports aerialseg (PYTHONPATH=src: the checkout's code).
+SERVE = [sys.executable, "-m", "aerialseg", "serve"]
 
 
 def mosaic_jpeg(path: Path, megapixels: float) -> tuple[int, int]:
@@ -83,12 +92,15 @@ def cli_peak(image: Path, out: Path) -> dict:
 class Server:
     """``aerialseg serve`` on a free loopback port, in its own process."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, tmpdir: Path | None = None):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        cmd = [AERIALSEG, "serve", "--port", str(self.port), *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = [*SERVE, "--port", str(self.port), *args]
+        env = {**os.environ, **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -214,12 +226,155 @@ def soak(minutes: float, folder: Path) -> dict:
         server.stop()
 
 
+class TempWatch:
+    """Peak bytes in ``folder`` while it runs: the files there, and the deleted files
+    there that process ``pid`` still holds open (Starlette spools uploads to those)."""
+
+    def __init__(self, folder: Path, pid: int):
+        self.folder, self.pid, self.peak = str(folder), pid, 0
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def now(self) -> int:
+        total = 0
+        for root, _, names in os.walk(self.folder):
+            for name in names:
+                with contextlib.suppress(OSError):  # gone since it was listed
+                    total += os.stat(os.path.join(root, name)).st_size
+        fds = Path(f"/proc/{self.pid}/fd")
+        for fd in fds.iterdir() if fds.is_dir() else []:
+            try:
+                target = os.readlink(fd)
+                if target.startswith(self.folder) and target.endswith("(deleted)"):
+                    total += os.stat(fd).st_size
+            except OSError:
+                pass
+        return total
+
+    def _poll(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.now())
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.running = False
+        self.thread.join()
+        return self.peak
+
+
+def raw_upload(
+    port: int, length: int, total: int, token: str | None = None, pace_s: float = 0
+) -> dict:
+    """Claim ``length`` bytes of body, then send up to ``total`` of them (1 MiB at a time,
+    or 1 byte every ``pace_s``) until the server answers or closes; what came back."""
+    head = [
+        "POST /v1/segment HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: multipart/form-data; boundary=b0undary",
+        f"Content-Length: {length}",
+        *([f"Authorization: Bearer {token}"] if token else []),
+    ]
+    part = b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.png"'
+    part += b"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n"
+    reply: list[tuple[int, float]] = []
+    start = time.monotonic()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=600)
+
+    def read() -> None:
+        try:
+            status = int(sock.recv(4096).split()[1])
+        except (OSError, IndexError):
+            status = 0  # closed without a reply
+        reply.append((status, time.monotonic() - start))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sent = 0
+    try:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + part)
+        sent = len(part)
+        chunk = b"\0" * (1 if pace_s else 2**20)
+        while sent < total and not reply:
+            sock.sendall(chunk)
+            sent += len(chunk)
+            if pace_s:
+                time.sleep(pace_s)
+    except OSError:
+        pass
+    reader.join(600)
+    sock.close()
+    status, seconds = reply[0] if reply else (0, time.monotonic() - start)
+    return {"status": status, "seconds_to_reply": round(seconds, 2), "bytes_sent": sent}
+
+
+def hostile_case(name: str, run, *server_args: str) -> dict:
+    """``run(port)`` against a fresh server with a temporary folder of its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(*server_args, tmpdir=Path(tmp))
+        try:
+            idle = rss_mb(server.proc.pid)
+            watch = TempWatch(Path(tmp), server.proc.pid)
+            result = run(server)
+            return {
+                "case": name,
+                **result,
+                "idle_rss_mb": round(idle),
+                "peak_rss_mb": round(peak_rss_mb(server.proc.pid)),
+                "peak_temp_mib": round(watch.stop() / 2**20, 1),
+            }
+        finally:
+            server.stop()
+
+
+def hostile(uploads: int = 10, upload_mib: float = 45) -> list[dict]:
+    gib, mib = 2**30, 2**20
+    size = int(upload_mib * mib)
+
+    def at_once(server: Server) -> dict:
+        # PNG magic and then noise: refused once read (422), after it has been received
+        data = b"\x89PNG\r\n\x1a\n" + os.urandom(size - 8)
+        with ThreadPoolExecutor(uploads) as pool:
+            codes = list(pool.map(lambda _: server.segment("a.png", data, 600), range(uploads)))
+        return {"status_codes": dict(Counter(codes))}
+
+    return [
+        hostile_case("1 GiB upload", lambda s: raw_upload(s.port, gib, gib)),
+        hostile_case(
+            "300 MiB upload without the token",
+            lambda s: raw_upload(s.port, 300 * mib, 300 * mib),
+            "--token",
+            "bench-token",
+        ),
+        hostile_case(f"{uploads} uploads of {upload_mib:g} MiB at once", at_once),
+        hostile_case(
+            f"{uploads} uploads of {upload_mib:g} MiB at once, --max-queue 2",
+            at_once,
+            "--max-queue",
+            "2",
+        ),
+        hostile_case(
+            "a body that trickles, 1 byte a second (--body-timeout 10)",
+            lambda s: raw_upload(s.port, 10 * mib, 10 * mib, pace_s=1),
+            "--body-timeout",
+            "10",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, default=40)
     parser.add_argument("--soak-minutes", type=float, default=10)
     parser.add_argument("--burst", type=int, default=50)
+    parser.add_argument("--hostile-only", action="store_true", help="only the hostile cases")
     args = parser.parse_args()
+    if args.hostile_only:
+        cases = hostile()
+        for case in cases:
+            print(case, flush=True)
+        write_result("serve_memory-hostile", {"hostile": cases})
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         image = folder / "mosaic.jpg"
@@ -233,6 +388,8 @@ def main() -> None:
         print("burst", many, flush=True)
         soaked = soak(args.soak_minutes, folder)
         print("soak", soaked, flush=True)
+        hostile_cases = hostile()
+        print("hostile", hostile_cases, flush=True)
     write_result(
         "serve_memory",
         {
@@ -245,6 +402,7 @@ def main() -> None:
             },
             "concurrent_uploads": many,
             "soak": soaked,
+            "hostile": hostile_cases,
         },
     )
 

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from torch import nn
 
 from aerialseg.api.app import LoadedEngine, ServeLimits, create_app, load_engine
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.models.network import SegmentationNet
+from aerialseg.training.config import resolve_config
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +19,12 @@ def loaded(tiny_model) -> LoadedEngine:
 @pytest.fixture
 def app(loaded):
     return create_app(loaded, ServeLimits(max_upload_bytes=2_000_000, max_pixels=1_000_000))
+
+
+@pytest.fixture(scope="session")
+def pointwise() -> LoadedEngine:
+    """A 1x1 convolution in place of a trained network, for tests of the upload limits:
+    the service around the model is under test there, not the model."""
+    torch.manual_seed(0)
+    net = SegmentationNet(nn.Conv2d(3, 6, 1), [0.0] * 3, [255.0] * 3, 1).eval()
+    return LoadedEngine(net, resolve_config("default", None, ["window=64"]), DUBAI_CLASSES, {})

@@ -12,22 +12,17 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from rasterio.warp import transform_bounds
-from torch import nn
 
 from aerialseg.api import app as app_module
-from aerialseg.api.app import LoadedEngine, ServeLimits, create_app, load_engine
+from aerialseg.api.app import ServeLimits, create_app, load_engine
 from aerialseg.cli import main
-from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.raster import open_input
 from aerialseg.inference.engine import Bf16Engine, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
 from aerialseg.models.io import load_model, save_model
-from aerialseg.models.network import SegmentationNet
-from aerialseg.training.config import resolve_config
 from tests.conftest import REAL_DATA, TRANSFORM, UTM40N, rgb_scene, write_geotiff
 
 
@@ -180,15 +175,6 @@ def test_band_count_is_422_until_bands_are_chosen(client, tmp_path):
     assert client.post("/v1/segment?bands=1,1,1", files=files).status_code == 200
     for bad in ("1,1", "0,1,1", "1,1,2"):  # too few, not from 1, no band 2
         assert client.post(f"/v1/segment?bands={bad}", files=files).status_code == 422, bad
-
-
-@pytest.fixture(scope="module")
-def pointwise() -> LoadedEngine:
-    """A 1x1 convolution in place of a trained network, for tests of the upload limits:
-    the service around the model is under test there, not the model."""
-    torch.manual_seed(0)
-    net = SegmentationNet(nn.Conv2d(3, 6, 1), [0.0] * 3, [255.0] * 3, 1).eval()
-    return LoadedEngine(net, resolve_config("default", None, ["window=64"]), DUBAI_CLASSES, {})
 
 
 def test_size_limits_are_413(pointwise, tmp_path):
@@ -529,7 +515,7 @@ def test_a_full_disk_is_507_not_500(client, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(app_module, "_save_upload", full)
+    monkeypatch.setattr(app_module, "receive_upload", full)
     response = client.post("/v1/segment", files={"file": ("a.jpg", jpeg_bytes())})
     assert response.status_code == 507 and "disk is full" in response.json()["detail"]
 

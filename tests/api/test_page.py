@@ -17,6 +17,7 @@ import uvicorn
 from PIL import Image
 
 from aerialseg.api.app import create_app
+from aerialseg.api.guard import default_allowed_hosts
 from tests.conftest import REAL_DATA, rgb_scene
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -41,7 +42,8 @@ def server(loaded, request):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(loaded, token=request.param)
+    # as `aerialseg serve` builds it: the page's own requests pass the Host and Origin checks
+    app = create_app(loaded, token=request.param, allowed_hosts=default_allowed_hosts("127.0.0.1"))
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

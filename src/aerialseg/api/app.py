@@ -8,6 +8,10 @@ Uploads are stored under a name the server picks; nothing a client sends becomes
 Each upload's folder is named after the server's PID, so a server started after one was
 killed removes what the dead one left. With a token, every ``/v1`` request must carry it
 as ``Authorization: Bearer TOKEN``; ``/healthz`` and the page itself stay open.
+
+What is checked before a request's body is read (token, length, a free place, Host,
+Origin) is in ``guard``; how an upload is identified and read, with no network, in
+``uploads``.
 """
 
 from __future__ import annotations
@@ -16,19 +20,28 @@ import asyncio
 import base64
 import json
 import logging
-import secrets
 import tempfile
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+import rasterio
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from aerialseg.api import guard
+from aerialseg.api.uploads import (
+    NETWORK_OFF,
+    UPLOAD_BODY,
+    check_shape,
+    receive_upload,
+    upload_driver,
+)
 from aerialseg.data.raster import (
     InputError,
     TooLargeInputError,
@@ -43,7 +56,6 @@ from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.models.io import load_model
 
 log = logging.getLogger("aerialseg.api")
-READ_CHUNK = 1 << 20
 MEDIA = {".png": "image/png", ".tif": "image/tiff"}
 
 
@@ -53,6 +65,9 @@ class ServeLimits:
     max_pixels: int = 40_000_000
     workers: int = 1  # predictions at once
     max_queue: int = 8  # requests waiting beyond the workers before 503
+    max_side: int = 20_000  # pixels, either side (no PNG mask is wider than about 1e6)
+    max_aspect: float = 50.0  # the long side at most this many times the short one
+    body_timeout_s: float = 120.0  # an upload still arriving after this gets 408
 
 
 @dataclass
@@ -83,18 +98,8 @@ def _b64(path: Path) -> str:
 
 
 def _client_message(err: Exception, upload: Path) -> str:
-    """The error without the server's temporary path."""
-    return str(err).replace(str(upload), "upload")
-
-
-async def _save_upload(file: UploadFile, dest: Path, limit: int) -> None:
-    size = 0
-    with dest.open("wb") as out:
-        while chunk := await file.read(READ_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"upload larger than the limit of {limit // 2**20} MiB")
-            out.write(chunk)
+    """The error without the server's temporary paths."""
+    return str(err).replace(str(upload), "upload").replace(str(upload.parent), "(server)")
 
 
 def _segment(
@@ -108,8 +113,10 @@ def _segment(
     bands_text: str | None = None,
     confidence: bool = False,
 ) -> dict[str, Path]:
-    """Runs on a worker thread: the CLI's predict_one, which checks the image's size from
-    its header before decoding it."""
+    """Runs on a worker thread, with GDAL's network access off: the upload's kind from its
+    first bytes and its shape from its header, then the CLI's predict_one, which reads it
+    with that kind's driver only and checks its pixel count before decoding it."""
+    driver = upload_driver(upload)
     chosen = parse_bands(bands_text, "bands=")
     check_band_count(chosen, loaded.config.in_channels, "bands=")
     bands = chosen or loaded.config.band_tuple
@@ -125,11 +132,14 @@ def _segment(
         progress=False,
         max_pixels=limits.max_pixels,
         band_flag="bands=",
+        driver=driver,
     )
     out.mkdir()
-    return predict_one(
-        loaded.engine, loaded.config, loaded.classes, upload, out, opts, loaded.device
-    )
+    with rasterio.Env(**NETWORK_OFF):
+        check_shape(upload, driver, limits.max_side, limits.max_aspect)
+        return predict_one(
+            loaded.engine, loaded.config, loaded.classes, upload, out, opts, loaded.device
+        )
 
 
 def _bands_text(bands: list[int] | None) -> str:
@@ -162,6 +172,8 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
             "pixel_size": loaded.config.pixel_size,
             "max_upload_bytes": limits.max_upload_bytes,
             "max_pixels": limits.max_pixels,
+            "max_side": limits.max_side,
+            "max_aspect": limits.max_aspect,
         },
         "metrics": loaded.meta.get("test_metrics") or {"val_miou": loaded.meta.get("val_miou")},
         # confidence=true reports probabilities at this temperature (fitted by training)
@@ -169,41 +181,48 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
     }
 
 
-# Module level: the annotations below are strings (postponed), resolved in these globals.
+# Declares the token in the OpenAPI schema (and the docs' Authorize button); the check
+# itself is guard.Guard's, made before the body is read.
 BEARER = HTTPBearer(auto_error=False, description="the token given to aerialseg serve")
 
 
-def bearer_check(token: str | None):
-    """A dependency that lets a request through when it carries ``token`` (any request
-    when there is none); 401 otherwise. Compared in constant time."""
-
-    def check(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-    ) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials else ""
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401,
-                "a valid token is needed: Authorization: Bearer TOKEN",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return check
+def _fastapi(**kwargs: Any) -> FastAPI:
+    """FastAPI whose /docs and /redoc load their scripts from this server (the copy that
+    fastapi-offline ships), never from a public CDN; without that package, no docs pages
+    (the schema stays at /openapi.json)."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        return FastAPI(docs_url=None, redoc_url=None, **kwargs)
+    return FastAPIOffline(**kwargs)
 
 
 def create_app(
-    loaded: LoadedEngine, limits: ServeLimits | None = None, token: str | None = None
+    loaded: LoadedEngine,
+    limits: ServeLimits | None = None,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    cors_origins: Iterable[str] = (),
 ) -> FastAPI:
-    """The app; ``token``: required of every /v1 request (None: open to all who reach it)."""
+    """The app; ``token``: required of every /v1 request (None: open to all who reach it).
+    ``allowed_hosts``: the Host header values answered (None: any; ``aerialseg serve``
+    passes the address it listens on, guard.default_allowed_hosts). ``cors_origins``: web
+    pages of other origins that may call the API (none by default)."""
     limits = limits or ServeLimits()
     sweep(Path(tempfile.gettempdir()), UPLOAD_DIR)  # what killed servers left
-    authorized = [Depends(bearer_check(token))]
+    authorized = [Depends(BEARER)]
     pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="predict")
-    slots = asyncio.Semaphore(limits.workers + limits.max_queue)
-    app = FastAPI(
+    app = _fastapi(
         title="aerialseg", version="1", description="Semantic segmentation of aerial imagery."
+    )
+    guard.install(
+        app,
+        token=token,
+        max_upload_bytes=limits.max_upload_bytes,
+        max_active=limits.workers + limits.max_queue,
+        body_timeout_s=limits.body_timeout_s,
+        allowed_hosts=allowed_hosts,
+        cors_origins=cors_origins,
     )
 
     @app.exception_handler(Exception)
@@ -222,6 +241,7 @@ def create_app(
     @app.post(
         "/v1/segment",
         dependencies=authorized,
+        openapi_extra={"requestBody": UPLOAD_BODY},  # read by receive_upload, not FastAPI
         responses={
             200: {
                 "content": {"image/png": {}, "image/tiff": {}, "application/json": {}},
@@ -229,15 +249,18 @@ def create_app(
                 " confidence)",
             },
             401: {"description": "token missing or wrong (a server started with --token)"},
-            413: {"description": "upload or image too large"},
-            415: {"description": "not an image"},
+            403: {"description": "sent by a web page of another origin (see --cors-origin)"},
+            408: {"description": "the upload took too long to arrive"},
+            411: {"description": "no Content-Length"},
+            413: {"description": "upload or image too large, or too long on one side"},
+            415: {"description": "not a JPEG, PNG or TIFF"},
             422: {"description": "damaged image or wrong parameters"},
             503: {"description": "too many requests queued"},
             507: {"description": "the server's disk is full"},
         },
     )
     async def segment(
-        file: Annotated[UploadFile, File(description="JPEG, PNG, TIFF or GeoTIFF")],
+        request: Request,
         format: Annotated[
             Literal["auto", "png", "tif", "json"],
             Query(description="mask format, or json for areas"),
@@ -263,59 +286,56 @@ def create_app(
             ),
         ] = None,
     ) -> Response:
-        if slots.locked():
-            raise HTTPException(503, "server busy: too many requests queued; retry shortly")
-        async with slots:
-            with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
-                upload, out = Path(tmp) / "upload", Path(tmp) / "out"
-                loop = asyncio.get_running_loop()
-                try:
-                    await _save_upload(file, upload, limits.max_upload_bytes)
-                    written = await loop.run_in_executor(
-                        pool,
-                        _segment,
-                        loaded,
-                        upload,
-                        out,
-                        limits,
-                        format,
-                        overlay,
-                        polygons,
-                        bands,
-                        confidence,
-                    )
-                except TooLargeInputError as err:
-                    raise HTTPException(413, _client_message(err, upload)) from None
-                except UnreadableInputError as err:
-                    raise HTTPException(415, _client_message(err, upload)) from None
-                except InputError as err:
-                    raise HTTPException(422, _client_message(err, upload)) from None
-                except HTTPException:
+        with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
+            upload, out = Path(tmp) / "upload", Path(tmp) / "out"
+            loop = asyncio.get_running_loop()
+            try:
+                await receive_upload(request, upload, limits.max_upload_bytes)
+                written = await loop.run_in_executor(
+                    pool,
+                    _segment,
+                    loaded,
+                    upload,
+                    out,
+                    limits,
+                    format,
+                    overlay,
+                    polygons,
+                    bands,
+                    confidence,
+                )
+            except TooLargeInputError as err:
+                raise HTTPException(413, _client_message(err, upload)) from None
+            except UnreadableInputError as err:
+                raise HTTPException(415, _client_message(err, upload)) from None
+            except InputError as err:
+                raise HTTPException(422, _client_message(err, upload)) from None
+            except HTTPException:
+                raise
+            except Exception as err:
+                reason = write_failure(err, Path(tmp))
+                if reason is None:
                     raise
-                except Exception as err:
-                    reason = write_failure(err, Path(tmp))
-                    if reason is None:
-                        raise
-                    log.error("%s", reason)
-                    raise HTTPException(507, "the server's disk is full; try again later") from None
-                mask = written["classes"]
-                if format != "json":
-                    return Response(mask.read_bytes(), media_type=MEDIA[mask.suffix])
-                body: dict[str, Any] = {
-                    "areas": json.loads(written["areas_json"].read_text()),
-                    "mask": {"media_type": MEDIA[mask.suffix], "base64": _b64(mask)},
-                }
-                if overlay:
-                    body["color_png"] = (
-                        _b64(written["color"]) if written["color"].suffix == ".png" else None
-                    )
-                    body["overlay_png"] = _b64(written["overlay"])
-                if polygons:
-                    body["geojson"] = json.loads(written["polygons"].read_text())
-                if confidence:
-                    path = written["confidence"]
-                    body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}
-                return JSONResponse(body)
+                log.error("%s", reason)
+                raise HTTPException(507, "the server's disk is full; try again later") from None
+            mask = written["classes"]
+            if format != "json":
+                return Response(mask.read_bytes(), media_type=MEDIA[mask.suffix])
+            body: dict[str, Any] = {
+                "areas": json.loads(written["areas_json"].read_text()),
+                "mask": {"media_type": MEDIA[mask.suffix], "base64": _b64(mask)},
+            }
+            if overlay:
+                body["color_png"] = (
+                    _b64(written["color"]) if written["color"].suffix == ".png" else None
+                )
+                body["overlay_png"] = _b64(written["overlay"])
+            if polygons:
+                body["geojson"] = json.loads(written["polygons"].read_text())
+            if confidence:
+                path = written["confidence"]
+                body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}
+            return JSONResponse(body)
 
     static = files("aerialseg") / "api" / "static"
 

@@ -321,6 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from aerialseg.api.app import ServeLimits, create_app, load_engine
+        from aerialseg.api.guard import default_allowed_hosts
     except ImportError as err:
         raise AerialsegError(
             f"serve needs the web extra ({err.name} is missing): pip install 'aerialseg[serve]'"
@@ -336,6 +337,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=int(args.max_megapixels * 1e6),
         workers=args.workers,
         max_queue=args.max_queue,
+        max_side=args.max_side,
+        max_aspect=args.max_aspect,
+        body_timeout_s=args.body_timeout,
     )
     if not args.token and not _loopback(args.host):
         print(
@@ -344,8 +348,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"aerialseg: serving {loaded.config.model} on http://{args.host}:{args.port}/")
-    app = create_app(loaded, limits, token=args.token or None)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    app = create_app(
+        loaded,
+        limits,
+        token=args.token or None,
+        allowed_hosts=args.allowed_host or default_allowed_hosts(args.host),
+        cors_origins=args.cors_origin,
+    )
+    # An idle kept-alive connection is closed after 5 s; an upload's own deadline is the
+    # guard's (--body-timeout).
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_keep_alive=5)
     return 0
 
 

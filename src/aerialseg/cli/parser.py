@@ -433,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="HTTP API and web page",
         description="Serve the model: a web page at /, the API under /v1 (OpenAPI"
-        " schema at /docs). Predictions run on --workers threads;"
-        " up to --max-queue more requests wait, further ones get 503.",
+        " schema at /openapi.json, docs at /docs). Predictions run on --workers threads;"
+        " up to --max-queue more requests wait, further ones get 503. Uploads are read as"
+        " JPEG, PNG or TIFF only, with GDAL's network access off.",
     )
     p.add_argument("--model", help="model.pt or .ckpt (default: the bundled model)")
     p.add_argument(
@@ -455,6 +456,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queue", type=int, default=8, help="waiting requests (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=50, help="upload limit (default 50)")
     p.add_argument("--max-megapixels", type=float, default=40, help="pixel limit (default 40)")
+    p.add_argument(
+        "--max-side", type=int, default=20_000, help="longest side in pixels (default 20000)"
+    )
+    p.add_argument(
+        "--max-aspect",
+        type=float,
+        default=50,
+        help="the long side at most this many times the short one (default 50)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=120,
+        help="seconds an upload may take to arrive, then 408 (default 120)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="HOST",
+        help="a Host header to answer, repeatable (default: the --host address, plus"
+        " localhost and 127.0.0.1 when that is a loopback address; any when it is 0.0.0.0)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web page origin (https://example.org) allowed to call the API, repeatable"
+        " (default: none; same-origin requests only)",
+    )
     _add_precision(p)
     p.set_defaults(func=cmd_serve)
     return parser

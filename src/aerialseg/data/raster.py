@@ -292,6 +292,7 @@ def open_input(
     pixel_size: float | None = None,
     max_pixels: int | None = None,
     whole_read_pixels: int | None = None,
+    driver: str | None = None,
 ) -> RasterInput:
     """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
     user chooses bands, for that reason (predict's --bands, the API's bands=).
@@ -299,7 +300,8 @@ def open_input(
     ``max_pixels``: refuse a larger raster (TooLargeInputError) from its header, before a
     pixel is decoded: a 1 MB PNG may declare 400 MP. ``whole_read_pixels``: a raster up
     to this many pixels is decoded whole on opening (None: WHOLE_READ_PIXELS; 0: never,
-    for training windows that each read their own part)."""
+    for training windows that each read their own part). ``driver``: the one GDAL driver
+    allowed to read it (the server's uploads: the one their first bytes name); None: any."""
     if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
         path = str(path)
     else:
@@ -311,7 +313,7 @@ def open_input(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path)
+            ds = rasterio.open(path, driver=driver)
     except RasterioIOError:
         raise UnreadableInputError(
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"

@@ -58,6 +58,7 @@ class PredictOptions:
     progress: bool = True  # a bar per large scene (off in the server: its log is no terminal)
     max_pixels: int | None = None  # refuse larger inputs, from their header (the server)
     band_flag: str = "--bands"  # how the caller's user chooses bands, for error messages
+    driver: str | None = None  # the one GDAL driver allowed to read inputs (the server)
 
 
 @dataclass
@@ -172,18 +173,24 @@ def predict_one(*args, **kwargs) -> dict[str, Path]:
 def _open(path: Path | str, opts: PredictOptions, config) -> RasterInput:
     """The input, with the user's bands and pixel size, else the model's. A model's pixel
     size cannot apply to an image without georeference: that one is read as it is."""
-    bands, flag, limit = opts.bands or config.band_tuple, opts.band_flag, opts.max_pixels
+    bands, flag = opts.bands or config.band_tuple, opts.band_flag
+
+    def opened(pixel_size: float | None) -> RasterInput:
+        return open_input(
+            path, bands, flag, pixel_size, max_pixels=opts.max_pixels, driver=opts.driver
+        )
+
     if opts.pixel_size or not config.pixel_size:
-        return open_input(path, bands, flag, pixel_size=opts.pixel_size, max_pixels=limit)
+        return opened(opts.pixel_size)
     try:
-        return open_input(path, bands, flag, pixel_size=config.pixel_size, max_pixels=limit)
+        return opened(config.pixel_size)
     except UngeoreferencedError:
         tqdm.write(
             f"aerialseg: {input_name(path).name} has no georeference; predicted at its own"
             f" pixel size, not the model's {config.pixel_size:g}",
             file=sys.stderr,
         )
-        return open_input(path, bands, flag, max_pixels=limit)
+        return opened(None)
 
 
 def _predict_one(

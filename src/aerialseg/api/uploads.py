@@ -1,0 +1,179 @@
+"""An upload is received straight to disk, and read as what it claims to be, nothing else.
+
+``receive_upload`` streams the ``file`` field of the multipart body into the upload's
+file as it arrives, counted: one copy on disk, never more than the limit (FastAPI's own
+form parsing would spool it to a temporary file first, and hold both while the request
+waits for a worker).
+
+GDAL opens whatever it recognises: a VRT or GDAL_WMS XML file names other files and URLs,
+and an ENVI, AAIGrid or XYZ text file is a raster too. So an upload is first identified
+by its magic bytes as TIFF (BigTIFF too), PNG or JPEG, and then opened with that one GDAL
+driver only; anything else is refused (415) before GDAL sees it. None of these formats
+can name another file, and the upload lies alone in a folder of its own, so GDAL has no
+side file (``.aux.xml``, ``.ovr``) to find next to it either.
+
+The server takes no URLs, so GDAL's network access is off while it reads (``NETWORK_OFF``),
+whatever an upload holds: ``/vsicurl/`` and the other network file systems open nothing,
+and PROJ fetches no grid.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import rasterio
+from fastapi import HTTPException, Request
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from starlette.requests import ClientDisconnect
+
+from aerialseg.data.raster import InputError, TooLargeInputError, UnreadableInputError
+
+MAGIC = [
+    (b"II*\x00", "GTiff"),  # little-endian TIFF (a COG is one)
+    (b"MM\x00*", "GTiff"),
+    (b"II+\x00", "GTiff"),  # BigTIFF
+    (b"MM\x00+", "GTiff"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+]
+NOT_AN_IMAGE = "not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
+NETWORK_OFF = {
+    # /vsicurl/ and the handlers built on it (/vsis3/, /vsigs/, ...) open this name only
+    "CPL_VSIL_CURL_ALLOWED_FILENAME": "/aerialseg-network-is-off",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no listing of, or looking for, siblings
+    "PROJ_NETWORK": "OFF",
+}
+
+FIELD = b"file"
+# The body receive_upload reads, for the OpenAPI schema (FastAPI does not parse it).
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "JPEG, PNG, TIFF or GeoTIFF",
+                    }
+                },
+                "required": ["file"],
+            }
+        }
+    },
+}
+
+
+class _FileField:
+    """python-multipart callbacks that keep the bytes of the first ``file`` field."""
+
+    def __init__(self) -> None:
+        self.header, self.value, self.disposition = b"", b"", b""
+        self.inside, self.done = False, False
+        self.pending: list[bytes] = []
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self.begin,
+            "on_header_field": lambda data, start, end: self._add("header", data[start:end]),
+            "on_header_value": lambda data, start, end: self._add("value", data[start:end]),
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.data,
+            "on_part_end": self.end,
+        }
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def begin(self) -> None:
+        self.disposition = b""
+
+    def header_end(self) -> None:
+        if self.header.lower() == b"content-disposition":
+            self.disposition = self.value
+        self.header, self.value = b"", b""
+
+    def headers_finished(self) -> None:
+        _, options = parse_options_header(self.disposition)
+        self.inside = options.get(b"name") == FIELD and not self.done
+
+    def data(self, data: bytes, start: int, end: int) -> None:
+        if self.inside:
+            self.pending.append(data[start:end])
+
+    def end(self) -> None:
+        self.done |= self.inside
+        self.inside = False
+
+
+async def receive_upload(request: Request, dest: Path, limit: int) -> None:
+    """Write the body's ``file`` field to ``dest`` as it arrives; 413 past ``limit``
+    bytes, 422 for a body that is not multipart/form-data with that field."""
+    kind, params = parse_options_header(request.headers.get("content-type"))
+    if kind != b"multipart/form-data" or not params.get(b"boundary"):
+        raise HTTPException(422, "send the image as multipart/form-data, in a field named file")
+    field = _FileField()
+    parser = MultipartParser(params[b"boundary"], field.callbacks())  # type: ignore[arg-type]
+    size = 0
+    try:
+        with dest.open("wb") as out:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                for data in field.pending:
+                    size += len(data)
+                    if size > limit:  # and close: the rest of the body is not read
+                        raise HTTPException(
+                            413,
+                            f"upload larger than the limit of {limit // 2**20} MiB",
+                            headers={"connection": "close"},
+                        )
+                    out.write(data)
+                field.pending.clear()
+            parser.finalize()
+    except ClientDisconnect:  # the client left, or the guard cut the body: no one to tell
+        raise HTTPException(400, "the upload was cut short") from None
+    except FormParserError:
+        raise HTTPException(
+            422, "the body is not valid multipart/form-data", headers={"connection": "close"}
+        ) from None
+    if not field.done:
+        raise HTTPException(422, "no complete field named file in the body")
+
+
+def upload_driver(path: Path) -> str:
+    """The one GDAL driver the upload's first bytes name; UnreadableInputError otherwise."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if not head:
+        raise UnreadableInputError("upload: the file is empty (0 bytes)")
+    for magic, driver in MAGIC:
+        if head.startswith(magic):
+            return driver
+    raise UnreadableInputError(f"upload: {NOT_AN_IMAGE}")
+
+
+def check_shape(
+    path: Path, driver: str, max_side: int | None, max_aspect: float | None
+) -> tuple[int, int]:
+    """(width, height) from the header, refused (TooLargeInputError) when a side is
+    longer than ``max_side`` or the image more elongated than ``max_aspect`` : 1. A 125 KB
+    TIFF may declare 2,000,000 x 20 pixels: within a pixel limit, but no PNG holds it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path, driver=driver) as ds:
+                width, height = ds.width, ds.height
+    except RasterioIOError:
+        raise InputError(f"upload: a damaged {driver} file") from None
+    size = f"the image is {width:,} x {height:,} pixels"
+    if max_side is not None and max(width, height) > max_side:
+        raise TooLargeInputError(f"{size}; the longest side allowed is {max_side:,}")
+    if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
+        raise TooLargeInputError(f"{size}; sides may differ by a factor of {max_aspect:g} at most")
+    return width, height

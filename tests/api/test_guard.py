@@ -1,0 +1,249 @@
+"""What the server refuses before it reads a body, and while it reads one: against a real
+uvicorn on 127.0.0.1, with raw sockets where the point is what is (not) sent."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from aerialseg.api import app as app_module
+from aerialseg.api.app import ServeLimits, create_app
+from aerialseg.api.guard import default_allowed_hosts
+from aerialseg.cli import main
+from tests.api.test_app import jpeg_bytes
+from tests.http_files import free_port
+
+PART = (
+    b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+    b"Content-Type: image/jpeg\r\n\r\n"
+)  # the start of an upload's body
+LIMITS = ServeLimits(max_upload_bytes=2_000_000, max_pixels=1_000_000, body_timeout_s=2)
+
+
+@pytest.fixture
+def temp(tmp_path, monkeypatch):
+    """The server's temporary folder, empty at the start."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@contextmanager
+def running(app):
+    """``app`` under uvicorn on a free loopback port, in a thread: the port."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def head(port: int, length: int | None = None, **headers: str) -> bytes:
+    """The request line and headers of an upload to /v1/segment, no body."""
+    lines = [
+        "POST /v1/segment HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: multipart/form-data; boundary=b0undary",
+    ]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def status_of(sock: socket.socket) -> int:
+    """The status code of the reply on ``sock`` (socket.timeout if none comes)."""
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    return int(data.split()[1])
+
+
+def reply_to_headers(port: int, request: bytes, wait: float = 5) -> int:
+    """Send a request's headers only, and the status that comes back without a body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(request)
+        return status_of(sock)
+
+
+def test_token_length_and_missing_length_are_answered_before_the_body(pointwise, temp):
+    """401, 413 and 411 come back while the client has sent headers only: the server
+    waited for no byte of the body (before, it waited for all of it), and wrote nothing."""
+    app = create_app(pointwise, LIMITS, token="s3cret")
+    auth = {"Authorization": "Bearer s3cret"}
+    with running(app) as port:
+        assert reply_to_headers(port, head(port, 300 * 2**20)) == 401
+        assert reply_to_headers(port, head(port, 300 * 2**20, Authorization="Bearer x")) == 401
+        assert reply_to_headers(port, head(port, 3_000_000, **auth)) == 413
+        # h11 itself refuses a length past 2**63 (400); httptools would leave it to the guard
+        assert reply_to_headers(port, head(port, 10**20, **auth)) in (400, 413)
+        assert reply_to_headers(port, head(port, None, **auth)) == 411
+        assert reply_to_headers(port, head(port, 1 << 40, **auth), wait=5) == 413
+    assert list(temp.iterdir()) == []
+
+
+def test_a_busy_server_says_503_before_the_body(pointwise, temp):
+    """With every place taken (1 worker, no queue) by an upload still arriving, the next
+    upload gets 503 from its headers; once that upload ends its place is free again."""
+    limits = ServeLimits(max_upload_bytes=2_000_000, workers=1, max_queue=0, body_timeout_s=30)
+    with running(create_app(pointwise, limits)) as port:
+        holder = socket.create_connection(("127.0.0.1", port), timeout=5)
+        holder.sendall(head(port, 100_000) + PART)
+        time.sleep(0.3)
+        assert reply_to_headers(port, head(port, 100_000)) == 503
+        holder.close()
+        time.sleep(0.3)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/segment",
+            files={"file": ("a.jpg", jpeg_bytes(40, 40))},
+            timeout=30,
+        )
+        assert response.status_code == 200
+
+
+def test_a_chunked_body_is_cut_at_the_limit(pointwise, temp):
+    """A chunked upload (no length to refuse it by) that goes past the limit gets 413 as
+    it crosses it, and the connection closes: the client cannot send its 20 MiB."""
+    with running(create_app(pointwise, LIMITS)) as port:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(head(port, None, Transfer_Encoding="chunked"))
+        statuses: list[int] = []
+        reader = threading.Thread(target=lambda: statuses.append(status_of(sock)))
+        reader.start()
+        sock.sendall(b"%x\r\n%b\r\n" % (len(PART), PART))
+        chunk = b"x" * 65536
+        sent = 0
+        try:
+            while sent < 20 * 2**20:
+                sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except OSError:
+            pass
+        reader.join(10)
+        sock.close()
+    assert statuses == [413]
+    assert sent < 20 * 2**20
+    assert list(temp.iterdir()) == []
+
+
+def test_a_body_that_trickles_gets_408(pointwise, temp):
+    with (
+        running(create_app(pointwise, LIMITS)) as port,  # body_timeout_s=2
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+    ):
+        start = time.monotonic()
+        sock.sendall(head(port, 100_000) + PART)
+        for _ in range(3):
+            time.sleep(0.5)
+            sock.sendall(b"x")
+        assert status_of(sock) == 408
+        assert time.monotonic() - start < 5
+    assert list(temp.iterdir()) == []
+
+
+def test_the_host_header_must_name_this_server(pointwise):
+    app = create_app(pointwise, LIMITS, allowed_hosts=default_allowed_hosts("127.0.0.1"))
+    client = TestClient(app)
+    for host in ("127.0.0.1:8000", "localhost:8000", "127.0.0.1", "[::1]:8000"):
+        assert client.get("/healthz", headers={"host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example"):
+        assert client.get("/healthz", headers={"host": host}).status_code == 400, host
+    assert default_allowed_hosts("10.1.2.3") == ["10.1.2.3"]
+    assert default_allowed_hosts("::1")[0] == "[::1]"
+    assert default_allowed_hosts("0.0.0.0") == ["*"]
+    assert "localhost" in default_allowed_hosts("localhost")
+
+
+def test_cross_origin_posts_are_refused_unless_allowed(pointwise):
+    files = {"file": ("a.jpg", jpeg_bytes(40, 40))}
+    client = TestClient(create_app(pointwise, LIMITS))
+    other = client.post("/v1/segment", files=files, headers={"origin": "http://evil.example"})
+    assert other.status_code == 403 and "--cors-origin" in other.json()["detail"]
+    assert "access-control-allow-origin" not in other.headers
+    null = client.post("/v1/segment", files=files, headers={"origin": "null"})
+    assert null.status_code == 403
+    same = client.post("/v1/segment", files=files, headers={"origin": "http://testserver"})
+    assert same.status_code == 200  # the page's own requests
+    assert client.get("/v1/model", headers={"origin": "http://evil.example"}).status_code == 200
+    allowed = "https://app.example"
+    client = TestClient(create_app(pointwise, LIMITS, cors_origins=[allowed]))
+    ok = client.post("/v1/segment", files=files, headers={"origin": allowed})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
+    preflight = client.options(
+        "/v1/segment",
+        headers={
+            "origin": allowed,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == allowed
+    evil = client.post("/v1/segment", files=files, headers={"origin": "http://evil.example"})
+    assert evil.status_code == 403
+
+
+def test_docs_load_nothing_from_a_cdn(pointwise, monkeypatch):
+    """/docs and /redoc use fastapi-offline's local copies of their scripts; without that
+    package there are no docs pages (the schema stays at /openapi.json)."""
+    client = TestClient(create_app(pointwise))
+    try:
+        import fastapi_offline  # noqa: F401
+    except ImportError:
+        assert client.get("/docs").status_code == 404
+    else:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page).text
+            assert "cdn" not in html and "https://" not in html, page
+            for src in html.split('src="')[1:]:
+                assert client.get(src.split('"')[0]).status_code == 200
+    monkeypatch.setitem(sys.modules, "fastapi_offline", None)  # not installed
+    bare = TestClient(create_app(pointwise))
+    assert bare.get("/docs").status_code == 404 and bare.get("/redoc").status_code == 404
+    assert bare.get("/openapi.json").status_code == 200
+
+
+def test_serve_passes_hosts_origins_limits_and_timeouts(tiny_model, monkeypatch):
+    started: list[tuple[dict, dict]] = []
+    built: list[dict] = []
+    real = app_module.create_app
+
+    def recording(*args, **kwargs):
+        built.append({"limits": args[1], **kwargs})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "create_app", recording)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))
+    base = ["serve", "--model", str(tiny_model), "--device", "cpu"]
+    assert main(base) == 0
+    assert main([*base, "--host", "10.0.0.5", "--allowed-host", "seg.example"]) == 0
+    flags = ["--cors-origin", "https://a.example", "--max-side", "9000", "--body-timeout", "7"]
+    assert main([*base, *flags, "--max-aspect", "20"]) == 0
+    assert built[0]["allowed_hosts"] == ["127.0.0.1", "localhost", "[::1]"]
+    assert built[1]["allowed_hosts"] == ["seg.example"]
+    assert built[2]["cors_origins"] == ["https://a.example"]
+    limits = built[2]["limits"]
+    assert (limits.max_side, limits.max_aspect, limits.body_timeout_s) == (9000, 20, 7)
+    assert started[0]["timeout_keep_alive"] == 5
