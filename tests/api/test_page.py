@@ -10,6 +10,7 @@ import shutil
 import socket
 import threading
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -106,8 +107,16 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         download = info.value
         saved = tmp_path / download.suggested_filename
         download.save_as(saved)
-        assert saved.name == "image_part_002_classes.png"
-        assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert saved.name == "image_part_002_classes.zip"
+        with zipfile.ZipFile(saved) as archive:  # the mask with its class names and style
+            names = sorted(archive.namelist())
+            assert names == [
+                "upload_classes.png",
+                "upload_classes.png.aux.xml",
+                "upload_classes.qml",
+            ]
+            assert archive.read("upload_classes.png")[:8] == b"\x89PNG\r\n\x1a\n"
+            assert "Building" in archive.read("upload_classes.png.aux.xml").decode()
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         # A bad upload shows the server's message.
         (tmp_path / "bad.png").write_text("not an image")
@@ -156,5 +165,59 @@ def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_tab(server, tmp_pat
         other = browser.new_page()  # another tab asks again
         other.goto(server + "/")
         other.wait_for_selector("#token-form:not([hidden])")
+        browser.close()
+    assert not errors, errors
+
+
+def stack_pixels(page) -> np.ndarray:
+    """What the viewer shows: a screenshot of the image and its class layer."""
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(page.locator(".stack").screenshot())).convert("RGB"))
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+def test_a_geotiff_gets_two_layers_a_doubt_view_and_clean_empty_and_error_states(server, tmp_path):
+    """The format a GIS user uploads: the opacity slider changes what is shown (the image
+    is its own layer under the classes), the doubt view works, the empty page shows no
+    result block, and an error hides the result before it."""
+    from tests.conftest import write_geotiff
+
+    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(160, 200, seed=2))
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(server + "/")
+        page.wait_for_selector("#model-name:has-text('seed-unet')")
+        # empty: no result block, no broken image, no dead buttons
+        assert page.is_hidden("#result") and page.is_hidden("#error")
+        assert not page.locator("#dl-mask").is_visible()
+        page.set_input_files("#file", str(scene))
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.wait_for_function(
+            "['base', 'mask'].every(id => document.getElementById(id).naturalWidth === 200)"
+        )
+        page.fill("#opacity", "0")
+        bare = stack_pixels(page)
+        page.fill("#opacity", "100")
+        covered = stack_pixels(page)
+        changed = np.abs(bare.astype(int) - covered.astype(int)).sum(axis=2) > 30
+        assert changed.mean() > 0.5, changed.mean()  # the classes cover the image
+        assert bare.std() > 10  # at opacity 0 the image itself shows, not a blank
+        page.select_option("#layer", "confidence")
+        page.wait_for_function("document.getElementById('mask').complete")
+        assert not page.eval_on_selector("#layer option[value=confidence]", "o => o.disabled")
+        assert not np.array_equal(stack_pixels(page), covered)
+        # a failed upload: its message, and the earlier result gone
+        (tmp_path / "bad.tif").write_text("not an image")
+        page.set_input_files("#file", str(tmp_path / "bad.tif"))
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.is_hidden("#result")
+        assert page.locator("#result").bounding_box() is None  # not laid out at all
         browser.close()
     assert not errors, errors

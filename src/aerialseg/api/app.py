@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import tempfile
+import warnings
+import zipfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,10 +32,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import rasterio
+import rasterio.shutil
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from rasterio.errors import NotGeoreferencedWarning
 
 from aerialseg.api import guard
 from aerialseg.api.uploads import (
@@ -53,6 +58,7 @@ from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.files import UPLOAD_DIR, sweep, upload_dir_prefix, write_failure
 from aerialseg.inference.engine import engine_precision, with_precision
 from aerialseg.inference.run import PredictOptions, predict_one
+from aerialseg.inference.writers import aux_path
 from aerialseg.models.io import load_model
 
 log = logging.getLogger("aerialseg.api")
@@ -112,6 +118,7 @@ def _segment(
     polygons: bool,
     bands_text: str | None = None,
     confidence: bool = False,
+    preview: bool = False,
 ) -> dict[str, Path]:
     """Runs on a worker thread, with GDAL's network access off: the upload's kind from its
     first bytes and its shape from its header, then the CLI's predict_one, which reads it
@@ -124,6 +131,7 @@ def _segment(
     class_format = fmt if fmt in ("png", "tif") else "auto"
     outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
     outputs |= {"confidence"} if confidence else set()
+    outputs |= {"image", "color", "confidence"} if preview else set()
     opts = PredictOptions(
         outputs=frozenset(outputs),
         class_format=class_format,
@@ -140,6 +148,29 @@ def _segment(
         return predict_one(
             loaded.engine, loaded.config, loaded.classes, upload, out, opts, loaded.device
         )
+
+
+def _png_b64(path: Path) -> str:
+    """A raster output as PNG for a browser, whatever its format (GDAL converts a GeoTIFF;
+    its georeference goes to a sidecar that is not sent)."""
+    if path.suffix != ".png":
+        png = path.with_suffix(".preview.png")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            rasterio.shutil.copy(path, png, driver="PNG")
+        path = png
+    return _b64(path)
+
+
+def _zip_b64(paths: list[Path]) -> str:
+    """The files that belong together (a raster and the sidecars holding its class names
+    and style) as one zip, so a download keeps them together."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in paths:
+            if path.is_file():
+                archive.write(path, path.name)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _bands_text(bands: list[int] | None) -> str:
@@ -285,6 +316,15 @@ def create_app(
                 pattern=r"^\d+(,\d+)*$",
             ),
         ] = None,
+        preview: Annotated[
+            bool,
+            Query(
+                description="json: include PNGs a browser shows whatever the upload's format:"
+                " the image as the model saw it (8-bit RGB), the colour mask (clear where"
+                " there is no data) and the confidence; and the mask zipped with its class"
+                " names and QGIS style (mask_zip)"
+            ),
+        ] = False,
     ) -> Response:
         with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
             upload, out = Path(tmp) / "upload", Path(tmp) / "out"
@@ -303,6 +343,7 @@ def create_app(
                     polygons,
                     bands,
                     confidence,
+                    preview,
                 )
             except TooLargeInputError as err:
                 raise HTTPException(413, _client_message(err, upload)) from None
@@ -335,6 +376,11 @@ def create_app(
             if confidence:
                 path = written["confidence"]
                 body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}
+            if preview:
+                body["preview"] = {
+                    key: _png_b64(written[key]) for key in ("image", "color", "confidence")
+                }
+                body["mask_zip"] = _zip_b64([mask, aux_path(mask), written["classes_style"]])
             return JSONResponse(body)
 
     static = files("aerialseg") / "api" / "static"

@@ -44,7 +44,8 @@ GDAL_CACHE_MB = 64  # a row band touches ~8 MB of 256 px tiles
 
 @dataclass
 class PredictOptions:
-    outputs: frozenset[str] = frozenset({"classes", "areas"})  # + color, overlay, confidence
+    # + color, overlay, confidence, image (the input as 8-bit RGB, for a viewer)
+    outputs: frozenset[str] = frozenset({"classes", "areas"})
     class_format: str = "auto"  # auto: GeoTIFF for georeferenced or TIFF input, else PNG
     vector: str | None = None  # geojson | gpkg
     simplify: float = 0.0
@@ -229,6 +230,7 @@ def _predict_one(
             overlay="overlay" in opts.outputs,
             confidence="confidence" in opts.outputs,
             sieve_pixels=speck,
+            image="image" in opts.outputs,
         )
         batch = opts.batch_size or default_batch_size(device, engine_precision(engine))
         bands = (rows or partial(predict_rows, engine))(

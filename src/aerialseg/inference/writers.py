@@ -89,8 +89,8 @@ def _step(path: Path) -> Path:
 
 
 class RasterOutputs:
-    """Class ids (+ colour mask, overlay, confidence) for one input, plus pixel counts per
-    class."""
+    """Class ids (+ colour mask, overlay, confidence, and the image as the model saw it, for
+    a viewer) for one input, plus pixel counts per class."""
 
     def __init__(
         self,
@@ -103,6 +103,7 @@ class RasterOutputs:
         overlay: bool,
         confidence: bool = False,
         sieve_pixels: int = 0,
+        image: bool = False,
     ):
         """``sieve_pixels``: before finishing, merge regions of fewer pixels into their
         largest neighbour (GDAL's sieve), in the class raster and the colour mask, and
@@ -124,6 +125,8 @@ class RasterOutputs:
             self.finals["color"] = stem.with_name(stem.name + "_color" + suffix)
         if overlay:
             self.finals["overlay"] = stem.with_name(stem.name + "_overlay.png")
+        if image:  # 8-bit RGB whatever the input's bands and type: what a viewer can show
+            self.finals["image"] = stem.with_name(stem.name + "_image.png")
         if confidence:
             self.finals["confidence"] = stem.with_name(stem.name + "_confidence" + suffix)
         self.tiffs: dict[str, Path] = {k: _step(v) for k, v in self.finals.items()}
@@ -184,6 +187,9 @@ class RasterOutputs:
         self._count(ids, result.valid, int(win.row_off))
         if result.confidence is not None and "confidence" in self.writers:
             self.writers["confidence"].write(result.confidence, 1, window=win)
+        picture = display_rgb(result.image)  # a view of the bands, or one band repeated
+        if "image" in self.writers:
+            self.writers["image"].write(np.clip(picture, 0, 255).astype(np.uint8), window=win)
         if "color" not in self.writers and "overlay" not in self.writers:
             return
         color = self.lut[ids].transpose(2, 0, 1)  # nodata -> black
@@ -191,7 +197,6 @@ class RasterOutputs:
             alpha = np.where(result.valid, 255, 0).astype(np.uint8)[None]
             self.writers["color"].write(np.concatenate([color, alpha]), window=win)
         if "overlay" in self.writers:
-            picture = display_rgb(result.image)
             blend = (1 - OVERLAY_ALPHA) * picture + OVERLAY_ALPHA * color
             blend = np.where(result.valid[None], blend, picture)
             self.writers["overlay"].write(np.clip(blend, 0, 255).astype(np.uint8), window=win)

@@ -77,8 +77,8 @@ function renderLegend(areas) {
 }
 
 async function doubtLayer(base64) {
-  // The confidence PNG holds percentages (0-100; 255: nodata): paint doubt red, opaque at
-  // 50 % confidence and below, clear at 100 % and where there is no data.
+  // The confidence preview holds percentages (0-100; 255: nodata) for every upload format:
+  // paint doubt red, opaque at 50 % confidence and below, clear at 100 % and no data.
   const img = new Image();
   img.src = blobUrl(base64, "image/png");
   await img.decode();
@@ -102,7 +102,7 @@ function upload(file) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     const bands = $("bands").value.trim();
-    const query = "format=json&overlay=true&polygons=true&confidence=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
+    const query = "format=json&overlay=true&polygons=true&confidence=true&preview=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
     xhr.open("POST", "/v1/segment?" + query);
     Object.entries(authHeaders()).forEach(([name, value]) => xhr.setRequestHeader(name, value));
     xhr.responseType = "json";
@@ -135,25 +135,23 @@ async function segment(file) {
   try {
     const result = await upload(file);
     const overlayUrl = blobUrl(result.overlay_png, "image/png");
-    // Browsers show JPEG and PNG; for TIFF the server's overlay stands in as the base.
-    const viewable = /^image\/(jpeg|png)$/.test(file.type);
-    $("base").src = viewable ? track(file) : overlayUrl;
-    layers.classes = result.color_png ? blobUrl(result.color_png, "image/png") : overlayUrl;
-    // A GeoTIFF's confidence comes as a GeoTIFF, which browsers do not show: download only.
-    const confidenceIsPng = result.confidence.media_type === "image/png";
-    layers.confidence = confidenceIsPng ? await doubtLayer(result.confidence.base64) : null;
+    // Two layers for every format, GeoTIFF too: the image as the model saw it under the
+    // class colours, so the opacity slider blends them.
+    $("base").src = blobUrl(result.preview.image, "image/png");
+    layers.classes = blobUrl(result.preview.color, "image/png");
+    layers.confidence = await doubtLayer(result.preview.confidence);
     $("layer").value = "classes";
-    $("layer").querySelector("[value=confidence]").disabled = !confidenceIsPng;
     $("mask").src = layers.classes;
     renderLegend(result.areas);
     const stem = file.name.replace(/\.[^.]+$/, "");
-    const maskExt = result.mask.media_type === "image/tiff" ? ".tif" : ".png";
-    $("dl-mask").href = blobUrl(result.mask.base64, result.mask.media_type);
-    $("dl-mask").download = stem + "_classes" + maskExt;
+    // The mask zipped with its sidecars: the class names (.aux.xml) and the QGIS style.
+    $("dl-mask").href = blobUrl(result.mask_zip, "application/zip");
+    $("dl-mask").download = stem + "_classes.zip";
     $("dl-overlay").href = overlayUrl;
     $("dl-overlay").download = stem + "_overlay.png";
     $("dl-geojson").href = track(new Blob([JSON.stringify(result.geojson)], { type: "application/geo+json" }));
     $("dl-geojson").download = stem + "_polygons.geojson";
+    const confidenceIsPng = result.confidence.media_type === "image/png";
     $("dl-confidence").href = blobUrl(result.confidence.base64, result.confidence.media_type);
     $("dl-confidence").download = stem + "_confidence" + (confidenceIsPng ? ".png" : ".tif");
     setStatus(`${file.name}: done`);
