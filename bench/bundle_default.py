@@ -40,6 +40,10 @@ from aerialseg.training.config import TrainConfig
 
 ASSETS = REPO / "src" / "aerialseg" / "assets"
 SIZE_LIMIT_MB = 15  # issue 4: the bundled weights stay small enough to ship in the wheel
+# Metres per pixel of the Dubai images, [finest, coarsest]: not published with the dataset;
+# estimated from cars (about 4.5 m), two-lane carriageways (7 m) and villas (15-20 m), which
+# span 2-5 px on Tile 3 and 10-20 px on Tile 8. Saved in the model: predict warns from it.
+GROUND_RESOLUTION = (1.0, 2.5)
 
 
 TARGETS = {"miou6": 0.72, "miou5": 0.80, "pixel_accuracy": 0.90}  # issue 4
@@ -188,6 +192,10 @@ def card(
 ## Data and split
 - Trained on the Dubai "Semantic segmentation of aerial imagery" dataset (Humans in the
   Loop / MBRSC, CC0), with the mask colours the masks really have.
+- Ground resolution: about {GROUND_RESOLUTION[0]:g}-{GROUND_RESOLUTION[1]:g} m per pixel,
+  varying by tile. The dataset does not publish it; it is estimated from the sizes of
+  cars, road lanes and houses in its images. `predict` warns when a georeferenced input's
+  pixels are more than 2x outside this range; resample such inputs with `--pixel-size`.
 - Split of `shared/benchmark/PROTOCOL.md`: the 16 images `image_part_002` and
   `image_part_007` of every tile are the test set, never used for training or model choice;
   `image_part_005` of every tile is the validation set (best checkpoint by validation mIoU);
@@ -280,6 +288,7 @@ def main() -> None:
     source = target if args.card_only else args.run_dir / "model.pt"
     trained = load_model(source)
     trained.config = with_windows(trained.config, args.window, args.overlap)
+    trained.config.ground_resolution = list(GROUND_RESOLUTION)
     trained.config = calibrated(trained, args.data)
     with tempfile.TemporaryDirectory() as tmp:
         # Score the fp16 file itself: the card describes what ships.

@@ -133,6 +133,7 @@ def commands(code: str) -> list[tuple[list[str], str | None]] | None:
 def workspace_template(tmp_path_factory) -> Path:
     """The small files that the docs' examples name (see the module docstring)."""
     root = tmp_path_factory.mktemp("docs-workspace")
+    shutil.copytree(REPO / "examples", root / "examples")  # the sample scene, as shipped
     write_geotiff(root / "scene.tif", rgb_scene(200, 240, seed=5))
     image, _ = synthetic_pair(np.random.default_rng(6), 160, 200)
     Image.fromarray(image).save(root / "photo.jpg", quality=92)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from affine import Affine
 from PIL import Image
+from rasterio.windows import Window
 from torch import nn
 
 from aerialseg.cli import main
@@ -31,7 +33,7 @@ from aerialseg.inference.sliding import predict_resized, predict_sliding, predic
 from aerialseg.models.io import load_model, save_model
 from aerialseg.models.network import SegmentationNet
 from aerialseg.training.config import resolve_config
-from tests.conftest import BatchRecorder, rgb_scene, write_geotiff
+from tests.conftest import REPO, BatchRecorder, rgb_scene, write_geotiff
 
 # The tiny model's classes with and without flip TTA agree on 99.9 % of the scene's pixels;
 # a view flipped back the wrong way would move whole regions.
@@ -645,3 +647,31 @@ def test_images_go_to_the_device_asked_before_the_network():
     item = LabelledImage("a", torch.from_numpy(image), None)
     list(predicted_probs(spy, cfg, [item], "meta", batch_size=1))
     assert spy.devices == ["meta"]
+
+
+SAMPLE = REPO / "examples" / "dubai-sample.tif"
+
+
+def test_the_sample_scene_predicts_quietly_and_a_drone_scale_input_is_warned(tmp_path, capsys):
+    """The shipped sample is at the bundled model's scale: no warning. The same pixels
+    said to be 5 cm (a drone orthophoto) get one line naming the --pixel-size that fixes
+    it, and run as printed, that warns no more."""
+    from aerialseg.models.io import bundled_model_path
+    from aerialseg.models.io import load_model as load_file
+
+    assert load_file(bundled_model_path()).config.ground_resolution == [1.0, 2.5]
+    with rasterio.open(SAMPLE) as src:
+        assert src.crs.to_epsg() == 32640 and src.res == (2.0, 2.0)
+        crop = src.read(window=Window(0, 0, 200, 160))
+    assert main(["predict", str(SAMPLE), "--out", str(tmp_path / "a"), "--device", "cpu"]) == 0
+    assert "pixels of" not in capsys.readouterr().err
+    drone = Affine(0.05, 0, 320_000, 0, -0.05, 2_790_000)
+    fine = write_geotiff(tmp_path / "drone.tif", crop, transform=drone)
+    assert main(["predict", str(fine), "--out", str(tmp_path / "b"), "--device", "cpu"]) == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "pixels of" in x]
+    assert line.startswith("aerialseg: drone.tif has pixels of 0.05 m;") and "1-2.5 m" in line
+    suggested = line.split("resample it with ")[1].split()[:2]
+    assert suggested == ["--pixel-size", "1.75"]
+    argv = ["predict", str(fine), "--out", str(tmp_path / "c"), "--device", "cpu", *suggested]
+    assert main(argv) == 0
+    assert "pixels of" not in capsys.readouterr().err

@@ -11,6 +11,7 @@ their folders in it, so none overwrites another.
 from __future__ import annotations
 
 import glob
+import math
 import os
 import sys
 from collections import defaultdict
@@ -33,6 +34,7 @@ from aerialseg.data.raster import (
 )
 from aerialseg.errors import AerialsegError
 from aerialseg.files import OutputSet, finish_sets, sweep
+from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import ChunkResult, default_batch_size, predict_rows
 from aerialseg.inference.vector import polygonize, sieve_size
@@ -182,16 +184,40 @@ def _open(path: Path | str, opts: PredictOptions, config) -> RasterInput:
         )
 
     if opts.pixel_size or not config.pixel_size:
-        return opened(opts.pixel_size)
-    try:
-        return opened(config.pixel_size)
-    except UngeoreferencedError:
-        tqdm.write(
-            f"aerialseg: {input_name(path).name} has no georeference; predicted at its own"
-            f" pixel size, not the model's {config.pixel_size:g}",
-            file=sys.stderr,
-        )
-        return opened(None)
+        raster = opened(opts.pixel_size)
+    else:
+        try:
+            raster = opened(config.pixel_size)
+        except UngeoreferencedError:
+            tqdm.write(
+                f"aerialseg: {input_name(path).name} has no georeference; predicted at its own"
+                f" pixel size, not the model's {config.pixel_size:g}",
+                file=sys.stderr,
+            )
+            raster = opened(None)
+    note = resolution_note(raster, config.ground_resolution, input_name(path).name)
+    if note:
+        tqdm.write(f"aerialseg: {note}", file=sys.stderr)
+    return raster
+
+
+def resolution_note(raster: RasterInput, trained: list[float] | None, name: str) -> str | None:
+    """One line when a georeferenced input's pixels are more than 2x finer or coarser than
+    the ground resolution the model was trained at (``trained``: [finest, coarsest] m)."""
+    ds = raster.dataset
+    if trained is None or ds.crs is None:
+        return None
+    measure = AreaMeasure(ds.crs, ds.transform, ds.width, ds.height)
+    side = math.sqrt(measure.pixel_area())
+    finest, coarsest = trained
+    if finest / 2 <= side <= coarsest * 2:
+        return None
+    middle = (finest + coarsest) / 2
+    return (
+        f"{name} has pixels of {side:.3g} m; the model was trained on {finest:g}-{coarsest:g}"
+        f" m pixels and sees objects at that scale: resample it with --pixel-size"
+        f" {measure.map_length(middle):.3g} (CRS units; {middle:g} m)"
+    )
 
 
 def _predict_one(

@@ -67,6 +67,10 @@ class TrainConfig:
     # torchgeo's ``res``. Saved in the model: predict reads new scenes at it too.
     # None: every raster at its own pixel size
     pixel_size: float | None = None
+    # the ground resolution the training images had, in metres per pixel, as [finest,
+    # coarsest]: predict warns when an input's pixels are more than 2x outside it. None:
+    # pixel_size's, where that is in metres; else not known (no warning)
+    ground_resolution: list[float] | None = None
     augment: bool = True  # flips, 90-degree rotations, mild colour jitter
     # with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized
     # to crop_size (scale augmentation); None: crops at native scale only
@@ -191,6 +195,11 @@ class TrainConfig:
             (
                 self.pixel_size is None or self.pixel_size > 0,
                 "pixel_size must be positive (CRS units, e.g. metres)",
+            ),
+            (
+                self.ground_resolution is None
+                or (len(self.ground_resolution) == 2 and min(self.ground_resolution) > 0),
+                "ground_resolution must be [finest, coarsest] in metres, e.g. [1.0, 2.5]",
             ),
             (self.batch_size > 0, "batch_size must be positive"),
             (self.lr > 0, "lr must be positive"),
