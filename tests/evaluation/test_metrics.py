@@ -49,7 +49,9 @@ def test_dubai_headline_keys_and_table():
     m = metrics_from_confusion(cm, DUBAI_CLASSES)
     assert {"miou6", "miou5", "pixel_accuracy", "mean_dice"} <= m.keys()
     assert m["miou6"] == pytest.approx((0.5 + 0.5 + 4) / 6)
-    assert "miou6=" in format_table(m, DUBAI_CLASSES)
+    text = format_table(m, DUBAI_CLASSES)
+    assert "mIoU over all 6 classes" in text and "mIoU over 5 scored classes" in text
+    assert m["miou_all"] == m["miou6"] and m["miou_scored"] == m["miou5"]
 
 
 def test_a_class_seen_once_is_scored_and_an_empty_matrix_has_no_figures():
@@ -96,7 +98,8 @@ def test_table_lines():
     m = metrics_from_confusion(cm, THREE)
     m["mean_dice"] = None  # as a report of no labelled pixels shows it
     assert format_table(m, THREE).splitlines() == [
-        "miou3=0.4564  miou2=0.6846  pixel_accuracy=0.8000  mean_dice=n/a",
+        "mIoU over all 3 classes 0.4564, mIoU over 2 scored classes 0.6846,"
+        " pixel accuracy 0.8000, mean Dice n/a",
         "  class            IoU    Dice    prec  recall",
         "  a             0.7692  0.8696  0.9091  0.8333",
         "  b             0.6000  0.7500  0.7500  0.7500",

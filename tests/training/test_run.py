@@ -88,7 +88,7 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "miou6=" in out and "Building" in out and ", fp32\n" in out
+    assert "mIoU over all 6 classes" in out and "Building" in out and ", fp32\n" in out
     params = sum(p.numel() for p in load_model(run / "model.pt").net.parameters())
     assert f"network: seed-unet, from scratch, {params / 1e3:.1f} K parameters, " in out
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())

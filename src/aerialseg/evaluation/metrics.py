@@ -29,8 +29,10 @@ def _clean(value: float) -> float | None:
 
 
 def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
-    """Headline and per-class metrics. mIoU keys carry their class count: for the Dubai
-    table ``miou6`` (all classes) and ``miou5`` (Unlabeled left out, ``scored: false``)."""
+    """Headline and per-class metrics. ``miou_all`` is over every class, ``miou_scored``
+    over the scored ones (a class table's ``scored: false`` leaves a class out), whatever
+    the table; the same figures also go by their class count, as the protocol names them:
+    for the Dubai table ``miou6`` and ``miou5`` (Unlabeled left out)."""
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diag(cm)
     fp = cm.sum(0) - tp
@@ -48,6 +50,8 @@ def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
         "headline": headline_keys(classes),
         f"miou{n_all}": _mean(iou),
         f"miou{n_scored}": _mean(iou[scored]),
+        "miou_all": _mean(iou),
+        "miou_scored": _mean(iou[scored]),
         "pixel_accuracy": float(tp.sum() / total) if total else None,
         "mean_dice": _mean(dice),
         "per_class": {
@@ -73,12 +77,30 @@ def headline_keys(classes: ClassTable) -> list[str]:
     return keys + ["pixel_accuracy", "mean_dice"]
 
 
+def metric_label(key: str, classes: ClassTable | None = None) -> str:
+    """How a headline key reads to a person: ``miou6`` is "mIoU over all 6 classes" (or
+    "over 5 scored classes"), whatever the class table."""
+    if not key.startswith("miou") or not key[4:].isdigit():
+        return {"pixel_accuracy": "pixel accuracy", "mean_dice": "mean Dice"}.get(key, key)
+    n = int(key[4:])
+    if classes is None or n == classes.num_classes:
+        return f"mIoU over all {n} classes" if classes is not None else f"mIoU over {n} classes"
+    return f"mIoU over {n} scored classes"
+
+
 def format_table(metrics: dict, classes: ClassTable | None = None) -> str:
     """The headline figures and a per-class table; ``classes`` default: the metrics' own."""
     keys = headline_keys(classes) if classes is not None else metrics["headline"]
-    lines = [
-        "  ".join(f"{k}={metrics[k]:.4f}" if metrics[k] is not None else f"{k}=n/a" for k in keys)
-    ]
+
+    def figure(k: str) -> str:
+        value = metrics[k]
+        return (
+            f"{metric_label(k, classes)} {value:.4f}"
+            if value is not None
+            else (f"{metric_label(k, classes)} n/a")
+        )
+
+    lines = [", ".join(figure(k) for k in keys)]
     lines.append(f"  {'class':<12} {'IoU':>7} {'Dice':>7} {'prec':>7} {'recall':>7}")
     for name, m in metrics["per_class"].items():
         cells = [

@@ -454,7 +454,7 @@ def train(
             stopped_by=_stop_reason(trainer, budget),
             best_miou=float(score) if score is not None else None,
             best_step=loaded.meta.get("global_step"),
-            miou_name=f"mIoU-{classes.num_classes}",
+            miou_name=f"mIoU over all {classes.num_classes} classes",
             temperature=loaded.config.confidence_temperature,
             calibration_images=calibration_images,
             logger=cfg.logger,

@@ -23,7 +23,7 @@ class RunOutcome:
     stopped_by: str  # why training ended, in words
     best_miou: float | None  # the shipped weights' validation mIoU
     best_step: int | None
-    miou_name: str  # "mIoU-6"
+    miou_name: str  # "mIoU over all 6 classes"
     temperature: float | None
     calibration_images: int
     logger: str
