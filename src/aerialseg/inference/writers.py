@@ -38,6 +38,7 @@ from aerialseg.inference.styles import class_pam, raster_qml
 
 OVERLAY_ALPHA = 0.5
 BLOCK = 256
+PNG_MAX_SIDE = 1_000_000  # libpng refuses wider or taller images ("Invalid IHDR data")
 
 
 def _palette(classes: ClassTable) -> np.ndarray:
@@ -96,8 +97,11 @@ class RasterOutputs:
         self.finals: dict[str, Path] = {"classes": stem.with_name(stem.name + "_classes" + suffix)}
         if color:
             self.finals["color"] = stem.with_name(stem.name + "_color" + suffix)
-        if overlay:
-            self.finals["overlay"] = stem.with_name(stem.name + "_overlay.png")
+        if overlay:  # a picture: PNG where it can hold it
+            fits = max(raster.width, raster.height) <= PNG_MAX_SIDE
+            self.finals["overlay"] = stem.with_name(
+                stem.name + "_overlay" + (".png" if fits else ".tif")
+            )
         if confidence:
             self.finals["confidence"] = stem.with_name(stem.name + "_confidence" + suffix)
         self.tiffs: dict[str, Path] = {k: _step(v) for k, v in self.finals.items()}
@@ -118,7 +122,8 @@ class RasterOutputs:
             base.update(compress="zstd", zstd_level=1)
         if not raster.georeferenced:
             base.pop("crs")
-            base.pop("transform")
+            if src.transform.is_identity:  # a plain image; a transform alone is kept
+                base.pop("transform")
         for key, path in self.tiffs.items():
             profile = dict(base, count={"classes": 1, "confidence": 1, "color": 4}.get(key, 3))
             if key == "classes":
