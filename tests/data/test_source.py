@@ -649,3 +649,13 @@ def test_warped_labels_keep_their_nodata_and_palettes_their_colours(tmp_path):
     coloured = source.read_mask(source.pairs[0])
     assert coloured.dtype == np.uint8 and coloured.shape == (72, 80, 3)
     assert (coloured[:, :4] == 0).all() and (coloured[:, 4:] == [200, 10, 10]).all()
+
+
+def test_a_zip_member_that_is_no_image_is_named_not_its_bytesio(fresh_dataset, tmp_path):
+    (fresh_dataset / "Tile 1" / "images" / "image_part_001.jpg").write_text("hello")
+    source = DatasetSource(zip_folder(fresh_dataset, tmp_path / "archive.zip"))
+    with pytest.raises(DatasetError) as caught:
+        source.read_image(source.pairs[0])
+    message = str(caught.value)
+    assert message.startswith("Tile 1/images/image_part_001.jpg: cannot read the file")
+    assert "not an image file" in message and "BytesIO" not in message

@@ -39,6 +39,13 @@ from aerialseg.data.raster import InputError, at_pixel_size, read_bands
 from aerialseg.errors import DatasetError, library_reason
 
 RASTER_SUFFIXES = (".tif", ".tiff")  # read with rasterio: any band count, type, compression
+# Pairs are decoded whole: past PIL's own limit (179 MP) a header is a decompression bomb
+# (a 500-byte PNG may declare 30,000 x 30,000 px) or a scene to cut into tiles first.
+MAX_PAIR_PIXELS = 178_956_970  # PIL raises DecompressionBombError past it (2 x its default)
+
+
+class OversizeImageError(DatasetError):
+    """A dataset file declares more pixels than a pair may have (MAX_PAIR_PIXELS)."""
 
 
 @dataclass(frozen=True)
@@ -128,10 +135,16 @@ class DatasetSource:
                     data = archive.read(full)
                 return Image.open(io.BytesIO(data))
             return Image.open(self._folder / full)
+        except Image.DecompressionBombError as err:
+            raise OversizeImageError(  # PIL's line gives the pixels declared and its limit
+                f"{rel}: {str(err).rstrip('.')}; replace it or remove it from the dataset"
+            ) from None
         except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as err:
+            # PIL names what it read: a zip member's is a BytesIO object, named here instead
+            reason = "not an image file" if isinstance(err, UnidentifiedImageError) else err
             raise DatasetError(
-                f"{rel}: cannot read the file ({err.__class__.__name__}: {err}); it is damaged or"
-                " not an image: replace it or remove it from the dataset"
+                f"{rel}: cannot read the file ({err.__class__.__name__}: {reason}); it is damaged"
+                " or not an image: replace it or remove it from the dataset"
             ) from None
 
     def _load(self, rel: str, mode: str | None, image: Image.Image) -> np.ndarray:
