@@ -124,7 +124,7 @@ def _segment(
         bands=bands,
         progress=False,
         max_pixels=limits.max_pixels,
-        band_flag="bands=",
+        band_flag="?bands=",  # hints in the query's form: ?bands=1,2,3
     )
     out.mkdir()
     return predict_one(
