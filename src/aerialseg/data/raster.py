@@ -201,8 +201,8 @@ def check_shape(
         raise TooLargeInputError(f"{size}; the limit is {max_side:,} px a side")
     if max_aspect is not None and max(w, h) > max_aspect * min(w, h):
         raise TooLargeInputError(
-            f"{size}, {max(w, h) / min(w, h):,.0f} times longer than wide; the limit is"
-            f" {max_aspect:g}"
+            f"{size}, its long side {max(w, h) / min(w, h):,.0f} times its short one; the"
+            f" limit is {max_aspect:g}"
         )
 
 
