@@ -47,7 +47,7 @@ from aerialseg.inference.writers import (
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 GDAL_CACHE_MB = 64  # a row band touches ~8 MB of 256 px tiles
 # Memory grows with a scene's width times one window (predict.py): a 2,000,000 x 20 px
-# TIFF of 125 KB would take 49 GB at 512 px windows. Scenes of 100,000 px across fit.
+# TIFF of 125 KB would take 49 GB at 512 px windows; some 170,000 px across fit.
 MAX_ROW_BAND_BYTES = 4 * 2**30
 
 
