@@ -659,3 +659,13 @@ def test_a_zip_member_that_is_no_image_is_named_not_its_bytesio(fresh_dataset, t
     message = str(caught.value)
     assert message.startswith("Tile 1/images/image_part_001.jpg: cannot read the file")
     assert "not an image file" in message and "BytesIO" not in message
+
+
+def test_a_zip_member_that_is_no_tiff_is_named_not_its_vsimem_copy(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    (root / "images" / "scene_0.tif").write_text("hello")
+    source = DatasetSource(zip_folder(root, tmp_path / "own.zip"))
+    with pytest.raises(DatasetError) as caught:
+        source.read_image(source.pairs[0], (3, 2, 1))
+    message = str(caught.value)
+    assert "'own/images/scene_0.tif' not recognized" in message and "/vsimem/" not in message

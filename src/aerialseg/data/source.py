@@ -17,6 +17,7 @@ paths relative to ROOT, the form ``../shared/benchmark/split.json`` uses.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -194,9 +195,11 @@ class DatasetSource:
                     with rasterio.open(self._folder / full) as dataset:
                         yield dataset
         except (RasterioIOError, zipfile.BadZipFile) as err:
+            # GDAL names a zip member by the in-memory copy it read: name the member instead
+            reason = re.sub(r"'/vsimem/[^']*'", f"'{full}'", library_reason(err))
             raise DatasetError(
-                f"{rel}: cannot read the file ({library_reason(err)}); it is damaged or not an"
-                " image: replace it or remove it from the dataset"
+                f"{rel}: cannot read the file ({reason}); it is damaged or not an image:"
+                " replace it or remove it from the dataset"
             ) from None
 
     def read_image(
