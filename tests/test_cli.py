@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from PIL import Image
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.training.config import TrainConfig, resolve_config
-from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
+from tests.conftest import VALUE_CLASSES, write_dataset, write_geotiff_dataset
+from tests.hostile import bomb_png
 
 FAST = [
     "model=seed-unet",
@@ -287,3 +289,47 @@ def test_help_of_every_command_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"]
+
+
+def test_a_bug_keeps_its_traceback_below_a_line_that_says_so(tmp_path, monkeypatch, capsys):
+    """Not "the output folder disappeared": --out was never there, nor made."""
+    import aerialseg.data.splits
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(aerialseg.data.splits, "random_split", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["data", "split", str(tiny_dataset_path(tmp_path)), "--out", f"{tmp_path}/o/s.json"])
+    err = capsys.readouterr().err
+    assert "disappeared" not in err
+    assert err.strip().splitlines() == [
+        "aerialseg: this is a bug in aerialseg, not a fault of your input; please report it to"
+        " the aerialseg maintainers with the command you ran and the traceback below"
+    ]
+
+
+def tiny_dataset_path(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "ds", tiles=1, parts=2)
+
+
+def test_a_file_the_system_refuses_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    import aerialseg.data.inspect
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "Tile 1/images/x.jpg")
+
+    monkeypatch.setattr(aerialseg.data.inspect, "inspect_dataset", refused)
+    argv = ["data", "inspect", str(tiny_dataset_path(tmp_path))]
+    run_fails(argv, capsys, "Tile 1/images/x.jpg: Permission denied")
+
+
+def test_a_decompression_bomb_in_a_dataset_is_one_line(fresh_dataset, tmp_path, capsys):
+    """A 500-byte PNG mask that declares 30,000 x 30,000 px: PIL's DecompressionBombError
+    was reported as "the output folder disappeared"."""
+    bomb_png(fresh_dataset / "Tile 1" / "masks" / "image_part_001.png")
+    run_fails(
+        train_args(fresh_dataset, tmp_path / "run"),
+        capsys,
+        "image_part_001.png: Image size (900000000 pixels) exceeds limit",
+    )

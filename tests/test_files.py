@@ -289,3 +289,16 @@ def test_kill_9_of_a_large_scene_then_the_same_command_leaves_nothing_behind(tin
         "scene_classes.tif.aux.xml",
         "scene_color.tif",
     ]
+
+
+def test_disappeared_only_of_a_folder_that_was_there_or_that_the_error_names(tmp_path):
+    """A symlink loop among the inputs is no vanished folder, though --out is not there:
+    the command never made it."""
+    gone = tmp_path / "gone"
+    loop = RuntimeError(f"Symlink loop from '{tmp_path}/in.tif'")
+    assert write_failure(loop, gone, existed=False) is None
+    assert "disappeared" in write_failure(loop, gone, existed=True)
+    inside = FileNotFoundError(2, "No such file or directory", f"{gone}/.x.aerialseg-1.tmp")
+    assert "disappeared" in write_failure(inside, gone, existed=False)
+    gdal = RuntimeError("WriteEncodedTile/Strip() failed.")
+    assert write_failure(gdal, gone, existed=False) is None

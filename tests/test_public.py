@@ -123,6 +123,14 @@ def test_arrays_of_every_type_are_read_as_files_are(tmp_path):
         model.predict(rgb.astype(np.complex128))
 
 
+def test_a_files_band_hint_is_the_keyword_the_method_takes(tmp_path):
+    """Model.predict takes bands=[...], not the command's --bands."""
+    model = aerialseg.load_model(device="cpu", precision="fp32")
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
+    with pytest.raises(InputError, match=r"choose them with bands=, e.g. bands=\[1,1,1\]$"):
+        model.predict(gray)
+
+
 def test_many_windows_match_the_command(tiny_model, tmp_path):
     """A scene larger than the model's 64 px window: the in-memory sliding window of
     Model.predict gives the row-band stream's result that predict writes."""

@@ -264,9 +264,11 @@ def _chain(err: BaseException):
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
 
 
-def write_failure(err: BaseException, folder: Path) -> str | None:
+def write_failure(err: BaseException, folder: Path, existed: bool = True) -> str | None:
     """One line for an error that means ``folder`` cannot take the output (a full disk, the
-    folder removed or made read-only while the command ran), else None."""
+    folder removed or made read-only while the command ran), else None. ``existed``: the
+    folder was there when the command started; if not, it "disappeared" only where the
+    error names a file in it (the command made it, then it went)."""
     for link in _chain(err):
         code = getattr(link, "errno", None)
         text = str(link)
@@ -277,12 +279,14 @@ def write_failure(err: BaseException, folder: Path) -> str | None:
             )
         if code == errno.EROFS:
             return f"{folder}: the disk is read-only; write to another folder"
-    if not folder.exists():
+    if not folder.exists() and (existed or _names_a_file_in(err, folder)):
         return (
             f"{folder}: the output folder disappeared while the command ran; create it"
             " (or choose another), then run the command again"
         )
-    if any(words in str(link) for link in _chain(err) for words in WRITE_FAILED_WORDS):
+    if folder.exists() and any(
+        words in str(link) for link in _chain(err) for words in WRITE_FAILED_WORDS
+    ):
         free = _size(shutil.disk_usage(folder).free)
         return (
             f"{folder}: writing there failed, most likely a full disk ({free} free now"
@@ -290,6 +294,12 @@ def write_failure(err: BaseException, folder: Path) -> str | None:
             " folder, then run the command again"
         )
     return None
+
+
+def _names_a_file_in(err: BaseException, folder: Path) -> bool:
+    prefixes = {f"{folder}{os.sep}", f"{os.path.abspath(folder)}{os.sep}"}
+    texts = [f"{link} {getattr(link, 'filename', None) or ''}" for link in _chain(err)]
+    return any(prefix in text for prefix in prefixes for text in texts)
 
 
 def _size(n: float) -> str:

@@ -197,7 +197,7 @@ class Model:
 
             chosen = tuple(bands) if bands else None
             check_band_count(chosen, self.config.in_channels, "bands=")
-            opts = PredictOptions(bands=chosen, pixel_size=pixel_size)
+            opts = PredictOptions(bands=chosen, pixel_size=pixel_size, band_flag="bands=")
             raster = _open(Path(image), opts, self.config)
             try:
                 return raster.read(Window(0, 0, raster.width, raster.height))

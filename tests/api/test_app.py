@@ -171,7 +171,7 @@ def test_band_count_is_422_until_bands_are_chosen(client, tmp_path):
     response = client.post("/v1/segment", files=files)
     assert response.status_code == 422
     assert "has 1 band(s)" in response.json()["detail"]
-    assert "choose them with bands=" in response.json()["detail"]
+    assert "choose them with ?bands=, e.g. ?bands=1,1,1" in response.json()["detail"]
     assert client.post("/v1/segment?bands=1,1,1", files=files).status_code == 200
     for bad in ("1,1", "0,1,1", "1,1,2"):  # too few, not from 1, no band 2
         assert client.post(f"/v1/segment?bands={bad}", files=files).status_code == 422, bad
@@ -278,13 +278,13 @@ def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeyp
     assert plain.outputs == {"classes", "areas"} and plain.vector is None
     # the upload has no suffix: auto is PNG for a photo, GeoTIFF for a georeferenced image
     assert plain.class_format == "auto" and plain.progress is False  # no bars in a server log
-    assert plain.max_pixels == ServeLimits().max_pixels and plain.band_flag == "bands="
+    assert plain.max_pixels == ServeLimits().max_pixels and plain.band_flag == "?bands="
     assert polygons.outputs == {"classes", "areas"} and polygons.vector == "geojson"
     # band errors name the query parameter, not the CLI's --bands
     gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
     files = {"file": ("gray.tif", gray.read_bytes())}
     for query, fragment in [
-        ("", "choose them with bands="),
+        ("", "choose them with ?bands=, e.g. ?bands=1,1,1"),
         ("?bands=1,1", "bands= 1,1: the model takes 3 band(s)"),
         ("?bands=0,1,1", "bands= '0,1,1': give band numbers (from 1)"),
         ("?bands=1,1,2", "bands= 1,1,2 asks for band 2"),

@@ -147,7 +147,7 @@ def test_a_very_wide_image_is_413_from_its_header(pointwise, tmp_path):
     response = client.post("/v1/segment", files={"file": ("w.tif", wide)})
     assert response.status_code == 413, response.text
     assert response.json()["detail"] == (
-        "the image is 2,000,000 x 20 pixels; the longest side allowed is 20,000"
+        "upload: the image is 2,000,000 x 20 px; the limit is 20,000 px a side"
     )
 
 
@@ -157,12 +157,12 @@ def test_an_elongated_image_is_413_and_the_limits_are_the_servers(pointwise, tmp
     response = client.post("/v1/segment", files={"file": ("s.tif", strip)})
     assert response.status_code == 413
     assert response.json()["detail"] == (
-        "the image is 5,000 x 20 pixels; sides may differ by a factor of 50 at most"
+        "upload: the image is 5,000 x 20 px, its long side 250 times its short one; the limit is 50"
     )
     lenient = ServeLimits(max_upload_bytes=2_000_000, max_side=4_000, max_aspect=300)
     client = TestClient(create_app(pointwise, lenient))
     response = client.post("/v1/segment", files={"file": ("s.tif", strip)})
-    assert response.status_code == 413 and "longest side allowed is 4,000" in response.text
+    assert response.status_code == 413 and "limit is 4,000 px a side" in response.text
     info = client.get("/v1/model").json()["input"]
     assert (info["max_side"], info["max_aspect"]) == (4_000, 300)
 

@@ -13,6 +13,7 @@ from aerialseg.data.source import DatasetSource
 from tests.conftest import (
     REAL_DATA,
     TRANSFORM,
+    UTM40N,
     VALUE_CLASSES,
     requires_real_data,
     write_dataset,
@@ -20,6 +21,7 @@ from tests.conftest import (
     write_geotiff_dataset,
 )
 from tests.data.test_source import zip_folder
+from tests.hostile import bomb_png
 
 # ../shared/datasets/README.md
 README_SHARES = {
@@ -174,3 +176,35 @@ def test_inspect_of_the_zip_names_the_same_files(fresh_dataset, tmp_path, capsys
     assert unreadable["Tile 2/masks/image_part_003.png"].startswith(
         f"{root}/Tile 2/masks/image_part_003.png: cannot read the file (not an image format"
     )
+
+
+def test_decompression_bombs_and_oversize_images_are_listed_as_problems(tmp_path, capsys):
+    """A 500-byte PNG mask that declares 30,000 x 30,000 px crashed inspect; a sparse
+    GeoTIFF pair of 20,000 x 10,000 px would be decoded whole. Both are listed."""
+    root = write_geotiff_dataset(tmp_path / "ds", parts=3)
+    profile = {"driver": "GTiff", "width": 20_000, "height": 10_000, "count": 1}
+    profile |= {"dtype": "uint8", "crs": UTM40N, "transform": TRANSFORM, "tiled": True}
+    for folder in ("images", "masks"):
+        with rasterio.open(root / folder / "scene_1.tif", "w", **profile, sparse_ok=True):
+            pass  # no block written: a few KB on disk
+    plain = write_dataset(tmp_path / "plain", tiles=1, parts=2)
+    bomb_png(plain / "Tile 1" / "masks" / "image_part_002.png")
+    argv = ["data", "inspect", str(root), "--json", "--bands", "3,2,1"]
+    assert main([*argv, "--classes", classes_file(tmp_path)]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert [(p["kind"], p["file"]) for p in report["problems"]] == [
+        ("oversize", "images/scene_1.tif")
+    ]
+    message = report["problems"][0]["message"]
+    assert "20,000 x 10,000 px, more than the 178,956,970 pixels" in message
+    assert main(["data", "inspect", str(plain)]) == 2
+    captured = capsys.readouterr()
+    assert "1 image(s) too large to decode" in captured.out
+    assert "Tile 1/masks/image_part_002.png: Image size (900000000 pixels) exceeds" in captured.out
+    assert "Traceback" not in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def classes_file(tmp_path) -> str:
+    path = tmp_path / "classes.yaml"
+    path.write_text(yaml.safe_dump(VALUE_CLASSES))
+    return str(path)

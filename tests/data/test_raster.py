@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from PIL import Image
 from rasterio.windows import Window
 
 from aerialseg.data.raster import (
     InputError,
+    TooLargeInputError,
     UngeoreferencedError,
     at_pixel_size,
     check_band_count,
@@ -18,7 +22,8 @@ from aerialseg.data.raster import (
     parse_bands,
     read_bands,
 )
-from tests.conftest import rgb_scene, write_geotiff
+from tests.conftest import TRANSFORM, rgb_scene, write_geotiff
+from tests.hostile import complex_geotiff, wide_tiff
 
 
 def test_parse_bands():
@@ -124,3 +129,70 @@ def test_a_pixel_size_needs_a_georeference(tmp_path):
     assert (raster.width, raster.height) == (10, 10) and raster.file is not None
     raster.close()
     assert raster.file.closed and raster.dataset.closed
+
+
+def test_the_band_hint_is_in_the_form_the_caller_takes(tmp_path):
+    """The CLI takes --bands 1,2,3; a training setting or the Python API bands=[1,2,3]; the
+    server's query ?bands=1,2,3 (a list in brackets is no query value)."""
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
+    for flag, example in [
+        ("--bands", "--bands 1,1,1"),
+        ("bands=", "bands=[1,1,1]"),
+        ("?bands=", "?bands=1,1,1"),
+    ]:
+        with pytest.raises(InputError) as caught:
+            open_input(gray, flag=flag)
+        assert str(caught.value).endswith(f"choose them with {flag}, e.g. {example}")
+
+
+def test_shape_limits_are_checked_from_the_header(tmp_path):
+    """A 125 KB TIFF of 2,000,000 x 20 px is 40 MP, within a pixel limit of 40 MP, but no
+    wider than max_side nor longer than max_aspect allow; refused before a pixel is read."""
+    path = wide_tiff(tmp_path / "strip.tif")
+    assert path.stat().st_size < 200_000
+    with pytest.raises(TooLargeInputError, match=r"2,000,000 x 20 px; the limit is 10,000 px"):
+        open_input(path, max_pixels=40_000_000, max_side=10_000)
+    long_side = r"its long side 100,000 times its short one; the limit is 50$"
+    with pytest.raises(TooLargeInputError, match=long_side):
+        open_input(path, max_aspect=50)
+    square = write_geotiff(tmp_path / "square.tif", rgb_scene(40, 20))
+    open_input(square, max_side=40, max_aspect=2, max_pixels=800).close()  # at every limit
+    for limits in ({"max_side": 39}, {"max_aspect": 1.9}, {"max_pixels": 799}):
+        with pytest.raises(TooLargeInputError, match="square.tif: the image is 20 x 40 px"):
+            open_input(square, **limits)
+
+
+def test_resampling_to_far_finer_pixels_is_refused_with_the_size_it_would_have_been(tmp_path):
+    """--pixel-size 0.0001 on a 256 px input of 1 m pixels: 2,560,000 px a side, refused in
+    one line (it grew to 20 GB); eight times finer per side is the limit."""
+    one_metre = Affine(1.0, 0, TRANSFORM.c, 0, -1.0, TRANSFORM.f)
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(256, 256), transform=one_metre)
+    with pytest.raises(TooLargeInputError) as caught:
+        open_input(path, pixel_size=0.0001)
+    message = str(caught.value)
+    assert "would be 2,560,000 x 2,560,000 px" in message and "\n" not in message
+    assert message.endswith("the limit is 8 times finer per side: --pixel-size 0.125 or more")
+    with rasterio.open(path) as ds:
+        with pytest.raises(TooLargeInputError, match=r"pixel_size=0.125 or more$"):
+            at_pixel_size(ds, 0.1, "s.tif", labels=True, flag="pixel_size=")
+        with at_pixel_size(ds, 0.125, "s.tif") as finest:
+            assert finest.width == 2048
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex_int16"])
+def test_complex_values_are_refused(tmp_path, dtype):
+    path = complex_geotiff(tmp_path / "radar.tif", dtype)
+    with pytest.raises(InputError, match=f"radar.tif: holds complex values \\({dtype}"):
+        open_input(path)
+    with rasterio.open(path) as ds, pytest.raises(InputError, match="complex values"):
+        read_bands(ds, "radar.tif")
+
+
+def test_a_loop_of_symbolic_links_is_named(tmp_path):
+    loop = tmp_path / "loop.tif"
+    os.symlink(loop, loop)
+    with pytest.raises(InputError, match="loop.tif: cannot open it .*symbolic links"):
+        open_input(loop)
+    (tmp_path / "folder.tif").mkdir()
+    with pytest.raises(InputError, match="folder.tif: not a file"):
+        open_input(tmp_path / "folder.tif")

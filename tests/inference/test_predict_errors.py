@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tracemalloc
+
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 
 from aerialseg.cli import main
-from tests.conftest import rgb_scene, write_geotiff
+from aerialseg.inference import run, writers
+from tests.conftest import TRANSFORM, rgb_scene, write_geotiff
+from tests.hostile import complex_geotiff, wide_tiff
 
 
 def fails(argv, capsys, *fragments, code=2):
@@ -162,3 +168,85 @@ def test_non_finite_values_are_nodata(tmp_path, base, capsys):
     assert others.sum() == ids.size - 2
     # the same stretch and prediction elsewhere, up to the two pixels' own influence
     assert (ids[others] == clean_ids[others]).mean() > 0.99
+
+
+def test_a_strip_too_wide_for_row_bands_is_refused_before_it_is_read(tmp_path, base, capsys):
+    """A 125 KB TIFF of 2,000,000 x 20 px took 4 GB in the server: rows of a window's height
+    across its width. Refused in one line, from its header, in a few MB."""
+    path = wide_tiff(tmp_path / "strip.tif")
+    tracemalloc.start()
+    try:
+        err = fails(["predict", str(path), *base], capsys, "strip.tif", "2,000,000 px wide")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "GiB of memory; the limit is 4 GiB" in err and peak < 50 * 2**20
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_far_finer_pixel_size_is_refused_with_the_size_it_would_have_been(tmp_path, base, capsys):
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(256, 256))  # 0.5 m pixels
+    fails(
+        ["predict", str(path), *base, "--pixel-size", "0.0001"],
+        capsys,
+        "s.tif: resampled to pixels of 0.0001 it would be 1,280,000 x 1,280,000 px",
+        "--pixel-size 0.0625 or more",
+    )
+
+
+def test_a_model_trained_at_a_far_finer_pixel_size_says_how_to_go_around(
+    tmp_path, tiny_model, capsys
+):
+    """A model's own pixel_size= is applied unasked: the refusal names --pixel-size."""
+    import torch
+
+    payload = torch.load(tiny_model, weights_only=True)
+    payload["config"]["pixel_size"] = 0.01
+    model = tmp_path / "fine.pt"
+    torch.save(payload, model)
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(64, 64))
+    argv = ["predict", str(path), "--model", str(model), "--out", str(tmp_path / "o")]
+    fails(argv, capsys, "resampled to pixels of 0.01", "--pixel-size 0.0625 or more")
+    assert main([*argv, "--pixel-size", "0.5"]) == 0
+
+
+def test_a_loop_of_symbolic_links_is_one_line_naming_it(tmp_path, base, capsys):
+    """Not "the output folder disappeared" (no --out yet), nor a traceback (--out made)."""
+    loop = tmp_path / "loop.tif"
+    os.symlink(loop, loop)
+    for _ in range(2):
+        err = fails(["predict", str(loop), *base], capsys, "loop.tif: cannot open it")
+        assert "disappeared" not in err
+        (tmp_path / "o").mkdir(exist_ok=True)
+
+
+def test_complex_values_are_one_line(tmp_path, base, capsys):
+    path = complex_geotiff(tmp_path / "radar.tif")
+    fails(["predict", str(path), *base], capsys, "radar.tif: holds complex values (complex64")
+
+
+def test_a_scene_that_a_png_cannot_hold_is_written_as_tiff(tmp_path, base, capsys, monkeypatch):
+    """libpng refuses more than 1,000,000 px a side (here 100): the class raster and the
+    overlay are TIFF then, even where PNG was asked, and the user is told."""
+    monkeypatch.setattr(writers, "PNG_MAX_SIDE", 100)
+    monkeypatch.setattr(run, "PNG_MAX_SIDE", 100)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb_scene(60, 120).transpose(1, 2, 0)).save(path)
+    assert main(["predict", str(path), *base, "--format", "png", "--overlay"]) == 0
+    err = capsys.readouterr().err
+    assert "photo.png is 120 x 60 px, more than a PNG holds (100 a side): its outputs are" in err
+    names = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {"photo_classes.tif", "photo_overlay.tif"} <= names
+    assert not any(n.endswith(".png") for n in names)
+
+
+def test_a_transform_without_a_crs_is_kept(tmp_path, base):
+    """A local grid (a site survey's): map units without a CRS stay map units."""
+    path = tmp_path / "local.tif"
+    profile = {"driver": "GTiff", "width": 90, "height": 70, "count": 3, "dtype": "uint8"}
+    with rasterio.open(path, "w", **profile, transform=TRANSFORM) as dst:
+        dst.write(rgb_scene(70, 90))
+    assert main(["predict", str(path), *base, "--color"]) == 0
+    for kind in ("classes", "color"):
+        with rasterio.open(tmp_path / "o" / f"local_{kind}.tif") as out:
+            assert out.transform == TRANSFORM and out.crs is None

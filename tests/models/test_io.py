@@ -93,3 +93,40 @@ def test_downsampled_network_round_trips_through_model_file_and_onnx(tmp_path):
     engine = OnnxEngine(tmp_path / "m.onnx")
     assert engine.stride == 32
     torch.testing.assert_close(engine(x), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_random_bytes_and_pickled_objects_are_one_line_without_torchs_page(tmp_path):
+    """torch's weights_only text (a page of advice) was quoted for a random file."""
+    np_random = __import__("numpy").random.default_rng(0)
+    (tmp_path / "random.pt").write_bytes(np_random.bytes(1000))
+    torch.save({"array": np_random.random(3)}, tmp_path / "objects.pt")  # a numpy object
+    for name, reason in [
+        ("random.pt", "not a PyTorch file"),
+        ("objects.pt", "a PyTorch file of more than weights; aerialseg runs no code"),
+    ]:
+        with pytest.raises(ModelFileError) as caught:
+            load_model(tmp_path / name)
+        message = str(caught.value)
+        assert message.startswith(f"{tmp_path / name}: not an aerialseg model file ({reason}")
+        assert "weights_only" not in message and "\n" not in message
+
+
+def test_weights_of_another_architecture_are_one_line(tmp_path):
+    """A file whose config names another network than its weights: torch listed all 189
+    mismatched tensors."""
+    cfg = resolve_config("seed", None, ["base_width=4"])
+    net = build_network(cfg.model, 6, pretrained=False, base_width=4).eval()
+    save_model(tmp_path / "m.pt", net, cfg, DUBAI_CLASSES)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    for change, counts in [
+        ({"base_width": 8}, "0 missing, 0 unexpected and"),
+        ({"model": "unet-effnet-lite0", "pretrained": False}, " missing, "),
+    ]:
+        payload["config"] = {**payload["config"], **change}
+        torch.save(payload, tmp_path / "other.pt")
+        with pytest.raises(ModelFileError) as caught:
+            load_model(tmp_path / "other.pt")
+        message = str(caught.value)
+        assert "\n" not in message and len(message) < 400, message
+        assert f"not those of the {payload['config']['model']} network its config names" in message
+        assert counts in message

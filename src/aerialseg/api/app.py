@@ -43,7 +43,6 @@ from aerialseg.api import guard
 from aerialseg.api.uploads import (
     NETWORK_OFF,
     UPLOAD_BODY,
-    check_shape,
     receive_upload,
     upload_driver,
 )
@@ -121,8 +120,8 @@ def _segment(
     preview: bool = False,
 ) -> dict[str, Path]:
     """Runs on a worker thread, with GDAL's network access off: the upload's kind from its
-    first bytes and its shape from its header, then the CLI's predict_one, which reads it
-    with that kind's driver only and checks its pixel count before decoding it."""
+    first bytes, then the CLI's predict_one, which reads it with that kind's driver only
+    and checks its pixel count, sides and their ratio from its header before decoding."""
     driver = upload_driver(upload)
     chosen = parse_bands(bands_text, "bands=")
     check_band_count(chosen, loaded.config.in_channels, "bands=")
@@ -139,12 +138,13 @@ def _segment(
         bands=bands,
         progress=False,
         max_pixels=limits.max_pixels,
-        band_flag="bands=",
+        band_flag="?bands=",  # hints in the query's form: ?bands=1,2,3
         driver=driver,
+        max_side=limits.max_side,  # from the header: a 125 KB TIFF may be 2,000,000 px wide
+        max_aspect=limits.max_aspect,
     )
     out.mkdir()
     with rasterio.Env(**NETWORK_OFF):
-        check_shape(upload, driver, limits.max_side, limits.max_aspect)
         return predict_one(
             loaded.engine, loaded.config, loaded.classes, upload, out, opts, loaded.device
         )

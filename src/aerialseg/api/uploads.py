@@ -19,17 +19,14 @@ and PROJ fetches no grid.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import rasterio
 from fastapi import HTTPException, Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from starlette.requests import ClientDisconnect
 
-from aerialseg.data.raster import InputError, TooLargeInputError, UnreadableInputError
+from aerialseg.data.raster import UnreadableInputError
 
 MAGIC = [
     (b"II*\x00", "GTiff"),  # little-endian TIFF (a COG is one)
@@ -156,24 +153,3 @@ def upload_driver(path: Path) -> str:
         if head.startswith(magic):
             return driver
     raise UnreadableInputError(f"upload: {NOT_AN_IMAGE}")
-
-
-def check_shape(
-    path: Path, driver: str, max_side: int | None, max_aspect: float | None
-) -> tuple[int, int]:
-    """(width, height) from the header, refused (TooLargeInputError) when a side is
-    longer than ``max_side`` or the image more elongated than ``max_aspect`` : 1. A 125 KB
-    TIFF may declare 2,000,000 x 20 pixels: within a pixel limit, but no PNG holds it."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path, driver=driver) as ds:
-                width, height = ds.width, ds.height
-    except RasterioIOError:
-        raise InputError(f"upload: a damaged {driver} file") from None
-    size = f"the image is {width:,} x {height:,} pixels"
-    if max_side is not None and max(width, height) > max_side:
-        raise TooLargeInputError(f"{size}; the longest side allowed is {max_side:,}")
-    if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
-        raise TooLargeInputError(f"{size}; sides may differ by a factor of {max_aspect:g} at most")
-    return width, height

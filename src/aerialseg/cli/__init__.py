@@ -1,11 +1,13 @@
 """The ``aerialseg`` command. Each subcommand is a thin function over the library.
 
 User errors (bad data, bad config, bad model file) print one line on stderr and exit 2, and
-so does an output that cannot be written (a full disk, a vanished or read-only output
-folder); anything else is a bug and keeps its traceback.
+so do a file the system will not read (a loop of symbolic links, no permission) and an
+output that cannot be written (a full disk, a vanished or read-only output folder);
+anything else is a bug: it keeps its traceback, below a line that says so.
 """
 
 import argparse
+import errno
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,10 @@ from aerialseg.errors import AerialsegError  # noqa: E402
 from aerialseg.files import write_failure  # noqa: E402
 
 EXIT_USER_ERROR = 2
+BUG = (
+    "aerialseg: this is a bug in aerialseg, not a fault of your input; please report it to"
+    " the aerialseg maintainers with the command you ran and the traceback below"
+)
 
 
 def output_folder(args: argparse.Namespace) -> Path | None:
@@ -36,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     started = STARTED if argv is None else time.monotonic()
     args = build_parser().parse_args(argv)
     args.started = started
+    folder = output_folder(args)
+    existed = folder is not None and folder.exists()  # "disappeared" only if it was there
     try:
         return args.func(args)
     except AerialsegError as err:
@@ -45,9 +53,23 @@ def main(argv: list[str] | None = None) -> int:
         print("aerialseg: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        folder = output_folder(args)
-        reason = write_failure(err, folder) if folder is not None else None
+        reason = write_failure(err, folder, existed) if folder is not None else None
+        reason = reason or unreadable_file(err)
         if reason is None:
+            print(BUG, file=sys.stderr)
             raise
         print(f"aerialseg: error: {reason}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+# what the file system says of a file that is there but cannot be had; a missing file
+# (ENOENT) may be a path that aerialseg itself got wrong: a bug, kept with its traceback
+UNREADABLE = (errno.ELOOP, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def unreadable_file(err: BaseException) -> str | None:
+    """One line for a file the system refused (a loop of symbolic links, no permission, an
+    I/O error): the file's name and the system's reason; else None."""
+    if isinstance(err, OSError) and err.filename and err.errno in UNREADABLE:
+        return f"{err.filename}: {err.strerror}"
+    return None

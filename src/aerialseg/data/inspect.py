@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from aerialseg.data.classes import ClassTable, check_unknown_share, encode_mask
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.source import MAX_PAIR_PIXELS, DatasetSource, OversizeImageError
 from aerialseg.errors import ClassTableError, DatasetError
 
 # how a user resamples masks of another size, said where inspect lists them
@@ -23,9 +23,9 @@ def inspect_dataset(
     bands: tuple[int, ...] | None = None,
 ) -> dict:
     """Read every pair once and summarise it, with every problem found (``problems``:
-    images without a mask, masks of another size or grid, unreadable files, masks over
-    the unknown limit); pairs with a problem are left out of the figures. A source made
-    with ``strict=False`` lists its images without a mask too."""
+    images without a mask, masks of another size or grid, unreadable files, images too
+    large to decode, masks over the unknown limit); pairs with a problem are left out of
+    the figures. A source made with ``strict=False`` lists its images without a mask too."""
     problems = [
         _problem("no-mask", image, f"{image}: image has no mask (expected {expected})")
         for image, expected in source.unpaired
@@ -46,8 +46,18 @@ def inspect_dataset(
             if problem:
                 problems.append(_problem("size", pair.mask, problem))
                 continue
+            for rel in (pair.id, pair.mask):  # decoded whole below: not past this
+                w, h = source.image_size(rel)
+                if w * h > MAX_PAIR_PIXELS:
+                    raise OversizeImageError(
+                        f"{rel}: {w:,} x {h:,} px, more than the {MAX_PAIR_PIXELS:,} pixels"
+                        " a dataset image may have; cut it into tiles or remove it"
+                    )
             source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
             mask = source.read_mask(pair, table.by_value)
+        except OversizeImageError as err:
+            problems.append(_problem("oversize", str(err).split(":")[0], str(err)))
+            continue
         except DatasetError as err:
             file = pair.mask if pair.mask in str(err) else pair.id  # a zip's: archive.zip:ROOT/...
             problems.append(_problem("unreadable", file, str(err)))
@@ -165,5 +175,6 @@ PROBLEM_KINDS = {
     "no-mask": "image(s) without a mask",
     "size": "mask(s) of another size or grid than the image",
     "unreadable": "unreadable file(s)",
+    "oversize": "image(s) too large to decode",
     "classes": "mask(s) the class table does not fit",
 }

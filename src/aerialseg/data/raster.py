@@ -22,6 +22,7 @@ written as nodata in every output.
 from __future__ import annotations
 
 import math
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -43,6 +44,10 @@ STATS_SIDE = 1024  # longest side of the reduced read used for the stretch
 # be read from the middle, so each band of windows would decode the file from its start
 # again. 25 MP of 8-bit RGB hold 100 MB; larger scenes are read window by window.
 WHOLE_READ_PIXELS = 25_000_000
+# Resampling to finer pixels adds no detail: past this factor per side it is a typo
+# (--pixel-size 0.0001 made a 256 px input 2,560,000 px a side) or a model trained on far
+# finer imagery, and its size grows with the square.
+MAX_UPSAMPLING = 8
 
 
 class InputError(AerialsegError, ValueError):
@@ -54,7 +59,8 @@ class UnreadableInputError(InputError):
 
 
 class TooLargeInputError(InputError):
-    """The input has more pixels than the caller takes (the server's limit)."""
+    """The input is larger, wider or longer than the caller takes (a server's limits), or
+    would be once resampled."""
 
 
 class UngeoreferencedError(InputError):
@@ -144,7 +150,17 @@ def at_pixel_size(
     ):
         return ds
     left, bottom, right, top = ds.bounds
-    coarser = pixel_size > min(abs(t.a), abs(t.e))
+    width = max(1, round((right - left) / pixel_size))
+    height = max(1, round((top - bottom) / pixel_size))
+    own = min(abs(t.a), abs(t.e))
+    if pixel_size * MAX_UPSAMPLING < own * (1 - 1e-6):
+        raise TooLargeInputError(
+            f"{name}: resampled to pixels of {pixel_size:g} it would be {width:,} x {height:,}"
+            f" px, from {ds.width:,} x {ds.height:,} px of {own:g}; the limit is"
+            f" {MAX_UPSAMPLING} times finer per side: {_setting(flag, f'{own / MAX_UPSAMPLING:g}')}"
+            " or more"
+        )
+    coarser = pixel_size > own
     if labels:
         # the most common of several colours, band by band, could be a colour of none
         resampling = Resampling.mode if coarser and ds.count == 1 else Resampling.nearest
@@ -154,10 +170,40 @@ def at_pixel_size(
         ds,
         crs=ds.crs,
         transform=Affine(pixel_size, 0, left, 0, -pixel_size, top),
-        width=max(1, round((right - left) / pixel_size)),
-        height=max(1, round((top - bottom) / pixel_size)),
+        width=width,
+        height=height,
         resampling=resampling,
     )
+
+
+def _setting(flag: str, value: object) -> str:
+    """How the user writes ``value`` for ``flag``: ``--bands 1,2,3``, ``pixel_size=0.5``,
+    ``bands=[1,2,3]`` (a setting takes a list), or a query's ``?bands=1,2,3``."""
+    if flag.endswith("=") and not flag.startswith("?") and "," in str(value):
+        return f"{flag}[{value}]"
+    return f"{flag}{value}" if flag.endswith("=") else f"{flag} {value}"
+
+
+def check_shape(
+    ds,
+    name: str,
+    max_pixels: int | None = None,
+    max_side: int | None = None,
+    max_aspect: float | None = None,
+) -> None:
+    """Raise TooLargeInputError where ``ds`` has more pixels, a longer side or a larger
+    ratio of its sides than given (None: no limit)."""
+    w, h = ds.width, ds.height
+    size = f"{name}: the image is {w:,} x {h:,} px"
+    if max_pixels is not None and w * h > max_pixels:
+        raise TooLargeInputError(f"{size}, {w * h:,} pixels; the limit is {max_pixels:,}")
+    if max_side is not None and max(w, h) > max_side:
+        raise TooLargeInputError(f"{size}; the limit is {max_side:,} px a side")
+    if max_aspect is not None and max(w, h) > max_aspect * min(w, h):
+        raise TooLargeInputError(
+            f"{size}, its long side {max(w, h) / min(w, h):,.0f} times its short one; the"
+            f" limit is {max_aspect:g}"
+        )
 
 
 def valid_mask(data: np.ndarray, dataset_mask: np.ndarray) -> np.ndarray:
@@ -190,6 +236,12 @@ def choose_bands(
 ) -> tuple[int, ...]:
     """``bands`` checked against the raster, or the default three; ``flag`` is how the user
     chooses bands where the error is read (``--bands`` in predict, ``bands=`` in train)."""
+    complex_type = next((t for t in ds.dtypes if t.startswith("complex")), None)
+    if complex_type:
+        raise InputError(
+            f"{name}: holds complex values ({complex_type}, such as radar phase); aerialseg"
+            " reads real-valued images: convert them first (e.g. their amplitude)"
+        )
     if bands:
         if max(bands) > ds.count:
             raise InputError(
@@ -200,8 +252,7 @@ def choose_bands(
     interp = ds.colorinterp
     if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
         return (1, 2, 3)
-    example = "1,1,1" if ds.count == 1 else "1,2,3"
-    example = f"{flag} {example}" if flag.startswith("--") else f"{flag}[{example}]"
+    example = _setting(flag, "1,1,1" if ds.count == 1 else "1,2,3")
     raise InputError(
         f"{name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
         f" {flag}, e.g. {example}"
@@ -292,23 +343,34 @@ def open_input(
     pixel_size: float | None = None,
     max_pixels: int | None = None,
     whole_read_pixels: int | None = None,
+    *,
+    max_side: int | None = None,
+    max_aspect: float | None = None,
     driver: str | None = None,
 ) -> RasterInput:
     """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
     user chooses bands, for that reason (predict's --bands, the API's bands=).
     ``pixel_size``: read it resampled to pixels of that size (at_pixel_size).
-    ``max_pixels``: refuse a larger raster (TooLargeInputError) from its header, before a
-    pixel is decoded: a 1 MB PNG may declare 400 MP. ``whole_read_pixels``: a raster up
-    to this many pixels is decoded whole on opening (None: WHOLE_READ_PIXELS; 0: never,
-    for training windows that each read their own part). ``driver``: the one GDAL driver
-    allowed to read it (the server's uploads: the one their first bytes name); None: any."""
+    ``max_pixels``, ``max_side`` (width or height), ``max_aspect`` (long side over short):
+    refuse a larger, wider or longer raster (TooLargeInputError) from its header, before a
+    pixel is decoded: a 1 MB PNG may declare 400 MP, a 125 KB TIFF 2,000,000 x 20 px.
+    ``whole_read_pixels``: a raster up to this many pixels is decoded whole on opening
+    (None: WHOLE_READ_PIXELS; 0: never, for training windows that each read their own
+    part). ``driver``: the one GDAL driver allowed to read it (the server's uploads: the
+    one their first bytes name); None: any."""
     if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
         path = str(path)
     else:
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        if path.stat().st_size == 0:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except OSError as err:  # a loop of symbolic links, no permission, ...
+            raise InputError(f"{path}: cannot open it ({err.strerror})") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a file")
+        if info.st_size == 0:
             raise UnreadableInputError(f"{path}: the file is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
@@ -322,11 +384,7 @@ def open_input(
     try:
         if pixel_size:
             ds = at_pixel_size(file, pixel_size, str(path))
-        if max_pixels is not None and ds.width * ds.height > max_pixels:
-            raise TooLargeInputError(
-                f"{path}: the image has {ds.width * ds.height:,} pixels; the limit is"
-                f" {max_pixels:,}"
-            )
+        check_shape(ds, str(path), max_pixels, max_side, max_aspect)
         chosen = choose_bands(ds, str(path), bands, flag)
         whole = None
         if ds.width * ds.height <= (

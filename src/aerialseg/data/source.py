@@ -43,6 +43,14 @@ from aerialseg.data.raster import InputError, at_pixel_size, read_bands
 from aerialseg.errors import DatasetError, library_reason
 
 RASTER_SUFFIXES = (".tif", ".tiff")  # read with rasterio: any band count, type, compression
+# Pairs are decoded whole: past PIL's own limit (179 MP) a header is a decompression bomb
+# (a 500-byte PNG may declare 30,000 x 30,000 px) or a scene to cut into tiles first.
+MAX_PAIR_PIXELS = 178_956_970  # PIL raises DecompressionBombError past it (2 x its default)
+
+
+class OversizeImageError(DatasetError):
+    """A dataset file declares more pixels than a pair may have (MAX_PAIR_PIXELS)."""
+
 
 # A zip entry is checked from its sizes in the archive's directory before a byte of it is
 # decompressed (Python's zipfile stops an entry at its recorded size). JPEG, PNG and
@@ -175,6 +183,11 @@ class DatasetSource:
         with entry:
             try:
                 image = Image.open(entry)
+            except Image.DecompressionBombError as err:
+                raise OversizeImageError(  # PIL's line gives the pixels declared and its limit
+                    f"{self._where(rel)}: {str(err).rstrip('.')}; replace it or remove it from"
+                    " the dataset"
+                ) from None
             except (UnidentifiedImageError, OSError, *ZIP_ERRORS) as err:
                 raise self._unreadable(rel, err) from None
             with image:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import rasterio
 import torch
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from aerialseg.data.raster import (
     InputError,
     RasterInput,
+    TooLargeInputError,
     UngeoreferencedError,
     input_name,
     is_url,
@@ -38,10 +40,19 @@ from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.predict import ChunkResult, default_batch_size, predict_rows
 from aerialseg.inference.vector import polygonize, sieve_size
-from aerialseg.inference.writers import RasterOutputs, area_table, aux_path, write_areas
+from aerialseg.inference.writers import (
+    PNG_MAX_SIDE,
+    RasterOutputs,
+    area_table,
+    aux_path,
+    write_areas,
+)
 
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 GDAL_CACHE_MB = 64  # a row band touches ~8 MB of 256 px tiles
+# Memory grows with a scene's width times one window (predict.py): a 2,000,000 x 20 px
+# TIFF of 125 KB would take 49 GB at 512 px windows; some 170,000 px across fit.
+MAX_ROW_BAND_BYTES = 4 * 2**30
 
 
 @dataclass
@@ -59,7 +70,10 @@ class PredictOptions:
     batch_size: int | None = None  # None: default_batch_size(device, the engine's precision)
     overlap: float | None = None  # None: the model's own
     progress: bool = True  # a bar per large scene (off in the server: its log is no terminal)
-    max_pixels: int | None = None  # refuse larger inputs, from their header (the server)
+    # refuse larger, wider or longer inputs, from their header (the server)
+    max_pixels: int | None = None
+    max_side: int | None = None
+    max_aspect: float | None = None
     band_flag: str = "--bands"  # how the caller's user chooses bands, for error messages
     driver: str | None = None  # the one GDAL driver allowed to read inputs (the server)
 
@@ -84,9 +98,11 @@ def expand_inputs(items: list[str]) -> list[Path]:
             found.extend(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
         else:
             found.append(path)  # a missing file is reported when it is predicted
-    unique: dict[Path, Path] = {}
+    unique: dict[str, Path] = {}
     for path in found:
-        unique.setdefault(path.resolve(), path)  # the first spelling given is kept
+        # realpath, not resolve(): a loop of symbolic links is the input's error, said when
+        # it is predicted, not a crash here
+        unique.setdefault(os.path.realpath(path), path)  # the first spelling given is kept
     return sorted(unique.values())
 
 
@@ -178,10 +194,11 @@ def _open(path: Path | str, opts: PredictOptions, config) -> RasterInput:
     size cannot apply to an image without georeference: that one is read as it is."""
     bands, flag = opts.bands or config.band_tuple, opts.band_flag
 
+    limits: dict[str, Any] = {"max_pixels": opts.max_pixels, "max_side": opts.max_side}
+    limits.update(max_aspect=opts.max_aspect, driver=opts.driver)
+
     def opened(pixel_size: float | None) -> RasterInput:
-        return open_input(
-            path, bands, flag, pixel_size, max_pixels=opts.max_pixels, driver=opts.driver
-        )
+        return open_input(path, bands, flag, pixel_size, **limits)
 
     if opts.pixel_size or not config.pixel_size:
         raster = opened(opts.pixel_size)
@@ -220,6 +237,32 @@ def resolution_note(raster: RasterInput, trained: list[float] | None, name: str)
     )
 
 
+def check_row_band(raster: RasterInput, config, num_classes: int) -> None:
+    """Refuse a scene too wide to predict in row bands (MAX_ROW_BAND_BYTES)."""
+    if config.input_mode == "resize" or max(raster.width, raster.height) <= config.window:
+        return  # one pass over a window-sized image
+    # float32 input values twice (read, padded) and a score per class, a window high
+    per_column = config.window * (2 * len(raster.bands) + num_classes) * 4
+    need = raster.width * per_column
+    if need > MAX_ROW_BAND_BYTES:
+        raise TooLargeInputError(
+            f"{raster.path}: the image is {raster.width:,} px wide: predicting it in rows of"
+            f" {config.window} px would take {need / 2**30:,.0f} GiB of memory; the limit is"
+            f" {MAX_ROW_BAND_BYTES // 2**30} GiB, {MAX_ROW_BAND_BYTES // per_column:,} px"
+            " wide: cut it into narrower scenes (gdal_translate -srcwin)"
+        )
+
+
+def class_format(fmt: str, raster: RasterInput, suffix: str) -> str:
+    """``tif`` or ``png``: ``auto`` is GeoTIFF for georeferenced or TIFF input, else PNG;
+    a raster that a PNG cannot hold is written as TIFF whatever was asked."""
+    if max(raster.width, raster.height) > PNG_MAX_SIDE:
+        return "tif"
+    if fmt == "auto":
+        return "tif" if raster.georeferenced or suffix in (".tif", ".tiff") else "png"
+    return fmt
+
+
 def _predict_one(
     engine,
     config,
@@ -237,12 +280,13 @@ def _predict_one(
     base = out / (name or shown.stem)
     raster = _open(path, opts, config)
     try:
-        fmt = opts.class_format
-        if fmt == "auto":
-            fmt = (
-                "tif"
-                if raster.georeferenced or shown.suffix.lower() in (".tif", ".tiff")
-                else "png"
+        check_row_band(raster, config, classes.num_classes)
+        fmt = class_format(opts.class_format, raster, shown.suffix.lower())
+        if fmt != opts.class_format != "auto":
+            tqdm.write(
+                f"aerialseg: {shown.name} is {raster.width:,} x {raster.height:,} px, more"
+                f" than a PNG holds ({PNG_MAX_SIDE:,} a side): its outputs are TIFF",
+                file=sys.stderr,
             )
         # With polygons, regions under min_area merge into their neighbours in the raster
         # first, so that the raster and its polygons agree and leave no holes.

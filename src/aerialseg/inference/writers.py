@@ -48,6 +48,7 @@ BLOCK = 256
 # The sieve reads the class raster in bands of this many rows, plus a margin of at least
 # SIEVE_MARGIN rows (and at least the sieve's threshold) on either side.
 SIEVE_ROWS, SIEVE_MARGIN = 1024, 64
+PNG_MAX_SIDE = 1_000_000  # libpng refuses wider or taller images ("Invalid IHDR data")
 
 
 def _palette(classes: ClassTable) -> np.ndarray:
@@ -123,10 +124,12 @@ class RasterOutputs:
         self.finals: dict[str, Path] = {"classes": stem.with_name(stem.name + "_classes" + suffix)}
         if color:
             self.finals["color"] = stem.with_name(stem.name + "_color" + suffix)
+        # pictures: PNG where it can hold them
+        picture = ".png" if max(raster.width, raster.height) <= PNG_MAX_SIDE else ".tif"
         if overlay:
-            self.finals["overlay"] = stem.with_name(stem.name + "_overlay.png")
+            self.finals["overlay"] = stem.with_name(stem.name + "_overlay" + picture)
         if image:  # 8-bit RGB whatever the input's bands and type: what a viewer can show
-            self.finals["image"] = stem.with_name(stem.name + "_image.png")
+            self.finals["image"] = stem.with_name(stem.name + "_image" + picture)
         if confidence:
             self.finals["confidence"] = stem.with_name(stem.name + "_confidence" + suffix)
         self.tiffs: dict[str, Path] = {k: _step(v) for k, v in self.finals.items()}
@@ -146,7 +149,8 @@ class RasterOutputs:
             base.update(compress="zstd", zstd_level=1)
         if not raster.georeferenced:
             base.pop("crs")
-            base.pop("transform")
+            if src.transform.is_identity:  # a plain image; a transform alone is kept
+                base.pop("transform")
         for key, path in self.tiffs.items():
             profile = dict(base, count={"classes": 1, "confidence": 1, "color": 4}.get(key, 3))
             if key == "classes":

@@ -8,7 +8,9 @@ table, the input normalisation and the metrics it was chosen by. Lightning check
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -96,16 +98,40 @@ def save_model(
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any parse failure of a user's file means 'not a model'
+    reason = None
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        reason = "not a PyTorch file"
+    else:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # torch's page on weights_only would follow
+            reason = "a PyTorch file of more than weights; aerialseg runs no code from files"
+        except Exception as err:  # noqa: BLE001 - any parse failure of a user's file means 'not a model'
+            reason = library_reason(err)
+    if reason is not None:
         raise ModelFileError(
-            f"{path}: not an aerialseg model file ({library_reason(err)}); pass a model.pt"
-            " or a .ckpt written by 'aerialseg train'"
-        ) from None
+            f"{path}: not an aerialseg model file ({reason}); pass a model.pt or a .ckpt"
+            " written by 'aerialseg train'"
+        )
     if not isinstance(data, dict):
         raise ModelFileError(f"{path}: not an aerialseg model file")
     return data
+
+
+def _check_weights(path: Path, model: str, expected: dict, state: dict) -> None:
+    """One line where the file's weights are not those of the network its config names
+    (torch's own message lists every tensor: 189 lines for another architecture)."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or reshaped:
+        counts = f"{len(missing)} missing, {len(unexpected)} unexpected"
+        counts += f" and {len(reshaped)} of another shape of {len(expected)}"
+        first = (missing or unexpected or reshaped)[0]
+        raise ModelFileError(
+            f"{path}: its weights are not those of the {model} network its config names"
+            f" ({counts}, e.g. {first}); the file was changed or written by another program"
+        )
 
 
 def load_model(
@@ -143,13 +169,14 @@ def load_model(
         downsample=config.downsample,
         in_channels=config.in_channels,
     )
+    _check_weights(path, config.model, net.state_dict(), state)
     try:
         net.load_state_dict(
             {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         )
     except RuntimeError as err:
         raise ModelFileError(
-            f"{path}: weights do not fit a {config.model} network ({err})"
+            f"{path}: weights do not fit a {config.model} network ({library_reason(err)})"
         ) from None
     net = net.to(device).eval()
     if for_inference:

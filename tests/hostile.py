@@ -1,0 +1,54 @@
+"""Hostile files, built in a few bytes: what a header claims is not what the pixels hold."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from tests.conftest import TRANSFORM, UTM40N
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(path: Path, width: int = 30_000, height: int = 30_000) -> Path:
+    """A grey PNG of a few hundred bytes whose header declares ``width`` x ``height`` px
+    (900 MP by default: PIL's DecompressionBombError); its rows are all zero."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (width + 1) * 16, 9)  # 16 rows; the others are missing
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", rows) + _chunk(b"IEND", b"")
+    )
+    return path
+
+
+def wide_tiff(path: Path, width: int = 2_000_000, height: int = 20) -> Path:
+    """An RGB TIFF of zeros, ``width`` x ``height`` px, written in parts (125 KB by default)."""
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 3}
+    profile |= {"dtype": "uint8", "compress": "deflate"}
+    step = 100_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain image, by design
+        with rasterio.open(path, "w", **profile) as dst:
+            for x in range(0, width, step):
+                w = min(step, width - x)
+                dst.write(np.zeros((3, height, w), np.uint8), window=Window(x, 0, w, height))
+    return path
+
+
+def complex_geotiff(path: Path, dtype: str = "complex64") -> Path:
+    """A 3-band GeoTIFF of complex values (radar data is stored so)."""
+    profile = {"driver": "GTiff", "width": 16, "height": 16, "count": 3, "dtype": dtype}
+    profile |= {"crs": UTM40N, "transform": TRANSFORM}
+    with rasterio.open(path, "w", **profile) as dst:
+        if dtype == "complex64":
+            dst.write(np.ones((3, 16, 16), np.complex64))
+    return path
