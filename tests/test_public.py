@@ -250,6 +250,19 @@ def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
     assert (tmp_path / "m.onnx").is_file()
 
 
+def test_the_smoke_preset_trains_a_few_steps_and_validates_one_image(
+    tiny_dataset, tmp_path, capsys
+):
+    path = aerialseg.train(tiny_dataset, tmp_path / "smoke", preset="smoke")
+    saved = load_file(path)
+    assert saved.config.model == "fpn-effnet-lite0"  # the default recipe, cut short
+    assert saved.config.val_images == 1 and saved.config.max_steps == 4
+    assert load_file(tmp_path / "smoke" / "checkpoints" / "last.ckpt").meta["global_step"] == 4
+    assert saved.meta["val_miou"] is not None  # validated, on one image
+    assert saved.config.confidence_temperature is not None
+    assert "fitted on 1 validation image(s)" in capsys.readouterr().out
+
+
 def test_training_config_and_errors(tmp_path):
     cfg = aerialseg.training_config(settings={"bands": [3, 2, 1, 4], "lr": 3e-4})
     assert cfg.in_channels == 4 and cfg.lr == 3e-4

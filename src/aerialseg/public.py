@@ -411,7 +411,7 @@ def predict_files(
 
 def training_config(
     *,
-    preset: Literal["default", "seed"] = "default",
+    preset: Literal["default", "seed", "smoke"] = "default",
     config: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
     resume: str | Path | None = None,
@@ -420,7 +420,9 @@ def training_config(
     ``settings`` (e.g. ``{"max_epochs": 5, "crop_size": 384}``), each over the last.
 
     Args:
-        preset: ``default`` (FPN on a pretrained encoder) or ``seed`` (the first notebook).
+        preset: ``default`` (FPN on a pretrained encoder), ``seed`` (the first notebook),
+            or ``smoke`` (the default for 4 steps, validated on one image: a set-up checked
+            end to end in seconds).
         config: a YAML file of settings.
         settings: settings by name; ``aerialseg train --print-config`` lists them all.
         resume: a run folder whose saved settings replace the preset and ``config``.
@@ -480,7 +482,7 @@ def train(
     data: str | Path,
     out: str | Path = "runs/latest",
     *,
-    preset: Literal["default", "seed"] = "default",
+    preset: Literal["default", "seed", "smoke"] = "default",
     config: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
     classes: str | Path | ClassTable | None = None,

@@ -220,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         default="default",
-        choices=["default", "seed"],
+        choices=["default", "seed", "smoke"],
         help="default: FPN on a pretrained encoder, native-resolution crops;"
-        " seed: the original notebook",
+        " seed: the original notebook; smoke: the default for 4 steps, validated on one"
+        " image, to check a set-up end to end in seconds",
     )
     p.add_argument("--config", help="YAML file of settings (as --print-config writes)")
     p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")

@@ -146,6 +146,9 @@ class TrainConfig:
     num_nodes: int = 1  # machines to train on with DDP
     precision: str = "32-true"  # Lightning's precision, e.g. bf16-mixed on a GPU
     val_every: int = 1  # validate every N epochs
+    # validate (and calibrate the confidence) on only the first N validation images; None:
+    # all. The smoke preset's 1 checks a set-up end to end in seconds
+    val_images: int | None = None
     # where metrics go besides the run folder's metrics.csv and training.png (always
     # written): tensorboard: RUN/logs/version_N/events.*; mlflow: a local MLflow file store in
     # RUN/mlruns. Both work offline; they need the tracking extra (pip install
@@ -202,6 +205,7 @@ class TrainConfig:
                 "ground_resolution must be [finest, coarsest] in metres, e.g. [1.0, 2.5]",
             ),
             (self.batch_size > 0, "batch_size must be positive"),
+            (self.val_images is None or self.val_images > 0, "val_images must be positive"),
             (self.lr > 0, "lr must be positive"),
             (self.focal_gamma >= 0, "focal_gamma must be 0 (off) or positive"),
             (self.encoder_lr_factor > 0, "encoder_lr_factor must be positive"),
@@ -283,6 +287,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_epochs": 100,
         "early_stop_patience": 20,
     },
+    # The default recipe for a few steps, validated on one image: checks data, classes,
+    # bands and the run folder end to end in seconds before a long run. Not a model to use.
+    "smoke": {"max_steps": 4, "max_epochs": 1, "samples_per_epoch": 32, "val_images": 1},
 }
 
 

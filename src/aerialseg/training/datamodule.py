@@ -46,6 +46,7 @@ class SegmentationDataModule(L.LightningDataModule):
         cfg = self.cfg
         train, train_parts = split_scenes(self.source, self.split, "train", self.classes, cfg)
         val, val_parts = split_scenes(self.source, self.split, "val", self.classes, cfg)
+        val_parts = val_parts[: cfg.val_images]  # None: all
         if cfg.input_mode == "resize":
             if not all(isinstance(s, LabelledImage) for s in train) or self.split.blocks:
                 raise ConfigError(
