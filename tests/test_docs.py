@@ -267,3 +267,31 @@ def test_the_extractor_reads_indented_fences_and_norun_marks(tmp_path):
     ]
     assert commands("aerialseg data split d --out s.json && cat s.json\n") is None
     assert commands("ls predictions\n") is None
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")
+def test_long_code_lines_wrap_clear_of_the_copy_button_on_the_built_site(tmp_path):
+    """The site as a reader sees it: a long command in a code block wraps inside the block
+    (it ran under the copy button and off the page)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    mkdocs = [sys.executable, "-m", "mkdocs", "build", "--site-dir", str(site), "--quiet"]
+    subprocess.run(mkdocs, cwd=REPO, env=env, check=True, capture_output=True)
+    page = site / "own-area" / "index.html"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        view = browser.new_page(viewport={"width": 800, "height": 900})
+        view.goto(page.as_uri())
+        widths = view.eval_on_selector_all(
+            ".md-typeset pre > code",
+            "codes => codes.map(c => [c.scrollWidth, c.clientWidth,"
+            " getComputedStyle(c).whiteSpace])",
+        )
+        browser.close()
+    assert widths, "no code block on the page"
+    assert all(space == "pre-wrap" for _, _, space in widths)
+    assert all(scroll <= client + 1 for scroll, client, _ in widths), widths
