@@ -2,7 +2,8 @@
 
 Runs ``aerialseg predict`` on the first 32 Dubai images (sorted by path) four times, each a
 fresh command as a user runs it: single process and ``--ray`` (a local Ray of --workers
-workers), on 1 scene and on all 32. From those:
+workers; default: predict's own count, one per as many CPUs as torch uses threads), on
+1 scene and on all 32. From those:
   - throughput ratio: single-process seconds / Ray seconds on the 32 scenes;
   - fixed cost of Ray (starting it, its workers loading the model): the Ray run's extra
     seconds on 1 scene; overhead per scene: the extra seconds on 32 scenes less that fixed
@@ -115,7 +116,9 @@ def run(args: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    # More workers than that on one machine run more threads than it has cores: each
+    # worker computes with the driver's thread count (issue 29).
+    parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--crop", type=int, default=0, help="crop scenes to this side (px)")
     args = parser.parse_args()
@@ -124,7 +127,8 @@ def main() -> None:
     megapixels = sum(a * b for a, b in (Image.open(p).size for p in images)) / 1e6
     gpus = torch.cuda.device_count() if args.device != "cpu" else 0
     common = ["--device", args.device, "--precision", "fp32", "--no-areas"]
-    ray = ["--ray", "--ray-workers", str(gpus or args.workers)]
+    count = gpus or args.workers
+    ray = ["--ray", *(["--ray-workers", str(count)] if count else [])]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for count, chosen in (("1", images[:1]), (str(len(images)), images)):
@@ -154,7 +158,7 @@ def main() -> None:
             "scenes": n,
             "scene_crop_px": args.crop or None,
             "megapixels": round(megapixels, 2),
-            "workers": gpus or args.workers,
+            "workers": gpus or args.workers or "predict's default",
             "gpus": gpus,
             "gpu_figure": None if gpus else "no GPU on this machine: MP/s per GPU not measured",
             "load_average_1min_at_end": round(os.getloadavg()[0], 2),

@@ -12,10 +12,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import rasterio
+from rasterio.windows import Window
 
 from aerialseg.cli import main
 from aerialseg.inference.distributed import RECORD, DoneRecord, ray_inputs
-from tests.conftest import rgb_scene, write_geotiff
+from tests.conftest import REAL_DATA, requires_real_data, rgb_scene, write_geotiff
+
+IMAGES = REAL_DATA / "Semantic segmentation dataset"
 
 ray = pytest.importorskip("ray")
 
@@ -63,6 +67,36 @@ def test_outputs_equal_a_single_run_small_and_split_scenes(tiny_model, tmp_path,
     assert files(ray_run) == single  # byte for byte, the blocked scene's COGs too
     # no block file, step file or temporary left; the run record only
     assert [p.name for p in ray_run.glob(".*")] == [".aerialseg-done.jsonl"]
+
+
+@requires_real_data()
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_real_images_equal_a_single_run(tmp_path, capsys, precision):
+    """Two protocol test images with the bundled model: Tile 2's image_part_002 whole, and
+    the last window of Tile 8's image_part_007 (rows 0-416, columns 1669-2149), where a
+    worker on one torch thread flipped pixel (183, 1847) in bf16 against the 2 threads of
+    one process (issue 29). Workers now compute with the driver's threads."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    source = IMAGES / "Tile 8" / "images" / "image_part_007.jpg"
+    with rasterio.open(source) as src:
+        window = src.read(window=Window(1669, 0, 480, 416))
+    with rasterio.open(
+        inputs / "tile8_007_last_window.png", "w", driver="PNG", width=480, height=416,
+        count=3, dtype="uint8",
+    ) as dst:  # fmt: skip
+        dst.write(window)
+    scenes = [
+        inputs / "tile8_007_last_window.png",
+        IMAGES / "Tile 2" / "images" / "image_part_002.jpg",
+    ]
+    base = ["--precision", precision, "--confidence"]
+    assert predict(*scenes, "--out", tmp_path / "single", *base) == 0
+    assert predict(*scenes, "--out", tmp_path / "ray", *base, "--ray") == 0
+    assert "predicted 2 of 2 scene(s)" in capsys.readouterr().out
+    single = files(tmp_path / "single")
+    assert {"tile8_007_last_window_classes.png", "image_part_002_classes.png"} <= set(single)
+    assert files(tmp_path / "ray") == single
 
 
 def test_resume_skips_scenes_done(tiny_model, tmp_path, capsys):
@@ -126,7 +160,10 @@ def test_a_killed_worker_s_scene_is_predicted_again(tiny_model, tmp_path, capsys
     killer = threading.Thread(target=kill_the_writer)
     killer.start()
     try:
-        assert predict(inputs, "--out", out, "--model", tiny_model, "--ray") == 0
+        # two workers, so that only the killed one's scene is retried
+        assert (
+            predict(inputs, "--out", out, "--model", tiny_model, "--ray", "--ray-workers", 2) == 0
+        )
     finally:
         killer.join()
     assert killed, "the slow scene's step file never appeared"

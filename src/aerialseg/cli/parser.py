@@ -406,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="with --ray: workers, each loading the model once (default: one per GPU of the"
-        " cluster, else one per CPU)",
+        " cluster, else one per as many CPUs as torch uses threads here: each worker"
+        " computes with this process's threads, for the same bytes)",
     )
     p.add_argument(
         "--block-megapixels",

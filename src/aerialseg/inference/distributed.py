@@ -3,7 +3,8 @@
 Work units are scenes; a scene of more than ``block_pixels`` is split into row blocks
 (blocks.py) that workers predict apart and one worker assembles, so every output equals a
 single run's byte for byte. Workers are Ray actors that load the model once (a GPU each
-where the cluster has GPUs). At most two units per worker are in flight, so the driver's
+where the cluster has GPUs; on CPUs, the driver's torch threads each, and as many CPUs
+held). At most two units per worker are in flight, so the driver's
 memory does not grow with the number of scenes. A unit whose worker dies is run again on
 another (a new worker takes the dead one's place). Each scene's outputs are renamed into
 place when complete, then recorded in ``OUT/.aerialseg-done.jsonl``: a second run skips
@@ -37,7 +38,7 @@ MAX_ATTEMPTS = 3  # runs of one unit before it counts as failed
 @dataclass
 class RaySettings:
     address: str | None = None  # None: a local Ray; "auto" or "ray://HOST:PORT": a cluster
-    workers: int | None = None  # None: one per GPU, else one per CPU
+    workers: int | None = None  # None: one per GPU, else one per ModelSpec.threads CPUs
     block_pixels: float = 64e6  # scenes larger than this are split into row blocks
 
 
@@ -49,6 +50,10 @@ class ModelSpec:
     engine: str = "torch"
     device: str = "auto"  # auto: the worker's GPU where Ray gave it one
     precision: str = "auto"
+    # torch's intra-op threads; None: the driver's. A convolution or group norm sums in an
+    # order that depends on the thread count (and a bf16 or fp32 near-tie can flip a
+    # pixel's class), so workers compute with a single process's threads.
+    threads: int | None = None
 
 
 @dataclass
@@ -68,6 +73,7 @@ def run_fingerprint(spec: ModelSpec, model_path: Path, opts: PredictOptions) -> 
         "model": digest,
         "engine": spec.engine,
         "precision": spec.precision,
+        "threads": spec.threads,
         "options": {
             k: sorted(v) if isinstance(v, frozenset) else v
             for k, v in dataclasses.asdict(opts).items()
@@ -136,6 +142,8 @@ class PredictWorker:
         from aerialseg.inference.engine import FlipTTA
         from aerialseg.public import prediction_engine, resolve_device
 
+        if spec.threads:  # Ray set OMP_NUM_THREADS to this worker's CPUs
+            torch.set_num_threads(spec.threads)
         if torch.cuda.is_available() or spec.device == "cpu":
             self.device = "cpu" if spec.engine == "onnx" else resolve_device(spec.device)
         else:
@@ -269,6 +277,10 @@ def predict_on_ray(
     prepare_out_dir(out)
     out = out.resolve()
     opts = dataclasses.replace(opts, progress=False)  # the driver's bar is the one bar
+    if spec.threads is None:
+        import torch
+
+        spec = dataclasses.replace(spec, threads=torch.get_num_threads())
     run = run_fingerprint(spec, model_path, opts)
     record = DoneRecord(out, run)
     summary = RaySummary()
@@ -291,11 +303,16 @@ def predict_on_ray(
 def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) -> None:
     gpus = int(ray.cluster_resources().get("GPU", 0)) if spec.device != "cpu" else 0
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    count = settings.workers or (gpus or max(1, cpus))
+    # A CPU worker runs spec.threads threads (ModelSpec) and holds as many CPUs: more
+    # threads than cores, in workers side by side, ran 5-10x slower here. No more than
+    # the largest node has, or it could not be placed.
+    node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=1)
+    each = 1 if gpus else max(1, min(spec.threads or 1, int(node_cpus)))
+    count = settings.workers or (gpus or max(1, cpus // each))
     # More workers than CPUs or GPUs share them: a worker that cannot be placed would
     # hold the units queued on it for ever.
     options = {
-        "num_cpus": min(1.0, cpus / count),
+        "num_cpus": min(float(each), cpus / count),
         "num_gpus": min(1.0, gpus / count) if gpus else 0,
         "max_restarts": 0,
     }
