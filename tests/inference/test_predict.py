@@ -521,7 +521,18 @@ def test_a_value_table_writes_its_values_in_16_bits(tiny_model, geotiff, tmp_pat
     save_model(valued, loaded.net, loaded.config, table, loaded.meta)
     assert predict(geotiff, "--model", tiny_model, "--out", tmp_path / "ids") == 0
     assert (
-        predict(geotiff, "--model", valued, "--out", tmp_path / "values", "--vector", "geojson")
+        # --min-area 0: no speck merged (with polygons the raster is sieved), every pixel kept
+        predict(
+            geotiff,
+            "--model",
+            valued,
+            "--out",
+            tmp_path / "values",
+            "--vector",
+            "geojson",
+            "--min-area",
+            "0",
+        )
         == 0
     )
     with (
@@ -536,6 +547,18 @@ def test_a_value_table_writes_its_values_in_16_bits(tiny_model, geotiff, tmp_pat
         np.testing.assert_array_equal(
             np.array(Image.open(png / "scene_classes.png")), values.read(1)
         )
+        unsieved = values.read(1)
+    # with the default min-area the 16-bit values are sieved as values: specks take a
+    # neighbour's value, and the areas count what the raster holds
+    sieved_out = tmp_path / "sieved"
+    argv = ["--model", valued, "--out", sieved_out, "--vector", "gpkg"]
+    assert predict(geotiff, *argv) == 0
+    with rasterio.open(sieved_out / "scene_classes.tif") as src:
+        sieved = src.read(1)
+    assert set(np.unique(sieved)) <= {100, 200, 300, 400, 500, 600}
+    assert (sieved != unsieved).any()
+    rows = json.loads((sieved_out / "scene_areas.json").read_text())
+    assert [r["pixels"] for r in rows] == [int((sieved == 100 * (i + 1)).sum()) for i in range(6)]
     polygons = json.loads((tmp_path / "values" / "scene_polygons.geojson").read_text())
     areas = json.loads((tmp_path / "values" / "scene_areas.json").read_text())
     predicted = {a["class"] for a in areas if a["area_m2"] > 0}
