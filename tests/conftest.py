@@ -25,6 +25,26 @@ settings.register_profile("mutation", max_examples=10, deadline=None, derandomiz
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
+# Modules whose tests are slow by nature (a wheel build, DDP, a browser, QGIS, the docs'
+# examples, Ray, whole training runs): marked ``slow``, so that -m "not slow" is a quick
+# inner loop. One list here rather than a mark in each file.
+SLOW_MODULES = {
+    "tests/test_wheel.py",
+    "tests/test_docs.py",
+    "tests/training/test_ddp.py",
+    "tests/training/test_run.py",
+    "tests/api/test_page.py",
+    "tests/inference/test_qgis.py",
+    "tests/inference/test_distributed.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(REPO).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 SHARED = REPO.parent / "shared"
 REAL_DATA = SHARED / "datasets" / "dubai-aerial"
 SPLIT_JSON = SHARED / "benchmark" / "split.json"

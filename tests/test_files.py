@@ -302,3 +302,10 @@ def test_disappeared_only_of_a_folder_that_was_there_or_that_the_error_names(tmp
     assert "disappeared" in write_failure(inside, gone, existed=False)
     gdal = RuntimeError("WriteEncodedTile/Strip() failed.")
     assert write_failure(gdal, gone, existed=False) is None
+
+
+def test_every_module_marked_slow_exists():
+    """A renamed slow module would drop out of the slow list unseen."""
+    from tests.conftest import REPO, SLOW_MODULES
+
+    assert all((REPO / module).is_file() for module in SLOW_MODULES)
