@@ -6,6 +6,7 @@ why, only where neither is available. The screenshot lands in the test's tmp fol
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -58,18 +59,27 @@ def server(loaded, request):
     thread.join(10)
 
 
+@contextlib.contextmanager
+def opened_page(server: str, **options):
+    """The page in headless chromium, opened; errors of its script fail the test."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(**options)
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(server + "/")
+        yield browser, page
+        browser.close()
+    assert not errors, errors
+
+
 @pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
 )
 @pytest.mark.skipif(not IMAGE.is_file(), reason="real dataset not found")
 def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(server + "/")
+    with opened_page(server, viewport={"width": 1280, "height": 900}) as (_, page):
         page.wait_for_selector("#model-name:has-text('seed-unet')")
         page.set_input_files("#file", str(IMAGE))
         page.wait_for_selector("#result:not([hidden])", timeout=60_000)
@@ -130,8 +140,6 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         page.fill("#bands", "1,2")
         page.set_input_files("#file", str(IMAGE))
         page.wait_for_selector("#error:has-text('the model takes 3 band')")
-        browser.close()
-    assert not errors, errors
     print(f"screenshot: {tmp_path / 'page.png'}")
 
 
@@ -140,15 +148,9 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
 )
 @pytest.mark.parametrize("server", [TOKEN], indirect=True)
 def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_tab(server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     image = tmp_path / "scene.png"
     Image.fromarray(rgb_scene(120, 160).transpose(1, 2, 0)).save(image)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(server + "/")
+    with opened_page(server) as (browser, page):
         page.wait_for_selector("#token-form:not([hidden])")
         page.fill("#token", "not-it")
         page.click("#token-form button")
@@ -165,8 +167,6 @@ def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_tab(server, tmp_pat
         other = browser.new_page()  # another tab asks again
         other.goto(server + "/")
         other.wait_for_selector("#token-form:not([hidden])")
-        browser.close()
-    assert not errors, errors
 
 
 def stack_pixels(page) -> np.ndarray:
@@ -186,13 +186,7 @@ def test_a_geotiff_gets_two_layers_a_doubt_view_and_clean_empty_and_error_states
     from tests.conftest import write_geotiff
 
     scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(160, 200, seed=2))
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(server + "/")
+    with opened_page(server, viewport={"width": 1280, "height": 900}) as (_, page):
         page.wait_for_selector("#model-name:has-text('seed-unet')")
         # empty: no result block, no broken image, no dead buttons
         assert page.is_hidden("#result") and page.is_hidden("#error")
@@ -219,5 +213,3 @@ def test_a_geotiff_gets_two_layers_a_doubt_view_and_clean_empty_and_error_states
         page.wait_for_selector("#error:not([hidden])")
         assert page.is_hidden("#result")
         assert page.locator("#result").bounding_box() is None  # not laid out at all
-        browser.close()
-    assert not errors, errors
