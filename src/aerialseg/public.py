@@ -719,3 +719,147 @@ def export(
             raster.close()
         check = values.transpose(1, 2, 0).astype("uint8")
     return export_onnx(loaded, Path(onnx), check)
+
+
+@dataclass
+class Suggestions:
+    """What ``suggest`` wrote and chose.
+
+    Attributes:
+        files: the files written: ``tasks`` (the GeoPackage), ``tasks_style`` (its .qml)
+            and, for georeferenced scenes, ``labelled_area``.
+        tasks: one dict per task, best first: rank, scene, score and its parts, reason.
+        candidates: how many blocks could have been suggested.
+    """
+
+    files: dict[str, Path]
+    tasks: list[dict]
+    candidates: int
+
+
+def suggest(
+    scenes: str | Path | Sequence[str | Path],
+    out: str | Path = "tasks.gpkg",
+    *,
+    model: str | Path | Model | None = None,
+    count: int = 20,
+    block_size: str | int = 256,
+    strategy: Literal["mixed", "doubt", "random"] = "mixed",
+    min_distance: str | float | None = None,
+    labels: str | Path | None = None,
+    labelled_area: str | Path | None = None,
+    label_crs: str | None = None,
+    prelabel: bool = False,
+    seed: int = 0,
+    bands: Sequence[int] | None = None,
+    pixel_size: float | None = None,
+    batch_size: int | None = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+) -> Suggestions:
+    """Choose the blocks worth labelling next: ``aerialseg suggest``.
+
+    Predicts the scenes, cuts them into blocks, and ranks the blocks no label covers yet
+    by the model's doubt (its calibrated confidence), the mix of classes in them and how
+    rare those classes are, keeping chosen blocks apart; docs/suggest.md says how.
+
+    Args:
+        scenes: image rasters: files, folders or glob patterns (GeoTIFFs, or plain
+            images, whose blocks are then image windows in pixel coordinates).
+        out: the tasks GeoPackage to write (``.gpkg``); beside it ``NAME.qml`` and, for
+            georeferenced scenes, ``NAME_labelled_area.gpkg``.
+        model: a model file with confidence calibration; None or ``"default"``: the
+            bundled model.
+        count: how many tasks to suggest.
+        block_size: a task's side: pixels (``256``) or map units (``"100m"``).
+        strategy: ``mixed`` (doubt, class mix and rarity), ``doubt`` (doubt alone) or
+            ``random`` (a seeded draw: the baseline).
+        min_distance: the least distance between tasks' centres, as ``block_size``
+            (None: two blocks; 0: none).
+        labels: polygon labels made already: their polygons are never suggested again.
+        labelled_area: polygons of the area labelled already: never suggested again.
+        label_crs: the CRS of ``labels`` and ``labelled_area`` where their files lack it.
+        prelabel: also write the model's polygons inside each task (layer ``prelabel``),
+            for labellers to correct rather than draw.
+        seed: the draw of the ``random`` strategy.
+        bands: 1-based bands to read, as many as the model takes (default: the model's).
+        pixel_size: predict georeferenced scenes resampled to this pixel size.
+        batch_size: windows per forward pass.
+        device: ``auto`` picks a CUDA GPU where there is one.
+        precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
+
+    Returns:
+        The files written and the tasks, best first.
+
+    Raises:
+        SuggestError: no model calibration, more tasks than blocks, labels that lie
+            outside every scene, ... (one-line reason).
+    """
+    from aerialseg.data.polygons import read_area
+    from aerialseg.data.raster import check_band_count
+    from aerialseg.inference.doubt import SuggestError
+    from aerialseg.inference.engine import engine_precision
+    from aerialseg.inference.predict import default_batch_size, predict_rows
+    from aerialseg.inference.run import PredictOptions, _open, expand_inputs
+    from aerialseg.inference.suggest import SuggestOptions, check_calibrated, suggest_scenes
+    from aerialseg.inference.tasks import write_tasks
+
+    out = Path(out)
+    if out.suffix.lower() != ".gpkg":
+        raise SuggestError(f"{out}: the tasks are a GeoPackage; name the file NAME.gpkg")
+    if count < 1:
+        raise SuggestError(f"--count {count}: ask for at least one task")
+    items = [scenes] if isinstance(scenes, str | os.PathLike) else list(scenes)
+    inputs = expand_inputs([os.fspath(item) for item in items])
+    if not inputs:
+        raise SuggestError("no scenes found; give image files, folders or glob patterns")
+    labelled = [read_area(p, label_crs) for p in (labels, labelled_area) if p is not None]
+    where = resolve_device(device)
+    engine, config, classes = prediction_engine(model, "torch", where, precision)
+    check_calibrated(
+        config.confidence_temperature,
+        str(model_path(model) if not isinstance(model, Model) else model.path),
+    )
+    chosen = tuple(bands) if bands else None
+    check_band_count(chosen, config.in_channels, "--bands")
+    read = PredictOptions(bands=chosen, pixel_size=pixel_size)
+    batch = batch_size or default_batch_size(where, engine_precision(engine))
+    opts = SuggestOptions(
+        count=count,
+        block_size=str(block_size),
+        strategy=strategy,
+        min_distance=None if min_distance is None else str(min_distance),
+        prelabel=prelabel,
+        seed=seed,
+    )
+
+    def bands_of(raster):
+        return predict_rows(engine, raster, config, batch_size=batch, device=where, confidence=True)
+
+    found = suggest_scenes(
+        lambda path: _open(path, read, config), bands_of, inputs, classes, opts, labelled
+    )
+    try:
+        files = write_tasks(found, classes, out, labelled)
+    finally:
+        if found.workdir is not None:
+            found.workdir.cleanup()
+    tasks = [
+        {
+            "rank": t.rank,
+            "scene": found.scenes[t.scene].name,
+            "window": [
+                int(t.window.col_off),
+                int(t.window.row_off),
+                int(t.window.width),
+                int(t.window.height),
+            ],
+            "score": t.score,
+            "doubt": t.doubt,
+            "impurity": t.impurity,
+            "rarity": t.rarity,
+            "reason": why,
+        }
+        for t, why in zip(found.tasks, found.reasons, strict=True)
+    ]
+    return Suggestions(files, tasks, found.candidates)

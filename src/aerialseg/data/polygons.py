@@ -159,6 +159,12 @@ def read_polygons(
     return PolygonLabels(polygons, area, background, repaired)
 
 
+def read_area(path: str | Path, label_crs: str | None = None) -> PolygonLayer:
+    """The polygons of ``path`` as an area (every value 1), whatever their attributes."""
+    geometries, _, crs, _ = _read_layer(path, None, parse_crs(label_crs) if label_crs else None)
+    return PolygonLayer.of(crs, geometries, [1] * len(geometries))
+
+
 def _read_layer(
     path: str | Path, field: str | None, crs_override: CRS | None
 ) -> tuple[list, list, CRS, int]:

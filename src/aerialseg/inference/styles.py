@@ -116,6 +116,57 @@ def polygons_qml(classes: ClassTable, field: str = "class_id") -> str:
     return _text(root)
 
 
+TASK_COLOR = "255,64,0,255"  # orange: seen over imagery and over every class colour
+
+
+def _symbol_layer(parent: ET.Element, klass: str, props: dict[str, str]) -> None:
+    """A symbol layer, with its settings in both forms QGIS writes: <Option> (read by
+    newer versions) and <prop> (by older ones)."""
+    layer = ET.SubElement(parent, "layer", {"class": klass, "enabled": "1"})
+    options = ET.SubElement(layer, "Option", type="Map")
+    for key, value in props.items():
+        ET.SubElement(options, "Option", type="QString", name=key, value=value)
+    for key, value in props.items():
+        ET.SubElement(layer, "prop", k=key, v=value)
+
+
+def tasks_qml(rank_field: str = "rank") -> str:
+    """A QGIS style for labelling tasks: each block outlined, unfilled, its rank written
+    in the middle."""
+    root = ET.Element(
+        "qgis", version=QGIS_VERSION, styleCategories="Symbology|Labeling", labelsEnabled="1"
+    )
+    renderer = ET.SubElement(
+        root, "renderer-v2", type="singleSymbol", symbollevels="0", forceraster="0"
+    )
+    symbols = ET.SubElement(renderer, "symbols")
+    symbol = ET.SubElement(symbols, "symbol", type="fill", name="0", alpha="1")
+    outline = {
+        "color": "0,0,0,0",
+        "style": "no",
+        "outline_color": TASK_COLOR,
+        "outline_style": "solid",
+        "outline_width": "0.8",
+        "outline_width_unit": "MM",
+    }
+    _symbol_layer(symbol, "SimpleFill", outline)
+    labeling = ET.SubElement(root, "labeling", type="simple")
+    settings = ET.SubElement(labeling, "settings", calloutType="simple")
+    ET.SubElement(
+        settings,
+        "text-style",
+        fieldName=rank_field,
+        isExpression="0",
+        fontSize="14",
+        fontWeight="75",
+        textColor=TASK_COLOR,
+    )
+    buffer = ET.SubElement(settings, "text-buffer", bufferDraw="1", bufferSize="1")
+    buffer.set("bufferColor", "255,255,255,255")
+    ET.SubElement(settings, "placement", placement="1")  # over the polygon's centroid
+    return _text(root)
+
+
 def class_pam(classes: ClassTable, existing: str | None = None) -> str:
     """GDAL's ``.aux.xml`` for the class raster: band 1's category names and a thematic
     raster attribute table (value, class, colour). ``existing``: a sidecar GDAL wrote

@@ -142,7 +142,8 @@ def polygonize(
                     )
         style = polygons_qml(classes)
         if fmt == "gpkg":
-            _store_style(tmp, style)
+            description = "class colours and names of the model that predicted them"
+            store_styles(tmp, [("polygons", "aerialseg classes", style, description)])
         qml = write_text(final.with_suffix(".qml"), style, outputs)
     except BaseException:
         outputs.abort()
@@ -152,23 +153,26 @@ def polygonize(
     return {"polygons": final, "polygons_style": qml}
 
 
-def _store_style(gpkg: Path, qml: str) -> None:
-    """Add ``qml`` to the GeoPackage as the polygons layer's default QGIS style."""
+def store_styles(gpkg: Path, styles: list[tuple[str, str, str, str]]) -> None:
+    """Add each (layer, style name, QML, description) to the GeoPackage as that layer's
+    default QGIS style."""
     fields = dict.fromkeys(STYLE_FIELDS, "str") | {
         "useAsDefault": "bool",
         "update_time": "datetime",
     }
     schema = {"geometry": "None", "properties": fields}
-    row: dict = dict.fromkeys(STYLE_FIELDS, "")
-    row.update(
-        f_table_name="polygons",
-        f_geometry_column="geom",  # the geometry column OGR's GeoPackage driver names
-        styleName="aerialseg classes",
-        styleQML=qml,
-        styleSLD=None,
-        useAsDefault=True,
-        description="class colours and names of the model that predicted them",
-        update_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-    )
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     with fiona.open(gpkg, "w", driver="GPKG", layer="layer_styles", schema=schema) as table:
-        table.write({"geometry": None, "properties": row})
+        for layer, name, qml, description in styles:
+            row: dict = dict.fromkeys(STYLE_FIELDS, "")
+            row.update(
+                f_table_name=layer,
+                f_geometry_column="geom",  # the geometry column OGR's GeoPackage driver names
+                styleName=name,
+                styleQML=qml,
+                styleSLD=None,
+                useAsDefault=True,
+                description=description,
+                update_time=now,
+            )
+            table.write({"geometry": None, "properties": row})

@@ -1,0 +1,204 @@
+"""``aerialseg suggest``: predict scenes, rank their blocks for labelling, write the tasks.
+
+Each scene is predicted as ``aerialseg predict`` predicts it (the same windows and
+calibrated confidence), band by band; its blocks tally what doubt.py ranks them by, and
+pixels already labelled (the labelled area, and any label polygons) count for nothing.
+The tasks, and with ``prelabel`` the model's polygons inside them, go to one GeoPackage
+(tasks.py). The predicted class ids are kept in a temporary file, not in memory, until
+the chosen blocks' polygons are drawn.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import transform as window_transform
+
+from aerialseg.data.blocks import SceneGrid, block_pixels
+from aerialseg.data.classes import ClassTable
+from aerialseg.data.polygons import PolygonLayer
+from aerialseg.data.raster import RasterInput, input_name
+from aerialseg.inference import doubt
+from aerialseg.inference.doubt import Block, BlockTally, SuggestError
+
+MIN_DISTANCE_BLOCKS = 2.0  # default spacing of chosen blocks' centres, in block sides
+
+
+@dataclass
+class SuggestOptions:
+    count: int = 20
+    block_size: str = "256"  # pixels, or map units with "m" ("100m")
+    strategy: str = "mixed"
+    min_distance: str | None = None  # as block_size; None: MIN_DISTANCE_BLOCKS blocks
+    prelabel: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Scene:
+    """One predicted scene: its name, grid, CRS and block tally."""
+
+    name: str
+    tally: BlockTally
+    transform: Affine  # of its pixels
+    crs: CRS | None  # None for a plain image
+    pixel: float  # map units per pixel (1 for a plain image)
+    ids: np.ndarray | None = None  # (h, w) uint8 memmap of class ids, with prelabel
+
+
+@dataclass
+class Suggestion:
+    scenes: list[Scene]
+    tasks: list[Block]
+    candidates: int
+    rarity: np.ndarray
+    reasons: list[str] = field(default_factory=list)
+    # holds the scenes' class-id files (prelabel) until the tasks are written
+    workdir: tempfile.TemporaryDirectory | None = None
+
+
+def distance_units(text: str | None, scene: SceneGrid, block: int) -> float:
+    """``--min-distance`` in ``scene``'s map units (pixels for a plain image)."""
+    if text is None:
+        pixels = MIN_DISTANCE_BLOCKS * block
+    elif str(text).strip() in ("0", "0m", "0px"):
+        return 0.0
+    else:
+        pixels = block_pixels(text, scene) if scene.pixel else float(block_pixels(text, scene))
+    return pixels * (scene.pixel or 1.0)
+
+
+def tally_scene(
+    bands: Iterator,
+    raster: RasterInput,
+    num_classes: int,
+    block: int,
+    labelled: list[PolygonLayer],
+    ids_file: Path | None,
+) -> tuple[BlockTally, np.ndarray | None]:
+    """Tally the predicted ``bands`` (ChunkResults with confidence) of ``raster``; with
+    ``ids_file``, keep the class ids there."""
+    tally = BlockTally(raster.height, raster.width, block, num_classes)
+    ids = None
+    if ids_file is not None:
+        shape = (raster.height, raster.width)
+        ids = np.lib.format.open_memmap(ids_file, mode="w+", dtype=np.uint8, shape=shape)
+    transform = raster.dataset.transform
+    for chunk in bands:
+        win = chunk.window
+        covered = None
+        for layer in labelled:
+            at = window_transform(win, transform)
+            hit = layer.rasterize(at, chunk.ids.shape, fill=0).astype(bool)
+            covered = hit if covered is None else covered | hit
+        tally.add(int(win.row_off), chunk.ids, chunk.confidence, chunk.valid, covered)
+        if ids is not None:
+            ids[int(win.row_off) : int(win.row_off) + chunk.ids.shape[0]] = chunk.ids
+    return tally, ids
+
+
+def rank(
+    scenes: list[Scene], classes: ClassTable, opts: SuggestOptions, distances: list[float]
+) -> Suggestion:
+    """Score every candidate block of ``scenes`` and choose the tasks."""
+    blocks: list[Block] = []
+    for i, scene in enumerate(scenes):
+        t = scene.tally
+        space = scene.crs.to_wkt() if scene.crs is not None else f"image {i}"
+        for index in t.candidates():
+            win = t.window(int(index))
+            x, y = scene.transform @ (win.col_off + win.width / 2, win.row_off + win.height / 2)
+            blocks.append(
+                Block(
+                    scene=i,
+                    index=int(index),
+                    window=win,
+                    centre=(float(x), float(y)),
+                    space=space,
+                    doubt=float(t.doubt[index] / t.usable[index]),
+                    shares=t.classes[index] / t.usable[index],
+                )
+            )
+    if not blocks:
+        raise SuggestError(
+            "no block left to suggest: every block is labelled already or has no data"
+        )
+    doubt.score_blocks(blocks, opts.strategy, opts.seed)
+    # One spacing over all scenes: the first scene's (they share a CRS or are images).
+    tasks = doubt.select(blocks, opts.count, distances[0] if distances else None)
+    rarity = doubt.class_rarity(blocks)
+    reasons = [doubt.reason(b, classes.names, rarity, opts.strategy) for b in tasks]
+    return Suggestion(scenes, tasks, len(blocks), rarity, reasons)
+
+
+def check_calibrated(temperature: float | None, model: str) -> None:
+    if temperature is None:
+        raise SuggestError(
+            f"{model}: this model has no confidence calibration, which suggest ranks blocks"
+            " by; 'aerialseg train' fits one on the run's validation images (retrain with"
+            " validation images, or fine-tune it: init_from=MODEL)"
+        )
+
+
+def suggest_scenes(
+    open_scene,
+    predict_bands,
+    inputs: Sequence[Path | str],
+    classes: ClassTable,
+    opts: SuggestOptions,
+    labelled: list[PolygonLayer],
+) -> Suggestion:
+    """Predict and tally every input, then rank: ``open_scene(path)`` opens a RasterInput
+    as predict does, ``predict_bands(raster)`` yields its ChunkResults with confidence.
+    ``labelled``: polygon layers of what is labelled already, in any CRS."""
+    scenes: list[Scene] = []
+    distances: list[float] = []
+    georeferenced: set[bool] = set()
+    overlapped = [False] * len(labelled)
+    keep = tempfile.TemporaryDirectory(prefix="aerialseg-suggest-") if opts.prelabel else None
+    for n, path in enumerate(inputs):
+        raster = open_scene(path)
+        try:
+            ds = raster.dataset
+            name = input_name(path).name
+            georeferenced.add(ds.crs is not None)
+            if len(georeferenced) > 1:
+                raise SuggestError(
+                    f"{name}: scenes with and without a georeference cannot be ranked"
+                    " together; suggest them apart"
+                )
+            if labelled and ds.crs is None:
+                raise SuggestError(
+                    f"{name} has no georeference: labels and a labelled area cannot be placed on it"
+                )
+            pixel = abs(ds.transform.a) if ds.crs is not None else None
+            grid = SceneGrid(name, raster.height, raster.width, pixel)
+            block = block_pixels(opts.block_size, grid)
+            distances.append(distance_units(opts.min_distance, grid, block))
+            layers = [layer.to_crs(ds.crs) for layer in labelled]
+            for k, layer in enumerate(layers):
+                overlapped[k] |= layer.overlaps(tuple(ds.bounds))
+            ids_file = Path(keep.name) / f"{n}.npy" if keep is not None else None
+            print(f"aerialseg: predicting {name}", file=sys.stderr)
+            tally, ids = tally_scene(
+                predict_bands(raster), raster, classes.num_classes, block, layers, ids_file
+            )
+            scenes.append(Scene(name, tally, ds.transform, ds.crs, pixel or 1.0, ids))
+        finally:
+            raster.close()
+    for layer, hit in zip(labelled, overlapped, strict=True):
+        if not hit:
+            raise SuggestError(
+                f"the labelled polygons ({layer.crs.to_string()}) lie outside every scene:"
+                " is their CRS right, or are they of another area?"
+            )
+    result = rank(scenes, classes, opts, distances)
+    result.workdir = keep
+    return result

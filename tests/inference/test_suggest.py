@@ -1,0 +1,162 @@
+"""aerialseg suggest: ranking blocks for labelling, on scenes where the doubt is known.
+
+A pointwise engine makes the model's doubt a function of colour: a pure red, green or
+blue pixel is one class with near certainty, a grey pixel any of the three. Scenes
+painted so have their doubtful blocks exactly where the grey is.
+"""
+
+from __future__ import annotations
+
+import fiona
+import numpy as np
+import pytest
+import torch
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping, shape
+
+from aerialseg.data.classes import ClassTable
+from aerialseg.data.polygons import PolygonLayer, read_area
+from aerialseg.inference.doubt import SuggestError
+from aerialseg.inference.predict import predict_rows
+from aerialseg.inference.run import PredictOptions, _open
+from aerialseg.inference.suggest import SuggestOptions, suggest_scenes
+from aerialseg.inference.tasks import write_tasks
+from aerialseg.training.config import TrainConfig
+from tests.conftest import TRANSFORM, UTM40N, write_geotiff
+
+CLASSES = ClassTable.from_dict({"classes": [{"name": "Red"}, {"name": "Green"}, {"name": "Blue"}]})
+BLOCK = 64
+
+
+class Pointwise:
+    """Logits proportional to each band: the class is the dominant colour."""
+
+    stride = 32
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch / 255 * 12
+
+
+def painted(grey_blocks: list[tuple[int, int]], size: int = 512) -> np.ndarray:
+    """Left half red, right half green, a blue square, and grey blocks (row, col)."""
+    image = np.zeros((3, size, size), np.uint8)
+    image[0, :, : size // 2] = 255
+    image[1, :, size // 2 :] = 255
+    image[:, 320:448, 64:192] = 0
+    image[2, 320:448, 64:192] = 255
+    for r, c in grey_blocks:
+        image[:, r * BLOCK : (r + 1) * BLOCK, c * BLOCK : (c + 1) * BLOCK] = 128
+    return image
+
+
+def run(paths, tmp_path, labelled=(), **options):
+    config = TrainConfig(window=256, overlap=0.25, confidence_temperature=1.0)
+    opts = SuggestOptions(block_size=str(BLOCK), **options)
+    found = suggest_scenes(
+        lambda p: _open(p, PredictOptions(), config),
+        lambda raster: predict_rows(Pointwise(), raster, config, confidence=True),
+        paths,
+        CLASSES,
+        opts,
+        list(labelled),
+    )
+    out = tmp_path / "tasks.gpkg"
+    files = write_tasks(found, CLASSES, out, list(labelled))
+    if found.workdir is not None:
+        found.workdir.cleanup()
+    return found, files
+
+
+def block_box(r: int, c: int):
+    left, top = TRANSFORM @ (c * BLOCK, r * BLOCK)
+    return box(left, top - BLOCK * 0.5, left + BLOCK * 0.5, top)
+
+
+def test_the_doubtful_block_ranks_first_and_its_task_is_written(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5)]))
+    found, files = run([scene], tmp_path, count=3)
+    first = found.tasks[0]
+    assert divmod(first.index, 8) == (1, 5)
+    assert first.doubt > 0.5 > max(t.doubt for t in found.tasks[1:])
+    with fiona.open(files["tasks"], layer="tasks") as layer:
+        rows = list(layer)
+        assert layer.crs_wkt and "32640" in str(layer.crs.to_epsg())
+    assert [r.properties["rank"] for r in rows] == [1, 2, 3]
+    assert shape(rows[0].geometry).equals(block_box(1, 5))
+    assert rows[0].properties["reason"].startswith("mean confidence 3")
+    shares = [rows[0].properties[f"share_{n}"] for n in ("red", "green", "blue")]
+    assert pytest.approx(sum(shares), abs=1e-3) == 1
+    assert "tasks" in fiona.listlayers(files["tasks"])
+    assert "layer_styles" in fiona.listlayers(files["tasks"])
+    assert files["tasks_style"].read_text().count('fieldName="rank"') == 1
+
+
+def test_mixed_prefers_a_mixed_block_to_a_pure_one_of_the_same_doubt(tmp_path):
+    image = painted([])
+    # two equally doubtful blocks: one all of a faint red, one half faint red, half faint blue
+    image[:, 0:64, 0:64] = [[[150]], [[110]], [[110]]]
+    image[:, 0:64, 384:448] = [[[150]], [[110]], [[110]]]
+    image[:, 0:64, 416:448] = [[[110]], [[110]], [[150]]]
+    scene = write_geotiff(tmp_path / "scene.tif", image)
+    mixed, _ = run([scene], tmp_path, count=1, min_distance="0")
+    doubt, _ = run([scene], tmp_path, count=1, min_distance="0", strategy="doubt")
+    assert divmod(mixed.tasks[0].index, 8) == (0, 6)
+    assert mixed.tasks[0].impurity > 0.5
+    assert abs(doubt.tasks[0].doubt - mixed.tasks[0].doubt) < 0.02
+
+
+def test_neighbours_of_the_same_doubt_do_not_all_win(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 1), (1, 2), (5, 6)]))
+    found, _ = run([scene], tmp_path, count=2)
+    assert sorted(divmod(t.index, 8) for t in found.tasks)[1] == (5, 6)
+    close, _ = run([scene], tmp_path, count=2, min_distance="0")
+    assert sorted(divmod(t.index, 8) for t in close.tasks) == [(1, 1), (1, 2)]
+
+
+def test_labelled_blocks_are_never_suggested_again_whatever_their_crs(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5), (6, 6)]))
+    wgs84 = transform_geom(UTM40N, "EPSG:4326", mapping(block_box(1, 5)))
+    area = tmp_path / "done.geojson"
+    schema = {"geometry": "Polygon", "properties": {"id": "int"}}
+    with fiona.open(area, "w", driver="GeoJSON", schema=schema, crs="EPSG:4326") as sink:
+        sink.write({"geometry": wgs84, "properties": {"id": 1}})
+    found, files = run([scene], tmp_path, labelled=[read_area(area)], count=63, min_distance="0")
+    assert (1, 5) not in [divmod(t.index, 8) for t in found.tasks]
+    assert divmod(found.tasks[0].index, 8) == (6, 6)
+    with fiona.open(files["labelled_area"]) as layer:
+        union = shape(next(iter(layer)).geometry)
+    assert union.area == pytest.approx(64 * (BLOCK * 0.5) ** 2, rel=1e-3)  # 63 tasks + done
+
+
+def test_random_is_deterministic_for_a_seed(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5)]))
+    a, _ = run([scene], tmp_path, count=5, strategy="random", seed=3)
+    b, _ = run([scene], tmp_path, count=5, strategy="random", seed=3)
+    c, _ = run([scene], tmp_path, count=5, strategy="random", seed=4)
+    assert [t.index for t in a.tasks] == [t.index for t in b.tasks] != [t.index for t in c.tasks]
+
+
+def test_prelabel_holds_the_models_polygons_inside_each_task(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", painted([]))
+    found, files = run([scene], tmp_path, count=2, prelabel=True, strategy="random")
+    with fiona.open(files["tasks"], layer="prelabel") as layer:
+        polygons = list(layer)
+    with fiona.open(files["tasks"], layer="tasks") as layer:
+        blocks = {r.properties["rank"]: shape(r.geometry) for r in layer}
+    assert {p.properties["task"] for p in polygons} == {1, 2}
+    for rank, block in blocks.items():
+        mine = [shape(p.geometry) for p in polygons if p.properties["task"] == rank]
+        assert sum(p.area for p in mine) == pytest.approx(block.area)
+    assert {p.properties["class"] for p in polygons} <= {"Red", "Green", "Blue"}
+
+
+def test_bad_requests_get_one_line(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", painted([]))
+    with pytest.raises(SuggestError, match="only 64 block"):
+        run([scene], tmp_path, count=65)
+    far = PolygonLayer.of(UTM40N, [box(0, 0, 10, 10)], [1])
+    with pytest.raises(SuggestError, match="outside every scene"):
+        run([scene], tmp_path, labelled=[far])
+    with pytest.raises(SuggestError, match="--strategy"):
+        run([scene], tmp_path, strategy="loud")
+    assert not (tmp_path / "tasks.gpkg").exists()
