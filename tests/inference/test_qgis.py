@@ -19,6 +19,7 @@ from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.inference.vector import polygonize
 from aerialseg.models.io import load_model, save_model
+from tests.conftest import write_geotiff
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
@@ -59,7 +60,18 @@ def gdal_rat(path):
     rows = range(rat.GetRowCount()) if rat else []
     return [[rat.GetValueAsInt(i, 0), rat.GetValueAsString(i, 1)] for i in rows]
 
+def tasks(path):
+    layer = QgsVectorLayer(path + "|layername=tasks", "t", "ogr")
+    out = vector(path + "|layername=tasks")
+    labeling = layer.labeling()
+    out["labels"] = layer.labelsEnabled() and labeling is not None
+    out["label_field"] = labeling.settings().fieldName if out["labels"] else None
+    out["ranks"] = [f["rank"] for f in layer.getFeatures()]
+    return out
+
 how = {
+    "tasks": tasks,
+    "prelabel": lambda path: vector(path + "|layername=prelabel"),
     "raster": raster,
     "raster_without_qml": lambda path: raster(path, default_style=False),
     "gdal_rat": gdal_rat,
@@ -69,6 +81,24 @@ how = {
 report = {name: how[kind](path) for name, (kind, path) in layers.items()}
 print(json.dumps(report), flush=True)
 """
+
+
+def qgis_report(layers: dict[str, list]) -> dict:
+    """What QGIS makes of each layer: name -> [how to open it, path]."""
+    run = subprocess.run(
+        [
+            str(qgis_python()),
+            "-c",
+            REPORT,
+            json.dumps({k: [h, str(p)] for k, (h, p) in layers.items()}),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def qgis_python() -> Path:
@@ -100,7 +130,7 @@ def _env() -> dict[str, str]:
 
 
 def test_outputs_open_in_qgis_with_names_colours_and_crs(tiny_model, geotiff, tmp_path):
-    python = qgis_python()
+    qgis_python()
     out = tmp_path / "o"
     argv = ["predict", str(geotiff), "--model", str(tiny_model), "--out", str(out)]
     assert main([*argv, "--all-outputs", "--vector", "gpkg", "--device", "cpu"]) == 0
@@ -128,15 +158,7 @@ def test_outputs_open_in_qgis_with_names_colours_and_crs(tiny_model, geotiff, tm
         "value_classes": ["raster", tmp_path / "v" / "scene_classes.tif"],
         "value_polygons": ["gpkg", tmp_path / "v" / "scene_polygons.gpkg"],
     }
-    run = subprocess.run(
-        [str(python), "-c", REPORT, json.dumps({k: [h, str(p)] for k, (h, p) in layers.items()})],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    report = json.loads(run.stdout.strip().splitlines()[-1])
+    report = qgis_report(layers)
 
     named = [[i, c.name] for i, c in enumerate(DUBAI_CLASSES.classes)]
     classes = report["classes"]
@@ -162,3 +184,21 @@ def test_outputs_open_in_qgis_with_names_colours_and_crs(tiny_model, geotiff, tm
     by_value = [[c.mask_value, c.name] for c in values.classes]
     assert report["value_classes"]["palette"] == by_value
     assert report["value_polygons"]["categories"] == by_value
+
+
+def test_suggested_tasks_open_in_qgis_labelled_by_rank(tmp_path):
+    from tests.inference.test_suggest import CLASSES, painted, run
+
+    qgis_python()
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5)]))
+    _, files = run([scene], tmp_path, count=4, prelabel=True)
+    report = qgis_report(
+        {"tasks": ["tasks", files["tasks"]], "prelabel": ["prelabel", files["tasks"]]}
+    )
+    tasks, prelabel = report["tasks"], report["prelabel"]
+    assert tasks["valid"] and tasks["crs"] == "EPSG:32640" and tasks["features"] == 4
+    assert tasks["renderer"] == "singleSymbol" and tasks["labels"]
+    assert tasks["label_field"] == "rank" and sorted(tasks["ranks"]) == [1, 2, 3, 4]
+    assert prelabel["valid"] and prelabel["features"] > 0
+    assert prelabel["renderer"] == "categorizedSymbol" and prelabel["field"] == "class_id"
+    assert prelabel["categories"] == [[i, n] for i, n in enumerate(CLASSES.names)]
