@@ -7,6 +7,9 @@ painted so have their doubtful blocks exactly where the grey is.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import fiona
 import numpy as np
 import pytest
@@ -14,13 +17,16 @@ import torch
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 
+import aerialseg
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.polygons import PolygonLayer, read_area
+from aerialseg.errors import AerialsegError
 from aerialseg.inference.doubt import SuggestError
 from aerialseg.inference.predict import predict_rows
 from aerialseg.inference.run import PredictOptions, _open
 from aerialseg.inference.suggest import SuggestOptions, suggest_scenes
 from aerialseg.inference.tasks import write_tasks
+from aerialseg.models.io import bundled_model_path, load_model, save_model
 from aerialseg.training.config import TrainConfig
 from tests.conftest import TRANSFORM, UTM40N, write_geotiff
 
@@ -160,3 +166,41 @@ def test_bad_requests_get_one_line(tmp_path):
     with pytest.raises(SuggestError, match="--strategy"):
         run([scene], tmp_path, strategy="loud")
     assert not (tmp_path / "tasks.gpkg").exists()
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dubai-sample.tif"
+
+
+def test_suggest_on_a_real_scene_with_the_bundled_model(tmp_path):
+    out = tmp_path / "round1" / "tasks.gpkg"
+    first = aerialseg.suggest(SAMPLE, out, count=3, block_size="128m", prelabel=True)
+    assert [t["rank"] for t in first.tasks] == [1, 2, 3]
+    assert first.files["tasks"] == out and first.files["labelled_area"].is_file()
+    assert fiona.listlayers(out)[:2] == ["tasks", "prelabel"]
+    scores = [t["score"] for t in first.tasks]
+    assert scores == sorted(scores, reverse=True)
+    # Labelling the tasks and asking again: none of them comes back.
+    again = aerialseg.suggest(
+        SAMPLE,
+        tmp_path / "round2.gpkg",
+        count=3,
+        block_size="128m",
+        labelled_area=first.files["labelled_area"],
+    )
+    assert not {tuple(t["window"]) for t in again.tasks} & {tuple(t["window"]) for t in first.tasks}
+    assert again.candidates == first.candidates - 3
+
+
+def test_suggest_refuses_a_model_without_calibration_and_bad_requests(tmp_path):
+    loaded = load_model(bundled_model_path())
+    config = replace(loaded.config, confidence_temperature=None)
+    save_model(tmp_path / "raw.pt", loaded.net, config, loaded.classes)
+    with pytest.raises(AerialsegError, match="no confidence calibration"):
+        aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", model=tmp_path / "raw.pt")
+    with pytest.raises(AerialsegError, match="no such model file"):
+        aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", model=tmp_path / "none.pt")
+    with pytest.raises(AerialsegError, match="GeoPackage"):
+        aerialseg.suggest(SAMPLE, tmp_path / "t.shp")
+    with pytest.raises(AerialsegError, match=r"--count 500: only \d+ block"):
+        aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", count=500, block_size="128m")
+    assert list(tmp_path.iterdir()) == [tmp_path / "raw.pt"]

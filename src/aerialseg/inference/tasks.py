@@ -62,6 +62,7 @@ def write_tasks(
     area; all or none of them."""
     crs = found.scenes[0].crs
     fields = share_fields(classes)
+    out.parent.mkdir(parents=True, exist_ok=True)
     outputs = OutputSet(out.parent, out.stem)
     written = {"tasks": out, "tasks_style": out.with_suffix(".qml")}
     tmp = outputs.temp(out, "tmp.gpkg")
