@@ -104,3 +104,40 @@ def test_scene_errors(geo, tmp_path):
         open_dataset(root / "scenes" / "a.tif", TABLE)
     with pytest.raises(DatasetError, match="no image rasters found"):
         expand_scenes(str(tmp_path / "none" / "*.tif"))
+
+
+def test_training_crops_lie_in_the_labelled_area(geo):
+    """Two small labelled blocks of a large scene: every training crop holds labels."""
+    import fiona
+    from shapely.geometry import box, mapping
+
+    from aerialseg.data.scenes import labelled_regions
+    from aerialseg.data.splits import Split
+
+    root, truth, labels = geo
+    left, top = scene_transform() @ (0, 0)
+    # pixels 20..60 x 30..70 and 180..230 x 200..260 (0.5 m pixels)
+    blocks = [
+        box(left + 10, top - 35, left + 30, top - 15),
+        box(left + 90, top - 130, left + 115, top - 100),
+    ]
+    area = root / "area.gpkg"
+    schema = {"geometry": "Polygon", "properties": {}}
+    with fiona.open(area, "w", driver="GPKG", crs="EPSG:32640", schema=schema) as sink:
+        sink.writerecords({"geometry": mapping(b), "properties": {}} for b in blocks)
+    spec = PolygonSpec(str(labels), "class", labelled_area=str(area))
+    data = open_dataset(root / "scenes", TABLE, spec)
+    split = Split(train=("a.tif",), val=(), test=(), rule="all")
+    regions = labelled_regions(data, split, "train")
+    assert regions is not None
+    assert sorted((w.col_off, w.row_off, w.width, w.height) for _, w in regions) == [
+        (20, 30, 40, 40),
+        (180, 200, 50, 60),
+    ]
+    scenes = data.scenes(["a.tif"], cache_megabytes=0)
+    torch.manual_seed(0)
+    crops = RandomCropDataset(scenes, 32, 40, False, None, 0.0, 0.0, regions)
+    for k in range(40):
+        assert (crops[k][1] != IGNORE_INDEX).all()
+    unlabelled = open_dataset(root / "scenes", TABLE, PolygonSpec(str(labels), "class"))
+    assert labelled_regions(unlabelled, split, "train") is None

@@ -16,6 +16,7 @@ reads (``https://``, ``/vsicurl/``, ``s3://``), kept as strings: a ``Path`` woul
 from __future__ import annotations
 
 import glob
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from affine import Affine
-from rasterio.windows import Window
+from rasterio.errors import WindowError
+from rasterio.windows import Window, from_bounds
 
 from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
@@ -289,6 +291,38 @@ def labelled_scenes(
             flags,
         )
     )
+
+
+def labelled_regions(data: DatasetSource | GeoData, split: Split, name: str) -> list | None:
+    """Where split ``name``'s training crops may lie, as (scene index, window) in the order
+    of ``split_scenes``: inside the labelled area where polygon labels have one (the parts
+    of each area polygon's bounding box within the split's part of its scene); None
+    where every pixel of the parts may be cropped. A few task blocks of a large scene
+    otherwise leave nearly every crop without a label."""
+    if not isinstance(data, GeoData) or data.polygons.labelled_area is None:
+        return None
+    parts = split.parts(name)
+    index = {i: k for k, i in enumerate(dict.fromkeys(i for i, _ in parts))}
+    regions = []
+    for sid, part in parts:
+        scene = data.scenes_by_id[sid]
+        whole = Window(0, 0, scene.width, scene.height)
+        limit = part if part is not None else whole
+        area = scene.labels.area
+        assert area is not None  # the spec names a labelled area
+        for geometry in area.geometries:
+            near = from_bounds(*geometry.bounds, transform=scene.transform)
+            left, top = math.floor(near.col_off + 1e-6), math.floor(near.row_off + 1e-6)
+            right = math.ceil(near.col_off + near.width - 1e-6)
+            bottom = math.ceil(near.row_off + near.height - 1e-6)
+            box = Window(left, top, right - left, bottom - top)
+            try:
+                region = box.intersection(limit)
+            except WindowError:  # no overlap
+                continue
+            if region.width >= 1 and region.height >= 1:
+                regions.append((index[sid], region))
+    return regions
 
 
 def split_scenes(

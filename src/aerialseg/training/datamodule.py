@@ -15,7 +15,7 @@ from aerialseg.data.samples import (
     ResizedDataset,
     WholeImageDataset,
 )
-from aerialseg.data.scenes import GeoData, split_scenes
+from aerialseg.data.scenes import GeoData, labelled_regions, split_scenes
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import Split
 from aerialseg.errors import ConfigError
@@ -56,8 +56,8 @@ class SegmentationDataModule(L.LightningDataModule):
             self.train_set = ResizedDataset(train, cfg.resize_to, self.extra_transform)  # type: ignore[arg-type]
         else:
             scales = (cfg.scale_range[0], cfg.scale_range[1]) if cfg.scale_range else None
-            regions = None
-            if self.split.blocks is not None:
+            regions = labelled_regions(self.source, self.split, "train")
+            if regions is None and self.split.blocks is not None:
                 regions = [(k, w) for k, w in train_parts]
             self.train_set = RandomCropDataset(
                 train,
