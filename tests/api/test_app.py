@@ -23,13 +23,9 @@ from aerialseg.data.raster import open_input
 from aerialseg.inference.engine import Bf16Engine, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
 from aerialseg.models.io import load_model, save_model
-from tests.conftest import REAL_DATA, TRANSFORM, UTM40N, rgb_scene, write_geotiff
-
-
-def jpeg_bytes(h=90, w=110) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb_scene(h, w).transpose(1, 2, 0)).save(buf, format="JPEG", quality=95)
-    return buf.getvalue()
+from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
+from tests.helpers.images import jpeg_bytes, rgb_scene
+from tests.helpers.paths import REAL_DATA
 
 
 @pytest.fixture

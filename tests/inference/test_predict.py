@@ -33,7 +33,10 @@ from aerialseg.inference.sliding import predict_resized, predict_sliding, predic
 from aerialseg.models.io import load_model, save_model
 from aerialseg.models.network import SegmentationNet
 from aerialseg.training.config import resolve_config
-from tests.conftest import REPO, BatchRecorder, rgb_scene, write_geotiff
+from tests.helpers.geotiff import write_geotiff
+from tests.helpers.images import rgb_scene
+from tests.helpers.models import BatchRecorder
+from tests.helpers.paths import REPO
 
 # The tiny model's classes with and without flip TTA agree on 99.9 % of the scene's pixels;
 # a view flipped back the wrong way would move whole regions.

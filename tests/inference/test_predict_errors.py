@@ -12,8 +12,9 @@ from PIL import Image
 
 from aerialseg.cli import main
 from aerialseg.inference import run, writers
-from tests.conftest import TRANSFORM, rgb_scene, write_geotiff
-from tests.hostile import complex_geotiff, wide_tiff
+from tests.helpers.geotiff import TRANSFORM, write_geotiff
+from tests.helpers.hostile import complex_geotiff, wide_tiff
+from tests.helpers.images import rgb_scene
 
 
 def fails(argv, capsys, *fragments, code=2):
