@@ -10,7 +10,7 @@ from hypothesis import settings
 
 from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene, write_dataset
-from tests.helpers.models import train_tiny_model
+from tests.helpers.models import train_tiny_model, write_tiny_model
 from tests.helpers.paths import REPO
 
 # Property tests: 50 examples each in the suite; bench/mutation.py runs them once per
@@ -52,10 +52,17 @@ def fresh_dataset(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_dataset, tmp_path_factory) -> Path:
-    """A seed-unet of width 4 trained for a few seconds on the synthetic tiles: a real
-    convolutional network whose predictions vary with the image, with 64 px windows."""
-    return train_tiny_model(tiny_dataset, tmp_path_factory.mktemp("model") / "run")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained seed-unet of width 4 with 64 px windows (helpers/models.py), written in
+    a fraction of a second: for tests of what is done with a model, not of what it learnt."""
+    return write_tiny_model(tmp_path_factory.mktemp("model") / "model.pt")
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_dataset, tmp_path_factory) -> Path:
+    """The tiny model trained for a few seconds on the synthetic tiles: for tests that need
+    weights that have learnt something (a fitted temperature, a validation score)."""
+    return train_tiny_model(tiny_dataset, tmp_path_factory.mktemp("trained") / "run")
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ def test_json_with_confidence_of_a_geotiff(client, loaded, tiny_model, tmp_path)
     assert body["confidence"]["media_type"] == "image/tiff"
     temperature = client.get("/v1/model").json()["confidence_temperature"]
     fitted = load_model(tiny_model).config.confidence_temperature
-    assert temperature == fitted and fitted != 1  # the one fitted when it was trained
+    assert temperature == fitted and fitted != 1  # the one the model file carries
     with (
         rasterio.MemoryFile(base64.b64decode(body["confidence"]["base64"])) as mem,
         mem.open() as out,
