@@ -19,8 +19,9 @@ from PIL import Image
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.training.config import TrainConfig, resolve_config
-from tests.conftest import VALUE_CLASSES, write_dataset, write_geotiff_dataset
-from tests.hostile import bomb_png
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
+from tests.helpers.hostile import bomb_png
+from tests.helpers.images import write_dataset
 
 FAST = [
     "model=seed-unet",

@@ -43,16 +43,7 @@ import yaml
 from PIL import Image
 
 from aerialseg.cli import main
-from tests.conftest import (
-    REPO,
-    VALUE_CLASSES,
-    rgb_scene,
-    synthetic_pair,
-    write_dataset,
-    write_geotiff,
-    write_geotiff_dataset,
-)
-from tests.geodata import (
+from tests.helpers.geodata import (
     POLYGON_CLASSES,
     class_boxes,
     class_ids_of,
@@ -60,6 +51,9 @@ from tests.geodata import (
     write_polygons,
     write_scene,
 )
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff, write_geotiff_dataset
+from tests.helpers.images import rgb_scene, synthetic_pair, write_dataset
+from tests.helpers.paths import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")

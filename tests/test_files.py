@@ -24,7 +24,8 @@ from aerialseg.files import (
     write_failure,
 )
 from aerialseg.inference import writers
-from tests.conftest import rgb_scene, write_geotiff
+from tests.helpers.geotiff import write_geotiff
+from tests.helpers.images import rgb_scene
 
 
 def dead_pid() -> int:
@@ -306,6 +307,7 @@ def test_disappeared_only_of_a_folder_that_was_there_or_that_the_error_names(tmp
 
 def test_every_module_marked_slow_exists():
     """A renamed slow module would drop out of the slow list unseen."""
-    from tests.conftest import REPO, SLOW_MODULES
+    from tests.conftest import SLOW_MODULES
+    from tests.helpers.paths import REPO
 
     assert all((REPO / module).is_file() for module in SLOW_MODULES)

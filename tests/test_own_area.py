@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from aerialseg.cli import main
-from tests.geodata import (
+from tests.helpers.geodata import (
     POLYGON_CLASSES,
     class_boxes,
     class_ids_of,
@@ -19,7 +19,7 @@ from tests.geodata import (
     write_polygons,
     write_scene,
 )
-from tests.training.test_run import FAST
+from tests.helpers.models import FAST
 
 H, W = 256, 320
 
@@ -198,7 +198,7 @@ def test_a_block_split_of_plain_images_trains_and_scores_blocks(fresh_dataset, t
 def test_invalid_polygons_are_repaired_and_the_count_is_told(area, capsys):
     from shapely.geometry import Polygon
 
-    from tests.geodata import ORIGIN, write_polygons
+    from tests.helpers.geodata import ORIGIN, write_polygons
 
     root, scene, _, classes, boxes = area
     left, top = ORIGIN

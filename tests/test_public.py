@@ -18,7 +18,8 @@ from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.raster import InputError
 from aerialseg.errors import ConfigError, ModelFileError
 from aerialseg.models.io import load_model as load_file
-from tests.conftest import VALUE_CLASSES, rgb_scene, write_geotiff
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff
+from tests.helpers.images import rgb_scene
 
 TINY = {
     "model": "seed-unet",

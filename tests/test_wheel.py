@@ -23,7 +23,9 @@ import pytest
 import rasterio
 
 from aerialseg.cli import main
-from tests.conftest import REPO, rgb_scene, write_geotiff
+from tests.helpers.geotiff import write_geotiff
+from tests.helpers.images import rgb_scene
+from tests.helpers.paths import REPO
 
 
 def run(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:

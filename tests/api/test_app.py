@@ -23,13 +23,9 @@ from aerialseg.data.raster import open_input
 from aerialseg.inference.engine import Bf16Engine, engine_precision
 from aerialseg.inference.predict import default_batch_size, predict_rows
 from aerialseg.models.io import load_model, save_model
-from tests.conftest import REAL_DATA, TRANSFORM, UTM40N, rgb_scene, write_geotiff
-
-
-def jpeg_bytes(h=90, w=110) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb_scene(h, w).transpose(1, 2, 0)).save(buf, format="JPEG", quality=95)
-    return buf.getvalue()
+from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
+from tests.helpers.images import jpeg_bytes, rgb_scene
+from tests.helpers.paths import REAL_DATA
 
 
 @pytest.fixture
@@ -128,7 +124,7 @@ def test_json_with_confidence_of_a_geotiff(client, loaded, tiny_model, tmp_path)
     assert body["confidence"]["media_type"] == "image/tiff"
     temperature = client.get("/v1/model").json()["confidence_temperature"]
     fitted = load_model(tiny_model).config.confidence_temperature
-    assert temperature == fitted and fitted != 1  # the one fitted when it was trained
+    assert temperature == fitted and fitted != 1  # the one the model file carries
     with (
         rasterio.MemoryFile(base64.b64decode(body["confidence"]["base64"])) as mem,
         mem.open() as out,

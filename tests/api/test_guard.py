@@ -19,8 +19,8 @@ from aerialseg.api import app as app_module
 from aerialseg.api.app import ServeLimits, create_app
 from aerialseg.api.guard import default_allowed_hosts
 from aerialseg.cli import main
-from tests.api.test_app import jpeg_bytes
-from tests.http_files import free_port
+from tests.helpers.http_files import free_port
+from tests.helpers.images import jpeg_bytes
 
 PART = (
     b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'

@@ -20,7 +20,8 @@ from PIL import Image
 
 from aerialseg.api.app import create_app
 from aerialseg.api.guard import default_allowed_hosts
-from tests.conftest import REAL_DATA, rgb_scene
+from tests.helpers.images import rgb_scene
+from tests.helpers.paths import REAL_DATA
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IMAGE = REAL_DATA / "Semantic segmentation dataset" / "Tile 1" / "images" / "image_part_002.jpg"
@@ -183,7 +184,7 @@ def test_a_geotiff_gets_two_layers_a_doubt_view_and_clean_empty_and_error_states
     """The format a GIS user uploads: the opacity slider changes what is shown (the image
     is its own layer under the classes), the doubt view works, the empty page shows no
     result block, and an error hides the result before it."""
-    from tests.conftest import write_geotiff
+    from tests.helpers.geotiff import write_geotiff
 
     scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(160, 200, seed=2))
     with opened_page(server, viewport={"width": 1280, "height": 900}) as (_, page):

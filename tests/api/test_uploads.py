@@ -16,8 +16,9 @@ from PIL import Image
 from aerialseg.api.app import ServeLimits, create_app
 from aerialseg.api.uploads import NETWORK_OFF
 from aerialseg.data.raster import InputError, open_input
-from tests.conftest import rgb_scene, write_geotiff
-from tests.http_files import serve_folder
+from tests.helpers.geotiff import write_geotiff
+from tests.helpers.http_files import serve_folder
+from tests.helpers.images import rgb_scene
 
 
 @pytest.fixture

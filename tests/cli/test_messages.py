@@ -21,7 +21,8 @@ from PIL import Image
 from aerialseg.cli import main
 from aerialseg.cli.parser import build_parser
 from aerialseg.training.config import TrainConfig
-from tests.conftest import REPO, write_dataset
+from tests.helpers.images import write_dataset
+from tests.helpers.paths import REPO
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 QUOTED = re.compile(r"'aerialseg ((?:data )?[a-z]+)([^']*)'")

@@ -19,7 +19,7 @@ from aerialseg.data.classes import (
 )
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError
-from tests.conftest import VALUE_CLASSES
+from tests.helpers.geotiff import VALUE_CLASSES
 
 
 def rgb(*hexes: str) -> np.ndarray:

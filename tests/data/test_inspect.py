@@ -10,18 +10,16 @@ from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.inspect import inspect_dataset
 from aerialseg.data.source import DatasetSource
-from tests.conftest import (
-    REAL_DATA,
+from tests.helpers.geotiff import (
     TRANSFORM,
     UTM40N,
     VALUE_CLASSES,
-    requires_real_data,
-    write_dataset,
     write_geotiff,
     write_geotiff_dataset,
 )
-from tests.data.test_source import zip_folder
-from tests.hostile import bomb_png
+from tests.helpers.hostile import bomb_png
+from tests.helpers.images import write_dataset, zip_folder
+from tests.helpers.paths import REAL_DATA, requires_real_data
 
 # ../shared/datasets/README.md
 README_SHARES = {

@@ -10,7 +10,7 @@ from shapely.geometry import Polygon, box, mapping
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.polygons import read_polygons
 from aerialseg.errors import DatasetError
-from tests.geodata import (
+from tests.helpers.geodata import (
     ORIGIN,
     PIXEL,
     POLYGON_CLASSES,

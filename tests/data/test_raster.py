@@ -22,8 +22,9 @@ from aerialseg.data.raster import (
     parse_bands,
     read_bands,
 )
-from tests.conftest import TRANSFORM, rgb_scene, write_geotiff
-from tests.hostile import complex_geotiff, wide_tiff
+from tests.helpers.geotiff import TRANSFORM, write_geotiff
+from tests.helpers.hostile import complex_geotiff, wide_tiff
+from tests.helpers.images import rgb_scene
 
 
 def test_parse_bands():

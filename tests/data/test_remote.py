@@ -10,7 +10,7 @@ from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import open_input
 from aerialseg.data.scenes import PolygonSpec, open_dataset
 from aerialseg.errors import DatasetError
-from tests.geodata import (
+from tests.helpers.geodata import (
     POLYGON_CLASSES,
     class_boxes,
     class_ids_of,
@@ -18,7 +18,7 @@ from tests.geodata import (
     write_polygons,
     write_scene,
 )
-from tests.http_files import free_port, serve_folder
+from tests.helpers.http_files import free_port, serve_folder
 
 H, W = 512, 640
 

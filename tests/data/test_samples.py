@@ -19,7 +19,7 @@ from aerialseg.data.samples import (
 )
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError, DatasetError
-from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
 
 
 def coded_item(h=50, w=70) -> LabelledImage:

@@ -6,8 +6,9 @@ from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.samples import LabelledImage, RandomCropDataset
 from aerialseg.data.scenes import GeoData, PolygonSpec, expand_scenes, open_dataset
 from aerialseg.errors import DatasetError
-from tests.geodata import (
+from tests.helpers.geodata import (
     POLYGON_CLASSES,
+    UTM,
     class_boxes,
     class_ids_of,
     scene_transform,
@@ -96,7 +97,7 @@ def test_scene_errors(geo, tmp_path):
     away = write_polygons(
         tmp_path / "away.gpkg",
         [(box(0, 0, 10, 10), "Road")],
-        crs=__import__("tests.geodata").geodata.UTM,
+        crs=UTM,
     )
     with pytest.raises(DatasetError, match="no polygon lies on any of the 1 image"):
         open_dataset(root / "scenes", TABLE, PolygonSpec(str(away), "class"))

@@ -14,14 +14,8 @@ from rasterio.windows import Window
 from aerialseg.data.raster import open_input
 from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.errors import DatasetError
-from tests.conftest import synthetic_pair, write_geotiff, write_geotiff_dataset, write_mask
-
-
-def zip_folder(folder, archive):
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(folder.rglob("*")):
-            z.write(path, path.relative_to(folder.parent))
-    return archive
+from tests.helpers.geotiff import write_geotiff, write_geotiff_dataset
+from tests.helpers.images import synthetic_pair, write_mask, zip_folder
 
 
 def test_folder_and_parent_folder_and_zip_list_the_same_pairs(tiny_dataset, tmp_path):
@@ -457,7 +451,8 @@ def test_label_rasters_off_the_image_grid_are_warped_onto_it_nearest(tmp_path):
 
     from aerialseg.data.classes import IGNORE_INDEX, ClassTable
     from aerialseg.data.samples import load_labelled
-    from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, rgb_scene, write_geotiff
+    from tests.helpers.geotiff import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
+    from tests.helpers.images import rgb_scene
 
     root = tmp_path / "ds"
     (root / "images").mkdir(parents=True)

@@ -9,7 +9,7 @@ from aerialseg.cli import main
 from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.data.splits import file_split, make_split, random_split, rule_split
 from aerialseg.errors import DatasetError
-from tests.conftest import REAL_DATA, SPLIT_JSON, requires_real_data
+from tests.helpers.paths import REAL_DATA, SPLIT_JSON, requires_real_data
 
 
 @requires_real_data()

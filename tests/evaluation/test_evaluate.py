@@ -47,9 +47,9 @@ class TopLeftQuadrant(nn.Module):
 
 
 def test_tta_scores_the_flip_average(tiny_model, tiny_dataset, tmp_path):
-    trained = load_model(tiny_model)
-    model = LoadedModel(TopLeftQuadrant(), trained.config, trained.classes)
-    second = trained.classes.names[1]
+    tiny = load_model(tiny_model)
+    model = LoadedModel(TopLeftQuadrant(), tiny.config, tiny.classes)
+    second = tiny.classes.names[1]
 
     plain = evaluate(model, tiny_dataset, tmp_path / "plain", split_name="val")
     tta = evaluate(model, tiny_dataset, tmp_path / "tta", split_name="val", tta=True)
@@ -78,9 +78,9 @@ class NearTie(nn.Module):
 
 
 def test_precision_is_the_one_scored(tiny_model, tiny_dataset, tmp_path):
-    trained = load_model(tiny_model)
-    model = LoadedModel(NearTie(), trained.config, trained.classes)
-    second = trained.classes.names[1]
+    tiny = load_model(tiny_model)
+    model = LoadedModel(NearTie(), tiny.config, tiny.classes)
+    second = tiny.classes.names[1]
 
     fp32 = evaluate(model, tiny_dataset, tmp_path / "fp32", split_name="val", precision="fp32")
     bf16 = evaluate(model, tiny_dataset, tmp_path / "bf16", split_name="val", precision="bf16")
@@ -106,14 +106,14 @@ class AllFirstClass(nn.Module):
 
 
 def test_per_image_figures_are_each_images_own(tiny_model, tiny_dataset, tmp_path):
-    trained = load_model(tiny_model)
-    model = LoadedModel(AllFirstClass(), trained.config, trained.classes)
+    tiny = load_model(tiny_model)
+    model = LoadedModel(AllFirstClass(), tiny.config, tiny.classes)
     report = evaluate(model, tiny_dataset, tmp_path, split_name="test")
 
     source = DatasetSource(tiny_dataset)
     masks = {
         item.id: item.mask
-        for item in load_labelled(source, report["images"], trained.classes, 0.05, "test")
+        for item in load_labelled(source, report["images"], tiny.classes, 0.05, "test")
     }
     assert set(report["per_image"]) == set(masks)
     for image_id, mask in masks.items():
@@ -123,19 +123,17 @@ def test_per_image_figures_are_each_images_own(tiny_model, tiny_dataset, tmp_pat
         assert figures["labelled_pixels"] == int(labelled.sum())
         # predicting class 0 everywhere: accuracy and class-0 IoU are its share of the pixels
         assert figures["pixel_accuracy"] == pytest.approx(first / int(labelled.sum()))
-        assert figures["iou"][trained.classes.names[0]] == pytest.approx(
-            first / int(labelled.sum())
-        )
-        assert figures["iou"][trained.classes.names[1]] in (0.0, None)
+        assert figures["iou"][tiny.classes.names[0]] == pytest.approx(first / int(labelled.sum()))
+        assert figures["iou"][tiny.classes.names[1]] in (0.0, None)
     assert (
         sum(f["labelled_pixels"] for f in report["per_image"].values()) == report["labelled_pixels"]
     )
 
 
 def test_a_given_engine_is_scored_in_the_models_place(tiny_model, tiny_dataset, tmp_path):
-    trained = load_model(tiny_model)
-    model = LoadedModel(TopLeftQuadrant(), trained.config, trained.classes)
-    second = trained.classes.names[1]
+    tiny = load_model(tiny_model)
+    model = LoadedModel(TopLeftQuadrant(), tiny.config, tiny.classes)
+    second = tiny.classes.names[1]
 
     own = evaluate(model, tiny_dataset, tmp_path / "own", split_name="val")
     other = evaluate(

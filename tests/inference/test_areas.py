@@ -22,7 +22,8 @@ from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import NODATA, ChunkResult
 from aerialseg.inference.vector import polygonize
 from aerialseg.inference.writers import RasterOutputs, area_table
-from tests.conftest import TRANSFORM, UTM40N, rgb_scene, write_geotiff
+from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
+from tests.helpers.images import rgb_scene
 
 WGS84 = CRS.from_epsg(4326)
 

@@ -17,7 +17,9 @@ from rasterio.windows import Window
 
 from aerialseg.cli import main
 from aerialseg.inference.distributed import RECORD, DoneRecord, ray_inputs
-from tests.conftest import REAL_DATA, requires_real_data, rgb_scene, write_geotiff
+from tests.helpers.geotiff import write_geotiff
+from tests.helpers.images import rgb_scene
+from tests.helpers.paths import REAL_DATA, requires_real_data
 
 IMAGES = REAL_DATA / "Semantic segmentation dataset"
 

@@ -16,7 +16,8 @@ from aerialseg.inference.engine import (
     with_precision,
 )
 from aerialseg.models.network import SegmentationNet
-from tests.conftest import REAL_DATA, BatchRecorder, requires_real_data
+from tests.helpers.models import BatchRecorder
+from tests.helpers.paths import REAL_DATA, requires_real_data
 
 # bf16 keeps 8 significant bits: 1 + 2^-10 is 1 there, not in fp32.
 JUST_ABOVE_ONE = 1 + 2**-10

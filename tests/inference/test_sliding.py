@@ -19,7 +19,7 @@ from aerialseg.inference.sliding import (
     window_starts,
 )
 from aerialseg.models.network import SegmentationNet
-from tests.conftest import BatchRecorder
+from tests.helpers.models import BatchRecorder
 
 
 def net_of(model: nn.Module, stride: int = 1) -> SegmentationNet:

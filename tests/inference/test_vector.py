@@ -21,7 +21,7 @@ from shapely.geometry import shape
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.inference.predict import NODATA
 from aerialseg.inference.vector import MIN_AREA_PIXELS, polygonize
-from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
+from tests.helpers.geotiff import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
 
 VALUES = ClassTable.from_dict(VALUE_CLASSES)  # Building 1, Land 2, ... Water 5
 

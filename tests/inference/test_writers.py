@@ -19,7 +19,8 @@ from aerialseg.data.raster import open_input
 from aerialseg.files import OutputSet, finish_sets, owner
 from aerialseg.inference.predict import NODATA, ChunkResult
 from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
-from tests.conftest import TRANSFORM, UTM40N, VALUE_CLASSES, rgb_scene, write_geotiff
+from tests.helpers.geotiff import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
+from tests.helpers.images import rgb_scene
 
 SIZE = 600  # over two 256 px blocks: GDAL gives the COG overviews
 

@@ -12,7 +12,7 @@ from PIL import Image
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, encode_mask
 from aerialseg.models.io import load_model
-from tests.conftest import REAL_DATA, requires_real_data
+from tests.helpers.paths import REAL_DATA, requires_real_data
 
 ASSETS = Path(str(files("aerialseg") / "assets"))
 BUNDLED = ASSETS / "default-model.pt"

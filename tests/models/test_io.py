@@ -1,6 +1,10 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
+import aerialseg
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.errors import ModelFileError
 from aerialseg.models.io import load_model, save_model
@@ -130,3 +134,35 @@ def test_weights_of_another_architecture_are_one_line(tmp_path):
         assert "\n" not in message and len(message) < 400, message
         assert f"not those of the {payload['config']['model']} network its config names" in message
         assert counts in message
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+RELEASED = FIXTURES / "model-v1-e71fee0"  # written by the release at e71fee0: never rewrite
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".ckpt"])
+def test_model_files_of_the_e71fee0_release_still_load_and_predict(suffix):
+    """Users hold model files of earlier releases: today's loader reads them and predicts
+    what that release predicted (tests/fixtures/make_model_fixture.py wrote the files)."""
+    expected = np.load(f"{RELEASED}-expected.npz")
+    image = expected["image"]
+    model = aerialseg.load_model(f"{RELEASED}{suffix}", device="cpu", precision="fp32")
+    assert model.class_names == DUBAI_CLASSES.names
+    assert model.config.model == "seed-unet" and model.config.base_width == 2
+    first = model.predict(image, probabilities=True, confidence=True)
+    again = model.predict(image, probabilities=True, confidence=True)
+    assert first.class_ids.shape == image.shape[:2] and first.class_ids.dtype == np.uint8
+    assert first.valid.all() and set(np.unique(first.class_ids)) <= set(range(6))
+    assert len(np.unique(first.class_ids)) > 1  # a network that looks at the image
+    np.testing.assert_array_equal(first.class_ids, again.class_ids)
+    np.testing.assert_array_equal(first.probabilities, again.probabilities)
+    # The checkpoint holds the same weights; model.pt adds the fitted temperature, which
+    # changes probabilities, never class ids.
+    np.testing.assert_array_equal(first.class_ids, expected["class_ids"])
+    if suffix == ".pt":
+        assert model.config.confidence_temperature == pytest.approx(0.4554)
+        assert model.meta["global_step"] == 32 and model.meta["trained_on"] == "data"
+        np.testing.assert_allclose(first.probabilities, expected["probabilities"], atol=1e-5)
+    else:
+        assert model.config.confidence_temperature is None
+    np.testing.assert_allclose(first.confidence, first.probabilities.max(0))

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 
 def free_port() -> int:
@@ -71,7 +71,7 @@ def test_two_nodes_draw_different_windows_and_end_with_the_same_weights(fresh_da
 
 def test_two_nodes_stream_their_own_windows_of_a_scene(tmp_path):
     from aerialseg.cli import main
-    from tests.geodata import (
+    from tests.helpers.geodata import (
         POLYGON_CLASSES,
         class_boxes,
         class_ids_of,

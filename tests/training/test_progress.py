@@ -14,7 +14,7 @@ import pytest
 from aerialseg.cli import main
 from aerialseg.models.io import load_model
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, clock
-from tests.training.test_run import FAST
+from tests.helpers.models import FAST
 
 # Epochs far longer than any budget here: only the time can end these runs.
 ENDLESS = [*FAST, "samples_per_epoch=400000"]

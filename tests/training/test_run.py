@@ -28,21 +28,11 @@ from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.models.io import load_model
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
-from tests.conftest import VALUE_CLASSES, write_geotiff_dataset
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
+from tests.helpers.models import FAST
+
 
 # seed-unet at width 4: the pipeline is under test here, not the network.
-FAST = [
-    "model=seed-unet",
-    "pretrained=false",
-    "base_width=4",
-    "crop_size=32",
-    "window=64",
-    "batch_size=4",
-    "samples_per_epoch=8",
-    "accelerator=cpu",
-]
-
-
 def metric_rows(run: Path) -> list[dict[str, str]]:
     with (run / "metrics.csv").open() as f:
         return list(csv.DictReader(f))

@@ -8,7 +8,7 @@ import shlex
 
 from aerialseg.cli import main
 from aerialseg.models.io import load_model
-from tests.training.test_run import FAST
+from tests.helpers.models import FAST
 
 
 def test_the_summary_names_the_files_and_commands_that_work(tiny_dataset, tmp_path, capsys):

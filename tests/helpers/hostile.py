@@ -12,7 +12,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from tests.conftest import TRANSFORM, UTM40N
+from tests.helpers.geotiff import TRANSFORM, UTM40N
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -15,7 +15,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping
 
-from tests.conftest import class_colours
+from tests.helpers.images import class_colours
 
 UTM = CRS.from_epsg(32640)  # Dubai's UTM zone
 ORIGIN = (300_000.0, 2_790_000.0)  # left, top in UTM metres

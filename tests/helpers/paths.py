@@ -1,0 +1,18 @@
+"""Where the repository, the shared folder and the real Dubai dataset lie."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+REAL_DATA = SHARED / "datasets" / "dubai-aerial"
+SPLIT_JSON = SHARED / "benchmark" / "split.json"
+
+
+def requires_real_data():
+    return pytest.mark.skipif(
+        not REAL_DATA.is_dir(), reason=f"real dataset not found at {REAL_DATA}"
+    )
