@@ -19,7 +19,7 @@ from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.inference.vector import polygonize
 from aerialseg.models.io import load_model, save_model
-from tests.conftest import write_geotiff
+from tests.helpers.geotiff import write_geotiff
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 

@@ -28,7 +28,7 @@ from aerialseg.inference.suggest import SuggestOptions, suggest_scenes
 from aerialseg.inference.tasks import write_tasks
 from aerialseg.models.io import bundled_model_path, load_model, save_model
 from aerialseg.training.config import TrainConfig
-from tests.conftest import TRANSFORM, UTM40N, write_geotiff
+from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
 
 CLASSES = ClassTable.from_dict({"classes": [{"name": "Red"}, {"name": "Green"}, {"name": "Blue"}]})
 BLOCK = 64
