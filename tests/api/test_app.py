@@ -256,9 +256,9 @@ def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeyp
     asked = []
     real = app_module.predict_one
 
-    def recording(engine, config, classes, upload, out, opts, device):
+    def recording(predictor, upload, out, opts):
         asked.append(opts)
-        return real(engine, config, classes, upload, out, opts, device)
+        return real(predictor, upload, out, opts)
 
     monkeypatch.setattr(app_module, "predict_one", recording)
     client = TestClient(create_app(pointwise))
