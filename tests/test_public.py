@@ -195,16 +195,16 @@ def test_train_takes_typed_settings_and_evaluate_scores_it(tiny_dataset, tmp_pat
     )
     assert path == tmp_path / "run" / "model.pt"
     saved = load_file(path)
-    assert saved.config.base_width == 4 and saved.config.max_time == "00:05:00"
+    assert saved.spec.base_width == 4 and saved.recipe["max_time"] == "00:05:00"
     last = load_file(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert saved.config.max_steps == 3 and last.meta["global_step"] == 3  # the cap held
+    assert saved.recipe["max_steps"] == 3 and last.meta["global_step"] == 3  # the cap held
 
     by_path = aerialseg.evaluate(path, tiny_dataset, out=tmp_path / "e1", device="cpu")
     loaded = aerialseg.load_model(path, device="cpu", precision="fp32")
     by_model = aerialseg.evaluate(loaded, tiny_dataset, out=tmp_path / "e2", split="val")
     assert by_path["split"] == "test" and by_model["split"] == "val"
     bundled = aerialseg.evaluate("default", tiny_dataset, out=tmp_path / "e0", device="cpu")
-    assert bundled["model"] == aerialseg.load_model(default_model_path()).config.model
+    assert bundled["model"] == aerialseg.load_model(default_model_path()).spec.model
     assert by_path["headline"] == ["miou6", "miou5", "pixel_accuracy", "mean_dice"]
     saved_report = json.loads((tmp_path / "e1" / "metrics.json").read_text())
     assert saved_report["miou6"] == by_path["miou6"]
@@ -241,7 +241,7 @@ def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
     assert Steps.count == 2 and len(seen) >= 2 * TINY["batch_size"]
     assert set(seen) == {((3, 32, 32), (32, 32))}  # crop_size 32
     # the pieces of that run, from the package top
-    task = aerialseg.SegmentationTask(load_file(path).config.to_dict(), DUBAI_CLASSES.to_dict())
+    task = aerialseg.SegmentationTask(load_file(path).recipe, DUBAI_CLASSES.to_dict())
     assert isinstance(task, L.LightningModule)
     net = aerialseg.build_network("seed-unet", 6, pretrained=False, base_width=4)
     assert tuple(net(torch.zeros(1, 3, 64, 64)).shape) == (1, 6, 64, 64)
@@ -256,11 +256,11 @@ def test_the_smoke_preset_trains_a_few_steps_and_validates_one_image(
 ):
     path = aerialseg.train(tiny_dataset, tmp_path / "smoke", preset="smoke")
     saved = load_file(path)
-    assert saved.config.model == "fpn-effnet-lite0"  # the default recipe, cut short
-    assert saved.config.val_images == 1 and saved.config.max_steps == 4
+    assert saved.spec.model == "fpn-effnet-lite0"  # the default recipe, cut short
+    assert saved.recipe["val_images"] == 1 and saved.recipe["max_steps"] == 4
     assert load_file(tmp_path / "smoke" / "checkpoints" / "last.ckpt").meta["global_step"] == 4
     assert saved.meta["val_miou"] is not None  # validated, on one image
-    assert saved.config.confidence_temperature is not None
+    assert saved.spec.confidence_temperature is not None
     assert "fitted on 1 validation image(s)" in capsys.readouterr().out
 
 

@@ -23,8 +23,9 @@ from aerialseg.errors import AerialsegError, ConfigError
 if TYPE_CHECKING:
     from aerialseg.data.classes import ClassTable
     from aerialseg.data.scenes import PolygonSpec
+    from aerialseg.inference.predict import Predictor
     from aerialseg.inference.run import PredictOptions, PredictSummary
-    from aerialseg.models.io import LoadedModel
+    from aerialseg.models.spec import ModelSpec
     from aerialseg.training.config import TrainConfig
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -40,13 +41,9 @@ def resolve_device(name: str) -> str:
     Raises:
         AerialsegError: ``cuda`` was asked for on a machine without a CUDA GPU.
     """
-    import torch
+    from aerialseg.inference.load import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AerialsegError("--device cuda: no CUDA GPU is available here; use --device cpu")
-    return name
+    return resolve(name)
 
 
 def default_model_path() -> Path:
@@ -55,23 +52,15 @@ def default_model_path() -> Path:
     Raises:
         AerialsegError: this install bundles no model file.
     """
-    from aerialseg.models.io import bundled_model_path
-
-    path = bundled_model_path()
-    if not path.is_file():
-        raise AerialsegError(
-            "no --model given and this install bundles no default model; train one with"
-            " 'aerialseg train --data DATASET --out runs/a' and pass --model runs/a/model.pt"
-        )
-    return path
+    return model_path(None)
 
 
 def model_path(model: str | os.PathLike | None) -> Path:
     """Where a model named by a user is: None or ``"default"`` is the bundled model (as
     ``init_from=default`` is), anything else a file."""
-    if model is None or os.fspath(model) == "default":
-        return default_model_path()
-    return Path(model)
+    from aerialseg.models.io import model_path as find
+
+    return find(model)
 
 
 @dataclass
@@ -96,17 +85,37 @@ class Prediction:
 
 
 class Model:
-    """A loaded model, ready to predict. Made by ``load_model``."""
+    """A loaded model, ready to predict. Made by ``load_model``.
 
-    def __init__(self, loaded: LoadedModel, path: Path, device: str, precision: str):
-        from aerialseg.inference.engine import with_precision
+    Attributes:
+        predictor: what predicts (inference/predict.py), shared with ``predict_files``
+            and ``evaluate`` when they are given this model.
+        spec: what the model needs to predict: architecture, bands, pixel size, windows.
+        classes: its class table.
+    """
 
-        self.path = path
-        self.device = device
-        self.config: TrainConfig = loaded.config
-        self.classes: ClassTable = loaded.classes
-        self.meta = loaded.meta
-        self.engine = with_precision(loaded.net, precision, device)
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.predictor.spec
+
+    @property
+    def classes(self) -> ClassTable:
+        return self.predictor.classes
+
+    @property
+    def path(self) -> Path | None:
+        return self.predictor.path
+
+    @property
+    def device(self) -> str:
+        return self.predictor.device
+
+    @property
+    def meta(self) -> dict:
+        return self.predictor.meta
 
     @property
     def class_names(self) -> list[str]:
@@ -114,7 +123,7 @@ class Model:
         return self.classes.names
 
     def __repr__(self) -> str:
-        return f"<aerialseg.Model {self.config.model} from {self.path}, classes {self.class_names}>"
+        return f"<aerialseg.Model {self.spec.model} from {self.path}, classes {self.class_names}>"
 
     def predict(
         self,
@@ -153,29 +162,18 @@ class Model:
         """
         import torch
 
-        from aerialseg.inference.engine import FlipTTA, engine_precision
-        from aerialseg.inference.predict import NODATA, default_batch_size, with_temperature
-        from aerialseg.inference.sliding import predict_image
+        from aerialseg.inference.predict import with_temperature
 
         values, valid = self._read(image, bands, pixel_size)
-        engine: Any = FlipTTA(self.engine) if tta else self.engine
-        batch = batch_size or default_batch_size(self.device, engine_precision(engine))
-        cfg = self.config
+        predictor = self.predictor.with_options(tta=tta, batch_size=batch_size)
         with torch.inference_mode():
-            probs = predict_image(
-                engine,
-                torch.from_numpy(values).to(self.device),
-                input_mode=cfg.input_mode,
-                window=cfg.window,
-                overlap=cfg.overlap,
-                resize_to=cfg.resize_to,
-                batch_size=batch,
+            predicted = predictor.predict_image(
+                values, valid, probabilities=probabilities or confidence
             )
-            ids = probs.max(0).indices.to(torch.uint8).cpu().numpy()
-            ids[~valid] = NODATA
-            result = Prediction(ids, valid)
-            if probabilities or confidence:
-                scaled = with_temperature(probs, cfg.confidence_temperature or 1.0)
+            result = Prediction(predicted.ids, valid)
+            if predicted.probs is not None:
+                temperature = self.spec.confidence_temperature or 1.0
+                scaled = with_temperature(predicted.probs, temperature)
                 calibrated = scaled.float().cpu().numpy()
                 calibrated[:, ~valid] = np.nan
                 if probabilities:
@@ -196,9 +194,9 @@ class Model:
             from aerialseg.inference.run import PredictOptions, _open
 
             chosen = tuple(bands) if bands else None
-            check_band_count(chosen, self.config.in_channels, "bands=")
+            check_band_count(chosen, self.spec.in_channels, "bands=")
             opts = PredictOptions(bands=chosen, pixel_size=pixel_size, band_flag="bands=")
-            raster = _open(Path(image), opts, self.config)
+            raster = _open(Path(image), opts, self.spec)
             try:
                 return raster.read(Window(0, 0, raster.width, raster.height))
             finally:
@@ -208,7 +206,7 @@ class Model:
         array = np.asarray(image)
         if array.ndim == 2:
             array = array[:, :, None]
-        want = self.config.in_channels
+        want = self.spec.in_channels
         if array.ndim != 3 or array.shape[2] != want or 0 in array.shape:
             raise InputError(
                 f"an array of shape {array.shape}: the model takes (height, width, {want})"
@@ -234,40 +232,20 @@ def load_model(
     Raises:
         ModelFileError: the file is not an aerialseg model.
     """
-    from aerialseg.models.io import load_model as load_file
+    from aerialseg.inference.load import load_predictor
 
-    resolved = model_path(path)
-    chosen = resolve_device(device)
-    loaded = load_file(resolved, device=chosen, for_inference=True)
-    return Model(loaded, resolved, chosen, precision)
+    return Model(load_predictor(path, device=device, precision=precision))
 
 
-def prediction_engine(model: str | Path | Model | None, engine: str, device: str, precision: str):
-    """(engine, config, classes) for a model file, a loaded Model, or an exported ONNX file."""
-    from aerialseg.inference.engine import OnnxEngine
-    from aerialseg.models.io import load_model as load_file
+def _predictor(model: str | os.PathLike | Model | None, engine: str, device: str, precision: str):
+    """A loaded Model's predictor (its file again on ONNX Runtime), or load_predictor's."""
+    from aerialseg.inference.load import load_predictor
 
     if isinstance(model, Model):
-        if engine == "onnx":
-            model = model.path
-        else:
-            return model.engine, model.config, model.classes
-    path = model_path(model)
-    if engine == "onnx" or path.suffix == ".onnx":
-        if device != "cpu":
-            raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
-        if precision == "bf16":
-            raise AerialsegError("--precision bf16 runs on PyTorch; use --engine torch")
-        if path.suffix == ".onnx":
-            onnx = OnnxEngine(path)
-        else:
-            from aerialseg.models.export import exported_engine
-
-            print(f"exporting {path.name} to ONNX for this run", file=sys.stderr)
-            onnx = exported_engine(load_file(path))  # ONNX Runtime folds batch norms itself
-        return onnx, onnx.config, onnx.classes
-    loaded = Model(load_file(path, device=device, for_inference=True), path, device, precision)
-    return loaded.engine, loaded.config, loaded.classes
+        if engine != "onnx":
+            return model.predictor
+        model = model.path
+    return load_predictor(model, engine=engine, device=device, precision=precision)
 
 
 def predict_options(
@@ -395,13 +373,12 @@ def predict_files(
     chosen = take_shard(every_input, shard)
     if not chosen:
         raise AerialsegError("no input images found; give files, folders or glob patterns")
-    where = "cpu" if engine == "onnx" else resolve_device(device)
-    run_engine, config, classes = prediction_engine(model, engine, where, precision)
-    check_band_count(opts.bands, config.in_channels, "--bands")
+    predictor = _predictor(model, engine, "cpu" if engine == "onnx" else device, precision)
+    check_band_count(opts.bands, predictor.spec.in_channels, "--bands")
     # names over every input, not the shard's: shards writing to one folder never collide
     out = Path(out)
     created = not out.exists()
-    summary = predict_all(run_engine, config, classes, chosen, out, opts, where, names)
+    summary = predict_all(predictor, chosen, out, opts, names)
     # Every input failed: leave no empty folder behind. Not when sharded: another shard may
     # be about to write into it.
     if created and not summary.done and shard is None and not any(out.iterdir()):
@@ -638,39 +615,20 @@ def evaluate(
     """
     from aerialseg.data.classes import ClassTable
     from aerialseg.evaluation.evaluate import evaluate as score
-    from aerialseg.inference.engine import OnnxEngine
-    from aerialseg.models.io import LoadedModel
-    from aerialseg.models.io import load_model as load_file
 
-    scored: LoadedModel | OnnxEngine
-    engine = None
-    if isinstance(model, Model):
-        path = model.path
-        net = getattr(model.engine, "engine", model.engine)  # under a bf16 wrapper
-        scored, engine = LoadedModel(net, model.config, model.classes, model.meta), model.engine
-        if tta:
-            from aerialseg.inference.engine import FlipTTA
-
-            engine = FlipTTA(engine)
-    elif model_path(model).suffix == ".onnx":
-        path = model_path(model)
-        if precision == "bf16" or device == "cuda":
-            raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
-        scored = OnnxEngine(path)
-    else:
-        path = model_path(model)
-        scored = load_file(path, device=resolve_device(device), for_inference=True)
+    onnx = not isinstance(model, Model) and model_path(model).suffix == ".onnx"
+    if onnx and (precision == "bf16" or device == "cuda"):
+        raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
+    predictor = _predictor(model, "torch", device, precision)
+    predictor = predictor.with_options(tta=tta, batch_size=batch_size)
+    path = predictor.path or Path("model")
     target = Path(out) if out else path.parent / f"eval-{split}"
     return score(
-        scored,
+        predictor,
         data,
         target,
         split_name=split,
         split_file=os.fspath(split_file) if split_file else None,
-        batch_size=batch_size,
-        tta=tta,
-        precision=precision,
-        engine=engine,
         pixel_size=pixel_size,
         polygons=polygon_spec(labels, label_field, label_crs, labelled_area),
         classes=ClassTable.from_file(classes) if isinstance(classes, str | Path) else classes,
@@ -704,14 +662,14 @@ def export(
     from aerialseg.models.export import export_onnx
     from aerialseg.models.io import load_model as load_file
 
-    loaded = load_file(model_path(model))
+    loaded = load_file(model_path(model))  # as saved: batch norms are ONNX Runtime's to fold
     check = None
     if check_image is not None:
         from rasterio.windows import Window
 
         from aerialseg.data.raster import open_input
 
-        raster = open_input(check_image, loaded.config.band_tuple)
+        raster = open_input(check_image, loaded.spec.band_tuple)
         try:
             window = Window(0, 0, min(raster.width, 512), min(raster.height, 512))
             values, _ = raster.read(window)
@@ -798,8 +756,7 @@ def suggest(
     from aerialseg.data.polygons import read_area
     from aerialseg.data.raster import check_band_count
     from aerialseg.inference.doubt import SuggestError
-    from aerialseg.inference.engine import engine_precision
-    from aerialseg.inference.predict import default_batch_size, predict_rows
+    from aerialseg.inference.load import load_predictor
     from aerialseg.inference.run import PredictOptions, _open, expand_inputs
     from aerialseg.inference.suggest import SuggestOptions, check_calibrated, suggest_scenes
     from aerialseg.inference.tasks import write_tasks
@@ -814,16 +771,14 @@ def suggest(
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
     labelled = [read_area(p, label_crs) for p in (labels, labelled_area) if p is not None]
-    where = resolve_device(device)
-    engine, config, classes = prediction_engine(model, "torch", where, precision)
-    check_calibrated(
-        config.confidence_temperature,
-        str(model_path(model) if not isinstance(model, Model) else model.path),
-    )
+    if isinstance(model, Model):
+        predictor = model.predictor.with_options(batch_size=batch_size)
+    else:
+        predictor = load_predictor(model, device=device, precision=precision, batch_size=batch_size)
+    check_calibrated(predictor.spec.confidence_temperature, str(predictor.path))
     chosen = tuple(bands) if bands else None
-    check_band_count(chosen, config.in_channels, "--bands")
+    check_band_count(chosen, predictor.spec.in_channels, "--bands")
     read = PredictOptions(bands=chosen, pixel_size=pixel_size)
-    batch = batch_size or default_batch_size(where, engine_precision(engine))
     opts = SuggestOptions(
         count=count,
         block_size=str(block_size),
@@ -832,12 +787,13 @@ def suggest(
         prelabel=prelabel,
         seed=seed,
     )
+    classes = predictor.classes
 
     def bands_of(raster):
-        return predict_rows(engine, raster, config, batch_size=batch, device=where, confidence=True)
+        return predictor.rows(raster, confidence=True)
 
     found = suggest_scenes(
-        lambda path: _open(path, read, config), bands_of, inputs, classes, opts, labelled
+        lambda path: _open(path, read, predictor.spec), bands_of, inputs, classes, opts, labelled
     )
     try:
         files = write_tasks(found, classes, out, labelled)

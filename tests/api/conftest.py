@@ -4,16 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from aerialseg.api.app import LoadedEngine, ServeLimits, create_app, load_engine
+from aerialseg.api.app import ServeLimits, create_app, load_for_serving
 from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.inference.predict import Predictor
 from aerialseg.models.network import SegmentationNet
-from aerialseg.training.config import resolve_config
+from aerialseg.models.spec import ModelSpec
 
 
 @pytest.fixture(scope="session")
-def loaded(tiny_model) -> LoadedEngine:
+def loaded(tiny_model) -> Predictor:
     # As `aerialseg serve` loads it: the precision `predict` picks on this machine too.
-    return load_engine(tiny_model)
+    return load_for_serving(tiny_model)
 
 
 @pytest.fixture
@@ -22,9 +23,9 @@ def app(loaded):
 
 
 @pytest.fixture(scope="session")
-def pointwise() -> LoadedEngine:
+def pointwise() -> Predictor:
     """A 1x1 convolution in place of a trained network, for tests of the upload limits:
     the service around the model is under test there, not the model."""
     torch.manual_seed(0)
     net = SegmentationNet(nn.Conv2d(3, 6, 1), [0.0] * 3, [255.0] * 3, 1).eval()
-    return LoadedEngine(net, resolve_config("default", None, ["window=64"]), DUBAI_CLASSES, {})
+    return Predictor(net, ModelSpec("fpn-effnet-lite0", window=64), DUBAI_CLASSES)

@@ -7,6 +7,7 @@ import base64
 import io
 import threading
 import time
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -17,11 +18,10 @@ from PIL import Image
 from rasterio.warp import transform_bounds
 
 from aerialseg.api import app as app_module
-from aerialseg.api.app import ServeLimits, create_app, load_engine
+from aerialseg.api.app import ServeLimits, create_app, load_for_serving
 from aerialseg.cli import main
 from aerialseg.data.raster import open_input
-from aerialseg.inference.engine import Bf16Engine, engine_precision
-from aerialseg.inference.predict import default_batch_size, predict_rows
+from aerialseg.inference.engine import Bf16Engine
 from aerialseg.models.io import load_model, save_model
 from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
 from tests.helpers.images import jpeg_bytes, rgb_scene
@@ -51,7 +51,7 @@ def test_model_reports_test_metrics_from_evaluate(tiny_model, tmp_path):
     (tmp_path / "eval-test" / "metrics.json").write_text(
         '{"miou6": 0.61, "miou5": 0.7, "pixel_accuracy": 0.85, "mean_dice": 0.72}'
     )
-    client = TestClient(create_app(load_engine(tmp_path / "model.pt")))
+    client = TestClient(create_app(load_for_serving(tmp_path / "model.pt")))
     assert client.get("/v1/model").json()["metrics"] == {
         "miou6": 0.61,
         "miou5": 0.7,
@@ -123,7 +123,7 @@ def test_json_with_confidence_of_a_geotiff(client, loaded, tiny_model, tmp_path)
     body = response.json()
     assert body["confidence"]["media_type"] == "image/tiff"
     temperature = client.get("/v1/model").json()["confidence_temperature"]
-    fitted = load_model(tiny_model).config.confidence_temperature
+    fitted = load_model(tiny_model).spec.confidence_temperature
     assert temperature == fitted and fitted != 1  # the one the model file carries
     with (
         rasterio.MemoryFile(base64.b64decode(body["confidence"]["base64"])) as mem,
@@ -133,16 +133,8 @@ def test_json_with_confidence_of_a_geotiff(client, loaded, tiny_model, tmp_path)
         assert out.nodata == 255 and out.crs == UTM40N and out.transform == TRANSFORM
     assert (percent[:10, :20] == 255).all()
     # the same percentages as the in-memory prediction at the model's temperature
-    raster = open_input(path, loaded.config.band_tuple)
-    batch = default_batch_size("cpu", engine_precision(loaded.engine))
-    expected = np.concatenate(
-        [
-            b.confidence
-            for b in predict_rows(
-                loaded.engine, raster, loaded.config, batch_size=batch, confidence=True
-            )
-        ]
-    )
+    raster = open_input(path, loaded.spec.band_tuple)
+    expected = np.concatenate([b.confidence for b in loaded.rows(raster, confidence=True)])
     raster.close()
     assert np.abs(percent.astype(int) - expected).max() <= 1
     assert (percent == expected).mean() > 0.99
@@ -260,9 +252,9 @@ def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeyp
     asked = []
     real = app_module.predict_one
 
-    def recording(engine, config, classes, upload, out, opts, device):
+    def recording(predictor, upload, out, opts):
         asked.append(opts)
-        return real(engine, config, classes, upload, out, opts, device)
+        return real(predictor, upload, out, opts)
 
     monkeypatch.setattr(app_module, "predict_one", recording)
     client = TestClient(create_app(pointwise))
@@ -351,7 +343,7 @@ def test_real_aerial_image(client):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_model_reports_the_precision_it_predicts_in(tiny_model, precision):
-    loaded = load_engine(tiny_model, "cpu", precision)
+    loaded = load_for_serving(tiny_model, "cpu", precision)
     assert isinstance(loaded.engine, Bf16Engine) == (precision == "bf16")
     client = TestClient(create_app(loaded))
     assert client.get("/v1/model").json()["precision"] == precision
@@ -370,9 +362,9 @@ def test_no_progress_bars_in_the_server_log(client, tiny_model, tmp_path, capsys
 
 def test_a_model_trained_on_chosen_bands_serves_4_band_scenes(tiny_model, tmp_path):
     loaded = load_model(tiny_model)
-    loaded.config.bands = [3, 2, 1]
-    save_model(tmp_path / "bgr.pt", loaded.net, loaded.config, loaded.classes, loaded.meta)
-    client = TestClient(create_app(load_engine(tmp_path / "bgr.pt")))
+    spec = replace(loaded.spec, bands=(3, 2, 1))
+    save_model(tmp_path / "bgr.pt", loaded.net, spec, loaded.classes, loaded.meta)
+    client = TestClient(create_app(load_for_serving(tmp_path / "bgr.pt")))
     assert client.get("/v1/model").json()["input"]["bands"] == "bands 3,2,1 as RGB"
     scene = np.concatenate([rgb_scene(40, 50), rgb_scene(40, 50)[:1]])  # 4 bands
     path = write_geotiff(tmp_path / "bgrn.tif", scene)
@@ -384,12 +376,12 @@ def test_a_four_band_model_takes_four_bands(tiny_model, tmp_path):
     from aerialseg.models.network import build_network
 
     loaded = load_model(tiny_model)
-    loaded.config.bands = [3, 2, 1, 4]
+    spec = replace(loaded.spec, bands=(3, 2, 1, 4))
     net = build_network(
         "seed-unet", loaded.classes.num_classes, pretrained=False, base_width=4, in_channels=4
     )
-    save_model(tmp_path / "bgrn.pt", net, loaded.config, loaded.classes, loaded.meta)
-    client = TestClient(create_app(load_engine(tmp_path / "bgrn.pt")))
+    save_model(tmp_path / "bgrn.pt", net, spec, loaded.classes, loaded.meta)
+    client = TestClient(create_app(load_for_serving(tmp_path / "bgrn.pt")))
     assert client.get("/v1/model").json()["input"]["bands"] == "bands 3,2,1,4, in this order"
     scene = np.concatenate([rgb_scene(40, 50), rgb_scene(40, 50)[:1]])
     files = {"file": ("bgrn.tif", write_geotiff(tmp_path / "bgrn.tif", scene).read_bytes())}
@@ -405,9 +397,9 @@ def test_a_four_band_model_takes_four_bands(tiny_model, tmp_path):
 
 def test_a_model_with_a_pixel_size_serves_on_that_grid(tiny_model, tmp_path):
     loaded = load_model(tiny_model)
-    loaded.config.pixel_size = 1.0
-    save_model(tmp_path / "1m.pt", loaded.net, loaded.config, loaded.classes, loaded.meta)
-    client = TestClient(create_app(load_engine(tmp_path / "1m.pt")))
+    spec = replace(loaded.spec, pixel_size=1.0)
+    save_model(tmp_path / "1m.pt", loaded.net, spec, loaded.classes, loaded.meta)
+    client = TestClient(create_app(load_for_serving(tmp_path / "1m.pt")))
     assert client.get("/v1/model").json()["input"]["pixel_size"] == 1.0
     scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(40, 60))  # 0.5 m pixels
     files = {"file": ("scene.tif", scene.read_bytes())}

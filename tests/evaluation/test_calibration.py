@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
 from aerialseg.data.samples import LabelledImage
 from aerialseg.evaluation.calibration import ConfidenceTally, fit_on_images, fit_temperature
-from aerialseg.inference.predict import with_temperature
+from aerialseg.inference.predict import Predictor, with_temperature
 from aerialseg.training.config import resolve_config
 
 
@@ -41,6 +41,9 @@ def test_temperature_keeps_classes_and_spreads_or_sharpens():
 def test_fit_on_images_skips_unlabelled_pixels_and_images_without_any():
     cfg = resolve_config("default", None, ["window=64"])
 
+    def predictor() -> Predictor:
+        return Predictor(Confident(), cfg.spec, DUBAI_CLASSES)
+
     class Confident:  # always class 0, at probability ~0.99
         stride = 1
 
@@ -51,12 +54,12 @@ def test_fit_on_images_skips_unlabelled_pixels_and_images_without_any():
 
     image = torch.zeros(3, 32, 32, dtype=torch.uint8)
     unlabelled = LabelledImage("none", image, torch.full((32, 32), IGNORE_INDEX))
-    assert fit_on_images(Confident(), cfg, [unlabelled]) is None
+    assert fit_on_images(predictor(), [unlabelled]) is None
     half_right = torch.zeros(32, 32, dtype=torch.uint8)
     half_right[:, 16:] = 3
     labelled = LabelledImage("half", image, half_right)
     # right half of the time at 0.99 confidence: a high temperature flattens it
-    assert fit_on_images(Confident(), cfg, [unlabelled, labelled]) > 3
+    assert fit_on_images(predictor(), [unlabelled, labelled]) > 3
 
 
 @pytest.mark.parametrize("right_share, error", [(0.8, 0.0), (0.5, 0.3)])

@@ -67,7 +67,7 @@ def write_tiny_model(
             in_channels=cfg.in_channels,
         )
         calibrate_batchnorms(net, seed)
-    save_model(path, net.eval(), cfg, classes, meta)
+    save_model(path, net.eval(), cfg.spec, classes, meta, recipe=cfg.to_dict())
     return path
 
 

@@ -93,6 +93,7 @@ def test_bf16_predicts_a_real_image_as_fp32_does(tmp_path):
 def test_cpu_predicts_two_windows_a_pass_in_bf16_one_in_fp32(tmp_path, precision, batch):
     from aerialseg.data.classes import DUBAI_CLASSES
     from aerialseg.inference.engine import FlipTTA, engine_precision
+    from aerialseg.inference.predict import Predictor
     from aerialseg.inference.run import PredictOptions, predict_files
     from aerialseg.training.config import resolve_config
 
@@ -102,5 +103,6 @@ def test_cpu_predicts_two_windows_a_pass_in_bf16_one_in_fp32(tmp_path, precision
     net = BatchRecorder()
     engine = with_precision(net, precision, "cpu")
     assert engine_precision(FlipTTA(engine)) == precision
-    summary = predict_files(engine, cfg, DUBAI_CLASSES, [image], tmp_path / "o", PredictOptions())
+    predictor = Predictor(engine, cfg.spec, DUBAI_CLASSES)
+    summary = predict_files(predictor, [image], tmp_path / "o", PredictOptions())
     assert summary.done and net.batches == [batch] * (4 // batch)

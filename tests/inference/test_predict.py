@@ -16,20 +16,19 @@ from rasterio.windows import Window
 from torch import nn
 
 from aerialseg.cli import main
-from aerialseg.data.classes import ClassTable
+from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.data.raster import open_input
-from aerialseg.data.samples import LabelledImage
+from aerialseg.inference.load import load_predictor
 from aerialseg.inference.predict import (
     CONFIDENCE_NODATA,
     NODATA,
+    ArrayRaster,
+    Predictor,
     band_starts,
     default_batch_size,
-    predict_rows,
-    predicted_probs,
     with_temperature,
 )
 from aerialseg.inference.run import expand_inputs, output_names
-from aerialseg.inference.sliding import predict_resized, predict_sliding, predict_whole
 from aerialseg.models.io import load_model, save_model
 from aerialseg.models.network import SegmentationNet
 from aerialseg.training.config import resolve_config
@@ -37,6 +36,27 @@ from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene
 from tests.helpers.models import BatchRecorder
 from tests.helpers.paths import REPO
+
+
+def predictor_of(engine, cfg, batch_size: int = 4, device: str = "cpu") -> Predictor:
+    """A predictor of ``engine`` with the windows of the training config ``cfg``."""
+    return Predictor(engine, cfg.spec, DUBAI_CLASSES, device, batch_size)
+
+
+def predict_rows(engine, raster, cfg, *, batch_size=4, device="cpu", **kw):
+    return predictor_of(engine, cfg, batch_size, device).rows(raster, **kw)
+
+
+def probabilities(engine, image: torch.Tensor, settings: list[str]) -> torch.Tensor:
+    """The blended probabilities of a whole image in memory."""
+    cfg = resolve_config("default", None, settings)
+    return predictor_of(engine, cfg).predict_image(image, probabilities=True).probs
+
+
+def predict_whole(net, image: torch.Tensor) -> torch.Tensor:
+    """One pass over the whole image (a window as large as it)."""
+    return probabilities(net, image, [f"window={32 * -(-max(image.shape[-2:]) // 32)}"])
+
 
 # The trained tiny model's classes with and without flip TTA agree on 99.9 % of the scene's
 # pixels; a view flipped back the wrong way would move whole regions. (The untrained one's
@@ -69,7 +89,7 @@ def test_georeference_is_kept(tiny_model, geotiff, tmp_path, capsys):
 
 @pytest.mark.parametrize("height, width", [(150, 200), (40, 300), (300, 40)])
 def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
-    """Streaming row bands give the in-memory sliding window's result, which itself
+    """Streaming row bands give the in-memory image's result, bit for bit, which itself
     matches one whole-image pass: no seams at window or band edges."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1))
@@ -89,8 +109,8 @@ def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
     tensor = torch.from_numpy(image).float()
     with torch.no_grad():
         whole = predict_whole(net, tensor).argmax(0).numpy()
-        sliding_probs = predict_sliding(net, tensor, window=64, overlap=0.5)
-        sliding = sliding_probs.argmax(0).numpy()
+        in_memory = predictor_of(net, cfg).predict_image(tensor, probabilities=True)
+        sliding_probs, sliding = in_memory.probs, in_memory.ids
         ids = np.full((height, width), 99, np.uint8)
         confidence = np.full((height, width), 255, np.uint8)
         next_row = 0
@@ -101,7 +121,7 @@ def test_row_bands_equal_in_memory_windows_and_whole_image(height, width):
             confidence[w.row_off : w.row_off + w.height] = band.confidence
             next_row += w.height
     assert next_row == height
-    assert (ids == sliding).mean() > 0.9999
+    assert np.array_equal(ids, sliding)
     assert (ids == whole).mean() > 0.995
     # the confidence is the blended probability of the class chosen, in percent
     expected = 100 * sliding_probs.max(0).values.numpy()
@@ -142,7 +162,7 @@ def test_row_blocks_are_bit_identical_to_the_whole_run(overlap):
             bands = list(predict_rows(net, Raster(), cfg, confidence=True, **kw))
         return np.concatenate([b.ids for b in bands]), np.concatenate([b.confidence for b in bands])
 
-    starts = band_starts(300, 90, cfg, net.stride)
+    starts = band_starts(300, 90, cfg.spec, net.stride)
     assert len(starts) > 4
     cuts = [0, starts[2], starts[3], starts[-1], 300]  # blocks of 2, 1 and several bands
     ids, confidence = rows()
@@ -151,20 +171,6 @@ def test_row_blocks_are_bit_identical_to_the_whole_run(overlap):
     assert np.array_equal(np.concatenate([p[1] for p in parts]), confidence)
     with pytest.raises(ValueError, match="do not start and end bands"):
         rows(start=starts[1] + 1)
-
-
-class ArrayRaster:
-    """The RasterInput interface over an array, its pixels valid where ``valid`` says."""
-
-    def __init__(self, image: np.ndarray, valid: np.ndarray | None = None):
-        self.image = image
-        self.valid = np.ones(image.shape[1:], bool) if valid is None else valid
-        self.height, self.width = image.shape[1:]
-
-    def read(self, win):
-        rows = slice(win.row_off, win.row_off + win.height)
-        cols = slice(win.col_off, win.col_off + win.width)
-        return self.image[:, rows, cols].astype(np.float32), self.valid[rows, cols]
 
 
 def conv_net(classes: int = 6) -> SegmentationNet:
@@ -188,7 +194,9 @@ def test_one_window_and_resize_models_predict_in_one_pass():
     valid[:7, :9] = False
     cfg = resolve_config("default", None, ["window=64"])
     with torch.no_grad():
-        bands = list(predict_rows(net, ArrayRaster(image, valid), cfg, confidence=True))
+        bands = list(
+            predict_rows(net, ArrayRaster(image.astype(np.float32), valid), cfg, confidence=True)
+        )
         probs = predict_whole(net, torch.from_numpy(image).float())
     assert len(bands) == 1
     (band,) = bands
@@ -206,10 +214,14 @@ def test_one_window_and_resize_models_predict_in_one_pass():
     squash = resolve_config("default", None, ["window=64", "input_mode=resize", "resize_to=32"])
     tall = rgb_scene(150, 70)
     with torch.no_grad():
-        bands = list(predict_rows(net, ArrayRaster(tall), squash))
-        resized = predict_resized(net, torch.from_numpy(tall).float(), 32)
+        bands = list(predict_rows(net, ArrayRaster(tall.astype(np.float32)), squash))
+        small = torch.nn.functional.interpolate(
+            torch.from_numpy(tall).float()[None], size=(32, 32), mode="bilinear"
+        )
+        probs = net(small).softmax(1)  # resized as probabilities, as the seed did
+        resized = torch.nn.functional.interpolate(probs, size=(150, 70), mode="bilinear")
     assert len(bands) == 1 and bands[0].ids.shape == (150, 70) and bands[0].confidence is None
-    assert (bands[0].ids == resized.argmax(0).numpy()).mean() > 0.999
+    assert (bands[0].ids == resized[0].argmax(0).numpy()).mean() > 0.999
 
 
 def test_nodata_pixels_of_a_windowed_scene():
@@ -218,30 +230,48 @@ def test_nodata_pixels_of_a_windowed_scene():
     valid[40:90, 100:] = False  # across a band and a window edge
     cfg = resolve_config("default", None, ["window=64", "overlap=0.5"])
     with torch.no_grad():
-        ids, percent = joined(predict_rows(net, ArrayRaster(image, valid), cfg, confidence=True))
-        probs = predict_sliding(net, torch.from_numpy(image).float(), window=64, overlap=0.5)
+        ids, percent = joined(
+            predict_rows(net, ArrayRaster(image.astype(np.float32), valid), cfg, confidence=True)
+        )
+        probs = probabilities(net, torch.from_numpy(image).float(), ["window=64", "overlap=0.5"])
     assert (ids[~valid] == NODATA).all() and (percent[~valid] == CONFIDENCE_NODATA).all()
     assert (ids[valid] == probs.argmax(0).numpy()[valid]).mean() > 0.9999
     expected = (100 * probs.max(0).values).numpy()
     assert np.abs(percent[valid] - expected[valid]).max() <= 0.51
 
 
-def test_predicted_probs_are_the_sliding_windows():
-    net = conv_net()
-    items = [
-        LabelledImage(f"i{k}", torch.from_numpy(rgb_scene(90, 70 + 30 * k, seed=k)), None)
-        for k in range(2)
-    ]
+def test_whole_image_probabilities_are_those_of_the_rows_bit_for_bit():
+    """An image in memory goes through the very loop that writes files: its probabilities
+    are the rows' blended scores over their sum, and its ids the rows' ids."""
+    net, image = conv_net(), rgb_scene(150, 130).astype(np.float32)
+    valid = np.ones((150, 130), bool)
+    valid[40:90, 100:] = False
     cfg = resolve_config("default", None, ["window=64", "overlap=0.25"])
-    with torch.no_grad():
-        out = list(predicted_probs(net, cfg, items, "cpu", batch_size=3))
-        assert [item for item, _ in out] == items
-        for item, probs in out:
-            expected = predict_sliding(net, item.image.float(), window=64, overlap=0.25)
-            assert torch.allclose(probs, expected, atol=1e-6)
-        squash = resolve_config("default", None, ["input_mode=resize", "resize_to=32"])
-        (_, probs), _ = predicted_probs(net, squash, items, "cpu", batch_size=1)
-        assert torch.allclose(probs, predict_resized(net, items[0].image.float(), 32))
+    predictor = predictor_of(net, cfg, batch_size=3)
+    whole = predictor.predict_image(image, valid, probabilities=True, confidence=True)
+    bands = list(predictor.rows(ArrayRaster(image, valid), probabilities=True, confidence=True))
+    assert len(bands) > 1
+    assert torch.equal(whole.probs, torch.cat([b.probs for b in bands], 1))
+    assert np.array_equal(whole.ids, np.concatenate([b.ids for b in bands]))
+    assert np.array_equal(whole.confidence, np.concatenate([b.confidence for b in bands]))
+    assert torch.allclose(whole.probs.sum(0), torch.ones(150, 130), atol=1e-6)
+    # a tensor (training's validation) and an array give the same result
+    as_tensor = predictor.predict_image(torch.from_numpy(image), valid, probabilities=True)
+    assert torch.equal(as_tensor.probs, whole.probs) and np.array_equal(as_tensor.ids, whole.ids)
+    assert whole.probs.shape == (6, 150, 130) and bands[0].image.dtype == np.float32
+
+
+def test_an_image_in_memory_and_its_geotiff_give_the_same_ids(tiny_model, tmp_path):
+    path = write_geotiff(tmp_path / "scene.tif", rgb_scene(700, 560))
+    predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
+    raster = open_input(path)
+    try:
+        from_file = np.concatenate([b.ids for b in predictor.rows(raster)])
+        values, valid = raster.read(Window(0, 0, raster.width, raster.height))
+    finally:
+        raster.close()
+    in_memory = predictor.predict_image(values, valid)
+    assert np.array_equal(in_memory.ids, from_file)
 
 
 def test_windows_go_through_the_network_in_the_batches_asked():
@@ -250,15 +280,14 @@ def test_windows_go_through_the_network_in_the_batches_asked():
     cfg = resolve_config("default", None, ["window=64", "overlap=0"])
     image = rgb_scene(128, 320)  # 2 rows of 5 windows
     with torch.no_grad():
-        list(predict_rows(net, ArrayRaster(image), cfg))
+        list(predict_rows(net, ArrayRaster(image.astype(np.float32)), cfg))
         assert recorder.batches == [4, 1, 4, 1]  # 4 windows a pass by default
         recorder.batches.clear()
-        list(predict_rows(net, ArrayRaster(image), cfg, batch_size=2))
+        list(predict_rows(net, ArrayRaster(image.astype(np.float32)), cfg, batch_size=2))
         assert recorder.batches == [2, 2, 1, 2, 2, 1]
         recorder.batches.clear()
-        item = LabelledImage("a", torch.from_numpy(image), None)
-        list(predicted_probs(net, cfg, [item], "cpu", batch_size=3))
-        assert recorder.batches == [3, 3, 3, 1]
+        predictor_of(net, cfg, batch_size=3).predict_image(image.astype(np.float32))
+        assert recorder.batches == [3, 2, 3, 2]
 
 
 def test_default_batch_size():
@@ -292,10 +321,10 @@ def test_nodata_stays_nodata(tiny_model, tmp_path):
         assert src.nodata == 255 and src.crs.to_epsg() == 32640
     assert (confidence[:30, :40] == 255).all()
     # elsewhere, the percentages the in-memory prediction gives at the model's temperature
-    model = load_model(tiny_model, for_inference=True)
+    predictor = load_predictor(tiny_model, device="cpu", precision="fp32", batch_size=1)
     raster = open_input(path)
     with torch.no_grad():
-        bands = list(predict_rows(model.net, raster, model.config, batch_size=1, confidence=True))
+        bands = list(predictor.rows(raster, confidence=True))
     raster.close()
     expected = np.concatenate([b.confidence for b in bands])
     assert (expected[:30, :40] == 255).all()
@@ -520,7 +549,7 @@ def test_a_value_table_writes_its_values_in_16_bits(tiny_model, geotiff, tmp_pat
         }
     )
     valued = tmp_path / "valued.pt"
-    save_model(valued, loaded.net, loaded.config, table, loaded.meta)
+    save_model(valued, loaded.net, loaded.spec, table, loaded.meta)
     assert predict(geotiff, "--model", tiny_model, "--out", tmp_path / "ids") == 0
     assert (
         # --min-area 0: no speck merged (with polygons the raster is sieved), every pixel kept
@@ -640,8 +669,10 @@ def test_band_starts_are_the_rows_predict_rows_starts_bands_at(height, width, se
     cfg = resolve_config("default", None, settings)
     net = conv_net()
     with torch.no_grad():
-        bands = list(predict_rows(net, ArrayRaster(rgb_scene(height, width)), cfg))
-    starts = band_starts(height, width, cfg, net.stride)
+        bands = list(
+            predict_rows(net, ArrayRaster(rgb_scene(height, width).astype(np.float32)), cfg)
+        )
+    starts = band_starts(height, width, cfg.spec, net.stride)
     assert starts == [b.window.row_off for b in bands]
     assert starts[0] == 0 and starts == sorted(set(starts))
 
@@ -666,11 +697,12 @@ def test_images_go_to_the_device_asked_before_the_network():
     # "meta" stands for a GPU on a CPU-only host: a tensor left on the CPU shows as "cpu"
     spy, image = DeviceSpy(), rgb_scene(20, 30)
     cfg = resolve_config("default", None, ["window=64"])
-    (band,) = predict_rows(spy, ArrayRaster(image), cfg, device="meta")  # one window
+    (band,) = predict_rows(
+        spy, ArrayRaster(image.astype(np.float32)), cfg, device="meta"
+    )  # one window
     assert spy.devices == ["meta"] and band.ids.shape == (20, 30)
     spy.devices.clear()
-    item = LabelledImage("a", torch.from_numpy(image), None)
-    list(predicted_probs(spy, cfg, [item], "meta", batch_size=1))
+    predictor_of(spy, cfg, device="meta").predict_image(torch.from_numpy(image).float())
     assert spy.devices == ["meta"]
 
 
@@ -684,7 +716,7 @@ def test_the_sample_scene_predicts_quietly_and_a_drone_scale_input_is_warned(tmp
     from aerialseg.models.io import bundled_model_path
     from aerialseg.models.io import load_model as load_file
 
-    assert load_file(bundled_model_path()).config.ground_resolution == [1.0, 2.5]
+    assert load_file(bundled_model_path()).spec.ground_resolution == (1.0, 2.5)
     with rasterio.open(SAMPLE) as src:
         assert src.crs.to_epsg() == 32640 and src.res == (2.0, 2.0)
         crop = src.read(window=Window(0, 0, 200, 160))

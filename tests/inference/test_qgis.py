@@ -143,7 +143,7 @@ def test_outputs_open_in_qgis_with_names_colours_and_crs(tiny_model, geotiff, tm
     values = ClassTable.from_dict(
         {"classes": [{"name": n, "mask_value": i + 1} for i, n in enumerate(loaded.classes.names)]}
     )
-    save_model(tmp_path / "values.pt", loaded.net, loaded.config, values, loaded.meta)
+    save_model(tmp_path / "values.pt", loaded.net, loaded.spec, values, loaded.meta)
     argv = ["predict", str(geotiff), "--model", str(tmp_path / "values.pt"), "--vector", "gpkg"]
     assert main([*argv, "--out", str(tmp_path / "v"), "--device", "cpu"]) == 0
     layers = {

@@ -6,25 +6,40 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from aerialseg.inference import sliding
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.inference import predict
+from aerialseg.inference.predict import Predictor
 from aerialseg.inference.sliding import (
     MIN_WEIGHT,
-    _pad_to,
-    predict_image,
-    predict_resized,
-    predict_sliding,
-    predict_whole,
+    pad_to,
     ramp_weights,
     window_plan,
     window_starts,
 )
 from aerialseg.models.network import SegmentationNet
+from aerialseg.models.spec import ModelSpec
 from tests.helpers.models import BatchRecorder
 
 
 def net_of(model: nn.Module, stride: int = 1) -> SegmentationNet:
     torch.manual_seed(0)
     return SegmentationNet(model, [0.0] * 3, [255.0] * 3, stride).eval()
+
+
+def predictor_of(net, window=512, overlap=0.25, batch_size=4, **spec) -> Predictor:
+    spec = ModelSpec("seed-unet", window=window, overlap=overlap, **spec)
+    return Predictor(net, spec, DUBAI_CLASSES, "cpu", batch_size)
+
+
+def predict_sliding(net, image, window=512, overlap=0.25, batch_size=4) -> torch.Tensor:
+    """The blended probabilities of the one blender (predict.py), for a whole image."""
+    result = predictor_of(net, window, overlap, batch_size).predict_image(image, probabilities=True)
+    return result.probs
+
+
+def predict_whole(net, image) -> torch.Tensor:
+    """One pass over the whole image."""
+    return predict_sliding(net, image, window=max(image.shape[-2:]))
 
 
 @pytest.mark.parametrize(
@@ -149,7 +164,7 @@ def test_conv_model_windowed_matches_whole_where_the_ramp_says(monkeypatch):
     error = (windowed - whole).abs()
     assert error.max() < TIGHT
     # The tolerance tells a ramp from none: equal weights would be seen here.
-    monkeypatch.setattr(sliding, "ramp_weights", lambda h, w, overlap_px: torch.ones(h, w))
+    monkeypatch.setattr(predict, "ramp_weights", lambda h, w, overlap_px: torch.ones(h, w))
     flat = predict_sliding(net, image, window=96, overlap=0.5)
     assert (flat - whole).abs().max() > 4 * TIGHT
 
@@ -161,9 +176,12 @@ def test_small_image_is_padded_to_the_stride():
 
 
 def test_resized_prediction_returns_native_size():
-    net = net_of(nn.Conv2d(3, 2, 1))
-    probs = predict_resized(net, torch.rand(3, 45, 70) * 255, 32)
-    assert probs.shape == (2, 45, 70)
+    recorder = BatchRecorder()
+    net = SegmentationNet(recorder, [0.0] * 3, [255.0] * 3, 1).eval()
+    predictor = predictor_of(net, window=32, input_mode="resize", resize_to=32)
+    result = predictor.predict_image(torch.rand(3, 45, 70) * 255, probabilities=True)
+    assert result.probs.shape == (2, 45, 70) and result.ids.shape == (45, 70)
+    assert recorder.batches == [1]  # squashed, in one pass
 
 
 @given(
@@ -187,15 +205,16 @@ def test_pointwise_model_windowed_equals_whole_for_any_size_and_overlap(
     assert torch.allclose(windowed, whole, atol=1e-5)
 
 
-@pytest.mark.parametrize("batch_size, batches", [(None, [4, 4, 4, 4]), (3, [3] * 5 + [1])])
+# Batches are cut within a row of windows: the rows are blended one band at a time.
+@pytest.mark.parametrize("batch_size, batches", [(None, [4, 4, 4, 4]), (3, [3, 1] * 4)])
 def test_predict_image_passes_windows_in_batches_of_the_size_asked(batch_size, batches):
     recorder = BatchRecorder()
     net = SegmentationNet(recorder, [0.0] * 3, [255.0] * 3, 1).eval()
-    extra = {} if batch_size is None else {"batch_size": batch_size}
     image = torch.rand(3, 128, 128) * 255  # 4 x 4 windows of 32 px
-    probs = predict_image(
-        net, image, input_mode="crop", window=32, overlap=0.0, resize_to=64, **extra
-    )
+    predictor = Predictor(net, ModelSpec("seed-unet", window=32, overlap=0.0), DUBAI_CLASSES)
+    # None: 4, as training's validation runs it
+    predictor = predictor.with_options(batch_size=batch_size or 4)
+    probs = predictor.predict_image(image, probabilities=True).probs
     assert probs.shape == (2, 128, 128) and recorder.batches == batches
 
 
@@ -213,10 +232,10 @@ def test_predict_image_passes_windows_in_batches_of_the_size_asked(batch_size, b
 )
 def test_pad_mirrors_where_it_can_and_repeats_the_edge_where_it_cannot(size, mode):
     x = torch.rand(3, 10, 12)
-    padded = _pad_to(x, *size)
+    padded = pad_to(x, *size)
     pad = (0, size[1] - 12, 0, size[0] - 10)
     assert torch.equal(padded, torch.nn.functional.pad(x[None], pad, mode=mode)[0])
-    assert _pad_to(x, 10, 12) is x
+    assert pad_to(x, 10, 12) is x
 
 
 def test_ramp_over_one_pixel_of_overlap_halves_the_edge_pixels():

@@ -22,7 +22,7 @@ from aerialseg.data.classes import ClassTable
 from aerialseg.data.polygons import PolygonLayer, read_area
 from aerialseg.errors import AerialsegError
 from aerialseg.inference.doubt import SuggestError
-from aerialseg.inference.predict import predict_rows
+from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import PredictOptions, _open
 from aerialseg.inference.suggest import SuggestOptions, suggest_scenes
 from aerialseg.inference.tasks import write_tasks
@@ -56,11 +56,12 @@ def painted(grey_blocks: list[tuple[int, int]], size: int = 512) -> np.ndarray:
 
 
 def run(paths, tmp_path, labelled=(), **options):
-    config = TrainConfig(window=256, overlap=0.25, confidence_temperature=1.0)
+    spec = TrainConfig(window=256, overlap=0.25, confidence_temperature=1.0).spec
+    predictor = Predictor(Pointwise(), spec, CLASSES)
     opts = SuggestOptions(block_size=str(BLOCK), **options)
     found = suggest_scenes(
-        lambda p: _open(p, PredictOptions(), config),
-        lambda raster: predict_rows(Pointwise(), raster, config, confidence=True),
+        lambda p: _open(p, PredictOptions(), spec),
+        lambda raster: predictor.rows(raster, confidence=True),
         paths,
         CLASSES,
         opts,
@@ -193,8 +194,8 @@ def test_suggest_on_a_real_scene_with_the_bundled_model(tmp_path):
 
 def test_suggest_refuses_a_model_without_calibration_and_bad_requests(tmp_path):
     loaded = load_model(bundled_model_path())
-    config = replace(loaded.config, confidence_temperature=None)
-    save_model(tmp_path / "raw.pt", loaded.net, config, loaded.classes)
+    spec = replace(loaded.spec, confidence_temperature=None)
+    save_model(tmp_path / "raw.pt", loaded.net, spec, loaded.classes)
     with pytest.raises(AerialsegError, match="no confidence calibration"):
         aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", model=tmp_path / "raw.pt")
     with pytest.raises(AerialsegError, match="no such model file"):

@@ -7,7 +7,7 @@ import torch
 import aerialseg
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.errors import ModelFileError
-from aerialseg.models.io import load_model, save_model
+from aerialseg.models.io import bundled_model_path, load_model, save_model
 from aerialseg.models.network import build_network
 from aerialseg.training.config import resolve_config
 
@@ -16,9 +16,12 @@ def test_model_file_is_self_describing(tmp_path):
     cfg = resolve_config("seed", None, ["base_width=4"])
     torch.manual_seed(0)
     net = build_network(cfg.model, 6, pretrained=False, base_width=4).eval()
-    save_model(tmp_path / "m.pt", net, cfg, DUBAI_CLASSES, {"val_miou": 0.5})
+    save_model(
+        tmp_path / "m.pt", net, cfg.spec, DUBAI_CLASSES, {"val_miou": 0.5}, recipe=cfg.to_dict()
+    )
     loaded = load_model(tmp_path / "m.pt")
-    assert loaded.config == cfg and loaded.classes == DUBAI_CLASSES
+    assert loaded.spec == cfg.spec and loaded.classes == DUBAI_CLASSES
+    assert loaded.recipe == cfg.to_dict()  # kept to explain the model
     assert loaded.meta["val_miou"] == 0.5
     x = torch.rand(1, 3, 32, 32) * 255
     saved, reloaded = net.state_dict(), loaded.net.state_dict()
@@ -35,9 +38,9 @@ def test_decoder_widths_travel_in_the_model_file(tmp_path):
         ["model=unet-effnet-lite0", "decoder_channels=[32,16,16,8,8]", "pretrained=false"],
     )
     net = build_network(cfg.model, 6, pretrained=False, decoder_channels=cfg.decoder_channels)
-    save_model(tmp_path / "m.pt", net.eval(), cfg, DUBAI_CLASSES)
+    save_model(tmp_path / "m.pt", net.eval(), cfg.spec, DUBAI_CLASSES)
     loaded = load_model(tmp_path / "m.pt")
-    assert loaded.config.decoder_channels == [32, 16, 16, 8, 8]
+    assert loaded.spec.decoder_channels == (32, 16, 16, 8, 8)
     x = torch.rand(1, 3, 64, 64) * 255
     with torch.no_grad():
         torch.testing.assert_close(loaded.net(x), net(x), rtol=1e-4, atol=1e-4)
@@ -46,8 +49,8 @@ def test_decoder_widths_travel_in_the_model_file(tmp_path):
 def test_half_precision_file_is_smaller_and_close(tmp_path):
     cfg = resolve_config("seed", None, ["base_width=8"])
     net = build_network(cfg.model, 6, pretrained=False, base_width=8).eval()
-    save_model(tmp_path / "full.pt", net, cfg, DUBAI_CLASSES)
-    save_model(tmp_path / "half.pt", net, cfg, DUBAI_CLASSES, half=True)
+    save_model(tmp_path / "full.pt", net, cfg.spec, DUBAI_CLASSES)
+    save_model(tmp_path / "half.pt", net, cfg.spec, DUBAI_CLASSES, half=True)
     assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
     x = torch.rand(1, 3, 32, 32) * 255
     with torch.no_grad():
@@ -85,7 +88,7 @@ def test_downsampled_network_round_trips_through_model_file_and_onnx(tmp_path):
     cfg = resolve_config("seed", None, ["base_width=4", "downsample=2"])
     torch.manual_seed(0)
     net = build_network(cfg.model, 6, pretrained=False, base_width=4, downsample=2).eval()
-    save_model(tmp_path / "m.pt", net, cfg, DUBAI_CLASSES)
+    save_model(tmp_path / "m.pt", net, cfg.spec, DUBAI_CLASSES)
     loaded = load_model(tmp_path / "m.pt")
     assert loaded.net.downsample == 2 and loaded.net.stride == 32
     x = torch.rand(1, 3, 64, 96) * 255
@@ -95,7 +98,7 @@ def test_downsampled_network_round_trips_through_model_file_and_onnx(tmp_path):
     # ONNX keeps the downsampling and the upsampling to any (stride-multiple) input size.
     export_onnx(loaded, tmp_path / "m.onnx")
     engine = OnnxEngine(tmp_path / "m.onnx")
-    assert engine.stride == 32
+    assert engine.stride == 32 and engine.spec == cfg.spec
     torch.testing.assert_close(engine(x), expected, rtol=1e-3, atol=1e-3)
 
 
@@ -120,19 +123,19 @@ def test_weights_of_another_architecture_are_one_line(tmp_path):
     mismatched tensors."""
     cfg = resolve_config("seed", None, ["base_width=4"])
     net = build_network(cfg.model, 6, pretrained=False, base_width=4).eval()
-    save_model(tmp_path / "m.pt", net, cfg, DUBAI_CLASSES)
+    save_model(tmp_path / "m.pt", net, cfg.spec, DUBAI_CLASSES)
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     for change, counts in [
         ({"base_width": 8}, "0 missing, 0 unexpected and"),
-        ({"model": "unet-effnet-lite0", "pretrained": False}, " missing, "),
+        ({"model": "unet-effnet-lite0"}, " missing, "),
     ]:
-        payload["config"] = {**payload["config"], **change}
+        payload["spec"] = {**payload["spec"], **change}
         torch.save(payload, tmp_path / "other.pt")
         with pytest.raises(ModelFileError) as caught:
             load_model(tmp_path / "other.pt")
         message = str(caught.value)
         assert "\n" not in message and len(message) < 400, message
-        assert f"not those of the {payload['config']['model']} network its config names" in message
+        assert f"not those of the {payload['spec']['model']} network its config names" in message
         assert counts in message
 
 
@@ -148,7 +151,7 @@ def test_model_files_of_the_e71fee0_release_still_load_and_predict(suffix):
     image = expected["image"]
     model = aerialseg.load_model(f"{RELEASED}{suffix}", device="cpu", precision="fp32")
     assert model.class_names == DUBAI_CLASSES.names
-    assert model.config.model == "seed-unet" and model.config.base_width == 2
+    assert model.spec.model == "seed-unet" and model.spec.base_width == 2
     first = model.predict(image, probabilities=True, confidence=True)
     again = model.predict(image, probabilities=True, confidence=True)
     assert first.class_ids.shape == image.shape[:2] and first.class_ids.dtype == np.uint8
@@ -160,9 +163,72 @@ def test_model_files_of_the_e71fee0_release_still_load_and_predict(suffix):
     # changes probabilities, never class ids.
     np.testing.assert_array_equal(first.class_ids, expected["class_ids"])
     if suffix == ".pt":
-        assert model.config.confidence_temperature == pytest.approx(0.4554)
+        assert model.spec.confidence_temperature == pytest.approx(0.4554)
         assert model.meta["global_step"] == 32 and model.meta["trained_on"] == "data"
         np.testing.assert_allclose(first.probabilities, expected["probabilities"], atol=1e-5)
     else:
-        assert model.config.confidence_temperature is None
+        assert model.spec.confidence_temperature is None
     np.testing.assert_allclose(first.confidence, first.probabilities.max(0))
+
+
+def _seed_file(tmp_path):
+    cfg = resolve_config("seed", None, ["base_width=4", "window=64", "overlap=0.25"])
+    torch.manual_seed(0)
+    net = build_network(cfg.model, 6, pretrained=False, base_width=4).eval()
+    save_model(tmp_path / "m.pt", net, cfg.spec, DUBAI_CLASSES, recipe=cfg.to_dict())
+    return cfg, torch.load(tmp_path / "m.pt", weights_only=True)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: {**{k: v for k, v in c.items() if k != "lr"}, "learning_rate": c["lr"]},
+        lambda c: {k: v for k, v in c.items() if k != "cutmix"},  # a setting removed
+        lambda c: {**c, "cutmix": 7.5, "ema_decay": -1},  # bounds tightened since
+        lambda c: {**c, "a_setting_of_a_later_release": [1, 2]},
+    ],
+)
+def test_a_changed_training_recipe_does_not_break_the_model_file(tmp_path, edit):
+    """Only the spec is read to load a model: its training settings may be renamed,
+    removed or bounded otherwise in a later release."""
+    cfg, payload = _seed_file(tmp_path)
+    for files_spec in (True, False):  # a file of today, and one written before the spec
+        changed = {**payload, "config": edit(payload["config"])}
+        if not files_spec:
+            del changed["spec"]
+        torch.save(changed, tmp_path / "changed.pt")
+        assert load_model(tmp_path / "changed.pt").spec == cfg.spec
+
+
+def test_files_without_a_spec_and_lightning_checkpoints_take_it_from_their_config(tmp_path):
+    cfg, payload = _seed_file(tmp_path)
+    old = {k: v for k, v in payload.items() if k != "spec"}  # as every file until now
+    torch.save(old, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").spec == cfg.spec
+    checkpoint = {
+        "hyper_parameters": {"config": payload["config"], "classes": payload["classes"]},
+        "state_dict": {f"net.{k}": v for k, v in payload["state_dict"].items()},
+        "epoch": 3,
+    }
+    torch.save(checkpoint, tmp_path / "best.ckpt")
+    loaded = load_model(tmp_path / "best.ckpt")
+    assert loaded.spec == cfg.spec and loaded.meta["epoch"] == 3
+
+
+def test_a_spec_of_a_later_version_or_without_a_model_is_one_line(tmp_path):
+    _, payload = _seed_file(tmp_path)
+    for spec, reason in [
+        ({**payload["spec"], "version": 99}, "version 99: upgrade aerialseg"),
+        ({k: v for k, v in payload["spec"].items() if k != "model"}, "no model architecture"),
+        ({**payload["spec"], "window": "wide"}, "window='wide' is not a valid value"),
+    ]:
+        torch.save({**payload, "spec": spec}, tmp_path / "bad.pt")
+        with pytest.raises(ModelFileError, match=reason):
+            load_model(tmp_path / "bad.pt")
+
+
+def test_the_bundled_model_loads_as_committed():
+    loaded = load_model(bundled_model_path())
+    assert loaded.spec.model == loaded.recipe["model"] and loaded.classes.num_classes == 6
+    assert loaded.spec.ground_resolution == (1.0, 2.5) and loaded.spec.confidence_temperature
+    assert "lr" in loaded.recipe  # the training settings, kept to explain it

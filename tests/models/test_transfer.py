@@ -34,7 +34,7 @@ def source_model(name: str = "fpn-effnet-lite0", **config) -> LoadedModel:
                 tensor.uniform_(0.5, 1.5)
             elif tensor.is_floating_point():
                 tensor.uniform_(-0.1, 0.1)
-    return LoadedModel(net.eval(), cfg, DUBAI_CLASSES)
+    return LoadedModel(net.eval(), cfg.spec, DUBAI_CLASSES)
 
 
 @pytest.mark.parametrize("name", ["seed-unet", "fpn-effnet-lite0", "unet-effnet-lite0"])

@@ -39,7 +39,7 @@ def test_max_time_bounds_the_whole_command(tiny_dataset, tmp_path, capsys):
     model = load_model(run / "model.pt")
     assert steps >= 2 and model.meta["global_step"] == steps
     if model.meta["val_miou"] is not None:
-        assert model.config.confidence_temperature is not None
+        assert model.spec.confidence_temperature is not None
     else:
         assert "not validated (the budget left no time for it)" in out
     # the end says the total, and it is the wall time measured here (to the second)
@@ -67,7 +67,7 @@ def test_a_budget_spent_on_loading_still_gives_a_model(tiny_dataset, tmp_path, c
     assert "not validated (the budget left no time for it)" in out
     assert "confidence not calibrated (no time left)" in out
     model = load_model(run / "model.pt")
-    assert model.meta["val_miou"] is None and model.config.confidence_temperature is None
+    assert model.meta["val_miou"] is None and model.spec.confidence_temperature is None
     assert wall <= SLACK_S
 
 

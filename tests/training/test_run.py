@@ -25,6 +25,7 @@ from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.evaluation.calibration import with_fitted_temperature
+from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import load_model
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
@@ -93,7 +94,7 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     } <= report.keys()
     assert report["precision"] == "fp32"
     confidence = report["confidence"]  # predict --confidence at the model's temperature
-    assert confidence["temperature"] == load_model(run / "model.pt").config.confidence_temperature
+    assert confidence["temperature"] == load_model(run / "model.pt").spec.confidence_temperature
     # its mean is that of predict --confidence over the test images' labelled pixels
     source = DatasetSource(tiny_dataset)
     test_items = load_labelled(source, split["test"], DUBAI_CLASSES, 0.05)
@@ -122,13 +123,15 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     x = torch.rand(1, 3, 64, 64) * 255
     with torch.no_grad():
         assert torch.equal(from_file.net(x), from_ckpt.net(x))
-    assert from_file.config.base_width == 4 and from_file.classes == DUBAI_CLASSES
+    assert from_file.spec.base_width == 4 and from_file.classes == DUBAI_CLASSES
     # ... with a confidence temperature fitted on the validation images
-    assert from_ckpt.config.confidence_temperature is None
+    assert from_ckpt.spec.confidence_temperature is None
     val_items = load_labelled(source, split["val"], DUBAI_CLASSES, 0.05)
-    refit = with_fitted_temperature(from_ckpt.net, from_ckpt.config, val_items)
-    assert from_file.config.confidence_temperature == refit.confidence_temperature
-    assert from_file.config.confidence_temperature != 1
+    refit = with_fitted_temperature(
+        Predictor(from_ckpt.net, from_ckpt.spec, from_ckpt.classes), val_items
+    )
+    assert from_file.spec.confidence_temperature == refit.confidence_temperature
+    assert from_file.spec.confidence_temperature != 1
 
 
 def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path, capsys):
@@ -144,7 +147,7 @@ def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path, capsys):
     assert "stopped by max_steps=1" in out and "not validated" in out
     # stderr is no terminal here: a plain line an image
     assert "calibrating confidence: 1/2 images\ncalibrating confidence: 2/2 images\n" in err
-    temperature = model.config.confidence_temperature
+    temperature = model.spec.confidence_temperature
     assert f"confidence temperature {temperature:g}, fitted on 2 validation image(s)" in out
 
 
@@ -272,7 +275,7 @@ def test_downsampled_training_with_scale_augmentation_and_lovasz(tiny_dataset, t
     # 64 px crops reach the model as 32 px block averages; the losses are real numbers.
     assert recorder.inputs == [(4, 3, 32, 32)] * 2
     assert all(torch.isfinite(torch.tensor(recorder.losses)))
-    assert model.config.downsample == 2 and model.config.lovasz_weight == 1
+    assert model.spec.downsample == 2 and model.recipe["lovasz_weight"] == 1
     with torch.no_grad():
         assert model.net(torch.zeros(1, 3, 64, 128)).shape == (1, 6, 64, 128)
 
@@ -339,7 +342,7 @@ def test_seed_preset_trains_on_resized_whole_images(tiny_dataset, tmp_path):
         == 0
     )
     model = load_model(run / "model.pt")
-    assert model.config.input_mode == "resize" and model.config.scheduler == "plateau"
+    assert model.spec.input_mode == "resize" and model.recipe["scheduler"] == "plateau"
 
 
 def test_ddp_on_two_cpu_processes(tiny_dataset, tmp_path):
@@ -429,7 +432,7 @@ def test_own_geotiffs_with_class_value_masks(tmp_path, capsys):
     assert main([*argv, *FAST, "max_epochs=1", "bands=[3,2,1]"]) == 0
     model_file = str(run / "model.pt")
     model = load_model(model_file)
-    assert model.config.bands == [3, 2, 1] and model.classes.by_value
+    assert model.spec.bands == (3, 2, 1) and model.classes.by_value
 
     scene = root / "images" / "scene_0.tif"
     argv = ["predict", str(scene), "--model", model_file, "--out", str(tmp_path / "p")]
@@ -465,7 +468,7 @@ def test_own_geotiffs_with_near_infrared(tmp_path, capsys):
     assert main([*argv, *pretrained_fpn, *overrides]) == 0
     model_file = str(run / "model.pt")
     model = load_model(model_file)
-    assert model.config.bands == [3, 2, 1, 4] and model.net.in_channels == 4
+    assert model.spec.bands == (3, 2, 1, 4) and model.net.in_channels == 4
 
     scene = root / "images" / "scene_0.tif"
     # fp32 as ONNX Runtime computes, so both predictions can be compared below
@@ -515,7 +518,7 @@ def test_fine_tuning_starts_from_the_given_model(tiny_dataset, tiny_model, tmp_p
     assert f"network: seed-unet, from {tiny_model}" in out
     assert "weights from" in out and "classes new to it" not in out
     tuned, source = load_model(run / "model.pt"), load_model(tiny_model)
-    assert tuned.config.init_from == str(tiny_model)  # recorded in the model
+    assert tuned.recipe["init_from"] == str(tiny_model)  # recorded in the model
     for key, tensor in source.net.state_dict().items():
         if not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
             torch.testing.assert_close(tuned.net.state_dict()[key], tensor, atol=1e-6, rtol=0)
@@ -554,7 +557,7 @@ def test_a_run_at_one_pixel_size_predicts_at_it(tmp_path, capsys):
     argv = ["train", *data, "--classes", str(table), "--out", str(run), *FAST, "max_epochs=1"]
     assert main([*argv, "bands=[3,2,1]", "pixel_size=1.0"]) == 0
     model_file = str(run / "model.pt")
-    assert load_model(model_file).config.pixel_size == 1.0
+    assert load_model(model_file).spec.pixel_size == 1.0
 
     scene = root / "images" / "scene_0.tif"
     assert main(["predict", str(scene), "--model", model_file, "--out", str(tmp_path / "p")]) == 0
@@ -658,8 +661,8 @@ def test_the_temperature_is_fitted_on_the_shipped_weights_validation(tiny_datase
     source = DatasetSource(tiny_dataset)
     datamodule = SegmentationDataModule(source, make_split(source.pairs), DUBAI_CLASSES, cfg)
     datamodule.setup("fit")
-    again = fit_on_images(best.net, best.config, datamodule.val_set.items)
-    assert model.config.confidence_temperature == pytest.approx(again, rel=1e-3)
+    again = fit_on_images(Predictor(best.net, best.spec, best.classes), datamodule.val_set.items)
+    assert model.spec.confidence_temperature == pytest.approx(again, rel=1e-3)
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "mlflow"])

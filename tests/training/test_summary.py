@@ -23,7 +23,7 @@ def test_the_summary_names_the_files_and_commands_that_work(tiny_dataset, tmp_pa
         f"best validation mIoU over all 6 classes {model.meta['val_miou']:.4f} (step"
         f" {model.meta['global_step']}); model.pt holds those weights"
     )
-    assert f"confidence temperature {model.config.confidence_temperature:g}, fitted on 2" in out
+    assert f"confidence temperature {model.spec.confidence_temperature:g}, fitted on 2" in out
     files = summary[summary.index(f"written to {run}/:") + 1 : summary.index("next:")]
     assert [line.split()[0] for line in files] == [
         "model.pt",

@@ -55,10 +55,10 @@ from aerialseg.data.raster import (
 )
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.files import UPLOAD_DIR, sweep, upload_dir_prefix, write_failure
-from aerialseg.inference.engine import engine_precision, with_precision
+from aerialseg.inference.load import load_predictor
+from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.inference.writers import aux_path
-from aerialseg.models.io import load_model
 
 log = logging.getLogger("aerialseg.api")
 MEDIA = {".png": "image/png", ".tif": "image/tiff"}
@@ -75,27 +75,19 @@ class ServeLimits:
     body_timeout_s: float = 120.0  # an upload still arriving after this gets 408
 
 
-@dataclass
-class LoadedEngine:
-    engine: Any
-    config: Any
-    classes: Any
-    meta: dict
-    device: str = "cpu"
-
-
-def load_engine(path: Path, device: str = "cpu", precision: str = "auto") -> LoadedEngine:
-    """Load a model file once; test metrics come from the file or, failing that, from the
-    ``eval-test/metrics.json`` that ``aerialseg evaluate`` writes beside it. ``precision``
-    as ``aerialseg predict --precision``."""
-    model = load_model(path, device=device, for_inference=True)
-    meta = dict(model.meta)
-    report = path.parent / "eval-test" / "metrics.json"
+def load_for_serving(
+    path: Path | None = None, device: str = "cpu", precision: str = "auto"
+) -> Predictor:
+    """Load a model once (None: the bundled one); test metrics come from the file or,
+    failing that, from the ``eval-test/metrics.json`` that ``aerialseg evaluate`` writes
+    beside it. ``device`` and ``precision`` as ``aerialseg predict``'s."""
+    predictor = load_predictor(path, device=device, precision=precision)
+    meta = predictor.meta
+    report = Path(predictor.path or ".").parent / "eval-test" / "metrics.json"
     if "test_metrics" not in meta and report.is_file():
         metrics = json.loads(report.read_text())
-        meta["test_metrics"] = {k: metrics.get(k) for k in headline_keys(model.classes)}
-    engine = with_precision(model.net, precision, device)
-    return LoadedEngine(engine, model.config, model.classes, meta, device)
+        meta["test_metrics"] = {k: metrics.get(k) for k in headline_keys(predictor.classes)}
+    return predictor
 
 
 def _b64(path: Path) -> str:
@@ -108,7 +100,7 @@ def _client_message(err: Exception, upload: Path) -> str:
 
 
 def _segment(
-    loaded: LoadedEngine,
+    loaded: Predictor,
     upload: Path,
     out: Path,
     limits: ServeLimits,
@@ -124,8 +116,8 @@ def _segment(
     and checks its pixel count, sides and their ratio from its header before decoding."""
     driver = upload_driver(upload)
     chosen = parse_bands(bands_text, "bands=")
-    check_band_count(chosen, loaded.config.in_channels, "bands=")
-    bands = chosen or loaded.config.band_tuple
+    check_band_count(chosen, loaded.spec.in_channels, "bands=")
+    bands = chosen or loaded.spec.band_tuple
     # The upload has no suffix: "auto" is GeoTIFF for a georeferenced image, else PNG.
     class_format = fmt if fmt in ("png", "tif") else "auto"
     outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
@@ -145,9 +137,7 @@ def _segment(
     )
     out.mkdir()
     with rasterio.Env(**NETWORK_OFF):
-        return predict_one(
-            loaded.engine, loaded.config, loaded.classes, upload, out, opts, loaded.device
-        )
+        return predict_one(loaded, upload, out, opts)
 
 
 def _png_b64(path: Path) -> str:
@@ -173,17 +163,17 @@ def _zip_b64(paths: list[Path]) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _bands_text(bands: list[int] | None) -> str:
+def _bands_text(bands: tuple[int, ...] | None) -> str:
     if not bands:
         return "3-band RGB, or RGBA (alpha marks nodata); others with bands="
     listed = ",".join(map(str, bands))
     return f"bands {listed} as RGB" if len(bands) == 3 else f"bands {listed}, in this order"
 
 
-def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
+def model_info(loaded: Predictor, limits: ServeLimits) -> dict:
     return {
-        "name": loaded.config.model,
-        "precision": engine_precision(loaded.engine),
+        "name": loaded.spec.model,
+        "precision": loaded.precision,
         "classes": [
             {
                 "id": i,
@@ -197,10 +187,10 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
         ],
         "input": {
             "formats": ["JPEG", "PNG", "TIFF", "GeoTIFF"],
-            "bands": _bands_text(loaded.config.bands),
+            "bands": _bands_text(loaded.spec.bands),
             "values": "8-bit as is; 16-bit and float stretched per band (2nd-98th percentile)",
             # georeferenced uploads are resampled to this pixel size (CRS units); None: not
-            "pixel_size": loaded.config.pixel_size,
+            "pixel_size": loaded.spec.pixel_size,
             "max_upload_bytes": limits.max_upload_bytes,
             "max_pixels": limits.max_pixels,
             "max_side": limits.max_side,
@@ -208,7 +198,7 @@ def model_info(loaded: LoadedEngine, limits: ServeLimits) -> dict:
         },
         "metrics": loaded.meta.get("test_metrics") or {"val_miou": loaded.meta.get("val_miou")},
         # confidence=true reports probabilities at this temperature (fitted by training)
-        "confidence_temperature": loaded.config.confidence_temperature or 1.0,
+        "confidence_temperature": loaded.spec.confidence_temperature or 1.0,
     }
 
 
@@ -229,7 +219,7 @@ def _fastapi(**kwargs: Any) -> FastAPI:
 
 
 def create_app(
-    loaded: LoadedEngine,
+    loaded: Predictor,
     limits: ServeLimits | None = None,
     token: str | None = None,
     allowed_hosts: Iterable[str] | None = None,

@@ -264,12 +264,13 @@ def _predict_on_ray(args: argparse.Namespace, opts) -> int:
     """predict --ray: the same outputs, from Ray workers; one summary line at the end."""
     from aerialseg.data.raster import check_band_count
     from aerialseg.inference.distributed import (
-        ModelSpec,
         RaySettings,
+        WorkerModel,
         predict_on_ray,
         ray_inputs,
     )
-    from aerialseg.public import default_model_path, prediction_engine
+    from aerialseg.inference.load import load_predictor
+    from aerialseg.models.io import model_path as find_model
 
     if args.shard is not None:
         raise AerialsegError("--ray hands scenes out itself; drop --shard")
@@ -278,11 +279,11 @@ def _predict_on_ray(args: argparse.Namespace, opts) -> int:
         raise AerialsegError("no input images found; give files, folders, glob patterns or URLs")
     if args.ray_workers is not None and args.ray_workers < 1:
         raise AerialsegError(f"--ray-workers {args.ray_workers}: give 1 or more")
-    model_path = Path(args.model) if args.model else default_model_path()
+    model_path = find_model(args.model)
     # Loaded here once too, so that a bad model file is one line before Ray starts.
-    _, config, _ = prediction_engine(model_path, "torch", "cpu", "fp32")  # .onnx: ONNX Runtime
-    check_band_count(opts.bands, config.in_channels, "--bands")
-    spec = ModelSpec(str(model_path.resolve()), args.engine, args.device, args.precision)
+    spec = load_predictor(model_path, device="cpu", precision="fp32").spec  # .onnx: on ORT
+    check_band_count(opts.bands, spec.in_channels, "--bands")
+    worker = WorkerModel(str(model_path.resolve()), args.engine, args.device, args.precision)
     settings = RaySettings(
         address=None if args.ray == "local" else args.ray,
         workers=args.ray_workers,
@@ -290,7 +291,7 @@ def _predict_on_ray(args: argparse.Namespace, opts) -> int:
     )
     out = Path(args.out)
     created = not out.exists()
-    summary = predict_on_ray(spec, model_path, inputs, out, opts, names, settings)
+    summary = predict_on_ray(worker, model_path, inputs, out, opts, names, settings)
     if created and not summary.done and not any(out.iterdir()):
         out.rmdir()
     total = len(inputs)
@@ -320,18 +321,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from aerialseg.api.app import ServeLimits, create_app, load_engine
+        from aerialseg.api.app import ServeLimits, create_app, load_for_serving
         from aerialseg.api.guard import default_allowed_hosts
     except ImportError as err:
         raise AerialsegError(
             f"serve needs the web extra ({err.name} is missing): pip install 'aerialseg[serve]'"
         ) from None
-    from aerialseg.public import default_model_path, resolve_device
-
     one_malloc_arena()
-    device = resolve_device(args.device)
-    model = Path(args.model) if args.model else default_model_path()
-    loaded = load_engine(model, device, args.precision)
+    loaded = load_for_serving(args.model, args.device, args.precision)
     limits = ServeLimits(
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=int(args.max_megapixels * 1e6),
@@ -347,7 +344,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             " this port can use the API; set --token (or AERIALSEG_TOKEN) to require one",
             file=sys.stderr,
         )
-    print(f"aerialseg: serving {loaded.config.model} on http://{args.host}:{args.port}/")
+    print(f"aerialseg: serving {loaded.spec.model} on http://{args.host}:{args.port}/")
     app = create_app(
         loaded,
         limits,

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.samples import LabelledImage
-from aerialseg.inference.predict import predicted_probs, with_temperature
-from aerialseg.training.config import TrainConfig
+from aerialseg.inference.predict import Predictor, with_temperature
+from aerialseg.models.spec import ModelSpec
 
 PIXELS_PER_IMAGE = 20_000  # labelled pixels sampled per image: enough for one parameter
 
@@ -75,10 +75,8 @@ class TemperatureSample:
 
 
 def fit_on_images(
-    engine,
-    cfg: TrainConfig,
+    predictor: Predictor,
     items: Iterable[LabelledImage],
-    device="cpu",
     seed: int = 0,
     *,
     until: float | None = None,
@@ -89,7 +87,10 @@ def fit_on_images(
     further image is predicted (the first always is); ``progress`` is called with the
     count of images done after each."""
     sample = TemperatureSample(seed)
-    for item, probs in predicted_probs(engine, cfg, items, device, batch_size=1):
+    one = replace(predictor, batch_size=1)  # one window a pass, as temperatures were fitted
+    for item in items:
+        probs = one.predict_image(item.image.float(), probabilities=True).probs
+        assert probs is not None  # asked for
         sample.add(probs, item.mask)
         if progress is not None:
             progress(sample.images)
@@ -98,15 +99,14 @@ def fit_on_images(
     return sample.fit()
 
 
-def with_fitted_temperature(
-    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device="cpu"
-) -> TrainConfig:
-    """``cfg`` with its confidence_temperature fitted on ``items`` (what ``aerialseg train``
-    stores in a model); ``cfg`` itself when they hold no labelled pixel."""
-    temperature = fit_on_images(engine, cfg, items, device)
+def with_fitted_temperature(predictor: Predictor, items: Iterable[LabelledImage]) -> ModelSpec:
+    """The predictor's spec with its confidence_temperature fitted on ``items`` (what
+    ``aerialseg train`` stores in a model); the spec itself when they hold no labelled
+    pixel."""
+    temperature = fit_on_images(predictor, items)
     if temperature is None:
-        return cfg
-    return replace(cfg, confidence_temperature=round(temperature, 4))
+        return predictor.spec
+    return replace(predictor.spec, confidence_temperature=round(temperature, 4))
 
 
 class ConfidenceTally:

@@ -21,12 +21,22 @@ from aerialseg.errors import ClassTableError, DatasetError
 from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
-from aerialseg.inference.engine import FlipTTA, OnnxEngine, engine_precision, with_precision
-from aerialseg.inference.predict import default_batch_size, predicted_probs
-from aerialseg.models.io import LoadedModel, atomic_write
-from aerialseg.training.config import TrainConfig
+from aerialseg.inference.predict import Predictor
+from aerialseg.models.io import atomic_write
 
 PANEL_COUNT = 4
+
+
+@dataclass(frozen=True)
+class MaskReading:
+    """How data/scenes.py reads the scored images and masks (it takes a training config's
+    fields of these names)."""
+
+    band_tuple: tuple[int, ...] | None
+    pixel_size: float | None
+    max_unknown: float
+    resize_masks: bool
+    cache_megabytes: float = 4096  # scenes with polygon labels kept decoded while they fit
 
 
 def image_summary(cm: np.ndarray, classes: ClassTable) -> dict:
@@ -41,11 +51,15 @@ def image_summary(cm: np.ndarray, classes: ClassTable) -> dict:
 
 
 def predicted(
-    engine, cfg: TrainConfig, items: Iterable[LabelledImage], device, batch_size: int
-) -> Iterator[tuple[LabelledImage, torch.Tensor]]:
-    """Each labelled image with its (H, W) predicted class ids on ``device``."""
-    for item, probs in predicted_probs(engine, cfg, items, device, batch_size):
-        yield item, probs.argmax(0)
+    predictor: Predictor, items: Iterable[LabelledImage]
+) -> Iterator[tuple[LabelledImage, torch.Tensor, torch.Tensor]]:
+    """Each labelled image with its (H, W) class ids and (classes, H, W) probabilities on
+    the predictor's device, predicted as ``aerialseg predict`` predicts a file."""
+    for item in items:
+        result = predictor.predict_image(item.image.float(), probabilities=True)
+        assert result.probs is not None  # asked for
+        ids = torch.from_numpy(result.ids).to(result.probs.device).long()
+        yield item, ids, result.probs
 
 
 def _part_name(image: str, window) -> str:
@@ -114,29 +128,23 @@ def select_split(source, split_name: str, split_file: str | None) -> tuple[Split
 
 
 def evaluate(
-    model: LoadedModel | OnnxEngine,
+    predictor: Predictor,
     data: str | Path,
     out: str | Path,
     *,
     split_name: str = "test",
     split_file: str | None = None,
-    batch_size: int | None = None,
-    tta: bool = False,
-    precision: str = "auto",
-    engine=None,
     pixel_size: float | None = None,
     polygons: PolygonSpec | None = None,
     classes: ClassTable | None = None,
     max_unknown: float | None = None,
     resize_masks: bool = False,
 ) -> dict:
-    """Score ``model`` on one split; writes metrics.json, confusion.png and panels.png.
-    ``model`` is a loaded model file or an exported ONNX model (``OnnxEngine``, on the CPU).
+    """Score ``predictor`` on one split; writes metrics.json, confusion.png and panels.png.
 
-    ``tta`` scores the flip-averaged prediction of ``aerialseg predict --tta``;
-    ``precision`` is predict's (engine.resolve_precision), so both score the same.
-    ``engine`` (inference/engine.py's interface) is scored in place of the model's own, with
-    the model's windows and classes: the benchmarks score ensembles and other TTAs so.
+    Its engine, precision, TTA and batch size are what is scored, through the loop that
+    ``aerialseg predict`` writes files with; the benchmarks score ensembles and other TTAs
+    with a predictor of their own engine (``dataclasses.replace(predictor, engine=...)``).
     ``pixel_size``: score georeferenced data resampled to it (None: the model's, if any).
     ``split_name`` ``all`` scores every image. ``classes``: the dataset's class table if
     not the model's, matched to it by name (``match_classes``). ``max_unknown``: the
@@ -144,28 +152,22 @@ def evaluate(
     ``resize_masks``: plain masks of another size than their image resampled to it.
     ``polygons``: ``data`` is image rasters labelled by these polygons; with a block split
     only the blocks of ``split_name`` are scored."""
-    cfg = model.config
-    match = match_classes(model.classes, classes) if classes is not None else None
-    data_classes = classes or model.classes  # what the masks are read with
-    classes = match.table if match else model.classes  # what is scored
-    pixel_size = pixel_size or cfg.pixel_size
-    source = open_dataset(data, data_classes, polygons, cfg.band_tuple, pixel_size)
+    spec = predictor.spec
+    match = match_classes(predictor.classes, classes) if classes is not None else None
+    data_classes = classes or predictor.classes  # what the masks are read with
+    classes = match.table if match else predictor.classes  # what is scored
+    pixel_size = pixel_size or spec.pixel_size
+    source = open_dataset(data, data_classes, polygons, spec.band_tuple, pixel_size)
     split, part = select_split(source, split_name, split_file)
-    net = None if isinstance(model, OnnxEngine) else model.net  # an OnnxEngine is its engine
-    device = next(net.parameters()).device if net is not None else torch.device("cpu")
-    if engine is None:
-        engine = with_precision(net, precision, device) if net is not None else model
-        engine = FlipTTA(engine) if tta else engine
-    batch_size = batch_size or default_batch_size(device, engine_precision(engine))
     total = np.zeros((classes.num_classes, classes.num_classes), dtype=np.int64)
     per_image = {}
     ignored = 0
     panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
     # whole images, or the blocks of a block split, read one at a time
-    reading = replace(
-        cfg,
+    reading = MaskReading(
+        band_tuple=spec.band_tuple,
         pixel_size=pixel_size,
-        max_unknown=cfg.max_unknown if max_unknown is None else max_unknown,
+        max_unknown=spec.max_unknown if max_unknown is None else max_unknown,
         resize_masks=resize_masks,
     )
     scenes, parts = split_scenes(source, split, part, data_classes, reading, Flags())
@@ -177,12 +179,9 @@ def evaluate(
         lut = torch.from_numpy(match.lut)
         items = (replace(item, mask=lut[item.mask.long()]) for item in items)
     bar = tqdm(items, desc="evaluate", unit="img", total=len(ids))
-    tally, temperature = ConfidenceTally(), cfg.confidence_temperature or 1.0
-    for name, (item, probs) in zip(
-        ids, predicted_probs(engine, cfg, bar, device, batch_size), strict=True
-    ):
-        pred = probs.argmax(0)
-        mask = item.mask.to(device).long()
+    tally, temperature = ConfidenceTally(), spec.confidence_temperature or 1.0
+    for name, (item, pred, probs) in zip(ids, predicted(predictor, bar), strict=True):
+        mask = item.mask.to(probs.device).long()
         tally.add(probs, mask, temperature)
         cm = (
             multiclass_confusion_matrix(
@@ -208,12 +207,12 @@ def evaluate(
     if match and match.report["model_only"]:  # mIoU over every model class means nothing
         metrics["headline"] = [k for k in metrics["headline"] if k != f"miou{classes.num_classes}"]
     report = {
-        "model": cfg.model,
+        "model": spec.model,
         "split": split_name,
         "split_rule": split.rule,
         "images": list(ids),
-        "tta": tta,
-        "precision": engine_precision(engine),
+        "tta": predictor.tta,
+        "precision": predictor.precision,
         "pixel_size": pixel_size,
         **metrics,
         "ignored_pixels": ignored,

@@ -1,8 +1,8 @@
 """Large scenes in row blocks: predicted apart (by several workers), assembled into the
 very outputs that one process writes.
 
-A block is a run of ``predict_rows``'s bands (``plan_blocks``). Its worker predicts it with
-``predict_rows(start=, stop=)``, which starts at the windows above the block that reach
+A block is a run of ``Predictor.rows``'s bands (``plan_blocks``). Its worker predicts it
+with ``rows(start=, stop=)``, which starts at the windows above the block that reach
 into it, so the blended rows equal the single run's bit for bit, and writes class ids, the
 valid mask and the confidence to a block file (a tiled, Zstandard GeoTIFF, renamed into
 place when complete: a file under its final name is a finished block). ``block_rows``
@@ -23,19 +23,19 @@ from rasterio.windows import Window
 
 from aerialseg.data.raster import RasterInput
 from aerialseg.files import temp_path
-from aerialseg.inference.predict import ChunkResult, band_starts, predict_rows
-from aerialseg.training.config import TrainConfig
+from aerialseg.inference.predict import ChunkResult, Predictor, band_starts
+from aerialseg.models.spec import ModelSpec
 
 STRIP = 256  # rows read back at a time while assembling: one tile row of the block file
 RUN_TAG = "aerialseg_run"  # the block file's tag naming the run settings it was made with
 
 
 def plan_blocks(
-    height: int, width: int, cfg: TrainConfig, stride: int, block_pixels: float
+    height: int, width: int, spec: ModelSpec, stride: int, block_pixels: float
 ) -> list[tuple[int, int]]:
     """(start, stop) rows of blocks of about ``block_pixels`` each, cut where bands start;
     one block, the whole scene, when it holds no more than that."""
-    starts = band_starts(height, width, cfg, stride)
+    starts = band_starts(height, width, spec, stride)
     if height * width <= block_pixels or len(starts) < 2:
         return [(0, height)]
     rows_per_block = max(1, int(block_pixels // width))
@@ -62,16 +62,13 @@ def finished_block(path: Path, run: str) -> bool:
 
 
 def write_block(
-    engine,
+    predictor: Predictor,
     raster: RasterInput,
-    cfg: TrainConfig,
     path: Path,
     start: int,
     stop: int,
     *,
     run: str,
-    batch_size: int,
-    device: str,
     confidence: bool,
 ) -> int:
     """Predict rows ``start``..``stop`` of ``raster`` into the block file ``path``;
@@ -91,16 +88,7 @@ def write_block(
     }
     try:
         with rasterio.open(tmp, "w", **profile) as dst:
-            for band in predict_rows(
-                engine,
-                raster,
-                cfg,
-                batch_size=batch_size,
-                device=device,
-                confidence=confidence,
-                start=start,
-                stop=stop,
-            ):
+            for band in predictor.rows(raster, confidence=confidence, start=start, stop=stop):
                 win = Window(0, band.window.row_off - start, raster.width, band.window.height)
                 dst.write(band.ids, 1, window=win)
                 dst.write(band.valid.astype(np.uint8), 2, window=win)
@@ -115,10 +103,10 @@ def write_block(
 
 def block_rows(paths: list[tuple[int, int, Path]], with_image: bool):
     """A ``rows`` source for ``predict_one``: the blocks' rows, top to bottom, as the
-    ChunkResults that ``predict_rows`` would yield. The input's own values are read again
+    ChunkResults that ``Predictor.rows`` would yield. The input's own values are read again
     only for an overlay (``with_image``)."""
 
-    def rows(raster: RasterInput, cfg: TrainConfig, **_) -> Iterator[ChunkResult]:
+    def rows(raster: RasterInput, **_) -> Iterator[ChunkResult]:
         for start, stop, path in paths:
             with rasterio.open(path) as src:
                 for top in range(0, stop - start, STRIP):

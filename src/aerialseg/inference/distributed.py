@@ -38,13 +38,13 @@ MAX_ATTEMPTS = 3  # runs of one unit before it counts as failed
 @dataclass
 class RaySettings:
     address: str | None = None  # None: a local Ray; "auto" or "ray://HOST:PORT": a cluster
-    workers: int | None = None  # None: one per GPU, else one per ModelSpec.threads CPUs
+    workers: int | None = None  # None: one per GPU, else one per WorkerModel.threads CPUs
     block_pixels: float = 64e6  # scenes larger than this are split into row blocks
 
 
 @dataclass
-class ModelSpec:
-    """What each worker loads: the arguments of cli.commands._engine."""
+class WorkerModel:
+    """What each worker loads: the arguments of load.load_predictor."""
 
     model: str | None
     engine: str = "torch"
@@ -66,7 +66,7 @@ class RaySummary:
     seconds: float = 0.0
 
 
-def run_fingerprint(spec: ModelSpec, model_path: Path, opts: PredictOptions) -> str:
+def run_fingerprint(spec: WorkerModel, model_path: Path, opts: PredictOptions) -> str:
     """What decides the outputs' bytes: the model file's content, the engine and options."""
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     settings = {
@@ -136,25 +136,24 @@ def _stamp(path: str) -> list[int] | None:
 class PredictWorker:
     """One Ray actor: the model loaded once; scenes, blocks and assemblies on request."""
 
-    def __init__(self, spec: ModelSpec, opts: PredictOptions, out: str, run: str):
+    def __init__(self, spec: WorkerModel, opts: PredictOptions, out: str, run: str):
         import torch
 
-        from aerialseg.inference.engine import FlipTTA
-        from aerialseg.public import prediction_engine, resolve_device
+        from aerialseg.inference.load import load_predictor
 
         if spec.threads:  # Ray set OMP_NUM_THREADS to this worker's CPUs
             torch.set_num_threads(spec.threads)
-        if torch.cuda.is_available() or spec.device == "cpu":
-            self.device = "cpu" if spec.engine == "onnx" else resolve_device(spec.device)
-        else:
-            self.device = "cpu"  # no GPU given to this worker
-        engine, config, self.classes = prediction_engine(
-            spec.model, spec.engine, self.device, spec.precision
+        # auto: the worker's GPU where Ray gave it one, else its CPU
+        device = spec.device if torch.cuda.is_available() or spec.device == "cpu" else "cpu"
+        predictor = load_predictor(
+            spec.model,
+            engine=spec.engine,
+            device="cpu" if spec.engine == "onnx" else device,
+            precision=spec.precision,
+            batch_size=opts.batch_size,
         )
-        if opts.overlap is not None:
-            config = type(config).from_dict({**config.to_dict(), "overlap": opts.overlap})
-        self.engine = FlipTTA(engine) if opts.tta else engine
-        self.config, self.opts, self.out, self.run = config, opts, Path(out), run
+        self.predictor = predictor.with_options(tta=opts.tta, overlap=opts.overlap)
+        self.opts, self.out, self.run = opts, Path(out), run
 
     def owner(self) -> str:
         from aerialseg.files import owner
@@ -164,7 +163,7 @@ class PredictWorker:
     def _open(self, path: str):
         from aerialseg.inference.run import _open
 
-        return _open(path, self.opts, self.config)
+        return _open(path, self.opts, self.predictor.spec)
 
     def _header_pixels(self, path: str) -> int | None:
         """The scene's pixels from its header (a small image is not decoded twice); None
@@ -174,7 +173,7 @@ class PredictWorker:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
-        if self.opts.pixel_size or self.config.pixel_size:
+        if self.opts.pixel_size or self.predictor.spec.pixel_size:
             return None
         try:
             with warnings.catch_warnings():
@@ -193,38 +192,28 @@ class PredictWorker:
             if pixels is None or pixels > block_pixels:  # opened in full only to plan blocks
                 raster = self._open(path)
                 try:
-                    blocks = plan_blocks(
-                        raster.height, raster.width, self.config, self.engine.stride, block_pixels
-                    )
+                    spec, stride = self.predictor.spec, self.predictor.engine.stride
+                    blocks = plan_blocks(raster.height, raster.width, spec, stride, block_pixels)
                     pixels = raster.height * raster.width
                 finally:
                     raster.close()
                 if len(blocks) > 1:
                     return {"kind": "split", "blocks": blocks}
-            files = predict_one(
-                self.engine, self.config, self.classes, path, self.out, self.opts,
-                self.device, name,
-            )  # fmt: skip
+            files = predict_one(self.predictor, path, self.out, self.opts, name)
         except InputError as err:
             return {"kind": "failed", "error": str(err)}
         return {"kind": "done", "files": {k: str(v) for k, v in files.items()}, "pixels": pixels}
 
     def block(self, path: str, name: str, start: int, stop: int) -> dict:
         from aerialseg.inference.blocks import block_path, finished_block, write_block
-        from aerialseg.inference.engine import engine_precision
-        from aerialseg.inference.predict import default_batch_size
 
         target = block_path(self.out, name, start, stop)
         if finished_block(target, self.run):  # done by an earlier, interrupted run
             return {"kind": "block", "pixels": 0}
         raster = self._open(path)
         try:
-            batch = self.opts.batch_size or default_batch_size(
-                self.device, engine_precision(self.engine)
-            )
             pixels = write_block(
-                self.engine, raster, self.config, target, start, stop, run=self.run,
-                batch_size=batch, device=self.device,
+                self.predictor, raster, target, start, stop, run=self.run,
                 confidence="confidence" in self.opts.outputs,
             )  # fmt: skip
         finally:
@@ -236,10 +225,7 @@ class PredictWorker:
 
         parts = [(a, b, block_path(self.out, name, a, b)) for a, b in blocks]
         rows = block_rows(parts, with_image="overlay" in self.opts.outputs)
-        files = predict_one(
-            self.engine, self.config, self.classes, path, self.out, self.opts,
-            self.device, name, rows=rows,
-        )  # fmt: skip
+        files = predict_one(self.predictor, path, self.out, self.opts, name, rows=rows)
         remove_blocks(self.out, name)
         return {"kind": "done", "files": {k: str(v) for k, v in files.items()}, "pixels": 0}
 
@@ -264,7 +250,7 @@ def _start_ray(address: str | None):
 
 
 def predict_on_ray(
-    spec: ModelSpec,
+    spec: WorkerModel,
     model_path: Path,
     inputs: list[str],
     out: Path,
@@ -303,7 +289,7 @@ def predict_on_ray(
 def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) -> None:
     gpus = int(ray.cluster_resources().get("GPU", 0)) if spec.device != "cpu" else 0
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    # A CPU worker runs spec.threads threads (ModelSpec) and holds as many CPUs: more
+    # A CPU worker runs spec.threads threads (WorkerModel) and holds as many CPUs: more
     # threads than cores, in workers side by side, ran 5-10x slower here. No more than
     # the largest node has, or it could not be placed.
     node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=1)

@@ -7,20 +7,17 @@ the sliding window needs: call + ``stride``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from aerialseg.data.classes import ClassTable
 from aerialseg.errors import ModelFileError, library_reason
-from aerialseg.models.export import METADATA_KEY as ONNX_METADATA_KEY
-from aerialseg.training.config import TrainConfig
+from aerialseg.models.export import read_metadata
 
 
 class OnnxEngine:
-    """An exported model on onnxruntime; config and classes travel in the ONNX metadata."""
+    """An exported model on onnxruntime; spec and classes travel in the ONNX metadata."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
         try:
@@ -40,13 +37,13 @@ class OnnxEngine:
             )
         except Exception as err:  # noqa: BLE001 - any load failure of a user's file
             raise ModelFileError(f"{path}: not an ONNX model ({library_reason(err)})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if ONNX_METADATA_KEY not in meta:
+        try:
+            info = read_metadata(self.session.get_modelmeta().custom_metadata_map)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFileError(f"{path}: its aerialseg metadata is damaged ({err})") from None
+        if info is None:
             raise ModelFileError(f"{path}: an ONNX model, but not one exported by aerialseg")
-        info = json.loads(meta[ONNX_METADATA_KEY])
-        self.config = TrainConfig.from_dict(info["config"])
-        self.classes = ClassTable.from_dict(info["classes"])
-        self.stride = int(info["stride"])
+        self.spec, self.classes, self.stride = info
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,6 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,8 +36,7 @@ from aerialseg.data.raster import (
 from aerialseg.errors import AerialsegError
 from aerialseg.files import OutputSet, finish_sets, sweep
 from aerialseg.inference.areas import AreaMeasure
-from aerialseg.inference.engine import FlipTTA, engine_precision
-from aerialseg.inference.predict import ChunkResult, default_batch_size, predict_rows
+from aerialseg.inference.predict import ChunkResult, Predictor
 from aerialseg.inference.vector import polygonize, sieve_size
 from aerialseg.inference.writers import (
     PNG_MAX_SIDE,
@@ -47,6 +45,7 @@ from aerialseg.inference.writers import (
     aux_path,
     write_areas,
 )
+from aerialseg.models.spec import ModelSpec
 
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 GDAL_CACHE_MB = 64  # a row band touches ~8 MB of 256 px tiles
@@ -189,10 +188,10 @@ def predict_one(*args, **kwargs) -> dict[str, Path]:
         return _predict_one(*args, **kwargs)
 
 
-def _open(path: Path | str, opts: PredictOptions, config) -> RasterInput:
+def _open(path: Path | str, opts: PredictOptions, spec: ModelSpec) -> RasterInput:
     """The input, with the user's bands and pixel size, else the model's. A model's pixel
     size cannot apply to an image without georeference: that one is read as it is."""
-    bands, flag = opts.bands or config.band_tuple, opts.band_flag
+    bands, flag = opts.bands or spec.band_tuple, opts.band_flag
 
     limits: dict[str, Any] = {"max_pixels": opts.max_pixels, "max_side": opts.max_side}
     limits.update(max_aspect=opts.max_aspect, driver=opts.driver)
@@ -200,25 +199,27 @@ def _open(path: Path | str, opts: PredictOptions, config) -> RasterInput:
     def opened(pixel_size: float | None) -> RasterInput:
         return open_input(path, bands, flag, pixel_size, **limits)
 
-    if opts.pixel_size or not config.pixel_size:
+    if opts.pixel_size or not spec.pixel_size:
         raster = opened(opts.pixel_size)
     else:
         try:
-            raster = opened(config.pixel_size)
+            raster = opened(spec.pixel_size)
         except UngeoreferencedError:
             tqdm.write(
                 f"aerialseg: {input_name(path).name} has no georeference; predicted at its own"
-                f" pixel size, not the model's {config.pixel_size:g}",
+                f" pixel size, not the model's {spec.pixel_size:g}",
                 file=sys.stderr,
             )
             raster = opened(None)
-    note = resolution_note(raster, config.ground_resolution, input_name(path).name)
+    note = resolution_note(raster, spec.ground_resolution, input_name(path).name)
     if note:
         tqdm.write(f"aerialseg: {note}", file=sys.stderr)
     return raster
 
 
-def resolution_note(raster: RasterInput, trained: list[float] | None, name: str) -> str | None:
+def resolution_note(
+    raster: RasterInput, trained: tuple[float, float] | None, name: str
+) -> str | None:
     """One line when a georeferenced input's pixels are more than 2x finer or coarser than
     the ground resolution the model was trained at (``trained``: [finest, coarsest] m)."""
     ds = raster.dataset
@@ -237,17 +238,17 @@ def resolution_note(raster: RasterInput, trained: list[float] | None, name: str)
     )
 
 
-def check_row_band(raster: RasterInput, config, num_classes: int) -> None:
+def check_row_band(raster: RasterInput, spec: ModelSpec, num_classes: int) -> None:
     """Refuse a scene too wide to predict in row bands (MAX_ROW_BAND_BYTES)."""
-    if config.input_mode == "resize" or max(raster.width, raster.height) <= config.window:
+    if spec.input_mode == "resize" or max(raster.width, raster.height) <= spec.window:
         return  # one pass over a window-sized image
     # float32 input values twice (read, padded) and a score per class, a window high
-    per_column = config.window * (2 * len(raster.bands) + num_classes) * 4
+    per_column = spec.window * (2 * len(raster.bands) + num_classes) * 4
     need = raster.width * per_column
     if need > MAX_ROW_BAND_BYTES:
         raise TooLargeInputError(
             f"{raster.path}: the image is {raster.width:,} px wide: predicting it in rows of"
-            f" {config.window} px would take {need / 2**30:,.0f} GiB of memory; the limit is"
+            f" {spec.window} px would take {need / 2**30:,.0f} GiB of memory; the limit is"
             f" {MAX_ROW_BAND_BYTES // 2**30} GiB, {MAX_ROW_BAND_BYTES // per_column:,} px"
             " wide: cut it into narrower scenes (gdal_translate -srcwin)"
         )
@@ -264,23 +265,22 @@ def class_format(fmt: str, raster: RasterInput, suffix: str) -> str:
 
 
 def _predict_one(
-    engine,
-    config,
-    classes,
+    predictor: Predictor,
     path: Path | str,
     out: Path,
     opts: PredictOptions,
-    device: str,
     name: str | None = None,
     rows: Callable[..., Iterable[ChunkResult]] | None = None,
 ) -> dict[str, Path]:
-    """``rows``: where the predicted rows come from (default: predict_rows over the whole
-    scene; distributed.py passes the blocks that workers predicted)."""
+    """``rows``: where the predicted rows come from (default: ``predictor.rows`` over the
+    whole scene; distributed.py passes the blocks that workers predicted)."""
     shown = input_name(path)  # a URL's file name too
     base = out / (name or shown.stem)
-    raster = _open(path, opts, config)
+    spec, classes = predictor.spec, predictor.classes
+    predictor = predictor.with_options(batch_size=opts.batch_size)
+    raster = _open(path, opts, spec)
     try:
-        check_row_band(raster, config, classes.num_classes)
+        check_row_band(raster, spec, classes.num_classes)
         fmt = class_format(opts.class_format, raster, shown.suffix.lower())
         if fmt != opts.class_format != "auto":
             tqdm.write(
@@ -302,14 +302,7 @@ def _predict_one(
             sieve_pixels=speck,
             image="image" in opts.outputs,
         )
-        batch = opts.batch_size or default_batch_size(device, engine_precision(engine))
-        bands = (rows or partial(predict_rows, engine))(
-            raster,
-            config,
-            batch_size=batch,
-            device=device,
-            confidence="confidence" in opts.outputs,
-        )
+        bands = (rows or predictor.rows)(raster, confidence="confidence" in opts.outputs)
         try:
             # A large scene is long work of its own: it gets its own bar, in rows.
             with tqdm(
@@ -317,7 +310,7 @@ def _predict_one(
                 desc=shown.name,
                 unit="row",
                 leave=False,
-                disable=not opts.progress or raster.height <= config.window,
+                disable=not opts.progress or raster.height <= spec.window,
             ) as bar:
                 for result in bands:
                     outputs.write(result)
@@ -359,30 +352,22 @@ def _predict_one(
 
 
 def predict_files(
-    engine,
-    config,
-    classes,
+    predictor: Predictor,
     inputs: list[Path | str],
     out: Path,
     opts: PredictOptions,
-    device: str = "cpu",
     names: dict[Path | str, str] | None = None,
 ) -> PredictSummary:
     """Predict ``inputs`` into ``out``. ``names``: output names by input (default
     ``output_names(inputs)``; a sharded run passes those of all its shards' inputs)."""
     names = names or named_inputs([os.fspath(i) for i in inputs])[1]
     prepare_out_dir(out)
-    if opts.overlap is not None:
-        config = type(config).from_dict({**config.to_dict(), "overlap": opts.overlap})
-    if opts.tta:
-        engine = FlipTTA(engine)
+    predictor = predictor.with_options(tta=opts.tta, overlap=opts.overlap)
     summary = PredictSummary()
     with torch.inference_mode():
         for path in tqdm(inputs, desc="predict", unit="image", disable=len(inputs) < 2):
             try:
-                summary.done[str(path)] = predict_one(
-                    engine, config, classes, path, out, opts, device, names[path]
-                )
+                summary.done[str(path)] = predict_one(predictor, path, out, opts, names[path])
             except InputError as err:
                 summary.failed[str(path)] = str(err)
                 if len(inputs) > 1:  # a lone input's error is the command's, reported once

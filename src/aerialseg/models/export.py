@@ -3,19 +3,23 @@
 Uses the TorchScript-based exporter (``dynamo=False``): with torch 2.14 the torch.export
 based one died during decompositions on this U-Net, while the TorchScript one exports it
 with dynamic height and width and matches PyTorch to ~3e-4 in logits.
+
+The model's spec and classes travel in the ONNX metadata (``METADATA_KEY``), read back by
+``read_metadata``; inference/engine.py's OnnxEngine runs the file.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from aerialseg.data.classes import ClassTable
 from aerialseg.models.io import LoadedModel, atomic_write
+from aerialseg.models.spec import ModelSpec
 
 OPSET = 17
 TOLERANCE = 1e-3  # max abs difference of class probabilities, ONNX Runtime vs PyTorch
@@ -54,11 +58,12 @@ def _onnx_export(model: LoadedModel, tmp: str) -> None:
         )
     proto = onnx.load(tmp)
     info = {
-        "config": model.config.to_dict(),
+        "spec": model.spec.to_dict(),
+        "config": model.recipe,  # to explain the model; never read back
         "classes": model.classes.to_dict(),
         "stride": net.stride,
         "input": (
-            f"float32 NCHW, {net.in_channels} bands (config bands; null: RGB) in 0..255;"
+            f"float32 NCHW, {net.in_channels} bands (spec bands; null: RGB) in 0..255;"
             " H, W multiples of stride"
         ),
     }
@@ -67,13 +72,33 @@ def _onnx_export(model: LoadedModel, tmp: str) -> None:
     onnx.save(proto, tmp)
 
 
+def read_metadata(meta: dict[str, str]) -> tuple[ModelSpec, ClassTable, int] | None:
+    """(spec, classes, stride) from an ONNX model's custom metadata; None where aerialseg
+    did not export it. Files exported before the spec existed hold the training config.
+
+    Raises:
+        ValueError, KeyError: the metadata is damaged.
+    """
+    if METADATA_KEY not in meta:
+        return None
+    info = json.loads(meta[METADATA_KEY])
+    spec = ModelSpec.from_dict(info.get("spec") or info["config"])
+    return spec, ClassTable.from_dict(info["classes"]), int(info["stride"])
+
+
+def _onnx_logits(path: str, x: torch.Tensor) -> torch.Tensor:
+    """``x`` through the ONNX model at ``path`` on ONNX Runtime's CPU."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"image": x.numpy().astype(np.float32)})[0])
+
+
 def export_onnx(
     model: LoadedModel, path: str | Path, check_image: np.ndarray | None = None
 ) -> float:
     """Write ``path`` and return the max abs probability difference on the check image;
     raises (and leaves no file) if it exceeds TOLERANCE."""
-    from aerialseg.inference.engine import OnnxEngine
-
     path = Path(path)
     image = check_image if check_image is not None else sample_image(bands=model.net.in_channels)
     h, w = image.shape[:2]
@@ -87,7 +112,7 @@ def export_onnx(
         _onnx_export(model, tmp)
         with torch.no_grad():
             expected = model.net.cpu()(x).softmax(1)
-        got = OnnxEngine(tmp)(x).softmax(1)
+        got = _onnx_logits(tmp, x).softmax(1)
         diff = float((expected - got).abs().max())
         result["diff"] = diff
         if diff > TOLERANCE:
@@ -95,17 +120,3 @@ def export_onnx(
 
     atomic_write(path, write_checked)
     return result["diff"]
-
-
-def exported_engine(model: LoadedModel):
-    """An ONNX Runtime engine over ``model``: exported and checked in a temporary folder.
-
-    What ``predict --engine onnx`` runs on a .pt file, the bundled model included; the
-    export costs a few seconds per run, ``aerialseg export`` keeps it for reuse.
-    """
-    from aerialseg.inference.engine import OnnxEngine
-
-    with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, path)
-        return OnnxEngine(path)  # the session holds the graph; the file may go

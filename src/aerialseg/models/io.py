@@ -1,8 +1,12 @@
 """Self-describing model files: loading one needs no other file.
 
-A model file is a ``torch.save`` dict with the network weights, the run config, the class
-table, the input normalisation and the metrics it was chosen by. Lightning checkpoints
-(``best.ckpt``, ``last.ckpt``) carry the same under ``hyper_parameters`` and load too.
+A model file is a ``torch.save`` dict with the network weights, the model spec (what
+predicting needs: models/spec.py), the class table, the input normalisation, the metrics
+it was chosen by, and the whole training config, kept to explain the model but never parsed
+to load it: a training setting renamed in a later release breaks no model file. Files
+without a spec (written before it existed) and Lightning checkpoints (``best.ckpt``,
+``last.ckpt``, which carry the config under ``hyper_parameters``) get theirs from the
+config's fields.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from aerialseg.errors import AerialsegError, ModelFileError, library_reason
 from aerialseg.files import temp_prefix
 from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.network import SegmentationNet, build_network
-from aerialseg.training.config import TrainConfig
+from aerialseg.models.spec import ModelSpec
 
 FORMAT = "aerialseg-model"
 FORMAT_VERSION = 1
@@ -36,16 +40,34 @@ def bundled_model_path() -> Path:
     return Path(str(files("aerialseg") / "assets" / BUNDLED_MODEL))
 
 
+def model_path(model: str | os.PathLike | None) -> Path:
+    """Where a model named by a user is: None or ``"default"`` is the bundled model (as
+    ``init_from=default`` is), anything else a file.
+
+    Raises:
+        AerialsegError: the bundled model was asked for and this install has none.
+    """
+    if model is not None and os.fspath(model) != "default":
+        return Path(model)
+    path = bundled_model_path()
+    if not path.is_file():
+        raise AerialsegError(
+            "no --model given and this install bundles no default model; train one with"
+            " 'aerialseg train --data DATASET --out runs/a' and pass --model runs/a/model.pt"
+        )
+    return path
+
+
 @dataclass
 class LoadedModel:
+    """A model file's contents: the network, its spec and classes. ``recipe``: the
+    training settings as saved (unchecked: an older release's may not load as a config)."""
+
     net: SegmentationNet
-    config: TrainConfig
+    spec: ModelSpec
     classes: ClassTable
     meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.config.model
+    recipe: dict[str, Any] = field(default_factory=dict)
 
 
 def _umask() -> int:
@@ -73,12 +95,15 @@ def atomic_write(path: str | Path, write) -> None:
 def save_model(
     path: str | Path,
     net: SegmentationNet,
-    config: TrainConfig,
+    spec: ModelSpec,
     classes: ClassTable,
     meta: dict[str, Any] | None = None,
     half: bool = False,
+    *,
+    recipe: dict[str, Any] | None = None,
 ) -> None:
-    """Write a model file. ``half`` stores floating weights as fp16 (half the size)."""
+    """Write a model file. ``half`` stores floating weights as fp16 (half the size);
+    ``recipe``: the training config's settings, saved to explain the model."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).cpu()
         for k, v in net.state_dict().items()
@@ -86,7 +111,8 @@ def save_model(
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "config": config.to_dict(),
+        "spec": spec.to_dict(),
+        "config": recipe if recipe is not None else spec.to_dict(),
         "classes": classes.to_dict(),
         "normalization": {"mean": net.mean.flatten().tolist(), "std": net.std.flatten().tolist()},
         "meta": meta or {},
@@ -146,7 +172,7 @@ def load_model(
     data = _read(path)
     if data.get("format") == FORMAT:
         hparams, state, meta = data, data["state_dict"], data.get("meta", {})
-    elif "hyper_parameters" in data and "config" in data["hyper_parameters"]:
+    elif "hyper_parameters" in data and "config" in data["hyper_parameters"]:  # a .ckpt
         hparams = data["hyper_parameters"]
         state = {
             k.removeprefix("net."): v for k, v in data["state_dict"].items() if k.startswith("net.")
@@ -154,29 +180,30 @@ def load_model(
         meta = {"epoch": data.get("epoch"), "global_step": data.get("global_step")}
     else:
         raise ModelFileError(f"{path}: not an aerialseg model file (no aerialseg metadata inside)")
+    recipe = hparams.get("config")
     try:
-        config = TrainConfig.from_dict(hparams["config"])
+        spec = ModelSpec.from_dict(hparams.get("spec") or recipe or {})
         classes = ClassTable.from_dict(hparams["classes"])
-    except (AerialsegError, KeyError) as err:
+    except (AerialsegError, KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: model metadata is damaged ({err})") from None
     net = build_network(
-        config.model,
+        spec.model,
         classes.num_classes,
         pretrained=False,
-        base_width=config.base_width,
-        dropout=config.dropout,
-        decoder_channels=config.decoder_channels,
-        downsample=config.downsample,
-        in_channels=config.in_channels,
+        base_width=spec.base_width,
+        dropout=spec.dropout,
+        decoder_channels=list(spec.decoder_channels) if spec.decoder_channels else None,
+        downsample=spec.downsample,
+        in_channels=spec.in_channels,
     )
-    _check_weights(path, config.model, net.state_dict(), state)
+    _check_weights(path, spec.model, net.state_dict(), state)
     try:
         net.load_state_dict(
             {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         )
     except RuntimeError as err:
         raise ModelFileError(
-            f"{path}: weights do not fit a {config.model} network ({library_reason(err)})"
+            f"{path}: weights do not fit a {spec.model} network ({library_reason(err)})"
         ) from None
     net = net.to(device).eval()
     if for_inference:
@@ -189,4 +216,4 @@ def load_model(
         # oneDNN's convolutions run channels-last natively; in NCHW every layer converts
         # (bench/inference_speed.py times both layouts).
         net = net.to(memory_format=torch.channels_last)
-    return LoadedModel(net, config, classes, meta)
+    return LoadedModel(net, spec, classes, meta, recipe if isinstance(recipe, dict) else {})

@@ -48,10 +48,10 @@ def init_from(
     Every tensor but the head and the first convolution must fit as it is: another
     architecture or other decoder widths is a ConfigError naming what differs.
     """
-    if source.config.model != model_name:
+    if source.spec.model != model_name:
         raise ConfigError(
-            f"init_from: that model is a {source.config.model}, this run trains a"
-            f" {model_name}; set model={source.config.model} to fine-tune it"
+            f"init_from: that model is a {source.spec.model}, this run trains a"
+            f" {model_name}; set model={source.spec.model} to fine-tune it"
         )
     own, theirs = net.state_dict(), source.net.state_dict()
     stem, head = NET_PREFIX + STEM[model_name], NET_PREFIX + CLASS_HEAD[model_name]

@@ -20,6 +20,7 @@ import yaml
 
 from aerialseg.errors import ConfigError
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
+from aerialseg.models.spec import ModelSpec
 
 # Most bands a network takes: a hyperspectral cube wants band selection or another model.
 MAX_BANDS = 16
@@ -254,6 +255,12 @@ class TrainConfig:
     def in_channels(self) -> int:
         """How many bands the network takes."""
         return len(self.bands) if self.bands else 3
+
+    @property
+    def spec(self) -> ModelSpec:
+        """What a model trained by this config needs to predict: saved in its model file,
+        which loads by it alone (models/spec.py); the rest of the config is the recipe."""
+        return ModelSpec.from_dict(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.evaluation.calibration import TemperatureSample
 from aerialseg.evaluation.metrics import metrics_from_confusion
-from aerialseg.inference.sliding import predict_image
+from aerialseg.inference.predict import Predictor
 from aerialseg.models.network import build_network
 from aerialseg.training.config import TrainConfig
 from aerialseg.training.progress import TimeBudget
@@ -143,15 +143,12 @@ class SegmentationTask(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         images, masks = batch
+        # The live network, as ``aerialseg predict`` would run it (4 windows a pass).
+        predictor = Predictor(self.net, self.cfg.spec, self.classes, str(images.device), 4)
         for image, mask in zip(images, masks, strict=True):
-            probs = predict_image(
-                self.net,
-                image,
-                input_mode=self.cfg.input_mode,
-                window=self.cfg.window,
-                overlap=self.cfg.overlap,
-                resize_to=self.cfg.resize_to,
-            )
+            result = predictor.predict_image(image, probabilities=True)
+            probs = result.probs
+            assert probs is not None  # asked for
             # log p are logits of p (softmax(log p) = p): the training loss, on whole images.
             log_probs = torch.log(probs.clamp_min(1e-8))[None]
             self.log(
@@ -161,7 +158,8 @@ class SegmentationTask(L.LightningModule):
                 batch_size=1,
                 sync_dist=True,
             )
-            self.val_cm.update(probs.argmax(0)[None], mask[None])
+            ids = torch.from_numpy(result.ids).to(mask.device).long()
+            self.val_cm.update(ids[None], mask[None])
             self.temperature_sample.add(probs, mask)
 
     def on_validation_epoch_start(self) -> None:

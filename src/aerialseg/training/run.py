@@ -46,6 +46,7 @@ from aerialseg.errors import ConfigError, ModelFileError, library_reason
 from aerialseg.evaluation.calibration import TemperatureSample, fit_on_images
 from aerialseg.evaluation.plots import plot_training
 from aerialseg.files import sweep
+from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import (
     LoadedModel,
     atomic_write,
@@ -54,6 +55,7 @@ from aerialseg.models.io import (
     save_model,
 )
 from aerialseg.models.network import gflops_per_megapixel
+from aerialseg.models.spec import ModelSpec
 from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
@@ -84,14 +86,14 @@ def calibrated(
     datamodule: SegmentationDataModule,
     sample: TemperatureSample | None = None,
     until: float | None = None,
-) -> tuple[TrainConfig, int]:
-    """The model's config with the confidence temperature fitted on the validation images
+) -> tuple[ModelSpec, int]:
+    """The model's spec with the confidence temperature fitted on the validation images
     (evaluation/calibration.py), and how many images it was fitted on; unchanged without
     any, or if the user set one. ``sample``: the pixels the model's own validation drew,
     else the images are predicted again (with progress, until ``until``)."""
     items = datamodule.val_set.items if datamodule.val_set is not None else []
-    if model.config.confidence_temperature is not None or not items:
-        return model.config, 0
+    if model.spec.confidence_temperature is not None or not items:
+        return model.spec, 0
     if sample is not None and sample.images:
         temperature, images = sample.fit(), sample.images
     else:
@@ -111,11 +113,12 @@ def calibrated(
                 if not terminal:  # a log: a line an image (seconds to a minute each)
                     print(f"calibrating confidence: {count}/{len(items)} images", file=sys.stderr)
 
-            temperature = fit_on_images(model.net, model.config, items, until=until, progress=step)
+            predictor = Predictor(model.net, model.spec, model.classes)
+            temperature = fit_on_images(predictor, items, until=until, progress=step)
             images = done[0]
     if temperature is None:
-        return model.config, 0
-    return replace(model.config, confidence_temperature=round(temperature, 4)), images
+        return model.spec, 0
+    return replace(model.spec, confidence_temperature=round(temperature, 4)), images
 
 
 def describe_network(net: torch.nn.Module, cfg: TrainConfig) -> str:
@@ -437,14 +440,16 @@ def train(
         out_of_time = until is not None and sample is None and time.monotonic() >= until
         calibration_images = 0
         if not out_of_time:  # else predict --confidence reports the network's probabilities
-            loaded.config, calibration_images = calibrated(loaded, datamodule, sample, until)
+            loaded.spec, calibration_images = calibrated(loaded, datamodule, sample, until)
         meta = {
             **loaded.meta,
             "val_miou": float(score) if score is not None else None,
             "split": split.to_dict(),
             "trained_on": os.fspath(data),
         }
-        save_model(model_path, loaded.net, loaded.config, loaded.classes, meta)
+        # the recipe as the run's config.yaml has it, with the fitted temperature
+        recipe = {**loaded.recipe, "confidence_temperature": loaded.spec.confidence_temperature}
+        save_model(model_path, loaded.net, loaded.spec, loaded.classes, meta, recipe=recipe)
         outcome = RunOutcome(
             run_dir=run_dir,
             data=os.fspath(data),
@@ -455,7 +460,7 @@ def train(
             best_miou=float(score) if score is not None else None,
             best_step=loaded.meta.get("global_step"),
             miou_name=f"mIoU over all {classes.num_classes} classes",
-            temperature=loaded.config.confidence_temperature,
+            temperature=loaded.spec.confidence_temperature,
             calibration_images=calibration_images,
             logger=cfg.logger,
             out_of_time=out_of_time or bool(budget and budget.skipped_validation),
