@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from aerialseg.errors import AerialsegError, ConfigError
+from aerialseg.options import PositiveFloat
 
 if TYPE_CHECKING:
     from aerialseg.data.classes import ClassTable
     from aerialseg.data.scenes import PolygonSpec
+    from aerialseg.inference.distributed import RaySummary
     from aerialseg.inference.predict import Predictor
     from aerialseg.inference.run import PredictOptions, PredictSummary
     from aerialseg.models.spec import ModelSpec
@@ -254,9 +256,9 @@ def predict_options(
     overlay: bool = False,
     confidence: bool = False,
     areas: bool = True,
-    class_format: str = "auto",
+    format: str = "auto",
     vector: str | None = None,
-    simplify: float | None = None,
+    simplify: float = 0.0,
     min_area: float | None = None,
     bands: Sequence[int] | None = None,
     pixel_size: float | None = None,
@@ -271,22 +273,30 @@ def predict_options(
     kinds |= {
         k for k, on in (("color", color), ("overlay", overlay), ("confidence", confidence)) if on
     }
-    opts = PredictOptions(
+    return PredictOptions(
         outputs=frozenset(kinds),
-        class_format=class_format,
+        class_format=format,
         vector=vector,
-        bands=tuple(bands) if bands else None,
+        simplify=simplify,
+        min_area=min_area,
+        bands=band_numbers(bands),
         pixel_size=pixel_size,
         tta=tta,
         batch_size=batch_size,
         overlap=overlap,
     )
-    # None: PredictOptions' default, the one aerialseg predict documents
-    if simplify is not None:
-        opts.simplify = simplify
-    if min_area is not None:
-        opts.min_area = min_area
-    return opts
+
+
+def band_numbers(bands: Sequence[int] | None, flag: str = "--bands") -> tuple[int, ...] | None:
+    """``bands`` as the readers take them, checked: 1-based band numbers."""
+    from aerialseg.data.raster import InputError
+
+    if not bands:
+        return None
+    if min(bands) < 1:
+        listed = ",".join(map(str, bands))
+        raise InputError(f"{flag} {listed}: give band numbers (from 1) like 1,2,3")
+    return tuple(bands)
 
 
 def predict_files(
@@ -294,59 +304,88 @@ def predict_files(
     out: str | Path,
     *,
     model: str | Path | Model | None = None,
+    engine: Literal["torch", "onnx"] = "torch",
+    device: Device = "auto",
+    format: Literal["auto", "tif", "png"] = "auto",
     color: bool = False,
     overlay: bool = False,
     confidence: bool = False,
     areas: bool = True,
-    class_format: Literal["auto", "tif", "png"] = "auto",
     vector: Literal["geojson", "gpkg"] | None = None,
-    simplify: float | None = None,
+    simplify: float = 0.0,
     min_area: float | None = None,
     bands: Sequence[int] | None = None,
-    pixel_size: float | None = None,
+    pixel_size: PositiveFloat | None = None,
     tta: bool = False,
-    batch_size: int | None = None,
     overlap: float | None = None,
-    engine: Literal["torch", "onnx"] = "torch",
-    device: Device = "auto",
-    precision: Precision = "auto",
+    batch_size: int | None = None,
     shard: str | None = None,
-) -> PredictSummary:
-    """Segment image files of any size into ``out``: ``aerialseg predict``.
+    ray: str | None = None,
+    ray_workers: int | None = None,
+    block_megapixels: PositiveFloat = 64.0,
+    precision: Precision = "auto",
+) -> PredictSummary | RaySummary:
+    """Segment images of any size (JPEG, PNG, TIFF, GeoTIFF): ``aerialseg predict``.
 
-    Per input NAME: ``NAME_classes.tif`` or ``.png`` and ``NAME_areas.csv``/``.json``, and
-    whichever of the colour mask, overlay, confidence raster and polygons are asked for.
-    Large scenes are read and written in bands, with bounded memory.
+    Predicts every input at native resolution, window by window with bounded memory. Per
+    input NAME (its file name; inputs of one name from different folders get their
+    folders in it) it writes OUT/NAME_classes.{tif,png} (class ids, or the class table's
+    mask values, with a colour table; GeoTIFF is Cloud Optimized, with overviews, and keeps
+    CRS, transform and nodata) and NAME_areas.{csv,json}; optionally a colour mask, an
+    overlay PNG, a confidence raster and polygons. 16-bit and float inputs are stretched
+    per band from their 2nd to 98th percentile to 0..255.
 
     Args:
-        inputs: files, folders (their images) or glob patterns.
+        inputs: files, folders or glob patterns.
         out: the output folder (made if missing).
-        model: a model file, an exported ``.onnx``, or a loaded ``Model``; None or
-            ``"default"``: the bundled model.
+        model: model.pt, .ckpt or exported .onnx, or a loaded ``Model`` (default: the
+            bundled model).
+        engine: onnx: ONNX Runtime on the CPU, faster there; a .pt model is exported first.
+        device: where the network runs; auto: a CUDA GPU if there is one, else the CPU.
+        format: class raster format; auto: GeoTIFF for georeferenced or TIFF input, else
+            PNG.
         color: also write a colour mask.
         overlay: also write an overlay PNG.
-        confidence: also write ``NAME_confidence``, each pixel's probability of its class
-            in percent.
+        confidence: also write NAME_confidence: each pixel's blended probability of its
+            class, in percent (0-100; 255: nodata), to find where the model is unsure.
         areas: write the per-class area table.
-        class_format: ``auto``: GeoTIFF for georeferenced or TIFF input, else PNG.
-        vector: also write polygons as GeoJSON or GeoPackage.
-        simplify: polygon simplification tolerance in metres, pixels for a plain image
-            (None: predict's default).
-        min_area: drop polygons smaller than this, in m² (pixels for a plain image) (None: predict's
-            default).
-        bands: 1-based bands to read, as many as the model takes (default: the model's).
-        pixel_size: predict georeferenced inputs resampled to this pixel size.
+        vector: also write polygons.
+        simplify: smooth away polygon details smaller than this many metres (pixels for a
+            plain image): the square root of their area, as shapely's coverage_simplify
+            counts it; all polygons are simplified together, so neighbours keep their
+            shared edges.
+        min_area: with ``vector``, merge regions smaller than this into their largest
+            neighbour, in the class raster and the polygons alike, in m² in any CRS (pixels
+            for a plain image; default: the area of 4 pixels, which drops specks of 1-3
+            pixels; 0 keeps all).
+        bands: 1-based band numbers to read, as many as the model takes, e.g. 4,3,2
+            (default: the bands the model was trained on, else 1-3 of an RGB or RGBA
+            raster).
+        pixel_size: predict georeferenced inputs on pixels of this size in CRS units (e.g.
+            0.5 m), resampled, and write the outputs on that grid (default: the model's
+            pixel_size, else the data's own).
         tta: average over flips (3x slower).
-        batch_size: windows per forward pass.
         overlap: window overlap share (default: the model's).
-        engine: ``onnx`` runs ONNX Runtime on the CPU (a ``.pt`` model is exported first).
-        device: ``auto`` picks a CUDA GPU where there is one.
-        precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
-        shard: ``"i/n"``: only inputs i, i+n, ... (split a folder across processes).
+        batch_size: windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on
+            a GPU).
+        shard: "I/N": predict only inputs I, I+N, ... (0-based), to split a folder across
+            processes.
+        ray: predict on Ray workers (pip install 'aerialseg[ray]'): "local" for a Ray on
+            this machine, or a cluster's address ("auto", "ray://HOST:PORT"); ``out`` must
+            be a folder every worker sees. Resumable: a second run skips the scenes already
+            done.
+        ray_workers: with ``ray``: workers, each loading the model once (default: one per GPU
+            of the cluster, else one per as many CPUs as torch uses threads here: each
+            worker computes with this process's threads, for the same bytes).
+        block_megapixels: with ``ray``: scenes larger than this are split into row blocks
+            predicted by several workers; the outputs are the same.
+        precision: PyTorch arithmetic; auto: bf16 on a CPU that computes it natively
+            (AVX512-BF16 or AMX: faster, same accuracy), else fp32.
 
     Returns:
         The files written per input (``done``) and the reason per input that failed
-        (``failed``); a bad input is skipped, the others are still predicted.
+        (``failed``); a bad input is skipped, the others are still predicted. With ``ray``,
+        a ``RaySummary``, which also counts the pixels, seconds, retries and skipped scenes.
     """
     from aerialseg.data.raster import check_band_count
     from aerialseg.inference.run import named_inputs
@@ -359,7 +398,7 @@ def predict_files(
         overlay=overlay,
         confidence=confidence,
         areas=areas,
-        class_format=class_format,
+        format=format,
         vector=vector,
         simplify=simplify,
         min_area=min_area,
@@ -369,6 +408,13 @@ def predict_files(
         batch_size=batch_size,
         overlap=overlap,
     )
+    if ray is not None:
+        if shard is not None:
+            raise AerialsegError("--ray hands scenes out itself; drop --shard")
+        ray_on = (ray, ray_workers, block_megapixels)
+        return _predict_on_ray(
+            [os.fspath(i) for i in items], out, model, engine, device, precision, opts, ray_on
+        )
     every_input, names = named_inputs([os.fspath(item) for item in items])
     chosen = take_shard(every_input, shard)
     if not chosen:
@@ -382,6 +428,41 @@ def predict_files(
     # Every input failed: leave no empty folder behind. Not when sharded: another shard may
     # be about to write into it.
     if created and not summary.done and shard is None and not any(out.iterdir()):
+        out.rmdir()
+    return summary
+
+
+def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) -> RaySummary:
+    """predict_files(ray=...): the same outputs, from Ray workers."""
+    from aerialseg.data.raster import check_band_count
+    from aerialseg.inference.distributed import (
+        RaySettings,
+        WorkerModel,
+        predict_on_ray,
+        ray_inputs,
+    )
+    from aerialseg.inference.load import load_predictor
+
+    address, workers, block_megapixels = ray_on
+    inputs, names = ray_inputs(items)
+    if not inputs:
+        raise AerialsegError("no input images found; give files, folders, glob patterns or URLs")
+    if workers is not None and workers < 1:
+        raise AerialsegError(f"--ray-workers {workers}: give 1 or more")
+    path = model_path(model.path if isinstance(model, Model) else model)
+    # Loaded here once too, so that a bad model file is one line before Ray starts.
+    spec = load_predictor(path, device="cpu", precision="fp32").spec  # .onnx: on ORT
+    check_band_count(opts.bands, spec.in_channels, "--bands")
+    worker = WorkerModel(str(path.resolve()), engine, device, precision)
+    where = RaySettings(
+        address=None if address == "local" else address,
+        workers=workers,
+        block_pixels=block_megapixels * 1e6,
+    )
+    out = Path(out)
+    created = not out.exists()
+    summary = predict_on_ray(worker, path, inputs, out, opts, names, where)
+    if created and not summary.done and not any(out.iterdir()):
         out.rmdir()
     return summary
 
@@ -462,12 +543,13 @@ def train(
     preset: Literal["default", "seed", "smoke"] = "default",
     config: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
-    classes: str | Path | ClassTable | None = None,
     split: str | Path | None = None,
+    classes: str | Path | ClassTable | None = None,
     labels: str | Path | None = None,
     label_field: str | None = None,
     label_crs: str | None = None,
     labelled_area: str | Path | None = None,
+    resize_masks: bool = False,
     resume: bool = False,
     resume_from: Literal["last", "best"] | None = None,
     max_time: str | float | timedelta | None = None,
@@ -478,33 +560,54 @@ def train(
     transforms: Callable | None = None,
     started: float | None = None,
 ) -> Path:
-    """Train a model into the run folder ``out``: ``aerialseg train``.
+    """Train a model into a run folder: ``aerialseg train``.
+
+    Settings come from a preset, then ``config``, then ``settings`` (on the command line
+    key=value pairs after the options, e.g. max_epochs=5 lr=3e-4 crop_size=384); ``aerialseg
+    train --list-settings`` lists them all and --print-config shows the values a run would
+    take. ``max_time`` bounds the whole command; the run ends with a summary and the
+    commands to run next.
 
     Args:
-        data: the dataset: the Kaggle ``archive.zip``, its folder, or any folder of
-            ``[TILE/]images/NAME`` and ``[TILE/]masks/NAME`` pairs.
-        out: the run folder (config, split, checkpoints, logs, ``model.pt``).
-        preset: ``default`` (FPN on a pretrained encoder) or ``seed`` (the first notebook).
-        config: a YAML file of settings.
+        data: the dataset: a folder of images/ and masks/ (flat, or in tile folders such as
+            the Dubai set's 'Tile 1/'; also image/+mask/, images/+labels/, img/+gt/), a zip
+            of one such as the Dubai set's Kaggle archive.zip, or a manifest (CSV
+            'image,label' or YAML) naming the pairs; with ``labels``, image rasters.
+        out: the run folder (config, split, checkpoints, logs, model.pt).
+        preset: default: FPN on a pretrained encoder, native-resolution crops; seed: the
+            original notebook; smoke: the default for 4 steps, validated on one image, to
+            check a set-up end to end in seconds.
+        config: YAML file of settings (as --print-config writes).
         settings: settings by name over the preset and ``config``, e.g.
             ``{"max_epochs": 5, "bands": [3, 2, 1]}``.
-        classes: a class table (JSON/YAML file, or a ``ClassTable``); None: the Dubai table.
-        split: a split file (``aerialseg data split`` writes one); None: the protocol's
-            rule for the Dubai dataset, or every image not held out.
-        labels: polygon labels (GeoPackage, Shapefile, GeoJSON, FlatGeobuf) over image
-            rasters: ``data`` then names those (a GeoTIFF, a folder, a glob or a URL).
-        label_field: the polygons' attribute naming each one's class (by class name or
-            mask_value).
-        label_crs: the polygons' CRS where the file lacks it, e.g. ``EPSG:32640``.
-        labelled_area: polygons of where the labels hold (None: every image's extent).
+        split: split JSON (a 'test' list, optional 'val' and 'train' lists), e.g. from
+            'aerialseg data split'; default: the Dubai benchmark's rule (image_part_002/005/007
+            of each tile held out), or every image not held out.
+        classes: class table (JSON/YAML file, or a ``ClassTable``): each class's name and
+            mask colour or mask value; default: the Dubai set's six classes.
+        labels: class polygons (GeoPackage, Shapefile, GeoJSON or FlatGeobuf) over image
+            rasters: ``data`` then names those (a GeoTIFF, COG or VRT, a folder of them, a
+            glob, or a URL GDAL reads).
+        label_field: the polygons' attribute giving each one's class, matched to the class
+            table by class name or mask_value.
+        label_crs: the polygons' CRS where the file does not say it, e.g. EPSG:32640 (a
+            GeoJSON without 'crs' is read as WGS84).
+        labelled_area: polygons of where the labels hold (default: every image's extent);
+            pixels outside are left out, pixels inside that no polygon covers get the
+            background class.
+        resize_masks: resample plain PNG/JPEG masks of another size than their image to its
+            size, nearest (default: such a pair is an error; 'data inspect' lists them); the
+            setting resize_masks.
         resume: continue the run in ``out`` from its last checkpoint, with its saved
             settings, classes and split (``settings`` still apply over them).
-        resume_from: resume from this checkpoint of the run (``best``: e.g. when
-            ``last.ckpt`` is damaged); implies ``resume``.
-        max_time: wall-clock budget: ``"HH:MM:SS"``, seconds, or a ``datetime.timedelta``.
-        devices: devices (GPUs, or CPU processes) for distributed training.
-        num_nodes: machines for distributed training.
-        accelerator: ``cpu``, ``gpu``, ... (default: ``auto``).
+        resume_from: continue the run in ``out`` from this checkpoint (best: e.g. when
+            last.ckpt is damaged); implies ``resume``.
+        max_time: wall-clock budget of the whole command (loading, training, the last
+            validation, calibration): "HH:MM:SS", seconds, or a ``datetime.timedelta``; the
+            setting max_time.
+        devices: devices (GPUs, or CPU processes) for DDP.
+        num_nodes: machines for DDP.
+        accelerator: what trains; auto (the default): a GPU if there is one, else the CPU.
         callbacks: Lightning callbacks added to the run's own (checkpoints, early stop,
             EMA, time budget), e.g. a logger of your own or a profiler.
         transforms: a torchvision v2 transform of each training pair
@@ -531,6 +634,7 @@ def train(
     budget = duration_text(max_time) if max_time is not None else None
     launch = {"max_time": budget, "devices": devices, "num_nodes": num_nodes}
     launch["accelerator"] = accelerator
+    launch["resize_masks"] = resize_masks or None
     given = {key: value for key, value in launch.items() if value is not None}
     run_dir = Path(out)
     cfg = training_config(
@@ -566,48 +670,57 @@ def evaluate(
     *,
     split: Literal["train", "val", "test", "all"] = "test",
     split_file: str | Path | None = None,
-    out: str | Path | None = None,
-    device: Device = "auto",
-    batch_size: int | None = None,
-    tta: bool = False,
-    pixel_size: float | None = None,
-    precision: Precision = "auto",
+    classes: str | Path | ClassTable | None = None,
+    max_unknown: float | None = None,
+    resize_masks: bool = False,
     labels: str | Path | None = None,
     label_field: str | None = None,
     label_crs: str | None = None,
     labelled_area: str | Path | None = None,
-    classes: str | Path | ClassTable | None = None,
-    max_unknown: float | None = None,
-    resize_masks: bool = False,
+    out: str | Path | None = None,
+    device: Device = "auto",
+    batch_size: int | None = None,
+    tta: bool = False,
+    pixel_size: PositiveFloat | None = None,
+    precision: Precision = "auto",
 ) -> dict:
-    """Score a model on one split of a dataset at native resolution: ``aerialseg evaluate``.
+    """Score a model on a split (PROTOCOL.md metrics): ``aerialseg evaluate``.
 
-    Writes ``metrics.json``, ``confusion.png`` and ``panels.png`` into ``out``.
+    Predicts every image of a split at native resolution and writes metrics.json,
+    confusion.png and panels.png.
 
     Args:
-        model: a model file, an exported ``.onnx`` (scored on ONNX Runtime), a loaded
-            ``Model``, or ``"default"``: the bundled model.
-        data: the dataset (as for ``train``).
-        split: which images to score; ``all``: every image of the dataset.
-        split_file: a split file (one listing only ``test`` will do); None: the
-            protocol's rule.
-        out: the output folder; None: ``eval-SPLIT`` beside the model file.
-        device: ``auto`` picks a CUDA GPU where there is one.
-        batch_size: windows per forward pass.
-        tta: score the flip average (``predict --tta``).
-        pixel_size: score a georeferenced dataset resampled to this pixel size.
-        precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
-        labels: polygon labels over image rasters, as for ``train``; with a block split
+        model: model.pt, a .ckpt from a run folder, an .onnx from aerialseg export (scored
+            on ONNX Runtime), a loaded ``Model``, or 'default' for the bundled model.
+        data: the dataset, as for ``train``.
+        split: which images of the split to score; all: every image of the dataset, no
+            split file needed.
+        split_file: split JSON (a 'test' list, optional 'val' and 'train' lists), e.g. from
+            'aerialseg data split'; a run folder's split.json scores its own; a file of only
+            the images scored will do (default: the Dubai benchmark's rule).
+        classes: the dataset's class table (JSON/YAML, or a ``ClassTable``) where its masks
+            are not in the model's colours or values; its classes are matched to the
+            model's by name, and metrics.json says which are scored (default: the model's
+            table).
+        max_unknown: largest share of a mask in unknown colours before it is an error
+            (default: the model's max_unknown, 0.05 unless trained otherwise).
+        resize_masks: resample plain PNG/JPEG masks of another size than their image to its
+            size, nearest (default: such a pair is an error; 'data inspect' lists them).
+        labels: class polygons over image rasters, as for ``train``; with a block split
             only the split's blocks are scored.
-        label_field: the polygons' attribute naming each one's class.
-        label_crs: the polygons' CRS where the file lacks it.
-        labelled_area: polygons of where the labels hold.
-        classes: the dataset's class table (a file or a ``ClassTable``) where its masks
-            are not in the model's colours or values; classes are matched to the model's
-            by name, and ``class_match`` in the report says which are scored.
-        max_unknown: share of a mask in colours or values of no class before it is an
-            error; None: the model's setting.
-        resize_masks: resample plain masks of another size than their image to it.
+        label_field: the polygons' attribute giving each one's class.
+        label_crs: the polygons' CRS where the file does not say it.
+        labelled_area: polygons of where the labels hold (default: every image's extent).
+        out: output folder (default: beside the model, eval-SPLIT).
+        device: where the network runs; auto: a CUDA GPU if there is one, else the CPU.
+        batch_size: windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on
+            a GPU).
+        tta: score predict --tta's flip average.
+        pixel_size: score a georeferenced dataset on pixels of this size in CRS units,
+            images and masks resampled (default: the model's pixel_size, else the data's
+            own).
+        precision: PyTorch arithmetic; auto: bf16 on a CPU that computes it natively, else
+            fp32.
 
     Returns:
         The report saved as ``metrics.json``: ``miou6``/``miou5`` (or ``miou``),
@@ -643,12 +756,15 @@ def export(
     *,
     check_image: str | Path | None = None,
 ) -> float:
-    """Export a model to ONNX: ``aerialseg export``.
+    """Export a model to ONNX, checked against PyTorch: ``aerialseg export``.
+
+    Writes an ONNX model with dynamic batch, height and width; the export is run on
+    onnxruntime and compared with PyTorch.
 
     Args:
-        model: a ``model.pt`` or ``.ckpt``; None or ``"default"``: the bundled model.
-        onnx: the ``.onnx`` file to write (dynamic batch, height and width; the model's
-            classes, bands and settings in its metadata).
+        model: model.pt or .ckpt; None or 'default': the bundled model.
+        onnx: the .onnx file to write (the model's classes, bands and settings in its
+            metadata).
         check_image: an image whose first 512 x 512 px check ONNX Runtime against
             PyTorch (default: a built pattern).
 
@@ -819,3 +935,215 @@ def suggest(
         for t, why in zip(found.tasks, found.reasons, strict=True)
     ]
     return Suggestions(files, tasks, found.candidates)
+
+
+def inspect_data(
+    data: str | Path,
+    *,
+    classes: str | Path | ClassTable | None = None,
+    bands: Sequence[int] | None = None,
+    max_unknown: float = 0.05,
+) -> dict:
+    """Pairs per tile, sizes, class shares, unknown colours: ``aerialseg data inspect``.
+
+    Reads every image/mask pair once and summarises the dataset.
+
+    Args:
+        data: the dataset: a folder of images/ and masks/ (flat, or in tile folders such as
+            the Dubai set's 'Tile 1/'), a zip of one, or a manifest, as for ``train``.
+        classes: class table (JSON/YAML file, or a ``ClassTable``): each class's name and
+            mask colour or mask value; default: the Dubai set's six classes.
+        bands: TIFF images: 1-based band numbers to read, e.g. 3,2,1 (default: an RGB or
+            RGBA image's three).
+        max_unknown: largest share of a mask in unknown colours before it is an error.
+
+    Returns:
+        The report (``aerialseg data inspect --json`` prints it): pairs, sizes and class
+        shares per tile, and ``problems``, each with its ``message``.
+    """
+    from aerialseg.data.inspect import inspect_dataset
+    from aerialseg.data.source import DatasetSource
+
+    source = DatasetSource(os.fspath(data), strict=False)
+    return inspect_dataset(source, _class_table(classes), max_unknown, band_numbers(bands))
+
+
+def _class_table(classes: str | Path | ClassTable | None) -> ClassTable:
+    from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
+
+    if isinstance(classes, ClassTable):
+        return classes
+    return ClassTable.from_file(classes) if classes else DUBAI_CLASSES
+
+
+def split_data(
+    data: str | Path,
+    out: str | Path,
+    *,
+    classes: str | Path | ClassTable | None = None,
+    val: float = 0.1,
+    test: float = 0.2,
+    seed: int = 0,
+    block_size: str | None = None,
+    buffer: int | None = None,
+    labels: str | Path | None = None,
+    label_field: str | None = None,
+    label_crs: str | None = None,
+    labelled_area: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write a reproducible random split file: ``aerialseg data split``.
+
+    Holds out shares of the images for validation and test, drawn at random from every
+    tile folder alike, and writes them as a split file for ``train``'s ``split``. The same
+    seed gives the same split on any machine. (The Dubai dataset needs none: its default
+    split is the protocol's.)
+
+    Args:
+        data: the dataset, as for ``train``.
+        out: the split file to write (JSON).
+        classes: the class table the dataset needs (checked here).
+        val: validation share.
+        test: test share.
+        seed: which draw.
+        block_size: split large scenes spatially: square blocks of SIZE pixels (512) or map
+            units (200m), dealt to train, val and test; also writes the blocks as a
+            GeoPackage beside ``out``.
+        buffer: with ``block_size``: pixels a block gives up along a block of another split,
+            used by none (default: the default crop size, 256).
+        labels: class polygons over image rasters, as for ``train``.
+        label_field: the polygons' attribute giving each one's class.
+        label_crs: the polygons' CRS where the file does not say it.
+        labelled_area: polygons of where the labels hold (default: every image's extent).
+
+    Returns:
+        How many images (blocks, with ``block_size``) each part has, by ``train``, ``val``
+        and ``test``; with ``block_size`` also ``blocks``: the GeoPackage of the blocks
+        (None for images without a georeference).
+    """
+    from aerialseg.data.scenes import open_dataset
+    from aerialseg.data.splits import random_split
+    from aerialseg.models.io import atomic_write
+
+    table = _class_table(classes)  # a bad table fails here, not in the train run
+    polygons = polygon_spec(labels, label_field, label_crs, labelled_area)
+    dataset = open_dataset(os.fspath(data), table, polygons)
+    out = Path(out)
+    found: dict[str, Any] = {}
+    if block_size:
+        split, found["blocks"] = _block_split(dataset, out, block_size, buffer, val, test, seed)
+    else:
+        split = random_split(dataset.pairs, val, test, seed)
+    atomic_write(out, lambda tmp: split.save(Path(tmp)))
+    return {name: len(split.parts(name)) for name in ("train", "val", "test")} | found
+
+
+def _block_split(dataset, out: Path, size: str, buffer, val: float, test: float, seed: int):
+    """A block split and the GeoPackage of its blocks (None without a georeference)."""
+    from aerialseg.data.blocks import block_split, write_blocks
+    from aerialseg.data.scenes import georeferences, scene_grids
+    from aerialseg.data.splits import blocks_split
+    from aerialseg.models.io import atomic_write
+    from aerialseg.training.config import TrainConfig
+
+    buffer = TrainConfig().crop_size if buffer is None else buffer
+    blocks = block_split(scene_grids(dataset), size, buffer, val, test, seed)
+    rule = (
+        f"blocks of {size} (px unless m), buffer {buffer} px: test {test:g} and"
+        f" val {val:g} of the blocks, seed {seed} (aerialseg data split)"
+    )
+    grids = georeferences(dataset)
+    if not grids:
+        return blocks_split(blocks, rule), None
+    gpkg = out.with_suffix(".gpkg")
+    atomic_write(gpkg, lambda tmp: write_blocks(tmp, blocks, grids))
+    return blocks_split(blocks, rule), gpkg
+
+
+def serve(
+    model: str | Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+    workers: int = 1,
+    max_queue: int = 8,
+    max_upload_mb: float = 50,
+    max_megapixels: float = 40,
+    max_side: int = 20_000,
+    max_aspect: float = 50,
+    body_timeout: float = 120,
+    allowed_hosts: Sequence[str] | None = None,
+    cors_origins: Sequence[str] = (),
+) -> None:
+    """HTTP API and web page: ``aerialseg serve``, until stopped.
+
+    Serves the model: a web page at /, the API under /v1 (OpenAPI schema at /openapi.json,
+    docs at /docs). Predictions run on ``workers`` threads; up to ``max_queue`` more
+    requests wait, further ones get 503. Uploads are read as JPEG, PNG or TIFF only, with
+    GDAL's network access off. Needs the serve extra (pip install 'aerialseg[serve]').
+
+    Args:
+        model: model.pt or .ckpt (default: the bundled model).
+        host: address to listen on (127.0.0.1: this machine only; 0.0.0.0 is every
+            network: set a token then).
+        port: port to listen on.
+        token: require 'Authorization: Bearer TOKEN' on every /v1 request (default: the
+            AERIALSEG_TOKEN environment variable; none: no access control).
+        device: where the network runs; auto: a CUDA GPU if there is one, else the CPU.
+        precision: PyTorch arithmetic; auto: bf16 on a CPU that computes it natively, else
+            fp32.
+        workers: predictions at once.
+        max_queue: waiting requests.
+        max_upload_mb: upload limit in MB.
+        max_megapixels: pixel limit in megapixels.
+        max_side: longest side in pixels.
+        max_aspect: the long side at most this many times the short one.
+        body_timeout: seconds an upload may take to arrive, then 408.
+        allowed_hosts: Host headers to answer (default: the ``host`` address, plus
+            localhost and 127.0.0.1 when that is a loopback address; any when it is
+            0.0.0.0).
+        cors_origins: web page origins (https://example.org) allowed to call the API
+            (default: none; same-origin requests only).
+    """
+    try:
+        import uvicorn
+
+        from aerialseg.api.app import ServeLimits, create_app, load_for_serving
+        from aerialseg.api.guard import default_allowed_hosts
+    except ImportError as err:
+        raise AerialsegError(
+            f"serve needs the web extra ({err.name} is missing): pip install 'aerialseg[serve]'"
+        ) from None
+    from aerialseg.api import loopback, one_malloc_arena
+
+    one_malloc_arena()
+    token = os.environ.get("AERIALSEG_TOKEN") if token is None else token
+    loaded = load_for_serving(model_path(model), device, precision)
+    limits = ServeLimits(
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        max_pixels=int(max_megapixels * 1e6),
+        workers=workers,
+        max_queue=max_queue,
+        max_side=max_side,
+        max_aspect=max_aspect,
+        body_timeout_s=body_timeout,
+    )
+    if not token and not loopback(host):
+        print(
+            f"aerialseg: warning: listening on {host} without a token: anyone who reaches"
+            " this port can use the API; set --token (or AERIALSEG_TOKEN) to require one",
+            file=sys.stderr,
+        )
+    print(f"aerialseg: serving {loaded.spec.model} on http://{host}:{port}/")
+    app = create_app(
+        loaded,
+        limits,
+        token=token or None,
+        allowed_hosts=list(allowed_hosts or default_allowed_hosts(host)),
+        cors_origins=list(cors_origins),
+    )
+    # An idle kept-alive connection is closed after 5 s; an upload's own deadline is the
+    # guard's (body_timeout).
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5)

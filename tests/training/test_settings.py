@@ -19,15 +19,15 @@ def test_every_setting_has_a_meaning_type_and_default():
     assert [s.name for s in listed] == [f.name for f in fields(TrainConfig)]
     defaults = TrainConfig()
     for s in listed:
-        assert len(s.meaning.split()) >= 3, f"{s.name} has no comment in training/config.py"
+        assert len(s.meaning.split()) >= 3, f"{s.name} has no help in training/config.py"
         assert s.default == getattr(defaults, s.name)
     by_name = {s.name: s for s in listed}
-    # a comment above the field and one beside it, each read from config.py
+    # the help of a long setting and of a short one, from their definitions
     assert by_name["max_time"].meaning.startswith('wall-clock budget "HH:MM:SS" for the whole')
     assert by_name["crop_size"].meaning == "crop mode: side of the training crops, native px"
     assert by_name["input_mode"].kind == "one of: crop, resize"
     assert by_name["bands"].kind == "list of int or null"
-    # a comment block belongs to the field below it, not to the one above
+    # each help belongs to its own setting
     assert "Sliding windows" in by_name["window"].meaning
     assert "Sliding windows" not in by_name["confidence_temperature"].meaning
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import inspect
 import io
 import json
 import logging
@@ -59,6 +61,7 @@ from aerialseg.inference.load import load_predictor
 from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.inference.writers import aux_path
+from aerialseg.options import options
 
 log = logging.getLogger("aerialseg.api")
 MEDIA = {".png": "image/png", ".tif": "image/tiff"}
@@ -110,6 +113,9 @@ def _segment(
     bands_text: str | None = None,
     confidence: bool = False,
     preview: bool = False,
+    tta: bool = False,
+    simplify: float = 0.0,
+    min_area: float | None = None,
 ) -> dict[str, Path]:
     """Runs on a worker thread, with GDAL's network access off: the upload's kind from its
     first bytes, then the CLI's predict_one, which reads it with that kind's driver only
@@ -127,7 +133,10 @@ def _segment(
         outputs=frozenset(outputs),
         class_format=class_format,
         vector="geojson" if polygons else None,
+        simplify=simplify,
+        min_area=min_area,
         bands=bands,
+        tta=tta,
         progress=False,
         max_pixels=limits.max_pixels,
         band_flag="?bands=",  # hints in the query's form: ?bands=1,2,3
@@ -138,6 +147,47 @@ def _segment(
     out.mkdir()
     with rasterio.Env(**NETWORK_OFF):
         return predict_one(loaded, upload, out, opts)
+
+
+# The query parameters that are predict_files' own options: their names, types, defaults
+# and descriptions come from its definition, as the CLI's flags do (aerialseg.options).
+# format adds json (the areas and more as JSON); bands is text, ?bands=4,3,2.
+PREDICT_QUERY = ("format", "overlay", "confidence", "bands", "tta", "simplify", "min_area")
+
+
+def predict_query() -> Any:
+    """A FastAPI dependency taking PREDICT_QUERY from the query, as a dict."""
+    from aerialseg.public import predict_files
+
+    parameters = []
+    for option in options(predict_files):
+        if option.name not in PREDICT_QUERY:
+            continue
+        kind: Any = option.kind
+        query: dict[str, Any] = {"description": option.help}
+        if option.name == "format":
+            kind = Literal[(*option.choices, "json")]  # type: ignore[misc]
+            query["description"] += "; json: the areas, and what else is asked for, as JSON"
+        elif option.choices:
+            kind = Literal[option.choices]  # type: ignore[misc]
+        if option.many:
+            kind, query["pattern"] = str, r"^\d+(,\d+)*$"
+        if option.default is None:
+            kind = kind | None
+        parameters.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=option.default,
+                annotation=Annotated[kind, Query(**query)],
+            )
+        )
+
+    def read(**values: Any) -> dict[str, Any]:
+        return values
+
+    read.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return read
 
 
 def _png_b64(path: Path) -> str:
@@ -282,30 +332,8 @@ def create_app(
     )
     async def segment(
         request: Request,
-        format: Annotated[
-            Literal["auto", "png", "tif", "json"],
-            Query(description="mask format, or json for areas"),
-        ] = "auto",
-        overlay: Annotated[
-            bool, Query(description="json: include colour mask and overlay PNG")
-        ] = False,
+        asked: Annotated[dict[str, Any], Depends(predict_query())],
         polygons: Annotated[bool, Query(description="json: include GeoJSON polygons")] = False,
-        confidence: Annotated[
-            bool,
-            Query(
-                description="json: include the confidence raster (each pixel's probability"
-                " of its class in percent, 255 where the image has no data), in the mask's"
-                " format"
-            ),
-        ] = False,
-        bands: Annotated[
-            str | None,
-            Query(
-                description="1-based band numbers to read, as many as the model takes, e.g."
-                " 4,3,2 (default: the model's bands, else 1-3 of an RGB or RGBA image)",
-                pattern=r"^\d+(,\d+)*$",
-            ),
-        ] = None,
         preview: Annotated[
             bool,
             Query(
@@ -316,25 +344,29 @@ def create_app(
             ),
         ] = False,
     ) -> Response:
+        format, overlay, confidence = asked["format"], asked["overlay"], asked["confidence"]
         with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
             upload, out = Path(tmp) / "upload", Path(tmp) / "out"
             loop = asyncio.get_running_loop()
             try:
                 await receive_upload(request, upload, limits.max_upload_bytes)
-                written = await loop.run_in_executor(
-                    pool,
+                work = functools.partial(
                     _segment,
                     loaded,
                     upload,
                     out,
                     limits,
-                    format,
-                    overlay,
-                    polygons,
-                    bands,
-                    confidence,
-                    preview,
+                    fmt=format,
+                    overlay=overlay,
+                    polygons=polygons,
+                    bands_text=asked["bands"],
+                    confidence=confidence,
+                    preview=preview,
+                    tta=asked["tta"],
+                    simplify=asked["simplify"],
+                    min_area=asked["min_area"],
                 )
+                written = await loop.run_in_executor(pool, work)
             except TooLargeInputError as err:
                 raise HTTPException(413, _client_message(err, upload)) from None
             except UnreadableInputError as err:

@@ -11,7 +11,7 @@ import difflib
 import math
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -22,139 +22,201 @@ from aerialseg.errors import ConfigError
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
 from aerialseg.models.spec import ModelSpec
 
+
+def setting(default: Any, help: str) -> Any:
+    """A field of TrainConfig: its default and what it means (``--list-settings``)."""
+    return field(default=default, metadata={"help": help})
+
+
 # Most bands a network takes: a hyperspectral cube wants band selection or another model.
 MAX_BANDS = 16
 
 
 @dataclass
 class TrainConfig:
-    """Everything that decides what a run trains and how. Field comments are the reference:
-    ``aerialseg train --list-settings`` prints them (training/settings.py reads them here)."""
+    """Everything that decides what a run trains and how. Each setting's help is part of
+    its definition: ``aerialseg train --list-settings`` prints them (training/settings.py)."""
 
-    model: ModelName = "fpn-effnet-lite0"  # the network (models/factory.py)
-    base_width: int = 16  # seed-unet: first block width (16-32-64-128-256)
-    dropout: float = 0.2  # seed-unet: dropout rate before its class head
-    pretrained: bool = True  # ImageNet encoder weights (the *-effnet-* models)
-    # start from a trained model's weights instead (fine-tuning): a model file or .ckpt, or
-    # "default" for the bundled model. Same model and decoder widths; its class head rows
-    # are matched by class name (classes new to it start fresh) and its first convolution
-    # is adapted to other bands
-    init_from: str | None = None
-    # *-effnet-* models: stochastic depth, the chance that a residual block of the encoder
-    # is skipped in a training step, rising linearly with depth to this (timm's
-    # drop_path_rate); a regulariser for small datasets. 0: off. On the Dubai data 0.2 did
-    # not help (bench/results/recipe-lite0-droppath0.2.json)
-    drop_path: float = 0.0
-    # decoder widths; None: the model's own (unet: 256,128,64,32,16; fpn: 128,64).
-    # unet-* models take five, deepest first; fpn-* models pyramid and head widths.
-    decoder_channels: list[int] | None = None
-    # the network sees images averaged over downsample x downsample blocks (1: native
-    # resolution); its class scores are upsampled back, so crops, windows and outputs stay
-    # in native pixels. 2 costs a quarter of the compute and doubles the context.
-    downsample: int = 1
-    # crop: random crops at native resolution; resize: whole images squashed to resize_to
-    # (the seed notebook's way; predictions are resized back to native size)
-    input_mode: Literal["crop", "resize"] = "crop"
-    crop_size: int = 256  # crop mode: side of the training crops, native px
-    resize_to: int = 256  # resize mode: side of the squashed images, px
-    # TIFF/GeoTIFF images: the bands (1-based) the network sees, e.g. [3,2,1] for the RGB
-    # of a blue-green-red-NIR product, or [3,2,1,4] for RGB plus near infrared. The first
-    # three meet the pretrained encoder's R, G and B filters; further bands start from
-    # copies of them (timm's adapt_input_conv). None: bands 1-3 of 3-band or RGBA rasters.
-    # Saved in the model, so predict, evaluate and serve read the same bands.
-    bands: list[int] | None = None
-    # GeoTIFF images and masks are resampled to square pixels of this size in CRS units
-    # (e.g. 0.5 for 0.5 m in a UTM CRS), so scenes of mixed resolutions train at one;
-    # torchgeo's ``res``. Saved in the model: predict reads new scenes at it too.
-    # None: every raster at its own pixel size
-    pixel_size: float | None = None
-    # the ground resolution the training images had, in metres per pixel, as [finest,
-    # coarsest]: predict warns when an input's pixels are more than 2x outside it. None:
-    # pixel_size's, where that is in metres; else not known (no warning)
-    ground_resolution: list[float] | None = None
-    augment: bool = True  # flips, 90-degree rotations, mild colour jitter
-    # with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized
-    # to crop_size (scale augmentation); None: crops at native scale only
-    scale_range: list[float] | None = None
-    # with augment: brightness, contrast and saturation factors drawn in 1 -/+ this
-    color_jitter: float = 0.2
-    # share of crops cut around a pixel of a class drawn uniformly from the classes (crop
-    # mode), so rare classes are seen as often as common ones; 0: crops uniform over pixels
-    class_balanced: float = 0.0
-    # scenes with polygon labels are kept decoded in memory while they fit in this many MB
-    # (crops are then slices), else each crop reads its window from the files
-    cache_megabytes: float = 4096
-    batch_size: int = 8  # crops (or images) per training step
-    # crops per epoch (crop mode); an epoch ends with a validation, which on 2 CPU cores
-    # costs about as much as 10 steps, so epochs are 100 steps long
-    samples_per_epoch: int = 800
-    max_epochs: int = 60  # epochs at most; training stops at whichever limit comes first
-    max_steps: int = -1  # -1: no step limit
-    # wall-clock budget "HH:MM:SS" for the whole train command: loading, training, the last
-    # validation and the confidence calibration; the schedule anneals within it. None: no
-    # time limit
-    max_time: str | None = None
-    optimizer: Literal["adam", "adamw"] = "adamw"  # adamw: Adam with decoupled weight decay
-    lr: float = 1e-3  # learning rate at the start of the schedule
-    encoder_lr_factor: float = 1.0  # the pretrained encoder learns at lr * this
-    weight_decay: float = 1e-4  # the optimiser's weight decay
-    # learning rate schedule. cosine: down to 2 % over the budget (steps, epochs or
-    # max_time); plateau: halved when val mIoU stalls; none: constant
-    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
-    plateau_patience: int = 5  # epochs without val mIoU gain before the LR is cut (plateau)
-    early_stop_patience: int = 15  # epochs without val mIoU gain before stopping
-    # weights validated, checkpointed and shipped: an exponential moving average of the
-    # trained ones with this decay per step (0: off, the raw weights)
-    ema_decay: float = 0.995
-    # loss = cross-entropy + dice_weight * Dice + lovasz_weight * Lovasz-softmax
-    dice_weight: float = 1.0
-    # > 0: focal loss with this gamma (smp's, per class) in place of the cross-entropy, which
-    # weighs down pixels already right; for rare classes
-    focal_gamma: float = 0.0
-    lovasz_weight: float = 0.0  # weight of the Lovasz-softmax term in the loss
-    class_weights: list[float] | None = None  # cross-entropy weight per class
-    # pixels within this many px of another label are left out of the loss, for masks whose
-    # outlines are uncertain; 0: off. On the Dubai data, where the model errs on nearly
-    # half the pixels beside outlines (bench/results/error_sources.json), 1 and 2 px did
-    # not help (recipe-lite0-bignore1.json, -bignore2.json)
-    boundary_ignore: int = 0
-    # cross-entropy target smoothing (PyTorch's label_smoothing): the share of each target
-    # spread over all classes, against overconfidence on hand-drawn masks; 0: off
-    label_smoothing: float = 0.0
-    # share of training crops that get a box of another crop of the batch pasted in, image
-    # and mask alike (CutMix, box area uniform in 0..1); a regulariser for small datasets.
-    # 0: off
-    cutmix: float = 0.0
-    seed: int = 42  # random seed: the same seed and data give the same model on a CPU
-    num_workers: int = 0  # data loader processes; 0 is fastest on a 2-core CPU
-    # predict --confidence: probabilities are sharpened or softened by this temperature
-    # (p ** (1 / T), renormalised) before the class's is reported. Fitted by training on
-    # the validation images after the run (evaluation/calibration.py); None: 1, as the
-    # network gives them. Class ids do not depend on it
-    confidence_temperature: float | None = None
-    # Sliding windows for validation and prediction. 512 px overlapping by 32 px: faster
-    # than 64 or 128 px of overlap and than 768 or 1024 px windows, at the same validation
-    # mIoU (bench/results/windows.json), and 1.2 GB instead of 1.8 GB on a 10,000 px
-    # scene (predict_memory.json, predict_memory-1024px.json).
-    window: int = 512
-    overlap: float = 0.0625  # share of a window that overlaps its neighbour
-    max_unknown: float = 0.05  # largest share of unknown mask colours before an error
-    # plain PNG/JPEG masks of another size than their image are resampled to it, nearest
-    # (train --resize-masks); false: such a pair is an error (data inspect lists them all)
-    resize_masks: bool = False
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"  # auto: a GPU if any
-    devices: int = 1  # GPUs (or CPU processes) to train on with DDP
-    num_nodes: int = 1  # machines to train on with DDP
-    precision: str = "32-true"  # Lightning's precision, e.g. bf16-mixed on a GPU
-    val_every: int = 1  # validate every N epochs
-    # validate (and calibrate the confidence) on only the first N validation images; None:
-    # all. The smoke preset's 1 checks a set-up end to end in seconds
-    val_images: int | None = None
-    # where metrics go besides the run folder's metrics.csv and training.png (always
-    # written): tensorboard: RUN/logs/version_N/events.*; mlflow: a local MLflow file store in
-    # RUN/mlruns. Both work offline; they need the tracking extra (pip install
-    # 'aerialseg[tracking]')
-    logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
+    model: ModelName = setting("fpn-effnet-lite0", "the network (models/factory.py)")
+    base_width: int = setting(16, "seed-unet: first block width (16-32-64-128-256)")
+    dropout: float = setting(0.2, "seed-unet: dropout rate before its class head")
+    pretrained: bool = setting(True, "ImageNet encoder weights (the *-effnet-* models)")
+    init_from: str | None = setting(
+        None,
+        "start from a trained model's weights instead (fine-tuning): a model file or .ckpt, or "
+        '"default" for the bundled model. Same model and decoder widths; its class head rows '
+        "are matched by class name (classes new to it start fresh) and its first convolution is"
+        " adapted to other bands",
+    )
+    drop_path: float = setting(
+        0.0,
+        "*-effnet-* models: stochastic depth, the chance that a residual block of the encoder "
+        "is skipped in a training step, rising linearly with depth to this (timm's "
+        "drop_path_rate); a regulariser for small datasets. 0: off. On the Dubai data 0.2 did "
+        "not help (bench/results/recipe-lite0-droppath0.2.json)",
+    )
+    decoder_channels: list[int] | None = setting(
+        None,
+        "decoder widths; None: the model's own (unet: 256,128,64,32,16; fpn: 128,64). unet-* "
+        "models take five, deepest first; fpn-* models pyramid and head widths.",
+    )
+    downsample: int = setting(
+        1,
+        "the network sees images averaged over downsample x downsample blocks (1: native "
+        "resolution); its class scores are upsampled back, so crops, windows and outputs stay "
+        "in native pixels. 2 costs a quarter of the compute and doubles the context.",
+    )
+    input_mode: Literal["crop", "resize"] = setting(
+        "crop",
+        "crop: random crops at native resolution; resize: whole images squashed to resize_to "
+        "(the seed notebook's way; predictions are resized back to native size)",
+    )
+    crop_size: int = setting(256, "crop mode: side of the training crops, native px")
+    resize_to: int = setting(256, "resize mode: side of the squashed images, px")
+    bands: list[int] | None = setting(
+        None,
+        "TIFF/GeoTIFF images: the bands (1-based) the network sees, e.g. [3,2,1] for the RGB of"
+        " a blue-green-red-NIR product, or [3,2,1,4] for RGB plus near infrared. The first "
+        "three meet the pretrained encoder's R, G and B filters; further bands start from "
+        "copies of them (timm's adapt_input_conv). None: bands 1-3 of 3-band or RGBA rasters. "
+        "Saved in the model, so predict, evaluate and serve read the same bands.",
+    )
+    pixel_size: float | None = setting(
+        None,
+        "GeoTIFF images and masks are resampled to square pixels of this size in CRS units "
+        "(e.g. 0.5 for 0.5 m in a UTM CRS), so scenes of mixed resolutions train at one; "
+        "torchgeo's ``res``. Saved in the model: predict reads new scenes at it too. None: "
+        "every raster at its own pixel size",
+    )
+    ground_resolution: list[float] | None = setting(
+        None,
+        "the ground resolution the training images had, in metres per pixel, as [finest, "
+        "coarsest]: predict warns when an input's pixels are more than 2x outside it. None: "
+        "pixel_size's, where that is in metres; else not known (no warning)",
+    )
+    augment: bool = setting(True, "flips, 90-degree rotations, mild colour jitter")
+    scale_range: list[float] | None = setting(
+        None,
+        "with augment: a crop covers crop_size * s px, s log-uniform in [low, high], resized to"
+        " crop_size (scale augmentation); None: crops at native scale only",
+    )
+    color_jitter: float = setting(
+        0.2, "with augment: brightness, contrast and saturation factors drawn in 1 -/+ this"
+    )
+    class_balanced: float = setting(
+        0.0,
+        "share of crops cut around a pixel of a class drawn uniformly from the classes (crop "
+        "mode), so rare classes are seen as often as common ones; 0: crops uniform over pixels",
+    )
+    cache_megabytes: float = setting(
+        4096,
+        "scenes with polygon labels are kept decoded in memory while they fit in this many MB "
+        "(crops are then slices), else each crop reads its window from the files",
+    )
+    batch_size: int = setting(8, "crops (or images) per training step")
+    samples_per_epoch: int = setting(
+        800,
+        "crops per epoch (crop mode); an epoch ends with a validation, which on 2 CPU cores "
+        "costs about as much as 10 steps, so epochs are 100 steps long",
+    )
+    max_epochs: int = setting(60, "epochs at most; training stops at whichever limit comes first")
+    max_steps: int = setting(-1, "-1: no step limit")
+    max_time: str | None = setting(
+        None,
+        'wall-clock budget "HH:MM:SS" for the whole train command: loading, training, the last '
+        "validation and the confidence calibration; the schedule anneals within it. None: no "
+        "time limit",
+    )
+    optimizer: Literal["adam", "adamw"] = setting(
+        "adamw", "adamw: Adam with decoupled weight decay"
+    )
+    lr: float = setting(1e-3, "learning rate at the start of the schedule")
+    encoder_lr_factor: float = setting(1.0, "the pretrained encoder learns at lr * this")
+    weight_decay: float = setting(1e-4, "the optimiser's weight decay")
+    scheduler: Literal["cosine", "plateau", "none"] = setting(
+        "cosine",
+        "learning rate schedule. cosine: down to 2 % over the budget (steps, epochs or "
+        "max_time); plateau: halved when val mIoU stalls; none: constant",
+    )
+    plateau_patience: int = setting(
+        5, "epochs without val mIoU gain before the LR is cut (plateau)"
+    )
+    early_stop_patience: int = setting(15, "epochs without val mIoU gain before stopping")
+    ema_decay: float = setting(
+        0.995,
+        "weights validated, checkpointed and shipped: an exponential moving average of the "
+        "trained ones with this decay per step (0: off, the raw weights)",
+    )
+    dice_weight: float = setting(
+        1.0, "loss = cross-entropy + dice_weight * Dice + lovasz_weight * Lovasz-softmax"
+    )
+    focal_gamma: float = setting(
+        0.0,
+        "> 0: focal loss with this gamma (smp's, per class) in place of the cross-entropy, "
+        "which weighs down pixels already right; for rare classes",
+    )
+    lovasz_weight: float = setting(0.0, "weight of the Lovasz-softmax term in the loss")
+    class_weights: list[float] | None = setting(None, "cross-entropy weight per class")
+    boundary_ignore: int = setting(
+        0,
+        "pixels within this many px of another label are left out of the loss, for masks whose "
+        "outlines are uncertain; 0: off. On the Dubai data, where the model errs on nearly half"
+        " the pixels beside outlines (bench/results/error_sources.json), 1 and 2 px did not "
+        "help (recipe-lite0-bignore1.json, -bignore2.json)",
+    )
+    label_smoothing: float = setting(
+        0.0,
+        "cross-entropy target smoothing (PyTorch's label_smoothing): the share of each target "
+        "spread over all classes, against overconfidence on hand-drawn masks; 0: off",
+    )
+    cutmix: float = setting(
+        0.0,
+        "share of training crops that get a box of another crop of the batch pasted in, image "
+        "and mask alike (CutMix, box area uniform in 0..1); a regulariser for small datasets. "
+        "0: off",
+    )
+    seed: int = setting(42, "random seed: the same seed and data give the same model on a CPU")
+    num_workers: int = setting(0, "data loader processes; 0 is fastest on a 2-core CPU")
+    confidence_temperature: float | None = setting(
+        None,
+        "predict --confidence: probabilities are sharpened or softened by this temperature (p "
+        "** (1 / T), renormalised) before the class's is reported. Fitted by training on the "
+        "validation images after the run (evaluation/calibration.py); None: 1, as the network "
+        "gives them. Class ids do not depend on it",
+    )
+    window: int = setting(
+        512,
+        "Sliding windows for validation and prediction. 512 px overlapping by 32 px: faster "
+        "than 64 or 128 px of overlap and than 768 or 1024 px windows, at the same validation "
+        "mIoU (bench/results/windows.json), and 1.2 GB instead of 1.8 GB on a 10,000 px scene "
+        "(predict_memory.json, predict_memory-1024px.json).",
+    )
+    overlap: float = setting(0.0625, "share of a window that overlaps its neighbour")
+    max_unknown: float = setting(0.05, "largest share of unknown mask colours before an error")
+    resize_masks: bool = setting(
+        False,
+        "plain PNG/JPEG masks of another size than their image are resampled to it, nearest "
+        "(train --resize-masks); false: such a pair is an error (data inspect lists them all)",
+    )
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = setting(
+        "auto", "auto: a GPU if any"
+    )
+    devices: int = setting(1, "GPUs (or CPU processes) to train on with DDP")
+    num_nodes: int = setting(1, "machines to train on with DDP")
+    precision: str = setting("32-true", "Lightning's precision, e.g. bf16-mixed on a GPU")
+    val_every: int = setting(1, "validate every N epochs")
+    val_images: int | None = setting(
+        None,
+        "validate (and calibrate the confidence) on only the first N validation images; None: "
+        "all. The smoke preset's 1 checks a set-up end to end in seconds",
+    )
+    logger: Literal["csv", "tensorboard", "mlflow"] = setting(
+        "csv",
+        "where metrics go besides the run folder's metrics.csv and training.png (always "
+        "written): tensorboard: RUN/logs/version_N/events.*; mlflow: a local MLflow file store "
+        "in RUN/mlruns. Both work offline; they need the tracking extra (pip install "
+        "'aerialseg[tracking]')",
+    )
 
     def validate(self) -> TrainConfig:
         multiple = 32 * self.downsample if self.downsample > 0 else 32

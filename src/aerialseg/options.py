@@ -1,0 +1,152 @@
+"""Options read from a typed function: the one definition behind its three faces.
+
+A public function's signature gives each option's name, type and default, its Google
+docstring's ``Args:`` the help. ``cli.parser`` makes the command-line flags from them and
+``api.app`` the HTTP query parameters, so an option is written once (STYLE.md, "one
+definition, many faces"). Reading them imports nothing heavy: ``aerialseg --help`` stays
+quick.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections.abc
+import inspect
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+
+class Positive:
+    """``Annotated[float, Positive()]``: only a value above 0 makes sense (a size)."""
+
+
+PositiveFloat = Annotated[float, Positive()]
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    help: str
+    kind: type  # str, int, float or bool: what one value is read as
+    default: Any = inspect.Parameter.empty  # empty: required
+    choices: tuple | None = None  # a Literal's values
+    many: bool = False  # a sequence of kind
+    positional: bool = False  # positional-or-keyword in Python
+    positive: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+
+class _Namespace(dict):
+    """Globals for evaluating annotations: names imported only for type checkers
+    (``Model``, ``ClassTable``) evaluate to ``object``, read as text."""
+
+    def __init__(self, module: types.ModuleType):
+        super().__init__(vars(module))
+
+    def __missing__(self, name: str) -> Any:
+        return getattr(builtins, name, object)
+
+
+def _hints(function: Any) -> dict[str, Any]:
+    namespace = _Namespace(sys.modules[function.__module__])
+    found = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        annotation = parameter.annotation
+        found[name] = eval(annotation, {}, namespace) if isinstance(annotation, str) else annotation
+    return found
+
+
+def docstring_args(function: Any) -> dict[str, str]:
+    """The ``Args:`` section of a Google docstring: name -> its text on one line."""
+    found: dict[str, str] = {}
+    section, name = False, None
+    for line in (inspect.getdoc(function) or "").splitlines():
+        if not line.strip():
+            continue
+        if re.match(r"^\S", line):
+            section, name = line.strip() == "Args:", None
+        elif section and (entry := re.match(r"^ {4}(\w+)( \(.*\))?: (.*)", line)):
+            name = entry.group(1)
+            found[name] = entry.group(3)
+        elif section and name:
+            found[name] += " " + line.strip()
+    return found
+
+
+def description(function: Any) -> tuple[str, str]:
+    """A docstring's first line and the paragraphs after it up to its sections."""
+    text = inspect.getdoc(function) or ""
+    first, _, rest = text.partition("\n")
+    body = re.split(r"\n\n(?:Args|Returns|Raises|Examples?):\n", rest)[0]
+    return first, body.strip()
+
+
+def plain(text: str) -> str:
+    """Docstring markup as a terminal shows it: ``auto`` -> auto."""
+    return text.replace("``", "")
+
+
+def _read(name: str, hint: Any) -> dict[str, Any]:
+    """kind, choices, many and positive of one annotation."""
+    positive = False
+    if typing.get_origin(hint) is Annotated:
+        positive = any(isinstance(m, Positive) for m in hint.__metadata__)
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        # str | Path | Model | None: the first is what a command line gives; a sequence
+        # among them (str | Path | Sequence[str | Path]) takes many
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = next((m for m in members if _is_sequence(m)), members[0])
+    if typing.get_origin(hint) is Literal:
+        values = typing.get_args(hint)
+        return {"kind": type(values[0]), "choices": values, "positive": positive}
+    if _is_sequence(hint):
+        (item,) = typing.get_args(hint)[:1] or (str,)
+        return {**_read(name, item), "many": True}
+    if hint in (bool, int, float):
+        return {"kind": hint, "positive": positive}
+    return {"kind": str}
+
+
+def _is_sequence(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    return origin in (list, tuple, collections.abc.Sequence)
+
+
+def options(function: Any, skip: tuple[str, ...] = ()) -> list[Option]:
+    """The options of ``function``, in its order, but ``skip`` (Python-only ones: objects,
+    callbacks) and ``*args``/``**kwargs``. A parameter without help is an error here, so
+    that no option reaches a user unexplained."""
+    helps = docstring_args(function)
+    hints = _hints(function)
+    found = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if (
+            name in skip
+            or name == "self"
+            or parameter.kind
+            in (
+                parameter.VAR_POSITIONAL,
+                parameter.VAR_KEYWORD,
+            )
+        ):
+            continue
+        if name not in helps:
+            raise TypeError(f"{function.__qualname__}: parameter {name!r} has no Args: entry")
+        found.append(
+            Option(
+                name,
+                plain(helps[name]),
+                default=parameter.default,
+                positional=parameter.kind is parameter.POSITIONAL_OR_KEYWORD,
+                **_read(name, hints[name]),
+            )
+        )
+    return found
