@@ -204,7 +204,7 @@ def test_every_option_of_every_command_has_help():
 
     seen = list(_options(build_parser()))
     # aerialseg, its data group and the group's two, and five more
-    assert len({command for command, _ in seen}) == 9
+    assert len({command for command, _ in seen}) == 10
     for command, action in seen:
         label = f"{command} {'/'.join(action.option_strings) or action.dest}"
         assert action.help and action.help != argparse.SUPPRESS, f"{label} has no help"

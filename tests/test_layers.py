@@ -11,8 +11,10 @@ import aerialseg
 
 ROOT = Path(aerialseg.__file__).parent
 # Bottom to top; top-level modules not named here (errors.py, files.py) are the bottom.
-LAYERS = ["data", "models", "inference", "evaluation", "training", "api", "cli"]
-TOP = {"public", "__init__", "__main__", "cli"}  # what users call: above everything
+# public, the Python API, defines every command's options; the server and the command
+# line are made from it.
+LAYERS = ["data", "models", "inference", "evaluation", "training", "public", "api", "cli"]
+TOP = {"__init__", "__main__"}  # the package's lazy names: above everything
 
 
 def _unit(module: str) -> str:
@@ -51,7 +53,9 @@ def _imports(path: Path) -> set[str]:
                 found.add(
                     sub if is_module or (ROOT.parent / sub.replace(".", "/")).is_dir() else base
                 )
-    return {m for m in found if m == "aerialseg" or m.startswith("aerialseg.")}
+    # The package itself (``from aerialseg import __version__``) imports nothing eagerly:
+    # every submodule import loads it anyway.
+    return {m for m in found if m.startswith("aerialseg.")}
 
 
 def _graph() -> dict[str, dict[str, set[str]]]:

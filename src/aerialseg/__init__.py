@@ -29,7 +29,7 @@ _LAZY = {
     "predict_files": "aerialseg.public",
     "suggest": "aerialseg.public",
     "Suggestions": "aerialseg.public",
-    "serve": "aerialseg.public",
+    "serve": "aerialseg.api.serve",
     "split_data": "aerialseg.public",
     "train": "aerialseg.public",
     "training_config": "aerialseg.public",
@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from aerialseg.api.serve import serve
     from aerialseg.models.network import build_network
     from aerialseg.public import (
         Model,
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
         inspect_data,
         load_model,
         predict_files,
-        serve,
         split_data,
         suggest,
         train,

@@ -96,14 +96,14 @@ def plain(text: str) -> str:
 def _read(name: str, hint: Any) -> dict[str, Any]:
     """kind, choices, many and positive of one annotation."""
     positive = False
-    if typing.get_origin(hint) is Annotated:
-        positive = any(isinstance(m, Positive) for m in hint.__metadata__)
-        hint = typing.get_args(hint)[0]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         # str | Path | Model | None: the first is what a command line gives; a sequence
         # among them (str | Path | Sequence[str | Path]) takes many
         members = [a for a in typing.get_args(hint) if a is not type(None)]
         hint = next((m for m in members if _is_sequence(m)), members[0])
+    if typing.get_origin(hint) is Annotated:  # PositiveFloat, alone or in a union
+        positive = any(isinstance(m, Positive) for m in hint.__metadata__)
+        hint = typing.get_args(hint)[0]
     if typing.get_origin(hint) is Literal:
         values = typing.get_args(hint)
         return {"kind": type(values[0]), "choices": values, "positive": positive}

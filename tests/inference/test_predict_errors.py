@@ -204,7 +204,7 @@ def test_a_model_trained_at_a_far_finer_pixel_size_says_how_to_go_around(
     import torch
 
     payload = torch.load(tiny_model, weights_only=True)
-    payload["config"]["pixel_size"] = 0.01
+    payload["spec"]["pixel_size"] = 0.01  # what inference reads of a model file
     model = tmp_path / "fine.pt"
     torch.save(payload, model)
     path = write_geotiff(tmp_path / "s.tif", rgb_scene(64, 64))

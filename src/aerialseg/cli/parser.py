@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aerialseg import __version__, public
+from aerialseg.api.serve import serve
 from aerialseg.cli import commands
 from aerialseg.options import Option, description, options
 
@@ -92,7 +93,7 @@ COMMANDS = [
     Command("export", public.export, commands.cmd_export, flags=("onnx",)),
     Command(
         "serve",
-        public.serve,
+        serve,
         commands.cmd_serve,
         flags=("model",),
         spelled={
