@@ -205,3 +205,23 @@ def test_suggest_refuses_a_model_without_calibration_and_bad_requests(tmp_path):
     with pytest.raises(AerialsegError, match=r"--count 500: only \d+ block"):
         aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", count=500, block_size="128m")
     assert list(tmp_path.iterdir()) == [tmp_path / "raw.pt"]
+
+
+def test_plain_images_get_tasks_in_pixel_coordinates(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, grey in (("a.png", []), ("b.png", [(2, 3)])):
+        Image.fromarray(painted(grey, size=256).transpose(1, 2, 0)).save(folder / name)
+    found, files = run([folder / "a.png", folder / "b.png"], tmp_path, count=2)
+    first = found.tasks[0]
+    assert found.scenes[first.scene].name == "b.png" and divmod(first.index, 4) == (2, 3)
+    assert "labelled_area" not in files
+    with fiona.open(files["tasks"], layer="tasks") as layer:
+        rows = list(layer)
+        assert not layer.crs_wkt
+    assert shape(rows[0].geometry).bounds == (192.0, 128.0, 256.0, 192.0)
+    area = PolygonLayer.of(UTM40N, [box(0, 0, 10, 10)], [1])
+    with pytest.raises(SuggestError, match="no georeference"):
+        run([folder / "a.png"], tmp_path, labelled=[area])

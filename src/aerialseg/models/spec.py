@@ -19,8 +19,11 @@ VERSION = 1  # raise when a field changes meaning; from_dict then converts older
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A trained model's network shape and how it sees images. Defaults are those of
-    ``TrainConfig``, for files written before a field existed."""
+    """A trained model's network shape and how it sees images.
+
+    The defaults fill in a field that a file written before the field existed lacks, so
+    they are what that release meant (TrainConfig's defaults as of e71fee0) and stay so
+    when TrainConfig's defaults change: a new file always carries every field."""
 
     model: str  # the architecture (models/factory.py)
     base_width: int = 16  # seed-unet: first block width
