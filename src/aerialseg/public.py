@@ -1040,13 +1040,15 @@ def split_data(
 def _block_split(dataset, out: Path, size: str, buffer, val: float, test: float, seed: int):
     """A block split and the GeoPackage of its blocks (None without a georeference)."""
     from aerialseg.data.blocks import block_split, write_blocks
-    from aerialseg.data.scenes import georeferences, scene_grids
+    from aerialseg.data.scenes import georeferences, labelled_blocks, scene_grids
     from aerialseg.data.splits import blocks_split
     from aerialseg.models.io import atomic_write
     from aerialseg.training.config import TrainConfig
 
     buffer = TrainConfig().crop_size if buffer is None else buffer
-    blocks = block_split(scene_grids(dataset), size, buffer, val, test, seed)
+    blocks = block_split(
+        scene_grids(dataset), size, buffer, val, test, seed, labelled_blocks(dataset)
+    )
     rule = (
         f"blocks of {size} (px unless m), buffer {buffer} px: test {test:g} and"
         f" val {val:g} of the blocks, seed {seed} (aerialseg data split)"

@@ -90,3 +90,21 @@ def test_a_buffer_over_half_a_block_is_refused_in_one_line():
         " training pixels that far from validation and test ones: give --buffer 32 or less"
         " (without --buffer, the crop size) or blocks of 66 px or more"
     )
+
+
+def test_blocks_without_labels_are_dealt_to_no_split():
+    """A labelled area of a few task blocks: the split deals those blocks only."""
+    from rasterio.windows import Window
+
+    scene = SceneGrid("s.tif", 400, 400, 1.0)
+    tasks = {(0, 0), (100, 300), (300, 100), (300, 300), (200, 200)}
+    seen = []
+
+    def labelled(sid: str, block: Window) -> bool:
+        seen.append(block)
+        return (int(block.row_off), int(block.col_off)) in tasks
+
+    parts = block_split([scene], "100", 0, 0.2, 0.2, seed=1, labelled=labelled)
+    dealt = {(int(w.row_off), int(w.col_off)) for name in parts for _, w in parts[name]}
+    assert dealt == tasks and len(seen) == 16
+    assert [len(parts[n]) for n in ("train", "val", "test")] == [3, 1, 1]

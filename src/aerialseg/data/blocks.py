@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rasterio.windows import Window
@@ -71,8 +72,11 @@ def block_split(
     val: float,
     test: float,
     seed: int = 0,
+    labelled: Callable[[str, Window], bool] | None = None,
 ) -> dict[str, list[tuple[str, Window]]]:
-    """Split name -> (scene id, window) of each block's usable part, buffers taken off."""
+    """Split name -> (scene id, window) of each block's usable part, buffers taken off.
+    ``labelled(scene id, block)``: whether a block holds labels; blocks that hold none
+    (outside a labelled area) are dealt to no split."""
     if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
         raise DatasetError(
             f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
@@ -95,7 +99,18 @@ def block_split(
             )
         rows, cols = math.ceil(scene.height / side), math.ceil(scene.width / side)
         shapes[scene.id] = (rows, cols, side)
-        cells += [(scene.id, r, c, side) for r in range(rows) for c in range(cols)]
+        cells += [
+            (scene.id, r, c, side)
+            for r in range(rows)
+            for c in range(cols)
+            if labelled is None
+            or labelled(
+                scene.id,
+                Window(c * side, r * side, side, side).intersection(
+                    Window(0, 0, scene.width, scene.height)
+                ),
+            )
+        ]
     ordered = sorted(cells, key=lambda cell: _rank(seed, f"{cell[0]}:{cell[1]}:{cell[2]}"))
     n_test, n_val = round(len(ordered) * test), max(1, round(len(ordered) * val))
     if len(ordered) - n_test - n_val < 1:

@@ -88,6 +88,12 @@ class PolygonLayer:
     def overlaps(self, bounds: tuple[float, float, float, float]) -> bool:
         return len(self.tree.query(shapely.box(*bounds))) > 0
 
+    def covers_part_of(self, bounds: tuple[float, float, float, float]) -> bool:
+        """Whether the polygons cover some area of the box, not just touch its edge."""
+        box = shapely.box(*bounds)
+        hits = self.tree.query(box, predicate="intersects")
+        return any(shapely.intersection(self.geometries[i], box).area > 0 for i in hits)
+
     def rasterize(self, transform: Affine, shape_hw: tuple[int, int], fill: int) -> np.ndarray:
         """(h, w) uint8 of the polygons' values on the grid of ``transform``, ``fill``
         where none lies."""

@@ -27,6 +27,7 @@ import torch
 from affine import Affine
 from rasterio.errors import WindowError
 from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as window_bounds
 
 from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
@@ -323,6 +324,20 @@ def labelled_regions(data: DatasetSource | GeoData, split: Split, name: str) -> 
             if region.width >= 1 and region.height >= 1:
                 regions.append((index[sid], region))
     return regions
+
+
+def labelled_blocks(data: DatasetSource | GeoData):
+    """For a block split: whether a block of a scene holds labels (where polygon labels
+    have a labelled area: whether the area covers part of it); None: every block does."""
+    if not isinstance(data, GeoData) or data.polygons.labelled_area is None:
+        return None
+
+    def labelled(sid: str, block: Window) -> bool:
+        scene = data.scenes_by_id[sid]
+        assert scene.labels.area is not None  # the spec names a labelled area
+        return scene.labels.area.covers_part_of(window_bounds(block, scene.transform))
+
+    return labelled
 
 
 def split_scenes(
