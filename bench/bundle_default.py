@@ -16,7 +16,8 @@ prints again.
 ``--card-only`` (no run folder) scores the bundled file again and rewrites its card and
 result, weights untouched: for when the card's wording or the results it cites change.
 Either way the confidence temperature (``predict --confidence``) is fitted again on the
-validation images, as ``aerialseg train`` fits it, and stored in the file's config.
+validation images, as ``aerialseg train`` fits it, and stored in the file's spec (and its
+recipe, the training settings kept beside it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import DATA, REPO, environment, with_windows, write_result
+from common import DATA, REPO, environment, predictor_of, with_windows, write_result
 
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
@@ -35,8 +36,8 @@ from aerialseg.data.splits import make_split
 from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.evaluation.metrics import headline_keys
-from aerialseg.models.io import atomic_write, load_model, save_model
-from aerialseg.training.config import TrainConfig
+from aerialseg.models.io import LoadedModel, atomic_write, load_model, save_model
+from aerialseg.models.spec import ModelSpec
 
 ASSETS = REPO / "src" / "aerialseg" / "assets"
 SIZE_LIMIT_MB = 15  # issue 4: the bundled weights stay small enough to ship in the wheel
@@ -158,7 +159,7 @@ def outline_limits() -> list[str]:
 
 def card(
     quality: dict,
-    predict_cfg: TrainConfig,
+    predict_cfg: ModelSpec,
     metrics: dict,
     size_mb: float,
     headline: dict,
@@ -241,28 +242,33 @@ measures how far each confidence can be trusted.
 """
 
 
-def calibrated(model, data: str) -> TrainConfig:
-    """The model's config with its confidence temperature fitted on the validation images."""
+def calibrated(model: LoadedModel, data: str) -> ModelSpec:
+    """The model's spec with its confidence temperature fitted on the validation images."""
     source = DatasetSource(data)
     ids = make_split(source.pairs, None).ids("val")
-    items = load_labelled(source, ids, model.classes, model.config.max_unknown)
-    config = with_fitted_temperature(
-        model.net, replace(model.config, confidence_temperature=None), items
-    )
-    if config.confidence_temperature is None:
+    items = load_labelled(source, ids, model.classes, model.spec.max_unknown)
+    uncalibrated = replace(model, spec=replace(model.spec, confidence_temperature=None))
+    spec = with_fitted_temperature(predictor_of(uncalibrated), items)
+    if spec.confidence_temperature is None:
         raise SystemExit("bundle: no labelled validation pixels to fit the confidence on")
-    return config
+    return spec
+
+
+def recipe_of(model: LoadedModel) -> dict:
+    """The file's training settings with the prediction fields this script sets (windows,
+    ground resolution, temperature) as its spec has them: as ``aerialseg train`` stores
+    the fitted temperature in the recipe too."""
+    spec = model.spec.to_dict()
+    changed = ("window", "overlap", "ground_resolution", "confidence_temperature")
+    return {**model.recipe, **{k: spec[k] for k in changed}}
 
 
 def score(model_file: Path, classes, data: str, tmp: Path) -> tuple[dict, dict, dict]:
     """Test metrics, headline figures, and headline figures with flip TTA, all in fp32."""
-    metrics = evaluate(
-        load_model(model_file), data, tmp / "eval", split_name="test", precision="fp32"
-    )
+    model = load_model(model_file)
+    metrics = evaluate(predictor_of(model), data, tmp / "eval", split_name="test")
     # Whether flip TTA (`predict --tta`, 3x the compute) pays: recorded either way.
-    tta = evaluate(
-        load_model(model_file), data, tmp / "tta", split_name="test", tta=True, precision="fp32"
-    )
+    tta = evaluate(predictor_of(model, tta=True), data, tmp / "tta", split_name="test")
     keys = headline_keys(classes)
     return metrics, {k: metrics[k] for k in keys}, {k: tta[k] for k in keys}
 
@@ -287,13 +293,23 @@ def main() -> None:
     target = ASSETS / "default-model.pt"
     source = target if args.card_only else args.run_dir / "model.pt"
     trained = load_model(source)
-    trained.config = with_windows(trained.config, args.window, args.overlap)
-    trained.config.ground_resolution = list(GROUND_RESOLUTION)
-    trained.config = calibrated(trained, args.data)
+    trained.spec = replace(
+        with_windows(trained.spec, args.window, args.overlap), ground_resolution=GROUND_RESOLUTION
+    )
+    trained.spec = calibrated(trained, args.data)
+    recipe = recipe_of(trained)
     with tempfile.TemporaryDirectory() as tmp:
         # Score the fp16 file itself: the card describes what ships.
         half = Path(tmp) / "default-model.pt"
-        save_model(half, trained.net, trained.config, trained.classes, trained.meta, half=True)
+        save_model(
+            half,
+            trained.net,
+            trained.spec,
+            trained.classes,
+            trained.meta,
+            half=True,
+            recipe=recipe,
+        )
         metrics, headline, headline_tta = score(half, trained.classes, args.data, Path(tmp))
         size_mb = half.stat().st_size / 2**20
     if size_mb > SIZE_LIMIT_MB:
@@ -303,11 +319,11 @@ def main() -> None:
         previous = json.loads((REPO / "bench" / "results" / "default-model.json").read_text())
         bundled_by = previous.get("bundled_by", previous["command"])
     # The card is written before any file is: a failure leaves no half a bundle.
-    text = card(quality, trained.config, metrics, size_mb, headline, headline_tta, bundled_by)
+    text = card(quality, trained.spec, metrics, size_mb, headline, headline_tta, bundled_by)
     meta = dict(trained.meta)
     if not args.card_only:
         meta.update(test_metrics=headline, trained_on="dubai-aerial")
-    save_model(target, trained.net, trained.config, trained.classes, meta, half=True)
+    save_model(target, trained.net, trained.spec, trained.classes, meta, half=True, recipe=recipe)
     atomic_write(ASSETS / "MODEL_CARD.md", lambda tmp: Path(tmp).write_text(text))
     write_result(
         "default-model",
@@ -317,7 +333,7 @@ def main() -> None:
             "trained_at_commit": quality["commit"],
             "bundled_by": bundled_by,
             "size_mb": round(size_mb, 2),
-            "confidence_temperature": trained.config.confidence_temperature,
+            "confidence_temperature": trained.spec.confidence_temperature,
             "test": headline,
             "test_with_flip_tta": headline_tta,
             "per_class_iou": {name: m["iou"] for name, m in metrics["per_class"].items()},

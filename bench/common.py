@@ -98,10 +98,26 @@ def write_result(name: str, result: dict) -> Path:
     return path
 
 
-def with_windows(config, window: int | None = None, overlap: float | None = None):
-    """``config`` with its prediction window and overlap replaced where given."""
+def with_windows(spec, window: int | None = None, overlap: float | None = None):
+    """``spec`` (a model's ModelSpec, or a training config) with its prediction window and
+    overlap replaced where given."""
     changes = {"window": window, "overlap": overlap}
-    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    return dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
+
+
+def predictor_of(loaded, engine=None, *, precision: str = "fp32", tta: bool = False):
+    """A Predictor on the CPU over a loaded model file (models/io.py's ``LoadedModel``), its
+    network as loaded (batch norms folded only if loaded ``for_inference``): the network in
+    ``precision``, or ``engine`` (an ONNX session, a TTA, an ensemble) with the model's spec
+    and classes; the batch size is predict's default for the engine. What the benchmarks
+    scored as ``evaluate(loaded, precision=..., engine=..., tta=...)`` before the one
+    predictor."""
+    from aerialseg.inference.engine import with_precision
+    from aerialseg.inference.predict import Predictor
+
+    run = engine if engine is not None else with_precision(loaded.net, precision, "cpu")
+    predictor = Predictor(run, loaded.spec, loaded.classes, "cpu", meta=loaded.meta)
+    return predictor.with_options(tta=tta)
 
 
 HEADLINE = ("miou6", "miou5", "pixel_accuracy", "mean_dice")

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import BUNDLED, DATA, REPO, write_result
+from common import BUNDLED, DATA, REPO, predictor_of, write_result
 from tqdm import tqdm
 
 from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import SPLIT_NAMES, make_split
 from aerialseg.evaluation.calibration import ConfidenceTally
-from aerialseg.inference.sliding import predict_image
 from aerialseg.models.io import load_model
 
 BANDS = [(0, 50), (50, 70), (70, 80), (80, 90), (90, 95), (95, 101)]  # percent, [low, high)
@@ -72,7 +71,8 @@ def main() -> None:
     args = parser.parse_args()
 
     model = load_model(args.model or BUNDLED, for_inference=True)
-    cfg, classes = model.config, model.classes
+    cfg, classes = model.spec, model.classes
+    predictor = predictor_of(model)  # fp32, as predict --precision fp32 runs it
     source = DatasetSource(args.data)
     split = make_split(source.pairs, None)
     results = {}
@@ -81,14 +81,7 @@ def main() -> None:
         tallies = {kind: ConfidenceTally() for kind in temperatures}
         ids = split.ids(split_name)
         for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name):
-            probs = predict_image(
-                model.net,
-                item.image.float(),
-                input_mode=cfg.input_mode,
-                window=cfg.window,
-                overlap=cfg.overlap,
-                resize_to=cfg.resize_to,
-            )
+            probs = predictor.predict_image(item.image.float(), probabilities=True).probs
             for kind, temperature in temperatures.items():
                 tallies[kind].add(probs, item.mask.long(), temperature)
         results[split_name] = {

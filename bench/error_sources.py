@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 import torch
-from common import BUNDLED, DATA, REPO, write_result
+from common import BUNDLED, DATA, REPO, predictor_of, write_result
 from scipy.ndimage import distance_transform_edt
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
@@ -57,7 +57,8 @@ def main() -> None:
     args = parser.parse_args()
 
     model = load_model(args.model or BUNDLED, for_inference=True)
-    cfg, classes = model.config, model.classes
+    cfg, classes = model.spec, model.classes
+    predictor = predictor_of(model).with_options(batch_size=1)  # fp32, a window a pass
     n = classes.num_classes
     source = DatasetSource(args.data)
     split = make_split(source.pairs, None)
@@ -68,7 +69,7 @@ def main() -> None:
         pixels = dict.fromkeys(BANDS_PX, 0)
         ids = split.ids(split_name)
         items = tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name)
-        for item, pred in predicted(model.net, cfg, items, "cpu", batch_size=1):
+        for item, pred, _ in predicted(predictor, items):
             mask = item.mask.long()
             distance = torch.from_numpy(boundary_distance(mask.numpy()))
             valid = mask != IGNORE_INDEX

@@ -15,7 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import BUNDLED, DATA, REPO, scores, write_result
+from common import BUNDLED, DATA, REPO, predictor_of, scores, write_result
 
 from aerialseg.data.splits import SPLIT_NAMES
 from aerialseg.evaluation.evaluate import evaluate
@@ -30,12 +30,11 @@ def main() -> None:
     args = parser.parse_args()
 
     model = load_model(args.model or BUNDLED)
+    predictor = predictor_of(model)  # fp32
     splits = {}
     with tempfile.TemporaryDirectory() as tmp:
         for split in SPLIT_NAMES:
-            metrics = evaluate(
-                model, args.data, Path(tmp) / split, split_name=split, precision="fp32"
-            )
+            metrics = evaluate(predictor, args.data, Path(tmp) / split, split_name=split)
             splits[split] = {
                 "images": len(metrics["images"]),
                 **scores(metrics),
@@ -47,7 +46,7 @@ def main() -> None:
         {
             "benchmark": "one model scored on its training, validation and test images (fp32)",
             "model": args.model or str(BUNDLED.relative_to(REPO)),
-            "model_config": model.config.model,
+            "model_config": model.spec.model,
             "splits": splits,
         },
     )

@@ -43,6 +43,7 @@ from aerialseg.inference.engine import (
     resolve_precision,
     with_precision,
 )
+from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import PredictOptions, predict_files
 from aerialseg.models.export import export_onnx
 from aerialseg.models.fuse import fold_batchnorms
@@ -101,12 +102,11 @@ class EngineClock:
 def timed_predict(
     engine, model, images: list[Path], out: Path, batch_size: int | None = None
 ) -> float:
-    """Seconds of ``predict_files`` over ``images``; ``batch_size`` None: predict's default."""
+    """Seconds of ``predict_files`` over ``images`` with ``engine`` and the windows and classes
+    of ``model`` (a LoadedModel); ``batch_size`` None: predict's default."""
     start = time.perf_counter()
     summary = predict_files(
-        engine,
-        model.config,
-        model.classes,
+        Predictor(engine, model.spec, model.classes, "cpu"),
         images,
         out,
         PredictOptions(outputs=frozenset({"classes"}), batch_size=batch_size),
@@ -138,14 +138,14 @@ def main() -> None:
     num_classes = model.classes.num_classes
     # The reference network of issue 4: an smp U-Net (smp's widths) on the model's encoder,
     # at native resolution.
-    variant = model.config.model.rsplit("-", 1)[1] if "effnet" in model.config.model else "lite0"
+    variant = model.spec.model.rsplit("-", 1)[1] if "effnet" in model.spec.model else "lite0"
     unet = build_network(f"unet-effnet-{variant}", num_classes, pretrained=False)
     seed_cfg = resolve_config("seed")
     # As load_model(for_inference=True) gives it to `aerialseg predict` on a CPU.
     seed_net = build_network("seed-unet", num_classes, pretrained=False).eval()
     seed_net, _ = fold_batchnorms(seed_net, torch.rand(1, 3, 64, 64) * 255)
     seed_net.to(memory_format=torch.channels_last)
-    seed = LoadedModel(seed_net, seed_cfg, model.classes)
+    seed = LoadedModel(seed_net, seed_cfg.spec, model.classes)
     images = test_images()
     megapixels = sum(np.prod(Image.open(p).size) for p in images) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,15 +175,15 @@ def main() -> None:
         {
             "benchmark": "inference throughput, 16 test images, JPEG read and mask write included",
             "model": args.model,
-            "architecture": model.config.model,
-            "downsample": model.config.downsample,
+            "architecture": model.spec.model,
+            "downsample": model.spec.downsample,
             "megapixels": round(megapixels, 2),
             "repeats": n,  # each figure the fastest of this many runs
             "aerialseg": {
                 "seconds": round(ours_s, 1),
                 "megapixels_per_s": round(ours_mps, 3),
-                "window": model.config.window,
-                "overlap": model.config.overlap,
+                "window": model.spec.window,
+                "overlap": model.spec.overlap,
                 "network_seconds": round(ours.seconds, 1),
                 "window_megapixels": round(ours.pixels / 1e6, 2),  # overlaps counted twice
             },

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import DATA, scores, write_result
+from common import DATA, predictor_of, scores, write_result
 from inference_speed import best_predict, test_images
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -82,7 +82,7 @@ def main() -> None:
         )
         for name, path in (("fp32", fp32_path), ("int8", int8_path)):
             engine = OnnxEngine(path)
-            report = evaluate(model, DATA, Path(tmp) / f"eval-{name}", engine=engine)
+            report = evaluate(predictor_of(model, engine), DATA, Path(tmp) / f"eval-{name}")
             seconds, _ = best_predict(engine, model, images, Path(tmp) / name, 2)
             results[name] = {
                 **scores(report),

@@ -44,28 +44,53 @@ MODULES: dict[str, dict] = {
     # split out of source.py: its layout discovery, still guarded by test_source.py
     "data/layouts.py": {"tests": ["tests/data/test_source.py"]},
     "evaluation/metrics.py": {"tests": ["tests/evaluation/test_metrics.py"]},
+    # The sliding window's geometry: where windows lie and how they are weighted.
     "inference/sliding.py": {
         "tests": [
             "tests/inference/test_sliding.py",
             "tests/inference/test_predict.py::test_row_bands_equal_in_memory_windows_and_whole_image",
             "tests/inference/test_predict.py::test_one_window_and_resize_models_predict_in_one_pass",
-            "tests/inference/test_predict.py::test_predicted_probs_are_the_sliding_windows",
         ]
     },
+    # The Predictor: its one blending loop (rows), images in memory, options, batch sizes.
     "inference/predict.py": {
         "tests": [
+            "tests/inference/test_sliding.py",
             "tests/inference/test_predict.py::test_row_bands_equal_in_memory_windows_and_whole_image",
             "tests/inference/test_predict.py::test_one_window_and_resize_models_predict_in_one_pass",
             "tests/inference/test_predict.py::test_nodata_pixels_of_a_windowed_scene",
-            "tests/inference/test_predict.py::test_predicted_probs_are_the_sliding_windows",
+            "tests/inference/test_predict.py::test_whole_image_probabilities_are_those_of_the_rows_bit_for_bit",
+            "tests/inference/test_predict.py::test_an_image_in_memory_and_its_geotiff_give_the_same_ids",
             "tests/inference/test_predict.py::test_default_batch_size",
             "tests/inference/test_predict.py::test_windows_go_through_the_network_in_the_batches_asked",
             "tests/inference/test_predict.py::test_row_blocks_are_bit_identical_to_the_whole_run",
             "tests/inference/test_predict.py::test_band_starts_are_the_rows_predict_rows_starts_bands_at",
             "tests/inference/test_predict.py::test_images_go_to_the_device_asked_before_the_network",
+            "tests/inference/test_predict.py::test_prediction_on_a_fresh_thread_builds_no_autograd_graph",
+            "tests/inference/test_engine.py::test_cpu_predicts_two_windows_a_pass_in_bf16_one_in_fp32",
+            "tests/evaluation/test_evaluate.py::test_tta_scores_the_flip_average",
+            "tests/evaluation/test_evaluate.py::test_precision_is_the_one_scored",
             "tests/evaluation/test_calibration.py::test_temperature_keeps_classes_and_spreads_or_sharpens",
         ]
     },
+    # From a model the user names to a Predictor: model files, .onnx, engines, devices.
+    "inference/load.py": {
+        "tests": [
+            "tests/inference/test_predict.py::test_an_image_in_memory_and_its_geotiff_give_the_same_ids",
+            "tests/inference/test_predict.py::test_onnx_engine_on_a_pt_model_exports_it_for_the_run",
+            "tests/inference/test_predict_errors.py::test_model_that_is_not_a_model",
+            "tests/inference/test_engine.py::test_onnx_engine_refuses_bf16",
+            "tests/evaluation/test_evaluate.py::test_an_exported_onnx_model_scores_as_its_model_file",
+            "tests/models/test_io.py::test_model_files_of_the_e71fee0_release_still_load_and_predict",
+            "tests/test_public.py::test_many_windows_match_the_command",
+            "tests/test_public.py::test_load_model_errors_are_one_line",
+            "tests/test_public.py::test_default_names_the_bundled_model_wherever_a_model_is_taken",
+        ]
+    },
+    # What a model file holds to predict, read from any release's file.
+    "models/spec.py": {"tests": ["tests/models/test_io.py"]},
+    # suggest's doubt per block, its scores and the choice of blocks.
+    "inference/doubt.py": {"tests": ["tests/inference/test_suggest.py"]},
     "inference/writers.py": {"tests": ["tests/inference/test_writers.py"]},
     "inference/vector.py": {"tests": ["tests/inference/test_vector.py"]},
     # The upload limits only: the rest of the app is its routing, tested by tests/api.
@@ -117,16 +142,12 @@ EQUIVALENT: dict[str, str] = {
         "precision default 'XXfp32XX': only 'bf16' is told apart, any other default is fp32"
     ),
     "aerialseg.inference.predict.x_default_batch_size__mutmut_2": "'FP32': as above",
-    "aerialseg.inference.predict.x__whole__mutmut_23": (
-        "window=None in resize mode: predict_image passes window and overlap to the sliding"
-        " window only, never to predict_resized"
-    ),
-    "aerialseg.inference.predict.x__whole__mutmut_24": "overlap=None in resize mode: as above",
-    "aerialseg.inference.predict.x__result__mutmut_16": (
+    # numbered in the code of 07a1d17, where _result took ``probabilities`` (16 and 18 before)
+    "aerialseg.inference.predict.x__result__mutmut_18": (
         "scores.sum(0) without keepdim: (C, H, W) over (H, W) broadcasts along the trailing"
         " axes to the same quotient"
     ),
-    "aerialseg.inference.predict.x__result__mutmut_18": "keepdim=False: as above",
+    "aerialseg.inference.predict.x__result__mutmut_20": "keepdim=False: as above",
     "aerialseg.inference.vector.x_polygonize__mutmut_19": (
         "simplefilter('ignore') without a category silences every warning, not only the"
         " missing georeference; opening a class raster raises no other"

@@ -22,6 +22,7 @@ import fiona
 import torch
 from common import BUNDLED, DATA, SHARED, write_result
 
+from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import PredictOptions, predict_files
 from aerialseg.inference.vector import MIN_AREA_PIXELS, polygonize
 from aerialseg.models.io import load_model
@@ -29,7 +30,7 @@ from aerialseg.models.io import load_model
 
 def polygon_pixels(path: Path) -> list[int]:
     with fiona.open(path, layer="polygons") as src:
-        return [round(f["properties"]["area"]) for f in src]
+        return [round(f["properties"]["area_px"]) for f in src]  # a plain image: pixels
 
 
 def main() -> None:
@@ -40,7 +41,8 @@ def main() -> None:
         out = Path(tmp)
         opts = PredictOptions(outputs=frozenset({"classes"}), progress=False)
         with torch.inference_mode():
-            summary = predict_files(loaded.net, loaded.config, loaded.classes, test, out, opts)
+            predictor = Predictor(loaded.net, loaded.spec, loaded.classes, "cpu")
+            summary = predict_files(predictor, test, out, opts)
         rasters = [files["classes"] for files in summary.done.values()]
         every: list[int] = []
         kept: list[int] = []

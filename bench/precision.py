@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import DATA, scores, write_result
+from common import DATA, predictor_of, scores, write_result
 from inference_speed import EngineClock, test_images, timed_predict
 from PIL import Image
 
@@ -54,7 +54,7 @@ def main() -> None:
                 timings[key].append(timed_predict(clock, model, images, out, batch))
                 network[key].append(clock.seconds)
         quality = {
-            p: scores(evaluate(model, DATA, Path(tmp) / f"eval-{p}", precision=p))
+            p: scores(evaluate(predictor_of(model, precision=p), DATA, Path(tmp) / f"eval-{p}"))
             for p in PRECISIONS
         }
     best = {p: min(t) for p, t in timings.items()}
@@ -64,7 +64,7 @@ def main() -> None:
         {
             "benchmark": "bf16 vs fp32 prediction: 16 test images, read and write included",
             "model": args.model,
-            "architecture": model.config.model,
+            "architecture": model.spec.model,
             "native_bf16": cpu_has_native_bf16(),
             "megapixels": round(megapixels, 2),
             "seconds": {p: [round(s, 2) for s in t] for p, t in timings.items()},

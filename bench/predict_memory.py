@@ -59,8 +59,9 @@ def write_scene(path: Path, side: int) -> None:
 def copy_with_windows(src: str, dst: str, window: int | None, overlap: float | None) -> None:
     """Copy a model file, its prediction window and overlap changed."""
     loaded = load_model(src)
-    config = with_windows(loaded.config, window, overlap)
-    save_model(dst, loaded.net, config, loaded.classes, loaded.meta, half=True)
+    spec = with_windows(loaded.spec, window, overlap)
+    recipe = {**loaded.recipe, "window": spec.window, "overlap": spec.overlap}
+    save_model(dst, loaded.net, spec, loaded.classes, loaded.meta, half=True, recipe=recipe)
 
 
 def main() -> None:

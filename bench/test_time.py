@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import BUNDLED, DATA, REPO, scores, write_result
+from common import BUNDLED, DATA, REPO, predictor_of, scores, write_result
 
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.inference.engine import FlipTTA
@@ -86,7 +86,7 @@ def main() -> None:
         for i, (name, engine) in enumerate(variants.items()):
             start = time.perf_counter()
             metrics = evaluate(
-                model, args.data, Path(tmp) / str(i), split_name="val", engine=engine
+                predictor_of(model, engine), args.data, Path(tmp) / str(i), split_name="val"
             )
             seconds = time.perf_counter() - start
             rows[name] = {"seconds": round(seconds, 1), **scores(metrics)}

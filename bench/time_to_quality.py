@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from common import DATA, write_result
+from common import DATA, predictor_of, write_result
 
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.evaluation.evaluate import evaluate
@@ -49,7 +49,8 @@ class Snapshots(L.Callback):
         # The weights a run stopped here would ship: the average when the config keeps one.
         ema = [cb for cb in trainer.callbacks if isinstance(cb, WarmEMA)]
         net = ema[0].averaged_network() if ema else pl_module.net
-        save_model(path, net, pl_module.cfg, pl_module.classes)
+        cfg = pl_module.cfg
+        save_model(path, net, cfg.spec, pl_module.classes, recipe=cfg.to_dict())
         self.taken.append((step, seconds, path))
         self.paused += time.perf_counter() - pause
 
@@ -72,7 +73,7 @@ def main() -> None:
 
         def score(step: int, seconds: float, path: Path) -> float:
             report = evaluate(
-                load_model(path), args.data, Path(tmp) / "eval", split_name="test", precision="fp32"
+                predictor_of(load_model(path)), args.data, Path(tmp) / "eval", split_name="test"
             )
             curve.append(
                 {"step": step, "train_seconds": round(seconds, 1), "miou6": report["miou6"]}

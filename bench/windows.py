@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import DATA, with_windows, write_result
+from common import DATA, predictor_of, with_windows, write_result
 from inference_speed import test_images, timed_predict
 from PIL import Image
 
@@ -42,18 +42,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for window, overlap in PAIRS:
-            model.config = with_windows(model.config, window, overlap)
+            model.spec = with_windows(model.spec, window, overlap)
             torch_s = timed_predict(model.net, model, images, tmp / f"torch-{window}-{overlap}")
             export_onnx(model, tmp / "model.onnx")  # the window travels in the ONNX metadata
             onnx_s = timed_predict(
                 OnnxEngine(tmp / "model.onnx"), model, images, tmp / f"ort-{window}-{overlap}"
             )
             val = evaluate(
-                model,
+                predictor_of(model),  # fp32
                 args.data,
                 tmp / f"val-{window}-{overlap}",
                 split_name="val",
-                precision="fp32",
             )
             rows.append(
                 {
@@ -70,7 +69,7 @@ def main() -> None:
         {
             "benchmark": "window and overlap: predict speed (test images), val mIoU-6",
             "model": args.model,
-            "architecture": model.config.model,
+            "architecture": model.spec.model,
             "megapixels": round(megapixels, 2),
             "pairs": rows,
         },
