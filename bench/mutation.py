@@ -88,9 +88,21 @@ MODULES: dict[str, dict] = {
         ]
     },
     # What a model file holds to predict, read from any release's file.
-    "models/spec.py": {"tests": ["tests/models/test_io.py"]},
+    "models/spec.py": {"tests": ["tests/models/test_io.py", "tests/models/test_spec.py"]},
     # suggest's doubt per block, its scores and the choice of blocks.
-    "inference/doubt.py": {"tests": ["tests/inference/test_suggest.py"]},
+    # (the scenes painted so that the doubt is known; the bundled model's are not copied)
+    "inference/doubt.py": {
+        "tests": [
+            "tests/inference/test_suggest.py::test_the_doubtful_block_ranks_first_and_its_task_is_written",
+            "tests/inference/test_suggest.py::test_mixed_prefers_a_mixed_block_to_a_pure_one_of_the_same_doubt",
+            "tests/inference/test_suggest.py::test_neighbours_of_the_same_doubt_do_not_all_win",
+            "tests/inference/test_suggest.py::test_labelled_blocks_are_never_suggested_again_whatever_their_crs",
+            "tests/inference/test_suggest.py::test_random_is_deterministic_for_a_seed",
+            "tests/inference/test_suggest.py::test_prelabel_holds_the_models_polygons_inside_each_task",
+            "tests/inference/test_suggest.py::test_bad_requests_get_one_line",
+            "tests/inference/test_suggest.py::test_plain_images_get_tasks_in_pixel_coordinates",
+        ]
+    },
     "inference/writers.py": {"tests": ["tests/inference/test_writers.py"]},
     "inference/vector.py": {"tests": ["tests/inference/test_vector.py"]},
     # The upload limits only: the rest of the app is its routing, tested by tests/api.
