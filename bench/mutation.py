@@ -93,6 +93,7 @@ MODULES: dict[str, dict] = {
     # (the scenes painted so that the doubt is known; the bundled model's are not copied)
     "inference/doubt.py": {
         "tests": [
+            "tests/inference/test_doubt.py",
             "tests/inference/test_suggest.py::test_the_doubtful_block_ranks_first_and_its_task_is_written",
             "tests/inference/test_suggest.py::test_mixed_prefers_a_mixed_block_to_a_pure_one_of_the_same_doubt",
             "tests/inference/test_suggest.py::test_neighbours_of_the_same_doubt_do_not_all_win",

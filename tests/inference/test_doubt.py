@@ -1,0 +1,111 @@
+"""The ranking arithmetic of suggest (inference/doubt.py), on blocks made by hand."""
+
+import math
+
+import numpy as np
+import pytest
+from rasterio.windows import Window
+
+from aerialseg.inference.doubt import (
+    Block,
+    BlockTally,
+    class_rarity,
+    impurity,
+    reason,
+    score_blocks,
+    select,
+)
+
+
+def block(shares, doubt=0.5, centre=(0.0, 0.0), space="a", index=0) -> Block:
+    return Block(0, index, Window(0, 0, 1, 1), centre, space, doubt, np.asarray(shares, float))
+
+
+def test_impurity_is_the_entropy_of_the_shares_over_log_classes():
+    assert impurity(np.array([1.0, 0, 0])) == 0
+    assert impurity(np.array([0.5, 0.5])) == pytest.approx(1)
+    assert impurity(np.array([0.25] * 4)) == pytest.approx(1)
+    assert impurity(np.array([0.5, 0.5, 0, 0])) == pytest.approx(0.5)
+    assert impurity(np.array([1.0])) == 0  # a table of one class
+
+
+def test_rarity_runs_from_the_commonest_class_to_the_rarest_on_a_log_scale():
+    blocks = [block([0.5, 0.25, 0.125, 0]), block([0.5, 0.25, 0.125, 0])]
+    assert class_rarity(blocks) == pytest.approx([0, 0.5, 1, 0])
+    assert class_rarity([block([0.6, 0.4, 0])]) == pytest.approx([0, 1, 0])
+    assert list(class_rarity([block([1.0, 0, 0])])) == [0, 0, 0]
+    assert list(class_rarity([block([0.5, 0.5])])) == [0, 0]  # equally common
+
+
+def test_each_strategy_scores_as_documented():
+    blocks = [block([0.5, 0.25, 0.25], doubt=0.4), block([1.0, 0, 0], doubt=0.6)]
+    score_blocks(blocks, "mixed", seed=0)
+    mixed, pure = blocks
+    assert pure.impurity == 0 and pure.rarity == 0 and pure.score == pytest.approx(0.3)
+    assert mixed.impurity == pytest.approx(1.5 * math.log(2) / math.log(3))
+    rarity = class_rarity(blocks)
+    assert mixed.rarity == pytest.approx(0.25 * rarity[1] + 0.25 * rarity[2])
+    expected = 0.4 * (1 + mixed.impurity / 2 + mixed.rarity / 2) / 2
+    assert mixed.score == pytest.approx(expected)
+    score_blocks(blocks, "doubt", seed=0)
+    assert [b.score for b in blocks] == [0.4, 0.6]
+    score_blocks(blocks, "random", seed=5)
+    assert [b.score for b in blocks] == list(np.random.default_rng(5).random(2))
+    with pytest.raises(ValueError, match="--strategy 'x': choose one of mixed, doubt, random"):
+        score_blocks(blocks, "x", seed=0)
+
+
+def test_spacing_holds_within_a_space_and_the_rest_fill_up_in_score_order():
+    blocks = [
+        block([1.0], centre=(0, 0), index=0),
+        block([1.0], centre=(1, 0), index=1),
+        block([1.0], centre=(2, 0), index=2),
+        block([1.0], centre=(0, 0), space="b", index=3),
+    ]
+    for b, score in zip(blocks, (0.9, 0.8, 0.7, 0.6), strict=True):
+        b.score = score
+    # 2 apart is far enough; 1 is not; another space is never near
+    assert [b.index for b in select(blocks, 3, 2.0)] == [0, 2, 3]
+    # fewer far-apart blocks than asked: the best of the others fill the rest
+    assert [b.index for b in select(blocks, 4, 5.0)] == [0, 3, 1, 2]
+    assert [b.rank for b in select(blocks, 4, 5.0)] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="--count 5: only 4 block"):
+        select(blocks, 5, None)
+
+
+def test_the_reason_names_confidence_classes_and_the_rarest_class():
+    names = ["Land", "Road", "Water"]
+    rarity = np.array([0.0, 0.5, 1.0])
+    mixed = block([0.55, 0.4, 0.05], doubt=0.35)
+    assert reason(mixed, names, rarity, "mixed") == (
+        "mean confidence 65%; 3 classes (Land, Road, Water); rare class Water 5%"
+    )
+    assert reason(block([0.6, 0.4, 0]), names, rarity, "mixed") == (
+        "mean confidence 50%; 2 classes (Land, Road); rare class Road 40%"
+    )
+    assert reason(block([1.0, 0, 0], doubt=0.2), names, rarity, "mixed") == ("mean confidence 80%")
+    assert reason(mixed, names, rarity, "doubt") == "mean confidence 65%"
+    assert reason(mixed, names, rarity, "random") == "drawn at random"
+    below = block([0.96, 0.04, 0], doubt=0.5)
+    assert reason(below, names, np.array([0.0, 0.4, 1.0]), "mixed") == "mean confidence 50%"
+
+
+def test_a_tally_counts_blocks_and_their_edges():
+    tally = BlockTally(height=70, width=100, block=64, num_classes=2)
+    assert (tally.rows, tally.cols) == (2, 2)
+    assert tally.window(1) == Window(64, 0, 36, 64)
+    assert tally.window(2) == Window(0, 64, 64, 6)
+    ids = np.zeros((70, 100), np.uint8)
+    ids[:, 32:] = 1
+    confidence = np.full((70, 100), 60, np.uint8)
+    valid = np.ones((70, 100), bool)
+    labelled = np.zeros((70, 100), bool)
+    labelled[:32, :] = True  # the upper half of the first row of blocks is labelled
+    tally.add(0, ids[:40], confidence[:40], valid[:40], labelled[:40])
+    tally.add(40, ids[40:], confidence[40:], valid[40:], labelled[40:])
+    assert list(tally.pixels) == [64 * 64, 36 * 64, 64 * 6, 36 * 6]
+    assert list(tally.usable) == [32 * 64, 32 * 36, 64 * 6, 36 * 6]
+    assert tally.doubt[0] == pytest.approx(0.4 * 32 * 64)
+    assert list(tally.classes[0]) == [32 * 32, 32 * 32]
+    # half of a full block and half of it usable: still a candidate; a sliver is not
+    assert list(tally.candidates()) == [0, 1]
