@@ -33,7 +33,16 @@ import fiona
 import numpy as np
 import rasterio
 from affine import Affine
-from common import DATA, REPO, RESULTS, SHARED, aerialseg, environment, evaluate_run
+from common import (
+    DATA,
+    REPO,
+    RESULTS,
+    SHARED,
+    aerialseg,
+    decoded_scenes,
+    environment,
+    evaluate_run,
+)
 from rasterio.features import shapes
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
@@ -42,7 +51,6 @@ from shapely.geometry import box, mapping
 
 import aerialseg as api
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
-from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 
 BLOCK = 256
@@ -61,7 +69,7 @@ def write_pool(
     ids = sorted(
         p.id for p in source.pairs if p.id not in set(protocol["test"]) and p.group in wanted
     )
-    items = load_labelled(source, ids, DUBAI_CLASSES, 1.0, "pool")
+    items = decoded_scenes(DATA, ids, DUBAI_CLASSES, 1.0)
     masks: dict[str, np.ndarray] = {}
     for n, item in enumerate(items):
         name = item.id.replace("/", "__").replace(" ", "_").rsplit(".", 1)[0] + ".tif"

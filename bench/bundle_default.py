@@ -28,9 +28,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import DATA, REPO, environment, predictor_of, with_windows, write_result
+from common import DATA, REPO, decoded_scenes, environment, predictor_of, with_windows, write_result
 
-from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.calibration import with_fitted_temperature
@@ -246,7 +245,7 @@ def calibrated(model: LoadedModel, data: str) -> ModelSpec:
     """The model's spec with its confidence temperature fitted on the validation images."""
     source = DatasetSource(data)
     ids = make_split(source.pairs, None).ids("val")
-    items = load_labelled(source, ids, model.classes, model.spec.max_unknown)
+    items = decoded_scenes(data, ids, model.classes, model.spec.max_unknown)
     uncalibrated = replace(model, spec=replace(model.spec, confidence_temperature=None))
     spec = with_fitted_temperature(predictor_of(uncalibrated), items)
     if spec.confidence_temperature is None:

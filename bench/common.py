@@ -161,3 +161,12 @@ def scores(metrics: dict) -> dict:
         "headline": {k: metrics[k] for k in HEADLINE},
         "per_class_iou": {name: m["iou"] for name, m in metrics["per_class"].items()},
     }
+
+
+def decoded_scenes(data, ids, classes, max_unknown: float = 0.05) -> list:
+    """The images ``ids`` of a dataset with their class ids, decoded as training reads them."""
+    from aerialseg.data.catalog import open_catalog
+    from aerialseg.data.scenes import Reading
+
+    reading = Reading(max_unknown=max_unknown, cache_megabytes=float("inf"))
+    return open_catalog(data, classes).read(list(ids), reading)

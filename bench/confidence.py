@@ -19,10 +19,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import BUNDLED, DATA, REPO, predictor_of, write_result
+from common import BUNDLED, DATA, REPO, decoded_scenes, predictor_of, write_result
 from tqdm import tqdm
 
-from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import SPLIT_NAMES, make_split
 from aerialseg.evaluation.calibration import ConfidenceTally
@@ -80,7 +79,7 @@ def main() -> None:
     for split_name in args.splits:
         tallies = {kind: ConfidenceTally() for kind in temperatures}
         ids = split.ids(split_name)
-        for item in tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name):
+        for item in tqdm(decoded_scenes(args.data, ids, classes, cfg.max_unknown), desc=split_name):
             probs = predictor.predict_image(item.image.float(), probabilities=True).probs
             for kind, temperature in temperatures.items():
                 tallies[kind].add(probs, item.mask.long(), temperature)

@@ -17,13 +17,12 @@ import argparse
 
 import numpy as np
 import torch
-from common import BUNDLED, DATA, REPO, predictor_of, write_result
+from common import BUNDLED, DATA, REPO, decoded_scenes, predictor_of, write_result
 from scipy.ndimage import distance_transform_edt
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from aerialseg.data.classes import IGNORE_INDEX
-from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import SPLIT_NAMES, make_split
 from aerialseg.evaluation.evaluate import predicted
@@ -68,7 +67,7 @@ def main() -> None:
         errors = dict.fromkeys(BANDS_PX, 0)
         pixels = dict.fromkeys(BANDS_PX, 0)
         ids = split.ids(split_name)
-        items = tqdm(load_labelled(source, ids, classes, cfg.max_unknown), desc=split_name)
+        items = tqdm(decoded_scenes(args.data, ids, classes, cfg.max_unknown), desc=split_name)
         for item, pred, _ in predicted(predictor, items):
             mask = item.mask.long()
             distance = torch.from_numpy(boundary_distance(mask.numpy()))

@@ -122,8 +122,8 @@ def child(kind: str, work: Path, warmup: int, steps: int, samples: int) -> dict:
     import lightning as L
     import torch
 
+    from aerialseg.data.catalog import LabelSpec, open_catalog
     from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
-    from aerialseg.data.scenes import PolygonSpec, open_dataset
     from aerialseg.data.splits import Split, make_split
     from aerialseg.training.config import resolve_config
     from aerialseg.training.datamodule import SegmentationDataModule
@@ -135,19 +135,19 @@ def child(kind: str, work: Path, warmup: int, steps: int, samples: int) -> dict:
     overrides = ["accelerator=cpu"]
     if kind == "in-memory":
         classes = DUBAI_CLASSES
-        data = open_dataset(DATA, classes)
-        split = make_split(data.pairs, None)
+        data = open_catalog(DATA, classes)
+        split = make_split(data.entries, None)
     else:
         scene, labels, table = work / "big.tif", work / "big.gpkg", work / "classes.json"
         classes = ClassTable.from_file(table)
-        data = open_dataset(scene, classes, PolygonSpec(str(labels), "class"))
-        (only,) = data.pairs
+        data = open_catalog(scene, classes, LabelSpec(str(labels), "class"))
+        (only,) = data.entries
         # train on the whole scene; validation is left out of the timing anyway
         split = Split((only.id,), (only.id,), (), "bench: the whole scene")
         overrides.append("cache_megabytes=0")
     cfg = resolve_config("default", None, overrides)
     cfg.samples_per_epoch = cfg.batch_size * (warmup + steps + 10)
-    datamodule = SegmentationDataModule(data, split, classes, cfg)
+    datamodule = SegmentationDataModule(data, split, cfg)
     datamodule.setup("fit")
     opened = time.perf_counter() - started
     train_set = datamodule.train_set

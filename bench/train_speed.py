@@ -20,8 +20,8 @@ import lightning as L
 import torch
 from common import DATA, write_result
 
+from aerialseg.data.catalog import open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES
-from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import make_split
 from aerialseg.training.config import resolve_config
 from aerialseg.training.datamodule import SegmentationDataModule
@@ -46,8 +46,8 @@ def setup(preset: str, overrides: list[str], steps: int):
     # One epoch long enough that no validation interrupts the timed steps.
     cfg.samples_per_epoch = cfg.batch_size * (steps + 10)
     classes = DUBAI_CLASSES
-    source = DatasetSource(DATA)
-    datamodule = SegmentationDataModule(source, make_split(source.pairs, None), classes, cfg)
+    catalog = open_catalog(DATA, classes)
+    datamodule = SegmentationDataModule(catalog, make_split(catalog.entries, None), cfg)
     datamodule.setup("fit")
     return cfg, classes, datamodule
 

@@ -22,8 +22,8 @@ from aerialseg.errors import AerialsegError, ConfigError
 from aerialseg.options import PositiveFloat
 
 if TYPE_CHECKING:
+    from aerialseg.data.catalog import LabelSpec
     from aerialseg.data.classes import ClassTable
-    from aerialseg.data.scenes import PolygonSpec
     from aerialseg.inference.distributed import RaySummary
     from aerialseg.inference.predict import Predictor
     from aerialseg.inference.run import PredictOptions, PredictSummary
@@ -498,14 +498,15 @@ def training_config(
     return resolve_config(preset, config, settings=dict(settings or {}))
 
 
-def polygon_spec(
+def label_spec(
     labels: str | Path | None,
     field: str | None = None,
     crs: str | None = None,
     labelled_area: str | Path | None = None,
-) -> PolygonSpec | None:
-    """The polygon labels of train's and evaluate's arguments; None without ``labels``."""
-    from aerialseg.data.scenes import PolygonSpec
+) -> LabelSpec | None:
+    """The labels over image rasters of a command's arguments (polygons or a class
+    raster); None without ``labels``."""
+    from aerialseg.data.catalog import LabelSpec
 
     if labels is None:
         for flag, value in (("--label-field", field), ("--label-crs", crs)):
@@ -517,7 +518,7 @@ def polygon_spec(
             )
         return None
     area = os.fspath(labelled_area) if labelled_area is not None else None
-    return PolygonSpec(os.fspath(labels), field, crs, area)
+    return LabelSpec(os.fspath(labels), field, crs, area)
 
 
 def _step_cap(cfg: TrainConfig) -> TrainConfig:
@@ -655,7 +656,7 @@ def train(
         run_dir,
         split_file=os.fspath(split) if split else None,
         classes=table,
-        polygons=polygon_spec(labels, label_field, label_crs, labelled_area),
+        labels=label_spec(labels, label_field, label_crs, labelled_area),
         resume=resume,
         resume_from=resume_from or "last",
         extra_callbacks=list(callbacks),
@@ -743,7 +744,7 @@ def evaluate(
         split_name=split,
         split_file=os.fspath(split_file) if split_file else None,
         pixel_size=pixel_size,
-        polygons=polygon_spec(labels, label_field, label_crs, labelled_area),
+        labels=label_spec(labels, label_field, label_crs, labelled_area),
         classes=ClassTable.from_file(classes) if isinstance(classes, str | Path) else classes,
         max_unknown=max_unknown,
         resize_masks=resize_masks,
@@ -943,29 +944,40 @@ def inspect_data(
     classes: str | Path | ClassTable | None = None,
     bands: Sequence[int] | None = None,
     max_unknown: float = 0.05,
+    labels: str | Path | None = None,
+    label_field: str | None = None,
+    label_crs: str | None = None,
+    labelled_area: str | Path | None = None,
 ) -> dict:
-    """Pairs per tile, sizes, class shares, unknown colours: ``aerialseg data inspect``.
+    """Scenes per tile, sizes, class shares, unknown colours: ``aerialseg data inspect``.
 
-    Reads every image/mask pair once and summarises the dataset.
+    Reads every scene once and summarises the dataset, with every problem found.
 
     Args:
-        data: the dataset: a folder of images/ and masks/ (flat, or in tile folders such as
-            the Dubai set's 'Tile 1/'), a zip of one, or a manifest, as for ``train``.
+        data: the dataset, as for ``train``: a folder of images/ and masks/ (flat, or in
+            tile folders such as the Dubai set's 'Tile 1/'), a zip of one, or a manifest;
+            with ``labels``, image rasters.
         classes: class table (JSON/YAML file, or a ``ClassTable``): each class's name and
             mask colour or mask value; default: the Dubai set's six classes.
         bands: TIFF images: 1-based band numbers to read, e.g. 3,2,1 (default: an RGB or
             RGBA image's three).
         max_unknown: largest share of a mask in unknown colours before it is an error.
+        labels: class polygons, or a class raster, over image rasters, as for ``train``.
+        label_field: the polygons' attribute giving each one's class.
+        label_crs: the polygons' CRS where the file does not say it.
+        labelled_area: polygons of where the labels hold (default: every image's extent).
 
     Returns:
-        The report (``aerialseg data inspect --json`` prints it): pairs, sizes and class
+        The report (``aerialseg data inspect --json`` prints it): scenes, sizes and class
         shares per tile, and ``problems``, each with its ``message``.
     """
+    from aerialseg.data.catalog import open_catalog
     from aerialseg.data.inspect import inspect_dataset
-    from aerialseg.data.source import DatasetSource
 
-    source = DatasetSource(os.fspath(data), strict=False)
-    return inspect_dataset(source, _class_table(classes), max_unknown, band_numbers(bands))
+    table = _class_table(classes)
+    spec = label_spec(labels, label_field, label_crs, labelled_area)
+    catalog = open_catalog(os.fspath(data), table, spec, strict=False)
+    return inspect_dataset(catalog, table, max_unknown, band_numbers(bands))
 
 
 def _class_table(classes: str | Path | ClassTable | None) -> ClassTable:
@@ -1020,40 +1032,37 @@ def split_data(
         and ``test``; with ``block_size`` also ``blocks``: the GeoPackage of the blocks
         (None for images without a georeference).
     """
-    from aerialseg.data.scenes import open_dataset
+    from aerialseg.data.catalog import open_catalog
     from aerialseg.data.splits import random_split
     from aerialseg.models.io import atomic_write
 
     table = _class_table(classes)  # a bad table fails here, not in the train run
-    polygons = polygon_spec(labels, label_field, label_crs, labelled_area)
-    dataset = open_dataset(os.fspath(data), table, polygons)
+    spec = label_spec(labels, label_field, label_crs, labelled_area)
+    catalog = open_catalog(os.fspath(data), table, spec)
     out = Path(out)
     found: dict[str, Any] = {}
     if block_size:
-        split, found["blocks"] = _block_split(dataset, out, block_size, buffer, val, test, seed)
+        split, found["blocks"] = _block_split(catalog, out, block_size, buffer, val, test, seed)
     else:
-        split = random_split(dataset.pairs, val, test, seed)
+        split = random_split(catalog.entries, val, test, seed)
     atomic_write(out, lambda tmp: split.save(Path(tmp)))
     return {name: len(split.parts(name)) for name in ("train", "val", "test")} | found
 
 
-def _block_split(dataset, out: Path, size: str, buffer, val: float, test: float, seed: int):
+def _block_split(catalog, out: Path, size: str, buffer, val: float, test: float, seed: int):
     """A block split and the GeoPackage of its blocks (None without a georeference)."""
     from aerialseg.data.blocks import block_split, write_blocks
-    from aerialseg.data.scenes import georeferences, labelled_blocks, scene_grids
     from aerialseg.data.splits import blocks_split
     from aerialseg.models.io import atomic_write
     from aerialseg.training.config import TrainConfig
 
     buffer = TrainConfig().crop_size if buffer is None else buffer
-    blocks = block_split(
-        scene_grids(dataset), size, buffer, val, test, seed, labelled_blocks(dataset)
-    )
+    blocks = block_split(catalog.grids(), size, buffer, val, test, seed, catalog.labelled_block())
     rule = (
         f"blocks of {size} (px unless m), buffer {buffer} px: test {test:g} and"
         f" val {val:g} of the blocks, seed {seed} (aerialseg data split)"
     )
-    grids = georeferences(dataset)
+    grids = catalog.georeferences()
     if not grids:
         return blocks_split(blocks, rule), None
     gpkg = out.with_suffix(".gpkg")

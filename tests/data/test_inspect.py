@@ -7,9 +7,9 @@ from affine import Affine
 from PIL import Image
 
 from aerialseg.cli import main
+from aerialseg.data.catalog import open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.inspect import inspect_dataset
-from aerialseg.data.source import DatasetSource
 from tests.helpers.geotiff import (
     TRANSFORM,
     UTM40N,
@@ -53,7 +53,7 @@ def test_inspect_reports_the_palette_tiles_and_black_borders_of_the_dubai_form(t
     """Synthetic twin of the real-data facts above: palette PNG masks (Tiles 2 and 4 in
     the archive) read like RGB ones, and black borders are ignored, not unknown."""
     root = write_dataset(tmp_path / "ds", tiles=4, parts=2, size=(24, 30), palette_tiles=(2, 4))
-    report = inspect_dataset(DatasetSource(root), DUBAI_CLASSES, 0.05)
+    report = inspect_dataset(open_catalog(root, DUBAI_CLASSES), DUBAI_CLASSES, 0.05)
     assert report["mask_modes"] == {"RGB": 4, "P": 4}
     assert report["unknown_colors"] == []  # every unmatched pixel is black
     assert report["unmatched_share"] == pytest.approx(1 / 24)  # one black row of 24
@@ -62,7 +62,7 @@ def test_inspect_reports_the_palette_tiles_and_black_borders_of_the_dubai_form(t
 
 
 def test_inspect_counts_synthetic_pixels(tiny_dataset):
-    report = inspect_dataset(DatasetSource(tiny_dataset), DUBAI_CLASSES, 0.05)
+    report = inspect_dataset(open_catalog(tiny_dataset, DUBAI_CLASSES), DUBAI_CLASSES, 0.05)
     assert report["pairs"] == 18
     assert report["pixels"] == 18 * 72 * 80
     assert report["ignore_color_pixels"] == 18 * 80  # one black row per mask
@@ -177,24 +177,23 @@ def test_inspect_of_the_zip_names_the_same_files(fresh_dataset, tmp_path, capsys
 
 
 def test_decompression_bombs_and_oversize_images_are_listed_as_problems(tmp_path, capsys):
-    """A 500-byte PNG mask that declares 30,000 x 30,000 px crashed inspect; a sparse
-    GeoTIFF pair of 20,000 x 10,000 px would be decoded whole. Both are listed."""
+    """A 500-byte PNG mask that declares 30,000 x 30,000 px crashed inspect: it is listed.
+    A sparse GeoTIFF pair of 20,000 x 10,000 px is a scene read by windows, not decoded
+    whole: inspected, its labels counted on every other pixel."""
     root = write_geotiff_dataset(tmp_path / "ds", parts=3)
-    profile = {"driver": "GTiff", "width": 20_000, "height": 10_000, "count": 1}
-    profile |= {"dtype": "uint8", "crs": UTM40N, "transform": TRANSFORM, "tiled": True}
-    for folder in ("images", "masks"):
-        with rasterio.open(root / folder / "scene_1.tif", "w", **profile, sparse_ok=True):
+    profile = {"driver": "GTiff", "width": 20_000, "height": 10_000, "tiled": True}
+    profile |= {"crs": UTM40N, "transform": TRANSFORM}
+    for folder, count, dtype in (("images", 4, "uint16"), ("masks", 1, "uint8")):
+        path = root / folder / "scene_1.tif"
+        with rasterio.open(path, "w", **profile, count=count, dtype=dtype, sparse_ok=True):
             pass  # no block written: a few KB on disk
     plain = write_dataset(tmp_path / "plain", tiles=1, parts=2)
     bomb_png(plain / "Tile 1" / "masks" / "image_part_002.png")
     argv = ["data", "inspect", str(root), "--json", "--bands", "3,2,1"]
-    assert main([*argv, "--classes", classes_file(tmp_path)]) == 2
+    assert main([*argv, "--classes", classes_file(tmp_path)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [(p["kind"], p["file"]) for p in report["problems"]] == [
-        ("oversize", "images/scene_1.tif")
-    ]
-    message = report["problems"][0]["message"]
-    assert "20,000 x 10,000 px, more than the 178,956,970 pixels" in message
+    assert report["problems"] == [] and report["tiles"]["."]["sizes"]["20000x10000"] == 1
+    assert report["ignore_color_pixels"] >= 20_000 * 10_000  # its value 0: ignored
     assert main(["data", "inspect", str(plain)]) == 2
     captured = capsys.readouterr()
     assert "1 image(s) too large to decode" in captured.out

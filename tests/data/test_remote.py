@@ -6,9 +6,10 @@ import rasterio
 from rasterio.windows import Window
 
 from aerialseg.cli import main
+from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import open_input
-from aerialseg.data.scenes import PolygonSpec, open_dataset
+from aerialseg.data.scenes import Reading
 from aerialseg.errors import DatasetError
 from tests.helpers.geodata import (
     POLYGON_CLASSES,
@@ -70,12 +71,12 @@ def test_a_remote_cog_reads_as_the_local_file_by_ranges(served):
 def test_training_scenes_and_predict_read_urls(served, tiny_model, capsys):
     folder, base, _ = served
     table = ClassTable.from_dict(POLYGON_CLASSES)
-    spec = PolygonSpec(str(folder / "labels.gpkg"), "class")
-    remote = open_dataset(f"{base}/scene.tif", table, spec)
-    local = open_dataset(folder / "scene.tif", table, spec)
-    assert [p.id for p in remote.pairs] == [f"{base}/scene.tif"]
-    (r,) = remote.scenes([remote.pairs[0].id], 0)
-    (lo,) = local.scenes([local.pairs[0].id], 0)
+    spec = LabelSpec(str(folder / "labels.gpkg"), "class")
+    remote = open_catalog(f"{base}/scene.tif", table, spec)
+    local = open_catalog(folder / "scene.tif", table, spec)
+    assert list(remote.scenes) == [f"{base}/scene.tif"]
+    (r,) = remote.read([remote.entries[0].id], Reading(cache_megabytes=0))
+    (lo,) = local.read([local.entries[0].id], Reading(cache_megabytes=0))
     window = Window(100, 50, 128, 96)
     a, b = r.read(window), lo.read(window)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
@@ -114,4 +115,4 @@ def test_a_url_that_does_not_answer_is_one_line_and_exit_2(tmp_path, capsys):
     table = ClassTable.from_dict(POLYGON_CLASSES)
     labels = write_polygons(tmp_path / "l.gpkg", class_boxes(10, 10))
     with pytest.raises(DatasetError, match="scene.tif"):
-        open_dataset(dead, table, PolygonSpec(str(labels), "class"))
+        open_catalog(dead, table, LabelSpec(str(labels), "class"))

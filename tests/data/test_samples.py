@@ -6,20 +6,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable, encode_mask
-from aerialseg.data.samples import (
-    TRAINING_FLAGS,
-    BandJitter,
-    LabelledImage,
-    RandomCropDataset,
-    RandomRot90,
-    RandomScaledCrop,
-    ResizedDataset,
-    crop_transform,
-    load_labelled,
-)
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.crops import RandomCropDataset, ResizedDataset
+from aerialseg.data.scenes import TRAINING_FLAGS, LabelledImage
+from aerialseg.data.transforms import BandJitter, RandomRot90, RandomScaledCrop, crop_transform
 from aerialseg.errors import ClassTableError, DatasetError
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
+from tests.helpers.scenes import decoded
 
 
 def coded_item(h=50, w=70) -> LabelledImage:
@@ -133,8 +125,7 @@ def test_crops_pick_images_by_area():
 
 
 def test_resized_dataset_squashes_whole_images(tiny_dataset):
-    source = DatasetSource(tiny_dataset)
-    items = load_labelled(source, [source.pairs[0].id], DUBAI_CLASSES, 0.05)
+    items = decoded(tiny_dataset, ["Tile 1/images/image_part_001.jpg"], DUBAI_CLASSES)
     image, mask = ResizedDataset(items, 32)[0]
     assert image.shape == (3, 32, 32) and mask.shape == (32, 32)
     assert set(mask.unique().tolist()) <= set(items[0].mask.unique().tolist())
@@ -183,9 +174,9 @@ def test_scale_range_comes_from_the_config_into_the_crops():
 
 def test_nodata_pixels_of_an_image_are_left_out_of_its_mask(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=2)
-    source = DatasetSource(root)
     table = ClassTable.from_dict(VALUE_CLASSES)
-    items = load_labelled(source, [p.id for p in source.pairs], table, 0.05, bands=(3, 2, 1))
+    ids = ["images/scene_0.tif", "images/scene_1.tif"]
+    items = decoded(root, ids, table, bands=(3, 2, 1))
     for item in items:
         assert item.image.shape == (3, 72, 80)
         assert (item.mask[:, -3:] == IGNORE_INDEX).all()  # the image's nodata columns
@@ -212,11 +203,10 @@ def test_resize_masks_gives_the_nearest_resampled_mask(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_004.png"
     small = Image.open(path).resize((30, 25), Image.Resampling.NEAREST)
     small.save(path)
-    source = DatasetSource(fresh_dataset)
-    pair = source.pairs[3]
+    ids = ["Tile 1/images/image_part_004.jpg"]
     with pytest.raises(DatasetError, match=r"30x25 .*; --resize-masks resamples such masks"):
-        load_labelled(source, [pair.id], DUBAI_CLASSES, 0.05, flags=TRAINING_FLAGS)
-    (item,) = load_labelled(source, [pair.id], DUBAI_CLASSES, 0.05, resize_masks=True)
+        decoded(fresh_dataset, ids, DUBAI_CLASSES, flags=TRAINING_FLAGS)
+    (item,) = decoded(fresh_dataset, ids, DUBAI_CLASSES, resize_masks=True)
     expected = np.array(small.convert("RGB").resize((80, 72), Image.Resampling.NEAREST))
     assert item.mask.shape == (72, 80)
     assert (item.mask.numpy() == encode_mask(expected, DUBAI_CLASSES).ids).all()
@@ -225,8 +215,8 @@ def test_resize_masks_gives_the_nearest_resampled_mask(fresh_dataset):
 def test_training_errors_name_the_training_setting(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_004.png"
     Image.new("RGB", (80, 72), (1, 2, 3)).save(path)
-    source = DatasetSource(fresh_dataset)
+    ids = ["Tile 1/images/image_part_004.jpg"]
     with pytest.raises(ClassTableError, match=r"set by max_unknown=\)"):
-        load_labelled(source, [source.pairs[3].id], DUBAI_CLASSES, 0.05, flags=TRAINING_FLAGS)
+        decoded(fresh_dataset, ids, DUBAI_CLASSES, flags=TRAINING_FLAGS)
     with pytest.raises(ClassTableError, match=r"set by --max-unknown\)"):
-        load_labelled(source, [source.pairs[3].id], DUBAI_CLASSES, 0.05)
+        decoded(fresh_dataset, ids, DUBAI_CLASSES)

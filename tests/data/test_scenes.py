@@ -2,9 +2,10 @@ import pytest
 import torch
 from rasterio.windows import Window
 
+from aerialseg.data.catalog import LabelSpec, expand_scenes, open_catalog
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
-from aerialseg.data.samples import LabelledImage, RandomCropDataset
-from aerialseg.data.scenes import GeoData, PolygonSpec, expand_scenes, open_dataset
+from aerialseg.data.crops import RandomCropDataset
+from aerialseg.data.scenes import LabelledImage, Reading
 from aerialseg.errors import DatasetError
 from tests.helpers.geodata import (
     POLYGON_CLASSES,
@@ -33,10 +34,10 @@ def geo(tmp_path):
 
 def test_streamed_windows_equal_in_memory_crops(geo):
     root, truth, labels = geo
-    data = open_dataset(root / "scenes", TABLE, PolygonSpec(str(labels), "class"))
-    assert isinstance(data, GeoData) and [p.id for p in data.pairs] == ["a.tif"]
-    (streamed,) = data.scenes(["a.tif"], cache_megabytes=0)  # too big for no memory
-    (cached,) = data.scenes(["a.tif"], cache_megabytes=100)
+    data = open_catalog(root / "scenes", TABLE, LabelSpec(str(labels), "class"))
+    assert list(data.scenes) == ["a.tif"]
+    (streamed,) = data.read(["a.tif"], Reading(cache_megabytes=0))  # too big for no memory
+    (cached,) = data.read(["a.tif"], Reading(cache_megabytes=100))
     assert isinstance(cached, LabelledImage) and not isinstance(streamed, LabelledImage)
     assert (cached.mask.numpy() == truth).mean() > 0.995
     for window in (Window(0, 0, 64, 64), Window(100, 37, 90, 71), Window(W - 5, H - 3, 5, 3)):
@@ -57,8 +58,8 @@ def test_streamed_windows_equal_in_memory_crops(geo):
 
 def test_crops_stay_inside_their_regions(geo):
     root, truth, labels = geo
-    (scene,) = open_dataset(root / "scenes", TABLE, PolygonSpec(str(labels), "class")).scenes(
-        ["a.tif"], 100
+    (scene,) = open_catalog(root / "scenes", TABLE, LabelSpec(str(labels), "class")).read(
+        ["a.tif"], Reading(cache_megabytes=100)
     )
     # label the scene with its row number: a crop shows where it was cut
     rows = torch.arange(H).clamp(max=255)[:, None].expand(H, W).to(torch.uint8)
@@ -82,7 +83,9 @@ def test_nodata_is_ignored_and_streamed_reads_stay_small(geo, tmp_path):
         data = ds.read()
         data[:, :10, :] = 0
         ds.write(data)
-    (scene,) = open_dataset(path, TABLE, PolygonSpec(str(labels), "class")).scenes(["a.tif"], 0)
+    (scene,) = open_catalog(path, TABLE, LabelSpec(str(labels), "class")).read(
+        ["a.tif"], Reading(cache_megabytes=0)
+    )
     item = scene.read(Window(0, 0, 50, 20))
     assert (item.mask[:10] == IGNORE_INDEX).all() and (item.mask[10:] != IGNORE_INDEX).all()
 
@@ -93,16 +96,16 @@ def test_scene_errors(geo, tmp_path):
 
     far = write_area(tmp_path / "far.gpkg", box(0, 0, 10, 10))
     with pytest.raises(DatasetError, match="labelled area overlaps none of the 1 image"):
-        open_dataset(root / "scenes", TABLE, PolygonSpec(str(labels), "class", None, str(far)))
+        open_catalog(root / "scenes", TABLE, LabelSpec(str(labels), "class", None, str(far)))
     away = write_polygons(
         tmp_path / "away.gpkg",
         [(box(0, 0, 10, 10), "Road")],
         crs=UTM,
     )
     with pytest.raises(DatasetError, match="no polygon lies on any of the 1 image"):
-        open_dataset(root / "scenes", TABLE, PolygonSpec(str(away), "class"))
-    with pytest.raises(DatasetError, match="give the polygons with --labels"):
-        open_dataset(root / "scenes" / "a.tif", TABLE)
+        open_catalog(root / "scenes", TABLE, LabelSpec(str(away), "class"))
+    with pytest.raises(DatasetError, match="give the polygons or the class raster with --labels"):
+        open_catalog(root / "scenes" / "a.tif", TABLE)
     with pytest.raises(DatasetError, match="no image rasters found"):
         expand_scenes(str(tmp_path / "none" / "*.tif"))
 
@@ -112,7 +115,6 @@ def test_training_crops_lie_in_the_labelled_area(geo):
     import fiona
     from shapely.geometry import box, mapping
 
-    from aerialseg.data.scenes import labelled_regions
     from aerialseg.data.splits import Split
 
     root, truth, labels = geo
@@ -126,19 +128,19 @@ def test_training_crops_lie_in_the_labelled_area(geo):
     schema = {"geometry": "Polygon", "properties": {}}
     with fiona.open(area, "w", driver="GPKG", crs="EPSG:32640", schema=schema) as sink:
         sink.writerecords({"geometry": mapping(b), "properties": {}} for b in blocks)
-    spec = PolygonSpec(str(labels), "class", labelled_area=str(area))
-    data = open_dataset(root / "scenes", TABLE, spec)
+    spec = LabelSpec(str(labels), "class", labelled_area=str(area))
+    data = open_catalog(root / "scenes", TABLE, spec)
     split = Split(train=("a.tif",), val=(), test=(), rule="all")
-    regions = labelled_regions(data, split, "train")
+    regions = data.regions(split, "train")
     assert regions is not None
     assert sorted((w.col_off, w.row_off, w.width, w.height) for _, w in regions) == [
         (20, 30, 40, 40),
         (180, 200, 50, 60),
     ]
-    scenes = data.scenes(["a.tif"], cache_megabytes=0)
+    scenes = data.read(["a.tif"], Reading(cache_megabytes=0))
     torch.manual_seed(0)
     crops = RandomCropDataset(scenes, 32, 40, False, None, 0.0, 0.0, regions)
     for k in range(40):
         assert (crops[k][1] != IGNORE_INDEX).all()
-    unlabelled = open_dataset(root / "scenes", TABLE, PolygonSpec(str(labels), "class"))
-    assert labelled_regions(unlabelled, split, "train") is None
+    unlabelled = open_catalog(root / "scenes", TABLE, LabelSpec(str(labels), "class"))
+    assert unlabelled.regions(split, "train") is None

@@ -8,14 +8,15 @@ import pytest
 import rasterio
 import yaml
 from PIL import Image
-from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.raster import open_input
 from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.errors import DatasetError
 from tests.helpers.geotiff import write_geotiff, write_geotiff_dataset
 from tests.helpers.images import synthetic_pair, write_mask, zip_folder
+from tests.helpers.scenes import decoded
 
 
 def test_folder_and_parent_folder_and_zip_list_the_same_pairs(tiny_dataset, tmp_path):
@@ -41,10 +42,10 @@ def test_mask_size_differs_from_image(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_003.png"
     Image.open(path).convert("RGB").resize((10, 10)).save(path)
     source = DatasetSource(fresh_dataset)
-    with pytest.raises(
-        DatasetError, match=r"image_part_003.png: mask is 10x10 but its image is 80x72"
-    ):
-        source.check_sizes()
+    problem = source.pair_problem(source.pairs[2])
+    assert problem is not None and problem.startswith(
+        "Tile 1/masks/image_part_003.png: mask is 10x10 but its image is 80x72"
+    )
 
 
 def test_truncated_image(fresh_dataset):
@@ -188,24 +189,6 @@ def test_a_palette_png_is_read_as_colours_or_as_values(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
-def test_a_mask_on_another_grid_than_its_image(tmp_path):
-    root = write_geotiff_dataset(tmp_path / "own", parts=2)
-    labels = np.ones((1, 72, 80), np.uint8)
-    shifted = Affine(0.5, 0, 300_001.0, 0, -0.5, 2_800_000.0)  # two pixels east
-    write_geotiff(root / "masks" / "scene_1.tif", labels, transform=shifted)
-    source = DatasetSource(root)
-    source.check_sizes()  # one band of labels: warped onto the image's grid when read
-    warped = source.read_mask(source.pairs[1], palette_as_values=True)
-    assert warped.mask[:, :2].all() and not warped.mask[:, 2:].any()  # two columns unreached
-    assert (warped[:, 2:] == 1).all()
-    # colours (three bands) are not warped: a blend of colours is no class
-    write_geotiff(root / "masks" / "scene_1.tif", np.ones((3, 72, 80), np.uint8), transform=shifted)
-    with pytest.raises(DatasetError, match="masks/scene_1.tif: mask lies on another grid"):
-        DatasetSource(root).check_sizes()
-    write_geotiff(root / "masks" / "scene_1.tif", labels, crs=None)  # no georeference: no check
-    DatasetSource(root).check_sizes()
-
-
 def test_the_alpha_of_an_rgba_png_marks_nodata_as_in_predict(tmp_path):
     for sub in ("images", "masks"):
         (tmp_path / sub).mkdir()
@@ -394,9 +377,9 @@ def test_a_plain_mask_of_another_size_is_resampled_nearest_on_request(fresh_data
     assert problem.endswith("--resize-masks resamples such masks to their image's size (nearest)")
     assert "resize_masks=true resamples" in source.pair_problem(pair, flag="resize_masks=true")
     assert source.pair_problem(pair, resize_masks=True) is None
-    source.check_sizes(resize_masks=True)
+    decoded(fresh_dataset, [pair.id], DUBAI_CLASSES, resize_masks=True)
     with pytest.raises(DatasetError, match=r"20x18 .*'aerialseg data inspect .*' lists every"):
-        source.check_sizes()
+        decoded(fresh_dataset, [pair.id], DUBAI_CLASSES)
     resized = source.read_mask(pair, size=(80, 72))
     assert resized.shape == (72, 80, 3)
     expected = np.array(small.convert("RGB").resize((80, 72), Image.Resampling.NEAREST))
@@ -414,25 +397,6 @@ def test_a_palette_mask_resamples_its_indices(fresh_dataset):
     assert (values == np.array(small.resize((80, 72), Image.Resampling.NEAREST))).all()
 
 
-def test_a_geotiff_mask_of_another_size_is_not_resampled(tmp_path):
-    root = write_geotiff_dataset(tmp_path / "own", parts=1)
-    # a georeferenced label raster of half the extent is warped, not resized
-    write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8))
-    source = DatasetSource(root)
-    assert source.pair_problem(source.pairs[0], resize_masks=True) is None
-    half = source.read_mask(source.pairs[0], palette_as_values=True)
-    assert half.shape == (72, 80) and not half.mask[:36, :40].any() and half.mask[36:].all()
-    # without a georeference it is a plain size mismatch, which TIFFs never resize
-    write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8), crs=None)
-    problem = source.pair_problem(source.pairs[0], resize_masks=True)
-    assert problem is not None and problem.endswith("pixel for pixel")
-    assert not source.resizable(source.pairs[0])
-    # one TIFF in a pair is enough: it may carry a georeference
-    assert not source.resizable(Pair("images/a.png", "masks/a.tif"))
-    assert not source.resizable(Pair("images/a.TIF", "masks/a.png"))
-    assert source.resizable(Pair("images/a.jpg", "masks/a.png"))
-
-
 def test_a_damaged_mask_fails_to_resize_with_one_line(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_001.png"
     Image.open(path).convert("RGB").resize((40, 36)).save(path)
@@ -440,55 +404,6 @@ def test_a_damaged_mask_fails_to_resize_with_one_line(fresh_dataset):
     source = DatasetSource(fresh_dataset)
     with pytest.raises(DatasetError, match="image_part_001.png: the file is truncated"):
         source.read_mask(source.pairs[0], size=(80, 72))
-
-
-def test_label_rasters_off_the_image_grid_are_warped_onto_it_nearest(tmp_path):
-    """A label raster of another resolution and extent (and one in another CRS) is read on
-    its image's grid, nearest, with the pixels it does not reach left out."""
-    from affine import Affine
-    from rasterio.crs import CRS
-    from rasterio.warp import reproject
-
-    from aerialseg.data.classes import IGNORE_INDEX, ClassTable
-    from aerialseg.data.samples import load_labelled
-    from tests.helpers.geotiff import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
-    from tests.helpers.images import rgb_scene
-
-    root = tmp_path / "ds"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    write_geotiff(root / "images" / "a.tif", rgb_scene(80, 100))  # 0.5 m, 100 x 80 px
-    # labels at 1 m, 40 x 30 px, starting 10 px right and 6 px down of the image
-    left, top = TRANSFORM.c + 10 * 0.5, TRANSFORM.f - 6 * 0.5
-    coarse = Affine(1.0, 0, left, 0, -1.0, top)
-    values = (np.arange(30)[:, None] // 10 * 2 + np.arange(40)[None, :] // 20 + 1).astype(
-        np.uint8
-    )  # 1..6 in blocks of 10 x 20 m
-    values[values > 5] = 5
-    write_geotiff(root / "masks" / "a.tif", values[None], transform=coarse)
-    source = DatasetSource(root)
-    assert source.pair_problem(source.pairs[0]) is None  # not a size mismatch: warped
-    table = ClassTable.from_dict(VALUE_CLASSES)
-    (item,) = load_labelled(source, ["images/a.tif"], table, 1.0)
-    ids = item.mask.numpy()
-    assert ids.shape == (80, 100)
-    expected = np.full((80, 100), IGNORE_INDEX, np.uint8)
-    expected[6:66, 10:90] = np.repeat(np.repeat(values, 2, 0), 2, 1) - 1  # nearest, ids 0..4
-    np.testing.assert_array_equal(ids, expected)
-    # the same labels in WGS84: warped back onto the UTM grid they nearly all land home
-    wgs84 = CRS.from_epsg(4326)
-    from rasterio.warp import calculate_default_transform
-
-    bottom, right = top - 30.0, left + 40.0
-    t, w, h = calculate_default_transform(UTM40N, wgs84, 40, 30, left, bottom, right, top)
-    degrees = np.zeros((h, w), np.uint8)
-    reproject(values, degrees, src_transform=coarse, src_crs=UTM40N, dst_transform=t,
-              dst_crs=wgs84, resampling=rasterio.enums.Resampling.nearest)  # fmt: skip
-    write_geotiff(root / "masks" / "a.tif", degrees[None], crs=wgs84, transform=t, nodata=0)
-    (item,) = load_labelled(DatasetSource(root), ["images/a.tif"], table, 1.0)
-    inside = expected != IGNORE_INDEX
-    assert (item.mask.numpy()[inside] == expected[inside]).mean() > 0.9
-    assert (item.mask.numpy()[~inside] == IGNORE_INDEX).mean() > 0.9
 
 
 # ---- what mutation testing found unguarded (bench/mutation.py, data/source.py) ----
@@ -588,24 +503,11 @@ def test_a_flat_zip_reads_its_files(tmp_path):
 
 def test_size_and_grid_messages_name_the_flag_and_the_fix(tmp_path):
     source = _pair_folder(tmp_path, Image.new("RGB", (5, 4)), Image.new("RGB", (3, 2)))
-    with pytest.raises(DatasetError) as err:
-        source.check_sizes()
-    assert "; --resize-masks resamples such masks to their image's size (nearest)" in str(err.value)
-    with pytest.raises(DatasetError) as err:
-        source.check_sizes(flag="resize_masks=true")
-    assert "; resize_masks=true resamples such masks" in str(err.value)
-    root = write_geotiff_dataset(tmp_path / "own", parts=1)
-    colours = np.ones((3, 72, 80), np.uint8)
-    for shift, problem in ((0.001, False), (0.25, True)):  # a 500th, then half a pixel
-        moved = Affine(0.5, 0, 300_000.0 + shift, 0, -0.5, 2_800_000.0)
-        write_geotiff(root / "masks" / "scene_0.tif", colours, transform=moved)
-        found = DatasetSource(root).pair_problem(DatasetSource(root).pairs[0])
-        assert (found is not None) == problem, shift
-    assert found == (
-        "masks/scene_0.tif: mask lies on another grid than its image (CRS or pixel origin and"
-        " size differ); resample it onto the image's grid (gdalwarp with the image's extent,"
-        " resolution and CRS)"
-    )
+    found = source.pair_problem(source.pairs[0])
+    assert found is not None
+    assert found.endswith("; --resize-masks resamples such masks to their image's size (nearest)")
+    found = source.pair_problem(source.pairs[0], flag="resize_masks=true")
+    assert found is not None and "; resize_masks=true resamples such masks" in found
 
 
 def test_colour_geotiff_masks_and_resampled_label_rasters(tmp_path):
@@ -624,28 +526,6 @@ def test_colour_geotiff_masks_and_resampled_label_rasters(tmp_path):
     image, _ = source.read_image(source.pairs[0], bands=(3, 2, 1), pixel_size=1.0)
     assert coarse.shape == image.shape[:2] == (36, 40)
     assert set(np.unique(coarse).tolist()) == {1}
-
-
-def test_warped_labels_keep_their_nodata_and_palettes_their_colours(tmp_path):
-    root = write_geotiff_dataset(tmp_path / "own", parts=1)
-    labels = np.full((1, 72, 80), 2, np.uint8)
-    labels[0, :, :10] = 0  # the raster's nodata
-    shifted = Affine(0.5, 0, 300_002.0, 0, -0.5, 2_800_000.0)  # four pixels east
-    write_geotiff(root / "masks" / "scene_0.tif", labels, transform=shifted, nodata=0)
-    source = DatasetSource(root)
-    warped = source.read_mask(source.pairs[0], palette_as_values=True)
-    assert warped.mask[:, :14].all() and not warped.mask[:, 14:].any()
-    assert (warped[:, 14:] == 2).all()
-    # a palette mask off the grid: colours, and index 0's where it does not reach
-    path = root / "masks" / "scene_0.tif"
-    profile = dict(driver="GTiff", width=80, height=72, count=1, dtype="uint8",
-                   crs="EPSG:32640", transform=shifted)  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.ones((1, 72, 80), np.uint8))
-        dst.write_colormap(1, {0: (0, 0, 0, 255), 1: (200, 10, 10, 255)})
-    coloured = source.read_mask(source.pairs[0])
-    assert coloured.dtype == np.uint8 and coloured.shape == (72, 80, 3)
-    assert (coloured[:, :4] == 0).all() and (coloured[:, 4:] == [200, 10, 10]).all()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
-from aerialseg.data.samples import LabelledImage
+from aerialseg.data.scenes import LabelledImage
 from aerialseg.evaluation.calibration import ConfidenceTally, fit_on_images, fit_temperature
 from aerialseg.inference.predict import Predictor, with_temperature
 from aerialseg.training.config import resolve_config

@@ -19,7 +19,6 @@ from aerialseg.data.classes import (
     encode_mask,
     parse_color,
 )
-from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError
 from aerialseg.evaluation.evaluate import evaluate
@@ -27,6 +26,7 @@ from aerialseg.inference.engine import with_precision
 from aerialseg.inference.load import load_predictor
 from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import load_model
+from tests.helpers.scenes import decoded
 
 
 class TopLeftQuadrant(nn.Module):
@@ -116,10 +116,8 @@ def test_per_image_figures_are_each_images_own(tiny_model, tiny_dataset, tmp_pat
     model = Predictor(AllFirstClass(), trained.spec, trained.classes)
     report = evaluate(model, tiny_dataset, tmp_path, split_name="test")
 
-    source = DatasetSource(tiny_dataset)
     masks = {
-        item.id: item.mask
-        for item in load_labelled(source, report["images"], trained.classes, 0.05, "test")
+        item.id: item.mask for item in decoded(tiny_dataset, report["images"], trained.classes)
     }
     assert set(report["per_image"]) == set(masks)
     for image_id, mask in masks.items():

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from aerialseg.data.catalog import LabelSpec
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
-from aerialseg.data.scenes import PolygonSpec
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
 
@@ -68,11 +68,9 @@ def main(data: str, out: str, records: str, *polygon_args: str) -> None:
         train(cfg, data, out, classes=DUBAI_CLASSES, extra_callbacks=record)
         return
     labels, classes, split = polygon_args
-    polygons = PolygonSpec(labels, "class")
+    spec = LabelSpec(labels, "class")
     table = ClassTable.from_file(classes)
-    train(
-        cfg, data, out, split_file=split, classes=table, polygons=polygons, extra_callbacks=record
-    )
+    train(cfg, data, out, split_file=split, classes=table, labels=spec, extra_callbacks=record)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from PIL import Image
 
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
-from aerialseg.data.samples import load_labelled
 from aerialseg.data.source import DatasetSource
 from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.inference.predict import Predictor
@@ -31,6 +30,7 @@ from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
 from tests.helpers.models import FAST
+from tests.helpers.scenes import decoded
 
 
 # seed-unet at width 4: the pipeline is under test here, not the network.
@@ -97,7 +97,7 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     assert confidence["temperature"] == load_model(run / "model.pt").spec.confidence_temperature
     # its mean is that of predict --confidence over the test images' labelled pixels
     source = DatasetSource(tiny_dataset)
-    test_items = load_labelled(source, split["test"], DUBAI_CLASSES, 0.05)
+    test_items = decoded(tiny_dataset, split["test"], DUBAI_CLASSES)
     percent_sum, labelled_pixels = 0, 0
     for k, item in enumerate(test_items):
         out = tmp_path / f"confidence-{k}"
@@ -126,7 +126,7 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     assert from_file.spec.base_width == 4 and from_file.classes == DUBAI_CLASSES
     # ... with a confidence temperature fitted on the validation images
     assert from_ckpt.spec.confidence_temperature is None
-    val_items = load_labelled(source, split["val"], DUBAI_CLASSES, 0.05)
+    val_items = decoded(tiny_dataset, split["val"], DUBAI_CLASSES)
     refit = with_fitted_temperature(
         Predictor(from_ckpt.net, from_ckpt.spec, from_ckpt.classes), val_items
     )
@@ -649,7 +649,7 @@ def test_the_temperature_is_fitted_on_the_shipped_weights_validation(tiny_datase
     """The pixels drawn while validating give the temperature that predicting the validation
     images again with the best checkpoint gives (every pixel of these small images is
     drawn either way), without that second pass."""
-    from aerialseg.data.source import DatasetSource
+    from aerialseg.data.catalog import open_catalog
     from aerialseg.data.splits import make_split
     from aerialseg.evaluation.calibration import fit_on_images
     from aerialseg.training.datamodule import SegmentationDataModule
@@ -658,8 +658,8 @@ def test_the_temperature_is_fitted_on_the_shipped_weights_validation(tiny_datase
     run = tmp_path / "run"
     model = load_model(train(cfg, tiny_dataset, run, classes=DUBAI_CLASSES))
     best = load_model(run / "checkpoints/best.ckpt")
-    source = DatasetSource(tiny_dataset)
-    datamodule = SegmentationDataModule(source, make_split(source.pairs), DUBAI_CLASSES, cfg)
+    catalog = open_catalog(tiny_dataset, DUBAI_CLASSES)
+    datamodule = SegmentationDataModule(catalog, make_split(catalog.entries), cfg)
     datamodule.setup("fit")
     again = fit_on_images(Predictor(best.net, best.spec, best.classes), datamodule.val_set.items)
     assert model.spec.confidence_temperature == pytest.approx(again, rel=1e-3)

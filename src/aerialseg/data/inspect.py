@@ -1,34 +1,111 @@
-"""Dataset statistics: pairs per tile, image sizes, pixel share per class, unknown colours
-or values."""
+"""Dataset statistics and every problem, in one run: scenes per tile, image sizes, pixel
+share per class, unknown colours or values. Any scene the catalog opens is checked: pairs
+of any layout, image rasters with polygons or a class raster."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
-from aerialseg.data.classes import ClassTable, check_unknown_share, encode_mask
-from aerialseg.data.source import MAX_PAIR_PIXELS, DatasetSource, OversizeImageError
+from aerialseg.data.catalog import Catalog, Entry
+from aerialseg.data.classes import ClassTable, EncodedMask, check_unknown_share, encode_mask
+from aerialseg.data.labels import GridMismatchError, RasterLabels
+from aerialseg.data.raster import InputError, open_input
+from aerialseg.data.scenes import PlainPair, RasterScene, Reading
+from aerialseg.data.source import MAX_PAIR_PIXELS, OversizeImageError
 from aerialseg.errors import ClassTableError, DatasetError
 
 # how a user resamples masks of another size, said where inspect lists them
 RESIZE_HINT = "'aerialseg train --resize-masks' (and evaluate's)"
+# labels of a raster scene are counted on every k-th pixel, k the least that keeps a
+# scene's count under this: a 20,000 px scene is checked in seconds, the shares to 0.1 %
+COUNTED_PIXELS = 64_000_000
+
+
+@dataclass
+class Look:
+    """What inspect learns of one scene."""
+
+    encoded: EncodedMask
+    weight: int  # pixels each counted label stands for
+    image_mode: str
+    grid: str | None  # CRS and pixel size
+    pixel_size: float | None
+    mask_mode: str
+    group: str
+    size: tuple[int, int]  # (width, height)
+
+
+def _look_at_pair(entry: PlainPair, table: ClassTable, bands) -> Look:
+    source, pair = entry.source, entry.pair
+    problem = source.pair_problem(pair, flag=RESIZE_HINT)
+    if problem:
+        raise GridMismatchError(problem)
+    for rel in (pair.id, pair.mask):  # decoded whole below: not past this
+        w, h = source.image_size(rel)
+        if w * h > MAX_PAIR_PIXELS:
+            raise OversizeImageError(
+                f"{rel}: {w:,} x {h:,} px, more than the {MAX_PAIR_PIXELS:,} pixels"
+                " a dataset image may have; cut it into tiles or remove it"
+            )
+    source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
+    mask = source.read_mask(pair, table.by_value)
+    encoded = encode_mask(mask, table, pair.mask)
+    image = source.header(pair.id)
+    pixel = round(abs(image.grid[1].a), 6) if image.grid else None
+    mask_mode = source.header(pair.mask).mode
+    return Look(encoded, 1, image.mode, image.describe_grid(), pixel, mask_mode, entry.group,
+                image.size)  # fmt: skip
+
+
+def _look_at_raster(entry: RasterScene, bands) -> Look:
+    grid = entry.grid
+    try:  # the header, and a corner and the last block decoded: a truncated file fails
+        raster = open_input(entry.path, bands or (1,), "--bands", entry.pixel_size,
+                            whole_read_pixels=0)  # fmt: skip
+    except InputError as err:
+        raise DatasetError(str(err).replace(entry.path, entry.name, 1)) from None
+    ds = raster.dataset
+    image_mode = f"{ds.count}x {ds.dtypes[0]}"
+    raster.close()
+    entry.check(Reading())  # a mask of another size or grid
+    step = 1
+    while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
+        step += 1
+    encoded = entry.encoded_every(step)
+    labels = entry.labels
+    mask_mode = "class raster" if isinstance(labels, RasterLabels) else "polygons"
+    described, pixel = None, None
+    if grid.crs is not None:
+        pixel = round(abs(grid.transform.a), 6)
+        described = f"{grid.crs.to_string()}, {pixel:g} x {abs(grid.transform.e):g}"
+    return Look(encoded, step * step, image_mode, described, pixel, mask_mode, entry.group,
+                (grid.width, grid.height))  # fmt: skip
+
+
+def _look(entry: Entry, table: ClassTable, bands) -> Look:
+    if isinstance(entry, PlainPair):
+        return _look_at_pair(entry, table, bands)
+    return _look_at_raster(entry, bands)
 
 
 def inspect_dataset(
-    source: DatasetSource,
+    catalog: Catalog,
     table: ClassTable,
     max_unknown: float,
     bands: tuple[int, ...] | None = None,
 ) -> dict:
-    """Read every pair once and summarise it, with every problem found (``problems``:
+    """Read every scene once and summarise it, with every problem found (``problems``:
     images without a mask, masks of another size or grid, unreadable files, images too
-    large to decode, masks over the unknown limit); pairs with a problem are left out of
-    the figures. A source made with ``strict=False`` lists its images without a mask too."""
+    large to decode, masks over the unknown limit); scenes with a problem are left out of
+    the figures. A catalog opened with ``strict=False`` lists its images without a mask
+    too. Bands are read only where ``bands`` names them: any band count can be checked."""
     problems = [
         _problem("no-mask", image, f"{image}: image has no mask (expected {expected})")
-        for image, expected in source.unpaired
+        for image, expected in catalog.unpaired
     ]
     class_pixels = np.zeros(table.num_classes, dtype=np.int64)
     unknown: dict[str, Counter] = {"colors": Counter(), "values": Counter()}
@@ -40,55 +117,43 @@ def inspect_dataset(
     pixel_sizes: Counter = Counter()
     mask_modes: Counter = Counter()
     # disable=None: no bar where stderr is no terminal, so a problem is one line there
-    for pair in tqdm(source.pairs, desc="inspect", unit="pair", leave=False, disable=None):
+    for entry in tqdm(catalog.entries, desc="inspect", unit="scene", leave=False, disable=None):
         try:
-            problem = source.pair_problem(pair, flag=RESIZE_HINT)
-            if problem:
-                problems.append(_problem("size", pair.mask, problem))
-                continue
-            for rel in (pair.id, pair.mask):  # decoded whole below: not past this
-                w, h = source.image_size(rel)
-                if w * h > MAX_PAIR_PIXELS:
-                    raise OversizeImageError(
-                        f"{rel}: {w:,} x {h:,} px, more than the {MAX_PAIR_PIXELS:,} pixels"
-                        " a dataset image may have; cut it into tiles or remove it"
-                    )
-            source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
-            mask = source.read_mask(pair, table.by_value)
+            look = _look(entry, table, bands)
+            encoded = look.encoded
+            check_unknown_share(encoded, _mask_name(entry), max_unknown)
+        except GridMismatchError as err:
+            problems.append(_problem("size", _mask_name(entry), str(err)))
+            continue
         except OversizeImageError as err:
             problems.append(_problem("oversize", str(err).split(":")[0], str(err)))
             continue
-        except DatasetError as err:
-            file = pair.mask if pair.mask in str(err) else pair.id  # a zip's: archive.zip:ROOT/...
-            problems.append(_problem("unreadable", file, str(err)))
-            continue
-        try:
-            encoded = encode_mask(mask, table, pair.mask)
-            check_unknown_share(encoded, pair.mask, max_unknown)
         except ClassTableError as err:
-            problems.append(_problem("classes", pair.mask, str(err)))
+            problems.append(_problem("classes", _mask_name(entry), str(err)))
             continue
-        image = source.header(pair.id)
-        image_modes[image.mode] += 1
-        grids[image.describe_grid() or "none"] += 1
-        if image.grid:
-            pixel_sizes[round(abs(image.grid[1].a), 6)] += 1
-        mask_modes[source.header(pair.mask).mode] += 1
-        h, w = encoded.ids.shape
-        class_pixels += np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]
+        except DatasetError as err:
+            problems.append(_problem("unreadable", _file(entry, str(err)), str(err)))
+            continue
+        image_modes[look.image_mode] += 1
+        grids[look.grid or "none"] += 1
+        if look.pixel_size:
+            pixel_sizes[look.pixel_size] += 1
+        mask_modes[look.mask_mode] += 1
+        counted = np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]
+        class_pixels += counted * look.weight
         unknown["values" if encoded.by_value else "colors"].update(
-            {encoded.describe(code): n for code, n in encoded.unknown.items()}
+            {encoded.describe(code): n * look.weight for code, n in encoded.unknown.items()}
         )
-        ignored += encoded.ignored
-        total += h * w
-        tile = tiles.setdefault(pair.group or ".", {"pairs": 0, "sizes": Counter()})
+        ignored += encoded.ignored * look.weight
+        total += encoded.ids.size * look.weight
+        tile = tiles.setdefault(look.group or ".", {"pairs": 0, "sizes": Counter()})
         tile["pairs"] += 1
-        tile["sizes"][f"{w}x{h}"] += 1
+        tile["sizes"][f"{look.size[0]}x{look.size[1]}"] += 1
     labelled = int(class_pixels.sum())
     return {
-        "path": str(source.path),
-        "root": source.root,
-        "pairs": len(source.pairs),
+        "path": catalog.path,
+        "root": catalog.root,
+        "pairs": len(catalog.scenes),
         "problems": problems,
         "tiles": {
             name: {"pairs": t["pairs"], "sizes": dict(t["sizes"])}
@@ -120,6 +185,22 @@ def inspect_dataset(
             {"value": code, "pixels": n} for code, n in unknown["values"].most_common(10)
         ],
     }
+
+
+def _mask_name(entry: Entry) -> str:
+    if isinstance(entry, PlainPair):
+        return entry.pair.mask
+    try:
+        labels = entry.labels
+    except DatasetError:  # the image's header is unreadable
+        return entry.name
+    return labels.name if isinstance(labels, RasterLabels) else entry.name
+
+
+def _file(entry: Entry, message: str) -> str:
+    """The file a problem is with: the mask where the message names it, else the image."""
+    mask = _mask_name(entry)
+    return mask if mask in message else entry.name if isinstance(entry, RasterScene) else entry.id
 
 
 def _problem(kind: str, file: str, message: str) -> dict:

@@ -20,6 +20,7 @@ holds is refused from the archive's directory before it is read (``ZIP_MAX_RATIO
 
 from __future__ import annotations
 
+import shlex
 import warnings
 import zipfile
 import zlib
@@ -31,12 +32,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import rasterio
 from PIL import Image, UnidentifiedImageError
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio.features import rasterize
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_geom
-from shapely.geometry import box, mapping
 
 from aerialseg.data.layouts import LAYOUT_HINT, find_in_folders, is_manifest, read_manifest
 from aerialseg.data.raster import InputError, at_pixel_size, read_bands
@@ -144,7 +141,7 @@ class DatasetSource:
     def is_zip(self) -> bool:
         return self.path.is_file() and not is_manifest(self.path)
 
-    def _where(self, rel: str) -> str:
+    def where(self, rel: str) -> str:
         """How errors name a file: relative to the dataset root, or in a zip as
         ``archive.zip:Tile 1/images/x.jpg``."""
         return f"{self.path}:{self._full(rel)}" if self.is_zip else rel
@@ -159,7 +156,7 @@ class DatasetSource:
         size, packed = info.file_size, info.compress_size
         if size > ZIP_MAX_BYTES or (size > ZIP_RATIO_FROM and size > ZIP_MAX_RATIO * packed):
             raise DatasetError(
-                f"{self._where(rel)}: the entry would decompress to {size / 2**20:,.0f} MiB"
+                f"{self.where(rel)}: the entry would decompress to {size / 2**20:,.0f} MiB"
                 f" from {packed / 2**20:,.1f} MiB, over the limits for a zip entry"
                 f" ({ZIP_MAX_BYTES // 2**30} GiB, or {ZIP_MAX_RATIO} times its compressed size"
                 f" above {ZIP_RATIO_FROM // 2**20} MiB): refused as a likely zip bomb; if the"
@@ -185,7 +182,7 @@ class DatasetSource:
                 image = Image.open(entry)
             except Image.DecompressionBombError as err:
                 raise OversizeImageError(  # PIL's line gives the pixels declared and its limit
-                    f"{self._where(rel)}: {str(err).rstrip('.')}; replace it or remove it from"
+                    f"{self.where(rel)}: {str(err).rstrip('.')}; replace it or remove it from"
                     " the dataset"
                 ) from None
             except (UnidentifiedImageError, OSError, *ZIP_ERRORS) as err:
@@ -201,7 +198,7 @@ class DatasetSource:
             else library_reason(err)
         )
         return DatasetError(
-            f"{self._where(rel)}: cannot read the file ({reason}); it is damaged or not an"
+            f"{self.where(rel)}: cannot read the file ({reason}); it is damaged or not an"
             " image: replace it or remove it from the dataset"
         )
 
@@ -214,7 +211,7 @@ class DatasetSource:
             return np.array(image)  # a writable copy, so torch can take it as is
         except (OSError, *ZIP_ERRORS) as err:
             raise DatasetError(
-                f"{self._where(rel)}: the file is truncated or damaged ({library_reason(err)});"
+                f"{self.where(rel)}: the file is truncated or damaged ({library_reason(err)});"
                 " replace it or remove it from the dataset"
             ) from None
 
@@ -237,14 +234,26 @@ class DatasetSource:
                 if resampled is not dataset:
                     resampled.close()
 
+    def file_path(self, rel: str) -> str | None:
+        """``rel`` as a path a user can pass to another command; None in a zip."""
+        return None if self.is_zip else str(self._folder / self._full(rel))
+
+    def gdal_path(self, rel: str) -> str:
+        """The path GDAL opens ``rel`` by: a file, or a zip entry read in place
+        (``/vsizip/``, a window at a time) once its sizes pass the zip-bomb check."""
+        if not self.is_zip:
+            return str(self._folder / self._full(rel))
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                self._zip_entry(archive, rel)
+        except (OSError, *ZIP_ERRORS) as err:
+            raise self._unreadable(rel, err) from None
+        return f"/vsizip/{{{self.path.absolute()}}}/{self._full(rel)}"
+
     @contextmanager
     def _file_raster(self, rel: str) -> Iterator[rasterio.io.DatasetReader]:
-        path: str | Path = self._folder / self._full(rel)
+        path = self.gdal_path(rel)
         try:
-            if self.is_zip:  # GDAL reads the entry in place, a window at a time
-                with zipfile.ZipFile(self.path) as archive:
-                    self._zip_entry(archive, rel)
-                path = f"/vsizip/{{{self.path.absolute()}}}/{self._full(rel)}"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(path) as dataset:
@@ -252,7 +261,7 @@ class DatasetSource:
         except (RasterioIOError, *ZIP_ERRORS) as err:
             reason = library_reason(err).replace(f"'{path}' ", "")  # named already
             raise DatasetError(
-                f"{self._where(rel)}: cannot read the file ({reason}); it is damaged or not an"
+                f"{self.where(rel)}: cannot read the file ({reason}); it is damaged or not an"
                 " image: replace it or remove it from the dataset"
             ) from None
 
@@ -295,20 +304,13 @@ class DatasetSource:
         resampled to pixels of that size (GeoTIFF masks only), labels kept whole. ``size``:
         a plain (PNG) mask of another (width, height) is resampled to it, nearest."""
         if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
-            onto = self._image_grid(pair, pixel_size)
             with self._raster(pair.mask, pixel_size, labels=True) as dataset:
                 palette = dataset.colorinterp[0] == ColorInterp.palette
-                values = None
-                if dataset.count == 1 and onto and dataset.crs and not _on_grid(dataset, onto):
-                    values = _warped_labels(dataset, onto)
                 if dataset.count == 1 and palette and not palette_as_values:
                     colours = np.zeros((256, 3), np.uint8)
                     for index, rgba in dataset.colormap(1).items():
                         colours[index] = rgba[:3]
-                    # warped: outside the mask's extent index 0's colour (black, if unused)
-                    return colours[dataset.read(1) if values is None else values.filled(0)]
-                if values is not None:
-                    return values
+                    return colours[dataset.read(1)]
                 if dataset.count == 1:
                     return dataset.read(1, masked=dataset.nodata is not None)
                 if dataset.count < 3:
@@ -335,23 +337,13 @@ class DatasetSource:
                 )
             return self._load(pair.mask, None, image)
 
-    def _image_grid(self, pair: Pair, pixel_size: float | None) -> tuple | None:
-        """(CRS, transform, width, height) of a georeferenced image as it is read (at
-        ``pixel_size``), None for any other image."""
-        if PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES:
-            return None
-        with self._raster(pair.id, pixel_size) as dataset:
-            if dataset.crs is None:
-                return None
-            return dataset.crs, dataset.transform, dataset.width, dataset.height
-
     def _resized(self, rel: str, image: Image.Image, size: tuple[int, int]) -> Image.Image:
         # nearest sampling keeps every pixel one of the mask's own colours or values
         try:
             return image.resize(size, Image.Resampling.NEAREST)
         except (OSError, *ZIP_ERRORS) as err:
             raise DatasetError(
-                f"{self._where(rel)}: the file is truncated or damaged ({library_reason(err)});"
+                f"{self.where(rel)}: the file is truncated or damaged ({library_reason(err)});"
                 " replace it or remove it from the dataset"
             ) from None
 
@@ -371,7 +363,8 @@ class DatasetSource:
 
     def inspect_hint(self) -> str:
         """Where a user finds every problem, for errors that name only the first."""
-        return f" ('aerialseg data inspect {self.path}' lists every problem of the dataset)"
+        command = shlex.join(["aerialseg", "data", "inspect", str(self.path)])
+        return f" ('{command}' lists every problem of the dataset)"
 
     def resizable(self, pair: Pair) -> bool:
         """A plain (PNG/JPEG) pair, whose mask may be resampled to its image's size."""
@@ -386,8 +379,6 @@ class DatasetSource:
         size (but for a plain pair with ``resize_masks``), or on another georeferenced pixel
         grid. ``flag`` is how the user asks for resized masks, for the message."""
         image, mask = self.header(pair.id), self.header(pair.mask)
-        if image.grid and mask.grid and mask.mode.startswith("1x"):
-            return None  # a label raster, warped onto its image's grid as it is read
         if image.size != mask.size:
             if resize_masks and self.resizable(pair):
                 return None
@@ -401,54 +392,4 @@ class DatasetSource:
                 f" {image.size[0]}x{image.size[1]}; masks must match their image pixel for"
                 f" pixel{hint}"
             )
-        if image.grid and mask.grid and not _same_grid(image.grid, mask.grid):
-            return (
-                f"{pair.mask}: mask lies on another grid than its image (CRS or pixel"
-                " origin and size differ); resample it onto the image's grid (gdalwarp"
-                " with the image's extent, resolution and CRS)"
-            )
         return None
-
-    def check_sizes(
-        self,
-        pairs: list[Pair] | None = None,
-        resize_masks: bool = False,
-        flag: str = "--resize-masks",
-    ) -> None:
-        """Raise on the first pair whose mask size, or georeferenced pixel grid, differs from
-        its image's (``pair_problem``)."""
-        for pair in pairs or self.pairs:
-            problem = self.pair_problem(pair, resize_masks, flag)
-            if problem:
-                raise DatasetError(problem + self.inspect_hint())
-
-
-def _same_grid(a, b) -> bool:
-    """Same CRS and a transform within a hundredth of a pixel."""
-    (crs_a, transform_a), (crs_b, transform_b) = a, b
-    return crs_a == crs_b and transform_a.almost_equals(
-        transform_b, precision=0.01 * abs(transform_a.a)
-    )
-
-
-def _on_grid(dataset, onto: tuple) -> bool:
-    crs, transform, width, height = onto
-    same_size = (dataset.width, dataset.height) == (width, height)
-    return same_size and _same_grid((dataset.crs, dataset.transform), (crs, transform))
-
-
-def _warped_labels(dataset, onto: tuple) -> np.ma.MaskedArray:
-    """A single-band label raster on another grid (resolution, extent or CRS) than its
-    image, warped onto the image's with nearest sampling (a label is never blended), and
-    masked where it has no data or does not reach."""
-    crs, transform, width, height = onto
-    with WarpedVRT(
-        dataset, crs=crs, transform=transform, width=width, height=height,
-        resampling=Resampling.nearest,
-    ) as vrt:  # fmt: skip
-        values = vrt.read(1, masked=dataset.nodata is not None)
-    extent = transform_geom(dataset.crs, crs, mapping(box(*dataset.bounds)))
-    inside = rasterize([(extent, 1)], out_shape=(height, width), transform=transform, fill=0)
-    return np.ma.masked_array(
-        np.ma.getdata(values), mask=np.ma.getmaskarray(values) | (inside == 0)
-    )

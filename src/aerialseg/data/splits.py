@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from rasterio.windows import Window
 
-from aerialseg.data.source import Pair
 from aerialseg.errors import DatasetError
 
 TEST_STEMS = ("image_part_002", "image_part_007")
@@ -36,6 +37,19 @@ RULE = (
     " val: image_part_005 of every tile; train: the rest"
 )
 SPLIT_NAMES = ("train", "val", "test")
+
+
+class Named(Protocol):
+    """What a split reads of a scene: its id, file stem and group (tile folder)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def stem(self) -> str: ...
+
+    @property
+    def group(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -76,12 +90,12 @@ class Split:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-def rule_split(pairs: list[Pair], for_training: bool = True) -> Split:
+def rule_split(scenes: Sequence[Named], for_training: bool = True) -> Split:
     """The default split by image name. ``for_training``: it must leave training and
     validation images (scoring needs only the split it scores)."""
-    test = tuple(p.id for p in pairs if p.stem in TEST_STEMS)
-    val = tuple(p.id for p in pairs if p.stem in VAL_STEMS)
-    train = tuple(p.id for p in pairs if p.stem not in TEST_STEMS + VAL_STEMS)
+    test = tuple(p.id for p in scenes if p.stem in TEST_STEMS)
+    val = tuple(p.id for p in scenes if p.stem in VAL_STEMS)
+    train = tuple(p.id for p in scenes if p.stem not in TEST_STEMS + VAL_STEMS)
     if for_training and (not train or not val):
         raise DatasetError(
             "the default split rule (image_part_002/005/007 of each tile) leaves no training or"
@@ -91,7 +105,7 @@ def rule_split(pairs: list[Pair], for_training: bool = True) -> Split:
     return Split(train=train, val=val, test=test, rule=RULE)
 
 
-def file_split(pairs: list[Pair], path: str | Path, for_training: bool = True) -> Split:
+def file_split(scenes: Sequence[Named], path: str | Path, for_training: bool = True) -> Split:
     """A split from a JSON file; ``val`` defaults to the rule's validation images, ``train``
     to every image neither in ``test`` nor in ``val``. ``for_training``: it must leave
     training and validation images; scoring takes a file of only what it scores."""
@@ -103,19 +117,19 @@ def file_split(pairs: list[Pair], path: str | Path, for_training: bool = True) -
     except json.JSONDecodeError as err:
         raise DatasetError(f"split file {path} is not valid JSON: {err}") from None
     if isinstance(data, dict) and "blocks" in data:
-        return _read_blocks(data, {p.id for p in pairs}, path)
+        return _read_blocks(data, {p.id for p in scenes}, path)
     if not isinstance(data, dict) or not isinstance(data.get("test"), list):
         raise DatasetError(f"split file {path} needs a 'test' list of image paths")
     for key in ("val", "train"):
         if data.get(key) is not None and not isinstance(data[key], list):
             raise DatasetError(f"split file {path}: '{key}' must be a list of image paths")
-    known = {p.id for p in pairs}
+    known = {p.id for p in scenes}
     test = tuple(data["test"])
     val_given = data.get("val")
     val = (
         tuple(val_given)
         if val_given is not None
-        else tuple(p.id for p in pairs if p.stem in VAL_STEMS and p.id not in test)
+        else tuple(p.id for p in scenes if p.stem in VAL_STEMS and p.id not in test)
     )
     missing = [i for i in test + val if i not in known]
     if missing:
@@ -128,7 +142,7 @@ def file_split(pairs: list[Pair], path: str | Path, for_training: bool = True) -
     held_out = set(test) | set(val)
     train_given = data.get("train")
     if train_given is None:
-        train = tuple(p.id for p in pairs if p.id not in held_out)
+        train = tuple(p.id for p in scenes if p.id not in held_out)
     else:
         train = tuple(train_given)
         unknown = [i for i in train if i not in known]
@@ -180,7 +194,7 @@ def _rank(seed: int, text: str) -> str:
     return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
 
 
-def random_split(pairs: list[Pair], val: float, test: float, seed: int = 0) -> Split:
+def random_split(scenes: Sequence[Named], val: float, test: float, seed: int = 0) -> Split:
     """Hold out shares ``val`` and ``test`` of the images, drawn at random from every group
     (tile folder) alike, as the protocol holds out images of every tile.
 
@@ -197,8 +211,8 @@ def random_split(pairs: list[Pair], val: float, test: float, seed: int = 0) -> S
             f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
         )
     groups: dict[str, list[str]] = defaultdict(list)
-    for pair in pairs:
-        groups[pair.group].append(pair.id)
+    for scene in scenes:
+        groups[scene.group].append(scene.id)
     ordered = [sorted(ids, key=lambda i: _rank(seed, i)) for ids in groups.values()]
     ordered.sort(key=lambda ids: _rank(seed, ids[0]))
     dealt = [
@@ -223,8 +237,8 @@ def random_split(pairs: list[Pair], val: float, test: float, seed: int = 0) -> S
 
 
 def make_split(
-    pairs: list[Pair], split_file: str | Path | None = None, for_training: bool = True
+    scenes: Sequence[Named], split_file: str | Path | None = None, for_training: bool = True
 ) -> Split:
     if split_file:
-        return file_split(pairs, split_file, for_training)
-    return rule_split(pairs, for_training)
+        return file_split(scenes, split_file, for_training)
+    return rule_split(scenes, for_training)

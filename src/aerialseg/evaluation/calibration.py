@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from aerialseg.data.classes import IGNORE_INDEX
-from aerialseg.data.samples import LabelledImage
+from aerialseg.data.scenes import LabelledImage
 from aerialseg.inference.predict import Predictor, with_temperature
 from aerialseg.models.spec import ModelSpec
 

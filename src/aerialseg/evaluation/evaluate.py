@@ -12,10 +12,11 @@ import torch
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
+from aerialseg.data.catalog import Catalog, LabelSpec, open_catalog
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.data.crops import WholeImageDataset
 from aerialseg.data.raster import display_rgb
-from aerialseg.data.samples import Flags, LabelledImage, WholeImageDataset
-from aerialseg.data.scenes import PolygonSpec, open_dataset, split_scenes
+from aerialseg.data.scenes import LabelledImage, Reading
 from aerialseg.data.splits import Split, make_split
 from aerialseg.errors import ClassTableError, DatasetError
 from aerialseg.evaluation.calibration import ConfidenceTally
@@ -25,18 +26,6 @@ from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import atomic_write
 
 PANEL_COUNT = 4
-
-
-@dataclass(frozen=True)
-class MaskReading:
-    """How data/scenes.py reads the scored images and masks (it takes a training config's
-    fields of these names)."""
-
-    band_tuple: tuple[int, ...] | None
-    pixel_size: float | None
-    max_unknown: float
-    resize_masks: bool
-    cache_megabytes: float = 4096  # scenes with polygon labels kept decoded while they fit
 
 
 def image_summary(cm: np.ndarray, classes: ClassTable) -> dict:
@@ -110,15 +99,15 @@ def match_classes(model: ClassTable, data: ClassTable) -> ClassMatch:
     return ClassMatch(lut, table, report)
 
 
-def select_split(source, split_name: str, split_file: str | None) -> tuple[Split, str]:
+def select_split(catalog: Catalog, split_name: str, split_file: str | None) -> tuple[Split, str]:
     """The split to score and the name of its part: a part of the split file or of the
     protocol's rule, or for ``all`` every image (as the test part of a split of its own)."""
     if split_name == "all":
         if split_file:
             raise DatasetError("--split all scores every image of the dataset; drop --split-file")
-        every = tuple(p.id for p in source.pairs)
+        every = tuple(catalog.scenes)
         return Split((), (), every, "all: every image of the dataset"), "test"
-    split = make_split(source.pairs, split_file, for_training=False)
+    split = make_split(catalog.entries, split_file, for_training=False)
     if not split.parts(split_name):
         raise DatasetError(
             f"no {split_name} images in this dataset by the split ({split.rule}); name them in"
@@ -135,7 +124,7 @@ def evaluate(
     split_name: str = "test",
     split_file: str | None = None,
     pixel_size: float | None = None,
-    polygons: PolygonSpec | None = None,
+    labels: LabelSpec | None = None,
     classes: ClassTable | None = None,
     max_unknown: float | None = None,
     resize_masks: bool = False,
@@ -150,27 +139,26 @@ def evaluate(
     not the model's, matched to it by name (``match_classes``). ``max_unknown``: the
     share of a mask in colours of no class before it is an error (None: the model's).
     ``resize_masks``: plain masks of another size than their image resampled to it.
-    ``polygons``: ``data`` is image rasters labelled by these polygons; with a block split
-    only the blocks of ``split_name`` are scored."""
+    ``labels``: ``data`` is image rasters labelled by these polygons or this class raster;
+    with a block split only the blocks of ``split_name`` are scored."""
     spec = predictor.spec
     match = match_classes(predictor.classes, classes) if classes is not None else None
     data_classes = classes or predictor.classes  # what the masks are read with
     classes = match.table if match else predictor.classes  # what is scored
     pixel_size = pixel_size or spec.pixel_size
-    source = open_dataset(data, data_classes, polygons, spec.band_tuple, pixel_size)
-    split, part = select_split(source, split_name, split_file)
+    catalog = open_catalog(data, data_classes, labels, pixel_size)
+    split, part = select_split(catalog, split_name, split_file)
     total = np.zeros((classes.num_classes, classes.num_classes), dtype=np.int64)
     per_image = {}
     ignored = 0
     panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
     # whole images, or the blocks of a block split, read one at a time
-    reading = MaskReading(
-        band_tuple=spec.band_tuple,
-        pixel_size=pixel_size,
+    reading = Reading(
+        bands=spec.band_tuple,
         max_unknown=spec.max_unknown if max_unknown is None else max_unknown,
         resize_masks=resize_masks,
     )
-    scenes, parts = split_scenes(source, split, part, data_classes, reading, Flags())
+    scenes, parts = catalog.split_scenes(split, part, reading)
     items: Iterable[LabelledImage] = WholeImageDataset(
         [scenes[k] for k, _ in parts], [w for _, w in parts]
     ).items

@@ -1,5 +1,5 @@
-"""LightningDataModule over a dataset (image/mask pairs, or scenes with polygon labels), a
-split and a class table."""
+"""LightningDataModule over a dataset's scenes (``data/catalog.py``), a split and a class
+table."""
 
 from __future__ import annotations
 
@@ -8,15 +8,9 @@ from collections.abc import Callable
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from aerialseg.data.classes import ClassTable
-from aerialseg.data.samples import (
-    LabelledImage,
-    RandomCropDataset,
-    ResizedDataset,
-    WholeImageDataset,
-)
-from aerialseg.data.scenes import GeoData, labelled_regions, split_scenes
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.catalog import Catalog
+from aerialseg.data.crops import RandomCropDataset, ResizedDataset, WholeImageDataset
+from aerialseg.data.scenes import TRAINING_FLAGS, LabelledImage, Reading
 from aerialseg.data.splits import Split
 from aerialseg.errors import ConfigError
 from aerialseg.training.config import TrainConfig
@@ -28,14 +22,13 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        source: DatasetSource | GeoData,
+        catalog: Catalog,
         split: Split,
-        classes: ClassTable,
         cfg: TrainConfig,
         extra_transform: Callable | None = None,
     ):
         super().__init__()
-        self.source, self.split, self.classes, self.cfg = source, split, classes, cfg
+        self.catalog, self.split, self.cfg = catalog, split, cfg
         self.extra_transform = extra_transform
         self.train_set: Dataset | None = None
         self.val_set: WholeImageDataset | None = None
@@ -44,8 +37,11 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         cfg = self.cfg
-        train, train_parts = split_scenes(self.source, self.split, "train", self.classes, cfg)
-        val, val_parts = split_scenes(self.source, self.split, "val", self.classes, cfg)
+        reading = Reading(
+            cfg.band_tuple, cfg.max_unknown, cfg.resize_masks, cfg.cache_megabytes, TRAINING_FLAGS
+        )
+        train, train_parts = self.catalog.split_scenes(self.split, "train", reading)
+        val, val_parts = self.catalog.split_scenes(self.split, "val", reading)
         val_parts = val_parts[: cfg.val_images]  # None: all
         if cfg.input_mode == "resize":
             if not all(isinstance(s, LabelledImage) for s in train) or self.split.blocks:
@@ -56,7 +52,7 @@ class SegmentationDataModule(L.LightningDataModule):
             self.train_set = ResizedDataset(train, cfg.resize_to, self.extra_transform)  # type: ignore[arg-type]
         else:
             scales = (cfg.scale_range[0], cfg.scale_range[1]) if cfg.scale_range else None
-            regions = labelled_regions(self.source, self.split, "train")
+            regions = self.catalog.regions(self.split, "train")
             if regions is None and self.split.blocks is not None:
                 regions = [(k, w) for k, w in train_parts]
             self.train_set = RandomCropDataset(

@@ -39,8 +39,8 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from tqdm import tqdm
 
+from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.scenes import PolygonSpec, open_dataset
 from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError, library_reason
 from aerialseg.evaluation.calibration import TemperatureSample, fit_on_images
@@ -61,7 +61,7 @@ from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
-from aerialseg.training.summary import RunOutcome, example_image, format_summary
+from aerialseg.training.summary import RunOutcome, format_summary
 
 
 class _NoServiceTips(logging.Filter):
@@ -350,7 +350,7 @@ def train(
     *,
     split_file: str | None = None,
     classes: ClassTable,
-    polygons: PolygonSpec | None = None,
+    labels: LabelSpec | None = None,
     resume: bool = False,
     resume_from: str = "last",
     extra_callbacks: list | None = None,
@@ -362,8 +362,8 @@ def train(
     With ``resume`` the run folder's last checkpoint (``resume_from="best"``: its best) is
     continued; cfg should then be the saved config (with any overrides), and ``classes``
     and the split are read back from it. ``started``: the ``time.monotonic()`` that
-    ``max_time`` counts from (the command's start); None: now. ``polygons``: ``data`` is
-    image rasters labelled by these polygons (data/scenes.py).
+    ``max_time`` counts from (the command's start); None: now. ``labels``: ``data`` is
+    image rasters labelled by these polygons or this class raster (data/catalog.py).
     """
     started = time.monotonic() if started is None else started
     run_dir = Path(out)
@@ -377,9 +377,9 @@ def train(
         )
     check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    source = open_dataset(data, classes, polygons, cfg.band_tuple, cfg.pixel_size)
-    split = make_split(source.pairs, run_dir / "split.json" if resume else split_file)
-    datamodule = SegmentationDataModule(source, split, classes, cfg, extra_transform)
+    catalog = open_catalog(data, classes, labels, cfg.pixel_size)
+    split = make_split(catalog.entries, run_dir / "split.json" if resume else split_file)
+    datamodule = SegmentationDataModule(catalog, split, cfg, extra_transform)
     if _rank_zero() and not sys.stderr.isatty():
         # A log gets one line instead of the bars' redraws; on stdout, so that a bad image's
         # error stays the one line on stderr.
@@ -465,7 +465,7 @@ def train(
             logger=cfg.logger,
             out_of_time=out_of_time or bool(budget and budget.skipped_validation),
         )
-        print(format_summary(outcome, example_image(source, split)), flush=True)
+        print(format_summary(outcome, catalog.example_image(split)), flush=True)
     return model_path
 
 

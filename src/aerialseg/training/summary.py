@@ -7,9 +7,6 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from aerialseg.data.scenes import GeoData
-from aerialseg.data.source import DatasetSource
-from aerialseg.data.splits import Split
 from aerialseg.training.progress import clock
 
 
@@ -28,17 +25,6 @@ class RunOutcome:
     calibration_images: int
     logger: str
     out_of_time: bool = False  # the budget left no time to validate or calibrate
-
-
-def example_image(source: DatasetSource | GeoData, split: Split) -> str | None:
-    """A held-out image of the dataset as a path a user can pass to ``predict``; None for
-    a zip, whose images are not files."""
-    ids = split.test or split.val or split.train
-    if isinstance(source, GeoData):
-        return source.scenes_by_id[ids[0]].path if ids else None
-    if source.is_zip:
-        return None
-    return str(source.path / source.root / ids[0]) if ids else None
 
 
 def _files(outcome: RunOutcome) -> list[tuple[str, str]]:

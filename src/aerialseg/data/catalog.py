@@ -1,0 +1,360 @@
+"""One catalog opens any input form into scenes (``data/scenes.py``).
+
+The forms, with their labels:
+
+- a dataset of image/mask pairs: a folder in any known layout, a zip archive (read in
+  place: GDAL's ``/vsizip/``, PIL from the entry's stream) or a manifest
+  (``data/source.py``, ``data/layouts.py``); GeoTIFF pairs become raster scenes read by
+  windows, PNG/JPEG pairs scenes decoded whole;
+- image rasters (a file, a folder of them, a glob, a URL GDAL reads) with ``--labels``:
+  class polygons (any vector file OGR reads) or one class raster over them.
+
+Splits, random or by blocks, work on the catalog's scene ids and groups; checks, training
+and scoring read the scenes it gives, in the bands the command reads (``Reading``). Image
+paths and URLs are kept as strings: a ``Path`` would fold the ``//`` of a URL.
+
+Raster as in Raster Vision (a scene is a raster source, a label source and an area of
+interest) and TorchGeo (what to read apart from where to sample), without their
+dependencies: both need a library stack this project does not carry.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rasterio.errors import WindowError
+from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as window_bounds
+from shapely.geometry import box
+
+from aerialseg.data.blocks import SceneGrid
+from aerialseg.data.classes import ClassTable
+from aerialseg.data.labels import Grid, RasterLabels
+from aerialseg.data.polygons import PolygonLabels, read_polygons
+from aerialseg.data.raster import input_name, is_url
+from aerialseg.data.scenes import PlainPair, RasterScene, Reading, Scene, _group
+from aerialseg.data.source import RASTER_SUFFIXES, DatasetSource
+from aerialseg.data.splits import Split
+from aerialseg.errors import DatasetError
+
+SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+# GDAL's block cache for streamed scenes, MB. Its default, 5 % of RAM, kept every decoded
+# tile of a 40,000 px scene that random crops touched: 23 training steps peaked at 2759 MB
+# with it and 2291 MB with this (bench/streamed_training.py --child streamed, at the same
+# train rate); crops seldom read a tile twice, so a small cache costs nothing. GDAL reads
+# it once, at the process's first raster read: set GDAL_CACHEMAX yourself for another.
+STREAMED_GDAL_CACHE_MB = 128
+
+Entry = RasterScene | PlainPair
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Labels over image rasters (the --labels flags): class polygons, or a class raster."""
+
+    path: str  # a vector file, or a raster of classes
+    field: str | None = None  # the polygons' attribute holding each one's class
+    crs: str | None = None  # their CRS where the file lacks it (or has it wrong)
+    labelled_area: str | None = None  # polygons of where labels hold; None: every image
+
+    @property
+    def is_raster(self) -> bool:
+        return input_name(self.path).suffix.lower() in SCENE_SUFFIXES
+
+
+@dataclass
+class Catalog:
+    """The scenes of one dataset by id, in order, and where they came from."""
+
+    path: str
+    scenes: dict[str, Entry]
+    labels: LabelSpec | None = None
+    unpaired: list[tuple[str, str]] = field(default_factory=list)  # (image, mask expected)
+    hint: str = ""  # where a user finds every problem, for errors naming the first
+    root: str = "."  # a dataset's root folder inside ``path``
+
+    @property
+    def entries(self) -> list[Entry]:
+        return list(self.scenes.values())
+
+    def grids(self) -> list[SceneGrid]:
+        """Each scene's id, size and pixel width, from headers, for a block split."""
+        return [entry.scene_grid() for entry in self.entries]
+
+    def georeferences(self) -> dict:
+        """Scene id -> (CRS, transform) of the georeferenced scenes."""
+        found = {entry.id: entry.georeference() for entry in self.entries}
+        return {sid: grid for sid, grid in found.items() if grid is not None}
+
+    def _areas(self) -> dict[str, RasterScene] | None:
+        """The scenes by id where the labels have a labelled area; None without one."""
+        if self.labels is None or self.labels.labelled_area is None:
+            return None
+        return {e.id: e for e in self.entries if isinstance(e, RasterScene)}
+
+    def labelled_block(self) -> Callable[[str, Window], bool] | None:
+        """For a block split: whether a block of a scene holds labels (whether the
+        labelled area covers part of it); None: every block does."""
+        scenes = self._areas()
+        if scenes is None:
+            return None
+
+        def labelled(sid: str, block: Window) -> bool:
+            scene = scenes[sid]
+            area = scene.labels.area
+            assert area is not None  # the spec names a labelled area
+            return area.covers_part_of(window_bounds(block, scene.transform))
+
+        return labelled
+
+    def regions(self, split: Split, name: str) -> list | None:
+        """Where split ``name``'s training crops may lie, as (scene index, window) in the
+        order of ``split_scenes``: inside the labelled area where there is one (the parts
+        of each area polygon's bounding box within the split's part of its scene); None
+        where every pixel of the parts may be cropped. A few task blocks of a large scene
+        otherwise leave nearly every crop without a label."""
+        scenes = self._areas()
+        if scenes is None:
+            return None
+        parts = split.parts(name)
+        index = {i: k for k, i in enumerate(dict.fromkeys(i for i, _ in parts))}
+        regions = []
+        for sid, part in parts:
+            scene = scenes[sid]
+            limit = part if part is not None else Window(0, 0, scene.width, scene.height)
+            area = scene.labels.area
+            assert area is not None  # the spec names a labelled area
+            for geometry in area.geometries:
+                near = from_bounds(*geometry.bounds, transform=scene.transform)
+                left, top = math.floor(near.col_off + 1e-6), math.floor(near.row_off + 1e-6)
+                right = math.ceil(near.col_off + near.width - 1e-6)
+                bottom = math.ceil(near.row_off + near.height - 1e-6)
+                try:
+                    region = Window(left, top, right - left, bottom - top).intersection(limit)
+                except WindowError:  # no overlap
+                    continue
+                if region.width >= 1 and region.height >= 1:
+                    regions.append((index[sid], region))
+        return regions
+
+    def read(self, ids: list[str] | tuple[str, ...], reading: Reading) -> list[Scene]:
+        """The scenes ``ids``, checked first, then decoded into memory when all of them fit
+        in ``reading.cache_megabytes``, else raster scenes streamed window by window."""
+        chosen = [self.scenes[i] for i in ids]
+        for entry in chosen:
+            try:
+                entry.check(reading)
+            except DatasetError as err:
+                raise type(err)(f"{err}{self.hint}") from None
+        bands = len(reading.bands) if reading.bands else 3
+        fits = sum(e.decoded_bytes(bands) for e in chosen) <= reading.cache_megabytes * 2**20
+        return [e.decoded(reading) if fits else e.streamed(reading) for e in chosen]
+
+    def split_scenes(self, split: Split, name: str, reading: Reading) -> tuple[list[Scene], list]:
+        """The scenes split ``name`` uses, and its parts as (scene index, window or None)."""
+        parts = split.parts(name)
+        ids = list(dict.fromkeys(i for i, _ in parts))
+        index = {i: k for k, i in enumerate(ids)}
+        return self.read(ids, reading), [(index[i], w) for i, w in parts]
+
+    def check_bands(self, bands: tuple[int, ...] | None) -> None:
+        """Raise, before anything is written, where the first raster scene cannot be read
+        in ``bands`` (a 1-, 2- or 8-band scene read as RGB)."""
+        first = next((e for e in self.entries if isinstance(e, RasterScene)), None)
+        if first is not None:
+            first.with_bands(bands).raster().close()
+
+    def example_image(self, split: Split) -> str | None:
+        """A held-out image as a path a user can pass to ``predict``; None where there is
+        none (a zip's images are not files)."""
+        ids = split.test or split.val or split.train
+        return self.scenes[ids[0]].example if ids else None
+
+
+def expand_scenes(images: str | list[str]) -> list[str]:
+    """Image rasters named by a file, a folder (its rasters), a glob or a URL, sorted."""
+    found: list[str] = []
+    for item in [images] if isinstance(images, str) else images:
+        if is_url(item):
+            found.append(item)
+        elif os.path.isdir(item):
+            found += [
+                str(p)
+                for p in sorted(Path(item).iterdir())
+                if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES
+            ]
+        elif any(ch in item for ch in "*?[") and not os.path.exists(item):
+            found += sorted(glob.glob(item, recursive=True))
+        else:
+            found.append(item)
+    if not found:
+        raise DatasetError(f"{images}: no image rasters found (GeoTIFF, COG, VRT)")
+    return sorted(dict.fromkeys(found))
+
+
+def scene_id(path: str, root: str | None) -> str:
+    """A scene's id in split files: its path relative to ``root`` (the folder given), its
+    URL as it is."""
+    if is_url(path) or root is None:
+        return path
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def is_scene_path(path: str | Path) -> bool:
+    """Whether a --data path names image rasters rather than a dataset folder or zip."""
+    return is_url(path) or input_name(path).suffix.lower() in SCENE_SUFFIXES
+
+
+def open_catalog(
+    data: str | Path,
+    classes: ClassTable,
+    labels: LabelSpec | None = None,
+    pixel_size: float | None = None,
+    strict: bool = True,
+) -> Catalog:
+    """``data`` as scenes: image/mask pairs (a dataset folder, zip or manifest), or with
+    ``labels`` image rasters (file, folder, glob, URL) labelled by polygons or a class
+    raster. ``strict``: an image without its mask is an error (else listed in
+    ``unpaired``, for ``data inspect``)."""
+    if labels is None:
+        if is_scene_path(data):
+            raise DatasetError(
+                f"{data}: image rasters need their labels: give the polygons or the class"
+                " raster with --labels FILE (or a dataset folder of images/ and masks/)"
+            )
+        return _pairs(DatasetSource(data, strict), classes, pixel_size)
+    if labels.is_raster:
+        return _over_class_raster(os.fspath(data), labels, classes, pixel_size)
+    return _over_polygons(os.fspath(data), labels, classes, pixel_size)
+
+
+def _pairs(source: DatasetSource, classes: ClassTable, pixel_size: float | None) -> Catalog:
+    scenes: dict[str, Entry] = {}
+    for pair in source.pairs:
+        rasters = all(Path(rel).suffix.lower() in RASTER_SUFFIXES for rel in (pair.id, pair.mask))
+        if not rasters:
+            scenes[pair.id] = PlainPair(source, pair, classes, pixel_size)
+            continue
+        mask_path, mask_name = source.gdal_path(pair.mask), source.where(pair.mask)
+
+        def labels_of(grid: Grid, path=mask_path, name=mask_name) -> RasterLabels:
+            return RasterLabels(path, name, classes, grid, pixel_size)
+
+        scenes[pair.id] = RasterScene(
+            pair.id,
+            source.gdal_path(pair.id),
+            source.where(pair.id),
+            labels_of,
+            pixel_size,
+            group=_group(pair.id),
+            example=source.file_path(pair.id),
+        )
+    hint = source.inspect_hint()
+    return Catalog(str(source.path), scenes, None, source.unpaired, hint, source.root)
+
+
+def _rasters(images: str) -> tuple[list[str], str | None]:
+    """The image rasters and the folder their ids are relative to (None: URLs)."""
+    os.environ.setdefault("GDAL_CACHEMAX", str(STREAMED_GDAL_CACHE_MB))
+    paths = expand_scenes(images)
+    root = images if os.path.isdir(images) else None
+    if root is None and not any(map(is_url, paths)):
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    return paths, root
+
+
+def _over_polygons(
+    images: str, spec: LabelSpec, classes: ClassTable, pixel_size: float | None
+) -> Catalog:
+    """Read the polygons, open every image's header, reproject the polygons once per CRS;
+    errors (no overlap, no CRS) are raised here, before anything is written."""
+    paths, root = _rasters(images)
+    labels = read_polygons(spec.path, classes, spec.field, spec.crs, spec.labelled_area)
+    if labels.repaired:
+        print(
+            f"{spec.path}: repaired {labels.repaired} invalid polygon(s) (self-intersecting"
+            " rings and the like, with make_valid)",
+            file=sys.stderr,
+        )
+    by_crs: dict[str, PolygonLabels] = {}
+    polygons_seen = area_seen = False
+    scenes: dict[str, Entry] = {}
+    for path in paths:
+        sid = scene_id(path, root)
+        scene = RasterScene(sid, path, path, labels, pixel_size, group=_group(sid), example=path)
+        crs = scene.grid.crs
+        if crs is None:
+            raise DatasetError(
+                f"{path}: the image has no georeference, so polygons cannot be placed on it"
+            )
+        local = by_crs.setdefault(crs.to_wkt(), labels.to_crs(crs))
+        scene.labels_of = local
+        bounds = _bounds(scene.grid)
+        polygons_seen |= local.polygons.overlaps(bounds)
+        area_seen |= local.area is None or local.area.overlaps(bounds)
+        scenes[sid] = scene
+    if not polygons_seen:
+        raise DatasetError(
+            f"{spec.path}: no polygon lies on any of the {len(paths)} image(s); check"
+            " that the polygons and images cover the same place (and --label-crs)"
+        )
+    if not area_seen:
+        raise DatasetError(
+            f"{spec.labelled_area}: the labelled area overlaps none of the {len(paths)} image(s)"
+        )
+    return Catalog(images, scenes, spec)
+
+
+def _over_class_raster(
+    images: str, spec: LabelSpec, classes: ClassTable, pixel_size: float | None
+) -> Catalog:
+    """Image rasters labelled by one class raster, warped onto each image's grid where it
+    lies on another."""
+    for flag, value in (
+        ("--label-field", spec.field),
+        ("--label-crs", spec.crs),
+        ("--labelled-area", spec.labelled_area),
+    ):
+        if value is not None:
+            raise DatasetError(
+                f"{flag} describes polygon labels; {spec.path} is a class raster, whose"
+                " pixels hold the classes and whose nodata marks where labels do not hold"
+            )
+    paths, root = _rasters(images)
+    label_grid = RasterScene("labels", spec.path, spec.path, None, None).grid
+    scenes: dict[str, Entry] = {}
+    for path in paths:
+        sid = scene_id(path, root)
+
+        def labels_of(grid: Grid) -> RasterLabels:
+            return RasterLabels(spec.path, spec.path, classes, grid, pixel_size)
+
+        scene = RasterScene(sid, path, path, labels_of, pixel_size, group=_group(sid), example=path)
+        scenes[sid] = scene
+    if not any(_overlaps(label_grid, e.grid) for e in scenes.values()):  # type: ignore[union-attr]
+        raise DatasetError(
+            f"{spec.path}: the class raster lies on none of the {len(paths)} image(s); check"
+            " that it and the images cover the same place"
+        )
+    return Catalog(images, scenes, spec)
+
+
+def _bounds(grid: Grid) -> tuple[float, float, float, float]:
+    return tuple(window_bounds(Window(0, 0, grid.width, grid.height), grid.transform))  # type: ignore[return-value]
+
+
+def _overlaps(labels: Grid, image: Grid) -> bool:
+    """Whether a class raster reaches an image: the same pixel grid's size without a
+    georeference, overlapping extents (in the image's CRS) with one."""
+    if labels.crs is None or image.crs is None:
+        return (labels.width, labels.height) == (image.width, image.height)
+    from rasterio.warp import transform_bounds
+
+    there = transform_bounds(labels.crs, image.crs, *_bounds(labels))
+    return box(*there).intersects(box(*_bounds(image)))

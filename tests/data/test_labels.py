@@ -1,0 +1,154 @@
+"""Class rasters as label sources: on the image's grid, warped onto it, or refused."""
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import calculate_default_transform, reproject
+
+from aerialseg.data.catalog import LabelSpec, open_catalog
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.data.labels import GridMismatchError
+from aerialseg.data.scenes import Reading
+from aerialseg.errors import DatasetError
+from tests.helpers.geotiff import (
+    TRANSFORM,
+    UTM40N,
+    VALUE_CLASSES,
+    write_geotiff,
+    write_geotiff_dataset,
+)
+from tests.helpers.images import rgb_scene
+from tests.helpers.scenes import decoded
+
+VALUES = ClassTable.from_dict(VALUE_CLASSES)
+SCENE = "images/scene_0.tif"
+GREYS = ClassTable.from_dict(
+    {"classes": [{"name": "a", "mask_color": "#010101"}, {"name": "b", "mask_color": "#020202"}]}
+)
+
+
+def _mask(root, **reading):
+    (item,) = decoded(root, [SCENE], VALUES, 1.0, bands=(3, 2, 1), **reading)
+    return item.mask.numpy()
+
+
+def test_a_label_raster_shifted_off_the_grid_is_warped_and_colours_are_refused(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    labels = np.ones((1, 72, 80), np.uint8)
+    shifted = Affine(0.5, 0, 300_001.0, 0, -0.5, 2_800_000.0)  # two pixels east
+    write_geotiff(root / "masks" / "scene_0.tif", labels, transform=shifted)
+    ids = _mask(root)
+    assert (ids[:, :2] == IGNORE_INDEX).all()  # two columns unreached
+    assert (ids[2:, 2:-3] == 0).all()  # value 1: class 0 (rows 0-1, last columns: nodata)
+    # colours (three bands) are not warped: a blend of colours is no class
+    write_geotiff(root / "masks" / "scene_0.tif", np.ones((3, 72, 80), np.uint8), transform=shifted)
+    with pytest.raises(GridMismatchError) as err:
+        _mask(root)
+    assert str(err.value).startswith(
+        "masks/scene_0.tif: mask lies on another grid than its image (CRS or pixel origin and"
+        " size differ); resample it onto the image's grid (gdalwarp with the image's extent,"
+        " resolution and CRS) ('aerialseg data inspect"
+    )
+    # no georeference and the same size: read pixel for pixel
+    write_geotiff(root / "masks" / "scene_0.tif", labels, crs=None)
+    assert (_mask(root)[2:, :-3] == 0).all()
+
+
+def test_a_500th_of_a_pixel_is_the_same_grid_half_a_pixel_is_not(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    colours = np.ones((3, 72, 80), np.uint8)
+    for shift, refused in ((0.001, False), (0.25, True)):
+        moved = Affine(0.5, 0, 300_000.0 + shift, 0, -0.5, 2_800_000.0)
+        write_geotiff(root / "masks" / "scene_0.tif", colours, transform=moved)
+        catalog = open_catalog(root, GREYS)
+        try:
+            catalog.read([SCENE], Reading(bands=(3, 2, 1)))
+            assert not refused, shift
+        except GridMismatchError:
+            assert refused, shift
+
+
+def test_a_smaller_georeferenced_label_raster_is_warped_an_ungeoreferenced_one_refused(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8))
+    ids = _mask(root, resize_masks=True)
+    assert (ids[2:36, :40] == 0).all() and (ids[36:] == IGNORE_INDEX).all()
+    write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8), crs=None)
+    with pytest.raises(GridMismatchError, match="mask is 40x36 but its image is 80x72"):
+        _mask(root, resize_masks=True)  # TIFFs are never resized
+
+
+def test_label_rasters_of_another_resolution_and_crs_land_on_the_image_grid(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    write_geotiff(root / "images" / "a.tif", rgb_scene(80, 100))  # 0.5 m, 100 x 80 px
+    # labels at 1 m, 40 x 30 px, starting 10 px right and 6 px down of the image
+    left, top = TRANSFORM.c + 10 * 0.5, TRANSFORM.f - 6 * 0.5
+    coarse = Affine(1.0, 0, left, 0, -1.0, top)
+    values = (np.arange(30)[:, None] // 10 * 2 + np.arange(40)[None, :] // 20 + 1).astype(np.uint8)
+    values[values > 5] = 5
+    write_geotiff(root / "masks" / "a.tif", values[None], transform=coarse)
+    (item,) = decoded(root, ["images/a.tif"], VALUES, 1.0)
+    expected = np.full((80, 100), IGNORE_INDEX, np.uint8)
+    expected[6:66, 10:90] = np.repeat(np.repeat(values, 2, 0), 2, 1) - 1
+    np.testing.assert_array_equal(item.mask.numpy(), expected)
+    # the same labels in WGS84: warped back onto the UTM grid they nearly all land home
+    wgs84 = CRS.from_epsg(4326)
+    bottom, right = top - 30.0, left + 40.0
+    t, w, h = calculate_default_transform(UTM40N, wgs84, 40, 30, left, bottom, right, top)
+    degrees = np.zeros((h, w), np.uint8)
+    reproject(values, degrees, src_transform=coarse, src_crs=UTM40N, dst_transform=t,
+              dst_crs=wgs84, resampling=Resampling.nearest)  # fmt: skip
+    write_geotiff(root / "masks" / "a.tif", degrees[None], crs=wgs84, transform=t, nodata=0)
+    (item,) = decoded(root, ["images/a.tif"], VALUES, 1.0)
+    inside = expected != IGNORE_INDEX
+    assert (item.mask.numpy()[inside] == expected[inside]).mean() > 0.9
+    assert (item.mask.numpy()[~inside] == IGNORE_INDEX).mean() > 0.9
+
+
+def test_warped_labels_keep_their_nodata_and_palettes_their_colours(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    labels = np.full((1, 72, 80), 2, np.uint8)
+    labels[0, :, :10] = 0  # the raster's nodata
+    shifted = Affine(0.5, 0, 300_002.0, 0, -0.5, 2_800_000.0)  # four pixels east
+    write_geotiff(root / "masks" / "scene_0.tif", labels, transform=shifted, nodata=0)
+    ids = _mask(root)
+    assert (ids[:, :14] == IGNORE_INDEX).all() and (ids[2:, 14:-3] == 1).all()
+    # a palette mask off the grid: read in colours
+    path = root / "masks" / "scene_0.tif"
+    profile = dict(driver="GTiff", width=80, height=72, count=1, dtype="uint8",
+                   crs="EPSG:32640", transform=shifted)  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((1, 72, 80), np.uint8))
+        dst.write_colormap(1, {0: (0, 0, 0, 255), 1: (200, 10, 10, 255)})
+    red = {"name": "red", "mask_color": "#c80a0a"}
+    table = ClassTable.from_dict({"classes": [red, {"name": "other", "mask_color": "#000000"}]})
+    (item,) = decoded(root, [SCENE], table, 1.0, bands=(3, 2, 1))
+    ids = item.mask.numpy()
+    assert (ids[:, :4] == IGNORE_INDEX).all() and (ids[2:, 4:-3] == 0).all()
+
+
+def test_one_class_raster_labels_a_folder_of_scenes_and_refuses_polygon_flags(tmp_path):
+    (tmp_path / "scenes").mkdir()
+    # two scenes side by side; one class raster at 1 m over both
+    for k in range(2):
+        at = Affine(0.5, 0, TRANSFORM.c + k * 40.0, 0, -0.5, TRANSFORM.f)
+        write_geotiff(tmp_path / "scenes" / f"s{k}.tif", rgb_scene(60, 80, seed=k), transform=at)
+    values = np.where(np.arange(80)[None, :] < 40, 1, 3).repeat(30, 0).astype(np.uint8)
+    over = Affine(1.0, 0, TRANSFORM.c, 0, -1.0, TRANSFORM.f)
+    write_geotiff(tmp_path / "classes.tif", values[None], transform=over)
+    catalog = open_catalog(tmp_path / "scenes", VALUES, LabelSpec(str(tmp_path / "classes.tif")))
+    left, right = catalog.read(["s0.tif", "s1.tif"], Reading())
+    assert (left.mask.numpy() == 0).all() and (right.mask.numpy() == 2).all()
+    streamed = catalog.read(["s1.tif"], Reading(cache_megabytes=0))[0]
+    assert (streamed.labels_every(4).numpy() == 2).all()
+    with pytest.raises(DatasetError, match="--label-field describes polygon labels"):
+        open_catalog(tmp_path / "scenes", VALUES, LabelSpec(str(tmp_path / "classes.tif"), "x"))
+    far = Affine(1.0, 0, TRANSFORM.c + 10_000, 0, -1.0, TRANSFORM.f)
+    write_geotiff(tmp_path / "far.tif", values[None], transform=far)
+    with pytest.raises(DatasetError, match="the class raster lies on none of the 2 image"):
+        open_catalog(tmp_path / "scenes", VALUES, LabelSpec(str(tmp_path / "far.tif")))
