@@ -16,6 +16,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -91,6 +92,24 @@ def description(function: Any) -> tuple[str, str]:
 def plain(text: str) -> str:
     """Docstring markup as a terminal shows it: ``auto`` -> auto."""
     return text.replace("``", "")
+
+
+def flag_name(name: str) -> str:
+    """A parameter's command-line flag: ``label_crs`` -> ``--label-crs``."""
+    return "--" + name.replace("_", "-")
+
+
+def as_flags(values: Mapping[str, Any]) -> list[str]:
+    """Option values as the command-line arguments that give them, for a command to print:
+    a switch (off by default) where True, nothing where None or False, else the flag and
+    the value as text, a path as given."""
+    argv: list[str] = []
+    for name, value in values.items():
+        if value is True:
+            argv.append(flag_name(name))
+        elif value is not None and value is not False:
+            argv += [flag_name(name), str(value)]
+    return argv
 
 
 def _read(name: str, hint: Any) -> dict[str, Any]:

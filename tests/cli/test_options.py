@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from aerialseg import public
+from aerialseg.cli.commands import DATA_OPTIONS
 from aerialseg.cli.parser import COMMANDS, build_parser
+from aerialseg.options import as_flags
 
 # Options a terminal has that are no parameter, per command (cli/parser.py's extras).
 CLI_ONLY = {
@@ -73,6 +75,28 @@ def test_the_checker_finds_a_flag_added_by_hand(monkeypatch):
     predict = next(c for c in COMMANDS if c.name == "predict")
     with pytest.raises(AssertionError, match="sharpen"):
         test_every_flag_is_a_parameter_with_its_default(predict)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["train", "--data", "scenes"], ["evaluate", "model.pt", "--data", "scenes"]],
+    ids=lambda c: c[0],
+)
+def test_the_data_options_as_printed_parse_back_to_their_values(command):
+    """What a printed command carries (as_flags) is read back as it was given, on every
+    command that reads a dataset."""
+    given = {
+        "labels": "my labels.gpkg",
+        "label_field": "kind",
+        "label_crs": "EPSG:32640",
+        "labelled_area": "area.gpkg",
+        "resize_masks": True,
+    }
+    assert set(given) == set(DATA_OPTIONS)
+    args = build_parser().parse_args([*command, *as_flags(given)])
+    assert {name: getattr(args, name) for name in given} == given
+    unset = build_parser().parse_args([*command, *as_flags(dict.fromkeys(given))])
+    assert unset.labels is None and unset.resize_masks is False
 
 
 def segment_query(app) -> dict[str, dict]:

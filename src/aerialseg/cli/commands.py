@@ -14,9 +14,12 @@ from typing import Any
 import yaml
 
 from aerialseg.errors import AerialsegError
+from aerialseg.options import as_flags
 
 EXIT_PROBLEMS = 2  # as any user error (aerialseg.cli.EXIT_USER_ERROR)
-POLYGON_FLAGS = ("labels", "label_field", "label_crs", "labelled_area")
+# The options that say how a dataset is read (a run's: training.summary.data_options): a
+# command printed for the same data repeats each one that was given.
+DATA_OPTIONS = ("labels", "label_field", "label_crs", "labelled_area", "resize_masks")
 
 
 def call(args: argparse.Namespace, **given: Any) -> Any:
@@ -27,12 +30,9 @@ def call(args: argparse.Namespace, **given: Any) -> Any:
 
 
 def _flags(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
-    """The flags and values of ``names`` that were given, as typed."""
-    argv: list[str] = []
-    for name in names:
-        if getattr(args, name, None) is not None:
-            argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    return argv
+    """The flags and values of ``names`` that were given, as typed (a command without
+    one of them gives none)."""
+    return as_flags({name: getattr(args, name, None) for name in names})
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -58,7 +58,7 @@ def cmd_split(args: argparse.Namespace) -> int:
         note = f"; the blocks for QGIS: {gpkg}" if gpkg else " (no georeference: no GeoPackage"
         note += "" if gpkg else " of the blocks)"
     command = ["aerialseg", "train", "--data", args.data, "--split", args.out]
-    command += _flags(args, ("classes", *POLYGON_FLAGS))
+    command += _flags(args, ("classes", *DATA_OPTIONS))
     print(
         f"{args.out}: {counts['train']} train, {counts['val']} val, {counts['test']} test"
         f" {unit}{note}"
@@ -107,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     """What to run after Ctrl-C: the command that continues the run from its checkpoint
-    (its settings, classes and split are saved in --out; polygon labels are not)."""
+    (its settings, classes and split are saved in --out, its polygon labels are not: it
+    repeats every option that says how the data is read)."""
     checkpoints = Path(args.out) / "checkpoints"
     if (checkpoints / "last.ckpt").is_file():
         how = ["--resume"]
@@ -115,7 +116,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
         how = ["--resume-from", "best"]
     else:
         return "no checkpoint was written yet: run the same command again to start over"
-    argv = ["aerialseg", "train", *_flags(args, ("data", "out", *POLYGON_FLAGS))]
+    argv = ["aerialseg", "train", *_flags(args, ("data", "out", *DATA_OPTIONS))]
     return "resume with: " + shlex.join([*argv, *how])
 
 

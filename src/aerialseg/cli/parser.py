@@ -21,7 +21,7 @@ from typing import Any
 from aerialseg import __version__, public
 from aerialseg.api.serve import serve
 from aerialseg.cli import commands
-from aerialseg.options import Option, description, options
+from aerialseg.options import Option, description, flag_name, options
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _help(option: Option) -> str:
 def add_option(p: argparse.ArgumentParser, option: Option, flag: bool, spelled: dict) -> None:
     """One parameter as a flag (``flag``: also a positional one) or a positional."""
     settings: dict[str, Any] = {"help": _help(option)}
-    names = [spelled.pop("option", "--" + option.name.replace("_", "-"))]
+    names = [spelled.pop("option", flag_name(option.name))]
     if option.kind is bool and not option.many:
         on = option.default is True
         # --areas -> --no-areas (spelled in two: tests/cli/test_messages.py reads "--no" as a flag)

@@ -61,7 +61,7 @@ from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
-from aerialseg.training.summary import RunOutcome, format_summary
+from aerialseg.training.summary import RunOutcome, data_options, format_summary
 
 
 class _NoServiceTips(logging.Filter):
@@ -464,6 +464,7 @@ def train(
             calibration_images=calibration_images,
             logger=cfg.logger,
             out_of_time=out_of_time or bool(budget and budget.skipped_validation),
+            data_options=data_options(labels, cfg.resize_masks),
         )
         print(format_summary(outcome, catalog.example_image(split)), flush=True)
     return model_path

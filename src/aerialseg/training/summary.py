@@ -4,9 +4,12 @@ and the commands to run next, ready to copy."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from aerialseg.data.catalog import LabelSpec
+from aerialseg.options import as_flags
 from aerialseg.training.progress import clock
 
 
@@ -25,6 +28,22 @@ class RunOutcome:
     calibration_images: int
     logger: str
     out_of_time: bool = False  # the budget left no time to validate or calibrate
+    # how the data was read (data_options): a command over the same data needs them
+    data_options: dict[str, Any] = field(default_factory=dict)
+
+
+def data_options(labels: LabelSpec | None, resize_masks: bool) -> dict[str, Any]:
+    """How a run read its data, as the options of ``train`` and ``evaluate`` that say it,
+    with their values as given."""
+    found: dict[str, Any] = {}
+    if labels is not None:
+        found = {
+            "labels": labels.path,
+            "label_field": labels.field,
+            "label_crs": labels.crs,
+            "labelled_area": labels.labelled_area,
+        }
+    return found | {"resize_masks": resize_masks}
 
 
 def _files(outcome: RunOutcome) -> list[tuple[str, str]]:
@@ -44,14 +63,15 @@ def _files(outcome: RunOutcome) -> list[tuple[str, str]]:
 
 
 def next_commands(outcome: RunOutcome, image: str | None) -> list[str]:
+    """The commands to run next, shell-quoted; ``evaluate`` with every option that says
+    how the run read its data (the class table is the model's)."""
     q = shlex.quote
-    run, model = outcome.run_dir, outcome.run_dir / "model.pt"
-    commands = [
-        f"aerialseg evaluate {q(str(model))} --data {q(outcome.data)}"
-        f" --split-file {q(str(run / 'split.json'))}",
-        f"aerialseg predict {q(image) if image else 'YOUR_IMAGE.tif'} --model {q(str(model))}"
-        f" --out {q(str(run / 'predictions'))}",
-    ]
+    run, model = outcome.run_dir, str(outcome.run_dir / "model.pt")
+    evaluate = ["aerialseg", "evaluate", model, "--data", outcome.data]
+    evaluate += ["--split-file", str(run / "split.json"), *as_flags(outcome.data_options)]
+    predict = ["aerialseg", "predict", image or "YOUR_IMAGE.tif", "--model", model]
+    predict += ["--out", str(run / "predictions")]
+    commands = [shlex.join(evaluate), shlex.join(predict)]
     if outcome.logger == "tensorboard":
         commands.append(f"tensorboard --logdir {q(str(run / 'logs'))}")
     if outcome.logger == "mlflow":

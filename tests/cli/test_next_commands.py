@@ -1,0 +1,147 @@
+"""Every command the tool prints to run next runs as printed: ``data split``'s "train
+with:", ``train``'s "next:" lines and ``evaluate``'s, on plain image/mask pairs whose masks
+need --resize-masks and on image rasters whose polygon labels need --label-field,
+--label-crs and --labelled-area; and the command a Ctrl-C'd run prints to resume."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from shapely.geometry import box
+
+from aerialseg.cli import main
+from aerialseg.cli.commands import DATA_OPTIONS, _resume_hint
+from aerialseg.cli.parser import build_parser
+from aerialseg.data.classes import DUBAI_CLASSES
+from tests.helpers.geodata import (
+    POLYGON_CLASSES,
+    class_boxes,
+    class_ids_of,
+    scene_transform,
+    write_area,
+    write_geojson,
+    write_scene,
+)
+from tests.helpers.images import write_dataset
+from tests.helpers.models import FAST as TINY_RUN
+
+# The helpers' few-second run, shortened: what is tested is the commands, not the model.
+QUICK = [*TINY_RUN, "samples_per_epoch=4", "max_epochs=1"]
+OTHER_PROGRAMS = ("tensorboard", "MLFLOW_ALLOW_FILE_STORE=true")
+
+
+def next_commands(out: str) -> list[list[str]]:
+    """The aerialseg commands listed under "next:", split as a shell splits them."""
+    lines = out.splitlines()
+    if "next:" not in lines:
+        return []
+    listed = []
+    for line in lines[lines.index("next:") + 1 :]:
+        if not line.startswith("  "):
+            break
+        if not line.strip().startswith(OTHER_PROGRAMS):
+            listed.append(shlex.split(line))
+    assert all(command[0] == "aerialseg" for command in listed), listed
+    return listed
+
+
+def train_with(out: str) -> list[str]:
+    """``data split``'s "train with:" command."""
+    line = next(x for x in out.splitlines() if x.startswith("train with: "))
+    return shlex.split(line.removeprefix("train with: "))
+
+
+def runs_as_printed(command: list[str], capsys) -> str:
+    """Run a printed aerialseg command through the CLI entry point; its stdout."""
+    assert command[0] == "aerialseg"
+    code = main(command[1:])
+    captured = capsys.readouterr()
+    assert code == 0, f"{shlex.join(command)}\n{captured.err}"
+    return captured.out
+
+
+def split_train_evaluate_predict(split: list[str], extra: list[str], capsys) -> list[str]:
+    """``data split``, its train command (``extra``: what a user adds: --out, settings),
+    then each next command of train and of evaluate; every command run, in order."""
+    ran = [split]
+    train = [*train_with(runs_as_printed(split, capsys)), *extra]
+    ran.append(train)
+    todo = next_commands(runs_as_printed(train, capsys))
+    assert [c[1] for c in todo] == ["evaluate", "predict"]
+    predict = todo[1]
+    assert "YOUR_IMAGE.tif" not in predict and Path(predict[2]).is_file(), predict
+    while todo:  # and what they print to run next (evaluate's, if any)
+        command = todo.pop(0)
+        ran.append(command)
+        todo += next_commands(runs_as_printed(command, capsys))
+    return [shlex.join(c) for c in ran]
+
+
+def test_next_commands_of_pairs_whose_masks_need_resizing(tmp_path, capsys):
+    data = write_dataset(tmp_path / "my data", tiles=1, parts=6)  # a space: quoted
+    for mask in (data / "Tile 1" / "masks").iterdir():  # half their images' size
+        Image.open(mask).resize((40, 36), Image.Resampling.NEAREST).save(mask)
+    table = tmp_path / "my classes.json"
+    table.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
+    split = ["aerialseg", "data", "split", str(data), "--out", str(tmp_path / "split.json")]
+    split += ["--val", "0.2", "--test", "0.2", "--classes", str(table)]
+    # data split reads no mask: the user adds --resize-masks as train's error says
+    extra = ["--out", str(tmp_path / "my run"), "--resize-masks", *QUICK]
+    ran = split_train_evaluate_predict(split, extra, capsys)
+    assert all("--resize-masks" in c for c in ran if " evaluate " in c)
+
+
+@pytest.fixture
+def scenes(tmp_path) -> tuple[Path, Path, Path, Path]:
+    """Four UTM scenes in a folder, their class polygons in a GeoJSON of UTM metres without
+    a CRS (so --label-crs is needed) whose class attribute is 'kind', the labelled area,
+    and the class table."""
+    folder = tmp_path / "my scenes"
+    folder.mkdir()
+    boxes = []
+    for k in range(4):
+        origin = (300_000.0 + k * 100.0, 2_790_000.0)
+        found = class_boxes(64, 80, seed=k, count=12, origin=origin)
+        transform = scene_transform(origin)
+        write_scene(folder / f"scene_{k}.tif", class_ids_of(found, 64, 80, transform), transform)
+        boxes += found
+    labels = write_geojson(tmp_path / "my labels.geojson", boxes, wgs84=False, field="kind")
+    area = write_area(tmp_path / "area.gpkg", box(300_000, 2_789_900, 300_400, 2_790_000))
+    table = tmp_path / "classes.json"
+    table.write_text(json.dumps(POLYGON_CLASSES))
+    return folder, labels, area, table
+
+
+def test_next_commands_of_polygon_labels(scenes, tmp_path, capsys):
+    folder, labels, area, table = scenes
+    split = ["aerialseg", "data", "split", str(folder), "--out", str(tmp_path / "split.json")]
+    split += ["--val", "0.25", "--test", "0.25", "--classes", str(table)]
+    split += ["--labels", str(labels), "--label-field", "kind", "--label-crs", "EPSG:32640"]
+    split += ["--labelled-area", str(area)]
+    ran = split_train_evaluate_predict(split, ["--out", str(tmp_path / "run"), *QUICK], capsys)
+    polygon_flags = ["--labels", "--label-field", "--label-crs", "--labelled-area"]
+    for command in ran:
+        if " evaluate " in command or " train " in command:
+            assert all(flag in command for flag in polygon_flags), command
+
+
+def test_the_resume_command_repeats_how_the_data_is_read(tmp_path):
+    """Ctrl-C's "resume with:" (its run, interrupted for real: tests/training/test_run.py)
+    gives back every option that says how the data is read; the settings are in --out."""
+    run = tmp_path / "my run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    argv = ["train", "--data", "my scenes", "--out", str(run), "--labels", "my labels.gpkg"]
+    argv += ["--label-field", "kind", "--label-crs", "EPSG:32640", "--labelled-area", "a.gpkg"]
+    given = build_parser().parse_args([*argv, "--resize-masks", "lr=0.01"])
+    hint = _resume_hint(given)
+    assert hint.startswith("resume with: aerialseg train ")
+    command = shlex.split(hint.removeprefix("resume with: "))
+    assert command[-1] == "--resume" and "lr=0.01" not in command
+    resumed = build_parser().parse_args(command[1:])
+    for name in ("data", "out", *DATA_OPTIONS):
+        assert getattr(resumed, name) == getattr(given, name), name
