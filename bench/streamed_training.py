@@ -15,6 +15,11 @@ Each measurement runs in a child process of its own, so its peak RSS is its own:
     differs between the two.
 
     nice .venv/bin/python bench/streamed_training.py
+    nice .venv/bin/python bench/streamed_training.py --labels class-raster
+
+``--labels class-raster`` (issue 28) measures a 20,000 x 20,000 px GeoTIFF image with a
+GeoTIFF class raster beside it, a pair in a dataset folder (images/, masks/), streamed:
+each crop reads its window of both; the class raster is never decoded whole.
 """
 
 from __future__ import annotations
@@ -117,6 +122,66 @@ def build(work: Path, side: int = SIDE, polygons: int = POLYGONS) -> tuple[Path,
     return scene, labels, classes
 
 
+PAIR_SIDE = 20_000
+
+
+def build_pair(work: Path, side: int = PAIR_SIDE, polygons: int = POLYGONS // 4) -> Path:
+    """A dataset folder of one large pair: images/scene.tif (JPEG tiles) and
+    masks/scene.tif (class values 1-4, deflate tiles), and its class table (made once)."""
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.windows import Window
+    from shapely.geometry import box
+
+    from aerialseg.data.polygons import PolygonLayer
+
+    root = work / f"pair-{side}"
+    table = {"classes": [{"name": n, "mask_value": v} for n, v in
+                         (("Building", 1), ("Road", 2), ("Water", 3), ("Land", 4))]}  # fmt: skip
+    (work / "pair-classes.json").parent.mkdir(parents=True, exist_ok=True)
+    (work / "pair-classes.json").write_text(json.dumps(table))
+    if (root / "masks" / "scene.tif").is_file():
+        return root
+    utm = CRS.from_epsg(32640)
+    transform = Affine(0.5, 0, 300_000.0, 0, -0.5, 2_800_000.0)
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(10, 150, (polygons, 2))
+    corners = rng.integers(0, side - 10, (polygons, 2))
+    boxes = []
+    for (w, h), (col, row) in zip(sizes, corners, strict=True):
+        left, top = transform @ (int(col), int(row))
+        boxes.append(box(left, top - h * 0.5, left + w * 0.5, top))
+    layer = PolygonLayer.of(utm, boxes, (rng.integers(0, 3, polygons) + 1).tolist())
+    colours = np.array(
+        [[0, 0, 0], [60, 16, 152], [110, 193, 228], [226, 169, 41], [132, 41, 246]], np.uint8
+    )
+    noise = rng.integers(-25, 26, (3, BLOCK, 4096), dtype=np.int16)
+    common = dict(driver="GTiff", width=side, height=side, crs=utm, transform=transform,
+                  tiled=True, blockxsize=512, blockysize=512, BIGTIFF="YES")  # fmt: skip
+    tmp = work / f"pair-{side}.tmp"
+    for sub in ("images", "masks"):
+        (tmp / sub).mkdir(parents=True, exist_ok=True)
+    with (
+        rasterio.open(tmp / "images" / "scene.tif", "w", count=3, dtype="uint8",
+                      compress="jpeg", jpeg_quality=90, **common) as image,
+        rasterio.open(tmp / "masks" / "scene.tif", "w", count=1, dtype="uint8",
+                      compress="deflate", **common) as mask,
+    ):  # fmt: skip
+        for row in range(0, side, BLOCK):
+            h = min(BLOCK, side - row)
+            window = Window(0, row, side, h)
+            at = rasterio.windows.transform(window, transform)
+            values = layer.rasterize(at, (h, side), fill=4)
+            mask.write(values[None], window=window)
+            pixels = colours[values].transpose(2, 0, 1).astype(np.int16)
+            pixels += np.tile(noise[:, :h], (1, 1, side // 4096 + 1))[:, :, :side]
+            image.write(np.clip(pixels, 0, 255).astype(np.uint8), window=window)
+            print(f"  pair rows {row + h}/{side}", file=sys.stderr, flush=True)
+    tmp.rename(root)
+    return root
+
+
 def child(kind: str, work: Path, warmup: int, steps: int, samples: int) -> dict:
     """One measurement in this process: training patches/s, data patches/s, peak RSS."""
     import lightning as L
@@ -137,6 +202,12 @@ def child(kind: str, work: Path, warmup: int, steps: int, samples: int) -> dict:
         classes = DUBAI_CLASSES
         data = open_catalog(DATA, classes)
         split = make_split(data.entries, None)
+    elif kind == "class-raster":
+        classes = ClassTable.from_file(work / "pair-classes.json")
+        data = open_catalog(work / f"pair-{PAIR_SIDE}", classes)
+        (only,) = data.entries
+        split = Split((only.id,), (only.id,), (), "bench: the whole scene")
+        overrides.append("cache_megabytes=0")
     else:
         scene, labels, table = work / "big.tif", work / "big.gpkg", work / "classes.json"
         classes = ClassTable.from_file(table)
@@ -195,10 +266,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="crops for the data rate")
     parser.add_argument("--side", type=int, default=SIDE, help="scene side, px (a smoke test)")
     parser.add_argument("--polygons", type=int, default=POLYGONS)
-    parser.add_argument("--child", choices=["in-memory", "streamed"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--labels", choices=["polygons", "class-raster"], default="polygons",
+        help="the large scene's labels: polygons (40,000 px scene) or a class raster beside"
+        " a 20,000 px image",
+    )  # fmt: skip
+    parser.add_argument("--child", choices=["in-memory", "streamed", "class-raster"],
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.work, args.warmup, args.steps, args.samples)))
+        return
+    if args.labels == "class-raster":
+        class_raster(args)
         return
     t0 = time.perf_counter()
     scene, labels, _ = build(args.work, args.side, args.polygons)
@@ -232,6 +312,52 @@ def main() -> None:
             "settings": "default preset (fpn-effnet-lite0, 256 px crops, batch 8, EMA);"
             f" {args.warmup} warm-up steps, {args.steps} timed; {args.samples} crops for the"
             " data rate",
+            "results": results,
+            "ratio_train_streamed_vs_in_memory": round(
+                s["train_patches_per_s"] / m["train_patches_per_s"], 3
+            ),
+            "ratio_data_streamed_vs_in_memory": round(
+                s["data_patches_per_s"] / m["data_patches_per_s"], 3
+            ),
+            "targets": "peak RSS below 3 GB; train patches/s at least 0.8x in-memory",
+        },
+    )
+
+
+def class_raster(args) -> None:
+    """Issue 28's figure: the 20,000 px pair streamed against the Dubai set in memory."""
+    t0 = time.perf_counter()
+    root = build_pair(args.work)
+    built = time.perf_counter() - t0
+    results = {}
+    for kind in ("class-raster", "in-memory"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", kind, "--work", str(args.work),
+             "--warmup", str(args.warmup), "--steps", str(args.steps),
+             "--samples", str(args.samples)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(kind, results[kind], flush=True)
+    s, m = results["class-raster"], results["in-memory"]
+    sizes = {
+        sub: round((root / sub / "scene.tif").stat().st_size / 2**20) for sub in ("images", "masks")
+    }
+    write_result(
+        "streamed_class_raster",
+        {
+            "benchmark": "streamed training on a 20,000 x 20,000 px GeoTIFF image with a GeoTIFF"
+            " class raster beside it (a pair in a dataset folder), against the in-memory path"
+            " on the Dubai set (issue 28)",
+            "scene": {
+                "pixels": f"{PAIR_SIDE} x {PAIR_SIDE} x 3 uint8, class raster 1 x uint8",
+                "format": "GeoTIFF, JPEG tiles of 512 (image), deflate tiles (classes)",
+                "file_mb": sizes,
+                "built_s": round(built) if built > 5 else "reused",
+            },
+            "settings": "default preset (fpn-effnet-lite0, 256 px crops, batch 8, EMA);"
+            f" {args.warmup} warm-up steps, {args.steps} timed; {args.samples} crops for the"
+            " data rate; cache_megabytes=0 for the pair",
             "results": results,
             "ratio_train_streamed_vs_in_memory": round(
                 s["train_patches_per_s"] / m["train_patches_per_s"], 3

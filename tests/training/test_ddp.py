@@ -100,6 +100,6 @@ def test_two_nodes_stream_their_own_windows_of_a_scene(tmp_path):
     assert set(windows[0]).isdisjoint(windows[1])
     # each rank read windows from the file: neither decoded the scene into memory
     for rank in range(2):
-        assert json.loads((records / f"scenes-{rank}.json").read_text()) == ["GeoScene"]
+        assert json.loads((records / f"scenes-{rank}.json").read_text()) == ["RasterScene"]
     weights = [torch.load(records / f"weights-{r}.pt") for r in range(2)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

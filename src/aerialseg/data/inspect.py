@@ -77,7 +77,10 @@ def _look_at_raster(entry: RasterScene, bands) -> Look:
         step += 1
     encoded = entry.encoded_every(step)
     labels = entry.labels
-    mask_mode = "class raster" if isinstance(labels, RasterLabels) else "polygons"
+    mask_mode = "polygons"
+    if isinstance(labels, RasterLabels):
+        dataset = labels.dataset()
+        mask_mode = f"{dataset.count}x {dataset.dtypes[0]}"
     described, pixel = None, None
     if grid.crs is not None:
         pixel = round(abs(grid.transform.a), 6)

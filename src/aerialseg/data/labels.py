@@ -98,6 +98,10 @@ class RasterLabels:
         self._open = (os.getpid(), (dataset, colours, extent))
         return self._open[1]
 
+    def dataset(self):
+        """The raster as it is read on the scene's grid."""
+        return self._reader()[0]
+
     def _warped(self, dataset) -> tuple:
         onto = self.onto
         if dataset.count != 1 or dataset.crs is None or onto.crs is None:
