@@ -152,3 +152,56 @@ def test_one_class_raster_labels_a_folder_of_scenes_and_refuses_polygon_flags(tm
     write_geotiff(tmp_path / "far.tif", values[None], transform=far)
     with pytest.raises(DatasetError, match="the class raster lies on none of the 2 image"):
         open_catalog(tmp_path / "scenes", VALUES, LabelSpec(str(tmp_path / "far.tif")))
+
+
+def test_geotiff_pairs_read_as_predict_reads_them_from_a_folder_and_a_zip(tmp_path):
+    from aerialseg.data.inspect import inspect_dataset
+    from tests.helpers.images import zip_folder
+
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    archive = zip_folder(root, tmp_path / "own.zip")
+    (item,) = decoded(root, [SCENE], VALUES, bands=(3, 2, 1))
+    image, ids = item.image.numpy(), item.mask.numpy()
+    valid = ids[2:] != IGNORE_INDEX
+    assert image.shape == (3, 72, 80) and (image[:, :, -3:] == 0).all()  # nodata columns
+    # stretched from 16 bits: the full 8-bit range is used
+    assert image[:, 2:][:, valid].min() == 0 and image[:, 2:][:, valid].max() == 255
+    (zipped,) = decoded(archive, ["own/" + SCENE], VALUES, bands=(3, 2, 1))
+    assert (zipped.image.numpy() == image).all() and (zipped.mask.numpy() == ids).all()
+    report = inspect_dataset(open_catalog(root, VALUES), VALUES, 0.05, (3, 2, 1))
+    assert report["image_modes"] == {"4x uint16": 2} and report["mask_modes"] == {"1x uint8": 2}
+    assert report["image_grids"] == {"EPSG:32640, 0.5 x 0.5": 2}
+
+
+def test_a_label_rasters_nodata_is_ignored_and_two_bands_are_refused(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    labels = np.full((1, 72, 80), 3, np.uint8)
+    labels[0, :, :10] = 255
+    write_geotiff(root / "masks" / "scene_0.tif", labels, nodata=255)
+    ids = _mask(root)
+    assert (ids[:, :10] == IGNORE_INDEX).all() and (ids[:, 10:-3] == 2).all()
+    write_geotiff(root / "masks" / "scene_0.tif", np.ones((2, 72, 80), np.uint8))
+    with pytest.raises(DatasetError, match="scene_0.tif: a mask has one band .* this one 2"):
+        _mask(root)
+
+
+def test_four_band_images_need_bands_where_they_are_read(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    with pytest.raises(DatasetError, match=r"scene_0.tif: has 4 band\(s\).*bands=\[1,2,3\]"):
+        decoded(root, [SCENE], VALUES)
+    with pytest.raises(DatasetError, match="bands= 3,2,5 asks for band 5 but the file has 4"):
+        decoded(root, [SCENE], VALUES, bands=(3, 2, 5))
+
+
+def test_label_rasters_read_at_a_coarser_pixel_size_take_the_most_common_class(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    values = np.ones((1, 72, 80), np.uint8)
+    values[0, ::2, ::2] = 5  # one 5 and three 1s a block: mode 1, mean 2
+    write_geotiff(root / "masks" / "scene_0.tif", values)
+    ids = _mask(root, pixel_size=1.0)
+    assert ids.shape == (36, 40) and set(np.unique(ids[1:, :-2]).tolist()) == {0}
+    colours = np.zeros((3, 72, 80), np.uint8)
+    colours[0], colours[1], colours[2] = 1, 1, 1
+    write_geotiff(root / "masks" / "scene_0.tif", colours)
+    (item,) = decoded(root, [SCENE], GREYS, bands=(3, 2, 1))
+    assert (item.mask.numpy()[:, :-3] == 0).all()  # colour #010101: class a

@@ -8,13 +8,13 @@ import pytest
 import rasterio
 import yaml
 from PIL import Image
-from rasterio.windows import Window
 
+from aerialseg.data.catalog import open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES
-from aerialseg.data.raster import open_input
+from aerialseg.data.scenes import Reading
 from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.errors import DatasetError
-from tests.helpers.geotiff import write_geotiff, write_geotiff_dataset
+from tests.helpers.geotiff import write_geotiff_dataset
 from tests.helpers.images import synthetic_pair, write_mask, zip_folder
 from tests.helpers.scenes import decoded
 
@@ -106,60 +106,6 @@ def test_flat_dataset_without_tiles(tiny_dataset, tmp_path):
     source = DatasetSource(flat)
     assert len(source.pairs) == 9 and source.pairs[0].id == "images/image_part_001.jpg"
     assert source.pairs[0].group == "."
-
-
-def test_geotiff_images_read_as_predict_reads_them(tmp_path):
-    root = write_geotiff_dataset(tmp_path / "own")
-    direct = DatasetSource(root)
-    archive = DatasetSource(zip_folder(root, tmp_path / "own.zip"))
-    assert [p.id for p in direct.pairs][:2] == ["images/scene_0.tif", "images/scene_1.tif"]
-    pair = direct.pairs[0]
-    assert direct.image_size(pair.id) == (80, 72)
-    rgb, valid = direct.read_image(pair, (3, 2, 1))
-    raster = open_input(root / pair.id, (3, 2, 1))  # what predict sees
-    expected, expected_valid = raster.read(Window(0, 0, 80, 72))
-    raster.close()
-    assert rgb.shape == (72, 80, 3) and rgb.dtype == np.uint8
-    assert np.abs(rgb.astype(float) - expected.transpose(1, 2, 0)).max() <= 0.5
-    assert (valid == expected_valid).all() and not valid[:, -3:].any() and valid[:, :-3].all()
-    # stretched from 16 bits: the full 8-bit range is used
-    assert rgb[valid].min() == 0 and rgb[valid].max() == 255
-    in_zip = archive.pairs[0]  # "own/images/scene_0.tif": the zip holds the folder
-    from_zip, zip_valid = archive.read_image(in_zip, (3, 2, 1))
-    assert (from_zip == rgb).all() and (zip_valid == valid).all()
-    mask = direct.read_mask(pair)
-    assert mask.shape == (72, 80) and set(np.unique(mask)) <= {0, 1, 2, 3, 4, 5}
-    assert (archive.read_mask(in_zip) == mask).all()
-    assert direct.header(pair.mask).mode == "1x uint8"
-    image = direct.header(pair.id)
-    assert image.mode == "4x uint16" and image.describe_grid() == "EPSG:32640, 0.5 x 0.5"
-    assert not np.ma.isMaskedArray(mask)  # no nodata declared
-
-
-def test_a_label_rasters_nodata_comes_masked(tmp_path):
-    root = write_geotiff_dataset(tmp_path / "own", parts=1)
-    labels = np.full((1, 72, 80), 3, np.uint8)
-    labels[0, :, :10] = 255
-    write_geotiff(root / "masks" / "scene_0.tif", labels, nodata=255)
-    source = DatasetSource(root)
-    mask = source.read_mask(source.pairs[0])
-    assert np.ma.getmaskarray(mask)[:, :10].all() and not np.ma.getmaskarray(mask)[:, 10:].any()
-
-
-def test_four_band_images_need_bands(tmp_path):
-    source = DatasetSource(write_geotiff_dataset(tmp_path / "own", parts=1))
-    with pytest.raises(DatasetError, match=r"scene_0.tif: has 4 band\(s\).*bands=\[1,2,3\]"):
-        source.read_image(source.pairs[0])
-    with pytest.raises(DatasetError, match="bands= 3,2,5 asks for band 5 but the file has 4"):
-        source.read_image(source.pairs[0], (3, 2, 5))
-
-
-def test_a_two_band_mask_is_neither_values_nor_colours(tmp_path):
-    root = write_geotiff_dataset(tmp_path / "own", parts=1)
-    write_geotiff(root / "masks" / "scene_0.tif", np.ones((2, 72, 80), np.uint8))
-    source = DatasetSource(root)
-    with pytest.raises(DatasetError, match="scene_0.tif: a mask has one band .* this one 2"):
-        source.read_mask(source.pairs[0])
 
 
 def test_a_palette_geotiff_is_read_as_colours_or_as_values(tmp_path):
@@ -510,24 +456,6 @@ def test_size_and_grid_messages_name_the_flag_and_the_fix(tmp_path):
     assert found is not None and "; resize_masks=true resamples such masks" in found
 
 
-def test_colour_geotiff_masks_and_resampled_label_rasters(tmp_path):
-    root = write_geotiff_dataset(tmp_path / "own", parts=1)
-    colours = np.zeros((3, 72, 80), np.uint8)
-    colours[0], colours[1], colours[2] = 10, 20, 30
-    write_geotiff(root / "masks" / "scene_0.tif", colours)
-    source = DatasetSource(root)
-    read = source.read_mask(source.pairs[0])
-    assert read.shape == (72, 80, 3) and read[5, 6].tolist() == [10, 20, 30]
-    # labels at 0.5 m read at 1 m: each 2x2 block's most common value, never a blend
-    values = np.ones((1, 72, 80), np.uint8)
-    values[0, ::2, ::2] = 5  # one 5 and three 1s a block: mode 1, mean 2
-    write_geotiff(root / "masks" / "scene_0.tif", values)
-    coarse = source.read_mask(source.pairs[0], palette_as_values=True, pixel_size=1.0)
-    image, _ = source.read_image(source.pairs[0], bands=(3, 2, 1), pixel_size=1.0)
-    assert coarse.shape == image.shape[:2] == (36, 40)
-    assert set(np.unique(coarse).tolist()) == {1}
-
-
 @pytest.fixture(scope="module")
 def zip_bomb(tmp_path_factory):
     """A dataset zip of 1.6 MB whose images are 300 MiB and 64 MiB of zeros, and one image
@@ -547,12 +475,15 @@ def zip_bomb(tmp_path_factory):
 
 
 def read_traced(source, rel):
-    """The error reading ``rel`` raises, and the most memory Python held meanwhile."""
+    """The error reading the scene of image ``rel`` raises, and the most memory Python held
+    meanwhile."""
     tracemalloc.start()
     try:
         with pytest.raises(DatasetError) as err:
-            source.read_image(Pair(rel, rel.replace("images", "masks")[:-4] + ".png"))
-        return str(err.value), tracemalloc.get_traced_memory()[1]
+            catalog = open_catalog(source.path, DUBAI_CLASSES, strict=False)
+            catalog.read([rel], Reading())
+        text = str(err.value).split(" ('aerialseg data inspect")[0]  # the hint, where given
+        return text, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 

@@ -237,18 +237,23 @@ def open_catalog(
 def _pairs(source: DatasetSource, classes: ClassTable, pixel_size: float | None) -> Catalog:
     scenes: dict[str, Entry] = {}
     for pair in source.pairs:
-        rasters = all(Path(rel).suffix.lower() in RASTER_SUFFIXES for rel in (pair.id, pair.mask))
-        if not rasters:
+        rasters = any(Path(rel).suffix.lower() in RASTER_SUFFIXES for rel in (pair.id, pair.mask))
+        try:  # a zip entry refused from its sizes stays a plain pair, refused when read
+            paths = (source.gdal_path(pair.id), source.gdal_path(pair.mask)) if rasters else None
+        except DatasetError:
+            paths = None
+        if paths is None:
             scenes[pair.id] = PlainPair(source, pair, classes, pixel_size)
             continue
-        mask_path, mask_name = source.gdal_path(pair.mask), source.where(pair.mask)
+        image_path, mask_path = paths
+        mask_name = source.where(pair.mask)
 
         def labels_of(grid: Grid, path=mask_path, name=mask_name) -> RasterLabels:
             return RasterLabels(path, name, classes, grid, pixel_size)
 
         scenes[pair.id] = RasterScene(
             pair.id,
-            source.gdal_path(pair.id),
+            image_path,
             source.where(pair.id),
             labels_of,
             pixel_size,

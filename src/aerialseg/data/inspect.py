@@ -54,11 +54,8 @@ def _look_at_pair(entry: PlainPair, table: ClassTable, bands) -> Look:
     source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
     mask = source.read_mask(pair, table.by_value)
     encoded = encode_mask(mask, table, pair.mask)
-    image = source.header(pair.id)
-    pixel = round(abs(image.grid[1].a), 6) if image.grid else None
-    mask_mode = source.header(pair.mask).mode
-    return Look(encoded, 1, image.mode, image.describe_grid(), pixel, mask_mode, entry.group,
-                image.size)  # fmt: skip
+    image, mask_mode = source.header(pair.id), source.header(pair.mask).mode
+    return Look(encoded, 1, image.mode, None, None, mask_mode, entry.group, image.size)
 
 
 def _look_at_raster(entry: RasterScene, bands) -> Look:

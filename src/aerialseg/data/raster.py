@@ -259,20 +259,6 @@ def choose_bands(
     )
 
 
-def read_bands(
-    ds, name: str, bands: tuple[int, ...] | None = None, flag: str = "--bands"
-) -> tuple[np.ndarray, np.ndarray]:
-    """A whole raster as (H, W, bands) uint8, bands chosen and values scaled as predict
-    does it (so a model trains on what it will be given), and its (H, W) valid mask."""
-    chosen = choose_bands(ds, name, bands, flag)
-    data = ds.read(list(chosen))
-    valid = valid_mask(data, ds.dataset_mask())
-    dtype = np.dtype(ds.dtypes[chosen[0] - 1])
-    scale = None if dtype == np.uint8 else _stretch(ds, chosen)
-    values = np.rint(_to_0_255(data, valid, scale)).astype(np.uint8)
-    return values.transpose(1, 2, 0), valid
-
-
 def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     factor = max(1, max(ds.width, ds.height) // STATS_SIDE)
     shape = (max(1, ds.height // factor), max(1, ds.width // factor))

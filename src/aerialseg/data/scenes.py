@@ -231,8 +231,9 @@ class RasterScene:
             labels.read(Window(0, 0, 1, 1))
 
     def decoded(self, reading: Reading) -> LabelledImage:
+        whole_window = Window(0, 0, self.width, self.height)  # an unreadable file fails here
         scene = self.with_bands(reading.bands)
-        whole = scene.read(Window(0, 0, self.width, self.height))
+        whole = scene.read(whole_window)
         if isinstance(self.labels, RasterLabels):
             self._check_unknown(self.labels.read(Window(0, 0, self.width, self.height)), reading)
         return whole
@@ -285,11 +286,10 @@ class PlainPair:
 
     def scene_grid(self) -> SceneGrid:
         width, height = self._header.size
-        grid = self._header.grid
-        return SceneGrid(self.id, height, width, abs(grid[1].a) if grid else None)
+        return SceneGrid(self.id, height, width, None)
 
     def georeference(self) -> tuple | None:
-        return self._header.grid
+        return None  # a PNG or JPEG has none
 
     def check(self, reading: Reading) -> None:
         problem = self.source.pair_problem(

@@ -3,11 +3,11 @@ folder of another common layout, or a manifest (``aerialseg.data.layouts``), e.g
 
     ROOT/[GROUP/]images/NAME.jpg|png|tif   and   ROOT/[GROUP/]masks/NAME.png|tif
 
-TIFF and GeoTIFF images are read with rasterio, their bands chosen and 16-bit or float
-values stretched to 8 bits as ``aerialseg predict`` does it, and their nodata pixels left
-out of training. Masks are colour-coded (RGB, or a palette PNG like the Dubai ones) or
-single-band rasters of class values (GeoTIFF label rasters, the class rasters predict
-writes); ``aerialseg.data.classes`` maps either to class ids.
+PNG and JPEG pairs are read here, with PIL (the decoder the Dubai set was measured with),
+or GDAL where bands are chosen or an RGBA image's alpha marks nodata. Masks are
+colour-coded (RGB, or a palette PNG like the Dubai ones) or single-band PNGs of class
+values; ``aerialseg.data.classes`` maps either to class ids. A pair with a TIFF file is a
+raster scene, read by windows (``data/scenes.py``, ``data/labels.py``).
 
 ROOT may sit one or two folders below the path the user gives (the zip wraps it in
 ``Semantic segmentation dataset/``); a manifest's ROOT is its folder. Pair ids are image
@@ -21,7 +21,6 @@ holds is refused from the archive's directory before it is read (``ZIP_MAX_RATIO
 from __future__ import annotations
 
 import shlex
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -30,16 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-import rasterio
 from PIL import Image, UnidentifiedImageError
-from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
 
 from aerialseg.data.layouts import LAYOUT_HINT, find_in_folders, is_manifest, read_manifest
-from aerialseg.data.raster import InputError, at_pixel_size, read_bands
+from aerialseg.data.raster import InputError, open_input
 from aerialseg.errors import DatasetError, library_reason
 
-RASTER_SUFFIXES = (".tif", ".tiff")  # read with rasterio: any band count, type, compression
+# a pair with a file of these is a raster scene, read by windows (data/scenes.py)
+RASTER_SUFFIXES = (".tif", ".tiff")
 # Pairs are decoded whole: past PIL's own limit (179 MP) a header is a decompression bomb
 # (a 500-byte PNG may declare 30,000 x 30,000 px) or a scene to cut into tiles first.
 MAX_PAIR_PIXELS = 178_956_970  # PIL raises DecompressionBombError past it (2 x its default)
@@ -65,17 +63,7 @@ ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
 @dataclass(frozen=True)
 class FileHeader:
     size: tuple[int, int]  # (width, height)
-    # how the pixels are stored: PIL's mode ("RGB", "P" for palette, "L"), or bands and
-    # type for a TIFF ("1x uint16")
-    mode: str
-    grid: tuple | None  # (CRS, transform) of a georeferenced raster
-
-    def describe_grid(self) -> str | None:
-        """CRS and pixel size, e.g. "EPSG:32640, 0.5 x 0.5"; None without a georeference."""
-        if self.grid is None:
-            return None
-        crs, transform = self.grid
-        return f"{crs.to_string()}, {abs(transform.a):g} x {abs(transform.e):g}"
+    mode: str  # how the pixels are stored: PIL's mode ("RGB", "P" for palette, "L")
 
 
 @dataclass(frozen=True)
@@ -215,25 +203,6 @@ class DatasetSource:
                 " replace it or remove it from the dataset"
             ) from None
 
-    @contextmanager
-    def _raster(
-        self, rel: str, pixel_size: float | None = None, labels: bool = False
-    ) -> Iterator[rasterio.io.DatasetReader]:
-        """The raster ``rel``, resampled to ``pixel_size`` if given (at_pixel_size)."""
-        with self._file_raster(rel) as dataset:
-            if not pixel_size:
-                yield dataset
-                return
-            try:
-                resampled = at_pixel_size(dataset, pixel_size, rel, labels, "pixel_size=")
-            except InputError as err:
-                raise DatasetError(str(err)) from None
-            try:
-                yield resampled
-            finally:
-                if resampled is not dataset:
-                    resampled.close()
-
     def file_path(self, rel: str) -> str | None:
         """``rel`` as a path a user can pass to another command; None in a zip."""
         return None if self.is_zip else str(self._folder / self._full(rel))
@@ -250,21 +219,6 @@ class DatasetSource:
             raise self._unreadable(rel, err) from None
         return f"/vsizip/{{{self.path.absolute()}}}/{self._full(rel)}"
 
-    @contextmanager
-    def _file_raster(self, rel: str) -> Iterator[rasterio.io.DatasetReader]:
-        path = self.gdal_path(rel)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(path) as dataset:
-                    yield dataset
-        except (RasterioIOError, *ZIP_ERRORS) as err:
-            reason = library_reason(err).replace(f"'{path}' ", "")  # named already
-            raise DatasetError(
-                f"{self.where(rel)}: cannot read the file ({reason}); it is damaged or not an"
-                " image: replace it or remove it from the dataset"
-            ) from None
-
     def read_image(
         self,
         pair: Pair,
@@ -276,19 +230,22 @@ class DatasetSource:
         valid-pixel mask of a raster that has nodata (None: every pixel is valid). ``flag``
         is how the user sets bands, for errors (``bands=`` in a training config).
         ``pixel_size``: resampled to pixels of that size (georeferenced rasters only)."""
-        # PIL decodes 8-bit RGB fastest; rasterio does the rest as predict does, the alpha
+        # PIL decodes 8-bit RGB fastest; GDAL does the rest as predict does, the alpha
         # band of an RGBA PNG included (it marks nodata)
-        plain = PurePosixPath(pair.id).suffix.lower() not in RASTER_SUFFIXES
-        if bands is None and pixel_size is None and plain:
+        if bands is None and pixel_size is None:
             with self._open(pair.id) as image:
                 if image.mode != "RGBA":
                     return self._load(pair.id, "RGB", image), None
-        with self._raster(pair.id, pixel_size) as dataset:
-            try:
-                values, valid = read_bands(dataset, pair.id, bands, flag)
-            except InputError as err:
-                raise DatasetError(str(err)) from None
-        return values, None if valid.all() else valid
+        try:
+            raster = open_input(self.gdal_path(pair.id), bands, flag, pixel_size)
+        except InputError as err:
+            raise DatasetError(str(err).replace(self.gdal_path(pair.id), pair.id)) from None
+        try:
+            values, valid = raster.read(Window(0, 0, raster.width, raster.height))
+        finally:
+            raster.close()
+        image = np.rint(values).astype(np.uint8).transpose(1, 2, 0)
+        return image, None if valid.all() else valid
 
     def read_mask(
         self,
@@ -297,28 +254,12 @@ class DatasetSource:
         pixel_size: float | None = None,
         size: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """(H, W, 3) uint8 colours of a colour-coded mask (RGB, or a palette PNG or TIFF), or
-        the (H, W) values of a single-band one, a masked array where the raster declares
-        nodata. A palette file holds values too (the class rasters predict writes):
-        ``palette_as_values`` reads those instead of their colours. ``pixel_size``:
-        resampled to pixels of that size (GeoTIFF masks only), labels kept whole. ``size``:
-        a plain (PNG) mask of another (width, height) is resampled to it, nearest."""
-        if PurePosixPath(pair.mask).suffix.lower() in RASTER_SUFFIXES:
-            with self._raster(pair.mask, pixel_size, labels=True) as dataset:
-                palette = dataset.colorinterp[0] == ColorInterp.palette
-                if dataset.count == 1 and palette and not palette_as_values:
-                    colours = np.zeros((256, 3), np.uint8)
-                    for index, rgba in dataset.colormap(1).items():
-                        colours[index] = rgba[:3]
-                    return colours[dataset.read(1)]
-                if dataset.count == 1:
-                    return dataset.read(1, masked=dataset.nodata is not None)
-                if dataset.count < 3:
-                    raise DatasetError(
-                        f"{pair.mask}: a mask has one band (class values) or three (colours),"
-                        f" this one {dataset.count}"
-                    )
-                return dataset.read([1, 2, 3]).transpose(1, 2, 0)
+        """(H, W, 3) uint8 colours of a colour-coded PNG mask (RGB, or palette), or the
+        (H, W) values of a single-band one. A palette file holds values too (the class
+        rasters predict writes): ``palette_as_values`` reads those instead of their colours.
+        ``pixel_size``: refused (a PNG has no georeference; a GeoTIFF pair is a raster
+        scene, data/scenes.py). ``size``: a mask of another (width, height) is resampled to
+        it, nearest."""
         if pixel_size:
             raise DatasetError(
                 f"{pair.mask}: pixel_size= resamples GeoTIFF masks only; this one has no"
@@ -349,13 +290,8 @@ class DatasetSource:
 
     def header(self, rel: str) -> FileHeader:
         """Size, pixel storage and georeference of a file, from its header only."""
-        if PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES:
-            with self._file_raster(rel) as dataset:
-                grid = (dataset.crs, dataset.transform) if dataset.crs else None
-                mode = f"{dataset.count}x {dataset.dtypes[0]}"
-                return FileHeader((dataset.width, dataset.height), mode, grid)
         with self._open(rel) as image:
-            return FileHeader(image.size, image.mode, None)
+            return FileHeader(image.size, image.mode)
 
     def image_size(self, rel: str) -> tuple[int, int]:
         """(width, height) from the header only."""
@@ -366,12 +302,6 @@ class DatasetSource:
         command = shlex.join(["aerialseg", "data", "inspect", str(self.path)])
         return f" ('{command}' lists every problem of the dataset)"
 
-    def resizable(self, pair: Pair) -> bool:
-        """A plain (PNG/JPEG) pair, whose mask may be resampled to its image's size."""
-        return not any(
-            PurePosixPath(rel).suffix.lower() in RASTER_SUFFIXES for rel in (pair.id, pair.mask)
-        )
-
     def pair_problem(
         self, pair: Pair, resize_masks: bool = False, flag: str = "--resize-masks"
     ) -> str | None:
@@ -380,13 +310,9 @@ class DatasetSource:
         grid. ``flag`` is how the user asks for resized masks, for the message."""
         image, mask = self.header(pair.id), self.header(pair.mask)
         if image.size != mask.size:
-            if resize_masks and self.resizable(pair):
+            if resize_masks:
                 return None
-            hint = (
-                f"; {flag} resamples such masks to their image's size (nearest)"
-                if self.resizable(pair)
-                else ""
-            )
+            hint = f"; {flag} resamples such masks to their image's size (nearest)"
             return (
                 f"{pair.mask}: mask is {mask.size[0]}x{mask.size[1]} but its image is"
                 f" {image.size[0]}x{image.size[1]}; masks must match their image pixel for"
