@@ -78,6 +78,9 @@ def split_train_evaluate_predict(split: list[str], extra: list[str], capsys) -> 
         command = todo.pop(0)
         ran.append(command)
         todo += next_commands(runs_as_printed(command, capsys))
+    # evaluate's: predict its lowest-scored image, with the model's confidence
+    assert [c[1] for c in ran[2:]] == ["evaluate", "predict", "predict"], ran
+    assert "--confidence" in ran[-1] and Path(ran[-1][2]).is_file()
     return [shlex.join(c) for c in ran]
 
 

@@ -155,6 +155,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else Path(args.model).parent / f"eval-{args.split}"
     print(f"written to {out}/metrics.json (per image too)")
+    worst = report["files"].get(scored[0][1]) if scored else None
+    if worst is not None:  # a look at where the model is weakest, with its doubt
+        look = ["aerialseg", "predict", worst, "--model", args.model, "--confidence"]
+        print("next:\n  " + shlex.join([*look, "--out", str(out / "lowest")]))
     return 0
 
 

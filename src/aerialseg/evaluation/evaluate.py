@@ -209,6 +209,11 @@ def evaluate(
         "classes": classes.names,
         "class_match": match.report if match else None,
         "per_image": per_image,
+        # each scored image's file, for a command to run on it (None: inside a zip)
+        "files": {
+            name: catalog.scenes[i].example
+            for name, (i, _) in zip(ids, split.parts(part), strict=True)
+        },
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
