@@ -222,6 +222,7 @@ def open_catalog(
     ``labels`` image rasters (file, folder, glob, URL) labelled by polygons or a class
     raster. ``strict``: an image without its mask is an error (else listed in
     ``unpaired``, for ``data inspect``)."""
+    os.environ.setdefault("GDAL_CACHEMAX", str(STREAMED_GDAL_CACHE_MB))
     if labels is None:
         if is_scene_path(data):
             raise DatasetError(
@@ -266,7 +267,6 @@ def _pairs(source: DatasetSource, classes: ClassTable, pixel_size: float | None)
 
 def _rasters(images: str) -> tuple[list[str], str | None]:
     """The image rasters and the folder their ids are relative to (None: URLs)."""
-    os.environ.setdefault("GDAL_CACHEMAX", str(STREAMED_GDAL_CACHE_MB))
     paths = expand_scenes(images)
     root = images if os.path.isdir(images) else None
     if root is None and not any(map(is_url, paths)):
