@@ -20,6 +20,7 @@ dependencies: both need a library stack this project does not carry.
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
@@ -36,7 +37,7 @@ from shapely.geometry import box
 from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.labels import Grid, RasterLabels
-from aerialseg.data.polygons import PolygonLabels, read_polygons
+from aerialseg.data.polygons import PolygonLabels, ScenePolygons, read_polygons
 from aerialseg.data.raster import input_name, is_url
 from aerialseg.data.scenes import PlainPair, RasterScene, Reading, Scene, _group
 from aerialseg.data.source import RASTER_SUFFIXES, DatasetSource
@@ -292,14 +293,14 @@ def _over_polygons(
     scenes: dict[str, Entry] = {}
     for path in paths:
         sid = scene_id(path, root)
-        scene = RasterScene(sid, path, path, labels, pixel_size, group=_group(sid), example=path)
+        scene = RasterScene(sid, path, path, _unbound, pixel_size, group=_group(sid), example=path)
         crs = scene.grid.crs
         if crs is None:
             raise DatasetError(
                 f"{path}: the image has no georeference, so polygons cannot be placed on it"
             )
         local = by_crs.setdefault(crs.to_wkt(), labels.to_crs(crs))
-        scene.labels_of = local
+        scene.labels_of = functools.partial(_polygons_on, local, spec.path)
         bounds = _bounds(scene.grid)
         polygons_seen |= local.polygons.overlaps(bounds)
         area_seen |= local.area is None or local.area.overlaps(bounds)
@@ -314,6 +315,14 @@ def _over_polygons(
             f"{spec.labelled_area}: the labelled area overlaps none of the {len(paths)} image(s)"
         )
     return Catalog(images, scenes, spec)
+
+
+def _unbound(grid: Grid):
+    raise AssertionError("labels are bound once the scene's CRS is known")
+
+
+def _polygons_on(labels: PolygonLabels, name: str, grid: Grid) -> ScenePolygons:
+    return ScenePolygons(labels, grid.transform, grid.height, grid.width, name)
 
 
 def _over_class_raster(
@@ -332,7 +341,7 @@ def _over_class_raster(
                 " pixels hold the classes and whose nodata marks where labels do not hold"
             )
     paths, root = _rasters(images)
-    label_grid = RasterScene("labels", spec.path, spec.path, None, None).grid
+    label_grid = RasterScene("labels", spec.path, spec.path, _unbound).grid
     scenes: dict[str, Entry] = {}
     for path in paths:
         sid = scene_id(path, root)

@@ -72,7 +72,7 @@ def _look_at_raster(entry: RasterScene, bands) -> Look:
     step = 1
     while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
         step += 1
-    encoded = entry.encoded_every(step)
+    encoded = entry.labels.every(step)
     labels = entry.labels
     mask_mode = "polygons"
     if isinstance(labels, RasterLabels):

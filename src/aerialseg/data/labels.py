@@ -147,11 +147,6 @@ class RasterLabels:
             encoded.ids[inside[::step, ::step] == 0] = IGNORE_INDEX
         return encoded
 
-    def window(self, transform: Affine, window: Window) -> np.ndarray:
-        """(h, w) uint8 class ids of ``window`` (``transform`` is the scene's: the raster
-        is bound to it already)."""
-        return self.read(window).ids
-
     def every(self, step: int) -> EncodedMask:
         """Every ``step``-th row and column of the whole scene's labels, read in strips of
         rows: one pass over the raster, the memory of a strip."""

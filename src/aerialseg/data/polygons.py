@@ -41,7 +41,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from shapely.geometry import mapping, shape
 
-from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask
 from aerialseg.errors import DatasetError, library_reason
 
 WGS84 = CRS.from_epsg(4326)
@@ -133,6 +133,34 @@ class PolygonLabels:
             inside = self.area.rasterize(at, hw, fill=0).astype(bool)
             ids[~inside] = IGNORE_INDEX
         return ids
+
+
+@dataclass(frozen=True)
+class ScenePolygons:
+    """Polygon labels bound to one scene's grid: a label source (data/labels.py has the
+    other, class rasters) that reads class ids by window."""
+
+    labels: PolygonLabels  # in the scene's CRS
+    transform: Affine
+    height: int
+    width: int
+    name: str  # the vector file, for errors
+
+    @property
+    def area(self) -> PolygonLayer | None:
+        return self.labels.area
+
+    def read(self, window: Window) -> EncodedMask:
+        return EncodedMask(self.labels.window(self.transform, window), Counter(), 0)
+
+    def every(self, step: int) -> EncodedMask:
+        """Every ``step``-th row and column of the scene's labels."""
+        # coarse pixel (i, j) centred on pixel (i * step, j * step)'s centre: the pixels
+        # an in-memory mask[::step, ::step] picks
+        shift = 0.5 - step / 2
+        coarse = self.transform @ Affine.translation(shift, shift) @ Affine.scale(step)
+        h, w = -(-self.height // step), -(-self.width // step)
+        return EncodedMask(self.labels.window(coarse, Window(0, 0, w, h)), Counter(), 0)
 
 
 def read_polygons(

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -45,8 +44,8 @@ from aerialseg.data.classes import (
     check_unknown_share,
     encode_mask,
 )
-from aerialseg.data.labels import Grid, GridMismatchError, RasterLabels
-from aerialseg.data.polygons import PolygonLabels
+from aerialseg.data.labels import Grid, GridMismatchError
+from aerialseg.data.polygons import PolygonLayer
 from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
 from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.errors import DatasetError, library_reason
@@ -100,6 +99,21 @@ class LabelledImage:
         return self.mask[::step, ::step]
 
 
+class LabelSource(Protocol):
+    """Class ids for windows of one scene: polygons (``polygons.ScenePolygons``) or a
+    class raster (``labels.RasterLabels``), bound to the scene's grid."""
+
+    @property
+    def name(self) -> str: ...  # the file, for errors
+
+    @property
+    def area(self) -> PolygonLayer | None: ...  # where labels hold; None: where there are any
+
+    def read(self, window: Window) -> EncodedMask: ...
+
+    def every(self, step: int) -> EncodedMask: ...
+
+
 class Scene(Protocol):
     """What crops are cut from: a LabelledImage in memory, or a RasterScene read per
     window."""
@@ -127,14 +141,14 @@ class RasterScene:
     """An image raster and its labels (polygons in the raster's CRS, or a class raster
     bound to its grid), read per window.
 
-    ``labels`` is given, or made from the header on first use by ``bind_labels`` (a
-    dataset's mask files: a broken mask fails when its scene is used, so ``data inspect``
-    lists every broken file in one run)."""
+    ``labels_of`` binds the labels to the scene's grid on first use (a broken mask file
+    fails when its scene is used, so ``data inspect`` lists every broken file in one
+    run)."""
 
     id: str
     path: str  # what GDAL opens: a file, a /vsizip/ entry, a URL
     name: str  # how errors name the image
-    labels_of: object  # PolygonLabels, or a callable(Grid) -> RasterLabels
+    labels_of: Callable[[Grid], LabelSource]
     pixel_size: float | None = None
     bands: tuple[int, ...] | None = None  # chosen where pixels are read (with_bands)
     group: str = "."
@@ -165,10 +179,8 @@ class RasterScene:
         return self.grid.transform
 
     @cached_property
-    def labels(self) -> PolygonLabels | RasterLabels:
-        if isinstance(self.labels_of, PolygonLabels):
-            return self.labels_of
-        return self.labels_of(self.grid)  # type: ignore[operator]
+    def labels(self) -> LabelSource:
+        return self.labels_of(self.grid)
 
     def with_bands(self, bands: tuple[int, ...] | None) -> RasterScene:
         """This scene read in ``bands``, checked against the raster now."""
@@ -189,30 +201,18 @@ class RasterScene:
             self._pid = os.getpid()
         return self._raster
 
-    def read(self, window: Window) -> LabelledImage:
-        """The image window as uint8 bands and its class ids, ignored where the image has
-        no data or outside the labelled area."""
+    def read(self, window: Window, labels: EncodedMask | None = None) -> LabelledImage:
+        """The image window as uint8 bands and its class ids (``labels``, where read
+        already), ignored where the image has no data or outside the labelled area."""
         values, valid = self.raster().read(window)
         image = np.rint(values).astype(np.uint8)
-        ids = self.labels.window(self.transform, window)
+        ids = (labels or self.labels.read(window)).ids
         ids[~valid] = IGNORE_INDEX
         return LabelledImage(self.id, torch.from_numpy(image), torch.from_numpy(ids))
 
     def labels_every(self, step: int) -> torch.Tensor:
         """Class ids every ``step`` pixels (rows and columns), for class-balanced crops."""
-        return torch.from_numpy(self.encoded_every(step).ids)
-
-    def encoded_every(self, step: int) -> EncodedMask:
-        labels = self.labels
-        if isinstance(labels, RasterLabels):
-            return labels.every(step)
-        # coarse pixel (i, j) centred on pixel (i * step, j * step)'s centre: the pixels
-        # an in-memory mask[::step, ::step] picks (image nodata aside)
-        shift = 0.5 - step / 2
-        coarse = self.transform @ Affine.translation(shift, shift) @ Affine.scale(step)
-        h, w = -(-self.height // step), -(-self.width // step)
-        ids = labels.window(coarse, Window(0, 0, w, h))
-        return EncodedMask(ids, Counter(), 0)
+        return torch.from_numpy(self.labels.every(step).ids)
 
     def decoded_bytes(self, bands: int = 3) -> int:
         return self.height * self.width * (bands + 1)
@@ -226,28 +226,23 @@ class RasterScene:
     def check(self, reading: Reading) -> None:
         """Header-level problems (a mask of another size or grid): raised here, before any
         scene is decoded."""
-        labels = self.labels
-        if isinstance(labels, RasterLabels):
-            labels.read(Window(0, 0, 1, 1))
+        self.labels.read(Window(0, 0, 1, 1))
 
     def decoded(self, reading: Reading) -> LabelledImage:
-        whole_window = Window(0, 0, self.width, self.height)  # an unreadable file fails here
+        whole = Window(0, 0, self.width, self.height)  # an unreadable file fails here
         scene = self.with_bands(reading.bands)
-        whole = scene.read(whole_window)
-        if isinstance(self.labels, RasterLabels):
-            self._check_unknown(self.labels.read(Window(0, 0, self.width, self.height)), reading)
-        return whole
+        labels = self.labels.read(whole)
+        self._check_unknown(labels, reading)
+        return scene.read(whole, labels)
 
     def streamed(self, reading: Reading) -> RasterScene:
         scene = self.with_bands(reading.bands)
-        if isinstance(self.labels, RasterLabels):
-            self._check_unknown(self.labels.every(8), reading)  # on a sample: one pass
+        self._check_unknown(self.labels.every(8), reading)  # on a sample: one pass
         return scene
 
     def _check_unknown(self, encoded: EncodedMask, reading: Reading) -> None:
-        labels = self.labels
-        assert isinstance(labels, RasterLabels)
-        check_unknown_share(encoded, labels.name, reading.max_unknown, reading.flags.max_unknown)
+        name, limit, flag = self.labels.name, reading.max_unknown, reading.flags.max_unknown
+        check_unknown_share(encoded, name, limit, flag)
 
 
 @dataclass
