@@ -41,6 +41,25 @@ MODULES: dict[str, dict] = {
     "data/classes.py": {"tests": ["tests/data/test_classes.py"]},
     "data/splits.py": {"tests": ["tests/data/test_splits.py", "tests/data/test_blocks.py"]},
     "data/source.py": {"tests": ["tests/data/test_source.py"]},
+    # The one data layer (issue 28): label rasters, scenes, the catalog of every form.
+    "data/labels.py": {"tests": ["tests/data/test_labels.py", "tests/data/test_catalog.py"]},
+    "data/scenes.py": {
+        "tests": [
+            "tests/data/test_scenes.py",
+            "tests/data/test_labels.py",
+            "tests/data/test_catalog.py",
+            "tests/data/test_samples.py",
+        ]
+    },
+    "data/catalog.py": {
+        "tests": [
+            "tests/data/test_catalog.py",
+            "tests/data/test_scenes.py",
+            "tests/data/test_labels.py",
+            "tests/data/test_splits.py",
+            "tests/data/test_inspect.py",
+        ]
+    },
     # split out of source.py: its layout discovery, still guarded by test_source.py
     "data/layouts.py": {"tests": ["tests/data/test_source.py"]},
     "evaluation/metrics.py": {"tests": ["tests/evaluation/test_metrics.py"]},
