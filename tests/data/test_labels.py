@@ -3,16 +3,18 @@
 import numpy as np
 import pytest
 import rasterio
+import torch
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
+from rasterio.windows import Window
 
 from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.labels import GridMismatchError
 from aerialseg.data.scenes import Reading
-from aerialseg.errors import DatasetError
+from aerialseg.errors import ClassTableError, DatasetError
 from tests.helpers.geotiff import (
     TRANSFORM,
     UTM40N,
@@ -205,3 +207,113 @@ def test_label_rasters_read_at_a_coarser_pixel_size_take_the_most_common_class(t
     write_geotiff(root / "masks" / "scene_0.tif", colours)
     (item,) = decoded(root, [SCENE], GREYS, bands=(3, 2, 1))
     assert (item.mask.numpy()[:, :-3] == 0).all()  # colour #010101: class a
+
+
+# ---- what mutation testing found unguarded (bench/mutation.py, data/labels.py) ----
+
+
+def test_errors_name_the_mask_and_say_what_to_do(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    mask = root / "masks" / "scene_0.tif"
+    mask.write_bytes(b"not a raster at all")
+    with pytest.raises(DatasetError) as err:
+        _mask(root)
+    assert str(err.value).startswith(
+        "masks/scene_0.tif: cannot read the file (not recognized as being in a supported file"
+        " format); it is damaged or not an image: replace it or remove it from the dataset"
+    )
+    write_geotiff(mask, np.ones((1, 36, 40), np.uint8), crs=None)
+    with pytest.raises(GridMismatchError) as err:
+        _mask(root)
+    assert str(err.value).startswith(
+        "masks/scene_0.tif: mask is 40x36 but its image is 80x72; masks must match their image"
+        " pixel for pixel (or be single-band georeferenced class rasters, warped onto the"
+        " image's grid)"
+    )
+    write_geotiff(mask, np.ones((1, 72, 80), np.uint8), crs=None)
+    with pytest.raises(DatasetError) as err:
+        _mask(root, pixel_size=1.0)
+    assert str(err.value).startswith("masks/scene_0.tif: has no georeference")
+    assert "pixel_size= needs georeferenced" in str(err.value)
+    write_geotiff(mask, np.ones((3, 72, 80), np.uint8))  # colours, for a table of values
+    with pytest.raises(ClassTableError, match="^masks/scene_0.tif: a colour-coded mask"):
+        _mask(root)
+    write_geotiff(mask, np.ones((1, 72, 80), np.uint8))  # values, for a table of colours
+    with pytest.raises(ClassTableError, match="^masks/scene_0.tif: a single-band mask"):
+        decoded(root, [SCENE], GREYS, bands=(3, 2, 1))
+
+
+def test_a_damaged_tile_of_a_mask_fails_with_one_line(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    mask = root / "masks" / "scene_0.tif"
+    noise = np.random.default_rng(0).integers(1, 6, (1, 72, 80)).astype(np.uint8)
+    write_geotiff(mask, noise)
+    mask.write_bytes(mask.read_bytes()[:-2000])  # the header whole, pixels cut off
+    with pytest.raises(
+        DatasetError, match=r"^masks/scene_0.tif: the file is truncated or damaged \(.+\)"
+    ):
+        _mask(root)
+
+
+def test_a_mask_is_opened_once_per_process_and_read_by_windows(tmp_path, monkeypatch):
+    import aerialseg.data.labels as labels
+
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    opened = []
+    real = labels._open_raster
+    monkeypatch.setattr(labels, "_open_raster", lambda *a: opened.append(a) or real(*a))
+    (scene,) = open_catalog(root, VALUES).read([SCENE], Reading((3, 2, 1), 1.0, cache_megabytes=0))
+    for k in range(3):
+        scene.read(Window(k, k, 10, 10))
+    assert len(opened) == 1
+
+
+def test_shifts_of_a_hundredth_of_a_pixel_are_another_grid(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    colours = np.ones((3, 72, 80), np.uint8)
+    for shift, refused in ((0.004, False), (0.008, True)):  # 0.008 and 0.016 px
+        moved = Affine(0.5, 0, 300_000.0 + shift, 0, -0.5, 2_800_000.0)
+        write_geotiff(root / "masks" / "scene_0.tif", colours, transform=moved)
+        reading = open_catalog(root, GREYS).read
+        if refused:
+            with pytest.raises(GridMismatchError):
+                reading([SCENE], Reading(bands=(3, 2, 1)))
+        else:
+            reading([SCENE], Reading(bands=(3, 2, 1)))
+
+
+def test_value_nodata_and_colour_channels_are_read_as_written(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    labels = np.full((1, 72, 80), 3, np.uint8)
+    labels[0, :, :10] = 1  # a class's value, declared nodata: ignored all the same
+    write_geotiff(root / "masks" / "scene_0.tif", labels, nodata=1)
+    ids = _mask(root)
+    assert (ids[:, :10] == IGNORE_INDEX).all() and (ids[2:, 10:-3] == 2).all()
+    colours = np.zeros((3, 72, 80), np.uint8)
+    colours[0], colours[1], colours[2] = 1, 2, 3
+    colours[:, :, :40] = 2  # #020202 on the left, #010203 (no class) on the right
+    write_geotiff(root / "masks" / "scene_0.tif", colours)
+    (item,) = decoded(root, [SCENE], GREYS, 1.0, bands=(3, 2, 1))
+    ids = item.mask.numpy()
+    assert (ids[:, :40] == 1).all() and (ids[:, 40:] == IGNORE_INDEX).all()
+
+
+def test_a_tall_streamed_class_raster_is_counted_strip_by_strip(tmp_path):
+    from aerialseg.data.inspect import inspect_dataset
+
+    (tmp_path / "scenes").mkdir()
+    h, w = 1100, 30  # three strips of rows
+    write_geotiff(tmp_path / "scenes" / "s.tif", rgb_scene(h, w))
+    values = np.full((1, h, w), 2, np.uint8)
+    values[0, ::3] = 0  # ignored (ignore_values)
+    values[0, 1::7] = 9  # no class
+    write_geotiff(tmp_path / "classes.tif", values)
+    catalog = open_catalog(tmp_path / "scenes", VALUES, LabelSpec(str(tmp_path / "classes.tif")))
+    (streamed,) = catalog.read(["s.tif"], Reading(max_unknown=1.0, cache_megabytes=0))
+    (whole,) = catalog.read(["s.tif"], Reading(max_unknown=1.0))
+    assert torch.equal(streamed.labels_every(8), whole.labels_every(8))
+    report = inspect_dataset(catalog, VALUES, 1.0)
+    expected = {v: int((values == v).sum()) for v in (0, 9)}
+    assert report["ignore_color_pixels"] == expected[0]
+    assert report["unknown_values"] == [{"value": "9", "pixels": expected[9]}]
+    assert report["unknown_colors"] == []

@@ -185,6 +185,9 @@ class RasterScene:
     def with_bands(self, bands: tuple[int, ...] | None) -> RasterScene:
         """This scene read in ``bands``, checked against the raster now."""
         scene = replace(self, bands=bands, _raster=None, _pid=0)
+        for known in ("grid", "labels"):  # read once: the header, the open label source
+            if known in self.__dict__:
+                scene.__dict__[known] = self.__dict__[known]
         scene.raster()
         return scene
 
