@@ -216,6 +216,54 @@ EQUIVALENT: dict[str, str] = {
     ),
     "aerialseg.evaluation.metrics.x__ratio__mutmut_3": "errstate without invalid=: as above",
     "aerialseg.evaluation.metrics.x__ratio__mutmut_4": "errstate without divide=: as above",
+    "aerialseg.data.labels.x__open_raster__mutmut_4": (
+        "which warnings are silenced while the file opens: none reaches the caller either way"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_42": (
+        "the colour table as float64 (numpy's default dtype): the same integer colours, packed to the same codes by encode_mask"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_44": (
+        "the colour table as float64 (numpy's default dtype): the same integer colours, packed to the same codes by encode_mask"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_45": (
+        "a 257th colour-table row: a uint8 band indexes rows 0..255 only"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁ_warped__mutmut_33": (
+        "WarpedVRT's default resampling is nearest, the one named"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_5": (
+        "by_value's start value: every strip sets it, and a raster has at least one row"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_6": (
+        "by_value's start value: every strip sets it, and a raster has at least one row"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_19": (
+        "a last strip asked past the raster's bottom: rasterio reads the window's part inside the raster, the same rows (tests/data/test_labels.py's 1,100-row scene)"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_41": (
+        "the no-strip branch: GDAL opens no raster of 0 rows"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_43": (
+        "the no-strip branch: GDAL opens no raster of 0 rows"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_44": (
+        "the no-strip branch: GDAL opens no raster of 0 rows"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_45": (
+        "the no-strip branch: GDAL opens no raster of 0 rows"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_46": (
+        "the no-strip branch: GDAL opens no raster of 0 rows"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_47": (
+        "the no-strip branch: GDAL opens no raster of 0 rows"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_64": (
+        "rasterize's default fill is 0, the one named"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_65": (
+        "the extent's burn value is only compared with 0: 2 marks the same pixels as 1"
+    ),
 }
 
 

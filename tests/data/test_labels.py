@@ -317,3 +317,24 @@ def test_a_tall_streamed_class_raster_is_counted_strip_by_strip(tmp_path):
     assert report["ignore_color_pixels"] == expected[0]
     assert report["unknown_values"] == [{"value": "9", "pixels": expected[9]}]
     assert report["unknown_colors"] == []
+
+
+def test_an_rgba_colour_mask_is_read_by_its_first_three_bands_window_by_window(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    rgba = np.zeros((4, 72, 80), np.uint8)
+    rgba[:3, :, :40] = np.array([1, 2, 3], np.uint8)[:, None, None]  # class a
+    rgba[:3, :, 40:] = 2  # class b
+    rgba[3] = 255
+    write_geotiff(root / "masks" / "scene_0.tif", rgba)
+    table = ClassTable.from_dict(
+        {
+            "classes": [
+                {"name": "a", "mask_color": "#010203"},
+                {"name": "b", "mask_color": "#020202"},
+            ]
+        }
+    )
+    catalog = open_catalog(root, table)
+    (scene,) = catalog.read([SCENE], Reading((3, 2, 1), 1.0, cache_megabytes=0))
+    part = scene.read(Window(30, 10, 20, 5)).mask.numpy()
+    assert (part[:, :10] == 0).all() and (part[:, 10:] == 1).all()
