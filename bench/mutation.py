@@ -220,10 +220,12 @@ EQUIVALENT: dict[str, str] = {
         "which warnings are silenced while the file opens: none reaches the caller either way"
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_42": (
-        "the colour table as float64 (numpy's default dtype): the same integer colours, packed to the same codes by encode_mask"
+        "the colour table as float64 (numpy's default): the same integer colours,"
+        " packed to the same codes"
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_44": (
-        "the colour table as float64 (numpy's default dtype): the same integer colours, packed to the same codes by encode_mask"
+        "the colour table as float64 (numpy's default): the same integer colours,"
+        " packed to the same codes"
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_45": (
         "a 257th colour-table row: a uint8 band indexes rows 0..255 only"
@@ -238,7 +240,8 @@ EQUIVALENT: dict[str, str] = {
         "by_value's start value: every strip sets it, and a raster has at least one row"
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_19": (
-        "a last strip asked past the raster's bottom: rasterio reads the window's part inside the raster, the same rows (tests/data/test_labels.py's 1,100-row scene)"
+        "a last strip asked past the raster's bottom: rasterio reads the part inside,"
+        " the same rows (test_labels.py's 1,100-row scene)"
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_41": (
         "the no-strip branch: GDAL opens no raster of 0 rows"
