@@ -13,7 +13,7 @@ from aerialseg.data.classes import DUBAI_CLASSES, ClassTable, encode_mask
 from aerialseg.data.crops import RandomCropDataset
 from aerialseg.data.scenes import LabelledImage, PlainPair, RasterScene, Reading
 from aerialseg.errors import DatasetError
-from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff, write_geotiff_dataset
 from tests.helpers.images import zip_folder
 from tests.helpers.paths import REAL_DATA, requires_real_data
 
@@ -114,3 +114,175 @@ def test_scenes_of_any_band_count_open_and_split_without_bands(tmp_path, bands, 
             catalog.read(["s0.tif", "s1.tif"], Reading())
     (scene,) = catalog.read(["s0.tif"], Reading(bands=(1,) * 3))
     assert scene.image.shape == (3, 40, 50)
+
+
+# ---- the catalog's own answers (what bench/mutation.py found unguarded) ----
+
+
+def _polygon_scenes(tmp_path, count=2, gap=200.0):
+    """``count`` UTM scenes side by side in scenes/, polygons over the first only, in a
+    GeoPackage in WGS84; the class table file."""
+    from shapely.geometry import box
+
+    from tests.helpers.geodata import (
+        POLYGON_CLASSES,
+        scene_transform,
+        write_polygons,
+        write_scene,
+    )
+
+    (tmp_path / "scenes").mkdir()
+    for k in range(count):
+        at = scene_transform((300_000.0 + k * gap, 2_790_000.0))
+        write_scene(tmp_path / "scenes" / f"s{k}.tif", np.full((60, 80), 3, np.uint8), at)
+    left, top = scene_transform() @ (0, 0)
+    boxes = [(box(left + 5, top - 20, left + 25, top - 5), "Building")]
+    labels = write_polygons(tmp_path / "labels.gpkg", boxes)
+    return tmp_path / "scenes", labels, ClassTable.from_dict(POLYGON_CLASSES)
+
+
+def test_polygon_scenes_anywhere_in_a_folder_open_with_their_ids_groups_and_files(tmp_path):
+    from aerialseg.data.catalog import expand_scenes
+    from aerialseg.data.splits import Split
+
+    scenes, labels, table = _polygon_scenes(tmp_path, count=3)
+    (scenes / "notes.txt").write_text("not a raster")
+    catalog = open_catalog(scenes, table, LabelSpec(str(labels), "class"))
+    assert list(catalog.scenes) == ["s0.tif", "s1.tif", "s2.tif"]  # polygons on s0 only
+    assert catalog.path == str(scenes) and catalog.labels == LabelSpec(str(labels), "class")
+    assert [e.group for e in catalog.entries] == ["."] * 3
+    assert catalog.entries[1].labels.name == str(labels)
+    grids = catalog.georeferences()
+    assert list(grids) == ["s0.tif", "s1.tif", "s2.tif"]
+    assert grids["s1.tif"][0].to_epsg() == 32640 and grids["s1.tif"][1].c == 300_200.0
+    assert [g.width for g in catalog.grids()] == [80] * 3
+    split = Split(train=("s0.tif",), val=("s1.tif",), test=("s2.tif",), rule="r")
+    assert catalog.example_image(split) == str(scenes / "s2.tif")
+    assert catalog.example_image(Split(("s0.tif",), ("s1.tif",), (), "r")) == str(scenes / "s1.tif")
+    assert catalog.example_image(Split((), (), (), "r")) is None
+    scenes_, parts = catalog.split_scenes(split, "val", Reading())
+    assert [s.id for s in scenes_] == ["s1.tif"] and parts == [(0, None)]
+    # a glob, files, a nested folder: ids relative to the folder they share
+    globbed = open_catalog(str(scenes / "s*.tif"), table, LabelSpec(str(labels), "class"))
+    assert list(globbed.scenes) == ["s0.tif", "s1.tif", "s2.tif"]
+    (scenes / "deep").mkdir()
+    shutil.copy(scenes / "s0.tif", scenes / "deep" / "d.tif")
+    assert expand_scenes(str(scenes / "**" / "*.tif")) == sorted(
+        [str(scenes / "deep" / "d.tif"), *(str(scenes / f"s{k}.tif") for k in range(3))]
+    )
+    both = [str(scenes / "s1.tif"), "https://x/a.tif"]
+    assert expand_scenes(both[::-1]) == both  # kept whole, sorted
+    nested = open_catalog(str(scenes / "**" / "*.tif"), table, LabelSpec(str(labels), "class"))
+    assert list(nested.scenes) == ["deep/d.tif", "s0.tif", "s1.tif", "s2.tif"]
+    assert nested.entries[0].group == "."  # the folder above an images/ folder: none here
+
+
+def test_polygon_errors_name_the_file_and_the_fix(tmp_path, capsys):
+    from shapely.geometry import box
+
+    from tests.helpers.geodata import write_polygons
+
+    scenes, labels, table = _polygon_scenes(tmp_path, count=1)
+    with pytest.raises(DatasetError) as err:
+        open_catalog(scenes / "s0.tif", table, LabelSpec(str(labels), "class", "EPSG:32633"))
+    assert str(err.value) == (  # --label-crs reaches the polygons: now far away
+        f"{labels}: no polygon lies on any of the 1 image(s); check that the polygons and"
+        " images cover the same place (and --label-crs)"
+    )
+    plain = tmp_path / "plain.tif"
+    write_geotiff(plain, np.zeros((3, 20, 20), np.uint8), crs=None)
+    with pytest.raises(DatasetError) as err:
+        open_catalog(plain, table, LabelSpec(str(labels), "class"))
+    assert str(err.value) == (
+        f"{plain}: the image has no georeference, so polygons cannot be placed on it"
+    )
+    bowtie = box(0, 0, 1, 1).union(box(1, 1, 2, 2)).convex_hull  # valid; then a bow tie
+    from shapely.geometry import Polygon
+
+    from tests.helpers.geodata import scene_transform
+
+    left, top = scene_transform() @ (0, 0)
+    twisted = Polygon([(left, top), (left + 10, top - 10), (left + 10, top), (left, top - 10)])
+    write_polygons(tmp_path / "twisted.gpkg", [(twisted, "Building"), (bowtie, "Road")])
+    open_catalog(scenes, table, LabelSpec(str(tmp_path / "twisted.gpkg"), "class"))
+    assert capsys.readouterr().err == (
+        f"{tmp_path / 'twisted.gpkg'}: repaired 1 invalid polygon(s) (self-intersecting rings"
+        " and the like, with make_valid)\n"
+    )
+
+
+def test_class_raster_errors_and_the_pixel_size_every_form_reads_at(tmp_path):
+    scenes, labels, table = _polygon_scenes(tmp_path, count=1)
+    values = VALUES
+    classes = tmp_path / "classes.tif"
+    write_geotiff(classes, np.full((1, 60, 80), 2, np.uint8), crs=None)  # same size: placed
+    catalog = open_catalog(scenes / "s0.tif", values, LabelSpec(str(classes)))
+    assert catalog.path == str(scenes / "s0.tif") and catalog.labels == LabelSpec(str(classes))
+    assert catalog.entries[0].labels.name == str(classes)
+    write_geotiff(classes, np.full((1, 30, 80), 2, np.uint8), crs=None)
+    with pytest.raises(DatasetError) as err:
+        open_catalog(scenes / "s0.tif", values, LabelSpec(str(classes)))
+    assert str(err.value) == (
+        f"{classes}: the class raster lies on none of the 1 image(s); check that it and the"
+        " images cover the same place"
+    )
+    for flag, spec in (
+        ("--label-crs", LabelSpec(str(classes), crs="EPSG:4326")),
+        ("--labelled-area", LabelSpec(str(classes), labelled_area=str(labels))),
+    ):
+        with pytest.raises(DatasetError) as err:
+            open_catalog(scenes / "s0.tif", values, spec)
+        assert str(err.value) == (
+            f"{flag} describes polygon labels; {classes} is a class raster, whose pixels hold"
+            " the classes and whose nodata marks where labels do not hold"
+        )
+    # pixel_size reaches every form's scenes and labels: 0.5 m scenes read at 1 m
+    write_geotiff(classes, np.full((1, 60, 80), 2, np.uint8), transform=scene_transform_())
+    for spec in (LabelSpec(str(classes)), LabelSpec(str(labels), "class")):
+        (scene,) = open_catalog(scenes / "s0.tif", values if spec.is_raster else table, spec,
+                                pixel_size=1.0).read(["s0.tif"], Reading())  # fmt: skip
+        assert scene.mask.shape == (30, 40)
+    root = write_geotiff_dataset(tmp_path / "pairs", parts=1)
+    (pair,) = open_catalog(root, values, pixel_size=1.0).read(["images/scene_0.tif"], FOUR_BANDS)
+    assert pair.mask.shape == (36, 40)
+
+
+def scene_transform_():
+    from tests.helpers.geodata import scene_transform
+
+    return scene_transform()
+
+
+def test_pairs_open_strictly_with_their_files_groups_and_tiles(tmp_path):
+    from tests.helpers.images import write_dataset
+
+    root = write_dataset(tmp_path / "ds", tiles=2, parts=3)
+    (root / "Tile 1" / "masks" / "image_part_003.png").unlink()
+    with pytest.raises(DatasetError, match="image_part_003.jpg: image has no mask"):
+        open_catalog(root, DUBAI_CLASSES)
+    catalog = open_catalog(root, DUBAI_CLASSES, strict=False)
+    assert catalog.unpaired and catalog.path == str(root) and catalog.root == "."
+    first = catalog.entries[0]
+    assert first.group == "Tile 1" and first.example == str(root / first.id)
+    assert catalog.georeferences() == {} and catalog.grids()[0].pixel is None
+    (item,) = catalog.read([first.id], Reading())
+    assert set(item.mask.unique().tolist()) <= {0, 1, 2, 3, 4, 5, 255}  # Dubai colours
+    assert (item.mask != 255).float().mean() > 0.9
+    with pytest.raises(DatasetError, match="pixel_size= resamples GeoTIFF masks only"):
+        open_catalog(root, DUBAI_CLASSES, pixel_size=1.0, strict=False).read([first.id], Reading())
+
+
+def test_scenes_are_decoded_while_they_fit_in_the_cache_to_the_byte(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    catalog = open_catalog(root, VALUES)
+    ids = list(catalog.scenes)
+    need = 2 * 72 * 80 * (3 + 1)  # three bands and the labels, a byte each
+    exact = Reading((3, 2, 1), 1.0, cache_megabytes=need / 2**20)
+    assert all(isinstance(s, LabelledImage) for s in catalog.read(ids, exact))
+    over = Reading((3, 2, 1), 1.0, cache_megabytes=(need - 1) / 2**20)
+    assert not any(isinstance(s, LabelledImage) for s in catalog.read(ids, over))
+    four = Reading((3, 2, 1, 4), 1.0, cache_megabytes=need / 2**20)  # a byte more a pixel
+    assert not any(isinstance(s, LabelledImage) for s in catalog.read(ids, four))
+    three = Reading(None, 1.0, cache_megabytes=need / 2**20)
+    with pytest.raises(DatasetError, match="has 4 band"):  # the default three, still checked
+        catalog.read(ids, three)

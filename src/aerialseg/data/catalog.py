@@ -164,13 +164,6 @@ class Catalog:
         index = {i: k for k, i in enumerate(ids)}
         return self.read(ids, reading), [(index[i], w) for i, w in parts]
 
-    def check_bands(self, bands: tuple[int, ...] | None) -> None:
-        """Raise, before anything is written, where the first raster scene cannot be read
-        in ``bands`` (a 1-, 2- or 8-band scene read as RGB)."""
-        first = next((e for e in self.entries if isinstance(e, RasterScene)), None)
-        if first is not None:
-            first.with_bands(bands).raster().close()
-
     def example_image(self, split: Split) -> str | None:
         """A held-out image as a path a user can pass to ``predict``; None where there is
         none (a zip's images are not files)."""

@@ -5,91 +5,21 @@ of any layout, image rasters with polygons or a class raster."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 from tqdm import tqdm
 
-from aerialseg.data.catalog import Catalog, Entry
-from aerialseg.data.classes import ClassTable, EncodedMask, check_unknown_share, encode_mask
-from aerialseg.data.labels import GridMismatchError, RasterLabels
-from aerialseg.data.raster import InputError, open_input
-from aerialseg.data.scenes import PlainPair, RasterScene, Reading
-from aerialseg.data.source import MAX_PAIR_PIXELS, OversizeImageError
+from aerialseg.data.catalog import Catalog
+from aerialseg.data.classes import ClassTable, check_unknown_share
+from aerialseg.data.labels import GridMismatchError
+from aerialseg.data.scenes import Flags, Reading
+from aerialseg.data.source import OversizeImageError
 from aerialseg.errors import ClassTableError, DatasetError
 
 # how a user resamples masks of another size, said where inspect lists them
 RESIZE_HINT = "'aerialseg train --resize-masks' (and evaluate's)"
-# labels of a raster scene are counted on every k-th pixel, k the least that keeps a
-# scene's count under this: a 20,000 px scene is checked in seconds, the shares to 0.1 %
-COUNTED_PIXELS = 64_000_000
-
-
-@dataclass
-class Look:
-    """What inspect learns of one scene."""
-
-    encoded: EncodedMask
-    weight: int  # pixels each counted label stands for
-    image_mode: str
-    grid: str | None  # CRS and pixel size
-    pixel_size: float | None
-    mask_mode: str
-    group: str
-    size: tuple[int, int]  # (width, height)
-
-
-def _look_at_pair(entry: PlainPair, table: ClassTable, bands) -> Look:
-    source, pair = entry.source, entry.pair
-    problem = source.pair_problem(pair, flag=RESIZE_HINT)
-    if problem:
-        raise GridMismatchError(problem)
-    for rel in (pair.id, pair.mask):  # decoded whole below: not past this
-        w, h = source.image_size(rel)
-        if w * h > MAX_PAIR_PIXELS:
-            raise OversizeImageError(
-                f"{rel}: {w:,} x {h:,} px, more than the {MAX_PAIR_PIXELS:,} pixels"
-                " a dataset image may have; cut it into tiles or remove it"
-            )
-    source.read_image(pair, bands, flag="--bands")  # decodes fully: fails if truncated
-    mask = source.read_mask(pair, table.by_value)
-    encoded = encode_mask(mask, table, pair.mask)
-    image, mask_mode = source.header(pair.id), source.header(pair.mask).mode
-    return Look(encoded, 1, image.mode, None, None, mask_mode, entry.group, image.size)
-
-
-def _look_at_raster(entry: RasterScene, bands) -> Look:
-    grid = entry.grid
-    try:  # the header, and a corner and the last block decoded: a truncated file fails
-        raster = open_input(entry.path, bands or (1,), "--bands", entry.pixel_size,
-                            whole_read_pixels=0)  # fmt: skip
-    except InputError as err:
-        raise DatasetError(str(err).replace(entry.path, entry.name, 1)) from None
-    ds = raster.dataset
-    image_mode = f"{ds.count}x {ds.dtypes[0]}"
-    raster.close()
-    entry.check(Reading())  # a mask of another size or grid
-    step = 1
-    while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
-        step += 1
-    encoded = entry.labels.every(step)
-    labels = entry.labels
-    mask_mode = "polygons"
-    if isinstance(labels, RasterLabels):
-        dataset = labels.dataset()
-        mask_mode = f"{dataset.count}x {dataset.dtypes[0]}"
-    described, pixel = None, None
-    if grid.crs is not None:
-        pixel = round(abs(grid.transform.a), 6)
-        described = f"{grid.crs.to_string()}, {pixel:g} x {abs(grid.transform.e):g}"
-    return Look(encoded, step * step, image_mode, described, pixel, mask_mode, entry.group,
-                (grid.width, grid.height))  # fmt: skip
-
-
-def _look(entry: Entry, table: ClassTable, bands) -> Look:
-    if isinstance(entry, PlainPair):
-        return _look_at_pair(entry, table, bands)
-    return _look_at_raster(entry, bands)
+LOOKING = Reading(flags=Flags(resize_masks=RESIZE_HINT, bands="--bands"))
 
 
 def inspect_dataset(
@@ -119,20 +49,21 @@ def inspect_dataset(
     # disable=None: no bar where stderr is no terminal, so a problem is one line there
     for entry in tqdm(catalog.entries, desc="inspect", unit="scene", leave=False, disable=None):
         try:
-            look = _look(entry, table, bands)
+            look = entry.look(replace(LOOKING, bands=bands))
             encoded = look.encoded
-            check_unknown_share(encoded, _mask_name(entry), max_unknown)
+            check_unknown_share(encoded, entry.mask_name, max_unknown)
         except GridMismatchError as err:
-            problems.append(_problem("size", _mask_name(entry), str(err)))
+            problems.append(_problem("size", entry.mask_name, str(err)))
             continue
         except OversizeImageError as err:
             problems.append(_problem("oversize", str(err).split(":")[0], str(err)))
             continue
         except ClassTableError as err:
-            problems.append(_problem("classes", _mask_name(entry), str(err)))
+            problems.append(_problem("classes", entry.mask_name, str(err)))
             continue
         except DatasetError as err:
-            problems.append(_problem("unreadable", _file(entry, str(err)), str(err)))
+            file = entry.mask_name if entry.mask_name in str(err) else entry.name
+            problems.append(_problem("unreadable", file, str(err)))
             continue
         image_modes[look.image_mode] += 1
         grids[look.grid or "none"] += 1
@@ -185,22 +116,6 @@ def inspect_dataset(
             {"value": code, "pixels": n} for code, n in unknown["values"].most_common(10)
         ],
     }
-
-
-def _mask_name(entry: Entry) -> str:
-    if isinstance(entry, PlainPair):
-        return entry.pair.mask
-    try:
-        labels = entry.labels
-    except DatasetError:  # the image's header is unreadable
-        return entry.name
-    return labels.name if isinstance(labels, RasterLabels) else entry.name
-
-
-def _file(entry: Entry, message: str) -> str:
-    """The file a problem is with: the mask where the message names it, else the image."""
-    mask = _mask_name(entry)
-    return mask if mask in message else entry.name if isinstance(entry, RasterScene) else entry.id
 
 
 def _problem(kind: str, file: str, message: str) -> dict:

@@ -98,9 +98,11 @@ class RasterLabels:
         self._open = (os.getpid(), (dataset, colours, extent))
         return self._open[1]
 
-    def dataset(self):
-        """The raster as it is read on the scene's grid."""
-        return self._reader()[0]
+    @property
+    def mode(self) -> str:
+        """Bands and type, e.g. "1x uint8"."""
+        dataset = self._reader()[0]
+        return f"{dataset.count}x {dataset.dtypes[0]}"
 
     def _warped(self, dataset) -> tuple:
         onto = self.onto

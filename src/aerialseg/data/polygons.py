@@ -150,6 +150,8 @@ class ScenePolygons:
     def area(self) -> PolygonLayer | None:
         return self.labels.area
 
+    mode = "polygons"  # how the labels are stored, for data inspect
+
     def read(self, window: Window) -> EncodedMask:
         return EncodedMask(self.labels.window(self.transform, window), Counter(), 0)
 

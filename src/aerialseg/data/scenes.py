@@ -47,7 +47,7 @@ from aerialseg.data.classes import (
 from aerialseg.data.labels import Grid, GridMismatchError
 from aerialseg.data.polygons import PolygonLayer
 from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
-from aerialseg.data.source import DatasetSource, Pair
+from aerialseg.data.source import MAX_PAIR_PIXELS, DatasetSource, OversizeImageError, Pair
 from aerialseg.errors import DatasetError, library_reason
 
 
@@ -109,6 +109,9 @@ class LabelSource(Protocol):
     @property
     def area(self) -> PolygonLayer | None: ...  # where labels hold; None: where there are any
 
+    @property
+    def mode(self) -> str: ...  # how the labels are stored: "1x uint8", "polygons"
+
     def read(self, window: Window) -> EncodedMask: ...
 
     def every(self, step: int) -> EncodedMask: ...
@@ -129,6 +132,26 @@ class Scene(Protocol):
     def read(self, window: Window) -> LabelledImage: ...
 
     def labels_every(self, step: int) -> torch.Tensor: ...
+
+
+# labels of a raster scene are counted on every k-th pixel, k the least that keeps a
+# scene's count under this: a 20,000 px scene is checked in seconds, the shares to 0.1 %
+COUNTED_PIXELS = 64_000_000
+
+
+@dataclass
+class Look:
+    """What ``data inspect`` learns of one scene: its labels (counted on every k-th pixel
+    of a large scene: ``weight`` pixels each) and how its files store their pixels."""
+
+    encoded: EncodedMask
+    weight: int
+    image_mode: str  # "RGB", "4x uint16"
+    grid: str | None  # CRS and pixel size
+    pixel_size: float | None
+    mask_mode: str  # "P", "1x uint8", "polygons"
+    group: str
+    size: tuple[int, int]  # (width, height)
 
 
 def _group(image: str) -> str:
@@ -247,6 +270,35 @@ class RasterScene:
         name, limit, flag = self.labels.name, reading.max_unknown, reading.flags.max_unknown
         check_unknown_share(encoded, name, limit, flag)
 
+    @property
+    def mask_name(self) -> str:
+        try:
+            return self.labels.name
+        except DatasetError:  # the image's header is unreadable
+            return self.name
+
+    def look(self, reading: Reading) -> Look:
+        """The header, a corner and the last block of the image in ``reading.bands`` (any
+        band, where none are named: a truncated file fails), and the labels counted."""
+        grid, bands = self.grid, reading.bands or (1,)
+        try:
+            raster = open_input(self.path, bands, reading.flags.bands, self.pixel_size,
+                                whole_read_pixels=0)  # fmt: skip
+        except InputError as err:
+            raise DatasetError(str(err).replace(self.path, self.name, 1)) from None
+        image_mode = f"{raster.dataset.count}x {raster.dataset.dtypes[0]}"
+        raster.close()
+        self.check(reading)
+        step = 1
+        while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
+            step += 1
+        described, pixel = None, None
+        if grid.crs is not None:
+            pixel = round(abs(grid.transform.a), 6)
+            described = f"{grid.crs.to_string()}, {pixel:g} x {abs(grid.transform.e):g}"
+        return Look(self.labels.every(step), step * step, image_mode, described, pixel,
+                    self.labels.mode, self.group, (grid.width, grid.height))  # fmt: skip
+
 
 @dataclass
 class PlainPair:
@@ -269,6 +321,32 @@ class PlainPair:
     @property
     def stem(self) -> str:
         return self.pair.stem
+
+    @property
+    def name(self) -> str:
+        return self.pair.id
+
+    @property
+    def mask_name(self) -> str:
+        return self.pair.mask
+
+    def look(self, reading: Reading) -> Look:
+        """Both files decoded whole (a truncated one fails), refused first from their
+        headers past MAX_PAIR_PIXELS."""
+        self.check(reading)
+        source, pair = self.source, self.pair
+        for rel in (pair.id, pair.mask):
+            w, h = source.header(rel).size
+            if w * h > MAX_PAIR_PIXELS:
+                raise OversizeImageError(
+                    f"{rel}: {w:,} x {h:,} px, more than the {MAX_PAIR_PIXELS:,} pixels"
+                    " a dataset image may have; cut it into tiles or remove it"
+                )
+        source.read_image(pair, reading.bands, reading.flags.bands)
+        mask = source.read_mask(pair, self.classes.by_value)
+        encoded = encode_mask(mask, self.classes, pair.mask)
+        image, mask_mode = source.header(pair.id), source.header(pair.mask).mode
+        return Look(encoded, 1, image.mode, None, None, mask_mode, self.group, image.size)
 
     @property
     def example(self) -> str | None:
