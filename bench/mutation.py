@@ -58,6 +58,8 @@ MODULES: dict[str, dict] = {
             "tests/data/test_labels.py",
             "tests/data/test_splits.py",
             "tests/data/test_inspect.py",
+            "tests/data/test_source.py",
+            "tests/data/test_remote.py",
         ]
     },
     # split out of source.py: its layout discovery, still guarded by test_source.py
@@ -266,6 +268,48 @@ EQUIVALENT: dict[str, str] = {
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_65": (
         "the extent's burn value is only compared with 0: 2 marks the same pixels as 1"
+    ),
+    "aerialseg.data.catalog.x__over_class_raster__mutmut_14": (
+        "the id of the scene read only for the class raster's grid: never used"
+    ),
+    "aerialseg.data.catalog.x__over_class_raster__mutmut_22": (
+        "the id of the scene read only for the class raster's grid: never used"
+    ),
+    "aerialseg.data.catalog.x__over_class_raster__mutmut_23": (
+        "the id of the scene read only for the class raster's grid: never used"
+    ),
+    "aerialseg.data.catalog.x__over_class_raster__mutmut_17": (
+        "the label binder of the scene read only for its grid: never called"
+    ),
+    "aerialseg.data.catalog.x__over_polygons__mutmut_33": (
+        "the placeholder binder: replaced once the scene's CRS is known, before any read"
+    ),
+    "aerialseg.data.catalog.x__unbound__mutmut_1": (
+        "the placeholder binder's message: it is never called"
+    ),
+    "aerialseg.data.catalog.x__unbound__mutmut_2": (
+        "the placeholder binder's message: it is never called"
+    ),
+    "aerialseg.data.catalog.x__unbound__mutmut_3": (
+        "the placeholder binder's message: it is never called"
+    ),
+    "aerialseg.data.catalog.x__unbound__mutmut_4": (
+        "the placeholder binder's message: it is never called"
+    ),
+    "aerialseg.data.catalog.x__rasters__mutmut_3": (
+        "no root for a folder: the common folder of its files, listed one level deep, is the folder"
+    ),
+    "aerialseg.data.catalog.x__rasters__mutmut_4": (
+        "no root for a folder: the common folder of its files, listed one level deep, is the folder"
+    ),
+    "aerialseg.data.catalog.x__rasters__mutmut_7": (
+        "a folder's root recomputed: the common folder of its files is the folder"
+    ),
+    "aerialseg.data.catalog.x_scene_id__mutmut_1": (
+        "a URL comes with no root (_rasters): is_url and 'root is None' agree for URLs"
+    ),
+    "aerialseg.data.catalog.x_scene_id__mutmut_2": (
+        "a URL comes with no root (_rasters): 'root is None' returns it whole all the same"
     ),
 }
 

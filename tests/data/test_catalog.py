@@ -286,3 +286,118 @@ def test_scenes_are_decoded_while_they_fit_in_the_cache_to_the_byte(tmp_path):
     three = Reading(None, 1.0, cache_megabytes=need / 2**20)
     with pytest.raises(DatasetError, match="has 4 band"):  # the default three, still checked
         catalog.read(ids, three)
+
+
+def test_expand_scenes_keeps_every_item_of_a_list(tmp_path):
+    from aerialseg.data.catalog import expand_scenes
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for name in ("a/1.tif", "b/2.tif", "b/3.tif", "c.tif"):
+        write_geotiff(tmp_path / name, np.zeros((3, 4, 4), np.uint8))
+    url = "https://example.org/scene.tif?token=x[1]"  # glob characters, kept whole
+    items = [str(tmp_path / "c.tif"), str(tmp_path / "a"), str(tmp_path / "b" / "*.tif"), url]
+    assert expand_scenes(items) == sorted(
+        [str(tmp_path / n) for n in ("c.tif", "a/1.tif", "b/2.tif", "b/3.tif")] + [url]
+    )
+    missing = str(tmp_path / "missing.tif")  # not a glob: kept, and refused where it is opened
+    assert expand_scenes(missing) == [missing]
+    with pytest.raises(DatasetError, match=r"no image rasters found"):
+        expand_scenes(str(tmp_path / "none" / "*.tif"))
+
+
+def test_open_catalog_says_what_image_rasters_need_and_sets_gdals_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    for data in ("https://example.org/scenes/a", str(tmp_path / "a.tif")):
+        with pytest.raises(DatasetError) as err:
+            open_catalog(data, VALUES)
+        assert str(err.value) == (
+            f"{data}: image rasters need their labels: give the polygons or the class raster"
+            " with --labels FILE (or a dataset folder of images/ and masks/)"
+        )
+    import os
+
+    assert os.environ["GDAL_CACHEMAX"] == "128"
+
+
+def test_labelled_blocks_and_regions_follow_the_labelled_area(tmp_path):
+    from shapely.geometry import box
+
+    from aerialseg.data.splits import Split
+    from tests.helpers.geodata import scene_transform, write_area
+
+    scenes, labels, table = _polygon_scenes(tmp_path, count=2)
+    left, top = scene_transform() @ (0, 0)
+    # two polygons on s0: one past its right edge (no region), one from its corner
+    import fiona
+    from shapely.geometry import mapping
+
+    area = tmp_path / "area.gpkg"
+    schema = {"geometry": "Polygon", "properties": {}}
+    with fiona.open(area, "w", driver="GPKG", crs="EPSG:32640", schema=schema) as sink:
+        for geom in (
+            box(left + 100, top - 10, left + 110, top),
+            box(left, top - 5.5, left + 0.5, top),
+        ):
+            sink.write({"geometry": mapping(geom), "properties": {}})
+    spec = LabelSpec(str(labels), "class", labelled_area=str(area))
+    catalog = open_catalog(scenes, table, spec)  # s1 lies outside: the area is seen on s0
+    labelled = catalog.labelled_block()
+    assert labelled("s0.tif", Window(0, 0, 4, 4)) and not labelled("s0.tif", Window(40, 40, 8, 8))
+    assert not labelled("s1.tif", Window(0, 0, 80, 60))
+    split = Split(train=("s0.tif",), val=(), test=(), rule="r")
+    regions = catalog.regions(split, "train")
+    assert [(k, (w.col_off, w.row_off, w.width, w.height)) for k, w in regions] == [
+        (0, (0, 0, 1, 11))
+    ]
+    assert open_catalog(scenes, table, LabelSpec(str(labels), "class")).labelled_block() is None
+    write_area(tmp_path / "far.gpkg", box(left + 1000, top - 10, left + 1010, top))
+    with pytest.raises(DatasetError, match="the labelled area overlaps none of the 2 image"):
+        open_catalog(
+            scenes, table, LabelSpec(str(labels), "class", None, str(tmp_path / "far.gpkg"))
+        )
+
+
+def test_class_raster_scenes_have_their_files_groups_and_pixel_size(tmp_path):
+    from tests.helpers.geodata import scene_transform
+
+    scenes, _, _ = _polygon_scenes(tmp_path, count=1)
+    values = np.ones((1, 60, 80), np.uint8)
+    values[0, 1::2, 1::2] = 5  # at 1 m: mode 1, where nearest would take the 5s
+    classes = write_geotiff(tmp_path / "classes.tif", values, transform=scene_transform())
+    catalog = open_catalog(scenes, VALUES, LabelSpec(str(classes)), pixel_size=1.0)
+    (entry,) = catalog.entries
+    assert entry.example == str(scenes / "s0.tif") and entry.group == "."
+    (scene,) = catalog.read(["s0.tif"], Reading())
+    assert scene.mask.shape == (30, 40) and set(scene.mask.unique().tolist()) == {0}
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"not a raster")
+    with pytest.raises(DatasetError, match=f"^{broken}: cannot read the file"):
+        open_catalog(scenes, VALUES, LabelSpec(str(broken)))
+    write_geotiff(scenes / "s0.tif", np.zeros((2, 60, 80), np.uint8), transform=scene_transform())
+    with pytest.raises(DatasetError, match=f"^{scenes / 's0.tif'}: has 2 band"):
+        open_catalog(scenes, VALUES, LabelSpec(str(classes))).read(["s0.tif"], Reading())
+
+
+def test_geotiff_pairs_in_tiles_keep_their_tile_and_root(tmp_path):
+    root = tmp_path / "wrap" / "ds"
+    write_geotiff_dataset(root / "Tile 7", parts=1)
+    archive = zip_folder(tmp_path / "wrap", tmp_path / "wrap.zip")
+    for data, where in ((root, "."), (archive, "wrap/ds")):
+        catalog = open_catalog(data, VALUES)
+        (entry,) = catalog.entries
+        assert entry.id == "Tile 7/images/scene_0.tif" and entry.group == "Tile 7"
+        assert catalog.root == where
+    assert open_catalog(root, VALUES).entries[0].example == str(root / "Tile 7/images/scene_0.tif")
+    assert open_catalog(archive, VALUES).entries[0].example is None
+
+
+def test_rgb_scenes_fit_the_cache_at_three_bands_and_a_label_byte(tmp_path):
+    scenes, labels, table = _polygon_scenes(tmp_path, count=1)
+    catalog = open_catalog(scenes, table, LabelSpec(str(labels), "class"))
+    need = 60 * 80 * (3 + 1)
+    assert isinstance(
+        catalog.read(["s0.tif"], Reading(cache_megabytes=need / 2**20))[0], LabelledImage
+    )
+    over = Reading(cache_megabytes=(need - 1) / 2**20)
+    assert not isinstance(catalog.read(["s0.tif"], over)[0], LabelledImage)
