@@ -152,8 +152,9 @@ FORMS = {
 
 @pytest.fixture(autouse=True)
 def gdal_http(monkeypatch):
-    # no directory listing (the server has none) and no retries: a test fails fast
-    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    # no retries and a timeout: a test fails fast (aerialseg itself turns off the listing
+    # of a URL's folder, which this server kept GDAL waiting for)
+    monkeypatch.delenv("GDAL_DISABLE_READDIR_ON_OPEN", raising=False)
     monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
     monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "10")
 

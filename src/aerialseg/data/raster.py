@@ -22,6 +22,7 @@ written as nodata in every output.
 from __future__ import annotations
 
 import math
+import os
 import stat
 import warnings
 from dataclasses import dataclass
@@ -309,6 +310,14 @@ def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")
 
 
+def without_listing() -> None:
+    """Read URLs without listing their folder: GDAL otherwise asks for the folder's listing
+    to find side files (.aux.xml, .ovr) on every open, a request an object store answers
+    slowly and some servers never (a local HTTP server kept GDAL waiting with no timeout).
+    GDAL's advice for cloud rasters; set GDAL_DISABLE_READDIR_ON_OPEN yourself for another."""
+    os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+
+
 def is_url(path: str | Path) -> bool:
     """Whether ``path`` is a URL or GDAL virtual path (``/vsis3/bucket/x.tif``) rather than
     a local file. Keep URLs as strings: ``Path`` would fold their ``//``."""
@@ -346,6 +355,7 @@ def open_input(
     one their first bytes name); None: any."""
     if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
         path = str(path)
+        without_listing()
     else:
         path = Path(path)
         try:
