@@ -49,6 +49,9 @@ MODULES: dict[str, dict] = {
             "tests/data/test_labels.py",
             "tests/data/test_catalog.py",
             "tests/data/test_samples.py",
+            "tests/data/test_inspect.py",
+            "tests/data/test_source.py",
+            "tests/data/test_remote.py",
         ]
     },
     "data/catalog.py": {

@@ -401,3 +401,30 @@ def test_rgb_scenes_fit_the_cache_at_three_bands_and_a_label_byte(tmp_path):
     )
     over = Reading(cache_megabytes=(need - 1) / 2**20)
     assert not isinstance(catalog.read(["s0.tif"], over)[0], LabelledImage)
+
+
+def test_inspect_counts_a_large_scenes_labels_on_a_sample_each_standing_for_its_pixels(
+    tmp_path, monkeypatch
+):
+    import aerialseg.data.scenes as scenes_module
+    from aerialseg.data.inspect import inspect_dataset
+
+    scenes, _, _ = _polygon_scenes(tmp_path, count=1)
+    values = np.full((1, 60, 80), 2, np.uint8)
+    values[0, :, :20] = 3
+    from tests.helpers.geodata import scene_transform
+
+    classes = write_geotiff(tmp_path / "classes.tif", values, transform=scene_transform())
+    catalog = open_catalog(scenes, VALUES, LabelSpec(str(classes)))
+    whole = inspect_dataset(catalog, VALUES, 0.05)
+    monkeypatch.setattr(scenes_module, "COUNTED_PIXELS", 60 * 80 // 9)  # every 3rd: 20 x 26
+    sampled = inspect_dataset(open_catalog(scenes, VALUES, LabelSpec(str(classes))), VALUES, 0.05)
+    assert whole["pixels"] == 60 * 80 and sampled["pixels"] == 20 * 27 * 9
+    assert [round(c["share"], 2) for c in whole["classes"]] == [0.0, 0.75, 0.25, 0.0, 0.0]
+    assert [round(c["share"], 1) for c in sampled["classes"]] == [0.0, 0.7, 0.3, 0.0, 0.0]
+    assert whole["image_grids"] == {"EPSG:32640, 0.5 x 0.5": 1} and whole["pixel_sizes"] == {
+        "0.5": 1
+    }
+    assert whole["mask_modes"] == {"1x uint8": 1} and whole["tiles"] == {
+        ".": {"pairs": 1, "sizes": {"80x60": 1}}
+    }
