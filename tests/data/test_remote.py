@@ -26,8 +26,9 @@ H, W = 512, 640
 
 @pytest.fixture(autouse=True)
 def gdal_http(monkeypatch):
-    # no directory listing (the server has none) and no retries: a test fails fast
-    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    # no retries: a test fails fast (aerialseg opens URLs without listing their folder;
+    # GDAL_DISABLE_READDIR_ON_OPEN set here would outlive the test in GDAL's own settings)
+    monkeypatch.delenv("GDAL_DISABLE_READDIR_ON_OPEN", raising=False)
     monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
     monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "10")
 
@@ -116,3 +117,26 @@ def test_a_url_that_does_not_answer_is_one_line_and_exit_2(tmp_path, capsys):
     labels = write_polygons(tmp_path / "l.gpkg", class_boxes(10, 10))
     with pytest.raises(DatasetError, match="scene.tif"):
         open_catalog(dead, table, LabelSpec(str(labels), "class"))
+
+
+def test_urls_are_opened_without_listing_and_local_side_files_still_count(served, tmp_path):
+    """GDAL would ask this server for a folder listing on every open and wait; aerialseg
+    turns the listing off for that open only, so a local PNG's .aux.xml (its
+    georeference) is still found afterwards."""
+    import os
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder, base, log = served
+    assert "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ
+    raster = open_input(f"{base}/scene.tif", whole_read_pixels=0)
+    raster.close()
+    assert log and not any(path.endswith("/") for _, path, _ in log)  # no listing asked
+    png = tmp_path / "local.png"
+    profile = dict(driver="PNG", width=4, height=4, count=1, dtype="uint8", crs="EPSG:32640",
+                   transform=from_origin(0, 4, 1, 1))  # fmt: skip
+    with rasterio.open(png, "w", **profile) as dst:
+        dst.write(np.zeros((1, 4, 4), np.uint8))
+    assert open_input(png, (1, 1, 1)).dataset.crs == "EPSG:32640"
+    assert "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ

@@ -38,7 +38,7 @@ from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.labels import Grid, RasterLabels
 from aerialseg.data.polygons import PolygonLabels, ScenePolygons, read_polygons
-from aerialseg.data.raster import input_name, is_url, without_listing
+from aerialseg.data.raster import input_name, is_url
 from aerialseg.data.scenes import PlainPair, RasterScene, Reading, Scene, _group
 from aerialseg.data.source import RASTER_SUFFIXES, DatasetSource
 from aerialseg.data.splits import Split
@@ -263,8 +263,6 @@ def _rasters(images: str) -> tuple[list[str], str | None]:
     """The image rasters and the folder their ids are relative to (None: URLs)."""
     paths = expand_scenes(images)
     root = images if os.path.isdir(images) else None
-    if any(map(is_url, paths)):
-        without_listing()
     if root is None and not any(map(is_url, paths)):
         root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
     return paths, root

@@ -33,7 +33,7 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import box, mapping
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, encode_mask
-from aerialseg.data.raster import InputError, at_pixel_size
+from aerialseg.data.raster import InputError, at_pixel_size, opening
 from aerialseg.errors import DatasetError, library_reason
 
 STRIP_ROWS = 512  # rows read at once where every step-th label of a whole raster is wanted
@@ -171,7 +171,8 @@ def _open_raster(path: str, name: str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+            with opening(path):
+                return rasterio.open(path)
     except RasterioIOError as err:
         reason = library_reason(err).replace(f"'{path}' ", "")
         raise DatasetError(

@@ -22,9 +22,9 @@ written as nodata in every output.
 from __future__ import annotations
 
 import math
-import os
 import stat
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -310,12 +310,14 @@ def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")
 
 
-def without_listing() -> None:
-    """Read URLs without listing their folder: GDAL otherwise asks for the folder's listing
-    to find side files (.aux.xml, .ovr) on every open, a request an object store answers
-    slowly and some servers never (a local HTTP server kept GDAL waiting with no timeout).
-    GDAL's advice for cloud rasters; set GDAL_DISABLE_READDIR_ON_OPEN yourself for another."""
-    os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+def opening(path: str | Path):
+    """The settings to open ``path`` with: a URL without listing its folder. GDAL otherwise
+    asks for the folder's listing to find side files (.aux.xml, .ovr) on every open, a
+    request an object store answers slowly and some servers never (a local HTTP server
+    kept GDAL waiting with no timeout); GDAL's advice for cloud rasters. Only for that open:
+    set process-wide, it would hide a local file's .aux.xml (its georeference, class names)."""
+    remote = is_url(path) and not str(path).startswith("/vsizip/")
+    return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR") if remote else nullcontext()
 
 
 def is_url(path: str | Path) -> bool:
@@ -355,7 +357,6 @@ def open_input(
     one their first bytes name); None: any."""
     if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
         path = str(path)
-        without_listing()
     else:
         path = Path(path)
         try:
@@ -371,7 +372,8 @@ def open_input(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path, driver=driver)
+            with opening(path):
+                ds = rasterio.open(path, driver=driver)
     except RasterioIOError:
         raise UnreadableInputError(
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"

@@ -46,7 +46,7 @@ from aerialseg.data.classes import (
 )
 from aerialseg.data.labels import Grid, GridMismatchError
 from aerialseg.data.polygons import PolygonLayer
-from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
+from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input, opening
 from aerialseg.data.source import MAX_PAIR_PIXELS, DatasetSource, OversizeImageError, Pair
 from aerialseg.errors import DatasetError, library_reason
 
@@ -396,7 +396,8 @@ def _header(path: str, name: str, pixel_size: float | None) -> Iterator:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            file = rasterio.open(path)
+            with opening(path):
+                file = rasterio.open(path)
     except RasterioIOError as err:
         reason = library_reason(err).replace(f"'{path}' ", "")
         raise DatasetError(
