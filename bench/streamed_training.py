@@ -283,16 +283,7 @@ def main() -> None:
     t0 = time.perf_counter()
     scene, labels, _ = build(args.work, args.side, args.polygons)
     built = time.perf_counter() - t0
-    results = {}
-    for kind in ("streamed", "in-memory"):
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", kind, "--work", str(args.work),
-             "--warmup", str(args.warmup), "--steps", str(args.steps),
-             "--samples", str(args.samples)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(kind, results[kind], flush=True)
+    results = measured(args, ("streamed", "in-memory"))
     s, m = results["streamed"], results["in-memory"]
     if (args.side, args.polygons) != (SIDE, POLYGONS):
         return  # a smoke test writes no result
@@ -324,13 +315,10 @@ def main() -> None:
     )
 
 
-def class_raster(args) -> None:
-    """Issue 28's figure: the 20,000 px pair streamed against the Dubai set in memory."""
-    t0 = time.perf_counter()
-    root = build_pair(args.work)
-    built = time.perf_counter() - t0
+def measured(args, kinds: tuple[str, ...]) -> dict:
+    """Each kind measured in a child process of its own (its peak RSS its own)."""
     results = {}
-    for kind in ("class-raster", "in-memory"):
+    for kind in kinds:
         done = subprocess.run(
             [sys.executable, __file__, "--child", kind, "--work", str(args.work),
              "--warmup", str(args.warmup), "--steps", str(args.steps),
@@ -339,6 +327,15 @@ def class_raster(args) -> None:
         )  # fmt: skip
         results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
         print(kind, results[kind], flush=True)
+    return results
+
+
+def class_raster(args) -> None:
+    """Issue 28's figure: the 20,000 px pair streamed against the Dubai set in memory."""
+    t0 = time.perf_counter()
+    root = build_pair(args.work)
+    built = time.perf_counter() - t0
+    results = measured(args, ("class-raster", "in-memory"))
     s, m = results["class-raster"], results["in-memory"]
     sizes = {
         sub: round((root / sub / "scene.tif").stat().st_size / 2**20) for sub in ("images", "masks")

@@ -260,8 +260,8 @@ def test_a_mask_is_opened_once_per_process_and_read_by_windows(tmp_path, monkeyp
 
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
     opened = []
-    real = labels._open_raster
-    monkeypatch.setattr(labels, "_open_raster", lambda *a: opened.append(a) or real(*a))
+    real = labels.open_raster
+    monkeypatch.setattr(labels, "open_raster", lambda *a: opened.append(a) or real(*a))
     (scene,) = open_catalog(root, VALUES).read([SCENE], Reading((3, 2, 1), 1.0, cache_megabytes=0))
     for k in range(3):
         scene.read(Window(k, k, 10, 10))

@@ -74,7 +74,7 @@ class RasterLabels:
         opened once per process (a GDAL handle does not survive a fork)."""
         if self._open is not None and self._open[0] == os.getpid():
             return self._open[1]
-        file = _open_raster(self.path, self.name)
+        file = open_raster(self.path, self.name)
         dataset = file
         if self.pixel_size:
             try:
@@ -167,7 +167,8 @@ class RasterLabels:
         return EncodedMask(ids, unknown, ignored, by_value)
 
 
-def _open_raster(path: str, name: str):
+def open_raster(path: str, name: str):
+    """``path`` opened with rasterio; a file it cannot read is one line naming ``name``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -21,7 +21,6 @@ alone, so listing, splitting and checking a dataset work on any band count.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -30,10 +29,8 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 import numpy as np
-import rasterio
 import torch
 from affine import Affine
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from aerialseg.data.blocks import SceneGrid
@@ -44,11 +41,11 @@ from aerialseg.data.classes import (
     check_unknown_share,
     encode_mask,
 )
-from aerialseg.data.labels import Grid, GridMismatchError
+from aerialseg.data.labels import Grid, GridMismatchError, open_raster
 from aerialseg.data.polygons import PolygonLayer
-from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input, opening
+from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
 from aerialseg.data.source import MAX_PAIR_PIXELS, DatasetSource, OversizeImageError, Pair
-from aerialseg.errors import DatasetError, library_reason
+from aerialseg.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -393,17 +390,7 @@ class PlainPair:
 @contextmanager
 def _header(path: str, name: str, pixel_size: float | None) -> Iterator:
     """An image raster opened for its header, at ``pixel_size``."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with opening(path):
-                file = rasterio.open(path)
-    except RasterioIOError as err:
-        reason = library_reason(err).replace(f"'{path}' ", "")
-        raise DatasetError(
-            f"{name}: cannot read the file ({reason}); it is damaged or not an image: replace"
-            " it or remove it from the dataset"
-        ) from None
+    file = open_raster(path, name)
     with file:
         try:
             ds = at_pixel_size(file, pixel_size, name, flag="pixel_size=") if pixel_size else file
