@@ -1,0 +1,249 @@
+"""Fine-tuning on a region the model has never seen: leave one region out (issue 31).
+
+The Dubai tiles stand for regions. For each held-out tile (``--tiles``; the defaults
+differ: Tile 4 is mostly buildings, Tile 5 mostly water, Tile 7 mostly land):
+
+1. **Base model**: ``aerialseg train`` with the default recipe on the protocol's training
+   images of the other seven tiles, validated on their validation images; the same
+   budget for each tile, in optimiser steps (``--base-steps``) so that it does not depend
+   on the machine or its load. The held-out tile is never read.
+2. **Labelled images of the region**: the tile's nine images in a fixed order drawn by
+   seed; the first n (``--sizes``: 2, 4, 8) are labelled, the remaining 9 - n are the
+   test images of that n, scored with ``aerialseg evaluate`` in fp32.
+3. **Runs at each n**, each ``aerialseg train --max-time BUDGET`` (10 minutes on 2 CPU
+   cores; loading, validation and calibration inside it), validated on held-back blocks
+   of the n labelled images (a block split: 25 % of 512 px blocks, 16 px buffers), never
+   on Dubai images of other tiles:
+
+   - ``zero-shot``: the base model as it is (no training);
+   - ``base``: fine-tuned from the base model (``init_from=``);
+   - ``imagenet``: the same from the ImageNet encoder;
+   - each with the recipe ``--recipe`` names (a preset and settings, see RECIPES).
+
+Resumable: every finished run writes ``result.json`` in its folder under ``--folder``,
+and a later call skips it (an unfinished one is started again), so the bench can run in
+parts, across sessions, and its base models on a GPU. Each run records its own commit,
+machine and seconds; ``bench/results/finetune.json`` is rewritten after every run with
+all results so far (``complete`` says whether every run asked for is there), and
+``finetune.png`` plots mIoU-5 against labelled images, a line per start and recipe.
+
+    nice .venv/bin/python bench/finetune.py --stage base      # the three base models
+    nice .venv/bin/python bench/finetune.py                   # everything not yet done
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import DATA, REPO, RESULTS, environment, scores, write_result
+
+from aerialseg.data.blocks import SceneGrid, block_split
+from aerialseg.data.source import DatasetSource
+from aerialseg.data.splits import blocks_split, rule_split
+
+TILES = ("Tile 4", "Tile 5", "Tile 7")
+# What a fine-tuning run adds to the command line, by recipe name: "plain" is the default
+# recipe as a user gets it with init_from= alone.
+RECIPES: dict[str, list[str]] = {
+    "plain": [],
+}
+BLOCK = 512
+BLOCK_BUFFER = 16
+VAL_SHARE = 0.25
+
+
+def draw(ids: list[str], seed: int) -> list[str]:
+    return sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+
+
+def run_command(args: list[str], log: Path) -> float:
+    """``aerialseg ARGS`` with its output kept in ``log``; its wall-clock seconds."""
+    start = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("aerialseg")), *args], stdout=out, stderr=out
+        )
+    if done.returncode != 0:
+        sys.exit(f"aerialseg {' '.join(args)} failed; its output: {log}")
+    return time.perf_counter() - start
+
+
+def stopped_by(log: Path) -> str | None:
+    """Why a training run ended, as its summary says it ("stopped by ...")."""
+    found = re.search(r"stopped by (.+?)(?:;|$)", log.read_text(), re.MULTILINE)
+    return found[1].strip() if found else None
+
+
+def finished(folder: Path) -> dict | None:
+    """A run's result where it finished; an unfinished run's folder is removed."""
+    result = folder / "result.json"
+    if result.exists():
+        return json.loads(result.read_text())
+    if folder.exists():
+        shutil.rmtree(folder)
+    return None
+
+
+def record(folder: Path, result: dict) -> dict:
+    env = environment()
+    result = {**result, "commit": env["commit"], "machine": env["machine"], "date": env["date"]}
+    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def evaluate(model: Path, split_file: Path, out: Path) -> dict:
+    run_command(["evaluate", str(model), "--data", str(DATA), "--split-file", str(split_file),
+                 "--split", "test", "--out", str(out), "--precision", "fp32"],
+                out.with_suffix(".log"))  # fmt: skip
+    return scores(json.loads((out / "metrics.json").read_text()))
+
+
+def base_model(folder: Path, tile: str, steps: int, pairs) -> Path:
+    """The base model of a held-out tile: trained on the other tiles only."""
+    run = folder / f"base-{tile}"
+    resume = (run / "run" / "checkpoints" / "last.ckpt").exists()  # an interrupted one
+    if (run / "result.json").exists():
+        return run / "run" / "model.pt"
+    protocol = rule_split(pairs)
+    others = [i for i in protocol.train if not i.startswith(tile + "/")]
+    val = [i for i in protocol.val if not i.startswith(tile + "/")]
+    if not resume:
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir(parents=True)
+    split = run / "split.json"
+    split.write_text(json.dumps({"train": others, "val": val, "test": []}, indent=2))
+    seconds = run_command(["train", "--data", str(DATA), "--split", str(split),
+                           "--out", str(run / "run"), f"max_steps={steps}", "max_epochs=1000",
+                           *(["--resume"] if resume else [])],
+                          run / f"train-{time.strftime('%Y%m%d-%H%M%S')}.log")  # fmt: skip
+    log = max(run.glob("train-*.log"))
+    record(run, {"seconds_last_part": round(seconds), "steps": steps, "resumed": resume,
+                 "train_images": len(others), "val_images": len(val),
+                 "stopped_by": stopped_by(log)})  # fmt: skip
+    print(f"{tile}: base model, last part {seconds / 60:.0f} min", flush=True)
+    return run / "run" / "model.pt"
+
+
+def region_splits(folder: Path, tile: str, n: int, pairs, seed: int) -> tuple[Path, Path]:
+    """(training split: blocks of the n labelled images, test split: the other images)."""
+    images = draw([p.id for p in pairs if p.id.startswith(tile + "/")], seed)
+    labelled, rest = images[:n], images[n:]
+    source = DatasetSource(DATA)
+    grids = []
+    for rel in labelled:
+        width, height = source.image_size(rel)
+        grids.append(SceneGrid(rel, height, width, None))
+    blocks = block_split(grids, str(BLOCK), BLOCK_BUFFER, VAL_SHARE, 0.0, seed)
+    rule = f"blocks of {BLOCK} px of {n} labelled image(s) of {tile}, val {VAL_SHARE:g}"
+    train = folder / f"split-{tile}-{n}.json"
+    train.write_text(json.dumps(blocks_split(blocks, rule).to_dict(), indent=2))
+    test = folder / f"test-{tile}-{n}.json"
+    test.write_text(json.dumps({"train": labelled, "val": [], "test": rest}, indent=2))
+    return train, test
+
+
+def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
+    run = folder / f"{tile}-{n}-{start}-{recipe}"
+    done = finished(run)
+    if done is not None:
+        return done
+    train_split, test_split = splits
+    run.mkdir(parents=True)
+    if start == "zero-shot":
+        return record(run, {**evaluate(base, test_split, run / "eval"), "seconds": 0})
+    init = [f"init_from={base}"] if start == "base" else []
+    seconds = run_command(["train", "--data", str(DATA), "--split", str(train_split),
+                           "--out", str(run / "run"), "--max-time", budget, *init,
+                           *RECIPES[recipe]], run / "train.log")  # fmt: skip
+    scored = evaluate(run / "run" / "model.pt", test_split, run / "eval")
+    result = {**scored, "seconds": round(seconds), "stopped_by": stopped_by(run / "train.log")}
+    return record(run, result)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines: dict[str, dict[int, list[float]]] = {}
+    for key, result in results.items():
+        tile, n, start, recipe = key.split(" | ")
+        name = start if start == "zero-shot" else f"{start} ({recipe})"
+        lines.setdefault(name, {}).setdefault(int(n), []).append(result["headline"]["miou5"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, by_n in sorted(lines.items()):
+        ns = sorted(by_n)
+        ax.plot(ns, [sum(by_n[n]) / len(by_n[n]) for n in ns], marker="o", label=name)
+    ax.set_xlabel("labelled images of the region")
+    ax.set_ylabel("mIoU-5 on its other images (mean over tiles)")
+    ax.set_xticks(sorted({n for by_n in lines.values() for n in by_n}))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiles", nargs="+", default=list(TILES))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--starts", nargs="+", default=["zero-shot", "base", "imagenet"],
+                        choices=["zero-shot", "base", "imagenet"])  # fmt: skip
+    parser.add_argument("--recipes", nargs="+", default=["plain"], choices=list(RECIPES))
+    parser.add_argument("--base-steps", type=int, default=1200, help="each base model's budget")
+    parser.add_argument("--budget", default="00:10:00", help="each fine-tuning run's wall clock")
+    parser.add_argument("--stage", choices=["base", "all"], default="all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folder", type=Path, default=REPO / "runs" / "bench-finetune")
+    args = parser.parse_args()
+    pairs = DatasetSource(DATA).pairs
+    args.folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    runs_per_n = sum(1 if s == "zero-shot" else len(args.recipes) for s in args.starts)
+    wanted = len(args.tiles) * len(args.sizes) * runs_per_n
+    for tile in args.tiles:
+        base = base_model(args.folder, tile, args.base_steps, pairs)
+        if args.stage == "base":
+            continue
+        for n in args.sizes:
+            splits = region_splits(args.folder, tile, n, pairs, args.seed)
+            for start in args.starts:
+                for recipe in ["-"] if start == "zero-shot" else args.recipes:
+                    key = f"{tile} | {n} | {start} | {recipe}"
+                    results[key] = fine_tune(
+                        args.folder, tile, n, start, recipe, base, args.budget, splits
+                    )
+                    print(key, results[key]["headline"]["miou5"], flush=True)
+                    save(args, results, wanted)
+
+
+def save(args, results: dict, wanted: int) -> None:
+    plot(results, RESULTS / "finetune.png")
+    write_result(
+        "finetune",
+        {
+            "benchmark": "fine-tuning on a held-out region (leave one tile out): the base model"
+            " zero-shot, fine-tuned from it, and fine-tuned from ImageNet, with n labelled"
+            " images of the region; scored on the region's other images",
+            "complete": len(results) == wanted,
+            "base_budget": f"{args.base_steps} optimiser steps, default recipe, on the other"
+            " tiles' protocol training images",
+            "finetune_budget": f"{args.budget} wall clock per run, 2 CPU cores",
+            "recipes": RECIPES,
+            "results": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
