@@ -46,6 +46,7 @@ MODULES: dict[str, dict] = {
     "data/scenes.py": {
         "tests": [
             "tests/data/test_scenes.py",
+            "tests/data/test_scene_kinds.py",
             "tests/data/test_labels.py",
             "tests/data/test_catalog.py",
             "tests/data/test_samples.py",

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from aerialseg.training.config import TrainConfig
 
 Device = Literal["auto", "cpu", "cuda"]
+# training/config.py's PRESETS (a test keeps the two alike)
+PresetName = Literal["default", "seed", "smoke", "finetune"]
 Precision = Literal["auto", "fp32", "bf16"]
 # Caps every training run at this many optimiser steps: a smoke test of a script or of the
 # documentation's examples trains in seconds instead of hours. Announced when it applies.
@@ -469,7 +471,7 @@ def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) 
 
 def training_config(
     *,
-    preset: Literal["default", "seed", "smoke"] = "default",
+    preset: PresetName = "default",
     config: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
     resume: str | Path | None = None,
@@ -479,8 +481,10 @@ def training_config(
 
     Args:
         preset: ``default`` (FPN on a pretrained encoder), ``seed`` (the first notebook),
-            or ``smoke`` (the default for 4 steps, validated on one image: a set-up checked
-            end to end in seconds).
+            ``smoke`` (the default for 4 steps, validated on one image: a set-up checked
+            end to end in seconds) or ``finetune`` (the bundled model, or ``init_from``'s,
+            fine-tuned on a few images of a new region); ``aerialseg train
+            --list-settings`` gives each one's settings and why.
         config: a YAML file of settings.
         settings: settings by name; ``aerialseg train --print-config`` lists them all.
         resume: a run folder whose saved settings replace the preset and ``config``.
@@ -541,7 +545,7 @@ def train(
     data: str | Path,
     out: str | Path = "runs/latest",
     *,
-    preset: Literal["default", "seed", "smoke"] = "default",
+    preset: PresetName = "default",
     config: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
     split: str | Path | None = None,
@@ -577,7 +581,9 @@ def train(
         out: the run folder (config, split, checkpoints, logs, model.pt).
         preset: default: FPN on a pretrained encoder, native-resolution crops; seed: the
             original notebook; smoke: the default for 4 steps, validated on one image, to
-            check a set-up end to end in seconds.
+            check a set-up end to end in seconds; finetune: the bundled model (or
+            init_from's) fine-tuned on a few images of a new region, stopped when
+            validation on them stops improving ('train --list-settings' gives why).
         config: YAML file of settings (as --print-config writes).
         settings: settings by name over the preset and ``config``, e.g.
             ``{"max_epochs": 5, "bands": [3, 2, 1]}``.

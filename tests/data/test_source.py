@@ -384,7 +384,7 @@ def test_mask_pixel_modes_are_colours_values_or_a_one_line_refusal(tmp_path):
         )
 
 
-def test_plain_images_are_rgb_bands_as_asked_and_refuse_a_pixel_size(tmp_path):
+def test_plain_images_are_rgb_or_the_bands_asked(tmp_path):
     rgb = np.zeros((4, 5, 3), np.uint8)
     rgb[..., 0], rgb[..., 2] = 10, 30
     source = _pair_folder(tmp_path / "rgb", Image.fromarray(rgb), Image.new("RGB", (5, 4)))
@@ -392,17 +392,10 @@ def test_plain_images_are_rgb_bands_as_asked_and_refuse_a_pixel_size(tmp_path):
     assert values[0, 0].tolist() == [10, 0, 30] and valid is None
     flipped, _ = source.read_image(source.pairs[0], bands=(3, 2, 1))
     assert flipped[0, 0].tolist() == [30, 0, 10]
-    with pytest.raises(DatasetError, match="no georeference"):
-        source.read_image(source.pairs[0], pixel_size=1.0)
     grey = Image.fromarray(np.full((4, 5), 9, np.uint8))
     source = _pair_folder(tmp_path / "grey", grey, Image.new("RGB", (5, 4)))
     assert source.read_image(source.pairs[0])[0].shape == (4, 5, 3)  # grey as RGB
     assert source.header("images/a.png").mode == "L"
-    with pytest.raises(DatasetError) as err:
-        source.read_mask(source.pairs[0], pixel_size=1.0)
-    assert str(err.value) == (
-        "masks/a.png: pixel_size= resamples GeoTIFF masks only; this one has no georeference"
-    )
 
 
 def test_damaged_files_are_named_in_whole_sentences(tmp_path):

@@ -44,7 +44,7 @@ from aerialseg.data.classes import (
 from aerialseg.data.labels import Grid, GridMismatchError, open_raster
 from aerialseg.data.polygons import PolygonLayer
 from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
-from aerialseg.data.source import MAX_PAIR_PIXELS, DatasetSource, OversizeImageError, Pair
+from aerialseg.data.source import DatasetSource, Pair
 from aerialseg.errors import DatasetError
 
 
@@ -134,6 +134,9 @@ class Scene(Protocol):
 # labels of a raster scene are counted on every k-th pixel, k the least that keeps a
 # scene's count under this: a 20,000 px scene is checked in seconds, the shares to 0.1 %
 COUNTED_PIXELS = 64_000_000
+# a streamed scene's share of unknown label colours is checked on every 8th pixel of
+# every 8th row: one pass over the label file, 1/64 of its pixels kept
+UNKNOWN_SAMPLE_STEP = 8
 
 
 @dataclass
@@ -173,8 +176,7 @@ class RasterScene:
     bands: tuple[int, ...] | None = None  # chosen where pixels are read (with_bands)
     group: str = "."
     example: str | None = None  # the image as a path a user can pass to predict
-    _raster: RasterInput | None = field(default=None, repr=False)
-    _pid: int = field(default=0, repr=False)
+    _opened: tuple[int, RasterInput] | None = field(default=None, repr=False)  # (pid, raster)
 
     @property
     def stem(self) -> str:
@@ -204,7 +206,7 @@ class RasterScene:
 
     def with_bands(self, bands: tuple[int, ...] | None) -> RasterScene:
         """This scene read in ``bands``, checked against the raster now."""
-        scene = replace(self, bands=bands, _raster=None, _pid=0)
+        scene = replace(self, bands=bands, _opened=None)
         for known in ("grid", "labels"):  # read once: the header, the open label source
             if known in self.__dict__:
                 scene.__dict__[known] = self.__dict__[known]
@@ -213,16 +215,18 @@ class RasterScene:
 
     def raster(self) -> RasterInput:
         # opened lazily and once per process: a GDAL handle does not survive a fork into
-        # a data loader worker; never decoded whole (that is the cache's choice)
-        if self._raster is None or self._pid != os.getpid():
-            try:
-                self._raster = open_input(
-                    self.path, self.bands, "bands=", self.pixel_size, whole_read_pixels=0
-                )
-            except InputError as err:
-                raise DatasetError(str(err).replace(self.path, self.name, 1)) from None
-            self._pid = os.getpid()
-        return self._raster
+        # a data loader worker
+        if self._opened is None or self._opened[0] != os.getpid():
+            self._opened = (os.getpid(), self._open(self.bands, "bands="))
+        return self._opened[1]
+
+    def _open(self, bands: tuple[int, ...] | None, flag: str) -> RasterInput:
+        """The image at the scene's pixel size in ``bands``, checked; never decoded whole
+        (that is the cache's choice). Errors name the image as the user knows it."""
+        try:
+            return open_input(self.path, bands, flag, self.pixel_size, whole_read_pixels=0)
+        except InputError as err:
+            raise DatasetError(str(err).replace(self.path, self.name)) from None
 
     def read(self, window: Window, labels: EncodedMask | None = None) -> LabelledImage:
         """The image window as uint8 bands and its class ids (``labels``, where read
@@ -237,19 +241,22 @@ class RasterScene:
         """Class ids every ``step`` pixels (rows and columns), for class-balanced crops."""
         return torch.from_numpy(self.labels.every(step).ids)
 
-    def decoded_bytes(self, bands: int = 3) -> int:
+    def decoded_bytes(self, bands: int) -> int:
         return self.height * self.width * (bands + 1)
 
     def scene_grid(self) -> SceneGrid:
-        return SceneGrid(self.id, self.height, self.width, abs(self.transform.a))
+        """Its id, size and pixel width in CRS units (None without a georeference: a block
+        size in metres then cannot apply)."""
+        pixel = abs(self.transform.a) if self.grid.crs is not None else None
+        return SceneGrid(self.id, self.height, self.width, pixel)
 
     def georeference(self) -> tuple | None:
         return (self.grid.crs, self.transform) if self.grid.crs is not None else None
 
     def check(self, reading: Reading) -> None:
-        """Header-level problems (a mask of another size or grid): raised here, before any
-        scene is decoded."""
-        self.labels.read(Window(0, 0, 1, 1))
+        """Header-level problems (a mask of another size or grid): raised here, as the
+        labels are bound to the scene's grid, before any scene is decoded."""
+        self.labels.mode  # noqa: B018  (binding a class raster reads its header)
 
     def decoded(self, reading: Reading) -> LabelledImage:
         whole = Window(0, 0, self.width, self.height)  # an unreadable file fails here
@@ -260,7 +267,7 @@ class RasterScene:
 
     def streamed(self, reading: Reading) -> RasterScene:
         scene = self.with_bands(reading.bands)
-        self._check_unknown(self.labels.every(8), reading)  # on a sample: one pass
+        self._check_unknown(self.labels.every(UNKNOWN_SAMPLE_STEP), reading)
         return scene
 
     def _check_unknown(self, encoded: EncodedMask, reading: Reading) -> None:
@@ -277,15 +284,10 @@ class RasterScene:
     def look(self, reading: Reading) -> Look:
         """The header, a corner and the last block of the image in ``reading.bands`` (any
         band, where none are named: a truncated file fails), and the labels counted."""
-        grid, bands = self.grid, reading.bands or (1,)
-        try:
-            raster = open_input(self.path, bands, reading.flags.bands, self.pixel_size,
-                                whole_read_pixels=0)  # fmt: skip
-        except InputError as err:
-            raise DatasetError(str(err).replace(self.path, self.name, 1)) from None
+        grid = self.grid
+        raster = self._open(reading.bands or (1,), reading.flags.bands)
         image_mode = f"{raster.dataset.count}x {raster.dataset.dtypes[0]}"
         raster.close()
-        self.check(reading)
         step = 1
         while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
             step += 1
@@ -328,22 +330,12 @@ class PlainPair:
         return self.pair.mask
 
     def look(self, reading: Reading) -> Look:
-        """Both files decoded whole (a truncated one fails), refused first from their
-        headers past MAX_PAIR_PIXELS."""
+        """Both files decoded whole: a truncated one fails."""
         self.check(reading)
-        source, pair = self.source, self.pair
-        for rel in (pair.id, pair.mask):
-            w, h = source.header(rel).size
-            if w * h > MAX_PAIR_PIXELS:
-                raise OversizeImageError(
-                    f"{rel}: {w:,} x {h:,} px, more than the {MAX_PAIR_PIXELS:,} pixels"
-                    " a dataset image may have; cut it into tiles or remove it"
-                )
-        source.read_image(pair, reading.bands, reading.flags.bands)
-        mask = source.read_mask(pair, self.classes.by_value)
-        encoded = encode_mask(mask, self.classes, pair.mask)
-        image, mask_mode = source.header(pair.id), source.header(pair.mask).mode
-        return Look(encoded, 1, image.mode, None, None, mask_mode, self.group, image.size)
+        encoded = self._labels(None)
+        self.source.read_image(self.pair, reading.bands, reading.flags.bands)
+        image, mask = self._header, self.source.header(self.pair.mask)
+        return Look(encoded, 1, image.mode, None, None, mask.mode, self.group, image.size)
 
     @property
     def example(self) -> str | None:
@@ -353,7 +345,7 @@ class PlainPair:
     def _header(self):
         return self.source.header(self.pair.id)
 
-    def decoded_bytes(self, bands: int = 3) -> int:
+    def decoded_bytes(self, bands: int) -> int:
         width, height = self._header.size
         return width * height * (bands + 1)
 
@@ -365,6 +357,11 @@ class PlainPair:
         return None  # a PNG or JPEG has none
 
     def check(self, reading: Reading) -> None:
+        if self.pixel_size:
+            raise DatasetError(
+                f"{self.pair.mask}: pixel_size= resamples GeoTIFF pairs only; this pair has no"
+                " georeference"
+            )
         problem = self.source.pair_problem(
             self.pair, reading.resize_masks, reading.flags.resize_masks
         )
@@ -372,19 +369,23 @@ class PlainPair:
             raise GridMismatchError(problem)
 
     def decoded(self, reading: Reading) -> LabelledImage:
-        source, pair = self.source, self.pair
-        size = source.image_size(pair.id) if reading.resize_masks else None
-        mask = source.read_mask(pair, self.classes.by_value, self.pixel_size, size)
-        encoded = encode_mask(mask, self.classes, pair.mask)
-        check_unknown_share(encoded, pair.mask, reading.max_unknown, reading.flags.max_unknown)
-        values, valid = source.read_image(pair, reading.bands, reading.flags.bands, self.pixel_size)
+        """The pair decoded; its mask resampled to the image's size where ``check`` let
+        one of another size pass (``resize_masks``)."""
+        encoded = self._labels(self._header.size)
+        name, limit = self.pair.mask, reading.max_unknown
+        check_unknown_share(encoded, name, limit, reading.flags.max_unknown)
+        values, valid = self.source.read_image(self.pair, reading.bands, reading.flags.bands)
         if valid is not None:
             encoded.ids[~valid] = IGNORE_INDEX
         image = torch.from_numpy(values).permute(2, 0, 1)
-        return LabelledImage(pair.id, image, torch.from_numpy(encoded.ids))
+        return LabelledImage(self.id, image, torch.from_numpy(encoded.ids))
 
     def streamed(self, reading: Reading) -> LabelledImage:
         return self.decoded(reading)  # a JPEG or PNG decodes whole anyway
+
+    def _labels(self, size: tuple[int, int] | None) -> EncodedMask:
+        mask = self.source.read_mask(self.pair, self.classes.by_value, size)
+        return encode_mask(mask, self.classes, self.pair.mask)
 
 
 @contextmanager

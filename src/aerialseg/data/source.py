@@ -176,6 +176,13 @@ class DatasetSource:
             except (UnidentifiedImageError, OSError, *ZIP_ERRORS) as err:
                 raise self._unreadable(rel, err) from None
             with image:
+                width, height = image.size
+                if width * height > MAX_PAIR_PIXELS:  # PIL's own check may be turned off
+                    raise OversizeImageError(
+                        f"{self.where(rel)}: {width:,} x {height:,} px, more than the"
+                        f" {MAX_PAIR_PIXELS:,} pixels a dataset image may have; cut it into"
+                        " tiles or remove it"
+                    )
                 yield image
 
     def _unreadable(self, rel: str, err: BaseException) -> DatasetError:
@@ -224,20 +231,18 @@ class DatasetSource:
         pair: Pair,
         bands: tuple[int, ...] | None = None,
         flag: str = "bands=",
-        pixel_size: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(H, W, bands) uint8, RGB unless ``bands`` (1-based) picks others, and the (H, W)
         valid-pixel mask of a raster that has nodata (None: every pixel is valid). ``flag``
-        is how the user sets bands, for errors (``bands=`` in a training config).
-        ``pixel_size``: resampled to pixels of that size (georeferenced rasters only)."""
+        is how the user sets bands, for errors (``bands=`` in a training config)."""
         # PIL decodes 8-bit RGB fastest; GDAL does the rest as predict does, the alpha
         # band of an RGBA PNG included (it marks nodata)
-        if bands is None and pixel_size is None:
+        if bands is None:
             with self._open(pair.id) as image:
                 if image.mode != "RGBA":
                     return self._load(pair.id, "RGB", image), None
         try:
-            raster = open_input(self.gdal_path(pair.id), bands, flag, pixel_size)
+            raster = open_input(self.gdal_path(pair.id), bands, flag)
         except InputError as err:
             raise DatasetError(str(err).replace(self.gdal_path(pair.id), pair.id)) from None
         try:
@@ -251,20 +256,12 @@ class DatasetSource:
         self,
         pair: Pair,
         palette_as_values: bool = False,
-        pixel_size: float | None = None,
         size: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 colours of a colour-coded PNG mask (RGB, or palette), or the
         (H, W) values of a single-band one. A palette file holds values too (the class
         rasters predict writes): ``palette_as_values`` reads those instead of their colours.
-        ``pixel_size``: refused (a PNG has no georeference; a GeoTIFF pair is a raster
-        scene, data/scenes.py). ``size``: a mask of another (width, height) is resampled to
-        it, nearest."""
-        if pixel_size:
-            raise DatasetError(
-                f"{pair.mask}: pixel_size= resamples GeoTIFF masks only; this one has no"
-                " georeference"
-            )
+        ``size``: a mask of another (width, height) is resampled to it, nearest."""
         with self._open(pair.mask) as image:
             if size is not None and image.size != size:
                 image = self._resized(pair.mask, image, size)

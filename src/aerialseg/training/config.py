@@ -132,6 +132,12 @@ class TrainConfig:
     )
     lr: float = setting(1e-3, "learning rate at the start of the schedule")
     encoder_lr_factor: float = setting(1.0, "the pretrained encoder learns at lr * this")
+    freeze_bn: bool = setting(
+        False,
+        "batch norms keep the running statistics the network starts with (init_from's, or "
+        "ImageNet's) and learn only their scale and shift: the statistics of a few images' "
+        "small batches are noisy",
+    )
     weight_decay: float = setting(1e-4, "the optimiser's weight decay")
     scheduler: Literal["cosine", "plateau", "none"] = setting(
         "cosine",
@@ -338,27 +344,74 @@ class TrainConfig:
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Pretrained FPN on native-resolution crops, weights averaged (EMA).
-    "default": {},
-    # The original notebook: its U-Net, squashed 256x256 images, Adam, reduce-LR-on-plateau.
-    "seed": {
-        "model": "seed-unet",
-        "pretrained": False,
-        "ema_decay": 0.0,
-        "input_mode": "resize",
-        "augment": False,
-        "batch_size": 16,
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "scheduler": "plateau",
-        "max_epochs": 100,
-        "early_stop_patience": 20,
-    },
-    # The default recipe for a few steps, validated on one image: checks data, classes,
-    # bands and the run folder end to end in seconds before a long run. Not a model to use.
-    "smoke": {"max_steps": 4, "max_epochs": 1, "samples_per_epoch": 32, "val_images": 1},
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point: what it is for, and the settings it changes, each with the
+    reason it has that value (``--list-settings`` prints them)."""
+
+    about: str
+    settings: dict[str, tuple[Any, str]]  # setting -> (value, why)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {key: value for key, (value, _) in self.settings.items()}
+
+
+_NOTEBOOK = "as the original notebook"
+PRESETS: dict[str, Preset] = {
+    "default": Preset(
+        "FPN on a pretrained encoder, native-resolution crops, weights averaged (EMA)", {}
+    ),
+    "seed": Preset(
+        "the original notebook: its U-Net, squashed 256x256 images, Adam, reduce-LR-on-plateau",
+        {
+            "model": ("seed-unet", _NOTEBOOK),
+            "pretrained": (False, "the notebook's U-Net has no pretrained encoder"),
+            "ema_decay": (0.0, _NOTEBOOK),
+            "input_mode": ("resize", _NOTEBOOK),
+            "augment": (False, _NOTEBOOK),
+            "batch_size": (16, _NOTEBOOK),
+            "optimizer": ("adam", _NOTEBOOK),
+            "lr": (1e-3, _NOTEBOOK),
+            "weight_decay": (0.0, _NOTEBOOK),
+            "scheduler": ("plateau", _NOTEBOOK),
+            "max_epochs": (100, _NOTEBOOK),
+            "early_stop_patience": (20, _NOTEBOOK),
+        },
+    ),
+    "smoke": Preset(
+        "the default recipe for a few steps, validated on one image: checks data, classes,"
+        " bands and the run folder end to end in seconds before a long run; not a model to use",
+        {
+            "max_steps": (4, "a few steps show that a step runs"),
+            "max_epochs": (1, "one validation shows that scoring runs"),
+            "samples_per_epoch": (32, "an epoch of 4 steps"),
+            "val_images": (1, "validation in seconds"),
+        },
+    ),
+    "finetune": Preset(
+        "fine-tuning a trained model (the bundled one unless init_from= names another) on a"
+        " few labelled images of a new region, validated on held-back blocks of them ('data"
+        " split --block-size'); bench/finetune.py measures it",
+        {
+            "init_from": ("default", "the bundled model: start from what it knows"),
+            "encoder_lr_factor": (
+                0.1,
+                "the encoder's features hold; the decoder and head adapt them to the region",
+            ),
+            "freeze_bn": (True, "a few images' small batches give noisy batch-norm statistics"),
+            "samples_per_epoch": (
+                160,
+                "a validation every 20 steps, so that the early stop acts within minutes",
+            ),
+            "early_stop_patience": (
+                5,
+                "stop after 5 validations (100 steps) without a gain on the region's"
+                " held-back pixels: more steps would fit the few labelled images",
+            ),
+            "max_time": ("00:10:00", "a budget that fits the work: 10 CPU minutes at most"),
+        },
+    ),
 }
 
 
@@ -462,7 +515,7 @@ def resolve_config(
     values by key, as the Python API takes them), each over the last."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
-    data: dict[str, Any] = dict(PRESETS[preset])
+    data: dict[str, Any] = PRESETS[preset].values
     if config_file is not None:
         path = Path(config_file)
         try:

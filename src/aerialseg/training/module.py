@@ -105,6 +105,17 @@ class SegmentationTask(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def train(self, mode: bool = True) -> SegmentationTask:
+        """Lightning puts the module in training mode for every epoch; with ``freeze_bn``
+        its batch norms stay in eval mode, normalising by the running statistics they
+        started with and leaving them as they are."""
+        super().train(mode)
+        if mode and self.cfg.freeze_bn:
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = self.ce(logits, target)
         if self.cfg.dice_weight:

@@ -12,7 +12,7 @@ import typing
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Literal
 
-from aerialseg.training.config import TrainConfig
+from aerialseg.training.config import PRESETS, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,21 @@ def format_settings(width: int = 79) -> str:
     lines = textwrap.wrap(lines[0], width)
     for s in settings():
         lines.append(f"  {s.name}={_value(s.default)}  ({s.kind})")
-        lines += textwrap.wrap(
-            s.meaning,
-            width,
-            initial_indent="      ",
-            subsequent_indent="      ",
-            break_on_hyphens=False,
-        )
+        lines += _indented(s.meaning, width)
+    lines.append("")
+    lines += textwrap.wrap("presets (--preset NAME; settings given after it apply over it):", width)
+    for name, preset in PRESETS.items():
+        lines.append(f"  {name}")
+        lines += _indented(preset.about, width)
+        for key, (value, why) in preset.settings.items():
+            lines += _indented(f"{key}={_value(value)}: {why}", width, "        ")
     return "\n".join(lines)
+
+
+def _indented(text: str, width: int, indent: str = "      ") -> list[str]:
+    return textwrap.wrap(
+        text, width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+    )
 
 
 def settings_table() -> str:
