@@ -51,9 +51,11 @@ from aerialseg.data.splits import blocks_split, rule_split
 
 TILES = ("Tile 4", "Tile 5", "Tile 7")
 # What a fine-tuning run adds to the command line, by recipe name: "plain" is the default
-# recipe as a user gets it with init_from= alone.
+# recipe as a user gets it with init_from= alone, "finetune" the preset for it
+# (training/config.py; its settings and their reasons: train --list-settings).
 RECIPES: dict[str, list[str]] = {
     "plain": [],
+    "finetune": ["--preset", "finetune"],
 }
 BLOCK = 512
 BLOCK_BUFFER = 16
@@ -159,10 +161,10 @@ def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
     run.mkdir(parents=True)
     if start == "zero-shot":
         return record(run, {**evaluate(base, test_split, run / "eval"), "seconds": 0})
-    init = [f"init_from={base}"] if start == "base" else []
+    init = f"init_from={base}" if start == "base" else "init_from="  # empty: ImageNet's
     seconds = run_command(["train", "--data", str(DATA), "--split", str(train_split),
-                           "--out", str(run / "run"), "--max-time", budget, *init,
-                           *RECIPES[recipe]], run / "train.log")  # fmt: skip
+                           "--out", str(run / "run"), "--max-time", budget,
+                           *RECIPES[recipe], init], run / "train.log")  # fmt: skip
     scored = evaluate(run / "run" / "model.pt", test_split, run / "eval")
     result = {**scored, "seconds": round(seconds), "stopped_by": stopped_by(run / "train.log")}
     return record(run, result)

