@@ -154,11 +154,11 @@ MODULES: dict[str, dict] = {
 # mutant name, which numbers the mutants of a function in order: valid for the code of
 # the commit in bench/results/mutation.json, to be re-checked when a function changes.
 EQUIVALENT: dict[str, str] = {
-    "aerialseg.inference.blocks.x_plan_blocks__mutmut_5": (
+    "aerialseg.inference.blocks.x_plan_blocks__mutmut_15": (
         "max(2, ...) rows a block: bands start a window stride (32 rows or more) apart, so a"
         " block of at least 1 or 2 rows is cut at the same band starts"
     ),
-    "aerialseg.inference.blocks.x_plan_blocks__mutmut_7": (
+    "aerialseg.inference.blocks.x_plan_blocks__mutmut_17": (
         "int(block_pixels / width) for block_pixels // width: the same whole number for the"
         " positive sizes a plan takes"
     ),
@@ -175,6 +175,16 @@ EQUIVALENT: dict[str, str] = {
         )
         for k in (7, 8)
     },
+    **{
+        f"aerialseg.inference.blocks.x_write_block__mutmut_{k}": (
+            "GDAL's creation options and their values are read without regard to case"
+        )
+        for k in (25, 30, 32, 34, 36)
+    },
+    "aerialseg.inference.blocks.x_write_block__mutmut_35": (
+        "an unknown creation option is ignored: Zstandard at GDAL's default level, the same"
+        " pixels in a file of another size"
+    ),
     "aerialseg.inference.blocks.x_write_block__mutmut_37": (
         "Zstandard level 2 for 1: the same pixels, a file a little smaller and slower to write"
     ),
