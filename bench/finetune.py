@@ -56,6 +56,8 @@ TILES = ("Tile 4", "Tile 5", "Tile 7")
 RECIPES: dict[str, list[str]] = {
     "plain": [],
     "finetune": ["--preset", "finetune"],
+    # the preset at a tenth of its learning rate: forgetting classes the few images lack
+    "finetune-lr1e-4": ["--preset", "finetune", "lr=1e-4"],
 }
 BLOCK = 512
 BLOCK_BUFFER = 16
