@@ -24,7 +24,11 @@ def test_every_preset_is_named_in_the_api_and_listed_with_its_reasons(capsys):
             shown = str(value).lower() if isinstance(value, bool) else value
             assert f"{key}={shown}: {' '.join(why.split())}" in listed
     tuned = resolve_config("finetune", overrides=["init_from=my.pt"])
-    assert (tuned.init_from, tuned.freeze_bn, tuned.encoder_lr_factor) == ("my.pt", True, 0.1)
+    assert (tuned.init_from, tuned.early_stop_patience, tuned.samples_per_epoch) == (
+        "my.pt",
+        5,
+        160,
+    )
     assert tuned.max_time == "00:10:00" and TrainConfig().freeze_bn is False
 
 

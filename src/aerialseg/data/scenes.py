@@ -254,9 +254,10 @@ class RasterScene:
         return (self.grid.crs, self.transform) if self.grid.crs is not None else None
 
     def check(self, reading: Reading) -> None:
-        """Header-level problems (a mask of another size or grid): raised here, as the
-        labels are bound to the scene's grid, before any scene is decoded."""
-        self.labels.mode  # noqa: B018  (binding a class raster reads its header)
+        """Header-level problems (a mask of another size or grid, a class table that does
+        not fit its values): raised here, on binding the labels and reading one pixel,
+        before any scene is decoded."""
+        self.labels.read(Window(0, 0, 1, 1))
 
     def decoded(self, reading: Reading) -> LabelledImage:
         whole = Window(0, 0, self.width, self.height)  # an unreadable file fails here
