@@ -48,6 +48,19 @@ class TrainConfig:
         "are matched by class name (classes new to it start fresh) and its first convolution is"
         " adapted to other bands",
     )
+    unlabelled: str | None = setting(
+        None,
+        "self-training with init_from: images of the region without labels (files, a folder or"
+        " a glob, as predict takes them; read whole, within cache_megabytes). Before training,"
+        " the model init_from names labels their pixels where its calibrated confidence is at"
+        " least pseudo_confidence, and training crops are drawn from them as from the labelled"
+        " images, so classes that the few labelled images lack are not forgotten. None: off",
+    )
+    pseudo_confidence: float = setting(
+        0.9,
+        "with unlabelled: the least confidence (0..1) at which a pixel is labelled with the"
+        " starting model's class; the others are left out of the loss",
+    )
     drop_path: float = setting(
         0.0,
         "*-effnet-* models: stochastic depth, the chance that a residual block of the encoder "
@@ -245,6 +258,15 @@ class TrainConfig:
             (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
             (0 <= self.color_jitter < 1, "color_jitter must be in [0, 1)"),
             (0 <= self.class_balanced <= 1, "class_balanced must be in [0, 1]"),
+            (
+                not self.unlabelled or bool(self.init_from),
+                "unlabelled= needs init_from=: the model that labels them (e.g. init_from=default)",
+            ),
+            (
+                not self.unlabelled or self.input_mode == "crop",
+                "unlabelled= draws crops from the images: use input_mode=crop",
+            ),
+            (0 < self.pseudo_confidence <= 1, "pseudo_confidence must be in (0, 1]"),
             (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
             (0 <= self.boundary_ignore <= 8, "boundary_ignore must be 0 to 8 px"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),

@@ -3,9 +3,10 @@ table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
+from rasterio.windows import Window
 from torch.utils.data import DataLoader, Dataset
 
 from aerialseg.data.catalog import Catalog
@@ -18,7 +19,8 @@ from aerialseg.training.config import TrainConfig
 
 class SegmentationDataModule(L.LightningDataModule):
     """``extra_transform``: a torchvision v2 transform of each training (image, mask) pair,
-    after the crop and the built-in augmentation."""
+    after the crop and the built-in augmentation. ``pseudo``: images labelled by a model
+    (training/pseudo.py) that training crops are drawn from as well."""
 
     def __init__(
         self,
@@ -26,10 +28,12 @@ class SegmentationDataModule(L.LightningDataModule):
         split: Split,
         cfg: TrainConfig,
         extra_transform: Callable | None = None,
+        pseudo: Sequence[LabelledImage] = (),
     ):
         super().__init__()
         self.catalog, self.split, self.cfg = catalog, split, cfg
         self.extra_transform = extra_transform
+        self.pseudo = list(pseudo)
         self.train_set: Dataset | None = None
         self.val_set: WholeImageDataset | None = None
 
@@ -55,8 +59,11 @@ class SegmentationDataModule(L.LightningDataModule):
             regions = self.catalog.regions(self.split, "train")
             if regions is None and self.split.blocks is not None:
                 regions = [(k, w) for k, w in train_parts]
+            if regions is not None:  # and the pseudo-labelled images, whole
+                for k, image in enumerate(self.pseudo, start=len(train)):
+                    regions.append((k, Window(0, 0, image.width, image.height)))
             self.train_set = RandomCropDataset(
-                train,
+                [*train, *self.pseudo],
                 cfg.crop_size,
                 cfg.samples_per_epoch,
                 cfg.augment,

@@ -61,6 +61,7 @@ from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.module import SegmentationTask
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
+from aerialseg.training.pseudo import pseudo_labelled
 from aerialseg.training.summary import RunOutcome, data_options, format_summary
 
 
@@ -379,7 +380,8 @@ def train(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     catalog = open_catalog(data, classes, labels, cfg.pixel_size)
     split = make_split(catalog.entries, run_dir / "split.json" if resume else split_file)
-    datamodule = SegmentationDataModule(catalog, split, cfg, extra_transform)
+    pseudo = pseudo_labelled(cfg, classes)  # unlabelled=: self-training
+    datamodule = SegmentationDataModule(catalog, split, cfg, extra_transform, pseudo)
     if _rank_zero() and not sys.stderr.isatty():
         # A log gets one line instead of the bars' redraws; on stdout, so that a bad image's
         # error stays the one line on stderr.

@@ -1,0 +1,94 @@
+"""Self-training (unlabelled=): the starting model labels the pixels it is sure of, and
+training crops are drawn from those images too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aerialseg.cli import main
+from aerialseg.data.catalog import open_catalog
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable
+from aerialseg.data.splits import make_split
+from aerialseg.errors import ConfigError
+from aerialseg.inference.load import load_predictor
+from aerialseg.training.config import resolve_config
+from aerialseg.training.datamodule import SegmentationDataModule
+from aerialseg.training.pseudo import class_map, pseudo_label, pseudo_labelled
+from tests.helpers.geotiff import write_geotiff
+from tests.helpers.images import rgb_scene
+from tests.helpers.models import FAST
+
+
+def test_the_models_classes_are_matched_to_the_runs_by_name():
+    model = ClassTable.from_dict(DUBAI_CLASSES.to_dict())
+    kept = [c for c in model.to_dict()["classes"] if c["name"] in ("Water", "Building")]
+    run = ClassTable.from_dict({**model.to_dict(), "classes": kept[::-1]})  # Water, Building
+    lut = class_map(model, run)
+    assert lut[model.names.index("Water")] == 0 and lut[model.names.index("Building")] == 1
+    others = [i for i, n in enumerate(model.names) if n not in ("Water", "Building")]
+    assert (lut[others] == IGNORE_INDEX).all() and lut[IGNORE_INDEX] == IGNORE_INDEX
+
+
+def test_pixels_are_labelled_with_the_models_class_only_where_it_is_sure(tiny_model, tmp_path):
+    pixels = rgb_scene(90, 150, seed=3)
+    path = write_geotiff(tmp_path / "region.tif", pixels)
+    predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
+    expected = predictor.predict_image(pixels.astype(np.float32), confidence=True)
+    lut = class_map(predictor.classes, predictor.classes)
+    # any confidence: every pixel, with the class predict gives it, and the file's pixels
+    every = pseudo_label(predictor, path, lut, 0.01, None, "region")
+    assert np.array_equal(every.mask.numpy(), expected.ids)
+    assert np.array_equal(every.image.numpy(), pixels) and every.id == "unlabelled:region"
+    # the median confidence: about half the pixels, each with the model's class
+    least = float(np.median(expected.confidence)) / 100
+    some = pseudo_label(predictor, path, lut, least, None, "region").mask.numpy()
+    sure = expected.confidence >= round(100 * least)
+    assert 0.2 < sure.mean() < 1
+    assert np.array_equal(some[sure], expected.ids[sure])
+    assert (some[~sure] == IGNORE_INDEX).all()
+
+
+def test_settings_that_cannot_self_train_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unlabelled= needs init_from="):
+        resolve_config(overrides=[f"unlabelled={tmp_path}"])
+    with pytest.raises(ConfigError, match="use input_mode=crop"):
+        resolve_config(overrides=["unlabelled=x", "init_from=default", "input_mode=resize"])
+    with pytest.raises(ConfigError, match=r"pseudo_confidence must be in \(0, 1\]"):
+        resolve_config(overrides=["pseudo_confidence=0"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = resolve_config(overrides=[f"unlabelled={empty}", "init_from=default"])
+    with pytest.raises(ConfigError, match="no images found there"):
+        pseudo_labelled(cfg, DUBAI_CLASSES)
+
+
+def test_a_run_draws_crops_from_the_unlabelled_images_too(tiny_dataset, tiny_model, tmp_path):
+    region = tmp_path / "region"
+    region.mkdir()
+    write_geotiff(region / "a.tif", rgb_scene(70, 80, seed=1))
+    write_geotiff(region / "b.tif", rgb_scene(64, 96, seed=2))
+    settings = [*FAST, f"init_from={tiny_model}", f"unlabelled={region}"]
+    cfg = resolve_config(overrides=[*settings, "pseudo_confidence=0.01"])
+    pseudo = pseudo_labelled(cfg, DUBAI_CLASSES)
+    assert [p.id for p in pseudo] == ["unlabelled:a", "unlabelled:b"]
+    catalog = open_catalog(tiny_dataset, DUBAI_CLASSES)
+    datamodule = SegmentationDataModule(catalog, make_split(catalog.entries), cfg, None, pseudo)
+    datamodule.setup("fit")
+    items = datamodule.train_set.items  # type: ignore[union-attr]
+    assert items[-2:] == pseudo and len(items) > 2
+    # through the command line: trained, and the summary of what was labelled
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(out), *settings, "max_steps=2"]
+    assert main(argv) == 0
+    assert (out / "model.pt").exists()
+
+
+def test_the_summary_says_how_many_pixels_were_labelled(tiny_model, tmp_path, capsys):
+    write_geotiff(tmp_path / "a.tif", rgb_scene(64, 64, seed=1))
+    settings = [*FAST, f"init_from={tiny_model}", f"unlabelled={tmp_path}/*.tif"]
+    (scene,) = pseudo_labelled(resolve_config(overrides=[*settings]), DUBAI_CLASSES)
+    share = (scene.mask != IGNORE_INDEX).float().mean().item()
+    out = capsys.readouterr().out
+    assert f"1 unlabelled image(s), {share:.0%} of their pixels labelled by {tiny_model}" in out
+    assert "at confidence >= 0.9" in out
