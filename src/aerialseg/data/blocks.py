@@ -3,7 +3,8 @@
 Neighbouring pixels look alike, so a test pixel next to a training crop is not unseen
 data. Each scene is cut into square blocks (the last row and column smaller); blocks are
 ordered by a hash of the seed, scene and block (the same split on any machine), and test
-takes the first share of that order, validation the next. Where a block borders one of
+takes the blocks of that order until it holds its share of the pixels, validation the
+next. Where a block borders one of
 a later split (train < val < test, diagonals included), it gives up a strip of ``buffer``
 pixels along that side, which no split uses: training crops, which lie inside training
 blocks, stay at least ``buffer`` pixels from every validation and test pixel, and test
@@ -112,17 +113,28 @@ def block_split(
             )
         ]
     ordered = sorted(cells, key=lambda cell: _rank(seed, f"{cell[0]}:{cell[1]}:{cell[2]}"))
-    n_test, n_val = round(len(ordered) * test), max(1, round(len(ordered) * val))
-    if len(ordered) - n_test - n_val < 1:
+    sizes = {s.id: (s.height, s.width) for s in scenes}
+
+    def area(cell: tuple[str, int, int, int]) -> int:  # the last row and column are smaller
+        sid, r, c, side = cell
+        height, width = sizes[sid]
+        return (min(side, height - r * side)) * (min(side, width - c * side))
+
+    # The shares are of pixels, not of blocks: the thin last row and column of a scene
+    # count for their area (an image of 1126 px in 512 px blocks has 9 blocks, 5 of them
+    # slivers that would otherwise weigh as much as a whole block).
+    total, dealt = sum(area(cell) for cell in ordered), 0
+    split_of: dict[tuple[str, int, int], str] = {}
+    for cell in ordered:
+        share = dealt / total  # of the pixels dealt before this block
+        split_of[cell[:3]] = "test" if share < test else "val" if share < test + val else "train"
+        dealt += area(cell)
+    dealt_to = set(split_of.values())
+    if "train" not in dealt_to or "val" not in dealt_to or (test > 0 and "test" not in dealt_to):
         raise DatasetError(
             f"{len(ordered)} block(s) are too few for val {val:g} and test {test:g}: choose a"
             " smaller --block-size"
         )
-    split_of = {
-        cell[:3]: ("test" if k < n_test else "val" if k < n_test + n_val else "train")
-        for k, cell in enumerate(ordered)
-    }
-    sizes = {s.id: (s.height, s.width) for s in scenes}
     out: dict[str, list[tuple[str, Window]]] = {name: [] for name in ORDER}
     for sid, r, c, side in cells:
         name = split_of[(sid, r, c)]
