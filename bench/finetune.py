@@ -204,12 +204,16 @@ def region_images(folder: Path, test_split: Path) -> Path:
     return folder
 
 
+def committed() -> dict:
+    path = RESULTS / "finetune.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def collected(folder: Path) -> dict[str, dict]:
     """Every finished run's result, by key: those committed in ``finetune.json`` by earlier
     sessions (their run folders are not kept), then those in ``folder``, whichever call
     made them."""
-    committed = RESULTS / "finetune.json"
-    found = json.loads(committed.read_text())["results"] if committed.exists() else {}
+    found = dict(committed().get("results", {}))
     for result in sorted(folder.glob("*/result.json")):
         data = json.loads(result.read_text())
         if "key" in data:
@@ -303,6 +307,8 @@ def save(args, results: dict) -> None:
             "recipes": RECIPES,
             "gains": gains(results),
             "results": results,
+            # runs set aside, each with why (kept from the committed JSON)
+            "superseded": committed().get("superseded", {}),
         },
     )
 
