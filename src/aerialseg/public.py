@@ -1020,8 +1020,8 @@ def split_data(
         data: the dataset, as for ``train``.
         out: the split file to write (JSON).
         classes: the class table the dataset needs (checked here).
-        val: validation share.
-        test: test share.
+        val: validation share (of the pixels, with ``block_size``).
+        test: test share (of the pixels, with ``block_size``).
         seed: which draw.
         block_size: split large scenes spatially: square blocks of SIZE pixels (512) or map
             units (200m), dealt to train, val and test; also writes the blocks as a
@@ -1066,7 +1066,7 @@ def _block_split(catalog, out: Path, size: str, buffer, val: float, test: float,
     blocks = block_split(catalog.grids(), size, buffer, val, test, seed, catalog.labelled_block())
     rule = (
         f"blocks of {size} (px unless m), buffer {buffer} px: test {test:g} and"
-        f" val {val:g} of the blocks, seed {seed} (aerialseg data split)"
+        f" val {val:g} of the pixels, seed {seed} (aerialseg data split)"
     )
     grids = catalog.georeferences()
     if not grids:

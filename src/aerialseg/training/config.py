@@ -149,9 +149,9 @@ class TrainConfig:
         False,
         "batch norms keep the running statistics the network starts with (init_from's, or "
         "ImageNet's) and learn only their scale and shift: the statistics of a few images' "
-        "small batches are noisy. Fine-tuning the base model on 4 images of a held-out tile "
-        "with it and encoder_lr_factor=0.1 scored mIoU-5 0.507 (0.499 at lr=1e-4) against "
-        "0.549 with the default recipe (bench/results/finetune.json)",
+        "small batches are noisy. With encoder_lr_factor=0.1 it scored below the default "
+        "recipe in a first fine-tuning bench (bench/results/finetune.json, 'superseded': "
+        "a faulty split that trained on about half of the 4 images)",
     )
     weight_decay: float = setting(1e-4, "the optimiser's weight decay")
     scheduler: Literal["cosine", "plateau", "none"] = setting(
