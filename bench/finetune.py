@@ -263,7 +263,8 @@ def main() -> None:
     pairs = DatasetSource(DATA).pairs
     args.folder.mkdir(parents=True, exist_ok=True)
     if args.stage == "report":
-        return save(args, collected(args.folder))
+        save(args, collected(args.folder))
+        return print(table(collected(args.folder)))
     for tile in args.tiles:
         runs = [(n, start, recipe) for n in args.sizes for start in args.starts
                 for recipe in (["-"] if start == "zero-shot" else args.recipes)]  # fmt: skip
@@ -316,6 +317,23 @@ def save(args, results: dict) -> None:
 # The issue's aims: with n labelled images, the base model fine-tuned beats its zero-shot
 # mIoU-5 by this much on average over the held-out tiles, and ImageNet by this much.
 AIMS = {"over_zero_shot": {4: 0.08}, "over_imagenet": {2: 0.05, 4: 0.05}}
+
+
+def table(results: dict) -> str:
+    """mIoU-5 by run and held-out tile, and the mean where every tile is measured, as
+    Markdown (the docs' table)."""
+    rows = sorted({tuple(k.split(" | ")[1:]) for k in results}, key=lambda r: (int(r[0]), r[1:]))
+    lines = [
+        f"| n | start | recipe | {' | '.join(TILES)} | mean |",
+        "|---" * (len(TILES) + 4) + "|",
+    ]
+    for n, start, recipe in rows:
+        found = [results.get(key_of(t, int(n), start, recipe)) for t in TILES]
+        mious = [r["headline"]["miou5"] for r in found if r]
+        cells = [f"{r['headline']['miou5']:.3f}" if r else "–" for r in found]
+        mean = f"{sum(mious) / len(mious):.3f}" if len(mious) == len(TILES) else "–"
+        lines.append(f"| {n} | {start} | {recipe} | {' | '.join(cells)} | {mean} |")
+    return "\n".join(lines)
 
 
 def gains(results: dict) -> dict[str, dict]:
