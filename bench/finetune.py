@@ -16,6 +16,8 @@ differ: Tile 4 is mostly buildings, Tile 5 mostly water, Tile 7 mostly land):
    on Dubai images of other tiles:
 
    - ``zero-shot``: the base model as it is (no training);
+   - ``adabn``: the base model with batch-norm statistics re-estimated on the region's
+     nine images, unlabelled (no training; not in the default ``--starts``);
    - ``base``: fine-tuned from the base model (``init_from=``);
    - ``imagenet``: the same from the ImageNet encoder;
    - each with the recipe ``--recipe`` names (a preset and settings, see RECIPES).
@@ -179,6 +181,9 @@ def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
     key = {"key": key_of(tile, n, start, recipe)}
     if start == "zero-shot":
         return record(run, {**key, **evaluate(base, test_split, run / "eval"), "seconds": 0})
+    if start == "adabn":
+        adapted = batchnorm_adapted(base, test_split, run / "model.pt")
+        return record(run, {**key, **evaluate(adapted, test_split, run / "eval"), "seconds": 0})
     init = f"init_from={base}" if start == "base" else "init_from="  # empty: ImageNet's
     recipe_args = RECIPES[recipe]
     if "unlabelled=UNLABELLED" in recipe_args:
@@ -190,6 +195,39 @@ def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
     scored = evaluate(run / "run" / "model.pt", test_split, run / "eval")
     result = {**scored, "seconds": round(seconds), "stopped_by": stopped_by(run / "train.log")}
     return record(run, {**key, **result})
+
+
+def batchnorm_adapted(base: Path, test_split: Path, out: Path, crops: int = 24) -> Path:
+    """The base model with its batch-norm statistics re-estimated on the region's nine
+    images, unlabelled (AdaBN: no weight trained), written to ``out``: ``crops`` random
+    256 px crops of each image, in batches of 8, averaged over every batch."""
+    import numpy as np
+    import torch
+
+    from aerialseg.models.io import load_model, save_model
+
+    split = json.loads(test_split.read_text())
+    source, rng = DatasetSource(DATA), np.random.default_rng(0)
+    cut = []
+    for rel in split["train"] + split["test"]:
+        image, _ = source.read_image(next(p for p in source.pairs if p.id == rel))
+        height, width = image.shape[:2]
+        for _ in range(crops):
+            y, x = rng.integers(0, height - 255), rng.integers(0, width - 255)
+            cut.append(image[y : y + 256, x : x + 256])
+    rng.shuffle(cut)
+    loaded = load_model(base)
+    norms = [m for m in loaded.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over every batch
+    loaded.net.train()
+    with torch.no_grad():
+        for k in range(0, len(cut) - 7, 8):
+            loaded.net(torch.from_numpy(np.stack(cut[k : k + 8])).permute(0, 3, 1, 2).float())
+    loaded.net.eval()
+    save_model(out, loaded.net, loaded.spec, loaded.classes, loaded.meta, recipe=loaded.recipe)
+    return out
 
 
 def region_images(folder: Path, test_split: Path) -> Path:
@@ -251,7 +289,7 @@ def main() -> None:
     parser.add_argument("--tiles", nargs="+", default=list(TILES))
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--starts", nargs="+", default=["zero-shot", "base", "imagenet"],
-                        choices=["zero-shot", "base", "imagenet"])  # fmt: skip
+                        choices=["zero-shot", "adabn", "base", "imagenet"])  # fmt: skip
     parser.add_argument("--recipes", nargs="+", default=["plain"], choices=list(RECIPES))
     parser.add_argument("--base-steps", type=int, default=1200, help="each base model's budget")
     parser.add_argument("--budget", default="00:10:00", help="each fine-tuning run's wall clock")
@@ -266,8 +304,9 @@ def main() -> None:
         save(args, collected(args.folder))
         return print(table(collected(args.folder)))
     for tile in args.tiles:
+        untrained = ("zero-shot", "adabn")  # no recipe
         runs = [(n, start, recipe) for n in args.sizes for start in args.starts
-                for recipe in (["-"] if start == "zero-shot" else args.recipes)]  # fmt: skip
+                for recipe in (["-"] if start in untrained else args.recipes)]  # fmt: skip
         todo = [run for run in runs if key_of(tile, *run) not in collected(args.folder)]
         if not todo and args.stage == "all":
             continue  # every run done, in this folder or committed: no base model needed
