@@ -272,7 +272,9 @@ def plot(results: dict, path: Path) -> None:
         lines.setdefault(name, {}).setdefault(int(n), []).append(result["headline"]["miou5"])
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, by_n in sorted(lines.items()):
-        ns = sorted(by_n)
+        ns = sorted(n for n in by_n if len(by_n[n]) == len(TILES))  # means over every tile
+        if not ns:
+            continue
         ax.plot(ns, [sum(by_n[n]) / len(by_n[n]) for n in ns], marker="o", label=name)
     ax.set_xlabel("labelled images of the region")
     ax.set_ylabel("mIoU-5 on its other images (mean over tiles)")
