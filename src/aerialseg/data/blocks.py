@@ -122,15 +122,18 @@ def block_split(
 
     # The shares are of pixels, not of blocks: the thin last row and column of a scene
     # count for their area (an image of 1126 px in 512 px blocks has 9 blocks, 5 of them
-    # slivers that would otherwise weigh as much as a whole block).
-    total, dealt = sum(area(cell) for cell in ordered), 0
+    # slivers that would otherwise weigh as much as a whole block). Test, then validation,
+    # takes blocks in the seeded order until it holds its share, so each gets one at least.
+    total, queue = sum(area(cell) for cell in ordered), iter(ordered)
     split_of: dict[tuple[str, int, int], str] = {}
-    for cell in ordered:
-        share = dealt / total  # of the pixels dealt before this block
-        split_of[cell[:3]] = "test" if share < test else "val" if share < test + val else "train"
-        dealt += area(cell)
-    dealt_to = set(split_of.values())
-    if "train" not in dealt_to or "val" not in dealt_to or (test > 0 and "test" not in dealt_to):
+    for name, share in (("test", test), ("val", val)):
+        held = 0
+        while held < share * total and (cell := next(queue, None)) is not None:
+            split_of[cell[:3]] = name
+            held += area(cell)
+    for cell in queue:
+        split_of[cell[:3]] = "train"
+    if "train" not in split_of.values() or "val" not in split_of.values():
         raise DatasetError(
             f"{len(ordered)} block(s) are too few for val {val:g} and test {test:g}: choose a"
             " smaller --block-size"
