@@ -56,6 +56,15 @@ def test_settings_that_cannot_self_train_are_one_line_errors(tmp_path):
         resolve_config(overrides=["unlabelled=x", "init_from=default", "input_mode=resize"])
     with pytest.raises(ConfigError, match=r"pseudo_confidence must be in \(0, 1\]"):
         resolve_config(overrides=["pseudo_confidence=0"])
+    big = tmp_path / "big"
+    big.mkdir()
+    write_geotiff(big / "a.tif", rgb_scene(600, 500, seed=1))  # 4 x 300,000 bytes decoded
+    cfg = resolve_config(
+        overrides=[f"unlabelled={big}", "init_from=no-such-model.pt", "cache_megabytes=1"]
+    )
+    # refused from the header, before the model is loaded (it does not exist here)
+    with pytest.raises(ConfigError, match="take 1 MB decoded, more than cache_megabytes=1"):
+        pseudo_labelled(cfg, DUBAI_CLASSES)
     empty = tmp_path / "empty"
     empty.mkdir()
     cfg = resolve_config(overrides=[f"unlabelled={empty}", "init_from=default"])

@@ -4,12 +4,12 @@ Neighbouring pixels look alike, so a test pixel next to a training crop is not u
 data. Each scene is cut into square blocks (the last row and column smaller); blocks are
 ordered by a hash of the seed, scene and block (the same split on any machine), and test
 takes the blocks of that order until it holds its share of the pixels, validation the
-next. Where a block borders one of
-a later split (train < val < test, diagonals included), it gives up a strip of ``buffer``
-pixels along that side, which no split uses: training crops, which lie inside training
-blocks, stay at least ``buffer`` pixels from every validation and test pixel, and test
-blocks are scored whole. Hand-written: the libraries' spatial splitters (torchgeo's
-``random_grid_cell_assignment``) leave no buffer and are not stable across versions.
+next. Where a block borders one of a later split (train < val < test, diagonals
+included), it gives up a strip of ``buffer`` pixels along that side, which no split
+uses: training crops, which lie inside training blocks, stay at least ``buffer`` pixels
+from every validation and test pixel, and test blocks are scored whole. Hand-written:
+the libraries' spatial splitters (torchgeo's ``random_grid_cell_assignment``) leave no
+buffer and are not stable across versions.
 """
 
 from __future__ import annotations

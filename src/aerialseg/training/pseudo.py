@@ -35,14 +35,27 @@ def class_map(model: ClassTable, run: ClassTable) -> np.ndarray:
     return lut
 
 
+def _opened(path, bands, whole_read_pixels: int | None = None):
+    try:
+        return open_input(path, bands, "bands=", whole_read_pixels=whole_read_pixels)
+    except InputError as err:
+        raise ConfigError(f"unlabelled=: {err}") from None
+
+
+def decoded_bytes(path, bands) -> int:
+    """What an unlabelled image and its labels take in memory, from its header."""
+    raster = _opened(path, bands, whole_read_pixels=0)  # no pixel decoded
+    try:
+        return (len(raster.bands) + 1) * raster.width * raster.height
+    finally:
+        raster.close()
+
+
 def pseudo_label(
     predictor: Predictor, path, lut: np.ndarray, confidence: float, bands, name: str
 ) -> LabelledImage:
     """One unlabelled image and the predictor's confident class ids as its labels."""
-    try:
-        raster = open_input(path, bands, "bands=")
-    except InputError as err:
-        raise ConfigError(f"unlabelled=: {err}") from None
+    raster = _opened(path, bands)
     least = round(100 * confidence)  # confidences come in whole percents
     images, masks = [], []
     try:
@@ -68,20 +81,19 @@ def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage
     paths, names = named_inputs([cfg.unlabelled])
     if not paths:
         raise ConfigError(f"unlabelled={cfg.unlabelled}: no images found there")
+    held = sum(decoded_bytes(path, cfg.band_tuple) for path in paths)  # headers only
+    if held > cfg.cache_megabytes * 2**20:
+        raise ConfigError(
+            f"unlabelled={cfg.unlabelled}: its images take {held / 2**20:,.0f} MB decoded, more"
+            f" than cache_megabytes={cfg.cache_megabytes:g}; name fewer or raise"
+            " cache_megabytes"
+        )
     predictor = load_predictor(model_path(cfg.init_from), device="auto")
     lut = class_map(predictor.classes, classes)
-    found, held = [], 0
-    for path in paths:
-        scene = pseudo_label(
-            predictor, path, lut, cfg.pseudo_confidence, cfg.band_tuple, names[path]
-        )
-        held += scene.image.numel() + scene.mask.numel()
-        if held > cfg.cache_megabytes * 2**20:
-            raise ConfigError(
-                f"unlabelled={cfg.unlabelled}: its images take more than cache_megabytes="
-                f"{cfg.cache_megabytes:g} MB decoded; name fewer or raise cache_megabytes"
-            )
-        found.append(scene)
+    found = [
+        pseudo_label(predictor, path, lut, cfg.pseudo_confidence, cfg.band_tuple, names[path])
+        for path in paths
+    ]
     labelled = sum(int((s.mask != IGNORE_INDEX).sum()) for s in found)
     pixels = sum(s.mask.numel() for s in found)
     print(
