@@ -115,8 +115,37 @@ MODULES: dict[str, dict] = {
     },
     # Row blocks of a large scene, written apart by Ray workers and assembled (issue 29).
     "inference/blocks.py": {"tests": ["tests/inference/test_blocks.py"]},
+    # The Ray driver and its workers, on an in-process stand-in for Ray (fake_ray.py):
+    # _start_ray alone is left out, since only a real cluster tests connecting to one
+    # (test_distributed.py does, too slowly to run once a mutant).
+    "inference/distributed.py": {
+        "tests": ["tests/inference/test_ray_driver.py"],
+        "functions": [
+            "x_run_fingerprint__mutmut_*",
+            "xǁDoneRecordǁ*",
+            "x__stamp__mutmut_*",
+            "xǁPredictWorkerǁ*",
+            "x_predict_on_ray__mutmut_*",
+            "x__drive__mutmut_*",
+            "x__remove_temporaries__mutmut_*",
+            "x_ray_inputs__mutmut_*",
+        ],
+    },
     # What a model file holds to predict, read from any release's file.
     "models/spec.py": {"tests": ["tests/models/test_io.py", "tests/models/test_spec.py"]},
+    # The LightningModule: loss, validation as predict runs it, schedule, optimiser; driven
+    # without a Trainer (tests/training/test_module.py), so no test trains a model here.
+    "training/module.py": {
+        "tests": [
+            "tests/training/test_module.py",
+            "tests/training/test_run.py::test_loss_adds_the_weighted_terms",
+            "tests/training/test_run.py::test_encoder_learns_at_its_own_rate",
+            "tests/training/test_finetune.py::test_frozen_batch_norms_keep_their_statistics_and_learn_scale_and_shift",
+        ]
+    },
+    # Crops for training: where they are cut, class-balanced draws; their transforms.
+    "data/crops.py": {"tests": ["tests/data/test_samples.py", "tests/data/test_scenes.py"]},
+    "data/transforms.py": {"tests": ["tests/data/test_samples.py"]},
     # suggest's doubt per block, its scores and the choice of blocks.
     # (the scenes painted so that the doubt is known; the bundled model's are not copied)
     "inference/doubt.py": {

@@ -16,7 +16,6 @@ import rasterio
 from rasterio.windows import Window
 
 from aerialseg.cli import main
-from aerialseg.inference.distributed import RECORD, DoneRecord, ray_inputs
 from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene
 from tests.helpers.paths import REAL_DATA, requires_real_data
@@ -174,35 +173,3 @@ def test_a_killed_worker_s_scene_is_predicted_again(tiny_model, tmp_path, capsys
     assert predict(inputs, "--out", tmp_path / "single", "--model", tiny_model) == 0
     assert files(out) == files(tmp_path / "single")
     assert not [p for p in out.glob(".*") if str(killed[0]) in p.name]  # its files swept
-
-
-def test_the_record_holds_only_complete_scenes_of_the_same_settings(tmp_path):
-    done = tmp_path / "a_classes.tif"
-    done.write_bytes(b"x")
-    DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
-    DoneRecord(tmp_path, "run1").add("b", "/in/b.tif", {"classes": str(tmp_path / "gone.tif")})
-    with (tmp_path / RECORD).open("a") as f:
-        f.write('{"name": "c", "inp')  # a line cut short by a crash
-    again = DoneRecord(tmp_path, "run1")
-    assert again.complete("a") and not again.complete("b") and not again.complete("c")
-    assert not DoneRecord(tmp_path, "other options").complete("a")
-
-
-def test_a_scene_written_again_since_its_record_is_not_done(tmp_path):
-    """Another run (other options, or a set it began and the next run completed) wrote
-    the scene's files since: the record's entry no longer describes them."""
-    done = tmp_path / "a_classes.tif"
-    done.write_bytes(b"x")
-    DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
-    assert DoneRecord(tmp_path, "run1").complete("a")
-    os.utime(done, ns=(0, done.stat().st_mtime_ns + 1_000_000))
-    assert not DoneRecord(tmp_path, "run1").complete("a")
-
-
-def test_url_inputs_keep_their_slashes_and_get_names(tmp_path):
-    (tmp_path / "x.tif").write_bytes(b"")
-    inputs, names = ray_inputs(
-        [str(tmp_path / "x.tif"), "https://h.org/a/x.tif", "s3://bucket/b/y.tif", "/vsis3/c/z.tif"]
-    )
-    assert inputs[1:] == ["https://h.org/a/x.tif", "s3://bucket/b/y.tif", "/vsis3/c/z.tif"]
-    assert [names[i] for i in inputs] == ["x", "h.org__a__x", "y", "z"]

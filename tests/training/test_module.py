@@ -1,11 +1,18 @@
 """The LightningModule's pieces that need no trainer: what the loss is taken against."""
 
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
+from aerialseg.evaluation.calibration import PIXELS_PER_IMAGE
+from aerialseg.evaluation.metrics import metrics_from_confusion
+from aerialseg.inference.predict import Predictor
 from aerialseg.training.config import resolve_config
 from aerialseg.training.module import SegmentationTask, cutmix, ignore_near_boundaries
+from aerialseg.training.progress import TimeBudget
 
 TINY = ["model=seed-unet", "pretrained=false", "base_width=4", "crop_size=32"]
 
@@ -81,3 +88,192 @@ def test_label_smoothing_reaches_the_cross_entropy():
     target = torch.full((1, 1, 1), 2)
     # a confident right answer still costs: 0.1 of the target is spread over the 6 classes
     assert task.loss(logits, target).item() == pytest.approx(0.1 * 5 / 6 * 40, rel=1e-3)
+
+
+# --- the task's steps, hooks and optimiser, driven without a Trainer ----------------------
+# A stand-in for the attributes of Lightning's Trainer that the task reads; ``log`` is
+# replaced by a recorder, since Lightning's needs a running loop.
+
+
+def _task(*settings: str) -> SegmentationTask:
+    torch.manual_seed(0)
+    cfg = resolve_config("default", None, [*TINY, "window=32", *settings])
+    return SegmentationTask(cfg.to_dict(), DUBAI_CLASSES.to_dict())
+
+
+def _trainer(**attributes) -> SimpleNamespace:
+    found = {"sanity_checking": False, "global_rank": 0, "global_step": 0, "callbacks": []}
+    return SimpleNamespace(**{**found, **attributes})
+
+
+def _logged(task: SegmentationTask) -> list[tuple[str, float, dict]]:
+    seen: list[tuple[str, float, dict]] = []
+    task.log = lambda name, value, **kw: seen.append(
+        (name, float(value.detach() if isinstance(value, torch.Tensor) else value), kw)
+    )  # type: ignore[method-assign]
+    return seen
+
+
+def test_validation_scores_whole_images_as_predict_does_and_keeps_the_best_sample():
+    task = _task().eval()
+    task._trainer = _trainer()
+    seen = _logged(task)
+    images = torch.rand(2, 3, 40, 56) * 255
+    predictor = Predictor(task.net, task.cfg.spec, task.classes, "cpu", 4)
+    results = [predictor.predict_image(image, probabilities=True) for image in images]
+    predicted = torch.stack([torch.from_numpy(r.ids).long() for r in results])
+
+    def epoch(masks: torch.Tensor) -> list:
+        seen.clear()
+        task.on_validation_epoch_start()
+        with torch.no_grad():
+            task.validation_step((images, masks), 0)
+        task.on_validation_epoch_end()
+        return list(seen)
+
+    masks = predicted.clone()
+    masks[0, :4] = IGNORE_INDEX
+    logged = epoch(masks)
+    losses = [value for name, value, _ in logged if name == "val_loss"]
+    for result, mask, value in zip(results, masks, losses, strict=True):
+        log_probs = torch.log(result.probs.clamp_min(1e-8))[None]
+        assert value == pytest.approx(float(task.loss(log_probs, mask[None])))
+    assert all(kw["batch_size"] == 1 for name, _, kw in logged if name == "val_loss")
+    cm = torch.zeros(6, 6, dtype=torch.long)
+    for truth, guess in zip(masks.flatten(), predicted.flatten(), strict=True):
+        if truth != IGNORE_INDEX:
+            cm[truth, guess] += 1
+    expected = metrics_from_confusion(cm.numpy(), task.classes)
+    scores = {
+        name: value for name, value, _ in logged if name.startswith("val_") and name != "val_loss"
+    }
+    assert scores == pytest.approx(
+        {
+            "val_miou": expected["miou6"],
+            "val_acc": expected["pixel_accuracy"],
+            "val_dice": expected["mean_dice"],
+        }  # fmt: skip
+    )
+    assert scores["val_acc"] == 1.0  # the masks are the predictions
+    labelled = int((masks != IGNORE_INDEX).sum())
+    first = task.best_sample
+    assert first is not None and first[0] == pytest.approx(scores["val_miou"])
+    assert sum(len(labels) for labels in first[1].labels) == min(labelled, 2 * PIXELS_PER_IMAGE)
+    # a worse validation keeps the best one's sample; an equal one does too (strictly better)
+    epoch((predicted + 1) % 6)
+    assert task.best_sample is first
+    epoch(masks)
+    assert task.best_sample is first
+    assert task.val_cm.confmat.sum() == 0  # each epoch's confusion starts empty
+    # the sanity check's validation before training keeps none
+    task.best_sample, task._trainer = None, _trainer(sanity_checking=True)
+    epoch(masks)
+    assert task.best_sample is None
+    assert len(task.temperature_sample.labels) == 2  # a fresh sample each epoch
+
+
+def test_budget_progress_is_steps_epochs_or_time_whichever_is_further():
+    task = _task()
+    task._trainer = _trainer(max_steps=200, global_step=50)
+    assert task._budget_progress() == 0.25
+    task._trainer = _trainer(max_steps=200, global_step=300)
+    assert task._budget_progress() == 1.0  # never past the end
+    by_epochs = {"max_steps": -1, "max_epochs": 4, "num_training_batches": 10}
+    task._trainer = _trainer(**by_epochs, accumulate_grad_batches=2, global_step=5)
+    assert task._budget_progress() == 0.25  # 20 optimiser steps in all
+    task._trainer = _trainer(**by_epochs, accumulate_grad_batches=1, global_step=5)
+    assert task._budget_progress() == 0.125
+    task._trainer = _trainer(**{**by_epochs, "num_training_batches": math.inf}, global_step=5)
+    assert task._budget_progress() == 0.0
+    budget = TimeBudget(600, 0.0, 1)
+    budget.progress = lambda: 0.6  # type: ignore[method-assign]
+    task._trainer = _trainer(max_steps=200, global_step=50, callbacks=[object(), budget])
+    assert task._budget_progress() == 0.6
+    task._trainer = _trainer(max_steps=200, global_step=180, callbacks=[budget])
+    assert task._budget_progress() == 0.9
+
+
+def test_the_cosine_schedule_anneals_to_2_percent_over_the_budget_each_step():
+    task = _task("scheduler=cosine", "lr=0.01")
+    task._trainer = _trainer(max_steps=100, global_step=0)
+    found = task.configure_optimizers()
+    assert found["lr_scheduler"]["interval"] == "step"
+    factor = found["lr_scheduler"]["scheduler"].lr_lambdas[0]
+    for step, expected in ((0, 1.0), (50, 0.51), (100, 0.02), (25, 0.02 + 0.49 * (1 + 0.5**0.5))):
+        task._trainer = _trainer(max_steps=100, global_step=step)
+        assert factor(step) == pytest.approx(expected)
+
+
+def test_plateau_halves_the_rate_when_validation_miou_stalls():
+    task = _task("scheduler=plateau", "plateau_patience=3")
+    found = task.configure_optimizers()
+    plateau = found["lr_scheduler"]["scheduler"]
+    assert found["lr_scheduler"]["monitor"] == "val_miou"
+    assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert (plateau.mode, plateau.factor, plateau.patience) == ("max", 0.5, 3)
+
+
+def test_optimiser_kind_rate_and_decay_come_from_the_settings():
+    for name, kind in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
+        task = _task(f"optimizer={name}", "lr=0.02", "weight_decay=0.003", "scheduler=none")
+        found = task.configure_optimizers()
+        assert list(found) == ["optimizer"]
+        optimizer = found["optimizer"]
+        assert type(optimizer) is kind
+        (group,) = optimizer.param_groups  # no encoder apart: one group of everything
+        assert (group["lr"], group["weight_decay"]) == (0.02, 0.003)
+        assert len(group["params"]) == len(list(task.parameters()))
+
+
+def test_each_rank_and_each_resumed_run_draws_its_own_crops():
+    task = _task("seed=7")
+    draws = []
+    for rank, step in ((0, 0), (1, 0), (0, 40), (1, 0)):
+        task._trainer = _trainer(global_rank=rank, global_step=step)
+        task.on_train_start()
+        draws.append(torch.rand(4))
+        torch.manual_seed(7 + 1_000_003 * rank + step)
+        assert torch.equal(draws[-1], torch.rand(4))
+    assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    assert torch.equal(draws[1], draws[3])
+
+
+def test_class_weights_reach_the_loss_and_must_name_every_class():
+    task = _task("class_weights=[1,2,3,4,5,6]", "dice_weight=0")
+    assert task.ce.weight.tolist() == [1, 2, 3, 4, 5, 6]
+    logits, target = torch.zeros(1, 6, 1, 2), torch.tensor([[[0, 5]]])
+    # equal logits: each pixel costs log 6, weighted by its class and averaged by weight
+    assert float(task.loss(logits, target)) == pytest.approx(math.log(6))
+    focal = _task("class_weights=[1,2,3,4,5,6]", "focal_gamma=2", "dice_weight=0")
+    assert focal.ce.class_weights.tolist() == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="class_weights has 2 values for 6 classes"):
+        _task("class_weights=[1,2]")
+
+
+def test_the_network_trains_channels_last_and_forward_is_the_network():
+    task = _task()
+    convs = [m.weight for m in task.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert any(not w.is_contiguous() for w in convs if w.shape[-1] > 1)
+    image = torch.rand(1, 3, 32, 32) * 255
+    assert torch.equal(task.eval()(image), task.net(image))
+
+
+def test_training_step_logs_the_epochs_loss_and_takes_it_at_each_blocks_centre():
+    task = _task("downsample=2", "crop_size=64", "window=64", "cutmix=0", "boundary_ignore=0")
+    seen = _logged(task)
+    targets = []
+    task.loss = lambda logits, target: targets.append(target) or logits.mean()  # type: ignore[method-assign]
+    masks = torch.randint(0, 6, (3, 64, 64))
+    loss = task.training_step((torch.rand(3, 3, 64, 64) * 255, masks), 0)
+    assert torch.equal(targets[0], masks[:, 1::2, 1::2])
+    ((name, value, kw),) = seen
+    assert (name, value) == ("train_loss", float(loss.detach()))
+    assert kw == {"on_step": False, "on_epoch": True, "prog_bar": True, "batch_size": 3,
+                  "sync_dist": True}  # fmt: skip
+    mixed = _task("cutmix=1", "boundary_ignore=0")
+    _logged(mixed)
+    mixed.loss = lambda logits, target: targets.append(target) or logits.mean()  # type: ignore[method-assign]
+    torch.manual_seed(3)
+    mixed.training_step((torch.rand(3, 3, 64, 64) * 255, masks), 0)
+    assert not torch.equal(targets[-1], masks)  # boxes of other samples pasted in
