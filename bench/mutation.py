@@ -143,6 +143,27 @@ MODULES: dict[str, dict] = {
             "tests/training/test_finetune.py::test_frozen_batch_norms_keep_their_statistics_and_learn_scale_and_shift",
         ]
     },
+    # The training command: its parts without a run (test_run_parts.py), and train() by
+    # the quickest runs of the tiny model that reach each of its branches (under 2 s each).
+    "training/run.py": {
+        "tests": [
+            "tests/training/test_run_parts.py",
+            "tests/training/test_run.py::test_train_evaluate_reload",
+            "tests/training/test_run.py::test_max_steps_before_the_first_validation",
+            "tests/training/test_run.py::test_resume_after_interruption",
+            "tests/training/test_run.py::test_resume_keeps_the_time_budgets_schedule",
+            "tests/training/test_run.py::test_ema_weights_are_the_ones_shipped",
+            "tests/training/test_run.py::test_fine_tuning_starts_from_the_given_model",
+            "tests/training/test_run.py::test_a_damaged_last_checkpoint_says_what_to_do",
+            "tests/training/test_run.py::test_resume_with_only_the_best_checkpoint_names_resume_from_best",
+            "tests/training/test_run.py::test_the_temperature_is_fitted_on_the_shipped_weights_validation",
+            "tests/training/test_run.py::test_an_epoch_run_twice_is_listed_once",
+            "tests/training/test_run.py::test_experiment_trackers_beside_the_csv",
+            "tests/training/test_run.py::test_a_tracker_that_is_not_installed_says_how_to_get_it",
+            "tests/training/test_finetune.py::test_a_run_stops_when_validation_stops_improving_and_says_so",
+            "tests/training/test_pseudo.py::test_a_run_draws_crops_from_the_unlabelled_images_too",
+        ]
+    },
     # Crops for training: where they are cut, class-balanced draws; their transforms.
     "data/crops.py": {"tests": ["tests/data/test_samples.py", "tests/data/test_scenes.py"]},
     "data/transforms.py": {"tests": ["tests/data/test_samples.py"]},

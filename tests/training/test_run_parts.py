@@ -1,0 +1,262 @@
+"""training/run.py's parts that need no training run: the trainer it builds, its
+checkpoints, metrics, weight average, calibration, and what it says and refuses."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    Timer,
+)
+from lightning.pytorch.loggers import CSVLogger
+
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.scenes import LabelledImage
+from aerialseg.errors import ConfigError
+from aerialseg.evaluation.calibration import TemperatureSample
+from aerialseg.models.io import load_model
+from aerialseg.models.network import gflops_per_megapixel
+from aerialseg.training import run
+from aerialseg.training.config import resolve_config
+from aerialseg.training.module import SegmentationTask
+from aerialseg.training.progress import TimeBudget
+from tests.helpers.models import FAST
+
+
+def _config(*settings: str):
+    return resolve_config("default", None, [*FAST, *settings])
+
+
+def test_the_network_line_names_its_weights_size_and_cost():
+    cfg = _config()
+    task = SegmentationTask(cfg.to_dict(), DUBAI_CLASSES.to_dict())
+    count = sum(p.numel() for p in task.net.parameters())
+    assert count < 1_000_000
+    line = run.describe_network(task.net, cfg)
+    gflops = f"{gflops_per_megapixel(task.net):.0f}"
+    assert line == (
+        f"network: seed-unet, from scratch, {count / 1e3:.1f} K parameters, {gflops} GFLOPs"
+        " per megapixel"
+    )
+    assert ", from my.pt, " in run.describe_network(task.net, _config("init_from=my.pt"))
+    lite = resolve_config("default", None, ["model=fpn-effnet-lite0", "pretrained=false"])
+    net = SegmentationTask(lite.to_dict(), DUBAI_CLASSES.to_dict()).net
+    millions = sum(p.numel() for p in net.parameters()) / 1e6
+    assert f"from scratch, {millions:.1f} M parameters" in run.describe_network(net, lite)
+    imagenet = dataclasses.replace(lite, pretrained=True)
+    assert "fpn-effnet-lite0, ImageNet encoder," in run.describe_network(net, imagenet)
+    seed = dataclasses.replace(cfg, pretrained=True)  # the seed U-Net has no ImageNet weights
+    assert ", from scratch, " in run.describe_network(task.net, seed)
+
+
+def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path):
+    io = run.AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 3, "weights": torch.ones(2)}, path)
+    assert torch.load(path, weights_only=True)["step"] == 3
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever pickling raises
+        io.save_checkpoint({"step": 4, "unsavable": lambda: 0}, path)
+    assert torch.load(path, weights_only=True)["step"] == 3  # the old one stands
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left
+
+
+def _metrics(folder: Path, rows: list[dict]) -> None:
+    folder.mkdir(parents=True)
+    with (folder / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted({k for row in rows for k in row}))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_attempts_metrics_merge_in_version_order_each_epoch_once(tmp_path):
+    assert run.merge_metrics(tmp_path) is None  # no log yet
+    logs = tmp_path / "logs"
+    _metrics(logs / "version_2", [{"epoch": "3", "val_miou": "0.6"}])
+    _metrics(logs / "version_10", [{"epoch": "4", "val_miou": "0.7", "lr": "0.1"}])
+    first = [{"epoch": "2", "val_miou": "0.4"}, {"epoch": "3", "val_miou": "0.5"}, {"step": "9"}]
+    _metrics(logs / "version_1", first)
+    merged = run.merge_metrics(tmp_path)
+    assert merged == tmp_path / "metrics.csv"
+    with merged.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    # version 2 began again at epoch 3: version 1's epoch 3 gives way; 10 comes after 2
+    assert [(r["epoch"], r["val_miou"]) for r in rows] == [
+        ("2", "0.4"), ("", ""), ("3", "0.6"), ("4", "0.7")
+    ]  # fmt: skip
+    assert rows[1]["step"] == "9" and rows[3]["lr"] == "0.1"
+    assert list(rows[0]) == ["epoch", "lr", "step", "val_miou"]
+
+
+def test_the_weight_average_warms_up_to_its_decay():
+    averaged, current = torch.tensor([10.0]), torch.tensor([0.0])
+    for n, decay in ((0, 0.1), (8, 0.5), (1000, 0.99)):
+        found = run.warm_ema(averaged, current, torch.tensor(n), decay=0.99)
+        assert float(found) == pytest.approx(10 * decay)
+    assert float(run.warm_ema(averaged, current, torch.tensor(0), decay=0.05)) == pytest.approx(0.5)
+    ema = run.WarmEMA(0.9)
+    assert ema.should_update(step_idx=5) and ema.should_update(step_idx=0)
+    assert not ema.should_update(epoch_idx=1)
+
+
+def test_deterministic_algorithms_where_the_run_is_on_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run._on_cpu(_config("accelerator=cpu")) and run._on_cpu(_config("accelerator=auto"))
+    assert not run._on_cpu(_config("accelerator=gpu"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not run._on_cpu(_config("accelerator=auto"))
+    assert run._on_cpu(_config("accelerator=cpu"))
+
+
+@pytest.mark.parametrize(
+    ("logger", "package"), [("tensorboard", "tensorboard"), ("mlflow", "mlflow")]
+)
+def test_a_tracker_that_is_missing_is_named_before_anything_runs(logger, package, monkeypatch):
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == package else found(name)
+    )
+    with pytest.raises(ConfigError) as err:
+        run.check_logger(_config(f"logger={logger}"))
+    assert str(err.value) == (
+        f"logger={logger} needs {package}: pip install 'aerialseg[tracking]' (or logger=csv)"
+    )
+    run.check_logger(_config("logger=csv"))
+    other = "mlflow" if logger == "tensorboard" else "tensorboard"
+    if found(other) is not None:
+        run.check_logger(_config(f"logger={other}"))
+
+
+def test_the_csv_log_and_the_chosen_tracker_beside_it(tmp_path):
+    (only,) = run._loggers(_config("logger=csv"), tmp_path)
+    assert isinstance(only, CSVLogger) and Path(only.log_dir).parent == tmp_path / "logs"
+    if importlib.util.find_spec("tensorboard"):
+        csv_log, board = run._loggers(_config("logger=tensorboard"), tmp_path)
+        assert type(board).__name__ == "TensorBoardLogger"
+        assert board.log_dir == csv_log.log_dir  # the same logs/version_N folder
+    if importlib.util.find_spec("mlflow"):
+        _, flow = run._loggers(_config("logger=mlflow"), tmp_path / "run")
+        assert type(flow).__name__ == "MLFlowLogger"
+        assert flow._tracking_uri == (tmp_path / "run" / "mlruns").resolve().as_uri()
+        assert flow._experiment_name == "aerialseg" and flow._run_name == "run"
+
+
+def test_the_trainer_keeps_best_and_last_stops_early_and_averages(tmp_path):
+    extra = TimeBudget(60, 0.0, 1)
+    cfg = _config("early_stop_patience=4", "ema_decay=0.9", "max_time=00:01:00", "max_steps=7",
+                  "max_epochs=3", "val_every=2")  # fmt: skip
+    trainer = run._trainer(cfg, tmp_path, [extra])
+    kinds = [type(c) for c in trainer.callbacks]
+    best, last = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert (best.dirpath, best.filename, best.monitor, best.mode) == (
+        str(tmp_path / "checkpoints"), "best", "val_miou", "max"
+    )  # fmt: skip
+    assert (last.filename, last.monitor, best.save_top_k, last.save_top_k) == ("last", None, 1, 1)
+    (early,) = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+    assert (early.monitor, early.mode, early.patience, early.strict) == (
+        "val_miou",
+        "max",
+        4,
+        False,
+    )
+    assert LearningRateMonitor in kinds and Timer in kinds and run.WarmEMA in kinds
+    assert kinds.index(run.WarmEMA) < kinds.index(TimeBudget)  # the extras see the average
+    assert extra in trainer.callbacks
+    assert (trainer.max_steps, trainer.max_epochs, trainer.check_val_every_n_epoch) == (7, 3, 2)
+    assert trainer.num_sanity_val_steps == 0 and trainer.log_every_n_steps == 1
+    assert isinstance(trainer.strategy.checkpoint_io, run.AtomicCheckpointIO)
+    assert trainer.default_root_dir == str(tmp_path)
+    plain = run._trainer(_config("ema_decay=0"), tmp_path / "b", [])
+    assert not any(isinstance(c, (run.WarmEMA, Timer)) for c in plain.callbacks)
+    assert type(plain.strategy).__name__ == "SingleDeviceStrategy"
+
+
+def test_initial_weights_come_from_a_model_file_or_the_bundled_one(
+    tiny_model, tmp_path, monkeypatch
+):
+    cfg = _config()
+    task = SegmentationTask(cfg.to_dict(), DUBAI_CLASSES.to_dict())
+    said = run.initial_weights(task, str(tiny_model))
+    assert str(tiny_model) in said
+    source = load_model(tiny_model).net.state_dict()
+    assert all(torch.equal(v, source[k]) for k, v in task.net.state_dict().items())
+    monkeypatch.setattr(run, "bundled_model_path", lambda: tiny_model)
+    assert "default" in run.initial_weights(task, "default")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match=r"^init_from: .*broken\.pt"):
+        run.initial_weights(task, str(broken))
+
+
+def test_resume_needs_a_checkpoint_that_loads(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    last, best = folder / "last.ckpt", folder / "best.ckpt"
+    with pytest.raises(ConfigError) as err:
+        run.check_checkpoint(last, tmp_path)
+    assert str(err.value) == f"{tmp_path}: nothing to resume (no checkpoints/last.ckpt)"
+    torch.save({"step": 1}, best)
+    with pytest.raises(ConfigError, match="resume from it with --resume-from best$"):
+        run.check_checkpoint(last, tmp_path)
+    run.check_checkpoint(best, tmp_path)
+    last.write_bytes(b"damaged")
+    with pytest.raises(ConfigError, match=r"damaged .* with --resume-from best, or start again"):
+        run.check_checkpoint(last, tmp_path)
+    best.write_bytes(b"damaged")
+    with pytest.raises(ConfigError, match="with --resume-from last, or"):
+        run.check_checkpoint(best, tmp_path)
+
+
+def test_the_summary_says_what_stopped_the_run():
+    early = EarlyStopping(monitor="val_miou", patience=5)
+
+    def trainer(step=3, max_steps=-1, stopped_epoch=0):
+        early.stopped_epoch = stopped_epoch
+        return SimpleNamespace(
+            callbacks=[early], max_steps=max_steps, global_step=step, max_epochs=9
+        )
+
+    budget = TimeBudget(60, 0.0, 1)
+    assert run._stop_reason(trainer(), None) == "max_epochs=9"
+    assert run._stop_reason(trainer(step=10, max_steps=10), None) == "max_steps=10"
+    assert run._stop_reason(trainer(step=9, max_steps=10), None) == "max_epochs=9"
+    said = "early stopping (no val mIoU gain in 5 validations)"
+    assert run._stop_reason(trainer(stopped_epoch=4, step=10, max_steps=10), budget) == said
+    budget.stopped = True
+    assert run._stop_reason(trainer(stopped_epoch=4), budget) == "the time budget (max_time)"
+
+
+def test_the_temperature_is_fitted_on_validation_unless_set_or_none(tiny_model, capsys):
+    model = load_model(tiny_model)
+    model.spec = dataclasses.replace(model.spec, confidence_temperature=None)  # not fitted yet
+    torch.manual_seed(0)
+    mask = torch.randint(0, 6, (48, 48))
+    items = [LabelledImage("a", (torch.rand(3, 48, 48) * 255).to(torch.uint8), mask)]
+    datamodule = SimpleNamespace(val_set=SimpleNamespace(items=items))
+    spec, images = run.calibrated(model, datamodule)  # the images predicted again
+    assert images == 1 and spec.confidence_temperature is not None
+    assert spec.confidence_temperature == round(spec.confidence_temperature, 4)
+    assert "calibrating confidence: 1/1 images" in capsys.readouterr().err  # not a terminal
+    sample = TemperatureSample()
+    sample.add(torch.softmax(torch.randn(6, 48, 48) * 3, 0), mask)
+    fitted, images = run.calibrated(model, datamodule, sample)
+    assert images == 1 and fitted.confidence_temperature == round(sample.fit(), 4)
+    assert capsys.readouterr().err == ""  # no image predicted
+    assert run.calibrated(model, SimpleNamespace(val_set=None)) == (model.spec, 0)
+    preset = dataclasses.replace(
+        model, spec=dataclasses.replace(model.spec, confidence_temperature=1.5)
+    )
+    assert run.calibrated(preset, datamodule) == (preset.spec, 0)
+    unlabelled = [LabelledImage("b", items[0].image, torch.full((48, 48), 255))]
+    empty = SimpleNamespace(val_set=SimpleNamespace(items=unlabelled))
+    assert run.calibrated(model, empty) == (model.spec, 0)
+    assert not math.isnan(spec.confidence_temperature)
