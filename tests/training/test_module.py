@@ -4,12 +4,14 @@ import math
 from types import SimpleNamespace
 
 import pytest
+import segmentation_models_pytorch as smp
 import torch
 
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
 from aerialseg.evaluation.calibration import PIXELS_PER_IMAGE
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.inference.predict import Predictor
+from aerialseg.models.network import build_network
 from aerialseg.training.config import resolve_config
 from aerialseg.training.module import SegmentationTask, cutmix, ignore_near_boundaries
 from aerialseg.training.progress import TimeBudget
@@ -138,7 +140,14 @@ def test_validation_scores_whole_images_as_predict_does_and_keeps_the_best_sampl
     for result, mask, value in zip(results, masks, losses, strict=True):
         log_probs = torch.log(result.probs.clamp_min(1e-8))[None]
         assert value == pytest.approx(float(task.loss(log_probs, mask[None])))
-    assert all(kw["batch_size"] == 1 for name, _, kw in logged if name == "val_loss")
+    assert all(
+        kw == {"on_epoch": True, "batch_size": 1, "sync_dist": True}
+        for name, _, kw in logged
+        if name == "val_loss"
+    )
+    assert [kw for name, _, kw in logged if name.startswith("val_") and name != "val_loss"] == [
+        {"prog_bar": True}, {}, {}
+    ]  # fmt: skip
     cm = torch.zeros(6, 6, dtype=torch.long)
     for truth, guess in zip(masks.flatten(), predicted.flatten(), strict=True):
         if truth != IGNORE_INDEX:
@@ -164,7 +173,17 @@ def test_validation_scores_whole_images_as_predict_does_and_keeps_the_best_sampl
     assert task.best_sample is first
     epoch(masks)
     assert task.best_sample is first
+    # no labelled pixel: every score logs as 0, and it is no better than what was best
+    unlabelled = [value for name, value, _ in epoch(torch.full_like(masks, IGNORE_INDEX))]
+    assert unlabelled[-3:] == [0.0, 0.0, 0.0] and task.best_sample is first
     assert task.val_cm.confmat.sum() == 0  # each epoch's confusion starts empty
+    # a better one takes its place, and a first one without labels counts as 0
+    task.best_sample = (0.0, first[1])
+    epoch(masks)
+    assert task.best_sample[0] == first[0] and task.best_sample[1] is not first[1]
+    task.best_sample = None
+    epoch(torch.full_like(masks, IGNORE_INDEX))
+    assert task.best_sample is not None and task.best_sample[0] == 0.0
     # the sanity check's validation before training keeps none
     task.best_sample, task._trainer = None, _trainer(sanity_checking=True)
     epoch(masks)
@@ -183,8 +202,16 @@ def test_budget_progress_is_steps_epochs_or_time_whichever_is_further():
     assert task._budget_progress() == 0.25  # 20 optimiser steps in all
     task._trainer = _trainer(**by_epochs, accumulate_grad_batches=1, global_step=5)
     assert task._budget_progress() == 0.125
-    task._trainer = _trainer(**{**by_epochs, "num_training_batches": math.inf}, global_step=5)
+    for batches in (0, math.inf):  # not known yet
+        task._trainer = _trainer(**{**by_epochs, "num_training_batches": batches}, global_step=5)
+        assert task._budget_progress() == 0.0
+    one_batch = {**by_epochs, "max_epochs": 1, "num_training_batches": 1}
+    task._trainer = _trainer(**one_batch, accumulate_grad_batches=1, global_step=1)
+    assert task._budget_progress() == 1.0
+    task._trainer = _trainer(**one_batch, accumulate_grad_batches=2, global_step=0)
     assert task._budget_progress() == 0.0
+    task._trainer = _trainer(max_steps=1, global_step=1)  # one step in all
+    assert task._budget_progress() == 1.0
     budget = TimeBudget(600, 0.0, 1)
     budget.progress = lambda: 0.6  # type: ignore[method-assign]
     task._trainer = _trainer(max_steps=200, global_step=50, callbacks=[object(), budget])
@@ -199,6 +226,7 @@ def test_the_cosine_schedule_anneals_to_2_percent_over_the_budget_each_step():
     found = task.configure_optimizers()
     assert found["lr_scheduler"]["interval"] == "step"
     factor = found["lr_scheduler"]["scheduler"].lr_lambdas[0]
+    assert found["optimizer"] is found["lr_scheduler"]["scheduler"].optimizer
     for step, expected in ((0, 1.0), (50, 0.51), (100, 0.02), (25, 0.02 + 0.49 * (1 + 0.5**0.5))):
         task._trainer = _trainer(max_steps=100, global_step=step)
         assert factor(step) == pytest.approx(expected)
@@ -211,6 +239,7 @@ def test_plateau_halves_the_rate_when_validation_miou_stalls():
     assert found["lr_scheduler"]["monitor"] == "val_miou"
     assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert (plateau.mode, plateau.factor, plateau.patience) == ("max", 0.5, 3)
+    assert found["optimizer"] is plateau.optimizer
 
 
 def test_optimiser_kind_rate_and_decay_come_from_the_settings():
@@ -264,16 +293,87 @@ def test_training_step_logs_the_epochs_loss_and_takes_it_at_each_blocks_centre()
     seen = _logged(task)
     targets = []
     task.loss = lambda logits, target: targets.append(target) or logits.mean()  # type: ignore[method-assign]
-    masks = torch.randint(0, 6, (3, 64, 64))
-    loss = task.training_step((torch.rand(3, 3, 64, 64) * 255, masks), 0)
+    masks = torch.randint(0, 6, (2, 64, 64))
+    loss = task.training_step((torch.rand(2, 3, 64, 64) * 255, masks), 0)
     assert torch.equal(targets[0], masks[:, 1::2, 1::2])
     ((name, value, kw),) = seen
     assert (name, value) == ("train_loss", float(loss.detach()))
-    assert kw == {"on_step": False, "on_epoch": True, "prog_bar": True, "batch_size": 3,
+    assert kw == {"on_step": False, "on_epoch": True, "prog_bar": True, "batch_size": 2,
                   "sync_dist": True}  # fmt: skip
     mixed = _task("cutmix=1", "boundary_ignore=0")
     _logged(mixed)
     mixed.loss = lambda logits, target: targets.append(target) or logits.mean()  # type: ignore[method-assign]
     torch.manual_seed(3)
-    mixed.training_step((torch.rand(3, 3, 64, 64) * 255, masks), 0)
+    mixed.training_step((torch.rand(2, 3, 64, 64) * 255, masks), 0)
     assert not torch.equal(targets[-1], masks)  # boxes of other samples pasted in
+
+
+def test_an_encoder_apart_learns_at_its_rate_only_where_it_differs():
+    # the seed U-Net has no encoder apart: one group whatever the factor
+    (group,) = (
+        _task("encoder_lr_factor=0.1", "scheduler=none")
+        .configure_optimizers()["optimizer"]
+        .param_groups
+    )
+    assert group["lr"] == 1e-3
+    lite = ["model=fpn-effnet-lite0", "pretrained=false", "crop_size=64", "window=64"]
+    for factor, groups in (("1", 1), ("0.5", 2)):
+        task = _task(*lite, f"encoder_lr_factor={factor}", "scheduler=none")
+        found = task.configure_optimizers()["optimizer"].param_groups
+        assert len(found) == groups
+
+
+def test_the_network_is_built_as_the_settings_say():
+    task = _task("base_width=8", "dropout=0.3", "bands=[1,2,3,4]")
+    expected = build_network(
+        "seed-unet", 6, pretrained=False, base_width=8, dropout=0.3, in_channels=4
+    )
+    assert repr(task.net) == repr(expected)
+    settings = ["model=fpn-effnet-lite0", "pretrained=false", "crop_size=64", "window=64"]
+    lite = _task(*settings, "decoder_channels=[64,32]", "drop_path=0.1", "downsample=2")
+    expected = build_network(
+        "fpn-effnet-lite0", 6, pretrained=False, decoder_channels=[64, 32], drop_path=0.1,
+        downsample=2,
+    )  # fmt: skip
+    assert repr(lite.net) == repr(expected)
+    assert repr(lite.net) != repr(build_network("fpn-effnet-lite0", 6, pretrained=False))
+    imagenet = _task(*settings, "pretrained=true")
+    torch.manual_seed(0)
+    weights = build_network("fpn-effnet-lite0", 6, pretrained=True).state_dict()
+    encoder = [k for k in weights if ".encoder." in k and k.endswith("weight")]
+    assert encoder and all(torch.equal(imagenet.net.state_dict()[k], weights[k]) for k in encoder)
+
+
+def test_focal_loss_takes_its_gamma():
+    for gamma in (0.5, 3.0):
+        task = _task(f"focal_gamma={gamma}")
+        assert isinstance(task.ce, smp.losses.FocalLoss)
+        logits, target = torch.randn(2, 6, 4, 4), torch.randint(0, 6, (2, 4, 4))
+        expected = smp.losses.FocalLoss("multiclass", gamma=gamma, ignore_index=IGNORE_INDEX)
+        assert float(task.ce(logits, target)) == pytest.approx(float(expected(logits, target)))
+
+
+def test_cutmix_leaves_a_batch_of_one_and_mixes_a_batch_of_two():
+    image, mask = torch.zeros(1, 3, 16, 16), torch.zeros(1, 16, 16, dtype=torch.long)
+    assert cutmix(image, mask, 1.0) == (image, mask)
+    torch.manual_seed(0)
+    masks = torch.arange(2)[:, None, None].expand(2, 64, 64)
+    for _ in range(20):  # each takes a box of the other, every time
+        _, mixed = cutmix(masks[:, None].float(), masks, 1.0)
+        assert (mixed[0] == 1).any() and (mixed[1] == 0).any()
+
+
+def test_cutmix_boxes_are_squares_of_a_square_crop_anywhere_in_it():
+    torch.manual_seed(2)
+    n = 200
+    masks = torch.arange(n)[:, None, None].expand(n, 24, 24)
+    _, mixed = cutmix(masks[:, None].float(), masks, 1.0)
+    tops, bottoms = set(), set()
+    for k in range(n):
+        other = mixed[k] != k
+        rows, cols = other.any(1).nonzero().flatten(), other.any(0).nonzero().flatten()
+        if len(rows):
+            assert len(rows) == len(cols)  # the same share of each side: a square
+            tops.add(int(rows.min()))
+            bottoms.add(int(rows.max()))
+    assert 0 in tops and 23 in bottoms  # boxes reach every edge
