@@ -13,6 +13,7 @@ import torch
 
 from aerialseg.cli import main
 from aerialseg.errors import AerialsegError
+from aerialseg.files import TAG, owner
 from aerialseg.inference import distributed
 from aerialseg.inference.distributed import (
     IN_FLIGHT_PER_WORKER,
@@ -255,3 +256,23 @@ def test_url_inputs_keep_their_slashes_and_get_names(tmp_path):
     )
     assert inputs[1:] == ["https://h.org/a/x.tif", "s3://bucket/b/y.tif", "/vsis3/c/z.tif"]
     assert [names[i] for i in inputs] == ["x", "h.org__a__x", "y", "z"]
+
+
+def test_a_dead_workers_half_written_files_are_swept(tiny_model, inputs, tmp_path, monkeypatch):
+    """A worker that dies mid-scene leaves its temporaries, named by its host and process:
+    the driver removes them once Ray says it died."""
+    gone = owner(pid=2**22 + 7)  # a process that is not running
+    monkeypatch.setattr(distributed.PredictWorker, "owner", lambda self: gone)
+    out = tmp_path / "ray"
+    left: list[Path] = []
+
+    def dies(method: str, args: tuple) -> bool:
+        if method == "scene" and "s0" in args[1] and not left:
+            left.append(out / f".s0_classes.tif.{TAG}-{gone}.tmp")
+            left[0].write_bytes(b"half")
+            return True
+        return False
+
+    summary = run(FakeRay(cpus=2, dies=dies), tiny_model, [inputs], out, monkeypatch)
+    assert left and not left[0].exists()
+    assert summary.retries >= 1 and len(summary.done) == 3
