@@ -165,8 +165,16 @@ MODULES: dict[str, dict] = {
         ]
     },
     # Crops for training: where they are cut, class-balanced draws; their transforms.
-    "data/crops.py": {"tests": ["tests/data/test_samples.py", "tests/data/test_scenes.py"]},
-    "data/transforms.py": {"tests": ["tests/data/test_samples.py"]},
+    "data/crops.py": {
+        "tests": [
+            "tests/data/test_crops.py",
+            "tests/data/test_samples.py",
+            "tests/data/test_scenes.py",
+        ]
+    },
+    "data/transforms.py": {
+        "tests": ["tests/data/test_transforms.py", "tests/data/test_samples.py"]
+    },
     # suggest's doubt per block, its scores and the choice of blocks.
     # (the scenes painted so that the doubt is known; the bundled model's are not copied)
     "inference/doubt.py": {
@@ -485,6 +493,66 @@ EQUIVALENT: dict[str, str] = {
     ),
     "aerialseg.training.module.xǁSegmentationTaskǁvalidation_step__mutmut_21": (
         "zip strict=False: as above"
+    ),
+    # data/crops.py and data/transforms.py
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ__getitem____mutmut_4": (
+        "rand() <= class_balanced for <: a draw from [0, 1) equals the share with probability 0"
+    ),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ__init____mutmut_31": (
+        "the band count read from the pixel at (1, 0) rather than (0, 0): any window of a "
+        "scene has all its bands"
+    ),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ__init____mutmut_32": (
+        "the pixel at (0, 1): as above"
+    ),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ__init____mutmut_33": ("a 2 x 1 window: as above"),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ__init____mutmut_34": ("a 1 x 2 window: as above"),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ__init____mutmut_36": (
+        "4 bands for a dataset without scenes: it has no region to crop from, so no crop is drawn"
+    ),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ_window_in__mutmut_14": (
+        "the draw also where the region is no taller than the window: h is min(cut, height), "
+        "so there height - h + 1 is 1 and the draw is 0, as the else gives"
+    ),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ_window_in__mutmut_24": (
+        "height >= h for >: at equality the draw is randint(1), 0, as the else gives"
+    ),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ_window_in__mutmut_28": (
+        "as _window_in__mutmut_14, for the column"
+    ),
+    "aerialseg.data.crops.xǁRandomCropDatasetǁ_window_in__mutmut_38": (
+        "as _window_in__mutmut_24, for the column"
+    ),
+    "aerialseg.data.crops.xǁResizedDatasetǁ__getitem____mutmut_6": (
+        "align_corners=None: bilinear interpolation's default is False"
+    ),
+    "aerialseg.data.crops.xǁResizedDatasetǁ__getitem____mutmut_10": (
+        "align_corners left out: the default, False"
+    ),
+    "aerialseg.data.crops.xǁResizedDatasetǁ__getitem____mutmut_21": (
+        "mode left out: interpolate's default is nearest"
+    ),
+    "aerialseg.data.transforms.xǁBandJitterǁmake_params__mutmut_15": (
+        "zip strict=None: three names and three factors, always"
+    ),
+    "aerialseg.data.transforms.xǁBandJitterǁmake_params__mutmut_18": (
+        "zip without strict: as above"
+    ),
+    "aerialseg.data.transforms.xǁBandJitterǁmake_params__mutmut_25": ("zip strict=False: as above"),
+    "aerialseg.data.transforms.xǁBandJitterǁtransform__mutmut_8": (
+        "no lower clamp after brightness: values of 0 or more times a positive factor are "
+        "never below 0"
+    ),
+    "aerialseg.data.transforms.xǁBandJitterǁtransform__mutmut_43": (
+        "mean over bands without keepdim: the (H, W) mean broadcasts over the bands as the "
+        "(1, H, W) one does"
+    ),
+    "aerialseg.data.transforms.xǁBandJitterǁtransform__mutmut_45": ("keepdim=False: as above"),
+    "aerialseg.data.transforms.xǁRandomScaledCropǁtransform__mutmut_22": (
+        "antialias=None: torchvision's resize antialiases tensors by default"
+    ),
+    "aerialseg.data.transforms.xǁRandomScaledCropǁtransform__mutmut_25": (
+        "antialias left out: as above"
     ),
 }
 
