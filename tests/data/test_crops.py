@@ -203,3 +203,54 @@ def test_resized_images_are_bilinear_without_aligned_corners():
     )[0]
     assert torch.equal(image, expected)
     assert torch.equal(mask, item.mask[::2, ::3].long())  # nearest: every 2nd row, 3rd column
+
+
+class Streamed:
+    """A scene read by windows (as a raster scene is), recording what it is asked."""
+
+    def __init__(self, whole: LabelledImage):
+        self.whole, self.id, self.asked = whole, whole.id, []
+
+    height = property(lambda self: self.whole.height)
+    width = property(lambda self: self.whole.width)
+
+    def read(self, window: Window) -> LabelledImage:
+        self.asked.append(window)
+        return self.whole.read(window)
+
+    def labels_every(self, step: int) -> torch.Tensor:
+        return self.whole.mask[::step, ::step]
+
+
+def test_a_streamed_scene_is_read_whole_for_validation_where_no_block_is_given():
+    scene = Streamed(positions(30, 50))
+    dataset = WholeImageDataset([scene, scene], [None, Window(10, 5, 20, 10)])
+    image, mask = dataset[0]
+    assert image.shape == (3, 30, 50) and mask.shape == (30, 50)
+    assert scene.asked == [Window(0, 0, 50, 30)]
+    assert dataset[1][0].shape == (3, 10, 20) and scene.asked[-1] == Window(10, 5, 20, 10)
+    assert dataset.items[-2].height == 30  # from the end, as a list counts
+    with pytest.raises(IndexError, match="^2$"):
+        dataset.items[2]
+
+
+def test_class_pixels_right_of_a_region_are_not_its_own():
+    mask = torch.zeros(64, 64, dtype=torch.uint8)
+    mask[:, 40:] = 3
+    scene = LabelledImage("x", torch.zeros(3, 64, 64, dtype=torch.uint8), mask)
+    (zeros,) = _class_pixels([scene], [(0, Window(0, 0, 40, 64))])
+    assert int(zeros[:, 2].max()) == 32  # grid columns 0..32 only
+
+
+def test_a_share_of_class_balanced_crops_is_centred_on_a_class():
+    mask = torch.zeros(128, 128, dtype=torch.uint8)
+    mask[60:68, 60:68] = 1
+    scene = LabelledImage("x", torch.zeros(3, 128, 128, dtype=torch.uint8), mask)
+    torch.manual_seed(4)
+    ds = RandomCropDataset([scene], 16, 400, False, class_balanced=0.3)
+    centred = []
+    around = ds._around_a_class
+    ds._around_a_class = lambda: centred.append(1) or around()  # type: ignore[method-assign]
+    for i in range(len(ds)):
+        ds[i]
+    assert 0.24 < len(centred) / len(ds) < 0.36
