@@ -556,11 +556,8 @@ EQUIVALENT: dict[str, str] = {
         "(1, H, W) one does"
     ),
     "aerialseg.data.transforms.xǁBandJitterǁtransform__mutmut_45": ("keepdim=False: as above"),
-    "aerialseg.data.transforms.xǁRandomScaledCropǁtransform__mutmut_22": (
-        "antialias=None: torchvision's resize antialiases tensors by default"
-    ),
     "aerialseg.data.transforms.xǁRandomScaledCropǁtransform__mutmut_25": (
-        "antialias left out: as above"
+        "antialias left out: torchvision's resize antialiases tensors by default (None does not)"
     ),
 }
 
