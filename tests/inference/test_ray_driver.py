@@ -5,6 +5,7 @@ driver on a real local Ray: test_distributed.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 
 from aerialseg.cli import main
 from aerialseg.errors import AerialsegError
-from aerialseg.files import TAG, owner
+from aerialseg.files import TAG, OutputSet, owner
 from aerialseg.inference import distributed
 from aerialseg.inference.distributed import (
     IN_FLIGHT_PER_WORKER,
@@ -259,20 +260,39 @@ def test_url_inputs_keep_their_slashes_and_get_names(tmp_path):
 
 
 def test_a_dead_workers_half_written_files_are_swept(tiny_model, inputs, tmp_path, monkeypatch):
-    """A worker that dies mid-scene leaves its temporaries, named by its host and process:
-    the driver removes them once Ray says it died."""
-    gone = owner(pid=2**22 + 7)  # a process that is not running
-    monkeypatch.setattr(distributed.PredictWorker, "owner", lambda self: gone)
+    """A worker that dies mid-scene leaves its temporaries and maybe a set half renamed,
+    named by its host and process: the driver completes the set and removes the rest once
+    Ray says it died, even while the process still answers as running (a zombie; here,
+    the in-process workers are this very process)."""
     out = tmp_path / "ray"
     left: list[Path] = []
 
     def dies(method: str, args: tuple) -> bool:
         if method == "scene" and "s0" in args[1] and not left:
-            left.append(out / f".s0_classes.tif.{TAG}-{gone}.tmp")
+            left.append(out / f".s0_scratch.tif.{TAG}-{owner()}.tmp")
             left[0].write_bytes(b"half")
+            outputs = OutputSet(out, "s0")
+            outputs.temp(out / "s0_note.txt").write_text("renamed")
+            outputs.temp(out / "s0_other.txt").write_text("renamed too")
+            record = {"owner": owner(), "moves": list(outputs.moves.items()), "drops": []}
+            outputs.manifest.write_text(json.dumps(record))
+            left.append(outputs.manifest)
             return True
         return False
 
     summary = run(FakeRay(cpus=2, dies=dies), tiny_model, [inputs], out, monkeypatch)
-    assert left and not left[0].exists()
+    assert left and not left[0].exists() and not left[1].exists()
+    assert (out / "s0_note.txt").read_text() == "renamed"  # the set completed
     assert summary.retries >= 1 and len(summary.done) == 3
+
+
+def test_blocks_written_before_an_interruption_are_not_predicted_again(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    out = tmp_path / "ray"
+    first = run(FakeRay(dies=lambda m, a: m == "assemble"), tiny_model, [inputs], out, monkeypatch)
+    (failed,) = first.failed
+    assert failed.endswith("large.tif") and first.pixels == 2 * 70 * 90 + 300 * 200
+    again = run(FakeRay(), tiny_model, [inputs], out, monkeypatch)
+    assert again.skipped == 2 and again.pixels == 0  # every block found written
+    assert files(out) == single_run(tiny_model, [inputs], tmp_path / "single")
