@@ -388,7 +388,8 @@ WHY_SHORT = (
     " images (finetune-st) keeps them and gains on Tiles 4 and 5, but the base models"
     " learnt from seven tiles of the same city, sensor and season: zero-shot is already"
     " within 0.04 of the best run, and a held-out Dubai tile leaves less to gain than a"
-    " region unlike the training data."
+    " region unlike the training data. At n = 2 self-training gains +0.033 over zero-shot"
+    " (on every tile) and +0.125 over ImageNet, so the ImageNet aim holds at both n."
 )
 
 
