@@ -202,10 +202,12 @@ def test_workers_compute_with_the_drivers_threads_unless_told(tiny_model, tmp_pa
     fake = FakeRay(cpus=8)
     monkeypatch.setattr(distributed, "_start_ray", lambda address: (fake, True))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    threads: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
     paths, names = ray_inputs([str(scene)])
     spec = WorkerModel(str(tiny_model), device="cpu")
     predict_on_ray(spec, tiny_model, paths, tmp_path / "o", PredictOptions(), names, RaySettings())
-    assert fake.actors[0].instance.predictor is not None
+    assert threads == [3, 3]  # each worker computes with the driver's threads
     assert fake.options["num_cpus"] == 3.0 and len(fake.actors) == 2  # 8 CPUs // 3
 
 
