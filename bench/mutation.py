@@ -123,6 +123,7 @@ MODULES: dict[str, dict] = {
         "functions": [
             "x_run_fingerprint__mutmut_*",
             "xǁDoneRecordǁ*",
+            "x__cut_short__mutmut_*",
             "x__stamp__mutmut_*",
             "xǁPredictWorkerǁ*",
             "x_predict_on_ray__mutmut_*",

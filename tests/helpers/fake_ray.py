@@ -17,9 +17,13 @@ class ActorDied(Exception):
     """Ray's RayActorError: the worker process running a call died."""
 
 
+class GetTimeout(Exception):
+    """Ray's GetTimeoutError: ray.get(ref, timeout=...) ran out of time."""
+
+
 class _Ref:
-    def __init__(self, value: Any = None, died: bool = False):
-        self.value, self.died = value, died
+    def __init__(self, actor: _Actor, value: Any = None, died: bool = False, hangs: bool = False):
+        self.actor, self.value, self.died, self.hangs = actor, value, died, hangs
 
 
 class _Method:
@@ -27,17 +31,22 @@ class _Method:
         self.actor, self.name = actor, name
 
     def remote(self, *args) -> _Ref:
-        actor = self.actor
-        if actor.dead or actor.ray.dies(self.name, args):
-            actor.dead = True  # its later calls fail too
-            return _Ref(died=True)
-        actor.ray.calls.append((self.name, args))
-        return _Ref(getattr(actor.instance, self.name)(*args))
+        actor, ray = self.actor, self.actor.ray
+        if actor.dead or ray.dies(self.name, args):
+            actor.dead = ray.stay_dead  # its later calls fail too
+            ray.deaths.append((self.name, args))
+            return _Ref(actor, died=True)
+        if self.name == "owner" and ray.owner_hangs:
+            return _Ref(actor, hangs=True)
+        ray.calls.append((self.name, args))
+        actor.calls.append((self.name, args))
+        return _Ref(actor, getattr(actor.instance, self.name)(*args))
 
 
 class _Actor:
     def __init__(self, ray: FakeRay, instance: Any):
         self.ray, self.instance, self.dead = ray, instance, False
+        self.calls: list[tuple[str, tuple]] = []  # the calls it ran
 
     def __getattr__(self, name: str) -> _Method:
         return _Method(self, name)
@@ -58,39 +67,63 @@ class _ActorClass:
 
 
 class FakeRay:
-    """``cpus`` and ``gpus`` in the cluster, on one node; ``dies(method, args)``: whether
-    the worker dies on that call."""
+    """``cpus`` and ``gpus`` in the cluster, on one node (or ``nodes``: each live node's
+    resources, as Ray lists them: a resource it lacks is left out); ``dies(method,
+    args)``: whether the worker dies on that call; ``owner_hangs``: a worker's owner()
+    never answers; ``slow_workers``: the actors (by index) whose results come back last;
+    ``stay_dead=False``: a worker dies on the calls ``dies`` names only, not on those
+    queued behind them (to count deaths exactly)."""
 
     def __init__(
-        self, cpus: int = 2, gpus: int = 0, dies: Callable[[str, tuple], bool] | None = None
+        self,
+        cpus: int = 2,
+        gpus: int = 0,
+        dies: Callable[[str, tuple], bool] | None = None,
+        nodes: list[dict[str, float]] | None = None,
+        owner_hangs: bool = False,
+        slow_workers: set[int] = frozenset(),
+        stay_dead: bool = True,
     ):
-        self.cpus, self.gpus = cpus, gpus
+        one_node = {"CPU": cpus, "GPU": gpus}
+        self.live_nodes = nodes or [{k: v for k, v in one_node.items() if v}]
         self.dies = dies or (lambda method, args: False)
+        self.owner_hangs, self.slow_workers = owner_hangs, slow_workers
+        self.stay_dead = stay_dead
         self.exceptions = SimpleNamespace(RayActorError=ActorDied)
         self.actors: list[_Actor] = []
         self.killed: list[_Actor] = []
         self.calls: list[tuple[str, tuple]] = []  # the calls that ran, in order
+        self.deaths: list[tuple[str, tuple]] = []  # the calls a worker died on
         self.options: dict = {}
         self.most_in_flight = 0
         self.shut_down = False
 
     def cluster_resources(self) -> dict[str, float]:
-        return {"CPU": self.cpus, **({"GPU": self.gpus} if self.gpus else {})}
+        total: dict[str, float] = {}
+        for node in self.live_nodes:
+            for name, amount in node.items():
+                total[name] = total.get(name, 0) + amount
+        return total
 
     def nodes(self) -> list[dict]:
-        return [
-            {"Alive": True, "Resources": {"CPU": self.cpus}},
-            {"Alive": False, "Resources": {"CPU": 99}},
-        ]
+        live = [{"Alive": True, "Resources": node} for node in self.live_nodes]
+        return [*live, {"Alive": False, "Resources": {"CPU": 99, "GPU": 9}}]
 
     def remote(self, cls: type) -> _ActorClass:
         return _ActorClass(self, cls)
 
     def wait(self, refs: list[_Ref], num_returns: int = 1) -> tuple[list, list]:
+        if not 1 <= num_returns <= len(refs):  # as Ray checks it
+            raise ValueError(f"num_returns {num_returns} of {len(refs)} objects")
         self.most_in_flight = max(self.most_in_flight, len(refs))
+        refs = sorted(refs, key=lambda ref: self.actors.index(ref.actor) in self.slow_workers)
         return refs[:num_returns], refs[num_returns:]
 
     def get(self, ref: _Ref, timeout: float | None = None) -> Any:
+        if ref.hangs:
+            if timeout is None:
+                raise AssertionError("ray.get would wait for ever")
+            raise GetTimeout(f"no answer in {timeout} s")
         if ref.died:
             raise ActorDied("the actor died unexpectedly before finishing this task")
         return ref.value

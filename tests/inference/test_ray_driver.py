@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tqdm import tqdm
 
 from aerialseg.cli import main
 from aerialseg.errors import AerialsegError
@@ -149,30 +150,42 @@ def test_a_bad_input_fails_alone_with_its_reason(tiny_model, inputs, tmp_path, m
 
 
 @pytest.mark.parametrize(
-    ("cpus", "gpus", "threads", "workers", "expected"),
+    ("nodes", "device", "threads", "workers", "expected"),
     [
-        (8, 0, 2, None, (4, {"num_cpus": 2.0, "num_gpus": 0})),  # threads' CPUs each
-        (2, 0, 4, None, (1, {"num_cpus": 2.0, "num_gpus": 0})),  # no more than a node has
-        (8, 2, 2, None, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),  # a GPU each
-        (2, 0, 2, 3, (3, {"num_cpus": 2 / 3, "num_gpus": 0})),  # more workers share them
-        (8, 2, 1, 4, (4, {"num_cpus": 1.0, "num_gpus": 0.5})),
+        ([{"CPU": 8}], "auto", 2, None, (4, {"num_cpus": 2.0, "num_gpus": 0})),  # threads' CPUs
+        ([{"CPU": 2}], "auto", 4, None, (1, {"num_cpus": 2.0, "num_gpus": 0})),  # a node's most
+        ([{"CPU": 8, "GPU": 2}], "auto", 2, None, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),
+        ([{"CPU": 8, "GPU": 2}], "cpu", 2, None, (4, {"num_cpus": 2.0, "num_gpus": 0})),
+        ([{"CPU": 2}], "auto", 2, 3, (3, {"num_cpus": 2 / 3, "num_gpus": 0})),  # they share
+        ([{"CPU": 8, "GPU": 2}], "auto", 1, 4, (4, {"num_cpus": 1.0, "num_gpus": 0.5})),
+        ([{"CPU": 8, "GPU": 4}], "auto", 1, 2, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),
+        # a GPU node that offers no CPU; a CPU node beside a node without CPUs
+        ([{"GPU": 2}], "auto", 2, None, (2, {"num_cpus": 0.5, "num_gpus": 1.0})),
+        ([{"CPU": 4}, {"GPU": 1}], "cpu", 2, None, (2, {"num_cpus": 2.0, "num_gpus": 0})),
     ],
 )
 def test_workers_and_the_resources_each_holds(
-    cpus, gpus, threads, workers, expected, tiny_model, tmp_path, monkeypatch
+    nodes, device, threads, workers, expected, tiny_model, tmp_path, monkeypatch
 ):
     scene = tmp_path / "s.tif"
     write_geotiff(scene, rgb_scene(40, 40, seed=1))
-    fake = FakeRay(cpus=cpus, gpus=gpus)
+    fake = FakeRay(nodes=nodes)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(distributed, "_start_ray", lambda address: (fake, False))
+    addresses = []
+
+    def join(address):
+        addresses.append(address)
+        return fake, False  # a Ray that was running
+
+    monkeypatch.setattr(distributed, "_start_ray", join)
     paths, names = ray_inputs([str(scene)])
-    spec = WorkerModel(str(tiny_model), device="auto", threads=threads)
-    settings = RaySettings(workers=workers)
+    spec = WorkerModel(str(tiny_model), device=device, threads=threads)
+    settings = RaySettings(address="ray://head:10001", workers=workers)
     predict_on_ray(spec, tiny_model, paths, tmp_path / "o", PredictOptions(), names, settings)
     count, resources = expected
     assert len(fake.actors) == count
     assert fake.options == {**resources, "max_restarts": 0}
+    assert addresses == ["ray://head:10001"]
     assert not fake.shut_down  # a Ray it joined is left running
 
 
@@ -298,3 +311,294 @@ def test_blocks_written_before_an_interruption_are_not_predicted_again(
     again = run(FakeRay(), tiny_model, [inputs], out, monkeypatch)
     assert again.skipped == 2 and again.pixels == 0  # every block found written
     assert files(out) == single_run(tiny_model, [inputs], tmp_path / "single")
+
+
+def test_the_bar_counts_scenes_and_shows_the_pixels_done(tiny_model, inputs, tmp_path, monkeypatch):
+    out = tmp_path / "ray"
+    run(FakeRay(), tiny_model, [inputs / "s0.tif"], out, monkeypatch)  # one scene done before
+    bars: list = []
+
+    class Bar(tqdm):
+        def __init__(self, **kwargs):
+            bars.append(self)
+            self.made_with, self.postfixes = kwargs, []
+            super().__init__(**kwargs)
+
+        def set_postfix(self, **shown):
+            self.postfixes.append(shown)
+            super().set_postfix(**shown)
+
+    clock = iter([100.0])  # the run starts at 100 s, and every later reading is 100.5
+    monkeypatch.setattr(distributed, "tqdm", Bar)
+    monkeypatch.setattr(distributed.time, "perf_counter", lambda: next(clock, 100.5))
+    summary = run(FakeRay(), tiny_model, [inputs], out, monkeypatch)
+    (bar,) = bars
+    assert bar.made_with == {"total": 3, "initial": 1, "desc": "predict", "unit": "scene"}
+    assert bar.n == 3 and summary.skipped == 1
+    pixels = 70 * 90 + 300 * 200
+    assert summary.pixels == pixels and summary.seconds == 0.5
+    shown = {"MP": f"{pixels / 1e6:.1f}", "MPps": f"{pixels / 1e6 / 0.5:.2f}"}
+    assert bar.postfixes[-1] == {**shown, "retries": 0, "failed": 0}
+
+
+@pytest.mark.parametrize(
+    ("first_death", "deaths", "stops"), [(0, 7, False), (1, 7, False), (0, 8, True)]
+)
+def test_the_run_stops_after_more_deaths_in_a_row_than_two_per_worker_and_three(
+    first_death, deaths, stops, tiny_model, inputs, tmp_path, monkeypatch
+):
+    """With 2 workers, 7 deaths in a row (2 x 2 + 3) are retried, an 8th stops the run; a
+    unit that comes back starts the count again."""
+    calls = []
+
+    def dies(method: str, args: tuple) -> bool:
+        if method == "owner":
+            return False
+        calls.append(method)
+        return first_death < len(calls) <= first_death + deaths
+
+    fake = FakeRay(cpus=2, dies=dies, stay_dead=False)
+    if stops:
+        with pytest.raises(AerialsegError, match="Ray workers keep dying"):
+            run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+        return
+    summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+    assert len(fake.deaths) == deaths
+    # each death is retried, but a unit's third, which fails it
+    assert summary.retries == deaths - len(summary.failed)
+    assert len(summary.done) + len(summary.failed) == 3
+
+
+@pytest.mark.parametrize(("bad", "good", "said"), [(1, 0, False), (1, 1, True)])
+def test_a_skipped_input_is_said_as_it_happens_when_there_are_others(
+    bad, good, said, tiny_model, tmp_path, monkeypatch, capsys
+):
+    """Alone, its failure is the command's own message (the CLI says it once)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.tif").write_bytes(b"not an image")
+    if good:
+        write_geotiff(folder / "good.tif", rgb_scene(40, 40, seed=1))
+    summary = run(FakeRay(), tiny_model, [folder], tmp_path / "ray", monkeypatch)
+    assert len(summary.failed) == bad and len(summary.done) == good
+    assert ("aerialseg: skipped" in capsys.readouterr().err) == said
+
+
+def test_the_record_names_each_scenes_input_and_files(tiny_model, inputs, tmp_path, monkeypatch):
+    out = tmp_path / "ray"
+    summary = run(FakeRay(), tiny_model, [inputs], out, monkeypatch)
+    lines = [json.loads(line) for line in (out / RECORD).read_text().splitlines()]
+    assert {entry["input"]: entry["name"] for entry in lines} == {
+        str(inputs / f"{name}.tif"): name for name in ("large", "s0", "s1")
+    }
+    assert {entry["input"]: entry["files"] for entry in lines} == summary.done
+    assert all(Path(f).is_file() for files in summary.done.values() for f in files.values())
+
+
+def test_a_slow_worker_is_given_no_more_than_it_holds(tiny_model, tmp_path, monkeypatch):
+    """Units go to the worker with the fewest in flight: while one worker is slow (its
+    results come back last), the other takes every unit after the first two each."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(8):
+        write_geotiff(folder / f"s{i}.tif", rgb_scene(24, 24, seed=i))
+    fake = FakeRay(cpus=2, slow_workers={1})
+    run(fake, tiny_model, [folder], tmp_path / "ray", monkeypatch, block_pixels=1e9)
+    scenes = [[args[1] for name, args in actor.calls if name == "scene"] for actor in fake.actors]
+    assert [len(s) for s in scenes] == [6, 2]
+    assert fake.most_in_flight == IN_FLIGHT_PER_WORKER * 2
+
+
+def test_a_new_worker_takes_the_dead_ones_share(tiny_model, tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(8):
+        write_geotiff(folder / f"s{i}.tif", rgb_scene(24, 24, seed=i))
+    fake = FakeRay(cpus=2)  # dies once, on s1
+    fake.dies = lambda method, args: method == "scene" and "s1." in args[0] and not fake.deaths
+    summary = run(fake, tiny_model, [folder], tmp_path / "ray", monkeypatch, block_pixels=1e9)
+    assert len(summary.done) == 8 and summary.retries == 2  # s1 and the unit behind it
+    counts = [sum(name == "scene" for name, _ in actor.calls) for actor in fake.actors]
+    assert len(counts) == 3 and counts[0] >= 3 and counts[2] >= 3
+
+
+def test_a_dead_worker_that_does_not_say_who_it_was_is_not_waited_for(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    """Its temporaries are left to the next run's sweep (files.sweep)."""
+    fake = FakeRay(cpus=2, owner_hangs=True)
+    fake.dies = lambda method, args: method == "block" and not fake.deaths
+    summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+    assert len(fake.deaths) >= 1 and len(summary.done) == 3 and not summary.failed
+
+
+def test_workers_draw_no_bars_of_their_own(tiny_model, inputs, tmp_path, monkeypatch):
+    fake = FakeRay()
+    monkeypatch.setattr(distributed, "_start_ray", lambda address: (fake, True))
+    paths, names = ray_inputs([str(inputs / "s0.tif")])
+    spec = WorkerModel(str(tiny_model), device="cpu", threads=1)
+    opts = PredictOptions(progress=True)
+    predict_on_ray(spec, tiny_model, paths, tmp_path / "o", opts, names, RaySettings())
+    assert all(actor.instance.opts.progress is False for actor in fake.actors)
+
+
+@pytest.mark.parametrize(
+    ("engine", "device", "cuda", "loaded_on"),
+    [
+        ("torch", "auto", True, "auto"),  # Ray gave the worker a GPU
+        ("torch", "auto", False, "cpu"),
+        ("torch", "cuda", False, "cpu"),
+        ("torch", "cpu", True, "cpu"),
+        ("onnx", "auto", True, "cpu"),  # ONNX Runtime on the CPU
+    ],
+)
+def test_a_worker_loads_the_model_as_told(engine, device, cuda, loaded_on, tmp_path, monkeypatch):
+    from aerialseg.inference import load
+
+    loaded, options = [], []
+
+    class Loaded:
+        def with_options(self, **given):
+            options.append(given)
+            return self
+
+    def load_predictor(model, **given):
+        loaded.append((model, given))
+        return Loaded()
+
+    monkeypatch.setattr(load, "load_predictor", load_predictor)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
+    spec = WorkerModel("m.pt", engine=engine, device=device, precision="bf16", threads=2)
+    opts = PredictOptions(batch_size=3, tta=True, overlap=0.25)
+    distributed.PredictWorker(spec, opts, str(tmp_path), "run1")
+    given = {"engine": engine, "device": loaded_on, "precision": "bf16", "batch_size": 3}
+    assert loaded == [("m.pt", given)]
+    assert options == [{"tta": True, "overlap": 0.25}]
+
+
+def test_records_of_an_older_release_and_after_a_crash_are_read(tmp_path):
+    done = tmp_path / "a_classes.tif"
+    done.write_bytes(b"x")
+    older = {"name": "a", "input": "/in/a.tif", "run": "run1", "files": {"classes": str(done)}}
+    (tmp_path / RECORD).write_text(json.dumps(older) + "\n" + '{"name": "b", "inp')
+    DoneRecord(tmp_path, "run1").add("c", "/in/c.tif", {"classes": str(done)})
+    record = DoneRecord(tmp_path, "run1")
+    assert record.complete("a")  # no stamps then: its files being there is enough
+    assert record.complete("c")  # the line after the cut one is whole
+    assert not record.complete("b")
+
+
+def test_a_folder_where_a_recorded_file_was_is_not_done(tmp_path):
+    done = tmp_path / "a_classes.tif"
+    done.write_bytes(b"x")
+    DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
+    done.unlink()
+    done.mkdir()
+    assert not DoneRecord(tmp_path, "run1").complete("a")
+
+
+def opened(monkeypatch) -> list[str]:
+    """The inputs opened for reading pixels, one entry per opening."""
+    from aerialseg.inference import run as predict_run
+
+    paths: list[str] = []
+    real = predict_run._open
+
+    def counted(path, *args):
+        paths.append(Path(path).name)
+        return real(path, *args)
+
+    monkeypatch.setattr(predict_run, "_open", counted)
+    return paths
+
+
+def test_a_scene_of_at_most_a_block_is_opened_once(tiny_model, tmp_path, monkeypatch):
+    """Its header says its size: it is not opened a second time to plan blocks."""
+    scene = tmp_path / "s.tif"
+    write_geotiff(scene, rgb_scene(70, 90, seed=1))
+    paths = opened(monkeypatch)
+    fake = FakeRay()
+    summary = run(fake, tiny_model, [scene], tmp_path / "o", monkeypatch, block_pixels=70 * 90)
+    assert paths == ["s.tif"] and summary.pixels == 70 * 90
+    assert [name for name, _ in fake.calls if name != "owner"] == ["scene"]
+
+
+def test_a_resampled_scene_is_planned_on_its_new_grid(tiny_model, tmp_path, monkeypatch):
+    """At a finer pixel size than its own a scene has more pixels than its header says:
+    it is opened to plan its blocks, and its pixels are counted on the new grid."""
+    scene = tmp_path / "s.tif"
+    write_geotiff(scene, rgb_scene(100, 100, seed=1))  # 0.5 m pixels
+    fake = FakeRay()
+    monkeypatch.setattr(distributed, "_start_ray", lambda address: (fake, True))
+    paths, names = ray_inputs([str(scene)])
+    spec = WorkerModel(str(tiny_model), device="cpu", threads=1)
+    opts = PredictOptions(pixel_size=0.25)
+    whole = predict_on_ray(spec, tiny_model, paths, tmp_path / "a", opts, names, RaySettings())
+    assert whole.pixels == 200 * 200
+    assert [name for name, _ in fake.calls if name != "owner"] == ["scene"]  # one block
+    fake.calls.clear()
+    split = RaySettings(block_pixels=20_000)  # above the header's 10,000 px, below 40,000
+    blocks = predict_on_ray(spec, tiny_model, paths, tmp_path / "b", opts, names, split)
+    assert blocks.pixels == 200 * 200 and "block" in [name for name, _ in fake.calls]
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_a_scene_of_two_blocks_is_split(tiny_model, inputs, tmp_path, monkeypatch):
+    from aerialseg.inference.blocks import plan_blocks
+    from aerialseg.inference.load import load_predictor
+
+    predictor = load_predictor(tiny_model, device="cpu")
+    stride = predictor.engine.stride
+    two = next(
+        pixels
+        for pixels in range(1000, 300 * 200, 1000)
+        if len(plan_blocks(300, 200, predictor.spec, stride, pixels)) == 2
+    )
+    fake = FakeRay()
+    run(fake, tiny_model, [inputs / "large.tif"], tmp_path / "o", monkeypatch, block_pixels=two)
+    assert [name for name, _ in fake.calls].count("block") == 2
+
+
+def test_blocks_are_assembled_without_running_the_network_again(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    """Assembling reads the blocks the workers wrote, under the name the driver gave."""
+    from aerialseg.inference.predict import Predictor
+
+    assembling = []
+    real_assemble, real_rows = distributed.PredictWorker.assemble, Predictor.rows
+
+    def assemble(self, *args):
+        assembling.append(args[1])
+        try:
+            return real_assemble(self, *args)
+        finally:
+            assembling.clear()
+
+    def rows(self, *args, **kwargs):
+        assert not assembling, "the network ran while assembling"
+        return real_rows(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.PredictWorker, "assemble", assemble)
+    monkeypatch.setattr(Predictor, "rows", rows)
+    monkeypatch.setattr(distributed, "_start_ray", lambda address: (FakeRay(), True))
+    paths, _ = ray_inputs([str(inputs)])
+    names = {path: "renamed_" + Path(path).stem for path in paths}
+    spec = WorkerModel(str(tiny_model), device="cpu", threads=1)
+    opts, where = PredictOptions(outputs=ALL), RaySettings(block_pixels=SMALL_BLOCKS)
+    predict_on_ray(spec, tiny_model, paths, tmp_path / "ray", opts, names, where)
+    expected = single_run(tiny_model, [inputs], tmp_path / "single")
+    assert files(tmp_path / "ray") == {"renamed_" + k: v for k, v in expected.items()}
+
+
+def test_a_plain_photo_is_predicted_as_in_a_single_run(tiny_model, tmp_path, monkeypatch):
+    """A PNG has no georeferencing: reading its header on a worker warns of nothing."""
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(rgb_scene(60, 80, seed=3).transpose(1, 2, 0)).save(folder / "photo.png")
+    summary = run(FakeRay(), tiny_model, [folder], tmp_path / "ray", monkeypatch)
+    assert summary.pixels == 60 * 80 and not summary.failed
+    assert files(tmp_path / "ray") == single_run(tiny_model, [folder], tmp_path / "single")

@@ -91,22 +91,20 @@ class DoneRecord:
 
     def __init__(self, out: Path, run: str):
         self.path, self.run = out / RECORD, run
-        self.files: dict[str, dict[str, str]] = {}
-        self.stamps: dict[str, dict[str, list[int]]] = {}
+        self.entries: dict[str, tuple[dict[str, str], dict[str, list[int]]]] = {}
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a crash
                     continue
-                if entry.get("run") == run:
-                    self.files[entry["name"]] = entry["files"]
-                    self.stamps[entry["name"]] = entry.get("stamps", {})  # older records: none
+                if entry.get("run") == run:  # older records have no stamps
+                    self.entries[entry["name"]] = (entry["files"], entry.get("stamps", {}))
 
     def complete(self, name: str) -> bool:
-        files, stamps = self.files.get(name), self.stamps.get(name, {})
-        if files is None:
+        if name not in self.entries:
             return False
+        files, stamps = self.entries[name]
         for key, path in files.items():
             now = _stamp(path)
             if now is None or (key in stamps and stamps[key] != now):
@@ -118,10 +116,21 @@ class DoneRecord:
         line = json.dumps(
             {"name": name, "input": source, "run": self.run, "files": files, "stamps": stamps}
         )
+        start = "\n" if _cut_short(self.path) else ""  # this line stays whole
         with self.path.open("a") as f:
-            f.write(line + "\n")
+            f.write(start + line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _cut_short(path: Path) -> bool:
+    """Whether a file's last line was cut short (by a crash): it ends in no newline."""
+    try:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:  # missing, or empty
+        return False
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -209,7 +218,7 @@ class PredictWorker:
 
         target = block_path(self.out, name, start, stop)
         if finished_block(target, self.run):  # done by an earlier, interrupted run
-            return {"kind": "block", "pixels": 0}
+            return {"kind": "block"}
         raster = self._open(path)
         try:
             pixels = write_block(
@@ -227,7 +236,7 @@ class PredictWorker:
         rows = block_rows(parts, with_image="overlay" in self.opts.outputs)
         files = predict_one(self.predictor, path, self.out, self.opts, name, rows=rows)
         remove_blocks(self.out, name)
-        return {"kind": "done", "files": {k: str(v) for k, v in files.items()}, "pixels": 0}
+        return {"kind": "done", "files": {k: str(v) for k, v in files.items()}}
 
 
 def _start_ray(address: str | None):
