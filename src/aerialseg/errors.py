@@ -21,10 +21,6 @@ class ModelFileError(AerialsegError, ValueError):
     """A file given as a model is not an aerialseg model."""
 
 
-class OutputError(AerialsegError, OSError):
-    """An output cannot be written: its disk is full, or its folder is gone or read-only."""
-
-
 REASON_CHARS = 160  # a quoted library reason longer than this is cut at a word
 
 

@@ -44,8 +44,6 @@ from shapely.geometry import mapping, shape
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask
 from aerialseg.errors import DatasetError, library_reason
 
-WGS84 = CRS.from_epsg(4326)
-
 
 def parse_crs(text: str, flag: str = "--label-crs") -> CRS:
     """A CRS from what a user types: EPSG:32640, a WKT or PROJ string."""
