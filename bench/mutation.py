@@ -123,6 +123,7 @@ MODULES: dict[str, dict] = {
         "functions": [
             "x_run_fingerprint__mutmut_*",
             "xǁDoneRecordǁ*",
+            "x__entry__mutmut_*",
             "x__cut_short__mutmut_*",
             "x__stamp__mutmut_*",
             "xǁPredictWorkerǁ*",

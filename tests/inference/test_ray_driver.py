@@ -171,6 +171,7 @@ def test_workers_and_the_resources_each_holds(
     write_geotiff(scene, rgb_scene(40, 40, seed=1))
     fake = FakeRay(nodes=nodes)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # this process's
     addresses = []
 
     def join(address):
@@ -602,3 +603,26 @@ def test_a_plain_photo_is_predicted_as_in_a_single_run(tiny_model, tmp_path, mon
     summary = run(FakeRay(), tiny_model, [folder], tmp_path / "ray", monkeypatch)
     assert summary.pixels == 60 * 80 and not summary.failed
     assert files(tmp_path / "ray") == single_run(tiny_model, [folder], tmp_path / "single")
+
+
+def test_lines_that_are_no_records_are_not_done_and_stop_nothing(tmp_path):
+    """A record damaged or written by hand: its odd lines are scenes not done, and the
+    next run predicts them again."""
+    done = tmp_path / "a_classes.tif"
+    done.write_bytes(b"x")
+    DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
+    odd = [
+        [1],
+        {"run": "run1"},
+        {"run": "run1", "name": "b", "files": {"classes": 3}},
+        {"run": "run1", "name": "c", "files": [str(done)]},
+        {"run": "run1", "name": 5, "files": {"classes": str(done)}},
+        {"run": "run1", "name": "d", "files": {"classes": str(done)}, "stamps": [1]},
+    ]
+    with (tmp_path / RECORD).open("ab") as f:
+        f.write(b"\xff\xfe not text\n")
+        f.write("".join(json.dumps(line) + "\n" for line in odd).encode())
+    record = DoneRecord(tmp_path, "run1")
+    assert record.complete("a")
+    assert not any(record.complete(name) for name in ("b", "c", "5", "d"))
+    assert list(record.entries) == ["a"]

@@ -93,13 +93,11 @@ class DoneRecord:
         self.path, self.run = out / RECORD, run
         self.entries: dict[str, tuple[dict[str, str], dict[str, list[int]]]] = {}
         if self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:  # a line cut short by a crash
-                    continue
-                if entry.get("run") == run:  # older records have no stamps
-                    self.entries[entry["name"]] = (entry["files"], entry.get("stamps", {}))
+            for line in self.path.read_text(errors="replace").splitlines():
+                entry = _entry(line, run)
+                if entry is not None:
+                    name, files, stamps = entry
+                    self.entries[name] = (files, stamps)
 
     def complete(self, name: str) -> bool:
         if name not in self.entries:
@@ -121,6 +119,21 @@ class DoneRecord:
             f.write(start + line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _entry(line: str, run: str) -> tuple[str, dict[str, str], dict] | None:
+    """A record line's scene name, files and their stamps, where it is one of ``run``'s;
+    None for a line cut short by a crash, or anything but a record's line."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or entry.get("run") != run:
+        return None
+    name, files, stamps = entry.get("name"), entry.get("files"), entry.get("stamps", {})
+    if not isinstance(files, dict) or not all(isinstance(p, str) for p in files.values()):
+        return None
+    return (name, files, stamps) if isinstance(name, str) and isinstance(stamps, dict) else None
 
 
 def _cut_short(path: Path) -> bool:
