@@ -17,13 +17,28 @@ class ActorDied(Exception):
     """Ray's RayActorError: the worker process running a call died."""
 
 
+class TaskError(Exception):
+    """Ray's RayTaskError: the call raised ``cause`` in the worker."""
+
+    def __init__(self, cause: Exception):
+        super().__init__(f"the task raised {cause!r}")
+        self.cause = cause
+
+
 class GetTimeout(Exception):
     """Ray's GetTimeoutError: ray.get(ref, timeout=...) ran out of time."""
 
 
+class WaitsForEver(BaseException):
+    """ray.get without a timeout on a call that never answers: the run would hang (a
+    BaseException, so that no ``except Exception`` in the driver hides it)."""
+
+
 class _Ref:
-    def __init__(self, actor: _Actor, value: Any = None, died: bool = False, hangs: bool = False):
-        self.actor, self.value, self.died, self.hangs = actor, value, died, hangs
+    def __init__(self, actor: _Actor, value: Any = None, **state):
+        self.actor, self.value = actor, value
+        self.died, self.hangs = state.get("died", False), state.get("hangs", False)
+        self.error: Exception | None = state.get("error")
 
 
 class _Method:
@@ -33,14 +48,17 @@ class _Method:
     def remote(self, *args) -> _Ref:
         actor, ray = self.actor, self.actor.ray
         if actor.dead or ray.dies(self.name, args):
-            actor.dead = ray.stay_dead  # its later calls fail too
+            actor.dead = True  # its later calls fail too
             ray.deaths.append((self.name, args))
             return _Ref(actor, died=True)
         if self.name == "owner" and ray.owner_hangs:
             return _Ref(actor, hangs=True)
         ray.calls.append((self.name, args))
         actor.calls.append((self.name, args))
-        return _Ref(actor, getattr(actor.instance, self.name)(*args))
+        try:
+            return _Ref(actor, getattr(actor.instance, self.name)(*args))
+        except Exception as err:  # noqa: BLE001 - Ray hands it to ray.get's caller
+            return _Ref(actor, error=err)
 
 
 class _Actor:
@@ -70,9 +88,7 @@ class FakeRay:
     """``cpus`` and ``gpus`` in the cluster, on one node (or ``nodes``: each live node's
     resources, as Ray lists them: a resource it lacks is left out); ``dies(method,
     args)``: whether the worker dies on that call; ``owner_hangs``: a worker's owner()
-    never answers; ``slow_workers``: the actors (by index) whose results come back last;
-    ``stay_dead=False``: a worker dies on the calls ``dies`` names only, not on those
-    queued behind them (to count deaths exactly)."""
+    never answers; ``slow_workers``: the actors (by index) whose results come back last."""
 
     def __init__(
         self,
@@ -82,14 +98,12 @@ class FakeRay:
         nodes: list[dict[str, float]] | None = None,
         owner_hangs: bool = False,
         slow_workers: set[int] = frozenset(),
-        stay_dead: bool = True,
     ):
         one_node = {"CPU": cpus, "GPU": gpus}
         self.live_nodes = nodes or [{k: v for k, v in one_node.items() if v}]
         self.dies = dies or (lambda method, args: False)
         self.owner_hangs, self.slow_workers = owner_hangs, slow_workers
-        self.stay_dead = stay_dead
-        self.exceptions = SimpleNamespace(RayActorError=ActorDied)
+        self.exceptions = SimpleNamespace(RayActorError=ActorDied, RayTaskError=TaskError)
         self.actors: list[_Actor] = []
         self.killed: list[_Actor] = []
         self.calls: list[tuple[str, tuple]] = []  # the calls that ran, in order
@@ -97,13 +111,6 @@ class FakeRay:
         self.options: dict = {}
         self.most_in_flight = 0
         self.shut_down = False
-
-    def cluster_resources(self) -> dict[str, float]:
-        total: dict[str, float] = {}
-        for node in self.live_nodes:
-            for name, amount in node.items():
-                total[name] = total.get(name, 0) + amount
-        return total
 
     def nodes(self) -> list[dict]:
         live = [{"Alive": True, "Resources": node} for node in self.live_nodes]
@@ -122,10 +129,12 @@ class FakeRay:
     def get(self, ref: _Ref, timeout: float | None = None) -> Any:
         if ref.hangs:
             if timeout is None:
-                raise AssertionError("ray.get would wait for ever")
+                raise WaitsForEver("ray.get would wait for ever")
             raise GetTimeout(f"no answer in {timeout} s")
         if ref.died:
             raise ActorDied("the actor died unexpectedly before finishing this task")
+        if ref.error is not None:
+            raise TaskError(ref.error)
         return ref.value
 
     def kill(self, actor: _Actor) -> None:

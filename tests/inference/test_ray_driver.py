@@ -51,6 +51,14 @@ def inputs(tmp_path) -> Path:
     return folder
 
 
+def planned_blocks(model: Path, height: int, width: int, block_pixels: float) -> list:
+    from aerialseg.inference.blocks import plan_blocks
+    from aerialseg.inference.load import load_predictor
+
+    predictor = load_predictor(model, device="cpu")
+    return plan_blocks(height, width, predictor.spec, predictor.engine.stride, block_pixels)
+
+
 def run(fake: FakeRay, model: Path, items: list, out: Path, monkeypatch, **settings):
     monkeypatch.setattr(distributed, "_start_ray", lambda address: (fake, True))
     paths, names = ray_inputs([str(i) for i in items])
@@ -78,6 +86,7 @@ def test_large_scenes_are_predicted_in_blocks_and_assembled_as_a_single_run(
     kinds = [name for name, _ in fake.calls if name != "owner"]
     blocks = [args for name, args in fake.calls if name == "block"]
     assert kinds.count("scene") == 3 and kinds.count("assemble") == 1 and len(blocks) >= 4
+    assert len(blocks) == len(planned_blocks(tiny_model, 300, 200, SMALL_BLOCKS))
     rows = sorted((a, b) for _, _, a, b in blocks)
     assert rows[0][0] == 0 and rows[-1][1] == 300  # the blocks tile the rows
     assert all(b == c for (_, b), (c, _) in zip(rows, rows[1:], strict=False))
@@ -87,7 +96,7 @@ def test_large_scenes_are_predicted_in_blocks_and_assembled_as_a_single_run(
     # two workers of one CPU each, every one killed at the end; Ray shut down (it started it)
     assert len(fake.actors) == 2 and fake.killed == fake.actors and fake.shut_down
     assert fake.options == {"num_cpus": 1.0, "num_gpus": 0, "max_restarts": 0}
-    assert fake.most_in_flight <= IN_FLIGHT_PER_WORKER * 2
+    assert fake.most_in_flight == IN_FLIGHT_PER_WORKER * 2
     assert [p.name for p in (tmp_path / "ray").glob(".*")] == [RECORD]
 
 
@@ -104,9 +113,11 @@ def test_a_dead_workers_unit_is_run_again_on_a_new_worker(
 
     fake = FakeRay(cpus=2, dies=dies)
     summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
-    assert summary.retries >= 1 and not summary.failed and len(summary.done) == 3
+    # the block, and the unit queued behind it on the same worker
+    assert summary.retries == len(fake.deaths) == 2
+    assert not summary.failed and len(summary.done) == 3
     assert died[0] in [args for name, args in fake.calls if name == "block"]  # run again
-    assert len(fake.actors) >= 3  # the dead one replaced
+    assert len(fake.actors) == 3  # the dead one replaced
     assert files(tmp_path / "ray") == single_run(tiny_model, [inputs], tmp_path / "single")
 
 
@@ -121,13 +132,14 @@ def test_a_unit_whose_worker_dies_each_time_fails_alone(
             return True
         return False
 
-    summary = run(FakeRay(cpus=2, dies=dies), tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+    fake = FakeRay(cpus=2, dies=dies)
+    summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
     assert len(tries) == 3  # tried 3 times, then given up
     (failed,) = summary.failed
     assert failed.endswith("s1.tif")
     assert summary.failed[failed] == f"{failed}: its worker died 3 times while predicting it"
     # the units queued behind it on a dying worker were retried too, and finished
-    assert summary.retries >= 2
+    assert summary.retries == len(fake.deaths) - 1  # every unit lost, but s1 at its last
     assert sorted(Path(p).name for p in summary.done) == ["large.tif", "s0.tif"]
     assert "aerialseg: skipped" in capsys.readouterr().err  # said as it happens
     done = (tmp_path / "ray" / RECORD).read_text()
@@ -138,7 +150,7 @@ def test_workers_that_keep_dying_stop_the_run(tiny_model, inputs, tmp_path, monk
     fake = FakeRay(cpus=2, dies=lambda method, args: method != "owner")
     with pytest.raises(AerialsegError, match="Ray workers keep dying"):
         run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
-    assert fake.killed  # the live ones killed on the way out
+    assert len(fake.killed) == 2  # the pool's workers killed on the way out
 
 
 def test_a_bad_input_fails_alone_with_its_reason(tiny_model, inputs, tmp_path, monkeypatch):
@@ -150,26 +162,38 @@ def test_a_bad_input_fails_alone_with_its_reason(tiny_model, inputs, tmp_path, m
 
 
 @pytest.mark.parametrize(
-    ("nodes", "device", "threads", "workers", "expected"),
+    ("nodes", "threads", "workers", "gpus", "expected"),
     [
-        ([{"CPU": 8}], "auto", 2, None, (4, {"num_cpus": 2.0, "num_gpus": 0})),  # threads' CPUs
-        ([{"CPU": 2}], "auto", 4, None, (1, {"num_cpus": 2.0, "num_gpus": 0})),  # a node's most
-        ([{"CPU": 8, "GPU": 2}], "auto", 2, None, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),
-        ([{"CPU": 8, "GPU": 2}], "cpu", 2, None, (4, {"num_cpus": 2.0, "num_gpus": 0})),
-        ([{"CPU": 2}], "auto", 2, 3, (3, {"num_cpus": 2 / 3, "num_gpus": 0})),  # they share
-        ([{"CPU": 8, "GPU": 2}], "auto", 1, 4, (4, {"num_cpus": 1.0, "num_gpus": 0.5})),
-        ([{"CPU": 8, "GPU": 4}], "auto", 1, 2, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),
-        # a GPU node that offers no CPU; a CPU node beside a node without CPUs
-        ([{"GPU": 2}], "auto", 2, None, (2, {"num_cpus": 0.5, "num_gpus": 1.0})),
-        ([{"CPU": 4}, {"GPU": 1}], "cpu", 2, None, (2, {"num_cpus": 2.0, "num_gpus": 0})),
+        ([{"CPU": 8}], 2, None, True, (4, {"num_cpus": 2.0, "num_gpus": 0})),  # threads' CPUs
+        ([{"CPU": 2}], 4, None, True, (1, {"num_cpus": 2.0, "num_gpus": 0})),  # a node's most
+        ([{"CPU": 3}, {"CPU": 3}], 2, None, True, (2, {"num_cpus": 2.0, "num_gpus": 0})),
+        ([{"CPU": 8, "GPU": 2}], 2, None, True, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),
+        ([{"CPU": 8, "GPU": 2}], 2, None, False, (4, {"num_cpus": 2.0, "num_gpus": 0})),
+        # more workers than fit share what there is, each share rounded down to Ray's unit
+        ([{"CPU": 2}], 2, 3, True, (3, {"num_cpus": 0.6666, "num_gpus": 0})),
+        ([{"CPU": 8, "GPU": 2}], 1, 4, True, (4, {"num_cpus": 1.0, "num_gpus": 0.5})),
+        ([{"CPU": 8, "GPU": 2}], 1, 3, True, (3, {"num_cpus": 1.0, "num_gpus": 0.5})),
+        ([{"CPU": 8, "GPU": 4}], 1, 2, True, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),
+        # GPU nodes that offer no CPU; a CPU node beside a node without CPUs
+        ([{"GPU": 2}], 2, None, True, (2, {"num_cpus": 0.0, "num_gpus": 1.0})),
+        ([{"CPU": 4}, {"GPU": 1}], 2, None, False, (2, {"num_cpus": 2.0, "num_gpus": 0})),
     ],
 )
-def test_workers_and_the_resources_each_holds(
-    nodes, device, threads, workers, expected, tiny_model, tmp_path, monkeypatch
+def test_workers_and_the_resources_each_holds(nodes, threads, workers, gpus, expected):
+    """As many workers as fit on the live nodes, each on one node."""
+    count, resources = expected
+    assert distributed.placement(nodes, threads, workers, gpus) == (count, resources)
+    cpus = sum(node.get("CPU", 0) for node in nodes)
+    assert count * resources["num_cpus"] <= cpus
+
+
+@pytest.mark.parametrize(("device", "gpus"), [("auto", 2), ("cpu", 0)])
+def test_the_driver_places_workers_on_the_live_nodes(
+    device, gpus, tiny_model, tmp_path, monkeypatch
 ):
     scene = tmp_path / "s.tif"
     write_geotiff(scene, rgb_scene(40, 40, seed=1))
-    fake = FakeRay(nodes=nodes)
+    fake = FakeRay(cpus=8, gpus=2)  # and a dead node of 99 CPUs and 9 GPUs
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # this process's
     addresses = []
@@ -180,11 +204,11 @@ def test_workers_and_the_resources_each_holds(
 
     monkeypatch.setattr(distributed, "_start_ray", join)
     paths, names = ray_inputs([str(scene)])
-    spec = WorkerModel(str(tiny_model), device=device, threads=threads)
-    settings = RaySettings(address="ray://head:10001", workers=workers)
+    spec = WorkerModel(str(tiny_model), device=device, threads=2)
+    settings = RaySettings(address="ray://head:10001")
     predict_on_ray(spec, tiny_model, paths, tmp_path / "o", PredictOptions(), names, settings)
-    count, resources = expected
-    assert len(fake.actors) == count
+    count, resources = distributed.placement([{"CPU": 8, "GPU": 2}], 2, None, gpus > 0)
+    assert len(fake.actors) == count == (2 if gpus else 4)
     assert fake.options == {**resources, "max_restarts": 0}
     assert addresses == ["ray://head:10001"]
     assert not fake.shut_down  # a Ray it joined is left running
@@ -296,10 +320,11 @@ def test_a_dead_workers_half_written_files_are_swept(tiny_model, inputs, tmp_pat
             return True
         return False
 
-    summary = run(FakeRay(cpus=2, dies=dies), tiny_model, [inputs], out, monkeypatch)
+    fake = FakeRay(cpus=2, dies=dies)
+    summary = run(fake, tiny_model, [inputs], out, monkeypatch)
     assert left and not left[0].exists() and not left[1].exists()
     assert (out / "s0_note.txt").read_text() == "renamed"  # the set completed
-    assert summary.retries >= 1 and len(summary.done) == 3
+    assert summary.retries == len(fake.deaths) and len(summary.done) == 3
 
 
 def test_blocks_written_before_an_interruption_are_not_predicted_again(
@@ -314,14 +339,14 @@ def test_blocks_written_before_an_interruption_are_not_predicted_again(
     assert files(out) == single_run(tiny_model, [inputs], tmp_path / "single")
 
 
-def test_the_bar_counts_scenes_and_shows_the_pixels_done(tiny_model, inputs, tmp_path, monkeypatch):
-    out = tmp_path / "ray"
-    run(FakeRay(), tiny_model, [inputs / "s0.tif"], out, monkeypatch)  # one scene done before
-    bars: list = []
+@pytest.fixture
+def bars(monkeypatch) -> list:
+    """The driver's progress bars, each with what it was made with and shown."""
+    made: list = []
 
     class Bar(tqdm):
         def __init__(self, **kwargs):
-            bars.append(self)
+            made.append(self)
             self.made_with, self.postfixes = kwargs, []
             super().__init__(**kwargs)
 
@@ -329,8 +354,17 @@ def test_the_bar_counts_scenes_and_shows_the_pixels_done(tiny_model, inputs, tmp
             self.postfixes.append(shown)
             super().set_postfix(**shown)
 
-    clock = iter([100.0])  # the run starts at 100 s, and every later reading is 100.5
     monkeypatch.setattr(distributed, "tqdm", Bar)
+    return made
+
+
+def test_the_bar_counts_scenes_and_shows_the_pixels_done(
+    tiny_model, inputs, tmp_path, monkeypatch, bars
+):
+    out = tmp_path / "ray"
+    run(FakeRay(), tiny_model, [inputs / "s0.tif"], out, monkeypatch)  # one scene done before
+    bars.clear()
+    clock = iter([100.0])  # the run starts at 100 s, and every later reading is 100.5
     monkeypatch.setattr(distributed.time, "perf_counter", lambda: next(clock, 100.5))
     summary = run(FakeRay(), tiny_model, [inputs], out, monkeypatch)
     (bar,) = bars
@@ -348,25 +382,27 @@ def test_the_bar_counts_scenes_and_shows_the_pixels_done(tiny_model, inputs, tmp
 def test_the_run_stops_after_more_deaths_in_a_row_than_two_per_worker_and_three(
     first_death, deaths, stops, tiny_model, inputs, tmp_path, monkeypatch
 ):
-    """With 2 workers, 7 deaths in a row (2 x 2 + 3) are retried, an 8th stops the run; a
-    unit that comes back starts the count again."""
+    """With 2 workers, 7 worker deaths in a row (2 x 2 + 3) are survived, an 8th stops
+    the run; a unit that comes back starts the count again."""
     calls = []
+    fake = FakeRay(cpus=2)
 
     def dies(method: str, args: tuple) -> bool:
         if method == "owner":
             return False
         calls.append(method)
-        return first_death < len(calls) <= first_death + deaths
+        dead = sum(actor.dead for actor in fake.actors)
+        return len(calls) > first_death and dead < deaths
 
-    fake = FakeRay(cpus=2, dies=dies, stay_dead=False)
+    fake.dies = dies
     if stops:
-        with pytest.raises(AerialsegError, match="Ray workers keep dying"):
+        with pytest.raises(AerialsegError, match="^Ray workers keep dying; the last: "):
             run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
         return
     summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
-    assert len(fake.deaths) == deaths
-    # each death is retried, but a unit's third, which fails it
-    assert summary.retries == deaths - len(summary.failed)
+    assert sum(actor.dead for actor in fake.actors) == deaths
+    # every unit in flight on a dying worker is run again, but one that fails for it
+    assert summary.retries == len(fake.deaths) - len(summary.failed)
     assert len(summary.done) + len(summary.failed) == 3
 
 
@@ -547,16 +583,8 @@ def test_a_resampled_scene_is_planned_on_its_new_grid(tiny_model, tmp_path, monk
 
 
 def test_a_scene_of_two_blocks_is_split(tiny_model, inputs, tmp_path, monkeypatch):
-    from aerialseg.inference.blocks import plan_blocks
-    from aerialseg.inference.load import load_predictor
-
-    predictor = load_predictor(tiny_model, device="cpu")
-    stride = predictor.engine.stride
-    two = next(
-        pixels
-        for pixels in range(1000, 300 * 200, 1000)
-        if len(plan_blocks(300, 200, predictor.spec, stride, pixels)) == 2
-    )
+    sizes = range(1000, 300 * 200, 1000)
+    two = next(size for size in sizes if len(planned_blocks(tiny_model, 300, 200, size)) == 2)
     fake = FakeRay()
     run(fake, tiny_model, [inputs / "large.tif"], tmp_path / "o", monkeypatch, block_pixels=two)
     assert [name for name, _ in fake.calls].count("block") == 2
@@ -619,11 +647,66 @@ def test_lines_that_are_no_records_are_not_done_and_stop_nothing(tmp_path):
         {"run": "run1", "name": "c", "files": [str(done)]},
         {"run": "run1", "name": 5, "files": {"classes": str(done)}},
         {"run": "run1", "name": "d", "files": {"classes": str(done)}, "stamps": [1]},
+        {"run": "run1", "name": "e", "files": {}},  # no file: nothing shows it was done
+        {"run": "run1", "name": "f", "files": {"classes": "f\0_classes.tif"}},
     ]
     with (tmp_path / RECORD).open("ab") as f:
-        f.write(b"\xff\xfe not text\n")
+        f.write(b"\xff\xfe not text\n" + b"[" * 100_000 + b"\n")
         f.write("".join(json.dumps(line) + "\n" for line in odd).encode())
     record = DoneRecord(tmp_path, "run1")
     assert record.complete("a")
-    assert not any(record.complete(name) for name in ("b", "c", "5", "d"))
-    assert list(record.entries) == ["a"]
+    assert not any(record.complete(name) for name in ("b", "c", "5", "d", "e", "f"))
+    assert list(record.entries) == ["a", "f"]
+
+
+def test_a_workers_error_stops_the_run_as_a_single_process_would(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    """A full disk is no input's fault: the run stops with the worker's own error (which
+    the CLI says in one line), and no worker is left running."""
+    import errno
+
+    def scene(self, path, name, block_pixels):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(distributed.PredictWorker, "scene", scene)
+    fake = FakeRay()
+    with pytest.raises(OSError) as raised:
+        run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename.endswith(".tif")
+    assert fake.killed == fake.actors
+
+
+def test_a_scene_whose_blocks_kill_their_workers_fails_once(
+    tiny_model, inputs, tmp_path, monkeypatch, bars
+):
+    """Two of its blocks kill every worker that runs them: the scene fails, is counted
+    once, and is not assembled."""
+    last = planned_blocks(tiny_model, 300, 200, SMALL_BLOCKS)[-1][0]
+    fake = FakeRay(cpus=2, dies=lambda method, args: method == "block" and args[2] in (0, last))
+    summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+    (failed,) = summary.failed
+    assert failed.endswith("large.tif") and "its worker died 3 times" in summary.failed[failed]
+    assert sorted(Path(p).name for p in summary.done) == ["s0.tif", "s1.tif"]
+    assert "assemble" not in [name for name, _ in fake.calls]
+    (bar,) = bars
+    assert bar.n == 3 and not list((tmp_path / "ray").glob("large*"))
+
+
+def test_a_unit_that_kills_its_worker_is_tried_again_after_the_others(
+    tiny_model, tmp_path, monkeypatch
+):
+    """On a single worker (one GPU, say) the units queued behind a killer are lost with
+    it but not blamed: they run next, and the killer after them, until it fails alone."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        write_geotiff(folder / f"s{i}.tif", rgb_scene(24, 24, seed=i))
+    fake = FakeRay(cpus=1, dies=lambda method, args: method == "scene" and "s0." in args[0])
+    summary = run(fake, tiny_model, [folder], tmp_path / "ray", monkeypatch, block_pixels=1e9)
+    ran = [Path(args[0]).stem for name, args in fake.calls if name == "scene"]
+    died = [Path(args[0]).stem for name, args in fake.deaths]
+    assert died == ["s0", "s1", "s0", "s0"] and ran == ["s1", "s2", "s3"]
+    assert summary.retries == 3  # s1 once, s0 twice
+    assert sorted(Path(p).stem for p in summary.failed) == ["s0"]
+    assert sorted(Path(p).stem for p in summary.done) == ["s1", "s2", "s3"]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -126,12 +128,16 @@ def _entry(line: str, run: str) -> tuple[str, dict[str, str], dict] | None:
     None for a line cut short by a crash, or anything but a record's line."""
     try:
         entry = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return None
     if not isinstance(entry, dict) or entry.get("run") != run:
         return None
     name, files, stamps = entry.get("name"), entry.get("files"), entry.get("stamps", {})
-    if not isinstance(files, dict) or not all(isinstance(p, str) for p in files.values()):
+    if (
+        not files
+        or not isinstance(files, dict)
+        or not all(isinstance(p, str) for p in files.values())
+    ):
         return None
     return (name, files, stamps) if isinstance(name, str) and isinstance(stamps, dict) else None
 
@@ -150,7 +156,7 @@ def _stamp(path: str) -> list[int] | None:
     """A file's size and modification time (ns), as JSON keeps them; None if missing."""
     try:
         info = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name no file can have (a NUL in it)
         return None
     return [info.st_size, info.st_mtime_ns] if Path(path).is_file() else None
 
@@ -292,11 +298,9 @@ def predict_on_ray(
     run = run_fingerprint(spec, model_path, opts)
     record = DoneRecord(out, run)
     summary = RaySummary()
-    todo = deque(("scene", path, names[path]) for path in inputs)
-    for unit in list(todo):
-        if record.complete(unit[2]):
-            todo.remove(unit)
-            summary.skipped += 1
+    units = [("scene", path, names[path]) for path in inputs]
+    todo = deque(unit for unit in units if not record.complete(unit[2]))
+    summary.skipped = len(units) - len(todo)
     if not todo:  # all done before: no need for Ray
         return summary
     ray, started = _start_ray(settings.address)
@@ -308,23 +312,40 @@ def predict_on_ray(
     return summary
 
 
+RAY_UNITS = 1e4  # Ray counts resources in units of 1/10,000
+
+
+def placement(
+    nodes: list[dict[str, float]], threads: int, workers: int | None, gpus: bool
+) -> tuple[int, dict[str, float]]:
+    """How many workers, and the resources each holds, on live nodes that have these
+    resources: a GPU each where the cluster has GPUs (and ``gpus``), else ``threads``
+    CPUs each (no more than a node has: more threads than cores, in workers side by side,
+    ran 5-10x slower here). ``workers`` more than that share them. Every worker must fit
+    on one node, or the units queued on it would wait for ever."""
+    cpus = sum(node.get("CPU", 0) for node in nodes)
+    gpu_count = int(sum(node.get("GPU", 0) for node in nodes)) if gpus else 0
+    if gpu_count:
+        count = workers or gpu_count
+        # a share of a GPU is placed on a single GPU: 3 workers on 2 GPUs hold half each
+        per_gpu = math.ceil(count / gpu_count)
+        return count, {"num_cpus": _share(cpus / count, 1), "num_gpus": 1 / per_gpu}
+    largest = max(int(node.get("CPU", 0)) for node in nodes)
+    each = max(1, min(threads, largest))
+    count = workers or max(1, sum(int(node.get("CPU", 0)) // each for node in nodes))
+    return count, {"num_cpus": _share(cpus / count, each), "num_gpus": 0}
+
+
+def _share(amount: float, most: float) -> float:
+    """``amount``, at most ``most``, rounded down to Ray's unit: rounded up, the shares
+    of all workers would add up to more than there is."""
+    return min(float(most), math.floor(amount * RAY_UNITS) / RAY_UNITS)
+
+
 def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) -> None:
-    gpus = int(ray.cluster_resources().get("GPU", 0)) if spec.device != "cpu" else 0
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    # A CPU worker runs spec.threads threads (WorkerModel) and holds as many CPUs: more
-    # threads than cores, in workers side by side, ran 5-10x slower here. No more than
-    # the largest node has, or it could not be placed.
-    node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=1)
-    each = 1 if gpus else max(1, min(spec.threads or 1, int(node_cpus)))
-    count = settings.workers or (gpus or max(1, cpus // each))
-    # More workers than CPUs or GPUs share them: a worker that cannot be placed would
-    # hold the units queued on it for ever.
-    options = {
-        "num_cpus": min(float(each), cpus / count),
-        "num_gpus": min(1.0, gpus / count) if gpus else 0,
-        "max_restarts": 0,
-    }
-    actor_class = ray.remote(PredictWorker).options(**options)
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    count, resources = placement(nodes, spec.threads, settings.workers, spec.device != "cpu")
+    actor_class = ray.remote(PredictWorker).options(**resources, max_restarts=0)
 
     owners: dict = {}  # worker -> ObjectRef of its files.owner()
 
@@ -335,7 +356,8 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
 
     workers = [new_worker() for _ in range(count)]
     load = {w: 0 for w in workers}  # units in flight per worker
-    pending: dict = {}  # ObjectRef -> (worker, unit, attempt)
+    pending: dict = {}  # ObjectRef -> (worker, unit, the order it was submitted in)
+    submitted = itertools.count()
     attempts: dict[tuple, int] = {}
     blocks_left: dict[str, int] = {}  # per split scene: blocks not yet written
     scene_blocks: dict[str, tuple] = {}
@@ -347,11 +369,13 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
         worker = min(load, key=load.__getitem__)
         kind, path, name, *rest = unit
         ref = getattr(worker, kind).remote(path, name, *(rest or [settings.block_pixels]))
-        pending[ref] = (worker, unit)
+        pending[ref] = (worker, unit, next(submitted))
         load[worker] += 1
 
     def finish_scene(unit, result) -> None:
         _, path, name, *_ = unit
+        if path in summary.failed:  # another of its blocks failed before it
+            return
         if result["kind"] == "failed":
             summary.failed[path] = result["error"]
             if total > 1:
@@ -361,36 +385,44 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
             record.add(name, path, result["files"])
         bar.update(1)
 
+    def lost(worker, unit, order: int) -> None:
+        """The worker died: every unit in flight on it is run again elsewhere. The
+        oldest was running, and is charged a try; those queued behind it are not."""
+        in_flight = {order: unit}
+        for ref in [ref for ref, entry in pending.items() if entry[0] is worker]:
+            _, queued, queued_order = pending.pop(ref)
+            in_flight[queued_order] = queued
+        running = in_flight.pop(min(in_flight))
+        del load[worker]
+        load[new_worker()] = 0
+        _remove_temporaries(ray, out, owners.pop(worker))
+        todo.extendleft(in_flight[k] for k in sorted(in_flight, reverse=True))
+        summary.retries += len(in_flight)
+        attempts[running] = attempts.get(running, 1) + 1
+        if attempts[running] > MAX_ATTEMPTS:
+            error = f"{running[1]}: its worker died {MAX_ATTEMPTS} times while predicting it"
+            finish_scene(running, {"kind": "failed", "error": error})
+        else:
+            summary.retries += 1
+            todo.append(running)  # after the others: a unit that kills workers waits
+
     try:
         while todo or pending:
             while todo and len(pending) < IN_FLIGHT_PER_WORKER * len(load):
                 submit(todo.popleft())
             ready, _ = ray.wait(list(pending), num_returns=1)
-            ref = ready[0]
-            worker, unit = pending.pop(ref)
-            if worker in load:  # else it died with this unit queued, and is replaced
-                load[worker] -= 1
+            worker, unit, order = pending.pop(ready[0])
+            load[worker] -= 1
             try:
-                result = ray.get(ref)
+                result = ray.get(ready[0])
             except ray.exceptions.RayActorError as err:
                 deaths_in_a_row += 1
                 if deaths_in_a_row > 2 * len(load) + MAX_ATTEMPTS:
                     raise AerialsegError(f"Ray workers keep dying; the last: {err}") from None
-                if worker in load:  # its other units in flight fail on their own
-                    del load[worker]
-                    load[new_worker()] = 0
-                    _remove_temporaries(ray, out, owners.pop(worker))
-                attempts[unit] = attempts.get(unit, 1) + 1
-                if attempts[unit] > MAX_ATTEMPTS:
-                    finish_scene(
-                        unit,
-                        {"kind": "failed", "error": f"{unit[1]}: its worker died {MAX_ATTEMPTS}"
-                         f" times while predicting it"},
-                    )  # fmt: skip
-                else:
-                    summary.retries += 1
-                    todo.appendleft(unit)
+                lost(worker, unit, order)
                 continue
+            except ray.exceptions.RayTaskError as err:  # the run stops as a single one would
+                raise err.cause from None
             deaths_in_a_row = 0
             summary.pixels += result.get("pixels", 0)
             kind, path, name = unit[:3]
