@@ -128,6 +128,8 @@ MODULES: dict[str, dict] = {
             "x__stamp__mutmut_*",
             "xǁPredictWorkerǁ*",
             "x_predict_on_ray__mutmut_*",
+            "x_placement__mutmut_*",
+            "x__share__mutmut_*",
             "x__drive__mutmut_*",
             "x__remove_temporaries__mutmut_*",
             "x_ray_inputs__mutmut_*",
