@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -365,7 +366,9 @@ def test_the_bar_counts_scenes_and_shows_the_pixels_done(
     run(FakeRay(), tiny_model, [inputs / "s0.tif"], out, monkeypatch)  # one scene done before
     bars.clear()
     clock = iter([100.0])  # the run starts at 100 s, and every later reading is 100.5
-    monkeypatch.setattr(distributed.time, "perf_counter", lambda: next(clock, 100.5))
+    monkeypatch.setattr(
+        distributed, "time", SimpleNamespace(perf_counter=lambda: next(clock, 100.5))
+    )
     summary = run(FakeRay(), tiny_model, [inputs], out, monkeypatch)
     (bar,) = bars
     assert bar.made_with == {"total": 3, "initial": 1, "desc": "predict", "unit": "scene"}
