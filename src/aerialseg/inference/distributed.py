@@ -321,8 +321,9 @@ def placement(
     """How many workers, and the resources each holds, on live nodes that have these
     resources: a GPU each where the cluster has GPUs (and ``gpus``), else ``threads``
     CPUs each (no more than a node has: more threads than cores, in workers side by side,
-    ran 5-10x slower here). ``workers`` more than that share them. Every worker must fit
-    on one node, or the units queued on it would wait for ever."""
+    ran 5-10x slower here); a worker that fits on no node would hold the units queued on
+    it for ever. ``workers`` more than that share the cluster's total evenly, which fits
+    nodes of equal size; on unequal nodes such a share may not fit each of them."""
     cpus = sum(node.get("CPU", 0) for node in nodes)
     gpu_count = int(sum(node.get("GPU", 0) for node in nodes)) if gpus else 0
     if gpu_count:
