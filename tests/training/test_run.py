@@ -735,7 +735,12 @@ def test_ctrl_c_says_interrupted_and_the_command_that_resumes(tiny_dataset, tmp_
     argv = [sys.executable, "-m", "aerialseg", "train", "--data", str(tiny_dataset)]
     settings = [*FAST, "max_epochs=1000", "early_stop_patience=1000"]
     child = subprocess.Popen(
-        [*argv, "--out", str(run), *settings], stderr=subprocess.PIPE, text=True
+        [*argv, "--out", str(run), *settings],
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background job (`pytest ... &`) runs with SIGINT ignored, which a
+        # child inherits and rightly honours: a terminal's Ctrl-C is what is tested here.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     last = run / "checkpoints" / "last.ckpt"
     while child.poll() is None and not last.exists():
