@@ -56,9 +56,14 @@ class _Method:
         ray.calls.append((self.name, args))
         actor.calls.append((self.name, args))
         try:
-            return _Ref(actor, getattr(actor.instance, self.name)(*args))
+            answer = getattr(actor.instance, self.name)(*args)
         except Exception as err:  # noqa: BLE001 - Ray hands it to ray.get's caller
             return _Ref(actor, error=err)
+        if ray.dies_after(self.name, args):
+            actor.dead = True
+            ray.deaths.append((self.name, args))
+            return _Ref(actor, died=True)
+        return _Ref(actor, answer)
 
 
 class _Actor:
@@ -87,7 +92,8 @@ class _ActorClass:
 class FakeRay:
     """``cpus`` and ``gpus`` in the cluster, on one node (or ``nodes``: each live node's
     resources, as Ray lists them: a resource it lacks is left out); ``dies(method,
-    args)``: whether the worker dies on that call; ``owner_hangs``: a worker's owner()
+    args)``: whether the worker dies on that call; ``dies_after``: the same, once the
+    call has done its work (its answer is lost); ``owner_hangs``: a worker's owner()
     never answers; ``slow_workers``: the actors (by index) whose results come back last."""
 
     def __init__(
@@ -98,10 +104,12 @@ class FakeRay:
         nodes: list[dict[str, float]] | None = None,
         owner_hangs: bool = False,
         slow_workers: set[int] = frozenset(),
+        dies_after: Callable[[str, tuple], bool] | None = None,
     ):
         one_node = {"CPU": cpus, "GPU": gpus}
         self.live_nodes = nodes or [{k: v for k, v in one_node.items() if v}]
         self.dies = dies or (lambda method, args: False)
+        self.dies_after = dies_after or (lambda method, args: False)
         self.owner_hangs, self.slow_workers = owner_hangs, slow_workers
         self.exceptions = SimpleNamespace(RayActorError=ActorDied, RayTaskError=TaskError)
         self.actors: list[_Actor] = []

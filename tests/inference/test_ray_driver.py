@@ -340,6 +340,44 @@ def test_blocks_written_before_an_interruption_are_not_predicted_again(
     assert files(out) == single_run(tiny_model, [inputs], tmp_path / "single")
 
 
+def test_an_assembly_whose_worker_died_after_it_is_done_again(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    """A worker that dies once it has written a scene and removed its blocks: the
+    assembly, tried again, predicts the blocks again rather than failing on their absence."""
+    assembled: list = []
+
+    def first_assembly(method, args) -> bool:
+        assembled.append(method == "assemble")
+        return method == "assemble" and assembled.count(True) == 1
+
+    out, fake = tmp_path / "ray", FakeRay(dies_after=first_assembly)
+    summary = run(fake, tiny_model, [inputs], out, monkeypatch)
+    assert [name for name, _ in fake.deaths] == ["assemble"]
+    assert not summary.failed and len(summary.done) == 3 and summary.retries == 1
+    assert files(out) == single_run(tiny_model, [inputs], tmp_path / "single")
+
+
+def test_blocks_of_another_precision_are_not_assembled_into_a_scene(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    """precision auto is bf16 on one CPU and fp32 on another: a run resumed on the other
+    kind predicts the blocks left by the first again, so no scene mixes the two."""
+    from aerialseg.inference import engine
+
+    out = tmp_path / "ray"
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    first = run(FakeRay(dies=lambda m, a: m == "assemble"), tiny_model, [inputs], out, monkeypatch)
+    assert list(first.failed) == [str(inputs / "large.tif")]
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    again = run(FakeRay(), tiny_model, [inputs], out, monkeypatch)
+    assert again.pixels == 300 * 200  # every block predicted again, in fp32
+    single = single_run(tiny_model, [inputs], tmp_path / "single")
+    assert {k: v for k, v in files(out).items() if k.startswith("large")} == {
+        k: v for k, v in single.items() if k.startswith("large")
+    }
+
+
 @pytest.fixture
 def bars(monkeypatch) -> list:
     """The driver's progress bars, each with what it was made with and shown."""

@@ -167,6 +167,7 @@ class PredictWorker:
     def __init__(self, spec: WorkerModel, opts: PredictOptions, out: str, run: str):
         import torch
 
+        from aerialseg.inference.engine import engine_precision
         from aerialseg.inference.load import load_predictor
 
         if spec.threads:  # Ray set OMP_NUM_THREADS to this worker's CPUs
@@ -181,7 +182,11 @@ class PredictWorker:
             batch_size=opts.batch_size,
         )
         self.predictor = predictor.with_options(tta=opts.tta, overlap=opts.overlap)
-        self.opts, self.out, self.run = opts, Path(out), run
+        # Blocks are tagged with the precision "auto" chose on this worker's hardware, so
+        # that a scene is never assembled from blocks of two precisions (a run resumed on
+        # other machines, or on a cluster of mixed CPUs and GPUs).
+        precision = engine_precision(predictor.engine)
+        self.opts, self.out, self.run = opts, Path(out), f"{run}-{precision}"
 
     def owner(self) -> str:
         from aerialseg.files import owner
@@ -249,9 +254,18 @@ class PredictWorker:
         return {"kind": "block", "pixels": pixels}
 
     def assemble(self, path: str, name: str, blocks: list[tuple[int, int]]) -> dict:
-        from aerialseg.inference.blocks import block_path, block_rows, remove_blocks
+        from aerialseg.inference.blocks import (
+            block_path,
+            block_rows,
+            finished_block,
+            remove_blocks,
+        )
 
         parts = [(a, b, block_path(self.out, name, a, b)) for a, b in blocks]
+        if not all(finished_block(part, self.run) for *_, part in parts):
+            # a worker died after it removed them, its files written: the assembly tried
+            # again has its blocks predicted again (those still there are kept)
+            return {"kind": "split", "blocks": blocks}
         rows = block_rows(parts, with_image="overlay" in self.opts.outputs)
         files = predict_one(self.predictor, path, self.out, self.opts, name, rows=rows)
         remove_blocks(self.out, name)
