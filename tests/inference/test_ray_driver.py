@@ -537,6 +537,8 @@ def test_a_worker_loads_the_model_as_told(engine, device, cuda, loaded_on, tmp_p
     loaded, options = [], []
 
     class Loaded:
+        engine = SimpleNamespace(precision="bf16")
+
         def with_options(self, **given):
             options.append(given)
             return self
@@ -550,7 +552,8 @@ def test_a_worker_loads_the_model_as_told(engine, device, cuda, loaded_on, tmp_p
     monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
     spec = WorkerModel("m.pt", engine=engine, device=device, precision="bf16", threads=2)
     opts = PredictOptions(batch_size=3, tta=True, overlap=0.25)
-    distributed.PredictWorker(spec, opts, str(tmp_path), "run1")
+    worker = distributed.PredictWorker(spec, opts, str(tmp_path), "run1")
+    assert worker.run == "run1-bf16"  # its blocks say the precision it computes in
     given = {"engine": engine, "device": loaded_on, "precision": "bf16", "batch_size": 3}
     assert loaded == [("m.pt", given)]
     assert options == [{"tta": True, "overlap": 0.25}]
