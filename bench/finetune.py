@@ -58,6 +58,7 @@ from aerialseg.data.blocks import SceneGrid, block_split
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import blocks_split, rule_split
 from aerialseg.public import default_model_path
+from aerialseg.training.config import duration_text, parse_duration
 
 TILES = ("Tile 4", "Tile 5", "Tile 7")
 # What a fine-tuning run adds to the command line, by recipe name: "plain" is the default
@@ -91,6 +92,11 @@ RECIPES: dict[str, list[str]] = {
         "lr=1e-4",
     ],
 }
+# Second rounds of self-training: the first round's model (the recipe named) labels the
+# unlabelled images again and is fine-tuned, by the same recipe, for what is left of the
+# run's budget after the first round (10 minutes for both together).
+SECOND_ROUNDS = {"finetune-st-lr3e-4-round2": "finetune-st-lr3e-4"}
+RECIPES.update({second: RECIPES[first] for second, first in SECOND_ROUNDS.items()})
 BLOCK = 512
 BLOCK_BUFFER = 16
 VAL_SHARE = 0.25
@@ -201,6 +207,11 @@ def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
         adapted = batchnorm_adapted(base, test_split, run / "model.pt")
         return record(run, {**key, **evaluate(adapted, test_split, run / "eval"), "seconds": 0})
     init = f"init_from={base}" if start == "base" else "init_from="  # empty: ImageNet's
+    if recipe in SECOND_ROUNDS:
+        first = SECOND_ROUNDS[recipe]
+        spent = fine_tune(folder, tile, n, start, first, base, budget, splits)["seconds"]
+        init = f"init_from={folder / f'{tile}-{n}-{start}-{first}' / 'run' / 'model.pt'}"
+        budget = duration_text(parse_duration(budget) - spent)
     recipe_args = RECIPES[recipe]
     if "unlabelled=UNLABELLED" in recipe_args:
         images = region_images(run / "unlabelled", test_split)
