@@ -378,6 +378,22 @@ def test_blocks_of_another_precision_are_not_assembled_into_a_scene(
     }
 
 
+def test_workers_of_different_cpus_compute_in_one_precision(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    """precision auto on a cluster whose CPUs differ (bf16 on some, not on others): every
+    worker computes in the precision a single process on the driver's machine chooses, so
+    that a scene's blocks, predicted by several workers, can be put together."""
+    from aerialseg.inference import engine
+
+    native = iter([True] + [False] * 100)  # the driver's CPU has bf16; no worker's has
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: next(native))
+    fake = FakeRay(cpus=4)
+    summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+    assert {actor.instance.run.rsplit("-", 1)[1] for actor in fake.actors} == {"bf16"}
+    assert not summary.failed and len(summary.done) == 3
+
+
 @pytest.fixture
 def bars(monkeypatch) -> list:
     """The driver's progress bars, each with what it was made with and shown."""

@@ -360,6 +360,13 @@ def _share(amount: float, most: float) -> float:
 def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) -> None:
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     count, resources = placement(nodes, spec.threads, settings.workers, spec.device != "cpu")
+    if spec.precision == "auto" and spec.engine == "torch":
+        from aerialseg.inference.engine import resolve_precision
+
+        # One precision for every worker, the one a single process here would choose: by
+        # its own CPU, a worker could choose another, and a scene's blocks must agree.
+        device = "cuda" if resources["num_gpus"] else "cpu"
+        spec = dataclasses.replace(spec, precision=resolve_precision("auto", device))
     actor_class = ray.remote(PredictWorker).options(**resources, max_restarts=0)
 
     owners: dict = {}  # worker -> ObjectRef of its files.owner()
