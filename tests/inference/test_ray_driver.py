@@ -394,6 +394,25 @@ def test_workers_of_different_cpus_compute_in_one_precision(
     assert not summary.failed and len(summary.done) == 3
 
 
+def test_blocks_that_the_assembling_worker_never_finds_fail_their_scene_alone(
+    tiny_model, inputs, tmp_path, monkeypatch
+):
+    """An --out that the nodes do not share: the worker that puts a scene together does
+    not find the blocks the others wrote. After three tries the scene fails, saying why,
+    and the run ends."""
+    from aerialseg.inference import blocks
+
+    monkeypatch.setattr(blocks, "finished_block", lambda path, run: False)
+    fake = FakeRay()
+    summary = run(fake, tiny_model, [inputs], tmp_path / "ray", monkeypatch)
+    assert [name for name, _ in fake.calls].count("assemble") == distributed.MAX_ATTEMPTS
+    (error,) = summary.failed.values()
+    assert error.endswith(
+        f"{distributed.MAX_ATTEMPTS} times; --out must be a folder that every node sees"
+    )
+    assert len(summary.done) == 2
+
+
 @pytest.fixture
 def bars(monkeypatch) -> list:
     """The driver's progress bars, each with what it was made with and shown."""

@@ -383,6 +383,7 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
     attempts: dict[tuple, int] = {}
     blocks_left: dict[str, int] = {}  # per split scene: blocks not yet written
     scene_blocks: dict[str, tuple] = {}
+    reassembled: dict[str, int] = {}  # per split scene: assemblies that found blocks gone
     deaths_in_a_row = 0
     start = time.perf_counter()
     bar = tqdm(total=total, initial=summary.skipped, desc="predict", unit="scene")
@@ -448,6 +449,15 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
             deaths_in_a_row = 0
             summary.pixels += result.get("pixels", 0)
             kind, path, name = unit[:3]
+            if result["kind"] == "split" and kind == "assemble":
+                reassembled[path] = reassembled.get(path, 0) + 1
+                if reassembled[path] == MAX_ATTEMPTS:  # a node that does not see the others'
+                    error = (
+                        f"{path}: its blocks were not found when put together,"
+                        f" {MAX_ATTEMPTS} times; --out must be a folder that every node sees"
+                    )
+                    finish_scene(unit, {"kind": "failed", "error": error})
+                    continue
             if result["kind"] == "split":
                 blocks = tuple(tuple(b) for b in result["blocks"])
                 blocks_left[path] = len(blocks)
