@@ -360,7 +360,8 @@ def _share(amount: float, most: float) -> float:
 def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) -> None:
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     count, resources = placement(nodes, spec.threads, settings.workers, spec.device != "cpu")
-    if spec.precision == "auto" and spec.engine == "torch":
+    runs_torch = spec.engine == "torch" and not str(spec.model).endswith(".onnx")
+    if spec.precision == "auto" and runs_torch:
         from aerialseg.inference.engine import resolve_precision
 
         # One precision for every worker, the one a single process here would choose: by
@@ -454,7 +455,8 @@ def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) ->
                 if reassembled[path] == MAX_ATTEMPTS:  # a node that does not see the others'
                     error = (
                         f"{path}: its blocks were not found when put together,"
-                        f" {MAX_ATTEMPTS} times; --out must be a folder that every node sees"
+                        f" {MAX_ATTEMPTS} times (--out must be a folder that every node sees;"
+                        " or its workers died just after putting it together)"
                     )
                     finish_scene(unit, {"kind": "failed", "error": error})
                     continue
