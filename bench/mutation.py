@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from common import REPO, RESULTS, _commit, write_result
@@ -154,6 +155,7 @@ MODULES: dict[str, dict] = {
             "tests/training/test_run_parts.py",
             "tests/training/test_run.py::test_train_evaluate_reload",
             "tests/training/test_run.py::test_max_steps_before_the_first_validation",
+            "tests/training/test_run.py::test_the_time_counts_from_the_commands_start",
             "tests/training/test_run.py::test_resume_after_interruption",
             "tests/training/test_run.py::test_resume_keeps_the_time_budgets_schedule",
             "tests/training/test_run.py::test_ema_weights_are_the_ones_shipped",
@@ -882,19 +884,25 @@ def mutant_globs(module: str, spec: dict) -> list[str]:
 KILLED_LIKE = {"killed", "timeout", "caught by type check", "segfault"}
 
 
-def run_module(module: str, spec: dict, children: int, survivors_only: bool = False) -> dict:
+def run_module(
+    module: str, spec: dict, children: int, survivors_only: bool = False, changed=()
+) -> dict:
     """Run mutmut on ``module``; ``survivors_only``: re-test only the mutants that survived
-    the last run (tests were added since; those killed stay killed)."""
+    the last run (tests were added since; those killed stay killed), and every mutant of
+    the functions ``changed`` names (mutant globs: their code changed since, so their
+    mutants are new and nothing of the last run holds for them)."""
     folder = prepare(module, spec)
     names = mutant_globs(module, spec)
     carried: dict[str, str] = {}
     if survivors_only and (folder / "mutants").is_dir():
         found = statuses(module, folder)
+        again = [n for n in found if any(fnmatchcase(n, g) for g in changed)]
         names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in KILLED_LIKE]
+        names = sorted({*names, *again})
         # mutmut marks every mutant "not checked" again when the tests change, and runs
         # only those named: the ones killed before stay killed (tests were added, the
         # module is unchanged), so their status is carried over
-        carried = {n: s for n, s in found.items() if s in KILLED_LIKE}
+        carried = {n: s for n, s in found.items() if s in KILLED_LIKE and n not in again}
     commit = _commit()  # mutmut copies the tests now: later commits do not count here
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.perf_counter()
@@ -923,7 +931,6 @@ def statuses(module: str, folder: Path) -> dict[str, str]:
 
 
 def in_scope(name: str, module: str, spec: dict) -> bool:
-    from fnmatch import fnmatchcase
 
     return any(fnmatchcase(name, g) for g in mutant_globs(module, spec))
 
@@ -990,6 +997,13 @@ def main() -> None:
         help="re-test only the mutants that survived the last run of each module",
     )
     parser.add_argument(
+        "--changed",
+        nargs="+",
+        default=(),
+        help="with --survivors: mutant globs of functions changed since the last run, all"
+        " of whose mutants are tested again (e.g. '*x_check_checkpoint__mutmut_*')",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="run nothing: rewrite the JSON from the last runs' results (after EQUIVALENT changed)",
@@ -1019,7 +1033,9 @@ def main() -> None:
             results[module] = {"commit": old["commit"], **summary}
         else:
             print(f"mutating {module} ...", flush=True)
-            results[module] = run_module(module, MODULES[module], args.children, args.survivors)
+            results[module] = run_module(
+                module, MODULES[module], args.children, args.survivors, args.changed
+            )
         r = results[module]
         tested = r["mutants"] - len(r["equivalent"]) - r["not_checked"]
         print(f"  {r['killed']} of {tested} killed: {r['score']:.1%}")

@@ -151,6 +151,18 @@ def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path, capsys):
     assert f"confidence temperature {temperature:g}, fitted on 2 validation image(s)" in out
 
 
+def test_the_time_counts_from_the_commands_start(tiny_dataset, tmp_path, capsys):
+    """train(started=) is when the command began (its loading counts towards max_time):
+    the summary's time is counted from it, not from the call."""
+    from aerialseg.training.config import resolve_config
+    from aerialseg.training.run import train
+
+    cfg = resolve_config("default", None, [*FAST, "max_steps=1", "confidence_temperature=1"])
+    an_hour_ago = time.monotonic() - 3600
+    train(cfg, tiny_dataset, tmp_path / "run", classes=DUBAI_CLASSES, started=an_hour_ago)
+    assert "done in 1:00:0" in capsys.readouterr().out
+
+
 class PowerCut(L.Callback):
     def __init__(self, at_step: int):
         self.at_step = at_step

@@ -197,6 +197,64 @@ def test_initial_weights_come_from_a_model_file_or_the_bundled_one(
         run.initial_weights(task, str(broken))
 
 
+class Foreign:
+    """An object that a checkpoint of aerialseg never holds: its class is code to run."""
+
+
+def test_rank_zero_is_the_first_process_or_the_only_one(monkeypatch):
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1, raising=False)
+    assert not run._rank_zero()
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    assert run._rank_zero()
+    monkeypatch.delattr(rank_zero_only, "rank")
+    assert run._rank_zero()  # before Lightning numbers the processes: a single one
+
+
+def test_a_checkpoint_holding_code_is_refused_before_it_is_resumed(tmp_path):
+    """A checkpoint is read as weights only: one that would run code as it loads (a
+    pickled class) is refused, as a damaged one is."""
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    torch.save({"state_dict": {}, "payload": Foreign()}, last)
+    with pytest.raises(ConfigError) as err:
+        run.check_checkpoint(last, tmp_path)
+    assert str(err.value) == (
+        f"{last}: the checkpoint holds objects other than weights, which could run code as"
+        " they load; aerialseg writes none: refused"
+    )
+
+
+def test_a_run_folder_is_checked_before_anything_is_read(tmp_path):
+    """train() refuses a folder that holds a run (without resume) and one that has none
+    to resume, naming the folder, before it reads any data."""
+    out = tmp_path / "my run"
+    nowhere = tmp_path / "no data"
+    with pytest.raises(ConfigError) as err:
+        run.train(_config(), nowhere, out, classes=DUBAI_CLASSES, resume=True)
+    assert str(err.value) == f"{out}: nothing to resume (no checkpoints/last.ckpt)"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"a run")
+    with pytest.raises(ConfigError) as err:
+        run.train(_config(), nowhere, out, classes=DUBAI_CLASSES)
+    expected = f"{out} already holds a run; pass --resume to continue it or choose another --out"
+    assert str(err.value) == expected
+
+
+def test_the_runs_seed_is_set_before_its_data_is_read(tmp_path):
+    """seed= seeds every random stream first: the data and the network that follow
+    are drawn from it (here the data is missing, so the run stops just after)."""
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    with pytest.raises(Exception, match="no data"):
+        run.train(
+            _config("seed=123"), tmp_path / "no data", tmp_path / "run", classes=DUBAI_CLASSES
+        )
+    assert torch.equal(torch.rand(4), expected)
+
+
 def test_resume_needs_a_checkpoint_that_loads(tmp_path):
     folder = tmp_path / "checkpoints"
     folder.mkdir()

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import pickle
 import sys
 import time
 import warnings
@@ -337,6 +338,12 @@ def check_checkpoint(path: Path, run_dir: Path) -> None:
     try:
         torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001 - any failure to read it means it is damaged
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+            # torch's weights-only reader met a class: code that would run as it loads
+            raise ConfigError(
+                f"{path}: the checkpoint holds objects other than weights, which could run"
+                " code as they load; aerialseg writes none: refused"
+            ) from None
         other = "--resume-from best" if path.stem == "last" else "--resume-from last"
         raise ConfigError(
             f"{path}: the checkpoint is damaged ({library_reason(err)}); resume from the other"
