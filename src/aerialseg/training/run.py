@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import lightning as L
 import torch
@@ -195,11 +195,6 @@ class WarmEMA(WeightAveraging):
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         return step_idx is not None  # after every optimiser step
-
-    def averaged_network(self) -> torch.nn.Module:
-        """The averaged copy of the task's network (valid during fit)."""
-        assert self._average_model is not None
-        return cast(torch.nn.Module, self._average_model.module.net)
 
 
 def warm_ema(
