@@ -59,6 +59,8 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("label_smoothing=0.1 focal_gamma=2", "use it without focal_gamma"),
         ("cutmix=-0.5", "cutmix must be in"),
         ("confidence_temperature=0", "confidence_temperature must be positive"),
+        ("max_steps=0", r"max_steps must be -1 \(no limit\) or a positive number of steps"),
+        ("max_steps=-2", "max_steps must be -1"),
         ("bands=[]", "bands must be 1 to 16 band numbers from 1"),
         ("bands=[0,1,2]", "bands must be 1 to 16 band numbers from 1"),
         (f"bands=[{','.join(['1'] * 17)}]", "bands must be 1 to 16 band numbers from 1"),

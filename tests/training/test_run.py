@@ -28,7 +28,8 @@ from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import load_model
 from aerialseg.training.config import resolve_config
 from aerialseg.training.run import train
-from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff, write_geotiff_dataset
+from tests.helpers.images import rgb_scene
 from tests.helpers.models import FAST
 from tests.helpers.scenes import decoded
 
@@ -161,6 +162,47 @@ def test_the_time_counts_from_the_commands_start(tiny_dataset, tmp_path, capsys)
     an_hour_ago = time.monotonic() - 3600
     train(cfg, tiny_dataset, tmp_path / "run", classes=DUBAI_CLASSES, started=an_hour_ago)
     assert "done in 1:00:0" in capsys.readouterr().out
+
+
+class SeesTheData(L.Callback):
+    """Keeps the training set's items as the fit starts."""
+
+    def on_train_start(self, trainer, *_):
+        self.items = list(trainer.datamodule.train_set.items)
+
+
+def test_the_run_hands_the_data_its_transform_and_unlabelled_images(
+    tiny_dataset, tiny_model, tmp_path, capsys, monkeypatch
+):
+    """train() builds its data from every argument: the caller's transform sees each
+    training crop and the pseudo-labelled images of unlabelled= are among the training
+    items; a log (stderr no terminal) gets one line of what is loaded, a terminal none;
+    --out may be a folder whose parents are not there yet."""
+    from aerialseg.training.config import resolve_config
+    from aerialseg.training.run import train
+
+    region = tmp_path / "region"
+    region.mkdir()
+    write_geotiff(region / "a.tif", rgb_scene(70, 80, seed=1))
+    crops = []
+
+    def transform(image, mask):
+        crops.append(tuple(image.shape))
+        return image, mask
+
+    settings = [*FAST, "max_steps=1", f"init_from={tiny_model}", f"unlabelled={region}"]
+    cfg = resolve_config("default", None, settings)
+    sees = SeesTheData()
+    out = tmp_path / "not" / "yet" / "run"
+    train(cfg, tiny_dataset, out, classes=DUBAI_CLASSES, extra_callbacks=[sees],
+          extra_transform=transform)  # fmt: skip
+    assert crops and crops[0] == (3, 32, 32)
+    assert [item.id for item in sees.items][-1] == "unlabelled:a"
+    assert "\nloading 12 training and 2 validation images\n" in capsys.readouterr().out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    cfg = resolve_config("default", None, [*FAST, "max_steps=1"])
+    train(cfg, tiny_dataset, tmp_path / "again", classes=DUBAI_CLASSES)
+    assert "loading" not in capsys.readouterr().out
 
 
 class PowerCut(L.Callback):

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import importlib.util
 import math
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -242,17 +243,19 @@ def test_a_run_folder_is_checked_before_anything_is_read(tmp_path):
     assert str(err.value) == expected
 
 
-def test_the_runs_seed_is_set_before_its_data_is_read(tmp_path):
+def test_the_runs_seed_is_set_before_its_data_is_read(tmp_path, monkeypatch):
     """seed= seeds every random stream first: the data and the network that follow
     are drawn from it (here the data is missing, so the run stops just after)."""
     torch.manual_seed(123)
     expected = torch.rand(4)
     torch.manual_seed(0)
+    monkeypatch.delenv("PL_SEED_WORKERS", raising=False)
     with pytest.raises(Exception, match="no data"):
         run.train(
             _config("seed=123"), tmp_path / "no data", tmp_path / "run", classes=DUBAI_CLASSES
         )
     assert torch.equal(torch.rand(4), expected)
+    assert os.environ["PL_SEED_WORKERS"] == "1"  # data loader workers are seeded from it too
 
 
 def test_resume_needs_a_checkpoint_that_loads(tmp_path):

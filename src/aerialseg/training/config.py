@@ -298,6 +298,10 @@ class TrainConfig:
                 "ground_resolution must be [finest, coarsest] in metres, e.g. [1.0, 2.5]",
             ),
             (self.batch_size > 0, "batch_size must be positive"),
+            (
+                self.max_steps == -1 or self.max_steps > 0,
+                "max_steps must be -1 (no limit) or a positive number of steps",
+            ),
             (self.val_images is None or self.val_images > 0, "val_images must be positive"),
             (self.lr > 0, "lr must be positive"),
             (self.focal_gamma >= 0, "focal_gamma must be 0 (off) or positive"),
