@@ -888,12 +888,18 @@ KILLED_LIKE = {"killed", "timeout", "caught by type check", "segfault"}
 
 
 def run_module(
-    module: str, spec: dict, children: int, survivors_only: bool = False, changed=()
+    module: str,
+    spec: dict,
+    children: int,
+    survivors_only: bool = False,
+    changed=(),
+    checked_only: bool = False,
 ) -> dict:
     """Run mutmut on ``module``; ``survivors_only``: re-test only the mutants that survived
     the last run (tests were added since; those killed stay killed), and every mutant of
     the functions ``changed`` names (mutant globs: their code changed since, so their
-    mutants are new and nothing of the last run holds for them)."""
+    mutants are new and nothing of the last run holds for them); ``checked_only``: leave
+    the mutants a stopped run did not reach for a later run."""
     folder = prepare(module, spec)
     names = mutant_globs(module, spec)
     carried: dict[str, str] = {}
@@ -901,7 +907,10 @@ def run_module(
         found = statuses(module, folder)
         again = [n for n in found if any(fnmatchcase(n, g) for g in changed)]
         names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in KILLED_LIKE]
-        names = sorted({*names, *again})
+        if checked_only:
+            names = [n for n in names if found[n] != "not checked"]
+        # the changed functions by their globs: their mutants now may be more than before
+        names = sorted(set(names) - set(again)) + list(changed)
         # mutmut marks every mutant "not checked" again when the tests change, and runs
         # only those named: the ones killed before stay killed (tests were added, the
         # module is unchanged), so their status is carried over
@@ -1007,6 +1016,11 @@ def main() -> None:
         " of whose mutants are tested again (e.g. '*x_check_checkpoint__mutmut_*')",
     )
     parser.add_argument(
+        "--checked-only",
+        action="store_true",
+        help="with --survivors: leave the mutants a stopped run did not reach for later",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="run nothing: rewrite the JSON from the last runs' results (after EQUIVALENT changed)",
@@ -1037,7 +1051,12 @@ def main() -> None:
         else:
             print(f"mutating {module} ...", flush=True)
             results[module] = run_module(
-                module, MODULES[module], args.children, args.survivors, args.changed
+                module,
+                MODULES[module],
+                args.children,
+                args.survivors,
+                args.changed,
+                args.checked_only,
             )
         r = results[module]
         tested = r["mutants"] - len(r["equivalent"]) - r["not_checked"]
