@@ -205,6 +205,26 @@ def test_the_run_hands_the_data_its_transform_and_unlabelled_images(
     assert "loading" not in capsys.readouterr().out
 
 
+def test_the_run_reads_its_scenes_at_its_pixel_size(tmp_path):
+    """pixel_size=1.0 on 0.5 m GeoTIFFs: the training scenes are read at 1 m."""
+    from aerialseg.data.classes import ClassTable
+    from aerialseg.training.config import resolve_config
+    from aerialseg.training.run import train
+
+    root = write_geotiff_dataset(tmp_path / "own")  # 72 x 80 px of 0.5 m
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split = tmp_path / "split.json"
+    assert main(["data", "split", str(root), "--out", str(split), "--test", "0.25"]) == 0
+    settings = [*FAST, "max_steps=1", "bands=[3,2,1]", "pixel_size=1.0"]
+    cfg = resolve_config("default", None, settings)
+    sees = SeesTheData()
+    classes = ClassTable.from_file(table)
+    train(cfg, root, tmp_path / "run", split_file=str(split), classes=classes,
+          extra_callbacks=[sees])  # fmt: skip
+    assert {(item.height, item.width) for item in sees.items} == {(36, 40)}
+
+
 class PowerCut(L.Callback):
     def __init__(self, at_step: int):
         self.at_step = at_step

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import logging
 import math
 import os
 from pathlib import Path
@@ -250,12 +251,18 @@ def test_the_runs_seed_is_set_before_its_data_is_read(tmp_path, monkeypatch):
     expected = torch.rand(4)
     torch.manual_seed(0)
     monkeypatch.delenv("PL_SEED_WORKERS", raising=False)
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = said.append  # type: ignore[method-assign]
+    logging.getLogger("lightning.fabric.utilities.seed").addHandler(handler)
     with pytest.raises(Exception, match="no data"):
         run.train(
             _config("seed=123"), tmp_path / "no data", tmp_path / "run", classes=DUBAI_CLASSES
         )
+    logging.getLogger("lightning.fabric.utilities.seed").removeHandler(handler)
     assert torch.equal(torch.rand(4), expected)
     assert os.environ["PL_SEED_WORKERS"] == "1"  # data loader workers are seeded from it too
+    assert not said  # Lightning's "Seed set to 123" is not the user's business
 
 
 def test_resume_needs_a_checkpoint_that_loads(tmp_path):
