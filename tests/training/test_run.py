@@ -24,9 +24,11 @@ from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
 from aerialseg.data.source import DatasetSource
 from aerialseg.evaluation.calibration import with_fitted_temperature
+from aerialseg.files import owner
 from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import load_model
 from aerialseg.training.config import resolve_config
+from aerialseg.training.progress import TimeBudget
 from aerialseg.training.run import train
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff, write_geotiff_dataset
 from tests.helpers.images import rgb_scene
@@ -165,10 +167,13 @@ def test_the_time_counts_from_the_commands_start(tiny_dataset, tmp_path, capsys)
 
 
 class SeesTheData(L.Callback):
-    """Keeps the training set's items as the fit starts."""
+    """Keeps the training set's items, and the time budget's pixels a step, as the fit
+    starts."""
 
     def on_train_start(self, trainer, *_):
         self.items = list(trainer.datamodule.train_set.items)
+        budgets = [c for c in trainer.callbacks if isinstance(c, TimeBudget)]
+        self.pixels_per_step = budgets[0].pixels_per_step if budgets else None
 
 
 def test_the_run_hands_the_data_its_transform_and_unlabelled_images(
@@ -177,7 +182,9 @@ def test_the_run_hands_the_data_its_transform_and_unlabelled_images(
     """train() builds its data from every argument: the caller's transform sees each
     training crop and the pseudo-labelled images of unlabelled= are among the training
     items; a log (stderr no terminal) gets one line of what is loaded, a terminal none;
-    --out may be a folder whose parents are not there yet."""
+    --out may be a folder whose parents are not there yet, and a checkpoint that a killed
+    run left half-written there is swept. max_time reckons a step's pixels from the crop
+    (or the resized image) the step trains on."""
     from aerialseg.training.config import resolve_config
     from aerialseg.training.run import train
 
@@ -191,7 +198,7 @@ def test_the_run_hands_the_data_its_transform_and_unlabelled_images(
         return image, mask
 
     settings = [*FAST, "max_steps=1", f"init_from={tiny_model}", f"unlabelled={region}"]
-    cfg = resolve_config("default", None, settings)
+    cfg = resolve_config("default", None, [*settings, "max_time=00:10:00"])
     sees = SeesTheData()
     out = tmp_path / "not" / "yet" / "run"
     train(cfg, tiny_dataset, out, classes=DUBAI_CLASSES, extra_callbacks=[sees],
@@ -199,10 +206,19 @@ def test_the_run_hands_the_data_its_transform_and_unlabelled_images(
     assert crops and crops[0] == (3, 32, 32)
     assert [item.id for item in sees.items][-1] == "unlabelled:a"
     assert "\nloading 12 training and 2 validation images\n" in capsys.readouterr().out
+    assert sees.pixels_per_step == 4 * 32 * 32  # batch_size crops of crop_size
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    cfg = resolve_config("default", None, [*FAST, "max_steps=1"])
-    train(cfg, tiny_dataset, tmp_path / "again", classes=DUBAI_CLASSES)
+    again = tmp_path / "again"
+    (again / "checkpoints").mkdir(parents=True)
+    gone = subprocess.Popen(["true"])  # a process that has ended: its pid is free
+    gone.wait()
+    left = again / "checkpoints" / f".last.ckpt.aerialseg-{owner(gone.pid)}.tmp"
+    left.write_bytes(b"half a checkpoint")
+    resized = ["input_mode=resize", "resize_to=64", "max_time=00:10:00"]
+    cfg = resolve_config("default", None, [*FAST, "max_steps=1", *resized])
+    train(cfg, tiny_dataset, again, classes=DUBAI_CLASSES, extra_callbacks=[sees])
     assert "loading" not in capsys.readouterr().out
+    assert sees.pixels_per_step == 4 * 64 * 64 and not left.exists()
 
 
 def test_the_run_reads_its_scenes_at_its_pixel_size(tmp_path):

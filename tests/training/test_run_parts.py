@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import math
 import os
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -226,6 +227,15 @@ def test_a_checkpoint_holding_code_is_refused_before_it_is_resumed(tmp_path):
         f"{last}: the checkpoint holds objects other than weights, which could run code as"
         " they load; aerialseg writes none: refused"
     )
+    # a pickle that is damaged, not foreign: the reader refuses it too, as damaged
+    torch.save({"state_dict": {}}, last)
+    with zipfile.ZipFile(last) as whole:
+        parts = {name: whole.read(name) for name in whole.namelist()}
+    with zipfile.ZipFile(last, "w") as damaged:
+        for name, data in parts.items():
+            damaged.writestr(name, b"\x80\x02garbage" if name.endswith("data.pkl") else data)
+    with pytest.raises(ConfigError, match="the checkpoint is damaged"):
+        run.check_checkpoint(last, tmp_path)
 
 
 def test_a_run_folder_is_checked_before_anything_is_read(tmp_path):
