@@ -988,6 +988,10 @@ def run_module(
     carried: dict[str, str] = {}
     if survivors_only and (folder / "mutants").is_dir():
         found = statuses(module, folder)
+        # mutmut forgets a status when the tests change: the last summary kept them all
+        kept = folder / "statuses.json"
+        saved = json.loads(kept.read_text()) if kept.is_file() else {}
+        found = {n: saved.get(n, s) if s == "not checked" else s for n, s in found.items()}
         again = [n for n in found if any(fnmatchcase(n, g) for g in changed)]
         names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in KILLED_LIKE]
         if checked_only:
@@ -1056,6 +1060,7 @@ def summarise(
         for n, s in statuses(module, folder).items()
         if in_scope(n, module, spec)
     }
+    (folder / "statuses.json").write_text(json.dumps(found, indent=0))  # for --survivors
     equivalent = {n: EQUIVALENT[n] for n in found if n in EQUIVALENT}
     counted = {n: s for n, s in found.items() if n not in equivalent and s != "not checked"}
     killed = sum(s in KILLED_LIKE for s in counted.values())
