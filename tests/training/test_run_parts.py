@@ -100,6 +100,17 @@ def test_attempts_metrics_merge_in_version_order_each_epoch_once(tmp_path):
     assert list(rows[0]) == ["epoch", "lr", "step", "val_miou"]
 
 
+def test_an_interrupted_attempts_metrics_with_rows_longer_than_their_header_merge(tmp_path):
+    """Ctrl-C can stop Lightning's CSV logger after a row with a new column and before
+    the header that names it: the merge keeps the named values and drops the rest."""
+    folder = tmp_path / "logs" / "version_0"
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("epoch,step\n0,1\n0,2,0.5\n")
+    with run.merge_metrics(tmp_path).open(newline="") as f:  # type: ignore[union-attr]
+        rows = list(csv.DictReader(f))
+    assert rows == [{"epoch": "0", "step": "1"}, {"epoch": "0", "step": "2"}]
+
+
 def test_the_weight_average_warms_up_to_its_decay():
     averaged, current = torch.tensor([10.0]), torch.tensor([0.0])
     for n, decay in ((0, 0.1), (8, 0.5), (1000, 0.99)):

@@ -164,7 +164,9 @@ def merge_metrics(run_dir: Path) -> Path | None:
     rows: list[dict[str, str]] = []
     for part in parts:
         with part.open(newline="") as f:
-            attempt = list(csv.DictReader(f))
+            # an attempt stopped while its logger added a column leaves rows longer than the
+            # header: DictReader keys their extra values None, which name no column
+            attempt = [{k: v for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
         epochs = [int(row["epoch"]) for row in attempt if row.get("epoch")]
         if epochs:
             rows = [row for row in rows if not row.get("epoch") or int(row["epoch"]) < min(epochs)]
