@@ -302,3 +302,52 @@ def test_a_bad_step_cap_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="AERIALSEG_MAX_STEPS='many'"):
         aerialseg.train(tmp_path, tmp_path / "run", classes=table, settings=TINY)
     assert not (tmp_path / "run").exists()
+
+
+def test_bad_reading_options_are_one_line_before_anything_is_written(tiny_model, tmp_path):
+    """Found by a review: band 0 reached rasterio, batch_size -1 predicted no window and
+    failed an assertion, pixel_size inf wrote a 1 x 1 raster of NaN transform, 0 was
+    taken as 'not given', and predict_files left its folder behind."""
+    model = aerialseg.load_model(tiny_model, device="cpu")
+    file = write_geotiff(tmp_path / "in.tif", rgb_scene(70, 70))
+    with pytest.raises(InputError, match=r"bands= 0,1,2: give band numbers \(from 1\)"):
+        model.predict(file, bands=[0, 1, 2])
+    for size in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(InputError, match="give a positive size in CRS units"):
+            model.predict(file, pixel_size=size)
+    for batch in (-1, 0, 2.5, "2"):
+        with pytest.raises(ConfigError, match="give a whole number of windows from 1"):
+            model.predict(rgb_scene(70, 70).transpose(1, 2, 0), batch_size=batch)
+    bad = {"batch_size": -1, "overlap": 1.5, "pixel_size": float("nan"), "bands": [0, 1, 2]}
+    for name, value in bad.items():
+        out = tmp_path / f"out-{name}"
+        with pytest.raises((InputError, ConfigError)):
+            aerialseg.predict_files(file, out, model=model, **{name: value})
+        assert not out.exists(), name
+
+
+def test_an_array_takes_no_file_reading_options_and_tensors_are_arrays(tiny_model):
+    import torch
+
+    model = aerialseg.load_model(tiny_model, device="cpu")
+    array = rgb_scene(70, 70).transpose(1, 2, 0)
+    for options in ({"bands": [1, 2, 3]}, {"pixel_size": 0.5}):
+        with pytest.raises(InputError, match="an array is taken as it is"):
+            model.predict(array, **options)
+    floats = torch.from_numpy(array / 255).float()
+    expected = model.predict(floats.numpy()).class_ids
+    assert (model.predict(floats.requires_grad_()).class_ids == expected).all()
+    exact = array.astype(np.float32)  # bf16 holds the integers 0..256 exactly
+    from_bf16 = model.predict(torch.from_numpy(exact).bfloat16()).class_ids
+    assert (from_bf16 == model.predict(exact).class_ids).all()
+
+
+def test_a_band_list_before_the_inputs_says_how_to_write_it(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    for flags, said in (
+        (["--bands", "3,2,1"], "'x.tif' is not a whole number; give them as --bands 4,3,2"),
+        (["--pixel-size", "inf"], "argument --pixel-size: 'inf': give a positive size"),
+    ):
+        with pytest.raises(SystemExit) as exit_:  # argparse's exit, status 2
+            main(["predict", "--out", out, *flags, "x.tif"])
+        assert exit_.value.code == 2 and said in capsys.readouterr().err

@@ -168,8 +168,8 @@ class Model:
 
         from aerialseg.inference.predict import with_temperature
 
-        values, valid = self._read(image, bands, pixel_size)
         predictor = self.predictor.with_options(tta=tta, batch_size=batch_size)
+        values, valid = self._read(image, bands, pixel_size)
         with torch.inference_mode():
             predicted = predictor.predict_image(
                 values, valid, probabilities=probabilities or confidence
@@ -190,14 +190,14 @@ class Model:
         self, image: str | Path | np.ndarray, bands: Sequence[int] | None, pixel_size: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(bands, H, W) float32 values in 0..255 and the (H, W) valid mask."""
-        from aerialseg.data.raster import InputError, check_band_count
+        from aerialseg.data.raster import InputError, band_numbers, check_band_count
 
         if isinstance(image, str | os.PathLike):
             from rasterio.windows import Window
 
             from aerialseg.inference.run import PredictOptions, _open
 
-            chosen = tuple(bands) if bands else None
+            chosen = band_numbers(bands, "bands=")
             check_band_count(chosen, self.spec.in_channels, "bands=")
             opts = PredictOptions(bands=chosen, pixel_size=pixel_size, band_flag="bands=")
             raster = _open(Path(image), opts, self.spec)
@@ -205,8 +205,18 @@ class Model:
                 return raster.read(Window(0, 0, raster.width, raster.height))
             finally:
                 raster.close()
+        import torch
+
         from aerialseg.data.raster import read_array
 
+        if bands is not None or pixel_size is not None:
+            raise InputError(
+                "bands= and pixel_size= choose how a file is read; an array is taken as it"
+                " is: pass the bands the model takes, at its pixel size"
+            )
+        if isinstance(image, torch.Tensor):  # a tensor of a training step or a GPU
+            image = image.detach().cpu()
+            image = image.float() if image.dtype == torch.bfloat16 else image  # numpy lacks it
         array = np.asarray(image)
         if array.ndim == 2:
             array = array[:, :, None]
@@ -269,6 +279,7 @@ def predict_options(
     overlap: float | None = None,
 ) -> PredictOptions:
     """What to write and how to read, as ``predict_files`` takes them (its Args)."""
+    from aerialseg.data.raster import band_numbers
     from aerialseg.inference.run import PredictOptions
 
     kinds = {"classes"} | ({"areas"} if areas else set())
@@ -287,18 +298,6 @@ def predict_options(
         batch_size=batch_size,
         overlap=overlap,
     )
-
-
-def band_numbers(bands: Sequence[int] | None, flag: str = "--bands") -> tuple[int, ...] | None:
-    """``bands`` as the readers take them, checked: 1-based band numbers."""
-    from aerialseg.data.raster import InputError
-
-    if not bands:
-        return None
-    if min(bands) < 1:
-        listed = ",".join(map(str, bands))
-        raise InputError(f"{flag} {listed}: give band numbers (from 1) like 1,2,3")
-    return tuple(bands)
 
 
 def predict_files(
@@ -340,8 +339,8 @@ def predict_files(
     Args:
         inputs: files, folders or glob patterns.
         out: the output folder (made if missing).
-        model: model.pt, .ckpt or exported .onnx, or a loaded ``Model`` (default: the
-            bundled model).
+        model: model.pt, .ckpt or exported .onnx (default: the bundled model). In
+            Python: also a loaded ``Model``.
         engine: onnx: ONNX Runtime on the CPU, faster there; a .pt model is exported first.
         device: where the network runs; auto: a CUDA GPU if there is one, else the CPU.
         format: class raster format; auto: GeoTIFF for georeferenced or TIFF input, else
@@ -877,7 +876,7 @@ def suggest(
             outside every scene, ... (one-line reason).
     """
     from aerialseg.data.polygons import read_area
-    from aerialseg.data.raster import check_band_count
+    from aerialseg.data.raster import band_numbers, check_band_count
     from aerialseg.inference.doubt import SuggestError
     from aerialseg.inference.load import load_predictor
     from aerialseg.inference.run import PredictOptions, _open, expand_inputs
@@ -899,7 +898,7 @@ def suggest(
     else:
         predictor = load_predictor(model, device=device, precision=precision, batch_size=batch_size)
     check_calibrated(predictor.spec.confidence_temperature, str(predictor.path))
-    chosen = tuple(bands) if bands else None
+    chosen = band_numbers(bands)
     check_band_count(chosen, predictor.spec.in_channels, "--bands")
     read = PredictOptions(bands=chosen, pixel_size=pixel_size)
     opts = SuggestOptions(
@@ -979,6 +978,7 @@ def inspect_data(
     """
     from aerialseg.data.catalog import open_catalog
     from aerialseg.data.inspect import inspect_dataset
+    from aerialseg.data.raster import band_numbers
 
     table = _class_table(classes)
     spec = label_spec(labels, label_field, label_crs, labelled_area)

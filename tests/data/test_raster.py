@@ -16,10 +16,13 @@ from aerialseg.data.raster import (
     TooLargeInputError,
     UngeoreferencedError,
     at_pixel_size,
+    band_numbers,
     check_band_count,
+    check_pixel_size,
     display_rgb,
     open_input,
     parse_bands,
+    read_array,
 )
 from tests.helpers.geotiff import TRANSFORM, write_geotiff
 from tests.helpers.hostile import complex_geotiff, wide_tiff
@@ -189,3 +192,37 @@ def test_a_loop_of_symbolic_links_is_named(tmp_path):
     (tmp_path / "folder.tif").mkdir()
     with pytest.raises(InputError, match="folder.tif: not a file"):
         open_input(tmp_path / "folder.tif")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "base"),
+    [(np.uint32, 30_000_000), (np.int64, 2**40), (np.float32, 1e8), (np.float64, 1e300)],
+)
+def test_values_too_wide_for_float32_are_stretched_not_made_nan(tmp_path, dtype, base):
+    """32- and 64-bit values of 2**24 and more (and float64 past float32's range) were
+    stretched in float32: neighbours rounded onto one value, the span became 0 or inf, and
+    every pixel NaN, which the network turned into class 0 without a word."""
+    data = np.full((3, 20, 30), base, dtype)
+    data[:, :, 15:] = dtype(base) + dtype(base // 2**20 if base >= 2**20 else 1)
+    values, valid = read_array(data)
+    assert np.isfinite(values).all() and valid.all()
+    assert values.min() == 0 and values.max() == 255  # the two values, the stretch's ends
+    assert (values[:, :, :15] == 0).all() and (values[:, :, 15:] == 255).all()
+    constant = np.full((3, 8, 8), base, dtype)  # one value throughout: 0, not NaN
+    values, _ = read_array(constant)
+    assert np.isfinite(values).all() and (values == 0).all()
+
+
+def test_a_pixel_size_must_be_a_finite_positive_number():
+    for bad in (0, -1, float("inf"), float("nan"), "1", True):
+        with pytest.raises(InputError, match="give a positive size in CRS units"):
+            check_pixel_size(bad, "pixel_size=")
+    check_pixel_size(0.5)
+
+
+def test_band_numbers_are_whole_numbers_from_one():
+    assert band_numbers(None) is None and band_numbers([]) is None
+    assert band_numbers([3, 2, 1]) == (3, 2, 1) and band_numbers(np.array([4, 1])) == (4, 1)
+    for bad in ([0, 1, 2], [-1], [1.5], [True], ["1"]):
+        with pytest.raises(InputError, match=r"bands= .*: give band numbers \(from 1\)"):
+            band_numbers(bad, "bands=")

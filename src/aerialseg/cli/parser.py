@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -108,10 +109,18 @@ class _Numbers(argparse.Action):
     """``--bands 4 3 2`` or ``--bands 4,3,2`` -> [4, 3, 2]."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        try:
-            numbers = [int(v) for text in values for v in text.split(",") if v]
-        except ValueError:
-            parser.error(f"argument {option_string}: give whole numbers, e.g. 4,3,2 or 4 3 2")
+        numbers = []
+        for text in values:
+            for value in filter(None, text.split(",")):
+                try:
+                    numbers.append(int(value))
+                except ValueError:
+                    # "--bands 3 2 1 scene.tif": the list takes every word up to the next flag
+                    parser.error(
+                        f"argument {option_string}: {value!r} is not a whole number; give"
+                        f" them as {option_string} 4,3,2 or 4 3 2, and put input paths"
+                        f" before {option_string} or write {option_string}=4,3,2"
+                    )
         setattr(namespace, self.dest, numbers)
 
 
@@ -120,13 +129,13 @@ def _positive(text: str) -> float:
         size = float(text)
     except ValueError:
         size = 0.0
-    if not size > 0:
+    if not (size > 0 and math.isfinite(size)):
         raise argparse.ArgumentTypeError(f"{text!r}: give a positive size in CRS units, e.g. 0.5")
     return size
 
 
 def _help(option: Option) -> str:
-    text = option.help.rstrip(".")
+    text = option.help.split(" In Python:")[0].rstrip(".")  # what only a Python caller can pass
     if option.kind is bool and option.default is True:  # --no-areas
         return "do not " + text
     if option.default not in (None, False, (), inspect.Parameter.empty) and ("default" not in text):

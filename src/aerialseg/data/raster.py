@@ -81,6 +81,25 @@ def parse_bands(text: str | None, flag: str = "--bands") -> tuple[int, ...] | No
     return bands
 
 
+def band_numbers(bands, flag: str = "--bands") -> tuple[int, ...] | None:
+    """``bands`` (a sequence of 1-based band numbers) as the readers take them, checked;
+    None where none are chosen."""
+    if bands is None or len(bands) == 0:
+        return None
+    whole = all(isinstance(b, int | np.integer) and not isinstance(b, bool) for b in bands)
+    if not whole or min(bands) < 1:
+        listed = ",".join(map(str, bands))
+        raise InputError(f"{flag} {listed}: give band numbers (from 1) like 1,2,3")
+    return tuple(int(b) for b in bands)
+
+
+def check_pixel_size(pixel_size, flag: str = "--pixel-size") -> None:
+    """A pixel size to resample to: a finite positive number of CRS units."""
+    number = isinstance(pixel_size, int | float) and not isinstance(pixel_size, bool)
+    if not (number and math.isfinite(pixel_size) and pixel_size > 0):
+        raise InputError(f"{flag} {pixel_size!r}: give a positive size in CRS units, e.g. 0.5")
+
+
 def check_band_count(bands: tuple[int, ...] | None, model_bands: int, flag: str) -> None:
     """A user's band choice for a model that takes ``model_bands`` bands."""
     if bands is not None and len(bands) != model_bands:
@@ -138,6 +157,7 @@ def at_pixel_size(
     averaged onto coarser pixels and interpolated bilinearly onto finer ones; ``labels``
     (class masks) take the most common value, or the nearest one. This is torchgeo's
     ``res``: a model sees every scene at the ground resolution it was trained at."""
+    check_pixel_size(pixel_size, flag)
     if ds.crs is None:
         raise UngeoreferencedError(
             f"{name}: has no georeference, so its pixel size is unknown; {flag} needs"
@@ -225,9 +245,13 @@ def _to_0_255(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
     if scale is None:
         out = data.astype(np.float32)
     else:
-        low, high = scale
-        out = (data.astype(np.float32) - low[:, None, None]) / (high - low)[:, None, None] * 255
-        out = np.clip(out, 0, 255)
+        # float32 holds values of up to 16 bits exactly; wider ones (32-bit, float64) are
+        # stretched in float64: in float32, values of 2**24 and more round onto their
+        # neighbours and float64 ones past its range become inf, and the stretch NaN
+        work = np.float32 if data.dtype.itemsize <= 2 else np.float64
+        low, high = (bound.astype(work)[:, None, None] for bound in scale)
+        out = np.clip((data.astype(work) - low) / (high - low) * 255, 0, 255)
+        out = out.astype(np.float32, copy=False)
     out[:, ~valid] = 0
     return out
 
@@ -270,8 +294,9 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         values = band[valid] if valid.any() else band[np.isfinite(band)]
         lo, hi = np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0)
         lows.append(lo)
-        highs.append(hi if hi > lo else lo + 1)
-    return np.array(lows, np.float32), np.array(highs, np.float32)
+        # one value throughout: a span that float32 (or float64, past 2**53) still tells
+        highs.append(hi if hi > lo else lo + max(1.0, abs(lo) * 2**-20))
+    return np.array(lows), np.array(highs)
 
 
 def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -142,6 +142,19 @@ def band_starts(height: int, width: int, spec: ModelSpec, stride: int) -> list[i
     return window_plan(height, spec.window, int(spec.window * spec.overlap), stride)[1]
 
 
+def check_overlap(overlap) -> None:
+    """A window overlap: a share of the window in [0, 1); None keeps the model's."""
+    if overlap is not None and not (isinstance(overlap, int | float) and 0 <= overlap < 1):
+        raise ConfigError(f"overlap {overlap!r}: give a share of the window in [0, 1)")
+
+
+def check_batch_size(batch_size) -> None:
+    """Windows a pass: a whole number from 1; None keeps the device's default."""
+    whole = isinstance(batch_size, int | np.integer) and not isinstance(batch_size, bool)
+    if batch_size is not None and not (whole and batch_size >= 1):
+        raise ConfigError(f"batch_size {batch_size!r}: give a whole number of windows from 1")
+
+
 @dataclass
 class Predictor:
     """A model ready to predict: the one thing ``predict``, ``evaluate``, the server, Ray
@@ -173,8 +186,8 @@ class Predictor:
     ) -> Predictor:
         """This predictor with flip TTA, another window overlap or batch size (None and
         False keep its own); the engine is shared, not copied."""
-        if overlap is not None and not 0 <= overlap < 1:
-            raise ConfigError("overlap must be in [0, 1)")
+        check_overlap(overlap)
+        check_batch_size(batch_size)
         engine = FlipTTA(self.engine) if tta and not self.tta else self.engine
         spec = self.spec if overlap is None else dataclasses.replace(self.spec, overlap=overlap)
         batch = batch_size or self.batch_size

@@ -29,6 +29,8 @@ from aerialseg.data.raster import (
     RasterInput,
     TooLargeInputError,
     UngeoreferencedError,
+    band_numbers,
+    check_pixel_size,
     input_name,
     is_url,
     open_input,
@@ -36,7 +38,12 @@ from aerialseg.data.raster import (
 from aerialseg.errors import AerialsegError
 from aerialseg.files import OutputSet, finish_sets, sweep
 from aerialseg.inference.areas import AreaMeasure
-from aerialseg.inference.predict import ChunkResult, Predictor
+from aerialseg.inference.predict import (
+    ChunkResult,
+    Predictor,
+    check_batch_size,
+    check_overlap,
+)
 from aerialseg.inference.vector import polygonize, sieve_size
 from aerialseg.inference.writers import (
     PNG_MAX_SIDE,
@@ -75,6 +82,15 @@ class PredictOptions:
     max_aspect: float | None = None
     band_flag: str = "--bands"  # how the caller's user chooses bands, for error messages
     driver: str | None = None  # the one GDAL driver allowed to read inputs (the server)
+
+    def __post_init__(self) -> None:
+        # checked as the options are made, for every caller, before a file is opened or a
+        # folder made
+        band_numbers(self.bands, self.band_flag)
+        if self.pixel_size is not None:
+            check_pixel_size(self.pixel_size)
+        check_batch_size(self.batch_size)
+        check_overlap(self.overlap)
 
 
 @dataclass
