@@ -1042,16 +1042,28 @@ def split_data(
     from aerialseg.data.splits import random_split
     from aerialseg.models.io import atomic_write
 
+    out = Path(out)
+    if out.is_dir() or out.suffix.lower() == ".gpkg":
+        raise AerialsegError(
+            f"--out {out}: name the split file to write, e.g. split.json (a block split's"
+            " GeoPackage is written beside it)"
+        )
+    if buffer is not None and not block_size:
+        raise AerialsegError("--buffer applies to block splits: give --block-size too")
     table = _class_table(classes)  # a bad table fails here, not in the train run
     spec = label_spec(labels, label_field, label_crs, labelled_area)
     catalog = open_catalog(os.fspath(data), table, spec)
-    out = Path(out)
     found: dict[str, Any] = {}
     if block_size:
         split, found["blocks"] = _block_split(catalog, out, block_size, buffer, val, test, seed)
     else:
         split = random_split(catalog.entries, val, test, seed)
-    atomic_write(out, lambda tmp: split.save(Path(tmp)))
+    try:
+        atomic_write(out, lambda tmp: split.save(Path(tmp)))
+    except BaseException:
+        if found.get("blocks"):  # no GeoPackage of a split that was not written
+            found["blocks"].unlink(missing_ok=True)
+        raise
     return {name: len(split.parts(name)) for name in ("train", "val", "test")} | found
 
 

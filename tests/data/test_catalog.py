@@ -432,3 +432,50 @@ def test_inspect_counts_a_large_scenes_labels_on_a_sample_each_standing_for_its_
     assert whole["mask_modes"] == {"1x uint8": 1} and whole["tiles"] == {
         ".": {"pairs": 1, "sizes": {"80x60": 1}}
     }
+
+
+def test_a_split_block_past_its_image_is_refused_before_reading(tmp_path):
+    """A block split made for another image (or pixel size) named windows the reader then
+    clipped or could not read: scores of other pixels than named, or a network error."""
+    from aerialseg.data.splits import blocks_split
+
+    scenes, labels, table = _polygon_scenes(tmp_path, count=1)
+    catalog = open_catalog(scenes, table, LabelSpec(str(labels), "class"))
+    inside = blocks_split({"train": [("s0.tif", Window(0, 0, 80, 60))], "val": [], "test": []}, "r")
+    assert catalog.split_scenes(inside, "train", Reading())[1] == [(0, Window(0, 0, 80, 60))]
+    for window in (Window(70, 0, 16, 16), Window(0, 50, 16, 16), Window(500, 500, 8, 8)):
+        split = blocks_split({"train": [("s0.tif", window)], "val": [], "test": []}, "r")
+        with pytest.raises(DatasetError) as err:
+            catalog.split_scenes(split, "train", Reading())
+        box = [window.col_off, window.row_off, window.width, window.height]
+        assert str(err.value) == (
+            f"s0.tif: the split's block {box} reaches past the image (80 x 60 px); the split"
+            " was made for another image or pixel size"
+        )
+
+
+def test_inspect_with_polygons_lists_every_unreadable_image(tmp_path, capsys):
+    """With polygon labels, the first image whose header failed stopped the catalog, so
+    inspect named one broken file of several; class rasters listed them all."""
+    from aerialseg.cli import main
+
+    scenes, labels, table = _polygon_scenes(tmp_path, count=2)
+    (scenes / "b.tif").write_bytes((scenes / "s0.tif").read_bytes()[:300])  # truncated
+    (scenes / "c.tif").write_text("not a raster")
+    write_geotiff(scenes / "d.tif", np.zeros((3, 20, 20), np.uint8), crs=None)
+    classes = tmp_path / "classes.yaml"
+    import yaml
+
+    from tests.helpers.geodata import POLYGON_CLASSES
+
+    classes.write_text(yaml.safe_dump(POLYGON_CLASSES))
+    argv = ["data", "inspect", str(scenes), "--labels", str(labels), "--label-field", "class"]
+    main([*argv, "--classes", str(classes), "--json"])
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    named = " ".join(p["message"] for p in report["problems"])
+    assert all(name in named for name in ("b.tif", "c.tif", "d.tif")), named
+    assert "s0.tif" not in named and "s1.tif" not in named
+    with pytest.raises(DatasetError, match="b.tif"):  # training stops at the first
+        open_catalog(scenes, table, LabelSpec(str(labels), "class"))

@@ -106,6 +106,10 @@ def test_table_from_json_and_yaml_files(tmp_path):
         ({"classes": [{"name": "a", "mask_value": -1}]}, "not a whole number"),
         ({"classes": [{"name": "a", "mask_value": "1"}]}, "not a whole number"),
         ({"classes": [{"name": "a", "mask_value": 0}], "ignore_values": [0]}, "both a class"),
+        # a table of the wrong shape: was an AttributeError from deep in the reader
+        ({"classes": [1, 2]}, "'classes' is a list of entries"),
+        ({"classes": "Building"}, "'classes' is a list of entries"),
+        ({"names": []}, "'classes' is a list of entries"),
     ],
 )
 def test_bad_tables_are_rejected(data, message):
@@ -296,6 +300,12 @@ def test_table_files_that_cannot_be_read(tmp_path):
     bad_json = tmp_path / "t.json"
     bad_json.write_text("{'classes': []}")  # YAML would read it; JSON does not
     assert "is not valid JSON/YAML" in message(ClassTable.from_file, bad_json)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("classes:\n  - {name: B\u00e2timent, mask_value: 1}\n".encode("latin-1"))
+    assert message(ClassTable.from_file, latin1) == f"class table {latin1} is not UTF-8 text"
+    bom = tmp_path / "bom.yaml"  # as Windows editors save it
+    bom.write_bytes(b"\xef\xbb\xbfclasses:\n  - {name: a, mask_value: 1}\n")
+    assert list(ClassTable.from_file(bom).names) == ["a"]
 
 
 def test_unknown_share_reports_the_three_commonest_and_the_limit():

@@ -134,6 +134,31 @@ def test_warped_labels_keep_their_nodata_and_palettes_their_colours(tmp_path):
     assert (ids[:, :4] == IGNORE_INDEX).all() and (ids[2:, 4:-3] == 0).all()
 
 
+def test_a_palette_class_rasters_nodata_is_ignored_not_read_as_its_colour(tmp_path):
+    """The palette's colours were looked up without the nodata mask: nodata pixels took
+    the colour of entry 0, unknown (an error) or, where a class has it, that class."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    profile = dict(driver="GTiff", width=80, height=72, count=1, dtype="uint8",
+                   crs="EPSG:32640", transform=TRANSFORM, nodata=0)  # fmt: skip
+    labels = np.ones((1, 72, 80), np.uint8)
+    labels[0, :, :20] = 0
+    with rasterio.open(root / "masks" / "scene_0.tif", "w", **profile) as dst:
+        dst.write(labels)
+        dst.write_colormap(1, {0: (0, 0, 0, 255), 1: (200, 10, 10, 255)})
+    red = {"name": "red", "mask_color": "#c80a0a"}
+    table = ClassTable.from_dict({"classes": [red, {"name": "black", "mask_color": "#000000"}]})
+    (item,) = decoded(root, [SCENE], table, 1.0, bands=(3, 2, 1))
+    ids = item.mask.numpy()
+    assert (ids[:, :20] == IGNORE_INDEX).all() and (ids[2:, 20:-3] == 0).all()  # image nodata
+    # an RGB class raster's nodata too
+    rgb = np.zeros((3, 72, 80), np.uint8)
+    rgb[:, :, 20:] = np.array([200, 10, 10], np.uint8)[:, None, None]
+    write_geotiff(root / "masks" / "scene_0.tif", rgb, nodata=0)
+    (item,) = decoded(root, [SCENE], table, 1.0, bands=(3, 2, 1))
+    ids = item.mask.numpy()
+    assert (ids[:, :20] == IGNORE_INDEX).all() and (ids[2:, 20:-3] == 0).all()  # image nodata
+
+
 def test_one_class_raster_labels_a_folder_of_scenes_and_refuses_polygon_flags(tmp_path):
     (tmp_path / "scenes").mkdir()
     # two scenes side by side; one class raster at 1 m over both

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import rasterio.features
 from rasterio.crs import CRS
+from rasterio.warp import transform_geom
 from rasterio.windows import Window
-from shapely.geometry import Polygon, box, mapping
+from shapely.geometry import Polygon, box, mapping, shape
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.polygons import read_polygons
@@ -24,6 +25,7 @@ from tests.helpers.geodata import (
 )
 
 TABLE = ClassTable.from_dict(POLYGON_CLASSES)
+WGS84_CRS = CRS.from_epsg(4326)
 H, W = 160, 200
 
 
@@ -210,3 +212,57 @@ def test_other_values_are_one_line_naming_the_feature(tmp_path, name, values, fi
         f"{path}: {bad}, neither a class name nor a whole-number mask_value; give each"
         " polygon one of those"
     )
+
+
+def test_the_polygons_of_a_geometry_collection_are_labels(tmp_path):
+    """A valid GeometryCollection was dropped whole: its pixels became background, with no
+    word. Its polygons count; its lines and points do not."""
+    left, top = ORIGIN
+    square = box(left, top - 10, left + 10, top)  # 20 x 20 px
+    collection = {
+        "type": "GeometryCollection",
+        "geometries": [
+            mapping(square),
+            {"type": "LineString", "coordinates": [[left, top - 30], [left + 30, top - 30]]},
+            {"type": "GeometryCollection", "geometries": [mapping(box(left + 20, top - 10,
+                                                                      left + 30, top))]},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "collection.geojson"
+    crs = {"type": "name", "properties": {"name": "EPSG:32640"}}
+    feature = {"type": "Feature", "geometry": collection, "properties": {"class": "Water"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": [feature]}))
+    labels = read_polygons(path, TABLE, "class")
+    assert labels.repaired == 0 and len(labels.polygons.geometries) == 1
+    ids = labels.window(scene_transform(), Window(0, 0, 80, 40))
+    assert (ids[:20, :20] == 2).all() and (ids[:20, 40:60] == 2).all()  # both squares Water
+    assert (ids[20:, :] == 3).all()  # the line is no label: background
+
+
+def test_label_crs_names_the_labels_crs_not_that_of_an_area_that_says_its_own(tmp_path, boxes):
+    bad = write_geojson(tmp_path / "utm.geojson", boxes, wgs84=False)  # UTM, says nothing
+    left, top = ORIGIN
+    in_degrees = shape(transform_geom(UTM, WGS84_CRS, mapping(box(left, top - 40, left + 50, top))))
+    area = write_area(tmp_path / "area.gpkg", in_degrees, WGS84_CRS)
+    labels = read_polygons(bad, TABLE, "class", "EPSG:32640", labelled_area=area)
+    assert labels.area is not None and labels.area.crs == WGS84_CRS  # its own, kept
+    ids = labels.to_crs(UTM).window(scene_transform(), Window(0, 0, W, H))
+    assert (ids[:80, :100] != IGNORE_INDEX).mean() > 0.97 and (ids[85:] == IGNORE_INDEX).all()
+    # an area that says nothing (a GeoJSON in UTM metres) takes --label-crs as well
+    plain = write_geojson(tmp_path / "area.geojson", [(box(left, top - 40, left + 50, top), "x")],
+                          wgs84=False)  # fmt: skip
+    labels = read_polygons(bad, TABLE, "class", "EPSG:32640", labelled_area=plain)
+    assert labels.area is not None and labels.area.crs == UTM
+
+
+def test_names_match_in_any_unicode_composition_and_codes_as_decimal_text(tmp_path):
+    table = ClassTable.from_dict(
+        {
+            "classes": [
+                {"name": "B\u00e2timent", "mask_value": 7},
+                {"name": "Sol", "background": True},
+            ]
+        }
+    )
+    path = write_values(tmp_path / "v.gpkg", ["Ba\u0302timent", "7.0", "7"], "str")
+    assert read_polygons(path, table, "class").polygons.values.tolist() == [0, 0, 0]

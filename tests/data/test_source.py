@@ -254,6 +254,15 @@ def test_a_manifest_names_the_pairs(tmp_path, kind):
     assert source.header(source.pairs[0].mask).size == (10, 12)
 
 
+def test_a_manifest_csv_saved_by_excel_is_read(tmp_path):
+    """Excel saves 'CSV UTF-8' with a byte-order mark and CRLF line ends."""
+    rows = write_manifest_files(tmp_path / "data")
+    text = "image,label\r\n" + "".join(f"{i},{m}\r\n" for i, m in rows)
+    manifest = tmp_path / "data" / "pairs.csv"
+    manifest.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert [(p.id, p.mask) for p in DatasetSource(manifest).pairs] == rows
+
+
 def test_a_manifests_missing_label_is_unpaired(tmp_path):
     rows = write_manifest_files(tmp_path)
     (tmp_path / "pairs.csv").write_text(

@@ -178,6 +178,20 @@ def test_data_split_writes_a_file_train_reads_back(tiny_dataset, tmp_path, capsy
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.json"]
 
 
+def test_data_split_out_must_name_the_file_and_buffer_needs_blocks(tiny_dataset, tmp_path, capsys):
+    """--out naming a folder was an IsADirectoryError traceback that left the blocks'
+    GeoPackage behind; --out x.gpkg wrote the split JSON over the GeoPackage it named."""
+    folder = tmp_path / "sdir.json"
+    folder.mkdir()
+    for out in (folder, tmp_path / "s.gpkg"):
+        assert main(["data", "split", str(tiny_dataset), "--out", str(out)]) == 2
+        assert "name the split file to write, e.g. split.json" in capsys.readouterr().err
+    argv = ["data", "split", str(tiny_dataset), "--out", str(tmp_path / "s.json")]
+    assert main([*argv, "--buffer", "8"]) == 2
+    assert "--buffer applies to block splits" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sdir.json"]
+
+
 def test_rule_on_other_names_points_to_data_split():
     pairs = [Pair(f"scenes/images/scene_{i}.tif", f"scenes/masks/scene_{i}.tif") for i in range(6)]
     with pytest.raises(DatasetError, match="--split .*aerialseg data split"):
@@ -287,11 +301,38 @@ def test_default_validation_images_leave_out_those_held_for_test(tmp_path):
             "split file {path}: 'train' names 1 image(s) not in the dataset, e.g. 'a.jpg'",
         ),
         ('{"test": [], "train": []}', "split file {path} leaves no training or no validation"),
+        # found by a review: each was a traceback with the bug banner
+        ('{"test": [{"a": 1}]}', "split file {path}: 'test' must be a list of image paths"),
+        ('{"test": [["a"]]}', "split file {path}: 'test' must be a list of image paths"),
+        (b"\xff\xfe{}", "split file {path} is not valid JSON"),
+        *(
+            (
+                '{"blocks": {"test": [{"image": "x.tif", "window": WINDOW}]}}'.replace(
+                    "WINDOW", window
+                ),
+                "split file {path}: 'blocks' must map train, val and test to lists of",
+            )
+            for window in (
+                '["a", 0, 4, 4]',
+                "[0, 0, 0, 4]",
+                "[-1, 0, 4, 4]",
+                "[0, 0, 4]",
+                "[0, 0, 4.5, 4]",
+                "[true, 0, 4, 4]",
+                "7",
+            )
+        ),  # fmt: skip
+        (
+            '{"blocks": {"test": [{"image": 3, "window": [0, 0, 4, 4]}]}}',
+            "split file {path}: 'blocks' must map",
+        ),
     ],
 )
 def test_split_file_errors_name_the_file_and_the_fix(tmp_path, content, message):
     path = tmp_path / "s.json"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     with pytest.raises(DatasetError) as err:
         file_split(DUBAI_LAYOUT, path)
@@ -400,7 +441,7 @@ def test_block_split_files_default_their_rule_and_missing_splits(tmp_path):
         file_split(pairs, path)
     assert str(err.value) == (
         f"split file {path}: 'blocks' must map train, val and test to lists of"
-        " {image, window: [column, row, width, height]}"
+        " {image, window: [column, row, width, height]}, whole numbers, the size from 1"
     )
 
 

@@ -20,7 +20,7 @@ from aerialseg.data.classes import (
     parse_color,
 )
 from aerialseg.data.source import DatasetSource
-from aerialseg.errors import ClassTableError
+from aerialseg.errors import AerialsegError, ClassTableError
 from aerialseg.evaluation.evaluate import evaluate
 from aerialseg.inference.engine import with_precision
 from aerialseg.inference.load import load_predictor
@@ -333,3 +333,13 @@ def test_max_unknown_and_resize_masks_are_evaluates_own(
         resized["labelled_pixels"]
         == json.loads((tmp_path / "d" / "metrics.json").read_text())["labelled_pixels"]
     )
+
+
+def test_an_out_that_is_a_file_is_refused_before_scoring(tiny_model, tiny_dataset, tmp_path):
+    """Said only after every image was scored, as a FileExistsError traceback."""
+    taken = tmp_path / "evfile"
+    taken.write_text("mine")
+    predictor = load_predictor(tiny_model, device="cpu")
+    with pytest.raises(AerialsegError, match="a file; give the folder to write the scores in"):
+        evaluate(predictor, tiny_dataset, taken)
+    assert taken.read_text() == "mine"

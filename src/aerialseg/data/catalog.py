@@ -162,6 +162,17 @@ class Catalog:
         parts = split.parts(name)
         ids = list(dict.fromkeys(i for i, _ in parts))
         index = {i: k for k, i in enumerate(ids)}
+        for sid, window in parts:  # from the headers, before anything is decoded
+            scene = self.scenes[sid].scene_grid()
+            if window is not None and (
+                window.col_off + window.width > scene.width
+                or window.row_off + window.height > scene.height
+            ):
+                box = [int(window.col_off), int(window.row_off), window.width, window.height]
+                raise DatasetError(
+                    f"{sid}: the split's block {box} reaches past the image ({scene.width} x"
+                    f" {scene.height} px); the split was made for another image or pixel size"
+                )
         return self.read(ids, reading), [(index[i], w) for i, w in parts]
 
     def example_image(self, split: Split) -> str | None:
@@ -226,7 +237,7 @@ def open_catalog(
         return _pairs(DatasetSource(data, strict), classes, pixel_size)
     if labels.is_raster:
         return _over_class_raster(os.fspath(data), labels, classes, pixel_size)
-    return _over_polygons(os.fspath(data), labels, classes, pixel_size)
+    return _over_polygons(os.fspath(data), labels, classes, pixel_size, strict)
 
 
 def _pairs(source: DatasetSource, classes: ClassTable, pixel_size: float | None) -> Catalog:
@@ -269,10 +280,12 @@ def _rasters(images: str) -> tuple[list[str], str | None]:
 
 
 def _over_polygons(
-    images: str, spec: LabelSpec, classes: ClassTable, pixel_size: float | None
+    images: str, spec: LabelSpec, classes: ClassTable, pixel_size: float | None, strict: bool
 ) -> Catalog:
     """Read the polygons, open every image's header, reproject the polygons once per CRS;
-    errors (no overlap, no CRS) are raised here, before anything is written."""
+    errors (no overlap, no CRS) are raised here, before anything is written. Not
+    ``strict`` (``data inspect``): an image whose header is unreadable or has no CRS stays
+    in the catalog, to fail when it is looked at, with every other problem."""
     paths, root = _rasters(images)
     labels = read_polygons(spec.path, classes, spec.field, spec.crs, spec.labelled_area)
     if labels.repaired:
@@ -287,17 +300,23 @@ def _over_polygons(
     for path in paths:
         sid = scene_id(path, root)
         scene = RasterScene(sid, path, path, _unbound, pixel_size, group=_group(sid), example=path)
-        crs = scene.grid.crs
-        if crs is None:
-            raise DatasetError(
-                f"{path}: the image has no georeference, so polygons cannot be placed on it"
-            )
+        scenes[sid] = scene
+        try:
+            crs = scene.grid.crs
+            if crs is None:
+                raise DatasetError(
+                    f"{path}: the image has no georeference, so polygons cannot be placed on it"
+                )
+        except DatasetError as err:
+            if strict:
+                raise
+            scene.labels_of = functools.partial(_fail, err)
+            continue
         local = by_crs.setdefault(crs.to_wkt(), labels.to_crs(crs))
         scene.labels_of = functools.partial(_polygons_on, local, spec.path)
         bounds = _bounds(scene.grid)
         polygons_seen |= local.polygons.overlaps(bounds)
         area_seen |= local.area is None or local.area.overlaps(bounds)
-        scenes[sid] = scene
     if not polygons_seen:
         raise DatasetError(
             f"{spec.path}: no polygon lies on any of the {len(paths)} image(s); check"
@@ -308,6 +327,10 @@ def _over_polygons(
             f"{spec.labelled_area}: the labelled area overlaps none of the {len(paths)} image(s)"
         )
     return Catalog(images, scenes, spec)
+
+
+def _fail(err: DatasetError, grid: Grid):
+    raise err
 
 
 def _unbound(grid: Grid):

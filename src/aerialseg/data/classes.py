@@ -152,6 +152,13 @@ class ClassTable:
 
     @classmethod
     def from_dict(cls, data: dict) -> ClassTable:
+        entries = data.get("classes") if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ClassTableError(
+                "a class table is a mapping whose 'classes' is a list of entries, each with"
+                " 'name' and 'mask_color' (colour-coded masks) or 'mask_value' (single-band"
+                " masks)"
+            )
         try:
             classes = tuple(_class_from_dict(e, i) for i, e in enumerate(data["classes"]))
             ignore = tuple(to_hex(parse_color(c)) for c in data.get("ignore_colors") or [])
@@ -169,9 +176,11 @@ class ClassTable:
     def from_file(cls, path: str | Path) -> ClassTable:
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8-sig")
         except OSError as err:
             raise ClassTableError(f"cannot read class table {path}: {err.strerror}") from None
+        except UnicodeDecodeError:
+            raise ClassTableError(f"class table {path} is not UTF-8 text") from None
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as err:
@@ -267,13 +276,15 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
                 f"{name}: a colour-coded mask but the class table gives values: pass one"
                 " whose classes have a mask_color with --classes"
             )
-        codes = _pack(mask)
+        codes = _pack(np.ma.getdata(mask))
+        codes[np.ma.getmaskarray(mask).any(axis=-1)] = 1 << 24  # nodata
         class_codes = {
             int(_pack(np.array(parse_color(c.mask_color)))): i
             for i, c in enumerate(table.classes)
             if c.mask_color is not None  # all of them: by_color
         }
         ignore_codes = {int(_pack(np.array(parse_color(c)))) for c in table.ignore_colors}
+        ignore_codes.add(1 << 24)  # no colour packs to it
     found, inverse = np.unique(codes.ravel(), return_inverse=True)
     lut = np.full(len(found), IGNORE_INDEX, dtype=np.uint8)
     counts = np.bincount(inverse, minlength=len(found))

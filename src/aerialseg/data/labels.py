@@ -130,12 +130,15 @@ class RasterLabels:
         """The class ids of ``window`` of the scene, every ``step``-th row and column."""
         dataset, colours, extent = self._reader()
         try:
+            masked = dataset.nodata is not None
             if dataset.count == 1:
-                values = dataset.read(1, window=window, masked=dataset.nodata is not None)
-                values = values[::step, ::step]
-                mask = colours[np.ma.getdata(values)] if colours is not None else values
+                values = dataset.read(1, window=window, masked=masked)[::step, ::step]
+                mask = values
+                if colours is not None:  # a palette's nodata stays nodata in its colours
+                    nodata = np.ma.getmaskarray(values)[..., None].repeat(3, axis=-1)
+                    mask = np.ma.masked_array(colours[np.ma.getdata(values)], nodata)
             else:
-                mask = dataset.read([1, 2, 3], window=window)[:, ::step, ::step]
+                mask = dataset.read([1, 2, 3], window=window, masked=masked)[:, ::step, ::step]
                 mask = mask.transpose(1, 2, 0)
         except RasterioIOError as err:
             raise DatasetError(

@@ -145,7 +145,7 @@ def read_manifest(path: Path) -> Found:
 
 def _manifest_rows(path: Path) -> list[tuple[str, str]]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a BOM: Excel writes CSV so
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetError(f"cannot read manifest {path}: {err}") from None
     if path.suffix.lower() == ".csv":

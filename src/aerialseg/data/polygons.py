@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +190,8 @@ def read_polygons(
     polygons = PolygonLayer.of(crs, geometries, ids)
     area = None
     if labelled_area is not None:
-        area_geoms, _, area_crs, _ = _read_layer(labelled_area, None, crs_override)
+        # --label-crs names the labels' CRS; the area file's own CRS stands where it has one
+        area_geoms, _, area_crs, _ = _read_layer(labelled_area, None, None, crs_override)
         area = PolygonLayer.of(area_crs, area_geoms, [1] * len(area_geoms))
     return PolygonLabels(polygons, area, background, repaired)
 
@@ -200,11 +203,13 @@ def read_area(path: str | Path, label_crs: str | None = None) -> PolygonLayer:
 
 
 def _read_layer(
-    path: str | Path, field: str | None, crs_override: CRS | None
+    path: str | Path, field: str | None, crs_override: CRS | None, fallback: CRS | None = None
 ) -> tuple[list, list, CRS, int]:
-    """Polygonal geometries of a vector file, the feature id and ``field`` value of each
-    (None without a field), the layer's CRS, and how many invalid geometries were
-    repaired."""
+    """Polygonal geometries of a vector file (the polygons of a geometry collection), the
+    feature id and ``field`` value of each (None without a field), the layer's CRS, and how
+    many invalid geometries were repaired. ``crs_override`` replaces the file's CRS;
+    ``fallback`` stands only where the file has none, or says WGS84 of coordinates that
+    are not degrees."""
     try:
         with fiona.open(path, ARRAY_AS_STRING="YES") as layer:
             fields = list(layer.schema["properties"])
@@ -224,20 +229,25 @@ def _read_layer(
                 ]
     except (FionaError, OSError) as err:
         raise DatasetError(f"{path}: cannot read polygons ({library_reason(err)})") from None
+    crs = crs or fallback
     if crs is None:
         raise DatasetError(f"{path}: the polygons have no CRS; give theirs with --label-crs")
     geometries, values, repaired = [], [], 0
     for fid, geometry, value in records:
         geom = shape(geometry)
         if not geom.is_valid:
-            geom, repaired = _polygonal(shapely.make_valid(geom)), repaired + 1
-        if geom is not None and not geom.is_empty and geom.geom_type.endswith("Polygon"):
+            geom, repaired = shapely.make_valid(geom), repaired + 1
+        geom = _polygonal(geom)
+        if geom is not None and not geom.is_empty:
             geometries.append(geom)
             values.append((fid, value))
     if not geometries:
         raise DatasetError(f"{path}: no polygon in the file (or none left after repair)")
     if crs.is_geographic and crs_override is None:
-        _check_degrees(path, geometries)
+        if fallback is not None and not _in_degrees(geometries):
+            crs = fallback
+        else:
+            _check_degrees(path, geometries)
     return geometries, values, crs, repaired
 
 
@@ -273,18 +283,24 @@ def _from_json_text(text: str | None):
 
 
 def _polygonal(geom):
-    """The polygons of a repaired geometry: make_valid may also return lines and points."""
+    """The polygons of a geometry, None where it has none: a geometry collection's
+    polygons (make_valid also returns them, with lines and points), merged."""
     if geom.geom_type == "GeometryCollection":
-        parts = [g for g in geom.geoms if g.geom_type.endswith("Polygon")]
+        parts = [p for g in geom.geoms if (p := _polygonal(g)) is not None]
         return shapely.union_all(parts) if parts else None
-    return geom
+    return geom if geom.geom_type.endswith("Polygon") else None
+
+
+def _in_degrees(geometries: list) -> bool:
+    left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
+    return math.isfinite(left) and left >= -180 and right <= 180 and bottom >= -90 and top <= 90
 
 
 def _check_degrees(path: str | Path, geometries: list) -> None:
     """A layer read as WGS84 (a GeoJSON without 'crs' is WGS84 by RFC 7946) whose
     coordinates cannot be degrees was written in a projected CRS and lost its name."""
-    left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
-    if left < -180 or right > 180 or bottom < -90 or top > 90 or not math.isfinite(left):
+    if not _in_degrees(geometries):
+        left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
         raise DatasetError(
             f"{path}: coordinates up to {max(abs(left), abs(right)):,.0f},"
             f" {max(abs(bottom), abs(top)):,.0f} are not degrees, but the file declares no"
@@ -304,7 +320,7 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
                 " --label-field"
             )
         return [next(i for i, c in enumerate(classes.classes) if not c.background)] * len(values)
-    by_name = {c.name.casefold(): i for i, c in enumerate(classes.classes)}
+    by_name = {_folded(c.name): i for i, c in enumerate(classes.classes)}
     by_value = {c.mask_value: i for i, c in enumerate(classes.classes) if c.mask_value is not None}
     ids: list[int] = []
     unmatched: Counter = Counter()
@@ -324,11 +340,19 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
     return ids
 
 
+def _folded(name: str) -> str:
+    """A class name as names are compared: any case, any Unicode composition (a name typed
+    as 'a' + a combining accent matches the same name typed with 'à')."""
+    return unicodedata.normalize("NFC", name.strip()).casefold()
+
+
 def _match(label: str | int | None, by_name: dict, by_value: dict) -> int | None:
     if isinstance(label, str):
-        if label.casefold() in by_name:
-            return by_name[label.casefold()]
-        return by_value.get(int(label)) if label.isdecimal() else None
+        if _folded(label) in by_name:
+            return by_name[_folded(label)]
+        if re.fullmatch(r"\d+(\.0*)?", label):  # "7" or "7.0", as the numbers 7 and 7.0
+            return by_value.get(int(float(label)))
+        return None
     return None if label is None else by_value.get(label)
 
 

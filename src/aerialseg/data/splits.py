@@ -114,14 +114,17 @@ def file_split(scenes: Sequence[Named], path: str | Path, for_training: bool = T
         data = json.loads(path.read_text())
     except OSError as err:
         raise DatasetError(f"cannot read split file {path}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"split file {path} is not valid JSON: {err}") from None
     if isinstance(data, dict) and "blocks" in data:
         return _read_blocks(data, {p.id for p in scenes}, path)
     if not isinstance(data, dict) or not isinstance(data.get("test"), list):
         raise DatasetError(f"split file {path} needs a 'test' list of image paths")
-    for key in ("val", "train"):
-        if data.get(key) is not None and not isinstance(data[key], list):
+    for key in ("test", "val", "train"):
+        given = data.get(key)
+        if given is not None and not (
+            isinstance(given, list) and all(isinstance(i, str) for i in given)
+        ):
             raise DatasetError(f"split file {path}: '{key}' must be a list of image paths")
     known = {p.id for p in scenes}
     test = tuple(data["test"])
@@ -170,16 +173,27 @@ def blocks_split(blocks: dict[str, list[tuple[str, Window]]], rule: str) -> Spli
     return Split(ids["train"], ids["val"], ids["test"], rule, frozen)
 
 
+def _block(entry: dict) -> tuple[str, Window]:
+    """A block of a split file, {image, window: [column, row, width, height]}, checked."""
+    image, window = entry["image"], entry["window"]
+    whole = isinstance(window, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in window
+    )
+    if not isinstance(image, str) or not whole or len(window) != 4:
+        raise TypeError(entry)
+    column, row, width, height = window
+    if column < 0 or row < 0 or width < 1 or height < 1:
+        raise TypeError(entry)
+    return image, Window(column, row, width, height)
+
+
 def _read_blocks(data: dict, known: set[str], path: Path) -> Split:
     try:
-        blocks = {
-            name: [(b["image"], Window(*b["window"])) for b in data["blocks"].get(name, [])]
-            for name in SPLIT_NAMES
-        }
+        blocks = {name: [_block(b) for b in data["blocks"].get(name, [])] for name in SPLIT_NAMES}
     except (KeyError, TypeError, AttributeError):
         raise DatasetError(
             f"split file {path}: 'blocks' must map train, val and test to lists of"
-            " {image, window: [column, row, width, height]}"
+            " {image, window: [column, row, width, height]}, whole numbers, the size from 1"
         ) from None
     missing = [i for parts in blocks.values() for i, _ in parts if i not in known]
     if missing:

@@ -18,7 +18,7 @@ from aerialseg.data.crops import WholeImageDataset
 from aerialseg.data.raster import display_rgb
 from aerialseg.data.scenes import LabelledImage, Reading
 from aerialseg.data.splits import Split, make_split
-from aerialseg.errors import ClassTableError, DatasetError
+from aerialseg.errors import AerialsegError, ClassTableError, DatasetError
 from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
 from aerialseg.evaluation.plots import plot_confusion, plot_panels
@@ -141,6 +141,9 @@ def evaluate(
     ``resize_masks``: plain masks of another size than their image resampled to it.
     ``labels``: ``data`` is image rasters labelled by these polygons or this class raster;
     with a block split only the blocks of ``split_name`` are scored."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():  # said now, not after every image is scored
+        raise AerialsegError(f"--out {out}: a file; give the folder to write the scores in")
     spec = predictor.spec
     match = match_classes(predictor.classes, classes) if classes is not None else None
     data_classes = classes or predictor.classes  # what the masks are read with
@@ -215,7 +218,6 @@ def evaluate(
             for name, (i, _) in zip(ids, split.parts(part), strict=True)
         },
     }
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(
         out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
