@@ -16,7 +16,7 @@ import aerialseg
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.raster import InputError
-from aerialseg.errors import ConfigError, ModelFileError
+from aerialseg.errors import AerialsegError, ConfigError, ModelFileError
 from aerialseg.models.io import load_model as load_file
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff
 from tests.helpers.images import rgb_scene
@@ -319,6 +319,7 @@ def test_bad_reading_options_are_one_line_before_anything_is_written(tiny_model,
         with pytest.raises(ConfigError, match="give a whole number of windows from 1"):
             model.predict(rgb_scene(70, 70).transpose(1, 2, 0), batch_size=batch)
     bad = {"batch_size": -1, "overlap": 1.5, "pixel_size": float("nan"), "bands": [0, 1, 2]}
+    bad |= {"min_area": float("nan"), "simplify": -1.0}  # min_area nan: math.ceil's error
     for name, value in bad.items():
         out = tmp_path / f"out-{name}"
         with pytest.raises((InputError, ConfigError)):
@@ -351,3 +352,17 @@ def test_a_band_list_before_the_inputs_says_how_to_write_it(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:  # argparse's exit, status 2
             main(["predict", "--out", out, *flags, "x.tif"])
         assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_export_names_an_onnx_file_and_checks_on_an_image_smaller_than_a_stride(
+    tiny_model, tmp_path
+):
+    """A 10 x 10 px check image was a torch error (sides not a multiple of 32); --onnx x.txt
+    wrote a model nothing would load as ONNX; a folder was a traceback."""
+    small = write_geotiff(tmp_path / "small.tif", rgb_scene(10, 10))
+    assert aerialseg.export(tiny_model, tmp_path / "m.onnx", check_image=small) < 1e-3
+    (tmp_path / "dir.onnx").mkdir()
+    for bad in (tmp_path / "m.txt", tmp_path / "dir.onnx"):
+        with pytest.raises(AerialsegError, match="name the file to write NAME.onnx"):
+            aerialseg.export(tiny_model, bad)
+    assert not (tmp_path / "m.txt").exists()

@@ -780,8 +780,13 @@ def export(
     Raises:
         ModelFileError: the file is not an aerialseg model.
         InputError: the check image cannot be read.
+        AerialsegError: ``onnx`` is not a NAME.onnx file path.
     """
     from aerialseg.models.export import export_onnx
+
+    # models are known as ONNX by their suffix: another would not load as one
+    if Path(onnx).suffix.lower() != ".onnx" or Path(onnx).is_dir():
+        raise AerialsegError(f"--onnx {onnx}: name the file to write NAME.onnx")
     from aerialseg.models.io import load_model as load_file
 
     loaded = load_file(model_path(model))  # as saved: batch norms are ONNX Runtime's to fold
@@ -884,7 +889,7 @@ def suggest(
     from aerialseg.inference.tasks import write_tasks
 
     out = Path(out)
-    if out.suffix.lower() != ".gpkg":
+    if out.suffix.lower() != ".gpkg" or out.is_dir():
         raise SuggestError(f"{out}: the tasks are a GeoPackage; name the file NAME.gpkg")
     if count < 1:
         raise SuggestError(f"--count {count}: ask for at least one task")

@@ -526,3 +526,13 @@ def test_polygons_of_a_geotiff_follow_rfc_7946(client, tmp_path):
         assert (west - 1e-6 <= ring[:, 0]).all() and (ring[:, 0] <= east + 1e-6).all()
         assert (south - 1e-6 <= ring[:, 1]).all() and (ring[:, 1] <= north + 1e-6).all()
         assert feature["properties"]["class_id"] in ids
+
+
+def test_a_bad_vector_parameter_is_422_not_500(client, tmp_path):
+    """min_area=nan was a 500 (math.ceil of NaN); simplify=-1 and min_area=-1 a 200."""
+    photo = {"file": ("a.jpg", jpeg_bytes(64, 64), "image/jpeg")}
+    for query in ("min_area=nan", "min_area=inf", "min_area=-1", "simplify=-1", "simplify=nan"):
+        response = client.post(f"/v1/segment?polygons=true&{query}", files=photo)
+        assert response.status_code == 422, query
+        assert "give a size of 0 or more" in response.json()["detail"], query
+    assert client.post("/v1/segment?polygons=true&min_area=0", files=photo).status_code == 200

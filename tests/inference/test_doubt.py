@@ -17,8 +17,8 @@ from aerialseg.inference.doubt import (
 )
 
 
-def block(shares, doubt=0.5, centre=(0.0, 0.0), space="a", index=0) -> Block:
-    return Block(0, index, Window(0, 0, 1, 1), centre, space, doubt, np.asarray(shares, float))
+def block(shares, doubt=0.5, centre=(0.0, 0.0), space="a", index=0, scene=0) -> Block:
+    return Block(scene, index, Window(0, 0, 1, 1), centre, space, doubt, np.asarray(shares, float))
 
 
 def test_impurity_is_the_entropy_of_the_shares_over_log_classes():
@@ -65,12 +65,12 @@ def test_spacing_holds_within_a_space_and_the_rest_fill_up_in_score_order():
     for b, score in zip(blocks, (0.9, 0.8, 0.7, 0.6), strict=True):
         b.score = score
     # 2 apart is far enough; 1 is not; another space is never near
-    assert [b.index for b in select(blocks, 3, 2.0)] == [0, 2, 3]
+    assert [b.index for b in select(blocks, 3, [2.0])] == [0, 2, 3]
     # fewer far-apart blocks than asked: the best of the others fill the rest
-    assert [b.index for b in select(blocks, 4, 5.0)] == [0, 3, 1, 2]
-    assert [b.rank for b in select(blocks, 4, 5.0)] == [1, 2, 3, 4]
+    assert [b.index for b in select(blocks, 4, [5.0])] == [0, 3, 1, 2]
+    assert [b.rank for b in select(blocks, 4, [5.0])] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="--count 5: only 4 block"):
-        select(blocks, 5, None)
+        select(blocks, 5, [0.0])
 
 
 def test_the_reason_names_confidence_classes_and_the_rarest_class():
@@ -109,3 +109,16 @@ def test_a_tally_counts_blocks_and_their_edges():
     assert list(tally.classes[0]) == [32 * 32, 32 * 32]
     # half of a full block and half of it usable: still a candidate; a sliver is not
     assert list(tally.candidates()) == [0, 1]
+
+
+def test_each_scene_is_spaced_by_its_own_distance():
+    """Scenes in metres and in degrees were spaced by the first scene's distance: 32 m,
+    in degrees, spans a whole scene, and in the other order the spacing vanished."""
+    metres = [block([1.0], centre=(10.0 * k, 0), space="utm", index=k) for k in range(4)]
+    degrees = [
+        block([1.0], centre=(0.0001 * k, 0), space="wgs84", index=k, scene=1) for k in range(4)
+    ]
+    for b in metres + degrees:
+        b.score = 1.0 - b.index / 10
+    chosen = select(metres + degrees, 4, [15.0, 0.00015])
+    assert sorted((b.scene, b.index) for b in chosen) == [(0, 0), (0, 2), (1, 0), (1, 2)]

@@ -157,6 +157,32 @@ def test_prelabel_holds_the_models_polygons_inside_each_task(tmp_path):
     assert {p.properties["class"] for p in polygons} <= {"Red", "Green", "Blue"}
 
 
+def test_min_distance_takes_any_distance_and_names_itself(tmp_path):
+    """--min-distance was read as a block size: '0.0' and a distance wider than the scene
+    were refused in --block-size's words."""
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(0, 0), (0, 1)]))
+    none, _ = run([scene], tmp_path, count=2, min_distance="0")
+    assert [t.index for t in run([scene], tmp_path, count=2, min_distance="0.0")[0].tasks] == [
+        t.index for t in none.tasks
+    ]
+    far, _ = run([scene], tmp_path, count=2, min_distance="100000")  # wider than the scene
+    assert len(far.tasks) == 2
+    for bad in ("-1", "abc", "10km", "nan"):
+        with pytest.raises(AerialsegError, match=f"--min-distance '{bad}': give pixels"):
+            run([scene], tmp_path, count=2, min_distance=bad)
+
+
+def test_labels_whose_box_covers_the_scene_but_not_their_shape_are_outside(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", painted([]))
+    left, top = TRANSFORM @ (0, 0)
+    right, bottom = TRANSFORM @ (512, 512)
+    ell = box(left - 400, top, left - 100, top + 400).union(  # an L around the scene's corner
+        box(left - 400, top + 100, right + 400, top + 400)
+    )
+    with pytest.raises(SuggestError, match="outside every scene"):
+        run([scene], tmp_path, labelled=[PolygonLayer.of(UTM40N, [ell], [1])])
+
+
 def test_bad_requests_get_one_line(tmp_path):
     scene = write_geotiff(tmp_path / "scene.tif", painted([]))
     with pytest.raises(SuggestError, match="only 64 block"):
@@ -202,6 +228,10 @@ def test_suggest_refuses_a_model_without_calibration_and_bad_requests(tmp_path):
         aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", model=tmp_path / "none.pt")
     with pytest.raises(AerialsegError, match="GeoPackage"):
         aerialseg.suggest(SAMPLE, tmp_path / "t.shp")
+    (tmp_path / "dir.gpkg").mkdir()  # was a traceback after predicting, and temp files
+    with pytest.raises(AerialsegError, match="GeoPackage; name the file NAME.gpkg"):
+        aerialseg.suggest(SAMPLE, tmp_path / "dir.gpkg")
+    (tmp_path / "dir.gpkg").rmdir()
     with pytest.raises(AerialsegError, match=r"--count 500: only \d+ block"):
         aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", count=500, block_size="128m")
     assert list(tmp_path.iterdir()) == [tmp_path / "raw.pt"]

@@ -49,12 +49,12 @@ from aerialseg.api.uploads import (
     upload_driver,
 )
 from aerialseg.data.raster import (
-    InputError,
     TooLargeInputError,
     UnreadableInputError,
     check_band_count,
     parse_bands,
 )
+from aerialseg.errors import AerialsegError
 from aerialseg.evaluation.metrics import headline_keys
 from aerialseg.files import UPLOAD_DIR, sweep, upload_dir_prefix, write_failure
 from aerialseg.inference.load import load_predictor
@@ -371,7 +371,7 @@ def create_app(
                 raise HTTPException(413, _client_message(err, upload)) from None
             except UnreadableInputError as err:
                 raise HTTPException(415, _client_message(err, upload)) from None
-            except InputError as err:
+            except AerialsegError as err:  # the image, or a parameter
                 raise HTTPException(422, _client_message(err, upload)) from None
             except HTTPException:
                 raise

@@ -37,21 +37,25 @@ class SceneGrid:
     pixel: float | None  # pixel width in CRS units; None without a georeference
 
 
-def block_pixels(size: str, scene: SceneGrid) -> int:
-    """``size`` as pixels of ``scene``: ``512`` (pixels) or ``200m`` (CRS units, metres for
-    a projected CRS)."""
+def map_size(size: str, scene: SceneGrid, flag: str = "--block-size") -> float:
+    """``size`` as pixels of ``scene``, unrounded: ``512`` (pixels) or ``200m`` (CRS
+    units, metres for a projected CRS). ``flag`` names the option in errors."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(px|m)?\s*", str(size))
     if not match:
-        raise DatasetError(f"--block-size {size!r}: give pixels (512) or map units (200m)")
+        raise DatasetError(f"{flag} {size!r}: give pixels (512) or map units (200m)")
     value, unit = float(match[1]), match[2] or "px"
     if unit == "px":
-        pixels = round(value)
-    elif scene.pixel is None:
+        return value
+    if scene.pixel is None:
         raise DatasetError(
-            f"--block-size {size}: {scene.id} has no georeference; give the size in pixels"
+            f"{flag} {size}: {scene.id} has no georeference; give the size in pixels"
         )
-    else:
-        pixels = round(value / scene.pixel)
+    return value / scene.pixel
+
+
+def block_pixels(size: str, scene: SceneGrid) -> int:
+    """``size`` as whole pixels of ``scene`` (see ``map_size``), from one to the scene."""
+    pixels = round(map_size(size, scene))
     if pixels < 1:
         raise DatasetError(f"--block-size {size!r} is less than one pixel of {scene.id}")
     if pixels > scene.height and pixels > scene.width:

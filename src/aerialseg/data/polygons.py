@@ -86,7 +86,8 @@ class PolygonLayer:
         return PolygonLayer.of(crs, [shape(g) for g in moved], list(self.values))
 
     def overlaps(self, bounds: tuple[float, float, float, float]) -> bool:
-        return len(self.tree.query(shapely.box(*bounds))) > 0
+        """Whether a polygon meets the box (not just its bounding box does)."""
+        return len(self.tree.query(shapely.box(*bounds), predicate="intersects")) > 0
 
     def covers_part_of(self, bounds: tuple[float, float, float, float]) -> bool:
         """Whether the polygons cover some area of the box, not just touch its edge."""

@@ -28,6 +28,7 @@ samples points by uncertainty only).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,10 +163,10 @@ def score_blocks(blocks: list[Block], strategy: str, seed: int) -> None:
             block.score = block.doubt * (1 + block.impurity / 2 + block.rarity / 2) / 2
 
 
-def select(blocks: list[Block], count: int, min_distance: float | None) -> list[Block]:
-    """The ``count`` best blocks, each at least ``min_distance`` from those before it
-    (in its space); ranks from 1. Where the distance leaves fewer than ``count``, the
-    nearest best blocks fill the rest."""
+def select(blocks: list[Block], count: int, min_distance: Sequence[float]) -> list[Block]:
+    """The ``count`` best blocks, each at least its scene's ``min_distance`` (by scene
+    index, in its CRS's units) from those before it in its space; ranks from 1. Where the
+    distance leaves fewer than ``count``, the nearest best blocks fill the rest."""
     if count > len(blocks):
         raise SuggestError(
             f"--count {count}: only {len(blocks)} block(s) can be suggested (unlabelled,"
@@ -177,7 +178,8 @@ def select(blocks: list[Block], count: int, min_distance: float | None) -> list[
     for block in order:
         if len(chosen) == count:
             break
-        if min_distance and any(_near(block, c, min_distance) for c in chosen):
+        apart = min_distance[block.scene]
+        if apart and any(_near(block, c, apart) for c in chosen):
             continue
         chosen.append(block)
     taken = {id(b) for b in chosen}

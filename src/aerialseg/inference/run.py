@@ -35,7 +35,7 @@ from aerialseg.data.raster import (
     is_url,
     open_input,
 )
-from aerialseg.errors import AerialsegError
+from aerialseg.errors import AerialsegError, ConfigError
 from aerialseg.files import OutputSet, finish_sets, sweep
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import (
@@ -91,6 +91,9 @@ class PredictOptions:
             check_pixel_size(self.pixel_size)
         check_batch_size(self.batch_size)
         check_overlap(self.overlap)
+        for name, value in (("simplify", self.simplify), ("min_area", self.min_area)):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} {value!r}: give a size of 0 or more")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import transform as window_transform
 
-from aerialseg.data.blocks import SceneGrid, block_pixels
+from aerialseg.data.blocks import SceneGrid, block_pixels, map_size
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.polygons import PolygonLayer
 from aerialseg.data.raster import RasterInput, input_name
@@ -67,12 +67,8 @@ class Suggestion:
 def distance_units(text: str | None, scene: SceneGrid, block: int) -> float:
     """``--min-distance`` in ``scene``'s map units (pixels for a plain image)."""
     if text is None:
-        pixels = MIN_DISTANCE_BLOCKS * block
-    elif str(text).strip() in ("0", "0m", "0px"):
-        return 0.0
-    else:
-        pixels = block_pixels(text, scene) if scene.pixel else float(block_pixels(text, scene))
-    return pixels * (scene.pixel or 1.0)
+        return MIN_DISTANCE_BLOCKS * block * (scene.pixel or 1.0)
+    return map_size(text, scene, "--min-distance") * (scene.pixel or 1.0)
 
 
 def tally_scene(
@@ -131,8 +127,7 @@ def rank(
             "no block left to suggest: every block is labelled already or has no data"
         )
     doubt.score_blocks(blocks, opts.strategy, opts.seed)
-    # One spacing over all scenes: the first scene's (they share a CRS or are images).
-    tasks = doubt.select(blocks, opts.count, distances[0] if distances else None)
+    tasks = doubt.select(blocks, opts.count, distances)  # each scene's own spacing
     rarity = doubt.class_rarity(blocks)
     reasons = [doubt.reason(b, classes.names, rarity, opts.strategy) for b in tasks]
     return Suggestion(scenes, tasks, len(blocks), rarity, reasons)

@@ -101,9 +101,11 @@ def export_onnx(
     raises (and leaves no file) if it exceeds TOLERANCE."""
     path = Path(path)
     image = check_image if check_image is not None else sample_image(bands=model.net.in_channels)
-    h, w = image.shape[:2]
     stride = model.net.stride
-    h, w = max(stride, h // stride * stride), max(stride, w // stride * stride)
+    # a whole number of strides, at least one: an image smaller than that is padded
+    grow = [(0, max(0, stride - side)) for side in image.shape[:2]]
+    image = np.pad(image, [*grow, (0, 0)], mode="edge")
+    h, w = (side // stride * stride for side in image.shape[:2])
     x = torch.from_numpy(np.ascontiguousarray(image[:h, :w])).permute(2, 0, 1)[None].float()
 
     result: dict[str, float] = {}
