@@ -226,3 +226,21 @@ def test_band_numbers_are_whole_numbers_from_one():
     for bad in ([0, 1, 2], [-1], [1.5], [True], ["1"]):
         with pytest.raises(InputError, match=r"bands= .*: give band numbers \(from 1\)"):
             band_numbers(bad, "bands=")
+
+
+def test_a_truncated_png_is_refused_not_read_as_black_rows(tmp_path):
+    """GDAL's PNG driver reads the rows a cut PNG lacks as zeros, without an error."""
+    path = tmp_path / "whole.png"
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
+    whole_png = path.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole_png[: len(whole_png) // 3])
+    with pytest.raises(InputError, match="truncated or damaged .a PNG without its end"):
+        open_input(cut)
+    trailing = tmp_path / "trailing.png"  # bytes after IEND, as some writers leave: fine
+    trailing.write_bytes(whole_png + b"\0" * 100)
+    raster = open_input(trailing)
+    values, _ = raster.read(Window(0, 0, 256, 256))
+    raster.close()
+    assert (values.transpose(1, 2, 0) == noise).all()

@@ -22,6 +22,7 @@ written as nodata in every output.
 from __future__ import annotations
 
 import math
+import os
 import stat
 import warnings
 from contextlib import nullcontext
@@ -358,6 +359,21 @@ def input_name(path: str | Path) -> PurePosixPath:
     return PurePosixPath(Path(path).as_posix())
 
 
+# The end of a PNG's IEND chunk, its last: GDAL's PNG driver (3.10) reads the rows a
+# truncated PNG lacks as zeros, with no error and no warning, so the file's end is checked.
+PNG_END = b"IEND\xaeB`\x82"
+PNG_TAIL_BYTES = 65536  # writers may append bytes after IEND; truncation loses it
+
+
+def _check_png_end(path: str) -> None:
+    if not os.path.isfile(path):  # a /vsizip/ entry or a URL: GDAL's own checks only
+        return
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - PNG_TAIL_BYTES))
+        if PNG_END not in f.read():
+            raise InputError(f"{path}: the file is truncated or damaged (a PNG without its end)")
+
+
 def open_input(
     path: str | Path,
     bands: tuple[int, ...] | None = None,
@@ -405,6 +421,8 @@ def open_input(
         ) from None
     file = ds
     try:
+        if file.driver == "PNG":
+            _check_png_end(str(path))
         if pixel_size:
             ds = at_pixel_size(file, pixel_size, str(path))
         check_shape(ds, str(path), max_pixels, max_side, max_aspect)
