@@ -63,6 +63,9 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     assert len(split["test"]) == 4 and len(split["val"]) == 2 and len(split["train"]) == 12
     epochs = {row["epoch"] for row in metric_rows(run) if row.get("val_miou")}
     assert epochs == {"0", "1"}
+    # the learning rate once an epoch (two steps each), not at every step
+    lr_rows = [r for r in metric_rows(run) if any(k.startswith("lr") and v for k, v in r.items())]
+    assert len(lr_rows) == 2
 
     assert (
         main(

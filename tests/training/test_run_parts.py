@@ -349,3 +349,16 @@ def test_the_temperature_is_fitted_on_validation_unless_set_or_none(tiny_model, 
     empty = SimpleNamespace(val_set=SimpleNamespace(items=unlabelled))
     assert run.calibrated(model, empty) == (model.spec, 0)
     assert not math.isnan(spec.confidence_temperature)
+
+
+def test_lightnings_service_tips_are_dropped_and_nothing_else():
+    tips = run._NoServiceTips()
+
+    def record(text: str) -> logging.LogRecord:
+        return logging.LogRecord("lightning", logging.INFO, __file__, 1, text, None, None)
+
+    assert not tips.filter(record("💡 Tip: For seamless cloud logging, try installing ..."))
+    assert tips.filter(record("GPU available: False, used: False"))
+    assert tips.filter(record("a line that mentions 💡 Tip later"))
+    lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    assert any(isinstance(f, run._NoServiceTips) for f in lightning.filters)
