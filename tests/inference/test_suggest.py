@@ -255,3 +255,18 @@ def test_plain_images_get_tasks_in_pixel_coordinates(tmp_path):
     area = PolygonLayer.of(UTM40N, [box(0, 0, 10, 10)], [1])
     with pytest.raises(SuggestError, match="no georeference"):
         run([folder / "a.png"], tmp_path, labelled=[area])
+
+
+def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
+    import shlex
+
+    from aerialseg.cli import main
+
+    out = tmp_path / "my dir" / "t 1.gpkg"
+    argv = ["suggest", str(SAMPLE), "--out", str(out), "--count", "2", "--block-size", "128m"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    wrote = next(line for line in printed.splitlines() if line.startswith("wrote "))
+    files = shlex.split(wrote.removeprefix("wrote "))
+    assert str(out) in files and all(Path(f).is_file() for f in files)
+    assert f"(open {shlex.quote(str(out))})" in printed

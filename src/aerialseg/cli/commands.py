@@ -169,13 +169,13 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         print(f"  {task['rank']:>3}  {task['scene']}  {task['reason']}")
     if len(found.tasks) > 10:
         print(f"  ... {len(found.tasks) - 10} more in the file")
-    print(f"wrote {', '.join(str(p) for p in found.files.values())}")
+    print(f"wrote {' '.join(shlex.quote(str(p)) for p in found.files.values())}")
     area = found.files.get("labelled_area")
     if area is not None:
         print(
-            f"label the tasks in QGIS (open {found.files['tasks']}), then fine-tune on them:"
-            f" 'aerialseg train' with your labels, --labelled-area {area} and"
-            " init_from=MODEL (docs: 'Where to label next')"
+            f"label the tasks in QGIS (open {shlex.quote(str(found.files['tasks']))}), then"
+            f" fine-tune on them: 'aerialseg train' with your labels, --labelled-area"
+            f" {shlex.quote(str(area))} and init_from=MODEL (docs: 'Where to label next')"
         )
     return 0
 
