@@ -89,6 +89,9 @@ RECIPES: dict[str, list[str]] = {
         "unlabelled=UNLABELLED",
         "class_balanced=0.5",
     ],
+    # the same without self-training: whether class_balanced may join the preset, which
+    # also serves runs without unlabelled images
+    "finetune-balanced": ["--preset", "finetune", "class_balanced=0.5"],
     # The preset's first form (commit e8c7685), measured on Tile 4 and then trimmed: its
     # frozen batch norms and slow encoder scored below the default recipe; at lr 1e-4 too.
     "finetune-v1": ["--preset", "finetune", "freeze_bn=true", "encoder_lr_factor=0.1"],
@@ -433,7 +436,8 @@ WHY_SHORT = (
     " pseudo-labels (+0.035) gained more. Half the crops cut around a pixel of a class"
     " drawn uniformly (finetune-st-balanced, class_balanced=0.5) gained most: +0.046,"
     " above finetune-st on each tile (+0.017, +0.006, +0.007), still 0.034 short of the"
-    " aim. At n = 8 one test image is"
+    " aim (its Tile 4 run shared the CPU with a review at nice 19 for about 3 of its 10"
+    " minutes: 643 steps where an idle run makes about 1000). At n = 8 one test image is"
     " left per tile, too few to rank recipes: self-training +0.098 over zero-shot,"
     " ImageNet 0.013 above it."
 )
