@@ -852,6 +852,41 @@ _add_equivalent(
     [
         (
             (
+                "x__trainer__mutmut_11",
+                "x__trainer__mutmut_29",
+                "x__trainer__mutmut_17",
+                "x__trainer__mutmut_25",
+            ),
+            (
+                "ModelCheckpoint's version counter None, True or left out (True): it adds -v1 "
+                "only where a file of the name exists that is not the one being replaced; "
+                "train refuses an --out holding a run unless --resume, and a resumed run "
+                "restores the paths it replaces (best_model_path, last_model_path)"
+            ),
+        ),
+        (
+            ("x__trainer__mutmut_16", "x__trainer__mutmut_32"),
+            "save_top_k left out: ModelCheckpoint's default is 1, the value named",
+        ),
+        (
+            (
+                "x__trainer__mutmut_57",
+                "x__trainer__mutmut_58",
+                "x__trainer__mutmut_59",
+                "x__trainer__mutmut_60",
+            ),
+            (
+                "Timer's duration left out (its default is None, the value named) or its "
+                "verbose None, True or left out: it logs only on reaching a duration, and "
+                "it has none (TimeBudget holds the limit)"
+            ),
+        ),
+        (
+            ("x__trainer__mutmut_67",),
+            "strategy 'DDP' for 'ddp': Lightning's strategy names are case-insensitive",
+        ),
+        (
+            (
                 "xǁAtomicCheckpointIOǁsave_checkpoint__mutmut_8",
                 "xǁAtomicCheckpointIOǁsave_checkpoint__mutmut_11",
             ),

@@ -362,3 +362,17 @@ def test_lightnings_service_tips_are_dropped_and_nothing_else():
     assert tips.filter(record("a line that mentions 💡 Tip later"))
     lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     assert any(isinstance(f, run._NoServiceTips) for f in lightning.filters)
+
+
+def test_more_than_one_process_trains_with_ddp(tmp_path):
+    """Devices times nodes above one is a DDP run, on either factor; one is a single device.
+    (The DDP run itself is tested in test_ddp, marked slow.)"""
+    from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+
+    for devices, nodes, kind in ((2, 1, DDPStrategy), (1, 2, DDPStrategy), (1, 1, None)):
+        cfg = _config(f"devices={devices}", f"num_nodes={nodes}")
+        trainer = run._trainer(cfg, tmp_path, [])
+        if kind is None:
+            assert isinstance(trainer.strategy, SingleDeviceStrategy), trainer.strategy
+        else:
+            assert type(trainer.strategy) is kind, (devices, nodes, trainer.strategy)
