@@ -882,8 +882,8 @@ _add_equivalent(
             ),
         ),
         (
-            ("x__trainer__mutmut_67",),
-            "strategy 'DDP' for 'ddp': Lightning's strategy names are case-insensitive",
+            ("x__trainer__mutmut_67", "x__trainer__mutmut_72"),
+            "strategy 'DDP' or 'AUTO': Lightning's strategy names are case-insensitive",
         ),
         (
             (

@@ -376,3 +376,16 @@ def test_more_than_one_process_trains_with_ddp(tmp_path):
             assert isinstance(trainer.strategy, SingleDeviceStrategy), trainer.strategy
         else:
             assert type(trainer.strategy) is kind, (devices, nodes, trainer.strategy)
+
+
+def test_a_cpu_run_is_deterministic_and_prints_no_model_summary(tmp_path):
+    """describe_network() prints the model in one line; Lightning's table would repeat it.
+    On a CPU deterministic algorithms cost nothing, so a seed repeats a run exactly."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        trainer = run._trainer(_config(), tmp_path, [])
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
+    assert not [c for c in trainer.callbacks if "ModelSummary" in type(c).__name__]
