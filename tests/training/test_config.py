@@ -1,7 +1,12 @@
 import pytest
 
 from aerialseg.errors import ConfigError
-from aerialseg.training.config import TrainConfig, parse_duration, resolve_config
+from aerialseg.training.config import (
+    TrainConfig,
+    duration_text,
+    parse_duration,
+    resolve_config,
+)
 
 
 def test_presets_then_file_then_overrides(tmp_path):
@@ -66,9 +71,33 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         (f"bands=[{','.join(['1'] * 17)}]", "bands must be 1 to 16 band numbers from 1"),
         ("downsample=2 crop_size=288", "crop_size must be a multiple of 64"),
         ("downsample=2 crop_size=512 window=480", "window must be a multiple of 64"),
+        # found by a review: each trained a broken model, or failed after writing into --out
+        ("lr=inf", "lr=inf must be a finite number"),
+        ("lr=1e999", "must be a finite number"),
+        ("weight_decay=nan", "weight_decay=nan must be a finite number"),
+        ("class_weights=[.nan,1,1,1,1,1]", "must be a finite number"),
+        ("scale_range=[0.5,.inf]", "must be a finite number"),
+        ("dropout=2", r"dropout must be in \[0, 1\)"),
+        ("base_width=0", "base_width must be positive"),
+        ("val_every=0", "val_every must be 1 or more"),
+        ("num_workers=-1", "num_workers must be 0 or more"),
+        ("weight_decay=-1", "weight_decay must be 0 or more"),
+        ("max_epochs=0", "max_epochs must be positive"),
+        ("samples_per_epoch=0", "samples_per_epoch must be positive"),
+        ("class_weights=[-1,1,1,1,1,1]", "class_weights must be 0 or more"),
+        ("seed=-1", r"seed must be in \[0, 2\*\*32\)"),
+        (f"seed={2**32}", "seed must be in"),
+        ("precision=garbage", "precision must be one of Lightning's: 32-true"),
+        ("precision=", "precision needs a value"),
+        ("max_time=25:99:99", "minutes and seconds 0 to 59"),
+        ("bands=[3,", "quote the whole setting for the shell"),
+        ("init_from=%x", None),  # text: taken as typed (no such file: train says so)
     ],
 )
 def test_bad_overrides(override, message):
+    if message is None:
+        resolve_config("default", None, override.split())
+        return
     with pytest.raises(ConfigError, match=message):
         resolve_config("default", None, override.split())
 
@@ -96,6 +125,8 @@ def test_durations():
     assert parse_duration("01:02:03") == 3723
     assert parse_duration("18:00") == 1080
     assert parse_duration("90") == 90
+    with pytest.raises(ConfigError, match="give seconds"):  # was math.ceil's OverflowError
+        duration_text(float("inf"))
 
 
 def test_scale_range_must_be_an_ordered_positive_pair():
@@ -103,3 +134,38 @@ def test_scale_range_must_be_an_ordered_positive_pair():
     for bad in ("scale_range=[2,1]", "scale_range=[0,1]", "scale_range=[1]"):
         with pytest.raises(ConfigError, match="scale_range must be"):
             resolve_config("default", None, [bad])
+
+
+def test_text_settings_are_taken_as_typed():
+    """YAML read 'runs/v #2/model.pt' as 'runs/v' (a comment), 'yes' as True, '0755' as 493
+    and '&a' as nothing, all silently."""
+    for text in ("runs/v #2/model.pt", "yes", "0755", "- x", "*.tif", "[a.jpg,b.jpg]"):
+        cfg = resolve_config("default", None, [f"init_from={text}"])
+        assert cfg.init_from == text
+    assert resolve_config("default", None, ["unlabelled=*.tif", "init_from=default"]).unlabelled
+    assert resolve_config("default", None, ["init_from="]).init_from is None
+
+
+def test_config_files_of_other_shapes_and_encodings_are_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    for content, message in (
+        (b"lr: 0.01\n\xff\n", "is not UTF-8 text"),
+        (b"1: 2\n", "1 is not a setting name"),
+        (b"[]\n", "must be a mapping of keys to values"),
+        (b"0\n", "must be a mapping of keys to values"),
+        (b"init_from: 0755\n", "must be text; in a config file, quote it"),
+    ):
+        path.write_bytes(content)
+        with pytest.raises(ConfigError, match=message):
+            resolve_config("default", path)
+    path.write_bytes(b"")
+    assert resolve_config("default", path) == resolve_config("default")
+
+
+def test_python_settings_take_numpy_numbers_and_refuse_other_keys():
+    import numpy as np
+
+    cfg = resolve_config("default", settings={"crop_size": np.int64(64), "lr": np.float32(0.5)})
+    assert cfg.crop_size == 64 and type(cfg.crop_size) is int and cfg.lr == 0.5
+    with pytest.raises(ConfigError, match="is not a setting name"):
+        resolve_config("default", settings={1: 2})

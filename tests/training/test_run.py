@@ -23,6 +23,7 @@ from PIL import Image
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
 from aerialseg.data.source import DatasetSource
+from aerialseg.errors import ConfigError
 from aerialseg.evaluation.calibration import with_fitted_temperature
 from aerialseg.files import owner
 from aerialseg.inference.predict import Predictor
@@ -849,3 +850,36 @@ def test_ctrl_c_says_interrupted_and_the_command_that_resumes(tiny_dataset, tmp_
     epoch = torch.load(last, weights_only=True)["epoch"]
     assert main([*command[1:], f"max_epochs={epoch + 2}"]) == 0
     assert torch.load(last, weights_only=True)["epoch"] == epoch + 1
+
+
+def test_settings_that_cannot_run_stop_before_anything_is_written(tiny_dataset, tmp_path):
+    """Found by a review: each of these failed only after config.yaml, classes.json and
+    split.json were in --out, or after every image was loaded."""
+    out = tmp_path / "run"
+    taken = tmp_path / "file"
+    taken.write_text("mine")
+    cases = [
+        (taken, [], "a file; give the run folder"),
+        (out, ["class_weights=[1,2]"], "class_weights has 2 weight.s. for 6 classes"),
+        (out, ["init_from=/nope/model.pt"], "init_from: /nope/model.pt: no such model file"),
+        (out, ["init_from=default"], "init_from"),  # the bundled FPN into a seed-unet
+    ]
+    for where, settings, message in cases:
+        cfg = resolve_config("default", None, [*FAST, "max_epochs=1", *settings])
+        with pytest.raises(ConfigError, match=message):
+            train(cfg, tiny_dataset, where, classes=DUBAI_CLASSES)
+        assert not out.exists(), settings
+    assert taken.read_text() == "mine"
+
+
+def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(
+    tiny_dataset, tmp_path
+):
+    run = tmp_path / "run"
+    first = ["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "max_epochs=1"]
+    assert main(first) == 0
+    saved = (run / "config.yaml").read_text()
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), "--resume", "max_epochs=2"]
+    assert main([*argv, "base_width=8"]) == 2  # was a state_dict traceback, config rewritten
+    assert (run / "config.yaml").read_text() == saved
+    assert main(argv) == 0  # still resumable as it was

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -30,6 +31,9 @@ def setting(default: Any, help: str) -> Any:
 
 # Most bands a network takes: a hyperspectral cube wants band selection or another model.
 MAX_BANDS = 16
+# Lightning's precision names (lightning.fabric's _PRECISION_INPUT_STR and its aliases)
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
+              "32", "16", "bf16", "64")  # fmt: skip
 
 
 @dataclass
@@ -298,6 +302,26 @@ class TrainConfig:
                 "ground_resolution must be [finest, coarsest] in metres, e.g. [1.0, 2.5]",
             ),
             (self.batch_size > 0, "batch_size must be positive"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.base_width >= 1, "base_width must be positive"),
+            (self.samples_per_epoch >= 1, "samples_per_epoch must be positive"),
+            (self.max_epochs >= 1, "max_epochs must be positive"),
+            (self.val_every >= 1, "val_every must be 1 or more epochs"),
+            (self.num_workers >= 0, "num_workers must be 0 or more"),
+            (self.weight_decay >= 0, "weight_decay must be 0 or more"),
+            (self.dice_weight >= 0 and self.lovasz_weight >= 0, "loss weights must be 0 or more"),
+            (
+                self.class_weights is None or min(self.class_weights, default=0) >= 0,
+                "class_weights must be 0 or more",
+            ),
+            (self.plateau_patience >= 1, "plateau_patience must be 1 or more"),
+            (self.early_stop_patience >= 1, "early_stop_patience must be 1 or more"),
+            (self.cache_megabytes >= 0, "cache_megabytes must be 0 or more"),
+            (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
+            (
+                self.precision in PRECISIONS,
+                f"precision must be one of Lightning's: {', '.join(PRECISIONS)}",
+            ),
             (
                 self.max_steps == -1 or self.max_steps > 0,
                 "max_steps must be -1 (no limit) or a positive number of steps",
@@ -444,7 +468,8 @@ def duration_text(value: str | float | timedelta) -> str:
         parse_duration(value)
         return value
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+    finite = isinstance(seconds, int | float) and math.isfinite(seconds)
+    if isinstance(seconds, bool) or not finite or not seconds >= 0:
         raise ConfigError(f"max_time {value!r}: give seconds, a datetime.timedelta or 'HH:MM:SS'")
     whole = math.ceil(seconds)
     return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
@@ -456,8 +481,8 @@ def parse_duration(text: str) -> int:
         parts = [int(p) for p in str(text).split(":")]
     except ValueError:
         raise ConfigError(f"max_time {text!r} is not HH:MM:SS") from None
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
-        raise ConfigError(f"max_time {text!r} is not HH:MM:SS")
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p > 59 for p in parts[1:]):
+        raise ConfigError(f"max_time {text!r} is not HH:MM:SS (minutes and seconds 0 to 59)")
     seconds = 0
     for p in parts:
         seconds = seconds * 60 + p
@@ -471,6 +496,8 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
             return None
         options = [k for k in typing.get_args(kind) if k is not type(None)]
         return _coerce(value, options[0], key)
+    if value is None:
+        raise ConfigError(f"{key} needs a value")
     if origin is Literal:
         allowed = typing.get_args(kind)
         if value not in allowed:
@@ -485,16 +512,26 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false")
         return value
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    if kind is float:
+        if isinstance(value, str):
+            # YAML 1.1 (PyYAML) reads 3e-4 as a string: it wants a dot in the mantissa (3.0e-4).
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}={value!r} must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r} must be a finite number")
         return float(value)
-    if kind is float and isinstance(value, str):
-        # YAML 1.1 (PyYAML) reads 3e-4 as a string: it wants a dot in the mantissa (3.0e-4).
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"{key}={value!r} must be a number") from None
+    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)  # numpy's integers too
     if kind is str:
-        return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"{key}={value!r} must be text; in a config file, quote it: {key}: '{value}'"
+            )
+        return value
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} must be of type {kind.__name__}")
     return value
@@ -504,6 +541,8 @@ _HINTS = typing.get_type_hints(TrainConfig)
 
 
 def _set_field(config: TrainConfig, key: str, value: Any) -> None:
+    if not isinstance(key, str):
+        raise ConfigError(f"{key!r} is not a setting name (aerialseg train --list-settings)")
     if key not in _HINTS:
         close = difflib.get_close_matches(key, list(_HINTS), n=1)
         if close:
@@ -524,7 +563,20 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} is not key=value")
-        data[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        key = key.strip()
+        if not text.strip():
+            data[key] = None
+        elif _HINTS.get(key) in (str, str | None):
+            data[key] = text  # a path or a glob as typed: YAML would read 'v #2' as 'v'
+        else:
+            try:
+                data[key] = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                problem = getattr(err, "problem", None) or "not valid YAML"
+                raise ConfigError(
+                    f"{item!r}: {problem}; quote the whole setting for the shell, e.g."
+                    " 'bands=[3,2,1]'"
+                ) from None
     return data
 
 
@@ -542,11 +594,14 @@ def resolve_config(
     if config_file is not None:
         path = Path(config_file)
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(path.read_text())
         except OSError as err:
             raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {path} is not UTF-8 text") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+        loaded = {} if loaded is None else loaded  # an empty file
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path} must be a mapping of keys to values")
         data.update(loaded)

@@ -28,6 +28,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import (
     EarlyStopping,
@@ -348,6 +349,48 @@ def check_checkpoint(path: Path, run_dir: Path) -> None:
         ) from None
 
 
+# Settings a checkpoint's tensors are shaped by: a resumed run cannot change them.
+NETWORK_SETTINGS = ("model", "base_width", "decoder_channels", "downsample", "optimizer")
+
+
+def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse overrides that reshape what the run's checkpoint holds, before its config
+    is rewritten: the run then stays resumable as it was."""
+    try:
+        saved = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    except (OSError, ValueError, yaml.YAMLError):  # none, or unreadable: the checkpoint says
+        return
+    changed = [
+        f"{name} {getattr(saved, name)} -> {getattr(cfg, name)}"
+        for name in NETWORK_SETTINGS
+        if getattr(saved, name) != getattr(cfg, name)
+    ]
+    if saved.in_channels != cfg.in_channels:
+        changed.append(f"bands {saved.bands} -> {cfg.bands}")
+    if changed:
+        raise ConfigError(
+            f"--resume continues {run_dir}'s network as it was; {', '.join(changed)} cannot"
+            " change: drop those settings, or start a new run with another --out"
+        )
+
+
+def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> None:
+    """Settings that need the class table or this machine, checked before data is read."""
+    if cfg.class_weights is not None and len(cfg.class_weights) != classes.num_classes:
+        raise ConfigError(
+            f"class_weights has {len(cfg.class_weights)} weight(s) for {classes.num_classes}"
+            f" classes ({', '.join(classes.names)})"
+        )
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"accelerator={cfg.accelerator}: this machine has no CUDA GPU that torch can use;"
+            " give accelerator=auto or cpu"
+        )
+    path = cfg.init_from
+    if path and not resume and path != "default" and not Path(path).is_file():
+        raise ConfigError(f"init_from: {path}: no such model file")
+
+
 def train(
     cfg: TrainConfig,
     data: str | Path,
@@ -374,12 +417,16 @@ def train(
     run_dir = Path(out)
     last = run_dir / "checkpoints" / "last.ckpt"
     start = run_dir / "checkpoints" / f"{resume_from}.ckpt"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: a file; give the run folder to write")
     if resume:
         check_checkpoint(start, run_dir)
+        check_same_network(cfg, run_dir)
     elif last.exists():
         raise ConfigError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
+    check_settings_here(cfg, classes, resume)
     check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     catalog = open_catalog(data, classes, labels, cfg.pixel_size)
@@ -391,6 +438,10 @@ def train(
         # error stays the one line on stderr.
         print(f"loading {len(split.train)} training and {len(split.val)} validation images")
     datamodule.setup("fit")  # every image decoded and checked before anything is written
+    task = SegmentationTask(cfg.to_dict(), classes.to_dict())
+    transfer = None
+    if cfg.init_from and not resume:  # a resumed run's checkpoint holds its weights
+        transfer = initial_weights(task, cfg.init_from)  # before writing: it may not fit
     if _rank_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
         for folder in (run_dir, run_dir / "checkpoints"):
@@ -401,10 +452,6 @@ def train(
             lambda tmp: Path(tmp).write_text(json.dumps(classes.to_dict(), indent=2)),
         )
         atomic_write(run_dir / "split.json", lambda tmp: split.save(Path(tmp)))
-    task = SegmentationTask(cfg.to_dict(), classes.to_dict())
-    transfer = None
-    if cfg.init_from and not resume:  # a resumed run's checkpoint holds its weights
-        transfer = initial_weights(task, cfg.init_from)
     if _rank_zero():
         print(describe_network(task.net, cfg), flush=True)
         if transfer:
