@@ -437,7 +437,10 @@ WHY_SHORT = (
     " drawn uniformly (finetune-st-balanced, class_balanced=0.5) gained most: +0.046,"
     " above finetune-st on each tile (+0.017, +0.006, +0.007), still 0.034 short of the"
     " aim (its Tile 4 run shared the CPU with a review at nice 19 for about 3 of its 10"
-    " minutes: 643 steps where an idle run makes about 1000). At n = 8 one test image is"
+    " minutes: 643 steps where an idle run makes about 1000). Without self-training the"
+    " same crops lost 0.009 to the preset (finetune-balanced: 0.541, 0.462, 0.622), so"
+    " class_balanced is not in the preset; the docs add it with unlabelled=. At n = 8 one"
+    " test image is"
     " left per tile, too few to rank recipes: self-training +0.098 over zero-shot,"
     " ImageNet 0.013 above it."
 )

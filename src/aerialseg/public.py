@@ -497,6 +497,11 @@ def training_config(
         saved = Path(resume) / "config.yaml"
         if not saved.is_file():
             raise AerialsegError(f"{resume}: nothing to resume (no config.yaml); check --out")
+        if preset != "default" or config is not None:  # they were silently ignored
+            raise AerialsegError(
+                "--resume continues with the run's saved settings; --preset and --config do"
+                " not apply: give what should change as key=value"
+            )
         preset, config = "default", saved
     return resolve_config(preset, config, settings=dict(settings or {}))
 
