@@ -206,6 +206,9 @@ def test_the_upload_limit_is_told_in_mib_and_checked_before_decoding(pointwise):
     over = client.post("/v1/segment", files={"file": ("a.jpg", b"x" * (3 * 2**20 + 1))})
     assert over.status_code == 413
     assert over.json()["detail"] == "upload larger than the limit of 3 MiB"
+    half = TestClient(create_app(pointwise, ServeLimits(max_upload_bytes=2**19, max_pixels=10)))
+    over = half.post("/v1/segment", files={"file": ("a.jpg", b"x" * (2**19 + 1))})
+    assert over.json()["detail"] == "upload larger than the limit of 0.5 MiB"  # was '0 MiB'
 
 
 def test_default_limits_are_the_documented_ones(pointwise):

@@ -214,3 +214,44 @@ def test_a_geotiff_gets_two_layers_a_doubt_view_and_clean_empty_and_error_states
         page.wait_for_selector("#error:not([hidden])")
         assert page.is_hidden("#result")
         assert page.locator("#result").bounding_box() is None  # not laid out at all
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+def test_retries_with_bands_readable_query_errors_the_keyboard_and_the_newest_answer(
+    server, tmp_path
+):
+    """Found by a review: after a band error, choosing the same file again did nothing (no
+    change event); a query FastAPI refused showed '[object Object]'; no key opened the file
+    chooser; and a slower earlier upload replaced the answer to a later one."""
+    from tests.helpers.geotiff import write_geotiff
+
+    scene = rgb_scene(96, 128)
+    five = write_geotiff(tmp_path / "five.tif", np.concatenate([scene, scene[:2]]))
+    small = tmp_path / "small.png"
+    Image.fromarray(rgb_scene(64, 80).transpose(1, 2, 0)).save(small)
+    big = tmp_path / "big.png"
+    Image.fromarray(np.tile(rgb_scene(300, 400), (1, 3, 3)).transpose(1, 2, 0)).save(big)
+    with opened_page(server) as (_, page):
+        page.wait_for_selector("#model-name:has-text('seed-unet')")
+        page.set_input_files("#file", str(five))
+        page.wait_for_selector("#error:has-text('choose them with')")
+        page.fill("#bands", "3 2 1")  # spaces, as the command line takes them
+        page.set_input_files("#file", str(five))  # the same file again
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.fill("#bands", "1;2;3")
+        page.dispatch_event("#bands", "change")  # a new band choice segments the file again
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.text_content("#error").startswith("bands: ")
+        assert "object Object" not in page.text_content("#error")
+        page.fill("#bands", "")
+        page.focus("#drop")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files(str(big))
+        page.set_input_files("#file", str(small))  # chosen while big.png is under way
+        page.wait_for_selector("#status:has-text('small.png: done')", timeout=60_000)
+        time.sleep(3)  # big.png's answer, had it been kept, would have replaced it by now
+        assert page.text_content("#status") == "small.png: done"
+        assert page.is_hidden("#error")

@@ -53,6 +53,13 @@ def default_allowed_hosts(bind_host: str) -> list[str]:
     return list(dict.fromkeys([own, *LOOPBACK_NAMES])) if address.is_loopback else [own]
 
 
+def mib(size: int) -> str:
+    """A byte limit in MiB as the messages and the page say it: 0.5, 2, 100 (not a 0 for a
+    limit under 1 MiB)."""
+    text = f"{size / 2**20:,.2f}".rstrip("0")
+    return text.removesuffix(".")
+
+
 class Refusal(Exception):
     """A request the guard answers itself: HTTP ``status`` with ``detail``."""
 
@@ -122,7 +129,7 @@ class Guard:
             raise Refusal(411, "a Content-Length (or a chunked body) is needed")
 
     def too_large(self) -> Refusal:
-        return Refusal(413, f"upload larger than the limit of {self.max_upload_bytes // 2**20} MiB")
+        return Refusal(413, f"upload larger than the limit of {mib(self.max_upload_bytes)} MiB")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

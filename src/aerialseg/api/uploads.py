@@ -26,6 +26,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
+from aerialseg.api.guard import mib
 from aerialseg.data.raster import UnreadableInputError
 
 MAGIC = [
@@ -127,7 +128,7 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> None:
                     if size > limit:  # and close: the rest of the body is not read
                         raise HTTPException(
                             413,
-                            f"upload larger than the limit of {limit // 2**20} MiB",
+                            f"upload larger than the limit of {mib(limit)} MiB",
                             headers={"connection": "close"},
                         )
                     out.write(data)

@@ -3,6 +3,8 @@
 
 const $ = (id) => document.getElementById(id);
 let model = null;
+let chosen = null; // the file last chosen: a change of Bands segments it again
+let latest = null; // the request under way: a newer choice aborts it
 const urls = [];
 const layers = { classes: null, confidence: null }; // what #mask can show
 
@@ -56,7 +58,8 @@ async function loadModel() {
   show($("token-form"), false);
   setError("");
   $("model-name").textContent = "model: " + model.name;
-  $("limits").textContent = `JPEG, PNG, TIFF or GeoTIFF, up to ${Math.round(model.input.max_upload_bytes / 2 ** 20)} MiB`;
+  const mib = (model.input.max_upload_bytes / 2 ** 20).toLocaleString("en", { maximumFractionDigits: 2 });
+  $("limits").textContent = `JPEG, PNG, TIFF or GeoTIFF, up to ${mib} MiB`;
   // the API's rule, less its advice to use bands=: this field is how the page sets them
   $("bands-rule").textContent = `(empty: ${model.input.bands.replace(/; others with bands=$/, "")})`;
 }
@@ -97,11 +100,24 @@ async function doubtLayer(base64) {
   return track(await new Promise((resolve) => canvas.toBlob(resolve, "image/png")));
 }
 
+// FastAPI's own validation errors give a list of {loc, msg}; aerialseg's a sentence.
+function detailText(detail) {
+  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(-1)[0] || "request"}: ${d.msg}`).join("; ");
+  return typeof detail === "string" ? detail : "";
+}
+
+// "4 3 2", "4, 3, 2" and "4,3,2" alike, as the command line takes them
+function bandsText() {
+  return $("bands").value.trim().split(/[\s,]+/).filter(Boolean).join(",");
+}
+
 function upload(file) {
   // XMLHttpRequest, not fetch: it reports upload progress.
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    const bands = $("bands").value.trim();
+    if (latest) latest.abort();
+    latest = xhr;
+    const bands = bandsText();
     const query = "format=json&overlay=true&polygons=true&confidence=true&preview=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
     xhr.open("POST", "/v1/segment?" + query);
     Object.entries(authHeaders()).forEach(([name, value]) => xhr.setRequestHeader(name, value));
@@ -119,9 +135,10 @@ function upload(file) {
       clearInterval(timer);
       if (xhr.status === 200) resolve(xhr.response);
       else if (xhr.status === 401) { askForToken("Enter the token this server was started with."); reject(new Error("the server needs a token")); }
-      else reject(new Error((xhr.response && xhr.response.detail) || `server answered ${xhr.status}`));
+      else reject(new Error(detailText(xhr.response && xhr.response.detail) || `server answered ${xhr.status}`));
     };
     xhr.onerror = () => { clearInterval(timer); reject(new Error("could not reach the server")); };
+    xhr.onabort = () => { clearInterval(timer); reject(new Error("aborted")); };
     const form = new FormData();
     form.append("file", file);
     xhr.send(form);
@@ -129,11 +146,22 @@ function upload(file) {
 }
 
 async function segment(file) {
+  chosen = file;
   setError("");
   show($("result"), false);
+  let result;
+  const request = upload(file);
+  const mine = latest;
+  try {
+    result = await request;
+  } catch (err) {
+    if (latest === mine) { setStatus(""); setError(err.message); }
+    return; // a newer choice took over: its own answer is the one to show
+  }
+  if (latest !== mine) return;
+  latest = null;
   urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
   try {
-    const result = await upload(file);
     const overlayUrl = blobUrl(result.overlay_png, "image/png");
     // Two layers for every format, GeoTIFF too: the image as the model saw it under the
     // class colours, so the opacity slider blends them.
@@ -165,8 +193,16 @@ async function segment(file) {
 $("opacity").addEventListener("input", (e) => { $("mask").style.opacity = e.target.value / 100; });
 $("mask").style.opacity = 0.6;
 $("layer").addEventListener("change", (e) => { $("mask").src = layers[e.target.value] || layers.classes; });
-$("file").addEventListener("change", (e) => { if (e.target.files[0]) segment(e.target.files[0]); });
+$("file").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  e.target.value = ""; // choosing the same file again (after setting Bands) fires again
+  if (file) segment(file);
+});
+$("bands").addEventListener("change", () => { if (chosen) segment(chosen); });
 const drop = $("drop");
+drop.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); }
+});
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
 drop.addEventListener("drop", (e) => { if (e.dataTransfer.files[0]) segment(e.dataTransfer.files[0]); });
