@@ -106,8 +106,10 @@ def test_a_polygon_keeps_its_area_in_every_crs():
     feet = AreaMeasure(CRS.from_epsg(2263), TRANSFORM, 10, 10)  # US survey feet
     assert feet.polygon_area(box(0, 0, 1, 1)) == pytest.approx(0.3048006**2, rel=1e-6)
     assert feet.row_areas(0, 2) == pytest.approx([0.25 * 0.3048006**2] * 2, rel=1e-6)
-    plain = AreaMeasure(None, TRANSFORM, 10, 10)
+    plain = AreaMeasure(None, Affine.identity(), 10, 10)  # a plain image: pixel coordinates
     assert (plain.unit, plain.field, plain.polygon_area(box(0, 0, 2, 3))) == ("px", "area_px", 6)
+    # a transform without a CRS: polygons in its units, areas still in its pixels
+    assert AreaMeasure(None, TRANSFORM, 10, 10).polygon_area(box(0, 0, 2, 3)) == 24
 
 
 def test_pixels_in_degrees_shrink_towards_the_poles():

@@ -171,7 +171,8 @@ def at_pixel_size(
         abs(t.e), pixel_size, rel_tol=1e-6
     ):
         return ds
-    left, bottom, right, top = ds.bounds
+    # a south-up (or east-left) grid has its bounds the other way round: resampled north-up
+    (left, right), (bottom, top) = (sorted(ds.bounds[0::2]), sorted(ds.bounds[1::2]))
     width = max(1, round((right - left) / pixel_size))
     height = max(1, round((top - bottom) / pixel_size))
     own = min(abs(t.a), abs(t.e))

@@ -20,10 +20,13 @@ import numpy as np
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.errors import CRSError
 from rasterio.warp import transform as reproject_points
 from rasterio.warp import transform_geom
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
+
+from aerialseg.data.raster import InputError
 
 EDGE_POINTS = 64  # points along each row's edges: a parallel is curved on the plane
 
@@ -57,8 +60,19 @@ class AreaMeasure:
 
     @cached_property
     def _unit_squared(self) -> float:
-        """m² per square unit of a projected CRS."""
-        return float(self.crs.linear_units_factor[1]) ** 2 if self.crs else 1.0
+        """m² per square unit of a projected CRS; for a plain image, pixels per square unit
+        of its transform (1 for none: pixel coordinates)."""
+        t = self.transform
+        if self.crs is None:
+            return 1 / abs(t.a * t.e - t.b * t.d)
+        try:
+            return float(self.crs.linear_units_factor[1]) ** 2
+        except CRSError:  # an engineering CRS (a site grid) names no unit to convert
+            raise InputError(
+                f"{self.crs.to_string() or 'its CRS'}: a local (engineering) CRS, whose unit"
+                " aerialseg cannot turn into metres: reproject the image to a projected CRS"
+                " (gdalwarp -t_srs EPSG:...)"
+            ) from None
 
     def row_areas(self, row_off: int, height: int) -> np.ndarray:
         """The area of one pixel in each of ``height`` rows from ``row_off``, in ``unit``."""
@@ -90,8 +104,8 @@ class AreaMeasure:
     def map_length(self, length: float) -> float:
         """``length`` in metres (pixels for a plain image) in the CRS's units, as at the
         middle of the scene."""
-        if self.crs is None:
-            return length
         t = self.transform
+        if self.crs is None:  # pixels, in the transform's units
+            return length * math.sqrt(abs(t.a * t.e - t.b * t.d))
         side = math.sqrt(abs(t.a * t.e - t.b * t.d))  # a pixel's side in CRS units
         return length * side / math.sqrt(self.pixel_area())

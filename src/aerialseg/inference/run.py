@@ -346,6 +346,7 @@ def _predict_one(
         except BaseException:
             outputs_set.abort()
             raise
+        grid = (raster.dataset.crs, raster.dataset.transform)  # the classes' grid
     finally:
         raster.close()
     try:
@@ -358,6 +359,7 @@ def _predict_one(
                 simplify=opts.simplify,
                 min_area=0,  # the raster is sieved already
                 into=outputs_set,
+                grid=grid,
             )
         if "classes" not in opts.outputs:  # written only for the polygons
             raster_file = written.pop("classes")

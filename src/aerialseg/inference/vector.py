@@ -24,6 +24,7 @@ from pathlib import Path
 import fiona
 import rasterio
 import shapely
+import shapely.affinity
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
 from shapely.geometry import Polygon, mapping, shape
@@ -64,6 +65,10 @@ def sieve_size(dataset, min_area: float | None) -> int:
     return math.ceil(min_area / measure.pixel_area() - 1e-9)
 
 
+def _moved(polygon: Polygon, affine) -> Polygon:
+    return shapely.affinity.affine_transform(polygon, affine.to_shapely())
+
+
 def polygonize(
     class_raster: Path,
     classes: ClassTable,
@@ -73,12 +78,15 @@ def polygonize(
     simplify: float = 0.0,
     min_area: float | None = None,
     into: OutputSet | None = None,
+    grid: tuple | None = None,
 ) -> dict[str, Path]:
     """Write one polygon per region of equal class, and its style; returns both files
     (``polygons``, ``polygons_style``). ``simplify`` is a length in metres, ``min_area``
     an area in m² (pixels for a plain image, in both); ``min_area`` None drops polygons
     under MIN_AREA_PIXELS pixels, 0 keeps all. ``into``: the output set they belong to
-    (None: renamed into place at once)."""
+    (None: renamed into place at once). ``grid``: the class raster's (CRS, transform)
+    where its file does not hold them (a staged PNG, its georeference in a sidecar under
+    another name)."""
     driver, suffix = DRIVERS[fmt]
     final = out_stem.with_name(out_stem.name + "_polygons" + suffix)
     outputs = into if into is not None else OutputSet(out_stem.parent, out_stem.name)
@@ -90,14 +98,16 @@ def polygonize(
         src = rasterio.open(class_raster)
     try:
         with src:
-            crs = src.crs
-            measure = AreaMeasure(crs, src.transform, src.width, src.height)
+            crs, transform = grid if grid is not None else (src.crs, src.transform)
+            measure = AreaMeasure(crs, transform, src.width, src.height)
             # RFC 7946 needs a place on Earth: a plain image's polygons stay in pixels
             options = {"RFC7946": "YES"} if fmt == "geojson" and crs else {}
             if min_area is None:
                 min_area = MIN_AREA_PIXELS * measure.pixel_area()
+            # GDAL polygonizes a band in its file's own coordinates; moved onto ``grid``'s
+            moved = transform * ~src.transform
             regions: Iterable[tuple[Polygon, int]] = (
-                (shape(geom), int(value))
+                (shape(geom) if moved.is_identity else _moved(shape(geom), moved), int(value))
                 for geom, value in shapes(rasterio.band(src, 1), transform=src.transform)
                 if int(value) != nodata  # no input there: no polygon
             )
