@@ -277,7 +277,8 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
                 " whose classes have a mask_color with --classes"
             )
         codes = _pack(np.ma.getdata(mask))
-        codes[np.ma.getmaskarray(mask).any(axis=-1)] = 1 << 24  # nodata
+        if np.ma.is_masked(mask):  # a class raster's nodata (most masks have none)
+            codes[np.ma.getmaskarray(mask).any(axis=-1)] = 1 << 24
         class_codes = {
             int(_pack(np.array(parse_color(c.mask_color)))): i
             for i, c in enumerate(table.classes)
