@@ -953,6 +953,7 @@ def prepare(module: str, spec: dict) -> Path:
         link = folder / name
         if not link.exists():
             link.symlink_to(REPO / name)
+    forget_stale_copies(folder / "mutants", module)
     tests = ", ".join(json.dumps(t) for t in spec["tests"])
     (folder / "pyproject.toml").write_text(
         f"""[tool.mutmut]
@@ -970,6 +971,25 @@ filterwarnings = ["ignore::DeprecationWarning", "ignore::UserWarning:lightning"]
 """
     )
     return folder
+
+
+def forget_stale_copies(mutants: Path, module: str) -> None:
+    """Delete mutmut's copies of the tests and of every unmutated source file, and its
+    record of which tests reach which function, so that the next run makes them afresh.
+    mutmut copies a file once and never again (it skips one that exists): tests added since
+    the last run would not run against the mutants, and other modules would be their old
+    selves. The mutated module and its results (.meta, .spans) stay: mutmut makes its
+    mutants again itself when the module is newer."""
+    if not mutants.is_dir():
+        return
+    shutil.rmtree(mutants / "tests", ignore_errors=True)
+    mutated = mutants / "src" / "aerialseg" / module
+    kept = {mutated, mutated.with_name(mutated.name + ".meta")}
+    kept.add(mutated.with_name(mutated.name + ".spans"))
+    for path in (mutants / "src").rglob("*"):
+        if path.is_file() and path not in kept:
+            path.unlink()
+    (mutants / "mutmut-stats.json").unlink(missing_ok=True)
 
 
 def mutant_globs(module: str, spec: dict) -> list[str]:
