@@ -20,6 +20,7 @@ from PIL import Image
 
 from aerialseg.api.app import create_app
 from aerialseg.api.guard import default_allowed_hosts
+from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene
 from tests.helpers.paths import REAL_DATA
 
@@ -93,6 +94,12 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
             "#legend tbody tr td:nth-child(2)", "tds => tds.map(t => t.textContent)"
         )
         assert names == ["Building", "Land", "Road", "Vegetation", "Water", "Unlabeled"]
+        # a JPEG has no CRS: its areas are its pixels, which add up to the image
+        areas = page.eval_on_selector_all(
+            "#legend tbody tr td:nth-child(4)", "tds => tds.map(t => t.textContent)"
+        )
+        assert all(a.endswith(" px") for a in areas), areas
+        assert sum(int(a.removesuffix(" px").replace(",", "")) for a in areas) == 797 * 644
         page.fill("#opacity", "20")
         assert page.eval_on_selector("#mask", "m => m.style.opacity") == "0.2"
         # The doubt layer: red where the confidence is low, as big as the image.
@@ -141,6 +148,14 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         page.fill("#bands", "1,2")
         page.set_input_files("#file", str(IMAGE))
         page.wait_for_selector("#error:has-text('the model takes 3 band')")
+        # A 5-band image with the field empty: the hint names the field, not the query.
+        five = write_geotiff(tmp_path / "five.tif", np.full((5, 64, 64), 90, np.uint8))
+        page.fill("#bands", "")
+        page.set_input_files("#file", str(five))
+        page.wait_for_selector("#error:has-text('has 5 band')")
+        assert page.text_content("#error").endswith("choose them in the Bands field, e.g. 1,2,3"), (
+            page.text_content("#error")
+        )
     print(f"screenshot: {tmp_path / 'page.png'}")
 
 
@@ -184,8 +199,6 @@ def test_a_geotiff_gets_two_layers_a_doubt_view_and_clean_empty_and_error_states
     """The format a GIS user uploads: the opacity slider changes what is shown (the image
     is its own layer under the classes), the doubt view works, the empty page shows no
     result block, and an error hides the result before it."""
-    from tests.helpers.geotiff import write_geotiff
-
     scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(160, 200, seed=2))
     with opened_page(server, viewport={"width": 1280, "height": 900}) as (_, page):
         page.wait_for_selector("#model-name:has-text('seed-unet')")

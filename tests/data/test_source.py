@@ -73,6 +73,14 @@ def test_wrong_layout(tmp_path):
         DatasetSource(tmp_path)
 
 
+@pytest.mark.parametrize("folders", [["images", "masks"], [], ["Tile 1/images", "Tile 1/masks"]])
+def test_a_folder_without_files_is_called_empty(tmp_path, folders):
+    for folder in folders:
+        (tmp_path / folder).mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"the dataset is empty, it holds no files; expected"):
+        DatasetSource(tmp_path)
+
+
 def test_empty_dataset(fresh_dataset):
     for tile in fresh_dataset.iterdir():
         for f in (tile / "images").iterdir():

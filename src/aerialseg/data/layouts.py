@@ -86,6 +86,8 @@ def _has_both(files: list[str], root: str, layout: Layout) -> bool:
 def find_in_folders(files: list[str], where: str) -> Found:
     """The shallowest root of any layout in ``files`` (paths relative to what the user
     gave, ``where`` in errors); on a tie the earlier layout of ``LAYOUTS``."""
+    if not files:  # empty folders: a layout may be there, but no image to pair
+        raise DatasetError(f"{where}: the dataset is empty, it holds no files; {LAYOUT_HINT}")
     roots = sorted(
         (_depth(root), index, root)
         for index, layout in enumerate(LAYOUTS)

@@ -41,8 +41,10 @@ function askForToken(message) {
   $("token").focus();
 }
 
-function formatArea(m2) {
-  if (m2 === null || m2 === undefined) return "";
+function formatArea(entry) {
+  // a plain image (no CRS) has no ground area: its measure is its pixels
+  const m2 = entry.area_m2;
+  if (m2 === null || m2 === undefined) return entry.pixels.toLocaleString("en") + " px";
   return m2 >= 1e6 ? (m2 / 1e6).toFixed(2) + " km²" : Math.round(m2).toLocaleString() + " m²";
 }
 
@@ -75,7 +77,7 @@ function renderLegend(areas) {
     row.insertCell().append(swatch);
     row.insertCell().textContent = cls.name;
     row.insertCell().textContent = (100 * areas[i].share).toFixed(1) + " %";
-    row.insertCell().textContent = formatArea(areas[i].area_m2);
+    row.insertCell().textContent = formatArea(areas[i]);
   });
 }
 
@@ -103,7 +105,9 @@ async function doubtLayer(base64) {
 // FastAPI's own validation errors give a list of {loc, msg}; aerialseg's a sentence.
 function detailText(detail) {
   if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(-1)[0] || "request"}: ${d.msg}`).join("; ");
-  return typeof detail === "string" ? detail : "";
+  if (typeof detail !== "string") return "";
+  // the API's hints name its query parameter; on this page the Bands field sets it
+  return detail.replace(/with \?bands=, e\.g\. \?bands=(\S+)/g, "in the Bands field, e.g. $1");
 }
 
 // "4 3 2", "4, 3, 2" and "4,3,2" alike, as the command line takes them
