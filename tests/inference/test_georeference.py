@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import fiona
+import pytest
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
@@ -78,3 +79,60 @@ def test_a_transform_without_a_crs_measures_polygons_and_simplify_in_pixels(tiny
             sum(len(f.geometry["coordinates"][0]) for f in features),
         )
     assert sizes["scaled"] == sizes["plain"] and sizes["plain"][0] == 60 * 80
+
+
+def test_a_scene_placed_by_gcps_or_rpcs_alone_keeps_them_in_every_raster(tiny_model, tmp_path):
+    """A scanned photo or a level-1 product has no grid, only ground control points or
+    RPCs: the outputs were written bare, so a GIS could not place them. Its areas stay
+    in pixels, as no grid gives them ground units."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.rpc import RPC
+
+    gcps = [
+        GroundControlPoint(row, col, 55.3 + col * 1e-5, 25.2 - row * 1e-5)
+        for row, col in [(0, 0), (0, 80), (60, 0), (60, 80)]
+    ]
+    rpcs = RPC(
+        height_off=0.0,
+        height_scale=100.0,
+        lat_off=25.2,
+        lat_scale=0.01,
+        line_den_coeff=[1.0] + [0.0] * 19,
+        line_num_coeff=[0.0, 0.0, -1.0] + [0.0] * 17,
+        line_off=30.0,
+        line_scale=30.0,
+        long_off=55.3,
+        long_scale=0.01,
+        samp_den_coeff=[1.0] + [0.0] * 19,
+        samp_num_coeff=[0.0, 1.0] + [0.0] * 18,
+        samp_off=40.0,
+        samp_scale=40.0,
+    )
+    profile = {"driver": "GTiff", "width": 80, "height": 60, "count": 3, "dtype": "uint8"}
+    placed = {
+        "gcps": dict(gcps=gcps, crs=CRS.from_epsg(4326)),
+        "rpcs": dict(rpcs=rpcs),
+    }
+    for name, georeference in placed.items():
+        scene = tmp_path / f"{name}.tif"
+        with rasterio.open(scene, "w", **profile, **georeference) as dst:
+            dst.write(rgb_scene(60, 80))
+        for fmt in ("tif", "png"):
+            summary = aerialseg.predict_files(
+                scene, tmp_path / fmt, model=tiny_model, format=fmt, color=True, confidence=True
+            )
+            written = summary.done[str(scene)]
+            for key in ("classes", "color", "confidence"):
+                with rasterio.open(written[key]) as out:
+                    assert out.crs is None and out.transform.is_identity
+                    if name == "gcps":
+                        points, crs = out.gcps
+                        assert crs == CRS.from_epsg(4326), (fmt, key)
+                        # a PNG's sidecar holds them as text, to 15 digits
+                        assert [v for p in points for v in (p.row, p.col, p.x, p.y)] == (
+                            pytest.approx([v for p in gcps for v in (p.row, p.col, p.x, p.y)])
+                        ), (fmt, key)
+                    else:
+                        assert out.rpcs is not None and out.rpcs.lat_off == 25.2, (fmt, key)
+            areas = json.loads(written["areas_json"].read_text())
+            assert all(row["area_m2"] is None for row in areas)

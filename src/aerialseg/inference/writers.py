@@ -151,6 +151,14 @@ class RasterOutputs:
             base.pop("crs")
             if src.transform.is_identity:  # a plain image; a transform alone is kept
                 base.pop("transform")
+            # Placed by ground control points or RPCs alone (a scanned photo, a level-1
+            # product): the outputs carry them, so a GIS places them where the input lies.
+            # Its areas and polygons stay in pixels: no grid gives them ground units.
+            gcps, gcp_crs = src.gcps
+            if gcps:
+                base.update(gcps=gcps, crs=gcp_crs)
+            if src.rpcs:
+                base["rpcs"] = src.rpcs
         for key, path in self.tiffs.items():
             profile = dict(base, count={"classes": 1, "confidence": 1, "color": 4}.get(key, 3))
             if key == "classes":
