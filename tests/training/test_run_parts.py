@@ -389,3 +389,59 @@ def test_a_cpu_run_is_deterministic_and_prints_no_model_summary(tmp_path):
     finally:
         torch.use_deterministic_algorithms(before)
     assert not [c for c in trainer.callbacks if "ModelSummary" in type(c).__name__]
+
+
+def test_a_resume_may_not_reshape_what_the_checkpoint_holds(tmp_path):
+    """Each network setting and the band count, named with their old and new values; the
+    recipe may change; a run folder without a readable config leaves it to the checkpoint."""
+    saved = _config("base_width=4", "bands=[1,2,3]", "crop_size=64")
+    saved.save(tmp_path / "config.yaml")
+    run.check_same_network(_config("base_width=4", "bands=[3,2,1]", "lr=0.5"), tmp_path)
+    changes = {
+        "model=fpn-effnet-lite0": "model seed-unet -> fpn-effnet-lite0",
+        "base_width=8": "base_width 4 -> 8",
+        "downsample=2": "downsample 1 -> 2",
+        "optimizer=adam": "optimizer adamw -> adam",
+        "bands=[1,2,3,4]": "bands [1, 2, 3] -> [1, 2, 3, 4]",
+    }
+    for setting, change in changes.items():
+        with pytest.raises(ConfigError) as error:
+            run.check_same_network(_config(setting, "crop_size=64"), tmp_path)
+        assert str(error.value) == (
+            f"--resume continues {tmp_path}'s network as it was; {change} cannot change: drop"
+            " those settings, or start a new run with another --out"
+        ), setting
+    with pytest.raises(ConfigError, match="; base_width 4 -> 8, downsample 1 -> 2 cannot"):
+        run.check_same_network(_config("base_width=8", "downsample=2", "crop_size=64"), tmp_path)
+    for broken in ("model: [", "- a list", "lr: [1"):  # unreadable or not a config
+        (tmp_path / "config.yaml").write_text(broken)
+        run.check_same_network(_config("base_width=8"), tmp_path)
+    (tmp_path / "config.yaml").unlink()
+    run.check_same_network(_config("base_width=8"), tmp_path)
+
+
+def test_settings_this_machine_or_class_table_cannot_run_are_one_line(tmp_path, monkeypatch):
+    names = ", ".join(DUBAI_CLASSES.names)
+    with pytest.raises(ConfigError) as error:
+        run.check_settings_here(_config("class_weights=[1,2]"), DUBAI_CLASSES, resume=False)
+    assert str(error.value) == f"class_weights has 2 weight(s) for 6 classes ({names})"
+    run.check_settings_here(_config("class_weights=[1,1,1,1,1,1]"), DUBAI_CLASSES, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("gpu", "cuda"):
+        with pytest.raises(ConfigError) as error:
+            run.check_settings_here(_config(f"accelerator={name}"), DUBAI_CLASSES, False)
+        assert str(error.value) == (
+            f"accelerator={name}: this machine has no CUDA GPU that torch can use; give"
+            " accelerator=auto or cpu"
+        )
+    run.check_settings_here(_config("accelerator=cpu"), DUBAI_CLASSES, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    run.check_settings_here(_config("accelerator=gpu"), DUBAI_CLASSES, False)
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(ConfigError) as error:
+        run.check_settings_here(_config(f"init_from={missing}"), DUBAI_CLASSES, False)
+    assert str(error.value) == f"init_from: {missing}: no such model file"
+    run.check_settings_here(_config(f"init_from={missing}"), DUBAI_CLASSES, True)  # unused
+    run.check_settings_here(_config("init_from=default"), DUBAI_CLASSES, False)
+    (tmp_path / "there.pt").write_bytes(b"weights")
+    run.check_settings_here(_config(f"init_from={tmp_path / 'there.pt'}"), DUBAI_CLASSES, False)

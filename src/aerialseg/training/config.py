@@ -387,6 +387,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"a training config is a mapping of settings, not {data!r:.40}")
         config = cls()
         for key, value in data.items():
             _set_field(config, key, value)
