@@ -14,14 +14,7 @@ from aerialseg.errors import ConfigError
 from aerialseg.inference.load import load_predictor
 from aerialseg.training.config import resolve_config
 from aerialseg.training.datamodule import SegmentationDataModule
-from aerialseg.training.pseudo import (
-    Predicted,
-    class_map,
-    least_confidences,
-    predicted,
-    pseudo_label,
-    pseudo_labelled,
-)
+from aerialseg.training.pseudo import class_map, pseudo_label, pseudo_labelled
 from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene
 from tests.helpers.models import FAST
@@ -43,42 +36,17 @@ def test_pixels_are_labelled_with_the_models_class_only_where_it_is_sure(tiny_mo
     predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
     expected = predictor.predict_image(pixels.astype(np.float32), confidence=True)
     lut = class_map(predictor.classes, predictor.classes)
-    seen = predicted(predictor, path, None, "region")
-    assert np.array_equal(seen.image, pixels) and seen.valid.all()
     # any confidence: every pixel, with the class predict gives it, and the file's pixels
-    every = pseudo_label(seen, lut, least_confidences([seen], 0.01, 0.0))
+    every = pseudo_label(predictor, path, lut, 0.01, None, "region")
     assert np.array_equal(every.mask.numpy(), expected.ids)
     assert np.array_equal(every.image.numpy(), pixels) and every.id == "unlabelled:region"
     # the median confidence: about half the pixels, each with the model's class
     least = float(np.median(expected.confidence)) / 100
-    some = pseudo_label(seen, lut, least_confidences([seen], least, 0.0)).mask.numpy()
+    some = pseudo_label(predictor, path, lut, least, None, "region").mask.numpy()
     sure = expected.confidence >= round(100 * least)
     assert 0.2 < sure.mean() < 1
     assert np.array_equal(some[sure], expected.ids[sure])
     assert (some[~sure] == IGNORE_INDEX).all()
-
-
-def _seen(ids, confidence, valid=None) -> Predicted:
-    ids, confidence = np.array(ids, np.uint8), np.array(confidence, np.uint8)
-    valid = np.ones(ids.shape, bool) if valid is None else np.array(valid)
-    return Predicted("x", np.zeros((3, *ids.shape), np.uint8), ids, confidence, valid)
-
-
-def test_each_class_keeps_its_most_confident_share_where_the_threshold_keeps_fewer():
-    # class 0 is sure (95, 97, 99 %), class 1 unsure (40, 50, 60, 70 %), class 2 absent
-    seen = [_seen([[0, 0, 1, 1]], [[95, 97, 40, 60]]), _seen([[0, 1, 1, 2]], [[99, 50, 70, 10]])]
-    seen[1].valid[0, 3] = False  # no data: counts for no class
-    assert least_confidences(seen, 0.9, 0.0)[:3].tolist() == [90, 90, 90]
-    least = least_confidences(seen, 0.9, 0.5)
-    assert least[0] == 90  # the threshold keeps all of it
-    assert least[1] == 60  # its two most confident of four
-    assert least[2] == 90 and least[255] == 90  # none of it: as the threshold says
-    assert least_confidences(seen, 0.9, 0.75)[1] == 50
-    assert least_confidences(seen, 0.9, 1.0)[1] == 40
-    assert least_confidences(seen, 0.9, 0.01)[1] == 70
-    identity = np.arange(256, dtype=np.uint8)
-    labelled = pseudo_label(seen[1], identity, least).mask.numpy()
-    assert labelled.tolist() == [[0, IGNORE_INDEX, 1, IGNORE_INDEX]]
 
 
 def test_settings_that_cannot_self_train_are_one_line_errors(tmp_path):
@@ -88,8 +56,6 @@ def test_settings_that_cannot_self_train_are_one_line_errors(tmp_path):
         resolve_config(overrides=["unlabelled=x", "init_from=default", "input_mode=resize"])
     with pytest.raises(ConfigError, match=r"pseudo_confidence must be in \(0, 1\]"):
         resolve_config(overrides=["pseudo_confidence=0"])
-    with pytest.raises(ConfigError, match=r"pseudo_class_share must be in \[0, 1\]"):
-        resolve_config(overrides=["pseudo_class_share=1.5"])
     big = tmp_path / "big"
     big.mkdir()
     write_geotiff(big / "a.tif", rgb_scene(600, 500, seed=1))  # 4 x 300,000 bytes decoded
@@ -134,7 +100,4 @@ def test_the_summary_says_how_many_pixels_were_labelled(tiny_model, tmp_path, ca
     share = (scene.mask != IGNORE_INDEX).float().mean().item()
     out = capsys.readouterr().out
     assert f"1 unlabelled image(s), {share:.0%} of their pixels labelled by {tiny_model}" in out
-    assert "at confidence >= 0.9" in out and "most confident" not in out
-    shared = [*settings, "pseudo_class_share=0.3"]
-    pseudo_labelled(resolve_config(overrides=shared), DUBAI_CLASSES)
-    assert "or among the 30% most confident of their class" in capsys.readouterr().out
+    assert "at confidence >= 0.9" in out

@@ -65,13 +65,6 @@ class TrainConfig:
         "with unlabelled: the least confidence (0..1) at which a pixel is labelled with the"
         " starting model's class; the others are left out of the loss",
     )
-    pseudo_class_share: float = setting(
-        0.0,
-        "with unlabelled: each class also keeps this share (0..1) of the pixels predicted as"
-        " it, its most confident, where pseudo_confidence would keep fewer (class-balanced"
-        " self-training): the classes the model is least sure of on a new region are the"
-        " ones it needs labels for. 0: off",
-    )
     drop_path: float = setting(
         0.0,
         "*-effnet-* models: stochastic depth, the chance that a residual block of the encoder "
@@ -278,7 +271,6 @@ class TrainConfig:
                 "unlabelled= draws crops from the images: use input_mode=crop",
             ),
             (0 < self.pseudo_confidence <= 1, "pseudo_confidence must be in (0, 1]"),
-            (0 <= self.pseudo_class_share <= 1, "pseudo_class_share must be in [0, 1]"),
             (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
             (0 <= self.boundary_ignore <= 8, "boundary_ignore must be 0 to 8 px"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),

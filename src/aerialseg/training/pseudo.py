@@ -11,8 +11,6 @@ the labelled ones. Prediction is the one ``Predictor.rows`` loop that ``predict`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -53,64 +51,23 @@ def decoded_bytes(path, bands) -> int:
         raster.close()
 
 
-@dataclass
-class Predicted:
-    """An unlabelled image as the starting model sees it: its pixels, class ids,
-    confidences (whole percents) and valid pixels."""
-
-    name: str
-    image: np.ndarray
-    ids: np.ndarray
-    confidence: np.ndarray
-    valid: np.ndarray
-
-
-def predicted(predictor: Predictor, path, bands, name: str) -> Predicted:
+def pseudo_label(
+    predictor: Predictor, path, lut: np.ndarray, confidence: float, bands, name: str
+) -> LabelledImage:
+    """One unlabelled image and the predictor's confident class ids as its labels."""
     raster = _opened(path, bands)
-    images, ids, confidences, valid = [], [], [], []
+    least = round(100 * confidence)  # confidences come in whole percents
+    images, masks = [], []
     try:
         for chunk in predictor.rows(raster, confidence=True):
+            sure = chunk.confidence >= least  # type: ignore[operator]
+            masks.append(np.where(sure & chunk.valid, lut[chunk.ids], IGNORE_INDEX))
             images.append(np.rint(chunk.image).astype(np.uint8))
-            ids.append(chunk.ids)
-            confidences.append(chunk.confidence)
-            valid.append(chunk.valid)
     finally:
         raster.close()
-    return Predicted(
-        name,
-        np.concatenate(images, axis=1),
-        np.concatenate(ids),
-        np.concatenate(confidences),  # type: ignore[arg-type]
-        np.concatenate(valid),
-    )
-
-
-def least_confidences(found: list[Predicted], confidence: float, share: float) -> np.ndarray:
-    """The least confidence (a whole percent) at which a pixel predicted as each class id
-    is labelled: ``confidence``, lowered for a class where that would keep less than
-    ``share`` of the pixels predicted as it, to keep its most confident ``share``.
-    (Class-balanced self-training, Zou et al. 2018: a global threshold keeps few pixels
-    of the classes the model is least sure of, the ones a new region needs most.)"""
-    least = np.full(256, round(100 * confidence), dtype=np.int64)
-    if share <= 0:
-        return least
-    counts = np.zeros((256, 101), dtype=np.int64)  # class id x confidence percent
-    for p in found:
-        pixels = p.ids[p.valid].astype(np.int64) * 101 + p.confidence[p.valid]
-        counts += np.bincount(pixels, minlength=256 * 101).reshape(256, 101)
-    at_least = counts[:, ::-1].cumsum(axis=1)[:, ::-1]  # [c, k]: pixels of c at >= k %
-    for c in np.flatnonzero(at_least[:, 0]):
-        enough = np.flatnonzero(at_least[c] >= share * at_least[c, 0])
-        least[c] = min(least[c], enough[-1])
-    return least
-
-
-def pseudo_label(p: Predicted, lut: np.ndarray, least: np.ndarray) -> LabelledImage:
-    """An unlabelled image and the starting model's class ids as its labels where its
-    confidence reaches its class's ``least`` (percent); the rest IGNORE_INDEX."""
-    sure = p.valid & (p.confidence >= least[p.ids])
-    mask = np.where(sure, lut[p.ids], IGNORE_INDEX).astype(np.uint8)
-    return LabelledImage(f"unlabelled:{p.name}", torch.from_numpy(p.image), torch.from_numpy(mask))
+    image = torch.from_numpy(np.concatenate(images, axis=1))
+    mask = torch.from_numpy(np.concatenate(masks).astype(np.uint8))
+    return LabelledImage(f"unlabelled:{name}", image, mask)
 
 
 def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage]:
@@ -133,19 +90,15 @@ def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage
         )
     predictor = load_predictor(model_path(cfg.init_from), device="auto")
     lut = class_map(predictor.classes, classes)
-    seen = [predicted(predictor, path, cfg.band_tuple, names[path]) for path in paths]
-    least = least_confidences(seen, cfg.pseudo_confidence, cfg.pseudo_class_share)
-    found = [pseudo_label(p, lut, least) for p in seen]
+    found = [
+        pseudo_label(predictor, path, lut, cfg.pseudo_confidence, cfg.band_tuple, names[path])
+        for path in paths
+    ]
     labelled = sum(int((s.mask != IGNORE_INDEX).sum()) for s in found)
     pixels = sum(s.mask.numel() for s in found)
     print(
         f"self-training: {len(found)} unlabelled image(s), {labelled / pixels:.0%} of their"
-        f" pixels labelled by {cfg.init_from} at confidence >= {cfg.pseudo_confidence:g}"
-        + (
-            f", or among the {cfg.pseudo_class_share:.0%} most confident of their class"
-            if cfg.pseudo_class_share
-            else ""
-        ),
+        f" pixels labelled by {cfg.init_from} at confidence >= {cfg.pseudo_confidence:g}",
         flush=True,
     )
     return found
