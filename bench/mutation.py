@@ -883,6 +883,13 @@ _add_equivalent(
             ),
         ),
         (
+            ("x__trainer__mutmut_89",),
+            (
+                "accelerator left out: Lightning's default is 'auto', which is the CPU on a "
+                "machine without a GPU, as the test machines are; the value named is 'auto' too"
+            ),
+        ),
+        (
             ("x__trainer__mutmut_67", "x__trainer__mutmut_72"),
             "strategy 'DDP' or 'AUTO': Lightning's strategy names are case-insensitive",
         ),

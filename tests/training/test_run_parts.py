@@ -370,8 +370,10 @@ def test_more_than_one_process_trains_with_ddp(tmp_path):
     from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
     for devices, nodes, kind in ((2, 1, DDPStrategy), (1, 2, DDPStrategy), (1, 1, None)):
-        cfg = _config(f"devices={devices}", f"num_nodes={nodes}")
+        cfg = _config(f"devices={devices}", f"num_nodes={nodes}", "precision=bf16-mixed")
         trainer = run._trainer(cfg, tmp_path, [])
+        assert (trainer.num_devices, trainer.num_nodes) == (devices, nodes)
+        assert trainer.precision == "bf16-mixed"
         if kind is None:
             assert isinstance(trainer.strategy, SingleDeviceStrategy), trainer.strategy
         else:
