@@ -232,3 +232,68 @@ def test_the_bundled_model_loads_as_committed():
     assert loaded.spec.model == loaded.recipe["model"] and loaded.classes.num_classes == 6
     assert loaded.spec.ground_resolution == (1.0, 2.5) and loaded.spec.confidence_temperature
     assert "lr" in loaded.recipe  # the training settings, kept to explain it
+
+
+def test_model_files_with_damaged_records_are_one_line(tmp_path):
+    """Values of the wrong kind where the model record, weights or windows belong, as an
+    edited or hostile file holds them: each was a traceback (AttributeError, KeyError,
+    OverflowError) instead of ModelFileError."""
+    cfg = resolve_config("seed", None, ["base_width=4"])
+    net = build_network(cfg.model, 6, pretrained=False, base_width=4).eval()
+    save_model(tmp_path / "m.pt", net, cfg.spec, DUBAI_CLASSES)
+    good = torch.load(tmp_path / "m.pt", weights_only=True)
+    damaged = {
+        "no weights": ({k: v for k, v in good.items() if k != "state_dict"}, "no weights inside"),
+        "weights a list": ({**good, "state_dict": [1, 2]}, "no weights inside"),
+        "weights not tensors": (
+            {**good, "state_dict": dict.fromkeys(good["state_dict"], 1)},
+            "its weights are not those of the seed-unet network",
+        ),
+        "spec a list": ({**good, "spec": [1]}, r"model metadata is damaged \(the model record"),
+        "spec text": ({**good, "spec": "x"}, "is str, not a mapping"),
+        "window infinite": (
+            {**good, "spec": {**good["spec"], "window": float("inf")}},
+            "window=inf is not a valid value",
+        ),
+        "a checkpoint's weights a list": (
+            {"hyper_parameters": {"config": {}}, "state_dict": [1]},
+            "no aerialseg metadata inside",
+        ),
+        "a checkpoint's parameters a list": (
+            {"hyper_parameters": ["config"], "state_dict": {}},
+            "no aerialseg metadata inside",
+        ),
+    }
+    for payload, message in damaged.values():
+        torch.save(payload, tmp_path / "bad.pt")
+        with pytest.raises(ModelFileError, match=message):
+            load_model(tmp_path / "bad.pt")
+
+
+def test_onnx_files_with_damaged_metadata_are_one_line(tmp_path):
+    import json
+
+    import onnx
+
+    from aerialseg.inference.engine import OnnxEngine
+    from aerialseg.models.export import METADATA_KEY, export_onnx
+
+    cfg = resolve_config("seed", None, ["base_width=4"])
+    net = build_network(cfg.model, 6, pretrained=False, base_width=4).eval()
+    save_model(tmp_path / "m.pt", net, cfg.spec, DUBAI_CLASSES)
+    export_onnx(load_model(tmp_path / "m.pt"), tmp_path / "m.onnx")
+    proto = onnx.load(tmp_path / "m.onnx")
+    (entry,) = [e for e in proto.metadata_props if e.key == METADATA_KEY]
+    info = json.loads(entry.value)
+    for value, message in [
+        ("[]", "list, not a mapping"),
+        ("null", "NoneType, not a mapping"),
+        ('"text"', "str, not a mapping"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (json.dumps({**info, "spec": "x"}), "is str, not a mapping"),
+        (json.dumps({**info, "spec": {**info["spec"], "window": 1e400}}), "window=inf is not"),
+    ]:
+        entry.value = value
+        onnx.save(proto, tmp_path / "bad.onnx")
+        with pytest.raises(ModelFileError, match=f"its aerialseg metadata is damaged .*{message}"):
+            OnnxEngine(tmp_path / "bad.onnx")

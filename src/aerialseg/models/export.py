@@ -81,7 +81,12 @@ def read_metadata(meta: dict[str, str]) -> tuple[ModelSpec, ClassTable, int] | N
     """
     if METADATA_KEY not in meta:
         return None
-    info = json.loads(meta[METADATA_KEY])
+    try:
+        info = json.loads(meta[METADATA_KEY])
+    except RecursionError:  # JSON nested deeper than Python's stack
+        raise ValueError("nested too deeply") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{type(info).__name__}, not a mapping")
     spec = ModelSpec.from_dict(info.get("spec") or info["config"])
     return spec, ClassTable.from_dict(info["classes"]), int(info["stride"])
 

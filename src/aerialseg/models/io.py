@@ -149,7 +149,12 @@ def _check_weights(path: Path, model: str, expected: dict, state: dict) -> None:
     (torch's own message lists every tensor: 189 lines for another architecture)."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    reshaped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    reshaped = [
+        k
+        for k in expected
+        if k in state
+        and (not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape)
+    ]
     if missing or unexpected or reshaped:
         counts = f"{len(missing)} missing, {len(unexpected)} unexpected"
         counts += f" and {len(reshaped)} of another shape of {len(expected)}"
@@ -170,16 +175,18 @@ def load_model(
     """
     path = Path(path)
     data = _read(path)
+    state = data.get("state_dict")
+    lightning = data.get("hyper_parameters")  # a .ckpt's
     if data.get("format") == FORMAT:
-        hparams, state, meta = data, data["state_dict"], data.get("meta", {})
-    elif "hyper_parameters" in data and "config" in data["hyper_parameters"]:  # a .ckpt
-        hparams = data["hyper_parameters"]
-        state = {
-            k.removeprefix("net."): v for k, v in data["state_dict"].items() if k.startswith("net.")
-        }
+        hparams, meta = data, data.get("meta", {})
+    elif isinstance(lightning, dict) and "config" in lightning and isinstance(state, dict):
+        hparams = lightning
+        state = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
         meta = {"epoch": data.get("epoch"), "global_step": data.get("global_step")}
     else:
         raise ModelFileError(f"{path}: not an aerialseg model file (no aerialseg metadata inside)")
+    if not isinstance(state, dict):
+        raise ModelFileError(f"{path}: model file is damaged (no weights inside)")
     recipe = hparams.get("config")
     try:
         spec = ModelSpec.from_dict(hparams.get("spec") or recipe or {})

@@ -63,6 +63,8 @@ class ModelSpec:
             ValueError: a field the spec needs is missing or of the wrong kind, or the
                 record is of a newer version than this aerialseg reads.
         """
+        if not isinstance(data, dict):
+            raise ValueError(f"the model record is {type(data).__name__}, not a mapping")
         version = data.get("version", VERSION)
         if not isinstance(version, int) or version > VERSION:
             raise ValueError(f"a model record of version {version}: upgrade aerialseg")
@@ -105,6 +107,6 @@ def _value(key: str, value: Any) -> Any:
             return (low, high)
         if key in ("model", "input_mode"):
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{key}={value!r} is not a valid value") from None
     return value
