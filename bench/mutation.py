@@ -154,6 +154,7 @@ MODULES: dict[str, dict] = {
         "tests": [
             "tests/training/test_run_parts.py",
             "tests/training/test_run.py::test_train_evaluate_reload",
+            "tests/training/test_run.py::test_settings_that_cannot_run_stop_before_anything_is_written",
             "tests/training/test_run.py::test_max_steps_before_the_first_validation",
             "tests/training/test_run.py::test_the_time_counts_from_the_commands_start",
             "tests/training/test_run.py::test_the_run_hands_the_data_its_transform_and_unlabelled_images",

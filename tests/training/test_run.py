@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -67,6 +68,15 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     # the learning rate once an epoch (two steps each), not at every step
     lr_rows = [r for r in metric_rows(run) if any(k.startswith("lr") and v for k, v in r.items())]
     assert len(lr_rows) == 2
+    # the summary: the steps, why it stopped, what calibrated it, the next commands
+    said = capsys.readouterr()
+    summary = said.out
+    # calibrated on the pixels the best weights' own validation drew: none predicted again
+    assert "calibrating confidence" not in said.err
+    assert ": 4 steps, stopped by max_epochs=2\n" in summary
+    assert "fitted on 2 validation image(s)\n" in summary
+    evaluate = ["aerialseg", "evaluate", str(run / "model.pt"), "--data", str(tiny_dataset)]
+    assert shlex.join(evaluate) in summary
 
     assert (
         main(
@@ -86,9 +96,9 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "mIoU over all 6 classes" in out and "Building" in out and ", fp32\n" in out
+    assert "mIoU over all 6 classes" in summary and "Building" in out and ", fp32\n" in out
     params = sum(p.numel() for p in load_model(run / "model.pt").net.parameters())
-    assert f"network: seed-unet, from scratch, {params / 1e3:.1f} K parameters, " in out
+    assert f"network: seed-unet, from scratch, {params / 1e3:.1f} K parameters, " in summary
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert {
         "miou6",
@@ -139,6 +149,12 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
     )
     assert from_file.spec.confidence_temperature == refit.confidence_temperature
     assert from_file.spec.confidence_temperature != 1
+    # what the model file says of its run, and its recipe with the fitted temperature
+    best = max(float(r["val_miou"]) for r in metric_rows(run) if r.get("val_miou"))
+    assert from_file.meta["val_miou"] == pytest.approx(best)
+    assert from_file.meta["split"] == split
+    assert from_file.meta["trained_on"] == str(tiny_dataset)
+    assert from_file.recipe["confidence_temperature"] == from_file.spec.confidence_temperature
 
 
 def test_max_steps_before_the_first_validation(tiny_dataset, tmp_path, capsys):
