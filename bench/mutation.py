@@ -884,6 +884,43 @@ _add_equivalent(
             ),
         ),
         (
+            ("x_train__mutmut_43",),
+            "seed_everything's verbose None for False: Lightning logs the seed only if truthy",
+        ),
+        (
+            ("x_train__mutmut_87", "x_train__mutmut_88", "x_train__mutmut_89"),
+            "the stage given to SegmentationDataModule.setup: it reads every split, any stage",
+        ),
+        (
+            ("x_train__mutmut_95",),
+            "transfer '' for None before init_from: printed only if truthy, and both are not",
+        ),
+        (
+            ("x_train__mutmut_134", "x_train__mutmut_136", "x_train__mutmut_137"),
+            "classes.json's indentation (none, 2 or 3 spaces): the same JSON, read by json",
+        ),
+        (
+            (
+                "x_train__mutmut_149",
+                "x_train__mutmut_151",
+                "x_train__mutmut_156",
+                "x_train__mutmut_158",
+                "x_train__mutmut_160",
+                "x_train__mutmut_161",
+            ),
+            (
+                "print's flush False, None or left out: the same text in the same order on "
+                "stdout; flushing only hurries it to a terminal or log that is read live"
+            ),
+        ),
+        (
+            ("x_train__mutmut_204", "x_train__mutmut_208", "x_train__mutmut_209"),
+            (
+                "the LeafSpec warning filter without its category (Warning: FutureWarning is "
+                "one) or in another case (warnings compiles the message with re.IGNORECASE)"
+            ),
+        ),
+        (
             ("x__trainer__mutmut_89",),
             (
                 "accelerator left out: Lightning's default is 'auto', which is the CPU on a "
