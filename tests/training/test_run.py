@@ -100,6 +100,8 @@ def test_train_evaluate_reload(tiny_dataset, tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
+    best_step = load_model(run / "model.pt").meta["global_step"]
+    assert f"(step {best_step}); model.pt holds those weights" in summary
     assert "mIoU over all 6 classes" in summary and "Building" in out and ", fp32\n" in out
     params = sum(p.numel() for p in load_model(run / "model.pt").net.parameters())
     assert f"network: seed-unet, from scratch, {params / 1e3:.1f} K parameters, " in summary
@@ -188,6 +190,13 @@ def test_the_time_counts_from_the_commands_start(tiny_dataset, tmp_path, capsys)
     an_hour_ago = time.monotonic() - 3600
     train(cfg, tiny_dataset, tmp_path / "run", classes=DUBAI_CLASSES, started=an_hour_ago)
     assert "done in 1:00:0" in capsys.readouterr().out
+    # a budget spent before the run began: one step, no time left to calibrate
+    cfg = resolve_config("default", None, [*FAST, "max_steps=5", "max_time=00:59:00"])
+    train(cfg, tiny_dataset, tmp_path / "spent", classes=DUBAI_CLASSES, started=an_hour_ago)
+    said = capsys.readouterr().out
+    assert " of the 0:59:00 budget: 1 steps, stopped by the time budget (max_time)\n" in said
+    assert "confidence not calibrated (no time left)" in said
+    assert load_model(tmp_path / "spent" / "model.pt").spec.confidence_temperature is None
 
 
 class SeesTheData(L.Callback):

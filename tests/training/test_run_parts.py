@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import math
 import os
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -335,6 +336,11 @@ def test_the_temperature_is_fitted_on_validation_unless_set_or_none(tiny_model, 
     assert images == 1 and spec.confidence_temperature is not None
     assert spec.confidence_temperature == round(spec.confidence_temperature, 4)
     assert "calibrating confidence: 1/1 images" in capsys.readouterr().err  # not a terminal
+    # out of time: the first image only (the summary says how many)
+    twice = SimpleNamespace(val_set=SimpleNamespace(items=items * 2))
+    assert run.calibrated(model, twice)[1] == 2
+    assert run.calibrated(model, twice, None, time.monotonic() - 1)[1] == 1
+    capsys.readouterr()
     sample = TemperatureSample()
     sample.add(torch.softmax(torch.randn(6, 48, 48) * 3, 0), mask)
     fitted, images = run.calibrated(model, datamodule, sample)
