@@ -249,7 +249,7 @@ def test_retries_with_bands_readable_query_errors_the_keyboard_and_the_newest_an
     with opened_page(server) as (_, page):
         page.wait_for_selector("#model-name:has-text('seed-unet')")
         page.set_input_files("#file", str(five))
-        page.wait_for_selector("#error:has-text('choose them with')")
+        page.wait_for_selector("#error:has-text('choose them in the Bands field')")
         page.fill("#bands", "3 2 1")  # spaces, as the command line takes them
         page.set_input_files("#file", str(five))  # the same file again
         page.wait_for_selector("#result:not([hidden])", timeout=60_000)
