@@ -54,7 +54,10 @@ from pathlib import Path
 
 from common import DATA, REPO, RESULTS, environment, scores, write_result
 
-from aerialseg.data.blocks import SceneGrid, block_split
+from aerialseg.data.blocks import block_split
+from aerialseg.data.catalog import open_catalog
+from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.scenes import Reading
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import blocks_split, rule_split
 from aerialseg.public import default_model_path
@@ -189,11 +192,8 @@ def region_splits(folder: Path, tile: str, n: int, pairs, seed: int) -> tuple[Pa
     """(training split: blocks of the n labelled images, test split: the other images)."""
     images = draw([p.id for p in pairs if p.id.startswith(tile + "/")], seed)
     labelled, rest = images[:n], images[n:]
-    source = DatasetSource(DATA)
-    grids = []
-    for rel in labelled:
-        width, height = source.image_size(rel)
-        grids.append(SceneGrid(rel, height, width, None))
+    catalog = open_catalog(DATA, DUBAI_CLASSES)
+    grids = [catalog.scenes[rel].scene_grid() for rel in labelled]
     blocks = block_split(grids, str(BLOCK), BLOCK_BUFFER, VAL_SHARE, 0.0, seed)
     rule = f"blocks of {BLOCK} px of {n} labelled image(s) of {tile}, val {VAL_SHARE:g}"
     train = folder / f"split-{tile}-{n}.json"
@@ -245,10 +245,11 @@ def batchnorm_adapted(base: Path, test_split: Path, out: Path, crops: int = 24) 
     from aerialseg.models.io import load_model, save_model
 
     split = json.loads(test_split.read_text())
-    source, rng = DatasetSource(DATA), np.random.default_rng(0)
+    catalog, rng = open_catalog(DATA, DUBAI_CLASSES), np.random.default_rng(0)
     cut = []
     for rel in split["train"] + split["test"]:
-        image, _ = source.read_image(next(p for p in source.pairs if p.id == rel))
+        (scene,) = catalog.read([rel], Reading(max_unknown=1.0))
+        image = scene.image.permute(1, 2, 0).numpy()
         height, width = image.shape[:2]
         for _ in range(crops):
             y, x = rng.integers(0, height - 255), rng.integers(0, width - 255)

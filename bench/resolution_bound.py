@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from common import DATA, write_result
 
-from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, encode_mask
-from aerialseg.data.source import DatasetSource
+from aerialseg.data.catalog import open_catalog
+from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX
+from aerialseg.data.scenes import Reading
 from aerialseg.data.splits import make_split
 from aerialseg.evaluation.metrics import metrics_from_confusion
 
@@ -37,13 +38,9 @@ def main() -> None:
     parser.add_argument("--factors", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--split", default="val")
     args = parser.parse_args()
-    source = DatasetSource(DATA)
-    by_id = {p.id: p for p in source.pairs}
-    ids = make_split(source.pairs).ids(args.split)
-    masks = [
-        torch.from_numpy(encode_mask(source.read_mask(by_id[i]), DUBAI_CLASSES).ids).long()
-        for i in ids
-    ]
+    catalog = open_catalog(DATA, DUBAI_CLASSES)
+    ids = make_split(catalog.entries).ids(args.split)
+    masks = [s.mask.long() for s in catalog.read(ids, Reading(max_unknown=1.0))]
     n = DUBAI_CLASSES.num_classes
     bounds = {}
     for factor in args.factors:

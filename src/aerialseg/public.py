@@ -606,9 +606,9 @@ def train(
         labelled_area: polygons of where the labels hold (default: every image's extent);
             pixels outside are left out, pixels inside that no polygon covers get the
             background class.
-        resize_masks: resample plain PNG/JPEG masks of another size than their image to its
-            size, nearest (default: such a pair is an error; 'data inspect' lists them); the
-            setting resize_masks.
+        resize_masks: resample masks without a georeference (PNG, JPEG) of another size
+            than their image to its size, nearest (default: such a pair is an error; 'data
+            inspect' lists them); the setting resize_masks.
         resume: continue the run in ``out`` from its last checkpoint, with its saved
             settings, classes and split (``settings`` still apply over them).
         resume_from: continue the run in ``out`` from this checkpoint (best: e.g. when
@@ -715,8 +715,9 @@ def evaluate(
             table).
         max_unknown: largest share of a mask in unknown colours before it is an error
             (default: the model's max_unknown, 0.05 unless trained otherwise).
-        resize_masks: resample plain PNG/JPEG masks of another size than their image to its
-            size, nearest (default: such a pair is an error; 'data inspect' lists them).
+        resize_masks: resample masks without a georeference (PNG, JPEG) of another size
+            than their image to its size, nearest (default: such a pair is an error; 'data
+            inspect' lists them).
         labels: class polygons over image rasters, as for ``train``; with a block split
             only the split's blocks are scored.
         label_field: the polygons' attribute giving each one's class.

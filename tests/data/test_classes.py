@@ -17,9 +17,9 @@ from aerialseg.data.classes import (
     to_hex,
     unpack_hex,
 )
-from aerialseg.data.source import DatasetSource
 from aerialseg.errors import ClassTableError
 from tests.helpers.geotiff import VALUE_CLASSES
+from tests.helpers.scenes import decoded
 
 
 def rgb(*hexes: str) -> np.ndarray:
@@ -54,9 +54,8 @@ def test_palette_mask_reads_like_rgb(tmp_path):
     image.putpalette(colours.ravel().tolist())
     image.save(tmp_path / "masks" / "a.png")
     assert Image.open(tmp_path / "masks" / "a.png").mode == "P"
-    source = DatasetSource(tmp_path)
-    encoded = encode_mask(source.read_mask(source.pairs[0]), DUBAI_CLASSES)
-    assert encoded.ids.tolist() == [[0, 2, IGNORE_INDEX], [IGNORE_INDEX, 2, 0]]
+    (scene,) = decoded(tmp_path, ["images/a.png"], DUBAI_CLASSES)
+    assert scene.mask.tolist() == [[0, 2, IGNORE_INDEX], [IGNORE_INDEX, 2, 0]]
 
 
 def test_unknown_share_over_limit_names_file_and_colours():

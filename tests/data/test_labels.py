@@ -73,14 +73,19 @@ def test_a_500th_of_a_pixel_is_the_same_grid_half_a_pixel_is_not(tmp_path):
             assert refused, shift
 
 
-def test_a_smaller_georeferenced_label_raster_is_warped_an_ungeoreferenced_one_refused(tmp_path):
+def test_a_smaller_georeferenced_label_raster_is_warped_an_ungeoreferenced_one_stretched(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
     write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8))
     ids = _mask(root, resize_masks=True)
     assert (ids[2:36, :40] == 0).all() and (ids[36:] == IGNORE_INDEX).all()
-    write_geotiff(root / "masks" / "scene_0.tif", np.ones((1, 36, 40), np.uint8), crs=None)
+    halves = np.ones((1, 36, 40), np.uint8)
+    halves[:, :, 20:] = 2
+    write_geotiff(root / "masks" / "scene_0.tif", halves, crs=None)
     with pytest.raises(GridMismatchError, match="mask is 40x36 but its image is 80x72"):
-        _mask(root, resize_masks=True)  # TIFFs are never resized
+        _mask(root)
+    ids = _mask(root, resize_masks=True)  # no grid places it: stretched over the image
+    left, right = set(np.unique(ids[:, :40])), set(np.unique(ids[:, 40:]))
+    assert {0} <= left <= {0, IGNORE_INDEX} and {1} <= right <= {1, IGNORE_INDEX}  # 255: nodata
 
 
 def test_label_rasters_of_another_resolution_and_crs_land_on_the_image_grid(tmp_path):
@@ -252,8 +257,7 @@ def test_errors_name_the_mask_and_say_what_to_do(tmp_path):
         _mask(root)
     assert str(err.value).startswith(
         "masks/scene_0.tif: mask is 40x36 but its image is 80x72; masks must match their image"
-        " pixel for pixel (or be single-band georeferenced class rasters, warped onto the"
-        " image's grid)"
+        " pixel for pixel; --resize-masks resamples such masks to their image's size (nearest)"
     )
     write_geotiff(mask, np.ones((1, 72, 80), np.uint8), crs=None)
     with pytest.raises(DatasetError) as err:

@@ -1,4 +1,4 @@
-"""The two kinds of scene answer the same calls: what each reads, opens and reports."""
+"""Scenes of every file kind answer the same calls: what each reads, opens and reports."""
 
 import numpy as np
 import pytest
@@ -11,9 +11,9 @@ import aerialseg.data.scenes as scenes
 from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.catalog import open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable
+from aerialseg.data.labels import OversizeImageError
 from aerialseg.data.raster import open_input
-from aerialseg.data.scenes import TRAINING_FLAGS, Flags, PlainPair, RasterScene, Reading
-from aerialseg.data.source import DatasetSource, OversizeImageError
+from aerialseg.data.scenes import TRAINING_FLAGS, Flags, RasterScene, Reading
 from aerialseg.errors import ClassTableError, DatasetError
 from tests.helpers.geotiff import TRANSFORM, VALUE_CLASSES, write_geotiff, write_geotiff_dataset
 from tests.helpers.hostile import bomb_png
@@ -112,25 +112,23 @@ def test_grids_and_georeferences_come_from_georeferenced_scenes_only(tmp_path):
 def test_plain_pairs_report_their_size_bytes_and_grid_from_the_header(tmp_path):
     catalog = open_catalog(write_dataset(tmp_path / "ds", tiles=1, parts=2), DUBAI_CLASSES)
     pair = catalog.entries[0]
-    assert isinstance(pair, PlainPair)
+    assert pair.decodes_whole and not pair.with_bands(None).raster().georeferenced
     assert pair.scene_grid() == SceneGrid(pair.id, 72, 80, None)
     assert pair.decoded_bytes(3) == 72 * 80 * 4 and pair.decoded_bytes(1) == 72 * 80 * 2
     decoded = pair.decoded(Reading())
     assert decoded.id == pair.id and decoded.read(Window(3, 2, 10, 5)).id == pair.id
-    streamed = pair.streamed(Reading())
+    streamed = pair.streamed(Reading())  # a JPEG decodes whole: windows would each decode it
     assert torch.equal(streamed.image, decoded.image) and torch.equal(streamed.mask, decoded.mask)
-    # bands are read with GDAL (whose JPEG decoder differs from PIL's in the last bit)
     flipped, rgb = (pair.decoded(Reading(bands=b)).image for b in ((3, 2, 1), (1, 2, 3)))
-    assert torch.equal(flipped, rgb.flip(0)) and not torch.equal(rgb, decoded.image)
+    assert torch.equal(flipped, rgb.flip(0)) and torch.equal(rgb, decoded.image)
 
 
-def _grey_pair(root, mask: Image.Image, image: Image.Image | None = None) -> PlainPair:
+def _grey_pair(root, mask: Image.Image, image: Image.Image | None = None) -> RasterScene:
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     (image or Image.new("L", (5, 4), 7)).save(root / "images" / "a.png")
     mask.save(root / "masks" / "a.png")
     (pair,) = open_catalog(root, VALUES).entries
-    assert isinstance(pair, PlainPair)
     return pair
 
 
@@ -141,17 +139,21 @@ def test_plain_pairs_read_the_bands_asked_and_value_masks(tmp_path):
     pair = _grey_pair(tmp_path / "grey", palette)
     look = pair.look(Reading(bands=(1, 1, 1)))
     assert look.encoded.ids.tolist() == [[0, 1, 2, 3, 4]] * 4  # values, not colours
-    assert (look.image_mode, look.mask_mode, look.size) == ("L", "P", (5, 4))
+    assert (look.image_mode, look.mask_mode, look.size) == ("1x uint8", "1x uint8 palette", (5, 4))
+    assert pair.decoded(Reading(bands=(1, 1, 1))).image.numpy().tolist() == [[[7] * 5] * 4] * 3
     with pytest.raises(DatasetError, match=r"--bands 1,2 asks for band 2 but the file has 1"):
         pair.look(Reading(bands=(1, 2), flags=Flags(bands="--bands")))
     with pytest.raises(DatasetError, match=r"^images/a.png: bands= 2 asks for band 2"):
         pair.decoded(Reading(bands=(2,)))
+    # a grey image is read as predict reads it: its one band chosen, as the model then keeps
+    with pytest.raises(DatasetError, match=r"^images/a.png: has 1 band\(s\).* bands=\[1,1,1\]"):
+        pair.decoded(Reading(flags=TRAINING_FLAGS))
 
 
 def test_unknown_label_shares_name_the_mask_and_the_setting(tmp_path):
     pair = _grey_pair(tmp_path / "plain", Image.fromarray(np.full((4, 5), 9, np.uint8)))
     with pytest.raises(ClassTableError) as err:
-        pair.decoded(Reading(max_unknown=0.5, flags=TRAINING_FLAGS))
+        pair.decoded(Reading(bands=(1, 1, 1), max_unknown=0.5, flags=TRAINING_FLAGS))
     assert str(err.value).startswith("masks/a.png: 100.0% of pixels match no class value")
     assert str(err.value).endswith("(limit 50%, set by max_unknown=)")
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
@@ -173,19 +175,19 @@ def test_an_rgba_pairs_transparent_pixels_are_unlabelled(tmp_path):
     assert (ids[:, :2] == 1).all() and (ids[:, 2:] == IGNORE_INDEX).all()
 
 
-def test_an_oversize_header_is_refused_though_pils_own_limit_is_off(tmp_path, monkeypatch):
+def test_an_oversize_png_or_jpeg_is_refused_from_its_header(tmp_path):
     root = tmp_path / "ds"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     Image.new("RGB", (5, 4)).save(root / "images" / "a.png")
     bomb_png(root / "masks" / "a.png", 20_000, 9_000)  # 180 MP
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
-    source = DatasetSource(root)
+    (scene,) = open_catalog(root, DUBAI_CLASSES).entries
     with pytest.raises(OversizeImageError) as err:
-        source.header("masks/a.png")
+        scene.look(Reading())
     assert str(err.value) == (
-        "masks/a.png: 20,000 x 9,000 px, more than the 178,956,970 pixels a dataset image may"
-        " have; cut it into tiles or remove it"
+        "masks/a.png: 20,000 x 9,000 px, more than the 178,956,970 pixels a JPEG or PNG of a"
+        " dataset may have (they are decoded whole); cut it into tiles or remove it"
     )
     write_mask(root / "masks" / "a.png", np.zeros((4, 5), np.uint8))
-    assert source.header("masks/a.png").size == (5, 4)
+    (scene,) = open_catalog(root, DUBAI_CLASSES).entries
+    assert scene.look(Reading()).size == (5, 4)

@@ -10,13 +10,33 @@ import yaml
 from PIL import Image
 
 from aerialseg.data.catalog import open_catalog
-from aerialseg.data.classes import DUBAI_CLASSES
-from aerialseg.data.scenes import Reading
-from aerialseg.data.source import DatasetSource, Pair
+from aerialseg.data.classes import DUBAI_CLASSES, ClassTable, encode_mask
+from aerialseg.data.scenes import TRAINING_FLAGS, Flags, Reading
+from aerialseg.data.source import DatasetSource
 from aerialseg.errors import DatasetError
-from tests.helpers.geotiff import write_geotiff_dataset
+from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
 from tests.helpers.images import synthetic_pair, write_mask, zip_folder
 from tests.helpers.scenes import decoded
+
+VALUES = ClassTable.from_dict(VALUE_CLASSES)
+# classes by colour: k -> (10k, 20k, 30k); Dubai's table holds no such colours
+COLOURS = ClassTable.from_dict(
+    {
+        "classes": [
+            {"name": f"c{k}", "mask_color": f"#{10 * k:02x}{20 * k:02x}{30 * k:02x}"}
+            for k in range(1, 6)
+        ]
+    }  # fmt: skip
+)
+
+
+def _read(data, index: int = 0, classes: ClassTable = DUBAI_CLASSES, **reading):
+    """Pair ``index`` of the dataset ``data`` as training reads it: (H, W, bands) uint8
+    image, (H, W) class ids."""
+    catalog = open_catalog(data, classes)
+    sid = catalog.entries[index].id
+    (scene,) = catalog.read([sid], Reading(max_unknown=1.0, **reading))
+    return scene.image.permute(1, 2, 0).numpy(), scene.mask.numpy()
 
 
 def test_folder_and_parent_folder_and_zip_list_the_same_pairs(tiny_dataset, tmp_path):
@@ -27,9 +47,8 @@ def test_folder_and_parent_folder_and_zip_list_the_same_pairs(tiny_dataset, tmp_
     assert direct.pairs == parent.pairs == archive.pairs
     assert direct.pairs[0].id == "Tile 1/images/image_part_001.jpg"
     assert direct.pairs[0].mask == "Tile 1/masks/image_part_001.png"
-    pair = direct.pairs[10]
-    assert (archive.read_image(pair)[0] == direct.read_image(pair)[0]).all()
-    assert (archive.read_mask(pair) == direct.read_mask(pair)).all()
+    for read in zip(_read(archive.path, 10), _read(direct.path, 10), strict=True):
+        assert np.array_equal(*read)
 
 
 def test_image_without_mask(fresh_dataset):
@@ -41,9 +60,9 @@ def test_image_without_mask(fresh_dataset):
 def test_mask_size_differs_from_image(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_003.png"
     Image.open(path).convert("RGB").resize((10, 10)).save(path)
-    source = DatasetSource(fresh_dataset)
-    problem = source.pair_problem(source.pairs[2])
-    assert problem is not None and problem.startswith(
+    with pytest.raises(DatasetError) as err:
+        _read(fresh_dataset, 2)
+    assert str(err.value).startswith(
         "Tile 1/masks/image_part_003.png: mask is 10x10 but its image is 80x72"
     )
 
@@ -51,17 +70,15 @@ def test_mask_size_differs_from_image(fresh_dataset):
 def test_truncated_image(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "images" / "image_part_001.jpg"
     path.write_bytes(path.read_bytes()[:300])
-    source = DatasetSource(fresh_dataset)
     with pytest.raises(DatasetError, match=r"image_part_001.jpg: .*(truncated|damaged)"):
-        source.read_image(source.pairs[0])
+        _read(fresh_dataset)
 
 
 def test_not_an_image(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "images" / "image_part_001.jpg"
     path.write_text("hello")
-    source = DatasetSource(fresh_dataset)
     with pytest.raises(DatasetError, match=r"image_part_001.jpg: cannot read"):
-        source.read_image(source.pairs[0])
+        _read(fresh_dataset)
 
 
 def test_wrong_layout(tmp_path):
@@ -120,11 +137,12 @@ def test_a_palette_geotiff_is_read_as_colours_or_as_values(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
     with rasterio.open(root / "masks" / "scene_0.tif", "r+") as mask:
         mask.write_colormap(1, {v: (v * 10, v * 20, v * 30, 255) for v in range(6)})
-    source = DatasetSource(root)
-    values = source.read_mask(source.pairs[0], palette_as_values=True)
-    colours = source.read_mask(source.pairs[0])
-    assert values.ndim == 2 and colours.shape == (*values.shape, 3)
-    assert (colours[..., 1] == values * 20).all()
+        values = mask.read(1)
+    by_value = _read(root, classes=VALUES, bands=(1, 2, 3))[1]
+    by_colour = _read(root, classes=COLOURS, bands=(1, 2, 3))[1]
+    labelled = (values > 0) & (by_value != 255)  # 255 also where the image has no data
+    assert labelled.mean() > 0.5 and (by_value[labelled] == values[labelled] - 1).all()
+    assert np.array_equal(by_value, by_colour)  # value k is class k-1, and so is colour k
 
 
 def test_a_palette_png_is_read_as_colours_or_as_values(tmp_path):
@@ -136,10 +154,9 @@ def test_a_palette_png_is_read_as_colours_or_as_values(tmp_path):
     mask = Image.fromarray(np.array([[0, 1, 2]], np.uint8), mode="P")
     mask.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90])
     mask.save(tmp_path / "masks" / "a.png")
-    source = DatasetSource(tmp_path)
-    assert source.read_mask(source.pairs[0], palette_as_values=True).tolist() == [[0, 1, 2]]
-    colours = source.read_mask(source.pairs[0])
-    assert colours.shape == (1, 3, 3) and colours[0, 2].tolist() == [70, 80, 90]
+    assert _read(tmp_path, classes=VALUES)[1].tolist() == [[255, 0, 1]]  # 0 is ignored
+    table = ClassTable.from_dict({"classes": [{"name": "x", "mask_color": "#46505a"}]})
+    assert _read(tmp_path, classes=table)[1].tolist() == [[255, 255, 0]]  # (70, 80, 90)
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -149,10 +166,9 @@ def test_the_alpha_of_an_rgba_png_marks_nodata_as_in_predict(tmp_path):
     rgba = np.full((4, 5, 4), 200, np.uint8)
     rgba[:, :2, 3] = 0  # transparent: no data
     Image.fromarray(rgba, "RGBA").save(tmp_path / "images" / "a.png")
-    Image.new("RGB", (5, 4)).save(tmp_path / "masks" / "a.png")
-    source = DatasetSource(tmp_path)
-    rgb, valid = source.read_image(source.pairs[0])
-    assert rgb.shape == (4, 5, 3) and valid.tolist() == [[False, False, True, True, True]] * 4
+    Image.fromarray(np.full((4, 5), 2, np.uint8)).save(tmp_path / "masks" / "a.png")
+    rgb, ids = _read(tmp_path, classes=VALUES)
+    assert rgb.shape == (4, 5, 3) and (ids[:, :2] == 255).all() and (ids[:, 2:] != 255).all()
     assert (rgb[:, 2:] == 200).all()
 
 
@@ -184,8 +200,7 @@ def test_each_layout_is_found(tiny_dataset, tmp_path, images, masks, tiles):
         assert first.id == f"{tile}{images}/image_part_001.jpg"
         assert first.mask == f"{tile}{masks}/image_part_001.png"
         assert source.root == ("ds" if tiles and given != root else ".")
-        expected = DatasetSource(tiny_dataset).read_mask(DatasetSource(tiny_dataset).pairs[0])
-        assert (source.read_mask(first) == expected).all()
+        assert np.array_equal(_read(given)[1], _read(tiny_dataset)[1])
 
 
 def test_a_layout_named_in_no_table_entry_is_refused_with_the_accepted_ones(tiny_dataset, tmp_path):
@@ -255,11 +270,11 @@ def test_a_manifest_names_the_pairs(tmp_path, kind):
     source = DatasetSource(manifest)
     assert [(p.id, p.mask) for p in source.pairs] == rows
     assert source.root == "." and not source.is_zip
-    rgb, _ = source.read_image(source.pairs[1])
+    rgb, _ = _read(manifest, 1)
     assert (rgb == np.array(Image.open(tmp_path / "data" / "pics" / "y.png"))).all()
-    mask = source.read_mask(source.pairs[0])
-    assert (mask == np.array(Image.open(tmp_path / "data" / "truth" / "x_label.png"))).all()
-    assert source.header(source.pairs[0].mask).size == (10, 12)
+    colours = np.array(Image.open(tmp_path / "data" / "truth" / "x_label.png"))
+    assert np.array_equal(_read(manifest)[1], encode_mask(colours, DUBAI_CLASSES).ids)
+    assert open_catalog(manifest, DUBAI_CLASSES).entries[0].scene_grid().width == 10
 
 
 def test_a_manifest_csv_saved_by_excel_is_read(tmp_path):
@@ -333,40 +348,33 @@ def test_a_plain_mask_of_another_size_is_resampled_nearest_on_request(fresh_data
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_003.png"
     small = Image.open(path).resize((20, 18), Image.Resampling.NEAREST)
     small.save(path)
-    source = DatasetSource(fresh_dataset)
-    pair = source.pairs[2]
-    problem = source.pair_problem(pair)
-    assert problem is not None and "mask is 20x18 but its image is 80x72" in problem
-    assert problem.endswith("--resize-masks resamples such masks to their image's size (nearest)")
-    assert "resize_masks=true resamples" in source.pair_problem(pair, flag="resize_masks=true")
-    assert source.pair_problem(pair, resize_masks=True) is None
-    decoded(fresh_dataset, [pair.id], DUBAI_CLASSES, resize_masks=True)
+    pair = DatasetSource(fresh_dataset).pairs[2]
+    with pytest.raises(DatasetError) as err:
+        _read(fresh_dataset, 2)
+    assert "mask is 20x18 but its image is 80x72" in str(err.value)
+    assert "; --resize-masks resamples such masks to their image's size (nearest)" in str(err.value)
     with pytest.raises(DatasetError, match=r"20x18 .*'aerialseg data inspect .*' lists every"):
         decoded(fresh_dataset, [pair.id], DUBAI_CLASSES)
-    resized = source.read_mask(pair, size=(80, 72))
-    assert resized.shape == (72, 80, 3)
+    (scene,) = decoded(fresh_dataset, [pair.id], DUBAI_CLASSES, resize_masks=True)
     expected = np.array(small.convert("RGB").resize((80, 72), Image.Resampling.NEAREST))
-    assert (resized == expected).all()
-    assert (source.read_mask(pair, size=(20, 18)) == np.array(small.convert("RGB"))).all()
+    assert np.array_equal(scene.mask.numpy(), encode_mask(expected, DUBAI_CLASSES).ids)
 
 
 def test_a_palette_mask_resamples_its_indices(fresh_dataset):
     path = fresh_dataset / "Tile 2" / "masks" / "image_part_001.png"  # a palette tile
     small = Image.open(path).resize((33, 31), Image.Resampling.NEAREST)
     small.save(path)
-    source = DatasetSource(fresh_dataset)
-    pair = source.pairs[9]
-    values = source.read_mask(pair, palette_as_values=True, size=(80, 72))
-    assert (values == np.array(small.resize((80, 72), Image.Resampling.NEAREST))).all()
+    ids = _read(fresh_dataset, 9, classes=VALUES, resize_masks=True)[1]
+    values = np.array(small.resize((80, 72), Image.Resampling.NEAREST))
+    assert np.array_equal(ids, encode_mask(values, VALUES).ids)
 
 
-def test_a_damaged_mask_fails_to_resize_with_one_line(fresh_dataset):
+def test_a_damaged_mask_fails_with_one_line(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_001.png"
     Image.open(path).convert("RGB").resize((40, 36)).save(path)
     path.write_bytes(path.read_bytes()[:200])
-    source = DatasetSource(fresh_dataset)
     with pytest.raises(DatasetError, match="image_part_001.png: the file is truncated"):
-        source.read_mask(source.pairs[0], size=(80, 72))
+        _read(fresh_dataset, resize_masks=True)
 
 
 # ---- what mutation testing found unguarded (bench/mutation.py, data/source.py) ----
@@ -377,66 +385,53 @@ def _pair_folder(tmp_path, image: Image.Image, mask: Image.Image, mask_name="a.p
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)
     image.save(tmp_path / "images" / "a.png")
     mask.save(tmp_path / "masks" / mask_name)
-    return DatasetSource(tmp_path)
+    return tmp_path
 
 
 def test_mask_pixel_modes_are_colours_values_or_a_one_line_refusal(tmp_path):
     rgba = np.zeros((4, 5, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 255
-    source = _pair_folder(tmp_path / "rgba", Image.new("RGB", (5, 4)), Image.fromarray(rgba))
-    colours = source.read_mask(source.pairs[0])
-    assert (
-        colours.shape == (4, 5, 3) and colours.dtype == np.uint8 and (colours[..., 0] == 200).all()
+    red = ClassTable.from_dict({"classes": [{"name": "red", "mask_color": "#c80000"}]})
+    folder = _pair_folder(tmp_path / "rgba", Image.new("RGB", (5, 4)), Image.fromarray(rgba))
+    assert (_read(folder, classes=red)[1] == 0).all()
+    grey = Image.fromarray(np.full((4, 5), 3, np.uint8))
+    folder = _pair_folder(tmp_path / "l", Image.new("RGB", (5, 4)), grey)
+    assert (_read(folder, classes=VALUES)[1] == 2).all()
+    folder = _pair_folder(tmp_path / "la", Image.new("RGB", (5, 4)), Image.new("LA", (5, 4)))
+    with pytest.raises(DatasetError) as err:
+        _read(folder, classes=VALUES)
+    assert str(err.value).startswith(
+        "masks/a.png: a mask has one band (class values) or three (colours), this one 2"
     )
-    grey = Image.fromarray(np.full((4, 5), 7, np.uint8))
-    source = _pair_folder(tmp_path / "l", Image.new("RGB", (5, 4)), grey)
-    assert source.read_mask(source.pairs[0]).tolist() == [[7] * 5] * 4
-    for mode in ("1", "LA"):
-        source = _pair_folder(tmp_path / mode, Image.new("RGB", (5, 4)), Image.new(mode, (5, 4)))
-        with pytest.raises(DatasetError) as err:
-            source.read_mask(source.pairs[0])
-        assert str(err.value) == (
-            f"masks/a.png: a mask of {mode} pixels; masks are RGB colours, or one band of"
-            " class values (8 or 16 bit)"
-        )
 
 
 def test_plain_images_are_rgb_or_the_bands_asked(tmp_path):
     rgb = np.zeros((4, 5, 3), np.uint8)
     rgb[..., 0], rgb[..., 2] = 10, 30
-    source = _pair_folder(tmp_path / "rgb", Image.fromarray(rgb), Image.new("RGB", (5, 4)))
-    values, valid = source.read_image(source.pairs[0])
-    assert values[0, 0].tolist() == [10, 0, 30] and valid is None
-    flipped, _ = source.read_image(source.pairs[0], bands=(3, 2, 1))
-    assert flipped[0, 0].tolist() == [30, 0, 10]
+    folder = _pair_folder(tmp_path / "rgb", Image.fromarray(rgb), Image.new("RGB", (5, 4)))
+    assert _read(folder)[0][0, 0].tolist() == [10, 0, 30]
+    assert _read(folder, bands=(3, 2, 1))[0][0, 0].tolist() == [30, 0, 10]
     grey = Image.fromarray(np.full((4, 5), 9, np.uint8))
-    source = _pair_folder(tmp_path / "grey", grey, Image.new("RGB", (5, 4)))
-    assert source.read_image(source.pairs[0])[0].shape == (4, 5, 3)  # grey as RGB
-    assert source.header("images/a.png").mode == "L"
+    folder = _pair_folder(tmp_path / "grey", grey, Image.new("RGB", (5, 4)))
+    assert _read(folder, bands=(1, 1, 1))[0].tolist() == [[[9] * 3] * 5] * 4
 
 
 def test_damaged_files_are_named_in_whole_sentences(tmp_path):
-    source = _pair_folder(tmp_path, Image.new("RGB", (50, 40)), Image.new("RGB", (50, 40)))
+    _pair_folder(tmp_path, Image.new("RGB", (50, 40)), Image.new("RGB", (50, 40)))
     mask = tmp_path / "masks" / "a.png"
     data = mask.read_bytes()
     mask.write_bytes(data[: len(data) // 2])
     with pytest.raises(DatasetError) as err:
-        source.read_mask(source.pairs[0])
+        _read(tmp_path)
     assert str(err.value).startswith("masks/a.png: the file is truncated or damaged (")
-    assert str(err.value).endswith("); replace it or remove it from the dataset")
+    assert "); replace it or remove it" in str(err.value)
     mask.write_bytes(b"not an image at all")
     with pytest.raises(DatasetError) as err:
-        source.read_mask(source.pairs[0])
+        _read(tmp_path)
     assert str(err.value).startswith("masks/a.png: cannot read the file (")
-    assert str(err.value).endswith(
-        "); it is damaged or not an image: replace it or remove it from the dataset"
+    assert "); it is damaged or not an image: replace it or remove it from the dataset" in str(
+        err.value
     )
-    big = Image.new("RGB", (50, 40))
-    big.save(mask)
-    mask.write_bytes(mask.read_bytes()[:60])
-    with pytest.raises(DatasetError) as err:
-        source.read_mask(source.pairs[0], size=(25, 20))
-    assert str(err.value).endswith("; replace it or remove it from the dataset")
 
 
 def test_a_flat_zip_reads_its_files(tmp_path):
@@ -444,8 +439,7 @@ def test_a_flat_zip_reads_its_files(tmp_path):
     _pair_folder(folder, Image.new("RGB", (5, 4), (1, 2, 3)), Image.new("RGB", (5, 4)))
     archive = tmp_path / "flat.zip"
     zip_folder(folder, archive)
-    source = DatasetSource(archive)
-    assert source.root == "." and source.read_image(source.pairs[0])[0][0, 0].tolist() == [1, 2, 3]
+    assert DatasetSource(archive).root == "." and _read(archive)[0][0, 0].tolist() == [1, 2, 3]
     with pytest.raises(DatasetError, match=f"^{tmp_path / 'empty.zip'}: no image folder"):
         empty = tmp_path / "empty.zip"
         with zipfile.ZipFile(empty, "w") as z:
@@ -457,13 +451,17 @@ def test_a_flat_zip_reads_its_files(tmp_path):
         DatasetSource(tmp_path / "nothing")
 
 
-def test_size_and_grid_messages_name_the_flag_and_the_fix(tmp_path):
-    source = _pair_folder(tmp_path, Image.new("RGB", (5, 4)), Image.new("RGB", (3, 2)))
-    found = source.pair_problem(source.pairs[0])
-    assert found is not None
-    assert found.endswith("; --resize-masks resamples such masks to their image's size (nearest)")
-    found = source.pair_problem(source.pairs[0], flag="resize_masks=true")
-    assert found is not None and "; resize_masks=true resamples such masks" in found
+def test_size_messages_name_the_flag_and_the_fix(tmp_path):
+    folder = _pair_folder(tmp_path, Image.new("RGB", (5, 4)), Image.new("RGB", (3, 2)))
+    for flags, said in ((Flags(), "--resize-masks"), (TRAINING_FLAGS, "--resize-masks")):
+        with pytest.raises(DatasetError) as err:
+            _read(folder, flags=flags)
+        assert str(err.value).startswith(
+            f"masks/a.png: mask is 3x2 but its image is 5x4; masks must match their image pixel"
+            f" for pixel; {said} resamples such masks to their image's size (nearest)"
+        )
+    with pytest.raises(DatasetError, match="; resize_masks=true resamples such masks"):
+        _read(folder, flags=Flags(resize_masks="resize_masks=true"))
 
 
 @pytest.fixture(scope="module")
@@ -509,14 +507,15 @@ def test_a_zip_bomb_is_refused_from_its_sizes_before_it_is_decompressed(zip_bomb
         " MiB): refused as a likely zip bomb; if the file is genuine, extract the archive and"
         " pass its folder"
     )
+    scene = open_catalog(zip_bomb, DUBAI_CLASSES, strict=False).scenes["Tile 1/images/x.jpg"]
     with pytest.raises(DatasetError, match="likely zip bomb"):
-        source.header("Tile 1/images/x.jpg")  # data inspect's way in: the same
+        scene.look(Reading())  # data inspect's way in: the same
 
 
 def test_zip_entries_are_read_as_they_are_decoded_and_errors_name_them(zip_bomb, monkeypatch):
     source = DatasetSource(zip_bomb)
     # under the bounds, an entry is streamed: PIL and GDAL read as much as they need
-    monkeypatch.setattr("aerialseg.data.source.ZIP_RATIO_FROM", 2**40, raising=False)
+    monkeypatch.setattr("aerialseg.data.raster.ZIP_RATIO_FROM", 2**40, raising=False)
     text, peak = read_traced(source, "Tile 1/images/x.jpg")
     assert peak < 8 * 2**20  # not the 300 MiB of the entry
     assert text.startswith(f"{zip_bomb}:Tile 1/images/x.jpg: cannot read the file (")
@@ -529,10 +528,12 @@ def test_zip_entries_are_read_as_they_are_decoded_and_errors_name_them(zip_bomb,
     )
     text, _ = read_traced(source, "Tile 1/images/z.png")
     assert text == (
-        f"{zip_bomb}:Tile 1/images/z.png: cannot read the file (not an image format PIL"
-        " reads); it is damaged or not an image: replace it or remove it from the dataset"
+        f"{zip_bomb}:Tile 1/images/z.png: cannot read the file (not recognized as being in a"
+        " supported file format); it is damaged or not an image: replace it or remove it from"
+        " the dataset"
     )
     # the size bound holds whatever the ratio
-    monkeypatch.setattr("aerialseg.data.source.ZIP_MAX_BYTES", 2**30 // 32, raising=False)
+    monkeypatch.setattr("aerialseg.data.raster.ZIP_MAX_BYTES", 2**30 // 32, raising=False)
     assert "the entry would decompress to 64 MiB" in read_traced(source, "Tile 1/images/y.tif")[0]
-    assert source.read_mask(Pair("Tile 1/images/z.png", "Tile 1/masks/z.png")).shape == (4, 4, 3)
+    with rasterio.open(DatasetSource(zip_bomb).gdal_path("Tile 1/masks/z.png")) as mask:
+        assert mask.shape == (4, 4)  # the archive's other entries read

@@ -190,7 +190,8 @@ def recoloured(tiny_dataset, dest, palette, rename=None):
     for i, name in enumerate(DUBAI_CLASSES.names):
         colours[i] = parse_color(palette[rename.get(name, name)])
     for pair in source.pairs:
-        ids = encode_mask(source.read_mask(pair), DUBAI_CLASSES).ids
+        mask = np.array(Image.open(dest / pair.mask).convert("RGB"))
+        ids = encode_mask(mask, DUBAI_CLASSES).ids
         Image.fromarray(colours[ids]).save(dest / pair.mask)
     table = {
         "classes": [{"name": n, "mask_color": c} for n, c in palette.items()],

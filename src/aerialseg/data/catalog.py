@@ -3,9 +3,7 @@
 The forms, with their labels:
 
 - a dataset of image/mask pairs: a folder in any known layout, a zip archive (read in
-  place: GDAL's ``/vsizip/``, PIL from the entry's stream) or a manifest
-  (``data/source.py``, ``data/layouts.py``); GeoTIFF pairs become raster scenes read by
-  windows, PNG/JPEG pairs scenes decoded whole;
+  place: GDAL's ``/vsizip/``) or a manifest (``data/source.py``, ``data/layouts.py``);
 - image rasters (a file, a folder of them, a glob, a URL GDAL reads) with ``--labels``:
   class polygons (any vector file OGR reads) or one class raster over them.
 
@@ -39,8 +37,8 @@ from aerialseg.data.classes import ClassTable
 from aerialseg.data.labels import Grid, RasterLabels
 from aerialseg.data.polygons import PolygonLabels, ScenePolygons, read_polygons
 from aerialseg.data.raster import input_name, is_url
-from aerialseg.data.scenes import PlainPair, RasterScene, Reading, Scene, _group
-from aerialseg.data.source import RASTER_SUFFIXES, DatasetSource
+from aerialseg.data.scenes import RasterScene, Reading, Scene, _group
+from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import Split
 from aerialseg.errors import DatasetError
 
@@ -51,8 +49,6 @@ SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 # train rate); crops seldom read a tile twice, so a small cache costs nothing. GDAL reads
 # it once, at the process's first raster read: set GDAL_CACHEMAX yourself for another.
 STREAMED_GDAL_CACHE_MB = 128
-
-Entry = RasterScene | PlainPair
 
 
 @dataclass(frozen=True)
@@ -74,14 +70,14 @@ class Catalog:
     """The scenes of one dataset by id, in order, and where they came from."""
 
     path: str
-    scenes: dict[str, Entry]
+    scenes: dict[str, RasterScene]
     labels: LabelSpec | None = None
     unpaired: list[tuple[str, str]] = field(default_factory=list)  # (image, mask expected)
     hint: str = ""  # where a user finds every problem, for errors naming the first
     root: str = "."  # a dataset's root folder inside ``path``
 
     @property
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[RasterScene]:
         return list(self.scenes.values())
 
     def grids(self) -> list[SceneGrid]:
@@ -97,7 +93,7 @@ class Catalog:
         """The scenes by id where the labels have a labelled area; None without one."""
         if self.labels is None or self.labels.labelled_area is None:
             return None
-        return {e.id: e for e in self.entries if isinstance(e, RasterScene)}
+        return self.scenes
 
     def labelled_block(self) -> Callable[[str, Window], bool] | None:
         """For a block split: whether a block of a scene holds labels (whether the
@@ -241,25 +237,16 @@ def open_catalog(
 
 
 def _pairs(source: DatasetSource, classes: ClassTable, pixel_size: float | None) -> Catalog:
-    scenes: dict[str, Entry] = {}
+    scenes: dict[str, RasterScene] = {}
     for pair in source.pairs:
-        rasters = any(Path(rel).suffix.lower() in RASTER_SUFFIXES for rel in (pair.id, pair.mask))
-        try:  # a zip entry refused from its sizes stays a plain pair, refused when read
-            paths = (source.gdal_path(pair.id), source.gdal_path(pair.mask)) if rasters else None
-        except DatasetError:
-            paths = None
-        if paths is None:
-            scenes[pair.id] = PlainPair(source, pair, classes, pixel_size)
-            continue
-        image_path, mask_path = paths
-        mask_name = source.where(pair.mask)
+        mask_path, mask_name = source.gdal_path(pair.mask), source.where(pair.mask)
 
         def labels_of(grid: Grid, path=mask_path, name=mask_name) -> RasterLabels:
             return RasterLabels(path, name, classes, grid, pixel_size)
 
         scenes[pair.id] = RasterScene(
             pair.id,
-            image_path,
+            source.gdal_path(pair.id),
             source.where(pair.id),
             labels_of,
             pixel_size,
@@ -296,7 +283,7 @@ def _over_polygons(
         )
     by_crs: dict[str, PolygonLabels] = {}
     polygons_seen = area_seen = False
-    scenes: dict[str, Entry] = {}
+    scenes: dict[str, RasterScene] = {}
     for path in paths:
         sid = scene_id(path, root)
         scene = RasterScene(sid, path, path, _unbound, pixel_size, group=_group(sid), example=path)
@@ -358,7 +345,7 @@ def _over_class_raster(
             )
     paths, root = _rasters(images)
     label_grid = RasterScene("labels", spec.path, spec.path, _unbound).grid
-    scenes: dict[str, Entry] = {}
+    scenes: dict[str, RasterScene] = {}
     for path in paths:
         sid = scene_id(path, root)
 
@@ -367,7 +354,7 @@ def _over_class_raster(
 
         scene = RasterScene(sid, path, path, labels_of, pixel_size, group=_group(sid), example=path)
         scenes[sid] = scene
-    if not any(_overlaps(label_grid, e.grid) for e in scenes.values()):  # type: ignore[union-attr]
+    if not any(_overlaps(label_grid, e.grid) for e in scenes.values()):
         raise DatasetError(
             f"{spec.path}: the class raster lies on none of the {len(paths)} image(s); check"
             " that it and the images cover the same place"

@@ -12,9 +12,8 @@ from tqdm import tqdm
 
 from aerialseg.data.catalog import Catalog
 from aerialseg.data.classes import ClassTable, check_unknown_share
-from aerialseg.data.labels import GridMismatchError
+from aerialseg.data.labels import GridMismatchError, OversizeImageError
 from aerialseg.data.scenes import Flags, Reading
-from aerialseg.data.source import OversizeImageError
 from aerialseg.errors import ClassTableError, DatasetError
 
 # how a user resamples masks of another size, said where inspect lists them
@@ -33,6 +32,8 @@ def inspect_dataset(
     large to decode, masks over the unknown limit); scenes with a problem are left out of
     the figures. A catalog opened with ``strict=False`` lists its images without a mask
     too. Bands are read only where ``bands`` names them: any band count can be checked."""
+    # files named as in the dataset, a zip's too (its errors say archive.zip:ROOT/FILE)
+    in_zip = f"{catalog.path}:" + ("" if catalog.root == "." else f"{catalog.root}/")
     problems = [
         _problem("no-mask", image, f"{image}: image has no mask (expected {expected})")
         for image, expected in catalog.unpaired
@@ -63,7 +64,7 @@ def inspect_dataset(
             continue
         except DatasetError as err:
             file = entry.mask_name if entry.mask_name in str(err) else entry.name
-            problems.append(_problem("unreadable", file, str(err)))
+            problems.append(_problem("unreadable", file.removeprefix(in_zip), str(err)))
             continue
         image_modes[look.image_mode] += 1
         grids[look.grid or "none"] += 1

@@ -33,14 +33,24 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import box, mapping
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, encode_mask
-from aerialseg.data.raster import InputError, at_pixel_size, opening
+from aerialseg.data.raster import InputError, at_pixel_size, check_png_end, opening
 from aerialseg.errors import DatasetError, library_reason
 
+STAND_IN_CRS = CRS.from_epsg(3857)  # see RasterLabels._warped
 STRIP_ROWS = 512  # rows read at once where every step-th label of a whole raster is wanted
+# JPEG and PNG cannot be read from the middle: a dataset's are decoded whole, and past
+# PIL's own limit (179 MP) a header is a decompression bomb (a 500-byte PNG may declare
+# 30,000 x 30,000 px) or a scene to cut into tiles first.
+DECODED_WHOLE = ("JPEG", "PNG")
+MAX_DECODED_PIXELS = 178_956_970
 
 
 class GridMismatchError(DatasetError):
     """A mask of another size or pixel grid than its image, that cannot be warped onto it."""
+
+
+class OversizeImageError(DatasetError):
+    """A JPEG or PNG of a dataset declares more pixels than MAX_DECODED_PIXELS."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,10 @@ class RasterLabels:
     onto: Grid
     pixel_size: float | None = None
     area: None = None  # labels hold wherever the raster has data
+    # (width, height) of a mask without a georeference stretched onto its image's size,
+    # which the scene allows only where asked (resize_masks)
+    resized_from: tuple[int, int] | None = None
+    mode: str = ""  # how the file stores the labels, once read: "3x uint8", "1x uint8 palette"
     _open: tuple | None = field(default=None, repr=False)
 
     def _reader(self) -> tuple:
@@ -92,28 +106,28 @@ class RasterLabels:
             colours = np.zeros((256, 3), np.uint8)
             for index, rgba in dataset.colormap(1).items():
                 colours[index] = rgba[:3]
+        self.mode = f"{dataset.count}x {dataset.dtypes[0]}" + (" palette" if palette else "")
         extent = None
         if not _on_grid(dataset, self.onto):
             dataset, extent = self._warped(dataset)
         self._open = (os.getpid(), (dataset, colours, extent))
         return self._open[1]
 
-    @property
-    def mode(self) -> str:
-        """Bands and type, e.g. "1x uint8"."""
-        dataset = self._reader()[0]
-        return f"{dataset.count}x {dataset.dtypes[0]}"
-
     def _warped(self, dataset) -> tuple:
         onto = self.onto
-        if dataset.count != 1 or dataset.crs is None or onto.crs is None:
-            size = f"{dataset.width}x{dataset.height}"
-            if (dataset.width, dataset.height) != (onto.width, onto.height):
-                raise GridMismatchError(
-                    f"{self.name}: mask is {size} but its image is {onto.width}x{onto.height};"
-                    " masks must match their image pixel for pixel (or be single-band"
-                    " georeferenced class rasters, warped onto the image's grid)"
-                )
+        if dataset.crs is None or onto.crs is None:
+            # No grid places it: stretched over the image, nearest (PIL's resize picks the
+            # same pixels). GDAL warps between georeferenced grids only, so both take one
+            # stand-in CRS, the mask's pixels scaled onto the image's.
+            self.resized_from = (dataset.width, dataset.height)
+            scale = Affine.scale(onto.width / dataset.width, onto.height / dataset.height)
+            vrt = WarpedVRT(
+                dataset, src_crs=STAND_IN_CRS, src_transform=scale, crs=STAND_IN_CRS,
+                transform=Affine.identity(), width=onto.width, height=onto.height,
+                resampling=Resampling.nearest,
+            )  # fmt: skip
+            return vrt, None
+        if dataset.count != 1:
             raise GridMismatchError(
                 f"{self.name}: mask lies on another grid than its image (CRS or pixel origin"
                 " and size differ); resample it onto the image's grid (gdalwarp with the"
@@ -171,18 +185,36 @@ class RasterLabels:
 
 
 def open_raster(path: str, name: str):
-    """``path`` opened with rasterio; a file it cannot read is one line naming ``name``."""
+    """``path`` opened with rasterio; a file it cannot read, or a JPEG or PNG too large to
+    decode, is one line naming ``name``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with opening(path):
-                return rasterio.open(path)
+                dataset = rasterio.open(path)
+    except InputError as err:  # a zip entry refused from its sizes
+        raise DatasetError(str(err).replace(path, name)) from None
     except RasterioIOError as err:
         reason = library_reason(err).replace(f"'{path}' ", "")
         raise DatasetError(
             f"{name}: cannot read the file ({reason}); it is damaged or not an image: replace"
             " it or remove it from the dataset"
         ) from None
+    try:
+        if dataset.driver == "PNG":
+            check_png_end(path)
+    except InputError as err:
+        dataset.close()
+        raise DatasetError(f"{str(err).replace(path, name)}; replace it or remove it") from None
+    width, height = dataset.width, dataset.height
+    if dataset.driver in DECODED_WHOLE and width * height > MAX_DECODED_PIXELS:
+        dataset.close()
+        raise OversizeImageError(
+            f"{name}: {width:,} x {height:,} px, more than the {MAX_DECODED_PIXELS:,} pixels"
+            " a JPEG or PNG of a dataset may have (they are decoded whole); cut it into"
+            " tiles or remove it"
+        )
+    return dataset
 
 
 def same_grid(a: tuple, b: tuple) -> bool:

@@ -152,6 +152,7 @@ class ScenePolygons:
         return self.labels.area
 
     mode = "polygons"  # how the labels are stored, for data inspect
+    resized_from = None  # polygons lie on any grid
 
     def read(self, window: Window) -> EncodedMask:
         return EncodedMask(self.labels.window(self.transform, window), Counter(), 0)

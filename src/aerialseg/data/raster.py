@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import warnings
+import zipfile
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -336,15 +338,50 @@ def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")
 
+# A zip entry (GDAL's /vsizip/) is checked from its sizes in the archive's directory before
+# a byte of it is decompressed. JPEG, PNG and compressed TIFF barely shrink in a zip;
+# uncompressed masks shrink 30 to 300 times (the Dubai masks as raw rasters), but are
+# small: above 256 MiB, an entry 100 times its compressed size is a zip bomb (a 1.9 MB zip
+# held a 1 GB entry). Past 4 GiB, no raster is read from a zip: extract it.
+ZIP_MAX_BYTES = 4 * 2**30
+ZIP_MAX_RATIO = 100
+ZIP_RATIO_FROM = 256 * 2**20
+ZIP_ENTRY = re.compile(r"/vsizip/\{(?P<archive>[^}]+)\}/(?P<entry>.+)")
+
 
 def opening(path: str | Path):
-    """The settings to open ``path`` with: a URL without listing its folder. GDAL otherwise
-    asks for the folder's listing to find side files (.aux.xml, .ovr) on every open, a
-    request an object store answers slowly and some servers never (a local HTTP server
-    kept GDAL waiting with no timeout); GDAL's advice for cloud rasters. Only for that open:
-    set process-wide, it would hide a local file's .aux.xml (its georeference, class names)."""
+    """The settings to open ``path`` with, once it passes ``check_zip_entry``: a URL
+    without listing its folder. GDAL otherwise asks for the folder's listing to find side
+    files (.aux.xml, .ovr) on every open, a request an object store answers slowly and some
+    servers never (a local HTTP server kept GDAL waiting with no timeout); GDAL's advice
+    for cloud rasters. Only for that open: set process-wide, it would hide a local file's
+    .aux.xml (its georeference, class names)."""
+    check_zip_entry(str(path))
     remote = is_url(path) and not str(path).startswith("/vsizip/")
     return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR") if remote else nullcontext()
+
+
+def check_zip_entry(path: str) -> None:
+    """Refuse a ``/vsizip/{archive}/entry`` path whose entry would decompress to too much
+    (ZIP_MAX_BYTES, ZIP_MAX_RATIO), from its sizes alone: nothing of it is decompressed to
+    find out. Hand-written: GDAL reads an entry as far as asked, whatever its ratio."""
+    found = ZIP_ENTRY.fullmatch(path)
+    if found is None or not os.path.isfile(found["archive"]):
+        return
+    try:
+        with zipfile.ZipFile(found["archive"]) as archive:
+            info = archive.getinfo(found["entry"])
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return  # GDAL says what is wrong as it opens it
+    size, packed = info.file_size, info.compress_size
+    if size > ZIP_MAX_BYTES or (size > ZIP_RATIO_FROM and size > ZIP_MAX_RATIO * packed):
+        raise InputError(
+            f"{path}: the entry would decompress to {size / 2**20:,.0f} MiB from"
+            f" {packed / 2**20:,.1f} MiB, over the limits for a zip entry"
+            f" ({ZIP_MAX_BYTES // 2**30} GiB, or {ZIP_MAX_RATIO} times its compressed size"
+            f" above {ZIP_RATIO_FROM // 2**20} MiB): refused as a likely zip bomb; if the file"
+            " is genuine, extract the archive and pass its folder"
+        )
 
 
 def is_url(path: str | Path) -> bool:
@@ -366,7 +403,7 @@ PNG_END = b"IEND\xaeB`\x82"
 PNG_TAIL_BYTES = 65536  # writers may append bytes after IEND; truncation loses it
 
 
-def _check_png_end(path: str) -> None:
+def check_png_end(path: str) -> None:
     if not os.path.isfile(path):  # a /vsizip/ entry or a URL: GDAL's own checks only
         return
     with open(path, "rb") as f:
@@ -423,7 +460,7 @@ def open_input(
     file = ds
     try:
         if file.driver == "PNG":
-            _check_png_end(str(path))
+            check_png_end(str(path))
         if pixel_size:
             ds = at_pixel_size(file, pixel_size, str(path))
         check_shape(ds, str(path), max_pixels, max_side, max_aspect)

@@ -1,18 +1,16 @@
 """Scenes: what training, scoring and checks read, whatever form the dataset came in.
 
-A scene is an image plus a label source, read one window at a time. Two kinds:
-
-- ``RasterScene``: an image raster (GeoTIFF, COG, VRT, a ``/vsizip/`` entry, a URL) read
-  by windows with rasterio, labelled by polygons (``data/polygons.py``) or a class raster
-  (``data/labels.py``). A COG or tiled GeoTIFF reads only the blocks under a window, a URL
-  only their byte ranges. A dataset's GeoTIFF image/mask pairs are scenes of this kind.
-- ``PlainPair``: a PNG or JPEG image and its mask, which cannot be read by windows (a JPEG
-  decodes whole): always decoded, with PIL, the decoder the Dubai set was measured with.
+A scene (``RasterScene``) is an image raster read by windows with rasterio, the reader
+predict uses, plus a label source: polygons (``data/polygons.py``) or a class raster
+(``data/labels.py``). GeoTIFF, COG, VRT, JPEG and PNG files, ``/vsizip/`` entries and URLs
+are all scenes: a COG or tiled GeoTIFF reads only the blocks under a window, a URL only
+their byte ranges, a JPEG or PNG (which cannot be read from the middle) decodes whole.
+So training and ``evaluate`` see the very pixels ``predict`` sees.
 
 A decoded scene is a ``LabelledImage``, whose windows are slices; a raster scene gives the
 same arrays for the same window, so the sampler does not care which it has.
 ``Catalog.read`` (``data/catalog.py``) keeps scenes decoded while they fit in
-``cache_megabytes``, and streams raster scenes beyond.
+``cache_megabytes``, and streams the others beyond.
 
 Bands are chosen where pixels are read (``Reading``): a scene is opened from its header
 alone, so listing, splitting and checking a dataset work on any band count.
@@ -34,17 +32,10 @@ from affine import Affine
 from rasterio.windows import Window
 
 from aerialseg.data.blocks import SceneGrid
-from aerialseg.data.classes import (
-    IGNORE_INDEX,
-    ClassTable,
-    EncodedMask,
-    check_unknown_share,
-    encode_mask,
-)
+from aerialseg.data.classes import IGNORE_INDEX, EncodedMask, check_unknown_share
 from aerialseg.data.labels import Grid, GridMismatchError, open_raster
 from aerialseg.data.polygons import PolygonLayer
-from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
-from aerialseg.data.source import DatasetSource, Pair
+from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, input_name, open_input
 from aerialseg.errors import DatasetError
 
 
@@ -67,7 +58,7 @@ class Reading:
 
     bands: tuple[int, ...] | None = None  # 1-based; None: an RGB(A) raster's three
     max_unknown: float = 0.05  # largest share of a mask in no class's colour or value
-    resize_masks: bool = False  # plain masks of another size resampled to their image's
+    resize_masks: bool = False  # masks of another size, no georeference: stretched to it
     cache_megabytes: float = 4096  # scenes kept decoded while all fit, else streamed
     flags: Flags = Flags()
 
@@ -109,6 +100,9 @@ class LabelSource(Protocol):
     @property
     def mode(self) -> str: ...  # how the labels are stored: "1x uint8", "polygons"
 
+    @property
+    def resized_from(self) -> tuple[int, int] | None: ...  # a mask stretched to the image
+
     def read(self, window: Window) -> EncodedMask: ...
 
     def every(self, step: int) -> EncodedMask: ...
@@ -146,10 +140,10 @@ class Look:
 
     encoded: EncodedMask
     weight: int
-    image_mode: str  # "RGB", "4x uint16"
+    image_mode: str  # "3x uint8", "4x uint16"
     grid: str | None  # CRS and pixel size
     pixel_size: float | None
-    mask_mode: str  # "P", "1x uint8", "polygons"
+    mask_mode: str  # "1x uint8", "3x uint8", "polygons"
     group: str
     size: tuple[int, int]  # (width, height)
 
@@ -187,6 +181,11 @@ class RasterScene:
         """The scene's pixel grid as it is read (at ``pixel_size``), from the header."""
         with _header(self.path, self.name, self.pixel_size) as ds:
             return Grid(ds.crs, ds.transform, ds.width, ds.height)
+
+    @property
+    def decodes_whole(self) -> bool:
+        """A JPEG or PNG, which cannot be read from the middle."""
+        return input_name(self.path).suffix.lower() in (".jpg", ".jpeg", ".png")
 
     @property
     def height(self) -> int:
@@ -256,8 +255,18 @@ class RasterScene:
     def check(self, reading: Reading) -> None:
         """Header-level problems (a mask of another size or grid, a class table that does
         not fit its values): raised here, on binding the labels and reading one pixel,
-        before any scene is decoded."""
-        self.labels.read(Window(0, 0, 1, 1))
+        before any scene is decoded. A mask of another size without a georeference is
+        stretched over its image only where ``reading.resize_masks`` asks."""
+        labels = self.labels
+        labels.read(Window(0, 0, 1, 1))
+        if labels.resized_from is not None and not reading.resize_masks:
+            width, height = labels.resized_from
+            raise GridMismatchError(
+                f"{labels.name}: mask is {width}x{height} but its image is {self.width}x"
+                f"{self.height}; masks must match their image pixel for pixel;"
+                f" {reading.flags.resize_masks} resamples such masks to their image's size"
+                " (nearest)"
+            )
 
     def decoded(self, reading: Reading) -> LabelledImage:
         whole = Window(0, 0, self.width, self.height)  # an unreadable file fails here
@@ -266,7 +275,9 @@ class RasterScene:
         self._check_unknown(labels, reading)
         return scene.read(whole, labels)
 
-    def streamed(self, reading: Reading) -> RasterScene:
+    def streamed(self, reading: Reading) -> RasterScene | LabelledImage:
+        if self.decodes_whole:  # each window would decode the file from its start again
+            return self.decoded(reading)
         scene = self.with_bands(reading.bands)
         self._check_unknown(self.labels.every(UNKNOWN_SAMPLE_STEP), reading)
         return scene
@@ -289,6 +300,7 @@ class RasterScene:
         raster = self._open(reading.bands or (1,), reading.flags.bands)
         image_mode = f"{raster.dataset.count}x {raster.dataset.dtypes[0]}"
         raster.close()
+        self.check(reading)
         step = 1
         while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
             step += 1
@@ -298,95 +310,6 @@ class RasterScene:
             described = f"{grid.crs.to_string()}, {pixel:g} x {abs(grid.transform.e):g}"
         return Look(self.labels.every(step), step * step, image_mode, described, pixel,
                     self.labels.mode, self.group, (grid.width, grid.height))  # fmt: skip
-
-
-@dataclass
-class PlainPair:
-    """A PNG/JPEG image and its mask (or any pair rasterio cannot read by windows), decoded
-    whole with PIL."""
-
-    source: DatasetSource
-    pair: Pair
-    classes: ClassTable
-    pixel_size: float | None = None
-
-    @property
-    def id(self) -> str:
-        return self.pair.id
-
-    @property
-    def group(self) -> str:
-        return _group(self.pair.id)
-
-    @property
-    def stem(self) -> str:
-        return self.pair.stem
-
-    @property
-    def name(self) -> str:
-        return self.pair.id
-
-    @property
-    def mask_name(self) -> str:
-        return self.pair.mask
-
-    def look(self, reading: Reading) -> Look:
-        """Both files decoded whole: a truncated one fails."""
-        self.check(reading)
-        encoded = self._labels(None)
-        self.source.read_image(self.pair, reading.bands, reading.flags.bands)
-        image, mask = self._header, self.source.header(self.pair.mask)
-        return Look(encoded, 1, image.mode, None, None, mask.mode, self.group, image.size)
-
-    @property
-    def example(self) -> str | None:
-        return self.source.file_path(self.id)
-
-    @cached_property
-    def _header(self):
-        return self.source.header(self.pair.id)
-
-    def decoded_bytes(self, bands: int) -> int:
-        width, height = self._header.size
-        return width * height * (bands + 1)
-
-    def scene_grid(self) -> SceneGrid:
-        width, height = self._header.size
-        return SceneGrid(self.id, height, width, None)
-
-    def georeference(self) -> tuple | None:
-        return None  # a PNG or JPEG has none
-
-    def check(self, reading: Reading) -> None:
-        if self.pixel_size:
-            raise DatasetError(
-                f"{self.pair.mask}: pixel_size= resamples GeoTIFF pairs only; this pair has no"
-                " georeference"
-            )
-        problem = self.source.pair_problem(
-            self.pair, reading.resize_masks, reading.flags.resize_masks
-        )
-        if problem:
-            raise GridMismatchError(problem)
-
-    def decoded(self, reading: Reading) -> LabelledImage:
-        """The pair decoded; its mask resampled to the image's size where ``check`` let
-        one of another size pass (``resize_masks``)."""
-        encoded = self._labels(self._header.size)
-        name, limit = self.pair.mask, reading.max_unknown
-        check_unknown_share(encoded, name, limit, reading.flags.max_unknown)
-        values, valid = self.source.read_image(self.pair, reading.bands, reading.flags.bands)
-        if valid is not None:
-            encoded.ids[~valid] = IGNORE_INDEX
-        image = torch.from_numpy(values).permute(2, 0, 1)
-        return LabelledImage(self.id, image, torch.from_numpy(encoded.ids))
-
-    def streamed(self, reading: Reading) -> LabelledImage:
-        return self.decoded(reading)  # a JPEG or PNG decodes whole anyway
-
-    def _labels(self, size: tuple[int, int] | None) -> EncodedMask:
-        mask = self.source.read_mask(self.pair, self.classes.by_value, size)
-        return encode_mask(mask, self.classes, self.pair.mask)
 
 
 @contextmanager

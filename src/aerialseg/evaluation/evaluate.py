@@ -138,7 +138,8 @@ def evaluate(
     ``split_name`` ``all`` scores every image. ``classes``: the dataset's class table if
     not the model's, matched to it by name (``match_classes``). ``max_unknown``: the
     share of a mask in colours of no class before it is an error (None: the model's).
-    ``resize_masks``: plain masks of another size than their image resampled to it.
+    ``resize_masks``: masks without a georeference of another size than their image
+    resampled to it.
     ``labels``: ``data`` is image rasters labelled by these polygons or this class raster;
     with a block split only the blocks of ``split_name`` are scored."""
     out = Path(out)

@@ -220,7 +220,8 @@ class TrainConfig:
     max_unknown: float = setting(0.05, "largest share of unknown mask colours before an error")
     resize_masks: bool = setting(
         False,
-        "plain PNG/JPEG masks of another size than their image are resampled to it, nearest "
+        "masks without a georeference (PNG, JPEG) of another size than their image are "
+        "resampled to it, nearest "
         "(train --resize-masks); false: such a pair is an error (data inspect lists them all)",
     )
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = setting(
