@@ -43,7 +43,14 @@ MODULES: dict[str, dict] = {
     "data/splits.py": {"tests": ["tests/data/test_splits.py", "tests/data/test_blocks.py"]},
     "data/source.py": {"tests": ["tests/data/test_source.py"]},
     # The one data layer (issue 28): label rasters, scenes, the catalog of every form.
-    "data/labels.py": {"tests": ["tests/data/test_labels.py", "tests/data/test_catalog.py"]},
+    "data/labels.py": {
+        "tests": [
+            "tests/data/test_labels.py",
+            "tests/data/test_catalog.py",
+            "tests/data/test_source.py",
+            "tests/data/test_scene_kinds.py",
+        ]
+    },
     "data/scenes.py": {
         "tests": [
             "tests/data/test_scenes.py",
@@ -348,9 +355,6 @@ EQUIVALENT: dict[str, str] = {
     ),
     "aerialseg.evaluation.metrics.x__ratio__mutmut_3": "errstate without invalid=: as above",
     "aerialseg.evaluation.metrics.x__ratio__mutmut_4": "errstate without divide=: as above",
-    "aerialseg.data.labels.x__open_raster__mutmut_4": (
-        "which warnings are silenced while the file opens: none reaches the caller either way"
-    ),
     "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_42": (
         "the colour table as float64 (numpy's default): the same integer colours,"
         " packed to the same codes"
@@ -362,8 +366,11 @@ EQUIVALENT: dict[str, str] = {
     "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_45": (
         "a 257th colour-table row: a uint8 band indexes rows 0..255 only"
     ),
-    "aerialseg.data.labels.xǁRasterLabelsǁ_warped__mutmut_33": (
-        "WarpedVRT's default resampling is nearest, the one named"
+    "aerialseg.data.labels.xǁRasterLabelsǁ_warped__mutmut_29": (
+        "WarpedVRT's default resampling is nearest, the one named (the stretched mask)"
+    ),
+    "aerialseg.data.labels.xǁRasterLabelsǁ_warped__mutmut_50": (
+        "WarpedVRT's default resampling is nearest, the one named (the warped raster)"
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_5": (
         "by_value's start value: every strip sets it, and a raster has at least one row"
@@ -393,10 +400,10 @@ EQUIVALENT: dict[str, str] = {
     "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_47": (
         "the no-strip branch: GDAL opens no raster of 0 rows"
     ),
-    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_64": (
+    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_78": (
         "rasterize's default fill is 0, the one named"
     ),
-    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_65": (
+    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_79": (
         "the extent's burn value is only compared with 0: 2 marks the same pixels as 1"
     ),
     "aerialseg.data.catalog.x__over_class_raster__mutmut_14": (

@@ -1,6 +1,7 @@
 import io
 import shutil
 import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import rasterio
 import yaml
 from PIL import Image
+from rasterio.errors import NotGeoreferencedWarning
 
 from aerialseg.data.catalog import open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable, encode_mask
@@ -143,6 +145,20 @@ def test_a_palette_geotiff_is_read_as_colours_or_as_values(tmp_path):
     labelled = (values > 0) & (by_value != 255)  # 255 also where the image has no data
     assert labelled.mean() > 0.5 and (by_value[labelled] == values[labelled] - 1).all()
     assert np.array_equal(by_value, by_colour)  # value k is class k-1, and so is colour k
+    with rasterio.open(root / "masks" / "scene_0.tif", "r+") as mask:
+        mask.nodata = 1  # its pixels hold no label, though 1 is a class's value and colour
+    for table in (VALUES, COLOURS):
+        ids = _read(root, classes=table, bands=(1, 2, 3))[1]
+        assert (ids[values == 1] == 255).all() and (ids[values == 2] != 255).any()
+
+
+def test_plain_pairs_open_without_a_warning(tiny_dataset):
+    """A JPEG has no georeference: rasterio's NotGeoreferencedWarning says nothing to a
+    user of a dataset of pictures."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotGeoreferencedWarning)
+        image, ids = _read(tiny_dataset)
+    assert image.shape == (72, 80, 3) and ids.shape == (72, 80)
 
 
 def test_a_palette_png_is_read_as_colours_or_as_values(tmp_path):
