@@ -47,6 +47,7 @@ def test_streamed_windows_are_uint8_at_the_pixel_size(tmp_path):
     _, scene = _raster_scene(write_geotiff_dataset(tmp_path / "own", parts=1), pixel_size=1.0)
     assert (scene.width, scene.height) == (40, 36)  # 0.5 m pixels read at 1 m
     streamed = scene.streamed(BGR)
+    assert not scene.decodes_whole and isinstance(streamed, RasterScene)  # a GeoTIFF streams
     part = streamed.read(Window(0, 0, 40, 36))
     reference = open_input(scene.path, (3, 2, 1), pixel_size=1.0)
     values, valid = reference.read(Window(0, 0, 40, 36))

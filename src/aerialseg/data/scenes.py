@@ -33,9 +33,9 @@ from rasterio.windows import Window
 
 from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import IGNORE_INDEX, EncodedMask, check_unknown_share
-from aerialseg.data.labels import Grid, GridMismatchError, open_raster
+from aerialseg.data.labels import DECODED_WHOLE, Grid, GridMismatchError, open_raster
 from aerialseg.data.polygons import PolygonLayer
-from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, input_name, open_input
+from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
 from aerialseg.errors import DatasetError
 
 
@@ -182,10 +182,11 @@ class RasterScene:
         with _header(self.path, self.name, self.pixel_size) as ds:
             return Grid(ds.crs, ds.transform, ds.width, ds.height)
 
-    @property
+    @cached_property
     def decodes_whole(self) -> bool:
-        """A JPEG or PNG, which cannot be read from the middle."""
-        return input_name(self.path).suffix.lower() in (".jpg", ".jpeg", ".png")
+        """A JPEG or PNG (``labels.DECODED_WHOLE``), which cannot be read from the middle."""
+        with _header(self.path, self.name, None) as file:
+            return file.driver in DECODED_WHOLE
 
     @property
     def height(self) -> int:
@@ -206,7 +207,7 @@ class RasterScene:
     def with_bands(self, bands: tuple[int, ...] | None) -> RasterScene:
         """This scene read in ``bands``, checked against the raster now."""
         scene = replace(self, bands=bands, _opened=None)
-        for known in ("grid", "labels"):  # read once: the header, the open label source
+        for known in ("grid", "decodes_whole", "labels"):  # the headers, the open labels
             if known in self.__dict__:
                 scene.__dict__[known] = self.__dict__[known]
         scene.raster()
