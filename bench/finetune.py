@@ -92,6 +92,16 @@ RECIPES: dict[str, list[str]] = {
         "unlabelled=UNLABELLED",
         "class_balanced=0.5",
     ],
+    # the same with CutMix between the batch's crops, labelled and pseudo-labelled alike
+    # (DACS, Tranheden et al. 2021, mixes source and target crops for domain adaptation):
+    # a regulariser for a few images whose pixels the network otherwise sees again and again
+    "finetune-st-balanced-cutmix": [
+        "--preset",
+        "finetune",
+        "unlabelled=UNLABELLED",
+        "class_balanced=0.5",
+        "cutmix=0.5",
+    ],
     # the same without self-training: whether class_balanced may join the preset, which
     # also serves runs without unlabelled images
     "finetune-balanced": ["--preset", "finetune", "class_balanced=0.5"],
@@ -203,6 +213,24 @@ def region_splits(folder: Path, tile: str, n: int, pairs, seed: int) -> tuple[Pa
     return train, test
 
 
+# Starts that are the base model or come from it: their results hold only for the build
+# of the base model they were made with (its "base" id), and are compared with each other
+# only within one build.
+FROM_BASE = ("zero-shot", "adabn", "base")
+
+
+def base_id(model: Path) -> str:
+    """A base model's build: the first 12 hex digits of its file's SHA-256. A base model
+    trained again (another session, another commit) is another build."""
+    return hashlib.sha256(model.read_bytes()).hexdigest()[:12]
+
+
+def current_base(folder: Path, tile: str) -> str | None:
+    """The build of the tile's base model in ``folder``; None where none is trained there."""
+    run = folder / f"base-{tile}"
+    return base_id(run / "run" / "model.pt") if (run / "result.json").exists() else None
+
+
 def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
     run = folder / f"{tile}-{n}-{start}-{recipe}"
     done = finished(run)
@@ -211,6 +239,8 @@ def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
     train_split, test_split = splits
     run.mkdir(parents=True)
     key = {"key": key_of(tile, n, start, recipe)}
+    if start in FROM_BASE:
+        key["base"] = base_id(base)
     if start in ("zero-shot", "bundled"):
         model = base if start == "zero-shot" else default_model_path()
         return record(run, {**key, **evaluate(model, test_split, run / "eval"), "seconds": 0})
@@ -298,6 +328,35 @@ def collected(folder: Path) -> dict[str, dict]:
     return found
 
 
+def done(results: dict[str, dict], key: str, build: str | None) -> bool:
+    """Whether ``key`` has a result that holds for the tile's base model build (any build
+    where no base model is trained yet: none is then trained just to find out)."""
+    result = results.get(key)
+    if result is None:
+        return False
+    return build is None or key.split(" | ")[2] not in FROM_BASE or result.get("base") == build
+
+
+def by_build(folder: Path) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+    """(the results that hold for each tile's current base model build, and the others by
+    the build they were made with, "unrecorded" before builds were recorded): from the
+    committed JSON, both parts, and from ``folder``. Where a tile's base model is not in
+    ``folder``, the results last reported for it stay current."""
+    builds = {tile: current_base(folder, tile) for tile in TILES}
+    old = committed()
+    current = collected(folder)
+    earlier: dict[str, dict[str, dict]] = {
+        build: dict(part["results"]) for build, part in old.get("earlier_bases", {}).items()
+    }
+    for key, result in [*old.get("results", {}).items(), *list(current.items())]:
+        tile, _, start, _ = key.split(" | ")
+        if start in FROM_BASE and builds.get(tile) not in (None, result.get("base")):
+            earlier.setdefault(result.get("base", "unrecorded"), {})[key] = result
+            if current.get(key) is result:
+                del current[key]
+    return current, earlier
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -344,23 +403,25 @@ def main() -> None:
     pairs = DatasetSource(DATA).pairs
     args.folder.mkdir(parents=True, exist_ok=True)
     if args.stage == "report":
-        save(args, collected(args.folder))
-        return print(table(collected(args.folder)))
+        return print(table(save(args)))
     for tile in args.tiles:
         untrained = ("zero-shot", "adabn", "bundled")  # no recipe
         runs = [(n, start, recipe) for n in args.sizes for start in args.starts
                 for recipe in (["-"] if start in untrained else args.recipes)]  # fmt: skip
-        todo = [run for run in runs if key_of(tile, *run) not in collected(args.folder)]
+        build = current_base(args.folder, tile)
+        todo = [run for run in runs if not done(collected(args.folder), key_of(tile, *run), build)]
         if not todo and args.stage == "all":
             continue  # every run done, in this folder or committed: no base model needed
         base = base_model(args.folder, tile, args.base_steps, pairs)
         if args.stage == "base":
             continue
+        build = base_id(base)  # runs of another build of the base model are made again
+        todo = [run for run in runs if not done(collected(args.folder), key_of(tile, *run), build)]
         for n, start, recipe in todo:
             splits = region_splits(args.folder, tile, n, pairs, args.seed)
             result = fine_tune(args.folder, tile, n, start, recipe, base, args.budget, splits)
             print(result["key"], result["headline"]["miou5"], flush=True)
-            save(args, collected(args.folder))
+            save(args)
 
 
 def key_of(tile: str, n: int, start: str, recipe: str) -> str:
@@ -373,8 +434,10 @@ def key_of(tile: str, n: int, start: str, recipe: str) -> str:
 DESIGN = [("zero-shot", "-"), ("base", "finetune-st"), ("imagenet", "plain")]
 
 
-def save(args, results: dict) -> None:
-    """Every finished run's result, and whether the design's runs are all there."""
+def save(args) -> dict[str, dict]:
+    """Every finished run's result, and whether the design's runs are all there; the
+    results of the current base model builds."""
+    results, earlier = by_build(args.folder)
     plot(results, RESULTS / "finetune.png")
     design = [key_of(t, n, s, r) for t in TILES for n in (2, 4, 8) for s, r in DESIGN]
     write_result(
@@ -397,8 +460,33 @@ def save(args, results: dict) -> None:
             # recipes whose setting was tried and removed: their settings, the commit that
             # had them, why removed, and their runs (kept from the committed JSON)
             "removed": committed().get("removed", {}),
+            # results made with other builds of the base models, by build, and their gains
+            # (each compares runs of one build; ImageNet's runs serve every build)
+            "earlier_bases": {
+                build: {
+                    "why": EARLIER_BASES,
+                    "gains": gains({**runs, **imagenet_runs(results)}),
+                    "results": runs,
+                }
+                for build, runs in sorted(earlier.items())
+            },
         },
     )
+    return results
+
+
+# Why results of other base model builds are set aside.
+EARLIER_BASES = (
+    "made with another build of the base models (trained again in another session, at"
+    " another commit): a fine-tuned run is compared with the zero-shot of its own build"
+    " only. 'unrecorded': before each run recorded its build (the SHA-256 of the base"
+    " model file); the three base models were trained again in several sessions, so these"
+    " runs may mix builds"
+)
+
+
+def imagenet_runs(results: dict[str, dict]) -> dict[str, dict]:
+    return {k: r for k, r in results.items() if k.split(" | ")[2] not in FROM_BASE}
 
 
 # The issue's aims: with n labelled images, the base model fine-tuned beats its zero-shot
