@@ -18,6 +18,7 @@ import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -63,6 +64,19 @@ class Grid:
     height: int
 
 
+@dataclass(frozen=True)
+class OpenedLabels:
+    """A class raster opened on its scene's grid, and what opening it found."""
+
+    dataset: Any  # rasterio dataset, or the WarpedVRT over it
+    colours: np.ndarray | None  # a palette's RGB per value, where colours name the classes
+    extent: dict | None  # the raster's extent on a warped grid (GeoJSON); None: all of it
+    mode: str  # how the file stores the labels: "3x uint8", "1x uint8 palette"
+    # (width, height) of a mask without a georeference stretched onto its image's size,
+    # which the scene allows only where asked (resize_masks)
+    resized_from: tuple[int, int] | None
+
+
 @dataclass
 class RasterLabels:
     """A class raster read per window on the pixel grid of its scene (``onto``).
@@ -77,15 +91,19 @@ class RasterLabels:
     onto: Grid
     pixel_size: float | None = None
     area: None = None  # labels hold wherever the raster has data
-    # (width, height) of a mask without a georeference stretched onto its image's size,
-    # which the scene allows only where asked (resize_masks)
-    resized_from: tuple[int, int] | None = None
-    mode: str = ""  # how the file stores the labels, once read: "3x uint8", "1x uint8 palette"
-    _open: tuple | None = field(default=None, repr=False)
+    _open: tuple[int, OpenedLabels] | None = field(default=None, repr=False)
 
-    def _reader(self) -> tuple:
-        """(dataset read on the scene's grid, colour table or None, extent polygon or None),
-        opened once per process (a GDAL handle does not survive a fork)."""
+    @property
+    def mode(self) -> str:
+        return self._reader().mode
+
+    @property
+    def resized_from(self) -> tuple[int, int] | None:
+        return self._reader().resized_from
+
+    def _reader(self) -> OpenedLabels:
+        """The raster opened on the scene's grid, once per process (a GDAL handle does not
+        survive a fork)."""
         if self._open is not None and self._open[0] == os.getpid():
             return self._open[1]
         file = open_raster(self.path, self.name)
@@ -106,12 +124,15 @@ class RasterLabels:
             colours = np.zeros((256, 3), np.uint8)
             for index, rgba in dataset.colormap(1).items():
                 colours[index] = rgba[:3]
-        self.mode = f"{dataset.count}x {dataset.dtypes[0]}" + (" palette" if palette else "")
-        extent = None
+        mode = f"{dataset.count}x {dataset.dtypes[0]}" + (" palette" if palette else "")
+        extent, resized_from = None, None
         if not _on_grid(dataset, self.onto):
+            if dataset.crs is None or self.onto.crs is None:
+                resized_from = (dataset.width, dataset.height)
             dataset, extent = self._warped(dataset)
-        self._open = (os.getpid(), (dataset, colours, extent))
-        return self._open[1]
+        opened = OpenedLabels(dataset, colours, extent, mode, resized_from)
+        self._open = (os.getpid(), opened)
+        return opened
 
     def _warped(self, dataset) -> tuple:
         onto = self.onto
@@ -119,7 +140,6 @@ class RasterLabels:
             # No grid places it: stretched over the image, nearest (PIL's resize picks the
             # same pixels). GDAL warps between georeferenced grids only, so both take one
             # stand-in CRS, the mask's pixels scaled onto the image's.
-            self.resized_from = (dataset.width, dataset.height)
             scale = Affine.scale(onto.width / dataset.width, onto.height / dataset.height)
             vrt = WarpedVRT(
                 dataset, src_crs=STAND_IN_CRS, src_transform=scale, crs=STAND_IN_CRS,
@@ -142,7 +162,8 @@ class RasterLabels:
 
     def read(self, window: Window, step: int = 1) -> EncodedMask:
         """The class ids of ``window`` of the scene, every ``step``-th row and column."""
-        dataset, colours, extent = self._reader()
+        opened = self._reader()
+        dataset, colours, extent = opened.dataset, opened.colours, opened.extent
         try:
             masked = dataset.nodata is not None
             if dataset.count == 1:
