@@ -319,9 +319,9 @@ def main() -> None:
         bundled_by = previous.get("bundled_by", previous["command"])
     # The card is written before any file is: a failure leaves no half a bundle.
     text = card(quality, trained.spec, metrics, size_mb, headline, headline_tta, bundled_by)
-    meta = dict(trained.meta)
-    if not args.card_only:
-        meta.update(test_metrics=headline, trained_on="dubai-aerial")
+    # the file's own scores, as read now (a card-only run after a change in how images
+    # are decoded scores it again)
+    meta = {**trained.meta, "test_metrics": headline, "trained_on": "dubai-aerial"}
     save_model(target, trained.net, trained.spec, trained.classes, meta, half=True, recipe=recipe)
     atomic_write(ASSETS / "MODEL_CARD.md", lambda tmp: Path(tmp).write_text(text))
     write_result(

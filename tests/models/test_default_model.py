@@ -1,5 +1,6 @@
 """The bundled default model: small, fp16, self-describing, used when --model is left out."""
 
+import json
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, encode_mask
 from aerialseg.models.io import load_model
-from tests.helpers.paths import REAL_DATA, requires_real_data
+from tests.helpers.paths import REAL_DATA, SPLIT_JSON, requires_real_data
 
 ASSETS = Path(str(files("aerialseg") / "assets"))
 BUNDLED = ASSETS / "default-model.pt"
@@ -37,6 +38,22 @@ def test_bundled_file_is_small_fp16_and_carries_its_test_metrics():
     quoted = [float(x) for x in row.groups()]
     carried = [metrics[k] for k in ("miou6", "miou5", "pixel_accuracy", "mean_dice")]
     assert quoted == pytest.approx(carried, abs=5e-4)
+
+
+@pytest.mark.slow
+@requires_real_data()
+def test_bundled_file_carries_the_scores_that_evaluate_gives_it(tmp_path):
+    """The figures the file and its card quote are what ``evaluate`` gives it today, to
+    4 decimals: a change in how images are read or predicted shows here, not in a user's
+    report (bench/bundle_default.py --card-only scores it again)."""
+    args = ["evaluate", str(BUNDLED), "--data", str(REAL_DATA), "--split-file", str(SPLIT_JSON),
+            "--split", "test", "--precision", "fp32", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    measured = json.loads((tmp_path / "metrics.json").read_text())
+    carried = load_model(BUNDLED).meta["test_metrics"]
+    assert {k: round(measured[k], 4) for k in carried} == {
+        k: round(v, 4) for k, v in carried.items()
+    }
 
 
 @requires_real_data()
