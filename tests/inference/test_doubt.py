@@ -88,6 +88,8 @@ def test_the_reason_names_confidence_classes_and_the_rarest_class():
     assert reason(mixed, names, rarity, "random") == "drawn at random"
     below = block([0.96, 0.04, 0], doubt=0.5)
     assert reason(below, names, np.array([0.0, 0.4, 1.0]), "mixed") == "mean confidence 50%"
+    # the rarest of the rare classes is named, wherever it stands in the table
+    assert reason(mixed, names, np.array([0.0, 1.0, 0.6]), "mixed").endswith("rare class Road 40%")
 
 
 def test_a_tally_counts_blocks_and_their_edges():
@@ -109,6 +111,17 @@ def test_a_tally_counts_blocks_and_their_edges():
     assert list(tally.classes[0]) == [32 * 32, 32 * 32]
     # half of a full block and half of it usable: still a candidate; a sliver is not
     assert list(tally.candidates()) == [0, 1]
+
+
+def test_a_candidate_is_at_least_half_a_block_at_least_half_of_it_unlabelled():
+    tally = BlockTally(height=64, width=96, block=64, num_classes=2)
+    labelled = np.zeros((64, 96), bool)
+    labelled[:48, :64] = True  # three quarters of the full block: a quarter usable
+    ones = np.ones((64, 96), np.uint8)
+    tally.add(0, ones, ones * 50, ones.astype(bool), labelled)
+    # the full block is mostly labelled already; the edge block, exactly half a block
+    # wide and all unlabelled, is one
+    assert list(tally.candidates()) == [1]
 
 
 def test_each_scene_is_spaced_by_its_own_distance():
