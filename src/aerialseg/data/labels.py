@@ -127,14 +127,14 @@ class RasterLabels:
         mode = f"{dataset.count}x {dataset.dtypes[0]}" + (" palette" if palette else "")
         extent, resized_from = None, None
         if not _on_grid(dataset, self.onto):
-            if dataset.crs is None or self.onto.crs is None:
-                resized_from = (dataset.width, dataset.height)
-            dataset, extent = self._warped(dataset)
+            dataset, extent, resized_from = self._warped(dataset)
         opened = OpenedLabels(dataset, colours, extent, mode, resized_from)
         self._open = (os.getpid(), opened)
         return opened
 
     def _warped(self, dataset) -> tuple:
+        """(the raster warped onto the scene's grid, its extent there or None, and the
+        size it had where it was stretched over the image without a georeference)."""
         onto = self.onto
         if dataset.crs is None or onto.crs is None:
             # No grid places it: stretched over the image, nearest (PIL's resize picks the
@@ -146,7 +146,7 @@ class RasterLabels:
                 transform=Affine.identity(), width=onto.width, height=onto.height,
                 resampling=Resampling.nearest,
             )  # fmt: skip
-            return vrt, None
+            return vrt, None, (dataset.width, dataset.height)
         if dataset.count != 1:
             raise GridMismatchError(
                 f"{self.name}: mask lies on another grid than its image (CRS or pixel origin"
@@ -158,7 +158,7 @@ class RasterLabels:
             height=onto.height, resampling=Resampling.nearest,
         )  # fmt: skip
         extent = transform_geom(dataset.crs, onto.crs, mapping(box(*dataset.bounds)))
-        return vrt, extent
+        return vrt, extent, None
 
     def read(self, window: Window, step: int = 1) -> EncodedMask:
         """The class ids of ``window`` of the scene, every ``step``-th row and column."""
