@@ -22,6 +22,8 @@ differ: Tile 4 is mostly buildings, Tile 5 mostly water, Tile 7 mostly land):
      images, this tile's included: not a start but a reference, what a model that has
      seen the region's labels scores on the same images (not in the default ``--starts``);
    - ``base``: fine-tuned from the base model (``init_from=``);
+   - ``wise``: that run's weights averaged with the base model's, half each (WiSE-FT; not
+     in the default ``--starts``);
    - ``imagenet``: the same from the ImageNet encoder;
    - each with the recipe ``--recipe`` names (a preset and settings, see RECIPES).
 
@@ -236,7 +238,7 @@ def region_splits(folder: Path, tile: str, n: int, pairs, seed: int) -> tuple[Pa
 # Starts that are the base model or come from it: their results hold only for the build
 # of the base model they were made with (its "base" id), and are compared with each other
 # only within one build.
-FROM_BASE = ("zero-shot", "adabn", "base")
+FROM_BASE = ("zero-shot", "adabn", "base", "wise")
 
 
 def base_id(model: Path) -> str:
@@ -264,6 +266,12 @@ def fine_tune(folder, tile, n, start, recipe, base, budget, splits) -> dict:
     if start in ("zero-shot", "bundled"):
         model = base if start == "zero-shot" else default_model_path()
         return record(run, {**key, **evaluate(model, test_split, run / "eval"), "seconds": 0})
+    if start == "wise":  # the run from the base with the same recipe, its weights averaged
+        tuned = fine_tune(folder, tile, n, "base", recipe, base, budget, splits)
+        averaged = weights_averaged(base, folder / f"{tile}-{n}-base-{recipe}" / "run" / "model.pt",
+                                    run / "model.pt")  # fmt: skip
+        return record(run, {**key, **evaluate(averaged, test_split, run / "eval"),
+                            "seconds": tuned["seconds"]})  # fmt: skip
     if start == "adabn":
         adapted = batchnorm_adapted(base, test_split, run / "model.pt")
         return record(run, {**key, **evaluate(adapted, test_split, run / "eval"), "seconds": 0})
@@ -345,6 +353,23 @@ def batchnorm_adapted(base: Path, test_split: Path, out: Path, crops: int = 24) 
             loaded.net(torch.from_numpy(np.stack(cut[k : k + 8])).permute(0, 3, 1, 2).float())
     loaded.net.eval()
     save_model(out, loaded.net, loaded.spec, loaded.classes, loaded.meta, recipe=loaded.recipe)
+    return out
+
+
+def weights_averaged(base: Path, tuned: Path, out: Path, alpha: float = 0.5) -> Path:
+    """WiSE-FT (Wortsman et al. 2022): the base model's weights plus ``alpha`` times what
+    fine-tuning changed, with the fine-tuned file's spec and classes, written to ``out``."""
+    import torch
+
+    from aerialseg.models.io import load_model, save_model
+
+    start, end = load_model(base), load_model(tuned)
+    state = start.net.state_dict()
+    mixed = {k: state[k] + alpha * (v - state[k]) if v.is_floating_point() else v
+             for k, v in end.net.state_dict().items()}  # fmt: skip
+    end.net.load_state_dict(mixed)
+    with torch.no_grad():
+        save_model(out, end.net, end.spec, end.classes, end.meta, recipe=end.recipe)
     return out
 
 
@@ -440,7 +465,7 @@ def main() -> None:
     parser.add_argument("--tiles", nargs="+", default=list(TILES))
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--starts", nargs="+", default=["zero-shot", "base", "imagenet"],
-                        choices=["zero-shot", "adabn", "bundled", "base", "imagenet"])  # fmt: skip
+                        choices=[*FROM_BASE, "bundled", "imagenet"])  # fmt: skip
     parser.add_argument("--recipes", nargs="+", default=["plain"], choices=list(RECIPES))
     parser.add_argument("--base-steps", type=int, default=1200, help="each base model's budget")
     parser.add_argument("--budget", default="00:10:00", help="each fine-tuning run's wall clock")

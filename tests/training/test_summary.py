@@ -20,7 +20,7 @@ def test_the_summary_names_the_files_and_commands_that_work(tiny_dataset, tmp_pa
     assert re.fullmatch(r"done in 0:\d\d:\d\d: 4 steps, stopped by max_epochs=2", summary[0])
     model = load_model(run / "model.pt")
     assert summary[1] == (
-        f"best validation mIoU over all 6 classes {model.meta['val_miou']:.4f} (step"
+        f"best validation mIoU over 5 scored classes {model.meta['val_miou']:.4f} (step"
         f" {model.meta['global_step']}); model.pt holds those weights"
     )
     assert f"confidence temperature {model.spec.confidence_temperature:g}, fitted on 2" in out

@@ -139,6 +139,11 @@ class ClassTable:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def num_scored(self) -> int:
+        """The classes the headline mIoU averages (``scored``)."""
+        return sum(c.scored for c in self.classes)
+
     def display_palette(self) -> np.ndarray:
         """(num_classes, 3) uint8 display colours."""
         return np.array([parse_color(c.display_color) for c in self.classes], dtype=np.uint8)

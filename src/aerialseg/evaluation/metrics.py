@@ -43,7 +43,7 @@ def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
     recall = _ratio(tp, tp + fn)
     total = cm.sum()
     scored = np.array([c.scored for c in classes.classes])
-    n_all, n_scored = len(scored), int(scored.sum())
+    n_all, n_scored = classes.num_classes, classes.num_scored
     result = {
         # which of these keys sum a model up, mIoU first: readers of metrics.json need no
         # class table to know
@@ -71,8 +71,7 @@ def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
 
 
 def headline_keys(classes: ClassTable) -> list[str]:
-    n_all = classes.num_classes
-    n_scored = sum(c.scored for c in classes.classes)
+    n_all, n_scored = classes.num_classes, classes.num_scored
     keys = [f"miou{n_all}"] + ([f"miou{n_scored}"] if n_scored != n_all else [])
     return keys + ["pixel_accuracy", "mean_dice"]
 

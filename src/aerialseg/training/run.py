@@ -46,6 +46,7 @@ from aerialseg.data.classes import ClassTable
 from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError, library_reason
 from aerialseg.evaluation.calibration import TemperatureSample, fit_on_images
+from aerialseg.evaluation.metrics import metric_label
 from aerialseg.evaluation.plots import plot_training
 from aerialseg.files import sweep
 from aerialseg.inference.predict import Predictor
@@ -512,7 +513,7 @@ def train(
             stopped_by=_stop_reason(trainer, budget),
             best_miou=float(score) if score is not None else None,
             best_step=loaded.meta.get("global_step"),
-            miou_name=f"mIoU over all {classes.num_classes} classes",
+            miou_name=metric_label(f"miou{classes.num_scored}", classes),
             temperature=loaded.spec.confidence_temperature,
             calibration_images=calibration_images,
             logger=cfg.logger,
