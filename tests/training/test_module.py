@@ -116,6 +116,33 @@ def _logged(task: SegmentationTask) -> list[tuple[str, float, dict]]:
     return seen
 
 
+def test_validation_judges_by_the_scored_classes_miou():
+    """Dubai's Unlabeled is not scored: the validation mIoU that chooses the weights and
+    stops early is evaluate's headline mIoU-5, not the mean over all six classes."""
+    task = _task().eval()
+    task._trainer = _trainer()
+    seen = _logged(task)
+    images = torch.rand(2, 3, 40, 56) * 255
+    predictor = Predictor(task.net, task.cfg.spec, task.classes, "cpu", 4)
+    predicted = torch.stack(
+        [torch.from_numpy(predictor.predict_image(image).ids).long() for image in images]
+    )
+    masks = (
+        torch.arange(predicted.numel()).reshape(predicted.shape) % 6
+    )  # every class, mostly wrong
+    task.on_validation_epoch_start()
+    with torch.no_grad():
+        task.validation_step((images, masks), 0)
+    task.on_validation_epoch_end()
+    cm = torch.zeros(6, 6, dtype=torch.long)
+    for truth, guess in zip(masks.flatten(), predicted.flatten(), strict=True):
+        cm[truth, guess] += 1
+    expected = metrics_from_confusion(cm.numpy(), task.classes)
+    assert expected["miou5"] != pytest.approx(expected["miou6"])
+    logged = {name: value for name, value, _ in seen}
+    assert logged["val_miou"] == pytest.approx(expected["miou5"])
+
+
 def test_validation_scores_whole_images_as_predict_does_and_keeps_the_best_sample():
     task = _task().eval()
     task._trainer = _trainer()
