@@ -359,8 +359,6 @@ def batchnorm_adapted(base: Path, test_split: Path, out: Path, crops: int = 24) 
 def weights_averaged(base: Path, tuned: Path, out: Path, alpha: float = 0.5) -> Path:
     """WiSE-FT (Wortsman et al. 2022): the base model's weights plus ``alpha`` times what
     fine-tuning changed, with the fine-tuned file's spec and classes, written to ``out``."""
-    import torch
-
     from aerialseg.models.io import load_model, save_model
 
     start, end = load_model(base), load_model(tuned)
@@ -368,8 +366,7 @@ def weights_averaged(base: Path, tuned: Path, out: Path, alpha: float = 0.5) -> 
     mixed = {k: state[k] + alpha * (v - state[k]) if v.is_floating_point() else v
              for k, v in end.net.state_dict().items()}  # fmt: skip
     end.net.load_state_dict(mixed)
-    with torch.no_grad():
-        save_model(out, end.net, end.spec, end.classes, end.meta, recipe=end.recipe)
+    save_model(out, end.net, end.spec, end.classes, end.meta, recipe=end.recipe)
     return out
 
 

@@ -14,7 +14,9 @@ set -euo pipefail
 tiles=(4 5 7)
 case "${1:-}" in
 prepare)  # wheels (cp312, the device's Python) and the other tiles' protocol images, halved
-  printf '/.w1/\n/.w2/\n/.d1/\n/.d2/\n' >> .git/info/exclude
+  for folder in /.w1/ /.w2/ /.d1/ /.d2/; do  # once each, however often this runs
+    grep -qxF "$folder" .git/info/exclude 2>/dev/null || echo "$folder" >> .git/info/exclude
+  done
   get() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$@"; }
