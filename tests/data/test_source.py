@@ -317,6 +317,31 @@ def test_a_manifests_missing_label_is_unpaired(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "again",
+    [
+        "pics/../pics/x.png",  # another spelling of the same path
+        "./pics/x.png",
+        "pics//x.png",
+        "linked/x.png",  # the same file through a link to its folder
+    ],
+)
+def test_a_manifest_lists_each_image_once_however_it_is_written(tmp_path, again):
+    """One image under two names would be two scenes, and a split could put it in train and
+    test alike: a score on images the model trained on, with no warning."""
+    rows = write_manifest_files(tmp_path)
+    (tmp_path / "linked").symlink_to(tmp_path / "pics")
+    text = "image,label\n" + "".join(f"{i},{m}\n" for i, m in rows)
+    (tmp_path / "pairs.csv").write_text(text + f"{again},truth/x_label.png\n")
+    with pytest.raises(DatasetError, match=r"entry 3: .*x.png is listed twice: also entry 1"):
+        DatasetSource(tmp_path / "pairs.csv")
+    # each image once, written in any of those ways, is read under one tidy id
+    (tmp_path / "pairs.csv").write_text(f"image,label\n{again},./truth/x_label.png\n")
+    [pair] = DatasetSource(tmp_path / "pairs.csv").pairs
+    assert pair.mask == "truth/x_label.png"
+    assert pair.id == ("linked/x.png" if again.startswith("linked") else "pics/x.png")
+
+
+@pytest.mark.parametrize(
     ("name", "text", "message"),
     [
         ("m.csv", "img,mask\na.png,b.png\n", "needs the header line 'image,label', not 'img,mask'"),

@@ -12,6 +12,8 @@ label: ...}``) names the pairs one by one, with paths relative to its own folder
 from __future__ import annotations
 
 import csv
+import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -127,7 +129,7 @@ def read_manifest(path: Path) -> Found:
     rows = _manifest_rows(path)
     pairs: list[tuple[str, str]] = []
     unpaired: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    seen: dict[str, tuple[int, str]] = {}  # the image file's real path -> (entry, as named)
     for number, (image, label) in enumerate(rows, 1):
         for value in (image, label):
             if not value or PurePosixPath(value).is_absolute():
@@ -135,12 +137,20 @@ def read_manifest(path: Path) -> Found:
                     f"{path}: entry {number}: {value!r} is not a relative path; give image"
                     " and label paths relative to the manifest's folder"
                 )
-        image, label = PurePosixPath(image).as_posix(), PurePosixPath(label).as_posix()
-        if image in seen:
-            raise DatasetError(f"{path}: entry {number}: {image} is listed twice")
-        seen.add(image)
+        # One spelling per file: "a/../a/x.png" and "a/x.png" are one image, which must not
+        # land in two splits under two ids.
+        image, label = posixpath.normpath(image), posixpath.normpath(label)
         if not (path.parent / image).is_file():
             raise DatasetError(f"{path}: entry {number}: image {image}: no such file")
+        # the file itself, so that a link or another spelling of it counts as the same
+        real = os.path.realpath(path.parent / image)
+        if real in seen:
+            first, named = seen[real]
+            also = "" if named == image else f" (as {named})"
+            raise DatasetError(
+                f"{path}: entry {number}: {image} is listed twice: also entry {first}{also}"
+            )
+        seen[real] = (number, image)
         (pairs if (path.parent / label).is_file() else unpaired).append((image, label))
     return Found(".", pairs, unpaired)
 
