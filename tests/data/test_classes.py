@@ -410,3 +410,31 @@ def test_a_name_colour_or_value_twice_is_one_line_naming_both_classes(classes, e
     assert text.startswith(expected) and "\n" not in text
     with pytest.raises(ClassTableError, match=expected):  # built in code, too
         ClassTable(tuple(ClassTable.from_dict({"classes": [c]}).classes[0] for c in classes))
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [(None, "None"), ("", "''"), ("  ", "'  '"), (True, "True"), (2.5, "2.5"), ("a\nb", "'a\\nb'")],
+)
+def test_a_class_needs_a_name_in_words(name, shown):
+    """YAML's `name:` with nothing after it is null: str() made a class called 'None' that a
+    model would carry into every legend and areas table."""
+    table = {"classes": [{"name": "Land"}, {"name": name, "mask_value": 2}]}
+    assert message(ClassTable.from_dict, table) == (
+        f"class 2: name {shown} is not a name; give each class a name in words (letters,"
+        " digits, spaces), e.g. 'Building'"
+    )
+    # a land-cover code is a name
+    assert ClassTable.from_dict({"classes": [{"name": 11}]}).names == ["11"]
+
+
+@pytest.mark.parametrize("key", ["scored", "background"])
+def test_a_class_flag_is_true_or_false(key):
+    """'false' in quotes is text: bool() read it as yes."""
+    table = {"classes": [{"name": "Land", key: "false"}]}
+    assert (
+        message(ClassTable.from_dict, table) == f"class 'Land': {key}: 'false' is not true or false"
+    )
+    for value, expected in ((False, False), (0, False), (True, True), (1, True)):
+        read = ClassTable.from_dict({"classes": [{"name": "Land", key: value}]}).classes[0]
+        assert getattr(read, key) is expected

@@ -213,18 +213,41 @@ def _mask_value(value, what: str) -> int:
     return value
 
 
+def _class_name(name, index: int) -> str:
+    """A class's name: text a map legend, a CSV row and a polygon attribute can carry; a
+    number (a land-cover code such as 11) is its digits."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise ClassTableError(
+            f"class {index + 1}: name {name!r} is not a name; give each class a name in words"
+            " (letters, digits, spaces), e.g. 'Building'"
+        )
+    return name
+
+
+def _flag(entry: dict, key: str, default: bool) -> bool:
+    """A yes/no setting of a class: a YAML or JSON boolean, or 1 or 0 ("false" in quotes
+    is text, which bool() would read as yes)."""
+    value = entry.get(key, default)
+    if not isinstance(value, bool) and not (isinstance(value, int) and value in (0, 1)):
+        raise ClassTableError(f"class {entry['name']!r}: {key}: {value!r} is not true or false")
+    return bool(value)
+
+
 def _class_from_dict(entry: dict, index: int) -> SegClass:
+    name = _class_name(entry["name"], index)
     colour = entry.get("mask_color")
     colour = None if colour is None else to_hex(parse_color(colour))
     value = entry.get("mask_value")
     display = entry.get("display_color", colour or FALLBACK_COLORS[index % len(FALLBACK_COLORS)])
     return SegClass(
-        name=str(entry["name"]),
+        name=name,
         mask_color=colour,
         display_color=to_hex(parse_color(display)),
-        scored=bool(entry.get("scored", True)),
-        mask_value=None if value is None else _mask_value(value, f"class {entry['name']!r}"),
-        background=bool(entry.get("background", False)),
+        scored=_flag(entry, "scored", True),
+        mask_value=None if value is None else _mask_value(value, f"class {name!r}"),
+        background=_flag(entry, "background", False),
     )
 
 
