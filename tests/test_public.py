@@ -366,3 +366,20 @@ def test_export_names_an_onnx_file_and_checks_on_an_image_smaller_than_a_stride(
         with pytest.raises(AerialsegError, match="name the file to write NAME.onnx"):
             aerialseg.export(tiny_model, bad)
     assert not (tmp_path / "m.txt").exists()
+
+
+def test_an_array_the_model_cannot_take_is_named_as_the_caller_gave_it(tiny_model):
+    """The message quotes the caller's own shape and dtype, and an array too large for
+    memory is one line that points to the windowed path, not numpy's MemoryError."""
+    model = aerialseg.load_model(tiny_model, device="cpu")
+    with pytest.raises(InputError, match=r"^an array of shape \(64, 80\): the model takes"):
+        model.predict(np.zeros((64, 80), np.uint8))
+    with pytest.raises(InputError, match=r"^an array of <U1: pass numbers"):
+        model.predict(np.array([["a"]]))
+    huge = np.broadcast_to(np.uint8(5), (200_000, 200_000, 3))  # 120 GB, held as one byte
+    with pytest.raises(
+        InputError,
+        match=r"^an array of shape \(200000, 200000, 3\): too large to predict in memory;"
+        r" predict_files \(aerialseg predict\) reads a scene window by window$",
+    ):
+        model.predict(huge)

@@ -166,9 +166,24 @@ class Model:
         """
         import torch
 
-        from aerialseg.inference.predict import with_temperature
+        from aerialseg.data.raster import InputError
 
         predictor = self.predictor.with_options(tta=tta, batch_size=batch_size)
+        try:
+            return self._predict(predictor, image, bands, pixel_size, probabilities, confidence)
+        except (MemoryError, torch.OutOfMemoryError):
+            shape = getattr(image, "shape", None)
+            what = f"an array of shape {shape}" if shape is not None else str(image)
+            raise InputError(
+                f"{what}: too large to predict in memory; predict_files (aerialseg predict)"
+                " reads a scene window by window"
+            ) from None
+
+    def _predict(self, predictor, image, bands, pixel_size, probabilities, confidence):
+        import torch
+
+        from aerialseg.inference.predict import with_temperature
+
         values, valid = self._read(image, bands, pixel_size)
         with torch.inference_mode():
             predicted = predictor.predict_image(
@@ -218,14 +233,22 @@ class Model:
             image = image.detach().cpu()
             image = image.float() if image.dtype == torch.bfloat16 else image  # numpy lacks it
         array = np.asarray(image)
+        shape, want = array.shape, self.spec.in_channels  # the caller's, for messages
+        if array.dtype.kind not in "uif":
+            raise InputError(
+                f"an array of {array.dtype}: pass numbers (uint8 0..255, 16-bit, or float)"
+            )
         if array.ndim == 2:
             array = array[:, :, None]
-        want = self.spec.in_channels
         if array.ndim != 3 or array.shape[2] != want or 0 in array.shape:
             raise InputError(
-                f"an array of shape {array.shape}: the model takes (height, width, {want})"
+                f"an array of shape {shape}: the model takes (height, width, {want})"
                 " values: uint8, 16-bit or float (stretched as files are), or float in 0..1"
             )
+        # Its float32 copy alone past this machine's memory: refused before allocating,
+        # where the system would grant it and kill the process once it is written.
+        if array.size * 4 > os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"):
+            raise MemoryError
         return read_array(array.transpose(2, 0, 1))
 
 
