@@ -383,3 +383,15 @@ def test_an_array_the_model_cannot_take_is_named_as_the_caller_gave_it(tiny_mode
         r" predict_files \(aerialseg predict\) reads a scene window by window$",
     ):
         model.predict(huge)
+
+
+@pytest.mark.parametrize("call", ["predict_files", "train"])
+def test_an_empty_output_folder_is_refused(tmp_path, monkeypatch, call):
+    """--out "$DIR" with DIR unset: nothing is written into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AerialsegError, match=r"^--out is empty: name the output folder$"):
+        if call == "predict_files":
+            aerialseg.predict_files("missing.tif", " ")
+        else:
+            aerialseg.train(data="missing", out="")
+    assert list(tmp_path.iterdir()) == []

@@ -416,6 +416,7 @@ def predict_files(
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
+    _check_output(out)
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     opts = predict_options(
         color=color,
@@ -454,6 +455,13 @@ def predict_files(
     if created and not summary.done and shard is None and not any(out.iterdir()):
         out.rmdir()
     return summary
+
+
+def _check_output(out: str | os.PathLike) -> None:
+    """An empty output folder name (a script's unset variable: --out "$DIR") is refused
+    rather than read as the current folder."""
+    if not os.fspath(out).strip():
+        raise AerialsegError("--out is empty: name the output folder")
 
 
 def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) -> RaySummary:
@@ -670,6 +678,7 @@ def train(
     launch["accelerator"] = accelerator
     launch["resize_masks"] = resize_masks or None
     given = {key: value for key, value in launch.items() if value is not None}
+    _check_output(out)
     run_dir = Path(out)
     cfg = training_config(
         preset=preset,
