@@ -894,7 +894,8 @@ def suggest(
         model: a model file with confidence calibration; None or ``"default"``: the
             bundled model.
         count: how many tasks to suggest.
-        block_size: a task's side: pixels (``256``) or map units (``"100m"``).
+        block_size: a task's side: pixels (``256``) or metres (``"100m"``, in any
+            projected CRS; a geographic one takes pixels).
         strategy: ``mixed`` (doubt, class mix and rarity), ``doubt`` (doubt alone) or
             ``random`` (a seeded draw: the baseline).
         min_distance: the least distance between tasks' centres, as ``block_size``
@@ -1066,9 +1067,9 @@ def split_data(
         val: validation share (of the pixels, with ``block_size``).
         test: test share (of the pixels, with ``block_size``).
         seed: which draw.
-        block_size: split large scenes spatially: square blocks of SIZE pixels (512) or map
-            units (200m), dealt to train, val and test; also writes the blocks as a
-            GeoPackage beside ``out``.
+        block_size: split large scenes spatially: square blocks of SIZE pixels (512) or
+            metres (200m; a scene in a geographic CRS takes pixels), dealt to train, val
+            and test; also writes the blocks as a GeoPackage beside ``out``.
         buffer: with ``block_size``: pixels a block gives up along a block of another split,
             used by none (default: the default crop size, 256).
         labels: class polygons over image rasters, as for ``train``.

@@ -1,8 +1,16 @@
+import fiona
 import numpy as np
 import pytest
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from shapely.geometry import Polygon, shape
 
-from aerialseg.data.blocks import SceneGrid, block_pixels, block_split
+from aerialseg.data.blocks import SceneGrid, block_pixels, block_split, map_size, write_blocks
 from aerialseg.errors import DatasetError
+
+UTM = CRS.from_epsg(32640)
+ROTATED = Affine.translation(300_000, 2_780_000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
 
 
 def coverage(blocks, height, width) -> np.ndarray:
@@ -75,7 +83,7 @@ def test_block_sizes_in_pixels_or_map_units_and_errors():
         block_pixels("1200", scene)
     with pytest.raises(DatasetError, match="give the size in pixels"):
         block_pixels("50m", SceneGrid("plain.jpg", 100, 100, None))
-    with pytest.raises(DatasetError, match="pixels .512. or map units"):
+    with pytest.raises(DatasetError, match="pixels .512. or metres .200m."):
         block_pixels("big", scene)
     with pytest.raises(DatasetError, match="too few"):
         block_split([scene], "1000", 0, 0.2, 0.2)
@@ -125,3 +133,37 @@ def test_shares_are_of_pixels_not_of_blocks(seed):
     assert 0.1 <= share["test"] < 0.1 + largest
     assert 0.25 - largest < share["val"] < 0.25 + largest
     assert share["train"] == pytest.approx(1 - share["val"] - share["test"])
+
+
+def test_metres_are_metres_whatever_the_crs_unit_and_refused_in_degrees():
+    """'10m' was divided by the pixel size in CRS units: 10 feet in EPSG:2263, 10 degrees
+    in EPSG:4326, and 8.66 m on a grid rotated 30° (whose ``a`` is not the pixel width)."""
+    feet = Affine(1.0, 0, 980_000, 0, -1.0, 200_000)  # 1 ft pixels, New York State Plane
+    nyc = SceneGrid.of("nyc.tif", 500, 500, CRS.from_epsg(2263), feet)
+    assert map_size("10m", nyc) == pytest.approx(10 / 0.3048006)
+    assert block_pixels("10m", nyc) == 33 and block_pixels("10", nyc) == 10
+    assert block_pixels("16m", SceneGrid.of("rot.tif", 96, 128, UTM, ROTATED)) == 32
+    degrees = Affine(1e-5, 0, 55.2, 0, -1e-5, 25.2)
+    wgs84 = SceneGrid.of("dubai.tif", 500, 500, CRS.from_epsg(4326), degrees)
+    assert block_pixels("64", wgs84) == 64
+    with pytest.raises(DatasetError) as err:
+        block_pixels("10m", wgs84)
+    assert str(err.value) == (
+        "--block-size 10m: dubai.tif is in a CRS without a unit of length (a geographic one,"
+        " in degrees), where metres are no fixed number of pixels; give the size in pixels"
+    )
+    assert SceneGrid.of("plain.jpg", 6, 5, None, Affine.identity()) == SceneGrid(
+        "plain.jpg", 6, 5, None
+    )
+
+
+def test_blocks_of_a_rotated_grid_are_written_as_their_rotated_squares(tmp_path):
+    """The GeoPackage held each block's two-corner box: on a grid rotated 30°, a rectangle
+    of half the area, partly off the scene."""
+    out = tmp_path / "blocks.gpkg"
+    blocks = {"train": [("rot.tif", Window(32, 0, 32, 32))], "val": [], "test": []}
+    assert write_blocks(out, blocks, {"rot.tif": (UTM, ROTATED)}) == 1
+    with fiona.open(out) as layer:
+        written = shape(next(iter(layer)).geometry)
+    corners = [ROTATED @ p for p in ((32, 0), (64, 0), (64, 32), (32, 32))]
+    assert written.equals(Polygon(corners)) and written.area == pytest.approx(16 * 16)

@@ -482,3 +482,37 @@ def test_inspect_with_polygons_lists_every_unreadable_image(tmp_path, capsys):
     assert "s0.tif" not in named and "s1.tif" not in named
     with pytest.raises(DatasetError, match="b.tif"):  # training stops at the first
         open_catalog(scenes, table, LabelSpec(str(labels), "class"))
+
+
+def test_a_rotated_scene_opens_with_its_corner_polygons_and_splits_by_blocks(tmp_path):
+    """On a grid rotated 45°, the box of two corners is a line: the catalog found no
+    polygon on the scene, and inspect read the labels as all background."""
+    from affine import Affine
+    from shapely.geometry import box
+
+    from aerialseg.data.blocks import block_split
+    from tests.helpers.geodata import (
+        ORIGIN,
+        PIXEL,
+        POLYGON_CLASSES,
+        UTM,
+        class_ids_of,
+        write_polygons,
+        write_scene,
+    )
+
+    transform = Affine.translation(*ORIGIN) @ Affine.rotation(45) @ Affine.scale(PIXEL, -PIXEL)
+    x, y = transform @ (8, 8)  # one polygon, near the top-left corner only
+    boxes = [(box(x - 2, y - 2, x + 2, y + 2), "Building")]
+    truth = class_ids_of(boxes, 96, 96, transform)
+    scene = write_scene(tmp_path / "rot.tif", truth, transform)
+    polygons = write_polygons(tmp_path / "b.gpkg", boxes, crs=UTM)
+    table = ClassTable.from_dict(POLYGON_CLASSES)
+    catalog = open_catalog(scene, table, LabelSpec(str(polygons), field="class"))
+    [read] = catalog.read(["rot.tif"], Reading())
+    np.testing.assert_array_equal(read.read(Window(0, 0, 96, 96)).mask.numpy(), truth)
+    # its pixel is 0.5 m wide, not the transform's a (0.35): 16 m blocks are 32 px
+    [grid] = catalog.grids()
+    assert grid.pixel == pytest.approx(PIXEL)
+    blocks = block_split(catalog.grids(), "16m", 0, 0.25, 0.25, seed=0)
+    assert {(w.width, w.height) for part in blocks.values() for _, w in part} == {(32, 32)}

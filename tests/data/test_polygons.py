@@ -3,13 +3,14 @@ import json
 import numpy as np
 import pytest
 import rasterio.features
+from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 from rasterio.windows import Window
 from shapely.geometry import Polygon, box, mapping, shape
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
-from aerialseg.data.polygons import read_polygons
+from aerialseg.data.polygons import footprint, read_polygons
 from aerialseg.errors import DatasetError
 from tests.helpers.geodata import (
     ORIGIN,
@@ -59,6 +60,29 @@ def test_a_window_equals_the_whole_scene_rasterised_and_cut(tmp_path, boxes):
     truth = class_ids_of(boxes, H, W, transform)
     assert (labels.window(transform, Window(0, 0, W, H)) == truth).mean() > 0.995
     assert len(set(np.unique(truth))) == 4  # every class is there to be told apart
+
+
+def test_labels_near_the_corners_of_a_rotated_grid_are_kept(tmp_path):
+    """A window's polygons were looked up in the box of two of its corners, T(0, 0) and
+    T(w, h): on a grid rotated 45° that box is a line, and the polygons near the other two
+    corners were left out (all background)."""
+    transform = Affine.translation(*ORIGIN) @ Affine.rotation(45) @ Affine.scale(PIXEL, -PIXEL)
+    boxes = []
+    for name, (col, row) in {"Building": (88, 8), "Water": (8, 88)}.items():
+        x, y = transform @ (col, row)
+        boxes.append((box(x - 1.5, y - 1.5, x + 1.5, y + 1.5), name))
+    labels = read_polygons(
+        write_polygons(tmp_path / "corners.gpkg", boxes, crs=UTM), TABLE, "class"
+    )
+    truth = class_ids_of(boxes, 96, 96, transform)  # the whole scene rasterised at once
+    assert set(np.unique(truth)) == {0, 2, 3}  # Building, Water, Land
+    np.testing.assert_array_equal(labels.window(transform, Window(0, 0, 96, 96)), truth)
+    np.testing.assert_array_equal(labels.window(transform, Window(72, 0, 24, 24)), truth[:24, 72:])
+    # a window's footprint is its four corners, and the layer's checks take it
+    corner = footprint(Window(72, 0, 24, 24), transform)
+    assert corner.equals(Polygon([transform @ p for p in ((72, 0), (96, 0), (96, 24), (72, 24))]))
+    assert labels.polygons.covers_part_of(corner) and labels.polygons.overlaps(corner)
+    assert not labels.polygons.covers_part_of(footprint(Window(0, 0, 24, 24), transform))
 
 
 def test_values_match_class_names_in_any_case_or_mask_values(tmp_path):

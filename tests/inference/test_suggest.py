@@ -14,12 +14,14 @@ import fiona
 import numpy as np
 import pytest
 import torch
+from affine import Affine
 from rasterio.warp import transform_geom
+from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 
 import aerialseg
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.polygons import PolygonLayer, read_area
+from aerialseg.data.polygons import PolygonLayer, footprint, read_area
 from aerialseg.errors import AerialsegError
 from aerialseg.inference.doubt import SuggestError
 from aerialseg.inference.predict import Predictor
@@ -58,7 +60,7 @@ def painted(grey_blocks: list[tuple[int, int]], size: int = 512) -> np.ndarray:
 def run(paths, tmp_path, labelled=(), **options):
     spec = TrainConfig(window=256, overlap=0.25, confidence_temperature=1.0).spec
     predictor = Predictor(Pointwise(), spec, CLASSES)
-    opts = SuggestOptions(block_size=str(BLOCK), **options)
+    opts = SuggestOptions(**{"block_size": str(BLOCK), **options})
     found = suggest_scenes(
         lambda p: _open(p, PredictOptions(), spec),
         lambda raster: predictor.rows(raster, confidence=True),
@@ -193,6 +195,50 @@ def test_bad_requests_get_one_line(tmp_path):
     with pytest.raises(SuggestError, match="--strategy"):
         run([scene], tmp_path, strategy="loud")
     assert not (tmp_path / "tasks.gpkg").exists()
+
+
+@pytest.mark.parametrize("size", ["64", "32m"])
+def test_tasks_of_a_rotated_scene_are_its_rotated_blocks(tmp_path, size):
+    """On a grid rotated 30° each task was its block's two-corner box: a rectangle of half
+    the area, partly off the scene, that the prelabel polygons did not fill; and 32 m
+    were taken as 74 px (the transform's ``a``, 0.43 m, as the pixel width)."""
+    rotated = Affine.translation(*(TRANSFORM @ (0, 0))) @ Affine.rotation(30)
+    rotated = rotated @ Affine.scale(TRANSFORM.a, TRANSFORM.e)
+    scene = write_geotiff(tmp_path / "rot.tif", painted([(1, 5)]), transform=rotated)
+    found, files = run([scene], tmp_path, count=3, prelabel=True, block_size=size)
+    assert [(t.window.width, t.window.height) for t in found.tasks] == [(BLOCK, BLOCK)] * 3
+    whole = footprint(Window(0, 0, 512, 512), rotated)
+    with fiona.open(files["tasks"], layer="tasks") as layer:
+        tasks = {r.properties["rank"]: shape(r.geometry) for r in layer}
+    with fiona.open(files["tasks"], layer="prelabel") as layer:
+        prelabel = [(p.properties["task"], shape(p.geometry)) for p in layer]
+    for task in found.tasks:
+        block = tasks[task.rank]
+        assert block.equals(footprint(task.window, rotated))
+        assert block.area == pytest.approx((BLOCK * 0.5) ** 2) and whole.buffer(1e-6).contains(
+            block
+        )
+        mine = [p for rank, p in prelabel if rank == task.rank]
+        assert sum(p.area for p in mine) == pytest.approx(block.area)
+        assert all(block.buffer(1e-6).contains(p) for p in mine)
+    with fiona.open(files["labelled_area"]) as layer:
+        area = sum(shape(r.geometry).area for r in layer)
+    assert area == pytest.approx(3 * (BLOCK * 0.5) ** 2)
+
+
+def test_a_scene_thinner_than_half_a_block_is_refused_naming_sizes(tmp_path):
+    """A 128 x 1 px scene has no block at least half inside it, which was reported as every
+    block being labelled already or without data."""
+    thin = write_geotiff(tmp_path / "thin.tif", np.full((3, 1, 128), 128, np.uint8))
+    with pytest.raises(SuggestError) as err:
+        run([thin], tmp_path)
+    assert str(err.value) == (
+        "--block-size 64 (64 px) does not fit the short side of thin.tif (128 x 1 px): a task"
+        " is a block at least half inside the scene; choose a block of 2 px or less"
+    )
+    # half a block across is a task still, as a candidate is one at least half inside
+    strip = write_geotiff(tmp_path / "strip.tif", painted([], size=128)[:, :32])
+    assert run([strip], tmp_path, count=1)[0].candidates == 2
 
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dubai-sample.tif"

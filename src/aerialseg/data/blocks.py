@@ -20,6 +20,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
 from rasterio.windows import Window
 
 from aerialseg.errors import DatasetError
@@ -29,20 +32,37 @@ ORDER = {"train": 0, "val": 1, "test": 2}
 
 @dataclass(frozen=True)
 class SceneGrid:
-    """What a block split needs of a scene: its id, size and pixel size."""
+    """What a block split needs of a scene: its id, size and pixel size, and what turns
+    metres into its CRS units. ``of`` builds it from a header's CRS and transform."""
 
     id: str
     height: int
     width: int
     pixel: float | None  # pixel width in CRS units; None without a georeference
+    metres: float | None = 1.0  # metres per CRS unit; None where the unit is no length
+
+    @classmethod
+    def of(cls, id: str, height: int, width: int, crs: CRS | None, transform: Affine) -> SceneGrid:
+        """The grid of a scene whose header gives ``crs`` (None: no georeference) and
+        ``transform``. A pixel's width is the length of one column step, which on a rotated
+        grid is not the transform's ``a``; a CRS in feet converts metres by its unit
+        (rasterio's ``linear_units_factor``), and a geographic one, in degrees, cannot."""
+        if crs is None:
+            return cls(id, height, width, None)
+        try:
+            metres: float | None = float(crs.linear_units_factor[1])
+        except CRSError:  # geographic (degrees), or a local CRS that names no unit
+            metres = None
+        return cls(id, height, width, math.hypot(transform.a, transform.d), metres)
 
 
 def map_size(size: str, scene: SceneGrid, flag: str = "--block-size") -> float:
-    """``size`` as pixels of ``scene``, unrounded: ``512`` (pixels) or ``200m`` (CRS
-    units, metres for a projected CRS). ``flag`` names the option in errors."""
+    """``size`` as pixels of ``scene``, unrounded: ``512`` (pixels) or ``200m`` (metres,
+    in whatever linear unit the scene's CRS has: feet too). ``flag`` names the option in
+    errors."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(px|m)?\s*", str(size))
     if not match:
-        raise DatasetError(f"{flag} {size!r}: give pixels (512) or map units (200m)")
+        raise DatasetError(f"{flag} {size!r}: give pixels (512) or metres (200m)")
     value, unit = float(match[1]), match[2] or "px"
     if unit == "px":
         return value
@@ -50,11 +70,19 @@ def map_size(size: str, scene: SceneGrid, flag: str = "--block-size") -> float:
         raise DatasetError(
             f"{flag} {size}: {scene.id} has no georeference; give the size in pixels"
         )
-    return value / scene.pixel
+    if scene.metres is None:
+        raise DatasetError(
+            f"{flag} {size}: {scene.id} is in a CRS without a unit of length (a geographic"
+            " one, in degrees), where metres are no fixed number of pixels; give the size"
+            " in pixels"
+        )
+    return value / (scene.pixel * scene.metres)
 
 
 def block_pixels(size: str, scene: SceneGrid) -> int:
-    """``size`` as whole pixels of ``scene`` (see ``map_size``), from one to the scene."""
+    """``size`` as whole pixels of ``scene`` (see ``map_size``), from one to the scene's
+    long side: a split's blocks are cut off at the scene's edges, so a block wider than a
+    thin scene still holds part of it (suggest, whose tasks are blocks, asks more)."""
     pixels = round(map_size(size, scene))
     if pixels < 1:
         raise DatasetError(f"--block-size {size!r} is less than one pixel of {scene.id}")
@@ -180,8 +208,9 @@ def write_blocks(path, blocks: dict[str, list[tuple[str, Window]]], grids: dict)
 
     import fiona
     from rasterio.warp import transform_geom
-    from rasterio.windows import bounds
-    from shapely.geometry import box, mapping
+    from shapely.geometry import mapping
+
+    from aerialseg.data.polygons import footprint
 
     Path(path).unlink(missing_ok=True)  # GDAL creates a GeoPackage only where none is
     crs = next(iter(grids.values()))[0]
@@ -193,7 +222,7 @@ def write_blocks(path, blocks: dict[str, list[tuple[str, Window]]], grids: dict)
         for name, parts in blocks.items():
             for image, window in parts:
                 scene_crs, transform = grids[image]
-                geom = mapping(box(*bounds(window, transform)))
+                geom = mapping(footprint(window, transform))  # rotated on a rotated grid
                 if scene_crs != crs:
                     geom = transform_geom(scene_crs, crs, geom)
                 layer.write({"geometry": geom, "properties": {"split": name, "image": image}})

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rasterio.errors import WindowError
+from rasterio.transform import array_bounds
 from rasterio.windows import Window, from_bounds
-from rasterio.windows import bounds as window_bounds
 from shapely.geometry import box
 
 from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.labels import Grid, RasterLabels
-from aerialseg.data.polygons import PolygonLabels, ScenePolygons, read_polygons
+from aerialseg.data.polygons import PolygonLabels, ScenePolygons, footprint, read_polygons
 from aerialseg.data.raster import input_name, is_url
 from aerialseg.data.scenes import RasterScene, Reading, Scene, _group
 from aerialseg.data.source import DatasetSource
@@ -106,7 +106,7 @@ class Catalog:
             scene = scenes[sid]
             area = scene.labels.area
             assert area is not None  # the spec names a labelled area
-            return area.covers_part_of(window_bounds(block, scene.transform))
+            return area.covers_part_of(footprint(block, scene.transform))  # rotated grids too
 
         return labelled
 
@@ -301,9 +301,9 @@ def _over_polygons(
             continue
         local = by_crs.setdefault(crs.to_wkt(), labels.to_crs(crs))
         scene.labels_of = functools.partial(_polygons_on, local, spec.path)
-        bounds = _bounds(scene.grid)
-        polygons_seen |= local.polygons.overlaps(bounds)
-        area_seen |= local.area is None or local.area.overlaps(bounds)
+        whole = footprint(Window(0, 0, scene.grid.width, scene.grid.height), scene.grid.transform)
+        polygons_seen |= local.polygons.overlaps(whole)
+        area_seen |= local.area is None or local.area.overlaps(whole)
     if not polygons_seen:
         raise DatasetError(
             f"{spec.path}: no polygon lies on any of the {len(paths)} image(s); check"
@@ -363,7 +363,10 @@ def _over_class_raster(
 
 
 def _bounds(grid: Grid) -> tuple[float, float, float, float]:
-    return tuple(window_bounds(Window(0, 0, grid.width, grid.height), grid.transform))  # type: ignore[return-value]
+    """(left, bottom, right, top) of all four corners (two are not the box of a rotated
+    grid), in that order on a south-up or east-left grid too."""
+    west, south, east, north = array_bounds(grid.height, grid.width, grid.transform)
+    return min(west, east), min(south, north), max(west, east), max(south, north)
 
 
 def _overlaps(labels: Grid, image: Grid) -> bool:

@@ -28,12 +28,14 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 from xml.sax.saxutils import escape, quoteattr
 
 import fiona
 import numpy as np
 import rasterio.features
 import shapely
+import shapely.affinity
 from affine import Affine
 from fiona.errors import FionaError
 from rasterio.crs import CRS
@@ -41,7 +43,7 @@ from rasterio.errors import CRSError
 from rasterio.warp import transform_geom
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
-from shapely.geometry import mapping, shape
+from shapely.geometry import Polygon, mapping, shape
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask
 from aerialseg.errors import DatasetError, library_reason
@@ -55,6 +57,24 @@ def parse_crs(text: str, flag: str = "--label-crs") -> CRS:
         raise DatasetError(
             f"{flag} {text!r}: not a CRS GDAL knows; give it as EPSG:NNNN (e.g. EPSG:32640)"
         ) from None
+
+
+def footprint(window: Window, transform: Affine) -> Polygon:
+    """The ground ``window`` of a grid on ``transform`` covers: its four corners through
+    the transform. The box of two opposite corners (rasterio's ``windows.bounds``) is that
+    only on a north-up grid; on a rotated one it misses much of the window, and at 45° it is
+    a line."""
+    col, row = float(window.col_off), float(window.row_off)
+    pixels = shapely.box(col, row, col + float(window.width), row + float(window.height))
+    return shapely.affinity.affine_transform(pixels, transform.to_shapely())
+
+
+# where a layer is asked about: a box (left, bottom, right, top), or a footprint
+Region: TypeAlias = tuple[float, float, float, float] | shapely.Geometry
+
+
+def _region(where: Region) -> shapely.Geometry:
+    return where if isinstance(where, shapely.Geometry) else shapely.box(*where)
 
 
 @dataclass(frozen=True)
@@ -85,24 +105,25 @@ class PolygonLayer:
         moved = transform_geom(self.crs, crs, [mapping(g) for g in self.geometries])
         return PolygonLayer.of(crs, [shape(g) for g in moved], list(self.values))
 
-    def overlaps(self, bounds: tuple[float, float, float, float]) -> bool:
-        """Whether a polygon meets the box (not just its bounding box does)."""
-        return len(self.tree.query(shapely.box(*bounds), predicate="intersects")) > 0
+    def overlaps(self, where: Region) -> bool:
+        """Whether a polygon meets ``where`` (a box, or a window's ``footprint`` on a rotated
+        grid), not just its bounding box does."""
+        return len(self.tree.query(_region(where), predicate="intersects")) > 0
 
-    def covers_part_of(self, bounds: tuple[float, float, float, float]) -> bool:
-        """Whether the polygons cover some area of the box, not just touch its edge."""
-        box = shapely.box(*bounds)
-        hits = self.tree.query(box, predicate="intersects")
-        return any(shapely.intersection(self.geometries[i], box).area > 0 for i in hits)
+    def covers_part_of(self, where: Region) -> bool:
+        """Whether the polygons cover some area of ``where`` (as in ``overlaps``), not just
+        touch its edge."""
+        region = _region(where)
+        hits = self.tree.query(region, predicate="intersects")
+        return any(shapely.intersection(self.geometries[i], region).area > 0 for i in hits)
 
     def rasterize(self, transform: Affine, shape_hw: tuple[int, int], fill: int) -> np.ndarray:
         """(h, w) uint8 of the polygons' values on the grid of ``transform``, ``fill``
         where none lies."""
         h, w = shape_hw
-        left, top = transform @ (0, 0)
-        right, bottom = transform @ (w, h)
-        box = shapely.box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-        hits = np.sort(self.tree.query(box))  # in file order: the later polygon wins
+        # the window's whole footprint: a rotated grid's corners are not two of its box's
+        region = footprint(Window(0, 0, w, h), transform)
+        hits = np.sort(self.tree.query(region))  # in file order: the later polygon wins
         if len(hits) == 0:
             return np.full((h, w), fill, dtype=np.uint8)
         shapes = zip(self.geometries[hits], self.values[hits].tolist(), strict=True)

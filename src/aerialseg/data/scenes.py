@@ -18,6 +18,7 @@ alone, so listing, splitting and checking a dataset work on any band count.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -245,10 +246,9 @@ class RasterScene:
         return self.height * self.width * (bands + 1)
 
     def scene_grid(self) -> SceneGrid:
-        """Its id, size and pixel width in CRS units (None without a georeference: a block
-        size in metres then cannot apply)."""
-        pixel = abs(self.transform.a) if self.grid.crs is not None else None
-        return SceneGrid(self.id, self.height, self.width, pixel)
+        """Its id, size, pixel width in CRS units and metres per CRS unit, from the header
+        (no pixel width without a georeference: a block size in metres then cannot apply)."""
+        return SceneGrid.of(self.id, self.height, self.width, self.grid.crs, self.transform)
 
     def georeference(self) -> tuple | None:
         return (self.grid.crs, self.transform) if self.grid.crs is not None else None
@@ -307,8 +307,9 @@ class RasterScene:
             step += 1
         described, pixel = None, None
         if grid.crs is not None:
-            pixel = round(abs(grid.transform.a), 6)
-            described = f"{grid.crs.to_string()}, {pixel:g} x {abs(grid.transform.e):g}"
+            t = grid.transform  # a column's and a row's step: a rotated grid's too
+            pixel = round(math.hypot(t.a, t.d), 6)
+            described = f"{grid.crs.to_string()}, {pixel:g} x {math.hypot(t.b, t.e):g}"
         return Look(self.labels.every(step), step * step, image_mode, described, pixel,
                     self.labels.mode, self.group, (grid.width, grid.height))  # fmt: skip
 

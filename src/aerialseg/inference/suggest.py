@@ -10,6 +10,7 @@ the chosen blocks' polygons are drawn.
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,14 +20,15 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from aerialseg.data.blocks import SceneGrid, block_pixels, map_size
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.polygons import PolygonLayer
+from aerialseg.data.polygons import PolygonLayer, footprint
 from aerialseg.data.raster import RasterInput, input_name
 from aerialseg.inference import doubt
-from aerialseg.inference.doubt import Block, BlockTally, SuggestError
+from aerialseg.inference.doubt import MIN_USABLE, Block, BlockTally, SuggestError
 
 MIN_DISTANCE_BLOCKS = 2.0  # default spacing of chosen blocks' centres, in block sides
 
@@ -34,7 +36,7 @@ MIN_DISTANCE_BLOCKS = 2.0  # default spacing of chosen blocks' centres, in block
 @dataclass
 class SuggestOptions:
     count: int = 20
-    block_size: str = "256"  # pixels, or map units with "m" ("100m")
+    block_size: str = "256"  # pixels, or metres with "m" ("100m")
     strategy: str = "mixed"
     min_distance: str | None = None  # as block_size; None: MIN_DISTANCE_BLOCKS blocks
     prelabel: bool = False
@@ -62,6 +64,27 @@ class Suggestion:
     reasons: list[str] = field(default_factory=list)
     # holds the scenes' class-id files (prelabel) until the tasks are written
     workdir: tempfile.TemporaryDirectory | None = None
+
+
+def task_block(size: str, scene: SceneGrid) -> int:
+    """``--block-size`` as pixels of ``scene``, refused where no block of that side can be
+    a task: a task is a block at least ``MIN_USABLE`` inside the scene (a candidate of
+    doubt.BlockTally), so a scene thinner than half the block has none, which would
+    otherwise read as every block being labelled already."""
+    side = block_pixels(size, scene)
+    short, long = sorted((scene.height, scene.width))
+    if min(side, short) * min(side, long) >= MIN_USABLE * side * side:
+        return side
+    # the largest side that fits: short / MIN_USABLE while the block is within the long
+    # side, else the side of a square of the scene's area over MIN_USABLE
+    fits = int(short / MIN_USABLE)
+    if fits > long:
+        fits = math.isqrt(int(short * long / MIN_USABLE))
+    raise SuggestError(
+        f"--block-size {size} ({side} px) does not fit the short side of {scene.id}"
+        f" ({scene.width} x {scene.height} px): a task is a block at least half inside the"
+        f" scene; choose a block of {fits} px or less"
+    )
 
 
 def distance_units(text: str | None, scene: SceneGrid, block: int) -> float:
@@ -173,19 +196,19 @@ def suggest_scenes(
                 raise SuggestError(
                     f"{name} has no georeference: labels and a labelled area cannot be placed on it"
                 )
-            pixel = abs(ds.transform.a) if ds.crs is not None else None
-            grid = SceneGrid(name, raster.height, raster.width, pixel)
-            block = block_pixels(opts.block_size, grid)
+            grid = SceneGrid.of(name, raster.height, raster.width, ds.crs, ds.transform)
+            block = task_block(opts.block_size, grid)
             distances.append(distance_units(opts.min_distance, grid, block))
             layers = [layer.to_crs(ds.crs) for layer in labelled]
+            whole = footprint(Window(0, 0, raster.width, raster.height), ds.transform)
             for k, layer in enumerate(layers):
-                overlapped[k] |= layer.overlaps(tuple(ds.bounds))
+                overlapped[k] |= layer.overlaps(whole)
             ids_file = Path(keep.name) / f"{n}.npy" if keep is not None else None
             print(f"aerialseg: predicting {name}", file=sys.stderr)
             tally, ids = tally_scene(
                 predict_bands(raster), raster, classes.num_classes, block, layers, ids_file
             )
-            scenes.append(Scene(name, tally, ds.transform, ds.crs, pixel or 1.0, ids))
+            scenes.append(Scene(name, tally, ds.transform, ds.crs, grid.pixel or 1.0, ids))
         finally:
             raster.close()
     for layer, hit in zip(labelled, overlapped, strict=True):

@@ -21,12 +21,11 @@ import numpy as np
 import shapely
 from rasterio.features import shapes
 from rasterio.warp import transform_geom
-from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely.geometry import mapping, shape
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.polygons import PolygonLayer
+from aerialseg.data.polygons import PolygonLayer, footprint
 from aerialseg.files import OutputSet
 from aerialseg.inference.styles import class_codes, polygons_qml, tasks_qml
 from aerialseg.inference.suggest import Suggestion
@@ -47,12 +46,13 @@ def share_fields(classes: ClassTable) -> list[str]:
 
 
 def _block_polygon(scene, window, crs):
-    """The block's outline in ``crs`` (the scene's own where None or the same)."""
-    left, bottom, right, top = window_bounds(window, scene.transform)
-    box = shapely.box(left, bottom, right, top)
+    """The block's outline in ``crs`` (the scene's own where None or the same): its four
+    corners, so that on a rotated grid it is the rotated square its pixels cover and the
+    prelabel polygons inside it fill it."""
+    outline = footprint(window, scene.transform)
     if crs is None or scene.crs is None or scene.crs == crs:
-        return box
-    return shape(transform_geom(scene.crs, crs, mapping(box)))
+        return outline
+    return shape(transform_geom(scene.crs, crs, mapping(outline)))
 
 
 def write_tasks(
@@ -142,7 +142,7 @@ def _write_prelabel(found: Suggestion, classes: ClassTable, gpkg: Path, crs) -> 
             at = window_transform(task.window, scene.transform)
             for geom, value in shapes(ids, mask=ids != NODATA, transform=at):
                 polygon = shape(geom)
-                if polygon.area < MIN_AREA_PIXELS * abs(at.a * at.e):
+                if polygon.area < MIN_AREA_PIXELS * abs(at.determinant):  # rotated too
                     continue  # specks of a few pixels: noise to a labeller
                 if crs is not None and scene.crs != crs:
                     polygon = shape(transform_geom(scene.crs, crs, mapping(polygon)))
