@@ -9,6 +9,7 @@ import pytest
 import rasterio
 from affine import Affine
 from PIL import Image
+from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from aerialseg.data.raster import (
@@ -244,3 +245,79 @@ def test_a_truncated_png_is_refused_not_read_as_black_rows(tmp_path):
     values, _ = raster.read(Window(0, 0, 256, 256))
     raster.close()
     assert (values.transpose(1, 2, 0) == noise).all()
+
+
+def test_a_pixel_size_coarser_than_the_scene_is_refused_with_the_largest_that_works(tmp_path):
+    """One 1 km pixel of a 30 x 20 m scene measured 1 km², one of 1e308 m an infinite area:
+    refused, naming the scene's extent and the largest pixel size that works."""
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(40, 60))  # 0.5 m: 30 x 20 m
+    for size in (1000.0, 1e308, 20.5):
+        with pytest.raises(InputError) as caught:
+            open_input(path, pixel_size=size)
+        message = str(caught.value)
+        assert "s.tif: the scene is 30 x 20 CRS units, less than one pixel" in message
+        assert message.endswith("--pixel-size 20 or less") and "\n" not in message
+    with rasterio.open(path) as ds, pytest.raises(InputError, match=r"pixel_size=20 or less$"):
+        at_pixel_size(ds, 25.0, "s.tif", labels=True, flag="pixel_size=")
+    raster = open_input(path, pixel_size=20.0)  # the largest: one pixel on the short side
+    assert (raster.width, raster.height) == (2, 1)
+    raster.close()
+
+
+def palette_png(path, rgb: np.ndarray, clear: int = 0):
+    """(H, W, 3) ``rgb`` saved as a palette PNG (PIL's convert("P"), its web palette); the
+    colours it shows, its indices and those of them made transparent (a tRNS chunk): the
+    ``clear`` most used, one half transparent."""
+    image = Image.fromarray(rgb).convert("P")
+    indices = np.asarray(image)
+    by_use = np.argsort(np.bincount(indices.ravel(), minlength=256))[::-1]
+    used = by_use[:clear]
+    alpha = np.full(256, 255, np.uint8)
+    alpha[used], alpha[by_use[clear]] = 0, 128
+    image.save(path, **({"transparency": alpha.tobytes()} if clear else {}))
+    return np.asarray(image.convert("RGB")), indices, used
+
+
+def test_a_palette_image_is_read_as_the_rgb_of_its_colour_table(tmp_path):
+    """Not refused as one band, nor read as grey levels of its indices (--bands 1,1,1):
+    the colours it shows, whole or in windows; --bands picks from them."""
+    colours, _, _ = palette_png(tmp_path / "p.png", rgb_scene(30, 40).transpose(1, 2, 0))
+    for whole_read in (None, 0):  # decoded whole on opening, or window by window
+        raster = open_input(tmp_path / "p.png", whole_read_pixels=whole_read)
+        assert raster.bands == (1, 2, 3) and raster.scale is None
+        values, valid = raster.read(Window(5, 7, 20, 10))
+        raster.close()
+        assert (values.transpose(1, 2, 0) == colours[7:17, 5:25]).all() and valid.all()
+    values, _ = whole(tmp_path / "p.png", (3, 2, 1))
+    assert (values == colours[..., ::-1]).all()
+    with pytest.raises(InputError, match=r"asks for band 4 but the file has 3 \(the RGB of"):
+        open_input(tmp_path / "p.png", (1, 2, 4))
+
+
+def test_transparent_palette_entries_are_nodata(tmp_path):
+    """Every entry of alpha 0, where GDAL takes a single one as the nodata value; partial
+    alpha is a colour like any other."""
+    scene = rgb_scene(30, 40).transpose(1, 2, 0)
+    colours, indices, used = palette_png(tmp_path / "t.png", scene, clear=2)
+    clear = np.isin(indices, used)
+    assert 0 < clear.sum() < clear.size
+    values, valid = whole(tmp_path / "t.png")
+    assert (valid == ~clear).all()
+    assert (values[clear] == 0).all() and (values[~clear] == colours[~clear]).all()
+
+
+def test_a_palette_is_resampled_by_its_colours_never_averaged(tmp_path):
+    """Indices 0 and 10 (red, blue) in a checkerboard: averaged, they would be index 5
+    (green), a colour of neither."""
+    path = tmp_path / "pal.tif"
+    checker = (np.indices((40, 60)).sum(axis=0) % 2 * 10).astype(np.uint8)
+    write_geotiff(path, checker[None])
+    with rasterio.open(path, "r+") as ds:
+        ds.colorinterp = [ColorInterp.palette]
+        ds.write_colormap(1, {0: (255, 0, 0, 255), 5: (0, 255, 0, 255), 10: (0, 0, 255, 255)})
+    raster = open_input(path, pixel_size=1.0)
+    values, valid = raster.read(Window(0, 0, raster.width, raster.height))
+    raster.close()
+    assert values.shape == (3, 20, 30) and valid.all()
+    found = {tuple(c) for c in values.reshape(3, -1).T.astype(int)}
+    assert found <= {(255, 0, 0), (0, 0, 255)}

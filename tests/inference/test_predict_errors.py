@@ -253,3 +253,68 @@ def test_a_transform_without_a_crs_is_kept(tmp_path, base):
     for kind in ("classes", "color"):
         with rasterio.open(tmp_path / "o" / f"local_{kind}.tif") as out:
             assert out.transform == TRANSFORM and out.crs is None
+
+
+def test_a_min_area_of_the_whole_scene_or_more_is_predicted_not_a_crash(tmp_path, base, capsys):
+    """--min-area over a 20 x 15 m scene, and the default 4 px over a 1 px one: GDAL's
+    sieve refused both ("size must be smaller than size of image"), and the first stopped
+    the whole run. Both are predicted, with polygons."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_geotiff(folder / "small.tif", rgb_scene(30, 40))  # 0.5 m pixels: 300 m²
+    write_geotiff(folder / "one.tif", rgb_scene(1, 1))
+    for min_area in ("300", "5000", None):
+        out = tmp_path / f"o{min_area}"
+        argv = ["predict", str(folder), *base[:2], "--out", str(out), "--device", "cpu"]
+        argv += ["--vector", "gpkg", *(["--min-area", min_area] if min_area else [])]
+        assert main(argv) == 0, capsys.readouterr().err
+        assert "predicted 2 of 2 input(s)" in capsys.readouterr().out
+        with rasterio.open(out / "one_classes.tif") as src:
+            assert src.read(1).shape == (1, 1)
+        assert (out / "small_polygons.gpkg").is_file() and (out / "one_polygons.gpkg").is_file()
+
+
+def test_an_absurd_min_area_is_refused_before_any_work(tmp_path, base, capsys):
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(30, 40))
+    for absurd in ("1e308", "6e14"):
+        fails(
+            ["predict", str(path), *base, "--vector", "gpkg", "--min-area", absurd],
+            capsys,
+            f"min_area {float(absurd)!r}: more than the Earth's surface (510,000,000 km²)",
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_pixel_size_coarser_than_the_scene_is_refused_not_measured(tmp_path, base, capsys):
+    """--pixel-size 1000 made one 1 km pixel of a 20 x 15 m scene and reported 1 km²;
+    1e308 wrote "area_m2": Infinity, which is no JSON."""
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(30, 40))
+    for size in ("1000", "1e308"):
+        fails(
+            ["predict", str(path), *base, "--pixel-size", size],
+            capsys,
+            "s.tif: the scene is 20 x 15 CRS units, less than one pixel of",
+            "--pixel-size 15 or less",
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_palette_image_is_predicted_from_its_colours(tmp_path, base, capsys):
+    """A PNG saved as "P" was refused as one band, and --bands 1,1,1 (the hint) predicted
+    its palette indices as grey levels. It is predicted as the RGB it shows; --bands picks
+    from that RGB."""
+    picture = Image.fromarray(rgb_scene(48, 64).transpose(1, 2, 0)).convert("P")
+    picture.save(tmp_path / "palette.png")
+    rgb = np.asarray(picture.convert("RGB"))
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(np.ascontiguousarray(rgb[..., ::-1])).save(tmp_path / "bgr.png")
+    assert main(["predict", str(tmp_path / "palette.png"), str(tmp_path / "rgb.png"), *base]) == 0
+    out = tmp_path / "o"
+    palette = np.asarray(Image.open(out / "palette_classes.png"))
+    assert (palette == np.asarray(Image.open(out / "rgb_classes.png"))).all()
+    swapped = ["--out", str(tmp_path / "b"), "--bands", "3,2,1"]
+    assert main(["predict", str(tmp_path / "palette.png"), *base, *swapped]) == 0
+    assert main(["predict", str(tmp_path / "bgr.png"), *base]) == 0
+    swapped_ids = np.asarray(Image.open(tmp_path / "b" / "palette_classes.png"))
+    assert (swapped_ids == np.asarray(Image.open(out / "bgr_classes.png"))).all()
+    assert (swapped_ids != palette).any()  # the bands did change what was predicted

@@ -20,7 +20,7 @@ from shapely.geometry import shape
 
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.inference.predict import NODATA
-from aerialseg.inference.vector import MIN_AREA_PIXELS, polygonize
+from aerialseg.inference.vector import MIN_AREA_PIXELS, polygonize, sieve_size
 from tests.helpers.geotiff import TRANSFORM, UTM40N, VALUE_CLASSES, write_geotiff
 
 VALUES = ClassTable.from_dict(VALUE_CLASSES)  # Building 1, Land 2, ... Water 5
@@ -227,3 +227,17 @@ def test_min_area_help_states_the_default(capsys):
         main(["predict", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"default: the area of {MIN_AREA_PIXELS} pixels" in text and "0 keeps all" in text
+
+
+def test_the_sieve_threshold_is_at_most_the_scenes_pixels(tmp_path):
+    """A min area of the scene's area or more is every region smaller than the scene; in
+    pixels, 1e308 m² over 0.25 m² pixels was infinity, and math.ceil raised."""
+    path = write_geotiff(tmp_path / "s.tif", np.zeros((1, 6, 8), np.uint8))  # 12 m²
+    with rasterio.open(path) as ds:
+        assert sieve_size(ds, None) == MIN_AREA_PIXELS and sieve_size(ds, 0) == 0
+        assert sieve_size(ds, 1.0) == 4 and sieve_size(ds, 11.9) == 48
+        for big in (12.0, 5000.0, 1e308):
+            assert sieve_size(ds, big) == 48
+    one = write_geotiff(tmp_path / "one.tif", np.zeros((1, 1, 1), np.uint8))
+    with rasterio.open(one) as ds:
+        assert sieve_size(ds, None) == 1

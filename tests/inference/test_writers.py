@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
+from affine import Affine
 from PIL import Image
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
-from aerialseg.data.raster import open_input
+from aerialseg.data.raster import InputError, open_input
 from aerialseg.files import OutputSet, finish_sets, owner
 from aerialseg.inference.predict import NODATA, ChunkResult
 from aerialseg.inference.writers import RasterOutputs, area_table, write_areas
@@ -442,3 +443,61 @@ def test_a_manifest_that_names_files_outside_its_set_is_left_alone(tmp_path):
         manifest.write_text(json.dumps({"owner": owner(), "moves": moves, "drops": []}))
         assert finish_sets(tmp_path, dead=owner()) == 0
         assert (tmp_path / "notes.txt").read_text() == "mine" and tmp.exists()
+
+
+def _sieved(tmp_path, ids: np.ndarray, sieve_pixels: int) -> np.ndarray:
+    """The class ids of a small georeferenced scene after RasterOutputs sieved them."""
+    h, w = ids.shape
+    tmp_path.mkdir()
+    raster = open_input(write_geotiff(tmp_path / "small.tif", rgb_scene(h, w)))
+    outs = RasterOutputs(
+        raster,
+        DUBAI_CLASSES,
+        tmp_path / "small",
+        fmt="tif",
+        color=True,
+        overlay=False,
+        sieve_pixels=sieve_pixels,
+    )
+    image, valid = raster.read(Window(0, 0, w, h))
+    outs.write(ChunkResult(Window(0, 0, w, h), ids, image, valid))
+    raster.close()
+    written = outs.finish()
+    with rasterio.open(written["classes"]) as src, rasterio.open(written["color"]) as color:
+        sieved, rgb = src.read(1), color.read()[:3].transpose(1, 2, 0)
+    assert (rgb == DUBAI_CLASSES.display_palette()[sieved]).all()  # the colours follow
+    assert outs.counts.tolist() == np.bincount(sieved.ravel(), minlength=6)[:6].tolist()
+    return sieved
+
+
+def test_a_sieve_of_the_whole_scene_or_more_is_what_gdal_takes(tmp_path):
+    """GDAL refuses a threshold of the scene's pixels or more ("size must be smaller than
+    size of image"): a min area of the scene crashed predict. Capped at the scene less one
+    pixel, specks still merge into a region that reaches it; a scene of one pixel is left
+    as it is; and where no region reaches it, GDAL merges nothing."""
+    ids = np.full((8, 10), 1, np.uint8)
+    ids[3, 4] = 0  # a speck in a region of all pixels but it
+    for size in (80, 81, 10**9):
+        assert (_sieved(tmp_path / f"s{size}", ids, size) == 1).all()
+    one = np.array([[3]], np.uint8)
+    assert _sieved(tmp_path / "one", one, 4).tolist() == [[3]]
+    halves = np.repeat(np.array([[0] * 5 + [2] * 5], np.uint8), 8, axis=0)
+    assert (_sieved(tmp_path / "halves", halves, 80) == halves).all()
+
+
+def test_a_scene_whose_area_overflows_is_refused_before_a_pixel_is_written(tmp_path):
+    """Pixels of 1e200 m (a broken georeference) measured Infinity m², which Python's json
+    writes and strict parsers refuse."""
+    huge = Affine(1e200, 0, 300_000, 0, -1e200, 2_800_000)
+    scene = write_geotiff(tmp_path / "huge.tif", rgb_scene(8, 8), transform=huge)
+    raster = open_input(scene)
+    with pytest.raises(InputError, match=r"huge.tif: pixels of 1e\+200 x 1e\+200 CRS units"):
+        RasterOutputs(raster, DUBAI_CLASSES, tmp_path / "o", fmt="tif", color=True, overlay=False)
+    raster.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.tif"]
+    # and whatever reaches write_areas, no Infinity or NaN goes into the JSON
+    for bad in (float("inf"), float("nan")):
+        rows = [{"class": "Building", "pixels": 1, "share": 1.0, "area_m2": bad}]
+        with pytest.raises(ValueError, match="JSON"):
+            write_areas(rows, tmp_path / "scene")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.tif"]

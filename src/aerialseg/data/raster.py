@@ -5,6 +5,14 @@ Band choice: three-band inputs are read as RGB as they are; RGBA uses the alpha 
 nodata mask; anything else needs ``--bands`` (1-based, e.g. ``4,3,2``). A model trained on
 other bands (``bands=[3,2,1,4]`` with near infrared) keeps them and reads them again.
 
+Palette images (one band of indices into a colour table: a PNG saved as ``P``, a paletted
+GeoTIFF) are read as the RGB their table gives, as GDAL's ``gdal_translate -expand rgb``
+would: their values are colour numbers, not grey levels. ``--bands`` then picks from that
+RGB (``3,2,1``). Values whose entry has alpha 0 (a PNG's transparent colours), or that
+have no entry, are nodata; partial alpha is ignored, as an RGBA image's is. A pixel size
+resamples their indices as class masks are (the most common, or the nearest), before
+they are turned into colours.
+
 Value scaling (models train on 8-bit values): 8-bit data is used as is. Other types
 (16-bit, float) are stretched linearly per band from the 2nd to the 98th percentile of the
 valid pixels, measured on a reduced read of the whole raster, to 0..255 and clipped; this
@@ -122,6 +130,7 @@ class RasterInput:
     scale: tuple[np.ndarray, np.ndarray] | None  # per-band (low, high) stretch, None for 8-bit
     whole: tuple[np.ndarray, np.ndarray] | None = None  # (bands, valid mask) of a small raster
     file: rasterio.io.DatasetReader | None = None  # the file under a resampled ``dataset``
+    palette: np.ndarray | None = None  # (entries, 4) RGBA of a palette image (colour_table)
 
     @property
     def width(self) -> int:
@@ -139,8 +148,7 @@ class RasterInput:
         """(bands, h, w) float32 values in 0..255 and an (h, w) bool valid mask; ``window``
         lies inside the raster."""
         if self.whole is None:
-            data = self.dataset.read(list(self.bands), window=window)
-            valid = valid_mask(data, self.dataset.dataset_mask(window=window))
+            data, valid = _read_bands(self.dataset, self.bands, self.palette, window)
         else:
             rows, cols = window.toslices()
             data, valid = self.whole[0][:, rows, cols], self.whole[1][rows, cols]
@@ -175,6 +183,15 @@ def at_pixel_size(
         return ds
     # a south-up (or east-left) grid has its bounds the other way round: resampled north-up
     (left, right), (bottom, top) = (sorted(ds.bounds[0::2]), sorted(ds.bounds[1::2]))
+    # One pixel larger than the scene would be a made-up ground (a 64 x 48 m scene as one
+    # 1 km pixel measured 1 km²; 1e308 an area of infinity). The tolerance lets the
+    # suggested size, rounded to 6 digits, through.
+    largest = min(right - left, top - bottom)
+    if pixel_size > largest * (1 + 1e-5):
+        raise InputError(
+            f"{name}: the scene is {right - left:g} x {top - bottom:g} CRS units, less than"
+            f" one pixel of {pixel_size:g} on a side: {_setting(flag, f'{largest:g}')} or less"
+        )
     width = max(1, round((right - left) / pixel_size))
     height = max(1, round((top - bottom) / pixel_size))
     own = min(abs(t.a), abs(t.e))
@@ -239,6 +256,38 @@ def valid_mask(data: np.ndarray, dataset_mask: np.ndarray) -> np.ndarray:
     return valid
 
 
+def colour_table(ds) -> np.ndarray | None:
+    """(entries, 4) uint8 RGBA by value of a one-band palette raster's colour table, with
+    one transparent entry more for the values past it; None for any other raster. Applied
+    by indexing it (_read_bands): rasterio has no binding of GDAL's expansion, which is a
+    VRT option of gdal_translate."""
+    if ds.count != 1 or ds.colorinterp[0] != ColorInterp.palette:
+        return None
+    try:
+        table = ds.colormap(1)
+    except ValueError:  # a palette interpretation without a table: read as it is
+        return None
+    lut = np.zeros((max(table) + 2, 4), np.uint8)  # entries not in the table: transparent
+    for value, rgba in table.items():
+        lut[value] = rgba
+    return lut
+
+
+def _read_bands(
+    ds, bands: tuple[int, ...], palette: np.ndarray | None, window: Window | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``bands`` of ``ds`` (of its colours, for a ``palette`` image) in ``window`` (None:
+    all) and the valid mask."""
+    if palette is None:
+        data = ds.read(list(bands), window=window)
+        return data, valid_mask(data, ds.dataset_mask(window=window))
+    values = ds.read(1, window=window)
+    past = len(palette) - 1
+    rgba = palette[np.where((values >= 0) & (values < past), values, past)]
+    valid = (ds.dataset_mask(window=window) > 0) & (rgba[..., 3] > 0)
+    return rgba[..., np.array(bands) - 1].transpose(2, 0, 1), valid
+
+
 def display_rgb(values: np.ndarray) -> np.ndarray:
     """(bands, h, w) -> (3, h, w) for a picture: the first three bands as RGB (the order a
     model's bands start with), a single band as grey."""
@@ -261,10 +310,11 @@ def _to_0_255(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
 
 
 def choose_bands(
-    ds, name: str, bands: tuple[int, ...] | None, flag: str = "--bands"
+    ds, name: str, bands: tuple[int, ...] | None, flag: str = "--bands", palette: bool = False
 ) -> tuple[int, ...]:
     """``bands`` checked against the raster, or the default three; ``flag`` is how the user
-    chooses bands where the error is read (``--bands`` in predict, ``bands=`` in train)."""
+    chooses bands where the error is read (``--bands`` in predict, ``bands=`` in train).
+    ``palette``: ``ds`` is a palette image, read as the three bands of its colours."""
     complex_type = next((t for t in ds.dtypes if t.startswith("complex")), None)
     if complex_type:
         raise InputError(
@@ -272,12 +322,15 @@ def choose_bands(
             " reads real-valued images: convert them first (e.g. their amplitude)"
         )
     if bands:
-        if max(bands) > ds.count:
+        count = 3 if palette else ds.count
+        if max(bands) > count:
             raise InputError(
                 f"{name}: {flag} {','.join(map(str, bands))} asks for band {max(bands)} but"
-                f" the file has {ds.count}"
+                f" the file has {count}" + (" (the RGB of its colour table)" if palette else "")
             )
         return bands
+    if palette:
+        return (1, 2, 3)
     interp = ds.colorinterp
     if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
         return (1, 2, 3)
@@ -461,16 +514,17 @@ def open_input(
     try:
         if file.driver == "PNG":
             check_png_end(str(path))
+        palette = colour_table(file)
         if pixel_size:
-            ds = at_pixel_size(file, pixel_size, str(path))
+            # a palette's values are colour numbers: never averaged, like a class mask's
+            ds = at_pixel_size(file, pixel_size, str(path), labels=palette is not None)
         check_shape(ds, str(path), max_pixels, max_side, max_aspect)
-        chosen = choose_bands(ds, str(path), bands, flag)
+        chosen = choose_bands(ds, str(path), bands, flag, palette is not None)
         whole = None
         if ds.width * ds.height <= (
             WHOLE_READ_PIXELS if whole_read_pixels is None else whole_read_pixels
         ):
-            data = ds.read(list(chosen))  # a truncated file fails here
-            whole = data, valid_mask(data, ds.dataset_mask())
+            whole = _read_bands(ds, chosen, palette)  # a truncated file fails here
         else:
             # Read a corner block and the last one: a truncated file fails here, not mid-run.
             ds.read(1, window=Window(0, 0, min(ds.width, 256), min(ds.height, 256)))
@@ -483,7 +537,8 @@ def open_input(
                     min(ds.height, 256),
                 ),
             )
-        dtype = np.dtype(ds.dtypes[chosen[0] - 1])
+        # a palette's colours are 8-bit whatever its values' type
+        dtype = np.dtype("uint8" if palette is not None else ds.dtypes[chosen[0] - 1])
         scale = None if dtype == np.uint8 else _stretch(ds, chosen)
     except InputError:
         ds.close()
@@ -495,4 +550,4 @@ def open_input(
         raise InputError(
             f"{path}: the file is truncated or damaged ({library_reason(err)})"
         ) from None
-    return RasterInput(path, ds, chosen, scale, whole, None if ds is file else file)
+    return RasterInput(path, ds, chosen, scale, whole, None if ds is file else file, palette)

@@ -44,7 +44,7 @@ from aerialseg.inference.predict import (
     check_batch_size,
     check_overlap,
 )
-from aerialseg.inference.vector import polygonize, sieve_size
+from aerialseg.inference.vector import MAX_MIN_AREA, polygonize, sieve_size
 from aerialseg.inference.writers import (
     PNG_MAX_SIDE,
     RasterOutputs,
@@ -94,6 +94,11 @@ class PredictOptions:
         for name, value in (("simplify", self.simplify), ("min_area", self.min_area)):
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} {value!r}: give a size of 0 or more")
+        if self.min_area is not None and self.min_area > MAX_MIN_AREA:
+            raise ConfigError(
+                f"min_area {self.min_area!r}: more than the Earth's surface"
+                f" ({MAX_MIN_AREA / 1e6:,.0f} km²): give the area of the smallest region to keep"
+            )
 
 
 @dataclass

@@ -39,6 +39,9 @@ DRIVERS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg")}
 # Polygons under this many pixels are dropped unless min_area says otherwise: single
 # pixels and specks of two or three, which clutter a map and an attribute table.
 MIN_AREA_PIXELS = 4
+# A min area past the Earth's surface (m²; no image has as many pixels) is a typo, refused
+# before any work, not a threshold: 1e308 m² is infinite pixels of 0.25 m².
+MAX_MIN_AREA = 5.1e14
 # The table QGIS keeps a GeoPackage's styles in (the columns it reads and writes).
 STYLE_FIELDS = (
     "f_table_catalog",
@@ -58,11 +61,15 @@ STYLE_FIELDS = (
 
 def sieve_size(dataset, min_area: float | None) -> int:
     """The sieve threshold in pixels for ``min_area`` (m², pixels for a plain image; None:
-    MIN_AREA_PIXELS) over ``dataset``'s grid: regions of fewer pixels go."""
+    MIN_AREA_PIXELS) over ``dataset``'s grid: regions of fewer pixels go. At most the
+    scene's pixel count: a larger threshold says no more (every region is smaller than
+    the scene), and in pixels it may not even be a number (1e308 m² over 0.25 m² pixels)."""
+    scene = dataset.width * dataset.height
     if min_area is None:
-        return MIN_AREA_PIXELS
+        return min(MIN_AREA_PIXELS, scene)
     measure = AreaMeasure(dataset.crs, dataset.transform, dataset.width, dataset.height)
-    return math.ceil(min_area / measure.pixel_area() - 1e-9)
+    pixels = min_area / measure.pixel_area() - 1e-9
+    return scene if not pixels < scene else math.ceil(pixels)  # not <: inf and NaN too
 
 
 def _moved(polygon: Polygon, affine) -> Polygon:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.raster import RasterInput, display_rgb
+from aerialseg.data.raster import InputError, RasterInput, display_rgb
 from aerialseg.files import OutputSet, temp_path
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import CONFIDENCE_NODATA, NODATA, ChunkResult
@@ -119,6 +120,17 @@ class RasterOutputs:
         self.valid_pixels = 0
         src = raster.dataset
         self.measure = AreaMeasure(src.crs, src.transform, src.width, src.height)
+        # JSON has no infinity (Python writes one that strict parsers refuse): a scene
+        # whose area overflows (pixels of 1e200 m in its own georeference) is refused
+        # before it is predicted, not measured as infinite.
+        scene_area = self.measure.pixel_area() * src.width * src.height
+        if not math.isfinite(scene_area):
+            t = src.transform
+            raise InputError(
+                f"{raster.path}: pixels of {abs(t.a):g} x {abs(t.e):g} CRS units make the"
+                f" scene's area {scene_area:g} {self.measure.unit}, past what can be measured:"
+                " check its georeference"
+            )
         self.areas = np.zeros(classes.num_classes)  # in measure.unit: a pixel's varies by row
         suffix = ".tif" if fmt == "tif" else ".png"
         self.finals: dict[str, Path] = {"classes": stem.with_name(stem.name + "_classes" + suffix)}
@@ -251,7 +263,13 @@ class RasterOutputs:
                 start, stop = max(0, top - margin), min(height, top + SIEVE_ROWS + margin)
                 values = dst.read(1, window=Window(0, start, width, stop - start))
                 valid = values != self.nodata
-                sieved = sieve(values, self.sieve_pixels, mask=valid)
+                # GDAL takes a threshold under the pixels it is given: one at or over them
+                # (a min area of the whole scene or more, which reads it as one band) sieves
+                # at the scene's size less one, all that can be asked of it. GDAL merges a
+                # region only into one that reaches the threshold, so a map with no such
+                # region stays as it is. A 1 px scene has nothing to merge.
+                size = min(self.sieve_pixels, values.size - 1)
+                sieved = sieve(values, size, mask=valid) if size > 1 else values
                 rows = slice(top - start, min(top + SIEVE_ROWS, height) - start)
                 band, keep = sieved[rows], valid[rows]
                 window = Window(0, top, width, band.shape[0])
@@ -331,7 +349,8 @@ def write_areas(rows: list[dict], stem: Path, into: OutputSet | None = None) -> 
             writer = csv.DictWriter(f, fieldnames=["class", "pixels", "share", "area_m2"])
             writer.writeheader()
             writer.writerows(rows)
-        write_text(json_path, json.dumps(rows, indent=2) + "\n", outputs)
+        # allow_nan=False: a non-finite area fails here rather than write invalid JSON
+        write_text(json_path, json.dumps(rows, indent=2, allow_nan=False) + "\n", outputs)
     except BaseException:
         outputs.abort()
         raise
