@@ -318,3 +318,28 @@ def test_a_palette_image_is_predicted_from_its_colours(tmp_path, base, capsys):
     swapped_ids = np.asarray(Image.open(tmp_path / "b" / "palette_classes.png"))
     assert (swapped_ids == np.asarray(Image.open(out / "bgr_classes.png"))).all()
     assert (swapped_ids != palette).any()  # the bands did change what was predicted
+
+
+def test_a_geographic_scene_past_the_poles_is_skipped_naming_it(tmp_path, base, capsys):
+    """Degrees of latitude past ±90 (a transform in the wrong units, a swapped axis) made
+    PROJ refuse the equal-area projection the areas are measured on: a traceback that ended
+    the batch. Now that input is skipped in one line, and the next one is predicted."""
+    from rasterio.transform import from_origin
+
+    image = rgb_scene(40, 50)
+    past = write_geotiff(
+        tmp_path / "past.tif", image, crs="EPSG:4326", transform=from_origin(10, 50, 10, 10)
+    )  # rows to latitude -350
+    fine = write_geotiff(tmp_path / "fine.tif", image, crs="EPSG:4326",
+                         transform=from_origin(55, 25, 1e-5, 1e-5))  # fmt: skip
+    assert main(["predict", str(past), str(fine), *base]) == 1
+    said = capsys.readouterr()
+    err = said.err + said.out
+    assert "Traceback" not in err
+    assert (
+        f"aerialseg: skipped {past}: its georeference reaches past the poles (latitudes -350"
+        " to 50): check the transform and the CRS"
+    ) in err
+    assert "predicted 1 of 2 input(s); 1 failed" in err
+    assert (tmp_path / "o" / "fine_areas.json").is_file()
+    assert not list((tmp_path / "o").glob("past*"))

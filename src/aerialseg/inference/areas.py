@@ -40,6 +40,7 @@ class AreaMeasure:
     transform: Affine
     width: int
     height: int
+    name: str = "the raster"  # how errors name it
 
     @property
     def unit(self) -> Literal["m2", "px"]:
@@ -52,6 +53,14 @@ class AreaMeasure:
 
     @cached_property
     def _equal_area(self) -> CRS:
+        corners = [(0, 0), (self.width, 0), (0, self.height), (self.width, self.height)]
+        xs, ys = zip(*(self.transform @ corner for corner in corners), strict=True)
+        _, lats = reproject_points(self.crs, "EPSG:4326", xs, ys)
+        if not all(math.isfinite(lat) and abs(lat) <= 90 for lat in lats):
+            raise InputError(
+                f"{self.name}: its georeference reaches past the poles (latitudes"
+                f" {min(lats):g} to {max(lats):g}): check the transform and the CRS"
+            )
         x, y = self.transform @ (self.width / 2, self.height / 2)
         lon, lat = reproject_points(self.crs, "EPSG:4326", [x], [y])
         return CRS.from_proj4(

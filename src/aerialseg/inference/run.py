@@ -249,7 +249,7 @@ def resolution_note(
     ds = raster.dataset
     if trained is None or ds.crs is None:
         return None
-    measure = AreaMeasure(ds.crs, ds.transform, ds.width, ds.height)
+    measure = AreaMeasure(ds.crs, ds.transform, ds.width, ds.height, name)
     side = math.sqrt(measure.pixel_area())
     finest, coarsest = trained
     if finest / 2 <= side <= coarsest * 2:
