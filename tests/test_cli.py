@@ -328,3 +328,37 @@ def test_a_decompression_bomb_in_a_dataset_is_one_line(fresh_dataset, tmp_path, 
         capsys,
         "image_part_001.png: 30,000 x 30,000 px, more than the 178,956,970 pixels",
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"), [("split", "--out"), ("export", "--onnx"), ("evaluate", "--out")]
+)
+def test_an_output_path_through_a_file_is_one_line(
+    tiny_dataset, tiny_model, geotiff, tmp_path, capsys, command, flag
+):
+    """--out small.png/run: a traceback of NotADirectoryError or FileExistsError, where
+    predict already said it in one line; now every command does, naming the file."""
+    blocker = tmp_path / "small.png"
+    blocker.write_bytes(b"not a folder")
+    target = blocker / (
+        "x.json" if command == "split" else "x.onnx" if command == "export" else "ev"
+    )
+    argv = {
+        "split": ["data", "split", str(tiny_dataset), "--out", str(target)],
+        "export": ["export", str(tiny_model), "--onnx", str(target)],
+        "evaluate": [
+            "evaluate",
+            str(tiny_model),
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(target),
+        ],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"aerialseg: error: {flag} {target}: cannot create it ({blocker} is a file, not a folder)"
+    )
+    assert blocker.read_bytes() == b"not a folder"

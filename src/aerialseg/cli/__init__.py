@@ -54,12 +54,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as err:
         reason = write_failure(err, folder, existed) if folder is not None else None
-        reason = reason or unreadable_file(err)
+        reason = reason or uncreatable_output(err, args) or unreadable_file(err)
         if reason is None:
             print(BUG, file=sys.stderr)
             raise
         print(f"aerialseg: error: {reason}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+# what the file system says when a path cannot be made: a part of it is a file, the
+# place is read-only or not the user's, or it lies in a folder that does not exist
+UNCREATABLE = (errno.ENOTDIR, errno.EEXIST, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT)
+
+
+def uncreatable_output(err: BaseException, args: argparse.Namespace) -> str | None:
+    """One line for an output path the system will not make (``--out small.png/run``,
+    ``/dev/null/x``, a read-only place): the flag, the path and the system's reason; None
+    for any other error, or one about another path."""
+    flag, target = next(
+        ((f, getattr(args, f, None)) for f in ("onnx", "out") if getattr(args, f, None)),
+        (None, None),
+    )
+    if not isinstance(err, OSError) or err.errno not in UNCREATABLE or not err.filename:
+        return None
+    path, named = Path(target or ""), Path(err.filename).absolute()
+    if target is None or named not in (path.absolute(), *path.absolute().parents):
+        return None
+    blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    why = f"{blocking} is a file, not a folder" if blocking else f"{err.strerror}: {err.filename}"
+    return f"--{flag} {target}: cannot create it ({why})"
 
 
 # what the file system says of a file that is there but cannot be had; a missing file
