@@ -3,7 +3,9 @@ the commands, which call it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -395,3 +397,53 @@ def test_an_empty_output_folder_is_refused(tmp_path, monkeypatch, call):
         else:
             aerialseg.train(data="missing", out="")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_command_checks_its_arguments_by_its_definition(tmp_path):
+    """Found by a review: tta='false' turned test-time augmentation on, format='jpg' wrote
+    PNG, engine='tf' ran torch, and strings for numbers were tracebacks deep inside; the
+    definition the flags come from now checks a Python caller's values too."""
+    predict = aerialseg.predict_files
+    cases = [
+        (predict, {"tta": "false"}, "tta='false': give True or False"),
+        (predict, {"format": "jpg"}, "format='jpg': give one of 'auto', 'tif', 'png'"),
+        (aerialseg.predict_files, {"engine": "tf"}, "engine='tf': give one of 'torch', 'onnx'"),
+        (aerialseg.predict_files, {"bands": "4,3,2"}, "bands='4,3,2': give a list, e.g. [4, 3, 2]"),
+        (aerialseg.predict_files, {"bands": [4, "3"]}, "bands=[4, '3']: give a whole number"),
+        (aerialseg.predict_files, {"min_area": "5"}, "min_area='5': give a number"),
+        (predict, {"block_megapixels": 0}, "block_megapixels=0: give a number above 0"),
+        (aerialseg.inspect_data, {"max_unknown": "0.1"}, "max_unknown='0.1': give a number"),
+        (aerialseg.split_data, {"val": "0.1", "out": "s.json"}, "val='0.1': give a number"),
+        (aerialseg.suggest, {"count": "2"}, "count='2': give a whole number"),
+    ]  # fmt: skip
+    for function, given, message in cases:
+        first = {"data": "d"} if function in (aerialseg.inspect_data, aerialseg.split_data) else {}
+        if function is aerialseg.predict_files:
+            first = {"inputs": "in.tif", "out": tmp_path / "o"}
+        if function is aerialseg.suggest:
+            first = {"scenes": "in.tif", "out": tmp_path / "t.gpkg"}
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+            function(**first, **given)
+    assert not list(tmp_path.iterdir())
+    # numpy's numbers are numbers, and None stands for a default of None
+    with pytest.raises(AerialsegError, match="no input images found"):
+        aerialseg.predict_files([], tmp_path / "o", batch_size=np.int64(2), overlap=None)
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--workers 0", "--workers 0: give 1 or more"),
+        ("--port 99999", "--port 99999: give 0 to 65535"),
+        ("--max-queue -5", "--max-queue -5: give 0 or more"),
+        ("--max-side 0", "--max-side 0: give 1 or more"),
+        ("--body-timeout -1", "argument --body-timeout: '-1': give a number above 0"),
+        ("--max-upload-mb nan", "argument --max-upload-mb: 'nan': give a number above 0"),
+    ],
+)
+def test_serve_refuses_a_limit_that_would_refuse_every_request(tiny_model, capsys, flag, message):
+    """Each started a server that answered every upload 503 or 408, or failed with a
+    traceback once the model had loaded; now one line before anything loads."""
+    with pytest.raises(SystemExit) if "argument" in message else contextlib.nullcontext():
+        assert main(["serve", "--model", str(tiny_model), *flag.split()]) == 2
+    assert message in capsys.readouterr().err

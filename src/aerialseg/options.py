@@ -12,6 +12,8 @@ from __future__ import annotations
 import builtins
 import collections.abc
 import inspect
+import math
+import numbers
 import re
 import sys
 import types
@@ -169,3 +171,46 @@ def options(function: Any, skip: tuple[str, ...] = ()) -> list[Option]:
             )
         )
     return found
+
+
+def _one_value_error(option: Option, value: Any) -> str | None:
+    """What is wrong with one value of ``option``, or None."""
+    if option.choices is not None:
+        if value not in option.choices or type(value) is not type(option.choices[0]):
+            return f"give one of {', '.join(map(repr, option.choices))}"
+        return None
+    if option.kind is bool:
+        return None if isinstance(value, bool) else "give True or False"
+    if option.kind in (int, float):
+        number = numbers.Integral if option.kind is int else numbers.Real  # numpy's too
+        if isinstance(value, bool) or not isinstance(value, number):
+            return "give a whole number" if option.kind is int else "give a number"
+        if option.positive and not (math.isfinite(value) and float(value) > 0):
+            return "give a number above 0"
+    return None  # text, paths and objects: checked where they are used
+
+
+def check_arguments(function: Any, values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """The Python face's check of what a caller passed, by the same definition the flags
+    come from: a choice among its Literal's values, True or False for a switch, numbers
+    for numbers (a string "false" would be a true switch, "jpg" a silent default).
+    Raises ConfigError naming the first wrong argument; None passes where it is the
+    default. Text, paths and objects are left to the code that uses them."""
+    from aerialseg.errors import ConfigError
+
+    for option in options(function, skip):
+        if option.name not in values:
+            continue
+        value = values[option.name]
+        if (value is None and option.default is None) or (
+            option.kind is str and option.choices is None
+        ):
+            continue  # text, paths and objects: checked where they are used
+        if option.many:
+            if isinstance(value, str | bytes) or not isinstance(value, collections.abc.Sequence):
+                raise ConfigError(f"{option.name}={value!r}: give a list, e.g. [4, 3, 2]")
+            wrong = next((e for v in value if (e := _one_value_error(option, v))), None)
+        else:
+            wrong = _one_value_error(option, value)
+        if wrong:
+            raise ConfigError(f"{option.name}={value!r}: {wrong}")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from aerialseg.errors import AerialsegError, ConfigError
-from aerialseg.options import PositiveFloat
+from aerialseg.options import PositiveFloat, check_arguments
 
 if TYPE_CHECKING:
     from aerialseg.data.catalog import LabelSpec
@@ -411,6 +411,7 @@ def predict_files(
         (``failed``); a bad input is skipped, the others are still predicted. With ``ray``,
         a ``RaySummary``, which also counts the pixels, seconds, retries and skipped scenes.
     """
+    check_arguments(predict_files, locals())
     from aerialseg.data.raster import check_band_count
     from aerialseg.inference.run import named_inputs
     from aerialseg.inference.run import predict_files as predict_all
@@ -667,6 +668,7 @@ def train(
         DatasetError: the data cannot be read as a dataset (one-line reason).
         ConfigError: an unknown setting or a bad value.
     """
+    check_arguments(train, locals(), ("settings", "callbacks", "transforms", "started"))
     from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
     from aerialseg.training.run import train as run_training
 
@@ -770,6 +772,7 @@ def evaluate(
         The report saved as ``metrics.json``: ``miou6``/``miou5`` (or ``miou``),
         ``pixel_accuracy``, ``mean_dice``, ``per_class``, ``per_image``, ``confidence``, ...
     """
+    check_arguments(evaluate, locals())
     from aerialseg.data.classes import ClassTable
     from aerialseg.evaluation.evaluate import evaluate as score
 
@@ -820,6 +823,7 @@ def export(
         InputError: the check image cannot be read.
         AerialsegError: ``onnx`` is not a NAME.onnx file path.
     """
+    check_arguments(export, locals())
     from aerialseg.models.export import export_onnx
 
     # models are known as ONNX by their suffix: another would not load as one
@@ -919,6 +923,7 @@ def suggest(
         SuggestError: no model calibration, more tasks than blocks, labels that lie
             outside every scene, ... (one-line reason).
     """
+    check_arguments(suggest, locals())
     from aerialseg.data.polygons import read_area
     from aerialseg.data.raster import band_numbers, check_band_count
     from aerialseg.inference.doubt import SuggestError
@@ -1020,6 +1025,7 @@ def inspect_data(
         The report (``aerialseg data inspect --json`` prints it): scenes, sizes and class
         shares per tile, and ``problems``, each with its ``message``.
     """
+    check_arguments(inspect_data, locals())
     from aerialseg.data.catalog import open_catalog
     from aerialseg.data.inspect import inspect_dataset
     from aerialseg.data.raster import band_numbers
@@ -1082,6 +1088,7 @@ def split_data(
         and ``test``; with ``block_size`` also ``blocks``: the GeoPackage of the blocks
         (None for images without a georeference).
     """
+    check_arguments(split_data, locals())
     from aerialseg.data.catalog import open_catalog
     from aerialseg.data.splits import random_split
     from aerialseg.models.io import atomic_write

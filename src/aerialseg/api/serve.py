@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aerialseg.errors import AerialsegError
+from aerialseg.options import PositiveFloat, check_arguments
 from aerialseg.public import Device, Precision, model_path
 
 
@@ -26,11 +27,11 @@ def serve(
     precision: Precision = "auto",
     workers: int = 1,
     max_queue: int = 8,
-    max_upload_mb: float = 50,
-    max_megapixels: float = 40,
+    max_upload_mb: PositiveFloat = 50,
+    max_megapixels: PositiveFloat = 40,
     max_side: int = 20_000,
-    max_aspect: float = 50,
-    body_timeout: float = 120,
+    max_aspect: PositiveFloat = 50,
+    body_timeout: PositiveFloat = 120,
     allowed_hosts: Sequence[str] | None = None,
     cors_origins: Sequence[str] = (),
 ) -> None:
@@ -64,6 +65,19 @@ def serve(
         cors_origins: web page origins (https://example.org) allowed to call the API
             (default: none; same-origin requests only).
     """
+    check_arguments(serve, locals())
+    # before the model loads: a limit that refuses every request, or a port or pool that
+    # fails only once the server starts, is a typo
+    for name, value, least, most in (
+        ("--port", port, 0, 65535),
+        ("--workers", workers, 1, None),
+        ("--max-queue", max_queue, 0, None),
+        ("--max-side", max_side, 1, None),
+        ("--max-aspect", max_aspect, 1, None),
+    ):
+        if value < least or (most is not None and value > most):
+            span = f"{least} to {most}" if most is not None else f"{least} or more"
+            raise AerialsegError(f"{name} {value}: give {span}")
     try:
         import uvicorn
 

@@ -124,14 +124,20 @@ class _Numbers(argparse.Action):
         setattr(namespace, self.dest, numbers)
 
 
-def _positive(text: str) -> float:
-    try:
-        size = float(text)
-    except ValueError:
-        size = 0.0
-    if not (size > 0 and math.isfinite(size)):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a positive size in CRS units, e.g. 0.5")
-    return size
+def _positive(name: str):
+    """The flag's reader: a finite number above 0, said in the option's terms."""
+    hint = "a positive size in CRS units, e.g. 0.5" if name == "pixel_size" else "a number above 0"
+
+    def read(text: str) -> float:
+        try:
+            size = float(text)
+        except ValueError:
+            size = 0.0
+        if not (size > 0 and math.isfinite(size)):
+            raise argparse.ArgumentTypeError(f"{text!r}: give {hint}")
+        return size
+
+    return read
 
 
 def _help(option: Option) -> str:
@@ -153,7 +159,7 @@ def add_option(p: argparse.ArgumentParser, option: Option, flag: bool, spelled: 
         names = ["--" + "no-" + names[0][2:]] if on else names
         settings["action"] = "store_false" if on else "store_true"
     else:
-        settings["type"] = _positive if option.positive else option.kind
+        settings["type"] = _positive(option.name) if option.positive else option.kind
         if option.choices:
             settings["choices"] = option.choices
         if option.many and not flag:
