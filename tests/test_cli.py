@@ -362,3 +362,16 @@ def test_an_output_path_through_a_file_is_one_line(
         f"aerialseg: error: {flag} {target}: cannot create it ({blocker} is a file, not a folder)"
     )
     assert blocker.read_bytes() == b"not a folder"
+
+
+@pytest.mark.parametrize("share", ["-1", "2"])
+def test_max_unknown_is_a_share(tiny_dataset, tiny_model, capsys, share):
+    """--max-unknown -1 on evaluate printed a limit of -100 % for every mask."""
+    for argv in (
+        ["evaluate", str(tiny_model), "--data", str(tiny_dataset), "--max-unknown", share],
+        ["data", "inspect", str(tiny_dataset), "--max-unknown", share],
+    ):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"aerialseg: error: max_unknown {float(share)!r}: give a share from 0 to 1, e.g. 0.05"
+        )

@@ -458,6 +458,12 @@ def predict_files(
     return summary
 
 
+def _check_share(value: float | None, name: str) -> None:
+    """A share of pixels, from 0 to 1 (None: the default)."""
+    if value is not None and not 0 <= value <= 1:
+        raise ConfigError(f"{name} {value!r}: give a share from 0 to 1, e.g. 0.05")
+
+
 def _check_output(out: str | os.PathLike) -> None:
     """An empty output folder name (a script's unset variable: --out "$DIR") is refused
     rather than read as the current folder."""
@@ -773,6 +779,7 @@ def evaluate(
         ``pixel_accuracy``, ``mean_dice``, ``per_class``, ``per_image``, ``confidence``, ...
     """
     check_arguments(evaluate, locals())
+    _check_share(max_unknown, "max_unknown")
     from aerialseg.data.classes import ClassTable
     from aerialseg.evaluation.evaluate import evaluate as score
 
@@ -1026,6 +1033,7 @@ def inspect_data(
         shares per tile, and ``problems``, each with its ``message``.
     """
     check_arguments(inspect_data, locals())
+    _check_share(max_unknown, "max_unknown")
     from aerialseg.data.catalog import open_catalog
     from aerialseg.data.inspect import inspect_dataset
     from aerialseg.data.raster import band_numbers

@@ -43,6 +43,15 @@ def test_health_and_model(client):
     assert "openapi" in client.get("/openapi.json").json()
 
 
+def test_probes_may_ask_with_head(client):
+    """Uptime checks and load balancers probe with HEAD: it was 405, a server down."""
+    for path in ("/healthz", "/v1/model", "/"):
+        answer = client.head(path)
+        assert answer.status_code == 200, path
+        assert answer.content == b""
+    assert client.post("/healthz").status_code == 405
+
+
 def test_model_reports_test_metrics_from_evaluate(tiny_model, tmp_path):
     import shutil
 

@@ -301,11 +301,12 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)  # the trace stays here
         return JSONResponse({"detail": "internal error; the server log has the details"}, 500)
 
-    @app.get("/healthz")
+    # GET and HEAD: uptime checks and load balancers probe with either
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/v1/model", dependencies=authorized)
+    @app.api_route("/v1/model", methods=["GET", "HEAD"], dependencies=authorized)
     def get_model() -> dict:
         return model_info(loaded, limits)
 
@@ -407,7 +408,7 @@ def create_app(
 
     static = files("aerialseg") / "api" / "static"
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(str(static / "index.html"))
 
