@@ -375,3 +375,16 @@ def test_max_unknown_is_a_share(tiny_dataset, tiny_model, capsys, share):
         assert capsys.readouterr().err.splitlines()[-1] == (
             f"aerialseg: error: max_unknown {float(share)!r}: give a share from 0 to 1, e.g. 0.05"
         )
+
+
+def test_export_takes_the_bands_its_check_image_hint_names(tiny_model, tmp_path, capsys):
+    """The hint for a one-band check image named --bands, which export did not have."""
+    from tests.helpers.geotiff import write_geotiff
+    from tests.helpers.images import rgb_scene
+
+    gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(64, 64)[:1])
+    argv = ["export", str(tiny_model), "--onnx", str(tmp_path / "m.onnx"), "--check-image"]
+    assert main([*argv, str(gray)]) == 2
+    assert "choose them with --bands, e.g. --bands 1,1,1" in capsys.readouterr().err
+    assert main([*argv, str(gray), "--bands", "1,1,1"]) == 0
+    assert (tmp_path / "m.onnx").is_file()

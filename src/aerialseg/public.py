@@ -809,6 +809,7 @@ def export(
     onnx: str | Path,
     *,
     check_image: str | Path | None = None,
+    bands: Sequence[int] | None = None,
 ) -> float:
     """Export a model to ONNX, checked against PyTorch: ``aerialseg export``.
 
@@ -821,6 +822,8 @@ def export(
             metadata).
         check_image: an image whose first 512 x 512 px check ONNX Runtime against
             PyTorch (default: a built pattern).
+        bands: the check image's 1-based bands to read, as many as the model takes,
+            e.g. 4,3,2 (default: the bands the model was trained on, else RGB).
 
     Returns:
         The largest difference of a class probability, ONNX Runtime against PyTorch.
@@ -843,9 +846,11 @@ def export(
     if check_image is not None:
         from rasterio.windows import Window
 
-        from aerialseg.data.raster import open_input
+        from aerialseg.data.raster import band_numbers, check_band_count, open_input
 
-        raster = open_input(check_image, loaded.spec.band_tuple)
+        chosen = band_numbers(bands)
+        check_band_count(chosen, loaded.spec.in_channels, "--bands")
+        raster = open_input(check_image, chosen or loaded.spec.band_tuple)
         try:
             window = Window(0, 0, min(raster.width, 512), min(raster.height, 512))
             values, _ = raster.read(window)
