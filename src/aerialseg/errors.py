@@ -41,3 +41,16 @@ def library_reason(err: BaseException) -> str:
     if len(text) > REASON_CHARS:
         text = text[: text.rfind(" ", 0, REASON_CHARS)].rstrip(",;:") + " …"
     return text or type(err).__name__
+
+
+def parse_reason(err: BaseException) -> str:
+    """Where and why a YAML or JSON text failed to parse, on one line ("line 2, column 10:
+    expected ',' or ']'"): PyYAML's own message quotes the text over several lines."""
+    mark = getattr(err, "problem_mark", None)  # PyYAML's MarkedYAMLError
+    problem = getattr(err, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    lineno, column, msg = (getattr(err, k, None) for k in ("lineno", "colno", "msg"))
+    if lineno is not None and msg:  # json.JSONDecodeError
+        return f"line {lineno}, column {column}: {msg}"
+    return library_reason(err)

@@ -293,12 +293,17 @@ def test_table_files_that_cannot_be_read(tmp_path):
         f"class table {path} must be a mapping with a 'classes' list"
     )
     path.write_text("classes: [\n")
-    assert message(ClassTable.from_file, path).startswith(
-        f"class table {path} is not valid JSON/YAML: "
+    # one line that says where, not PyYAML's quote of the text over several
+    assert message(ClassTable.from_file, path) == (
+        f"class table {path} is not valid JSON/YAML: line 2, column 1: expected the node"
+        " content, but found '<stream end>'"
     )
     bad_json = tmp_path / "t.json"
     bad_json.write_text("{'classes': []}")  # YAML would read it; JSON does not
-    assert "is not valid JSON/YAML" in message(ClassTable.from_file, bad_json)
+    assert message(ClassTable.from_file, bad_json) == (
+        f"class table {bad_json} is not valid JSON/YAML: line 1, column 2: Expecting property"
+        " name enclosed in double quotes"
+    )
     latin1 = tmp_path / "latin1.yaml"
     latin1.write_bytes("classes:\n  - {name: B\u00e2timent, mask_value: 1}\n".encode("latin-1"))
     assert message(ClassTable.from_file, latin1) == f"class table {latin1} is not UTF-8 text"

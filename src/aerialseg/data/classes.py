@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from aerialseg.errors import ClassTableError
+from aerialseg.errors import ClassTableError, parse_reason
 
 IGNORE_INDEX = 255
 
@@ -189,7 +189,9 @@ class ClassTable:
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as err:
-            raise ClassTableError(f"class table {path} is not valid JSON/YAML: {err}") from None
+            raise ClassTableError(
+                f"class table {path} is not valid JSON/YAML: {parse_reason(err)}"
+            ) from None
         if not isinstance(data, dict):
             raise ClassTableError(f"class table {path} must be a mapping with a 'classes' list")
         return cls.from_dict(data)

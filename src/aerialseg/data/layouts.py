@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from aerialseg.errors import DatasetError
+from aerialseg.errors import DatasetError, parse_reason
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
@@ -171,7 +171,7 @@ def _manifest_rows(path: Path) -> list[tuple[str, str]]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise DatasetError(f"manifest {path} is not valid YAML: {err}") from None
+        raise DatasetError(f"manifest {path} is not valid YAML: {parse_reason(err)}") from None
     entries = data if isinstance(data, list) else None
     if entries is None or not all(
         isinstance(e, dict) and isinstance(e.get("image"), str) and isinstance(e.get("label"), str)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from aerialseg.errors import ConfigError
+from aerialseg.errors import ConfigError, parse_reason
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
 from aerialseg.models.spec import ModelSpec
 
@@ -603,7 +603,7 @@ def resolve_config(
         except UnicodeDecodeError:
             raise ConfigError(f"config {path} is not UTF-8 text") from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+            raise ConfigError(f"config {path} is not valid YAML: {parse_reason(err)}") from None
         loaded = {} if loaded is None else loaded  # an empty file
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path} must be a mapping of keys to values")
