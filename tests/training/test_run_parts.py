@@ -248,6 +248,18 @@ def test_a_checkpoint_holding_code_is_refused_before_it_is_resumed(tmp_path):
             damaged.writestr(name, b"\x80\x02garbage" if name.endswith("data.pkl") else data)
     with pytest.raises(ConfigError, match="the checkpoint is damaged"):
         run.check_checkpoint(last, tmp_path)
+    # the other checkpoint is named only where there is one: a run too short to validate
+    # has no best.ckpt, and --resume-from best then found nothing to resume
+    with pytest.raises(ConfigError) as err:
+        run.check_checkpoint(last, tmp_path)
+    assert str(err.value).endswith("); start again with another --out")
+    (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"")
+    with pytest.raises(ConfigError) as err:
+        run.check_checkpoint(last, tmp_path)
+    assert str(err.value).endswith(
+        "); resume from the other checkpoint with --resume-from best, or start again with"
+        " another --out"
+    )
 
 
 def test_a_run_folder_is_checked_before_anything_is_read(tmp_path):

@@ -343,10 +343,16 @@ def check_checkpoint(path: Path, run_dir: Path) -> None:
                 f"{path}: the checkpoint holds objects other than weights, which could run"
                 " code as they load; aerialseg writes none: refused"
             ) from None
-        other = "--resume-from best" if path.stem == "last" else "--resume-from last"
+        other = path.with_name("best.ckpt" if path.stem == "last" else "last.ckpt")
+        instead = (  # the other checkpoint only where there is one (a run too short to
+            # validate has no best.ckpt)
+            f"resume from the other checkpoint with --resume-from {other.stem}, or "
+            if other.is_file()
+            else ""
+        )
         raise ConfigError(
-            f"{path}: the checkpoint is damaged ({library_reason(err)}); resume from the other"
-            f" checkpoint with {other}, or start again with another --out"
+            f"{path}: the checkpoint is damaged ({library_reason(err)}); {instead}start"
+            " again with another --out"
         ) from None
 
 
