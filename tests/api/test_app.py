@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from fastapi.testclient import TestClient
 from PIL import Image
 from rasterio.warp import transform_bounds
@@ -419,6 +420,21 @@ def test_a_model_with_a_pixel_size_serves_on_that_grid(tiny_model, tmp_path):
     assert response.status_code == 200
     with rasterio.MemoryFile(response.content) as memory, memory.open() as mask:
         assert (mask.width, mask.height, mask.transform.a) == (30, 20, 1.0)
+    # the model's pixel size is not the client's to set: the hints speak of the image,
+    # not of predict's --pixel-size, which the API does not have
+    left, top = TRANSFORM.c, TRANSFORM.f
+    coarse = Affine(20.0, 0, left, 0, -20.0, top)  # 20 m, not 1 m: over 8 times coarser
+    for image, hint in (
+        (rgb_scene(40, 60), "the limit is 8 times finer per side: give an image of pixels"
+         " of 8 or finer"),
+        (rgb_scene(1, 1)[:, :1, :1], "less than one pixel of 1 on a side: give a larger image"),
+    ):  # fmt: skip
+        transform = coarse if image.shape[1] > 1 else Affine(0.5, 0, left, 0, -0.5, top)
+        upload = write_geotiff(tmp_path / "odd.tif", image, transform=transform)
+        response = client.post("/v1/segment", files={"file": ("odd.tif", upload.read_bytes())})
+        assert response.status_code in (413, 422), response.text
+        detail = response.json()["detail"]
+        assert detail.endswith(hint) and "--pixel-size" not in detail, detail
 
 
 def png_declaring(width: int, height: int) -> bytes:

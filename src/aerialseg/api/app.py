@@ -140,6 +140,7 @@ def _segment(
         progress=False,
         max_pixels=limits.max_pixels,
         band_flag="?bands=",  # hints in the query's form: ?bands=1,2,3
+        pixel_flag=None,  # the model's pixel size: the API has no setting for it
         driver=driver,
         max_side=limits.max_side,  # from the header: a 125 KB TIFF may be 2,000,000 px wide
         max_aspect=limits.max_aspect,

@@ -161,18 +161,20 @@ class RasterInput:
 
 
 def at_pixel_size(
-    ds, pixel_size: float, name: str, labels: bool = False, flag: str = "--pixel-size"
+    ds, pixel_size: float, name: str, labels: bool = False, flag: str | None = "--pixel-size"
 ):
     """``ds`` resampled to square pixels of ``pixel_size`` CRS units over the same extent
     (a WarpedVRT; ``ds`` itself where its pixels are that size already). Images are
     averaged onto coarser pixels and interpolated bilinearly onto finer ones; ``labels``
     (class masks) take the most common value, or the nearest one. This is torchgeo's
-    ``res``: a model sees every scene at the ground resolution it was trained at."""
-    check_pixel_size(pixel_size, flag)
+    ``res``: a model sees every scene at the ground resolution it was trained at.
+    ``flag``: how the user sets the pixel size, for hints; None where it is the model's
+    and cannot be set (the server)."""
+    check_pixel_size(pixel_size, flag or "pixel_size")
     if ds.crs is None:
         raise UngeoreferencedError(
-            f"{name}: has no georeference, so its pixel size is unknown; {flag} needs"
-            " georeferenced rasters (GeoTIFF)"
+            f"{name}: has no georeference, so its pixel size is unknown; {flag or 'a pixel size'}"
+            " needs georeferenced rasters (GeoTIFF)"
         )
     t = ds.transform
     if t.b or t.d:
@@ -188,19 +190,24 @@ def at_pixel_size(
     # suggested size, rounded to 6 digits, through.
     largest = min(right - left, top - bottom)
     if pixel_size > largest * (1 + 1e-5):
+        fix = f"{_setting(flag, f'{largest:g}')} or less" if flag else "give a larger image"
         raise InputError(
             f"{name}: the scene is {right - left:g} x {top - bottom:g} CRS units, less than"
-            f" one pixel of {pixel_size:g} on a side: {_setting(flag, f'{largest:g}')} or less"
+            f" one pixel of {pixel_size:g} on a side: {fix}"
         )
     width = max(1, round((right - left) / pixel_size))
     height = max(1, round((top - bottom) / pixel_size))
     own = min(abs(t.a), abs(t.e))
     if pixel_size * MAX_UPSAMPLING < own * (1 - 1e-6):
+        fix = (
+            f"{_setting(flag, f'{own / MAX_UPSAMPLING:g}')} or more"
+            if flag  # the model's pixel size, which the user cannot set here: the image
+            else f"give an image of pixels of {pixel_size * MAX_UPSAMPLING:g} or finer"
+        )
         raise TooLargeInputError(
             f"{name}: resampled to pixels of {pixel_size:g} it would be {width:,} x {height:,}"
             f" px, from {ds.width:,} x {ds.height:,} px of {own:g}; the limit is"
-            f" {MAX_UPSAMPLING} times finer per side: {_setting(flag, f'{own / MAX_UPSAMPLING:g}')}"
-            " or more"
+            f" {MAX_UPSAMPLING} times finer per side: {fix}"
         )
     coarser = pixel_size > own
     if labels:
@@ -476,6 +483,7 @@ def open_input(
     max_side: int | None = None,
     max_aspect: float | None = None,
     driver: str | None = None,
+    pixel_flag: str | None = "--pixel-size",
 ) -> RasterInput:
     """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
     user chooses bands, for that reason (predict's --bands, the API's bands=).
@@ -486,7 +494,8 @@ def open_input(
     ``whole_read_pixels``: a raster up to this many pixels is decoded whole on opening
     (None: WHOLE_READ_PIXELS; 0: never, for training windows that each read their own
     part). ``driver``: the one GDAL driver allowed to read it (the server's uploads: the
-    one their first bytes name); None: any."""
+    one their first bytes name); None: any. ``pixel_flag``: how the user sets the pixel
+    size, for hints (None: it is the model's and cannot be set: the server)."""
     if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
         path = str(path)
     else:
@@ -517,7 +526,9 @@ def open_input(
         palette = colour_table(file)
         if pixel_size:
             # a palette's values are colour numbers: never averaged, like a class mask's
-            ds = at_pixel_size(file, pixel_size, str(path), labels=palette is not None)
+            ds = at_pixel_size(
+                file, pixel_size, str(path), labels=palette is not None, flag=pixel_flag
+            )
         check_shape(ds, str(path), max_pixels, max_side, max_aspect)
         chosen = choose_bands(ds, str(path), bands, flag, palette is not None)
         whole = None

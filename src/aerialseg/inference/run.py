@@ -81,6 +81,7 @@ class PredictOptions:
     max_side: int | None = None
     max_aspect: float | None = None
     band_flag: str = "--bands"  # how the caller's user chooses bands, for error messages
+    pixel_flag: str | None = "--pixel-size"  # likewise; None: the model's, not settable
     driver: str | None = None  # the one GDAL driver allowed to read inputs (the server)
 
     def __post_init__(self) -> None:
@@ -218,7 +219,7 @@ def _open(path: Path | str, opts: PredictOptions, spec: ModelSpec) -> RasterInpu
     bands, flag = opts.bands or spec.band_tuple, opts.band_flag
 
     limits: dict[str, Any] = {"max_pixels": opts.max_pixels, "max_side": opts.max_side}
-    limits.update(max_aspect=opts.max_aspect, driver=opts.driver)
+    limits.update(max_aspect=opts.max_aspect, driver=opts.driver, pixel_flag=opts.pixel_flag)
 
     def opened(pixel_size: float | None) -> RasterInput:
         return open_input(path, bands, flag, pixel_size, **limits)
