@@ -299,7 +299,10 @@ class TrainConfig:
             ),
             (
                 self.ground_resolution is None
-                or (len(self.ground_resolution) == 2 and min(self.ground_resolution) > 0),
+                or (
+                    len(self.ground_resolution) == 2
+                    and 0 < self.ground_resolution[0] <= self.ground_resolution[1]
+                ),
                 "ground_resolution must be [finest, coarsest] in metres, e.g. [1.0, 2.5]",
             ),
             (self.batch_size > 0, "batch_size must be positive"),
@@ -489,6 +492,8 @@ def parse_duration(text: str) -> int:
     seconds = 0
     for p in parts:
         seconds = seconds * 60 + p
+    if seconds == 0:  # Lightning trained one step in it and called the run done
+        raise ConfigError(f"max_time {text!r}: give a budget above 0, e.g. 00:10:00")
     return seconds
 
 
