@@ -381,7 +381,8 @@ def predict_files(
         min_area: with ``vector``, merge regions smaller than this into their largest
             neighbour, in the class raster and the polygons alike, in m² in any CRS (pixels
             for a plain image; default: the area of 4 pixels, which drops specks of 1-3
-            pixels; 0 keeps all).
+            pixels; 0 keeps all). GDAL's sieve: a region merges only into a neighbour of
+            that size or more, so one among regions all smaller stays.
         bands: 1-based band numbers to read, as many as the model takes, e.g. 4,3,2
             (default: the bands the model was trained on, else 1-3 of an RGB or RGBA
             raster).
