@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from aerialseg.errors import ClassTableError, parse_reason
+from aerialseg.yamltext import load_yaml
 
 IGNORE_INDEX = 255
 
@@ -187,7 +188,7 @@ class ClassTable:
         except UnicodeDecodeError:
             raise ClassTableError(f"class table {path} is not UTF-8 text") from None
         try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
         except (json.JSONDecodeError, yaml.YAMLError) as err:
             raise ClassTableError(
                 f"class table {path} is not valid JSON/YAML: {parse_reason(err)}"

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from aerialseg.errors import DatasetError, parse_reason
+from aerialseg.yamltext import load_yaml
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
@@ -169,7 +170,7 @@ def _manifest_rows(path: Path) -> list[tuple[str, str]]:
             )
         return [(row["image"] or "", row["label"] or "") for row in reader]
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
         raise DatasetError(f"manifest {path} is not valid YAML: {parse_reason(err)}") from None
     entries = data if isinstance(data, list) else None

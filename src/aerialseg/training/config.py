@@ -22,6 +22,7 @@ import yaml
 from aerialseg.errors import ConfigError, parse_reason
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
 from aerialseg.models.spec import ModelSpec
+from aerialseg.yamltext import load_yaml
 
 
 def setting(default: Any, help: str) -> Any:
@@ -602,7 +603,7 @@ def resolve_config(
     if config_file is not None:
         path = Path(config_file)
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = load_yaml(path.read_text())
         except OSError as err:
             raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
         except UnicodeDecodeError:
