@@ -443,3 +443,24 @@ def test_a_class_flag_is_true_or_false(key):
     for value, expected in ((False, False), (0, False), (True, True), (1, True)):
         read = ClassTable.from_dict({"classes": [{"name": "Land", key: value}]}).classes[0]
         assert getattr(read, key) is expected
+
+
+def test_a_float_class_raster_must_hold_whole_numbers():
+    """A continuous raster (probabilities, NDVI) or one resampled bilinearly was truncated
+    into classes: 1.7 read as class 1, 3.9 as 3, with no pixel counted unknown."""
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    values = sorted(c.mask_value for c in table.classes)
+    whole = np.array([[values[0], values[1]], [values[1], values[0]]], np.float32)
+    assert (
+        encode_mask(whole, table).ids.tolist()
+        == encode_mask(whole.astype(np.uint8), table).ids.tolist()
+    )
+    nodata = np.ma.masked_invalid(np.array([[values[0], np.nan]], np.float32))
+    assert encode_mask(nodata, table).ids[0, 0] == 0  # NaN as declared nodata is no fraction
+    continuous = whole + np.float32(0.7)
+    continuous[0, 0] = values[0]
+    assert message(encode_mask, continuous, table, "ndvi.tif") == (
+        f"ndvi.tif: 75.0% of its pixels hold values that are not whole numbers (e.g."
+        f" {values[1] + 0.7:g}); a class raster holds each class's mask_value: is this a"
+        " continuous raster, or one resampled bilinearly?"
+    )

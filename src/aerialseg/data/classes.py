@@ -297,8 +297,20 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
                 f"{name}: a single-band mask (a value per class) but the class table gives"
                 " colours: pass one whose classes have a mask_value with --classes"
             )
-        codes = np.ma.getdata(mask).astype(np.int64)
-        codes[np.ma.getmaskarray(mask)] = -1  # nodata: no value a table can hold
+        data, nodata = np.ma.getdata(mask), np.ma.getmaskarray(mask)
+        if data.dtype.kind == "f":
+            # a class raster holds whole numbers: a continuous one (probabilities, NDVI)
+            # or one resampled bilinearly would be truncated into classes
+            fraction = ~nodata & ~(np.isfinite(data) & (data == np.floor(data)))
+            if fraction.any():
+                example = data[fraction][0]
+                raise ClassTableError(
+                    f"{name}: {fraction.mean():.1%} of its pixels hold values that are not"
+                    f" whole numbers (e.g. {example:g}); a class raster holds each class's"
+                    " mask_value: is this a continuous raster, or one resampled bilinearly?"
+                )
+        codes = data.astype(np.int64)
+        codes[nodata] = -1  # nodata: no value a table can hold
         class_codes = {c.mask_value: i for i, c in enumerate(table.classes)}
         ignore_codes = {*table.ignore_values, -1}
     else:
