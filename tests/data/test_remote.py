@@ -119,6 +119,38 @@ def test_a_url_that_does_not_answer_is_one_line_and_exit_2(tmp_path, capsys):
         open_catalog(dead, table, LabelSpec(str(labels), "class"))
 
 
+def test_a_server_that_takes_the_connection_and_never_answers_times_out(
+    tmp_path, capsys, monkeypatch
+):
+    """GDAL has no HTTP timeout of its own: such a server kept predict waiting for ever.
+    aerialseg sets one (GDAL_HTTP_TIMEOUT, kept where the user sets it: 2 s here), and the
+    reason is GDAL's, not 'not an image'."""
+    import os
+    import socket
+    import time
+
+    assert os.environ["GDAL_HTTP_CONNECTTIMEOUT"] and os.environ["GDAL_HTTP_TIMEOUT"]
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "2")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel takes connections; nothing ever answers them
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/scene.tif"
+        started = time.monotonic()
+        assert main(["predict", url, "--out", str(tmp_path / "out")]) == 2
+        assert time.monotonic() - started < 30
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"aerialseg: error: {url}: cannot read it (") and "\n" not in err
+    assert "timed out" in err
+
+
+def test_a_missing_url_says_so(served, tmp_path, capsys):
+    """A 404 read as 'not an image aerialseg can read': the user would replace a file that
+    is fine, or look for one that is not there in the wrong place."""
+    _, base, _ = served
+    assert main(["predict", f"{base}/nothing.tif", "--out", str(tmp_path / "out")]) == 2
+    assert "(HTTP response code: 404)" in capsys.readouterr().err
+
+
 def test_urls_are_opened_without_listing_and_local_side_files_still_count(served, tmp_path):
     """GDAL would ask this server for a folder listing on every open and wait; aerialseg
     turns the listing off for that open only, so a local PNG's .aux.xml (its

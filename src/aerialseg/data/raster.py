@@ -407,6 +407,11 @@ ZIP_MAX_BYTES = 4 * 2**30
 ZIP_MAX_RATIO = 100
 ZIP_RATIO_FROM = 256 * 2**20
 ZIP_ENTRY = re.compile(r"/vsizip/\{(?P<archive>[^}]+)\}/(?P<entry>.+)")
+# A server that takes the connection and never answers kept GDAL waiting for ever (its
+# default has no timeout): a connection is given up after 30 s and a request after 120 s,
+# unless the user's environment sets GDAL's own options (read by GDAL at each request).
+os.environ.setdefault("GDAL_HTTP_CONNECTTIMEOUT", "30")
+os.environ.setdefault("GDAL_HTTP_TIMEOUT", "120")
 
 
 def opening(path: str | Path):
@@ -515,7 +520,9 @@ def open_input(
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with opening(path):
                 ds = rasterio.open(path, driver=driver)
-    except RasterioIOError:
+    except RasterioIOError as err:
+        if is_url(path):  # GDAL's reason: a 404, no answer, no range requests, ...
+            raise UnreadableInputError(f"{path}: cannot read it ({library_reason(err)})") from None
         raise UnreadableInputError(
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
         ) from None
