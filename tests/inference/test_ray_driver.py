@@ -276,8 +276,12 @@ def test_the_record_holds_only_complete_scenes_of_the_same_settings(tmp_path):
     with (tmp_path / RECORD).open("a") as f:
         f.write('{"name": "c", "inp')  # a line cut short by a crash
     again = DoneRecord(tmp_path, "run1")
-    assert again.complete("a") and not again.complete("b") and not again.complete("c")
-    assert not DoneRecord(tmp_path, "other options").complete("a")
+    assert (
+        again.complete("a", "/in/a.tif")
+        and not again.complete("b", "/in/b.tif")
+        and not again.complete("c", "/in/c.tif")
+    )
+    assert not DoneRecord(tmp_path, "other options").complete("a", "/in/a.tif")
 
 
 def test_a_scene_written_again_since_its_record_is_not_done(tmp_path):
@@ -286,9 +290,9 @@ def test_a_scene_written_again_since_its_record_is_not_done(tmp_path):
     done = tmp_path / "a_classes.tif"
     done.write_bytes(b"x")
     DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
-    assert DoneRecord(tmp_path, "run1").complete("a")
+    assert DoneRecord(tmp_path, "run1").complete("a", "/in/a.tif")
     os.utime(done, ns=(0, done.stat().st_mtime_ns + 1_000_000))
-    assert not DoneRecord(tmp_path, "run1").complete("a")
+    assert not DoneRecord(tmp_path, "run1").complete("a", "/in/a.tif")
 
 
 def test_url_inputs_keep_their_slashes_and_get_names(tmp_path):
@@ -607,6 +611,26 @@ def test_a_worker_loads_the_model_as_told(engine, device, cuda, loaded_on, tmp_p
     assert options == [{"tta": True, "overlap": 0.25}]
 
 
+def test_a_scene_is_done_only_from_the_same_input_unchanged(tmp_path):
+    """Found by a review: x/scene.tif predicted into OUT, then y/scene.tif (the same output
+    name) was 'done before, skipped', and so was an input written again in place: OUT kept
+    another scene's classes, areas and georeference."""
+    done = tmp_path / "scene_classes.tif"
+    done.write_bytes(b"x")
+    source = tmp_path / "x" / "scene.tif"
+    source.parent.mkdir()
+    source.write_bytes(b"pixels")
+    DoneRecord(tmp_path, "run1").add("scene", str(source), {"classes": str(done)})
+    assert DoneRecord(tmp_path, "run1").complete("scene", str(source))
+    assert not DoneRecord(tmp_path, "run1").complete("scene", str(tmp_path / "y" / "scene.tif"))
+    os.utime(source, ns=(0, source.stat().st_mtime_ns + 1_000_000))  # written again
+    assert not DoneRecord(tmp_path, "run1").complete("scene", str(source))
+    # a URL has no stamp to compare: the same URL is the same input
+    DoneRecord(tmp_path, "run1").add("remote", "http://h/r.tif", {"classes": str(done)})
+    assert DoneRecord(tmp_path, "run1").complete("remote", "http://h/r.tif")
+    assert not DoneRecord(tmp_path, "run1").complete("remote", "http://h/other/r.tif")
+
+
 def test_records_of_an_older_release_and_after_a_crash_are_read(tmp_path):
     done = tmp_path / "a_classes.tif"
     done.write_bytes(b"x")
@@ -614,9 +638,9 @@ def test_records_of_an_older_release_and_after_a_crash_are_read(tmp_path):
     (tmp_path / RECORD).write_text(json.dumps(older) + "\n" + '{"name": "b", "inp')
     DoneRecord(tmp_path, "run1").add("c", "/in/c.tif", {"classes": str(done)})
     record = DoneRecord(tmp_path, "run1")
-    assert record.complete("a")  # no stamps then: its files being there is enough
-    assert record.complete("c")  # the line after the cut one is whole
-    assert not record.complete("b")
+    assert record.complete("a", "/in/a.tif")  # no stamps then: its files being there is enough
+    assert record.complete("c", "/in/c.tif")  # the line after the cut one is whole
+    assert not record.complete("b", "/in/b.tif")
 
 
 def test_a_folder_where_a_recorded_file_was_is_not_done(tmp_path):
@@ -625,7 +649,7 @@ def test_a_folder_where_a_recorded_file_was_is_not_done(tmp_path):
     DoneRecord(tmp_path, "run1").add("a", "/in/a.tif", {"classes": str(done)})
     done.unlink()
     done.mkdir()
-    assert not DoneRecord(tmp_path, "run1").complete("a")
+    assert not DoneRecord(tmp_path, "run1").complete("a", "/in/a.tif")
 
 
 def opened(monkeypatch) -> list[str]:
@@ -746,8 +770,10 @@ def test_lines_that_are_no_records_are_not_done_and_stop_nothing(tmp_path):
         f.write(b"\xff\xfe not text\n" + b"[" * 100_000 + b"\n")
         f.write("".join(json.dumps(line) + "\n" for line in odd).encode())
     record = DoneRecord(tmp_path, "run1")
-    assert record.complete("a")
-    assert not any(record.complete(name) for name in ("b", "c", "5", "d", "e", "f"))
+    assert record.complete("a", "/in/a.tif")
+    assert not any(
+        record.complete(name, f"/in/{name}.tif") for name in ("b", "c", "5", "d", "e", "f")
+    )
     assert list(record.entries) == ["a", "f"]
 
 

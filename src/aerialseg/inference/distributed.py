@@ -24,6 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -87,24 +88,30 @@ def run_fingerprint(spec: WorkerModel, model_path: Path, opts: PredictOptions) -
 
 class DoneRecord:
     """The scenes finished in ``out``, one JSON line each, appended by the driver only
-    after the scene's files are in place, with each file's size and modification time: a
-    scene whose files were written again since (by other settings, or a set that another
-    run began and the next completed) is not done."""
+    after the scene's files are in place, with each file's size and modification time and
+    its input's: a scene whose files were written again since (by other settings, or a set
+    that another run began and the next completed), or whose name now comes from another
+    input or from its input changed since, is not done."""
 
     def __init__(self, out: Path, run: str):
         self.path, self.run = out / RECORD, run
-        self.entries: dict[str, tuple[dict[str, str], dict[str, list[int]]]] = {}
+        self.entries: dict[str, tuple[Any, Any, dict[str, str], dict[str, list[int]]]] = {}
         if self.path.is_file():
             for line in self.path.read_text(errors="replace").splitlines():
                 entry = _entry(line, run)
                 if entry is not None:
-                    name, files, stamps = entry
-                    self.entries[name] = (files, stamps)
+                    name, *held = entry
+                    self.entries[name] = tuple(held)  # type: ignore[assignment]
 
-    def complete(self, name: str) -> bool:
+    def complete(self, name: str, source: str) -> bool:
+        """Whether ``name``'s outputs are there, as recorded, from ``source`` as it is."""
         if name not in self.entries:
             return False
-        files, stamps = self.entries[name]
+        recorded, stamp, files, stamps = self.entries[name]
+        # another input of the same output name, or the same input changed since (its size
+        # or time; a URL's is not known): its outputs are another scene's
+        if recorded != source or (stamp is not UNRECORDED and stamp != _stamp(source)):
+            return False
         for key, path in files.items():
             now = _stamp(path)
             if now is None or (key in stamps and stamps[key] != now):
@@ -114,7 +121,8 @@ class DoneRecord:
     def add(self, name: str, source: str, files: dict[str, str]) -> None:
         stamps = {k: _stamp(p) for k, p in files.items()}
         line = json.dumps(
-            {"name": name, "input": source, "run": self.run, "files": files, "stamps": stamps}
+            {"name": name, "input": source, "input_stamp": _stamp(source), "run": self.run}
+            | {"files": files, "stamps": stamps}
         )
         start = "\n" if _cut_short(self.path) else ""  # this line stays whole
         with self.path.open("a") as f:
@@ -123,9 +131,14 @@ class DoneRecord:
             os.fsync(f.fileno())
 
 
-def _entry(line: str, run: str) -> tuple[str, dict[str, str], dict] | None:
-    """A record line's scene name, files and their stamps, where it is one of ``run``'s;
-    None for a line cut short by a crash, or anything but a record's line."""
+# An input's stamp in a record line of a release that kept none: its path alone is compared.
+UNRECORDED = object()
+
+
+def _entry(line: str, run: str) -> tuple[str, Any, Any, dict[str, str], dict] | None:
+    """A record line's scene name, input and its stamp, files and their stamps, where it
+    is one of ``run``'s; None for a line cut short by a crash, or anything but a record's
+    line."""
     try:
         entry = json.loads(line)
     except (ValueError, RecursionError):  # RecursionError: nested too deep
@@ -139,7 +152,9 @@ def _entry(line: str, run: str) -> tuple[str, dict[str, str], dict] | None:
         or not all(isinstance(p, str) for p in files.values())
     ):
         return None
-    return (name, files, stamps) if isinstance(name, str) and isinstance(stamps, dict) else None
+    if not isinstance(name, str) or not isinstance(stamps, dict):
+        return None
+    return name, entry.get("input"), entry.get("input_stamp", UNRECORDED), files, stamps
 
 
 def _cut_short(path: Path) -> bool:
@@ -313,7 +328,7 @@ def predict_on_ray(
     record = DoneRecord(out, run)
     summary = RaySummary()
     units = [("scene", path, names[path]) for path in inputs]
-    todo = deque(unit for unit in units if not record.complete(unit[2]))
+    todo = deque(unit for unit in units if not record.complete(unit[2], unit[1]))
     summary.skipped = len(units) - len(todo)
     if not todo:  # all done before: no need for Ray
         return summary
