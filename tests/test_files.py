@@ -311,3 +311,22 @@ def test_every_module_marked_slow_exists():
     from tests.helpers.paths import REPO
 
     assert all((REPO / module).is_file() for module in SLOW_MODULES)
+
+
+def test_a_folder_where_an_output_goes_is_refused_before_any_rename(tmp_path):
+    """suggest with a folder named like its .qml: a traceback from the rename, the tasks
+    GeoPackage already in place beside the set's temporary files and manifest."""
+    from aerialseg.errors import AerialsegError
+    from aerialseg.files import OutputSet
+
+    (tmp_path / "t.qml").mkdir()
+    outputs = OutputSet(tmp_path, "t")
+    for final in (tmp_path / "t.gpkg", tmp_path / "t.qml"):
+        outputs.temp(final).write_text("new")
+    with pytest.raises(AerialsegError) as caught:
+        outputs.commit()
+    assert str(caught.value) == (
+        f"{tmp_path / 't.qml'}: a folder stands where this output goes; move it, or write"
+        " elsewhere with another --out"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.qml"]  # nothing else written

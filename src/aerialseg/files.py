@@ -35,6 +35,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aerialseg.errors import AerialsegError
+
 TAG = "aerialseg"
 _OWNER = r"(?P<host>[A-Za-z0-9]+)-(?P<boot>[0-9a-f]{8})-(?P<pid>\d+)"
 # What aerialseg writes under a temporary name: temp_path's kinds, atomic_write's mkstemp
@@ -187,6 +189,14 @@ class OutputSet:
         return final
 
     def commit(self) -> None:
+        # a folder where an output goes: refused before any rename, so the set stays whole
+        blocked = [final for final in self.moves if (self.folder / final).is_dir()]
+        if blocked:
+            self.abort()
+            raise AerialsegError(
+                f"{self.folder / blocked[0]}: a folder stands where this output goes; move"
+                " it, or write elsewhere with another --out"
+            )
         record = {"owner": owner(), "moves": list(self.moves.items()), "drops": self.drops}
         if len(self.moves) + len(self.drops) == 1:  # one rename is all or nothing anyway
             _rename_set(self.folder, self.manifest, record["moves"], self.drops)
