@@ -26,12 +26,18 @@ def test_merge_keys_and_plain_data_read_as_pyyaml_reads_them():
         load_yaml("!!python/object/apply:os.system ['true']")
 
 
-def test_a_config_with_a_setting_twice_is_one_line(tmp_path):
-    """It trained at the second lr without a word."""
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # it trained at the second lr without a word
+        ("lr: 0.001\nlr: 0.5\n", "line 2, column 1: 'lr' is given twice"),
+        # PyYAML's own message quotes the text over six lines
+        ("lr: [1, 2\ncrop_size: 3\n", "line 2, column 10: expected ',' or ']', but got ':'"),
+    ],
+)
+def test_a_config_that_is_not_yaml_is_one_line_that_says_where(tmp_path, text, where):
     path = tmp_path / "c.yaml"
-    path.write_text("lr: 0.001\nlr: 0.5\n")
+    path.write_text(text)
     with pytest.raises(ConfigError) as caught:
         resolve_config("default", path)
-    assert str(caught.value) == (
-        f"config {path} is not valid YAML: line 2, column 1: 'lr' is given twice"
-    )
+    assert str(caught.value) == f"config {path} is not valid YAML: {where}"
