@@ -425,7 +425,10 @@ def test_every_command_checks_its_arguments_by_its_definition(tmp_path):
         with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
             function(**first, **given)
     assert not list(tmp_path.iterdir())
-    # numpy's numbers are numbers, and None stands for a default of None
+    # numpy's numbers are numbers, a numpy array is a list, and None stands for a default
+    # of None
+    with pytest.raises(AerialsegError, match="no input images found"):
+        aerialseg.predict_files([], tmp_path / "o", bands=np.array([3, 2, 1]))
     with pytest.raises(AerialsegError, match="no input images found"):
         aerialseg.predict_files([], tmp_path / "o", batch_size=np.int64(2), overlap=None)
 

@@ -207,7 +207,9 @@ def check_arguments(function: Any, values: Mapping[str, Any], skip: tuple[str, .
         ):
             continue  # text, paths and objects: checked where they are used
         if option.many:
-            if isinstance(value, str | bytes) or not isinstance(value, collections.abc.Sequence):
+            # a list, a tuple or a numpy array (no Sequence, but sized and iterable)
+            listed = isinstance(value, collections.abc.Sized | collections.abc.Iterable)
+            if isinstance(value, str | bytes | collections.abc.Mapping) or not listed:
                 raise ConfigError(f"{option.name}={value!r}: give a list, e.g. [4, 3, 2]")
             wrong = next((e for v in value if (e := _one_value_error(option, v))), None)
         else:
