@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
 import rasterio
 from PIL import Image
+from rasterio.errors import NotGeoreferencedWarning
 
 from aerialseg.cli import main
 from aerialseg.inference import run, writers
@@ -272,6 +274,19 @@ def test_a_min_area_of_the_whole_scene_or_more_is_predicted_not_a_crash(tmp_path
         with rasterio.open(out / "one_classes.tif") as src:
             assert src.read(1).shape == (1, 1)
         assert (out / "small_polygons.gpkg").is_file() and (out / "one_polygons.gpkg").is_file()
+
+
+def test_a_plain_image_with_polygons_is_predicted_without_a_warning(tmp_path, base, capsys):
+    """Found by hand: every plain JPEG or PNG predicted with --vector printed rasterio's
+    NotGeoreferencedWarning ("Dataset has no geotransform ... identity matrix"), raised
+    where the class raster is sieved; a plain image has no georeference by design."""
+    path = tmp_path / "plain.png"
+    Image.fromarray(rgb_scene(40, 50).transpose(1, 2, 0)).save(path)
+    argv = ["predict", str(path), *base, "--vector", "gpkg"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotGeoreferencedWarning)
+        assert main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "o" / "plain_polygons.gpkg").is_file()
 
 
 def test_an_absurd_min_area_is_refused_before_any_work(tmp_path, base, capsys):

@@ -631,6 +631,13 @@ def test_a_scene_is_done_only_from_the_same_input_unchanged(tmp_path):
     assert not DoneRecord(tmp_path, "run1").complete("remote", "http://h/other/r.tif")
 
 
+def test_a_record_that_is_no_file_is_refused_in_one_line(tmp_path):
+    """Found by a review: OUT/.aerialseg-done.jsonl being a folder gave a traceback."""
+    (tmp_path / RECORD).mkdir()
+    with pytest.raises(AerialsegError, match="record of finished scenes is not a file"):
+        DoneRecord(tmp_path, "run1")
+
+
 def test_records_of_an_older_release_and_after_a_crash_are_read(tmp_path):
     done = tmp_path / "a_classes.tif"
     done.write_bytes(b"x")

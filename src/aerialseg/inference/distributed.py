@@ -96,6 +96,10 @@ class DoneRecord:
     def __init__(self, out: Path, run: str):
         self.path, self.run = out / RECORD, run
         self.entries: dict[str, tuple[Any, Any, dict[str, str], dict[str, list[int]]]] = {}
+        if self.path.exists() and not self.path.is_file():  # a folder, say: nothing to append to
+            raise AerialsegError(
+                f"{self.path}: the record of finished scenes is not a file; move it away"
+            )
         if self.path.is_file():
             for line in self.path.read_text(errors="replace").splitlines():
                 entry = _entry(line, run)

@@ -256,8 +256,11 @@ class RasterOutputs:
         code_to_id[self.codes[:n]] = np.arange(n, dtype=np.uint8)
         margin = max(SIEVE_MARGIN, self.sieve_pixels)
         self.counts[:], self.areas[:], self.valid_pixels = 0, 0.0, 0
-        color = rasterio.open(self.tiffs["color"], "r+") if "color" in self.tiffs else None
-        with rasterio.open(self.tiffs["classes"], "r+") as dst:
+        with warnings.catch_warnings():  # plain images have no georeference, by design
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            color = rasterio.open(self.tiffs["color"], "r+") if "color" in self.tiffs else None
+            dst = rasterio.open(self.tiffs["classes"], "r+")
+        with dst:
             height, width = dst.height, dst.width
             for top in range(0, height, SIEVE_ROWS):
                 start, stop = max(0, top - margin), min(height, top + SIEVE_ROWS + margin)
