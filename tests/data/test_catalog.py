@@ -189,8 +189,8 @@ def test_polygon_errors_name_the_file_and_the_fix(tmp_path, capsys):
     with pytest.raises(DatasetError) as err:
         open_catalog(scenes / "s0.tif", table, LabelSpec(str(labels), "class", "EPSG:32633"))
     assert str(err.value) == (  # --label-crs reaches the polygons: now far away
-        f"{labels}: no polygon lies on any of the 1 image(s); check that the polygons and"
-        " images cover the same place (and --label-crs)"
+        f"{labels}: no polygon lies on any of the 1 georeferenced image(s); check that the"
+        " polygons and images cover the same place (and --label-crs)"
     )
     plain = tmp_path / "plain.tif"
     write_geotiff(plain, np.zeros((3, 20, 20), np.uint8), crs=None)
@@ -199,6 +199,11 @@ def test_polygon_errors_name_the_file_and_the_fix(tmp_path, capsys):
     assert str(err.value) == (
         f"{plain}: the image has no georeference, so polygons cannot be placed on it"
     )
+    # data inspect's way (not strict), found by a review: it said "no polygon lies on any
+    # of the 1 image(s)", as if the georeference were there and the polygons elsewhere
+    with pytest.raises(DatasetError) as err:
+        open_catalog(plain, table, LabelSpec(str(labels), "class"), strict=False)
+    assert str(err.value).startswith(f"{plain}: the image has no georeference")
     bowtie = box(0, 0, 1, 1).union(box(1, 1, 2, 2)).convex_hull  # valid; then a bow tie
     from shapely.geometry import Polygon
 

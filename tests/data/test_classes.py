@@ -399,6 +399,18 @@ def test_a_table_whose_values_reach_255_writes_16_bits():
             [{"name": "Road"}, {"name": "Water"}, {"name": "ROAD"}],
             "classes 'Road' and 'ROAD' have the same name",
         ),
+        (  # found by a review: polygon labels matched the two as one, the later took all
+            [{"name": "Road"}, {"name": "Road "}],
+            "classes 'Road' and 'Road ' have the same name",
+        ),
+        (  # é as one character and as e + a combining accent
+            [{"name": "Caf\u00e9"}, {"name": "Cafe\u0301"}],
+            "classes 'Caf\u00e9' and 'Cafe\u0301' have the same name",
+        ),
+        (  # a label "7" (or 7) would name the first and be the second's value
+            [{"name": "7", "mask_value": 1}, {"name": "Road", "mask_value": 7}],
+            "class '7' is named by the mask_value of class 'Road': a label 7 would mean either",
+        ),
         (  # the same colour written two ways
             [{"name": "a", "mask_color": "#0a0B0c"}, {"name": "b", "mask_color": [10, 11, 12]}],
             "classes 'a' and 'b' both have mask_color #0A0B0C",

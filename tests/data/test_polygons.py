@@ -290,3 +290,66 @@ def test_names_match_in_any_unicode_composition_and_codes_as_decimal_text(tmp_pa
     )
     path = write_values(tmp_path / "v.gpkg", ["Ba\u0302timent", "7.0", "7"], "str")
     assert read_polygons(path, table, "class").polygons.values.tolist() == [0, 0, 0]
+
+
+def test_whole_numbers_match_a_class_named_by_them(tmp_path):
+    """Found by a review: a table of CORINE-like names (11, 21) refused the integer labels
+    11 and 21 as 'no class name or mask_value'; they name those classes."""
+    table = ClassTable.from_dict(
+        {"classes": [{"name": "11"}, {"name": "21"}, {"name": "Land", "background": True}]}
+    )
+    path = write_values(tmp_path / "codes.gpkg", [21, 11], "int")
+    assert read_polygons(path, table, "class").polygons.values.tolist() == [1, 0]
+    mixed = write_values(tmp_path / "mixed.geojson", [21, "11", "Land"])
+    assert read_polygons(mixed, table, "class").polygons.values.tolist() == [1, 0, 2]
+
+
+def test_features_without_a_polygon_are_counted_and_long_values_cut(tmp_path):
+    left, top = ORIGIN
+    features = [
+        {"type": "Feature", "geometry": mapping(box(left, top - 10, left + 5, top)),
+         "properties": {"class": "Water"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [left, top]},
+         "properties": {"class": "Nope"}},
+        {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[left, top],
+         [left + 9, top - 9]]}, "properties": {"class": "Road"}},
+    ]  # fmt: skip
+    crs = {"type": "name", "properties": {"name": "EPSG:32640"}}
+    path = tmp_path / "mixed.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    labels = read_polygons(path, TABLE, "class")
+    assert labels.dropped == 2 and labels.polygons.values.tolist() == [2]
+    assert labels.to_crs(CRS.from_epsg(4326)).dropped == 2
+    long = write_values(tmp_path / "long.gpkg", ["x" * 5000], "str")
+    text = message(read_polygons, long, TABLE, "class")
+    assert "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (1)" in text and len(text) < 300
+
+
+def test_a_file_of_several_polygon_layers_is_refused_naming_them(tmp_path):
+    """Found by a review: only a GeoPackage's first layer was read, so the buildings of a
+    second layer were trained as background. A table without geometries (QGIS's
+    layer_styles) is no layer of polygons."""
+    import fiona
+
+    schema = {"geometry": "Polygon", "properties": {"class": "str"}}
+    path = tmp_path / "two.gpkg"
+    left, top = ORIGIN
+    for layer, name in (("roads", "Road"), ("buildings", "Building")):
+        with fiona.open(path, "w", driver="GPKG", layer=layer, crs=UTM.to_wkt(),
+                        schema=schema) as dst:  # fmt: skip
+            dst.write({"geometry": mapping(box(left, top - 10, left + 5, top)),
+                       "properties": {"class": name}})  # fmt: skip
+    assert message(read_polygons, path, TABLE, "class") == (
+        f"{path}: holds 2 layers of polygons (roads, buildings); aerialseg reads one: merge"
+        " them into one layer (QGIS: Merge Vector Layers)"
+    )
+    styled = tmp_path / "styled.gpkg"
+    with fiona.open(styled, "w", driver="GPKG", layer="labels", crs=UTM.to_wkt(),
+                    schema=schema) as dst:  # fmt: skip
+        dst.write({"geometry": mapping(box(left, top - 10, left + 5, top)),
+                   "properties": {"class": "Road"}})  # fmt: skip
+    table = {"geometry": "None", "properties": {"f": "str"}}
+    for name in ("layer_styles", "notes"):  # the polygons need not be the first layer
+        with fiona.open(styled, "w", driver="GPKG", layer=name, schema=table) as dst:
+            dst.write({"geometry": None, "properties": {"f": "x"}})
+    assert read_polygons(styled, TABLE, "class").polygons.values.tolist() == [1]

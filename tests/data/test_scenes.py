@@ -102,7 +102,7 @@ def test_scene_errors(geo, tmp_path):
         [(box(0, 0, 10, 10), "Road")],
         crs=UTM,
     )
-    with pytest.raises(DatasetError, match="no polygon lies on any of the 1 image"):
+    with pytest.raises(DatasetError, match="no polygon lies on any of the 1 georeferenced image"):
         open_catalog(root / "scenes", TABLE, LabelSpec(str(away), "class"))
     with pytest.raises(DatasetError, match="give the polygons or the class raster with --labels"):
         open_catalog(root / "scenes" / "a.tif", TABLE)

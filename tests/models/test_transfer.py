@@ -69,6 +69,19 @@ def test_head_rows_follow_the_class_names():
     assert torch.equal(own[body], theirs[body])
 
 
+def test_head_rows_follow_names_in_any_case_and_spacing():
+    """As polygon labels and evaluate match names: a table that says 'building' keeps the
+    source's Building row rather than starting it anew."""
+    source = source_model()
+    lower = ClassTable(tuple(SegClass(f" {c.name.lower()}", None, "#000000") for c in
+                             DUBAI_CLASSES.classes[:2]))  # fmt: skip
+    net = build_network("fpn-effnet-lite0", 2, pretrained=False)
+    report = init_from(net, "fpn-effnet-lite0", lower, source)
+    assert report.kept_classes == [" building", " land"] and not report.new_classes
+    key = "model.segmentation_head.0.weight"
+    assert torch.equal(net.state_dict()[key][1], source.net.state_dict()[key][1])
+
+
 def test_an_rgb_model_starts_a_four_band_one():
     source = source_model()
     net = build_network("fpn-effnet-lite0", 6, pretrained=False, in_channels=4)

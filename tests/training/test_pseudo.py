@@ -28,6 +28,11 @@ def test_the_models_classes_are_matched_to_the_runs_by_name():
     assert lut[model.names.index("Water")] == 0 and lut[model.names.index("Building")] == 1
     others = [i for i, n in enumerate(model.names) if n not in ("Water", "Building")]
     assert (lut[others] == IGNORE_INDEX).all() and lut[IGNORE_INDEX] == IGNORE_INDEX
+    # in any case, as polygon labels and evaluate match names
+    upper = ClassTable.from_dict(
+        {"classes": [{**c, "name": c["name"].upper()} for c in kept[::-1]]}
+    )
+    assert (class_map(model, upper) == lut).all()
 
 
 def test_pixels_are_labelled_with_the_models_class_only_where_it_is_sure(tiny_model, tmp_path):

@@ -281,9 +281,16 @@ def _over_polygons(
             " rings and the like, with make_valid)",
             file=sys.stderr,
         )
+    if labels.dropped:
+        print(
+            f"{spec.path}: left out {labels.dropped} feature(s) with no polygon (points,"
+            " lines): they label no pixel",
+            file=sys.stderr,
+        )
     by_crs: dict[str, PolygonLabels] = {}
     polygons_seen = area_seen = False
     scenes: dict[str, RasterScene] = {}
+    unplaced: list[DatasetError] = []  # images polygons cannot be placed on, not strict
     for path in paths:
         sid = scene_id(path, root)
         scene = RasterScene(sid, path, path, _unbound, pixel_size, group=_group(sid), example=path)
@@ -298,16 +305,20 @@ def _over_polygons(
             if strict:
                 raise
             scene.labels_of = functools.partial(_fail, err)
+            unplaced.append(err)
             continue
         local = by_crs.setdefault(crs.to_wkt(), labels.to_crs(crs))
         scene.labels_of = functools.partial(_polygons_on, local, spec.path)
         whole = footprint(Window(0, 0, scene.grid.width, scene.grid.height), scene.grid.transform)
         polygons_seen |= local.polygons.overlaps(whole)
         area_seen |= local.area is None or local.area.overlaps(whole)
+    if unplaced and len(unplaced) == len(paths):  # no image to place polygons on: say why
+        raise unplaced[0]
     if not polygons_seen:
         raise DatasetError(
-            f"{spec.path}: no polygon lies on any of the {len(paths)} image(s); check"
-            " that the polygons and images cover the same place (and --label-crs)"
+            f"{spec.path}: no polygon lies on any of the {len(paths) - len(unplaced)}"
+            " georeferenced image(s); check that the polygons and images cover the same"
+            " place (and --label-crs)"
         )
     if not area_seen:
         raise DatasetError(

@@ -15,6 +15,8 @@ skip. Those listed under ``ignore_colors`` / ``ignore_values`` are known to carr
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,12 +81,20 @@ class ClassTable:
             raise ClassTableError(f"at most {IGNORE_INDEX - 1} classes are supported")
         if sum(c.background for c in self.classes) > 1:
             raise ClassTableError("at most one class can be the background")
-        twice = _first_twice(self.classes, lambda c: c.name.casefold())
-        if twice:  # names are matched in any case (polygon labels, another model's table)
+        twice = _first_twice(self.classes, lambda c: name_key(c.name))
+        if twice:  # names are matched by name_key (polygon labels, another model's table)
             raise ClassTableError(
                 f"classes {twice[0].name!r} and {twice[1].name!r} have the same name (names"
-                " are matched in any case); rename or merge one"
+                " are matched in any case, spacing and Unicode form); rename or merge one"
             )
+        by_value = {c.mask_value: c for c in self.classes if c.mask_value is not None}
+        for c in self.classes:  # a label "7" would name one class and be another's value
+            other = by_value.get(int(c.name)) if re.fullmatch(r"\d+", c.name.strip()) else None
+            if other is not None and other is not c:
+                raise ClassTableError(
+                    f"class {c.name!r} is named by the mask_value of class {other.name!r}:"
+                    f" a label {c.name.strip()} would mean either; rename one"
+                )
         for what, key in (
             ("mask_color", lambda c: c.mask_color and to_hex(parse_color(c.mask_color))),
             ("mask_value", lambda c: c.mask_value),
@@ -135,6 +145,13 @@ class ClassTable:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.classes]
+
+    def id_of(self, name: str) -> int | None:
+        """The id of the class ``name`` names (as ``name_key`` compares names); None where
+        no class has that name."""
+        return next(
+            (i for i, c in enumerate(self.classes) if name_key(c.name) == name_key(name)), None
+        )
 
     @property
     def num_classes(self) -> int:
@@ -196,6 +213,13 @@ class ClassTable:
         if not isinstance(data, dict):
             raise ClassTableError(f"class table {path} must be a mapping with a 'classes' list")
         return cls.from_dict(data)
+
+
+def name_key(name: str) -> str:
+    """A class name as names are compared wherever two name the same class (a polygon's
+    label, another model's or a dataset's table): in any case, without surrounding spaces,
+    in any Unicode composition ('a' + a combining accent is 'à')."""
+    return unicodedata.normalize("NFC", name.strip()).casefold()
 
 
 def _first_twice(classes: tuple[SegClass, ...], key) -> tuple[SegClass, SegClass] | None:

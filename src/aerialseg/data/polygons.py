@@ -24,11 +24,10 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 from xml.sax.saxutils import escape, quoteattr
 
 import fiona
@@ -45,7 +44,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from shapely.geometry import Polygon, mapping, shape
 
-from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask
+from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, name_key
 from aerialseg.errors import DatasetError, library_reason
 
 
@@ -140,10 +139,11 @@ class PolygonLabels:
     area: PolygonLayer | None  # None: wherever there is an image
     background: int | None  # class id of pixels no polygon covers, inside the area
     repaired: int  # invalid geometries repaired on reading
+    dropped: int = 0  # features with no polygon (points, lines): no label
 
     def to_crs(self, crs: CRS) -> PolygonLabels:
         area = self.area.to_crs(crs) if self.area is not None else None
-        return PolygonLabels(self.polygons.to_crs(crs), area, self.background, self.repaired)
+        return replace(self, polygons=self.polygons.to_crs(crs), area=area)
 
     def window(self, transform: Affine, win: Window) -> np.ndarray:
         """(h, w) uint8 class ids of ``win`` of a scene on ``transform``: a polygon's class,
@@ -208,33 +208,40 @@ def read_polygons(
             " that no polygon covers are then left out of training)"
         )
     crs_override = parse_crs(label_crs) if label_crs else None
-    geometries, raw_values, crs, repaired = _read_layer(path, field, crs_override)
-    ids = _class_ids(raw_values, classes, field, path)
-    polygons = PolygonLayer.of(crs, geometries, ids)
+    read = _read_layer(path, field, crs_override)
+    ids = _class_ids(read.values, classes, field, path)
+    polygons = PolygonLayer.of(read.crs, read.geometries, ids)
     area = None
     if labelled_area is not None:
         # --label-crs names the labels' CRS; the area file's own CRS stands where it has one
-        area_geoms, _, area_crs, _ = _read_layer(labelled_area, None, None, crs_override)
-        area = PolygonLayer.of(area_crs, area_geoms, [1] * len(area_geoms))
-    return PolygonLabels(polygons, area, background, repaired)
+        area = read_area(labelled_area, fallback=crs_override)
+    return PolygonLabels(polygons, area, background, read.repaired, read.dropped)
 
 
-def read_area(path: str | Path, label_crs: str | None = None) -> PolygonLayer:
+def read_area(
+    path: str | Path, label_crs: str | None = None, fallback: CRS | None = None
+) -> PolygonLayer:
     """The polygons of ``path`` as an area (every value 1), whatever their attributes."""
-    geometries, _, crs, _ = _read_layer(path, None, parse_crs(label_crs) if label_crs else None)
-    return PolygonLayer.of(crs, geometries, [1] * len(geometries))
+    read = _read_layer(path, None, parse_crs(label_crs) if label_crs else None, fallback)
+    return PolygonLayer.of(read.crs, read.geometries, [1] * len(read.geometries))
+
+
+class _Layer(NamedTuple):
+    geometries: list  # polygonal: the polygons of a geometry collection
+    values: list  # (feature id, the field's value or None) of each
+    crs: CRS
+    repaired: int  # invalid geometries repaired
+    dropped: int  # features with a geometry but no polygon (points, lines)
 
 
 def _read_layer(
     path: str | Path, field: str | None, crs_override: CRS | None, fallback: CRS | None = None
-) -> tuple[list, list, CRS, int]:
-    """Polygonal geometries of a vector file (the polygons of a geometry collection), the
-    feature id and ``field`` value of each (None without a field), the layer's CRS, and how
-    many invalid geometries were repaired. ``crs_override`` replaces the file's CRS;
-    ``fallback`` stands only where the file has none, or says WGS84 of coordinates that
-    are not degrees."""
+) -> _Layer:
+    """The polygons of a vector file's one layer with geometries. ``crs_override``
+    replaces the file's CRS; ``fallback`` stands only where the file has none, or says
+    WGS84 of coordinates that are not degrees."""
     try:
-        with fiona.open(path, ARRAY_AS_STRING="YES") as layer:
+        with fiona.open(path, layer=_only_layer(path), ARRAY_AS_STRING="YES") as layer:
             fields = list(layer.schema["properties"])
             if field is not None and field not in fields:
                 raise DatasetError(
@@ -255,15 +262,17 @@ def _read_layer(
     crs = crs or fallback
     if crs is None:
         raise DatasetError(f"{path}: the polygons have no CRS; give theirs with --label-crs")
-    geometries, values, repaired = [], [], 0
+    geometries, values, repaired, dropped = [], [], 0, 0
     for fid, geometry, value in records:
         geom = shape(geometry)
         if not geom.is_valid:
             geom, repaired = shapely.make_valid(geom), repaired + 1
-        geom = _polygonal(geom)
-        if geom is not None and not geom.is_empty:
-            geometries.append(geom)
+        polygonal = _polygonal(geom)
+        if polygonal is not None and not polygonal.is_empty:
+            geometries.append(polygonal)
             values.append((fid, value))
+        elif polygonal is None and not geom.is_empty:
+            dropped += 1
     if not geometries:
         raise DatasetError(f"{path}: no polygon in the file (or none left after repair)")
     if crs.is_geographic and crs_override is None:
@@ -271,7 +280,31 @@ def _read_layer(
             crs = fallback
         else:
             _check_degrees(path, geometries)
-    return geometries, values, crs, repaired
+    return _Layer(geometries, values, crs, repaired, dropped)
+
+
+def _only_layer(path: str | Path) -> str | None:
+    """The name of the file's one layer with geometries (a GeoPackage may hold tables
+    without, such as QGIS's layer_styles); None for a file of one layer, or one fiona
+    cannot list (opening it then says why). Several such layers are an error: reading the
+    first alone would take every other layer's polygons for background."""
+    try:
+        names = fiona.listlayers(path)
+    except (FionaError, OSError):
+        return None
+    if len(names) < 2:
+        return None
+    spatial = []
+    for name in names:
+        with fiona.open(path, layer=name) as layer:
+            if layer.schema.get("geometry") not in (None, "None"):
+                spatial.append(name)
+    if len(spatial) > 1:
+        raise DatasetError(
+            f"{path}: holds {len(spatial)} layers of polygons ({', '.join(spatial[:10])});"
+            " aerialseg reads one: merge them into one layer (QGIS: Merge Vector Layers)"
+        )
+    return spatial[0] if spatial else None
 
 
 def _json_field_records(path: str | Path, layer: str, field: str) -> list[tuple]:
@@ -343,7 +376,7 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
                 " --label-field"
             )
         return [next(i for i, c in enumerate(classes.classes) if not c.background)] * len(values)
-    by_name = {_folded(c.name): i for i, c in enumerate(classes.classes)}
+    by_name = {name_key(c.name): i for i, c in enumerate(classes.classes)}
     by_value = {c.mask_value: i for i, c in enumerate(classes.classes) if c.mask_value is not None}
     ids: list[int] = []
     unmatched: Counter = Counter()
@@ -355,7 +388,7 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
         else:
             ids.append(found)
     if unmatched:
-        listed = ", ".join(f"{v!r} ({n})" for v, n in unmatched.most_common(10))
+        listed = ", ".join(f"{_shown(v)} ({n})" for v, n in unmatched.most_common(10))
         raise DatasetError(
             f"{path}: values of {field!r} that match no class name or mask_value: {listed};"
             f" classes: {', '.join(classes.names)}"
@@ -363,20 +396,26 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
     return ids
 
 
-def _folded(name: str) -> str:
-    """A class name as names are compared: any case, any Unicode composition (a name typed
-    as 'a' + a combining accent matches the same name typed with 'à')."""
-    return unicodedata.normalize("NFC", name.strip()).casefold()
+def _shown(value, most: int = 40) -> str:
+    """A value as a message quotes it, cut to ``most`` characters."""
+    text = repr(value)
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _match(label: str | int | None, by_name: dict, by_value: dict) -> int | None:
+    if label is None:
+        return None
+    # A whole number is a mask_value, else a class named by it (CORINE codes, say); a text
+    # is a name, else the number it spells ("7", "7.0"). ClassTable refuses a name that is
+    # another class's mask_value, so a label means the same as a number or as a text (a
+    # GeoJSON field of names and numbers is read as JSON, where "7" is 7).
     if isinstance(label, str):
-        if _folded(label) in by_name:
-            return by_name[_folded(label)]
-        if re.fullmatch(r"\d+(\.0*)?", label):  # "7" or "7.0", as the numbers 7 and 7.0
+        if name_key(label) in by_name:
+            return by_name[name_key(label)]
+        if re.fullmatch(r"\d+(\.0*)?", label):
             return by_value.get(int(float(label)))
         return None
-    return None if label is None else by_value.get(label)
+    return by_value.get(label, by_name.get(str(label)))
 
 
 def _label(value, fid, field: str, path) -> str | int | None:

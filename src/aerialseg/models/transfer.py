@@ -55,7 +55,6 @@ def init_from(
         )
     own, theirs = net.state_dict(), source.net.state_dict()
     stem, head = NET_PREFIX + STEM[model_name], NET_PREFIX + CLASS_HEAD[model_name]
-    rows = {name: i for i, name in enumerate(source.classes.names)}
     report = Transfer(total=sum(key.startswith(NET_PREFIX) for key in own))
     state = {}
     for key, tensor in own.items():
@@ -65,8 +64,9 @@ def init_from(
         if key.startswith(head):
             state[key] = tensor.clone()
             for i, name in enumerate(classes.names):
-                if name in rows:
-                    state[key][i] = theirs_tensor[rows[name]]
+                row = source.classes.id_of(name)
+                if row is not None:
+                    state[key][i] = theirs_tensor[row]
         elif key == stem and tensor.shape != theirs_tensor.shape:
             state[key] = adapt_input_conv(tensor.shape[1], theirs_tensor)
             report.adapted_stem = True
@@ -80,6 +80,7 @@ def init_from(
             state[key] = theirs_tensor
         report.copied += 1
     net.load_state_dict(state, strict=False)  # mean and std stay this run's
-    report.kept_classes = [name for name in classes.names if name in rows]
-    report.new_classes = [name for name in classes.names if name not in rows]
+    known = [source.classes.id_of(name) is not None for name in classes.names]
+    report.kept_classes = [name for name, k in zip(classes.names, known, strict=True) if k]
+    report.new_classes = [name for name, k in zip(classes.names, known, strict=True) if not k]
     return report

@@ -29,9 +29,9 @@ def class_map(model: ClassTable, run: ClassTable) -> np.ndarray:
     """The run's id of each of the model's class ids, matched by name; IGNORE_INDEX for
     a class the run's table lacks (and for the model's nodata value)."""
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    ids = {name: i for i, name in enumerate(run.names)}
     for i, name in enumerate(model.names):
-        lut[i] = ids.get(name, IGNORE_INDEX)
+        found = run.id_of(name)
+        lut[i] = IGNORE_INDEX if found is None else found
     return lut
 
 
