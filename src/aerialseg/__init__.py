@@ -36,8 +36,17 @@ _LAZY = {
     "SegmentationTask": "aerialseg.training.module",
     "SegmentationDataModule": "aerialseg.training.datamodule",
     "build_network": "aerialseg.models.network",
+    # what the API raises: every one-line refusal is an AerialsegError (and a ValueError)
+    "AerialsegError": "aerialseg.errors",
+    "ConfigError": "aerialseg.errors",
+    "DatasetError": "aerialseg.errors",
+    "InputError": "aerialseg.data.raster",
 }
 __all__ = [
+    "AerialsegError",
+    "ConfigError",
+    "DatasetError",
+    "InputError",
     "Model",
     "Prediction",
     "SegmentationDataModule",
@@ -59,6 +68,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from aerialseg.api.serve import serve
+    from aerialseg.data.raster import InputError
+    from aerialseg.errors import AerialsegError, ConfigError, DatasetError
     from aerialseg.models.network import build_network
     from aerialseg.public import (
         Model,

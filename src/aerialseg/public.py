@@ -148,8 +148,11 @@ class Model:
                 ``numpy.asarray(PIL.Image.open(...))`` gives, or (H, W) for a one-band
                 model. Arrays are read as files of the same data are: uint8 as it is,
                 other integers and floats stretched per band, NaN and infinity as nodata;
-                a float array whose values all lie in 0..1 is taken as 8-bit values / 255.
-                Scenes too large for memory go to ``predict_files``.
+                a float array whose values lie in 0..1 (give or take 0.5: resampling
+                overshoots) is taken as 8-bit values / 255, and a list of whole numbers in
+                0..255 as 8-bit values. A masked array's masked pixels, and a PIL image's
+                transparent ones, are nodata. Scenes too large for memory go to
+                ``predict_files``.
             probabilities: also return the class probabilities.
             confidence: also return each pixel's confidence.
             tta: average over flips (3x the compute).
@@ -168,6 +171,7 @@ class Model:
 
         from aerialseg.data.raster import InputError
 
+        check_arguments(Model.predict, locals(), skip=("image",))
         predictor = self.predictor.with_options(tta=tta, batch_size=batch_size)
         try:
             return self._predict(predictor, image, bands, pixel_size, probabilities, confidence)
@@ -229,10 +233,16 @@ class Model:
                 "bands= and pixel_size= choose how a file is read; an array is taken as it"
                 " is: pass the bands the model takes, at its pixel size"
             )
+        if isinstance(image, bytes | bytearray | memoryview) or hasattr(image, "read"):
+            raise InputError(
+                f"a {type(image).__name__} (a file's contents): pass the file's path, or"
+                " numpy.asarray(PIL.Image.open(io.BytesIO(data)))"
+            )
         if isinstance(image, torch.Tensor):  # a tensor of a training step or a GPU
             image = image.detach().cpu()
             image = image.float() if image.dtype == torch.bfloat16 else image  # numpy lacks it
-        array = np.asarray(image)
+        masked = _masked_pixels(image)
+        array = _as_array(image)
         shape, want = array.shape, self.spec.in_channels  # the caller's, for messages
         if array.dtype.kind not in "uif":
             raise InputError(
@@ -241,15 +251,56 @@ class Model:
         if array.ndim == 2:
             array = array[:, :, None]
         if array.ndim != 3 or array.shape[2] != want or 0 in array.shape:
+            first = array.ndim == 3 and array.shape[0] == want and array.shape[2] != want
             raise InputError(
                 f"an array of shape {shape}: the model takes (height, width, {want})"
                 " values: uint8, 16-bit or float (stretched as files are), or float in 0..1"
+                + ("; this one has its bands first: transpose it to (1, 2, 0)" if first else "")
             )
         # Its float32 copy alone past this machine's memory: refused before allocating,
         # where the system would grant it and kill the process once it is written.
         if array.size * 4 > os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"):
             raise MemoryError
-        return read_array(array.transpose(2, 0, 1))
+        if masked is not None and array.dtype != np.uint8:
+            array = np.where(masked[:, :, None], np.nan, array)  # nodata, out of the stretch
+        values, valid = read_array(array.transpose(2, 0, 1))
+        return values, valid if masked is None else valid & ~masked
+
+
+def _masked_pixels(image) -> np.ndarray | None:
+    """(H, W) True where a masked array masks a band, or a PIL image is transparent; None
+    where nothing is masked. PIL's alpha is nodata as a PNG's alpha is in a file."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image) and "A" in image.getbands():
+        return np.asarray(image.getchannel("A")) == 0
+    if isinstance(image, np.ma.MaskedArray) and np.ma.getmask(image) is not np.ma.nomask:
+        mask = np.asarray(np.ma.getmaskarray(image))
+        return np.asarray(mask.any(axis=2)) if mask.ndim == 3 else mask
+    return None
+
+
+def _as_array(image) -> np.ndarray:
+    """An image as a numpy array: a PIL image without its alpha band, a masked array's
+    data, and a list of whole numbers in 0..255 as uint8, as a PNG of them reads."""
+    from PIL import Image
+
+    from aerialseg.data.raster import InputError
+
+    if isinstance(image, Image.Image) and "A" in image.getbands():
+        image = image.convert("RGB" if len(image.getbands()) > 2 else "L")
+    if isinstance(image, np.ma.MaskedArray):
+        return np.ma.getdata(image)
+    try:
+        array = np.asarray(image)
+    except ValueError as err:  # a ragged list, say
+        raise InputError(
+            f"a {type(image).__name__} numpy cannot read as an array ({err})"
+        ) from None
+    listed = isinstance(image, list | tuple) and array.dtype.kind in "iu" and array.size > 0
+    if listed and array.min() >= 0 and array.max() <= 255:
+        array = array.astype(np.uint8)
+    return array
 
 
 def load_model(
@@ -640,8 +691,8 @@ def train(
             glob, or a URL GDAL reads).
         label_field: the polygons' attribute giving each one's class, matched to the class
             table by class name or mask_value.
-        label_crs: the polygons' CRS where the file does not say it, e.g. EPSG:32640 (a
-            GeoJSON without 'crs' is read as WGS84).
+        label_crs: the polygons' CRS, e.g. EPSG:32640, for a file that lacks it (a GeoJSON
+            without 'crs' is read as WGS84) or says a wrong one: it replaces the file's.
         labelled_area: polygons of where the labels hold (default: every image's extent);
             pixels outside are left out, pixels inside that no polygon covers get the
             background class.
@@ -762,7 +813,7 @@ def evaluate(
         labels: class polygons over image rasters, as for ``train``; with a block split
             only the split's blocks are scored.
         label_field: the polygons' attribute giving each one's class.
-        label_crs: the polygons' CRS where the file does not say it.
+        label_crs: the polygons' CRS, replacing what their file says (or lacks).
         labelled_area: polygons of where the labels hold (default: every image's extent).
         out: output folder (default: beside the model, eval-SPLIT).
         device: where the network runs; auto: a CUDA GPU if there is one, else the CPU.
@@ -919,7 +970,8 @@ def suggest(
             (None: two blocks; 0: none).
         labels: polygon labels made already: their polygons are never suggested again.
         labelled_area: polygons of the area labelled already: never suggested again.
-        label_crs: the CRS of ``labels`` and ``labelled_area`` where their files lack it.
+        label_crs: the CRS of ``labels``, replacing what their file says (or lacks), and
+            of ``labelled_area`` where its file lacks one.
         prelabel: also write the model's polygons inside each task (layer ``prelabel``),
             for labellers to correct rather than draw.
         seed: the draw of the ``random`` strategy.
@@ -937,7 +989,7 @@ def suggest(
             outside every scene, ... (one-line reason).
     """
     check_arguments(suggest, locals())
-    from aerialseg.data.polygons import read_area
+    from aerialseg.data.polygons import parse_crs, read_area
     from aerialseg.data.raster import band_numbers, check_band_count
     from aerialseg.inference.doubt import SuggestError
     from aerialseg.inference.load import load_predictor
@@ -954,7 +1006,11 @@ def suggest(
     inputs = expand_inputs([os.fspath(item) for item in items])
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
-    labelled = [read_area(p, label_crs) for p in (labels, labelled_area) if p is not None]
+    labelled = [read_area(labels, label_crs)] if labels is not None else []
+    if labelled_area is not None:  # its own CRS stands, as in training
+        labelled.append(
+            read_area(labelled_area, fallback=parse_crs(label_crs) if label_crs else None)
+        )
     if isinstance(model, Model):
         predictor = model.predictor.with_options(batch_size=batch_size)
     else:
@@ -1031,7 +1087,7 @@ def inspect_data(
         max_unknown: largest share of a mask in unknown colours before it is an error.
         labels: class polygons, or a class raster, over image rasters, as for ``train``.
         label_field: the polygons' attribute giving each one's class.
-        label_crs: the polygons' CRS where the file does not say it.
+        label_crs: the polygons' CRS, replacing what their file says (or lacks).
         labelled_area: polygons of where the labels hold (default: every image's extent).
 
     Returns:
@@ -1094,7 +1150,7 @@ def split_data(
             used by none (default: the default crop size, 256).
         labels: class polygons over image rasters, as for ``train``.
         label_field: the polygons' attribute giving each one's class.
-        label_crs: the polygons' CRS where the file does not say it.
+        label_crs: the polygons' CRS, replacing what their file says (or lacks).
         labelled_area: polygons of where the labels hold (default: every image's extent).
 
     Returns:

@@ -86,6 +86,10 @@ def test_default_bands_and_the_errors_name_the_option(tmp_path):
         open_input(gray, flag="bands=")
     with pytest.raises(InputError, match="bands= 1,1,2 asks for band 2 but the file has 1"):
         open_input(gray, (1, 1, 2), flag="bands=")
+    # the example is one the file can give (a review: a 2-band file was told 1,2,3)
+    two = write_geotiff(tmp_path / "two.tif", rgb_scene(20, 20)[:2])
+    with pytest.raises(InputError, match=r"has 2 band\(s\).* e.g. --bands 1,2,2$"):
+        open_input(two)
 
 
 def test_more_than_three_bands_are_read_in_the_order_asked(tmp_path):

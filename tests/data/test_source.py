@@ -13,6 +13,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from aerialseg.data.catalog import open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable, encode_mask
+from aerialseg.data.raster import InputError, check_zip_entry
 from aerialseg.data.scenes import TRAINING_FLAGS, Flags, Reading
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import DatasetError
@@ -114,6 +115,24 @@ def test_zip_that_is_not_the_dataset(tmp_path):
         z.writestr("readme.txt", "something else")
     with pytest.raises(DatasetError, match="no image folder"):
         DatasetSource(tmp_path / "other.zip")
+
+
+def test_a_zip_holding_a_name_twice_is_refused(tmp_path, monkeypatch):
+    """Found by a review: GDAL reads an entry's first copy, zip tools its last, so a zip
+    added to trained on the stale image; and the zip-bomb check looked at the last copy
+    alone, so a bomb before a small copy of the same name got through."""
+    path = tmp_path / "appended.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name"
+        archive.writestr("images/a.tif", bytes(8 * 2**20))  # 8 MiB of zeros: a bomb here
+        archive.writestr("masks/a.tif", b"mask")
+        archive.writestr("images/a.tif", b"small")
+    with pytest.raises(DatasetError, match=r"holds images/a.tif twice \(an archive added to\)"):
+        DatasetSource(path)
+    monkeypatch.setattr("aerialseg.data.raster.ZIP_RATIO_FROM", 2**20)
+    with pytest.raises(InputError, match="would decompress to 8 MiB .* likely zip bomb"):
+        check_zip_entry(f"/vsizip/{{{path}}}/images/a.tif")
+    check_zip_entry(f"/vsizip/{{{path}}}/masks/a.tif")  # a small entry passes
 
 
 def test_file_that_is_not_a_zip(tmp_path):

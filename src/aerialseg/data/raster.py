@@ -341,7 +341,8 @@ def choose_bands(
     interp = ds.colorinterp
     if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
         return (1, 2, 3)
-    example = _setting(flag, "1,1,1" if ds.count == 1 else "1,2,3")
+    # an example the file can give: its one band thrice, two of its two, or three
+    example = _setting(flag, {1: "1,1,1", 2: "1,2,2"}.get(ds.count, "1,2,3"))
     raise InputError(
         f"{name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
         f" {flag}, e.g. {example}"
@@ -363,11 +364,17 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows), np.array(highs)
 
 
+UNIT_SLACK = 0.5  # how far past 0..1 a float array is still taken as 8-bit values / 255
+
+
 def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A (bands, H, W) array read as ``open_input`` reads a file of the same values:
     (bands, H, W) float32 in 0..255 and the (H, W) valid mask. A float array whose finite
-    values all lie in 0..1 holds 8-bit values / 255 (torchvision's ``to_tensor``), the
-    usual form in notebooks: it is scaled back rather than stretched."""
+    values lie in 0..1 holds 8-bit values / 255 (torchvision's ``to_tensor``), the usual
+    form in notebooks: it is scaled back rather than stretched. Give or take UNIT_SLACK,
+    clipped: resampling such an image (bicubic, Lanczos) overshoots 0..1 a little, and one
+    pixel at 1.0001 stretched the whole image instead (a review: 18 % of pixels changed
+    class); values of another range (8-bit, 16-bit, reflectance x 10,000) are far past it."""
     kind = array.dtype.kind
     if kind not in "uif":
         raise InputError(
@@ -375,8 +382,10 @@ def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         )
     if kind == "f":
         valid = np.isfinite(array).all(axis=0)
-        if valid.any() and array[:, valid].min() >= 0 and array[:, valid].max() <= 1:
-            return np.where(valid, array * 255, 0).astype(np.float32), valid
+        low, high = (array[:, valid].min(), array[:, valid].max()) if valid.any() else (0, 0)
+        if valid.any() and low >= -UNIT_SLACK and high <= 1 + UNIT_SLACK:
+            scaled = np.clip(array, 0, 1) * 255
+            return np.where(valid, scaled, 0).astype(np.float32), valid
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array, dtype=np.float32), np.ones(array.shape[1:], bool)
     if kind == "f" and array.dtype != np.float64:
@@ -435,9 +444,13 @@ def check_zip_entry(path: str) -> None:
         return
     try:
         with zipfile.ZipFile(found["archive"]) as archive:
-            info = archive.getinfo(found["entry"])
-    except (OSError, KeyError, zipfile.BadZipFile):
+            # every entry of that name: GDAL opens the first, getinfo gives the last
+            infos = [i for i in archive.infolist() if i.filename == found["entry"]]
+    except (OSError, zipfile.BadZipFile):
         return  # GDAL says what is wrong as it opens it
+    if not infos:
+        return
+    info = max(infos, key=lambda i: i.file_size)
     size, packed = info.file_size, info.compress_size
     if size > ZIP_MAX_BYTES or (size > ZIP_RATIO_FROM and size > ZIP_MAX_RATIO * packed):
         raise InputError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shlex
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -61,6 +62,12 @@ class DatasetSource:
                 )
             with zipfile.ZipFile(self.path) as archive:
                 names = [n for n in archive.namelist() if not n.endswith("/")]
+            twice = next((n for n, k in Counter(names).items() if k > 1), None)
+            if twice is not None:  # GDAL reads the first copy, zip tools the last
+                raise DatasetError(
+                    f"{self.path}: holds {twice} twice (an archive added to); extract it and"
+                    " pass the folder, or zip the folder again"
+                )
             found = find_in_folders(names, str(self.path))
         else:
             files = [
