@@ -314,8 +314,8 @@ def test_shifts_of_a_hundredth_of_a_pixel_are_another_grid(tmp_path):
 def test_value_nodata_and_colour_channels_are_read_as_written(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
     labels = np.full((1, 72, 80), 3, np.uint8)
-    labels[0, :, :10] = 1  # a class's value, declared nodata: ignored all the same
-    write_geotiff(root / "masks" / "scene_0.tif", labels, nodata=1)
+    labels[0, :, :10] = 255  # declared nodata: ignored
+    write_geotiff(root / "masks" / "scene_0.tif", labels, nodata=255)
     ids = _mask(root)
     assert (ids[:, :10] == IGNORE_INDEX).all() and (ids[2:, 10:-3] == 2).all()
     colours = np.zeros((3, 72, 80), np.uint8)
@@ -367,3 +367,44 @@ def test_an_rgba_colour_mask_is_read_by_its_first_three_bands_window_by_window(t
     (scene,) = catalog.read([SCENE], Reading((3, 2, 1), 1.0, cache_megabytes=0))
     part = scene.read(Window(30, 10, 20, 5)).mask.numpy()
     assert (part[:, :10] == 0).all() and (part[:, 10:] == 1).all()
+
+
+def test_class_raster_values_that_mean_no_class_are_never_hidden(tmp_path):
+    """Found by a review: a signed raster's undeclared -1 was ignored as nodata (-1 was the
+    reader's own nodata code); a nodata value that is a class's mask_value left that class
+    out of training without a word."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    path = root / "masks" / "scene_0.tif"
+    signed = np.full((1, 72, 80), 3, np.int16)
+    signed[0, :, :30] = -1
+    write_geotiff(path, signed)
+    with pytest.raises(ClassTableError, match=r"match no class value \(most common: -1"):
+        decoded(root, [SCENE], VALUES, bands=(3, 2, 1))  # --max-unknown 0.05
+    assert (_mask(root)[:, :30] == IGNORE_INDEX).all()  # --max-unknown 1: left out
+    write_geotiff(path, np.full((1, 72, 80), 1, np.uint8), nodata=1)  # 1 is Building
+    with pytest.raises(DatasetError, match="nodata value 1 is the mask_value of class 'Building'"):
+        _mask(root)
+
+
+def test_a_rotated_class_raster_labels_only_its_footprint_and_rgba_alpha_is_nodata(tmp_path):
+    """Found by a review: the warped raster's extent was its bounding box, so on a rotated
+    grid the pixels beyond its corners were read as the warp's fill, 0, a class value; and
+    an RGBA colour mask's transparent pixels were read as labels."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    path = root / "masks" / "scene_0.tif"
+    turned = TRANSFORM * Affine.translation(40, -20) * Affine.rotation(30)
+    write_geotiff(path, np.full((1, 72, 80), 2, np.uint8), transform=turned)
+    zero = {"name": "Zero", "mask_value": 0}  # the warp's fill would read as this class
+    table = ClassTable.from_dict({"classes": [zero, *VALUE_CLASSES["classes"]]})
+    (item,) = decoded(root, [SCENE], table, 1.0, bands=(3, 2, 1))
+    ids = item.mask.numpy()
+    assert not (ids == 0).any()  # nothing outside the footprint is a class
+    assert (ids == 2).mean() > 0.3 and (ids == IGNORE_INDEX).mean() > 0.2
+    rgba = np.zeros((4, 72, 80), np.uint8)
+    rgba[:3] = np.array([1, 2, 3], np.uint8)[:, None, None]
+    rgba[3, :, :40] = 255  # the right half transparent
+    write_geotiff(path, rgba)
+    one = ClassTable.from_dict({"classes": [{"name": "a", "mask_color": "#010203"}]})
+    (item,) = decoded(root, [SCENE], one, 1.0, bands=(3, 2, 1))
+    ids = item.mask.numpy()
+    assert (ids[:, 40:] == IGNORE_INDEX).all() and (ids[2:, :40] == 0).all()

@@ -165,10 +165,12 @@ def test_a_palette_geotiff_is_read_as_colours_or_as_values(tmp_path):
     assert labelled.mean() > 0.5 and (by_value[labelled] == values[labelled] - 1).all()
     assert np.array_equal(by_value, by_colour)  # value k is class k-1, and so is colour k
     with rasterio.open(root / "masks" / "scene_0.tif", "r+") as mask:
-        mask.nodata = 1  # its pixels hold no label, though 1 is a class's value and colour
-    for table in (VALUES, COLOURS):
-        ids = _read(root, classes=table, bands=(1, 2, 3))[1]
-        assert (ids[values == 1] == 255).all() and (ids[values == 2] != 255).any()
+        mask.nodata = 1  # its pixels hold no label, though 1 is a colour's index
+    ids = _read(root, classes=COLOURS, bands=(1, 2, 3))[1]
+    assert (ids[values == 1] == 255).all() and (ids[values == 2] != 255).any()
+    # read as values, 1 is a class's mask_value: that class would never be learnt
+    with pytest.raises(DatasetError, match="nodata value 1 is the mask_value of class"):
+        _read(root, classes=VALUES, bands=(1, 2, 3))
 
 
 def test_plain_pairs_open_without_a_warning(tiny_dataset):

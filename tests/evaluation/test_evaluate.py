@@ -344,3 +344,16 @@ def test_an_out_that_is_a_file_is_refused_before_scoring(tiny_model, tiny_datase
     with pytest.raises(AerialsegError, match="a file; give the folder to write the scores in"):
         evaluate(predictor, tiny_dataset, taken)
     assert taken.read_text() == "mine"
+
+
+def test_a_split_with_no_pixel_to_score_is_one_line(tiny_model, tiny_dataset, tmp_path):
+    """Found by a review: masks that are all an ignore value scored nothing, wrote a
+    metrics.json of made-up confidence figures and ended in a TypeError traceback."""
+    colours = [c.mask_color for c in DUBAI_CLASSES.classes]
+    table = ClassTable.from_dict(
+        {"classes": [{"name": "Building", "mask_color": "#010203"}], "ignore_colors": colours}
+    )
+    predictor = load_predictor(tiny_model, device="cpu")
+    with pytest.raises(AerialsegError, match="have no labelled pixel to score"):
+        evaluate(predictor, tiny_dataset, tmp_path / "ev", classes=table)
+    assert not (tmp_path / "ev" / "metrics.json").exists()

@@ -41,6 +41,10 @@ def test_absent_class_is_left_out_of_means():
     m = metrics_from_confusion(cm, THREE)
     assert m["per_class"]["void"]["iou"] is None
     assert m["miou3"] == 1.0
+    # found by a review: the table said "over all 3 classes" of a mean over 2
+    assert format_table(m, THREE).splitlines()[1] == (
+        "  (left out of the means: void, in neither the labels nor the predictions)"
+    )
 
 
 def test_dubai_headline_keys_and_table():

@@ -311,6 +311,11 @@ class EncodedMask:
         return str(code) if self.by_value else unpack_hex(code)
 
 
+# The code of a value mask's nodata pixels: no class raster holds it (-1 did: a signed
+# raster's undeclared -1 was taken for nodata and ignored without a word).
+NODATA_VALUE_CODE = np.iinfo(np.int64).min
+
+
 def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> EncodedMask:
     """Map an (H, W, 3) colour mask or an (H, W) mask of class values to class ids. Masked
     pixels of a masked array (a label raster's declared nodata) are ignored. ``name``: the
@@ -334,9 +339,9 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
                     " mask_value: is this a continuous raster, or one resampled bilinearly?"
                 )
         codes = data.astype(np.int64)
-        codes[nodata] = -1  # nodata: no value a table can hold
+        codes[nodata] = NODATA_VALUE_CODE
         class_codes = {c.mask_value: i for i, c in enumerate(table.classes)}
-        ignore_codes = {*table.ignore_values, -1}
+        ignore_codes = {*table.ignore_values, NODATA_VALUE_CODE}
     else:
         if not table.by_color:
             raise ClassTableError(

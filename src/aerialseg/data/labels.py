@@ -31,9 +31,10 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_geom
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
-from shapely.geometry import box, mapping
+from shapely.geometry import mapping
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, encode_mask
+from aerialseg.data.polygons import footprint
 from aerialseg.data.raster import InputError, at_pixel_size, check_png_end, opening
 from aerialseg.errors import DatasetError, library_reason
 
@@ -124,6 +125,15 @@ class RasterLabels:
             colours = np.zeros((256, 3), np.uint8)
             for index, rgba in dataset.colormap(1).items():
                 colours[index] = rgba[:3]
+        nodata = dataset.nodata
+        if nodata is not None and dataset.count == 1 and colours is None:
+            named = next((c for c in self.classes.classes if c.mask_value == nodata), None)
+            if named is not None:  # its pixels would be left out, never learnt nor scored
+                raise DatasetError(
+                    f"{self.name}: its nodata value {nodata:g} is the mask_value of class"
+                    f" {named.name!r}, which would be left out everywhere; unset the"
+                    f" nodata (gdal_edit.py -unsetnodata) or give {named.name!r} another value"
+                )
         mode = f"{dataset.count}x {dataset.dtypes[0]}" + (" palette" if palette else "")
         extent, resized_from = None, None
         if not _on_grid(dataset, self.onto):
@@ -157,7 +167,10 @@ class RasterLabels:
             dataset, crs=onto.crs, transform=onto.transform, width=onto.width,
             height=onto.height, resampling=Resampling.nearest,
         )  # fmt: skip
-        extent = transform_geom(dataset.crs, onto.crs, mapping(box(*dataset.bounds)))
+        # its four corners (the bounds' box misses much of a rotated grid; the warp fills
+        # what the raster does not cover with 0, a class value)
+        whole = footprint(Window(0, 0, dataset.width, dataset.height), dataset.transform)
+        extent = transform_geom(dataset.crs, onto.crs, mapping(whole))
         return vrt, extent, None
 
     def read(self, window: Window, step: int = 1) -> EncodedMask:
@@ -175,6 +188,11 @@ class RasterLabels:
             else:
                 mask = dataset.read([1, 2, 3], window=window, masked=masked)[:, ::step, ::step]
                 mask = mask.transpose(1, 2, 0)
+                if dataset.count == 4:  # RGBA: transparent pixels hold no label
+                    clear = dataset.read(4, window=window)[::step, ::step] == 0
+                    mask = np.ma.masked_array(
+                        np.ma.getdata(mask), np.ma.getmaskarray(mask) | clear[..., None]
+                    )
         except RasterioIOError as err:
             raise DatasetError(
                 f"{self.name}: the file is truncated or damaged ({library_reason(err)})"

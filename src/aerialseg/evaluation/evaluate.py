@@ -195,6 +195,12 @@ def evaluate(
                     pred.to(torch.uint8).cpu().numpy(),
                 )
             )
+    if not total.any():  # every pixel ignored: no figure would mean anything
+        raise DatasetError(
+            f"the {split_name} split's {len(ids)} image(s) have no labelled pixel to score"
+            f" ({ignored:,} pixels, every one an ignore value, nodata or outside the labels);"
+            " check the class table's ignore values and the labels' nodata"
+        )
     metrics = metrics_from_confusion(total, classes)
     if match and match.report["model_only"]:  # mIoU over every model class means nothing
         metrics["headline"] = [k for k in metrics["headline"] if k != f"miou{classes.num_classes}"]

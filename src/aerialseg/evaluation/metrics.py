@@ -100,6 +100,12 @@ def format_table(metrics: dict, classes: ClassTable | None = None) -> str:
         )
 
     lines = [", ".join(figure(k) for k in keys)]
+    absent = [name for name, m in metrics["per_class"].items() if m["iou"] is None]
+    if absent:  # an mIoU "over all N classes" averages fewer: say which are left out
+        lines.append(
+            f"  (left out of the means: {', '.join(absent)}, in neither the labels nor the"
+            " predictions)"
+        )
     lines.append(f"  {'class':<12} {'IoU':>7} {'Dice':>7} {'prec':>7} {'recall':>7}")
     for name, m in metrics["per_class"].items():
         cells = [
