@@ -211,3 +211,22 @@ def classes_file(tmp_path) -> str:
     path = tmp_path / "classes.yaml"
     path.write_text(yaml.safe_dump(VALUE_CLASSES))
     return str(path)
+
+
+def test_a_class_raster_that_labels_none_of_its_image_is_a_problem(tmp_path, capsys):
+    """Found by a review: a mask tagged with another CRS (or a place beside its image) was
+    warped onto nothing; inspect said nothing, training used none of the scene, and
+    evaluate scored it with no pixel."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    path = root / "masks" / "scene_0.tif"
+    with rasterio.open(path) as src:
+        data = src.read()
+    far = Affine(TRANSFORM.a, 0, TRANSFORM.c + 50_000, 0, TRANSFORM.e, TRANSFORM.f)
+    write_geotiff(path, data, transform=far)  # 50 km east: over no pixel of its image
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    argv = ["data", "inspect", str(root), "--classes", str(table), "--bands", "3,2,1"]
+    main(argv)
+    out = capsys.readouterr().out
+    assert "masks/scene_0.tif: lies on no pixel of its image (another place, or a wrong" in out
+    assert "masks/scene_1.tif" not in out.split("problem(s)")[1]  # the other is fine

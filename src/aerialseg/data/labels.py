@@ -31,7 +31,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_geom
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
-from shapely.geometry import mapping
+from shapely.geometry import mapping, shape
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, encode_mask
 from aerialseg.data.polygons import footprint
@@ -171,6 +171,12 @@ class RasterLabels:
         # what the raster does not cover with 0, a class value)
         whole = footprint(Window(0, 0, dataset.width, dataset.height), dataset.transform)
         extent = transform_geom(dataset.crs, onto.crs, mapping(whole))
+        image = footprint(Window(0, 0, onto.width, onto.height), onto.transform)
+        if not shape(extent).intersection(image).area > 0:
+            raise GridMismatchError(
+                f"{self.name}: lies on no pixel of its image (another place, or a wrong CRS);"
+                " give the class raster that covers it"
+            )
         return vrt, extent, None
 
     def read(self, window: Window, step: int = 1) -> EncodedMask:
