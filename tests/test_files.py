@@ -330,3 +330,12 @@ def test_a_folder_where_an_output_goes_is_refused_before_any_rename(tmp_path):
         " elsewhere with another --out"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.qml"]  # nothing else written
+
+
+def test_an_export_removes_what_a_killed_export_left(tiny_model, tmp_path):
+    """Found by a review: a SIGKILLed export's temporary ONNX file stayed for good; predict
+    and train swept theirs, export did not."""
+    left = tmp_path / f".m.onnx.aerialseg-{owner(dead_pid())}.2vl43318.tmp"
+    left.write_bytes(b"half an onnx file")
+    assert main(["export", str(tiny_model), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

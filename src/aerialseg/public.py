@@ -493,7 +493,7 @@ def predict_files(
         return _predict_on_ray(
             [os.fspath(i) for i in items], out, model, engine, device, precision, opts, ray_on
         )
-    every_input, names = named_inputs([os.fspath(item) for item in items])
+    every_input, names = named_inputs([os.fspath(item) for item in items], out)
     chosen = take_shard(every_input, shard)
     if not chosen:
         raise AerialsegError("no input images found; give files, folders or glob patterns")
@@ -535,7 +535,7 @@ def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) 
     from aerialseg.inference.load import load_predictor
 
     address, workers, block_megapixels = ray_on
-    inputs, names = ray_inputs(items)
+    inputs, names = ray_inputs(items, out)
     if not inputs:
         raise AerialsegError("no input images found; give files, folders, glob patterns or URLs")
     if workers is not None and workers < 1:

@@ -1,9 +1,11 @@
 import json
+import re
 from collections import Counter
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rasterio.windows import Window
 
 from aerialseg.cli import main
 from aerialseg.data.source import DatasetSource, Pair
@@ -448,3 +450,38 @@ def test_block_split_files_default_their_rule_and_missing_splits(tmp_path):
 def test_random_split_of_no_images_says_so():
     with pytest.raises(DatasetError, match="^0 image.s. are too few for val 0.1 and test 0.2"):
         random_split([], 0.1, 0.2)
+
+
+def test_split_files_a_hand_or_an_editor_changed_are_refused_or_read(tiny_dataset, tmp_path):
+    """Found by a review: an image listed twice was scored twice; "validation" was dropped
+    and val taken by the name rule; a block of the test split that training also had was
+    scored; an empty training part crashed; a file deeply nested was a traceback; a UTF-8
+    BOM (Notepad) was refused."""
+    pairs = DatasetSource(tiny_dataset).pairs
+    ids = [p.id for p in pairs]
+    path = tmp_path / "s.json"
+
+    def refused(data, message: str) -> None:
+        path.write_text(data if isinstance(data, str) else json.dumps(data))
+        with pytest.raises(DatasetError, match=message):
+            file_split(pairs, path)
+
+    refused({"test": [ids[0], ids[0]]}, f"'test' lists '{re.escape(ids[0])}' more than once")
+    refused({"test": [ids[0]], "validation": [ids[1]]}, "a list under 'validation'")
+    refused("[" * 100_000 + "]" * 100_000, "is not valid JSON: nested too deep")
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"test": [ids[0]], "val": [ids[1]]}).encode())
+    assert file_split(pairs, path).test == (ids[0],)
+    a, b = ids[0], ids[1]
+
+    def block(image, col):
+        return {"image": image, "window": [col, 0, 32, 32]}
+
+    leak = {"train": [block(a, 0), block(b, 0)], "val": [block(b, 40)], "test": [block(a, 16)]}
+    refused({"blocks": leak}, f"blocks of '{re.escape(a)}' in 'train' and 'test' overlap")
+    twice = {"train": [block(a, 0)], "val": [block(b, 0)], "test": [block(a, 40)] * 2}
+    refused({"blocks": twice}, "in 'test' and 'test' overlap .or one is listed twice.")
+    refused({"blocks": {"val": [block(a, 0)], "test": []}}, "leaves no training or no validation")
+    # adjacent blocks share an edge, no pixel; training may reuse validation blocks
+    fine = {"train": [block(a, 0), block(a, 32)], "val": [block(a, 32)], "test": [block(a, 64)]}
+    path.write_text(json.dumps({"blocks": fine}))
+    assert file_split(pairs, path).parts("test") == [(a, Window(64, 0, 32, 32))]

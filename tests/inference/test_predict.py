@@ -520,6 +520,25 @@ def test_output_names_tell_inputs_of_one_name_apart(tmp_path):
     }
 
 
+def test_a_made_name_that_is_another_inputs_stem_takes_a_number(tmp_path):
+    """Found by a review: x.jpg became x_jpg, the stem of x_jpg.tif beside it, and their
+    areas and styles overwrote each other's."""
+    jpg, tif, other = tmp_path / "x.jpg", tmp_path / "x.tif", tmp_path / "x_jpg.tif"
+    names = output_names([jpg, tif, other])
+    assert names == {jpg: "x_jpg", tif: "x_tif", other: "x_jpg_2"}
+
+
+def test_a_folder_predicted_into_itself_leaves_out_its_outputs(tiny_model, tmp_path, capsys):
+    """Found by a review: each rerun of `predict folder --out folder` predicted the last
+    run's outputs too (x_classes_classes.tif, then x_classes_classes_classes.tif)."""
+    write_geotiff(tmp_path / "x.tif", rgb_scene(40, 50))
+    argv = ["--model", str(tiny_model), "--device", "cpu", "--out", tmp_path]
+    for _ in range(2):
+        assert predict(tmp_path, *argv) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.tif")) == ["x.tif", "x_classes.tif"]
+    assert "left out 1 input(s) there that are the other inputs' outputs" in capsys.readouterr().err
+
+
 def test_inputs_of_one_name_do_not_overwrite_each_other(tiny_model, tmp_path):
     for folder, seed in (("a", 1), ("b", 2)):
         (tmp_path / folder).mkdir()

@@ -276,6 +276,12 @@ def test_a_run_folder_is_checked_before_anything_is_read(tmp_path):
         run.train(_config(), nowhere, out, classes=DUBAI_CLASSES)
     expected = f"{out} already holds a run; pass --resume to continue it or choose another --out"
     assert str(err.value) == expected
+    # found by a review: a finished run whose checkpoints were deleted was trained over
+    (out / "checkpoints" / "last.ckpt").unlink()
+    (out / "model.pt").write_bytes(b"a model")
+    with pytest.raises(ConfigError, match="already holds a model .model.pt. that this run would"):
+        run.train(_config(), nowhere, out, classes=DUBAI_CLASSES)
+    assert (out / "model.pt").read_bytes() == b"a model"
 
 
 def test_the_runs_seed_is_set_before_its_data_is_read(tmp_path, monkeypatch):

@@ -111,13 +111,23 @@ def file_split(scenes: Sequence[Named], path: str | Path, for_training: bool = T
     training and validation images; scoring takes a file of only what it scores."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())  # bytes: a BOM (Notepad's) is read as such
     except OSError as err:
         raise DatasetError(f"cannot read split file {path}: {err.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DatasetError(f"split file {path} is not valid JSON: {err}") from None
+    except (ValueError, RecursionError) as err:  # RecursionError: nested too deep
+        reason = "nested too deep" if isinstance(err, RecursionError) else err
+        raise DatasetError(f"split file {path} is not valid JSON: {reason}") from None
+    # A list under a key of its own ("validation" for "val") was dropped, and val taken by
+    # the name rule; other keys are notes (the protocol's file names its "dataset").
+    listed = [k for k, v in (data.items() if isinstance(data, dict) else []) if isinstance(v, list)]
+    unknown = sorted(set(listed) - set(SPLIT_NAMES))
+    if unknown:
+        raise DatasetError(
+            f"split file {path}: a list under {unknown[0]!r}, which names no split; the"
+            " lists of image paths go under train, val and test"
+        )
     if isinstance(data, dict) and "blocks" in data:
-        return _read_blocks(data, {p.id for p in scenes}, path)
+        return _read_blocks(data, {p.id for p in scenes}, path, for_training)
     if not isinstance(data, dict) or not isinstance(data.get("test"), list):
         raise DatasetError(f"split file {path} needs a 'test' list of image paths")
     for key in ("test", "val", "train"):
@@ -126,6 +136,9 @@ def file_split(scenes: Sequence[Named], path: str | Path, for_training: bool = T
             isinstance(given, list) and all(isinstance(i, str) for i in given)
         ):
             raise DatasetError(f"split file {path}: '{key}' must be a list of image paths")
+        twice = _first_twice(given or [])
+        if twice is not None:  # scored (or trained on) as often as it is listed
+            raise DatasetError(f"split file {path}: '{key}' lists {twice!r} more than once")
     known = {p.id for p in scenes}
     test = tuple(data["test"])
     val_given = data.get("val")
@@ -187,7 +200,16 @@ def _block(entry: dict) -> tuple[str, Window]:
     return image, Window(column, row, width, height)
 
 
-def _read_blocks(data: dict, known: set[str], path: Path) -> Split:
+def _first_twice(items: Sequence) -> object | None:
+    seen: set = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
+def _read_blocks(data: dict, known: set[str], path: Path, for_training: bool = True) -> Split:
     try:
         blocks = {name: [_block(b) for b in data["blocks"].get(name, [])] for name in SPLIT_NAMES}
     except (KeyError, TypeError, AttributeError):
@@ -201,7 +223,44 @@ def _read_blocks(data: dict, known: set[str], path: Path) -> Split:
             f"split file {path} names {len(missing)} block(s) of images not in the dataset,"
             f" e.g. {missing[0]!r}"
         )
+    shared = _overlap(blocks)
+    if shared is not None:  # the model would be scored (or chosen) on pixels it trained on
+        image, first, second = shared
+        raise DatasetError(
+            f"split file {path}: blocks of {image!r} in {first!r} and {second!r} overlap"
+            " (or one is listed twice); a test pixel may be in no other split ('aerialseg data"
+            " split --block-size' makes such a split)"
+        )
+    if for_training and (not blocks["train"] or not blocks["val"]):
+        raise DatasetError(f"split file {path} leaves no training or no validation blocks")
     return blocks_split(blocks, str(data.get("rule", f"blocks from {path.name}")))
+
+
+def _overlap(blocks: dict[str, list[tuple[str, Window]]]) -> tuple[str, str, str] | None:
+    """(image, split, split) of the first two blocks of one image that share test pixels
+    with another split, or are one block listed twice; None where none do. Through
+    shapely's STRtree: a 20,000 px scene holds tens of thousands of blocks, too many to
+    compare in pairs."""
+    import shapely
+
+    by_image: dict[str, list[tuple[str, Window]]] = defaultdict(list)
+    for name, parts in blocks.items():
+        for image, window in parts:
+            by_image[image].append((name, window))
+    for image, parts in by_image.items():
+        boxes = [
+            shapely.box(w.col_off, w.row_off, w.col_off + w.width, w.row_off + w.height)
+            for _, w in parts
+        ]
+        tree = shapely.STRtree(boxes)
+        for i, j in zip(*tree.query(boxes, predicate="intersects"), strict=True):
+            (one, a), (other, b) = parts[i], parts[j]
+            # test pixels trained on or validated on, or a block counted twice (training
+            # may reuse validation pixels: a refit on every labelled pixel does)
+            clash = ("test" in (one, other) and one != other) or (one == other and a == b)
+            if i < j and clash and boxes[i].intersection(boxes[j]).area > 0:
+                return image, one, other
+    return None
 
 
 def _rank(seed: int, text: str) -> str:

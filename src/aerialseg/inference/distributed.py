@@ -518,11 +518,11 @@ def _remove_temporaries(ray, out: Path, owner_ref) -> None:
     sweep(out, dead=owner)
 
 
-def ray_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:
+def ray_inputs(items: list[str], out: str | Path | None = None) -> tuple[list[str], dict[str, str]]:
     """Inputs for ``--ray``: local files, folders and globs as absolute paths, URLs as
-    given; with each one's output name (run.named_inputs)."""
+    given; with each one's output name (run.named_inputs, ``out`` as there)."""
     from aerialseg.inference.run import named_inputs
 
-    inputs, names = named_inputs(items)
+    inputs, names = named_inputs(items, out)
     absolute = {str(Path(p).absolute()) if isinstance(p, Path) else p: names[p] for p in inputs}
     return [*absolute], absolute

@@ -147,7 +147,37 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
         if len(set(named.values())) < len(group):
             named = {p: f"{n}_{p.suffix.lstrip('.').lower()}" for p, n in named.items()}
         names.update(named)
+    # A name made above may be another input's stem (x.jpg's x_jpg, and x_jpg.tif): the
+    # later input, in path order, takes a number, so that no two write the same files.
+    taken: set[str] = set()
+    for path in sorted(names, key=str):
+        name, k = names[path], 2
+        while name in taken:
+            name, k = f"{names[path]}_{k}", k + 1
+        names[path] = name
+        taken.add(name)
     return names
+
+
+# What an input's outputs are named after its output name: NAME_classes.tif and the like
+OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "polygons", "areas")
+
+
+def without_own_outputs(paths: list[Path], out: str | os.PathLike) -> list[Path]:
+    """``paths`` less the files in ``out`` that are another input's outputs (``x_classes.tif``
+    of ``x.tif``): a folder predicted into itself, or a glob that reaches ``out``, predicted
+    the first run's outputs on every rerun, and their outputs on the next."""
+    folder = os.path.realpath(out)
+    names = output_names(paths)
+    outputs = {f"{names[p]}_{kind}" for p in paths for kind in OUTPUT_KINDS}
+    kept = [p for p in paths if os.path.realpath(p.parent) != folder or p.stem not in outputs]
+    if len(kept) < len(paths):
+        print(
+            f"--out {out}: left out {len(paths) - len(kept)} input(s) there that are the other"
+            " inputs' outputs (NAME_classes.tif and the like)",
+            file=sys.stderr,
+        )
+    return kept
 
 
 def url_names(urls: list[str], taken: set[str]) -> dict[str, str]:
@@ -164,10 +194,15 @@ def url_names(urls: list[str], taken: set[str]) -> dict[str, str]:
     return names
 
 
-def named_inputs(items: list[str]) -> tuple[list[Path | str], dict[Path | str, str]]:
+def named_inputs(
+    items: list[str], out: str | os.PathLike | None = None
+) -> tuple[list[Path | str], dict[Path | str, str]]:
     """Inputs (local files, folders, globs: expand_inputs; URLs kept as strings, never
-    folded into a local path) with each one's output name."""
+    folded into a local path) with each one's output name; given the folder they are
+    predicted into, ``out``, less those that are the others' outputs there."""
     local = expand_inputs([i for i in items if not is_url(i)])
+    if out is not None:
+        local = without_own_outputs(local, out)
     names: dict[Path | str, str] = {p: n for p, n in output_names(local).items()}
     urls = list(dict.fromkeys(i for i in items if is_url(i)))
     names.update(url_names(urls, set(names.values())))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from aerialseg.data.classes import ClassTable
+from aerialseg.files import sweep
 from aerialseg.models.io import LoadedModel, atomic_write
 from aerialseg.models.spec import ModelSpec
 
@@ -125,5 +126,7 @@ def export_onnx(
         if diff > TOLERANCE:
             raise RuntimeError(f"ONNX export differs from PyTorch by {diff:.2e} (> {TOLERANCE})")
 
+    if path.parent.is_dir():  # what an export killed here left (its .tmp file)
+        sweep(path.parent)
     atomic_write(path, write_checked)
     return result["diff"]

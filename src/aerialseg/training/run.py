@@ -433,6 +433,11 @@ def train(
         raise ConfigError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
+    elif (run_dir / "model.pt").exists():  # a finished run whose checkpoints were removed
+        raise ConfigError(
+            f"{run_dir} already holds a model (model.pt) that this run would replace; choose"
+            " another --out"
+        )
     check_settings_here(cfg, classes, resume)
     check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
