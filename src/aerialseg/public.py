@@ -704,8 +704,8 @@ def train(
         resume_from: continue the run in ``out`` from this checkpoint (best: e.g. when
             last.ckpt is damaged); implies ``resume``.
         max_time: wall-clock budget of the whole command (loading, training, the last
-            validation, calibration): "HH:MM:SS", seconds, or a ``datetime.timedelta``; the
-            setting max_time.
+            validation, calibration): "HH:MM:SS" or seconds; the setting max_time. In
+            Python: a ``datetime.timedelta`` too.
         devices: devices (GPUs, or CPU processes) for DDP.
         num_nodes: machines for DDP.
         accelerator: what trains; auto (the default): a GPU if there is one, else the CPU.
@@ -869,7 +869,7 @@ def export(
     onnxruntime and compared with PyTorch.
 
     Args:
-        model: model.pt or .ckpt; None or 'default': the bundled model.
+        model: model.pt or .ckpt; default: the bundled model.
         onnx: the .onnx file to write (the model's classes, bands and settings in its
             metadata).
         check_image: an image whose first 512 x 512 px check ONNX Runtime against
@@ -959,15 +959,14 @@ def suggest(
             images, whose blocks are then image windows in pixel coordinates).
         out: the tasks GeoPackage to write (``.gpkg``); beside it ``NAME.qml`` and, for
             georeferenced scenes, ``NAME_labelled_area.gpkg``.
-        model: a model file with confidence calibration; None or ``"default"``: the
-            bundled model.
+        model: a model file with confidence calibration; default: the bundled model.
         count: how many tasks to suggest.
         block_size: a task's side: pixels (``256``) or metres (``"100m"``, in any
             projected CRS; a geographic one takes pixels).
         strategy: ``mixed`` (doubt, class mix and rarity), ``doubt`` (doubt alone) or
             ``random`` (a seeded draw: the baseline).
         min_distance: the least distance between tasks' centres, as ``block_size``
-            (None: two blocks; 0: none).
+            (default: two blocks; 0: none).
         labels: polygon labels made already: their polygons are never suggested again.
         labelled_area: polygons of the area labelled already: never suggested again.
         label_crs: the CRS of ``labels``, replacing what their file says (or lacks), and

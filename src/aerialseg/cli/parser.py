@@ -144,7 +144,9 @@ def _help(option: Option) -> str:
     text = option.help.split(" In Python:")[0].rstrip(".")  # what only a Python caller can pass
     if option.kind is bool and option.default is True:  # --no-areas
         return "do not " + text
-    if option.default not in (None, False, (), inspect.Parameter.empty) and ("default" not in text):
+    # by identity: 0 == False, and a default of 0 (a seed) is one to show
+    unset = any(option.default is v for v in (None, False, inspect.Parameter.empty))
+    if not unset and option.default != () and "default" not in text:
         text += f" (default {option.default})"
     return text.replace("%", "%%")
 
