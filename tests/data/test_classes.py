@@ -64,6 +64,9 @@ def test_unknown_share_over_limit_names_file_and_colours():
     with pytest.raises(ClassTableError, match=r"Tile 9/masks/x.png: 50.0% .*#123456"):
         check_unknown_share(encoded, "Tile 9/masks/x.png", 0.05)
     check_unknown_share(encoded, "x", 0.6)  # under the limit: fine
+    # found by a review: JPEG masks were told to change a class table that was right
+    with pytest.raises(ClassTableError, match="JPEG compression changes a mask's colours"):
+        check_unknown_share(encoded, "Tile 9/masks/x.jpg", 0.05)
 
 
 def test_table_from_json_and_yaml_files(tmp_path):

@@ -390,8 +390,10 @@ def check_unknown_share(
             for code, count in encoded.unknown.most_common(3)
         )
         kind = "value" if encoded.by_value else "colour"
+        fix = "the class table does not fit these masks: pass the right one with --classes"
+        if name.lower().endswith((".jpg", ".jpeg")):  # lossy: its colours drift off the table
+            fix = "JPEG compression changes a mask's colours and values: save masks as PNG or TIFF"
         raise ClassTableError(
             f"{name}: {n_unknown / total:.1%} of pixels match no class {kind} (most common:"
-            f" {top}); the class table does not fit these masks: pass the right one with"
-            f" --classes (limit {max_share:.0%}, set by {flag})"
+            f" {top}); {fix} (limit {max_share:.0%}, set by {flag})"
         )
