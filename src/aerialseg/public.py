@@ -746,6 +746,11 @@ def train(
         settings={**(settings or {}), **given},
         resume=run_dir if resume else None,
     )
+    if resume and (split is not None or classes is not None):  # they were silently ignored
+        raise AerialsegError(
+            f"--resume continues with the run's saved split and class table ({run_dir}/"
+            "split.json, classes.json); drop --split and --classes"
+        )
     if resume:
         table = ClassTable.from_file(run_dir / "classes.json")
     elif isinstance(classes, ClassTable):

@@ -911,6 +911,11 @@ def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run), "--resume", "max_epochs=2"]
     assert main([*argv, "base_width=8"]) == 2  # was a state_dict traceback, config rewritten
     assert (run / "config.yaml").read_text() == saved
-    for flags in (["--preset", "smoke"], ["--config", str(run / "config.yaml")]):
+    for flags in (
+        ["--preset", "smoke"],
+        ["--config", str(run / "config.yaml")],
+        ["--split", str(run / "split.json")],  # found by a review, as --classes
+        ["--classes", str(run / "classes.json")],
+    ):
         assert main([*argv[:-1], *flags, argv[-1]]) == 2  # were silently ignored
     assert main(argv) == 0  # still resumable as it was
