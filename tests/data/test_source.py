@@ -371,6 +371,8 @@ def test_a_manifest_lists_each_image_once_however_it_is_written(tmp_path, again)
         ("m.csv", "image,label\npics/x.png\n", r"entry 1: '' is not a relative path"),
         ("m.csv", "image,label\n/abs/x.png,a.png\n", "entry 1: '/abs/x.png' is not a relative"),
         ("m.csv", "image,label\npics/x.png,/abs/m.png\n", "'/abs/m.png' is not a relative"),
+        # found by a review: said "image https:/example.com/a.tif: no such file"
+        ("m.csv", "image,label\nhttps://example.com/a.tif,a.png\n", "entry 1: 'https://ex"),
         (
             "m.csv",
             "image,label\npics/x.png,a\npics/z.png,a\n",

@@ -133,6 +133,11 @@ def read_manifest(path: Path) -> Found:
     seen: dict[str, tuple[int, str]] = {}  # the image file's real path -> (entry, as named)
     for number, (image, label) in enumerate(rows, 1):
         for value in (image, label):
+            if "://" in value:  # folded by normpath into "https:/host/...", a local path
+                raise DatasetError(
+                    f"{path}: entry {number}: {value!r} is a URL; a manifest lists local"
+                    " files, relative to its folder (pass a URL to --data with --labels)"
+                )
             if not value or PurePosixPath(value).is_absolute():
                 raise DatasetError(
                     f"{path}: entry {number}: {value!r} is not a relative path; give image"
