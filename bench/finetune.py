@@ -614,6 +614,11 @@ def table(results: dict) -> str:
 # Why the recipes fall short of the aims where they do, from the runs so far (the docs'
 # benchmarks page, "Fine-tuning on a new region", has the figures).
 WHY_SHORT = (
+    "Over three draws of the four labelled images a tile (seeds 0, 1, 2: over_draws), the"
+    " documented recipe gains +0.055, +0.054 and +0.050 over zero-shot at n = 4, +0.053 on"
+    " average, 0.027 short of +0.08: the shortfall is not the luck of one draw. Tile 4"
+    " gains most in every draw (+0.107, +0.073, +0.108), Tiles 5 and 7 least (+0.022 to"
+    " +0.055, and +0.004 to +0.036). "
     "With the base models trained again on a lent GPU (2026-12-04, base_models; zero-shot"
     " 0.592 at n = 4), the documented recipe (finetune-st-balanced-cutmix) gains +0.049,"
     " +0.055 and +0.125 over zero-shot at n = 2, 4 and 8, and +0.146 and +0.132 over"
