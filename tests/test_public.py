@@ -153,6 +153,9 @@ def test_arrays_as_notebooks_hold_them_read_as_the_8_bit_image(tiny_model):
     from_pil = model.predict(rgba)
     assert not from_pil.valid[:40].any() and from_pil.valid[40:].all()
     assert (from_pil.class_ids == model.predict(masked).class_ids).all()
+    palette = rgba.convert("RGB").quantize(64)  # a "P" image: its colours, not its indices
+    as_rgb = model.predict(np.asarray(palette.convert("RGB"))).class_ids
+    assert (model.predict(palette).class_ids == as_rgb).all()
     for bad, said in (
         ([[1, 2, 3], [1, 2]], "a list numpy cannot read as an array"),
         (TILE3.read_bytes(), "a bytes (a file's contents): pass the file's path"),

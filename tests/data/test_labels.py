@@ -408,3 +408,27 @@ def test_a_rotated_class_raster_labels_only_its_footprint_and_rgba_alpha_is_noda
     (item,) = decoded(root, [SCENE], one, 1.0, bands=(3, 2, 1))
     ids = item.mask.numpy()
     assert (ids[:, 40:] == IGNORE_INDEX).all() and (ids[2:, :40] == 0).all()
+    # a fourth band that is no alpha (a TIFF without ExtraSamples) hides nothing
+    profile = dict(driver="GTiff", width=80, height=72, count=4, dtype="uint8",
+                   crs="EPSG:32640", transform=TRANSFORM, photometric="MINISBLACK")  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(rgba)
+    (item,) = decoded(root, [SCENE], one, 1.0, bands=(3, 2, 1))
+    assert (item.mask.numpy()[2:, :-3] == 0).all()
+
+
+def test_a_class_raster_in_degrees_covers_what_it_covers_in_metres(tmp_path):
+    """Found by a review: the warped raster's extent was its four corners reprojected, and
+    a straight edge in degrees is a curve in UTM: an image at 57 E, 31 N inside a class
+    raster of 30 W..60 E, 30..72 N fell outside the four-corner shape and was refused."""
+    from rasterio.warp import transform as warp_points
+
+    from aerialseg.data.labels import Grid, RasterLabels
+
+    degrees = Affine(0.5, 0, -30.0, 0, -0.5, 72.0)  # 180 x 84 cells of half a degree
+    labels = write_geotiff(tmp_path / "classes.tif", np.full((1, 84, 180), 2, np.uint8),
+                           crs=CRS.from_epsg(4326), transform=degrees)  # fmt: skip
+    (x,), (y,) = warp_points(CRS.from_epsg(4326), UTM40N, [57.0], [31.0])
+    grid = Grid(UTM40N, Affine(10.0, 0, x, 0, -10.0, y), 20, 20)
+    ids = RasterLabels(str(labels), "classes.tif", VALUES, grid).read(Window(0, 0, 20, 20)).ids
+    assert (ids == 1).all()  # value 2: class 1, every pixel

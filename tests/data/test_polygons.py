@@ -353,3 +353,32 @@ def test_a_file_of_several_polygon_layers_is_refused_naming_them(tmp_path):
         with fiona.open(styled, "w", driver="GPKG", layer=name, schema=table) as dst:
             dst.write({"geometry": None, "properties": {"f": "x"}})
     assert read_polygons(styled, TABLE, "class").polygons.values.tolist() == [1]
+    points = {"geometry": "Point", "properties": {"class": "str"}}  # no layer of polygons
+    with fiona.open(styled, "w", driver="GPKG", layer="wells", crs=UTM.to_wkt(),
+                    schema=points) as dst:  # fmt: skip
+        dst.write({"geometry": {"type": "Point", "coordinates": [left, top]},
+                   "properties": {"class": "Water"}})  # fmt: skip
+    assert read_polygons(styled, TABLE, "class").polygons.values.tolist() == [1]
+
+
+def test_a_class_named_by_another_classs_mask_value_is_refused_for_polygons(tmp_path):
+    """A label 7 would name one class and be the other's value (which one won depended on
+    the file's other values). Only polygon labels match names: a model's table with names
+    "1", "2" for values 0, 1 is a table all the same."""
+    seven = {"name": "7", "mask_value": 1}
+    table = ClassTable.from_dict(
+        {
+            "classes": [
+                seven,
+                {"name": "Road", "mask_value": 7},
+                {"name": "Land", "background": True},
+            ]
+        }
+    )
+    path = write_values(tmp_path / "v.gpkg", ["Road"], "str")
+    assert message(read_polygons, path, table, "class") == (
+        f"{path}: class '7' is named by the mask_value of class 'Road': a label 7 would mean"
+        " either; rename one"
+    )
+    codes = {"classes": [{"name": "1", "mask_value": 0}, {"name": "2", "mask_value": 1}]}
+    assert ClassTable.from_dict(codes).names == ["1", "2"]

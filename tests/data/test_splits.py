@@ -481,6 +481,8 @@ def test_split_files_a_hand_or_an_editor_changed_are_refused_or_read(tiny_datase
     twice = {"train": [block(a, 0)], "val": [block(b, 0)], "test": [block(a, 40)] * 2}
     refused({"blocks": twice}, "in 'test' and 'test' overlap .or one is listed twice.")
     refused({"blocks": {"val": [block(a, 0)], "test": []}}, "leaves no training or no validation")
+    halves = {"train": [block(b, 0)], "val": [block(b, 40)], "test": [block(a, 0), block(a, 16)]}
+    refused({"blocks": halves}, "in 'test' and 'test' overlap")  # scored twice
     # adjacent blocks share an edge, no pixel; training may reuse validation blocks
     fine = {"train": [block(a, 0), block(a, 32)], "val": [block(a, 32)], "test": [block(a, 64)]}
     path.write_text(json.dumps({"blocks": fine}))

@@ -534,9 +534,10 @@ def test_a_folder_predicted_into_itself_leaves_out_its_outputs(tiny_model, tmp_p
     write_geotiff(tmp_path / "x.tif", rgb_scene(40, 50))
     argv = ["--model", str(tiny_model), "--device", "cpu", "--out", tmp_path]
     for _ in range(2):
-        assert predict(tmp_path, *argv) == 0
-    assert sorted(p.name for p in tmp_path.glob("*.tif")) == ["x.tif", "x_classes.tif"]
-    assert "left out 1 input(s) there that are the other inputs' outputs" in capsys.readouterr().err
+        assert predict(tmp_path, *argv, "--all-outputs", "--format", "tif") == 0
+    written = {p.name for p in tmp_path.glob("*.tif")}
+    assert not any("_classes_" in name or "_image_" in name for name in written), written
+    assert "left out 4 input(s) there that are the other inputs' outputs" in capsys.readouterr().err
 
 
 def test_inputs_of_one_name_do_not_overwrite_each_other(tiny_model, tmp_path):

@@ -15,7 +15,6 @@ skip. Those listed under ``ignore_colors`` / ``ignore_values`` are known to carr
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -87,14 +86,6 @@ class ClassTable:
                 f"classes {twice[0].name!r} and {twice[1].name!r} have the same name (names"
                 " are matched in any case, spacing and Unicode form); rename or merge one"
             )
-        by_value = {c.mask_value: c for c in self.classes if c.mask_value is not None}
-        for c in self.classes:  # a label "7" would name one class and be another's value
-            other = by_value.get(int(c.name)) if re.fullmatch(r"\d+", c.name.strip()) else None
-            if other is not None and other is not c:
-                raise ClassTableError(
-                    f"class {c.name!r} is named by the mask_value of class {other.name!r}:"
-                    f" a label {c.name.strip()} would mean either; rename one"
-                )
         for what, key in (
             ("mask_color", lambda c: c.mask_color and to_hex(parse_color(c.mask_color))),
             ("mask_value", lambda c: c.mask_value),
@@ -308,12 +299,14 @@ class EncodedMask:
 
     def describe(self, code: int) -> str:
         """An unknown code as the user wrote it in the mask: a value or #RRGGBB."""
+        if self.by_value and code == BEYOND_INT:
+            return f"a value of {BEYOND_INT:.0e} or more (an undeclared fill value?)"
         return str(code) if self.by_value else unpack_hex(code)
 
 
-# The code of a value mask's nodata pixels: no class raster holds it (-1 did: a signed
-# raster's undeclared -1 was taken for nodata and ignored without a word).
-NODATA_VALUE_CODE = np.iinfo(np.int64).min
+# The one code of values too large for a class (an undeclared fill value such as float32's
+# 3.4e38): mask_values are small, and int64 holds no larger values.
+BEYOND_INT = 2**62
 
 
 def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> EncodedMask:
@@ -338,10 +331,14 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
                     f" whole numbers (e.g. {example:g}); a class raster holds each class's"
                     " mask_value: is this a continuous raster, or one resampled bilinearly?"
                 )
-        codes = data.astype(np.int64)
-        codes[nodata] = NODATA_VALUE_CODE
+        # values past int64 (float32's 3.4e38, an undeclared fill value; uint64 past
+        # 2**63) would wrap: they are one unknown code of their own
+        wide = data.dtype.kind == "f" or data.dtype == np.uint64
+        beyond = ~nodata & (np.abs(data) >= BEYOND_INT) if wide else np.zeros_like(nodata)
+        codes = np.where(beyond | nodata, 0, data).astype(np.int64)
+        codes[beyond] = BEYOND_INT
         class_codes = {c.mask_value: i for i, c in enumerate(table.classes)}
-        ignore_codes = {*table.ignore_values, NODATA_VALUE_CODE}
+        ignore_codes = set(table.ignore_values)
     else:
         if not table.by_color:
             raise ClassTableError(
@@ -349,20 +346,21 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
                 " whose classes have a mask_color with --classes"
             )
         codes = _pack(np.ma.getdata(mask))
-        if np.ma.is_masked(mask):  # a class raster's nodata (most masks have none)
-            codes[np.ma.getmaskarray(mask).any(axis=-1)] = 1 << 24
+        nodata = np.asarray(np.ma.getmaskarray(mask).any(axis=-1))  # a raster's (most: none)
         class_codes = {
             int(_pack(np.array(parse_color(c.mask_color)))): i
             for i, c in enumerate(table.classes)
             if c.mask_color is not None  # all of them: by_color
         }
         ignore_codes = {int(_pack(np.array(parse_color(c)))) for c in table.ignore_colors}
-        ignore_codes.add(1 << 24)  # no colour packs to it
-    found, inverse = np.unique(codes.ravel(), return_inverse=True)
+    # Declared nodata is ignored apart from the codes: no code a mask holds stands for it
+    # (-1 did, and a signed raster's undeclared -1 was taken for nodata).
+    keep = ~nodata.ravel()
+    found, inverse = np.unique(codes.ravel()[keep], return_inverse=True)
     lut = np.full(len(found), IGNORE_INDEX, dtype=np.uint8)
     counts = np.bincount(inverse, minlength=len(found))
     unknown: Counter = Counter()
-    ignored = 0
+    ignored = int(nodata.sum())
     for j, code in enumerate(found.tolist()):
         if code in class_codes:
             lut[j] = class_codes[code]
@@ -370,7 +368,9 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
             ignored += int(counts[j])
         else:
             unknown[code] = int(counts[j])
-    return EncodedMask(lut[inverse].reshape(codes.shape), unknown, ignored, mask.ndim == 2)
+    ids = np.full(codes.size, IGNORE_INDEX, dtype=np.uint8)
+    ids[keep] = lut[inverse]
+    return EncodedMask(ids.reshape(codes.shape), unknown, ignored, mask.ndim == 2)
 
 
 def unpack_hex(code: int) -> str:

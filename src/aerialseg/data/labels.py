@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
@@ -170,7 +171,9 @@ class RasterLabels:
         # its four corners (the bounds' box misses much of a rotated grid; the warp fills
         # what the raster does not cover with 0, a class value)
         whole = footprint(Window(0, 0, dataset.width, dataset.height), dataset.transform)
-        extent = transform_geom(dataset.crs, onto.crs, mapping(whole))
+        # with points along its edges: a straight edge in degrees is a curve in metres
+        along = shapely.segmentize(whole, whole.length / 256)
+        extent = transform_geom(dataset.crs, onto.crs, mapping(along))
         image = footprint(Window(0, 0, onto.width, onto.height), onto.transform)
         if not shape(extent).intersection(image).area > 0:
             raise GridMismatchError(
@@ -194,7 +197,8 @@ class RasterLabels:
             else:
                 mask = dataset.read([1, 2, 3], window=window, masked=masked)[:, ::step, ::step]
                 mask = mask.transpose(1, 2, 0)
-                if dataset.count == 4:  # RGBA: transparent pixels hold no label
+                if dataset.count == 4 and dataset.colorinterp[3] == ColorInterp.alpha:
+                    # RGBA: transparent pixels hold no label
                     clear = dataset.read(4, window=window)[::step, ::step] == 0
                     mask = np.ma.masked_array(
                         np.ma.getdata(mask), np.ma.getmaskarray(mask) | clear[..., None]

@@ -297,12 +297,18 @@ def _only_layer(path: str | Path) -> str | None:
     spatial = []
     for name in names:
         with fiona.open(path, layer=name) as layer:
-            if layer.schema.get("geometry") not in (None, "None"):
+            kind = str(layer.schema.get("geometry"))
+            if "Polygon" in kind or kind in ("Unknown", "GeometryCollection", "Any"):
                 spatial.append(name)
     if len(spatial) > 1:
+        how = (  # a folder of Shapefiles is read by OGR as one file of layers
+            "pass one of its .shp files"
+            if Path(path).is_dir()
+            else "merge them into one layer (QGIS: Merge Vector Layers)"
+        )
         raise DatasetError(
             f"{path}: holds {len(spatial)} layers of polygons ({', '.join(spatial[:10])});"
-            " aerialseg reads one: merge them into one layer (QGIS: Merge Vector Layers)"
+            f" aerialseg reads one: {how}"
         )
     return spatial[0] if spatial else None
 
@@ -378,6 +384,13 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
         return [next(i for i, c in enumerate(classes.classes) if not c.background)] * len(values)
     by_name = {name_key(c.name): i for i, c in enumerate(classes.classes)}
     by_value = {c.mask_value: i for i, c in enumerate(classes.classes) if c.mask_value is not None}
+    for key, i in by_name.items():  # a label "7" (or 7) would name one class, be another's
+        other = by_value.get(int(key)) if key.isascii() and key.isdigit() else None
+        if other is not None and other != i:
+            raise DatasetError(
+                f"{path}: class {classes.names[i]!r} is named by the mask_value of class"
+                f" {classes.names[other]!r}: a label {key} would mean either; rename one"
+            )
     ids: list[int] = []
     unmatched: Counter = Counter()
     for fid, value in values:

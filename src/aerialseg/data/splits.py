@@ -228,8 +228,8 @@ def _read_blocks(data: dict, known: set[str], path: Path, for_training: bool = T
         image, first, second = shared
         raise DatasetError(
             f"split file {path}: blocks of {image!r} in {first!r} and {second!r} overlap"
-            " (or one is listed twice); a test pixel may be in no other split ('aerialseg data"
-            " split --block-size' makes such a split)"
+            " (or one is listed twice); a test pixel may be in one block only ('aerialseg"
+            " data split --block-size' makes such a split)"
         )
     if for_training and (not blocks["train"] or not blocks["val"]):
         raise DatasetError(f"split file {path} leaves no training or no validation blocks")
@@ -237,8 +237,8 @@ def _read_blocks(data: dict, known: set[str], path: Path, for_training: bool = T
 
 
 def _overlap(blocks: dict[str, list[tuple[str, Window]]]) -> tuple[str, str, str] | None:
-    """(image, split, split) of the first two blocks of one image that share test pixels
-    with another split, or are one block listed twice; None where none do. Through
+    """(image, split, split) of the first two blocks of one image that share test pixels,
+    or are one block listed twice; None where none do. Through
     shapely's STRtree: a 20,000 px scene holds tens of thousands of blocks, too many to
     compare in pairs."""
     import shapely
@@ -255,9 +255,9 @@ def _overlap(blocks: dict[str, list[tuple[str, Window]]]) -> tuple[str, str, str
         tree = shapely.STRtree(boxes)
         for i, j in zip(*tree.query(boxes, predicate="intersects"), strict=True):
             (one, a), (other, b) = parts[i], parts[j]
-            # test pixels trained on or validated on, or a block counted twice (training
-            # may reuse validation pixels: a refit on every labelled pixel does)
-            clash = ("test" in (one, other) and one != other) or (one == other and a == b)
+            # test pixels trained on, validated on or scored twice, or a block listed twice
+            # (training may reuse validation pixels: a refit on every labelled pixel does)
+            clash = "test" in (one, other) or (one == other and a == b)
             if i < j and clash and boxes[i].intersection(boxes[j]).area > 0:
                 return image, one, other
     return None

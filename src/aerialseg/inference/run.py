@@ -160,7 +160,7 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 
 
 # What an input's outputs are named after its output name: NAME_classes.tif and the like
-OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "polygons", "areas")
+OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "image", "polygons", "areas")
 
 
 def without_own_outputs(paths: list[Path], out: str | os.PathLike) -> list[Path]:
