@@ -241,6 +241,10 @@ class Model:
         if isinstance(image, torch.Tensor):  # a tensor of a training step or a GPU
             image = image.detach().cpu()
             image = image.float() if image.dtype == torch.bfloat16 else image  # numpy lacks it
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            image = _pil_rgb_or_grey(image)  # once, for its mask and its pixels
         masked = _masked_pixels(image)
         array = _as_array(image)
         shape, want = array.shape, self.spec.in_channels  # the caller's, for messages
@@ -272,10 +276,8 @@ def _masked_pixels(image) -> np.ndarray | None:
     where nothing is masked. PIL's alpha is nodata as a PNG's alpha is in a file."""
     from PIL import Image
 
-    if isinstance(image, Image.Image):
-        image = _pil_rgb_or_grey(image)
-        if "A" in image.getbands():
-            return np.asarray(image.getchannel("A")) == 0
+    if isinstance(image, Image.Image) and "A" in image.getbands():
+        return np.asarray(image.getchannel("A")) == 0
     if isinstance(image, np.ma.MaskedArray) and np.ma.getmask(image) is not np.ma.nomask:
         mask = np.asarray(np.ma.getmaskarray(image))
         return np.asarray(mask.any(axis=2)) if mask.ndim == 3 else mask
@@ -283,8 +285,8 @@ def _masked_pixels(image) -> np.ndarray | None:
 
 
 def _pil_rgb_or_grey(image):
-    """A PIL image in a mode whose bands are colours: a palette as its colours (and their
-    transparency as alpha), premultiplied alpha as plain, the rest as they are."""
+    """A PIL image in a mode whose bands are colours and alpha: a palette as its colours
+    (and their transparency as alpha), premultiplied alpha as plain, the rest as it is."""
     plain = {"P": "RGBA", "PA": "RGBA", "RGBa": "RGBA", "La": "LA"}
     if image.mode in plain:
         return image.convert(plain[image.mode])
@@ -300,10 +302,8 @@ def _as_array(image) -> np.ndarray:
 
     from aerialseg.data.raster import InputError
 
-    if isinstance(image, Image.Image):
-        image = _pil_rgb_or_grey(image)
-        if "A" in image.getbands():
-            image = image.convert("RGB" if len(image.getbands()) > 2 else "L")
+    if isinstance(image, Image.Image) and "A" in image.getbands():
+        image = image.convert("RGB" if len(image.getbands()) > 2 else "L")
     if isinstance(image, np.ma.MaskedArray):
         return np.ma.getdata(image)
     try:
