@@ -480,6 +480,10 @@ def train(
         # Lightning 2.6 still uses the LeafSpec that torch 2.14 deprecates; nothing a
         # user can act on.
         warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", FutureWarning)
+        # A run that ends before its first validation (a few max_steps, a spent budget)
+        # says so in its summary; Lightning's "could not find the monitored key ...
+        # HINT: Did you call log" is about code the user did not write.
+        warnings.filterwarnings("ignore", r".*could not find the monitored key")
         try:
             trainer.fit(task, datamodule=datamodule, ckpt_path=str(start) if resume else None)
         except SystemExit:  # how Lightning ends a run that Ctrl-C stopped
