@@ -230,3 +230,22 @@ def test_a_class_raster_that_labels_none_of_its_image_is_a_problem(tmp_path, cap
     out = capsys.readouterr().out
     assert "masks/scene_0.tif: lies on no pixel of its image (another place, or a wrong" in out
     assert "masks/scene_1.tif" not in out.split("problem(s)")[1]  # the other is fine
+
+
+def test_scenes_in_degrees_and_metres_are_told_to_share_a_crs(tmp_path, capsys):
+    """Found by a review: a folder of a UTM and a WGS 84 scene was advised pixel_size=1.0,
+    less than one pixel of the scene in degrees and 8x past the resampling limit of the
+    other: one pixel_size= cannot read both."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    degrees = Affine(5e-6, 0, 57.0, 0, -5e-6, 25.0)
+    for folder in ("images", "masks"):
+        path = root / folder / "scene_0.tif"
+        with rasterio.open(path) as src:
+            data, nodata = src.read(), src.nodata
+        write_geotiff(path, data, nodata=nodata, crs="EPSG:4326", transform=degrees)
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    assert main(["data", "inspect", str(root), "--classes", str(table), "--bands", "3,2,1"]) == 0
+    out = capsys.readouterr().out
+    assert "CRSs of different units (" in out and "degree" in out and "metre" in out
+    assert "reproject the scenes to one CRS first" in out and "pixel_size=" not in out

@@ -46,6 +46,7 @@ def inspect_dataset(
     image_modes: Counter = Counter()
     grids: Counter = Counter()  # CRS and pixel size: one dataset, one ground resolution
     pixel_sizes: Counter = Counter()
+    units: Counter = Counter()  # of the pixel sizes: degrees and metres do not compare
     mask_modes: Counter = Counter()
     # disable=None: no bar where stderr is no terminal, so a problem is one line there
     for entry in tqdm(catalog.entries, desc="inspect", unit="scene", leave=False, disable=None):
@@ -70,6 +71,7 @@ def inspect_dataset(
         grids[look.grid or "none"] += 1
         if look.pixel_size:
             pixel_sizes[look.pixel_size] += 1
+            units[look.units] += 1
         mask_modes[look.mask_mode] += 1
         counted = np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]
         class_pixels += counted * look.weight
@@ -94,6 +96,7 @@ def inspect_dataset(
         "image_modes": dict(image_modes),
         "image_grids": dict(grids),
         "pixel_sizes": {str(size): n for size, n in pixel_sizes.most_common()},
+        "pixel_size_units": dict(units),
         "mask_modes": dict(mask_modes),
         "pixels": total,
         "classes": [
@@ -137,7 +140,12 @@ def format_report(report: dict) -> str:
     if set(report["image_grids"]) != {"none"}:
         grids = ", ".join(f"{g} x{n}" for g, n in report["image_grids"].items())
         lines.append(f"georeference: {grids}")
-    if len(report["pixel_sizes"]) > 1:
+    if len(report["pixel_size_units"]) > 1:  # no one pixel_size= reads them all alike
+        lines.append(
+            f"CRSs of different units ({', '.join(report['pixel_size_units'])}): pixel sizes"
+            " do not compare; reproject the scenes to one CRS first (gdalwarp -t_srs)"
+        )
+    elif len(report["pixel_sizes"]) > 1:
         common = next(iter(report["pixel_sizes"]))
         lines.append(
             f"several pixel sizes: train at one with pixel_size= (the most common here:"

@@ -147,6 +147,7 @@ class Look:
     mask_mode: str  # "1x uint8", "3x uint8", "polygons"
     group: str
     size: tuple[int, int]  # (width, height)
+    units: str | None = None  # of its CRS's pixel size: "degree", "metre"; None: no CRS
 
 
 def _group(image: str) -> str:
@@ -305,13 +306,14 @@ class RasterScene:
         step = 1
         while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
             step += 1
-        described, pixel = None, None
+        described, pixel, units = None, None, None
         if grid.crs is not None:
             t = grid.transform  # a column's and a row's step: a rotated grid's too
             pixel = round(math.hypot(t.a, t.d), 6)
             described = f"{grid.crs.to_string()}, {pixel:g} x {math.hypot(t.b, t.e):g}"
+            units = "degree" if grid.crs.is_geographic else grid.crs.linear_units
         return Look(self.labels.every(step), step * step, image_mode, described, pixel,
-                    self.labels.mode, self.group, (grid.width, grid.height))  # fmt: skip
+                    self.labels.mode, self.group, (grid.width, grid.height), units)  # fmt: skip
 
 
 @contextmanager
