@@ -80,7 +80,14 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("dropout=2", r"dropout must be in \[0, 1\)"),
         ("base_width=0", "base_width must be positive"),
         ("val_every=0", "val_every must be 1 or more"),
-        ("num_workers=-1", "num_workers must be 0 or more"),
+        ("num_workers=-1", r"num_workers must be in 0\.\.256"),
+        # found by a review: all-zero weights and a vast batch trained a NaN model or
+        # crashed in the sampler after writing; the last of a key given twice won
+        ("class_weights=[0,0,0,0,0,0]", "class_weights must be 0 or more, one of them above 0"),
+        (f"batch_size={10**21}", "batch_size must be positive and at most samples_per_epoch"),
+        ("num_workers=10000", r"num_workers must be in 0\.\.256"),
+        ("lr=1e-3 lr=0.5", "lr is given twice"),
+        ("bands=3", r"bands must be a list, e.g. bands=\[1,2\]"),
         ("weight_decay=-1", "weight_decay must be 0 or more"),
         ("max_epochs=0", "max_epochs must be positive"),
         ("samples_per_epoch=0", "samples_per_epoch must be positive"),
@@ -93,6 +100,7 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("ground_resolution=[2,1]", r"ground_resolution must be \[finest, coarsest\]"),
         ("bands=[3,", "quote the whole setting for the shell"),
         ("init_from=%x", None),  # text: taken as typed (no such file: train says so)
+        ("init_from=null max_time=null", None),  # as --list-settings writes None
     ],
 )
 def test_bad_overrides(override, message):
@@ -170,3 +178,8 @@ def test_python_settings_take_numpy_numbers_and_refuse_other_keys():
     assert cfg.crop_size == 64 and type(cfg.crop_size) is int and cfg.lr == 0.5
     with pytest.raises(ConfigError, match="is not a setting name"):
         resolve_config("default", settings={1: 2})
+
+
+def test_null_is_none_for_a_text_setting_that_may_be_none():
+    cfg = resolve_config("finetune", None, ["max_time=null", "init_from=null"])
+    assert cfg.max_time is None and cfg.init_from is None

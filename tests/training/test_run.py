@@ -921,3 +921,14 @@ def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(
     ):
         assert main([*argv[:-1], *flags, argv[-1]]) == 2  # were silently ignored
     assert main(argv) == 0  # still resumable as it was
+
+
+def test_a_loss_that_is_no_number_stops_the_run_in_one_line(tiny_dataset, tmp_path, capsys):
+    """Found by a review: lr=1e9 trained to NaN weights, fitted a NaN temperature and
+    shipped a model.pt that predicts class 0 everywhere, without a word."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, "lr=1e12"]
+    assert main([*argv, "max_steps=6"]) == 2
+    err = capsys.readouterr().err
+    assert "the training loss is nan at step" in err and "lower lr" in err
+    assert "Traceback" not in err and not (run / "model.pt").exists()

@@ -306,19 +306,27 @@ class TrainConfig:
                 ),
                 "ground_resolution must be [finest, coarsest] in metres, e.g. [1.0, 2.5]",
             ),
-            (self.batch_size > 0, "batch_size must be positive"),
+            (
+                self.batch_size > 0
+                and (self.samples_per_epoch < 1 or self.batch_size <= self.samples_per_epoch),
+                "batch_size must be positive and at most samples_per_epoch",
+            ),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.base_width >= 1, "base_width must be positive"),
             (self.samples_per_epoch >= 1, "samples_per_epoch must be positive"),
             (self.max_epochs >= 1, "max_epochs must be positive"),
             (self.val_every >= 1, "val_every must be 1 or more epochs"),
-            (self.num_workers >= 0, "num_workers must be 0 or more"),
             (self.weight_decay >= 0, "weight_decay must be 0 or more"),
             (self.dice_weight >= 0 and self.lovasz_weight >= 0, "loss weights must be 0 or more"),
             (
-                self.class_weights is None or min(self.class_weights, default=0) >= 0,
-                "class_weights must be 0 or more",
+                self.class_weights is None
+                or (
+                    min(self.class_weights, default=0) >= 0
+                    and max(self.class_weights, default=0) > 0
+                ),
+                "class_weights must be 0 or more, one of them above 0",
             ),
+            (0 <= self.num_workers <= 256, "num_workers must be in 0..256"),
             (self.plateau_patience >= 1, "plateau_patience must be 1 or more"),
             (self.early_stop_patience >= 1, "early_stop_patience must be 1 or more"),
             (self.cache_megabytes >= 0, "cache_megabytes must be 0 or more"),
@@ -512,7 +520,8 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, e.g. {key}=[1.0,2.0]")
+            example = "[1,2]" if typing.get_args(kind) == (int,) else "[1.0,2.0]"
+            raise ConfigError(f"{key} must be a list, e.g. {key}={example}")
         (item,) = typing.get_args(kind)
         return [_coerce(v, item, key) for v in value]
     if kind is bool:
@@ -571,8 +580,10 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if not sep:
             raise ConfigError(f"override {item!r} is not key=value")
         key = key.strip()
-        if not text.strip():
-            data[key] = None
+        if key in data:  # the last silently won, where a config file refuses it
+            raise ConfigError(f"{key} is given twice ({key}=...); give it once")
+        if not text.strip() or (_HINTS.get(key) == str | None and text.strip() == "null"):
+            data[key] = None  # "null" as --list-settings and --print-config write None
         elif _HINTS.get(key) in (str, str | None):
             data[key] = text  # a path or a glob as typed: YAML would read 'v #2' as 'v'
         else:

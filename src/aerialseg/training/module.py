@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
+from aerialseg.errors import ConfigError
 from aerialseg.evaluation.calibration import TemperatureSample
 from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.inference.predict import Predictor
@@ -141,6 +142,12 @@ class SegmentationTask(L.LightningModule):
         masks = ignore_near_boundaries(masks, self.cfg.boundary_ignore)
         logits = self.net.reduced_logits(images.contiguous(memory_format=torch.channels_last))
         loss = self.loss(logits, masks[:, k // 2 :: k, k // 2 :: k])
+        if not torch.isfinite(loss):  # the weights follow it: a model of NaN, class 0 everywhere
+            raise ConfigError(
+                f"the training loss is {loss.item()} at step {self.global_step}: the learning"
+                f" rate is too high for this data (lr={self.cfg.lr:g}), or class_weights"
+                " leave nothing to learn; lower lr"
+            )
         self.log(
             "train_loss",
             loss,
