@@ -580,8 +580,6 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if not sep:
             raise ConfigError(f"override {item!r} is not key=value")
         key = key.strip()
-        if key in data:  # the last silently won, where a config file refuses it
-            raise ConfigError(f"{key} is given twice ({key}=...); give it once")
         if not text.strip() or (_HINTS.get(key) == str | None and text.strip() == "null"):
             data[key] = None  # "null" as --list-settings and --print-config write None
         elif _HINTS.get(key) in (str, str | None):
