@@ -161,6 +161,10 @@ def test_a_dataset_of_only_problems_is_reported_not_divided_by_zero(tmp_path, ca
     report = json.loads(capsys.readouterr().out)
     assert report["pixels"] == 0 and report["unmatched_share"] == 0.0
     assert [c["share"] for c in report["classes"]] == [0.0] * 6
+    # as text: no empty lines of what no scene gave (a review: "georeference: ")
+    assert main(["data", "inspect", str(root)]) == 2
+    out = capsys.readouterr().out
+    assert not any(line.rstrip().endswith(":") for line in out.splitlines()), out
 
 
 def test_inspect_of_the_zip_names_the_same_files(fresh_dataset, tmp_path, capsys):

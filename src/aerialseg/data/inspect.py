@@ -134,10 +134,11 @@ def format_report(report: dict) -> str:
     for name, tile in report["tiles"].items():
         sizes = ", ".join(f"{s} x{n}" for s, n in tile["sizes"].items())
         lines.append(f"  {name:<12} {tile['pairs']:>3} pairs  {sizes}")
-    for kind in ("image", "mask"):
+    for kind in ("image", "mask"):  # none where every scene has a problem
         modes = ", ".join(f"{m} x{n}" for m, n in report[f"{kind}_modes"].items())
-        lines.append(f"{kind} files: {modes}")
-    if set(report["image_grids"]) != {"none"}:
+        if modes:
+            lines.append(f"{kind} files: {modes}")
+    if report["image_grids"] and set(report["image_grids"]) != {"none"}:
         grids = ", ".join(f"{g} x{n}" for g, n in report["image_grids"].items())
         lines.append(f"georeference: {grids}")
     if len(report["pixel_size_units"]) > 1:  # no one pixel_size= reads them all alike
