@@ -41,3 +41,34 @@ def test_a_config_that_is_not_yaml_is_one_line_that_says_where(tmp_path, text, w
     with pytest.raises(ConfigError) as caught:
         resolve_config("default", path)
     assert str(caught.value) == f"config {path} is not valid YAML: {where}"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1:30:00", "1:30:00"),  # YAML 1.1: 5400, which max_time then refused as '5400'
+        ("off", "off"),  # 1.1: false
+        ("NO", "NO"),  # 1.1: false (a class or country named NO)
+        ("2024-01-01", "2024-01-01"),  # 1.1: a date
+        ("010", 10),  # 1.1: eight
+        ("0o10", 8),
+        ("0x1F", 31),
+        ("1e-3", 0.001),  # 1.1: the text '1e-3'
+        ("-.inf", float("-inf")),
+        ("true", True),
+        ("False", False),
+        ("~", None),
+        ("'off'", "off"),
+    ],
+)
+def test_plain_scalars_read_as_yaml_1_2_core_schema_reads_them(text, value):
+    assert load_yaml(f"a: {text}\n") == {"a": value}
+
+
+def test_a_config_reads_a_duration_and_a_word_as_written(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("max_time: 1:30:00\n")
+    assert resolve_config("default", path).max_time == "1:30:00"
+    path.write_text("scheduler: off\n")
+    with pytest.raises(ConfigError, match="scheduler='off' is not one of: cosine, plateau"):
+        resolve_config("default", path)

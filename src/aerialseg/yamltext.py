@@ -1,20 +1,44 @@
 """YAML as users write it (configs, class tables, manifests), read safely and strictly.
 
-PyYAML keeps the last of two equal keys in a mapping, so ``lr: 0.001`` followed further
-down by ``lr: 0.5`` trained at 0.5 without a word. Hand-written because PyYAML has no
-option for it, and ruamel.yaml, which refuses them, would be a second YAML library.
+Two things of PyYAML are changed, by hand because it has no option for either, and
+ruamel.yaml, which has both, would be a second YAML library:
+
+- It keeps the last of two equal keys in a mapping, so ``lr: 0.001`` followed further
+  down by ``lr: 0.5`` trained at 0.5 without a word. A key given twice is refused.
+- It reads YAML 1.1, whose plain scalars surprise: ``max_time: 1:30:00`` is the number
+  5400 (base 60), ``scheduler: off`` is false, a class named ``no`` or ``NO`` is false and
+  ``010`` is 8. Plain scalars are resolved as YAML 1.2's core schema does instead:
+  true/false, decimal, ``0o``/``0x`` and float numbers, null; anything else is text.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from typing import Any
 
 import yaml
 
+_CORE_SCHEMA = {  # YAML 1.2.2, 10.3.2 "Tag Resolution" of the core schema
+    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "tag:yaml.org,2002:int": (r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    "tag:yaml.org,2002:float": (
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+}
+_KEPT_TAGS = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"}
+
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping."""
+    """SafeLoader with YAML 1.2 core-schema scalars that refuses a key given twice in one
+    mapping."""
+
+    yaml_implicit_resolvers = {  # PyYAML's null and merge (<<) only; the rest below
+        first: [(tag, regexp) for tag, regexp in resolvers if tag in _KEPT_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
@@ -31,8 +55,19 @@ class _StrictLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text, 10)  # 010 is ten, as in YAML 1.2, not 1.1's eight
+
+
+for _tag, (_pattern, _first) in _CORE_SCHEMA.items():
+    _StrictLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+
 
 def load_yaml(text: str) -> Any:
-    """``text`` as YAML (safe: plain data only); raises yaml.YAMLError, a key given twice
-    in a mapping included."""
+    """``text`` as YAML (safe: plain data only; plain scalars as YAML 1.2 reads them);
+    raises yaml.YAMLError, a key given twice in a mapping included."""
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader

@@ -42,7 +42,8 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
     [
         ("colour=red", "unknown config key 'colour'; valid keys: model,"),
         ("model=vgg", "not one of: seed-unet, unet-effnet-lite0, fpn-effnet-lite0"),
-        ("batch_size=two", "must be of type int"),
+        ("batch_size=two", "must be a whole number"),
+        ("samples_per_epoch=1e3", "must be a whole number, written in digits"),
         ("lr=fast", "lr='fast' must be a number"),
         ("focal_gamma=-1", "focal_gamma must be 0 .off. or positive"),
         ("augment=maybe", "true or false"),
@@ -63,6 +64,8 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("label_smoothing=1", "label_smoothing must be in"),
         ("label_smoothing=0.1 focal_gamma=2", "use it without focal_gamma"),
         ("cutmix=-0.5", "cutmix must be in"),
+        # 0.99 of a 512 px window was a stride of 5 px: hundreds of times the work
+        ("overlap=0.99", "overlap must be 0 to 0.5: more predicts each pixel"),
         ("confidence_temperature=0", "confidence_temperature must be positive"),
         ("max_steps=0", r"max_steps must be -1 \(no limit\) or a positive number of steps"),
         ("max_steps=-2", "max_steps must be -1"),

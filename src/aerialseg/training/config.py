@@ -21,7 +21,7 @@ import yaml
 
 from aerialseg.errors import ConfigError, parse_reason
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
-from aerialseg.models.spec import ModelSpec
+from aerialseg.models.spec import MAX_OVERLAP, ModelSpec
 from aerialseg.yamltext import load_yaml
 
 
@@ -261,7 +261,11 @@ class TrainConfig:
                 self.window > 0 and self.window % multiple == 0,
                 f"window must be a multiple of {multiple}",
             ),
-            (0 <= self.overlap < 1, "overlap must be in [0, 1)"),
+            (
+                0 <= self.overlap <= MAX_OVERLAP,
+                f"overlap must be 0 to {MAX_OVERLAP}: more predicts each pixel more than twice"
+                " along each axis",
+            ),
             (0 <= self.color_jitter < 1, "color_jitter must be in [0, 1)"),
             (0 <= self.class_balanced <= 1, "class_balanced must be in [0, 1]"),
             (
@@ -542,6 +546,8 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return float(value)
     if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)  # numpy's integers too
+    if kind is int:
+        raise ConfigError(f"{key}={value!r} must be a whole number, written in digits: 10000")
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(
@@ -586,7 +592,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
             data[key] = text  # a path or a glob as typed: YAML would read 'v #2' as 'v'
         else:
             try:
-                data[key] = yaml.safe_load(text)
+                data[key] = load_yaml(text)
             except yaml.YAMLError as err:
                 problem = getattr(err, "problem", None) or "not valid YAML"
                 raise ConfigError(
