@@ -18,6 +18,7 @@ from torch import nn
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.data.raster import open_input
+from aerialseg.errors import ConfigError
 from aerialseg.inference.load import load_predictor
 from aerialseg.inference.predict import (
     CONFIDENCE_NODATA,
@@ -25,6 +26,7 @@ from aerialseg.inference.predict import (
     ArrayRaster,
     Predictor,
     band_starts,
+    check_overlap,
     default_batch_size,
     with_temperature,
 )
@@ -770,3 +772,15 @@ def test_the_sample_scene_predicts_quietly_and_a_drone_scale_input_is_warned(tmp
     argv = ["predict", str(fine), "--out", str(tmp_path / "c"), "--device", "cpu", *suggested]
     assert main(argv) == 0
     assert "pixels of" not in capsys.readouterr().err
+
+
+def test_an_overlap_option_is_a_share_of_the_window_up_to_half():
+    for share in (None, 0, 0.125, 0.5):
+        check_overlap(share)
+    # 0.99 of a 512 px window is a stride of 5 px: hundreds of times the work
+    for share in (0.51, 0.99, -0.1):
+        with pytest.raises(ConfigError, match="from 0 to 0.5 .more predicts each pixel"):
+            check_overlap(share)
+    for share in (True, "0.1"):
+        with pytest.raises(ConfigError, match="give a share of the window, e.g. 0.125"):
+            check_overlap(share)

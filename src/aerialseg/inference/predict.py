@@ -31,7 +31,7 @@ from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.errors import ConfigError
 from aerialseg.inference.engine import FlipTTA, engine_precision
 from aerialseg.inference.sliding import pad_to, ramp_weights, round_up, window_plan
-from aerialseg.models.spec import ModelSpec
+from aerialseg.models.spec import MAX_OVERLAP, ModelSpec
 
 NODATA = IGNORE_INDEX  # class-raster value for pixels with no valid input
 CONFIDENCE_NODATA = 255  # confidence-raster value there (confidences run 0..100)
@@ -143,9 +143,16 @@ def band_starts(height: int, width: int, spec: ModelSpec, stride: int) -> list[i
 
 
 def check_overlap(overlap) -> None:
-    """A window overlap: a share of the window in [0, 1); None keeps the model's."""
-    if overlap is not None and not (isinstance(overlap, int | float) and 0 <= overlap < 1):
-        raise ConfigError(f"overlap {overlap!r}: give a share of the window in [0, 1)")
+    """A window overlap: a share of the window in [0, MAX_OVERLAP]; None keeps the model's."""
+    if overlap is None:
+        return
+    if isinstance(overlap, bool) or not isinstance(overlap, int | float):
+        raise ConfigError(f"overlap {overlap!r}: give a share of the window, e.g. 0.125")
+    if not 0 <= overlap <= MAX_OVERLAP:
+        raise ConfigError(
+            f"overlap {overlap!r}: give a share of the window from 0 to {MAX_OVERLAP}"
+            " (more predicts each pixel more than twice along each axis)"
+        )
 
 
 def check_batch_size(batch_size) -> None:

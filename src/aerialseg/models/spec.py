@@ -86,6 +86,11 @@ class ModelSpec:
             raise ValueError(f"input_mode {self.input_mode!r} is not crop or resize")
 
 
+# The most a setting or an option may overlap windows: beyond half a window every pixel is
+# predicted more than twice along each axis (0.99 of 512 px was a stride of 5 px, a few
+# hundred times the work). Model files keep any share below 1, as written.
+MAX_OVERLAP = 0.5
+
 _INTS = {"base_width", "downsample", "resize_to", "window"}
 _FLOATS = {"dropout", "overlap", "max_unknown"}
 _OPTIONAL_FLOATS = {"pixel_size", "confidence_temperature"}
