@@ -461,8 +461,20 @@ def test_settings_this_machine_or_class_table_cannot_run_are_one_line(tmp_path, 
             " accelerator=auto or cpu"
         )
     run.check_settings_here(_config("accelerator=cpu"), DUBAI_CLASSES, False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    run.check_settings_here(_config("accelerator=cpu", "devices=2"), DUBAI_CLASSES, False)
+    with pytest.raises(ConfigError) as error:  # 64 processes on 2 cores
+        run.check_settings_here(_config("accelerator=auto", "devices=3"), DUBAI_CLASSES, False)
+    assert str(error.value) == (
+        "devices=3: this machine gives the run 2 CPU core(s); give at most that many processes"
+    )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    run.check_settings_here(_config("accelerator=gpu"), DUBAI_CLASSES, False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    run.check_settings_here(_config("accelerator=gpu", "devices=2"), DUBAI_CLASSES, False)
+    for name in ("gpu", "auto"):
+        with pytest.raises(ConfigError) as error:
+            run.check_settings_here(_config(f"accelerator={name}", "devices=4"), DUBAI_CLASSES, 0)
+        assert str(error.value) == "devices=4: this machine has 2 GPU(s)"
     missing = tmp_path / "nope.pt"
     with pytest.raises(ConfigError) as error:
         run.check_settings_here(_config(f"init_from={missing}"), DUBAI_CLASSES, False)

@@ -393,6 +393,16 @@ def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> 
             f"accelerator={cfg.accelerator}: this machine has no CUDA GPU that torch can use;"
             " give accelerator=auto or cpu"
         )
+    if _on_cpu(cfg) and cfg.devices > len(os.sched_getaffinity(0)):
+        raise ConfigError(  # each is a process with its own copy of the model and data
+            f"devices={cfg.devices}: this machine gives the run"
+            f" {len(os.sched_getaffinity(0))} CPU core(s); give at most that many processes"
+        )
+    on_cuda = cfg.accelerator in ("gpu", "cuda") or not _on_cpu(cfg) and cfg.accelerator == "auto"
+    if on_cuda and cfg.devices > torch.cuda.device_count():
+        raise ConfigError(
+            f"devices={cfg.devices}: this machine has {torch.cuda.device_count()} GPU(s)"
+        )
     path = cfg.init_from
     if path and not resume and path != "default" and not Path(path).is_file():
         raise ConfigError(f"init_from: {path}: no such model file")
