@@ -303,6 +303,18 @@ def test_wrong_parameters_are_422(client):
     assert client.post("/v1/segment").status_code == 422
 
 
+def test_a_second_image_in_one_request_is_422(client):
+    """Only the first was predicted, and the answer did not say which."""
+    two = [("file", ("a.jpg", jpeg_bytes())), ("file", ("b.jpg", jpeg_bytes()))]
+    response = client.post("/v1/segment", files=two)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "send one image a request: the body has a second field named file"
+    )
+    other = [("file", ("a.jpg", jpeg_bytes())), ("note", ("n.txt", b"x"))]
+    assert client.post("/v1/segment", files=other).status_code == 200
+
+
 def test_no_traceback_reaches_a_client(client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")

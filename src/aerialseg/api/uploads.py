@@ -68,11 +68,12 @@ UPLOAD_BODY = {
 
 
 class _FileField:
-    """python-multipart callbacks that keep the bytes of the first ``file`` field."""
+    """python-multipart callbacks that keep the bytes of the ``file`` field; ``again``: the
+    body has a second one (which of two images would be predicted is not for us to guess)."""
 
     def __init__(self) -> None:
         self.header, self.value, self.disposition = b"", b"", b""
-        self.inside, self.done = False, False
+        self.inside, self.done, self.again = False, False, False
         self.pending: list[bytes] = []
 
     def callbacks(self) -> dict:
@@ -99,7 +100,9 @@ class _FileField:
 
     def headers_finished(self) -> None:
         _, options = parse_options_header(self.disposition)
-        self.inside = options.get(b"name") == FIELD and not self.done
+        named = options.get(b"name") == FIELD
+        self.again |= named and self.done
+        self.inside = named and not self.done
 
     def data(self, data: bytes, start: int, end: int) -> None:
         if self.inside:
@@ -123,6 +126,12 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> None:
         with dest.open("wb") as out:
             async for chunk in request.stream():
                 parser.write(chunk)
+                if field.again:
+                    raise HTTPException(
+                        422,
+                        "send one image a request: the body has a second field named file",
+                        headers={"connection": "close"},
+                    )
                 for data in field.pending:
                     size += len(data)
                     if size > limit:  # and close: the rest of the body is not read
