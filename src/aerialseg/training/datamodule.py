@@ -75,6 +75,20 @@ class SegmentationDataModule(L.LightningDataModule):
             )
         self.val_set = WholeImageDataset([val[k] for k, _ in val_parts], [w for _, w in val_parts])
 
+    def crop_padding_note(self) -> str | None:
+        """A note where ``crop_size`` is larger than every training image or block: each
+        crop is then padded with ignored pixels, time spent on nothing."""
+        if not isinstance(self.train_set, RandomCropDataset):
+            return None
+        side = max(min(int(w.height), int(w.width)) for _, w in self.train_set.regions)
+        if side >= self.cfg.crop_size:
+            return None
+        return (
+            f"note: crop_size={self.cfg.crop_size} is larger than every training image or block"
+            f" (the largest square in one is {side} px): each crop is padded with ignored"
+            f" pixels; a crop_size of at most {side} fits"
+        )
+
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.cfg.num_workers
         return DataLoader(

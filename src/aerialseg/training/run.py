@@ -478,6 +478,8 @@ def train(
         print(describe_network(task.net, cfg), flush=True)
         if transfer:
             print(transfer, flush=True)
+        if note := datamodule.crop_padding_note():
+            print(note, flush=True)
     budget_s = parse_duration(cfg.max_time) if cfg.max_time else None
     budget = None
     if budget_s is not None:
