@@ -841,11 +841,37 @@ _add_equivalent(
             ("text[4:7] of a text checked to be 6 long is text[4:6]"),
         ),
         (
-            ("x_encode_mask__mutmut_56",),
+            ("x_encode_mask__mutmut_101",),
             (
                 "bincount without minlength: inverse holds every index of found, so the counts "
                 "have its length anyway"
             ),
+        ),
+        (
+            ("x_encode_mask__mutmut_40",),
+            ("> BEYOND_INT for >=: a value of exactly BEYOND_INT is coded BEYOND_INT either way"),
+        ),
+        (
+            ("x_encode_mask__mutmut_51",),
+            (
+                "nodata and too large values are given code 1 for 0: nodata is left out by keep, "
+                "and the too large ones are set to BEYOND_INT on the next line"
+            ),
+        ),
+        (
+            ("x_encode_mask__mutmut_93", "x_encode_mask__mutmut_96"),
+            (
+                "a float64 lookup table of the ids for uint8: its values are assigned into the "
+                "uint8 ids array, the same whole numbers"
+            ),
+        ),
+        (
+            ("xǁClassTableǁ__post_init____mutmut_46",),
+            ("key(twice[1]) for key(twice[0]): the two classes were found for having the same key"),
+        ),
+        (
+            ("xǁClassTableǁfrom_file__mutmut_6",),
+            ("'UTF-8-SIG' for 'utf-8-sig': Python's codec names are case-insensitive"),
         ),
         (
             ("xǁClassTableǁraster_coding__mutmut_23",),

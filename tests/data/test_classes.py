@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -484,3 +485,85 @@ def test_a_float_class_raster_must_hold_whole_numbers():
         f" {values[1] + 0.7:g}); a class raster holds each class's mask_value: is this a"
         " continuous raster, or one resampled bilinearly?"
     )
+
+
+def test_a_class_flag_of_another_number_is_refused():
+    table = {"classes": [{"name": "Land", "scored": 2}]}
+    assert message(ClassTable.from_dict, table) == "class 'Land': scored: 2 is not true or false"
+
+
+@pytest.mark.parametrize("name", ["Tile 9/masks/x.jpeg", "x.JPG", "x.Jpeg"])
+def test_jpeg_masks_of_any_spelling_are_told_to_use_png(name):
+    encoded = encode_mask(np.repeat(rgb("#123456", "#3C1098"), 10, axis=0), DUBAI_CLASSES)
+    assert message(check_unknown_share, encoded, name, 0.05) == (
+        f"{name}: 50.0% of pixels match no class colour (most common: #123456 (50.0%));"
+        " JPEG compression changes a mask's colours and values: save masks as PNG or TIFF"
+        " (limit 5%, set by --max-unknown)"
+    )
+
+
+def test_one_pixel_that_is_not_a_whole_number_is_the_example():
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    value = sorted(c.mask_value for c in table.classes)[0]
+    mask = np.full((2, 2), value, np.float32)
+    mask[1, 1] = 0.5
+    assert "25.0% of its pixels hold values that are not whole numbers (e.g. 0.5)" in message(
+        encode_mask, mask, table, "x.tif"
+    )
+
+
+def test_names_that_differ_by_case_are_one_line_that_says_how_names_match():
+    table = {"classes": [{"name": "Road", "mask_value": 1}, {"name": "road ", "mask_value": 2}]}
+    assert message(ClassTable.from_dict, table) == (
+        "classes 'Road' and 'road ' have the same name (names are matched in any case,"
+        " spacing and Unicode form); rename or merge one"
+    )
+
+
+@pytest.mark.parametrize("data", [[{"name": "a"}], {"classes": "a"}, {"classes": ["a"]}, None])
+def test_a_table_that_is_not_a_mapping_of_entries_says_its_form(data):
+    assert message(ClassTable.from_dict, data) == (
+        "a class table is a mapping whose 'classes' is a list of entries, each with 'name' and"
+        " 'mask_color' (colour-coded masks) or 'mask_value' (single-band masks)"
+    )
+
+
+def test_a_table_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows Notepad writes one; json.loads refused the file."""
+    for suffix in (".json", ".yaml"):
+        path = tmp_path / f"classes{suffix}"
+        path.write_text(json.dumps({"classes": [{"name": "Land", "mask_value": 1}]}), "utf-8-sig")
+        assert ClassTable.from_file(path).names == ["Land"]
+
+
+def test_a_class_is_found_by_its_name_as_names_are_compared():
+    table = ClassTable.from_dict(
+        {"classes": [{"name": n, "mask_value": v} for v, n in enumerate(["Land", "Road", "Café"])]}
+    )
+    assert [table.id_of(n) for n in ("Land", " road", "CAFE\u0301", "Water")] == [0, 1, 2, None]
+
+
+def test_unknown_values_are_named_as_the_raster_holds_them():
+    """Whole numbers as digits (not 9.0), an int64 raster's large values too; only a float
+    raster's fill values past int64 are one code of their own."""
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    known = sorted(c.mask_value for c in table.classes)[0]
+    for unknown, shown in ((9, "9"), (2**62 + 5, str(2**62 + 5))):
+        assert unknown not in [c.mask_value for c in table.classes]
+        mask = np.array([[known, unknown]], np.int64)
+        text = message(check_unknown_share, encode_mask(mask, table), "x.tif", 0.05)
+        assert f"(most common: {shown} (50.0%))" in text, text
+    fill = np.array([[known, 3.4e38]], np.float32)
+    text = message(check_unknown_share, encode_mask(fill, table), "x.tif", 0.05)
+    assert "(most common: a value of 5e+18 or more (an undeclared fill value?) (50.0%))" in text
+
+
+def test_nodata_that_is_no_number_is_encoded_without_a_warning():
+    """NaN (declared nodata) was cast to int64 with numpy's 'invalid value' warning."""
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    known = sorted(c.mask_value for c in table.classes)[0]
+    mask = np.ma.masked_invalid(np.array([[known, np.nan, np.inf]], np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoded = encode_mask(mask, table)
+    assert encoded.ids.tolist() == [[0, IGNORE_INDEX, IGNORE_INDEX]] and encoded.ignored == 2
