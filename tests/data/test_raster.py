@@ -75,6 +75,26 @@ def test_sixteen_bit_bands_are_stretched_per_band_with_nodata_left_out(tmp_path)
         assert rgb[valid][:, channel].min() == 0 and rgb[valid][:, channel].max() == 255
 
 
+def test_nodata_is_that_of_the_bands_read_not_of_the_whole_file(tmp_path):
+    """GDAL's dataset mask is valid where any band of the file is: a near-infrared band
+    with data made the nodata of the three bands read count as data, and predicted. As in
+    GDAL, a pixel is nodata where every band read is (a dark pixel with one band at 0 is
+    not)."""
+    data = np.full((4, 20, 30), 120, np.uint16)
+    data[:3, :, :10] = 0  # no data in the RGB bands, data in the fourth
+    data[0, :, 10:15] = 0  # red 0 alone: a dark pixel, not nodata
+    path = write_geotiff(tmp_path / "rgbn.tif", data, nodata=0)
+    for bands in ((1, 2, 3), (3, 2, 1)):
+        _, valid = whole(path, bands)
+        assert not valid[:, :10].any() and valid[:, 10:].all(), bands
+    _, valid = whole(path, (1, 1, 1))  # red alone is nodata where it is 0
+    assert not valid[:, :15].any() and valid[:, 15:].all()
+    _, valid = whole(path, (1, 2, 4))  # the fourth holds data everywhere
+    assert valid.all()
+    _, valid = whole(path, (1, 2, 3, 4))
+    assert valid.all()
+
+
 def test_default_bands_and_the_errors_name_the_option(tmp_path):
     rgb = write_geotiff(tmp_path / "rgb.tif", rgb_scene(20, 20))
     image, valid = whole(rgb)

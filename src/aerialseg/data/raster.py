@@ -280,6 +280,18 @@ def colour_table(ds) -> np.ndarray | None:
     return lut
 
 
+def bands_mask(ds, bands: tuple[int, ...], **where) -> np.ndarray:
+    """GDAL's dataset mask over the bands read (0: nodata), not over every band of the
+    file: valid where any of ``bands`` is. A band left out that holds data made the pixels
+    of the chosen bands' nodata valid, and predicted. ``where``: read_masks's window or
+    out_shape."""
+    chosen = sorted(set(bands))
+    if len(chosen) == ds.count:
+        return ds.dataset_mask(**where)
+    masks = ds.read_masks(chosen, **where)
+    return masks.max(axis=0)
+
+
 def _read_bands(
     ds, bands: tuple[int, ...], palette: np.ndarray | None, window: Window | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +299,7 @@ def _read_bands(
     all) and the valid mask."""
     if palette is None:
         data = ds.read(list(bands), window=window)
-        return data, valid_mask(data, ds.dataset_mask(window=window))
+        return data, valid_mask(data, bands_mask(ds, bands, window=window))
     values = ds.read(1, window=window)
     past = len(palette) - 1
     rgba = palette[np.where((values >= 0) & (values < past), values, past)]
@@ -353,7 +365,7 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     factor = max(1, max(ds.width, ds.height) // STATS_SIDE)
     shape = (max(1, ds.height // factor), max(1, ds.width // factor))
     data = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(np.float64)
-    valid = valid_mask(data, ds.dataset_mask(out_shape=shape))
+    valid = valid_mask(data, bands_mask(ds, bands, out_shape=shape))
     lows, highs = [], []
     for band in data:
         values = band[valid] if valid.any() else band[np.isfinite(band)]
