@@ -708,7 +708,8 @@ def train(
             table by class name or mask_value.
         label_crs: the polygons' CRS, e.g. EPSG:32640, for a file that lacks it (a GeoJSON
             without 'crs' is read as WGS84) or says a wrong one: it replaces the file's.
-        labelled_area: polygons of where the labels hold (default: every image's extent);
+        labelled_area: polygons of where the labels hold (default: every image's extent; needed
+            where no class is the background);
             pixels outside are left out, pixels inside that no polygon covers get the
             background class.
         resize_masks: resample masks without a georeference (PNG, JPEG) of another size
@@ -805,6 +806,7 @@ def evaluate(
     batch_size: int | None = None,
     tta: bool = False,
     pixel_size: PositiveFloat | None = None,
+    bands: Sequence[int] | None = None,
     precision: Precision = "auto",
 ) -> dict:
     """Score a model on a split (PROTOCOL.md metrics): ``aerialseg evaluate``.
@@ -834,8 +836,10 @@ def evaluate(
             only the split's blocks are scored.
         label_field: the polygons' attribute giving each one's class.
         label_crs: the polygons' CRS, replacing what their file says (or lacks).
-        labelled_area: polygons of where the labels hold (default: every image's extent).
-        out: output folder (default: beside the model, eval-SPLIT).
+        labelled_area: polygons of where the labels hold (default: every image's extent; needed
+            where no class is the background).
+        out: output folder (default: eval-SPLIT beside the model file, or in the working
+            folder for the bundled model).
         device: where the network runs; auto: a CUDA GPU if there is one, else the CPU.
         batch_size: windows per forward pass (default on a CPU: 2 in bf16, 1 in fp32; 8 on
             a GPU).
@@ -843,6 +847,8 @@ def evaluate(
         pixel_size: score a georeferenced dataset on pixels of this size in CRS units,
             images and masks resampled (default: the model's pixel_size, else the data's
             own).
+        bands: the images' 1-based bands to read, as many as the model takes, e.g. 1,1,1
+            for grey images (default: the bands the model was trained on, else RGB).
         precision: PyTorch arithmetic; auto: bf16 on a CPU that computes it natively, else
             fp32.
 
@@ -853,19 +859,21 @@ def evaluate(
     check_arguments(evaluate, locals())
     _check_share(max_unknown, "max_unknown")
     from aerialseg.data.classes import ClassTable
+    from aerialseg.data.raster import band_numbers, check_band_count
     from aerialseg.evaluation.evaluate import evaluate as score
+    from aerialseg.models.io import is_onnx_file
 
-    onnx = not isinstance(model, Model) and model_path(model).suffix == ".onnx"
+    onnx = not isinstance(model, Model) and is_onnx_file(model_path(model))
     if onnx and (precision == "bf16" or device == "cuda"):
         raise AerialsegError("an ONNX model is scored on ONNX Runtime's CPU, in fp32")
     predictor = _predictor(model, "torch", device, precision)
     predictor = predictor.with_options(tta=tta, batch_size=batch_size)
-    path = predictor.path or Path("model")
-    target = Path(out) if out else path.parent / f"eval-{split}"
+    chosen = band_numbers(bands)
+    check_band_count(chosen, predictor.spec.in_channels, "--bands")
     return score(
         predictor,
         data,
-        target,
+        Path(out) if out else evaluation_folder(predictor.path, split),
         split_name=split,
         split_file=os.fspath(split_file) if split_file else None,
         pixel_size=pixel_size,
@@ -873,7 +881,17 @@ def evaluate(
         classes=ClassTable.from_file(classes) if isinstance(classes, str | Path) else classes,
         max_unknown=max_unknown,
         resize_masks=resize_masks,
+        bands=chosen,
     )
+
+
+def evaluation_folder(model_file: Path | None, split: str) -> Path:
+    """Where evaluate writes without ``out``: eval-SPLIT beside a model file (a run's
+    folder), but in the working folder for the bundled model, which lies in the installed
+    package, and for a model held only in memory."""
+    if model_file is None or model_file.resolve() == default_model_path().resolve():
+        return Path(f"eval-{split}")
+    return model_file.parent / f"eval-{split}"
 
 
 def export(
@@ -1107,7 +1125,8 @@ def inspect_data(
         labels: class polygons, or a class raster, over image rasters, as for ``train``.
         label_field: the polygons' attribute giving each one's class.
         label_crs: the polygons' CRS, replacing what their file says (or lacks).
-        labelled_area: polygons of where the labels hold (default: every image's extent).
+        labelled_area: polygons of where the labels hold (default: every image's extent; needed
+            where no class is the background).
 
     Returns:
         The report (``aerialseg data inspect --json`` prints it): scenes, sizes and class
@@ -1170,7 +1189,8 @@ def split_data(
         labels: class polygons over image rasters, as for ``train``.
         label_field: the polygons' attribute giving each one's class.
         label_crs: the polygons' CRS, replacing what their file says (or lacks).
-        labelled_area: polygons of where the labels hold (default: every image's extent).
+        labelled_area: polygons of where the labels hold (default: every image's extent; needed
+            where no class is the background).
 
     Returns:
         How many images (blocks, with ``block_size``) each part has, by ``train``, ``val``

@@ -12,7 +12,7 @@ from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable, encode_mask
 from aerialseg.data.crops import RandomCropDataset
 from aerialseg.data.raster import open_input
-from aerialseg.data.scenes import LabelledImage, RasterScene, Reading
+from aerialseg.data.scenes import TRAINING_FLAGS, LabelledImage, RasterScene, Reading
 from aerialseg.errors import DatasetError
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff, write_geotiff_dataset
 from tests.helpers.images import zip_folder
@@ -114,6 +114,8 @@ def test_scenes_of_any_band_count_open_and_split_without_bands(tmp_path, bands, 
         rgba = bands == 4 and ds.colorinterp[3] == rasterio.enums.ColorInterp.alpha
     if bands != 3 and not rgba:  # where pixels are read, the bands are asked for, once
         with pytest.raises(DatasetError, match="choose them with bands="):
+            catalog.read(["s0.tif", "s1.tif"], Reading(flags=TRAINING_FLAGS))
+        with pytest.raises(DatasetError, match="choose them with --bands"):  # evaluate's
             catalog.read(["s0.tif", "s1.tif"], Reading())
     (scene,) = catalog.read(["s0.tif"], Reading(bands=(1,) * 3))
     assert scene.image.shape == (3, 40, 50)

@@ -13,7 +13,7 @@ from rasterio.windows import Window
 from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.labels import GridMismatchError
-from aerialseg.data.scenes import Reading
+from aerialseg.data.scenes import TRAINING_FLAGS, Reading
 from aerialseg.errors import ClassTableError, DatasetError
 from tests.helpers.geotiff import (
     TRANSFORM,
@@ -220,9 +220,11 @@ def test_a_label_rasters_nodata_is_ignored_and_two_bands_are_refused(tmp_path):
 def test_four_band_images_need_bands_where_they_are_read(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
     with pytest.raises(DatasetError, match=r"scene_0.tif: has 4 band\(s\).*bands=\[1,2,3\]"):
-        decoded(root, [SCENE], VALUES)
+        decoded(root, [SCENE], VALUES, flags=TRAINING_FLAGS)
+    with pytest.raises(DatasetError, match=r"scene_0.tif: has 4 band\(s\).*--bands 1,2,3$"):
+        decoded(root, [SCENE], VALUES)  # evaluate's flag, by default
     with pytest.raises(DatasetError, match="bands= 3,2,5 asks for band 5 but the file has 4"):
-        decoded(root, [SCENE], VALUES, bands=(3, 2, 5))
+        decoded(root, [SCENE], VALUES, bands=(3, 2, 5), flags=TRAINING_FLAGS)
 
 
 def test_label_rasters_read_at_a_coarser_pixel_size_take_the_most_common_class(tmp_path):

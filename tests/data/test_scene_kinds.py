@@ -65,7 +65,7 @@ def test_errors_name_a_zipped_image_as_the_user_knows_it(tmp_path):
     _, scene = _raster_scene(archive)
     assert scene.path.startswith("/vsizip/") and scene.name.startswith(f"{archive}:")
     with pytest.raises(DatasetError) as err:
-        scene.with_bands((9,))
+        scene.with_bands((9,), TRAINING_FLAGS.bands)
     assert str(err.value) == (f"{scene.name}: bands= 9 asks for band 9 but the file has 4")
     with pytest.raises(DatasetError) as err:
         scene.look(Reading(bands=(1, 2, 9), flags=Flags(bands="--bands")))
@@ -145,7 +145,9 @@ def test_plain_pairs_read_the_bands_asked_and_value_masks(tmp_path):
     with pytest.raises(DatasetError, match=r"--bands 1,2 asks for band 2 but the file has 1"):
         pair.look(Reading(bands=(1, 2), flags=Flags(bands="--bands")))
     with pytest.raises(DatasetError, match=r"^images/a.png: bands= 2 asks for band 2"):
-        pair.decoded(Reading(bands=(2,)))
+        pair.decoded(Reading(bands=(2,), flags=TRAINING_FLAGS))
+    with pytest.raises(DatasetError, match=r"^images/a.png: --bands 2 asks for band 2"):
+        pair.streamed(Reading(bands=(2,)))  # evaluate's flag, by default
     # a grey image is read as predict reads it: its one band chosen, as the model then keeps
     with pytest.raises(DatasetError, match=r"^images/a.png: has 1 band\(s\).* bands=\[1,1,1\]"):
         pair.decoded(Reading(flags=TRAINING_FLAGS))

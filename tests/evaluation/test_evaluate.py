@@ -1,8 +1,10 @@
 """``evaluate`` scores what ``predict`` would write, with and without flip TTA."""
 
 import json
+import shlex
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from aerialseg.inference.engine import with_precision
 from aerialseg.inference.load import load_predictor
 from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import load_model
+from aerialseg.public import default_model_path, evaluation_folder
 from tests.helpers.scenes import decoded
 
 
@@ -357,3 +360,37 @@ def test_a_split_with_no_pixel_to_score_is_one_line(tiny_model, tiny_dataset, tm
     with pytest.raises(AerialsegError, match="have no labelled pixel to score"):
         evaluate(predictor, tiny_dataset, tmp_path / "ev", classes=table)
     assert not (tmp_path / "ev" / "metrics.json").exists()
+
+
+def test_grey_images_are_scored_with_bands_and_looked_at_alike(
+    tiny_model, tiny_dataset, tmp_path, capsys
+):
+    """A review: a grey dataset could not be evaluated (the error's bands= was no option
+    of evaluate), and the printed predict command read and predicted otherwise than scored."""
+    grey = tmp_path / "grey"
+    shutil.copytree(tiny_dataset, grey)
+    for path in grey.rglob("images/*.jpg"):
+        Image.open(path).convert("L").save(path)
+    base = ["evaluate", str(tiny_model), "--data", str(grey), "--split", "all"]
+    assert main([*base, "--out", str(tmp_path / "refused")]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("e.g. --bands 1,1,1")
+    assert main([*base, "--out", str(tmp_path / "ev"), "--bands", "1,1,1", "--tta"]) == 0
+    out = capsys.readouterr().out
+    look = shlex.split(out.splitlines()[out.splitlines().index("next:") + 1])
+    assert look[look.index("--bands") + 1] == "1,1,1" and "--tta" in look
+    assert main(look[1:]) == 0 and list((tmp_path / "ev" / "lowest").glob("*_classes.png"))
+
+
+def test_without_out_scores_go_beside_a_model_file_and_here_for_the_bundled_model(
+    tiny_dataset, tmp_path, monkeypatch, capsys
+):
+    """A review: the bundled model's scores were written into the installed package, and
+    reported in the working folder."""
+    assert evaluation_folder(tmp_path / "run" / "model.pt", "val") == tmp_path / "run" / "eval-val"
+    assert evaluation_folder(default_model_path(), "test") == Path("eval-test")
+    assert evaluation_folder(None, "all") == Path("eval-all")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "default", "--data", str(tiny_dataset), "--split", "all"]) == 0
+    assert "written to eval-all/metrics.json" in capsys.readouterr().out
+    assert (tmp_path / "eval-all" / "metrics.json").is_file()
+    assert not (default_model_path().parent / "eval-all").exists()

@@ -122,6 +122,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerialseg.evaluation.metrics import format_table
+    from aerialseg.public import evaluation_folder, model_path
 
     report = call(args)
     print(
@@ -153,13 +154,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f" {report['pixel_accuracy']:.3f}, calibration error {confidence['calibration_error']:.3f}"
         f" (temperature {confidence['temperature']:g})"
     )
-    out = Path(args.out) if args.out else Path(args.model).parent / f"eval-{args.split}"
+    out = Path(args.out) if args.out else evaluation_folder(model_path(args.model), args.split)
     print(f"written to {out}/metrics.json (per image too)")
     worst = report["files"].get(scored[0][1]) if scored else None
     if worst is not None:  # a look at where the model is weakest, with its doubt
         look = ["aerialseg", "predict", worst, "--model", args.model, "--confidence"]
-        print("next:\n  " + shlex.join([*look, "--out", str(out / "lowest")]))
+        print("next:\n  " + shlex.join([*look, *_as_scored(args), "--out", str(out / "lowest")]))
     return 0
+
+
+def _as_scored(args: argparse.Namespace) -> list[str]:
+    """predict's flags that read and predict an image as evaluate scored it."""
+    flags = ["--bands", ",".join(map(str, args.bands))] if args.bands else []
+    if args.pixel_size:
+        flags += ["--pixel-size", str(args.pixel_size)]
+    flags += ["--tta"] if args.tta else []
+    for name in ("device", "precision"):
+        if getattr(args, name) != "auto":
+            flags += [f"--{name}", getattr(args, name)]
+    return flags
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from aerialseg.errors import ClassTableError, DatasetError
 
 # how a user resamples masks of another size, said where inspect lists them
 RESIZE_HINT = "'aerialseg train --resize-masks' (and evaluate's)"
-LOOKING = Reading(flags=Flags(resize_masks=RESIZE_HINT, bands="--bands"))
+LOOKING = Reading(flags=Flags(resize_masks=RESIZE_HINT))
 
 
 def inspect_dataset(

@@ -205,7 +205,7 @@ def read_polygons(
         raise DatasetError(
             "polygon labels need to know what pixels no polygon covers are: mark one class of"
             " the class table 'background: true', or give --labelled-area FILE (pixels in it"
-            " that no polygon covers are then left out of training)"
+            " that no polygon covers are then left out)"
         )
     crs_override = parse_crs(label_crs) if label_crs else None
     read = _read_layer(path, field, crs_override)

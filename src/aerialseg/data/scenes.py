@@ -47,10 +47,10 @@ class Flags:
 
     max_unknown: str = "--max-unknown"
     resize_masks: str = "--resize-masks"
-    bands: str = "bands="  # evaluate reads the model's bands: only training sets them
+    bands: str = "--bands"
 
 
-TRAINING_FLAGS = Flags(max_unknown="max_unknown=", resize_masks="--resize-masks")
+TRAINING_FLAGS = Flags(max_unknown="max_unknown=", resize_masks="--resize-masks", bands="bands=")
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,7 @@ class RasterScene:
     labels_of: Callable[[Grid], LabelSource]
     pixel_size: float | None = None
     bands: tuple[int, ...] | None = None  # chosen where pixels are read (with_bands)
+    band_flag: str = Flags.bands  # how the reading command's user chooses them, for errors
     group: str = "."
     example: str | None = None  # the image as a path a user can pass to predict
     _opened: tuple[int, RasterInput] | None = field(default=None, repr=False)  # (pid, raster)
@@ -206,9 +207,10 @@ class RasterScene:
     def labels(self) -> LabelSource:
         return self.labels_of(self.grid)
 
-    def with_bands(self, bands: tuple[int, ...] | None) -> RasterScene:
-        """This scene read in ``bands``, checked against the raster now."""
-        scene = replace(self, bands=bands, _opened=None)
+    def with_bands(self, bands: tuple[int, ...] | None, flag: str = Flags.bands) -> RasterScene:
+        """This scene read in ``bands``, checked against the raster now; ``flag``: how
+        the user chooses them."""
+        scene = replace(self, bands=bands, band_flag=flag, _opened=None)
         for known in ("grid", "decodes_whole", "labels"):  # the headers, the open labels
             if known in self.__dict__:
                 scene.__dict__[known] = self.__dict__[known]
@@ -219,7 +221,7 @@ class RasterScene:
         # opened lazily and once per process: a GDAL handle does not survive a fork into
         # a data loader worker
         if self._opened is None or self._opened[0] != os.getpid():
-            self._opened = (os.getpid(), self._open(self.bands, "bands="))
+            self._opened = (os.getpid(), self._open(self.bands, self.band_flag))
         return self._opened[1]
 
     def _open(self, bands: tuple[int, ...] | None, flag: str) -> RasterInput:
@@ -272,7 +274,7 @@ class RasterScene:
 
     def decoded(self, reading: Reading) -> LabelledImage:
         whole = Window(0, 0, self.width, self.height)  # an unreadable file fails here
-        scene = self.with_bands(reading.bands)
+        scene = self.with_bands(reading.bands, reading.flags.bands)
         labels = self.labels.read(whole)
         self._check_unknown(labels, reading)
         return scene.read(whole, labels)
@@ -280,7 +282,7 @@ class RasterScene:
     def streamed(self, reading: Reading) -> RasterScene | LabelledImage:
         if self.decodes_whole:  # each window would decode the file from its start again
             return self.decoded(reading)
-        scene = self.with_bands(reading.bands)
+        scene = self.with_bands(reading.bands, reading.flags.bands)
         self._check_unknown(self.labels.every(UNKNOWN_SAMPLE_STEP), reading)
         return scene
 

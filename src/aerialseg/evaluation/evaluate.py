@@ -128,6 +128,7 @@ def evaluate(
     classes: ClassTable | None = None,
     max_unknown: float | None = None,
     resize_masks: bool = False,
+    bands: tuple[int, ...] | None = None,
 ) -> dict:
     """Score ``predictor`` on one split; writes metrics.json, confusion.png and panels.png.
 
@@ -141,7 +142,8 @@ def evaluate(
     ``resize_masks``: masks without a georeference of another size than their image
     resampled to it.
     ``labels``: ``data`` is image rasters labelled by these polygons or this class raster;
-    with a block split only the blocks of ``split_name`` are scored."""
+    with a block split only the blocks of ``split_name`` are scored. ``bands``: the images'
+    1-based bands to read (None: the model's, else RGB)."""
     out = Path(out)
     if out.exists() and not out.is_dir():  # said now, not after every image is scored
         raise AerialsegError(f"--out {out}: a file; give the folder to write the scores in")
@@ -158,7 +160,7 @@ def evaluate(
     panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # id, image, truth, pred
     # whole images, or the blocks of a block split, read one at a time
     reading = Reading(
-        bands=spec.band_tuple,
+        bands=bands or spec.band_tuple,
         max_unknown=spec.max_unknown if max_unknown is None else max_unknown,
         resize_masks=resize_masks,
     )
