@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import aerialseg.inference.load as load
-from aerialseg.errors import AerialsegError
+from aerialseg.errors import AerialsegError, ConfigError
 from aerialseg.inference.engine import FlipTTA, OnnxEngine, resolve_precision
 from aerialseg.inference.load import load_predictor, resolve_device
 from aerialseg.models.export import export_onnx
@@ -56,3 +56,14 @@ def test_an_onnx_file_runs_on_the_cpu_with_its_options(tiny_model, tmp_path):
             with pytest.raises(AerialsegError) as err:
                 load_predictor(model, engine=engine, **kwargs)
             assert str(err.value) == message
+    # a review: an export named in capitals was written, then refused as no PyTorch file
+    shouted = tmp_path / "TINY.ONNX"
+    shouted.write_bytes(onnx.read_bytes())
+    assert isinstance(load_predictor(shouted).engine, OnnxEngine)
+
+
+@pytest.mark.parametrize("batch", [0, -2, 2.5, True])
+def test_a_batch_size_is_checked_before_the_model_loads(batch, tmp_path):
+    """A review: suggest took batch_size=0 without a word."""
+    with pytest.raises(ConfigError, match="give a whole number of windows from 1"):
+        load_predictor(tmp_path / "no such model.pt", batch_size=batch)

@@ -32,6 +32,7 @@ from aerialseg.data.raster import InputError
 from aerialseg.errors import AerialsegError
 from aerialseg.files import finish_sets, sweep
 from aerialseg.inference.run import PredictOptions, predict_one, prepare_out_dir
+from aerialseg.models.io import is_onnx_file
 
 RECORD = ".aerialseg-done.jsonl"
 IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no worker waits on the driver
@@ -379,7 +380,7 @@ def _share(amount: float, most: float) -> float:
 def _drive(ray, spec, opts, out, run, settings, todo, record, summary, total) -> None:
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     count, resources = placement(nodes, spec.threads, settings.workers, spec.device != "cpu")
-    runs_torch = spec.engine == "torch" and not str(spec.model).endswith(".onnx")
+    runs_torch = spec.engine == "torch" and not is_onnx_file(str(spec.model))
     if spec.precision == "auto" and runs_torch:
         from aerialseg.inference.engine import resolve_precision
 

@@ -17,8 +17,8 @@ import torch
 
 from aerialseg.errors import AerialsegError
 from aerialseg.inference.engine import OnnxEngine, with_precision
-from aerialseg.inference.predict import Predictor
-from aerialseg.models.io import load_model, model_path
+from aerialseg.inference.predict import Predictor, check_batch_size
+from aerialseg.models.io import is_onnx_file, load_model, model_path
 
 
 def resolve_device(name: str) -> str:
@@ -69,13 +69,14 @@ def load_predictor(
         ModelFileError: the file is not an aerialseg model.
         AerialsegError: an engine, device and precision that do not go together.
     """
+    check_batch_size(batch_size)  # before the model is loaded
     path = model_path(model)
-    if engine == "onnx" or path.suffix == ".onnx":
+    if engine == "onnx" or is_onnx_file(path):
         if device not in ("auto", "cpu"):
             raise AerialsegError("--engine onnx runs on the CPU; use --device cpu")
         if precision == "bf16":
             raise AerialsegError("--precision bf16 runs on PyTorch; use --engine torch")
-        if path.suffix == ".onnx":
+        if is_onnx_file(path):
             onnx = OnnxEngine(path)
         else:
             print(f"exporting {path.name} to ONNX for this run", file=sys.stderr)

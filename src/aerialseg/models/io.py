@@ -40,6 +40,11 @@ def bundled_model_path() -> Path:
     return Path(str(files("aerialseg") / "assets" / BUNDLED_MODEL))
 
 
+def is_onnx_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an ONNX export (``model.onnx``, ``MODEL.ONNX``)."""
+    return Path(path).suffix.lower() == ".onnx"
+
+
 def model_path(model: str | os.PathLike | None) -> Path:
     """Where a model named by a user is: None or ``"default"`` is the bundled model (as
     ``init_from=default`` is), anything else a file.
