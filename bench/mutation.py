@@ -208,7 +208,14 @@ MODULES: dict[str, dict] = {
         ]
     },
     "inference/writers.py": {"tests": ["tests/inference/test_writers.py"]},
-    "inference/vector.py": {"tests": ["tests/inference/test_vector.py"]},
+    # polygons of rotated, GCP-placed and PNG class rasters, and areas in any CRS
+    "inference/vector.py": {
+        "tests": [
+            "tests/inference/test_vector.py",
+            "tests/inference/test_georeference.py",
+            "tests/inference/test_areas.py",
+        ]
+    },
     # The upload limits only: the rest of the app is its routing, tested by tests/api.
     "api/app.py": {
         "tests": [

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import warnings
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import fiona
 import numpy as np
@@ -217,6 +218,16 @@ def test_styles_name_each_class_by_its_raster_value(tmp_path):
         kinds = dict(db.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall())
     assert rows == [("polygons", "geom", qml, 1)]
     assert kinds == {"polygons": "features", "layer_styles": "attributes"}
+    with sqlite3.connect(written["polygons"]) as db:
+        db.row_factory = sqlite3.Row
+        (row,) = [dict(r) for r in db.execute("SELECT * FROM layer_styles").fetchall()]
+    # as QGIS writes its own: the style's name and description shown in its style manager,
+    # the time in UTC, empty text where a GeoPackage has no catalogue or schema, no SLD
+    assert (row["styleName"], row["styleSLD"]) == ("aerialseg classes", None)
+    assert row["description"] == "class colours and names of the model that predicted them"
+    assert (row["f_table_catalog"], row["f_table_schema"]) == ("", "")
+    written_at = datetime.fromisoformat(row["update_time"].rstrip("Z")).replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - written_at).total_seconds()) < 120
     assert sorted(p.name for p in tmp_path.glob("v_*")) == ["v_polygons.gpkg", "v_polygons.qml"]
 
 
