@@ -297,6 +297,11 @@ def test_plain_images_get_tasks_in_pixel_coordinates(tmp_path):
     with fiona.open(files["tasks"], layer="tasks") as layer:
         rows = list(layer)
         assert not layer.crs_wkt
+    # a review: an earlier run's labelled area, of other ground, stayed beside these tasks
+    _, earlier = run([write_geotiff(tmp_path / "scene.tif", painted([]))], tmp_path, count=1)
+    assert earlier["labelled_area"].is_file()
+    run([folder / "a.png", folder / "b.png"], tmp_path, count=2)
+    assert not earlier["labelled_area"].exists()
     assert shape(rows[0].geometry).bounds == (192.0, 128.0, 256.0, 192.0)
     area = PolygonLayer.of(UTM40N, [box(0, 0, 10, 10)], [1])
     with pytest.raises(SuggestError, match="no georeference"):
@@ -316,3 +321,14 @@ def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
     files = shlex.split(wrote.removeprefix("wrote "))
     assert str(out) in files and all(Path(f).is_file() for f in files)
     assert f"(open {shlex.quote(str(out))})" in printed
+
+
+def test_a_scene_and_its_copy_give_no_ground_twice(tmp_path):
+    """Overlapping tiles: the list filled up past the spacing with the copy's blocks of
+    ground already listed, under the other scene's name (a review)."""
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5)]))
+    copy = tmp_path / "copy.tif"
+    copy.write_bytes(scene.read_bytes())
+    found, _ = run([scene, copy], tmp_path, count=40)
+    windows = [tuple(t.window.flatten()) for t in found.tasks]
+    assert len(set(windows)) == len(windows) == 40 and found.candidates == 128

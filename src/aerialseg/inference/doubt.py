@@ -118,6 +118,7 @@ class Block:
     window: Window
     centre: tuple[float, float]  # in its space's units (map units, or pixels)
     space: str  # blocks are apart by min_distance only within one space (a CRS or an image)
+    reach: float  # half its side in its space's units: a nearer block is mostly its ground
     doubt: float
     shares: np.ndarray  # predicted class shares of its usable pixels
     impurity: float = 0.0
@@ -166,7 +167,8 @@ def score_blocks(blocks: list[Block], strategy: str, seed: int) -> None:
 def select(blocks: list[Block], count: int, min_distance: Sequence[float]) -> list[Block]:
     """The ``count`` best blocks, each at least its scene's ``min_distance`` (by scene
     index, in its CRS's units) from those before it in its space; ranks from 1. Where the
-    distance leaves fewer than ``count``, the nearest best blocks fill the rest."""
+    distance leaves fewer than ``count``, the nearest best blocks fill the rest, but never
+    one of mostly the same ground as a block chosen (overlapping scenes): then fewer."""
     if count > len(blocks):
         raise SuggestError(
             f"--count {count}: only {len(blocks)} block(s) can be suggested (unlabelled,"
@@ -183,7 +185,13 @@ def select(blocks: list[Block], count: int, min_distance: Sequence[float]) -> li
             continue
         chosen.append(block)
     taken = {id(b) for b in chosen}
-    chosen += [b for b in order if id(b) not in taken][: count - len(chosen)]
+    for block in order:
+        if len(chosen) == count:
+            break
+        if id(block) not in taken and not any(
+            _near(block, c, max(block.reach, c.reach)) for c in chosen
+        ):
+            chosen.append(block)
     for rank, block in enumerate(chosen, start=1):
         block.rank = rank
     return chosen

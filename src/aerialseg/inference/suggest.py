@@ -131,6 +131,7 @@ def rank(
     for i, scene in enumerate(scenes):
         t = scene.tally
         space = scene.crs.to_wkt() if scene.crs is not None else f"image {i}"
+        reach = math.hypot(scene.transform.a, scene.transform.d) * t.block / 2
         for index in t.candidates():
             win = t.window(int(index))
             x, y = scene.transform @ (win.col_off + win.width / 2, win.row_off + win.height / 2)
@@ -141,6 +142,7 @@ def rank(
                     window=win,
                     centre=(float(x), float(y)),
                     space=space,
+                    reach=reach,
                     doubt=float(t.doubt[index] / t.usable[index]),
                     shares=t.classes[index] / t.usable[index],
                 )

@@ -115,10 +115,12 @@ def write_tasks(
             )
         store_styles(tmp, styles)
         write_text(written["tasks_style"], tasks_qml(), outputs)
+        area = out.with_name(out.stem + "_labelled_area.gpkg")
         if crs is not None:
-            area = out.with_name(out.stem + "_labelled_area.gpkg")
             _write_area(outputs.temp(area, "tmp.gpkg"), blocks, labelled, crs)
             written["labelled_area"] = area
+        else:  # an earlier run's, of other ground: not to be trained with these tasks
+            outputs.drop(area)
     except BaseException:
         outputs.abort()
         raise
