@@ -364,6 +364,17 @@ def test_an_output_path_through_a_file_is_one_line(
     assert blocker.read_bytes() == b"not a folder"
 
 
+def test_a_folder_that_takes_no_new_file_is_one_line_naming_it(tiny_model, capsys):
+    """A review: /proc refuses the hidden file an export is written as first, which was a
+    traceback; the folder is named, not the hidden file."""
+    assert main(["export", str(tiny_model), "--onnx", "/proc/t.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1] == (
+        "aerialseg: error: --onnx /proc/t.onnx: cannot create it (No such file or directory:"
+        " /proc)"
+    )
+
+
 @pytest.mark.parametrize("share", ["-1", "2"])
 def test_max_unknown_is_a_share(tiny_dataset, tiny_model, capsys, share):
     """--max-unknown -1 on evaluate printed a limit of -100 % for every mask."""

@@ -222,6 +222,11 @@ def test_load_model_errors_are_one_line(tmp_path):
     not_a_model.write_text("hello")
     with pytest.raises(ModelFileError, match="not an aerialseg model file"):
         aerialseg.load_model(not_a_model)
+    # a review: fp16 was taken for an .onnx file, and mps was torch's RuntimeError
+    with pytest.raises(ConfigError, match="precision='fp16': give one of 'auto', 'fp32'"):
+        aerialseg.load_model(not_a_model.with_suffix(".onnx"), precision="fp16")
+    with pytest.raises(ConfigError, match="device='mps': give one of 'auto', 'cpu', 'cuda'"):
+        aerialseg.load_model(not_a_model, device="mps")
 
 
 def test_train_takes_typed_settings_and_evaluate_scores_it(tiny_dataset, tmp_path, monkeypatch):

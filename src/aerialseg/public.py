@@ -324,7 +324,8 @@ def load_model(
     """Load a model file for prediction.
 
     Args:
-        path: a ``model.pt`` or ``.ckpt`` written by ``aerialseg train``; None or
+        path: a ``model.pt`` or ``.ckpt`` written by ``aerialseg train``, or an ``.onnx``
+            file from ``aerialseg export`` (run on ONNX Runtime's CPU, in fp32); None or
             ``"default"``: the model bundled with the package (trained on the Dubai dataset).
         device: ``auto`` picks a CUDA GPU where there is one.
         precision: ``auto`` runs bf16 on CPUs that compute it natively, else fp32.
@@ -334,8 +335,11 @@ def load_model(
 
     Raises:
         ModelFileError: the file is not an aerialseg model.
+        ConfigError: a device or precision that is none of those named.
     """
     from aerialseg.inference.load import load_predictor
+
+    check_arguments(load_model, locals())
 
     return Model(load_predictor(path, device=device, precision=precision))
 
@@ -907,7 +911,7 @@ def export(
     onnxruntime and compared with PyTorch.
 
     Args:
-        model: model.pt or .ckpt; default: the bundled model.
+        model: model.pt or .ckpt, or 'default' for the bundled model.
         onnx: the .onnx file to write (the model's classes, bands and settings in its
             metadata).
         check_image: an image whose first 512 x 512 px check ONNX Runtime against

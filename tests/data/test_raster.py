@@ -110,6 +110,11 @@ def test_default_bands_and_the_errors_name_the_option(tmp_path):
     two = write_geotiff(tmp_path / "two.tif", rgb_scene(20, 20)[:2])
     with pytest.raises(InputError, match=r"has 2 band\(s\).* e.g. --bands 1,2,2$"):
         open_input(two)
+    # grey and alpha: the grey band thrice, not the alpha band to the model (a review)
+    with rasterio.open(two, "r+") as ds:
+        ds.colorinterp = [ColorInterp.gray, ColorInterp.alpha]
+    with pytest.raises(InputError, match=r"has 2 band\(s\).* e.g. --bands 1,1,1$"):
+        open_input(two)
 
 
 def test_more_than_three_bands_are_read_in_the_order_asked(tmp_path):

@@ -292,6 +292,9 @@ def test_onnx_files_with_damaged_metadata_are_one_line(tmp_path):
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         (json.dumps({**info, "spec": "x"}), "is str, not a mapping"),
         (json.dumps({**info, "spec": {**info["spec"], "window": 1e400}}), "window=inf is not"),
+        # a review: a ZeroDivisionError traceback when predicting
+        (json.dumps({**info, "stride": 0}), "stride=0 is not a whole number of pixels"),
+        (json.dumps({**info, "stride": "32"}), "stride='32' is not a whole number"),
     ]:
         entry.value = value
         onnx.save(proto, tmp_path / "bad.onnx")

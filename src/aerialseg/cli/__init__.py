@@ -17,7 +17,7 @@ STARTED = time.monotonic()
 
 from aerialseg.cli.parser import build_parser  # noqa: E402
 from aerialseg.errors import AerialsegError  # noqa: E402
-from aerialseg.files import write_failure  # noqa: E402
+from aerialseg.files import temp_prefix, write_failure  # noqa: E402
 
 EXIT_USER_ERROR = 2
 BUG = (
@@ -78,10 +78,13 @@ def uncreatable_output(err: BaseException, args: argparse.Namespace) -> str | No
     if not isinstance(err, OSError) or err.errno not in UNCREATABLE or not err.filename:
         return None
     path, named = Path(target or ""), Path(err.filename).absolute()
-    if target is None or named not in (path.absolute(), *path.absolute().parents):
+    # the file itself, a folder above it, or the hidden file it is written as first
+    temporary = named.parent == path.absolute().parent and named.name.startswith(temp_prefix(path))
+    if target is None or not (temporary or named in (path.absolute(), *path.absolute().parents)):
         return None
     blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
-    why = f"{blocking} is a file, not a folder" if blocking else f"{err.strerror}: {err.filename}"
+    where = path.parent if temporary else err.filename
+    why = f"{blocking} is a file, not a folder" if blocking else f"{err.strerror}: {where}"
     return f"--{flag} {target}: cannot create it ({why})"
 
 

@@ -353,8 +353,10 @@ def choose_bands(
     interp = ds.colorinterp
     if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
         return (1, 2, 3)
-    # an example the file can give: its one band thrice, two of its two, or three
-    example = _setting(flag, {1: "1,1,1", 2: "1,2,2"}.get(ds.count, "1,2,3"))
+    # an example the file can give: its one band thrice (grey, or grey and alpha), two of
+    # its two, or three
+    grey = ds.count == 1 or (ds.count == 2 and interp[1] == ColorInterp.alpha)
+    example = _setting(flag, "1,1,1" if grey else "1,2,2" if ds.count == 2 else "1,2,3")
     raise InputError(
         f"{name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
         f" {flag}, e.g. {example}"

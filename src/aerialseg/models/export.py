@@ -89,7 +89,10 @@ def read_metadata(meta: dict[str, str]) -> tuple[ModelSpec, ClassTable, int] | N
     if not isinstance(info, dict):
         raise ValueError(f"{type(info).__name__}, not a mapping")
     spec = ModelSpec.from_dict(info.get("spec") or info["config"])
-    return spec, ClassTable.from_dict(info["classes"]), int(info["stride"])
+    stride = info["stride"]  # what the network's input sides must be multiples of
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= spec.window:
+        raise ValueError(f"stride={stride!r} is not a whole number of pixels up to the window")
+    return spec, ClassTable.from_dict(info["classes"]), stride
 
 
 def _onnx_logits(path: str, x: torch.Tensor) -> torch.Tensor:
