@@ -370,8 +370,7 @@ def test_a_folder_that_takes_no_new_file_is_one_line_naming_it(tiny_model, capsy
     assert main(["export", str(tiny_model), "--onnx", "/proc/t.onnx"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.splitlines()[-1] == (
-        "aerialseg: error: --onnx /proc/t.onnx: cannot create it (No such file or directory:"
-        " /proc)"
+        "aerialseg: error: --onnx /proc/t.onnx: cannot create it (No such file or directory: /proc)"
     )
 
 
