@@ -95,6 +95,40 @@ def test_png_mask_equals_cli_output(client, tiny_model, tmp_path):
     assert api_ids.shape == (90, 110) and np.array_equal(api_ids, cli_ids)
 
 
+def test_any_tiff_comes_back_as_the_tiff_predict_writes(client, tmp_path):
+    """A review: the upload had no suffix, so a TIFF without a CRS came back as a PNG
+    (its transform or GCPs dropped), where predict writes a TIFF; and a TIFF placed by
+    GCPs of no CRS was a 500."""
+    from tests.inference.test_georeference import gcps_without_crs
+
+    placed = tmp_path / "placed.tif"  # a transform and no CRS: a GIS places it as it is
+    profile = {"driver": "GTiff", "width": 80, "height": 64, "count": 3, "dtype": "uint8"}
+    with rasterio.open(placed, "w", **profile, transform=TRANSFORM) as dst:
+        dst.write(rgb_scene(64, 80))
+    for path in (placed, gcps_without_crs(tmp_path)):
+        response = client.post("/v1/segment", files={"file": ("x", path.read_bytes())})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/tiff", path.name
+        with rasterio.MemoryFile(response.content) as mem, mem.open() as out:
+            assert out.crs is None and out.shape == rasterio.open(path).shape
+            if path == placed:
+                assert out.transform == TRANSFORM
+
+
+def test_polygons_of_a_scene_off_its_crs_are_422(client, tmp_path):
+    """GeoJSON is WGS84: a UTM scene 1e9 m east had no place there, a 500 (a review)."""
+    from rasterio.transform import from_origin
+
+    far = write_geotiff(
+        tmp_path / "far.tif", rgb_scene(64, 64), transform=from_origin(1e9, 2.8e6, 0.5, 0.5)
+    )
+    files = {"file": ("far.tif", far.read_bytes())}
+    response = client.post("/v1/segment?format=json&polygons=true", files=files)
+    assert response.status_code == 422
+    assert "its georeference lies outside what its CRS places on Earth" in response.json()["detail"]
+    assert client.post("/v1/segment?format=json", files=files).status_code == 200
+
+
 def test_geotiff_keeps_georeference(client, tmp_path):
     path = write_geotiff(tmp_path / "g.tif", rgb_scene(64, 80))
     response = client.post("/v1/segment", files={"file": ("g.tif", path.read_bytes())})

@@ -4,12 +4,16 @@ south-up scenes resampled, engineering CRSs, and a transform without a CRS."""
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
 
 import fiona
 import pytest
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
 
 import aerialseg
 from aerialseg.data.raster import open_input
@@ -136,3 +140,45 @@ def test_a_scene_placed_by_gcps_or_rpcs_alone_keeps_them_in_every_raster(tiny_mo
                         assert out.rpcs is not None and out.rpcs.lat_off == 25.2, (fmt, key)
             areas = json.loads(written["areas_json"].read_text())
             assert all(row["area_m2"] is None for row in areas)
+
+
+def gcps_without_crs(folder: Path) -> Path:
+    """A TIFF placed by ground control points in no CRS (gdal_translate -gcp without
+    -a_srs; rasterio cannot write such points itself, so a VRT names them)."""
+    plain = folder / "plain.tif"
+    profile = {"driver": "GTiff", "width": 120, "height": 96, "count": 3, "dtype": "uint8"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(plain, "w", **profile) as dst:
+            dst.write(rgb_scene(96, 120))
+    points = [(0, 0, 500000, 2800000), (0, 120, 500060, 2800000), (96, 0, 500000, 2799952)]
+    gcps = "".join(
+        f'<GCP Id="{i}" Pixel="{col}" Line="{row}" X="{x}" Y="{y}"/>'
+        for i, (row, col, x, y) in enumerate(points)
+    )
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource><SourceFilename'
+        f' relativeToVRT="0">{plain}</SourceFilename><SourceBand>{b}</SourceBand>'
+        "</SimpleSource></VRTRasterBand>"
+        for b in (1, 2, 3)
+    )
+    vrt = folder / "gcps.vrt"
+    vrt.write_text(
+        f'<VRTDataset rasterXSize="120" rasterYSize="96"><GCPList Projection="">{gcps}'
+        f"</GCPList>{bands}</VRTDataset>"
+    )
+    tif = folder / "gcps.tif"
+    rasterio.shutil.copy(vrt, tif, driver="GTiff")
+    with rasterio.open(tif) as ds:
+        assert len(ds.gcps[0]) == 3 and ds.gcps[1] is None
+    return tif
+
+
+def test_ground_control_points_in_no_crs_are_written_without_them(tiny_model, tmp_path):
+    """A review: rasterio cannot write points of no CRS, and predict (and the server, a
+    500) failed with its AttributeError; such points place nothing, in GDAL either."""
+    scene = gcps_without_crs(tmp_path)
+    for fmt in ("tif", "png"):
+        summary = aerialseg.predict_files(scene, tmp_path / fmt, model=tiny_model, format=fmt)
+        with rasterio.open(summary.done[str(scene)]["classes"]) as out:
+            assert out.crs is None and not out.gcps[0] and out.shape == (96, 120)

@@ -23,6 +23,7 @@ import inspect
 import io
 import json
 import logging
+import re
 import tempfile
 import warnings
 import zipfile
@@ -44,6 +45,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from aerialseg.api import guard
 from aerialseg.api.uploads import (
     NETWORK_OFF,
+    SUFFIXES,
     UPLOAD_BODY,
     receive_upload,
     upload_driver,
@@ -98,8 +100,10 @@ def _b64(path: Path) -> str:
 
 
 def _client_message(err: Exception, upload: Path) -> str:
-    """The error without the server's temporary paths."""
-    return str(err).replace(str(upload), "upload").replace(str(upload.parent), "(server)")
+    """The error without the server's temporary paths (the upload's, with the suffix of
+    its kind too)."""
+    text = re.sub(re.escape(str(upload)) + r"(\.(tif|png|jpg))?", "upload", str(err))
+    return text.replace(str(upload.parent), "(server)")
 
 
 def _segment(
@@ -124,7 +128,10 @@ def _segment(
     chosen = parse_bands(bands_text, "bands=")
     check_band_count(chosen, loaded.spec.in_channels, "bands=")
     bands = chosen or loaded.spec.band_tuple
-    # The upload has no suffix: "auto" is GeoTIFF for a georeferenced image, else PNG.
+    # named by its kind, so that "auto" is what predict writes for such a file: GeoTIFF
+    # for a TIFF (one placed by GCPs, or by a transform alone, keeps them) or a
+    # georeferenced image, else PNG
+    upload = upload.rename(upload.with_suffix(SUFFIXES[driver]))
     class_format = fmt if fmt in ("png", "tif") else "auto"
     outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
     outputs |= {"confidence"} if confidence else set()

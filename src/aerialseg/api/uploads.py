@@ -37,6 +37,7 @@ MAGIC = [
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"\xff\xd8\xff", "JPEG"),
 ]
+SUFFIXES = {"GTiff": ".tif", "PNG": ".png", "JPEG": ".jpg"}  # a file of each driver's kind
 NOT_AN_IMAGE = "not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
 NETWORK_OFF = {
     # /vsicurl/ and the handlers built on it (/vsis3/, /vsigs/, ...) open this name only

@@ -167,7 +167,7 @@ class RasterOutputs:
             # product): the outputs carry them, so a GIS places them where the input lies.
             # Its areas and polygons stay in pixels: no grid gives them ground units.
             gcps, gcp_crs = src.gcps
-            if gcps:
+            if gcps and gcp_crs is not None:  # points of no CRS place nothing (GDAL: none)
                 base.update(gcps=gcps, crs=gcp_crs)
             if src.rpcs:
                 base["rpcs"] = src.rpcs
