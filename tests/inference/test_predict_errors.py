@@ -358,3 +358,30 @@ def test_a_geographic_scene_past_the_poles_is_skipped_naming_it(tmp_path, base, 
     assert "predicted 1 of 2 input(s); 1 failed" in err
     assert (tmp_path / "o" / "fine_areas.json").is_file()
     assert not list((tmp_path / "o").glob("past*"))
+
+
+def test_geojson_polygons_of_a_scene_with_no_place_on_earth_are_refused_before_it_is_predicted(
+    tmp_path, base, capsys
+):
+    """A review: GeoJSON is WGS84, and a projected scene off its CRS's domain (x = 1e9 m
+    in UTM) was a GDAL traceback once predicted (a 500 from the server, whose page always
+    asks for polygons); degrees past a turn round the globe gave empty polygons."""
+    from rasterio.transform import from_origin
+
+    image = rgb_scene(40, 50)
+    far = write_geotiff(tmp_path / "far.tif", image, transform=from_origin(1e9, 2.8e6, 0.5, 0.5))
+    round_ = write_geotiff(
+        tmp_path / "round.tif", image, crs="EPSG:4326", transform=from_origin(500, 10, 1e-5, 1e-5)
+    )
+    for scene, why in (
+        (far, "its georeference lies outside what its CRS places on Earth (Point outside of"),
+        (round_, "its georeference goes round the globe (longitudes 500 to 500): check the"),
+    ):
+        out = tmp_path / scene.stem
+        model = [*base[:2], *base[4:]]  # --model, --device
+        assert main(["predict", str(scene), *model, "--out", str(out), "--vector", "geojson"])
+        assert f"{scene.name}: {why}" in capsys.readouterr().err
+        assert not out.exists() or not list(out.iterdir())
+    # polygons in the scene's own CRS need no place in WGS84
+    gpkg = ["--out", str(tmp_path / "g"), "--vector", "gpkg"]
+    assert main(["predict", str(far), *base[:2], *base[4:], *gpkg]) == 0

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 import shapely
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform as reproject_points
@@ -27,6 +28,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from aerialseg.data.raster import InputError
+from aerialseg.errors import library_reason
 
 EDGE_POINTS = 64  # points along each row's edges: a parallel is curved on the plane
 
@@ -51,16 +53,34 @@ class AreaMeasure:
         """The name an area in this unit goes by in polygon attributes."""
         return f"area_{self.unit}"
 
-    @cached_property
-    def _equal_area(self) -> CRS:
-        corners = [(0, 0), (self.width, 0), (0, self.height), (self.width, self.height)]
-        xs, ys = zip(*(self.transform @ corner for corner in corners), strict=True)
-        _, lats = reproject_points(self.crs, "EPSG:4326", xs, ys)
+    def check_on_earth(self) -> None:
+        """Raise InputError where the raster's corners and edges have no longitude and
+        latitude: past its CRS's domain (a 500 from GDAL when GeoJSON, which is WGS84, was
+        written), past the poles, or more than a turn round the globe."""
+        steps = [0, 0.5, 1]
+        points = [(fx * self.width, fy * self.height) for fx in steps for fy in steps]
+        xs, ys = zip(*(self.transform @ point for point in points), strict=True)
+        try:
+            lons, lats = reproject_points(self.crs, "EPSG:4326", xs, ys)
+        except CPLE_BaseError as err:  # GDAL's "Point outside of projection domain"
+            raise InputError(
+                f"{self.name}: its georeference lies outside what its CRS places on Earth"
+                f" ({library_reason(err)}): check the transform and the CRS"
+            ) from None
         if not all(math.isfinite(lat) and abs(lat) <= 90 for lat in lats):
             raise InputError(
                 f"{self.name}: its georeference reaches past the poles (latitudes"
                 f" {min(lats):g} to {max(lats):g}): check the transform and the CRS"
             )
+        if not all(math.isfinite(lon) and abs(lon) <= 360 for lon in lons):
+            raise InputError(
+                f"{self.name}: its georeference goes round the globe (longitudes"
+                f" {min(lons):g} to {max(lons):g}): check the transform and the CRS"
+            )
+
+    @cached_property
+    def _equal_area(self) -> CRS:
+        self.check_on_earth()
         x, y = self.transform @ (self.width / 2, self.height / 2)
         lon, lat = reproject_points(self.crs, "EPSG:4326", [x], [y])
         return CRS.from_proj4(

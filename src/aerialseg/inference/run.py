@@ -351,6 +351,9 @@ def _predict_one(
         # With polygons, regions under min_area merge into their neighbours in the raster
         # first, so that the raster and its polygons agree and leave no holes.
         speck = sieve_size(raster.dataset, opts.min_area) if opts.vector else 0
+        if opts.vector == "geojson" and raster.dataset.crs is not None:
+            ds = raster.dataset  # GeoJSON is WGS84: said now, not once it is predicted
+            AreaMeasure(ds.crs, ds.transform, ds.width, ds.height, shown.name).check_on_earth()
         outputs = RasterOutputs(
             raster,
             classes,
