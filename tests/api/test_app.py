@@ -288,7 +288,9 @@ def test_each_output_of_segment_with_a_pointwise_engine(pointwise, tmp_path):
     assert full["confidence"]["media_type"] == "image/png"
     assert full["geojson"]["features"]
     tif_json = client.post("/v1/segment?format=json&overlay=true", files=geotiff).json()
-    assert tif_json["color_png"] is None  # a GeoTIFF's colour mask is a GeoTIFF: download only
+    # a GeoTIFF's colour mask as a PNG too, as the docs say (it was null: a review)
+    shown = Image.open(io.BytesIO(base64.b64decode(tif_json["color_png"])))
+    assert shown.format == "PNG" and shown.size == (50, 40)
     gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
     files = {"file": ("gray.tif", gray.read_bytes())}
     assert client.post("/v1/segment", files=files).status_code == 422

@@ -398,9 +398,7 @@ def create_app(
                 "mask": {"media_type": MEDIA[mask.suffix], "base64": _b64(mask)},
             }
             if overlay:
-                body["color_png"] = (
-                    _b64(written["color"]) if written["color"].suffix == ".png" else None
-                )
+                body["color_png"] = _png_b64(written["color"])  # a GeoTIFF's as PNG too
                 body["overlay_png"] = _b64(written["overlay"])
             if polygons:
                 body["geojson"] = json.loads(written["polygons"].read_text())
