@@ -34,7 +34,7 @@ from aerialseg.training import run
 from aerialseg.training.config import resolve_config
 from aerialseg.training.module import SegmentationTask
 from aerialseg.training.progress import TimeBudget
-from tests.helpers.models import FAST
+from tests.helpers.models import FAST, write_tiny_model
 
 
 def _config(*settings: str):
@@ -480,6 +480,27 @@ def test_settings_this_machine_or_class_table_cannot_run_are_one_line(tmp_path, 
         run.check_settings_here(_config(f"init_from={missing}"), DUBAI_CLASSES, False)
     assert str(error.value) == f"init_from: {missing}: no such model file"
     run.check_settings_here(_config(f"init_from={missing}"), DUBAI_CLASSES, True)  # unused
-    run.check_settings_here(_config("init_from=default"), DUBAI_CLASSES, False)
+
+
+def test_init_from_that_cannot_start_the_run_is_one_line_before_data_is_read(tmp_path):
+    """A review: a 4-band model into a 3-band run was a size mismatch traceback, and
+    another architecture was told only after the unlabelled images were pseudo-labelled."""
+    four = write_tiny_model(tmp_path / "four.pt", ["bands=[1,2,3,4]"])
+    with pytest.raises(ConfigError) as error:
+        run.check_settings_here(_config(f"init_from={four}"), DUBAI_CLASSES, False)
+    assert str(error.value) == (
+        "init_from: that model reads 4 bands and this run 3; only an RGB model's first layer"
+        " is adapted to other bands: choose 4 bands with bands="
+    )
+    run.check_settings_here(_config(f"init_from={four}", "bands=[4,3,2,1]"), DUBAI_CLASSES, 0)
+    rgb = write_tiny_model(tmp_path / "rgb.pt")  # RGB to any bands: adapted
+    run.check_settings_here(_config(f"init_from={rgb}", "bands=[4,3,2,1]"), DUBAI_CLASSES, 0)
+    with pytest.raises(ConfigError, match="that model is a seed-unet, this run trains a fpn"):
+        run.check_settings_here(
+            _config(f"init_from={rgb}", "model=fpn-effnet-lite0"), DUBAI_CLASSES, False
+        )
+    default = _config("init_from=default", "model=fpn-effnet-lite0", "base_width=32")
+    run.check_settings_here(default, DUBAI_CLASSES, False)  # the bundled model's kind
     (tmp_path / "there.pt").write_bytes(b"weights")
-    run.check_settings_here(_config(f"init_from={tmp_path / 'there.pt'}"), DUBAI_CLASSES, False)
+    with pytest.raises(ConfigError, match="init_from: .*there.pt: not an aerialseg model"):
+        run.check_settings_here(_config(f"init_from={tmp_path / 'there.pt'}"), DUBAI_CLASSES, 0)

@@ -40,6 +40,25 @@ class Transfer:
         return line
 
 
+def check_source(source: LoadedModel, model_name: str, in_channels: int) -> None:
+    """Raise ConfigError where ``source`` cannot start a ``model_name`` network reading
+    ``in_channels`` bands: another architecture, or other bands than an RGB model's (timm's
+    adapt_input_conv, which spreads three bands' weights over any count, starts from RGB
+    only: 4 bands to 3 were kept as they were, then a size mismatch traceback)."""
+    if source.spec.model != model_name:
+        raise ConfigError(
+            f"init_from: that model is a {source.spec.model}, this run trains a"
+            f" {model_name}; set model={source.spec.model} to fine-tune it"
+        )
+    theirs = source.spec.in_channels
+    if theirs not in (3, in_channels):
+        raise ConfigError(
+            f"init_from: that model reads {theirs} bands and this run {in_channels}; only an"
+            f" RGB model's first layer is adapted to other bands: choose {theirs} bands with"
+            " bands="
+        )
+
+
 def init_from(
     net: SegmentationNet, model_name: str, classes: ClassTable, source: LoadedModel
 ) -> Transfer:
@@ -48,11 +67,7 @@ def init_from(
     Every tensor but the head and the first convolution must fit as it is: another
     architecture or other decoder widths is a ConfigError naming what differs.
     """
-    if source.spec.model != model_name:
-        raise ConfigError(
-            f"init_from: that model is a {source.spec.model}, this run trains a"
-            f" {model_name}; set model={source.spec.model} to fine-tune it"
-        )
+    check_source(source, model_name, net.in_channels)
     own, theirs = net.state_dict(), source.net.state_dict()
     stem, head = NET_PREFIX + STEM[model_name], NET_PREFIX + CLASS_HEAD[model_name]
     report = Transfer(total=sum(key.startswith(NET_PREFIX) for key in own))

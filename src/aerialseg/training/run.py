@@ -59,6 +59,7 @@ from aerialseg.models.io import (
 )
 from aerialseg.models.network import gflops_per_megapixel
 from aerialseg.models.spec import ModelSpec
+from aerialseg.models.transfer import check_source
 from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
@@ -308,14 +309,19 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
     )
 
 
+def _source_model(init_from: str) -> LoadedModel:
+    """The model ``init_from`` names (a model file, or "default")."""
+    path = bundled_model_path() if init_from == "default" else Path(init_from)
+    try:
+        return load_model(path)
+    except ModelFileError as err:
+        raise ConfigError(f"init_from: {err}") from None
+
+
 def initial_weights(task: SegmentationTask, init_from: str) -> str:
     """Load ``init_from`` (a model file, or "default") into the task's network; returns a
     line saying what was carried over."""
-    path = bundled_model_path() if init_from == "default" else Path(init_from)
-    try:
-        source = load_model(path)
-    except ModelFileError as err:
-        raise ConfigError(f"init_from: {err}") from None
+    source = _source_model(init_from)
     transfer = init_from_model(task.net, task.cfg.model, task.classes, source)
     return transfer.describe(init_from)
 
@@ -406,6 +412,8 @@ def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> 
     path = cfg.init_from
     if path and not resume and path != "default" and not Path(path).is_file():
         raise ConfigError(f"init_from: {path}: no such model file")
+    if path and not resume:  # said before images are read or pseudo-labelled
+        check_source(_source_model(path), cfg.model, cfg.spec.in_channels)
 
 
 def train(
