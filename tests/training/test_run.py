@@ -312,6 +312,33 @@ def test_resume_after_interruption(tiny_dataset, tmp_path):
     assert json.loads((run / "split.json").read_text())["train"] == subset
 
 
+BEST_KEY = (
+    "ModelCheckpoint{'monitor': 'val_miou', 'mode': 'max', 'every_n_train_steps': 0,"
+    " 'every_n_epochs': 1, 'train_time_interval': None}"
+)
+
+
+def test_a_run_folder_moved_before_its_resume_keeps_its_best(tiny_dataset, tmp_path):
+    """A review: resumed after a move, the record of the best was dropped (its folder's
+    absolute path had changed), and the run ended naming the old folder's best.ckpt."""
+    cfg = resolve_config("default", None, [*FAST, "max_epochs=3"])
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(cfg, tiny_dataset, tmp_path / "a", classes=DUBAI_CLASSES,
+              extra_callbacks=[PowerCut(5)])  # fmt: skip
+    before = torch.load(tmp_path / "a/checkpoints/last.ckpt", weights_only=False)
+    best = before["callbacks"][BEST_KEY]  # ModelCheckpoint's key, as older runs wrote it
+    (tmp_path / "a").rename(tmp_path / "moved")
+    assert (
+        main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "moved"), "--resume"])
+        == 0
+    )
+    after = torch.load(tmp_path / "moved/checkpoints/last.ckpt", weights_only=False)
+    kept = after["callbacks"][BEST_KEY]
+    assert kept["best_model_path"] == str((tmp_path / "moved/checkpoints/best.ckpt").resolve())
+    assert float(kept["best_model_score"]) >= float(best["best_model_score"])
+    assert (tmp_path / "moved" / "model.pt").is_file()
+
+
 class LearningRates(L.Callback):
     def __init__(self):
         self.seen: list[float] = []

@@ -11,7 +11,9 @@ Run folder::
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import importlib.util
 import json
 import logging
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import lightning as L
 import torch
@@ -33,7 +35,6 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
-    ModelCheckpoint,
     Timer,
     WeightAveraging,
 )
@@ -63,6 +64,7 @@ from aerialseg.models.transfer import check_source
 from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
+from aerialseg.training.folder import MovableCheckpoint, held
 from aerialseg.training.module import SegmentationTask
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
 from aerialseg.training.pseudo import pseudo_labelled
@@ -79,6 +81,9 @@ class _NoServiceTips(logging.Filter):
 
 # rank_zero_info() logs through this logger.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoServiceTips())
+
+
+P = ParamSpec("P")
 
 
 def _rank_zero() -> bool:
@@ -260,7 +265,7 @@ def _loggers(cfg: TrainConfig, run_dir: Path) -> list[Logger]:
 def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Trainer:
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
-        ModelCheckpoint(
+        MovableCheckpoint(
             dirpath=ckpt_dir,
             filename="best",
             monitor="val_miou",
@@ -269,7 +274,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
             enable_version_counter=False,
         ),
         # Lightning's save_last only writes alongside a new best; resume needs every epoch.
-        ModelCheckpoint(
+        MovableCheckpoint(
             dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False
         ),
         # Not strict: a run whose max_steps end before its first validation has no
@@ -416,6 +421,20 @@ def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> 
         check_source(_source_model(path), cfg.model, cfg.spec.in_channels)
 
 
+def _holding_out(run: Callable[P, Path]) -> Callable[P, Path]:
+    """``run`` (train) holding its ``out`` folder: one train a folder at a time (the first
+    process of a DDP run holds it for all)."""
+
+    @functools.wraps(run)
+    def holding(*args: P.args, **kwargs: P.kwargs) -> Path:
+        out = Path(kwargs["out"] if "out" in kwargs else args[2])  # type: ignore[arg-type]
+        with held(out) if _rank_zero() else contextlib.nullcontext():
+            return run(*args, **kwargs)
+
+    return holding
+
+
+@_holding_out
 def train(
     cfg: TrainConfig,
     data: str | Path,

@@ -1,0 +1,65 @@
+"""A run folder: held by one train at a time, and resumable wherever it was moved."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+import torch
+
+from aerialseg.errors import ConfigError
+from aerialseg.training.folder import MovableCheckpoint, held
+
+
+def _hold_in_another_process(run_dir: Path, started, release) -> None:
+    with held(run_dir):
+        started.set()
+        release.wait(30)
+
+
+def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
+    """A review: two trains into one --out both ran and wrote into each other's files."""
+    run_dir = tmp_path / "run"
+    context = multiprocessing.get_context("spawn")
+    started, release = context.Event(), context.Event()
+    other = context.Process(target=_hold_in_another_process, args=(run_dir, started, release))
+    other.start()
+    try:
+        assert started.wait(60)
+        with pytest.raises(ConfigError) as err, held(run_dir):
+            pass
+        assert str(err.value) == (
+            f"{run_dir} is in use by another aerialseg train; wait for it to end, or choose"
+            " another --out"
+        )
+        with held(tmp_path / "another run"):  # another folder is free
+            pass
+    finally:
+        release.set()
+        other.join(60)
+    with held(run_dir), held(tmp_path / "another run"):  # released when the holder ended
+        pass
+    with held(run_dir):  # and by this process, once its run is over
+        pass
+
+
+def test_a_checkpoints_record_follows_its_folder(tmp_path):
+    """Lightning dropped the best's score when the folder's path changed (moved, renamed,
+    copied): the next validation replaced a better best.ckpt, and a copy's model.pt was
+    built from the original folder's best."""
+    old, new = tmp_path / "a" / "checkpoints", tmp_path / "b" / "checkpoints"
+    recorded = MovableCheckpoint(dirpath=old, filename="best", monitor="val_miou", mode="max")
+    recorded.best_model_score = torch.tensor(0.61)
+    recorded.best_model_path = str(old / "best.ckpt")
+    recorded.last_model_path = str(old / "best.ckpt")
+    recorded.best_k_models = {str(old / "best.ckpt"): torch.tensor(0.61)}
+    state = recorded.state_dict()
+    moved = MovableCheckpoint(dirpath=new, filename="best", monitor="val_miou", mode="max")
+    moved.load_state_dict(state)
+    assert float(moved.best_model_score) == pytest.approx(0.61)
+    assert moved.best_model_path == str(new / "best.ckpt") == moved.last_model_path
+    assert list(moved.best_k_models) == [str(new / "best.ckpt")]
+    here = MovableCheckpoint(dirpath=old, filename="best", monitor="val_miou", mode="max")
+    here.load_state_dict(state)  # in place: as Lightning reads it
+    assert here.best_model_path == str(old / "best.ckpt")
