@@ -43,3 +43,15 @@ def test_the_summary_names_the_files_and_commands_that_work(tiny_dataset, tmp_pa
     assert sorted(scored["images"]) == sorted(split["test"])
     assert main(predict[1:]) == 0  # a held-out image of the dataset
     assert [p.name for p in (run / "predictions").iterdir() if p.suffix == ".png"]
+
+
+def test_the_checkpoints_line_names_a_best_checkpoint_only_where_there_is_one(tmp_path):
+    """A review: a run that ended before its first validation listed a best.ckpt."""
+    from aerialseg.training.summary import _checkpoints
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "last.ckpt").write_bytes(b"")
+    assert _checkpoints(folder) == "last.ckpt that --resume continues from"
+    (folder / "best.ckpt").write_bytes(b"")
+    assert _checkpoints(folder) == "best.ckpt, and last.ckpt that --resume continues from"

@@ -50,7 +50,7 @@ def _files(outcome: RunOutcome) -> list[tuple[str, str]]:
     run = outcome.run_dir
     found = [
         ("model.pt", "the best weights with their settings and classes: predict, evaluate, serve"),
-        ("checkpoints/", "best.ckpt, and last.ckpt that --resume continues from"),
+        ("checkpoints/", _checkpoints(run / "checkpoints")),
         ("metrics.csv", "loss, validation mIoU and learning rate by step"),
         ("training.png", "loss and validation mIoU curves"),
         ("config.yaml", "the settings (usable as --config), classes.json, split.json"),
@@ -60,6 +60,13 @@ def _files(outcome: RunOutcome) -> list[tuple[str, str]]:
     if outcome.logger == "mlflow":
         found.append(("mlruns/", "MLflow file store (experiment 'aerialseg')"))
     return [(name, what) for name, what in found if (run / name.rstrip("/")).exists()]
+
+
+def _checkpoints(folder: Path) -> str:
+    """What a run's checkpoints folder holds (a run that ended before its first
+    validation has no best.ckpt)."""
+    best = "best.ckpt, and " if (folder / "best.ckpt").exists() else ""
+    return f"{best}last.ckpt that --resume continues from"
 
 
 def next_commands(outcome: RunOutcome, image: str | None) -> list[str]:
