@@ -608,7 +608,21 @@ def test_a_bad_vector_parameter_is_422_not_500(client, tmp_path):
     """min_area=nan was a 500 (math.ceil of NaN); simplify=-1 and min_area=-1 a 200."""
     photo = {"file": ("a.jpg", jpeg_bytes(64, 64), "image/jpeg")}
     for query in ("min_area=nan", "min_area=inf", "min_area=-1", "simplify=-1", "simplify=nan"):
-        response = client.post(f"/v1/segment?polygons=true&{query}", files=photo)
+        response = client.post(f"/v1/segment?format=json&polygons=true&{query}", files=photo)
         assert response.status_code == 422, query
         assert "give a size of 0 or more" in response.json()["detail"], query
-    assert client.post("/v1/segment?polygons=true&min_area=0", files=photo).status_code == 200
+    ok = client.post("/v1/segment?format=json&polygons=true&min_area=0", files=photo)
+    assert ok.status_code == 200
+
+
+def test_json_parts_asked_of_an_image_answer_are_422(client):
+    """A review: overlay, confidence, polygons and preview were ignored without a word
+    unless format=json."""
+    photo = {"file": ("a.jpg", jpeg_bytes(64, 64), "image/jpeg")}
+    response = client.post("/v1/segment?format=png&polygons=true&overlay=true", files=photo)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "overlay and polygons: part of the JSON answer; add format=json"
+    )
+    assert client.post("/v1/segment?preview=true", files=photo).status_code == 422
+    assert client.post("/v1/segment?format=json&preview=true", files=photo).status_code == 200

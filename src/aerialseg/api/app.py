@@ -354,6 +354,14 @@ def create_app(
         ] = False,
     ) -> Response:
         format, overlay, confidence = asked["format"], asked["overlay"], asked["confidence"]
+        extras = {"overlay": overlay, "confidence": confidence, "polygons": polygons}
+        asked_for = [name for name, on in {**extras, "preview": preview}.items() if on]
+        if asked_for and format != "json":  # said before the body is read, not ignored
+            raise HTTPException(
+                422,
+                f"{' and '.join(asked_for)}: part of the JSON answer; add format=json",
+                headers={"connection": "close"},
+            )
         with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
             upload, out = Path(tmp) / "upload", Path(tmp) / "out"
             loop = asyncio.get_running_loop()
