@@ -179,7 +179,7 @@ def predict_query() -> Any:
         elif option.choices:
             kind = Literal[option.choices]  # type: ignore[misc]
         if option.many:
-            kind, query["pattern"] = str, r"^\d+(,\d+)*$"
+            kind, query["pattern"] = str, r"^[0-9]+(,[0-9]+)*$"
         if option.default is None:
             kind = kind | None
         parameters.append(
@@ -327,6 +327,10 @@ def create_app(
                 "content": {"image/png": {}, "image/tiff": {}, "application/json": {}},
                 "description": "class mask, or JSON with areas (and overlay / polygons /"
                 " confidence)",
+            },
+            400: {
+                "description": "a Host header that names no address of this server, an"
+                " upload cut short, or a Content-Length that is no number"
             },
             401: {"description": "token missing or wrong (a server started with --token)"},
             403: {"description": "sent by a web page of another origin (see --cors-origin)"},
