@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -347,8 +348,10 @@ class LearningRates(L.Callback):
         self.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
-def test_resume_keeps_the_time_budgets_schedule(tiny_dataset, tmp_path):
-    """A run resumed at 90% of its time budget goes on near the end of its cosine."""
+def test_resume_keeps_the_time_budgets_schedule(tiny_dataset, tmp_path, capsys):
+    """A run resumed at 90% of its time budget goes on near the end of its cosine, and
+    its summary counts the earlier attempt's time (it said 'done in 0:00:15 of the
+    budget' after 28 s of it: a review)."""
     run = tmp_path / "run"
     cfg = resolve_config("default", None, [*FAST, "max_epochs=3", "max_time=00:10:00"])
     with pytest.raises(RuntimeError, match="power cut"):
@@ -359,7 +362,9 @@ def test_resume_keeps_the_time_budgets_schedule(tiny_dataset, tmp_path):
     torch.save(ckpt, ckpt_path)
 
     rates = LearningRates()
+    capsys.readouterr()
     train(cfg, tiny_dataset, run, classes=DUBAI_CLASSES, resume=True, extra_callbacks=[rates])
+    assert re.search(r"done in 0:09:\d\d of the 0:10:00 budget", capsys.readouterr().out)
 
     # The first step runs at the rate the checkpoint saved; the next ones at 90% and on
     # (further on by this command's loading, which max_time counts too).

@@ -561,7 +561,8 @@ def train(
         outcome = RunOutcome(
             run_dir=run_dir,
             data=os.fspath(data),
-            seconds=time.monotonic() - started,
+            # of a budget: the earlier attempts' training too, as the progress line counts
+            seconds=time.monotonic() - started + (budget.spent_before if budget else 0.0),
             budget=budget_s,
             steps=trainer.global_step,
             stopped_by=_stop_reason(trainer, budget),
