@@ -5,7 +5,7 @@ import yaml
 
 from aerialseg.errors import ConfigError, parse_reason
 from aerialseg.training.config import resolve_config
-from aerialseg.yamltext import load_yaml
+from aerialseg.yamltext import dump_yaml, load_yaml
 
 
 def test_a_key_given_twice_is_refused_where_it_is():
@@ -72,3 +72,19 @@ def test_a_config_reads_a_duration_and_a_word_as_written(tmp_path):
     path.write_text("scheduler: off\n")
     with pytest.raises(ConfigError, match="scheduler='off' is not one of: cosine, plateau"):
         resolve_config("default", path)
+
+
+@pytest.mark.parametrize("text", ["1e3", "0o17", "08", "on", "0x10", "1:30", "NO", "~", "text"])
+def test_what_is_written_reads_back_as_written_by_either_yaml(text):
+    """A review: PyYAML's dump left '1e3', '0o17' and '08' bare (text to YAML 1.1), which
+    load_yaml read back as numbers, so a run with such a text setting could not resume."""
+    data = {"unlabelled": text, "lr": 1e-3, "bands": [3, 2, 1], "init_from": None}
+    written = dump_yaml(data)
+    assert load_yaml(written) == data == yaml.safe_load(written)
+
+
+def test_a_run_config_with_number_like_text_resumes_as_saved(tmp_path):
+    saved = resolve_config(overrides=["max_time=08", "unlabelled=1e5", "init_from=my.pt"])
+    saved.save(tmp_path / "config.yaml")
+    again = resolve_config(config_file=tmp_path / "config.yaml")
+    assert (again.max_time, again.unlabelled) == ("08", "1e5")

@@ -893,7 +893,9 @@ def evaluation_folder(model_file: Path | None, split: str) -> Path:
     """Where evaluate writes without ``out``: eval-SPLIT beside a model file (a run's
     folder), but in the working folder for the bundled model, which lies in the installed
     package, and for a model held only in memory."""
-    if model_file is None or model_file.resolve() == default_model_path().resolve():
+    from aerialseg.models.io import bundled_model_path  # which may not exist: no error
+
+    if model_file is None or model_file.resolve() == bundled_model_path().resolve():
         return Path(f"eval-{split}")
     return model_file.parent / f"eval-{split}"
 

@@ -67,6 +67,22 @@ for _tag, (_pattern, _first) in _CORE_SCHEMA.items():
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
+class _QuotingDumper(yaml.SafeDumper):
+    """SafeDumper that quotes text which YAML 1.1 or the 1.2 core schema would read as
+    anything else: PyYAML's own left '1e3', '0o17' and '08' bare (1.1 text, 1.2 numbers),
+    so a run's config.yaml did not read back as written."""
+
+
+for _tag, (_pattern, _first) in _CORE_SCHEMA.items():
+    _QuotingDumper.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as YAML that ``load_yaml`` (and YAML 1.1 readers) read back as it is, keys
+    in their order."""
+    return yaml.dump(data, Dumper=_QuotingDumper, sort_keys=False)
+
+
 def load_yaml(text: str) -> Any:
     """``text`` as YAML (safe: plain data only; plain scalars as YAML 1.2 reads them);
     raises yaml.YAMLError, a key given twice in a mapping included."""

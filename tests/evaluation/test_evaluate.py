@@ -389,6 +389,12 @@ def test_without_out_scores_go_beside_a_model_file_and_here_for_the_bundled_mode
     assert evaluation_folder(tmp_path / "run" / "model.pt", "val") == tmp_path / "run" / "eval-val"
     assert evaluation_folder(default_model_path(), "test") == Path("eval-test")
     assert evaluation_folder(None, "all") == Path("eval-all")
+    # an install without a bundled model scores a model file all the same (a review)
+    import aerialseg.models.io
+
+    with monkeypatch.context() as patch:
+        patch.setattr(aerialseg.models.io, "bundled_model_path", lambda: tmp_path / "none.pt")
+        assert evaluation_folder(tmp_path / "r" / "model.pt", "val") == tmp_path / "r" / "eval-val"
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", "default", "--data", str(tiny_dataset), "--split", "all"]) == 0
     assert "written to eval-all/metrics.json" in capsys.readouterr().out

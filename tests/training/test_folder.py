@@ -41,6 +41,15 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
     with held(run_dir), held(tmp_path / "another run"):  # released when the holder ended
         pass
     with held(run_dir):  # and by this process, once its run is over
+        assert (tmp_path / ".run.aerialseg-lock").is_file()  # beside it, on its file system
+    # nothing is left, and nothing is made in --out itself before the run writes there
+    assert list(tmp_path.iterdir()) == []
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    with (
+        pytest.raises(ConfigError, match="--out .*a file/run: cannot create it"),
+        held(blocker / "run"),
+    ):
         pass
 
 

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aerialseg.errors import AerialsegError
 from aerialseg.options import as_flags
+from aerialseg.yamltext import dump_yaml
 
 EXIT_PROBLEMS = 2  # as any user error (aerialseg.cli.EXIT_USER_ERROR)
 # The options that say how a dataset is read (a run's: training.summary.data_options): a
@@ -90,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             settings={**settings, **given},
             resume=args.out if args.resume else None,
         )
-        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        print(dump_yaml(cfg.to_dict()), end="")
         return 0
     if args.data is None:
         raise AerialsegError(

@@ -22,7 +22,7 @@ import yaml
 from aerialseg.errors import ConfigError, parse_reason
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
 from aerialseg.models.spec import MAX_OVERLAP, ModelSpec
-from aerialseg.yamltext import load_yaml
+from aerialseg.yamltext import dump_yaml, load_yaml
 
 
 def setting(default: Any, help: str) -> Any:
@@ -264,7 +264,7 @@ class TrainConfig:
             (
                 0 <= self.overlap <= MAX_OVERLAP,
                 f"overlap must be 0 to {MAX_OVERLAP}: more predicts each pixel more than twice"
-                " along each axis",
+                f" along each axis (a run saved with more resumes with overlap={MAX_OVERLAP})",
             ),
             (0 <= self.color_jitter < 1, "color_jitter must be in [0, 1)"),
             (0 <= self.class_balanced <= 1, "class_balanced must be in [0, 1]"),
@@ -412,7 +412,7 @@ class TrainConfig:
         return config.validate()
 
     def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        path.write_text(dump_yaml(self.to_dict()))
 
 
 @dataclass(frozen=True)

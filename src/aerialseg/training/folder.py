@@ -2,9 +2,11 @@
 
 Two ``train`` commands into one ``--out`` both passed the "already holds a run" check
 while they loaded their data, then wrote into each other's checkpoints. A run holds its
-folder with an advisory lock (``flock``, released however the process ends) on a file
-named after the folder's path in the system's temporary folder, so that nothing is
-written into ``--out`` before the run's data is checked.
+folder with an advisory lock (``flock``, released however the process ends) on a hidden
+file beside it, ``.NAME.aerialseg-lock``: on the run's own file system, so that runs with
+other temporary folders (a cluster job's TMPDIR, another container) see it too, and
+nothing is written into ``--out`` before the run's data is checked. The file is removed
+when the run ends.
 
 Lightning's ModelCheckpoint records its folder's absolute path, and drops the record of
 the best checkpoint when a resumed run's folder has another one (a folder moved, renamed
@@ -15,9 +17,7 @@ was rebuilt from the original folder's.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,21 +38,40 @@ def held(run_dir: Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    key = hashlib.sha256(os.fsencode(run_dir.resolve())).hexdigest()[:24]
-    locks = Path(tempfile.gettempdir()) / f"aerialseg-runs-{os.getuid()}"  # each user's own
-    locks.mkdir(mode=0o700, exist_ok=True)
-    with (locks / f"{key}.lock").open("a") as lock:
+    path = run_dir.parent / f".{run_dir.name}.aerialseg-lock"
+    lock = _locked(path, run_dir)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before the unlock: a waiting run opens a new file
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def _locked(path: Path, run_dir: Path):
+    """The lock file at ``path``, opened and locked by this process."""
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = path.open("a")
+        except OSError as err:
+            raise ConfigError(f"--out {run_dir}: cannot create it ({err.strerror})") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             raise ConfigError(
                 f"{run_dir} is in use by another aerialseg train; wait for it to end, or"
                 " choose another --out"
             ) from None
+        # the holder before may have ended and removed the file after it was opened here:
+        # then the lock is on a file no one else will open, and the new one is the one
         try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                return lock
+        except FileNotFoundError:
+            pass
+        lock.close()
 
 
 class MovableCheckpoint(ModelCheckpoint):

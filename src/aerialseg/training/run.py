@@ -69,6 +69,7 @@ from aerialseg.training.module import SegmentationTask
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
 from aerialseg.training.pseudo import pseudo_labelled
 from aerialseg.training.summary import RunOutcome, data_options, format_summary
+from aerialseg.yamltext import load_yaml
 
 
 class _NoServiceTips(logging.Filter):
@@ -375,7 +376,7 @@ def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse overrides that reshape what the run's checkpoint holds, before its config
     is rewritten: the run then stays resumable as it was."""
     try:
-        saved = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        saved = TrainConfig.from_dict(load_yaml((run_dir / "config.yaml").read_text()))
     except (OSError, ValueError, yaml.YAMLError):  # none, or unreadable: the checkpoint says
         return
     changed = [
@@ -392,6 +393,14 @@ def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
         )
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the system has one: a
+    container's or a job's share; else every core)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux only: not macOS or Windows
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> None:
     """Settings that need the class table or this machine, checked before data is read."""
     if cfg.class_weights is not None and len(cfg.class_weights) != classes.num_classes:
@@ -404,10 +413,11 @@ def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> 
             f"accelerator={cfg.accelerator}: this machine has no CUDA GPU that torch can use;"
             " give accelerator=auto or cpu"
         )
-    if _on_cpu(cfg) and cfg.devices > len(os.sched_getaffinity(0)):
+    cores = usable_cores()
+    if _on_cpu(cfg) and cfg.devices > cores:
         raise ConfigError(  # each is a process with its own copy of the model and data
-            f"devices={cfg.devices}: this machine gives the run"
-            f" {len(os.sched_getaffinity(0))} CPU core(s); give at most that many processes"
+            f"devices={cfg.devices}: this machine gives the run {cores} CPU core(s); give at"
+            " most that many processes"
         )
     on_cuda = cfg.accelerator in ("gpu", "cuda") or not _on_cpu(cfg) and cfg.accelerator == "auto"
     if on_cuda and cfg.devices > torch.cuda.device_count():
