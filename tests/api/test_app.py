@@ -188,7 +188,7 @@ def test_json_with_confidence_of_a_geotiff(client, loaded, tiny_model, tmp_path)
     "payload, status, fragment",
     [
         (b"this is not an image", 415, "not an image"),
-        (b"", 415, "empty"),
+        (b"", 422, "empty (0 bytes)"),
     ],
 )
 def test_unreadable_uploads(client, payload, status, fragment):

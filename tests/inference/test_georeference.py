@@ -51,14 +51,18 @@ def test_a_south_up_scene_resampled_covers_the_scene(tmp_path):
         raster.close()
 
 
-def test_an_engineering_crs_is_one_line(tiny_model, tmp_path):
-    site = CRS.from_wkt(
-        'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],'
-        'AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
-    )
-    path = write_geotiff(tmp_path / "site.tif", rgb_scene(40, 50), crs=site)
+SITE_GRID = (
+    'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],'
+    'AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+)
+
+
+@pytest.mark.parametrize("crs", [SITE_GRID, "EPSG:4978"], ids=["engineering", "geocentric"])
+def test_a_crs_neither_projected_nor_geographic_is_one_line(tiny_model, tmp_path, crs):
+    path = write_geotiff(tmp_path / "site.tif", rgb_scene(40, 50), crs=CRS.from_user_input(crs))
     summary = aerialseg.predict_files(path, tmp_path / "out", model=tiny_model)
-    assert "a local (engineering) CRS" in summary.failed[str(path)]  # was a CRSError trace
+    # was a CRSError trace; a geocentric CRS was called a local (engineering) one
+    assert "neither a projected nor a geographic CRS" in summary.failed[str(path)]
     assert not (tmp_path / "out").exists()
 
 

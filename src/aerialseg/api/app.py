@@ -338,7 +338,7 @@ def create_app(
             411: {"description": "no Content-Length"},
             413: {"description": "upload or image too large, or too long on one side"},
             415: {"description": "not a JPEG, PNG or TIFF"},
-            422: {"description": "damaged image or wrong parameters"},
+            422: {"description": "an empty or damaged image, or wrong parameters"},
             503: {"description": "too many requests queued"},
             507: {"description": "the server's disk is full"},
         },

@@ -116,7 +116,7 @@ class _FileField:
 
 async def receive_upload(request: Request, dest: Path, limit: int) -> None:
     """Write the body's ``file`` field to ``dest`` as it arrives; 413 past ``limit``
-    bytes, 422 for a body that is not multipart/form-data with that field."""
+    bytes, 422 for a body that is not multipart/form-data with that field, or an empty one."""
     kind, params = parse_options_header(request.headers.get("content-type"))
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
         raise HTTPException(422, "send the image as multipart/form-data, in a field named file")
@@ -152,14 +152,14 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> None:
         ) from None
     if not field.done:
         raise HTTPException(422, "no complete field named file in the body")
+    if size == 0:  # a request that names no file, or an empty one: nothing to identify
+        raise HTTPException(422, "the field named file is empty (0 bytes): choose an image")
 
 
 def upload_driver(path: Path) -> str:
     """The one GDAL driver the upload's first bytes name; UnreadableInputError otherwise."""
     with path.open("rb") as f:
-        head = f.read(16)
-    if not head:
-        raise UnreadableInputError("upload: the file is empty (0 bytes)")
+        head = f.read(16)  # never empty: receive_upload refuses that
     for magic, driver in MAGIC:
         if head.startswith(magic):
             return driver

@@ -22,6 +22,7 @@ from affine import Affine
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
+from rasterio.io import DatasetReader
 from rasterio.warp import transform as reproject_points
 from rasterio.warp import transform_geom
 from shapely.geometry import mapping, shape
@@ -43,6 +44,11 @@ class AreaMeasure:
     width: int
     height: int
     name: str = "the raster"  # how errors name it
+
+    @classmethod
+    def of(cls, dataset: DatasetReader, name: str = "the raster") -> AreaMeasure:
+        """The measure of an open raster's grid."""
+        return cls(dataset.crs, dataset.transform, dataset.width, dataset.height, name)
 
     @property
     def unit(self) -> Literal["m2", "px"]:
@@ -96,11 +102,11 @@ class AreaMeasure:
             return 1 / abs(t.a * t.e - t.b * t.d)
         try:
             return float(self.crs.linear_units_factor[1]) ** 2
-        except CRSError:  # an engineering CRS (a site grid) names no unit to convert
+        except CRSError:  # an engineering CRS (a site grid) or a geocentric one (X, Y, Z)
             raise InputError(
-                f"{self.crs.to_string() or 'its CRS'}: a local (engineering) CRS, whose unit"
-                " aerialseg cannot turn into metres: reproject the image to a projected CRS"
-                " (gdalwarp -t_srs EPSG:...)"
+                f"{self.crs.to_string() or 'its CRS'}: neither a projected nor a geographic"
+                " CRS (a local or geocentric one), whose x and y aerialseg cannot measure in"
+                " metres: reproject the image to a projected CRS (gdalwarp -t_srs EPSG:...)"
             ) from None
 
     def row_areas(self, row_off: int, height: int) -> np.ndarray:

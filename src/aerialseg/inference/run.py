@@ -285,7 +285,7 @@ def resolution_note(
     ds = raster.dataset
     if trained is None or ds.crs is None:
         return None
-    measure = AreaMeasure(ds.crs, ds.transform, ds.width, ds.height, name)
+    measure = AreaMeasure.of(ds, name)
     side = math.sqrt(measure.pixel_area())
     finest, coarsest = trained
     if finest / 2 <= side <= coarsest * 2:
@@ -352,8 +352,8 @@ def _predict_one(
         # first, so that the raster and its polygons agree and leave no holes.
         speck = sieve_size(raster.dataset, opts.min_area) if opts.vector else 0
         if opts.vector == "geojson" and raster.dataset.crs is not None:
-            ds = raster.dataset  # GeoJSON is WGS84: said now, not once it is predicted
-            AreaMeasure(ds.crs, ds.transform, ds.width, ds.height, shown.name).check_on_earth()
+            # GeoJSON is WGS84: said now, not once it is predicted
+            AreaMeasure.of(raster.dataset, shown.name).check_on_earth()
         outputs = RasterOutputs(
             raster,
             classes,

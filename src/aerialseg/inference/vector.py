@@ -67,7 +67,7 @@ def sieve_size(dataset, min_area: float | None) -> int:
     scene = dataset.width * dataset.height
     if min_area is None:
         return min(MIN_AREA_PIXELS, scene)
-    measure = AreaMeasure(dataset.crs, dataset.transform, dataset.width, dataset.height)
+    measure = AreaMeasure.of(dataset)
     pixels = min_area / measure.pixel_area() - 1e-9
     return scene if not pixels < scene else math.ceil(pixels)  # not <: inf and NaN too
 

@@ -119,7 +119,7 @@ class RasterOutputs:
         self.counts = np.zeros(classes.num_classes, dtype=np.int64)
         self.valid_pixels = 0
         src = raster.dataset
-        self.measure = AreaMeasure(src.crs, src.transform, src.width, src.height, str(raster.path))
+        self.measure = AreaMeasure.of(src, str(raster.path))
         # JSON has no infinity (Python writes one that strict parsers refuse): a scene
         # whose area overflows (pixels of 1e200 m in its own georeference) is refused
         # before it is predicted, not measured as infinite.
