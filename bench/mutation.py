@@ -181,6 +181,14 @@ MODULES: dict[str, dict] = {
             "tests/training/test_pseudo.py::test_a_run_draws_crops_from_the_unlabelled_images_too",
         ]
     },
+    # A run folder held by one train, and its checkpoints' record when it moves.
+    "training/folder.py": {
+        "tests": [
+            "tests/training/test_folder.py",
+            "tests/training/test_run.py::test_resume_after_interruption",
+            "tests/training/test_run.py::test_a_run_folder_moved_before_its_resume_keeps_its_best",
+        ]
+    },
     # Crops for training: where they are cut, class-balanced draws; their transforms.
     "data/crops.py": {
         "tests": [
