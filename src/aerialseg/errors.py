@@ -50,6 +50,8 @@ def parse_reason(err: BaseException) -> str:
     problem = getattr(err, "problem", None)
     if mark is not None and problem:
         return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    if isinstance(err, ValueError) and "integer string conversion" in str(err):
+        return "a number of more than 4,300 digits"  # Python's advice is for programmers
     lineno, column, msg = (getattr(err, k, None) for k in ("lineno", "colno", "msg"))
     if lineno is not None and msg:  # json.JSONDecodeError
         return f"line {lineno}, column {column}: {msg}"

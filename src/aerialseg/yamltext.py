@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from aerialseg.errors import parse_reason
+
 _CORE_SCHEMA = {  # YAML 1.2.2, 10.3.2 "Tag Resolution" of the core schema
     "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
     "tag:yaml.org,2002:int": (r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
@@ -85,5 +87,11 @@ def dump_yaml(data: Any) -> str:
 
 def load_yaml(text: str) -> Any:
     """``text`` as YAML (safe: plain data only; plain scalars as YAML 1.2 reads them);
-    raises yaml.YAMLError, a key given twice in a mapping included."""
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    raises yaml.YAMLError, a key given twice in a mapping included, and a value past what
+    Python reads (an int of 4,300 digits: ValueError) or nesting past its recursion limit."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except ValueError as err:
+        raise yaml.YAMLError(parse_reason(err)) from None
+    except RecursionError:
+        raise yaml.YAMLError("nested too deep") from None

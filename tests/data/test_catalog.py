@@ -523,3 +523,44 @@ def test_a_rotated_scene_opens_with_its_corner_polygons_and_splits_by_blocks(tmp
     assert grid.pixel == pytest.approx(PIXEL)
     blocks = block_split(catalog.grids(), "16m", 0, 0.25, 0.25, seed=0)
     assert {(w.width, w.height) for part in blocks.values() for _, w in part} == {(32, 32)}
+
+
+def test_polygons_in_degrees_land_where_their_edges_run_and_a_world_area_is_cut(tmp_path):
+    """A review: polygons were moved corner by corner. A WGS84 box of 56-58°E, 24-25°N
+    labelled every pixel of a UTM scene on the 25°N parallel at 57°E (its top edge became a
+    chord 372 m north of the parallel), and a labelled area round the globe became a line
+    in UTM, which left every pixel out."""
+    import fiona
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as reproject_points
+    from shapely.geometry import Polygon, mapping
+
+    from tests.helpers.geodata import POLYGON_CLASSES, UTM, write_scene
+
+    wgs84 = CRS.from_epsg(4326)
+    (_, north), *_ = zip(*reproject_points(wgs84, UTM, [57.0], [25.0]), strict=True)
+    at = Affine(10, 0, 500_000 - 320, 0, -10, north + 320)  # 64 px of 10 m across 25°N
+    write_scene(tmp_path / "scene.tif", np.full((64, 64), 3, np.uint8), at)
+    schema = {"geometry": "Polygon", "properties": {"class": "str"}}
+
+    def degrees_box(path, west, south, east, north):
+        with fiona.open(path, "w", driver="GPKG", crs=wgs84.to_wkt(), schema=schema) as dst:
+            ring = [(west, south), (east, south), (east, north), (west, north), (west, south)]
+            dst.write({"geometry": mapping(Polygon(ring)), "properties": {"class": "Building"}})
+        return str(path)
+
+    labels = degrees_box(tmp_path / "box.gpkg", 56, 24, 58, 25)
+    world = degrees_box(tmp_path / "world.gpkg", -180, -90, 180, 90)
+    table = ClassTable.from_dict(POLYGON_CLASSES)
+    for area in (None, world):
+        catalog = open_catalog(
+            tmp_path / "scene.tif", table, LabelSpec(labels, "class", None, area)
+        )
+        ids = catalog.scenes["scene.tif"].labels.read(Window(0, 0, 64, 64)).ids
+        cols, rows = np.meshgrid(np.arange(64) + 0.5, np.arange(64) + 0.5)
+        xs, ys = at.c + at.a * cols.ravel(), at.f + at.e * rows.ravel()
+        _, lats = reproject_points(UTM, wgs84, xs, ys)
+        south = (np.array(lats) < 25).reshape(64, 64)  # the pixel centres inside the box
+        assert 0.4 < south.mean() < 0.6
+        assert (ids == np.where(south, table.id_of("Building"), table.id_of("Land"))).all()

@@ -217,6 +217,34 @@ def test_a_label_rasters_nodata_is_ignored_and_two_bands_are_refused(tmp_path):
         _mask(root)
 
 
+def test_colour_masks_of_16_bits_are_refused_and_16_bit_palettes_read(tmp_path):
+    """A review: three uint16 bands were packed as 8-bit channels into one colour, so
+    (0, 0x3C10, 0x98) read as Dubai's Building #3C1098; a uint16 palette's entries past 255
+    were an IndexError."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    red = {"name": "red", "mask_color": "#c80a0a"}
+    table = ClassTable.from_dict({"classes": [red, {"name": "blue", "mask_color": "#0a0ac8"}]})
+    rgb = np.zeros((3, 72, 80), np.uint16)
+    rgb[:, :, 40:] = np.array([200 * 257, 10 * 257, 10 * 257], np.uint16)[:, None, None]
+    write_geotiff(root / "masks" / "scene_0.tif", rgb)
+    with pytest.raises(DatasetError) as err:
+        decoded(root, [SCENE], table, 1.0, bands=(3, 2, 1))
+    assert str(err.value).startswith(
+        "masks/scene_0.tif: a colour mask holds 8-bit bands (0-255), this one uint16: save it"
+        " as 8-bit RGB (for 16-bit colours, gdal_translate -ot Byte -scale 0 65535 0 255)"
+    )
+    values = np.full((1, 72, 80), 300, np.uint16)
+    values[0, :, 40:] = 7
+    profile = dict(driver="GTiff", width=80, height=72, count=1, dtype="uint16",
+                   crs="EPSG:32640", transform=TRANSFORM, photometric="palette")  # fmt: skip
+    with rasterio.open(root / "masks" / "scene_0.tif", "w", **profile) as dst:
+        dst.write(values)
+        dst.write_colormap(1, {7: (200, 10, 10, 255), 300: (10, 10, 200, 255)})
+    (item,) = decoded(root, [SCENE], table, 1.0, bands=(3, 2, 1))
+    ids = item.mask.numpy()
+    assert (ids[:, :40] == 1).all() and (ids[2:, 40:-3] == 0).all()  # image nodata at the edge
+
+
 def test_four_band_images_need_bands_where_they_are_read(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
     with pytest.raises(DatasetError, match=r"scene_0.tif: has 4 band\(s\).*bands=\[1,2,3\]"):

@@ -136,6 +136,17 @@ def test_a_zip_holding_a_name_twice_is_refused(tmp_path, monkeypatch):
     check_zip_entry(f"/vsizip/{{{path}}}/masks/a.tif")  # a small entry passes
 
 
+def test_a_zip_whose_path_gdal_cannot_name_is_refused_as_such(tiny_dataset, tmp_path):
+    """A review: every entry of 'br}ace.zip' was reported as a damaged image."""
+    archive = zip_folder(tiny_dataset, tmp_path / "br}ace.zip")
+    with pytest.raises(DatasetError) as err:
+        DatasetSource(archive)
+    assert str(err.value) == (
+        f"{archive}: GDAL cannot read inside a zip archive whose path holds a '}}'; rename it"
+        " or a folder above it, or extract it and pass the folder"
+    )
+
+
 def test_file_that_is_not_a_zip(tmp_path):
     (tmp_path / "archive.zip").write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="not a zip archive"):
@@ -261,6 +272,29 @@ def test_the_kaggle_names_win_a_tie_and_the_shallowest_root_wins(tiny_dataset, t
     deeper = renamed_copy(tiny_dataset, tmp_path / "deep", "img", "gt", tiles=False)
     renamed_copy(tiny_dataset, deeper / "sub" / "more", "images", "masks", tiles=False)
     assert DatasetSource(deeper).pairs[0].id == "img/image_part_001.jpg"
+
+
+@pytest.mark.parametrize(
+    "folder, first, second",
+    [("masks", "image_part_002.png", "image_part_002.tif"),
+     ("images", "image_part_002.jpg", "image_part_002.png")],
+)  # fmt: skip
+def test_two_files_of_one_name_are_refused_rather_than_paired_silently(
+    fresh_dataset, folder, first, second
+):
+    """A review: a.tif won over a.png as the mask silently, and a.png and a.tif, images of
+    one mask, landed in two splits."""
+    tile = fresh_dataset / "Tile 1" / folder
+    shutil.copy(tile / first, tile / second)
+    kind = folder[:-1]
+    message = (
+        f"{fresh_dataset}: Tile 1/{folder}/{first} and Tile 1/{folder}/{second} are two"
+        f" {kind}s of one name, 'image_part_002', so images and masks cannot pair by name;"
+        " keep one of them"
+    )
+    with pytest.raises(DatasetError) as err:
+        DatasetSource(fresh_dataset)
+    assert str(err.value) == message
 
 
 def test_images_without_masks_are_all_listed_when_not_strict(fresh_dataset):

@@ -27,10 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import shapely
+from rasterio.crs import CRS
 from rasterio.errors import WindowError
 from rasterio.transform import array_bounds
 from rasterio.windows import Window, from_bounds
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
 from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import ClassTable
@@ -287,8 +289,7 @@ def _over_polygons(
             " lines): they label no pixel",
             file=sys.stderr,
         )
-    by_crs: dict[str, PolygonLabels] = {}
-    polygons_seen = area_seen = False
+    by_crs: dict[str, list[tuple[RasterScene, Polygon]]] = {}  # scenes, footprints by CRS
     scenes: dict[str, RasterScene] = {}
     unplaced: list[DatasetError] = []  # images polygons cannot be placed on, not strict
     for path in paths:
@@ -307,11 +308,16 @@ def _over_polygons(
             scene.labels_of = functools.partial(_fail, err)
             unplaced.append(err)
             continue
-        local = by_crs.setdefault(crs.to_wkt(), labels.to_crs(crs))
-        scene.labels_of = functools.partial(_polygons_on, local, spec.path)
         whole = footprint(Window(0, 0, scene.grid.width, scene.grid.height), scene.grid.transform)
-        polygons_seen |= local.polygons.overlaps(whole)
-        area_seen |= local.area is None or local.area.overlaps(whole)
+        by_crs.setdefault(crs.to_wkt(), []).append((scene, whole))
+    polygons_seen = area_seen = False
+    for wkt, placed in by_crs.items():
+        # once per CRS, cut to where its scenes lie
+        local = labels.to_crs(CRS.from_wkt(wkt), shapely.union_all([w for _, w in placed]))
+        for scene, whole in placed:
+            scene.labels_of = functools.partial(_polygons_on, local, spec.path)
+            polygons_seen |= local.polygons.overlaps(whole)
+            area_seen |= local.area is None or local.area.overlaps(whole)
     if unplaced and len(unplaced) == len(paths):  # no image to place polygons on: say why
         raise unplaced[0]
     if not polygons_seen:

@@ -197,10 +197,12 @@ class ClassTable:
             raise ClassTableError(f"class table {path} is not UTF-8 text") from None
         try:
             data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as err:
+        except (ValueError, yaml.YAMLError) as err:  # json's ValueError: 4,300-digit ints
             raise ClassTableError(
                 f"class table {path} is not valid JSON/YAML: {parse_reason(err)}"
             ) from None
+        except RecursionError:
+            raise ClassTableError(f"class table {path} is nested too deep") from None
         if not isinstance(data, dict):
             raise ClassTableError(f"class table {path} must be a mapping with a 'classes' list")
         return cls.from_dict(data)
@@ -327,8 +329,9 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
             if fraction.any():
                 example = data[fraction][0]
                 raise ClassTableError(
-                    f"{name}: {fraction.mean():.1%} of its pixels hold values that are not"
-                    f" whole numbers (e.g. {example:g}); a class raster holds each class's"
+                    f"{name}: holds values that are not whole numbers (e.g. {example:g};"
+                    f" {int(fraction.sum()):,} of the {fraction.size:,} pixels read); a class"
+                    " raster holds each class's"
                     " mask_value: is this a continuous raster, or one resampled bilinearly?"
                 )
         # values past int64 (float32's 3.4e38, an undeclared fill value; uint64 past

@@ -122,8 +122,14 @@ class RasterLabels:
             )
         palette = dataset.count == 1 and dataset.colorinterp[0] == ColorInterp.palette
         colours = None
+        if dataset.count >= 3 and dataset.dtypes[0] != "uint8":  # packed 8 bits a channel
+            raise DatasetError(
+                f"{self.name}: a colour mask holds 8-bit bands (0-255), this one"
+                f" {dataset.dtypes[0]}: save it as 8-bit RGB (for 16-bit colours,"
+                " gdal_translate -ot Byte -scale 0 65535 0 255)"
+            )
         if palette and not self.classes.by_value:
-            colours = np.zeros((256, 3), np.uint8)
+            colours = np.zeros((np.iinfo(dataset.dtypes[0]).max + 1, 3), np.uint8)  # 8/16-bit
             for index, rgba in dataset.colormap(1).items():
                 colours[index] = rgba[:3]
         nodata = dataset.nodata

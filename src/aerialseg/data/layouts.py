@@ -102,22 +102,36 @@ def find_in_folders(files: list[str], where: str) -> Found:
     _, index, root = roots[0]
     layout = LAYOUTS[index]
     rel = _below(files, root)
-    masks = {}
+    masks: dict[tuple[str, str], str] = {}
+    images: dict[tuple[str, str], str] = {}
     for name in rel:
         p = PurePosixPath(name)
         if p.parent.name == layout.masks and p.suffix.lower() in MASK_SUFFIXES:
-            masks[(str(p.parent.parent), p.stem)] = name
+            _pair_once(masks, (str(p.parent.parent), p.stem), name, "mask", where)
     pairs, unpaired = [], []
     for name in rel:
         p = PurePosixPath(name)
         if p.parent.name != layout.images or p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
+        _pair_once(images, (str(p.parent.parent), p.stem), name, "image", where)
         mask = masks.get((str(p.parent.parent), p.stem))
         if mask is None:
             unpaired.append((name, str(p.parent.parent / layout.masks / (p.stem + ".png"))))
         else:
             pairs.append((name, mask))
     return Found(root, pairs, unpaired)
+
+
+def _pair_once(seen: dict[tuple[str, str], str], key: tuple[str, str], name: str, kind: str,
+               where: str) -> None:  # fmt: skip
+    """Images and masks pair by name without suffix: two files of one name (a.png and
+    a.tif) would share a partner, one chosen silently or one scene in two splits."""
+    if key in seen:
+        raise DatasetError(
+            f"{where}: {seen[key]} and {name} are two {kind}s of one name, {key[1]!r}, so"
+            f" images and masks cannot pair by name; keep one of them"
+        )
+    seen[key] = name
 
 
 def is_manifest(path: Path) -> bool:

@@ -97,12 +97,29 @@ class PolygonLayer:
         box = shapely.total_bounds(self.geometries)
         return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
-    def to_crs(self, crs: CRS) -> PolygonLayer:
-        """The layer in ``crs`` (GDAL's OGR transform, all polygons in one call)."""
+    def to_crs(self, crs: CRS, within: shapely.Geometry | None = None) -> PolygonLayer:
+        """The layer in ``crs``. ``within`` (in ``crs``): where it will be read (the
+        footprints of the scenes in ``crs``); polygons are cut to it first, so that one
+        reaching far past it (a box round the globe) is not moved where ``crs`` places
+        nothing, and a layer that misses it is empty.
+
+        GDAL's OGR transform moves vertices only, and a straight edge in one CRS is a
+        curve in another (a parallel on UTM): edges are first cut into segments of about a
+        kilometre (a chord's error under 2 cm), so a box of degrees lands where its edges
+        run, not 370 m off at the middle of a 2-degree side."""
         if crs == self.crs:
             return self
-        moved = transform_geom(self.crs, crs, [mapping(g) for g in self.geometries])
-        return PolygonLayer.of(crs, [shape(g) for g in moved], list(self.values))
+        geometries, values = self.geometries, self.values
+        if within is not None:
+            region = shape(transform_geom(crs, self.crs, mapping(_densified(within, crs))))
+            margin = 0.01 * math.dist(region.bounds[:2], region.bounds[2:])
+            cut = shapely.intersection(geometries, region.buffer(margin))
+            parts = [_polygonal(g) if not g.is_empty else None for g in cut]
+            keep = [i for i, g in enumerate(parts) if g is not None and not g.is_empty]
+            geometries, values = [parts[i] for i in keep], values[keep]
+        dense = [mapping(_densified(g, self.crs)) for g in geometries]
+        moved = transform_geom(self.crs, crs, dense) if dense else []
+        return PolygonLayer.of(crs, [shape(g) for g in moved], list(values))
 
     def overlaps(self, where: Region) -> bool:
         """Whether a polygon meets ``where`` (a box, or a window's ``footprint`` on a rotated
@@ -141,9 +158,10 @@ class PolygonLabels:
     repaired: int  # invalid geometries repaired on reading
     dropped: int = 0  # features with no polygon (points, lines): no label
 
-    def to_crs(self, crs: CRS) -> PolygonLabels:
-        area = self.area.to_crs(crs) if self.area is not None else None
-        return replace(self, polygons=self.polygons.to_crs(crs), area=area)
+    def to_crs(self, crs: CRS, within: shapely.Geometry | None = None) -> PolygonLabels:
+        """The labels in ``crs``, cut to ``within`` (PolygonLayer.to_crs)."""
+        area = self.area.to_crs(crs, within) if self.area is not None else None
+        return replace(self, polygons=self.polygons.to_crs(crs, within), area=area)
 
     def window(self, transform: Affine, win: Window) -> np.ndarray:
         """(h, w) uint8 class ids of ``win`` of a scene on ``transform``: a polygon's class,
@@ -353,6 +371,21 @@ def _polygonal(geom):
     return geom if geom.geom_type.endswith("Polygon") else None
 
 
+SEGMENT_METRES = 1000.0  # the longest edge moved between CRSs as a straight line
+
+
+def _densified(geometry, crs: CRS):
+    """``geometry`` (in ``crs``) with no edge longer than about SEGMENT_METRES."""
+    if crs.is_geographic:
+        step = SEGMENT_METRES / 111_320  # metres in a degree of latitude
+    else:
+        try:
+            step = SEGMENT_METRES / float(crs.linear_units_factor[1])
+        except CRSError:  # an engineering CRS: another cannot be reached from it anyway
+            return geometry
+    return shapely.segmentize(geometry, step)
+
+
 def _in_degrees(geometries: list) -> bool:
     left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
     return math.isfinite(left) and left >= -180 and right <= 180 and bottom >= -90 and top <= 90
@@ -385,7 +418,7 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
     by_name = {name_key(c.name): i for i, c in enumerate(classes.classes)}
     by_value = {c.mask_value: i for i, c in enumerate(classes.classes) if c.mask_value is not None}
     for key, i in by_name.items():  # a label "7" (or 7) would name one class, be another's
-        other = by_value.get(int(key)) if key.isascii() and key.isdigit() else None
+        other = by_value.get(_whole(key))
         if other is not None and other != i:
             raise DatasetError(
                 f"{path}: class {classes.names[i]!r} is named by the mask_value of class"
@@ -404,14 +437,17 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
         listed = ", ".join(f"{_shown(v)} ({n})" for v, n in unmatched.most_common(10))
         raise DatasetError(
             f"{path}: values of {field!r} that match no class name or mask_value: {listed};"
-            f" classes: {', '.join(classes.names)}"
+            f" classes: {', '.join(_cut(name) for name in classes.names)}"
         )
     return ids
 
 
-def _shown(value, most: int = 40) -> str:
-    """A value as a message quotes it, cut to ``most`` characters."""
-    text = repr(value)
+def _shown(value) -> str:
+    """A value as a message quotes it, cut to 40 characters."""
+    return _cut(repr(value))
+
+
+def _cut(text: str, most: int = 40) -> str:
     return text if len(text) <= most else text[: most - 3] + "..."
 
 
@@ -425,10 +461,18 @@ def _match(label: str | int | None, by_name: dict, by_value: dict) -> int | None
     if isinstance(label, str):
         if name_key(label) in by_name:
             return by_name[name_key(label)]
-        if re.fullmatch(r"\d+(\.0*)?", label):
-            return by_value.get(int(float(label)))
-        return None
+        number = _whole(label)
+        if number is None:
+            return None
+        label = number  # "11.0": mask_value 11, else the class named 11
     return by_value.get(label, by_name.get(str(label)))
+
+
+def _whole(text: str) -> int | None:
+    """The whole number a text spells in ASCII digits ("7", "007", "7.0"), None for any
+    other text; past 18 digits no mask_value (int() refuses 4,300 digits, float() is inf)."""
+    found = re.fullmatch(r"0*(\d{1,18})(\.0*)?", text, flags=re.ASCII)
+    return int(found.group(1)) if found else None
 
 
 def _label(value, fid, field: str, path) -> str | int | None:

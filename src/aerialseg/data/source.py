@@ -60,6 +60,11 @@ class DatasetSource:
                     f"{self.path}: not a zip archive, a manifest (.csv, .yaml) nor a folder;"
                     f" pass the dataset's archive.zip or the folder it extracts to; {LAYOUT_HINT}"
                 )
+            if "}" in str(self.path.absolute()):  # GDAL's /vsizip/{archive}/entry ends at }
+                raise DatasetError(
+                    f"{self.path}: GDAL cannot read inside a zip archive whose path holds a"
+                    " '}'; rename it or a folder above it, or extract it and pass the folder"
+                )
             with zipfile.ZipFile(self.path) as archive:
                 names = [n for n in archive.namelist() if not n.endswith("/")]
             twice = next((n for n, k in Counter(names).items() if k > 1), None)

@@ -201,8 +201,8 @@ def suggest_scenes(
             grid = SceneGrid.of(name, raster.height, raster.width, ds.crs, ds.transform)
             block = task_block(opts.block_size, grid)
             distances.append(distance_units(opts.min_distance, grid, block))
-            layers = [layer.to_crs(ds.crs) for layer in labelled]
             whole = footprint(Window(0, 0, raster.width, raster.height), ds.transform)
+            layers = [layer.to_crs(ds.crs, whole) for layer in labelled]
             for k, layer in enumerate(layers):
                 overlapped[k] |= layer.overlaps(whole)
             ids_file = Path(keep.name) / f"{n}.npy" if keep is not None else None
