@@ -109,11 +109,11 @@ class PolygonLayer:
         run, not 370 m off at the middle of a 2-degree side."""
         if crs == self.crs:
             return self
-        geometries, values = self.geometries, self.values
+        geometries, values = list(self.geometries), self.values
         if within is not None:
             region = shape(transform_geom(crs, self.crs, mapping(_densified(within, crs))))
             margin = 0.01 * math.dist(region.bounds[:2], region.bounds[2:])
-            cut = shapely.intersection(geometries, region.buffer(margin))
+            cut = shapely.intersection(self.geometries, region.buffer(margin))
             parts = [_polygonal(g) if not g.is_empty else None for g in cut]
             keep = [i for i, g in enumerate(parts) if g is not None and not g.is_empty]
             geometries, values = [parts[i] for i in keep], values[keep]
@@ -418,7 +418,8 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
     by_name = {name_key(c.name): i for i, c in enumerate(classes.classes)}
     by_value = {c.mask_value: i for i, c in enumerate(classes.classes) if c.mask_value is not None}
     for key, i in by_name.items():  # a label "7" (or 7) would name one class, be another's
-        other = by_value.get(_whole(key))
+        number = _whole(key)
+        other = None if number is None else by_value.get(number)
         if other is not None and other != i:
             raise DatasetError(
                 f"{path}: class {classes.names[i]!r} is named by the mask_value of class"
