@@ -127,7 +127,7 @@ def test_arrays_of_every_type_are_read_as_files_are(tmp_path):
 
 
 @pytest.mark.skipif(not TILE3.exists(), reason="needs ../shared/datasets (the Dubai set)")
-def test_arrays_as_notebooks_hold_them_read_as_the_8_bit_image(tiny_model):
+def test_arrays_as_notebooks_hold_them_read_as_the_8_bit_image(tiny_model, tmp_path):
     """Found by a review, on a real image: a 0..1 image one pixel past 1 (bicubic resampling
     overshoots) was stretched instead (18 % of pixels changed class); a list of 8-bit values
     was stretched as int64; a masked array's mask and a PIL image's alpha were ignored;
@@ -153,6 +153,10 @@ def test_arrays_as_notebooks_hold_them_read_as_the_8_bit_image(tiny_model):
     from_pil = model.predict(rgba)
     assert not from_pil.valid[:40].any() and from_pil.valid[40:].all()
     assert (from_pil.class_ids == model.predict(masked).class_ids).all()
+    # and as a file of it: the hidden values under the mask or the alpha reached the
+    # network and changed the classes of valid pixels beside them (a review: 19 %)
+    rgba.save(tmp_path / "rgba.png")
+    assert (from_pil.class_ids == model.predict(tmp_path / "rgba.png").class_ids).all()
     palette = rgba.convert("RGB").quantize(64)  # a "P" image: its colours, not its indices
     as_rgb = model.predict(np.asarray(palette.convert("RGB"))).class_ids
     assert (model.predict(palette).class_ids == as_rgb).all()

@@ -265,8 +265,9 @@ class Model:
         # where the system would grant it and kill the process once it is written.
         if array.size * 4 > os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"):
             raise MemoryError
-        if masked is not None and array.dtype != np.uint8:
-            array = np.where(masked[:, :, None], np.nan, array)  # nodata, out of the stretch
+        if masked is not None:  # nodata, out of the stretch; as a file reads it, 0 for uint8
+            # (its hidden values reached the network and changed valid neighbours: a review)
+            array = np.where(masked[:, :, None], 0 if array.dtype == np.uint8 else np.nan, array)
         values, valid = read_array(array.transpose(2, 0, 1))
         return values, valid if masked is None else valid & ~masked
 
