@@ -205,6 +205,19 @@ def test_every_option_of_every_command_has_help():
         # the Dubai set is named as a default or an example, never as the only kind of data
         if "Dubai" in action.help or "Kaggle" in action.help:
             assert "default" in action.help or "such as" in action.help, label
+        # what only Python takes is not offered on a command line (a review: --classes
+        # offered "a ClassTable", evaluate's model "a loaded Model"), nor markup
+        for python_only in ("ClassTable", "loaded Model", "In Python", "``"):
+            assert python_only not in action.help, label
+    # another parameter is named as the flag that gives it (a review: "with block_size")
+    helps = {f"{command} {action.dest}": action.help for command, action in seen}
+    assert (
+        helps["aerialseg data split val"]
+        == "validation share (of the pixels, with --block-size) (default 0.1)"
+    )
+    assert helps["aerialseg data split block_size"].endswith(
+        "writes the blocks as a GeoPackage beside --out"
+    )
 
 
 def test_data_split_prints_a_train_command_that_works(tiny_dataset, tmp_path, capsys):

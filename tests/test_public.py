@@ -177,6 +177,9 @@ def test_a_files_band_hint_is_the_keyword_the_method_takes(tmp_path):
     gray = write_geotiff(tmp_path / "gray.tif", rgb_scene(20, 20)[:1])
     with pytest.raises(InputError, match=r"choose them with bands=, e.g. bands=\[1,1,1\]$"):
         model.predict(gray)
+    # a review: "" was read as Path(""), which is ".", said to be "not a file"
+    with pytest.raises(InputError, match=r"^'': an empty path; name an image file$"):
+        model.predict("")
 
 
 def test_many_windows_match_the_command(tiny_model, tmp_path):

@@ -164,7 +164,7 @@ def options(function: Any, skip: tuple[str, ...] = ()) -> list[Option]:
         found.append(
             Option(
                 name,
-                plain(helps[name]),
+                helps[name],  # with its markup: the CLI names options as flags
                 default=parameter.default,
                 positional=parameter.kind is parameter.POSITIONAL_OR_KEYWORD,
                 **_read(name, hints[name]),

@@ -209,17 +209,21 @@ class Model:
         self, image: str | Path | np.ndarray, bands: Sequence[int] | None, pixel_size: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(bands, H, W) float32 values in 0..255 and the (H, W) valid mask."""
-        from aerialseg.data.raster import InputError, band_numbers, check_band_count
+        from aerialseg.data.raster import InputError, band_numbers, check_band_count, is_url
 
         if isinstance(image, str | os.PathLike):
             from rasterio.windows import Window
+
+            if image == "":  # Path("") is ".", which "is not a file"
+                raise InputError("'': an empty path; name an image file")
 
             from aerialseg.inference.run import PredictOptions, _open
 
             chosen = band_numbers(bands, "bands=")
             check_band_count(chosen, self.spec.in_channels, "bands=")
             opts = PredictOptions(bands=chosen, pixel_size=pixel_size, band_flag="bands=")
-            raster = _open(Path(image), opts, self.spec)
+            # a URL as written: Path folds its "//" ("http:/host/...", a missing file)
+            raster = _open(image if is_url(image) else Path(image), opts, self.spec)
             try:
                 return raster.read(Window(0, 0, raster.width, raster.height))
             finally:
@@ -704,8 +708,8 @@ def train(
         split: split JSON (a 'test' list, optional 'val' and 'train' lists), e.g. from
             'aerialseg data split'; default: the Dubai benchmark's rule (image_part_002/005/007
             of each tile held out), or every image not held out.
-        classes: class table (JSON/YAML file, or a ``ClassTable``): each class's name and
-            mask colour or mask value; default: the Dubai set's six classes.
+        classes: class table (a JSON/YAML file): each class's name and mask colour or mask
+            value; default: the Dubai set's six classes. In Python: also a ``ClassTable``.
         labels: class polygons (GeoPackage, Shapefile, GeoJSON or FlatGeobuf) over image
             rasters: ``data`` then names those (a GeoTIFF, COG or VRT, a folder of them, a
             glob, or a URL GDAL reads).
@@ -821,17 +825,18 @@ def evaluate(
 
     Args:
         model: model.pt, a .ckpt from a run folder, an .onnx from aerialseg export (scored
-            on ONNX Runtime), a loaded ``Model``, or 'default' for the bundled model.
+            on ONNX Runtime), or 'default' for the bundled model. In Python: also a loaded
+            ``Model``.
         data: the dataset, as for ``train``.
         split: which images of the split to score; all: every image of the dataset, no
             split file needed.
         split_file: split JSON (a 'test' list, optional 'val' and 'train' lists), e.g. from
             'aerialseg data split'; a run folder's split.json scores its own; a file of only
             the images scored will do (default: the Dubai benchmark's rule).
-        classes: the dataset's class table (JSON/YAML, or a ``ClassTable``) where its masks
-            are not in the model's colours or values; its classes are matched to the
-            model's by name, and metrics.json says which are scored (default: the model's
-            table).
+        classes: the dataset's class table (a JSON/YAML file) where its masks are not in
+            the model's colours or values; its classes are matched to the model's by name,
+            and metrics.json says which are scored (default: the model's table). In
+            Python: also a ``ClassTable``.
         max_unknown: largest share of a mask in unknown colours before it is an error
             (default: the model's max_unknown, 0.05 unless trained otherwise).
         resize_masks: resample masks without a georeference (PNG, JPEG) of another size
@@ -1124,8 +1129,8 @@ def inspect_data(
         data: the dataset, as for ``train``: a folder of images/ and masks/ (flat, or in
             tile folders such as the Dubai set's 'Tile 1/'), a zip of one, or a manifest;
             with ``labels``, image rasters.
-        classes: class table (JSON/YAML file, or a ``ClassTable``): each class's name and
-            mask colour or mask value; default: the Dubai set's six classes.
+        classes: class table (a JSON/YAML file): each class's name and mask colour or mask
+            value; default: the Dubai set's six classes. In Python: also a ``ClassTable``.
         bands: TIFF images: 1-based band numbers to read, e.g. 3,2,1 (default: an RGB or
             RGBA image's three).
         max_unknown: largest share of a mask in unknown colours before it is an error.
@@ -1177,7 +1182,7 @@ def split_data(
     """Write a reproducible random split file: ``aerialseg data split``.
 
     Holds out shares of the images for validation and test, drawn at random from every
-    tile folder alike, and writes them as a split file for ``train``'s ``split``. The same
+    tile folder alike, and writes them as a split file to train with. The same
     seed gives the same split on any machine. (The Dubai dataset needs none: its default
     split is the protocol's.)
 

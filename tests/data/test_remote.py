@@ -5,6 +5,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
+import aerialseg
 from aerialseg.cli import main
 from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import ClassTable
@@ -104,6 +105,9 @@ def test_training_scenes_and_predict_read_urls(served, tiny_model, capsys):
         rasterio.open(out_local / "scene_classes.tif") as y,
     ):
         assert np.array_equal(x.read(), y.read()) and x.crs == y.crs
+        # and Model.predict, which read 'http:/127.0.0.1/...' (a review)
+        model = aerialseg.load_model(tiny_model, device="cpu")
+        assert np.array_equal(model.predict(f"{base}/scene.tif").class_ids, y.read(1))
     capsys.readouterr()
 
 

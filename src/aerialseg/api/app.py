@@ -63,7 +63,7 @@ from aerialseg.inference.load import load_predictor
 from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import PredictOptions, predict_one
 from aerialseg.inference.writers import aux_path
-from aerialseg.options import options
+from aerialseg.options import options, plain
 
 log = logging.getLogger("aerialseg.api")
 MEDIA = {".png": "image/png", ".tif": "image/tiff"}
@@ -172,7 +172,7 @@ def predict_query() -> Any:
         if option.name not in PREDICT_QUERY:
             continue
         kind: Any = option.kind
-        query: dict[str, Any] = {"description": option.help}
+        query: dict[str, Any] = {"description": plain(option.help)}
         if option.name == "format":
             kind = Literal[(*option.choices, "json")]  # type: ignore[misc]
             query["description"] += "; json: the areas, and what else is asked for, as JSON"

@@ -43,7 +43,8 @@ def serve(
     GDAL's network access off. Needs the serve extra (pip install 'aerialseg[serve]').
 
     Args:
-        model: model.pt or .ckpt (default: the bundled model).
+        model: model.pt, a .ckpt from a run folder, or an .onnx from aerialseg export
+            (default: the bundled model).
         host: address to listen on (127.0.0.1: this machine only; 0.0.0.0 is every
             network: set a token then).
         port: port to listen on.
@@ -60,7 +61,7 @@ def serve(
         max_aspect: the long side at most this many times the short one.
         body_timeout: seconds an upload may take to arrive, then 408.
         allowed_hosts: Host headers to answer (default: the ``host`` address, plus
-            localhost and 127.0.0.1 when that is a loopback address; any when it is
+            localhost, 127.0.0.1 and [::1] when that is a loopback address; any when it is
             0.0.0.0).
         cors_origins: web page origins (https://example.org) allowed to call the API
             (default: none; same-origin requests only).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
+import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 from aerialseg import __version__, public
 from aerialseg.api.serve import serve
 from aerialseg.cli import commands
-from aerialseg.options import Option, description, flag_name, options
+from aerialseg.options import Option, description, flag_name, options, plain
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,15 @@ def _positive(name: str):
     return read
 
 
-def _help(option: Option) -> str:
+def as_typed(text: str, flags: Mapping[str, str]) -> str:
+    """Docstring text as a terminal reads it: a parameter named in it (``block_size``) as
+    the flag that gives it here (--block-size), other markup dropped."""
+    return plain(re.sub(r"``(\w+)``", lambda m: flags.get(m[1], m[1]), text))
+
+
+def _help(option: Option, flags: Mapping[str, str]) -> str:
     text = option.help.split(" In Python:")[0].rstrip(".")  # what only a Python caller can pass
+    text = as_typed(text, flags)
     if option.kind is bool and option.default is True:  # --no-areas
         return "do not " + text
     # by identity: 0 == False, and a default of 0 (a seed) is one to show
@@ -151,9 +159,12 @@ def _help(option: Option) -> str:
     return text.replace("%", "%%")
 
 
-def add_option(p: argparse.ArgumentParser, option: Option, flag: bool, spelled: dict) -> None:
-    """One parameter as a flag (``flag``: also a positional one) or a positional."""
-    settings: dict[str, Any] = {"help": _help(option)}
+def add_option(
+    p: argparse.ArgumentParser, option: Option, flag: bool, spelled: dict, flags: Mapping[str, str]
+) -> None:
+    """One parameter as a flag (``flag``: also a positional one) or a positional;
+    ``flags``: the command's flags by parameter, for its help."""
+    settings: dict[str, Any] = {"help": _help(option, flags)}
     names = [spelled.pop("option", flag_name(option.name))]
     if option.kind is bool and not option.many:
         on = option.default is True
@@ -197,7 +208,12 @@ class _TrainHelp(argparse.RawDescriptionHelpFormatter):
 def _add_command(sub: Any, command: Command) -> None:
     summary, body = description(command.function)
     summary = summary.split(": ``aerialseg")[0].rstrip(".")
-    text = " ".join(body.replace("``", "").split())
+    flags = {
+        option.name: command.spelled.get(option.name, {}).get("option", flag_name(option.name))
+        for option in command.options()
+        if not option.positional or option.name in command.flags
+    }
+    text = " ".join(as_typed(body, flags).split())
     train = command.name == "train"
     p = sub.add_parser(
         command.name.split()[-1],
@@ -208,7 +224,7 @@ def _add_command(sub: Any, command: Command) -> None:
     )
     for option in command.options():
         flag = not option.positional or option.name in command.flags
-        add_option(p, option, flag, dict(command.spelled.get(option.name, {})))
+        add_option(p, option, flag, dict(command.spelled.get(option.name, {})), flags)
     if command.extra:
         command.extra(p)
     p.set_defaults(func=command.run, command=command)
