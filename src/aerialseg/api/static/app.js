@@ -44,8 +44,10 @@ function askForToken(message) {
 function formatArea(entry) {
   // a plain image (no CRS) has no ground area: its measure is its pixels
   const m2 = entry.area_m2;
-  if (m2 === null || m2 === undefined) return entry.pixels.toLocaleString("en") + " px";
-  return m2 >= 1e6 ? (m2 / 1e6).toFixed(2) + " km²" : Math.round(m2).toLocaleString() + " m²";
+  // one locale for every figure, the reader's (a review: px in English, km² with a dot)
+  if (m2 === null || m2 === undefined) return entry.pixels.toLocaleString() + " px";
+  if (m2 >= 1e6) return (m2 / 1e6).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + " km²";
+  return Math.round(m2).toLocaleString() + " m²";
 }
 
 async function loadModel() {
@@ -55,6 +57,12 @@ async function loadModel() {
     sessionStorage.removeItem(TOKEN_KEY);
     askForToken(wrong ? "That token was not accepted; enter the server's token." : "Enter the token this server was started with.");
     return;
+  }
+  if (!response.ok) {
+    // an error body is no model description: uploads wait for one (a review: "model:
+    // undefined", then a TypeError after every prediction)
+    model = null;
+    throw new Error(`the server answered ${response.status}`);
   }
   model = await response.json();
   show($("token-form"), false);
@@ -153,6 +161,16 @@ async function segment(file) {
   chosen = file;
   setError("");
   show($("result"), false);
+  if (!model) {
+    setError("the server has not described its model yet: reload the page when it is up");
+    return;
+  }
+  const bands = $("bands");
+  if (!bands.checkValidity()) {
+    setError("Bands: band numbers separated by commas or spaces, e.g. 4,3,2");
+    return;
+  }
+  setStatus(`Uploading ${file.name}…`);
   let result;
   const request = upload(file);
   const mine = latest;
@@ -175,7 +193,7 @@ async function segment(file) {
     $("layer").value = "classes";
     $("mask").src = layers.classes;
     renderLegend(result.areas);
-    const stem = file.name.replace(/\.[^.]+$/, "");
+    const stem = file.name.replace(/\.[^.]+$/, "") || "image"; // ".png" alone: no stem
     // The mask zipped with its sidecars: the class names (.aux.xml) and the QGIS style.
     $("dl-mask").href = blobUrl(result.mask_zip, "application/zip");
     $("dl-mask").download = stem + "_classes.zip";
@@ -214,6 +232,10 @@ $("token-form").addEventListener("submit", (e) => {
   e.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   $("token").value = "";
-  loadModel().catch(() => setError("could not load the model description from the server"));
+    loadModel().catch(modelFailed);
 });
-loadModel().catch(() => setError("could not load the model description from the server"));
+function modelFailed(err) {
+  $("model-name").textContent = "";
+  setError(`could not load the model description from the server (${err.message}): reload the page when it is up`);
+}
+loadModel().catch(modelFailed);
