@@ -103,13 +103,49 @@ def test_a_polygon_keeps_its_area_in_every_crs():
     geo = AreaMeasure(WGS84, Affine(1e-5, 0, 55.0, 0, -1e-5, 25.3), 10, 10)
     # UTM's scale factor (0.9996 on the central meridian) makes its areas differ a little
     assert geo.polygon_area(degrees) == pytest.approx(1e6, rel=2e-3)
-    feet = AreaMeasure(CRS.from_epsg(2263), TRANSFORM, 10, 10)  # US survey feet
+    # US survey feet, in New York, where the state plane's scale is within 1e-4 of 1
+    feet = AreaMeasure(CRS.from_epsg(2263), Affine(0.5, 0, 987_000, 0, -0.5, 200_000), 10, 10)
     assert feet.polygon_area(box(0, 0, 1, 1)) == pytest.approx(0.3048006**2, rel=1e-6)
     assert feet.row_areas(0, 2) == pytest.approx([0.25 * 0.3048006**2] * 2, rel=1e-6)
+    # 850 km north of New York its plane is 1.5 % past the ground: measured on the ground
+    far = AreaMeasure(CRS.from_epsg(2263), TRANSFORM, 10, 10)
+    assert far.row_areas(0, 1)[0] == pytest.approx(0.25 * 0.3048006**2 / 1.015, rel=2e-3)
     plain = AreaMeasure(None, Affine.identity(), 10, 10)  # a plain image: pixel coordinates
     assert (plain.unit, plain.field, plain.polygon_area(box(0, 0, 2, 3))) == ("px", "area_px", 6)
     # a transform without a CRS: polygons in its units, areas still in its pixels
     assert AreaMeasure(None, TRANSFORM, 10, 10).polygon_area(box(0, 0, 2, 3)) == 24
+
+
+def test_web_mercator_pixels_are_measured_on_the_ground():
+    """A review: plane areas in EPSG:3857, the CRS of web tiles, were 4 times the ground's
+    at 60°N (its scale is 1 / cos(latitude) each way), in the table, the polygons' area_m2,
+    --min-area and --simplify."""
+    from rasterio.warp import transform as reproject_points
+
+    mercator = CRS.from_epsg(3857)
+    for lat in (30.0, 60.0):
+        (x,), (y,) = reproject_points(WGS84, mercator, [10.0], [lat])
+        measure = AreaMeasure(mercator, Affine(2, 0, x, 0, -2, y), 64, 64)
+        quarter = np.cos(np.radians(lat)) ** 2  # of the 4 m² of a pixel's plane area
+        assert measure.pixel_area() == pytest.approx(4 * quarter, rel=1e-2)
+        square = box(x, y - 128, x + 128, y)  # the whole scene, as a polygon
+        assert measure.polygon_area(square) == pytest.approx(64 * 64 * 4 * quarter, rel=1e-2)
+        assert measure.map_length(1.0) == pytest.approx(1 / np.cos(np.radians(lat)), rel=1e-2)
+
+
+def test_a_projected_place_no_forward_projection_reaches_is_refused():
+    """A review: a UTM northing of 20,500 km has a longitude and latitude by PROJ's inverse
+    (-121, -4.6), which GDAL then refused as it wrote GeoJSON: a traceback that stopped the
+    batch."""
+    from aerialseg.data.raster import InputError
+
+    measure = AreaMeasure(UTM40N, Affine(2, 0, 300_000, 0, -2, 20_500_000), 64, 64, "far.tif")
+    with pytest.raises(InputError, match="^far.tif: its georeference lies outside what its CRS"):
+        measure.check_on_earth()
+    for _ in range(3):  # GDAL no longer raises an error it has repeated: gives inf
+        with pytest.raises(InputError, match="^far.tif: its georeference lies outside"):
+            AreaMeasure(UTM40N, Affine(2, 0, 1e9, 0, -2, 2.8e6), 64, 64, "far.tif").check_on_earth()
+    assert measure.pixel_area() == 4  # its plane, the one measure it has
 
 
 def test_pixels_in_degrees_shrink_towards_the_poles():
@@ -209,3 +245,30 @@ def test_min_area_sieves_the_raster_so_polygons_cover_it_without_holes(tmp_path,
     union = shapely.union_all(shapes_)
     assert union.area == pytest.approx(((sieved != NODATA).sum()) * 0.25)
     assert sum(p.area for p in shapes_) == pytest.approx(union.area)  # no overlap
+
+
+def test_areas_do_not_depend_on_how_the_rows_come(tmp_path):
+    """Float sums depend on their order, and a Ray run's blocks bring the rows in other
+    chunks than one process's bands: where a pixel's area varies by row (degrees, Web
+    Mercator) the areas table differed in its 13th digit (a review). They are summed
+    exactly."""
+    h, w = 90, 70
+    ids = blocks(h, w)
+    image = write_geotiff(
+        tmp_path / "geo.tif", rgb_scene(h, w), crs=WGS84,
+        transform=Affine(1e-4, 0, 55.0, 0, -1e-4, 60.0),
+    )  # fmt: skip
+    tables = []
+    for cuts in ([0, h], [0, 1, 8, 31, 64, h], list(range(h + 1))):
+        raster = open_input(image)
+        outs = RasterOutputs(raster, DUBAI_CLASSES, tmp_path / f"o{len(cuts)}", fmt="tif",
+                             color=False, overlay=False)  # fmt: skip
+        for top, bottom in zip(cuts, cuts[1:], strict=False):
+            win = Window(0, top, w, bottom - top)
+            values, valid = raster.read(win)
+            outs.write(ChunkResult(win, ids[top:bottom], values, valid))
+        raster.close()
+        outs.finish()
+        tables.append(outs.areas.tolist())
+        assert len(set(outs.measure.row_areas(0, h).tolist())) > 1  # varies by row
+    assert tables[0] == tables[1] == tables[2]  # to the last bit

@@ -374,7 +374,8 @@ def test_geojson_polygons_of_a_scene_with_no_place_on_earth_are_refused_before_i
         tmp_path / "round.tif", image, crs="EPSG:4326", transform=from_origin(500, 10, 1e-5, 1e-5)
     )
     for scene, why in (
-        (far, "its georeference lies outside what its CRS places on Earth (Point outside of"),
+        # with GDAL's reason, or without it once GDAL no longer raises an error it repeated
+        (far, "its georeference lies outside what its CRS places on Earth"),
         (round_, "its georeference goes round the globe (longitudes 500 to 500): check the"),
     ):
         out = tmp_path / scene.stem

@@ -1,12 +1,15 @@
 """Ground areas in square metres for a raster in any CRS, or in pixels for a plain image.
 
-A projected CRS gives plane areas in its own linear unit, converted to m² (metres, feet,
-US survey feet alike). A geographic CRS (longitude and latitude, as web downloads and
-many drone exports come) has no plane to measure on: its pixels shrink towards the poles.
-There every shape is projected onto a Lambert azimuthal equal-area projection centred on
-the scene (GDAL/PROJ through rasterio, no extra library), whose plane areas are the
-ellipsoid's own, and measured there. A pixel's area then depends on its row only (the
-grid is north-up), so pixel counts are weighted per row.
+Ground areas, whatever the CRS. A projected CRS made to measure on (UTM, state planes,
+national grids) gives plane areas within PLANE_TOLERANCE of the ground's, converted to m²
+from its unit (metres, feet, US survey feet alike), as GIS's planimetric areas are. A
+geographic CRS (longitude and latitude, as many drone exports come) has no plane to
+measure on, and other projections' plane areas are not the ground's (on Web Mercator, the
+CRS of web tiles, a pixel at 60°N covers a quarter of its plane area). There every shape
+is projected onto a Lambert azimuthal equal-area projection centred on the scene
+(GDAL/PROJ through rasterio, no extra library), whose plane areas are the ellipsoid's own,
+and measured there. A pixel's area is then taken per row (a row's strip over the whole
+width, divided by the width), so pixel counts are weighted per row.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from shapely.geometry.base import BaseGeometry
 from aerialseg.data.raster import InputError
 from aerialseg.errors import library_reason
 
+# Plane areas within this share of the ground's are taken as they are: UTM's are within
+# 0.2 % across its zone; Web Mercator's 0.7 % off at the equator, 4 times at 60°N.
+PLANE_TOLERANCE = 0.005
 EDGE_POINTS = 64  # points along each row's edges: a parallel is curved on the plane
 
 
@@ -73,7 +79,13 @@ class AreaMeasure:
                 f"{self.name}: its georeference lies outside what its CRS places on Earth"
                 f" ({library_reason(err)}): check the transform and the CRS"
             ) from None
-        if not all(math.isfinite(lat) and abs(lat) <= 90 for lat in lats):
+        if not all(math.isfinite(v) for v in (*lons, *lats)):  # GDAL's error, once it is
+            # repeated and no longer raised ("further errors will be suppressed")
+            raise InputError(
+                f"{self.name}: its georeference lies outside what its CRS places on Earth:"
+                " check the transform and the CRS"
+            )
+        if not all(abs(lat) <= 90 for lat in lats):
             raise InputError(
                 f"{self.name}: its georeference reaches past the poles (latitudes"
                 f" {min(lats):g} to {max(lats):g}): check the transform and the CRS"
@@ -82,6 +94,22 @@ class AreaMeasure:
             raise InputError(
                 f"{self.name}: its georeference goes round the globe (longitudes"
                 f" {min(lons):g} to {max(lons):g}): check the transform and the CRS"
+            )
+        if self.crs is None or self.crs.is_geographic:  # degrees to degrees: nothing more
+            return
+        # PROJ's inverse of a projection answers for points no forward one reaches (a UTM
+        # northing of 20,500 km: lon -121, lat -4.6), which GDAL's writers then refuse:
+        # the place must come back to where it was
+        back_x, back_y = reproject_points("EPSG:4326", self.crs, lons, lats)
+        t = self.transform
+        slack = max(math.hypot(t.a, t.d), math.hypot(t.b, t.e), 1e-6)  # a pixel
+        back = zip(back_x, back_y, xs, ys, strict=True)
+        off = max(math.hypot(a - x, b - y) for a, b, x, y in back)
+        if not off <= slack:
+            raise InputError(
+                f"{self.name}: its georeference lies outside what its CRS places on Earth"
+                f" (its corners do not map to one place and back): check the transform and"
+                " the CRS"
             )
 
     @cached_property
@@ -114,9 +142,32 @@ class AreaMeasure:
         t = self.transform
         if self.crs is None:
             return np.ones(height)
-        if not self.crs.is_geographic:
+        if self._on_plane:
             return np.full(height, abs(t.a * t.e - t.b * t.d) * self._unit_squared)
-        # Each row is a strip the whole width wide: its edges densified, projected, measured.
+        return self._strip_areas(row_off, height)
+
+    @cached_property
+    def _on_plane(self) -> bool:
+        """Whether the CRS's plane areas are the ground's here, within PLANE_TOLERANCE:
+        those of UTM, state planes and national grids, made to measure on, are taken as
+        they are (GIS's planimetric areas); elsewhere (Web Mercator, whose plane areas are
+        4 times the ground's at 60°N; world projections) every shape is measured on the
+        scene's equal-area projection. A scene with no place on Earth has only its plane."""
+        assert self.crs is not None
+        if self.crs.is_geographic:
+            return False
+        t = self.transform
+        plane = abs(t.a * t.e - t.b * t.d) * self._unit_squared  # a CRS without units: raises
+        try:
+            ground = float(self._strip_areas(self.height // 2, 1)[0])
+        except InputError:
+            return True
+        return abs(ground / plane - 1) <= PLANE_TOLERANCE
+
+    def _strip_areas(self, row_off: int, height: int) -> np.ndarray:
+        """Each row's ground area over its width: its strip the whole width wide, edges
+        densified, on the scene's equal-area projection."""
+        t = self.transform
         cols = np.linspace(0, self.width, EDGE_POINTS)
         rows = np.arange(row_off, row_off + height + 1, dtype=np.float64)
         c, r = np.meshgrid(cols, rows)
@@ -132,7 +183,7 @@ class AreaMeasure:
 
     def polygon_area(self, polygon: BaseGeometry) -> float:
         """The area of ``polygon`` (in the raster's CRS, or pixels) in ``unit``."""
-        if self.crs is None or not self.crs.is_geographic:
+        if self.crs is None or self._on_plane:
             return float(polygon.area) * self._unit_squared
         return float(shape(transform_geom(self.crs, self._equal_area, mapping(polygon))).area)
 
@@ -144,3 +195,36 @@ class AreaMeasure:
             return length * math.sqrt(abs(t.a * t.e - t.b * t.d))
         side = math.sqrt(abs(t.a * t.e - t.b * t.d))  # a pixel's side in CRS units
         return length * side / math.sqrt(self.pixel_area())
+
+
+SMALLEST_STEP = 1074  # every float is a whole number of 2**-1074
+
+
+class AreaTotals:
+    """The area of each class, summed exactly from per-row pixel counts and row areas.
+
+    A float sum depends on its order, and rows come in chunks that differ between a single
+    process's bands and a Ray run's blocks: the areas table differed in its 13th digit
+    (a review) where a pixel's area varies by row. Each term is a whole number of
+    2**-SMALLEST_STEP, so the sums are Python ints, exact in any order, rounded once at
+    the end. Hand-written: math.fsum is exact too, but needs every term at once."""
+
+    def __init__(self, classes: int):
+        self._sums = [0] * classes
+
+    def add(self, per_row: np.ndarray, row_areas: np.ndarray) -> None:
+        """``per_row``: (rows, classes) pixel counts; ``row_areas``: a pixel's area in each
+        of those rows."""
+        exact = [_in_steps(area) for area in row_areas.tolist()]
+        for k in range(len(self._sums)):
+            column = per_row[:, k]
+            self._sums[k] += sum(int(column[r]) * exact[r] for r in np.flatnonzero(column))
+
+    def values(self) -> np.ndarray:
+        return np.array([total / (1 << SMALLEST_STEP) for total in self._sums])  # rounded once
+
+
+def _in_steps(value: float) -> int:
+    """A finite float >= 0 as a whole number of 2**-SMALLEST_STEP, exactly."""
+    numerator, denominator = value.as_integer_ratio()  # denominator: a power of 2
+    return numerator << (SMALLEST_STEP - denominator.bit_length() + 1)

@@ -40,7 +40,7 @@ from rasterio.windows import Window
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.raster import InputError, RasterInput, display_rgb
 from aerialseg.files import OutputSet, temp_path
-from aerialseg.inference.areas import AreaMeasure
+from aerialseg.inference.areas import AreaMeasure, AreaTotals
 from aerialseg.inference.predict import CONFIDENCE_NODATA, NODATA, ChunkResult
 from aerialseg.inference.styles import class_pam, raster_qml
 
@@ -131,7 +131,7 @@ class RasterOutputs:
                 f" scene's area {scene_area:g} {self.measure.unit}, past what can be measured:"
                 " check its georeference"
             )
-        self.areas = np.zeros(classes.num_classes)  # in measure.unit: a pixel's varies by row
+        self.area_totals = AreaTotals(classes.num_classes)  # a pixel's area varies by row
         suffix = ".tif" if fmt == "tif" else ".png"
         self.finals: dict[str, Path] = {"classes": stem.with_name(stem.name + "_classes" + suffix)}
         if color:
@@ -195,11 +195,17 @@ class RasterOutputs:
         """Add the classes of ``ids`` (rows from ``row_off``) where ``valid`` to the counts
         and areas."""
         self.valid_pixels += int(valid.sum())
-        valid_ids, n = ids[valid], self.classes.num_classes
-        self.counts += np.bincount(valid_ids, minlength=256)[:n]
-        row_areas = self.measure.row_areas(row_off, ids.shape[0])
-        weights = np.broadcast_to(row_areas[:, None], ids.shape)[valid]
-        self.areas += np.bincount(valid_ids, weights, minlength=256)[:n]
+        height, n = ids.shape[0], self.classes.num_classes
+        rows = np.broadcast_to(np.arange(height)[:, None], ids.shape)[valid]
+        per_row = np.bincount(rows * 256 + ids[valid], minlength=height * 256)
+        per_row = per_row.reshape(height, 256)[:, :n]
+        self.counts += per_row.sum(axis=0)
+        self.area_totals.add(per_row, self.measure.row_areas(row_off, height))
+
+    @property
+    def areas(self) -> np.ndarray:
+        """Each class's area, in ``measure.unit``."""
+        return self.area_totals.values()
 
     def write(self, result: ChunkResult) -> None:
         ids, win = result.ids, result.window
@@ -255,7 +261,8 @@ class RasterOutputs:
         code_to_id = np.full(int(self.codes[:n].max()) + 1, NODATA, dtype=np.uint8)
         code_to_id[self.codes[:n]] = np.arange(n, dtype=np.uint8)
         margin = max(SIEVE_MARGIN, self.sieve_pixels)
-        self.counts[:], self.areas[:], self.valid_pixels = 0, 0.0, 0
+        self.counts[:], self.valid_pixels = 0, 0
+        self.area_totals = AreaTotals(n)
         with warnings.catch_warnings():  # plain images have no georeference, by design
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             color = rasterio.open(self.tiffs["color"], "r+") if "color" in self.tiffs else None
