@@ -209,6 +209,7 @@ def test_every_option_of_every_command_has_help():
         # offered "a ClassTable", evaluate's model "a loaded Model"), nor markup
         for python_only in ("ClassTable", "loaded Model", "In Python", "``"):
             assert python_only not in action.help, label
+        assert "layer --" not in action.help, label  # a layer's name is no flag (a review)
     # another parameter is named as the flag that gives it (a review: "with block_size")
     helps = {f"{command} {action.dest}": action.help for command, action in seen}
     assert (

@@ -1021,7 +1021,7 @@ def suggest(
         labelled_area: polygons of the area labelled already: never suggested again.
         label_crs: the CRS of ``labels``, replacing what their file says (or lacks), and
             of ``labelled_area`` where its file lacks one.
-        prelabel: also write the model's polygons inside each task (layer ``prelabel``),
+        prelabel: also write the model's polygons inside each task (layer 'prelabel'),
             for labellers to correct rather than draw.
         seed: the draw of the ``random`` strategy.
         bands: 1-based bands to read, as many as the model takes (default: the model's).

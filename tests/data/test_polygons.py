@@ -402,3 +402,22 @@ def test_a_class_named_by_another_classs_mask_value_is_refused_for_polygons(tmp_
     )
     codes = {"classes": [{"name": "1", "mask_value": 0}, {"name": "2", "mask_value": 1}]}
     assert ClassTable.from_dict(codes).names == ["1", "2"]
+
+
+def test_labels_in_web_mercator_over_a_scene_across_180_degrees_are_all_kept():
+    """A review: cut to the scene's outline moved into Web Mercator (a ring round the world
+    there, invalid), three of four polygons beside 180°E were dropped."""
+    from rasterio.warp import transform
+
+    from aerialseg.data.polygons import PolygonLayer
+
+    utm, mercator = CRS.from_epsg(32760), CRS.from_epsg(3857)
+    (x,), (y,) = transform(WGS84_CRS, utm, [180.0], [-17.0])
+    at = Affine(10, 0, x - 5000, 0, -10, y + 5000)  # 10 km across 180°E
+    scene = footprint(Window(0, 0, 1000, 1000), at)
+    boxes = [box(lon, -17.01, lon + 0.004, -17.005) for lon in (179.96, 179.99, -179.995, -179.97)]
+    moved = [shape(transform_geom(WGS84_CRS, mercator, mapping(g))) for g in boxes]
+    layer = PolygonLayer.of(mercator, moved, [1, 2, 3, 4]).to_crs(utm, scene)
+    assert [
+        v for g, v in zip(layer.geometries, layer.values, strict=True) if g.intersects(scene)
+    ] == [1, 2, 3, 4]

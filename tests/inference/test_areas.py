@@ -146,6 +146,8 @@ def test_a_projected_place_no_forward_projection_reaches_is_refused():
         with pytest.raises(InputError, match="^far.tif: its georeference lies outside"):
             AreaMeasure(UTM40N, Affine(2, 0, 1e9, 0, -2, 2.8e6), 64, 64, "far.tif").check_on_earth()
     assert measure.pixel_area() == 4  # its plane, the one measure it has
+    # pixels of no area measure 0 (a review: a ZeroDivisionError that stopped the batch)
+    assert AreaMeasure(UTM40N, Affine(1e-300, 0, 4e5, 0, -1e-300, 2.8e6), 8, 8).pixel_area() == 0
 
 
 def test_pixels_in_degrees_shrink_towards_the_poles():

@@ -102,7 +102,9 @@ class AreaMeasure:
         # the place must come back to where it was
         back_x, back_y = reproject_points("EPSG:4326", self.crs, lons, lats)
         t = self.transform
-        slack = max(math.hypot(t.a, t.d), math.hypot(t.b, t.e), 1e-6)  # a pixel
+        # a pixel, and at least a unit: PROJ's inverse of some projections is off by a tenth
+        # of a metre (Robinson), past a 10 cm pixel; a place no projection reaches is km off
+        slack = max(math.hypot(t.a, t.d), math.hypot(t.b, t.e), 1.0)
         back = zip(back_x, back_y, xs, ys, strict=True)
         off = max(math.hypot(a - x, b - y) for a, b, x, y in back)
         if not off <= slack:
@@ -158,6 +160,8 @@ class AreaMeasure:
             return False
         t = self.transform
         plane = abs(t.a * t.e - t.b * t.d) * self._unit_squared  # a CRS without units: raises
+        if not plane > 0:  # pixels of no area (1e-300 units a side): nothing to measure
+            return True
         try:
             ground = float(self._strip_areas(self.height // 2, 1)[0])
         except InputError:
