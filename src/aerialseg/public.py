@@ -643,20 +643,27 @@ def label_spec(
     return LabelSpec(os.fspath(labels), field, crs, area)
 
 
-def _step_cap(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with max_steps capped by $AERIALSEG_MAX_STEPS, if set."""
-    from aerialseg.training.config import TrainConfig
+def _step_cap(cfg: TrainConfig) -> list:
+    """A callback that caps the run at $AERIALSEG_MAX_STEPS steps, if it is set; [] if not.
+    The trainer's limit, not the run's settings: a capped run's config.yaml kept the cap,
+    and a --resume without the variable stopped there again, unannounced (a review)."""
+    import lightning as L
 
     text = os.environ.get(MAX_STEPS_ENV)
     if not text:
-        return cfg
+        return []
     try:
         cap = int(text)
     except ValueError:
         raise ConfigError(f"{MAX_STEPS_ENV}={text!r}: give a number of steps") from None
     steps = cap if cfg.max_steps < 0 else min(cfg.max_steps, cap)
     print(f"aerialseg: {MAX_STEPS_ENV}={cap}: training stops after {steps} steps", file=sys.stderr)
-    return TrainConfig.from_dict({**cfg.to_dict(), "max_steps": steps})
+
+    class StepCap(L.Callback):
+        def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            trainer.fit_loop.epoch_loop.max_steps = steps
+
+    return [StepCap()]
 
 
 def train(
@@ -782,8 +789,9 @@ def train(
         table = classes
     else:
         table = ClassTable.from_file(classes) if classes else DUBAI_CLASSES
+    capped = _step_cap(cfg)  # before anything is written: a bad value is one line
     return run_training(
-        _step_cap(cfg),
+        cfg,
         data,
         run_dir,
         split_file=os.fspath(split) if split else None,
@@ -791,7 +799,7 @@ def train(
         labels=label_spec(labels, label_field, label_crs, labelled_area),
         resume=resume,
         resume_from=resume_from or "last",
-        extra_callbacks=list(callbacks),
+        extra_callbacks=[*capped, *callbacks],
         extra_transform=transforms,
         started=started,
     )
