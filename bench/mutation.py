@@ -215,7 +215,16 @@ MODULES: dict[str, dict] = {
             "tests/inference/test_suggest.py::test_plain_images_get_tasks_in_pixel_coordinates",
         ]
     },
-    "inference/writers.py": {"tests": ["tests/inference/test_writers.py"]},
+    # The outputs of predict: what each file holds (test_writers.py), and the georeference,
+    # nodata, overlays, images, formats and areas that the predict tests check end to end.
+    "inference/writers.py": {
+        "tests": [
+            "tests/inference/test_writers.py",
+            "tests/inference/test_areas.py",
+            "tests/inference/test_georeference.py",
+            "tests/inference/test_predict.py",
+        ]
+    },
     # polygons of rotated, GCP-placed and PNG class rasters, and areas in any CRS
     "inference/vector.py": {
         "tests": [
