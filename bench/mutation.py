@@ -1168,6 +1168,9 @@ def run_module(
             check=False,
         )
     seconds = time.perf_counter() - started
+    if "failed to collect stats" in log.read_text(errors="replace"):
+        # mutmut ran no mutant: summarising would record the last run's statuses as new
+        sys.exit(f"{module}: mutmut could not run its tests' stats (see {log}); nothing recorded")
     return {"commit": commit, **summarise(module, spec, folder, seconds, carried)}
 
 
