@@ -98,6 +98,10 @@ MODULES: dict[str, dict] = {
             "tests/inference/test_predict.py::test_windows_go_through_the_network_in_the_batches_asked",
             "tests/inference/test_predict.py::test_row_blocks_are_bit_identical_to_the_whole_run",
             "tests/inference/test_predict.py::test_band_starts_are_the_rows_predict_rows_starts_bands_at",
+            # its option checks and the band starts a Predictor gives Ray's blocks
+            "tests/inference/test_predict.py::test_an_overlap_option_is_a_share_of_the_window_up_to_half",
+            "tests/inference/test_load.py::test_a_batch_size_is_checked_before_the_model_loads",
+            "tests/inference/test_blocks.py::test_blocks_are_cut_where_bands_start_and_cover_the_scene",
             "tests/inference/test_predict.py::test_images_go_to_the_device_asked_before_the_network",
             "tests/inference/test_predict.py::test_prediction_on_a_fresh_thread_builds_no_autograd_graph",
             "tests/inference/test_engine.py::test_cpu_predicts_two_windows_a_pass_in_bf16_one_in_fp32",
@@ -320,6 +324,22 @@ EQUIVALENT: dict[str, str] = {
         " float type, the type asked for"
     ),
     "aerialseg.inference.sliding.x_ramp_weights__mutmut_9": "arange(size) + 0.5: as above",
+    "aerialseg.inference.predict.x__one_pass__mutmut_12": (
+        "align_corners None (or left out) for bilinear: torch takes None as False, the value"
+        " given, and interpolates alike"
+    ),
+    "aerialseg.inference.predict.x__one_pass__mutmut_16": (
+        "align_corners None (or left out) for bilinear: torch takes None as False, the value"
+        " given, and interpolates alike"
+    ),
+    "aerialseg.inference.predict.x__one_pass__mutmut_27": (
+        "align_corners None (or left out) for bilinear: torch takes None as False, the value"
+        " given, and interpolates alike"
+    ),
+    "aerialseg.inference.predict.x__one_pass__mutmut_31": (
+        "align_corners None (or left out) for bilinear: torch takes None as False, the value"
+        " given, and interpolates alike"
+    ),
     "aerialseg.inference.predict.x_band_starts__mutmut_6": (
         "height < window for height <= window: at height == window the general branch's"
         " window_plan has one window at 0, the [0] the first branch returns"
