@@ -219,11 +219,20 @@ MODULES: dict[str, dict] = {
             "tests/inference/test_suggest.py::test_plain_images_get_tasks_in_pixel_coordinates",
         ]
     },
-    # To widen (its survivors at 8204c1a: GCPs, RPCs, alpha, images and formats, which
-    # test_predict.py checks). Naming test_predict.py whole (with test_load.py and
-    # test_blocks.py) in predict.py's selection made mutmut's stats run fail ("failed to
-    # collect stats. runner returned 1"): name the tests one by one, as predict.py does.
-    "inference/writers.py": {"tests": ["tests/inference/test_writers.py"]},
+    # The outputs of predict: what each file holds, and the tests that check GCPs, RPCs,
+    # nodata, every output and PNGs end to end (named one by one: test_predict.py whole
+    # made mutmut's stats run fail, "failed to collect stats. runner returned 1").
+    "inference/writers.py": {
+        "tests": [
+            "tests/inference/test_writers.py",
+            "tests/inference/test_areas.py",
+            "tests/inference/test_georeference.py::test_a_scene_placed_by_gcps_or_rpcs_alone_keeps_them_in_every_raster",
+            "tests/inference/test_georeference.py::test_ground_control_points_in_no_crs_are_written_without_them",
+            "tests/inference/test_predict.py::test_georeference_is_kept",
+            "tests/inference/test_predict.py::test_nodata_stays_nodata",
+            "tests/inference/test_predict.py::test_plain_jpeg_gives_png_outputs",
+        ]
+    },
     # polygons of rotated, GCP-placed and PNG class rasters, and areas in any CRS
     "inference/vector.py": {
         "tests": [
