@@ -57,6 +57,11 @@ class AreaMeasure:
         return cls(dataset.crs, dataset.transform, dataset.width, dataset.height, name)
 
     @property
+    def _plane_pixel(self) -> float:
+        """A pixel's area on the plane of its transform, in square CRS units."""
+        return abs(self.transform.determinant)
+
+    @property
     def unit(self) -> Literal["m2", "px"]:
         return "px" if self.crs is None else "m2"
 
@@ -127,9 +132,8 @@ class AreaMeasure:
     def _unit_squared(self) -> float:
         """m² per square unit of a projected CRS; for a plain image, pixels per square unit
         of its transform (1 for none: pixel coordinates)."""
-        t = self.transform
         if self.crs is None:
-            return 1 / abs(t.a * t.e - t.b * t.d)
+            return 1 / self._plane_pixel
         try:
             return float(self.crs.linear_units_factor[1]) ** 2
         except CRSError:  # an engineering CRS (a site grid) or a geocentric one (X, Y, Z)
@@ -141,11 +145,10 @@ class AreaMeasure:
 
     def row_areas(self, row_off: int, height: int) -> np.ndarray:
         """The area of one pixel in each of ``height`` rows from ``row_off``, in ``unit``."""
-        t = self.transform
         if self.crs is None:
             return np.ones(height)
         if self._on_plane:
-            return np.full(height, abs(t.a * t.e - t.b * t.d) * self._unit_squared)
+            return np.full(height, self._plane_pixel * self._unit_squared)
         return self._strip_areas(row_off, height)
 
     @cached_property
@@ -158,8 +161,7 @@ class AreaMeasure:
         assert self.crs is not None
         if self.crs.is_geographic:
             return False
-        t = self.transform
-        plane = abs(t.a * t.e - t.b * t.d) * self._unit_squared  # a CRS without units: raises
+        plane = self._plane_pixel * self._unit_squared  # a CRS without units: raises
         if not plane > 0:  # pixels of no area (1e-300 units a side): nothing to measure
             return True
         try:
@@ -194,10 +196,9 @@ class AreaMeasure:
     def map_length(self, length: float) -> float:
         """``length`` in metres (pixels for a plain image) in the CRS's units, as at the
         middle of the scene."""
-        t = self.transform
         if self.crs is None:  # pixels, in the transform's units
-            return length * math.sqrt(abs(t.a * t.e - t.b * t.d))
-        side = math.sqrt(abs(t.a * t.e - t.b * t.d))  # a pixel's side in CRS units
+            return length * math.sqrt(self._plane_pixel)
+        side = math.sqrt(self._plane_pixel)  # a pixel's side in CRS units
         return length * side / math.sqrt(self.pixel_area())
 
 
