@@ -13,6 +13,7 @@ from pathlib import Path
 import fiona
 import numpy as np
 import pytest
+import shapely
 import torch
 from affine import Affine
 from rasterio.warp import transform_geom
@@ -332,3 +333,28 @@ def test_a_scene_and_its_copy_give_no_ground_twice(tmp_path):
     found, _ = run([scene, copy], tmp_path, count=40)
     windows = [tuple(t.window.flatten()) for t in found.tasks]
     assert len(set(windows)) == len(windows) == 40 and found.candidates == 128
+
+
+def test_a_labelled_area_round_the_globe_is_cut_to_the_scenes(tmp_path):
+    """A labelled area in degrees from 179°W to the scene's middle, moved whole into the
+    scene's UTM zone, was written as a polygon 40,000 km tall; it is the scene's left half
+    with the tasks."""
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5), (6, 6)]))
+    middle = {"type": "Point", "coordinates": TRANSFORM @ (256, 256)}
+    lon = transform_geom(UTM40N, "EPSG:4326", middle)["coordinates"][0]
+    west = box(-179, -80, lon, 80)
+    area = tmp_path / "done.geojson"
+    schema = {"geometry": "Polygon", "properties": {"id": "int"}}
+    with fiona.open(area, "w", driver="GeoJSON", schema=schema, crs="EPSG:4326") as sink:
+        sink.write({"geometry": mapping(west), "properties": {"id": 1}})
+    found, files = run([scene], tmp_path, labelled=[read_area(area)], count=3, min_distance="0")
+    assert all(t.index % 8 >= 4 for t in found.tasks)
+    with fiona.open(files["labelled_area"]) as layer:
+        union = shapely.union_all([shape(r.geometry) for r in layer])
+    whole = footprint(Window(0, 0, 512, 512), TRANSFORM)
+    left_half = footprint(Window(0, 0, 256, 512), TRANSFORM)
+    tasks = shapely.union_all([footprint(t.window, TRANSFORM) for t in found.tasks])
+    assert whole.buffer(BLOCK).contains(union)
+    # the meridian leans on the UTM grid (convergence): 1 % of the scene's area for that
+    off = union.intersection(whole).symmetric_difference(left_half.union(tasks))
+    assert off.area < 0.01 * whole.area

@@ -21,6 +21,7 @@ import numpy as np
 import shapely
 from rasterio.features import shapes
 from rasterio.warp import transform_geom
+from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from shapely.geometry import mapping, shape
 
@@ -117,7 +118,13 @@ def write_tasks(
         write_text(written["tasks_style"], tasks_qml(), outputs)
         area = out.with_name(out.stem + "_labelled_area.gpkg")
         if crs is not None:
-            _write_area(outputs.temp(area, "tmp.gpkg"), blocks, labelled, crs)
+            ground = shapely.union_all(
+                [
+                    _block_polygon(s, Window(0, 0, s.tally.width, s.tally.height), crs)
+                    for s in found.scenes
+                ]
+            )
+            _write_area(outputs.temp(area, "tmp.gpkg"), blocks, labelled, crs, ground)
             written["labelled_area"] = area
         else:  # an earlier run's, of other ground: not to be trained with these tasks
             outputs.drop(area)
@@ -161,11 +168,15 @@ def _write_prelabel(found: Suggestion, classes: ClassTable, gpkg: Path, crs) -> 
                 )
 
 
-def _write_area(path: Path, blocks: list, labelled: list[PolygonLayer], crs) -> None:
-    """The union of the earlier labelled polygons and the task blocks, in ``crs``."""
+def _write_area(
+    path: Path, blocks: list, labelled: list[PolygonLayer], crs, ground: shapely.Geometry
+) -> None:
+    """The union of the earlier labelled polygons on ``ground`` (the scenes' footprints)
+    and the task blocks, in ``crs``: a labelled area drawn round the globe is cut to the
+    scenes, where ``crs`` places it."""
     parts = list(blocks)
     for layer in labelled:
-        parts.extend(layer.to_crs(crs).geometries)
+        parts.extend(layer.to_crs(crs, ground).geometries)
     union = shapely.union_all(parts)
     pieces = list(getattr(union, "geoms", [union]))
     schema = {"geometry": "Polygon", "properties": {"part": "int"}}
