@@ -229,6 +229,8 @@ def test_load_model_errors_are_one_line(tmp_path):
     not_a_model.write_text("hello")
     with pytest.raises(ModelFileError, match="not an aerialseg model file"):
         aerialseg.load_model(not_a_model)
+    with pytest.raises(ModelFileError, match=r"^model 3: give the path of a model file, or None$"):
+        aerialseg.load_model(3)
     # a review: fp16 was taken for an .onnx file, and mps was torch's RuntimeError
     with pytest.raises(ConfigError, match="precision='fp16': give one of 'auto', 'fp32'"):
         aerialseg.load_model(not_a_model.with_suffix(".onnx"), precision="fp16")
@@ -488,6 +490,8 @@ def test_every_command_checks_its_arguments_by_its_definition(tmp_path):
         aerialseg.predict_files([], tmp_path / "o", bands=np.array([3, 2, 1]))
     with pytest.raises(AerialsegError, match="no input images found"):
         aerialseg.predict_files([], tmp_path / "o", batch_size=np.int64(2), overlap=None)
+    with pytest.raises(AerialsegError, match="no input images found"):
+        aerialseg.predict_files([], tmp_path / "o", tta=np.bool_(True))
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import numpy as np
+
 
 class Positive:
     """``Annotated[float, Positive()]``: only a value above 0 makes sense (a size)."""
@@ -180,7 +182,8 @@ def _one_value_error(option: Option, value: Any) -> str | None:
             return f"give one of {', '.join(map(repr, option.choices))}"
         return None
     if option.kind is bool:
-        return None if isinstance(value, bool) else "give True or False"
+        # numpy's too: what a mask's any() or a comparison of numpy values gives
+        return None if isinstance(value, bool | np.bool_) else "give True or False"
     if option.kind in (int, float):
         number = numbers.Integral if option.kind is int else numbers.Real  # numpy's too
         if isinstance(value, bool) or not isinstance(value, number):

@@ -50,8 +50,11 @@ def model_path(model: str | os.PathLike | None) -> Path:
     ``init_from=default`` is), anything else a file.
 
     Raises:
+        ModelFileError: ``model`` is neither a path nor None.
         AerialsegError: the bundled model was asked for and this install has none.
     """
+    if model is not None and not isinstance(model, str | os.PathLike):
+        raise ModelFileError(f"model {model!r}: give the path of a model file, or None")
     if model is not None and os.fspath(model) != "default":
         return Path(model)
     path = bundled_model_path()
