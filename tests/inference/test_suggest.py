@@ -13,10 +13,12 @@ from pathlib import Path
 import fiona
 import numpy as np
 import pytest
+import rasterio
 import shapely
 import torch
 from affine import Affine
-from rasterio.warp import transform_geom
+from rasterio.crs import CRS
+from rasterio.warp import calculate_default_transform, reproject, transform_geom
 from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 
@@ -358,3 +360,24 @@ def test_a_labelled_area_round_the_globe_is_cut_to_the_scenes(tmp_path):
     # the meridian leans on the UTM grid (convergence): 1 % of the scene's area for that
     off = union.intersection(whole).symmetric_difference(left_half.union(tasks))
     assert off.area < 0.01 * whole.area
+
+
+def test_a_copy_in_another_crs_gives_no_ground_twice(tmp_path):
+    """The same ground warped into the next UTM zone: blocks were kept apart only within a
+    CRS, so the list filled with the copy's blocks of ground already listed."""
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5)]))
+    zone39 = CRS.from_epsg(32639)
+    with rasterio.open(scene) as src:
+        at, width, height = calculate_default_transform(
+            src.crs, zone39, src.width, src.height, *src.bounds
+        )
+        warped = np.zeros((3, height, width), np.uint8)
+        reproject(rasterio.band(src, [1, 2, 3]), warped, dst_transform=at, dst_crs=zone39)
+    copy = write_geotiff(tmp_path / "copy.tif", warped, nodata=0, crs=zone39, transform=at)
+    found, files = run([scene, copy], tmp_path, count=40)
+    assert {t.scene for t in found.tasks} == {0, 1}
+    with fiona.open(files["tasks"], layer="tasks") as layer:
+        blocks = [shape(r.geometry) for r in layer]
+    side = BLOCK * 0.5
+    for k, a in enumerate(blocks):
+        assert all(a.intersection(b).area < side * side / 2 for b in blocks[k + 1 :])

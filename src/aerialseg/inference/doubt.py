@@ -166,7 +166,7 @@ def score_blocks(blocks: list[Block], strategy: str, seed: int) -> None:
 
 def select(blocks: list[Block], count: int, min_distance: Sequence[float]) -> list[Block]:
     """The ``count`` best blocks, each at least its scene's ``min_distance`` (by scene
-    index, in its CRS's units) from those before it in its space; ranks from 1. Where the
+    index, in its space's units) from those before it in its space; ranks from 1. Where the
     distance leaves fewer than ``count``, the nearest best blocks fill the rest, but never
     one of mostly the same ground as a block chosen (overlapping scenes): then fewer."""
     if count > len(blocks):

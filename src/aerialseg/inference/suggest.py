@@ -19,9 +19,13 @@ from pathlib import Path
 
 import numpy as np
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
+from rasterio.warp import transform as transform_points
+from rasterio.warp import transform_geom
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
+from shapely.geometry import mapping, shape
 
 from aerialseg.data.blocks import SceneGrid, block_pixels, map_size
 from aerialseg.data.classes import ClassTable
@@ -128,13 +132,19 @@ def rank(
 ) -> Suggestion:
     """Score every candidate block of ``scenes`` and choose the tasks."""
     blocks: list[Block] = []
+    common = scenes[0].crs  # the tasks' CRS: every georeferenced scene's blocks meet there
+    distances = list(distances)
     for i, scene in enumerate(scenes):
         t = scene.tally
-        space = scene.crs.to_wkt() if scene.crs is not None else f"image {i}"
-        reach = math.hypot(scene.transform.a, scene.transform.d) * t.block / 2
-        for index in t.candidates():
-            win = t.window(int(index))
-            x, y = scene.transform @ (win.col_off + win.width / 2, win.row_off + win.height / 2)
+        windows = [t.window(int(index)) for index in t.candidates()]
+        middles = [(w.col_off + w.width / 2, w.row_off + w.height / 2) for w in windows]
+        centres = [scene.transform @ m for m in middles]
+        space, scale = f"image {i}", 1.0
+        if scene.crs is not None:
+            space, scale, centres = _in_common_space(scene, scene.crs, common, centres)
+        distances[i] *= scale
+        reach = math.hypot(scene.transform.a, scene.transform.d) * t.block / 2 * scale
+        for index, win, (x, y) in zip(t.candidates(), windows, centres, strict=True):
             blocks.append(
                 Block(
                     scene=i,
@@ -156,6 +166,25 @@ def rank(
     rarity = doubt.class_rarity(blocks)
     reasons = [doubt.reason(b, classes.names, rarity, opts.strategy) for b in tasks]
     return Suggestion(scenes, tasks, len(blocks), rarity, reasons)
+
+
+def _in_common_space(scene: Scene, crs: CRS, common: CRS, centres: list) -> tuple[str, float, list]:
+    """The space for block spacing of ``scene`` (in ``crs``), its units' size in that
+    space's, and ``centres`` there: ``common`` (the tasks' CRS), so that overlapping scenes
+    in two CRSs give no ground twice; the scene's own CRS where ``common`` cannot hold it."""
+    own = (crs.to_wkt(), 1.0, centres)
+    if crs == common or not centres:
+        return own
+    whole = footprint(Window(0, 0, scene.tally.width, scene.tally.height), scene.transform)
+    try:
+        there = shape(transform_geom(crs, common, mapping(whole)))
+        xs, ys = transform_points(crs, common, *zip(*centres, strict=True))
+    except (CPLE_BaseError, ValueError):
+        return own
+    if not there.is_valid or not all(map(math.isfinite, (*xs, *ys, there.area))):
+        return own
+    scale = math.sqrt(there.area / whole.area)
+    return common.to_wkt(), scale, list(zip(xs, ys, strict=True))
 
 
 def check_calibrated(temperature: float | None, model: str) -> None:
