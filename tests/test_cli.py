@@ -412,3 +412,6 @@ def test_export_takes_the_bands_its_check_image_hint_names(tiny_model, tmp_path,
     assert "choose them with --bands, e.g. --bands 1,1,1" in capsys.readouterr().err
     assert main([*argv, str(gray), "--bands", "1,1,1"]) == 0
     assert (tmp_path / "m.onnx").is_file()
+    # without a check image --bands chooses nothing: a review found 9,9,9 passed
+    assert main(argv[:-1] + ["--bands", "9,9,9"]) == 2
+    assert "--bands: give it with --check-image" in capsys.readouterr().err

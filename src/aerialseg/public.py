@@ -941,7 +941,9 @@ def export(
     Raises:
         ModelFileError: the file is not an aerialseg model.
         InputError: the check image cannot be read.
-        AerialsegError: ``onnx`` is not a NAME.onnx file path.
+        AerialsegError: ``onnx`` is not a NAME.onnx file path, ``bands`` without
+            ``check_image``, or ONNX Runtime's probabilities differ from PyTorch's by
+            more than 1e-3 (no file is written).
     """
     check_arguments(export, locals())
     from aerialseg.models.export import export_onnx
@@ -951,6 +953,8 @@ def export(
         raise AerialsegError(f"--onnx {onnx}: name the file to write NAME.onnx")
     from aerialseg.models.io import load_model as load_file
 
+    if bands is not None and check_image is None:
+        raise AerialsegError("--bands: give it with --check-image, whose bands it chooses")
     loaded = load_file(model_path(model))  # as saved: batch norms are ONNX Runtime's to fold
     check = None
     if check_image is not None:

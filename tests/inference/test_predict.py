@@ -18,7 +18,7 @@ from torch import nn
 from aerialseg.cli import main
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
 from aerialseg.data.raster import open_input
-from aerialseg.errors import ConfigError
+from aerialseg.errors import AerialsegError, ConfigError
 from aerialseg.inference.load import load_predictor
 from aerialseg.inference.predict import (
     CONFIDENCE_NODATA,
@@ -500,13 +500,20 @@ def test_onnx_engine_on_a_pt_model_exports_it_for_the_run(
     assert list(scratch.iterdir()) == []  # the run's export is gone
 
 
-def test_export_rejects_a_diverging_model(tiny_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("tolerance", [-1.0, float("nan")])
+def test_export_rejects_a_diverging_model(tiny_model, tmp_path, monkeypatch, capsys, tolerance):
+    """A review: a diverging export was a RuntimeError (a traceback, "a bug"), and the
+    folders made for it stayed; a NaN difference passed."""
     import aerialseg.models.export as export
 
-    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # any difference is too much
-    with pytest.raises(RuntimeError, match="differs from PyTorch"):
+    monkeypatch.setattr(export, "TOLERANCE", tolerance)  # any difference is too much
+    with pytest.raises(AerialsegError, match=r"^the ONNX export differs from PyTorch by "):
         export.export_onnx(load_model(tiny_model), tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []  # nothing under the final name, no temporary
+    out = tmp_path / "new dir" / "inner" / "m.onnx"
+    assert main(["export", str(tiny_model), "--onnx", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # nor the folders made for it
 
 
 def test_output_names_tell_inputs_of_one_name_apart(tmp_path):

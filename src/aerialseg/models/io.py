@@ -85,8 +85,14 @@ def _umask() -> int:
 
 
 def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename onto ``path``: never a half-written final file."""
+    """Call ``write(tmp_path)``, then rename onto ``path``: never a half-written final file,
+    and after a failure no folder it made for it."""
     path = Path(path)
+    made = []  # the folders it makes, innermost first
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            break
+        made.append(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -97,6 +103,11 @@ def atomic_write(path: str | Path, write) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # something else was written there meanwhile
+                break
         raise
 
 
