@@ -264,6 +264,9 @@ def test_classes_one_side_has_are_reported_and_left_out(tiny_model, tiny_dataset
     assert other["headline"] == ["miou4", "pixel_accuracy", "mean_dice"]  # no mIoU-6
     scored = [other["per_class"][n]["iou"] for n in ("Building", "Land", "Road", "Vegetation")]
     assert other["miou4"] == pytest.approx(np.mean([v for v in scored if v is not None]))
+    # a review: mean Dice counted Water, which no truth pixel has (0 where it is predicted)
+    dice = [other["per_class"][n]["dice"] for n in other["class_match"]["matched"]]
+    assert other["mean_dice"] == pytest.approx(np.mean([v for v in dice if v is not None]))
 
 
 def test_a_table_sharing_no_class_name_is_one_line(tiny_model, tiny_dataset, tmp_path, capsys):

@@ -204,8 +204,11 @@ def evaluate(
             " check the class table's ignore values and the labels' nodata"
         )
     metrics = metrics_from_confusion(total, classes)
-    if match and match.report["model_only"]:  # mIoU over every model class means nothing
+    if match and match.report["model_only"]:  # a mean over every model class means nothing
         metrics["headline"] = [k for k in metrics["headline"] if k != f"miou{classes.num_classes}"]
+        dice = [metrics["per_class"][name]["dice"] for name in match.report["matched"]]
+        found = [d for d in dice if d is not None]
+        metrics["mean_dice"] = sum(found) / len(found) if found else None
     report = {
         "model": spec.model,
         "split": split_name,
