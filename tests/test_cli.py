@@ -163,6 +163,14 @@ def test_print_config_shows_the_settings_a_run_would_use(tmp_path, monkeypatch, 
     Path("printed.yaml").write_text(yaml.safe_dump(printed))
     assert resolve_config("default", "printed.yaml").to_dict() == printed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml", "printed.yaml"]
+    # a run's saved settings, with --resume or --resume-from, which implies it (a review:
+    # --resume-from alone printed the default preset's)
+    Path("run").mkdir()
+    Path("run/config.yaml").write_text(yaml.safe_dump(printed))
+    for resume in (["--resume"], ["--resume-from", "best"]):
+        assert main(["train", "--out", "run", *resume, "lr=0.02", "--print-config"]) == 0
+        shown = yaml.safe_load(capsys.readouterr().out)
+        assert (shown["model"], shown["lr"], shown["crop_size"]) == ("seed-unet", 0.02, 384)
 
 
 def test_own_geotiffs_say_what_to_pass(tmp_path, capsys):

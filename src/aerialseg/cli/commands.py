@@ -87,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             preset=args.preset,
             config=args.config,
             settings={**settings, **given},
-            resume=args.out if args.resume else None,
+            resume=args.out if args.resume or args.resume_from else None,  # it implies it
         )
         print(dump_yaml(cfg.to_dict()), end="")
         return 0
