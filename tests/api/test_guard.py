@@ -57,10 +57,10 @@ def running(app):
         thread.join(10)
 
 
-def head(port: int, length: int | None = None, **headers: str) -> bytes:
+def head(port: int, length: int | None = None, query: str = "", **headers: str) -> bytes:
     """The request line and headers of an upload to /v1/segment, no body."""
     lines = [
-        "POST /v1/segment HTTP/1.1",
+        f"POST /v1/segment{query} HTTP/1.1",
         f"Host: 127.0.0.1:{port}",
         "Content-Type: multipart/form-data; boundary=b0undary",
     ]
@@ -101,6 +101,21 @@ def test_token_length_and_missing_length_are_answered_before_the_body(pointwise,
         assert reply_to_headers(port, head(port, 10**20, **auth)) in (400, 413)
         assert reply_to_headers(port, head(port, None, **auth)) == 411
         assert reply_to_headers(port, head(port, 1 << 40, **auth), wait=5) == 413
+    assert list(temp.iterdir()) == []
+
+
+def test_wrong_query_values_are_answered_before_the_body(pointwise, temp):
+    """A review: values the query and the model decide (a negative simplify, too few
+    bands) were refused once the whole body had arrived and a worker was free, and
+    FastAPI's own checks (a format of none of its values) read the whole body to discard
+    it. Each is a 422 now from the headers alone, and the connection closes."""
+    with running(create_app(pointwise, LIMITS)) as port:
+        for query in ("?simplify=-1", "?min_area=nan", "?bands=1,2", "?bands=0,1,2", "?format=xyz"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head(port, 1_500_000, query=query) + PART)
+                assert status_of(sock) == 422, query
+                while sock.recv(4096):  # until the server closes (else socket.timeout)
+                    pass
     assert list(temp.iterdir()) == []
 
 

@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +37,7 @@ from typing import Annotated, Any, Literal
 import rasterio
 import rasterio.shutil
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -106,10 +107,8 @@ def _client_message(err: Exception, upload: Path) -> str:
     return text.replace(str(upload.parent), "(server)")
 
 
-def _segment(
+def _options(
     loaded: Predictor,
-    upload: Path,
-    out: Path,
     limits: ServeLimits,
     fmt: str,
     overlay: bool,
@@ -120,41 +119,80 @@ def _segment(
     tta: bool = False,
     simplify: float = 0.0,
     min_area: float | None = None,
-) -> dict[str, Path]:
-    """Runs on a worker thread, with GDAL's network access off: the upload's kind from its
-    first bytes, then the CLI's predict_one, which reads it with that kind's driver only
-    and checks its pixel count, sides and their ratio from its header before decoding."""
-    driver = upload_driver(upload)
+) -> PredictOptions:
+    """The run's options from the query and the model alone, so that wrong ones are
+    refused before the body arrives; the upload's driver is set when its bytes are read."""
     chosen = parse_bands(bands_text, "bands=")
     check_band_count(chosen, loaded.spec.in_channels, "bands=")
-    bands = chosen or loaded.spec.band_tuple
-    # named by its kind, so that "auto" is what predict writes for such a file: GeoTIFF
-    # for a TIFF (one placed by GCPs, or by a transform alone, keeps them) or a
-    # georeferenced image, else PNG
-    upload = upload.rename(upload.with_suffix(SUFFIXES[driver]))
-    class_format = fmt if fmt in ("png", "tif") else "auto"
     outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
     outputs |= {"confidence"} if confidence else set()
     outputs |= {"image", "color", "confidence"} if preview else set()
-    opts = PredictOptions(
+    return PredictOptions(
         outputs=frozenset(outputs),
-        class_format=class_format,
+        class_format=fmt if fmt in ("png", "tif") else "auto",
         vector="geojson" if polygons else None,
         simplify=simplify,
         min_area=min_area,
-        bands=bands,
+        bands=chosen or loaded.spec.band_tuple,
         tta=tta,
         progress=False,
         max_pixels=limits.max_pixels,
         band_flag="?bands=",  # hints in the query's form: ?bands=1,2,3
         pixel_flag=None,  # the model's pixel size: the API has no setting for it
-        driver=driver,
         max_side=limits.max_side,  # from the header: a 125 KB TIFF may be 2,000,000 px wide
         max_aspect=limits.max_aspect,
     )
+
+
+def _segment(loaded: Predictor, upload: Path, out: Path, opts: PredictOptions) -> dict[str, Path]:
+    """Runs on a worker thread, with GDAL's network access off: the upload's kind from its
+    first bytes, then the CLI's predict_one, which reads it with that kind's driver only
+    and checks its pixel count, sides and their ratio from its header before decoding."""
+    driver = upload_driver(upload)
+    # named by its kind, so that "auto" is what predict writes for such a file: GeoTIFF
+    # for a TIFF (one placed by GCPs, or by a transform alone, keeps them) or a
+    # georeferenced image, else PNG
+    upload = upload.rename(upload.with_suffix(SUFFIXES[driver]))
     out.mkdir()
     with rasterio.Env(**NETWORK_OFF):
-        return predict_one(loaded, upload, out, opts)
+        return predict_one(loaded, upload, out, replace(opts, driver=driver))
+
+
+def _json_answer(
+    written: dict[str, Path], overlay: bool, polygons: bool, confidence: bool, preview: bool
+) -> dict[str, Any]:
+    """The JSON answer's body; on a worker thread, as its PNG encodes of a large upload
+    would hold every other connection on the event loop."""
+    mask = written["classes"]
+    body: dict[str, Any] = {
+        "areas": json.loads(written["areas_json"].read_text()),
+        "mask": {"media_type": MEDIA[mask.suffix], "base64": _b64(mask)},
+    }
+    if overlay:
+        body["color_png"] = _png_b64(written["color"])  # a GeoTIFF's as PNG too
+        body["overlay_png"] = _b64(written["overlay"])
+    if polygons:
+        body["geojson"] = json.loads(written["polygons"].read_text())
+    if confidence:
+        path = written["confidence"]
+        body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}
+    if preview:
+        body["preview"] = {key: _png_b64(written[key]) for key in ("image", "color", "confidence")}
+        body["mask_zip"] = _zip_b64([mask, aux_path(mask), written["classes_style"]])
+    return body
+
+
+def _validation_text(err: RequestValidationError) -> str:
+    """FastAPI's list of query errors as one line: ``format='xyz': input should be ...``."""
+    parts = []
+    for problem in err.errors():
+        name = problem.get("loc", ("request",))[-1]
+        said = problem.get("msg", "invalid")
+        if problem.get("type") == "string_pattern_mismatch":
+            said = "give band numbers separated by commas, e.g. 4,3,2"
+        given = f"={problem['input']!r}" if "input" in problem else ""
+        parts.append(f"{name}{given}: {said[:1].lower()}{said[1:]}")
+    return "; ".join(parts)
 
 
 # The query parameters that are predict_files' own options: their names, types, defaults
@@ -304,6 +342,11 @@ def create_app(
         cors_origins=cors_origins,
     )
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        # one line, and the connection closed: its body is not read only to be discarded
+        return JSONResponse({"detail": _validation_text(err)}, 422, headers={"connection": "close"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)  # the trace stays here
@@ -366,27 +409,28 @@ def create_app(
                 f"{' and '.join(asked_for)}: part of the JSON answer; add format=json",
                 headers={"connection": "close"},
             )
+        try:
+            opts = _options(
+                loaded,
+                limits,
+                fmt=format,
+                overlay=overlay,
+                polygons=polygons,
+                bands_text=asked["bands"],
+                confidence=confidence,
+                preview=preview,
+                tta=asked["tta"],
+                simplify=asked["simplify"],
+                min_area=asked["min_area"],
+            )
+        except AerialsegError as err:  # said before the body is read
+            raise HTTPException(422, str(err), headers={"connection": "close"}) from None
         with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
             upload, out = Path(tmp) / "upload", Path(tmp) / "out"
             loop = asyncio.get_running_loop()
             try:
                 await receive_upload(request, upload, limits.max_upload_bytes)
-                work = functools.partial(
-                    _segment,
-                    loaded,
-                    upload,
-                    out,
-                    limits,
-                    fmt=format,
-                    overlay=overlay,
-                    polygons=polygons,
-                    bands_text=asked["bands"],
-                    confidence=confidence,
-                    preview=preview,
-                    tta=asked["tta"],
-                    simplify=asked["simplify"],
-                    min_area=asked["min_area"],
-                )
+                work = functools.partial(_segment, loaded, upload, out, opts)
                 written = await loop.run_in_executor(pool, work)
             except TooLargeInputError as err:
                 raise HTTPException(413, _client_message(err, upload)) from None
@@ -405,24 +449,10 @@ def create_app(
             mask = written["classes"]
             if format != "json":
                 return Response(mask.read_bytes(), media_type=MEDIA[mask.suffix])
-            body: dict[str, Any] = {
-                "areas": json.loads(written["areas_json"].read_text()),
-                "mask": {"media_type": MEDIA[mask.suffix], "base64": _b64(mask)},
-            }
-            if overlay:
-                body["color_png"] = _png_b64(written["color"])  # a GeoTIFF's as PNG too
-                body["overlay_png"] = _b64(written["overlay"])
-            if polygons:
-                body["geojson"] = json.loads(written["polygons"].read_text())
-            if confidence:
-                path = written["confidence"]
-                body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}
-            if preview:
-                body["preview"] = {
-                    key: _png_b64(written[key]) for key in ("image", "color", "confidence")
-                }
-                body["mask_zip"] = _zip_b64([mask, aux_path(mask), written["classes_style"]])
-            return JSONResponse(body)
+            answer = functools.partial(
+                _json_answer, written, overlay, polygons, confidence, preview
+            )
+            return JSONResponse(await loop.run_in_executor(pool, answer))
 
     static = files("aerialseg") / "api" / "static"
 
