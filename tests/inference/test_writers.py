@@ -501,3 +501,61 @@ def test_a_scene_whose_area_overflows_is_refused_before_a_pixel_is_written(tmp_p
         with pytest.raises(ValueError, match="JSON"):
             write_areas(rows, tmp_path / "scene")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.tif"]
+
+
+@pytest.mark.parametrize("fmt", ["tif", "png"])
+def test_the_image_and_overlay_hold_the_picture_clipped_to_8_bits(tmp_path, fmt):
+    """The server's preview image, and the overlay: values past 0..255 (a float scene's,
+    read unscaled) are clipped, not wrapped; a one-band picture is grey."""
+    ids = np.zeros((4, 6), np.uint8)
+    ids[:, 3:] = 4  # Water on the right
+    valid = np.ones_like(ids, dtype=bool)
+    valid[0] = False
+    ids[~valid] = NODATA
+    values = np.array([[-20.4, 0.0, 127.6, 255.0, 300.0, 1e6]], np.float32).repeat(4, axis=0)
+    raster = open_input(write_geotiff(tmp_path / "grey.tif", values[None].astype(np.uint8)), (1,))
+    outs = RasterOutputs(
+        raster, DUBAI_CLASSES, tmp_path / "grey", fmt=fmt, color=False, overlay=True, image=True
+    )
+    outs.write(ChunkResult(Window(0, 0, 6, 4), ids, values[None], valid))
+    raster.close()
+    written = outs.finish()
+    assert {written[k].name for k in ("image", "overlay")} == {
+        "grey_image.png",
+        "grey_overlay.png",
+    }
+    clipped = np.clip(values, 0, 255).astype(np.uint8)
+    with rasterio.open(written["image"]) as src:
+        assert src.count == 3 and src.dtypes[0] == "uint8"
+        np.testing.assert_array_equal(src.read(), np.stack([clipped] * 3))
+    with rasterio.open(written["overlay"]) as src:
+        overlay = src.read()[:3].astype(int)
+    water = DUBAI_CLASSES.display_palette()[4]
+    blend = np.clip(values, 0, 255).astype(int)  # half the picture, half the class colour
+    for band in range(3):
+        colour = np.where(ids == 4, water[band], DUBAI_CLASSES.display_palette()[0][band])
+        expected = np.where(valid, (blend + colour) // 2, clipped)
+        np.testing.assert_allclose(overlay[band], expected, atol=1)
+
+
+def test_a_sieve_of_two_merges_single_pixels_and_leaves_nodata_out(tmp_path):
+    """--min-area of two pixels merges a lone pixel; no-data pixels are not a region to
+    merge, nor one to merge into (a 2 x 2 hole under a sieve of 5 stays a hole)."""
+    ids = np.full((8, 10), 1, np.uint8)
+    ids[2, 2] = 3  # a lone pixel
+    assert (_sieved(tmp_path / "two", ids, 2) == 1).all()
+    assert _sieved(tmp_path / "one", ids, 1)[2, 2] == 3  # 1: no sieve
+    valid = np.ones_like(ids, dtype=bool)
+    valid[5:7, 6:8] = False
+    raster = open_input(write_geotiff(tmp_path / "holed.tif", rgb_scene(8, 10)))
+    outs = RasterOutputs(
+        raster, DUBAI_CLASSES, tmp_path / "holed", fmt="tif", color=False, overlay=False,
+        sieve_pixels=5,
+    )  # fmt: skip
+    image, _ = raster.read(Window(0, 0, 10, 8))
+    outs.write(ChunkResult(Window(0, 0, 10, 8), np.where(valid, ids, NODATA), image, valid))
+    raster.close()
+    with rasterio.open(outs.finish()["classes"]) as src:
+        sieved = src.read(1)
+    np.testing.assert_array_equal(sieved, np.where(valid, 1, NODATA))
+    assert outs.counts.tolist() == [0, 76, 0, 0, 0, 0]

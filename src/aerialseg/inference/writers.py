@@ -217,9 +217,11 @@ class RasterOutputs:
         self._count(ids, result.valid, int(win.row_off))
         if result.confidence is not None and "confidence" in self.writers:
             self.writers["confidence"].write(result.confidence, 1, window=win)
-        picture = display_rgb(result.image)  # a view of the bands, or one band repeated
+        # a view of the bands, or one band repeated; values past 8 bits (a float scene's)
+        # clipped, not wrapped, here and under the overlay alike
+        picture = np.clip(display_rgb(result.image), 0, 255)
         if "image" in self.writers:
-            self.writers["image"].write(np.clip(picture, 0, 255).astype(np.uint8), window=win)
+            self.writers["image"].write(picture.astype(np.uint8), window=win)
         if "color" not in self.writers and "overlay" not in self.writers:
             return
         color = self.lut[ids].transpose(2, 0, 1)  # nodata -> black
@@ -229,7 +231,7 @@ class RasterOutputs:
         if "overlay" in self.writers:
             blend = (1 - OVERLAY_ALPHA) * picture + OVERLAY_ALPHA * color
             blend = np.where(result.valid[None], blend, picture)
-            self.writers["overlay"].write(np.clip(blend, 0, 255).astype(np.uint8), window=win)
+            self.writers["overlay"].write(blend.astype(np.uint8), window=win)  # within 0..255
 
     def finish(self, into: OutputSet | None = None) -> dict[str, Path]:
         """Close, copy each file to its final format in the set ``into`` (None: renamed
