@@ -250,10 +250,32 @@ MODULES: dict[str, dict] = {
             "tests/api/test_app.py::test_default_limits_are_the_documented_ones",
             "tests/api/test_app.py::test_each_output_of_segment_with_a_pointwise_engine",
             "tests/api/test_app.py::test_segment_asks_predict_for_what_the_request_names_only",
+            "tests/api/test_app.py::test_wrong_parameters_are_422_in_one_line",
+            "tests/api/test_app.py::test_a_bad_vector_parameter_is_422_not_500",
+            "tests/api/test_app.py::test_json_parts_asked_of_an_image_answer_are_422",
+            "tests/api/test_app.py::test_band_count_is_422_until_bands_are_chosen",
         ],
         # mutmut mutates function bodies only: ServeLimits' defaults are guarded by a test,
         # not counted here
-        "functions": ["x__save_upload__mutmut_*", "x__segment__mutmut_*"],
+        "functions": [
+            "x__options__mutmut_*",
+            "x__segment__mutmut_*",
+            "x__json_answer__mutmut_*",
+            "x__validation_text__mutmut_*",
+        ],
+    },
+    # Polygon labels: read, checked, moved to a scene's CRS (densified, cut to the scenes'
+    # box) and rasterised by window.
+    "data/polygons.py": {
+        "tests": [
+            "tests/data/test_polygons.py",
+            "tests/data/test_scenes.py",
+            "tests/data/test_catalog.py",
+        ]
+    },
+    # Areas in any CRS: on the plane, or on a scene-centred equal-area one; summed exactly.
+    "inference/areas.py": {
+        "tests": ["tests/inference/test_areas.py", "tests/inference/test_writers.py"]
     },
 }
 

@@ -10,8 +10,8 @@ killed removes what the dead one left. With a token, every ``/v1`` request must 
 as ``Authorization: Bearer TOKEN``; ``/healthz`` and the page itself stay open.
 
 What is checked before a request's body is read (token, length, a free place, Host,
-Origin) is in ``guard``; how an upload is identified and read, with no network, in
-``uploads``.
+Origin) is in ``guard``; the query is checked here, before the body too (``_options``);
+how an upload is identified and read, with no network, in ``uploads``.
 """
 
 from __future__ import annotations
