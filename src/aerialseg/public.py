@@ -1056,7 +1056,7 @@ def suggest(
     from aerialseg.inference.load import load_predictor
     from aerialseg.inference.run import PredictOptions, _open, expand_inputs
     from aerialseg.inference.suggest import SuggestOptions, check_calibrated, suggest_scenes
-    from aerialseg.inference.tasks import write_tasks
+    from aerialseg.inference.tasks import check_apart, write_tasks
 
     out = Path(out)
     if out.suffix.lower() != ".gpkg" or out.is_dir():
@@ -1067,6 +1067,7 @@ def suggest(
     inputs = expand_inputs([os.fspath(item) for item in items])
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
+    check_apart(out, [labels, *inputs], labelled_area)
     labelled = [read_area(labels, label_crs)] if labels is not None else []
     if labelled_area is not None:  # its own CRS stands, as in training
         labelled.append(

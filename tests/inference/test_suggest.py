@@ -30,7 +30,7 @@ from aerialseg.inference.doubt import SuggestError
 from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import PredictOptions, _open
 from aerialseg.inference.suggest import SuggestOptions, suggest_scenes
-from aerialseg.inference.tasks import write_tasks
+from aerialseg.inference.tasks import share_fields, write_tasks
 from aerialseg.models.io import bundled_model_path, load_model, save_model
 from aerialseg.training.config import TrainConfig
 from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
@@ -381,3 +381,55 @@ def test_a_copy_in_another_crs_gives_no_ground_twice(tmp_path):
     side = BLOCK * 0.5
     for k, a in enumerate(blocks):
         assert all(a.intersection(b).area < side * side / 2 for b in blocks[k + 1 :])
+
+
+def test_an_earlier_labelled_area_in_degrees_keeps_ground_of_other_scenes(tmp_path):
+    """A review: an earlier area in degrees was cut to this run's scenes, so a square on a
+    scene not suggested again (labelled in round 1) left the new labelled area, and
+    training on that scene lost its labels without a word."""
+    scene = write_geotiff(tmp_path / "scene.tif", painted([(1, 5)]))
+    here = block_box(1, 5)  # labelled on this scene
+    away = box(301_000, 2_799_000, 301_128, 2_799_128)  # on another scene, 1 km east
+    area = tmp_path / "done.geojson"
+    schema = {"geometry": "Polygon", "properties": {"id": "int"}}
+    with fiona.open(area, "w", driver="GeoJSON", schema=schema, crs="EPSG:4326") as sink:
+        for k, square in enumerate((here, away)):
+            degrees = transform_geom(UTM40N, "EPSG:4326", mapping(square))
+            sink.write({"geometry": degrees, "properties": {"id": k}})
+    found, files = run([scene], tmp_path, labelled=[read_area(area)], count=2, min_distance="0")
+    with fiona.open(files["labelled_area"]) as layer:
+        union = shapely.union_all([shape(r.geometry) for r in layer])
+    tasks = shapely.union_all([block_box(*divmod(t.index, 8)) for t in found.tasks])
+    expected = shapely.union_all([here, away, tasks])
+    assert union.symmetric_difference(expected).area < 1e-3 * expected.area
+
+
+def test_share_fields_are_one_a_class_whatever_the_names():
+    """A review: "Road." after "Road" took share_road_2, the field of "road 2", and one
+    class's share was lost."""
+    names = ["Road", "road 2", "Road.", "Veg", "水", "share"]
+    table = ClassTable.from_dict({"classes": [{"name": n} for n in names]})
+    fields = share_fields(table)
+    assert fields[:2] == ["share_road", "share_road_2"] and len(set(fields)) == len(names)
+
+
+def test_an_out_that_would_replace_an_input_is_refused_before_anything_is_read(tmp_path):
+    """A review: --out naming the label polygons replaced them with the tasks (the user's
+    drawing lost); the labelled area written may replace the earlier one, which it holds."""
+    scene = write_geotiff(tmp_path / "scene.tif", painted([]))
+    labels = tmp_path / "labels.gpkg"
+    schema = {"geometry": "Polygon", "properties": {"class": "str"}}
+    with fiona.open(labels, "w", driver="GPKG", schema=schema, crs="EPSG:32640") as sink:
+        sink.write({"geometry": mapping(block_box(1, 1)), "properties": {"class": "Red"}})
+    kept = labels.read_bytes()
+    area = tmp_path / "t_labelled_area.gpkg"
+    area.write_bytes(kept)
+    for out, given in [
+        (labels, {"labels": labels}),
+        (labels, {"labelled_area": labels}),
+        (tmp_path / "t.gpkg", {"labels": area}),  # its labelled area is the labels
+    ]:
+        with pytest.raises(SuggestError, match=r"^--out .* would replace .*: name another file$"):
+            aerialseg.suggest(scene, out, **given)
+    assert labels.read_bytes() == kept and area.read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [labels.name, "scene.tif", area.name]

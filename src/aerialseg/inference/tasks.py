@@ -13,12 +13,14 @@ labelled area (polygon labels need a georeference).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import fiona
 import numpy as np
 import shapely
+from rasterio._err import CPLE_BaseError
 from rasterio.features import shapes
 from rasterio.warp import transform_geom
 from rasterio.windows import Window
@@ -28,6 +30,7 @@ from shapely.geometry import mapping, shape
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.polygons import PolygonLayer, footprint
 from aerialseg.files import OutputSet
+from aerialseg.inference.doubt import SuggestError
 from aerialseg.inference.styles import class_codes, polygons_qml, tasks_qml
 from aerialseg.inference.suggest import Suggestion
 from aerialseg.inference.vector import MIN_AREA_PIXELS, store_styles
@@ -42,7 +45,10 @@ def share_fields(classes: ClassTable) -> list[str]:
     names: list[str] = []
     for i, name in enumerate(classes.names):
         base = "share_" + (re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or str(i))
-        names.append(base if base not in names else f"{base}_{i}")
+        field, n = base, i
+        while field in names:  # "Road 2" after "Road" and "Road." is share_road_2_3
+            field, n = f"{base}_{n}", n + 1
+        names.append(field)
     return names
 
 
@@ -54,6 +60,29 @@ def _block_polygon(scene, window, crs):
     if crs is None or scene.crs is None or scene.crs == crs:
         return outline
     return shape(transform_geom(scene.crs, crs, mapping(outline)))
+
+
+def area_path(out: Path) -> Path:
+    """The labelled area written beside the tasks ``out``."""
+    return out.with_name(out.stem + "_labelled_area.gpkg")
+
+
+def check_apart(out: Path, inputs: list, labelled_area=None) -> None:
+    """Refuse an ``out`` whose files would replace one of ``inputs`` (the label polygons,
+    the scenes): outputs are renamed over their final names. The labelled area written
+    may replace ``labelled_area``, the earlier one it holds: a round's area updated in
+    place."""
+    outputs = [out, out.with_suffix(".qml"), area_path(out)]
+    for given in [*inputs, labelled_area]:
+        if given is None or not Path(os.fspath(given)).is_file():
+            continue  # not read from a local file (a URL), or read as what it is
+        for written in outputs:
+            same = written.exists() and os.path.samefile(given, written)
+            if same and not (written == outputs[2] and given is labelled_area):
+                raise SuggestError(
+                    f"--out {out} would replace {os.fspath(given)}, an input, with"
+                    f" {written.name}: name another file"
+                )
 
 
 def write_tasks(
@@ -116,7 +145,7 @@ def write_tasks(
             )
         store_styles(tmp, styles)
         write_text(written["tasks_style"], tasks_qml(), outputs)
-        area = out.with_name(out.stem + "_labelled_area.gpkg")
+        area = area_path(out)
         if crs is not None:
             ground = shapely.union_all(
                 [
@@ -171,12 +200,10 @@ def _write_prelabel(found: Suggestion, classes: ClassTable, gpkg: Path, crs) -> 
 def _write_area(
     path: Path, blocks: list, labelled: list[PolygonLayer], crs, ground: shapely.Geometry
 ) -> None:
-    """The union of the earlier labelled polygons on ``ground`` (the scenes' footprints)
-    and the task blocks, in ``crs``: a labelled area drawn round the globe is cut to the
-    scenes, where ``crs`` places it."""
+    """The union of the earlier labelled polygons and the task blocks, in ``crs``."""
     parts = list(blocks)
     for layer in labelled:
-        parts.extend(layer.to_crs(crs, ground).geometries)
+        parts.extend(_earlier_area(layer, crs, ground))
     union = shapely.union_all(parts)
     pieces = list(getattr(union, "geoms", [union]))
     schema = {"geometry": "Polygon", "properties": {"part": "int"}}
@@ -185,3 +212,28 @@ def _write_area(
     ) as sink:
         for i, piece in enumerate(p for p in pieces if p.geom_type == "Polygon"):
             sink.write({"geometry": mapping(piece), "properties": {"part": i}})
+
+
+def _earlier_area(layer: PolygonLayer, crs, ground: shapely.Geometry) -> list:
+    """An earlier labelled area in ``crs``: each polygon whole where ``crs`` holds it (it
+    comes back from ``crs`` as it went: ground of scenes not in this run is kept), else
+    only its part on ``ground``, the scenes' footprints (an area drawn round the globe,
+    which a UTM zone cannot place)."""
+    if layer.crs == crs:
+        return list(layer.geometries)
+    try:
+        whole = layer.to_crs(crs)
+        back = whole.to_crs(layer.crs).geometries
+    except (CPLE_BaseError, ValueError):
+        return list(layer.to_crs(crs, ground).geometries)
+    kept = [
+        there
+        for there, returned, drawn in zip(whole.geometries, back, layer.geometries, strict=True)
+        if there.is_valid and returned.is_valid and _same(returned, drawn)
+    ]
+    return kept + list(layer.to_crs(crs, ground).geometries)
+
+
+def _same(a: shapely.Geometry, b: shapely.Geometry) -> bool:
+    """Whether ``a`` and ``b`` cover the same ground, to a hundredth of ``b``'s area."""
+    return bool(a.symmetric_difference(b).area <= 0.01 * b.area)
