@@ -423,3 +423,16 @@ def test_export_takes_the_bands_its_check_image_hint_names(tiny_model, tmp_path,
     # without a check image --bands chooses nothing: a review found 9,9,9 passed
     assert main(argv[:-1] + ["--bands", "9,9,9"]) == 2
     assert "--bands: give it with --check-image" in capsys.readouterr().err
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly():
+    """A review: 'aerialseg data inspect --json | head' called its BrokenPipeError a bug in
+    aerialseg, with a traceback."""
+    command = subprocess.Popen(
+        [sys.executable, "-m", "aerialseg", "train", "--list-settings"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    command.stdout.close()  # before the command writes: every write finds no reader
+    stderr = command.stderr.read().decode()
+    assert command.wait(timeout=120) == 141 and stderr == ""

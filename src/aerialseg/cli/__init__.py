@@ -7,7 +7,9 @@ anything else is a bug: it keeps its traceback, below a line that says so.
 """
 
 import argparse
+import contextlib
 import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     # A console command counts from the process's start; main([...]) called in a running
     # process (tests, notebooks) from the call.
     started = STARTED if argv is None else time.monotonic()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # --help | head
+        return closed_pipe()
     args.started = started
     folder = output_folder(args)
     existed = folder is not None and folder.exists()  # "disappeared" only if it was there
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aerialseg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # data inspect --json | head: the reader has all it wants
+        return closed_pipe()
     except Exception as err:
         reason = write_failure(err, folder, existed) if folder is not None else None
         reason = reason or uncreatable_output(err, args) or unreadable_file(err)
@@ -60,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"aerialseg: error: {reason}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def closed_pipe() -> int:
+    """What a command whose reader closed its output ends with: quietly, as one killed by
+    SIGPIPE does (128 + 13), and with its output sent nowhere so that Python's flush at
+    exit does not fail again."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # a stdout with no file
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
 
 
 # what the file system says when a path cannot be made: a part of it is a file, the
