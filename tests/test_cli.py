@@ -167,6 +167,14 @@ def test_print_config_shows_the_settings_a_run_would_use(tmp_path, monkeypatch, 
     # --resume-from alone printed the default preset's)
     Path("run").mkdir()
     Path("run/config.yaml").write_text(yaml.safe_dump(printed))
+    # settings in two groups, before the options and after them (a review: the second was
+    # "unrecognized arguments")
+    assert main(["train", "crop_size=64", "--out", "x", "lr=0.03", "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert (shown["crop_size"], shown["lr"]) == (64, 0.03)
+    with pytest.raises(SystemExit):
+        main(["train", "crop_size=64", "--out", "x", "lr=0.03", "stray", "--print-config"])
+    assert "unrecognized arguments: stray" in capsys.readouterr().err
     for resume in (["--resume"], ["--resume-from", "best"]):
         assert main(["train", "--out", "run", *resume, "lr=0.02", "--print-config"]) == 0
         shown = yaml.safe_load(capsys.readouterr().out)

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     # process (tests, notebooks) from the call.
     started = STARTED if argv is None else time.monotonic()
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
     except BrokenPipeError:  # --help | head
         return closed_pipe()
     args.started = started
@@ -67,6 +68,24 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"aerialseg: error: {reason}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")  # train's key=value
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; train's key=value settings anywhere among its options, in as many
+    groups as given (argparse takes one run of a positional's values only)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    takes = hasattr(args, "overrides")
+    settings = [token for token in extra if takes and SETTING.match(token)]
+    stray = [token for token in extra if token not in settings]
+    if stray:  # argparse's own one line, and exit 2
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if settings:
+        args.overrides = [*args.overrides, *settings]
+    return args
 
 
 def closed_pipe() -> int:
