@@ -368,8 +368,17 @@ def test_a_failure_after_the_first_copy_raises_it_and_leaves_no_step_file(tmp_pa
     monkeypatch.setattr(rasterio.shutil, "copy", second_fails)
     with pytest.raises(OSError, match="No space"):  # not a FileNotFoundError of the cleanup
         outs.finish()
-    left = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert not [name for name in left if "aerialseg" in name]  # no step or temporary file
+    # no step or temporary file, and none of the set: not the first copy, nor its sidecar
+    # or style written beside it
+    assert list((tmp_path / "out").iterdir()) == []
+    # finished into a set that a later output fails: all of it goes with the set
+    monkeypatch.setattr(rasterio.shutil, "copy", copy)
+    (tmp_path / "again").mkdir()
+    outs = _write(tmp_path / "again", ids, color=True, overlay=True)
+    later = OutputSet(tmp_path / "again" / "out", "scene")
+    assert outs.finish(into=later)["classes_style"].name == "scene_classes.qml"
+    later.abort()
+    assert list((tmp_path / "again" / "out").iterdir()) == []
 
 
 def test_the_overlay_keeps_black_pixels_black_where_there_is_no_data(tmp_path):
@@ -483,6 +492,11 @@ def test_a_sieve_of_the_whole_scene_or_more_is_what_gdal_takes(tmp_path):
     assert _sieved(tmp_path / "one", one, 4).tolist() == [[3]]
     halves = np.repeat(np.array([[0] * 5 + [2] * 5], np.uint8), 8, axis=0)
     assert (_sieved(tmp_path / "halves", halves, 80) == halves).all()
+    # a threshold of the scene less one (79): a region of 78 px does not reach it, so the
+    # 2 px beside it stay
+    pair = np.full((8, 10), 1, np.uint8)
+    pair[0, :2] = 0
+    assert (_sieved(tmp_path / "pair", pair, 80) == pair).all()
 
 
 def test_a_scene_whose_area_overflows_is_refused_before_a_pixel_is_written(tmp_path):
@@ -494,6 +508,16 @@ def test_a_scene_whose_area_overflows_is_refused_before_a_pixel_is_written(tmp_p
     with pytest.raises(InputError, match=r"huge.tif: pixels of 1e\+200 x 1e\+200 CRS units"):
         RasterOutputs(raster, DUBAI_CLASSES, tmp_path / "o", fmt="tif", color=True, overlay=False)
     raster.close()
+    # pixels whose area is finite, 1e306 m², on a scene of 1000 x 1000 of them
+    large = Affine(1e153, 0, 300_000, 0, -1e153, 2_800_000)
+    wide = write_geotiff(
+        tmp_path / "wide.tif", np.zeros((3, 1000, 1000), np.uint8), transform=large
+    )
+    raster = open_input(wide)
+    with pytest.raises(InputError, match=r"the scene's area inf m2, .*: check its georeference$"):
+        RasterOutputs(raster, DUBAI_CLASSES, tmp_path / "o", fmt="tif", color=True, overlay=False)
+    raster.close()
+    (tmp_path / "wide.tif").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.tif"]
     # and whatever reaches write_areas, no Infinity or NaN goes into the JSON
     for bad in (float("inf"), float("nan")):
@@ -513,11 +537,15 @@ def test_the_image_and_overlay_hold_the_picture_clipped_to_8_bits(tmp_path, fmt)
     valid[0] = False
     ids[~valid] = NODATA
     values = np.array([[-20.4, 0.0, 127.6, 255.0, 300.0, 1e6]], np.float32).repeat(4, axis=0)
+    values[2:] = values[2:, ::-1]  # each band of rows its own
     raster = open_input(write_geotiff(tmp_path / "grey.tif", values[None].astype(np.uint8)), (1,))
     outs = RasterOutputs(
         raster, DUBAI_CLASSES, tmp_path / "grey", fmt=fmt, color=False, overlay=True, image=True
     )
-    outs.write(ChunkResult(Window(0, 0, 6, 4), ids, values[None], valid))
+    for top in (0, 2):  # two bands of rows, each where it goes
+        rows = slice(top, top + 2)
+        chunk = ChunkResult(Window(0, top, 6, 2), ids[rows], values[None, rows], valid[rows])
+        outs.write(chunk)
     raster.close()
     written = outs.finish()
     assert {written[k].name for k in ("image", "overlay")} == {
@@ -549,13 +577,66 @@ def test_a_sieve_of_two_merges_single_pixels_and_leaves_nodata_out(tmp_path):
     valid[5:7, 6:8] = False
     raster = open_input(write_geotiff(tmp_path / "holed.tif", rgb_scene(8, 10)))
     outs = RasterOutputs(
-        raster, DUBAI_CLASSES, tmp_path / "holed", fmt="tif", color=False, overlay=False,
+        raster, DUBAI_CLASSES, tmp_path / "holed", fmt="tif", color=True, overlay=False,
         sieve_pixels=5,
     )  # fmt: skip
     image, _ = raster.read(Window(0, 0, 10, 8))
     outs.write(ChunkResult(Window(0, 0, 10, 8), np.where(valid, ids, NODATA), image, valid))
     raster.close()
-    with rasterio.open(outs.finish()["classes"]) as src:
-        sieved = src.read(1)
+    written = outs.finish()
+    with rasterio.open(written["classes"]) as src, rasterio.open(written["color"]) as color:
+        sieved, alpha = src.read(1), color.read(4)
     np.testing.assert_array_equal(sieved, np.where(valid, 1, NODATA))
-    assert outs.counts.tolist() == [0, 76, 0, 0, 0, 0]
+    np.testing.assert_array_equal(alpha, np.where(valid, 255, 0))  # clear where no data
+    assert outs.counts.tolist() == [0, 76, 0, 0, 0, 0] and outs.valid_pixels == 76
+
+
+def test_a_georeference_off_the_earth_is_refused_naming_its_file(tmp_path):
+    """Latitudes past the poles cannot be measured: the error names the scene's file."""
+    polar = Affine(0.001, 0, 55, 0, -0.001, 90.004)
+    scene = write_geotiff(tmp_path / "polar.tif", rgb_scene(8, 8), crs="EPSG:4326", transform=polar)
+    raster = open_input(scene)
+    with pytest.raises(
+        InputError, match=r"^\S*polar\.tif: its georeference reaches past the poles"
+    ):
+        RasterOutputs(raster, DUBAI_CLASSES, tmp_path / "o", fmt="tif", color=True, overlay=False)
+    raster.close()
+
+
+def test_a_sieve_over_bands_of_rows_keeps_each_rows_area(tmp_path):
+    """A scene taller than a sieve band (1,024 rows), in degrees at 60°N, where a pixel's
+    area shrinks row by row: the speck in the second band merges, and the areas, counted
+    again after the sieve, still add up to the scene's."""
+    ids = np.full((1200, 4), 1, np.uint8)
+    ids[1100, 2] = 3  # a lone pixel in the second band
+    grid = Affine(0.0001, 0, 25, 0, -0.0001, 60.1)
+    areas = {}
+    for sieve_pixels in (0, 2):
+        folder = tmp_path / f"s{sieve_pixels}"
+        folder.mkdir()
+        scene = write_geotiff(
+            folder / "tall.tif", rgb_scene(1200, 4), crs="EPSG:4326", transform=grid
+        )
+        raster = open_input(scene)
+        outs = RasterOutputs(
+            raster, DUBAI_CLASSES, folder / "tall", fmt="tif", color=False, overlay=False,
+            sieve_pixels=sieve_pixels,
+        )  # fmt: skip
+        image, valid = raster.read(Window(0, 0, 4, 1200))
+        outs.write(ChunkResult(Window(0, 0, 4, 1200), ids, image, valid))
+        raster.close()
+        with rasterio.open(outs.finish()["classes"]) as src:
+            sieved = src.read(1)
+        areas[sieve_pixels] = outs.areas.copy()
+    assert (sieved == 1).all()
+    assert areas[2].sum() == pytest.approx(areas[0].sum(), rel=1e-12)
+    # the merged pixel's area, of its own row, moved to the class it merged into
+    assert areas[2][1] == pytest.approx(areas[0][1] + areas[0][3], rel=1e-12) and areas[2][3] == 0
+
+
+def test_a_text_written_alone_is_renamed_into_place_at_once(tmp_path):
+    from aerialseg.inference.writers import write_text
+
+    path = write_text(tmp_path / "note.qml", "<qgis/>")
+    assert path.read_text(encoding="utf-8") == "<qgis/>"
+    assert [p.name for p in tmp_path.iterdir()] == ["note.qml"]
