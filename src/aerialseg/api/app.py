@@ -190,7 +190,7 @@ def _validation_text(err: RequestValidationError) -> str:
         said = problem.get("msg", "invalid")
         if problem.get("type") == "string_pattern_mismatch":
             said = "give band numbers separated by commas, e.g. 4,3,2"
-        given = f"={problem['input']!r}" if "input" in problem else ""
+        given = f"={problem['input']!r}"[:80] if "input" in problem else ""  # a value echoed, cut
         parts.append(f"{name}{given}: {said[:1].lower()}{said[1:]}")
     return "; ".join(parts)
 
