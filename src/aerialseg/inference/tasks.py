@@ -75,7 +75,7 @@ def check_apart(out: Path, inputs: list, labelled_area=None) -> None:
     outputs = [out, out.with_suffix(".qml"), area_path(out)]
     for given in [*inputs, labelled_area]:
         if given is None or not Path(os.fspath(given)).is_file():
-            continue  # not read from a local file (a URL), or read as what it is
+            continue  # a URL, a glob or a folder: no file that an output could replace
         for written in outputs:
             same = written.exists() and os.path.samefile(given, written)
             if same and not (written == outputs[2] and given is labelled_area):
