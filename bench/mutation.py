@@ -389,26 +389,6 @@ EQUIVALENT: dict[str, str] = {
         " axes to the same quotient"
     ),
     "aerialseg.inference.predict.x__result__mutmut_20": "keepdim=False: as above",
-    "aerialseg.inference.vector.x_polygonize__mutmut_19": (
-        "simplefilter('ignore') without a category silences every warning, not only the"
-        " missing georeference; opening a class raster raises no other"
-    ),
-    "aerialseg.inference.vector.x_polygonize__mutmut_33": (
-        "driver=None: fiona picks the driver from the temporary file's suffix, .geojson or"
-        " .gpkg, which is the one asked for"
-    ),
-    "aerialseg.inference.vector.x_polygonize__mutmut_39": "driver left out: as above",
-    "aerialseg.inference.vector.x_polygonize__mutmut_52": (
-        "shapes(band) without transform=: given a band, rasterio takes its dataset's"
-        " transform (polygons of a 0.5 m raster measured 0.25 m² a pixel either way)"
-    ),
-    "aerialseg.inference.vector.x_polygonize__mutmut_60": (
-        "simplify >= 0: simplify(0) returns GDAL's polygons unchanged, as they have no"
-        " collinear vertices (checked on the test's shapes)"
-    ),
-    "aerialseg.inference.vector.x_polygonize__mutmut_66": (
-        "preserve_topology left out: it is shapely's default, True"
-    ),
     "aerialseg.api.app.x__save_upload__mutmut_6": (
         "read(None) reads the upload in one piece: the same bytes and the same verdict at"
         " the limit, only more memory (not observable in a test's result)"
@@ -425,23 +405,6 @@ EQUIVALENT: dict[str, str] = {
     ),
     "aerialseg.evaluation.metrics.x__ratio__mutmut_3": "errstate without invalid=: as above",
     "aerialseg.evaluation.metrics.x__ratio__mutmut_4": "errstate without divide=: as above",
-    "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_42": (
-        "the colour table as float64 (numpy's default): the same integer colours,"
-        " packed to the same codes"
-    ),
-    "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_44": (
-        "the colour table as float64 (numpy's default): the same integer colours,"
-        " packed to the same codes"
-    ),
-    "aerialseg.data.labels.xǁRasterLabelsǁ_reader__mutmut_45": (
-        "a 257th colour-table row: a uint8 band indexes rows 0..255 only"
-    ),
-    "aerialseg.data.labels.xǁRasterLabelsǁ_warped__mutmut_29": (
-        "WarpedVRT's default resampling is nearest, the one named (the stretched mask)"
-    ),
-    "aerialseg.data.labels.xǁRasterLabelsǁ_warped__mutmut_50": (
-        "WarpedVRT's default resampling is nearest, the one named (the warped raster)"
-    ),
     "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_5": (
         "by_value's start value: every strip sets it, and a raster has at least one row"
     ),
@@ -469,12 +432,6 @@ EQUIVALENT: dict[str, str] = {
     ),
     "aerialseg.data.labels.xǁRasterLabelsǁevery__mutmut_47": (
         "the no-strip branch: GDAL opens no raster of 0 rows"
-    ),
-    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_78": (
-        "rasterize's default fill is 0, the one named"
-    ),
-    "aerialseg.data.labels.xǁRasterLabelsǁread__mutmut_79": (
-        "the extent's burn value is only compared with 0: 2 marks the same pixels as 1"
     ),
     "aerialseg.data.catalog.x__over_class_raster__mutmut_14": (
         "the id of the scene read only for the class raster's grid: never used"
