@@ -858,6 +858,14 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "a lookup one entry longer: codes index it up to their largest",
         ),
         *_variants(
+            "code_to_id = np.full(int(self.codes[:n].max()) + 1, NODATA, dtype=np.uint8)",
+            [
+                "code_to_id = np.full(int(self.codes[:n].max()) + 1, NODATA, dtype=None)",
+                "code_to_id = np.full(int(self.codes[:n].max()) + 1, NODATA, )",
+            ],
+            "np.full of NODATA, an int, without a dtype is int64: the same class ids",
+        ),
+        *_variants(
             "code_to_id[self.codes[:n]] = np.arange(n, dtype=np.uint8)",
             [
                 "code_to_id[self.codes[:n]] = np.arange(n, dtype=None)",

@@ -508,8 +508,8 @@ def test_a_scene_whose_area_overflows_is_refused_before_a_pixel_is_written(tmp_p
     with pytest.raises(InputError, match=r"huge.tif: pixels of 1e\+200 x 1e\+200 CRS units"):
         RasterOutputs(raster, DUBAI_CLASSES, tmp_path / "o", fmt="tif", color=True, overlay=False)
     raster.close()
-    # pixels whose area is finite, 1e306 m², on a scene of 1000 x 1000 of them
-    large = Affine(1e153, 0, 300_000, 0, -1e153, 2_800_000)
+    # pixels whose area is finite, 1e305 m², and so is a row's, on a scene of 1000 x 1000
+    large = Affine(3.1e152, 0, 300_000, 0, -3.1e152, 2_800_000)
     wide = write_geotiff(
         tmp_path / "wide.tif", np.zeros((3, 1000, 1000), np.uint8), transform=large
     )
