@@ -632,6 +632,60 @@ def _variants(line: str, mutated: list[str], why: str) -> list[tuple[str, str, s
 
 
 EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
+    "inference/areas.py": [
+        *_variants(
+            "rows = np.arange(row_off, row_off + height + 1, dtype=np.float64)",
+            [
+                "rows = np.arange(row_off, row_off + height + 1, dtype=None)",
+                "rows = np.arange(row_off, row_off + height + 1, )",
+            ],
+            "an int64 range of the rows: the transform's float terms make the same floats",
+        ),
+        (
+            "edges = np.stack([ex, ey], axis=-1).reshape(len(rows), EDGE_POINTS, 2)",
+            "edges = np.stack([ex, ey], axis=+1).reshape(len(rows), EDGE_POINTS, 2)",
+            "axis +1 of two 1-D arrays is their last axis, -1",
+        ),
+        (
+            "return float(self.row_areas(self.height // 2, 1)[0])",
+            "return float(self.row_areas(self.height // 2, 2)[0])",
+            "two rows' areas asked, the first taken: the same row's",
+        ),
+        *_variants(
+            "xs, ys = zip(*(self.transform @ point for point in points), strict=True)",
+            [
+                "xs, ys = zip(*(self.transform @ point for point in points), strict=None)",
+                "xs, ys = zip(*(self.transform @ point for point in points), strict=False)",
+                "xs, ys = zip(*(self.transform @ point for point in points), )",
+            ],
+            "zip's strict flag over points of two coordinates each",
+        ),
+        *_variants(
+            "back = zip(back_x, back_y, xs, ys, strict=True)",
+            [
+                "back = zip(back_x, back_y, xs, ys, strict=None)",
+                "back = zip(back_x, back_y, xs, ys, strict=False)",
+                "back = zip(back_x, back_y, xs, ys, )",
+            ],
+            "zip's strict flag over the same nine points moved there and back",
+        ),
+        (
+            'lons, lats = reproject_points(self.crs, "EPSG:4326", xs, ys)',
+            'lons, lats = reproject_points(self.crs, "epsg:4326", xs, ys)',
+            "PROJ reads an authority code in any case",
+        ),
+        (
+            'back_x, back_y = reproject_points("EPSG:4326", self.crs, lons, lats)',
+            'back_x, back_y = reproject_points("epsg:4326", self.crs, lons, lats)',
+            "PROJ reads an authority code in any case",
+        ),
+        (
+            "if self.crs is None or self.crs.is_geographic:  # degrees to degrees: nothing more",
+            "if self.crs is None and self.crs.is_geographic:  # degrees to degrees: nothing more",
+            "degrees go to degrees and back unchanged: the round trip passes them, as the"
+            " early return does (a raster without a CRS is never checked)",
+        ),
+    ],
     # train()'s, by line: its numbered entries had come to name other mutants as the
     # function changed (a settings check dropped, split.json's name misspelt)
     "training/run.py": [

@@ -274,3 +274,61 @@ def test_areas_do_not_depend_on_how_the_rows_come(tmp_path):
         tables.append(outs.areas.tolist())
         assert len(set(outs.measure.row_areas(0, h).tolist())) > 1  # varies by row
     assert tables[0] == tables[1] == tables[2]  # to the last bit
+
+
+def test_a_georeference_off_the_earth_is_told_by_its_edges_in_one_line():
+    """Each limit, at and past it, and the edge where a scene crosses it: the corners and
+    the middles of the edges are what is checked."""
+    from aerialseg.data.raster import InputError
+
+    def check(transform, width=60, height=10):
+        AreaMeasure(WGS84, transform, width, height, "s.tif").check_on_earth()
+
+    check(Affine(1, 0, 300, 0, -1, 90))  # from 300°E to 360°E, its top at the pole: on Earth
+    with pytest.raises(InputError) as err:
+        check(Affine(1, 0, 301, 0, -1, 50))  # its right edge at 361°E
+    assert str(err.value) == (
+        "s.tif: its georeference goes round the globe (longitudes 301 to 361): check the"
+        " transform and the CRS"
+    )
+    with pytest.raises(InputError) as err:
+        check(Affine(1, 0, 10, 0, 1, 85))  # south-up: its bottom edge at 95°N
+    assert str(err.value) == (
+        "s.tif: its georeference reaches past the poles (latitudes 85 to 95): check the"
+        " transform and the CRS"
+    )
+    far = AreaMeasure(UTM40N, Affine(2, 0, 300_000, 0, -2, 20_500_000), 64, 64, "far.tif")
+    with pytest.raises(InputError) as err:
+        far.check_on_earth()
+    assert str(err.value) == (
+        "far.tif: its georeference lies outside what its CRS places on Earth (its corners"
+        " do not map to one place and back): check the transform and the CRS"
+    )
+    profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 1, "dtype": "uint8"}
+    with rasterio.MemoryFile() as memory:
+        south_up = memory.open(**profile, crs=WGS84, transform=Affine(1, 0, 0, 0, 1, 89))
+        with south_up, pytest.raises(InputError, match="^the raster: its georeference reaches"):
+            AreaMeasure.of(south_up).check_on_earth()  # named by default
+
+
+def test_lengths_and_the_middle_rows_pixel():
+    # a plain image: pixels, in the transform's units (2 a pixel)
+    plain = AreaMeasure(None, Affine(2, 0, 0, 0, -2, 0), 10, 10)
+    assert plain.map_length(3.0) == pytest.approx(6.0)
+    # in degrees the pixel of the middle row (50 of 101) is the scene's pixel area
+    tall = AreaMeasure(WGS84, Affine(0.1, 0, 10.0, 0, -0.1, 70.0), 10, 101)
+    rows = tall.row_areas(0, 101)
+    assert len(rows) == 101 and len(tall.row_areas(7, 3)) == 3
+    assert tall.pixel_area() == pytest.approx(rows[50], rel=1e-12)
+    assert abs(rows[50] - rows[33]) > 1e-3 * rows[50] and abs(rows[50] - rows[51]) > 0
+
+
+def test_a_rotated_grid_in_degrees_measures_its_footprint():
+    """Rows of a grid rotated 30° in degrees are slanted strips: their areas add up to the
+    scene's footprint measured on its own equal-area plane."""
+    rotated = Affine.translation(10.0, 60.0) @ Affine.rotation(30) @ Affine.scale(0.01, -0.01)
+    measure = AreaMeasure(WGS84, rotated, 40, 30)
+    corners = [rotated @ p for p in ((0, 0), (40, 0), (40, 30), (0, 30))]
+    footprint = shapely.segmentize(shapely.Polygon(corners), 0.001)
+    total = measure.row_areas(0, 30).sum() * 40
+    assert total == pytest.approx(measure.polygon_area(footprint), rel=1e-4)
