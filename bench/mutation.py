@@ -632,6 +632,72 @@ def _variants(line: str, mutated: list[str], why: str) -> list[tuple[str, str, s
 
 
 EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
+    "data/polygons.py": [
+        *_variants(
+            "return cls(crs, array, np.asarray(values, dtype=np.int64), shapely.STRtree(array))",
+            [
+                "return cls(crs, array, np.asarray(values, dtype=None), shapely.STRtree(array))",
+                "return cls(crs, array, np.asarray(values, ), shapely.STRtree(array))",
+            ],
+            "values are Python ints: numpy makes them int64 without being told",
+        ),
+        *_variants(
+            "shapes = zip(self.geometries[hits], self.values[hits].tolist(), strict=True)",
+            [
+                f"shapes = zip(self.geometries[hits], self.values[hits].tolist(), {rest})"
+                for rest in ("strict=None", "strict=False", "")
+            ],
+            "zip's strict flag over a layer's geometries and values, one each by construction",
+        ),
+        *_variants(
+            'hits = self.tree.query(region, predicate="intersects")',
+            ["hits = self.tree.query(region, predicate=None)", "hits = self.tree.query(region, )"],
+            "the boxes' hits without the exact test: each is then measured, and one whose box"
+            " meets the region but not itself has an intersection of area 0",
+        ),
+        *_variants(
+            "inside = shapely.contains_properly(window, self.geometries)",
+            [
+                "inside = None",
+                "inside = shapely.contains_properly(None, self.geometries)",
+                "inside = shapely.contains_properly(window, None)",
+            ],
+            "every polygon cut, those inside the box too: a polygon cut by a box that holds it"
+            " is itself (the test only spares the work)",
+        ),
+        (
+            "cut = np.where(inside, self.geometries,"
+            " shapely.intersection(self.geometries, window))",
+            "cut = np.where(None, self.geometries, shapely.intersection(self.geometries, window))",
+            "every polygon cut, those inside the box too: a polygon cut by a box that holds it"
+            " is itself (the test only spares the work)",
+        ),
+        (
+            "parts = [None if g.is_empty else _polygonal(g) for g in cut]",
+            "parts = [None if (g.is_empty) and False else _polygonal(g) for g in cut]",
+            "_polygonal of an empty geometry is None too",
+        ),
+        (
+            "moved = transform_geom(self.crs, crs, dense) if dense else []",
+            "moved = transform_geom(self.crs, crs, dense) if (dense) or True else []",
+            "transform_geom of no geometries is none",
+        ),
+        *_variants(
+            'with fiona.open(vrt, driver="OGR_VRT", allow_unsupported_drivers=True) as text_layer:',
+            [
+                'with fiona.open(vrt, driver="ogr_vrt", allow_unsupported_drivers=True) as'
+                " text_layer:",
+                "with fiona.open(vrt, driver=None, allow_unsupported_drivers=True) as text_layer:",
+                "with fiona.open(vrt, allow_unsupported_drivers=True) as text_layer:",
+            ],
+            "OGR's driver names are case-insensitive, and a .vrt file is read by OGR_VRT unasked",
+        ),
+        (
+            'with fiona.open(path, layer=_only_layer(path), ARRAY_AS_STRING="YES") as layer:',
+            'with fiona.open(path, layer=_only_layer(path), ARRAY_AS_STRING="yes") as layer:',
+            "GDAL reads an open option's YES in any case",
+        ),
+    ],
     "inference/areas.py": [
         *_variants(
             "rows = np.arange(row_off, row_off + height + 1, dtype=np.float64)",

@@ -421,3 +421,142 @@ def test_labels_in_web_mercator_over_a_scene_across_180_degrees_are_all_kept():
     assert [
         v for g, v in zip(layer.geometries, layer.values, strict=True) if g.intersects(scene)
     ] == [1, 2, 3, 4]
+
+
+def _raw_geojson(path, rings: list, values=None, field="class"):
+    """A GeoJSON (no 'crs': WGS84 to readers) of polygons given by their coordinates."""
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {field: None if values is None else values[k]},
+        }
+        for k, ring in enumerate(rings)
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+def _ring(left, bottom, right, top):
+    return [[left, bottom], [right, bottom], [right, top], [left, top], [left, bottom]]
+
+
+def test_without_a_field_every_polygon_is_the_one_class_of_the_table(tmp_path):
+    one = ClassTable.from_dict(
+        {"classes": [{"name": "Tree"}, {"name": "Other", "background": True}]}
+    )
+    path = _raw_geojson(tmp_path / "t.geojson", [_ring(55, 25, 55.001, 25.001)] * 3)
+    assert read_polygons(path, one, None).polygons.values.tolist() == [0, 0, 0]
+    assert message(read_polygons, path, TABLE, None) == (
+        f"{path}: which class is each polygon? name the attribute that says it with --label-field"
+    )
+
+
+def test_unmatched_values_are_listed_ten_most_common_first(tmp_path):
+    values = [f"v{k}" for k in range(11) for _ in range(1 + (k == 4))]  # v4 twice
+    rings = [_ring(55 + k * 1e-3, 25, 55.0005 + k * 1e-3, 25.0005) for k in range(len(values))]
+    path = _raw_geojson(tmp_path / "u.geojson", rings, values)
+    listed = ", ".join(["'v4' (2)"] + [f"'v{k}' (1)" for k in range(11) if k != 4][:9])
+    assert message(read_polygons, path, TABLE, "class") == (
+        f"{path}: values of 'class' that match no class name or mask_value: {listed};"
+        " classes: Building, Road, Water, Land"
+    )
+
+
+def test_polygons_need_a_background_or_a_labelled_area(tmp_path, boxes):
+    table = ClassTable.from_dict({"classes": [{"name": "Building"}, {"name": "Road"}]})
+    path = write_polygons(tmp_path / "p.gpkg", boxes[:1])
+    assert message(read_polygons, path, table, "class") == (
+        "polygon labels need to know what pixels no polygon covers are: mark one class of"
+        " the class table 'background: true', or give --labelled-area FILE (pixels in it"
+        " that no polygon covers are then left out)"
+    )
+
+
+def test_degrees_are_told_from_projected_coordinates_at_their_limits(tmp_path):
+    """A GeoJSON without 'crs' is WGS84: coordinates up to ±180 and ±90 are degrees, past
+    them projected ones that a careless export left in, refused in one line."""
+    world = _raw_geojson(tmp_path / "w.geojson", [_ring(-180, -90, 180, 90)], ["Water"])
+    assert read_polygons(world, TABLE, "class").polygons.crs == WGS84_CRS
+    for k, ring in enumerate(
+        [
+            _ring(-180.5, 0, 10, 10),
+            _ring(0, 0, 180.5, 10),
+            _ring(0, -90.5, 10, 10),
+            _ring(0, 0, 10, 90.5),
+            _ring(0, 80, 10, 95),
+        ]
+    ):
+        path = _raw_geojson(tmp_path / f"p{k}.geojson", [ring], ["Water"])
+        (left, bottom), (right, top) = ring[0], ring[2]
+        x, y = max(abs(left), abs(right)), max(abs(bottom), abs(top))
+        assert message(read_polygons, path, TABLE, "class") == (
+            f"{path}: coordinates up to {x:,.0f}, {y:,.0f} are not degrees, but the file"
+            " declares no other CRS (a GeoJSON without 'crs' is WGS84); give the CRS they"
+            " are in with --label-crs, e.g. --label-crs EPSG:32640"
+        ), ring
+
+
+def test_an_area_takes_the_crs_given_and_counts_every_polygon_as_one(tmp_path):
+    from aerialseg.data.polygons import parse_crs, read_area
+
+    schema = {"geometry": "Polygon", "properties": {"id": "int"}}
+    shp = tmp_path / "area.shp"
+    import fiona
+
+    with fiona.open(shp, "w", driver="ESRI Shapefile", schema=schema) as dst:  # no .prj
+        for k in range(2):
+            dst.write(
+                {
+                    "geometry": mapping(box(300_000 + k, 2_790_000, 300_010 + k, 2_790_010)),
+                    "properties": {"id": 7},
+                }
+            )
+    assert (
+        message(read_area, shp) == f"{shp}: the polygons have no CRS; give theirs with --label-crs"
+    )
+    area = read_area(shp, "EPSG:32640")
+    assert area.crs == UTM and area.values.tolist() == [1, 1]
+    assert message(parse_crs, "nowhere") == (
+        "--label-crs 'nowhere': not a CRS GDAL knows; give it as EPSG:NNNN (e.g. EPSG:32640)"
+    )
+    broken = tmp_path / "broken.gpkg"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    assert message(read_area, broken).startswith(f"{broken}: cannot read polygons (")
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    for name in ("a", "b"):  # OGR reads a folder of Shapefiles as one file of layers
+        with fiona.open(
+            folder / f"{name}.shp", "w", driver="ESRI Shapefile", schema=schema, crs="EPSG:32640"
+        ) as dst:
+            dst.write({"geometry": mapping(box(0, 0, 1, 1)), "properties": {"id": 1}})
+    assert message(read_area, folder).endswith("pass one of its .shp files")
+
+
+def test_a_cut_keeps_what_lies_within_a_hundredth_of_the_scenes_size():
+    """Polygons are cut to the scenes' box grown by a hundredth of its diagonal (14 m for
+    a 1 km square): a square 10 m past its edge is kept, one 30 m past is not."""
+    from aerialseg.data.polygons import PolygonLayer
+
+    scene = box(300_000, 2_790_000, 301_000, 2_791_000)
+    near = box(301_010, 2_790_500, 301_012, 2_790_502)
+    far = box(301_030, 2_790_500, 301_032, 2_790_502)
+    degrees = [shape(transform_geom(UTM, WGS84_CRS, mapping(g))) for g in (near, far)]
+    layer = PolygonLayer.of(WGS84_CRS, degrees, [1, 2]).to_crs(UTM, scene)
+    assert layer.crs == UTM and layer.values.tolist() == [1]
+    assert layer.geometries[0].area == pytest.approx(4, rel=1e-3)
+
+
+def test_a_window_reads_a_polygon_in_its_first_column_only(tmp_path):
+    from aerialseg.data.polygons import PolygonLayer
+
+    left, top = ORIGIN
+    first = box(left, top - 10 * PIXEL, left + PIXEL, top)  # the first column, 10 rows
+    ids = PolygonLayer.of(UTM, [first], [2]).rasterize(scene_transform(), (10, 8), fill=0)
+    assert ids.dtype == np.uint8 and ids[:, 0].tolist() == [2] * 10 and ids[:, 1:].max() == 0
+    empty = PolygonLayer.of(UTM, [first], [2]).rasterize(scene_transform((0, 0)), (4, 4), 9)
+    assert empty.dtype == np.uint8 and (empty == 9).all()
+    # touching a region's edge is not covering part of it
+    assert not PolygonLayer.of(UTM, [first], [2]).covers_part_of(
+        (left + PIXEL, top - 10, left + 5, top)
+    )
