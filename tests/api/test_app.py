@@ -7,6 +7,7 @@ import base64
 import io
 import threading
 import time
+import zipfile
 from dataclasses import replace
 
 import httpx
@@ -296,6 +297,23 @@ def test_each_output_of_segment_with_a_pointwise_engine(pointwise, tmp_path):
     files = {"file": ("gray.tif", gray.read_bytes())}
     assert client.post("/v1/segment", files=files).status_code == 422
     assert client.post("/v1/segment?bands=1,1,1", files=files).status_code == 200
+    # the mask as its file's bytes, the confidence as a PNG, and what the page shows
+    mask = client.post("/v1/segment", files=photo).content
+    assert (
+        base64.b64decode(
+            client.post("/v1/segment?format=json", files=photo).json()["mask"]["base64"]
+        )
+        == mask
+    )
+    assert Image.open(io.BytesIO(base64.b64decode(full["confidence"]["base64"]))).size == (50, 40)
+    page = client.post("/v1/segment?format=json&preview=true&tta=true", files=geotiff).json()
+    assert set(page["preview"]) == {"image", "color", "confidence"}
+    for png in page["preview"].values():
+        shown = Image.open(io.BytesIO(base64.b64decode(png)))
+        assert shown.format == "PNG" and shown.size == (50, 40)
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(page["mask_zip"]))) as archive:
+        names = sorted(archive.namelist())
+    assert names == ["upload_classes.qml", "upload_classes.tif", "upload_classes.tif.aux.xml"]
 
 
 def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeypatch, tmp_path):
@@ -635,3 +653,19 @@ def test_json_parts_asked_of_an_image_answer_are_422(client):
     )
     assert client.post("/v1/segment?preview=true", files=photo).status_code == 422
     assert client.post("/v1/segment?format=json&preview=true", files=photo).status_code == 200
+
+
+def test_validation_errors_read_as_one_line_whatever_they_hold():
+    from fastapi.exceptions import RequestValidationError
+
+    from aerialseg.api.app import _validation_text
+
+    errors = [
+        {"loc": ("query", "format"), "msg": "Input should be 'png'", "input": "x" * 100},
+        {"type": "string_pattern_mismatch", "loc": ("query", "bands"), "msg": "", "input": "4;3"},
+        {},  # no place, message or value
+    ]
+    assert _validation_text(RequestValidationError(errors)) == (
+        "format" + f"={'x' * 100!r}"[:80] + ": input should be 'png'; bands='4;3': give band"
+        " numbers separated by commas, e.g. 4,3,2; request: invalid"
+    )

@@ -110,15 +110,16 @@ def _client_message(err: Exception, upload: Path) -> str:
 def _options(
     loaded: Predictor,
     limits: ServeLimits,
+    *,
     fmt: str,
     overlay: bool,
     polygons: bool,
-    bands_text: str | None = None,
-    confidence: bool = False,
-    preview: bool = False,
-    tta: bool = False,
-    simplify: float = 0.0,
-    min_area: float | None = None,
+    bands_text: str | None,
+    confidence: bool,
+    preview: bool,
+    tta: bool,
+    simplify: float,
+    min_area: float | None,
 ) -> PredictOptions:
     """The run's options from the query and the model alone, so that wrong ones are
     refused before the body arrives; the upload's driver is set when its bytes are read."""
