@@ -226,12 +226,16 @@ def _earlier_area(layer: PolygonLayer, crs, ground: shapely.Geometry) -> list:
         back = whole.to_crs(layer.crs).geometries
     except (CPLE_BaseError, ValueError):
         return list(layer.to_crs(crs, ground).geometries)
-    kept = [
-        there
+    held = [
+        there.is_valid and returned.is_valid and _same(returned, drawn)
         for there, returned, drawn in zip(whole.geometries, back, layer.geometries, strict=True)
-        if there.is_valid and returned.is_valid and _same(returned, drawn)
     ]
-    return kept + list(layer.to_crs(crs, ground).geometries)
+    kept = list(whole.geometries[held])
+    if all(held):
+        return kept
+    rest = list(layer.geometries[np.logical_not(held)])
+    others = PolygonLayer.of(layer.crs, rest, [1] * len(rest))
+    return kept + list(others.to_crs(crs, ground).geometries)  # only those: cut, then moved
 
 
 def _same(a: shapely.Geometry, b: shapely.Geometry) -> bool:
