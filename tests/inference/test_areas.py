@@ -150,6 +150,54 @@ def test_a_projected_place_no_forward_projection_reaches_is_refused():
     assert AreaMeasure(UTM40N, Affine(1e-300, 0, 4e5, 0, -1e-300, 2.8e6), 8, 8).pixel_area() == 0
 
 
+@pytest.mark.parametrize(
+    ("transform", "off", "holds"),
+    [
+        # the slack is a pixel's side, the longer of its column and row steps, at least 1
+        (Affine(0.5, 0, 400_000, 0, -0.5, 2_800_000), (1.0, 0.0), True),  # exactly 1 unit
+        (Affine(0.1, 0, 400_000, 0, -0.1, 2_800_000), (0.0, 0.5), True),  # under 1 unit
+        (Affine(0.1, 0, 400_000, 0, -0.1, 2_800_000), (1.5, 0.0), False),  # past 1 unit
+        (Affine(0.1, 0, 400_000, 0, -0.1, 2_800_000), (0.0, 1.5), False),
+        (Affine(1, 0, 400_000, 0, -2, 2_800_000), (0.0, 1.9), True),  # a 2-unit row step
+        (Affine(2, 0, 400_000, 0, -1, 2_800_000), (1.9, 0.0), True),  # a 2-unit column step
+        (Affine(3, 0, 400_000, 0, -1, 2_800_000), (3.1, 0.0), False),
+        # rotated: each step's length counts both its parts (hypot(2, 0.5) = 2.06)
+        (Affine(2, 0, 400_000, 0.5, -1, 2_800_000), (2.03, 0.0), True),
+        (Affine(1, 0.5, 400_000, 0, -2, 2_800_000), (0.0, 2.03), True),
+    ],
+)
+def test_a_place_that_does_not_come_back_within_a_pixel_is_refused(
+    monkeypatch, transform, off, holds
+):
+    """PROJ's inverse of some projections is a little off, and of a place no forward
+    projection reaches, far off: within a pixel (and at least a unit) of where they were,
+    the corners are on Earth; past it, refused. PROJ's way back is replaced by one that
+    lands exactly ``off`` from the corners, so the edge of the slack is tested."""
+    from aerialseg.data.raster import InputError
+    from aerialseg.inference import areas
+
+    real, corners = areas.reproject_points, {}
+
+    def off_on_the_way_back(src, dst, xs, ys):
+        if dst == "EPSG:4326":
+            corners["xy"] = (list(xs), list(ys))
+            return real(src, dst, xs, ys)
+        xs, ys = corners["xy"]
+        return [x + off[0] for x in xs], [y + off[1] for y in ys]
+
+    monkeypatch.setattr(areas, "reproject_points", off_on_the_way_back)
+    measure = AreaMeasure(UTM40N, transform, 64, 64, "scene.tif")
+    if holds:
+        measure.check_on_earth()
+    else:
+        with pytest.raises(InputError) as err:
+            measure.check_on_earth()
+        assert str(err.value) == (
+            "scene.tif: its georeference lies outside what its CRS places on Earth (its"
+            " corners do not map to one place and back): check the transform and the CRS"
+        )
+
+
 def test_pixels_in_degrees_shrink_towards_the_poles():
     def pixel_m2(lat: float) -> float:
         return AreaMeasure(WGS84, Affine(1e-4, 0, 10.0, 0, -1e-4, lat), 100, 1).pixel_area()

@@ -245,6 +245,18 @@ def test_a_scene_that_a_png_cannot_hold_is_written_as_tiff(tmp_path, base, capsy
     assert not any(n.endswith(".png") for n in names)
 
 
+def test_a_scene_as_wide_as_a_png_holds_is_still_png(tmp_path, base, capsys, monkeypatch):
+    """At exactly the limit a side (120 px) libpng still takes it: PNG, and no note."""
+    monkeypatch.setattr(writers, "PNG_MAX_SIDE", 120)
+    monkeypatch.setattr(run, "PNG_MAX_SIDE", 120)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb_scene(60, 120).transpose(1, 2, 0)).save(path)
+    assert main(["predict", str(path), *base, "--format", "png", "--overlay"]) == 0
+    assert "more than a PNG holds" not in capsys.readouterr().err
+    names = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {"photo_classes.png", "photo_overlay.png"} <= names
+
+
 def test_a_transform_without_a_crs_is_kept(tmp_path, base):
     """A local grid (a site survey's): map units without a CRS stay map units."""
     path = tmp_path / "local.tif"
