@@ -396,13 +396,6 @@ EQUIVALENT: dict[str, str] = {
         " axes to the same quotient"
     ),
     "aerialseg.inference.predict.x__result__mutmut_20": "keepdim=False: as above",
-    "aerialseg.api.app.x__save_upload__mutmut_6": (
-        "read(None) reads the upload in one piece: the same bytes and the same verdict at"
-        " the limit, only more memory (not observable in a test's result)"
-    ),
-    "aerialseg.api.app.x__segment__mutmut_1": (
-        "confidence defaulting to True: the one caller passes every argument"
-    ),
     "aerialseg.evaluation.metrics.x__ratio__mutmut_1": (
         "np.errstate(invalid=None): the division is by max(den, 1), never by 0, so no"
         " invalid-value warning can arise for errstate to silence"

@@ -330,8 +330,13 @@ def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeyp
     mask = client.post("/v1/segment", files=photo)
     assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"
     assert client.post("/v1/segment?format=json&polygons=true", files=photo).status_code == 200
-    plain, polygons = asked
+    assert client.post("/v1/segment?tta=true", files=photo).status_code == 200
+    plain, polygons, flipped = asked
     assert plain.outputs == {"classes", "areas"} and plain.vector is None
+    assert plain.tta is False and flipped.tta is True
+    # read with the one driver its first bytes name; the pixel size is the model's, and
+    # no hint names a CLI flag for it
+    assert plain.driver == "JPEG" and plain.pixel_flag is None
     # the upload has no suffix: auto is PNG for a photo, GeoTIFF for a georeferenced image
     assert plain.class_format == "auto" and plain.progress is False  # no bars in a server log
     assert plain.max_pixels == ServeLimits().max_pixels and plain.band_flag == "?bands="
