@@ -76,6 +76,24 @@ MODULES: dict[str, dict] = {
     },
     # split out of source.py: its layout discovery, still guarded by test_source.py
     "data/layouts.py": {"tests": ["tests/data/test_source.py"]},
+    # Spatial blocks: the block split's grid, its buffer and group dealing, block sizes
+    # in pixels or metres (splits and suggest)
+    "data/blocks.py": {
+        "tests": [
+            "tests/data/test_blocks.py",
+            "tests/data/test_splits.py",
+            "tests/data/test_catalog.py",
+            "tests/inference/test_suggest.py",
+        ]
+    },
+    # Checks on any scene, pairs or polygons alike, in one run (issue 28)
+    "data/inspect.py": {
+        "tests": [
+            "tests/data/test_inspect.py",
+            "tests/data/test_scene_kinds.py",
+            "tests/data/test_source.py",
+        ]
+    },
     "evaluation/metrics.py": {"tests": ["tests/evaluation/test_metrics.py"]},
     # The sliding window's geometry: where windows lie and how they are weighted.
     "inference/sliding.py": {
