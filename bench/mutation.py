@@ -338,6 +338,34 @@ def _variants(line: str, mutated: list[str], why: str) -> list[tuple[str, str, s
 
 
 EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
+    "data/scenes.py": [
+        *_variants(
+            "return scene.read(whole, labels)",
+            ["return scene.read(whole, None)", "return scene.read(whole, )"],
+            "the labels decoded once already not handed on: read() reads the same window of"
+            " them again (work twice, the same ids)",
+        ),
+        (
+            "return scene.read(whole, labels)",
+            "return scene.read(None, labels)",
+            "a window of None: rasterio reads the whole raster, the window named",
+        ),
+        (
+            "return open_input(self.path, bands, flag, self.pixel_size, whole_read_pixels=0)",
+            "return open_input(self.path, bands, flag, self.pixel_size, whole_read_pixels=1)",
+            "a scene of one pixel decoded whole on opening rather than per window: the same pixel",
+        ),
+        *_variants(
+            'for known in ("grid", "decodes_whole", "labels"):  # the headers, the open labels',
+            [
+                'for known in ("grid", "XXdecodes_wholeXX", "labels"):  # the headers, the open'
+                " labels",
+                'for known in ("grid", "DECODES_WHOLE", "labels"):  # the headers, the open labels',
+            ],
+            "decodes_whole not carried to the scene in other bands: a cached property, worked"
+            " out again from the same header",
+        ),
+    ],
     "data/polygons.py": [
         *_variants(
             "return cls(crs, array, np.asarray(values, dtype=np.int64), shapely.STRtree(array))",

@@ -79,6 +79,47 @@ def test_inspect_table_output(tiny_dataset, capsys):
     assert "pairs: 18 in 2 tile(s)" in out and "Building" in out
 
 
+def _regrid(root, name: str, **grid) -> None:
+    """Image and mask of scene ``name`` moved onto another grid (CRS and transform) alike."""
+    for folder in ("images", "masks"):
+        path = root / folder / f"{name}.tif"
+        with rasterio.open(path) as src:
+            data, nodata = src.read(), src.nodata
+        write_geotiff(path, data, nodata=nodata, **grid)
+
+
+def test_pixel_sizes_in_degrees_and_metres_are_told_apart(tmp_path, capsys):
+    """No one pixel_size= reads a scene in degrees like one in metres: inspect counts the
+    units and says to reproject, rather than offer the commonest size."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=3)
+    _regrid(root, "scene_0", crs="EPSG:4326", transform=Affine(5e-6, 0, 55.2, 0, -5e-6, 25.1))
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    argv = ["data", "inspect", str(root), "--classes", str(table), "--bands", "3,2,1"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pixel_size_units"] == {"degree": 1, "metre": 2}
+    assert report["pixel_sizes"] == {"0.5": 2, "5e-06": 1}
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "CRSs of different units (" in out and "reproject the scenes to one CRS" in out
+    assert "several pixel sizes" not in out
+
+
+def test_a_rotated_grid_reports_each_steps_length(tmp_path, capsys):
+    """A rotated grid's pixel: a column's step (0.3, 0.4) and a row's (0.4, -0.3) are both
+    0.5 m long, however the grid is turned."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    _regrid(root, "scene_0", transform=Affine(0.3, 0.4, TRANSFORM.c, 0.4, -0.3, TRANSFORM.f))
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    argv = ["data", "inspect", str(root), "--classes", str(table), "--bands", "3,2,1", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pixel_sizes"] == {"0.5": 1}
+    assert report["image_grids"] == {"EPSG:32640, 0.5 x 0.5": 1}
+
+
 def test_several_pixel_sizes_are_reported_with_the_key_that_unifies_them(tmp_path, capsys):
     root = write_geotiff_dataset(tmp_path / "own", parts=3)
     one_metre = Affine(1.0, 0, TRANSFORM.c, 0, -1.0, TRANSFORM.f)
