@@ -175,9 +175,9 @@ def test_gdal_network_access_is_off_while_the_server_reads(served, tmp_path):
     path = tmp_path / "remote.vrt"
     path.write_bytes(vrt(f"/vsicurl/{url}/x.tif"))
     with rasterio.Env(**NETWORK_OFF), pytest.raises(InputError):
-        open_input(path)
+        open_input(path, driver="VRT")
     assert log == []
-    raster = open_input(path)  # without them, the same file reads the URL
+    raster = open_input(path, driver="VRT")  # without them, the same file reads the URL
     assert raster.width == 64 and log
     raster.close()
 
@@ -188,9 +188,10 @@ def test_open_input_reads_with_the_one_driver_it_is_given(tmp_path):
     with pytest.raises(InputError, match="not an image"):
         open_input(tif, driver="PNG")
     (tmp_path / "v.vrt").write_bytes(vrt(str(tif)))
-    open_input(tmp_path / "v.vrt").close()  # any driver: the VRT opens
-    with pytest.raises(InputError, match="not an image"):
-        open_input(tmp_path / "v.vrt", driver="GTiff")
+    open_input(tmp_path / "v.vrt", driver="VRT").close()  # the VRT opens where it is asked
+    for other in ("GTiff", None):  # None: JPEG, PNG or TIFF, the formats aerialseg reads
+        with pytest.raises(InputError, match="not an image"):
+            open_input(tmp_path / "v.vrt", driver=other)
 
 
 def test_an_upload_is_written_once_straight_to_its_folder(pointwise, tmp_path, monkeypatch):

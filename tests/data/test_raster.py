@@ -26,7 +26,7 @@ from aerialseg.data.raster import (
     read_array,
 )
 from tests.helpers.geotiff import TRANSFORM, write_geotiff
-from tests.helpers.hostile import complex_geotiff, wide_tiff
+from tests.helpers.hostile import complex_geotiff, vrt_of, wide_tiff
 from tests.helpers.images import rgb_scene
 
 
@@ -350,3 +350,28 @@ def test_a_palette_is_resampled_by_its_colours_never_averaged(tmp_path):
     assert values.shape == (3, 20, 30) and valid.all()
     found = {tuple(c) for c in values.reshape(3, -1).T.astype(int)}
     assert found <= {(255, 0, 0), (0, 0, 255)}
+
+
+def test_a_file_that_names_other_files_is_not_read_whatever_it_is_called(tmp_path, capsys):
+    """A review: GDAL opens a VRT under any name, so a dataset's "a.png" (in a folder or a
+    zip) or an input "photo.tif" could read any file of the machine, or a URL, into its
+    pixels. Only JPEG, PNG and TIFF are opened; the real image beside it still reads."""
+    from aerialseg.cli import main
+    from tests.helpers.images import write_dataset, zip_folder
+
+    secret = tmp_path / "secret.png"
+    Image.fromarray(rgb_scene(64, 64).transpose(1, 2, 0)).save(secret)
+    disguised = tmp_path / "photo.tif"
+    disguised.write_text(vrt_of(secret))
+    with pytest.raises(InputError, match="photo.tif: not an image aerialseg can read"):
+        open_input(disguised)
+    assert open_input(secret).width == 64
+    root = write_dataset(tmp_path / "ds", tiles=1, parts=2)
+    images = sorted((root / "Tile 1" / "images").iterdir())
+    images[0].write_text(vrt_of(secret))
+    archive = zip_folder(root, tmp_path / "ds.zip")
+    for data in (root, archive):
+        assert main(["data", "inspect", str(data)]) == 2
+        said = capsys.readouterr()
+        assert f"{images[0].name}: cannot read the file (not recognized as being in a" in said.err
+        assert "1 problem(s)" in said.err and "2 pairs" not in said.out

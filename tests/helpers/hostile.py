@@ -52,3 +52,15 @@ def complex_geotiff(path: Path, dtype: str = "complex64") -> Path:
         if dtype == "complex64":
             dst.write(np.ones((3, 16, 16), np.complex64))
     return path
+
+
+def vrt_of(target: Path, bands: int = 3, side: int = 64) -> str:
+    """A GDAL VRT whose pixels are ``target``'s: saved under an image's name (``a.png``),
+    what GDAL would read through it is a file the dataset never held."""
+    sources = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource>'
+        f'<SourceFilename relativeToVRT="0">{target}</SourceFilename>'
+        f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+        for b in range(1, bands + 1)
+    )
+    return f'<VRTDataset rasterXSize="{side}" rasterYSize="{side}">{sources}</VRTDataset>'

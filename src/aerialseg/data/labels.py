@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rasterio
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
@@ -36,7 +35,13 @@ from shapely.geometry import mapping, shape
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, encode_mask
 from aerialseg.data.polygons import footprint
-from aerialseg.data.raster import InputError, at_pixel_size, check_png_end, opening
+from aerialseg.data.raster import (
+    InputError,
+    at_pixel_size,
+    check_png_end,
+    open_dataset,
+    opening,
+)
 from aerialseg.errors import DatasetError, library_reason
 
 STAND_IN_CRS = CRS.from_epsg(3857)  # see RasterLabels._warped
@@ -246,7 +251,7 @@ def open_raster(path: str, name: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with opening(path):
-                dataset = rasterio.open(path)
+                dataset = open_dataset(path)
     except InputError as err:  # a zip entry refused from its sizes
         raise DatasetError(str(err).replace(path, name)) from None
     except RasterioIOError as err:

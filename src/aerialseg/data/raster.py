@@ -43,8 +43,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio._path import _parse_path  # what rasterio.open does to a path or URL
 from rasterio.enums import ColorInterp, Resampling
+from rasterio.env import ensure_env_with_credentials
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -437,6 +440,20 @@ os.environ.setdefault("GDAL_HTTP_CONNECTTIMEOUT", "30")
 os.environ.setdefault("GDAL_HTTP_TIMEOUT", "120")
 
 
+# The raster formats aerialseg reads, and no other: GDAL opens a VRT (or another format
+# that names other files) whatever the file is called, so a dataset's "images/a.png" could
+# put /etc/passwd, or what a URL answers, into its pixels (a review). rasterio.open takes
+# one driver name; its reader takes the list that GDAL's OpenEx allows.
+READ_DRIVERS = ("GTiff", "PNG", "JPEG")
+
+
+@ensure_env_with_credentials
+def open_dataset(path: str | Path, driver: str | None = None) -> DatasetReader:
+    """``path`` opened for reading with ``driver``, or with one of READ_DRIVERS."""
+    allowed = [driver] if driver else list(READ_DRIVERS)
+    return DatasetReader(_parse_path(os.fspath(path)), driver=allowed)
+
+
 def opening(path: str | Path):
     """The settings to open ``path`` with, once it passes ``check_zip_entry``: a URL
     without listing its folder. GDAL otherwise asks for the folder's listing to find side
@@ -546,7 +563,7 @@ def open_input(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with opening(path):
-                ds = rasterio.open(path, driver=driver)
+                ds = open_dataset(path, driver)
     except RasterioIOError as err:
         if is_url(path):  # GDAL's reason: a 404, no answer, no range requests, ...
             raise UnreadableInputError(f"{path}: cannot read it ({library_reason(err)})") from None

@@ -226,12 +226,14 @@ class PredictWorker:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
+        from aerialseg.data.raster import open_dataset
+
         if self.opts.pixel_size or self.predictor.spec.pixel_size:
             return None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(path) as ds:
+                with open_dataset(path) as ds:
                     return ds.width * ds.height
         except rasterio.errors.RasterioIOError:
             return 0  # predict_one says what is wrong with it
