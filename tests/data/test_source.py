@@ -136,6 +136,46 @@ def test_a_zip_holding_a_name_twice_is_refused(tmp_path, monkeypatch):
     check_zip_entry(f"/vsizip/{{{path}}}/masks/a.tif")  # a small entry passes
 
 
+@pytest.mark.parametrize(
+    "stepping", ["y/../masks/a.tif", "../images/b.png", "./images/b.png", "t/./masks/b.png"]
+)
+def test_a_zip_entry_that_steps_out_of_its_folder_is_refused(tmp_path, monkeypatch, stepping):
+    """A review: GDAL's /vsizip/ resolves "..", so a 4-byte "y/../masks/a.tif" opened the
+    large entry "masks/a.tif" past the zip-bomb check, which looked at the small one, and
+    "../images/a.png" read as a tile named "..". Such an archive is refused whole."""
+    path = tmp_path / "stepping.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("images/a.tif", b"image")
+        archive.writestr("masks/a.tif", bytes(8 * 2**20))
+        archive.writestr(stepping, b"tiny")
+    with pytest.raises(DatasetError) as err:
+        DatasetSource(path)
+    assert str(err.value) == (
+        f"{path}: its entry {stepping!r} steps through '.' or '..', out of its folder or back"
+        " in: refused, as such an archive could read or, extracted, write where it should"
+        " not; ask its maker for a clean one"
+    )
+    # and a path to the entry that GDAL resolves is checked as what it opens
+    monkeypatch.setattr("aerialseg.data.raster.ZIP_RATIO_FROM", 2**20)
+    with pytest.raises(InputError, match="would decompress to 8 MiB"):
+        check_zip_entry(f"/vsizip/{{{path}}}/y/../masks/a.tif")
+
+
+def test_a_damaged_zip_is_one_line(tmp_path):
+    """A review: a zip whose end record is whole but whose directory is damaged passed
+    is_zipfile and then stopped inspect and train with a traceback."""
+    path = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("images/a.png", b"image")
+    data = bytearray(path.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")
+    data[directory : directory + 4] = b"XXXX"  # the central directory's first entry
+    path.write_bytes(bytes(data))
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(DatasetError, match=r"damaged.zip: a damaged zip archive \(Bad magic"):
+        DatasetSource(path)
+
+
 def test_a_zip_whose_path_gdal_cannot_name_is_refused_as_such(tiny_dataset, tmp_path):
     """A review: every entry of 'br}ace.zip' was reported as a damaged image."""
     archive = zip_folder(tiny_dataset, tmp_path / "br}ace.zip")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import re
 import stat
 import warnings
@@ -476,7 +477,9 @@ def check_zip_entry(path: str) -> None:
     try:
         with zipfile.ZipFile(found["archive"]) as archive:
             # every entry of that name: GDAL opens the first, getinfo gives the last
-            infos = [i for i in archive.infolist() if i.filename == found["entry"]]
+            # (by normalised names: GDAL resolves "a/../b" to "b")
+            entry = posixpath.normpath(found["entry"])
+            infos = [i for i in archive.infolist() if posixpath.normpath(i.filename) == entry]
     except (OSError, zipfile.BadZipFile):
         return  # GDAL says what is wrong as it opens it
     if not infos:

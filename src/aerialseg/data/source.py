@@ -65,8 +65,20 @@ class DatasetSource:
                     f"{self.path}: GDAL cannot read inside a zip archive whose path holds a"
                     " '}'; rename it or a folder above it, or extract it and pass the folder"
                 )
-            with zipfile.ZipFile(self.path) as archive:
-                names = [n for n in archive.namelist() if not n.endswith("/")]
+            try:
+                with zipfile.ZipFile(self.path) as archive:
+                    names = [n for n in archive.namelist() if not n.endswith("/")]
+            except (zipfile.BadZipFile, OSError) as err:
+                raise DatasetError(f"{self.path}: a damaged zip archive ({err})") from None
+            # GDAL's /vsizip/ resolves "..": "y/../z/masks/a.tif" would open another entry
+            # than the one whose sizes were checked, or alias it under a second id
+            stepping = next((n for n in names if {".", ".."} & set(n.split("/"))), None)
+            if stepping is not None:
+                raise DatasetError(
+                    f"{self.path}: its entry {stepping[:200]!r} steps through '.' or '..',"
+                    " out of its folder or back in: refused, as such an archive could read or,"
+                    " extracted, write where it should not; ask its maker for a clean one"
+                )
             twice = next((n for n, k in Counter(names).items() if k > 1), None)
             if twice is not None:  # GDAL reads the first copy, zip tools the last
                 raise DatasetError(
