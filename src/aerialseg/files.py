@@ -91,6 +91,27 @@ def owner(pid: int | None = None) -> str:
     return f"{host}-{boot}-{os.getpid() if pid is None else pid}"
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and the folders above it that do not exist yet, innermost first: what
+    making it makes, for ``remove_empty`` to take back after a failure."""
+    missing = []
+    for each in (folder, *folder.parents):
+        if each.exists():
+            break
+        missing.append(each)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (innermost first) while each is empty: what a failed run made
+    and left empty goes, what holds anything stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something was written there), or gone already
+            break
+
+
 def temp_path(final: Path, kind: str = "tmp") -> Path:
     """Where ``final`` is written before it is renamed onto its name."""
     return final.with_name(f".{final.name}.{TAG}-{owner()}.{kind}")

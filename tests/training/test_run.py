@@ -933,6 +933,11 @@ def test_settings_that_cannot_run_stop_before_anything_is_written(tiny_dataset, 
             train(cfg, tiny_dataset, where, classes=DUBAI_CLASSES)
         assert not out.exists(), settings
     assert taken.read_text() == "mine"
+    # nor the folders above --out that it made (a review: a/b/ stayed, empty)
+    cfg = resolve_config("default", None, [*FAST, "max_epochs=1", "class_weights=[1,2]"])
+    with pytest.raises(ConfigError, match="class_weights"):
+        train(cfg, tiny_dataset, tmp_path / "a" / "b" / "run", classes=DUBAI_CLASSES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(

@@ -23,7 +23,7 @@ import torch
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.errors import AerialsegError, ModelFileError, library_reason
-from aerialseg.files import temp_prefix
+from aerialseg.files import missing_folders, remove_empty, temp_prefix
 from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.network import SegmentationNet, build_network
 from aerialseg.models.spec import ModelSpec
@@ -88,11 +88,7 @@ def atomic_write(path: str | Path, write) -> None:
     """Call ``write(tmp_path)``, then rename onto ``path``: never a half-written final file,
     and after a failure no folder it made for it."""
     path = Path(path)
-    made = []  # the folders it makes, innermost first
-    for folder in (path.parent, *path.parent.parents):
-        if folder.exists():
-            break
-        made.append(folder)
+    made = missing_folders(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -103,11 +99,7 @@ def atomic_write(path: str | Path, write) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:  # something else was written there meanwhile
-                break
+        remove_empty(made)
         raise
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aerialseg.errors import ConfigError
+from aerialseg.files import missing_folders, remove_empty
 
 try:
     import fcntl
@@ -39,6 +40,7 @@ def held(run_dir: Path) -> Iterator[None]:
         yield
         return
     path = run_dir.parent / f".{run_dir.name}.aerialseg-lock"
+    made = missing_folders(path.parent)
     lock = _locked(path, run_dir)
     try:
         yield
@@ -46,6 +48,7 @@ def held(run_dir: Path) -> Iterator[None]:
         path.unlink(missing_ok=True)  # before the unlock: a waiting run opens a new file
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
+        remove_empty(made)  # a run refused before it wrote leaves no folder behind
 
 
 def _locked(path: Path, run_dir: Path):
