@@ -59,6 +59,22 @@ def test_a_label_raster_shifted_off_the_grid_is_warped_and_colours_are_refused(t
     assert (_mask(root)[2:, :-3] == 0).all()
 
 
+def test_what_a_class_raster_does_not_reach_is_unlabelled_not_unknown(tmp_path, capsys):
+    """A review: a class raster covering half its image was refused ("50.0% of pixels match
+    no class value"): the warp's fill, 0, was counted as an unknown value before the pixels
+    beyond the raster were set aside. docs/data.md: what it does not reach is left out."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)
+    labels = np.ones((1, 72, 80), np.uint8)  # value 1 everywhere, no nodata
+    half_east = Affine(0.5, 0, TRANSFORM.c + 20.0, 0, -0.5, TRANSFORM.f)  # 40 px east
+    write_geotiff(root / "masks" / "scene_0.tif", labels, transform=half_east)
+    (item,) = decoded(root, [SCENE], VALUES, bands=(3, 2, 1))  # max_unknown: 5 %
+    ids = item.mask.numpy()
+    assert (ids[:, :40] == IGNORE_INDEX).all() and (ids[2:, 40:-3] == 0).all()
+    catalog = open_catalog(root, VALUES)
+    counted = catalog.scenes[SCENE].labels.every(1)
+    assert counted.unknown == {} and counted.ignored == 72 * 40  # the west half
+
+
 def test_a_500th_of_a_pixel_is_the_same_grid_half_a_pixel_is_not(tmp_path):
     root = write_geotiff_dataset(tmp_path / "own", parts=1)
     colours = np.ones((3, 72, 80), np.uint8)

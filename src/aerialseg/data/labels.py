@@ -33,7 +33,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from shapely.geometry import mapping, shape
 
-from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, encode_mask
+from aerialseg.data.classes import ClassTable, EncodedMask, encode_mask
 from aerialseg.data.polygons import footprint
 from aerialseg.data.raster import (
     InputError,
@@ -218,13 +218,13 @@ class RasterLabels:
             raise DatasetError(
                 f"{self.name}: the file is truncated or damaged ({library_reason(err)})"
             ) from None
-        encoded = encode_mask(mask, self.classes, self.name)
-        if extent is not None:
+        if extent is not None:  # where the raster does not reach: no label, not class 0
             at = window_transform(window, self.onto.transform)
             shape = (int(window.height), int(window.width))
             inside = rasterize([(extent, 1)], out_shape=shape, transform=at, fill=0)
-            encoded.ids[inside[::step, ::step] == 0] = IGNORE_INDEX
-        return encoded
+            outside = (inside[::step, ::step] == 0).reshape(mask.shape[:2] + (1,) * (mask.ndim - 2))
+            mask = np.ma.masked_array(np.ma.getdata(mask), np.ma.getmaskarray(mask) | outside)
+        return encode_mask(mask, self.classes, self.name)
 
     def every(self, step: int) -> EncodedMask:
         """Every ``step``-th row and column of the whole scene's labels, read in strips of
