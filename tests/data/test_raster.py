@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from affine import Affine
 from PIL import Image
 from rasterio.enums import ColorInterp
@@ -25,7 +26,7 @@ from aerialseg.data.raster import (
     parse_bands,
     read_array,
 )
-from tests.helpers.geotiff import TRANSFORM, write_geotiff
+from tests.helpers.geotiff import TRANSFORM, VALUE_CLASSES, write_geotiff, write_geotiff_dataset
 from tests.helpers.hostile import complex_geotiff, vrt_of, wide_tiff
 from tests.helpers.images import rgb_scene
 
@@ -375,3 +376,32 @@ def test_a_file_that_names_other_files_is_not_read_whatever_it_is_called(tmp_pat
         said = capsys.readouterr()
         assert f"{images[0].name}: cannot read the file (not recognized as being in a" in said.err
         assert "1 problem(s)" in said.err and "2 pairs" not in said.out
+
+
+@pytest.mark.parametrize(
+    ("transform", "said"),
+    [
+        (Affine(0, 0, 300_000, 0, 0, 2_800_000), "pixels 0 x 0 CRS units"),
+        (Affine(float("nan"), 0, 300_000, 0, -0.5, 2_800_000), "pixels nan x -0.5 CRS units"),
+        (Affine(0.5, 0.5, 300_000, 0.5, 0.5, 2_800_000), "pixels 0.5 x 0.5 CRS units, the grid"),
+    ],
+)
+def test_a_broken_georeference_is_one_line_where_it_is_opened(tmp_path, capsys, transform, said):
+    """A review: pixels of size 0 stopped predict with a ZeroDivisionError and inspect with
+    GDAL's "Cannot invert geotransform"; a NaN in the transform, with a GEOSException."""
+    from aerialseg.cli import main
+
+    path = write_geotiff(tmp_path / "broken.tif", rgb_scene(16, 16), transform=transform)
+    with pytest.raises(InputError, match=f"broken.tif: its georeference is broken \\({said}"):
+        open_input(path)
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    mask = root / "masks" / "scene_0.tif"
+    with rasterio.open(mask) as src:
+        values = src.read()
+    write_geotiff(mask, values, transform=transform)
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    assert main(["data", "inspect", str(root), "--classes", str(table), "--bands", "3,2,1"]) == 2
+    err = capsys.readouterr().err
+    assert f"masks/scene_0.tif: its georeference is broken ({said}" in err
+    assert err.count("\n") == 1

@@ -452,7 +452,16 @@ READ_DRIVERS = ("GTiff", "PNG", "JPEG")
 def open_dataset(path: str | Path, driver: str | None = None) -> DatasetReader:
     """``path`` opened for reading with ``driver``, or with one of READ_DRIVERS."""
     allowed = [driver] if driver else list(READ_DRIVERS)
-    return DatasetReader(_parse_path(os.fspath(path)), driver=allowed)
+    dataset = DatasetReader(_parse_path(os.fspath(path)), driver=allowed)
+    t = dataset.transform
+    if not all(math.isfinite(v) for v in t[:6]) or t.determinant == 0:
+        dataset.close()  # GDAL, shapely and the area sums fail on it far from here
+        raise InputError(
+            f"{path}: its georeference is broken (pixels {t.a:g} x {t.e:g} CRS units, the"
+            f" grid turned by {t.b:g}, {t.d:g}): set it right (gdal_edit.py -a_ullr) or"
+            " remove it"
+        )
+    return dataset
 
 
 def opening(path: str | Path):

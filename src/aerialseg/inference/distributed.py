@@ -226,7 +226,7 @@ class PredictWorker:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
-        from aerialseg.data.raster import open_dataset
+        from aerialseg.data.raster import InputError, open_dataset
 
         if self.opts.pixel_size or self.predictor.spec.pixel_size:
             return None
@@ -235,7 +235,7 @@ class PredictWorker:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with open_dataset(path) as ds:
                     return ds.width * ds.height
-        except rasterio.errors.RasterioIOError:
+        except (rasterio.errors.RasterioIOError, InputError):
             return 0  # predict_one says what is wrong with it
 
     def scene(self, path: str, name: str, block_pixels: float) -> dict:
