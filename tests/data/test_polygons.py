@@ -124,6 +124,24 @@ def test_errors_name_what_is_there(tmp_path, boxes):
     assert "background: true" in message(read_polygons, path, no_background, "class")
 
 
+@pytest.mark.parametrize("number", ["1e400", "NaN", "-Infinity"])
+def test_a_coordinate_that_is_not_a_number_is_one_line(tmp_path, recwarn, number):
+    """A review: a vertex 1e400 (infinite) stopped inspect with a GEOSException from
+    make_valid; a NaN one printed numpy's warning and then "no polygon in the file"."""
+    ring = f"[[300005, 2799995], [{number}, 2799995], [300030, 2799970], [300005, 2799995]]"
+    feature = (
+        '{"type": "Feature", "properties": {"class": "Building"},'
+        f' "geometry": {{"type": "Polygon", "coordinates": [{ring}]}}}}'
+    )
+    path = tmp_path / "labels.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [' + feature + "]}")
+    assert message(read_polygons, path, TABLE, "class", "EPSG:32640") == (
+        f"{path}: feature 0 has a coordinate that is not a number (NaN or infinite); fix or"
+        " remove it"
+    )
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_a_geojson_without_crs_is_wgs84_and_projected_coordinates_are_refused(tmp_path, boxes):
     good = write_geojson(tmp_path / "good.geojson", boxes)
     labels = read_polygons(good, TABLE, "class")

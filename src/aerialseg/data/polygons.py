@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -300,7 +301,14 @@ def _read_layer(
         raise DatasetError(f"{path}: the polygons have no CRS; give theirs with --label-crs")
     geometries, values, repaired, dropped = [], [], 0, 0
     for fid, geometry, value in records:
-        geom = shape(geometry)
+        with warnings.catch_warnings():  # a NaN vertex: said below, in the error
+            warnings.simplefilter("ignore", RuntimeWarning)
+            geom = shape(geometry)
+        if not np.isfinite(shapely.get_coordinates(geom)).all():  # GEOS fails on them
+            raise DatasetError(
+                f"{path}: feature {fid} has a coordinate that is not a number (NaN or"
+                " infinite); fix or remove it"
+            )
         if not geom.is_valid:
             geom, repaired = shapely.make_valid(geom), repaired + 1
         polygonal = _polygonal(geom)
