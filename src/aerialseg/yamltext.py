@@ -1,4 +1,5 @@
-"""YAML as users write it (configs, class tables, manifests), read safely and strictly.
+"""YAML as users write it (configs, class tables, manifests), read safely and strictly; and
+JSON with the same refusal of a key given twice.
 
 Two things of PyYAML are changed, by hand because it has no option for either, and
 ruamel.yaml, which has both, would be a second YAML library:
@@ -13,6 +14,7 @@ ruamel.yaml, which has both, would be a second YAML library:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Hashable
 from typing import Any
@@ -95,3 +97,18 @@ def load_yaml(text: str) -> Any:
         raise yaml.YAMLError(parse_reason(err)) from None
     except RecursionError:
         raise yaml.YAMLError("nested too deep") from None
+
+
+def load_json(text: str | bytes) -> Any:
+    """``text`` as JSON, a key given twice in an object refused as in YAML (json keeps the
+    last: a class table's second ``mask_color`` won without a word). Raises ValueError."""
+    return json.loads(text, object_pairs_hook=_once_each)
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key[:80]!r} is given twice in one object")
+        found[key] = value
+    return found

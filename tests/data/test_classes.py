@@ -317,6 +317,15 @@ def test_table_files_that_cannot_be_read(tmp_path):
         f"class table {bad_json} is not valid JSON/YAML: line 1, column 2: Expecting property"
         " name enclosed in double quotes"
     )
+    # a review: json kept the second of two equal keys, so Land's colour was Building's
+    bad_json.write_text(
+        '{"classes": [{"name": "Building", "mask_color": "#3C1098",'
+        ' "mask_color": "#8429F6"}, {"name": "Land", "mask_color": "#8429F6"}]}'
+    )
+    assert message(ClassTable.from_file, bad_json) == (
+        f"class table {bad_json} is not valid JSON/YAML: the key 'mask_color' is given twice"
+        " in one object"
+    )
     for suffix in (".json", ".yaml"):  # a review: Python's 4,300-digit limit was a trace
         big = tmp_path / f"big{suffix}"
         big.write_text('{"classes": [{"name": "a", "mask_value": ' + "9" * 5000 + "}]}")

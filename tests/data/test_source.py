@@ -469,6 +469,17 @@ def test_a_manifest_lists_each_image_once_however_it_is_written(tmp_path, again)
             "image,label\npics/x.png,a\npics/z.png,a\n",
             "entry 2: image pics/z.png: no such",
         ),
+        # a review: Path.is_file raised "File name too long"
+        (
+            "m.csv",
+            f"image,label\n{'x' * 5000}.png,a.png\n",
+            r"entry 1: .{100}\.\.\.: File name too long$",
+        ),
+        (
+            "m.csv",
+            f"image,label\npics/x.png,{'y' * 5000}\n",
+            r"entry 1: .{100}\.\.\.: File name too long$",
+        ),
         ("m.yaml", "image: a.png\n", r"a list of entries \{image: PATH, label: PATH\}"),
         ("m.yaml", "- {image: a.png}\n", r"a list of entries"),
         ("m.yaml", "- {image: a.png, label: 3}\n", r"a list of entries"),

@@ -82,6 +82,7 @@ def test_split_file_with_own_val(tiny_dataset, tmp_path):
     "content, message",
     [
         ("{", "not valid JSON"),
+        ('{"test": [], "test": []}', "not valid JSON: the key 'test' is given twice in one obj"),
         ('{"train": []}', "needs a 'test' list"),
         ('{"test": ["Tile 9/images/x.jpg"]}', "not in the dataset"),
         (

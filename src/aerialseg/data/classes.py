@@ -14,7 +14,6 @@ skip. Those listed under ``ignore_colors`` / ``ignore_values`` are known to carr
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ import numpy as np
 import yaml
 
 from aerialseg.errors import ClassTableError, parse_reason
-from aerialseg.yamltext import load_yaml
+from aerialseg.yamltext import load_json, load_yaml
 
 IGNORE_INDEX = 255
 
@@ -196,7 +195,7 @@ class ClassTable:
         except UnicodeDecodeError:
             raise ClassTableError(f"class table {path} is not UTF-8 text") from None
         try:
-            data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
+            data = load_json(text) if path.suffix == ".json" else load_yaml(text)
         except (ValueError, yaml.YAMLError) as err:  # json's ValueError: 4,300-digit ints
             raise ClassTableError(
                 f"class table {path} is not valid JSON/YAML: {parse_reason(err)}"

@@ -160,8 +160,9 @@ def read_manifest(path: Path) -> Found:
         # One spelling per file: "a/../a/x.png" and "a/x.png" are one image, which must not
         # land in two splits under two ids.
         image, label = posixpath.normpath(image), posixpath.normpath(label)
-        if not (path.parent / image).is_file():
-            raise DatasetError(f"{path}: entry {number}: image {image}: no such file")
+        where = f"{path}: entry {number}"
+        if not _is_file(path.parent / image, where):
+            raise DatasetError(f"{where}: image {image}: no such file")
         # the file itself, so that a link or another spelling of it counts as the same
         real = os.path.realpath(path.parent / image)
         if real in seen:
@@ -171,8 +172,17 @@ def read_manifest(path: Path) -> Found:
                 f"{path}: entry {number}: {image} is listed twice: also entry {first}{also}"
             )
         seen[real] = (number, image)
-        (pairs if (path.parent / label).is_file() else unpaired).append((image, label))
+        (pairs if _is_file(path.parent / label, where) else unpaired).append((image, label))
     return Found(".", pairs, unpaired)
+
+
+def _is_file(path: Path, where: str) -> bool:
+    """Whether ``path`` is a file; a name the file system cannot take (longer than it
+    allows: Path.is_file raises there) is one line."""
+    try:
+        return path.is_file()
+    except OSError as err:
+        raise DatasetError(f"{where}: {str(path)[:100]}...: {err.strerror}") from None
 
 
 def _manifest_rows(path: Path) -> list[tuple[str, str]]:
