@@ -1,5 +1,7 @@
 """Errors a user can act on. The CLI prints their message as one line and exits non-zero."""
 
+import reprlib
+
 
 class AerialsegError(Exception):
     """Base class: anything raised as this is the user's input, not a bug."""
@@ -56,3 +58,17 @@ def parse_reason(err: BaseException) -> str:
     if lineno is not None and msg:  # json.JSONDecodeError
         return f"line {lineno}, column {column}: {msg}"
     return library_reason(err)
+
+
+# A value of a user's file quoted in a message, bounded however large or deep it is: a 1 KB
+# YAML of nested aliases is a list of 9**7 colours, whose repr was a 25 MB error line.
+_BOUNDED = reprlib.Repr()  # (its settings as arguments: Python 3.12)
+_BOUNDED.maxlevel = 2
+_BOUNDED.maxlist = _BOUNDED.maxtuple = _BOUNDED.maxdict = _BOUNDED.maxset = 4
+_BOUNDED.maxstring = _BOUNDED.maxother = _BOUNDED.maxlong = 200
+
+
+def shown(value: object, most: int = 40) -> str:
+    """``value`` as a message quotes it: its repr, cut to ``most`` characters."""
+    text = _BOUNDED.repr(value)
+    return text if len(text) <= most else text[: most - 3] + "..."

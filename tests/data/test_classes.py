@@ -326,6 +326,17 @@ def test_table_files_that_cannot_be_read(tmp_path):
         f"class table {bad_json} is not valid JSON/YAML: the key 'mask_color' is given twice"
         " in one object"
     )
+    # a review: 1 KB of nested YAML aliases is a list of 9**7 colours, and the message
+    # quoting it was a 25 MB line
+    bomb = tmp_path / "bomb.yaml"
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for upper, lower in zip("bcdefgh", "abcdefg", strict=True):
+        levels.append(f"{upper}: &{upper} [" + ", ".join([f"*{lower}"] * 9) + "]")
+    bomb.write_text("\n".join([*levels, "classes: [{name: A, mask_color: '#3C1098'}]",
+                               "ignore_colors: *h"]))  # fmt: skip
+    assert message(ClassTable.from_file, bomb) == (
+        "colour [[[...], [...], [...], [...], ...], [... is neither #RRGGBB nor [r, g, b] in 0..255"
+    )
     for suffix in (".json", ".yaml"):  # a review: Python's 4,300-digit limit was a trace
         big = tmp_path / f"big{suffix}"
         big.write_text('{"classes": [{"name": "a", "mask_value": ' + "9" * 5000 + "}]}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from aerialseg.errors import ClassTableError, parse_reason
+from aerialseg.errors import ClassTableError, parse_reason, shown
 from aerialseg.yamltext import load_json, load_yaml
 
 IGNORE_INDEX = 255
@@ -33,14 +33,14 @@ def parse_color(value: str | list[int] | tuple[int, ...]) -> tuple[int, int, int
     if isinstance(value, str):
         text = value.strip().lstrip("#")
         if len(text) != 6:
-            raise ClassTableError(f"colour {value!r} is not of the form #RRGGBB")
+            raise ClassTableError(f"colour {shown(value)} is not of the form #RRGGBB")
         try:
             return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
         except ValueError:
-            raise ClassTableError(f"colour {value!r} is not of the form #RRGGBB") from None
+            raise ClassTableError(f"colour {shown(value)} is not of the form #RRGGBB") from None
     if len(value) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in value):
         return (value[0], value[1], value[2])
-    raise ClassTableError(f"colour {value!r} is neither #RRGGBB nor [r, g, b] in 0..255")
+    raise ClassTableError(f"colour {shown(value)} is neither #RRGGBB nor [r, g, b] in 0..255")
 
 
 def to_hex(rgb: tuple[int, int, int]) -> str:
@@ -228,7 +228,7 @@ def _first_twice(classes: tuple[SegClass, ...], key) -> tuple[SegClass, SegClass
 def _mask_value(value, what: str) -> int:
     # 65535 is kept for nodata in class rasters of 16-bit values
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 65535:
-        raise ClassTableError(f"{what}: {value!r} is not a whole number from 0 to 65534")
+        raise ClassTableError(f"{what}: {shown(value)} is not a whole number from 0 to 65534")
     return value
 
 
@@ -239,7 +239,7 @@ def _class_name(name, index: int) -> str:
         name = str(name)
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
         raise ClassTableError(
-            f"class {index + 1}: name {name!r} is not a name; give each class a name in words"
+            f"class {index + 1}: name {shown(name)} is not a name; give each class a name in words"
             " (letters, digits, spaces), e.g. 'Building'"
         )
     return name
@@ -250,7 +250,9 @@ def _flag(entry: dict, key: str, default: bool) -> bool:
     is text, which bool() would read as yes)."""
     value = entry.get(key, default)
     if not isinstance(value, bool) and not (isinstance(value, int) and value in (0, 1)):
-        raise ClassTableError(f"class {entry['name']!r}: {key}: {value!r} is not true or false")
+        raise ClassTableError(
+            f"class {shown(entry['name'])}: {key}: {shown(value)} is not true or false"
+        )
     return bool(value)
 
 

@@ -47,7 +47,7 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import Polygon, mapping, shape
 
 from aerialseg.data.classes import IGNORE_INDEX, ClassTable, EncodedMask, name_key
-from aerialseg.errors import DatasetError, library_reason
+from aerialseg.errors import DatasetError, library_reason, shown
 
 
 def parse_crs(text: str, flag: str = "--label-crs") -> CRS:
@@ -461,17 +461,12 @@ def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> li
         else:
             ids.append(found)
     if unmatched:
-        listed = ", ".join(f"{_shown(v)} ({n})" for v, n in unmatched.most_common(10))
+        listed = ", ".join(f"{shown(v)} ({n})" for v, n in unmatched.most_common(10))
         raise DatasetError(
             f"{path}: values of {field!r} that match no class name or mask_value: {listed};"
             f" classes: {', '.join(_cut(name) for name in classes.names)}"
         )
     return ids
-
-
-def _shown(value) -> str:
-    """A value as a message quotes it, cut to 40 characters."""
-    return _cut(repr(value))
 
 
 def _cut(text: str, most: int = 40) -> str:
