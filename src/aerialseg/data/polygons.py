@@ -506,8 +506,9 @@ def _label(value, fid, field: str, path) -> str | int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    shown = json.dumps(value, default=str)  # as the file says it: true, [1, 2]
+    said = json.dumps(value, default=str)  # as the file says it: true, [1, 2]
+    said = said if len(said) <= 40 else said[:37] + "..."  # a list of 100,000 numbers
     raise DatasetError(
-        f"{path}: feature {fid}: {field!r} is {shown}, neither a class name nor a whole-number"
+        f"{path}: feature {fid}: {field!r} is {said}, neither a class name nor a whole-number"
         " mask_value; give each polygon one of those"
     )
