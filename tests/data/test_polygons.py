@@ -249,7 +249,7 @@ def test_a_field_mixing_names_and_numbers_is_read_value_by_value(tmp_path):
             "long.geojson",
             [list(range(100_000))],
             None,
-            "feature 0: 'class' is [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1...",
+            "feature 0: 'class' is [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11...",
         ),
         ("floats.gpkg", [7.0, 3.5], "float", "feature 2: 'class' is 3.5"),  # GPKG ids from 1
         ("bools.gpkg", [True], "bool", "feature 1: 'class' is true"),
