@@ -160,6 +160,13 @@ def test_arrays_as_notebooks_hold_them_read_as_the_8_bit_image(tiny_model, tmp_p
     palette = rgba.convert("RGB").quantize(64)  # a "P" image: its colours, not its indices
     as_rgb = model.predict(np.asarray(palette.convert("RGB"))).class_ids
     assert (model.predict(palette).class_ids == as_rgb).all()
+    # other colour spaces as the RGB they show (a review: YCbCr, HSV and LAB were read as
+    # if their bands were R, G and B, silently); bilevel as grey
+    photo = Image.fromarray(rgb)
+    for mode in ("YCbCr", "HSV", "LAB", "CMYK", "RGBX"):
+        other = photo.convert(mode)
+        as_shown = model.predict(np.asarray(other.convert("RGB"))).class_ids
+        assert (model.predict(other).class_ids == as_shown).all(), mode
     for bad, said in (
         ([[1, 2, 3], [1, 2]], "a list numpy cannot read as an array"),
         (TILE3.read_bytes(), "a bytes (a file's contents): pass the file's path"),

@@ -291,12 +291,16 @@ def _masked_pixels(image) -> np.ndarray | None:
 
 def _pil_rgb_or_grey(image):
     """A PIL image in a mode whose bands are colours and alpha: a palette as its colours
-    (and their transparency as alpha), premultiplied alpha as plain, the rest as it is."""
-    plain = {"P": "RGBA", "PA": "RGBA", "RGBa": "RGBA", "La": "LA"}
+    (and their transparency as alpha), premultiplied alpha as plain, another colour space
+    (YCbCr, HSV, LAB, CMYK, RGBX) as the RGB a viewer shows, bilevel as grey, the rest
+    (RGB, RGBA, greys of any depth) as it is."""
+    plain = {"P": "RGBA", "PA": "RGBA", "RGBa": "RGBA", "La": "LA", "1": "L"}
     if image.mode in plain:
         return image.convert(plain[image.mode])
     if "transparency" in image.info:  # one colour (or grey) transparent
         return image.convert("RGBA" if image.mode == "RGB" else "LA")
+    if len(image.getbands()) > 2 and image.mode not in ("RGB", "RGBA"):
+        return image.convert("RGB")  # its bands are no R, G and B (a review: YCbCr was)
     return image
 
 

@@ -245,10 +245,11 @@ def test_values_too_wide_for_float32_are_stretched_not_made_nan(tmp_path, dtype,
 
 
 def test_a_pixel_size_must_be_a_finite_positive_number():
-    for bad in (0, -1, float("inf"), float("nan"), "1", True):
+    for bad in (0, -1, float("inf"), float("nan"), "1", True, np.bool_(True), np.float32(0)):
         with pytest.raises(InputError, match="give a positive size in CRS units"):
             check_pixel_size(bad, "pixel_size=")
-    check_pixel_size(0.5)
+    for good in (0.5, 2, np.float32(1.0), np.int64(3)):  # numpy's too (a review)
+        check_pixel_size(good)
 
 
 def test_band_numbers_are_whole_numbers_from_one():

@@ -30,6 +30,7 @@ written as nodata in every output.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import posixpath
 import re
@@ -110,7 +111,8 @@ def band_numbers(bands, flag: str = "--bands") -> tuple[int, ...] | None:
 
 def check_pixel_size(pixel_size, flag: str = "--pixel-size") -> None:
     """A pixel size to resample to: a finite positive number of CRS units."""
-    number = isinstance(pixel_size, int | float) and not isinstance(pixel_size, bool)
+    # numpy's numbers too (a review: np.float32(1.0) was "not a positive size")
+    number = isinstance(pixel_size, numbers.Real) and not isinstance(pixel_size, bool | np.bool_)
     if not (number and math.isfinite(pixel_size) and pixel_size > 0):
         raise InputError(f"{flag} {pixel_size!r}: give a positive size in CRS units, e.g. 0.5")
 
