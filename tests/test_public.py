@@ -236,7 +236,7 @@ def test_load_model_errors_are_one_line(tmp_path):
     not_a_model.write_text("hello")
     with pytest.raises(ModelFileError, match="not an aerialseg model file"):
         aerialseg.load_model(not_a_model)
-    with pytest.raises(ModelFileError, match=r"^model 3: give the path of a model file, or None$"):
+    with pytest.raises(ConfigError, match=r"^path=3 \(int\): give str \| Path \| None$"):
         aerialseg.load_model(3)
     # a review: fp16 was taken for an .onnx file, and mps was torch's RuntimeError
     with pytest.raises(ConfigError, match="precision='fp16': give one of 'auto', 'fp32'"):
@@ -457,7 +457,7 @@ def test_an_array_the_model_cannot_take_is_named_as_the_caller_gave_it(tiny_mode
 def test_an_empty_output_folder_is_refused(tmp_path, monkeypatch, call):
     """--out "$DIR" with DIR unset: nothing is written into the current folder."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(AerialsegError, match=r"^--out is empty: name the output folder$"):
+    with pytest.raises(AerialsegError, match=r"^out='( )?': empty; name a file or folder$"):
         if call == "predict_files":
             aerialseg.predict_files("missing.tif", " ")
         else:
@@ -488,6 +488,7 @@ def test_every_command_checks_its_arguments_by_its_definition(tmp_path):
             first = {"inputs": "in.tif", "out": tmp_path / "o"}
         if function is aerialseg.suggest:
             first = {"scenes": "in.tif", "out": tmp_path / "t.gpkg"}
+
         with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
             function(**first, **given)
     assert not list(tmp_path.iterdir())
@@ -499,6 +500,45 @@ def test_every_command_checks_its_arguments_by_its_definition(tmp_path):
         aerialseg.predict_files([], tmp_path / "o", batch_size=np.int64(2), overlap=None)
     with pytest.raises(AerialsegError, match="no input images found"):
         aerialseg.predict_files([], tmp_path / "o", tta=np.bool_(True))
+
+
+PATHS = "str | Path | Sequence[str | Path]"
+ZEROS = "array([[0., 0., 0.], [0., 0., 0.]])"  # on one line
+
+
+@pytest.mark.parametrize(
+    ("function", "given", "message"),
+    [
+        # a review: a set's order is not the one written ({4, 3, 2} read as 2, 3, 4), and
+        # a generator was used up by the check
+        ("predict_files", {"bands": {4, 3, 2}}, "bands={2, 3, 4}: give a list (a set has no"),
+        ("predict_files", {"bands": iter([4, 3, 2])}, "bands=<list_iterator object at "),
+        # a review: paths of the wrong type were TypeErrors deep inside, and empty ones the
+        # current folder, predicted, inspected or split as it was
+        ("predict_files", {"inputs": ""}, "inputs='': empty; name a file or folder"),
+        ("predict_files", {"inputs": ["a.tif", " "]}, "inputs=['a.tif', ' ']: empty; name a"),
+        ("predict_files", {"inputs": np.zeros((2, 3))}, f"inputs={ZEROS} (ndarray): give {PATHS}"),
+        ("predict_files", {"inputs": None}, f"inputs=None (NoneType): give {PATHS}"),
+        ("predict_files", {"out": None}, "out=None (NoneType): give str | Path"),
+        ("inspect_data", {"data": ""}, "data='': empty; name a file or folder"),
+        ("inspect_data", {"classes": {"classes": []}}, "classes={'classes': []} (dict): give str"),
+        ("split_data", {"data": "\t"}, "data='\\t': empty; name a file or folder"),
+        ("suggest", {"scenes": ""}, "scenes='': empty; name a file or folder"),
+        ("suggest", {"label_crs": ""}, "label_crs='': empty; give a value"),
+        ("evaluate", {"data": ""}, "data='': empty; name a file or folder"),
+    ],
+)  # fmt: skip
+def test_paths_and_lists_are_of_their_annotated_types(tmp_path, function, given, message):
+    first = {
+        "predict_files": {"inputs": "in.tif", "out": tmp_path / "o"},
+        "inspect_data": {"data": "d"},
+        "split_data": {"data": "d", "out": tmp_path / "s.json"},
+        "suggest": {"scenes": "in.tif", "out": tmp_path / "t.gpkg"},
+        "evaluate": {"model": "m.pt", "data": "d"},
+    }[function]
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        getattr(aerialseg, function)(**{**first, **given})
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

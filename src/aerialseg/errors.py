@@ -1,5 +1,6 @@
 """Errors a user can act on. The CLI prints their message as one line and exits non-zero."""
 
+import re
 import reprlib
 
 
@@ -70,5 +71,5 @@ _BOUNDED.maxstring = _BOUNDED.maxother = _BOUNDED.maxlong = 200
 
 def shown(value: object, most: int = 40) -> str:
     """``value`` as a message quotes it: its repr, cut to ``most`` characters."""
-    text = _BOUNDED.repr(value)
+    text = re.sub(r"\s*\n\s*", " ", _BOUNDED.repr(value))  # an array's rows: one line
     return text if len(text) <= most else text[: most - 3] + "..."

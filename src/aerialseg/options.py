@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import builtins
 import collections.abc
+import functools
 import inspect
 import math
 import numbers
+import os
 import re
 import sys
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -50,13 +53,20 @@ class Option:
 
 class _Namespace(dict):
     """Globals for evaluating annotations: names imported only for type checkers
-    (``Model``, ``ClassTable``) evaluate to ``object``, read as text."""
+    (``ClassTable``) evaluate to a stand-in class of their name, read as text."""
 
     def __init__(self, module: types.ModuleType):
         super().__init__(vars(module))
 
     def __missing__(self, name: str) -> Any:
-        return getattr(builtins, name, object)
+        return getattr(builtins, name, None) or _stand_in(name)
+
+
+@functools.cache
+def _stand_in(name: str) -> type:
+    """A class standing for one that only type checkers import (``ClassTable``): a value
+    is of it where its class, or a base, has the name."""
+    return type(name, (), {"stand_in": True})
 
 
 def _hints(function: Any) -> dict[str, Any]:
@@ -196,26 +206,77 @@ def _one_value_error(option: Option, value: Any) -> str | None:
 def check_arguments(function: Any, values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
     """The Python face's check of what a caller passed, by the same definition the flags
     come from: a choice among its Literal's values, True or False for a switch, numbers
-    for numbers (a string "false" would be a true switch, "jpg" a silent default).
-    Raises ConfigError naming the first wrong argument; None passes where it is the
-    default. Text, paths and objects are left to the code that uses them."""
-    from aerialseg.errors import ConfigError
+    for numbers (a string "false" would be a true switch, "jpg" a silent default), text,
+    paths and objects of the types annotated, and no empty text (a script's unset
+    variable, which as a path would be the current folder). Raises ConfigError naming
+    the first wrong argument; None passes where it is the default. What text and paths
+    say is left to the code that uses them."""
+    from aerialseg.errors import ConfigError, shown
 
+    hints = _hints(function)
     for option in options(function, skip):
         if option.name not in values:
             continue
         value = values[option.name]
-        if (value is None and option.default is None) or (
-            option.kind is str and option.choices is None
-        ):
-            continue  # text, paths and objects: checked where they are used
+        if value is None and option.default is None:
+            continue
+        if option.kind is str and option.choices is None:
+            _check_text(function, option.name, hints[option.name], value)
+            continue
         if option.many:
-            # a list, a tuple or a numpy array (no Sequence, but sized and iterable)
-            listed = isinstance(value, collections.abc.Sized | collections.abc.Iterable)
-            if isinstance(value, str | bytes | collections.abc.Mapping) or not listed:
-                raise ConfigError(f"{option.name}={value!r}: give a list, e.g. [4, 3, 2]")
+            # a list, a tuple or a numpy array (no Sequence, but sized and iterable); not
+            # a set, whose order is not the one written, nor an iterator, used up here
+            listed = isinstance(value, collections.abc.Sized) and isinstance(
+                value, collections.abc.Iterable
+            )
+            unordered = isinstance(value, collections.abc.Set)
+            if isinstance(value, str | bytes | collections.abc.Mapping) or unordered or not listed:
+                why = " (a set has no order)" if unordered else ""
+                raise ConfigError(f"{option.name}={shown(value)}: give a list{why}, e.g. [4, 3, 2]")
             wrong = next((e for v in value if (e := _one_value_error(option, v))), None)
         else:
             wrong = _one_value_error(option, value)
         if wrong:
-            raise ConfigError(f"{option.name}={value!r}: {wrong}")
+            raise ConfigError(f"{option.name}={shown(value)}: {wrong}")
+
+
+def _check_text(function: Any, name: str, hint: Any, value: Any) -> None:
+    """ConfigError where a text, path or object option's value is not of its annotated
+    type, or is empty text."""
+    from aerialseg.errors import ConfigError, shown
+
+    items = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(item, str) and not item.strip() for item in items):
+        path = _fits(hint, Path())  # "--out $DIR" with DIR unset: not the current folder
+        raise ConfigError(
+            f"{name}={shown(value)}: empty; "
+            + ("name a file or folder" if path else "give a value")
+        )
+    if not _fits(hint, value):
+        written = inspect.signature(function).parameters[name].annotation
+        raise ConfigError(f"{name}={shown(value)} ({type(value).__name__}): give {written}")
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is of the annotation ``hint``, as far as it can be told here (a
+    callable's signature or a mapping's contents cannot)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(member, value) for member in typing.get_args(hint))
+    if origin is Annotated:
+        return _fits(typing.get_args(hint)[0], value)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if _is_sequence(hint):
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return isinstance(value, list | tuple) and all(_fits(item, v) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint in (int, float):
+        number = numbers.Integral if hint is int else numbers.Real
+        return isinstance(value, number) and not isinstance(value, bool)
+    if isinstance(hint, type) and issubclass(hint, os.PathLike):  # Path: any path object
+        return isinstance(value, os.PathLike)
+    if getattr(hint, "stand_in", False):  # a class only type checkers import: by name
+        return any(kind.__name__ == hint.__name__ for kind in type(value).__mro__)
+    return isinstance(value, hint) if isinstance(hint, type) else True

@@ -497,7 +497,6 @@ def predict_files(
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
-    _check_output(out)
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     opts = predict_options(
         color=color,
@@ -542,13 +541,6 @@ def _check_share(value: float | None, name: str) -> None:
     """A share of pixels, from 0 to 1 (None: the default)."""
     if value is not None and not 0 <= value <= 1:
         raise ConfigError(f"{name} {value!r}: give a share from 0 to 1, e.g. 0.05")
-
-
-def _check_output(out: str | os.PathLike) -> None:
-    """An empty output folder name (a script's unset variable: --out "$DIR") is refused
-    rather than read as the current folder."""
-    if not os.fspath(out).strip():
-        raise AerialsegError("--out is empty: name the output folder")
 
 
 def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) -> RaySummary:
@@ -774,7 +766,6 @@ def train(
     launch["accelerator"] = accelerator
     launch["resize_masks"] = resize_masks or None
     given = {key: value for key, value in launch.items() if value is not None}
-    _check_output(out)
     run_dir = Path(out)
     cfg = training_config(
         preset=preset,
