@@ -558,3 +558,26 @@ def test_serve_refuses_a_limit_that_would_refuse_every_request(tiny_model, capsy
     with pytest.raises(SystemExit) if "argument" in message else contextlib.nullcontext():
         assert main(["serve", "--model", str(tiny_model), *flag.split()]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_loaded_model_runs_where_it_was_loaded_or_says_so(tiny_model, tmp_path):
+    """A review: predict_files and suggest with a loaded Model took device='cuda' and ran on
+    the CPU without a word; suggest's negative seed was numpy's error after predicting."""
+    model = aerialseg.load_model(tiny_model, device="cpu", precision="fp32")
+    for function, first in (
+        (aerialseg.predict_files, {"inputs": "in.tif", "out": tmp_path / "o"}),
+        (aerialseg.suggest, {"scenes": "in.tif", "out": tmp_path / "t.gpkg"}),
+    ):
+        for name, asked, loaded in (("device", "cuda", "cpu"), ("precision", "bf16", "fp32")):
+            with pytest.raises(ConfigError) as err:
+                function(**first, model=model, **{name: asked})
+            assert str(err.value) == (
+                f"{name}={asked!r}: the model was loaded for {loaded}; load it with"
+                f" load_model(..., {name}={asked!r}), or pass its path"
+            )
+    # as it was loaded, or auto: it runs (and says what is wrong with the input)
+    summary = aerialseg.predict_files("in.tif", tmp_path / "o", model=model, device="cpu")
+    assert "in.tif" in next(iter(summary.failed)) and not summary.done
+    with pytest.raises(aerialseg.AerialsegError, match="^--seed -1: give 0 or more$"):
+        aerialseg.suggest("in.tif", tmp_path / "t.gpkg", model=model, seed=-1)
+    assert not list(tmp_path.iterdir())

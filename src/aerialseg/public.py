@@ -359,9 +359,23 @@ def _predictor(model: str | os.PathLike | Model | None, engine: str, device: str
 
     if isinstance(model, Model):
         if engine != "onnx":
-            return model.predictor
+            return _as_loaded(model, device, precision)
         model = model.path
     return load_predictor(model, engine=engine, device=device, precision=precision)
+
+
+def _as_loaded(model: Model, device: str, precision: str) -> Predictor:
+    """A loaded Model's predictor, which runs where and as it was loaded: a device or
+    precision asked otherwise is an error, not ignored (a review: device='cuda' ran on
+    the CPU without a word)."""
+    loaded = {"device": model.device.split(":")[0], "precision": model.predictor.precision}
+    for name, asked in (("device", device), ("precision", precision)):
+        if asked != "auto" and asked != loaded[name]:
+            raise ConfigError(
+                f"{name}={asked!r}: the model was loaded for {loaded[name]}; load it with"
+                f" load_model(..., {name}={asked!r}), or pass its path"
+            )
+    return model.predictor
 
 
 def predict_options(
@@ -1058,6 +1072,8 @@ def suggest(
         raise SuggestError(f"{out}: the tasks are a GeoPackage; name the file NAME.gpkg")
     if count < 1:
         raise SuggestError(f"--count {count}: ask for at least one task")
+    if seed < 0:  # numpy's generators take none (a review: refused after every prediction)
+        raise SuggestError(f"--seed {seed}: give 0 or more")
     items = [scenes] if isinstance(scenes, str | os.PathLike) else list(scenes)
     inputs = expand_inputs([os.fspath(item) for item in items])
     if not inputs:
@@ -1069,7 +1085,7 @@ def suggest(
             read_area(labelled_area, fallback=parse_crs(label_crs) if label_crs else None)
         )
     if isinstance(model, Model):
-        predictor = model.predictor.with_options(batch_size=batch_size)
+        predictor = _as_loaded(model, device, precision).with_options(batch_size=batch_size)
     else:
         predictor = load_predictor(model, device=device, precision=precision, batch_size=batch_size)
     check_calibrated(predictor.spec.confidence_temperature, str(predictor.path))
