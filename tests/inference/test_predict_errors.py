@@ -398,3 +398,22 @@ def test_geojson_polygons_of_a_scene_with_no_place_on_earth_are_refused_before_i
     # polygons in the scene's own CRS need no place in WGS84
     gpkg = ["--out", str(tmp_path / "g"), "--vector", "gpkg"]
     assert main(["predict", str(far), *base[:2], *base[4:], *gpkg]) == 0
+
+
+def test_a_photo_that_asks_to_be_shown_turned_is_predicted_as_stored_and_says_so(
+    tmp_path, base, capsys
+):
+    """A review: a JPEG whose EXIF says "rotate 90°" shows 60 wide x 120 tall in a photo
+    viewer, while GDAL reads it 120 x 60 as stored; its outputs are as stored, and the user
+    is told why they look turned against it."""
+    photo = Image.fromarray(rgb_scene(60, 120).transpose(1, 2, 0))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to show
+    photo.save(tmp_path / "turned.jpg", exif=exif)
+    photo.save(tmp_path / "plain.jpg")
+    for name in ("turned", "plain"):
+        assert main(["predict", str(tmp_path / f"{name}.jpg"), *base]) == 0
+        assert Image.open(tmp_path / "o" / f"{name}_classes.png").size == (120, 60)
+    err = capsys.readouterr().err
+    assert err.count("EXIF orientation") == 1
+    assert "turned.jpg: its EXIF orientation (6) asks viewers to show it turned or mirrored;" in err

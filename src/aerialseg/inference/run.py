@@ -271,10 +271,25 @@ def _open(path: Path | str, opts: PredictOptions, spec: ModelSpec) -> RasterInpu
                 file=sys.stderr,
             )
             raster = opened(None)
-    note = resolution_note(raster, spec.ground_resolution, input_name(path).name)
-    if note:
-        tqdm.write(f"aerialseg: {note}", file=sys.stderr)
+    name = input_name(path).name
+    for note in (resolution_note(raster, spec.ground_resolution, name), turned_note(raster, name)):
+        if note:
+            tqdm.write(f"aerialseg: {note}", file=sys.stderr)
     return raster
+
+
+def turned_note(raster: RasterInput, name: str) -> str | None:
+    """One line where a photo's EXIF says to show it turned or mirrored: GDAL (and GIS
+    software) read its pixels as stored, and so do the outputs, which a photo viewer then
+    shows turned against it (a review)."""
+    orientation = raster.dataset.tags().get("EXIF_Orientation", "1").strip()
+    if orientation in ("1", ""):
+        return None
+    return (
+        f"{name}: its EXIF orientation ({orientation}) asks viewers to show it turned or"
+        " mirrored; predicted as its pixels are stored, as GIS software shows them, and so"
+        " are its outputs"
+    )
 
 
 def resolution_note(
