@@ -245,11 +245,16 @@ def test_colour_errors_say_which_forms_are_read():
     assert parse_color(" #3c1098 ") == (0x3C, 0x10, 0x98) and parse_color("3C1098") == (60, 16, 152)
     assert message(parse_color, "#12345") == "colour '#12345' is not of the form #RRGGBB"
     assert message(parse_color, "#12345G") == "colour '#12345G' is not of the form #RRGGBB"
-    for bad in ([1, 2], [1, 2, 256], [-1, 0, 0], [1.0, 2, 3]):
+    # a review: 123 was "class table entry is missing object of type 'int' has no len()",
+    # and [true, false, 0] the colour (1, 0, 0)
+    for bad in ([1, 2], [1, 2, 256], [-1, 0, 0], [1.0, 2, 3], 123, [True, False, 0], {1: 2}):
         assert message(parse_color, bad) == (
             f"colour {bad!r} is neither #RRGGBB nor [r, g, b] in 0..255"
         )
     assert parse_color([0, 255, 7]) == (0, 255, 7)
+    for key in ("ignore_colors", "ignore_values"):
+        table = {"classes": [{"name": "A", "mask_color": "#3C1098"}], key: 5}
+        assert message(ClassTable.from_dict, table) == f"{key}: 5 is not a list; give [...]"
 
 
 def test_table_errors():

@@ -38,7 +38,8 @@ def parse_color(value: str | list[int] | tuple[int, ...]) -> tuple[int, int, int
             return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
         except ValueError:
             raise ClassTableError(f"colour {shown(value)} is not of the form #RRGGBB") from None
-    if len(value) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in value):
+    channels = isinstance(value, list | tuple) and len(value) == 3
+    if channels and all(type(c) is int and 0 <= c <= 255 for c in value):  # not True, 1.0
         return (value[0], value[1], value[2])
     raise ClassTableError(f"colour {shown(value)} is neither #RRGGBB nor [r, g, b] in 0..255")
 
@@ -172,6 +173,9 @@ class ClassTable:
                 " 'name' and 'mask_color' (colour-coded masks) or 'mask_value' (single-band"
                 " masks)"
             )
+        for key in ("ignore_colors", "ignore_values"):
+            if not isinstance(data.get(key) or [], list):
+                raise ClassTableError(f"{key}: {shown(data[key])} is not a list; give [...]")
         try:
             classes = tuple(_class_from_dict(e, i) for i, e in enumerate(data["classes"]))
             ignore = tuple(to_hex(parse_color(c)) for c in data.get("ignore_colors") or [])
