@@ -338,6 +338,127 @@ def _variants(line: str, mutated: list[str], why: str) -> list[tuple[str, str, s
 
 
 EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
+    "inference/doubt.py": [
+        *_variants(
+            "rarity = np.zeros_like(totals, dtype=np.float64)",
+            ["rarity = np.zeros_like(totals, dtype=None)", "rarity = np.zeros_like(totals, )"],
+            "the shares summed are float64 already: zeros_like gives float64 unasked",
+        ),
+        *_variants(
+            "for block, draw in zip(blocks, draws, strict=True):",
+            [
+                f"for block, draw in zip(blocks, draws, {rest}):"
+                for rest in ("strict=None", "strict=False", "")
+            ],
+            "zip's strict flag: one draw per block by construction (random(len(blocks)))",
+        ),
+        *[
+            (
+                f"self.{name} = np.zeros({shape}, np.{kind})",
+                f"self.{name} = np.zeros({shape}, {m})",
+                why,
+            )
+            for name, shape, kind, why in (
+                (
+                    "pixels",
+                    "n",
+                    "int64",
+                    "pixel counts as float64: exact below 2**53, compared as numbers",
+                ),
+                (
+                    "usable",
+                    "n",
+                    "int64",
+                    "pixel counts as float64: exact below 2**53, compared as numbers",
+                ),
+                ("doubt", "n", "float64", "np.zeros' default type is float64, the one named"),
+                (
+                    "classes",
+                    "(n, self.num_classes)",
+                    "int64",
+                    "class counts as float64: exact below 2**53, divided into shares alike",
+                ),
+            )
+            for m in ("None", "")
+        ],
+        (
+            "doubt = (100.0 - confidence[use].astype(np.float64)) / 100.0",
+            "doubt = (100.0 - confidence[use].astype(None)) / 100.0",
+            "astype(None) is astype(float64) in numpy",
+        ),
+        (
+            "self.classes += np.bincount(flat, minlength=n * self.num_classes).reshape(n, -1)",
+            "self.classes += np.bincount(flat, minlength=n * self.num_classes).reshape(n, -2)",
+            "numpy's reshape infers any negative size (numpy 2.4: (2, -2) is (2, 3))",
+        ),
+    ],
+    "inference/vector.py": [
+        *_variants(
+            "regions = zip(simple, (value for _, value in kept), strict=True)",
+            [
+                f"regions = zip(simple, (value for _, value in kept), {rest})"
+                for rest in ("strict=None", "strict=False", "")
+            ],
+            "zip's strict flag: coverage_simplify returns one polygon per polygon given",
+        ),
+        *_variants(
+            "driver=driver,",
+            ["driver=None,", ""],
+            "the driver left to fiona: the temporary file keeps the format's suffix",
+        ),
+        *_variants(
+            'tmp = outputs.temp(final, f"tmp{suffix}")  # the suffix tells fiona the format',
+            [
+                "tmp = outputs.temp(final, None)  # the suffix tells fiona the format",
+                "tmp = outputs.temp(final, )  # the suffix tells fiona the format",
+            ],
+            "a temporary without the format's suffix: the driver is named where it is written",
+        ),
+        (
+            'warnings.simplefilter("ignore", NotGeoreferencedWarning)',
+            'warnings.simplefilter("ignore", )',
+            "every warning silenced while the class raster is opened: none but the missing"
+            " georeference arises there",
+        ),
+        *_variants(
+            'options = {"RFC7946": "YES"} if fmt == "geojson" and crs else {}',
+            [
+                'options = {"rfc7946": "YES"} if fmt == "geojson" and crs else {}',
+                'options = {"RFC7946": "yes"} if fmt == "geojson" and crs else {}',
+                'options = {"RFC7946": "XXYESXX"} if fmt == "geojson" and crs else {}',
+            ],
+            "GDAL's creation options are case-insensitive, and any value but NO is YES for a"
+            " boolean one",
+        ),
+        (
+            "(shape(geom) if moved.is_identity else _moved(shape(geom), moved), int(value))",
+            "(shape(geom) if (moved.is_identity) and False else _moved(shape(geom), moved),"
+            " int(value))",
+            "every polygon moved, by the identity where the grid is the file's: the same"
+            " polygon (the test only spares the work)",
+        ),
+        (
+            "for geom, value in shapes(rasterio.band(src, 1), transform=src.transform)",
+            "for geom, value in shapes(rasterio.band(src, 1), )",
+            "shapes of a rasterio band take the file's geotransform from GDAL; the transform"
+            " argument places in-memory arrays only",
+        ),
+        (
+            "return scene if not pixels < scene else math.ceil(pixels)  # not <: inf and NaN too",
+            "return scene if not pixels <= scene else math.ceil(pixels)  # not <: inf and NaN too",
+            "at pixels == scene both give the scene's pixel count (a whole number)",
+        ),
+        *_variants(
+            'with fiona.open(gpkg, "w", driver="GPKG", layer="layer_styles", schema=schema)'
+            " as table:",
+            [
+                'with fiona.open(gpkg, "w", driver=None, layer="layer_styles", schema=schema)'
+                " as table:",
+                'with fiona.open(gpkg, "w", layer="layer_styles", schema=schema) as table:',
+            ],
+            "the driver left to fiona: the GeoPackage's temporary keeps its .gpkg suffix",
+        ),
+    ],
     "data/scenes.py": [
         *_variants(
             "return scene.read(whole, labels)",

@@ -70,8 +70,12 @@ def test_spacing_holds_within_a_space_and_the_rest_fill_up_in_score_order():
     # fewer far-apart blocks than asked: the best of the others fill the rest
     assert [b.index for b in select(blocks, 4, [5.0])] == [0, 3, 1, 2]
     assert [b.rank for b in select(blocks, 4, [5.0])] == [1, 2, 3, 4]
-    with pytest.raises(ValueError, match="--count 5: only 4 block"):
+    with pytest.raises(ValueError) as err:
         select(blocks, 5, [0.0])
+    assert str(err.value) == (
+        "--count 5: only 4 block(s) can be suggested (unlabelled, with data); ask for fewer,"
+        " or choose a smaller --block-size"
+    )
 
 
 def test_overlapping_scenes_never_give_the_same_ground_twice():

@@ -121,6 +121,14 @@ def test_min_area_keeps_regions_of_exactly_that_area_and_simplify_drops_vertices
     # simplified areas are those of the simplified shapes, close to the pixels' own
     building = next(f for f in smooth if f["class"] == "Building")
     assert building["area_m2"] == pytest.approx((ids == 0).sum() * 0.25, rel=0.1)
+    # a length of 1 m or less simplifies too: steps of one 0.5 m pixel (triangles of
+    # 0.125 m², 0.35 m on a side as coverage_simplify measures) go at 1 m
+    fine = np.full((40, 40), 1, dtype=np.uint8)
+    for k in range(36):
+        fine[k, : 2 + k] = 0
+    raster = write_geotiff(tmp_path / "c.tif", fine[None])
+    stepped, smoothed = found("e", min_area=0), found("f", simplify=1.0, min_area=0)
+    assert vertices(smoothed, "Building") < vertices(stepped, "Building") / 2
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing it

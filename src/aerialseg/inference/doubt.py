@@ -184,13 +184,10 @@ def select(blocks: list[Block], count: int, min_distance: Sequence[float]) -> li
         if apart and any(_near(block, c, apart) for c in chosen):
             continue
         chosen.append(block)
-    taken = {id(b) for b in chosen}
-    for block in order:
+    for block in order:  # a chosen block lies nearer than its reach to itself: not again
         if len(chosen) == count:
             break
-        if id(block) not in taken and not any(
-            _near(block, c, max(block.reach, c.reach)) for c in chosen
-        ):
+        if not any(_near(block, c, max(block.reach, c.reach)) for c in chosen):
             chosen.append(block)
     for rank, block in enumerate(chosen, start=1):
         block.rank = rank
