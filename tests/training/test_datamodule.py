@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aerialseg.data.catalog import open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES
 from aerialseg.data.splits import make_split
+from aerialseg.errors import ConfigError
 from aerialseg.training.config import resolve_config
 from aerialseg.training.datamodule import SegmentationDataModule
 from tests.helpers.models import FAST
@@ -29,3 +32,10 @@ def test_crops_larger_than_every_image_are_noted(tiny_dataset):
     assert _datamodule(tiny_dataset, "crop_size=64").crop_padding_note() is None
     squashed = _datamodule(tiny_dataset, "input_mode=resize", "resize_to=96")
     assert squashed.crop_padding_note() is None  # whole images, resized: nothing padded
+    assert _datamodule(tiny_dataset, "crop_size=288").crop_padding_note()  # 4 times: padded
+    with pytest.raises(ConfigError) as err:
+        _datamodule(tiny_dataset, "crop_size=320").crop_padding_note()
+    assert str(err.value) == (
+        "crop_size=320 is more than 4 times the largest square in any training image or block"
+        " (72 px): each crop would be mostly padding; give a crop_size of at most 72"
+    )

@@ -926,6 +926,8 @@ def test_settings_that_cannot_run_stop_before_anything_is_written(tiny_dataset, 
         (out, ["class_weights=[1,2]"], "class_weights has 2 weight.s. for 6 classes"),
         (out, ["init_from=/nope/model.pt"], "init_from: /nope/model.pt: no such model file"),
         (out, ["init_from=default"], "init_from"),  # the bundled FPN into a seed-unet
+        # a review: a traceback (119 GB asked) after config.yaml and the rest were written
+        (out, ["crop_size=100000"], "crop_size=100000 is more than 4 times the largest"),
     ]
     for where, settings, message in cases:
         cfg = resolve_config("default", None, [*FAST, "max_epochs=1", *settings])
@@ -949,6 +951,10 @@ def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(
     saved = (run / "config.yaml").read_text()
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run), "--resume", "max_epochs=2"]
     assert main([*argv, "base_width=8"]) == 2  # was a state_dict traceback, config rewritten
+    assert (run / "config.yaml").read_text() == saved
+    # a review: another encoder_lr_factor changed the optimiser's parameter groups, a
+    # traceback, and the config rewritten made every later --resume one too
+    assert main([*argv, "encoder_lr_factor=0.1"]) == 2
     assert (run / "config.yaml").read_text() == saved
     for flags in (
         ["--preset", "smoke"],

@@ -16,6 +16,10 @@ from aerialseg.data.splits import Split
 from aerialseg.errors import ConfigError
 from aerialseg.training.config import TrainConfig
 
+# A crop at most this many times as wide as the largest square of a training image or
+# block: past it, a crop is mostly padding (16 times its pixels at 4).
+CROP_PADDING_MOST = 4
+
 
 class SegmentationDataModule(L.LightningDataModule):
     """``extra_transform``: a torchvision v2 transform of each training (image, mask) pair,
@@ -77,12 +81,20 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def crop_padding_note(self) -> str | None:
         """A note where ``crop_size`` is larger than every training image or block: each
-        crop is then padded with ignored pixels, time spent on nothing."""
+        crop is then padded with ignored pixels, time spent on nothing. ConfigError where
+        a crop would be more than CROP_PADDING_MOST times as wide: mostly padding, and at
+        some size past memory (a review: 100000 asked for 119 GB, a traceback)."""
         if not isinstance(self.train_set, RandomCropDataset):
             return None
         side = max(min(int(w.height), int(w.width)) for _, w in self.train_set.regions)
         if side >= self.cfg.crop_size:
             return None
+        if self.cfg.crop_size > CROP_PADDING_MOST * side:
+            raise ConfigError(
+                f"crop_size={self.cfg.crop_size} is more than {CROP_PADDING_MOST} times the"
+                f" largest square in any training image or block ({side} px): each crop would"
+                f" be mostly padding; give a crop_size of at most {side}"
+            )
         return (
             f"note: crop_size={self.cfg.crop_size} is larger than every training image or block"
             f" (the largest square in one is {side} px): each crop is padded with ignored"

@@ -368,8 +368,16 @@ def check_checkpoint(path: Path, run_dir: Path) -> None:
         ) from None
 
 
-# Settings a checkpoint's tensors are shaped by: a resumed run cannot change them.
-NETWORK_SETTINGS = ("model", "base_width", "decoder_channels", "downsample", "optimizer")
+# Settings a checkpoint's tensors (the network's, the optimiser's) are shaped by: a resumed
+# run cannot change them.
+NETWORK_SETTINGS = (
+    "model",
+    "base_width",
+    "decoder_channels",
+    "downsample",
+    "optimizer",
+    "encoder_lr_factor",  # its parameter groups (a review: 1 -> 0.1 broke every --resume)
+)
 
 
 def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
@@ -497,6 +505,7 @@ def train(
         # error stays the one line on stderr.
         print(f"loading {len(split.train)} training and {len(split.val)} validation images")
     datamodule.setup("fit")  # every image decoded and checked before anything is written
+    padding = datamodule.crop_padding_note()  # and crops that would be mostly padding
     task = SegmentationTask(cfg.to_dict(), classes.to_dict())
     transfer = None
     if cfg.init_from and not resume:  # a resumed run's checkpoint holds its weights
@@ -515,8 +524,8 @@ def train(
         print(describe_network(task.net, cfg), flush=True)
         if transfer:
             print(transfer, flush=True)
-        if note := datamodule.crop_padding_note():
-            print(note, flush=True)
+        if padding:
+            print(padding, flush=True)
     budget_s = parse_duration(cfg.max_time) if cfg.max_time else None
     budget = None
     if budget_s is not None:
