@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import math
 import numbers
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -495,16 +496,18 @@ def duration_text(value: str | float | timedelta) -> str:
 
 
 def parse_duration(text: str) -> int:
-    """ "HH:MM:SS" or "MM:SS" or seconds -> seconds."""
-    try:
-        parts = [int(p) for p in str(text).split(":")]
-    except ValueError:
-        raise ConfigError(f"max_time {text!r} is not HH:MM:SS") from None
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p > 59 for p in parts[1:]):
+    """ "HH:MM:SS" or "MM:SS" or seconds -> seconds, at least one."""
+    # ASCII digits only: int() also reads "1_0" and other scripts' digits (a review)
+    if not re.fullmatch(r"[0-9]+(:[0-9]+){0,2}", str(text).strip()):
+        raise ConfigError(f"max_time {text!r} is not HH:MM:SS, MM:SS or seconds, e.g. 01:30:00")
+    parts = [int(p) for p in str(text).strip().split(":")]
+    if any(p > 59 for p in parts[1:]):
         raise ConfigError(f"max_time {text!r} is not HH:MM:SS (minutes and seconds 0 to 59)")
     seconds = 0
     for p in parts:
         seconds = seconds * 60 + p
+    if seconds == 0:  # it trained a step past it (a review)
+        raise ConfigError(f"max_time {text!r}: give a time budget of 1 second or more")
     return seconds
 
 
