@@ -942,6 +942,26 @@ def test_settings_that_cannot_run_stop_before_anything_is_written(tiny_dataset, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next(
+    tiny_dataset, tmp_path, capsys
+):
+    """A review: a run stopped by max_steps on its epoch's last batch (as a Ctrl-C after
+    that epoch's checkpoint leaves it) was resumed as if the next epoch were over too:
+    --resume max_steps=4 max_epochs=2 trained nothing, and an interrupted run lost an
+    epoch. FAST: 2 steps an epoch."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run)]
+    assert main([*argv, *FAST, "max_steps=2"]) == 0
+    assert main([*argv, "--resume", "max_steps=4", "max_epochs=2"]) == 0
+    assert main([*argv, "--resume", "max_steps=8", "max_epochs=3"]) == 0
+    done = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done in")]
+    assert [line.split(": ", 1)[1] for line in done] == [
+        "2 steps, stopped by max_steps=2",
+        "4 steps, stopped by max_steps=4",
+        "6 steps, stopped by max_epochs=3",
+    ]
+
+
 def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(
     tiny_dataset, tmp_path
 ):

@@ -125,6 +125,9 @@ class SegmentationTask(L.LightningModule):
             loss = loss + self.cfg.lovasz_weight * self.lovasz(logits, target)
         return loss
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        finish_stopped_epoch(checkpoint)  # before Lightning restores its loops from it
+
     def on_train_start(self) -> None:
         # Every rank seeds alike (identical initial weights, which DDP also enforces), so
         # with in-process loading all ranks would draw the same crops: give each rank, and
@@ -254,3 +257,20 @@ class SegmentationTask(L.LightningModule):
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
             }
         return {"optimizer": optimizer}
+
+
+def finish_stopped_epoch(checkpoint: dict[str, Any]) -> None:
+    """A run stopped by max_steps on its epoch's last batch saved that epoch as processed
+    but not completed; Lightning 2 restores it as ended and then skips the next epoch too
+    (a review: --resume max_epochs=2 after such a run of one epoch trained nothing, and an
+    interrupted run resumed lost an epoch). The epoch is marked completed, as a run stopped
+    at the end of an epoch by max_epochs has it."""
+    fit = checkpoint.get("loops", {}).get("fit_loop", {})
+    epochs, batches = fit.get("epoch_progress"), fit.get("epoch_loop.batch_progress", {})
+    if not epochs or not batches.get("is_last_batch"):
+        return
+    for counts in (epochs["total"], epochs["current"]):
+        counts["completed"] = counts["processed"]
+    # and the next epoch starts from its first batch, not as one already at its last
+    batches["is_last_batch"] = False
+    batches["current"] = dict.fromkeys(batches["current"], 0)
