@@ -960,6 +960,15 @@ def test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next(
         "4 steps, stopped by max_steps=4",
         "6 steps, stopped by max_epochs=3",
     ]
+    # finished: resumed as it is, it trained nothing, yet fitted its confidence again and
+    # rewrote model.pt (a review)
+    shipped = (run / "model.pt").read_bytes()
+    assert main([*argv, "--resume"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"aerialseg: error: {run} is finished: it reached max_epochs=3 (3 epochs); to train"
+        " on, raise it, e.g. --resume max_epochs=6"
+    )
+    assert (run / "model.pt").read_bytes() == shipped
 
 
 def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(

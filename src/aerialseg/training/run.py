@@ -336,8 +336,9 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the run (Lightning turns it into an exit of its own)."""
 
 
-def check_checkpoint(path: Path, run_dir: Path) -> None:
-    """A checkpoint to resume from exists and loads, or one line says what to do instead."""
+def check_checkpoint(path: Path, run_dir: Path) -> dict:
+    """A checkpoint to resume from exists and loads, or one line says what to do instead;
+    returns it (memory-mapped)."""
     best = path.with_name("best.ckpt")
     if not path.is_file() and path != best and best.is_file():
         raise ConfigError(
@@ -347,7 +348,7 @@ def check_checkpoint(path: Path, run_dir: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/{path.name})")
     try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001 - any failure to read it means it is damaged
         if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
             # torch's weights-only reader met a class: code that would run as it loads
@@ -366,6 +367,27 @@ def check_checkpoint(path: Path, run_dir: Path) -> None:
             f"{path}: the checkpoint is damaged ({library_reason(err)}); {instead}start"
             " again with another --out"
         ) from None
+
+
+def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse to resume a run its limits have ended: it would train nothing and yet fit its
+    confidence again and rewrite model.pt (a review: the temperature changed, and the run's
+    evaluation no longer matched its model file)."""
+    steps = int(checkpoint.get("global_step", 0))
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    epochs = int(progress.get("current", {}).get("processed", 0))
+    if cfg.max_steps > 0 and steps >= cfg.max_steps:
+        reached = f"max_steps={cfg.max_steps} ({steps} steps)"
+        more = f"max_steps={steps + cfg.max_steps}"
+    elif cfg.max_epochs > 0 and epochs >= cfg.max_epochs:
+        reached = f"max_epochs={cfg.max_epochs} ({epochs} epochs)"
+        more = f"max_epochs={epochs + cfg.max_epochs}"
+    else:
+        return
+    raise ConfigError(
+        f"{run_dir} is finished: it reached {reached}; to train on, raise it, e.g."
+        f" --resume {more}"
+    )
 
 
 # Settings a checkpoint's tensors (the network's, the optimiser's) are shaped by: a resumed
@@ -482,7 +504,7 @@ def train(
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir}: a file; give the run folder to write")
     if resume:
-        check_checkpoint(start, run_dir)
+        check_not_finished(check_checkpoint(start, run_dir), cfg, run_dir)
         check_same_network(cfg, run_dir)
     elif last.exists():
         raise ConfigError(
