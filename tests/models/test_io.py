@@ -300,3 +300,22 @@ def test_onnx_files_with_damaged_metadata_are_one_line(tmp_path):
         onnx.save(proto, tmp_path / "bad.onnx")
         with pytest.raises(ModelFileError, match=f"its aerialseg metadata is damaged .*{message}"):
             OnnxEngine(tmp_path / "bad.onnx")
+
+
+def test_a_run_folder_names_its_model_wherever_a_model_is_taken(tiny_model, tmp_path):
+    """A review: init_from=runs/base and evaluate runs/base said "no such model file";
+    the folder train --out names is taken as its model.pt (a folder without one is not)."""
+    from aerialseg.inference.load import load_predictor
+    from aerialseg.models.io import model_path
+    from aerialseg.training.run import _source_model
+
+    run = tmp_path / "runs" / "base"
+    run.mkdir(parents=True)
+    (run / "model.pt").write_bytes(Path(tiny_model).read_bytes())
+    assert model_path(run) == run / "model.pt" and model_path(str(run)) == run / "model.pt"
+    assert load_predictor(run, device="cpu").path == run / "model.pt"
+    assert aerialseg.load_model(run).path == run / "model.pt"
+    assert _source_model(str(run)).spec == load_model(run / "model.pt").spec
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert model_path(empty) == empty  # and loading it says what it is

@@ -47,7 +47,7 @@ def is_onnx_file(path: str | os.PathLike) -> bool:
 
 def model_path(model: str | os.PathLike | None) -> Path:
     """Where a model named by a user is: None or ``"default"`` is the bundled model (as
-    ``init_from=default`` is), anything else a file.
+    ``init_from=default`` is), a run folder its ``model.pt``, anything else a file.
 
     Raises:
         ModelFileError: ``model`` is neither a path nor None.
@@ -56,7 +56,9 @@ def model_path(model: str | os.PathLike | None) -> Path:
     if model is not None and not isinstance(model, str | os.PathLike):
         raise ModelFileError(f"model {model!r}: give the path of a model file, or None")
     if model is not None and os.fspath(model) != "default":
-        return Path(model)
+        given = Path(model)
+        in_run = given / "model.pt"  # a run folder, as train --out names it (a review)
+        return in_run if given.is_dir() and in_run.is_file() else given
     path = bundled_model_path()
     if not path.is_file():
         raise AerialsegError(

@@ -54,8 +54,8 @@ from aerialseg.inference.predict import Predictor
 from aerialseg.models.io import (
     LoadedModel,
     atomic_write,
-    bundled_model_path,
     load_model,
+    model_path,
     save_model,
 )
 from aerialseg.models.network import gflops_per_megapixel
@@ -317,7 +317,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
 
 def _source_model(init_from: str) -> LoadedModel:
     """The model ``init_from`` names (a model file, or "default")."""
-    path = bundled_model_path() if init_from == "default" else Path(init_from)
+    path = model_path(init_from)  # a file, a run folder, or "default"
     try:
         return load_model(path)
     except ModelFileError as err:
@@ -385,8 +385,7 @@ def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> Non
     else:
         return
     raise ConfigError(
-        f"{run_dir} is finished: it reached {reached}; to train on, raise it, e.g."
-        f" --resume {more}"
+        f"{run_dir} is finished: it reached {reached}; to train on, raise it, e.g. --resume {more}"
     )
 
 
@@ -455,7 +454,7 @@ def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> 
             f"devices={cfg.devices}: this machine has {torch.cuda.device_count()} GPU(s)"
         )
     path = cfg.init_from
-    if path and not resume and path != "default" and not Path(path).is_file():
+    if path and not resume and not model_path(path).is_file():
         raise ConfigError(f"init_from: {path}: no such model file")
     if path and not resume:  # said before images are read or pseudo-labelled
         check_source(_source_model(path), cfg.model, cfg.spec.in_channels)
