@@ -455,8 +455,8 @@ def predict_files(
     Args:
         inputs: files, folders or glob patterns.
         out: the output folder (made if missing).
-        model: model.pt, .ckpt or exported .onnx (default: the bundled model). In
-            Python: also a loaded ``Model``.
+        model: model.pt (or its run folder), .ckpt or exported .onnx (default: the
+            bundled model). In Python: also a loaded ``Model``.
         engine: onnx: ONNX Runtime on the CPU, faster there; a .pt model is exported first.
         device: where the network runs; auto: a CUDA GPU if there is one, else the CPU.
         format: class raster format; auto: GeoTIFF for georeferenced or TIFF input, else
@@ -936,7 +936,7 @@ def export(
     onnxruntime and compared with PyTorch.
 
     Args:
-        model: model.pt or .ckpt, or 'default' for the bundled model.
+        model: model.pt (or its run folder) or .ckpt, or 'default' for the bundled model.
         onnx: the .onnx file to write (the model's classes, bands and settings in its
             metadata).
         check_image: an image whose first 512 x 512 px check ONNX Runtime against
