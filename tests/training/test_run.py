@@ -927,7 +927,7 @@ def test_settings_that_cannot_run_stop_before_anything_is_written(tiny_dataset, 
         (out, ["init_from=/nope/model.pt"], "init_from: /nope/model.pt: no such model file"),
         (out, ["init_from=default"], "init_from"),  # the bundled FPN into a seed-unet
         # a review: a traceback (119 GB asked) after config.yaml and the rest were written
-        (out, ["crop_size=100000"], "crop_size=100000 is more than 4 times the largest"),
+        (out, ["crop_size=100000"], "crop_size=100000: a batch of 4 crops would hold 596 GiB"),
     ]
     for where, settings, message in cases:
         cfg = resolve_config("default", None, [*FAST, "max_epochs=1", *settings])

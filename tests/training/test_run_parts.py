@@ -204,7 +204,7 @@ def test_initial_weights_come_from_a_model_file_or_the_bundled_one(
     assert str(tiny_model) in said
     source = load_model(tiny_model).net.state_dict()
     assert all(torch.equal(v, source[k]) for k, v in task.net.state_dict().items())
-    monkeypatch.setattr(run, "bundled_model_path", lambda: tiny_model)
+    monkeypatch.setattr("aerialseg.models.io.bundled_model_path", lambda: tiny_model)
     assert "default" in run.initial_weights(task, "default")
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a model")

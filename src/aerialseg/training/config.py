@@ -496,7 +496,7 @@ def duration_text(value: str | float | timedelta) -> str:
 
 
 def parse_duration(text: str) -> int:
-    """ "HH:MM:SS" or "MM:SS" or seconds -> seconds, at least one."""
+    """ "HH:MM:SS" or "MM:SS" or seconds -> seconds (0: one step, then the model)."""
     # ASCII digits only: int() also reads "1_0" and other scripts' digits (a review)
     if not re.fullmatch(r"[0-9]+(:[0-9]+){0,2}", str(text).strip()):
         raise ConfigError(f"max_time {text!r} is not HH:MM:SS, MM:SS or seconds, e.g. 01:30:00")
@@ -506,8 +506,6 @@ def parse_duration(text: str) -> int:
     seconds = 0
     for p in parts:
         seconds = seconds * 60 + p
-    if seconds == 0:  # it trained a step past it (a review)
-        raise ConfigError(f"max_time {text!r}: give a time budget of 1 second or more")
     return seconds
 
 

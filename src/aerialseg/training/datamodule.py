@@ -3,6 +3,7 @@ table."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -16,9 +17,10 @@ from aerialseg.data.splits import Split
 from aerialseg.errors import ConfigError
 from aerialseg.training.config import TrainConfig
 
-# A crop at most this many times as wide as the largest square of a training image or
-# block: past it, a crop is mostly padding (16 times its pixels at 4).
-CROP_PADDING_MOST = 4
+
+def physical_memory() -> int:
+    """This machine's memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class SegmentationDataModule(L.LightningDataModule):
@@ -82,19 +84,21 @@ class SegmentationDataModule(L.LightningDataModule):
     def crop_padding_note(self) -> str | None:
         """A note where ``crop_size`` is larger than every training image or block: each
         crop is then padded with ignored pixels, time spent on nothing. ConfigError where
-        a crop would be more than CROP_PADDING_MOST times as wide: mostly padding, and at
-        some size past memory (a review: 100000 asked for 119 GB, a traceback)."""
+        a batch of crops would hold more than half this machine's memory (a review:
+        crop_size=100000 asked for 119 GB, a traceback after the run folder was written)."""
         if not isinstance(self.train_set, RandomCropDataset):
             return None
         side = max(min(int(w.height), int(w.width)) for _, w in self.train_set.regions)
-        if side >= self.cfg.crop_size:
-            return None
-        if self.cfg.crop_size > CROP_PADDING_MOST * side:
+        crop, batch = self.cfg.crop_size, self.cfg.batch_size
+        batch_bytes = batch * (self.cfg.in_channels + 1) * crop * crop * 4  # float32 + mask
+        if batch_bytes > physical_memory() / 2:
             raise ConfigError(
-                f"crop_size={self.cfg.crop_size} is more than {CROP_PADDING_MOST} times the"
-                f" largest square in any training image or block ({side} px): each crop would"
-                f" be mostly padding; give a crop_size of at most {side}"
+                f"crop_size={crop}: a batch of {batch} crops would hold"
+                f" {batch_bytes / 2**30:,.0f} GiB, more than half this machine's memory; the"
+                f" largest square in any training image or block is {side} px"
             )
+        if side >= crop:
+            return None
         return (
             f"note: crop_size={self.cfg.crop_size} is larger than every training image or block"
             f" (the largest square in one is {side} px): each crop is padded with ignored"
