@@ -294,3 +294,59 @@ def test_scenes_in_degrees_and_metres_are_told_to_share_a_crs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "CRSs of different units (" in out and "degree" in out and "metre" in out
     assert "reproject the scenes to one CRS first" in out and "pixel_size=" not in out
+
+
+def test_the_report_reads_as_documented():
+    """format_report's text, line by line, from a report of every part: tiles and their
+    sizes, file modes, grids, pixel sizes in two units, the class table with colours and
+    values, unknown colours and values, and problems of two kinds."""
+    from aerialseg.data.inspect import format_report
+
+    report = {
+        "path": "own.zip", "root": "data", "pairs": 3,
+        "tiles": {"Tile 1": {"pairs": 2, "sizes": {"64x48": 1, "80x72": 1}}},
+        "image_modes": {"3x uint8": 2, "4x uint16": 1}, "mask_modes": {"1x uint8": 3},
+        "image_grids": {"EPSG:32640, 0.5 x 0.5": 2, "none": 1},
+        "pixel_sizes": {"0.5": 2, "5e-06": 1}, "pixel_size_units": {"metre": 2},
+        "pixels": 12345,
+        "classes": [
+            {"name": "Building", "mask_color": "#3C1098", "mask_value": None, "share": 0.25},
+            {"name": "Water", "mask_color": None, "mask_value": 5, "share": 0.5},
+        ],
+        "unmatched_pixels": 1234, "unmatched_share": 0.1, "ignore_color_pixels": 1000,
+        "unknown_colors": [{"color": "#FF0000", "pixels": 1500}],
+        "unknown_values": [{"value": 9, "pixels": 2500}],
+        "problems": [
+            {"kind": "size", "file": "a", "message": "a.png: mask is 4x4"},
+            {"kind": "unreadable", "file": "b", "message": "b.png: cannot read"},
+        ],
+    }  # fmt: skip
+    assert format_report(report).splitlines() == [
+        "dataset: own.zip (root: data)",
+        "pairs: 3 in 1 tile(s)",
+        "  Tile 1         2 pairs  64x48 x1, 80x72 x1",
+        "image files: 3x uint8 x2, 4x uint16 x1",
+        "mask files: 1x uint8 x3",
+        "georeference: EPSG:32640, 0.5 x 0.5 x2, none x1",
+        "several pixel sizes: train at one with pixel_size= (the most common here: pixel_size=0.5)",
+        "pixels: 12,345",
+        "  class        colour   value   share",
+        "  Building     #3C1098         25.00%",
+        "  Water                     5  50.00%",
+        "pixels matching no class: 1,234 (10.00%); of these ignored as declared: 1,000",
+        "  unknown colour #FF0000: 1,500 px",
+        "  unknown value 9: 2,500 px",
+        "2 problem(s), pairs left out of the figures above: 1 mask(s) of another size or"
+        " grid than the image, 1 unreadable file(s)",
+        "  a.png: mask is 4x4",
+        "  b.png: cannot read",
+    ]
+    # one pixel size, and plain images only: neither line
+    report |= {"pixel_sizes": {"0.5": 3}, "image_grids": {"none": 3}}
+    text = format_report(report)
+    assert "several pixel sizes" not in text and "georeference:" not in text
+    report["pixel_size_units"] = {"metre": 2, "degree": 1}
+    assert (
+        "CRSs of different units (metre, degree): pixel sizes do not compare; reproject the"
+        " scenes to one CRS first (gdalwarp -t_srs)"
+    ) in format_report(report)
