@@ -91,6 +91,11 @@ def owner(pid: int | None = None) -> str:
     return f"{host}-{boot}-{os.getpid() if pid is None else pid}"
 
 
+def physical_memory() -> int:
+    """This machine's memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def missing_folders(folder: Path) -> list[Path]:
     """``folder`` and the folders above it that do not exist yet, innermost first: what
     making it makes, for ``remove_empty`` to take back after a failure."""

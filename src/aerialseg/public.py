@@ -267,7 +267,9 @@ class Model:
             )
         # Its float32 copy alone past this machine's memory: refused before allocating,
         # where the system would grant it and kill the process once it is written.
-        if array.size * 4 > os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"):
+        from aerialseg.files import physical_memory
+
+        if array.size * 4 > physical_memory():
             raise MemoryError
         if masked is not None:  # nodata, out of the stretch; as a file reads it, 0 for uint8
             # (its hidden values reached the network and changed valid neighbours: a review)

@@ -3,7 +3,6 @@ table."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -15,12 +14,8 @@ from aerialseg.data.crops import RandomCropDataset, ResizedDataset, WholeImageDa
 from aerialseg.data.scenes import TRAINING_FLAGS, LabelledImage, Reading
 from aerialseg.data.splits import Split
 from aerialseg.errors import ConfigError
+from aerialseg.files import physical_memory
 from aerialseg.training.config import TrainConfig
-
-
-def physical_memory() -> int:
-    """This machine's memory in bytes."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class SegmentationDataModule(L.LightningDataModule):
