@@ -566,7 +566,7 @@ def test_serve_warns_when_open_beyond_this_machine(tiny_model, monkeypatch, caps
     import uvicorn
 
     started: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: started.append(server.config))
     monkeypatch.delenv("AERIALSEG_TOKEN", raising=False)
     base = ["serve", "--model", str(tiny_model), "--device", "cpu"]
     assert main([*base, "--host", "0.0.0.0"]) == 0
@@ -581,7 +581,7 @@ def test_serve_warns_when_open_beyond_this_machine(tiny_model, monkeypatch, caps
     monkeypatch.setenv("AERIALSEG_TOKEN", "from-env")
     assert main([*base, "--host", "0.0.0.0"]) == 0
     assert "without a token" not in capsys.readouterr().err
-    assert len(started) == 5 and started[0]["host"] == "0.0.0.0"
+    assert len(started) == 5 and started[0].host == "0.0.0.0"
 
 
 def test_a_new_server_sweeps_what_dead_servers_left(loaded, tmp_path, monkeypatch):

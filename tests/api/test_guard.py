@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from aerialseg.api import app as app_module
 from aerialseg.api.app import ServeLimits, create_app
+from aerialseg.api.connections import REQUEST_TIMEOUT, server_config
 from aerialseg.api.guard import default_allowed_hosts
 from aerialseg.cli import main
 from tests.helpers.http_files import free_port
@@ -39,11 +40,11 @@ def temp(tmp_path, monkeypatch):
 
 
 @contextmanager
-def running(app):
-    """``app`` under uvicorn on a free loopback port, in a thread: the port."""
+def running(app, header_timeout_s: float = 20):
+    """``app`` under uvicorn as ``aerialseg serve`` runs it, on a free loopback port, in a
+    thread: the port."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, header_timeout_s, "error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -178,6 +179,44 @@ def test_a_body_that_trickles_gets_408(pointwise, temp):
     assert list(temp.iterdir()) == []
 
 
+def test_headers_that_trickle_get_408_and_the_connection_closes(pointwise):
+    """A review: uvicorn sets no deadline on a request's headers, so a client that sent
+    them a byte at a time (or nothing) held its connection for ever. Now the line and
+    headers must be in ``header_timeout`` after the connection opens, or after the
+    response before on a kept-alive connection; a body may take longer (its deadline is
+    the guard's)."""
+    app = create_app(pointwise, LIMITS)  # body_timeout_s=2
+    with running(app, header_timeout_s=1) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            start = time.monotonic()
+            for byte in b"GET /heal":  # 0.9 s of the 1 s
+                sock.sendall(bytes([byte]))
+                time.sleep(0.1)
+            assert status_of(sock) == 408
+            assert 0.9 < time.monotonic() - start < 4
+            assert sock.recv(4096) == b""  # closed
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            assert status_of(sock) == 408  # sent nothing at all
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert status_of(sock) == 200
+            time.sleep(0.6)
+            sock.sendall(b"GET /hea")  # the next request on the kept-alive connection
+            start = time.monotonic()
+            rest = b""
+            while chunk := sock.recv(4096):  # the 200's rest, then a 408, then closed
+                rest += chunk
+            assert rest.endswith(REQUEST_TIMEOUT) and time.monotonic() - start < 1
+        body = jpeg_bytes(40, 40)
+        upload = PART + body + b"\r\n--b0undary--\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(head(port, len(upload)))
+            for start in range(0, len(upload), len(upload) // 3 + 1):  # over 1.5 s
+                time.sleep(0.5)
+                sock.sendall(upload[start : start + len(upload) // 3 + 1])
+            assert status_of(sock) == 200
+
+
 def test_the_host_header_must_name_this_server(pointwise):
     app = create_app(pointwise, LIMITS, allowed_hosts=default_allowed_hosts("127.0.0.1"))
     client = TestClient(app)
@@ -250,7 +289,7 @@ def test_serve_passes_hosts_origins_limits_and_timeouts(tiny_model, monkeypatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(app_module, "create_app", recording)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: started.append(server.config))
     base = ["serve", "--model", str(tiny_model), "--device", "cpu"]
     assert main(base) == 0
     assert main([*base, "--host", "10.0.0.5", "--allowed-host", "seg.example"]) == 0
@@ -261,4 +300,7 @@ def test_serve_passes_hosts_origins_limits_and_timeouts(tiny_model, monkeypatch)
     assert built[2]["cors_origins"] == ["https://a.example"]
     limits = built[2]["limits"]
     assert (limits.max_side, limits.max_aspect, limits.body_timeout_s) == (9000, 20, 7)
-    assert started[0]["timeout_keep_alive"] == 5
+    assert started[0].timeout_keep_alive == 5
+    assert [config.http.keywords["header_timeout_s"] for config in started] == [20] * 3
+    assert main([*base, "--header-timeout", "3"]) == 0
+    assert started[3].http.keywords["header_timeout_s"] == 3

@@ -31,6 +31,7 @@ def serve(
     max_megapixels: PositiveFloat = 40,
     max_side: int = 20_000,
     max_aspect: PositiveFloat = 50,
+    header_timeout: PositiveFloat = 20,
     body_timeout: PositiveFloat = 120,
     allowed_hosts: Sequence[str] | None = None,
     cors_origins: Sequence[str] = (),
@@ -59,6 +60,9 @@ def serve(
         max_megapixels: pixel limit in megapixels.
         max_side: longest side in pixels.
         max_aspect: the long side at most this many times the short one.
+        header_timeout: seconds a request's line and headers may take to arrive, from
+            the connection's start or the response before, then 408 and the connection
+            closes.
         body_timeout: seconds an upload may take to arrive, then 408.
         allowed_hosts: Host headers to answer (default: the ``host`` address, plus
             localhost, 127.0.0.1 and [::1] when that is a loopback address; any when it is
@@ -83,6 +87,7 @@ def serve(
         import uvicorn
 
         from aerialseg.api.app import ServeLimits, create_app, load_for_serving
+        from aerialseg.api.connections import server_config
         from aerialseg.api.guard import default_allowed_hosts
     except ImportError as err:
         raise AerialsegError(
@@ -116,6 +121,4 @@ def serve(
         allowed_hosts=list(allowed_hosts or default_allowed_hosts(host)),
         cors_origins=list(cors_origins),
     )
-    # An idle kept-alive connection is closed after 5 s; an upload's own deadline is the
-    # guard's (body_timeout).
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5)
+    uvicorn.Server(server_config(app, host, port, header_timeout)).run()
