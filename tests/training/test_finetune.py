@@ -67,7 +67,7 @@ def test_a_run_stops_when_validation_stops_improving_and_says_so(tiny_dataset, t
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *FAST, *still]
     assert main([*argv, "max_epochs=50"]) == 0
     out = capsys.readouterr().out
-    assert "stopped by early stopping (no val mIoU gain in 2 validations)" in out
+    assert "stopped by early stopping (no val mIoU gain in 2 validation(s))" in out
     assert "steps" in out and (run / "model.pt").exists()
     steps = torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"]
     assert steps == 3 * 2  # three epochs of two steps: the first, then two without a gain

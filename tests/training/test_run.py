@@ -971,6 +971,31 @@ def test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next(
     assert (run / "model.pt").read_bytes() == shipped
 
 
+def test_a_run_stopped_early_is_resumed_only_with_more_patience(tiny_dataset, tmp_path, capsys):
+    """A review: a run stopped early was resumed as it was (one epoch, to stop again, and
+    model.pt rewritten), and a raised early_stop_patience had no effect, since Lightning
+    restores the checkpoint's. lr=1e-30: no weight moves, so val mIoU never gains."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run)]
+    assert main([*argv, *FAST, "lr=1e-30", "early_stop_patience=1", "max_epochs=9"]) == 0
+    shipped = (run / "model.pt").read_bytes()
+    assert main([*argv, "--resume"]) == 2
+    out, err = capsys.readouterr()
+    assert ": 4 steps, stopped by early stopping (no val mIoU gain in 1 validation(s))" in out
+    assert err.strip().splitlines()[-1] == (
+        f"aerialseg: error: {run} is finished: it reached early_stop_patience=1 (1"
+        " validation(s) without gain); to train on, raise it, e.g. --resume early_stop_patience=2"
+    )
+    assert (run / "model.pt").read_bytes() == shipped
+    assert main([*argv, "--resume", "early_stop_patience=3"]) == 0
+    done = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done in")]
+    # epochs 1-2 before (the first sets the best); 2 more here, to 3 without gain
+    assert done == [
+        done[0].split(": ")[0] + ": 8 steps, stopped by early stopping (no val"
+        " mIoU gain in 3 validation(s))"
+    ]
+
+
 def test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept(
     tiny_dataset, tmp_path
 ):

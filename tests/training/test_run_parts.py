@@ -337,7 +337,7 @@ def test_the_summary_says_what_stopped_the_run():
     assert run._stop_reason(trainer(), None) == "max_epochs=9"
     assert run._stop_reason(trainer(step=10, max_steps=10), None) == "max_steps=10"
     assert run._stop_reason(trainer(step=9, max_steps=10), None) == "max_epochs=9"
-    said = "early stopping (no val mIoU gain in 5 validations)"
+    said = "early stopping (no val mIoU gain in 5 validation(s))"
     assert run._stop_reason(trainer(stopped_epoch=4, step=10, max_steps=10), budget) == said
     budget.stopped = True
     assert run._stop_reason(trainer(stopped_epoch=4), budget) == "the time budget (max_time)"
@@ -439,6 +439,13 @@ def test_a_resume_may_not_reshape_what_the_checkpoint_holds(tmp_path):
         ), setting
     with pytest.raises(ConfigError, match="; base_width 4 -> 8, downsample 1 -> 2 cannot"):
         run.check_same_network(_config("base_width=8", "downsample=2", "crop_size=64"), tmp_path)
+    # a review: the architecture's own widths, written out, are no change (a resume of a
+    # run whose config.yaml lists them, or given them again, was refused)
+    unet = ("model=unet-effnet-lite0", "crop_size=64")
+    _config(*unet).save(tmp_path / "config.yaml")
+    run.check_same_network(_config(*unet, "decoder_channels=[256,128,64,32,16]"), tmp_path)
+    with pytest.raises(ConfigError, match="decoder_channels .256, 128, 64, 32, 16. -> .256, 128"):
+        run.check_same_network(_config(*unet, "decoder_channels=[256,128,64,32,32]"), tmp_path)
     for broken in ("model: [", "- a list", "lr: [1"):  # unreadable or not a config
         (tmp_path / "config.yaml").write_text(broken)
         run.check_same_network(_config("base_width=8"), tmp_path)

@@ -126,7 +126,9 @@ class SegmentationTask(L.LightningModule):
         return loss
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        finish_stopped_epoch(checkpoint)  # before Lightning restores its loops from it
+        # before Lightning restores its loops and callbacks from it
+        finish_stopped_epoch(checkpoint)
+        renew_early_stopping(checkpoint, self.cfg.early_stop_patience)
 
     def on_train_start(self) -> None:
         # Every rank seeds alike (identical initial weights, which DDP also enforces), so
@@ -274,3 +276,22 @@ def finish_stopped_epoch(checkpoint: dict[str, Any]) -> None:
     # and the next epoch starts from its first batch, not as one already at its last
     batches["is_last_batch"] = False
     batches["current"] = dict.fromkeys(batches["current"], 0)
+
+
+def early_stopping_state(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """What Lightning's EarlyStopping saved in ``checkpoint``: its count of validations
+    without gain ("wait_count"), its patience, and when it stopped."""
+    states = checkpoint.get("callbacks", {})
+    return next((v for k, v in states.items() if k.startswith("EarlyStopping{")), None)
+
+
+def renew_early_stopping(checkpoint: dict[str, Any], patience: int) -> None:
+    """Lightning's EarlyStopping restores the patience a checkpoint was saved with, so
+    ``--resume early_stop_patience=30`` on a run stopped early had no effect (a review):
+    the resumed run takes this run's patience, keeps its count of validations without
+    gain, and starts without the earlier command's stop (which named early stopping as
+    the reason a later run stopped by max_steps)."""
+    state = early_stopping_state(checkpoint)
+    if state is not None:
+        state.update(patience=patience, stopped_epoch=0, stopping_reason=0)
+        state["stopping_reason_message"] = None

@@ -58,6 +58,7 @@ from aerialseg.models.io import (
     model_path,
     save_model,
 )
+from aerialseg.models.names import DEFAULT_DECODER_CHANNELS
 from aerialseg.models.network import gflops_per_megapixel
 from aerialseg.models.spec import ModelSpec
 from aerialseg.models.transfer import check_source
@@ -65,7 +66,7 @@ from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.folder import MovableCheckpoint, held
-from aerialseg.training.module import SegmentationTask
+from aerialseg.training.module import SegmentationTask, early_stopping_state
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
 from aerialseg.training.pseudo import pseudo_labelled
 from aerialseg.training.summary import RunOutcome, data_options, format_summary
@@ -370,18 +371,25 @@ def check_checkpoint(path: Path, run_dir: Path) -> dict:
 
 
 def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse to resume a run its limits have ended: it would train nothing and yet fit its
-    confidence again and rewrite model.pt (a review: the temperature changed, and the run's
-    evaluation no longer matched its model file)."""
+    """Refuse to resume a run its limits have ended: it would train nothing (or, stopped
+    early, one epoch to stop again) and yet fit its confidence again and rewrite model.pt
+    (a review: the temperature changed, and the run's evaluation no longer matched its
+    model file)."""
     steps = int(checkpoint.get("global_step", 0))
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
     epochs = int(progress.get("current", {}).get("processed", 0))
+    waited = int((early_stopping_state(checkpoint) or {}).get("wait_count", 0))
     if cfg.max_steps > 0 and steps >= cfg.max_steps:
         reached = f"max_steps={cfg.max_steps} ({steps} steps)"
         more = f"max_steps={steps + cfg.max_steps}"
     elif cfg.max_epochs > 0 and epochs >= cfg.max_epochs:
         reached = f"max_epochs={cfg.max_epochs} ({epochs} epochs)"
         more = f"max_epochs={epochs + cfg.max_epochs}"
+    elif waited >= cfg.early_stop_patience:  # it would stop at its next validation
+        reached = (
+            f"early_stop_patience={cfg.early_stop_patience} ({waited} validation(s) without gain)"
+        )
+        more = f"early_stop_patience={waited + cfg.early_stop_patience}"
     else:
         return
     raise ConfigError(
@@ -408,11 +416,11 @@ def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
         saved = TrainConfig.from_dict(load_yaml((run_dir / "config.yaml").read_text()))
     except (OSError, ValueError, yaml.YAMLError):  # none, or unreadable: the checkpoint says
         return
-    changed = [
-        f"{name} {getattr(saved, name)} -> {getattr(cfg, name)}"
-        for name in NETWORK_SETTINGS
-        if getattr(saved, name) != getattr(cfg, name)
-    ]
+    changed = []
+    for name in NETWORK_SETTINGS:
+        before, after = (_network_value(config, name, cfg.model) for config in (saved, cfg))
+        if before != after:
+            changed.append(f"{name} {before} -> {after}")
     if saved.in_channels != cfg.in_channels:
         changed.append(f"bands {saved.bands} -> {cfg.bands}")
     if changed:
@@ -420,6 +428,15 @@ def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
             f"--resume continues {run_dir}'s network as it was; {', '.join(changed)} cannot"
             " change: drop those settings, or start a new run with another --out"
         )
+
+
+def _network_value(cfg: TrainConfig, name: str, model: str):
+    """A network setting as ``model`` is built from it: no decoder_channels is that
+    architecture's own widths (a review: writing those out refused the resume)."""
+    value = getattr(cfg, name)
+    if name == "decoder_channels" and value is None:
+        return DEFAULT_DECODER_CHANNELS.get(model)
+    return value
 
 
 def usable_cores() -> int:
@@ -624,7 +641,7 @@ def _stop_reason(trainer: L.Trainer, budget: TimeBudget | None) -> str:
     if budget is not None and budget.stopped:
         return "the time budget (max_time)"
     if early is not None and early.stopped_epoch:
-        return f"early stopping (no val mIoU gain in {early.patience} validations)"
+        return f"early stopping (no val mIoU gain in {early.patience} validation(s))"
     if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
         return f"max_steps={trainer.max_steps}"
     return f"max_epochs={trainer.max_epochs}"
