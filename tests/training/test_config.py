@@ -186,6 +186,17 @@ def test_python_settings_take_numpy_numbers_and_refuse_other_keys():
         resolve_config("default", settings={1: 2})
 
 
+def test_python_settings_take_max_time_as_train_does():
+    """A review: settings={"max_time": 30} said to quote it in a config file."""
+    from datetime import timedelta
+
+    for given in (30, 30.0, timedelta(seconds=30), "00:00:30"):
+        assert resolve_config("default", settings={"max_time": given}).max_time == "00:00:30"
+    with pytest.raises(ConfigError, match="max_time -1: give seconds, a datetime.timedelta"):
+        resolve_config("default", settings={"max_time": -1})
+    assert resolve_config("default", settings={"max_time": None}).max_time is None
+
+
 def test_null_is_none_for_a_text_setting_that_may_be_none():
     cfg = resolve_config("finetune", None, ["max_time=null", "init_from=null"])
     assert cfg.max_time is None and cfg.init_from is None

@@ -608,7 +608,8 @@ def resolve_config(
     settings: dict[str, Any] | None = None,
 ) -> TrainConfig:
     """Preset, then the config file, then ``key=value`` overrides, then ``settings`` (typed
-    values by key, as the Python API takes them), each over the last."""
+    values by key, as the Python API takes them: ``max_time`` also as seconds or a
+    ``timedelta``), each over the last."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
     data: dict[str, Any] = PRESETS[preset].values
@@ -628,4 +629,6 @@ def resolve_config(
         data.update(loaded)
     data.update(parse_overrides(overrides or []))
     data.update(settings or {})
+    if (settings or {}).get("max_time") is not None:  # as train(max_time=) takes it
+        data["max_time"] = duration_text(settings["max_time"])  # type: ignore[index]
     return TrainConfig.from_dict(data)
