@@ -338,6 +338,29 @@ def _variants(line: str, mutated: list[str], why: str) -> list[tuple[str, str, s
 
 
 EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
+    "data/inspect.py": [
+        (
+            "counted = np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]",
+            "counted = np.bincount(encoded.ids.ravel(), minlength=257)[: table.num_classes]",
+            "the count is cut to the classes (at most 255) right after: 256 or 257 bins alike",
+        ),
+        *_variants(
+            "class_pixels = np.zeros(table.num_classes, dtype=np.int64)",
+            [
+                "class_pixels = np.zeros(table.num_classes, dtype=None)",
+                "class_pixels = np.zeros(table.num_classes, )",
+            ],
+            "pixel counts as float64: exact below 2**53, and each is written through int()",
+        ),
+        *_variants(
+            "for c, n in zip(table.classes, class_pixels, strict=True)",
+            [
+                f"for c, n in zip(table.classes, class_pixels, {rest})"
+                for rest in ("strict=None", "strict=False", "")
+            ],
+            "zip's strict flag: class_pixels is made with one count per class of the table",
+        ),
+    ],
     "inference/doubt.py": [
         *_variants(
             "rarity = np.zeros_like(totals, dtype=np.float64)",
@@ -1762,7 +1785,7 @@ def prepare(module: str, spec: dict) -> Path:
     """A folder where mutmut mutates ``module`` only and runs its tests only."""
     folder = WORK / slug(module)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("src", "tests"):
+    for name in ("src", "tests", "examples"):  # examples: tests read its sample scene
         link = folder / name
         if not link.exists():
             link.symlink_to(REPO / name)
@@ -1774,6 +1797,7 @@ source_paths = ["src"]
 only_mutate = ["src/aerialseg/{module}"]
 pytest_add_cli_args_test_selection = [{tests}]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
+also_copy = ["examples"]
 # torch's thread pools do not survive a fork of a process that used them
 process_isolation = "forkserver"
 use_git_change_detection = false

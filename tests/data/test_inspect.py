@@ -1,5 +1,9 @@
+import io
 import json
+import sys
+import zipfile
 
+import numpy as np
 import pytest
 import rasterio
 import yaml
@@ -8,7 +12,7 @@ from PIL import Image
 
 from aerialseg.cli import main
 from aerialseg.data.catalog import open_catalog
-from aerialseg.data.classes import DUBAI_CLASSES
+from aerialseg.data.classes import DUBAI_CLASSES, ClassTable, parse_color
 from aerialseg.data.inspect import inspect_dataset
 from tests.helpers.geotiff import (
     TRANSFORM,
@@ -236,17 +240,23 @@ def test_decompression_bombs_and_oversize_images_are_listed_as_problems(tmp_path
         with rasterio.open(path, "w", **profile, count=count, dtype=dtype, sparse_ok=True):
             pass  # no block written: a few KB on disk
     plain = write_dataset(tmp_path / "plain", tiles=1, parts=2)
-    bomb_png(plain / "Tile 1" / "masks" / "image_part_002.png")
+    bomb_png(plain / "Tile 1" / "masks" / "image_part_001.png")
     argv = ["data", "inspect", str(root), "--json", "--bands", "3,2,1"]
     assert main([*argv, "--classes", classes_file(tmp_path)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["problems"] == [] and report["tiles"]["."]["sizes"]["20000x10000"] == 1
     assert report["ignore_color_pixels"] >= 20_000 * 10_000  # its value 0: ignored
+    assert main(["data", "inspect", str(plain), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert [(p["kind"], p["file"]) for p in report["problems"]] == [
+        ("oversize", "Tile 1/masks/image_part_001.png")
+    ]
+    assert report["tiles"] == {"Tile 1": {"pairs": 1, "sizes": {"80x72": 1}}}  # the next one
     assert main(["data", "inspect", str(plain)]) == 2
     captured = capsys.readouterr()
     assert "1 image(s) too large to decode" in captured.out
     assert (
-        "Tile 1/masks/image_part_002.png: 30,000 x 30,000 px, more than the 178,956,970 pixels"
+        "Tile 1/masks/image_part_001.png: 30,000 x 30,000 px, more than the 178,956,970 pixels"
         " a JPEG or PNG of a dataset may have (they are decoded whole)" in captured.out
     )
     assert "Traceback" not in captured.err and len(captured.err.strip().splitlines()) == 1
@@ -350,3 +360,110 @@ def test_the_report_reads_as_documented():
         "CRSs of different units (metre, degree): pixel sizes do not compare; reproject the"
         " scenes to one CRS first (gdalwarp -t_srs)"
     ) in format_report(report)
+
+
+def _flat_pair(root, name: str, mask: np.ndarray) -> None:
+    """``root/images/NAME.png`` (grey) and ``root/masks/NAME.png``, the flat layout."""
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full(mask.shape[:2], 128, np.uint8)).save(root / "images" / f"{name}.png")
+    Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+
+
+def test_the_json_report_counts_whole_pixels_and_the_ten_commonest_unknown_codes(tmp_path):
+    """The --json figures, exactly, on masks built so that each count is known: twelve
+    unknown colours of 1 to 12 pixels (the ten commonest listed, commonest first), pixel
+    counts as whole numbers, class shares, two pairs of one size in the flat layout's one
+    tile, and masks whose ids reach no class past Land and no unknown code."""
+    colours = {c.name: parse_color(c.mask_color) for c in DUBAI_CLASSES.classes}
+    mask = np.zeros((10, 8, 3), np.uint8)
+    mask[:] = colours["Land"]
+    flat = mask.reshape(-1, 3)
+    for k in range(1, 13):  # unknown colour (k, 200, 7) on k pixels: 78 in all
+        start = k * (k - 1) // 2
+        flat[start : start + k] = (k, 200, 7)
+    flat[78:80] = colours["Building"]
+    root = tmp_path / "flat"
+    _flat_pair(root, "a", mask)
+    plain = np.zeros((10, 8, 3), np.uint8)
+    plain[:] = colours["Building"]
+    plain[:5] = colours["Land"]
+    _flat_pair(root, "b", plain)
+    report = inspect_dataset(open_catalog(root, DUBAI_CLASSES), DUBAI_CLASSES, 1.0)
+    assert report["problems"] == []
+    assert report["tiles"] == {".": {"pairs": 2, "sizes": {"8x10": 2}}}
+    assert report["unknown_colors"] == [
+        {"color": f"#{k:02X}C807", "pixels": k} for k in range(12, 2, -1)
+    ]
+    assert report["unknown_values"] == []
+    assert (report["pixels"], report["labelled_pixels"], report["unmatched_pixels"]) == (
+        160,
+        82,
+        78,
+    )
+    by_name = {c["name"]: c for c in report["classes"]}
+    assert (by_name["Building"]["pixels"], by_name["Land"]["pixels"]) == (42, 40)
+    assert by_name["Building"]["share"] == 42 / 160 and by_name["Water"]["share"] == 0.0
+    whole = [report["pixels"], *(u["pixels"] for u in report["unknown_colors"])]
+    whole += [c["pixels"] for c in report["classes"]]
+    assert all(type(n) is int for n in whole), whole  # not 160.0: JSON says 160
+    # masks of Building and Land only (ids 0 and 1, nothing unknown) count alone too
+    _flat_pair(tmp_path / "plain", "b", plain)
+    only = inspect_dataset(open_catalog(tmp_path / "plain", DUBAI_CLASSES), DUBAI_CLASSES, 1.0)
+    assert [c["pixels"] for c in only["classes"]] == [40, 40, 0, 0, 0, 0]
+
+
+def test_unknown_mask_values_are_listed_as_values(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    path = root / "masks" / "scene_0.tif"
+    with rasterio.open(path) as src:
+        data, nodata = src.read(), src.nodata
+    data[0, :3, :] = 77  # 3 rows of 80 px of a value no class has
+    write_geotiff(path, data, nodata=nodata)
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    report = inspect_dataset(open_catalog(root, table), table, 1.0, bands=(3, 2, 1))
+    assert report["unknown_values"] == [{"value": "77", "pixels": 240}]
+    assert report["unknown_colors"] == []
+
+
+def test_a_zip_of_the_dataset_itself_names_its_files_as_the_folder_does(tmp_path, capsys):
+    """An archive whose images/ and masks/ are at its top (root '.'): a problem's file is
+    named without the archive's path, as in the folder."""
+    root = write_dataset(tmp_path / "ds", tiles=1, parts=2)
+    (root / "Tile 1" / "masks" / "image_part_002.png").write_text("not an image")
+    archive = tmp_path / "top.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted((root / "Tile 1").rglob("*")):
+            z.write(path, path.relative_to(root / "Tile 1"))
+    assert main(["data", "inspect", str(archive), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["root"] == "."
+    assert [(p["kind"], p["file"]) for p in report["problems"]] == [
+        ("unreadable", "masks/image_part_002.png")
+    ]
+
+
+def test_bands_are_read_where_asked_and_a_missing_band_is_a_problem(tmp_path):
+    root = write_geotiff_dataset(tmp_path / "own", parts=2)
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    report = inspect_dataset(open_catalog(root, table), table, 1.0, bands=(9,))
+    assert [p["message"] for p in report["problems"]] == [
+        f"images/scene_{k}.tif: --bands 9 asks for band 9 but the file has 4" for k in (0, 1)
+    ]
+    assert inspect_dataset(open_catalog(root, table), table, 1.0)["problems"] == []
+
+
+def test_a_terminal_sees_a_bar_of_scenes_that_clears_when_done(tmp_path, monkeypatch):
+    """Long inspections show progress where stderr is a terminal (none under pytest or in
+    a log), counted in scenes, and leave no bar above the report."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    root = write_dataset(tmp_path / "ds", tiles=1, parts=3)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    inspect_dataset(open_catalog(root, DUBAI_CLASSES), DUBAI_CLASSES, 0.05)
+    drawn = sys.stderr.getvalue()
+    assert drawn.startswith("\rinspect: ") and "/3 [" in drawn and "scene/s]" in drawn
+    assert drawn.endswith("\r") and "\n" not in drawn  # cleared, not left
