@@ -9,6 +9,7 @@ import json
 import shlex
 from pathlib import Path
 
+import fiona
 import pytest
 from PIL import Image
 from shapely.geometry import box
@@ -28,6 +29,7 @@ from tests.helpers.geodata import (
 )
 from tests.helpers.images import write_dataset
 from tests.helpers.models import FAST as TINY_RUN
+from tests.helpers.paths import SAMPLE
 
 # The helpers' few-second run, shortened: what is tested is the commands, not the model.
 QUICK = [*TINY_RUN, "samples_per_epoch=4", "max_epochs=1"]
@@ -148,3 +150,29 @@ def test_the_resume_command_repeats_how_the_data_is_read(tmp_path):
     resumed = build_parser().parse_args(command[1:])
     for name in ("data", "out", *DATA_OPTIONS):
         assert getattr(resumed, name) == getattr(given, name), name
+
+
+def test_the_labelling_round_suggest_prints_runs_as_printed(tmp_path, capsys):
+    """A review: suggest ended in prose ('aerialseg train with your labels, ...'). It now
+    prints the split and fine-tune commands of docs/suggest.md's loop, naming the files it
+    wrote (the class table the prelabel polygons are named in, the labelled area); the
+    labeller's part is played by copying the prelabel polygons into the labels file."""
+    out = tmp_path / "round 1" / "tasks.gpkg"
+    suggest = ["aerialseg", "suggest", str(SAMPLE), "--out", str(out), "--count", "6"]
+    said = runs_as_printed([*suggest, "--block-size", "128m", "--prelabel"], capsys)
+    split, train = next_commands(said)
+    labels = Path(split[split.index("--labels") + 1])
+    assert labels == out.with_name("tasks_labels.gpkg") and f"into '{labels}'" in said
+    with fiona.open(out, layer="prelabel") as source:
+        schema = {"geometry": "Polygon", "properties": {"class": "str"}}
+        with fiona.open(labels, "w", "GPKG", schema, crs_wkt=source.crs_wkt) as sink:
+            for feature in source:
+                properties = {"class": feature["properties"]["class"]}
+                sink.write({"geometry": feature["geometry"], "properties": properties})
+    assert "test block(s)" in runs_as_printed(split, capsys)
+    budget = ["max_steps=2", "samples_per_epoch=2", "batch_size=2"]  # what is tested: the flags
+    todo = next_commands(runs_as_printed([*train, *budget], capsys))
+    assert [c[1] for c in todo] == ["evaluate", "predict"]
+    while todo:
+        todo += next_commands(runs_as_printed(todo.pop(0), capsys))
+    assert (out.parent / "runs" / "tasks" / "eval-test" / "metrics.json").is_file()

@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 REAL_DATA = SHARED / "datasets" / "dubai-aerial"
 SPLIT_JSON = SHARED / "benchmark" / "split.json"
+SAMPLE = REPO / "examples" / "dubai-sample.tif"  # a Dubai scene as a GeoTIFF in UTM 40N
 
 
 def requires_real_data():

@@ -37,7 +37,7 @@ from aerialseg.training.config import resolve_config
 from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene
 from tests.helpers.models import BatchRecorder
-from tests.helpers.paths import REPO
+from tests.helpers.paths import SAMPLE
 
 
 def predictor_of(engine, cfg, batch_size: int = 4, device: str = "cpu") -> Predictor:
@@ -751,9 +751,6 @@ def test_images_go_to_the_device_asked_before_the_network():
     spy.devices.clear()
     predictor_of(spy, cfg, device="meta").predict_image(torch.from_numpy(image).float())
     assert spy.devices == ["meta"]
-
-
-SAMPLE = REPO / "examples" / "dubai-sample.tif"
 
 
 def test_the_sample_scene_predicts_quietly_and_a_drone_scale_input_is_warned(tmp_path, capsys):

@@ -34,6 +34,7 @@ from aerialseg.inference.tasks import share_fields, write_tasks
 from aerialseg.models.io import bundled_model_path, load_model, save_model
 from aerialseg.training.config import TrainConfig
 from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
+from tests.helpers.paths import SAMPLE
 
 CLASSES = ClassTable.from_dict({"classes": [{"name": "Red"}, {"name": "Green"}, {"name": "Blue"}]})
 BLOCK = 64
@@ -244,9 +245,6 @@ def test_a_scene_thinner_than_half_a_block_is_refused_naming_sizes(tmp_path):
     assert run([strip], tmp_path, count=1)[0].candidates == 2
 
 
-SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dubai-sample.tif"
-
-
 def test_suggest_on_a_real_scene_with_the_bundled_model(tmp_path):
     out = tmp_path / "round1" / "tasks.gpkg"
     first = aerialseg.suggest(SAMPLE, out, count=3, block_size="128m", prelabel=True)
@@ -323,7 +321,14 @@ def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
     wrote = next(line for line in printed.splitlines() if line.startswith("wrote "))
     files = shlex.split(wrote.removeprefix("wrote "))
     assert str(out) in files and all(Path(f).is_file() for f in files)
-    assert f"(open {shlex.quote(str(out))})" in printed
+    assert f"open {shlex.quote(str(out))} and draw" in printed
+    assert "\nnext:\n  aerialseg data split " in printed
+    # two scene arguments: train and split take one folder, file or glob
+    copy = tmp_path / "copy.tif"
+    copy.write_bytes(SAMPLE.read_bytes())
+    assert main([argv[0], str(copy), *argv[1:]]) == 0
+    printed = capsys.readouterr().out
+    assert "with the scenes as one folder or glob" in printed and "next:" not in printed
 
 
 def test_a_scene_and_its_copy_give_no_ground_twice(tmp_path):

@@ -182,14 +182,46 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if len(found.tasks) > 10:
         print(f"  ... {len(found.tasks) - 10} more in the file")
     print(f"wrote {' '.join(shlex.quote(str(p)) for p in found.files.values())}")
-    area = found.files.get("labelled_area")
-    if area is not None:
-        print(
-            f"label the tasks in QGIS (open {shlex.quote(str(found.files['tasks']))}), then"
-            f" fine-tune on them: 'aerialseg train' with your labels, --labelled-area"
-            f" {shlex.quote(str(area))} and init_from=MODEL (docs: 'Where to label next')"
-        )
+    if "labelled_area" in found.files:  # georeferenced: the labels can be polygons
+        print("\n".join(_labelling_round(args, found.files)))
     return 0
+
+
+def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[str]:
+    """What to do with the tasks: label them, then the commands that split the labelled
+    blocks and fine-tune on them, with the files suggest wrote (docs/suggest.md's loop)."""
+    out = files["tasks"]
+    labels = Path(args.labels) if args.labels else out.with_name(f"{out.stem}_labels.gpkg")
+    prelabel = " (its prelabel layer holds the model's polygons to correct)"
+    how = (
+        f"label the tasks in QGIS: open {shlex.quote(str(out))}{prelabel * args.prelabel} and"
+        f" draw one polygon per object inside each task into {shlex.quote(str(labels))}, its"
+        f" 'class' attribute naming a class of {shlex.quote(str(files['classes']))}"
+    )
+    if len(args.scenes) != 1:  # train and data split take one folder, file or glob
+        return [
+            f"{how}; then fine-tune on them with the scenes as one folder or glob, as"
+            " docs/suggest.md's loop shows"
+        ]
+    scenes, split = args.scenes[0], out.with_name(f"{out.stem}_split.json")
+    read = ["--labels", str(labels), "--label-field", "class", "--classes", str(files["classes"])]
+    read += ["--label-crs", args.label_crs] if args.label_crs else []
+    read += ["--labelled-area", str(files["labelled_area"])]
+    settings = [f"init_from={args.model}"] if args.model else []  # finetune's: the bundled
+    settings += [f"bands=[{','.join(map(str, args.bands))}]"] if args.bands else []
+    settings += [f"pixel_size={args.pixel_size}"] if args.pixel_size else []
+    blocks = ["--block-size", str(args.block_size), "--buffer", "0", "--out", str(split)]
+    fine_tune = ["--split", str(split), "--preset", "finetune", *settings]
+    run = out.parent / "runs" / out.stem
+    return [
+        f"{how}; then:",
+        "next:",
+        "  " + shlex.join(["aerialseg", "data", "split", scenes, *read, *blocks]),
+        "  "
+        + shlex.join(
+            ["aerialseg", "train", "--data", scenes, *read, *fine_tune, "--out", str(run)]
+        ),
+    ]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ labelled area (polygon labels need a georeference).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -67,12 +68,18 @@ def area_path(out: Path) -> Path:
     return out.with_name(out.stem + "_labelled_area.gpkg")
 
 
+def classes_path(out: Path) -> Path:
+    """The class table written beside the tasks ``out``: the model's, which the prelabel
+    polygons are named in and the labels of the tasks are read with."""
+    return out.with_name(out.stem + "_classes.json")
+
+
 def check_apart(out: Path, inputs: list, labelled_area=None) -> None:
     """Refuse an ``out`` whose files would replace one of ``inputs`` (the label polygons,
     the scenes): outputs are renamed over their final names. The labelled area written
     may replace ``labelled_area``, the earlier one it holds: a round's area updated in
     place."""
-    outputs = [out, out.with_suffix(".qml"), area_path(out)]
+    outputs = [out, out.with_suffix(".qml"), area_path(out), classes_path(out)]
     for given in [*inputs, labelled_area]:
         if given is None or not Path(os.fspath(given)).is_file():
             continue  # a URL, a glob or a folder: no file that an output could replace
@@ -88,13 +95,13 @@ def check_apart(out: Path, inputs: list, labelled_area=None) -> None:
 def write_tasks(
     found: Suggestion, classes: ClassTable, out: Path, labelled: list[PolygonLayer]
 ) -> dict[str, Path]:
-    """Write ``out`` (a .gpkg), its .qml and, for georeferenced scenes, the labelled
-    area; all or none of them."""
+    """Write ``out`` (a .gpkg), its .qml, the class table and, for georeferenced scenes,
+    the labelled area; all or none of them."""
     crs = found.scenes[0].crs
     fields = share_fields(classes)
     out.parent.mkdir(parents=True, exist_ok=True)
     outputs = OutputSet(out.parent, out.stem)
-    written = {"tasks": out, "tasks_style": out.with_suffix(".qml")}
+    written = {"tasks": out, "tasks_style": out.with_suffix(".qml"), "classes": classes_path(out)}
     tmp = outputs.temp(out, "tmp.gpkg")
     try:
         tasks_schema = {
@@ -145,6 +152,7 @@ def write_tasks(
             )
         store_styles(tmp, styles)
         write_text(written["tasks_style"], tasks_qml(), outputs)
+        write_text(written["classes"], json.dumps(classes.to_dict(), indent=2), outputs)
         area = area_path(out)
         if crs is not None:
             ground = shapely.union_all(
