@@ -201,6 +201,9 @@ MODULES: dict[str, dict] = {
             "tests/training/test_run.py::test_a_tracker_that_is_not_installed_says_how_to_get_it",
             "tests/training/test_finetune.py::test_a_run_stops_when_validation_stops_improving_and_says_so",
             "tests/training/test_pseudo.py::test_a_run_draws_crops_from_the_unlabelled_images_too",
+            "tests/training/test_run.py::test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next",
+            "tests/training/test_run.py::test_a_run_stopped_early_is_resumed_only_with_more_patience",
+            "tests/training/test_run.py::test_a_resume_that_would_reshape_the_network_is_refused_and_the_run_kept",
         ]
     },
     # A run folder held by one train, and its checkpoints' record when it moves.

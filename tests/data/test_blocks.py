@@ -167,3 +167,128 @@ def test_blocks_of_a_rotated_grid_are_written_as_their_rotated_squares(tmp_path)
         written = shape(next(iter(layer)).geometry)
     corners = [ROTATED @ p for p in ((32, 0), (64, 0), (64, 32), (32, 32))]
     assert written.equals(Polygon(corners)) and written.area == pytest.approx(16 * 16)
+
+
+def cell_split(blocks, side: int) -> dict[tuple[str, int, int], str]:
+    """Each grid cell's split, from where its usable part lies (a buffer of less than half
+    a block leaves every part inside its own cell)."""
+    return {
+        (sid, int(w.row_off) // side, int(w.col_off) // side): name
+        for name, parts in blocks.items()
+        for sid, w in parts
+    }
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_side_gives_up_the_buffer_where_a_later_block_touches_it_corners_included(seed):
+    """The rule of the module's docstring, block by block: a block's top (bottom, left,
+    right) comes in by the buffer exactly where a block of a later split (train < val <
+    test) lies above it (below, ...), one diagonally at that side's ends included."""
+    scenes = [SceneGrid("a.tif", 300, 250, 1.0), SceneGrid("b.tif", 140, 330, 1.0)]
+    side, buffer = 50, 7
+    blocks = block_split(scenes, str(side), buffer, val=0.3, test=0.3, seed=seed)
+    split_of = cell_split(blocks, side)
+    order = {"train": 0, "val": 1, "test": 2}
+    sizes = {s.id: (s.height, s.width) for s in scenes}
+    assert len(split_of) == sum(-(-h // side) * -(-w // side) for h, w in sizes.values())
+    for name, parts in blocks.items():
+        for sid, w in parts:
+            r, c = int(w.row_off) // side, int(w.col_off) // side
+
+            def later(cells, sid=sid, name=name, r=r, c=c) -> bool:
+                return any(
+                    order[split_of.get((sid, r + dr, c + dc), name)] > order[name]
+                    for dr, dc in cells
+                )
+
+            height, width = sizes[sid]
+            top = r * side + buffer * later([(-1, -1), (-1, 0), (-1, 1)])
+            left = c * side + buffer * later([(-1, -1), (0, -1), (1, -1)])
+            bottom = min((r + 1) * side, height) - buffer * later([(1, -1), (1, 0), (1, 1)])
+            right = min((c + 1) * side, width) - buffer * later([(-1, 1), (0, 1), (1, 1)])
+            assert w == Window(left, top, right - left, bottom - top), (sid, r, c, name)
+
+
+def test_a_part_that_the_buffer_leaves_empty_is_dealt_to_no_split():
+    """A last row 6 px tall gives up its top to a 6 px buffer where a later block lies
+    above: nothing is left of it, and no empty window is listed."""
+    found_empty = False
+    for seed in range(12):
+        blocks = block_split([SceneGrid("s.tif", 5 * 40 + 6, 200, 1.0)], "40", 6, 0.25, 0.25, seed)
+        assert all(w.width > 0 and w.height > 0 for p in blocks.values() for _, w in p)
+        found_empty |= len(cell_split(blocks, 40)) < 6 * 5
+    assert found_empty  # some seed put a later block above a thin cell
+
+
+def test_shares_and_blocks_too_few_are_one_line_each():
+    scene = SceneGrid("s.tif", 200, 200, 1.0)
+    for val, test in ((0.0, 0.2), (1.0, 0.0), (0.2, -0.1), (0.2, 1.0), (0.5, 0.5), (0.6, 0.5)):
+        with pytest.raises(DatasetError) as err:
+            block_split([scene], "50", 0, val, test)
+        assert str(err.value) == (
+            f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
+        )
+    with pytest.raises(DatasetError) as err:
+        block_split([scene], "50", -1, 0.2, 0.2)
+    assert str(err.value) == "--buffer -1: a number of pixels, 0 or more"
+    # 4 blocks: test takes two, validation two; none is left to train on
+    with pytest.raises(DatasetError) as err:
+        block_split([scene], "100", 0, 0.5, 0.3)
+    assert str(err.value) == (
+        "4 block(s) are too few for val 0.5 and test 0.3: choose a smaller --block-size"
+    )
+    with pytest.raises(DatasetError) as err:
+        block_split([SceneGrid("s", 50, 150, 1.0)], "50", 25, 0.25, 0.25, seed=0)
+    assert str(err.value) == (
+        "the buffer of 25 px leaves no training or validation block; choose a larger"
+        " --block-size or a smaller --buffer"
+    )
+    # a share of less than a pixel still takes its block, and no test share none
+    tiny = block_split([scene], "50", 0, val=1e-9, test=0.0)
+    assert (len(tiny["val"]), len(tiny["test"]), len(tiny["train"])) == (1, 0, 15)
+    assert tiny == block_split([scene], "50", 0, val=1e-9, test=0.0, seed=0)  # the default
+
+
+def test_block_sizes_from_one_pixel_to_the_scenes_long_side():
+    thin = SceneGrid("thin.tif", 40, 300, 1.0)
+    assert block_pixels("1", thin) == 1 and block_pixels("300", thin) == 300
+    with pytest.raises(DatasetError) as err:
+        block_pixels("0.4", thin)
+    assert str(err.value) == "--block-size '0.4' is less than one pixel of thin.tif"
+    with pytest.raises(DatasetError) as err:
+        block_pixels("301", thin)
+    assert str(err.value) == (
+        "--block-size 301 (301 px) is larger than thin.tif (300 x 40 px); choose a smaller block"
+    )
+
+
+def test_labelled_asks_by_scene_and_the_blocks_are_written_in_the_first_scenes_crs(tmp_path):
+    """Two scenes, the second in another UTM zone: each block is asked for by its scene,
+    and written reprojected into the first scene's CRS, one feature a block."""
+    asked = []
+
+    def labelled(sid: str, block: Window) -> bool:
+        asked.append(sid)
+        return sid == "east.tif" or block.row_off == 0
+
+    west = SceneGrid("west.tif", 100, 100, 1.0)
+    east = SceneGrid("east.tif", 100, 100, 1.0)
+    blocks = block_split([west, east], "50", 0, 0.25, 0.25, seed=2, labelled=labelled)
+    assert asked == ["west.tif"] * 4 + ["east.tif"] * 4
+    assert (
+        sorted(sid for p in blocks.values() for sid, _ in p) == ["east.tif"] * 4 + ["west.tif"] * 2
+    )
+    zone_41 = CRS.from_epsg(32641)
+    grid_west = Affine(1.0, 0, 799_900, 0, -1.0, 2_780_000)  # zone 40, near its east edge
+    grid_east = Affine(1.0, 0, 200_000, 0, -1.0, 2_780_000)  # zone 41, near its west edge
+    out = tmp_path / "blocks.gpkg"
+    grids = {"west.tif": (UTM, grid_west), "east.tif": (zone_41, grid_east)}
+    assert write_blocks(out, blocks, grids) == 6
+    assert fiona.listlayers(out) == ["blocks"]
+    with fiona.open(out) as layer:
+        assert layer.driver == "GPKG" and CRS.from_wkt(layer.crs_wkt) == UTM
+        features = list(layer)
+    placed = {f.properties["image"]: shape(f.geometry) for f in features}
+    assert {f.properties["split"] for f in features} <= {"train", "val", "test"}
+    assert placed["west.tif"].bounds[0] >= 799_900 - 1e-6
+    assert placed["east.tif"].bounds[0] > 800_000  # moved east of the first zone's scene

@@ -25,6 +25,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.windows import Window
 
+from aerialseg.data.splits import check_shares
 from aerialseg.errors import DatasetError
 
 ORDER = {"train": 0, "val": 1, "test": 2}
@@ -110,14 +111,10 @@ def block_split(
     """Split name -> (scene id, window) of each block's usable part, buffers taken off.
     ``labelled(scene id, block)``: whether a block holds labels; blocks that hold none
     (outside a labelled area) are dealt to no split."""
-    if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
-        raise DatasetError(
-            f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
-        )
+    check_shares(val, test)
     if buffer < 0:
         raise DatasetError(f"--buffer {buffer}: a number of pixels, 0 or more")
     cells: list[tuple[str, int, int, int]] = []  # scene id, row, column, block side
-    shapes: dict[str, tuple[int, int, int]] = {}
     for scene in scenes:
         side = block_pixels(size, scene)
         if 2 * buffer > side:
@@ -131,7 +128,6 @@ def block_split(
                 f" or blocks of {2 * buffer} px or more"
             )
         rows, cols = math.ceil(scene.height / side), math.ceil(scene.width / side)
-        shapes[scene.id] = (rows, cols, side)
         cells += [
             (scene.id, r, c, side)
             for r in range(rows)

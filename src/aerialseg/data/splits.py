@@ -268,6 +268,14 @@ def _rank(seed: int, text: str) -> str:
     return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
 
 
+def check_shares(val: float, test: float) -> None:
+    """The shares a split holds out, for validation and test: what leaves some to train."""
+    if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DatasetError(
+            f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
+        )
+
+
 def random_split(scenes: Sequence[Named], val: float, test: float, seed: int = 0) -> Split:
     """Hold out shares ``val`` and ``test`` of the images, drawn at random from every group
     (tile folder) alike, as the protocol holds out images of every tile.
@@ -280,10 +288,7 @@ def random_split(scenes: Sequence[Named], val: float, test: float, seed: int = 0
     Hand-written: the libraries' group splitters (scikit-learn's) keep a group together,
     the opposite of this.
     """
-    if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
-        raise DatasetError(
-            f"val {val:g} and test {test:g}: each in [0, 1), val above 0, sum below 1"
-        )
+    check_shares(val, test)
     groups: dict[str, list[str]] = defaultdict(list)
     for scene in scenes:
         groups[scene.group].append(scene.id)
