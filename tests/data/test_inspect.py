@@ -418,11 +418,14 @@ def test_unknown_mask_values_are_listed_as_values(tmp_path):
     path = root / "masks" / "scene_0.tif"
     with rasterio.open(path) as src:
         data, nodata = src.read(), src.nodata
-    data[0, :3, :] = 77  # 3 rows of 80 px of a value no class has
+    for k in range(12):  # values 70-81 that no class has, on 1 to 12 pixels of row k
+        data[0, k, : k + 1] = 70 + k
     write_geotiff(path, data, nodata=nodata)
     table = ClassTable.from_dict(VALUE_CLASSES)
     report = inspect_dataset(open_catalog(root, table), table, 1.0, bands=(3, 2, 1))
-    assert report["unknown_values"] == [{"value": "77", "pixels": 240}]
+    assert report["unknown_values"] == [  # the ten commonest, commonest first
+        {"value": str(70 + k), "pixels": k + 1} for k in range(11, 1, -1)
+    ]
     assert report["unknown_colors"] == []
 
 
@@ -467,3 +470,16 @@ def test_a_terminal_sees_a_bar_of_scenes_that_clears_when_done(tmp_path, monkeyp
     drawn = sys.stderr.getvalue()
     assert drawn.startswith("\rinspect: ") and "/3 [" in drawn and "scene/s]" in drawn
     assert drawn.endswith("\r") and "\n" not in drawn  # cleared, not left
+
+
+def test_an_image_whose_pixels_are_cut_short_is_named_not_its_mask(tmp_path, capsys):
+    """A JPEG cut at 60 %: its header reads (so its mask is bound to its grid), its pixels
+    do not; the problem names the image."""
+    root = write_dataset(tmp_path / "ds", tiles=1, parts=3)
+    image = root / "Tile 1" / "images" / "image_part_002.jpg"
+    image.write_bytes(image.read_bytes()[: len(image.read_bytes()) * 6 // 10])
+    report = inspect_dataset(open_catalog(root, DUBAI_CLASSES), DUBAI_CLASSES, 0.05)
+    assert [(p["kind"], p["file"]) for p in report["problems"]] == [
+        ("unreadable", "Tile 1/images/image_part_002.jpg")
+    ]
+    assert "truncated or damaged" in report["problems"][0]["message"]

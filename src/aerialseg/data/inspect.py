@@ -80,7 +80,7 @@ def inspect_dataset(
         )
         ignored += encoded.ignored * look.weight
         total += encoded.ids.size * look.weight
-        tile = tiles.setdefault(look.group or ".", {"pairs": 0, "sizes": Counter()})
+        tile = tiles.setdefault(look.group, {"pairs": 0, "sizes": Counter()})
         tile["pairs"] += 1
         tile["sizes"][f"{look.size[0]}x{look.size[1]}"] += 1
     labelled = int(class_pixels.sum())
