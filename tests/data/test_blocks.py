@@ -281,7 +281,7 @@ def test_labelled_asks_by_scene_and_the_blocks_are_written_in_the_first_scenes_c
     zone_41 = CRS.from_epsg(32641)
     grid_west = Affine(1.0, 0, 799_900, 0, -1.0, 2_780_000)  # zone 40, near its east edge
     grid_east = Affine(1.0, 0, 200_000, 0, -1.0, 2_780_000)  # zone 41, near its west edge
-    out = tmp_path / "blocks.gpkg"
+    out = tmp_path / "split.gpkg.tmp"  # as atomic_write names it: a GeoPackage all the same
     grids = {"west.tif": (UTM, grid_west), "east.tif": (zone_41, grid_east)}
     assert write_blocks(out, blocks, grids) == 6
     assert fiona.listlayers(out) == ["blocks"]
