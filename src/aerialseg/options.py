@@ -115,12 +115,14 @@ def flag_name(name: str) -> str:
 
 def as_flags(values: Mapping[str, Any]) -> list[str]:
     """Option values as the command-line arguments that give them, for a command to print:
-    a switch (off by default) where True, nothing where None or False, else the flag and
-    the value as text, a path as given."""
+    a switch (off by default) where True, nothing where None or False, a list of numbers
+    as one ``--bands 4,3,2``, else the flag and the value as text, a path as given."""
     argv: list[str] = []
     for name, value in values.items():
         if value is True:
             argv.append(flag_name(name))
+        elif isinstance(value, list | tuple) and all(isinstance(v, int) for v in value):
+            argv += [flag_name(name), ",".join(map(str, value))]
         elif value is not None and value is not False:
             argv += [flag_name(name), str(value)]
     return argv

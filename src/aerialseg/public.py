@@ -990,8 +990,9 @@ class Suggestions:
     """What ``suggest`` wrote and chose.
 
     Attributes:
-        files: the files written: ``tasks`` (the GeoPackage), ``tasks_style`` (its .qml)
-            and, for georeferenced scenes, ``labelled_area``.
+        files: the files written: ``tasks`` (the GeoPackage), ``tasks_style`` (its .qml),
+            ``classes`` (the model's class table) and, for georeferenced scenes,
+            ``labelled_area``.
         tasks: one dict per task, best first: rank, scene, score and its parts, reason.
         candidates: how many blocks could have been suggested.
     """
@@ -1011,6 +1012,7 @@ def suggest(
     strategy: Literal["mixed", "doubt", "random"] = "mixed",
     min_distance: str | float | None = None,
     labels: str | Path | None = None,
+    label_field: str = "class",
     labelled_area: str | Path | None = None,
     label_crs: str | None = None,
     prelabel: bool = False,
@@ -1030,8 +1032,9 @@ def suggest(
     Args:
         scenes: image rasters: files, folders or glob patterns (GeoTIFFs, or plain
             images, whose blocks are then image windows in pixel coordinates).
-        out: the tasks GeoPackage to write (``.gpkg``); beside it ``NAME.qml`` and, for
-            georeferenced scenes, ``NAME_labelled_area.gpkg``.
+        out: the tasks GeoPackage to write (``.gpkg``); beside it ``NAME.qml``,
+            ``NAME_classes.json`` (the model's class table, which the labels are read
+            with) and, for georeferenced scenes, ``NAME_labelled_area.gpkg``.
         model: a model file with confidence calibration; default: the bundled model.
         count: how many tasks to suggest.
         block_size: a task's side: pixels (``256``) or metres (``"100m"``, in any
@@ -1041,6 +1044,8 @@ def suggest(
         min_distance: the least distance between tasks' centres, as ``block_size``
             (default: two blocks; 0: none).
         labels: polygon labels made already: their polygons are never suggested again.
+        label_field: the attribute of ``labels`` naming each polygon's class (checked
+            here; the fine-tune commands that ``aerialseg suggest`` prints name it).
         labelled_area: polygons of the area labelled already: never suggested again.
         label_crs: the CRS of ``labels``, replacing what their file says (or lacks), and
             of ``labelled_area`` where its file lacks one.
@@ -1081,7 +1086,7 @@ def suggest(
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
     check_apart(out, [labels, *inputs], labelled_area)
-    labelled = [read_area(labels, label_crs)] if labels is not None else []
+    labelled = [read_area(labels, label_crs, field=label_field)] if labels is not None else []
     if labelled_area is not None:  # its own CRS stands, as in training
         labelled.append(
             read_area(labelled_area, fallback=parse_crs(label_crs) if label_crs else None)

@@ -152,23 +152,28 @@ def test_the_resume_command_repeats_how_the_data_is_read(tmp_path):
         assert getattr(resumed, name) == getattr(given, name), name
 
 
+@pytest.mark.slow  # three suggests, a split, a fine-tune, evaluate and predict: ~30 s alone
 def test_the_labelling_round_suggest_prints_runs_as_printed(tmp_path, capsys):
     """A review: suggest ended in prose ('aerialseg train with your labels, ...'). It now
-    prints the split and fine-tune commands of docs/suggest.md's loop, naming the files it
-    wrote (the class table the prelabel polygons are named in, the labelled area); the
-    labeller's part is played by copying the prelabel polygons into the labels file."""
+    prints the split, fine-tune and next-round commands of docs/suggest.md's loop, naming
+    the files it wrote (the class table the prelabel polygons are named in, the labelled
+    area) and the labels' field; the labeller's part is played by copying the prelabel
+    polygons into the labels file."""
     out = tmp_path / "round 1" / "tasks.gpkg"
     suggest = ["aerialseg", "suggest", str(SAMPLE), "--out", str(out), "--count", "6"]
     said = runs_as_printed([*suggest, "--block-size", "128m", "--prelabel"], capsys)
-    split, train = next_commands(said)
+    split, train, again = next_commands(said)
     labels = Path(split[split.index("--labels") + 1])
     assert labels == out.with_name("tasks_labels.gpkg") and f"into '{labels}'" in said
-    with fiona.open(out, layer="prelabel") as source:
-        schema = {"geometry": "Polygon", "properties": {"class": "str"}}
-        with fiona.open(labels, "w", "GPKG", schema, crs_wkt=source.crs_wkt) as sink:
-            for feature in source:
-                properties = {"class": feature["properties"]["class"]}
-                sink.write({"geometry": feature["geometry"], "properties": properties})
+    assert "pixels no polygon covers are left out of training: cover each task" in said
+    copy_prelabel(out, labels, "kind")
+    assert main(split[1:]) == 2  # the labels' field is named in the commands: not 'class'
+    assert "no field 'class'; its fields are kind" in capsys.readouterr().err
+    field = ["--label-field", "kind"]
+    assert main([*suggest[1:], "--block-size", "128m", "--labels", str(labels)]) == 2
+    assert "no field 'class'; its fields are kind" in capsys.readouterr().err  # before predicting
+    labelled = [*suggest, "--block-size", "128m", "--prelabel", "--labels", str(labels), *field]
+    split, train, again = next_commands(runs_as_printed(labelled, capsys))
     assert "test block(s)" in runs_as_printed(split, capsys)
     budget = ["max_steps=2", "samples_per_epoch=2", "batch_size=2"]  # what is tested: the flags
     todo = next_commands(runs_as_printed([*train, *budget], capsys))
@@ -176,3 +181,21 @@ def test_the_labelling_round_suggest_prints_runs_as_printed(tmp_path, capsys):
     while todo:
         todo += next_commands(runs_as_printed(todo.pop(0), capsys))
     assert (out.parent / "runs" / "tasks" / "eval-test" / "metrics.json").is_file()
+    assert again[again.index("--out") + 1] == str(out.with_name("tasks2.gpkg"))
+    runs_as_printed(again, capsys)  # the next round, from the fine-tuned model
+    first = {feature.geometry.coordinates[0][0] for feature in fiona.open(out)}
+    second = {
+        feature.geometry.coordinates[0][0]
+        for feature in fiona.open(again[again.index("--out") + 1])
+    }
+    assert first and not first & second  # no task of the first round comes back
+
+
+def copy_prelabel(tasks: Path, labels: Path, field: str) -> None:
+    """The labeller's work: the prelabel polygons, class attribute ``field``, as labels."""
+    with fiona.open(tasks, layer="prelabel") as source:
+        schema = {"geometry": "Polygon", "properties": {field: "str"}}
+        with fiona.open(labels, "w", "GPKG", schema, crs_wkt=source.crs_wkt) as sink:
+            for feature in source:
+                properties = {field: feature["properties"]["class"]}
+                sink.write({"geometry": feature["geometry"], "properties": properties})

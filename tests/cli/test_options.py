@@ -99,6 +99,15 @@ def test_the_data_options_as_printed_parse_back_to_their_values(command):
     assert unset.labels is None and unset.resize_masks is False
 
 
+def test_lists_as_printed_parse_back_to_their_values():
+    """A review: as_flags wrote a list as its repr ('--bands [1, 2, 3]'), which suggest's
+    next round printed."""
+    given = {"bands": [4, 3, 2], "prelabel": True}
+    assert as_flags(given) == ["--bands", "4,3,2", "--prelabel"]
+    args = build_parser().parse_args(["suggest", "s.tif", *as_flags(given)])
+    assert (args.bands, args.prelabel) == ([4, 3, 2], True)
+
+
 def segment_query(app) -> dict[str, dict]:
     operation = app.openapi()["paths"]["/v1/segment"]["post"]
     return {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}

@@ -328,7 +328,13 @@ def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
     copy.write_bytes(SAMPLE.read_bytes())
     assert main([argv[0], str(copy), *argv[1:]]) == 0
     printed = capsys.readouterr().out
-    assert "with the scenes as one folder or glob" in printed and "next:" not in printed
+    assert "fine-tune on them as docs/suggest.md's loop shows" in printed
+    assert "next:" not in printed
+    # resampled: data split cuts blocks at the scene's own pixel size (a review: the split
+    # printed cut each task in four, and the train printed refused its blocks)
+    assert main([*argv[:-1], "16", "--pixel-size", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "loop shows" in printed and "next:" not in printed
 
 
 def test_a_scene_and_its_copy_give_no_ground_twice(tmp_path):

@@ -457,6 +457,13 @@ def test_loss_adds_the_weighted_terms():
     focal = smp.losses.FocalLoss("multiclass", gamma=2, ignore_index=255)(logits, target)
     assert 0 < float(focal) < float(ce)  # pixels already right weigh less
     torch.testing.assert_close(task.loss(logits, target), focal + 0.5 * dice)
+    # a batch of no labelled pixel: nothing to learn, not NaN (a review: the run stopped
+    # telling the user to lower lr), every term of every loss alike
+    logits.requires_grad_(True)
+    nothing = task.loss(logits, torch.full_like(target, 255))
+    assert nothing.item() == 0.0
+    nothing.backward()
+    assert logits.grad is not None and not logits.grad.any()
 
 
 def test_training_is_deterministic_on_cpu(tiny_dataset, tmp_path):

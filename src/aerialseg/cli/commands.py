@@ -63,7 +63,7 @@ def cmd_split(args: argparse.Namespace) -> int:
         f" {unit}{note}"
     )
     print(f"train with: {shlex.join(command)}")
-    if not args.classes:
+    if not args.classes and not args.labels:
         print("(masks not in the Dubai set's colours need --classes TABLE: see 'data inspect')")
     return 0
 
@@ -189,39 +189,56 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[str]:
     """What to do with the tasks: label them, then the commands that split the labelled
-    blocks and fine-tune on them, with the files suggest wrote (docs/suggest.md's loop)."""
-    out = files["tasks"]
+    blocks, fine-tune on them and ask for the next tasks, with the files suggest wrote
+    (docs/suggest.md's loop)."""
+    from aerialseg.data.classes import ClassTable
+
+    out, field = files["tasks"], args.label_field
     labels = Path(args.labels) if args.labels else out.with_name(f"{out.stem}_labels.gpkg")
-    prelabel = " (its prelabel layer holds the model's polygons to correct)"
-    how = (
-        f"label the tasks in QGIS: open {shlex.quote(str(out))}{prelabel * args.prelabel} and"
-        f" draw one polygon per object inside each task into {shlex.quote(str(labels))}, its"
-        f" 'class' attribute naming a class of {shlex.quote(str(files['classes']))}"
+    table = ClassTable.from_file(files["classes"])
+    uncovered = (
+        f"pixels no polygon covers are {table.names[table.background_id]}"
+        if table.background_id is not None
+        else "pixels no polygon covers are left out of training: cover each task"
     )
-    if len(args.scenes) != 1:  # train and data split take one folder, file or glob
-        return [
-            f"{how}; then fine-tune on them with the scenes as one folder or glob, as"
-            " docs/suggest.md's loop shows"
-        ]
+    how = (
+        f"label the tasks in QGIS: open {shlex.quote(str(out))}"
+        + " (its prelabel layer holds the model's polygons to correct)" * args.prelabel
+        + f" and draw polygons of every class inside each task into {shlex.quote(str(labels))},"
+        f" their {field!r} attribute naming a class of {shlex.quote(str(files['classes']))}"
+        f" ({uncovered}); then"
+    )
+    if len(args.scenes) != 1 or args.pixel_size:  # data split takes one folder, file or glob,
+        # at the scenes' own pixel size
+        return [f"{how} fine-tune on them as docs/suggest.md's loop shows"]
     scenes, split = args.scenes[0], out.with_name(f"{out.stem}_split.json")
-    read = ["--labels", str(labels), "--label-field", "class", "--classes", str(files["classes"])]
+    area = str(files["labelled_area"])
+    read = ["--labels", str(labels), "--label-field", field]
     read += ["--label-crs", args.label_crs] if args.label_crs else []
-    read += ["--labelled-area", str(files["labelled_area"])]
-    settings = [f"init_from={args.model}"] if args.model else []  # finetune's: the bundled
-    settings += [f"bands=[{','.join(map(str, args.bands))}]"] if args.bands else []
-    settings += [f"pixel_size={args.pixel_size}"] if args.pixel_size else []
-    blocks = ["--block-size", str(args.block_size), "--buffer", "0", "--out", str(split)]
-    fine_tune = ["--split", str(split), "--preset", "finetune", *settings]
+    bands = [f"bands=[{','.join(map(str, args.bands))}]"] if args.bands else []
     run = out.parent / "runs" / out.stem
+    split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
+    split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
+    train = ["aerialseg", "train", "--data", scenes, *read, "--classes", str(files["classes"])]
+    train += ["--labelled-area", area, "--split", str(split), "--preset", "finetune", *bands]
+    train += [f"init_from={args.model}"] if args.model else []  # finetune's: the bundled
+    again = ["aerialseg", "suggest", scenes, "--model", str(run / "model.pt"), *read]
+    again += ["--labelled-area", area, "--out", str(_next_round(out)), "--count", str(args.count)]
+    again += ["--block-size", str(args.block_size), *_flags(args, ("prelabel", "bands"))]
     return [
-        f"{how}; then:",
+        f"{how}:",
         "next:",
-        "  " + shlex.join(["aerialseg", "data", "split", scenes, *read, *blocks]),
-        "  "
-        + shlex.join(
-            ["aerialseg", "train", "--data", scenes, *read, *fine_tune, "--out", str(run)]
-        ),
+        "  " + shlex.join([*split_cmd, "--out", str(split)]),
+        "  " + shlex.join([*train, "--out", str(run)]),
+        "  " + shlex.join(again),
     ]
+
+
+def _next_round(out: Path) -> Path:
+    """The tasks file of the round after ``out``'s: tasks.gpkg -> tasks2.gpkg -> tasks3.gpkg."""
+    stem = out.stem.rstrip("0123456789")
+    number = int(out.stem[len(stem) :] or 1)
+    return out.with_name(f"{stem}{number + 1}{out.suffix}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

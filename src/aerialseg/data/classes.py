@@ -213,9 +213,10 @@ class ClassTable:
 
 def name_key(name: str) -> str:
     """A class name as names are compared wherever two name the same class (a polygon's
-    label, another model's or a dataset's table): in any case, without surrounding spaces,
-    in any Unicode composition ('a' + a combining accent is 'à')."""
-    return unicodedata.normalize("NFC", name.strip()).casefold()
+    label, another model's or a dataset's table): in any case, with any spacing (runs of
+    spaces, tabs or no-break spaces are one space; none around), in any Unicode composition
+    ('a' + a combining accent is 'à')."""
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
 def _first_twice(classes: tuple[SegClass, ...], key) -> tuple[SegClass, SegClass] | None:

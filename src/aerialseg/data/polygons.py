@@ -256,10 +256,14 @@ def read_polygons(
 
 
 def read_area(
-    path: str | Path, label_crs: str | None = None, fallback: CRS | None = None
+    path: str | Path,
+    label_crs: str | None = None,
+    fallback: CRS | None = None,
+    field: str | None = None,
 ) -> PolygonLayer:
-    """The polygons of ``path`` as an area (every value 1), whatever their attributes."""
-    read = _read_layer(path, None, parse_crs(label_crs) if label_crs else None, fallback)
+    """The polygons of ``path`` as an area (every value 1), whatever their attributes;
+    ``field``: an attribute the file must have (the labels' class field)."""
+    read = _read_layer(path, field, parse_crs(label_crs) if label_crs else None, fallback)
     return PolygonLayer.of(read.crs, read.geometries, [1] * len(read.geometries))
 
 

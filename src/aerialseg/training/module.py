@@ -118,6 +118,12 @@ class SegmentationTask(L.LightningModule):
         return self
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not (target != IGNORE_INDEX).any():
+            # No labelled pixel in the batch (crops of labelled blocks whose polygons cover
+            # part of them, without a background class): nothing to learn from, and a mean
+            # over no pixel is NaN, which stopped the run as if lr were too high (a review).
+            # A zero that keeps the graph, so every rank of a DDP run steps alike.
+            return logits.sum() * 0.0
         loss = self.ce(logits, target)
         if self.cfg.dice_weight:
             loss = loss + self.cfg.dice_weight * self.dice(logits, target)
