@@ -95,6 +95,12 @@ def test_overlapping_scenes_never_give_the_same_ground_twice():
     for b in shifted:
         b.score = 1.0 - b.index / 10
     assert [b.index for b in select(shifted, 3, [1000.0])] == [0, 2]
+    # a review: without spacing (--min-distance 0) the copy's blocks came back too
+    assert [(b.scene, b.index) for b in select(blocks, 6, [0.0, 0.0])] == [
+        (0, 0),
+        (0, 64),
+        (0, 128),
+    ]
 
 
 def test_the_reason_names_confidence_classes_and_the_rarest_class():
@@ -151,11 +157,28 @@ def test_a_candidate_is_at_least_half_a_block_at_least_half_of_it_unlabelled():
 def test_each_scene_is_spaced_by_its_own_distance():
     """Scenes in metres and in degrees were spaced by the first scene's distance: 32 m,
     in degrees, spans a whole scene, and in the other order the spacing vanished."""
-    metres = [block([1.0], centre=(10.0 * k, 0), space="utm", index=k) for k in range(4)]
+    metres = [block([1.0], centre=(10.0 * k, 0), space="utm", index=k, reach=5.0) for k in range(4)]
     degrees = [
-        block([1.0], centre=(0.0001 * k, 0), space="wgs84", index=k, scene=1) for k in range(4)
+        block([1.0], centre=(0.0001 * k, 0), space="wgs84", index=k, scene=1, reach=0.00005)
+        for k in range(4)
     ]
     for b in metres + degrees:
         b.score = 1.0 - b.index / 10
     chosen = select(metres + degrees, 4, [15.0, 0.00015])
     assert sorted((b.scene, b.index) for b in chosen) == [(0, 0), (0, 2), (1, 0), (1, 2)]
+
+
+def test_classes_not_scored_make_no_block_mixed_or_rare():
+    """A review: the top task was 'rare class Unlabeled 37%', a class the model is not
+    scored on. Land with Unlabeled is as pure as Land alone, and Unlabeled is never rare;
+    without the mask every class counts, as before."""
+    scored = np.array([True, True, False])  # Land, Road, Unlabeled
+    blocks = [block([0.63, 0.0, 0.37], index=0), block([1.0, 0.0, 0.0], index=1)]
+    blocks += [block([0.5, 0.5, 0.0], index=2), block([0.9, 0.1, 0.0], index=3)]
+    score_blocks(blocks, "mixed", seed=0, scored=scored)
+    assert blocks[0].impurity == 0.0 and blocks[0].rarity == 0.0
+    assert blocks[0].score == blocks[1].score
+    assert blocks[2].impurity == pytest.approx(1.0)
+    assert class_rarity(blocks, scored)[2] == 0.0 and class_rarity(blocks, scored)[1] == 1.0
+    score_blocks(blocks, "mixed", seed=0)
+    assert blocks[0].impurity > 0 and blocks[0].score > blocks[1].score

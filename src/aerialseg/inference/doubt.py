@@ -135,9 +135,12 @@ def impurity(shares: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum() / math.log(len(shares)))
 
 
-def class_rarity(blocks: list[Block]) -> np.ndarray:
-    """Per class, 0 (the commonest predicted class) .. 1 (the rarest), on a log scale."""
+def class_rarity(blocks: list[Block], scored: np.ndarray | None = None) -> np.ndarray:
+    """Per class, 0 (the commonest predicted class) .. 1 (the rarest), on a log scale;
+    0 for a class not ``scored`` (a mask, not None: which are)."""
     totals = np.sum([b.shares for b in blocks], axis=0)
+    if scored is not None:
+        totals = np.where(scored, totals, 0.0)
     present = totals > 0
     rarity = np.zeros_like(totals, dtype=np.float64)
     if present.sum() < 2:
@@ -147,14 +150,19 @@ def class_rarity(blocks: list[Block]) -> np.ndarray:
     return rarity
 
 
-def score_blocks(blocks: list[Block], strategy: str, seed: int) -> None:
-    """Fill each block's impurity, rarity and score, as ``strategy`` ranks them."""
+def score_blocks(
+    blocks: list[Block], strategy: str, seed: int, scored: np.ndarray | None = None
+) -> None:
+    """Fill each block's impurity, rarity and score, as ``strategy`` ranks them. Classes
+    not ``scored`` (the Dubai set's Unlabeled) count for neither the mix nor rarity: the
+    model is not judged on them, so labelling them is not worth a task (a review)."""
     if strategy not in STRATEGIES:
         raise SuggestError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
-    rarity = class_rarity(blocks)
+    rarity = class_rarity(blocks, scored)
     draws = np.random.default_rng(seed).random(len(blocks))
     for block, draw in zip(blocks, draws, strict=True):
-        block.impurity = impurity(block.shares)
+        mix = block.shares if scored is None else block.shares[scored]
+        block.impurity = impurity(mix / mix.sum() if mix.sum() > 0 else mix)
         block.rarity = float(block.shares @ rarity)
         if strategy == "random":
             block.score = float(draw)
@@ -177,17 +185,17 @@ def select(blocks: list[Block], count: int, min_distance: Sequence[float]) -> li
     # Ties go to the earlier scene and block: the same ranks on every run.
     order = sorted(blocks, key=lambda b: (-b.score, b.scene, b.index))
     chosen: list[Block] = []
+
+    def taken(block: Block, apart: float) -> bool:
+        """Nearer than ``apart`` to a chosen block, or on mostly its ground (nearer than
+        either's reach: the block itself, or one of an overlapping scene)."""
+        return any(_near(block, c, max(apart, block.reach, c.reach)) for c in chosen)
+
     for block in order:
-        if len(chosen) == count:
-            break
-        apart = min_distance[block.scene]
-        if apart and any(_near(block, c, apart) for c in chosen):
-            continue
-        chosen.append(block)
-    for block in order:  # a chosen block lies nearer than its reach to itself: not again
-        if len(chosen) == count:
-            break
-        if not any(_near(block, c, max(block.reach, c.reach)) for c in chosen):
+        if len(chosen) < count and not taken(block, min_distance[block.scene]):
+            chosen.append(block)
+    for block in order:
+        if len(chosen) < count and not taken(block, 0.0):
             chosen.append(block)
     for rank, block in enumerate(chosen, start=1):
         block.rank = rank

@@ -161,9 +161,10 @@ def rank(
         raise SuggestError(
             "no block left to suggest: every block is labelled already or has no data"
         )
-    doubt.score_blocks(blocks, opts.strategy, opts.seed)
+    scored = np.array([c.scored for c in classes.classes])
+    doubt.score_blocks(blocks, opts.strategy, opts.seed, scored)
     tasks = doubt.select(blocks, opts.count, distances)  # each scene's own spacing
-    rarity = doubt.class_rarity(blocks)
+    rarity = doubt.class_rarity(blocks, scored)
     reasons = [doubt.reason(b, classes.names, rarity, opts.strategy) for b in tasks]
     return Suggestion(scenes, tasks, len(blocks), rarity, reasons)
 
