@@ -1068,6 +1068,7 @@ def suggest(
     check_arguments(suggest, locals())
     from aerialseg.data.polygons import parse_crs, read_area
     from aerialseg.data.raster import band_numbers, check_band_count
+    from aerialseg.files import finish_sets, sweep
     from aerialseg.inference.doubt import SuggestError
     from aerialseg.inference.load import load_predictor
     from aerialseg.inference.run import PredictOptions, _open, expand_inputs
@@ -1086,6 +1087,8 @@ def suggest(
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
     check_apart(out, [labels, *inputs], labelled_area)
+    finish_sets(out.parent)  # what a killed suggest left half renamed, then its temporaries
+    sweep(out.parent)
     labelled = [read_area(labels, label_crs, field=label_field)] if labels is not None else []
     if labelled_area is not None:  # its own CRS stands, as in training
         labelled.append(

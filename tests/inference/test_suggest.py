@@ -189,13 +189,23 @@ def test_labels_whose_box_covers_the_scene_but_not_their_shape_are_outside(tmp_p
         run([scene], tmp_path, labelled=[PolygonLayer.of(UTM40N, [ell], [1])])
 
 
-def test_bad_requests_get_one_line(tmp_path):
+def test_bad_requests_get_one_line(tmp_path, capsys):
     scene = write_geotiff(tmp_path / "scene.tif", painted([]))
     with pytest.raises(SuggestError, match="only 64 block"):
         run([scene], tmp_path, count=65)
+    capsys.readouterr()
     far = PolygonLayer.of(UTM40N, [box(0, 0, 10, 10)], [1])
     with pytest.raises(SuggestError, match="outside every scene"):
-        run([scene], tmp_path, labelled=[far])
+        run([scene, scene], tmp_path, labelled=[far])
+    # from the headers: no scene predicted (a review: after every one of them)
+    assert "predicting" not in capsys.readouterr().err
+    plain, pixels = tmp_path / "plain.tif", painted([])
+    profile = {"driver": "GTiff", "count": pixels.shape[0], "dtype": pixels.dtype}
+    with rasterio.open(plain, "w", height=512, width=512, **profile) as ds:  # no georeference
+        ds.write(pixels)
+    with pytest.raises(SuggestError, match="plain.tif: scenes with and without a georeference"):
+        run([scene, plain], tmp_path)
+    assert "predicting" not in capsys.readouterr().err
     with pytest.raises(SuggestError, match="--strategy"):
         run([scene], tmp_path, strategy="loud")
     assert not (tmp_path / "tasks.gpkg").exists()
@@ -444,3 +454,21 @@ def test_an_out_that_would_replace_an_input_is_refused_before_anything_is_read(t
             aerialseg.suggest(scene, out, **given)
     assert labels.read_bytes() == kept and area.read_bytes() == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == [labels.name, "scene.tif", area.name]
+
+
+def test_what_a_killed_suggest_left_beside_its_tasks_is_swept(tmp_path):
+    """A review: a suggest killed while writing left its temporary GeoPackage and GDAL's
+    journal beside the tasks, and later runs left them there."""
+    import subprocess
+
+    from aerialseg.files import owner
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f".tasks.gpkg.aerialseg-{owner(dead.pid)}.tmp.gpkg"
+    journal = left.with_name(left.name + "-journal")
+    for path in (left, journal):
+        path.write_bytes(b"half")
+    aerialseg.suggest(SAMPLE, tmp_path / "tasks.gpkg", count=1, block_size="128m")
+    assert not left.exists() and not journal.exists()
+    assert (tmp_path / "tasks.gpkg").is_file()

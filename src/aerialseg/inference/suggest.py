@@ -197,27 +197,21 @@ def check_calibrated(temperature: float | None, model: str) -> None:
         )
 
 
-def suggest_scenes(
-    open_scene,
-    predict_bands,
-    inputs: Sequence[Path | str],
-    classes: ClassTable,
-    opts: SuggestOptions,
-    labelled: list[PolygonLayer],
-) -> Suggestion:
-    """Predict and tally every input, then rank: ``open_scene(path)`` opens a RasterInput
-    as predict does, ``predict_bands(raster)`` yields its ChunkResults with confidence.
-    ``labelled``: polygon layers of what is labelled already, in any CRS."""
-    scenes: list[Scene] = []
-    distances: list[float] = []
+def check_scenes(
+    open_scene, inputs: Sequence[Path | str], opts: SuggestOptions, labelled: list[PolygonLayer]
+) -> list[tuple[SceneGrid, int, float]]:
+    """Each scene's grid, task block (px) and spacing, from its header: what can be refused
+    is refused before any scene is predicted (a review: a labelled area of another place
+    was refused after every scene had been). Scenes with and without a georeference
+    together, labels over one without, a block that does not fit, and labelled polygons
+    that lie outside every scene are refused."""
+    found = []
     georeferenced: set[bool] = set()
     overlapped = [False] * len(labelled)
-    keep = tempfile.TemporaryDirectory(prefix="aerialseg-suggest-") if opts.prelabel else None
-    for n, path in enumerate(inputs):
+    for path in inputs:
         raster = open_scene(path)
         try:
-            ds = raster.dataset
-            name = input_name(path).name
+            ds, name = raster.dataset, input_name(path).name
             georeferenced.add(ds.crs is not None)
             if len(georeferenced) > 1:
                 raise SuggestError(
@@ -230,17 +224,10 @@ def suggest_scenes(
                 )
             grid = SceneGrid.of(name, raster.height, raster.width, ds.crs, ds.transform)
             block = task_block(opts.block_size, grid)
-            distances.append(distance_units(opts.min_distance, grid, block))
+            found.append((grid, block, distance_units(opts.min_distance, grid, block)))
             whole = footprint(Window(0, 0, raster.width, raster.height), ds.transform)
-            layers = [layer.to_crs(ds.crs, whole) for layer in labelled]
-            for k, layer in enumerate(layers):
-                overlapped[k] |= layer.overlaps(whole)
-            ids_file = Path(keep.name) / f"{n}.npy" if keep is not None else None
-            print(f"aerialseg: predicting {name}", file=sys.stderr)
-            tally, ids = tally_scene(
-                predict_bands(raster), raster, classes.num_classes, block, layers, ids_file
-            )
-            scenes.append(Scene(name, tally, ds.transform, ds.crs, grid.pixel or 1.0, ids))
+            for k, layer in enumerate(labelled):
+                overlapped[k] |= layer.to_crs(ds.crs, whole).overlaps(whole)
         finally:
             raster.close()
     for layer, hit in zip(labelled, overlapped, strict=True):
@@ -249,6 +236,39 @@ def suggest_scenes(
                 f"the labelled polygons ({layer.crs.to_string()}) lie outside every scene:"
                 " is their CRS right, or are they of another area?"
             )
+    return found
+
+
+def suggest_scenes(
+    open_scene,
+    predict_bands,
+    inputs: Sequence[Path | str],
+    classes: ClassTable,
+    opts: SuggestOptions,
+    labelled: list[PolygonLayer],
+) -> Suggestion:
+    """Predict and tally every input, then rank: ``open_scene(path)`` opens a RasterInput
+    as predict does, ``predict_bands(raster)`` yields its ChunkResults with confidence.
+    ``labelled``: polygon layers of what is labelled already, in any CRS."""
+    grids = check_scenes(open_scene, inputs, opts, labelled)
+    scenes: list[Scene] = []
+    distances: list[float] = []
+    keep = tempfile.TemporaryDirectory(prefix="aerialseg-suggest-") if opts.prelabel else None
+    for n, (path, (grid, block, distance)) in enumerate(zip(inputs, grids, strict=True)):
+        raster = open_scene(path)
+        try:
+            ds = raster.dataset
+            distances.append(distance)
+            whole = footprint(Window(0, 0, raster.width, raster.height), ds.transform)
+            layers = [layer.to_crs(ds.crs, whole) for layer in labelled]
+            ids_file = Path(keep.name) / f"{n}.npy" if keep is not None else None
+            print(f"aerialseg: predicting {grid.id}", file=sys.stderr)
+            tally, ids = tally_scene(
+                predict_bands(raster), raster, classes.num_classes, block, layers, ids_file
+            )
+            scenes.append(Scene(grid.id, tally, ds.transform, ds.crs, grid.pixel or 1.0, ids))
+        finally:
+            raster.close()
     result = rank(scenes, classes, opts, distances)
     result.workdir = keep
     return result
