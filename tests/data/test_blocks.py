@@ -119,6 +119,14 @@ def test_blocks_without_labels_are_dealt_to_no_split():
     dealt = {(int(w.row_off), int(w.col_off)) for name in parts for _, w in parts[name]}
     assert dealt == tasks and len(seen) == 16
     assert [len(parts[n]) for n in ("train", "val", "test")] == [3, 1, 1]
+    # two labelled blocks: labelling more is the way out, not only smaller blocks (a review)
+    tasks = {(0, 0), (100, 300)}
+    with pytest.raises(DatasetError) as err:
+        block_split([scene], "100", 0, 0.2, 0.2, seed=1, labelled=labelled)
+    assert str(err.value) == (
+        "2 block(s) are too few for val 0.2 and test 0.2: choose a smaller --block-size, or"
+        " label more blocks"
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -585,3 +585,28 @@ def test_a_window_reads_a_polygon_in_its_first_column_only(tmp_path):
     assert not PolygonLayer.of(UTM, [first], [2]).covers_part_of(
         (left + PIXEL, top - 10, left + 5, top)
     )
+
+
+def test_features_without_a_polygon_are_counted_whatever_they_hold(tmp_path):
+    """Points and lines were counted as left out, features with no geometry or an empty
+    one were dropped without a word (a review)."""
+    polygon = mapping(footprint(Window(0, 0, 50, 50), scene_transform()))
+    features = [
+        {"type": "Feature", "properties": {"class": "Building"}, "geometry": polygon},
+        {"type": "Feature", "properties": {"class": "Water"}, "geometry": None},
+        {
+            "type": "Feature",
+            "properties": {"class": "Water"},
+            "geometry": {"type": "Point", "coordinates": list(ORIGIN)},
+        },
+        {
+            "type": "Feature",
+            "properties": {"class": "Water"},
+            "geometry": {"type": "Polygon", "coordinates": []},
+        },
+    ]
+    path = tmp_path / "mixed.geojson"
+    crs = {"type": "name", "properties": {"name": "EPSG:32640"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    labels = read_polygons(path, TABLE, "class")
+    assert labels.dropped == 3 and labels.polygons.values.tolist() == [0]

@@ -162,9 +162,10 @@ def block_split(
     for cell in queue:
         split_of[cell[:3]] = "train"
     if "train" not in split_of.values() or "val" not in split_of.values():
+        more = " --block-size" if labelled is None else " --block-size, or label more blocks"
         raise DatasetError(
             f"{len(ordered)} block(s) are too few for val {val:g} and test {test:g}: choose a"
-            " smaller --block-size"
+            f" smaller{more}"
         )
     out: dict[str, list[tuple[str, Window]]] = {name: [] for name in ORDER}
     for sid, r, c, side in cells:

@@ -286,7 +286,7 @@ def _over_polygons(
     if labels.dropped:
         print(
             f"{spec.path}: left out {labels.dropped} feature(s) with no polygon (points,"
-            " lines): they label no pixel",
+            " lines, an empty or no geometry): they label no pixel",
             file=sys.stderr,
         )
     by_crs: dict[str, list[tuple[RasterScene, Polygon]]] = {}  # scenes, footprints by CRS

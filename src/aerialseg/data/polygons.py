@@ -175,7 +175,7 @@ class PolygonLabels:
     area: PolygonLayer | None  # None: wherever there is an image
     background: int | None  # class id of pixels no polygon covers, inside the area
     repaired: int  # invalid geometries repaired on reading
-    dropped: int = 0  # features with no polygon (points, lines): no label
+    dropped: int = 0  # features with no polygon (points, lines, no geometry): no label
 
     def to_crs(self, crs: CRS, within: shapely.Geometry | None = None) -> PolygonLabels:
         """The labels in ``crs``, cut to ``within`` (PolygonLayer.to_crs)."""
@@ -272,7 +272,7 @@ class _Layer(NamedTuple):
     values: list  # (feature id, the field's value or None) of each
     crs: CRS
     repaired: int  # invalid geometries repaired
-    dropped: int  # features with a geometry but no polygon (points, lines)
+    dropped: int  # features with no polygon (points, lines, an empty or no geometry)
 
 
 def _read_layer(
@@ -294,9 +294,7 @@ def _read_layer(
                 records = _json_field_records(path, layer.name, field)
             else:
                 records = [
-                    (r.id, r.geometry, r.properties[field] if field else None)
-                    for r in layer
-                    if r.geometry is not None
+                    (r.id, r.geometry, r.properties[field] if field else None) for r in layer
                 ]
     except (FionaError, OSError) as err:
         raise DatasetError(f"{path}: cannot read polygons ({library_reason(err)})") from None
@@ -305,6 +303,9 @@ def _read_layer(
         raise DatasetError(f"{path}: the polygons have no CRS; give theirs with --label-crs")
     geometries, values, repaired, dropped = [], [], 0, 0
     for fid, geometry, value in records:
+        if geometry is None:  # a feature without a geometry: an attribute row
+            dropped += 1
+            continue
         with warnings.catch_warnings():  # a NaN vertex: said below, in the error
             warnings.simplefilter("ignore", RuntimeWarning)
             geom = shape(geometry)
@@ -319,7 +320,7 @@ def _read_layer(
         if polygonal is not None and not polygonal.is_empty:
             geometries.append(polygonal)
             values.append((fid, value))
-        elif polygonal is None and not geom.is_empty:
+        else:  # points, lines, or nothing
             dropped += 1
     if not geometries:
         raise DatasetError(f"{path}: no polygon in the file (or none left after repair)")
@@ -377,12 +378,8 @@ def _json_field_records(path: str | Path, layer: str, field: str) -> list[tuple]
         f'<Field name={quoteattr(field)} type="String" subtype="None"/>'
         "</OGRVRTLayer></OGRVRTDataSource>"
     )
-    records = []
     with fiona.open(vrt, driver="OGR_VRT", allow_unsupported_drivers=True) as text_layer:
-        for r in text_layer:
-            if r.geometry is not None:
-                records.append((r.id, r.geometry, _from_json_text(r.properties[field])))
-    return records
+        return [(r.id, r.geometry, _from_json_text(r.properties[field])) for r in text_layer]
 
 
 def _from_json_text(text: str | None):
