@@ -1208,6 +1208,7 @@ def split_data(
     seed: int = 0,
     block_size: str | None = None,
     buffer: int | None = None,
+    keep: str | Path | None = None,
     labels: str | Path | None = None,
     label_field: str | None = None,
     label_crs: str | None = None,
@@ -1232,6 +1233,10 @@ def split_data(
             and test; also writes the blocks as a GeoPackage beside ``out``.
         buffer: with ``block_size``: pixels a block gives up along a block of another split,
             used by none (default: the default crop size, 256).
+        keep: with ``block_size``: an earlier block split of these scenes, of the same
+            block size, whose blocks stay in their split; only blocks new to this one are
+            dealt (a labelling round's: what the last round trained on never validates or
+            tests the next).
         labels: class polygons over image rasters, as for ``train``.
         label_field: the polygons' attribute giving each one's class.
         label_crs: the polygons' CRS, replacing what their file says (or lacks).
@@ -1254,14 +1259,16 @@ def split_data(
             f"--out {out}: name the split file to write, e.g. split.json (a block split's"
             " GeoPackage is written beside it)"
         )
-    if buffer is not None and not block_size:
-        raise AerialsegError("--buffer applies to block splits: give --block-size too")
+    for name, given in (("--buffer", buffer), ("--keep", keep)):
+        if given is not None and not block_size:
+            raise AerialsegError(f"{name} applies to block splits: give --block-size too")
     table = _class_table(classes)  # a bad table fails here, not in the train run
     spec = label_spec(labels, label_field, label_crs, labelled_area)
     catalog = open_catalog(os.fspath(data), table, spec)
     found: dict[str, Any] = {}
     if block_size:
-        split, found["blocks"] = _block_split(catalog, out, block_size, buffer, val, test, seed)
+        shares = (val, test, seed)
+        split, found["blocks"] = _block_split(catalog, out, block_size, buffer, shares, keep)
     else:
         split = random_split(catalog.entries, val, test, seed)
     try:
@@ -1273,15 +1280,24 @@ def split_data(
     return {name: len(split.parts(name)) for name in ("train", "val", "test")} | found
 
 
-def _block_split(catalog, out: Path, size: str, buffer, val: float, test: float, seed: int):
-    """A block split and the GeoPackage of its blocks (None without a georeference)."""
-    from aerialseg.data.blocks import block_split, write_blocks
-    from aerialseg.data.splits import blocks_split
+def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):
+    """A block split and the GeoPackage of its blocks (None without a georeference);
+    ``shares``: val, test and seed; ``keep``: an earlier block split file."""
+    from aerialseg.data.blocks import block_split, kept_blocks, write_blocks
+    from aerialseg.data.splits import blocks_split, file_split
     from aerialseg.models.io import atomic_write
     from aerialseg.training.config import TrainConfig
 
+    val, test, seed = shares
     buffer = TrainConfig().crop_size if buffer is None else buffer
-    blocks = block_split(catalog.grids(), size, buffer, val, test, seed, catalog.labelled_block())
+    kept = None
+    if keep is not None:
+        earlier = file_split(catalog.entries, keep, for_training=False)
+        if earlier.blocks is None:
+            raise AerialsegError(f"--keep {keep}: a split of whole images; keep a block split")
+        kept = kept_blocks({k: list(v) for k, v in earlier.blocks.items()}, catalog.grids(), size)
+    labelled = catalog.labelled_block()
+    blocks = block_split(catalog.grids(), size, buffer, val, test, seed, labelled, kept)
     rule = (
         f"blocks of {size} (px unless m), buffer {buffer} px: test {test:g} and"
         f" val {val:g} of the pixels, seed {seed} (aerialseg data split)"

@@ -182,20 +182,29 @@ def test_the_labelling_round_suggest_prints_runs_as_printed(tmp_path, capsys):
         todo += next_commands(runs_as_printed(todo.pop(0), capsys))
     assert (out.parent / "runs" / "tasks" / "eval-test" / "metrics.json").is_file()
     assert again[again.index("--out") + 1] == str(out.with_name("tasks2.gpkg"))
-    runs_as_printed(again, capsys)  # the next round, from the fine-tuned model
+    round_two = Path(again[again.index("--out") + 1])
+    split_two = next_commands(runs_as_printed(again, capsys))[0]  # from the fine-tuned model
     first = {feature.geometry.coordinates[0][0] for feature in fiona.open(out)}
-    second = {
-        feature.geometry.coordinates[0][0]
-        for feature in fiona.open(again[again.index("--out") + 1])
-    }
+    second = {feature.geometry.coordinates[0][0] for feature in fiona.open(round_two)}
     assert first and not first & second  # no task of the first round comes back
+    # round two's split keeps round one's blocks where they were
+    copy_prelabel(round_two, labels, "kind")
+    kept = Path(split_two[split_two.index("--keep") + 1])
+    assert kept == out.with_name("tasks_split.json")
+    runs_as_printed(split_two, capsys)
+    before = json.loads(kept.read_text())["blocks"]
+    after = json.loads(Path(split_two[split_two.index("--out") + 1]).read_text())["blocks"]
+    for name, parts in before.items():
+        assert all(part in after[name] for part in parts), name
+    assert sum(map(len, after.values())) > sum(map(len, before.values()))
 
 
 def copy_prelabel(tasks: Path, labels: Path, field: str) -> None:
     """The labeller's work: the prelabel polygons, class attribute ``field``, as labels."""
     with fiona.open(tasks, layer="prelabel") as source:
         schema = {"geometry": "Polygon", "properties": {field: "str"}}
-        with fiona.open(labels, "w", "GPKG", schema, crs_wkt=source.crs_wkt) as sink:
+        mode = "a" if labels.exists() else "w"  # a later round's tasks join the labels
+        with fiona.open(labels, mode, "GPKG", schema, crs_wkt=source.crs_wkt) as sink:
             for feature in source:
                 properties = {field: feature["properties"]["class"]}
                 sink.write({"geometry": feature["geometry"], "properties": properties})

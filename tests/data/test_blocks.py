@@ -6,7 +6,14 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 from shapely.geometry import Polygon, shape
 
-from aerialseg.data.blocks import SceneGrid, block_pixels, block_split, map_size, write_blocks
+from aerialseg.data.blocks import (
+    SceneGrid,
+    block_pixels,
+    block_split,
+    kept_blocks,
+    map_size,
+    write_blocks,
+)
 from aerialseg.errors import DatasetError
 
 UTM = CRS.from_epsg(32640)
@@ -300,3 +307,38 @@ def test_labelled_asks_by_scene_and_the_blocks_are_written_in_the_first_scenes_c
     assert {f.properties["split"] for f in features} <= {"train", "val", "test"}
     assert placed["west.tif"].bounds[0] >= 799_900 - 1e-6
     assert placed["east.tif"].bounds[0] > 800_000  # moved east of the first zone's scene
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_kept_split_keeps_its_blocks_and_deals_only_the_new(seed):
+    """A labelling round adds blocks: those of the last round stay in their split (a
+    review: a block trained on in round 1 became a validation or test block of round 2,
+    which then scored the model on what it had learnt), the new ones are dealt so that
+    the shares hold over all of them."""
+    scene = SceneGrid("s.tif", 1000, 1000, 1.0)
+    first_round = {(r, c) for r in range(0, 10, 2) for c in range(0, 10, 3)}  # 20 blocks
+
+    def labelled_in(cells):
+        return lambda sid, w: (int(w.row_off) // 100, int(w.col_off) // 100) in cells
+
+    first = block_split([scene], "100", 10, 0.2, 0.2, seed, labelled_in(first_round))
+    kept = kept_blocks(first, [scene], "100")
+    assert len(kept) == 20 and set(kept.values()) == {"train", "val", "test"}
+    second_round = first_round | {(r, c) for r in range(1, 10, 2) for c in range(10)}  # +50
+    second = block_split([scene], "100", 10, 0.2, 0.2, seed, labelled_in(second_round), kept)
+    again = kept_blocks(second, [scene], "100")
+    assert {cell: again[cell] for cell in kept} == kept  # round 1's blocks where they were
+    # test takes new blocks until it holds 20 % of all 70 blocks, its kept ones counted
+    assert sum(name == "test" for name in again.values()) == 14
+    assert sum(w.width * w.height for _, w in second["test"]) == 14 * 100 * 100  # whole
+
+
+def test_a_kept_split_of_another_block_size_is_refused():
+    scene = SceneGrid("s.tif", 400, 400, 1.0)
+    earlier = block_split([scene], "100", 0, 0.2, 0.2, seed=0)
+    with pytest.raises(DatasetError) as err:
+        kept_blocks(earlier, [scene], "50")
+    assert str(err.value).startswith("the kept split's block s.tif [")
+    assert str(err.value).endswith("spans blocks of 50: give the --block-size it was split with")
+    other = SceneGrid("other.tif", 400, 400, 1.0)  # a scene this round has not: left out
+    assert kept_blocks(earlier, [other], "100") == {}

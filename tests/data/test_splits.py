@@ -192,7 +192,13 @@ def test_data_split_out_must_name_the_file_and_buffer_needs_blocks(tiny_dataset,
     argv = ["data", "split", str(tiny_dataset), "--out", str(tmp_path / "s.json")]
     assert main([*argv, "--buffer", "8"]) == 2
     assert "--buffer applies to block splits" in capsys.readouterr().err
+    assert main([*argv, "--keep", str(tmp_path / "old.json")]) == 2
+    assert "--keep applies to block splits: give --block-size too" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sdir.json"]
+    assert main(argv) == 0  # a split of whole images is no block split to keep
+    blocks = ["--block-size", "40", "--buffer", "0", "--keep", str(tmp_path / "s.json")]
+    assert main([*argv[:-1], str(tmp_path / "t.json"), *blocks]) == 2
+    assert "s.json: a split of whole images; keep a block split" in capsys.readouterr().err
 
 
 def test_rule_on_other_names_points_to_data_split():

@@ -219,6 +219,8 @@ def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[s
     run = out.parent / "runs" / out.stem
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
+    earlier = [p for p in _split_files_before(out) if p.is_file()]
+    split_cmd += ["--keep", str(earlier[0])] if earlier else []  # last round's blocks stay
     train = ["aerialseg", "train", "--data", scenes, *read, "--classes", str(files["classes"])]
     train += ["--labelled-area", area, "--split", str(split), "--preset", "finetune", *bands]
     train += [f"init_from={args.model}"] if args.model else []  # finetune's: the bundled
@@ -239,6 +241,15 @@ def _next_round(out: Path) -> Path:
     stem = out.stem.rstrip("0123456789")
     number = int(out.stem[len(stem) :] or 1)
     return out.with_name(f"{stem}{number + 1}{out.suffix}")
+
+
+def _split_files_before(out: Path) -> list[Path]:
+    """Where the split of the round before ``out``'s is, as suggest names it: tasks3's is
+    tasks2_split.json, tasks2's tasks_split.json (or tasks1_split.json)."""
+    stem = out.stem.rstrip("0123456789")
+    number = int(out.stem[len(stem) :] or 1) - 1
+    names = [f"{stem}{number}"] + ([stem] if number == 1 else [])
+    return [out.with_name(f"{name}_split.json") for name in names] if number >= 1 else []
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

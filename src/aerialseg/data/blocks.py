@@ -107,10 +107,13 @@ def block_split(
     test: float,
     seed: int = 0,
     labelled: Callable[[str, Window], bool] | None = None,
+    kept: dict[tuple[str, int, int], str] | None = None,
 ) -> dict[str, list[tuple[str, Window]]]:
     """Split name -> (scene id, window) of each block's usable part, buffers taken off.
     ``labelled(scene id, block)``: whether a block holds labels; blocks that hold none
-    (outside a labelled area) are dealt to no split."""
+    (outside a labelled area) are dealt to no split. ``kept``: (scene id, block row, block
+    column) -> split of blocks dealt already (``kept_blocks``): they stay where they were
+    and count towards the shares; only the others are dealt."""
     check_shares(val, test)
     if buffer < 0:
         raise DatasetError(f"--buffer {buffer}: a number of pixels, 0 or more")
@@ -152,10 +155,11 @@ def block_split(
     # count for their area (an image of 1126 px in 512 px blocks has 9 blocks, 5 of them
     # slivers that would otherwise weigh as much as a whole block). Test, then validation,
     # takes blocks in the seeded order until it holds its share, so each gets one at least.
-    total, queue = sum(area(cell) for cell in ordered), iter(ordered)
-    split_of: dict[tuple[str, int, int], str] = {}
+    total = sum(area(cell) for cell in ordered)
+    split_of = {cell[:3]: (kept or {})[cell[:3]] for cell in ordered if cell[:3] in (kept or {})}
+    queue = iter([cell for cell in ordered if cell[:3] not in split_of])
     for name, share in (("test", test), ("val", val)):
-        held = 0
+        held = sum(area(cell) for cell in ordered if split_of.get(cell[:3]) == name)
         while held < share * total and (cell := next(queue, None)) is not None:
             split_of[cell[:3]] = name
             held += area(cell)
@@ -225,3 +229,31 @@ def write_blocks(path, blocks: dict[str, list[tuple[str, Window]]], grids: dict)
                 layer.write({"geometry": geom, "properties": {"split": name, "image": image}})
                 count += 1
     return count
+
+
+def kept_blocks(
+    earlier: dict[str, list[tuple[str, Window]]], scenes: list[SceneGrid], size: str
+) -> dict[tuple[str, int, int], str]:
+    """The blocks of an ``earlier`` block split (split name -> parts, as ``block_split``
+    gives them) by (scene id, row, column) of the grid of ``size``, to keep them where
+    they were: a round of labelling adds blocks, and a block trained on in the last round
+    must not validate or test the next. The earlier split must have used blocks of
+    ``size`` (a part lies in one block; its buffer is under half a block)."""
+    grids = {scene.id: scene for scene in scenes}
+    found: dict[tuple[str, int, int], str] = {}
+    for name, parts in earlier.items():
+        for sid, window in parts:
+            if sid not in grids:
+                continue  # a scene of the earlier round that this one has not
+            side = block_pixels(size, grids[sid])
+            row, col = int(window.row_off) // side, int(window.col_off) // side
+            last_row = (int(window.row_off + window.height) - 1) // side
+            last_col = (int(window.col_off + window.width) - 1) // side
+            if (row, col) != (last_row, last_col):
+                raise DatasetError(
+                    f"the kept split's block {sid} [{int(window.col_off)}, {int(window.row_off)},"
+                    f" {int(window.width)}, {int(window.height)}] spans blocks of {size}: give"
+                    " the --block-size it was split with"
+                )
+            found[(sid, row, col)] = name
+    return found
