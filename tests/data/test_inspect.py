@@ -360,6 +360,15 @@ def test_the_report_reads_as_documented():
         "CRSs of different units (metre, degree): pixel sizes do not compare; reproject the"
         " scenes to one CRS first (gdalwarp -t_srs)"
     ) in format_report(report)
+    # polygons: what matches no class is what no label covers (a review: '99.51 %' read
+    # as a broken dataset)
+    said = "  of polygon labels: pixels outside the labelled area, or that no polygon covers"
+    assert said not in format_report(report)
+    report["mask_modes"] = {"polygons": 2, "1x uint8": 1}
+    lines = format_report(report).splitlines()
+    assert lines[
+        lines.index(said + " where no class is the background; training leaves them out") - 1
+    ].startswith("pixels matching no class: ")
 
 
 def _flat_pair(root, name: str, mask: np.ndarray) -> None:

@@ -162,6 +162,11 @@ def format_report(report: dict) -> str:
         f" ({report['unmatched_share']:.2%});"
         f" of these ignored as declared: {report['ignore_color_pixels']:,}"
     )
+    if "polygons" in report["mask_modes"]:  # not unknown codes (a review): no label at all
+        lines.append(
+            "  of polygon labels: pixels outside the labelled area, or that no polygon covers"
+            " where no class is the background; training leaves them out"
+        )
     for u in report["unknown_colors"]:
         lines.append(f"  unknown colour {u['color']}: {u['pixels']:,} px")
     for u in report["unknown_values"]:
