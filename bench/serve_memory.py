@@ -332,7 +332,8 @@ def hostile(uploads: int = 10, upload_mib: float = 45) -> list[dict]:
     size = int(upload_mib * mib)
 
     def at_once(server: Server) -> dict:
-        # PNG magic and then noise: refused once read (422), after it has been received
+        # PNG magic and then noise: refused once read (415 since the one raster opener;
+        # 422 when the committed results were measured), after it has been received
         data = b"\x89PNG\r\n\x1a\n" + os.urandom(size - 8)
         with ThreadPoolExecutor(uploads) as pool:
             codes = list(pool.map(lambda _: server.segment("a.png", data, 600), range(uploads)))

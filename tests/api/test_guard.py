@@ -304,3 +304,7 @@ def test_serve_passes_hosts_origins_limits_and_timeouts(tiny_model, monkeypatch)
     assert [config.http.keywords["header_timeout_s"] for config in started] == [20] * 3
     assert main([*base, "--header-timeout", "3"]) == 0
     assert started[3].http.keywords["header_timeout_s"] == 3
+    # a token no client could send (a review: 401 for every request, said nowhere)
+    for token in (" tok ", "p\u00e4ssword", "tab\there"):
+        assert main([*base, "--token", token]) == 2
+    assert len(started) == 4

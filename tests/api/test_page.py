@@ -313,3 +313,33 @@ def test_a_server_fault_long_names_and_a_new_choice_are_shown_plainly(server, tm
         assert page.text_content("#status") == f"Uploading {long_name.name}…"
         page.wait_for_selector("#status:has-text('.png: done')", timeout=60_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+def test_a_file_over_the_upload_limit_is_refused_on_the_page(server, tmp_path):
+    """A review: the page sent any file; the server's 413 came before the body and closed
+    the connection, which the browser shows as an unreachable server."""
+    import json
+
+    def small_limit(route):
+        answer = route.fetch()
+        described = answer.json()
+        described["input"] = described["input"] | {"max_upload_bytes": 2**20 // 10}
+        route.fulfill(response=answer, body=json.dumps(described))
+
+    image = tmp_path / "plain.png"
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(image)  # 0.19 MiB, over the 0.1 the server says
+    sent: list[str] = []
+    with opened_page(server, routes={"**/v1/model": small_limit}) as (_, page):
+        page.on("request", lambda r: sent.append(r.url) if "/v1/segment" in r.url else None)
+        page.wait_for_selector("#model-name:has-text('seed-unet')")
+        page.set_input_files("#file", str(image))
+        page.wait_for_selector("#error:not([hidden])")
+        size = f"{image.stat().st_size / 2**20:.2f}".rstrip("0").rstrip(".")
+        assert page.text_content("#error") == (
+            f"plain.png is {size} MiB; this server takes uploads of up to 0.1 MiB"
+        )
+    assert sent == []

@@ -406,3 +406,62 @@ def test_a_broken_georeference_is_one_line_where_it_is_opened(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert f"masks/scene_0.tif: its georeference is broken ({said}" in err
     assert err.count("\n") == 1
+
+
+def test_a_georeference_far_off_the_earth_is_refused_before_proj_sees_it(tmp_path):
+    """A review: a 16 KB GeoTIFF in EPSG:3857 at x = 1e20 sent PROJ's inverse projection
+    into a loop that held the GIL: the server froze, /healthz included, until killed."""
+    far = Affine(1.0, 0, 1e20, 0, -1.0, 0)
+    path = write_geotiff(tmp_path / "far.tif", rgb_scene(16, 16), crs="EPSG:3857", transform=far)
+    with pytest.raises(InputError) as err:
+        open_input(path)
+    assert str(err.value) == (
+        f"{path}: its georeference puts it 1e+20 CRS units from the CRS's origin, where no"
+        " CRS places the Earth: check the transform and the CRS"
+    )
+    near = Affine(1.0, 0, 9e9, 0, -1.0, 0)  # far, yet not past the bound: opened
+    open_input(write_geotiff(tmp_path / "near.tif", rgb_scene(16, 16), transform=near)).close()
+
+
+def test_blocks_far_larger_than_their_image_are_refused_before_a_read(tmp_path):
+    """A review: a 323-byte 64 x 64 TIFF whose tiles said 40000 x 40000 px made GDAL
+    allocate a tile of 4.8 GB (RSS 0.8 -> 6.9 GB) before any limit could say no. A small
+    image's ordinary tile, larger than the image, still opens."""
+    from tests.helpers.hostile import tiff_tag_patched
+
+    small = tmp_path / "small.tif"
+    with rasterio.open(
+        small, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
+        tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+    ) as dst:  # fmt: skip
+        dst.write(rgb_scene(64, 64))
+    open_input(small).close()  # a 256 px tile over 64 px: GDAL's own default
+    for tag in (322, 323):  # TileWidth, TileLength
+        tiff_tag_patched(small, tag, 40_000)
+    with pytest.raises(InputError) as err:
+        open_input(small)
+    assert str(err.value) == (
+        f"{small}: its blocks (tiles or strips) are 40000 x 40000 px, far more than its"
+        " 64 x 64 px: a damaged file"
+    )
+
+
+def test_a_damaged_tile_past_those_checked_on_opening_is_one_line(tmp_path):
+    """A review: a large tiled TIFF with a damaged tile in its middle passed the corner
+    and last-block probes, then failed mid-prediction: the server answered 500."""
+    from tests.helpers.hostile import tile_damaged
+
+    path = tmp_path / "big.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=512, height=512, count=3, dtype="uint8",
+        tiled=True, blockxsize=128, blockysize=128, compress="deflate",
+    ) as dst:  # fmt: skip
+        dst.write(rgb_scene(512, 512))
+    tile_damaged(path, 2, 1)
+    raster = open_input(path, whole_read_pixels=0)  # read by windows, as a large one is
+    try:
+        raster.read(Window(0, 0, 128, 128))  # a good tile
+        with pytest.raises(InputError, match=f"{path}: the file is truncated or damaged"):
+            raster.read(Window(128, 256, 128, 128))
+    finally:
+        raster.close()

@@ -64,3 +64,32 @@ def vrt_of(target: Path, bands: int = 3, side: int = 64) -> str:
         for b in range(1, bands + 1)
     )
     return f'<VRTDataset rasterXSize="{side}" rasterYSize="{side}">{sources}</VRTDataset>'
+
+
+def tiff_tag_patched(path: Path, tag: int, value: int) -> Path:
+    """``path`` (a little-endian classic TIFF) with the inline value of ``tag`` in its first
+    IFD set to ``value``: a header that claims what its data does not hold."""
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"II*\x00", "a little-endian classic TIFF"
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, ifd)
+    for k in range(entries):
+        at = ifd + 2 + 12 * k
+        found, kind, _ = struct.unpack_from("<HHI", data, at)
+        if found == tag:
+            struct.pack_into("<H" if kind == 3 else "<I", data, at + 8, value)
+            path.write_bytes(bytes(data))
+            return path
+    raise KeyError(tag)
+
+
+def tile_damaged(path: Path, row: int, col: int) -> Path:
+    """``path`` (a tiled, compressed GeoTIFF) with tile (``row``, ``col``)'s bytes turned to
+    noise: its header and every other tile read."""
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
+        size = int(src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    data[offset : offset + size] = np.random.default_rng(0).bytes(size)
+    path.write_bytes(bytes(data))
+    return path

@@ -17,7 +17,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 
 from aerialseg.data.classes import DUBAI_CLASSES
-from aerialseg.data.raster import open_input
+from aerialseg.data.raster import InputError, open_input
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import NODATA, ChunkResult
 from aerialseg.inference.vector import polygonize
@@ -380,3 +380,18 @@ def test_a_rotated_grid_in_degrees_measures_its_footprint():
     footprint = shapely.segmentize(shapely.Polygon(corners), 0.001)
     total = measure.row_areas(0, 30).sum() * 40
     assert total == pytest.approx(measure.polygon_area(footprint), rel=1e-4)
+
+
+def test_a_raster_of_the_whole_globe_is_one_line_not_a_gdal_error():
+    """A review: a 64 x 64 GeoTIFF of the whole globe (EPSG:4326) got a 500 from the
+    server: its edges reach the point opposite its centre, which the scene's equal-area
+    projection cannot hold ('Point outside of projection domain')."""
+    world = Affine(5.625, 0, -180, 0, -2.8125, 90)
+    measure = AreaMeasure(CRS.from_epsg(4326), world, 64, 64, "world.tif")
+    measure.check_on_earth()  # on Earth: it is the measuring that cannot be done
+    with pytest.raises(InputError) as err:
+        measure.pixel_area()
+    assert str(err.value) == (
+        "world.tif: its area cannot be measured on one equal-area projection (Point outside"
+        " of projection domain): does it cover most of the globe? Cut it into parts"
+    )

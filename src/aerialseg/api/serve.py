@@ -97,6 +97,13 @@ def serve(
 
     one_malloc_arena()
     token = os.environ.get("AERIALSEG_TOKEN") if token is None else token
+    # A header carries visible ASCII, and the guard strips what it is sent: a token of other
+    # characters, or with spaces around it, could never be given (a review).
+    if token and not (token.isascii() and token.isprintable() and token == token.strip()):
+        raise AerialsegError(
+            "--token (or AERIALSEG_TOKEN): use letters, digits and ASCII punctuation, without"
+            " spaces around it: a client sends it in an HTTP header"
+        )
     loaded = load_for_serving(model_path(model), device, precision)
     limits = ServeLimits(
         max_upload_bytes=int(max_upload_mb * 2**20),

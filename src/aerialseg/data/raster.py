@@ -154,7 +154,12 @@ class RasterInput:
         """(bands, h, w) float32 values in 0..255 and an (h, w) bool valid mask; ``window``
         lies inside the raster."""
         if self.whole is None:
-            data, valid = _read_bands(self.dataset, self.bands, self.palette, window)
+            try:
+                data, valid = _read_bands(self.dataset, self.bands, self.palette, window)
+            except RasterioIOError as err:  # a block past the ones checked on opening
+                raise InputError(
+                    f"{self.path}: the file is truncated or damaged ({library_reason(err)})"
+                ) from None
         else:
             rows, cols = window.toslices()
             data, valid = self.whole[0][:, rows, cols], self.whole[1][rows, cols]
@@ -455,15 +460,47 @@ def open_dataset(path: str | Path, driver: str | None = None) -> DatasetReader:
     """``path`` opened for reading with ``driver``, or with one of READ_DRIVERS."""
     allowed = [driver] if driver else list(READ_DRIVERS)
     dataset = DatasetReader(_parse_path(os.fspath(path)), driver=allowed)
+    try:
+        _check_layout(dataset, path)
+    except InputError:
+        dataset.close()
+        raise
+    return dataset
+
+
+# No CRS places the Earth 1e10 of its units from its origin (metres span 4e7); PROJ's
+# inverse projections loop for ever on coordinates of 1e20 (a review: a 16 KB GeoTIFF in
+# EPSG:3857 froze the server, /healthz included, until killed).
+FARTHEST_COORDINATE = 1e10
+# A block (tile or strip) is decoded whole: one far larger than the image it holds is a
+# damaged or hostile file (a review: a 323-byte 64 x 64 TIFF whose tiles said 40000 x
+# 40000 made GDAL allocate 6 GB). Small images may have tiles larger than themselves.
+BLOCK_SLACK_PIXELS = 4096 * 4096
+
+
+def _check_layout(dataset: DatasetReader, path) -> None:
+    """Refuse what GDAL, PROJ or the area sums fail on far from here, from the header."""
     t = dataset.transform
     if not all(math.isfinite(v) for v in t[:6]) or t.determinant == 0:
-        dataset.close()  # GDAL, shapely and the area sums fail on it far from here
         raise InputError(
             f"{path}: its georeference is broken (pixels {t.a:g} x {t.e:g} CRS units, the"
             f" grid turned by {t.b:g}, {t.d:g}): set it right (gdal_edit.py -a_ullr) or"
             " remove it"
         )
-    return dataset
+    corners = [t @ (x, y) for x in (0, dataset.width) for y in (0, dataset.height)]
+    farthest = max(abs(v) for corner in corners for v in corner)
+    if dataset.crs is not None and farthest > FARTHEST_COORDINATE:
+        raise InputError(
+            f"{path}: its georeference puts it {farthest:.3g} CRS units from the CRS's origin,"
+            " where no CRS places the Earth: check the transform and the CRS"
+        )
+    room = max(4 * dataset.width * dataset.height, BLOCK_SLACK_PIXELS)
+    for rows, cols in set(dataset.block_shapes):
+        if rows * cols > room:
+            raise InputError(
+                f"{path}: its blocks (tiles or strips) are {cols} x {rows} px, far more than"
+                f" its {dataset.width} x {dataset.height} px: a damaged file"
+            )
 
 
 def opening(path: str | Path):

@@ -15,6 +15,7 @@ width, divided by the width), so pixel counts are weighted per row.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -178,7 +179,8 @@ class AreaMeasure:
         rows = np.arange(row_off, row_off + height + 1, dtype=np.float64)
         c, r = np.meshgrid(cols, rows)
         xs, ys = t.c + t.a * c.ravel() + t.b * r.ravel(), t.f + t.d * c.ravel() + t.e * r.ravel()
-        ex, ey = reproject_points(self.crs, self._equal_area, xs, ys)
+        with self._measuring():
+            ex, ey = reproject_points(self.crs, self._equal_area, xs, ys)
         edges = np.stack([ex, ey], axis=-1).reshape(len(rows), EDGE_POINTS, 2)
         rings = np.concatenate([edges[:-1], edges[1:, ::-1]], axis=1)
         return shapely.area(shapely.polygons(rings)) / self.width
@@ -192,6 +194,19 @@ class AreaMeasure:
         if self.crs is None or self._on_plane:
             return float(polygon.area) * self._unit_squared
         return float(shape(transform_geom(self.crs, self._equal_area, mapping(polygon))).area)
+
+    @contextmanager
+    def _measuring(self):
+        """Reprojecting onto the scene's equal-area projection, which holds all of the
+        Earth but the point opposite the scene's centre: a raster of the whole globe
+        reaches it (a review: a 500 from GDAL's 'Point outside of projection domain')."""
+        try:
+            yield
+        except CPLE_BaseError as err:
+            raise InputError(
+                f"{self.name}: its area cannot be measured on one equal-area projection"
+                f" ({library_reason(err)}): does it cover most of the globe? Cut it into parts"
+            ) from None
 
     def map_length(self, length: float) -> float:
         """``length`` in metres (pixels for a plain image) in the CRS's units, as at the

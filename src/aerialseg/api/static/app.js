@@ -170,6 +170,14 @@ async function segment(file) {
     setError("Bands: band numbers separated by commas or spaces, e.g. 4,3,2");
     return;
   }
+  // The server refuses a larger upload before reading it and closes the connection, which
+  // a browser reports as "could not reach the server" (a review): said here instead.
+  const limit = model.input.max_upload_bytes;
+  if (file.size > limit) {
+    const mib = (n) => (n / 2 ** 20).toLocaleString("en", { maximumFractionDigits: 2 });
+    setError(`${file.name} is ${mib(file.size)} MiB; this server takes uploads of up to ${mib(limit)} MiB`);
+    return;
+  }
   setStatus(`Uploading ${file.name}…`);
   let result;
   const request = upload(file);
