@@ -28,6 +28,9 @@ def test_impurity_is_the_entropy_of_the_shares_over_log_classes():
     assert impurity(np.array([0.25] * 4)) == pytest.approx(1)
     assert impurity(np.array([0.5, 0.5, 0, 0])) == pytest.approx(0.5)
     assert impurity(np.array([1.0])) == 0  # a table of one class
+    # shares of the scored classes only: parts of their own sum; none at all is pure
+    assert impurity(np.array([0.2, 0.2, 0.0])) == pytest.approx(math.log(2) / math.log(3))
+    assert impurity(np.array([0.0, 0.0])) == 0
 
 
 def test_rarity_runs_from_the_commonest_class_to_the_rarest_on_a_log_scale():
@@ -95,6 +98,14 @@ def test_overlapping_scenes_never_give_the_same_ground_twice():
     for b in shifted:
         b.score = 1.0 - b.index / 10
     assert [b.index for b in select(shifted, 3, [1000.0])] == [0, 2]
+    # scenes of other pixel sizes: a block on a coarse block's ground is taken, whichever
+    # comes first (their reaches differ)
+    for coarse_first in (True, False):
+        coarse = block([1.0], centre=(0, 0), index=0, scene=0, reach=64.0)
+        fine = block([1.0], centre=(40, 0), index=1, scene=1, reach=16.0)
+        coarse.score, fine.score = (0.9, 0.8) if coarse_first else (0.8, 0.9)
+        assert len(select([coarse, fine], 2, [1000.0, 1000.0])) == 1
+        assert len(select([coarse, fine], 2, [0.0, 0.0])) == 1
     # a review: without spacing (--min-distance 0) the copy's blocks came back too
     assert [(b.scene, b.index) for b in select(blocks, 6, [0.0, 0.0])] == [
         (0, 0),
@@ -166,6 +177,10 @@ def test_each_scene_is_spaced_by_its_own_distance():
         b.score = 1.0 - b.index / 10
     chosen = select(metres + degrees, 4, [15.0, 0.00015])
     assert sorted((b.scene, b.index) for b in chosen) == [(0, 0), (0, 2), (1, 0), (1, 2)]
+    # filling up past the spacing, blocks of degrees are apart by their own reach (0.00005),
+    # not by a unit's worth of degrees
+    chosen = select(degrees, 4, [0.0, 1.0])
+    assert sorted(b.index for b in chosen) == [0, 1, 2, 3]
 
 
 def test_classes_not_scored_make_no_block_mixed_or_rare():

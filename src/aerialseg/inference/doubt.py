@@ -128,10 +128,12 @@ class Block:
 
 
 def impurity(shares: np.ndarray) -> float:
-    """Entropy of class shares over log(classes): 0 for one class, 1 for all equal."""
+    """Entropy of class shares (taken as parts of their sum) over log(classes): 0 for one
+    class, or none, 1 for all equal."""
     p = shares[shares > 0]
-    if len(shares) < 2:
+    if len(shares) < 2 or len(p) == 0:
         return 0.0
+    p = p / p.sum()
     return float(-(p * np.log(p)).sum() / math.log(len(shares)))
 
 
@@ -161,8 +163,7 @@ def score_blocks(
     rarity = class_rarity(blocks, scored)
     draws = np.random.default_rng(seed).random(len(blocks))
     for block, draw in zip(blocks, draws, strict=True):
-        mix = block.shares if scored is None else block.shares[scored]
-        block.impurity = impurity(mix / mix.sum() if mix.sum() > 0 else mix)
+        block.impurity = impurity(block.shares if scored is None else block.shares[scored])
         block.rarity = float(block.shares @ rarity)
         if strategy == "random":
             block.score = float(draw)
