@@ -333,6 +333,11 @@ def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
     assert str(out) in files and all(Path(f).is_file() for f in files)
     assert f"open {shlex.quote(str(out))} and draw" in printed
     assert "\nnext:\n  aerialseg data split " in printed
+    # the next round asks as this one did
+    ranked = ["--strategy", "doubt", "--min-distance", "300m", "--bands", "1,2,3"]
+    assert main([*argv, *ranked]) == 0
+    again = shlex.split(capsys.readouterr().out.splitlines()[-1])
+    assert again[:2] == ["aerialseg", "suggest"] and again[-6:] == ranked
     # two scene arguments: train and split take one folder, file or glob
     copy = tmp_path / "copy.tif"
     copy.write_bytes(SAMPLE.read_bytes())

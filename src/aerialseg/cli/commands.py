@@ -226,7 +226,9 @@ def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[s
     train += [f"init_from={args.model}"] if args.model else []  # finetune's: the bundled
     again = ["aerialseg", "suggest", scenes, "--model", str(run / "model.pt"), *read]
     again += ["--labelled-area", area, "--out", str(_next_round(out)), "--count", str(args.count)]
-    again += ["--block-size", str(args.block_size), *_flags(args, ("prelabel", "bands"))]
+    again += ["--block-size", str(args.block_size)]
+    again += ["--strategy", args.strategy] if args.strategy != "mixed" else []
+    again += _flags(args, ("min_distance", "prelabel", "bands"))
     return [
         f"{how}:",
         "next:",
