@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import warnings
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.raster import InputError, RasterInput, display_rgb
+from aerialseg.data.raster import RasterInput, display_rgb
 from aerialseg.files import OutputSet, temp_path
 from aerialseg.inference.areas import AreaMeasure, AreaTotals
 from aerialseg.inference.predict import CONFIDENCE_NODATA, NODATA, ChunkResult
@@ -120,17 +119,10 @@ class RasterOutputs:
         self.valid_pixels = 0
         src = raster.dataset
         self.measure = AreaMeasure.of(src, str(raster.path))
-        # JSON has no infinity (Python writes one that strict parsers refuse): a scene
-        # whose area overflows (pixels of 1e200 m in its own georeference) is refused
-        # before it is predicted, not measured as infinite.
-        scene_area = self.measure.pixel_area() * src.width * src.height
-        if not math.isfinite(scene_area):
-            t = src.transform
-            raise InputError(
-                f"{raster.path}: pixels of {abs(t.a):g} x {abs(t.e):g} CRS units make the"
-                f" scene's area {scene_area:g} {self.measure.unit}, past what can be measured:"
-                " check its georeference"
-            )
+        # measured once before a pixel is predicted: a georeference off the Earth, or one
+        # no equal-area projection holds, is refused here (an area that overflows cannot
+        # be: open_dataset refuses coordinates past FARTHEST_COORDINATE)
+        self.measure.pixel_area()
         self.area_totals = AreaTotals(classes.num_classes)  # a pixel's area varies by row
         suffix = ".tif" if fmt == "tif" else ".png"
         self.finals: dict[str, Path] = {"classes": stem.with_name(stem.name + "_classes" + suffix)}
