@@ -155,8 +155,8 @@ def block_split(
     # count for their area (an image of 1126 px in 512 px blocks has 9 blocks, 5 of them
     # slivers that would otherwise weigh as much as a whole block). Test, then validation,
     # takes blocks in the seeded order until it holds its share, so each gets one at least.
-    total = sum(area(cell) for cell in ordered)
-    split_of = {cell[:3]: (kept or {})[cell[:3]] for cell in ordered if cell[:3] in (kept or {})}
+    total, kept = sum(area(cell) for cell in ordered), kept or {}
+    split_of = {cell[:3]: kept[cell[:3]] for cell in ordered if cell[:3] in kept}
     queue = iter([cell for cell in ordered if cell[:3] not in split_of])
     for name, share in (("test", test), ("val", val)):
         held = sum(area(cell) for cell in ordered if split_of.get(cell[:3]) == name)
