@@ -516,3 +516,43 @@ def test_init_from_that_cannot_start_the_run_is_one_line_before_data_is_read(tmp
     (tmp_path / "there.pt").write_bytes(b"weights")
     with pytest.raises(ConfigError, match="init_from: .*there.pt: not an aerialseg model"):
         run.check_settings_here(_config(f"init_from={tmp_path / 'there.pt'}"), DUBAI_CLASSES, 0)
+
+
+def test_a_run_its_limits_ended_is_refused_by_each_limit(tmp_path):
+    """What a checkpoint says of its run, read as Lightning 2 writes it: its steps, its
+    epochs done, and early stopping's validations without gain; a checkpoint that lacks
+    them (hand-made, or of another Lightning) is a run that has not started."""
+
+    def checkpoint(steps=None, epochs=None, waited=None) -> dict:
+        saved: dict = {}
+        if steps is not None:
+            saved["global_step"] = steps
+        if epochs is not None:
+            progress = {"current": {"processed": epochs}}
+            saved["loops"] = {"fit_loop": {"epoch_progress": progress}}
+        if waited is not None:
+            saved["callbacks"] = {"EarlyStopping{'monitor': 'val_miou'}": {"wait_count": waited}}
+        return saved
+
+    def refusal(saved: dict, *settings: str) -> str | None:
+        try:
+            run.check_not_finished(saved, _config(*settings), tmp_path)
+        except ConfigError as err:
+            return str(err).split(": it reached ")[1]
+        return None
+
+    assert refusal(checkpoint(steps=4), "max_steps=4") == (
+        "max_steps=4 (4 steps); to train on, raise it, e.g. --resume max_steps=8"
+    )
+    assert refusal(checkpoint(steps=3), "max_steps=4") is None
+    assert refusal(checkpoint(epochs=2), "max_epochs=2", "max_steps=-1") == (
+        "max_epochs=2 (2 epochs); to train on, raise it, e.g. --resume max_epochs=4"
+    )
+    assert refusal(checkpoint(epochs=1), "max_epochs=2", "max_steps=-1") is None
+    assert refusal(checkpoint(waited=3), "early_stop_patience=3") == (
+        "early_stop_patience=3 (3 validation(s) without gain); to train on, raise it, e.g."
+        " --resume early_stop_patience=6"
+    )
+    assert refusal(checkpoint(waited=2), "early_stop_patience=3") is None
+    for empty in ({}, {"loops": {}}, {"loops": {"fit_loop": {}}}):
+        assert refusal(empty, "max_steps=1", "max_epochs=1", "early_stop_patience=1") is None
