@@ -643,40 +643,40 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "TorchCheckpointIO takes",
         ),
         (
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
-            "torch.load(path, map_location=None, weights_only=True, mmap=True)",
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+            "return torch.load(path, map_location=None, weights_only=True, mmap=True)",
             "no map_location: differs only for a checkpoint of CUDA tensors on a machine without"
             " CUDA; the test machines have no GPU to write one",
         ),
         (
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
-            "torch.load(path, weights_only=True, mmap=True)",
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+            "return torch.load(path, weights_only=True, mmap=True)",
             "no map_location: differs only for a checkpoint of CUDA tensors on a machine without"
             " CUDA; the test machines have no GPU to write one",
         ),
         (
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
-            'torch.load(path, map_location="cpu", weights_only=None, mmap=True)',
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+            'return torch.load(path, map_location="cpu", weights_only=None, mmap=True)',
             "weights_only None or left out: torch 2.6 and later default to True",
         ),
         (
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
-            'torch.load(path, map_location="cpu", mmap=True)',
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+            'return torch.load(path, map_location="cpu", mmap=True)',
             "weights_only None or left out: torch 2.6 and later default to True",
         ),
         (
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=None)',
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=None)',
             "mmap off: the file is read into memory rather than mapped, the same load",
         ),
         (
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
-            'torch.load(path, map_location="cpu", weights_only=True, )',
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+            'return torch.load(path, map_location="cpu", weights_only=True, )',
             "mmap off: the file is read into memory rather than mapped, the same load",
         ),
         (
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
-            'torch.load(path, map_location="cpu", weights_only=True, mmap=False)',
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+            'return torch.load(path, map_location="cpu", weights_only=True, mmap=False)',
             "mmap off: the file is read into memory rather than mapped, the same load",
         ),
         (
