@@ -423,18 +423,22 @@ def test_a_georeference_far_off_the_earth_is_refused_before_proj_sees_it(tmp_pat
     open_input(write_geotiff(tmp_path / "near.tif", rgb_scene(16, 16), transform=near)).close()
 
 
+def tiled_tiff(path, side: int, tile: int):
+    """A square RGB TIFF of ``side`` px in deflated tiles of ``tile`` px."""
+    profile = {"driver": "GTiff", "count": 3, "dtype": "uint8", "compress": "deflate"}
+    profile |= {"tiled": True, "blockxsize": tile, "blockysize": tile}
+    with rasterio.open(path, "w", width=side, height=side, **profile) as dst:
+        dst.write(rgb_scene(side, side))
+    return path
+
+
 def test_blocks_far_larger_than_their_image_are_refused_before_a_read(tmp_path):
     """A review: a 323-byte 64 x 64 TIFF whose tiles said 40000 x 40000 px made GDAL
     allocate a tile of 4.8 GB (RSS 0.8 -> 6.9 GB) before any limit could say no. A small
     image's ordinary tile, larger than the image, still opens."""
     from tests.helpers.hostile import tiff_tag_patched
 
-    small = tmp_path / "small.tif"
-    with rasterio.open(
-        small, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
-        tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-    ) as dst:  # fmt: skip
-        dst.write(rgb_scene(64, 64))
+    small = tiled_tiff(tmp_path / "small.tif", side=64, tile=256)
     open_input(small).close()  # a 256 px tile over 64 px: GDAL's own default
     for tag in (322, 323):  # TileWidth, TileLength
         tiff_tag_patched(small, tag, 40_000)
@@ -451,13 +455,7 @@ def test_a_damaged_tile_past_those_checked_on_opening_is_one_line(tmp_path):
     and last-block probes, then failed mid-prediction: the server answered 500."""
     from tests.helpers.hostile import tile_damaged
 
-    path = tmp_path / "big.tif"
-    with rasterio.open(
-        path, "w", driver="GTiff", width=512, height=512, count=3, dtype="uint8",
-        tiled=True, blockxsize=128, blockysize=128, compress="deflate",
-    ) as dst:  # fmt: skip
-        dst.write(rgb_scene(512, 512))
-    tile_damaged(path, 2, 1)
+    path = tile_damaged(tiled_tiff(tmp_path / "big.tif", side=512, tile=128), 2, 1)
     raster = open_input(path, whole_read_pixels=0)  # read by windows, as a large one is
     try:
         raster.read(Window(0, 0, 128, 128))  # a good tile
