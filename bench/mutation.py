@@ -687,6 +687,11 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "next() without a default: the trainer always has an EarlyStopping callback",
         ),
         (
+            "if cfg.max_steps > 0 and steps >= cfg.max_steps:",
+            "if cfg.max_steps >= 0 and steps >= cfg.max_steps:",
+            "max_steps >= 0 for > 0: max_steps is -1 or positive (the config refuses 0)",
+        ),
+        (
             "if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:",
             "if trainer.max_steps >= 0 and trainer.global_step >= trainer.max_steps:",
             "max_steps >= 0 for > 0: max_steps is -1 or positive (the config refuses 0)",

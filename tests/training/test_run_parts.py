@@ -545,6 +545,12 @@ def test_a_run_its_limits_ended_is_refused_by_each_limit(tmp_path):
         "max_steps=4 (4 steps); to train on, raise it, e.g. --resume max_steps=8"
     )
     assert refusal(checkpoint(steps=3), "max_steps=4") is None
+    assert refusal(checkpoint(steps=1, epochs=1), "max_steps=1", "max_epochs=1").startswith(
+        "max_steps=1 (1 steps)"
+    )
+    assert refusal(checkpoint(epochs=1), "max_epochs=1", "max_steps=-1").startswith(
+        "max_epochs=1 (1 epochs)"
+    )
     assert refusal(checkpoint(epochs=2), "max_epochs=2", "max_steps=-1") == (
         "max_epochs=2 (2 epochs); to train on, raise it, e.g. --resume max_epochs=4"
     )

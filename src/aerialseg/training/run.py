@@ -382,7 +382,7 @@ def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> Non
     if cfg.max_steps > 0 and steps >= cfg.max_steps:
         reached = f"max_steps={cfg.max_steps} ({steps} steps)"
         more = f"max_steps={steps + cfg.max_steps}"
-    elif cfg.max_epochs > 0 and epochs >= cfg.max_epochs:
+    elif epochs >= cfg.max_epochs:  # at least 1: the config refuses others
         reached = f"max_epochs={cfg.max_epochs} ({epochs} epochs)"
         more = f"max_epochs={epochs + cfg.max_epochs}"
     elif waited >= cfg.early_stop_patience:  # it would stop at its next validation
