@@ -1303,8 +1303,9 @@ def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):
         f" val {val:g} of the pixels, seed {seed} (aerialseg data split)"
     )
     grids = catalog.georeferences()
+    split = blocks_split(blocks, rule, {sid: transform for sid, (_, transform) in grids.items()})
     if not grids:
-        return blocks_split(blocks, rule), None
+        return split, None
     gpkg = out.with_suffix(".gpkg")
     atomic_write(gpkg, lambda tmp: write_blocks(tmp, blocks, grids))
-    return blocks_split(blocks, rule), gpkg
+    return split, gpkg

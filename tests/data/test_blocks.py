@@ -12,6 +12,7 @@ from aerialseg.data.blocks import (
     block_split,
     kept_blocks,
     map_size,
+    on_grids,
     write_blocks,
 )
 from aerialseg.errors import DatasetError
@@ -342,3 +343,78 @@ def test_a_kept_split_of_another_block_size_is_refused():
     assert str(err.value).endswith("spans blocks of 50: give the --block-size it was split with")
     other = SceneGrid("other.tif", 400, 400, 1.0)  # a scene this round has not: left out
     assert kept_blocks(earlier, [other], "100") == {}
+
+
+HALF_METRE = Affine(0.5, 0, 300_000, 0, -0.5, 2_780_000)
+METRE = Affine(1.0, 0, 300_000, 0, -1.0, 2_780_000)
+
+
+def _split_on(transform, parts: dict):
+    from aerialseg.data.splits import blocks_split
+
+    return blocks_split(
+        {name: parts.get(name, []) for name in ("train", "val", "test")},
+        "r",
+        {"s.tif": transform},
+    )
+
+
+def test_blocks_cut_on_native_pixels_are_read_on_coarser_ones_on_the_same_ground():
+    """A block split made at 0.5 m and a run at pixel_size=1.0: the run was refused ("the
+    split was made for another image or pixel size"). Each block keeps the 1 m pixels
+    wholly on its ground, so the buffer between blocks stays at least as wide."""
+    split = _split_on(
+        HALF_METRE,
+        {
+            "train": [("s.tif", Window(0, 0, 16, 16))],
+            "test": [("s.tif", Window(19, 0, 13, 16)), ("s.tif", Window(0, 19, 45, 13))],
+        },
+    )
+    moved = on_grids(split, {"s.tif": (METRE, 22, 16)})
+    assert moved.blocks == {
+        "train": (("s.tif", Window(0, 0, 8, 8)),),
+        "val": (),
+        "test": (("s.tif", Window(10, 0, 6, 8)), ("s.tif", Window(0, 10, 22, 6))),  # clipped
+    }
+    assert moved.grids == {"s.tif": tuple(METRE)[:6]}  # what the run's split.json records
+    assert on_grids(moved, {"s.tif": (METRE, 22, 16)}) == moved  # on its grid: unchanged
+    # back on a finer grid offset by a quarter pixel: only whole pixels of the block
+    finer = Affine(0.5, 0, 300_000.125, 0, -0.5, 2_780_000)
+    again = on_grids(moved, {"s.tif": (finer, 100, 100)})
+    assert again.blocks["train"] == (("s.tif", Window(0, 0, 15, 16)),)
+
+
+def test_a_split_without_grids_or_on_the_same_grid_is_left_alone():
+    from aerialseg.data.splits import blocks_split
+
+    parts = {"train": [("s.tif", Window(0, 0, 16, 16))], "val": [], "test": []}
+    old = blocks_split(parts, "r")  # a split file of an earlier release
+    assert on_grids(old, {"s.tif": (METRE, 8, 8)}) is old
+    same = _split_on(HALF_METRE, parts)
+    nudged = Affine(0.5, 0, 300_000 + 1e-9, 0, -0.5, 2_780_000)
+    assert on_grids(same, {"s.tif": (nudged, 16, 16)}).blocks == same.blocks
+    other = _split_on(HALF_METRE, parts)  # a scene the run does not read stays as it was
+    assert on_grids(other, {}).blocks == other.blocks
+
+
+def test_a_block_without_a_whole_pixel_is_dropped_and_a_split_left_empty_refused():
+    split = _split_on(
+        HALF_METRE,
+        {
+            "train": [("s.tif", Window(0, 0, 16, 16)), ("s.tif", Window(17, 0, 2, 16))],
+            "val": [("s.tif", Window(21, 0, 3, 3))],
+        },
+    )
+    with pytest.raises(DatasetError, match="^the split's val blocks hold no whole pixel"):
+        on_grids(split, {"s.tif": (Affine(2.0, 0, 300_000, 0, -2.0, 2_780_000), 8, 8)})
+    moved = on_grids(split, {"s.tif": (METRE, 16, 16)})
+    assert moved.blocks["train"] == (("s.tif", Window(0, 0, 8, 8)),)  # 8.5..9.5: no pixel
+    assert moved.blocks["val"] == (("s.tif", Window(11, 0, 1, 1)),)
+
+
+def test_a_rotated_grid_read_on_another_is_refused_in_one_line():
+    split = _split_on(ROTATED, {"train": [("s.tif", Window(0, 0, 16, 16))]})
+    with pytest.raises(DatasetError) as err:
+        on_grids(split, {"s.tif": (METRE, 40, 40)})
+    assert str(err.value).startswith("s.tif: the block split was cut on the image's own grid,")
+    assert on_grids(split, {"s.tif": (ROTATED, 40, 40)}).blocks == split.blocks

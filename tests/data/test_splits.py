@@ -423,6 +423,50 @@ def test_a_block_split_file_round_trips_and_names_its_images(tmp_path):
         file_split(pairs, path)
 
 
+@pytest.mark.parametrize(
+    "grids",
+    [
+        "a.tif",  # not a mapping
+        {"a.tif": [0.5, 0, 1, 0, -0.5]},  # five numbers
+        {"a.tif": [0.5, 0, 1, 0, -0.5, "2"]},
+        {"a.tif": [0.5, 0, 1, 0, True, 2]},
+        {"a.tif": [0.5, 0, 1e999, 0, -0.5, 2]},  # inf
+        {"a.tif": [0.5, 1, 1, 0.25, 0.5, 2]},  # a pixel of no area
+    ],
+)
+def test_a_block_split_keeps_the_grid_of_its_windows_and_a_bad_one_is_refused(tmp_path, grids):
+    """A block split records each image's grid, so a run at another pixel size reads the
+    same ground (blocks.on_grids); a grid that is not a transform is one line."""
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from aerialseg.data.splits import blocks_split
+
+    pairs = [Pair("a.tif", "a.gpkg"), Pair("b.tif", "b.gpkg")]
+    blocks = {
+        "train": [("a.tif", Window(0, 0, 64, 64))],
+        "val": [("b.tif", Window(0, 0, 64, 64))],
+        "test": [],
+    }
+    split = blocks_split(blocks, "blocks of 64", {"a.tif": Affine(0.5, 0, 1, 0, -0.5, 2)})
+    path = tmp_path / "blocks.json"
+    split.save(path)
+    saved = json.loads(path.read_text())
+    assert saved["grids"] == {"a.tif": [0.5, 0, 1, 0, -0.5, 2]}
+    assert file_split(pairs, path) == split
+    saved["grids"]["z.tif"] = [1, 0, 0, 0, -1, 0]  # an image the dataset lacks: not read
+    path.write_text(json.dumps(saved))
+    assert file_split(pairs, path).grids == {"a.tif": (0.5, 0, 1, 0, -0.5, 2)}
+    saved["grids"] = grids
+    path.write_text(json.dumps(saved))
+    with pytest.raises(DatasetError) as err:
+        file_split(pairs, path)
+    assert str(err.value) == (
+        f"split file {path}: 'grids' must map image ids to the six numbers of a pixel grid's"
+        " transform (a, b, c, d, e, f), as 'aerialseg data split' writes them"
+    )
+
+
 def test_random_split_deals_groups_in_the_order_of_their_hash_seed_0_by_default(tmp_path):
     pairs = [
         Pair(f"{g}/images/{k}.jpg", f"{g}/masks/{k}.png") for g in ("A", "B", "C") for k in range(3)

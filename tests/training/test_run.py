@@ -749,6 +749,35 @@ def test_a_run_at_one_pixel_size_predicts_at_it(tmp_path, capsys):
     assert native["labelled_pixels"] > 3.5 * report["labelled_pixels"]  # 4x the pixels
 
 
+def test_a_block_split_at_native_pixels_trains_and_scores_at_another_pixel_size(tmp_path):
+    """A block split cut on 0.5 m pixels named windows a run at pixel_size=1.0 refused ("the
+    split was made for another image or pixel size"): data split has no pixel size. The
+    run reads each block's ground on its 1 m grid, and its split.json records that grid."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=3)  # 72 x 80 px of 0.5 m
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split = tmp_path / "split.json"
+    cut = ["--block-size", "12m", "--buffer", "2", "--val", "0.2", "--test", "0.2"]
+    assert main(["data", "split", str(root), "--out", str(split), *cut]) == 0
+    native = json.loads(split.read_text())
+    run, data = tmp_path / "run", ["--data", str(root), "--split", str(split)]
+    argv = ["train", *data, "--classes", str(table), "--out", str(run), *FAST, "max_steps=1"]
+    assert main([*argv, "bands=[3,2,1]", "pixel_size=1.0"]) == 0
+    ran = json.loads((run / "split.json").read_text())
+    assert {tuple(t) for t in ran["grids"].values()} == {(1.0, 0, 300_000, 0, -1.0, 2_800_000)}
+    for name in ("train", "val", "test"):  # each 24 px block of 0.5 m is 12 px of 1 m or less
+        assert len(ran["blocks"][name]) == len(native["blocks"][name])
+        for was, now in zip(native["blocks"][name], ran["blocks"][name], strict=True):
+            c, r, w, h = was["window"]
+            assert now["window"][:2] == [-(-c // 2), -(-r // 2)]  # the first whole 1 m pixel
+            assert 0 < now["window"][2] <= w / 2 and 0 < now["window"][3] <= h / 2
+    argv = ["evaluate", str(run / "model.pt"), "--data", str(root), "--split-file", str(split)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    report = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    tested = sum(b["window"][2] * b["window"][3] for b in ran["blocks"]["test"])
+    assert report["pixel_size"] == 1.0 and 0 < report["labelled_pixels"] <= tested
+
+
 def test_a_damaged_last_checkpoint_says_what_to_do(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run)]

@@ -25,7 +25,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.windows import Window
 
-from aerialseg.data.splits import check_shares
+from aerialseg.data.splits import Split, blocks_split, check_shares
 from aerialseg.errors import DatasetError
 
 ORDER = {"train": 0, "val": 1, "test": 2}
@@ -257,3 +257,60 @@ def kept_blocks(
                 )
             found[(sid, row, col)] = name
     return found
+
+
+def on_grids(split: Split, grids: dict[str, tuple[Affine, int, int]]) -> Split:
+    """``split`` with its blocks on the grids its images are read on now (``grids``: image
+    id -> transform, width and height, at the run's ``pixel_size``), where the split file
+    records the grid it was cut on and that differs. Each block keeps the pixels of the new
+    grid that lie wholly on its ground, so blocks stay apart and their buffers keep at
+    least their width on the ground. A grid is the same where its transform is within a
+    millionth of a pixel of the recorded one."""
+    if split.blocks is None or not split.grids:
+        return split
+    moved: dict[str, list[tuple[str, Window]]] = {}
+    for name, parts in split.blocks.items():
+        moved[name] = []
+        for image, window in parts:
+            if image not in split.grids or image not in grids:
+                moved[name].append((image, window))
+                continue
+            was = Affine(*split.grids[image])
+            now, width, height = grids[image]
+            part = _on_grid(image, window, was, now, width, height)
+            if part is not None:
+                moved[name].append((image, part))
+        if parts and not moved[name]:
+            raise DatasetError(
+                f"the split's {name} blocks hold no whole pixel at this pixel size: make"
+                " larger blocks (data split --block-size) or read finer pixels"
+            )
+    transforms = {image: tuple(grids[image][0])[:6] for image in split.grids if image in grids}
+    return blocks_split(moved, split.rule, transforms)
+
+
+def _on_grid(
+    image: str, window: Window, was: Affine, now: Affine, width: int, height: int
+) -> Window | None:
+    """``window`` of the grid ``was`` as the pixels of grid ``now`` (``width`` x ``height``)
+    wholly inside it; None where it holds none."""
+    if was.almost_equals(now, precision=1e-6 * math.hypot(now.a, now.d)):
+        return window
+    if was.b or was.d or now.b or now.d:
+        raise DatasetError(
+            f"{image}: the block split was cut on the image's own grid, which is rotated, and"
+            " this run reads it on another (pixel_size=); train and score it at its own pixel"
+            " size, or warp the image north-up (gdalwarp) and split that"
+        )
+    # the block's corners on the new grid, as fractional pixels
+    (c0, r0), (c1, r1) = (
+        ~now @ (was @ (window.col_off, window.row_off)),
+        ~now @ (was @ (window.col_off + window.width, window.row_off + window.height)),
+    )
+    left, right = sorted((c0, c1))
+    top, bottom = sorted((r0, r1))
+    left, top = max(0, math.ceil(left - 1e-6)), max(0, math.ceil(top - 1e-6))
+    right, bottom = min(width, math.floor(right + 1e-6)), min(height, math.floor(bottom + 1e-6))
+    if right <= left or bottom <= top:
+        return None
+    return Window(left, top, right - left, bottom - top)

@@ -34,14 +34,14 @@ from rasterio.transform import array_bounds
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import Polygon, box
 
-from aerialseg.data.blocks import SceneGrid
+from aerialseg.data.blocks import SceneGrid, on_grids
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.labels import Grid, RasterLabels
 from aerialseg.data.polygons import PolygonLabels, ScenePolygons, footprint, read_polygons
 from aerialseg.data.raster import input_name, is_url
 from aerialseg.data.scenes import RasterScene, Reading, Scene, _group
 from aerialseg.data.source import DatasetSource
-from aerialseg.data.splits import Split
+from aerialseg.data.splits import Split, make_split
 from aerialseg.errors import DatasetError
 
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
@@ -85,6 +85,17 @@ class Catalog:
     def grids(self) -> list[SceneGrid]:
         """Each scene's id, size and pixel width, from headers, for a block split."""
         return [entry.scene_grid() for entry in self.entries]
+
+    def split(self, split_file: str | Path | None, for_training: bool = True) -> Split:
+        """The split of ``split_file`` (None: the protocol's rule) over these scenes, with
+        a block split's blocks on the grids the scenes are read on (``on_grids``)."""
+        split = make_split(self.entries, split_file, for_training)
+        grids = {
+            sid: (scene.transform, scene.width, scene.height)
+            for sid, scene in self.scenes.items()
+            if sid in (split.grids or ())
+        }
+        return on_grids(split, grids)
 
     def georeferences(self) -> dict:
         """Scene id -> (CRS, transform) of the georeferenced scenes."""
@@ -197,7 +208,7 @@ def expand_scenes(images: str | list[str]) -> list[str]:
         else:
             found.append(item)
     if not found:
-        raise DatasetError(f"{images}: no image rasters found (GeoTIFF, COG, VRT)")
+        raise DatasetError(f"{images}: no image rasters found (GeoTIFF, COG)")
     return sorted(dict.fromkeys(found))
 
 

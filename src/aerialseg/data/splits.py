@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ class Split:
     rule: str
     # a block split: split name -> (image id, window) of each part of a scene it may use
     blocks: dict[str, tuple[tuple[str, Window], ...]] | None = None
+    # a block split: image id -> the transform (a, b, c, d, e, f) of the pixel grid its
+    # windows count in, for georeferenced images (blocks.on_grids reads them on another)
+    grids: dict[str, tuple[float, ...]] | None = None
 
     def ids(self, name: str) -> tuple[str, ...]:
         if name not in SPLIT_NAMES:
@@ -85,6 +89,8 @@ class Split:
                 name: [{"image": i, "window": _window_list(w)} for i, w in parts]
                 for name, parts in self.blocks.items()
             }
+        if self.grids:
+            data["grids"] = {image: list(t) for image, t in self.grids.items()}
         return data
 
     def save(self, path: Path) -> None:
@@ -180,11 +186,15 @@ def _window_list(window: Window) -> list[int]:
     return [int(window.col_off), int(window.row_off), int(window.width), int(window.height)]
 
 
-def blocks_split(blocks: dict[str, list[tuple[str, Window]]], rule: str) -> Split:
-    """A Split of block parts: each split's ids are the images it has parts of."""
+def blocks_split(
+    blocks: dict[str, list[tuple[str, Window]]], rule: str, grids: dict | None = None
+) -> Split:
+    """A Split of block parts: each split's ids are the images it has parts of;
+    ``grids``: image id -> the transform its windows count in."""
     ids = {name: tuple(dict.fromkeys(i for i, _ in parts)) for name, parts in blocks.items()}
     frozen = {name: tuple(parts) for name, parts in blocks.items()}
-    return Split(ids["train"], ids["val"], ids["test"], rule, frozen)
+    kept = {i: tuple(float(v) for v in t)[:6] for i, t in (grids or {}).items()}
+    return Split(ids["train"], ids["val"], ids["test"], rule, frozen, kept or None)
 
 
 def _block(entry: dict) -> tuple[str, Window]:
@@ -234,7 +244,24 @@ def _read_blocks(data: dict, known: set[str], path: Path, for_training: bool = T
         )
     if for_training and (not blocks["train"] or not blocks["val"]):
         raise DatasetError(f"split file {path} leaves no training or no validation blocks")
-    return blocks_split(blocks, str(data.get("rule", f"blocks from {path.name}")))
+    grids = data.get("grids", {})  # absent from the split files of earlier releases
+    if not isinstance(grids, dict) or not all(map(_is_transform, grids.values())):
+        raise DatasetError(
+            f"split file {path}: 'grids' must map image ids to the six numbers of a pixel"
+            " grid's transform (a, b, c, d, e, f), as 'aerialseg data split' writes them"
+        )
+    rule = str(data.get("rule", f"blocks from {path.name}"))
+    return blocks_split(blocks, rule, {i: t for i, t in grids.items() if i in known})
+
+
+def _is_transform(value: object) -> bool:
+    """Six finite numbers whose pixel (a, b, d, e) spans an area: a grid's transform."""
+    if not (isinstance(value, list) and len(value) == 6):
+        return False
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return False
+    a, b, _, d, e, _ = value
+    return all(map(math.isfinite, value)) and a * e - b * d != 0
 
 
 def _overlap(blocks: dict[str, list[tuple[str, Window]]]) -> tuple[str, str, str] | None:

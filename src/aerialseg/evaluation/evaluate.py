@@ -17,7 +17,7 @@ from aerialseg.data.classes import IGNORE_INDEX, ClassTable
 from aerialseg.data.crops import WholeImageDataset
 from aerialseg.data.raster import display_rgb
 from aerialseg.data.scenes import LabelledImage, Reading
-from aerialseg.data.splits import Split, make_split
+from aerialseg.data.splits import Split
 from aerialseg.errors import AerialsegError, ClassTableError, DatasetError
 from aerialseg.evaluation.calibration import ConfidenceTally
 from aerialseg.evaluation.metrics import headline_keys, metrics_from_confusion
@@ -107,7 +107,7 @@ def select_split(catalog: Catalog, split_name: str, split_file: str | None) -> t
             raise DatasetError("--split all scores every image of the dataset; drop --split-file")
         every = tuple(catalog.scenes)
         return Split((), (), every, "all: every image of the dataset"), "test"
-    split = make_split(catalog.entries, split_file, for_training=False)
+    split = catalog.split(split_file, for_training=False)
     if not split.parts(split_name):
         raise DatasetError(
             f"no {split_name} images in this dataset by the split ({split.rule}); name them in"

@@ -44,7 +44,6 @@ from tqdm import tqdm
 
 from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError, ModelFileError, library_reason
 from aerialseg.evaluation.calibration import TemperatureSample, fit_on_images
 from aerialseg.evaluation.metrics import metric_label
@@ -535,7 +534,7 @@ def train(
     check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     catalog = open_catalog(data, classes, labels, cfg.pixel_size)
-    split = make_split(catalog.entries, run_dir / "split.json" if resume else split_file)
+    split = catalog.split(run_dir / "split.json" if resume else split_file)
     pseudo = pseudo_labelled(cfg, classes)  # unlabelled=: self-training
     datamodule = SegmentationDataModule(catalog, split, cfg, extra_transform, pseudo)
     if _rank_zero() and not sys.stderr.isatty():
