@@ -420,7 +420,9 @@ def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
         before, after = (_network_value(config, name, cfg.model) for config in (saved, cfg))
         if before != after:
             changed.append(f"{name} {before} -> {after}")
-    if saved.in_channels != cfg.in_channels:
+    # the first convolution learned on these bands in this order (a review: [3,2,1] ->
+    # [1,2,3] resumed, training on swapped inputs); None reads bands 1-3
+    if (saved.bands or [1, 2, 3]) != (cfg.bands or [1, 2, 3]):
         changed.append(f"bands {saved.bands} -> {cfg.bands}")
     if changed:
         raise ConfigError(
