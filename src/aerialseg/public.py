@@ -730,8 +730,8 @@ def train(
         classes: class table (a JSON/YAML file): each class's name and mask colour or mask
             value; default: the Dubai set's six classes. In Python: also a ``ClassTable``.
         labels: class polygons (GeoPackage, Shapefile, GeoJSON or FlatGeobuf) over image
-            rasters: ``data`` then names those (a GeoTIFF, COG or VRT, a folder of them, a
-            glob, or a URL GDAL reads).
+            rasters: ``data`` then names those (a GeoTIFF or COG, a folder of them, a glob,
+            or a URL GDAL reads).
         label_field: the polygons' attribute giving each one's class, matched to the class
             table by class name or mask_value.
         label_crs: the polygons' CRS, e.g. EPSG:32640, for a file that lacks it (a GeoJSON

@@ -1,5 +1,6 @@
 """The catalog: every input form opens into scenes, read the same whatever the memory."""
 
+import json
 import shutil
 
 import numpy as np
@@ -11,7 +12,7 @@ from rasterio.windows import Window
 from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import DUBAI_CLASSES, ClassTable, encode_mask
 from aerialseg.data.crops import RandomCropDataset
-from aerialseg.data.raster import open_input
+from aerialseg.data.raster import InputError, open_input
 from aerialseg.data.scenes import TRAINING_FLAGS, LabelledImage, RasterScene, Reading
 from aerialseg.errors import DatasetError
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff, write_geotiff_dataset
@@ -564,3 +565,28 @@ def test_polygons_in_degrees_land_where_their_edges_run_and_a_world_area_is_cut(
         south = (np.array(lats) < 25).reshape(64, 64)  # the pixel centres inside the box
         assert 0.4 < south.mean() < 0.6
         assert (ids == np.where(south, table.id_of("Building"), table.id_of("Land"))).all()
+
+
+def test_a_vrt_mosaic_is_refused_with_how_to_make_it_a_scene(tmp_path, capsys):
+    """The docs listed VRT mosaics as scenes; the one raster opener refuses them (a VRT can
+    name any file), in words that said only "damaged or not an image"."""
+    from aerialseg.cli import main
+    from tests.helpers.hostile import vrt_of
+
+    scenes, labels, table = _polygon_scenes(tmp_path, count=1)
+    (scenes / "mosaic.vrt").write_text(vrt_of(scenes / "s0.tif", bands=1, side=60))
+    table_file = tmp_path / "classes.json"
+    table_file.write_text(json.dumps(table.to_dict()))
+    argv = ["data", "inspect", str(scenes), "--labels", str(labels), "--label-field", "class"]
+    assert main([*argv, "--classes", str(table_file)]) == 2
+    assert (
+        "mosaic.vrt: cannot read the file (not recognized as being in a supported file format);"
+        " it is damaged, or not a GeoTIFF, PNG or JPEG (convert a VRT or another format with"
+        " gdal_translate -of COG): replace it or remove it from the dataset"
+    ) in capsys.readouterr().out
+    with pytest.raises(InputError) as err:
+        open_input(scenes / "mosaic.vrt")
+    assert str(err.value).endswith(
+        "mosaic.vrt: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF; convert another"
+        " raster format, a VRT too, with gdal_translate -of COG)"
+    )

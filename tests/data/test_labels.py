@@ -296,7 +296,8 @@ def test_errors_name_the_mask_and_say_what_to_do(tmp_path):
         _mask(root)
     assert str(err.value).startswith(
         "masks/scene_0.tif: cannot read the file (not recognized as being in a supported file"
-        " format); it is damaged or not an image: replace it or remove it from the dataset"
+        " format); it is damaged, or not a GeoTIFF, PNG or JPEG (convert a VRT or another format"
+        " with gdal_translate -of COG): replace it or remove it from the dataset"
     )
     write_geotiff(mask, np.ones((1, 36, 40), np.uint8), crs=None)
     with pytest.raises(GridMismatchError) as err:

@@ -595,9 +595,10 @@ def test_damaged_files_are_named_in_whole_sentences(tmp_path):
     with pytest.raises(DatasetError) as err:
         _read(tmp_path)
     assert str(err.value).startswith("masks/a.png: cannot read the file (")
-    assert "); it is damaged or not an image: replace it or remove it from the dataset" in str(
-        err.value
-    )
+    assert (
+        "); it is damaged, or not a GeoTIFF, PNG or JPEG (convert a VRT or another format with"
+        " gdal_translate -of COG): replace it or remove it from the dataset"
+    ) in str(err.value)
 
 
 def test_a_flat_zip_reads_its_files(tmp_path):
@@ -689,14 +690,14 @@ def test_zip_entries_are_read_as_they_are_decoded_and_errors_name_them(zip_bomb,
     assert peak < 8 * 2**20
     assert text == (
         f"{zip_bomb}:Tile 1/images/y.tif: cannot read the file (not recognized as being in a"
-        " supported file format); it is damaged or not an image: replace it or remove it from"
-        " the dataset"
+        " supported file format); it is damaged, or not a GeoTIFF, PNG or JPEG (convert a VRT or"
+        " another format with gdal_translate -of COG): replace it or remove it from the dataset"
     )
     text, _ = read_traced(source, "Tile 1/images/z.png")
     assert text == (
         f"{zip_bomb}:Tile 1/images/z.png: cannot read the file (not recognized as being in a"
-        " supported file format); it is damaged or not an image: replace it or remove it from"
-        " the dataset"
+        " supported file format); it is damaged, or not a GeoTIFF, PNG or JPEG (convert a VRT or"
+        " another format with gdal_translate -of COG): replace it or remove it from the dataset"
     )
     # the size bound holds whatever the ratio
     monkeypatch.setattr("aerialseg.data.raster.ZIP_MAX_BYTES", 2**30 // 32, raising=False)

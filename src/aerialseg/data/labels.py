@@ -257,8 +257,9 @@ def open_raster(path: str, name: str):
     except RasterioIOError as err:
         reason = library_reason(err).replace(f"'{path}' ", "")
         raise DatasetError(
-            f"{name}: cannot read the file ({reason}); it is damaged or not an image: replace"
-            " it or remove it from the dataset"
+            f"{name}: cannot read the file ({reason}); it is damaged, or not a GeoTIFF, PNG or"
+            " JPEG (convert a VRT or another format with gdal_translate -of COG): replace it or"
+            " remove it from the dataset"
         ) from None
     try:
         if dataset.driver == "PNG":

@@ -619,7 +619,8 @@ def open_input(
         if is_url(path):  # GDAL's reason: a 404, no answer, no range requests, ...
             raise UnreadableInputError(f"{path}: cannot read it ({library_reason(err)})") from None
         raise UnreadableInputError(
-            f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
+            f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF; convert"
+            " another raster format, a VRT too, with gdal_translate -of COG)"
         ) from None
     file = ds
     try:

@@ -2,7 +2,7 @@
 
 A scene (``RasterScene``) is an image raster read by windows with rasterio, the reader
 predict uses, plus a label source: polygons (``data/polygons.py``) or a class raster
-(``data/labels.py``). GeoTIFF, COG, VRT, JPEG and PNG files, ``/vsizip/`` entries and URLs
+(``data/labels.py``). GeoTIFF, COG, JPEG and PNG files, ``/vsizip/`` entries and URLs
 are all scenes: a COG or tiled GeoTIFF reads only the blocks under a window, a URL only
 their byte ranges, a JPEG or PNG (which cannot be read from the middle) decodes whole.
 So training and ``evaluate`` see the very pixels ``predict`` sees.
