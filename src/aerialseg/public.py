@@ -1209,6 +1209,7 @@ def split_data(
     block_size: str | None = None,
     buffer: int | None = None,
     keep: str | Path | None = None,
+    pixel_size: PositiveFloat | None = None,
     labels: str | Path | None = None,
     label_field: str | None = None,
     label_crs: str | None = None,
@@ -1237,6 +1238,10 @@ def split_data(
             block size, whose blocks stay in their split; only blocks new to this one are
             dealt (a labelling round's: what the last round trained on never validates or
             tests the next).
+        pixel_size: with ``block_size``: cut the blocks on georeferenced scenes resampled to
+            pixels of this size in CRS units (e.g. 0.5), the grid ``suggest --pixel-size``
+            reads; pixel block sizes and buffers count those pixels (default: each scene's
+            own). A run at any pixel size reads the blocks' ground on its own grid.
         labels: class polygons over image rasters, as for ``train``.
         label_field: the polygons' attribute giving each one's class.
         label_crs: the polygons' CRS, replacing what their file says (or lacks).
@@ -1259,12 +1264,12 @@ def split_data(
             f"--out {out}: name the split file to write, e.g. split.json (a block split's"
             " GeoPackage is written beside it)"
         )
-    for name, given in (("--buffer", buffer), ("--keep", keep)):
+    for name, given in (("--buffer", buffer), ("--keep", keep), ("--pixel-size", pixel_size)):
         if given is not None and not block_size:
             raise AerialsegError(f"{name} applies to block splits: give --block-size too")
     table = _class_table(classes)  # a bad table fails here, not in the train run
     spec = label_spec(labels, label_field, label_crs, labelled_area)
-    catalog = open_catalog(os.fspath(data), table, spec)
+    catalog = open_catalog(os.fspath(data), table, spec, pixel_size)
     found: dict[str, Any] = {}
     if block_size:
         shares = (val, test, seed)
@@ -1284,7 +1289,7 @@ def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):
     """A block split and the GeoPackage of its blocks (None without a georeference);
     ``shares``: val, test and seed; ``keep``: an earlier block split file."""
     from aerialseg.data.blocks import block_split, kept_blocks, write_blocks
-    from aerialseg.data.splits import blocks_split, file_split
+    from aerialseg.data.splits import blocks_split
     from aerialseg.models.io import atomic_write
     from aerialseg.training.config import TrainConfig
 
@@ -1292,7 +1297,7 @@ def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):
     buffer = TrainConfig().crop_size if buffer is None else buffer
     kept = None
     if keep is not None:
-        earlier = file_split(catalog.entries, keep, for_training=False)
+        earlier = catalog.split(keep, for_training=False)  # on this split's grids
         if earlier.blocks is None:
             raise AerialsegError(f"--keep {keep}: a split of whole images; keep a block split")
         kept = kept_blocks({k: list(v) for k, v in earlier.blocks.items()}, catalog.grids(), size)

@@ -12,7 +12,7 @@ from pathlib import Path
 import fiona
 import pytest
 from PIL import Image
-from shapely.geometry import box
+from shapely.geometry import box, shape
 
 from aerialseg.cli import main
 from aerialseg.cli.commands import DATA_OPTIONS, _resume_hint
@@ -197,6 +197,36 @@ def test_the_labelling_round_suggest_prints_runs_as_printed(tmp_path, capsys):
     for name, parts in before.items():
         assert all(part in after[name] for part in parts), name
     assert sum(map(len, after.values())) > sum(map(len, before.values()))
+
+
+@pytest.mark.slow
+def test_a_labelling_round_at_another_pixel_size_splits_on_the_tasks_grid(tmp_path, capsys):
+    """suggest --pixel-size ended in prose: data split cut the scene's own pixels, so its
+    blocks cut each task in four, and the train it would print refused them. The split is
+    now cut on the tasks' grid (data split --pixel-size) and the run reads it there."""
+    out = tmp_path / "tasks.gpkg"  # the sample: 2 m pixels; tasks of 32 px of 4 m
+    suggest = ["aerialseg", "suggest", str(SAMPLE), "--out", str(out), "--count", "4"]
+    suggest += ["--block-size", "32", "--pixel-size", "4", "--prelabel"]
+    split, train, again = next_commands(runs_as_printed(suggest, capsys))
+    labels = Path(split[split.index("--labels") + 1])
+    copy_prelabel(out, labels, "class")
+    runs_as_printed(split, capsys)
+    saved = json.loads(Path(split[split.index("--out") + 1]).read_text())
+    (grid,) = saved["grids"].values()
+    a, _, left, _, e, top = grid
+    assert (a, e) == (4.0, -4.0)
+    blocks = {  # each dealt block is a task: the same ground
+        (left + c * a, top + (r + h) * e, left + (c + w) * a, top + r * e)
+        for parts in saved["blocks"].values()
+        for c, r, w, h in (part["window"] for part in parts)
+    }
+    with fiona.open(out, layer="tasks") as layer:
+        tasks = {shape(feature.geometry).bounds for feature in layer}
+    assert len(tasks) == 4 and blocks == tasks
+    runs_as_printed([*train, "max_steps=2", "samples_per_epoch=2", "batch_size=2"], capsys)
+    run = Path(train[train.index("--out") + 1])
+    assert json.loads((run / "split.json").read_text())["blocks"] == saved["blocks"]
+    assert again[again.index("--pixel-size") + 1] == "4.0"
 
 
 def copy_prelabel(tasks: Path, labels: Path, field: str) -> None:

@@ -194,6 +194,8 @@ def test_data_split_out_must_name_the_file_and_buffer_needs_blocks(tiny_dataset,
     assert "--buffer applies to block splits" in capsys.readouterr().err
     assert main([*argv, "--keep", str(tmp_path / "old.json")]) == 2
     assert "--keep applies to block splits: give --block-size too" in capsys.readouterr().err
+    assert main([*argv, "--pixel-size", "0.5"]) == 2
+    assert "--pixel-size applies to block splits: give --block-size" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sdir.json"]
     assert main(argv) == 0  # a split of whole images is no block split to keep
     blocks = ["--block-size", "40", "--buffer", "0", "--keep", str(tmp_path / "s.json")]

@@ -345,11 +345,14 @@ def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "fine-tune on them as docs/suggest.md's loop shows" in printed
     assert "next:" not in printed
-    # resampled: data split cuts blocks at the scene's own pixel size (a review: the split
-    # printed cut each task in four, and the train printed refused its blocks)
+    # resampled: the split is cut, and the run reads, on the tasks' grid (a review: data
+    # split cut the scene's own pixels, each task in four, and the printed train refused
+    # its blocks; test_next_commands.py runs them)
     assert main([*argv[:-1], "16", "--pixel-size", "4"]) == 0
-    printed = capsys.readouterr().out
-    assert "loop shows" in printed and "next:" not in printed
+    split, train, again = (shlex.split(line) for line in capsys.readouterr().out.splitlines()[-3:])
+    assert split[1:3] == ["data", "split"] and split[-4:-2] == ["--pixel-size", "4.0"]
+    assert train[1] == "train" and "pixel_size=4.0" in train
+    assert again[1] == "suggest" and again[-2:] == ["--pixel-size", "4.0"]
 
 
 def test_a_scene_and_its_copy_give_no_ground_twice(tmp_path):

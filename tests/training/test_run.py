@@ -749,7 +749,7 @@ def test_a_run_at_one_pixel_size_predicts_at_it(tmp_path, capsys):
     assert native["labelled_pixels"] > 3.5 * report["labelled_pixels"]  # 4x the pixels
 
 
-def test_a_block_split_at_native_pixels_trains_and_scores_at_another_pixel_size(tmp_path):
+def test_a_block_split_at_native_pixels_trains_and_scores_at_another_pixel_size(tmp_path, capsys):
     """A block split cut on 0.5 m pixels named windows a run at pixel_size=1.0 refused ("the
     split was made for another image or pixel size"): data split has no pixel size. The
     run reads each block's ground on its 1 m grid, and its split.json records that grid."""
@@ -776,6 +776,12 @@ def test_a_block_split_at_native_pixels_trains_and_scores_at_another_pixel_size(
     report = json.loads((tmp_path / "e" / "metrics.json").read_text())
     tested = sum(b["window"][2] * b["window"][3] for b in ran["blocks"]["test"])
     assert report["pixel_size"] == 1.0 and 0 < report["labelled_pixels"] <= tested
+    # cut on the 1 m grid itself: its train command reads the scenes there
+    capsys.readouterr()
+    on_grid = tmp_path / "on-grid.json"
+    assert main(["data", "split", str(root), "--out", str(on_grid), *cut, "--pixel-size", "1"]) == 0
+    assert " pixel_size=1.0\n" in capsys.readouterr().out
+    assert json.loads(on_grid.read_text())["grids"] == ran["grids"]
 
 
 def test_a_damaged_last_checkpoint_says_what_to_do(tiny_dataset, tmp_path, capsys):

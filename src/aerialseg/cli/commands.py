@@ -58,6 +58,7 @@ def cmd_split(args: argparse.Namespace) -> int:
         note += "" if gpkg else " of the blocks)"
     command = ["aerialseg", "train", "--data", args.data, "--split", args.out]
     command += _flags(args, ("classes", *DATA_OPTIONS))
+    command += [f"pixel_size={args.pixel_size}"] if args.pixel_size else []  # the split's grid
     print(
         f"{args.out}: {counts['train']} train, {counts['val']} val, {counts['test']} test"
         f" {unit}{note}"
@@ -208,17 +209,20 @@ def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[s
         f" their {field!r} attribute naming a class of {shlex.quote(str(files['classes']))}"
         f" ({uncovered}); then"
     )
-    if len(args.scenes) != 1 or args.pixel_size:  # data split takes one folder, file or glob,
-        # at the scenes' own pixel size
+    if len(args.scenes) != 1:  # data split takes one folder, file or glob
         return [f"{how} fine-tune on them as docs/suggest.md's loop shows"]
     scenes, split = args.scenes[0], out.with_name(f"{out.stem}_split.json")
     area = str(files["labelled_area"])
     read = ["--labels", str(labels), "--label-field", field]
     read += ["--label-crs", args.label_crs] if args.label_crs else []
     bands = [f"bands=[{','.join(map(str, args.bands))}]"] if args.bands else []
+    # the tasks' grid: the split cuts its blocks on it, the run reads the scenes on it
+    on_grid = _flags(args, ("pixel_size",))
+    bands += [f"pixel_size={args.pixel_size}"] if args.pixel_size else []
     run = out.parent / "runs" / out.stem
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
+    split_cmd += on_grid
     earlier = [p for p in _split_files_before(out) if p.is_file()]
     split_cmd += ["--keep", str(earlier[0])] if earlier else []  # last round's blocks stay
     train = ["aerialseg", "train", "--data", scenes, *read, "--classes", str(files["classes"])]
@@ -228,7 +232,7 @@ def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[s
     again += ["--labelled-area", area, "--out", str(_next_round(out)), "--count", str(args.count)]
     again += ["--block-size", str(args.block_size)]
     again += ["--strategy", args.strategy] if args.strategy != "mixed" else []
-    again += _flags(args, ("min_distance", "prelabel", "bands"))
+    again += _flags(args, ("min_distance", "prelabel", "bands", "pixel_size"))
     return [
         f"{how}:",
         "next:",
