@@ -995,11 +995,14 @@ class Suggestions:
             ``labelled_area``.
         tasks: one dict per task, best first: rank, scene, score and its parts, reason.
         candidates: how many blocks could have been suggested.
+        pixel_size: the pixel size georeferenced scenes were read at, the tasks' grid:
+            ``pixel_size``, else the model's (None: each scene's own).
     """
 
     files: dict[str, Path]
     tasks: list[dict]
     candidates: int
+    pixel_size: float | None = None
 
 
 def suggest(
@@ -1141,7 +1144,7 @@ def suggest(
         }
         for t, why in zip(found.tasks, found.reasons, strict=True)
     ]
-    return Suggestions(files, tasks, found.candidates)
+    return Suggestions(files, tasks, found.candidates, pixel_size or predictor.spec.pixel_size)
 
 
 def inspect_data(
@@ -1297,7 +1300,7 @@ def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):
     buffer = TrainConfig().crop_size if buffer is None else buffer
     kept = None
     if keep is not None:
-        earlier = catalog.split(keep, for_training=False)  # on this split's grids
+        earlier = catalog.split(keep, for_training=False, needed=(), convert=False)
         if earlier.blocks is None:
             raise AerialsegError(f"--keep {keep}: a split of whole images; keep a block split")
         kept = kept_blocks({k: list(v) for k, v in earlier.blocks.items()}, catalog.grids(), size)

@@ -334,6 +334,24 @@ def test_a_kept_split_keeps_its_blocks_and_deals_only_the_new(seed):
     assert sum(w.width * w.height for _, w in second["test"]) == 14 * 100 * 100  # whole
 
 
+def test_a_kept_split_whose_blocks_of_two_splits_share_a_block_is_refused():
+    """A kept split cut on 0.5 m pixels read on 1 m ones: its 512 px blocks became 256 px
+    windows, four in one 512 px cell, and the last split read took it (a review: ground
+    trained on in round 1 became test)."""
+    grid = SceneGrid("a.tif", 2048, 2048, 1.0)
+    earlier = {
+        "train": [("a.tif", Window(256, 0, 256, 256))],
+        "val": [],
+        "test": [("a.tif", Window(0, 0, 256, 256))],
+    }
+    with pytest.raises(DatasetError) as err:
+        kept_blocks(earlier, [grid], "512")
+    assert str(err.value) == (
+        "the kept split has blocks of train and of test in one block of 512 of a.tif: give"
+        " the --block-size (and --pixel-size) it was split with"
+    )
+
+
 def test_a_kept_split_of_another_block_size_is_refused():
     scene = SceneGrid("s.tif", 400, 400, 1.0)
     earlier = block_split([scene], "100", 0, 0.2, 0.2, seed=0)
@@ -397,7 +415,7 @@ def test_a_split_without_grids_or_on_the_same_grid_is_left_alone():
     assert on_grids(other, {}).blocks == other.blocks
 
 
-def test_a_block_without_a_whole_pixel_is_dropped_and_a_split_left_empty_refused():
+def test_a_block_without_a_whole_pixel_is_dropped():
     split = _split_on(
         HALF_METRE,
         {
@@ -405,11 +423,11 @@ def test_a_block_without_a_whole_pixel_is_dropped_and_a_split_left_empty_refused
             "val": [("s.tif", Window(21, 0, 3, 3))],
         },
     )
-    with pytest.raises(DatasetError, match="^the split's val blocks hold no whole pixel"):
-        on_grids(split, {"s.tif": (Affine(2.0, 0, 300_000, 0, -2.0, 2_780_000), 8, 8)})
     moved = on_grids(split, {"s.tif": (METRE, 16, 16)})
     assert moved.blocks["train"] == (("s.tif", Window(0, 0, 8, 8)),)  # 8.5..9.5: no pixel
     assert moved.blocks["val"] == (("s.tif", Window(11, 0, 1, 1)),)
+    coarse = on_grids(split, {"s.tif": (Affine(2.0, 0, 300_000, 0, -2.0, 2_780_000), 8, 8)})
+    assert coarse.blocks["val"] == () and coarse.blocks["train"] == (("s.tif", Window(0, 0, 4, 4)),)
 
 
 def test_a_rotated_grid_read_on_another_is_refused_in_one_line():

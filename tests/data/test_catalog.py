@@ -590,3 +590,49 @@ def test_a_vrt_mosaic_is_refused_with_how_to_make_it_a_scene(tmp_path, capsys):
         "mosaic.vrt: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF; convert another"
         " raster format, a VRT too, with gdal_translate -of COG)"
     )
+
+
+def test_a_block_split_is_read_on_the_runs_grid_or_refused_where_it_cannot_be(tmp_path):
+    """A review of the split's grids: a split file of an earlier release (no grid) was
+    read on a resampled grid as it was; a run refused a split whose train blocks vanished
+    on coarser pixels even when scoring test only; --keep moved an earlier round's blocks
+    onto another grid and dealt them anew."""
+    from affine import Affine
+
+    from aerialseg.data.splits import blocks_split
+    from tests.helpers.geotiff import TRANSFORM
+
+    root = write_geotiff_dataset(tmp_path / "own", parts=1)  # 80 x 72 px of 0.5 m
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    sid = "images/scene_0.tif"
+    parts = {
+        "train": [(sid, Window(0, 0, 1, 40))],  # no whole 1 m pixel
+        "val": [(sid, Window(0, 41, 40, 31))],
+        "test": [(sid, Window(42, 0, 38, 40))],
+    }
+    path = tmp_path / "split.json"
+    blocks_split(parts, "r").save(path)  # as an earlier release wrote it
+    native, metre = open_catalog(str(root), table), open_catalog(str(root), table, None, 1.0)
+    assert native.split(path).blocks == blocks_split(parts, "r").blocks
+    with pytest.raises(DatasetError) as err:
+        metre.split(path, for_training=False, needed=("test",))
+    assert str(err.value) == (
+        f"{sid}: the split file records no grid for its blocks (an earlier release wrote it),"
+        " and the scene is read resampled to pixel size 1: make the split again with"
+        " aerialseg data split"
+    )
+    blocks_split(parts, "r", {sid: TRANSFORM}).save(path)
+    scored = metre.split(path, for_training=False, needed=("test",))
+    assert scored.blocks["test"] == ((sid, Window(21, 0, 19, 20)),) and not scored.blocks["train"]
+    with pytest.raises(DatasetError, match="^the split's train blocks hold no whole pixel"):
+        metre.split(path)
+    with pytest.raises(DatasetError) as err:
+        metre.split(path, for_training=False, needed=(), convert=False)
+    assert str(err.value) == (
+        f"{path}: cut on another grid of {sid} than this split's: give the --pixel-size it was"
+        " cut with (none: the scenes' own)"
+    )
+    assert native.split(path, needed=(), convert=False).blocks == blocks_split(parts, "r").blocks
+    assert Affine(*metre.split(path, False, ()).grids[sid]) == Affine(
+        1, 0, 300_000, 0, -1, 2_800_000
+    )

@@ -330,6 +330,7 @@ def test_default_validation_images_leave_out_those_held_for_test(tmp_path):
                 "[0, 0, 4]",
                 "[0, 0, 4.5, 4]",
                 "[true, 0, 4, 4]",
+                "[2147483647, 0, 4, 4]",  # past GDAL's largest raster
                 "7",
             )
         ),  # fmt: skip
@@ -434,6 +435,10 @@ def test_a_block_split_file_round_trips_and_names_its_images(tmp_path):
         {"a.tif": [0.5, 0, 1, 0, True, 2]},
         {"a.tif": [0.5, 0, 1e999, 0, -0.5, 2]},  # inf
         {"a.tif": [0.5, 1, 1, 0.25, 0.5, 2]},  # a pixel of no area
+        # a review: a traceback each (OverflowError; NaN windows on the run's grid)
+        {"a.tif": [0.5, 0, 10**400, 0, -0.5, 2]},
+        {"a.tif": [1e308, 0, 0, 0, -1e308, 0]},
+        {"a.tif": [0.5, 0, 1, 0, -0.5, 2e10]},  # no CRS puts the Earth there
     ],
 )
 def test_a_block_split_keeps_the_grid_of_its_windows_and_a_bad_one_is_refused(tmp_path, grids):

@@ -355,6 +355,25 @@ def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
     assert again[1] == "suggest" and again[-2:] == ["--pixel-size", "4.0"]
 
 
+def test_the_commands_carry_the_pixel_size_of_a_model_that_reads_at_one(tmp_path, capsys):
+    """A model trained with pixel_size=4 reads scenes at 4 m unasked, so its tasks are on
+    that grid; the printed split and train were at the scene's own 2 m (a review): the
+    split's blocks cut each task in four."""
+    import shlex
+
+    from aerialseg.cli import main
+    from tests.helpers.models import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "m.pt", ["pixel_size=4.0"])
+    argv = ["suggest", str(SAMPLE), "--model", str(model), "--out", str(tmp_path / "t.gpkg")]
+    assert main([*argv, "--count", "2", "--block-size", "32"]) == 0
+    split, train, again = (shlex.split(line) for line in capsys.readouterr().out.splitlines()[-3:])
+    assert split[-4:-2] == ["--pixel-size", "4.0"] and "pixel_size=4.0" in train
+    assert f"init_from={model}" in train and again[-2:] == ["--pixel-size", "4.0"]
+    found = aerialseg.suggest(SAMPLE, tmp_path / "u.gpkg", model=model, count=1, block_size=32)
+    assert found.pixel_size == 4.0 and found.tasks[0]["window"][2:] == [32, 32]
+
+
 def test_a_scene_and_its_copy_give_no_ground_twice(tmp_path):
     """Overlapping tiles: the list filled up past the spacing with the copy's blocks of
     ground already listed, under the other scene's name (a review)."""

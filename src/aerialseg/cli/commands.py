@@ -184,14 +184,17 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         print(f"  ... {len(found.tasks) - 10} more in the file")
     print(f"wrote {' '.join(shlex.quote(str(p)) for p in found.files.values())}")
     if "labelled_area" in found.files:  # georeferenced: the labels can be polygons
-        print("\n".join(_labelling_round(args, found.files)))
+        print("\n".join(_labelling_round(args, found.files, found.pixel_size)))
     return 0
 
 
-def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[str]:
+def _labelling_round(
+    args: argparse.Namespace, files: dict[str, Path], pixel_size: float | None
+) -> list[str]:
     """What to do with the tasks: label them, then the commands that split the labelled
     blocks, fine-tune on them and ask for the next tasks, with the files suggest wrote
-    (docs/suggest.md's loop)."""
+    (docs/suggest.md's loop); ``pixel_size``: the tasks' grid (--pixel-size, else the
+    model's)."""
     from aerialseg.data.classes import ClassTable
 
     out, field = files["tasks"], args.label_field
@@ -216,9 +219,10 @@ def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[s
     read = ["--labels", str(labels), "--label-field", field]
     read += ["--label-crs", args.label_crs] if args.label_crs else []
     bands = [f"bands=[{','.join(map(str, args.bands))}]"] if args.bands else []
-    # the tasks' grid: the split cuts its blocks on it, the run reads the scenes on it
-    on_grid = _flags(args, ("pixel_size",))
-    bands += [f"pixel_size={args.pixel_size}"] if args.pixel_size else []
+    # the tasks' grid: the split cuts its blocks on it, the run reads the scenes on it (a
+    # review: a model's own pixel size, unasked, cut each task in four)
+    on_grid = ["--pixel-size", str(pixel_size)] if pixel_size else []
+    bands += [f"pixel_size={pixel_size}"] if pixel_size else []
     run = out.parent / "runs" / out.stem
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
@@ -232,7 +236,7 @@ def _labelling_round(args: argparse.Namespace, files: dict[str, Path]) -> list[s
     again += ["--labelled-area", area, "--out", str(_next_round(out)), "--count", str(args.count)]
     again += ["--block-size", str(args.block_size)]
     again += ["--strategy", args.strategy] if args.strategy != "mixed" else []
-    again += _flags(args, ("min_distance", "prelabel", "bands", "pixel_size"))
+    again += _flags(args, ("min_distance", "prelabel", "bands")) + on_grid
     return [
         f"{how}:",
         "next:",

@@ -255,7 +255,12 @@ def kept_blocks(
                     f" {int(window.width)}, {int(window.height)}] spans blocks of {size}: give"
                     " the --block-size it was split with"
                 )
-            found[(sid, row, col)] = name
+            if found.setdefault((sid, row, col), name) != name:  # cut on another grid
+                raise DatasetError(
+                    f"the kept split has blocks of {found[(sid, row, col)]} and of {name} in"
+                    f" one block of {size} of {sid}: give the --block-size (and --pixel-size)"
+                    " it was split with"
+                )
     return found
 
 
@@ -265,7 +270,8 @@ def on_grids(split: Split, grids: dict[str, tuple[Affine, int, int]]) -> Split:
     records the grid it was cut on and that differs. Each block keeps the pixels of the new
     grid that lie wholly on its ground, so blocks stay apart and their buffers keep at
     least their width on the ground. A grid is the same where its transform is within a
-    millionth of a pixel of the recorded one."""
+    millionth of a pixel of the recorded one. A block left without a whole pixel is
+    dropped: the caller says whether a split it needs is left empty."""
     if split.blocks is None or not split.grids:
         return split
     moved: dict[str, list[tuple[str, Window]]] = {}
@@ -280,13 +286,13 @@ def on_grids(split: Split, grids: dict[str, tuple[Affine, int, int]]) -> Split:
             part = _on_grid(image, window, was, now, width, height)
             if part is not None:
                 moved[name].append((image, part))
-        if parts and not moved[name]:
-            raise DatasetError(
-                f"the split's {name} blocks hold no whole pixel at this pixel size: make"
-                " larger blocks (data split --block-size) or read finer pixels"
-            )
     transforms = {image: tuple(grids[image][0])[:6] for image in split.grids if image in grids}
     return blocks_split(moved, split.rule, transforms)
+
+
+def same_grid(was: Affine, now: Affine) -> bool:
+    """Whether two transforms are one grid: within a millionth of a pixel."""
+    return was.almost_equals(now, precision=1e-6 * math.hypot(now.a, now.d))
 
 
 def _on_grid(
@@ -294,7 +300,7 @@ def _on_grid(
 ) -> Window | None:
     """``window`` of the grid ``was`` as the pixels of grid ``now`` (``width`` x ``height``)
     wholly inside it; None where it holds none."""
-    if was.almost_equals(now, precision=1e-6 * math.hypot(now.a, now.d)):
+    if same_grid(was, now):
         return window
     if was.b or was.d or now.b or now.d:
         raise DatasetError(

@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import shapely
+from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import WindowError
 from rasterio.transform import array_bounds
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import Polygon, box
 
-from aerialseg.data.blocks import SceneGrid, on_grids
+from aerialseg.data.blocks import SceneGrid, on_grids, same_grid
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.labels import Grid, RasterLabels
 from aerialseg.data.polygons import PolygonLabels, ScenePolygons, footprint, read_polygons
@@ -86,16 +87,48 @@ class Catalog:
         """Each scene's id, size and pixel width, from headers, for a block split."""
         return [entry.scene_grid() for entry in self.entries]
 
-    def split(self, split_file: str | Path | None, for_training: bool = True) -> Split:
+    def split(
+        self,
+        split_file: str | Path | None,
+        for_training: bool = True,
+        needed: tuple[str, ...] = ("train", "val"),
+        convert: bool = True,
+    ) -> Split:
         """The split of ``split_file`` (None: the protocol's rule) over these scenes, with
-        a block split's blocks on the grids the scenes are read on (``on_grids``)."""
+        a block split's blocks on the grids the scenes are read on (``on_grids``); one of
+        the splits ``needed`` left without a pixel is an error. ``convert`` False: a block
+        split cut on other grids is refused instead (``data split --keep``)."""
         split = make_split(self.entries, split_file, for_training)
-        grids = {
-            sid: (scene.transform, scene.width, scene.height)
-            for sid, scene in self.scenes.items()
-            if sid in (split.grids or ())
-        }
-        return on_grids(split, grids)
+        if split.blocks is None:
+            return split
+        recorded = split.grids or {}
+        grids = {}
+        for sid in dict.fromkeys(i for parts in split.blocks.values() for i, _ in parts):
+            scene = self.scenes[sid]
+            if scene.grid.crs is None:  # read as it is, whatever the pixel size
+                continue
+            if sid not in recorded:  # a split file of an earlier release: its own grid
+                if scene.pixel_size and not same_grid(scene.native_transform, scene.transform):
+                    raise DatasetError(
+                        f"{sid}: the split file records no grid for its blocks (an earlier"
+                        f" release wrote it), and the scene is read resampled to pixel size"
+                        f" {scene.pixel_size:g}: make the split again with aerialseg data split"
+                    )
+                continue
+            if not convert and not same_grid(Affine(*recorded[sid]), scene.transform):
+                raise DatasetError(
+                    f"{split_file}: cut on another grid of {sid} than this split's: give the"
+                    " --pixel-size it was cut with (none: the scenes' own)"
+                )
+            grids[sid] = (scene.transform, scene.width, scene.height)
+        moved = on_grids(split, grids)
+        for name in needed:
+            if split.parts(name) and not moved.parts(name):
+                raise DatasetError(
+                    f"the split's {name} blocks hold no whole pixel at this pixel size: make"
+                    " larger blocks (data split --block-size) or read finer pixels"
+                )
+        return moved
 
     def georeferences(self) -> dict:
         """Scene id -> (CRS, transform) of the georeferenced scenes."""

@@ -186,6 +186,14 @@ class RasterScene:
             return Grid(ds.crs, ds.transform, ds.width, ds.height)
 
     @cached_property
+    def native_transform(self) -> Affine:
+        """The transform of the scene's own pixels (``transform`` at ``pixel_size``)."""
+        if not self.pixel_size:
+            return self.transform
+        with _header(self.path, self.name, None) as ds:
+            return ds.transform
+
+    @cached_property
     def decodes_whole(self) -> bool:
         """A JPEG or PNG (``labels.DECODED_WHOLE``), which cannot be read from the middle."""
         with _header(self.path, self.name, None) as file:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -208,6 +207,8 @@ def _block(entry: dict) -> tuple[str, Window]:
     column, row, width, height = window
     if column < 0 or row < 0 or width < 1 or height < 1:
         raise TypeError(entry)
+    if max(column + width, row + height) > 2**31:  # past GDAL's largest raster
+        raise TypeError(entry)
     return image, Window(column, row, width, height)
 
 
@@ -254,14 +255,31 @@ def _read_blocks(data: dict, known: set[str], path: Path, for_training: bool = T
     return blocks_split(blocks, rule, {i: t for i, t in grids.items() if i in known})
 
 
+# What a split file's grid may say: no CRS has pixels of a billion units, or places the Earth
+# further than data.raster's FARTHEST_COORDINATE from its origin (a review: a grid of
+# 1e308 made the windows NaN, a traceback).
+LARGEST_PIXEL = 1e9
+FARTHEST_ORIGIN = 1e10
+
+
 def _is_transform(value: object) -> bool:
-    """Six finite numbers whose pixel (a, b, d, e) spans an area: a grid's transform."""
+    """Six numbers whose pixel (a, b, d, e) spans an area, within the bounds above: a
+    grid's transform."""
     if not (isinstance(value, list) and len(value) == 6):
         return False
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
         return False
-    a, b, _, d, e, _ = value
-    return all(map(math.isfinite, value)) and a * e - b * d != 0
+    try:
+        a, b, c, d, e, f = (float(v) for v in value)  # an integer of 400 digits overflows
+    except OverflowError:
+        return False
+    pixel = (a, b, d, e)
+    return (
+        all(abs(v) < LARGEST_PIXEL for v in pixel)
+        and abs(c) <= FARTHEST_ORIGIN
+        and abs(f) <= FARTHEST_ORIGIN
+        and a * e - b * d != 0
+    )
 
 
 def _overlap(blocks: dict[str, list[tuple[str, Window]]]) -> tuple[str, str, str] | None:

@@ -107,7 +107,7 @@ def select_split(catalog: Catalog, split_name: str, split_file: str | None) -> t
             raise DatasetError("--split all scores every image of the dataset; drop --split-file")
         every = tuple(catalog.scenes)
         return Split((), (), every, "all: every image of the dataset"), "test"
-    split = catalog.split(split_file, for_training=False)
+    split = catalog.split(split_file, for_training=False, needed=(split_name,))
     if not split.parts(split_name):
         raise DatasetError(
             f"no {split_name} images in this dataset by the split ({split.rule}); name them in"
