@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from aerialseg.cli import main
 from aerialseg.data.catalog import open_catalog
@@ -106,3 +107,43 @@ def test_the_summary_says_how_many_pixels_were_labelled(tiny_model, tmp_path, ca
     out = capsys.readouterr().out
     assert f"1 unlabelled image(s), {share:.0%} of their pixels labelled by {tiny_model}" in out
     assert "at confidence >= 0.9" in out
+
+
+def test_the_starting_model_reads_its_bands_on_the_runs_grid(tiny_model, tmp_path):
+    """A review: a run on bands 3,2,1,4 from an RGB model fed it four bands (a traceback),
+    and unlabelled images were read at their own pixel size while the run read its scenes
+    at pixel_size=. The model reads the run's first three bands, which meet its R, G and B
+    filters, and the images are on the run's grid; the run keeps all its bands."""
+    bgr = rgb_scene(96, 128, seed=4)[::-1]
+    nir = (bgr[1:2].astype(np.uint16) * 3 // 4).astype(np.uint8)
+    path = write_geotiff(tmp_path / "bgrn.tif", np.concatenate([bgr, nir]))  # 0.5 m pixels
+    predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
+    lut = class_map(predictor.classes, predictor.classes)
+    scene = pseudo_label(predictor, path, lut, 0.01, (3, 2, 1, 4), "bgrn")
+    rgb = bgr[::-1].astype(np.float32)
+    assert np.array_equal(scene.mask.numpy(), predictor.predict_image(rgb).ids)
+    assert np.array_equal(scene.image.numpy(), np.concatenate([bgr, nir])[[2, 1, 0, 3]])
+    coarse = pseudo_label(predictor, path, lut, 0.01, (3, 2, 1), "bgrn", pixel_size=1.0)
+    assert coarse.image.shape == (3, 48, 64) and coarse.mask.shape == (48, 64)
+    cfg = resolve_config(overrides=[f"unlabelled={path}", f"init_from={tiny_model}"])
+    plain = tmp_path / "plain.png"  # no georeference: no pixel size to resample it to
+    Image.fromarray(rgb_scene(32, 32).transpose(1, 2, 0)).save(plain)
+    cfg = resolve_config(
+        overrides=[f"unlabelled={plain}", f"init_from={tiny_model}", "pixel_size=1.0"]
+    )
+    with pytest.raises(ConfigError, match=r"^unlabelled=: .*plain.png: has no georeference"):
+        pseudo_labelled(cfg, DUBAI_CLASSES)
+
+
+def test_the_least_confidence_is_a_whole_percent_at_or_above_it(tiny_model, tmp_path):
+    """Confidences come in whole percents: 0.985 took pixels of 98 %, 0.004 every pixel."""
+    path = write_geotiff(tmp_path / "region.tif", rgb_scene(90, 150, seed=3))
+    predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
+    lut = class_map(predictor.classes, predictor.classes)
+    percent = predictor.predict_image(
+        rgb_scene(90, 150, seed=3).astype(np.float32), confidence=True
+    )
+    least = int(np.median(percent.confidence))
+    for asked, kept in ((least / 100 - 0.006, least), (least / 100 + 0.001, least + 1)):
+        mask = pseudo_label(predictor, path, lut, asked, None, "r").mask.numpy()
+        assert np.array_equal(mask != IGNORE_INDEX, percent.confidence >= kept), asked

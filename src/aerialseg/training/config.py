@@ -56,7 +56,7 @@ class TrainConfig:
     )
     unlabelled: str | None = setting(
         None,
-        "self-training with init_from: images of the region without labels (files, a folder or"
+        "self-training with init_from: images of the region without labels (a file, a folder or"
         " a glob, as predict takes them; read whole, within cache_megabytes). Before training,"
         " the model init_from names labels their pixels where its calibrated confidence is at"
         " least pseudo_confidence, and training crops are drawn from them as from the labelled"

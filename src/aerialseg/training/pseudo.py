@@ -11,6 +11,8 @@ the labelled ones. Prediction is the one ``Predictor.rows`` loop that ``predict`
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -35,36 +37,62 @@ def class_map(model: ClassTable, run: ClassTable) -> np.ndarray:
     return lut
 
 
-def _opened(path, bands, whole_read_pixels: int | None = None):
+def _opened(path, bands, pixel_size=None, whole_read_pixels: int | None = None):
     try:
-        return open_input(path, bands, "bands=", whole_read_pixels=whole_read_pixels)
+        return open_input(
+            path, bands, "bands=", pixel_size, whole_read_pixels=whole_read_pixels,
+            pixel_flag="pixel_size=",
+        )  # fmt: skip
     except InputError as err:
         raise ConfigError(f"unlabelled=: {err}") from None
 
 
-def decoded_bytes(path, bands) -> int:
+def decoded_bytes(path, bands, pixel_size=None) -> int:
     """What an unlabelled image and its labels take in memory, from its header."""
-    raster = _opened(path, bands, whole_read_pixels=0)  # no pixel decoded
+    raster = _opened(path, bands, pixel_size, whole_read_pixels=0)  # no pixel decoded
     try:
         return (len(raster.bands) + 1) * raster.width * raster.height
     finally:
         raster.close()
 
 
+def source_bands(predictor: Predictor, bands: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """The bands the starting model reads of the run's images: those it was trained on,
+    as predict reads them; for a model that records none (RGB, the bundled one), the
+    first three of the run's bands, which meet its R, G and B filters (a review: a run on
+    bands 3,2,1,4 from an RGB model fed it four bands, a traceback)."""
+    spec = predictor.spec
+    if spec.bands or not bands or len(bands) < spec.in_channels:
+        return spec.band_tuple  # None: as predict reads an image for an RGB model
+    return bands[: spec.in_channels]
+
+
 def pseudo_label(
-    predictor: Predictor, path, lut: np.ndarray, confidence: float, bands, name: str
+    predictor: Predictor,
+    path,
+    lut: np.ndarray,
+    confidence: float,
+    bands,
+    name: str,
+    pixel_size: float | None = None,
 ) -> LabelledImage:
-    """One unlabelled image and the predictor's confident class ids as its labels."""
-    raster = _opened(path, bands)
-    least = round(100 * confidence)  # confidences come in whole percents
+    """One unlabelled image in the run's ``bands`` on the run's grid (``pixel_size``) and
+    the predictor's confident class ids as its labels, predicted from the bands it reads."""
+    raster = _opened(path, bands, pixel_size)
+    seen = source_bands(predictor, bands)
+    source = raster if seen == bands else _opened(path, seen, pixel_size)
+    # confidences come in whole percents, rounded: the least percent that holds confidence
+    least = math.ceil(100 * confidence - 1e-9)
     images, masks = [], []
     try:
-        for chunk in predictor.rows(raster, confidence=True):
+        for chunk in predictor.rows(source, confidence=True):
             sure = chunk.confidence >= least  # type: ignore[operator]
             masks.append(np.where(sure & chunk.valid, lut[chunk.ids], IGNORE_INDEX))
-            images.append(np.rint(chunk.image).astype(np.uint8))
+            values = chunk.image if source is raster else raster.read(chunk.window)[0]
+            images.append(np.rint(values).astype(np.uint8))
     finally:
         raster.close()
+        source.close()
     image = torch.from_numpy(np.concatenate(images, axis=1))
     mask = torch.from_numpy(np.concatenate(masks).astype(np.uint8))
     return LabelledImage(f"unlabelled:{name}", image, mask)
@@ -81,7 +109,7 @@ def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage
     paths, names = named_inputs([cfg.unlabelled])
     if not paths:
         raise ConfigError(f"unlabelled={cfg.unlabelled}: no images found there")
-    held = sum(decoded_bytes(path, cfg.band_tuple) for path in paths)  # headers only
+    held = sum(decoded_bytes(path, cfg.band_tuple, cfg.pixel_size) for path in paths)  # headers
     if held > cfg.cache_megabytes * 2**20:
         raise ConfigError(
             f"unlabelled={cfg.unlabelled}: its images take {held / 2**20:,.0f} MB decoded, more"
@@ -91,14 +119,25 @@ def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage
     predictor = load_predictor(model_path(cfg.init_from), device="auto")
     lut = class_map(predictor.classes, classes)
     found = [
-        pseudo_label(predictor, path, lut, cfg.pseudo_confidence, cfg.band_tuple, names[path])
+        pseudo_label(
+            predictor,
+            path,
+            lut,
+            cfg.pseudo_confidence,
+            cfg.band_tuple,
+            names[path],
+            cfg.pixel_size,
+        )  # fmt: skip
         for path in paths
     ]
     labelled = sum(int((s.mask != IGNORE_INDEX).sum()) for s in found)
     pixels = sum(s.mask.numel() for s in found)
+    # a model without a fitted temperature (a .ckpt, a run out of time) is overconfident
+    uncalibrated = " (uncalibrated)" if predictor.spec.confidence_temperature is None else ""
     print(
         f"self-training: {len(found)} unlabelled image(s), {labelled / pixels:.0%} of their"
-        f" pixels labelled by {cfg.init_from} at confidence >= {cfg.pseudo_confidence:g}",
+        f" pixels labelled by {cfg.init_from} at confidence >= {cfg.pseudo_confidence:g}"
+        f"{uncalibrated}",
         flush=True,
     )
     return found
