@@ -643,6 +643,23 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "TorchCheckpointIO takes",
         ),
         (
+            "checkpoint, tmp, storage_options",
+            "checkpoint, tmp, ),",
+            "storage_options None or left out: Lightning passes None, the only value "
+            "TorchCheckpointIO takes",
+        ),
+        (
+            'with part.open(newline="") as f:',
+            "with part.open(newline=None) as f:",
+            "universal newlines for the csv module's own: Lightning's metrics.csv holds names"
+            " and numbers, no quoted line break, so both read the same rows",
+        ),
+        (
+            "if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:",
+            "if trainer.max_steps >= 0 and trainer.global_step >= trainer.max_steps:",
+            "max_steps >= 0 for > 0: max_steps is -1 or positive (the config refuses 0)",
+        ),
+        (
             'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
             "return torch.load(path, map_location=None, weights_only=True, mmap=True)",
             "no map_location: differs only for a checkpoint of CUDA tensors on a machine without"
