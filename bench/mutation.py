@@ -1636,6 +1636,19 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "max(..., default=1) over no groups: range(1) deals nothing from no groups, as "
             "range(0) does",
         ),
+        (
+            "raise TypeError(entry)",
+            "raise TypeError(None)",
+            "the TypeError's argument: _read_blocks catches it and says what a block must be,"
+            " naming no entry",
+        ),
+        (
+            "def _read_blocks(data: dict, known: set[str], path: Path, for_training: bool = True)"
+            " -> Split:",
+            "def _read_blocks(data: dict, known: set[str], path: Path, for_training: bool = False)"
+            " -> Split:",
+            "the default of for_training: its one caller, file_split, always passes it",
+        ),
     ],
     "data/classes.py": [
         (

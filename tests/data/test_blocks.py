@@ -352,6 +352,19 @@ def test_a_kept_split_whose_blocks_of_two_splits_share_a_block_is_refused():
     )
 
 
+def test_a_kept_split_keeps_blocks_to_their_last_pixel_and_skips_scenes_gone():
+    grids = [SceneGrid("b.tif", 64, 64, 1.0)]
+    earlier = {
+        "train": [("gone.tif", Window(0, 0, 8, 8)), ("b.tif", Window(0, 0, 32, 32))],
+        "val": [("b.tif", Window(32, 32, 32, 32))],
+        "test": [],
+    }
+    assert kept_blocks(earlier, grids, "32") == {("b.tif", 0, 0): "train", ("b.tif", 1, 1): "val"}
+    for spill in (Window(0, 0, 33, 32), Window(0, 0, 32, 33)):  # one pixel into the next
+        with pytest.raises(DatasetError, match="spans blocks of 32"):
+            kept_blocks({"train": [("b.tif", spill)], "val": [], "test": []}, grids, "32")
+
+
 def test_a_kept_split_of_another_block_size_is_refused():
     scene = SceneGrid("s.tif", 400, 400, 1.0)
     earlier = block_split([scene], "100", 0, 0.2, 0.2, seed=0)
@@ -389,6 +402,7 @@ def test_blocks_cut_on_native_pixels_are_read_on_coarser_ones_on_the_same_ground
         },
     )
     moved = on_grids(split, {"s.tif": (METRE, 22, 16)})
+    assert moved.rule == "r"
     assert moved.blocks == {
         "train": (("s.tif", Window(0, 0, 8, 8)),),
         "val": (),
@@ -413,13 +427,33 @@ def test_a_split_without_grids_or_on_the_same_grid_is_left_alone():
     assert on_grids(same, {"s.tif": (nudged, 16, 16)}).blocks == same.blocks
     other = _split_on(HALF_METRE, parts)  # a scene the run does not read stays as it was
     assert on_grids(other, {}).blocks == other.blocks
+    # an image without a recorded grid before one with: the second still moves
+    from aerialseg.data.splits import blocks_split
+
+    mixed = blocks_split(
+        {
+            "train": [("o.tif", Window(0, 0, 4, 4)), ("s.tif", Window(0, 0, 16, 16))],
+            "val": [],
+            "test": [],
+        },
+        "r",
+        {"s.tif": HALF_METRE},
+    )
+    assert on_grids(mixed, {"o.tif": (METRE, 8, 8), "s.tif": (METRE, 8, 8)}).blocks["train"] == (
+        ("o.tif", Window(0, 0, 4, 4)),
+        ("s.tif", Window(0, 0, 8, 8)),
+    )
 
 
 def test_a_block_without_a_whole_pixel_is_dropped():
     split = _split_on(
         HALF_METRE,
         {
-            "train": [("s.tif", Window(0, 0, 16, 16)), ("s.tif", Window(17, 0, 2, 16))],
+            "train": [
+                ("s.tif", Window(0, 0, 16, 16)),
+                ("s.tif", Window(17, 0, 2, 16)),  # no whole column of 1 m
+                ("s.tif", Window(0, 17, 16, 2)),  # no whole row
+            ],
             "val": [("s.tif", Window(21, 0, 3, 3))],
         },
     )
@@ -431,8 +465,33 @@ def test_a_block_without_a_whole_pixel_is_dropped():
 
 
 def test_a_rotated_grid_read_on_another_is_refused_in_one_line():
+    sheared = Affine(0.5, 0.25, 300_000, 0, -0.5, 2_780_000)  # b only
+    slanted = Affine(0.5, 0, 300_000, 0.25, -0.5, 2_780_000)  # d only
+    for was, now in ((ROTATED, METRE), (METRE, sheared), (slanted, METRE), (METRE, slanted)):
+        split = _split_on(was, {"train": [("s.tif", Window(0, 0, 16, 16))]})
+        with pytest.raises(DatasetError) as err:
+            on_grids(split, {"s.tif": (now, 40, 40)})
+        assert str(err.value) == (
+            "s.tif: the block split was cut on the image's own grid, which is rotated, and this"
+            " run reads it on another (pixel_size=); train and score it at its own pixel size,"
+            " or warp the image north-up (gdalwarp) and split that"
+        )
     split = _split_on(ROTATED, {"train": [("s.tif", Window(0, 0, 16, 16))]})
-    with pytest.raises(DatasetError) as err:
-        on_grids(split, {"s.tif": (METRE, 40, 40)})
-    assert str(err.value).startswith("s.tif: the block split was cut on the image's own grid,")
     assert on_grids(split, {"s.tif": (ROTATED, 40, 40)}).blocks == split.blocks
+
+
+@pytest.mark.parametrize("shift, same", [(4.5e-4, True), (1e-3, False)])
+def test_grids_within_a_thousandth_of_a_pixel_are_one(shift, same):
+    """Transforms that GDAL computed and JSON wrote as decimals differ by noise: the same
+    grid within a thousandth of a pixel (0.5 m pixels here: 5e-4 m), read as recorded; a
+    rotated grid shifted further is another, which cannot be moved onto."""
+    split = _split_on(ROTATED, {"train": [("s.tif", Window(0, 0, 16, 16))]})
+    shifted = Affine.translation(shift, 0) @ ROTATED
+    if same:
+        assert on_grids(split, {"s.tif": (shifted, 40, 40)}).blocks == split.blocks
+    else:
+        with pytest.raises(DatasetError, match="which is rotated"):
+            on_grids(split, {"s.tif": (shifted, 40, 40)})
+    north_up = _split_on(METRE, {"train": [("s.tif", Window(0, 0, 16, 16))]})
+    noisy = Affine.translation(shift / 2, 0) @ METRE  # within the slack: no pixel lost
+    assert on_grids(north_up, {"s.tif": (noisy, 40, 40)}).blocks == north_up.blocks

@@ -439,6 +439,9 @@ def test_a_block_split_file_round_trips_and_names_its_images(tmp_path):
         {"a.tif": [0.5, 0, 10**400, 0, -0.5, 2]},
         {"a.tif": [1e308, 0, 0, 0, -1e308, 0]},
         {"a.tif": [0.5, 0, 1, 0, -0.5, 2e10]},  # no CRS puts the Earth there
+        {"a.tif": [0.5, 0, -1.0000001e10, 0, -0.5, 2]},
+        {"a.tif": [1e9, 0, 1, 0, -0.5, 2]},  # pixels of a billion CRS units
+        {"a.tif": [0.5, 0, 1, 0, -1e9, 2]},
     ],
 )
 def test_a_block_split_keeps_the_grid_of_its_windows_and_a_bad_one_is_refused(tmp_path, grids):
@@ -472,6 +475,31 @@ def test_a_block_split_keeps_the_grid_of_its_windows_and_a_bad_one_is_refused(tm
         f"split file {path}: 'grids' must map image ids to the six numbers of a pixel grid's"
         " transform (a, b, c, d, e, f), as 'aerialseg data split' writes them"
     )
+
+
+def test_block_split_files_take_what_their_bounds_allow(tmp_path):
+    """The edges of what a split file may say: blocks of one pixel, a block ending at
+    GDAL's largest raster, grids of a pixel under a billion units and origins 1e10 out."""
+    pairs = [Pair("a.tif", "a.gpkg")]
+    biggest = 2**31
+    blocks = {
+        "train": [{"image": "a.tif", "window": [0, 0, 1, 1]}],
+        "val": [{"image": "a.tif", "window": [biggest - 5, biggest - 7, 5, 7]}],
+        "test": [],
+    }
+    grids = {"a.tif": [1e9 - 1, 0, -1e10, 0, -(1e9 - 1), 1e10]}
+    path = tmp_path / "edges.json"
+    path.write_text(json.dumps({"blocks": blocks, "grids": grids}))
+    split = file_split(pairs, path)
+    assert split.parts("val")[0][1].height == 7 and split.grids == {"a.tif": tuple(grids["a.tif"])}
+    scored = {"train": [], "val": [], "test": blocks["train"]}  # scoring needs no training
+    path.write_text(json.dumps({"blocks": scored}))
+    assert file_split(pairs, path, for_training=False).parts("test") == split.parts("train")
+    for window in ([biggest - 4, 0, 5, 1], [0, biggest - 6, 1, 7]):
+        blocks["val"] = [{"image": "a.tif", "window": window}]
+        path.write_text(json.dumps({"blocks": blocks}))
+        with pytest.raises(DatasetError, match="'blocks' must map train, val and test"):
+            file_split(pairs, path)
 
 
 def test_random_split_deals_groups_in_the_order_of_their_hash_seed_0_by_default(tmp_path):

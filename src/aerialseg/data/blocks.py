@@ -269,8 +269,8 @@ def on_grids(split: Split, grids: dict[str, tuple[Affine, int, int]]) -> Split:
     id -> transform, width and height, at the run's ``pixel_size``), where the split file
     records the grid it was cut on and that differs. Each block keeps the pixels of the new
     grid that lie wholly on its ground, so blocks stay apart and their buffers keep at
-    least their width on the ground. A grid is the same where its transform is within a
-    millionth of a pixel of the recorded one. A block left without a whole pixel is
+    least their width on the ground. A grid is the same where its transform is within
+    GRID_TOLERANCE of a pixel of the recorded one. A block left without a whole pixel is
     dropped: the caller says whether a split it needs is left empty."""
     if split.blocks is None or not split.grids:
         return split
@@ -286,13 +286,18 @@ def on_grids(split: Split, grids: dict[str, tuple[Affine, int, int]]) -> Split:
             part = _on_grid(image, window, was, now, width, height)
             if part is not None:
                 moved[name].append((image, part))
-    transforms = {image: tuple(grids[image][0])[:6] for image in split.grids if image in grids}
+    transforms = {image: grids[image][0] for image in split.grids if image in grids}
     return blocks_split(moved, split.rule, transforms)
 
 
+# Of a pixel: where two grids are one, and how far past a pixel's edge a block's may lie
+# and still hold it (transforms computed by GDAL and written as decimals differ by noise).
+GRID_TOLERANCE = 1e-3
+
+
 def same_grid(was: Affine, now: Affine) -> bool:
-    """Whether two transforms are one grid: within a millionth of a pixel."""
-    return was.almost_equals(now, precision=1e-6 * math.hypot(now.a, now.d))
+    """Whether two transforms are one grid: within GRID_TOLERANCE of a pixel."""
+    return was.almost_equals(now, precision=GRID_TOLERANCE * math.hypot(now.a, now.d))
 
 
 def _on_grid(
@@ -315,8 +320,9 @@ def _on_grid(
     )
     left, right = sorted((c0, c1))
     top, bottom = sorted((r0, r1))
-    left, top = max(0, math.ceil(left - 1e-6)), max(0, math.ceil(top - 1e-6))
-    right, bottom = min(width, math.floor(right + 1e-6)), min(height, math.floor(bottom + 1e-6))
+    slack = GRID_TOLERANCE
+    left, top = max(0, math.ceil(left - slack)), max(0, math.ceil(top - slack))
+    right, bottom = min(width, math.floor(right + slack)), min(height, math.floor(bottom + slack))
     if right <= left or bottom <= top:
         return None
     return Window(left, top, right - left, bottom - top)
