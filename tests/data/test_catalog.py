@@ -614,6 +614,13 @@ def test_a_block_split_is_read_on_the_runs_grid_or_refused_where_it_cannot_be(tm
     blocks_split(parts, "r").save(path)  # as an earlier release wrote it
     native, metre = open_catalog(str(root), table), open_catalog(str(root), table, None, 1.0)
     assert native.split(path).blocks == blocks_split(parts, "r").blocks
+    own = open_catalog(str(root), table, None, 0.5)  # pixel_size= the scene's own: no change
+    assert own.split(path).blocks == blocks_split(parts, "r").blocks
+    # scoring takes a split of test blocks alone; training needs train and val blocks
+    blocks_split({"train": [], "val": [], "test": parts["test"]}, "r").save(path)
+    assert own.split(path, for_training=False, needed=("test",)).parts("test") == parts["test"]
+    with pytest.raises(DatasetError, match="leaves no training or no validation blocks"):
+        own.split(path)
     with pytest.raises(DatasetError) as err:
         metre.split(path, for_training=False, needed=("test",))
     assert str(err.value) == (
@@ -624,8 +631,12 @@ def test_a_block_split_is_read_on_the_runs_grid_or_refused_where_it_cannot_be(tm
     blocks_split(parts, "r", {sid: TRANSFORM}).save(path)
     scored = metre.split(path, for_training=False, needed=("test",))
     assert scored.blocks["test"] == ((sid, Window(21, 0, 19, 20)),) and not scored.blocks["train"]
-    with pytest.raises(DatasetError, match="^the split's train blocks hold no whole pixel"):
+    with pytest.raises(DatasetError) as err:
         metre.split(path)
+    assert str(err.value) == (
+        "the split's train blocks hold no whole pixel at this pixel size: make larger blocks"
+        " (data split --block-size) or read finer pixels"
+    )
     with pytest.raises(DatasetError) as err:
         metre.split(path, for_training=False, needed=(), convert=False)
     assert str(err.value) == (
