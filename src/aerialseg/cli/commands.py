@@ -218,11 +218,11 @@ def _labelling_round(
     area = str(files["labelled_area"])
     read = ["--labels", str(labels), "--label-field", field]
     read += ["--label-crs", args.label_crs] if args.label_crs else []
-    bands = [f"bands=[{','.join(map(str, args.bands))}]"] if args.bands else []
+    reading = [f"bands=[{','.join(map(str, args.bands))}]"] if args.bands else []
     # the tasks' grid: the split cuts its blocks on it, the run reads the scenes on it (a
     # review: a model's own pixel size, unasked, cut each task in four)
     on_grid = ["--pixel-size", str(pixel_size)] if pixel_size else []
-    bands += [f"pixel_size={pixel_size}"] if pixel_size else []
+    reading += [f"pixel_size={pixel_size}"] if pixel_size else []
     run = out.parent / "runs" / out.stem
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
@@ -230,7 +230,7 @@ def _labelling_round(
     earlier = [p for p in _split_files_before(out) if p.is_file()]
     split_cmd += ["--keep", str(earlier[0])] if earlier else []  # last round's blocks stay
     train = ["aerialseg", "train", "--data", scenes, *read, "--classes", str(files["classes"])]
-    train += ["--labelled-area", area, "--split", str(split), "--preset", "finetune", *bands]
+    train += ["--labelled-area", area, "--split", str(split), "--preset", "finetune", *reading]
     train += [f"init_from={args.model}"] if args.model else []  # finetune's: the bundled
     again = ["aerialseg", "suggest", scenes, "--model", str(run / "model.pt"), *read]
     again += ["--labelled-area", area, "--out", str(_next_round(out)), "--count", str(args.count)]
