@@ -188,6 +188,7 @@ MODULES: dict[str, dict] = {
             "tests/training/test_run.py::test_the_time_counts_from_the_commands_start",
             "tests/training/test_run.py::test_the_run_hands_the_data_its_transform_and_unlabelled_images",
             "tests/training/test_run.py::test_the_run_reads_its_scenes_at_its_pixel_size",
+            "tests/training/test_run.py::test_a_block_split_at_native_pixels_trains_and_scores_at_another_pixel_size",
             "tests/test_own_area.py::test_polygons_split_train_evaluate_predict",
             "tests/training/test_run.py::test_resume_after_interruption",
             "tests/training/test_run.py::test_resume_keeps_the_time_budgets_schedule",
