@@ -16,6 +16,7 @@ for every mutant. Not part of CI: a full run takes about an hour on 2 cores.
     nice .venv/bin/python bench/mutation.py                 # every module
     nice .venv/bin/python bench/mutation.py inference/vector.py data/classes.py
     nice .venv/bin/python bench/mutation.py --survivors inference/sliding.py
+    nice .venv/bin/python bench/mutation.py --survivors --timeouts data/catalog.py
 
 writes bench/results/mutation.json (a run of some modules keeps the others' entries).
 ``--survivors`` re-tests only what the last run left alive or untested: after adding tests,
@@ -87,6 +88,20 @@ MODULES: dict[str, dict] = {
         ]
     },
     # Checks on any scene, pairs or polygons alike, in one run (issue 28)
+    # The one opener of images and label rasters (which drivers, zip entries, URLs, bands,
+    # the stretch to 0..255, the read at another pixel size).
+    "data/raster.py": {
+        "tests": [
+            "tests/data/test_raster.py",
+            "tests/data/test_remote.py",
+            "tests/data/test_scene_kinds.py",
+            "tests/data/test_source.py",
+            "tests/inference/test_georeference.py",
+            "tests/inference/test_blocks.py",
+            "tests/inference/test_predict.py",
+            "tests/api/test_uploads.py",
+        ]
+    },
     "data/inspect.py": {
         "tests": [
             "tests/data/test_inspect.py",
@@ -1882,12 +1897,15 @@ def run_module(
     survivors_only: bool = False,
     changed=(),
     checked_only: bool = False,
+    timeouts: bool = False,
 ) -> dict:
     """Run mutmut on ``module``; ``survivors_only``: re-test only the mutants that survived
     the last run (tests were added since; those killed stay killed), and every mutant of
     the functions ``changed`` names (mutant globs: their code changed since, so their
     mutants are new and nothing of the last run holds for them); ``checked_only``: leave
-    the mutants a stopped run did not reach for a later run."""
+    the mutants a stopped run did not reach for a later run; ``timeouts``: test again the
+    mutants that ran out of time too (mutmut counts them killed, but a CPU shared with
+    other work runs tests slower than mutmut measured them)."""
     folder = prepare(module, spec)
     names = mutant_globs(module, spec)
     carried: dict[str, str] = {}
@@ -1898,7 +1916,8 @@ def run_module(
         saved = json.loads(kept.read_text()) if kept.is_file() else {}
         found = {n: saved.get(n, s) if s == "not checked" else s for n, s in found.items()}
         again = [n for n in found if any(fnmatchcase(n, g) for g in changed)]
-        names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in KILLED_LIKE]
+        done = KILLED_LIKE - {"timeout"} if timeouts else KILLED_LIKE
+        names = [n for n, s in found.items() if in_scope(n, module, spec) and s not in done]
         if checked_only:
             names = [n for n in names if found[n] != "not checked"]
         names = [n for n in names if n not in EQUIVALENT]  # reported as such, not run
@@ -1907,7 +1926,7 @@ def run_module(
         # mutmut marks every mutant "not checked" again when the tests change, and runs
         # only those named: the ones killed before stay killed (tests were added, the
         # module is unchanged), so their status is carried over
-        carried = {n: s for n, s in found.items() if s in KILLED_LIKE and n not in again}
+        carried = {n: s for n, s in found.items() if s in done and n not in again}
     commit = _commit()  # mutmut copies the tests now: later commits do not count here
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.perf_counter()
@@ -2040,6 +2059,11 @@ def main() -> None:
         help="with --survivors: leave the mutants a stopped run did not reach for later",
     )
     parser.add_argument(
+        "--timeouts",
+        action="store_true",
+        help="with --survivors: test the mutants that timed out again as well",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="run nothing: rewrite the JSON from the last runs' results (after EQUIVALENT changed)",
@@ -2076,6 +2100,7 @@ def main() -> None:
                 args.survivors,
                 args.changed,
                 args.checked_only,
+                args.timeouts,
             )
         r = results[module]
         tested = r["mutants"] - len(r["equivalent"]) - r["not_checked"]
