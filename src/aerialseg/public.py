@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from aerialseg.data.classes import ClassTable
     from aerialseg.inference.distributed import RaySummary
     from aerialseg.inference.predict import Predictor
-    from aerialseg.inference.run import PredictOptions, PredictSummary
+    from aerialseg.inference.run import PredictSummary
     from aerialseg.models.spec import ModelSpec
     from aerialseg.training.config import TrainConfig
 
@@ -37,17 +37,6 @@ Precision = Literal["auto", "fp32", "bf16"]
 # Caps every training run at this many optimiser steps: a smoke test of a script or of the
 # documentation's examples trains in seconds instead of hours. Announced when it applies.
 MAX_STEPS_ENV = "AERIALSEG_MAX_STEPS"
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` where a CUDA GPU is available, else ``cpu``.
-
-    Raises:
-        AerialsegError: ``cuda`` was asked for on a machine without a CUDA GPU.
-    """
-    from aerialseg.inference.load import resolve_device as resolve
-
-    return resolve(name)
 
 
 def default_model_path() -> Path:
@@ -223,11 +212,8 @@ class Model:
             check_band_count(chosen, self.spec.in_channels, "bands=")
             opts = PredictOptions(bands=chosen, pixel_size=pixel_size, band_flag="bands=")
             # a URL as written: Path folds its "//" ("http:/host/...", a missing file)
-            raster = _open(image if is_url(image) else Path(image), opts, self.spec)
-            try:
+            with _open(image if is_url(image) else Path(image), opts, self.spec) as raster:
                 return raster.read(Window(0, 0, raster.width, raster.height))
-            finally:
-                raster.close()
         import torch
 
         from aerialseg.data.raster import read_array
@@ -380,44 +366,6 @@ def _as_loaded(model: Model, device: str, precision: str) -> Predictor:
     return model.predictor
 
 
-def predict_options(
-    *,
-    color: bool = False,
-    overlay: bool = False,
-    confidence: bool = False,
-    areas: bool = True,
-    format: str = "auto",
-    vector: str | None = None,
-    simplify: float = 0.0,
-    min_area: float | None = None,
-    bands: Sequence[int] | None = None,
-    pixel_size: float | None = None,
-    tta: bool = False,
-    batch_size: int | None = None,
-    overlap: float | None = None,
-) -> PredictOptions:
-    """What to write and how to read, as ``predict_files`` takes them (its Args)."""
-    from aerialseg.data.raster import band_numbers
-    from aerialseg.inference.run import PredictOptions
-
-    kinds = {"classes"} | ({"areas"} if areas else set())
-    kinds |= {
-        k for k, on in (("color", color), ("overlay", overlay), ("confidence", confidence)) if on
-    }
-    return PredictOptions(
-        outputs=frozenset(kinds),
-        class_format=format,
-        vector=vector,
-        simplify=simplify,
-        min_area=min_area,
-        bands=band_numbers(bands),
-        pixel_size=pixel_size,
-        tta=tta,
-        batch_size=batch_size,
-        overlap=overlap,
-    )
-
-
 def predict_files(
     inputs: str | Path | Sequence[str | Path],
     out: str | Path,
@@ -508,22 +456,20 @@ def predict_files(
         a ``RaySummary``, which also counts the pixels, seconds, retries and skipped scenes.
     """
     check_arguments(predict_files, locals())
-    from aerialseg.data.raster import check_band_count
-    from aerialseg.inference.run import named_inputs
+    from aerialseg.data.raster import band_numbers, check_band_count
+    from aerialseg.inference.run import PredictOptions, named_inputs
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    opts = predict_options(
-        color=color,
-        overlay=overlay,
-        confidence=confidence,
-        areas=areas,
-        format=format,
+    extra = {"areas": areas, "color": color, "overlay": overlay, "confidence": confidence}
+    opts = PredictOptions(
+        outputs=frozenset({"classes"} | {kind for kind, on in extra.items() if on}),
+        class_format=format,
         vector=vector,
         simplify=simplify,
         min_area=min_area,
-        bands=bands,
+        bands=band_numbers(bands),
         pixel_size=pixel_size,
         tta=tta,
         batch_size=batch_size,
@@ -771,7 +717,6 @@ def train(
         ConfigError: an unknown setting or a bad value.
     """
     check_arguments(train, locals(), ("settings", "callbacks", "transforms", "started"))
-    from aerialseg.data.classes import DUBAI_CLASSES, ClassTable
     from aerialseg.training.run import train as run_training
 
     resume = resume or resume_from is not None
@@ -794,12 +739,7 @@ def train(
             f"--resume continues with the run's saved split and class table ({run_dir}/"
             "split.json, classes.json); drop --split and --classes"
         )
-    if resume:
-        table = ClassTable.from_file(run_dir / "classes.json")
-    elif isinstance(classes, ClassTable):
-        table = classes
-    else:
-        table = ClassTable.from_file(classes) if classes else DUBAI_CLASSES
+    table = _class_table(run_dir / "classes.json" if resume else classes)
     capped = _step_cap(cfg)  # before anything is written: a bad value is one line
     return run_training(
         cfg,
@@ -975,12 +915,9 @@ def export(
 
         chosen = band_numbers(bands)
         check_band_count(chosen, loaded.spec.in_channels, "--bands")
-        raster = open_input(check_image, chosen or loaded.spec.band_tuple)
-        try:
+        with open_input(check_image, chosen or loaded.spec.band_tuple) as raster:
             window = Window(0, 0, min(raster.width, 512), min(raster.height, 512))
             values, _ = raster.read(window)
-        finally:
-            raster.close()
         check = values.transpose(1, 2, 0).astype("uint8")
     return export_onnx(loaded, Path(onnx), check)
 

@@ -108,34 +108,24 @@ def _client_message(err: Exception, upload: Path) -> str:
 
 
 def _options(
-    loaded: Predictor,
-    limits: ServeLimits,
-    *,
-    fmt: str,
-    overlay: bool,
-    polygons: bool,
-    bands_text: str | None,
-    confidence: bool,
-    preview: bool,
-    tta: bool,
-    simplify: float,
-    min_area: float | None,
+    loaded: Predictor, limits: ServeLimits, asked: dict[str, Any], polygons: bool, preview: bool
 ) -> PredictOptions:
-    """The run's options from the query and the model alone, so that wrong ones are
-    refused before the body arrives; the upload's driver is set when its bytes are read."""
-    chosen = parse_bands(bands_text, "bands=")
+    """The run's options from the query (``asked``: predict_query's) and the model alone,
+    so that wrong ones are refused before the body arrives; the upload's driver is set
+    when its bytes are read."""
+    chosen = parse_bands(asked["bands"], "bands=")
     check_band_count(chosen, loaded.spec.in_channels, "bands=")
-    outputs = {"classes", "areas"} | ({"color", "overlay"} if overlay else set())
-    outputs |= {"confidence"} if confidence else set()
+    outputs = {"classes", "areas"} | ({"color", "overlay"} if asked["overlay"] else set())
+    outputs |= {"confidence"} if asked["confidence"] else set()
     outputs |= {"image", "color", "confidence"} if preview else set()
     return PredictOptions(
         outputs=frozenset(outputs),
-        class_format=fmt if fmt in ("png", "tif") else "auto",
+        class_format=asked["format"] if asked["format"] in ("png", "tif") else "auto",
         vector="geojson" if polygons else None,
-        simplify=simplify,
-        min_area=min_area,
+        simplify=asked["simplify"],
+        min_area=asked["min_area"],
         bands=chosen or loaded.spec.band_tuple,
-        tta=tta,
+        tta=asked["tta"],
         progress=False,
         max_pixels=limits.max_pixels,
         band_flag="?bands=",  # hints in the query's form: ?bands=1,2,3
@@ -411,19 +401,7 @@ def create_app(
                 headers={"connection": "close"},
             )
         try:
-            opts = _options(
-                loaded,
-                limits,
-                fmt=format,
-                overlay=overlay,
-                polygons=polygons,
-                bands_text=asked["bands"],
-                confidence=confidence,
-                preview=preview,
-                tta=asked["tta"],
-                simplify=asked["simplify"],
-                min_area=asked["min_area"],
-            )
+            opts = _options(loaded, limits, asked, polygons, preview)
         except AerialsegError as err:  # said before the body is read
             raise HTTPException(422, str(err), headers={"connection": "close"}) from None
         with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:

@@ -14,7 +14,6 @@ buffer and are not stable across versions.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.windows import Window
 
-from aerialseg.data.splits import Split, blocks_split, check_shares
+from aerialseg.data.splits import Split, blocks_split, check_shares, seeded_rank
 from aerialseg.errors import DatasetError
 
 ORDER = {"train": 0, "val": 1, "test": 2}
@@ -95,10 +94,6 @@ def block_pixels(size: str, scene: SceneGrid) -> int:
     return pixels
 
 
-def _rank(seed: int, text: str) -> str:
-    return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
-
-
 def block_split(
     scenes: list[SceneGrid],
     size: str,
@@ -143,7 +138,7 @@ def block_split(
                 ),
             )
         ]
-    ordered = sorted(cells, key=lambda cell: _rank(seed, f"{cell[0]}:{cell[1]}:{cell[2]}"))
+    ordered = sorted(cells, key=lambda cell: seeded_rank(seed, f"{cell[0]}:{cell[1]}:{cell[2]}"))
     sizes = {s.id: (s.height, s.width) for s in scenes}
 
     def area(cell: tuple[str, int, int, int]) -> int:  # the last row and column are smaller

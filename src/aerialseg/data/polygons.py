@@ -93,12 +93,6 @@ class PolygonLayer:
         array[:] = geometries
         return cls(crs, array, np.asarray(values, dtype=np.int64), shapely.STRtree(array))
 
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """(left, bottom, right, top) of all polygons."""
-        box = shapely.total_bounds(self.geometries)
-        return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
-
     def to_crs(self, crs: CRS, within: shapely.Geometry | None = None) -> PolygonLayer:
         """The layer in ``crs``. ``within`` (in ``crs``): where it will be read (the
         footprints of the scenes in ``crs``); polygons are cut to its bounding box first,

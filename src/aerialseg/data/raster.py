@@ -170,6 +170,12 @@ class RasterInput:
         if self.file is not None:
             self.file.close()
 
+    def __enter__(self) -> RasterInput:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 def at_pixel_size(
     ds, pixel_size: float, name: str, labels: bool = False, flag: str | None = "--pixel-size"
@@ -423,11 +429,8 @@ def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             driver="GTiff", width=width, height=height, count=count, dtype=array.dtype.name
         ) as dataset:
             dataset.write(array)
-        raster = open_input(memory.name, bands=tuple(range(1, count + 1)))
-        try:
+        with open_input(memory.name, bands=tuple(range(1, count + 1))) as raster:
             return raster.read(Window(0, 0, width, height))
-        finally:
-            raster.close()
 
 
 URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")

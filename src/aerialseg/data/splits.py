@@ -309,7 +309,9 @@ def _overlap(blocks: dict[str, list[tuple[str, Window]]]) -> tuple[str, str, str
     return None
 
 
-def _rank(seed: int, text: str) -> str:
+def seeded_rank(seed: int, text: str) -> str:
+    """A text's place in an order that a seed shuffles, the same on every machine and
+    Python (unlike hash())."""
     return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
 
 
@@ -337,8 +339,8 @@ def random_split(scenes: Sequence[Named], val: float, test: float, seed: int = 0
     groups: dict[str, list[str]] = defaultdict(list)
     for scene in scenes:
         groups[scene.group].append(scene.id)
-    ordered = [sorted(ids, key=lambda i: _rank(seed, i)) for ids in groups.values()]
-    ordered.sort(key=lambda ids: _rank(seed, ids[0]))
+    ordered = [sorted(ids, key=lambda i: seeded_rank(seed, i)) for ids in groups.values()]
+    ordered.sort(key=lambda ids: seeded_rank(seed, ids[0]))
     dealt = [
         ids[k] for k in range(max(map(len, ordered), default=0)) for ids in ordered if k < len(ids)
     ]

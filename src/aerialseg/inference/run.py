@@ -353,8 +353,7 @@ def _predict_one(
     base = out / (name or shown.stem)
     spec, classes = predictor.spec, predictor.classes
     predictor = predictor.with_options(batch_size=opts.batch_size)
-    raster = _open(path, opts, spec)
-    try:
+    with _open(path, opts, spec) as raster:
         check_row_band(raster, spec, classes.num_classes)
         fmt = class_format(opts.class_format, raster, shown.suffix.lower())
         if fmt != opts.class_format != "auto":
@@ -406,8 +405,6 @@ def _predict_one(
             outputs_set.abort()
             raise
         grid = (raster.dataset.crs, raster.dataset.transform)  # the classes' grid
-    finally:
-        raster.close()
     try:
         if opts.vector:
             written |= polygonize(

@@ -209,8 +209,7 @@ def check_scenes(
     georeferenced: set[bool] = set()
     overlapped = [False] * len(labelled)
     for path in inputs:
-        raster = open_scene(path)
-        try:
+        with open_scene(path) as raster:
             ds, name = raster.dataset, input_name(path).name
             georeferenced.add(ds.crs is not None)
             if len(georeferenced) > 1:
@@ -228,8 +227,6 @@ def check_scenes(
             whole = footprint(Window(0, 0, raster.width, raster.height), ds.transform)
             for k, layer in enumerate(labelled):
                 overlapped[k] |= layer.to_crs(ds.crs, whole).overlaps(whole)
-        finally:
-            raster.close()
     for layer, hit in zip(labelled, overlapped, strict=True):
         if not hit:
             raise SuggestError(
@@ -255,8 +252,7 @@ def suggest_scenes(
     distances: list[float] = []
     keep = tempfile.TemporaryDirectory(prefix="aerialseg-suggest-") if opts.prelabel else None
     for n, (path, (grid, block, distance)) in enumerate(zip(inputs, grids, strict=True)):
-        raster = open_scene(path)
-        try:
+        with open_scene(path) as raster:
             ds = raster.dataset
             distances.append(distance)
             whole = footprint(Window(0, 0, raster.width, raster.height), ds.transform)
@@ -267,8 +263,6 @@ def suggest_scenes(
                 predict_bands(raster), raster, classes.num_classes, block, layers, ids_file
             )
             scenes.append(Scene(grid.id, tally, ds.transform, ds.crs, grid.pixel or 1.0, ids))
-        finally:
-            raster.close()
     result = rank(scenes, classes, opts, distances)
     result.workdir = keep
     return result

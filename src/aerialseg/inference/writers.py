@@ -57,10 +57,6 @@ def _palette(classes: ClassTable) -> np.ndarray:
     return lut
 
 
-def _tmp(path: Path) -> Path:
-    return temp_path(path)
-
-
 def aux_path(path: Path) -> Path:
     """GDAL's sidecar of ``path``: what its format cannot hold (names, georeference)."""
     return path.with_name(path.name + ".aux.xml")
@@ -82,11 +78,6 @@ def write_text(path: Path, text: str, into: OutputSet | None = None) -> Path:
     if into is None:
         outputs.commit()
     return path
-
-
-def _step(path: Path) -> Path:
-    """The GeoTIFF that predictions stream into before their final copy."""
-    return temp_path(path, "step.tif")
 
 
 class RasterOutputs:
@@ -136,7 +127,8 @@ class RasterOutputs:
             self.finals["image"] = stem.with_name(stem.name + "_image" + picture)
         if confidence:
             self.finals["confidence"] = stem.with_name(stem.name + "_confidence" + suffix)
-        self.tiffs: dict[str, Path] = {k: _step(v) for k, v in self.finals.items()}
+        # the GeoTIFFs that predictions stream into before their final copy
+        self.tiffs: dict[str, Path] = {k: temp_path(v, "step.tif") for k, v in self.finals.items()}
         self.writers: dict[str, DatasetWriter] = {}
         base = {
             "driver": "GTiff",
@@ -323,8 +315,8 @@ class RasterOutputs:
                 w.close()
         for key, path in self.tiffs.items():
             path.unlink(missing_ok=True)
-            _tmp(self.finals[key]).unlink(missing_ok=True)
-            aux_path(_tmp(self.finals[key])).unlink(missing_ok=True)
+            temp_path(self.finals[key]).unlink(missing_ok=True)
+            aux_path(temp_path(self.finals[key])).unlink(missing_ok=True)
 
 
 def area_table(outputs: RasterOutputs) -> list[dict]:

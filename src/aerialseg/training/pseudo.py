@@ -49,11 +49,8 @@ def _opened(path, bands, pixel_size=None, whole_read_pixels: int | None = None):
 
 def decoded_bytes(path, bands, pixel_size=None) -> int:
     """What an unlabelled image and its labels take in memory, from its header."""
-    raster = _opened(path, bands, pixel_size, whole_read_pixels=0)  # no pixel decoded
-    try:
+    with _opened(path, bands, pixel_size, whole_read_pixels=0) as raster:  # no pixel decoded
         return (len(raster.bands) + 1) * raster.width * raster.height
-    finally:
-        raster.close()
 
 
 def source_bands(predictor: Predictor, bands: tuple[int, ...] | None) -> tuple[int, ...] | None:
