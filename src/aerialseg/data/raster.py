@@ -644,16 +644,9 @@ def open_input(
             whole = _read_bands(ds, chosen, palette)  # a truncated file fails here
         else:
             # Read a corner block and the last one: a truncated file fails here, not mid-run.
-            ds.read(1, window=Window(0, 0, min(ds.width, 256), min(ds.height, 256)))
-            ds.read(
-                1,
-                window=Window(
-                    max(0, ds.width - 256),
-                    max(0, ds.height - 256),
-                    min(ds.width, 256),
-                    min(ds.height, 256),
-                ),
-            )
+            w, h = min(ds.width, 256), min(ds.height, 256)
+            for left, top in ((0, 0), (ds.width - w, ds.height - h)):
+                ds.read(1, window=Window(left, top, w, h))
         # a palette's colours are 8-bit whatever its values' type
         dtype = np.dtype("uint8" if palette is not None else ds.dtypes[chosen[0] - 1])
         scale = None if dtype == np.uint8 else _stretch(ds, chosen)
