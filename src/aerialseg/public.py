@@ -1051,12 +1051,13 @@ def suggest(
         seed=seed,
     )
     classes = predictor.classes
-
-    def bands_of(raster):
-        return predictor.rows(raster, confidence=True)
-
     found = suggest_scenes(
-        lambda path: _open(path, read, predictor.spec), bands_of, inputs, classes, opts, labelled
+        lambda path: _open(path, read, predictor.spec),
+        lambda raster: predictor.rows(raster, confidence=True),
+        inputs,
+        classes,
+        opts,
+        labelled,
     )
     try:
         files = write_tasks(found, classes, out, labelled)
@@ -1067,12 +1068,7 @@ def suggest(
         {
             "rank": t.rank,
             "scene": found.scenes[t.scene].name,
-            "window": [
-                int(t.window.col_off),
-                int(t.window.row_off),
-                int(t.window.width),
-                int(t.window.height),
-            ],
+            "window": [int(v) for v in t.window.flatten()],  # column, row, width, height
             "score": t.score,
             "doubt": t.doubt,
             "impurity": t.impurity,
