@@ -578,6 +578,19 @@ def training_config(
     return resolve_config(preset, config, settings=dict(settings or {}))
 
 
+def launch_settings(
+    max_time=None, devices=None, num_nodes=None, accelerator=None, resize_masks=False
+) -> dict:
+    """train's options that are settings too (``max_time=``, ...), those given, as
+    settings: for the run, and for ``train --print-config``."""
+    from aerialseg.training.config import duration_text
+
+    budget = duration_text(max_time) if max_time is not None else None
+    launch = {"max_time": budget, "devices": devices, "num_nodes": num_nodes}
+    launch |= {"accelerator": accelerator, "resize_masks": resize_masks or None}
+    return {key: value for key, value in launch.items() if value is not None}
+
+
 def label_spec(
     labels: str | Path | None,
     field: str | None = None,
@@ -720,13 +733,7 @@ def train(
     from aerialseg.training.run import train as run_training
 
     resume = resume or resume_from is not None
-    from aerialseg.training.config import duration_text
-
-    budget = duration_text(max_time) if max_time is not None else None
-    launch = {"max_time": budget, "devices": devices, "num_nodes": num_nodes}
-    launch["accelerator"] = accelerator
-    launch["resize_masks"] = resize_masks or None
-    given = {key: value for key, value in launch.items() if value is not None}
+    given = launch_settings(max_time, devices, num_nodes, accelerator, resize_masks)
     run_dir = Path(out)
     cfg = training_config(
         preset=preset,

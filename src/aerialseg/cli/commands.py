@@ -70,7 +70,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aerialseg.public import training_config
+    from aerialseg.public import launch_settings, training_config
     from aerialseg.training.config import parse_overrides
 
     if args.list_settings:
@@ -81,9 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = parse_overrides(list(args.overrides))
     if args.print_config:
-        launch = ("max_time", "devices", "num_nodes", "accelerator")
-        given = {key: getattr(args, key) for key in launch if getattr(args, key) is not None}
-        given |= {"resize_masks": True} if args.resize_masks else {}
+        launch = ("max_time", "devices", "num_nodes", "accelerator", "resize_masks")
+        given = launch_settings(*(getattr(args, key) for key in launch))
         cfg = training_config(
             preset=args.preset,
             config=args.config,
