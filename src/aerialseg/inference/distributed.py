@@ -245,13 +245,10 @@ class PredictWorker:
         try:
             pixels = self._header_pixels(path)
             if pixels is None or pixels > block_pixels:  # opened in full only to plan blocks
-                raster = self._open(path)
-                try:
+                with self._open(path) as raster:
                     spec, stride = self.predictor.spec, self.predictor.engine.stride
                     blocks = plan_blocks(raster.height, raster.width, spec, stride, block_pixels)
                     pixels = raster.height * raster.width
-                finally:
-                    raster.close()
                 if len(blocks) > 1:
                     return {"kind": "split", "blocks": blocks}
             files = predict_one(self.predictor, path, self.out, self.opts, name)
@@ -265,14 +262,11 @@ class PredictWorker:
         target = block_path(self.out, name, start, stop)
         if finished_block(target, self.run):  # done by an earlier, interrupted run
             return {"kind": "block"}
-        raster = self._open(path)
-        try:
+        with self._open(path) as raster:
             pixels = write_block(
                 self.predictor, raster, target, start, stop, run=self.run,
                 confidence="confidence" in self.opts.outputs,
             )  # fmt: skip
-        finally:
-            raster.close()
         return {"kind": "block", "pixels": pixels}
 
     def assemble(self, path: str, name: str, blocks: list[tuple[int, int]]) -> dict:

@@ -75,21 +75,19 @@ def pseudo_label(
 ) -> LabelledImage:
     """One unlabelled image in the run's ``bands`` on the run's grid (``pixel_size``) and
     the predictor's confident class ids as its labels, predicted from the bands it reads."""
-    raster = _opened(path, bands, pixel_size)
     seen = source_bands(predictor, bands)
-    source = raster if seen == bands else _opened(path, seen, pixel_size)
     # confidences come in whole percents, rounded: the least percent that holds confidence
     least = math.ceil(100 * confidence - 1e-9)
     images, masks = [], []
-    try:
+    with (
+        _opened(path, bands, pixel_size) as raster,
+        raster if seen == bands else _opened(path, seen, pixel_size) as source,
+    ):
         for chunk in predictor.rows(source, confidence=True):
             sure = chunk.confidence >= least  # type: ignore[operator]
             masks.append(np.where(sure & chunk.valid, lut[chunk.ids], IGNORE_INDEX))
             values = chunk.image if source is raster else raster.read(chunk.window)[0]
             images.append(np.rint(values).astype(np.uint8))
-    finally:
-        raster.close()
-        source.close()
     image = torch.from_numpy(np.concatenate(images, axis=1))
     mask = torch.from_numpy(np.concatenate(masks).astype(np.uint8))
     return LabelledImage(f"unlabelled:{name}", image, mask)
