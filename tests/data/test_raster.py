@@ -208,6 +208,22 @@ def test_resampling_to_far_finer_pixels_is_refused_with_the_size_it_would_have_b
             assert finest.width == 2048
 
 
+@pytest.mark.parametrize(
+    ("pixel_size", "sides"),
+    [(1e-300, "2.56e+302 x 2.56e+302 px"), (5e-324, "more than 1e+308 x more than 1e+308 px")],
+)
+def test_a_vanishing_pixel_size_is_refused_with_a_short_line(tmp_path, pixel_size, sides):
+    """--pixel-size 5e-324 (the least float) made sides of infinity, an OverflowError
+    traceback; 1e-300 a line of 600 digits."""
+    one_metre = Affine(1.0, 0, TRANSFORM.c, 0, -1.0, TRANSFORM.f)
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(256, 256), transform=one_metre)
+    with pytest.raises(TooLargeInputError) as caught:
+        open_input(path, pixel_size=pixel_size)
+    message = str(caught.value)
+    assert f"would be {sides}, from 256 x 256 px of 1;" in message
+    assert len(message) - len(str(path)) < 200  # 780 with the 1e-300 digits
+
+
 @pytest.mark.parametrize("dtype", ["complex64", "complex_int16"])
 def test_complex_values_are_refused(tmp_path, dtype):
     path = complex_geotiff(tmp_path / "radar.tif", dtype)

@@ -212,8 +212,8 @@ def at_pixel_size(
             f"{name}: the scene is {right - left:g} x {top - bottom:g} CRS units, less than"
             f" one pixel of {pixel_size:g} on a side: {fix}"
         )
-    width = max(1, round((right - left) / pixel_size))
-    height = max(1, round((top - bottom) / pixel_size))
+    # sides as floats until they are checked: 1e-300 makes 300-digit ones, 5e-324 infinity
+    cols, rows = (right - left) / pixel_size, (top - bottom) / pixel_size
     own = min(abs(t.a), abs(t.e))
     if pixel_size * MAX_UPSAMPLING < own * (1 - 1e-6):
         fix = (
@@ -222,10 +222,11 @@ def at_pixel_size(
             else f"give an image of pixels of {pixel_size * MAX_UPSAMPLING:g} or finer"
         )
         raise TooLargeInputError(
-            f"{name}: resampled to pixels of {pixel_size:g} it would be {width:,} x {height:,}"
-            f" px, from {ds.width:,} x {ds.height:,} px of {own:g}; the limit is"
-            f" {MAX_UPSAMPLING} times finer per side: {fix}"
+            f"{name}: resampled to pixels of {pixel_size:g} it would be {_count(cols)} x"
+            f" {_count(rows)} px, from {ds.width:,} x {ds.height:,} px of {own:g}; the limit"
+            f" is {MAX_UPSAMPLING} times finer per side: {fix}"
         )
+    width, height = max(1, round(cols)), max(1, round(rows))
     coarser = pixel_size > own
     if labels:
         # the most common of several colours, band by band, could be a colour of none
@@ -240,6 +241,13 @@ def at_pixel_size(
         height=height,
         resampling=resampling,
     )
+
+
+def _count(pixels: float) -> str:
+    """A count of pixels for a message: whole, or in powers of ten past a trillion."""
+    if pixels < 1e12:
+        return f"{round(pixels):,}"
+    return f"{pixels:.3g}" if math.isfinite(pixels) else "more than 1e+308"
 
 
 def _setting(flag: str, value: object) -> str:
