@@ -13,9 +13,10 @@ from aerialseg.data.classes import DUBAI_CLASSES, IGNORE_INDEX, ClassTable
 from aerialseg.data.splits import make_split
 from aerialseg.errors import ConfigError
 from aerialseg.inference.load import load_predictor
+from aerialseg.training import pseudo
 from aerialseg.training.config import resolve_config
 from aerialseg.training.datamodule import SegmentationDataModule
-from aerialseg.training.pseudo import class_map, pseudo_label, pseudo_labelled
+from aerialseg.training.pseudo import class_map, labelling_device, pseudo_label, pseudo_labelled
 from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene
 from tests.helpers.models import FAST
@@ -147,3 +148,29 @@ def test_the_least_confidence_is_a_whole_percent_at_or_above_it(tiny_model, tmp_
     for asked, kept in ((least / 100 - 0.006, least), (least / 100 + 0.001, least + 1)):
         mask = pseudo_label(predictor, path, lut, asked, None, "r").mask.numpy()
         assert np.array_equal(mask != IGNORE_INDEX, percent.confidence >= kept), asked
+
+
+def test_the_starting_model_labels_on_the_runs_accelerator_and_ranks_gpu(monkeypatch, tmp_path):
+    """A run told accelerator=cpu labelled on a GPU where there was one, and under DDP
+    every rank labelled on GPU 0."""
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(pseudo.torch.cuda, "is_available", lambda: False)
+    assert labelling_device("auto") == labelling_device("gpu") == "cpu"
+    monkeypatch.setattr(pseudo.torch.cuda, "is_available", lambda: True)
+    assert labelling_device("cpu") == "cpu"
+    assert labelling_device("auto") == labelling_device("gpu") == "cuda:0"
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a second DDP rank, as Lightning starts it
+    assert labelling_device("cuda") == "cuda:1"
+    # and pseudo_labelled loads its model there
+    write_geotiff(tmp_path / "a.tif", rgb_scene(32, 32, seed=1))
+    asked = []
+
+    def loading(path, device):
+        asked.append(device)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(pseudo, "load_predictor", loading)
+    settings = [*FAST, "init_from=default", f"unlabelled={tmp_path}/a.tif", "accelerator=cpu"]
+    with pytest.raises(ConfigError, match="stop here"):
+        pseudo_labelled(resolve_config(overrides=settings), DUBAI_CLASSES)
+    assert asked == ["cpu"]

@@ -12,6 +12,7 @@ the labelled ones. Prediction is the one ``Predictor.rows`` loop that ``predict`
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -93,6 +94,15 @@ def pseudo_label(
     return LabelledImage(f"unlabelled:{name}", image, mask)
 
 
+def labelling_device(accelerator: str) -> str:
+    """Where the starting model labels: the CPU for a run told ``accelerator=cpu`` or
+    without CUDA, else this DDP rank's own GPU (Lightning's LOCAL_RANK: each rank builds
+    its data, and so labels, itself), not GPU 0 for every rank."""
+    if accelerator == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+
+
 def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage]:
     """The images ``cfg.unlabelled`` names, labelled by ``cfg.init_from`` where it is sure.
 
@@ -111,7 +121,7 @@ def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage
             f" than cache_megabytes={cfg.cache_megabytes:g}; name fewer or raise"
             " cache_megabytes"
         )
-    predictor = load_predictor(model_path(cfg.init_from), device="auto")
+    predictor = load_predictor(model_path(cfg.init_from), device=labelling_device(cfg.accelerator))
     lut = class_map(predictor.classes, classes)
     found = [
         pseudo_label(
