@@ -87,7 +87,6 @@ MODULES: dict[str, dict] = {
             "tests/inference/test_suggest.py",
         ]
     },
-    # Checks on any scene, pairs or polygons alike, in one run (issue 28)
     # The one opener of images and label rasters (which drivers, zip entries, URLs, bands,
     # the stretch to 0..255, the read at another pixel size).
     "data/raster.py": {
@@ -102,6 +101,7 @@ MODULES: dict[str, dict] = {
             "tests/api/test_uploads.py",
         ]
     },
+    # Checks on any scene, pairs or polygons alike, in one run (issue 28)
     "data/inspect.py": {
         "tests": [
             "tests/data/test_inspect.py",
@@ -2074,6 +2074,10 @@ def main() -> None:
         help="with --report-only: the commit whose tests a stopped run used",
     )
     args = parser.parse_args()
+    if (args.timeouts or args.changed or args.checked_only) and not args.survivors:
+        parser.error("--timeouts, --changed and --checked-only go with --survivors")
+    if any(glob in MODULES for glob in args.changed):  # it takes every word after it
+        parser.error("--changed takes mutant globs: name the modules before it")
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULES)}")

@@ -153,14 +153,22 @@ def test_the_least_confidence_is_a_whole_percent_at_or_above_it(tiny_model, tmp_
 def test_the_starting_model_labels_on_the_runs_accelerator_and_ranks_gpu(monkeypatch, tmp_path):
     """A run told accelerator=cpu labelled on a GPU where there was one, and under DDP
     every rank labelled on GPU 0."""
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    for name in pseudo.LOCAL_RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(pseudo.torch.cuda, "is_available", lambda: False)
     assert labelling_device("auto") == labelling_device("gpu") == "cpu"
     monkeypatch.setattr(pseudo.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(pseudo.torch.cuda, "device_count", lambda: 4)
     assert labelling_device("cpu") == "cpu"
     assert labelling_device("auto") == labelling_device("gpu") == "cuda:0"
+    monkeypatch.setenv("SLURM_LOCALID", "2")  # srun's third task on a machine
+    assert labelling_device("gpu") == "cuda:2"
     monkeypatch.setenv("LOCAL_RANK", "1")  # a second DDP rank, as Lightning starts it
     assert labelling_device("cuda") == "cuda:1"
+    monkeypatch.setattr(pseudo.torch.cuda, "device_count", lambda: 1)  # one GPU a rank
+    assert labelling_device("cuda") == "cuda:0"
+    monkeypatch.setenv("LOCAL_RANK", "one")  # no rank: the next variable's
+    assert labelling_device("cuda") == "cuda:0"
     # and pseudo_labelled loads its model there
     write_geotiff(tmp_path / "a.tif", rgb_scene(32, 32, seed=1))
     asked = []

@@ -94,13 +94,21 @@ def pseudo_label(
     return LabelledImage(f"unlabelled:{name}", image, mask)
 
 
+# A process's rank on its machine, as the launchers Lightning runs under name it:
+# Lightning's own and torchrun, SLURM's srun, LSF's jsrun.
+LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "SLURM_LOCALID", "JSM_NAMESPACE_LOCAL_RANK")
+
+
 def labelling_device(accelerator: str) -> str:
     """Where the starting model labels: the CPU for a run told ``accelerator=cpu`` or
-    without CUDA, else this DDP rank's own GPU (Lightning's LOCAL_RANK: each rank builds
-    its data, and so labels, itself), not GPU 0 for every rank."""
+    without CUDA, else this DDP rank's own GPU (each rank builds its data, and so labels,
+    itself), not GPU 0 for every rank; a launcher that shows each rank one GPU (by
+    CUDA_VISIBLE_DEVICES) makes that GPU 0."""
     if accelerator == "cpu" or not torch.cuda.is_available():
         return "cpu"
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    found = (os.environ.get(name, "") for name in LOCAL_RANK_VARIABLES)
+    rank = next((int(value) for value in found if value.isdigit()), 0)
+    return f"cuda:{rank % torch.cuda.device_count()}"
 
 
 def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage]:
