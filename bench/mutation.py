@@ -676,6 +676,12 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "max_steps >= 0 for > 0: max_steps is -1 or positive (the config refuses 0)",
         ),
         (
+            "done = [0]",
+            "done = [1]",
+            "the count of calibrated images before the first: fit_on_images reports after"
+            " each image, and with none it fits no temperature, so the count is never read",
+        ),
+        (
             'return torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
             "return torch.load(path, map_location=None, weights_only=True, mmap=True)",
             "no map_location: differs only for a checkpoint of CUDA tensors on a machine without"

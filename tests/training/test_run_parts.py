@@ -57,6 +57,12 @@ def test_the_network_line_names_its_weights_size_and_cost():
     net = SegmentationTask(lite.to_dict(), DUBAI_CLASSES.to_dict()).net
     millions = sum(p.numel() for p in net.parameters()) / 1e6
     assert f"from scratch, {millions:.1f} M parameters" in run.describe_network(net, lite)
+    # a million parameters exactly: written in millions
+    million = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 1))  # 24 parameters
+    million.register_parameter("rest", torch.nn.Parameter(torch.zeros(1_000_000 - 24)))
+    assert ", 1.0 M parameters, " in run.describe_network(million, lite)
+    million.rest = torch.nn.Parameter(torch.zeros(1_050_000 - 24))  # 1.05 M: rounded up
+    assert ", 1.1 M parameters, " in run.describe_network(million, lite)
     imagenet = dataclasses.replace(lite, pretrained=True)
     assert "fpn-effnet-lite0, ImageNet encoder," in run.describe_network(net, imagenet)
     seed = dataclasses.replace(cfg, pretrained=True)  # the seed U-Net has no ImageNet weights
@@ -360,8 +366,12 @@ def test_the_temperature_is_fitted_on_validation_unless_set_or_none(tiny_model, 
     assert run.calibrated(model, twice, None, time.monotonic() - 1)[1] == 1
     capsys.readouterr()
     sample = TemperatureSample()
-    sample.add(torch.softmax(torch.randn(6, 48, 48) * 3, 0), mask)
+    # logits that lean to the true class, noisy: a temperature inside (0.05, 20), with more
+    # than 4 decimals before rounding
+    logits = torch.nn.functional.one_hot(mask, 6).permute(2, 0, 1) * 2 + torch.randn(6, 48, 48)
+    sample.add(torch.softmax(logits, 0), mask)
     fitted, images = run.calibrated(model, datamodule, sample)
+    assert 0.05 < sample.fit() < 20 and sample.fit() != round(sample.fit(), 4)
     assert images == 1 and fitted.confidence_temperature == round(sample.fit(), 4)
     assert capsys.readouterr().err == ""  # no image predicted
     assert run.calibrated(model, SimpleNamespace(val_set=None)) == (model.spec, 0)
