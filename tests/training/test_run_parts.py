@@ -485,6 +485,8 @@ def test_settings_this_machine_or_class_table_cannot_run_are_one_line(tmp_path, 
     monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: every core (a review)
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
     assert run.usable_cores() == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # "undetermined": one core
+    assert run.usable_cores() == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert run.usable_cores() == 2
     run.check_settings_here(_config("accelerator=cpu", "devices=2"), DUBAI_CLASSES, False)
