@@ -498,7 +498,7 @@ def test_settings_this_machine_or_class_table_cannot_run_are_one_line(tmp_path, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     run.check_settings_here(_config("accelerator=gpu", "devices=2"), DUBAI_CLASSES, False)
-    for name in ("gpu", "auto"):
+    for name in ("gpu", "cuda", "auto"):
         with pytest.raises(ConfigError) as error:
             run.check_settings_here(_config(f"accelerator={name}", "devices=4"), DUBAI_CLASSES, 0)
         assert str(error.value) == "devices=4: this machine has 2 GPU(s)"
