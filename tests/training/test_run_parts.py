@@ -490,6 +490,7 @@ def test_settings_this_machine_or_class_table_cannot_run_are_one_line(tmp_path, 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert run.usable_cores() == 2
     run.check_settings_here(_config("accelerator=cpu", "devices=2"), DUBAI_CLASSES, False)
+    run.check_settings_here(_config("accelerator=auto", "devices=2"), DUBAI_CLASSES, False)
     with pytest.raises(ConfigError) as error:  # 64 processes on 2 cores
         run.check_settings_here(_config("accelerator=auto", "devices=3"), DUBAI_CLASSES, False)
     assert str(error.value) == (

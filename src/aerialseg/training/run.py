@@ -472,9 +472,8 @@ def check_settings_here(cfg: TrainConfig, classes: ClassTable, resume: bool) -> 
             f"devices={cfg.devices}: this machine has {torch.cuda.device_count()} GPU(s)"
         )
     path = cfg.init_from
-    if path and not resume and not model_path(path).is_file():
-        raise ConfigError(f"init_from: {path}: no such model file")
-    if path and not resume:  # said before images are read or pseudo-labelled
+    if path and not resume:  # said before images are read or pseudo-labelled (a missing
+        # file too: load_model says so)
         check_source(_source_model(path), cfg.model, cfg.spec.in_channels)
 
 
