@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from aerialseg.errors import AerialsegError, ConfigError, ModelFileError
 from aerialseg.models.io import load_model as load_file
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff
 from tests.helpers.images import rgb_scene
+from tests.helpers.paths import REAL_DATA
 
 TINY = {
     "model": "seed-unet",
@@ -82,8 +82,7 @@ def test_an_array_predicts_as_its_file(geotiff):
         model.predict(np.zeros((150, 200, 4), np.uint8))
 
 
-DUBAI = Path(__file__).parents[2] / "shared" / "datasets" / "dubai-aerial"
-TILE3 = DUBAI / "Semantic segmentation dataset" / "Tile 3" / "images" / "image_part_002.jpg"
+TILE3 = REAL_DATA / "Semantic segmentation dataset" / "Tile 3" / "images" / "image_part_002.jpg"
 
 
 @pytest.mark.skipif(not TILE3.exists(), reason="needs ../shared/datasets (the Dubai set)")
