@@ -282,7 +282,7 @@ def test_pairs_open_strictly_with_their_files_groups_and_tiles(tmp_path):
     with pytest.raises(DatasetError) as err:
         open_catalog(root, DUBAI_CLASSES, pixel_size=1.0, strict=False).read([first.id], Reading())
     assert str(err.value).startswith(
-        f"{first.id}: has no georeference, so its pixel size is unknown; pixel_size= needs"
+        f"{first.id}: has no georeference, so its pixel size is unknown; --pixel-size needs"
         " georeferenced rasters (GeoTIFF)"
     )
 

@@ -310,7 +310,7 @@ def test_errors_name_the_mask_and_say_what_to_do(tmp_path):
     with pytest.raises(DatasetError) as err:
         _mask(root, pixel_size=1.0)
     assert str(err.value).startswith("masks/scene_0.tif: has no georeference")
-    assert "pixel_size= needs georeferenced" in str(err.value)
+    assert "--pixel-size needs georeferenced" in str(err.value)
     write_geotiff(mask, np.ones((3, 72, 80), np.uint8))  # colours, for a table of values
     with pytest.raises(ClassTableError, match="^masks/scene_0.tif: a colour-coded mask"):
         _mask(root)

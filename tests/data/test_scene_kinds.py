@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import yaml
 from affine import Affine
 from PIL import Image
 from rasterio.windows import Window
@@ -194,3 +195,46 @@ def test_an_oversize_png_or_jpeg_is_refused_from_its_header(tmp_path):
     write_mask(root / "masks" / "a.png", np.zeros((4, 5), np.uint8))
     (scene,) = open_catalog(root, DUBAI_CLASSES).entries
     assert scene.look(Reading()).size == (5, 4)
+
+
+def test_a_pixel_size_error_names_the_setting_of_the_command_that_reads(tmp_path, capsys):
+    """data split --pixel-size and evaluate --pixel-size said "pixel_size=0.0625 or more",
+    the training setting, which neither command takes; train keeps pixel_size=. The class
+    raster's own resampling names it alike."""
+    from aerialseg.cli import main
+    from aerialseg.data.catalog import LabelSpec
+    from tests.helpers.models import FAST, write_tiny_model
+
+    root = write_geotiff_dataset(tmp_path / "own", parts=3)  # 80 x 72 px of 0.5 m
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split, model = tmp_path / "split.json", write_tiny_model(tmp_path / "m.pt", ["bands=[3,2,1]"])
+    too_fine = ["--pixel-size", "0.001"]
+    for argv in (
+        ["data", "split", str(root), "--block-size", "16", *too_fine, "--out", str(split)],
+        ["evaluate", str(model), "--data", str(root), "--classes", str(table), "--split", "all",
+         *too_fine, "--out", str(tmp_path / "scores")],
+    ):  # fmt: skip
+        assert main(argv) == 2
+        assert capsys.readouterr().err.endswith("per side: --pixel-size 0.0625 or more\n")
+    assert main(["data", "split", str(root), "--out", str(split)]) == 0
+    train = ["train", "--data", str(root), "--classes", str(table), "--split", str(split)]
+    settings = [*FAST, "bands=[3,2,1]", "pixel_size=0.001"]
+    assert main([*train, "--out", str(tmp_path / "run"), *settings]) == 2
+    assert capsys.readouterr().err.endswith("per side: pixel_size=0.0625 or more\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "classes.yaml",
+        "m.pt",
+        "own",
+        "split.json",
+    ]
+    coarse = write_geotiff(  # 10 m class pixels under the 0.5 m image
+        tmp_path / "coarse.tif",
+        np.ones((1, 4, 4), np.uint8),
+        transform=TRANSFORM @ Affine.scale(20),
+    )
+    image = str(root / "images" / "scene_0.tif")
+    for flag in ("--pixel-size", "pixel_size="):
+        catalog = open_catalog(image, VALUES, LabelSpec(str(coarse)), 1.0, pixel_flag=flag)
+        with pytest.raises(DatasetError, match=rf"per side: {flag} ?1.25 or more$"):
+            print(catalog.entries[0].labels.mode)

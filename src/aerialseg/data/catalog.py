@@ -264,11 +264,13 @@ def open_catalog(
     labels: LabelSpec | None = None,
     pixel_size: float | None = None,
     strict: bool = True,
+    pixel_flag: str = "--pixel-size",
 ) -> Catalog:
     """``data`` as scenes: image/mask pairs (a dataset folder, zip or manifest), or with
     ``labels`` image rasters (file, folder, glob, URL) labelled by polygons or a class
     raster. ``strict``: an image without its mask is an error (else listed in
-    ``unpaired``, for ``data inspect``)."""
+    ``unpaired``, for ``data inspect``). ``pixel_flag``: how the user sets ``pixel_size``
+    (a training run's ``pixel_size=``), for errors."""
     os.environ.setdefault("GDAL_CACHEMAX", str(STREAMED_GDAL_CACHE_MB))
     if labels is None:
         if is_scene_path(data):
@@ -276,19 +278,21 @@ def open_catalog(
                 f"{data}: image rasters need their labels: give the polygons or the class"
                 " raster with --labels FILE (or a dataset folder of images/ and masks/)"
             )
-        return _pairs(DatasetSource(data, strict), classes, pixel_size)
+        return _pairs(DatasetSource(data, strict), classes, pixel_size, pixel_flag)
     if labels.is_raster:
-        return _over_class_raster(os.fspath(data), labels, classes, pixel_size)
-    return _over_polygons(os.fspath(data), labels, classes, pixel_size, strict)
+        return _over_class_raster(os.fspath(data), labels, classes, pixel_size, pixel_flag)
+    return _over_polygons(os.fspath(data), labels, classes, pixel_size, pixel_flag, strict)
 
 
-def _pairs(source: DatasetSource, classes: ClassTable, pixel_size: float | None) -> Catalog:
+def _pairs(
+    source: DatasetSource, classes: ClassTable, pixel_size: float | None, pixel_flag: str
+) -> Catalog:
     scenes: dict[str, RasterScene] = {}
     for pair in source.pairs:
         mask_path, mask_name = source.gdal_path(pair.mask), source.where(pair.mask)
 
         def labels_of(grid: Grid, path=mask_path, name=mask_name) -> RasterLabels:
-            return RasterLabels(path, name, classes, grid, pixel_size)
+            return RasterLabels(path, name, classes, grid, pixel_size, pixel_flag)
 
         scenes[pair.id] = RasterScene(
             pair.id,
@@ -296,6 +300,7 @@ def _pairs(source: DatasetSource, classes: ClassTable, pixel_size: float | None)
             source.where(pair.id),
             labels_of,
             pixel_size,
+            pixel_flag,
             group=_group(pair.id),
             example=source.file_path(pair.id),
         )
@@ -313,7 +318,12 @@ def _rasters(images: str) -> tuple[list[str], str | None]:
 
 
 def _over_polygons(
-    images: str, spec: LabelSpec, classes: ClassTable, pixel_size: float | None, strict: bool
+    images: str,
+    spec: LabelSpec,
+    classes: ClassTable,
+    pixel_size: float | None,
+    pixel_flag: str,
+    strict: bool,
 ) -> Catalog:
     """Read the polygons, open every image's header, reproject the polygons once per CRS;
     errors (no overlap, no CRS) are raised here, before anything is written. Not
@@ -338,7 +348,9 @@ def _over_polygons(
     unplaced: list[DatasetError] = []  # images polygons cannot be placed on, not strict
     for path in paths:
         sid = scene_id(path, root)
-        scene = RasterScene(sid, path, path, _unbound, pixel_size, group=_group(sid), example=path)
+        scene = RasterScene(
+            sid, path, path, _unbound, pixel_size, pixel_flag, group=_group(sid), example=path
+        )
         scenes[sid] = scene
         try:
             crs = scene.grid.crs
@@ -390,7 +402,7 @@ def _polygons_on(labels: PolygonLabels, name: str, grid: Grid) -> ScenePolygons:
 
 
 def _over_class_raster(
-    images: str, spec: LabelSpec, classes: ClassTable, pixel_size: float | None
+    images: str, spec: LabelSpec, classes: ClassTable, pixel_size: float | None, pixel_flag: str
 ) -> Catalog:
     """Image rasters labelled by one class raster, warped onto each image's grid where it
     lies on another."""
@@ -411,9 +423,11 @@ def _over_class_raster(
         sid = scene_id(path, root)
 
         def labels_of(grid: Grid) -> RasterLabels:
-            return RasterLabels(spec.path, spec.path, classes, grid, pixel_size)
+            return RasterLabels(spec.path, spec.path, classes, grid, pixel_size, pixel_flag)
 
-        scene = RasterScene(sid, path, path, labels_of, pixel_size, group=_group(sid), example=path)
+        scene = RasterScene(
+            sid, path, path, labels_of, pixel_size, pixel_flag, group=_group(sid), example=path
+        )
         scenes[sid] = scene
     if not any(_overlaps(label_grid, e.grid) for e in scenes.values()):
         raise DatasetError(

@@ -97,6 +97,7 @@ class RasterLabels:
     classes: ClassTable
     onto: Grid
     pixel_size: float | None = None
+    pixel_flag: str = "--pixel-size"  # how the user sets ``pixel_size``, for errors
     area: None = None  # labels hold wherever the raster has data
     _open: tuple[int, OpenedLabels] | None = field(default=None, repr=False)
 
@@ -117,7 +118,7 @@ class RasterLabels:
         dataset = file
         if self.pixel_size:
             try:
-                dataset = at_pixel_size(file, self.pixel_size, self.name, True, "pixel_size=")
+                dataset = at_pixel_size(file, self.pixel_size, self.name, True, self.pixel_flag)
             except InputError as err:
                 raise DatasetError(str(err)) from None
         if dataset.count == 2:

@@ -169,6 +169,7 @@ class RasterScene:
     name: str  # how errors name the image
     labels_of: Callable[[Grid], LabelSource]
     pixel_size: float | None = None
+    pixel_flag: str = "--pixel-size"  # how the user sets ``pixel_size``, for errors
     bands: tuple[int, ...] | None = None  # chosen where pixels are read (with_bands)
     band_flag: str = Flags.bands  # how the reading command's user chooses them, for errors
     group: str = "."
@@ -182,7 +183,7 @@ class RasterScene:
     @cached_property
     def grid(self) -> Grid:
         """The scene's pixel grid as it is read (at ``pixel_size``), from the header."""
-        with _header(self.path, self.name, self.pixel_size) as ds:
+        with _header(self.path, self.name, self.pixel_size, self.pixel_flag) as ds:
             return Grid(ds.crs, ds.transform, ds.width, ds.height)
 
     @cached_property
@@ -190,13 +191,13 @@ class RasterScene:
         """The transform of the scene's own pixels (``transform`` at ``pixel_size``)."""
         if not self.pixel_size:
             return self.transform
-        with _header(self.path, self.name, None) as ds:
+        with _header(self.path, self.name) as ds:
             return ds.transform
 
     @cached_property
     def decodes_whole(self) -> bool:
         """A JPEG or PNG (``labels.DECODED_WHOLE``), which cannot be read from the middle."""
-        with _header(self.path, self.name, None) as file:
+        with _header(self.path, self.name) as file:
             return file.driver in DECODED_WHOLE
 
     @property
@@ -236,7 +237,14 @@ class RasterScene:
         """The image at the scene's pixel size in ``bands``, checked; never decoded whole
         (that is the cache's choice). Errors name the image as the user knows it."""
         try:
-            return open_input(self.path, bands, flag, self.pixel_size, whole_read_pixels=0)
+            return open_input(
+                self.path,
+                bands,
+                flag,
+                self.pixel_size,
+                pixel_flag=self.pixel_flag,
+                whole_read_pixels=0,
+            )
         except InputError as err:
             raise DatasetError(str(err).replace(self.path, self.name)) from None
 
@@ -327,12 +335,12 @@ class RasterScene:
 
 
 @contextmanager
-def _header(path: str, name: str, pixel_size: float | None) -> Iterator:
-    """An image raster opened for its header, at ``pixel_size``."""
+def _header(path: str, name: str, pixel_size: float | None = None, flag: str = "") -> Iterator:
+    """An image raster opened for its header, at ``pixel_size`` (set by ``flag``)."""
     file = open_raster(path, name)
     with file:
         try:
-            ds = at_pixel_size(file, pixel_size, name, flag="pixel_size=") if pixel_size else file
+            ds = at_pixel_size(file, pixel_size, name, flag=flag) if pixel_size else file
         except InputError as err:
             raise DatasetError(str(err)) from None
         try:

@@ -534,7 +534,7 @@ def train(
     check_settings_here(cfg, classes, resume)
     check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    catalog = open_catalog(data, classes, labels, cfg.pixel_size)
+    catalog = open_catalog(data, classes, labels, cfg.pixel_size, pixel_flag="pixel_size=")
     split = catalog.split(run_dir / "split.json" if resume else split_file)
     pseudo = pseudo_labelled(cfg, classes)  # unlabelled=: self-training
     datamodule = SegmentationDataModule(catalog, split, cfg, extra_transform, pseudo)
