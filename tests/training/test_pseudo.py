@@ -182,3 +182,63 @@ def test_the_starting_model_labels_on_the_runs_accelerator_and_ranks_gpu(monkeyp
     with pytest.raises(ConfigError, match="stop here"):
         pseudo_labelled(resolve_config(overrides=settings), DUBAI_CLASSES)
     assert asked == ["cpu"]
+
+
+def test_labelling_stops_at_its_share_of_max_time_and_says_what_it_left_out(
+    tiny_model, tiny_dataset, tmp_path, monkeypatch, capsys
+):
+    """Pseudo-labelling was not cut off by max_time: a run given many unlabelled images
+    labelled them all, then trained one step, however long that took."""
+    import time
+
+    from aerialseg.training import run
+
+    pixels = rgb_scene(70, 90, seed=3)
+    (tmp_path / "region").mkdir()
+    path = write_geotiff(tmp_path / "region" / "a.tif", pixels)
+    write_geotiff(tmp_path / "region" / "b.tif", rgb_scene(64, 64, seed=4))
+    predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
+    lut = class_map(predictor.classes, predictor.classes)
+    now = time.monotonic()
+    assert pseudo_label(predictor, path, lut, 0.01, None, "a", deadline=now - 1) is None
+    in_time = pseudo_label(predictor, path, lut, 0.01, None, "a", deadline=now + 3600)
+    assert in_time is not None and np.array_equal(in_time.image.numpy(), pixels)
+    # the run's images in order until the deadline passes: a's labelled in time, b's not
+    real, deadlines = pseudo.pseudo_label, []
+
+    def a_in_time(*args):
+        deadlines.append(args[-1])
+        return real(*args[:-1], None if len(deadlines) == 1 else time.monotonic() - 1)
+
+    monkeypatch.setattr(pseudo, "pseudo_label", a_in_time)
+    settings = [
+        *FAST,
+        f"init_from={tiny_model}",
+        f"unlabelled={tmp_path}/region",
+        "max_time=00:02:00",
+    ]
+    cfg = resolve_config(overrides=settings)
+    (labelled,) = pseudo_labelled(cfg, DUBAI_CLASSES, deadline=now + 60)
+    assert labelled.id == "unlabelled:a" and deadlines == [now + 60] * 2
+    out = capsys.readouterr().out
+    assert "self-training: labelling 2 unlabelled image(s) with" in out
+    assert "1 of 2 unlabelled image(s) labelled in 50% of max_time=00:02:00, the share" in out
+    assert "self-training: 1 unlabelled image(s), " in out
+    monkeypatch.setattr(pseudo, "pseudo_label", real)  # past already: none labelled
+    assert pseudo_labelled(cfg, DUBAI_CLASSES, deadline=now - 1) == []
+    assert "0 of 2 unlabelled image(s) labelled" in capsys.readouterr().out
+    # train gives labelling half of max_time from the command's start
+    asked = []
+
+    def labelling(cfg, classes, deadline):
+        asked.append(deadline)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(run, "pseudo_labelled", labelling)
+    with pytest.raises(ConfigError, match="stop here"):
+        run.train(cfg, tiny_dataset, tmp_path / "run", classes=DUBAI_CLASSES, started=100.0)
+    assert asked == [100.0 + 60]
+    cfg = resolve_config(overrides=[*FAST, f"init_from={tiny_model}", f"unlabelled={path}"])
+    with pytest.raises(ConfigError, match="stop here"):
+        run.train(cfg, tiny_dataset, tmp_path / "run", classes=DUBAI_CLASSES, started=100.0)
+    assert asked[-1] is None  # no max_time: every image

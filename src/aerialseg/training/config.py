@@ -142,9 +142,9 @@ class TrainConfig:
     max_steps: int = setting(-1, "-1: no step limit")
     max_time: str | None = setting(
         None,
-        'wall-clock budget "HH:MM:SS" for the whole train command: loading, training, the last '
-        "validation and the confidence calibration; the schedule anneals within it. None: no "
-        "time limit",
+        'wall-clock budget "HH:MM:SS" for the whole train command: loading, self-training\'s '
+        "labelling (half of it at most), training, the last validation and the confidence "
+        "calibration; the schedule anneals within it. None: no time limit",
     )
     optimizer: Literal["adam", "adamw"] = setting(
         "adamw", "adamw: Adam with decoupled weight decay"

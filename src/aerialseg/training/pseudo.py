@@ -7,12 +7,16 @@ starts from (``init_from``) predicts the region's unlabelled images, and where i
 calibrated confidence reaches ``pseudo_confidence`` its class becomes the label; the rest
 is IGNORE_INDEX, out of the loss. Training crops are then drawn from these images as from
 the labelled ones. Prediction is the one ``Predictor.rows`` loop that ``predict`` runs.
+
+Labelling counts against ``max_time`` and may take at most ``LABELLING_SHARE`` of it, so
+that a run given many unlabelled images still trains and ends in time.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 
 import numpy as np
 import torch
@@ -26,6 +30,8 @@ from aerialseg.inference.predict import Predictor
 from aerialseg.inference.run import named_inputs
 from aerialseg.models.io import model_path
 from aerialseg.training.config import TrainConfig
+
+LABELLING_SHARE = 0.5  # of max_time, at most; images not labelled by then are left out
 
 
 def class_map(model: ClassTable, run: ClassTable) -> np.ndarray:
@@ -73,9 +79,11 @@ def pseudo_label(
     bands,
     name: str,
     pixel_size: float | None = None,
-) -> LabelledImage:
+    deadline: float | None = None,
+) -> LabelledImage | None:
     """One unlabelled image in the run's ``bands`` on the run's grid (``pixel_size``) and
-    the predictor's confident class ids as its labels, predicted from the bands it reads."""
+    the predictor's confident class ids as its labels, predicted from the bands it reads;
+    None where ``deadline`` (a ``time.monotonic()``) passes before it is labelled."""
     seen = source_bands(predictor, bands)
     # confidences come in whole percents, rounded: the least percent that holds confidence
     least = math.ceil(100 * confidence - 1e-9)
@@ -85,6 +93,8 @@ def pseudo_label(
         raster if seen == bands else _opened(path, seen, pixel_size) as source,
     ):
         for chunk in predictor.rows(source, confidence=True):
+            if deadline is not None and time.monotonic() > deadline:
+                return None
             sure = chunk.confidence >= least  # type: ignore[operator]
             masks.append(np.where(sure & chunk.valid, lut[chunk.ids], IGNORE_INDEX))
             values = chunk.image if source is raster else raster.read(chunk.window)[0]
@@ -111,8 +121,11 @@ def labelling_device(accelerator: str) -> str:
     return f"cuda:{rank % torch.cuda.device_count()}"
 
 
-def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage]:
-    """The images ``cfg.unlabelled`` names, labelled by ``cfg.init_from`` where it is sure.
+def pseudo_labelled(
+    cfg: TrainConfig, classes: ClassTable, deadline: float | None = None
+) -> list[LabelledImage]:
+    """The images ``cfg.unlabelled`` names, labelled by ``cfg.init_from`` where it is sure,
+    in their order until ``deadline`` (a ``time.monotonic()``; None: all of them).
 
     Raises:
         ConfigError: no images found, one unreadable, or more than cache_megabytes of them.
@@ -131,18 +144,28 @@ def pseudo_labelled(cfg: TrainConfig, classes: ClassTable) -> list[LabelledImage
         )
     predictor = load_predictor(model_path(cfg.init_from), device=labelling_device(cfg.accelerator))
     lut = class_map(predictor.classes, classes)
-    found = [
-        pseudo_label(
-            predictor,
-            path,
-            lut,
-            cfg.pseudo_confidence,
-            cfg.band_tuple,
-            names[path],
-            cfg.pixel_size,
+    print(
+        f"self-training: labelling {len(paths)} unlabelled image(s) with {cfg.init_from}",
+        flush=True,
+    )
+    found: list[LabelledImage] = []
+    for path in paths:
+        labelled_image = pseudo_label(
+            predictor, path, lut, cfg.pseudo_confidence, cfg.band_tuple, names[path],
+            cfg.pixel_size, deadline,
         )  # fmt: skip
-        for path in paths
-    ]
+        if labelled_image is None:
+            break
+        found.append(labelled_image)
+    if len(found) < len(paths):
+        print(
+            f"self-training: {len(found)} of {len(paths)} unlabelled image(s) labelled in"
+            f" {LABELLING_SHARE:.0%} of max_time={cfg.max_time}, the share labelling may take;"
+            " the rest are left out (raise max_time or name fewer images)",
+            flush=True,
+        )
+    if not found:
+        return []
     labelled = sum(int((s.mask != IGNORE_INDEX).sum()) for s in found)
     pixels = sum(s.mask.numel() for s in found)
     # a model without a fitted temperature (a .ckpt, a run out of time) is overconfident

@@ -67,7 +67,7 @@ from aerialseg.training.datamodule import SegmentationDataModule
 from aerialseg.training.folder import MovableCheckpoint, held
 from aerialseg.training.module import SegmentationTask, early_stopping_state
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
-from aerialseg.training.pseudo import pseudo_labelled
+from aerialseg.training.pseudo import LABELLING_SHARE, pseudo_labelled
 from aerialseg.training.summary import RunOutcome, data_options, format_summary
 from aerialseg.yamltext import load_yaml
 
@@ -536,7 +536,9 @@ def train(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     catalog = open_catalog(data, classes, labels, cfg.pixel_size, pixel_flag="pixel_size=")
     split = catalog.split(run_dir / "split.json" if resume else split_file)
-    pseudo = pseudo_labelled(cfg, classes)  # unlabelled=: self-training
+    budget_s = parse_duration(cfg.max_time) if cfg.max_time else None
+    labelling_until = started + budget_s * LABELLING_SHARE if budget_s is not None else None
+    pseudo = pseudo_labelled(cfg, classes, labelling_until)  # unlabelled=: self-training
     datamodule = SegmentationDataModule(catalog, split, cfg, extra_transform, pseudo)
     if _rank_zero() and not sys.stderr.isatty():
         # A log gets one line instead of the bars' redraws; on stdout, so that a bad image's
@@ -564,7 +566,6 @@ def train(
             print(transfer, flush=True)
         if padding:
             print(padding, flush=True)
-    budget_s = parse_duration(cfg.max_time) if cfg.max_time else None
     budget = None
     if budget_s is not None:
         side = cfg.crop_size if cfg.input_mode == "crop" else cfg.resize_to
