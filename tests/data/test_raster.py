@@ -14,6 +14,8 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from aerialseg.data.raster import (
+    STATS_SIDE,
+    STRETCH_PERCENTILES,
     InputError,
     TooLargeInputError,
     UngeoreferencedError,
@@ -479,3 +481,26 @@ def test_a_damaged_tile_past_those_checked_on_opening_is_one_line(tmp_path):
             raster.read(Window(128, 256, 128, 128))
     finally:
         raster.close()
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "reduced"), [(2048, 9, (4, 1024)), (4096, 3, (1, 1024))]
+)
+def test_a_large_rasters_stretch_comes_from_a_read_of_about_stats_side(
+    tmp_path, width, height, reduced
+):
+    """The 2nd-98th percentiles of a large 16-bit raster are those of one read reduced by a
+    whole factor to STATS_SIDE px or less on its long side (at least one px on the other),
+    not of every pixel: a 20,000 px scene is not decoded whole to stretch it."""
+    assert max(width, height) // max(reduced) == max(width, height) // STATS_SIDE
+    rng = np.random.default_rng(5)
+    data = rng.integers(100, 60_000, (2, height, width)).astype(np.uint16)  # no two reads alike
+    path = write_geotiff(tmp_path / "wide.tif", data)
+    with rasterio.open(path) as ds:
+        sample = ds.read([2, 1], out_shape=(2, *reduced)).astype(np.float64)
+    expected = np.percentile(sample.reshape(2, -1), STRETCH_PERCENTILES, axis=1)
+    with open_input(path, (2, 1)) as raster:
+        lows, highs = raster.scale  # type: ignore[misc]
+    assert np.array_equal(lows, expected[0]) and np.array_equal(highs, expected[1])
+    every = np.percentile(data[::-1].reshape(2, -1).astype(np.float64), STRETCH_PERCENTILES, axis=1)
+    assert not np.array_equal(lows, every[0])  # the reduced read's, not the whole raster's
