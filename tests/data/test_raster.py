@@ -34,9 +34,9 @@ from tests.helpers.images import rgb_scene
 
 
 def test_parse_bands():
-    assert parse_bands(None) is None
-    assert parse_bands("4,3,2") == (4, 3, 2)
-    assert parse_bands("3,2,1,4") == (3, 2, 1, 4) and parse_bands("2") == (2,)
+    assert parse_bands(None, "bands=") is None
+    assert parse_bands("4,3,2", "bands=") == (4, 3, 2)
+    assert parse_bands("3,2,1,4", "bands=") == (3, 2, 1, 4) and parse_bands("2", "bands=") == (2,)
     for bad in ("0,1,2", "a,b,c", "", "3,,1"):
         with pytest.raises(InputError, match=f"^bands= '{bad}': give band numbers"):
             parse_bands(bad, "bands=")
@@ -212,7 +212,12 @@ def test_resampling_to_far_finer_pixels_is_refused_with_the_size_it_would_have_b
 
 @pytest.mark.parametrize(
     ("pixel_size", "sides"),
-    [(1e-300, "2.56e+302 x 2.56e+302 px"), (5e-324, "more than 1e+308 x more than 1e+308 px")],
+    [
+        (2.56e-8, "10,000,000,000 x 10,000,000,000 px"),  # whole below a trillion
+        (2.56e-10, "1e+12 x 1e+12 px"),  # powers of ten from a trillion on
+        (1e-300, "2.56e+302 x 2.56e+302 px"),
+        (5e-324, "more than 1e+308 x more than 1e+308 px"),
+    ],
 )
 def test_a_vanishing_pixel_size_is_refused_with_a_short_line(tmp_path, pixel_size, sides):
     """--pixel-size 5e-324 (the least float) made sides of infinity, an OverflowError

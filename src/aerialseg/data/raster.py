@@ -84,8 +84,9 @@ class UngeoreferencedError(InputError):
     """A pixel size was asked of a raster that has no georeference."""
 
 
-def parse_bands(text: str | None, flag: str = "--bands") -> tuple[int, ...] | None:
-    """``"4,3,2"`` -> (4, 3, 2); any count of band numbers from 1."""
+def parse_bands(text: str | None, flag: str) -> tuple[int, ...] | None:
+    """``"4,3,2"`` -> (4, 3, 2); any count of band numbers from 1. ``flag``: how the user
+    gives them (the server's ``bands=``), for errors."""
     if text is None:
         return None
     try:
