@@ -489,15 +489,17 @@ def test_a_damaged_tile_past_those_checked_on_opening_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("width", "height", "reduced"), [(2048, 9, (4, 1024)), (4096, 3, (1, 1024))]
+    ("width", "height", "reduced"),
+    [(2048, 9, (4, 1024)), (4096, 3, (1, 1024)), (3, 4096, (1024, 1)), (700, 5, (5, 700))],
 )
-def test_a_large_rasters_stretch_comes_from_a_read_of_about_stats_side(
+def test_a_rasters_stretch_comes_from_a_read_of_at_most_stats_side(
     tmp_path, width, height, reduced
 ):
     """The 2nd-98th percentiles of a large 16-bit raster are those of one read reduced by a
     whole factor to STATS_SIDE px or less on its long side (at least one px on the other),
-    not of every pixel: a 20,000 px scene is not decoded whole to stretch it."""
-    assert max(width, height) // max(reduced) == max(width, height) // STATS_SIDE
+    not of every pixel: a 20,000 px scene is not decoded whole to stretch it. A raster of
+    STATS_SIDE px or less is read whole for it."""
+    assert STATS_SIDE == 1024
     rng = np.random.default_rng(5)
     data = rng.integers(100, 60_000, (2, height, width)).astype(np.uint16)  # no two reads alike
     path = write_geotiff(tmp_path / "wide.tif", data)
@@ -508,4 +510,14 @@ def test_a_large_rasters_stretch_comes_from_a_read_of_about_stats_side(
         lows, highs = raster.scale  # type: ignore[misc]
     assert np.array_equal(lows, expected[0]) and np.array_equal(highs, expected[1])
     every = np.percentile(data[::-1].reshape(2, -1).astype(np.float64), STRETCH_PERCENTILES, axis=1)
-    assert not np.array_equal(lows, every[0])  # the reduced read's, not the whole raster's
+    assert np.array_equal(lows, every[0]) == (reduced == (height, width))
+
+
+@pytest.mark.parametrize(("dtype", "nodata"), [("uint16", 0), ("float32", np.nan)])
+def test_a_raster_with_no_valid_pixel_opens_and_predicts_nothing(tmp_path, dtype, nodata):
+    """A scene all nodata (a tile of a mosaic outside its footprint) is valid nowhere: no
+    stretch of no values, no traceback."""
+    path = write_geotiff(tmp_path / "empty.tif", np.full((3, 20, 30), nodata, dtype), nodata=nodata)
+    with open_input(path) as raster:
+        values, valid = raster.read(Window(0, 0, 30, 20))
+    assert values.shape == (3, 20, 30) and not valid.any()
