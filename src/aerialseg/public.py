@@ -216,7 +216,7 @@ class Model:
                 return raster.read(Window(0, 0, raster.width, raster.height))
         import torch
 
-        from aerialseg.data.raster import read_array
+        from aerialseg.data.raster import check_numbers, read_array
 
         if bands is not None or pixel_size is not None:
             raise InputError(
@@ -238,10 +238,7 @@ class Model:
         masked = _masked_pixels(image)
         array = _as_array(image)
         shape, want = array.shape, self.spec.in_channels  # the caller's, for messages
-        if array.dtype.kind not in "uif":
-            raise InputError(
-                f"an array of {array.dtype}: pass numbers (uint8 0..255, 16-bit, or float)"
-            )
+        check_numbers(array)  # before its shape: a string's shape says nothing
         if array.ndim == 2:
             array = array[:, :, None]
         if array.ndim != 3 or array.shape[2] != want or 0 in array.shape:

@@ -16,6 +16,7 @@ from rasterio.windows import Window
 from aerialseg.data.raster import (
     STATS_SIDE,
     STRETCH_PERCENTILES,
+    UNIT_SLACK,
     InputError,
     TooLargeInputError,
     UngeoreferencedError,
@@ -40,6 +41,30 @@ def test_parse_bands():
     for bad in ("0,1,2", "a,b,c", "", "3,,1"):
         with pytest.raises(InputError, match=f"^bands= '{bad}': give band numbers"):
             parse_bands(bad, "bands=")
+
+
+@pytest.mark.parametrize("dtype", [bool, np.complex64, "<U1", object])
+def test_an_array_of_anything_but_numbers_is_refused_by_its_dtype(dtype):
+    with pytest.raises(InputError, match=r"^an array of \S+: pass numbers \(uint8 0..255,"):
+        read_array(np.zeros((3, 4, 5), dtype))
+
+
+def test_a_float_array_within_unit_slack_of_0_to_1_holds_8_bit_values_over_255():
+    """Resampled 0..1 images overshoot a little: up to UNIT_SLACK past either end they are
+    still 8-bit values / 255 (clipped); past it, values of another range, stretched."""
+    base = np.linspace(0, 1, 3 * 8 * 10).reshape(3, 8, 10)
+    for low, high in ((-UNIT_SLACK, 1 + UNIT_SLACK), (0.0, 1.0)):
+        edges = base.copy()
+        edges[0, 0, 0], edges[1, 0, 0] = low, high
+        values, valid = read_array(edges)
+        assert valid.all() and np.array_equal(
+            values, (np.clip(edges, 0, 1) * 255).astype(np.float32)
+        )
+    for low, high in ((-UNIT_SLACK - 0.01, 1.0), (0.0, 1 + UNIT_SLACK + 0.01)):
+        past = base.copy()
+        past[0, 0, 0], past[1, 0, 0] = low, high
+        values, _ = read_array(past)
+        assert not np.allclose(values, np.clip(past, 0, 1) * 255), (low, high)
 
 
 def test_band_count_must_be_the_models():

@@ -407,6 +407,14 @@ def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 UNIT_SLACK = 0.5  # how far past 0..1 a float array is still taken as 8-bit values / 255
 
 
+def check_numbers(array: np.ndarray) -> None:
+    """Refuse an array of anything but whole or real numbers (strings, bools, complex)."""
+    if array.dtype.kind not in ("u", "i", "f"):
+        raise InputError(
+            f"an array of {array.dtype}: pass numbers (uint8 0..255, 16-bit, or float)"
+        )
+
+
 def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A (bands, H, W) array read as ``open_input`` reads a file of the same values:
     (bands, H, W) float32 in 0..255 and the (H, W) valid mask. A float array whose finite
@@ -415,11 +423,8 @@ def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     clipped: resampling such an image (bicubic, Lanczos) overshoots 0..1 a little, and one
     pixel at 1.0001 stretched the whole image instead (a review: 18 % of pixels changed
     class); values of another range (8-bit, 16-bit, reflectance x 10,000) are far past it."""
+    check_numbers(array)
     kind = array.dtype.kind
-    if kind not in ("u", "i", "f"):
-        raise InputError(
-            f"an array of {array.dtype}: pass numbers (uint8 0..255, 16-bit, or float)"
-        )
     if kind == "f":
         valid = np.isfinite(array).all(axis=0)
         finite = array[:, valid]
