@@ -67,6 +67,25 @@ def test_a_float_array_within_unit_slack_of_0_to_1_holds_8_bit_values_over_255()
         assert not np.allclose(values, np.clip(past, 0, 1) * 255), (low, high)
 
 
+def test_arrays_keep_their_bands_and_come_as_float32_0_to_255(tmp_path):
+    """read_array reads a (bands, H, W) array as a file of it: every band (not the file's
+    RGB default), float32 values, and float16 (no GDAL type) as its float32 values."""
+    rng = np.random.default_rng(2)
+    for count in (1, 2, 4):
+        data = rng.integers(0, 4000, (count, 6, 7)).astype(np.uint16)
+        path = write_geotiff(tmp_path / f"b{count}.tif", data)
+        with open_input(path, tuple(range(1, count + 1))) as raster:
+            expected = raster.read(Window(0, 0, 7, 6))[0]
+        values, valid = read_array(data)
+        assert values.shape == (count, 6, 7) and valid.all()
+        assert np.array_equal(values, expected), count
+    eight_bit = rng.integers(0, 256, (3, 6, 7)).astype(np.uint8)
+    values, _ = read_array(eight_bit)
+    assert values.dtype == np.float32 and np.array_equal(values, eight_bit)
+    half = (rng.random((3, 6, 7)) * 900 + 3).astype(np.float16)
+    assert np.array_equal(read_array(half)[0], read_array(half.astype(np.float32))[0])
+
+
 def test_band_count_must_be_the_models():
     check_band_count(None, 4, "--bands")
     check_band_count((4, 3, 2, 1), 4, "--bands")
@@ -280,9 +299,10 @@ def test_a_loop_of_symbolic_links_is_named(tmp_path):
 def test_values_too_wide_for_float32_are_stretched_not_made_nan(tmp_path, dtype, base):
     """32- and 64-bit values of 2**24 and more (and float64 past float32's range) were
     stretched in float32: neighbours rounded onto one value, the span became 0 or inf, and
-    every pixel NaN, which the network turned into class 0 without a word."""
+    every pixel NaN, which the network turned into class 0 without a word. Whole numbers
+    one apart stay apart (an int64 array cast to float32 made 2**40 and 2**40 + 1 one)."""
     data = np.full((3, 20, 30), base, dtype)
-    data[:, :, 15:] = dtype(base) + dtype(base // 2**20 if base >= 2**20 else 1)
+    data[:, :, 15:] = dtype(base) + dtype(1 if np.dtype(dtype).kind in "iu" else base // 2**20)
     values, valid = read_array(data)
     assert np.isfinite(values).all() and valid.all()
     assert values.min() == 0 and values.max() == 255  # the two values, the stretch's ends
