@@ -359,6 +359,35 @@ def _variants(line: str, mutated: list[str], why: str) -> list[tuple[str, str, s
 
 
 EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
+    "data/raster.py": [
+        (
+            "data = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(np.float64)",
+            "data = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(None)",
+            "astype(None) is astype(float64)",
+        ),
+        (
+            "array = array.astype(np.float32)  # float16: no GDAL type",
+            "array = array.astype(None)  # float16: no GDAL type",
+            "float16 values held as float64 rather than float32: the same values, stretched "
+            "alike (no GDAL type either way)",
+        ),
+        *_variants(
+            'warnings.simplefilter("ignore", NotGeoreferencedWarning)  # an array has no place',
+            [
+                'warnings.simplefilter("ignore", )  # an array has no place',
+                'warnings.simplefilter("ignore", None)  # an array has no place',
+            ],
+            _NO_WARNING,
+        ),
+        *_variants(
+            'driver="GTiff", width=width, height=height, count=count, dtype=array.dtype.name',
+            [
+                f'driver="{name}", width=width, height=height, count=count, dtype=array.dtype.name'
+                for name in ("gtiff", "GTIFF")
+            ],
+            _GDAL_CASE,
+        ),
+    ],
     "data/inspect.py": [
         (
             "counted = np.bincount(encoded.ids.ravel(), minlength=256)[: table.num_classes]",
