@@ -186,6 +186,48 @@ def test_a_pixel_size_resamples_over_the_same_extent(tmp_path):
             assert (fine.width, fine.height) == (120, 80)
 
 
+@pytest.mark.parametrize(("a", "e"), [(1.0, -2.0), (2.0, -1.0)])
+def test_oblong_pixels_are_resampled_square_and_float_noise_is_not_resampled(tmp_path, a, e):
+    """A pixel size is square: 1 x 2 m pixels at 1 m are resampled to 1 x 1, whichever
+    side already matches; a side off by a millionth or less (a transform's float noise)
+    reads the raster as it is."""
+    oblong = Affine(a, 0, TRANSFORM.c, 0, e, TRANSFORM.f)
+    path = write_geotiff(tmp_path / "oblong.tif", rgb_scene(20, 30), transform=oblong)
+    with rasterio.open(path) as ds, at_pixel_size(ds, 1.0, "oblong.tif") as square:
+        assert (square.transform.a, square.transform.e) == (1.0, -1.0)
+        assert (square.width, square.height) == (30 * a, 20 * -e)
+    noisy = Affine(0.5 * (1 + 4e-7), 0, TRANSFORM.c, 0, -0.5 * (1 - 4e-7), TRANSFORM.f)
+    path = write_geotiff(tmp_path / "noisy.tif", rgb_scene(20, 30), transform=noisy)
+    with rasterio.open(path) as ds:
+        assert at_pixel_size(ds, 0.5, "noisy.tif") is ds
+
+
+def test_a_rotated_or_sheared_grid_is_refused_and_bad_sizes_name_the_setting(tmp_path):
+    for b, d in ((0.1, 0.0), (0.0, 0.1), (0.1, -0.1)):
+        turned = Affine(0.5, b, TRANSFORM.c, d, -0.5, TRANSFORM.f)
+        path = write_geotiff(tmp_path / "turned.tif", rgb_scene(20, 30), transform=turned)
+        with rasterio.open(path) as ds, pytest.raises(InputError) as caught:
+            at_pixel_size(ds, 1.0, "turned.tif")
+        assert str(caught.value) == (
+            "turned.tif: a rotated pixel grid; warp it north-up first (gdalwarp)"
+        )
+    path = write_geotiff(tmp_path / "s.tif", rgb_scene(20, 30))
+    with rasterio.open(path) as ds:
+        for flag, named in (("--pixel-size", "--pixel-size"), ("pixel_size=", "pixel_size="),
+                            (None, "pixel_size")):  # fmt: skip
+            with pytest.raises(InputError, match=rf"^{named} 0: give a positive size"):
+                at_pixel_size(ds, 0, "s.tif", flag=flag)
+        with pytest.raises(InputError, match=r"^--pixel-size 0: give a positive size"):
+            at_pixel_size(ds, 0, "s.tif")  # how the command line sets it, by default
+    plain = write_geotiff(tmp_path / "plain.tif", rgb_scene(20, 30), crs=None)
+    with rasterio.open(plain) as ds, pytest.raises(UngeoreferencedError) as caught:
+        at_pixel_size(ds, 1.0, "plain.tif", flag=None)  # the model's, which none sets here
+    assert str(caught.value) == (
+        "plain.tif: has no georeference, so its pixel size is unknown; a pixel size needs"
+        " georeferenced rasters (GeoTIFF)"
+    )
+
+
 def test_labels_keep_whole_values_when_resampled(tmp_path):
     labels = np.zeros((1, 4, 4), np.uint8)
     labels[0, :3, :3] = 7  # three of each 2x2 block's four pixels in the top-left block
