@@ -289,6 +289,8 @@ def test_resampling_to_far_finer_pixels_is_refused_with_the_size_it_would_have_b
     message = str(caught.value)
     assert "would be 2,560,000 x 2,560,000 px" in message and "\n" not in message
     assert message.endswith("the limit is 8 times finer per side: --pixel-size 0.125 or more")
+    with rasterio.open(path) as ds, at_pixel_size(ds, (1 - 1e-6) / 8, "s.tif") as finest:
+        assert finest.width == 2048  # the finest, within the tolerance
     with rasterio.open(path) as ds:
         with pytest.raises(TooLargeInputError, match=r"pixel_size=0.125 or more$"):
             at_pixel_size(ds, 0.1, "s.tif", labels=True, flag="pixel_size=")
@@ -403,6 +405,14 @@ def test_a_pixel_size_coarser_than_the_scene_is_refused_with_the_largest_that_wo
     raster = open_input(path, pixel_size=20.0)  # the largest: one pixel on the short side
     assert (raster.width, raster.height) == (2, 1)
     raster.close()
+    with rasterio.open(path) as ds:
+        with at_pixel_size(ds, 20 * (1 + 1e-5), "s.tif") as edge:  # the tolerance's edge
+            assert (edge.width, edge.height) == (1, 1)
+        with pytest.raises(InputError, match=r"on a side: give a larger image$"):
+            at_pixel_size(ds, 25.0, "s.tif", flag=None)  # the model's: not the user's to set
+    tall = write_geotiff(tmp_path / "tall.tif", rgb_scene(60, 40))  # 20 x 30 m
+    with rasterio.open(tall) as ds, pytest.raises(InputError, match=r"--pixel-size 20 or less$"):
+        at_pixel_size(ds, 25.0, "tall.tif")
 
 
 def palette_png(path, rgb: np.ndarray, clear: int = 0):
