@@ -360,6 +360,8 @@ def test_a_pixel_size_must_be_a_finite_positive_number():
     for bad in (0, -1, float("inf"), float("nan"), "1", True, np.bool_(True), np.float32(0)):
         with pytest.raises(InputError, match="give a positive size in CRS units"):
             check_pixel_size(bad, "pixel_size=")
+    with pytest.raises(InputError, match=r"^--pixel-size -1: give a positive size in CRS units"):
+        check_pixel_size(-1)  # predict's flag by default
     for good in (0.5, 2, np.float32(1.0), np.int64(3)):  # numpy's too (a review)
         check_pixel_size(good)
 
