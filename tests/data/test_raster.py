@@ -104,8 +104,10 @@ def whole(path, bands=None):
 def test_display_rgb_shows_the_first_three_bands_or_grey():
     four = np.arange(4 * 2 * 2).reshape(4, 2, 2)
     assert (display_rgb(four) == four[:3]).all()
-    one = np.arange(4).reshape(1, 2, 2)
-    assert display_rgb(one).shape == (3, 2, 2) and (display_rgb(one) == one[0]).all()
+    three = four[1:]
+    assert np.array_equal(display_rgb(three), three)
+    for grey in (np.arange(4).reshape(1, 2, 2), four[:2]):  # one band, or two: the first
+        assert display_rgb(grey).shape == (3, 2, 2) and (display_rgb(grey) == grey[0]).all()
 
 
 def test_sixteen_bit_bands_are_stretched_per_band_with_nodata_left_out(tmp_path):
@@ -372,6 +374,8 @@ def test_band_numbers_are_whole_numbers_from_one():
     for bad in ([0, 1, 2], [-1], [1.5], [True], ["1"]):
         with pytest.raises(InputError, match=r"bands= .*: give band numbers \(from 1\)"):
             band_numbers(bad, "bands=")
+    with pytest.raises(InputError, match=r"^--bands 0,1: give band numbers \(from 1\)"):
+        band_numbers([0, 1])  # the command line's flag by default
 
 
 def test_a_truncated_png_is_refused_not_read_as_black_rows(tmp_path):
