@@ -186,6 +186,8 @@ def test_a_pixel_size_resamples_over_the_same_extent(tmp_path):
             assert np.abs(coarse.read().astype(float) - averaged).max() <= 0.5
         with at_pixel_size(ds, 0.25, "scene.tif") as fine:
             assert (fine.width, fine.height) == (120, 80)
+            between = fine.read().astype(float)[:, 1:-1:2, 1:-1:2]  # bilinear, not repeated
+            assert not np.isin(between, native).all()
 
 
 @pytest.mark.parametrize(("a", "e"), [(1.0, -2.0), (2.0, -1.0)])
@@ -237,6 +239,28 @@ def test_labels_keep_whole_values_when_resampled(tmp_path):
     with rasterio.open(path) as ds, at_pixel_size(ds, 1.0, "labels.tif", labels=True) as coarse:
         values = coarse.read(1)
     assert values[0, 0] == 7 and set(np.unique(values)) <= {0, 7}  # the most common, no mean
+
+
+def test_class_masks_take_the_commonest_class_but_colours_the_nearest(tmp_path):
+    """Onto 3 x 3 times coarser pixels a class raster takes each block's commonest value
+    (its centre, which the nearest would take, is another); a colour mask takes the
+    nearest colour, since the commonest value band by band can make a colour of none;
+    onto finer pixels both take the nearest."""
+    values = np.full((1, 6, 6), 7, np.uint8)
+    values[0, 1::3, 1::3] = 9  # each block's centre
+    path = write_geotiff(tmp_path / "values.tif", values)
+    with rasterio.open(path) as ds:
+        with at_pixel_size(ds, 1.5, "values.tif", labels=True) as coarse:
+            assert (coarse.read(1) == 7).all()
+        with at_pixel_size(ds, 0.25, "values.tif", labels=True) as fine:
+            assert set(np.unique(fine.read(1))) == {7, 9}  # no value between them
+    red, green, blue = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+    block = [green, green, blue, red, red, green, red, blue, red]  # 4 red: its centre red
+    colours = np.array(block * 4, np.uint8).reshape(2, 2, 3, 3, 3)  # block row, column, ...
+    colours = colours.transpose(4, 0, 2, 1, 3).reshape(3, 6, 6)  # bands, rows, columns
+    path = write_geotiff(tmp_path / "colours.tif", colours)
+    with rasterio.open(path) as ds, at_pixel_size(ds, 1.5, "colours.tif", labels=True) as coarse:
+        assert (coarse.read().transpose(1, 2, 0) == red).all()  # band-wise mode: (0, 0, 0)
 
 
 def test_a_pixel_size_needs_a_georeference(tmp_path):
@@ -293,6 +317,9 @@ def test_resampling_to_far_finer_pixels_is_refused_with_the_size_it_would_have_b
     assert message.endswith("the limit is 8 times finer per side: --pixel-size 0.125 or more")
     with rasterio.open(path) as ds, at_pixel_size(ds, (1 - 1e-6) / 8, "s.tif") as finest:
         assert finest.width == 2048  # the finest, within the tolerance
+    with rasterio.open(path) as ds, pytest.raises(TooLargeInputError) as caught:
+        at_pixel_size(ds, 0.1, "s.tif", flag=None)  # the model's: not the user's to set
+    assert str(caught.value).endswith("per side: give an image of pixels of 0.8 or finer")
     with rasterio.open(path) as ds:
         with pytest.raises(TooLargeInputError, match=r"pixel_size=0.125 or more$"):
             at_pixel_size(ds, 0.1, "s.tif", labels=True, flag="pixel_size=")
@@ -417,8 +444,11 @@ def test_a_pixel_size_coarser_than_the_scene_is_refused_with_the_largest_that_wo
         with pytest.raises(InputError, match=r"on a side: give a larger image$"):
             at_pixel_size(ds, 25.0, "s.tif", flag=None)  # the model's: not the user's to set
     tall = write_geotiff(tmp_path / "tall.tif", rgb_scene(60, 40))  # 20 x 30 m
-    with rasterio.open(tall) as ds, pytest.raises(InputError, match=r"--pixel-size 20 or less$"):
-        at_pixel_size(ds, 25.0, "tall.tif")
+    with rasterio.open(tall) as ds:
+        with pytest.raises(InputError, match=r"--pixel-size 20 or less$"):
+            at_pixel_size(ds, 25.0, "tall.tif")
+        with at_pixel_size(ds, 20.0, "tall.tif") as narrowest:
+            assert (narrowest.width, narrowest.height) == (1, 2)
 
 
 def palette_png(path, rgb: np.ndarray, clear: int = 0):
