@@ -335,7 +335,9 @@ class RasterScene:
 
 
 @contextmanager
-def _header(path: str, name: str, pixel_size: float | None = None, flag: str = "") -> Iterator:
+def _header(
+    path: str, name: str, pixel_size: float | None = None, flag: str = "--pixel-size"
+) -> Iterator:
     """An image raster opened for its header, at ``pixel_size`` (set by ``flag``)."""
     file = open_raster(path, name)
     with file:
