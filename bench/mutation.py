@@ -394,6 +394,24 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "follows the 8-byte signature and a header chunk, never starts at its first",
         ),
         *_variants(
+            "work = np.float32 if data.dtype.itemsize <= 2 else np.float64",
+            [
+                "work = None",
+                "work = np.float32 if (data.dtype.itemsize <= 2) and False else np.float64",
+                "work = np.float32 if data.dtype.itemsize < 2 else np.float64",
+                "work = np.float32 if data.dtype.itemsize <= 3 else np.float64",
+            ],
+            "8- and 16-bit values stretched in float64 rather than float32 (no dtype is 3 "
+            "bytes): the same stretch, rounded to float32 at the end; float32 is the faster "
+            "and smaller choice where it is exact",
+        ),
+        (
+            "low, high = (bound.astype(work)[:, None, None] for bound in scale)",
+            "low, high = (bound.astype(None)[:, None, None] for bound in scale)",
+            "float64 bounds: numpy computes the stretch in float64, the same values rounded to "
+            "float32 at the end",
+        ),
+        *_variants(
             "crs=ds.crs,",
             ["crs=None,", ""],
             "WarpedVRT warps onto its source's CRS unless given another (the tests read the "
