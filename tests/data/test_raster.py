@@ -648,6 +648,51 @@ def test_a_rasters_stretch_comes_from_a_read_of_at_most_stats_side(
     assert np.array_equal(lows, every[0]) == (reduced == (height, width))
 
 
+@pytest.mark.parametrize("whole_read_pixels", [None, 0])
+@pytest.mark.parametrize(("dtype", "nodata"), [("uint16", 0), ("float32", np.nan)])
+def test_valid_pixels_the_reduced_read_misses_are_stretched_by_their_own_values(
+    tmp_path, dtype, nodata, whole_read_pixels
+):
+    """A strip of valid pixels narrower than the reduced read's step (a corridor survey in
+    a scene of nodata) can fall between its samples: the stretch then comes from every
+    valid pixel, of the decoded raster or read by strips, not from none (the strip read as
+    255 throughout)."""
+    width = 2 * STATS_SIDE  # reduced by 2: one column of two is read for the stretch
+    strip = np.random.default_rng(3).integers(1000, 3000, (3, 40)).astype(dtype)
+    low, high = np.percentile(strip.astype(np.float64), STRETCH_PERCENTILES, axis=1)
+    expected = np.clip((strip - low[:, None]) / (high - low)[:, None] * 255, 0, 255)
+    for column in (700, 701):
+        data = np.full((3, 40, width), nodata, dtype)
+        data[:, :, column] = strip
+        path = write_geotiff(tmp_path / f"strip{column}.tif", data, nodata=nodata)
+        with rasterio.open(path) as ds:
+            if ds.dataset_mask(out_shape=(20, STATS_SIDE)).any():
+                continue  # the column the reduced read takes: stretched by its samples
+        with open_input(path, whole_read_pixels=whole_read_pixels) as raster:
+            values, valid = raster.read(Window(column, 0, 1, 40))
+        assert valid.all()
+        np.testing.assert_allclose(values[:, :, 0], expected, atol=1e-3)
+        break
+    else:
+        raise AssertionError("the reduced read took both columns")
+
+
+@pytest.mark.parametrize(("value", "apart", "span"), [(100.0, 0.5, 1.0), (2.0**24, 8.0, 16.0)])
+def test_a_band_of_one_value_but_for_a_few_pixels_reads_those_apart_over_a_small_span(
+    tmp_path, value, apart, span
+):
+    """Where a band's 2nd and 98th percentiles are one value (the band is constant but for
+    under 2 % of its pixels), the stretch spans 1 above it, or 2**-20 of the value past
+    2**20, which float32 still tells apart: a pixel ``apart`` above reads apart/span*255."""
+    data = np.full((3, 50, 50), value, np.float32)
+    data[:, 0, :10] = value + apart  # 10 pixels of 2,500
+    path = write_geotiff(tmp_path / "flat.tif", data)
+    with open_input(path) as raster:
+        values, valid = raster.read(Window(0, 0, 50, 50))
+    assert valid.all() and (values[:, 1:] == 0).all() and (values[:, 0, 10:] == 0).all()
+    np.testing.assert_allclose(values[:, 0, :10], apart / span * 255)
+
+
 @pytest.mark.parametrize(("dtype", "nodata"), [("uint16", 0), ("float32", np.nan)])
 def test_a_raster_with_no_valid_pixel_opens_and_predicts_nothing(tmp_path, dtype, nodata):
     """A scene all nodata (a tile of a mosaic outside its footprint) is valid nowhere: no

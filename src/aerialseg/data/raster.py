@@ -15,8 +15,9 @@ they are turned into colours.
 
 Value scaling (models train on 8-bit values): 8-bit data is used as is. Other types
 (16-bit, float) are stretched linearly per band from the 2nd to the 98th percentile of the
-valid pixels, measured on a reduced read of the whole raster, to 0..255 and clipped; this
-is the usual display stretch for satellite products and keeps one scale for all windows.
+valid pixels, measured on a reduced read of the whole raster (on every pixel where that
+read shows a band no spread), to 0..255 and clipped; this is the usual display stretch
+for satellite products and keeps one scale for all windows.
 
 Pixel size: a model trained with ``pixel_size=`` (or predict's ``--pixel-size``) reads
 georeferenced rasters resampled to that ground resolution (at_pixel_size).
@@ -389,19 +390,46 @@ def choose_bands(
     )
 
 
-def _stretch(ds, bands: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _stretch(ds, bands: tuple[int, ...], whole=None) -> tuple[np.ndarray, np.ndarray]:
+    """Each band's STRETCH_PERCENTILES over the valid pixels of a reduced read (at most
+    STATS_SIDE a side), or over every pixel where that sample shows a band no spread: valid
+    data narrower than the reduction's step (a corridor, a strip in nodata) was missed by
+    it, and the whole scene read as 255 (a review). ``whole``: the decoded (data, valid)."""
     factor = max(1, max(ds.width, ds.height) // STATS_SIDE)
     shape = (max(1, ds.height // factor), max(1, ds.width // factor))
     data = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(np.float64)
-    valid = valid_mask(data, bands_mask(ds, bands, out_shape=shape))
-    lows, highs = [], []
-    for band in data:
-        values = band[valid] if valid.any() else band[np.isfinite(band)]
-        lo, hi = np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0)
-        lows.append(lo)
-        # one value throughout: a span that float32 (or float64, past 2**53) still tells
-        highs.append(hi if hi > lo else lo + max(1.0, abs(lo) * 2**-20))
-    return np.array(lows), np.array(highs)
+    lows, highs = _percentiles(data[:, valid_mask(data, bands_mask(ds, bands, out_shape=shape))])
+    if factor > 1 and not (highs > lows).all():
+        if whole is None:
+            lows, highs = _percentiles(_valid_values(ds, bands))
+        else:
+            lows, highs = _percentiles(whole[0][:, whole[1]].astype(np.float64))
+    # one value throughout: a span that float32 (or float64, past 2**53) still tells
+    return lows, np.where(highs > lows, highs, lows + np.maximum(1.0, np.abs(lows) * 2**-20))
+
+
+def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bands, n) values' STRETCH_PERCENTILES by band; 0 and 0 where there are none."""
+    if not values.shape[1]:
+        return np.zeros(len(values)), np.zeros(len(values))
+    low, high = np.percentile(values, STRETCH_PERCENTILES, axis=1)
+    return low, high
+
+
+def _valid_values(ds, bands: tuple[int, ...]) -> np.ndarray:
+    """(bands, n) float64: the valid pixels of ``ds``, read by strips of rows of about
+    STATS_SIDE**2 pixels. Every step-th is kept, the step doubling whenever more than
+    STATS_SIDE**2 are, so that a scene of any size is held in bounded memory."""
+    rows = max(1, STATS_SIDE**2 // ds.width)
+    kept, step = np.zeros((len(bands), 0)), 1
+    for top in range(0, ds.height, rows):
+        window = Window(0, top, ds.width, min(rows, ds.height - top))
+        data = ds.read(list(bands), window=window).astype(np.float64)
+        values = data[:, valid_mask(data, bands_mask(ds, bands, window=window))]
+        kept = np.concatenate([kept, values[:, ::step]], axis=1)
+        while kept.shape[1] > STATS_SIDE**2:
+            kept, step = kept[:, ::2], step * 2
+    return kept
 
 
 UNIT_SLACK = 0.5  # how far past 0..1 a float array is still taken as 8-bit values / 255
@@ -663,7 +691,7 @@ def open_input(
                 ds.read(1, window=Window(left, top, w, h))
         # a palette's colours are 8-bit whatever its values' type
         dtype = np.dtype("uint8" if palette is not None else ds.dtypes[chosen[0] - 1])
-        scale = None if dtype == np.uint8 else _stretch(ds, chosen)
+        scale = None if dtype == np.uint8 else _stretch(ds, chosen, whole)
     except InputError:
         ds.close()
         file.close()
