@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -330,6 +331,31 @@ def test_a_folder_where_an_output_goes_is_refused_before_any_rename(tmp_path):
         " elsewhere with another --out"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.qml"]  # nothing else written
+
+
+@pytest.mark.parametrize("kind", ["pipe", "symbolic link"])
+def test_a_link_or_a_pipe_where_an_output_goes_is_refused_and_left_as_it_is(tmp_path, kind):
+    """A review: `data split --out pipe.json` (or a link, or /dev/full as root) renamed a
+    plain file over the pipe or link: outputs are written whole and renamed into place,
+    which replaces what stands there rather than writing into it. Both writers refuse."""
+    from aerialseg.errors import AerialsegError
+    from aerialseg.files import OutputSet
+    from aerialseg.models.io import atomic_write
+
+    target = tmp_path / "kept.json"
+    target.write_text("kept")
+    final = tmp_path / "t.json"
+    os.mkfifo(final) if kind == "pipe" else final.symlink_to(target)
+    expected = f"{final}: a {kind} stands where this output goes; move it, or write elsewhere"
+    with pytest.raises(AerialsegError, match=f"^{re.escape(expected)} with another --out$"):
+        atomic_write(final, lambda tmp: Path(tmp).write_text("new"))
+    outputs = OutputSet(tmp_path, "t")
+    outputs.temp(final).write_text("new")
+    with pytest.raises(AerialsegError, match=f"^{re.escape(expected)}"):
+        outputs.commit()
+    assert final.is_fifo() if kind == "pipe" else final.readlink() == target
+    assert target.read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "t.json"]
 
 
 def test_an_export_removes_what_a_killed_export_left(tiny_model, tmp_path):

@@ -241,3 +241,23 @@ def test_a_label_field_mixing_names_and_numbers_splits_and_a_fraction_is_one_lin
     err = capsys.readouterr().err.strip()
     assert f"feature {len(mixed) - 1}: 'class' is 3.5" in err and "\n" not in err
     assert not (root / "t.json").exists()
+
+
+@pytest.mark.parametrize("out", ["labels.json", "classes.json", "scene.tif"])
+def test_a_split_whose_files_would_replace_an_input_is_refused(area, capsys, out):
+    """A review: `data split --labels area1.gpkg --out area1.json --block-size ...` wrote
+    the blocks' GeoPackage over the label polygons; `--out classes.json` the split over the
+    class table. Refused before anything is read or written; the inputs stay whole."""
+    root, scene, labels, classes, _ = area
+    kept = {p: p.read_bytes() for p in (scene, labels, classes)}
+    labelled = ["--labels", str(labels), "--label-field", "class", "--classes", str(classes)]
+    split = ["data", "split", str(scene), "--out", str(root / out), "--block-size", "64"]
+    assert main([*split, *labelled]) == 2
+    replaced = {"labels.json": labels, "classes.json": classes, "scene.tif": scene}[out]
+    written = "labels.gpkg" if out == "labels.json" else out
+    assert capsys.readouterr().err == (
+        f"aerialseg: error: --out {root / out} would replace {replaced}, an input, with"
+        f" {written}: name another file\n"
+    )
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert sorted(p.name for p in root.iterdir()) == ["classes.json", "labels.gpkg", "scene.tif"]

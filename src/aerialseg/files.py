@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +179,43 @@ def sweep(folder: Path, kind: Leftovers = LEFTOVER_FILE, dead: str | None = None
     return freed
 
 
+def _kind(mode: int) -> str | None:
+    """What stands at a path of lstat ``mode``, where it is not a plain file."""
+    kinds = {stat.S_ISDIR: "folder", stat.S_ISLNK: "symbolic link", stat.S_ISFIFO: "pipe"}
+    kinds |= {stat.S_ISSOCK: "socket", stat.S_ISCHR: "device", stat.S_ISBLK: "device"}
+    return next((name for test, name in kinds.items() if test(mode)), None)
+
+
+def check_replaceable(final: Path) -> None:
+    """Refuse a ``final`` output path where something other than a plain file stands.
+    Outputs are renamed over their final names, which would replace a link (not its
+    target), a pipe or a device (/dev/stdout; /dev/full, as root) with a plain file."""
+    try:
+        kind = _kind(os.lstat(final).st_mode)
+    except FileNotFoundError:
+        return
+    if kind:
+        raise AerialsegError(
+            f"{final}: a {kind} stands where this output goes; move it, or write elsewhere"
+            " with another --out"
+        )
+
+
+def check_apart(out: Path, outputs: list[Path], inputs: list) -> None:
+    """Refuse ``outputs`` (those of ``--out out``) of which one is a file that ``inputs``
+    names: an output renamed over it would destroy it (a block split's GeoPackage over the
+    label polygons it was cut for). URLs, globs, folders and None name no such file."""
+    for given in inputs:
+        if given is None or not Path(os.fspath(given)).is_file():
+            continue
+        for written in outputs:
+            if written.exists() and os.path.samefile(given, written):
+                raise AerialsegError(
+                    f"--out {out} would replace {os.fspath(given)}, an input, with"
+                    f" {written.name}: name another file"
+                )
+
+
 @dataclass
 class OutputSet:
     """The outputs of one input, named ``NAME...`` in ``folder``, renamed into place
@@ -215,14 +253,14 @@ class OutputSet:
         return final
 
     def commit(self) -> None:
-        # a folder where an output goes: refused before any rename, so the set stays whole
-        blocked = [final for final in self.moves if (self.folder / final).is_dir()]
-        if blocked:
+        # a folder, a link or a device where an output goes: refused before any rename, so
+        # the set stays whole
+        try:
+            for final in self.moves:
+                check_replaceable(self.folder / final)
+        except AerialsegError:
             self.abort()
-            raise AerialsegError(
-                f"{self.folder / blocked[0]}: a folder stands where this output goes; move"
-                " it, or write elsewhere with another --out"
-            )
+            raise
         record = {"owner": owner(), "moves": list(self.moves.items()), "drops": self.drops}
         if len(self.moves) + len(self.drops) == 1:  # one rename is all or nothing anyway
             _rename_set(self.folder, self.manifest, record["moves"], self.drops)

@@ -1017,7 +1017,7 @@ def suggest(
     from aerialseg.inference.load import load_predictor
     from aerialseg.inference.run import PredictOptions, _open, expand_inputs
     from aerialseg.inference.suggest import SuggestOptions, check_calibrated, suggest_scenes
-    from aerialseg.inference.tasks import check_apart, write_tasks
+    from aerialseg.inference.tasks import check_outputs_apart, write_tasks
 
     out = Path(out)
     if out.suffix.lower() != ".gpkg" or out.is_dir():
@@ -1030,7 +1030,7 @@ def suggest(
     inputs = expand_inputs([os.fspath(item) for item in items])
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
-    check_apart(out, [labels, *inputs], labelled_area)
+    check_outputs_apart(out, [labels, *inputs], labelled_area)
     finish_sets(out.parent)  # what a killed suggest left half renamed, then its temporaries
     sweep(out.parent)
     labelled = [read_area(labels, label_crs, field=label_field)] if labels is not None else []
@@ -1196,6 +1196,7 @@ def split_data(
     check_arguments(split_data, locals())
     from aerialseg.data.catalog import open_catalog
     from aerialseg.data.splits import random_split
+    from aerialseg.files import check_apart
     from aerialseg.models.io import atomic_write
 
     out = Path(out)
@@ -1207,6 +1208,8 @@ def split_data(
     for name, given in (("--buffer", buffer), ("--keep", keep), ("--pixel-size", pixel_size)):
         if given is not None and not block_size:
             raise AerialsegError(f"{name} applies to block splits: give --block-size too")
+    outputs = [out, out.with_suffix(".gpkg")] if block_size else [out]
+    check_apart(out, outputs, [data, classes, labels, labelled_area, keep])
     table = _class_table(classes)  # a bad table fails here, not in the train run
     spec = label_spec(labels, label_field, label_crs, labelled_area)
     catalog = open_catalog(os.fspath(data), table, spec, pixel_size)

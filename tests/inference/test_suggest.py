@@ -477,7 +477,7 @@ def test_an_out_that_would_replace_an_input_is_refused_before_anything_is_read(t
         (labels, {"labelled_area": labels}),
         (tmp_path / "t.gpkg", {"labels": area}),  # its labelled area is the labels
     ]:
-        with pytest.raises(SuggestError, match=r"^--out .* would replace .*: name another file$"):
+        with pytest.raises(AerialsegError, match=r"^--out .* would replace .*: name another file$"):
             aerialseg.suggest(scene, out, **given)
     assert labels.read_bytes() == kept and area.read_bytes() == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == [labels.name, "scene.tif", area.name]

@@ -14,7 +14,6 @@ labelled area (polygon labels need a georeference).
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -30,8 +29,7 @@ from shapely.geometry import mapping, shape
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.polygons import PolygonLayer, footprint
-from aerialseg.files import OutputSet
-from aerialseg.inference.doubt import SuggestError
+from aerialseg.files import OutputSet, check_apart
 from aerialseg.inference.styles import class_codes, polygons_qml, tasks_qml
 from aerialseg.inference.suggest import Suggestion
 from aerialseg.inference.vector import MIN_AREA_PIXELS, store_styles
@@ -74,22 +72,12 @@ def classes_path(out: Path) -> Path:
     return out.with_name(out.stem + "_classes.json")
 
 
-def check_apart(out: Path, inputs: list, labelled_area=None) -> None:
+def check_outputs_apart(out: Path, inputs: list, labelled_area=None) -> None:
     """Refuse an ``out`` whose files would replace one of ``inputs`` (the label polygons,
-    the scenes): outputs are renamed over their final names. The labelled area written
-    may replace ``labelled_area``, the earlier one it holds: a round's area updated in
-    place."""
-    outputs = [out, out.with_suffix(".qml"), area_path(out), classes_path(out)]
-    for given in [*inputs, labelled_area]:
-        if given is None or not Path(os.fspath(given)).is_file():
-            continue  # a URL, a glob or a folder: no file that an output could replace
-        for written in outputs:
-            same = written.exists() and os.path.samefile(given, written)
-            if same and not (written == outputs[2] and given is labelled_area):
-                raise SuggestError(
-                    f"--out {out} would replace {os.fspath(given)}, an input, with"
-                    f" {written.name}: name another file"
-                )
+    the scenes). The labelled area written may replace ``labelled_area``, the earlier one
+    it holds: a round's area updated in place."""
+    check_apart(out, [out, out.with_suffix(".qml"), classes_path(out)], [*inputs, labelled_area])
+    check_apart(out, [area_path(out)], inputs)
 
 
 def write_tasks(

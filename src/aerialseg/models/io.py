@@ -23,7 +23,7 @@ import torch
 
 from aerialseg.data.classes import ClassTable
 from aerialseg.errors import AerialsegError, ModelFileError, library_reason
-from aerialseg.files import missing_folders, remove_empty, temp_prefix
+from aerialseg.files import check_replaceable, missing_folders, remove_empty, temp_prefix
 from aerialseg.models.fuse import fold_batchnorms
 from aerialseg.models.network import SegmentationNet, build_network
 from aerialseg.models.spec import ModelSpec
@@ -90,6 +90,7 @@ def atomic_write(path: str | Path, write) -> None:
     """Call ``write(tmp_path)``, then rename onto ``path``: never a half-written final file,
     and after a failure no folder it made for it."""
     path = Path(path)
+    check_replaceable(path)
     made = missing_folders(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
