@@ -100,6 +100,18 @@ def test_next_commands_of_pairs_whose_masks_need_resizing(tmp_path, capsys):
     assert all("--resize-masks" in c for c in ran if " evaluate " in c)
 
 
+def test_next_commands_of_a_split_without_test_images_score_its_val_images(tmp_path, capsys):
+    """A review: the fine-tuning split of the docs (--test 0) trained, then its printed
+    evaluate failed: 'no test images in this dataset by the split'."""
+    data = write_dataset(tmp_path / "data", tiles=1, parts=6)
+    table = tmp_path / "classes.json"
+    table.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
+    split = ["aerialseg", "data", "split", str(data), "--out", str(tmp_path / "split.json")]
+    split += ["--val", "0.34", "--test", "0", "--classes", str(table)]
+    ran = split_train_evaluate_predict(split, ["--out", str(tmp_path / "run"), *QUICK], capsys)
+    assert ran[2].endswith("--split val"), ran[2]
+
+
 @pytest.fixture
 def scenes(tmp_path) -> tuple[Path, Path, Path, Path]:
     """Four UTM scenes in a folder, their class polygons in a GeoJSON of UTM metres without

@@ -55,3 +55,18 @@ def test_the_checkpoints_line_names_a_best_checkpoint_only_where_there_is_one(tm
     assert _checkpoints(folder) == "last.ckpt that --resume continues from"
     (folder / "best.ckpt").write_bytes(b"")
     assert _checkpoints(folder) == "best.ckpt, and last.ckpt that --resume continues from"
+
+
+def test_evaluate_is_printed_for_the_part_the_split_holds_out(tmp_path):
+    """test when the split has test images (evaluate's default), else val (a fine-tuning
+    split of --test 0), else the training images, said so in a comment the shell ignores."""
+    from aerialseg.training.summary import RunOutcome, next_commands
+
+    outcome = RunOutcome(tmp_path, "data", 1.0, None, 4, "max_steps=4", None, None, "", None, 0, "")
+    for part, tail in (("test", ""), ("val", " --split val")):
+        outcome.held_out = part
+        assert next_commands(outcome, None)[0].endswith(f"/split.json{tail}")
+    outcome.held_out = "train"
+    evaluate = next_commands(outcome, None)[0]
+    assert evaluate.endswith("/split.json --split train  # no image held out: training scores")
+    assert shlex.split(evaluate, comments=True)[-2:] == ["--split", "train"]

@@ -632,6 +632,7 @@ def train(
             logger=cfg.logger,
             out_of_time=out_of_time or bool(budget and budget.skipped_validation),
             data_options=data_options(labels, cfg.resize_masks),
+            held_out=next((part for part in ("test", "val") if split.parts(part)), "train"),
         )
         print(format_summary(outcome, catalog.example_image(split)), flush=True)
     return model_path

@@ -30,6 +30,7 @@ class RunOutcome:
     out_of_time: bool = False  # the budget left no time to validate or calibrate
     # how the data was read (data_options): a command over the same data needs them
     data_options: dict[str, Any] = field(default_factory=dict)
+    held_out: str = "test"  # the split's part to score: test, else val (--test 0), else train
 
 
 def data_options(labels: LabelSpec | None, resize_masks: bool) -> dict[str, Any]:
@@ -76,9 +77,12 @@ def next_commands(outcome: RunOutcome, image: str | None) -> list[str]:
     run, model = outcome.run_dir, str(outcome.run_dir / "model.pt")
     evaluate = ["aerialseg", "evaluate", model, "--data", outcome.data]
     evaluate += ["--split-file", str(run / "split.json"), *as_flags(outcome.data_options)]
+    if outcome.held_out != "test":  # evaluate's default part, which this split lacks
+        evaluate += ["--split", outcome.held_out]
     predict = ["aerialseg", "predict", image or "YOUR_IMAGE.tif", "--model", model]
     predict += ["--out", str(run / "predictions")]
-    commands = [shlex.join(evaluate), shlex.join(predict)]
+    unseen = "" if outcome.held_out != "train" else "  # no image held out: training scores"
+    commands = [shlex.join(evaluate) + unseen, shlex.join(predict)]
     if outcome.logger == "tensorboard":
         commands.append(f"tensorboard --logdir {q(str(run / 'logs'))}")
     if outcome.logger == "mlflow":
