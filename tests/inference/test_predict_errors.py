@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tracemalloc
 import warnings
@@ -370,6 +371,29 @@ def test_a_geographic_scene_past_the_poles_is_skipped_naming_it(tmp_path, base, 
     assert "predicted 1 of 2 input(s); 1 failed" in err
     assert (tmp_path / "o" / "fine_areas.json").is_file()
     assert not list((tmp_path / "o").glob("past*"))
+
+
+def test_pixels_finer_than_their_coordinates_tell_apart_are_predicted_with_a_note(
+    tmp_path, base, capsys
+):
+    """A review: pixels of 1e-12 m at UTM's 500,000 m measure 0 m2 in float64: the
+    resolution hint divided by that area, a ZeroDivisionError traceback and an empty
+    output folder. Such a scene is predicted (its areas are 0), with a note."""
+    from affine import Affine
+
+    image = rgb_scene(40, 50)
+    transform = Affine(1e-12, 0, 5e5, 0, -1e-12, 28e5)
+    tiny = write_geotiff(tmp_path / "tiny.tif", image, transform=transform)
+    out = tmp_path / "o"
+    assert main(["predict", str(tiny), "--out", str(out), "--device", "cpu"]) == 0  # bundled
+    said = capsys.readouterr()
+    assert "Traceback" not in said.err
+    assert said.err == (
+        "aerialseg: tiny.tif has pixels that measure 0 m, finer than its coordinates tell"
+        " apart: check its georeference\n"
+    )
+    areas = json.loads((out / "tiny_areas.json").read_text())
+    assert sum(row["pixels"] for row in areas) == 2000 and all(row["area_m2"] == 0 for row in areas)
 
 
 def test_geojson_polygons_of_a_scene_with_no_place_on_earth_are_refused_before_it_is_predicted(

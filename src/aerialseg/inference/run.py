@@ -305,6 +305,10 @@ def resolution_note(
     finest, coarsest = trained
     if finest / 2 <= side <= coarsest * 2:
         return None
+    if side == 0:  # no length in CRS units measures a metre there (a review: ZeroDivisionError)
+        return f"{name} has pixels that measure 0 m, finer than its coordinates tell apart:" + (
+            " check its georeference"
+        )
     middle = (finest + coarsest) / 2
     return (
         f"{name} has pixels of {side:.3g} m; the model was trained on {finest:g}-{coarsest:g}"
