@@ -383,6 +383,25 @@ def test_a_second_image_in_one_request_is_422(client):
     assert client.post("/v1/segment", files=other).status_code == 200
 
 
+def test_a_body_that_is_not_multipart_is_422(client):
+    """A review: a boundary of 257 characters, past what the multipart parser takes, was a
+    500 and a traceback in the log; one of 256 is read."""
+    image = jpeg_bytes()
+    for boundary, status in (("b" * 256, 200), ("b" * 257, 422)):
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"'
+                "\r\n\r\n"
+            ).encode()
+            + image
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        kind = {"content-type": f"multipart/form-data; boundary={boundary}"}
+        response = client.post("/v1/segment", content=body, headers=kind)
+        assert response.status_code == status, response.text
+    assert response.json() == {"detail": "the body is not valid multipart/form-data"}
+
+
 def test_no_traceback_reaches_a_client(client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")

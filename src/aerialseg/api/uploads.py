@@ -121,9 +121,9 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> None:
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
         raise HTTPException(422, "send the image as multipart/form-data, in a field named file")
     field = _FileField()
-    parser = MultipartParser(params[b"boundary"], field.callbacks())  # type: ignore[arg-type]
     size = 0
-    try:
+    try:  # the parser refuses a boundary of over 256 characters (RFC 2046 allows 70)
+        parser = MultipartParser(params[b"boundary"], field.callbacks())  # type: ignore[arg-type]
         with dest.open("wb") as out:
             async for chunk in request.stream():
                 parser.write(chunk)
