@@ -412,6 +412,42 @@ def test_no_traceback_reaches_a_client(client, monkeypatch):
     assert "secret" not in response.text and "Traceback" not in response.text
 
 
+def test_a_json_answer_does_not_wait_for_predictions_asked_after_it(loaded, monkeypatch):
+    """A review: the JSON answer was made in a job of its own on the prediction workers,
+    behind the predictions that arrived meanwhile: with one worker, the first of two
+    uploads was answered only after the second was predicted."""
+    events: list[str] = []
+    real_predict, real_answer = app_module.predict_one, app_module._json_answer
+
+    def slow(loaded, upload, out, opts):
+        events.append("predict")
+        time.sleep(0.3)
+        return real_predict(loaded, upload, out, opts)
+
+    def answer(*args):
+        events.append("answer")
+        return real_answer(*args)
+
+    monkeypatch.setattr(app_module, "predict_one", slow)
+    monkeypatch.setattr(app_module, "_json_answer", answer)
+    app = create_app(loaded, ServeLimits(workers=1, max_queue=2))
+    data = jpeg_bytes(48, 48)
+
+    async def two() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            first = asyncio.ensure_future(
+                http.post("/v1/segment?format=json", files={"file": ("a.jpg", data)})
+            )
+            while not events:  # the second arrives while the first is predicted
+                await asyncio.sleep(0.01)
+            second = http.post("/v1/segment?format=json", files={"file": ("b.jpg", data)})
+            return [r.status_code for r in await asyncio.gather(first, second)]
+
+    assert asyncio.run(two()) == [200, 200]
+    assert events == ["predict", "answer", "predict", "answer"]
+
+
 def test_concurrent_requests_stay_within_the_bound(loaded, monkeypatch):
     running, peak, lock = 0, 0, threading.Lock()
     real = app_module.predict_one
