@@ -452,6 +452,25 @@ def test_an_array_the_model_cannot_take_is_named_as_the_caller_gave_it(tiny_mode
         model.predict(huge)
 
 
+def test_an_array_too_wide_for_row_bands_is_refused_as_a_file_of_its_width_is(
+    tiny_model, monkeypatch
+):
+    """A review: a (1, 12,000,000, 3) array (36 MB) would have taken some 21 GB predicted
+    in rows of one window, and been killed by the system; a file of that width is refused
+    by predict_files. Model.predict refuses it as predict_files does: by width, from the
+    window, bands and classes (the limit made small here); a tall one is predicted."""
+    from aerialseg.inference import run
+
+    model = aerialseg.load_model(tiny_model, device="cpu")
+    per_column = model.spec.window * (2 * 3 + len(model.class_names)) * 4
+    monkeypatch.setattr(run, "MAX_ROW_BAND_BYTES", 1000 * per_column)
+    thin = np.broadcast_to(np.uint8(90), (1, 1001, 3))
+    with pytest.raises(InputError, match=r"^the array: the image is 1,001 px wide: .* 1,000 px"):
+        model.predict(thin)
+    assert model.predict(thin[:, :1000]).class_ids.shape == (1, 1000)
+    assert model.predict(thin.transpose(1, 0, 2)).class_ids.shape == (1001, 1)
+
+
 @pytest.mark.parametrize("call", ["predict_files", "train"])
 def test_an_empty_output_folder_is_refused(tmp_path, monkeypatch, call):
     """--out "$DIR" with DIR unset: nothing is written into the current folder."""

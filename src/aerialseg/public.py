@@ -176,8 +176,12 @@ class Model:
         import torch
 
         from aerialseg.inference.predict import with_temperature
+        from aerialseg.inference.run import check_row_band
 
         values, valid = self._read(image, bands, pixel_size)
+        name = os.fspath(image) if isinstance(image, str | os.PathLike) else "the array"
+        size = (values.shape[2], values.shape[1])
+        check_row_band(name, size, values.shape[0], self.spec, self.classes.num_classes)
         with torch.inference_mode():
             predicted = predictor.predict_image(
                 values, valid, probabilities=probabilities or confidence

@@ -317,16 +317,20 @@ def resolution_note(
     )
 
 
-def check_row_band(raster: RasterInput, spec: ModelSpec, num_classes: int) -> None:
-    """Refuse a scene too wide to predict in row bands (MAX_ROW_BAND_BYTES)."""
-    if spec.input_mode == "resize" or max(raster.width, raster.height) <= spec.window:
+def check_row_band(
+    name: str, size: tuple[int, int], bands: int, spec: ModelSpec, num_classes: int
+) -> None:
+    """Refuse an image of ``size`` (width, height) too wide to predict in row bands
+    (MAX_ROW_BAND_BYTES): a file of predict_files or the server, or an image in memory."""
+    width, height = size
+    if spec.input_mode == "resize" or max(width, height) <= spec.window:
         return  # one pass over a window-sized image
     # float32 input values twice (read, padded) and a score per class, a window high
-    per_column = spec.window * (2 * len(raster.bands) + num_classes) * 4
-    need = raster.width * per_column
+    per_column = spec.window * (2 * bands + num_classes) * 4
+    need = width * per_column
     if need > MAX_ROW_BAND_BYTES:
         raise TooLargeInputError(
-            f"{raster.path}: the image is {raster.width:,} px wide: predicting it in rows of"
+            f"{name}: the image is {width:,} px wide: predicting it in rows of"
             f" {spec.window} px would take {need / 2**30:,.0f} GiB of memory; the limit is"
             f" {MAX_ROW_BAND_BYTES // 2**30} GiB, {MAX_ROW_BAND_BYTES // per_column:,} px"
             " wide: cut it into narrower scenes (gdal_translate -srcwin)"
@@ -358,7 +362,8 @@ def _predict_one(
     spec, classes = predictor.spec, predictor.classes
     predictor = predictor.with_options(batch_size=opts.batch_size)
     with _open(path, opts, spec) as raster:
-        check_row_band(raster, spec, classes.num_classes)
+        size = (raster.width, raster.height)
+        check_row_band(str(raster.path), size, len(raster.bands), spec, classes.num_classes)
         fmt = class_format(opts.class_format, raster, shown.suffix.lower())
         if fmt != opts.class_format != "auto":
             tqdm.write(
