@@ -387,6 +387,16 @@ def test_values_too_wide_for_float32_are_stretched_not_made_nan(tmp_path, dtype,
     assert np.isfinite(values).all() and (values == 0).all()
 
 
+@pytest.mark.parametrize("power", [1000, 1023])
+def test_values_spanning_more_than_float64_holds_are_stretched_as_their_scaled_down_selves(power):
+    """A review: finite float64 values of +-1.7e308 have a span float64 cannot hold: the
+    stretch divided inf by inf and every pixel became NaN, class 0 without a word. Values
+    scaled by a power of two are stretched to the very same 8-bit values."""
+    data = np.random.default_rng(0).random((3, 64, 64)) * 3.8 - 1.9  # past 0..1: stretched
+    values, valid = read_array(data * 2.0**power)  # 2**1023: +-1.7e308, a span of 3.4e308
+    assert valid.all() and np.array_equal(values, read_array(data)[0])
+
+
 def test_a_pixel_size_must_be_a_finite_positive_number():
     for bad in (0, -1, float("inf"), float("nan"), "1", True, np.bool_(True), np.float32(0)):
         with pytest.raises(InputError, match="give a positive size in CRS units"):

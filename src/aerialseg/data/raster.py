@@ -348,8 +348,10 @@ def _to_0_255(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
         # stretched in float64: in float32, values of 2**24 and more round onto their
         # neighbours and float64 ones past its range become inf, and the stretch NaN
         work = np.float32 if data.dtype.itemsize <= 2 else np.float64
-        low, high = (bound.astype(work)[:, None, None] for bound in scale)
-        out = np.clip((data.astype(work) - low) / (high - low) * 255, 0, 255)
+        # halves: the same quotient, exactly, without overflow where values span more than
+        # float64 holds (1.7e308 and -1.7e308: inf / inf made every pixel NaN, a review)
+        low, high = (bound.astype(work)[:, None, None] / 2 for bound in scale)
+        out = np.clip((data.astype(work) / 2 - low) / (high - low) * 255, 0, 255)
         out = out.astype(np.float32, copy=False)
     out[:, ~valid] = 0
     return out
