@@ -350,8 +350,8 @@ def _to_0_255(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
         work = np.float32 if data.dtype.itemsize <= 2 else np.float64
         # halves: the same quotient, exactly, without overflow where values span more than
         # float64 holds (1.7e308 and -1.7e308: inf / inf made every pixel NaN, a review)
-        low, high = (bound.astype(work)[:, None, None] / 2 for bound in scale)
-        out = np.clip((data.astype(work) / 2 - low) / (high - low) * 255, 0, 255)
+        low, high = (np.divide(bound.astype(work), 2)[:, None, None] for bound in scale)
+        out = np.clip((np.divide(data.astype(work), 2) - low) / (high - low) * 255, 0, 255)
         out = out.astype(np.float32, copy=False)
     out[:, ~valid] = 0
     return out
