@@ -117,7 +117,7 @@ def test_table_from_json_and_yaml_files(tmp_path):
         ({"classes": [{"name": "a", "mask_value": 1}, {"name": "b", "mask_value": 1}]}, "value"),
         ({"classes": [{"name": "a", "mask_value": -1}]}, "not a whole number"),
         ({"classes": [{"name": "a", "mask_value": "1"}]}, "not a whole number"),
-        ({"classes": [{"name": "a", "mask_value": 0}], "ignore_values": [0]}, "both a class"),
+        ({"classes": [{"name": "a", "mask_value": 0}], "ignore_values": [0]}, "is an ignore value"),
         # a table of the wrong shape: was an AttributeError from deep in the reader
         ({"classes": [1, 2]}, "'classes' is a list of entries"),
         ({"classes": "Building"}, "'classes' is a list of entries"),
@@ -263,7 +263,7 @@ def test_table_errors():
     assert len(ClassTable.from_dict({"classes": many["classes"][:254]}).classes) == 254
     both = {"classes": [{"name": "a", "mask_color": "#000000"}], "ignore_colors": ["#000000"]}
     assert message(ClassTable.from_dict, both) == (
-        "a colour is both a class colour and an ignore colour"
+        "class 'a''s mask_color #000000 is an ignore colour too"
     )
     # names alone serve polygon labels; one background at most
     names_only = ClassTable.from_dict({"classes": [{"name": "a"}, {"name": "b", "background": 1}]})
@@ -340,7 +340,8 @@ def test_table_files_that_cannot_be_read(tmp_path):
     bomb.write_text("\n".join([*levels, "classes: [{name: A, mask_color: '#3C1098'}]",
                                "ignore_colors: *h"]))  # fmt: skip
     assert message(ClassTable.from_file, bomb) == (
-        "colour [[[...], [...], [...], [...], ...], [... is neither #RRGGBB nor [r, g, b] in 0..255"
+        f"class table {bomb}: colour [[[...], [...], [...], [...], ...], [... is neither #RRGGBB"
+        " nor [r, g, b] in 0..255"
     )
     for suffix in (".json", ".yaml"):  # a review: Python's 4,300-digit limit was a trace
         big = tmp_path / f"big{suffix}"
@@ -421,9 +422,7 @@ def test_table_error_sentences_and_array_types():
         "classes 'a' and 'b' both have mask_value 3; give each class its own"
     )
     both = {"classes": [{"name": "a", "mask_value": 3}], "ignore_values": [3]}
-    assert message(ClassTable.from_dict, both) == (
-        "a value is both a class value and an ignore value"
-    )
+    assert message(ClassTable.from_dict, both) == "class 'a''s mask_value 3 is an ignore value too"
     assert DUBAI_CLASSES.display_palette().dtype == np.uint8
 
 
@@ -606,3 +605,31 @@ def test_nodata_that_is_no_number_is_encoded_without_a_warning():
         warnings.simplefilter("error")
         encoded = encode_mask(mask, table)
     assert encoded.ids.tolist() == [[0, IGNORE_INDEX, IGNORE_INDEX]] and encoded.ignored == 2
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            "classes:\n  - {name: Water, mask_value: 3, score: false}\n",
+            "class 'Water' has the key 'score', which is not one: did you mean 'scored'? the"
+            " keys are name, mask_color, display_color, scored, mask_value, background",
+        ),
+        (
+            "classes:\n  - {name: Water, mask_value: 3}\nignore_value: [4]\n",
+            "the table has the key 'ignore_value', which is not one: did you mean"
+            " 'ignore_values'? the keys are classes, ignore_colors, ignore_values",
+        ),
+        (
+            "classes:\n  - {name: Water, mask_value: 3, shape: polygon}\n",
+            "class 'Water' has the key 'shape', which is not one: the keys are name,"
+            " mask_color, display_color, scored, mask_value, background",
+        ),
+    ],
+)
+def test_a_key_a_table_file_may_not_have_is_named_with_the_file(tmp_path, table, expected):
+    """A review: 'score: false' and 'ignore_value: [3]' were left unread without a word:
+    Water was scored, and 3 not ignored. Errors name the file, too."""
+    path = tmp_path / "classes.yaml"
+    path.write_text(table)
+    assert message(ClassTable.from_file, path) == f"class table {path}: {expected}"

@@ -14,9 +14,10 @@ skip. Those listed under ``ignore_colors`` / ``ignore_values`` are known to carr
 
 from __future__ import annotations
 
+import difflib
 import unicodedata
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -96,12 +97,17 @@ class ClassTable:
                     f"classes {twice[0].name!r} and {twice[1].name!r} both have {what}"
                     f" {key(twice[0])}; give each class its own"
                 )
-        colours = {parse_color(c.mask_color) for c in self.classes if c.mask_color is not None}
-        if colours & {parse_color(c) for c in self.ignore_colors}:
-            raise ClassTableError("a colour is both a class colour and an ignore colour")
-        values = {c.mask_value for c in self.classes if c.mask_value is not None}
-        if values & set(self.ignore_values):
-            raise ClassTableError("a value is both a class value and an ignore value")
+        ignored = {parse_color(c) for c in self.ignore_colors}
+        both = [c for c in self.classes if c.mask_color and parse_color(c.mask_color) in ignored]
+        if both:
+            raise ClassTableError(
+                f"class {both[0].name!r}'s mask_color {both[0].mask_color} is an ignore colour too"
+            )
+        both = [c for c in self.classes if c.mask_value in self.ignore_values]
+        if both:
+            raise ClassTableError(
+                f"class {both[0].name!r}'s mask_value {both[0].mask_value} is an ignore value too"
+            )
 
     @property
     def by_color(self) -> bool:
@@ -208,7 +214,31 @@ class ClassTable:
             raise ClassTableError(f"class table {path} is nested too deep") from None
         if not isinstance(data, dict):
             raise ClassTableError(f"class table {path} must be a mapping with a 'classes' list")
-        return cls.from_dict(data)
+        try:
+            table = cls.from_dict(data)
+            _check_keys(data, TABLE_KEYS, "the table")
+            for entry in data["classes"]:
+                _check_keys(entry, CLASS_KEYS, f"class {entry['name']!r}")
+        except ClassTableError as err:
+            raise ClassTableError(f"class table {path}: {err}") from None
+        return table
+
+
+TABLE_KEYS = ("classes", "ignore_colors", "ignore_values")
+CLASS_KEYS = tuple(f.name for f in fields(SegClass))
+
+
+def _check_keys(entry: dict, known: tuple[str, ...], where: str) -> None:
+    """Refuse a key a table file may not have: a misspelt one (score, ignore_value) was
+    left unread, and the table meant something else (a review)."""
+    for key in entry:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ClassTableError(
+                f"{where} has the key {shown(key)}, which is not one: {hint}the keys are"
+                f" {', '.join(known)}"
+            )
 
 
 def name_key(name: str) -> str:
