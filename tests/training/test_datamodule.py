@@ -40,3 +40,54 @@ def test_crops_larger_than_every_image_are_noted(tiny_dataset):
         "crop_size=100000: a batch of 4 crops would hold 596 GiB, more than half this"
         " machine's memory; the largest square in any training image or block is 72 px"
     )
+
+
+def test_training_images_without_a_labelled_pixel_are_refused_before_anything_is_written(
+    tmp_path, capsys
+):
+    """A review: masks all nodata trained to a loss of -0.000, calibrated on an unlabelled
+    image and wrote a model.pt of nothing, with exit 0."""
+    from PIL import Image
+
+    from aerialseg.cli import main
+    from tests.helpers.images import write_dataset
+
+    data = write_dataset(tmp_path / "ds", tiles=1, palette_tiles=())
+    for mask in (data / "Tile 1" / "masks").iterdir():
+        Image.new("RGB", (80, 72)).save(mask)  # black: an ignore colour of the Dubai table
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), *FAST]) == 2
+    assert capsys.readouterr().err == (
+        "aerialseg: error: no labelled pixel in the training images: every pixel of their"
+        " masks is nodata, an ignore value or colour, or outside the labelled area; check the"
+        " masks against the class table with aerialseg data inspect\n"
+    )
+    assert not run.exists()
+
+
+def test_labels_are_looked_for_in_the_training_regions_only():
+    """A scene labelled only outside the blocks it trains on has nothing to learn there.
+    Decoded scenes are looked at pixel by pixel, streamed ones every UNKNOWN_SAMPLE_STEP."""
+    import torch
+    from rasterio.windows import Window
+
+    from aerialseg.data.classes import IGNORE_INDEX
+    from aerialseg.data.scenes import UNKNOWN_SAMPLE_STEP, LabelledImage
+    from aerialseg.errors import DatasetError
+    from aerialseg.training.datamodule import check_labelled
+
+    mask = torch.full((40, 40), IGNORE_INDEX, dtype=torch.uint8)
+    mask[16, 24] = 2  # one labelled pixel
+    decoded = LabelledImage("a", torch.zeros((3, 40, 40), dtype=torch.uint8), mask)
+
+    class Streamed:  # a scene read by windows: its labels sampled every step px
+        def labels_every(self, step):
+            assert step == UNKNOWN_SAMPLE_STEP == 8
+            return mask[::step, ::step]
+
+    for scene in (decoded, Streamed()):
+        check_labelled([scene], [(0, None)])
+        check_labelled([scene], [(0, Window(0, 0, 40, 16)), (0, Window(24, 16, 1, 1))])
+        for missed in (Window(0, 0, 40, 16), Window(25, 0, 15, 40), Window(0, 17, 40, 23)):
+            with pytest.raises(DatasetError, match="^no labelled pixel in the training images"):
+                check_labelled([scene], [(0, missed)])

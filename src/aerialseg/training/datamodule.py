@@ -10,10 +10,11 @@ from rasterio.windows import Window
 from torch.utils.data import DataLoader, Dataset
 
 from aerialseg.data.catalog import Catalog
+from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.crops import RandomCropDataset, ResizedDataset, WholeImageDataset
-from aerialseg.data.scenes import TRAINING_FLAGS, LabelledImage, Reading
+from aerialseg.data.scenes import TRAINING_FLAGS, UNKNOWN_SAMPLE_STEP, LabelledImage, Reading
 from aerialseg.data.splits import Split
-from aerialseg.errors import ConfigError
+from aerialseg.errors import ConfigError, DatasetError
 from aerialseg.files import physical_memory
 from aerialseg.training.config import TrainConfig
 
@@ -75,6 +76,10 @@ class SegmentationDataModule(L.LightningDataModule):
                 self.extra_transform,
             )
         self.val_set = WholeImageDataset([val[k] for k, _ in val_parts], [w for _, w in val_parts])
+        if isinstance(self.train_set, RandomCropDataset):
+            check_labelled(self.train_set.items, self.train_set.regions)
+        else:
+            check_labelled(train, [(k, None) for k in range(len(train))])
 
     def crop_padding_note(self) -> str | None:
         """A note where ``crop_size`` is larger than every training image or block: each
@@ -117,3 +122,27 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, 1, False)
+
+
+def check_labelled(scenes: Sequence, regions: Sequence[tuple[int, Window | None]]) -> None:
+    """Refuse training scenes without a labelled pixel in their regions (a review: masks
+    all nodata trained to a loss of 0 and wrote a model of nothing). Decoded scenes are
+    looked at whole, streamed ones every UNKNOWN_SAMPLE_STEP px, until a label is found."""
+    seen: dict[int, tuple[int, object]] = {}
+    for k, window in regions:
+        if k not in seen:
+            step = 1 if isinstance(scenes[k], LabelledImage) else UNKNOWN_SAMPLE_STEP
+            seen[k] = (step, scenes[k].labels_every(step) != IGNORE_INDEX)
+        step, labelled = seen[k]
+        if window is not None:  # the samples inside it
+            top, left = -(-int(window.row_off) // step), -(-int(window.col_off) // step)
+            bottom = -(-int(window.row_off + window.height) // step)
+            right = -(-int(window.col_off + window.width) // step)
+            labelled = labelled[top:bottom, left:right]  # type: ignore[index]
+        if labelled.any():  # type: ignore[attr-defined]
+            return
+    raise DatasetError(
+        "no labelled pixel in the training images: every pixel of their masks is nodata,"
+        " an ignore value or colour, or outside the labelled area; check the masks against"
+        " the class table with aerialseg data inspect"
+    )
