@@ -211,6 +211,23 @@ def test_the_labelling_round_suggest_prints_runs_as_printed(tmp_path, capsys):
     assert sum(map(len, after.values())) > sum(map(len, before.values()))
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_round_of_one_or_two_tasks_prints_a_split_that_runs(tmp_path, capsys, count):
+    """A review: suggest --count 2 printed a split of the default shares, val 0.1 and test
+    0.2, each a block at least: none was left to train on ('2 block(s) are too few'). Of
+    two tasks the split holds out no test block; of one, no split is printed at all."""
+    out = tmp_path / "tasks.gpkg"
+    suggest = ["aerialseg", "suggest", str(SAMPLE), "--out", str(out), "--count", str(count)]
+    said = runs_as_printed([*suggest, "--block-size", "128m", "--prelabel"], capsys)
+    if count == 1:
+        assert not next_commands(said)
+        assert "fine-tune once two tasks at least are labelled (suggest --count 2)" in said
+        return
+    split = next_commands(said)[0]
+    copy_prelabel(out, Path(split[split.index("--labels") + 1]), "class")
+    assert "--test" in split and "1 train" in runs_as_printed(split, capsys)
+
+
 @pytest.mark.slow
 def test_a_labelling_round_at_another_pixel_size_splits_on_the_tasks_grid(tmp_path, capsys):
     """suggest --pixel-size ended in prose: data split cut the scene's own pixels, so its

@@ -228,6 +228,12 @@ def _labelling_round(
     split_cmd += on_grid
     earlier = [p for p in _split_files_before(out) if p.is_file()]
     split_cmd += ["--keep", str(earlier[0])] if earlier else []  # last round's blocks stay
+    if args.count == 1 and not earlier:  # a split needs a block to train on and one to validate
+        return [f"{how} fine-tune once two tasks at least are labelled (suggest --count 2):"
+                " a run trains on some and validates on another"]  # fmt: skip
+    # a test share takes a block at least: of 2 tasks, none would be left to train on (a
+    # review: the printed split refused them)
+    split_cmd += ["--test", "0"] if args.count < 3 else []
     train = ["aerialseg", "train", "--data", scenes, *read, "--classes", str(files["classes"])]
     train += ["--labelled-area", area, "--split", str(split), "--preset", "finetune", *reading]
     train += [f"init_from={args.model}"] if args.model else []  # finetune's: the bundled
