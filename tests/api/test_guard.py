@@ -164,6 +164,31 @@ def test_a_chunked_body_is_cut_at_the_limit(pointwise, temp):
     assert list(temp.iterdir()) == []
 
 
+def test_an_upload_that_stalls_frees_its_place_past_the_grace(pointwise, temp, monkeypatch):
+    """A review: uploads that sent 100 bytes and stopped each held a place until the body
+    timeout (120 s), so nine of them kept every other upload at 503, again and again.
+    Past UPLOAD_GRACE_S an upload must have come at MIN_UPLOAD_RATE on average."""
+    from aerialseg.api import guard
+
+    monkeypatch.setattr(guard, "UPLOAD_GRACE_S", 0.5, raising=False)  # none before
+    limits = ServeLimits(max_upload_bytes=2_000_000, workers=1, max_queue=0, body_timeout_s=30)
+    with running(create_app(pointwise, limits)) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            start = time.monotonic()
+            stalled.sendall(head(port, 100_000) + PART)  # then nothing
+            time.sleep(0.1)
+            assert reply_to_headers(port, head(port, 100_000)) == 503  # its place is taken
+            assert status_of(stalled) == 408
+            assert time.monotonic() - start < 3  # 0.5 s and PART's bytes at 16 KiB/s
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/segment",
+            files={"file": ("a.jpg", jpeg_bytes(40, 40))},
+            timeout=30,
+        )
+        assert response.status_code == 200  # the place is free again
+    assert list(temp.iterdir()) == []
+
+
 def test_a_body_that_trickles_gets_408(pointwise, temp):
     with (
         running(create_app(pointwise, LIMITS)) as port,  # body_timeout_s=2
