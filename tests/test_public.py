@@ -599,3 +599,25 @@ def test_a_loaded_model_runs_where_it_was_loaded_or_says_so(tiny_model, tmp_path
     with pytest.raises(aerialseg.AerialsegError, match="^--seed -1: give 0 or more$"):
         aerialseg.suggest("in.tif", tmp_path / "t.gpkg", model=model, seed=-1)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_prediction_of_a_georeferenced_file_says_where_its_grid_lies(tiny_model, tmp_path):
+    """A review: predict(path, pixel_size=1.0) of a 0.5 m scene returned class ids of half
+    its size, and nothing to place them on a map by. The prediction carries the grid's CRS
+    and transform: the file's, or the resampled one; an array has none."""
+    from affine import Affine
+
+    from tests.helpers.geotiff import TRANSFORM, UTM40N
+
+    path = write_geotiff(tmp_path / "scene.tif", rgb_scene(100, 120))
+    model = aerialseg.load_model(tiny_model, device="cpu")
+    native = model.predict(path)
+    assert native.class_ids.shape == (100, 120)
+    assert native.crs == UTM40N and native.transform == TRANSFORM
+    coarse = model.predict(path, pixel_size=1.0)
+    assert coarse.class_ids.shape == (50, 60) and coarse.crs == UTM40N
+    assert coarse.transform == Affine(1.0, 0.0, 300_000.0, 0.0, -1.0, 2_800_000.0)
+    with rasterio.open(path) as ds:
+        plain = model.predict(ds.read().transpose(1, 2, 0))
+    assert (plain.crs, plain.transform) == (None, None)
+    assert np.array_equal(plain.class_ids, native.class_ids)

@@ -69,12 +69,17 @@ class Prediction:
         confidence: (H, W) float32, the probability of each pixel's class in 0..1, as
             ``aerialseg predict --confidence`` writes it in percent (NaN where there is no
             data); only when asked for.
+        crs: a georeferenced file's CRS (rasterio's), None for arrays and plain images.
+        transform: with ``crs``, the affine transform of the grid ``class_ids`` lie on:
+            the file's own, or the resampled one where it was read at a ``pixel_size``.
     """
 
     class_ids: np.ndarray
     valid: np.ndarray
     probabilities: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    crs: Any = None
+    transform: Any = None
 
 
 class Model:
@@ -178,7 +183,7 @@ class Model:
         from aerialseg.inference.predict import with_temperature
         from aerialseg.inference.run import check_row_band
 
-        values, valid = self._read(image, bands, pixel_size)
+        values, valid, place = self._read(image, bands, pixel_size)
         name = os.fspath(image) if isinstance(image, str | os.PathLike) else "the array"
         size = (values.shape[2], values.shape[1])
         check_row_band(name, size, values.shape[0], self.spec, self.classes.num_classes)
@@ -186,7 +191,7 @@ class Model:
             predicted = predictor.predict_image(
                 values, valid, probabilities=probabilities or confidence
             )
-            result = Prediction(predicted.ids, valid)
+            result = Prediction(predicted.ids, valid, crs=place[0], transform=place[1])
             if predicted.probs is not None:
                 temperature = self.spec.confidence_temperature or 1.0
                 scaled = with_temperature(predicted.probs, temperature)
@@ -200,8 +205,9 @@ class Model:
 
     def _read(
         self, image: str | Path | np.ndarray, bands: Sequence[int] | None, pixel_size: float | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(bands, H, W) float32 values in 0..255 and the (H, W) valid mask."""
+    ) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """(bands, H, W) float32 values in 0..255, the (H, W) valid mask, and the CRS and
+        transform of their grid (None and None but for a georeferenced file)."""
         from aerialseg.data.raster import InputError, band_numbers, check_band_count, is_url
 
         if isinstance(image, str | os.PathLike):
@@ -217,7 +223,10 @@ class Model:
             opts = PredictOptions(bands=chosen, pixel_size=pixel_size, band_flag="bands=")
             # a URL as written: Path folds its "//" ("http:/host/...", a missing file)
             with _open(image if is_url(image) else Path(image), opts, self.spec) as raster:
-                return raster.read(Window(0, 0, raster.width, raster.height))
+                values, valid = raster.read(Window(0, 0, raster.width, raster.height))
+                grid = raster.dataset
+                place = (grid.crs, grid.transform) if raster.georeferenced else (None, None)
+                return values, valid, place
         import torch
 
         from aerialseg.data.raster import check_numbers, read_array
@@ -262,7 +271,7 @@ class Model:
             # (its hidden values reached the network and changed valid neighbours: a review)
             array = np.where(masked[:, :, None], 0 if array.dtype == np.uint8 else np.nan, array)
         values, valid = read_array(array.transpose(2, 0, 1))
-        return values, valid if masked is None else valid & ~masked
+        return values, valid if masked is None else valid & ~masked, (None, None)
 
 
 def _masked_pixels(image) -> np.ndarray | None:
