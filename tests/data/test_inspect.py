@@ -268,6 +268,30 @@ def classes_file(tmp_path) -> str:
     return str(path)
 
 
+def test_masks_without_a_labelled_pixel_are_a_problem_of_the_dataset(tmp_path, capsys):
+    """A review: masks all nodata passed inspect with exit 0 ('pixels matching no class:
+    100%'), and train then wrote a model of nothing. A problem of the whole dataset: no
+    pair is left out of the figures for it."""
+    from PIL import Image
+
+    root = write_dataset(tmp_path / "ds", tiles=1, parts=2, palette_tiles=())
+    for mask in (root / "Tile 1" / "masks").iterdir():
+        Image.new("RGB", (80, 72)).save(mask)  # black: an ignore colour of the Dubai table
+    assert main(["data", "inspect", str(root), "--json"]) == 2
+    said = capsys.readouterr()
+    assert json.loads(said.out)["problems"] == [
+        {
+            "kind": "unlabelled",
+            "file": str(root),
+            "message": f"{root}: no pixel of its masks is of a class (each is nodata, an ignore"
+            " value or colour, or outside the labelled area): nothing to train on",
+        }
+    ]
+    assert main(["data", "inspect", str(root)]) == 2
+    out = capsys.readouterr().out
+    assert "pairs left out" not in out and "  " + f"{root}: no pixel of its masks" in out
+
+
 def test_a_class_raster_that_labels_none_of_its_image_is_a_problem(tmp_path, capsys):
     """Found by a review: a mask tagged with another CRS (or a place beside its image) was
     warped onto nothing; inspect said nothing, training used none of the scene, and

@@ -84,6 +84,15 @@ def inspect_dataset(
         tile["pairs"] += 1
         tile["sizes"][f"{look.size[0]}x{look.size[1]}"] += 1
     labelled = int(class_pixels.sum())
+    if total and not labelled:  # a review: such masks trained a model of nothing, exit 0
+        problems.append(
+            _problem(
+                "unlabelled",
+                catalog.path,
+                f"{catalog.path}: no pixel of its masks is of a class (each is nodata, an"
+                " ignore value or colour, or outside the labelled area): nothing to train on",
+            )
+        )
     return {
         "path": catalog.path,
         "root": catalog.root,
@@ -172,13 +181,14 @@ def format_report(report: dict) -> str:
     for u in report["unknown_values"]:
         lines.append(f"  unknown value {u['value']}: {u['pixels']:,} px")
     problems = report["problems"]
-    if problems:
-        kinds = Counter(p["kind"] for p in problems)
+    of_pairs = [p for p in problems if p["kind"] in PROBLEM_KINDS]  # not the dataset's
+    if of_pairs:
+        kinds = Counter(p["kind"] for p in of_pairs)
         lines.append(
-            f"{len(problems)} problem(s), pairs left out of the figures above: "
+            f"{len(of_pairs)} problem(s), pairs left out of the figures above: "
             + ", ".join(f"{n} {PROBLEM_KINDS[kind]}" for kind, n in kinds.items())
         )
-        lines += [f"  {p['message']}" for p in problems]
+    lines += [f"  {p['message']}" for p in problems]
     return "\n".join(lines)
 
 
