@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import threading
 import time
@@ -412,6 +413,14 @@ def test_no_traceback_reaches_a_client(client, monkeypatch):
     assert "secret" not in response.text and "Traceback" not in response.text
 
 
+@contextlib.asynccontextmanager
+async def in_process(app):
+    """An HTTP client of ``app`` in this process, for requests at once (asyncio.gather)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
 def test_a_json_answer_does_not_wait_for_predictions_asked_after_it(loaded, monkeypatch):
     """A review: the JSON answer was made in a job of its own on the prediction workers,
     behind the predictions that arrived meanwhile: with one worker, the first of two
@@ -434,8 +443,7 @@ def test_a_json_answer_does_not_wait_for_predictions_asked_after_it(loaded, monk
     data = jpeg_bytes(48, 48)
 
     async def two() -> list[int]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with in_process(app) as http:
             first = asyncio.ensure_future(
                 http.post("/v1/segment?format=json", files={"file": ("a.jpg", data)})
             )
@@ -469,8 +477,7 @@ def test_concurrent_requests_stay_within_the_bound(loaded, monkeypatch):
     data = jpeg_bytes(48, 48)
 
     async def burst() -> list[int]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with in_process(app) as http:
             calls = [http.post("/v1/segment", files={"file": ("a.jpg", data)}) for _ in range(6)]
             return [r.status_code for r in await asyncio.gather(*calls)]
 
