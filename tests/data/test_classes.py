@@ -548,6 +548,10 @@ def test_one_pixel_that_is_not_a_whole_number_is_the_example():
     assert "not whole numbers (e.g. 0.5; 1 of the 4 pixels read)" in message(
         encode_mask, mask, table, "x.tif"
     )
+    # a review: read first as the header check's one pixel, it said "1 of the 1 pixels"
+    assert "not whole numbers (e.g. 0.5); a class raster" in message(
+        encode_mask, mask[1:, 1:], table, "x.tif"
+    )
 
 
 def test_names_that_differ_by_case_are_one_line_that_says_how_names_match():

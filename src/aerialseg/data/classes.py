@@ -364,11 +364,13 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
             fraction = ~nodata & ~(np.isfinite(data) & (data == np.floor(data)))
             if fraction.any():
                 example = data[fraction][0]
+                # the count, but of the first pixel alone (the header check's): "1 of 1"
+                count = f"; {int(fraction.sum()):,} of the {fraction.size:,} pixels read"
                 raise ClassTableError(
-                    f"{name}: holds values that are not whole numbers (e.g. {example:g};"
-                    f" {int(fraction.sum()):,} of the {fraction.size:,} pixels read); a class"
-                    " raster holds each class's"
-                    " mask_value: is this a continuous raster, or one resampled bilinearly?"
+                    f"{name}: holds values that are not whole numbers (e.g. {example:g}"
+                    f"{count if fraction.size > 1 else ''}); a class raster holds each"
+                    " class's mask_value: is this a continuous raster, or one resampled"
+                    " bilinearly?"
                 )
         # values past int64 (float32's 3.4e38, an undeclared fill value; uint64 past
         # 2**63) would wrap: they are one unknown code of their own
