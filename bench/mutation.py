@@ -406,10 +406,33 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "and smaller choice where it is exact",
         ),
         (
-            "low, high = (bound.astype(work)[:, None, None] for bound in scale)",
-            "low, high = (bound.astype(None)[:, None, None] for bound in scale)",
+            "low, high = (np.divide(bound.astype(work), 2)[:, None, None] for bound in scale)",
+            "low, high = (np.divide(bound.astype(None), 2)[:, None, None] for bound in scale)",
             "float64 bounds: numpy computes the stretch in float64, the same values rounded to "
             "float32 at the end",
+        ),
+        (
+            "if factor > 1 and not (highs > lows).all():",
+            "if factor >= 1 and not (highs > lows).all():",
+            "the rescan of a raster read whole already (factor 1): the same pixels, the same "
+            "percentiles",
+        ),
+        (
+            "lows, highs = _percentiles(whole[0][:, whole[1]].astype(np.float64))",
+            "lows, highs = _percentiles(whole[0][:, whole[1]].astype(None))",
+            "np.percentile interpolates in float64 whatever the input's type: the same values",
+        ),
+        (
+            "data = ds.read(list(bands), window=window).astype(np.float64)",
+            "data = ds.read(list(bands), window=window).astype(None)",
+            "the kept values are float64 whatever a strip's type (concatenated to the float64 "
+            "start), and the percentiles are computed in float64",
+        ),
+        (
+            "rows = max(1, STATS_SIDE**2 // ds.width)",
+            "rows = max(2, STATS_SIDE**2 // ds.width)",
+            "differs only for a raster over 1,048,576 px wide (strips of 2 rows, not 1): the "
+            "same pixels read, the same values kept",
         ),
         *_variants(
             "crs=ds.crs,",

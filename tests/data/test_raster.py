@@ -687,6 +687,41 @@ def test_valid_pixels_the_reduced_read_misses_are_stretched_by_their_own_values(
         raise AssertionError("the reduced read took both columns")
 
 
+def test_the_rescan_reads_strips_of_bounded_size_and_keeps_a_thinned_even_sample(tmp_path):
+    """Where the reduced read shows no spread, every valid pixel is looked at (_stretch):
+    read in strips of rows of at most STATS_SIDE**2 px that tile the raster, in the bands
+    asked for, nodata left out; at most STATS_SIDE**2 values are kept, thinned evenly over
+    the rows, so that a scene of any size is held in bounded memory."""
+    from aerialseg.data.raster import _valid_values
+
+    height, width = 1100, 2100  # 2.3 M px: thinned twice
+    rows = np.arange(height, dtype=np.uint16)[:, None].repeat(width, axis=1)
+    data = np.stack([rows + 10_000 * band for band in (1, 2, 3, 4)])  # band and row, told apart
+    data[:, :10, :10] = 0  # nodata
+    path = write_geotiff(tmp_path / "big.tif", data, nodata=0)
+    windows = []
+    with rasterio.open(path) as ds:
+
+        class Recorded:  # the raster, its reads recorded
+            def __getattr__(self, name):
+                return getattr(ds, name)
+
+            def read(self, indexes, window):
+                windows.append(window)
+                return ds.read(indexes, window=window)
+
+        kept = _valid_values(Recorded(), (3, 2, 1))
+    strip = STATS_SIDE**2 // width
+    assert windows == [
+        Window(0, top, width, min(strip, height - top)) for top in range(0, height, strip)
+    ]
+    assert STATS_SIDE**2 // 2 < kept.shape[1] <= STATS_SIDE**2
+    assert (kept[0] // 10_000 == 3).all() and (kept[2] // 10_000 == 1).all()
+    assert (kept % 10_000 == kept[0] % 10_000).all()  # one pixel's bands together
+    valid_rows = rows[data[0] > 0]
+    assert abs((kept[0] % 10_000).mean() - valid_rows.mean()) < 0.01 * height
+
+
 @pytest.mark.parametrize(("value", "apart", "span"), [(100.0, 0.5, 1.0), (2.0**24, 8.0, 16.0)])
 def test_a_band_of_one_value_but_for_a_few_pixels_reads_those_apart_over_a_small_span(
     tmp_path, value, apart, span
