@@ -165,3 +165,31 @@ def test_the_errors_of_each_command_name_its_own_flags(broken, tiny_model, tmp_p
     assert {"--split-file", "--split", "--resize-masks", "--classes", "--max-unknown"} <= set(named)
     wrong = [(command, w, m) for command, m in messages for w in wrong_flags(command, m)]
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["evaluate", "m.pt", "--data", "d", "--split", "bogus"],
+            "aerialseg evaluate: error: argument --split: invalid choice: 'bogus' (choose from"
+            " 'train', 'val', 'test', 'all') (see aerialseg evaluate --help)",
+        ),
+        (
+            ["predict", "x.tif"],
+            "aerialseg predict: error: the following arguments are required: --out (see"
+            " aerialseg predict --help)",
+        ),
+        (
+            [],
+            "aerialseg: error: the following arguments are required: COMMAND (see aerialseg"
+            " --help)",
+        ),
+    ],
+)
+def test_a_command_line_argparse_refuses_is_one_line(capsys, argv, expected):
+    """A review: a wrong --split or a missing --out printed the command's whole usage
+    (12 lines) before the error, where every other refusal is one line."""
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    assert ended.value.code == 2 and capsys.readouterr().err == expected + "\n"

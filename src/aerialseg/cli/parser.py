@@ -18,7 +18,7 @@ import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from aerialseg import __version__, public
 from aerialseg.api.serve import serve
@@ -230,8 +230,17 @@ def _add_command(sub: Any, command: Command) -> None:
     p.set_defaults(func=command.run, command=command)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line, with where to read more: argparse's
+    own printed the whole usage first, 12 lines for a wrong --split (a review). Its
+    subcommands' parsers are of this class too (add_subparsers' default)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="aerialseg",
         description="Semantic segmentation of aerial and satellite imagery.",
     )
