@@ -377,12 +377,16 @@ def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> Non
     steps = int(checkpoint.get("global_step", 0))
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
     epochs = int(progress.get("current", {}).get("processed", 0))
+    # an epoch max_steps ended counts as processed, not completed; Lightning resumes at the
+    # next one (a review: 'reached max_epochs=1' read as false after 2 steps of 16)
+    cut = int(progress.get("current", {}).get("completed", epochs)) < epochs
     waited = int((early_stopping_state(checkpoint) or {}).get("wait_count", 0))
     if cfg.max_steps > 0 and steps >= cfg.max_steps:
         reached = f"max_steps={cfg.max_steps} ({steps} steps)"
         more = f"max_steps={steps + cfg.max_steps}"
     elif epochs >= cfg.max_epochs:  # at least 1: the config refuses others
-        reached = f"max_epochs={cfg.max_epochs} ({epochs} epochs)"
+        short = ", the last cut short by max_steps; a resumed run starts the next" * cut
+        reached = f"max_epochs={cfg.max_epochs} ({epochs} epochs{short})"
         more = f"max_epochs={epochs + cfg.max_epochs}"
     elif waited >= cfg.early_stop_patience:  # it would stop at its next validation
         reached = (
