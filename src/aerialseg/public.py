@@ -471,6 +471,9 @@ def predict_files(
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
+    for name, given in (("--simplify", simplify), ("--min-area", min_area)):
+        if given and vector is None:  # not ignored without a word (a review)
+            raise AerialsegError(f"{name} shapes the polygons of --vector: give --vector too")
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     extra = {"areas": areas, "color": color, "overlay": overlay, "confidence": confidence}
     opts = PredictOptions(

@@ -289,6 +289,20 @@ def test_a_min_area_of_the_whole_scene_or_more_is_predicted_not_a_crash(tmp_path
         assert (out / "small_polygons.gpkg").is_file() and (out / "one_polygons.gpkg").is_file()
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--min-area", "100"), ("--simplify", "2")])
+def test_polygon_options_without_polygons_are_refused_not_ignored(
+    tmp_path, base, capsys, flag, value
+):
+    """A review: --min-area 100 without --vector wrote a class raster byte for byte that of
+    a plain predict, without a word."""
+    path = write_geotiff(tmp_path / "scene.tif", rgb_scene(30, 40))
+    assert main(["predict", str(path), *base, flag, value]) == 2
+    assert capsys.readouterr().err == (
+        f"aerialseg: error: {flag} shapes the polygons of --vector: give --vector too\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_plain_image_with_polygons_is_predicted_without_a_warning(tmp_path, base, capsys):
     """Found by hand: every plain JPEG or PNG predicted with --vector printed rasterio's
     NotGeoreferencedWarning ("Dataset has no geotransform ... identity matrix"), raised
