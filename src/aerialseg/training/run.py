@@ -375,11 +375,11 @@ def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> Non
     (a review: the temperature changed, and the run's evaluation no longer matched its
     model file)."""
     steps = int(checkpoint.get("global_step", 0))
-    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
-    epochs = int(progress.get("current", {}).get("processed", 0))
-    # an epoch max_steps ended counts as processed, not completed; Lightning resumes at the
-    # next one (a review: 'reached max_epochs=1' read as false after 2 steps of 16)
-    cut = int(progress.get("current", {}).get("completed", epochs)) < epochs
+    loops = checkpoint.get("loops", {}).get("fit_loop", {})
+    epochs = int(loops.get("epoch_progress", {}).get("current", {}).get("processed", 0))
+    # an epoch max_steps ended before its last batch counts as processed; Lightning resumes
+    # at the next (a review: 'reached max_epochs=1' read as false after 2 steps of 16)
+    cut = loops.get("epoch_loop.batch_progress", {}).get("is_last_batch") is False
     waited = int((early_stopping_state(checkpoint) or {}).get("wait_count", 0))
     if cfg.max_steps > 0 and steps >= cfg.max_steps:
         reached = f"max_steps={cfg.max_steps} ({steps} steps)"
