@@ -622,3 +622,18 @@ def test_a_prediction_of_a_georeferenced_file_says_where_its_grid_lies(tiny_mode
         plain = model.predict(ds.read().transpose(1, 2, 0))
     assert (plain.crs, plain.transform) == (None, None)
     assert np.array_equal(plain.class_ids, native.class_ids)
+
+
+def test_split_data_takes_a_class_table_object_and_refuses_an_out_that_is_an_input(tmp_path):
+    """classes= takes a ClassTable as well as a file; the check that no output replaces
+    an input (added for files) raised TypeError on the object before it read the data."""
+    from tests.helpers.images import write_dataset
+
+    data = write_dataset(tmp_path / "ds", tiles=1)
+    found = aerialseg.split_data(data, tmp_path / "s.json", classes=DUBAI_CLASSES, test=0.2)
+    assert sum(found.values()) == 9 and (tmp_path / "s.json").is_file()
+    table = tmp_path / "classes.json"
+    table.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
+    with pytest.raises(AerialsegError, match=r"^--out .*classes.json would replace .*classes"):
+        aerialseg.split_data(data, table, classes=table)
+    assert json.loads(table.read_text()) == DUBAI_CLASSES.to_dict()

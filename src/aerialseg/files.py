@@ -204,9 +204,10 @@ def check_replaceable(final: Path) -> None:
 def check_apart(out: Path, outputs: list[Path], inputs: list) -> None:
     """Refuse ``outputs`` (those of ``--out out``) of which one is a file that ``inputs``
     names: an output renamed over it would destroy it (a block split's GeoPackage over the
-    label polygons it was cut for). URLs, globs, folders and None name no such file."""
+    label polygons it was cut for). URLs, globs, folders, None and objects (a ClassTable
+    given to the API) name no such file."""
     for given in inputs:
-        if given is None or not Path(os.fspath(given)).is_file():
+        if not isinstance(given, str | os.PathLike) or not Path(given).is_file():
             continue
         for written in outputs:
             if written.exists() and os.path.samefile(given, written):
