@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import lightning as L
 from rasterio.windows import Window
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from aerialseg.data.catalog import Catalog
@@ -128,7 +129,7 @@ def check_labelled(scenes: Sequence, regions: Sequence[tuple[int, Window | None]
     """Refuse training scenes without a labelled pixel in their regions (a review: masks
     all nodata trained to a loss of 0 and wrote a model of nothing). Decoded scenes are
     looked at whole, streamed ones every UNKNOWN_SAMPLE_STEP px, until a label is found."""
-    seen: dict[int, tuple[int, object]] = {}
+    seen: dict[int, tuple[int, Tensor]] = {}
     for k, window in regions:
         if k not in seen:
             step = 1 if isinstance(scenes[k], LabelledImage) else UNKNOWN_SAMPLE_STEP
@@ -138,8 +139,8 @@ def check_labelled(scenes: Sequence, regions: Sequence[tuple[int, Window | None]
             top, left = -(-int(window.row_off) // step), -(-int(window.col_off) // step)
             bottom = -(-int(window.row_off + window.height) // step)
             right = -(-int(window.col_off + window.width) // step)
-            labelled = labelled[top:bottom, left:right]  # type: ignore[index]
-        if labelled.any():  # type: ignore[attr-defined]
+            labelled = labelled[top:bottom, left:right]
+        if labelled.any():
             return
     raise DatasetError(
         "no labelled pixel in the training images: every pixel of their masks is nodata,"
