@@ -412,6 +412,12 @@ EQUIVALENT_DIFFS: dict[str, list[tuple[str, str, str]]] = {
             "float32 at the end",
         ),
         (
+            "out = np.clip((np.divide(data.astype(work), 2) - low) / (high - low) * 255, 0, 255)",
+            "out = np.clip((np.divide(data.astype(None), 2) - low) / (high - low) * 255, 0, 255)",
+            "the values stretched in float64 rather than float32 (8- and 16-bit ones are exact "
+            "in both): the same stretch, rounded to float32 at the end",
+        ),
+        (
             "if factor > 1 and not (highs > lows).all():",
             "if factor >= 1 and not (highs > lows).all():",
             "the rescan of a raster read whole already (factor 1): the same pixels, the same "
