@@ -186,6 +186,17 @@ def _kind(mode: int) -> str | None:
     return next((name for test, name in kinds.items() if test(mode)), None)
 
 
+def gdal_name(path: str | os.PathLike) -> str:
+    """A local path as GDAL must be given it: ``./`` before a relative one whose first
+    part holds a colon. GDAL reads ``GTIFF_DIR:1:a.tif`` as a driver's connection string
+    and opens another file (a review: predict of a file so named wrote ``a.tif``'s
+    classes under its name). URLs pass unchanged."""
+    text = os.fspath(path)
+    if ":" in text.split("/", 1)[0] and "://" not in text:
+        return f"./{text}"
+    return text
+
+
 def check_replaceable(final: Path) -> None:
     """Refuse a ``final`` output path where something other than a plain file stands.
     Outputs are renamed over their final names, which would replace a link (not its

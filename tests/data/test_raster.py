@@ -746,3 +746,15 @@ def test_a_raster_with_no_valid_pixel_opens_and_predicts_nothing(tmp_path, dtype
     with open_input(path) as raster:
         values, valid = raster.read(Window(0, 0, 30, 20))
     assert values.shape == (3, 20, 30) and not valid.any()
+
+
+def test_a_relative_name_that_looks_like_a_gdal_connection_string_is_that_file(
+    tmp_path, monkeypatch
+):
+    # GDAL reads GTIFF_DIR:1:b.tif as "the first image of b.tif" (a review: predict read
+    # b.tif and wrote its classes under the other file's name)
+    write_geotiff(tmp_path / "b.tif", np.full((3, 30, 20), 5, np.uint8))
+    write_geotiff(tmp_path / "GTIFF_DIR:1:b.tif", np.full((3, 12, 10), 9, np.uint8))
+    monkeypatch.chdir(tmp_path)
+    with open_input("GTIFF_DIR:1:b.tif") as raster:
+        assert (raster.width, raster.height) == (10, 12)

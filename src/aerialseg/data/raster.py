@@ -55,6 +55,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from aerialseg.errors import AerialsegError, library_reason
+from aerialseg.files import gdal_name
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_SIDE = 1024  # longest side of the reduced read used for the stretch
@@ -506,7 +507,7 @@ READ_DRIVERS = ("GTiff", "PNG", "JPEG")
 def open_dataset(path: str | Path, driver: str | None = None) -> DatasetReader:
     """``path`` opened for reading with ``driver``, or with one of READ_DRIVERS."""
     allowed = [driver] if driver else list(READ_DRIVERS)
-    dataset = DatasetReader(_parse_path(os.fspath(path)), driver=allowed)
+    dataset = DatasetReader(_parse_path(gdal_name(path)), driver=allowed)
     try:
         _check_layout(dataset, path)
     except InputError:
