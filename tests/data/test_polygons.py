@@ -81,8 +81,9 @@ def test_labels_near_the_corners_of_a_rotated_grid_are_kept(tmp_path):
     # a window's footprint is its four corners, and the layer's checks take it
     corner = footprint(Window(72, 0, 24, 24), transform)
     assert corner.equals(Polygon([transform @ p for p in ((72, 0), (96, 0), (96, 24), (72, 24))]))
-    assert labels.polygons.covers_part_of(corner) and labels.polygons.overlaps(corner)
-    assert not labels.polygons.covers_part_of(footprint(Window(0, 0, 24, 24), transform))
+    assert labels.polygons.overlaps(corner)
+    assert labels.polygons.covers_a_pixel_of(Window(72, 0, 24, 24), transform)
+    assert not labels.polygons.covers_a_pixel_of(Window(0, 0, 24, 24), transform)
 
 
 def test_values_match_class_names_in_any_case_or_mask_values(tmp_path):
@@ -581,9 +582,9 @@ def test_a_window_reads_a_polygon_in_its_first_column_only(tmp_path):
     assert ids.dtype == np.uint8 and ids[:, 0].tolist() == [2] * 10 and ids[:, 1:].max() == 0
     empty = PolygonLayer.of(UTM, [first], [2]).rasterize(scene_transform((0, 0)), (4, 4), 9)
     assert empty.dtype == np.uint8 and (empty == 9).all()
-    # touching a region's edge is not covering part of it
-    assert not PolygonLayer.of(UTM, [first], [2]).covers_part_of(
-        (left + PIXEL, top - 10, left + 5, top)
+    # touching a window's edge is not labelling it
+    assert not PolygonLayer.of(UTM, [first], [2]).covers_a_pixel_of(
+        Window(1, 0, 9, 20), scene_transform()
     )
 
 
@@ -610,3 +611,31 @@ def test_features_without_a_polygon_are_counted_whatever_they_hold(tmp_path):
     path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
     labels = read_polygons(path, TABLE, "class")
     assert labels.dropped == 3 and labels.polygons.values.tolist() == [0]
+
+
+def test_a_window_is_labelled_where_a_polygon_covers_a_pixel_centre_of_it(monkeypatch):
+    from aerialseg.data import polygons
+
+    left, top = ORIGIN
+    transform = scene_transform()  # 0.5 m pixels
+
+    def layer(*geometries):
+        return polygons.PolygonLayer.of(UTM, list(geometries), [1] * len(geometries))
+
+    # columns 0-9 (5 m), and 0.1 m past them: a fifth of column 10, short of its centre,
+    # as a label edge is after a round trip through another CRS, or drawn past a block
+    past = layer(box(left, top - 5, left + 5.1, top))
+    assert past.covers_a_pixel_of(Window(0, 0, 10, 10), transform)
+    assert not past.covers_a_pixel_of(Window(10, 0, 10, 10), transform)
+    assert not layer(box(left, top - 5, left + 5 + 1e-9, top)).covers_a_pixel_of(
+        Window(10, 0, 10, 10), transform
+    )
+    # 0.3 m past: column 10's centre (0.25 m in) is covered
+    assert layer(box(left, top - 5, left + 5.3, top)).covers_a_pixel_of(
+        Window(10, 0, 10, 10), transform
+    )
+    # read in strips: the one pixel covered lies in the last row of a 100-row window
+    monkeypatch.setattr(polygons, "STRIP_PIXELS", 30)
+    corner = layer(box(left + 4.5, top - 50, left + 5, top - 49.5))
+    assert corner.covers_a_pixel_of(Window(0, 0, 10, 100), transform)
+    assert not corner.covers_a_pixel_of(Window(0, 0, 9, 100), transform)

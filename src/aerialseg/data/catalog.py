@@ -143,7 +143,7 @@ class Catalog:
 
     def labelled_block(self) -> Callable[[str, Window], bool] | None:
         """For a block split: whether a block of a scene holds labels (whether the
-        labelled area covers part of it); None: every block does."""
+        labelled area covers a pixel of it); None: every block does."""
         scenes = self._areas()
         if scenes is None:
             return None
@@ -152,7 +152,7 @@ class Catalog:
             scene = scenes[sid]
             area = scene.labels.area
             assert area is not None  # the spec names a labelled area
-            return area.covers_part_of(footprint(block, scene.transform))  # rotated grids too
+            return area.covers_a_pixel_of(block, scene.transform)
 
         return labelled
 

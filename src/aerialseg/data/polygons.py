@@ -72,6 +72,8 @@ def footprint(window: Window, transform: Affine) -> Polygon:
 
 # where a layer is asked about: a box (left, bottom, right, top), or a footprint
 Region: TypeAlias = tuple[float, float, float, float] | shapely.Geometry
+# the most pixels rasterised at once where only whether any is covered is asked
+STRIP_PIXELS = 4_000_000
 
 
 def _region(where: Region) -> shapely.Geometry:
@@ -139,12 +141,30 @@ class PolygonLayer:
         grid), not just its bounding box does."""
         return len(self.tree.query(_region(where), predicate="intersects")) > 0
 
-    def covers_part_of(self, where: Region) -> bool:
-        """Whether the polygons cover some area of ``where`` (as in ``overlaps``), not just
-        touch its edge."""
-        region = _region(where)
-        hits = self.tree.query(region, predicate="intersects")
-        return any(shapely.intersection(self.geometries[i], region).area > 0 for i in hits)
+    def covers_a_pixel_of(self, window: Window, transform: Affine) -> bool:
+        """Whether the polygons cover the centre of a pixel of ``window`` on the grid of
+        ``transform``: whether they label a pixel there, as training rasterises them. A
+        polygon that strays into the window by less than half a pixel labels none of it: an
+        edge moved through another CRS and back, or drawn a little past a task's block,
+        made the blocks beside a labelling round's tasks count as labelled, and val and test
+        got empty blocks (a review). Read in strips of at most STRIP_PIXELS."""
+        hits = self.tree.query(footprint(window, transform), predicate="intersects")
+        if len(hits) == 0:
+            return False
+        width, height = int(window.width), int(window.height)
+        rows = max(1, STRIP_PIXELS // width)
+        for top in range(0, height, rows):
+            strip = Window(window.col_off, window.row_off + top, width, min(rows, height - top))
+            inside = rasterio.features.rasterize(
+                ((g, 1) for g in self.geometries[hits]),
+                out_shape=(int(strip.height), width),
+                transform=window_transform(strip, transform),
+                fill=0,
+                dtype="uint8",
+            )
+            if inside.any():
+                return True
+        return False
 
     def rasterize(self, transform: Affine, shape_hw: tuple[int, int], fill: int) -> np.ndarray:
         """(h, w) uint8 of the polygons' values on the grid of ``transform``, ``fill``
