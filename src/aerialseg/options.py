@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import re
+import shlex
 import sys
 import types
 import typing
@@ -126,6 +127,27 @@ def as_flags(values: Mapping[str, Any]) -> list[str]:
         elif value is not None and value is not False:
             argv += [flag_name(name), str(value)]
     return argv
+
+
+# How the commands aerialseg prints write their options; any other word that starts with
+# a dash is a value (a path such as -run, a number such as -1)
+FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def command_line(argv: list[Any]) -> str:
+    """A command for a user to run as printed: its words shell-quoted, and a value that
+    starts with a dash, which argparse would read as an option, joined to its flag
+    (``--out=-run``) or, a positional path, as ``./-run`` (a review: the printed evaluate
+    of a run in ./-run failed with 'expected one argument')."""
+    words: list[str] = []
+    for word in map(str, argv):
+        if word.startswith("-") and not FLAG.fullmatch(word):
+            if words and FLAG.fullmatch(words[-1]):
+                words[-1] += f"={word}"
+                continue
+            word = f"./{word}"
+        words.append(word)
+    return shlex.join(words)
 
 
 def _read(name: str, hint: Any) -> dict[str, Any]:

@@ -112,6 +112,26 @@ def test_next_commands_of_a_split_without_test_images_score_its_val_images(tmp_p
     assert ran[2].endswith("--split val"), ran[2]
 
 
+def test_next_commands_of_paths_that_start_with_a_dash(tmp_path, capsys, monkeypatch):
+    """A review: a run in ./-run printed 'evaluate -run/model.pt ... --split-file
+    -run/split.json', which argparse read as options ('expected one argument')."""
+    monkeypatch.chdir(tmp_path)
+    write_dataset(tmp_path / "-data", tiles=1, parts=6)
+    table = tmp_path / "classes.json"
+    table.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
+    split = ["aerialseg", "data", "split", "./-data", "--out", "./-split.json"]
+    split += ["--val", "0.2", "--test", "0.2", "--classes", "classes.json"]
+    ran = split_train_evaluate_predict(split, ["--out", "./-run", *QUICK], capsys)
+    assert ran[2].startswith("aerialseg evaluate ./-run/model.pt --data ./-data --split-file=-run/")
+
+
+def test_a_printed_value_that_starts_with_a_dash_is_not_read_as_an_option():
+    from aerialseg.options import command_line
+
+    argv = ["aerialseg", "predict", Path("-a b.tif"), "--out", "-o", "--overlay", "--seed", -1]
+    assert command_line(argv) == "aerialseg predict './-a b.tif' --out=-o --overlay --seed=-1"
+
+
 @pytest.fixture
 def scenes(tmp_path) -> tuple[Path, Path, Path, Path]:
     """Four UTM scenes in a folder, their class polygons in a GeoJSON of UTM metres without

@@ -340,7 +340,9 @@ def test_two_files_of_one_name_are_refused_rather_than_paired_silently(
 def test_images_without_masks_are_all_listed_when_not_strict(fresh_dataset):
     for name in ("Tile 1/masks/image_part_003.png", "Tile 2/masks/image_part_004.png"):
         (fresh_dataset / name).unlink()
-    with pytest.raises(DatasetError, match=r"image_part_003.jpg: .*'aerialseg data inspect .*ds'"):
+    with pytest.raises(
+        DatasetError, match=r"image_part_003.jpg: .*run aerialseg data inspect .*ds to list every"
+    ):
         DatasetSource(fresh_dataset)
     source = DatasetSource(fresh_dataset, strict=False)
     assert source.unpaired == [
@@ -519,7 +521,7 @@ def test_a_plain_mask_of_another_size_is_resampled_nearest_on_request(fresh_data
         _read(fresh_dataset, 2)
     assert "mask is 20x18 but its image is 80x72" in str(err.value)
     assert "; --resize-masks resamples such masks to their image's size (nearest)" in str(err.value)
-    with pytest.raises(DatasetError, match=r"20x18 .*'aerialseg data inspect .*' lists every"):
+    with pytest.raises(DatasetError, match=r"20x18 .*run aerialseg data inspect .* to list every"):
         decoded(fresh_dataset, [pair.id], DUBAI_CLASSES)
     (scene,) = decoded(fresh_dataset, [pair.id], DUBAI_CLASSES, resize_masks=True)
     expected = np.array(small.convert("RGB").resize((80, 72), Image.Resampling.NEAREST))
@@ -657,7 +659,7 @@ def read_traced(source, rel):
         with pytest.raises(DatasetError) as err:
             catalog = open_catalog(source.path, DUBAI_CLASSES, strict=False)
             catalog.read([rel], Reading())
-        text = str(err.value).split(" ('aerialseg data inspect")[0]  # the hint, where given
+        text = str(err.value).split(" (run aerialseg data inspect")[0]  # the hint, where given
         return text, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aerialseg.errors import AerialsegError
-from aerialseg.options import as_flags
+from aerialseg.options import as_flags, command_line
 from aerialseg.yamltext import dump_yaml
 
 EXIT_PROBLEMS = 2  # as any user error (aerialseg.cli.EXIT_USER_ERROR)
@@ -63,7 +63,7 @@ def cmd_split(args: argparse.Namespace) -> int:
         f"{args.out}: {counts['train']} train, {counts['val']} val, {counts['test']} test"
         f" {unit}{note}"
     )
-    print(f"train with: {shlex.join(command)}")
+    print(f"train with: {command_line(command)}")
     if not args.classes and not args.labels:
         print("(masks not in the Dubai set's colours need --classes TABLE: see 'data inspect')")
     return 0
@@ -116,7 +116,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
     else:
         return "no checkpoint was written yet: run the same command again to start over"
     argv = ["aerialseg", "train", *_flags(args, ("data", "out", *DATA_OPTIONS))]
-    return "resume with: " + shlex.join([*argv, *how])
+    return "resume with: " + command_line([*argv, *how])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -158,7 +158,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     worst = report["files"].get(scored[0][1]) if scored else None
     if worst is not None:  # a look at where the model is weakest, with its doubt
         look = ["aerialseg", "predict", worst, "--model", args.model, "--confidence"]
-        print("next:\n  " + shlex.join([*look, *_as_scored(args), "--out", str(out / "lowest")]))
+        print("next:\n  " + command_line([*look, *_as_scored(args), "--out", out / "lowest"]))
     return 0
 
 
@@ -245,9 +245,9 @@ def _labelling_round(
     return [
         f"{how}:",
         "next:",
-        "  " + shlex.join([*split_cmd, "--out", str(split)]),
-        "  " + shlex.join([*train, "--out", str(run)]),
-        "  " + shlex.join(again),
+        "  " + command_line([*split_cmd, "--out", split]),
+        "  " + command_line([*train, "--out", run]),
+        "  " + command_line(again),
     ]
 
 

@@ -15,7 +15,6 @@ paths relative to ROOT, the form ``../shared/benchmark/split.json`` uses.
 
 from __future__ import annotations
 
-import shlex
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from aerialseg.data.layouts import LAYOUT_HINT, find_in_folders, is_manifest, read_manifest
 from aerialseg.errors import DatasetError
+from aerialseg.options import command_line
 
 
 @dataclass(frozen=True)
@@ -128,5 +128,5 @@ class DatasetSource:
 
     def inspect_hint(self) -> str:
         """Where a user finds every problem, for errors that name only the first."""
-        command = shlex.join(["aerialseg", "data", "inspect", str(self.path)])
-        return f" ('{command}' lists every problem of the dataset)"
+        command = command_line(["aerialseg", "data", "inspect", self.path])
+        return f" (run {command} to list every problem of the dataset)"

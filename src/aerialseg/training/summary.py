@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aerialseg.data.catalog import LabelSpec
-from aerialseg.options import as_flags
+from aerialseg.options import as_flags, command_line
 from aerialseg.training.progress import clock
 
 
@@ -82,9 +82,11 @@ def next_commands(outcome: RunOutcome, image: str | None) -> list[str]:
     predict = ["aerialseg", "predict", image or "YOUR_IMAGE.tif", "--model", model]
     predict += ["--out", str(run / "predictions")]
     unseen = "" if outcome.held_out != "train" else "  # no image held out: training scores"
-    commands = [shlex.join(evaluate) + unseen, shlex.join(predict)]
+    commands = [command_line(evaluate) + unseen, command_line(predict)]
     if outcome.logger == "tensorboard":
-        commands.append(f"tensorboard --logdir {q(str(run / 'logs'))}")
+        # one string: a flag of another program is named with it (test_messages.py)
+        tensorboard = "tensorboard --logdir".split()  # noqa: SIM905
+        commands.append(command_line([*tensorboard, run / "logs"]))
     if outcome.logger == "mlflow":
         uri = (run / "mlruns").resolve().as_uri()
         commands.append(
