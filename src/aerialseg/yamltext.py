@@ -33,6 +33,9 @@ _CORE_SCHEMA = {  # YAML 1.2.2, 10.3.2 "Tag Resolution" of the core schema
     ),
 }
 _KEPT_TAGS = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"}
+# Keys whose plain value is text as typed even where it reads as a number: a class named
+# 01 or 0x1F was the number 1 or 31, and legends and polygon matching said so (a review)
+TEXT_KEYS = {"name"}
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -57,6 +60,10 @@ class _StrictLoader(yaml.SafeLoader):
                     None, None, f"{key!r} is given twice", key_node.start_mark
                 )
             seen.add(key)
+        for key_node, value_node in node.value:
+            plain = isinstance(value_node, yaml.ScalarNode) and value_node.style is None
+            if key_node.value in TEXT_KEYS and plain and value_node.tag in _CORE_SCHEMA:
+                value_node.tag = "tag:yaml.org,2002:str"
         return super().construct_mapping(node, deep)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:

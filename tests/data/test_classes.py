@@ -10,6 +10,7 @@ from PIL import Image
 from aerialseg.data.classes import (
     DUBAI_CLASSES,
     IGNORE_INDEX,
+    MAX_NAME_LENGTH,
     ClassTable,
     _pack,
     check_unknown_share,
@@ -490,6 +491,36 @@ def test_a_class_needs_a_name_in_words(name, shown):
     )
     # a land-cover code is a name
     assert ClassTable.from_dict({"classes": [{"name": 11}]}).names == ["11"]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"), [("a\u202eb", "'a\\u202eb'"), ("\x1b[31mx", "'\\x1b[31mx'")]
+)
+def test_a_name_may_join_letters_but_not_turn_text_or_drive_a_terminal(name, shown):
+    """A review: Persian's zero-width non-joiner and emoji joined by ZWJ were refused as
+    not printable; a direction override or an escape sequence still is."""
+    joined = ["ساختمان\u200cها", "👨\u200d👩\u200d👧", "\U0001f3f4\U000e0067\U000e0062\U000e007f"]
+    assert ClassTable.from_dict({"classes": [{"name": n} for n in joined]}).names == joined
+    table = {"classes": [{"name": "Land"}, {"name": name, "mask_value": 2}]}
+    assert message(ClassTable.from_dict, table).startswith(f"class 2: name {shown} is not a name")
+
+
+def test_a_name_is_a_legend_line_not_a_page():
+    """A review: a 3,000-character name drew a 1.5-gigapixel confusion matrix (20,000: a
+    MemoryError traceback)."""
+    ClassTable.from_dict({"classes": [{"name": "x" * MAX_NAME_LENGTH}]})
+    long = {"classes": [{"name": "Land"}, {"name": "x" * (MAX_NAME_LENGTH + 1)}]}
+    assert message(ClassTable.from_dict, long).endswith(
+        f"is {MAX_NAME_LENGTH + 1} characters long; a class name has at most {MAX_NAME_LENGTH}"
+    )
+
+
+def test_a_yaml_name_that_reads_as_a_number_is_the_text_typed(tmp_path):
+    """A review: `name: 01` made a class '1' and `name: 0x1F` one called '31'."""
+    path = tmp_path / "classes.yaml"
+    names = ["01", "0x1F", "1e3", "211", ".nan"]
+    path.write_text("classes:\n" + "".join(f"  - name: {n}\n" for n in names))
+    assert ClassTable.from_file(path).names == names
 
 
 @pytest.mark.parametrize("key", ["scored", "background"])

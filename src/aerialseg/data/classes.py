@@ -27,6 +27,8 @@ from aerialseg.errors import ClassTableError, parse_reason, shown
 from aerialseg.yamltext import load_json, load_yaml
 
 IGNORE_INDEX = 255
+# the longest class name: a legend line, a CSV cell, a polygon attribute
+MAX_NAME_LENGTH = 100
 
 
 def parse_color(value: str | list[int] | tuple[int, ...]) -> tuple[int, int, int]:
@@ -272,12 +274,23 @@ def _class_name(name, index: int) -> str:
     number (a land-cover code such as 11) is its digits."""
     if isinstance(name, int) and not isinstance(name, bool):
         name = str(name)
-    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+    if not isinstance(name, str) or not name.strip() or not all(map(_name_character, name)):
         raise ClassTableError(
             f"class {index + 1}: name {shown(name)} is not a name; give each class a name in words"
             " (letters, digits, spaces), e.g. 'Building'"
         )
+    if len(name) > MAX_NAME_LENGTH:  # a legend's line; 3,000 made a 1.5-gigapixel plot
+        raise ClassTableError(
+            f"class {index + 1}: name {shown(name)} is {len(name):,} characters long; a class"
+            f" name has at most {MAX_NAME_LENGTH}"
+        )
     return name
+
+
+def _name_character(ch: str) -> bool:
+    """Printable, or a joiner that writing needs (Persian's ZWNJ, an emoji's ZWJ, a flag's
+    tags); not a control, line break or direction override."""
+    return ch.isprintable() or ch in "\u200c\u200d" or "\U000e0020" <= ch <= "\U000e007f"
 
 
 def _flag(entry: dict, key: str, default: bool) -> bool:
