@@ -259,6 +259,30 @@ def test_areas_are_written_as_csv_and_json_under_their_final_names(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_areas.csv", "scene_areas.json"]
 
 
+def test_area_tables_are_utf_8_whatever_the_locale_and_names_are_not_formulas(tmp_path):
+    """A review: a non-ASCII class name stopped predict with a UnicodeEncodeError under a
+    non-UTF-8 locale (the CSV took the locale's encoding), and a class named '=HYPERLINK(...'
+    was a formula to a spreadsheet that opened the CSV."""
+    import csv
+    import subprocess
+    import sys
+
+    names = ["مبنى 🏠", '=HYPERLINK("http://x.example/","click")', "-1", "@SUM(A1)", "Road"]
+    rows = [{"class": n, "pixels": 1, "share": 0.2, "area_m2": 0.25} for n in names]
+    script = (
+        "import json, sys; from pathlib import Path;"
+        " from aerialseg.inference.writers import write_areas;"
+        " write_areas(json.loads(sys.argv[1]), Path(sys.argv[2]))"
+    )
+    c_locale = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    argv = [sys.executable, "-c", script, json.dumps(rows), str(tmp_path / "scene")]
+    subprocess.run(argv, env=c_locale, check=True, capture_output=True)
+    with (tmp_path / "scene_areas.csv").open(encoding="utf-8", newline="") as f:
+        cells = [row["class"] for row in csv.DictReader(f)]
+    assert cells == ["مبنى 🏠", "'" + names[1], "'-1", "'@SUM(A1)", "Road"]
+    assert json.loads((tmp_path / "scene_areas.json").read_text("utf-8")) == rows
+
+
 def test_abort_leaves_nothing(tmp_path):
     ids = np.zeros((SIZE, SIZE), dtype=np.uint8)
     outs = _write(tmp_path, ids, color=True, overlay=True)

@@ -91,7 +91,7 @@ def load_for_serving(
     meta = predictor.meta
     report = Path(predictor.path or ".").parent / "eval-test" / "metrics.json"
     if "test_metrics" not in meta and report.is_file():
-        metrics = json.loads(report.read_text())
+        metrics = json.loads(report.read_text(encoding="utf-8"))
         meta["test_metrics"] = {k: metrics.get(k) for k in headline_keys(predictor.classes)}
     return predictor
 
@@ -163,14 +163,14 @@ def _json_answer(
     would hold every other connection on the event loop."""
     mask = written["classes"]
     body: dict[str, Any] = {
-        "areas": json.loads(written["areas_json"].read_text()),
+        "areas": json.loads(written["areas_json"].read_text(encoding="utf-8")),
         "mask": {"media_type": MEDIA[mask.suffix], "base64": _b64(mask)},
     }
     if overlay:
         body["color_png"] = _png_b64(written["color"])  # a GeoTIFF's as PNG too
         body["overlay_png"] = _b64(written["overlay"])
     if polygons:
-        body["geojson"] = json.loads(written["polygons"].read_text())
+        body["geojson"] = json.loads(written["polygons"].read_text(encoding="utf-8"))
     if confidence:
         path = written["confidence"]
         body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}

@@ -298,7 +298,7 @@ class RasterOutputs:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 rasterio.shutil.copy(tiff, tmp, **options)
             # GDAL puts what the format cannot hold (a PNG's georeference) in a sidecar.
-            sidecar = aux_path(tmp).read_text() if aux_path(tmp).exists() else None
+            sidecar = aux_path(tmp).read_text(encoding="utf-8") if aux_path(tmp).exists() else None
             if key == "classes":
                 sidecar = class_pam(self.classes, sidecar)
             if sidecar is None:
@@ -335,16 +335,24 @@ def area_table(outputs: RasterOutputs) -> list[dict]:
     ]
 
 
+def spreadsheet_text(text: str) -> str:
+    """Text for a CSV cell that a spreadsheet shows as text: a class name starting with =,
+    +, -, @ or a tab is run as a formula by Excel and LibreOffice (a class table travels
+    with a model file to every user), so it gets a ' before it, as OWASP advises. The JSON
+    keeps the name as it is."""
+    return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
 def write_areas(rows: list[dict], stem: Path, into: OutputSet | None = None) -> dict[str, Path]:
     """The area table as CSV and JSON, in the set ``into`` (None: renamed at once)."""
     csv_path = stem.with_name(stem.name + "_areas.csv")
     json_path = stem.with_name(stem.name + "_areas.json")
     outputs = _set_for(stem, into)
     try:
-        with outputs.temp(csv_path).open("w", newline="") as f:
+        with outputs.temp(csv_path).open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=["class", "pixels", "share", "area_m2"])
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({**row, "class": spreadsheet_text(row["class"])} for row in rows)
         # allow_nan=False: a non-finite area fails here rather than write invalid JSON
         write_text(json_path, json.dumps(rows, indent=2, allow_nan=False) + "\n", outputs)
     except BaseException:

@@ -616,7 +616,7 @@ def resolve_config(
     if config_file is not None:
         path = Path(config_file)
         try:
-            loaded = load_yaml(path.read_text())
+            loaded = load_yaml(path.read_text(encoding="utf-8-sig"))
         except OSError as err:
             raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
         except UnicodeDecodeError:

@@ -186,7 +186,7 @@ def merge_metrics(run_dir: Path) -> Path | None:
     out = run_dir / "metrics.csv"
 
     def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(rows)
@@ -416,7 +416,7 @@ def check_same_network(cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse overrides that reshape what the run's checkpoint holds, before its config
     is rewritten: the run then stays resumable as it was."""
     try:
-        saved = TrainConfig.from_dict(load_yaml((run_dir / "config.yaml").read_text()))
+        saved = TrainConfig.from_dict(load_yaml((run_dir / "config.yaml").read_text("utf-8")))
     except (OSError, ValueError, yaml.YAMLError):  # none, or unreadable: the checkpoint says
         return
     changed = []
