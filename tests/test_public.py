@@ -631,7 +631,11 @@ def test_split_data_takes_a_class_table_object_and_refuses_an_out_that_is_an_inp
 
     data = write_dataset(tmp_path / "ds", tiles=1)
     found = aerialseg.split_data(data, tmp_path / "s.json", classes=DUBAI_CLASSES, test=0.2)
-    assert sum(found.values()) == 9 and (tmp_path / "s.json").is_file()
+    assert (
+        sum(found[k] for k in ("train", "val", "test")) == 9
+        and found["bands"] is None
+        and (tmp_path / "s.json").is_file()
+    )
     table = tmp_path / "classes.json"
     table.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
     with pytest.raises(AerialsegError, match=r"^--out .*classes.json would replace .*classes"):

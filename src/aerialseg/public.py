@@ -1207,7 +1207,9 @@ def split_data(
     Returns:
         How many images (blocks, with ``block_size``) each part has, by ``train``, ``val``
         and ``test``; with ``block_size`` also ``blocks``: the GeoPackage of the blocks
-        (None for images without a georeference).
+        (None for images without a georeference); ``bands``: the bands ``train`` must be
+        told to read as red, green and blue (``bands=``) where the images are not 3-band,
+        as far as the first one's file says (else its first three), or None.
     """
     check_arguments(split_data, locals())
     from aerialseg.data.catalog import open_catalog
@@ -1241,6 +1243,7 @@ def split_data(
         if found.get("blocks"):  # no GeoPackage of a split that was not written
             found["blocks"].unlink(missing_ok=True)
         raise
+    found["bands"] = catalog.entries[0].bands_needed()  # a split reads no pixel value
     return {name: len(split.parts(name)) for name in ("train", "val", "test")} | found
 
 

@@ -125,6 +125,34 @@ def test_next_commands_of_paths_that_start_with_a_dash(tmp_path, capsys, monkeyp
     assert ran[2].startswith("aerialseg evaluate ./-run/model.pt --data ./-data --split-file=-run/")
 
 
+def test_the_train_command_of_a_split_of_four_band_images_names_their_bands(tmp_path, capsys):
+    """A review: data split printed a train command that stopped at 'has 4 band(s) ...
+    choose them with bands='. It names them now: the red, green and blue that the files'
+    colour interpretation says, else the first three, with a note to check them."""
+    import rasterio
+    import yaml
+    from rasterio.enums import ColorInterp
+
+    from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
+
+    root = write_geotiff_dataset(tmp_path / "own", parts=6)  # blue, green, red, NIR
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump(VALUE_CLASSES))
+    split = ["aerialseg", "data", "split", str(root), "--classes", str(table)]
+    split += ["--out", str(tmp_path / "split.json")]
+    said = runs_as_printed(split, capsys)
+    assert "train reads their bands 1,2,3 as red, green and blue; change bands=" in said
+    assert train_with(said)[-1] == "bands=[1,2,3]"
+    order = (ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined)
+    for image in (root / "images").iterdir():
+        with rasterio.open(image, "r+") as dst:
+            dst.colorinterp = order
+    train = train_with(runs_as_printed(split, capsys))
+    assert train[-1] == "bands=[3,2,1]"
+    runs_as_printed([*train, "--out", str(tmp_path / "run"), *QUICK], capsys)
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["bands"] == [3, 2, 1]
+
+
 def test_a_printed_value_that_starts_with_a_dash_is_not_read_as_an_option():
     from aerialseg.options import command_line
 

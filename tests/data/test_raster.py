@@ -164,6 +164,20 @@ def test_default_bands_and_the_errors_name_the_option(tmp_path):
         ds.colorinterp = [ColorInterp.gray, ColorInterp.alpha]
     with pytest.raises(InputError, match=r"has 2 band\(s\).* e.g. --bands 1,1,1$"):
         open_input(two)
+    # a file that tags its red, green and blue: those, in that order
+    bands = np.concatenate([rgb_scene(20, 20)[::-1]] * 2)[:4].astype(np.uint16)
+    bgrn = write_geotiff(tmp_path / "bgrn.tif", bands)
+    with pytest.raises(InputError, match=r"has 4 band\(s\).* e.g. --bands 1,2,3$"):
+        open_input(bgrn)
+    with rasterio.open(bgrn, "r+") as ds:
+        ds.colorinterp = [
+            ColorInterp.blue,
+            ColorInterp.green,
+            ColorInterp.red,
+            ColorInterp.undefined,
+        ]
+    with pytest.raises(InputError, match=r"has 4 band\(s\).* e.g. --bands 3,2,1$"):
+        open_input(bgrn)
 
 
 def test_more_than_three_bands_are_read_in_the_order_asked(tmp_path):

@@ -63,6 +63,13 @@ def cmd_split(args: argparse.Namespace) -> int:
         f"{args.out}: {counts['train']} train, {counts['val']} val, {counts['test']} test"
         f" {unit}{note}"
     )
+    if counts["bands"]:  # train refuses such images without bands=
+        bands = ",".join(map(str, counts["bands"]))
+        command.append(f"bands=[{bands}]")
+        print(
+            f"the images are not 3-band RGB: train reads their bands {bands} as red, green"
+            " and blue; change bands= below if they are in another order"
+        )
     print(f"train with: {command_line(command)}")
     if not args.classes and not args.labels:
         print("(masks not in the Dubai set's colours need --classes TABLE: see 'data inspect')")

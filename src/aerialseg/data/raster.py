@@ -383,14 +383,26 @@ def choose_bands(
     interp = ds.colorinterp
     if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
         return (1, 2, 3)
-    # an example the file can give: its one band thrice (grey, or grey and alpha), two of
-    # its two, or three
-    grey = ds.count == 1 or (ds.count == 2 and interp[1] == ColorInterp.alpha)
-    example = _setting(flag, "1,1,1" if grey else "1,2,2" if ds.count == 2 else "1,2,3")
+    example = _setting(flag, ",".join(map(str, band_example(ds))))
     raise InputError(
         f"{name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
         f" {flag}, e.g. {example}"
     )
+
+
+def band_example(ds) -> tuple[int, int, int]:
+    """Three bands to suggest where the default three do not apply: the red, green and
+    blue that the file's colour interpretation names (a 4-band B, G, R, NIR GeoTIFF so
+    tagged gives 3,2,1), else its one band thrice (grey, or grey and alpha), two of its
+    two, or its first three."""
+    interp = list(ds.colorinterp)
+    rgb = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    if all(c in interp for c in rgb):
+        red, green, blue = (interp.index(c) + 1 for c in rgb)
+        return red, green, blue
+    if ds.count == 1 or (ds.count == 2 and interp[1] == ColorInterp.alpha):
+        return 1, 1, 1
+    return (1, 2, 2) if ds.count == 2 else (1, 2, 3)
 
 
 def _stretch(ds, bands: tuple[int, ...], whole=None) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,15 @@ from aerialseg.data.blocks import SceneGrid
 from aerialseg.data.classes import IGNORE_INDEX, EncodedMask, check_unknown_share
 from aerialseg.data.labels import DECODED_WHOLE, Grid, GridMismatchError, open_raster
 from aerialseg.data.polygons import PolygonLayer
-from aerialseg.data.raster import InputError, RasterInput, at_pixel_size, open_input
+from aerialseg.data.raster import (
+    InputError,
+    RasterInput,
+    at_pixel_size,
+    band_example,
+    choose_bands,
+    colour_table,
+    open_input,
+)
 from aerialseg.errors import DatasetError
 
 
@@ -225,6 +233,17 @@ class RasterScene:
                 scene.__dict__[known] = self.__dict__[known]
         scene.raster()
         return scene
+
+    def bands_needed(self) -> tuple[int, int, int] | None:
+        """The bands a run must be told to read this image in (``band_example``: its red,
+        green and blue as far as the file says), from its header; None where the default
+        three serve."""
+        with _header(self.path, self.name) as ds:
+            try:
+                choose_bands(ds, self.name, None, palette=colour_table(ds) is not None)
+            except InputError:
+                return band_example(ds)
+        return None
 
     def raster(self) -> RasterInput:
         # opened lazily and once per process: a GDAL handle does not survive a fork into
