@@ -190,18 +190,19 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         print(f"  ... {len(found.tasks) - 10} more in the file")
     print(f"wrote {' '.join(shlex.quote(str(p)) for p in found.files.values())}")
     if "labelled_area" in found.files:  # georeferenced: the labels can be polygons
-        print("\n".join(_labelling_round(args, found.files, found.pixel_size)))
+        print("\n".join(_labelling_round(args, found.files, found.pixel_size, found.tasks)))
     return 0
 
 
 def _labelling_round(
-    args: argparse.Namespace, files: dict[str, Path], pixel_size: float | None
+    args: argparse.Namespace, files: dict[str, Path], pixel_size: float | None, tasks: list
 ) -> list[str]:
     """What to do with the tasks: label them, then the commands that split the labelled
     blocks, fine-tune on them and ask for the next tasks, with the files suggest wrote
     (docs/suggest.md's loop); ``pixel_size``: the tasks' grid (--pixel-size, else the
     model's)."""
     from aerialseg.data.classes import ClassTable
+    from aerialseg.training.config import TrainConfig
 
     out, field = files["tasks"], args.label_field
     labels = Path(args.labels) if args.labels else out.with_name(f"{out.stem}_labels.gpkg")
@@ -229,6 +230,9 @@ def _labelling_round(
     # review: a model's own pixel size, unasked, cut each task in four)
     on_grid = ["--pixel-size", str(pixel_size)] if pixel_size else []
     reading += [f"pixel_size={pixel_size}"] if pixel_size else []
+    # crops that fit the tasks (a review: 256 px crops of 50 px tasks were mostly padding)
+    crop = max(min(t["window"][2:]) for t in tasks) // 32 * 32
+    reading += [f"crop_size={crop}"] if 32 <= crop < TrainConfig().crop_size else []
     run = out.parent / "runs" / out.stem
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
