@@ -69,6 +69,18 @@ _BOUNDED.maxlist = _BOUNDED.maxtuple = _BOUNDED.maxdict = _BOUNDED.maxset = 4
 _BOUNDED.maxstring = _BOUNDED.maxother = _BOUNDED.maxlong = 200
 
 
+# What a terminal acts on rather than shows: C0 and C1 controls (ESC starts sequences that
+# clear the screen, set the title or write the clipboard), DEL, and direction overrides
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` as a line of a terminal may show it: each control character written as its
+    escape (``\\x1b``, ``\\n``). File names are a user's, or an archive's author's: one
+    holding ESC sequences cleared the screen from predict's progress line (a review)."""
+    return CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
+
+
 def shown(value: object, most: int = 40) -> str:
     """``value`` as a message quotes it: its repr, cut to ``most`` characters."""
     text = re.sub(r"\s*\n\s*", " ", _BOUNDED.repr(value))  # an array's rows: one line

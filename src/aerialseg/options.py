@@ -28,6 +28,8 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 
+from aerialseg.errors import CONTROLS
+
 
 class Positive:
     """``Annotated[float, Positive()]``: only a value above 0 makes sense (a size)."""
@@ -147,7 +149,21 @@ def command_line(argv: list[Any]) -> str:
                 continue
             word = f"./{word}"
         words.append(word)
-    return shlex.join(words)
+    return " ".join(map(_quoted, words))
+
+
+def _quoted(word: str) -> str:
+    """``word`` shell-quoted; one with control characters in bash's $'...', which writes
+    each as its escape: quoted as it is, a name's ESC would reach the terminal."""
+    if not CONTROLS.search(word):
+        return shlex.quote(word)
+    escaped = word.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + CONTROLS.sub(lambda m: _escape(m.group()), escaped) + "'"
+
+
+def _escape(char: str) -> str:
+    """A character as bash's $'...' writes it: \\xHH for ASCII, else \\uHHHH (UTF-8)."""
+    return f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}"
 
 
 def _read(name: str, hint: Any) -> dict[str, Any]:

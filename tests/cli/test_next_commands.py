@@ -158,6 +158,17 @@ def test_a_printed_value_that_starts_with_a_dash_is_not_read_as_an_option():
 
     argv = ["aerialseg", "predict", Path("-a b.tif"), "--out", "-o", "--overlay", "--seed", -1]
     assert command_line(argv) == "aerialseg predict './-a b.tif' --out=-o --overlay --seed=-1"
+    # a name with control characters in bash's $'...': its escapes, not ESC itself, are
+    # printed, and bash gives back the name
+    import subprocess
+
+    name = "ü\x1b[2J\x07'q\\\u202e.tif"
+    printed = command_line(["aerialseg", "predict", name])
+    assert printed == "aerialseg predict $'ü\\x1b[2J\\x07\\'q\\\\\\u202e.tif'"
+    echoed = subprocess.run(
+        ["bash", "-c", f"printf %s {printed.split(' ', 2)[2]}"], capture_output=True
+    )
+    assert echoed.stdout.decode() == name
 
 
 @pytest.fixture

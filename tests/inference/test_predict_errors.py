@@ -455,3 +455,22 @@ def test_a_photo_that_asks_to_be_shown_turned_is_predicted_as_stored_and_says_so
     err = capsys.readouterr().err
     assert err.count("EXIF orientation") == 1
     assert "turned.jpg: its EXIF orientation (6) asks viewers to show it turned or mirrored;" in err
+
+
+def test_file_names_reach_the_terminal_as_text_not_as_its_commands(tmp_path, base, capsys):
+    """A review: a file named with ESC sequences (clear the screen, set the window title)
+    had them acted on from predict's lines; each is now written as its escape."""
+    from aerialseg.errors import printable
+
+    assert printable("a\x1b[2J\x07\u202eb\nc\tü") == "a\\x1b[2J\\x07\\u202eb\\nc\\tü"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hostile = write_geotiff(folder / "e\x1b]0;pwn\x07.tif", rgb_scene(40, 40))
+    write_geotiff(folder / "plain.tif", rgb_scene(40, 40))
+    (folder / "bad\x1b[2J.tif").write_text("not an image")
+    assert main(["predict", str(folder), *base]) == 1  # one of three failed
+    said = capsys.readouterr()
+    assert "\x1b]" not in said.out + said.err and "\x1b[2J" not in said.out + said.err
+    assert "e\\x1b]0;pwn\\x07.tif: " in said.out and "bad\\x1b[2J.tif" in said.err
+    assert (tmp_path / "o" / f"{hostile.stem}_classes.tif").is_file()  # the name as it is
+    fails(["predict", str(folder / "bad\x1b[2J.tif"), *base], capsys, "bad\\x1b[2J.tif")

@@ -19,7 +19,7 @@ from pathlib import Path
 STARTED = time.monotonic()
 
 from aerialseg.cli.parser import build_parser  # noqa: E402
-from aerialseg.errors import AerialsegError  # noqa: E402
+from aerialseg.errors import AerialsegError, printable  # noqa: E402
 from aerialseg.files import temp_prefix, write_failure  # noqa: E402
 
 EXIT_USER_ERROR = 2
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AerialsegError as err:
-        print(f"aerialseg: error: {err}", file=sys.stderr)
+        print(f"aerialseg: error: {printable(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("aerialseg: interrupted", file=sys.stderr)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if reason is None:
             print(BUG, file=sys.stderr)
             raise
-        print(f"aerialseg: error: {reason}", file=sys.stderr)
+        print(f"aerialseg: error: {printable(reason)}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aerialseg.errors import AerialsegError
+from aerialseg.errors import AerialsegError, printable
 from aerialseg.options import as_flags, command_line
 from aerialseg.yamltext import dump_yaml
 
@@ -185,7 +185,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     found = call(args)
     print(f"{len(found.tasks)} task(s) of {found.candidates} candidate block(s), best first:")
     for task in found.tasks[:10]:
-        print(f"  {task['rank']:>3}  {task['scene']}  {task['reason']}")
+        print(f"  {task['rank']:>3}  {printable(task['scene'])}  {task['reason']}")
     if len(found.tasks) > 10:
         print(f"  ... {len(found.tasks) - 10} more in the file")
     print(f"wrote {' '.join(shlex.quote(str(p)) for p in found.files.values())}")
@@ -303,7 +303,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
         return 1 if summary.failed else 0
     for name, files in summary.done.items():
-        print(f"{name}: " + ", ".join(str(p) for p in files.values()))
+        print(printable(f"{name}: " + ", ".join(str(p) for p in files.values())))
     print(
         f"predicted {len(summary.done)} of {total} input(s)"
         + (f"; {len(summary.failed)} failed (see above)" if summary.failed else "")

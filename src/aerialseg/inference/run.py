@@ -35,7 +35,7 @@ from aerialseg.data.raster import (
     is_url,
     open_input,
 )
-from aerialseg.errors import AerialsegError, ConfigError
+from aerialseg.errors import AerialsegError, ConfigError, printable
 from aerialseg.files import OutputSet, finish_sets, sweep
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import (
@@ -393,7 +393,7 @@ def _predict_one(
             # A large scene is long work of its own: it gets its own bar, in rows.
             with tqdm(
                 total=raster.height,
-                desc=shown.name,
+                desc=printable(shown.name),
                 unit="row",
                 leave=False,
                 disable=not opts.progress or raster.height <= spec.window,
@@ -457,5 +457,5 @@ def predict_files(
             except InputError as err:
                 summary.failed[str(path)] = str(err)
                 if len(inputs) > 1:  # a lone input's error is the command's, reported once
-                    tqdm.write(f"aerialseg: skipped {err}", file=sys.stderr)
+                    tqdm.write(f"aerialseg: skipped {printable(err)}", file=sys.stderr)
     return summary

@@ -31,6 +31,7 @@ from aerialseg.data.blocks import SceneGrid, block_pixels, map_size
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.polygons import PolygonLayer, footprint
 from aerialseg.data.raster import RasterInput, input_name
+from aerialseg.errors import printable
 from aerialseg.inference import doubt
 from aerialseg.inference.doubt import MIN_USABLE, Block, BlockTally, SuggestError
 
@@ -258,7 +259,7 @@ def suggest_scenes(
             whole = footprint(Window(0, 0, raster.width, raster.height), ds.transform)
             layers = [layer.to_crs(ds.crs, whole) for layer in labelled]
             ids_file = Path(keep.name) / f"{n}.npy" if keep is not None else None
-            print(f"aerialseg: predicting {grid.id}", file=sys.stderr)
+            print(f"aerialseg: predicting {printable(grid.id)}", file=sys.stderr)
             tally, ids = tally_scene(
                 predict_bands(raster), raster, classes.num_classes, block, layers, ids_file
             )
