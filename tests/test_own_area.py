@@ -105,8 +105,10 @@ def test_polygons_split_train_evaluate_predict(area, capsys):
         )
         == 0
     )
+    said = capsys.readouterr().out
+    assert said.startswith(f"test split, {len(blocks['test'])} blocks, model ")  # not images
     report = json.loads((root / "eval" / "metrics.json").read_text())
-    assert len(report["per_image"]) == len(blocks["test"])  # the test blocks, each scored
+    assert len(report["per_image"]) == len(blocks["test"]) and report["scored"] == "blocks"
     first = blocks["test"][0]
     assert f"scene.tif[{','.join(map(str, first['window']))}]" in report["per_image"]
     assert (

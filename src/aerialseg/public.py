@@ -1250,7 +1250,7 @@ def split_data(
 def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):
     """A block split and the GeoPackage of its blocks (None without a georeference);
     ``shares``: val, test and seed; ``keep``: an earlier block split file."""
-    from aerialseg.data.blocks import block_split, kept_blocks, write_blocks
+    from aerialseg.data.blocks import block_split, kept_blocks, size_text, write_blocks
     from aerialseg.data.splits import blocks_split
     from aerialseg.models.io import atomic_write
     from aerialseg.training.config import TrainConfig
@@ -1266,7 +1266,7 @@ def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):
     labelled = catalog.labelled_block()
     blocks = block_split(catalog.grids(), size, buffer, val, test, seed, labelled, kept)
     rule = (
-        f"blocks of {size} (px unless m), buffer {buffer} px: test {test:g} and"
+        f"blocks of {size_text(size)}, buffer {buffer} px: test {test:g} and"
         f" val {val:g} of the pixels, seed {seed} (aerialseg data split)"
     )
     grids = catalog.georeferences()

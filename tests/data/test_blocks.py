@@ -495,3 +495,14 @@ def test_grids_within_a_thousandth_of_a_pixel_are_one(shift, same):
     north_up = _split_on(METRE, {"train": [("s.tif", Window(0, 0, 16, 16))]})
     noisy = Affine.translation(shift / 2, 0) @ METRE  # within the slack: no pixel lost
     assert on_grids(north_up, {"s.tif": (noisy, 40, 40)}).blocks == north_up.blocks
+
+
+def test_a_block_size_reads_as_pixels_or_metres():
+    from aerialseg.data.blocks import size_text
+
+    assert [size_text(s) for s in ("512", "512px", " 200m", "12.5m")] == [
+        "512 px",
+        "512 px",
+        "200 m",
+        "12.5 m",
+    ]

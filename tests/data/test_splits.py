@@ -366,6 +366,7 @@ def test_rule_and_random_split_errors_say_what_to_do():
         random_split(DUBAI_LAYOUT[:2], val=0.3, test=0.3)
     assert str(err.value) == (
         "2 image(s) are too few for val 0.3 and test 0.3: no image would be left to train on"
+        " (large scenes split by blocks: --block-size)"
     )
     for val, test in [(1.0, 0.0), (0.5, -0.1), (0.2, 1.0)]:
         with pytest.raises(DatasetError, match="each in"):

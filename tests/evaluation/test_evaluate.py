@@ -299,6 +299,7 @@ def test_a_test_only_split_file_and_every_image(tiny_model, tiny_dataset, tmp_pa
     assert main([*base, "--split", "all", "--out", str(tmp_path / "all")]) == 0
     report = json.loads((tmp_path / "all" / "metrics.json").read_text())
     assert len(report["images"]) == 18 and report["split_rule"].startswith("all:")
+    assert report["scored"] == "images"
     capsys.readouterr()
     # no split file and names unlike the Dubai set's: what to pass instead
     assert main([*base, "--out", str(tmp_path / "none")]) == 2

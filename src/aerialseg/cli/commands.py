@@ -132,7 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = call(args)
     print(
-        f"{args.split} split, {len(report['images'])} images, model {report['model']},"
+        f"{args.split} split, {len(report['images'])} {report['scored']}, model {report['model']},"
         f" {report['precision']}"
     )
     match = report["class_match"]

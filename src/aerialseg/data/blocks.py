@@ -56,11 +56,21 @@ class SceneGrid:
         return cls(id, height, width, math.hypot(transform.a, transform.d), metres)
 
 
+# a block size: pixels (512, 512px) or metres (200m)
+SIZE = r"\s*(\d+(?:\.\d+)?)\s*(px|m)?\s*"
+
+
+def size_text(size: str) -> str:
+    """A block size as a person reads it: ``512 px``, ``200 m``."""
+    match = re.fullmatch(SIZE, str(size))
+    return f"{match[1]} {match[2] or 'px'}" if match else str(size)
+
+
 def map_size(size: str, scene: SceneGrid, flag: str = "--block-size") -> float:
     """``size`` as pixels of ``scene``, unrounded: ``512`` (pixels) or ``200m`` (metres,
     in whatever linear unit the scene's CRS has: feet too). ``flag`` names the option in
     errors."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(px|m)?\s*", str(size))
+    match = re.fullmatch(SIZE, str(size))
     if not match:
         raise DatasetError(f"{flag} {size!r}: give pixels (512) or metres (200m)")
     value, unit = float(match[1]), match[2] or "px"

@@ -348,7 +348,7 @@ def random_split(scenes: Sequence[Named], val: float, test: float, seed: int = 0
     if len(dealt) - n_test - n_val < 1:
         raise DatasetError(
             f"{len(dealt)} image(s) are too few for val {val:g} and test {test:g}: no image"
-            " would be left to train on"
+            " would be left to train on (large scenes split by blocks: --block-size)"
         )
     rule = (
         f"random: test {test:g} and val {val:g} of the images, drawn alike from each of"

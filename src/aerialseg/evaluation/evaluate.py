@@ -214,6 +214,7 @@ def evaluate(
         "split": split_name,
         "split_rule": split.rule,
         "images": list(ids),
+        "scored": "blocks" if split.blocks else "images",  # what "images" lists
         "tta": predictor.tta,
         "precision": predictor.precision,
         "pixel_size": pixel_size,
