@@ -52,7 +52,7 @@ def test_a_label_raster_shifted_off_the_grid_is_warped_and_colours_are_refused(t
     assert str(err.value).startswith(
         "masks/scene_0.tif: mask lies on another grid than its image (CRS or pixel origin and"
         " size differ); resample it onto the image's grid (gdalwarp with the image's extent,"
-        " resolution and CRS) ('aerialseg data inspect"
+        " resolution and CRS) (run aerialseg data inspect"
     )
     # no georeference and the same size: read pixel for pixel
     write_geotiff(root / "masks" / "scene_0.tif", labels, crs=None)

@@ -335,16 +335,16 @@ def test_whole_numbers_match_a_class_named_by_them(tmp_path):
 
 
 def test_numbers_of_thousands_of_digits_are_unmatched_labels_not_a_trace(tmp_path):
-    """A review: int(float('1' * 400)) raised OverflowError, and a class named by 5,000
-    digits hit Python's 4,300-digit limit of int()."""
-    huge = "1" * 5000
+    """A review: int(float('1' * 400)) raised OverflowError, and a value of 5,000 digits
+    hit Python's 4,300-digit limit of int()."""
+    huge = "1" * 100  # the longest class name
     classes = [{"name": huge}, {"name": "Road", "mask_value": 7}, {"name": "L", "background": True}]
     table = ClassTable.from_dict({"classes": classes})
-    path = write_values(tmp_path / "codes.gpkg", ["1" * 400, huge, "7"], "str")
+    path = write_values(tmp_path / "codes.gpkg", ["1" * 400, "1" * 5000, huge, "7"], "str")
     message = str(pytest.raises(DatasetError, read_polygons, path, table, "class").value)
     assert message == (
         f"{path}: values of 'class' that match no class name or mask_value: '{'1' * 36}..."
-        f" (1); classes: {'1' * 37}..., Road, L"
+        f" (1), '{'1' * 36}... (1); classes: {'1' * 37}..., Road, L"
     )
     assert read_polygons(write_values(tmp_path / "ok.gpkg", [huge, "7"], "str"), table,
                          "class").polygons.values.tolist() == [0, 1]  # fmt: skip
