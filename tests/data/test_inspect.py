@@ -367,7 +367,8 @@ def test_the_report_reads_as_documented():
         "  class        colour   value   share",
         "  Building     #3C1098         25.00%",
         "  Water                     5  50.00%",
-        "pixels matching no class: 1,234 (10.00%); of these ignored as declared: 1,000",
+        "pixels matching no class or the image's nodata: 1,234 (10.00%); of these ignored as"
+        " declared: 1,000",
         "  unknown colour #FF0000: 1,500 px",
         "  unknown value 9: 2,500 px",
         "2 problem(s), pairs left out of the figures above: 1 mask(s) of another size or"
@@ -392,7 +393,7 @@ def test_the_report_reads_as_documented():
     lines = format_report(report).splitlines()
     assert lines[
         lines.index(said + " where no class is the background; training leaves them out") - 1
-    ].startswith("pixels matching no class: ")
+    ].startswith("pixels matching no class or the image's nodata: ")
 
 
 def _flat_pair(root, name: str, mask: np.ndarray) -> None:
@@ -516,3 +517,23 @@ def test_an_image_whose_pixels_are_cut_short_is_named_not_its_mask(tmp_path, cap
         ("unreadable", "Tile 1/images/image_part_002.jpg")
     ]
     assert "truncated or damaged" in report["problems"][0]["message"]
+
+
+@pytest.mark.parametrize("counted", [None, 2000])  # every pixel, or every 2nd row and column
+def test_the_images_nodata_is_not_counted_as_labelled(tmp_path, monkeypatch, counted):
+    """A review: inspect counted a scene's nodata pixels as labelled (as their polygons'
+    or mask's class), while training leaves them out. These scenes' last 3 columns are
+    nodata and their masks' first 2 rows unlabelled (value 0)."""
+    from aerialseg.data import scenes
+
+    if counted:
+        monkeypatch.setattr(scenes, "COUNTED_PIXELS", counted)  # 72 x 80 px: every 2nd
+    root = write_geotiff_dataset(tmp_path / "own", parts=2, size=(72, 80))
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    report = inspect_dataset(open_catalog(str(root), table), table, 0.05, bands=(3, 2, 1))
+    step = 2 if counted else 1
+    rows, cols = len(range(0, 72, step)), len(range(0, 80, step))
+    unlabelled = len(range(0, 2, step)) * cols + len(range(77, 80)[step - 1 :: step]) * rows
+    unlabelled -= len(range(0, 2, step)) * len(range(77, 80)[step - 1 :: step])  # both
+    assert report["pixels"] == 2 * 72 * 80
+    assert report["labelled_pixels"] == 2 * (rows * cols - unlabelled) * step * step

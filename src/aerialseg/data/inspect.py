@@ -167,7 +167,7 @@ def format_report(report: dict) -> str:
         value = "" if c["mask_value"] is None else c["mask_value"]
         lines.append(f"  {c['name']:<12} {c['mask_color'] or '':<8} {value:>5} {c['share']:>7.2%}")
     lines.append(
-        f"pixels matching no class: {report['unmatched_pixels']:,}"
+        f"pixels matching no class or the image's nodata: {report['unmatched_pixels']:,}"
         f" ({report['unmatched_share']:.2%});"
         f" of these ignored as declared: {report['ignore_color_pixels']:,}"
     )

@@ -228,14 +228,16 @@ class RasterLabels:
         return encode_mask(mask, self.classes, self.name)
 
     def every(self, step: int) -> EncodedMask:
-        """Every ``step``-th row and column of the whole scene's labels, read in strips of
-        rows: one pass over the raster, the memory of a strip."""
+        """Every ``step``-th row and column of the whole scene's labels (the pixels
+        ``ids[::step, ::step]`` of the whole picks), read in strips of rows: one pass over
+        the raster, the memory of a strip."""
         height, width = self.onto.height, self.onto.width
         strips, ignored = [], 0
         unknown: Counter = Counter()
         by_value = False
-        for top in range(0, height, STRIP_ROWS):
-            rows = min(STRIP_ROWS, height - top)
+        each = strip_rows(step)
+        for top in range(0, height, each):
+            rows = min(each, height - top)
             part = self.read(Window(0, top, width, rows), step)
             strips.append(part.ids)
             unknown.update(part.unknown)
@@ -243,6 +245,12 @@ class RasterLabels:
             by_value = part.by_value
         ids = np.concatenate(strips) if strips else np.zeros((0, width), np.uint8)
         return EncodedMask(ids, unknown, ignored, by_value)
+
+
+def strip_rows(step: int) -> int:
+    """Rows of a strip read for every ``step``-th row: a multiple of ``step``, so each
+    strip's ``[::step]`` is the whole's."""
+    return max(step, STRIP_ROWS // step * step)
 
 
 def open_raster(path: str, name: str):
