@@ -16,7 +16,7 @@ from aerialseg.inference.load import load_predictor
 from aerialseg.training import pseudo
 from aerialseg.training.config import resolve_config
 from aerialseg.training.datamodule import SegmentationDataModule
-from aerialseg.training.pseudo import class_map, labelling_device, pseudo_label, pseudo_labelled
+from aerialseg.training.pseudo import labelling_device, pseudo_label, pseudo_labelled
 from tests.helpers.geotiff import write_geotiff
 from tests.helpers.images import rgb_scene
 from tests.helpers.models import FAST
@@ -26,7 +26,7 @@ def test_the_models_classes_are_matched_to_the_runs_by_name():
     model = ClassTable.from_dict(DUBAI_CLASSES.to_dict())
     kept = [c for c in model.to_dict()["classes"] if c["name"] in ("Water", "Building")]
     run = ClassTable.from_dict({**model.to_dict(), "classes": kept[::-1]})  # Water, Building
-    lut = class_map(model, run)
+    lut = model.ids_in(run)
     assert lut[model.names.index("Water")] == 0 and lut[model.names.index("Building")] == 1
     others = [i for i, n in enumerate(model.names) if n not in ("Water", "Building")]
     assert (lut[others] == IGNORE_INDEX).all() and lut[IGNORE_INDEX] == IGNORE_INDEX
@@ -34,7 +34,7 @@ def test_the_models_classes_are_matched_to_the_runs_by_name():
     upper = ClassTable.from_dict(
         {"classes": [{**c, "name": c["name"].upper()} for c in kept[::-1]]}
     )
-    assert (class_map(model, upper) == lut).all()
+    assert (model.ids_in(upper) == lut).all()
 
 
 def test_pixels_are_labelled_with_the_models_class_only_where_it_is_sure(tiny_model, tmp_path):
@@ -42,7 +42,7 @@ def test_pixels_are_labelled_with_the_models_class_only_where_it_is_sure(tiny_mo
     path = write_geotiff(tmp_path / "region.tif", pixels)
     predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
     expected = predictor.predict_image(pixels.astype(np.float32), confidence=True)
-    lut = class_map(predictor.classes, predictor.classes)
+    lut = predictor.classes.ids_in(predictor.classes)
     # any confidence: every pixel, with the class predict gives it, and the file's pixels
     every = pseudo_label(predictor, path, lut, 0.01, None, "region")
     assert np.array_equal(every.mask.numpy(), expected.ids)
@@ -119,7 +119,7 @@ def test_the_starting_model_reads_its_bands_on_the_runs_grid(tiny_model, tmp_pat
     nir = (bgr[1:2].astype(np.uint16) * 3 // 4).astype(np.uint8)
     path = write_geotiff(tmp_path / "bgrn.tif", np.concatenate([bgr, nir]))  # 0.5 m pixels
     predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
-    lut = class_map(predictor.classes, predictor.classes)
+    lut = predictor.classes.ids_in(predictor.classes)
     scene = pseudo_label(predictor, path, lut, 0.01, (3, 2, 1, 4), "bgrn")
     rgb = bgr[::-1].astype(np.float32)
     assert np.array_equal(scene.mask.numpy(), predictor.predict_image(rgb).ids)
@@ -140,7 +140,7 @@ def test_the_least_confidence_is_a_whole_percent_at_or_above_it(tiny_model, tmp_
     """Confidences come in whole percents: 0.985 took pixels of 98 %, 0.004 every pixel."""
     path = write_geotiff(tmp_path / "region.tif", rgb_scene(90, 150, seed=3))
     predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
-    lut = class_map(predictor.classes, predictor.classes)
+    lut = predictor.classes.ids_in(predictor.classes)
     percent = predictor.predict_image(
         rgb_scene(90, 150, seed=3).astype(np.float32), confidence=True
     )
@@ -198,7 +198,7 @@ def test_labelling_stops_at_its_share_of_max_time_and_says_what_it_left_out(
     path = write_geotiff(tmp_path / "region" / "a.tif", pixels)
     write_geotiff(tmp_path / "region" / "b.tif", rgb_scene(64, 64, seed=4))
     predictor = load_predictor(tiny_model, device="cpu", precision="fp32")
-    lut = class_map(predictor.classes, predictor.classes)
+    lut = predictor.classes.ids_in(predictor.classes)
     now = time.monotonic()
     assert pseudo_label(predictor, path, lut, 0.01, None, "a", deadline=now - 1) is None
     in_time = pseudo_label(predictor, path, lut, 0.01, None, "a", deadline=now + 3600)

@@ -152,6 +152,15 @@ class ClassTable:
             (i for i, c in enumerate(self.classes) if name_key(c.name) == name_key(name)), None
         )
 
+    def ids_in(self, other: ClassTable) -> np.ndarray:
+        """(256,) uint8: ``other``'s id of each of this table's class ids, matched by name;
+        IGNORE_INDEX for a class ``other`` lacks, and past the classes."""
+        lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        for i, name in enumerate(self.names):
+            found = other.id_of(name)
+            lut[i] = IGNORE_INDEX if found is None else found
+        return lut
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)

@@ -71,10 +71,7 @@ def match_classes(model: ClassTable, data: ClassTable) -> ClassMatch:
     """Score a model on masks of another class table: the classes both have are scored;
     pixels of the dataset's classes the model lacks are ignored; the model's classes the
     dataset lacks are left out of mIoU (predicting them on a scored pixel is an error)."""
-    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    for j, c in enumerate(data.classes):
-        found = model.id_of(c.name)
-        lut[j] = IGNORE_INDEX if found is None else found
+    lut = data.ids_in(model)
     shared = {int(i) for i in lut[: data.num_classes] if i != IGNORE_INDEX}
     if not shared:
         raise ClassTableError(

@@ -34,16 +34,6 @@ from aerialseg.training.config import TrainConfig
 LABELLING_SHARE = 0.5  # of max_time, at most; images not labelled by then are left out
 
 
-def class_map(model: ClassTable, run: ClassTable) -> np.ndarray:
-    """The run's id of each of the model's class ids, matched by name; IGNORE_INDEX for
-    a class the run's table lacks (and for the model's nodata value)."""
-    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    for i, name in enumerate(model.names):
-        found = run.id_of(name)
-        lut[i] = IGNORE_INDEX if found is None else found
-    return lut
-
-
 def _opened(path, bands, pixel_size=None, whole_read_pixels: int | None = None):
     try:
         return open_input(
@@ -143,7 +133,7 @@ def pseudo_labelled(
             " cache_megabytes"
         )
     predictor = load_predictor(model_path(cfg.init_from), device=labelling_device(cfg.accelerator))
-    lut = class_map(predictor.classes, classes)
+    lut = predictor.classes.ids_in(classes)
     print(
         f"self-training: labelling {len(paths)} unlabelled image(s) with {cfg.init_from}",
         flush=True,
