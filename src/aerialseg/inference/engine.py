@@ -19,7 +19,7 @@ from aerialseg.models.export import read_metadata
 class OnnxEngine:
     """An exported model on onnxruntime; spec and classes travel in the ONNX metadata."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path):
         try:
             import onnxruntime as ort
         except ImportError as err:
@@ -28,13 +28,8 @@ class OnnxEngine:
             ) from err
         if not Path(path).is_file():
             raise ModelFileError(f"{path}: no such model file")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - any load failure of a user's file
             raise ModelFileError(f"{path}: not an ONNX model ({library_reason(err)})") from None
         try:
