@@ -154,8 +154,9 @@ def class_rarity(blocks: list[Block], scored: np.ndarray | None = None) -> np.nd
 
 def score_blocks(
     blocks: list[Block], strategy: str, seed: int, scored: np.ndarray | None = None
-) -> None:
-    """Fill each block's impurity, rarity and score, as ``strategy`` ranks them. Classes
+) -> np.ndarray:
+    """Fill each block's impurity, rarity and score, as ``strategy`` ranks them; returns
+    the classes' rarity (``class_rarity``), which the reasons cite. Classes
     not ``scored`` (the Dubai set's Unlabeled) count for neither the mix nor rarity: the
     model is not judged on them, so labelling them is not worth a task (a review)."""
     if strategy not in STRATEGIES:
@@ -171,6 +172,7 @@ def score_blocks(
             block.score = block.doubt
         else:
             block.score = block.doubt * (1 + block.impurity / 2 + block.rarity / 2) / 2
+    return rarity
 
 
 def select(blocks: list[Block], count: int, min_distance: Sequence[float]) -> list[Block]:

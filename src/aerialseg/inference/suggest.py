@@ -65,7 +65,6 @@ class Suggestion:
     scenes: list[Scene]
     tasks: list[Block]
     candidates: int
-    rarity: np.ndarray
     reasons: list[str] = field(default_factory=list)
     # holds the scenes' class-id files (prelabel) until the tasks are written
     workdir: tempfile.TemporaryDirectory | None = None
@@ -163,11 +162,10 @@ def rank(
             "no block left to suggest: every block is labelled already or has no data"
         )
     scored = np.array([c.scored for c in classes.classes])
-    doubt.score_blocks(blocks, opts.strategy, opts.seed, scored)
+    rarity = doubt.score_blocks(blocks, opts.strategy, opts.seed, scored)
     tasks = doubt.select(blocks, opts.count, distances)  # each scene's own spacing
-    rarity = doubt.class_rarity(blocks, scored)
     reasons = [doubt.reason(b, classes.names, rarity, opts.strategy) for b in tasks]
-    return Suggestion(scenes, tasks, len(blocks), rarity, reasons)
+    return Suggestion(scenes, tasks, len(blocks), reasons)
 
 
 def _in_common_space(scene: Scene, crs: CRS, common: CRS, centres: list) -> tuple[str, float, list]:

@@ -30,12 +30,11 @@ from shapely.geometry import mapping, shape
 from aerialseg.data.classes import ClassTable
 from aerialseg.data.polygons import PolygonLayer, footprint
 from aerialseg.files import OutputSet, check_apart
+from aerialseg.inference.predict import NODATA
 from aerialseg.inference.styles import class_codes, polygons_qml, tasks_qml
 from aerialseg.inference.suggest import Suggestion
 from aerialseg.inference.vector import MIN_AREA_PIXELS, store_styles
 from aerialseg.inference.writers import write_text
-
-NODATA = 255  # class-id value of pixels without data (inference/predict.py's)
 
 
 def share_fields(classes: ClassTable) -> list[str]:
