@@ -21,7 +21,7 @@ def test_presets_then_file_then_overrides(tmp_path):
 
 
 def test_floats_in_exponent_notation(tmp_path):
-    # PyYAML reads "3e-4" (no dot) as a string, the way most people write a learning rate.
+    # YAML 1.1 (PyYAML's own resolver) read "3e-4" as text; the loader reads it as 1.2 does
     (tmp_path / "c.yaml").write_text("lr: 3e-4\nweight_decay: 1E-2\n")
     cfg = resolve_config("default", tmp_path / "c.yaml", ["ema_decay=9.9e-1"])
     assert (cfg.lr, cfg.weight_decay, cfg.ema_decay) == (3e-4, 1e-2, 0.99)

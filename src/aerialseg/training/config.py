@@ -535,7 +535,7 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return value
     if kind is float:
         if isinstance(value, str):
-            # YAML 1.1 (PyYAML) reads 3e-4 as a string: it wants a dot in the mantissa (3.0e-4).
+            # a number written as text, in Python settings ({"lr": "3e-4"})
             try:
                 value = float(value)
             except ValueError:
