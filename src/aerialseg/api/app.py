@@ -25,7 +25,6 @@ import json
 import logging
 import re
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from rasterio.errors import NotGeoreferencedWarning
 
 from aerialseg.api import guard
 from aerialseg.api.uploads import (
@@ -55,6 +53,7 @@ from aerialseg.data.raster import (
     TooLargeInputError,
     UnreadableInputError,
     check_band_count,
+    no_georeference_warning,
     parse_bands,
 )
 from aerialseg.errors import AerialsegError
@@ -239,8 +238,7 @@ def _png_b64(path: Path) -> str:
     its georeference goes to a sidecar that is not sent)."""
     if path.suffix != ".png":
         png = path.with_suffix(".preview.png")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with no_georeference_warning():
             rasterio.shutil.copy(path, png, driver="PNG")
         path = png
     return _b64(path)

@@ -15,7 +15,6 @@ Polygons (``data/polygons.py``) are the other label source: both answer ``window
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.features import rasterize
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_geom
@@ -39,6 +38,7 @@ from aerialseg.data.raster import (
     InputError,
     at_pixel_size,
     check_png_end,
+    no_georeference_warning,
     open_dataset,
     opening,
 )
@@ -257,10 +257,8 @@ def open_raster(path: str, name: str):
     """``path`` opened with rasterio; a file it cannot read, or a JPEG or PNG too large to
     decode, is one line naming ``name``."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with opening(path):
-                dataset = open_dataset(path)
+        with no_georeference_warning(), opening(path):
+            dataset = open_dataset(path)
     except InputError as err:  # a zip entry refused from its sizes
         raise DatasetError(str(err).replace(path, name)) from None
     except RasterioIOError as err:

@@ -38,7 +38,8 @@ import re
 import stat
 import warnings
 import zipfile
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -480,8 +481,7 @@ def read_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         array = array.astype(np.float32)  # float16: no GDAL type
     # Through GDAL, as a file of the same data: the same stretch, on the same reduced read.
     count, height, width = array.shape
-    with rasterio.MemoryFile() as memory, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # an array has no place
+    with rasterio.MemoryFile() as memory, no_georeference_warning():  # an array has no place
         with memory.open(
             driver="GTiff", width=width, height=height, count=count, dtype=array.dtype.name
         ) as dataset:
@@ -513,6 +513,15 @@ os.environ.setdefault("GDAL_HTTP_TIMEOUT", "120")
 # put /etc/passwd, or what a URL answers, into its pixels (a review). rasterio.open takes
 # one driver name; its reader takes the list that GDAL's OpenEx allows.
 READ_DRIVERS = ("GTiff", "PNG", "JPEG")
+
+
+@contextmanager
+def no_georeference_warning() -> Iterator[None]:
+    """rasterio's NotGeoreferencedWarning silenced: a photo, a plain PNG or an array has
+    no georeference by design, and is read and written as pixels."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
 
 
 @ensure_env_with_credentials
@@ -671,10 +680,8 @@ def open_input(
         if info.st_size == 0:
             raise UnreadableInputError(f"{path}: the file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with opening(path):
-                ds = open_dataset(path, driver)
+        with no_georeference_warning(), opening(path):
+            ds = open_dataset(path, driver)
     except RasterioIOError as err:
         if is_url(path):  # GDAL's reason: a 404, no answer, no range requests, ...
             raise UnreadableInputError(f"{path}: cannot read it ({library_reason(err)})") from None

@@ -221,20 +221,15 @@ class PredictWorker:
     def _header_pixels(self, path: str) -> int | None:
         """The scene's pixels from its header (a small image is not decoded twice); None
         where it is resampled to a pixel size, so that only opening it tells."""
-        import warnings
-
         import rasterio
-        from rasterio.errors import NotGeoreferencedWarning
 
-        from aerialseg.data.raster import InputError, open_dataset
+        from aerialseg.data.raster import InputError, no_georeference_warning, open_dataset
 
         if self.opts.pixel_size or self.predictor.spec.pixel_size:
             return None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with open_dataset(path) as ds:
-                    return ds.width * ds.height
+            with no_georeference_warning(), open_dataset(path) as ds:
+                return ds.width * ds.height
         except (rasterio.errors.RasterioIOError, InputError):
             return 0  # predict_one says what is wrong with it
 

@@ -16,7 +16,6 @@ in its ``layer_styles`` table, which QGIS reads as the layer's default style.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +24,11 @@ import fiona
 import rasterio
 import shapely
 import shapely.affinity
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
 from shapely.geometry import Polygon, mapping, shape
 
 from aerialseg.data.classes import ClassTable
+from aerialseg.data.raster import no_georeference_warning
 from aerialseg.files import OutputSet
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.styles import polygons_qml
@@ -100,8 +99,7 @@ def polygonize(
     tmp = outputs.temp(final, f"tmp{suffix}")  # the suffix tells fiona the format
     codes, nodata, _ = classes.raster_coding()
     names = {int(code): classes.names[i] for i, code in enumerate(codes[: classes.num_classes])}
-    with warnings.catch_warnings():  # polygons of a plain image are in pixels, by design
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with no_georeference_warning():  # polygons of a plain image are in pixels, by design
         src = rasterio.open(class_raster)
     try:
         with src:

@@ -25,19 +25,17 @@ from __future__ import annotations
 
 import csv
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import sieve
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.raster import RasterInput, display_rgb
+from aerialseg.data.raster import RasterInput, display_rgb, no_georeference_warning
 from aerialseg.files import OutputSet, temp_path
 from aerialseg.inference.areas import AreaMeasure, AreaTotals
 from aerialseg.inference.predict import CONFIDENCE_NODATA, NODATA, ChunkResult
@@ -163,8 +161,7 @@ class RasterOutputs:
                 profile["nodata"] = CONFIDENCE_NODATA
             elif key == "color":  # RGBA: where the input has no data, clear, not black
                 profile.update(photometric="RGB", alpha="YES")
-            with warnings.catch_warnings():  # plain images have no georeference, by design
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with no_georeference_warning():  # plain images have no georeference, by design
                 self.writers[key] = rasterio.open(path, "w", **profile)
         if dtype == "uint8" or fmt == "tif":  # a PNG palette holds 8-bit indices only
             self.writers["classes"].write_colormap(
@@ -249,8 +246,7 @@ class RasterOutputs:
         margin = max(SIEVE_MARGIN, self.sieve_pixels)
         self.counts[:], self.valid_pixels = 0, 0
         self.area_totals = AreaTotals(n)
-        with warnings.catch_warnings():  # plain images have no georeference, by design
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with no_georeference_warning():  # plain images have no georeference, by design
             color = rasterio.open(self.tiffs["color"], "r+") if "color" in self.tiffs else None
             dst = rasterio.open(self.tiffs["classes"], "r+")
         with dst:
@@ -294,8 +290,7 @@ class RasterOutputs:
                 "num_threads": "ALL_CPUS",
             }
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with no_georeference_warning():
                 rasterio.shutil.copy(tiff, tmp, **options)
             # GDAL puts what the format cannot hold (a PNG's georeference) in a sidecar.
             sidecar = aux_path(tmp).read_text(encoding="utf-8") if aux_path(tmp).exists() else None
