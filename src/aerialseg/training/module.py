@@ -19,7 +19,7 @@ from aerialseg.evaluation.metrics import metrics_from_confusion
 from aerialseg.inference.predict import Predictor
 from aerialseg.models.network import build_network
 from aerialseg.training.config import TrainConfig
-from aerialseg.training.progress import TimeBudget
+from aerialseg.training.progress import TimeBudget, run_fraction
 
 
 def ignore_near_boundaries(masks: torch.Tensor, px: int) -> torch.Tensor:
@@ -216,20 +216,9 @@ class SegmentationTask(L.LightningModule):
     def _budget_progress(self) -> float:
         """Share of the run's budget used: steps or training time (the part of max_time left
         for it), whichever is further along."""
-        trainer = self.trainer
-        progress = 0.0
-        if trainer.max_steps and trainer.max_steps > 0:
-            progress = trainer.global_step / trainer.max_steps
-        elif trainer.max_epochs and trainer.num_training_batches not in (0, math.inf):
-            total = trainer.max_epochs * trainer.num_training_batches
-            progress = trainer.global_step / max(total / trainer.accumulate_grad_batches, 1)
-        callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Trainer.__init__
+        callbacks = self.trainer.callbacks  # type: ignore[attr-defined]  # set by Trainer
         budget = next((c for c in callbacks if isinstance(c, TimeBudget)), None)
-        if budget is not None:
-            # The share of the training time spent, earlier attempts' included (restored
-            # from the checkpoint): a resumed run goes on down its cosine.
-            progress = max(progress, budget.progress())
-        return min(progress, 1.0)
+        return run_fraction(self.trainer, budget)
 
     def configure_optimizers(self) -> Any:  # Lightning's optimizer-and-scheduler dict
         opt_cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam

@@ -44,6 +44,28 @@ def _val_pixels(trainer: L.Trainer) -> int:
     return getattr(val_set, "pixels", 0)
 
 
+def total_steps(trainer: L.Trainer) -> int | None:
+    """The optimiser steps the run will take: max_steps, or its epochs' (None: not known
+    before the first epoch counts its batches)."""
+    if trainer.max_steps and trainer.max_steps > 0:
+        return trainer.max_steps
+    batches = trainer.num_training_batches
+    if trainer.max_epochs and trainer.max_epochs > 0 and batches not in (0, math.inf):
+        return max(1, int(trainer.max_epochs * batches // trainer.accumulate_grad_batches))
+    return None
+
+
+def run_fraction(trainer: L.Trainer, budget: TimeBudget | None) -> float:
+    """How far the run is, 0 to 1: steps or training time (``budget``'s share, earlier
+    attempts' included), whichever is further along. The progress bar shows it, and the
+    cosine schedule follows it, so a resumed run goes on down its curve."""
+    total = total_steps(trainer)
+    share = trainer.global_step / total if total else 0.0
+    if budget is not None:
+        share = max(share, budget.progress())
+    return min(share, 1.0)
+
+
 class TimeBudget(L.Callback):
     """Ends training when the time left is what the last validation and the files need.
 
@@ -178,17 +200,9 @@ class TrainingProgress(ProgressBar):
             self._bar.clear()
         print(*args, file=self.out, **kwargs)
 
-    def _total_steps(self, trainer: L.Trainer) -> int | None:
-        if trainer.max_steps and trainer.max_steps > 0:
-            return trainer.max_steps
-        batches = trainer.num_training_batches
-        if trainer.max_epochs and trainer.max_epochs > 0 and batches not in (0, math.inf):
-            return int(trainer.max_epochs * batches // trainer.accumulate_grad_batches)
-        return None
-
     def text(self, trainer: L.Trainer) -> str:
         """The progress line (without a bar)."""
-        total = self._total_steps(trainer)
+        total = total_steps(trainer)
         parts = [f"step {trainer.global_step}" + (f"/{total}" if total else "")]
         elapsed = time.monotonic() - self.started
         if self.budget is not None:
@@ -206,14 +220,6 @@ class TrainingProgress(ProgressBar):
             parts.append(f"validating image {done}/{count}")
         return ", ".join(parts)
 
-    def fraction(self, trainer: L.Trainer) -> float:
-        """How far the run is: steps or time, whichever is further along."""
-        total = self._total_steps(trainer)
-        share = trainer.global_step / total if total else 0.0
-        if self.budget is not None:
-            share = max(share, self.budget.progress())
-        return min(share, 1.0)
-
     def _show(self, trainer: L.Trainer, force: bool = False) -> None:
         if not self._enabled or not trainer.is_global_zero:
             return
@@ -224,7 +230,7 @@ class TrainingProgress(ProgressBar):
             )
         if self._bar is not None:
             if force or now - self._last >= 0.2:
-                self._bar.n = int(1000 * self.fraction(trainer))
+                self._bar.n = int(1000 * run_fraction(trainer, self.budget))
                 self._bar.set_postfix_str(self.text(trainer), refresh=True)
                 self._last = now
         elif force or now - self._last >= self.every:
@@ -266,7 +272,7 @@ class TrainingProgress(ProgressBar):
 
     def on_train_end(self, trainer: L.Trainer, *_: Any) -> None:
         if self._bar is not None:
-            self._bar.n = int(1000 * self.fraction(trainer))
+            self._bar.n = int(1000 * run_fraction(trainer, self.budget))
             self._bar.set_postfix_str(self.text(trainer), refresh=True)
             self._bar.close()
             self._bar = None
