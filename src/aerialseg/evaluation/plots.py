@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,9 @@ from aerialseg.models.io import atomic_write  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    with warnings.catch_warnings():  # a class name's letters the font lacks: drawn as boxes
+        warnings.filterwarnings("ignore", "Glyph .* missing from", UserWarning)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
 
