@@ -111,6 +111,25 @@ def test_training_scenes_and_predict_read_urls(served, tiny_model, capsys):
     capsys.readouterr()
 
 
+def test_urls_that_differ_in_their_query_alone_write_outputs_of_their_own(served, tiny_model):
+    """A review: three URLs of one path (presigned links differ in their query) printed
+    three outputs, all one file set, each written over the last; a local file named as
+    a URL's fallback name was written over too."""
+    from aerialseg.inference.run import named_inputs
+
+    folder, base, _ = served
+    (folder / "local").mkdir()
+    port = base.rsplit(":", 1)[1]
+    clash = folder / "local" / f"127.0.0.1_{port}__scene.tif"
+    clash.write_bytes((folder / "scene.tif").read_bytes())
+    urls = [f"{base}/scene.tif?x=1", f"{base}/scene.tif?x=2", f"{base}/scene.tif#f"]
+    inputs, names = named_inputs([str(clash), *urls])
+    assert len(set(names.values())) == 4
+    out = folder / "out"
+    assert main(["predict", str(clash), *urls, "--model", str(tiny_model), "--out", str(out)]) == 0
+    assert len(list(out.glob("*_classes.tif"))) == 4
+
+
 def test_a_url_that_does_not_answer_is_one_line_and_exit_2(tmp_path, capsys):
     dead = f"http://127.0.0.1:{free_port()}/scene.tif"  # nothing listens there
     assert main(["predict", dead, "--out", str(tmp_path / "out")]) == 2

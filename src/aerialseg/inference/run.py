@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import rasterio
 import torch
@@ -182,15 +183,21 @@ def without_own_outputs(paths: list[Path], out: str | os.PathLike) -> list[Path]
 
 def url_names(urls: list[str], taken: set[str]) -> dict[str, str]:
     """The output name of each URL input: its file name's stem, with its host and folders
-    too where that stem is taken by another input."""
+    too where that stem is taken by another input, and a number where even that is (URLs
+    that differ in their query alone, as presigned links do: a review found three written
+    over one another's outputs)."""
     stems = [input_name(u).stem for u in urls]
     names: dict[str, str] = {}
     for url, stem in zip(urls, stems, strict=True):
         if stem in taken or stems.count(stem) > 1:
-            host_and_path = url.split("://", 1)[-1].strip("/")
+            where = urlsplit(url)
+            host_and_path = f"{where.netloc.replace(':', '_')}/{where.path}".strip("/")
             stem = "__".join(PurePosixPath(host_and_path).with_suffix("").parts)
-        names[url] = stem
-        taken.add(stem)
+        name, k = stem, 2
+        while name in taken:
+            name, k = f"{stem}_{k}", k + 1
+        names[url] = name
+        taken.add(name)
     return names
 
 
