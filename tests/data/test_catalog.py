@@ -647,3 +647,21 @@ def test_a_block_split_is_read_on_the_runs_grid_or_refused_where_it_cannot_be(tm
     assert Affine(*metre.split(path, False, ()).grids[sid]) == Affine(
         1, 0, 300_000, 0, -1, 2_800_000
     )
+
+
+def test_a_glob_takes_files_only_and_a_fifo_named_as_a_scene_is_refused_not_waited_on(
+    tmp_path,
+):
+    """A review: a FIFO named fifo.tif among a glob's matches, or named itself, blocked
+    inspect for ever in GDAL's open (past Ctrl-C); a folder named dir.tif was 'damaged'."""
+    import os
+
+    from aerialseg.data.catalog import expand_scenes
+
+    scenes, labels, table = _polygon_scenes(tmp_path, count=1)
+    os.mkfifo(tmp_path / "scenes" / "fifo.tif")
+    (tmp_path / "scenes" / "dir.tif").mkdir()
+    assert expand_scenes(f"{scenes}/*.tif") == [f"{scenes}/s0.tif"]
+    fifo = str(tmp_path / "scenes" / "fifo.tif")
+    with pytest.raises(DatasetError, match="fifo.tif: not a file"):
+        open_catalog(fifo, table, LabelSpec(str(labels), "class"))

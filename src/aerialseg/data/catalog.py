@@ -237,7 +237,7 @@ def expand_scenes(images: str | list[str]) -> list[str]:
                 if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES
             ]
         elif any(ch in item for ch in "*?[") and not os.path.exists(item):
-            found += sorted(glob.glob(item, recursive=True))
+            found += sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
         else:
             found.append(item)
     if not found:

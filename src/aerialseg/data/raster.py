@@ -526,7 +526,11 @@ def no_georeference_warning() -> Iterator[None]:
 
 @ensure_env_with_credentials
 def open_dataset(path: str | Path, driver: str | None = None) -> DatasetReader:
-    """``path`` opened for reading with ``driver``, or with one of READ_DRIVERS."""
+    """``path`` opened for reading with ``driver``, or with one of READ_DRIVERS; a local
+    path that is no plain file refused first (a FIFO named a.tif blocked GDAL's open for
+    ever, past Ctrl-C: a review)."""
+    if not is_url(os.fspath(path)) and os.path.exists(path) and not os.path.isfile(path):
+        raise InputError(f"{path}: not a file")
     allowed = [driver] if driver else list(READ_DRIVERS)
     dataset = DatasetReader(_parse_path(gdal_name(path)), driver=allowed)
     try:
