@@ -136,6 +136,18 @@ def test_a_zip_holding_a_name_twice_is_refused(tmp_path, monkeypatch):
     check_zip_entry(f"/vsizip/{{{path}}}/masks/a.tif")  # a small entry passes
 
 
+def test_a_zip_entry_with_a_backslash_is_refused(tmp_path):
+    """A review: GDAL reads "masks\\a.tif" as "masks/a.tif", so a 289 MiB mask so named
+    was decoded in place of the checked "masks/a.tif", past the zip-bomb check."""
+    path = tmp_path / "slanted.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("masks\\a.tif", bytes(8 * 2**20))
+        archive.writestr("images/a.tif", b"image")
+        archive.writestr("masks/a.tif", b"mask")
+    with pytest.raises(DatasetError, match=r"'masks\\\\a.tif' holds a backslash, which GDAL reads"):
+        DatasetSource(path)
+
+
 @pytest.mark.parametrize(
     "stepping", ["y/../masks/a.tif", "../images/b.png", "./images/b.png", "t/./masks/b.png"]
 )

@@ -79,6 +79,15 @@ class DatasetSource:
                     " out of its folder or back in: refused, as such an archive could read or,"
                     " extracted, write where it should not; ask its maker for a clean one"
                 )
+            # GDAL's /vsizip/ reads "\\" as "/": "masks\\a.tif" would be read, unchecked, in
+            # place of "masks/a.tif" (a review: a zip bomb so named passed)
+            slanted = next((n for n in names if "\\" in n), None)
+            if slanted is not None:
+                raise DatasetError(
+                    f"{self.path}: its entry {slanted[:200]!r} holds a backslash, which GDAL"
+                    " reads as a folder separator: refused, as another entry could be read in"
+                    " place of the one checked; zip the folder again (entries with '/')"
+                )
             twice = next((n for n, k in Counter(names).items() if k > 1), None)
             if twice is not None:  # GDAL reads the first copy, zip tools the last
                 raise DatasetError(
