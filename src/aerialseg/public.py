@@ -1031,7 +1031,7 @@ def suggest(
     from aerialseg.files import finish_sets, sweep
     from aerialseg.inference.doubt import SuggestError
     from aerialseg.inference.load import load_predictor
-    from aerialseg.inference.run import PredictOptions, _open, expand_inputs
+    from aerialseg.inference.run import PredictOptions, _open, named_inputs
     from aerialseg.inference.suggest import SuggestOptions, check_calibrated, suggest_scenes
     from aerialseg.inference.tasks import check_outputs_apart, write_tasks
 
@@ -1043,7 +1043,7 @@ def suggest(
     if seed < 0:  # numpy's generators take none (a review: refused after every prediction)
         raise SuggestError(f"--seed {seed}: give 0 or more")
     items = [scenes] if isinstance(scenes, str | os.PathLike) else list(scenes)
-    inputs = expand_inputs([os.fspath(item) for item in items])
+    inputs = named_inputs([os.fspath(item) for item in items])[0]  # URLs kept as they are
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
     check_outputs_apart(out, [labels, *inputs], labelled_area)

@@ -195,3 +195,12 @@ def test_urls_are_opened_without_listing_and_local_side_files_still_count(served
         dst.write(np.zeros((1, 4, 4), np.uint8))
     assert open_input(png, (1, 1, 1)).dataset.crs == "EPSG:32640"
     assert "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ
+
+
+def test_suggest_reads_a_url_as_predict_does(served):
+    """A review: suggest folded a URL into a local path ('http:/127.0.0.1:.../scene.tif:
+    no such file'), where predict and train read it."""
+    folder, base, _ = served
+    found = aerialseg.suggest(f"{base}/scene.tif", folder / "tasks.gpkg", count=2, block_size=128)
+    assert [task["scene"] for task in found.tasks] == ["scene.tif", "scene.tif"]
+    assert found.files["tasks"].is_file()
