@@ -19,7 +19,7 @@ from aerialseg.data.scenes import TRAINING_FLAGS, Flags, Reading
 from aerialseg.data.source import DatasetSource
 from aerialseg.errors import DatasetError
 from tests.helpers.geotiff import VALUE_CLASSES, write_geotiff_dataset
-from tests.helpers.images import synthetic_pair, write_mask, zip_folder
+from tests.helpers.images import synthetic_pair, write_dataset, write_mask, zip_folder
 from tests.helpers.scenes import decoded
 
 VALUES = ClassTable.from_dict(VALUE_CLASSES)
@@ -718,3 +718,22 @@ def test_zip_entries_are_read_as_they_are_decoded_and_errors_name_them(zip_bomb,
     assert "the entry would decompress to 64 MiB" in read_traced(source, "Tile 1/images/y.tif")[0]
     with rasterio.open(DatasetSource(zip_bomb).gdal_path("Tile 1/masks/z.png")) as mask:
         assert mask.shape == (4, 4)  # the archive's other entries read
+
+
+def test_tile_folders_linked_in_are_read_and_a_loop_of_links_ends(tmp_path):
+    """A review: a tile folder that is a symbolic link was left out without a word
+    (Path.rglob does not follow links), and images/ and masks/ as links made the dataset
+    'empty'."""
+    import shutil
+
+    elsewhere = write_dataset(tmp_path / "elsewhere", tiles=2, parts=3)
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "Tile 1").symlink_to(elsewhere / "Tile 1")
+    (root / "Tile 2").mkdir()
+    for part in ("images", "masks"):
+        (root / "Tile 2" / part).symlink_to(elsewhere / "Tile 2" / part)
+    shutil.copytree(elsewhere / "Tile 1", root / "Tile 3")
+    (root / "Tile 3" / "loop").symlink_to(root)  # a link back up: read once
+    ids = sorted(pair.id for pair in DatasetSource(root).pairs)
+    assert [i.split("/")[0] for i in ids] == ["Tile 1"] * 3 + ["Tile 2"] * 3 + ["Tile 3"] * 3

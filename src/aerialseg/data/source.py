@@ -15,6 +15,7 @@ paths relative to ROOT, the form ``../shared/benchmark/split.json`` uses.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -96,10 +97,7 @@ class DatasetSource:
                 )
             found = find_in_folders(names, str(self.path))
         else:
-            files = [
-                p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
-            ]
-            found = find_in_folders(files, str(self.path))
+            found = find_in_folders(_files_below(self.path), str(self.path))
         self.root = found.root
         self.pairs = [Pair(id=image, mask=mask) for image, mask in found.pairs]
         self.unpaired = found.unpaired  # (image, the mask expected)
@@ -139,3 +137,19 @@ class DatasetSource:
         """Where a user finds every problem, for errors that name only the first."""
         command = command_line(["aerialseg", "data", "inspect", self.path])
         return f" (run {command} to list every problem of the dataset)"
+
+
+def _files_below(folder: Path) -> list[str]:
+    """Every file below ``folder``, as POSIX paths relative to it, following links to
+    folders (a tile folder linked in from elsewhere: Path.rglob left it out without a word,
+    a review), each real folder once, so that a loop of links ends."""
+    found, seen = [], set()
+    for top, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        at = Path(top)
+        found += [(at / f).relative_to(folder).as_posix() for f in files if (at / f).is_file()]
+    return found
