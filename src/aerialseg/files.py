@@ -338,6 +338,23 @@ def finish_sets(folder: Path, dead: str | None = None) -> int:
     return done
 
 
+# What predict names an input's outputs after its output name: NAME_classes.tif and the like
+OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "image", "polygons", "areas")
+
+
+def outputs_among(paths: list[str]) -> list[str]:
+    """Those of ``paths`` that are predict's outputs of another of them in the same folder
+    (``x_classes.tif`` beside ``x.tif``)."""
+    stems = {(os.path.dirname(p), Path(p).stem) for p in paths}
+    return [
+        p
+        for p in paths
+        for kind in OUTPUT_KINDS
+        if Path(p).stem.endswith(f"_{kind}")
+        and (os.path.dirname(p), Path(p).stem.removesuffix(f"_{kind}")) in stems
+    ]
+
+
 def _output_name(name: str, stem: str) -> bool:
     return name.startswith(stem) and not any(ch in name for ch in "/\\\0")
 

@@ -665,3 +665,19 @@ def test_a_glob_takes_files_only_and_a_fifo_named_as_a_scene_is_refused_not_wait
     fifo = str(tmp_path / "scenes" / "fifo.tif")
     with pytest.raises(DatasetError, match="fifo.tif: not a file"):
         open_catalog(fifo, table, LabelSpec(str(labels), "class"))
+
+
+def test_a_folder_predicted_into_itself_gives_no_scene_of_its_outputs(tmp_path, capsys):
+    """A review: after 'predict scenes/*.tif --out scenes', s0_classes.tif was inspected,
+    and would be trained on, as a scene of its own."""
+    from aerialseg.data.catalog import expand_scenes
+
+    scenes, _, _ = _polygon_scenes(tmp_path, count=2)
+    for kind in ("classes", "confidence"):
+        (scenes / f"s0_{kind}.tif").write_bytes((scenes / "s0.tif").read_bytes())
+    (scenes / "x_classes.tif").write_bytes((scenes / "s0.tif").read_bytes())  # no x.tif
+    expected = [f"{scenes}/s0.tif", f"{scenes}/s1.tif", f"{scenes}/x_classes.tif"]
+    assert expand_scenes(str(scenes)) == expected
+    assert "left out 2 file(s) that are predict's outputs" in capsys.readouterr().err
+    assert expand_scenes(f"{scenes}/*.tif") == expected
+    assert expand_scenes(f"{scenes}/s0_classes.tif") == [f"{scenes}/s0_classes.tif"]  # named

@@ -44,6 +44,7 @@ from aerialseg.data.scenes import RasterScene, Reading, Scene, _group
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import Split, make_split
 from aerialseg.errors import DatasetError
+from aerialseg.files import outputs_among
 
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 # GDAL's block cache for streamed scenes, MB. Its default, 5 % of RAM, kept every decoded
@@ -230,16 +231,28 @@ def expand_scenes(images: str | list[str]) -> list[str]:
     for item in [images] if isinstance(images, str) else images:
         if is_url(item):
             found.append(item)
-        elif os.path.isdir(item):
-            found += [
+            continue
+        if os.path.isdir(item):
+            listed = [
                 str(p)
                 for p in sorted(Path(item).iterdir())
                 if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES
             ]
         elif any(ch in item for ch in "*?[") and not os.path.exists(item):
-            found += sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            listed = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
         else:
             found.append(item)
+            continue
+        # a folder predicted into itself: its outputs are no scenes (a review: x_classes.tif
+        # was inspected and trained on as one)
+        outputs = outputs_among(listed)
+        if outputs:
+            print(
+                f"{item}: left out {len(outputs)} file(s) that are predict's outputs of the"
+                " others (NAME_classes.tif and the like)",
+                file=sys.stderr,
+            )
+        found += [p for p in listed if p not in outputs]
     if not found:
         raise DatasetError(f"{images}: no image rasters found (GeoTIFF, COG)")
     return sorted(dict.fromkeys(found))

@@ -37,7 +37,7 @@ from aerialseg.data.raster import (
     open_input,
 )
 from aerialseg.errors import AerialsegError, ConfigError, printable
-from aerialseg.files import OutputSet, finish_sets, sweep
+from aerialseg.files import OUTPUT_KINDS, OutputSet, finish_sets, sweep
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import (
     ChunkResult,
@@ -158,10 +158,6 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
         names[path] = name
         taken.add(name)
     return names
-
-
-# What an input's outputs are named after its output name: NAME_classes.tif and the like
-OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "image", "polygons", "areas")
 
 
 def without_own_outputs(paths: list[Path], out: str | os.PathLike) -> list[Path]:
