@@ -144,3 +144,12 @@ def test_training_crops_lie_in_the_labelled_area(geo):
         assert (crops[k][1] != IGNORE_INDEX).all()
     unlabelled = open_catalog(root / "scenes", TABLE, LabelSpec(str(labels), "class"))
     assert unlabelled.regions(split, "train") is None
+
+
+def test_a_scenes_group_is_the_folder_above_its_folder_and_a_url_keeps_its_host():
+    """A review: data inspect listed a URL scene's tile as 'http:/127.0.0.1:18080'."""
+    from aerialseg.data.scenes import _group
+
+    names = ["Tile 1/images/x.jpg", "x.tif", "a/b/c/x.tif", "http://h:80/ok/x.tif"]
+    assert [_group(n) for n in names] == ["Tile 1", ".", "a/b", "http://h:80"]
+    assert _group("https://h/a/b/c.tif") == "https://h/a"

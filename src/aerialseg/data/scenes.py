@@ -161,8 +161,13 @@ class Look:
 
 
 def _group(image: str) -> str:
-    """The tile (folder above images/) of a pair, or "." for a flat dataset."""
-    return str(PurePosixPath(image).parent.parent)
+    """The tile (folder above images/) of a pair, or "." for a flat dataset; of a URL, the
+    same above its path, its scheme and host kept whole (PurePosixPath folded '//')."""
+    scheme, sep, rest = image.partition("://")
+    if not sep:
+        return str(PurePosixPath(image).parent.parent)
+    host, _, path = rest.partition("/")
+    return f"{scheme}://{host}{str(PurePosixPath('/' + path).parent.parent).rstrip('/')}"
 
 
 @dataclass
