@@ -88,3 +88,10 @@ def test_a_run_config_with_number_like_text_resumes_as_saved(tmp_path):
     saved.save(tmp_path / "config.yaml")
     again = resolve_config(config_file=tmp_path / "config.yaml")
     assert (again.max_time, again.unlabelled) == ("08", "1e5")
+
+
+def test_a_key_that_is_a_list_or_mapping_is_yamls_error_not_a_crash():
+    """A review: the check for class names (TEXT_KEYS) hashed a list key: TypeError."""
+    for text in ("? [a]\n: 1\n", "{[a]: 1}", "? {b: 1}\n: 2\n"):
+        with pytest.raises(yaml.YAMLError):
+            load_yaml(text)

@@ -192,7 +192,8 @@ def gdal_name(path: str | os.PathLike) -> str:
     and opens another file (a review: predict of a file so named wrote ``a.tif``'s
     classes under its name). URLs pass unchanged."""
     text = os.fspath(path)
-    if ":" in text.split("/", 1)[0] and "://" not in text:
+    absolute = os.path.isabs(text) or os.path.splitdrive(text)[0]  # C:\\data on Windows
+    if not absolute and ":" in text.split("/", 1)[0] and "://" not in text:
         return f"./{text}"
     return text
 

@@ -62,7 +62,8 @@ class _StrictLoader(yaml.SafeLoader):
             seen.add(key)
         for key_node, value_node in node.value:
             plain = isinstance(value_node, yaml.ScalarNode) and value_node.style is None
-            if key_node.value in TEXT_KEYS and plain and value_node.tag in _CORE_SCHEMA:
+            named = isinstance(key_node, yaml.ScalarNode) and key_node.value in TEXT_KEYS
+            if named and plain and value_node.tag in _CORE_SCHEMA:
                 value_node.tag = "tag:yaml.org,2002:str"
         return super().construct_mapping(node, deep)
 

@@ -503,6 +503,9 @@ def test_a_name_may_join_letters_but_not_turn_text_or_drive_a_terminal(name, sho
     assert ClassTable.from_dict({"classes": [{"name": n} for n in joined]}).names == joined
     table = {"classes": [{"name": "Land"}, {"name": name, "mask_value": 2}]}
     assert message(ClassTable.from_dict, table).startswith(f"class 2: name {shown} is not a name")
+    # joiners alone show nothing: no name
+    invisible = {"classes": [{"name": "Land"}, {"name": "\u200d \u200c", "mask_value": 2}]}
+    assert message(ClassTable.from_dict, invisible).startswith("class 2: name '\\u200d")
 
 
 def test_a_name_is_a_legend_line_not_a_page():

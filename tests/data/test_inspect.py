@@ -537,3 +537,19 @@ def test_the_images_nodata_is_not_counted_as_labelled(tmp_path, monkeypatch, cou
     unlabelled -= len(range(0, 2, step)) * len(range(77, 80)[step - 1 :: step])  # both
     assert report["pixels"] == 2 * 72 * 80
     assert report["labelled_pixels"] == 2 * (rows * cols - unlabelled) * step * step
+
+
+def test_a_palette_image_is_inspected_in_the_three_bands_of_its_colours(tmp_path):
+    """A review: bands=(1,2,3) of a one-band palette image (its colours, as training reads
+    it) asked GDAL for the mask of bands 2 and 3: IndexError."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=2, size=(24, 30))
+    for image in (root / "images").iterdir():
+        with rasterio.open(image) as src:
+            profile = src.profile | {"count": 1, "dtype": "uint8", "nodata": None}
+        with rasterio.open(image, "w", **profile) as dst:
+            dst.write(np.arange(24 * 30, dtype=np.uint8).reshape(1, 24, 30) % 7)
+            dst.write_colormap(1, {k: (30 * k, 20 * k, 10 * k, 255) for k in range(7)})
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    for bands in ((1, 2, 3), (3, 2, 1), None):
+        report = inspect_dataset(open_catalog(str(root), table), table, 0.05, bands=bands)
+        assert report["problems"] == [] and report["pixels"] == 2 * 24 * 30

@@ -128,6 +128,9 @@ def test_urls_that_differ_in_their_query_alone_write_outputs_of_their_own(served
     out = folder / "out"
     assert main(["predict", str(clash), *urls, "--model", str(tiny_model), "--out", str(out)]) == 0
     assert len(list(out.glob("*_classes.tif"))) == 4
+    # a URL's user and password stay out of its outputs' names
+    named = named_inputs(["http://u:secret@h:8080/a/x.tif", "http://h/b/x.tif"])[1]
+    assert sorted(named.values()) == ["h_8080__a__x", "h__b__x"]
 
 
 def test_a_url_that_does_not_answer_is_one_line_and_exit_2(tmp_path, capsys):

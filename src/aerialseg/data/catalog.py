@@ -43,7 +43,7 @@ from aerialseg.data.raster import input_name, is_url
 from aerialseg.data.scenes import RasterScene, Reading, Scene, _group
 from aerialseg.data.source import DatasetSource
 from aerialseg.data.splits import Split, make_split
-from aerialseg.errors import DatasetError
+from aerialseg.errors import DatasetError, printable
 from aerialseg.files import outputs_among
 
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
@@ -248,8 +248,8 @@ def expand_scenes(images: str | list[str]) -> list[str]:
         outputs = outputs_among(listed)
         if outputs:
             print(
-                f"{item}: left out {len(outputs)} file(s) that are predict's outputs of the"
-                " others (NAME_classes.tif and the like)",
+                f"{printable(item)}: left out {len(outputs)} file(s) that are predict's outputs"
+                " of the others (NAME_classes.tif and the like)",
                 file=sys.stderr,
             )
         found += [p for p in listed if p not in outputs]

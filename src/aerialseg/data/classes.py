@@ -283,7 +283,7 @@ def _class_name(name, index: int) -> str:
     number (a land-cover code such as 11) is its digits."""
     if isinstance(name, int) and not isinstance(name, bool):
         name = str(name)
-    if not isinstance(name, str) or not name.strip() or not all(map(_name_character, name)):
+    if not isinstance(name, str) or not all(map(_name_character, name)) or not _visible(name):
         raise ClassTableError(
             f"class {index + 1}: name {shown(name)} is not a name; give each class a name in words"
             " (letters, digits, spaces), e.g. 'Building'"
@@ -294,6 +294,11 @@ def _class_name(name, index: int) -> str:
             f" name has at most {MAX_NAME_LENGTH}"
         )
     return name
+
+
+def _visible(name: str) -> bool:
+    """Whether ``name`` shows a character: not only spaces and joiners."""
+    return any(ch.isprintable() and not ch.isspace() for ch in name)
 
 
 def _name_character(ch: str) -> bool:

@@ -341,7 +341,9 @@ class RasterScene:
 
     def look(self, reading: Reading) -> Look:
         """The header, a corner and the last block of the image in ``reading.bands`` (any
-        band, where none are named: a truncated file fails), and the labels counted."""
+        band, where none are named: a truncated file fails), and the labels counted where
+        the image has data: its mask is read whole where it has one (nodata, alpha), which
+        for a nodata value decodes the bands."""
         grid = self.grid
         with self._open(reading.bands or (1,), reading.flags.bands) as raster:
             ds = raster.dataset
@@ -368,6 +370,8 @@ def _nodata_every(ds, bands: tuple[int, ...] | None, step: int) -> np.ndarray | 
     out, so inspect does not count them as labelled (a review: 3 % nodata was counted as
     land). False where GDAL says every pixel is valid, which reads nothing."""
     chosen = tuple(sorted(set(bands or range(1, ds.count + 1))))
+    if max(chosen) > ds.count:  # a palette image's three colours, of its one band
+        chosen = tuple(range(1, ds.count + 1))
     if all(MaskFlags.all_valid in ds.mask_flag_enums[b - 1] for b in chosen):
         return np.False_
     each, strips = strip_rows(step), []

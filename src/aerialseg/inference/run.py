@@ -187,7 +187,8 @@ def url_names(urls: list[str], taken: set[str]) -> dict[str, str]:
     for url, stem in zip(urls, stems, strict=True):
         if stem in taken or stems.count(stem) > 1:
             where = urlsplit(url)
-            host_and_path = f"{where.netloc.replace(':', '_')}/{where.path}".strip("/")
+            host = f"{where.hostname}_{where.port}" if where.port else where.hostname or ""
+            host_and_path = f"{host}/{where.path}".strip("/")  # no user:password@
             stem = "__".join(PurePosixPath(host_and_path).with_suffix("").parts)
         name, k = stem, 2
         while name in taken:
