@@ -649,6 +649,7 @@ def test_a_block_split_is_read_on_the_runs_grid_or_refused_where_it_cannot_be(tm
     )
 
 
+@pytest.mark.timeout(60, method="thread")  # the defect was a hang, past signals
 def test_a_glob_takes_files_only_and_a_fifo_named_as_a_scene_is_refused_not_waited_on(
     tmp_path,
 ):
