@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aerialseg.errors import ConfigError
-from aerialseg.training.folder import MovableCheckpoint, held
+from aerialseg.training.folder import MovableCheckpoint, check_own_folder, held
 
 
 def _hold_in_another_process(run_dir: Path, started, release) -> None:
@@ -35,6 +35,11 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
         )
         with held(tmp_path / "another run"):  # another folder is free
             pass
+        # a link to the folder is the folder (a review: two runs wrote into one so)
+        (tmp_path / "alias").symlink_to(run_dir)
+        with pytest.raises(ConfigError, match="in use by another"), held(tmp_path / "alias"):
+            pass
+        (tmp_path / "alias").unlink()
     finally:
         release.set()
         other.join(60)
@@ -72,3 +77,23 @@ def test_a_checkpoints_record_follows_its_folder(tmp_path):
     here = MovableCheckpoint(dirpath=old, filename="best", monitor="val_miou", mode="max")
     here.load_state_dict(state)  # in place: as Lightning reads it
     assert here.best_model_path == str(old / "best.ckpt")
+
+
+def test_a_new_run_goes_into_a_folder_of_nothing_but_a_runs_files(tmp_path):
+    """A review: train --out . replaced the user's config.yaml (the --config file itself)
+    and metrics.csv there without a word."""
+    check_own_folder(tmp_path / "new")  # not there yet
+    run = tmp_path / "run"
+    run.mkdir()
+    check_own_folder(run)  # empty
+    for name in ("config.yaml", "split.json", "logs", ".x.aerialseg-1.tmp"):
+        (run / name).write_text("")  # what a run killed before its first checkpoint left
+    check_own_folder(run)
+    for name in ("ds", "notes.txt", "a.tif", "b.tif"):
+        (run / name).write_text("")
+    with pytest.raises(ConfigError) as err:
+        check_own_folder(run)
+    assert str(err.value) == (
+        f"--out {run} holds files that are not a run's (a.tif, b.tif, ds and 1 more): a run"
+        " writes config.yaml, metrics.csv and more there; name a new or empty folder"
+    )

@@ -1072,3 +1072,13 @@ def test_a_loss_that_is_no_number_stops_the_run_in_one_line(tiny_dataset, tmp_pa
     err = capsys.readouterr().err
     assert "the training loss is nan at step" in err and "lower lr" in err
     assert "Traceback" not in err and not (run / "model.pt").exists()
+
+
+def test_a_run_of_fewer_epochs_than_val_every_keeps_its_last_weights(tiny_dataset, tmp_path):
+    """A review: with val_every past the epochs run, no checkpoint was written at all, and
+    the finished run stopped at 'checkpoints/last.ckpt: no such model file'."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run), *FAST]
+    assert main([*argv, "max_epochs=2", "val_every=5"]) == 0
+    assert (run / "model.pt").is_file()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1

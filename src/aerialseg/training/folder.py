@@ -33,13 +33,38 @@ except ImportError:  # Windows: no flock; runs are not held there
     fcntl = None  # type: ignore[assignment]
 
 
+# What a run writes into its folder: a folder holding only these (and hidden files) is a run
+# that ended before its first checkpoint, which a new run may start over in
+RUN_FILES = {"config.yaml", "classes.json", "split.json", "metrics.csv", "training.png"}
+RUN_FILES |= {"logs", "checkpoints", "mlruns", "model.pt"}
+
+
+def check_own_folder(run_dir: Path) -> None:
+    """Refuse a new run into a folder holding anything else: the run would write its
+    config.yaml, metrics.csv, ... over a user's files of those names (a review: --out .
+    replaced the config.yaml that --config named)."""
+    if not run_dir.is_dir():
+        return
+    others = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
+    others = [name for name in others if not name.startswith(".")]
+    if others:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ConfigError(
+            f"--out {run_dir} holds files that are not a run's ({listed}): a run writes"
+            " config.yaml, metrics.csv and more there; name a new or empty folder"
+        )
+
+
 @contextlib.contextmanager
 def held(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir`` for this run; ConfigError where another process holds it."""
+    """Hold ``run_dir`` for this run; ConfigError where another process holds it. The lock
+    is named by the folder's real path: a link to it, or ``--out .`` inside it, is the same
+    folder (a review: two runs wrote into one through a symbolic link)."""
     if fcntl is None:
         yield
         return
-    path = run_dir.parent / f".{run_dir.name}.aerialseg-lock"
+    real = Path(os.path.realpath(run_dir))
+    path = real.parent / f".{real.name}.aerialseg-lock"
     made = missing_folders(path.parent)
     lock = _locked(path, run_dir)
     try:

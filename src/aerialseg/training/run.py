@@ -64,7 +64,7 @@ from aerialseg.models.transfer import check_source
 from aerialseg.models.transfer import init_from as init_from_model
 from aerialseg.training.config import TrainConfig, parse_duration
 from aerialseg.training.datamodule import SegmentationDataModule
-from aerialseg.training.folder import MovableCheckpoint, held
+from aerialseg.training.folder import MovableCheckpoint, check_own_folder, held
 from aerialseg.training.module import SegmentationTask, early_stopping_state
 from aerialseg.training.progress import FINISH_SECONDS, TimeBudget, TrainingProgress
 from aerialseg.training.pseudo import LABELLING_SHARE, pseudo_labelled
@@ -274,9 +274,15 @@ def _trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks: list) -> L.Traine
             save_top_k=1,
             enable_version_counter=False,
         ),
-        # Lightning's save_last only writes alongside a new best; resume needs every epoch.
+        # Lightning's save_last only writes alongside a new best; resume needs every epoch,
+        # validated or not (a review: with val_every past the epochs run, none was written
+        # and the finished run had no model)
         MovableCheckpoint(
-            dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False
+            dirpath=ckpt_dir,
+            filename="last",
+            save_top_k=1,
+            enable_version_counter=False,
+            save_on_train_epoch_end=True,
         ),
         # Not strict: a run whose max_steps end before its first validation has no
         # val_miou to judge, and keeps its last weights.
@@ -535,6 +541,8 @@ def train(
             f"{run_dir} already holds a model (model.pt) that this run would replace; choose"
             " another --out"
         )
+    else:
+        check_own_folder(run_dir)
     check_settings_here(cfg, classes, resume)
     check_logger(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
