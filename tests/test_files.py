@@ -365,3 +365,21 @@ def test_an_export_removes_what_a_killed_export_left(tiny_model, tmp_path):
     left.write_bytes(b"half an onnx file")
     assert main(["export", str(tiny_model), "--onnx", str(tmp_path / "m.onnx")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.timeout(60, method="thread")  # the defect was a hang
+def test_a_users_text_file_is_read_only_where_it_is_a_plain_file_of_bounded_size(tmp_path):
+    """A review: --config /dev/zero filled memory (a MemoryError traceback), and a config
+    that is a FIFO blocked for ever."""
+    from aerialseg.errors import ConfigError
+    from aerialseg.files import read_bounded
+    from aerialseg.training.config import resolve_config
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    for path in ("/dev/zero", tmp_path / "fifo.yaml", tmp_path):
+        with pytest.raises(ConfigError, match=f"cannot read config {path}: not a file$"):
+            resolve_config(config_file=path)
+    (tmp_path / "big.yaml").write_text("lr: 0.1\n" * 100)
+    assert read_bounded(tmp_path / "big.yaml", most=800) == b"lr: 0.1\n" * 100
+    with pytest.raises(OSError, match="larger than 0 MiB"):
+        read_bounded(tmp_path / "big.yaml", most=799)

@@ -186,6 +186,24 @@ def _kind(mode: int) -> str | None:
     return next((name for test, name in kinds.items() if test(mode)), None)
 
 
+# The largest config, class table, manifest or split file read: a manifest of a million
+# pairs is about 60 MB
+TEXT_FILE_BYTES = 256 * 2**20
+
+
+def read_bounded(path: str | os.PathLike, most: int = TEXT_FILE_BYTES) -> bytes:
+    """The bytes of a user's text file (a config, class table, manifest, split), or
+    OSError where it is no plain file (a FIFO blocked the read for ever, /dev/zero filled
+    memory: a review) or holds more than ``most`` bytes."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a file")
+    if info.st_size > most:
+        raise OSError(errno.EFBIG, f"larger than {most // 2**20} MiB")
+    with open(path, "rb") as f:
+        return f.read(most + 1)[:most]
+
+
 def gdal_name(path: str | os.PathLike) -> str:
     """A local path as GDAL must be given it: ``./`` before a relative one whose first
     part holds a colon. GDAL reads ``GTIFF_DIR:1:a.tif`` as a driver's connection string

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from aerialseg.errors import ClassTableError, parse_reason, shown
+from aerialseg.files import read_bounded
 from aerialseg.yamltext import load_json, load_yaml
 
 IGNORE_INDEX = 255
@@ -210,7 +211,7 @@ class ClassTable:
     def from_file(cls, path: str | Path) -> ClassTable:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            text = read_bounded(path).decode("utf-8-sig")
         except OSError as err:
             raise ClassTableError(f"cannot read class table {path}: {err.strerror}") from None
         except UnicodeDecodeError:

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from aerialseg.errors import DatasetError, parse_reason
+from aerialseg.files import read_bounded
 from aerialseg.yamltext import load_yaml
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -187,7 +188,7 @@ def _is_file(path: Path, where: str) -> bool:
 
 def _manifest_rows(path: Path) -> list[tuple[str, str]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a BOM: Excel writes CSV so
+        text = read_bounded(path).decode("utf-8-sig")  # a BOM: Excel writes CSV so
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetError(f"cannot read manifest {path}: {err}") from None
     if path.suffix.lower() == ".csv":

@@ -29,6 +29,7 @@ from typing import Protocol
 from rasterio.windows import Window
 
 from aerialseg.errors import DatasetError
+from aerialseg.files import read_bounded
 from aerialseg.yamltext import load_json
 
 TEST_STEMS = ("image_part_002", "image_part_007")
@@ -117,7 +118,7 @@ def file_split(scenes: Sequence[Named], path: str | Path, for_training: bool = T
     training and validation images; scoring takes a file of only what it scores."""
     path = Path(path)
     try:
-        data = load_json(path.read_bytes())  # bytes: a BOM (Notepad's) is read as such
+        data = load_json(read_bounded(path))  # bytes: a BOM (Notepad's) is read as such
     except OSError as err:
         raise DatasetError(f"cannot read split file {path}: {err.strerror}") from None
     except (ValueError, RecursionError) as err:  # RecursionError: nested too deep

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from aerialseg.errors import ConfigError, parse_reason
+from aerialseg.files import read_bounded
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
 from aerialseg.models.spec import MAX_OVERLAP, ModelSpec
 from aerialseg.yamltext import dump_yaml, load_yaml
@@ -616,7 +617,7 @@ def resolve_config(
     if config_file is not None:
         path = Path(config_file)
         try:
-            loaded = load_yaml(path.read_text(encoding="utf-8-sig"))
+            loaded = load_yaml(read_bounded(path).decode("utf-8-sig"))
         except OSError as err:
             raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
         except UnicodeDecodeError:
