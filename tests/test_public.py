@@ -316,6 +316,14 @@ def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
     # and export as a function, as the command does it
     assert aerialseg.export(path, tmp_path / "m.onnx") < 1e-3
     assert (tmp_path / "m.onnx").is_file()
+    # what is not a list of callbacks or a function is one line before anything is read
+    for wrong, said in (
+        ({"callbacks": 5}, "give a list of Lightning"),
+        ({"transforms": 5}, "a function"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            aerialseg.train(tiny_dataset, tmp_path / "bad", settings=TINY, **wrong)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_the_smoke_preset_trains_a_few_steps_and_validates_one_image(

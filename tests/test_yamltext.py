@@ -95,3 +95,36 @@ def test_a_key_that_is_a_list_or_mapping_is_yamls_error_not_a_crash():
     for text in ("? [a]\n: 1\n", "{[a]: 1}", "? {b: 1}\n: 2\n"):
         with pytest.raises(yaml.YAMLError):
             load_yaml(text)
+
+
+def test_a_merge_that_could_be_read_two_ways_is_refused():
+    """A review: two '<<' in one mapping, or one key in two merged mappings, took the last
+    without a word (the merge spec says the first)."""
+    for text, said in (
+        ("a: 1\n<<: {lr: 0.01}\n<<: {lr: 0.05}\n", "'<<' is given twice"),
+        ("<<: [{lr: 0.01}, {lr: 0.05}]\n", "'lr' is given in two merged mappings"),
+    ):
+        with pytest.raises(yaml.YAMLError, match=said):
+            load_yaml(text)
+    assert load_yaml("b: &b {lr: 1}\nx:\n  <<: *b\n  lr: 2\n")["x"] == {"lr": 2}
+    assert load_yaml("<<: [{a: 1}, {b: 2}]\n") == {"a": 1, "b": 2}
+
+
+def test_numbers_written_as_text_in_python_settings_are_read_as_a_setting_is():
+    """A review: settings={'lr': '1_0'} trained at 10 (float() reads '1_0' and other
+    scripts' digits), lr=1e300 was inf inside Adam, and a list of pairs was a TypeError."""
+    assert resolve_config(settings={"lr": "3e-4", "seed": 7}).lr == 3e-4
+    for value in ("1_0", "١٠", "inf"):
+        with pytest.raises(ConfigError, match="must be a number"):
+            resolve_config(settings={"lr": value})
+    with pytest.raises(ConfigError, match="lr must be above 0 and at most 10"):
+        resolve_config(overrides=["lr=1e300"])
+    with pytest.raises(ConfigError, match="num_nodes must be positive"):
+        resolve_config(overrides=["num_nodes=100000000000000000000"])
+    with pytest.raises(ConfigError, match="give a mapping of setting names to values"):
+        resolve_config(settings=[("lr", 0.1)])  # type: ignore[arg-type]
+    # the defaults print as they read back (cache_megabytes 4096 came back 4096.0)
+    from aerialseg.training.config import TrainConfig
+
+    printed = dump_yaml(TrainConfig().to_dict())
+    assert dump_yaml(resolve_config(settings=load_yaml(printed)).to_dict()) == printed

@@ -743,7 +743,15 @@ def train(
         ConfigError: an unknown setting or a bad value.
     """
     check_arguments(train, locals(), ("settings", "callbacks", "transforms", "started"))
+    from aerialseg.errors import shown
     from aerialseg.training.run import train as run_training
+
+    # what the options' definition cannot check: a list of objects, a function (a review:
+    # callbacks=5 and transforms=5 were TypeErrors, the latter mid-run)
+    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence):
+        raise ConfigError(f"callbacks={shown(callbacks)}: give a list of Lightning callbacks")
+    if transforms is not None and not callable(transforms):
+        raise ConfigError(f"transforms={shown(transforms)}: give a function of a sample")
 
     resume = resume or resume_from is not None
     given = launch_settings(max_time, devices, num_nodes, accelerator, resize_masks)

@@ -49,6 +49,8 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
+        merges = [value for key, value in node.value if key.tag == "tag:yaml.org,2002:merge"]
+        _check_merges(merges)
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # `<<: *base`: its keys are defaults the mapping's own override
@@ -72,6 +74,25 @@ class _StrictLoader(yaml.SafeLoader):
         if text.startswith(("0o", "0x")):
             return int(text[2:], 8 if text[1] == "o" else 16)
         return int(text, 10)  # 010 is ten, as in YAML 1.2, not 1.1's eight
+
+
+def _check_merges(merges: list[yaml.Node]) -> None:
+    """Refuse ``<<`` given twice in one mapping, or a key in two of the mappings one ``<<``
+    merges: which wins is read either way (PyYAML took the last, the merge spec says the
+    first; a review), like a key given twice."""
+    if len(merges) > 1:
+        raise yaml.constructor.ConstructorError(
+            None, None, "'<<' is given twice", merges[1].start_mark
+        )
+    merged = merges[0].value if merges and isinstance(merges[0], yaml.SequenceNode) else []
+    keys: set = set()
+    for mapping in merged:
+        for key, _ in mapping.value if isinstance(mapping, yaml.MappingNode) else []:
+            if isinstance(key, yaml.ScalarNode) and key.value in keys:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key.value!r} is given in two merged mappings", key.start_mark
+                )
+            keys.add(key.value if isinstance(key, yaml.ScalarNode) else None)
 
 
 for _tag, (_pattern, _first) in _CORE_SCHEMA.items():

@@ -13,6 +13,7 @@ import numbers
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from aerialseg.errors import ConfigError, parse_reason
+from aerialseg.errors import ConfigError, parse_reason, shown
 from aerialseg.files import read_bounded
 from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
 from aerialseg.models.spec import MAX_OVERLAP, ModelSpec
@@ -129,7 +130,7 @@ class TrainConfig:
         "mode), so rare classes are seen as often as common ones; 0: crops uniform over pixels",
     )
     cache_megabytes: float = setting(
-        4096,
+        4096.0,
         "scenes with polygon labels are kept decoded in memory while they fit in this many MB "
         "(crops are then slices), else each crop reads its window from the files",
     )
@@ -346,7 +347,7 @@ class TrainConfig:
                 "max_steps must be -1 (no limit) or a positive number of steps",
             ),
             (self.val_images is None or self.val_images > 0, "val_images must be positive"),
-            (self.lr > 0, "lr must be positive"),
+            (0 < self.lr <= 10, "lr must be above 0 and at most 10"),  # 1e300: inf in Adam
             (self.focal_gamma >= 0, "focal_gamma must be 0 (off) or positive"),
             (self.encoder_lr_factor > 0, "encoder_lr_factor must be positive"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
@@ -356,7 +357,10 @@ class TrainConfig:
                 or (len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1]),
                 "scale_range must be [low, high] with 0 < low <= high",
             ),
-            (self.devices > 0 and self.num_nodes > 0, "devices and num_nodes must be positive"),
+            (
+                0 < self.devices <= 4096 and 0 < self.num_nodes <= 100_000,
+                "devices and num_nodes must be positive (devices at most 4096, num_nodes 100000)",
+            ),
         ]
         if self.decoder_channels is not None:
             count = len(DEFAULT_DECODER_CHANNELS.get(self.model, []))
@@ -536,10 +540,11 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return value
     if kind is float:
         if isinstance(value, str):
-            # a number written as text, in Python settings ({"lr": "3e-4"})
+            # a number written as text, in Python settings ({"lr": "3e-4"}), read as a
+            # key=value setting is: float() also took '1_0' and other scripts' digits
             try:
-                value = float(value)
-            except ValueError:
+                value = load_yaml(value)
+            except yaml.YAMLError:
                 raise ConfigError(f"{key}={value!r} must be a number") from None
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{key}={value!r} must be a number")
@@ -629,6 +634,11 @@ def resolve_config(
             raise ConfigError(f"config {path} must be a mapping of keys to values")
         data.update(loaded)
     data.update(parse_overrides(overrides or []))
+    if settings is not None and not isinstance(settings, Mapping):  # a review: TypeError
+        raise ConfigError(
+            f"settings={shown(settings)}: give a mapping of setting names to values, e.g."
+            " {'max_epochs': 5}"
+        )
     data.update(settings or {})
     if (settings or {}).get("max_time") is not None:  # as train(max_time=) takes it
         data["max_time"] = duration_text(settings["max_time"])  # type: ignore[index]
