@@ -543,9 +543,12 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
             # a number written as text, in Python settings ({"lr": "3e-4"}), read as a
             # key=value setting is: float() also took '1_0' and other scripts' digits
             try:
-                value = load_yaml(value)
+                parsed = load_yaml(value)
             except yaml.YAMLError:
-                raise ConfigError(f"{key}={value!r} must be a number") from None
+                parsed = value
+            if isinstance(parsed, str) and value.strip().lower() in ("inf", "-inf", "nan"):
+                raise ConfigError(f"{key}={value.strip()} must be a finite number")
+            value = parsed
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{key}={value!r} must be a number")
         if not math.isfinite(value):
