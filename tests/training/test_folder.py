@@ -52,7 +52,10 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
     blocker = tmp_path / "a file"
     blocker.write_text("")
     with (
-        pytest.raises(ConfigError, match="--out .*a file/run: cannot create it"),
+        pytest.raises(
+            ConfigError,
+            match=f"--out .*a file/run: cannot create it .{blocker} is a file, not a folder",
+        ),
         held(blocker / "run"),
     ):
         pass

@@ -83,7 +83,9 @@ def _locked(path: Path, run_dir: Path):
             path.parent.mkdir(parents=True, exist_ok=True)
             lock = path.open("a")
         except OSError as err:
-            raise ConfigError(f"--out {run_dir}: cannot create it ({err.strerror})") from None
+            blocker = next((p for p in path.parents if p.is_file()), None)
+            why = f"{blocker} is a file, not a folder" if blocker is not None else err.strerror
+            raise ConfigError(f"--out {run_dir}: cannot create it ({why})") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
