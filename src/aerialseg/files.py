@@ -201,7 +201,10 @@ def read_bounded(path: str | os.PathLike, most: int = TEXT_FILE_BYTES) -> bytes:
     if info.st_size > most:
         raise OSError(errno.EFBIG, f"larger than {most // 2**20} MiB")
     with open(path, "rb") as f:
-        return f.read(most + 1)[:most]
+        data = f.read(most + 1)
+    if len(data) > most:  # grown since its size was read: refused, not cut short
+        raise OSError(errno.EFBIG, f"larger than {most // 2**20} MiB")
+    return data
 
 
 def gdal_name(path: str | os.PathLike) -> str:

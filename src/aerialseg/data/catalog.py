@@ -245,7 +245,7 @@ def expand_scenes(images: str | list[str]) -> list[str]:
             continue
         # a folder predicted into itself: its outputs are no scenes (a review: x_classes.tif
         # was inspected and trained on as one)
-        outputs = outputs_among(listed)
+        outputs = set(outputs_among(listed))
         if outputs:
             print(
                 f"{printable(item)}: left out {len(outputs)} file(s) that are predict's outputs"
