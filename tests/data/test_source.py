@@ -1,6 +1,7 @@
 import io
 import os
 import shutil
+import subprocess
 import tracemalloc
 import warnings
 import zipfile
@@ -186,6 +187,18 @@ def test_a_damaged_zip_is_one_line(tmp_path):
     assert zipfile.is_zipfile(path)
     with pytest.raises(DatasetError, match=r"damaged.zip: a damaged zip archive \(Bad magic"):
         DatasetSource(path)
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="the zip tool makes the encrypted archive")
+def test_an_encrypted_zip_says_so(tiny_dataset, tmp_path):
+    """A review: every entry of a password-protected zip was reported as damaged."""
+    archive = tmp_path / "locked.zip"
+    subprocess.run(
+        ["zip", "-q", "-r", "-P", "secret", str(archive), "."], cwd=tiny_dataset, check=True
+    )
+    with pytest.raises(DatasetError, match=r"locked.zip: its entry '.+' is encrypted, which GDAL"):
+        DatasetSource(archive)
+    DatasetSource(zip_folder(tiny_dataset, tmp_path / "open.zip"))  # the same, unlocked, reads
 
 
 def test_a_zip_whose_path_gdal_cannot_name_is_refused_as_such(tiny_dataset, tmp_path):

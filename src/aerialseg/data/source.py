@@ -41,6 +41,10 @@ class Pair:
         return PurePosixPath(self.id).stem
 
 
+# A zip entry's general-purpose flag bit 0: its data is encrypted (APPNOTE 4.4.4)
+ZIP_ENCRYPTED = 0x1
+
+
 class DatasetSource:
     """The image/mask pairs of one dataset in a folder, a zip archive or a manifest's folder.
 
@@ -68,9 +72,17 @@ class DatasetSource:
                 )
             try:
                 with zipfile.ZipFile(self.path) as archive:
-                    names = [n for n in archive.namelist() if not n.endswith("/")]
+                    entries = [i for i in archive.infolist() if not i.filename.endswith("/")]
             except (zipfile.BadZipFile, OSError) as err:
                 raise DatasetError(f"{self.path}: a damaged zip archive ({err})") from None
+            names = [i.filename for i in entries]
+            # GDAL reads no encrypted entry, and said "damaged" of each (a review)
+            locked = next((i.filename for i in entries if i.flag_bits & ZIP_ENCRYPTED), None)
+            if locked is not None:
+                raise DatasetError(
+                    f"{self.path}: its entry {locked[:200]!r} is encrypted, which GDAL cannot"
+                    " read; extract the archive with its password and pass the folder"
+                )
             # GDAL's /vsizip/ resolves "..": "y/../z/masks/a.tif" would open another entry
             # than the one whose sizes were checked, or alias it under a second id
             stepping = next((n for n in names if {".", ".."} & set(n.split("/"))), None)
