@@ -33,6 +33,7 @@ import re
 import shutil
 import socket
 import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,17 +365,27 @@ def finish_sets(folder: Path, dead: str | None = None) -> int:
 OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "image", "polygons", "areas")
 
 
-def outputs_among(paths: list[str]) -> list[str]:
-    """Those of ``paths`` that are predict's outputs of another of them in the same folder
-    (``x_classes.tif`` beside ``x.tif``)."""
-    stems = {(os.path.dirname(p), Path(p).stem) for p in paths}
-    return [
-        p
+def outputs_among(
+    paths: Sequence[str | os.PathLike],
+    names: Mapping | None = None,
+    out: str | os.PathLike | None = None,
+) -> set:
+    """Those of ``paths`` that are predict's outputs of another of them: ``NAME_classes.tif``
+    and the like, where NAME is another input's output name (``names``; its file's stem by
+    default) and the file is in the folder its outputs go to (``out``; its own folder by
+    default). A folder predicted into itself, or a glob that reaches its outputs, would
+    otherwise take the first run's outputs as inputs (a review: x_classes.tif was inspected
+    and trained on as a scene)."""
+
+    def folder(p) -> str:
+        return os.path.realpath(out if out is not None else os.path.dirname(p) or ".")
+
+    made = {
+        (folder(p), f"{names[p] if names else Path(p).stem}_{kind}")
         for p in paths
         for kind in OUTPUT_KINDS
-        if Path(p).stem.endswith(f"_{kind}")
-        and (os.path.dirname(p), Path(p).stem.removesuffix(f"_{kind}")) in stems
-    ]
+    }
+    return {p for p in paths if (os.path.realpath(os.path.dirname(p) or "."), Path(p).stem) in made}
 
 
 def _output_name(name: str, stem: str) -> bool:

@@ -243,9 +243,7 @@ def expand_scenes(images: str | list[str]) -> list[str]:
         else:
             found.append(item)
             continue
-        # a folder predicted into itself: its outputs are no scenes (a review: x_classes.tif
-        # was inspected and trained on as one)
-        outputs = set(outputs_among(listed))
+        outputs = outputs_among(listed)
         if outputs:
             print(
                 f"{printable(item)}: left out {len(outputs)} file(s) that are predict's outputs"

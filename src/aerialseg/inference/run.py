@@ -37,7 +37,7 @@ from aerialseg.data.raster import (
     open_input,
 )
 from aerialseg.errors import AerialsegError, ConfigError, printable
-from aerialseg.files import OUTPUT_KINDS, OutputSet, finish_sets, sweep
+from aerialseg.files import OutputSet, finish_sets, outputs_among, sweep
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import (
     ChunkResult,
@@ -161,20 +161,16 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 
 
 def without_own_outputs(paths: list[Path], out: str | os.PathLike) -> list[Path]:
-    """``paths`` less the files in ``out`` that are another input's outputs (``x_classes.tif``
-    of ``x.tif``): a folder predicted into itself, or a glob that reaches ``out``, predicted
-    the first run's outputs on every rerun, and their outputs on the next."""
-    folder = os.path.realpath(out)
-    names = output_names(paths)
-    outputs = {f"{names[p]}_{kind}" for p in paths for kind in OUTPUT_KINDS}
-    kept = [p for p in paths if os.path.realpath(p.parent) != folder or p.stem not in outputs]
-    if len(kept) < len(paths):
+    """``paths`` less the files in ``out`` that are another input's outputs
+    (files.outputs_among), with a note of how many."""
+    outputs = outputs_among(paths, output_names(paths), out)
+    if outputs:
         print(
-            f"--out {out}: left out {len(paths) - len(kept)} input(s) there that are the other"
-            " inputs' outputs (NAME_classes.tif and the like)",
+            f"--out {printable(str(out))}: left out {len(outputs)} input(s) there that are the"
+            " other inputs' outputs (NAME_classes.tif and the like)",
             file=sys.stderr,
         )
-    return kept
+    return [p for p in paths if p not in outputs]
 
 
 def url_names(urls: list[str], taken: set[str]) -> dict[str, str]:
