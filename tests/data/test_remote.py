@@ -1,5 +1,7 @@
 """Rasters read over HTTP: for predict and for training data, never folded into a path."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import rasterio
@@ -9,7 +11,7 @@ import aerialseg
 from aerialseg.cli import main
 from aerialseg.data.catalog import LabelSpec, open_catalog
 from aerialseg.data.classes import ClassTable
-from aerialseg.data.raster import open_input
+from aerialseg.data.raster import UnreadableInputError, open_input
 from aerialseg.data.scenes import Reading
 from aerialseg.errors import DatasetError
 from tests.helpers.geodata import (
@@ -167,6 +169,39 @@ def test_a_server_that_takes_the_connection_and_never_answers_times_out(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"aerialseg: error: {url}: cannot read it (") and "\n" not in err
     assert "timed out" in err
+
+
+def test_a_server_that_stalls_after_a_few_bytes_says_it_stopped_answering(monkeypatch):
+    """A review: a server that sent a header and 4 bytes, then nothing, gave GDAL's "Cannot
+    read TIFF header" alone after the timeout; the reason now says the server stalled."""
+    import socket
+    import threading
+
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "2")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        held = []
+
+        def answer_a_little() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = server.accept()
+                    held.append(conn)
+                    conn.recv(65536)
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"
+                        b"Accept-Ranges: bytes\r\n\r\nII*\x00"
+                    )
+
+        threading.Thread(target=answer_a_little, daemon=True).start()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/scene.tif"
+        with pytest.raises(UnreadableInputError) as err:
+            open_input(url)
+        for conn in held:
+            conn.close()
+    assert str(err.value).startswith(f"{url}: cannot read it (")
+    assert str(err.value).endswith("; the server stopped answering for 2 s, GDAL_HTTP_TIMEOUT)")
 
 
 def test_a_missing_url_says_so(served, tmp_path, capsys):

@@ -36,6 +36,7 @@ import os
 import posixpath
 import re
 import stat
+import time
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -617,6 +618,18 @@ def check_zip_entry(path: str) -> None:
         )
 
 
+def _stalled(seconds: float) -> str:
+    """What to add to GDAL's reason where a read took GDAL_HTTP_TIMEOUT: a server that
+    answered a few bytes and then stalled gave "Cannot read TIFF header" alone (a review)."""
+    try:
+        timeout = float(os.environ["GDAL_HTTP_TIMEOUT"])
+    except (KeyError, ValueError):
+        return ""
+    if timeout <= 0 or seconds < 0.95 * timeout:  # curl's own clock ends it
+        return ""
+    return f"; the server stopped answering for {timeout:g} s, GDAL_HTTP_TIMEOUT"
+
+
 def is_url(path: str | Path) -> bool:
     """Whether ``path`` is a URL or GDAL virtual path (``/vsis3/bucket/x.tif``) rather than
     a local file. Keep URLs as strings: ``Path`` would fold their ``//``."""
@@ -683,12 +696,16 @@ def open_input(
             raise InputError(f"{path}: not a file")
         if info.st_size == 0:
             raise UnreadableInputError(f"{path}: the file is empty (0 bytes)")
+    started = time.monotonic()
     try:
         with no_georeference_warning(), opening(path):
             ds = open_dataset(path, driver)
     except RasterioIOError as err:
         if is_url(path):  # GDAL's reason: a 404, no answer, no range requests, ...
-            raise UnreadableInputError(f"{path}: cannot read it ({library_reason(err)})") from None
+            reason = library_reason(err)
+            if "timed out" not in reason:
+                reason += _stalled(time.monotonic() - started)
+            raise UnreadableInputError(f"{path}: cannot read it ({reason})") from None
         raise UnreadableInputError(
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF; convert"
             " another raster format, a VRT too, with gdal_translate -of COG)"
