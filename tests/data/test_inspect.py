@@ -539,6 +539,28 @@ def test_the_images_nodata_is_not_counted_as_labelled(tmp_path, monkeypatch, cou
     assert report["labelled_pixels"] == 2 * (rows * cols - unlabelled) * step * step
 
 
+def test_a_float_images_nan_and_inf_are_not_counted_as_labelled(tmp_path):
+    """A review: inspect counted every pixel of a half-NaN float scene as labelled, while
+    training and predict leave NaN and inf out. Rows 0-9 are NaN in band 1 and column 5 is
+    inf in band 2; the masks' rows 0-1 are unlabelled already."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=2, size=(72, 80))
+    table = ClassTable.from_dict(VALUE_CLASSES)
+
+    def labelled(holes: bool) -> int:
+        for image in sorted((root / "images").iterdir()):
+            with rasterio.open(image) as src:
+                profile = src.profile | {"dtype": "float32", "nodata": None}
+                data = src.read().astype(np.float32)
+            if holes:
+                data[0, :10] = np.nan
+                data[1, :, 5] = np.inf
+            with rasterio.open(image, "w", **profile) as dst:
+                dst.write(data)
+        return inspect_dataset(open_catalog(str(root), table), table, 0.05)["labelled_pixels"]
+
+    assert labelled(holes=False) - labelled(holes=True) == 2 * (8 * 80 + 62)
+
+
 def test_a_palette_image_is_inspected_in_the_three_bands_of_its_colours(tmp_path):
     """A review: bands=(1,2,3) of a one-band palette image (its colours, as training reads
     it) asked GDAL for the mask of bands 2 and 3: IndexError."""

@@ -46,6 +46,7 @@ from aerialseg.data.raster import (
     choose_bands,
     colour_table,
     open_input,
+    valid_mask,
 )
 from aerialseg.errors import DatasetError
 
@@ -372,12 +373,18 @@ def _nodata_every(ds, bands: tuple[int, ...] | None, step: int) -> np.ndarray | 
     chosen = tuple(sorted(set(bands or range(1, ds.count + 1))))
     if max(chosen) > ds.count:  # a palette image's three colours, of its one band
         chosen = tuple(range(1, ds.count + 1))
-    if all(MaskFlags.all_valid in ds.mask_flag_enums[b - 1] for b in chosen):
+    # a float band's NaN and inf are no data too, as training reads them (valid_mask; a
+    # review: inspect counted a half-NaN scene's every pixel as labelled)
+    floats = any(np.dtype(ds.dtypes[b - 1]).kind == "f" for b in chosen)
+    if not floats and all(MaskFlags.all_valid in ds.mask_flag_enums[b - 1] for b in chosen):
         return np.False_
     each, strips = strip_rows(step), []
     for top in range(0, ds.height, each):
         window = Window(0, top, ds.width, min(each, ds.height - top))
-        strips.append(bands_mask(ds, chosen, window=window)[::step, ::step] == 0)
+        mask = bands_mask(ds, chosen, window=window)
+        if floats:
+            mask = valid_mask(ds.read(list(chosen), window=window), mask)
+        strips.append(mask[::step, ::step] == 0)
     return np.concatenate(strips)
 
 
