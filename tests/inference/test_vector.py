@@ -196,6 +196,42 @@ def test_geojson_follows_rfc_7946(tmp_path):
     assert areas == pytest.approx((data != nodata).sum() * 0.25)
 
 
+@pytest.mark.parametrize("crs", ["EPSG:32760", "EPSG:4326"])
+def test_geojson_polygons_that_cross_the_antimeridian_are_cut_there(tmp_path, crs):
+    """A review: a UTM 60S scene across 180 degrees gave empty polygons where its regions
+    crossed it (GDAL's writer reprojected them), their attributes kept. Each region is now
+    a MultiPolygon with a part on each side, and together they cover the scene."""
+    from rasterio.transform import from_origin
+    from shapely import MultiPolygon, Polygon
+    from shapely.ops import unary_union
+
+    xs, ys = reproject_points("EPSG:4326", crs, [180.0], [-16.5])
+    side = 0.5 if crs != "EPSG:4326" else 5e-6
+    ids = np.full((40, 40), 2, np.uint8)  # Land (value 2) across 180 degrees
+    ids[:, :12] = 5  # Water
+    path = write_geotiff(
+        tmp_path / "c.tif",
+        ids[None],
+        crs=crs,
+        transform=from_origin(xs[0] - 20 * side, ys[0] + 20 * side, side, side),
+    )
+    doc = json.loads(polygonize(path, VALUES, tmp_path / "v", "geojson")["polygons"].read_text())
+    geoms = {f["properties"]["class"]: shape(f["geometry"]) for f in doc["features"]}
+    assert sorted(geoms) == ["Land", "Water"] and not any(g.is_empty for g in geoms.values())
+    assert isinstance(geoms["Land"], MultiPolygon)  # both sides of 180 degrees
+    assert {round(x) for g in geoms["Land"].geoms for x in (g.bounds[0], g.bounds[2])} >= {
+        -180,
+        180,
+    }
+    with rasterio.open(path) as src:
+        left, bottom, right, top = src.bounds
+    lons, lats = reproject_points(
+        crs, "EPSG:4326", [left, right, right, left], [top, top, bottom, bottom]
+    )
+    area = Polygon([(lon % 360, lat) for lon, lat in zip(lons, lats, strict=True)]).area
+    assert unary_union(list(geoms.values())).area == pytest.approx(area, rel=1e-3)
+
+
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_plain_image_polygons_stay_in_pixels(tmp_path):
     # larger than 180 x 90: no longitude and latitude, as RFC 7946 would have them

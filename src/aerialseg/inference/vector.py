@@ -15,16 +15,19 @@ in its ``layer_styles`` table, which QGIS reads as the layer's default style.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import fiona
+import numpy as np
 import rasterio
 import shapely
 import shapely.affinity
 from rasterio.features import shapes
+from rasterio.warp import transform
 from shapely.geometry import Polygon, mapping, shape
 
 from aerialseg.data.classes import ClassTable
@@ -35,6 +38,11 @@ from aerialseg.inference.styles import polygons_qml
 from aerialseg.inference.writers import write_text
 
 DRIVERS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg")}
+# RFC 7946's CRS: longitude and latitude on WGS 84
+LONLAT = "EPSG:4326"
+# Polygons reprojected (in_lonlat) and written this many at a time: memory stays bounded
+# however many regions a scene has
+WRITE_BATCH = 4096
 # Polygons under this many pixels are dropped unless min_area says otherwise: single
 # pixels and specks of two or three, which clutter a map and an attribute table.
 MIN_AREA_PIXELS = 4
@@ -75,6 +83,27 @@ def _moved(polygon: Polygon, affine) -> Polygon:
     return shapely.affinity.affine_transform(polygon, affine.to_shapely())
 
 
+def in_lonlat(polygons: list[Polygon], crs) -> list[Polygon]:
+    """``polygons`` in ``crs`` reprojected to longitude and latitude, for GDAL's RFC 7946
+    writer to cut at the antimeridian: a polygon that crosses it keeps its longitudes
+    continuous, past 180 (PROJ puts them in -180..180: its edge would circle the globe).
+    Hand-written: GDAL's writer reprojects too, but wrote empty polygons of a UTM scene that
+    crosses the antimeridian (a review), and GDAL's transform_geom ran 20 times slower
+    than the one call for every point here once rasterio's transform had been used."""
+    coords = shapely.get_coordinates(polygons)
+    if not len(coords):
+        return polygons
+    lons, lats = (np.asarray(v) for v in transform(crs, LONLAT, coords[:, 0], coords[:, 1]))
+    counts = shapely.get_num_coordinates(polygons)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    span = np.maximum.reduceat(lons, first) - np.minimum.reduceat(lons, first)
+    crosses = np.repeat(span > 180, counts)
+    lons = np.where(crosses & (lons < 0), lons + 360, lons)
+    return list(
+        shapely.set_coordinates(np.array(polygons, dtype=object), np.column_stack([lons, lats]))
+    )
+
+
 def polygonize(
     class_raster: Path,
     classes: ClassTable,
@@ -106,7 +135,8 @@ def polygonize(
             crs, transform = grid if grid is not None else (src.crs, src.transform)
             measure = AreaMeasure(crs, transform, src.width, src.height)
             # RFC 7946 needs a place on Earth: a plain image's polygons stay in pixels
-            options = {"RFC7946": "YES"} if fmt == "geojson" and crs else {}
+            to_lonlat = fmt == "geojson" and crs is not None
+            options = {"RFC7946": "YES"} if to_lonlat else {}
             if min_area is None:
                 min_area = MIN_AREA_PIXELS * measure.pixel_area()
             # GDAL polygonizes a band in its file's own coordinates; moved onto ``grid``'s
@@ -129,7 +159,9 @@ def polygonize(
                 )
                 regions = zip(simple, (value for _, value in kept), strict=True)
             schema = {
-                "geometry": "Polygon",
+                # cut at the antimeridian, a polygon is a MultiPolygon (GeoJSON has no
+                # layer type to keep)
+                "geometry": "Unknown" if to_lonlat else "Polygon",
                 "properties": {"class_id": "int", "class": "str", measure.field: "float"},
             }
             with fiona.open(
@@ -138,22 +170,29 @@ def polygonize(
                 driver=driver,
                 schema=schema,
                 layer="polygons",
-                crs=crs.to_wkt() if crs else None,
+                crs=LONLAT if to_lonlat else crs.to_wkt() if crs else None,
                 **options,
             ) as sink:
-                for poly, value in regions:
-                    area = measure.polygon_area(poly)
-                    if poly.is_empty or area < min_area:
-                        continue
-                    sink.write(
+                measured = (
+                    (poly, value, area)
+                    for poly, value in regions
+                    if not poly.is_empty and (area := measure.polygon_area(poly)) >= min_area
+                )
+                while batch := list(itertools.islice(measured, WRITE_BATCH)):
+                    polygons = [poly for poly, _, _ in batch]
+                    if to_lonlat:
+                        polygons = in_lonlat(polygons, crs)
+                    geometries = [mapping(poly) for poly in polygons]
+                    sink.writerecords(
                         {
-                            "geometry": mapping(poly),
+                            "geometry": geometry,
                             "properties": {
                                 "class_id": value,
                                 "class": names[value],
                                 measure.field: area,
                             },
                         }
+                        for geometry, (_, value, area) in zip(geometries, batch, strict=True)
                     )
         style = polygons_qml(classes)
         if fmt == "gpkg":
