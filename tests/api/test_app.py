@@ -709,6 +709,39 @@ def test_a_bad_vector_parameter_is_422_not_500(client, tmp_path):
     assert ok.status_code == 200
 
 
+def test_simplify_and_min_area_without_polygons_are_422(client):
+    """A review: they were ignored without a word, where predict_files refuses them."""
+    photo = {"file": ("a.jpg", jpeg_bytes(64, 64), "image/jpeg")}
+    for query in ("simplify=5", "format=json&min_area=5", "format=json&simplify=1&min_area=5"):
+        response = client.post(f"/v1/segment?{query}", files=photo)
+        assert response.status_code == 422, query
+        assert response.json()["detail"].endswith(": shape the polygons; add polygons=true")
+    assert "simplify and min_area:" in response.json()["detail"]
+
+
+def test_the_json_answer_is_encoded_off_the_event_loop(client, monkeypatch):
+    """A review: a 200 MB answer was encoded on the event loop, where it held every other
+    connection, /healthz's too, for up to 23 s. It is encoded in the prediction's worker,
+    as JSONResponse would."""
+    import threading
+
+    from aerialseg.api import app as app_module
+
+    threads = []
+    encode = app_module.json.dumps
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(app_module.json, "dumps", recorded)
+    photo = {"file": ("a.jpg", jpeg_bytes(64, 64), "image/jpeg")}
+    response = client.post("/v1/segment?format=json&overlay=true", files=photo)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"areas", "mask", "color_png", "overlay_png"}
+    assert threads and all(name.startswith("predict") for name in threads)
+
+
 def test_json_parts_asked_of_an_image_answer_are_422(client):
     """A review: overlay, confidence, polygons and preview were ignored without a word
     unless format=json."""

@@ -148,11 +148,14 @@ def _segment(loaded: Predictor, upload: Path, out: Path, opts: PredictOptions) -
         return predict_one(loaded, upload, out, replace(opts, driver=driver))
 
 
-def _answered(segment: Callable[[], dict[str, Path]], *extras: bool) -> dict[str, Any]:
-    """The JSON answer of a prediction, made in the prediction's job: made in a job of its
-    own, it queued behind every prediction asked for meanwhile, and each answer waited
-    for the whole queue (a review: five uploads all answered at 18 s)."""
-    return _json_answer(segment(), *extras)
+def _answered(segment: Callable[[], dict[str, Path]], *extras: bool) -> bytes:
+    """The JSON answer of a prediction, encoded as JSONResponse would, in the prediction's
+    job: made in a job of its own, it queued behind every prediction asked for meanwhile,
+    and each answer waited for the whole queue (a review: five uploads all answered at
+    18 s); encoded on the event loop, a 200 MB answer held every connection, /healthz's
+    too, for 5 to 23 s (a review)."""
+    body = _json_answer(segment(), *extras)
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _json_answer(
@@ -405,6 +408,13 @@ def create_app(
                 f"{' and '.join(asked_for)}: part of the JSON answer; add format=json",
                 headers={"connection": "close"},
             )
+        shaping = [name for name in ("simplify", "min_area") if asked[name]]
+        if shaping and not polygons:  # not ignored without a word, as predict_files says
+            raise HTTPException(
+                422,
+                f"{' and '.join(shaping)}: shape the polygons; add polygons=true",
+                headers={"connection": "close"},
+            )
         try:
             opts = _options(loaded, limits, asked, polygons, preview)
         except AerialsegError as err:  # said before the body is read
@@ -414,7 +424,7 @@ def create_app(
             loop = asyncio.get_running_loop()
             try:
                 await receive_upload(request, upload, limits.max_upload_bytes)
-                work = functools.partial(_segment, loaded, upload, out, opts)
+                work: Callable[[], Any] = functools.partial(_segment, loaded, upload, out, opts)
                 if format == "json":  # in the prediction's own job (_answered)
                     work = functools.partial(
                         _answered, work, overlay, polygons, confidence, preview
@@ -435,7 +445,7 @@ def create_app(
                 log.error("%s", reason)
                 raise HTTPException(507, "the server's disk is full; try again later") from None
             if format == "json":
-                return JSONResponse(result)
+                return Response(result, media_type="application/json")
             mask = result["classes"]
             return Response(mask.read_bytes(), media_type=MEDIA[mask.suffix])
 
