@@ -145,7 +145,8 @@ class Model:
                 a float array whose values lie in 0..1 (give or take 0.5: resampling
                 overshoots) is taken as 8-bit values / 255, and a list of whole numbers in
                 0..255 as 8-bit values. A masked array's masked pixels, and a PIL image's
-                transparent ones, are nodata. Scenes too large for memory go to
+                transparent ones, are nodata. PIL decodes a JPEG a little differently from
+                GDAL: pass the path for the classes ``aerialseg predict`` gives. Scenes too large for memory go to
                 ``predict_files``.
             probabilities: also return the class probabilities.
             confidence: also return each pixel's confidence.
