@@ -319,10 +319,14 @@ def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
     # what is not a list of callbacks or a function is one line before anything is read
     for wrong, said in (
         ({"callbacks": 5}, "give a list of Lightning"),
+        ({"callbacks": [Steps(), 5]}, r"callbacks: 5 is not a Lightning callback"),
         ({"transforms": 5}, "a function"),
+        ({"started": "now"}, r"started='now': give time.monotonic\(\) when the work began"),
+        ({"started": float("nan")}, "started=nan: give time.monotonic"),
+        ({"settings": [("max_steps", 2)]}, "give a mapping of setting names to values"),
     ):
         with pytest.raises(ConfigError, match=said):
-            aerialseg.train(tiny_dataset, tmp_path / "bad", settings=TINY, **wrong)
+            aerialseg.train(tiny_dataset, tmp_path / "bad", **({"settings": TINY} | wrong))
     assert not (tmp_path / "bad").exists()
 
 
@@ -401,6 +405,15 @@ def test_bad_reading_options_are_one_line_before_anything_is_written(tiny_model,
         with pytest.raises((InputError, ConfigError)):
             aerialseg.predict_files(file, out, model=model, vector=polygons, **{name: value})
         assert not out.exists(), name
+    # Ray's options without Ray, and no workers (a review: ignored, and 0 taken)
+    for ray, name, value, said in (
+        (None, "ray_workers", 2, "--ray-workers shares the work among Ray's workers: give --ray"),
+        (None, "block_megapixels", 8.0, "--block-megapixels shares the work among Ray's"),
+        ("local", "ray_workers", 0, "--ray-workers 0: give 1 or more workers"),
+    ):
+        with pytest.raises(AerialsegError, match=said):
+            aerialseg.predict_files(file, tmp_path / "ray", model=model, ray=ray, **{name: value})
+        assert not (tmp_path / "ray").exists()
 
 
 def test_an_array_takes_no_file_reading_options_and_tensors_are_arrays(tiny_model):
@@ -452,6 +465,12 @@ def test_an_array_the_model_cannot_take_is_named_as_the_caller_gave_it(tiny_mode
         model.predict(np.zeros((64, 80), np.uint8))
     with pytest.raises(InputError, match=r"^an array of <U1: pass numbers"):
         model.predict(np.array([["a"]]))
+    # RGBA as numpy.asarray(PIL.Image.open(...)) gives it: the way to its alpha (a review)
+    rgba = np.zeros((64, 80, 4), np.uint8)
+    with pytest.raises(InputError, match=r"; if its last band is alpha, pass the PIL image, or"):
+        model.predict(rgba)
+    masked = np.ma.masked_array(rgba[..., :3], np.broadcast_to(rgba[..., 3:] == 0, (64, 80, 3)))
+    assert not model.predict(masked).valid.any()  # the way it names works
     huge = np.broadcast_to(np.uint8(5), (200_000, 200_000, 3))  # 120 GB, held as one byte
     with pytest.raises(
         InputError,
@@ -459,6 +478,22 @@ def test_an_array_the_model_cannot_take_is_named_as_the_caller_gave_it(tiny_mode
         r" predict_files \(aerialseg predict\) reads a scene window by window$",
     ):
         model.predict(huge)
+
+
+def test_a_truncated_pil_image_is_one_line(tiny_model, tmp_path):
+    """A review: a JPEG cut short, opened with PIL, raised PIL's OSError from numpy."""
+    from PIL import Image
+
+    half = tmp_path / "half.jpg"
+    half.write_bytes(TILE3.read_bytes()[:30_000])
+    model = aerialseg.load_model(tiny_model)
+    with pytest.raises(InputError, match=r"half.jpg: the image is truncated or damaged \("):
+        model.predict(Image.open(half))
+    assert model.predict(Image.open(TILE3)).class_ids.shape == (658, 682)
+    closed = Image.open(TILE3)
+    closed.close()
+    with pytest.raises(InputError, match=r"image_part_002.jpg: the image is unreadable \(Op"):
+        model.predict(closed)
 
 
 def test_an_array_too_wide_for_row_bands_is_refused_as_a_file_of_its_width_is(

@@ -8,11 +8,13 @@ Heavy libraries (torch, Lightning, rasterio) are imported when a function first 
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,6 +39,9 @@ Precision = Literal["auto", "fp32", "bf16"]
 # Caps every training run at this many optimiser steps: a smoke test of a script or of the
 # documentation's examples trains in seconds instead of hours. Announced when it applies.
 MAX_STEPS_ENV = "AERIALSEG_MAX_STEPS"
+# With --ray, scenes of more megapixels than this are predicted in row blocks by several
+# workers
+BLOCK_MEGAPIXELS = 64.0
 
 
 def default_model_path() -> Path:
@@ -146,8 +151,8 @@ class Model:
                 overshoots) is taken as 8-bit values / 255, and a list of whole numbers in
                 0..255 as 8-bit values. A masked array's masked pixels, and a PIL image's
                 transparent ones, are nodata. PIL decodes a JPEG a little differently from
-                GDAL: pass the path for the classes ``aerialseg predict`` gives. Scenes too large for memory go to
-                ``predict_files``.
+                GDAL: pass the path for the classes ``aerialseg predict`` gives. Scenes too
+                large for memory go to ``predict_files``.
             probabilities: also return the class probabilities.
             confidence: also return each pixel's confidence.
             tta: average over flips (3x the compute).
@@ -248,6 +253,12 @@ class Model:
         from PIL import Image
 
         if isinstance(image, Image.Image):
+            try:  # decoded here: a truncated JPEG raised PIL's OSError from numpy (a review)
+                image.load()
+            except (OSError, ValueError) as err:  # ValueError: a closed image
+                name = getattr(image, "filename", "") or "the PIL image"
+                said = "truncated or damaged" if isinstance(err, OSError) else "unreadable"
+                raise InputError(f"{name}: the image is {said} ({err})") from None
             image = _pil_rgb_or_grey(image)  # once, for its mask and its pixels
         masked = _masked_pixels(image)
         array = _as_array(image)
@@ -257,10 +268,17 @@ class Model:
             array = array[:, :, None]
         if array.ndim != 3 or array.shape[2] != want or 0 in array.shape:
             first = array.ndim == 3 and array.shape[0] == want and array.shape[2] != want
+            alpha = array.ndim == 3 and array.shape[2] == want + 1  # RGBA, as PIL gives it
             raise InputError(
                 f"an array of shape {shape}: the model takes (height, width, {want})"
                 " values: uint8, 16-bit or float (stretched as files are), or float in 0..1"
                 + ("; this one has its bands first: transpose it to (1, 2, 0)" if first else "")
+                + (
+                    f"; if its last band is alpha, pass the PIL image, or the first {want}"
+                    " bands as a numpy.ma.masked_array masked where alpha is 0"
+                    if alpha
+                    else ""
+                )
             )
         # Its float32 copy alone past this machine's memory: refused before allocating,
         # where the system would grant it and kill the process once it is written.
@@ -400,7 +418,7 @@ def predict_files(
     shard: str | None = None,
     ray: str | None = None,
     ray_workers: int | None = None,
-    block_megapixels: PositiveFloat = 64.0,
+    block_megapixels: PositiveFloat = BLOCK_MEGAPIXELS,
     precision: Precision = "auto",
 ) -> PredictSummary | RaySummary:
     """Segment images of any size (JPEG, PNG, TIFF, GeoTIFF): ``aerialseg predict``.
@@ -475,6 +493,11 @@ def predict_files(
     for name, given in (("--simplify", simplify), ("--min-area", min_area)):
         if given and vector is None:  # not ignored without a word (a review)
             raise AerialsegError(f"{name} shapes the polygons of --vector: give --vector too")
+    for name, given in (("--ray-workers", ray_workers), ("--block-megapixels", block_megapixels)):
+        if ray is None and given not in (None, BLOCK_MEGAPIXELS):
+            raise AerialsegError(f"{name} shares the work among Ray's workers: give --ray too")
+    if ray_workers is not None and ray_workers < 1:  # a review: 0 was taken
+        raise ConfigError(f"--ray-workers {ray_workers}: give 1 or more workers")
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     extra = {"areas": areas, "color": color, "overlay": overlay, "confidence": confidence}
     opts = PredictOptions(
@@ -589,7 +612,7 @@ def training_config(
                 " not apply: give what should change as key=value"
             )
         preset, config = "default", saved
-    return resolve_config(preset, config, settings=dict(settings or {}))
+    return resolve_config(preset, config, settings=settings)
 
 
 def launch_settings(
@@ -753,6 +776,15 @@ def train(
         raise ConfigError(f"callbacks={shown(callbacks)}: give a list of Lightning callbacks")
     if transforms is not None and not callable(transforms):
         raise ConfigError(f"transforms={shown(transforms)}: give a function of a sample")
+    from lightning.pytorch.callbacks import Callback
+
+    stray = next((c for c in callbacks if not isinstance(c, Callback)), None)
+    if stray is not None:  # a review: callbacks=[5] failed in Lightning, after loading
+        raise ConfigError(f"callbacks: {shown(stray)} is not a Lightning callback")
+    if started is not None and (
+        isinstance(started, bool) or not isinstance(started, Real) or not math.isfinite(started)
+    ):  # a review: started="now" failed 17 frames deep, after 5 s of training
+        raise ConfigError(f"started={shown(started)}: give time.monotonic() when the work began")
 
     resume = resume or resume_from is not None
     given = launch_settings(max_time, devices, num_nodes, accelerator, resize_masks)
@@ -760,7 +792,8 @@ def train(
     cfg = training_config(
         preset=preset,
         config=config,
-        settings={**(settings or {}), **given},
+        # a list of pairs is refused by training_config (a review: a TypeError here)
+        settings={**settings, **given} if isinstance(settings, Mapping) else settings or given,
         resume=run_dir if resume else None,
     )
     if resume and (split is not None or classes is not None):  # they were silently ignored

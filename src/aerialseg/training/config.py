@@ -614,7 +614,7 @@ def resolve_config(
     preset: str = "default",
     config_file: str | Path | None = None,
     overrides: list[str] | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
     """Preset, then the config file, then ``key=value`` overrides, then ``settings`` (typed
     values by key, as the Python API takes them: ``max_time`` also as seconds or a
