@@ -152,6 +152,12 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         page.fill("#bands", "1,2")
         page.set_input_files("#file", str(IMAGE))
         page.wait_for_selector("#error:has-text('the model takes 3 band')")
+        # in the page's words: the Bands field and the file's name (a review: '?bands=' and
+        # 'upload')
+        page.fill("#bands", "1,2,7")
+        page.set_input_files("#file", str(IMAGE))
+        page.wait_for_selector("#error:has-text('asks for band 7')")
+        assert page.text_content("#error").startswith(f"{IMAGE.name}: Bands 1,2,7 asks for band 7")
         # A 5-band image with the field empty: the hint names the field, not the query.
         five = write_geotiff(tmp_path / "five.tif", np.full((5, 64, 64), 90, np.uint8))
         page.fill("#bands", "")

@@ -111,11 +111,15 @@ async function doubtLayer(base64) {
 }
 
 // FastAPI's own validation errors give a list of {loc, msg}; aerialseg's a sentence.
-function detailText(detail) {
+function detailText(detail, name) {
   if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(-1)[0] || "request"}: ${d.msg}`).join("; ");
   if (typeof detail !== "string") return "";
-  // the API's hints name its query parameter; on this page the Bands field sets it
-  return detail.replace(/with \?bands=, e\.g\. \?bands=(\S+)/g, "in the Bands field, e.g. $1");
+  // the API's words name its query parameter and call the file "upload"; on this page the
+  // Bands field sets the one, and the user chose the other by its name
+  return detail
+    .replace(/with \?bands=, e\.g\. \?bands=(\S+)/g, "in the Bands field, e.g. $1")
+    .replace(/\?bands= ?/g, "Bands ")
+    .replace(/^upload(?=:)/, () => name);
 }
 
 // "4 3 2", "4, 3, 2" and "4,3,2" alike, as the command line takes them
@@ -147,7 +151,7 @@ function upload(file) {
       clearInterval(timer);
       if (xhr.status === 200) resolve(xhr.response);
       else if (xhr.status === 401) { askForToken("Enter the token this server was started with."); reject(new Error("the server needs a token")); }
-      else reject(new Error(detailText(xhr.response && xhr.response.detail) || `server answered ${xhr.status}`));
+      else reject(new Error(detailText(xhr.response && xhr.response.detail, file.name) || `server answered ${xhr.status}`));
     };
     xhr.onerror = () => { clearInterval(timer); reject(new Error("could not reach the server")); };
     xhr.onabort = () => { clearInterval(timer); reject(new Error("aborted")); };
