@@ -500,14 +500,19 @@ def test_polygons_need_a_background_or_a_labelled_area(tmp_path, boxes):
 
 
 def test_degrees_are_told_from_projected_coordinates_at_their_limits(tmp_path):
-    """A GeoJSON without 'crs' is WGS84: coordinates up to ±180 and ±90 are degrees, past
-    them projected ones that a careless export left in, refused in one line."""
+    """A GeoJSON without 'crs' is WGS84: coordinates up to ±360 and ±90 are degrees, past
+    them projected ones that a careless export left in, refused in one line. Longitudes
+    past 180 are those of labels across the antimeridian (a review: 180.001 was refused)
+    or of data in 0..360."""
     world = _raw_geojson(tmp_path / "w.geojson", [_ring(-180, -90, 180, 90)], ["Water"])
     assert read_polygons(world, TABLE, "class").polygons.crs == WGS84_CRS
+    for k, ring in enumerate([_ring(179.999, -16.501, 180.001, -16.5), _ring(-360, 0, 360, 1)]):
+        across = _raw_geojson(tmp_path / f"a{k}.geojson", [ring], ["Water"])
+        assert read_polygons(across, TABLE, "class").polygons.crs == WGS84_CRS
     for k, ring in enumerate(
         [
-            _ring(-180.5, 0, 10, 10),
-            _ring(0, 0, 180.5, 10),
+            _ring(-360.5, 0, 10, 10),
+            _ring(0, 0, 360.5, 10),
             _ring(0, -90.5, 10, 10),
             _ring(0, 0, 10, 90.5),
             _ring(0, 80, 10, 95),
@@ -517,9 +522,9 @@ def test_degrees_are_told_from_projected_coordinates_at_their_limits(tmp_path):
         (left, bottom), (right, top) = ring[0], ring[2]
         x, y = max(abs(left), abs(right)), max(abs(bottom), abs(top))
         assert message(read_polygons, path, TABLE, "class") == (
-            f"{path}: coordinates up to {x:,.0f}, {y:,.0f} are not degrees, but the file"
-            " declares no other CRS (a GeoJSON without 'crs' is WGS84); give the CRS they"
-            " are in with --label-crs, e.g. --label-crs EPSG:32640"
+            f"{path}: coordinates up to {x:,.6g}, {y:,.6g} are not degrees, though the file's"
+            " CRS is longitude and latitude (a GeoJSON without 'crs' is WGS84); give the CRS"
+            " they are in with --label-crs, e.g. --label-crs EPSG:32640"
         ), ring
 
 

@@ -428,8 +428,11 @@ def _densified(geometry, crs: CRS):
 
 
 def _in_degrees(geometries: list) -> bool:
+    """Whether the coordinates can be longitudes and latitudes: longitudes past 180 too
+    (a scene across the antimeridian is digitised at 180.001; some data runs 0..360), as
+    PROJ reads them (a review: such labels were refused, in a file that declares WGS84)."""
     left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
-    return math.isfinite(left) and left >= -180 and right <= 180 and bottom >= -90 and top <= 90
+    return math.isfinite(left) and left >= -360 and right <= 360 and bottom >= -90 and top <= 90
 
 
 def _check_degrees(path: str | Path, geometries: list) -> None:
@@ -438,10 +441,10 @@ def _check_degrees(path: str | Path, geometries: list) -> None:
     if not _in_degrees(geometries):
         left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
         raise DatasetError(
-            f"{path}: coordinates up to {max(abs(left), abs(right)):,.0f},"
-            f" {max(abs(bottom), abs(top)):,.0f} are not degrees, but the file declares no"
-            " other CRS (a GeoJSON without 'crs' is WGS84); give the CRS they are in with"
-            " --label-crs, e.g. --label-crs EPSG:32640"
+            f"{path}: coordinates up to {max(abs(left), abs(right)):,.6g},"
+            f" {max(abs(bottom), abs(top)):,.6g} are not degrees, though the file's CRS is"
+            " longitude and latitude (a GeoJSON without 'crs' is WGS84); give the CRS they are"
+            " in with --label-crs, e.g. --label-crs EPSG:32640"
         )
 
 
