@@ -408,6 +408,7 @@ def test_bad_reading_options_are_one_line_before_anything_is_written(tiny_model,
     # Ray's options without Ray, and no workers (a review: ignored, and 0 taken)
     for ray, name, value, said in (
         (None, "ray_workers", 2, "--ray-workers shares the work among Ray's workers: give --ray"),
+        (None, "ray_workers", 64, "--ray-workers shares"),  # block_megapixels' default
         (None, "block_megapixels", 8.0, "--block-megapixels shares the work among Ray's"),
         ("local", "ray_workers", 0, "--ray-workers 0: give 1 or more workers"),
     ):

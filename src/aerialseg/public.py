@@ -490,13 +490,15 @@ def predict_files(
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
-    for name, given in (("--simplify", simplify), ("--min-area", min_area)):
+    for name, given in (("--simplify", simplify != 0), ("--min-area", min_area is not None)):
         if given and vector is None:  # not ignored without a word (a review)
             raise AerialsegError(f"{name} shapes the polygons of --vector: give --vector too")
-    for name, given in (("--ray-workers", ray_workers), ("--block-megapixels", block_megapixels)):
-        if ray is None and given not in (None, BLOCK_MEGAPIXELS):
+    ray_options = {"--ray-workers": ray_workers is not None}
+    ray_options["--block-megapixels"] = block_megapixels != BLOCK_MEGAPIXELS
+    for name, given in ray_options.items():
+        if ray is None and given:  # not ignored without a word (a review)
             raise AerialsegError(f"{name} shares the work among Ray's workers: give --ray too")
-    if ray_workers is not None and ray_workers < 1:  # a review: 0 was taken
+    if ray_workers is not None and ray_workers < 1:  # a review: 0 was taken without --ray
         raise ConfigError(f"--ray-workers {ray_workers}: give 1 or more workers")
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     extra = {"areas": areas, "color": color, "overlay": overlay, "confidence": confidence}
@@ -557,8 +559,6 @@ def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) 
     inputs, names = ray_inputs(items, out)
     if not inputs:
         raise AerialsegError("no input images found; give files, folders, glob patterns or URLs")
-    if workers is not None and workers < 1:
-        raise AerialsegError(f"--ray-workers {workers}: give 1 or more")
     path = model_path(model.path if isinstance(model, Model) else model)
     # Loaded here once too, so that a bad model file is one line before Ray starts.
     spec = load_predictor(path, device="cpu", precision="fp32").spec  # .onnx: on ORT

@@ -152,6 +152,7 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         page.fill("#bands", "1,2")
         page.set_input_files("#file", str(IMAGE))
         page.wait_for_selector("#error:has-text('the model takes 3 band')")
+        assert page.text_content("#error").startswith("Bands 1,2: the model takes 3 band")
         # in the page's words: the Bands field and the file's name (a review: '?bands=' and
         # 'upload')
         page.fill("#bands", "1,2,7")

@@ -198,6 +198,9 @@ def test_an_encrypted_zip_says_so(tiny_dataset, tmp_path):
     )
     with pytest.raises(DatasetError, match=r"locked.zip: its entry '.+' is encrypted, which GDAL"):
         DatasetSource(archive)
+    entry = zipfile.ZipFile(archive).namelist()[-1]  # as predict opens a zip's entry
+    with pytest.raises(InputError, match=r"the entry is encrypted, which GDAL cannot read"):
+        check_zip_entry(f"/vsizip/{{{archive}}}/{entry}")
     DatasetSource(zip_folder(tiny_dataset, tmp_path / "open.zip"))  # the same, unlocked, reads
 
 

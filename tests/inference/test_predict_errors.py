@@ -289,7 +289,9 @@ def test_a_min_area_of_the_whole_scene_or_more_is_predicted_not_a_crash(tmp_path
         assert (out / "small_polygons.gpkg").is_file() and (out / "one_polygons.gpkg").is_file()
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--min-area", "100"), ("--simplify", "2")])
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--min-area", "100"), ("--min-area", "0"), ("--simplify", "2")]
+)
 def test_polygon_options_without_polygons_are_refused_not_ignored(
     tmp_path, base, capsys, flag, value
 ):

@@ -232,6 +232,30 @@ def test_geojson_polygons_that_cross_the_antimeridian_are_cut_there(tmp_path, cr
     assert unary_union(list(geoms.values())).area == pytest.approx(area, rel=1e-3)
 
 
+def test_geojson_of_a_scene_around_a_pole_or_wider_than_half_the_globe(tmp_path):
+    """Found by a review of the antimeridian cut: a scene around the South Pole failed
+    (longitudes past 360), and one 200 degrees wide had its Land turned into the rest of the
+    globe. Land around the pole reaches -90; the wide scene's polygons keep its bounds."""
+    from rasterio.transform import from_origin
+
+    ids = np.full((30, 40), 2, np.uint8)  # Land, and a Water strip
+    ids[:, :5] = 5
+    scenes = {
+        "pole": ("EPSG:3031", from_origin(-10_000, 7_500, 500, 500)),
+        "wide": ("EPSG:4326", from_origin(-100, 60, 5, 4)),
+    }
+    found = {}
+    for name, (crs, grid) in scenes.items():
+        path = write_geotiff(tmp_path / f"{name}.tif", ids[None], crs=crs, transform=grid)
+        doc = json.loads(
+            polygonize(path, VALUES, tmp_path / name, "geojson")["polygons"].read_text()
+        )
+        found[name] = {f["properties"]["class"]: shape(f["geometry"]) for f in doc["features"]}
+    assert found["pole"]["Land"].bounds[1] == -90 and found["pole"]["Land"].bounds[3] < -89.8
+    assert found["wide"]["Land"].bounds == (-75, -60, 100, 60)
+    assert found["wide"]["Water"].bounds == (-100, -60, -75, 60)
+
+
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_plain_image_polygons_stay_in_pixels(tmp_path):
     # larger than 180 x 90: no longitude and latitude, as RFC 7946 would have them

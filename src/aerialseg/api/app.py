@@ -408,11 +408,13 @@ def create_app(
                 f"{' and '.join(asked_for)}: part of the JSON answer; add format=json",
                 headers={"connection": "close"},
             )
-        shaping = [name for name in ("simplify", "min_area") if asked[name]]
-        if shaping and not polygons:  # not ignored without a word, as predict_files says
+        shaping = {"simplify": asked["simplify"] != 0, "min_area": asked["min_area"] is not None}
+        named = [name for name, given in shaping.items() if given]
+        if named and not polygons:  # not ignored without a word, as predict_files says
+            add = "polygons=true" + ("" if format == "json" else " and format=json")
             raise HTTPException(
                 422,
-                f"{' and '.join(shaping)}: shape the polygons; add polygons=true",
+                f"{' and '.join(named)}: shape the polygons; add {add}",
                 headers={"connection": "close"},
             )
         try:

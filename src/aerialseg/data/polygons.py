@@ -428,11 +428,8 @@ def _densified(geometry, crs: CRS):
 
 
 def _in_degrees(geometries: list) -> bool:
-    """Whether the coordinates can be longitudes and latitudes: longitudes past 180 too
-    (a scene across the antimeridian is digitised at 180.001; some data runs 0..360), as
-    PROJ reads them (a review: such labels were refused, in a file that declares WGS84)."""
     left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
-    return math.isfinite(left) and left >= -360 and right <= 360 and bottom >= -90 and top <= 90
+    return math.isfinite(left) and left >= -180 and right <= 180 and bottom >= -90 and top <= 90
 
 
 def _check_degrees(path: str | Path, geometries: list) -> None:
@@ -440,6 +437,15 @@ def _check_degrees(path: str | Path, geometries: list) -> None:
     coordinates cannot be degrees was written in a projected CRS and lost its name."""
     if not _in_degrees(geometries):
         left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
+        if left >= -360 and right <= 360 and bottom >= -90 and top <= 90:
+            # labels across the antimeridian digitised at 180.001, or data in 0..360: read
+            # as they are, their parts past 180 would miss every scene (a review)
+            raise DatasetError(
+                f"{path}: longitudes from {left:.6g} to {right:.6g}, past 180 degrees;"
+                " aerialseg reads longitudes in -180..180: write the labels in the scenes'"
+                " projected CRS (ogr2ogr -t_srs), or cut them at the antimeridian"
+                " (ogr2ogr -wrapdateline)"
+            )
         raise DatasetError(
             f"{path}: coordinates up to {max(abs(left), abs(right)):,.6g},"
             f" {max(abs(bottom), abs(top)):,.6g} are not degrees, though the file's CRS is"

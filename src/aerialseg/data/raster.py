@@ -501,6 +501,8 @@ URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi
 ZIP_MAX_BYTES = 4 * 2**30
 ZIP_MAX_RATIO = 100
 ZIP_RATIO_FROM = 256 * 2**20
+# A zip entry's general-purpose flag bit 0: its data is encrypted (APPNOTE 4.4.4)
+ZIP_ENCRYPTED = 0x1
 ZIP_ENTRY = re.compile(r"/vsizip/\{(?P<archive>[^}]+)\}/(?P<entry>.+)")
 # A server that takes the connection and never answers kept GDAL waiting for ever (its
 # default has no timeout): a connection is given up after 30 s and a request after 120 s,
@@ -606,6 +608,10 @@ def check_zip_entry(path: str) -> None:
         return  # GDAL says what is wrong as it opens it
     if not infos:
         return
+    if any(i.flag_bits & ZIP_ENCRYPTED for i in infos):  # GDAL said "damaged" (a review)
+        raise InputError(
+            f"{path}: the entry is encrypted, which GDAL cannot read; extract it with its password"
+        )
     info = max(infos, key=lambda i: i.file_size)
     size, packed = info.file_size, info.compress_size
     if size > ZIP_MAX_BYTES or (size > ZIP_RATIO_FROM and size > ZIP_MAX_RATIO * packed):
@@ -619,15 +625,20 @@ def check_zip_entry(path: str) -> None:
 
 
 def _stalled(seconds: float) -> str:
-    """What to add to GDAL's reason where a read took GDAL_HTTP_TIMEOUT: a server that
-    answered a few bytes and then stalled gave "Cannot read TIFF header" alone (a review)."""
+    """What to add to GDAL's reason where the open took GDAL_HTTP_TIMEOUT or longer: a
+    server that answered a few bytes and then stalled gave "Cannot read TIFF header" alone
+    (a review). The timeout holds for each request, so a slow server of several requests
+    may take as long: said as a possibility."""
     try:
         timeout = float(os.environ["GDAL_HTTP_TIMEOUT"])
     except (KeyError, ValueError):
         return ""
     if timeout <= 0 or seconds < 0.95 * timeout:  # curl's own clock ends it
         return ""
-    return f"; the server stopped answering for {timeout:g} s, GDAL_HTTP_TIMEOUT"
+    return (
+        f"; the read took {seconds:.0f} s, past GDAL_HTTP_TIMEOUT's {timeout:g} s for a"
+        " request: the server may have stopped answering"
+    )
 
 
 def is_url(path: str | Path) -> bool:

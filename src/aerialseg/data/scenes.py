@@ -367,9 +367,10 @@ class RasterScene:
 
 def _nodata_every(ds, bands: tuple[int, ...] | None, step: int) -> np.ndarray | np.bool_:
     """Where the image has no data, at every ``step``-th row and column (of ``bands``, any
-    of which holds data where given, else of the file's): training leaves those pixels
-    out, so inspect does not count them as labelled (a review: 3 % nodata was counted as
-    land). False where GDAL says every pixel is valid, which reads nothing."""
+    of which holds data where given, else of the file's; NaN and inf in any, for float
+    bands): training leaves those pixels out, so inspect does not count them as labelled
+    (a review: 3 % nodata was counted as land). False, reading nothing, where GDAL says
+    every pixel is valid and no band is float; else the bands are read whole, by strips."""
     chosen = tuple(sorted(set(bands or range(1, ds.count + 1))))
     if max(chosen) > ds.count:  # a palette image's three colours, of its one band
         chosen = tuple(range(1, ds.count + 1))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from aerialseg.data.layouts import LAYOUT_HINT, find_in_folders, is_manifest, read_manifest
+from aerialseg.data.raster import ZIP_ENCRYPTED
 from aerialseg.errors import DatasetError
 from aerialseg.options import command_line
 
@@ -39,10 +40,6 @@ class Pair:
     @property
     def stem(self) -> str:
         return PurePosixPath(self.id).stem
-
-
-# A zip entry's general-purpose flag bit 0: its data is encrypted (APPNOTE 4.4.4)
-ZIP_ENCRYPTED = 0x1
 
 
 class DatasetSource:

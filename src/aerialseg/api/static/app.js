@@ -118,7 +118,7 @@ function detailText(detail, name) {
   // Bands field sets the one, and the user chose the other by its name
   return detail
     .replace(/with \?bands=, e\.g\. \?bands=(\S+)/g, "in the Bands field, e.g. $1")
-    .replace(/\?bands= ?/g, "Bands ")
+    .replace(/\??bands= ?/g, "Bands ")
     .replace(/^upload(?=:)/, () => name);
 }
 
