@@ -490,9 +490,6 @@ def predict_files(
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
-    for name, given in (("--simplify", simplify != 0), ("--min-area", min_area is not None)):
-        if given and vector is None:  # not ignored without a word (a review)
-            raise AerialsegError(f"{name} shapes the polygons of --vector: give --vector too")
     ray_options = {"--ray-workers": ray_workers is not None}
     ray_options["--block-megapixels"] = block_megapixels != BLOCK_MEGAPIXELS
     for name, given in ray_options.items():

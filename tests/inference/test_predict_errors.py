@@ -299,8 +299,9 @@ def test_polygon_options_without_polygons_are_refused_not_ignored(
     a plain predict, without a word."""
     path = write_geotiff(tmp_path / "scene.tif", rgb_scene(30, 40))
     assert main(["predict", str(path), *base, flag, value]) == 2
+    name = flag.removeprefix("--").replace("-", "_")  # as the value checks name them
     assert capsys.readouterr().err == (
-        f"aerialseg: error: {flag} shapes the polygons of --vector: give --vector too\n"
+        f"aerialseg: error: {name}: shapes the polygons; give --vector too\n"
     )
     assert not (tmp_path / "o").exists()
 

@@ -128,6 +128,7 @@ def _options(
         progress=False,
         max_pixels=limits.max_pixels,
         band_flag="?bands=",  # hints in the query's form: ?bands=1,2,3
+        vector_flag="polygons=true" + ("" if asked["format"] == "json" else " and format=json"),
         pixel_flag=None,  # the model's pixel size: the API has no setting for it
         max_side=limits.max_side,  # from the header: a 125 KB TIFF may be 2,000,000 px wide
         max_aspect=limits.max_aspect,
@@ -406,15 +407,6 @@ def create_app(
             raise HTTPException(
                 422,
                 f"{' and '.join(asked_for)}: part of the JSON answer; add format=json",
-                headers={"connection": "close"},
-            )
-        shaping = {"simplify": asked["simplify"] != 0, "min_area": asked["min_area"] is not None}
-        named = [name for name, given in shaping.items() if given]
-        if named and not polygons:  # not ignored without a word, as predict_files says
-            add = "polygons=true" + ("" if format == "json" else " and format=json")
-            raise HTTPException(
-                422,
-                f"{' and '.join(named)}: shape the polygons; add {add}",
                 headers={"connection": "close"},
             )
         try:

@@ -83,6 +83,7 @@ class PredictOptions:
     max_aspect: float | None = None
     band_flag: str = "--bands"  # how the caller's user chooses bands, for error messages
     pixel_flag: str | None = "--pixel-size"  # likewise; None: the model's, not settable
+    vector_flag: str = "--vector"  # how the caller's user asks for polygons, likewise
     driver: str | None = None  # the one GDAL driver allowed to read inputs (the server)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,13 @@ class PredictOptions:
         for name, value in (("simplify", self.simplify), ("min_area", self.min_area)):
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} {value!r}: give a size of 0 or more")
+        shaping = {"simplify": self.simplify != 0, "min_area": self.min_area is not None}
+        given = [name for name, on in shaping.items() if on]
+        if given and self.vector is None:  # not ignored without a word (a review)
+            raise ConfigError(
+                f"{' and '.join(given)}: {'shapes' if len(given) == 1 else 'shape'} the"
+                f" polygons; give {self.vector_flag} too"
+            )
         if self.min_area is not None and self.min_area > MAX_MIN_AREA:
             raise ConfigError(
                 f"min_area {self.min_area!r}: more than the Earth's surface"

@@ -88,8 +88,8 @@ def in_lonlat(polygons: list[Polygon], crs) -> list[dict]:
     with one call for every point of them, and by GDAL, one at a time, cut at the
     antimeridian, those whose ring jumps across it (or circles a pole). Hand-written:
     GDAL's RFC 7946 writer reprojects too, but wrote empty polygons of a UTM scene that
-    crosses the antimeridian (a review), and GDAL's transform of every polygon ran 3 times
-    slower than the writer."""
+    crosses the antimeridian (a review); GDAL's transform_geom of every polygon took 27 s
+    of 60,509 polygons where the writer's whole run took 18 s, and this 7 s."""
     coords = shapely.get_coordinates(polygons)
     lons, lats = (np.asarray(v) for v in transform(crs, LONLAT, coords[:, 0], coords[:, 1]))
     counts = shapely.get_num_coordinates(polygons)
