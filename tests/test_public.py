@@ -324,6 +324,7 @@ def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
         ({"started": "now"}, r"started='now': give time.monotonic\(\) when the work began"),
         ({"started": float("nan")}, "started=nan: give time.monotonic"),
         ({"settings": [("max_steps", 2)]}, "give a mapping of setting names to values"),
+        ({"settings": []}, "give a mapping of setting names to values"),
     ):
         with pytest.raises(ConfigError, match=said):
             aerialseg.train(tiny_dataset, tmp_path / "bad", **({"settings": TINY} | wrong))

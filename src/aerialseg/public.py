@@ -789,8 +789,10 @@ def train(
     cfg = training_config(
         preset=preset,
         config=config,
-        # a list of pairs is refused by training_config (a review: a TypeError here)
-        settings={**settings, **given} if isinstance(settings, Mapping) else settings or given,
+        # what is no mapping, a list of pairs, is refused there (a review: a TypeError here)
+        settings=({**settings, **given} if isinstance(settings, Mapping) else settings)
+        if settings is not None
+        else given,
         resume=run_dir if resume else None,
     )
     if resume and (split is not None or classes is not None):  # they were silently ignored
