@@ -682,3 +682,33 @@ def test_a_folder_predicted_into_itself_gives_no_scene_of_its_outputs(tmp_path, 
     assert "left out 2 file(s) that are predict's outputs" in capsys.readouterr().err
     assert expand_scenes(f"{scenes}/*.tif") == expected
     assert expand_scenes(f"{scenes}/s0_classes.tif") == [f"{scenes}/s0_classes.tif"]  # named
+
+
+def test_a_scene_in_degrees_past_180_gets_the_labels_cut_at_the_antimeridian(tmp_path):
+    """A review: a scene in EPSG:4326 written across the antimeridian (longitudes 179.99 to
+    180.01, as GDAL writes one) lost the labels of its eastern half, which a GeoJSON holds
+    at -180..-179.99 (RFC 7946 cuts polygons there); the same for one from -180.01."""
+    import rasterio
+    from affine import Affine
+
+    from tests.helpers.geodata import POLYGON_CLASSES
+
+    def box(west, east):
+        ring = [[west, -16.51], [east, -16.51], [east, -16.49], [west, -16.49], [west, -16.51]]
+        return {"type": "Polygon", "coordinates": [ring]}
+
+    cut = [(box(179.99, 180.0), "Water"), (box(-180.0, -179.99), "Road")]
+    features = [{"type": "Feature", "geometry": g, "properties": {"class": c}} for g, c in cut]
+    labels = tmp_path / "cut.geojson"
+    labels.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    table = ClassTable.from_dict(POLYGON_CLASSES)
+    for name, west in (("east.tif", 179.99), ("west.tif", -180.01)):
+        at = Affine(0.0002, 0, west, 0, -0.0002, -16.49)
+        profile = dict(driver="GTiff", width=100, height=100, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=at)  # fmt: skip
+        with rasterio.open(tmp_path / name, "w", **profile) as dst:
+            dst.write(np.full((3, 100, 100), 90, np.uint8))
+        catalog = open_catalog(tmp_path / name, table, LabelSpec(str(labels), "class", None, None))
+        ids = catalog.scenes[name].labels.read(Window(0, 0, 100, 100)).ids
+        assert (ids[:, :50] == table.id_of("Water")).all(), name
+        assert (ids[:, 50:] == table.id_of("Road")).all(), name

@@ -105,8 +105,10 @@ class PolygonLayer:
         curve in another (a parallel on UTM): edges are first cut into segments of about a
         kilometre (a chord's error under 2 cm), so a box of degrees lands where its edges
         run, not 370 m off at the middle of a 2-degree side."""
-        if crs == self.crs:
-            return self
+        layer = self if crs == self.crs else self._moved(crs, within)
+        return layer._across_antimeridian(within) if within is not None else layer
+
+    def _moved(self, crs: CRS, within: shapely.Geometry | None) -> PolygonLayer:
         geometries, values = list(self.geometries), self.values
         window = self._bounds_of(within, crs) if within is not None else None
         if window is not None:
@@ -120,6 +122,22 @@ class PolygonLayer:
         dense = [mapping(_densified(g, self.crs)) for g in geometries]
         moved = transform_geom(self.crs, crs, dense) if dense else []
         return PolygonLayer.of(crs, [shape(g) for g in moved], list(values))
+
+    def _across_antimeridian(self, within: shapely.Geometry) -> PolygonLayer:
+        """The layer, in degrees, with copies of its polygons 360 degrees east (west) where
+        ``within`` runs past 180 (-180): a scene across the antimeridian in longitudes
+        179..181, as GDAL writes one, whose labels lie at -180..-179 (GeoJSON cut at the
+        antimeridian, RFC 7946), lost those labels (a review). Labels are read within
+        -180..180 (_check_degrees), so a copy overlaps no original."""
+        left, _, right, _ = within.bounds
+        shifts = [shift for shift, past in ((360.0, right > 180), (-360.0, left < -180)) if past]
+        if not self.crs.is_geographic or not shifts or not len(self.geometries):
+            return self
+        copies = [shapely.transform(self.geometries, lambda xy, d=d: xy + (d, 0.0)) for d in shifts]
+        geometries = np.concatenate([self.geometries, *copies])
+        return PolygonLayer.of(
+            self.crs, list(geometries), list(np.tile(self.values, 1 + len(shifts)))
+        )
 
     def _bounds_of(self, within: shapely.Geometry, crs: CRS) -> Polygon | None:
         """The box, in this layer's CRS, round ``within`` (in ``crs``) and a hundredth of
