@@ -329,3 +329,29 @@ def copy_prelabel(tasks: Path, labels: Path, field: str) -> None:
             for feature in source:
                 properties = {field: feature["properties"]["class"]}
                 sink.write({"geometry": feature["geometry"], "properties": properties})
+
+
+def test_only_the_round_given_the_last_ones_labelled_area_keeps_its_split(tmp_path, monkeypatch):
+    """A review: the round before was told from the digits of --out alone, so the first
+    tasks of a new area, site2.gpkg, printed a split that kept site1_split.json, of another
+    scene, and failed. A round continues the one whose labelled area it is given."""
+    from aerialseg.cli.commands import _labelling_round
+
+    monkeypatch.chdir(tmp_path)
+    classes = tmp_path / "site2_classes.json"
+    classes.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
+    (tmp_path / "site1_split.json").write_text("{}")
+    (tmp_path / "site1_labelled_area.gpkg").write_bytes(b"")
+    files = {"tasks": Path("site2.gpkg"), "classes": classes}
+    files["labelled_area"] = tmp_path / "site2_labelled_area.gpkg"
+    base = ["suggest", "b.tif", "--out", "site2.gpkg", "--count", "3", "--block-size", "16m"]
+    tasks = [{"window": [0, 0, 32, 32]}]
+    for area, kept in [
+        ([], None),  # a first round
+        (["--labelled-area", "other_labelled_area.gpkg"], None),
+        (["--labelled-area", "site1_labelled_area.gpkg"], "site1_split.json"),
+        (["--labelled-area", str(tmp_path / "site1_labelled_area.gpkg")], "site1_split.json"),
+    ]:
+        args = build_parser().parse_args([*base, *area])
+        split = shlex.split(_labelling_round(args, files, None, tasks)[2])
+        assert (split[split.index("--keep") + 1] if "--keep" in split else None) == kept, area

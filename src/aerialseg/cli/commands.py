@@ -237,8 +237,8 @@ def _labelling_round(
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
     split_cmd += on_grid
-    earlier = [p for p in _split_files_before(out) if p.is_file()]
-    split_cmd += ["--keep", str(earlier[0])] if earlier else []  # last round's blocks stay
+    earlier = _split_of_round_before(out, args.labelled_area)
+    split_cmd += ["--keep", str(earlier)] if earlier else []  # last round's blocks stay
     if args.count == 1 and not earlier:  # a split needs a block to train on and one to validate
         return [f"{how} fine-tune once two tasks at least are labelled (suggest --count 2):"
                 " a run trains on some and validates on another"]  # fmt: skip
@@ -269,13 +269,22 @@ def _next_round(out: Path) -> Path:
     return out.with_name(f"{stem}{number + 1}{out.suffix}")
 
 
-def _split_files_before(out: Path) -> list[Path]:
-    """Where the split of the round before ``out``'s is, as suggest names it: tasks3's is
-    tasks2_split.json, tasks2's tasks_split.json (or tasks1_split.json)."""
+def _split_of_round_before(out: Path, labelled_area: str | None) -> Path | None:
+    """The split of the round that ``out``'s continues, as suggest names it (tasks3's is
+    tasks2_split.json, tasks2's tasks_split.json or tasks1_split.json), where this round
+    was given that round's labelled area (tasks2_labelled_area.gpkg), as the printed next
+    round is; else None, a first round (a review: a new area's tasks, site2.gpkg, kept
+    site1_split.json of another scene, and the printed split failed)."""
     stem = out.stem.rstrip("0123456789")
     number = int(out.stem[len(stem) :] or 1) - 1
-    names = [f"{stem}{number}"] + ([stem] if number == 1 else [])
-    return [out.with_name(f"{name}_split.json") for name in names] if number >= 1 else []
+    if number < 1 or labelled_area is None:
+        return None
+    given = Path(labelled_area).resolve()
+    for name in [f"{stem}{number}"] + ([stem] if number == 1 else []):
+        split = out.with_name(f"{name}_split.json")
+        if split.is_file() and given == out.with_name(f"{name}_labelled_area.gpkg").resolve():
+            return split
+    return None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
