@@ -193,3 +193,34 @@ def test_a_command_line_argparse_refuses_is_one_line(capsys, argv, expected):
     with pytest.raises(SystemExit) as ended:
         main(argv)
     assert ended.value.code == 2 and capsys.readouterr().err == expected + "\n"
+
+
+def test_sigterm_runs_the_clean_up_of_ctrl_c_and_exits_143(tmp_path):
+    """A review: SIGTERM (kill, timeout, a job scheduler) ended suggest at once, leaving
+    its temporary grids in /tmp and a half-written GeoPackage; Ctrl-C cleaned both up."""
+    import subprocess
+    import sys
+
+    script = """
+import argparse, os, signal, sys, time
+from pathlib import Path
+import aerialseg.cli as cli
+
+def command(args):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's kill, mid-command
+        time.sleep(30)
+        return 0
+    finally:
+        Path(sys.argv[1]).write_text("cleaned up")
+
+cli.parse = lambda argv: argparse.Namespace(func=command, out=None)
+sys.exit(cli.main())
+"""
+    marker = tmp_path / "finally"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(marker)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr == "aerialseg: terminated (SIGTERM)\n"
+    assert marker.read_text() == "cleaned up"

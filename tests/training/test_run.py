@@ -925,9 +925,14 @@ def test_resume_with_only_the_best_checkpoint_names_resume_from_best(
     assert len(err.splitlines()) == 1 and "--resume-from best" in err, err
 
 
-def test_ctrl_c_says_interrupted_and_the_command_that_resumes(tiny_dataset, tmp_path):
-    """SIGINT to a running `train`: exit 130 and one line with a resume command that
-    runs as printed."""
+@pytest.mark.parametrize(
+    "stop, code, word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated (SIGTERM)")]
+)
+def test_ctrl_c_says_interrupted_and_the_command_that_resumes(
+    tiny_dataset, tmp_path, stop, code, word
+):
+    """SIGINT (Ctrl-C) to a running `train`: exit 130 and one line with a resume command
+    that runs as printed; SIGTERM (a job scheduler's limit) the same, exit 143."""
     import shlex
     import signal
 
@@ -945,11 +950,11 @@ def test_ctrl_c_says_interrupted_and_the_command_that_resumes(tiny_dataset, tmp_
     last = run / "checkpoints" / "last.ckpt"
     while child.poll() is None and not last.exists():
         time.sleep(0.02)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(getattr(signal, stop))
     err = child.communicate(timeout=120)[1]
-    assert child.returncode == 130, err
+    assert child.returncode == code, err
     said = [line for line in err.splitlines() if line.startswith("aerialseg:")]
-    expected = "aerialseg: train interrupted; resume with: aerialseg train --data "
+    expected = f"aerialseg: train {word}; resume with: aerialseg train --data "
     assert len(said) == 1 and said[0].startswith(expected), err
     command = shlex.split(said[0].split("resume with: ")[1])
     assert command[-1] == "--resume" and command[command.index("--out") + 1] == str(run)

@@ -105,9 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         # its summary ends with the model file and the commands to run next
         call(args, settings=settings, started=getattr(args, "started", None))
-    except KeyboardInterrupt:  # Ctrl-C, in Lightning's loop or around it
-        print(f"aerialseg: train interrupted; {_resume_hint(args)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, in Lightning's loop or around it
+        from aerialseg.cli import interrupted_exit
+
+        return interrupted_exit("train", _resume_hint(args))
     return 0
 
 
