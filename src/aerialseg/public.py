@@ -1046,7 +1046,8 @@ def suggest(
             (default: two blocks; 0: none).
         labels: polygon labels made already: their polygons are never suggested again.
         label_field: the attribute of ``labels`` naming each polygon's class (checked
-            here; the fine-tune commands that ``aerialseg suggest`` prints name it).
+            here, its values against the model's classes; the fine-tune commands that
+            ``aerialseg suggest`` prints name it).
         labelled_area: polygons of the area labelled already: never suggested again.
         label_crs: the CRS of ``labels``, replacing what their file says (or lacks), and
             of ``labelled_area`` where its file lacks one.
@@ -1090,15 +1091,21 @@ def suggest(
     check_outputs_apart(out, [labels, *inputs], labelled_area)
     finish_sets(out.parent)  # what a killed suggest left half renamed, then its temporaries
     sweep(out.parent)
-    labelled = [read_area(labels, label_crs, field=label_field)] if labels is not None else []
-    if labelled_area is not None:  # its own CRS stands, as in training
-        labelled.append(
-            read_area(labelled_area, fallback=parse_crs(label_crs) if label_crs else None)
-        )
     if isinstance(model, Model):
         predictor = _as_loaded(model, device, precision).with_options(batch_size=batch_size)
     else:
         predictor = load_predictor(model, device=device, precision=precision, batch_size=batch_size)
+    # their class names checked here, as the printed split reads them (a review: a label
+    # the model's class table lacks failed only there)
+    labelled = (
+        [read_area(labels, label_crs, field=label_field, classes=predictor.classes)]
+        if labels is not None
+        else []
+    )
+    if labelled_area is not None:  # its own CRS stands, as in training
+        labelled.append(
+            read_area(labelled_area, fallback=parse_crs(label_crs) if label_crs else None)
+        )
     check_calibrated(predictor.spec.confidence_temperature, str(predictor.path))
     chosen = band_numbers(bands)
     check_band_count(chosen, predictor.spec.in_channels, "--bands")

@@ -499,3 +499,20 @@ def test_what_a_killed_suggest_left_beside_its_tasks_is_swept(tmp_path):
     aerialseg.suggest(SAMPLE, tmp_path / "tasks.gpkg", count=1, block_size="128m")
     assert not left.exists() and not journal.exists()
     assert (tmp_path / "tasks.gpkg").is_file()
+
+
+def test_labels_naming_a_class_the_model_lacks_are_refused_before_predicting(tmp_path):
+    """A review: suggest took labels whose 'class' named no class of the model's table,
+    and the split it printed failed on them; it now says so before predicting."""
+    with rasterio.open(SAMPLE) as ds:
+        left, bottom, right, top = ds.bounds
+        crs = ds.crs
+    inside = box(left + 10, bottom + 10, left + 60, bottom + 60)
+    labels = tmp_path / "labels.gpkg"
+    schema = {"geometry": "Polygon", "properties": {"class": "str"}}
+    with fiona.open(labels, "w", driver="GPKG", crs=crs.to_wkt(), schema=schema) as dst:
+        for name in ("Water", "Spaceship"):
+            dst.write({"geometry": mapping(inside), "properties": {"class": name}})
+    with pytest.raises(AerialsegError, match="match no class name or mask_value: 'Spaceship'"):
+        aerialseg.suggest(SAMPLE, tmp_path / "tasks.gpkg", labels=labels, block_size="128m")
+    assert not (tmp_path / "tasks.gpkg").exists()

@@ -292,10 +292,14 @@ def read_area(
     label_crs: str | None = None,
     fallback: CRS | None = None,
     field: str | None = None,
+    classes: ClassTable | None = None,
 ) -> PolygonLayer:
     """The polygons of ``path`` as an area (every value 1), whatever their attributes;
-    ``field``: an attribute the file must have (the labels' class field)."""
+    ``field``: an attribute the file must have (the labels' class field), whose values
+    must name a class of ``classes`` where given, as training reads them."""
     read = _read_layer(path, field, parse_crs(label_crs) if label_crs else None, fallback)
+    if classes is not None:
+        _class_ids(read.values, classes, field, path)
     return PolygonLayer.of(read.crs, read.geometries, [1] * len(read.geometries))
 
 
