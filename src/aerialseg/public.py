@@ -1088,6 +1088,10 @@ def suggest(
     inputs = named_inputs([os.fspath(item) for item in items])[0]  # URLs kept as they are
     if not inputs:
         raise SuggestError("no scenes found; give image files, folders or glob patterns")
+    # the tasks' CRS is the first scene's: the first given, not the first by name (a review:
+    # feet2263.tif before utm.tif put Dubai's tasks in New York's State Plane, in feet)
+    first = named_inputs([os.fspath(items[0])])[0][:1]
+    inputs = [*first, *(path for path in inputs if path not in first)]
     check_outputs_apart(out, [labels, *inputs], labelled_area)
     finish_sets(out.parent)  # what a killed suggest left half renamed, then its temporaries
     sweep(out.parent)

@@ -516,3 +516,22 @@ def test_labels_naming_a_class_the_model_lacks_are_refused_before_predicting(tmp
     with pytest.raises(AerialsegError, match="match no class name or mask_value: 'Spaceship'"):
         aerialseg.suggest(SAMPLE, tmp_path / "tasks.gpkg", labels=labels, block_size="128m")
     assert not (tmp_path / "tasks.gpkg").exists()
+
+
+def test_the_tasks_are_in_the_first_given_scenes_crs_and_a_plain_one_is_named(tmp_path):
+    """A review: the tasks' CRS was that of the first scene by name, not the first given
+    (feet2263.tif before utm.tif put Dubai's tasks in New York's State Plane); and a plain
+    image among georeferenced scenes was refused under a georeferenced one's name."""
+    pixels = np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    utm = write_geotiff(tmp_path / "b_utm.tif", pixels)
+    mercator = Affine(0.5, 0, 6_150_000, 0, -0.5, 2_900_000)
+    web = write_geotiff(tmp_path / "a_web.tif", pixels, crs=CRS.from_epsg(3857), transform=mercator)
+    for scenes in ([utm, web], [web, utm]):
+        out = tmp_path / f"{scenes[0].stem}.gpkg"
+        aerialseg.suggest(scenes, out, count=1, block_size=32, min_distance=0)
+        with fiona.open(out, layer="tasks") as tasks, rasterio.open(scenes[0]) as first:
+            assert CRS.from_user_input(tasks.crs) == first.crs, scenes
+    plain = write_geotiff(tmp_path / "c_plain.tif", pixels, crs=None)
+    for scenes in ([utm, plain], [plain, utm]):
+        with pytest.raises(SuggestError, match="^c_plain.tif has no georeference and b_utm.tif"):
+            aerialseg.suggest(scenes, tmp_path / "x.gpkg", count=1, block_size=32)

@@ -205,16 +205,17 @@ def check_scenes(
     together, labels over one without, a block that does not fit, and labelled polygons
     that lie outside every scene are refused."""
     found = []
-    georeferenced: set[bool] = set()
+    first_of: dict[bool, str] = {}  # georeferenced or not: the first scene of each
     overlapped = [False] * len(labelled)
     for path in inputs:
         with open_scene(path) as raster:
             ds, name = raster.dataset, input_name(path).name
-            georeferenced.add(ds.crs is not None)
-            if len(georeferenced) > 1:
+            first_of.setdefault(ds.crs is not None, name)
+            if len(first_of) > 1:  # named: the one without (a review named the other)
                 raise SuggestError(
-                    f"{name}: scenes with and without a georeference cannot be ranked"
-                    " together; suggest them apart"
+                    f"{first_of[False]} has no georeference and {first_of[True]} has one:"
+                    " scenes with and without a georeference cannot be ranked together;"
+                    " suggest them apart"
                 )
             if labelled and ds.crs is None:
                 raise SuggestError(
