@@ -203,7 +203,7 @@ def test_bad_requests_get_one_line(tmp_path, capsys):
     profile = {"driver": "GTiff", "count": pixels.shape[0], "dtype": pixels.dtype}
     with rasterio.open(plain, "w", height=512, width=512, **profile) as ds:  # no georeference
         ds.write(pixels)
-    with pytest.raises(SuggestError, match="plain.tif: scenes with and without a georeference"):
+    with pytest.raises(SuggestError, match="plain.tif has no georeference and scene.tif has one"):
         run([scene, plain], tmp_path)
     assert "predicting" not in capsys.readouterr().err
     with pytest.raises(SuggestError, match="--strategy"):
