@@ -26,9 +26,12 @@ def test_crops_larger_than_every_image_are_noted(tiny_dataset):
     note = _datamodule(tiny_dataset, "crop_size=96").crop_padding_note()
     assert note == (
         "note: crop_size=96 is larger than every training image or block (the largest square"
-        " in one is 72 px): each crop is padded with ignored pixels; a crop_size of at most 72"
-        " fits"
-    )
+        " in one is 72 px): each crop is padded with ignored pixels; crop_size=64 fits"
+    )  # 72 is no multiple of 32: crop_size=72 is refused (a review)
+    downsampled = _datamodule(
+        tiny_dataset, "crop_size=192", "downsample=3", "resize_to=192", "window=576"
+    ).crop_padding_note()
+    assert downsampled.endswith("crops are 96 px at least: give blocks or images of 96 px or more")
     assert _datamodule(tiny_dataset, "crop_size=64").crop_padding_note() is None
     squashed = _datamodule(tiny_dataset, "input_mode=resize", "resize_to=96")
     assert squashed.crop_padding_note() is None  # whole images, resized: nothing padded

@@ -248,8 +248,13 @@ class TrainConfig:
         "'aerialseg[tracking]')",
     )
 
+    @property
+    def size_multiple(self) -> int:
+        """What crop_size, resize_to and window must be multiples of: the network's stride."""
+        return 32 * self.downsample if self.downsample > 0 else 32
+
     def validate(self) -> TrainConfig:
-        multiple = 32 * self.downsample if self.downsample > 0 else 32
+        multiple = self.size_multiple
         checks = [
             (self.downsample in (1, 2, 3, 4), "downsample must be 1, 2, 3 or 4"),
             (

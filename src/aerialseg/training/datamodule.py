@@ -100,10 +100,17 @@ class SegmentationDataModule(L.LightningDataModule):
             )
         if side >= crop:
             return None
+        # a size that crop_size takes (a review: "at most 16 fits" named one it refuses)
+        multiple = self.cfg.size_multiple
+        fit = side // multiple * multiple
+        advice = (
+            f"crop_size={fit} fits"
+            if fit
+            else f"crops are {multiple} px at least: give blocks or images of {multiple} px or more"
+        )
         return (
-            f"note: crop_size={self.cfg.crop_size} is larger than every training image or block"
-            f" (the largest square in one is {side} px): each crop is padded with ignored"
-            f" pixels; a crop_size of at most {side} fits"
+            f"note: crop_size={crop} is larger than every training image or block (the largest"
+            f" square in one is {side} px): each crop is padded with ignored pixels; {advice}"
         )
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
