@@ -194,6 +194,12 @@ def test_bad_requests_get_one_line(tmp_path, capsys):
     with pytest.raises(SuggestError, match="only 64 block"):
         run([scene], tmp_path, count=65)
     capsys.readouterr()
+    for size, pixels in (("1", 1), ("15m", 30)):  # 0.5 m pixels: 15 m are 30 px
+        with pytest.raises(
+            SuggestError, match=rf"^--block-size {size} \({pixels} px of scene.tif\)"
+        ):
+            run([scene], tmp_path, block_size=size)
+    assert "predicting" not in capsys.readouterr().err  # refused before (a review: 1 px tasks)
     far = PolygonLayer.of(UTM40N, [box(0, 0, 10, 10)], [1])
     with pytest.raises(SuggestError, match="outside every scene"):
         run([scene, scene], tmp_path, labelled=[far])
@@ -348,7 +354,7 @@ def test_the_command_prints_its_files_as_a_shell_reads_them(tmp_path, capsys):
     # resampled: the split is cut, and the run reads, on the tasks' grid (a review: data
     # split cut the scene's own pixels, each task in four, and the printed train refused
     # its blocks; test_next_commands.py runs them)
-    assert main([*argv[:-1], "16", "--pixel-size", "4"]) == 0
+    assert main([*argv[:-1], "32", "--pixel-size", "4"]) == 0
     split, train, again = (shlex.split(line) for line in capsys.readouterr().out.splitlines()[-3:])
     assert split[1:3] == ["data", "split"] and split[split.index("--pixel-size") + 1] == "4.0"
     assert train[1] == "train" and "pixel_size=4.0" in train

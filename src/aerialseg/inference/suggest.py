@@ -36,6 +36,10 @@ from aerialseg.inference import doubt
 from aerialseg.inference.doubt import MIN_USABLE, Block, BlockTally, SuggestError
 
 MIN_DISTANCE_BLOCKS = 2.0  # default spacing of chosen blocks' centres, in block sides
+# The smallest task side: a task is trained on, in crops of 32 px at least (crop_size is a
+# multiple of the network's stride); a review was given 409,600 tasks of 1 px, and their
+# prelabel layer was empty (polygons under 4 px are sieved away)
+MIN_TASK_PIXELS = 32
 
 
 @dataclass
@@ -76,6 +80,11 @@ def task_block(size: str, scene: SceneGrid) -> int:
     doubt.BlockTally), so a scene thinner than half the block has none, which would
     otherwise read as every block being labelled already."""
     side = block_pixels(size, scene)
+    if side < MIN_TASK_PIXELS:
+        raise SuggestError(
+            f"--block-size {size} ({side} px of {scene.id}): a task is labelled and trained on,"
+            f" in crops of {MIN_TASK_PIXELS} px at least; choose {MIN_TASK_PIXELS} px or more"
+        )
     short, long = sorted((scene.height, scene.width))
     if min(side, short) * min(side, long) >= MIN_USABLE * side * side:
         return side
