@@ -1046,8 +1046,9 @@ def suggest(
             (default: two blocks; 0: none).
         labels: polygon labels made already: their polygons are never suggested again.
         label_field: the attribute of ``labels`` naming each polygon's class (checked
-            here, its values against the model's classes; the fine-tune commands that
-            ``aerialseg suggest`` prints name it).
+            here, its values against the model's classes, as the fine-tune commands that
+            ``aerialseg suggest`` prints read them; labels of classes of another table can
+            be given as ``labelled_area``, which is read as an area only).
         labelled_area: polygons of the area labelled already: never suggested again.
         label_crs: the CRS of ``labels``, replacing what their file says (or lacks), and
             of ``labelled_area`` where its file lacks one.

@@ -224,3 +224,47 @@ sys.exit(cli.main())
     assert done.returncode == 143, done.stderr
     assert done.stderr == "aerialseg: terminated (SIGTERM)\n"
     assert marker.read_text() == "cleaned up"
+
+
+def test_sigterm_ignored_at_start_stays_ignored_and_ray_keeps_the_commands_handler(
+    tmp_path, monkeypatch
+):
+    """From a review of the SIGTERM change: a command started with SIGTERM ignored (by a
+    supervisor) must keep ignoring it; and ray.init, which puts in a handler of its own
+    (sys.exit(15), no word), must leave the command's in place."""
+    import signal
+    import subprocess
+    import sys
+    import types
+
+    from aerialseg.inference.distributed import _start_ray
+
+    script = """
+import argparse, os, signal, sys, time
+import aerialseg.cli as cli
+
+def command(args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)
+    return 0
+
+cli.parse = lambda argv: argparse.Namespace(func=command, out=None)
+sys.exit(cli.main())
+"""
+    ignoring = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN),
+    )
+    assert (ignoring.returncode, ignoring.stderr) == (0, "")
+
+    def ray_init(**kwargs):
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(15))
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=ray_init)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    before = signal.getsignal(signal.SIGTERM)
+    assert _start_ray(None) == (fake, True)
+    assert signal.getsignal(signal.SIGTERM) is before

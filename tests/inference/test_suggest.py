@@ -252,10 +252,13 @@ def test_a_scene_thinner_than_half_a_block_is_refused_naming_sizes(tmp_path):
     thin = write_geotiff(tmp_path / "thin.tif", np.full((3, 1, 128), 128, np.uint8))
     with pytest.raises(SuggestError) as err:
         run([thin], tmp_path)
-    assert str(err.value) == (
-        "--block-size 64 (64 px) does not fit the short side of thin.tif (128 x 1 px): a task"
-        " is a block at least half inside the scene; choose a block of 2 px or less"
+    assert str(err.value) == (  # 2 px would fit it: tasks are 32 px at least (a review
+        # of the minimum: "choose 2 px or less", then "choose 32 px or more")
+        "thin.tif (128 x 1 px) is too small for a task of 32 px, half inside it: leave it out"
     )
+    narrow = write_geotiff(tmp_path / "narrow.tif", np.full((3, 30, 600), 128, np.uint8))
+    with pytest.raises(SuggestError, match="choose a block of 60 px or less"):
+        run([narrow], tmp_path, block_size="128")
     # half a block across is a task still, as a candidate is one at least half inside
     strip = write_geotiff(tmp_path / "strip.tif", painted([], size=128)[:, :32])
     assert run([strip], tmp_path, count=1)[0].candidates == 2

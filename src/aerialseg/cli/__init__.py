@@ -43,6 +43,7 @@ def output_folder(args: argparse.Namespace) -> Path | None:
 
 def _terminate(signum: int, frame: object) -> None:
     TERMINATED.set()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
     raise KeyboardInterrupt  # what Ctrl-C raises: its clean-up runs, and its exit
 
 
@@ -66,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     # A console command counts from the process's start; main([...]) called in a running
     # process (tests, notebooks) from the call.
     started = STARTED if argv is None else time.monotonic()
-    if argv is None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)  # the console command only, not a caller's
     try:
         args = parse(argv)
     except BrokenPipeError:  # --help | head
         return closed_pipe()
+    # the console command's own process only, not the server, and not where it was started
+    # with SIGTERM ignored
+    console = argv is None and threading.current_thread() is threading.main_thread()
+    serving = getattr(getattr(args, "command", None), "name", None) == "serve"
+    if console and not serving and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     args.started = started
     folder = output_folder(args)
     existed = folder is not None and folder.exists()  # "disappeared" only if it was there

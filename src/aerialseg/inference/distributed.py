@@ -294,11 +294,20 @@ def _start_ray(address: str | None):
     if ray.is_initialized():
         return ray, False
     import logging
+    import signal
+    import threading
 
+    # ray.init puts its own SIGTERM handler in place of the command's (cli: clean up, exit
+    # 143) and leaves it there (a review: kill -TERM exited 15, without a word)
+    on_main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if on_main else None
     try:
         ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False)
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise AerialsegError(f"--ray {address}: cannot connect to Ray ({err})") from None
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
     return ray, True
 
 

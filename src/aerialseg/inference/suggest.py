@@ -93,6 +93,11 @@ def task_block(size: str, scene: SceneGrid) -> int:
     fits = int(short / MIN_USABLE)
     if fits > long:
         fits = math.isqrt(int(short * long / MIN_USABLE))
+    if fits < MIN_TASK_PIXELS:  # a review: "28 px or less", then "32 px or more"
+        raise SuggestError(
+            f"{scene.id} ({scene.width} x {scene.height} px) is too small for a task of"
+            f" {MIN_TASK_PIXELS} px, half inside it: leave it out"
+        )
     raise SuggestError(
         f"--block-size {size} ({side} px) does not fit the short side of {scene.id}"
         f" ({scene.width} x {scene.height} px): a task is a block at least half inside the"
