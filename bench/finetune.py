@@ -710,15 +710,16 @@ def table(results: dict) -> str:
 # What a results file of its own (--name) records in place of WHY_SHORT.
 NOTES = {
     "finetune-cpu-bases": (
-        "Base models trained again on 2 CPU cores (2026-12-06 at 6e5732b, AMD EPYC; Tile 4's"
-        " in 17 min, Tile 5's in 73 min beside other work; Tile 7's not trained for lack of"
-        " time), to see whether the documented recipe's gain holds on a CPU build and to try"
-        " class offsets. The recipe (finetune-st-balanced-cutmix) gains +0.041 on Tile 4 and"
-        " +0.049 on Tile 5 over zero-shot at n = 4, +0.045 on average (the GPU build of"
-        " finetune.json: +0.107 and +0.023 on these tiles, +0.065): 0.035 short of +0.08,"
+        "Base models trained again on 2 CPU cores (2026-12-06 at 6e5732b and 368647d, AMD"
+        " EPYC; Tile 4's in 17 min, Tile 5's in 73 min and Tile 7's in 32 min beside other"
+        " work), to see whether the documented recipe's gain holds on a CPU build and to try"
+        " class offsets. The recipe (finetune-st-balanced-cutmix) gains +0.041, +0.049 and"
+        " +0.025 on Tiles 4, 5 and 7 over zero-shot at n = 4, +0.038 on average (the GPU"
+        " build of finetune.json: +0.107, +0.023 and +0.036, +0.055): 0.042 short of +0.08,"
         " and the gain moves by build. Class offsets (zero-shot-bias: each class's logit"
         " shifted to maximise the mIoU of the four labelled images' pixels, seconds, no"
-        " training) gain +0.017 and +0.037, +0.027 on average: less than the recipe. Fine-"
+        " training) gain +0.017, +0.037 and -0.011, +0.014 on average: less than the recipe."
+        " Fine-"
         " tuning from that model (biased, Tile 4) gained +0.010, below the recipe from the"
         " plain base (+0.041): the offsets fit the labelled images' class mix, not the"
         " region's (Vegetation's offset -2.75: the four images hold little of it, the test"
