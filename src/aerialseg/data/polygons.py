@@ -128,7 +128,8 @@ class PolygonLayer:
         ``within`` runs past 180 (-180): a scene across the antimeridian in longitudes
         179..181, as GDAL writes one, whose labels lie at -180..-179 (GeoJSON cut at the
         antimeridian, RFC 7946), lost those labels (a review). Labels are read within
-        -180..180 (_check_degrees), so a copy overlaps no original."""
+        -180..180 (_check_degrees), so a copy overlaps no original, but for labels read
+        with --label-crs, which that check skips: there a copy drawn later may win."""
         left, _, right, _ = within.bounds
         shifts = [shift for shift, past in ((360.0, right > 180), (-360.0, left < -180)) if past]
         if not self.crs.is_geographic or not shifts or not len(self.geometries):
