@@ -533,6 +533,16 @@ def test_degrees_are_told_from_projected_coordinates_at_their_limits(tmp_path):
         ), ring
 
 
+def test_a_crs_proj_does_not_know_is_one_line_and_gdal_prints_nothing(capfd):
+    # PROJ's own "ERROR 1: ... crs not found" went to the terminal above aerialseg's line
+    from aerialseg.data.polygons import parse_crs
+
+    assert message(parse_crs, "EPSG:99999") == (
+        "--label-crs 'EPSG:99999': not a CRS GDAL knows; give it as EPSG:NNNN (e.g. EPSG:32640)"
+    )
+    assert capfd.readouterr().err == ""
+
+
 def test_an_area_takes_the_crs_given_and_counts_every_polygon_as_one(tmp_path):
     from aerialseg.data.polygons import parse_crs, read_area
 

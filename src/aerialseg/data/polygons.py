@@ -53,7 +53,10 @@ from aerialseg.errors import DatasetError, library_reason, shown
 def parse_crs(text: str, flag: str = "--label-crs") -> CRS:
     """A CRS from what a user types: EPSG:32640, a WKT or PROJ string."""
     try:
-        return CRS.from_user_input(text)
+        # inside an Env, GDAL's errors go to Python's logging: without it PROJ printed its
+        # own "ERROR 1: ... crs not found" line above the one below
+        with rasterio.Env():
+            return CRS.from_user_input(text)
     except (CRSError, ValueError):
         raise DatasetError(
             f"{flag} {text!r}: not a CRS GDAL knows; give it as EPSG:NNNN (e.g. EPSG:32640)"
