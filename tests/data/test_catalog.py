@@ -712,3 +712,43 @@ def test_a_scene_in_degrees_past_180_gets_the_labels_cut_at_the_antimeridian(tmp
         ids = catalog.scenes[name].labels.read(Window(0, 0, 100, 100)).ids
         assert (ids[:, :50] == table.id_of("Water")).all(), name
         assert (ids[:, 50:] == table.id_of("Road")).all(), name
+
+
+def test_labels_digitised_past_180_degrees_are_read_as_cut_at_the_antimeridian(tmp_path):
+    """Labels drawn over a scene in degrees that runs past 180 (QGIS keeps the scene's own
+    179.99..180.01) were refused, and so were suggest's tasks of such a scene, which its
+    printed next command reads (a review). They are cut at ±180, as RFC 7946 has them, and
+    read over scenes on either side: here 360 degrees east and west of the scene too."""
+    import rasterio
+    from affine import Affine
+
+    from tests.helpers.geodata import POLYGON_CLASSES
+
+    def box(west, east):
+        ring = [[west, -16.51], [east, -16.51], [east, -16.49], [west, -16.49], [west, -16.51]]
+        return {"type": "Polygon", "coordinates": [ring]}
+
+    table = ClassTable.from_dict(POLYGON_CLASSES)
+    for west in (179.99, -180.01):
+        drawn = [(box(west, west + 0.01), "Water"), (box(west + 0.01, west + 0.02), "Road")]
+        features = [
+            {"type": "Feature", "geometry": g, "properties": {"class": c}} for g, c in drawn
+        ]
+        labels = tmp_path / f"drawn{west}.geojson"
+        labels.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        for scene_west in (179.99, -180.01):
+            at = Affine(0.0002, 0, scene_west, 0, -0.0002, -16.49)
+            profile = dict(driver="GTiff", width=100, height=100, count=3, dtype="uint8",
+                           crs="EPSG:4326", transform=at)  # fmt: skip
+            name = f"s{scene_west}.tif"
+            with rasterio.open(tmp_path / name, "w", **profile) as dst:
+                dst.write(np.full((3, 100, 100), 90, np.uint8))
+            spec = LabelSpec(str(labels), "class", None, None)
+            ids = (
+                open_catalog(tmp_path / name, table, spec)
+                .scenes[name]
+                .labels.read(Window(0, 0, 100, 100))
+                .ids
+            )
+            assert (ids[:, :50] == table.id_of("Water")).all(), (west, scene_west)
+            assert (ids[:, 50:] == table.id_of("Road")).all(), (west, scene_west)

@@ -130,9 +130,8 @@ class PolygonLayer:
         """The layer, in degrees, with copies of its polygons 360 degrees east (west) where
         ``within`` runs past 180 (-180): a scene across the antimeridian in longitudes
         179..181, as GDAL writes one, whose labels lie at -180..-179 (GeoJSON cut at the
-        antimeridian, RFC 7946), lost those labels (a review). Labels are read within
-        -180..180 (_check_degrees), so a copy overlaps no original, but for labels read
-        with --label-crs, which that check skips: there a copy drawn later may win."""
+        antimeridian, RFC 7946), lost those labels (a review). Labels in degrees are read
+        within -180..180 (_cut_at_antimeridian), so a copy overlaps no original."""
         left, _, right, _ = within.bounds
         shifts = [shift for shift, past in ((360.0, right > 180), (-360.0, left < -180)) if past]
         if not self.crs.is_geographic or not shifts or not len(self.geometries):
@@ -364,11 +363,13 @@ def _read_layer(
             dropped += 1
     if not geometries:
         raise DatasetError(f"{path}: no polygon in the file (or none left after repair)")
-    if crs.is_geographic and crs_override is None:
-        if fallback is not None and not _in_degrees(geometries):
+    if crs.is_geographic:
+        if not _in_degrees(geometries, LONGITUDES_PAST_180) and crs_override is None:
+            if fallback is None:
+                _refuse_as_not_degrees(path, geometries)
             crs = fallback
-        else:
-            _check_degrees(path, geometries)
+        elif _in_degrees(geometries, LONGITUDES_PAST_180):
+            geometries = _cut_at_antimeridian(geometries)
     return _Layer(geometries, values, crs, repaired, dropped)
 
 
@@ -453,31 +454,57 @@ def _densified(geometry, crs: CRS):
     return shapely.segmentize(geometry, step)
 
 
-def _in_degrees(geometries: list) -> bool:
+# Longitudes up to 360 east or west are degrees: labels digitised over a scene that runs
+# past 180 (QGIS keeps the scene's own 179.99..180.01), data in 0..360, and suggest's own
+# tasks of such a scene
+LONGITUDES_PAST_180 = 360.0
+
+
+def _in_degrees(geometries: list, longitudes: float = 180.0) -> bool:
     left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
-    return math.isfinite(left) and left >= -180 and right <= 180 and bottom >= -90 and top <= 90
+    return (
+        math.isfinite(left)
+        and left >= -longitudes
+        and right <= longitudes
+        and bottom >= -90
+        and top <= 90
+    )
 
 
-def _check_degrees(path: str | Path, geometries: list) -> None:
+def _cut_at_antimeridian(geometries: list) -> list:
+    """Polygons in degrees with their parts past ±180 moved 360 degrees back: within
+    -180..180, as RFC 7946 has them, where a scene finds them (a scene past 180 also reads
+    them 360 over: PolygonLayer._across_antimeridian). Read as they were, their parts past
+    180 missed every scene, and one from 179 to 181 was a band round the world in any
+    projected CRS."""
+    out = []
+    for geometry in geometries:
+        left, _, right, _ = geometry.bounds
+        if left >= -180 and right <= 180:
+            out.append(geometry)
+            continue
+        parts = [
+            shapely.transform(
+                shapely.intersection(geometry, shapely.box(-180 - d, -90, 180 - d, 90)),
+                lambda xy, d=d: xy + (d, 0.0),
+            )
+            for d in (-360.0, 0.0, 360.0)
+        ]
+        cut = _polygonal(shapely.GeometryCollection(parts))
+        out.append(geometry if cut is None else cut)  # None: no area to cut
+    return out
+
+
+def _refuse_as_not_degrees(path: str | Path, geometries: list) -> None:
     """A layer read as WGS84 (a GeoJSON without 'crs' is WGS84 by RFC 7946) whose
     coordinates cannot be degrees was written in a projected CRS and lost its name."""
-    if not _in_degrees(geometries):
-        left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
-        if left >= -360 and right <= 360 and bottom >= -90 and top <= 90:
-            # labels across the antimeridian digitised at 180.001, or data in 0..360: read
-            # as they are, their parts past 180 would miss every scene (a review)
-            raise DatasetError(
-                f"{path}: longitudes from {left:.6g} to {right:.6g}, past 180 degrees;"
-                " aerialseg reads longitudes in -180..180: write the labels in the scenes'"
-                " projected CRS (ogr2ogr -t_srs), or cut them at the antimeridian"
-                " (ogr2ogr -wrapdateline)"
-            )
-        raise DatasetError(
-            f"{path}: coordinates up to {max(abs(left), abs(right)):,.6g},"
-            f" {max(abs(bottom), abs(top)):,.6g} are not degrees, though the file's CRS is"
-            " longitude and latitude (a GeoJSON without 'crs' is WGS84); give the CRS they are"
-            " in with --label-crs, e.g. --label-crs EPSG:32640"
-        )
+    left, bottom, right, top = shapely.total_bounds(np.asarray(geometries, dtype=object))
+    raise DatasetError(
+        f"{path}: coordinates up to {max(abs(left), abs(right)):,.6g},"
+        f" {max(abs(bottom), abs(top)):,.6g} are not degrees, though the file's CRS is"
+        " longitude and latitude (a GeoJSON without 'crs' is WGS84); give the CRS they are"
+        " in with --label-crs, e.g. --label-crs EPSG:32640"
+    )
 
 
 def _class_ids(values: list, classes: ClassTable, field: str | None, path) -> list[int]:
