@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aerialseg.errors import AerialsegError, printable
+from aerialseg.models.names import SIZE_MULTIPLE
 from aerialseg.options import as_flags, command_line
 from aerialseg.yamltext import dump_yaml
 
@@ -232,8 +233,8 @@ def _labelling_round(
     on_grid = ["--pixel-size", str(pixel_size)] if pixel_size else []
     reading += [f"pixel_size={pixel_size}"] if pixel_size else []
     # crops that fit the tasks (a review: 256 px crops of 50 px tasks were mostly padding)
-    crop = max(min(t["window"][2:]) for t in tasks) // 32 * 32
-    reading += [f"crop_size={crop}"] if 32 <= crop < TrainConfig().crop_size else []
+    crop = max(min(t["window"][2:]) for t in tasks) // SIZE_MULTIPLE * SIZE_MULTIPLE
+    reading += [f"crop_size={crop}"] if SIZE_MULTIPLE <= crop < TrainConfig().crop_size else []
     run = out.parent / "runs" / out.stem
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]

@@ -34,12 +34,13 @@ from aerialseg.data.raster import RasterInput, input_name
 from aerialseg.errors import printable
 from aerialseg.inference import doubt
 from aerialseg.inference.doubt import MIN_USABLE, Block, BlockTally, SuggestError
+from aerialseg.models.names import SIZE_MULTIPLE
 
 MIN_DISTANCE_BLOCKS = 2.0  # default spacing of chosen blocks' centres, in block sides
 # The smallest task side: a task is trained on, in crops of 32 px at least (crop_size is a
-# multiple of the network's stride); a review was given 409,600 tasks of 1 px, and their
+# multiple of SIZE_MULTIPLE); a review was given 409,600 tasks of 1 px, and their
 # prelabel layer was empty (polygons under 4 px are sieved away)
-MIN_TASK_PIXELS = 32
+MIN_TASK_PIXELS = SIZE_MULTIPLE
 
 
 @dataclass

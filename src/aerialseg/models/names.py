@@ -12,6 +12,9 @@ MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 # Input sides must be multiples of this for each model (its total downsampling).
 STRIDE = {name: 16 if name == "seed-unet" else 32 for name in MODEL_NAMES}
+# A side every model takes, and crop_size, resize_to and window's multiple (times
+# downsample): one place for the 32 that training, suggest's tasks and its printed crop use
+SIZE_MULTIPLE = max(STRIDE.values())
 
 # Where each model keeps its first convolution (which sees the bands) and its class head
 # (one output row per class), as state-dict prefixes: what fine-tuning adapts.

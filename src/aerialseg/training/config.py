@@ -23,7 +23,7 @@ import yaml
 
 from aerialseg.errors import ConfigError, parse_reason, shown
 from aerialseg.files import read_bounded
-from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, ModelName
+from aerialseg.models.names import DEFAULT_DECODER_CHANNELS, SIZE_MULTIPLE, ModelName
 from aerialseg.models.spec import MAX_OVERLAP, ModelSpec
 from aerialseg.yamltext import dump_yaml, load_yaml
 
@@ -251,7 +251,7 @@ class TrainConfig:
     @property
     def size_multiple(self) -> int:
         """What crop_size, resize_to and window must be multiples of: the network's stride."""
-        return 32 * self.downsample if self.downsample > 0 else 32
+        return SIZE_MULTIPLE * max(self.downsample, 1)
 
     def validate(self) -> TrainConfig:
         multiple = self.size_multiple
