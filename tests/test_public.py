@@ -482,6 +482,56 @@ def test_an_array_the_model_cannot_take_is_named_as_the_caller_gave_it(tiny_mode
         model.predict(huge)
 
 
+def test_an_array_whose_prediction_cannot_fit_is_refused_before_it_is_read(
+    tiny_model, monkeypatch, tmp_path
+):
+    """A review: the guard counted the float copy alone (12 bytes a pixel), where
+    predicting with probabilities holds about 110; past it the CPU allocator's
+    RuntimeError came out raw. Both are the one-line InputError."""
+    import aerialseg.data.raster
+    import aerialseg.files
+    from aerialseg.data.raster import InputError
+
+    model = aerialseg.load_model(tiny_model, device="cpu")
+    image = np.zeros((1000, 1000, 3), np.uint8)  # 12 MB as floats, 100+ MB to predict
+    monkeypatch.setattr(aerialseg.files, "physical_memory", lambda: 50_000_000)
+    assert model.predict(image[:200, :200]).class_ids.shape == (200, 200)
+    with pytest.raises(InputError, match=r"^an array of shape \(1000, 1000, 3\): too large"):
+        model.predict(image, probabilities=True)
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "big.png")  # a file, the same before it is read
+    with pytest.raises(InputError, match=f"^{tmp_path / 'big.png'}: too large to predict"):
+        model.predict(tmp_path / "big.png", confidence=True)
+    monkeypatch.undo()
+
+    def out_of_memory(*args):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate"
+            " memory: you tried to allocate 1000000000000 bytes. Error code 12"
+        )
+
+    monkeypatch.setattr(aerialseg.data.raster, "read_array", out_of_memory)
+    with pytest.raises(InputError, match=r"^an array of shape \(1000, 1000, 3\): too large"):
+        model.predict(image)
+
+
+def test_the_memory_is_the_containers_where_its_limit_is_lower(tmp_path, monkeypatch):
+    import aerialseg.files
+    from aerialseg.files import physical_memory
+
+    machine = physical_memory()
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(aerialseg.files, "CGROUP_MEMORY_LIMIT", limit)
+    assert physical_memory() == machine  # none there
+    limit.write_text("max\n")
+    assert physical_memory() == machine
+    limit.write_text(f"{2**30}\n")
+    assert physical_memory() == 2**30
+    limit.write_text(f"{machine * 2}\n")
+    assert physical_memory() == machine
+
+
 def test_a_truncated_pil_image_is_one_line(tiny_model, tmp_path):
     """A review: a JPEG cut short, opened with PIL, raised PIL's OSError from numpy."""
     from PIL import Image

@@ -93,9 +93,19 @@ def owner(pid: int | None = None) -> str:
     return f"{host}-{boot}-{os.getpid() if pid is None else pid}"
 
 
+# cgroup v2's memory limit of this process's container (a job scheduler's, Docker's,
+# Kubernetes'): "max", or bytes, which the kernel enforces by killing the process
+CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
+
+
 def physical_memory() -> int:
-    """This machine's memory in bytes."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    """This machine's memory in bytes, or its container's limit where that is lower."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = CGROUP_MEMORY_LIMIT.read_text().strip()
+    except OSError:  # no cgroup v2 here
+        return machine
+    return min(machine, int(limit)) if limit.isdigit() else machine
 
 
 def missing_folders(folder: Path) -> list[Path]:

@@ -175,7 +175,12 @@ class Model:
         predictor = self.predictor.with_options(tta=tta, batch_size=batch_size)
         try:
             return self._predict(predictor, image, bands, pixel_size, probabilities, confidence)
-        except (MemoryError, torch.OutOfMemoryError):
+        except (MemoryError, RuntimeError) as err:
+            # torch's CPU allocator says so in a plain RuntimeError (a review), CUDA's in
+            # torch.OutOfMemoryError, one of them
+            cpu = "DefaultCPUAllocator: can't allocate memory" in str(err)
+            if not isinstance(err, MemoryError | torch.OutOfMemoryError) and not cpu:
+                raise
             shape = getattr(image, "shape", None)
             what = f"an array of shape {shape}" if shape is not None else str(image)
             raise InputError(
@@ -183,13 +188,28 @@ class Model:
                 " reads a scene window by window"
             ) from None
 
+    def _check_fits(self, pixels: int, probabilities: bool) -> None:
+        """MemoryError where predicting ``pixels`` in memory needs more than this machine
+        has: refused before allocating, where the system would grant it and kill the
+        process once it is written. About 4 bytes a pixel for each band's float copy and 4
+        for each class's blended score, 4x that with probabilities (their softmax, the
+        calibrated copy): 36 and 108 bytes for the bundled model, measured at 35-55 and
+        110-130 on 1,500 and 3,000 px arrays (ru_maxrss, 2026-12-06). It counted the float
+        copy alone, a tenth of it with probabilities (a review)."""
+        from aerialseg.files import physical_memory
+
+        per_class = 4 * (4 if probabilities else 1)
+        per_pixel = 4 * self.spec.in_channels + per_class * self.classes.num_classes
+        if pixels * per_pixel > physical_memory():
+            raise MemoryError
+
     def _predict(self, predictor, image, bands, pixel_size, probabilities, confidence):
         import torch
 
         from aerialseg.inference.predict import with_temperature
         from aerialseg.inference.run import check_row_band
 
-        values, valid, place = self._read(image, bands, pixel_size)
+        values, valid, place = self._read(image, bands, pixel_size, probabilities or confidence)
         name = os.fspath(image) if isinstance(image, str | os.PathLike) else "the array"
         size = (values.shape[2], values.shape[1])
         check_row_band(name, size, values.shape[0], self.spec, self.classes.num_classes)
@@ -210,10 +230,16 @@ class Model:
         return result
 
     def _read(
-        self, image: str | Path | np.ndarray, bands: Sequence[int] | None, pixel_size: float | None
+        self,
+        image: str | Path | np.ndarray,
+        bands: Sequence[int] | None,
+        pixel_size: float | None,
+        probabilities: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, tuple]:
         """(bands, H, W) float32 values in 0..255, the (H, W) valid mask, and the CRS and
-        transform of their grid (None and None but for a georeferenced file)."""
+        transform of their grid (None and None but for a georeferenced file). MemoryError,
+        before anything is read, where predicting it (``probabilities`` too) would not fit
+        in this machine's memory."""
         from aerialseg.data.raster import InputError, band_numbers, check_band_count, is_url
 
         if isinstance(image, str | os.PathLike):
@@ -229,6 +255,7 @@ class Model:
             opts = PredictOptions(bands=chosen, pixel_size=pixel_size, band_flag="bands=")
             # a URL as written: Path folds its "//" ("http:/host/...", a missing file)
             with _open(image if is_url(image) else Path(image), opts, self.spec) as raster:
+                self._check_fits(raster.height * raster.width, probabilities)
                 values, valid = raster.read(Window(0, 0, raster.width, raster.height))
                 grid = raster.dataset
                 place = (grid.crs, grid.transform) if raster.georeferenced else (None, None)
@@ -280,12 +307,7 @@ class Model:
                     else ""
                 )
             )
-        # Its float32 copy alone past this machine's memory: refused before allocating,
-        # where the system would grant it and kill the process once it is written.
-        from aerialseg.files import physical_memory
-
-        if array.size * 4 > physical_memory():
-            raise MemoryError
+        self._check_fits(array.shape[0] * array.shape[1], probabilities)
         if masked is not None:  # nodata, out of the stretch; as a file reads it, 0 for uint8
             # (its hidden values reached the network and changed valid neighbours: a review)
             array = np.where(masked[:, :, None], 0 if array.dtype == np.uint8 else np.nan, array)
