@@ -331,6 +331,33 @@ def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_transform_that_breaks_the_pair_is_one_line_before_training(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """A review: a transform returning the image alone failed in a DataLoader frame after
+    loading, and torchvision's ToDtype(float32, scale=True), common in notebooks, trained
+    without a word on images in 0..1 that predict then fed in 0..255."""
+    import torch
+    from torchvision.transforms import v2
+
+    monkeypatch.setenv("AERIALSEG_MAX_STEPS", "2")
+    for transform, said in (
+        (lambda image, mask: image, r"^transforms= returned a Image, not the \(image, mask\)"),
+        (
+            v2.ToDtype(torch.float32, scale=True),
+            r"^transforms= turned the image's torch.uint8 values into torch.float32",
+        ),
+        (
+            v2.Resize(16),
+            r"^transforms= turned a \(3, 32, 32\) image and a \(32, 32\) mask into \(3, 16,"
+            r" 16\) and \(16, 16\)",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            aerialseg.train(tiny_dataset, tmp_path / "bad", settings=TINY, transforms=transform)
+        assert not (tmp_path / "bad").exists()
+
+
 def test_the_smoke_preset_trains_a_few_steps_and_validates_one_image(
     tiny_dataset, tmp_path, capsys
 ):

@@ -774,7 +774,7 @@ def train(
             ``(tv_tensors.Image, tv_tensors.Mask)``, applied after the crop and the
             built-in augmentation: ``image`` is (bands, H, W) uint8, ``mask`` (H, W)
             uint8 class ids with 255 for unlabelled pixels. It returns the pair, at the
-            size it was given.
+            size and of the types it was given (else a ConfigError before training).
         started: ``time.monotonic()`` when the work began, which ``max_time`` counts from
             (None: now).
 

@@ -12,6 +12,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from aerialseg.data.classes import IGNORE_INDEX
+from aerialseg.errors import ConfigError
 
 
 class RandomRot90(v2.Transform):
@@ -77,6 +78,44 @@ class BandJitter(v2.Transform):
         x = torch.lerp(x.mean(), x, params["contrast"]).clamp(0, 255)
         x = torch.lerp(x.mean(0, keepdim=True), x, params["saturation"]).clamp(0, 255)
         return tv_tensors.wrap(x.round().to(inpt.dtype), like=inpt)
+
+
+class CheckedTransform:
+    """A user's transform of the training pair (``train(transforms=)``), held to what
+    training takes: the (image, mask) pair back, at the size and of the types it was given.
+    A review: one returning the image alone failed in a DataLoader frame, and torchvision's
+    ``ToDtype(float32, scale=True)`` trained without a word on images in 0..1 that predict
+    then fed in 0..255."""
+
+    def __init__(self, transform: Callable):
+        self.transform = transform
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple:
+        pair = self.transform(image, mask)
+        if not (
+            isinstance(pair, tuple | list)
+            and len(pair) == 2
+            and all(isinstance(t, torch.Tensor) for t in pair)
+        ):
+            raise ConfigError(
+                f"transforms= returned a {type(pair).__name__}, not the (image, mask) pair of"
+                " tensors it is given"
+            )
+        new_image, new_mask = pair
+        if new_image.shape != image.shape or new_mask.shape != mask.shape:
+            raise ConfigError(
+                f"transforms= turned a {tuple(image.shape)} image and a {tuple(mask.shape)}"
+                f" mask into {tuple(new_image.shape)} and {tuple(new_mask.shape)}: it must"
+                " keep their sizes (crop_size sets the crop)"
+            )
+        for what, old, new in (("image", image, new_image), ("mask", mask, new_mask)):
+            if new.dtype != old.dtype:
+                raise ConfigError(
+                    f"transforms= turned the {what}'s {old.dtype} values into {new.dtype}:"
+                    " keep them as given (images in 0..255, which the network normalises"
+                    " itself, as predict feeds them; leave out ToDtype and Normalize)"
+                )
+        return new_image, new_mask
 
 
 def crop_transform(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import lightning as L
+import torch
 from rasterio.windows import Window
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -15,6 +16,7 @@ from aerialseg.data.classes import IGNORE_INDEX
 from aerialseg.data.crops import RandomCropDataset, ResizedDataset, WholeImageDataset
 from aerialseg.data.scenes import TRAINING_FLAGS, UNKNOWN_SAMPLE_STEP, LabelledImage, Reading
 from aerialseg.data.splits import Split
+from aerialseg.data.transforms import CheckedTransform
 from aerialseg.errors import ConfigError, DatasetError
 from aerialseg.files import physical_memory
 from aerialseg.training.config import TrainConfig
@@ -35,7 +37,8 @@ class SegmentationDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.catalog, self.split, self.cfg = catalog, split, cfg
-        self.extra_transform = extra_transform
+        checked = CheckedTransform(extra_transform) if extra_transform is not None else None
+        self.extra_transform = checked
         self.pseudo = list(pseudo)
         self.train_set: Dataset | None = None
         self.val_set: WholeImageDataset | None = None
@@ -81,6 +84,9 @@ class SegmentationDataModule(L.LightningDataModule):
             check_labelled(self.train_set.items, self.train_set.regions)
         else:
             check_labelled(train, [(k, None) for k in range(len(train))])
+        if self.extra_transform is not None:  # its ConfigError here, in one line, not from
+            with torch.random.fork_rng():  # a loader's worker; the run's draws unchanged
+                self.train_set[0]
 
     def crop_padding_note(self) -> str | None:
         """A note where ``crop_size`` is larger than every training image or block: each
