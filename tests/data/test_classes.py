@@ -210,16 +210,43 @@ def test_colour_masks_decode_to_the_ids_they_were_painted_from(colours, shape, s
     assert ClassTable.from_dict(table.to_dict()) == table
 
 
+def test_a_polygon_tables_background_without_a_value_is_written_as_a_free_one():
+    """A review: a table for polygon labels gives its classes values but not the
+    background (it is where no polygon is), and predict wrote class ids, so a 1 meant
+    Road in the predictions and Building in the user's codes; it read back as no label."""
+    classes = [{"name": n, "mask_value": v} for n, v in (("Building", 1), ("Road", 2))]
+    table = ClassTable.from_dict({"classes": [*classes, {"name": "Land", "background": True}]})
+    lut, nodata, dtype = table.raster_coding()
+    assert (lut[:3].tolist(), nodata, dtype) == ([1, 2, 0], 255, "uint8")
+    assert table.values == (1, 2, 0)
+    written = lut[np.array([[0, 1, 2, IGNORE_INDEX]], np.uint8)].astype(dtype)
+    encoded = encode_mask(np.ma.masked_equal(written, nodata), table)
+    assert encoded.ids.tolist() == [[0, 1, 2, IGNORE_INDEX]] and not encoded.unknown
+    # the smallest value no class and no ignore value takes
+    taken = {"classes": [{"name": "Water", "mask_value": 0}, {"name": "Land", "background": True}]}
+    assert ClassTable.from_dict(taken | {"ignore_values": [1]}).values == (0, 2)
+    # two classes without a value: the ids, as before
+    two = {"classes": [{"name": "a"}, {"name": "b", "background": True}]}
+    assert ClassTable.from_dict(two).values is None
+    assert ClassTable.from_dict(two).raster_coding()[0][:2].tolist() == [0, 1]
+
+
 @given(
     values=st.lists(st.integers(0, 65534), min_size=1, max_size=12, unique=True),
     shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
     seed=st.integers(0, 2**32 - 1),
+    background=st.booleans(),
 )
-def test_class_rasters_written_with_a_value_table_read_back_as_the_same_ids(values, shape, seed):
-    """What predict writes (raster_coding) and what training reads (encode_mask) agree."""
-    table = ClassTable.from_dict(
-        {"classes": [{"name": f"c{i}", "mask_value": v} for i, v in enumerate(values)]}
-    )
+def test_class_rasters_written_with_a_value_table_read_back_as_the_same_ids(
+    values, shape, seed, background
+):
+    """What predict writes (raster_coding) and what training reads (encode_mask) agree,
+    also where the background class has no value."""
+    classes = [{"name": f"c{i}", "mask_value": v} for i, v in enumerate(values)]
+    if background:
+        classes[-1] = {"name": "ground", "background": True}
+    table = ClassTable.from_dict({"classes": classes})
+    values = list(table.values)
     lut, nodata, dtype = table.raster_coding()
     ids = np.random.default_rng(seed).integers(0, len(values), shape).astype(np.uint8)
     ids.flat[0] = IGNORE_INDEX  # a pixel with no input: nodata, read back as ignored

@@ -118,21 +118,35 @@ class ClassTable:
         return all(c.mask_color is not None for c in self.classes)
 
     @property
+    def values(self) -> tuple[int, ...] | None:
+        """The value of each class (in id order) in a single-band class raster: each one's
+        mask_value, and where the background class alone has none (a table for polygon
+        labels: the background is where no polygon is), the smallest value from 0 that no
+        class or ignore value takes. None where other classes have none: rasters hold ids.
+        A review: predict wrote ids for such a table, so 1 was Road in the predictions and
+        Building in the user's own codes."""
+        missing = [c for c in self.classes if c.mask_value is None]
+        if missing and missing != [c for c in self.classes if c.background]:
+            return None
+        taken = {c.mask_value for c in self.classes} | set(self.ignore_values)
+        free = next(v for v in range(len(taken) + 1) if v not in taken)
+        return tuple(free if c.mask_value is None else c.mask_value for c in self.classes)
+
+    @property
     def by_value(self) -> bool:
-        """Every class has a mask value: single-band masks can be read."""
-        return all(c.mask_value is not None for c in self.classes)
+        """Every class has a value (``values``): single-band masks can be read."""
+        return self.values is not None
 
     def raster_coding(self) -> tuple[np.ndarray, int, str]:
         """How class rasters store classes: the value written per class id (a lookup table
         of 256, IGNORE_INDEX to nodata), the nodata value and the type. Tables of mask
-        values write those values, so predictions read like the labels they learnt from;
-        others write the class ids."""
-        values = [c.mask_value for c in self.classes if c.mask_value is not None]
-        by_value = self.by_value  # then values holds one per class
-        wide = by_value and max(values) >= 255
+        values write those values (``values``), so predictions read like the labels they
+        learnt from; others write the class ids."""
+        values = self.values
+        wide = values is not None and max(values) >= 255
         nodata, dtype = (65535, "uint16") if wide else (255, "uint8")
         lut = np.arange(256, dtype=np.uint16)
-        if by_value:
+        if values is not None:
             lut[: len(values)] = values
         lut[IGNORE_INDEX] = nodata
         return lut, nodata, dtype
@@ -406,7 +420,7 @@ def encode_mask(mask: np.ndarray, table: ClassTable, name: str = "mask") -> Enco
         beyond = ~nodata & (np.abs(data) >= BEYOND_INT) if wide else np.zeros_like(nodata)
         codes = np.where(beyond | nodata, 0, data).astype(np.int64)
         codes[beyond] = BEYOND_INT
-        class_codes = {c.mask_value: i for i, c in enumerate(table.classes)}
+        class_codes = {value: i for i, value in enumerate(table.values or ())}
         ignore_codes = set(table.ignore_values)
     else:
         if not table.by_color:
