@@ -772,3 +772,28 @@ def test_a_relative_name_that_looks_like_a_gdal_connection_string_is_that_file(
     monkeypatch.chdir(tmp_path)
     with open_input("GTIFF_DIR:1:b.tif") as raster:
         assert (raster.width, raster.height) == (10, 12)
+
+
+def test_an_alpha_band_beside_a_nodata_value_prints_no_warning(tmp_path):
+    """A review: a 4-band GeoTIFF with an alpha band (GDAL's ALPHA=YES) and a nodata value
+    printed rasterio's NodataShadowWarning, a line of aerialseg's source, on inspect,
+    train and predict. GDAL's mask is then the nodata's: 0 here, so the image is valid."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NodataShadowWarning
+    from rasterio.transform import from_origin
+
+    from aerialseg.data.raster import open_input
+
+    path = tmp_path / "rgba.tif"
+    profile = dict(driver="GTiff", width=64, height=64, count=4, dtype="uint8", nodata=0,
+                   crs="EPSG:32640", transform=from_origin(0, 64, 1, 1), photometric="RGB",
+                   alpha="YES")  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((4, 64, 64), 100, np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NodataShadowWarning)
+        with open_input(path) as raster:
+            values, valid = raster.read(Window(0, 0, 64, 64))
+    assert values.shape == (3, 64, 64) and valid.all()

@@ -655,7 +655,9 @@ def test_own_geotiffs_with_near_infrared(tmp_path, capsys):
     assert (
         main(["predict", str(rgb_only), "--model", model_file, "--out", str(tmp_path / "r")]) == 2
     )
-    assert "asks for band 4 but the file has 3" in capsys.readouterr().err
+    said = capsys.readouterr().err  # the model's bands, not a --bands that was never given
+    assert f"{rgb_only}: the model reads bands " in said and "--bands 4" not in said
+    assert "but the file has 3; choose 4 of its bands with --bands" in said
 
     onnx_file = tmp_path / "m.onnx"
     check = ["--check-image", str(scene)]

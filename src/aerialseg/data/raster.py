@@ -51,7 +51,7 @@ from affine import Affine
 from rasterio._path import _parse_path  # what rasterio.open does to a path or URL
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.env import ensure_env_with_credentials
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -316,10 +316,13 @@ def bands_mask(ds, bands: tuple[int, ...], **where) -> np.ndarray:
     of the chosen bands' nodata valid, and predicted. ``where``: read_masks's window or
     out_shape."""
     chosen = sorted(set(bands))
-    if len(chosen) == ds.count:
-        return ds.dataset_mask(**where)
-    masks = ds.read_masks(chosen, **where)
-    return masks.max(axis=0)
+    with warnings.catch_warnings():
+        # an alpha band and a nodata value: GDAL's mask is the nodata's; rasterio's warning
+        # of it reached users as a line of this file's source (a review)
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        if len(chosen) == ds.count:
+            return ds.dataset_mask(**where)
+        return ds.read_masks(chosen, **where).max(axis=0)
 
 
 def _read_bands(
@@ -361,11 +364,18 @@ def _to_0_255(data: np.ndarray, valid: np.ndarray, scale) -> np.ndarray:
 
 
 def choose_bands(
-    ds, name: str, bands: tuple[int, ...] | None, flag: str = "--bands", palette: bool = False
+    ds,
+    name: str,
+    bands: tuple[int, ...] | None,
+    flag: str = "--bands",
+    palette: bool = False,
+    models: bool = False,
 ) -> tuple[int, ...]:
     """``bands`` checked against the raster, or the default three; ``flag`` is how the user
     chooses bands where the error is read (``--bands`` in predict, ``bands=`` in train).
-    ``palette``: ``ds`` is a palette image, read as the three bands of its colours."""
+    ``palette``: ``ds`` is a palette image, read as the three bands of its colours.
+    ``models``: ``bands`` are the model's, not the user's (a review: a file short of them
+    was told that --bands, never given, asked for them)."""
     complex_type = next((t for t in ds.dtypes if t.startswith("complex")), None)
     if complex_type:
         raise InputError(
@@ -375,10 +385,14 @@ def choose_bands(
     if bands:
         count = 3 if palette else ds.count
         if max(bands) > count:
-            raise InputError(
-                f"{name}: {flag} {','.join(map(str, bands))} asks for band {max(bands)} but"
-                f" the file has {count}" + (" (the RGB of its colour table)" if palette else "")
-            )
+            listed = ",".join(map(str, bands))
+            has = f"the file has {count}" + (" (the RGB of its colour table)" if palette else "")
+            if models:
+                raise InputError(
+                    f"{name}: the model reads bands {listed}, but {has}; choose"
+                    f" {len(bands)} of its bands with {flag}"
+                )
+            raise InputError(f"{name}: {flag} {listed} asks for band {max(bands)} but {has}")
         return bands
     if palette:
         return (1, 2, 3)
@@ -681,6 +695,7 @@ def open_input(
     max_aspect: float | None = None,
     driver: str | None = None,
     pixel_flag: str | None = "--pixel-size",
+    models_bands: bool = False,
 ) -> RasterInput:
     """Open and check an input; raises InputError with a one-line reason. ``flag``: how the
     user chooses bands, for that reason (predict's --bands, the API's bands=).
@@ -692,7 +707,8 @@ def open_input(
     (None: WHOLE_READ_PIXELS; 0: never, for training windows that each read their own
     part). ``driver``: the one GDAL driver allowed to read it (the server's uploads: the
     one their first bytes name); None: any. ``pixel_flag``: how the user sets the pixel
-    size, for hints (None: it is the model's and cannot be set: the server)."""
+    size, for hints (None: it is the model's and cannot be set: the server).
+    ``models_bands``: ``bands`` are the model's, not chosen with ``flag``."""
     if is_url(path):  # GDAL reads it (/vsicurl/, /vsis3/, ...); nothing to look at first
         path = str(path)
     else:
@@ -732,7 +748,7 @@ def open_input(
                 file, pixel_size, str(path), labels=palette is not None, flag=pixel_flag
             )
         check_shape(ds, str(path), max_pixels, max_side, max_aspect)
-        chosen = choose_bands(ds, str(path), bands, flag, palette is not None)
+        chosen = choose_bands(ds, str(path), bands, flag, palette is not None, models_bands)
         whole = None
         if ds.width * ds.height <= (
             WHOLE_READ_PIXELS if whole_read_pixels is None else whole_read_pixels

@@ -265,7 +265,7 @@ def _open(path: Path | str, opts: PredictOptions, spec: ModelSpec) -> RasterInpu
     limits.update(max_aspect=opts.max_aspect, driver=opts.driver, pixel_flag=opts.pixel_flag)
 
     def opened(pixel_size: float | None) -> RasterInput:
-        return open_input(path, bands, flag, pixel_size, **limits)
+        return open_input(path, bands, flag, pixel_size, models_bands=not opts.bands, **limits)
 
     if opts.pixel_size or not spec.pixel_size:
         raster = opened(opts.pixel_size)
