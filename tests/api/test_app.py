@@ -131,6 +131,46 @@ def test_polygons_of_a_scene_off_its_crs_are_422(client, tmp_path):
     assert client.post("/v1/segment?format=json", files=files).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "proj, named",
+    [
+        ("+proj=longlat +ellps=WGS84 +nadgrids={grid} +wktext +no_defs", "{grid}"),
+        ("+proj=longlat +ellps=WGS84 +nadgrids=@{grid},@null +wktext +no_defs", "{grid}"),
+    ],
+)
+def test_a_crs_naming_a_file_on_the_server_is_422_before_proj_reads_it(
+    client, tmp_path, proj, named
+):
+    """A review: a GeoTIFF whose CRS named a datum grid by path (+nadgrids=/etc/passwd)
+    made PROJ open that file on the server at the first transform, and a FIFO there froze
+    every request. A grid of PROJ's own, by name (Web Mercator's @null), stays allowed."""
+    grid = tmp_path / "secret.gsb"
+    crs = rasterio.crs.CRS.from_proj4(proj.format(grid=grid))
+    from rasterio.transform import from_origin
+
+    path = write_geotiff(
+        tmp_path / "g.tif",
+        rgb_scene(64, 64),
+        crs=crs,
+        transform=from_origin(55.2, 25.2, 1e-5, 1e-5),
+    )
+    response = client.post("/v1/segment", files={"file": ("g.tif", path.read_bytes())})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        f"upload: its CRS names a file for PROJ to read ({named.format(grid=grid)}); the"
+        " server reads nothing but the upload: give the image its CRS by EPSG code"
+        " (gdal_edit.py -a_srs EPSG:NNNN)"
+    )
+    mercator = write_geotiff(
+        tmp_path / "m.tif",
+        rgb_scene(64, 64),
+        crs="EPSG:3857",
+        transform=from_origin(6e6, 2.9e6, 1, 1),
+    )
+    files = {"file": ("m.tif", mercator.read_bytes())}
+    assert client.post("/v1/segment", files=files).status_code == 200
+
+
 def test_geotiff_keeps_georeference(client, tmp_path):
     path = write_geotiff(tmp_path / "g.tif", rgb_scene(64, 80))
     response = client.post("/v1/segment", files={"file": ("g.tif", path.read_bytes())})

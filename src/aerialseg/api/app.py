@@ -46,6 +46,7 @@ from aerialseg.api.uploads import (
     NETWORK_OFF,
     SUFFIXES,
     UPLOAD_BODY,
+    check_crs_reads_no_file,
     receive_upload,
     upload_driver,
 )
@@ -146,6 +147,7 @@ def _segment(loaded: Predictor, upload: Path, out: Path, opts: PredictOptions) -
     upload = upload.rename(upload.with_suffix(SUFFIXES[driver]))
     out.mkdir()
     with rasterio.Env(**NETWORK_OFF):
+        check_crs_reads_no_file(upload, driver)
         return predict_one(loaded, upload, out, replace(opts, driver=driver))
 
 

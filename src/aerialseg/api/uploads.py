@@ -14,20 +14,23 @@ side file (``.aux.xml``, ``.ovr``) to find next to it either.
 
 The server takes no URLs, so GDAL's network access is off while it reads (``NETWORK_OFF``),
 whatever an upload holds: ``/vsicurl/`` and the other network file systems open nothing,
-and PROJ fetches no grid.
+and PROJ fetches no grid. Nor does PROJ open a local one: an upload whose CRS names a
+file by its path (``+nadgrids=/etc/passwd``) is refused (``check_crs_reads_no_file``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import HTTPException, Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from rasterio.errors import RasterioIOError
 from starlette.requests import ClientDisconnect
 
 from aerialseg.api.guard import mib
-from aerialseg.data.raster import UnreadableInputError
+from aerialseg.data.raster import InputError, UnreadableInputError, open_dataset
 
 MAGIC = [
     (b"II*\x00", "GTiff"),  # little-endian TIFF (a COG is one)
@@ -154,6 +157,39 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> None:
         raise HTTPException(422, "no complete field named file in the body")
     if size == 0:  # a request that names no file, or an empty one: nothing to identify
         raise HTTPException(422, "the field named file is empty (0 bytes): choose an image")
+
+
+# Where a CRS names files for PROJ to read: a datum shift's grids (+nadgrids=,
+# +geoidgrids=, grids=, GDAL's PROJ4_GRIDS, WKT2's PARAMETERFILE) and init files (+init=).
+FILES_IN_CRS = re.compile(
+    r'(?:grids|init)\s*=\s*([^\s"\]]+)'
+    r'|PROJ4_GRIDS"\s*,\s*"([^"]+)"'
+    r'|PARAMETERFILE\[\s*"[^"]*"\s*,\s*"([^"]+)"',
+    re.IGNORECASE,
+)
+
+
+def check_crs_reads_no_file(path: Path, driver: str) -> None:
+    """InputError (422) where the upload's CRS (or its GCPs') names a file by its path:
+    PROJ would open that file on the server at the first transform (a review: a GeoTIFF
+    naming +nadgrids=/etc/passwd had it opened, and one naming a FIFO froze every
+    request). Grids named without a folder are PROJ's own data: EPSG:3857's WKT names
+    @null."""
+    try:
+        with open_dataset(path, driver) as dataset:
+            crses = [dataset.crs, dataset.gcps[1]]
+    except RasterioIOError:  # no image: predict_one's reading says so, as for any input
+        return
+    for crs in filter(None, crses):
+        for match in FILES_IN_CRS.finditer(crs.to_wkt()):
+            names = next(group for group in match.groups() if group).split(",")
+            paths = [n.lstrip("@") for n in names if "/" in n or "\\" in n]
+            if paths:
+                raise InputError(
+                    f"upload: its CRS names a file for PROJ to read ({paths[0]}); the server"
+                    " reads nothing but the upload: give the image its CRS by EPSG code"
+                    " (gdal_edit.py -a_srs EPSG:NNNN)"
+                )
 
 
 def upload_driver(path: Path) -> str:
