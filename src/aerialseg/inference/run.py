@@ -368,7 +368,11 @@ def _predict_one(
     shown = input_name(path)  # a URL's file name too
     base = out / (name or shown.stem)
     spec, classes = predictor.spec, predictor.classes
-    predictor = predictor.with_options(batch_size=opts.batch_size)
+    # every option of the predictor here, where each file is predicted: the server calls
+    # this alone, and ignored tta=true where predict_files set it (a review)
+    predictor = predictor.with_options(
+        tta=opts.tta, overlap=opts.overlap, batch_size=opts.batch_size
+    )
     with _open(path, opts, spec) as raster:
         size = (raster.width, raster.height)
         check_row_band(str(raster.path), size, len(raster.bands), spec, classes.num_classes)
@@ -456,7 +460,6 @@ def predict_files(
     ``output_names(inputs)``; a sharded run passes those of all its shards' inputs)."""
     names = names or named_inputs([os.fspath(i) for i in inputs])[1]
     prepare_out_dir(out)
-    predictor = predictor.with_options(tta=opts.tta, overlap=opts.overlap)
     summary = PredictSummary()
     with torch.inference_mode():
         for path in tqdm(inputs, desc="predict", unit="image", disable=len(inputs) < 2):
