@@ -242,6 +242,65 @@ def test_headers_that_trickle_get_408_and_the_connection_closes(pointwise):
             assert status_of(sock) == 200
 
 
+CHUNK = b"10000\r\n" + b"x" * 65536 + b"\r\n"  # 64 KiB of a chunked body
+
+
+@pytest.mark.parametrize(
+    "request_line, headers, chunk, pause",
+    [
+        ("POST /healthz", "Transfer-Encoding: chunked", CHUNK, 0),  # 405, a body streaming on
+        ("POST /nowhere", "Transfer-Encoding: chunked", CHUNK, 0),  # 404
+        ("GET /healthz", "Content-Length: 1000000", b"x", 0.2),  # 200, a body trickling
+        ("POST /v1/segment", "Content-Type: text/plain\r\nTransfer-Encoding: chunked", CHUNK, 0),
+    ],
+)
+def test_a_body_left_unread_by_a_response_is_not_read_for_ever(
+    pointwise, request_line, headers, chunk, pause
+):
+    """A review: after answering a request whose body it did not read (a 404 or 405 to a
+    POST, the 422 of a body that is no upload), uvicorn went on reading and dropping what
+    the client sent, 4-7 GB in 10 s a connection, and a body trickling a byte at a time
+    held its connection past every deadline. The rest is read for LINGER_S at most, up to
+    LINGER_BYTES, then the connection closes; the response arrives whole first."""
+    from aerialseg.api.connections import LINGER_BYTES, LINGER_S
+
+    with (
+        running(create_app(pointwise, LIMITS)) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+    ):
+        sock.sendall(
+            f"{request_line} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n\r\n".encode()
+        )
+        assert status_of(sock) in (200, 404, 405, 422)
+        start = time.monotonic()
+        closed, sent = _sent_until_closed(sock, chunk, pause, LINGER_S + 5)
+        assert closed and time.monotonic() - start < LINGER_S + 2
+        assert sent < LINGER_BYTES + 32 * 2**20  # past that, what the sockets' buffers hold
+
+
+def _sent_until_closed(sock: socket.socket, chunk: bytes, pause: float, seconds: float):
+    """Send ``chunk`` (every ``pause`` s) until the server closes the connection, for
+    ``seconds`` at most: whether it closed, and how many bytes went."""
+    import select
+
+    sent, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(chunk)
+        except TimeoutError:  # the server stopped reading, and kept the connection
+            return False, sent
+        except OSError:  # reset, or a broken pipe
+            return True, sent
+        sent += len(chunk)
+        if select.select([sock], [], [], pause)[0]:
+            try:
+                if sock.recv(65536) == b"":  # the response's rest, then the end
+                    return True, sent
+            except OSError:
+                return True, sent
+    return False, sent
+
+
 def test_the_host_header_must_name_this_server(pointwise):
     app = create_app(pointwise, LIMITS, allowed_hosts=default_allowed_hosts("127.0.0.1"))
     client = TestClient(app)

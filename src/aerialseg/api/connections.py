@@ -6,7 +6,9 @@ a connection and its socket for as long as it likes, and enough of them use up t
 server's file descriptors. ``HeaderDeadline`` is uvicorn's own h11 protocol plus that
 deadline; it is written here because neither uvicorn nor Starlette has one (an ASGI
 middleware only runs once the headers are in). The body's deadline is the guard's
-(``body_timeout_s``), as its refusals are.
+(``body_timeout_s``), as its refusals are. After a response that did not wait for the
+request's body, the rest is dropped for LINGER_S and LINGER_BYTES at most, then the
+connection closes (uvicorn read it for as long as the client sent).
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+# After a response to a request whose body has not all arrived (a 404 or 405 to a POST, a
+# 422 before an upload is read), the rest is read and dropped for this long and this much
+# at most, then the connection is closed. uvicorn read it for as long as the client sent
+# (a review: 4-7 GB in 10 s a connection, past every limit and deadline); closing at once
+# would reset the connection under a response the client has not read yet.
+LINGER_S = 2.0
+LINGER_BYTES = 1 << 20
 
 
 class HeaderDeadline(H11Protocol):
@@ -30,6 +39,7 @@ class HeaderDeadline(H11Protocol):
         super().__init__(*args, **kwargs)
         self.header_timeout_s = header_timeout_s
         self.header_timer: asyncio.TimerHandle | None = None
+        self.linger: int | None = None  # bytes still to drop after the response, if any
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -37,7 +47,19 @@ class HeaderDeadline(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self.start_header_timer()  # the next request on a kept-alive connection
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            self.linger = LINGER_BYTES  # the body the response did not wait for: LINGER_S
+            self.header_timer = self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.start_header_timer()  # the next request on a kept-alive connection
+
+    def data_received(self, data: bytes) -> None:
+        if self.linger is None:
+            super().data_received(data)
+            return
+        self.linger -= len(data)  # dropped, unparsed: the connection ends with it
+        if self.linger < 0:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.header_timer is not None:
