@@ -3,6 +3,7 @@
 blocks -> predict the scene."""
 
 import json
+import shutil
 
 import fiona
 import numpy as np
@@ -117,6 +118,28 @@ def test_polygons_split_train_evaluate_predict(area, capsys):
     )
     with rasterio.open(next((root / "pred").glob("scene*.tif"))) as ds:
         assert ds.crs.to_epsg() == 32640 and (ds.height, ds.width) == (H, W)
+
+
+def test_two_dates_of_one_ground_share_their_blocks_and_the_split_says_so(area, capsys):
+    """A review: two dates of one scene got their blocks dealt each on its own, half of
+    one's test ground in the other's training blocks."""
+    root, scene, labels, classes, _ = area
+    dates = root / "dates"
+    dates.mkdir()
+    for year in ("2024", "2025"):
+        shutil.copy(scene, dates / f"{year}.tif")
+    split = root / "dates.json"
+    argv = ["data", "split", str(dates), "--labels", str(labels), "--label-field", "class"]
+    argv += ["--classes", str(classes), "--block-size", "64", "--buffer", "8"]
+    assert main([*argv, "--out", str(split)]) == 0
+    assert "1 scene(s) lie on another's grid (one ground at two dates" in capsys.readouterr().out
+    blocks = json.loads(split.read_text())["blocks"]
+    by_year = [
+        {(name, tuple(part["window"])) for name in blocks for part in blocks[name]
+         if part["image"].endswith(f"{year}.tif")}
+        for year in ("2024", "2025")
+    ]  # fmt: skip
+    assert by_year[0] == by_year[1] and by_year[0]
 
 
 @pytest.mark.parametrize(

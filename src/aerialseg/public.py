@@ -1282,7 +1282,10 @@ def split_data(
     Returns:
         How many images (blocks, with ``block_size``) each part has, by ``train``, ``val``
         and ``test``; with ``block_size`` also ``blocks``: the GeoPackage of the blocks
-        (None for images without a georeference); ``bands``: the bands ``train`` must be
+        (None for images without a georeference), and ``on_shared_grids``: how many scenes
+        lie on another's grid (one CRS and pixel, origins whole pixels apart: one ground at
+        two dates, or tiles side by side), whose blocks of ground are dealt once for all of
+        them, buffers running across their edges; ``bands``: the bands ``train`` must be
         told to read as red, green and blue (``bands=``) where the images are not 3-band,
         as far as the first one's file says (else its first three), or None.
     """
@@ -1310,6 +1313,7 @@ def split_data(
     if block_size:
         shares = (val, test, seed)
         split, found["blocks"] = _block_split(catalog, out, block_size, buffer, shares, keep)
+        found["on_shared_grids"] = _on_shared_grids(catalog.grids())
     else:
         split = random_split(catalog.entries, val, test, seed)
     try:
@@ -1320,6 +1324,13 @@ def split_data(
         raise
     found["bands"] = catalog.entries[0].bands_needed()  # a split reads no pixel value
     return {name: len(split.parts(name)) for name in ("train", "val", "test")} | found
+
+
+def _on_shared_grids(grids) -> int:
+    """How many scenes lie on another's grid, whose blocks of ground they share."""
+    from aerialseg.data.blocks import places
+
+    return sum(grid != sid for sid, (grid, _, _) in places(grids).items())
 
 
 def _block_split(catalog, out: Path, size: str, buffer, shares: tuple, keep):

@@ -506,3 +506,44 @@ def test_a_block_size_reads_as_pixels_or_metres():
         "200 m",
         "12.5 m",
     ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scenes_on_one_grid_share_their_blocks_and_buffers_on_the_ground(seed):
+    """A review: blocks were dealt scene by scene, so two dates of one ground had half of
+    one's test ground in the other's training blocks, and a test block on a tile's edge
+    touched a training block of the tile beside it, with no buffer. Scenes on one grid
+    (one CRS and pixel, origins a whole number of pixels apart) now deal each block of
+    ground once, and a buffer runs across the edge between two tiles. The map is a
+    chessboard of the splits' usable ground: no ground in two splits, and training
+    ground at least ``buffer`` pixels from every other split's."""
+    buffer = 6
+
+    def grid(name, col, row, height=150, width=170):
+        at = Affine(1.0, 0, 300_000 + col, 0, -1.0, 2_790_000 - row)
+        return SceneGrid.of(name, height, width, UTM, at)
+
+    scenes = [
+        grid("2024.tif", 0, 0),
+        grid("2025.tif", 0, 0),  # the same ground, another date
+        grid("east.tif", 170, 0),  # the tile beside it
+        grid("south.tif", 35, 150, 100, 120),  # below both, off their block lattice
+    ]
+    blocks = block_split(scenes, "40", buffer, val=0.2, test=0.25, seed=seed)
+    ground = np.zeros((250, 340), np.int64)  # rows 0..250 and columns 0..340 of the map
+    offsets = {s.id: (int(2_790_000 - s.transform.f), int(s.transform.c - 300_000)) for s in scenes}
+    for bit, name in ((1, "train"), (2, "val"), (4, "test")):
+        for sid, w in blocks[name]:
+            row, col = offsets[sid]
+            rows = slice(row + int(w.row_off), row + int(w.row_off + w.height))
+            cols = slice(col + int(w.col_off), col + int(w.col_off + w.width))
+            ground[rows, cols] |= bit
+    assert set(np.unique(ground)) <= {0, 1, 2, 4}, "ground in two splits"
+    train, other = np.argwhere(ground == 1), np.argwhere(ground > 1)
+    assert len(train) and len(other)
+    gaps = [np.abs(other - p).max(axis=1).min() for p in train[:: max(1, len(train) // 400)]]
+    assert min(gaps) > buffer
+    # the two dates hold the same blocks, dealt alike
+    assert {(n, w) for n in blocks for s, w in blocks[n] if s == "2024.tif"} == {
+        (n, w) for n in blocks for s, w in blocks[n] if s == "2025.tif"
+    }

@@ -16,7 +16,13 @@ from aerialseg.data.labels import OversizeImageError
 from aerialseg.data.raster import open_input
 from aerialseg.data.scenes import TRAINING_FLAGS, Flags, RasterScene, Reading
 from aerialseg.errors import ClassTableError, DatasetError
-from tests.helpers.geotiff import TRANSFORM, VALUE_CLASSES, write_geotiff, write_geotiff_dataset
+from tests.helpers.geotiff import (
+    TRANSFORM,
+    UTM40N,
+    VALUE_CLASSES,
+    write_geotiff,
+    write_geotiff_dataset,
+)
 from tests.helpers.hostile import bomb_png
 from tests.helpers.images import write_dataset, write_mask, zip_folder
 
@@ -88,9 +94,9 @@ def test_a_large_scene_is_looked_at_on_every_kth_pixel(tmp_path, monkeypatch):
 
 def test_grids_and_georeferences_come_from_georeferenced_scenes_only(tmp_path):
     catalog, scene = _raster_scene(write_geotiff_dataset(tmp_path / "own", parts=2))
-    assert catalog.grids() == [
-        SceneGrid("images/scene_0.tif", 72, 80, 0.5),
-        SceneGrid("images/scene_1.tif", 72, 80, 0.5),
+    assert [(g.id, g.height, g.width, g.pixel, g.crs, g.transform) for g in catalog.grids()] == [
+        ("images/scene_0.tif", 72, 80, 0.5, UTM40N, TRANSFORM),
+        ("images/scene_1.tif", 72, 80, 0.5, UTM40N, TRANSFORM),
     ]
     assert set(catalog.georeferences()) == {"images/scene_0.tif", "images/scene_1.tif"}
     assert scene.look(Reading()).pixel_size == 0.5

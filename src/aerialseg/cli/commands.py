@@ -64,6 +64,12 @@ def cmd_split(args: argparse.Namespace) -> int:
         f"{args.out}: {counts['train']} train, {counts['val']} val, {counts['test']} test"
         f" {unit}{note}"
     )
+    if counts.get("on_shared_grids"):
+        print(
+            f"{counts['on_shared_grids']} scene(s) lie on another's grid (one ground at two"
+            " dates, or tiles side by side): each block of ground went to one split in all of"
+            " them, and buffers run across their edges"
+        )
     if counts["bands"]:  # train refuses such images without bands=
         bands = ",".join(map(str, counts["bands"]))
         command.append(f"bands=[{bands}]")

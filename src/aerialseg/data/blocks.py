@@ -40,6 +40,8 @@ class SceneGrid:
     width: int
     pixel: float | None  # pixel width in CRS units; None without a georeference
     metres: float | None = 1.0  # metres per CRS unit; None where the unit is no length
+    crs: CRS | None = None  # where it lies: scenes on one grid share their blocks
+    transform: Affine | None = None
 
     @classmethod
     def of(cls, id: str, height: int, width: int, crs: CRS | None, transform: Affine) -> SceneGrid:
@@ -53,7 +55,36 @@ class SceneGrid:
             metres: float | None = float(crs.linear_units_factor[1])
         except CRSError:  # geographic (degrees), or a local CRS that names no unit
             metres = None
-        return cls(id, height, width, math.hypot(transform.a, transform.d), metres)
+        pixel = math.hypot(transform.a, transform.d)
+        return cls(id, height, width, pixel, metres, crs, transform)
+
+
+# A scene's place on the ground's lattice of blocks: the first scene of its grid, and the
+# row and column of the scene's first pixel in that scene's pixels.
+Place = tuple[str, int, int]
+
+
+def places(scenes: list[SceneGrid]) -> dict[str, Place]:
+    """Each scene's place: scenes on one grid (one CRS and pixel, their origins a whole
+    number of pixels apart, within GRID_TOLERANCE: two dates of one ground, the tiles of a
+    mosaic) are placed on the first one's; any other scene is a grid of its own."""
+    found: dict[str, Place] = {}
+    firsts: dict[tuple, list[tuple[str, Affine]]] = {}  # by CRS and pixel: grids' first scenes
+    for scene in scenes:
+        at, pixel = scene.transform, scene.pixel
+        if scene.crs is None or at is None or not pixel:
+            found[scene.id] = (scene.id, 0, 0)
+            continue
+        kind = (scene.crs.to_wkt(), *(round(v / pixel, 6) for v in (at.a, at.b, at.d, at.e)))
+        for first, first_at in firsts.setdefault(kind, []):
+            col, row = ~first_at * (at.c, at.f)
+            if max(abs(col - round(col)), abs(row - round(row))) <= GRID_TOLERANCE:
+                found[scene.id] = (first, round(row), round(col))
+                break
+        else:
+            firsts[kind].append((scene.id, at))
+            found[scene.id] = (scene.id, 0, 0)
+    return found
 
 
 # a block size: pixels (512, 512px) or metres (200m)
@@ -115,14 +146,19 @@ def block_split(
     kept: dict[tuple[str, int, int], str] | None = None,
 ) -> dict[str, list[tuple[str, Window]]]:
     """Split name -> (scene id, window) of each block's usable part, buffers taken off.
+    Blocks are cut on each grid's lattice (``places``): scenes on one grid share a block
+    of ground, dealt once, and buffers run across the edges between them.
     ``labelled(scene id, block)``: whether a block holds labels; blocks that hold none
-    (outside a labelled area) are dealt to no split. ``kept``: (scene id, block row, block
+    (outside a labelled area) are dealt to no split. ``kept``: (grid, block row, block
     column) -> split of blocks dealt already (``kept_blocks``): they stay where they were
     and count towards the shares; only the others are dealt."""
     check_shares(val, test)
     if buffer < 0:
         raise DatasetError(f"--buffer {buffer}: a number of pixels, 0 or more")
-    cells: list[tuple[str, int, int, int]] = []  # scene id, row, column, block side
+    placed = places(scenes)
+    # a block of ground (grid, row, column) -> its side and the scenes' windows of it
+    parts: dict[tuple[str, int, int], list[tuple[str, Window]]] = {}
+    sides: dict[str, int] = {}
     for scene in scenes:
         side = block_pixels(size, scene)
         if 2 * buffer > side:
@@ -135,41 +171,33 @@ def block_split(
                 f" ones: give --buffer {side // 2} or less (without --buffer, the crop size)"
                 f" or blocks of {2 * buffer} px or more"
             )
-        rows, cols = math.ceil(scene.height / side), math.ceil(scene.width / side)
-        cells += [
-            (scene.id, r, c, side)
-            for r in range(rows)
-            for c in range(cols)
-            if labelled is None
-            or labelled(
-                scene.id,
-                Window(c * side, r * side, side, side).intersection(
-                    Window(0, 0, scene.width, scene.height)
-                ),
-            )
-        ]
-    ordered = sorted(cells, key=lambda cell: seeded_rank(seed, f"{cell[0]}:{cell[1]}:{cell[2]}"))
-    sizes = {s.id: (s.height, s.width) for s in scenes}
+        grid, row0, col0 = placed[scene.id]
+        sides[grid] = side  # one pixel on one grid: one side
+        whole = Window(0, 0, scene.width, scene.height)
+        for r in range(row0 // side, (row0 + scene.height - 1) // side + 1):
+            for c in range(col0 // side, (col0 + scene.width - 1) // side + 1):
+                window = Window(c * side - col0, r * side - row0, side, side).intersection(whole)
+                if labelled is None or labelled(scene.id, window):
+                    parts.setdefault((grid, r, c), []).append((scene.id, window))
+    ordered = sorted(parts, key=lambda block: seeded_rank(seed, ":".join(map(str, block))))
 
-    def area(cell: tuple[str, int, int, int]) -> int:  # the last row and column are smaller
-        sid, r, c, side = cell
-        height, width = sizes[sid]
-        return (min(side, height - r * side)) * (min(side, width - c * side))
+    def area(block: tuple[str, int, int]) -> int:  # the last row and column are smaller
+        return sum(int(w.width * w.height) for _, w in parts[block])
 
     # The shares are of pixels, not of blocks: the thin last row and column of a scene
     # count for their area (an image of 1126 px in 512 px blocks has 9 blocks, 5 of them
     # slivers that would otherwise weigh as much as a whole block). Test, then validation,
     # takes blocks in the seeded order until it holds its share, so each gets one at least.
-    total, kept = sum(area(cell) for cell in ordered), kept or {}
-    split_of = {cell[:3]: kept[cell[:3]] for cell in ordered if cell[:3] in kept}
-    queue = iter([cell for cell in ordered if cell[:3] not in split_of])
+    total, kept = sum(area(block) for block in ordered), kept or {}
+    split_of = {block: kept[block] for block in ordered if block in kept}
+    queue = iter([block for block in ordered if block not in split_of])
     for name, share in (("test", test), ("val", val)):
-        held = sum(area(cell) for cell in ordered if split_of.get(cell[:3]) == name)
-        while held < share * total and (cell := next(queue, None)) is not None:
-            split_of[cell[:3]] = name
-            held += area(cell)
-    for cell in queue:
-        split_of[cell[:3]] = "train"
+        held = sum(area(block) for block in ordered if split_of.get(block) == name)
+        while held < share * total and (block := next(queue, None)) is not None:
+            split_of[block] = name
+            held += area(block)
+    for block in queue:
+        split_of[block] = "train"
     if "train" not in split_of.values() or "val" not in split_of.values():
         more = " --block-size" if labelled is None else " --block-size, or label more blocks"
         raise DatasetError(
@@ -177,33 +205,41 @@ def block_split(
             f" smaller{more}"
         )
     out: dict[str, list[tuple[str, Window]]] = {name: [] for name in ORDER}
-    for sid, r, c, side in cells:
-        name = split_of[(sid, r, c)]
-        height, width = sizes[sid]
-        top, left = r * side, c * side
-        bottom, right = min(top + side, height), min(left + side, width)
+    for (grid, r, c), windows in parts.items():
+        name, side = split_of[(grid, r, c)], sides[grid]
 
-        def later(dr: int, dc: int, name=name, sid=sid, r=r, c=c) -> bool:
-            other = split_of.get((sid, r + dr, c + dc))
+        def later(dr: int, dc: int, name=name, grid=grid, r=r, c=c) -> bool:
+            other = split_of.get((grid, r + dr, c + dc))
             return other is not None and ORDER[other] > ORDER[name]
 
-        # a side gives up the buffer if a block along it (or at its corners) comes later
-        if any(later(-1, dc) for dc in (-1, 0, 1)):
-            top += buffer
-        if any(later(1, dc) for dc in (-1, 0, 1)):
-            bottom -= buffer
-        if any(later(dr, -1) for dr in (-1, 0, 1)):
-            left += buffer
-        if any(later(dr, 1) for dr in (-1, 0, 1)):
-            right -= buffer
-        if bottom > top and right > left:
-            out[name].append((sid, Window(left, top, right - left, bottom - top)))
+        # a side gives up the buffer if a block along it (or at its corners) comes later,
+        # in this scene or in another on its grid; on the grid's pixels, then the scene's
+        top = r * side + (buffer if any(later(-1, dc) for dc in (-1, 0, 1)) else 0)
+        bottom = (r + 1) * side - (buffer if any(later(1, dc) for dc in (-1, 0, 1)) else 0)
+        left = c * side + (buffer if any(later(dr, -1) for dr in (-1, 0, 1)) else 0)
+        right = (c + 1) * side - (buffer if any(later(dr, 1) for dr in (-1, 0, 1)) else 0)
+        for sid, window in windows:
+            _, row0, col0 = placed[sid]
+            usable = Window(left - col0, top - row0, right - left, bottom - top)
+            if bottom > top and right > left and _overlaps(usable, window):
+                out[name].append((sid, usable.intersection(window)))
+    order = {scene.id: k for k, scene in enumerate(scenes)}  # scene by scene, as given
+    for name in out:
+        out[name].sort(key=lambda part: (order[part[0]], part[1].row_off, part[1].col_off))
     if not out["train"] or not out["val"]:
         raise DatasetError(
             f"the buffer of {buffer} px leaves no training or validation block; choose a larger"
             " --block-size or a smaller --buffer"
         )
     return out
+
+
+def _overlaps(a: Window, b: Window) -> bool:
+    return (
+        a.col_off < b.col_off + b.width
+        and b.col_off < a.col_off + a.width
+        and (a.row_off < b.row_off + b.height and b.row_off < a.row_off + a.height)
+    )
 
 
 def write_blocks(path, blocks: dict[str, list[tuple[str, Window]]], grids: dict) -> int:
@@ -240,29 +276,32 @@ def kept_blocks(
     earlier: dict[str, list[tuple[str, Window]]], scenes: list[SceneGrid], size: str
 ) -> dict[tuple[str, int, int], str]:
     """The blocks of an ``earlier`` block split (split name -> parts, as ``block_split``
-    gives them) by (scene id, row, column) of the grid of ``size``, to keep them where
-    they were: a round of labelling adds blocks, and a block trained on in the last round
-    must not validate or test the next. The earlier split must have used blocks of
-    ``size`` (a part lies in one block; its buffer is under half a block)."""
+    gives them) by (grid, row, column) of the lattice of ``size`` (``places``), to keep
+    them where they were: a round of labelling adds blocks, and a block trained on in the
+    last round must not validate or test the next. The earlier split must have used
+    blocks of ``size`` (a part lies in one block; its buffer is under half a block)."""
     grids = {scene.id: scene for scene in scenes}
+    placed = places(scenes)
     found: dict[tuple[str, int, int], str] = {}
     for name, parts in earlier.items():
         for sid, window in parts:
             if sid not in grids:
                 continue  # a scene of the earlier round that this one has not
             side = block_pixels(size, grids[sid])
-            row, col = int(window.row_off) // side, int(window.col_off) // side
-            last_row = (int(window.row_off + window.height) - 1) // side
-            last_col = (int(window.col_off + window.width) - 1) // side
+            grid, row0, col0 = placed[sid]
+            top, left = row0 + int(window.row_off), col0 + int(window.col_off)
+            row, col = top // side, left // side
+            last_row = (top + int(window.height) - 1) // side
+            last_col = (left + int(window.width) - 1) // side
             if (row, col) != (last_row, last_col):
                 raise DatasetError(
                     f"the kept split's block {sid} [{int(window.col_off)}, {int(window.row_off)},"
                     f" {int(window.width)}, {int(window.height)}] spans blocks of {size}: give"
                     " the --block-size it was split with"
                 )
-            if found.setdefault((sid, row, col), name) != name:  # cut on another grid
+            if found.setdefault((grid, row, col), name) != name:  # cut on another grid
                 raise DatasetError(
-                    f"the kept split has blocks of {found[(sid, row, col)]} and of {name} in"
+                    f"the kept split has blocks of {found[(grid, row, col)]} and of {name} in"
                     f" one block of {size} of {sid}: give the --block-size (and --pixel-size)"
                     " it was split with"
                 )
