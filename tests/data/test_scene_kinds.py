@@ -115,6 +115,15 @@ def test_grids_and_georeferences_come_from_georeferenced_scenes_only(tmp_path):
         write_geotiff(odd / folder / "a.tif", data, transform=transform)
     (odd_scene,) = open_catalog(odd, VALUES).entries
     assert odd_scene.look(Reading()).pixel_size == 0.123457  # to a micrometre
+    degrees = tmp_path / "degrees"  # a review: 9.5135e-06 degrees was told as 1e-05
+    for folder, count in (("images", 3), ("masks", 1)):
+        (degrees / folder).mkdir(parents=True)
+        data = np.ones((count, 6, 5), np.uint8)
+        at = Affine(9.5135e-06, 0, 55.2, 0, -9.5135e-06, 25.2)
+        write_geotiff(degrees / folder / "a.tif", data, crs="EPSG:4326", transform=at)
+    (scene_in_degrees,) = open_catalog(degrees, VALUES).entries
+    look = scene_in_degrees.look(Reading())
+    assert look.pixel_size == 9.5135e-06 and "9.5135e-06 x 9.5135e-06" in look.grid
 
 
 def test_plain_pairs_report_their_size_bytes_and_grid_from_the_header(tmp_path):

@@ -358,7 +358,8 @@ class RasterScene:
         described, pixel, units = None, None, None
         if grid.crs is not None:
             t = grid.transform  # a column's and a row's step: a rotated grid's too
-            pixel = round(math.hypot(t.a, t.d), 6)
+            # six significant digits: six decimals made a pixel of 9.5e-6 degrees 1e-05
+            pixel = float(f"{math.hypot(t.a, t.d):.6g}")
             described = f"{grid.crs.to_string()}, {pixel:g} x {math.hypot(t.b, t.e):g}"
             units = "degree" if grid.crs.is_geographic else grid.crs.linear_units
         return Look(encoded, step * step, image_mode, described, pixel,
