@@ -797,3 +797,44 @@ def test_an_alpha_band_beside_a_nodata_value_prints_no_warning(tmp_path):
         with open_input(path) as raster:
             values, valid = raster.read(Window(0, 0, 64, 64))
     assert values.shape == (3, 64, 64) and valid.all()
+
+
+@pytest.mark.parametrize(
+    "fourth, accepted", [("opaque", True), ("soft edges", True), ("nir", False)]
+)
+def test_a_fourth_band_tagged_alpha_that_holds_an_image_is_not_taken_for_alpha(
+    tmp_path, fourth, accepted
+):
+    """A review: a 4-band B, G, R, NIR GeoTIFF written with GDAL's defaults has its 4th
+    band tagged alpha, so bands 1-3 were read as red, green and blue without a word. An
+    alpha band is opaque or transparent over most pixels, or of a few levels; one of many
+    values between over most of them is an image band, and the file is told to choose
+    its bands."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from aerialseg.data.raster import InputError, open_input
+
+    rng = np.random.default_rng(0)
+    alpha = np.full((64, 64), 255, np.uint8)
+    if fourth == "soft edges":  # an anti-aliased outline: a few values between
+        alpha[:, :6] = np.linspace(0, 255, 6, dtype=np.uint8)
+    if fourth == "nir":
+        alpha = rng.integers(20, 230, (64, 64)).astype(np.uint8)
+    path = tmp_path / "four.tif"
+    profile = dict(driver="GTiff", width=64, height=64, count=4, dtype="uint8",
+                   crs="EPSG:32640", transform=from_origin(0, 64, 1, 1), photometric="RGB",
+                   alpha="YES")  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.concatenate([rng.integers(0, 255, (3, 64, 64), np.uint8), alpha[None]]))
+    if accepted:
+        with open_input(path) as raster:
+            assert raster.bands == (1, 2, 3)
+        return
+    with pytest.raises(InputError) as err:
+        open_input(path)
+    assert str(err.value) == (
+        f"{path}: has 4 band(s), the 4th tagged alpha but holding neither transparent nor"
+        " opaque values over most pixels (near-infrared?); the model takes 3 (RGB): choose"
+        " them with --bands, e.g. --bands 1,2,3"
+    )

@@ -397,13 +397,39 @@ def choose_bands(
     if palette:
         return (1, 2, 3)
     interp = ds.colorinterp
-    if ds.count == 3 or (ds.count == 4 and interp[3] == ColorInterp.alpha):
+    tagged_alpha = ds.count == 4 and interp[3] == ColorInterp.alpha
+    if ds.count == 3 or (tagged_alpha and _alpha_like(ds)):
         return (1, 2, 3)
     example = _setting(flag, ",".join(map(str, band_example(ds))))
+    what = (
+        ", the 4th tagged alpha but holding neither transparent nor opaque values over most"
+        " pixels (near-infrared?)"
+        if tagged_alpha
+        else ""
+    )
     raise InputError(
-        f"{name}: has {ds.count} band(s); the model takes 3 (RGB): choose them with"
+        f"{name}: has {ds.count} band(s){what}; the model takes 3 (RGB): choose them with"
         f" {flag}, e.g. {example}"
     )
+
+
+ALPHA_SAMPLE = 256  # the side of the window at a 4th band's centre that tells its kind
+ALPHA_LEVELS = 16  # the most values of an alpha band with few levels (stepped, even)
+
+
+def _alpha_like(ds) -> bool:
+    """Whether a 4th band tagged alpha is one: in a window at its centre, transparent or
+    opaque (its type's least or largest value) over most pixels, or of a few values (an
+    even or stepped transparency). GDAL tags a 4-band 8-bit GeoTIFF's last band alpha
+    unless told otherwise, so a B, G, R, NIR product was read as RGB without a word (a
+    review); an image band holds many values between."""
+    side_h, side_w = min(ALPHA_SAMPLE, ds.height), min(ALPHA_SAMPLE, ds.width)
+    window = Window((ds.width - side_w) // 2, (ds.height - side_h) // 2, side_w, side_h)
+    values = ds.read(4, window=window)
+    if values.dtype.kind not in "ui":
+        return True  # a float alpha: nothing to tell it by
+    ends = (values == 0) | (values == np.iinfo(values.dtype).max)
+    return bool(ends.mean() > 0.5) or len(np.unique(values)) <= ALPHA_LEVELS
 
 
 def band_example(ds) -> tuple[int, int, int]:
