@@ -202,6 +202,14 @@ def test_many_windows_match_the_command(tiny_model, tmp_path):
     with rasterio.open(written["classes"]) as src:
         assert np.array_equal(src.read(1), result.class_ids)
     assert len(np.unique(result.class_ids)) > 1  # a real map, not one class everywhere
+    # and with another overlap, which predict takes and Model.predict lacked (a review)
+    overlapped = model.predict(scene, overlap=0.0)  # the tiny model's own is 0.5
+    again = aerialseg.predict_files(
+        scene, tmp_path / "o2", model=model, overlap=0.0, device="cpu", precision="fp32"
+    )
+    with rasterio.open(again.done[str(scene)]["classes"]) as src:
+        assert np.array_equal(src.read(1), overlapped.class_ids)
+    assert not np.array_equal(overlapped.class_ids, result.class_ids)
 
 
 def test_nodata_is_marked(tmp_path):

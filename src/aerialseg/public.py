@@ -138,6 +138,7 @@ class Model:
         bands: Sequence[int] | None = None,
         pixel_size: float | None = None,
         batch_size: int | None = None,
+        overlap: float | None = None,
     ) -> Prediction:
         """Segment one image held in memory, as ``aerialseg predict`` segments a file.
 
@@ -160,6 +161,7 @@ class Model:
             pixel_size: read a georeferenced file resampled to this pixel size in CRS
                 units (default: the model's, if it was trained at one).
             batch_size: windows per forward pass (default: as ``aerialseg predict``).
+            overlap: window overlap share (default: the model's), as ``predict --overlap``.
 
         Returns:
             The class ids, and the probabilities and confidence if asked for.
@@ -172,7 +174,7 @@ class Model:
         from aerialseg.data.raster import InputError
 
         check_arguments(Model.predict, locals(), skip=("image",))
-        predictor = self.predictor.with_options(tta=tta, batch_size=batch_size)
+        predictor = self.predictor.with_options(tta=tta, overlap=overlap, batch_size=batch_size)
         try:
             return self._predict(predictor, image, bands, pixel_size, probabilities, confidence)
         except (MemoryError, RuntimeError) as err:
