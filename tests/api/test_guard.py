@@ -392,3 +392,37 @@ def test_serve_passes_hosts_origins_limits_and_timeouts(tiny_model, monkeypatch)
     for token in (" tok ", "p\u00e4ssword", "tab\there"):
         assert main([*base, "--token", token]) == 2
     assert len(started) == 4
+
+
+def test_a_request_whose_client_left_while_it_waited_is_not_predicted(pointwise, monkeypatch):
+    """A review: two requests abandoned while queued (curl's timeout) were still predicted,
+    16 s each, and a small request waited 33 s behind them. A job whose client has gone
+    by its turn is dropped; the one running when its client left ends as it is."""
+    predicted, release = [], threading.Event()
+    real = app_module.predict_one
+
+    def held(predictor, upload, out, opts):
+        predicted.append(upload.name)
+        release.wait(10)  # the first holds the one worker until released
+        return real(predictor, upload, out, opts)
+
+    monkeypatch.setattr(app_module, "predict_one", held)
+    upload = PART + jpeg_bytes(40, 40) + b"\r\n--b0undary--\r\n"
+    with running(create_app(pointwise, ServeLimits(workers=1, max_queue=4))) as port:
+        first = socket.create_connection(("127.0.0.1", port), timeout=15)
+        first.sendall(head(port, len(upload)) + upload)
+        deadline = time.monotonic() + 5
+        while not predicted:
+            assert time.monotonic() < deadline, "the first request was not predicted"
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as left:
+            left.sendall(head(port, len(upload)) + upload)  # queued, then its client goes
+            time.sleep(0.3)
+        time.sleep(0.3)
+        release.set()
+        assert status_of(first) == 200
+        first.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as last:
+            last.sendall(head(port, len(upload)) + upload)
+            assert status_of(last) == 200
+    assert len(predicted) == 2  # the first and the last, not the one whose client left

@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +150,27 @@ def _segment(loaded: Predictor, upload: Path, out: Path, opts: PredictOptions) -
     with rasterio.Env(**NETWORK_OFF):
         check_crs_reads_no_file(upload, driver)
         return predict_one(loaded, upload, out, replace(opts, driver=driver))
+
+
+class ClientGone(Exception):
+    """The client left before its job's turn."""
+
+
+async def _watch_for_leaving(request: Request, gone: threading.Event) -> None:
+    """Sets ``gone`` when the client disconnects: the body is all in, so what receive
+    gives next is the disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
+def _unless_gone(gone: threading.Event, work: Callable[[], Any]) -> Any:
+    """``work`` on a worker, unless its client left while it waited for one (a review:
+    two requests abandoned in the queue were still predicted, 16 s each, and a small one
+    waited 33 s behind them). One that leaves while its job runs lets it end."""
+    if gone.is_set():
+        raise ClientGone
+    return work()
 
 
 def _answered(segment: Callable[[], dict[str, Path]], *extras: bool) -> bytes:
@@ -425,7 +447,14 @@ def create_app(
                     work = functools.partial(
                         _answered, work, overlay, polygons, confidence, preview
                     )
-                result = await loop.run_in_executor(pool, work)
+                gone = threading.Event()  # set when the client leaves
+                watch = asyncio.create_task(_watch_for_leaving(request, gone))
+                try:
+                    result = await loop.run_in_executor(pool, _unless_gone, gone, work)
+                finally:
+                    watch.cancel()
+            except ClientGone:  # no one to answer: the connection is closed already
+                return Response(status_code=499)
             except TooLargeInputError as err:
                 raise HTTPException(413, _client_message(err, upload)) from None
             except UnreadableInputError as err:
