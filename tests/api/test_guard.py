@@ -426,3 +426,22 @@ def test_a_request_whose_client_left_while_it_waited_is_not_predicted(pointwise,
             last.sendall(head(port, len(upload)) + upload)
             assert status_of(last) == 200
     assert len(predicted) == 2  # the first and the last, not the one whose client left
+
+
+def test_every_response_forbids_sniffing_and_framing(pointwise):
+    """A review: no response said nosniff, and the page could be framed by another site.
+    The page, the API, its refusals and the Host check's 400 all carry the headers."""
+    app = create_app(pointwise, LIMITS, allowed_hosts=default_allowed_hosts("127.0.0.1"))
+    client = TestClient(app)
+    answers = [
+        client.get("/", headers={"host": "127.0.0.1"}),
+        client.get("/healthz", headers={"host": "127.0.0.1"}),
+        client.get("/healthz", headers={"host": "evil.example"}),  # 400
+        client.post("/v1/segment", headers={"host": "127.0.0.1"}, content=b"x"),  # 422
+        client.get("/nowhere", headers={"host": "127.0.0.1"}),  # 404
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 400, 422, 404]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
