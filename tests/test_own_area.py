@@ -3,6 +3,7 @@
 blocks -> predict the scene."""
 
 import json
+import re
 import shutil
 
 import fiona
@@ -85,7 +86,8 @@ def test_polygons_split_train_evaluate_predict(area, capsys):
         )
         == 0
     )
-    capsys.readouterr()
+    # its temperature was fitted on blocks, not images (a review: "4 validation image(s)")
+    assert re.search(r"fitted on \d+ validation block\(s\)\n", capsys.readouterr().out)
     assert (run / "model.pt").is_file()
     assert (
         main(

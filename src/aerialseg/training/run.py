@@ -616,9 +616,10 @@ def train(
             sample = task.best_sample[1] if abs(task.best_sample[0] - float(score)) < 1e-6 else None
         until = budget.deadline - FINISH_SECONDS if budget else None
         out_of_time = until is not None and sample is None and time.monotonic() >= until
-        calibration_images = 0
+        calibration_parts = 0
         if not out_of_time:  # else predict --confidence reports the network's probabilities
-            loaded.spec, calibration_images = calibrated(loaded, datamodule, sample, until)
+            loaded.spec, calibration_parts = calibrated(loaded, datamodule, sample, until)
+        unit = "block(s)" if split.blocks is not None else "image(s)"
         meta = {
             **loaded.meta,
             "val_miou": float(score) if score is not None else None,
@@ -640,7 +641,7 @@ def train(
             best_step=loaded.meta.get("global_step"),
             miou_name=metric_label(f"miou{classes.num_scored}", classes),
             temperature=loaded.spec.confidence_temperature,
-            calibration_images=calibration_images,
+            calibrated_on=f"{calibration_parts} validation {unit}",
             logger=cfg.logger,
             out_of_time=out_of_time or bool(budget and budget.skipped_validation),
             data_options=data_options(labels, cfg.resize_masks),

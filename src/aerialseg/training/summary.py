@@ -25,7 +25,7 @@ class RunOutcome:
     best_step: int | None
     miou_name: str  # "mIoU over all 6 classes"
     temperature: float | None
-    calibration_images: int
+    calibrated_on: str  # "2 validation image(s)", "4 validation block(s)"
     logger: str
     out_of_time: bool = False  # the budget left no time to validate or calibrate
     # how the data was read (data_options): a command over the same data needs them
@@ -114,8 +114,7 @@ def format_summary(outcome: RunOutcome, image: str | None) -> str:
         lines.append(f"not validated ({why}); model.pt holds the last weights")
     if outcome.temperature is not None:
         lines.append(
-            f"confidence temperature {outcome.temperature:g}, fitted on"
-            f" {outcome.calibration_images} validation image(s)"
+            f"confidence temperature {outcome.temperature:g}, fitted on {outcome.calibrated_on}"
         )
     elif outcome.out_of_time:
         lines.append(
