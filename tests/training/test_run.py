@@ -1078,11 +1078,11 @@ def test_a_loss_that_is_no_number_stops_the_run_in_one_line(tiny_dataset, tmp_pa
     from aerialseg.errors import AerialsegError
     from aerialseg.training.config import parse_overrides
 
-    def poisoned(image, mask):
+    def poisoned(image, mask):  # float images: those of input_mode=resize
         return image * float("nan"), mask
 
     run = tmp_path / "run"
-    settings = parse_overrides([*FAST, "max_steps=6"])
+    settings = parse_overrides([*FAST, "max_steps=6", "input_mode=resize", "resize_to=64"])
     with pytest.raises(AerialsegError) as err:
         aerialseg.train(tiny_dataset, run, settings=settings, transforms=poisoned)
     said = str(err.value)
