@@ -62,7 +62,9 @@ def test_evaluate_is_printed_for_the_part_the_split_holds_out(tmp_path):
     split of --test 0), else the training images, said so in a comment the shell ignores."""
     from aerialseg.training.summary import RunOutcome, next_commands
 
-    outcome = RunOutcome(tmp_path, "data", 1.0, None, 4, "max_steps=4", None, None, "", None, "", "")
+    outcome = RunOutcome(
+        tmp_path, "data", 1.0, None, 4, "max_steps=4", None, None, "", None, "", ""
+    )
     for part, tail in (("test", ""), ("val", " --split val")):
         outcome.held_out = part
         assert next_commands(outcome, None)[0].endswith(f"/split.json{tail}")
