@@ -478,7 +478,9 @@ def predict_files(
             neighbour, in the class raster and the polygons alike, in m² in any CRS (pixels
             for a plain image; default: the area of 4 pixels, which drops specks of 1-3
             pixels; 0 keeps all). GDAL's sieve: a region merges only into a neighbour of
-            that size or more, so one among regions all smaller stays.
+            that size or more, so one among regions all smaller stays. It applies to the
+            regions before ``simplify``, whose smoothing may leave a polygon's area (its
+            ``area_m2``) a little under it: the polygons still cover every classed pixel.
         bands: 1-based band numbers to read, as many as the model takes, e.g. 4,3,2
             (default: the bands the model was trained on, else 1-3 of an RGB or RGBA
             raster).
