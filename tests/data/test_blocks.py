@@ -547,3 +547,21 @@ def test_scenes_on_one_grid_share_their_blocks_and_buffers_on_the_ground(seed):
     assert {(n, w) for n in blocks for s, w in blocks[n] if s == "2024.tif"} == {
         (n, w) for n in blocks for s, w in blocks[n] if s == "2025.tif"
     }
+
+
+def test_scenes_of_two_pixel_sizes_are_two_grids():
+    """A review: a 1 m and a 0.5 m scene at one origin were placed on one grid, whose block
+    side the last one set: the first lost most of its pixels and every val and test one."""
+    from aerialseg.data.blocks import places
+
+    def grid(name, pixel):
+        at = Affine(pixel, 0, 300_000, 0, -pixel, 2_790_000)
+        return SceneGrid.of(name, 400, 400, UTM, at)
+
+    scenes = [grid("a.tif", 1.0), grid("b.tif", 0.5), grid("c.tif", 0.5 + 1e-12)]
+    assert places(scenes) == {"a.tif": ("a.tif", 0, 0), "b.tif": ("b.tif", 0, 0),
+                              "c.tif": ("b.tif", 0, 0)}  # fmt: skip
+    blocks = block_split(scenes[:2], "40m", 0, 0.2, 0.2, seed=1)
+    for name, pixels in (("a.tif", 400 * 400), ("b.tif", 400 * 400)):
+        parts = [w for split in blocks.values() for sid, w in split if sid == name]
+        assert sum(int(w.width * w.height) for w in parts) == pixels  # every pixel dealt

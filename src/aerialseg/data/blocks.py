@@ -75,7 +75,9 @@ def places(scenes: list[SceneGrid]) -> dict[str, Place]:
         if scene.crs is None or at is None or not pixel:
             found[scene.id] = (scene.id, 0, 0)
             continue
-        kind = (scene.crs.to_wkt(), *(round(v / pixel, 6) for v in (at.a, at.b, at.d, at.e)))
+        # the pixel's size and turn, to nine digits (GDAL's decimals differ past them):
+        # scenes of two pixel sizes are two grids (a review: 0.5 m and 1 m were one)
+        kind = (scene.crs.to_wkt(), *(float(f"{v:.9g}") for v in (at.a, at.b, at.d, at.e)))
         for first, first_at in firsts.setdefault(kind, []):
             col, row = ~first_at * (at.c, at.f)
             if max(abs(col - round(col)), abs(row - round(row))) <= GRID_TOLERANCE:
