@@ -6,6 +6,8 @@ import asyncio
 import base64
 import contextlib
 import io
+import json
+import os
 import threading
 import time
 import zipfile
@@ -126,44 +128,69 @@ def test_polygons_of_a_scene_off_its_crs_are_422(client, tmp_path):
     assert client.post("/v1/segment?format=json", files=files).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "proj, named",
-    [
-        ("+proj=longlat +ellps=WGS84 +nadgrids={grid} +wktext +no_defs", "{grid}"),
-        ("+proj=longlat +ellps=WGS84 +nadgrids=@{grid},@null +wktext +no_defs", "{grid}"),
-    ],
-)
-def test_a_crs_naming_a_file_on_the_server_is_422_before_proj_reads_it(
-    client, tmp_path, proj, named
+# Posts an upload to a server of the tiny model in a process of its own: one blocked in a
+# C call that holds the GIL (PROJ opening a FIFO) cannot be stopped from its own threads.
+POST_IN_A_CHILD = """
+import json, sys
+from fastapi.testclient import TestClient
+from aerialseg.api.app import ServeLimits, create_app, load_for_serving
+app = create_app(load_for_serving(sys.argv[1]), ServeLimits())
+upload = open(sys.argv[2], "rb").read()
+answer = TestClient(app).post("/v1/segment", files={"file": ("g.tif", upload)})
+detail = answer.json().get("detail") if answer.status_code != 200 else None
+print(json.dumps([answer.status_code, detail]))
+"""
+
+
+@pytest.mark.parametrize("flavor", ["ESRI_PE", "STANDARD"])
+def test_a_crs_naming_a_file_on_the_server_is_422_before_gdal_opens_it(
+    tiny_model, tmp_path, flavor
 ):
-    """A review: a GeoTIFF whose CRS named a datum grid by path (+nadgrids=/etc/passwd)
-    made PROJ open that file on the server at the first transform, and a FIFO there froze
-    every request. A grid of PROJ's own, by name (Web Mercator's @null), stays allowed."""
-    grid = tmp_path / "secret.gsb"
-    crs = rasterio.crs.CRS.from_proj4(proj.format(grid=grid))
+    """A review: a GeoTIFF whose CRS named a datum grid by path (+nadgrids=/etc/passwd,
+    kept as PROJ4_GRIDS in an ESRI PE string) made PROJ open that file on the server,
+    already when GDAL opened the upload; one naming a FIFO froze every request. Here the
+    grid is a FIFO: were it opened, the server would block, and its process be killed. A
+    grid of PROJ's own, by name (Web Mercator's @null), stays allowed."""
+    import subprocess
+    import sys
+
     from rasterio.transform import from_origin
 
-    path = write_geotiff(
-        tmp_path / "g.tif",
-        rgb_scene(64, 64),
-        crs=crs,
-        transform=from_origin(55.2, 25.2, 1e-5, 1e-5),
-    )
-    response = client.post("/v1/segment", files={"file": ("g.tif", path.read_bytes())})
-    assert response.status_code == 422
-    assert response.json()["detail"] == (
-        f"upload: its CRS names a file for PROJ to read ({named.format(grid=grid)}); the"
-        " server reads nothing but the upload: give the image its CRS by EPSG code"
-        " (gdal_edit.py -a_srs EPSG:NNNN)"
-    )
+    fifo = tmp_path / "grid.gsb"
+    proj = f"+proj=merc +ellps=WGS84 +nadgrids={fifo} +wktext +no_defs"
+    path = tmp_path / "g.tif"
+    profile = dict(driver="GTiff", width=64, height=64, count=3, dtype="uint8",
+                   crs=rasterio.crs.CRS.from_proj4(proj), GEOTIFF_KEYS_FLAVOR=flavor,
+                   transform=from_origin(6e6, 2.9e6, 1, 1))  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(rgb_scene(64, 64))
+    assert str(fifo).encode() in path.read_bytes()
+    os.mkfifo(fifo)
     mercator = write_geotiff(
         tmp_path / "m.tif",
         rgb_scene(64, 64),
         crs="EPSG:3857",
         transform=from_origin(6e6, 2.9e6, 1, 1),
     )
-    files = {"file": ("m.tif", mercator.read_bytes())}
-    assert client.post("/v1/segment", files=files).status_code == 200
+    answers = []
+    for upload in (path, mercator):
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", POST_IN_A_CHILD, str(tiny_model), str(upload)],
+                capture_output=True, text=True, timeout=60, check=True,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server blocked on {upload.name}: it opened what its CRS names")
+        answers.append(json.loads(done.stdout.splitlines()[-1]))
+    assert answers == [
+        [
+            422,
+            f"upload: its CRS names a file for PROJ to read ({fifo}); the server reads nothing"
+            " but the upload: give the image its CRS by EPSG code (gdal_edit.py -a_srs"
+            " EPSG:NNNN)",
+        ],
+        [200, None],
+    ]
 
 
 def test_geotiff_keeps_georeference(client, tmp_path):

@@ -146,9 +146,9 @@ def _segment(loaded: Predictor, upload: Path, out: Path, opts: PredictOptions) -
     # for a TIFF (one placed by GCPs, or by a transform alone, keeps them) or a
     # georeferenced image, else PNG
     upload = upload.rename(upload.with_suffix(SUFFIXES[driver]))
+    check_crs_reads_no_file(upload)  # before GDAL, whose opening reads the CRS's grids
     out.mkdir()
     with rasterio.Env(**NETWORK_OFF):
-        check_crs_reads_no_file(upload, driver)
         return predict_one(loaded, upload, out, replace(opts, driver=driver))
 
 

@@ -14,8 +14,9 @@ side file (``.aux.xml``, ``.ovr``) to find next to it either.
 
 The server takes no URLs, so GDAL's network access is off while it reads (``NETWORK_OFF``),
 whatever an upload holds: ``/vsicurl/`` and the other network file systems open nothing,
-and PROJ fetches no grid. Nor does PROJ open a local one: an upload whose CRS names a
-file by its path (``+nadgrids=/etc/passwd``) is refused (``check_crs_reads_no_file``).
+and PROJ fetches no grid. Nor does PROJ open a local one: an upload whose bytes name a
+grid or init file by its path (``+nadgrids=/etc/passwd``) is refused before GDAL opens it
+(``check_crs_reads_no_file``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from rasterio.errors import RasterioIOError
 from starlette.requests import ClientDisconnect
 
 from aerialseg.api.guard import mib
-from aerialseg.data.raster import InputError, UnreadableInputError, open_dataset
+from aerialseg.data.raster import InputError, UnreadableInputError
 
 MAGIC = [
     (b"II*\x00", "GTiff"),  # little-endian TIFF (a COG is one)
@@ -160,36 +160,39 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> None:
 
 
 # Where a CRS names files for PROJ to read: a datum shift's grids (+nadgrids=,
-# +geoidgrids=, grids=, GDAL's PROJ4_GRIDS, WKT2's PARAMETERFILE) and init files (+init=).
+# +geoidgrids=, grids=, GDAL's PROJ4_GRIDS, WKT2's PARAMETERFILE) and init files (+init=),
+# as the bytes of a GeoTIFF's keys or metadata hold them
 FILES_IN_CRS = re.compile(
-    r'(?:grids|init)\s*=\s*([^\s"\]]+)'
-    r'|PROJ4_GRIDS"\s*,\s*"([^"]+)"'
-    r'|PARAMETERFILE\[\s*"[^"]*"\s*,\s*"([^"]+)"',
+    rb'(?:grids|init)\s*=\s*([^\s"\]|\x00]+)'  # GeoTIFF's keys end at |
+    rb'|PROJ4_GRIDS"\s*,\s*"([^"\x00]+)"'
+    rb'|PARAMETERFILE\[\s*"[^"\x00]*"\s*,\s*"([^"\x00]+)"',
     re.IGNORECASE,
 )
+SCAN_CHUNK = 1 << 20  # bytes of the upload scanned at once, FILE_NAME_OVERLAP more
+FILE_NAME_OVERLAP = 4096  # the longest match across two chunks
 
 
-def check_crs_reads_no_file(path: Path, driver: str) -> None:
-    """InputError (422) where the upload's CRS (or its GCPs') names a file by its path:
-    PROJ would open that file on the server at the first transform (a review: a GeoTIFF
-    naming +nadgrids=/etc/passwd had it opened, and one naming a FIFO froze every
-    request). Grids named without a folder are PROJ's own data: EPSG:3857's WKT names
-    @null."""
-    try:
-        with open_dataset(path, driver) as dataset:
-            crses = [dataset.crs, dataset.gcps[1]]
-    except RasterioIOError:  # no image: predict_one's reading says so, as for any input
-        return
-    for crs in filter(None, crses):
-        for match in FILES_IN_CRS.finditer(crs.to_wkt()):
-            names = next(group for group in match.groups() if group).split(",")
-            paths = [n.lstrip("@") for n in names if "/" in n or "\\" in n]
-            if paths:
-                raise InputError(
-                    f"upload: its CRS names a file for PROJ to read ({paths[0]}); the server"
-                    " reads nothing but the upload: give the image its CRS by EPSG code"
-                    " (gdal_edit.py -a_srs EPSG:NNNN)"
-                )
+def check_crs_reads_no_file(path: Path) -> None:
+    """InputError (422) where the upload's bytes name a file by its path where a CRS
+    names files: PROJ would open it on the server (a review: a GeoTIFF naming
+    +nadgrids=/etc/passwd had it opened, and one naming a FIFO froze every request).
+    Read as bytes, before GDAL opens the upload: opening it already makes PROJ read the
+    grids its CRS names. Grids named without a folder are PROJ's own data (EPSG:3857's
+    @null)."""
+    with path.open("rb") as f:
+        tail = b""
+        while chunk := f.read(SCAN_CHUNK):
+            for match in FILES_IN_CRS.finditer(tail + chunk):
+                names = next(group for group in match.groups() if group).split(b",")
+                paths = [n.lstrip(b"@") for n in names if b"/" in n or b"\\" in n]
+                if paths:
+                    shown = paths[0].decode("utf-8", "replace")[:200]
+                    raise InputError(
+                        f"upload: its CRS names a file for PROJ to read ({shown}); the server"
+                        " reads nothing but the upload: give the image its CRS by EPSG code"
+                        " (gdal_edit.py -a_srs EPSG:NNNN)"
+                    )
+            tail = chunk[-FILE_NAME_OVERLAP:]
 
 
 def upload_driver(path: Path) -> str:
