@@ -565,3 +565,31 @@ def test_scenes_of_two_pixel_sizes_are_two_grids():
     for name, pixels in (("a.tif", 400 * 400), ("b.tif", 400 * 400)):
         parts = [w for split in blocks.values() for sid, w in split if sid == name]
         assert sum(int(w.width * w.height) for w in parts) == pixels  # every pixel dealt
+
+
+def test_a_kept_split_keeps_its_lattice_when_a_tile_is_added_before_it():
+    """A review: round 1 split east.tif alone; round 2 added west.tif, the tile to its
+    west, which sorts first and so set the lattice: east's blocks no longer lay on it, and
+    --keep failed with "give the --block-size it was split with". The kept split's scenes
+    now set the lattice, and its blocks keep their splits."""
+
+    def grid(name, col):
+        at = Affine(1.0, 0, 300_000 + col, 0, -1.0, 2_790_000)
+        return SceneGrid.of(name, 150, 170, UTM, at)
+
+    east, west = grid("east.tif", 170), grid("west.tif", 0)
+    first = block_split([east], "40", 4, val=0.2, test=0.2, seed=2)
+    kept = kept_blocks(first, [west, east], "40")
+    second = block_split([west, east], "40", 4, val=0.2, test=0.2, seed=2, kept=kept)
+    for name in ("train", "val", "test"):
+        before = {w for sid, w in first[name]}
+        after = {w for sid, w in second[name] if sid == "east.tif"}
+        # the same blocks, in the same split; a block may give up a buffer to west's
+        assert len(before) == len(after)
+        assert all(any(_inside(a, b) for b in before) for a in after)
+
+
+def _inside(a: Window, b: Window) -> bool:
+    return (b.col_off <= a.col_off and a.col_off + a.width <= b.col_off + b.width) and (
+        b.row_off <= a.row_off and a.row_off + a.height <= b.row_off + b.height
+    )

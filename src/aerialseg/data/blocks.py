@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from affine import Affine
@@ -64,13 +64,16 @@ class SceneGrid:
 Place = tuple[str, int, int]
 
 
-def places(scenes: list[SceneGrid]) -> dict[str, Place]:
+def places(scenes: list[SceneGrid], first: Iterable[str] = ()) -> dict[str, Place]:
     """Each scene's place: scenes on one grid (one CRS and pixel, their origins a whole
     number of pixels apart, within GRID_TOLERANCE: two dates of one ground, the tiles of a
-    mosaic) are placed on the first one's; any other scene is a grid of its own."""
+    mosaic) are placed on the first one's; any other scene is a grid of its own. Scenes
+    named in ``first`` come first: a kept split's, so that a scene added before them in
+    the next round does not move the lattice its blocks were cut on (a review)."""
     found: dict[str, Place] = {}
     firsts: dict[tuple, list[tuple[str, Affine]]] = {}  # by CRS and pixel: grids' first scenes
-    for scene in scenes:
+    early = set(first)
+    for scene in sorted(scenes, key=lambda s: s.id not in early):  # stable: else as given
         at, pixel = scene.transform, scene.pixel
         if scene.crs is None or at is None or not pixel:
             found[scene.id] = (scene.id, 0, 0)
@@ -157,7 +160,7 @@ def block_split(
     check_shares(val, test)
     if buffer < 0:
         raise DatasetError(f"--buffer {buffer}: a number of pixels, 0 or more")
-    placed = places(scenes)
+    placed = places(scenes, first=(grid for grid, _, _ in kept or {}))
     # a block of ground (grid, row, column) -> its side and the scenes' windows of it
     parts: dict[tuple[str, int, int], list[tuple[str, Window]]] = {}
     sides: dict[str, int] = {}
@@ -283,8 +286,11 @@ def kept_blocks(
     last round must not validate or test the next. The earlier split must have used
     blocks of ``size`` (a part lies in one block; its buffer is under half a block)."""
     grids = {scene.id: scene for scene in scenes}
-    placed = places(scenes)
+    placed = places(scenes, first=(sid for parts in earlier.values() for sid, _ in parts))
     found: dict[tuple[str, int, int], str] = {}
+    shared = {grid for sid, (grid, _, _) in placed.items() if grid != sid}
+    # a split of scenes on one grid may be older than their shared blocks
+    older = "; or split again without --keep: it may be older than blocks shared by scenes"
     for name, parts in earlier.items():
         for sid, window in parts:
             if sid not in grids:
@@ -300,12 +306,13 @@ def kept_blocks(
                     f"the kept split's block {sid} [{int(window.col_off)}, {int(window.row_off)},"
                     f" {int(window.width)}, {int(window.height)}] spans blocks of {size}: give"
                     " the --block-size it was split with"
+                    + (older if placed[sid][0] in shared else "")
                 )
             if found.setdefault((grid, row, col), name) != name:  # cut on another grid
                 raise DatasetError(
                     f"the kept split has blocks of {found[(grid, row, col)]} and of {name} in"
                     f" one block of {size} of {sid}: give the --block-size (and --pixel-size)"
-                    " it was split with"
+                    " it was split with" + (older if grid in shared else "")
                 )
     return found
 
