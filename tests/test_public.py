@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -552,18 +553,28 @@ def test_an_array_whose_prediction_cannot_fit_is_refused_before_it_is_read(
 
 
 def test_the_memory_is_the_containers_where_its_limit_is_lower(tmp_path, monkeypatch):
+    """The tightest memory.max of this process's cgroup and those above it: a container's
+    at the root, a job scheduler's below it (a review: the root's alone missed Slurm's)."""
     import aerialseg.files
     from aerialseg.files import physical_memory
 
-    machine = physical_memory()
-    limit = tmp_path / "memory.max"
-    monkeypatch.setattr(aerialseg.files, "CGROUP_MEMORY_LIMIT", limit)
-    assert physical_memory() == machine  # none there
-    limit.write_text("max\n")
-    assert physical_memory() == machine
-    limit.write_text(f"{2**30}\n")
-    assert physical_memory() == 2**30
-    limit.write_text(f"{machine * 2}\n")
+    root, proc = tmp_path / "cgroup", tmp_path / "cgroup.txt"
+    monkeypatch.setattr(aerialseg.files, "CGROUP_ROOT", root)
+    monkeypatch.setattr(aerialseg.files, "PROC_SELF_CGROUP", proc)
+    job = root / "system.slice" / "slurm" / "job_7"
+    job.mkdir(parents=True)
+    proc.write_text("0::/system.slice/slurm/job_7\n")
+    machine = physical_memory()  # no limit anywhere
+    assert machine == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    (root / "memory.max").write_text("max\n")
+    (job / "memory.max").write_text(f"{2**30}\n")
+    assert physical_memory() == 2**30  # the job's, below the root
+    (root / "system.slice" / "memory.max").write_text(f"{2**29}\n")
+    assert physical_memory() == 2**29  # a tighter one above it
+    (job / "memory.max").write_text(f"{machine * 2}\n")
+    (root / "system.slice" / "memory.max").write_text("max\n")
+    assert physical_memory() == machine  # a limit above the machine's memory
+    proc.write_text("12:memory:/docker/abc\n")  # cgroup v1 alone: the machine's
     assert physical_memory() == machine
 
 

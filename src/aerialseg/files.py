@@ -93,19 +93,36 @@ def owner(pid: int | None = None) -> str:
     return f"{host}-{boot}-{os.getpid() if pid is None else pid}"
 
 
-# cgroup v2's memory limit of this process's container (a job scheduler's, Docker's,
-# Kubernetes'): "max", or bytes, which the kernel enforces by killing the process
-CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
+# cgroup v2: this process's group (a line "0::/PATH") and where the groups' files lie; each
+# group's memory.max ("max", or bytes) is a limit the kernel enforces by killing the
+# process: Docker's and Kubernetes' at the root of their namespace, a job scheduler's
+# (Slurm, systemd) in a group below it
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def physical_memory() -> int:
-    """This machine's memory in bytes, or its container's limit where that is lower."""
+    """This machine's memory in bytes, or the tightest memory limit of this process's
+    cgroup and those above it, where that is lower (a review: the root's alone missed a
+    job scheduler's)."""
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     try:
-        limit = CGROUP_MEMORY_LIMIT.read_text().strip()
-    except OSError:  # no cgroup v2 here
+        lines = PROC_SELF_CGROUP.read_text().splitlines()
+    except OSError:  # not Linux
         return machine
-    return min(machine, int(limit)) if limit.isdigit() else machine
+    group = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if group is None:  # cgroup v1 only
+        return machine
+    limits = [machine]
+    below = Path(group.strip("/"))  # "" at the root: "."
+    for each in (below, *below.parents):
+        try:
+            text = (CGROUP_ROOT / each / "memory.max").read_text().strip()
+        except OSError:  # no such group here (another namespace), or no memory controller
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    return min(limits)
 
 
 def missing_folders(folder: Path) -> list[Path]:
