@@ -21,8 +21,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-# After a response to a request whose body has not all arrived (a 404 or 405 to a POST, a
-# 422 before an upload is read), the rest is read and dropped for this long and this much
+# After a response to a request whose body has not all arrived (a 404 or 405 to a POST,
+# the 422 of a body that is no upload), the rest is read and dropped for this long and this much
 # at most, then the connection is closed. uvicorn read it for as long as the client sent
 # (a review: 4-7 GB in 10 s a connection, past every limit and deadline); closing at once
 # would reset the connection under a response the client has not read yet.

@@ -319,7 +319,8 @@ def _read_layer(
 ) -> _Layer:
     """The polygons of a vector file's one layer with geometries. ``crs_override``
     replaces the file's CRS; ``fallback`` stands only where the file has none, or says
-    WGS84 of coordinates that are not degrees."""
+    WGS84 of coordinates that are not degrees (past ±360 or ±90: those within are
+    degrees, cut at the antimeridian)."""
     try:
         with fiona.open(path, layer=_only_layer(path), ARRAY_AS_STRING="YES") as layer:
             fields = list(layer.schema["properties"])
