@@ -288,3 +288,20 @@ def test_a_split_whose_files_would_replace_an_input_is_refused(area, capsys, out
     )
     assert {p: p.read_bytes() for p in kept} == kept
     assert sorted(p.name for p in root.iterdir()) == ["classes.json", "labels.gpkg", "scene.tif"]
+
+
+def test_split_data_takes_a_block_size_in_pixels_as_a_number(area, tmp_path):
+    """A review: split_data(block_size=256) was refused ("give str"), where suggest takes
+    256; the number is the same split as its text, and the command still takes "64"."""
+    import aerialseg
+
+    _, scene, labels, classes, _ = area
+    reading = dict(labels=labels, label_field="class", classes=classes, buffer=8)
+    aerialseg.split_data(scene, tmp_path / "n.json", block_size=64, **reading)
+    aerialseg.split_data(scene, tmp_path / "t.json", block_size="64", **reading)
+    as_number, as_text = (json.loads((tmp_path / f).read_text()) for f in ("n.json", "t.json"))
+    assert as_number["blocks"] == as_text["blocks"] and as_number["blocks"]["test"]
+    argv = ["data", "split", str(scene), "--labels", str(labels), "--label-field", "class"]
+    argv += ["--classes", str(classes), "--block-size", "64", "--buffer", "8"]
+    assert main([*argv, "--out", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["blocks"] == as_text["blocks"]

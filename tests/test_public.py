@@ -325,6 +325,12 @@ def test_train_takes_callbacks_and_transforms_and_the_run_pieces_are_public(
     # and export as a function, as the command does it
     assert aerialseg.export(path, tmp_path / "m.onnx") < 1e-3
     assert (tmp_path / "m.onnx").is_file()
+    # a loaded model too, as predict_files takes one (a review: refused); its file's
+    loaded = aerialseg.load_model(path, device="cpu")
+    assert aerialseg.export(loaded, tmp_path / "l.onnx") < 1e-3
+    assert (tmp_path / "l.onnx").read_bytes() == (tmp_path / "m.onnx").read_bytes()
+    with pytest.raises(AerialsegError, match="export takes a model loaded from a model file"):
+        aerialseg.export(aerialseg.load_model(tmp_path / "m.onnx"), tmp_path / "x.onnx")
     # what is not a list of callbacks or a function is one line before anything is read
     for wrong, said in (
         ({"callbacks": 5}, "give a list of Lightning"),

@@ -953,7 +953,7 @@ def evaluation_folder(model_file: Path | None, split: str) -> Path:
 
 
 def export(
-    model: str | Path | None,
+    model: str | Path | Model | None,
     onnx: str | Path,
     *,
     check_image: str | Path | None = None,
@@ -965,7 +965,8 @@ def export(
     onnxruntime and compared with PyTorch.
 
     Args:
-        model: model.pt (or its run folder) or .ckpt, or 'default' for the bundled model.
+        model: model.pt (or its run folder) or .ckpt, or 'default' for the bundled model,
+            or a model ``load_model`` loaded from one of them (its file is exported).
         onnx: the .onnx file to write (the model's classes, bands and settings in its
             metadata).
         check_image: an image whose first 512 x 512 px check ONNX Runtime against
@@ -993,6 +994,10 @@ def export(
 
     if bands is not None and check_image is None:
         raise AerialsegError("--bands: give it with --check-image, whose bands it chooses")
+    if isinstance(model, Model):  # a review: refused, where predict_files takes one
+        if model.path is None or Path(model.path).suffix.lower() == ".onnx":
+            raise AerialsegError(f"{model!r}: export takes a model loaded from a model file")
+        model = model.path
     loaded = load_file(model_path(model))  # as saved: batch norms are ONNX Runtime's to fold
     check = None
     if check_image is not None:
@@ -1241,7 +1246,7 @@ def split_data(
     val: float = 0.1,
     test: float = 0.2,
     seed: int = 0,
-    block_size: str | None = None,
+    block_size: str | int | None = None,
     buffer: int | None = None,
     keep: str | Path | None = None,
     pixel_size: PositiveFloat | None = None,
@@ -1294,6 +1299,7 @@ def split_data(
         as far as the first one's file says (else its first three), or None.
     """
     check_arguments(split_data, locals())
+    block_size = None if block_size is None else str(block_size)  # 256 as suggest takes it
     from aerialseg.data.catalog import open_catalog
     from aerialseg.data.splits import random_split
     from aerialseg.files import check_apart
