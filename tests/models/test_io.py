@@ -255,6 +255,23 @@ def test_model_files_with_damaged_records_are_one_line(tmp_path):
             {**good, "spec": {**good["spec"], "window": float("inf")}},
             "window=inf is not a valid value",
         ),
+        # a review: NaN confidences and a crash in evaluate; a crash at the first file
+        "temperature NaN": (
+            {**good, "spec": {**good["spec"], "confidence_temperature": float("nan")}},
+            "confidence_temperature=nan is not a positive number",
+        ),
+        "bands zero": (
+            {**good, "spec": {**good["spec"], "bands": [0, 0, 0]}},
+            r"bands=\[0, 0, 0\] are not raster bands",
+        ),
+        "pixel size negative": (
+            {**good, "spec": {**good["spec"], "pixel_size": -2}},
+            "pixel_size=-2.0 is not a positive number",
+        ),
+        "ground resolution reversed": (
+            {**good, "spec": {**good["spec"], "ground_resolution": [2.5, 1.0]}},
+            r"ground_resolution=\[2.5, 1.0\] is no range",
+        ),
         "a checkpoint's weights a list": (
             {"hyper_parameters": {"config": {}}, "state_dict": [1]},
             "no aerialseg metadata inside",
@@ -295,16 +312,41 @@ def test_onnx_files_with_damaged_metadata_are_one_line(tmp_path):
         # a review: a ZeroDivisionError traceback when predicting
         (json.dumps({**info, "stride": 0}), "stride=0 is not a whole number of pixels"),
         (json.dumps({**info, "stride": "32"}), "stride='32' is not a whole number"),
+        # a review: NaN confidences, then a crash in evaluate; a crash at the first file
+        (
+            json.dumps({**info, "spec": {**info["spec"], "confidence_temperature": -1}}),
+            r"confidence_temperature=-1.0 is not a positive number",
+        ),
+        (
+            json.dumps({**info, "spec": {**info["spec"], "bands": [0, 0, 0]}}),
+            r"bands=\[0, 0, 0\] are not raster bands",
+        ),
     ]:
         entry.value = value
         onnx.save(proto, tmp_path / "bad.onnx")
         with pytest.raises(ModelFileError, match=f"its aerialseg metadata is damaged .*{message}"):
             OnnxEngine(tmp_path / "bad.onnx")
+    # metadata the network contradicts (a review: one class short, it predicted an id with
+    # no name; a stride it does not have failed in onnxruntime at the first image)
+    short = DUBAI_CLASSES.to_dict()
+    short["classes"] = short["classes"][:-1]
+    for value, message in [
+        ({**info, "classes": short}, "its network gives 6 class score"),
+        ({**info, "stride": 7}, "its aerialseg metadata does not fit its network"),
+    ]:
+        entry.value = json.dumps(value)
+        onnx.save(proto, tmp_path / "bad.onnx")
+        with pytest.raises(ModelFileError, match=message):
+            OnnxEngine(tmp_path / "bad.onnx")
+    entry.value = json.dumps(info)  # the metadata as written: it loads
+    onnx.save(proto, tmp_path / "good.onnx")
+    assert OnnxEngine(tmp_path / "good.onnx").classes.num_classes == 6
 
 
 def test_a_run_folder_names_its_model_wherever_a_model_is_taken(tiny_model, tmp_path):
     """A review: init_from=runs/base and evaluate runs/base said "no such model file";
     the folder train --out names is taken as its model.pt (a folder without one is not)."""
+    from aerialseg.inference.engine import OnnxEngine
     from aerialseg.inference.load import load_predictor
     from aerialseg.models.io import model_path
     from aerialseg.training.run import _source_model
@@ -319,3 +361,6 @@ def test_a_run_folder_names_its_model_wherever_a_model_is_taken(tiny_model, tmp_
     empty = tmp_path / "empty"
     empty.mkdir()
     assert model_path(empty) == empty  # and loading it says what it is
+    for load in (load_model, OnnxEngine):  # a review: it was "no such model file"
+        with pytest.raises(ModelFileError, match="a folder without a model.pt, not a model file"):
+            load(empty)

@@ -14,6 +14,7 @@ import torch
 
 from aerialseg.errors import ModelFileError, library_reason
 from aerialseg.models.export import read_metadata
+from aerialseg.models.io import check_model_file
 
 
 class OnnxEngine:
@@ -26,10 +27,13 @@ class OnnxEngine:
             raise ModelFileError(
                 "--engine onnx needs onnxruntime: pip install 'aerialseg[export]'"
             ) from err
-        if not Path(path).is_file():
-            raise ModelFileError(f"{path}: no such model file")
+        check_model_file(Path(path))
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # its errors are raised, and said in one line here
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as err:  # noqa: BLE001 - any load failure of a user's file
             raise ModelFileError(f"{path}: not an ONNX model ({library_reason(err)})") from None
         try:
@@ -40,6 +44,30 @@ class OnnxEngine:
             raise ModelFileError(f"{path}: an ONNX model, but not one exported by aerialseg")
         self.spec, self.classes, self.stride = info
         self.input_name = self.session.get_inputs()[0].name
+        self._check_network(path)
+
+    def _check_network(self, path: str | Path) -> None:
+        """Refuse metadata that the network contradicts, from one small pass (a review: a
+        class table one class short loaded and predicted a class id it has no name for;
+        a stride the network does not have failed in onnxruntime at the first image).
+        Sides of one and two strides: a stride that is not a multiple of the network's
+        leaves one of them unfit."""
+        side = self.stride
+        probe = torch.zeros(1, self.spec.in_channels, side, 2 * side)
+        try:
+            out = self(probe)
+        except Exception as err:  # noqa: BLE001 - onnxruntime's errors have no common base
+            raise ModelFileError(
+                f"{path}: its aerialseg metadata does not fit its network (bands"
+                f" {self.spec.in_channels}, stride {self.stride}: {library_reason(err)})"
+            ) from None
+        expected = (1, self.classes.num_classes, side, 2 * side)
+        if tuple(out.shape) != expected:
+            raise ModelFileError(
+                f"{path}: its network gives {out.shape[1]} class score(s) of"
+                f" {out.shape[2]} x {out.shape[3]} px for a {side} x {2 * side} px input;"
+                f" its aerialseg metadata names {self.classes.num_classes} classes"
+            )
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {self.input_name: batch.cpu().numpy().astype(np.float32)})[0]

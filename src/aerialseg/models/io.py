@@ -135,9 +135,16 @@ def save_model(
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def _read(path: Path) -> dict:
+def check_model_file(path: Path) -> None:
+    """ModelFileError where ``path`` is no file: a folder (a run's, say) named as such."""
+    if path.is_dir():  # a review: it was "no such model file" (a run's is its model.pt)
+        raise ModelFileError(f"{path}: a folder without a model.pt, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+
+
+def _read(path: Path) -> dict:
+    check_model_file(path)
     reason = None
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
         reason = "not a PyTorch file"

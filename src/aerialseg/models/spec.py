@@ -11,6 +11,7 @@ and ignoring the rest (the way Hugging Face configs load older versions).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,12 +85,26 @@ class ModelSpec:
             raise ValueError(f"overlap {self.overlap} is not in [0, 1)")
         if self.input_mode not in ("crop", "resize"):
             raise ValueError(f"input_mode {self.input_mode!r} is not crop or resize")
+        # values a file may hold that no run writes (a review: a temperature of NaN gave NaN
+        # confidences and a crash in evaluate; bands [0, 0, 0] a crash at the first file)
+        for name in ("confidence_temperature", "pixel_size"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value!r} is not a positive number")
+        if self.bands is not None and not all(1 <= band <= MAX_BAND for band in self.bands):
+            raise ValueError(f"bands={list(self.bands)} are not raster bands (1-based)")
+        if self.ground_resolution is not None:
+            low, high = self.ground_resolution
+            if not (math.isfinite(high) and 0 < low <= high):
+                raise ValueError(f"ground_resolution={list(self.ground_resolution)} is no range")
 
 
 # The most a setting or an option may overlap windows: beyond half a window every pixel is
 # predicted more than twice along each axis (0.99 of 512 px was a stride of 5 px, a few
 # hundred times the work). Model files keep any share below 1, as written.
 MAX_OVERLAP = 0.5
+
+MAX_BAND = 65535  # GDAL numbers a raster's bands with an int; none holds more
 
 _INTS = {"base_width", "downsample", "resize_to", "window"}
 _FLOATS = {"dropout", "overlap", "max_unknown"}
