@@ -42,9 +42,15 @@ def test_absent_class_is_left_out_of_means():
     assert m["per_class"]["void"]["iou"] is None
     assert m["miou3"] == 1.0
     # found by a review: the table said "over all 3 classes" of a mean over 2
-    assert format_table(m, THREE).splitlines()[1] == (
-        "  (left out of the means: void, in neither the labels nor the predictions)"
-    )
+    headline, absent = format_table(m, THREE).splitlines()[:2]
+    assert absent == "  (left out of the means: void, in neither the labels nor the predictions)"
+    # and the headline says so itself, from the metrics alone, as evaluate prints them (a
+    # review: "mIoU over 6 classes" of a mean over three)
+    assert headline.startswith("mIoU over 2 of the 3 classes 1.0000,"), headline
+    assert format_table(m).splitlines()[0] == headline
+    cm[2, 2] = 5  # void labelled and found: every mean over all its classes
+    text = format_table(metrics_from_confusion(cm, THREE))
+    assert text.startswith("mIoU over all 3 classes 1.0000, mIoU over 2 scored classes 1.0000")
 
 
 def test_dubai_headline_keys_and_table():

@@ -64,6 +64,7 @@ def metrics_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict:
             }
             for i, c in enumerate(classes.classes)
         },
+        "scored_classes": [c.name for c in classes.classes if c.scored],
         "labelled_pixels": int(total),
         "confusion_matrix": cm.astype(np.int64).tolist(),
     }
@@ -76,28 +77,34 @@ def headline_keys(classes: ClassTable) -> list[str]:
     return keys + ["pixel_accuracy", "mean_dice"]
 
 
-def metric_label(key: str, classes: ClassTable | None = None) -> str:
-    """How a headline key reads to a person: ``miou6`` is "mIoU over all 6 classes" (or
-    "over 5 scored classes"), whatever the class table."""
+def metric_label(key: str, total: int | None = None, present: int | None = None) -> str:
+    """How a headline key reads to a person: of ``total`` classes, ``miou6`` is "mIoU over
+    all 6 classes" and ``miou5`` "over 5 scored classes"; ``present``: how many of them
+    have an IoU, where fewer ("mIoU over 3 of the 6 classes")."""
     if not key.startswith("miou") or not key[4:].isdigit():
         return {"pixel_accuracy": "pixel accuracy", "mean_dice": "mean Dice"}.get(key, key)
     n = int(key[4:])
-    if classes is None or n == classes.num_classes:
-        return f"mIoU over all {n} classes" if classes is not None else f"mIoU over {n} classes"
-    return f"mIoU over {n} scored classes"
+    kind = "classes" if total is None or n == total else "scored classes"
+    if present is not None and present < n:  # a review: "over 6 classes" averaged three
+        return f"mIoU over {present} of the {n} {kind}"
+    if total is None:
+        return f"mIoU over {n} classes"
+    return f"mIoU over all {n} classes" if n == total else f"mIoU over {n} scored classes"
 
 
 def format_table(metrics: dict, classes: ClassTable | None = None) -> str:
     """The headline figures and a per-class table; ``classes`` default: the metrics' own."""
     keys = headline_keys(classes) if classes is not None else metrics["headline"]
+    per_class = metrics["per_class"]
+    scored = metrics.get("scored_classes", list(per_class))  # reports before it: all
+    present = {  # how many classes each mean averages
+        f"miou{len(per_class)}": sum(m["iou"] is not None for m in per_class.values()),
+        f"miou{len(scored)}": sum(per_class[name]["iou"] is not None for name in scored),
+    }
 
     def figure(k: str) -> str:
-        value = metrics[k]
-        return (
-            f"{metric_label(k, classes)} {value:.4f}"
-            if value is not None
-            else (f"{metric_label(k, classes)} n/a")
-        )
+        label = metric_label(k, len(per_class), present.get(k))
+        return f"{label} {metrics[k]:.4f}" if metrics[k] is not None else f"{label} n/a"
 
     lines = [", ".join(figure(k) for k in keys)]
     absent = [name for name, m in metrics["per_class"].items() if m["iou"] is None]

@@ -639,7 +639,7 @@ def train(
             stopped_by=_stop_reason(trainer, budget),
             best_miou=float(score) if score is not None else None,
             best_step=loaded.meta.get("global_step"),
-            miou_name=metric_label(f"miou{classes.num_scored}", classes),
+            miou_name=metric_label(f"miou{classes.num_scored}", classes.num_classes),
             temperature=loaded.spec.confidence_temperature,
             calibrated_on=f"{calibration_parts} validation {unit}",
             logger=cfg.logger,
