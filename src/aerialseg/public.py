@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from aerialseg.errors import AerialsegError, ConfigError
+from aerialseg.errors import AerialsegError, ConfigError, printable
 from aerialseg.options import PositiveFloat, check_arguments
 
 if TYPE_CHECKING:
@@ -1134,13 +1134,17 @@ def suggest(
     # their class names checked here, as the printed split reads them (a review: a label
     # the model's class table lacks failed only there)
     labelled = (
-        [read_area(labels, label_crs, field=label_field, classes=predictor.classes)]
+        {
+            f"{printable(labels)} (labels)": read_area(
+                labels, label_crs, field=label_field, classes=predictor.classes
+            )
+        }
         if labels is not None
-        else []
+        else {}
     )
     if labelled_area is not None:  # its own CRS stands, as in training
-        labelled.append(
-            read_area(labelled_area, fallback=parse_crs(label_crs) if label_crs else None)
+        labelled[f"{printable(labelled_area)} (labelled area)"] = read_area(
+            labelled_area, fallback=parse_crs(label_crs) if label_crs else None
         )
     check_calibrated(predictor.spec.confidence_temperature, str(predictor.path))
     chosen = band_numbers(bands)
@@ -1164,7 +1168,7 @@ def suggest(
         labelled,
     )
     try:
-        files = write_tasks(found, classes, out, labelled)
+        files = write_tasks(found, classes, out, list(labelled.values()))
     finally:
         if found.workdir is not None:
             found.workdir.cleanup()
@@ -1294,7 +1298,9 @@ def split_data(
         (None for images without a georeference), and ``on_shared_grids``: how many scenes
         lie on another's grid (one CRS and pixel, origins whole pixels apart: one ground at
         two dates, or tiles side by side), whose blocks of ground are dealt once for all of
-        them, buffers running across their edges; ``bands``: the bands ``train`` must be
+        them, buffers running across their edges, and ``crop_size``: the training crops
+        that fit the largest training block where the default crops would not (else
+        None); ``bands``: the bands ``train`` must be
         told to read as red, green and blue (``bands=``) where the images are not 3-band,
         as far as the first one's file says (else its first three), or None.
     """
@@ -1324,6 +1330,7 @@ def split_data(
         shares = (val, test, seed)
         split, found["blocks"] = _block_split(catalog, out, block_size, buffer, shares, keep)
         found["on_shared_grids"] = _on_shared_grids(catalog.grids())
+        found["crop_size"] = _crop_fitting(catalog, split)
     else:
         split = random_split(catalog.entries, val, test, seed)
     try:
@@ -1334,6 +1341,19 @@ def split_data(
         raise
     found["bands"] = catalog.entries[0].bands_needed()  # a split reads no pixel value
     return {name: len(split.parts(name)) for name in ("train", "val", "test")} | found
+
+
+def _crop_fitting(catalog, split) -> int | None:
+    """The crop size that fits the largest training block of ``split``, where the default
+    crops are larger (a review: data split printed a train of 256 px crops for suggest's
+    64 px tasks, each crop mostly padding, which train then noted); else None."""
+    from aerialseg.models.names import SIZE_MULTIPLE
+    from aerialseg.training.config import TrainConfig
+
+    regions = catalog.regions(split, "train") or split.parts("train")
+    side = max(min(int(window.width), int(window.height)) for _, window in regions)
+    crop = side // SIZE_MULTIPLE * SIZE_MULTIPLE
+    return crop if SIZE_MULTIPLE <= crop < TrainConfig().crop_size else None
 
 
 def _on_shared_grids(grids) -> int:

@@ -268,3 +268,19 @@ sys.exit(cli.main())
     before = signal.getsignal(signal.SIGTERM)
     assert _start_ray(None) == (fake, True)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_suggest_names_the_labelled_area_that_lies_outside_every_scene(tmp_path, capsys):
+    """A review: an off-scene --labelled-area was called "the labelled polygons", as if
+    the labels (which were right) lay outside; the file is named, before any prediction."""
+    from shapely.geometry import box
+
+    from tests.helpers.geodata import write_area
+    from tests.helpers.paths import SAMPLE
+
+    area = write_area(tmp_path / "done area.gpkg", box(0, 0, 100, 100))  # UTM, off the sample
+    argv = ["suggest", str(SAMPLE), "--out", str(tmp_path / "t.gpkg"), "--count", "2"]
+    assert main([*argv, "--labelled-area", str(area)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {area} (labelled area): its polygons (EPSG:" in err, err
+    assert "predicting" not in err

@@ -331,10 +331,14 @@ def copy_prelabel(tasks: Path, labels: Path, field: str) -> None:
                 sink.write({"geometry": feature["geometry"], "properties": properties})
 
 
-def test_only_the_round_given_the_last_ones_labelled_area_keeps_its_split(tmp_path, monkeypatch):
+def test_a_round_keeps_the_split_written_beside_the_labelled_area_it_is_given(
+    tmp_path, monkeypatch
+):
     """A review: the round before was told from the digits of --out alone, so the first
     tasks of a new area, site2.gpkg, printed a split that kept site1_split.json, of another
-    scene, and failed. A round continues the one whose labelled area it is given."""
+    scene, and failed; and a second round named round2.gpkg, as docs/suggest.md names it,
+    kept nothing: its split dealt the first round's test block to validation. A round
+    keeps the split suggest printed beside the labelled area it is given, whatever --out."""
     from aerialseg.cli.commands import _labelling_round
 
     monkeypatch.chdir(tmp_path)
@@ -342,16 +346,57 @@ def test_only_the_round_given_the_last_ones_labelled_area_keeps_its_split(tmp_pa
     classes.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
     (tmp_path / "site1_split.json").write_text("{}")
     (tmp_path / "site1_labelled_area.gpkg").write_bytes(b"")
-    files = {"tasks": Path("site2.gpkg"), "classes": classes}
-    files["labelled_area"] = tmp_path / "site2_labelled_area.gpkg"
-    base = ["suggest", "b.tif", "--out", "site2.gpkg", "--count", "3", "--block-size", "16m"]
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "tasks_split.json").write_text("{}")
+    (tmp_path / "done_area.gpkg").write_bytes(b"")
     tasks = [{"window": [0, 0, 32, 32]}]
-    for area, kept in [
-        ([], None),  # a first round
-        (["--labelled-area", "other_labelled_area.gpkg"], None),
-        (["--labelled-area", "site1_labelled_area.gpkg"], "site1_split.json"),
-        (["--labelled-area", str(tmp_path / "site1_labelled_area.gpkg")], "site1_split.json"),
+    for out, area, kept in [
+        ("site2.gpkg", [], None),  # a first round
+        ("site2.gpkg", ["--labelled-area", "other_labelled_area.gpkg"], None),
+        ("site2.gpkg", ["--labelled-area", "site1_labelled_area.gpkg"], "site1_split.json"),
+        (
+            "site2.gpkg",
+            ["--labelled-area", str(tmp_path / "site1_labelled_area.gpkg")],
+            str(tmp_path / "site1_split.json"),
+        ),
+        ("round2.gpkg", ["--labelled-area", "site1_labelled_area.gpkg"], "site1_split.json"),
+        (
+            "new/round2.gpkg",
+            ["--labelled-area", "older/tasks_labelled_area.gpkg"],
+            "older/tasks_split.json",
+        ),
+        ("tasks2.gpkg", ["--labelled-area", "done_area.gpkg"], None),  # renamed: not known
     ]:
+        files = {"tasks": Path(out), "classes": classes}
+        files["labelled_area"] = Path(out).with_name(Path(out).stem + "_labelled_area.gpkg")
+        base = ["suggest", "b.tif", "--out", out, "--count", "3", "--block-size", "16m"]
         args = build_parser().parse_args([*base, *area])
-        split = shlex.split(_labelling_round(args, files, None, tasks)[2])
+        said = _labelling_round(args, files, None, tasks)
+        split = shlex.split(said[2])
         assert (split[split.index("--keep") + 1] if "--keep" in split else None) == kept, area
+        # a labelled area whose split is not known: the user is told how to keep one
+        assert any("add --keep with that split file" in line for line in said) == (
+            bool(area) and kept is None
+        ), area
+
+
+def test_a_split_of_blocks_smaller_than_the_crops_prints_crops_that_fit(scenes, tmp_path, capsys):
+    """A review: data split printed a train of 256 px crops for 48 px blocks (suggest's
+    tasks are often as small), each crop mostly padding, which train then noted. The
+    printed train now carries crops of the largest training block's side."""
+    folder, labels, _, table = scenes  # 64 x 80 px scenes: every block is under 256 px
+    split = ["aerialseg", "data", "split", str(folder), "--out", str(tmp_path / "split.json")]
+    split += ["--classes", str(table), "--labels", str(labels), "--label-field", "kind"]
+    split += ["--label-crs", "EPSG:32640", "--block-size", "48", "--buffer", "0"]
+    train = train_with(runs_as_printed(split, capsys))
+    assert "crop_size=32" in train  # 48 px blocks: crops of a multiple of 32 px
+    said = runs_as_printed([*train, "--out", str(tmp_path / "run"), *QUICK], capsys)
+    assert "padded with ignored pixels" not in said
+
+
+def test_a_split_of_blocks_as_large_as_the_crops_prints_no_crop_size(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", tiles=1, parts=6, size=(600, 600))
+    split = ["aerialseg", "data", "split", str(data), "--out", str(tmp_path / "split.json")]
+    split += ["--block-size", "512", "--buffer", "16"]  # training blocks of 496 px
+    train = train_with(runs_as_printed(split, capsys))
+    assert not any(word.startswith("crop_size=") for word in train)

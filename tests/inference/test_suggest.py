@@ -71,7 +71,7 @@ def run(paths, tmp_path, labelled=(), **options):
         paths,
         CLASSES,
         opts,
-        list(labelled),
+        {f"layer {k}": layer for k, layer in enumerate(labelled)},
     )
     out = tmp_path / "tasks.gpkg"
     files = write_tasks(found, CLASSES, out, list(labelled))
@@ -201,8 +201,10 @@ def test_bad_requests_get_one_line(tmp_path, capsys):
             run([scene], tmp_path, block_size=size)
     assert "predicting" not in capsys.readouterr().err  # refused before (a review: 1 px tasks)
     far = PolygonLayer.of(UTM40N, [box(0, 0, 10, 10)], [1])
-    with pytest.raises(SuggestError, match="outside every scene"):
-        run([scene, scene], tmp_path, labelled=[far])
+    near = PolygonLayer.of(UTM40N, [box(*(TRANSFORM @ (0, 64)), *(TRANSFORM @ (64, 0)))], [1])
+    # the layer outside is named (a review: an off-scene labelled area was called the labels)
+    with pytest.raises(SuggestError, match=r"^layer 1: its polygons \(EPSG:32640\) lie outside"):
+        run([scene, scene], tmp_path, labelled=[near, far])
     # from the headers: no scene predicted (a review: after every one of them)
     assert "predicting" not in capsys.readouterr().err
     plain, pixels = tmp_path / "plain.tif", painted([])

@@ -60,6 +60,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     command = ["aerialseg", "train", "--data", args.data, "--split", args.out]
     command += _flags(args, ("classes", *DATA_OPTIONS))
     command += [f"pixel_size={args.pixel_size}"] if args.pixel_size else []  # the split's grid
+    command += [f"crop_size={counts['crop_size']}"] if counts.get("crop_size") else []
     print(
         f"{args.out}: {counts['train']} train, {counts['val']} val, {counts['test']} test"
         f" {unit}{note}"
@@ -245,7 +246,7 @@ def _labelling_round(
     split_cmd = ["aerialseg", "data", "split", scenes, *read, "--classes", str(files["classes"])]
     split_cmd += ["--labelled-area", area, "--block-size", str(args.block_size), "--buffer", "0"]
     split_cmd += on_grid
-    earlier = _split_of_round_before(out, args.labelled_area)
+    earlier = _split_of_round_before(args.labelled_area)
     split_cmd += ["--keep", str(earlier)] if earlier else []  # last round's blocks stay
     if args.count == 1 and not earlier:  # a split needs a block to train on and one to validate
         return [f"{how} fine-tune once two tasks at least are labelled (suggest --count 2):"
@@ -261,12 +262,21 @@ def _labelling_round(
     again += ["--block-size", str(args.block_size)]
     again += ["--strategy", args.strategy] if args.strategy != "mixed" else []
     again += _flags(args, ("min_distance", "prelabel", "bands")) + on_grid
+    unkept = (  # a labelled area under another name than suggest gave it
+        [
+            f"(if a split of an earlier round dealt the blocks of {args.labelled_area}, add"
+            " --keep with that split file to the split above, so that none of them moves)"
+        ]
+        if args.labelled_area and not earlier
+        else []
+    )
     return [
         f"{how}:",
         "next:",
         "  " + command_line([*split_cmd, "--out", split]),
         "  " + command_line([*train, "--out", run]),
         "  " + command_line(again),
+        *unkept,
     ]
 
 
@@ -277,22 +287,19 @@ def _next_round(out: Path) -> Path:
     return out.with_name(f"{stem}{number + 1}{out.suffix}")
 
 
-def _split_of_round_before(out: Path, labelled_area: str | None) -> Path | None:
-    """The split of the round that ``out``'s continues, as suggest names it (tasks3's is
-    tasks2_split.json, tasks2's tasks_split.json or tasks1_split.json), where this round
-    was given that round's labelled area (tasks2_labelled_area.gpkg), as the printed next
-    round is; else None, a first round (a review: a new area's tasks, site2.gpkg, kept
-    site1_split.json of another scene, and the printed split failed)."""
-    stem = out.stem.rstrip("0123456789")
-    number = int(out.stem[len(stem) :] or 1) - 1
-    if number < 1 or labelled_area is None:
+def _split_of_round_before(labelled_area: str | None) -> Path | None:
+    """The split of the round whose labelled area this round was given: suggest writes
+    NAME_labelled_area.gpkg and prints a split into NAME_split.json beside it, so that
+    split, where it was written; else None, a first round. Found beside the labelled area
+    whatever this round's --out (a review: round2.gpkg, as docs/suggest.md names it, kept
+    nothing, and the printed split dealt the last round's test block to validation; a new
+    area's tasks, site2.gpkg, kept site1_split.json of another scene)."""
+    if labelled_area is None:
         return None
-    given = Path(labelled_area).resolve()
-    for name in [f"{stem}{number}"] + ([stem] if number == 1 else []):
-        split = out.with_name(f"{name}_split.json")
-        if split.is_file() and given == out.with_name(f"{name}_labelled_area.gpkg").resolve():
-            return split
-    return None
+    given = Path(labelled_area)
+    stem = given.name.removesuffix("_labelled_area.gpkg")
+    split = given.with_name(f"{stem}_split.json")
+    return split if stem != given.name and split.is_file() else None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
