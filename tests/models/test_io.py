@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,7 @@ def test_model_files_with_damaged_records_are_one_line(tmp_path):
     net = build_network(cfg.model, 6, pretrained=False, base_width=4).eval()
     save_model(tmp_path / "m.pt", net, cfg.spec, DUBAI_CLASSES)
     good = torch.load(tmp_path / "m.pt", weights_only=True)
+    first, nan = next(iter(good["state_dict"])), float("nan")
     damaged = {
         "no weights": ({k: v for k, v in good.items() if k != "state_dict"}, "no weights inside"),
         "weights a list": ({**good, "state_dict": [1, 2]}, "no weights inside"),
@@ -271,6 +273,14 @@ def test_model_files_with_damaged_records_are_one_line(tmp_path):
         "ground resolution reversed": (
             {**good, "spec": {**good["spec"], "ground_resolution": [2.5, 1.0]}},
             r"ground_resolution=\[2.5, 1.0\] is no range",
+        ),
+        "weights NaN": (  # a review: class 0 everywhere, NaN confidence
+            {**good, "state_dict": {**good["state_dict"], first: good["state_dict"][first] * nan}},
+            f"1 of its weight tensors hold NaN or infinity \\(e.g. {re.escape(first)}\\)",
+        ),
+        "a newer format": (  # a review: it loaded without a word
+            {**good, "version": 99},
+            "a model file of format version 99, newer than this aerialseg reads",
         ),
         "a checkpoint's weights a list": (
             {"hyper_parameters": {"config": {}}, "state_dict": [1]},

@@ -184,6 +184,14 @@ def _check_weights(path: Path, model: str, expected: dict, state: dict) -> None:
             f"{path}: its weights are not those of the {model} network its config names"
             f" ({counts}, e.g. {first}); the file was changed or written by another program"
         )
+    # a review: NaN weights loaded and predicted class 0 everywhere with NaN confidence;
+    # training stops at a non-finite loss, so no run writes them
+    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:
+        raise ModelFileError(
+            f"{path}: {len(broken)} of its weight tensors hold NaN or infinity (e.g."
+            f" {broken[0]}); the file is damaged"
+        )
 
 
 def load_model(
@@ -199,6 +207,12 @@ def load_model(
     state = data.get("state_dict")
     lightning = data.get("hyper_parameters")  # a .ckpt's
     if data.get("format") == FORMAT:
+        version = data.get("version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:  # a review: it loaded
+            raise ModelFileError(
+                f"{path}: a model file of format version {version!r}, newer than this"
+                f" aerialseg reads ({FORMAT_VERSION}): upgrade aerialseg"
+            )
         hparams, meta = data, data.get("meta", {})
     elif isinstance(lightning, dict) and "config" in lightning and isinstance(state, dict):
         hparams = lightning
