@@ -122,6 +122,29 @@ def test_scenes_of_any_band_count_open_and_split_without_bands(tmp_path, bands, 
     assert scene.image.shape == (3, 40, 50)
 
 
+def test_a_class_raster_beside_its_scenes_is_no_scene(tmp_path, capsys):
+    """A review: a folder (or glob) holding s1.tif, s2.tif and labels.tif, given with
+    --labels labels.tif, trained on labels.tif as an image labelled by itself."""
+    from tests.helpers.geotiff import write_geotiff
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for k in (1, 2):
+        write_geotiff(folder / f"s{k}.tif", rng.integers(1, 200, (3, 40, 50)).astype(np.uint8))
+    labels = folder / "labels.tif"
+    write_geotiff(labels, rng.integers(1, 6, (1, 40, 50)).astype(np.uint8))
+    for data in (folder, str(folder / "*.tif")):
+        catalog = open_catalog(data, VALUES, LabelSpec(str(labels)))
+        assert sorted(catalog.scenes) == ["s1.tif", "s2.tif"], data
+        assert f"left out {labels}, the labels" in capsys.readouterr().err
+    # named through another path, the same file
+    catalog = open_catalog(
+        folder, VALUES, LabelSpec(str(tmp_path / "scenes" / ".." / "scenes" / "labels.tif"))
+    )
+    assert sorted(catalog.scenes) == ["s1.tif", "s2.tif"]
+
+
 # ---- the catalog's own answers (what bench/mutation.py found unguarded) ----
 
 

@@ -225,9 +225,12 @@ class Catalog:
         return self.scenes[ids[0]].example if ids else None
 
 
-def expand_scenes(images: str | list[str]) -> list[str]:
-    """Image rasters named by a file, a folder (its rasters), a glob or a URL, sorted."""
+def expand_scenes(images: str | list[str], labels: str | None = None) -> list[str]:
+    """Image rasters named by a file, a folder (its rasters), a glob or a URL, sorted;
+    ``labels``: a class raster that a folder or glob may hold, which is no scene."""
     found: list[str] = []
+    # a review: scene.tif and labels.tif in one folder trained on labels.tif as an image
+    labels_file = os.path.realpath(labels) if labels and not is_url(labels) else None
     for item in [images] if isinstance(images, str) else images:
         if is_url(item):
             found.append(item)
@@ -250,7 +253,9 @@ def expand_scenes(images: str | list[str]) -> list[str]:
                 " of the others (NAME_classes.tif and the like)",
                 file=sys.stderr,
             )
-        found += [p for p in listed if p not in outputs]
+        if labels_file is not None and labels_file in map(os.path.realpath, listed):
+            print(f"{printable(item)}: left out {printable(labels)}, the labels", file=sys.stderr)
+        found += [p for p in listed if p not in outputs and os.path.realpath(p) != labels_file]
     if not found:
         raise DatasetError(f"{images}: no image rasters found (GeoTIFF, COG)")
     return sorted(dict.fromkeys(found))
@@ -319,9 +324,10 @@ def _pairs(
     return Catalog(str(source.path), scenes, None, source.unpaired, hint, source.root)
 
 
-def _rasters(images: str) -> tuple[list[str], str | None]:
-    """The image rasters and the folder their ids are relative to (None: URLs)."""
-    paths = expand_scenes(images)
+def _rasters(images: str, labels: str) -> tuple[list[str], str | None]:
+    """The image rasters (``labels`` left out) and the folder their ids are relative to
+    (None: URLs)."""
+    paths = expand_scenes(images, labels)
     root = images if os.path.isdir(images) else None
     if root is None and not any(map(is_url, paths)):
         root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
@@ -340,7 +346,7 @@ def _over_polygons(
     errors (no overlap, no CRS) are raised here, before anything is written. Not
     ``strict`` (``data inspect``): an image whose header is unreadable or has no CRS stays
     in the catalog, to fail when it is looked at, with every other problem."""
-    paths, root = _rasters(images)
+    paths, root = _rasters(images, spec.path)
     labels = read_polygons(spec.path, classes, spec.field, spec.crs, spec.labelled_area)
     if labels.repaired:
         print(
@@ -427,7 +433,7 @@ def _over_class_raster(
                 f"{flag} describes polygon labels; {spec.path} is a class raster, whose"
                 " pixels hold the classes and whose nodata marks where labels do not hold"
             )
-    paths, root = _rasters(images)
+    paths, root = _rasters(images, spec.path)
     label_grid = RasterScene("labels", spec.path, spec.path, _unbound).grid
     scenes: dict[str, RasterScene] = {}
     for path in paths:
