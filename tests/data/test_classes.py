@@ -280,9 +280,14 @@ def test_colour_errors_say_which_forms_are_read():
             f"colour {bad!r} is neither #RRGGBB nor [r, g, b] in 0..255"
         )
     assert parse_color([0, 255, 7]) == (0, 255, 7)
+    # 0 and "" too (a review: 'ignore_values: 0' was read as no ignore value at all)
     for key in ("ignore_colors", "ignore_values"):
-        table = {"classes": [{"name": "A", "mask_color": "#3C1098"}], key: 5}
-        assert message(ClassTable.from_dict, table) == f"{key}: 5 is not a list; give [...]"
+        for value, shown in ((5, "5"), (0, "0"), ("", "''")):
+            table = {"classes": [{"name": "A", "mask_color": "#3C1098"}], key: value}
+            said = message(ClassTable.from_dict, table)
+            assert said == f"{key}: {shown} is not a list; give [...]"
+        table = {"classes": [{"name": "A", "mask_color": "#3C1098"}], key: None}
+        assert getattr(ClassTable.from_dict(table), key) == ()  # null: none, as absent
 
 
 def test_table_errors():

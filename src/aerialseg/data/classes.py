@@ -205,15 +205,19 @@ class ClassTable:
                 " 'name' and 'mask_color' (colour-coded masks) or 'mask_value' (single-band"
                 " masks)"
             )
-        for key in ("ignore_colors", "ignore_values"):
-            if not isinstance(data.get(key) or [], list):
-                raise ClassTableError(f"{key}: {shown(data[key])} is not a list; give [...]")
+        # absent or null: none; any other value not a list is refused, 0 and "" too (a
+        # review: 'ignore_values: 0' was read as none, and every mask of 0s then failed)
+        listed = {
+            key: [] if data.get(key) is None else data[key]
+            for key in ("ignore_colors", "ignore_values")
+        }
+        for key, value in listed.items():
+            if not isinstance(value, list):
+                raise ClassTableError(f"{key}: {shown(value)} is not a list; give [...]")
         try:
             classes = tuple(_class_from_dict(e, i) for i, e in enumerate(data["classes"]))
-            ignore = tuple(to_hex(parse_color(c)) for c in data.get("ignore_colors") or [])
-            ignore_values = tuple(
-                _mask_value(v, "ignore_values") for v in data.get("ignore_values") or []
-            )
+            ignore = tuple(to_hex(parse_color(c)) for c in listed["ignore_colors"])
+            ignore_values = tuple(_mask_value(v, "ignore_values") for v in listed["ignore_values"])
         except (KeyError, TypeError) as err:
             raise ClassTableError(
                 f"class table entry is missing {err}; each class needs 'name' and 'mask_color'"
