@@ -1352,8 +1352,9 @@ def _crop_fitting(catalog, split) -> int | None:
 
     regions = catalog.regions(split, "train") or split.parts("train")
     side = max(min(int(window.width), int(window.height)) for _, window in regions)
-    crop = side // SIZE_MULTIPLE * SIZE_MULTIPLE
-    return crop if SIZE_MULTIPLE <= crop < TrainConfig().crop_size else None
+    # crops are a multiple of SIZE_MULTIPLE px, that at least: blocks under it are padded
+    crop = max(SIZE_MULTIPLE, side // SIZE_MULTIPLE * SIZE_MULTIPLE)
+    return crop if crop < TrainConfig().crop_size else None
 
 
 def _on_shared_grids(grids) -> int:

@@ -392,6 +392,10 @@ def test_a_split_of_blocks_smaller_than_the_crops_prints_crops_that_fit(scenes, 
     assert "crop_size=32" in train  # 48 px blocks: crops of a multiple of 32 px
     said = runs_as_printed([*train, "--out", str(tmp_path / "run"), *QUICK], capsys)
     assert "padded with ignored pixels" not in said
+    # blocks under the smallest crop get it, not the default (a review: 28 px blocks)
+    small = [*split[:-4], "--block-size", "24", "--buffer", "2"]
+    small[small.index("--out") + 1] = str(tmp_path / "small.json")
+    assert "crop_size=32" in train_with(runs_as_printed(small, capsys))
 
 
 def test_a_split_of_blocks_as_large_as_the_crops_prints_no_crop_size(tmp_path, capsys):
