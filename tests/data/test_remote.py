@@ -143,7 +143,8 @@ def test_a_url_that_does_not_answer_is_one_line_and_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     table = ClassTable.from_dict(POLYGON_CLASSES)
     labels = write_polygons(tmp_path / "l.gpkg", class_boxes(10, 10))
-    with pytest.raises(DatasetError, match="scene.tif"):
+    # the server's fault, not the file's (a review: "it is damaged, or not a GeoTIFF")
+    with pytest.raises(DatasetError, match="scene.tif: cannot read it from its server .*URL"):
         open_catalog(dead, table, LabelSpec(str(labels), "class"))
 
 
@@ -213,6 +214,10 @@ def test_a_missing_url_says_so(served, tmp_path, capsys):
     _, base, _ = served
     assert main(["predict", f"{base}/nothing.tif", "--out", str(tmp_path / "out")]) == 2
     assert "(HTTP response code: 404)" in capsys.readouterr().err
+    table = ClassTable.from_dict(POLYGON_CLASSES)  # a dataset's scene alike (a review)
+    labels = write_polygons(tmp_path / "l.gpkg", class_boxes(10, 10))
+    with pytest.raises(DatasetError, match=r"cannot read it from its server \(HTTP response"):
+        open_catalog(f"{base}/nothing.tif", table, LabelSpec(str(labels), "class"))
 
 
 def test_urls_are_opened_without_listing_and_local_side_files_still_count(served, tmp_path):

@@ -38,6 +38,7 @@ from aerialseg.data.raster import (
     InputError,
     at_pixel_size,
     check_png_end,
+    is_url,
     no_georeference_warning,
     open_dataset,
     opening,
@@ -263,6 +264,11 @@ def open_raster(path: str, name: str):
         raise DatasetError(str(err).replace(path, name)) from None
     except RasterioIOError as err:
         reason = library_reason(err).replace(f"'{path}' ", "")
+        if is_url(path) and "/vsizip/" not in path:  # a review: a refused connection or a
+            raise DatasetError(  # 404 was called a damaged file
+                f"{name}: cannot read it from its server ({reason}); check the URL, that the"
+                " server is up, and that it serves byte ranges (HTTP Range requests)"
+            ) from None
         raise DatasetError(
             f"{name}: cannot read the file ({reason}); it is damaged, or not a GeoTIFF, PNG or"
             " JPEG (convert a VRT or another format with gdal_translate -of COG): replace it or"
