@@ -350,3 +350,75 @@ def test_a_file_over_the_upload_limit_is_refused_on_the_page(server, tmp_path):
             f"plain.png is {size} MiB; this server takes uploads of up to 0.1 MiB"
         )
     assert sent == []
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+def test_bands_typed_downloads_and_a_refused_choice_keep_the_page_as_it_was(server, tmp_path):
+    """A review: a space could not be typed in Bands (the drop zone took it, and Enter
+    there opened the file chooser); the first download after a result re-ran the
+    prediction (Bands' change fired as it lost focus); a file the page refused left the
+    request before it running, whose result then showed under the refusal."""
+    scene = rgb_scene(96, 128)
+    five = write_geotiff(tmp_path / "five.tif", np.concatenate([scene, scene[:2]]))
+    big = tmp_path / "big.png"
+    Image.fromarray(np.tile(rgb_scene(300, 400), (1, 3, 3)).transpose(1, 2, 0)).save(big)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    sent: list[str] = []
+    with opened_page(server, accept_downloads=True) as (_, page):
+        page.on("request", lambda r: sent.append(r.url) if "/v1/segment" in r.url else None)
+        page.wait_for_selector("#model-name:has-text('seed-unet')")
+        page.evaluate(
+            """() => { window.opened = 0; document.getElementById('file').addEventListener(
+                'click', (e) => { window.opened++; e.preventDefault(); }); }"""
+        )
+        page.click("#bands")
+        page.keyboard.type("3 2 1")
+        assert page.input_value("#bands") == "3 2 1"
+        page.set_input_files("#file", str(five))  # Bands still focused
+        page.wait_for_selector("#status:has-text('five.tif: done')", timeout=60_000)
+        assert len(sent) == 1
+        with page.expect_download() as download:
+            page.click("#dl-overlay")  # Bands loses focus, unchanged since it was sent
+        assert download.value.suggested_filename == "five_overlay.png"
+        time.sleep(1)
+        assert len(sent) == 1 and page.text_content("#status") == "five.tif: done"
+        page.click("#bands")
+        page.keyboard.press("Enter")
+        assert page.evaluate("window.opened") == 0  # Enter in the field opens nothing
+        page.fill("#bands", "")
+        page.set_input_files("#file", str(big))
+        page.set_input_files("#file", str(empty))  # refused by the page, big.png under way
+        page.wait_for_selector("#error:has-text('empty.png is empty (0 bytes)')")
+        time.sleep(3)  # big.png's answer, had its request gone on, would show by now
+        assert page.is_hidden("#result") and page.text_content("#status") == ""
+        assert "empty.png is empty" in page.text_content("#error")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+@pytest.mark.parametrize("server", [TOKEN], indirect=True)
+def test_a_file_chosen_before_the_token_is_sent_once_the_token_is_given(server, tmp_path):
+    """A review: a file chosen while the token was asked for got "the server has not
+    described its model yet: reload the page" (a reload asks for the token again); an
+    empty token was "not accepted"; the token form overflowed a phone's width; a 5 x 5 px
+    image showed as a dot."""
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(rgb_scene(5, 5).transpose(1, 2, 0)).save(tiny)
+    with opened_page(server, viewport={"width": 360, "height": 800}) as (_, page):
+        page.wait_for_selector("#token-form:not([hidden])")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.click("#token-form button")  # nothing typed
+        page.wait_for_selector("#error:has-text('Enter the token this server was started')")
+        page.set_input_files("#file", str(tiny))
+        page.wait_for_selector("#error:has-text('tiny.png is sent once it is accepted')")
+        assert page.is_visible("#token-form")
+        page.fill("#token", TOKEN)
+        page.click("#token-form button")
+        page.wait_for_selector("#status:has-text('tiny.png: done')", timeout=60_000)
+        width = page.evaluate("document.getElementById('base').getBoundingClientRect().width")
+        assert width >= 300, width  # shown at a size to see, not 5 px
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360

@@ -5,6 +5,8 @@ const $ = (id) => document.getElementById(id);
 let model = null;
 let chosen = null; // the file last chosen: a change of Bands segments it again
 let latest = null; // the request under way: a newer choice aborts it
+let sentBands = null; // the Bands of the last request: a change of Bands alone sends again
+let awaitingToken = null; // a file chosen before the token was given: sent once it is
 const urls = [];
 const layers = { classes: null, confidence: null }; // what #mask can show
 
@@ -134,6 +136,7 @@ function upload(file) {
     if (latest) latest.abort();
     latest = xhr;
     const bands = bandsText();
+    sentBands = bands;
     const query = "format=json&overlay=true&polygons=true&confidence=true&preview=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
     xhr.open("POST", "/v1/segment?" + query);
     Object.entries(authHeaders()).forEach(([name, value]) => xhr.setRequestHeader(name, value));
@@ -150,7 +153,11 @@ function upload(file) {
     xhr.onload = () => {
       clearInterval(timer);
       if (xhr.status === 200) resolve(xhr.response);
-      else if (xhr.status === 401) { askForToken("Enter the token this server was started with."); reject(new Error("the server needs a token")); }
+      else if (xhr.status === 401) {
+        awaitingToken = file; // sent again once a token is accepted
+        sessionStorage.removeItem(TOKEN_KEY);
+        reject(new Error("the server needs a token"));
+      }
       else reject(new Error(detailText(xhr.response && xhr.response.detail, file.name) || `server answered ${xhr.status}`));
     };
     xhr.onerror = () => { clearInterval(timer); reject(new Error("could not reach the server")); };
@@ -163,10 +170,23 @@ function upload(file) {
 
 async function segment(file) {
   chosen = file;
+  // a new choice ends the request under way, even one this page then refuses (a review: a
+  // refused file's error showed over the result of the file before it)
+  if (latest) { latest.abort(); latest = null; }
+  setStatus("");
   setError("");
   show($("result"), false);
   if (!model) {
+    if (!$("token-form").hidden) {
+      awaitingToken = file; // a review: "reload the page" while the token was asked for
+      askForToken(`Enter this server's token first; ${file.name} is sent once it is accepted.`);
+      return;
+    }
     setError("the server has not described its model yet: reload the page when it is up");
+    return;
+  }
+  if (file.size === 0) { // a review: the API's words, "the field named file is empty"
+    setError(`${file.name} is empty (0 bytes): choose an image`);
     return;
   }
   const bands = $("bands");
@@ -189,8 +209,11 @@ async function segment(file) {
   try {
     result = await request;
   } catch (err) {
-    if (latest === mine) { setStatus(""); setError(err.message); }
-    return; // a newer choice took over: its own answer is the one to show
+    if (latest !== mine) return; // a newer choice took over: its own answer is the one to show
+    setStatus("");
+    if (awaitingToken === file) askForToken(`Enter the token this server was started with; ${file.name} is sent once it is accepted.`);
+    else setError(err.message);
+    return;
   }
   if (latest !== mine) return;
   latest = null;
@@ -232,19 +255,25 @@ $("file").addEventListener("change", (e) => {
   e.target.value = ""; // choosing the same file again (after setting Bands) fires again
   if (file) segment(file);
 });
-$("bands").addEventListener("change", () => { if (chosen) segment(chosen); });
+// a change of Bands sends the file again; leaving the field unchanged since the last
+// request does not (a review: a download's click re-ran the prediction)
+$("bands").addEventListener("change", () => { if (chosen && bandsText() !== sentBands) segment(chosen); });
 const drop = $("drop");
 drop.addEventListener("keydown", (e) => {
+  if (e.target !== drop) return; // the Bands field's own keys (a review: no space in "3 2 1")
   if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); }
 });
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
 drop.addEventListener("drop", (e) => { if (e.dataTransfer.files[0]) segment(e.dataTransfer.files[0]); });
-$("token-form").addEventListener("submit", (e) => {
+$("token-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  const token = $("token").value.trim();
+  if (!token) { askForToken("Enter the token this server was started with."); return; }
+  sessionStorage.setItem(TOKEN_KEY, token);
   $("token").value = "";
-    loadModel().catch(modelFailed);
+  try { await loadModel(); } catch (err) { modelFailed(err); return; }
+  if (model && awaitingToken) { const file = awaitingToken; awaitingToken = null; segment(file); }
 });
 function modelFailed(err) {
   $("model-name").textContent = "";
