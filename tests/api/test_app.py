@@ -374,9 +374,24 @@ def test_each_output_of_segment_with_a_pointwise_engine(pointwise, tmp_path):
     for png in page["preview"].values():
         shown = Image.open(io.BytesIO(base64.b64decode(png)))
         assert shown.format == "PNG" and shown.size == (50, 40)
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(page["mask_zip"]))) as archive:
-        names = sorted(archive.namelist())
-    assert names == ["upload_classes.qml", "upload_classes.tif", "upload_classes.tif.aux.xml"]
+    # named by the upload's file (a review: every zip held upload_classes.*, and two
+    # unzipped into one folder overwrote each other), safe to unzip whatever its name
+    for filename, stem in [
+        ("scene.tif", "scene"),
+        ("../../etc/my scene.v2.tif", "my_scene.v2"),
+        ("C:\\maps\\.hidden.tif", "hidden"),
+        ("..", "upload"),
+        ("<img src=x>.tif", "img_src_x"),
+    ]:
+        named = {"file": (filename, geotiff["file"][1])}
+        answer = client.post("/v1/segment?format=json&preview=true", files=named).json()
+        with zipfile.ZipFile(io.BytesIO(base64.b64decode(answer["mask_zip"]))) as archive:
+            names = sorted(archive.namelist())
+        assert names == [
+            f"{stem}_classes.qml",
+            f"{stem}_classes.tif",
+            f"{stem}_classes.tif.aux.xml",
+        ]
 
 
 def test_segment_asks_predict_for_what_the_request_names_only(pointwise, monkeypatch, tmp_path):

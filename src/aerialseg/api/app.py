@@ -97,6 +97,9 @@ def load_for_serving(
     return predictor
 
 
+UPLOAD_NAME = "upload"  # the upload's file on the server, whose stem its outputs take
+
+
 def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -173,18 +176,23 @@ def _unless_gone(gone: threading.Event, work: Callable[[], Any]) -> Any:
     return work()
 
 
-def _answered(segment: Callable[[], dict[str, Path]], *extras: bool) -> bytes:
+def _answered(segment: Callable[[], dict[str, Path]], stem: str, *extras: bool) -> bytes:
     """The JSON answer of a prediction, encoded as JSONResponse would, in the prediction's
     job: made in a job of its own, it queued behind every prediction asked for meanwhile,
     and each answer waited for the whole queue (a review: five uploads all answered at
     18 s); encoded on the event loop, a 200 MB answer held every connection, /healthz's
     too, for 5 to 23 s (a review)."""
-    body = _json_answer(segment(), *extras)
+    body = _json_answer(segment(), stem, *extras)
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _json_answer(
-    written: dict[str, Path], overlay: bool, polygons: bool, confidence: bool, preview: bool
+    written: dict[str, Path],
+    stem: str,
+    overlay: bool,
+    polygons: bool,
+    confidence: bool,
+    preview: bool,
 ) -> dict[str, Any]:
     """The JSON answer's body; on a worker thread, as its PNG encodes of a large upload
     would hold every other connection on the event loop."""
@@ -203,7 +211,8 @@ def _json_answer(
         body["confidence"] = {"media_type": MEDIA[path.suffix], "base64": _b64(path)}
     if preview:
         body["preview"] = {key: _png_b64(written[key]) for key in ("image", "color", "confidence")}
-        body["mask_zip"] = _zip_b64([mask, aux_path(mask), written["classes_style"]])
+        zipped = [mask, aux_path(mask), written["classes_style"]]
+        body["mask_zip"] = _zip_b64(zipped, stem)
     return body
 
 
@@ -272,14 +281,15 @@ def _png_b64(path: Path) -> str:
     return _b64(path)
 
 
-def _zip_b64(paths: list[Path]) -> str:
+def _zip_b64(paths: list[Path], stem: str) -> str:
     """The files that belong together (a raster and the sidecars holding its class names
-    and style) as one zip, so a download keeps them together."""
+    and style) as one zip, so a download keeps them together; named by the upload's
+    ``stem`` (upload_classes.png -> NAME_classes.png)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in paths:
             if path.is_file():
-                archive.write(path, path.name)
+                archive.write(path, stem + path.name.removeprefix(UPLOAD_NAME))
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -438,14 +448,14 @@ def create_app(
         except AerialsegError as err:  # said before the body is read
             raise HTTPException(422, str(err), headers={"connection": "close"}) from None
         with tempfile.TemporaryDirectory(prefix=upload_dir_prefix()) as tmp:
-            upload, out = Path(tmp) / "upload", Path(tmp) / "out"
+            upload, out = Path(tmp) / UPLOAD_NAME, Path(tmp) / "out"
             loop = asyncio.get_running_loop()
             try:
-                await receive_upload(request, upload, limits.max_upload_bytes)
+                stem = await receive_upload(request, upload, limits.max_upload_bytes)
                 work: Callable[[], Any] = functools.partial(_segment, loaded, upload, out, opts)
                 if format == "json":  # in the prediction's own job (_answered)
                     work = functools.partial(
-                        _answered, work, overlay, polygons, confidence, preview
+                        _answered, work, stem, overlay, polygons, confidence, preview
                     )
                 gone = threading.Event()  # set when the client leaves
                 watch = asyncio.create_task(_watch_for_leaving(request, gone))

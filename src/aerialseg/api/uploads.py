@@ -79,6 +79,7 @@ class _FileField:
         self.header, self.value, self.disposition = b"", b"", b""
         self.inside, self.done, self.again = False, False, False
         self.pending: list[bytes] = []
+        self.filename: bytes | None = None  # the client's name of the file, if it gave one
 
     def callbacks(self) -> dict:
         return {
@@ -107,6 +108,8 @@ class _FileField:
         named = options.get(b"name") == FIELD
         self.again |= named and self.done
         self.inside = named and not self.done
+        if self.inside:
+            self.filename = options.get(b"filename")
 
     def data(self, data: bytes, start: int, end: int) -> None:
         if self.inside:
@@ -117,9 +120,10 @@ class _FileField:
         self.inside = False
 
 
-async def receive_upload(request: Request, dest: Path, limit: int) -> None:
+async def receive_upload(request: Request, dest: Path, limit: int) -> str:
     """Write the body's ``file`` field to ``dest`` as it arrives; 413 past ``limit``
-    bytes, 422 for a body that is not multipart/form-data with that field, or an empty one."""
+    bytes, 422 for a body that is not multipart/form-data with that field, or an empty one.
+    Returns the stem to name the answer's files by (``download_stem``)."""
     kind, params = parse_options_header(request.headers.get("content-type"))
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
         raise HTTPException(422, "send the image as multipart/form-data, in a field named file")
@@ -157,6 +161,17 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> None:
         raise HTTPException(422, "no complete field named file in the body")
     if size == 0:  # a request that names no file, or an empty one: nothing to identify
         raise HTTPException(422, "the field named file is empty (0 bytes): choose an image")
+    return download_stem(field.filename)
+
+
+def download_stem(filename: bytes | None) -> str:
+    """The stem of the client's file name, safe to name files by: its last path part
+    without the suffix, letters, digits, ``.``, ``-`` and ``_`` only, 80 characters at
+    most; ``upload`` where nothing is left (a review: the zipped mask of every upload held
+    upload_classes.png, so two unzipped into one folder overwrote each other)."""
+    name = (filename or b"").decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+    stem = re.sub(r"[^\w.-]+", "_", name.rsplit(".", 1)[0] if "." in name[1:] else name)
+    return stem.strip("._")[:80] or "upload"
 
 
 # Where a CRS names files for PROJ to read: a datum shift's grids (+nadgrids=,
