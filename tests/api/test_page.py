@@ -133,12 +133,12 @@ def test_upload_shows_overlay_legend_and_downloads(server, tmp_path):
         with zipfile.ZipFile(saved) as archive:  # the mask with its class names and style
             names = sorted(archive.namelist())
             assert names == [
-                "upload_classes.png",
-                "upload_classes.png.aux.xml",
-                "upload_classes.qml",
+                "image_part_002_classes.png",
+                "image_part_002_classes.png.aux.xml",
+                "image_part_002_classes.qml",
             ]
-            assert archive.read("upload_classes.png")[:8] == b"\x89PNG\r\n\x1a\n"
-            assert "Building" in archive.read("upload_classes.png.aux.xml").decode()
+            assert archive.read("image_part_002_classes.png")[:8] == b"\x89PNG\r\n\x1a\n"
+            assert "Building" in archive.read("image_part_002_classes.png.aux.xml").decode()
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         # A bad upload shows the server's message.
         (tmp_path / "bad.png").write_text("not an image")
@@ -388,6 +388,15 @@ def test_bands_typed_downloads_and_a_refused_choice_keep_the_page_as_it_was(serv
         page.click("#bands")
         page.keyboard.press("Enter")
         assert page.evaluate("window.opened") == 0  # Enter in the field opens nothing
+        # a typo refused, then undone: the file is sent again (a review: the Bands were
+        # those last sent, so nothing was, and the page stayed on the error)
+        page.fill("#bands", "3 2 x")
+        page.dispatch_event("#bands", "change")
+        page.wait_for_selector("#error:has-text('Bands: band numbers')")
+        page.fill("#bands", "3 2 1")
+        page.dispatch_event("#bands", "change")
+        page.wait_for_selector("#status:has-text('five.tif: done')", timeout=60_000)
+        assert len(sent) == 2 and page.is_hidden("#error")
         page.fill("#bands", "")
         page.set_input_files("#file", str(big))
         page.set_input_files("#file", str(empty))  # refused by the page, big.png under way

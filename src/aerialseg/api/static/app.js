@@ -7,6 +7,7 @@ let chosen = null; // the file last chosen: a change of Bands segments it again
 let latest = null; // the request under way: a newer choice aborts it
 let sentBands = null; // the Bands of the last request: a change of Bands alone sends again
 let awaitingToken = null; // a file chosen before the token was given: sent once it is
+let choices = 0; // counts the choices: a result is shown only if no newer one was made
 const urls = [];
 const layers = { classes: null, confidence: null }; // what #mask can show
 
@@ -55,6 +56,7 @@ function formatArea(entry) {
 async function loadModel() {
   const response = await fetch("/v1/model", { headers: authHeaders() });
   if (response.status === 401) {
+    model = null; // a token the server no longer takes: nothing is sent until a new one is
     const wrong = sessionStorage.getItem(TOKEN_KEY) !== null;
     sessionStorage.removeItem(TOKEN_KEY);
     askForToken(wrong ? "That token was not accepted; enter the server's token." : "Enter the token this server was started with.");
@@ -137,6 +139,7 @@ function upload(file) {
     latest = xhr;
     const bands = bandsText();
     sentBands = bands;
+    awaitingToken = null; // set again if this one is refused for its token
     const query = "format=json&overlay=true&polygons=true&confidence=true&preview=true" + (bands ? "&bands=" + encodeURIComponent(bands) : "");
     xhr.open("POST", "/v1/segment?" + query);
     Object.entries(authHeaders()).forEach(([name, value]) => xhr.setRequestHeader(name, value));
@@ -170,6 +173,8 @@ function upload(file) {
 
 async function segment(file) {
   chosen = file;
+  const choice = ++choices;
+  sentBands = null; // until this choice is sent: a later change of Bands sends it
   // a new choice ends the request under way, even one this page then refuses (a review: a
   // refused file's error showed over the result of the file before it)
   if (latest) { latest.abort(); latest = null; }
@@ -215,16 +220,23 @@ async function segment(file) {
     else setError(err.message);
     return;
   }
-  if (latest !== mine) return;
+  if (latest !== mine || choice !== choices) return;
   latest = null;
   urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
   try {
     const overlayUrl = blobUrl(result.overlay_png, "image/png");
     // Two layers for every format, GeoTIFF too: the image as the model saw it under the
     // class colours, so the opacity slider blends them.
-    $("base").src = blobUrl(result.preview.image, "image/png");
+    const base = $("base");
+    base.src = blobUrl(result.preview.image, "image/png");
     layers.classes = blobUrl(result.preview.color, "image/png");
     layers.confidence = await doubtLayer(result.preview.confidence);
+    await base.decode();
+    // a newer choice made while this one was drawn is the one to show (a review)
+    if (choice !== choices) return;
+    // a small image is shown larger, its pixels square (a review: 5 x 5 px was a dot);
+    // a large one is scaled down smoothly
+    document.querySelector(".stack").classList.toggle("small", base.naturalWidth < 320);
     $("layer").value = "classes";
     $("mask").src = layers.classes;
     renderLegend(result.areas);
