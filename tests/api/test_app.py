@@ -382,6 +382,8 @@ def test_each_output_of_segment_with_a_pointwise_engine(pointwise, tmp_path):
         ("C:\\maps\\.hidden.tif", "hidden"),
         ("..", "upload"),
         ("<img src=x>.tif", "img_src_x"),
+        ("re\u0301sume\u0301.tif", "r\u00e9sum\u00e9"),  # decomposed, as macOS sends it
+        ("\u5730" * 80 + ".tif", "\u5730" * 40),  # 120 bytes: a file name takes 255
     ]:
         named = {"file": (filename, geotiff["file"][1])}
         answer = client.post("/v1/segment?format=json&preview=true", files=named).json()

@@ -218,6 +218,11 @@ def test_a_missing_url_says_so(served, tmp_path, capsys):
     labels = write_polygons(tmp_path / "l.gpkg", class_boxes(10, 10))
     with pytest.raises(DatasetError, match=r"cannot read it from its server \(HTTP response"):
         open_catalog(f"{base}/nothing.tif", table, LabelSpec(str(labels), "class"))
+    # a file the server sends whole but that is no image is the file's fault, not the server's
+    folder, _, _ = served
+    (folder / "page.tif").write_text("<html>not an image</html>")
+    with pytest.raises(DatasetError, match="page.tif: cannot read the file .* damaged"):
+        open_catalog(f"{base}/page.tif", table, LabelSpec(str(labels), "class"))
 
 
 def test_urls_are_opened_without_listing_and_local_side_files_still_count(served, tmp_path):

@@ -22,6 +22,7 @@ grid or init file by its path (``+nadgrids=/etc/passwd``) is refused before GDAL
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from fastapi import HTTPException, Request
@@ -164,14 +165,20 @@ async def receive_upload(request: Request, dest: Path, limit: int) -> str:
     return download_stem(field.filename)
 
 
+STEM_BYTES = 120  # leaves room for "_classes.tif.aux.xml" within a name's 255 bytes
+
+
 def download_stem(filename: bytes | None) -> str:
     """The stem of the client's file name, safe to name files by: its last path part
     without the suffix, letters, digits, ``.``, ``-`` and ``_`` only, 80 characters at
     most; ``upload`` where nothing is left (a review: the zipped mask of every upload held
     upload_classes.png, so two unzipped into one folder overwrote each other)."""
-    name = (filename or b"").decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+    text = unicodedata.normalize("NFC", (filename or b"").decode("utf-8", "replace"))
+    name = text.replace("\\", "/").rsplit("/", 1)[-1]  # macOS sends accents decomposed
     stem = re.sub(r"[^\w.-]+", "_", name.rsplit(".", 1)[0] if "." in name[1:] else name)
-    return stem.strip("._")[:80] or "upload"
+    # bytes, not characters: a file name takes 255 bytes, and 80 CJK characters are 240
+    short = stem.strip("._").encode()[:STEM_BYTES].decode("utf-8", "ignore")
+    return short.strip("._") or "upload"
 
 
 # Where a CRS names files for PROJ to read: a datum shift's grids (+nadgrids=,

@@ -15,6 +15,7 @@ Polygons (``data/polygons.py``) are the other label source: both answer ``window
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,8 +265,11 @@ def open_raster(path: str, name: str):
         raise DatasetError(str(err).replace(path, name)) from None
     except RasterioIOError as err:
         reason = library_reason(err).replace(f"'{path}' ", "")
-        if is_url(path) and "/vsizip/" not in path:  # a review: a refused connection or a
-            raise DatasetError(  # 404 was called a damaged file
+        # a review: a refused connection or a 404 was called a damaged file (a file the
+        # server sends whole is still judged as a file)
+        transport = re.search(r"CURL error|HTTP response code|could not connect", reason, re.I)
+        if is_url(path) and "/vsizip/" not in path and transport:
+            raise DatasetError(
                 f"{name}: cannot read it from its server ({reason}); check the URL, that the"
                 " server is up, and that it serves byte ranges (HTTP Range requests)"
             ) from None
