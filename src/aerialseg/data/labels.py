@@ -266,8 +266,13 @@ def open_raster(path: str, name: str):
     except RasterioIOError as err:
         reason = library_reason(err).replace(f"'{path}' ", "")
         # a review: a refused connection or a 404 was called a damaged file (a file the
-        # server sends whole is still judged as a file)
-        transport = re.search(r"CURL error|HTTP response code|could not connect", reason, re.I)
+        # server sends whole is still judged as a file); where GDAL's last answer for the
+        # URL is cached, a refused connection reads "does not exist in the file system"
+        transport = re.search(
+            r"CURL error|HTTP response code|could not connect|does not exist in the file system",
+            reason,
+            re.I,
+        )
         if is_url(path) and "/vsizip/" not in path and transport:
             raise DatasetError(
                 f"{name}: cannot read it from its server ({reason}); check the URL, that the"
