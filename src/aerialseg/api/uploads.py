@@ -170,9 +170,10 @@ STEM_BYTES = 120  # leaves room for "_classes.tif.aux.xml" within a name's 255 b
 
 def download_stem(filename: bytes | None) -> str:
     """The stem of the client's file name, safe to name files by: its last path part
-    without the suffix, letters, digits, ``.``, ``-`` and ``_`` only, 80 characters at
-    most; ``upload`` where nothing is left (a review: the zipped mask of every upload held
-    upload_classes.png, so two unzipped into one folder overwrote each other)."""
+    without the suffix, letters, digits, ``.``, ``-`` and ``_`` only, STEM_BYTES bytes
+    of UTF-8 at most; ``upload`` where nothing is left (a review: the zipped mask of
+    every upload held upload_classes.png, so two unzipped into one folder overwrote each
+    other)."""
     text = unicodedata.normalize("NFC", (filename or b"").decode("utf-8", "replace"))
     name = text.replace("\\", "/").rsplit("/", 1)[-1]  # macOS sends accents decomposed
     stem = re.sub(r"[^\w.-]+", "_", name.rsplit(".", 1)[0] if "." in name[1:] else name)

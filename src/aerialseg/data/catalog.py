@@ -253,9 +253,11 @@ def expand_scenes(images: str | list[str], labels: str | None = None) -> list[st
                 " of the others (NAME_classes.tif and the like)",
                 file=sys.stderr,
             )
-        if labels_file is not None and labels_file in map(os.path.realpath, listed):
+        # each path resolved once, and only where a labels file may be among them
+        the_labels = {p for p in listed if labels_file and os.path.realpath(p) == labels_file}
+        if the_labels:
             print(f"{printable(item)}: left out {printable(labels)}, the labels", file=sys.stderr)
-        found += [p for p in listed if p not in outputs and os.path.realpath(p) != labels_file]
+        found += [p for p in listed if p not in outputs and p not in the_labels]
     if not found:
         raise DatasetError(f"{images}: no image rasters found (GeoTIFF, COG)")
     return sorted(dict.fromkeys(found))
