@@ -512,7 +512,7 @@ def predict_files(
     """
     check_arguments(predict_files, locals())
     from aerialseg.data.raster import band_numbers, check_band_count
-    from aerialseg.inference.run import PredictOptions, named_inputs
+    from aerialseg.inference.run import PredictOptions, named_inputs, uncalibrated_note
     from aerialseg.inference.run import predict_files as predict_all
     from aerialseg.inference.run import shard as take_shard
 
@@ -550,6 +550,7 @@ def predict_files(
         raise AerialsegError("no input images found; give files, folders or glob patterns")
     predictor = _predictor(model, engine, "cpu" if engine == "onnx" else device, precision)
     check_band_count(opts.bands, predictor.spec.in_channels, "--bands")
+    _note(uncalibrated_note(str(predictor.path or "the model"), predictor.spec, opts))
     # names over every input, not the shard's: shards writing to one folder never collide
     out = Path(out)
     created = not out.exists()
@@ -567,6 +568,12 @@ def _check_share(value: float | None, name: str) -> None:
         raise ConfigError(f"{name} {value!r}: give a share from 0 to 1, e.g. 0.05")
 
 
+def _note(line: str | None) -> None:
+    """A warning line on stderr, as the CLI prints its own."""
+    if line:
+        print(f"aerialseg: {line}", file=sys.stderr)
+
+
 def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) -> RaySummary:
     """predict_files(ray=...): the same outputs, from Ray workers."""
     from aerialseg.data.raster import check_band_count
@@ -577,6 +584,7 @@ def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) 
         ray_inputs,
     )
     from aerialseg.inference.load import load_predictor
+    from aerialseg.inference.run import uncalibrated_note
 
     address, workers, block_megapixels = ray_on
     inputs, names = ray_inputs(items, out)
@@ -586,6 +594,7 @@ def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) 
     # Loaded here once too, so that a bad model file is one line before Ray starts.
     spec = load_predictor(path, device="cpu", precision="fp32").spec  # .onnx: on ORT
     check_band_count(opts.bands, spec.in_channels, "--bands")
+    _note(uncalibrated_note(str(path), spec, opts))
     worker = WorkerModel(str(path.resolve()), engine, device, precision)
     where = RaySettings(
         address=None if address == "local" else address,

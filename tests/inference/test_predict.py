@@ -788,3 +788,30 @@ def test_an_overlap_option_is_a_share_of_the_window_up_to_half():
     for share in (True, "0.1"):
         with pytest.raises(ConfigError, match="give a share of the window, e.g. 0.125"):
             check_overlap(share)
+
+
+def test_confidence_of_a_model_without_a_fitted_temperature_is_said_to_be_raw(
+    tiny_model, tmp_path, capsys
+):
+    """A review: a checkpoint has no fitted temperature, and its confidence rasters were
+    the network's own probabilities without a word."""
+    from dataclasses import replace
+
+    loaded = load_model(tiny_model)
+    raw = tmp_path / "best.pt"
+    spec = replace(loaded.spec, confidence_temperature=None)
+    save_model(raw, loaded.net, spec, loaded.classes, loaded.meta, recipe=loaded.recipe)
+    image = tmp_path / "scene.png"
+    Image.fromarray(rgb_scene(40, 48).transpose(1, 2, 0)).save(image)
+    for model, confidence, said in (
+        (raw, ["--confidence"], True), (tiny_model, ["--confidence"], False), (raw, [], False)
+    ):  # fmt: skip
+        out = tmp_path / f"out-{model.stem}-{len(confidence)}"
+        assert (
+            main(["predict", str(image), "--model", str(model), "--out", str(out), *confidence])
+            == 0
+        )
+        err = capsys.readouterr().err
+        assert ("has no fitted confidence temperature" in err) is said, err
+        if said:
+            assert f"aerialseg: {raw} has no fitted" in err

@@ -195,6 +195,10 @@ def test_validation_scores_whole_images_as_predict_does_and_keeps_the_best_sampl
     first = task.best_sample
     assert first is not None and first[0] == pytest.approx(scores["val_miou"])
     assert sum(len(labels) for labels in first[1].labels) == min(labelled, 2 * PIXELS_PER_IMAGE)
+    # how many scored classes that mean is over (truth or prediction holds them), for the
+    # summary's "mIoU over 3 of the 5 scored classes"
+    scored_ids = {i for i, c in enumerate(task.classes.classes) if c.scored}
+    assert task.best_present == len(scored_ids & set(predicted.unique().tolist()))
     # a worse validation keeps the best one's sample; an equal one does too (strictly better)
     epoch((predicted + 1) % 6)
     assert task.best_sample is first

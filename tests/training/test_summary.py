@@ -6,8 +6,11 @@ import json
 import re
 import shlex
 
+import numpy as np
+
 from aerialseg.cli import main
 from aerialseg.models.io import load_model
+from tests.helpers.images import write_dataset, write_mask
 from tests.helpers.models import FAST
 
 
@@ -72,3 +75,21 @@ def test_evaluate_is_printed_for_the_part_the_split_holds_out(tmp_path):
     evaluate = next_commands(outcome, None)[0]
     assert evaluate.endswith("/split.json --split train  # no image held out: training scores")
     assert shlex.split(evaluate, comments=True)[-2:] == ["--split", "train"]
+
+
+def test_the_best_validation_says_how_many_classes_its_mean_is_over(tmp_path, capsys):
+    """A review: a validation whose labels and predictions hold one class was read as
+    "mIoU over 5 scored classes"; it is the mean of the classes that have an IoU there,
+    as evaluate's table counts them over the same images and weights."""
+    root = write_dataset(tmp_path / "ds")
+    for mask in root.rglob("masks/*.png"):  # Vegetation only
+        write_mask(mask, np.full((72, 80), 3, np.uint8))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(root), "--out", str(run), *FAST, "max_epochs=2"]) == 0
+    best = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("best valid"))
+    args = ["evaluate", str(run / "model.pt"), "--data", str(root), "--split", "val"]
+    assert main([*args, "--split-file", str(run / "split.json"), "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    present = sum(metrics["per_class"][n]["iou"] is not None for n in metrics["scored_classes"])
+    assert present < 5  # what the test is about
+    assert best.startswith(f"best validation mIoU over {present} of the 5 scored classes ")

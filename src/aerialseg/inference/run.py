@@ -325,6 +325,18 @@ def resolution_note(
     )
 
 
+def uncalibrated_note(model: str, spec: ModelSpec, opts: PredictOptions) -> str | None:
+    """One line when confidence rasters are asked of a model with no fitted temperature (a
+    checkpoint, or a run that had no time left to fit one): they hold the network's own
+    probabilities, which are not the calibrated ones a model.pt has (a review)."""
+    if "confidence" not in opts.outputs or spec.confidence_temperature is not None:
+        return None
+    return (
+        f"{model} has no fitted confidence temperature (checkpoints have none; a run's"
+        " model.pt has one): the confidence rasters hold the network's own probabilities"
+    )
+
+
 def check_row_band(
     name: str, size: tuple[int, int], bands: int, spec: ModelSpec, num_classes: int
 ) -> None:

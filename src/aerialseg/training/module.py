@@ -102,6 +102,8 @@ class SegmentationTask(L.LightningModule):
         # pixels of each validation for the confidence temperature, and the best one's
         self.temperature_sample = TemperatureSample(seed=self.cfg.seed)
         self.best_sample: tuple[float, TemperatureSample] | None = None
+        # how many scored classes had an IoU in that validation: "mIoU over 3 of the 5"
+        self.best_present: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -209,6 +211,10 @@ class SegmentationTask(L.LightningModule):
             # the validation of the weights the best checkpoint keeps (ModelCheckpoint
             # keeps a strictly higher val_miou too): their temperature is fitted on it
             self.best_sample = (miou or 0.0, self.temperature_sample)
+            scored = set(m["scored_classes"])
+            self.best_present = sum(
+                v["iou"] is not None for k, v in m["per_class"].items() if k in scored
+            )
         self.log("val_miou", miou if miou is not None else 0.0, prog_bar=True)
         self.log("val_acc", m["pixel_accuracy"] or 0.0)
         self.log("val_dice", m["mean_dice"] or 0.0)

@@ -609,11 +609,12 @@ def train(
         best = Path(checkpoints.best_model_path or last)  # type: ignore[union-attr]
         loaded = load_model(best)
         score = checkpoints.best_model_score  # type: ignore[union-attr]
-        sample = None
+        sample, present = None, None
         # pixels from the validation of these very weights (not when they were validated
         # before a resume)
-        if task.best_sample is not None and score is not None:
-            sample = task.best_sample[1] if abs(task.best_sample[0] - float(score)) < 1e-6 else None
+        kept = task.best_sample
+        if kept is not None and score is not None and abs(kept[0] - float(score)) < 1e-6:
+            sample, present = kept[1], task.best_present
         until = budget.deadline - FINISH_SECONDS if budget else None
         out_of_time = until is not None and sample is None and time.monotonic() >= until
         calibration_parts = 0
@@ -639,7 +640,7 @@ def train(
             stopped_by=_stop_reason(trainer, budget),
             best_miou=float(score) if score is not None else None,
             best_step=loaded.meta.get("global_step"),
-            miou_name=metric_label(f"miou{classes.num_scored}", classes.num_classes),
+            miou_name=metric_label(f"miou{classes.num_scored}", classes.num_classes, present),
             temperature=loaded.spec.confidence_temperature,
             calibrated_on=f"{calibration_parts} validation {unit}",
             logger=cfg.logger,
