@@ -575,3 +575,32 @@ def test_a_palette_image_is_inspected_in_the_three_bands_of_its_colours(tmp_path
     for bands in ((1, 2, 3), (3, 2, 1), None):
         report = inspect_dataset(open_catalog(str(root), table), table, 0.05, bands=bands)
         assert report["problems"] == [] and report["pixels"] == 2 * 24 * 30
+
+
+@pytest.mark.parametrize("empty", ["nan", "nodata"])
+def test_an_image_without_data_is_a_problem_of_the_image_not_its_mask(tmp_path, empty):
+    """A review: an all-NaN image was reported only as its mask's pixels "matching no class
+    or the image's nodata". One without any data (NaN, or its nodata value everywhere) is
+    now a problem that names the image, and is left out of the figures."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=2, size=(72, 80))
+    table = ClassTable.from_dict(VALUE_CLASSES)
+    image = sorted((root / "images").iterdir())[0]
+    with rasterio.open(image) as src:
+        profile, data = src.profile, src.read()
+    if empty == "nan":
+        profile |= {"dtype": "float32", "nodata": None}
+        data = np.full(data.shape, np.nan, np.float32)
+    else:
+        data[:] = profile["nodata"]
+    with rasterio.open(image, "w", **profile) as dst:
+        dst.write(data)
+    report = inspect_dataset(open_catalog(str(root), table), table, 0.05)
+    name = f"images/{image.name}"
+    assert report["problems"] == [
+        {
+            "kind": "no-data",
+            "file": name,
+            "message": f"{name}: the image has no data (every pixel is nodata or NaN)",
+        }
+    ]
+    assert report["pixels"] == 72 * 80  # the other scene only

@@ -499,6 +499,9 @@ def test_a_manifest_lists_each_image_once_however_it_is_written(tmp_path, again)
             "image,label\npics/x.png,a\npics/z.png,a\n",
             "entry 2: image pics/z.png: no such",
         ),
+        # a review: a folder was "no such file"
+        ("m.csv", "image,label\npics,truth/x_label.png\n", "entry 1: image pics is a folder;"),
+        ("m.csv", "image,label\npics/x.png,truth\n", "entry 1: label truth is a folder;"),
         # a review: Path.is_file raised "File name too long"
         (
             "m.csv",

@@ -29,9 +29,10 @@ def inspect_dataset(
 ) -> dict:
     """Read every scene once and summarise it, with every problem found (``problems``:
     images without a mask, masks of another size or grid, unreadable files, images too
-    large to decode, masks over the unknown limit); scenes with a problem are left out of
-    the figures. A catalog opened with ``strict=False`` lists its images without a mask
-    too. Bands are read only where ``bands`` names them: any band count can be checked."""
+    large to decode, masks over the unknown limit, images without data); scenes with a
+    problem are left out of the figures. A catalog opened with ``strict=False`` lists its
+    images without a mask too. Bands are read only where ``bands`` names them: any band
+    count can be checked."""
     # files named as in the dataset, a zip's too (its errors say archive.zip:ROOT/FILE)
     in_zip = f"{catalog.path}:" + ("" if catalog.root == "." else f"{catalog.root}/")
     problems = [
@@ -66,6 +67,10 @@ def inspect_dataset(
         except DatasetError as err:
             file = entry.mask_name if entry.mask_name in str(err) else entry.name
             problems.append(_problem("unreadable", file.removeprefix(in_zip), str(err)))
+            continue
+        if look.no_data == encoded.ids.size:  # a review: blamed on its masks' pixels
+            message = f"{entry.name}: the image has no data (every pixel is nodata or NaN)"
+            problems.append(_problem("no-data", entry.name, message))
             continue
         image_modes[look.image_mode] += 1
         grids[look.grid or "none"] += 1

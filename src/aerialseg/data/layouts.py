@@ -162,7 +162,7 @@ def read_manifest(path: Path) -> Found:
         # land in two splits under two ids.
         image, label = posixpath.normpath(image), posixpath.normpath(label)
         where = f"{path}: entry {number}"
-        if not _is_file(path.parent / image, where):
+        if not _is_file(path.parent, image, where, "image"):
             raise DatasetError(f"{where}: image {image}: no such file")
         # the file itself, so that a link or another spelling of it counts as the same
         real = os.path.realpath(path.parent / image)
@@ -173,17 +173,22 @@ def read_manifest(path: Path) -> Found:
                 f"{path}: entry {number}: {image} is listed twice: also entry {first}{also}"
             )
         seen[real] = (number, image)
-        (pairs if _is_file(path.parent / label, where) else unpaired).append((image, label))
+        (pairs if _is_file(path.parent, label, where, "label") else unpaired).append((image, label))
     return Found(".", pairs, unpaired)
 
 
-def _is_file(path: Path, where: str) -> bool:
-    """Whether ``path`` is a file; a name the file system cannot take (longer than it
-    allows: Path.is_file raises there) is one line."""
+def _is_file(folder: Path, name: str, where: str, kind: str) -> bool:
+    """Whether ``name`` in ``folder`` is a file; a name the file system cannot take (longer than it
+    allows: Path.is_file raises there) and a folder (a review: "no such file") are one
+    line."""
+    path = folder / name
     try:
-        return path.is_file()
+        found = path.is_file()
     except OSError as err:
         raise DatasetError(f"{where}: {str(path)[:100]}...: {err.strerror}") from None
+    if not found and path.is_dir():
+        raise DatasetError(f"{where}: {kind} {name} is a folder; an entry names one file")
+    return found
 
 
 def _manifest_rows(path: Path) -> list[tuple[str, str]]:

@@ -159,6 +159,7 @@ class Look:
     group: str
     size: tuple[int, int]  # (width, height)
     units: str | None = None  # of its CRS's pixel size: "degree", "metre"; None: no CRS
+    no_data: int = 0  # of the pixels counted, those where the image has no data
 
 
 def _group(image: str) -> str:
@@ -354,7 +355,8 @@ class RasterScene:
             while (grid.height // step) * (grid.width // step) > COUNTED_PIXELS:
                 step += 1
             encoded = self.labels.every(step)
-            encoded.ids[_nodata_every(ds, reading.bands, step)] = IGNORE_INDEX
+            no_data = _nodata_every(ds, reading.bands, step)
+            encoded.ids[no_data] = IGNORE_INDEX
         described, pixel, units = None, None, None
         if grid.crs is not None:
             t = grid.transform  # a column's and a row's step: a rotated grid's too
@@ -363,7 +365,8 @@ class RasterScene:
             described = f"{grid.crs.to_string()}, {pixel:g} x {math.hypot(t.b, t.e):g}"
             units = "degree" if grid.crs.is_geographic else grid.crs.linear_units
         return Look(encoded, step * step, image_mode, described, pixel,
-                    self.labels.mode, self.group, (grid.width, grid.height), units)  # fmt: skip
+                    self.labels.mode, self.group, (grid.width, grid.height), units,
+                    int(np.broadcast_to(no_data, encoded.ids.shape).sum()))  # fmt: skip
 
 
 def _nodata_every(ds, bands: tuple[int, ...] | None, step: int) -> np.ndarray | np.bool_:
