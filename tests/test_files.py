@@ -19,8 +19,10 @@ from aerialseg.files import (
     UPLOAD_DIR,
     finish_sets,
     owner,
+    set_manifest_name,
     sweep,
     temp_path,
+    temp_prefix,
     upload_dir_prefix,
     write_failure,
 )
@@ -55,6 +57,26 @@ def test_only_leftovers_of_dead_processes_are_swept(tmp_path):
     assert sweep(tmp_path) == 15
     assert [p for p in gone if p.exists()] == []
     assert all(p.exists() for p in kept)
+
+
+def test_temporary_names_of_a_long_output_name_are_cut_to_fit_and_stay_ours(tmp_path):
+    """A review: a 215-byte input name, whose outputs' names fit in 255 bytes, failed on
+    its temporary file's name, and the inputs after it were not predicted."""
+    finals = [tmp_path / f"{'é' * 100}{end}_confidence.tif" for end in ("a", "b")]
+    for final in finals:
+        final.write_bytes(b"")  # the final name fits
+        temps = [temp_path(final, kind) for kind in ("tmp", "step.tif", "tmp.geojson")]
+        for temp in temps:
+            assert temp.name.startswith(temp_prefix(final))  # one cut for every kind
+            assert temp.name.startswith("." + "é" * 50)
+            assert LEFTOVER_FILE.pattern.fullmatch(temp.name)  # swept once its owner is gone
+        # each, with what GDAL adds beside it, and mkstemp's names, can be created
+        for name in [t.name + side for t in temps for side in ("", ".ovr.tmp", ".aux.xml")]:
+            (tmp_path / name).write_bytes(b"")
+        (tmp_path / f"{temp_prefix(final)}k2j4abc_.tmp").write_bytes(b"")
+    assert len(list(tmp_path.iterdir())) == 2 + 2 * 10  # names cut alike differ by hash
+    short = tmp_path / "x_classes.tif"
+    assert temp_path(short).name == f".x_classes.tif.aerialseg-{owner()}.tmp"  # as it was
 
 
 def test_the_sweep_leaves_what_it_cannot_prove_is_a_dead_run_s_of_this_host(tmp_path):
@@ -236,12 +258,19 @@ def outputs(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def test_a_kill_between_the_renames_of_a_set_leaves_old_or_new_never_a_mix(tiny_model, tmp_path):
+# a stem whose outputs' names fit in 255 bytes, but not their temporary names (a review)
+LONG_STEM = "é" * 70 + "s" * 70
+
+
+@pytest.mark.parametrize("stem", ["scene", LONG_STEM])
+def test_a_kill_between_the_renames_of_a_set_leaves_old_or_new_never_a_mix(
+    tiny_model, tmp_path, stem
+):
     """New class raster in place, old areas and polygons beside it: the manifest left
     behind lets the next run complete the new set before it does anything else."""
     import sys
 
-    scene = write_geotiff(tmp_path / "scene.tif", rgb_scene(150, 200, seed=1))
+    scene = write_geotiff(tmp_path / f"{stem}.tif", rgb_scene(150, 200, seed=1))
     out, new = tmp_path / "out", tmp_path / "new"
     argv = ["predict", str(scene), "--model", str(tiny_model), "--vector", "geojson"]
     argv += ["--device", "cpu", "--out"]
@@ -256,9 +285,9 @@ def test_a_kill_between_the_renames_of_a_set_leaves_old_or_new_never_a_mix(tiny_
     )
     assert child.returncode == -9
     finals_now = {k: v for k, v in outputs(out).items() if not k.startswith(".")}
-    assert finals_now["scene_classes.tif"] == outputs(new)["scene_classes.tif"]
-    assert finals_now["scene_areas.csv"] == old["scene_areas.csv"]  # a mix, for now...
-    assert (out / ".scene.aerialseg-set.json").is_file()  # ...that says so
+    assert finals_now[f"{stem}_classes.tif"] == outputs(new)[f"{stem}_classes.tif"]
+    assert finals_now[f"{stem}_areas.csv"] == old[f"{stem}_areas.csv"]  # a mix, for now...
+    assert (out / set_manifest_name(stem)).is_file()  # ...that says so
     assert finish_sets(out) == 1  # what the next run into the folder does first
     assert outputs(out) == outputs(new)
     assert main([*argv, str(out)]) == 0  # and the command run again ends as it should

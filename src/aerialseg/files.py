@@ -146,14 +146,44 @@ def remove_empty(folders: list[Path]) -> None:
             break
 
 
+# The bytes a file name may have (ext4, XFS, Btrfs, APFS, NTFS: 255); the longest kind of
+# temporary file (temp_path's "tmp.geojson", mkstemp's "XXXXXXXX.tmp"), and the longest
+# name GDAL adds to one (".ovr.tmp", ".aux.xml")
+NAME_MAX = 255
+KIND_MAX = 12
+SIDE_MAX = 8
+
+
+def _hidden_stem(name: str, who: str) -> str:
+    """``name`` as our temporary names of ``who`` (an owner) hold it: cut, and its hash
+    added, where ``.NAME.aerialseg-WHO.KIND`` and GDAL's additions could pass NAME_MAX (a
+    review: a 215-byte input name, whose outputs' names fit, failed on its temporary
+    file's). The same whatever the kind, so that a prefix finds every kind."""
+    fixed = len(os.fsencode(f"..{TAG}-{who}.")) + KIND_MAX + SIDE_MAX
+    if len(os.fsencode(name)) + fixed <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    cut = name
+    while len(os.fsencode(f"{cut}~{digest}")) + fixed > NAME_MAX:  # whole characters
+        cut = cut[:-1]
+    return f"{cut}~{digest}"
+
+
 def temp_path(final: Path, kind: str = "tmp") -> Path:
     """Where ``final`` is written before it is renamed onto its name."""
-    return final.with_name(f".{final.name}.{TAG}-{owner()}.{kind}")
+    return final.with_name(f"{temp_prefix(final)}{kind}")
 
 
-def temp_prefix(final: Path) -> str:
-    """``tempfile.mkstemp``'s prefix for ``final``: the same owned form as temp_path."""
-    return f".{final.name}.{TAG}-{owner()}."
+def temp_prefix(final: Path, who: str | None = None) -> str:
+    """``tempfile.mkstemp``'s prefix for ``final``: the same owned form as temp_path
+    (``who``: another owner's)."""
+    who = who or owner()
+    return f".{_hidden_stem(final.name, who)}.{TAG}-{who}."
+
+
+def set_manifest_name(name: str) -> str:
+    """The file that lists the renames of output set ``name`` under way."""
+    return f".{_hidden_stem(name, 'set')}.{TAG}-set.json"
 
 
 def upload_dir_prefix() -> str:
@@ -293,7 +323,7 @@ class OutputSet:
 
     @property
     def manifest(self) -> Path:
-        return self.folder / f".{self.name}.{TAG}-set.json"
+        return self.folder / set_manifest_name(self.name)
 
     def temp(self, final: Path, kind: str = "tmp") -> Path:
         tmp = temp_path(self._check(final), kind)
@@ -324,6 +354,7 @@ class OutputSet:
             self.abort()
             raise
         record = {"owner": owner(), "moves": list(self.moves.items()), "drops": self.drops}
+        record["name"] = self.name  # the manifest's own name may be cut (_hidden_stem)
         if len(self.moves) + len(self.drops) == 1:  # one rename is all or nothing anyway
             _rename_set(self.folder, self.manifest, record["moves"], self.drops)
             return
@@ -366,22 +397,27 @@ def finish_sets(folder: Path, dead: str | None = None) -> int:
     except OSError:
         return 0
     for entry in entries:
-        name = SET_MANIFEST.fullmatch(entry.name)["name"]  # type: ignore[index]
         try:
             record = json.loads(entry.read_text())
             match = re.fullmatch(_OWNER, record["owner"])
             moves = [(str(final), str(tmp)) for final, tmp in record["moves"]]
             drops = [str(final) for final in record["drops"]]
+            # the set's name, which a cut manifest name no longer holds (older: its name)
+            named = SET_MANIFEST.fullmatch(entry.name)["name"]  # type: ignore[index]
+            name = str(record.get("name", named))
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if match is None or not _owner_gone(match, dead):
             continue
-        prefix = f".{{}}.{TAG}-{record['owner']}."
-        if all(_output_name(f, name) for f in drops) and all(
-            _output_name(f, name)
-            and tmp.startswith(prefix.format(f))
-            and LEFTOVER_FILE.pattern.fullmatch(tmp)
-            for f, tmp in moves
+        if (
+            entry.name == set_manifest_name(name)
+            and all(_output_name(f, name) for f in drops)
+            and all(
+                _output_name(f, name)
+                and tmp.startswith(temp_prefix(Path(f), record["owner"]))
+                and LEFTOVER_FILE.pattern.fullmatch(tmp)
+                for f, tmp in moves
+            )
         ):
             _rename_set(Path(folder), entry, moves, drops)
             done += 1

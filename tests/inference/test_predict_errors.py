@@ -144,6 +144,24 @@ def test_one_bad_file_among_many_is_skipped(tmp_path, base, capsys):
         assert np.isin(np.unique(src.read(1)), range(6)).all()
 
 
+def test_an_input_whose_outputs_names_would_be_too_long_is_skipped_alone(tmp_path, base, capsys):
+    """A review: a long input name stopped a folder's run with a traceback (its temporary
+    file's name was too long), and the inputs after it were never tried. One whose
+    outputs' own names cannot be is now one failed input; a 215-byte one is predicted."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["a" * 215, "b" * 240, "c"]
+    for i, name in enumerate(names):
+        write_geotiff(folder / f"{name}.tif", rgb_scene(40, 50, seed=i))
+    assert main(["predict", str(folder), *base, "--confidence"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "predicted 2 of 3 input(s); 1 failed" in captured.out
+    assert f"{'b' * 240}.tif: the names of its outputs would be 263 bytes long" in captured.err
+    made = {p.name.split("_")[0] for p in (tmp_path / "o").iterdir()}
+    assert made == {"a" * 215, "c"}  # and nothing hidden is left
+
+
 def test_truncated_jpeg_says_why_in_one_clean_sentence(tmp_path, base, capsys):
     from PIL import Image
 

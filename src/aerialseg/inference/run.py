@@ -37,7 +37,7 @@ from aerialseg.data.raster import (
     open_input,
 )
 from aerialseg.errors import AerialsegError, ConfigError, printable
-from aerialseg.files import OutputSet, finish_sets, outputs_among, sweep
+from aerialseg.files import NAME_MAX, OutputSet, finish_sets, outputs_among, sweep
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import (
     ChunkResult,
@@ -357,6 +357,20 @@ def check_row_band(
         )
 
 
+def check_name_fits(name: str, shown: str, opts: PredictOptions) -> None:
+    """Refuses an input whose outputs' names (with GDAL's .aux.xml beside a GeoTIFF) would
+    pass the bytes a file name may have (a review: an OSError, and the inputs after it not
+    predicted)."""
+    tails = [f"_{kind}.tif.aux.xml" for kind in opts.outputs] + ["_areas.json"]
+    tails += ["_polygons.geojson"] if opts.vector else []
+    longest = max(len(os.fsencode(f"{name}{tail}")) for tail in tails)
+    if longest > NAME_MAX:
+        raise InputError(
+            f"{printable(shown)}: the names of its outputs would be {longest} bytes long, past"
+            f" the {NAME_MAX} a file name may have: give it a shorter name"
+        )
+
+
 def class_format(fmt: str, raster: RasterInput, suffix: str) -> str:
     """``tif`` or ``png``: ``auto`` is GeoTIFF for georeferenced or TIFF input, else PNG;
     a raster that a PNG cannot hold is written as TIFF whatever was asked."""
@@ -379,6 +393,7 @@ def _predict_one(
     whole scene; distributed.py passes the blocks that workers predicted)."""
     shown = input_name(path)  # a URL's file name too
     base = out / (name or shown.stem)
+    check_name_fits(base.name, shown.name, opts)
     spec, classes = predictor.spec, predictor.classes
     # every option of the predictor here, where each file is predicted: the server calls
     # this alone, and ignored tta=true where predict_files set it (a review)
