@@ -32,6 +32,7 @@ from aerialseg.data.raster import (
 from tests.helpers.geotiff import TRANSFORM, VALUE_CLASSES, write_geotiff, write_geotiff_dataset
 from tests.helpers.hostile import complex_geotiff, vrt_of, wide_tiff
 from tests.helpers.images import rgb_scene
+from tests.helpers.paths import SAMPLE
 
 
 def test_parse_bands():
@@ -838,3 +839,19 @@ def test_a_fourth_band_tagged_alpha_that_holds_an_image_is_not_taken_for_alpha(
         " opaque values over most pixels (near-infrared?); the model takes 3 (RGB): choose"
         " them with --bands, e.g. --bands 1,2,3"
     )
+
+
+def test_a_geotiff_cut_anywhere_is_called_truncated_never_read_without_its_tags(tmp_path):
+    """A review: the sample GeoTIFF cut before its directory was "not an image aerialseg
+    can read", and cut 355 bytes short (inside its GeoTIFF tags, which GDAL then leaves out
+    with a warning) was predicted without its CRS, exit 0. Cut anywhere, it is damaged."""
+    whole = SAMPLE.read_bytes()
+    cuts = [*range(16, len(whole), len(whole) // 40), *range(len(whole) - 400, len(whole), 20)]
+    path = tmp_path / "cut.tif"
+    for cut in cuts:
+        path.write_bytes(whole[:cut])
+        with pytest.raises(InputError, match=r"cut.tif: the file is truncated or damaged \("):
+            open_input(path).dataset.close()
+    path.write_bytes(whole)
+    with open_input(path).dataset as ds:
+        assert ds.crs is not None  # the whole file, as it is

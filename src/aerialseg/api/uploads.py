@@ -31,16 +31,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from aerialseg.api.guard import mib
-from aerialseg.data.raster import InputError, UnreadableInputError
+from aerialseg.data.raster import InputError, UnreadableInputError, image_kind
 
-MAGIC = [
-    (b"II*\x00", "GTiff"),  # little-endian TIFF (a COG is one)
-    (b"MM\x00*", "GTiff"),
-    (b"II+\x00", "GTiff"),  # BigTIFF
-    (b"MM\x00+", "GTiff"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-]
 SUFFIXES = {"GTiff": ".tif", "PNG": ".png", "JPEG": ".jpg"}  # a file of each driver's kind
 NOT_AN_IMAGE = "not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
 NETWORK_OFF = {
@@ -220,9 +212,7 @@ def check_crs_reads_no_file(path: Path) -> None:
 
 def upload_driver(path: Path) -> str:
     """The one GDAL driver the upload's first bytes name; UnreadableInputError otherwise."""
-    with path.open("rb") as f:
-        head = f.read(16)  # never empty: receive_upload refuses that
-    for magic, driver in MAGIC:
-        if head.startswith(magic):
-            return driver
-    raise UnreadableInputError(f"upload: {NOT_AN_IMAGE}")
+    driver = image_kind(path)
+    if driver is None:
+        raise UnreadableInputError(f"upload: {NOT_AN_IMAGE}")
+    return driver

@@ -30,12 +30,14 @@ written as nodata in every output.
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import os
 import posixpath
 import re
 import stat
+import threading
 import time
 import warnings
 import zipfile
@@ -575,13 +577,40 @@ def open_dataset(path: str | Path, driver: str | None = None) -> DatasetReader:
     if not is_url(os.fspath(path)) and os.path.exists(path) and not os.path.isfile(path):
         raise InputError(f"{path}: not a file")
     allowed = [driver] if driver else list(READ_DRIVERS)
-    dataset = DatasetReader(_parse_path(gdal_name(path)), driver=allowed)
+    with _gdal_warnings() as said:
+        dataset = DatasetReader(_parse_path(gdal_name(path)), driver=allowed)
     try:
+        # GDAL opens a TIFF whose tags it cannot read, leaving them out with a warning (a
+        # review: a truncated GeoTIFF was predicted without its CRS, exit 0)
+        damage = next((text for text in said if "IO error" in text), None)
+        if damage is not None:
+            reason = damage.rsplit(": ", 1)[-1]  # "CPLE_AppDefined in NAME: " left out
+            raise UnreadableInputError(f"{path}: the file is truncated or damaged ({reason})")
         _check_layout(dataset, path)
     except InputError:
         dataset.close()
         raise
     return dataset
+
+
+@contextmanager
+def _gdal_warnings() -> Iterator[list[str]]:
+    """The warnings GDAL gives this thread meanwhile (rasterio logs them). Hand-written:
+    rasterio raises GDAL's errors but only logs its warnings."""
+    said: list[str] = []
+    thread = threading.get_ident()
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread and record.levelno >= logging.WARNING:
+                said.append(record.getMessage())
+
+    logger, handler = logging.getLogger("rasterio._env"), Keep()
+    logger.addHandler(handler)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(handler)
 
 
 # No CRS places the Earth 1e10 of its units from its origin (metres span 4e7); PROJ's
@@ -709,6 +738,27 @@ def check_png_end(path: str) -> None:
             raise InputError(f"{path}: the file is truncated or damaged (a PNG without its end)")
 
 
+# The first bytes of each kind of file aerialseg reads, and the GDAL driver of the kind
+IMAGE_MAGIC = [
+    (b"II*\x00", "GTiff"),  # little-endian TIFF (a COG is one)
+    (b"MM\x00*", "GTiff"),
+    (b"II+\x00", "GTiff"),  # BigTIFF
+    (b"MM\x00+", "GTiff"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+]
+
+
+def image_kind(path: str | Path) -> str | None:
+    """The GDAL driver of the kind of image a local file's first bytes name, if any."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    return next((driver for magic, driver in IMAGE_MAGIC if head.startswith(magic)), None)
+
+
 def open_input(
     path: str | Path,
     bands: tuple[int, ...] | None = None,
@@ -759,6 +809,11 @@ def open_input(
             if "timed out" not in reason:
                 reason += _stalled(time.monotonic() - started)
             raise UnreadableInputError(f"{path}: cannot read it ({reason})") from None
+        kind = image_kind(path)
+        if kind is not None and kind == (driver or kind):  # a review: a cut TIFF was "not an image"
+            raise UnreadableInputError(
+                f"{path}: the file is truncated or damaged ({library_reason(err)})"
+            ) from None
         raise UnreadableInputError(
             f"{path}: not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF; convert"
             " another raster format, a VRT too, with gdal_translate -of COG)"
