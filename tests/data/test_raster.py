@@ -10,6 +10,7 @@ import rasterio
 import yaml
 from affine import Affine
 from PIL import Image
+from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
@@ -246,6 +247,27 @@ def test_a_rotated_or_sheared_grid_is_refused_and_bad_sizes_name_the_setting(tmp
     assert str(caught.value) == (
         "plain.tif: has no georeference, so its pixel size is unknown; a pixel size needs"
         " georeferenced rasters (GeoTIFF)"
+    )
+    # a review: a grid without a CRS, and GCPs, were said to have no georeference
+    profile = {"driver": "GTiff", "width": 30, "height": 20, "count": 1, "dtype": "uint8"}
+    with rasterio.open(tmp_path / "grid.tif", "w", **profile, transform=TRANSFORM) as ds:
+        ds.write(np.zeros((1, 20, 30), np.uint8))
+    with rasterio.open(tmp_path / "grid.tif") as ds, pytest.raises(UngeoreferencedError) as caught:
+        at_pixel_size(ds, 1.0, "grid.tif")
+    assert str(caught.value) == (
+        "grid.tif: has no CRS, so its pixel size is unknown; --pixel-size needs"
+        " georeferenced rasters (GeoTIFF with a CRS)"
+    )
+    gcps = [GroundControlPoint(0, 0, 500000, 2800000), GroundControlPoint(20, 30, 500030, 2799980),
+            GroundControlPoint(0, 30, 500030, 2800000)]  # fmt: skip
+    with rasterio.open(tmp_path / "gcps.tif", "w", **profile) as ds:
+        ds.write(np.zeros((1, 20, 30), np.uint8))
+        ds.gcps = (gcps, "EPSG:32640")
+    with rasterio.open(tmp_path / "gcps.tif") as ds, pytest.raises(UngeoreferencedError) as caught:
+        at_pixel_size(ds, 1.0, "gcps.tif")
+    assert str(caught.value) == (
+        "gcps.tif: placed by ground control points, not on a pixel grid; warp it onto one"
+        " first (gdalwarp) for --pixel-size"
     )
 
 

@@ -83,6 +83,9 @@ def test_unwritable_output_folder(tmp_path, tiny_model, geotiff, capsys):
         capsys,
         "cannot create the folder",
     )
+    # a review: the file itself as --out was "cannot create the folder (File exists)"
+    argv = ["predict", str(geotiff), "--model", str(tiny_model), "--out", str(tmp_path / "file")]
+    fails(argv, capsys, f"--out {tmp_path / 'file'}: a file, not a folder")
 
 
 def test_model_that_is_not_a_model(tmp_path, geotiff, capsys):
@@ -242,6 +245,24 @@ def test_a_loop_of_symbolic_links_is_one_line_naming_it(tmp_path, base, capsys):
         err = fails(["predict", str(loop), *base], capsys, "loop.tif: cannot open it")
         assert "disappeared" not in err
         (tmp_path / "o").mkdir(exist_ok=True)
+
+
+@pytest.mark.parametrize("given", ["folder", "glob"])
+def test_broken_links_in_a_folder_are_failed_inputs_not_left_out(tmp_path, base, capsys, given):
+    """A review: a folder's dangling link and loop of links, named as images, were neither
+    predicted nor counted nor named."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_geotiff(folder / "good.tif", rgb_scene(40, 50))
+    os.symlink(tmp_path / "unmounted" / "x.tif", folder / "dangling.tif")
+    os.symlink(folder / "loop.tif", folder / "loop.tif")
+    (folder / "sub.tif").mkdir()  # a folder named as an image is still no input
+    named = str(folder) if given == "folder" else str(folder / "*.tif")
+    assert main(["predict", named, *base]) == 1
+    captured = capsys.readouterr()
+    assert "predicted 1 of 3 input(s); 2 failed" in captured.out
+    assert "dangling.tif: no such file" in captured.err
+    assert "loop.tif: cannot open it" in captured.err
 
 
 def test_complex_values_are_one_line(tmp_path, base, capsys):

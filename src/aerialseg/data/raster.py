@@ -196,9 +196,19 @@ def at_pixel_size(
     and cannot be set (the server)."""
     check_pixel_size(pixel_size, flag or "pixel_size")
     if ds.crs is None:
+        if ds.gcps[0]:  # a review: such rasters were said to have no georeference
+            raise UngeoreferencedError(
+                f"{name}: placed by ground control points, not on a pixel grid; warp it onto"
+                f" one first (gdalwarp) for {flag or 'a pixel size'}"
+            )
+        missing, kind = (
+            ("CRS", "GeoTIFF with a CRS")
+            if not ds.transform.is_identity
+            else ("georeference", "GeoTIFF")
+        )  # a pixel grid without a CRS: in units of what is not known
         raise UngeoreferencedError(
-            f"{name}: has no georeference, so its pixel size is unknown; {flag or 'a pixel size'}"
-            " needs georeferenced rasters (GeoTIFF)"
+            f"{name}: has no {missing}, so its pixel size is unknown;"
+            f" {flag or 'a pixel size'} needs georeferenced rasters ({kind})"
         )
     t = ds.transform
     if t.b or t.d:

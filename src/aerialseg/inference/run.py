@@ -119,16 +119,18 @@ class PredictSummary:
 
 def expand_inputs(items: list[str]) -> list[Path]:
     """Files, folders (their images, not recursive) and glob patterns -> sorted files, each
-    once however many ways it was named (``a/x.jpg``, ``./a/x.jpg``, ``/abs/a/x.jpg``)."""
+    once however many ways it was named (``a/x.jpg``, ``./a/x.jpg``, ``/abs/a/x.jpg``).
+    What is named as an image but is no file (a broken link, a loop of links) is kept, to
+    be reported when it is predicted (a review: skipped without a word)."""
     found: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
             found.extend(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+                p for p in path.iterdir() if not p.is_dir() and p.suffix.lower() in RASTER_SUFFIXES
             )
         elif any(ch in item for ch in "*?[") and not path.exists():
-            found.extend(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            found.extend(Path(p) for p in glob.glob(item, recursive=True) if not Path(p).is_dir())
         else:
             found.append(path)  # a missing file is reported when it is predicted
     unique: dict[str, Path] = {}
@@ -235,6 +237,8 @@ def prepare_out_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
+        if out.exists() and not out.is_dir():  # a review: "(File exists)"
+            raise AerialsegError(f"--out {out}: a file, not a folder") from None
         raise AerialsegError(f"--out {out}: cannot create the folder ({err.strerror})") from None
     finish_sets(out)  # first: a killed run's set is completed from its temporary files
     sweep(out)
