@@ -335,6 +335,8 @@ class OutputSet:
         return self.folder / self.moves[final.name]
 
     def drop(self, final: Path) -> None:
+        if final.name in self.drops:
+            return
         if final.name in self.moves:
             (self.folder / self.moves.pop(final.name)).unlink(missing_ok=True)
         self.drops.append(self._check(final).name)
@@ -426,6 +428,22 @@ def finish_sets(folder: Path, dead: str | None = None) -> int:
 
 # What predict names an input's outputs after its output name: NAME_classes.tif and the like
 OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "image", "polygons", "areas")
+
+
+# The suffixes of what predict writes for an output kind, sidecars included
+OUTPUT_SUFFIXES = (".tif", ".png", ".csv", ".json", ".geojson", ".gpkg", ".qml", ".tif.aux.xml",
+                   ".png.aux.xml")  # fmt: skip
+
+
+def earlier_outputs(folder: Path, name: str, written: Sequence[str]) -> list[Path]:
+    """The files in ``folder`` that an earlier run wrote as outputs of ``name``, of the
+    kinds ``written`` holds (file names), in another format than theirs (a review: ``a.tif``
+    then ``a.png`` predicted into one folder left a_classes.tif of the first beside the
+    second's a_classes.png and areas). Kinds not written now are left: they may be a user's
+    files. Found by name: a folder of 50,000 outputs is not listed for each input."""
+    kinds = {k for k in OUTPUT_KINDS for n in written if n.startswith(f"{name}_{k}.")}
+    names = (f"{name}_{kind}{suffix}" for kind in sorted(kinds) for suffix in OUTPUT_SUFFIXES)
+    return [folder / n for n in names if n not in written and os.path.isfile(folder / n)]
 
 
 def outputs_among(

@@ -516,3 +516,26 @@ def test_file_names_reach_the_terminal_as_text_not_as_its_commands(tmp_path, bas
     assert "e\\x1b]0;pwn\\x07.tif: " in said.out and "bad\\x1b[2J.tif" in said.err
     assert (tmp_path / "o" / f"{hostile.stem}_classes.tif").is_file()  # the name as it is
     fails(["predict", str(folder / "bad\x1b[2J.tif"), *base], capsys, "bad\\x1b[2J.tif")
+
+
+def test_a_second_run_of_one_name_in_another_format_leaves_no_output_of_the_first(
+    tmp_path, base, capsys
+):
+    """A review: a.tif, then a.png, predicted into one folder left a_classes.tif (and its
+    sidecars) of the first beside a_classes.png and the areas of the second. The kinds the
+    second run does not write are left: they may be a user's."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    write_geotiff(tmp_path / "one" / "a.tif", rgb_scene(40, 50))
+    Image.fromarray(rgb_scene(40, 50, seed=1).transpose(1, 2, 0)).save(tmp_path / "two" / "a.png")
+    assert main(["predict", str(tmp_path / "one" / "a.tif"), *base, "--vector", "geojson"]) == 0
+    out = tmp_path / "o"
+    (out / "a_color.png").write_bytes(b"a user's")
+    first = {p.name for p in out.iterdir()}
+    assert {"a_classes.tif", "a_classes.tif.aux.xml", "a_polygons.geojson"} <= first
+    assert main(["predict", str(tmp_path / "two" / "a.png"), *base, "--vector", "gpkg"]) == 0
+    assert {p.name for p in out.iterdir()} == {
+        "a_classes.png", "a_classes.png.aux.xml", "a_classes.qml", "a_areas.csv",
+        "a_areas.json", "a_polygons.gpkg", "a_polygons.qml", "a_color.png",
+    }  # fmt: skip
+    assert (out / "a_color.png").read_bytes() == b"a user's"

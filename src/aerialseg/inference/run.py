@@ -37,7 +37,14 @@ from aerialseg.data.raster import (
     open_input,
 )
 from aerialseg.errors import AerialsegError, ConfigError, printable
-from aerialseg.files import NAME_MAX, OutputSet, finish_sets, outputs_among, sweep
+from aerialseg.files import (
+    NAME_MAX,
+    OutputSet,
+    earlier_outputs,
+    finish_sets,
+    outputs_among,
+    sweep,
+)
 from aerialseg.inference.areas import AreaMeasure
 from aerialseg.inference.predict import (
     ChunkResult,
@@ -473,6 +480,8 @@ def _predict_one(
             raster_file = written.pop("classes")
             for path in (raster_file, written.pop("classes_style"), aux_path(raster_file)):
                 outputs_set.drop(path)
+        for stale in earlier_outputs(out, base.name, [*outputs_set.moves, *outputs_set.drops]):
+            outputs_set.drop(stale)
         outputs_set.commit()
     except BaseException:
         outputs_set.abort()
