@@ -539,3 +539,18 @@ def test_a_second_run_of_one_name_in_another_format_leaves_no_output_of_the_firs
         "a_areas.json", "a_polygons.gpkg", "a_polygons.qml", "a_color.png",
     }  # fmt: skip
     assert (out / "a_color.png").read_bytes() == b"a user's"
+
+
+def test_an_image_without_data_is_predicted_with_a_note(tmp_path, base, capsys):
+    """A review: an all-NaN image finished with exit 0 and outputs all nodata, unsaid."""
+    image = np.full((3, 40, 50), np.nan, np.float32)
+    path = write_geotiff(tmp_path / "empty.tif", image)
+    assert main(["predict", str(path), *base]) == 0
+    err = capsys.readouterr().err
+    assert "aerialseg: empty.tif has no data (every pixel is nodata or NaN)" in err
+    with rasterio.open(tmp_path / "o" / "empty_classes.tif") as ds:
+        assert (ds.read(1) == ds.nodata).all()
+    assert (
+        main(["predict", str(write_geotiff(tmp_path / "full.tif", rgb_scene(40, 50))), *base]) == 0
+    )
+    assert "has no data" not in capsys.readouterr().err

@@ -454,6 +454,12 @@ def _predict_one(
         except BaseException:
             outputs.abort()
             raise
+        if not outputs.counts.any():  # a review: all nodata, said nowhere
+            tqdm.write(
+                f"aerialseg: {printable(shown.name)} has no data (every pixel is nodata or"
+                " NaN): its outputs are nodata throughout",
+                file=sys.stderr,
+            )
         # Every output of this input is one set, renamed into place together at the end.
         outputs_set = OutputSet(out, base.name)
         try:
