@@ -1019,6 +1019,15 @@ def test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next(
         " on, raise it, e.g. --resume max_epochs=6"
     )
     assert (run / "model.pt").read_bytes() == shipped
+    # stopped after training, before model.pt was written (a Ctrl-C while it calibrated):
+    # the printed resume was refused as finished (a review); it now writes model.pt
+    (run / "model.pt").unlink()
+    assert main([*argv, "--resume"]) == 0
+    assert "6 steps, stopped by max_epochs=3" in capsys.readouterr().out  # no step more
+    weights = load_model(run / "model.pt").net.state_dict()
+    (run / "model.pt").write_bytes(shipped)
+    assert all(torch.equal(v, load_model(run / "model.pt").net.state_dict()[k])
+               for k, v in weights.items())  # fmt: skip
 
 
 def test_a_run_stopped_early_is_resumed_only_with_more_patience(tiny_dataset, tmp_path, capsys):

@@ -530,7 +530,11 @@ def train(
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir}: a file; give the run folder to write")
     if resume:
-        check_not_finished(check_checkpoint(start, run_dir), cfg, run_dir)
+        checkpoint = check_checkpoint(start, run_dir)
+        # one stopped after training but before model.pt (a review: its printed resume
+        # was refused as finished) ends now: its last phase writes model.pt
+        if (run_dir / "model.pt").exists():
+            check_not_finished(checkpoint, cfg, run_dir)
         check_same_network(cfg, run_dir)
     elif last.exists():
         raise ConfigError(
