@@ -390,7 +390,7 @@ def test_training_config_and_errors(tmp_path):
     cfg = aerialseg.training_config(settings={"bands": [3, 2, 1, 4], "lr": 3e-4})
     assert cfg.in_channels == 4 and cfg.lr == 3e-4
     assert aerialseg.training_config(preset="seed").model == "seed-unet"
-    with pytest.raises(ConfigError, match="unknown config key 'no_such'"):
+    with pytest.raises(ConfigError, match="unknown setting 'no_such'"):
         aerialseg.training_config(settings={"no_such": 1})
     with pytest.raises(ConfigError, match="unknown setting 'max_epoch'; did you mean 'max_epochs'"):
         aerialseg.training_config(settings={"max_epoch": 1})

@@ -122,7 +122,7 @@ def test_split_file_with_own_train_subset(tiny_dataset, tmp_path):
 @pytest.mark.parametrize(
     "train, message",
     [
-        (["Tile 9/images/x.jpg"], "'train' names 1 image"),
+        (["Tile 9/images/x.jpg"], r"names 1 image\(s\) not in the dataset \(1 in 'train'\)"),
         (["Tile 1/images/image_part_002.jpg"], "in 'train' and 'test' or 'val'"),
         (["Tile 1/images/image_part_005.jpg"], "in 'train' and 'test' or 'val'"),
         ("Tile 1/images/image_part_001.jpg", "'train' must be a list"),
@@ -304,12 +304,17 @@ def test_default_validation_images_leave_out_those_held_for_test(tmp_path):
         ('{"test": [], "val": "x"}', "split file {path}: 'val' must be a list of image paths"),
         (
             '{"test": ["Tile 9/images/x.jpg"]}',
-            "split file {path} names 1 image(s) not in the dataset, e.g."
+            "split file {path} names 1 image(s) not in the dataset (1 in 'test'), e.g."
             " 'Tile 9/images/x.jpg'; paths are relative to the dataset root",
         ),
         (
             '{"test": [], "train": ["a.jpg"]}',
-            "split file {path}: 'train' names 1 image(s) not in the dataset, e.g. 'a.jpg'",
+            "split file {path} names 1 image(s) not in the dataset (1 in 'train'), e.g. 'a.jpg'",
+        ),
+        (  # a review: "names 2" where none of the 4 was there
+            '{"test": ["t.jpg"], "val": ["v.jpg"], "train": ["a.jpg", "b.jpg"]}',
+            "split file {path} names 4 image(s) not in the dataset (1 in 'test', 1 in 'val', 2"
+            " in 'train'), e.g. 't.jpg'",
         ),
         ('{"test": [], "train": []}', "split file {path} leaves no training or no validation"),
         # found by a review: each was a traceback with the bug banner

@@ -40,7 +40,11 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("colour=red", "unknown config key 'colour'; valid keys: model,"),
+        ("colour=red", r"^unknown setting 'colour' \(aerialseg train --list-settings lists"),
+        # a review: no suggestion for another tool's name, and an empty key read as one
+        ("learning_rate=1", r"^unknown setting 'learning_rate'; did you mean 'lr'\? \(aerialseg"),
+        ("lrr=1", r"^unknown setting 'lrr'; did you mean 'lr'\? \(aerialseg"),
+        ("=3", r"^override '=3' is not key=value$"),
         ("model=vgg", "not one of: seed-unet, unet-effnet-lite0, fpn-effnet-lite0"),
         ("batch_size=two", "must be a whole number"),
         ("samples_per_epoch=1e3", "must be a whole number, written in digits"),
@@ -72,8 +76,11 @@ def test_default_preset_is_the_pretrained_fpn_with_ema():
         ("bands=[]", "bands must be 1 to 16 band numbers from 1"),
         ("bands=[0,1,2]", "bands must be 1 to 16 band numbers from 1"),
         (f"bands=[{','.join(['1'] * 17)}]", "bands must be 1 to 16 band numbers from 1"),
-        ("downsample=2 crop_size=288", "crop_size must be a multiple of 64"),
-        ("downsample=2 crop_size=512 window=480", "window must be a multiple of 64"),
+        ("downsample=2 crop_size=288", "crop_size must be a positive multiple of 64"),
+        ("downsample=2 crop_size=512 window=480", "window must be a positive multiple of 64"),
+        ("crop_size=0", "crop_size must be a positive multiple of 32"),  # a review: 0 is one
+        ("window=0", "window must be a positive multiple of 32"),
+        ("resize_to=-32", "resize_to must be a positive multiple of 32"),
         # found by a review: each trained a broken model, or failed after writing into --out
         ("lr=inf", "lr=inf must be a finite number"),
         ("lr=1e999", "must be a finite number"),

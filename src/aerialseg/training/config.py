@@ -14,7 +14,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -259,15 +259,15 @@ class TrainConfig:
             (self.downsample in (1, 2, 3, 4), "downsample must be 1, 2, 3 or 4"),
             (
                 self.crop_size > 0 and self.crop_size % multiple == 0,
-                f"crop_size must be a multiple of {multiple}",
+                f"crop_size must be a positive multiple of {multiple}",
             ),
             (
                 self.resize_to > 0 and self.resize_to % multiple == 0,
-                f"resize_to must be a multiple of {multiple}",
+                f"resize_to must be a positive multiple of {multiple}",
             ),
             (
                 self.window > 0 and self.window % multiple == 0,
-                f"window must be a multiple of {multiple}",
+                f"window must be a positive multiple of {multiple}",
             ),
             (
                 0 <= self.overlap <= MAX_OVERLAP,
@@ -575,18 +575,28 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
+# What other tools call some settings, where no spelling of ours is close (difflib)
+OTHER_NAMES = {
+    "learning_rate": "lr",
+    "epochs": "max_epochs",
+    "steps": "max_steps",
+    "patience": "early_stop_patience",
+    "tile_size": "window",
+    "patch_size": "crop_size",
+    "architecture": "model",
+}
+
+
 def _set_field(config: TrainConfig, key: str, value: Any) -> None:
     if not isinstance(key, str):
         raise ConfigError(f"{key!r} is not a setting name (aerialseg train --list-settings)")
     if key not in _HINTS:
-        close = difflib.get_close_matches(key, list(_HINTS), n=1)
-        if close:
-            raise ConfigError(
-                f"unknown setting {key!r}; did you mean {close[0]!r}? (aerialseg train"
-                " --list-settings lists them all)"
-            )
-        valid = ", ".join(f.name for f in fields(TrainConfig))
-        raise ConfigError(f"unknown config key {key!r}; valid keys: {valid}")
+        close = [OTHER_NAMES[key]] if key in OTHER_NAMES else []
+        close = close or difflib.get_close_matches(key, list(_HINTS), n=1)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(  # a review: without a close name, all 60 on one line
+            f"unknown setting {key!r}{guess} (aerialseg train --list-settings lists them all)"
+        )
     setattr(config, key, _coerce(value, _HINTS[key], key))
 
 
@@ -596,9 +606,9 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for item in overrides:
         key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r} is not key=value")
         key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value")
         if not text.strip() or (_HINTS.get(key) == str | None and text.strip() == "null"):
             data[key] = None  # "null" as --list-settings and --print-config write None
         elif _HINTS.get(key) in (str, str | None):
