@@ -136,3 +136,26 @@ def test_clock():
         "0:01:05",
         "2:01:01",
     ]
+
+
+def test_a_resumed_runs_best_counts_its_earlier_attempts():
+    """A review: after --resume the bar's "best" was this attempt's, below the run's best
+    that the summary gives."""
+    import torch
+
+    from aerialseg.training.progress import TrainingProgress
+
+    progress = TrainingProgress(stream=io.StringIO())
+    progress.disable()  # no line drawn: what it would show is read below
+    resumed = types.SimpleNamespace(
+        checkpoint_callback=types.SimpleNamespace(best_model_score=torch.tensor(0.7)),
+        sanity_checking=False,
+        callback_metrics={"val_miou": torch.tensor(0.5)},
+    )
+    progress.on_train_start(resumed)
+    progress.on_validation_end(resumed)
+    assert progress.last_miou == 0.5 and progress.best == pytest.approx(0.7)
+    fresh = types.SimpleNamespace(**{**vars(resumed), "checkpoint_callback": None})
+    progress.on_train_start(fresh)
+    progress.on_validation_end(fresh)
+    assert progress.best == 0.5

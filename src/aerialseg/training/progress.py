@@ -242,6 +242,11 @@ class TrainingProgress(ProgressBar):
             print(text, file=self.out, flush=True)
             self._printed = text
 
+    def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
+        # a resumed run's best is its earlier attempts' too, as its summary says (a review)
+        score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        self.best = float(score) if score is not None else None
+
     def on_train_batch_end(self, trainer: L.Trainer, _module: Any, outputs: Any, *_: Any) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:  # smoothed over about ten steps
