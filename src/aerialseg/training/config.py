@@ -465,9 +465,10 @@ PRESETS: dict[str, Preset] = {
         "the default recipe for a few steps, validated on one image: checks data, classes,"
         " bands and the run folder end to end in seconds before a long run; not a model to use",
         {
-            "max_steps": (4, "a few steps show that a step runs"),
-            "max_epochs": (1, "one validation shows that scoring runs"),
-            "samples_per_epoch": (32, "an epoch of 4 steps"),
+            "max_epochs": (1, "one validation, at the epoch's end, shows that scoring runs"),
+            # not max_steps=4: at another batch_size it ended the run before its one
+            # validation (a review)
+            "samples_per_epoch": (32, "an epoch of 4 steps at the default batch_size of 8"),
             "val_images": (1, "validation in seconds"),
         },
     ),
