@@ -430,18 +430,21 @@ def finish_sets(folder: Path, dead: str | None = None) -> int:
 OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "image", "polygons", "areas")
 
 
-# The suffixes of what predict writes for an output kind, sidecars included
-OUTPUT_SUFFIXES = (".tif", ".png", ".csv", ".json", ".geojson", ".gpkg", ".qml", ".tif.aux.xml",
-                   ".png.aux.xml")  # fmt: skip
+# The suffixes of predict's rasters and tables (polygons aside), sidecars included
+OUTPUT_SUFFIXES = (".tif", ".png", ".csv", ".json", ".qml", ".tif.aux.xml", ".png.aux.xml")
 
 
 def earlier_outputs(folder: Path, name: str, written: Sequence[str]) -> list[Path]:
-    """The files in ``folder`` that an earlier run wrote as outputs of ``name``, of the
-    kinds ``written`` holds (file names), in another format than theirs (a review: ``a.tif``
-    then ``a.png`` predicted into one folder left a_classes.tif of the first beside the
-    second's a_classes.png and areas). Kinds not written now are left: they may be a user's
-    files. Found by name: a folder of 50,000 outputs is not listed for each input."""
-    kinds = {k for k in OUTPUT_KINDS for n in written if n.startswith(f"{name}_{k}.")}
+    """The rasters and tables in ``folder`` that an earlier run wrote as outputs of
+    ``name``, of the kinds ``written`` holds (file names), in another format than theirs
+    (a review: ``a.tif`` then ``a.png`` predicted into one folder left a_classes.tif of the
+    first beside the second's a_classes.png and areas). Polygons are left: GeoJSON and
+    GeoPackage are both asked for on purpose (docs/qgis.md writes both into one folder),
+    and kinds not written now may be a user's. Found by name: a folder of 50,000 outputs
+    is not listed for each input."""
+    kinds = {
+        k for k in OUTPUT_KINDS for n in written if n.startswith(f"{name}_{k}.") and k != "polygons"
+    }
     names = (f"{name}_{kind}{suffix}" for kind in sorted(kinds) for suffix in OUTPUT_SUFFIXES)
     return [folder / n for n in names if n not in written and os.path.isfile(folder / n)]
 

@@ -523,7 +523,8 @@ def test_a_second_run_of_one_name_in_another_format_leaves_no_output_of_the_firs
 ):
     """A review: a.tif, then a.png, predicted into one folder left a_classes.tif (and its
     sidecars) of the first beside a_classes.png and the areas of the second. The kinds the
-    second run does not write are left: they may be a user's."""
+    second run does not write are left (they may be a user's), and so are polygons of
+    the other format (a second review: qgis.md writes GeoPackage, then GeoJSON)."""
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     write_geotiff(tmp_path / "one" / "a.tif", rgb_scene(40, 50))
@@ -537,6 +538,7 @@ def test_a_second_run_of_one_name_in_another_format_leaves_no_output_of_the_firs
     assert {p.name for p in out.iterdir()} == {
         "a_classes.png", "a_classes.png.aux.xml", "a_classes.qml", "a_areas.csv",
         "a_areas.json", "a_polygons.gpkg", "a_polygons.qml", "a_color.png",
+        "a_polygons.geojson",  # both formats of polygons are asked for on purpose (qgis.md)
     }  # fmt: skip
     assert (out / "a_color.png").read_bytes() == b"a user's"
 
