@@ -1030,6 +1030,26 @@ def test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next(
                for k, v in weights.items())  # fmt: skip
 
 
+def test_a_finished_runs_refusal_names_every_limit_it_reached_and_its_hint_runs(
+    tiny_dataset, tmp_path, capsys
+):
+    """A review: a run that reached max_steps and max_epochs at once was told to raise
+    max_steps, and the resume so raised was refused for max_epochs. FAST: 2 steps an
+    epoch."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(run)]
+    assert main([*argv, *FAST, "max_steps=2", "max_epochs=1"]) == 0
+    assert main([*argv, "--resume"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == (
+        f"aerialseg: error: {run} is finished: it reached max_steps=2 (2 steps) and"
+        " max_epochs=1 (1 epochs); to train on, raise them, e.g. --resume max_steps=4"
+        " max_epochs=2"
+    )
+    assert main([*argv, *said.split("e.g. ")[1].split()]) == 0  # the hint, as printed
+    assert ": 4 steps, stopped by " in capsys.readouterr().out
+
+
 def test_a_run_stopped_early_is_resumed_only_with_more_patience(tiny_dataset, tmp_path, capsys):
     """A review: a run stopped early was resumed as it was (one epoch, to stop again, and
     model.pt rewritten), and a raised early_stop_patience had no effect, since Lightning

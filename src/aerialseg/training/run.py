@@ -387,22 +387,27 @@ def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> Non
     # at the next (a review: 'reached max_epochs=1' read as false after 2 steps of 16)
     cut = loops.get("epoch_loop.batch_progress", {}).get("is_last_batch") is False
     waited = int((early_stopping_state(checkpoint) or {}).get("wait_count", 0))
+    # every limit it reached, each with a value past it: raising one alone was refused for
+    # the next (a review: max_steps=8 suggested, then max_epochs=2)
+    reached, more = [], []
     if cfg.max_steps > 0 and steps >= cfg.max_steps:
-        reached = f"max_steps={cfg.max_steps} ({steps} steps)"
-        more = f"max_steps={steps + cfg.max_steps}"
-    elif epochs >= cfg.max_epochs:  # at least 1: the config refuses others
+        reached.append(f"max_steps={cfg.max_steps} ({steps} steps)")
+        more.append(f"max_steps={steps + cfg.max_steps}")
+    if epochs >= cfg.max_epochs:  # at least 1: the config refuses others
         short = ", the last cut short by max_steps; a resumed run starts the next" * cut
-        reached = f"max_epochs={cfg.max_epochs} ({epochs} epochs{short})"
-        more = f"max_epochs={epochs + cfg.max_epochs}"
-    elif waited >= cfg.early_stop_patience:  # it would stop at its next validation
-        reached = (
+        reached.append(f"max_epochs={cfg.max_epochs} ({epochs} epochs{short})")
+        more.append(f"max_epochs={epochs + cfg.max_epochs}")
+    if waited >= cfg.early_stop_patience:  # it would stop at its next validation
+        reached.append(
             f"early_stop_patience={cfg.early_stop_patience} ({waited} validation(s) without gain)"
         )
-        more = f"early_stop_patience={waited + cfg.early_stop_patience}"
-    else:
+        more.append(f"early_stop_patience={waited + cfg.early_stop_patience}")
+    if not reached:
         return
+    them = "them" if len(reached) > 1 else "it"
     raise ConfigError(
-        f"{run_dir} is finished: it reached {reached}; to train on, raise it, e.g. --resume {more}"
+        f"{run_dir} is finished: it reached {' and '.join(reached)}; to train on, raise {them},"
+        f" e.g. --resume {' '.join(more)}"
     )
 
 
