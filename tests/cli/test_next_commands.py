@@ -27,7 +27,7 @@ from tests.helpers.geodata import (
     write_geojson,
     write_scene,
 )
-from tests.helpers.images import write_dataset
+from tests.helpers.images import write_dataset, zip_folder
 from tests.helpers.models import FAST as TINY_RUN
 from tests.helpers.paths import SAMPLE
 
@@ -404,3 +404,18 @@ def test_a_split_of_blocks_as_large_as_the_crops_prints_no_crop_size(tmp_path, c
     split += ["--block-size", "512", "--buffer", "16"]  # training blocks of 496 px
     train = train_with(runs_as_printed(split, capsys))
     assert not any(word.startswith("crop_size=") for word in train)
+
+
+def test_next_commands_of_a_zip_name_its_images_as_predict_reads_them(tmp_path, capsys):
+    """A review: evaluate printed no predict command for a zip's lowest-scored image, and
+    train's named YOUR_IMAGE.tif: a zip's images are no files. predict reads them in place
+    as /vsizip/ paths, which the commands now name, and which run as printed."""
+    archive = zip_folder(write_dataset(tmp_path / "ds"), tmp_path / "my data.zip")
+    train = ["aerialseg", "train", "--data", str(archive), "--out", str(tmp_path / "run")]
+    todo = next_commands(runs_as_printed([*train, *QUICK], capsys))
+    assert [c[1] for c in todo] == ["evaluate", "predict"]
+    assert todo[1][2].startswith(f"/vsizip/{{{archive}}}/")
+    evaluated = next_commands(runs_as_printed(todo[0], capsys))
+    assert [c[1] for c in evaluated] == ["predict"] and "--confidence" in evaluated[0]
+    for predict in (todo[1], evaluated[0]):
+        assert "predicted 1 of 1 input(s)" in runs_as_printed(predict, capsys)

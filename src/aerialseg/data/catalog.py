@@ -219,8 +219,8 @@ class Catalog:
         return self.read(ids, reading), [(index[i], w) for i, w in parts]
 
     def example_image(self, split: Split) -> str | None:
-        """A held-out image as a path a user can pass to ``predict``; None where there is
-        none (a zip's images are not files)."""
+        """A held-out image as a path a user can pass to ``predict`` (a zip's entry as a
+        ``/vsizip/`` path); None where there is none."""
         ids = split.test or split.val or split.train
         return self.scenes[ids[0]].example if ids else None
 
@@ -320,7 +320,7 @@ def _pairs(
             pixel_size,
             pixel_flag,
             group=_group(pair.id),
-            example=source.file_path(pair.id),
+            example=source.gdal_path(pair.id),
         )
     hint = source.inspect_hint()
     return Catalog(str(source.path), scenes, None, source.unpaired, hint, source.root)

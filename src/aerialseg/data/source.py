@@ -131,13 +131,10 @@ class DatasetSource:
     def _full(self, rel: str) -> str:
         return rel if self.root == "." else f"{self.root}/{rel}"
 
-    def file_path(self, rel: str) -> str | None:
-        """``rel`` as a path a user can pass to another command; None in a zip."""
-        return None if self.is_zip else str(self._folder / self._full(rel))
-
     def gdal_path(self, rel: str) -> str:
         """The path GDAL opens ``rel`` by: a file, or a zip entry read in place
-        (``/vsizip/``, a window at a time)."""
+        (``/vsizip/``, a window at a time). predict takes it too, so it is also the path a
+        printed command names (a review: evaluate printed none for the Dubai zip)."""
         if not self.is_zip:
             return str(self._folder / self._full(rel))
         return f"/vsizip/{{{self.path.absolute()}}}/{self._full(rel)}"

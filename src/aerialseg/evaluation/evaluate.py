@@ -222,7 +222,7 @@ def evaluate(
         "classes": classes.names,
         "class_match": match.report if match else None,
         "per_image": per_image,
-        # each scored image's file, for a command to run on it (None: inside a zip)
+        # each scored image's file, for a command to run on it (a zip's: /vsizip/)
         "files": {
             name: catalog.scenes[i].example
             for name, (i, _) in zip(ids, split.parts(part), strict=True)
