@@ -12,6 +12,7 @@ import threading
 import time
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -25,7 +26,7 @@ from rasterio.warp import transform_bounds
 from aerialseg.api import app as app_module
 from aerialseg.api.app import ServeLimits, create_app, load_for_serving
 from aerialseg.cli import main
-from aerialseg.data.raster import open_input
+from aerialseg.data.raster import InputError, open_input
 from aerialseg.inference.engine import Bf16Engine
 from aerialseg.models.io import load_model, save_model
 from tests.helpers.geotiff import TRANSFORM, UTM40N, write_geotiff
@@ -142,7 +143,24 @@ print(json.dumps([answer.status_code, detail]))
 """
 
 
-@pytest.mark.parametrize("flavor", ["ESRI_PE", "STANDARD"])
+def respelled(path: Path, grid: Path, how: str) -> None:
+    """The ESRI PE string's grid in ``path`` written as PROJ also reads it, its length
+    kept (a second review): unquoted, or in "(" for "[", or in doubled quotes; the datum
+    citation's "using nadgrids=PATH" made no path."""
+    data = path.read_bytes()
+    at = str(grid).encode()
+    data = data.replace(b"nadgrids=" + at, b"nadgrids_" + at.replace(b"/", b"_"))
+    node = b'EXTENSION["PROJ4_GRIDS","' + at + b'"]'
+    spelled = {
+        "unquoted": b'EXTENSION["PROJ4_GRIDS",' + at + b"  ]",
+        "paren": b'EXTENSION("PROJ4_GRIDS",' + at + b"  )",
+        "doubled": b'EXTENSION["PROJ4_GRIDS",""' + at[2:] + b'""]',
+    }[how]
+    assert node in data and len(spelled) == len(node)
+    path.write_bytes(data.replace(node, spelled))
+
+
+@pytest.mark.parametrize("flavor", ["ESRI_PE", "STANDARD", "unquoted"])
 def test_a_crs_naming_a_file_on_the_server_is_422_before_gdal_opens_it(
     tiny_model, tmp_path, flavor
 ):
@@ -159,12 +177,15 @@ def test_a_crs_naming_a_file_on_the_server_is_422_before_gdal_opens_it(
     fifo = tmp_path / "grid.gsb"
     proj = f"+proj=merc +ellps=WGS84 +nadgrids={fifo} +wktext +no_defs"
     path = tmp_path / "g.tif"
+    keys = "STANDARD" if flavor == "STANDARD" else "ESRI_PE"
     profile = dict(driver="GTiff", width=64, height=64, count=3, dtype="uint8",
-                   crs=rasterio.crs.CRS.from_proj4(proj), GEOTIFF_KEYS_FLAVOR=flavor,
+                   crs=rasterio.crs.CRS.from_proj4(proj), GEOTIFF_KEYS_FLAVOR=keys,
                    transform=from_origin(6e6, 2.9e6, 1, 1))  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(rgb_scene(64, 64))
     assert str(fifo).encode() in path.read_bytes()
+    if flavor == "unquoted":  # a second review: passed the first check's pattern
+        respelled(path, fifo, flavor)
     os.mkfifo(fifo)
     mercator = write_geotiff(
         tmp_path / "m.tif",
@@ -191,6 +212,25 @@ def test_a_crs_naming_a_file_on_the_server_is_422_before_gdal_opens_it(
         ],
         [200, None],
     ]
+
+
+@pytest.mark.parametrize("how", ["unquoted", "paren", "doubled"])
+def test_a_grid_named_in_any_spelling_proj_reads_is_refused(tmp_path, how):
+    """The rule reads the GeoTIFF keys' text, not one spelling of it (a second review:
+    the value unquoted, or in "(", opened the file)."""
+    from aerialseg.api.uploads import check_crs_reads_no_file
+
+    grid = tmp_path / "grid.gsb"
+    proj = f"+proj=merc +ellps=WGS84 +nadgrids={grid} +wktext +no_defs"
+    path = tmp_path / "g.tif"
+    crs = rasterio.crs.CRS.from_proj4(proj)
+    profile = dict(driver="GTiff", width=8, height=8, count=1, dtype="uint8", crs=crs,
+                   GEOTIFF_KEYS_FLAVOR="ESRI_PE")  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.zeros((1, 8, 8), np.uint8))
+    respelled(path, grid, how)
+    with pytest.raises(InputError, match=r"its CRS names a file for PROJ to read \(.*grid.gsb\)"):
+        check_crs_reads_no_file(path)
 
 
 def test_geotiff_keeps_georeference(client, tmp_path):

@@ -877,3 +877,23 @@ def test_a_geotiff_cut_anywhere_is_called_truncated_never_read_without_its_tags(
     path.write_bytes(whole)
     with open_input(path).dataset as ds:
         assert ds.crs is not None  # the whole file, as it is
+
+
+def test_a_block_that_decodes_to_too_much_with_all_its_bands_is_refused(tmp_path, monkeypatch):
+    """A review: a 256 x 256 tile of 24,576 bands stored together, 1.7 MB compressed, took
+    1.5 GB to read three bands of: GDAL decodes a pixel-interleaved block whole. The same
+    bands stored apart are read a band at a time. BLOCK_BYTES is cut to this file's size."""
+    from aerialseg.data import raster
+
+    monkeypatch.setattr(raster, "BLOCK_BYTES", 32 * 32 * 64 - 1)
+    for interleave in ("pixel", "band"):
+        path = tmp_path / f"{interleave}.tif"
+        profile = dict(driver="GTiff", width=64, height=64, count=64, dtype="uint8")
+        profile |= dict(tiled=True, blockxsize=32, blockysize=32, interleave=interleave)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.zeros((64, 64, 64), np.uint8))
+        if interleave == "pixel":
+            with pytest.raises(InputError, match=r"each of its blocks decodes to 0 MiB \(32 x 32"):
+                open_input(path, bands=(1, 2, 3))
+        else:
+            open_input(path, bands=(1, 2, 3)).dataset.close()

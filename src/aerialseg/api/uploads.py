@@ -14,9 +14,9 @@ side file (``.aux.xml``, ``.ovr``) to find next to it either.
 
 The server takes no URLs, so GDAL's network access is off while it reads (``NETWORK_OFF``),
 whatever an upload holds: ``/vsicurl/`` and the other network file systems open nothing,
-and PROJ fetches no grid. Nor does PROJ open a local one: an upload whose bytes name a
-grid or init file by its path (``+nadgrids=/etc/passwd``) is refused before GDAL opens it
-(``check_crs_reads_no_file``).
+and PROJ fetches no grid. Nor does PROJ open a local one: an upload whose GeoTIFF keys
+name a grid or init file by its path (``+nadgrids=/etc/passwd``, in any spelling PROJ
+reads) is refused before GDAL opens it (``check_crs_reads_no_file``).
 """
 
 from __future__ import annotations
@@ -174,40 +174,59 @@ def download_stem(filename: bytes | None) -> str:
     return short.strip("._") or "upload"
 
 
-# Where a CRS names files for PROJ to read: a datum shift's grids (+nadgrids=,
-# +geoidgrids=, grids=, GDAL's PROJ4_GRIDS, WKT2's PARAMETERFILE) and init files (+init=),
-# as the bytes of a GeoTIFF's keys or metadata hold them
-FILES_IN_CRS = re.compile(
-    rb'(?:grids|init)\s*=\s*([^\s"\]|\x00]+)'  # GeoTIFF's keys end at |
-    rb'|PROJ4_GRIDS"\s*,\s*"([^"\x00]+)"'
-    rb'|PARAMETERFILE\[\s*"[^"\x00]*"\s*,\s*"([^"\x00]+)"',
-    re.IGNORECASE,
-)
-SCAN_CHUNK = 1 << 20  # bytes of the upload scanned at once, FILE_NAME_OVERLAP more
-FILE_NAME_OVERLAP = 4096  # the longest match across two chunks
+# Where a CRS names files for PROJ to read, in the text of a GeoTIFF's keys: a PROJ
+# parameter (+nadgrids=, +geoidgrids=, grids=, +init=, tinshift's file=, defmodel's
+# model=), and GDAL's and WKT2's nodes for grids (PROJ4_GRIDS, PARAMETERFILE). Written for
+# any spelling PROJ takes (a review: the value unquoted, or "(" for "[", passed a pattern
+# of the quoted form): whatever follows such a name, to the end of the key (GDAL cuts a
+# key's text at "|"), may name no folder.
+PROJ_FILE_PARAMETER = re.compile(r"(?:grids|init|file|model)\s*=\s*(\S*)", re.IGNORECASE)
+WKT_FILE_NODE = re.compile(r"(?:PROJ4_GRIDS|PARAMETERFILE)(.*)", re.IGNORECASE | re.DOTALL)
+PATH_LIKE = re.compile(r"""[^\s"'\[\](),|]*[/\\][^\s"'\[\](),|]*""")  # a name in a folder
+GEO_ASCII_PARAMS = 34737  # the GeoTIFF tag that holds every text key: citations, PE strings
+MOST_IMAGES = 64  # of one TIFF's images whose keys are read (a COG has about 25)
 
 
 def check_crs_reads_no_file(path: Path) -> None:
-    """InputError (422) where the upload's bytes name a file by its path where a CRS
-    names files: PROJ would open it on the server (a review: a GeoTIFF naming
-    +nadgrids=/etc/passwd had it opened, and one naming a FIFO froze every request).
-    Read as bytes, before GDAL opens the upload: opening it already makes PROJ read the
-    grids its CRS names. Grids named without a folder are PROJ's own data (EPSG:3857's
-    @null)."""
-    with path.open("rb") as f:
-        tail = b""
-        while chunk := f.read(SCAN_CHUNK):
-            for match in FILES_IN_CRS.finditer(tail + chunk):
-                names = next(group for group in match.groups() if group).split(b",")
-                paths = [n.lstrip(b"@") for n in names if b"/" in n or b"\\" in n]
-                if paths:
-                    shown = paths[0].decode("utf-8", "replace")[:200]
-                    raise InputError(
-                        f"upload: its CRS names a file for PROJ to read ({shown}); the server"
-                        " reads nothing but the upload: give the image its CRS by EPSG code"
-                        " (gdal_edit.py -a_srs EPSG:NNNN)"
+    """InputError (422) where a TIFF upload's GeoTIFF keys name a file by its path where
+    a CRS names files: PROJ would open it on the server (a review: a GeoTIFF naming
+    +nadgrids=/etc/passwd had it opened, and one naming a FIFO froze every request). The
+    keys are read with tifffile, before GDAL opens the upload: its opening already makes
+    PROJ read the grids its CRS names. Grids named without a folder are PROJ's own data
+    (EPSG:3857's @null). Hand-written rule over the keys' text: neither GDAL nor PROJ
+    offers a switch that keeps PROJ to its own data folder."""
+    if image_kind(path) != "GTiff":  # JPEG and PNG hold no CRS GDAL reads
+        return
+    import tifffile  # the serve extra's
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            texts = []
+            tif.pages.useframes = False  # every image read whole: its tags too
+            for number, page in enumerate(tif.pages):
+                if number == MOST_IMAGES:
+                    raise InputError(f"upload: a TIFF of more than {MOST_IMAGES} images")
+                assert isinstance(page, tifffile.TiffPage)
+                tag = page.tags.get(GEO_ASCII_PARAMS)
+                if tag is not None:
+                    value = tag.value
+                    texts.append(
+                        value.decode("latin-1") if isinstance(value, bytes) else str(value)
                     )
-            tail = chunk[-FILE_NAME_OVERLAP:]
+    except InputError:
+        raise
+    except Exception as err:  # tifffile's errors have no common class; GDAL says more
+        raise UnreadableInputError(f"upload: the file is truncated or damaged ({err})") from None
+    for key in (part for text in texts for part in text.split("|")):
+        named = [m[1] for m in PROJ_FILE_PARAMETER.finditer(key)]
+        named += [m[1] for m in WKT_FILE_NODE.finditer(key)]
+        found = next((PATH_LIKE.search(text) for text in named if PATH_LIKE.search(text)), None)
+        if found is not None:
+            raise InputError(
+                f"upload: its CRS names a file for PROJ to read ({found[0][:200]}); the"
+                " server reads nothing but the upload: give the image its CRS by EPSG code"
+                " (gdal_edit.py -a_srs EPSG:NNNN)"
+            )
 
 
 def upload_driver(path: Path) -> str:

@@ -51,7 +51,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio._path import _parse_path  # what rasterio.open does to a path or URL
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, Interleaving, Resampling
 from rasterio.env import ensure_env_with_credentials
 from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
@@ -631,6 +631,9 @@ FARTHEST_COORDINATE = 1e10
 # damaged or hostile file (a review: a 323-byte 64 x 64 TIFF whose tiles said 40000 x
 # 40000 made GDAL allocate 6 GB). Small images may have tiles larger than themselves.
 BLOCK_SLACK_PIXELS = 4096 * 4096
+# What one block may decode to, all its bands together: a 256 x 256 tile of 24,576 bands,
+# 1.7 MB compressed, took 1.5 GB (a review). A 10,000 x 10,000 RGB image in one strip is 300.
+BLOCK_BYTES = 512 * 2**20
 
 
 def _check_layout(dataset: DatasetReader, path) -> None:
@@ -650,12 +653,29 @@ def _check_layout(dataset: DatasetReader, path) -> None:
             " where no CRS places the Earth: check the transform and the CRS"
         )
     room = max(4 * dataset.width * dataset.height, BLOCK_SLACK_PIXELS)
+    # a pixel-interleaved block holds every band, and is decoded whole for one of them
+    depth = max(_item_bytes(t) for t in dataset.dtypes)
+    depth *= dataset.count if dataset.interleaving == Interleaving.pixel else 1
     for rows, cols in set(dataset.block_shapes):
         if rows * cols > room:
             raise InputError(
                 f"{path}: its blocks (tiles or strips) are {cols} x {rows} px, far more than"
                 f" its {dataset.width} x {dataset.height} px: a damaged file"
             )
+        if rows * cols * depth > BLOCK_BYTES:  # a review: 1.7 MB of 24,576 bands, 1.5 GB
+            raise InputError(
+                f"{path}: each of its blocks decodes to {rows * cols * depth / 2**20:,.0f} MiB"
+                f" ({cols} x {rows} px of {dataset.count} band(s) stored together), more than"
+                f" {BLOCK_BYTES // 2**20} MiB: store its bands apart (gdal_translate -co"
+                " INTERLEAVE=BAND -co TILED=YES)"
+            )
+
+
+def _item_bytes(dtype: str) -> int:
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:  # GDAL's complex integers (complex_int16), which numpy lacks
+        return 8
 
 
 def opening(path: str | Path):
