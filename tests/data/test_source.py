@@ -62,6 +62,15 @@ def test_image_without_mask(fresh_dataset):
         DatasetSource(fresh_dataset)
 
 
+def test_a_missing_mask_is_expected_as_the_others_are_stored(tmp_path):
+    """A review: with .tif masks, a missing one was "expected masks/x.png"."""
+    root = write_geotiff_dataset(tmp_path / "own", parts=2, size=(24, 32))
+    missing = sorted((root / "masks").iterdir())[0]
+    missing.unlink()
+    with pytest.raises(DatasetError, match=rf"\(expected masks/{missing.name}\)"):
+        DatasetSource(root)
+
+
 def test_mask_size_differs_from_image(fresh_dataset):
     path = fresh_dataset / "Tile 1" / "masks" / "image_part_003.png"
     Image.open(path).convert("RGB").resize((10, 10)).save(path)

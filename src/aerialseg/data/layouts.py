@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -110,6 +111,9 @@ def find_in_folders(files: list[str], where: str) -> Found:
         if p.parent.name == layout.masks and p.suffix.lower() in MASK_SUFFIXES:
             _pair_once(masks, (str(p.parent.parent), p.stem), name, "mask", where)
     pairs, unpaired = [], []
+    # a missing mask is expected as the others are stored (a review: ".png" beside .tif masks)
+    suffixes = Counter(PurePosixPath(mask).suffix for mask in masks.values())
+    suffix = suffixes.most_common(1)[0][0] if suffixes else ".png"
     for name in rel:
         p = PurePosixPath(name)
         if p.parent.name != layout.images or p.suffix.lower() not in IMAGE_SUFFIXES:
@@ -117,7 +121,7 @@ def find_in_folders(files: list[str], where: str) -> Found:
         _pair_once(images, (str(p.parent.parent), p.stem), name, "image", where)
         mask = masks.get((str(p.parent.parent), p.stem))
         if mask is None:
-            unpaired.append((name, str(p.parent.parent / layout.masks / (p.stem + ".png"))))
+            unpaired.append((name, str(p.parent.parent / layout.masks / (p.stem + suffix))))
         else:
             pairs.append((name, mask))
     return Found(root, pairs, unpaired)
