@@ -897,3 +897,16 @@ def test_a_block_that_decodes_to_too_much_with_all_its_bands_is_refused(tmp_path
                 open_input(path, bands=(1, 2, 3))
         else:
             open_input(path, bands=(1, 2, 3)).dataset.close()
+
+
+def test_a_file_resampled_to_coarser_pixels_is_bounded_by_its_own_size(tmp_path):
+    """A review: where pixels are limited (the server), only the resampled size was
+    checked, so a file of 10^10 px of sparse tiles at fine pixels shrank to a legal size
+    and was read whole for minutes. Its own pixels are bounded too: 16 times the limit."""
+    from aerialseg.data.raster import MAX_DOWNSAMPLED_AREA
+
+    path = write_geotiff(tmp_path / "fine.tif", rgb_scene(64, 64))  # 0.5 m pixels
+    with open_input(path, pixel_size=4.0, max_pixels=64 * 64 // MAX_DOWNSAMPLED_AREA) as ok:
+        assert (ok.width, ok.height) == (8, 8)
+    with pytest.raises(TooLargeInputError, match=r"64 x 64 px, read whole to be resampled"):
+        open_input(path, pixel_size=4.0, max_pixels=64 * 64 // MAX_DOWNSAMPLED_AREA - 1)

@@ -71,6 +71,9 @@ WHOLE_READ_PIXELS = 25_000_000
 # (--pixel-size 0.0001 made a 256 px input 2,560,000 px a side) or a model trained on far
 # finer imagery, and its size grows with the square.
 MAX_UPSAMPLING = 8
+# Where pixels are limited (the server), how many times the limit a file resampled to
+# coarser pixels may hold: it is read whole to be averaged (4 times as fine per side)
+MAX_DOWNSAMPLED_AREA = 16
 
 
 class InputError(AerialsegError, ValueError):
@@ -853,6 +856,16 @@ def open_input(
         if file.driver == "PNG":
             check_png_end(str(path))
         palette = colour_table(file)
+        if pixel_size and max_pixels is not None:
+            # resampling reads every pixel of the file: bounded too, not only what it gives
+            # (a review: 10^10 px of sparse tiles could shrink to a legal size, read for
+            # minutes)
+            most = max_pixels * MAX_DOWNSAMPLED_AREA
+            if file.width * file.height > most:
+                raise TooLargeInputError(
+                    f"{path}: the image is {file.width:,} x {file.height:,} px, read whole to"
+                    f" be resampled to the model's pixel size; the limit is {most:,} pixels"
+                )
         if pixel_size:
             # a palette's values are colour numbers: never averaged, like a class mask's
             ds = at_pixel_size(
