@@ -456,10 +456,10 @@ def test_bad_reading_options_are_one_line_before_anything_is_written(tiny_model,
         assert not out.exists(), name
     # Ray's options without Ray, and no workers (a review: ignored, and 0 taken)
     for ray, name, value, said in (
-        (None, "ray_workers", 2, "--ray-workers shares the work among Ray's workers: give --ray"),
-        (None, "ray_workers", 64, "--ray-workers shares"),  # block_megapixels' default
-        (None, "block_megapixels", 8.0, "--block-megapixels shares the work among Ray's"),
-        ("local", "ray_workers", 0, "--ray-workers 0: give 1 or more workers"),
+        (None, "ray_workers", 2, "^ray_workers= shares the work among Ray's workers: give ray="),
+        (None, "ray_workers", 64, "ray_workers= shares"),  # block_megapixels' default
+        (None, "block_megapixels", 8.0, "block_megapixels= shares the work among Ray's"),
+        ("local", "ray_workers", 0, "^ray_workers=0: give 1 or more workers"),
     ):
         with pytest.raises(AerialsegError, match=said):
             aerialseg.predict_files(file, tmp_path / "ray", model=model, ray=ray, **{name: value})
@@ -750,7 +750,7 @@ def test_a_loaded_model_runs_where_it_was_loaded_or_says_so(tiny_model, tmp_path
     # as it was loaded, or auto: it runs (and says what is wrong with the input)
     summary = aerialseg.predict_files("in.tif", tmp_path / "o", model=model, device="cpu")
     assert "in.tif" in next(iter(summary.failed)) and not summary.done
-    with pytest.raises(aerialseg.AerialsegError, match="^--seed -1: give 0 or more$"):
+    with pytest.raises(aerialseg.AerialsegError, match="^seed=-1: give 0 or more$"):
         aerialseg.suggest("in.tif", tmp_path / "t.gpkg", model=model, seed=-1)
     assert not list(tmp_path.iterdir())
 
@@ -791,6 +791,30 @@ def test_split_data_takes_a_class_table_object_and_refuses_an_out_that_is_an_inp
     )
     table = tmp_path / "classes.json"
     table.write_text(json.dumps(DUBAI_CLASSES.to_dict()))
-    with pytest.raises(AerialsegError, match=r"^--out .*classes.json would replace .*classes"):
+    with pytest.raises(AerialsegError, match=r"^out=.*classes.json would replace .*classes"):
         aerialseg.split_data(data, table, classes=table)
     assert json.loads(table.read_text()) == DUBAI_CLASSES.to_dict()
+
+
+def test_errors_name_the_python_parameters_and_the_command_lines_flags(
+    tiny_dataset, tiny_model, tmp_path, capsys
+):
+    """A review: Python callers were told to "pass --resume" or to fix "--bands". Each
+    face now names its own options; a command line that a message quotes is kept."""
+    from aerialseg.options import in_python_terms
+
+    model = aerialseg.load_model(tiny_model)
+    with pytest.raises(AerialsegError, match=r"^onnx=\S*m\.onx: name the file to write"):
+        aerialseg.export(model, tmp_path / "m.onx")
+    with pytest.raises(InputError, match=r"^bands=0,1,2: give band numbers \(from 1\)"):
+        aerialseg.predict_files([str(tmp_path / "x.tif")], tmp_path / "o", bands=[0, 1, 2])
+    run = tmp_path / "run"
+    aerialseg.train(tiny_dataset, run, settings=TINY)
+    with pytest.raises(ConfigError, match="; pass resume=True to continue it or choose another"):
+        aerialseg.train(tiny_dataset, run, settings=TINY)
+    argv = ["predict", str(tmp_path / "x.tif"), "--out", str(tmp_path / "o"), "--bands", "0,1,2"]
+    assert main(argv) == 2
+    assert "--bands 0,1,2: give band numbers" in capsys.readouterr().err
+    assert in_python_terms("run 'aerialseg train --resume' or --resume", aerialseg.train) == (
+        "run 'aerialseg train --resume' or resume=True"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import collections.abc
+import contextvars
 import functools
 import inspect
 import math
@@ -223,6 +224,53 @@ def options(function: Any, skip: tuple[str, ...] = ()) -> list[Option]:
             )
         )
     return found
+
+
+# Whether the command line called: messages name its flags (--bands). A Python caller's
+# name the function's parameters (bands=); cli.main sets it around a command.
+ON_COMMAND_LINE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "aerialseg_on_command_line", default=False
+)
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)(?: ([^\s,;:()]+))?")
+
+
+def in_python_terms(message: str, function: Any) -> str:
+    """``message``, written with the command line's flags, as a Python caller of
+    ``function`` names them: ``--resume`` as ``resume=True``, ``--bands 1,2`` as
+    ``bands=1,2``, ``--out`` as ``out=``. A flag that is no parameter of ``function``, or
+    inside a command line the message quotes ("aerialseg train --resume"), is kept."""
+    known = {option.name: option for option in options(function)}
+
+    def spoken(match: re.Match[str]) -> str:
+        option = known.get(match[1].replace("-", "_"))
+        if option is None or "aerialseg " in re.split(r"['`]", message[: match.start()])[-1]:
+            return match[0]
+        value = match[2]
+        if option.kind is bool:
+            return f"{option.name}=True" + (f" {value}" if value else "")
+        if value and (not value[0].isalpha() or any(c in value for c in "./")):
+            return f"{option.name}={value}"
+        return f"{option.name}=" + (f" {value}" if value else "")
+
+    return _FLAG.sub(spoken, message)
+
+
+def speaks_python(function: Any) -> Any:
+    """``function`` raising AerialsegError in its Python caller's terms (in_python_terms)
+    where no command line called it (a review: Python callers were told to pass
+    --resume)."""
+    from aerialseg.errors import AerialsegError
+
+    @functools.wraps(function)
+    def called(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except AerialsegError as err:
+            if not ON_COMMAND_LINE.get() and err.args and isinstance(err.args[0], str):
+                err.args = (in_python_terms(err.args[0], function), *err.args[1:])
+            raise
+
+    return called
 
 
 def _one_value_error(option: Option, value: Any) -> str | None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from aerialseg.errors import AerialsegError, ConfigError, printable
-from aerialseg.options import PositiveFloat, check_arguments
+from aerialseg.options import PositiveFloat, check_arguments, speaks_python
 
 if TYPE_CHECKING:
     from aerialseg.data.catalog import LabelSpec
@@ -368,6 +368,7 @@ def _as_array(image) -> np.ndarray:
     return array
 
 
+@speaks_python
 def load_model(
     path: str | Path | None = None, *, device: Device = "auto", precision: Precision = "auto"
 ) -> Model:
@@ -419,6 +420,7 @@ def _as_loaded(model: Model, device: str, precision: str) -> Predictor:
     return model.predictor
 
 
+@speaks_python
 def predict_files(
     inputs: str | Path | Sequence[str | Path],
     out: str | Path,
@@ -609,6 +611,7 @@ def _predict_on_ray(items, out, model, engine, device, precision, opts, ray_on) 
     return summary
 
 
+@speaks_python
 def training_config(
     *,
     preset: PresetName = "default",
@@ -637,7 +640,7 @@ def training_config(
     if resume is not None:
         saved = Path(resume) / "config.yaml"
         if not saved.is_file():
-            raise AerialsegError(f"{resume}: nothing to resume (no config.yaml); check --out")
+            raise AerialsegError(f"{resume}: nothing to resume (no config.yaml): not a run folder")
         if preset != "default" or config is not None:  # they were silently ignored
             raise AerialsegError(
                 "--resume continues with the run's saved settings; --preset and --config do"
@@ -706,6 +709,7 @@ def _step_cap(cfg: TrainConfig) -> list:
     return [StepCap()]
 
 
+@speaks_python
 def train(
     data: str | Path,
     out: str | Path = "runs/latest",
@@ -852,6 +856,7 @@ def train(
     )
 
 
+@speaks_python
 def evaluate(
     model: str | Path | Model,
     data: str | Path,
@@ -961,6 +966,7 @@ def evaluation_folder(model_file: Path | None, split: str) -> Path:
     return model_file.parent / f"eval-{split}"
 
 
+@speaks_python
 def export(
     model: str | Path | Model | None,
     onnx: str | Path,
@@ -1043,6 +1049,7 @@ class Suggestions:
     pixel_size: float | None = None
 
 
+@speaks_python
 def suggest(
     scenes: str | Path | Sequence[str | Path],
     out: str | Path = "tasks.gpkg",
@@ -1197,6 +1204,7 @@ def suggest(
     return Suggestions(files, tasks, found.candidates, pixel_size or predictor.spec.pixel_size)
 
 
+@speaks_python
 def inspect_data(
     data: str | Path,
     *,
@@ -1251,6 +1259,7 @@ def _class_table(classes: str | Path | ClassTable | None) -> ClassTable:
     return ClassTable.from_file(classes) if classes else DUBAI_CLASSES
 
 
+@speaks_python
 def split_data(
     data: str | Path,
     out: str | Path,

@@ -300,7 +300,7 @@ def test_suggest_refuses_a_model_without_calibration_and_bad_requests(tmp_path):
     with pytest.raises(AerialsegError, match="GeoPackage; name the file NAME.gpkg"):
         aerialseg.suggest(SAMPLE, tmp_path / "dir.gpkg")
     (tmp_path / "dir.gpkg").rmdir()
-    with pytest.raises(AerialsegError, match=r"--count 500: only \d+ block"):
+    with pytest.raises(AerialsegError, match=r"count=500: only \d+ block"):
         aerialseg.suggest(SAMPLE, tmp_path / "t.gpkg", count=500, block_size="128m")
     assert list(tmp_path.iterdir()) == [tmp_path / "raw.pt"]
 
@@ -488,7 +488,7 @@ def test_an_out_that_would_replace_an_input_is_refused_before_anything_is_read(t
         (labels, {"labelled_area": labels}),
         (tmp_path / "t.gpkg", {"labels": area}),  # its labelled area is the labels
     ]:
-        with pytest.raises(AerialsegError, match=r"^--out .* would replace .*: name another file$"):
+        with pytest.raises(AerialsegError, match=r"^out=.* would replace .*: name another file$"):
             aerialseg.suggest(scene, out, **given)
     assert labels.read_bytes() == kept and area.read_bytes() == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == [labels.name, "scene.tif", area.name]

@@ -23,6 +23,7 @@ STARTED = time.monotonic()
 from aerialseg.cli.parser import build_parser  # noqa: E402
 from aerialseg.errors import AerialsegError, printable  # noqa: E402
 from aerialseg.files import temp_prefix, write_failure  # noqa: E402
+from aerialseg.options import ON_COMMAND_LINE  # noqa: E402
 
 EXIT_USER_ERROR = 2
 BUG = (
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args.started = started
     folder = output_folder(args)
     existed = folder is not None and folder.exists()  # "disappeared" only if it was there
+    spoken = ON_COMMAND_LINE.set(True)  # messages name this command's flags
     try:
         return args.func(args)
     except AerialsegError as err:
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"aerialseg: error: {printable(reason)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        ON_COMMAND_LINE.reset(spoken)
 
 
 SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")  # train's key=value
