@@ -155,6 +155,8 @@ def respelled(path: Path, grid: Path, how: str) -> None:
         "unquoted": b'EXTENSION["PROJ4_GRIDS",' + at + b"  ]",
         "paren": b'EXTENSION("PROJ4_GRIDS",' + at + b"  )",
         "doubled": b'EXTENSION["PROJ4_GRIDS",""' + at[2:] + b'""]',
+        # a third review: a check that cut the keys' text at "|" read "@" alone
+        "piped": b'EXTENSION["PROJ4_GRIDS","@|,' + at[3:] + b'"]',
     }[how]
     assert node in data and len(spelled) == len(node)
     path.write_bytes(data.replace(node, spelled))
@@ -214,23 +216,47 @@ def test_a_crs_naming_a_file_on_the_server_is_422_before_gdal_opens_it(
     ]
 
 
-@pytest.mark.parametrize("how", ["unquoted", "paren", "doubled"])
+def grid_geotiff(path: Path, grid: str, bigtiff: bool = False) -> Path:
+    """An 8 x 8 GeoTIFF whose CRS (an ESRI PE string) shifts its datum by ``grid``."""
+    proj = f"+proj=merc +ellps=WGS84 +nadgrids={grid} +wktext +no_defs"
+    crs = rasterio.crs.CRS.from_proj4(proj)
+    profile = dict(driver="GTiff", width=8, height=8, count=1, dtype="uint8", crs=crs,
+                   GEOTIFF_KEYS_FLAVOR="ESRI_PE", BIGTIFF="YES" if bigtiff else "NO")  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.zeros((1, 8, 8), np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("how", ["unquoted", "paren", "doubled", "piped"])
 def test_a_grid_named_in_any_spelling_proj_reads_is_refused(tmp_path, how):
     """The rule reads the GeoTIFF keys' text, not one spelling of it (a second review:
-    the value unquoted, or in "(", opened the file)."""
+    the value unquoted, or in "(", opened the file; a third: a "|" inside the key)."""
     from aerialseg.api.uploads import check_crs_reads_no_file
 
     grid = tmp_path / "grid.gsb"
-    proj = f"+proj=merc +ellps=WGS84 +nadgrids={grid} +wktext +no_defs"
-    path = tmp_path / "g.tif"
-    crs = rasterio.crs.CRS.from_proj4(proj)
-    profile = dict(driver="GTiff", width=8, height=8, count=1, dtype="uint8", crs=crs,
-                   GEOTIFF_KEYS_FLAVOR="ESRI_PE")  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.zeros((1, 8, 8), np.uint8))
+    path = grid_geotiff(tmp_path / "g.tif", str(grid))
     respelled(path, grid, how)
     with pytest.raises(InputError, match=r"its CRS names a file for PROJ to read \(.*grid.gsb\)"):
         check_crs_reads_no_file(path)
+
+
+def test_geotiff_keys_are_read_as_libgeotiff_reads_them_or_refused(tmp_path):
+    """A third review: text keys stored as SHORTs (libtiff hands GDAL their text) were not
+    read as text, and passed. Such keys are refused; a BigTIFF's keys are read; PROJ's own
+    grids by name (Web Mercator's @null) pass; a key's text is bounded."""
+    from aerialseg.api.geokeys import GEO_ASCII_PARAMS
+    from aerialseg.api.uploads import check_crs_reads_no_file
+    from tests.helpers.hostile import tiff_tag_retyped
+
+    grid = tmp_path / "grid.gsb"
+    shorts = tiff_tag_retyped(grid_geotiff(tmp_path / "s.tif", str(grid)), GEO_ASCII_PARAMS, 3, 8)
+    with pytest.raises(InputError, match=r"^upload: its TIFF tag 34737 is of type 3, not 2$"):
+        check_crs_reads_no_file(shorts)
+    big = grid_geotiff(tmp_path / "b.tif", str(grid), bigtiff=True)
+    assert big.read_bytes()[2] == 43  # BigTIFF
+    with pytest.raises(InputError, match=r"its CRS names a file for PROJ to read \(.*grid.gsb\)"):
+        check_crs_reads_no_file(big)
+    check_crs_reads_no_file(grid_geotiff(tmp_path / "m.tif", "@null"))  # passes
 
 
 def test_geotiff_keeps_georeference(client, tmp_path):

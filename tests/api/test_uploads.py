@@ -224,3 +224,23 @@ def test_an_upload_is_written_once_straight_to_its_folder(pointwise, tmp_path, m
     [(sizes, open_there)] = seen
     assert sizes == [len(data)]
     assert all(not t.endswith("(deleted)") for t in open_there), open_there
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("WGS 84 / UTM zone 40N|", None),  # a name with " / " names no file
+        ("Datum = WGS 84 using nadgrids=@null|", None),  # PROJ's own grid, by name
+        ("using nadgrids=@null|ESRI PE String = PROJCS[x]", None),
+        ("+proj=merc +nadgrids = /etc/shadow", "/etc/shadow"),
+        ('EXTENSION["PROJ4_GRIDS",""/etc/shadow""]', "/etc/shadow"),
+        ('EXTENSION["PROJ4_GRIDS","@|,/etc/x"]', "/etc/x"),
+        ("+proj=tinshift +file=..\\x.json", "..\\x.json"),
+        ("+proj=defmodel +model=./m.json", "./m.json"),
+        ("PARAMETERFILE" + "a" * 60000, None),  # no folder, however long
+    ],
+)
+def test_the_file_a_key_names_is_found_in_any_spelling(text, named):
+    from aerialseg.api.geokeys import named_file
+
+    assert named_file(text) == named

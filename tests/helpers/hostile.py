@@ -83,6 +83,22 @@ def tiff_tag_patched(path: Path, tag: int, value: int) -> Path:
     raise KeyError(tag)
 
 
+def tiff_tag_retyped(path: Path, tag: int, kind: int, count: int) -> Path:
+    """``path`` (a little-endian classic TIFF) with ``tag`` of its first IFD said to be of
+    TIFF type ``kind`` and ``count`` values, its bytes where they were: text read as SHORTs."""
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"II*\x00", "a little-endian classic TIFF"
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, ifd)
+    for k in range(entries):
+        at = ifd + 2 + 12 * k
+        if struct.unpack_from("<H", data, at)[0] == tag:
+            struct.pack_into("<HI", data, at + 2, kind, count)
+            path.write_bytes(bytes(data))
+            return path
+    raise KeyError(tag)
+
+
 def tile_damaged(path: Path, row: int, col: int) -> Path:
     """``path`` (a tiled, compressed GeoTIFF) with tile (``row``, ``col``)'s bytes turned to
     noise: its header and every other tile read."""

@@ -30,8 +30,10 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
+from aerialseg.api.geokeys import geokey_texts, named_file
 from aerialseg.api.guard import mib
 from aerialseg.data.raster import InputError, UnreadableInputError, image_kind
+from aerialseg.errors import printable
 
 SUFFIXES = {"GTiff": ".tif", "PNG": ".png", "JPEG": ".jpg"}  # a file of each driver's kind
 NOT_AN_IMAGE = "not an image aerialseg can read (JPEG, PNG, TIFF, GeoTIFF)"
@@ -174,56 +176,21 @@ def download_stem(filename: bytes | None) -> str:
     return short.strip("._") or "upload"
 
 
-# Where a CRS names files for PROJ to read, in the text of a GeoTIFF's keys: a PROJ
-# parameter (+nadgrids=, +geoidgrids=, grids=, +init=, tinshift's file=, defmodel's
-# model=), and GDAL's and WKT2's nodes for grids (PROJ4_GRIDS, PARAMETERFILE). Written for
-# any spelling PROJ takes (a review: the value unquoted, or "(" for "[", passed a pattern
-# of the quoted form): whatever follows such a name, to the end of the key (GDAL cuts a
-# key's text at "|"), may name no folder.
-PROJ_FILE_PARAMETER = re.compile(r"(?:grids|init|file|model)\s*=\s*(\S*)", re.IGNORECASE)
-WKT_FILE_NODE = re.compile(r"(?:PROJ4_GRIDS|PARAMETERFILE)(.*)", re.IGNORECASE | re.DOTALL)
-PATH_LIKE = re.compile(r"""[^\s"'\[\](),|]*[/\\][^\s"'\[\](),|]*""")  # a name in a folder
-GEO_ASCII_PARAMS = 34737  # the GeoTIFF tag that holds every text key: citations, PE strings
-MOST_IMAGES = 64  # of one TIFF's images whose keys are read (a COG has about 25)
-
-
 def check_crs_reads_no_file(path: Path) -> None:
     """InputError (422) where a TIFF upload's GeoTIFF keys name a file by its path where
     a CRS names files: PROJ would open it on the server (a review: a GeoTIFF naming
-    +nadgrids=/etc/passwd had it opened, and one naming a FIFO froze every request). The
-    keys are read with tifffile, before GDAL opens the upload: its opening already makes
+    +nadgrids=/etc/passwd had it opened, and one naming a FIFO froze every request). Read
+    from the upload's bytes (geokeys.py), before GDAL opens it: its opening already makes
     PROJ read the grids its CRS names. Grids named without a folder are PROJ's own data
-    (EPSG:3857's @null). Hand-written rule over the keys' text: neither GDAL nor PROJ
-    offers a switch that keeps PROJ to its own data folder."""
+    (EPSG:3857's @null). Neither GDAL nor PROJ has a switch that keeps PROJ to its own
+    data folder."""
     if image_kind(path) != "GTiff":  # JPEG and PNG hold no CRS GDAL reads
         return
-    import tifffile  # the serve extra's
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            texts = []
-            tif.pages.useframes = False  # every image read whole: its tags too
-            for number, page in enumerate(tif.pages):
-                if number == MOST_IMAGES:
-                    raise InputError(f"upload: a TIFF of more than {MOST_IMAGES} images")
-                assert isinstance(page, tifffile.TiffPage)
-                tag = page.tags.get(GEO_ASCII_PARAMS)
-                if tag is not None:
-                    value = tag.value
-                    texts.append(
-                        value.decode("latin-1") if isinstance(value, bytes) else str(value)
-                    )
-    except InputError:
-        raise
-    except Exception as err:  # tifffile's errors have no common class; GDAL says more
-        raise UnreadableInputError(f"upload: the file is truncated or damaged ({err})") from None
-    for key in (part for text in texts for part in text.split("|")):
-        named = [m[1] for m in PROJ_FILE_PARAMETER.finditer(key)]
-        named += [m[1] for m in WKT_FILE_NODE.finditer(key)]
-        found = next((PATH_LIKE.search(text) for text in named if PATH_LIKE.search(text)), None)
-        if found is not None:
+    for text in geokey_texts(path):
+        named = named_file(text)
+        if named is not None:
             raise InputError(
-                f"upload: its CRS names a file for PROJ to read ({found[0][:200]}); the"
+                f"upload: its CRS names a file for PROJ to read ({printable(named[:200])}); the"
                 " server reads nothing but the upload: give the image its CRS by EPSG code"
                 " (gdal_edit.py -a_srs EPSG:NNNN)"
             )
