@@ -416,7 +416,11 @@ def finish_sets(folder: Path, dead: str | None = None) -> int:
             and all(_output_name(f, name) for f in drops)
             and all(
                 _output_name(f, name)
-                and tmp.startswith(temp_prefix(Path(f), record["owner"]))
+                # a name cut as this release cuts it, or whole as earlier ones wrote it
+                and (
+                    tmp.startswith(temp_prefix(Path(f), record["owner"]))
+                    or tmp.startswith(f".{f}.{TAG}-{record['owner']}.")
+                )
                 and LEFTOVER_FILE.pattern.fullmatch(tmp)
                 for f, tmp in moves
             )
@@ -430,22 +434,22 @@ def finish_sets(folder: Path, dead: str | None = None) -> int:
 OUTPUT_KINDS = ("classes", "confidence", "color", "overlay", "image", "polygons", "areas")
 
 
-# The suffixes of predict's rasters and tables (polygons aside), sidecars included
-OUTPUT_SUFFIXES = (".tif", ".png", ".csv", ".json", ".qml", ".tif.aux.xml", ".png.aux.xml")
+# The formats predict writes its class raster in, with GDAL's sidecar
+CLASS_RASTER_SUFFIXES = (".tif", ".png", ".tif.aux.xml", ".png.aux.xml")
 
 
 def earlier_outputs(folder: Path, name: str, written: Sequence[str]) -> list[Path]:
-    """The rasters and tables in ``folder`` that an earlier run wrote as outputs of
-    ``name``, of the kinds ``written`` holds (file names), in another format than theirs
-    (a review: ``a.tif`` then ``a.png`` predicted into one folder left a_classes.tif of the
-    first beside the second's a_classes.png and areas). Polygons are left: GeoJSON and
-    GeoPackage are both asked for on purpose (docs/qgis.md writes both into one folder),
-    and kinds not written now may be a user's. Found by name: a folder of 50,000 outputs
-    is not listed for each input."""
-    kinds = {
-        k for k in OUTPUT_KINDS for n in written if n.startswith(f"{name}_{k}.") and k != "polygons"
-    }
-    names = (f"{name}_{kind}{suffix}" for kind in sorted(kinds) for suffix in OUTPUT_SUFFIXES)
+    """An earlier run's class raster of ``name`` in ``folder`` (with its sidecar) in
+    another format than the one in ``written`` (file names), where this run writes one:
+    a.tif, then a.png, predicted into one folder left a_classes.tif of the first beside
+    the second's a_classes.png, style and areas (a review). Only the class raster: other
+    names of that form may be a user's (a second review: an image of theirs named
+    a_image.tif, suggest's a_classes.json), and polygons of both formats are asked for on
+    purpose (docs/qgis.md). Found by name: a folder of 50,000 outputs is not listed for
+    each input."""
+    if not any(n.startswith(f"{name}_classes.") for n in written):
+        return []
+    names = (f"{name}_classes{suffix}" for suffix in CLASS_RASTER_SUFFIXES)
     return [folder / n for n in names if n not in written and os.path.isfile(folder / n)]
 
 

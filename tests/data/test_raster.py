@@ -885,18 +885,22 @@ def test_a_block_that_decodes_to_too_much_with_all_its_bands_is_refused(tmp_path
     bands stored apart are read a band at a time. BLOCK_BYTES is cut to this file's size."""
     from aerialseg.data import raster
 
-    monkeypatch.setattr(raster, "BLOCK_BYTES", 32 * 32 * 64 - 1)
+    monkeypatch.setattr(raster, "BLOCK_BYTES", 32 * 32 * 65 - 1)
     for interleave in ("pixel", "band"):
         path = tmp_path / f"{interleave}.tif"
-        profile = dict(driver="GTiff", width=64, height=64, count=64, dtype="uint8")
+        profile = dict(driver="GTiff", width=64, height=64, count=65, dtype="uint8")
         profile |= dict(tiled=True, blockxsize=32, blockysize=32, interleave=interleave)
         with rasterio.open(path, "w", **profile) as dst:
-            dst.write(np.zeros((64, 64, 64), np.uint8))
+            dst.write(np.zeros((65, 64, 64), np.uint8))
         if interleave == "pixel":
             with pytest.raises(InputError, match=r"each of its blocks decodes to 0 MiB \(32 x 32"):
                 open_input(path, bands=(1, 2, 3))
         else:
             open_input(path, bands=(1, 2, 3)).dataset.close()
+    # few bands in a block past the limit: bounded by its pixels, read as before (a second
+    # review: a large RGB image in one strip was refused)
+    monkeypatch.setattr(raster, "BLOCK_BYTES", 10)
+    open_input(write_geotiff(tmp_path / "rgb.tif", rgb_scene(40, 40))).dataset.close()
 
 
 def test_a_file_resampled_to_coarser_pixels_is_bounded_by_its_own_size(tmp_path):

@@ -532,6 +532,8 @@ def test_a_second_run_of_one_name_in_another_format_leaves_no_output_of_the_firs
     assert main(["predict", str(tmp_path / "one" / "a.tif"), *base, "--vector", "geojson"]) == 0
     out = tmp_path / "o"
     (out / "a_color.png").write_bytes(b"a user's")
+    (out / "a_image.tif").write_bytes(b"a user's")  # a second review: it was removed
+    (out / "a_classes.json").write_bytes(b"suggest's class table")
     first = {p.name for p in out.iterdir()}
     assert {"a_classes.tif", "a_classes.tif.aux.xml", "a_polygons.geojson"} <= first
     assert main(["predict", str(tmp_path / "two" / "a.png"), *base, "--vector", "gpkg"]) == 0
@@ -539,6 +541,7 @@ def test_a_second_run_of_one_name_in_another_format_leaves_no_output_of_the_firs
         "a_classes.png", "a_classes.png.aux.xml", "a_classes.qml", "a_areas.csv",
         "a_areas.json", "a_polygons.gpkg", "a_polygons.qml", "a_color.png",
         "a_polygons.geojson",  # both formats of polygons are asked for on purpose (qgis.md)
+        "a_image.tif", "a_classes.json",
     }  # fmt: skip
     assert (out / "a_color.png").read_bytes() == b"a user's"
 

@@ -1002,6 +1002,7 @@ def test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next(
     run = tmp_path / "run"
     argv = ["train", "--data", str(tiny_dataset), "--out", str(run)]
     assert main([*argv, *FAST, "max_steps=2"]) == 0
+    earlier = (run / "model.pt").read_bytes()  # of 2 steps
     assert main([*argv, "--resume", "max_steps=4", "max_epochs=2"]) == 0
     assert main([*argv, "--resume", "max_steps=8", "max_epochs=3"]) == 0
     done = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done in")]
@@ -1024,6 +1025,12 @@ def test_a_run_stopped_by_max_steps_at_an_epochs_end_resumes_into_the_next(
     (run / "model.pt").unlink()
     assert main([*argv, "--resume"]) == 0
     assert "6 steps, stopped by max_epochs=3" in capsys.readouterr().out  # no step more
+    # and where an earlier attempt's model.pt is left, of fewer steps (a second review: a
+    # resumed run stopped so was refused again)
+    assert load_model(run / "model.pt").meta["trained_steps"] == 6
+    (run / "model.pt").write_bytes(earlier)
+    assert main([*argv, "--resume"]) == 0
+    assert "6 steps, stopped by max_epochs=3" in capsys.readouterr().out
     weights = load_model(run / "model.pt").net.state_dict()
     (run / "model.pt").write_bytes(shipped)
     assert all(torch.equal(v, load_model(run / "model.pt").net.state_dict()[k])

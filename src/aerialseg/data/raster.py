@@ -634,9 +634,11 @@ FARTHEST_COORDINATE = 1e10
 # damaged or hostile file (a review: a 323-byte 64 x 64 TIFF whose tiles said 40000 x
 # 40000 made GDAL allocate 6 GB). Small images may have tiles larger than themselves.
 BLOCK_SLACK_PIXELS = 4096 * 4096
-# What one block may decode to, all its bands together: a 256 x 256 tile of 24,576 bands,
-# 1.7 MB compressed, took 1.5 GB (a review). A 10,000 x 10,000 RGB image in one strip is 300.
+# What one block of many bands stored together (more bytes a pixel than 16 float32 bands)
+# may decode to: a 256 x 256 tile of 24,576 bands, 1.7 MB compressed, took 1.5 GB (a
+# review). Blocks of fewer bands are bounded by their pixels (BLOCK_SLACK_PIXELS).
 BLOCK_BYTES = 512 * 2**20
+MOST_PIXEL_BYTES = 64
 
 
 def _check_layout(dataset: DatasetReader, path) -> None:
@@ -665,7 +667,9 @@ def _check_layout(dataset: DatasetReader, path) -> None:
                 f"{path}: its blocks (tiles or strips) are {cols} x {rows} px, far more than"
                 f" its {dataset.width} x {dataset.height} px: a damaged file"
             )
-        if rows * cols * depth > BLOCK_BYTES:  # a review: 1.7 MB of 24,576 bands, 1.5 GB
+        # a review: 1.7 MB of 24,576 bands took 1.5 GB; a large RGB image in one strip,
+        # which the CLI reads as it did, is not refused (a second review)
+        if depth > MOST_PIXEL_BYTES and rows * cols * depth > BLOCK_BYTES:
             raise InputError(
                 f"{path}: each of its blocks decodes to {rows * cols * depth / 2**20:,.0f} MiB"
                 f" ({cols} x {rows} px of {dataset.count} band(s) stored together), more than"

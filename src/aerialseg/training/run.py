@@ -375,6 +375,21 @@ def check_checkpoint(path: Path, run_dir: Path) -> dict:
         ) from None
 
 
+def _model_written_after(model: Path, checkpoint: dict) -> bool:
+    """Whether ``model`` (a run's model.pt) was written after the training ``checkpoint``
+    holds. A run stopped between its training and model.pt has none, or an earlier
+    attempt's, of fewer steps (a second review); a model.pt of before "trained_steps"
+    counts as written after, as such runs were taken to be."""
+    if not model.is_file():
+        return False
+    try:
+        meta = torch.load(model, map_location="cpu", weights_only=True, mmap=True)["meta"]
+        steps = meta.get("trained_steps")
+    except Exception:  # a damaged model.pt: the resume writes a new one
+        return False
+    return steps is None or int(steps) >= int(checkpoint.get("global_step", 0))
+
+
 def check_not_finished(checkpoint: dict, cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse to resume a run its limits have ended: it would train nothing (or, stopped
     early, one epoch to stop again) and yet fit its confidence again and rewrite model.pt
@@ -538,7 +553,7 @@ def train(
         checkpoint = check_checkpoint(start, run_dir)
         # one stopped after training but before model.pt (a review: its printed resume
         # was refused as finished) ends now: its last phase writes model.pt
-        if (run_dir / "model.pt").exists():
+        if _model_written_after(run_dir / "model.pt", checkpoint):
             check_not_finished(checkpoint, cfg, run_dir)
         check_same_network(cfg, run_dir)
     elif last.exists():
@@ -635,6 +650,7 @@ def train(
             "val_miou": float(score) if score is not None else None,
             "split": split.to_dict(),
             "trained_on": os.fspath(data),
+            "trained_steps": trainer.global_step,  # what a resume compares (see below)
         }
         # the recipe as the run's config.yaml has it, with the fitted temperature
         recipe = {**loaded.recipe, "confidence_temperature": loaded.spec.confidence_temperature}
