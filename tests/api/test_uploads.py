@@ -238,6 +238,14 @@ def test_an_upload_is_written_once_straight_to_its_folder(pointwise, tmp_path, m
         ("+proj=tinshift +file=..\\x.json", "..\\x.json"),
         ("+proj=defmodel +model=./m.json", "./m.json"),
         ("PARAMETERFILE" + "a" * 60000, None),  # no folder, however long
+        # a review: PROJ reads ";" as a space and drops " +" and spaces before "="
+        ("+proj=longlat +nadgrids;=/t/g.gsb +no_defs", "/t/g.gsb"),
+        ("+proj=longlat +nadgrids +=/t/g.gsb", "/t/g.gsb"),
+        ("+init;=/t/x.init:foo", "/t/x.init:foo"),
+        # an ESRI PE string goes to PROJ whole: a folder anywhere in it is refused
+        ('ESRI PE String = GEOGCS["x",EXTENSION["PROJ4","+nadgrids\t;=/t/g"]]', "/t/g"),
+        ('ESRI PE String = GEOGCS["x",EXTENSION["PROJ4","+proj=longlat /t/g"]]', "/t/g"),
+        ('ESRI PE String = PROJCS["WGS_1984_UTM_Zone_40N",UNIT["Meter",1.0]]', None),
     ],
 )
 def test_the_file_a_key_names_is_found_in_any_spelling(text, named):

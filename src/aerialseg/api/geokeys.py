@@ -110,22 +110,28 @@ def _key_texts(tags: dict[int, bytes], order: str) -> list[str]:
 # +geoidgrids=, grids=, +init=, tinshift's file=, defmodel's model=) or a WKT node for
 # grids (GDAL's PROJ4_GRIDS, WKT2's PARAMETERFILE). After one, the key may name no folder:
 # what PROJ would read may be spelt in any way it parses (a review: the value unquoted, or
-# in "(" for "[", passed a pattern of the quoted form).
-FILE_NAMED = re.compile(r"(?:grids|init|file|model)\s*=|PROJ4_GRIDS|PARAMETERFILE", re.I)
-NOT_IN_A_NAME = " \t\r\n\"'[](),|"
+# in "(" for "["). PROJ reads ";" as a space, drops a "+" after a space and spaces before
+# "=" (pj_shrink: a review passed "+nadgrids;=/path" and "+nadgrids +=/path").
+FILE_NAMED = re.compile(r"(?:grids|init|file|model)[\s;+]*=|PROJ4_GRIDS|PARAMETERFILE", re.I)
+# GDAL hands an ESRI PE string to PROJ's WKT parser whole (gt_wkt_srs.cpp); ESRI's names
+# hold no folder, so one in such a key is refused wherever it stands
+PE_STRING = re.compile(r"ESRI\s*PE\s*String", re.I)
+NOT_IN_A_NAME = " \t\r\n\"'[](),|;="
 
 
 def named_file(text: str) -> str | None:
-    """The path a text key names after a file parameter, or None. Linear in the text (a
-    review: a backtracking pattern took seconds on 20 kB, holding the event loop)."""
-    found = FILE_NAMED.search(text)
+    """The path a text key names where PROJ may read a file, or None. Linear in the text
+    (a review: a backtracking pattern took seconds on 20 kB, holding the event loop)."""
+    pe = PE_STRING.search(text)
+    found = pe or FILE_NAMED.search(text)
     if found is None:
         return None
-    slashes = [i for i in (text.find("/", found.end()), text.find("\\", found.end())) if i >= 0]
+    after = 0 if pe else found.end()
+    slashes = [i for i in (text.find("/", after), text.find("\\", after)) if i >= 0]
     if not slashes:
         return None
     left = right = min(slashes)
-    while left > found.end() and text[left - 1] not in NOT_IN_A_NAME:
+    while left > after and text[left - 1] not in NOT_IN_A_NAME:
         left -= 1
     while right < len(text) and text[right] not in NOT_IN_A_NAME:
         right += 1
