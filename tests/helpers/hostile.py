@@ -66,37 +66,38 @@ def vrt_of(target: Path, bands: int = 3, side: int = 64) -> str:
     return f'<VRTDataset rasterXSize="{side}" rasterYSize="{side}">{sources}</VRTDataset>'
 
 
-def tiff_tag_patched(path: Path, tag: int, value: int) -> Path:
-    """``path`` (a little-endian classic TIFF) with the inline value of ``tag`` in its first
-    IFD set to ``value``: a header that claims what its data does not hold."""
-    data = bytearray(path.read_bytes())
+def _entry_of(data: bytearray, tag: int) -> tuple[int, int]:
+    """Where ``tag``'s entry of the first IFD of a little-endian classic TIFF starts, and
+    its TIFF type."""
     assert data[:4] == b"II*\x00", "a little-endian classic TIFF"
     (ifd,) = struct.unpack_from("<I", data, 4)
     (entries,) = struct.unpack_from("<H", data, ifd)
     for k in range(entries):
         at = ifd + 2 + 12 * k
-        found, kind, _ = struct.unpack_from("<HHI", data, at)
+        found, kind = struct.unpack_from("<HH", data, at)
         if found == tag:
-            struct.pack_into("<H" if kind == 3 else "<I", data, at + 8, value)
-            path.write_bytes(bytes(data))
-            return path
+            return at, kind
     raise KeyError(tag)
+
+
+def tiff_tag_patched(path: Path, tag: int, value: int) -> Path:
+    """``path`` (a little-endian classic TIFF) with the inline value of ``tag`` in its first
+    IFD set to ``value``: a header that claims what its data does not hold."""
+    data = bytearray(path.read_bytes())
+    at, kind = _entry_of(data, tag)
+    struct.pack_into("<H" if kind == 3 else "<I", data, at + 8, value)
+    path.write_bytes(bytes(data))
+    return path
 
 
 def tiff_tag_retyped(path: Path, tag: int, kind: int, count: int) -> Path:
     """``path`` (a little-endian classic TIFF) with ``tag`` of its first IFD said to be of
     TIFF type ``kind`` and ``count`` values, its bytes where they were: text read as SHORTs."""
     data = bytearray(path.read_bytes())
-    assert data[:4] == b"II*\x00", "a little-endian classic TIFF"
-    (ifd,) = struct.unpack_from("<I", data, 4)
-    (entries,) = struct.unpack_from("<H", data, ifd)
-    for k in range(entries):
-        at = ifd + 2 + 12 * k
-        if struct.unpack_from("<H", data, at)[0] == tag:
-            struct.pack_into("<HI", data, at + 2, kind, count)
-            path.write_bytes(bytes(data))
-            return path
-    raise KeyError(tag)
+    at, _ = _entry_of(data, tag)
+    struct.pack_into("<HI", data, at + 2, kind, count)
+    path.write_bytes(bytes(data))
+    return path
 
 
 def tile_damaged(path: Path, row: int, col: int) -> Path:
